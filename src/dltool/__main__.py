@@ -1,0 +1,5 @@
+"""``python -m dltool`` (also what ``torchrun -m dltool`` runs)."""
+
+from dltool.cli import main
+
+main()

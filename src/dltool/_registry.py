@@ -1,0 +1,88 @@
+"""One small registry type for datasets, models, optimizers, schedulers and losses.
+
+An entry's metadata (name, description, parameter schema) is eager and cheap; its
+implementation is a ``"module:attr"`` target imported on first build, so listing and
+``--help`` never import torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from dltool.errors import UnknownNameError
+from dltool.params import Params
+
+P = TypeVar("P", bound=Params)
+
+
+@dataclass(frozen=True)
+class Entry(Generic[P]):
+    """One registered builder: ``params`` is the validated schema of its keyword arguments."""
+
+    name: str
+    target: str
+    params: type[P]
+    description: str
+
+    def load(self) -> Callable[..., Any]:
+        """Import and return the builder (this is where torch gets imported)."""
+        module_name, _, attr = self.target.partition(":")
+        return getattr(importlib.import_module(module_name), attr)
+
+    def defaults(self) -> dict[str, Any]:
+        """The config keys this entry takes (all but ``name``), with their defaults."""
+        return {k: v for k, v in self.params.defaults().items() if k != "name"}
+
+
+class Registry(Generic[P]):
+    """Named entries of one kind, with "did you mean" lookups and listing."""
+
+    def __init__(self, kind: str, base: type[P]):
+        self.kind = kind
+        self.base = base
+        self._entries: dict[str, Entry[P]] = {}
+
+    def register(self, name: str, target: str) -> Callable[[type[P]], type[P]]:
+        """Class decorator: register ``params`` (a Params subclass) as entry ``name``.
+
+        The class docstring's first line is the entry's description; the builder at
+        ``target`` is called with the class's fields (less the common ones) as keywords.
+        """
+
+        def decorate(params: type[P]) -> type[P]:
+            if name in self._entries:
+                raise ValueError(f"{self.kind} {name!r} is already registered")
+            if not issubclass(params, self.base):
+                raise TypeError(f"{params.__name__} must subclass {self.base.__name__}")
+            description = (params.__doc__ or "").strip().splitlines()[0]
+            self._entries[name] = Entry(name, target, params, description)
+            return params
+
+        return decorate
+
+    def get(self, name: str) -> Entry[P]:
+        try:
+            return self._entries[name]
+        except KeyError:
+            raise UnknownNameError(
+                self.kind.rstrip("s"), name, self._entries, hint=f"dltool list {self.kind}"
+            ) from None
+
+    def build(self, spec: P, /, **context: Any) -> Any:
+        """Call the builder named by ``spec.name`` with its keywords plus ``context``."""
+        return self.get(spec.name).load()(**spec.builder_kwargs(), **context)
+
+    def names(self) -> list[str]:
+        return list(self._entries)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._entries
+
+    def __iter__(self) -> Iterator[Entry[P]]:
+        return iter(self._entries.values())
+
+    def __len__(self) -> int:
+        return len(self._entries)

@@ -1,0 +1,42 @@
+"""Every registry by kind, and the listing ``dltool list`` shows. Never imports torch."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dltool._io import json_safe
+from dltool._registry import Registry
+from dltool.config.recipes import list_recipes
+from dltool.data import datasets
+from dltool.errors import UnknownNameError
+from dltool.losses import losses
+from dltool.models import models
+from dltool.optim import optimizers, schedulers
+
+REGISTRIES: dict[str, Registry] = {
+    "datasets": datasets,
+    "models": models,
+    "optimizers": optimizers,
+    "schedulers": schedulers,
+    "losses": losses,
+}
+KINDS = [*REGISTRIES, "recipes"]
+
+
+def listing(kind: str | None = None) -> dict[str, list[dict[str, Any]]]:
+    """``{kind: [{name, description, params}]}`` for one kind or all of them."""
+    if kind is not None and kind not in KINDS:
+        raise UnknownNameError("kind", kind, KINDS)
+    kinds = [kind] if kind else KINDS
+    return {k: _recipes() if k == "recipes" else _entries(REGISTRIES[k]) for k in kinds}
+
+
+def _entries(registry: Registry) -> list[dict[str, Any]]:
+    return [
+        {"name": e.name, "description": e.description, "params": json_safe(e.defaults())}
+        for e in registry
+    ]
+
+
+def _recipes() -> list[dict[str, Any]]:
+    return [{"name": r.name, "description": r.description, "path": str(r.path)} for r in list_recipes()]

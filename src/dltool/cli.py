@@ -1,0 +1,72 @@
+"""The ``dltool`` command: composes one module per subcommand, translates errors at the edge.
+
+Importing this module must never import torch (``dltool --help`` stays fast): command
+modules import the library layer inside their functions.
+"""
+
+from __future__ import annotations
+
+import sys
+import traceback
+from typing import Annotated, Any
+
+import typer
+from typer.core import TyperGroup
+
+from dltool import __version__
+from dltool.commands import list as list_command
+from dltool.commands import train as train_command
+from dltool.errors import DltoolError
+
+
+class DltoolGroup(TyperGroup):
+    """Turns a ``DltoolError`` (or an OS error such as a full disk) into one line on stderr
+    and its exit code: 2 for usage errors, 1 for failures. ``--debug`` adds the traceback."""
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (DltoolError, OSError) as error:
+            if (ctx.obj or {}).get("debug"):
+                traceback.print_exc()
+            print(f"error: {error}", file=sys.stderr)
+            raise typer.Exit(getattr(error, "exit_code", 1)) from None
+
+
+app = typer.Typer(
+    name="dltool",
+    cls=DltoolGroup,
+    help="Train, tune, evaluate and use PyTorch image models.\n\n"
+    "Example: RUN=$(dltool train digits-mlp) — trains on the embedded digits and prints the run dir.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        print(f"dltool {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    debug: Annotated[
+        bool, typer.Option("--debug", envvar="DLTOOL_DEBUG", help="Show tracebacks for errors.")
+    ] = False,
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_show_version, is_eager=True, help="Print the version and exit."),
+    ] = False,
+) -> None:
+    ctx.obj = {"debug": debug}
+
+
+app.command("list")(list_command.list_)
+app.command("train")(train_command.train)
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,84 @@
+"""Training progress on stderr: a rich bar on a terminal, one plain line per epoch otherwise."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from dltool.commands._output import stderr
+from dltool.engine.observer import Observer
+
+
+def epoch_line(record: dict[str, Any], epochs: int) -> str:
+    return (
+        f"epoch {record['epoch']}/{epochs}  train_loss {record['train_loss']:.4f}  "
+        f"train_acc {record['train_acc']:.4f}  val_loss {record['val_loss']:.4f}  "
+        f"val_acc {record['val_acc']:.4f}  lr {record['lr']:.3g}  {record['epoch_time_s']:.2f}s"
+    )
+
+
+def start_line(info: dict[str, Any]) -> str:
+    resumed = f", resumed after epoch {info['resumed_at']}" if info["resumed_at"] else ""
+    return (
+        f"training {info['run_dir']} on {info['device']} (amp {info['amp']}, "
+        f"{info['threads']} CPU thread{'s' if info['threads'] != 1 else ''}): "
+        f"{info['epochs']} epochs × {info['batches']} batches{resumed}"
+    )
+
+
+class PlainProgress(Observer):
+    """For logs and batch jobs: a line at start, per epoch and per message."""
+
+    def __init__(self) -> None:
+        self.epochs = 0
+
+    def on_start(self, info: dict[str, Any]) -> None:
+        self.epochs = info["epochs"]
+        stderr.print(start_line(info), soft_wrap=True)
+
+    def on_epoch(self, record: dict[str, Any]) -> None:
+        stderr.print(epoch_line(record, self.epochs), soft_wrap=True)
+
+    def on_message(self, text: str) -> None:
+        stderr.print(text, soft_wrap=True)
+
+
+class RichProgress(PlainProgress):
+    """For a terminal: an epoch bar with the running loss, epoch lines printed above it."""
+
+    REFRESH_S = 0.1
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.bar = Progress(
+            TextColumn("epoch {task.fields[epoch]}"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("loss {task.fields[loss]}"), TimeElapsedColumn(),
+            console=stderr, transient=True,
+        )
+        self.task = self.bar.add_task("train", total=None, epoch="-", loss="-")
+        self.last_draw = 0.0
+
+    def on_step(self, epoch: int, batch: int, batches: int, running_loss: Callable[[], float]) -> None:
+        now = time.monotonic()
+        if now - self.last_draw < self.REFRESH_S and batch < batches:
+            return  # reading the loss syncs with the GPU: only as often as we redraw
+        self.last_draw = now
+        self.bar.update(self.task, completed=batch, total=batches,
+                        epoch=f"{epoch + 1}/{self.epochs}", loss=f"{running_loss():.4f}")
+
+
+@contextmanager
+def training_progress(quiet: bool) -> Iterator[Observer]:
+    """The observer that suits stderr: nothing, plain lines, or a live bar."""
+    if quiet:
+        yield Observer()
+    elif not stderr.is_terminal:
+        yield PlainProgress()
+    else:
+        progress = RichProgress()
+        with progress.bar:
+            yield progress

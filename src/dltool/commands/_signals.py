@@ -1,0 +1,31 @@
+"""SIGINT/SIGTERM ask long-running work to stop at its next safe point (exit 130/143)."""
+
+from __future__ import annotations
+
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+
+@contextmanager
+def stop_on_signals(stop: threading.Event) -> Iterator[list[int]]:
+    """Set ``stop`` on the first SIGINT/SIGTERM; a second one interrupts at once.
+
+    Yields the list of signals received, so the caller can exit with 128 + signal number.
+    """
+    received: list[int] = []
+
+    def handle(signum: int, _frame: object) -> None:
+        if stop.is_set():
+            raise KeyboardInterrupt
+        received.append(signum)
+        stop.set()
+
+    watched = (signal.SIGINT, signal.SIGTERM)
+    previous = {s: signal.signal(s, handle) for s in watched}
+    try:
+        yield received
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)

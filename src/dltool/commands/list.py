@@ -1,0 +1,49 @@
+"""``dltool list``: what the registries and recipes hold."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from dltool.commands._output import emit_json, emit_line
+
+
+def list_(
+    kind: Annotated[
+        str | None,
+        typer.Argument(help="datasets, models, optimizers, schedulers, losses or recipes; all if left out."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON document on stdout.")] = False,
+) -> None:
+    """List datasets, models, optimizers, schedulers, losses and recipes, with their parameters.
+
+    Example: dltool list models --json | jq -r '.models[].name'
+    """
+    from dltool.catalog import listing
+
+    found = listing(kind)
+    if as_json:
+        emit_json(found)
+    elif sys.stdout.isatty():
+        _print_tables(found)
+    else:
+        for name, entries in found.items():
+            for entry in entries:
+                emit_line("\t".join([name, entry["name"], entry["description"], _params(entry)]))
+
+
+def _print_tables(found: dict[str, list[dict[str, Any]]]) -> None:
+    console = Console(highlight=False)
+    for name, entries in found.items():
+        table = Table(title=name, title_justify="left", show_header=False, box=None, padding=(0, 2, 0, 0))
+        for entry in entries:
+            table.add_row(f"[bold]{entry['name']}[/]", entry["description"], f"[dim]{_params(entry)}[/]")
+        console.print(table)
+
+
+def _params(entry: dict[str, Any]) -> str:
+    return " ".join(f"{k}={v}" for k, v in entry.get("params", {}).items())

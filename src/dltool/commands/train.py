@@ -1,0 +1,126 @@
+"""``dltool train``: resolve the config, create the run dir, train, print the run dir."""
+
+from __future__ import annotations
+
+import signal
+import threading
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from dltool.commands._output import emit_line, stderr
+from dltool.commands._signals import stop_on_signals
+from dltool.errors import UsageError
+
+# Flags that override one config key each (the highest-precedence layer).
+FLAG_KEYS = {
+    "lr": "optimizer.lr",
+    "epochs": "train.epochs",
+    "batch_size": "train.batch_size",
+    "weight_decay": "optimizer.weight_decay",
+    "optimizer": "optimizer.name",
+    "model": "model.name",
+    "dataset": "data.name",
+    "root": "data.root",
+    "device": "train.device",
+    "amp": "train.amp",
+    "seed": "train.seed",
+}
+Opt = typer.Option
+
+
+def train(
+    recipe: Annotated[str | None, typer.Argument(help="Recipe name, YAML file or run dir to start from.")] = None,
+    lr: Annotated[float | None, Opt(help="optimizer.lr")] = None,
+    epochs: Annotated[int | None, Opt(help="train.epochs")] = None,
+    batch_size: Annotated[int | None, Opt(help="train.batch_size")] = None,
+    weight_decay: Annotated[float | None, Opt(help="optimizer.weight_decay")] = None,
+    optimizer: Annotated[str | None, Opt(help="optimizer.name (dltool list optimizers)")] = None,
+    model: Annotated[str | None, Opt(help="model.name (dltool list models)")] = None,
+    dataset: Annotated[str | None, Opt(help="data.name (dltool list datasets)")] = None,
+    root: Annotated[str | None, Opt(help="data.root: where datasets are stored")] = None,
+    device: Annotated[str | None, Opt(help="train.device: auto, cpu, cuda, cuda:N or mps")] = None,
+    amp: Annotated[str | None, Opt(help="train.amp: auto, bf16, fp16 or off")] = None,
+    seed: Annotated[int | None, Opt(help="train.seed")] = None,
+    set_: Annotated[list[str] | None, Opt("--set", help="Any config key: --set model.depth=3 (repeatable).")] = None,
+    name: Annotated[str | None, Opt(help="Run dir name (default: <recipe>-<n>).")] = None,
+    runs_dir: Annotated[Path, Opt(help="Where run dirs are created.")] = Path("runs"),
+    resume: Annotated[Path | None, Opt(help="Continue this run dir from checkpoints/last.pt.")] = None,
+    print_config: Annotated[bool, Opt(help="Print the resolved config as YAML and exit.")] = False,
+    quiet: Annotated[bool, Opt("--quiet", "-q", help="No progress on stderr, errors only.")] = False,
+) -> None:
+    """Train a model; prints the run dir (and nothing else) on stdout.
+
+    Example: RUN=$(dltool train digits-mlp --lr 1e-3 --set model.depth=3)
+    """
+    given = {"lr": lr, "epochs": epochs, "batch_size": batch_size, "weight_decay": weight_decay,
+             "optimizer": optimizer, "model": model, "dataset": dataset, "root": root,
+             "device": device, "amp": amp, "seed": seed}
+    flags = {FLAG_KEYS[k]: v for k, v in given.items() if v is not None}
+    if resume is not None:
+        outcome = _resume(resume, recipe, flags, set_ or [], quiet)
+    else:
+        outcome = _start(recipe, flags, set_ or [], name, runs_dir, print_config, quiet)
+    if outcome is None:
+        return
+    result, signals = outcome
+    emit_line(str(result.run_dir))
+    if not quiet:
+        stderr.print(_closing_line(result), soft_wrap=True)
+    if result.status == "interrupted":
+        raise typer.Exit(128 + (signals[0] if signals else signal.SIGINT))
+
+
+def _start(recipe: str | None, flags: dict[str, Any], sets: list[str], name: str | None,
+           runs_dir: Path, print_config: bool, quiet: bool) -> Any:
+    from dltool._io import dump_yaml
+    from dltool.config import load_config, resolve_source
+    from dltool.rundir import create_run_dir
+
+    if recipe is None:
+        raise UsageError("name a recipe or config file, e.g. dltool train digits-mlp (see: dltool list recipes)")
+    config = load_config(recipe, sets, flags)
+    if print_config:
+        emit_line(dump_yaml(config.to_dict()).rstrip())
+        return None
+    from dltool.engine import train as run_training
+    from dltool.engine.device import resolve_device
+
+    resolve_device(config.train.device)  # an absent device is a usage error before any dir is made
+    run = create_run_dir(runs_dir, resolve_source(recipe).name, name)
+    return _with_progress(lambda observer, stop: run_training(config, run, observer=observer, stop=stop), quiet)
+
+
+def _resume(path: Path, recipe: str | None, flags: dict[str, Any], sets: list[str], quiet: bool) -> Any:
+    from dltool.engine import resume
+    from dltool.rundir import open_run_dir
+
+    if recipe is not None or sets:
+        raise UsageError("--resume continues a run with its own config: drop the recipe and --set")
+    run = open_run_dir(path)
+    return _with_progress(lambda observer, stop: resume(run, overrides=flags, observer=observer, stop=stop), quiet)
+
+
+def _with_progress(start: Any, quiet: bool) -> tuple[Any, list[int]]:
+    """Run ``start(observer, stop)`` with progress on stderr and SIGINT/SIGTERM as a clean stop.
+
+    Returns the run's result and the signals received."""
+    from dltool.commands._progress import training_progress
+
+    stop = threading.Event()
+    with stop_on_signals(stop) as received, training_progress(quiet) as observer:
+        result = start(observer, stop)
+    return result, received
+
+
+def _closing_line(result: Any) -> str:
+    summary, status = result.summary, result.status
+    parts = [f"{status} after {summary['epochs_run']} epochs in {summary['wall_time_s']:.1f}s"]
+    if best := summary.get("best"):
+        parts.append(f"best {best['metric']} {best['value']:.4f} at epoch {best['epoch']}")
+    if test := summary.get("test"):
+        parts.append(f"test accuracy {test['accuracy']:.4f} (n={test['n']})")
+    if status == "interrupted":
+        parts.append(f"continue with: dltool train --resume {result.run_dir}")
+    return "; ".join(parts)

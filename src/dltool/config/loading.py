@@ -1,0 +1,168 @@
+"""Resolve a config from its layers, lowest first:
+
+schema defaults < recipe YAML (via ``base:``) < user YAML < ``--set key.path=value`` < flags.
+
+A YAML file may start from another recipe or file with a top-level ``base: NAME|PATH``.
+When a layer switches a registry section to another entry (``--model cnn``), the keys of
+lower layers that the new entry does not take are dropped: an MLP's ``depth`` says nothing
+about a CNN, while ``optimizer.lr`` carries over from adam to sgd.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from dltool.config.recipes import find_recipe, list_recipes
+from dltool.config.schema import Config
+from dltool.config.validate import DISPATCHED, validate_config
+from dltool.errors import ConfigError, UnknownNameError, UsageError
+
+Layer = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where a config came from: ``name`` is used to name its runs (``runs/<name>-<n>``)."""
+
+    name: str
+    path: Path
+
+
+def resolve_source(ref: str) -> Source:
+    """A recipe name, a YAML file, or a run directory (its ``config.yaml``)."""
+    if recipe := find_recipe(ref):
+        return Source(recipe.name, recipe.path)
+    path = Path(ref)
+    if path.is_dir() and (path / "config.yaml").is_file():
+        path = path / "config.yaml"
+    if path.is_file():
+        # A run's config.yaml names new runs after that run: runs/digits-mlp-3 → digits-mlp-<n>.
+        name = re.sub(r"-\d+$", "", path.resolve().parent.name) if path.name == "config.yaml" else path.stem
+        return Source(name, path)
+    if path.suffix in {".yaml", ".yml"} or "/" in ref:
+        raise UsageError(f"config file not found: {ref}")
+    raise UnknownNameError("recipe", ref, [r.name for r in list_recipes()], hint="dltool list recipes")
+
+
+def load_config(
+    ref: str | None = None,
+    sets: Iterable[str] = (),
+    flags: Mapping[str, Any] | None = None,
+) -> Config:
+    """The validated config for recipe/file ``ref`` with ``--set`` strings and flag values.
+
+    ``flags`` maps dotted keys to values; ``None`` values (flags not given) are ignored.
+    """
+    layers = read_layers(resolve_source(ref).path) if ref else []
+    layers += [parse_set(s) for s in sets]
+    layers.append(nest({k: v for k, v in (flags or {}).items() if v is not None}))
+    merged: Layer = {}
+    for layer in layers:
+        merged = merge(merged, layer)
+    return validate_config(merged)
+
+
+def read_layers(path: Path, seen: tuple[Path, ...] = ()) -> list[Layer]:
+    """The layers of a YAML file: those of its ``base`` first, then its own."""
+    path = path.resolve()
+    if path in seen:
+        raise ConfigError(f"{path}: 'base' chain loops back to itself")
+    document = read_yaml(path)
+    base = document.pop("base", None)
+    if base is None:
+        return [document]
+    if not isinstance(base, str):
+        raise ConfigError(f"{path}: base: expected a recipe name or a file path, got {base!r}")
+    base_path = resolve_source(base if find_recipe(base) else str(path.parent / base)).path
+    return read_layers(base_path, (*seen, path)) + [document]
+
+
+def read_yaml(path: Path) -> Layer:
+    try:
+        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{path}: not valid YAML: {error}".replace("\n", " ")) from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise UsageError(f"{path}: cannot read: {error}") from None
+    if document is None:
+        return {}
+    if not isinstance(document, dict):
+        raise ConfigError(f"{path}: expected a mapping of sections, got {type(document).__name__}")
+    return document
+
+
+def parse_set(assignment: str) -> Layer:
+    """``'optimizer.lr=1e-3'`` → ``{'optimizer': {'lr': 0.001}}`` (the value read as YAML)."""
+    key, sep, text = assignment.partition("=")
+    key = key.strip()
+    if not sep or not re.fullmatch(r"[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)+", key):
+        raise UsageError(
+            f"--set {assignment!r}: expected section.key=value, e.g. --set optimizer.lr=0.01"
+        )
+    try:
+        value = yaml.safe_load(text) if text.strip() else None
+    except yaml.YAMLError:
+        value = text
+    if isinstance(value, str):
+        value = _number_or_text(value)
+    return nest({key: value})
+
+
+def _number_or_text(text: str) -> Any:
+    # YAML 1.1 reads '1e-3' as a string; on the command line it is clearly a number.
+    try:
+        return float(text) if re.fullmatch(r"[-+]?\d+(\.\d*)?[eE][-+]?\d+", text) else text
+    except ValueError:
+        return text
+
+
+def nest(dotted: Mapping[str, Any]) -> Layer:
+    """``{'a.b': 1}`` → ``{'a': {'b': 1}}``."""
+    out: Layer = {}
+    for key, value in dotted.items():
+        *parents, leaf = key.split(".")
+        node = out
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    return out
+
+
+def merge(lower: Layer, upper: Layer) -> Layer:
+    """Overlay ``upper`` on ``lower``, section by section (see the module docstring)."""
+    out = dict(lower)
+    for section, values in upper.items():
+        if section in DISPATCHED and isinstance(values, str):
+            values = {"name": values}  # shorthand: `model: cnn`
+        base = out.get(section)
+        if isinstance(values, Mapping) and isinstance(base, Mapping):
+            if section in DISPATCHED and "name" in values and values["name"] != base.get("name"):
+                base = _keys_taken_by(section, values["name"], base)
+            out[section] = _deep_merge(base, values)
+        else:
+            out[section] = values
+    return out
+
+
+def _keys_taken_by(section: str, name: Any, values: Mapping[str, Any]) -> Layer:
+    registry = DISPATCHED[section][0]
+    if str(name) not in registry:
+        return dict(values)  # validation reports the unknown name
+    accepted = registry.get(str(name)).params.model_fields
+    return {k: v for k, v in values.items() if k in accepted}
+
+
+def _deep_merge(lower: Mapping[str, Any], upper: Mapping[str, Any]) -> Layer:
+    out = dict(lower)
+    for key, value in upper.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = _deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out

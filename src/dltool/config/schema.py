@@ -1,0 +1,87 @@
+"""The config tree: six sections, typed and validated; the single source of defaults.
+
+``model``, ``optimizer``, ``scheduler`` and ``loss`` name a registry entry and are
+validated against that entry's parameters (see ``dltool.config.validate``); ``data`` and
+``train`` are fixed schemas defined here.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny, field_validator, model_validator
+
+from dltool.losses import LossParams
+from dltool.models import ModelParams
+from dltool.optim import OptimizerParams, SchedulerParams
+
+Metric = Literal["val_loss", "val_acc", "train_loss", "train_acc"]
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DataConfig(Section):
+    name: str = Field("digits", description="a registered dataset (dltool list datasets)")
+    root: str | None = Field(None, description="dataset folder; default $DLTOOL_DATA or the user cache")
+    image_size: int | None = Field(None, ge=1, description="resize images to this square size")
+    val_fraction: float = Field(0.1, gt=0, lt=1, description="share of train drawn as val")
+    split_seed: int = Field(0, ge=0, description="seed of the drawn val split")
+    mean: list[float] | None = Field(None, description="per-channel mean; null: measured on train")
+    std: list[float] | None = Field(None, description="per-channel std; null: measured on train")
+
+    @model_validator(mode="after")
+    def _normalisation_pairs(self) -> DataConfig:
+        if (self.mean is None) != (self.std is None):
+            raise ValueError("set both mean and std, or neither")
+        if self.std is not None and (len(self.std) != len(self.mean or []) or min(self.std) <= 0):
+            raise ValueError("std needs one positive value per mean value")
+        return self
+
+
+class MonitorConfig(Section):
+    metric: Metric = "val_loss"
+    mode: Literal["auto", "min", "max"] = Field("auto", description="auto: min for losses")
+
+    @property
+    def maximize(self) -> bool:
+        return self.mode == "max" or (self.mode == "auto" and not self.metric.endswith("loss"))
+
+
+class EarlyStoppingConfig(Section):
+    patience: int | None = Field(None, ge=1, description="epochs without improvement; null: off")
+    min_delta: float = Field(0.0, ge=0, description="smallest change that counts as improvement")
+
+
+class TrainConfig(Section):
+    epochs: int = Field(20, ge=1)
+    batch_size: int = Field(64, ge=1)
+    seed: int = Field(0, ge=0)
+    device: str = Field("auto", pattern=r"^(auto|cpu|mps|cuda(:\d+)?)$")
+    amp: Literal["auto", "bf16", "fp16", "off"] = "auto"
+    threads: Literal["auto"] | int = Field("auto", description="CPU threads; auto: measured default")
+    monitor: MonitorConfig = MonitorConfig()
+    early_stopping: EarlyStoppingConfig = EarlyStoppingConfig()
+
+    @field_validator("threads", mode="before")
+    @classmethod
+    def _auto_or_positive(cls, value: object) -> object:
+        if value == "auto" or (isinstance(value, int) and not isinstance(value, bool) and value >= 1):
+            return value
+        raise ValueError("should be 'auto' or a whole number ≥ 1")
+
+
+class Config(Section):
+    """The whole resolved configuration of a run."""
+
+    data: DataConfig = DataConfig()
+    model: SerializeAsAny[ModelParams]
+    optimizer: SerializeAsAny[OptimizerParams]
+    scheduler: SerializeAsAny[SchedulerParams]
+    loss: SerializeAsAny[LossParams]
+    train: TrainConfig = TrainConfig()
+
+    def to_dict(self) -> dict:
+        """Plain JSON/YAML-ready values, in section order."""
+        return self.model_dump(mode="json")

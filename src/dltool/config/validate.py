@@ -1,0 +1,119 @@
+"""Turn a raw config mapping into a validated ``Config``, with errors users can act on.
+
+Every error names the dotted key, the bad value and what is allowed; unknown keys come
+with "did you mean" suggestions.
+"""
+
+from __future__ import annotations
+
+import difflib
+import typing
+from collections.abc import Mapping
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from dltool._registry import Registry
+from dltool.config.schema import Config, DataConfig, TrainConfig
+from dltool.errors import ConfigError, UnknownNameError, did_you_mean, suggest
+from dltool.losses import losses
+from dltool.models import models
+from dltool.optim import optimizers, schedulers
+
+# Sections that name a registry entry, with the entry used when the name is left out.
+DISPATCHED: dict[str, tuple[Registry, str]] = {
+    "model": (models, "mlp"),
+    "optimizer": (optimizers, "adam"),
+    "scheduler": (schedulers, "none"),
+    "loss": (losses, "cross_entropy"),
+}
+FIXED: dict[str, type[BaseModel]] = {"data": DataConfig, "train": TrainConfig}
+SECTIONS = ["data", "model", "optimizer", "scheduler", "loss", "train"]
+
+
+def validate_config(raw: Mapping[str, Any]) -> Config:
+    """Validate a merged config mapping; raise ``ConfigError`` naming every bad key."""
+    for section in raw:
+        if section not in SECTIONS:
+            raise ConfigError(f"{section}: unknown section{suggest(str(section), SECTIONS)}")
+    values: dict[str, Any] = {}
+    problems: list[str] = []
+    for section in SECTIONS:
+        given = raw.get(section) or {}
+        if not isinstance(given, Mapping):
+            problems.append(f"{section}: expected a mapping of keys to values, got {given!r}")
+            continue
+        schema = FIXED.get(section) or entry_params(section, given)
+        try:
+            values[section] = schema.model_validate(_with_name(section, given))
+        except ValidationError as error:
+            problems.extend(describe(e, section, schema) for e in error.errors())
+    if problems:
+        more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
+        raise ConfigError("; ".join(problems[:3]) + more)
+    return Config(**values)
+
+
+def entry_params(section: str, given: Mapping[str, Any]) -> type[BaseModel]:
+    """The parameter schema of the registry entry a dispatched section names."""
+    registry, default = DISPATCHED[section]
+    name = given.get("name", default)
+    try:
+        return registry.get(str(name)).params
+    except UnknownNameError as error:
+        raise ConfigError(f"{section}.name: {error}") from None
+
+
+def _with_name(section: str, given: Mapping[str, Any]) -> dict[str, Any]:
+    if section in DISPATCHED:
+        return {"name": DISPATCHED[section][1], **given}
+    return dict(given)
+
+
+def describe(error: Mapping[str, Any], section: str, schema: type[BaseModel]) -> str:
+    """One pydantic error as 'key: problem (got value)'."""
+    key = ".".join([section, *(str(part) for part in error["loc"])])
+    if error["type"] == "extra_forbidden":
+        return unknown_key(key, section, schema, error["loc"])
+    if error["type"] == "missing":
+        return f"{key}: required"
+    message = error["msg"].removeprefix("Value error, ").replace("Input should be", "should be")
+    # A whole-section check (e.g. mean without std) has no single value to show.
+    return f"{key}: {message}" + (f" (got {error['input']!r})" if error["loc"] else "")
+
+
+def unknown_key(key: str, section: str, schema: type[BaseModel], loc: tuple) -> str:
+    """Suggest close keys of this entry, else close keys that other entries of the kind take."""
+    leaf = str(loc[-1])
+    allowed = allowed_keys(schema, loc[:-1])
+    hint = did_you_mean(leaf, allowed)
+    if not hint and section in DISPATCHED and len(loc) == 1:
+        hint = _key_of_other_entries(section, leaf)
+    return f"{key}: unknown key{hint} (allowed: {', '.join(allowed)})"
+
+
+def _key_of_other_entries(section: str, leaf: str) -> str:
+    """'; did you mean 'momentum' (a key of optimizer sgd, rmsprop)?' or ''."""
+    entries = list(DISPATCHED[section][0])
+    keys = {k for e in entries for k in e.params.model_fields}
+    close = difflib.get_close_matches(leaf, sorted(keys), n=1, cutoff=0.6)
+    if not close:
+        return ""
+    owners = ", ".join(e.name for e in entries if close[0] in e.params.model_fields)
+    return f"; did you mean {close[0]!r} (a key of {section} {owners})?"
+
+
+def allowed_keys(schema: type[BaseModel], loc: tuple) -> list[str]:
+    """Field names of the (nested) model at ``loc`` inside ``schema``."""
+    model: Any = schema
+    for part in loc:
+        annotation = model.model_fields[part].annotation
+        candidates = (annotation, *typing.get_args(annotation))
+        model = next((a for a in candidates if _is_model(a)), None)
+        if model is None:
+            return []
+    return list(model.model_fields)
+
+
+def _is_model(annotation: Any) -> bool:
+    return isinstance(annotation, type) and issubclass(annotation, BaseModel)

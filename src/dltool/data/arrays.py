@@ -1,0 +1,29 @@
+"""Image datasets as arrays: the common currency between loaders, splits and the engine."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Split:
+    """One split: uint8 images (N, C, H, W) and int64 labels (N,)."""
+
+    images: np.ndarray
+    labels: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def take(self, indices: np.ndarray) -> Split:
+        return Split(self.images[indices], self.labels[indices])
+
+
+@dataclass(frozen=True)
+class ImageArrays:
+    """A dataset's splits by name ('train', optionally 'val', 'test') and its class names."""
+
+    classes: list[str]
+    splits: dict[str, Split]

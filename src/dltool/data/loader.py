@@ -1,0 +1,70 @@
+"""Batches straight from uint8 image tensors held on the training device.
+
+No per-sample Python: each batch is one index into the tensor, normalised on the device.
+The shuffle order of an epoch depends only on (seed, epoch), so a run resumed in the
+middle of an epoch sees exactly the batches it would have seen.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+
+import numpy as np
+import torch
+
+from dltool.data.arrays import Split
+
+
+class BatchLoader:
+    """Normalised (images, labels) batches of one split, shuffled per epoch when asked."""
+
+    def __init__(
+        self,
+        split: Split,
+        *,
+        batch_size: int,
+        mean: list[float],
+        std: list[float],
+        device: torch.device,
+        shuffle: bool = False,
+        seed: int = 0,
+    ):
+        self.images = torch.from_numpy(split.images).to(device)
+        self.labels = torch.from_numpy(split.labels).to(device)
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.seed = seed
+        # (x/255 - mean) / std folded into one multiply-add on the raw uint8 values.
+        scale = 1.0 / (255.0 * torch.tensor(std, dtype=torch.float32))
+        self.scale = scale.view(1, -1, 1, 1).to(device)
+        self.shift = (-torch.tensor(mean) / torch.tensor(std)).float().view(1, -1, 1, 1).to(device)
+
+    @property
+    def num_samples(self) -> int:
+        return len(self.labels)
+
+    def __len__(self) -> int:
+        """Batches per epoch; training drops a ragged last batch (BatchNorm needs > 1 sample)."""
+        if self.shuffle and self.num_samples >= self.batch_size:
+            return self.num_samples // self.batch_size
+        return math.ceil(self.num_samples / self.batch_size)
+
+    def batches(self, epoch: int = 0, start: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """The batches of ``epoch`` from batch index ``start`` on."""
+        order = self._order(epoch)
+        for b in range(start, len(self)):
+            index = slice(b * self.batch_size, (b + 1) * self.batch_size)
+            if order is not None:
+                index = order[index]
+            yield self.normalise(self.images[index]), self.labels[index]
+
+    def normalise(self, images: torch.Tensor) -> torch.Tensor:
+        return torch.addcmul(self.shift, images.float(), self.scale)
+
+    def _order(self, epoch: int) -> torch.Tensor | None:
+        if not self.shuffle:
+            return None
+        seed = int(np.random.SeedSequence([self.seed, epoch]).generate_state(1)[0])
+        generator = torch.Generator().manual_seed(seed)
+        return torch.randperm(self.num_samples, generator=generator).to(self.images.device)

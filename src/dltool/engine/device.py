@@ -1,0 +1,79 @@
+"""Where and in what precision training runs: devices, mixed precision and CPU threads."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+
+from dltool.errors import DeviceError
+
+_AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def available_devices() -> list[str]:
+    devices = ["cpu"]
+    devices += [f"cuda:{i}" for i in range(torch.cuda.device_count())]
+    if torch.backends.mps.is_available():
+        devices.append("mps")
+    return devices
+
+
+def resolve_device(spec: str) -> torch.device:
+    """``auto`` → cuda, then mps, then cpu; an absent device is a usage error naming what exists."""
+    if spec == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        return torch.device("mps" if torch.backends.mps.is_available() else "cpu")
+    device = torch.device(spec)
+    available = available_devices()
+    usable = device.type == "cpu" or (
+        device.type == "cuda" and torch.cuda.is_available() and (device.index or 0) < torch.cuda.device_count()
+    ) or (device.type == "mps" and "mps" in available)
+    if not usable:
+        raise DeviceError(f"device {spec!r} is not available here; available: {', '.join(available)}")
+    return device
+
+
+@dataclass(frozen=True)
+class Precision:
+    """Autocast dtype (None: full fp32) and whether fp16 needs a gradient scaler."""
+
+    dtype: torch.dtype | None
+
+    @property
+    def name(self) -> str:
+        return {torch.bfloat16: "bf16", torch.float16: "fp16", None: "off"}[self.dtype]
+
+    @property
+    def needs_scaler(self) -> bool:
+        return self.dtype == torch.float16
+
+    def autocast(self, device: torch.device) -> torch.autocast:
+        return torch.autocast(device.type, dtype=self.dtype, enabled=self.dtype is not None)
+
+
+def resolve_precision(amp: str, device: torch.device) -> Precision:
+    """``auto``: bf16 on CUDA where supported, else fp16; off elsewhere."""
+    if amp == "off":
+        return Precision(None)
+    if amp == "auto":
+        if device.type != "cuda":
+            return Precision(None)
+        return Precision(torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16)
+    if amp == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        raise DeviceError("this GPU does not support bf16; use --amp fp16")
+    return Precision(_AMP_DTYPES[amp])
+
+
+def resolve_threads(threads: int | str) -> int:
+    """CPU intra-op threads: a number, or ``auto`` (see ``AUTO_THREADS``)."""
+    if threads != "auto":
+        return int(threads)
+    return min(AUTO_THREADS, os.cpu_count() or 1)
+
+
+# Measured by benches/train_overhead.py: on small models the extra threads' synchronisation
+# costs more than they compute.
+AUTO_THREADS = 1

@@ -1,0 +1,22 @@
+"""How the engine reports progress without printing: an observer the caller implements."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+
+class Observer:
+    """No-op base: override what you want to show. The CLI renders these on stderr."""
+
+    def on_start(self, info: dict[str, Any]) -> None:
+        """Once, before the first step: run dir, device, epochs, batches per epoch, ..."""
+
+    def on_step(self, epoch: int, batch: int, batches: int, running_loss: Callable[[], float]) -> None:
+        """After each optimizer step. ``running_loss()`` syncs with the device: call it sparingly."""
+
+    def on_epoch(self, record: dict[str, Any]) -> None:
+        """After each epoch, with its metrics.jsonl record."""
+
+    def on_message(self, text: str) -> None:
+        """A line for the user: a warning or a note."""

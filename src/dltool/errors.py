@@ -1,0 +1,60 @@
+"""The errors dltool raises for its users; the CLI turns each into one line and an exit code."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+
+class DltoolError(Exception):
+    """A failure the user can act on: reported as one line, exit code 1."""
+
+    exit_code = 1
+
+
+class UsageError(DltoolError):
+    """Bad input on the command line or in a config file: exit code 2."""
+
+    exit_code = 2
+
+
+class UnknownNameError(UsageError):
+    """A name that is not in a registry (or not an allowed key)."""
+
+    def __init__(self, kind: str, name: str, known: Iterable[str], hint: str | None = None):
+        self.kind, self.name = kind, name
+        message = f"unknown {kind} {name!r}"
+        message += suggest(name, known)
+        if hint:
+            message += f" (see: {hint})"
+        super().__init__(message)
+
+
+class ConfigError(UsageError):
+    """A config value or key that fails validation."""
+
+
+class DeviceError(UsageError):
+    """A device or precision that this machine cannot provide."""
+
+
+class DatasetError(DltoolError):
+    """A dataset that cannot be found, read or split."""
+
+
+class CheckpointError(DltoolError):
+    """A run directory or checkpoint that is missing, corrupt or foreign."""
+
+
+def did_you_mean(name: str, known: Iterable[str]) -> str:
+    """'; did you mean X?' for the names closest to ``name``, or '' when none is close."""
+    close = difflib.get_close_matches(name, sorted(known), n=3, cutoff=0.6)
+    return "; did you mean " + " or ".join(repr(c) for c in close) + "?" if close else ""
+
+
+def suggest(name: str, known: Iterable[str]) -> str:
+    """``did_you_mean``, or else the list of known names when it is short."""
+    known = sorted(known)
+    if hint := did_you_mean(name, known):
+        return hint
+    return "; expected one of: " + ", ".join(known) if len(known) <= 12 else ""

@@ -1,0 +1,126 @@
+"""The optimizer and learning-rate schedule catalogues.
+
+Optimizers are torch's own classes, one table row each; schedules are factor functions
+of the optimizer step (``dltool.optim.schedules``), composed with a linear warmup.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from pydantic import Field, model_validator
+
+from dltool._registry import Registry
+from dltool.params import Params
+
+
+class OptimizerParams(Params):
+    """Fields every optimizer shares."""
+
+    lr: float = Field(1e-3, gt=0, description="learning rate")
+    weight_decay: float = Field(0.0, ge=0, description="L2 penalty (decoupled for adamw)")
+
+
+class SchedulerParams(Params):
+    """Fields every learning-rate schedule shares."""
+
+    common: ClassVar[frozenset[str]] = frozenset({"name", "warmup_epochs"})
+    warmup_epochs: float = Field(0, ge=0, description="linear warmup from ~0 to lr, in epochs")
+
+
+optimizers: Registry[OptimizerParams] = Registry("optimizers", OptimizerParams)
+schedulers: Registry[SchedulerParams] = Registry("schedulers", SchedulerParams)
+
+Betas = tuple[float, float]
+
+
+@optimizers.register("sgd", "torch.optim:SGD")
+class SGDParams(OptimizerParams):
+    """Stochastic gradient descent with (Nesterov) momentum."""
+
+    lr: float = Field(0.1, gt=0, description="learning rate")
+    momentum: float = Field(0.9, ge=0, lt=1)
+    nesterov: bool = False
+
+    @model_validator(mode="after")
+    def _nesterov_needs_momentum(self) -> SGDParams:
+        if self.nesterov and self.momentum == 0:
+            raise ValueError("nesterov needs momentum > 0")
+        return self
+
+
+@optimizers.register("rmsprop", "torch.optim:RMSprop")
+class RMSpropParams(OptimizerParams):
+    """RMSProp: steps scaled by a running average of squared gradients."""
+
+    lr: float = Field(1e-3, gt=0, description="learning rate")
+    alpha: float = Field(0.99, gt=0, lt=1, description="smoothing of the squared-gradient average")
+    eps: float = Field(1e-8, gt=0)
+    momentum: float = Field(0.0, ge=0, lt=1)
+
+
+@optimizers.register("adam", "torch.optim:Adam")
+class AdamParams(OptimizerParams):
+    """Adam: adaptive moments; weight decay as an L2 term in the gradient."""
+
+    betas: Betas = (0.9, 0.999)
+    eps: float = Field(1e-8, gt=0)
+
+
+@optimizers.register("adamw", "torch.optim:AdamW")
+class AdamWParams(OptimizerParams):
+    """AdamW: Adam with decoupled weight decay."""
+
+    weight_decay: float = Field(0.01, ge=0, description="decoupled weight decay")
+    betas: Betas = (0.9, 0.999)
+    eps: float = Field(1e-8, gt=0)
+
+
+@schedulers.register("none", "dltool.optim.schedules:constant")
+class ConstantParams(SchedulerParams):
+    """Constant learning rate (after the optional warmup)."""
+
+
+@schedulers.register("step", "dltool.optim.schedules:step")
+class StepParams(SchedulerParams):
+    """Multiply the learning rate by `gamma` every `step_size` epochs."""
+
+    step_size: int = Field(30, ge=1, description="epochs between decays")
+    gamma: float = Field(0.1, gt=0, le=1)
+
+
+@schedulers.register("multistep", "dltool.optim.schedules:multistep")
+class MultiStepParams(SchedulerParams):
+    """Multiply the learning rate by `gamma` at each epoch in `milestones`."""
+
+    milestones: list[int] = Field(default_factory=lambda: [30, 60], min_length=1)
+    gamma: float = Field(0.1, gt=0, le=1)
+
+    @model_validator(mode="after")
+    def _increasing(self) -> MultiStepParams:
+        if any(b <= a for a, b in zip(self.milestones, self.milestones[1:])) or self.milestones[0] < 1:
+            raise ValueError("milestones must be increasing epoch numbers ≥ 1")
+        return self
+
+
+@schedulers.register("exponential", "dltool.optim.schedules:exponential")
+class ExponentialParams(SchedulerParams):
+    """Multiply the learning rate by `gamma` every epoch."""
+
+    gamma: float = Field(0.95, gt=0, le=1)
+
+
+@schedulers.register("cosine", "dltool.optim.schedules:cosine")
+class CosineParams(SchedulerParams):
+    """Cosine annealing from lr to `min_lr_ratio`·lr over the epochs after warmup, per step."""
+
+    min_lr_ratio: float = Field(0.0, ge=0, le=1)
+
+
+@schedulers.register("onecycle", "dltool.optim.schedules:onecycle")
+class OneCycleParams(SchedulerParams):
+    """One-cycle: rise from lr/`div_factor` to lr over `pct_start` of training, then anneal."""
+
+    pct_start: float = Field(0.3, gt=0, lt=1)
+    div_factor: float = Field(25.0, ge=1)
+    final_div_factor: float = Field(1e4, ge=1)

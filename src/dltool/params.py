@@ -1,0 +1,34 @@
+"""The base type of every registry entry's parameters: a strict, validated pydantic model.
+
+A section of the config that names a registry entry (``model``, ``optimizer``,
+``scheduler``, ``loss``) is validated against that entry's ``Params`` subclass, so an
+unknown key or a bad value is caught before anything is built.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict
+
+
+class Params(BaseModel):
+    """Keyword arguments of one builder, plus the fields every entry of its kind shares."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    # Fields handled by dltool itself rather than passed to the builder.
+    common: ClassVar[frozenset[str]] = frozenset({"name"})
+
+    def builder_kwargs(self) -> dict[str, Any]:
+        """The keywords the builder receives: every field that is not a common one."""
+        return {k: v for k, v in self.model_dump().items() if k not in self.common}
+
+    @classmethod
+    def defaults(cls) -> dict[str, Any]:
+        """Every field with its default (``None`` where one is required)."""
+        return {
+            key: None if field.is_required() else field.get_default(call_default_factory=True)
+            for key, field in cls.model_fields.items()
+        }

@@ -1,0 +1,63 @@
+"""The command line itself: help, version, listing, exit codes, and a fast start."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from dltool import __version__
+from dltool.catalog import KINDS
+from dltool.cli import app
+
+COMMANDS = sorted(command.name for command in app.registered_commands)
+
+
+@pytest.mark.parametrize("args", [["--help"], ["--version"], *[[c, "--help"] for c in COMMANDS], ["list"]])
+def test_help_version_and_list_never_import_torch(args: list[str]) -> None:
+    probe = (
+        "import sys, runpy; sys.argv = ['dltool', *sys.argv[1:]]\n"
+        "try:\n    runpy.run_module('dltool', run_name='__main__')\n"
+        "except SystemExit as e:\n    code = e.code or 0\nelse:\n    code = 0\n"
+        "print('TORCH' if 'torch' in sys.modules else 'NO-TORCH', file=sys.stderr); sys.exit(code)"
+    )
+    result = subprocess.run([sys.executable, "-c", probe, *args], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.strip().endswith("NO-TORCH")
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_help_shows_an_example(cli, command: str) -> None:
+    assert "Example:" in cli(command, "--help").stdout
+
+
+def test_version(cli) -> None:
+    assert cli("--version").stdout.strip() == f"dltool {__version__}"
+
+
+def test_list_json_has_every_kind_with_params(cli) -> None:
+    listing = json.loads(cli("list", "--json").stdout)
+    assert list(listing) == KINDS
+    mlp = next(e for e in listing["models"] if e["name"] == "mlp")
+    assert mlp["params"]["width"] == 256 and mlp["description"]
+    assert any(r["name"] == "digits-mlp" for r in listing["recipes"])
+
+
+def test_list_one_kind_as_tab_separated_lines(cli) -> None:
+    lines = cli("list", "optimizers").stdout.splitlines()
+    assert [line.split("\t")[1] for line in lines] == ["sgd", "rmsprop", "adam", "adamw"]
+
+
+def test_unknown_kind_is_a_usage_error_with_a_suggestion(cli) -> None:
+    result = cli("list", "modelz", code=2)
+    assert "did you mean 'models'" in result.stderr and result.stdout == ""
+
+
+def test_user_errors_are_one_line_and_debug_adds_the_traceback(cli) -> None:
+    result = cli("train", "digts-mlp", code=2)
+    assert result.stderr.strip() == (
+        "error: unknown recipe 'digts-mlp'; did you mean 'digits-mlp'? (see: dltool list recipes)"
+    )
+    assert "Traceback" in cli("--debug", "train", "digts-mlp", code=2).stderr

@@ -1,0 +1,124 @@
+"""Config resolution: layers, precedence, name switches and validation errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from dltool.config import load_config
+from dltool.config.loading import parse_set
+from dltool.config.recipes import list_recipes
+from dltool.errors import ConfigError, UnknownNameError, UsageError
+
+
+def write(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+def test_schema_defaults_without_any_layer() -> None:
+    config = load_config()
+    assert (config.data.name, config.model.name, config.optimizer.name) == ("digits", "mlp", "adam")
+    assert config.train.epochs == 20 and config.scheduler.name == "none"
+
+
+def test_precedence_recipe_then_user_yaml_then_set_then_flags(tmp_path: Path) -> None:
+    user = write(tmp_path / "mine.yaml", "base: digits-mlp\ntrain: {epochs: 7, batch_size: 32}\n"
+                                         "optimizer: {lr: 0.5}\n")
+    config = load_config(str(user))
+    assert config.train.epochs == 7 and config.optimizer.lr == 0.5
+    assert config.model.width == 256  # from the recipe
+    config = load_config(str(user), ["train.epochs=9", "optimizer.lr=0.25"], {"optimizer.lr": 0.125})
+    assert config.train.epochs == 9 and config.train.batch_size == 32
+    assert config.optimizer.lr == 0.125  # flags beat --set
+
+
+def test_set_values_are_yaml_typed() -> None:
+    assert parse_set("optimizer.lr=1e-3") == {"optimizer": {"lr": 0.001}}
+    assert parse_set("model.batch_norm=true") == {"model": {"batch_norm": True}}
+    assert parse_set("scheduler.milestones=[2, 4]") == {"scheduler": {"milestones": [2, 4]}}
+    assert parse_set("train.early_stopping.patience=3") == {"train": {"early_stopping": {"patience": 3}}}
+    with pytest.raises(UsageError, match="section.key=value"):
+        parse_set("lr")
+
+
+def test_switching_an_entry_keeps_only_the_keys_it_takes() -> None:
+    config = load_config("digits-mlp", flags={"optimizer.name": "sgd"})
+    assert config.optimizer.name == "sgd" and config.optimizer.lr == 1e-3  # lr carries over
+    assert not hasattr(config.optimizer, "betas")
+    config = load_config("digits-mlp", ["scheduler.name=step", "scheduler.step_size=5"])
+    assert config.scheduler.step_size == 5
+
+
+def test_a_run_config_reproduces_itself(tmp_path: Path) -> None:
+    config = load_config("digits-mlp", ["model.depth=3"])
+    run = tmp_path / "digits-mlp-4"
+    run.mkdir()
+    write(run / "config.yaml", yaml.safe_dump(config.to_dict()))
+    assert load_config(str(run)) == config
+    assert load_config(str(run / "config.yaml")) == config
+
+
+@pytest.mark.parametrize(
+    ("sets", "expected"),
+    [
+        (["optimizer.momentun=0.9"], "optimizer.momentun: unknown key; did you mean 'momentum'"),
+        (["optimizer.name=sgd", "optimizer.momentun=0.9"], "did you mean 'momentum'?"),
+        (["train.epochs=abc"], "train.epochs: should be a valid integer"),
+        (["optimizer.lr=-1"], "optimizer.lr: should be greater than 0 (got -1)"),
+        (["model.activation=relux"], "should be 'relu', 'leaky_relu', 'tanh', 'sigmoid' or 'gelu'"),
+        (["model.name=mlpp"], "model.name: unknown model 'mlpp'; did you mean 'mlp'?"),
+        (["train.early_stopping.patiense=2"], "did you mean 'patience'"),
+        (["trian.epochs=2"], "trian: unknown section; did you mean 'train'?"),
+        (["train.device=gpu"], "train.device"),
+        (["train.threads=0"], "train.threads: should be 'auto' or a whole number"),
+        (["data.mean=[0.5]"], "set both mean and std"),
+        (["optimizer.name=sgd", "optimizer.momentum=0", "optimizer.nesterov=true"], "nesterov needs momentum"),
+        (["scheduler.name=multistep", "scheduler.milestones=[5, 2]"], "milestones must be increasing"),
+    ],
+)
+def test_bad_values_name_the_key_and_what_is_allowed(sets: list[str], expected: str) -> None:
+    with pytest.raises(ConfigError) as error:
+        load_config("digits-mlp", sets)
+    assert expected in str(error.value)
+    assert error.value.exit_code == 2
+
+
+def test_a_typo_in_a_yaml_file_is_an_error(tmp_path: Path) -> None:
+    config = write(tmp_path / "typo.yaml", "model:\n  name: mlp\n  widht: 64\n")
+    with pytest.raises(ConfigError, match="model.widht: unknown key; did you mean 'width'"):
+        load_config(str(config))
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("- a\n- b\n", "expected a mapping"),
+        ("model: [1, 2]\n", "model: expected a mapping"),
+        ("train: {epochs: 3\n", "not valid YAML"),
+        ("base: nowhere.yaml\n", "not found"),
+    ],
+)
+def test_malformed_files_are_usage_errors(tmp_path: Path, text: str, expected: str) -> None:
+    with pytest.raises(UsageError, match=expected):
+        load_config(str(write(tmp_path / "bad.yaml", text)))
+
+
+def test_a_base_cycle_is_reported(tmp_path: Path) -> None:
+    write(tmp_path / "a.yaml", "base: b.yaml\n")
+    write(tmp_path / "b.yaml", "base: a.yaml\n")
+    with pytest.raises(ConfigError, match="loops back"):
+        load_config(str(tmp_path / "a.yaml"))
+
+
+def test_unknown_recipe_suggests_the_closest() -> None:
+    with pytest.raises(UnknownNameError, match="did you mean 'digits-mlp'"):
+        load_config("digts-mlp")
+
+
+@pytest.mark.parametrize("recipe", list_recipes(), ids=lambda r: r.name)
+def test_every_recipe_validates_and_states_its_measured_result(recipe) -> None:
+    load_config(recipe.name)
+    assert "Measured" in recipe.description or "published" in recipe.description

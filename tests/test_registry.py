@@ -1,0 +1,137 @@
+"""Registry-driven tests: every entry of every kind gets built and exercised."""
+
+from __future__ import annotations
+
+import inspect
+
+import pytest
+import torch
+
+from dltool._registry import Registry
+from dltool.catalog import REGISTRIES
+from dltool.errors import UnknownNameError
+from dltool.models import ModelParams, models
+from dltool.models.build import build_model
+from dltool.optim import OptimizerParams, optimizers, schedulers
+from dltool.optim.schedules import build_scheduler
+from dltool.losses import losses
+from dltool.params import Params
+
+ENTRIES = [(kind, entry) for kind, registry in REGISTRIES.items() for entry in registry]
+
+
+@pytest.mark.parametrize(("kind", "entry"), ENTRIES, ids=[f"{k}:{e.name}" for k, e in ENTRIES])
+def test_entry_is_described_and_its_builder_takes_its_keys(kind: str, entry) -> None:
+    assert entry.description and not entry.description.endswith(":")
+    accepted = inspect.signature(entry.load()).parameters
+    for key in set(entry.params.model_fields) - entry.params.common:
+        assert key in accepted, f"{kind} {entry.name}: the builder has no keyword {key!r}"
+
+
+@pytest.mark.parametrize("kind", list(REGISTRIES))
+def test_unknown_name_suggests_the_closest(kind: str) -> None:
+    registry = REGISTRIES[kind]
+    first = registry.names()[0]
+    with pytest.raises(UnknownNameError) as error:
+        registry.get(first + "x")
+    assert f"did you mean {first!r}" in str(error.value)
+    assert f"dltool list {kind}" in str(error.value)
+
+
+def test_registry_refuses_duplicates_and_foreign_params() -> None:
+    registry: Registry[Params] = Registry("things", Params)
+
+    @registry.register("a", "x:y")
+    class A(Params):
+        """An a."""
+
+    with pytest.raises(ValueError, match="already registered"):
+        registry.register("a", "x:y")(A)
+    foreign: Registry[ModelParams] = Registry("models", ModelParams)
+    with pytest.raises(TypeError):
+        foreign.register("b", "x:y")(A)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("entry", list(models), ids=lambda e: e.name)
+@pytest.mark.parametrize("init", ["default", "xavier_uniform", "kaiming_normal"])
+def test_every_model_runs_forward_and_backward(entry, init: str) -> None:
+    params = entry.params(name=entry.name, init=init)
+    model = build_model(params, in_shape=(1, 8, 8), num_classes=10)
+    logits = model(torch.randn(4, 1, 8, 8))
+    assert logits.shape == (4, 10)
+    logits.sum().backward()
+    assert all(p.grad is not None for p in model.parameters())
+
+
+def _tiny_model() -> torch.nn.Module:
+    return torch.nn.Linear(3, 2)
+
+
+@pytest.mark.parametrize("entry", list(optimizers), ids=lambda e: e.name)
+def test_every_optimizer_steps_and_round_trips_its_state(entry) -> None:
+    torch.manual_seed(0)
+    model = _tiny_model()
+    optimizer = optimizers.build(entry.params(name=entry.name), params=model.parameters())
+    before = model.weight.detach().clone()
+    model(torch.randn(5, 3)).pow(2).sum().backward()
+    optimizer.step()
+    assert not torch.equal(before, model.weight)
+    again = optimizers.build(entry.params(name=entry.name), params=model.parameters())
+    again.load_state_dict(optimizer.state_dict())
+    assert again.state_dict()["param_groups"] == optimizer.state_dict()["param_groups"]
+
+
+@pytest.mark.parametrize("entry", list(schedulers), ids=lambda e: e.name)
+@pytest.mark.parametrize("warmup", [0, 1.5])
+def test_every_schedule_steps_and_round_trips_its_state(entry, warmup: float) -> None:
+    model = _tiny_model()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    params = entry.params(name=entry.name, warmup_epochs=warmup)
+    scheduler = build_scheduler(params, optimizer, epochs=4, steps_per_epoch=10)
+    lrs = []
+    for _ in range(40):
+        optimizer.step()
+        scheduler.step()
+        lrs.append(scheduler.get_last_lr()[0])
+    assert all(0 <= lr <= 0.1 + 1e-12 for lr in lrs)
+    if warmup:
+        assert lrs[0] < lrs[10]  # still ramping up in the first epoch
+    fresh = torch.optim.SGD(_tiny_model().parameters(), lr=0.1)
+    resumed = build_scheduler(params, fresh, epochs=4, steps_per_epoch=10)
+    resumed.load_state_dict(scheduler.state_dict())
+    assert resumed.last_epoch == scheduler.last_epoch
+
+
+def test_schedules_follow_their_formulas() -> None:
+    def lrs(name: str, **kw) -> list[float]:
+        optimizer = torch.optim.SGD(_tiny_model().parameters(), lr=1.0)
+        params = schedulers.get(name).params(name=name, **kw)
+        scheduler = build_scheduler(params, optimizer, epochs=4, steps_per_epoch=2)
+        out = [optimizer.param_groups[0]["lr"]]
+        for _ in range(7):
+            optimizer.step()
+            scheduler.step()
+            out.append(optimizer.param_groups[0]["lr"])
+        return out
+
+    assert lrs("step", step_size=2, gamma=0.5) == [1, 1, 1, 1, 0.5, 0.5, 0.5, 0.5]
+    assert lrs("multistep", milestones=[1, 3], gamma=0.1)[::2] == pytest.approx([1, 0.1, 0.1, 0.01])
+    assert lrs("cosine")[0] == 1 and lrs("cosine")[4] == pytest.approx(0.5)
+    assert lrs("none", warmup_epochs=1) == [0.5, 1, 1, 1, 1, 1, 1, 1]
+    onecycle = lrs("onecycle", pct_start=0.25, div_factor=10, final_div_factor=10)
+    assert onecycle[0] == pytest.approx(0.1) and onecycle[2] == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("entry", list(losses), ids=lambda e: e.name)
+def test_every_loss_computes_a_differentiable_scalar(entry) -> None:
+    loss_fn = losses.build(entry.params(name=entry.name))
+    logits = torch.randn(6, 4, requires_grad=True)
+    loss = loss_fn(logits, torch.tensor([0, 1, 2, 3, 0, 1]))
+    loss.backward()
+    assert loss.ndim == 0 and logits.grad is not None
+
+
+def test_optimizer_params_share_lr_and_weight_decay() -> None:
+    for entry in optimizers:
+        assert issubclass(entry.params, OptimizerParams)
+        assert {"lr", "weight_decay"} <= set(entry.params.model_fields)
