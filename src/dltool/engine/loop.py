@@ -27,10 +27,14 @@ class EpochStats:
     samples: int = 0
     seconds: float = 0.0
 
+    def to(self, device: torch.device) -> EpochStats:
+        self.loss_sum, self.correct = self.loss_sum.to(device), self.correct.to(device)
+        return self
+
     def update(self, loss: torch.Tensor, logits: torch.Tensor, labels: torch.Tensor) -> None:
         n = len(labels)
-        self.loss_sum = self.loss_sum.to(loss.device) + loss.detach().double() * n
-        self.correct = self.correct.to(loss.device) + (logits.argmax(1) == labels).sum()
+        self.loss_sum += loss.detach() * n  # in place: float64 sum of float32 values
+        self.correct += (logits.argmax(1) == labels).sum()
         self.samples += n
 
     def mean_loss(self) -> float:
@@ -71,6 +75,7 @@ def train_one_epoch(
 ) -> bool:
     """Train over ``batches``, adding to ``stats``; False if stopped early at a step boundary."""
     step.model.train()
+    stats.to(step.device)
     started = time.perf_counter()
     try:
         for images, labels in batches:
@@ -80,9 +85,13 @@ def train_one_epoch(
                 logits = step.model(images)
                 loss = step.loss_fn(logits, labels)
             step.optimizer.zero_grad(set_to_none=True)
-            step.scaler.scale(loss).backward()
-            step.scaler.step(step.optimizer)
-            step.scaler.update()
+            if step.scaler.is_enabled():
+                step.scaler.scale(loss).backward()
+                step.scaler.step(step.optimizer)
+                step.scaler.update()
+            else:
+                loss.backward()
+                step.optimizer.step()
             step.scheduler.step()
             stats.update(loss, logits, labels)
             on_step(stats)

@@ -1,0 +1,122 @@
+"""dltool's training throughput on digits-mlp against a bare PyTorch loop, and its wall time.
+
+Usage: python benches/train_overhead.py [--repeats 3]
+
+Measured in one process, alternating, on the same data, architecture, batch size, optimizer,
+schedule and thread count; each side's figure is its best epoch over all repeats (a shared
+2-core machine is noisy, and the best epoch is what each loop can reach):
+- reference: a hand-written loop (randperm shuffle, index the normalised tensor, step);
+- dltool: ``dltool.engine.train`` on the digits-mlp recipe (its train-phase samples/s).
+Then the end-to-end wall time of ``dltool train digits-mlp`` as a subprocess (interpreter
+and imports included), and the bare loop at 1 vs 2 CPU threads (why ``threads: auto`` is 1).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from dltool.config import load_config
+from dltool.data.prepare import prepare_data
+from dltool.engine import train
+from dltool.engine.device import resolve_threads
+from dltool.rundir import create_run_dir
+
+RECIPE = "digits-mlp"
+
+
+def bare_loop_samples_per_s(config, threads: int) -> float:
+    """Best-epoch train-phase samples/s of a plain PyTorch loop."""
+    torch.set_num_threads(threads)
+    torch.manual_seed(config.train.seed)
+    data = prepare_data(config.data)
+    mean, std = torch.tensor(data.mean).view(1, -1, 1, 1), torch.tensor(data.std).view(1, -1, 1, 1)
+    x = (torch.from_numpy(data.splits["train"].images).float() / 255 - mean) / std
+    y = torch.from_numpy(data.splits["train"].labels)
+    m = config.model
+    layers: list[nn.Module] = [nn.Flatten()]
+    width_in = x[0].numel()
+    for _ in range(m.depth):
+        layers += [nn.Linear(width_in, m.width, bias=False), nn.BatchNorm1d(m.width), nn.ReLU(), nn.Dropout(m.dropout)]
+        width_in = m.width
+    model = nn.Sequential(*layers, nn.Linear(width_in, 10))
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.optimizer.lr)
+    batch, steps = config.train.batch_size, len(y) // config.train.batch_size
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.train.epochs * steps)
+    loss_fn = nn.CrossEntropyLoss(label_smoothing=config.loss.label_smoothing)
+    rates = []
+    for _ in range(config.train.epochs):
+        model.train()
+        started = time.perf_counter()
+        order = torch.randperm(len(y))
+        for b in range(steps):
+            index = order[b * batch:(b + 1) * batch]
+            loss = loss_fn(model(x[index]), y[index])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+        rates.append(steps * batch / (time.perf_counter() - started))
+    return max(rates)
+
+
+def dltool_samples_per_s(config, runs: Path) -> float:
+    result = train(config, create_run_dir(runs, "bench"))
+    records = [json.loads(line) for line in (result.run_dir / "metrics.jsonl").read_text().splitlines()]
+    return max(r["samples_per_s"] for r in records)
+
+
+def end_to_end_seconds(runs: Path, env: dict[str, str]) -> float:
+    started = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "dltool", "train", RECIPE, "--runs-dir", str(runs), "-q"],
+                   check=True, env=env, stdout=subprocess.DEVNULL)
+    return time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=5)
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="dltool-bench-"))
+    env = {**os.environ, "DLTOOL_DATA": str(work / "data")}
+    os.environ.update(env)
+    config = load_config(RECIPE)
+    threads = resolve_threads(config.train.threads)
+
+    first_run = end_to_end_seconds(work / "runs", env)  # also builds the digits cache
+    bare, ours = [], []
+    for _ in range(args.repeats):
+        bare.append(bare_loop_samples_per_s(config, threads))
+        ours.append(dltool_samples_per_s(config, work / "runs"))
+    warm_runs = [end_to_end_seconds(work / "runs", env) for _ in range(args.repeats)]
+    one_thread = max(bare_loop_samples_per_s(config, 1) for _ in range(args.repeats))
+    two_threads = max(bare_loop_samples_per_s(config, 2) for _ in range(args.repeats))
+
+    bare_rate, our_rate = max(bare), max(ours)
+    machine = f"{platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}"
+    rows = [
+        ("train throughput, digits-mlp (samples/s)", f"{our_rate:,.0f}", f"{bare_rate:,.0f} bare loop", our_rate / bare_rate),
+        ("`dltool train digits-mlp` end to end (s)", f"{statistics.median(warm_runs):.2f}", "6.00 goal", 6.0 / statistics.median(warm_runs)),
+        ("same, first run (builds the digits cache) (s)", f"{first_run:.2f}", "6.00 goal", 6.0 / first_run),
+        ("bare loop, 1 vs 2 CPU threads (samples/s)", f"{one_thread:,.0f}", f"{two_threads:,.0f} with 2", one_thread / two_threads),
+    ]
+    print(f"| bench | dltool | reference | ratio | machine |\n|---|---|---|---|---|")
+    for name, value, reference, ratio in rows:
+        print(f"| {name} | {value} | {reference} | {ratio:.2f}× | {machine} |")
+    print(json.dumps({"bare": bare, "dltool": ours, "warm_runs_s": warm_runs, "first_run_s": first_run,
+                      "threads": {"1": one_thread, "2": two_threads}}), file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()

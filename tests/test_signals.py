@@ -1,0 +1,81 @@
+"""Real processes: SIGINT/SIGTERM stop cleanly and resume exactly; SIGKILL loses at most an epoch."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import dltool_command, run_dltool
+from dltool.engine.checkpoint import load_checkpoint
+
+ARGS = ["train", "digits-mlp", "--epochs", "25", "--batch-size", "16", "-q"]
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> Path:
+    """An uninterrupted run with the same seed."""
+    runs = tmp_path_factory.mktemp("reference")
+    run_dltool(*ARGS, "--runs-dir", runs, "--name", "ref", env={"DLTOOL_DATA": str(data_dir)})
+    return runs / "ref"
+
+
+def start_and_signal(runs: Path, sig: int, after_epochs: int = 2) -> subprocess.CompletedProcess:
+    """Start a training process and send ``sig`` once ``after_epochs`` epochs are logged."""
+    process = subprocess.Popen(dltool_command(*ARGS, "--runs-dir", runs, "--name", "run"),
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    metrics = runs / "run" / "metrics.jsonl"
+    deadline = time.monotonic() + 120
+    while not (metrics.is_file() and len(metrics.read_text().splitlines()) >= after_epochs):
+        assert process.poll() is None, process.communicate()
+        assert time.monotonic() < deadline, "training never logged its epochs"
+        time.sleep(0.005)
+    process.send_signal(sig)
+    stdout, stderr = process.communicate(timeout=120)
+    return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
+
+
+def metrics_without_times(run: Path) -> list[dict]:
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    return [{k: v for k, v in r.items() if k not in {"epoch_time_s", "samples_per_s"}} for r in records]
+
+
+@pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_stopped_run_resumes_to_the_same_bytes(tmp_path: Path, reference: Path, sig: int, code: int) -> None:
+    stopped = start_and_signal(tmp_path, sig)
+    run = tmp_path / "run"
+    assert stopped.returncode == code, stopped.stderr
+    assert stopped.stdout.strip() == str(run)
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["status"] == "interrupted" and summary["epochs_run"] < 25
+    assert "Traceback" not in stopped.stderr
+
+    run_dltool("train", "--resume", run, "-q")
+    assert json.loads((run / "summary.json").read_text())["status"] == "completed"
+    assert (run / "model.safetensors").read_bytes() == (reference / "model.safetensors").read_bytes()
+    assert metrics_without_times(run) == metrics_without_times(reference)
+
+
+def test_a_killed_run_keeps_a_loadable_checkpoint_and_resumes(tmp_path: Path, reference: Path) -> None:
+    killed = start_and_signal(tmp_path, signal.SIGKILL, after_epochs=3)
+    assert killed.returncode == -signal.SIGKILL
+    run = tmp_path / "run"
+    checkpoint = load_checkpoint(run / "checkpoints" / "last.pt")
+    assert checkpoint["progress"]["epoch"] >= 3 and checkpoint["progress"]["partial"] is None
+
+    run_dltool("train", "--resume", run, "-q")
+    assert (run / "model.safetensors").read_bytes() == (reference / "model.safetensors").read_bytes()
+    assert metrics_without_times(run) == metrics_without_times(reference)
+
+
+def test_the_run_path_is_the_only_stdout_line_in_a_pipeline(tmp_path: Path) -> None:
+    script = f"RUN=$({' '.join(dltool_command('train', 'digits-mlp', '--epochs', '1', '--runs-dir', tmp_path))}) && cat \"$RUN/summary.json\""
+    result = subprocess.run(["bash", "-c", script], capture_output=True, text=True, env=os.environ)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["status"] == "completed"
+    assert "epoch 1/1" in result.stderr  # plain progress lines, not a live bar, off a terminal
