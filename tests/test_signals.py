@@ -12,17 +12,21 @@ from pathlib import Path
 import pytest
 
 from conftest import dltool_command, run_dltool
+from dltool.config import load_config
+from dltool.engine import train
 from dltool.engine.checkpoint import load_checkpoint
+from dltool.rundir import create_run_dir
 
-ARGS = ["train", "digits-mlp", "--epochs", "25", "--batch-size", "16", "-q"]
+EPOCHS, BATCH = 12, 16  # ~0.15 s an epoch: a signal after epoch 2 lands well before the end
+ARGS = ["train", "digits-mlp", "--epochs", EPOCHS, "--batch-size", BATCH, "-q"]
 
 
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> Path:
-    """An uninterrupted run with the same seed."""
-    runs = tmp_path_factory.mktemp("reference")
-    run_dltool(*ARGS, "--runs-dir", runs, "--name", "ref", env={"DLTOOL_DATA": str(data_dir)})
-    return runs / "ref"
+    """An uninterrupted run with the same config (in-process: the same code as the CLI's)."""
+    os.environ["DLTOOL_DATA"] = str(data_dir)
+    config = load_config("digits-mlp", [f"train.epochs={EPOCHS}", f"train.batch_size={BATCH}"])
+    return train(config, create_run_dir(tmp_path_factory.mktemp("reference"), "ref")).run_dir
 
 
 def start_and_signal(runs: Path, sig: int, after_epochs: int = 2) -> subprocess.CompletedProcess:
@@ -52,7 +56,7 @@ def test_a_stopped_run_resumes_to_the_same_bytes(tmp_path: Path, reference: Path
     assert stopped.returncode == code, stopped.stderr
     assert stopped.stdout.strip() == str(run)
     summary = json.loads((run / "summary.json").read_text())
-    assert summary["status"] == "interrupted" and summary["epochs_run"] < 25
+    assert summary["status"] == "interrupted" and summary["epochs_run"] < EPOCHS
     assert "Traceback" not in stopped.stderr
 
     run_dltool("train", "--resume", run, "-q")
