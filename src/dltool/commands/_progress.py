@@ -59,8 +59,12 @@ class RichProgress(PlainProgress):
             TextColumn("loss {task.fields[loss]}"), TimeElapsedColumn(),
             console=stderr, transient=True,
         )
-        self.task = self.bar.add_task("train", total=None, epoch="-", loss="-")
+        self.task = None
         self.last_draw = 0.0
+
+    def on_start(self, info: dict[str, Any]) -> None:
+        super().on_start(info)
+        self.task = self.bar.add_task("train", total=info["batches"], epoch="-", loss="-")
 
     def on_step(self, epoch: int, batch: int, batches: int, running_loss: Callable[[], float]) -> None:
         now = time.monotonic()
