@@ -89,17 +89,19 @@ def test_every_schedule_steps_and_round_trips_its_state(entry, warmup: float) ->
     params = entry.params(name=entry.name, warmup_epochs=warmup)
     scheduler = build_scheduler(params, optimizer, epochs=4, steps_per_epoch=10)
     lrs = []
-    for _ in range(40):
+    for step in range(40):
         optimizer.step()
         scheduler.step()
         lrs.append(scheduler.get_last_lr()[0])
+        if step % 10 == 9:
+            scheduler.epoch_end(1.0)  # a metric that never improves
     assert all(0 <= lr <= 0.1 + 1e-12 for lr in lrs)
     if warmup:
         assert lrs[0] < lrs[10]  # still ramping up in the first epoch
     fresh = torch.optim.SGD(_tiny_model().parameters(), lr=0.1)
     resumed = build_scheduler(params, fresh, epochs=4, steps_per_epoch=10)
     resumed.load_state_dict(scheduler.state_dict())
-    assert resumed.last_epoch == scheduler.last_epoch
+    assert resumed.state_dict() == scheduler.state_dict()
 
 
 def test_schedules_follow_their_formulas() -> None:
@@ -120,6 +122,23 @@ def test_schedules_follow_their_formulas() -> None:
     assert lrs("none", warmup_epochs=1) == [0.5, 1, 1, 1, 1, 1, 1, 1]
     onecycle = lrs("onecycle", pct_start=0.25, div_factor=10, final_div_factor=10)
     assert onecycle[0] == pytest.approx(0.1) and onecycle[2] == pytest.approx(1.0)
+
+
+def test_plateau_cuts_the_rate_after_patience_epochs_without_improvement() -> None:
+    optimizer = torch.optim.SGD(_tiny_model().parameters(), lr=1.0)
+    params = schedulers.get("plateau").params(name="plateau", factor=0.5, patience=1, cooldown=1)
+    scheduler = build_scheduler(params, optimizer, epochs=10, steps_per_epoch=1)
+    seen = []
+    for metric in [1.0, 0.5, 0.6, 0.6, 0.6, 0.6, 0.6, 0.4]:  # min mode: lower is better
+        optimizer.step()
+        scheduler.epoch_end(metric)
+        scheduler.step()
+        seen.append(optimizer.param_groups[0]["lr"])
+    assert seen == [1, 1, 1, 0.5, 0.5, 0.5, 0.25, 0.25]
+    resumed = build_scheduler(params, torch.optim.SGD(_tiny_model().parameters(), lr=1.0), epochs=10,
+                              steps_per_epoch=1)
+    resumed.load_state_dict(scheduler.state_dict())
+    assert resumed.factor.scale == 0.25
 
 
 @pytest.mark.parametrize("entry", list(losses), ids=lambda e: e.name)

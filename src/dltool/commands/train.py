@@ -26,6 +26,8 @@ FLAG_KEYS = {
     "device": "train.device",
     "amp": "train.amp",
     "seed": "train.seed",
+    "compile": "train.compile",
+    "limit_batches": "train.limit_batches",
 }
 Opt = typer.Option
 
@@ -47,7 +49,12 @@ def train(
     name: Annotated[str | None, Opt(help="Run dir name (default: <recipe>-<n>).")] = None,
     runs_dir: Annotated[Path, Opt(help="Where run dirs are created.")] = Path("runs"),
     resume: Annotated[Path | None, Opt(help="Continue this run dir from checkpoints/last.pt.")] = None,
+    compile: Annotated[bool | None, Opt("--compile", help="train.compile: torch.compile the model")] = None,
+    limit_batches: Annotated[int | None, Opt(help="train.limit_batches: for quick tries")] = None,
     print_config: Annotated[bool, Opt(help="Print the resolved config as YAML and exit.")] = False,
+    overfit_batches: Annotated[int | None, Opt(min=1, help="Sanity check: can it memorise N batches?")] = None,
+    find_lr: Annotated[bool, Opt("--find-lr", help="LR range test: print a suggested learning rate.")] = False,
+    as_json: Annotated[bool, Opt("--json", help="With --overfit-batches/--find-lr: a JSON document.")] = False,
     quiet: Annotated[bool, Opt("--quiet", "-q", help="No progress on stderr, errors only.")] = False,
 ) -> None:
     """Train a model; prints the run dir (and nothing else) on stdout.
@@ -56,40 +63,54 @@ def train(
     """
     given = {"lr": lr, "epochs": epochs, "batch_size": batch_size, "weight_decay": weight_decay,
              "optimizer": optimizer, "model": model, "dataset": dataset, "root": root,
-             "device": device, "amp": amp, "seed": seed}
+             "device": device, "amp": amp, "seed": seed, "compile": compile, "limit_batches": limit_batches}
     flags = {FLAG_KEYS[k]: v for k, v in given.items() if v is not None}
     if resume is not None:
         outcome = _resume(resume, recipe, flags, set_ or [], quiet)
+    elif overfit_batches is not None or find_lr:
+        from dltool.commands._sanity import run_sanity_check
+
+        return run_sanity_check(_config(recipe, flags, set_ or []), recipe, overfit_batches, runs_dir, as_json)
     else:
         outcome = _start(recipe, flags, set_ or [], name, runs_dir, print_config, quiet)
     if outcome is None:
         return
     result, signals = outcome
-    emit_line(str(result.run_dir))
+    if result.run_dir is not None:  # under torchrun only rank 0 has one
+        emit_line(str(result.run_dir))
     if not quiet:
         stderr.print(_closing_line(result), soft_wrap=True)
     if result.status == "interrupted":
         raise typer.Exit(128 + (signals[0] if signals else signal.SIGINT))
 
 
-def _start(recipe: str | None, flags: dict[str, Any], sets: list[str], name: str | None,
-           runs_dir: Path, print_config: bool, quiet: bool) -> Any:
-    from dltool._io import dump_yaml
-    from dltool.config import load_config, resolve_source
-    from dltool.rundir import create_run_dir
+def _config(recipe: str | None, flags: dict[str, Any], sets: list[str]) -> Any:
+    from dltool.config import load_config
 
     if recipe is None:
         raise UsageError("name a recipe or config file, e.g. dltool train digits-mlp (see: dltool list recipes)")
-    config = load_config(recipe, sets, flags)
+    return load_config(recipe, sets, flags)
+
+
+def _start(recipe: str | None, flags: dict[str, Any], sets: list[str], name: str | None,
+           runs_dir: Path, print_config: bool, quiet: bool) -> Any:
+    from dltool._io import dump_yaml
+    from dltool.config import resolve_source
+
+    config = _config(recipe, flags, sets)
     if print_config:
         emit_line(dump_yaml(config.to_dict()).rstrip())
         return None
     from dltool.engine import train as run_training
     from dltool.engine.device import resolve_device
+    from dltool.engine.distributed import world_from_env
+    from dltool.rundir import create_run_dir
 
     resolve_device(config.train.device)  # an absent device is a usage error before any dir is made
-    run = create_run_dir(runs_dir, resolve_source(recipe).name, name)
-    return _with_progress(lambda observer, stop: run_training(config, run, observer=observer, stop=stop), quiet)
+    world = world_from_env()
+    run = create_run_dir(runs_dir, resolve_source(recipe).name, name) if world.is_main else None
+    return _with_progress(lambda observer, stop: run_training(config, run, observer=observer, stop=stop),
+                          quiet or not world.is_main)
 
 
 def _resume(path: Path, recipe: str | None, flags: dict[str, Any], sets: list[str], quiet: bool) -> Any:

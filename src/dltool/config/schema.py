@@ -7,6 +7,7 @@ validated against that entry's parameters (see ``dltool.config.validate``); ``da
 
 from __future__ import annotations
 
+import re
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny, field_validator, model_validator
@@ -60,9 +61,23 @@ class TrainConfig(Section):
     seed: int = Field(0, ge=0)
     device: str = Field("auto", pattern=r"^(auto|cpu|mps|cuda(:\d+)?)$")
     amp: Literal["auto", "bf16", "fp16", "off"] = "auto"
-    threads: Literal["auto"] | int = Field("auto", description="CPU threads; auto: measured default")
+    threads: Literal["auto"] | int = Field("auto", description="CPU threads; auto: torch's default")
     monitor: MonitorConfig = MonitorConfig()
     early_stopping: EarlyStoppingConfig = EarlyStoppingConfig()
+    grad_clip: float | None = Field(None, gt=0, description="clip the global gradient norm to this")
+    accumulate: int = Field(1, ge=1, description="batches whose gradients make one optimizer step")
+    ema_decay: float | None = Field(None, gt=0, lt=1, description="keep an EMA of the weights (e.g. 0.999)")
+    channels_last: Literal["auto"] | bool = Field("auto", description="auto: on CUDA")
+    compile: bool = Field(False, description="torch.compile the model")
+    max_time: float | None = Field(None, gt=0, description="wall-clock budget in seconds ('90m' and '2h' work too)")
+    limit_batches: int | None = Field(None, ge=1, description="at most this many batches per epoch and eval")
+
+    @field_validator("max_time", mode="before")
+    @classmethod
+    def _duration(cls, value: object) -> object:
+        if isinstance(value, str) and (match := re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smh]?)\s*", value)):
+            return float(match.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600}[match.group(2)]
+        return value
 
     @field_validator("threads", mode="before")
     @classmethod

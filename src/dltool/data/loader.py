@@ -2,7 +2,8 @@
 
 No per-sample Python: each batch is one index into the tensor, normalised on the device.
 The shuffle order of an epoch depends only on (seed, epoch), so a run resumed in the
-middle of an epoch sees exactly the batches it would have seen.
+middle of an epoch sees exactly the batches it would have seen, and under torchrun every
+rank agrees on the order and takes its own shard of it.
 """
 
 from __future__ import annotations
@@ -17,7 +18,11 @@ from dltool.data.arrays import Split
 
 
 class BatchLoader:
-    """Normalised (images, labels) batches of one split, shuffled per epoch when asked."""
+    """Normalised (images, labels) batches of one split, shuffled per epoch when asked.
+
+    ``shard=(rank, world_size)`` keeps every ``world_size``-th sample from ``rank`` on;
+    ``limit`` caps the batches per epoch (quick tries, sanity checks).
+    """
 
     def __init__(
         self,
@@ -29,12 +34,14 @@ class BatchLoader:
         device: torch.device,
         shuffle: bool = False,
         seed: int = 0,
+        shard: tuple[int, int] = (0, 1),
+        limit: int | None = None,
     ):
         self.images = torch.from_numpy(split.images).to(device)
         self.labels = torch.from_numpy(split.labels).to(device)
-        self.batch_size = batch_size
-        self.shuffle = shuffle
-        self.seed = seed
+        self.batch_size, self.shuffle, self.seed = batch_size, shuffle, seed
+        self.rank, self.world_size = shard
+        self.limit = limit
         # (x/255 - mean) / std folded into one multiply-add on the raw uint8 values.
         scale = 1.0 / (255.0 * torch.tensor(std, dtype=torch.float32))
         self.scale = scale.view(1, -1, 1, 1).to(device)
@@ -42,29 +49,37 @@ class BatchLoader:
 
     @property
     def num_samples(self) -> int:
-        return len(self.labels)
+        """Samples this rank sees per epoch (training shards are cut to equal sizes)."""
+        total = len(self.labels)
+        if self.shuffle:
+            return total // self.world_size
+        return len(range(self.rank, total, self.world_size))
 
     def __len__(self) -> int:
         """Batches per epoch; training drops a ragged last batch (BatchNorm needs > 1 sample)."""
-        if self.shuffle and self.num_samples >= self.batch_size:
-            return self.num_samples // self.batch_size
-        return math.ceil(self.num_samples / self.batch_size)
+        n = self.num_samples
+        batches = n // self.batch_size if self.shuffle and n >= self.batch_size else math.ceil(n / self.batch_size)
+        return batches if self.limit is None else min(batches, self.limit)
 
     def batches(self, epoch: int = 0, start: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """The batches of ``epoch`` from batch index ``start`` on."""
         order = self._order(epoch)
         for b in range(start, len(self)):
-            index = slice(b * self.batch_size, (b + 1) * self.batch_size)
-            if order is not None:
-                index = order[index]
+            window = slice(b * self.batch_size, (b + 1) * self.batch_size)
+            index = window if order is None else order[window]
             yield self.normalise(self.images[index]), self.labels[index]
 
     def normalise(self, images: torch.Tensor) -> torch.Tensor:
         return torch.addcmul(self.shift, images.float(), self.scale)
 
     def _order(self, epoch: int) -> torch.Tensor | None:
+        """Sample indices of this rank in this epoch; None for all of them in order."""
+        total = len(self.labels)
         if not self.shuffle:
-            return None
+            if self.world_size == 1:
+                return None
+            return torch.arange(self.rank, total, self.world_size).to(self.images.device)
         seed = int(np.random.SeedSequence([self.seed, epoch]).generate_state(1)[0])
-        generator = torch.Generator().manual_seed(seed)
-        return torch.randperm(self.num_samples, generator=generator).to(self.images.device)
+        order = torch.randperm(total, generator=torch.Generator().manual_seed(seed))
+        order = order[: total - total % self.world_size][self.rank :: self.world_size]
+        return order.to(self.images.device)

@@ -20,12 +20,15 @@ def available_devices() -> list[str]:
     return devices
 
 
-def resolve_device(spec: str) -> torch.device:
-    """``auto`` → cuda, then mps, then cpu; an absent device is a usage error naming what exists."""
+def resolve_device(spec: str, rank_device: int | None = None) -> torch.device:
+    """``auto`` → cuda, then mps, then cpu; an absent device is a usage error naming what exists.
+
+    Under torchrun (``rank_device``: the local rank) a CUDA process takes its own GPU.
+    """
     if spec == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        return torch.device("mps" if torch.backends.mps.is_available() else "cpu")
+        spec = "cuda" if torch.cuda.is_available() else "mps" if torch.backends.mps.is_available() else "cpu"
+    if rank_device is not None and spec == "cuda":
+        spec = f"cuda:{rank_device}"
     device = torch.device(spec)
     available = available_devices()
     usable = device.type == "cpu" or (
@@ -33,6 +36,8 @@ def resolve_device(spec: str) -> torch.device:
     ) or (device.type == "mps" and "mps" in available)
     if not usable:
         raise DeviceError(f"device {spec!r} is not available here; available: {', '.join(available)}")
+    if device.type == "cuda" and device.index is not None:
+        torch.cuda.set_device(device)
     return device
 
 

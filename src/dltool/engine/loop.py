@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import itertools
 import time
-from collections.abc import Callable, Iterable
+from contextlib import nullcontext
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -12,7 +15,9 @@ from torch import nn
 
 from dltool.engine.device import Precision
 
-Batches = Iterable[tuple[torch.Tensor, torch.Tensor]]
+Batch = tuple[torch.Tensor, torch.Tensor]
+Batches = Iterable[Batch]
+CLASSIFICATION, RECONSTRUCTION = "classification", "reconstruction"
 
 
 @dataclass
@@ -31,10 +36,11 @@ class EpochStats:
         self.loss_sum, self.correct = self.loss_sum.to(device), self.correct.to(device)
         return self
 
-    def update(self, loss: torch.Tensor, logits: torch.Tensor, labels: torch.Tensor) -> None:
+    def update(self, loss: torch.Tensor, output: torch.Tensor, labels: torch.Tensor, task: str) -> None:
         n = len(labels)
         self.loss_sum += loss.detach() * n  # in place: float64 sum of float32 values
-        self.correct += (logits.argmax(1) == labels).sum()
+        if task == CLASSIFICATION:
+            self.correct += (output.argmax(1) == labels).sum()
         self.samples += n
 
     def mean_loss(self) -> float:
@@ -54,15 +60,50 @@ class EpochStats:
 
 @dataclass(frozen=True)
 class Step:
-    """What one optimizer step needs besides the batch."""
+    """Everything one optimizer step touches besides the batch.
+
+    ``model`` is what runs forward (compiled and/or DDP-wrapped); ``ema`` an averaged copy
+    of the plain model, or None.
+    """
 
     model: nn.Module
     loss_fn: nn.Module
     optimizer: torch.optim.Optimizer
-    scheduler: torch.optim.lr_scheduler.LRScheduler
+    scheduler: Any
     scaler: torch.amp.GradScaler
     precision: Precision
     device: torch.device
+    task: str = CLASSIFICATION
+    accumulate: int = 1
+    grad_clip: float | None = None
+    ema: torch.optim.swa_utils.AveragedModel | None = None
+    channels_last: bool = False
+
+    def forward(self, images: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(loss, output) of one batch, under autocast."""
+        with self.precision.autocast(self.device):
+            output = self.model(to_memory_format(images, self.channels_last))
+            target = labels if self.task == CLASSIFICATION else images
+            return self.loss_fn(output, target), output
+
+    def backward(self, loss: torch.Tensor) -> None:
+        (self.scaler.scale(loss) if self.scaler.is_enabled() else loss).backward()
+
+    def update(self) -> None:
+        """Clip, step the optimizer (through the scaler for fp16), the schedule and the EMA."""
+        if self.grad_clip is not None:
+            if self.scaler.is_enabled():
+                self.scaler.unscale_(self.optimizer)
+            nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip)
+        if self.scaler.is_enabled():
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        else:
+            self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scheduler.step()
+        if self.ema is not None:
+            self.ema.update_parameters(unwrap(self.model))
 
 
 def train_one_epoch(
@@ -73,51 +114,85 @@ def train_one_epoch(
     should_stop: Callable[[], bool],
     on_step: Callable[[EpochStats], None],
 ) -> bool:
-    """Train over ``batches``, adding to ``stats``; False if stopped early at a step boundary."""
+    """Train over ``batches``, adding to ``stats``; False if stopped at an optimizer-step boundary.
+
+    With ``step.accumulate`` > 1, each optimizer step averages that many batches' gradients.
+    """
     step.model.train()
     stats.to(step.device)
     started = time.perf_counter()
     try:
-        for images, labels in batches:
+        for group in chunks(batches, step.accumulate):
             if should_stop():
                 return False
-            with step.precision.autocast(step.device):
-                logits = step.model(images)
-                loss = step.loss_fn(logits, labels)
-            step.optimizer.zero_grad(set_to_none=True)
-            if step.scaler.is_enabled():
-                step.scaler.scale(loss).backward()
-                step.scaler.step(step.optimizer)
-                step.scaler.update()
-            else:
-                loss.backward()
-                step.optimizer.step()
-            step.scheduler.step()
-            stats.update(loss, logits, labels)
+            for index, (images, labels) in enumerate(group):
+                with no_sync_unless(step.model, last=index == len(group) - 1):
+                    loss, output = step.forward(images, labels)
+                    step.backward(loss / len(group))
+                stats.update(loss, output, labels, step.task)
+            step.update()
             on_step(stats)
         return True
     finally:
         stats.seconds += time.perf_counter() - started
 
 
-@dataclass(frozen=True)
-class EvalResult:
-    loss: float
-    accuracy: float
-    samples: int
-
-
 @torch.inference_mode()
-def evaluate(model: nn.Module, batches: Batches, precision: Precision, device: torch.device) -> EvalResult:
-    """Mean cross-entropy (NLL of the softmax) and accuracy over ``batches``."""
+def evaluate(
+    model: nn.Module, batches: Batches, precision: Precision, device: torch.device,
+    task: str = CLASSIFICATION, channels_last: bool = False,
+) -> dict[str, float]:
+    """Sums over ``batches``: cross-entropy (NLL of the softmax) and correct predictions for
+    classification, squared error per pixel for reconstruction; with the sample count ``n``.
+
+    Sums rather than means, so shards evaluated on several ranks add up exactly.
+    """
     model.eval()
     loss_sum = torch.zeros((), dtype=torch.float64, device=device)
     correct = torch.zeros((), dtype=torch.int64, device=device)
     samples = 0
     for images, labels in batches:
         with precision.autocast(device):
-            logits = model(images)
-        loss_sum += F.cross_entropy(logits.float(), labels, reduction="sum").double()
-        correct += (logits.argmax(1) == labels).sum()
+            output = model(to_memory_format(images, channels_last))
+        if task == CLASSIFICATION:
+            loss_sum += F.cross_entropy(output.float(), labels, reduction="sum").double()
+            correct += (output.argmax(1) == labels).sum()
+        else:
+            per_sample = F.mse_loss(output.float(), images.float(), reduction="none").flatten(1).mean(1)
+            loss_sum += per_sample.sum().double()
         samples += len(labels)
-    return EvalResult(loss_sum.item() / max(1, samples), correct.item() / max(1, samples), samples)
+    return {"loss_sum": loss_sum, "correct": correct, "n": samples}
+
+
+def mean_metrics(sums: dict[str, Any], task: str) -> dict[str, float]:
+    """``loss`` (and ``accuracy``) and the sample count ``n`` from the sums ``evaluate`` returns."""
+    n = int(sums["n"])
+    metrics: dict[str, float] = {"loss": float(sums["loss_sum"]) / max(1, n)}
+    if task == CLASSIFICATION:
+        metrics["accuracy"] = float(sums["correct"]) / max(1, n)
+    metrics["n"] = n
+    return metrics
+
+
+def chunks(batches: Batches, size: int) -> Iterator[list[Batch]]:
+    iterator = iter(batches)
+    while group := list(itertools.islice(iterator, size)):
+        yield group
+
+
+def to_memory_format(images: torch.Tensor, channels_last: bool) -> torch.Tensor:
+    return images.contiguous(memory_format=torch.channels_last) if channels_last and images.ndim == 4 else images
+
+
+def unwrap(model: nn.Module) -> nn.Module:
+    """The plain module under DistributedDataParallel and torch.compile wrappers."""
+    while True:
+        inner = getattr(model, "module", None) or getattr(model, "_orig_mod", None)
+        if inner is None:
+            return model
+        model = inner
+
+
+def no_sync_unless(model: nn.Module, last: bool) -> Any:
+    """DDP's ``no_sync`` for all but the last batch of an accumulation group."""
+    return model.no_sync() if hasattr(model, "no_sync") and not last else nullcontext()

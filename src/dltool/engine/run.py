@@ -8,7 +8,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,50 +19,30 @@ from dltool import __version__
 from dltool._io import atomic_write_json, atomic_write_text, dump_yaml
 from dltool.config.schema import Config, MonitorConfig
 from dltool.config.validate import validate_config
-from dltool.data.loader import BatchLoader
-from dltool.data.prepare import PreparedData, prepare_data
-from dltool.engine.checkpoint import (
-    capture_rng, load_checkpoint, load_weights, restore_rng, save_checkpoint, save_weights,
-)
+from dltool.engine.checkpoint import load_checkpoint, load_weights, save_weights
 from dltool.engine.device import resolve_device, resolve_precision, resolve_threads
-from dltool.engine.loop import EpochStats, Step, evaluate, train_one_epoch
+from dltool.engine.distributed import World, any_across, process_group, sum_across, world_from_env
+from dltool.engine.loop import CLASSIFICATION, EpochStats, evaluate, mean_metrics, train_one_epoch
 from dltool.engine.observer import Observer
+from dltool.engine.sanity import preflight
+from dltool.engine.setup import Components, build_components
+from dltool.engine.state import Progress, restore_state, save_state, versions
 from dltool.errors import UsageError
-from dltool.losses import losses
-from dltool.models.build import build_model
-from dltool.optim import optimizers
-from dltool.optim.schedules import build_scheduler
 from dltool.rundir import RunDir
-
-CHECKPOINT_FORMAT = "dltool-checkpoint/1"
-
-
-@dataclass
-class Progress:
-    """The bookkeeping of a run that a checkpoint carries besides the tensors."""
-
-    epoch: int = 0  # epochs completed
-    batch: int = 0  # batches done in the current epoch
-    step: int = 0  # optimizer steps so far
-    history: list[dict[str, Any]] = field(default_factory=list)
-    best: dict[str, Any] | None = None
-    bad_epochs: int = 0  # epochs since the monitored metric last improved
-    wall_time_s: float = 0.0  # over every session of the run
-    partial: dict[str, Any] | None = None  # EpochStats of an unfinished epoch
 
 
 @dataclass(frozen=True)
 class RunResult:
-    """What ``train`` returns: ``status`` is the summary's (completed, early_stopped, interrupted)."""
+    """What ``train`` returns: ``status`` as in summary.json (completed, early_stopped, interrupted)."""
 
-    run_dir: Path
+    run_dir: Path | None
     status: str
     summary: dict[str, Any]
 
 
 def train(
     config: Config,
-    run: RunDir,
+    run: RunDir | None,
     *,
     observer: Observer | None = None,
     stop: threading.Event | None = None,
@@ -70,6 +50,7 @@ def train(
     """Train ``config`` into the (new, empty) run directory ``run``.
 
     Setting ``stop`` ends training at the next step boundary with a resumable checkpoint.
+    Under torchrun every rank calls this; only rank 0 passes a ``run`` and writes it.
     """
     return _execute(config, run, observer or Observer(), stop or threading.Event(), checkpoint=None)
 
@@ -105,43 +86,40 @@ def _resumed_config(saved: dict[str, Any], overrides: dict[str, Any]) -> Config:
     return validate_config(raw)
 
 
-@dataclass(frozen=True)
-class _Setup:
-    config: Config
-    data: PreparedData
-    step: Step
-    train_batches: BatchLoader
-    val_batches: BatchLoader
-    test_batches: BatchLoader
-
-
 def _execute(
-    config: Config, run: RunDir, observer: Observer, stop: threading.Event, checkpoint: dict | None
+    config: Config, run: RunDir | None, observer: Observer, stop: threading.Event, checkpoint: dict | None
 ) -> RunResult:
-    device = resolve_device(config.train.device)
+    world = world_from_env()
+    device = resolve_device(config.train.device, rank_device=world.local_rank if world.distributed else None)
     precision = resolve_precision(config.train.amp, device)
-    with _cpu_threads(resolve_threads(config.train.threads)):
-        _seed_everything(config.train.seed)
-        setup = _set_up(config, device, precision)
-        progress = _restore(setup, checkpoint, run) if checkpoint else Progress()
+    writer = run if world.is_main else None
+    observer = observer if world.is_main else Observer()
+    with process_group(world, device), _cpu_threads(resolve_threads(config.train.threads)):
+        _seed_everything(config.train.seed + 1000 * world.rank)
+        parts = build_components(config, device, precision, world)
+        progress = restore_state(parts, checkpoint) if checkpoint else Progress()
         clock = _Clock(progress.wall_time_s)
-        _write_run_files(run, setup)
-        base = {"device": str(device), "amp": precision.name, "world_size": 1,
+        if writer:
+            _write_run_files(writer, parts, progress)
+        base = {"device": str(device), "amp": precision.name, "world_size": world.size,
                 "threads": torch.get_num_threads()}
-        observer.on_start({"run_dir": str(run.path), "epochs": config.train.epochs,
-                           "batches": len(setup.train_batches), "resumed_at": progress.epoch, **base})
+        observer.on_start({"run_dir": str(run.path) if run else None, "epochs": config.train.epochs,
+                           "batches": len(parts.train_batches), "resumed_at": progress.epoch, **base})
+        for message in [] if checkpoint else [preflight(parts)]:
+            observer.on_message(message)
         try:
-            status = _fit(setup, run, progress, clock, observer, stop)
-            extra = {"test": _test_score(setup, run)} if status != "interrupted" else {}
+            status, reason = _fit(parts, writer, progress, clock, observer, stop)
+            extra = {"test": _test_score(parts, writer, progress)} if status != "interrupted" else {}
         except KeyboardInterrupt:  # a second Ctrl-C: stop at once, last.pt is the previous one
-            run.write_summary(_summary("interrupted", progress, clock, base))
+            _write_summary(writer, _summary("interrupted", "signal", progress, clock, base))
             raise
         except BaseException as error:
-            run.write_summary(_summary("failed", progress, clock, base, error=f"{type(error).__name__}: {error}"))
+            failure = f"{type(error).__name__}: {error}"
+            _write_summary(writer, _summary("failed", "error", progress, clock, base, error=failure))
             raise
-        summary = _summary(status, progress, clock, base, **extra)
-        run.write_summary(summary)
-    return RunResult(run.path, status, summary)
+        summary = _summary(status, reason, progress, clock, base, **extra)
+        _write_summary(writer, summary)
+    return RunResult(run.path if run else None, status, summary)
 
 
 class _Clock:
@@ -154,76 +132,75 @@ class _Clock:
         return self.before + time.perf_counter() - self.started
 
 
-def _set_up(config: Config, device: torch.device, precision: Any) -> _Setup:
-    data = prepare_data(config.data)
-    config = config.model_copy(update={"data": config.data.model_copy(update={"mean": data.mean, "std": data.std})})
-    model = build_model(config.model, in_shape=data.in_shape, num_classes=len(data.classes)).to(device)
-    optimizer = optimizers.build(config.optimizer, params=model.parameters())
-    loader_args = {"batch_size": config.train.batch_size, "mean": data.mean, "std": data.std, "device": device}
-    train_batches = BatchLoader(data.splits["train"], shuffle=True, seed=config.train.seed, **loader_args)
-    scheduler = build_scheduler(
-        config.scheduler, optimizer, epochs=config.train.epochs, steps_per_epoch=len(train_batches)
-    )
-    step = Step(
-        model=model,
-        loss_fn=losses.build(config.loss).to(device),
-        optimizer=optimizer,
-        scheduler=scheduler,
-        scaler=torch.amp.GradScaler(device.type, enabled=precision.needs_scaler),
-        precision=precision,
-        device=device,
-    )
-    return _Setup(
-        config, data, step, train_batches,
-        BatchLoader(data.splits["val"], **loader_args),
-        BatchLoader(data.splits["test"], **loader_args),
-    )
-
-
 def _fit(
-    setup: _Setup, run: RunDir, progress: Progress, clock: _Clock, observer: Observer, stop: threading.Event
-) -> str:
-    """The epoch loop; returns the run's status."""
-    train_cfg, step = setup.config.train, setup.step
-    batches = len(setup.train_batches)
+    parts: Components, run: RunDir | None, progress: Progress, clock: _Clock, observer: Observer,
+    stop: threading.Event,
+) -> tuple[str, str]:
+    """The epoch loop; returns the run's status and why it ended."""
+    train_cfg, step, world = parts.config.train, parts.step, parts.world
+    batches = len(parts.train_batches)
+    out_of_time = lambda: train_cfg.max_time is not None and clock.total() > train_cfg.max_time  # noqa: E731
+
+    def should_stop() -> bool:
+        return any_across(world, stop.is_set() or out_of_time())
 
     def after_step(stats: EpochStats) -> None:
-        progress.batch += 1
+        progress.batch += step.accumulate
         progress.step += 1
-        observer.on_step(progress.epoch, progress.batch, batches, stats.mean_loss)
+        observer.on_step(progress.epoch, min(progress.batch, batches), batches, stats.mean_loss)
 
     while progress.epoch < train_cfg.epochs:
         stats = EpochStats.from_state(progress.partial) if progress.partial else EpochStats()
-        epoch_batches = setup.train_batches.batches(progress.epoch, start=progress.batch)
-        if not train_one_epoch(step, epoch_batches, stats, should_stop=stop.is_set, on_step=after_step):
+        epoch_batches = parts.train_batches.batches(progress.epoch, start=progress.batch)
+        finished = train_one_epoch(step, epoch_batches, stats, should_stop=should_stop, on_step=after_step)
+        if not finished and stop.is_set():
             progress.partial = stats.state_dict()
-            _save(run, setup, progress, clock)
-            return "interrupted"
-        val_started = time.perf_counter()
-        val = evaluate(step.model, setup.val_batches.batches(), step.precision, step.device)
-        record = {
-            "epoch": progress.epoch + 1,
-            "step": progress.step,
-            "lr": step.scheduler.get_last_lr()[0],
-            "train_loss": stats.mean_loss(),
-            "train_acc": stats.accuracy(),
-            "val_loss": val.loss,
-            "val_acc": val.accuracy,
-            "epoch_time_s": stats.seconds + time.perf_counter() - val_started,
-            "samples_per_s": stats.samples / max(stats.seconds, 1e-9),
-        }
+            _save(run, parts, progress, clock)
+            return "interrupted", "signal"
+        record = _epoch_record(parts, progress, stats)
+        step.scheduler.epoch_end(record[train_cfg.monitor.metric])
         progress.epoch, progress.batch, progress.partial = progress.epoch + 1, 0, None
         progress.history.append(record)
-        if _improved(progress, record, train_cfg.monitor, train_cfg.early_stopping.min_delta):
-            save_weights(run.weights, step.model, _weights_metadata(setup))
-        _save(run, setup, progress, clock)
-        run.append_metrics(record)
+        if _improved(progress, record, train_cfg.monitor, train_cfg.early_stopping.min_delta) and run:
+            save_weights(run.weights, parts.eval_model, _weights_metadata(parts))
+        _save(run, parts, progress, clock)
+        if run:
+            run.append_metrics(record)
         observer.on_epoch(record)
+        if not finished:
+            observer.on_message(f"time budget of {train_cfg.max_time:g}s used: stopping after epoch {progress.epoch}")
+            return "completed", "max_time"
         patience = train_cfg.early_stopping.patience
         if patience is not None and progress.bad_epochs >= patience:
             observer.on_message(f"early stopping: {train_cfg.monitor.metric} has not improved in {patience} epochs")
-            return "early_stopped"
-    return "completed"
+            return "early_stopped", "early_stopping"
+    return "completed", "epochs"
+
+
+def _epoch_record(parts: Components, progress: Progress, stats: EpochStats) -> dict[str, Any]:
+    """The metrics.jsonl line of the epoch that just ended (validation included)."""
+    step = parts.step
+    val_started = time.perf_counter()
+    val = _evaluate(parts, parts.val_batches)
+    train_sums = sum_across(parts.world, {"loss_sum": stats.loss_sum, "correct": stats.correct, "n": stats.samples})
+    train = mean_metrics(train_sums, step.task)
+    record: dict[str, Any] = {"epoch": progress.epoch + 1, "step": progress.step,
+                              "lr": step.scheduler.get_last_lr()[0], "train_loss": train["loss"]}
+    if step.task == CLASSIFICATION:
+        record["train_acc"] = train["accuracy"]
+    record["val_loss"] = val["loss"]
+    if step.task == CLASSIFICATION:
+        record["val_acc"] = val["accuracy"]
+    record["epoch_time_s"] = stats.seconds + time.perf_counter() - val_started
+    record["samples_per_s"] = train_sums["n"] / max(stats.seconds, 1e-9)
+    return record
+
+
+def _evaluate(parts: Components, batches: Any) -> dict[str, float]:
+    """Mean loss (and accuracy) of the kept weights over every rank's shard of ``batches``."""
+    step = parts.step
+    sums = evaluate(parts.eval_model, batches.batches(), step.precision, step.device, step.task, step.channels_last)
+    return mean_metrics(sum_across(parts.world, sums), step.task)
 
 
 def _improved(progress: Progress, record: dict[str, Any], monitor: MonitorConfig, min_delta: float) -> bool:
@@ -241,61 +218,49 @@ def _improved(progress: Progress, record: dict[str, Any], monitor: MonitorConfig
     return better
 
 
-def _test_score(setup: _Setup, run: RunDir) -> dict[str, Any] | None:
-    """The best weights' loss and accuracy on the test split."""
-    if not run.weights.is_file():
+def _test_score(parts: Components, run: RunDir | None, progress: Progress) -> dict[str, Any] | None:
+    """The best weights' loss (and accuracy) on the test split; every rank takes part."""
+    if progress.best is None:  # no epoch with a finite metric: no best weights were kept
         return None
-    setup.step.model.load_state_dict(load_weights(run.weights))
-    result = evaluate(setup.step.model, setup.test_batches.batches(), setup.step.precision, setup.step.device)
-    return {"loss": result.loss, "accuracy": result.accuracy, "n": result.samples}
+    if run is not None:
+        parts.eval_model.load_state_dict(load_weights(run.weights))
+    if parts.world.distributed:  # the other ranks get rank 0's best weights
+        for tensor in parts.eval_model.state_dict().values():
+            torch.distributed.broadcast(tensor, src=0)
+    return _evaluate(parts, parts.test_batches)
 
 
-def _save(run: RunDir, setup: _Setup, progress: Progress, clock: _Clock) -> None:
-    step = setup.step
+def _save(run: RunDir | None, parts: Components, progress: Progress, clock: _Clock) -> None:
     progress.wall_time_s = clock.total()
-    save_checkpoint(run.last_checkpoint, {
-        "format": CHECKPOINT_FORMAT,
-        "model": step.model.state_dict(),
-        "optimizer": step.optimizer.state_dict(),
-        "scheduler": step.scheduler.state_dict(),
-        "scaler": step.scaler.state_dict(),
-        "progress": asdict(progress),
-        "rng": capture_rng(),
-        "config": setup.config.to_dict(),
-        "classes": setup.data.classes,
-        "versions": _versions(),
-    })
+    if run:
+        save_state(run.last_checkpoint, parts, progress)
 
 
-def _restore(setup: _Setup, checkpoint: dict[str, Any], run: RunDir) -> Progress:
-    step = setup.step
-    step.model.load_state_dict(checkpoint["model"])
-    step.optimizer.load_state_dict(checkpoint["optimizer"])
-    step.scheduler.load_state_dict(checkpoint["scheduler"])
-    step.scaler.load_state_dict(checkpoint["scaler"])
-    restore_rng(checkpoint["rng"])
-    progress = Progress(**checkpoint["progress"])
-    # metrics.jsonl may hold an epoch the checkpoint does not (killed in between): realign.
-    run.write_metrics(progress.history)
-    return progress
-
-
-def _write_run_files(run: RunDir, setup: _Setup) -> None:
-    v = _versions()
+def _write_run_files(run: RunDir, parts: Components, progress: Progress) -> None:
+    v = versions()
     header = (f"# Resolved config of run {run.path.name} (dltool {v['dltool']}, torch {v['torch']}).\n"
               f"# `dltool train {run.config}` reproduces it.\n")
-    atomic_write_text(run.config, header + dump_yaml(setup.config.to_dict()))
-    atomic_write_json(run.classes, setup.data.classes)
+    atomic_write_text(run.config, header + dump_yaml(parts.config.to_dict()))
+    atomic_write_json(run.classes, parts.data.classes)
+    # metrics.jsonl may hold an epoch the checkpoint does not (killed in between): realign.
+    run.write_metrics(progress.history)
 
 
-def _weights_metadata(setup: _Setup) -> dict[str, str]:
-    return {"format": "pt", "in_shape": ",".join(map(str, setup.data.in_shape)),
-            "num_classes": str(len(setup.data.classes)), "dltool_version": __version__}
+def _write_summary(run: RunDir | None, summary: dict[str, Any]) -> None:
+    if run:
+        run.write_summary(summary)
 
 
-def _summary(status: str, progress: Progress, clock: _Clock, base: dict[str, Any], **extra: Any) -> dict:
+def _weights_metadata(parts: Components) -> dict[str, str]:
+    return {"format": "pt", "in_shape": ",".join(map(str, parts.data.in_shape)),
+            "num_classes": str(len(parts.data.classes)), "dltool_version": __version__}
+
+
+def _summary(status: str, reason: str, progress: Progress, clock: _Clock, base: dict[str, Any],
+             **extra: Any) -> dict:
     return {
         "status": status,
+        "stop_reason": reason,
         "epochs_run": progress.epoch,
         "best": progress.best,
         "final": progress.history[-1] if progress.history else None,
@@ -305,10 +270,6 @@ def _summary(status: str, progress: Progress, clock: _Clock, base: dict[str, Any
         "dltool_version": __version__,
         "torch_version": str(torch.__version__),
     }
-
-
-def _versions() -> dict[str, str]:
-    return {"dltool": __version__, "torch": str(torch.__version__)}
 
 
 def _seed_everything(seed: int) -> None:

@@ -21,6 +21,7 @@ class ModelParams(Params):
     """Fields every model shares: its name and the weight initialisation applied after building."""
 
     common: ClassVar[frozenset[str]] = frozenset({"name", "init"})
+    task: ClassVar[str] = "classification"  # or "reconstruction": what the model's output is
     init: Init = "default"
 
 

@@ -17,8 +17,10 @@ from dltool.params import Params
 class OptimizerParams(Params):
     """Fields every optimizer shares."""
 
+    common: ClassVar[frozenset[str]] = frozenset({"name", "decay_norm_and_bias"})
     lr: float = Field(1e-3, gt=0, description="learning rate")
     weight_decay: float = Field(0.0, ge=0, description="L2 penalty (decoupled for adamw)")
+    decay_norm_and_bias: bool = Field(True, description="false: no weight decay on norm layers and biases")
 
 
 class SchedulerParams(Params):
@@ -115,6 +117,17 @@ class CosineParams(SchedulerParams):
     """Cosine annealing from lr to `min_lr_ratio`·lr over the epochs after warmup, per step."""
 
     min_lr_ratio: float = Field(0.0, ge=0, le=1)
+
+
+@schedulers.register("plateau", "dltool.optim.schedules:Plateau")
+class PlateauParams(SchedulerParams):
+    """Multiply the learning rate by `factor` when the monitored metric stalls for `patience` epochs."""
+
+    factor: float = Field(0.1, gt=0, lt=1)
+    patience: int = Field(5, ge=0, description="epochs without improvement before a cut")
+    threshold: float = Field(1e-4, ge=0, description="relative change that counts as improvement")
+    cooldown: int = Field(0, ge=0, description="epochs to wait after a cut")
+    min_lr_ratio: float = Field(0.0, ge=0, le=1, description="floor, as a fraction of lr")
 
 
 @schedulers.register("onecycle", "dltool.optim.schedules:onecycle")

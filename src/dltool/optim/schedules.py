@@ -63,20 +63,104 @@ def _cosine_between(a: float, b: float, t: float) -> float:
     return b + (a - b) * 0.5 * (1 + math.cos(math.pi * t))
 
 
+class Plateau:
+    """A factor that falls by ``factor`` once the monitored metric stalls (checked per epoch).
+
+    Same rule as torch's ReduceLROnPlateau (relative threshold, patience, cooldown), but as
+    a factor, so it composes with the warmup and lives in the same per-step schedule.
+    """
+
+    def __init__(self, *, factor: float, patience: int, threshold: float, cooldown: int,
+                 min_lr_ratio: float, maximize: bool, **_: int):
+        self.factor, self.patience, self.threshold = factor, patience, threshold
+        self.cooldown, self.min_lr_ratio, self.maximize = cooldown, min_lr_ratio, maximize
+        self.scale, self.best, self.bad_epochs, self.cooling = 1.0, None, 0, 0
+
+    def __call__(self, step: int) -> float:
+        return self.scale
+
+    def observe(self, value: float) -> None:
+        if self._improves(value):
+            self.best, self.bad_epochs = value, 0
+        else:
+            self.bad_epochs += 1
+        if self.cooling:
+            self.cooling, self.bad_epochs = self.cooling - 1, 0
+        if self.bad_epochs > self.patience:
+            self.scale = max(self.scale * self.factor, self.min_lr_ratio)
+            self.cooling, self.bad_epochs = self.cooldown, 0
+
+    def _improves(self, value: float) -> bool:
+        if not math.isfinite(value):
+            return False
+        if self.best is None:
+            return True
+        if self.maximize:
+            return value > self.best + abs(self.best) * self.threshold
+        return value < self.best - abs(self.best) * self.threshold
+
+    def state_dict(self) -> dict:
+        return {"scale": self.scale, "best": self.best, "bad_epochs": self.bad_epochs, "cooling": self.cooling}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.scale, self.best = state["scale"], state["best"]
+        self.bad_epochs, self.cooling = state["bad_epochs"], state["cooling"]
+
+
+class Schedule:
+    """The learning rate of every optimizer step: warmup ramp × the schedule's factor.
+
+    ``step()`` after each optimizer step; ``epoch_end(metric)`` after each epoch (only
+    ``plateau`` listens). The state round-trips through ``state_dict`` for exact resume.
+    """
+
+    def __init__(self, optimizer: torch.optim.Optimizer, factor: Factor, warmup_steps: int):
+        self.factor = factor
+
+        def with_warmup(s: int) -> float:
+            ramp = min(1.0, (s + 1) / warmup_steps) if warmup_steps else 1.0
+            return ramp * factor(s)
+
+        self.lambda_lr = torch.optim.lr_scheduler.LambdaLR(optimizer, with_warmup)
+
+    def step(self) -> None:
+        self.lambda_lr.step()
+
+    def epoch_end(self, metric: float) -> None:
+        if isinstance(self.factor, Plateau):
+            self.factor.observe(metric)
+
+    def get_last_lr(self) -> list[float]:
+        return self.lambda_lr.get_last_lr()
+
+    def state_dict(self) -> dict:
+        factor_state = self.factor.state_dict() if isinstance(self.factor, Plateau) else None
+        return {"lambda_lr": self.lambda_lr.state_dict(), "factor": factor_state}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.lambda_lr.load_state_dict(state["lambda_lr"])
+        if isinstance(self.factor, Plateau):
+            self.factor.load_state_dict(state["factor"])
+
+
 def build_scheduler(
-    params: SchedulerParams, optimizer: torch.optim.Optimizer, *, epochs: int, steps_per_epoch: int
-) -> torch.optim.lr_scheduler.LambdaLR:
-    """A per-step scheduler for ``params`` with its linear warmup in front."""
+    params: SchedulerParams,
+    optimizer: torch.optim.Optimizer,
+    *,
+    epochs: int,
+    steps_per_epoch: int,
+    maximize: bool = False,
+) -> Schedule:
+    """The per-step schedule for ``params`` with its linear warmup in front.
+
+    ``maximize`` tells ``plateau`` which way the monitored metric improves.
+    """
     warmup_steps = round(params.warmup_epochs * steps_per_epoch)
     factor = schedulers.build(
         params,
         steps_per_epoch=steps_per_epoch,
         total_steps=epochs * steps_per_epoch,
         warmup_steps=warmup_steps,
+        maximize=maximize,
     )
-
-    def with_warmup(s: int) -> float:
-        ramp = min(1.0, (s + 1) / warmup_steps) if warmup_steps else 1.0
-        return ramp * factor(s)
-
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, with_warmup)
+    return Schedule(optimizer, factor, warmup_steps)

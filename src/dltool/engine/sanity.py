@@ -1,0 +1,139 @@
+"""The checks a course teaches before a long run: the initial loss, overfitting a few
+batches, and a learning-rate range test. None of them touches a run directory."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from dltool.config.schema import Config
+from dltool.config.validate import validate_config
+from dltool.engine.device import resolve_device, resolve_precision
+from dltool.engine.distributed import World
+from dltool.engine.loop import CLASSIFICATION, evaluate, mean_metrics, to_memory_format
+from dltool.engine.setup import Components, build_components
+
+# An untrained classifier should be unsure: its loss near ln(classes). Outside these
+# bounds (as multiples of ln(classes)) the output layer's scale or the labels are suspect.
+PREFLIGHT_BOUNDS = (0.5, 1.5)
+OVERFIT_TARGET = 0.01
+
+
+@torch.inference_mode()
+def preflight(parts: Components) -> str:
+    """One line comparing the first batch's loss with ln(classes); uses no randomness."""
+    step = parts.step
+    images, labels = next(iter(parts.train_batches.batches(0)))
+    parts.model.eval()
+    with step.precision.autocast(step.device):
+        output = parts.model(to_memory_format(images, step.channels_last))
+        loss = float(step.loss_fn(output, labels if step.task == CLASSIFICATION else images))
+    if step.task != CLASSIFICATION:
+        return f"pre-flight: initial reconstruction loss {loss:.4f}"
+    expected = math.log(len(parts.data.classes))
+    low, high = PREFLIGHT_BOUNDS
+    if low * expected <= loss <= high * expected:
+        return f"pre-flight: initial loss {loss:.3f} ≈ ln({len(parts.data.classes)}) = {expected:.3f}, as expected"
+    return (f"warning: pre-flight: initial loss {loss:.3f} is far from ln({len(parts.data.classes)}) = "
+            f"{expected:.3f}; check the labels, the input normalisation and the output layer's init")
+
+
+@dataclass(frozen=True)
+class OverfitResult:
+    batches: int
+    steps: int
+    initial_loss: float
+    final_loss: float
+    target: float
+
+    @property
+    def reached(self) -> bool:
+        return self.final_loss < self.target
+
+
+def overfit_batches(config: Config, batches: int) -> OverfitResult:
+    """Train on the first ``batches`` training batches only, as many optimizer steps as the
+    full run would take, until their loss (eval mode, no label smoothing) is below 0.01.
+
+    A model that cannot memorise a handful of batches has a bug. Label smoothing, early
+    stopping and the time budget are switched off: they exist to prevent exactly this.
+    """
+    sections = config.to_dict()
+    if "label_smoothing" in sections["loss"]:
+        sections["loss"]["label_smoothing"] = 0.0
+    sections["train"].update(limit_batches=None, max_time=None, accumulate=1)
+    config = validate_config(sections)
+    parts = _components(config)
+    budget = config.train.epochs * len(parts.train_batches)
+    fixed = list(parts.train_batches.batches(0))[:batches]
+    measure = lambda: mean_metrics(  # noqa: E731
+        evaluate(parts.model, fixed, parts.step.precision, parts.step.device, parts.step.task), parts.step.task
+    )["loss"]
+    initial = loss = measure()
+    steps = 0
+    while steps < budget and loss >= OVERFIT_TARGET:
+        parts.model.train()
+        for images, labels in fixed:
+            step_loss, _ = parts.step.forward(images, labels)
+            parts.step.backward(step_loss)
+            parts.step.update()
+            steps += 1
+        loss = measure()
+    return OverfitResult(len(fixed), steps, initial, loss, OVERFIT_TARGET)
+
+
+@dataclass(frozen=True)
+class LRFinderResult:
+    suggested_lr: float
+    lrs: list[float]
+    losses: list[float]  # smoothed
+
+
+def find_lr(config: Config, *, start: float = 1e-7, end: float = 10.0, steps: int = 100) -> LRFinderResult:
+    """Leslie Smith's range test: raise the learning rate exponentially from ``start`` to
+    ``end`` over ``steps`` optimizer steps, recording the smoothed loss; stop once it
+    explodes (4× its minimum). Suggests the rate where the loss falls fastest."""
+    sections = config.to_dict()
+    sections["scheduler"] = {"name": "none"}
+    sections["optimizer"]["lr"] = start
+    config = validate_config(sections)
+    parts = _components(config)
+    ratio = (end / start) ** (1 / max(1, steps - 1))
+    lrs, losses, smoothed, best = [], [], 0.0, math.inf
+    epoch = 0
+    while len(lrs) < steps:
+        for images, labels in parts.train_batches.batches(epoch):
+            lr = start * ratio ** len(lrs)
+            for group in parts.step.optimizer.param_groups:
+                group["lr"] = lr
+            parts.model.train()
+            loss, _ = parts.step.forward(images, labels)
+            parts.step.backward(loss)
+            parts.step.update()
+            smoothed = 0.98 * smoothed + 0.02 * float(loss.detach())
+            value = smoothed / (1 - 0.98 ** (len(lrs) + 1))  # bias-corrected moving average
+            lrs.append(lr)
+            losses.append(value)
+            best = min(best, value)
+            if not math.isfinite(value) or value > 4 * best or len(lrs) >= steps:
+                return LRFinderResult(_steepest(lrs, losses), lrs, losses)
+        epoch += 1
+    return LRFinderResult(_steepest(lrs, losses), lrs, losses)
+
+
+def _steepest(lrs: list[float], losses: list[float]) -> float:
+    """The learning rate where the smoothed loss falls fastest against log(lr)."""
+    finite = [(lr, loss) for lr, loss in zip(lrs, losses) if math.isfinite(loss)]
+    if len(finite) < 3:
+        return finite[0][0] if finite else lrs[0]
+    x, y = np.log10([lr for lr, _ in finite]), np.array([loss for _, loss in finite])
+    return float(10 ** x[int(np.argmin(np.gradient(y, x)))])
+
+
+def _components(config: Config) -> Components:
+    device = resolve_device(config.train.device)
+    torch.manual_seed(config.train.seed)
+    return build_components(config, device, resolve_precision(config.train.amp, device), World())

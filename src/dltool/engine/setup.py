@@ -1,0 +1,103 @@
+"""Everything a run needs, built from its config: data, model, optimizer, schedule, loss."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+from dltool.config.schema import Config
+from dltool.data.loader import BatchLoader
+from dltool.data.prepare import PreparedData, prepare_data
+from dltool.engine.device import Precision
+from dltool.engine.distributed import World
+from dltool.engine.loop import Step
+from dltool.errors import ConfigError
+from dltool.losses import losses
+from dltool.models import models
+from dltool.models.build import build_model
+from dltool.optim import optimizers
+from dltool.optim.groups import parameter_groups
+from dltool.optim.schedules import build_scheduler
+
+
+@dataclass(frozen=True)
+class Components:
+    """A run's parts. ``model`` is the plain network (for state dicts); ``step.model`` is what
+    trains (compiled / DDP-wrapped); ``config`` has the measured normalisation filled in."""
+
+    config: Config
+    data: PreparedData
+    model: nn.Module
+    step: Step
+    train_batches: BatchLoader
+    val_batches: BatchLoader
+    test_batches: BatchLoader
+    world: World
+
+    @property
+    def eval_model(self) -> nn.Module:
+        """The weights to evaluate and keep: the EMA when there is one."""
+        return self.step.ema.module if self.step.ema is not None else self.model
+
+
+def build_components(config: Config, device: torch.device, precision: Precision, world: World) -> Components:
+    data = prepare_data(config.data)
+    config = config.model_copy(update={"data": config.data.model_copy(update={"mean": data.mean, "std": data.std})})
+    train_cfg = config.train
+    task = models.get(config.model.name).params.task
+    if task != "classification" and not train_cfg.monitor.metric.endswith("loss"):
+        raise ConfigError(f"train.monitor.metric: {train_cfg.monitor.metric!r} needs a classifier; "
+                          f"model {config.model.name!r} reconstructs images (use val_loss or train_loss)")
+    model = build_model(config.model, in_shape=data.in_shape, num_classes=len(data.classes)).to(device)
+    channels_last = train_cfg.channels_last is True or (train_cfg.channels_last == "auto" and device.type == "cuda")
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    optimizer = optimizers.build(config.optimizer, params=parameter_groups(model, config.optimizer))
+    loaders = _loaders(config, data, device, world)
+    steps_per_epoch = -(-len(loaders[0]) // train_cfg.accumulate)
+    step = Step(
+        model=_wrap(model, device, world, train_cfg.compile),
+        loss_fn=losses.build(config.loss).to(device),
+        optimizer=optimizer,
+        scheduler=build_scheduler(config.scheduler, optimizer, epochs=train_cfg.epochs,
+                                  steps_per_epoch=steps_per_epoch, maximize=train_cfg.monitor.maximize),
+        scaler=torch.amp.GradScaler(device.type, enabled=precision.needs_scaler),
+        precision=precision,
+        device=device,
+        task=task,
+        accumulate=train_cfg.accumulate,
+        grad_clip=train_cfg.grad_clip,
+        ema=_ema(model, train_cfg.ema_decay),
+        channels_last=channels_last,
+    )
+    return Components(config, data, model, step, *loaders, world)
+
+
+def _loaders(config: Config, data: PreparedData, device: torch.device, world: World) -> tuple[BatchLoader, ...]:
+    batch_size = config.train.batch_size
+    if batch_size % world.size:
+        raise ConfigError(f"train.batch_size {batch_size} must divide by the {world.size} processes "
+                          "(it is the global batch; each process takes an equal share)")
+    common = {"batch_size": batch_size // world.size, "mean": data.mean, "std": data.std,
+              "device": device, "shard": (world.rank, world.size), "limit": config.train.limit_batches}
+    return (
+        BatchLoader(data.splits["train"], shuffle=True, seed=config.train.seed, **common),
+        BatchLoader(data.splits["val"], **common),
+        BatchLoader(data.splits["test"], **common),
+    )
+
+
+def _wrap(model: nn.Module, device: torch.device, world: World, compile_model: bool) -> nn.Module:
+    if world.distributed:
+        ids = [device.index] if device.type == "cuda" else None
+        model = nn.parallel.DistributedDataParallel(model, device_ids=ids)
+    return torch.compile(model) if compile_model else model
+
+
+def _ema(model: nn.Module, decay: float | None) -> AveragedModel | None:
+    if decay is None:
+        return None
+    return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)

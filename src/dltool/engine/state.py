@@ -1,0 +1,67 @@
+"""What a checkpoint carries, and how a run is restored from one."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from dltool import __version__
+from dltool.engine.checkpoint import capture_rng, restore_rng, save_checkpoint
+from dltool.engine.setup import Components
+
+CHECKPOINT_FORMAT = "dltool-checkpoint/1"
+
+
+@dataclass
+class Progress:
+    """The bookkeeping of a run that a checkpoint carries besides the tensors."""
+
+    epoch: int = 0  # epochs completed
+    batch: int = 0  # batches done in the current epoch
+    step: int = 0  # optimizer steps so far
+    history: list[dict[str, Any]] = field(default_factory=list)
+    best: dict[str, Any] | None = None
+    bad_epochs: int = 0  # epochs since the monitored metric last improved
+    wall_time_s: float = 0.0  # over every session of the run
+    partial: dict[str, Any] | None = None  # EpochStats of an unfinished epoch
+
+
+def save_state(path: Path, parts: Components, progress: Progress) -> None:
+    step = parts.step
+    save_checkpoint(path, {
+        "format": CHECKPOINT_FORMAT,
+        "model": parts.model.state_dict(),
+        "optimizer": step.optimizer.state_dict(),
+        "scheduler": step.scheduler.state_dict(),
+        "scaler": step.scaler.state_dict(),
+        "ema": step.ema.state_dict() if step.ema is not None else None,
+        "progress": asdict(progress),
+        "rng": capture_rng(),
+        "config": parts.config.to_dict(),
+        "classes": parts.data.classes,
+        "versions": versions(),
+    })
+
+
+def restore_state(parts: Components, checkpoint: dict[str, Any]) -> Progress:
+    """Load every state into ``parts``; RNG states only where they were taken (rank 0)."""
+    step = parts.step
+    parts.model.load_state_dict(checkpoint["model"])
+    step.optimizer.load_state_dict(checkpoint["optimizer"])
+    step.scheduler.load_state_dict(checkpoint["scheduler"])
+    step.scaler.load_state_dict(checkpoint["scaler"])
+    if step.ema is not None and checkpoint.get("ema") is not None:
+        step.ema.load_state_dict(checkpoint["ema"])
+    progress = Progress(**checkpoint["progress"])
+    if parts.world.is_main:
+        restore_rng(checkpoint["rng"])
+    else:  # other ranks' generators were not saved: a fresh, distinct stream each
+        torch.manual_seed(parts.config.train.seed + 1000 * parts.world.rank + progress.step)
+    return progress
+
+
+def versions() -> dict[str, str]:
+    return {"dltool": __version__, "torch": str(torch.__version__)}
