@@ -78,8 +78,8 @@ def train(
     result, signals = outcome
     if result.run_dir is not None:  # under torchrun only rank 0 has one
         emit_line(str(result.run_dir))
-    if not quiet:
-        stderr.print(_closing_line(result), soft_wrap=True)
+        if not quiet:
+            stderr.print(_closing_line(result), soft_wrap=True)
     if result.status == "interrupted":
         raise typer.Exit(128 + (signals[0] if signals else signal.SIGINT))
 

@@ -1,0 +1,116 @@
+"""Training features: exact resume with everything on, budgets, limits and sanity checks."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from dltool.config import load_config
+from dltool.engine import resume, train
+from dltool.engine.checkpoint import load_checkpoint
+from dltool.optim import optimizers
+from dltool.optim.groups import parameter_groups
+from dltool.rundir import create_run_dir, open_run_dir
+
+
+class StopAfter:
+    """A ``stop`` event that fires after ``checks`` checks (one per optimizer step)."""
+
+    def __init__(self, checks: int) -> None:
+        self.checks = checks
+
+    def is_set(self) -> bool:
+        self.checks -= 1
+        return self.checks < 0
+
+
+def records(run: Path) -> list[dict]:
+    lines = (run / "metrics.jsonl").read_text().splitlines()
+    return [{k: v for k, v in json.loads(line).items() if k not in {"epoch_time_s", "samples_per_s"}}
+            for line in lines]
+
+
+FEATURES = ["train.epochs=6", "train.batch_size=32", "train.ema_decay=0.9", "train.accumulate=2",
+            "train.grad_clip=0.5", "scheduler.name=plateau", "scheduler.patience=0", "scheduler.warmup_epochs=1",
+            "train.early_stopping.patience=3", "train.monitor.metric=val_acc",
+            "optimizer.name=adamw", "optimizer.decay_norm_and_bias=false"]
+
+
+def test_resume_is_bitwise_with_ema_accumulation_clipping_plateau_and_early_stopping(tmp_path: Path) -> None:
+    config = load_config("digits-mlp", FEATURES)
+    reference = train(config, create_run_dir(tmp_path, "ref"))
+    run = create_run_dir(tmp_path, "cut")
+    assert train(config, run, stop=StopAfter(31)).status == "interrupted"  # 20 steps an epoch: mid epoch 2
+    finished = resume(open_run_dir(run.path))
+    assert finished.status == reference.status
+    assert (run.path / "model.safetensors").read_bytes() == (reference.run_dir / "model.safetensors").read_bytes()
+    assert records(run.path) == records(reference.run_dir)
+    state = load_checkpoint(run.path / "checkpoints" / "last.pt")
+    assert state["ema"] is not None and state["scheduler"]["factor"] is not None
+
+
+def test_accumulation_counts_optimizer_steps(tmp_path: Path) -> None:
+    config = load_config("digits-mlp", ["train.epochs=1", "train.batch_size=32", "train.accumulate=4"])
+    result = train(config, create_run_dir(tmp_path, "acc"))
+    assert result.summary["final"]["step"] == 10  # 40 batches / 4
+
+
+def test_time_budget_ends_the_run_after_the_current_step(tmp_path: Path) -> None:
+    config = load_config("digits-mlp", ["train.epochs=500", "train.batch_size=8", "train.max_time=1.5s"])
+    result = train(config, create_run_dir(tmp_path, "budget"))
+    assert result.status == "completed" and result.summary["stop_reason"] == "max_time"
+    assert 1 <= result.summary["epochs_run"] < 500 and result.summary["test"]["accuracy"] > 0
+
+
+def test_limit_batches_caps_every_phase(tmp_path: Path) -> None:
+    config = load_config("digits-mlp", ["train.epochs=2", "train.limit_batches=3"])
+    result = train(config, create_run_dir(tmp_path, "limit"))
+    assert result.summary["final"]["step"] == 6
+    assert result.summary["test"]["n"] == 3 * 64
+
+
+def test_no_decay_group_holds_biases_and_norm_scales() -> None:
+    config = load_config("digits-mlp", ["optimizer.name=adamw", "optimizer.decay_norm_and_bias=false"])
+    model = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.BatchNorm1d(3))
+    groups = parameter_groups(model, config.optimizer)
+    assert [len(g["params"]) for g in groups] == [1, 3] and groups[1]["weight_decay"] == 0.0
+    optimizer = optimizers.build(config.optimizer, params=groups)
+    assert [g["weight_decay"] for g in optimizer.param_groups] == [0.01, 0.0]
+
+
+def test_overfit_one_batch_reaches_near_zero_loss(cli) -> None:
+    result = cli("train", "digits-mlp", "--overfit-batches", "1", "--json")
+    document = json.loads(result.stdout)
+    assert document["reached"] and document["final_loss"] < 0.01 and document["batches"] == 1
+    assert "passed" in result.stderr
+
+
+def test_overfit_that_cannot_is_a_failure(cli) -> None:
+    result = cli("train", "digits-mlp", "--overfit-batches", "2", "--lr", "1e-7", "--epochs", "1", code=1)
+    assert "FAILED" in result.stderr
+
+
+def test_preflight_line_compares_the_first_loss_with_ln_classes(cli) -> None:
+    assert "pre-flight: initial loss" in cli("train", "digits-mlp", "--epochs", "1").stderr
+    warned = cli("train", "digits-mlp", "--epochs", "1", "--set", "model.init=kaiming_normal",
+                 "--set", "model.batch_norm=false", "--set", "model.depth=6", "--set", "model.width=512")
+    assert "far from ln(10)" in warned.stderr or "as expected" in warned.stderr
+
+
+def test_find_lr_prints_a_rate_and_writes_its_curve(cli, tmp_path: Path) -> None:
+    lr = float(cli("train", "digits-mlp", "--find-lr", "--runs-dir", tmp_path / "r").stdout)
+    assert 1e-6 < lr < 1
+    document = json.loads(cli("train", "digits-mlp", "--find-lr", "--json", "--runs-dir", tmp_path / "r").stdout)
+    curve = json.loads(Path(document["curve"]).read_text())
+    assert len(curve["lrs"]) == len(curve["losses"]) > 10 and curve["lrs"] == sorted(curve["lrs"])
+    assert not list((tmp_path / "r").glob("digits-mlp-[0-9]*"))  # no training run was made
+
+
+@pytest.mark.parametrize("channels_last", ["true", "false"])
+def test_channels_last_and_amp_on_cpu(tmp_path: Path, channels_last: str) -> None:
+    config = load_config("digits-mlp", ["train.epochs=1", f"train.channels_last={channels_last}", "train.amp=bf16"])
+    result = train(config, create_run_dir(tmp_path, "cl"))
+    assert result.summary["amp"] == "bf16" and result.status == "completed"
