@@ -16,7 +16,7 @@ from pydantic import BaseModel, ValidationError
 from dltool._registry import Registry
 from dltool.config.schema import Config, DataConfig, TrainConfig
 from dltool.errors import ConfigError, UnknownNameError, did_you_mean, suggest
-from dltool.losses import losses
+from dltool.losses import check_task, losses
 from dltool.models import models
 from dltool.optim import optimizers, schedulers
 
@@ -51,7 +51,18 @@ def validate_config(raw: Mapping[str, Any]) -> Config:
     if problems:
         more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
         raise ConfigError("; ".join(problems[:3]) + more)
-    return Config(**values)
+    config = Config(**values)
+    _check_loss_suits_model(config)
+    return config
+
+
+def _check_loss_suits_model(config: Config) -> None:
+    """A reconstruction model needs a loss on images; a classifier one on labels."""
+    task = models.get(config.model.name).params.task
+    try:
+        check_task(config.loss.name, task)
+    except ConfigError as error:
+        raise ConfigError(f"{error} (model {config.model.name!r} is a {task} model)") from None
 
 
 def entry_params(section: str, given: Mapping[str, Any]) -> type[BaseModel]:
