@@ -55,9 +55,12 @@ class CrossEntropy(Loss):
 
     def forward(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         output = _full(output)
-        if self.weight is not None and len(self.weight) != output.shape[1]:
-            raise ConfigError(_weights_length_error(len(self.weight), output.shape[1]))
-        return F.cross_entropy(output, target, weight=self.weight, label_smoothing=self.label_smoothing)
+        weight = self.weight
+        if weight is not None:
+            if len(weight) != output.shape[1]:
+                raise ConfigError(_weights_length_error(len(weight), output.shape[1]))
+            weight = weight.to(output.dtype)
+        return F.cross_entropy(output, target, weight=weight, label_smoothing=self.label_smoothing)
 
 
 class NLL(Loss):

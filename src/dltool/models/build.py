@@ -18,7 +18,7 @@ _INITIALISERS: dict[str, Callable[[torch.Tensor, str], object]] = {
     "kaiming_uniform": lambda w, mode: nn.init.kaiming_uniform_(w, mode=mode, nonlinearity="relu"),
     "kaiming_normal": lambda w, mode: nn.init.kaiming_normal_(w, mode=mode, nonlinearity="relu"),
 }
-_WEIGHTED = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
+WEIGHTED_LAYERS = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
 
 
 def build_model(params: ModelParams, *, in_shape: tuple[int, ...], num_classes: int) -> nn.Module:
@@ -40,7 +40,7 @@ def initialise(model: nn.Module, scheme: str) -> None:
     init = _INITIALISERS[scheme]
     loaded = {id(m) for part in getattr(model, "pretrained", ()) for m in part.modules()}
     for module in model.modules():
-        if isinstance(module, _WEIGHTED) and id(module) not in loaded:
+        if isinstance(module, WEIGHTED_LAYERS) and id(module) not in loaded:
             transposed = isinstance(module, (nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d))
             init(module.weight, "fan_out" if transposed else "fan_in")
             if module.bias is not None:

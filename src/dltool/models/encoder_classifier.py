@@ -64,25 +64,35 @@ class EncoderClassifier(nn.Module):
 
 
 def load_encoder(run_dir: Path, in_shape: tuple[int, ...]) -> tuple[nn.Module, int]:
-    """The trained encoder of autoencoder run ``run_dir`` and its code size, for ``in_shape`` inputs."""
-    where = f"model.encoder_run {str(run_dir)!r}"
+    """The trained encoder of autoencoder run ``run_dir`` and its code size, for ``in_shape`` inputs.
+
+    Every failure is one ``ConfigError`` (not an autoencoder run, another input shape) or
+    ``CheckpointError`` (no run, missing or unfitting weights) that starts with the key.
+    """
+    try:
+        return _load_encoder(run_dir, in_shape)
+    except DltoolError as error:
+        raise type(error)(f"model.encoder_run: {error}") from None
+
+
+def _load_encoder(run_dir: Path, in_shape: tuple[int, ...]) -> tuple[nn.Module, int]:
     run = open_run_dir(run_dir)
     try:
         config = load_config(str(run.config))
     except DltoolError as error:
-        raise ConfigError(f"{where}: its config.yaml is not valid: {error}") from None
+        raise ConfigError(f"{run.config} is not a valid config: {error}") from None
     entry = models.get(config.model.name)
     if entry.params.task != "reconstruction":
         raise ConfigError(
-            f"{where}: a {config.model.name} run ({entry.params.task}); "
+            f"{run_dir} is a {config.model.name} run ({entry.params.task}); "
             "expected an autoencoder run (dltool train with model.name=autoencoder)"
         )
     if not run.weights.is_file():
-        raise CheckpointError(f"{where}: no {run.weights.name}; has the run finished an epoch?")
+        raise CheckpointError(f"{run_dir} has no {run.weights.name}; has the run finished an epoch?")
     run_shape = _trained_shape(run.weights)
     if run_shape is not None and run_shape != in_shape:
         raise ConfigError(
-            f"{where}: its encoder was trained on {_shape(run_shape)} inputs, this dataset gives "
+            f"the encoder of {run_dir} was trained on {_shape(run_shape)} inputs, this dataset gives "
             f"{_shape(in_shape)}; use the same dataset and data.image_size"
         )
     autoencoder = models.build(config.model, in_shape=in_shape, num_classes=0)
@@ -90,7 +100,7 @@ def load_encoder(run_dir: Path, in_shape: tuple[int, ...]) -> tuple[nn.Module, i
         autoencoder.load_state_dict(load_weights(run.weights))
     except RuntimeError as error:
         reason = str(error).splitlines()[0]
-        raise CheckpointError(f"{where}: {run.weights.name} does not fit its config ({reason})") from None
+        raise CheckpointError(f"{run.weights} does not fit its config ({reason})") from None
     return autoencoder.encoder, autoencoder.latent_dim
 
 
