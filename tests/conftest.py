@@ -61,3 +61,56 @@ def run_dltool(*args: str, check: bool = True, **kwargs) -> subprocess.Completed
     if check:
         assert result.returncode == 0, f"exit {result.returncode}\n{result.stderr}"
     return result
+
+
+def make_autoencoder_run(
+    run_dir: Path, in_shape: tuple[int, ...], *, model: dict | None = None, metadata_shape: bool = True
+) -> Path:
+    """A finished-looking autoencoder run: ``config.yaml`` and ``model.safetensors`` (random weights).
+
+    ``model`` replaces the model section (another model, other widths); the weights are saved
+    from the model it names, with ``in_shape`` in their metadata as ``dltool train`` writes it.
+    """
+    import torch
+
+    from dltool._io import atomic_write_text, dump_yaml
+    from dltool.config import validate_config
+    from dltool.engine.checkpoint import save_weights
+    from dltool.models.build import build_model
+
+    section = model or {"name": "autoencoder", "latent_dim": 6, "widths": [4, 8]}
+    loss = "mse" if section["name"] == "autoencoder" else "cross_entropy"
+    config = validate_config({"model": section, "loss": {"name": loss}})
+    run_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(run_dir / "config.yaml", dump_yaml(config.to_dict()))
+    torch.manual_seed(1)
+    network = build_model(config.model, in_shape=in_shape, num_classes=10)
+    for buffer in network.buffers():  # non-default BN statistics, to see that they are loaded
+        if buffer.is_floating_point():
+            buffer.uniform_(0.5, 1.5)
+    metadata = {"in_shape": ",".join(map(str, in_shape))} if metadata_shape else {}
+    save_weights(run_dir / "model.safetensors", network, metadata)
+    return run_dir
+
+
+@pytest.fixture(scope="session")
+def required_params(tmp_path_factory: pytest.TempPathFactory):
+    """``required_params(entry, in_shape)``: values for the parameters an entry has no default for.
+
+    Keyed by parameter name, so a new entry with such a parameter fails here until it gets
+    an example value.
+    """
+    runs: dict[tuple[int, ...], str] = {}
+
+    def encoder_run(in_shape: tuple[int, ...]) -> str:
+        if in_shape not in runs:
+            runs[in_shape] = str(make_autoencoder_run(tmp_path_factory.mktemp("autoencoder-run"), in_shape))
+        return runs[in_shape]
+
+    makers = {"encoder_run": encoder_run}
+
+    def values(entry, in_shape: tuple[int, ...]) -> dict:
+        fields = entry.params.model_fields
+        return {k: makers[k](in_shape) for k, f in fields.items() if f.is_required() and k != "name"}
+
+    return values

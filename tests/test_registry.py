@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 import inspect
+import typing
 
 import pytest
 import torch
 
 from dltool._registry import Registry
 from dltool.catalog import REGISTRIES
-from dltool.errors import UnknownNameError
-from dltool.models import ModelParams, models
-from dltool.models.build import build_model
+from dltool.errors import ConfigError, UnknownNameError
+from dltool.models import Init, ModelParams, models
+from dltool.models.build import WEIGHTED_LAYERS, build_model
 from dltool.optim import OptimizerParams, optimizers, schedulers
 from dltool.optim.schedules import build_scheduler
-from dltool.losses import losses
+from dltool.losses import TASKS, losses, suited
 from dltool.params import Params
 
 ENTRIES = [(kind, entry) for kind, registry in REGISTRIES.items() for entry in registry]
@@ -52,15 +53,28 @@ def test_registry_refuses_duplicates_and_foreign_params() -> None:
         foreign.register("b", "x:y")(A)  # type: ignore[arg-type]
 
 
+SHAPES = [(1, 8, 8), (1, 28, 28), (3, 32, 32)]
+INITS = list(typing.get_args(Init))
+
+
 @pytest.mark.parametrize("entry", list(models), ids=lambda e: e.name)
-@pytest.mark.parametrize("init", ["default", "xavier_uniform", "kaiming_normal"])
-def test_every_model_runs_forward_and_backward(entry, init: str) -> None:
-    params = entry.params(name=entry.name, init=init)
-    model = build_model(params, in_shape=(1, 8, 8), num_classes=10)
-    logits = model(torch.randn(4, 1, 8, 8))
-    assert logits.shape == (4, 10)
-    logits.sum().backward()
-    assert all(p.grad is not None for p in model.parameters())
+@pytest.mark.parametrize("in_shape", SHAPES, ids=lambda s: "x".join(map(str, s)))
+@pytest.mark.parametrize("init", INITS)
+def test_every_model_runs_forward_and_backward(entry, in_shape, init: str, required_params) -> None:
+    torch.manual_seed(0)
+    params = entry.params(name=entry.name, init=init, **required_params(entry, in_shape))
+    model = build_model(params, in_shape=in_shape, num_classes=10)
+    images = torch.randn(2, *in_shape)
+    output = model(images)
+    assert output.shape == ((2, 10) if entry.params.task == "classification" else images.shape)
+    output.square().mean().backward()
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    assert trainable and all(p.grad is not None for p in trainable)
+    assert all(p.grad is None for p in model.parameters() if not p.requires_grad)
+    if init != "default":  # every weighted layer was re-initialised, except loaded parts
+        loaded = {id(m) for part in getattr(model, "pretrained", ()) for m in part.modules()}
+        biases = [m.bias for m in model.modules() if isinstance(m, WEIGHTED_LAYERS) and id(m) not in loaded]
+        assert all(not b.any() for b in biases if b is not None)
 
 
 def _tiny_model() -> torch.nn.Module:
@@ -141,13 +155,31 @@ def test_plateau_cuts_the_rate_after_patience_epochs_without_improvement() -> No
     assert resumed.factor.scale == 0.25
 
 
-@pytest.mark.parametrize("entry", list(losses), ids=lambda e: e.name)
-def test_every_loss_computes_a_differentiable_scalar(entry) -> None:
-    loss_fn = losses.build(entry.params(name=entry.name))
-    logits = torch.randn(6, 4, requires_grad=True)
-    loss = loss_fn(logits, torch.tensor([0, 1, 2, 3, 0, 1]))
+LOSS_TASKS = [(entry, task) for entry in losses for task in TASKS]
+
+
+def _loss_batch(task: str) -> tuple[torch.Tensor, torch.Tensor]:
+    if task == "classification":
+        return torch.randn(6, 4, requires_grad=True), torch.tensor([0, 1, 2, 3, 0, 1])
+    return torch.randn(2, 3, 5, 5, requires_grad=True), torch.randn(2, 3, 5, 5)
+
+
+@pytest.mark.parametrize(("entry", "task"), LOSS_TASKS, ids=[f"{e.name}-{t}" for e, t in LOSS_TASKS])
+def test_every_loss_computes_a_scalar_on_its_tasks_and_refuses_the_others(entry, task: str) -> None:
+    params = entry.params(name=entry.name)
+    context = {"task": task, "num_classes": 4, "class_counts": [2, 2, 1, 1]}
+    if task not in entry.params.tasks:
+        with pytest.raises(ConfigError, match=rf"loss.name: '{entry.name}' does not suit the {task} task"):
+            losses.build(params, **context)
+        return
+    output, target = _loss_batch(task)
+    loss = losses.build(params, **context)(output, target)
     loss.backward()
-    assert loss.ndim == 0 and logits.grad is not None
+    assert loss.ndim == 0 and loss.item() >= 0 and output.grad is not None
+
+
+def test_every_task_has_a_loss() -> None:
+    assert all(suited(task) for task in TASKS)
 
 
 def test_optimizer_params_share_lr_and_weight_decay() -> None:

@@ -13,12 +13,17 @@ from dltool.commands._output import stderr
 from dltool.engine.observer import Observer
 
 
+METRICS = ("train_loss", "train_acc", "val_loss", "val_acc")
+
+
 def epoch_line(record: dict[str, Any], epochs: int) -> str:
-    return (
-        f"epoch {record['epoch']}/{epochs}  train_loss {record['train_loss']:.4f}  "
-        f"train_acc {record['train_acc']:.4f}  val_loss {record['val_loss']:.4f}  "
-        f"val_acc {record['val_acc']:.4f}  lr {record['lr']:.3g}  {record['epoch_time_s']:.2f}s"
-    )
+    """'epoch 3/20  train_loss 0.1234  ...' with the metrics this task measures."""
+    metrics = "  ".join(f"{k} {_number(record[k])}" for k in METRICS if k in record)
+    return f"epoch {record['epoch']}/{epochs}  {metrics}  lr {record['lr']:.3g}  {record['epoch_time_s']:.2f}s"
+
+
+def _number(value: float | None) -> str:
+    return "nan" if value is None else f"{value:.4f}"
 
 
 def start_line(info: dict[str, Any]) -> str:

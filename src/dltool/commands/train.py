@@ -141,7 +141,8 @@ def _closing_line(result: Any) -> str:
     if best := summary.get("best"):
         parts.append(f"best {best['metric']} {best['value']:.4f} at epoch {best['epoch']}")
     if test := summary.get("test"):
-        parts.append(f"test accuracy {test['accuracy']:.4f} (n={test['n']})")
+        score = f"accuracy {test['accuracy']:.4f}" if "accuracy" in test else f"loss {test['loss']:.4f}"
+        parts.append(f"test {score} (n={test['n']})")
     if status == "interrupted":
         parts.append(f"continue with: dltool train --resume {result.run_dir}")
     return "; ".join(parts)

@@ -16,7 +16,7 @@ from pydantic import BaseModel, ValidationError
 from dltool._registry import Registry
 from dltool.config.schema import Config, DataConfig, TrainConfig
 from dltool.errors import ConfigError, UnknownNameError, did_you_mean, suggest
-from dltool.losses import losses
+from dltool.losses import check_task, losses
 from dltool.models import models
 from dltool.optim import optimizers, schedulers
 
@@ -51,7 +51,21 @@ def validate_config(raw: Mapping[str, Any]) -> Config:
     if problems:
         more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
         raise ConfigError("; ".join(problems[:3]) + more)
-    return Config(**values)
+    config = Config(**values)
+    _check_loss_suits_model(config)
+    return config
+
+
+def _check_loss_suits_model(config: Config) -> None:
+    """A reconstruction model needs a loss on images and a monitored loss, not an accuracy."""
+    task = models.get(config.model.name).params.task
+    try:
+        check_task(config.loss.name, task)
+    except ConfigError as error:
+        raise ConfigError(f"{error} (model {config.model.name!r} is a {task} model)") from None
+    if task != "classification" and not config.train.monitor.metric.endswith("loss"):
+        raise ConfigError(f"train.monitor.metric: {config.train.monitor.metric!r} needs a classifier; "
+                          f"model {config.model.name!r} reconstructs images (use val_loss or train_loss)")
 
 
 def entry_params(section: str, given: Mapping[str, Any]) -> type[BaseModel]:
@@ -88,18 +102,21 @@ def unknown_key(key: str, section: str, schema: type[BaseModel], loc: tuple) -> 
     allowed = allowed_keys(schema, loc[:-1])
     hint = did_you_mean(leaf, allowed)
     if not hint and section in DISPATCHED and len(loc) == 1:
-        hint = _key_of_other_entries(section, leaf)
+        entry = next(e.name for e in DISPATCHED[section][0] if e.params is schema)
+        hint = _key_of_other_entries(section, leaf, entry)
     return f"{key}: unknown key{hint} (allowed: {', '.join(allowed)})"
 
 
-def _key_of_other_entries(section: str, leaf: str) -> str:
-    """'; did you mean 'momentum' (a key of optimizer sgd, rmsprop)?' or ''."""
+def _key_of_other_entries(section: str, leaf: str, entry: str) -> str:
+    """Where the key belongs when another entry of the kind takes it (or a close one)."""
     entries = list(DISPATCHED[section][0])
     keys = {k for e in entries for k in e.params.model_fields}
     close = difflib.get_close_matches(leaf, sorted(keys), n=1, cutoff=0.6)
     if not close:
         return ""
     owners = ", ".join(e.name for e in entries if close[0] in e.params.model_fields)
+    if close[0] == leaf:
+        return f"; {leaf!r} is a key of {section} {owners}, not of {entry!r}"
     return f"; did you mean {close[0]!r} (a key of {section} {owners})?"
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
@@ -48,9 +49,6 @@ def build_components(config: Config, device: torch.device, precision: Precision,
     config = config.model_copy(update={"data": config.data.model_copy(update={"mean": data.mean, "std": data.std})})
     train_cfg = config.train
     task = models.get(config.model.name).params.task
-    if task != "classification" and not train_cfg.monitor.metric.endswith("loss"):
-        raise ConfigError(f"train.monitor.metric: {train_cfg.monitor.metric!r} needs a classifier; "
-                          f"model {config.model.name!r} reconstructs images (use val_loss or train_loss)")
     model = build_model(config.model, in_shape=data.in_shape, num_classes=len(data.classes)).to(device)
     channels_last = train_cfg.channels_last is True or (train_cfg.channels_last == "auto" and device.type == "cuda")
     if channels_last:
@@ -60,7 +58,8 @@ def build_components(config: Config, device: torch.device, precision: Precision,
     steps_per_epoch = -(-len(loaders[0]) // train_cfg.accumulate)
     step = Step(
         model=_wrap(model, device, world, train_cfg.compile),
-        loss_fn=losses.build(config.loss).to(device),
+        loss_fn=losses.build(config.loss, task=task, num_classes=len(data.classes),
+                             class_counts=_class_counts(data)).to(device),
         optimizer=optimizer,
         scheduler=build_scheduler(config.scheduler, optimizer, epochs=train_cfg.epochs,
                                   steps_per_epoch=steps_per_epoch, maximize=train_cfg.monitor.maximize),
@@ -74,6 +73,11 @@ def build_components(config: Config, device: torch.device, precision: Precision,
         channels_last=channels_last,
     )
     return Components(config, data, model, step, *loaders, world)
+
+
+def _class_counts(data: PreparedData) -> list[int]:
+    """Training samples per class, in class order (for ``class_weights: balanced``)."""
+    return np.bincount(data.splits["train"].labels, minlength=len(data.classes)).tolist()
 
 
 def _loaders(config: Config, data: PreparedData, device: torch.device, world: World) -> tuple[BatchLoader, ...]:

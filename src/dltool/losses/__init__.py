@@ -1,22 +1,114 @@
-"""The loss catalogue: torch's loss modules, one table row each."""
+"""The loss catalogue: one row per loss, its implementation in ``dltool.losses.functions``.
+
+Every builder takes its config keys plus the context keywords ``task``
+(``"classification"`` or ``"reconstruction"``, the model's), ``num_classes`` and
+``class_counts`` (training samples per class), and returns a module called as
+``loss_fn(output, target)``: logits (N, K) and int64 labels (N,) for classification,
+two images of the same shape for reconstruction. ``tasks`` says which tasks a loss suits.
+"""
 
 from __future__ import annotations
 
-from pydantic import Field
+from typing import Annotated, Any, ClassVar, Literal
+
+from pydantic import Field, field_validator
 
 from dltool._registry import Registry
+from dltool.errors import ConfigError
 from dltool.params import Params
+
+TASKS = ("classification", "reconstruction")
+Smoothing = Annotated[float, Field(ge=0, lt=1, description="ε: targets 1−ε+ε/K for the true class, ε/K elsewhere")]
+ClassWeights = (
+    Literal["balanced"] | Annotated[list[Annotated[float, Field(ge=0)]], Field(min_length=1)] | None
+)
 
 
 class LossParams(Params):
     """Fields every loss shares."""
 
+    # The model tasks this loss can train (see ModelParams.task).
+    tasks: ClassVar[frozenset[str]] = frozenset({"classification"})
+
 
 losses: Registry[LossParams] = Registry("losses", LossParams)
 
 
-@losses.register("cross_entropy", "torch.nn:CrossEntropyLoss")
-class CrossEntropyParams(LossParams):
-    """Cross-entropy on logits, with optional label smoothing."""
+def suited(task: str) -> list[str]:
+    """Names of the losses that can train a model of ``task``."""
+    return [entry.name for entry in losses if task in entry.params.tasks]
 
-    label_smoothing: float = Field(0.0, ge=0, lt=1)
+
+def check_task(name: str, task: str) -> None:
+    """Raise ``ConfigError`` unless loss ``name`` suits ``task``."""
+    if task not in TASKS:
+        raise ConfigError(f"unknown task {task!r}; expected one of: {', '.join(TASKS)}")
+    if task not in losses.get(name).params.tasks:
+        raise ConfigError(
+            f"loss.name: {name!r} does not suit the {task} task; use one of: {', '.join(suited(task))}"
+        )
+
+
+BOTH = frozenset(TASKS)
+
+
+@losses.register("cross_entropy", "dltool.losses.functions:CrossEntropy")
+class CrossEntropyParams(LossParams):
+    """Cross-entropy on logits, with optional label smoothing and class weights."""
+
+    label_smoothing: Smoothing = 0.0
+    class_weights: ClassWeights = Field(
+        None, description="null, 'balanced' (n_samples / (n_classes · count)), or one weight per class"
+    )
+
+    @field_validator("class_weights", mode="before")
+    @classmethod
+    def _one_clear_message(cls, value: Any) -> Any:
+        # The union's own errors would name each alternative; say once what is allowed.
+        numbers = isinstance(value, list) and value and all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0 for v in value
+        )
+        if value is None or value == "balanced" or numbers:
+            return value
+        raise ValueError("should be null, 'balanced' or a list of one weight ≥ 0 per class")
+
+
+@losses.register("bce_with_logits", "dltool.losses.functions:BCEWithLogits")
+class BCEWithLogitsParams(LossParams):
+    """Binary cross-entropy of each logit's sigmoid against one-hot targets (one-vs-rest)."""
+
+    label_smoothing: Smoothing = 0.0
+
+
+@losses.register("nll", "dltool.losses.functions:NLL")
+class NLLParams(LossParams):
+    """Negative log-likelihood of the log-softmax of the logits."""
+
+
+@losses.register("kl_div", "dltool.losses.functions:KLDiv")
+class KLDivParams(LossParams):
+    """KL divergence from the (smoothed) one-hot target distribution to the softmax, per sample."""
+
+    label_smoothing: Smoothing = 0.0
+
+
+@losses.register("mse", "dltool.losses.functions:MSE")
+class MSEParams(LossParams):
+    """Mean squared error: output vs image, or softmax vs one-hot target."""
+
+    tasks: ClassVar[frozenset[str]] = BOTH
+
+
+@losses.register("l1", "dltool.losses.functions:L1")
+class L1Params(LossParams):
+    """Mean absolute error: output vs image, or softmax vs one-hot target."""
+
+    tasks: ClassVar[frozenset[str]] = BOTH
+
+
+@losses.register("smooth_l1", "dltool.losses.functions:SmoothL1")
+class SmoothL1Params(LossParams):
+    """Smooth L1 (Huber-like): quadratic below `beta`, linear above; as mse/l1 for targets."""
+
+    tasks: ClassVar[frozenset[str]] = BOTH
+    beta: float = Field(1.0, ge=0, description="where the quadratic part ends (0: plain L1)")

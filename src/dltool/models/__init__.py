@@ -1,27 +1,31 @@
 """The model catalogue: each entry's parameters here, its network in a module of its own.
 
 Importing this package never imports torch; ``build_model`` (in ``dltool.models.build``)
-does, when a network is actually built.
+does, when a network is actually built. Every builder takes its entry's fields as keywords
+plus the context ``in_shape=(C, H, W)`` and ``num_classes``.
 """
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from typing import Annotated, ClassVar, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from dltool._registry import Registry
 from dltool.params import Params
 
 Activation = Literal["relu", "leaky_relu", "tanh", "sigmoid", "gelu"]
 Init = Literal["default", "xavier_uniform", "xavier_normal", "kaiming_uniform", "kaiming_normal"]
+Task = Literal["classification", "reconstruction"]
+Widths = Annotated[list[Annotated[int, Field(ge=1)]], Field(min_length=1)]
 
 
 class ModelParams(Params):
     """Fields every model shares: its name and the weight initialisation applied after building."""
 
     common: ClassVar[frozenset[str]] = frozenset({"name", "init"})
-    task: ClassVar[str] = "classification"  # or "reconstruction": what the model's output is
+    # What the network outputs: logits (N, num_classes), or an image shaped like its input.
+    task: ClassVar[Task] = "classification"
     init: Init = "default"
 
 
@@ -37,3 +41,57 @@ class MLPParams(ModelParams):
     activation: Activation = "relu"
     dropout: float = Field(0.0, ge=0.0, lt=1.0, description="dropout after each hidden layer")
     batch_norm: bool = Field(False, description="BatchNorm1d before each activation")
+
+
+@models.register("lenet5", "dltool.models.lenet:LeNet5")
+class LeNet5Params(ModelParams):
+    """LeNet-5: conv 6 → pool → conv 16 → pool → FC 120 → 84 → classes (LeCun et al. 1998)."""
+
+    activation: Activation = Field("tanh", description="tanh as in the original; relu is the modern choice")
+    pool: Literal["avg", "max"] = Field("avg", description="2×2 subsampling: avg as in the original, or max")
+
+
+@models.register("cnn", "dltool.models.cnn:CNN")
+class CNNParams(ModelParams):
+    """Plain CNN: conv-BN-ReLU stages with max-pooling and dropout, global-average-pool head."""
+
+    widths: Widths = Field(default_factory=lambda: [32, 64, 128], description="channels of each stage")
+    convs_per_stage: int = Field(2, ge=1, description="3×3 conv-BN-ReLU blocks per stage")
+    dropout: float = Field(0.0, ge=0.0, lt=1.0, description="dropout after each stage (the last one feeds the head)")
+
+
+@models.register("resnet", "dltool.models.resnet:ResNet")
+class ResNetParams(ModelParams):
+    """CIFAR ResNet (He et al. 2016 §4.2): 3 stages of n basic blocks, depth = 6n+2."""
+
+    depth: int = Field(20, description="6n+2 layers: 20, 32, 44, 56, 110, ...")
+    width_multiplier: float = Field(1.0, gt=0, description="scales the 16/32/64 stage widths")
+    shortcut: Literal["A", "B"] = Field(
+        "A", description="where the shape changes: A zero-pads channels (the paper's CIFAR choice), B 1×1 conv + BN"
+    )
+
+    @field_validator("depth")
+    @classmethod
+    def _six_n_plus_two(cls, depth: int) -> int:
+        if depth < 8 or (depth - 2) % 6:
+            raise ValueError("depth must be 6n+2 with n ≥ 1: 8, 14, 20, 32, 44, 56, 110, ...")
+        return depth
+
+
+@models.register("autoencoder", "dltool.models.autoencoder:Autoencoder")
+class AutoencoderParams(ModelParams):
+    """Convolutional autoencoder: stride-2 conv encoder to a `latent_dim` vector, mirrored decoder."""
+
+    task: ClassVar[Task] = "reconstruction"
+    latent_dim: int = Field(32, ge=1, description="size of the code between encoder and decoder")
+    widths: Widths = Field(default_factory=lambda: [32, 64], description="channels of each stride-2 stage")
+
+
+@models.register("encoder-classifier", "dltool.models.encoder_classifier:EncoderClassifier")
+class EncoderClassifierParams(ModelParams):
+    """Classifier head on the encoder of a trained autoencoder run (`encoder_run`)."""
+
+    encoder_run: str = Field(description="run directory of a `dltool train` autoencoder run")
+    freeze: bool = Field(True, description="keep the encoder's weights (and BN statistics) fixed")
+    hidden: int = Field(0, ge=0, description="hidden units of the head (0: a linear head)")
+    dropout: float = Field(0.0, ge=0.0, lt=1.0, description="dropout on the code before the head")

@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
+import torch
 from torch import nn
 
 from dltool.models import ModelParams, models
 
 # Gains follow each scheme's usual pairing: Xavier for tanh/sigmoid nets, Kaiming for ReLU.
-_INITIALISERS = {
-    "xavier_uniform": lambda w: nn.init.xavier_uniform_(w),
-    "xavier_normal": lambda w: nn.init.xavier_normal_(w),
-    "kaiming_uniform": lambda w: nn.init.kaiming_uniform_(w, nonlinearity="relu"),
-    "kaiming_normal": lambda w: nn.init.kaiming_normal_(w, nonlinearity="relu"),
+# A transposed conv's weight is (in, out, kh, kw): torch's "fan_in" reads dim 1 (out), so
+# Kaiming uses "fan_out" there, which is the fan-in of its forward pass (up to the stride).
+_INITIALISERS: dict[str, Callable[[torch.Tensor, str], object]] = {
+    "xavier_uniform": lambda w, mode: nn.init.xavier_uniform_(w),
+    "xavier_normal": lambda w, mode: nn.init.xavier_normal_(w),
+    "kaiming_uniform": lambda w, mode: nn.init.kaiming_uniform_(w, mode=mode, nonlinearity="relu"),
+    "kaiming_normal": lambda w, mode: nn.init.kaiming_normal_(w, mode=mode, nonlinearity="relu"),
 }
+WEIGHTED_LAYERS = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
 
 
 def build_model(params: ModelParams, *, in_shape: tuple[int, ...], num_classes: int) -> nn.Module:
@@ -23,12 +29,19 @@ def build_model(params: ModelParams, *, in_shape: tuple[int, ...], num_classes: 
 
 
 def initialise(model: nn.Module, scheme: str) -> None:
-    """Re-initialise conv and linear weights with ``scheme`` (biases to zero); ``default`` keeps torch's."""
+    """Re-initialise linear and (transposed) conv weights with ``scheme``, biases to zero.
+
+    ``default`` keeps torch's initialisation; normalisation layers always keep theirs
+    (weight 1, bias 0). Parts a model lists in its ``pretrained`` attribute (weights loaded
+    from a run) are left alone.
+    """
     if scheme == "default":
         return
     init = _INITIALISERS[scheme]
+    loaded = {id(m) for part in getattr(model, "pretrained", ()) for m in part.modules()}
     for module in model.modules():
-        if isinstance(module, (nn.Linear, nn.Conv2d, nn.ConvTranspose2d)):
-            init(module.weight)
+        if isinstance(module, WEIGHTED_LAYERS) and id(module) not in loaded:
+            transposed = isinstance(module, (nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d))
+            init(module.weight, "fan_out" if transposed else "fan_in")
             if module.bias is not None:
                 nn.init.zeros_(module.bias)

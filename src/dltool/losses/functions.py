@@ -1,0 +1,197 @@
+"""The losses of the catalogue, as modules called ``loss_fn(output, target)``.
+
+Classification: ``output`` is logits (N, K), ``target`` int64 labels (N,); losses that
+compare distributions turn the labels into one-hot (or label-smoothed) rows of K.
+Reconstruction: ``output`` and ``target`` are images of the same shape.
+Half-precision outputs (under autocast) are computed in float32.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import ClassVar
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from dltool.errors import ConfigError
+from dltool.losses import check_task
+
+
+class Loss(nn.Module):
+    """A catalogue loss: refuses, when built, a task it does not suit."""
+
+    name: ClassVar[str]
+
+    def __init__(self, task: str):
+        super().__init__()
+        check_task(self.name, task)
+        self.task = task
+
+
+class CrossEntropy(Loss):
+    """``F.cross_entropy`` with label smoothing and optional class weights.
+
+    With weights, the batch mean is weighted too (divided by the targets' total weight),
+    as in torch.
+    """
+
+    name = "cross_entropy"
+
+    def __init__(
+        self,
+        *,
+        label_smoothing: float,
+        class_weights: str | Sequence[float] | None,
+        task: str = "classification",
+        num_classes: int | None = None,
+        class_counts: Sequence[int] | None = None,
+    ):
+        super().__init__(task)
+        self.label_smoothing = label_smoothing
+        self.weight: torch.Tensor | None
+        self.register_buffer("weight", class_weight_tensor(class_weights, num_classes, class_counts), persistent=False)
+
+    def forward(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        output = _full(output)
+        weight = self.weight
+        if weight is not None:
+            if len(weight) != output.shape[1]:
+                raise ConfigError(_weights_length_error(len(weight), output.shape[1]))
+            weight = weight.to(output.dtype)
+        return F.cross_entropy(output, target, weight=weight, label_smoothing=self.label_smoothing)
+
+
+class NLL(Loss):
+    """``F.nll_loss`` of ``log_softmax(logits)`` (cross-entropy, written as the course derives it)."""
+
+    name = "nll"
+
+    def __init__(self, *, task: str = "classification", num_classes: int | None = None,
+                 class_counts: Sequence[int] | None = None):
+        super().__init__(task)
+
+    def forward(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return F.nll_loss(F.log_softmax(_full(output), dim=1), target)
+
+
+class BCEWithLogits(Loss):
+    """Sigmoid BCE of every logit against its one-hot target, averaged over the N·K entries.
+
+    Label smoothing gives the same targets as ``cross_entropy``'s: 1−ε+ε/K and ε/K.
+    """
+
+    name = "bce_with_logits"
+
+    def __init__(self, *, label_smoothing: float, task: str = "classification",
+                 num_classes: int | None = None, class_counts: Sequence[int] | None = None):
+        super().__init__(task)
+        self.label_smoothing = label_smoothing
+
+    def forward(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        output = _full(output)
+        return F.binary_cross_entropy_with_logits(output, smoothed_one_hot(target, output, self.label_smoothing))
+
+
+class KLDiv(Loss):
+    """``KL(q ‖ softmax(logits))`` with q the (smoothed) one-hot targets, summed over classes,
+    averaged over samples (``batchmean``). Without smoothing it equals the cross-entropy."""
+
+    name = "kl_div"
+
+    def __init__(self, *, label_smoothing: float, task: str = "classification",
+                 num_classes: int | None = None, class_counts: Sequence[int] | None = None):
+        super().__init__(task)
+        self.label_smoothing = label_smoothing
+
+    def forward(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        output = _full(output)
+        q = smoothed_one_hot(target, output, self.label_smoothing)
+        return F.kl_div(F.log_softmax(output, dim=1), q, reduction="batchmean")
+
+
+class _Distance(Loss):
+    """An elementwise distance, averaged: image vs image, or softmax vs one-hot labels."""
+
+    def __init__(self, *, task: str = "classification", num_classes: int | None = None,
+                 class_counts: Sequence[int] | None = None):
+        super().__init__(task)
+
+    def forward(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        output = _full(output)
+        if self.task == "classification":
+            output, target = output.softmax(dim=1), smoothed_one_hot(target, output, 0.0)
+        elif output.shape != target.shape:
+            raise ValueError(f"{self.name}: output {tuple(output.shape)} and target {tuple(target.shape)} differ")
+        return self.distance(output, target.to(output.dtype))
+
+    def distance(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+
+class MSE(_Distance):
+    name = "mse"
+
+    def distance(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return F.mse_loss(output, target)
+
+
+class L1(_Distance):
+    name = "l1"
+
+    def distance(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return F.l1_loss(output, target)
+
+
+class SmoothL1(_Distance):
+    name = "smooth_l1"
+
+    def __init__(self, *, beta: float, task: str = "classification", num_classes: int | None = None,
+                 class_counts: Sequence[int] | None = None):
+        super().__init__(task=task)
+        self.beta = beta
+
+    def distance(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return F.smooth_l1_loss(output, target, beta=self.beta)
+
+
+def smoothed_one_hot(labels: torch.Tensor, logits: torch.Tensor, smoothing: float) -> torch.Tensor:
+    """Rows of K = ``logits.shape[1]``: 1−ε+ε/K at the label, ε/K elsewhere, in the logits' dtype."""
+    k = logits.shape[1]
+    one_hot = F.one_hot(labels, k).to(logits.dtype)
+    return one_hot * (1 - smoothing) + smoothing / k if smoothing else one_hot
+
+
+def class_weight_tensor(
+    spec: str | Sequence[float] | None, num_classes: int | None, class_counts: Sequence[int] | None
+) -> torch.Tensor | None:
+    """Per-class weights: none, given, or ``balanced`` = n_samples / (n_classes · count).
+
+    ``balanced`` is scikit-learn's formula; a class without training samples gets weight 0
+    (it never appears as a training target).
+    """
+    if spec is None:
+        return None
+    if spec == "balanced":
+        if class_counts is None:
+            raise ConfigError("loss.class_weights: 'balanced' needs the training set's class counts")
+        counts = torch.tensor(list(class_counts), dtype=torch.float64)
+        if num_classes is not None and len(counts) != num_classes:
+            raise ValueError(f"class_counts has {len(counts)} entries for {num_classes} classes")
+        weights = torch.where(counts > 0, counts.sum() / (len(counts) * counts.clamp(min=1)), 0.0)
+        return weights.float()
+    if isinstance(spec, str):
+        raise ConfigError(f"loss.class_weights: {spec!r} is not 'balanced' or a list of weights")
+    if num_classes is not None and len(spec) != num_classes:
+        raise ConfigError(_weights_length_error(len(spec), num_classes))
+    return torch.tensor(list(spec), dtype=torch.float32)
+
+
+def _weights_length_error(given: int, classes: int) -> str:
+    return (f"loss.class_weights: {given} weights for {classes} classes; "
+            "give one per class (in classes.json order) or use 'balanced'")
+
+
+def _full(output: torch.Tensor) -> torch.Tensor:
+    return output.float() if output.dtype in (torch.float16, torch.bfloat16) else output
