@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import random
 import threading
@@ -252,8 +253,10 @@ def _write_summary(run: RunDir | None, summary: dict[str, Any]) -> None:
 
 
 def _weights_metadata(parts: Components) -> dict[str, str]:
+    """Enough to rebuild and feed the model from this one file (see evaluation.trained)."""
     return {"format": "pt", "in_shape": ",".join(map(str, parts.data.in_shape)),
-            "num_classes": str(len(parts.data.classes)), "dltool_version": __version__}
+            "num_classes": str(len(parts.data.classes)), "dltool_version": __version__,
+            "config": json.dumps(parts.config.to_dict()), "classes": json.dumps(parts.data.classes)}
 
 
 def _summary(status: str, reason: str, progress: Progress, clock: _Clock, base: dict[str, Any],

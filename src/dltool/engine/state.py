@@ -42,6 +42,7 @@ def save_state(path: Path, parts: Components, progress: Progress) -> None:
         "rng": capture_rng(),
         "config": parts.config.to_dict(),
         "classes": parts.data.classes,
+        "in_shape": list(parts.data.in_shape),
         "versions": versions(),
     })
 

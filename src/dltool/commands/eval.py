@@ -1,0 +1,59 @@
+"""``dltool eval``: how good is it, exactly."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from dltool.commands._output import emit_json, stderr
+
+Opt = typer.Option
+
+
+def eval_(
+    target: Annotated[Path, typer.Argument(help="Run dir, model.safetensors or a .pt checkpoint.")],
+    split: Annotated[str, Opt(help="Split to score: test, val or train.")] = "test",
+    data: Annotated[str | None, Opt(help="Another dataset name or image folder with the same classes.")] = None,
+    root: Annotated[str | None, Opt(help="data.root for --data.")] = None,
+    checkpoint: Annotated[str, Opt(help="best (model.safetensors) or last (checkpoints/last.pt).")] = "best",
+    batch_size: Annotated[int, Opt(min=1, help="Images per forward pass.")] = 256,
+    device: Annotated[str, Opt(help="auto, cpu, cuda, cuda:N or mps.")] = "auto",
+    as_json: Annotated[bool, Opt("--json", help="Print the eval document on stdout.")] = False,
+) -> None:
+    """Score a trained model; writes eval-<split>.json into the run dir.
+
+    Example: dltool eval runs/digits-mlp-1 --json | jq .accuracy
+    """
+    from dltool.engine.device import resolve_device
+    from dltool.errors import UsageError
+    from dltool.evaluation.evaluate import evaluate_trained, write_report
+    from dltool.evaluation.trained import load_trained
+
+    if checkpoint not in ("best", "last"):
+        raise UsageError(f"--checkpoint {checkpoint!r}: expected best or last")
+    trained = load_trained(target, checkpoint=checkpoint, device=resolve_device(device))  # type: ignore[arg-type]
+    document = evaluate_trained(trained, split=split, data=data, root=root, batch_size=batch_size)
+    path = write_report(trained, document, own_data=data is None)
+    _render(document)
+    stderr.print(f"wrote {path}", soft_wrap=True)
+    if as_json:
+        emit_json(document)
+
+
+def _render(document: dict[str, Any]) -> None:
+    keys = ["n", "loss", "accuracy", "balanced_accuracy", "top5_accuracy", "macro_f1", "weighted_f1",
+            "ece", "brier", "mse", "psnr"]
+    summary = Table(title=f"{document['dataset']} / {document['split']}", show_header=False, box=None)
+    for key in keys:
+        if key in document:
+            value = document[key]
+            summary.add_row(key, f"{value:.4f}" if isinstance(value, float) else str(value))
+    stderr.print(summary)
+    if "per_class" in document and len(document["per_class"]) <= 30:
+        table = Table("class", "precision", "recall", "f1", "support", box=None)
+        for name, row in document["per_class"].items():
+            table.add_row(name, f"{row['precision']:.3f}", f"{row['recall']:.3f}", f"{row['f1']:.3f}", str(row["support"]))
+        stderr.print(table)

@@ -1,0 +1,1 @@
+"""After training: load a run's model anywhere, score it (eval), label images (predict)."""

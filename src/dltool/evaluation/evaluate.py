@@ -1,0 +1,94 @@
+"""``dltool eval``: score a trained model on a split of its dataset, or of another one."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from dltool._io import atomic_write_json
+from dltool.data.arrays import Split
+from dltool.data.loader import BatchLoader
+from dltool.data.prepare import PreparedData, prepare_data
+from dltool.errors import DatasetError
+from dltool.evaluation.metrics import classification_metrics, reconstruction_metrics
+from dltool.evaluation.trained import Trained
+
+
+def evaluate_trained(
+    trained: Trained, *, split: str = "test", data: str | None = None, root: str | None = None,
+    batch_size: int = 256,
+) -> dict[str, Any]:
+    """The eval document of ``trained`` on ``split`` of its own dataset (the same splits,
+    size and normalisation as training), or of dataset/folder ``data`` with the same classes."""
+    data_config = trained.config.data.model_copy(
+        update={k: v for k, v in {"name": data, "root": root}.items() if v is not None}
+    )
+    prepared = prepare_data(data_config)
+    if split not in prepared.splits:
+        raise DatasetError(f"{data_config.name}: no {split!r} split; it has {', '.join(prepared.splits)}")
+    samples = _aligned(prepared, prepared.splits[split], trained.classes, data_config.name)
+    device = next(trained.model.parameters()).device
+    loader = BatchLoader(samples, batch_size=batch_size, mean=prepared.mean, std=prepared.std, device=device)
+    document: dict[str, Any] = {"split": split, "dataset": data_config.name, "checkpoint": str(trained.source)}
+    if trained.task == "classification":
+        document |= _classify(trained, loader, samples)
+    else:
+        document |= _reconstruct(trained, loader, prepared)
+    return document
+
+
+def write_report(trained: Trained, document: dict[str, Any], own_data: bool) -> Path:
+    """``eval-<split>.json`` in the run dir (``eval-<dataset>-<split>.json`` for other data),
+    or beside a checkpoint that travels alone."""
+    folder = trained.run_dir or trained.source.parent
+    stem = document["split"] if own_data else f"{_slug(document['dataset'])}-{document['split']}"
+    path = folder / f"eval-{stem}.json"
+    atomic_write_json(path, document)
+    return path
+
+
+@torch.inference_mode()
+def _classify(trained: Trained, loader: BatchLoader, samples: Split) -> dict[str, Any]:
+    probs, nll_sum = [], 0.0
+    for images, labels in loader.batches():
+        log_probs = F.log_softmax(trained.model(images).float(), dim=1)
+        nll_sum += float(F.nll_loss(log_probs, labels, reduction="sum"))
+        probs.append(log_probs.exp().double().cpu().numpy())
+    stacked = np.concatenate(probs) if probs else np.zeros((0, len(trained.classes)))
+    stacked /= stacked.sum(1, keepdims=True).clip(min=1e-300)  # exact sums for scikit-learn's checks
+    return classification_metrics(stacked, samples.labels, trained.classes, nll_sum / max(1, len(samples)))
+
+
+@torch.inference_mode()
+def _reconstruct(trained: Trained, loader: BatchLoader, prepared: PreparedData) -> dict[str, Any]:
+    """MSE in normalised units (the training loss) and in [0, 1] pixel units (with PSNR)."""
+    std = torch.tensor(prepared.std, device=loader.images.device).view(1, -1, 1, 1)
+    loss_sum, squared, pixels, n = 0.0, 0.0, 0, 0
+    for images, _ in loader.batches():
+        output = trained.model(images).float()
+        loss_sum += float(F.mse_loss(output, images, reduction="none").flatten(1).mean(1).sum())
+        squared += float(((output - images) * std).pow(2).sum())  # the mean cancels out
+        pixels += images.numel()
+        n += len(images)
+    return reconstruction_metrics(squared, pixels, loss_sum / max(1, n), n)
+
+
+def _aligned(prepared: PreparedData, split: Split, classes: list[str], name: str) -> Split:
+    """``split`` with labels renumbered into the model's class order."""
+    if prepared.classes == classes:
+        return split
+    unknown = sorted(set(prepared.classes) - set(classes))
+    if unknown:
+        raise DatasetError(f"{name}: classes the model does not know: {', '.join(unknown[:10])}"
+                           f"{' ...' if len(unknown) > 10 else ''} (the model knows: {', '.join(classes[:10])})")
+    mapping = np.array([classes.index(c) for c in prepared.classes], dtype=np.int64)
+    return Split(split.images, mapping[split.labels])
+
+
+def _slug(name: str) -> str:
+    return re.sub(r"[^\w.-]+", "_", Path(name).name or name).strip("_") or "data"

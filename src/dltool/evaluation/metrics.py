@@ -1,0 +1,67 @@
+"""The numbers in ``eval-<split>.json``: scikit-learn's where it has them, checked in tests
+against independent computations."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+from sklearn import metrics as skm
+
+ECE_BINS = 15
+
+
+def classification_metrics(probs: np.ndarray, labels: np.ndarray, classes: list[str], nll: float) -> dict[str, Any]:
+    """Accuracy, calibration and per-class scores of predicted probabilities (N, C).
+
+    ``nll`` is the mean negative log-likelihood, computed from the logits (exact where the
+    softmax underflows).
+    """
+    indices = list(range(len(classes)))
+    predicted = probs.argmax(1)
+    precision, recall, f1, support = skm.precision_recall_fscore_support(
+        labels, predicted, labels=indices, zero_division=0
+    )
+    document: dict[str, Any] = {
+        "n": int(len(labels)),
+        "loss": nll,
+        "accuracy": float(skm.accuracy_score(labels, predicted)),
+        "balanced_accuracy": float(skm.balanced_accuracy_score(labels, predicted)) if len(labels) else math.nan,
+    }
+    if len(classes) > 5:
+        document["top5_accuracy"] = float(skm.top_k_accuracy_score(labels, probs, k=5, labels=indices))
+    document["macro_f1"] = float(np.mean(f1))
+    document["weighted_f1"] = float(np.average(f1, weights=support)) if support.sum() else math.nan
+    document["per_class"] = {
+        name: {"precision": float(p), "recall": float(r), "f1": float(f), "support": int(s)}
+        for name, p, r, f, s in zip(classes, precision, recall, f1, support)
+    }
+    document["confusion_matrix"] = skm.confusion_matrix(labels, predicted, labels=indices).tolist()
+    document["ece"] = expected_calibration_error(probs, labels)
+    document["brier"] = float(skm.brier_score_loss(labels, probs, labels=indices)) if len(labels) else math.nan
+    return document
+
+
+def expected_calibration_error(probs: np.ndarray, labels: np.ndarray, bins: int = ECE_BINS) -> float:
+    """Guo et al. 2017: confidence split into equal-width bins (i/M, (i+1)/M]; the
+    sample-weighted mean of |accuracy − mean confidence| over the bins."""
+    if len(labels) == 0:
+        return math.nan
+    confidence = probs.max(1)
+    correct = probs.argmax(1) == labels
+    which = np.clip(np.ceil(confidence * bins).astype(int) - 1, 0, bins - 1)
+    total = 0.0
+    for b in range(bins):
+        members = which == b
+        if members.any():
+            total += members.sum() * abs(correct[members].mean() - confidence[members].mean())
+    return float(total / len(labels))
+
+
+def reconstruction_metrics(squared_error_sum: float, pixels: int, loss: float, n: int) -> dict[str, Any]:
+    """MSE in [0, 1] pixel units and its PSNR (dB, peak 1); ``loss`` is the training loss's
+    per-pixel MSE in normalised units."""
+    mse = squared_error_sum / max(1, pixels)
+    psnr = 10 * math.log10(1 / mse) if mse > 0 else math.inf
+    return {"n": n, "loss": loss, "mse": mse, "psnr": psnr}
