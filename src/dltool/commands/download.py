@@ -16,9 +16,9 @@ def download(
     names: Annotated[list[str], typer.Argument(help="Datasets to download (dltool list datasets).", metavar="DATASET")],
     root: Annotated[Path | None, Opt(help="Data root (default: $DLTOOL_DATA, else the user cache).")] = None,
     mirror: Annotated[
-        str | None,
-        Opt(help="Fetch every file as URL/<file name> instead of from the official addresses "
-            "(default: $DLTOOL_MIRROR).", metavar="URL"),
+        list[str] | None,
+        Opt(help="Fetch every file as URL/<file name> instead of from the official addresses; "
+            "repeat it to try several in order (default: $DLTOOL_MIRROR).", metavar="URL"),
     ] = None,
     force: Annotated[bool, Opt(help="Download again even when verified files are present.")] = False,
     quiet: Annotated[bool, Opt("--quiet", "-q", help="No progress on stderr, errors only.")] = False,
@@ -46,7 +46,7 @@ def download(
                 observer.on_message(f"{name} is embedded: nothing to download")
                 continue
             try:
-                folder = download_dataset(name, root, mirror=mirror, force=force, observer=observer)
+                folder = download_dataset(name, root, mirrors=mirror or None, force=force, observer=observer)
             except KeyboardInterrupt:
                 stderr.print("interrupted: run the same command again to resume the download", soft_wrap=True)
                 raise typer.Exit(130) from None

@@ -19,7 +19,7 @@ import socket
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -64,7 +64,7 @@ def download_dataset(
     name: str,
     root: str | Path | None = None,
     *,
-    mirror: str | None = None,
+    mirrors: Sequence[str] | None = None,
     force: bool = False,
     timeout: float | None = None,
     retries: int = RETRIES,
@@ -73,14 +73,15 @@ def download_dataset(
 ) -> Path:
     """Fetch, verify and unpack dataset ``name`` into ``data_root(root)/name``; return that folder.
 
-    ``mirror`` (default ``$DLTOOL_MIRROR``) replaces the official addresses: each file is then
-    fetched as ``mirror/<file name>``. Files already there and verified are kept unless
+    ``mirrors`` (default: ``$DLTOOL_MIRROR``, URLs separated by spaces) replace the official
+    addresses: each file is then fetched as ``URL/<file name>``, from the first URL that
+    delivers it. Files already there and verified are kept unless
     ``force``. ``timeout`` (default ``$DLTOOL_DOWNLOAD_TIMEOUT``, else 30 s) bounds every
     connection attempt and every read.
     """
     source = source_of(name)
     observer = observer or DownloadObserver()
-    mirrors = _mirrors(mirror, source.mirrors)
+    mirrors = _mirror_urls(mirrors, source.mirrors)
     timeout = _timeout(timeout)
     folder = dataset_folder(name, root)
     folder.mkdir(parents=True, exist_ok=True)
@@ -154,6 +155,8 @@ def _ensure_file(
         os.replace(part, target)
         observer.on_message(f"{name}: {file.name} verified ({checksum.partition(':')[0]})")
         return True
+    if part.exists() and not part.stat().st_size:
+        part.unlink()  # a non-empty part stays, for the next run to resume
     raise DatasetError(
         f"could not download {name}/{file.name} ({'; '.join(failures)}): fetch it from a mirror "
         f"with --mirror URL or $DLTOOL_MIRROR (as URL/{file.name}), or put the file in "
@@ -181,18 +184,24 @@ def _transfer(url: str, part: Path, timeout: float, observer: DownloadObserver) 
     request = urllib.request.Request(url, headers={"User-Agent": f"dltool/{__version__}"})
     if offset:
         request.add_header("Range", f"bytes={offset}-")
+    with _open(request, timeout, part) as response:
+        start, total = _resume_point(response, offset, part)
+        if start != offset:
+            observer.on_message(f"{name}: the server sent the whole file; starting again from zero")
+        length = response.headers.get("Content-Length")
+        expected = start + int(length) if length is not None and length.isdigit() else None
+        total = total or expected
+        observer.on_transfer(name, url, start, total)
+        done = _copy(response, part, start, name, total, observer)
+    if expected is not None and done < expected:
+        raise TransferError(f"connection closed after {done:,} of {expected:,} bytes", True)
+
+
+def _open(request: urllib.request.Request, timeout: float, part: Path) -> http.client.HTTPResponse:
     try:
-        with _opener().open(request, timeout=timeout) as response:
-            start, total = _resume_point(response, offset, part)
-            if start != offset:
-                observer.on_message(f"{name}: the server sent the whole file; starting again from zero")
-            length = response.headers.get("Content-Length")
-            expected = start + int(length) if length is not None and length.isdigit() else None
-            total = total or expected
-            observer.on_transfer(name, url, start, total)
-            done = _copy(response, part, start, name, total, observer)
+        return _opener().open(request, timeout=timeout)
     except urllib.error.HTTPError as error:
-        if error.code == 416 and offset:  # the partial file is no prefix of this one
+        if error.code == 416 and request.has_header("Range"):  # the partial file is no prefix of the server's
             part.unlink()
             raise TransferError("the partial file does not fit the server's; starting again", True) from None
         raise TransferError(f"HTTP {error.code} {error.reason}", error.code in TRANSIENT_STATUS) from None
@@ -200,8 +209,6 @@ def _transfer(url: str, part: Path, timeout: float, observer: DownloadObserver) 
         raise _network_error(error.reason) from None
     except (OSError, http.client.HTTPException) as error:
         raise _network_error(error) from None
-    if expected is not None and done < expected:
-        raise TransferError(f"connection closed after {done:,} of {expected:,} bytes", True)
 
 
 def _resume_point(response: http.client.HTTPResponse, offset: int, part: Path) -> tuple[int, int | None]:
@@ -219,9 +226,18 @@ def _resume_point(response: http.client.HTTPResponse, offset: int, part: Path) -
 
 def _copy(response: http.client.HTTPResponse, part: Path, start: int, name: str,
           total: int | None, observer: DownloadObserver) -> int:
+    """Stream the body into ``part`` from byte ``start``; bytes received before a network
+    failure stay there for the next attempt to resume from. Local errors (a full disk)
+    propagate as they are."""
     done = start
     with open(part, "ab" if start else "wb") as out:
-        while chunk := response.read1(CHUNK_BYTES):
+        while True:
+            try:
+                chunk = response.read1(CHUNK_BYTES)
+            except (OSError, http.client.HTTPException) as error:
+                raise _network_error(error) from None
+            if not chunk:
+                break
             out.write(chunk)
             done += len(chunk)
             observer.on_bytes(name, done, total)
@@ -260,13 +276,15 @@ def _opener() -> urllib.request.OpenerDirector:
     return urllib.request.build_opener(_NoDowngrade)
 
 
-def _mirrors(mirror: str | None, official: tuple[str, ...]) -> list[str]:
-    mirror = mirror if mirror is not None else os.environ.get("DLTOOL_MIRROR") or None
-    if mirror is None:
+def _mirror_urls(mirrors: Sequence[str] | None, official: tuple[str, ...]) -> list[str]:
+    if mirrors is None:
+        mirrors = os.environ.get("DLTOOL_MIRROR", "").split()
+    if not mirrors:
         return list(official)
-    if not mirror.startswith(("http://", "https://")):
-        raise UsageError(f"--mirror / $DLTOOL_MIRROR: {mirror!r} is not an http:// or https:// URL")
-    return [mirror]
+    for url in mirrors:
+        if not url.startswith(("http://", "https://")):
+            raise UsageError(f"--mirror / $DLTOOL_MIRROR: {url!r} is not an http:// or https:// URL")
+    return list(mirrors)
 
 
 def _timeout(timeout: float | None) -> float:

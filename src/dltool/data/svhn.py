@@ -37,7 +37,7 @@ def read_mat(path: Path) -> Split:
 
     try:
         mat = loadmat(path, variable_names=("X", "y"))
-    except (MatReadError, ValueError, TypeError, NotImplementedError, EOFError, zlib.error) as error:
+    except (MatReadError, ValueError, TypeError, NotImplementedError, EOFError, OSError, zlib.error) as error:
         raise DatasetError(f"{path}: not a readable MATLAB v5 file ({error})") from None
     if "X" not in mat or "y" not in mat:
         raise DatasetError(f"{path}: has no {'X' if 'X' not in mat else 'y'} variable")
