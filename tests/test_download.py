@@ -336,3 +336,14 @@ def test_a_part_file_left_by_an_earlier_run_is_resumed(server, monkeypatch, tmp_
     download_dataset("svhn", tmp_path, mirrors=[server.url])
     assert server.gets("test_32x32.mat") == ["bytes=1000-"]
     assert_same(load("svhn", tmp_path), dataset)
+
+
+def test_files_put_in_place_by_hand_are_verified_and_unpacked_offline(cli, monkeypatch, tmp_path: Path) -> None:
+    dataset = fake("cifar100")
+    monkeypatch.setitem(CHECKSUMS, "cifar100", dataset.checksums())
+    (tmp_path / "cifar100").mkdir()
+    for name, data in dataset.published.items():
+        (tmp_path / "cifar100" / name).write_bytes(data)
+    result = cli("download", "cifar100", "--root", tmp_path, "--mirror", "http://127.0.0.1:9/")
+    assert result.stdout == f"{tmp_path / 'cifar100'}\n" and "already present and verified" in result.stderr
+    assert_same(load("cifar100", tmp_path), dataset)
