@@ -44,7 +44,8 @@ class FakeDataset:
             (folder / name).write_bytes(data)
 
 
-def images_and_labels(count: int, shape: tuple[int, int, int], classes: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def images_and_labels(count: int, shape: tuple[int, ...], classes: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Random uint8 images and labels that cycle through the classes."""
     rng = np.random.default_rng(seed)
     labels = np.arange(count) % classes
     return rng.integers(0, 256, (count, *shape), dtype=np.uint8), labels.astype(np.int64)
@@ -52,7 +53,8 @@ def images_and_labels(count: int, shape: tuple[int, int, int], classes: int, see
 
 def idx(array: np.ndarray) -> bytes:
     """An unsigned-byte IDX file: zero, zero, type 0x08, the dimensions, then the values."""
-    return bytes([0, 0, 0x08, array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape) + array.astype(np.uint8).tobytes()
+    header = bytes([0, 0, 0x08, array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape)
+    return header + array.astype(np.uint8).tobytes()
 
 
 def fake_idx(name: str = "mnist") -> FakeDataset:
@@ -99,8 +101,8 @@ def svhn_mat(images: np.ndarray, labels: np.ndarray, **extra: np.ndarray) -> byt
     from scipy.io import savemat
 
     buffer = io.BytesIO()
-    variables = {"X": images.transpose(2, 3, 1, 0), "y": np.where(labels == 0, 10, labels).astype(np.uint8)[:, None]}
-    savemat(buffer, {**variables, **extra})
+    y = np.where(labels == 0, 10, labels).astype(np.uint8)[:, None]
+    savemat(buffer, {"X": images.transpose(2, 3, 1, 0), "y": y, **extra})
     return buffer.getvalue()
 
 

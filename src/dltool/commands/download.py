@@ -13,7 +13,9 @@ Opt = typer.Option
 
 
 def download(
-    names: Annotated[list[str], typer.Argument(help="Datasets to download (dltool list datasets).", metavar="DATASET")],
+    names: Annotated[
+        list[str], typer.Argument(help="Datasets to download (dltool list datasets).", metavar="DATASET")
+    ],
     root: Annotated[Path | None, Opt(help="Data root (default: $DLTOOL_DATA, else the user cache).")] = None,
     mirror: Annotated[
         list[str] | None,

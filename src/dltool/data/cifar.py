@@ -15,7 +15,7 @@ import numpy as np
 
 from dltool.data.arrays import ImageArrays, Split
 from dltool.data.cache import cached
-from dltool.data.sources import LocalFiles, downloaded_files
+from dltool.data.sources import CIFAR10_TRAIN_BATCHES, LocalFiles, downloaded_files
 from dltool.errors import DatasetError
 
 IMAGE_SHAPE = (3, 32, 32)
@@ -43,7 +43,7 @@ def load_cifar10(root: str | Path | None = None) -> ImageArrays:
     files = downloaded_files("cifar10", root)
 
     def decode() -> ImageArrays:
-        train = [read_records(files[f"data_batch_{i}.bin"], (10,)) for i in range(1, 6)]
+        train = [read_records(files[f"{batch}.bin"], (10,)) for batch in CIFAR10_TRAIN_BATCHES]
         splits = {"train": _concatenate(train), "test": read_records(files["test_batch.bin"], (10,))}
         return ImageArrays(list(CIFAR10_CLASSES), splits)
 
@@ -72,7 +72,7 @@ def read_records(path: Path, label_classes: tuple[int, ...]) -> Split:
     records = np.frombuffer(data, np.uint8).reshape(-1, size)
     for index, classes in enumerate(label_classes):
         if (top := int(records[:, index].max())) >= classes:
-            raise DatasetError(f"{path}: label {top} (byte {index} of a record) is outside the {classes} classes")
+            raise DatasetError(f"{path}: label {top} (record byte {index}) is outside the {classes} classes")
     images = records[:, len(label_classes):].reshape(-1, *IMAGE_SHAPE).copy()
     return Split(images, records[:, len(label_classes) - 1].astype(np.int64))
 

@@ -21,11 +21,13 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 from filelock import FileLock, Timeout
 
 from dltool import __version__
+from dltool._io import _fsync_dir
 from dltool.data.archives import extract_members, gunzip
 from dltool.data.sources import RemoteFile, checksum_of, dataset_folder, source_of
 from dltool.errors import DatasetError, UsageError
@@ -52,6 +54,19 @@ class DownloadObserver:
         """A line for the user: a skipped file, a retry, a verification."""
 
 
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How long to wait for a server, and how often to try it again."""
+
+    timeout_s: float = TIMEOUT_S
+    retries: int = RETRIES
+    backoff_s: float = BACKOFF_S
+
+    def wait_s(self, failures: int) -> float:
+        """The pause before the next attempt after ``failures`` in a row (none after progress)."""
+        return self.backoff_s * 2 ** (failures - 1) if failures else 0.0
+
+
 class TransferError(Exception):
     """One mirror failed to deliver a file; ``transient`` failures are worth retrying."""
 
@@ -75,46 +90,44 @@ def download_dataset(
 
     ``mirrors`` (default: ``$DLTOOL_MIRROR``, URLs separated by spaces) replace the official
     addresses: each file is then fetched as ``URL/<file name>``, from the first URL that
-    delivers it. Files already there and verified are kept unless
-    ``force``. ``timeout`` (default ``$DLTOOL_DOWNLOAD_TIMEOUT``, else 30 s) bounds every
-    connection attempt and every read.
+    delivers it. Files already there and verified are kept unless ``force``. ``timeout``
+    (default ``$DLTOOL_DOWNLOAD_TIMEOUT``, else 30 s) bounds every connection attempt and
+    every read; see ``RetryPolicy`` for ``retries`` and ``backoff_s``.
     """
     source = source_of(name)
     observer = observer or DownloadObserver()
-    mirrors = _mirror_urls(mirrors, source.mirrors)
-    timeout = _timeout(timeout)
+    urls = _mirror_urls(mirrors, source.mirrors)
+    policy = RetryPolicy(_timeout(timeout), retries, backoff_s)
     folder = dataset_folder(name, root)
     folder.mkdir(parents=True, exist_ok=True)
     with _locked(folder, name, observer):
         for file in source.files:
             target = folder / file.name
-            fetched = _ensure_file(name, file, target, mirrors, force, timeout, retries, backoff_s, observer)
+            fetched = _ensure_file(name, file, target, urls, force, policy, observer)
             _unpack(file, target, folder, fetched or force, observer)
     return folder
 
 
-def fetch(
-    url: str, part: Path, *, timeout: float, retries: int = RETRIES, backoff_s: float = BACKOFF_S,
-    observer: DownloadObserver | None = None,
-) -> None:
+def fetch(url: str, part: Path, policy: RetryPolicy, observer: DownloadObserver | None = None) -> None:
     """Complete ``part`` from ``url``, resuming from its current size; TransferError when the
-    mirror fails ``retries + 1`` times in a row without delivering a byte."""
+    mirror fails ``policy.retries + 1`` times in a row without delivering a byte."""
     observer = observer or DownloadObserver()
     failures = 0
     while True:
         before = part.stat().st_size if part.exists() else 0
         try:
-            _transfer(url, part, timeout, observer)
+            _transfer(url, part, policy.timeout_s, observer)
             return
         except TransferError as error:
             if not error.transient:
                 raise
             progressed = part.exists() and part.stat().st_size > before
             failures = 0 if progressed else failures + 1
-            if failures > retries:
+            if failures > policy.retries:
                 raise
-            wait = backoff_s * 2 ** (failures - 1) if failures else 0.0
-            observer.on_message(f"{part.name.removesuffix('.part')}: {error}; retrying" + (f" in {wait:.1f} s" if wait else ""))
+            wait = policy.wait_s(failures)
+            after = f" in {wait:.1f} s" if wait else ""
+            observer.on_message(f"{part.name.removesuffix('.part')}: {error}; retrying{after}")
             time.sleep(wait)
 
 
@@ -127,7 +140,7 @@ def verified(path: Path, checksum: str) -> bool:
 
 def _ensure_file(
     name: str, file: RemoteFile, target: Path, mirrors: list[str], force: bool,
-    timeout: float, retries: int, backoff_s: float, observer: DownloadObserver,
+    policy: RetryPolicy, observer: DownloadObserver,
 ) -> bool:
     """Make ``target`` a verified copy of ``file``; True when it had to be downloaded."""
     checksum = checksum_of(name, file)
@@ -143,7 +156,7 @@ def _ensure_file(
     for base in mirrors:
         url = base.rstrip("/") + "/" + file.name
         try:
-            fetch(url, part, timeout=timeout, retries=retries, backoff_s=backoff_s, observer=observer)
+            fetch(url, part, policy, observer)
         except TransferError as error:
             failures.append(f"{url}: {error}")
             continue
@@ -153,6 +166,7 @@ def _ensure_file(
             observer.on_message(f"{name}: {url} sent a file with the wrong checksum; deleted it")
             continue
         os.replace(part, target)
+        _fsync_dir(target.parent)
         observer.on_message(f"{name}: {file.name} verified ({checksum.partition(':')[0]})")
         return True
     if part.exists() and not part.stat().st_size:

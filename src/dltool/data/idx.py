@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import struct
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -52,14 +53,15 @@ def load_kmnist(root: str | Path | None = None) -> ImageArrays:
 
 def load_idx_dataset(name: str, root: str | Path | None) -> ImageArrays:
     files = downloaded_files(name, root)
-    return cached(files.folder / f"{name}.safetensors", files.fingerprint(READER), lambda: _decode(files, CLASSES[name]))
+    decode = partial(_decode, files, CLASSES[name])
+    return cached(files.folder / f"{name}.safetensors", files.fingerprint(READER), decode)
 
 
 def _decode(files: LocalFiles, classes: list[str]) -> ImageArrays:
-    splits = {
-        split: read_split(files[f"{prefix}-images-idx3-ubyte"], files[f"{prefix}-labels-idx1-ubyte"], len(classes))
-        for split, prefix in (("train", "train"), ("test", "t10k"))
-    }
+    splits = {}
+    for split, prefix in (("train", "train"), ("test", "t10k")):
+        images, labels = files[f"{prefix}-images-idx3-ubyte"], files[f"{prefix}-labels-idx1-ubyte"]
+        splits[split] = read_split(images, labels, len(classes))
     return ImageArrays(classes=list(classes), splits=splits)
 
 
@@ -72,7 +74,9 @@ def read_split(images_path: Path, labels_path: Path, num_classes: int) -> Split:
     if labels.dtype != np.uint8 or labels.ndim != 1:
         raise DatasetError(f"{labels_path}: expected one uint8 label per image, found {_describe(labels)}")
     if len(labels) != len(images):
-        raise DatasetError(f"{labels_path}: {len(labels):,} labels for the {len(images):,} images of {images_path.name}")
+        raise DatasetError(
+            f"{labels_path}: {len(labels):,} labels for the {len(images):,} images of {images_path.name}"
+        )
     if len(labels) and labels.max() >= num_classes:
         raise DatasetError(f"{labels_path}: label {labels.max()} is outside the {num_classes} classes")
     return Split(images[:, None, :, :].copy(), labels.astype(np.int64))
@@ -91,9 +95,8 @@ def read_idx(path: Path) -> np.ndarray:
     dtype = np.dtype(IDX_TYPES[data[2]])
     expected = math.prod(dims) * dtype.itemsize
     if len(data) - header != expected:
-        raise DatasetError(
-            f"{path}: {len(data) - header:,} bytes of data where its dimensions {'×'.join(map(str, dims))} need {expected:,}"
-        )
+        shape = "×".join(map(str, dims))
+        raise DatasetError(f"{path}: {len(data) - header:,} bytes of data where its dimensions {shape} need {expected:,}")
     return np.frombuffer(data, dtype, offset=header).reshape(dims).astype(dtype.newbyteorder("="), copy=False)
 
 

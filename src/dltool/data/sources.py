@@ -61,6 +61,8 @@ def _idx_files() -> tuple[RemoteFile, ...]:
     )
 
 
+CIFAR10_TRAIN_BATCHES = [f"data_batch_{i}" for i in range(1, 6)]
+
 SOURCES: dict[str, Source] = {
     "mnist": Source(
         # The publisher's own host answers 403 to scripts; PyTorch's S3 copy serves the same bytes.
@@ -83,7 +85,7 @@ SOURCES: dict[str, Source] = {
         (
             RemoteFile(
                 "cifar-10-binary.tar.gz",
-                tuple(f"cifar-10-batches-bin/{b}.bin" for b in [*(f"data_batch_{i}" for i in range(1, 6)), "test_batch"]),
+                tuple(f"cifar-10-batches-bin/{batch}.bin" for batch in [*CIFAR10_TRAIN_BATCHES, "test_batch"]),
             ),
         ),
     ),

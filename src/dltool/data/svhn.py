@@ -43,7 +43,7 @@ def read_mat(path: Path) -> Split:
         raise DatasetError(f"{path}: has no {'X' if 'X' not in mat else 'y'} variable")
     images, labels = mat["X"], mat["y"]
     if images.dtype != np.uint8 or images.ndim != 4 or images.shape[:3] != (32, 32, 3):
-        raise DatasetError(f"{path}: X should be uint8 of shape (32, 32, 3, N), not {images.dtype} {images.shape}")
+        raise DatasetError(f"{path}: X should be uint8 of shape (32, 32, 3, N), not {images.dtype} of {images.shape}")
     if labels.ndim not in (1, 2) or labels.shape[0] != images.shape[3] or labels.size != images.shape[3]:
         raise DatasetError(f"{path}: y has shape {labels.shape} for {images.shape[3]:,} images")
     labels = labels.reshape(-1)
