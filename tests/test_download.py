@@ -317,6 +317,13 @@ def test_a_missing_dataset_names_the_download_command(tmp_path: Path) -> None:
     assert f"dltool download cifar100 --root {tmp_path}" in str(error.value) and "--mirror" in str(error.value)
 
 
+def test_training_on_a_dataset_not_downloaded_says_how_and_makes_no_run_dir(cli, tmp_path: Path) -> None:
+    result = cli("train", "digits-mlp", "--dataset", "kmnist", "--root", tmp_path / "data",
+                 "--runs-dir", tmp_path / "runs", code=1)
+    assert f"dltool download kmnist --root {tmp_path / 'data'}" in result.stderr
+    assert not (tmp_path / "runs").exists()
+
+
 def test_a_changed_source_file_rebuilds_the_cache(tmp_path: Path) -> None:
     dataset = fake("cifar10")
     dataset.write_outputs(tmp_path / "cifar10")

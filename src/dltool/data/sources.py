@@ -178,3 +178,10 @@ def downloaded_files(name: str, root: str | Path | None = None) -> LocalFiles:
             f"$DLTOOL_MIRROR to fetch from a mirror)"
         )
     return LocalFiles(folder, paths)
+
+
+def require_downloaded(name: str, root: str | Path | None = None) -> None:
+    """A DatasetError naming the download command when ``name`` is a downloadable dataset whose
+    files are missing; nothing for any other name (embedded datasets, folders)."""
+    if name in SOURCES:
+        downloaded_files(name, root)
