@@ -14,6 +14,7 @@ import typer
 from typer.core import TyperGroup
 
 from dltool import __version__
+from dltool.commands import download as download_command
 from dltool.commands import eval as eval_command
 from dltool.commands import list as list_command
 from dltool.commands import train as train_command
@@ -68,6 +69,7 @@ def root(
 app.command("list")(list_command.list_)
 app.command("train")(train_command.train)
 app.command("eval")(eval_command.eval_)
+app.command("download")(download_command.download)
 
 
 def main() -> None:

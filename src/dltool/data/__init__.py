@@ -26,3 +26,64 @@ class DigitsParams(DatasetParams):
     """scikit-learn's 1,797 handwritten digits, 8×8 grey, 10 classes; embedded, no download."""
 
     info: ClassVar[str] = "UCI ML hand-written digits (CC BY 4.0), shipped inside scikit-learn"
+
+
+# Downloaded with `dltool download NAME`; where from and their checksums: dltool.data.sources.
+@datasets.register("mnist", "dltool.data.idx:load_mnist")
+class MnistParams(DatasetParams):
+    """MNIST handwritten digits, 28×28 grey, 10 classes; 60,000 train + 10,000 test (download)."""
+
+    info: ClassVar[str] = (
+        "Yann LeCun, Corinna Cortes and Christopher J.C. Burges, http://yann.lecun.com/exdb/mnist/ "
+        "(CC BY-SA 3.0)"
+    )
+
+
+@datasets.register("fashion-mnist", "dltool.data.idx:load_fashion_mnist")
+class FashionMnistParams(DatasetParams):
+    """Zalando's Fashion-MNIST articles, 28×28 grey, 10 classes; 60,000 train + 10,000 test (download)."""
+
+    info: ClassVar[str] = (
+        "Han Xiao, Kashif Rasul and Roland Vollgraf, Zalando Research, 2017, "
+        "https://github.com/zalandoresearch/fashion-mnist (MIT)"
+    )
+
+
+@datasets.register("kmnist", "dltool.data.idx:load_kmnist")
+class KmnistParams(DatasetParams):
+    """Kuzushiji-MNIST cursive hiragana, 28×28 grey, 10 classes; 60,000 train + 10,000 test (download)."""
+
+    info: ClassVar[str] = (
+        "KMNIST Dataset (created by CODH), adapted from Kuzushiji Dataset (created by NIJL and others), "
+        "doi:10.20676/00000341; Clanuwat et al., 2018 (CC BY-SA 4.0)"
+    )
+
+
+@datasets.register("cifar10", "dltool.data.cifar:load_cifar10")
+class Cifar10Params(DatasetParams):
+    """CIFAR-10 photos, 32×32 colour, 10 classes; 50,000 train + 10,000 test (download, binary version)."""
+
+    info: ClassVar[str] = (
+        "Alex Krizhevsky, Learning Multiple Layers of Features from Tiny Images, 2009, "
+        "https://www.cs.toronto.edu/~kriz/cifar.html (cite the report when you use it)"
+    )
+
+
+@datasets.register("cifar100", "dltool.data.cifar:load_cifar100")
+class Cifar100Params(DatasetParams):
+    """CIFAR-100 photos, 32×32 colour, 100 fine classes; 50,000 train + 10,000 test (download, binary version)."""
+
+    info: ClassVar[str] = (
+        "Alex Krizhevsky, Learning Multiple Layers of Features from Tiny Images, 2009, "
+        "https://www.cs.toronto.edu/~kriz/cifar.html (cite the report when you use it)"
+    )
+
+
+@datasets.register("svhn", "dltool.data.svhn:load_svhn")
+class SvhnParams(DatasetParams):
+    """Street View House Numbers, cropped digits, 32×32 colour, 10 classes; 73,257 train + 26,032 test (download)."""
+
+    info: ClassVar[str] = (
+        "Yuval Netzer, Tao Wang, Adam Coates, Alessandro Bissacco, Bo Wu and Andrew Y. Ng, NIPS workshop 2011, "
+        "http://ufldl.stanford.edu/housenumbers/ (non-commercial use only)"
+    )

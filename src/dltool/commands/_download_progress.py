@@ -1,0 +1,76 @@
+"""Download progress on stderr: rich bars on a terminal, plain periodic lines otherwise."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from rich.progress import (
+    BarColumn, DownloadColumn, Progress, TaskID, TextColumn, TimeRemainingColumn, TransferSpeedColumn,
+)
+
+from dltool.commands._output import stderr
+from dltool.data.download import DownloadObserver
+
+
+def _size(count: int | None) -> str:
+    return "unknown size" if count is None else f"{count / 1e6:,.1f} MB"
+
+
+class PlainDownloadProgress(DownloadObserver):
+    """For logs and batch jobs: a line per transfer and per message, and one every few seconds."""
+
+    EVERY_S = 5.0
+
+    def __init__(self) -> None:
+        self.last_line = 0.0
+
+    def on_transfer(self, file: str, url: str, done: int, total: int | None) -> None:
+        resumed = f", resuming at {_size(done)}" if done else ""
+        stderr.print(f"downloading {url} ({_size(total)}{resumed})", soft_wrap=True)
+        self.last_line = time.monotonic()
+
+    def on_bytes(self, file: str, done: int, total: int | None) -> None:
+        if (now := time.monotonic()) - self.last_line >= self.EVERY_S:
+            self.last_line = now
+            share = f" ({100 * done / total:.0f}%)" if total else ""
+            stderr.print(f"{file}: {_size(done)}{share}", soft_wrap=True)
+
+    def on_message(self, text: str) -> None:
+        stderr.print(text, soft_wrap=True)
+
+
+class RichDownloadProgress(DownloadObserver):
+    """For a terminal: one bar per file, messages printed above the bars."""
+
+    def __init__(self) -> None:
+        self.bar = Progress(
+            TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
+            TimeRemainingColumn(), console=stderr,
+        )
+        self.tasks: dict[str, TaskID] = {}
+
+    def on_transfer(self, file: str, url: str, done: int, total: int | None) -> None:
+        if file not in self.tasks:
+            self.tasks[file] = self.bar.add_task(file, total=total)
+        self.bar.update(self.tasks[file], completed=done, total=total)
+
+    def on_bytes(self, file: str, done: int, total: int | None) -> None:
+        self.bar.update(self.tasks[file], completed=done, total=total)
+
+    def on_message(self, text: str) -> None:
+        self.bar.console.print(text, soft_wrap=True)
+
+
+@contextmanager
+def download_progress(quiet: bool) -> Iterator[DownloadObserver]:
+    """The observer that suits stderr: nothing, plain lines, or live bars."""
+    if quiet:
+        yield DownloadObserver()
+    elif not stderr.is_terminal:
+        yield PlainDownloadProgress()
+    else:
+        progress = RichDownloadProgress()
+        with progress.bar:
+            yield progress

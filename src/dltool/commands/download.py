@@ -1,0 +1,55 @@
+"""``dltool download``: fetch, verify and unpack datasets; print each dataset folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from dltool.commands._output import emit_line, stderr
+
+Opt = typer.Option
+
+
+def download(
+    names: Annotated[
+        list[str], typer.Argument(help="Datasets to download (dltool list datasets).", metavar="DATASET")
+    ],
+    root: Annotated[Path | None, Opt(help="Data root (default: $DLTOOL_DATA, else the user cache).")] = None,
+    mirror: Annotated[
+        list[str] | None,
+        Opt(help="Fetch every file as URL/<file name> instead of from the official addresses; "
+            "repeat it to try several in order (default: $DLTOOL_MIRROR).", metavar="URL"),
+    ] = None,
+    force: Annotated[bool, Opt(help="Download again even when verified files are present.")] = False,
+    quiet: Annotated[bool, Opt("--quiet", "-q", help="No progress on stderr, errors only.")] = False,
+) -> None:
+    """Download datasets, check them against the publishers' checksums and unpack them.
+
+    Prints each dataset's folder on stdout. Interrupted downloads resume where they stopped.
+
+    Offline: point --mirror at a copy of the files, or put them in ROOT/DATASET/ and rerun.
+
+    $DLTOOL_DOWNLOAD_TIMEOUT: seconds to wait for data before retrying (default 30).
+
+    Example: dltool download mnist cifar10 --root data
+    """
+    from dltool.commands._download_progress import download_progress
+    from dltool.data import datasets
+    from dltool.data.download import download_dataset
+    from dltool.data.sources import SOURCES
+
+    for name in names:
+        datasets.get(name)  # an unknown name is a usage error before anything is fetched
+    with download_progress(quiet) as observer:
+        for name in names:
+            if name not in SOURCES:
+                observer.on_message(f"{name} is embedded: nothing to download")
+                continue
+            try:
+                folder = download_dataset(name, root, mirrors=mirror or None, force=force, observer=observer)
+            except KeyboardInterrupt:
+                stderr.print("interrupted: run the same command again to resume the download", soft_wrap=True)
+                raise typer.Exit(130) from None
+            emit_line(str(folder))

@@ -1,0 +1,219 @@
+"""Tiny datasets in the publishers' own formats, and a real HTTP server on 127.0.0.1 to serve them.
+
+Every fake has 20 train and 10 test images (2 and 1 per class), made at test time with NumPy:
+gzipped IDX files (the MNIST family), CIFAR's binary tar.gz archives, SVHN's MATLAB v5 files.
+``FakeDataset.checksums()`` gives the table a test puts in ``dltool.data.sources.CHECKSUMS``.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import re
+import struct
+import tarfile
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import numpy as np
+
+TRAIN, TEST = 20, 10
+
+
+@dataclass
+class FakeDataset:
+    """``published``: file name -> bytes as served; ``outputs``: file name -> bytes the loader
+    reads (what download unpacks); ``splits``: split -> (images N,C,H,W uint8, labels int64)."""
+
+    name: str
+    published: dict[str, bytes]
+    outputs: dict[str, bytes]
+    splits: dict[str, tuple[np.ndarray, np.ndarray]]
+
+    def checksums(self) -> dict[str, str]:
+        return {name: "md5:" + hashlib.md5(data).hexdigest() for name, data in self.published.items()}
+
+    def write_outputs(self, folder: Path) -> None:
+        """Put the unpacked files where the loader looks, as if downloaded."""
+        folder.mkdir(parents=True, exist_ok=True)
+        for name, data in self.outputs.items():
+            (folder / name).write_bytes(data)
+
+
+def images_and_labels(count: int, shape: tuple[int, ...], classes: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Random uint8 images and labels that cycle through the classes."""
+    rng = np.random.default_rng(seed)
+    labels = np.arange(count) % classes
+    return rng.integers(0, 256, (count, *shape), dtype=np.uint8), labels.astype(np.int64)
+
+
+def idx(array: np.ndarray) -> bytes:
+    """An unsigned-byte IDX file: zero, zero, type 0x08, the dimensions, then the values."""
+    header = bytes([0, 0, 0x08, array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape)
+    return header + array.astype(np.uint8).tobytes()
+
+
+def fake_idx(name: str = "mnist") -> FakeDataset:
+    published, outputs, splits = {}, {}, {}
+    for split, prefix, count in (("train", "train", TRAIN), ("test", "t10k", TEST)):
+        images, labels = images_and_labels(count, (1, 28, 28), 10, seed=count)
+        splits[split] = (images, labels)
+        for kind, array in (("images-idx3", images[:, 0]), ("labels-idx1", labels)):
+            outputs[f"{prefix}-{kind}-ubyte"] = idx(array)
+            published[f"{prefix}-{kind}-ubyte.gz"] = gzip.compress(idx(array), mtime=0)
+    return FakeDataset(name, published, outputs, splits)
+
+
+def cifar_records(images: np.ndarray, *label_columns: np.ndarray) -> bytes:
+    labels = np.stack(label_columns, axis=1).astype(np.uint8)
+    return np.concatenate([labels, images.reshape(len(images), -1)], axis=1).tobytes()
+
+
+def fake_cifar10() -> FakeDataset:
+    train, test = (images_and_labels(n, (3, 32, 32), 10, seed=n) for n in (TRAIN, TEST))
+    outputs = {f"data_batch_{i + 1}.bin": cifar_records(train[0][i::5], train[1][i::5]) for i in range(5)}
+    outputs["test_batch.bin"] = cifar_records(*test)
+    order = np.concatenate([np.arange(i, TRAIN, 5) for i in range(5)])  # batch 1, then 2, ...
+    members = {f"cifar-10-batches-bin/{n}": d for n, d in outputs.items()}
+    members["cifar-10-batches-bin/batches.meta.txt"] = b"airplane\n"
+    archive = tar_gz(members)
+    splits = {"train": (train[0][order], train[1][order]), "test": test}
+    return FakeDataset("cifar10", {"cifar-10-binary.tar.gz": archive}, outputs, splits)
+
+
+def fake_cifar100() -> FakeDataset:
+    splits, outputs = {}, {}
+    for split, count in (("train", TRAIN), ("test", TEST)):
+        images, fine = images_and_labels(count, (3, 32, 32), 100, seed=count)
+        fine = (fine * 7) % 100  # spread over the 100 classes
+        splits[split] = (images, fine)
+        outputs[f"{split}.bin"] = cifar_records(images, fine // 5, fine)
+    archive = tar_gz({f"cifar-100-binary/{n}": d for n, d in outputs.items()})
+    return FakeDataset("cifar100", {"cifar-100-binary.tar.gz": archive}, outputs, splits)
+
+
+def svhn_mat(images: np.ndarray, labels: np.ndarray, **extra: np.ndarray) -> bytes:
+    """A MATLAB v5 file as SVHN publishes it: X (32, 32, 3, N) uint8, y (N, 1) with 10 for 0."""
+    from scipy.io import savemat
+
+    buffer = io.BytesIO()
+    y = np.where(labels == 0, 10, labels).astype(np.uint8)[:, None]
+    savemat(buffer, {"X": images.transpose(2, 3, 1, 0), "y": y, **extra})
+    return buffer.getvalue()
+
+
+def fake_svhn() -> FakeDataset:
+    splits, outputs = {}, {}
+    for split, count in (("train", TRAIN), ("test", TEST)):
+        splits[split] = images_and_labels(count, (3, 32, 32), 10, seed=count)
+        outputs[f"{split}_32x32.mat"] = svhn_mat(*splits[split])
+    return FakeDataset("svhn", dict(outputs), outputs, splits)
+
+
+def fake(name: str) -> FakeDataset:
+    makers = {"cifar10": fake_cifar10, "cifar100": fake_cifar100, "svhn": fake_svhn}
+    return makers[name]() if name in makers else fake_idx(name)
+
+
+def tar_gz(members: dict[str, bytes], extra: list[tarfile.TarInfo] = ()) -> bytes:
+    """A gzipped tar of regular files, plus any ``extra`` headers (links, devices) as given."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        folders = sorted({name.rsplit("/", 1)[0] for name in members if "/" in name})
+        for folder in folders:
+            info = tarfile.TarInfo(folder)
+            info.type, info.mode = tarfile.DIRTYPE, 0o755
+            tar.addfile(info)
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size, info.mode = len(data), 0o644
+            tar.addfile(info, io.BytesIO(data))
+        for info in extra:
+            tar.addfile(info)
+    return buffer.getvalue()
+
+
+@dataclass
+class FileServer:
+    """Serves ``files`` at ``/<name>`` over HTTP/1.0 with Range support, in a thread.
+
+    ``faults[name]`` misbehaves on purpose: "drop" (the first response stops halfway),
+    "drop-then-ignore-range" (that, then whole files whatever Range asks), "stall" (headers,
+    then silence), "corrupt" (one byte changed), "slow" (the body in 10 pieces over 1.5 s).
+    ``requests`` records (name, Range header or None) in arrival order.
+    """
+
+    files: dict[str, bytes] = field(default_factory=dict)
+    faults: dict[str, str] = field(default_factory=dict)
+    requests: list[tuple[str, str | None]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.stop = threading.Event()
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+        self.httpd.daemon_threads = True
+        self.httpd.block_on_close = False
+        self.httpd.owner = self  # type: ignore[attr-defined]
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.httpd.server_address[1]}/"
+
+    def gets(self, name: str) -> list[str | None]:
+        """The Range headers of every request for ``name``."""
+        return [header for requested, header in self.requests if requested == name]
+
+    def __enter__(self) -> FileServer:
+        threading.Thread(target=self.httpd.serve_forever, args=(0.05,), daemon=True).start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+class _Handler(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:  # noqa: N802 (the http.server API)
+        server: FileServer = self.server.owner  # type: ignore[attr-defined]
+        name = self.path.lstrip("/")
+        range_header = self.headers.get("Range")
+        server.requests.append((name, range_header))
+        if name not in server.files:
+            self.send_error(404)
+            return
+        data, fault = server.files[name], server.faults.get(name, "")
+        first = len(server.gets(name)) == 1
+        if fault == "corrupt":
+            data = data[:-1] + bytes([data[-1] ^ 0xFF])
+        start = 0
+        match = re.fullmatch(r"bytes=(\d+)-", range_header or "")
+        if match and not (fault == "drop-then-ignore-range" and not first):
+            start = int(match[1])
+            if start >= len(data):
+                self.send_error(416)
+                return
+            self.send_response(206)
+            self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
+        else:
+            self.send_response(200)
+        self.send_header("Content-Length", str(len(data) - start))
+        self.end_headers()
+        body = data[start:]
+        if fault == "stall":
+            server.stop.wait(30)
+        elif fault.startswith("drop") and first:
+            self.wfile.write(body[: len(body) // 2])  # then the connection closes
+        elif fault == "slow":
+            for piece in np.array_split(np.frombuffer(body, np.uint8), 10):
+                self.wfile.write(piece.tobytes())
+                self.wfile.flush()
+                time.sleep(0.15)
+        else:
+            self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass  # keep test output clean
