@@ -1,0 +1,144 @@
+"""`dltool eval`: numbers that match independent computations, on any weights file."""
+
+from __future__ import annotations
+
+import json
+import math
+import pickle
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+from sklearn import metrics as skm
+
+from dltool.config import load_config
+from dltool.data.prepare import prepare_data
+from dltool.engine import train
+from dltool.models.build import build_model
+from dltool.rundir import create_run_dir
+
+KEYS = {"split", "n", "loss", "accuracy", "balanced_accuracy", "top5_accuracy", "per_class", "macro_f1",
+        "weighted_f1", "confusion_matrix", "ece", "brier"}
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> Path:
+    import os
+
+    os.environ["DLTOOL_DATA"] = str(data_dir)
+    config = load_config("digits-mlp", ["train.epochs=4"])
+    return train(config, create_run_dir(tmp_path_factory.mktemp("runs"), "digits-mlp")).run_dir
+
+
+def independent_probabilities(run: Path) -> tuple[np.ndarray, np.ndarray]:
+    """Test-split probabilities computed without dltool's evaluation code."""
+    config = load_config(str(run))
+    data = prepare_data(config.data)
+    model = build_model(config.model, in_shape=data.in_shape, num_classes=10)
+    model.load_state_dict(load_file(run / "model.safetensors"))
+    model.eval()
+    images = torch.from_numpy(data.splits["test"].images).float() / 255
+    images = (images - torch.tensor(data.mean).view(1, -1, 1, 1)) / torch.tensor(data.std).view(1, -1, 1, 1)
+    with torch.no_grad():
+        probs = torch.softmax(model(images).double(), dim=1).numpy()
+    return probs, data.splits["test"].labels
+
+
+def test_eval_document_matches_scikit_learn_on_the_same_predictions(cli, run: Path) -> None:
+    document = json.loads(cli("eval", run, "--json").stdout)
+    assert KEYS <= set(document) and document["split"] == "test"
+    assert json.loads((run / "eval-test.json").read_text()) == document
+    probs, labels = independent_probabilities(run)
+    predicted = probs.argmax(1)
+    assert document["n"] == len(labels) == 359
+    assert document["accuracy"] == pytest.approx(np.mean(predicted == labels))
+    assert document["accuracy"] == pytest.approx(json.loads((run / "summary.json").read_text())["test"]["accuracy"])
+    assert document["loss"] == pytest.approx(skm.log_loss(labels, probs, labels=range(10)), rel=1e-5)
+    assert document["balanced_accuracy"] == pytest.approx(skm.balanced_accuracy_score(labels, predicted))
+    top5 = np.mean([label in np.argsort(-p)[:5] for p, label in zip(probs, labels)])
+    assert document["top5_accuracy"] == pytest.approx(top5)
+    assert document["macro_f1"] == pytest.approx(skm.f1_score(labels, predicted, average="macro"))
+    assert document["weighted_f1"] == pytest.approx(skm.f1_score(labels, predicted, average="weighted"))
+    assert document["confusion_matrix"] == skm.confusion_matrix(labels, predicted).tolist()
+    assert sum(map(sum, document["confusion_matrix"])) == 359
+    for index, name in enumerate(str(c) for c in range(10)):
+        row = document["per_class"][name]
+        assert row["support"] == int(np.sum(labels == index))
+        true_pos = np.sum((predicted == index) & (labels == index))
+        assert row["recall"] == pytest.approx(true_pos / row["support"])
+    onehot = np.eye(10)[labels]
+    assert document["brier"] == pytest.approx(np.mean(np.sum((probs - onehot) ** 2, axis=1)))
+    assert document["ece"] == pytest.approx(_ece(probs, labels), abs=1e-6)  # float32 logits
+
+
+def _ece(probs: np.ndarray, labels: np.ndarray, bins: int = 15) -> float:
+    """ECE written as a plain loop over samples, for the cross-check."""
+    totals = [[0, 0.0, 0.0] for _ in range(bins)]  # count, confidence sum, correct sum
+    for p, label in zip(probs, labels):
+        confidence = float(p.max())
+        b = min(bins - 1, max(0, math.ceil(confidence * bins) - 1))
+        totals[b][0] += 1
+        totals[b][1] += confidence
+        totals[b][2] += float(p.argmax() == label)
+    return sum(abs(c / n - a / n) * n for n, a, c in totals if n) / len(labels)
+
+
+def test_eval_val_split_and_last_checkpoint(cli, run: Path) -> None:
+    val = json.loads(cli("eval", run, "--split", "val", "--checkpoint", "last", "--json").stdout)
+    assert val["split"] == "val" and val["n"] == 143 and (run / "eval-val.json").is_file()
+    assert "no 'train2' split" in cli("eval", run, "--split", "train2", code=1).stderr
+
+
+def test_weights_outside_their_run_dir_carry_their_config(cli, run: Path, tmp_path: Path) -> None:
+    alone = tmp_path / "shared" / "digits.safetensors"
+    alone.parent.mkdir()
+    shutil.copy(run / "model.safetensors", alone)
+    document = json.loads(cli("eval", alone, "--json").stdout)
+    assert document["accuracy"] == json.loads((run / "eval-test.json").read_text())["accuracy"]
+    assert (alone.parent / "eval-test.json").is_file()
+    checkpoint = tmp_path / "last.pt"
+    shutil.copy(run / "checkpoints" / "last.pt", checkpoint)
+    assert json.loads(cli("eval", checkpoint, "--json").stdout)["n"] == 359
+
+
+class _RunsCode:
+    def __init__(self, marker: str) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.touch, (Path(self.marker),))
+
+
+@pytest.mark.parametrize("case", ["truncated", "random", "pickle", "wrong-suffix", "missing"])
+def test_bad_weight_files_are_one_line_and_run_nothing(cli, run: Path, tmp_path: Path, case: str) -> None:
+    marker = tmp_path / "code-ran"
+    if case == "truncated":
+        target = tmp_path / "model.safetensors"
+        target.write_bytes((run / "model.safetensors").read_bytes()[:1000])
+    elif case == "random":
+        target = tmp_path / "last.pt"
+        target.write_bytes(np.random.default_rng(0).bytes(4096))
+    elif case == "pickle":
+        target = tmp_path / "last.pt"
+        torch.save({"model": _RunsCode(str(marker))}, target, pickle_protocol=pickle.HIGHEST_PROTOCOL)
+    elif case == "wrong-suffix":
+        target = tmp_path / "weights.bin"
+        target.write_bytes(b"x")
+    else:
+        target = tmp_path / "nowhere"
+    result = cli("eval", target, code=1)
+    assert result.stderr.count("\n") == 1 and result.stderr.startswith("error: ")
+    assert "Traceback" not in result.stderr and not marker.exists()
+
+
+def test_reconstruction_eval_reports_mse_and_psnr(cli, tmp_path: Path) -> None:
+    run = cli("train", "digits-mlp", "--model", "autoencoder", "--set", "loss.name=mse", "--epochs", "2",
+              "-q").stdout.strip()
+    document = json.loads(cli("eval", run, "--json").stdout)
+    assert {"mse", "psnr", "loss", "n"} <= set(document) and "accuracy" not in document
+    assert document["psnr"] == pytest.approx(10 * math.log10(1 / document["mse"]))
+    summary = json.loads((Path(run) / "summary.json").read_text())
+    assert document["loss"] == pytest.approx(summary["test"]["loss"], rel=1e-5)
