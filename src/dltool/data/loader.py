@@ -1,8 +1,9 @@
 """Batches straight from uint8 image tensors held on the training device.
 
-No per-sample Python: each batch is one index into the tensor, normalised on the device.
-The shuffle order of an epoch depends only on (seed, epoch), so a run resumed in the
-middle of an epoch sees exactly the batches it would have seen.
+No per-sample Python: each batch is one index into the tensor, augmented (training only,
+see ``dltool.data.augment``) and normalised on the device. The shuffle order of an epoch
+depends only on (seed, epoch) and a batch's augmentation only on (seed, epoch, batch), so a
+run resumed in the middle of an epoch sees exactly the batches it would have seen.
 """
 
 from __future__ import annotations
@@ -13,7 +14,9 @@ from collections.abc import Iterator
 import numpy as np
 import torch
 
+from dltool.config.schema import AugmentConfig
 from dltool.data.arrays import Split
+from dltool.data.augment import BatchAugment
 
 
 class BatchLoader:
@@ -29,12 +32,15 @@ class BatchLoader:
         device: torch.device,
         shuffle: bool = False,
         seed: int = 0,
+        augment: AugmentConfig | None = None,
     ):
         self.images = torch.from_numpy(split.images).to(device)
         self.labels = torch.from_numpy(split.labels).to(device)
         self.batch_size = batch_size
         self.shuffle = shuffle
         self.seed = seed
+        augmenter = BatchAugment(augment, seed) if augment is not None else None
+        self.augment = augmenter if augmenter is not None and augmenter.enabled else None
         # (x/255 - mean) / std folded into one multiply-add on the raw uint8 values.
         scale = 1.0 / (255.0 * torch.tensor(std, dtype=torch.float32))
         self.scale = scale.view(1, -1, 1, 1).to(device)
@@ -57,7 +63,10 @@ class BatchLoader:
             index = slice(b * self.batch_size, (b + 1) * self.batch_size)
             if order is not None:
                 index = order[index]
-            yield self.normalise(self.images[index]), self.labels[index]
+            images = self.images[index]
+            if self.augment is not None:
+                images = self.augment(images, epoch, b)
+            yield self.normalise(images), self.labels[index]
 
     def normalise(self, images: torch.Tensor) -> torch.Tensor:
         return torch.addcmul(self.shift, images.float(), self.scale)

@@ -130,6 +130,8 @@ def _execute(
                 "threads": torch.get_num_threads()}
         observer.on_start({"run_dir": str(run.path), "epochs": config.train.epochs,
                            "batches": len(setup.train_batches), "resumed_at": progress.epoch, **base})
+        for line in setup.data.messages():  # unreadable files, drawn splits, resizes
+            observer.on_message(line)
         try:
             status = _fit(setup, run, progress, clock, observer, stop)
             extra = {"test": _test_score(setup, run)} if status != "interrupted" else {}
@@ -160,7 +162,8 @@ def _set_up(config: Config, device: torch.device, precision: Any) -> _Setup:
     model = build_model(config.model, in_shape=data.in_shape, num_classes=len(data.classes)).to(device)
     optimizer = optimizers.build(config.optimizer, params=model.parameters())
     loader_args = {"batch_size": config.train.batch_size, "mean": data.mean, "std": data.std, "device": device}
-    train_batches = BatchLoader(data.splits["train"], shuffle=True, seed=config.train.seed, **loader_args)
+    train_batches = BatchLoader(data.splits["train"], shuffle=True, seed=config.train.seed,
+                                augment=config.data.augment, **loader_args)
     scheduler = build_scheduler(
         config.scheduler, optimizer, epochs=config.train.epochs, steps_per_epoch=len(train_batches)
     )
