@@ -15,6 +15,7 @@ from typer.core import TyperGroup
 
 from dltool import __version__
 from dltool.commands import list as list_command
+from dltool.commands import stats as stats_command
 from dltool.commands import train as train_command
 from dltool.errors import DltoolError
 
@@ -65,6 +66,7 @@ def root(
 
 
 app.command("list")(list_command.list_)
+app.command("stats")(stats_command.stats)
 app.command("train")(train_command.train)
 
 
