@@ -25,14 +25,14 @@ def ramp(n: int = 2, channels: int = 3, height: int = 5, width: int = 7) -> torc
 
 def test_flip_mirrors_only_the_chosen_images() -> None:
     images = ramp()
-    out = crop_and_flip(images, torch.zeros(2, 2, dtype=torch.long), torch.tensor([True, False]), 0)
+    out = crop_and_flip(images, torch.zeros(2, 2, dtype=torch.long), torch.tensor([0]), 0)
     assert torch.equal(out[0], images[0].flip(-1)) and torch.equal(out[1], images[1])
 
 
 def test_crop_shifts_within_the_padding() -> None:
     images = ramp(n=3)
     offsets = torch.tensor([[2, 2], [0, 0], [4, 1]])  # padding 2: (2, 2) is the identity
-    out = crop_and_flip(images, offsets, torch.zeros(3, dtype=torch.bool), 2)
+    out = crop_and_flip(images, offsets, torch.tensor([], dtype=torch.long), 2)
     assert torch.equal(out[0], images[0])
     # Offset (0, 0) shows the padded image's top-left: the image moves down-right by 2.
     assert (out[1, :, :2] == 0).all() and (out[1, :, :, :2] == 0).all()
@@ -45,7 +45,7 @@ def test_crop_and_flip_match_a_per_sample_reference() -> None:
     images = torch.randint(0, 256, (16, 3, 8, 8), dtype=torch.uint8)
     offsets = torch.randint(0, 7, (16, 2))
     flips = torch.rand(16) < 0.5
-    out = crop_and_flip(images, offsets, flips, 3)
+    out = crop_and_flip(images, offsets, flips.nonzero().squeeze(1), 3)
     padded = F.pad(images, (3, 3, 3, 3))
     for i in range(16):
         y, x = offsets[i].tolist()

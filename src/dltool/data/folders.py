@@ -81,12 +81,11 @@ def index_folder(root: Path) -> FolderIndex:
     stamps: list[tuple[str, int, int]] = []
     for split, folder in layout.items():
         rows: list[tuple[str, int]] = []
-        for name in _sub_folders(folder):
-            for path in _image_files(folder / name):
-                relative = path.relative_to(root).as_posix()
-                stat = path.stat()
-                rows.append((relative, classes.index(name)))
-                stamps.append((relative, stat.st_size, stat.st_mtime_ns))
+        for label, name in enumerate(classes):
+            if (folder / name).is_dir():
+                for relative, size, mtime in _image_files(root, folder / name):
+                    rows.append((relative, label))
+                    stamps.append((relative, size, mtime))
         files[split] = rows
     if not stamps:
         raise DatasetError(
@@ -133,12 +132,29 @@ def _sub_folders(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
 
 
-def _image_files(folder: Path) -> list[Path]:
+def _image_files(root: Path, folder: Path) -> list[tuple[str, int, int]]:
+    """(path relative to ``root`` in POSIX form, bytes, mtime in ns) of the image files
+    under ``folder``, recursively, sorted; hidden files and folders are left out."""
     found = []
-    for directory, subdirs, names in os.walk(folder):
-        subdirs[:] = [d for d in subdirs if not d.startswith(".")]
-        found += [Path(directory, n) for n in names
-                  if not n.startswith(".") and os.path.splitext(n)[1].lower() in IMAGE_EXTENSIONS]
+    prefix = folder.relative_to(root).as_posix()
+    pending = [("", str(folder))]
+    seen: set[tuple[int, int]] = set()  # folders already walked: a symlink loop ends here
+    while pending:
+        relative_dir, directory = pending.pop()
+        stat = os.stat(directory)
+        if (stat.st_dev, stat.st_ino) in seen:
+            continue
+        seen.add((stat.st_dev, stat.st_ino))
+        with os.scandir(directory) as entries:
+            for entry in entries:
+                if entry.name.startswith("."):
+                    continue
+                relative = f"{relative_dir}/{entry.name}" if relative_dir else entry.name
+                if entry.is_dir():
+                    pending.append((relative, entry.path))
+                elif os.path.splitext(entry.name)[1].lower() in IMAGE_EXTENSIONS and entry.is_file():
+                    stat = entry.stat()
+                    found.append((f"{prefix}/{relative}", stat.st_size, stat.st_mtime_ns))
     return sorted(found)
 
 
@@ -172,7 +188,8 @@ def decode_folder(
 ) -> ImageArrays:
     """Decode every file of ``index`` (in threads) into arrays; see the module docstring."""
     rows = [(split, relative, label) for split, files in index.files.items() for relative, label in files]
-    decoded = _parallel(lambda row: _decode_one(index.root / row[1], image_size), rows, workers)
+    root = str(index.root)
+    decoded = _parallel(lambda row: _decode_one(f"{root}/{row[1]}", image_size), rows, workers)
     good = [(row, d) for row, d in zip(rows, decoded, strict=True) if d.image is not None]
     skipped = sorted((row[1], d.reason) for row, d in zip(rows, decoded, strict=True) if d.image is None)
     if not good:
@@ -195,7 +212,7 @@ def decode_folder(
     return ImageArrays(index.classes, splits, report)
 
 
-def _decode_one(path: Path, image_size: int | None) -> _Decoded:
+def _decode_one(path: str, image_size: int | None) -> _Decoded:
     try:
         image, mode = read_image(path)
     except ImageDecodeError as error:
@@ -236,5 +253,7 @@ def _stack(index: FolderIndex, rows: list[tuple[str, str, int]], images: list[np
 def _parallel(function: Callable, items: Sequence, workers: int | None) -> list:
     if len(items) < 2 or workers == 1:
         return [function(item) for item in items]
-    with ThreadPoolExecutor(max_workers=workers) as pool:
+    # Pillow decodes with the GIL released, but small images are mostly Python overhead:
+    # more threads than cores only contend for the GIL.
+    with ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:
         return list(pool.map(function, items))

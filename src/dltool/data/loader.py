@@ -60,16 +60,19 @@ class BatchLoader:
         """The batches of ``epoch`` from batch index ``start`` on."""
         order = self._order(epoch)
         for b in range(start, len(self)):
-            index = slice(b * self.batch_size, (b + 1) * self.batch_size)
-            if order is not None:
-                index = order[index]
-            images = self.images[index]
+            rows = slice(b * self.batch_size, (b + 1) * self.batch_size)
+            if order is None:
+                images, labels = self.images[rows], self.labels[rows]
+            else:  # index_select copies whole rows; images[order] goes element by element (~25x slower on CPU)
+                images, labels = self.images.index_select(0, order[rows]), self.labels.index_select(0, order[rows])
             if self.augment is not None:
                 images = self.augment(images, epoch, b)
-            yield self.normalise(images), self.labels[index]
+            yield self.normalise(images), labels
 
     def normalise(self, images: torch.Tensor) -> torch.Tensor:
-        return torch.addcmul(self.shift, images.float(), self.scale)
+        # In place on the fresh float copy: several times faster on CPU than an addcmul
+        # that broadcasts into a new output.
+        return images.to(torch.float32, copy=True).mul_(self.scale).add_(self.shift)
 
     def _order(self, epoch: int) -> torch.Tensor | None:
         if not self.shuffle:
