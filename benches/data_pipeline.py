@@ -169,7 +169,7 @@ def main() -> None:
 
     threads = torch.get_num_threads()
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{platform.machine()}, {os.cpu_count()} CPUs"
-    machine = f"{name}, {threads} threads, torch {torch.__version__}"
+    machine = f"{name}, {threads} thread{'s' if threads != 1 else ''}, torch {torch.__version__}"
     n = f"{args.folder_images:,}"
     rows = [
         ("crop(4)+flip+normalise, batch 512 (images/s)", f"{1 / ours:,.0f}",
