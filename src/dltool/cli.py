@@ -17,6 +17,7 @@ from dltool import __version__
 from dltool.commands import download as download_command
 from dltool.commands import eval as eval_command
 from dltool.commands import list as list_command
+from dltool.commands import stats as stats_command
 from dltool.commands import train as train_command
 from dltool.errors import DltoolError
 
@@ -67,6 +68,7 @@ def root(
 
 
 app.command("list")(list_command.list_)
+app.command("stats")(stats_command.stats)
 app.command("train")(train_command.train)
 app.command("eval")(eval_command.eval_)
 app.command("download")(download_command.download)

@@ -23,14 +23,31 @@ class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class AugmentConfig(Section):
+    """Batched augmentation of training batches on the training device; all off by default."""
+
+    crop_padding: int = Field(0, ge=0, le=256, description="random crop after zero-padding each side by this (px)")
+    flip: bool = Field(False, description="random horizontal flip, half of the images")
+    cutout: int = Field(0, ge=0, le=1024, description="zero a random square this wide (px), clipped at the borders")
+
+
 class DataConfig(Section):
-    name: str = Field("digits", description="a registered dataset (dltool list datasets)")
-    root: str | None = Field(None, description="dataset folder; default $DLTOOL_DATA or the user cache")
+    name: str = Field("digits", description="a registered dataset (dltool list datasets) or a folder of class folders")
+    root: str | None = Field(None, description="dataset and cache folder; default $DLTOOL_DATA or the user cache")
     image_size: int | None = Field(None, ge=1, description="resize images to this square size")
+    channels: Literal[1, 3] | None = Field(None, description="1 (grey) or 3 (RGB); null: the dataset's own")
     val_fraction: float = Field(0.1, gt=0, lt=1, description="share of train drawn as val")
     split_seed: int = Field(0, ge=0, description="seed of the drawn val split")
     mean: list[float] | None = Field(None, description="per-channel mean; null: measured on train")
     std: list[float] | None = Field(None, description="per-channel std; null: measured on train")
+    augment: AugmentConfig = AugmentConfig()
+
+    @field_validator("channels", mode="before")
+    @classmethod
+    def _no_booleans(cls, value: object) -> object:
+        if isinstance(value, bool):  # YAML's `true` would otherwise pass for 1
+            raise ValueError("should be 1, 3 or null")
+        return value
 
     @model_validator(mode="after")
     def _normalisation_pairs(self) -> DataConfig:

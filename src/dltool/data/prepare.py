@@ -2,73 +2,121 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+import os
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 
 from dltool.config.schema import DataConfig
 from dltool.data import DatasetParams, datasets
 from dltool.data.arrays import ImageArrays, Split
+from dltool.data.images import resize_images, to_channels
 from dltool.data.splits import stratified_split
-from dltool.errors import DatasetError
+from dltool.errors import ConfigError, DatasetError, UnknownNameError
+
+# Unreadable files named one per line at the start of a run; the rest are counted.
+SKIPPED_SHOWN = 20
 
 
 @dataclass(frozen=True)
 class PreparedData:
-    """Train/val/test splits of uint8 images with what a model needs to read them."""
+    """Train/val/test splits of uint8 images with what a model needs to read them.
+
+    ``skipped``: (path, reason) of the dataset's files that could not be decoded;
+    ``notes``: what was decided for the user (a drawn split, a resize), one line each.
+    ``test_is_val``: no test split was given, so the val split is scored as the test split.
+    """
 
     classes: list[str]
     splits: dict[str, Split]
     mean: list[float]
     std: list[float]
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    test_is_val: bool = False
 
     @property
     def in_shape(self) -> tuple[int, int, int]:
         return tuple(self.splits["train"].images.shape[1:])  # type: ignore[return-value]
 
+    def messages(self) -> list[str]:
+        """Lines for the user at the start of a run: each skipped file once, then the notes."""
+        lines = [f"skipped {path}: {reason}" for path, reason in self.skipped[:SKIPPED_SHOWN]]
+        if len(self.skipped) > SKIPPED_SHOWN:
+            lines.append(f"... and {len(self.skipped) - SKIPPED_SHOWN} more unreadable files "
+                         f"(dltool stats DATASET --json lists them all)")
+        return lines + self.notes
 
-def prepare_data(config: DataConfig) -> PreparedData:
-    """Load ``config.name``, draw a stratified val split if it has none, resize, measure stats."""
-    arrays = load_arrays(config)
+
+def prepare_data(config: DataConfig, arrays: ImageArrays | None = None) -> PreparedData:
+    """Load ``config.name`` (or take ``arrays``), draw a stratified val split if it has none,
+    resize, convert channels, measure mean/std on train. Without a test split, the val split
+    doubles as the test split."""
+    arrays = arrays if arrays is not None else load_arrays(config)
     splits = dict(arrays.splits)
+    notes = list(arrays.source.notes) if arrays.source else []
+    if "train" not in splits:
+        raise DatasetError(f"{config.name}: has no train split to train on (found: {', '.join(splits)})")
     if "val" not in splits:
         splits["train"], splits["val"] = stratified_split(
             splits["train"], config.val_fraction, config.split_seed
         )
     if config.image_size is not None:
         splits = {name: resize(split, config.image_size) for name, split in splits.items()}
+    if config.channels is not None:
+        splits = {name: Split(to_channels(s.images, config.channels), s.labels) for name, s in splits.items()}
+    test_is_val = "test" not in splits
+    if test_is_val:
+        splits["test"] = splits["val"]
+        notes.append(f"{config.name} has no test split: the val split doubles as the test split")
     if config.mean is not None and config.std is not None:
         mean, std = config.mean, config.std
     else:
         mean, std = channel_stats(splits["train"].images)
     if len(mean) != splits["train"].images.shape[1]:
         raise DatasetError(f"data.mean has {len(mean)} values; the images have {splits['train'].images.shape[1]} channels")
-    return PreparedData(arrays.classes, splits, mean, std)
+    skipped = [(str(Path(config.name) / path), reason) for path, reason in arrays.source.skipped] if arrays.source else []
+    return PreparedData(arrays.classes, splits, mean, std, skipped, notes, test_is_val)
 
 
 def load_arrays(config: DataConfig) -> ImageArrays:
-    if config.name not in datasets and Path(config.name).is_dir():
-        raise DatasetError(f"{config.name}: image-folder datasets are not supported by this version")
-    entry = datasets.get(config.name)
-    return entry.load()(root=config.root)
+    """A registered dataset by name, else an image folder (see ``dltool.data.folders``)."""
+    if config.name in datasets:
+        return datasets.get(config.name).load()(root=config.root)
+    folder = Path(config.name).expanduser()
+    if folder.is_dir():
+        from dltool.data.folders import load_folder
+
+        return load_folder(folder, cache_root=config.root, image_size=config.image_size, channels=config.channels)
+    if folder.exists():
+        raise ConfigError(f"data.name: {config.name} is a file; name a dataset or a folder of class sub-folders")
+    if "/" in config.name or os.sep in config.name or config.name.startswith((".", "~")):
+        raise ConfigError(f"data.name: no such folder: {config.name}")
+    raise UnknownNameError("dataset", config.name, datasets.names(), hint="dltool list datasets, or give a folder path")
 
 
 def channel_stats(images: np.ndarray) -> tuple[list[float], list[float]]:
-    """Per-channel mean and (population) std of uint8 images (N, C, H, W), in [0, 1] units."""
-    pixels = images.astype(np.float64) / 255.0
-    return pixels.mean(axis=(0, 2, 3)).tolist(), pixels.std(axis=(0, 2, 3)).tolist()
+    """Per-channel mean and (population) std of uint8 images (N, C, H, W), in [0, 1] units.
+
+    Computed exactly from each channel's histogram of byte values (integer sums), so it
+    needs no float copy of the dataset and no pass can lose precision."""
+    means, stds = [], []
+    values = np.arange(256, dtype=object)
+    for c in range(images.shape[1]):
+        counts = np.bincount(np.ascontiguousarray(images[:, c]).ravel(), minlength=256).astype(object)
+        n, total, squares = int(counts.sum()), int((counts * values).sum()), int((counts * values**2).sum())
+        if n == 0:
+            raise DatasetError("cannot measure mean and std: the train split is empty")
+        means.append(total / (n * 255))
+        stds.append(math.sqrt((n * squares - total * total) / (n * 255) ** 2))
+    return means, stds
 
 
 def resize(split: Split, size: int) -> Split:
-    """Square-resize uint8 images with antialiased bilinear interpolation."""
-    if split.images.shape[-2:] == (size, size):
-        return split
-    images = torch.from_numpy(split.images).float()
-    resized = F.interpolate(images, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
-    return Split(resized.round().clamp(0, 255).to(torch.uint8).numpy(), split.labels)
+    """Square-resize uint8 images with antialiased bilinear interpolation (``resize_images``)."""
+    return Split(resize_images(split.images, size), split.labels)
 
 
-__all__ = ["DatasetParams", "PreparedData", "channel_stats", "prepare_data"]
+__all__ = ["DatasetParams", "PreparedData", "channel_stats", "load_arrays", "prepare_data"]

@@ -106,6 +106,8 @@ def _execute(
                 "threads": torch.get_num_threads()}
         observer.on_start({"run_dir": str(run.path) if run else None, "epochs": config.train.epochs,
                            "batches": len(parts.train_batches), "resumed_at": progress.epoch, **base})
+        for line in parts.data.messages():  # unreadable files, drawn splits, resizes
+            observer.on_message(line)
         for message in [] if checkpoint else [preflight(parts)]:
             observer.on_message(message)
         try:

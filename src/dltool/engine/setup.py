@@ -88,7 +88,7 @@ def _loaders(config: Config, data: PreparedData, device: torch.device, world: Wo
     common = {"batch_size": batch_size // world.size, "mean": data.mean, "std": data.std,
               "device": device, "shard": (world.rank, world.size), "limit": config.train.limit_batches}
     return (
-        BatchLoader(data.splits["train"], shuffle=True, seed=config.train.seed, **common),
+        BatchLoader(data.splits["train"], shuffle=True, seed=config.train.seed, augment=config.data.augment, **common),
         BatchLoader(data.splits["val"], **common),
         BatchLoader(data.splits["test"], **common),
     )

@@ -1,0 +1,96 @@
+"""``dltool stats``: a dataset, run or checkpoint at a glance; tables on stderr, --json on stdout."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from dltool.commands._output import emit_json, stderr
+
+
+def stats(
+    target: Annotated[str, typer.Argument(help="Dataset name or folder, run dir, or checkpoint (last.pt, model.safetensors).")],
+    split: Annotated[str | None, typer.Option(help="Only this split of a dataset (train, val, test).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON document on stdout.")] = False,
+) -> None:
+    """Show what a dataset, a run or a checkpoint holds.
+
+    Datasets: samples per split and class, imbalance, the mean/std train normalises with,
+    image sizes and modes, unreadable files, exact duplicates across splits. Runs: status,
+    epochs, best/final/test metrics, wall time, device. Checkpoints: model, parameters, classes.
+
+    Example: dltool stats ./pets --json | jq '.duplicates.across'
+    """
+    from dltool.stats import stats as gather
+
+    report = gather(target, split)
+    if as_json:
+        emit_json(report)
+    elif report["kind"] == "dataset":
+        _show_dataset(report)
+    else:
+        _show_record(report)
+
+
+def _show_dataset(report: dict[str, Any]) -> None:
+    shape = "×".join(map(str, report["image_shape"]))
+    stderr.print(f"[bold]{report['name']}[/]: {len(report['classes'])} classes, images {shape}", soft_wrap=True)
+    splits = report["splits"]
+    table = Table(box=None, padding=(0, 2, 0, 0), title_justify="left")
+    table.add_column("class", no_wrap=True)
+    for name, split in splits.items():
+        header = f"{name} (= {split['same_as']})" if "same_as" in split else name
+        table.add_column(header, justify="right", no_wrap=True)
+    for cls in report["classes"]:
+        table.add_row(cls, *(str(s["per_class"][cls]) for s in splits.values()))
+    table.add_row("[bold]total[/]", *(f"[bold]{s['n']}[/]" for s in splits.values()))
+    table.add_row("imbalance", *(_ratio(s["imbalance"]) for s in splits.values()))
+    table.add_row("mean", *(_floats(s["mean"]) for s in splits.values()))
+    table.add_row("std", *(_floats(s["std"]) for s in splits.values()))
+    stderr.print(table)
+    lines = [f"normalised with mean {_floats(report['mean'])}, std {_floats(report['std'])} (the train split's)"]
+    if report["sizes"] is not None:
+        lines.append("sizes: " + _counts(report["sizes"]) + "; modes: " + _counts(report["modes"]))
+    duplicates = report["duplicates"]
+    across = ", ".join(f"{pair} {n}" for pair, n in duplicates["across"].items()) or "-"
+    within = ", ".join(f"{name} {n}" for name, n in duplicates["within"].items())
+    lines.append(f"exact duplicates across splits: {across}; within: {within}")
+    lines += [f"  same image: {', '.join(group)}" for group in duplicates["examples"]]
+    lines.append(f"unreadable files: {len(report['unreadable'])}")
+    lines += [f"  {item['path']}: {item['reason']}" for item in report["unreadable"]]
+    lines += [f"note: {note}" for note in report["notes"]]
+    for line in lines:
+        stderr.print(line, soft_wrap=True, markup=False)
+
+
+def _show_record(report: dict[str, Any]) -> None:
+    table = Table(box=None, show_header=False, padding=(0, 2, 0, 0))
+    for key, value in report.items():
+        if key in {"kind", "config"} or value is None:
+            continue
+        if key == "classes":
+            value = f"{len(value)}: " + ", ".join(map(str, value[:20])) + (" ..." if len(value) > 20 else "")
+        elif isinstance(value, dict):
+            value = "  ".join(f"{k} {_number(v)}" for k, v in value.items())
+        elif key == "parameters":
+            value = f"{value:,}"
+        table.add_row(key, str(value))
+    stderr.print(table)
+
+
+def _ratio(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
+
+
+def _floats(values: list[float]) -> str:
+    return " ".join(f"{v:.4f}" for v in values) or "-"
+
+
+def _counts(counts: dict[str, int]) -> str:
+    return ", ".join(f"{k} ×{n}" for k, n in counts.items())
+
+
+def _number(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)

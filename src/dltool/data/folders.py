@@ -1,0 +1,259 @@
+"""Image folders as datasets: ``ROOT/<class>/*`` or ``ROOT/{train,val,test}/<class>/*``.
+
+Classes are the sorted sub-folder names of ``train/`` (of ``ROOT`` without splits); a class
+may be missing from val/test, but a val/test class unknown to train is an error. Files are
+found recursively inside each class folder, by extension (case-insensitive); hidden files
+and folders are ignored. Decoding runs on threads (Pillow releases the GIL) through
+``dltool.data.images``; files that cannot be decoded are skipped and listed in the result's
+``source.skipped``.
+
+Sizes: with ``image_size`` every image is resized to that square; without it, images
+that all share one size keep it, and mixed sizes are all resized to the most common one
+(a note says so). Channels: 1 or 3 as asked; without a choice, 1 when every image is grey.
+
+The decoded arrays are cached once per (folder, image_size, channels) under the data root,
+keyed by a fingerprint of the files (relative paths, byte sizes, mtimes) and of the decoder,
+so a second run only lists and stats the files; any change rebuilds the cache.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from collections import Counter
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import PIL
+
+from dltool.data.arrays import ImageArrays, SourceReport, Split
+from dltool.data.cache import cached
+from dltool.data.images import ImageDecodeError, read_image, resize_images, to_channels
+from dltool.data.roots import data_root
+from dltool.errors import DatasetError
+
+IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"})
+SPLITS = ("train", "val", "test")
+# Bump when decoding changes what a cache holds for the same files.
+CACHE_FORMAT = "dltool-image-folder/1"
+
+
+@dataclass(frozen=True)
+class FolderIndex:
+    """The image files of a folder dataset: per split, (relative path, label) in row order;
+    ``stamps`` holds (relative path, bytes, mtime in ns) of every file, for the fingerprint."""
+
+    root: Path
+    classes: list[str]
+    files: dict[str, list[tuple[str, int]]]
+    stamps: list[tuple[str, int, int]]
+
+
+def load_folder(
+    root: str | Path,
+    *,
+    cache_root: str | Path | None = None,
+    image_size: int | None = None,
+    channels: int | None = None,
+    workers: int | None = None,
+) -> ImageArrays:
+    """The folder's splits as uint8 arrays, decoded once and cached under ``cache_root``'s
+    data root (see ``dltool.data.roots``). Raises ``DatasetError`` for a folder that is not
+    a dataset (no class folders, no images, an unknown class in val/test)."""
+    index = index_folder(Path(root))
+    key = fingerprint(index, image_size, channels)
+    path = cache_path(index.root, cache_root, image_size, channels)
+    return cached(path, key, lambda: decode_folder(index, image_size, channels, workers))
+
+
+def index_folder(root: Path) -> FolderIndex:
+    """Find the splits, classes and image files of ``root`` (no decoding)."""
+    if not root.is_dir():
+        raise DatasetError(f"{root}: not a folder")
+    layout = _split_folders(root)
+    classes = _classes(root, layout)
+    files: dict[str, list[tuple[str, int]]] = {}
+    stamps: list[tuple[str, int, int]] = []
+    for split, folder in layout.items():
+        rows: list[tuple[str, int]] = []
+        for label, name in enumerate(classes):
+            if (folder / name).is_dir():
+                for relative, size, mtime in _image_files(root, folder / name):
+                    rows.append((relative, label))
+                    stamps.append((relative, size, mtime))
+        files[split] = rows
+    if not stamps:
+        raise DatasetError(
+            f"{root}: no image files ({', '.join(sorted(e[1:] for e in IMAGE_EXTENSIONS))}) in its class folders"
+        )
+    return FolderIndex(root, classes, files, stamps)
+
+
+def _split_folders(root: Path) -> dict[str, Path]:
+    names = _sub_folders(root)
+    splits = [n for n in SPLITS if n in names]
+    if not splits:
+        if not names:
+            raise DatasetError(
+                f"{root}: no class folders; expected {root}/<class>/<image> or {root}/train/<class>/<image>"
+            )
+        return {"train": root}
+    others = [n for n in names if n not in SPLITS]
+    if others:
+        raise DatasetError(
+            f"{root}: has split folders ({', '.join(splits)}) beside other folders ({', '.join(others)}); "
+            f"put the class folders inside {'/, '.join(splits)}/"
+        )
+    return {split: root / split for split in splits}
+
+
+def _classes(root: Path, layout: dict[str, Path]) -> list[str]:
+    if "train" not in layout:
+        return sorted({name for folder in layout.values() for name in _sub_folders(folder)})
+    classes = _sub_folders(layout["train"])
+    if not classes:
+        raise DatasetError(f"{layout['train']}: no class folders")
+    for split, folder in layout.items():
+        unknown = [name for name in _sub_folders(folder) if name not in classes]
+        if unknown:
+            raise DatasetError(
+                f"{folder / unknown[0]}: class {unknown[0]!r} of the {split} split is not a class of "
+                f"{layout['train']} (classes: {', '.join(classes)})"
+            )
+    return classes
+
+
+def _sub_folders(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
+def _image_files(root: Path, folder: Path) -> list[tuple[str, int, int]]:
+    """(path relative to ``root`` in POSIX form, bytes, mtime in ns) of the image files
+    under ``folder``, recursively, sorted; hidden files and folders are left out."""
+    found = []
+    prefix = folder.relative_to(root).as_posix()
+    pending = [("", str(folder))]
+    seen: set[tuple[int, int]] = set()  # folders already walked: a symlink loop ends here
+    while pending:
+        relative_dir, directory = pending.pop()
+        stat = os.stat(directory)
+        if (stat.st_dev, stat.st_ino) in seen:
+            continue
+        seen.add((stat.st_dev, stat.st_ino))
+        with os.scandir(directory) as entries:
+            for entry in entries:
+                if entry.name.startswith("."):
+                    continue
+                relative = f"{relative_dir}/{entry.name}" if relative_dir else entry.name
+                if entry.is_dir():
+                    pending.append((relative, entry.path))
+                elif os.path.splitext(entry.name)[1].lower() in IMAGE_EXTENSIONS and entry.is_file():
+                    stat = entry.stat()
+                    found.append((f"{prefix}/{relative}", stat.st_size, stat.st_mtime_ns))
+    return sorted(found)
+
+
+def fingerprint(index: FolderIndex, image_size: int | None, channels: int | None) -> str:
+    """Changes whenever a file is added, removed, renamed, rewritten or touched, or the
+    requested size, channels or decoder change."""
+    document = {"format": CACHE_FORMAT, "pillow": PIL.__version__, "image_size": image_size,
+                "channels": channels, "files": index.stamps}
+    return hashlib.sha256(json.dumps(document, separators=(",", ":")).encode()).hexdigest()
+
+
+def cache_path(root: Path, cache_root: str | Path | None, image_size: int | None, channels: int | None) -> Path:
+    """One cache file per folder (by absolute path), size and channel count."""
+    absolute = str(root.resolve())
+    slug = re.sub(r"[^\w.-]+", "_", Path(absolute).name)[:40] or "root"
+    digest = hashlib.sha256(absolute.encode()).hexdigest()[:12]
+    name = f"size-{image_size or 'auto'}-channels-{channels or 'auto'}.safetensors"
+    return data_root(cache_root) / "folders" / f"{slug}-{digest}" / name
+
+
+@dataclass(frozen=True)
+class _Decoded:
+    image: np.ndarray | None  # natural channels, at the requested size when one was given
+    mode: str = ""
+    size: tuple[int, int] = (0, 0)  # (width, height) as stored, after the EXIF orientation
+    reason: str = ""
+
+
+def decode_folder(
+    index: FolderIndex, image_size: int | None, channels: int | None, workers: int | None = None
+) -> ImageArrays:
+    """Decode every file of ``index`` (in threads) into arrays; see the module docstring."""
+    rows = [(split, relative, label) for split, files in index.files.items() for relative, label in files]
+    root = str(index.root)
+    decoded = _parallel(lambda row: _decode_one(f"{root}/{row[1]}", image_size), rows, workers)
+    good = [(row, d) for row, d in zip(rows, decoded, strict=True) if d.image is not None]
+    skipped = sorted((row[1], d.reason) for row, d in zip(rows, decoded, strict=True) if d.image is None)
+    if not good:
+        raise DatasetError(f"{index.root}: none of its {len(rows)} image files could be decoded "
+                           f"(first: {skipped[0][0]}: {skipped[0][1]})")
+    notes: list[str] = []
+    images = [d.image for _, d in good]
+    if image_size is None:
+        images = _to_common_size(images, notes, workers)
+    if channels is None:
+        channels = 1 if all(image.shape[0] == 1 for image in images) else 3
+    splits = _stack(index, [row for row, _ in good], images, channels, notes)
+    report = SourceReport(
+        files={split: [row[1] for row, _ in good if row[0] == split] for split in splits},
+        skipped=skipped,
+        sizes=dict(Counter(f"{d.size[0]}x{d.size[1]}" for _, d in good).most_common()),
+        modes=dict(Counter(d.mode for _, d in good).most_common()),
+        notes=notes,
+    )
+    return ImageArrays(index.classes, splits, report)
+
+
+def _decode_one(path: str, image_size: int | None) -> _Decoded:
+    try:
+        image, mode = read_image(path)
+    except ImageDecodeError as error:
+        return _Decoded(None, reason=error.reason)
+    size = (image.shape[2], image.shape[1])
+    if image_size is not None:
+        image = resize_images(image[None], image_size)[0]
+    return _Decoded(image, mode, size)
+
+
+def _to_common_size(images: list[np.ndarray], notes: list[str], workers: int | None) -> list[np.ndarray]:
+    """Images of mixed sizes resized to the most common (ties: the larger area)."""
+    counts = Counter(image.shape[1:] for image in images)
+    if len(counts) == 1:
+        return images
+    (height, width), count = max(counts.items(), key=lambda item: (item[1], item[0][0] * item[0][1], item[0]))
+    notes.append(f"the images have {len(counts)} sizes: all resized to {width}x{height}, the most common "
+                 f"({count} of {len(images)}); set data.image_size to choose another")
+    return _parallel(lambda image: resize_images(image[None], (height, width))[0], images, workers)
+
+
+def _stack(index: FolderIndex, rows: list[tuple[str, str, int]], images: list[np.ndarray], channels: int,
+           notes: list[str]) -> dict[str, Split]:
+    splits: dict[str, Split] = {}
+    for split in index.files:
+        members = [i for i, row in enumerate(rows) if row[0] == split]
+        if not members:
+            notes.append(f"the {split} split has no readable images and is left out")
+            continue
+        stacked = np.stack([to_channels(images[i], channels) for i in members])
+        labels = np.array([rows[i][2] for i in members], dtype=np.int64)
+        splits[split] = Split(stacked, labels)
+    if "train" in index.files and "train" not in splits:
+        raise DatasetError(f"{index.root}: no readable images in its train split")
+    return splits
+
+
+def _parallel(function: Callable, items: Sequence, workers: int | None) -> list:
+    if len(items) < 2 or workers == 1:
+        return [function(item) for item in items]
+    # Pillow decodes with the GIL released, but small images are mostly Python overhead:
+    # more threads than cores only contend for the GIL.
+    with ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:
+        return list(pool.map(function, items))

@@ -1,0 +1,169 @@
+"""Decoding one image file into a uint8 array (C, H, W): the single path shared by training
+(image folders) and prediction, so a model always sees pixels prepared the same way.
+
+The steps, in this order (``decode_image``):
+
+1. open with Pillow, refusing decompression bombs (over ``PIL.Image.MAX_IMAGE_PIXELS``
+   pixels: Pillow's warning is turned into an error, and its own error above twice that);
+2. apply the EXIF orientation (``ImageOps.exif_transpose``);
+3. convert to its natural form, grey (1 channel) or RGB (3): palette images by their palette
+   (grey when every palette entry is grey), CMYK and YCbCr by Pillow's conversion, 16-bit
+   grey (``I;16``, ``I``) scaled to 8 bits (round(v × 255 / 65535)), float (``F``) clipped
+   to 0..255, and alpha (RGBA, LA, PA, palette transparency) composited on black, so a
+   transparent pixel is black whatever colour it hides;
+4. resize to the requested size with ``resize_images`` (antialiased bilinear, the same
+   function that resizes array datasets);
+5. convert to the requested channel count: grey is replicated to RGB, RGB becomes grey with
+   Pillow's ITU-R 601-2 luma (L = R·299/1000 + G·587/1000 + B·114/1000).
+
+A file that is not an image, is truncated or corrupt, or is a decompression bomb raises
+``ImageDecodeError`` with the path and the reason.
+"""
+
+from __future__ import annotations
+
+import threading
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from dltool.errors import DatasetError
+
+# Modes Pillow opens that hold one grey channel (16-bit and float ones scaled below).
+GREY_MODES = frozenset({"1", "L", "LA", "La", "I", "I;16", "I;16L", "I;16B", "I;16N", "F"})
+Size = int | tuple[int, int]
+
+
+class ImageDecodeError(DatasetError):
+    """A file that cannot be decoded as an image; ``reason`` says why, in a few words."""
+
+    def __init__(self, path: str | Path, reason: str):
+        self.path, self.reason = str(path), reason
+        super().__init__(f"{path}: {reason}")
+
+
+def decode_image(path: str | Path, *, channels: int | None = None, size: Size | None = None) -> np.ndarray:
+    """The image at ``path`` as uint8 (C, H, W).
+
+    ``channels``: 1 or 3, or None for the image's own (1 for grey modes, else 3).
+    ``size``: an int for a square resize, (height, width), or None to keep the image's size.
+    """
+    image, _mode = read_image(path)
+    if size is not None:
+        image = resize_images(image[None], size)[0]
+    return to_channels(image, channels) if channels is not None else image
+
+
+def read_image(path: str | Path) -> tuple[np.ndarray, str]:
+    """The image at ``path`` in its natural form, uint8 (1 or 3, H, W), and its Pillow mode
+    as stored (``'RGBA'``, ``'I;16'``, ...). Raises ``ImageDecodeError``."""
+    try:
+        with _open(path) as image:
+            mode = image.mode
+            ImageOps.exif_transpose(image, in_place=True)
+            return _natural(image), mode
+    except ImageDecodeError:
+        raise
+    except UnidentifiedImageError:
+        raise ImageDecodeError(path, "not an image (Pillow cannot identify the format)") from None
+    except Image.DecompressionBombError as error:
+        raise ImageDecodeError(path, f"refused as a decompression bomb ({_bomb_reason(error)})") from None
+    except OSError as error:
+        if isinstance(error, FileNotFoundError | PermissionError | IsADirectoryError):
+            raise ImageDecodeError(path, f"cannot read ({error.strerror})") from None
+        raise ImageDecodeError(path, f"truncated or corrupt ({error})") from None
+    except (SyntaxError, ValueError, EOFError, IndexError, KeyError, TypeError, ZeroDivisionError) as error:
+        # Pillow's plugins report some malformed files with these.
+        raise ImageDecodeError(path, f"corrupt ({type(error).__name__}: {error})") from None
+
+
+# warnings.catch_warnings swaps a process-wide filter list: serialise it. Only Image.open
+# runs under the lock (it reads the header); decoding pixels happens outside it.
+_OPEN_LOCK = threading.Lock()
+
+
+def _open(path: str | Path) -> Image.Image:
+    with _OPEN_LOCK, warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        try:
+            return Image.open(path)
+        except Image.DecompressionBombWarning as warning:
+            raise ImageDecodeError(path, f"refused as a decompression bomb ({_bomb_reason(warning)})") from None
+
+
+def _bomb_reason(error: Exception) -> str:
+    return str(error).split(", could be")[0]
+
+
+def _natural(image: Image.Image) -> np.ndarray:
+    """Grey (1, H, W) or RGB (3, H, W) uint8, alpha composited on black."""
+    mode = image.mode
+    if mode == "P":
+        if "transparency" in image.info:
+            image, mode = image.convert("RGBA"), "RGBA"
+        elif _grey_palette(image):
+            image, mode = image.convert("L"), "L"
+        else:
+            image, mode = image.convert("RGB"), "RGB"
+    elif mode == "PA":
+        image, mode = image.convert("RGBA"), "RGBA"
+    elif mode == "La":
+        image, mode = image.convert("LA"), "LA"
+    elif mode == "RGBa":
+        image, mode = image.convert("RGBA"), "RGBA"
+    elif mode == "1":
+        image, mode = image.convert("L"), "L"
+    elif mode not in GREY_MODES and mode not in {"RGB", "RGBA"}:
+        image, mode = image.convert("RGB"), "RGB"  # CMYK, YCbCr, RGBX, HSV; LAB raises ValueError
+    pixels = np.asarray(image)
+    if mode in {"I", "I;16", "I;16L", "I;16B", "I;16N"}:
+        wide = np.clip(pixels.astype(np.int64), 0, 65535)
+        pixels = ((wide * 255 + 32767) // 65535).astype(np.uint8)  # round(v · 255/65535)
+    elif mode == "F":
+        pixels = np.clip(np.rint(pixels), 0, 255).astype(np.uint8)
+    if mode in {"LA", "RGBA"}:
+        pixels = _on_black(pixels)
+    if pixels.ndim == 2:
+        pixels = pixels[:, :, None]
+    return np.array(pixels.transpose(2, 0, 1), dtype=np.uint8, order="C")  # a writable copy
+
+
+def _grey_palette(image: Image.Image) -> bool:
+    palette = np.asarray(image.getpalette() or [], dtype=np.uint8).reshape(-1, 3)
+    return bool(len(palette)) and bool((palette == palette[:, :1]).all())
+
+
+def _on_black(pixels: np.ndarray) -> np.ndarray:
+    """(H, W, C+1) colour plus alpha → (H, W, C), each colour × alpha/255, rounded."""
+    colour, alpha = pixels[..., :-1].astype(np.uint32), pixels[..., -1:].astype(np.uint32)
+    return ((colour * alpha + 127) // 255).astype(np.uint8)
+
+
+def to_channels(images: np.ndarray, channels: int) -> np.ndarray:
+    """uint8 images (..., C, H, W) with C in {1, 3} as ``channels`` channels."""
+    have = images.shape[-3]
+    if have == channels:
+        return images
+    if have == 1 and channels == 3:
+        return np.repeat(images, 3, axis=-3)
+    if have == 3 and channels == 1:
+        # Pillow's convert('L'): (R·19595 + G·38470 + B·7471 + 2¹⁵) >> 16, in integers.
+        r, g, b = (images[..., i, :, :].astype(np.uint32) for i in range(3))
+        grey = (r * 19595 + g * 38470 + b * 7471 + 0x8000) >> 16
+        return grey.astype(np.uint8)[..., None, :, :]
+    raise ValueError(f"cannot convert {have}-channel images to {channels} channels")
+
+
+def resize_images(images: np.ndarray, size: Size) -> np.ndarray:
+    """uint8 images (N, C, H, W) resized to ``size`` (int: square) with antialiased bilinear
+    interpolation, rounded back to uint8. Images already that size come back unchanged."""
+    height, width = (size, size) if isinstance(size, int) else size
+    if images.shape[-2:] == (height, width):
+        return images
+    tensor = torch.from_numpy(np.ascontiguousarray(images)).float()
+    resized = F.interpolate(tensor, size=(height, width), mode="bilinear", antialias=True, align_corners=False)
+    return resized.round_().clamp_(0, 255).to(torch.uint8).numpy()

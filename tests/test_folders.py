@@ -1,0 +1,287 @@
+"""Image decoding and image-folder datasets: every mode, bad files, layouts, the cache."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from dltool.config import load_config
+from dltool.data import folders
+from dltool.data.folders import load_folder
+from dltool.data.images import ImageDecodeError, decode_image, read_image
+from dltool.data.prepare import prepare_data
+from dltool.errors import DatasetError
+
+RED, GREEN, BLUE = (255, 0, 0), (0, 255, 0), (0, 0, 255)
+
+
+def solid(path: Path, colour=RED, size=(12, 12), mode: str = "RGB", **save) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new(mode, size, colour).save(path, **save)
+    return path
+
+
+def noise(path: Path, seed: int, size=(12, 12), mode: str = "RGB") -> Path:
+    """A distinct image per seed (so no two test images are duplicates)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    shape = (size[1], size[0], 3) if mode == "RGB" else (size[1], size[0])
+    Image.fromarray(np.random.default_rng(seed).integers(0, 256, shape, dtype=np.uint8), mode).save(path)
+    return path
+
+
+def truncated_png(path: Path) -> Path:
+    noise(path, 99, size=(64, 64))
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    return path
+
+
+def exif_rotated_jpeg(path: Path) -> Path:
+    """Stored 40 wide × 20 high, red block in the stored top-left; EXIF orientation 6 says
+    'rotate 90° clockwise to display'."""
+    pixels = np.zeros((20, 40, 3), np.uint8)
+    pixels[:8, :8] = RED
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(pixels).save(path, exif=exif, quality=95)
+    return path
+
+
+def class_folder(root: Path, name: str, count: int, seed: int = 0, **kwargs) -> None:
+    for i in range(count):
+        noise(root / name / f"{i}.png", seed * 1000 + i, **kwargs)
+
+
+# --- decoding one image -------------------------------------------------------------------
+
+
+def test_exif_orientation_is_applied(tmp_path: Path) -> None:
+    image = decode_image(exif_rotated_jpeg(tmp_path / "rotated.jpg"))
+    assert image.shape == (3, 40, 20)  # displayed upright: 20 wide, 40 high
+    # 90° clockwise moves the stored top-left corner to the top-right.
+    assert image[0, :6, -6:].mean() > 200 and image[0, :6, :6].mean() < 50
+
+
+def test_modes_convert_consistently(tmp_path: Path) -> None:
+    cmyk = decode_image(solid(tmp_path / "cmyk.jpg", (0, 255, 255, 0), mode="CMYK", quality=100))
+    assert cmyk.shape == (3, 12, 12) and np.abs(cmyk[:, 0, 0].astype(int) - RED).max() <= 2
+
+    sixteen = np.array([[0, 257, 32896, 65535]], dtype=np.uint16)
+    Image.fromarray(sixteen).save(tmp_path / "deep.png")
+    image, mode = read_image(tmp_path / "deep.png")
+    assert mode == "I;16" and image.tolist() == [[[0, 1, 128, 255]]]  # scaled, not clipped
+
+    rgba = np.zeros((2, 2, 4), np.uint8)
+    rgba[0, 0] = (200, 100, 50, 255)  # opaque
+    rgba[0, 1] = (200, 100, 50, 0)  # transparent: black, whatever colour it hides
+    rgba[1, 0] = (200, 100, 50, 128)  # half: half the colour
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "alpha.png")
+    image = decode_image(tmp_path / "alpha.png")
+    assert image[:, 0, 0].tolist() == [200, 100, 50] and image[:, 0, 1].tolist() == [0, 0, 0]
+    assert image[:, 1, 0].tolist() == [100, 50, 25]
+
+    palette = Image.new("P", (4, 4), 1)
+    palette.putpalette([*RED, *GREEN] + [0] * 762)
+    palette.save(tmp_path / "palette.gif")
+    image, mode = read_image(tmp_path / "palette.gif")
+    assert mode == "P" and image[:, 0, 0].tolist() == list(GREEN)
+
+    solid(tmp_path / "grey.gif", 100, mode="L")  # Pillow reads it back as a grey palette
+    assert read_image(tmp_path / "grey.gif")[0].shape == (1, 12, 12)
+
+
+def test_channels_and_size_on_request(tmp_path: Path) -> None:
+    path = solid(tmp_path / "red.png", RED, size=(30, 10))
+    assert decode_image(path, channels=1).tolist() == [[[76] * 30] * 10]  # Pillow's luma of red
+    assert decode_image(path, size=8).shape == (3, 8, 8)
+    assert decode_image(path, size=(5, 15), channels=1).shape == (1, 5, 15)
+    grey = solid(tmp_path / "grey.png", 90, mode="L")
+    assert decode_image(grey, channels=3).tolist() == [[[90] * 12] * 12] * 3
+
+
+@pytest.mark.parametrize(
+    ("make", "reason"),
+    [
+        (truncated_png, "truncated or corrupt (image file is truncated)"),
+        (lambda p: (p.write_text("not a picture"), p)[1], "not an image"),
+    ],
+)
+def test_bad_files_raise_with_their_reason(tmp_path: Path, make, reason: str) -> None:
+    path = make(tmp_path / "bad.png")
+    with pytest.raises(ImageDecodeError) as error:
+        decode_image(path)
+    assert error.value.path == str(path) and error.value.reason.startswith(reason)
+
+
+@pytest.mark.parametrize("side", [12, 20])  # 144 px: Pillow's warning range; 400 px: its error range
+def test_decompression_bombs_are_refused(tmp_path: Path, monkeypatch, side: int) -> None:
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)
+    path = solid(tmp_path / "bomb.png", size=(side, side))
+    with pytest.raises(ImageDecodeError, match="decompression bomb"):
+        decode_image(path)
+
+
+# --- folders ------------------------------------------------------------------------------
+
+
+def messy_folder(root: Path) -> dict[str, str]:
+    """Two classes of readable images in every mode, plus two bad files; returns the bad ones."""
+    class_folder(root, "cat", 6, seed=1)
+    class_folder(root, "dog", 6, seed=2)
+    solid(root / "cat" / "cmyk.JPG", (0, 255, 255, 0), mode="CMYK")
+    Image.fromarray(np.full((12, 12), 40000, np.uint16)).save(root / "cat" / "deep.png")
+    solid(root / "dog" / "alpha.png", (10, 20, 30, 128), mode="RGBA")
+    palette = Image.new("P", (12, 12), 1)
+    palette.putpalette([*RED, *GREEN] + [0] * 762)
+    palette.save(root / "dog" / "palette.gif")
+    exif_rotated_jpeg(root / "dog" / "rotated.jpeg")
+    truncated_png(root / "cat" / "truncated.png")
+    (root / "dog" / "notes.jpg").write_text("this is text")
+    (root / "dog" / "readme.txt").write_text("ignored: not an image extension")
+    return {"cat/truncated.png": "truncated", "dog/notes.jpg": "not an image"}
+
+
+def test_train_on_a_messy_folder_names_each_bad_file_once(cli, tmp_path: Path) -> None:
+    root = tmp_path / "pets"
+    bad = messy_folder(root)
+    result = cli("train", "digits-mlp", "--dataset", root, "--set", "data.image_size=16", "--epochs", "1")
+    run = Path(result.stdout.strip())
+    for path, reason in bad.items():
+        lines = [line for line in result.stderr.splitlines() if path in line]
+        assert len(lines) == 1 and reason in lines[0] and str(root / path) in lines[0]
+    assert "val split doubles as the test split" in result.stderr
+    assert json.loads((run / "classes.json").read_text()) == ["cat", "dog"]
+    data = prepare_data(load_config("digits-mlp", [f"data.name={root}", "data.image_size=16"]).data)
+    assert data.in_shape == (3, 16, 16)
+    assert sum(len(data.splits[s]) for s in ("train", "val")) == 6 + 6 + 5  # every readable image
+    assert sorted(path for path, _ in data.skipped) == sorted(str(root / p) for p in bad)
+
+
+def test_split_folders_and_the_classes_they_share(tmp_path: Path) -> None:
+    root = tmp_path / "split"
+    for split, count in [("train", 5), ("val", 2), ("test", 3)]:
+        class_folder(root / split, "a", count, seed=hash(split) % 100)
+        class_folder(root / split, "b", count, seed=hash(split) % 100 + 50)
+    class_folder(root / "train", "c", 4, seed=7)  # c is missing from val and test: fine
+    arrays = load_folder(root)
+    assert arrays.classes == ["a", "b", "c"]
+    assert {s: len(split) for s, split in arrays.splits.items()} == {"train": 14, "val": 4, "test": 6}
+    assert arrays.splits["test"].labels.tolist() == [0, 0, 0, 1, 1, 1]
+    data = prepare_data(load_config("digits-mlp", [f"data.name={root}"]).data)
+    assert not data.test_is_val and len(data.splits["val"]) == 4
+
+    class_folder(root / "val", "zebra", 1, seed=9)
+    with pytest.raises(DatasetError, match="class 'zebra' of the val split is not a class of"):
+        load_folder(root)
+
+
+def test_train_and_test_without_val_draws_val(tmp_path: Path) -> None:
+    root = tmp_path / "tt"
+    class_folder(root / "train", "a", 10, seed=1)
+    class_folder(root / "train", "b", 10, seed=2)
+    class_folder(root / "test", "b", 3, seed=3)
+    data = prepare_data(load_config("digits-mlp", [f"data.name={root}", "data.val_fraction=0.2"]).data)
+    assert {s: len(split) for s, split in data.splits.items()} == {"train": 16, "val": 4, "test": 3}
+    assert data.splits["test"].labels.tolist() == [1, 1, 1] and not data.test_is_val
+
+
+@pytest.mark.parametrize(
+    ("build", "message"),
+    [
+        (lambda r: r.mkdir(), "no class folders"),
+        (lambda r: (r / "a").mkdir(parents=True), "no image files"),
+        (lambda r: (class_folder(r / "train", "a", 2), class_folder(r, "b", 2)), "beside other folders (b)"),
+        (lambda r: (r / "a").mkdir(parents=True) or (r / "a" / "x.png").write_text("no"), "none of its 1 image files"),
+    ],
+)
+def test_folders_that_are_not_datasets(tmp_path: Path, build, message: str) -> None:
+    build(tmp_path / "d")
+    with pytest.raises(DatasetError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        load_folder(tmp_path / "d")
+
+
+def test_extensions_are_case_insensitive_and_hidden_files_ignored(tmp_path: Path) -> None:
+    root = tmp_path / "ext"
+    for i, name in enumerate(["a.PNG", "b.JpEg", "c.bmp", "d.TIFF", "e.webp", "f.gif", "g.tif", "h.jpg"]):
+        noise(root / "x" / name, i) if not name.endswith("gif") else solid(root / "x" / name)
+    noise(root / "x" / "nested" / "deeper.png", 20)
+    noise(root / "x" / ".hidden.png", 21)
+    noise(root / ".cache" / "y.png", 22)
+    arrays = load_folder(root)
+    assert arrays.classes == ["x"] and len(arrays.splits["train"]) == 9
+    assert "x/nested/deeper.png" in arrays.source.files["train"]
+
+
+def test_mixed_sizes_default_to_the_most_common(tmp_path: Path) -> None:
+    root = tmp_path / "sizes"
+    class_folder(root, "a", 3, size=(10, 6))
+    class_folder(root, "b", 1, seed=5, size=(20, 20))
+    arrays = load_folder(root)
+    assert arrays.splits["train"].images.shape == (4, 3, 6, 10)
+    assert arrays.source.sizes == {"10x6": 3, "20x20": 1}
+    assert "resized to 10x6, the most common (3 of 4); set data.image_size" in arrays.source.notes[0]
+    # The resized row equals what decode_image (prediction's path) makes of the same file.
+    row = arrays.source.files["train"].index("b/0.png")
+    assert np.array_equal(arrays.splits["train"].images[row], decode_image(root / "b" / "0.png", size=(6, 10)))
+
+
+def test_channels_follow_the_images_unless_set(tmp_path: Path) -> None:
+    root = tmp_path / "grey"
+    class_folder(root, "a", 3, mode="L")
+    solid(root / "b" / "grey.gif", 80, mode="L")
+    assert load_folder(root).splits["train"].images.shape[1] == 1
+    assert load_folder(root, channels=3).splits["train"].images.shape[1] == 3
+    noise(root / "b" / "colour.png", 9)
+    arrays = load_folder(root)
+    assert arrays.splits["train"].images.shape[1] == 3 and arrays.source.modes == {"L": 3, "P": 1, "RGB": 1}
+    forced = load_folder(root, channels=1, image_size=8)
+    row = forced.source.files["train"].index("b/colour.png")
+    assert np.array_equal(forced.splits["train"].images[row], decode_image(root / "b" / "colour.png", channels=1, size=8))
+
+
+def test_the_cache_is_reused_then_rebuilt_when_a_file_changes(tmp_path: Path, monkeypatch) -> None:
+    root = tmp_path / "cached"
+    class_folder(root, "a", 4)
+    class_folder(root, "b", 4, seed=1)
+    calls = []
+    real = folders.read_image
+    monkeypatch.setattr(folders, "read_image", lambda path: calls.append(path) or real(path))
+
+    first = load_folder(root, image_size=8)
+    cache = folders.cache_path(root, None, 8, None)
+    assert len(calls) == 8 and cache.is_file()
+    stamp = cache.stat().st_mtime_ns
+
+    calls.clear()
+    second = load_folder(root, image_size=8)
+    assert calls == [] and cache.stat().st_mtime_ns == stamp  # nothing decoded, nothing written
+    assert isinstance(second.splits["train"].images, np.memmap)  # read memory-mapped
+    assert np.array_equal(first.splits["train"].images, second.splits["train"].images)
+    assert second.source == first.source
+
+    noise(root / "a" / "0.png", 77)  # rewritten: new bytes, new mtime
+    os.utime(root / "a" / "0.png", ns=(stamp + 10**9, stamp + 10**9))
+    third = load_folder(root, image_size=8)
+    assert len(calls) == 8 and cache.stat().st_mtime_ns != stamp
+    assert not np.array_equal(third.splits["train"].images, first.splits["train"].images)
+
+    calls.clear()
+    load_folder(root, image_size=4)  # another size: its own cache file
+    assert len(calls) == 8 and folders.cache_path(root, None, 4, None).is_file()
+
+
+def test_bad_folder_names_are_usage_errors(cli, tmp_path: Path) -> None:
+    result = cli("train", "digits-mlp", "--dataset", "./no/such/folder", code=2)
+    assert "data.name: no such folder: ./no/such/folder" in result.stderr
+    (tmp_path / "file.png").write_text("x")
+    assert "is a file" in cli("train", "digits-mlp", "--dataset", tmp_path / "file.png", code=2).stderr
+    root = tmp_path / "s"
+    class_folder(root / "train", "a", 2)
+    class_folder(root / "val", "q", 2)
+    assert "class 'q' of the val split" in cli("train", "digits-mlp", "--dataset", root, code=1).stderr

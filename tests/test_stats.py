@@ -1,0 +1,99 @@
+"""`dltool stats` on datasets (registered and folders), run directories and checkpoints."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from dltool.config import load_config
+from dltool.config.schema import DataConfig
+from dltool.data.prepare import prepare_data
+from dltool.models.build import build_model
+
+
+def noise(path: Path, seed: int, size: tuple[int, int] = (8, 8)) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pixels = np.random.default_rng(seed).integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(path)
+    return path
+
+
+def test_digits_mean_and_std_are_what_train_normalises_with(cli) -> None:
+    result = cli("stats", "digits", "--json")
+    report = json.loads(result.stdout)
+    train = prepare_data(DataConfig()).splits["train"].images.astype(np.float64) / 255
+    assert np.allclose(report["mean"], train.mean(axis=(0, 2, 3)), atol=1e-4, rtol=0)
+    assert np.allclose(report["std"], train.std(axis=(0, 2, 3)), atol=1e-4, rtol=0)
+    assert report["mean"] == report["splits"]["train"]["mean"]
+    assert sum(s["n"] for s in report["splits"].values()) == 1797
+    assert report["image_shape"] == [1, 8, 8] and report["classes"] == [str(i) for i in range(10)]
+    counts = report["splits"]["train"]["per_class"].values()
+    assert report["imbalance"] == max(counts) / min(counts)
+    assert report["sizes"] is None and report["unreadable"] == []
+    assert set(report["duplicates"]["across"]) == {"train/test"}
+
+
+def test_a_folder_report_finds_leaks_duplicates_and_bad_files(cli, tmp_path: Path) -> None:
+    root = tmp_path / "leaky"
+    for i in range(4):
+        noise(root / "train" / "a" / f"{i}.png", i)
+        noise(root / "train" / "b" / f"{i}.png", 10 + i)
+    noise(root / "train" / "b" / "wide.png", 20, size=(16, 8))
+    noise(root / "test" / "a" / "t0.png", 30)
+    shutil.copy(root / "train" / "a" / "1.png", root / "test" / "a" / "leak.png")  # train/test leak
+    # The same pixels in another format is still the same decoded image.
+    Image.open(root / "train" / "b" / "2.png").save(root / "train" / "a" / "copy.bmp")
+    (root / "test" / "a" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n nothing more")
+
+    report = json.loads(cli("stats", root, "--json").stdout)
+    assert report["classes"] == ["a", "b"]
+    assert {name: s["n"] for name, s in report["splits"].items()} == {"train": 8, "val": 2, "test": 2}
+    assert report["sizes"] == {"8x8": 11, "16x8": 1} and report["modes"] == {"RGB": 12}
+    assert report["duplicates"]["across"] == {"train/test": 1}
+    assert report["duplicates"]["within"] == {"train": 1, "test": 0}
+    assert sorted(map(sorted, report["duplicates"]["examples"])) == sorted([
+        sorted([str(root / "train/a/copy.bmp"), str(root / "train/b/2.png")]),
+        sorted([str(root / "train/a/1.png"), str(root / "test/a/leak.png")]),
+    ])
+    assert [u["path"] for u in report["unreadable"]] == [str(root / "test/a/broken.png")]
+    assert report["splits"]["test"]["imbalance"] is None  # class b has no test image
+
+    only = json.loads(cli("stats", root, "--split", "test", "--json").stdout)
+    assert list(only["splits"]) == ["test"] and only["mean"] == report["mean"]
+    assert "has splits train, val, test" in cli("stats", root, "--split", "tset", code=2).stderr
+
+    table = cli("stats", root)
+    assert table.stdout == ""
+    assert "train/test 1" in table.stderr and "broken.png" in table.stderr and "16x8 ×1" in table.stderr
+
+
+def test_a_run_and_its_checkpoints(cli, tmp_path: Path) -> None:
+    run = Path(cli("train", "digits-mlp", "--epochs", "2", "-q").stdout.strip())
+    config = load_config("digits-mlp")
+    model = build_model(config.model, in_shape=(1, 8, 8), num_classes=10)
+    parameters = sum(p.numel() for p in model.parameters())
+
+    report = json.loads(cli("stats", run, "--json").stdout)
+    summary = json.loads((run / "summary.json").read_text())
+    assert report["kind"] == "run" and report["status"] == "completed" and report["epochs_run"] == 2
+    assert report["best"] == summary["best"] and report["test"] == summary["test"]
+    assert report["device"] == "cpu" and report["wall_time_s"] == summary["wall_time_s"]
+    assert report["model"] == "mlp" and report["dataset"] == "digits" and report["parameters"] == parameters
+
+    last = json.loads(cli("stats", run / "checkpoints" / "last.pt", "--json").stdout)
+    assert last["kind"] == "checkpoint" and last["parameters"] == parameters and last["epoch"] == 2
+    assert last["classes"] == [str(i) for i in range(10)] and last["config"]["model"]["name"] == "mlp"
+    weights = json.loads(cli("stats", run / "model.safetensors", "--json").stdout)
+    assert weights["parameters"] == parameters and weights["in_shape"] == "1,8,8" and weights["model"] == "mlp"
+    assert "parameters" in cli("stats", run).stderr
+
+    shutil.copy(run / "model.safetensors", tmp_path / "alone.safetensors")
+    assert "no config.yaml beside it" in cli("stats", tmp_path / "alone.safetensors", code=1).stderr
+    assert "--split applies to datasets" in cli("stats", run, "--split", "test", code=2).stderr
+    (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
+    assert "not a readable dltool checkpoint" in cli("stats", tmp_path / "junk.pt", code=1).stderr
+    assert "did you mean 'digits'" in cli("stats", "digts", code=2).stderr
