@@ -17,6 +17,7 @@ from dltool import __version__
 from dltool.commands import download as download_command
 from dltool.commands import eval as eval_command
 from dltool.commands import list as list_command
+from dltool.commands import predict as predict_command
 from dltool.commands import stats as stats_command
 from dltool.commands import train as train_command
 from dltool.errors import DltoolError
@@ -29,6 +30,8 @@ class DltoolGroup(TyperGroup):
     def invoke(self, ctx: Any) -> Any:
         try:
             return super().invoke(ctx)
+        except BrokenPipeError:
+            raise  # `dltool predict ... | head`: typer exits quietly
         except (DltoolError, OSError) as error:
             if (ctx.obj or {}).get("debug"):
                 traceback.print_exc()
@@ -68,10 +71,11 @@ def root(
 
 
 app.command("list")(list_command.list_)
+app.command("download")(download_command.download)
 app.command("stats")(stats_command.stats)
 app.command("train")(train_command.train)
 app.command("eval")(eval_command.eval_)
-app.command("download")(download_command.download)
+app.command("predict")(predict_command.predict)
 
 
 def main() -> None:

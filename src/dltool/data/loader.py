@@ -18,6 +18,7 @@ import torch
 from dltool.config.schema import AugmentConfig
 from dltool.data.arrays import Split
 from dltool.data.augment import BatchAugment
+from dltool.data.normalise import Normalise
 
 
 class BatchLoader:
@@ -48,10 +49,7 @@ class BatchLoader:
         self.limit = limit
         augmenter = BatchAugment(augment, seed) if augment is not None else None
         self.augment = augmenter if augmenter is not None and augmenter.enabled else None
-        # (x/255 - mean) / std folded into one multiply-add on the raw uint8 values.
-        scale = 1.0 / (255.0 * torch.tensor(std, dtype=torch.float32))
-        self.scale = scale.view(1, -1, 1, 1).to(device)
-        self.shift = (-torch.tensor(mean) / torch.tensor(std)).float().view(1, -1, 1, 1).to(device)
+        self.normalise = Normalise(mean, std, device)
 
     @property
     def num_samples(self) -> int:
@@ -79,11 +77,6 @@ class BatchLoader:
             if self.augment is not None:
                 images = self.augment(images, epoch, b)
             yield self.normalise(images), labels
-
-    def normalise(self, images: torch.Tensor) -> torch.Tensor:
-        # In place on the fresh float copy: several times faster on CPU than an addcmul
-        # that broadcasts into a new output.
-        return images.to(torch.float32, copy=True).mul_(self.scale).add_(self.shift)
 
     def _order(self, epoch: int) -> torch.Tensor | None:
         """Sample indices of this rank in this epoch; None for all of them in order."""

@@ -1,0 +1,100 @@
+"""``dltool predict``: what the model says about these images, as csv, jsonl or a table."""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any, TextIO
+
+import typer
+
+from dltool.commands._output import stderr
+
+Opt = typer.Option
+FORMATS = ("csv", "jsonl", "table")
+
+
+def predict(
+    target: Annotated[Path, typer.Argument(help="Run dir, model.safetensors or a .pt checkpoint.")],
+    paths: Annotated[list[str], typer.Argument(help="Image files, folders (recursive), globs, or - for paths on stdin.")],
+    output_format: Annotated[str | None, Opt("--format", help="csv, jsonl or table (default: table on a terminal, else csv).")] = None,
+    top_k: Annotated[int, Opt(min=1, help="Labels and scores per image.")] = 3,
+    output: Annotated[Path | None, Opt(help="Write the rows to this file (atomically) instead of stdout.")] = None,
+    batch_size: Annotated[int, Opt(min=1, help="Images per forward pass.")] = 64,
+    device: Annotated[str, Opt(help="auto, cpu, cuda, cuda:N or mps.")] = "auto",
+    workers: Annotated[int | None, Opt(min=1, help="Decoding threads (default: CPUs + 2, at most 8).")] = None,
+    strict: Annotated[bool, Opt(help="Exit 1 when any input could not be read (rows still written).")] = False,
+) -> None:
+    """Label images; one row per readable image, in input order. Bad files go to stderr.
+
+    Example: find imgs -name '*.png' | dltool predict runs/digits-mlp-1 - --format jsonl | jq -r .label
+    """
+    from dltool.engine.device import resolve_device
+    from dltool.errors import UsageError
+    from dltool.evaluation.predict import Unreadable, predict as predict_images, read_path_lines
+    from dltool.evaluation.trained import load_trained
+
+    chosen = output_format or ("table" if output is None and sys.stdout.isatty() else "csv")
+    if chosen not in FORMATS:
+        raise UsageError(f"--format {chosen!r}: expected one of {', '.join(FORMATS)}")
+    trained = load_trained(target, device=resolve_device(device))
+    inputs = read_path_lines(sys.stdin) if paths == ["-"] else paths
+    rows = predict_images(trained, inputs, top_k=top_k, batch_size=batch_size, workers=workers)
+    bad = 0
+    with _destination(output) as stream:
+        writer = _WRITERS[chosen](stream, min(top_k, len(trained.classes)))
+        for row in rows:
+            if isinstance(row, Unreadable):
+                bad += 1
+                stderr.print(f"skipped {row.path}: {row.reason}", soft_wrap=True, markup=False)
+            else:
+                writer(row)
+                stream.flush()
+    if bad:
+        stderr.print(f"{bad} input{'s' if bad > 1 else ''} could not be read", soft_wrap=True)
+    if bad and strict:
+        raise typer.Exit(1)
+
+
+@contextmanager
+def _destination(output: Path | None) -> Iterator[TextIO]:
+    """stdout, or a temporary file beside ``output`` renamed into place when complete."""
+    if output is None:
+        yield sys.stdout
+        return
+    from dltool._io import atomic_open
+
+    with atomic_open(output, "w") as file:
+        yield file
+
+
+def _csv_writer(stream: TextIO, k: int) -> Any:
+    writer = csv.writer(stream, lineterminator="\n")
+    writer.writerow(["path", "label", "score", *[f"top{i}_{f}" for i in range(1, k + 1) for f in ("label", "score")]])
+    return lambda row: writer.writerow(
+        [row.path, row.label, f"{row.score:.6f}", *[v for label, s in row.top for v in (label, f"{s:.6f}")]]
+    )
+
+
+def _jsonl_writer(stream: TextIO, k: int) -> Any:
+    def write(row: Any) -> None:
+        document = {"path": row.path, "label": row.label, "score": row.score,
+                    "top_k": [{"label": label, "score": s} for label, s in row.top]}
+        stream.write(json.dumps(document) + "\n")
+
+    return write
+
+
+def _table_writer(stream: TextIO, k: int) -> Any:
+    def write(row: Any) -> None:
+        others = "  ".join(f"{label} {s:.3f}" for label, s in row.top[1:])
+        stream.write(f"{row.label:>12} {row.score:6.3f}  {row.path}" + (f"   ({others})" if others else "") + "\n")
+
+    return write
+
+
+_WRITERS = {"csv": _csv_writer, "jsonl": _jsonl_writer, "table": _table_writer}

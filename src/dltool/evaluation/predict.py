@@ -1,0 +1,132 @@
+"""Label image files with a trained classifier: lazily, in input order, in batches.
+
+Paths are expanded lazily (folders walked in sorted order), images decoded in parallel
+threads a bounded window ahead, and rows yielded as soon as their batch is through the
+model, so the first rows come out before a large folder has been read and memory stays
+flat however many files there are.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+from collections import deque
+from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from dltool.data.folders import IMAGE_EXTENSIONS
+from dltool.data.images import ImageDecodeError, decode_image
+from dltool.data.normalise import Normalise
+from dltool.errors import UsageError
+from dltool.evaluation.trained import Trained
+
+
+@dataclass(frozen=True)
+class Prediction:
+    path: str
+    top: list[tuple[str, float]]  # (label, probability), most likely first
+
+    @property
+    def label(self) -> str:
+        return self.top[0][0]
+
+    @property
+    def score(self) -> float:
+        return self.top[0][1]
+
+
+@dataclass(frozen=True)
+class Unreadable:
+    path: str
+    reason: str
+
+
+def expand_paths(inputs: Iterable[str]) -> Iterator[str]:
+    """Files as given; folders walked recursively in sorted order (image extensions only);
+    glob patterns expanded, sorted. A name that matches nothing is an unreadable row."""
+    for item in inputs:
+        if os.path.isdir(item):
+            yield from _walk(item)
+        elif not os.path.exists(item) and glob.has_magic(item):
+            yield from sorted(glob.glob(item, recursive=True))
+        else:
+            yield item
+
+
+def _walk(folder: str) -> Iterator[str]:
+    for directory, subdirs, files in os.walk(folder):
+        subdirs.sort()
+        for name in sorted(files):
+            if os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS:
+                yield os.path.join(directory, name)
+
+
+def predict(
+    trained: Trained, paths: Iterable[str], *, top_k: int = 3, batch_size: int = 64, workers: int | None = None
+) -> Iterator[Prediction | Unreadable]:
+    """One Prediction or Unreadable per path, in input order."""
+    if trained.task != "classification":
+        raise UsageError(f"predict labels images; model {trained.config.model.name!r} reconstructs them "
+                         "(score it with dltool eval)")
+    channels, height, width = trained.in_shape
+    device = next(trained.model.parameters()).device
+    normalise = Normalise(trained.config.data.mean, trained.config.data.std, device)
+    top_k = max(1, min(top_k, len(trained.classes)))
+    decode = lambda path: decode_image(path, channels=channels, size=(height, width))  # noqa: E731
+    pending: list[tuple[str, np.ndarray]] = []
+    for path, result in _decoded(paths, decode, window=2 * batch_size, workers=workers):
+        if isinstance(result, Unreadable):
+            yield result  # reported at once; the good rows keep their input order
+            continue
+        pending.append((path, result))
+        if len(pending) == batch_size:
+            yield from _flush(trained, pending, normalise, top_k)
+            pending = []
+    yield from _flush(trained, pending, normalise, top_k)
+
+
+def _decoded(paths: Iterable[str], decode, *, window: int, workers: int | None) -> Iterator[tuple[str, object]]:
+    """(path, array or Unreadable) in input order, decoding up to ``window`` files ahead."""
+    with ThreadPoolExecutor(max_workers=workers or min(8, (os.cpu_count() or 1) + 2)) as pool:
+        queue: deque[tuple[str, Future]] = deque()
+        for path in expand_paths(paths):
+            queue.append((path, pool.submit(_try_decode, decode, path)))
+            if len(queue) >= window:
+                path_done, future = queue.popleft()
+                yield path_done, future.result()
+        while queue:
+            path_done, future = queue.popleft()
+            yield path_done, future.result()
+
+
+def _try_decode(decode, path: str) -> object:
+    try:
+        return decode(path)
+    except ImageDecodeError as error:
+        return Unreadable(path, error.reason)
+
+
+@torch.inference_mode()
+def _flush(trained: Trained, pending: list[tuple[str, np.ndarray]], normalise: Normalise,
+           top_k: int) -> Iterator[Prediction]:
+    if not pending:
+        return
+    batch = torch.from_numpy(np.stack([array for _, array in pending]))
+    images = normalise(batch.to(normalise.scale.device))
+    probs = torch.softmax(trained.model(images).float(), dim=1)
+    scores, indices = probs.topk(top_k, dim=1)
+    for (path, _), row_scores, row_indices in zip(pending, scores.tolist(), indices.tolist()):
+        yield Prediction(path, [(trained.classes[i], s) for i, s in zip(row_indices, row_scores)])
+
+
+def read_path_lines(lines: Iterable[str]) -> Iterator[str]:
+    """Paths from newline-separated text (``-`` on the command line), blank lines skipped."""
+    for line in lines:
+        if line := line.rstrip("\r\n"):
+            yield line
+
+

@@ -1,0 +1,141 @@
+"""`dltool predict`: every readable image labelled once, in order, pipeline-friendly."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from PIL import Image
+
+from conftest import dltool_command
+from dltool.config import load_config
+from dltool.data.prepare import prepare_data
+from dltool.data.normalise import Normalise
+from dltool.engine import train
+from dltool.evaluation.predict import Prediction, predict
+from dltool.evaluation.trained import load_trained
+from dltool.rundir import create_run_dir
+
+BAD = {"truncated.png", "text.jpg", "empty.png", "random.jpeg", "missing.png"}
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> Path:
+    os.environ["DLTOOL_DATA"] = str(data_dir)
+    return train(load_config("digits-mlp", ["train.epochs=3"]), create_run_dir(tmp_path_factory.mktemp("r"), "d")).run_dir
+
+
+@pytest.fixture(scope="module")
+def images(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """1,000 digit-like images of mixed sizes and modes in nested folders, plus bad files."""
+    from sklearn.datasets import load_digits
+
+    folder = tmp_path_factory.mktemp("imgs")
+    digits = load_digits()
+    rng = np.random.default_rng(0)
+    modes = ["L", "RGB", "RGBA", "P", "I;16"]
+    for i in range(1000):
+        pixels = (digits.images[i] * 255 / 16).astype(np.uint8)
+        image = Image.fromarray(pixels).resize((int(rng.integers(8, 48)),) * 2)
+        mode = modes[i % len(modes)]
+        if mode == "I;16":
+            image = Image.fromarray(np.asarray(image).astype(np.uint16) * 257)
+        else:
+            image = image.convert(mode)
+        sub = folder / f"part{i % 3}"
+        sub.mkdir(exist_ok=True)
+        image.save(sub / f"img{i:04d}.png")
+    good = next(folder.glob("part0/*.png")).read_bytes()
+    (folder / "part1" / "truncated.png").write_bytes(good[: len(good) // 2])
+    (folder / "part1" / "text.jpg").write_text("hello, not a picture")
+    (folder / "part2" / "empty.png").write_bytes(b"")
+    (folder / "part2" / "random.jpeg").write_bytes(rng.bytes(500))
+    (folder / "notes.txt").write_text("a non-image file in the folder is not an input")
+    return folder
+
+
+def test_a_mixed_folder_is_labelled_once_each_and_bad_files_named(cli, run: Path, images: Path) -> None:
+    result = cli("predict", run, images, images / "missing.png", "--format", "jsonl", "--batch-size", "50")
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    paths = [row["path"] for row in rows]
+    assert len(rows) == 1000 and len(set(paths)) == 1000
+    assert paths == sorted(paths, key=lambda p: (Path(p).parent.name, Path(p).name))  # walk order
+    named = [line.split(":")[0].removeprefix("skipped ") for line in result.stderr.splitlines() if line.startswith("skipped")]
+    assert sorted(Path(p).name for p in named) == sorted(BAD)
+    assert all(0 <= row["score"] <= 1 and row["label"] == row["top_k"][0]["label"] for row in rows)
+    accuracy = np.mean([row["label"] == str(_digit_of(row["path"])) for row in rows])
+    assert accuracy > 0.5  # a 3-epoch MLP reading resized, re-encoded digits
+
+
+def _digit_of(path: str) -> int:
+    from sklearn.datasets import load_digits
+
+    return int(load_digits().target[int(Path(path).stem[3:])])
+
+
+def test_strict_exits_1_and_still_writes_every_good_row(cli, run: Path, images: Path, tmp_path: Path) -> None:
+    out = tmp_path / "rows.csv"
+    result = cli("predict", run, images, "--output", out, "--strict", code=1)
+    frame = pd.read_csv(out)
+    assert len(frame) == 1000 and list(frame.columns[:3]) == ["path", "label", "score"]
+    assert {"top3_label", "top3_score"} <= set(frame.columns) and result.stdout == ""
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_stdin_paths_give_the_same_rows_as_the_folder(run: Path, images: Path) -> None:
+    script = (f"find {images} -name '*.png' | sort | {' '.join(dltool_command('predict', run, '-', '--format', 'csv'))}")
+    piped = subprocess.run(["bash", "-c", script], capture_output=True, text=True, env=os.environ)
+    direct = subprocess.run(dltool_command("predict", run, *sorted(map(str, images.rglob("*.png"))), "--format", "csv"),
+                            capture_output=True, text=True, env=os.environ)
+    assert piped.returncode == direct.returncode == 0
+    assert piped.stdout == direct.stdout and piped.stdout.count("\n") == 1000 + 1  # readable pngs + header
+
+
+@pytest.mark.skipif(shutil.which("jq") is None and not os.environ.get("CI"), reason="jq not installed")
+def test_jsonl_feeds_jq(run: Path, images: Path) -> None:
+    script = f"{' '.join(dltool_command('predict', run, images / 'part0', '--format', 'jsonl'))} | jq -r .label"
+    result = subprocess.run(["bash", "-c", script], capture_output=True, text=True, env=os.environ)
+    labels = result.stdout.split()
+    assert result.returncode == 0 and len(labels) == 334 and set(labels) <= {str(d) for d in range(10)}
+
+
+def test_prediction_preprocessing_is_the_training_preprocessing(tmp_path: Path) -> None:
+    """A model trained on an image folder scores its own files the same way through predict."""
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    root = tmp_path / "folder"
+    for i in range(120):
+        (root / str(digits.target[i])).mkdir(parents=True, exist_ok=True)
+        Image.fromarray((digits.images[i] * 16).astype(np.uint8)).resize((12, 12)).convert("RGB").save(
+            root / str(digits.target[i]) / f"{i}.png")
+    config = load_config("digits-mlp", [f"data.name={root}", "data.image_size=10", "train.epochs=1"])
+    run = train(config, create_run_dir(tmp_path, "folder")).run_dir
+    trained = load_trained(run)
+    files = sorted(map(str, root.rglob("*.png")))
+    rows = [r for r in predict(trained, files, top_k=10, batch_size=7) if isinstance(r, Prediction)]
+    data = prepare_data(trained.config.data)
+    everything = np.concatenate([data.splits["train"].images, data.splits["val"].images])  # test is val here
+    inputs = Normalise(data.mean, data.std, torch.device("cpu"))(torch.from_numpy(everything))
+    with torch.no_grad():
+        expected = torch.softmax(trained.model(inputs), 1).max(1).values.sort().values.numpy()
+    assert len(rows) == 120
+    assert np.allclose(np.sort([r.score for r in rows]), expected, atol=1e-5)
+
+
+def test_a_reconstruction_model_is_refused(cli, images: Path) -> None:
+    run = cli("train", "digits-mlp", "--model", "autoencoder", "--set", "loss.name=mse", "--epochs", "1", "-q").stdout.strip()
+    assert "reconstructs" in cli("predict", run, images / "part0", code=2).stderr
+
+
+def test_table_format_and_unknown_format(cli, run: Path, images: Path) -> None:
+    table = cli("predict", run, images / "part0" / "img0000.png", "--format", "table").stdout
+    assert "img0000.png" in table and table.count("\n") == 1
+    assert "expected one of csv, jsonl, table" in cli("predict", run, images, "--format", "xml", code=2).stderr
