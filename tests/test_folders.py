@@ -74,7 +74,7 @@ def test_modes_convert_consistently(tmp_path: Path) -> None:
 
     sixteen = np.array([[0, 257, 32896, 65535]], dtype=np.uint16)
     Image.fromarray(sixteen).save(tmp_path / "deep.png")
-    image, mode = read_image(tmp_path / "deep.png")
+    image, mode, _ = read_image(tmp_path / "deep.png")
     assert mode == "I;16" and image.tolist() == [[[0, 1, 128, 255]]]  # scaled, not clipped
 
     rgba = np.zeros((2, 2, 4), np.uint8)
@@ -89,7 +89,7 @@ def test_modes_convert_consistently(tmp_path: Path) -> None:
     palette = Image.new("P", (4, 4), 1)
     palette.putpalette([*RED, *GREEN] + [0] * 762)
     palette.save(tmp_path / "palette.gif")
-    image, mode = read_image(tmp_path / "palette.gif")
+    image, mode, _ = read_image(tmp_path / "palette.gif")
     assert mode == "P" and image[:, 0, 0].tolist() == list(GREEN)
 
     solid(tmp_path / "grey.gif", 100, mode="L")  # Pillow reads it back as a grey palette
@@ -251,7 +251,7 @@ def test_the_cache_is_reused_then_rebuilt_when_a_file_changes(tmp_path: Path, mo
     class_folder(root, "b", 4, seed=1)
     calls = []
     real = folders.read_image
-    monkeypatch.setattr(folders, "read_image", lambda path: calls.append(path) or real(path))
+    monkeypatch.setattr(folders, "read_image", lambda path, size=None: calls.append(path) or real(path, size))
 
     first = load_folder(root, image_size=8)
     cache = folders.cache_path(root, None, 8, None)

@@ -33,7 +33,7 @@ import PIL
 
 from dltool.data.arrays import ImageArrays, SourceReport, Split
 from dltool.data.cache import cached
-from dltool.data.images import ImageDecodeError, read_image, resize_images, to_channels
+from dltool.data.images import DECODER, ImageDecodeError, read_image, resize_images, to_channels
 from dltool.data.roots import data_root
 from dltool.errors import DatasetError
 
@@ -161,7 +161,7 @@ def _image_files(root: Path, folder: Path) -> list[tuple[str, int, int]]:
 def fingerprint(index: FolderIndex, image_size: int | None, channels: int | None) -> str:
     """Changes whenever a file is added, removed, renamed, rewritten or touched, or the
     requested size, channels or decoder change."""
-    document = {"format": CACHE_FORMAT, "pillow": PIL.__version__, "image_size": image_size,
+    document = {"format": CACHE_FORMAT, "decoder": DECODER, "pillow": PIL.__version__, "image_size": image_size,
                 "channels": channels, "files": index.stamps}
     return hashlib.sha256(json.dumps(document, separators=(",", ":")).encode()).hexdigest()
 
@@ -214,10 +214,9 @@ def decode_folder(
 
 def _decode_one(path: str, image_size: int | None) -> _Decoded:
     try:
-        image, mode = read_image(path)
+        image, mode, size = read_image(path, image_size)
     except ImageDecodeError as error:
         return _Decoded(None, reason=error.reason)
-    size = (image.shape[2], image.shape[1])
     if image_size is not None:
         image = resize_images(image[None], image_size)[0]
     return _Decoded(image, mode, size)

@@ -29,13 +29,15 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
 from dltool.errors import DatasetError
 
 # Modes Pillow opens that hold one grey channel (16-bit and float ones scaled below).
 GREY_MODES = frozenset({"1", "L", "LA", "La", "I", "I;16", "I;16L", "I;16B", "I;16N", "F"})
 Size = int | tuple[int, int]
+# Bumped whenever decoding changes the pixels it produces (caches keyed on it are rebuilt).
+DECODER = "2: jpeg draft"
 
 
 class ImageDecodeError(DatasetError):
@@ -52,20 +54,29 @@ def decode_image(path: str | Path, *, channels: int | None = None, size: Size | 
     ``channels``: 1 or 3, or None for the image's own (1 for grey modes, else 3).
     ``size``: an int for a square resize, (height, width), or None to keep the image's size.
     """
-    image, _mode = read_image(path)
+    image, _mode, _stored = read_image(path, size)
     if size is not None:
         image = resize_images(image[None], size)[0]
     return to_channels(image, channels) if channels is not None else image
 
 
-def read_image(path: str | Path) -> tuple[np.ndarray, str]:
-    """The image at ``path`` in its natural form, uint8 (1 or 3, H, W), and its Pillow mode
-    as stored (``'RGBA'``, ``'I;16'``, ...). Raises ``ImageDecodeError``."""
+def read_image(path: str | Path, size: Size | None = None) -> tuple[np.ndarray, str, tuple[int, int]]:
+    """The image at ``path`` in its natural form, uint8 (1 or 3, H, W), its Pillow mode as
+    stored (``'RGBA'``, ``'I;16'``, ...) and its stored (width, height) after the EXIF
+    orientation. Raises ``ImageDecodeError``.
+
+    With ``size`` (the size it will be resized to), a JPEG is decoded by libjpeg at 1/2, 1/4
+    or 1/8 scale when that still leaves at least ``size`` pixels: DCT-domain downscaling,
+    several times faster and a proper low-pass before the final resize.
+    """
     try:
         with _open(path) as image:
             mode = image.mode
+            stored = _oriented_size(image)
+            if size is not None and image.format == "JPEG":
+                _draft(image, size)
             ImageOps.exif_transpose(image, in_place=True)
-            return _natural(image), mode
+            return _natural(image), mode, stored
     except ImageDecodeError:
         raise
     except UnidentifiedImageError:
@@ -93,6 +104,23 @@ def _open(path: str | Path) -> Image.Image:
             return Image.open(path)
         except Image.DecompressionBombWarning as warning:
             raise ImageDecodeError(path, f"refused as a decompression bomb ({_bomb_reason(warning)})") from None
+
+
+_TRANSPOSING = {5, 6, 7, 8}  # EXIF orientations that swap width and height
+
+
+def _oriented_size(image: Image.Image) -> tuple[int, int]:
+    width, height = image.size
+    if image.getexif().get(ExifTags.Base.Orientation) in _TRANSPOSING:
+        return height, width
+    return width, height
+
+
+def _draft(image: Image.Image, size: Size) -> None:
+    height, width = (size, size) if isinstance(size, int) else size
+    if image.getexif().get(ExifTags.Base.Orientation) in _TRANSPOSING:
+        height, width = width, height  # the draft applies before the rotation
+    image.draft(None, (width, height))
 
 
 def _bomb_reason(error: Exception) -> str:

@@ -1,0 +1,106 @@
+"""`dltool predict` images/s against a plain PIL loop, and its memory at 2,000 vs 20,000 files.
+
+Usage: python benches/predict_throughput.py [--files 2000]
+
+A 2×256 MLP (digits-mlp) is trained for a moment on a 32×32 RGB image folder; then, in the same run and
+on the same 2,000 JPEGs (half 64×64, half 256×256):
+- dltool: ``dltool.evaluation.predict.predict`` (threaded decoding, batched inference);
+- reference: a plain loop — PIL open → RGB → resize → tensor → normalise → one forward per image.
+Peak memory (max RSS) of a ``dltool predict DIR`` process over 2,000 and over 20,000 files
+(the 2,000 hard-linked ten times) shows whether memory stays flat.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from dltool.config import load_config
+from dltool.engine import train
+from dltool.evaluation.predict import predict
+from dltool.evaluation.trained import load_trained
+from dltool.rundir import create_run_dir
+
+
+def make_images(folder: Path, count: int) -> list[Path]:
+    rng = np.random.default_rng(0)
+    folder.mkdir(parents=True)
+    paths = []
+    for i in range(count):
+        size = 64 if i % 2 else 256
+        base = rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)
+        image = Image.fromarray(base).resize((size, size), Image.BILINEAR)
+        paths.append(folder / f"img{i:05d}.jpg")
+        image.save(paths[-1], quality=90)
+    return paths
+
+
+def trained_model(work: Path):
+    folder = work / "train"
+    for label in ("a", "b"):
+        make_images(folder / label, 16)
+    config = load_config("digits-mlp", [f"data.name={folder}", "data.image_size=32", "train.epochs=1"])
+    return load_trained(train(config, create_run_dir(work / "runs", "bench")).run_dir)
+
+
+def plain_loop(trained, paths: list[Path]) -> float:
+    mean = torch.tensor(trained.config.data.mean).view(-1, 1, 1)
+    std = torch.tensor(trained.config.data.std).view(-1, 1, 1)
+    started = time.perf_counter()
+    with torch.no_grad():
+        for path in paths:
+            image = Image.open(path).convert("RGB").resize((32, 32), Image.BILINEAR)
+            x = torch.from_numpy(np.asarray(image)).permute(2, 0, 1).float() / 255
+            trained.model(((x - mean) / std)[None]).softmax(1).topk(2)
+    return len(paths) / (time.perf_counter() - started)
+
+
+def dltool_rate(trained, folder: Path, count: int) -> float:
+    started = time.perf_counter()
+    rows = sum(1 for _ in predict(trained, [str(folder)], batch_size=64))
+    assert rows == count
+    return count / (time.perf_counter() - started)
+
+
+def peak_rss_mb(run_dir: Path, folder: Path) -> float:
+    process = subprocess.Popen([sys.executable, "-m", "dltool", "predict", str(run_dir), str(folder), "--format", "csv"],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _, status, usage = os.wait4(process.pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    return usage.ru_maxrss / 1024
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--files", type=int, default=2000)
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="dltool-predict-bench-"))
+    os.environ["DLTOOL_DATA"] = str(work / "data")
+    trained = trained_model(work)
+    paths = make_images(work / "images", args.files)
+    plain = max(plain_loop(trained, paths) for _ in range(2))
+    ours = max(dltool_rate(trained, work / "images", args.files) for _ in range(2))
+    many = work / "many"
+    many.mkdir()
+    for copy in range(10):
+        for path in paths:
+            os.link(path, many / f"{copy}-{path.name}")
+    small, large = peak_rss_mb(trained.run_dir, work / "images"), peak_rss_mb(trained.run_dir, many)
+    machine = f"{platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}"
+    print("| bench | dltool | reference | ratio | machine |\n|---|---|---|---|---|")
+    print(f"| predict {args.files} JPEGs 64²/256² → 32² MLP (images/s) | {ours:,.0f} | {plain:,.0f} plain PIL loop | {ours / plain:.2f}× | {machine} |")
+    print(f"| predict peak RSS, {10 * args.files:,} vs {args.files:,} files (MB) | {large:,.0f} | {small:,.0f} | {large / small:.2f}× | {machine} |")
+
+
+if __name__ == "__main__":
+    main()
