@@ -142,3 +142,19 @@ def test_reconstruction_eval_reports_mse_and_psnr(cli, tmp_path: Path) -> None:
     assert document["psnr"] == pytest.approx(10 * math.log10(1 / document["mse"]))
     summary = json.loads((Path(run) / "summary.json").read_text())
     assert document["loss"] == pytest.approx(summary["test"]["loss"], rel=1e-5)
+
+
+def test_eval_on_an_image_folder_with_the_same_classes(cli, run: Path, tmp_path: Path) -> None:
+    from PIL import Image
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    folder = tmp_path / "scans"
+    for i in range(1500, 1797):  # some of these are in the run's test split, some in train
+        (folder / str(digits.target[i])).mkdir(parents=True, exist_ok=True)
+        Image.fromarray((digits.images[i] * 16).astype(np.uint8)).resize((24, 24)).convert("RGB").save(
+            folder / str(digits.target[i]) / f"{i}.png")
+    document = json.loads(cli("eval", run, "--data", folder, "--json").stdout)
+    assert document["n"] == 297 and document["split"] == "all" and document["accuracy"] > 0.5
+    assert (run / "eval-scans-all.json").is_file()
+    assert len(document["confusion_matrix"]) == 10

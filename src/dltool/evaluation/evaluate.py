@@ -25,13 +25,19 @@ def evaluate_trained(
 ) -> dict[str, Any]:
     """The eval document of ``trained`` on ``split`` of its own dataset (the same splits,
     size and normalisation as training), or of dataset/folder ``data`` with the same classes."""
-    data_config = trained.config.data.model_copy(
-        update={k: v for k, v in {"name": data, "root": root}.items() if v is not None}
-    )
+    update: dict[str, Any] = {k: v for k, v in {"name": data, "root": root}.items() if v is not None}
+    if data is not None:  # other data is shaped like the model's input, as predict does
+        channels, height, width = trained.in_shape
+        update |= {"channels": channels} | ({"image_size": height} if height == width else {})
+    data_config = trained.config.data.model_copy(update=update)
     prepared = prepare_data(data_config)
     if split not in prepared.splits:
         raise DatasetError(f"{data_config.name}: no {split!r} split; it has {', '.join(prepared.splits)}")
-    samples = _aligned(prepared, prepared.splits[split], trained.classes, data_config.name)
+    chosen = prepared.splits[split]
+    if data is not None and prepared.test_is_val and split != "train":
+        # A folder of class folders with no test/ of its own: score every image in it.
+        split, chosen = "all", _concatenate(prepared.splits["train"], prepared.splits["val"])
+    samples = _aligned(prepared, chosen, trained.classes, data_config.name)
     device = next(trained.model.parameters()).device
     loader = BatchLoader(samples, batch_size=batch_size, mean=prepared.mean, std=prepared.std, device=device)
     document: dict[str, Any] = {"split": split, "dataset": data_config.name, "checkpoint": str(trained.source)}
@@ -88,6 +94,10 @@ def _aligned(prepared: PreparedData, split: Split, classes: list[str], name: str
                            f"{' ...' if len(unknown) > 10 else ''} (the model knows: {', '.join(classes[:10])})")
     mapping = np.array([classes.index(c) for c in prepared.classes], dtype=np.int64)
     return Split(split.images, mapping[split.labels])
+
+
+def _concatenate(*splits: Split) -> Split:
+    return Split(np.concatenate([s.images for s in splits]), np.concatenate([s.labels for s in splits]))
 
 
 def _slug(name: str) -> str:
