@@ -44,8 +44,11 @@ class Components:
         return self.step.ema.module if self.step.ema is not None else self.model
 
 
-def build_components(config: Config, device: torch.device, precision: Precision, world: World) -> Components:
-    data = prepare_data(config.data)
+def build_components(
+    config: Config, device: torch.device, precision: Precision, world: World, data: PreparedData | None = None
+) -> Components:
+    """Everything for ``config``; ``data`` (already prepared arrays) skips loading ``config.data``."""
+    data = data or prepare_data(config.data)
     config = config.model_copy(update={"data": config.data.model_copy(update={"mean": data.mean, "std": data.std})})
     train_cfg = config.train
     task = models.get(config.model.name).params.task

@@ -1,0 +1,143 @@
+"""Training throughput of every recipe's model against a bare PyTorch loop, and FLOP/s
+against this machine's measured matmul peak.
+
+Usage: python benches/train_throughput.py [--samples 1024] [--epochs 3] [--recipes a,b]
+
+For each recipe, in one process, alternating, on the same random uint8 data of the recipe
+dataset's shape held in memory, the same network (built from the recipe), batch size,
+optimizer and thread count (augmentation off on both sides: benches/data_pipeline.py
+measures it):
+- dltool: the engine's own loop (``train_one_epoch`` over a ``BatchLoader``, as ``train`` runs it);
+- reference: a bare loop (randperm, index a pre-normalised float tensor, forward, backward,
+  step, a cosine schedule step).
+Each side's figure is its best epoch. FLOPs per step come from ``torch.utils.flop_counter``;
+the peak is the best of several 2048² fp32 matmuls (bf16 on CUDA). The last column
+extrapolates an epoch over the real training split.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import time
+
+import numpy as np
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from dltool.config import load_config
+from dltool.config.recipes import list_recipes
+from dltool.data.arrays import Split
+from dltool.data.prepare import PreparedData, channel_stats
+from dltool.engine.device import resolve_device, resolve_precision
+from dltool.engine.distributed import World
+from dltool.engine.loop import EpochStats, train_one_epoch
+from dltool.engine.setup import build_components
+from dltool.models.build import build_model
+from dltool.optim import optimizers
+
+SHAPES = {"digits": ((1, 8, 8), 10, 1293), "mnist": ((1, 28, 28), 10, 54000), "fashion-mnist": ((1, 28, 28), 10, 54000),
+          "cifar10": ((3, 32, 32), 10, 45000)}
+
+
+def synthetic(shape: tuple[int, ...], classes: int, samples: int) -> PreparedData:
+    rng = np.random.default_rng(0)
+    split = Split(rng.integers(0, 256, (samples, *shape), dtype=np.uint8), rng.integers(0, classes, samples))
+    mean, std = channel_stats(split.images)
+    return PreparedData([str(c) for c in range(classes)], {"train": split, "val": split, "test": split}, mean, std)
+
+
+def dltool_rate(config, data: PreparedData, device: torch.device, epochs: int) -> float:
+    parts = build_components(config, device, resolve_precision(config.train.amp, device), World(), data)
+    best = 0.0
+    for epoch in range(epochs):
+        stats = EpochStats()
+        train_one_epoch(parts.step, parts.train_batches.batches(epoch), stats,
+                        should_stop=lambda: False, on_step=lambda s: None)
+        best = max(best, stats.samples / stats.seconds)
+    return best
+
+
+def bare_rate(config, data: PreparedData, device: torch.device, epochs: int) -> tuple[float, float]:
+    """(best samples/s, FLOPs per sample of a training step) of a hand-written loop."""
+    train = data.splits["train"]
+    mean = torch.tensor(data.mean).view(1, -1, 1, 1)
+    std = torch.tensor(data.std).view(1, -1, 1, 1)
+    x = ((torch.from_numpy(train.images).float() / 255 - mean) / std).to(device)
+    y = torch.from_numpy(train.labels).to(device)
+    model = build_model(config.model, in_shape=tuple(train.images.shape[1:]), num_classes=len(data.classes)).to(device)
+    optimizer = optimizers.build(config.optimizer, params=model.parameters())
+    target = (lambda images, labels: images) if config.loss.name in ("mse", "l1", "smooth_l1") else (lambda i, l: l)
+    loss_fn = torch.nn.MSELoss() if config.loss.name == "mse" else torch.nn.CrossEntropyLoss()
+    batch = config.train.batch_size
+    steps = len(y) // batch
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs * steps + 1)
+
+    def step(index: torch.Tensor) -> None:
+        loss = loss_fn(model(x[index]), target(x[index], y[index]))
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        schedule.step()
+
+    with FlopCounterMode(display=False) as counter:
+        step(torch.arange(batch))
+    best = 0.0
+    for _ in range(epochs):
+        started = time.perf_counter()
+        order = torch.randperm(len(y), device=device)
+        for b in range(steps):
+            step(order[b * batch:(b + 1) * batch])
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        best = max(best, steps * batch / (time.perf_counter() - started))
+    return best, counter.get_total_flops() / batch
+
+
+def matmul_peak(device: torch.device) -> float:
+    dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
+    n = 2048
+    a, b = torch.randn(n, n, device=device, dtype=dtype), torch.randn(n, n, device=device, dtype=dtype)
+    best = 0.0
+    for _ in range(5):
+        started = time.perf_counter()
+        for _ in range(3):
+            a @ b
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        best = max(best, 3 * 2 * n**3 / (time.perf_counter() - started))
+    return best
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--samples", type=int, default=1024)
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--recipes", default="", help="comma-separated names (default: all but encoder-classifier)")
+    args = parser.parse_args()
+    device = resolve_device(args.device)
+    names = args.recipes.split(",") if args.recipes else [r.name for r in list_recipes() if "encoder-classifier" not in r.name]
+    peak = matmul_peak(device)
+    machine = f"{platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}, {device}"
+    print(f"matmul peak: {peak / 1e9:.1f} GFLOP/s ({machine})")
+    print("| recipe | dltool samples/s | bare loop samples/s | ratio | GFLOP/s | of peak | epoch (est.) |")
+    print("|---|---|---|---|---|---|---|")
+    for name in names:
+        config = load_config(name, ["data.augment.crop_padding=0", "data.augment.flip=false", "data.augment.cutout=0",
+                                    f"train.device={args.device}"])
+        shape, classes, train_size = SHAPES[config.data.name]
+        data = synthetic(shape, classes, args.samples)
+        ours, bare, flops = 0.0, 0.0, 0.0
+        for _ in range(2):  # alternate, to share the machine's noise
+            ours = max(ours, dltool_rate(config, data, device, args.epochs))
+            rate, flops = bare_rate(config, data, device, args.epochs)
+            bare = max(bare, rate)
+        achieved = flops * ours
+        print(f"| {name} | {ours:,.0f} | {bare:,.0f} | {ours / bare:.2f}× | {achieved / 1e9:.1f} | "
+              f"{achieved / peak:.0%} | {train_size / ours:.1f} s |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
