@@ -114,8 +114,7 @@ def test_cli_download_then_train_on_the_downloaded_files(cli, server, monkeypatc
     cli("download", "mnist", "--mirror", server.url, "--root", root, "--force")
     assert len(server.requests) == requests + 4
 
-    run = cli("train", "digits-mlp", "--dataset", "mnist", "--root", root, "--epochs", 1,
-              "--runs-dir", tmp_path / "runs").stdout.strip()
+    run = cli("train", "mnist-lenet", "--root", root, "--epochs", 1, "--runs-dir", tmp_path / "runs").stdout.strip()
     summary = json.loads((Path(run) / "summary.json").read_text())
     assert summary["status"] == "completed" and summary["test"]["n"] == 10
 
