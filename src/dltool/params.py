@@ -20,6 +20,8 @@ class Params(BaseModel):
     name: str
     # Fields handled by dltool itself rather than passed to the builder.
     common: ClassVar[frozenset[str]] = frozenset({"name"})
+    # Fields holding filesystem paths: a run records them absolute, so it works from anywhere.
+    path_fields: ClassVar[frozenset[str]] = frozenset()
 
     def builder_kwargs(self) -> dict[str, Any]:
         """The keywords the builder receives: every field that is not a common one."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -10,6 +11,7 @@ from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from dltool.config.schema import Config
+from dltool.data import datasets
 from dltool.data.loader import BatchLoader
 from dltool.data.prepare import PreparedData, prepare_data
 from dltool.engine.device import Precision
@@ -48,6 +50,7 @@ def build_components(
     config: Config, device: torch.device, precision: Precision, world: World, data: PreparedData | None = None
 ) -> Components:
     """Everything for ``config``; ``data`` (already prepared arrays) skips loading ``config.data``."""
+    config = absolute_paths(config)
     data = data or prepare_data(config.data)
     config = config.model_copy(update={"data": config.data.model_copy(update={"mean": data.mean, "std": data.std})})
     train_cfg = config.train
@@ -76,6 +79,19 @@ def build_components(
         channels_last=channels_last,
     )
     return Components(config, data, model, step, *loaders, world)
+
+
+def absolute_paths(config: Config) -> Config:
+    """``config`` with its folder paths (an image-folder dataset, the data root, a model's
+    ``path_fields``) made absolute, so the run's config.yaml works from any directory."""
+    data_update = {}
+    if config.data.name not in datasets and Path(config.data.name).exists():
+        data_update["name"] = str(Path(config.data.name).resolve())
+    if config.data.root is not None:
+        data_update["root"] = str(Path(config.data.root).expanduser().resolve())
+    model_update = {key: str(Path(getattr(config.model, key)).resolve()) for key in config.model.path_fields}
+    return config.model_copy(update={"data": config.data.model_copy(update=data_update),
+                                     "model": config.model.model_copy(update=model_update)})
 
 
 def _class_counts(data: PreparedData) -> list[int]:

@@ -91,6 +91,7 @@ class AutoencoderParams(ModelParams):
 class EncoderClassifierParams(ModelParams):
     """Classifier head on the encoder of a trained autoencoder run (`encoder_run`)."""
 
+    path_fields: ClassVar[frozenset[str]] = frozenset({"encoder_run"})
     encoder_run: str = Field(description="run directory of a `dltool train` autoencoder run")
     freeze: bool = Field(True, description="keep the encoder's weights (and BN statistics) fixed")
     hidden: int = Field(0, ge=0, description="hidden units of the head (0: a linear head)")
