@@ -1,6 +1,6 @@
 """dltool's data pipeline against torchvision's per-sample one, and its image-folder cache.
 
-Usage: python benches/data_pipeline.py [--samples 50000] [--reference-samples 10000] [--device cpu] [--threads N]
+Usage: python benches/data_pipeline.py [--quick] [--device cpu|cuda]
 
 Measured in one process, on the same CIFAR-shaped uint8 data (N×3×32×32, random, in memory):
 - dltool: ``BatchLoader`` over the cached uint8 tensor with ``data.augment`` = random crop
@@ -18,9 +18,8 @@ Each figure is the best of ``--repeats`` (a shared machine is noisy).
 
 from __future__ import annotations
 
-import argparse
 import os
-import platform
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -35,6 +34,9 @@ from dltool.data.arrays import Split
 from dltool.data.folders import load_folder
 from dltool.data.loader import BatchLoader
 from dltool.engine.device import resolve_threads
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _common import Row, bench_main  # noqa: E402
 
 BATCH = 512
 MEAN, STD = [0.49, 0.48, 0.45], [0.25, 0.24, 0.26]
@@ -136,56 +138,41 @@ def folder_seconds(root: Path, cache_root: Path, fresh: bool) -> float:
     return time.perf_counter() - started
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--samples", type=int, default=50_000)
-    parser.add_argument("--reference-samples", type=int, default=10_000)
-    parser.add_argument("--folder-images", type=int, default=2_000)
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: train.threads auto)")
-    args = parser.parse_args()
-    device = torch.device(args.device)
-    torch.set_num_threads(args.threads or resolve_threads("auto"))
+def run(quick: bool = False, device: str = "cpu") -> list[Row]:
+    samples, reference_samples, folder_images, repeats = (10_000, 2_000, 500, 2) if quick else (50_000, 10_000, 2_000, 3)
+    torch_device = torch.device(device)
+    torch.set_num_threads(resolve_threads("auto"))
 
     rng = np.random.default_rng(0)
-    images = rng.integers(0, 256, (args.samples, 3, 32, 32), dtype=np.uint8)
-    labels = rng.integers(0, 10, args.samples).astype(np.int64)
+    images = rng.integers(0, 256, (samples, 3, 32, 32), dtype=np.uint8)
+    labels = rng.integers(0, 10, samples).astype(np.int64)
     split = Split(images, labels)
-    ours = best(args.repeats, lambda: dltool_seconds_per_epoch(split, device))
-    subset = np.ascontiguousarray(images[: args.reference_samples].transpose(0, 2, 3, 1))
-    reference = {w: torchvision_seconds_per_image(subset, labels[: args.reference_samples], w, args.repeats)
-                 for w in (0, 2)}
-    step = train_step_seconds(device, args.repeats)
+    ours = best(repeats, lambda: dltool_seconds_per_epoch(split, torch_device))
+    subset = np.ascontiguousarray(images[:reference_samples].transpose(0, 2, 3, 1))
+    reference = {w: torchvision_seconds_per_image(subset, labels[:reference_samples], w, repeats) for w in (0, 2)}
+    step = train_step_seconds(torch_device, repeats)
     data_per_batch = ours * BATCH
     share = data_per_batch / (data_per_batch + step)
 
     with tempfile.TemporaryDirectory(prefix="dltool-bench-") as work:
         root, cache_root = Path(work) / "folder", Path(work) / "cache"
-        paths = write_folder(root, args.folder_images)
-        pil = best(args.repeats, lambda: pil_loop_seconds(paths))
-        build = best(args.repeats, lambda: folder_seconds(root, cache_root, fresh=True))
-        warm = best(args.repeats, lambda: folder_seconds(root, cache_root, fresh=False))
+        paths = write_folder(root, folder_images)
+        pil = best(repeats, lambda: pil_loop_seconds(paths))
+        build = best(repeats, lambda: folder_seconds(root, cache_root, fresh=True))
+        warm = best(repeats, lambda: folder_seconds(root, cache_root, fresh=False))
 
-    threads = torch.get_num_threads()
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{platform.machine()}, {os.cpu_count()} CPUs"
-    machine = f"{name}, {threads} thread{'s' if threads != 1 else ''}, torch {torch.__version__}"
-    n = f"{args.folder_images:,}"
-    rows = [
-        ("crop(4)+flip+normalise, batch 512 (images/s)", f"{1 / ours:,.0f}",
-         f"{1 / reference[0]:,.0f} torchvision, 0 workers", reference[0] / ours),
-        ("same, against 2 DataLoader workers (images/s)", f"{1 / ours:,.0f}",
-         f"{1 / reference[2]:,.0f} torchvision, 2 workers", reference[2] / ours),
-        ("data loading share of a small-CNN step, batch 512", f"{share:.1%}",
-         "10% goal", 0.10 / share),
-        (f"image folder, first load ({n} PNGs: decode + cache) (s)", f"{build:.2f}",
-         f"{pil:.2f} plain PIL loop", pil / build),
-        (f"image folder, cached load ({n} PNGs) (s)", f"{warm:.3f}", f"{pil:.2f} plain PIL loop", pil / warm),
+    n = f"{folder_images:,}"
+    return [
+        Row("crop(4)+flip+normalise, batch 512 (images/s)", f"{1 / ours:,.0f}",
+            f"{1 / reference[0]:,.0f} torchvision, 0 workers", reference[0] / ours),
+        Row("same, against 2 DataLoader workers (images/s)", f"{1 / ours:,.0f}",
+            f"{1 / reference[2]:,.0f} torchvision, 2 workers", reference[2] / ours),
+        Row("data loading share of a small-CNN step, batch 512", f"{share:.1%}", "10% goal", 0.10 / share),
+        Row(f"image folder, first load ({n} PNGs: decode + cache) (s)", f"{build:.2f}",
+            f"{pil:.2f} plain PIL loop", pil / build),
+        Row(f"image folder, cached load ({n} PNGs) (s)", f"{warm:.3f}", f"{pil:.2f} plain PIL loop", pil / warm),
     ]
-    print("| bench | dltool | reference | ratio | machine |\n|---|---|---|---|---|")
-    for label, value, ref, ratio in rows:
-        print(f"| {label} | {value} | {ref} | {ratio:.1f}× | {machine} |")
 
 
 if __name__ == "__main__":
-    main()
+    bench_main(run, __doc__)

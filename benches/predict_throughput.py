@@ -1,6 +1,6 @@
 """`dltool predict` images/s against a plain PIL loop, and its memory at 2,000 vs 20,000 files.
 
-Usage: python benches/predict_throughput.py [--files 2000]
+Usage: python benches/predict_throughput.py [--quick]
 
 A 2×256 MLP (digits-mlp) is trained for a moment on a 32×32 RGB image folder; then, in the same run and
 on the same 2,000 JPEGs (half 64×64, half 256×256):
@@ -12,9 +12,7 @@ Peak memory (max RSS) of a ``dltool predict DIR`` process over 2,000 and over 20
 
 from __future__ import annotations
 
-import argparse
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -30,6 +28,9 @@ from dltool.engine import train
 from dltool.evaluation.predict import predict
 from dltool.evaluation.trained import load_trained
 from dltool.rundir import create_run_dir
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _common import Row, bench_main  # noqa: E402
 
 
 def make_images(folder: Path, count: int) -> list[Path]:
@@ -80,27 +81,27 @@ def peak_rss_mb(run_dir: Path, folder: Path) -> float:
     return usage.ru_maxrss / 1024
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--files", type=int, default=2000)
-    args = parser.parse_args()
+def run(quick: bool = False, device: str = "cpu") -> list[Row]:
+    files = 500 if quick else 2000
     work = Path(tempfile.mkdtemp(prefix="dltool-predict-bench-"))
     os.environ["DLTOOL_DATA"] = str(work / "data")
     trained = trained_model(work)
-    paths = make_images(work / "images", args.files)
+    paths = make_images(work / "images", files)
     plain = max(plain_loop(trained, paths) for _ in range(2))
-    ours = max(dltool_rate(trained, work / "images", args.files) for _ in range(2))
+    ours = max(dltool_rate(trained, work / "images", files) for _ in range(2))
     many = work / "many"
     many.mkdir()
     for copy in range(10):
         for path in paths:
             os.link(path, many / f"{copy}-{path.name}")
     small, large = peak_rss_mb(trained.run_dir, work / "images"), peak_rss_mb(trained.run_dir, many)
-    machine = f"{platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}"
-    print("| bench | dltool | reference | ratio | machine |\n|---|---|---|---|---|")
-    print(f"| predict {args.files} JPEGs 64²/256² → 32² MLP (images/s) | {ours:,.0f} | {plain:,.0f} plain PIL loop | {ours / plain:.2f}× | {machine} |")
-    print(f"| predict peak RSS, {10 * args.files:,} vs {args.files:,} files (MB) | {large:,.0f} | {small:,.0f} | {large / small:.2f}× | {machine} |")
+    return [
+        Row(f"predict {files:,} JPEGs (64², 256²) with a 32² MLP (images/s)", f"{ours:,.0f}",
+            f"{plain:,.0f} plain PIL loop, one forward per image", ours / plain),
+        Row(f"predict peak RSS, {10 * files:,} files (MB)", f"{large:,.0f}", f"{small:,.0f} at {files:,} files",
+            small / large),
+    ]
 
 
 if __name__ == "__main__":
-    main()
+    bench_main(run, __doc__)

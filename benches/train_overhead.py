@@ -1,6 +1,6 @@
 """dltool's training throughput on digits-mlp against a bare PyTorch loop, and its wall time.
 
-Usage: python benches/train_overhead.py [--repeats 3]
+Usage: python benches/train_overhead.py [--quick]
 
 Measured in one process, alternating, on the same data, architecture, batch size, optimizer,
 schedule and thread count; each side's figure is its best epoch over all repeats (a shared
@@ -13,10 +13,8 @@ and imports included), and the bare loop at 1 vs 2 CPU threads (why ``threads: a
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -32,6 +30,9 @@ from dltool.data.prepare import prepare_data
 from dltool.engine import train
 from dltool.engine.device import resolve_threads
 from dltool.rundir import create_run_dir
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _common import Row, bench_main  # noqa: E402
 
 RECIPE = "digits-mlp"
 
@@ -84,39 +85,32 @@ def end_to_end_seconds(runs: Path, env: dict[str, str]) -> float:
     return time.perf_counter() - started
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=5)
-    args = parser.parse_args()
+def run(quick: bool = False, device: str = "cpu") -> list[Row]:
+    repeats = 2 if quick else 5
     work = Path(tempfile.mkdtemp(prefix="dltool-bench-"))
     env = {**os.environ, "DLTOOL_DATA": str(work / "data")}
     os.environ.update(env)
-    config = load_config(RECIPE)
+    config = load_config(RECIPE, [f"train.device={device}"])
     threads = resolve_threads(config.train.threads)
 
     first_run = end_to_end_seconds(work / "runs", env)  # also builds the digits cache
     bare, ours = [], []
-    for _ in range(args.repeats):
+    for _ in range(repeats):
         bare.append(bare_loop_samples_per_s(config, threads))
         ours.append(dltool_samples_per_s(config, work / "runs"))
-    warm_runs = [end_to_end_seconds(work / "runs", env) for _ in range(args.repeats)]
-    one_thread = max(bare_loop_samples_per_s(config, 1) for _ in range(args.repeats))
-    two_threads = max(bare_loop_samples_per_s(config, 2) for _ in range(args.repeats))
-
-    bare_rate, our_rate = max(bare), max(ours)
-    machine = f"{platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}"
-    rows = [
-        ("train throughput, digits-mlp (samples/s)", f"{our_rate:,.0f}", f"{bare_rate:,.0f} bare loop", our_rate / bare_rate),
-        ("`dltool train digits-mlp` end to end (s)", f"{statistics.median(warm_runs):.2f}", "6.00 goal", 6.0 / statistics.median(warm_runs)),
-        ("same, first run (builds the digits cache) (s)", f"{first_run:.2f}", "6.00 goal", 6.0 / first_run),
-        ("bare loop, 1 vs 2 CPU threads (samples/s)", f"{one_thread:,.0f}", f"{two_threads:,.0f} with 2", one_thread / two_threads),
+    warm = statistics.median(end_to_end_seconds(work / "runs", env) for _ in range(repeats))
+    one_thread = max(bare_loop_samples_per_s(config, 1) for _ in range(repeats))
+    two_threads = max(bare_loop_samples_per_s(config, 2) for _ in range(repeats))
+    torch.set_num_threads(threads)
+    return [
+        Row("train throughput, digits-mlp (samples/s, best epoch)", f"{max(ours):,.0f}",
+            f"{max(bare):,.0f} bare PyTorch loop", max(ours) / max(bare)),
+        Row("`dltool train digits-mlp` end to end (s)", f"{warm:.2f}", "6.00 goal", 6.0 / warm),
+        Row("same, first run: builds the digits cache (s)", f"{first_run:.2f}", "6.00 goal", 6.0 / first_run),
+        Row("bare loop at 1 vs 2 CPU threads, digits-mlp (samples/s)", f"{one_thread:,.0f}",
+            f"{two_threads:,.0f} at 2 threads", one_thread / two_threads),
     ]
-    print(f"| bench | dltool | reference | ratio | machine |\n|---|---|---|---|---|")
-    for name, value, reference, ratio in rows:
-        print(f"| {name} | {value} | {reference} | {ratio:.2f}× | {machine} |")
-    print(json.dumps({"bare": bare, "dltool": ours, "warm_runs_s": warm_runs, "first_run_s": first_run,
-                      "threads": {"1": one_thread, "2": two_threads}}), file=sys.stderr)
 
 
 if __name__ == "__main__":
-    main()
+    bench_main(run, __doc__)

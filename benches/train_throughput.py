@@ -1,7 +1,7 @@
 """Training throughput of every recipe's model against a bare PyTorch loop, and FLOP/s
 against this machine's measured matmul peak.
 
-Usage: python benches/train_throughput.py [--samples 1024] [--epochs 3] [--recipes a,b]
+Usage: python benches/train_throughput.py [--quick] [--device cpu|cuda]
 
 For each recipe, in one process, alternating, on the same random uint8 data of the recipe
 dataset's shape held in memory, the same network (built from the recipe), batch size,
@@ -17,10 +17,9 @@ extrapolates an epoch over the real training split.
 
 from __future__ import annotations
 
-import argparse
-import os
-import platform
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -36,6 +35,9 @@ from dltool.engine.loop import EpochStats, train_one_epoch
 from dltool.engine.setup import build_components
 from dltool.models.build import build_model
 from dltool.optim import optimizers
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _common import Row, bench_main  # noqa: E402
 
 SHAPES = {"digits": ((1, 8, 8), 10, 1293), "mnist": ((1, 28, 28), 10, 54000), "fashion-mnist": ((1, 28, 28), 10, 54000),
           "cifar10": ((3, 32, 32), 10, 45000)}
@@ -110,34 +112,30 @@ def matmul_peak(device: torch.device) -> float:
     return best
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--samples", type=int, default=1024)
-    parser.add_argument("--epochs", type=int, default=3)
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--recipes", default="", help="comma-separated names (default: all but encoder-classifier)")
-    args = parser.parse_args()
-    device = resolve_device(args.device)
-    names = args.recipes.split(",") if args.recipes else [r.name for r in list_recipes() if "encoder-classifier" not in r.name]
-    peak = matmul_peak(device)
-    machine = f"{platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}, {device}"
-    print(f"matmul peak: {peak / 1e9:.1f} GFLOP/s ({machine})")
-    print("| recipe | dltool samples/s | bare loop samples/s | ratio | GFLOP/s | of peak | epoch (est.) |")
-    print("|---|---|---|---|---|---|---|")
+def run(quick: bool = False, device: str = "cpu", names: list[str] | None = None) -> list[Row]:
+    samples, epochs = (512, 2) if quick else (1024, 3)
+    torch_device = resolve_device(device)
+    names = names or [r.name for r in list_recipes() if "encoder-classifier" not in r.name]
+    peak = matmul_peak(torch_device)
+    rows = [Row(f"matmul peak, {'bf16' if torch_device.type == 'cuda' else 'fp32'} 2048² (GFLOP/s)",
+                f"{peak / 1e9:.1f}", "-", 1.0)]
     for name in names:
         config = load_config(name, ["data.augment.crop_padding=0", "data.augment.flip=false", "data.augment.cutout=0",
-                                    f"train.device={args.device}"])
+                                    f"train.device={device}"])
         shape, classes, train_size = SHAPES[config.data.name]
-        data = synthetic(shape, classes, args.samples)
+        data = synthetic(shape, classes, samples)
         ours, bare, flops = 0.0, 0.0, 0.0
         for _ in range(2):  # alternate, to share the machine's noise
-            ours = max(ours, dltool_rate(config, data, device, args.epochs))
-            rate, flops = bare_rate(config, data, device, args.epochs)
+            ours = max(ours, dltool_rate(config, data, torch_device, epochs))
+            rate, flops = bare_rate(config, data, torch_device, epochs)
             bare = max(bare, rate)
         achieved = flops * ours
-        print(f"| {name} | {ours:,.0f} | {bare:,.0f} | {ours / bare:.2f}× | {achieved / 1e9:.1f} | "
-              f"{achieved / peak:.0%} | {train_size / ours:.1f} s |", flush=True)
+        rows.append(Row(f"train {name}: samples/s (epoch ≈ {train_size / ours:.1f} s)", f"{ours:,.0f}",
+                        f"{bare:,.0f} bare PyTorch loop", ours / bare))
+        rows.append(Row(f"train {name}: achieved GFLOP/s", f"{achieved / 1e9:.1f}",
+                        f"{peak / 1e9:.1f} matmul peak", achieved / peak))
+    return rows
 
 
 if __name__ == "__main__":
-    main()
+    bench_main(run, __doc__)

@@ -1,0 +1,77 @@
+"""`dltool eval` throughput against a bare inference loop over the same tensors.
+
+Usage: python benches/eval_throughput.py [--quick]
+
+An mnist-lenet run is trained for a few batches on MNIST-format IDX files written by the bench
+(random pixels: throughput, not accuracy); then, in the same process, its 10,000-image test
+split is scored by ``evaluate_trained`` (loading the split from the cache, batched inference,
+every metric of the eval document) and by a bare loop (normalised float tensor → model →
+softmax → argmax, nothing else).
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from dltool.config import load_config
+from dltool.data.prepare import prepare_data
+from dltool.engine import train
+from dltool.evaluation.evaluate import evaluate_trained
+from dltool.evaluation.trained import load_trained
+from dltool.rundir import create_run_dir
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _common import Row, bench_main  # noqa: E402
+
+
+def write_idx(folder: Path, prefix: str, count: int) -> None:
+    """Unpacked MNIST files (what `dltool download mnist` leaves) with random content."""
+    rng = np.random.default_rng(count)
+    folder.mkdir(parents=True, exist_ok=True)
+    images = rng.integers(0, 256, (count, 28, 28), dtype=np.uint8)
+    labels = (np.arange(count) % 10).astype(np.uint8)
+    (folder / f"{prefix}-images-idx3-ubyte").write_bytes(bytes([0, 0, 8, 3]) + struct.pack(">3I", count, 28, 28) + images.tobytes())
+    (folder / f"{prefix}-labels-idx1-ubyte").write_bytes(bytes([0, 0, 8, 1]) + struct.pack(">I", count) + labels.tobytes())
+
+
+def run(quick: bool = False, device: str = "cpu") -> list[Row]:
+    repeats = 3 if quick else 5
+    work = Path(tempfile.mkdtemp(prefix="dltool-eval-bench-"))
+    os.environ["DLTOOL_DATA"] = str(work / "data")
+    write_idx(work / "data" / "mnist", "train", 2_000)
+    write_idx(work / "data" / "mnist", "t10k", 10_000)
+    config = load_config("mnist-lenet", ["train.epochs=1", "train.limit_batches=2", f"train.device={device}"])
+    trained = load_trained(train(config, create_run_dir(work, "bench")).run_dir, device=torch.device(device))
+    data = prepare_data(trained.config.data)
+    test = data.splits["test"]
+    images = (torch.from_numpy(test.images).float() / 255 - torch.tensor(data.mean).view(1, -1, 1, 1)) \
+        / torch.tensor(data.std).view(1, -1, 1, 1)
+    images = images.to(device)
+
+    def ours() -> float:
+        started = time.perf_counter()
+        evaluate_trained(trained, split="test", batch_size=256)
+        return len(test) / (time.perf_counter() - started)
+
+    @torch.inference_mode()
+    def bare() -> float:
+        started = time.perf_counter()
+        for batch in images.split(256):
+            trained.model(batch).softmax(1).argmax(1).cpu()
+        return len(test) / (time.perf_counter() - started)
+
+    best_ours, best_bare = max(ours() for _ in range(repeats)), max(bare() for _ in range(repeats))
+    return [Row("eval mnist-lenet, 10,000 test images, every metric (images/s)", f"{best_ours:,.0f}",
+                f"{best_bare:,.0f} bare inference loop", best_ours / best_bare)]
+
+
+if __name__ == "__main__":
+    bench_main(run, __doc__)
