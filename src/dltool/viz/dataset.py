@@ -134,8 +134,9 @@ def balance_figure(labels_by_split: dict[str, np.ndarray], classes: list[str]) -
     ticks = list(range(0, n, step))
     names = [_clip(classes[t]) for t in ticks]
     ax.set_xticks(ticks, names, rotation=90 if max(map(len, names), default=0) > 3 else 0, fontsize=7)
+    ax.set_xlabel("class")
     ax.set_ylabel("images")
     ax.set_title("Class balance per split")
-    ax.legend(fontsize=8)
+    figure.legend(loc="outside right upper", fontsize=8, frameon=False)
     ax.grid(True, axis="y", alpha=0.3)
     return figure

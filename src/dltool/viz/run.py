@@ -61,13 +61,14 @@ def visualize_run(path: Path, *, out: Path | None = None, fmt: str = "png", spli
     if not records:
         notes.append(f"no training curves: {run.metrics} has no finished epoch yet")
     try:
+        if not run.weights.is_file():
+            raise CheckpointError(f"no {run.weights.name} yet (it is written when an epoch finishes)")
         scored = score_run(run, split=split, device=device, batch_size=batch_size)
     except DltoolError as error:
         if not written:
-            raise CheckpointError(f"{run.path}: nothing to plot: no finished epoch in metrics.jsonl, "
-                                  f"and no {split} scores ({error})") from None
+            raise CheckpointError(f"{run.path}: nothing to plot: no finished epoch in metrics.jsonl and {error}") from None
         scored = None
-        notes.append(f"no {split} plots (confusion, per-class F1, reliability, predictions): {error}")
+        notes.append(f"no {split} scores or their plots: {error}")
     if scored is not None:
         if scored.written is not None:
             written.append(scored.written)

@@ -108,21 +108,23 @@ def visualize_study(path: Path, *, out: Path | None = None, fmt: str = "png") ->
     metric = str(document.get("metric") or "objective")
     vm = _optuna_matplotlib()
     n_params = len({name for t in complete for name in t.params})
-    plans: list[tuple[str, Callable[..., Any], tuple[float, float], str]] = [
-        ("history", vm.plot_optimization_history, HISTORY_SIZE,
+    # (file name, Optuna function, size, layout engine, caption); parallel coordinates' axes
+    # defeat the constrained layout.
+    plans: list[tuple[str, Callable[..., Any], tuple[float, float], str, str]] = [
+        ("history", vm.plot_optimization_history, HISTORY_SIZE, "constrained",
          f"{metric} of each trial in order, and the best so far"),
-        ("importances", vm.plot_param_importances, IMPORTANCES_SIZE,
+        ("importances", vm.plot_param_importances, IMPORTANCES_SIZE, "constrained",
          f"how much of {metric}'s variance each parameter explains (fANOVA)"),
-        ("parallel_coordinate", vm.plot_parallel_coordinate, PARALLEL_SIZE,
+        ("parallel_coordinate", vm.plot_parallel_coordinate, PARALLEL_SIZE, "tight",
          "each completed trial as a line through its parameter values, coloured by its value"),
-        ("slice", vm.plot_slice, (min(SLICE_MAX_WIDTH, SLICE_PANEL[0] * max(1, n_params) + 0.6), SLICE_PANEL[1]),
+        ("slice", vm.plot_slice, (min(SLICE_MAX_WIDTH, SLICE_PANEL[0] * max(1, n_params) + 0.6), SLICE_PANEL[1]), "constrained",
          f"{metric} against each parameter, one dot per trial, darker for later trials"),
     ]
     written, notes = [], []
-    for name, plot, size, caption in plans:
+    for name, plot, size, layout, caption in plans:
         try:
-            figure = _optuna_figure(plot, study, metric, size)
-        except (ValueError, RuntimeError, ZeroDivisionError) as error:
+            figure = _optuna_figure(plot, study, metric, size, layout)
+        except (ValueError, RuntimeError) as error:
             notes.append(f"{name}: Optuna could not draw it ({error})")
             continue
         written.append(plotter.save(figure, name, caption))
@@ -138,7 +140,7 @@ def _optuna_matplotlib():
     return vm
 
 
-def _optuna_figure(plot: Callable[..., Any], study: Any, metric: str, size: tuple[float, float]):
+def _optuna_figure(plot: Callable[..., Any], study: Any, metric: str, size: tuple[float, float], layout: str):
     """Run one of Optuna's plot functions without its global side effects (it switches
     pyplot to the ggplot style; rc_context restores it) and size its figure."""
     import optuna
@@ -155,7 +157,7 @@ def _optuna_figure(plot: Callable[..., Any], study: Any, metric: str, size: tupl
             raise
         figure = (axes.flat[0] if isinstance(axes, np.ndarray) else axes).figure
         figure.set_size_inches(inches(size[0]), inches(size[1]))
-        figure.set_layout_engine("constrained")
+        figure.set_layout_engine(layout)
         return figure
 
 
