@@ -15,6 +15,7 @@ from dltool import __version__
 from dltool._io import atomic_write_text
 from dltool.viz._figures import Plot
 
+WIDE = 900  # pixels; narrower figures are shown two to a row
 STYLE = """
 body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, "DejaVu Sans", sans-serif;
        margin: 0 auto; max-width: 1400px; padding: 1.5rem; color: #1f2328; background: #fff; }
@@ -29,7 +30,8 @@ pre { background: #f6f8fa; padding: 0.8rem; overflow-x: auto; font-size: 0.8rem;
 .row { display: flex; flex-wrap: wrap; gap: 2rem; align-items: flex-start; }
 .row h3 { font-size: 0.95rem; margin: 0.3rem 0; }
 .plots { display: flex; flex-wrap: wrap; gap: 1.2rem; }
-figure { margin: 0; }
+figure { margin: 0; max-width: calc(50% - 0.6rem); }
+figure.wide { max-width: 100%; }
 figure img { max-width: 100%; height: auto; border: 1px solid #eaeef2; }
 figcaption { font-size: 0.8rem; color: #57606a; max-width: 40rem; }
 .notes li { color: #9a6700; }
@@ -78,8 +80,9 @@ def figures(plots: Iterable[Plot]) -> str:
     for plot in plots:
         data = base64.b64encode(plot.png).decode("ascii")
         width, height = _png_size(plot.png)
+        wide = ' class="wide"' if width > WIDE else ""
         items.append(
-            f'<figure id="plot-{_e(plot.name)}"><img src="data:image/png;base64,{data}" alt="{_e(plot.name)}" '
+            f'<figure id="plot-{_e(plot.name)}"{wide}><img src="data:image/png;base64,{data}" alt="{_e(plot.name)}" '
             f'width="{width}" height="{height}"><figcaption><b>{_e(plot.path.name)}</b>: {_e(plot.caption)}'
             "</figcaption></figure>"
         )
