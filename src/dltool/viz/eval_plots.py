@@ -40,7 +40,7 @@ def confusion_figure(matrix: list[list[int]], classes: list[str], *, normalised:
     ax = figure.add_subplot()
     image = ax.imshow(values, cmap="Blues", vmin=0, vmax=1 if normalised else max(1, int(values.max())),
                       interpolation="nearest")
-    figure.colorbar(image, ax=ax, fraction=0.046, pad=0.02)
+    figure.colorbar(image, ax=ax, shrink=0.85, aspect=30, pad=0.02)
     if len(classes) <= CELL_NUMBERS_UP_TO:
         dark = (values.max() or 1) / 2
         for i in range(len(classes)):

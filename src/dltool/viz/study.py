@@ -143,11 +143,11 @@ def _optuna_matplotlib():
 def _optuna_figure(plot: Callable[..., Any], study: Any, metric: str, size: tuple[float, float], layout: str):
     """Run one of Optuna's plot functions without its global side effects (it switches
     pyplot to the ggplot style; rc_context restores it) and size its figure."""
-    import optuna
-
     plt = pyplot()
     with matplotlib.rc_context(), warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        # Optuna's "experimental" notices and matplotlib's complaints about flat axes
+        # (one trial, one value) are noise on a user's terminal.
+        warnings.simplefilter("ignore")
         before = set(plt.get_fignums())
         try:
             axes = plot(study, target_name=metric)
@@ -169,12 +169,13 @@ def _study_report(study_dir: Path, document: dict[str, Any], study: Any, plotter
     subtitle = (f"{document.get('direction', study.direction.name.lower())} {metric} · {len(study.trials)} trials"
                 + (f" · best {best.value:.4g} (trial {best.number})" if best is not None else "") + f" · {study_dir}")
     page = report.Report(f"Study {document['study_name']}", subtitle)
-    page.add("Study (study.json)", report.key_values(document))
-    if best is not None:
-        page.add("Best trial", report.key_values({"number": best.number, "value": best.value, "params": best.params}))
     best_yaml = study_dir / "best.yaml"
-    if best_yaml.is_file():
-        page.add("best.yaml", report.pre(best_yaml.read_text(encoding="utf-8")))
+    page.add("Study", report.row(
+        ("study.json", report.key_values(document)),
+        ("Best trial (from the storage)",
+         report.key_values({"number": best.number, "value": best.value, "params": best.params}) if best else ""),
+        ("best.yaml", report.pre(best_yaml.read_text(encoding="utf-8")) if best_yaml.is_file() else ""),
+    ))
     page.add("Plots", report.figures(plotter.plots))
     page.add("Not drawn", report.notes(notes))
     trials = list(study.trials)
