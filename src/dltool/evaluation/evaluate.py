@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,12 +20,36 @@ from dltool.evaluation.metrics import classification_metrics, reconstruction_met
 from dltool.evaluation.trained import Trained
 
 
+@dataclass(frozen=True)
+class Evaluation:
+    """An eval document with what it was computed from (for plots of single predictions).
+
+    ``samples``: the scored uint8 images, labels in the model's class order; ``probs``:
+    (N, C) softmax probabilities of a classifier (None for reconstruction models);
+    ``mean``/``std``: the normalisation the model was fed with.
+    """
+
+    document: dict[str, Any]
+    samples: Split
+    probs: np.ndarray | None
+    mean: list[float]
+    std: list[float]
+
+
 def evaluate_trained(
     trained: Trained, *, split: str = "test", data: str | None = None, root: str | None = None,
     batch_size: int = 256,
 ) -> dict[str, Any]:
     """The eval document of ``trained`` on ``split`` of its own dataset (the same splits,
     size and normalisation as training), or of dataset/folder ``data`` with the same classes."""
+    return evaluate_split(trained, split=split, data=data, root=root, batch_size=batch_size).document
+
+
+def evaluate_split(
+    trained: Trained, *, split: str = "test", data: str | None = None, root: str | None = None,
+    batch_size: int = 256,
+) -> Evaluation:
+    """``evaluate_trained``, keeping the samples and the predicted probabilities."""
     update: dict[str, Any] = {k: v for k, v in {"name": data, "root": root}.items() if v is not None}
     if data is not None:  # other data is shaped like the model's input, as predict does
         channels, height, width = trained.in_shape
@@ -41,11 +66,13 @@ def evaluate_trained(
     device = next(trained.model.parameters()).device
     loader = BatchLoader(samples, batch_size=batch_size, mean=prepared.mean, std=prepared.std, device=device)
     document: dict[str, Any] = {"split": split, "dataset": data_config.name, "checkpoint": str(trained.source)}
+    probs = None
     if trained.task == "classification":
-        document |= _classify(trained, loader, samples)
+        probs, nll = _classify(trained, loader)
+        document |= classification_metrics(probs, samples.labels, trained.classes, nll)
     else:
         document |= _reconstruct(trained, loader, prepared)
-    return document
+    return Evaluation(document, samples, probs, prepared.mean, prepared.std)
 
 
 def write_report(trained: Trained, document: dict[str, Any], own_data: bool) -> Path:
@@ -59,7 +86,8 @@ def write_report(trained: Trained, document: dict[str, Any], own_data: bool) -> 
 
 
 @torch.inference_mode()
-def _classify(trained: Trained, loader: BatchLoader, samples: Split) -> dict[str, Any]:
+def _classify(trained: Trained, loader: BatchLoader) -> tuple[np.ndarray, float]:
+    """Softmax probabilities (N, C) as float64, and the mean NLL computed from the logits."""
     probs, nll_sum = [], 0.0
     for images, labels in loader.batches():
         log_probs = F.log_softmax(trained.model(images).float(), dim=1)
@@ -67,7 +95,7 @@ def _classify(trained: Trained, loader: BatchLoader, samples: Split) -> dict[str
         probs.append(log_probs.exp().double().cpu().numpy())
     stacked = np.concatenate(probs) if probs else np.zeros((0, len(trained.classes)))
     stacked /= stacked.sum(1, keepdims=True).clip(min=1e-300)  # exact sums for scikit-learn's checks
-    return classification_metrics(stacked, samples.labels, trained.classes, nll_sum / max(1, len(samples)))
+    return stacked, nll_sum / max(1, len(loader.labels))
 
 
 @torch.inference_mode()

@@ -48,15 +48,22 @@ def expected_calibration_error(probs: np.ndarray, labels: np.ndarray, bins: int 
     sample-weighted mean of |accuracy − mean confidence| over the bins."""
     if len(labels) == 0:
         return math.nan
-    confidence = probs.max(1)
-    correct = probs.argmax(1) == labels
+    count, accuracy, confidence = reliability_bins(probs, labels, bins)
+    filled = count > 0
+    return float(np.sum(count[filled] * np.abs(accuracy[filled] - confidence[filled])) / len(labels))
+
+
+def reliability_bins(probs: np.ndarray, labels: np.ndarray, bins: int = ECE_BINS) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per confidence bin (i/M, (i+1)/M]: sample count, accuracy and mean confidence (NaN
+    in empty bins) — the reliability diagram, and the terms of the ECE."""
+    confidence = probs.max(1) if len(labels) else np.zeros(0)
+    correct = probs.argmax(1) == labels if len(labels) else np.zeros(0, dtype=bool)
     which = np.clip(np.ceil(confidence * bins).astype(int) - 1, 0, bins - 1)
-    total = 0.0
-    for b in range(bins):
-        members = which == b
-        if members.any():
-            total += members.sum() * abs(correct[members].mean() - confidence[members].mean())
-    return float(total / len(labels))
+    count = np.bincount(which, minlength=bins)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        accuracy = np.bincount(which, weights=correct.astype(float), minlength=bins) / count
+        mean_confidence = np.bincount(which, weights=confidence, minlength=bins) / count
+    return count, accuracy, mean_confidence
 
 
 def reconstruction_metrics(squared_error_sum: float, pixels: int, loss: float, n: int) -> dict[str, Any]:

@@ -1,0 +1,41 @@
+"""``dltool visualize``: plots and a self-contained report.html of runs, a study or a dataset."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from dltool.commands._output import emit_line, stderr
+
+Opt = typer.Option
+
+
+def visualize(
+    targets: Annotated[list[str], typer.Argument(help="A run dir; several run dirs (compared); a study dir; or a dataset name or image folder.", show_default=False)],
+    out: Annotated[Path | None, Opt(help="Folder for the files. Default: RUN/plots, STUDY/plots; "
+                                         "plots/compare-<runs> or plots/<dataset> in the working directory.")] = None,
+    fmt: Annotated[str, Opt("--format", help="Plot files as png, svg or pdf (report.html embeds PNGs).")] = "png",
+    split: Annotated[str | None, Opt(help="Run: the split scored (default test). Dataset: the split sampled (default train).")] = None,
+    root: Annotated[str | None, Opt(help="data.root of a dataset target.")] = None,
+    batch_size: Annotated[int, Opt(min=1, help="Images per forward pass when a run is scored.")] = 256,
+    device: Annotated[str, Opt(help="Where a run is scored: auto, cpu, cuda, cuda:N or mps.")] = "auto",
+) -> None:
+    """Draw curves, scores, comparisons, study plots or dataset samples; print each written file.
+
+    A run: loss/accuracy/lr curves, confusion matrices, per-class F1, reliability, the most
+    confidently wrong images (or reconstructions); eval-<split>.json is made when missing.
+    Several runs: overlaid curves and runs.csv/runs.md of config differences and results.
+    A study (dltool tune): history, importances, parallel coordinates, slices. A dataset:
+    samples per class and class balance. Each adds report.html, one self-contained page.
+
+    Example: dltool visualize runs/digits-mlp-1 --format svg
+    """
+    from dltool.viz import visualize as draw
+
+    result = draw(targets, out=out, fmt=fmt, split=split, device=device, batch_size=batch_size, root=root)
+    for note in result.notes:
+        stderr.print(f"note: {note}", soft_wrap=True, markup=False)
+    for path in result.written:
+        emit_line(str(path))

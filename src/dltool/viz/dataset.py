@@ -1,0 +1,142 @@
+"""A dataset (registered name or image folder) at a glance: sample images per class and the
+class balance of each split, exactly as ``dltool train`` prepares it (drawn val split)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from dltool.errors import UsageError
+from dltool.viz import report
+from dltool.viz._figures import Plotter, Visualization, grid_shape, new_figure, show_image
+from dltool.viz.eval_plots import LABELS_UP_TO, _clip
+
+SPLIT_ORDER = ("train", "val", "test")
+ROWS_UP_TO = 20  # classes drawn as one row each; beyond, one image per class in a grid
+PER_CLASS = 8  # images per class row
+GRID_COLUMNS = 10
+CLASSES_SHOWN = 100  # classes in the one-per-class grid
+SAMPLE_TILE = 0.9  # inches per image
+SAMPLE_SEED = 0
+
+
+def visualize_dataset(name: str, *, out: Path | None = None, fmt: str = "png", split: str = "train",
+                      root: str | None = None) -> Visualization:
+    """``samples`` (images of ``split`` by class), ``balance`` (samples per class and split)
+    and ``report.html`` into ``out`` (default ``plots/<dataset name>`` in the working directory)."""
+    from dltool.config.schema import DataConfig
+    from dltool.data.prepare import prepare_data
+
+    data = prepare_data(DataConfig(name=name, root=root))
+    splits = [s for s in SPLIT_ORDER if s in data.splits and not (s == "test" and data.test_is_val)]
+    if split not in data.splits:
+        raise UsageError(f"--split {split}: {name} has splits {', '.join(splits)}")
+    plotter = Plotter(Path(out) if out is not None else default_out(name), fmt)
+    chosen = data.splits[split]
+    written = [
+        plotter.save(samples_figure(chosen.images, chosen.labels, data.classes, split), "samples",
+                     f"{split} images, chosen at random (seed {SAMPLE_SEED}) within each class"),
+        plotter.save(balance_figure({s: data.splits[s].labels for s in splits}, data.classes), "balance",
+                     "samples per class in each split" + (" (no test split: val doubles as test)" if data.test_is_val else "")),
+    ]
+    counts = {s: np.bincount(data.splits[s].labels, minlength=len(data.classes)) for s in splits}
+    page = report.Report(f"Dataset {name}", f"{len(data.classes)} classes · images "
+                         + "×".join(map(str, data.in_shape)) + " · " + ", ".join(f"{s} {len(data.splits[s])}" for s in splits))
+    page.add("Splits", report.table(["split", "images", "smallest class", "largest class"],
+                                    [[s, int(c.sum()), int(c.min()), int(c.max())] for s, c in counts.items()]))
+    page.add("Normalisation (train split)", report.key_values({"mean": data.mean, "std": data.std}))
+    page.add("Plots", report.figures(plotter.plots))
+    page.add("Samples per class", report.table(["class", *splits],
+                                               [[c, *(int(counts[s][i]) for s in splits)] for i, c in enumerate(data.classes)]))
+    page.add("Notes", report.notes(data.messages()))
+    written.append(page.write(plotter.out / "report.html"))
+    return Visualization(plotter.out, written, [])
+
+
+def default_out(name: str) -> Path:
+    slug = re.sub(r"[^\w.-]+", "_", Path(name).name or name).strip("_.") or "dataset"
+    return Path("plots") / slug
+
+
+def samples_size(n_classes: int) -> tuple[float, float]:
+    if n_classes <= ROWS_UP_TO:
+        return PER_CLASS * SAMPLE_TILE + 1.4, n_classes * SAMPLE_TILE + 0.5
+    rows, columns = grid_shape(min(n_classes, CLASSES_SHOWN), GRID_COLUMNS)
+    return columns * (SAMPLE_TILE + 0.2), rows * (SAMPLE_TILE + 0.3) + 0.5
+
+
+def choose_samples(labels: np.ndarray, n_classes: int, per_class: int, seed: int = SAMPLE_SEED) -> list[np.ndarray]:
+    """For each class, up to ``per_class`` indices drawn without replacement (sorted)."""
+    rng = np.random.default_rng(seed)
+    chosen = []
+    for c in range(n_classes):
+        members = np.flatnonzero(labels == c)
+        chosen.append(np.sort(rng.choice(members, size=min(per_class, len(members)), replace=False)))
+    return chosen
+
+
+def samples_figure(images: np.ndarray, labels: np.ndarray, classes: list[str], split: str = "train") -> Figure:
+    """Up to 20 classes: a row of ``PER_CLASS`` images per class, named on the left. More: one
+    image per class (the first 100 classes), titled with its class."""
+    n = len(classes)
+    figure = new_figure(*samples_size(n))
+    if n <= ROWS_UP_TO:
+        chosen = choose_samples(labels, n, PER_CLASS)
+        axes = figure.subplots(n, PER_CLASS, squeeze=False)
+        for row, (name, indices) in enumerate(zip(classes, chosen)):
+            for column in range(PER_CLASS):
+                ax = axes[row, column]
+                if column < len(indices):
+                    show_image(ax, images[indices[column]])
+                else:
+                    ax.set_axis_off()
+            axes[row, 0].text(-0.15, 0.5, f"{_clip(name)} ({int(np.sum(labels == row))})", transform=axes[row, 0].transAxes,
+                              ha="right", va="center", fontsize=8)
+    else:
+        shown = min(n, CLASSES_SHOWN)
+        chosen = choose_samples(labels, shown, 1)
+        rows, columns = grid_shape(shown, GRID_COLUMNS)
+        axes = figure.subplots(rows, columns, squeeze=False)
+        for ax, name, indices in zip(axes.flat, classes, chosen):
+            if len(indices):
+                show_image(ax, images[indices[0]], _clip(name, 12))
+            else:
+                ax.set_axis_off()
+                ax.set_title(_clip(name, 12), fontsize=7)
+        for ax in axes.flat[shown:]:
+            ax.set_axis_off()
+    more = f", first {CLASSES_SHOWN} of {n} classes" if n > CLASSES_SHOWN else ""
+    figure.suptitle(f"Samples of the {split} split ({len(labels)} images{more})", fontsize=10)
+    return figure
+
+
+def balance_size(n_classes: int, n_splits: int) -> tuple[float, float]:
+    return min(20.0, max(6.4, 1.2 + 0.12 * n_classes * (n_splits + 1))), 4.2
+
+
+def balance_figure(labels_by_split: dict[str, np.ndarray], classes: list[str]) -> Figure:
+    """Grouped bars: for each class, one bar per split."""
+    n, splits = len(classes), list(labels_by_split)
+    figure = new_figure(*balance_size(n, len(splits)))
+    ax = figure.add_subplot()
+    width = 0.8 / max(1, len(splits))
+    positions = np.arange(n)
+    for index, split in enumerate(splits):
+        counts = np.bincount(labels_by_split[split], minlength=n)
+        bars = ax.bar(positions + (index - (len(splits) - 1) / 2) * width, counts, width=width,
+                      label=f"{split} ({int(counts.sum())})", color=f"C{index}")
+        if n <= 12:
+            ax.bar_label(bars, fontsize=6, padding=1)
+    step = max(1, -(-n // LABELS_UP_TO))
+    ticks = list(range(0, n, step))
+    names = [_clip(classes[t]) for t in ticks]
+    ax.set_xticks(ticks, names, rotation=90 if max(map(len, names), default=0) > 3 else 0, fontsize=7)
+    ax.set_xlabel("class")
+    ax.set_ylabel("images")
+    ax.set_title("Class balance per split")
+    figure.legend(loc="outside right upper", fontsize=8, frameon=False)
+    ax.grid(True, axis="y", alpha=0.3)
+    return figure

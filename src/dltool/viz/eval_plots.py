@@ -1,0 +1,181 @@
+"""Figures of a model's scores on a split: confusion matrices, per-class F1, reliability,
+the most confidently wrong images, and reconstructions next to their inputs.
+
+Each function takes plain arrays and lists (from an eval document and its ``Evaluation``)
+and returns a ``Figure``; nothing here needs torch.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from dltool.evaluation.metrics import ECE_BINS, reliability_bins
+from dltool.viz._figures import grid_shape, message_figure, new_figure, show_image
+
+# Numbers are drawn in the confusion matrix's cells up to this many classes.
+CELL_NUMBERS_UP_TO = 20
+# Class names shown on an axis: every k-th beyond this many classes.
+LABELS_UP_TO = 40
+WRONG_SHOWN = 24  # most confidently wrong images in the grid
+WRONG_COLUMNS = 6
+RECONSTRUCTIONS_SHOWN = 8
+RELIABILITY_SIZE = (5.0, 5.6)
+TILE = 1.5  # inches per image in grids
+
+
+def confusion_size(n_classes: int) -> tuple[float, float]:
+    side = min(20.0, max(4.6, 1.4 + 0.42 * n_classes))
+    return side + 1.0, side  # + the colour bar
+
+
+def confusion_figure(matrix: list[list[int]], classes: list[str], *, normalised: bool, split: str = "test") -> Figure:
+    """Rows true, columns predicted (``classes`` order). ``normalised`` divides each row by
+    its count (the diagonal is then each class's recall). Cell text artists carry the gid
+    ``cell-<row>-<column>`` (an SVG group id), so the numbers can be read back from a file."""
+    counts = np.asarray(matrix, dtype=np.int64).reshape(len(classes), len(classes))
+    rows = counts.sum(1, keepdims=True)
+    values = np.divide(counts, rows, out=np.zeros(counts.shape), where=rows > 0) if normalised else counts
+    figure = new_figure(*confusion_size(len(classes)))
+    ax = figure.add_subplot()
+    image = ax.imshow(values, cmap="Blues", vmin=0, vmax=1 if normalised else max(1, int(values.max())),
+                      interpolation="nearest")
+    figure.colorbar(image, ax=ax, shrink=0.85, aspect=30, pad=0.02)
+    if len(classes) <= CELL_NUMBERS_UP_TO:
+        dark = (values.max() or 1) / 2
+        for i in range(len(classes)):
+            for j in range(len(classes)):
+                text = f"{values[i, j]:.2f}" if normalised else str(int(values[i, j]))
+                artist = ax.text(j, i, text, ha="center", va="center", fontsize=8 if len(classes) <= 12 else 6,
+                                 color="white" if values[i, j] > dark else "black")
+                artist.set_gid(f"cell-{i}-{j}")
+    _class_ticks(ax, classes)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    n = int(counts.sum())
+    ax.set_title(f"Confusion matrix, row-normalised ({split}, n={n})" if normalised else f"Confusion matrix ({split}, n={n})")
+    return figure
+
+
+def _class_ticks(ax, classes: list[str]) -> None:
+    step = max(1, -(-len(classes) // LABELS_UP_TO))
+    ticks = list(range(0, len(classes), step))
+    names = [_clip(classes[t]) for t in ticks]
+    ax.set_xticks(ticks, names, rotation=90 if max(map(len, names)) > 2 else 0, fontsize=7)
+    ax.set_yticks(ticks, names, fontsize=7)
+
+
+def per_class_size(n_classes: int) -> tuple[float, float]:
+    return 6.4, min(30.0, max(2.6, 1.1 + 0.26 * n_classes))
+
+
+def per_class_f1_figure(per_class: dict[str, dict[str, float]], macro_f1: float, split: str = "test") -> Figure:
+    """A horizontal bar per class (``per_class`` order, first at the top), macro F1 dashed."""
+    names = list(per_class)
+    scores = [per_class[name]["f1"] for name in names]
+    figure = new_figure(*per_class_size(len(names)))
+    ax = figure.add_subplot()
+    positions = np.arange(len(names))
+    ax.barh(positions, scores, color="C0", height=0.7)
+    ax.axvline(macro_f1, color="C3", linestyle="--", linewidth=1)
+    if len(names) <= LABELS_UP_TO:
+        for y, score in zip(positions, scores):
+            ax.text(min(score, 1.0) + 0.01, y, f"{score:.3f}", va="center", fontsize=7)
+    _class_ticks_y(ax, names)
+    ax.invert_yaxis()
+    ax.set_xlim(0, 1.1)
+    ax.set_xlabel("F1")
+    ax.set_title(f"F1 per class ({split}); dashed: macro F1 {macro_f1:.3f}")
+    return figure
+
+
+def _class_ticks_y(ax, classes: list[str]) -> None:
+    step = max(1, -(-len(classes) // LABELS_UP_TO))
+    ticks = list(range(0, len(classes), step))
+    ax.set_yticks(ticks, [_clip(classes[t]) for t in ticks], fontsize=7)
+
+
+def reliability_figure(probs: np.ndarray, labels: np.ndarray, ece: float, split: str = "test") -> Figure:
+    """Accuracy against confidence in the ECE's bins (with the gap to the diagonal), and
+    how many samples fall in each bin below it."""
+    count, accuracy, confidence = reliability_bins(probs, labels, ECE_BINS)
+    edges = np.linspace(0, 1, ECE_BINS + 1)
+    centres, width = (edges[:-1] + edges[1:]) / 2, 1 / ECE_BINS
+    filled = count > 0
+    figure = new_figure(*RELIABILITY_SIZE)
+    top, bottom = figure.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 1]})
+    top.bar(centres[filled], accuracy[filled], width=width, color="C0", edgecolor="black", linewidth=0.5,
+            label="accuracy")
+    low = np.minimum(accuracy[filled], confidence[filled])
+    gap = np.abs(confidence[filled] - accuracy[filled])
+    top.bar(centres[filled], gap, bottom=low, width=width, facecolor="none", edgecolor="C3", linewidth=0.8,
+            hatch="///", label="gap to mean confidence")
+    top.plot([0, 1], [0, 1], color="grey", linestyle="--", linewidth=1, label="perfect calibration")
+    top.set_xlim(0, 1)
+    top.set_ylim(0, 1)
+    top.set_ylabel("accuracy")
+    top.set_title(f"Reliability ({split}): ECE {ece:.4f}, {ECE_BINS} bins")
+    top.legend(loc="upper left", fontsize=7)
+    bottom.bar(centres, count, width=width, color="grey", edgecolor="black", linewidth=0.5)
+    bottom.set_xlabel("confidence (top-class probability)")
+    bottom.set_ylabel("samples")
+    return figure
+
+
+def wrong_size(shown: int) -> tuple[float, float]:
+    rows, columns = grid_shape(max(1, shown), WRONG_COLUMNS)
+    return columns * TILE, rows * (TILE + 0.3) + 0.4
+
+
+def most_confidently_wrong(probs: np.ndarray, labels: np.ndarray, limit: int = WRONG_SHOWN) -> np.ndarray:
+    """Indices of wrongly classified samples, most confident first (ties: lower index first)."""
+    predicted = probs.argmax(1)
+    wrong = np.flatnonzero(predicted != labels)
+    order = np.argsort(-probs[wrong, predicted[wrong]], kind="stable")
+    return wrong[order][:limit]
+
+
+def wrong_figure(images: np.ndarray, probs: np.ndarray, labels: np.ndarray, classes: list[str],
+                 split: str = "test") -> Figure:
+    """The most confidently wrong images of ``split``, each titled with its true and
+    predicted class and the predicted probability."""
+    indices = most_confidently_wrong(probs, labels)
+    if len(indices) == 0:
+        return message_figure(f"Every {split} image is classified correctly: nothing to show.")
+    figure = new_figure(*wrong_size(len(indices)))
+    rows, columns = grid_shape(len(indices), WRONG_COLUMNS)
+    axes = figure.subplots(rows, columns, squeeze=False)
+    predicted = probs.argmax(1)
+    for ax, index in zip(axes.flat, indices):
+        p = predicted[index]
+        show_image(ax, images[index], f"true {_clip(classes[labels[index]])}\npred {_clip(classes[p])} "
+                                      f"({probs[index, p]:.2f})", colour="C3")
+    for ax in axes.flat[len(indices):]:
+        ax.set_axis_off()
+    wrong = int((predicted != labels).sum())
+    figure.suptitle(f"Most confidently wrong ({split}): {len(indices)} of {wrong} wrong", fontsize=10)
+    return figure
+
+
+def reconstructions_size(shown: int) -> tuple[float, float]:
+    return max(shown, 1) * 1.2 + 0.6, 2 * 1.2 + 0.6
+
+
+def reconstructions_figure(inputs: np.ndarray, outputs: np.ndarray, document: dict, split: str = "test") -> Figure:
+    """Inputs (top row) above the model's reconstructions (bottom row), uint8 (N, C, H, W)."""
+    figure = new_figure(*reconstructions_size(len(inputs)))
+    axes = figure.subplots(2, len(inputs), squeeze=False)
+    for column, (image, output) in enumerate(zip(inputs, outputs)):
+        show_image(axes[0, column], image)
+        show_image(axes[1, column], output)
+    axes[0, 0].text(-0.1, 0.5, "input", transform=axes[0, 0].transAxes, rotation=90, ha="right", va="center")
+    axes[1, 0].text(-0.1, 0.5, "output", transform=axes[1, 0].transAxes, rotation=90, ha="right", va="center")
+    psnr = document.get("psnr")
+    detail = f": MSE {document['mse']:.4g}, PSNR {psnr:.2f} dB" if "mse" in document and psnr is not None else ""
+    figure.suptitle(f"Reconstructions ({split}){detail}", fontsize=10)
+    return figure
+
+
+def _clip(name: str, length: int = 14) -> str:
+    name = str(name)
+    return name if len(name) <= length else name[: length - 1] + "…"

@@ -1,0 +1,178 @@
+"""One run's plots and report: curves from ``metrics.jsonl``, and the scores of its best
+weights on a split (made on the fly through the eval library when ``eval-<split>.json`` is
+missing or older than the weights, and then written as ``dltool eval`` would)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from dltool.errors import CheckpointError, DltoolError
+from dltool.rundir import RunDir, open_run_dir
+from dltool.viz import eval_plots, report
+from dltool.viz._figures import Plotter, Visualization
+from dltool.viz.curves import QUANTITIES, Curve, curve_figure, has_quantity, read_metrics
+
+# Scalar keys of an eval document, in the order the report shows them.
+EVAL_KEYS = ("n", "loss", "accuracy", "balanced_accuracy", "top5_accuracy", "macro_f1", "weighted_f1",
+             "ece", "brier", "mse", "psnr")
+CURVE_CAPTIONS = {
+    "loss": "training loss (as optimised) and validation loss per epoch; the dotted line is the epoch whose weights were kept",
+    "accuracy": "training and validation accuracy per epoch",
+    "lr": "learning rate at the end of each epoch",
+}
+
+
+@dataclass(frozen=True)
+class Scored:
+    """A run's evaluation on one split, for plotting: the document the plots show (the
+    stored ``eval-<split>.json`` when it is current) and the per-sample outputs."""
+
+    document: dict[str, Any]
+    evaluation: Any  # dltool.evaluation.evaluate.Evaluation
+    trained: Any  # dltool.evaluation.trained.Trained
+    written: Path | None  # eval-<split>.json, when this call wrote it
+
+
+def visualize_run(path: Path, *, out: Path | None = None, fmt: str = "png", split: str = "test",
+                  device: str = "auto", batch_size: int = 256) -> Visualization:
+    """Plots of run dir ``path`` into ``out`` (default ``RUN/plots``) and ``report.html``.
+
+    Files: loss, accuracy (classifiers), lr; confusion, confusion_normalised, per_class_f1,
+    reliability, wrong (classifiers) or reconstructions (autoencoders). What cannot be drawn
+    is named in the returned notes (a run without an epoch yet, a dataset not downloaded);
+    a run with nothing at all to draw is a ``CheckpointError``.
+    """
+    run = open_run_dir(Path(path))
+    plotter = Plotter(Path(out) if out is not None else run.path / "plots", fmt)
+    written: list[Path] = []
+    notes: list[str] = []
+    summary = _read_json(run.summary)
+    records = read_metrics(run.metrics)
+    curve = Curve(run.path.name, records, (summary or {}).get("best"))
+    for quantity in QUANTITIES:
+        if has_quantity([curve], quantity):
+            written.append(plotter.save(curve_figure([curve], quantity), quantity.name, CURVE_CAPTIONS[quantity.name]))
+    if not records:
+        notes.append(f"no training curves: {run.metrics} has no finished epoch yet")
+    try:
+        if not run.weights.is_file():
+            raise CheckpointError(f"no {run.weights.name} yet (it is written when an epoch finishes)")
+        scored = score_run(run, split=split, device=device, batch_size=batch_size)
+    except DltoolError as error:
+        if not written:
+            raise CheckpointError(f"{run.path}: nothing to plot: no finished epoch in metrics.jsonl and {error}") from None
+        scored = None
+        notes.append(f"no {split} scores or their plots: {error}")
+    if scored is not None:
+        if scored.written is not None:
+            written.append(scored.written)
+        written += _eval_plots(plotter, scored, split)
+    page = _run_report(run, summary, scored, plotter, notes, split)
+    written.append(page.write(plotter.out / "report.html"))
+    return Visualization(plotter.out, written, notes)
+
+
+def score_run(run: RunDir, *, split: str, device: str = "auto", batch_size: int = 256) -> Scored:
+    """The best weights' scores on ``split``, reusing ``eval-<split>.json`` when it scored
+    these weights (``model.safetensors``, not older than the file) and writing it otherwise."""
+    from dltool.engine.device import resolve_device
+    from dltool.evaluation.evaluate import evaluate_split, write_report
+    from dltool.evaluation.trained import load_trained
+
+    trained = load_trained(run.path, device=resolve_device(device))
+    evaluation = evaluate_split(trained, split=split, batch_size=batch_size)
+    stored_path = run.path / f"eval-{split}.json"
+    stored = _read_json(stored_path)
+    if stored is not None and _is_current(stored, stored_path, run.weights):
+        return Scored(stored, evaluation, trained, None)
+    return Scored(evaluation.document, evaluation, trained, write_report(trained, evaluation.document, own_data=True))
+
+
+def _is_current(document: dict[str, Any], path: Path, weights: Path) -> bool:
+    return (Path(str(document.get("checkpoint", ""))).name == weights.name
+            and path.stat().st_mtime_ns >= weights.stat().st_mtime_ns
+            and ("confusion_matrix" in document or "mse" in document))
+
+
+def _eval_plots(plotter: Plotter, scored: Scored, split: str) -> list[Path]:
+    document, evaluation, classes = scored.document, scored.evaluation, scored.trained.classes
+    if evaluation.probs is None:
+        inputs, outputs = reconstruct(scored.trained, evaluation)
+        figure = eval_plots.reconstructions_figure(inputs, outputs, document, split)
+        return [plotter.save(figure, "reconstructions", f"{split} images (top) and the autoencoder's outputs (bottom)")]
+    saved = []
+    for normalised, name in ((False, "confusion"), (True, "confusion_normalised")):
+        figure = eval_plots.confusion_figure(document["confusion_matrix"], classes, normalised=normalised, split=split)
+        caption = ("each row divided by its count: the diagonal is each class's recall" if normalised
+                   else "counts; rows are the true classes, columns the predicted ones")
+        saved.append(plotter.save(figure, name, caption))
+    saved.append(plotter.save(eval_plots.per_class_f1_figure(document["per_class"], document["macro_f1"], split),
+                              "per_class_f1", "F1 of each class; the dashed line is the macro average"))
+    saved.append(plotter.save(
+        eval_plots.reliability_figure(evaluation.probs, evaluation.samples.labels, document["ece"], split),
+        "reliability", "accuracy against confidence in the ECE's bins; bars below the diagonal are overconfident",
+    ))
+    saved.append(plotter.save(
+        eval_plots.wrong_figure(evaluation.samples.images, evaluation.probs, evaluation.samples.labels, classes, split),
+        "wrong", "the wrongly classified images the model was most sure of, with the probability it gave",
+    ))
+    return saved
+
+
+def reconstruct(trained: Any, evaluation: Any, count: int = eval_plots.RECONSTRUCTIONS_SHOWN) -> tuple[np.ndarray, np.ndarray]:
+    """``count`` images spread evenly over the split and the model's outputs, both uint8,
+    normalised and denormalised exactly as evaluation feeds the model."""
+    import torch
+
+    images = evaluation.samples.images
+    if len(images) == 0:
+        raise CheckpointError("no images to reconstruct in this split")
+    rows = np.unique(np.linspace(0, len(images) - 1, min(count, len(images))).round().astype(int))
+    inputs = images[rows]
+    mean = torch.tensor(evaluation.mean, dtype=torch.float32).view(1, -1, 1, 1)
+    std = torch.tensor(evaluation.std, dtype=torch.float32).view(1, -1, 1, 1)
+    device = next(trained.model.parameters()).device
+    with torch.inference_mode():
+        output = trained.model(((torch.from_numpy(inputs).float() / 255 - mean) / std).to(device)).float().cpu()
+    pixels = ((output * std + mean) * 255).round().clamp(0, 255).to(torch.uint8).numpy()
+    return inputs, pixels
+
+
+def _run_report(run: RunDir, summary: dict[str, Any] | None, scored: Scored | None, plotter: Plotter,
+                notes: list[str], split: str) -> report.Report:
+    config_text = run.config.read_text(encoding="utf-8")
+    config = yaml.safe_load(config_text) or {}
+    model, data = config.get("model", {}).get("name"), config.get("data", {}).get("name")
+    status = (summary or {}).get("status", "no summary.json (running, or killed)")
+    page = report.Report(f"Run {run.path.name}", f"{model} on {data} · {status} · {run.path}")
+    headline = {k: (summary or {}).get(k) for k in ("status", "epochs_run", "best", "test", "wall_time_s", "device")}
+    blocks = [("Run (summary.json)", report.key_values({k: v for k, v in headline.items() if v is not None}))]
+    if scored is not None:
+        scalars = [(key, scored.document[key]) for key in EVAL_KEYS if key in scored.document]
+        blocks.append((f"Scores on {split} (eval-{split}.json)", report.table(["metric", "value"], scalars)))
+    page.add("Results", report.row(*blocks))
+    page.add("Plots", report.figures(plotter.plots))
+    page.add("Not drawn", report.notes(notes))
+    if scored is not None and "per_class" in scored.document:
+        rows = [(name, r["precision"], r["recall"], r["f1"], r["support"]) for name, r in scored.document["per_class"].items()]
+        page.add(f"Per class ({split})", report.table(["class", "precision", "recall", "f1", "support"], rows))
+    if summary:
+        page.add("summary.json", report.key_values(summary))
+    page.add("Config (config.yaml)", report.pre(config_text))
+    return page
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    if not path.is_file():
+        return None
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise CheckpointError(f"{path}: not valid JSON ({error})") from None
+    return document if isinstance(document, dict) else None

@@ -1,0 +1,198 @@
+"""A study made by ``dltool tune``: optimisation history, parameter importances, parallel
+coordinates and slices (Optuna's matplotlib plots), and a report with its trials.
+
+The study dir holds ``study.json`` (``study_name``, ``storage``, ``metric``, ``direction``,
+``n_trials``, ``states``, ``best``, ``sampler``, ``pruner``), ``trials.csv``, ``best.yaml``
+and a run dir per trial. ``storage`` is an SQLAlchemy URL, or ``journal:FILE``: an Optuna
+journal file, relative to the study dir (``journal:study.journal``).
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+import numpy as np
+
+from dltool.errors import CheckpointError, UsageError
+from dltool.viz import report
+from dltool.viz._figures import Plotter, Visualization, inches, pyplot
+
+STUDY_FILE = "study.json"
+JOURNAL_PREFIX = "journal:"
+TRIALS_SHOWN = 200  # rows of the report's trial table (best first beyond this)
+HISTORY_SIZE = (7.2, 4.4)
+IMPORTANCES_SIZE = (7.2, 4.0)
+PARALLEL_SIZE = (8.8, 4.8)
+SLICE_PANEL = (3.4, 4.2)  # per parameter
+SLICE_MAX_WIDTH = 17.0
+
+
+def is_study_dir(path: Path) -> bool:
+    return (Path(path) / STUDY_FILE).is_file()
+
+
+def read_study_json(study_dir: Path) -> dict[str, Any]:
+    path = Path(study_dir) / STUDY_FILE
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise CheckpointError(f"{study_dir}: not a dltool study dir (no {STUDY_FILE})") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise CheckpointError(f"{path}: not valid JSON ({error})") from None
+    missing = [k for k in ("study_name", "storage") if not isinstance(document.get(k), str)] if isinstance(document, dict) else ["study_name", "storage"]
+    if missing:
+        raise CheckpointError(f"{path}: needs {' and '.join(missing)} (text) to find the study")
+    return document
+
+
+def open_study(study_dir: Path):  # -> optuna.Study
+    """The Optuna study of ``study_dir``, read from the storage its ``study.json`` names.
+
+    Never creates anything: a journal or SQLite file that is not there is an error (Optuna
+    would make an empty one), and tables are not created in a database that lacks them.
+    """
+    import optuna
+
+    study_dir = Path(study_dir)
+    document = read_study_json(study_dir)
+    storage_spec: str = document["storage"]
+    if storage_spec.startswith(JOURNAL_PREFIX):
+        journal = study_dir / storage_spec.removeprefix(JOURNAL_PREFIX)
+        if not journal.is_file():
+            raise CheckpointError(f"{study_dir}: the study's journal {journal.name} is missing")
+        from optuna.storages.journal import JournalFileBackend
+
+        storage: Any = optuna.storages.JournalStorage(JournalFileBackend(str(journal)))
+    else:
+        url = _local_sqlite(storage_spec, study_dir)
+        storage = optuna.storages.RDBStorage(url, skip_table_creation=True)
+    try:
+        return optuna.load_study(study_name=document["study_name"], storage=storage)
+    except KeyError:
+        raise CheckpointError(f"{study_dir}: its storage has no study named {document['study_name']!r}") from None
+
+
+def _local_sqlite(url: str, study_dir: Path) -> str:
+    """A relative ``sqlite:///FILE`` is looked for in the study dir when it is not in the
+    working directory; a missing SQLite file is an error rather than a new empty database."""
+    prefix = "sqlite:///"
+    if not url.startswith(prefix) or url == prefix + ":memory:":
+        return url
+    file = Path(url.removeprefix(prefix))
+    if not file.is_absolute() and not file.is_file() and (study_dir / file).is_file():
+        file = (study_dir / file).resolve()
+    if not file.is_file():
+        raise CheckpointError(f"{study_dir}: the study's database {file} is missing")
+    return prefix + str(file)
+
+
+def visualize_study(path: Path, *, out: Path | None = None, fmt: str = "png") -> Visualization:
+    """history, importances, parallel_coordinate and slice plots of the study in ``path``,
+    and ``report.html``, into ``out`` (default ``STUDY/plots``)."""
+    import optuna
+
+    study_dir = Path(path)
+    document = read_study_json(study_dir)
+    study = open_study(study_dir)
+    if len(study.directions) > 1:
+        raise UsageError(f"{study_dir}: a multi-objective study; only single-objective studies are plotted")
+    plotter = Plotter(Path(out) if out is not None else study_dir / "plots", fmt)
+    complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+    if not complete:
+        raise CheckpointError(f"{study_dir}: no completed trial yet; nothing to plot")
+    metric = str(document.get("metric") or "objective")
+    vm = _optuna_matplotlib()
+    n_params = len({name for t in complete for name in t.params})
+    # (file name, Optuna function, size, layout engine, caption); parallel coordinates' axes
+    # defeat the constrained layout.
+    plans: list[tuple[str, Callable[..., Any], tuple[float, float], str, str]] = [
+        ("history", vm.plot_optimization_history, HISTORY_SIZE, "constrained",
+         f"{metric} of each trial in order, and the best so far"),
+        ("importances", vm.plot_param_importances, IMPORTANCES_SIZE, "constrained",
+         f"how much of {metric}'s variance each parameter explains (fANOVA)"),
+        ("parallel_coordinate", vm.plot_parallel_coordinate, PARALLEL_SIZE, "tight",
+         "each completed trial as a line through its parameter values, coloured by its value"),
+        ("slice", vm.plot_slice, (min(SLICE_MAX_WIDTH, SLICE_PANEL[0] * max(1, n_params) + 0.6), SLICE_PANEL[1]), "constrained",
+         f"{metric} against each parameter, one dot per trial, darker for later trials"),
+    ]
+    written, notes = [], []
+    for name, plot, size, layout, caption in plans:
+        try:
+            figure = _optuna_figure(plot, study, metric, size, layout)
+        except (ValueError, RuntimeError) as error:
+            notes.append(f"{name}: Optuna could not draw it ({error})")
+            continue
+        written.append(plotter.save(figure, name, caption))
+    page = _study_report(study_dir, document, study, plotter, notes, metric)
+    written.append(page.write(plotter.out / "report.html"))
+    return Visualization(plotter.out, written, notes)
+
+
+def _optuna_matplotlib():
+    pyplot()  # Agg before Optuna imports pyplot
+    import optuna.visualization.matplotlib as vm
+
+    return vm
+
+
+def _optuna_figure(plot: Callable[..., Any], study: Any, metric: str, size: tuple[float, float], layout: str):
+    """Run one of Optuna's plot functions without its global side effects (it switches
+    pyplot to the ggplot style; rc_context restores it) and size its figure."""
+    plt = pyplot()
+    with matplotlib.rc_context(), warnings.catch_warnings():
+        # Optuna's "experimental" notices and matplotlib's complaints about flat axes
+        # (one trial, one value) are noise on a user's terminal.
+        warnings.simplefilter("ignore")
+        before = set(plt.get_fignums())
+        try:
+            axes = plot(study, target_name=metric)
+        except BaseException:
+            for number in set(plt.get_fignums()) - before:
+                plt.close(number)
+            raise
+        figure = (axes.flat[0] if isinstance(axes, np.ndarray) else axes).figure
+        figure.set_size_inches(inches(size[0]), inches(size[1]))
+        figure.set_layout_engine(layout)
+        return figure
+
+
+def _study_report(study_dir: Path, document: dict[str, Any], study: Any, plotter: Plotter, notes: list[str],
+                  metric: str) -> report.Report:
+    import optuna
+
+    best = _best_trial(study)
+    subtitle = (f"{document.get('direction', study.direction.name.lower())} {metric} · {len(study.trials)} trials"
+                + (f" · best {best.value:.4g} (trial {best.number})" if best is not None else "") + f" · {study_dir}")
+    page = report.Report(f"Study {document['study_name']}", subtitle)
+    best_yaml = study_dir / "best.yaml"
+    page.add("Study", report.row(
+        ("study.json", report.key_values(document)),
+        ("Best trial (from the storage)",
+         report.key_values({"number": best.number, "value": best.value, "params": best.params}) if best else ""),
+        ("best.yaml", report.pre(best_yaml.read_text(encoding="utf-8")) if best_yaml.is_file() else ""),
+    ))
+    page.add("Plots", report.figures(plotter.plots))
+    page.add("Not drawn", report.notes(notes))
+    trials = list(study.trials)
+    names = sorted({name for t in trials for name in t.params})
+    if len(trials) > TRIALS_SHOWN:
+        done = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
+        maximise = study.direction == optuna.study.StudyDirection.MAXIMIZE
+        trials = sorted(done, key=lambda t: -t.value if maximise else t.value)[:TRIALS_SHOWN]
+    rows = [[t.number, t.state.name.lower(), t.value, *(t.params.get(n) for n in names),
+             t.duration.total_seconds() if t.duration else None] for t in trials]
+    heading = "Trials" if len(rows) == len(study.trials) else f"Best {len(rows)} of {len(study.trials)} trials"
+    page.add(heading, report.table(["trial", "state", metric, *names, "seconds"], rows))
+    return page
+
+
+def _best_trial(study: Any):
+    try:
+        return study.best_trial
+    except ValueError:  # no completed trial
+        return None
