@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 
 from rich.progress import (
     BarColumn, DownloadColumn, Progress, TaskID, TextColumn, TimeRemainingColumn, TransferSpeedColumn,
 )
 
-from dltool.commands._output import stderr
+from dltool.commands._output import stderr, stderr_observer
 from dltool.data.download import DownloadObserver
 
 
@@ -63,14 +62,6 @@ class RichDownloadProgress(DownloadObserver):
         self.bar.console.print(text, soft_wrap=True)
 
 
-@contextmanager
-def download_progress(quiet: bool) -> Iterator[DownloadObserver]:
+def download_progress(quiet: bool) -> AbstractContextManager[DownloadObserver]:
     """The observer that suits stderr: nothing, plain lines, or live bars."""
-    if quiet:
-        yield DownloadObserver()
-    elif not stderr.is_terminal:
-        yield PlainDownloadProgress()
-    else:
-        progress = RichDownloadProgress()
-        with progress.bar:
-            yield progress
+    return stderr_observer(quiet, DownloadObserver, PlainDownloadProgress, RichDownloadProgress)

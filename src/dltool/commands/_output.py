@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Any
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
 
 from rich.console import Console
 
@@ -23,3 +25,20 @@ def emit_json(document: Any) -> None:
 def emit_line(text: str) -> None:
     sys.stdout.write(text + "\n")
     sys.stdout.flush()
+
+
+T = TypeVar("T")
+
+
+@contextmanager
+def stderr_observer(quiet: bool, silent: Callable[[], T], plain: Callable[[], T], live: Callable[[], T]) -> Iterator[T]:
+    """The observer that suits stderr: ``silent()`` with --quiet, ``plain()`` lines off a
+    terminal, else ``live()`` — whose rich ``bar`` runs for the duration."""
+    if quiet:
+        yield silent()
+    elif not stderr.is_terminal:
+        yield plain()
+    else:
+        observer = live()
+        with observer.bar:  # type: ignore[attr-defined]
+            yield observer

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from typing import Any
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from dltool.commands._output import stderr
+from dltool.commands._output import stderr, stderr_observer
 from dltool.engine.observer import Observer
 
 
@@ -80,14 +80,6 @@ class RichProgress(PlainProgress):
                         epoch=f"{epoch + 1}/{self.epochs}", loss=f"{running_loss():.4f}")
 
 
-@contextmanager
-def training_progress(quiet: bool) -> Iterator[Observer]:
+def training_progress(quiet: bool) -> AbstractContextManager[Observer]:
     """The observer that suits stderr: nothing, plain lines, or a live bar."""
-    if quiet:
-        yield Observer()
-    elif not stderr.is_terminal:
-        yield PlainProgress()
-    else:
-        progress = RichProgress()
-        with progress.bar:
-            yield progress
+    return stderr_observer(quiet, Observer, PlainProgress, RichProgress)

@@ -76,7 +76,16 @@ class NLL(Loss):
         return F.nll_loss(F.log_softmax(_full(output), dim=1), target)
 
 
-class BCEWithLogits(Loss):
+class _Smoothed(Loss):
+    """A classification loss against (optionally smoothed) one-hot targets."""
+
+    def __init__(self, *, label_smoothing: float, task: str = "classification",
+                 num_classes: int | None = None, class_counts: Sequence[int] | None = None):
+        super().__init__(task)
+        self.label_smoothing = label_smoothing
+
+
+class BCEWithLogits(_Smoothed):
     """Sigmoid BCE of every logit against its one-hot target, averaged over the N·K entries.
 
     Label smoothing gives the same targets as ``cross_entropy``'s: 1−ε+ε/K and ε/K.
@@ -84,26 +93,16 @@ class BCEWithLogits(Loss):
 
     name = "bce_with_logits"
 
-    def __init__(self, *, label_smoothing: float, task: str = "classification",
-                 num_classes: int | None = None, class_counts: Sequence[int] | None = None):
-        super().__init__(task)
-        self.label_smoothing = label_smoothing
-
     def forward(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         output = _full(output)
         return F.binary_cross_entropy_with_logits(output, smoothed_one_hot(target, output, self.label_smoothing))
 
 
-class KLDiv(Loss):
+class KLDiv(_Smoothed):
     """``KL(q ‖ softmax(logits))`` with q the (smoothed) one-hot targets, summed over classes,
     averaged over samples (``batchmean``). Without smoothing it equals the cross-entropy."""
 
     name = "kl_div"
-
-    def __init__(self, *, label_smoothing: float, task: str = "classification",
-                 num_classes: int | None = None, class_counts: Sequence[int] | None = None):
-        super().__init__(task)
-        self.label_smoothing = label_smoothing
 
     def forward(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         output = _full(output)
