@@ -19,6 +19,7 @@ from dltool.commands import eval as eval_command
 from dltool.commands import list as list_command
 from dltool.commands import stats as stats_command
 from dltool.commands import train as train_command
+from dltool.commands import tune as tune_command
 from dltool.errors import DltoolError
 
 
@@ -70,6 +71,7 @@ def root(
 app.command("list")(list_command.list_)
 app.command("stats")(stats_command.stats)
 app.command("train")(train_command.train)
+app.command("tune")(tune_command.tune)
 app.command("eval")(eval_command.eval_)
 app.command("download")(download_command.download)
 
