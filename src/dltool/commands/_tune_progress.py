@@ -54,7 +54,7 @@ class PlainTuneProgress(TuneObserver):
 
     def on_trials(self, rows: list[TrialRow]) -> None:
         if self.seen is None:  # trials of earlier sessions: the start line counted them
-            self.seen = {r.number: r.state for r in rows if r.state not in ("RUNNING", "WAITING")}
+            self.seen = {r.number: r.state for r in rows}
         for row in rows:
             if self.seen.get(row.number) == row.state or row.state == "WAITING" or (row.state == "RUNNING" and not row.params):
                 continue  # (a trial is shown once its values are chosen)

@@ -18,7 +18,7 @@ import socket
 import threading
 import time
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,7 @@ JOURNAL = "journal:study.journal"
 JOURNAL_FILE = "study.journal"
 HEARTBEAT_S = 10  # how often a running trial says it is alive
 GRACE_S = 60  # a heartbeat this old means the trial's worker is gone
+OPEN_ATTEMPTS = 5
 
 
 def check_storage(url: str | None, workers: int) -> str:
@@ -42,6 +43,9 @@ def check_storage(url: str | None, workers: int) -> str:
     except ArgumentError:
         raise UsageError(f"--storage {url!r}: expected a database URL such as postgresql://user@host/db "
                          f"or sqlite:///study.db (default: a journal file in the study dir)") from None
+    if parsed.drivername == "postgresql" and _importable("psycopg2"):
+        # SQLAlchemy 2.1 would look for psycopg 3; dltool installs psycopg2.
+        return parsed.set(drivername="postgresql+psycopg2").render_as_string(hide_password=False)
     if parsed.get_backend_name() == "sqlite":
         if workers > 1:
             raise UsageError("--storage sqlite: SQLite cannot take several workers writing at once; "
@@ -55,33 +59,51 @@ def public_url(storage: str) -> str:
     """The storage as written to study.json and shown: never with its password."""
     if storage == JOURNAL:
         return storage
-    from sqlalchemy.engine import make_url
+    from sqlalchemy.engine import URL, make_url
 
-    return make_url(storage).set(password=None).render_as_string(hide_password=False)
+    url = make_url(storage)
+    bare = URL.create(url.drivername, url.username, None, url.host, url.port, url.database, url.query)
+    return bare.render_as_string(hide_password=False)
 
 
 def same_storage(a: str, b: str) -> bool:
     return public_url(a) == public_url(b)
 
 
-def open_storage(storage: str, study_dir: Path, on_lost: Callable[[Any, Any], None] | None = None) -> Any:
+def open_storage(storage: str, study_dir: Path) -> Any:
     """An Optuna storage object; a database that cannot be reached is a ``DltoolError``."""
     import optuna
     from optuna.storages.journal import JournalFileBackend, JournalStorage
 
     if storage == JOURNAL:
         return JournalStorage(JournalFileBackend(str(study_dir / JOURNAL_FILE)))
-    from sqlalchemy.exc import SQLAlchemyError
+    from sqlalchemy.exc import IntegrityError, ProgrammingError, SQLAlchemyError
 
-    try:
-        with warnings.catch_warnings():  # heartbeats are marked experimental
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            return optuna.storages.RDBStorage(
-                storage, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S,
-                heartbeat_stale_trial_callback=on_lost,
-            )
-    except (SQLAlchemyError, ImportError) as error:
-        raise DltoolError(f"--storage {public_url(storage)}: cannot open: {_first_line(error)}") from None
+    for attempt in range(OPEN_ATTEMPTS):
+        try:
+            with optuna_quiet():  # heartbeats are marked experimental
+                return optuna.storages.RDBStorage(storage, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S)
+        except (IntegrityError, ProgrammingError):
+            # Processes that meet an empty database race to create Optuna's tables: the
+            # losers see them half-made and try again.
+            if attempt == OPEN_ATTEMPTS - 1:
+                raise
+            time.sleep(0.2 * (attempt + 1))
+        except (SQLAlchemyError, ImportError) as error:
+            raise DltoolError(f"--storage {public_url(storage)}: cannot open: {_first_line(error)}") from None
+    raise AssertionError("unreachable")
+
+
+@contextlib.contextmanager
+def optuna_quiet() -> Iterator[None]:
+    """Silence Optuna's warnings about its experimental heartbeats and about using them with
+    ask-and-tell (dltool sends the heartbeats itself): they say nothing the user can act on."""
+    import optuna
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used")
+        yield
 
 
 def dashboard_command(storage: str, study_dir: Path) -> str:
@@ -138,9 +160,11 @@ def sweep_stale_trials(study: Any, now: float | None = None) -> list[int]:
 
     if not isinstance(study._storage, optuna.storages.JournalStorage):
         before = {t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))}
-        optuna.storages.fail_stale_trials(study)
-        after = {t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))}
-        return sorted(before - after)
+        with optuna_quiet():
+            optuna.storages.fail_stale_trials(study)
+        # A worker sets `error` or `stopped` before it fails its own trial; the check sets neither.
+        return [t.number for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
+                if t.number in before and not {"error", "stopped"} & set(t.user_attrs)]
     now = time.time() if now is None else now
     failed = []
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
@@ -197,6 +221,12 @@ def heartbeat(study: Any, trial_id: int) -> Iterator[None]:
     finally:
         done.set()
         thread.join()
+
+
+def _importable(module: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(module) is not None
 
 
 def _first_line(error: BaseException) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -24,7 +25,8 @@ from typing import Any
 from dltool.errors import CheckpointError, UnknownNameError, UsageError
 from dltool.tuning.space import SearchSpace, encode_value, load_space, parse_space
 from dltool.tuning.storage import (
-    JOURNAL, check_storage, dashboard_command, open_storage, public_url, same_storage, sweep_stale_trials,
+    JOURNAL, check_storage, dashboard_command, open_storage, optuna_quiet, public_url, same_storage,
+    sweep_stale_trials,
     worker_identity,
 )
 from dltool.tuning.study import TrialRow, counts, read_study_json, trial_rows, write_outputs
@@ -134,7 +136,8 @@ def prepare_study(
     resolve_device(config.train.device)  # before any dir is made, as train does
     require_downloaded(config.data.name, config.data.root)
 
-    if study_dir is None or stored is None:
+    created = study_dir is None or stored is None
+    if created:
         from dltool.rundir import create_run_dir
 
         study_dir = create_run_dir(runs_dir, f"{resolve_source(recipe).name}-tune", name).path
@@ -144,7 +147,12 @@ def prepare_study(
         sampler=sampler, pruner=pruner, n_trials=n_trials, seed=flags.get("train.seed"), timeout=timeout,
         recipe=resolve_source(recipe).name, notes=tuple(notes),
     )
-    study = _create_study(settings)
+    try:
+        study = _create_study(settings)
+    except BaseException:
+        if created:  # an unreachable database leaves no empty study dir behind
+            shutil.rmtree(study_dir, ignore_errors=True)
+        raise
     write_outputs(study, settings.study_dir, settings.record())
     return settings
 
@@ -187,30 +195,31 @@ def run_worker(settings: TuneSettings, *, index: int = 0, parallel: bool = False
     supervised pool leaves that to the supervisor).
     """
     observer = observer or TuneObserver()
-    study = _load_study(settings, index=index, parallel=parallel,
-                        on_lost=lambda _study, trial: observer.on_message(
-                            f"trial {trial.number}: no heartbeat from its worker; marked FAIL"))
+    study = _load_study(settings, index=index, parallel=parallel)
     space = parse_space(settings.space, settings.base)
     from filelock import FileLock
 
     lock = FileLock(str(settings.study_dir / ".tune.lock"))
     deadline = None if settings.timeout is None else time.monotonic() + settings.timeout
 
-    def publish(write_files: bool = True) -> None:
+    def publish(write_files: bool) -> None:
         observer.on_trials(trial_rows(study, settings.study_dir))
         if write and write_files:
             write_outputs(study, settings.study_dir, settings.record())
 
     publish(False)
     while (trial := _claim(study, settings, space, lock, stop, deadline, observer)) is not None:
+        progress = iter([True])  # the outputs are written when the trial starts, then after it
+
         outcome: TrialOutcome = run_trial(
             study, trial, space=space, base=settings.base, grid=settings.sampler == "grid",
             study_dir=settings.study_dir, metric=settings.metric, maximize=settings.maximize, stop=stop,
-            on_progress=lambda: publish(False),
+            on_progress=lambda: publish(next(progress, False)),
         )
-        publish()
+        publish(True)
         if outcome.interrupted:
             break
+    publish(False)
 
 
 def quiet_optuna() -> None:
@@ -262,7 +271,8 @@ def _ask(study: Any, settings: TuneSettings, space: SearchSpace, trials: list[An
             study.enqueue_trial(_encoded(point))
         elif not any(t.state.name == "WAITING" for t in trials):
             return None
-    return study.ask()
+    with optuna_quiet():
+        return study.ask()
 
 
 def _surplus(study: Any, trial: Any, settings: TuneSettings) -> bool:
@@ -311,10 +321,10 @@ def _create_study(settings: TuneSettings) -> Any:
     return study
 
 
-def _load_study(settings: TuneSettings, *, index: int = 0, parallel: bool = False, on_lost: Any = None) -> Any:
+def _load_study(settings: TuneSettings, *, index: int = 0, parallel: bool = False) -> Any:
     import optuna
 
-    storage = open_storage(settings.storage, settings.study_dir, on_lost)
+    storage = open_storage(settings.storage, settings.study_dir)
     study = optuna.load_study(study_name=settings.study_name, storage=storage,
                               sampler=optuna.samplers.RandomSampler(), pruner=_pruner(settings))
     existing = len(study.get_trials(deepcopy=False))
