@@ -43,15 +43,23 @@ def check_storage(url: str | None, workers: int) -> str:
     except ArgumentError:
         raise UsageError(f"--storage {url!r}: expected a database URL such as postgresql://user@host/db "
                          f"or sqlite:///study.db (default: a journal file in the study dir)") from None
-    if parsed.drivername == "postgresql" and _importable("psycopg2"):
-        # SQLAlchemy 2.1 would look for psycopg 3; dltool installs psycopg2.
-        return parsed.set(drivername="postgresql+psycopg2").render_as_string(hide_password=False)
     if parsed.get_backend_name() == "sqlite":
         if workers > 1:
             raise UsageError("--storage sqlite: SQLite cannot take several workers writing at once; "
                              "drop --storage (a journal file) or use postgresql://")
         if parsed.database and parsed.database != ":memory:":  # relative to where it was started
             return parsed.set(database=str(Path(parsed.database).resolve())).render_as_string(hide_password=False)
+    return _with_driver(url)
+
+
+def _with_driver(url: str) -> str:
+    """``postgresql://`` means psycopg2, the driver dltool installs (SQLAlchemy 2.1 would
+    look for psycopg 3)."""
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    if parsed.drivername == "postgresql" and _importable("psycopg2"):
+        return parsed.set(drivername="postgresql+psycopg2").render_as_string(hide_password=False)
     return url
 
 
@@ -82,7 +90,8 @@ def open_storage(storage: str, study_dir: Path) -> Any:
     for attempt in range(OPEN_ATTEMPTS):
         try:
             with optuna_quiet():  # heartbeats are marked experimental
-                return optuna.storages.RDBStorage(storage, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S)
+                return optuna.storages.RDBStorage(_with_driver(storage), heartbeat_interval=HEARTBEAT_S,
+                                                  grace_period=GRACE_S)
         except (IntegrityError, ProgrammingError):
             # Processes that meet an empty database race to create Optuna's tables: the
             # losers see them half-made and try again.
