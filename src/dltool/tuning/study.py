@@ -56,6 +56,7 @@ def counts(trial: Any) -> bool:
 
 
 def trial_row(trial: Any, study_dir: Path) -> TrialRow:
+    """``study_dir`` resolved (run dirs are shown relative to it)."""
     import datetime
 
     reported = trial.intermediate_values
@@ -73,7 +74,8 @@ def trial_row(trial: Any, study_dir: Path) -> TrialRow:
 
 
 def trial_rows(study: Any, study_dir: Path) -> list[TrialRow]:
-    return [trial_row(t, study_dir) for t in study.get_trials(deepcopy=False)]
+    resolved = Path(study_dir).resolve()
+    return [trial_row(t, resolved) for t in study.get_trials(deepcopy=False)]
 
 
 def best_trial(study: Any, maximize: bool) -> Any | None:
@@ -114,7 +116,7 @@ def write_outputs(study: Any, study_dir: Path, record: dict[str, Any]) -> dict[s
         "best": None if best is None else {
             "number": best.number, "value": best.value,
             "params": {key: decode_value(v) for key, v in best.params.items()},
-            "run_dir": _relative(best.user_attrs.get("run_dir"), study_dir),
+            "run_dir": _relative(best.user_attrs.get("run_dir"), study_dir.resolve()),
         },
         "sampler": record["sampler"],
         "pruner": record["pruner"],
@@ -161,10 +163,11 @@ def open_study(study_dir: Path | str, storage: str | None = None) -> Any:
 
 
 def _relative(run_dir: str | None, study_dir: Path) -> str | None:
+    """``run_dir`` relative to the (resolved) study dir when inside it, else as recorded."""
     if run_dir is None:
         return None
     try:
-        return str(Path(run_dir).relative_to(Path(study_dir).resolve()))
+        return str(Path(run_dir).relative_to(study_dir))
     except ValueError:
         return run_dir
 
