@@ -397,9 +397,11 @@ def _supervise(settings: TuneSettings, workers: int, observer: TuneObserver, sto
             process.wait(timeout=60)
         raise
     for index, process in enumerate(processes):
-        if process.returncode not in (0, 128 + signal.SIGINT, 128 + signal.SIGTERM):
-            observer.on_message(f"worker {index} exited with code {process.returncode}: "
-                                f"{_last_line(logs / f'worker-{index}.log')}")
+        code = process.returncode
+        if code < 0:
+            observer.on_message(f"worker {index} was killed by signal {-code}; its trial was marked FAIL")
+        elif code not in (0, 128 + signal.SIGINT, 128 + signal.SIGTERM):
+            observer.on_message(f"worker {index} exited with code {code}: {_last_line(logs / f'worker-{index}.log')}")
 
 
 def _start_worker(settings: TuneSettings, index: int, logs: Path) -> subprocess.Popen:
