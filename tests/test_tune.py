@@ -1,58 +1,25 @@
-"""dltool tune: spaces, samplers, pruning, failures, workers, crashes, signals, PostgreSQL."""
+"""dltool tune in one process: spaces and their errors, samplers, grids, seeds, pruning,
+failed trials, the study record, and the stale-trial sweeps of both storages."""
 
 from __future__ import annotations
 
-import csv
 import itertools
 import json
 import math
-import os
-import shlex
-import signal
 import subprocess
 import sys
 import time
-import uuid
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 
-from conftest import dltool_command, run_dltool
 from dltool.config import load_config
 from dltool.errors import ConfigError
 from dltool.tuning import open_study, parse_space
 from dltool.tuning import storage as tuning_storage
 from dltool.tuning.storage import JOURNAL, open_storage, sweep_stale_trials, worker_identity
-
-QUICK = ["--epochs", "2", "--limit-batches", "3"]  # a trial in well under a second on digits
-RANDOM_SPACE = """
-optimizer.lr: {type: float, low: 1.0e-4, high: 1.0e-1, log: true}
-model.width: {type: int, low: 32, high: 128, step: 32}
-model.activation: {type: categorical, choices: [relu, tanh]}
-"""
-
-
-def write(path: Path, text: str) -> Path:
-    path.write_text(text)
-    return path
-
-
-def trials_csv(study: Path) -> list[dict[str, str]]:
-    with open(study / "trials.csv", newline="") as file:
-        return list(csv.DictReader(file))
-
-
-def study_json(study: Path) -> dict:
-    return json.loads((study / "study.json").read_text())
-
-
-def wait_for_epochs(path: Path, process: subprocess.Popen, epochs: int = 1, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while not (path.is_file() and len(path.read_text().splitlines()) >= epochs):
-        assert process.poll() is None, process.communicate()
-        assert time.monotonic() < deadline, f"{path} never got {epochs} epochs"
-        time.sleep(0.02)
+from studies import QUICK, RANDOM_SPACE, study_json, trials_csv, write
 
 
 # --- search spaces --------------------------------------------------------------------
@@ -237,82 +204,6 @@ def test_a_study_where_no_trial_completes_exits_1(cli, tmp_path: Path) -> None:
     assert not (Path(result.stdout.strip()) / "best.yaml").exists()
 
 
-@pytest.mark.slow
-def test_train_best_yaml_trains_the_best_configuration(tmp_path: Path) -> None:
-    space = write(tmp_path / "S.yaml", RANDOM_SPACE)
-    dltool = shlex.join(dltool_command())
-    quick = shlex.join(QUICK)
-    pipeline = f"{dltool} train $({dltool} tune digits-mlp --space {space} --trials 4 {quick} -q)/best.yaml -q"
-    result = subprocess.run(["bash", "-c", pipeline], capture_output=True, text=True, cwd=tmp_path)
-    assert result.returncode == 0, result.stderr
-    run = tmp_path / result.stdout.strip()
-    study = tmp_path / "runs" / "digits-mlp-tune-1"
-    best = study_json(study)["best"]
-    trial = study / best["run_dir"]
-    import yaml
-
-    strip = lambda c: {**c, "data": {k: v for k, v in c["data"].items() if k not in ("mean", "std")}}  # noqa: E731
-    assert strip(yaml.safe_load((run / "config.yaml").read_text())) == strip(yaml.safe_load((trial / "config.yaml").read_text()))
-    reached = max(json.loads(line)["val_acc"] for line in (run / "metrics.jsonl").read_text().splitlines())
-    assert reached == pytest.approx(best["value"])  # the same seed and config train the same way
-
-
-@pytest.mark.slow
-def test_two_workers_share_the_journal_and_finish_8_trials(tmp_path: Path) -> None:
-    space = write(tmp_path / "space.yaml", RANDOM_SPACE)
-    result = run_dltool("tune", "digits-mlp", "--space", space, "--trials", "8", *QUICK, "--workers", "2",
-                        "--name", "pool", cwd=tmp_path)
-    study = tmp_path / "runs" / "pool"
-    rows = trials_csv(study)
-    assert [int(r["number"]) for r in rows] == list(range(8))
-    assert {r["state"] for r in rows} <= {"COMPLETE", "PRUNED"}
-    assert sorted(p.name for p in study.glob("trial-*")) == [f"trial-{n:04d}" for n in range(8)]
-    workers = {t.user_attrs["worker"]["pid"] for t in open_study(study).trials}
-    assert len(workers) == 2  # both worker processes ran trials
-    logs = result.stderr + "".join(p.read_text() for p in (study / "workers").glob("*.log"))
-    assert "lock" not in logs.lower() and "Traceback" not in logs and "error" not in logs.lower()
-
-
-@pytest.mark.slow
-def test_a_worker_killed_mid_trial_leaves_it_failed_and_the_same_command_completes(tmp_path: Path) -> None:
-    space = write(tmp_path / "space.yaml", RANDOM_SPACE)
-    args = ["tune", "digits-mlp", "--space", space, "--trials", "3", "--epochs", "8", "--limit-batches", "2",
-            "--pruner", "none", "--name", "s", "-q"]
-    process = subprocess.Popen(dltool_command(*args), cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    study = tmp_path / "runs" / "s"
-    wait_for_epochs(study / "trial-0001" / "metrics.jsonl", process)
-    process.kill()
-    process.wait()
-    assert open_study(study).trials[1].state.name == "RUNNING"  # as the kill left it
-
-    result = run_dltool(*args, cwd=tmp_path)
-    assert result.stdout.strip() == str(Path("runs") / "s")
-    rows = trials_csv(study)
-    assert [r["state"] for r in rows] == ["COMPLETE", "FAIL", "COMPLETE", "COMPLETE"]
-    assert rows[1]["error"].startswith(f"lost: worker process {process.pid} ")
-    assert study_json(study)["states"] == {"COMPLETE": 3, "PRUNED": 0, "FAIL": 1, "RUNNING": 0, "WAITING": 0}
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
-def test_a_signal_fails_the_running_trial_and_exits_130_or_143(tmp_path: Path, sig: int, code: int) -> None:
-    space = write(tmp_path / "space.yaml", RANDOM_SPACE)
-    process = subprocess.Popen(dltool_command("tune", "digits-mlp", "--space", space, "--trials", "3", "--epochs", "500",
-                                              "--limit-batches", "2", "--pruner", "none", "--name", "s"),
-                               cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    study = tmp_path / "runs" / "s"
-    wait_for_epochs(study / "trial-0000" / "metrics.jsonl", process, epochs=2)
-    process.send_signal(sig)
-    stdout, stderr = process.communicate(timeout=120)
-    assert process.returncode == code, stderr
-    assert stdout.strip() == str(Path("runs") / "s") and "Traceback" not in stderr
-    (row,) = trials_csv(study)
-    assert (row["state"], row["error"]) == ("FAIL", "interrupted")
-    summary = json.loads((study / "trial-0000" / "summary.json").read_text())
-    assert summary["status"] == "interrupted" and summary["epochs_run"] < 500
-    assert study_json(study)["states"]["FAIL"] == 1
-
-
 # --- storage ---------------------------------------------------------------------------
 
 
@@ -362,43 +253,6 @@ def test_the_password_of_a_database_is_never_recorded() -> None:
     url = check_storage("postgresql://me:secret@db.example.org:5432/studies", workers=4)
     assert url.startswith("postgresql+psycopg2://me:secret@")  # the driver dltool installs
     assert public_url(url) == "postgresql+psycopg2://me@db.example.org:5432/studies"
-
-
-def postgres_url() -> str | None:
-    url = os.environ.get("DLTOOL_TEST_POSTGRES")
-    if url is None and os.environ.get("CI"):
-        pytest.fail("CI is set but DLTOOL_TEST_POSTGRES is not: .ci/run starts PostgreSQL and sets it")
-    return url
-
-
-@pytest.mark.slow
-def test_two_processes_share_one_study_on_postgresql(tmp_path: Path) -> None:
-    import optuna
-
-    url = postgres_url()
-    if url is None:
-        pytest.skip("DLTOOL_TEST_POSTGRES is not set (.ci/run sets it)")
-    name = f"test-{uuid.uuid4().hex[:12]}"
-    space = write(tmp_path / "space.yaml", RANDOM_SPACE)
-    args = ["tune", "digits-mlp", "--space", space, "--trials", "8", *QUICK, "--storage", url, "--study", name, "-q"]
-    processes = [subprocess.Popen(dltool_command(*args, "--runs-dir", f"machine-{i}"), cwd=tmp_path,
-                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(2)]
-    outputs = [p.communicate(timeout=240) for p in processes]
-    for process, (_, stderr) in zip(processes, outputs):
-        assert process.returncode == 0, stderr
-    try:
-        trials = optuna.load_study(study_name=name, storage=open_storage(url, tmp_path)).trials
-        assert [t.number for t in trials] == list(range(8))
-        assert {t.state.name for t in trials} <= {"COMPLETE", "PRUNED"}
-        assert len({t.user_attrs["worker"]["pid"] for t in trials}) == 2  # both processes ran trials
-        dirs = sorted(p.name for p in tmp_path.glob("machine-*/digits-mlp-tune-1/trial-*"))
-        assert dirs == [f"trial-{n:04d}" for n in range(8)]
-        for stdout, _ in outputs:  # each study dir records the whole study, without the password
-            document = study_json(tmp_path / stdout.strip())
-            assert document["states"]["COMPLETE"] + document["states"]["PRUNED"] == 8
-            assert ":dltool@" not in document["storage"] and document["study_name"] == name
-    finally:
-        optuna.delete_study(study_name=name, storage=open_storage(url, tmp_path))
 
 
 def test_tune_help_imports_neither_torch_nor_optuna() -> None:

@@ -1,7 +1,7 @@
 """Hyperparameter search over dltool runs, on Optuna: spaces, studies, trials, storage.
 
 ``prepare_study`` validates and creates (or reopens) a study dir, ``tune`` runs its trials,
-``open_study`` loads a finished one. Importing this package does not import Optuna or torch.
+``open_study`` loads a study dir's study. Optuna is imported only when a study is used.
 """
 
 from dltool.tuning.space import Param, SearchSpace, load_space, parse_space
