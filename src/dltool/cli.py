@@ -20,6 +20,7 @@ from dltool.commands import list as list_command
 from dltool.commands import predict as predict_command
 from dltool.commands import stats as stats_command
 from dltool.commands import train as train_command
+from dltool.commands import tune as tune_command
 from dltool.commands import visualize as visualize_command
 from dltool.errors import DltoolError
 
@@ -75,6 +76,7 @@ app.command("list")(list_command.list_)
 app.command("download")(download_command.download)
 app.command("stats")(stats_command.stats)
 app.command("train")(train_command.train)
+app.command("tune")(tune_command.tune)
 app.command("eval")(eval_command.eval_)
 app.command("predict")(predict_command.predict)
 app.command("visualize")(visualize_command.visualize)

@@ -10,61 +10,32 @@ from typing import Annotated, Any
 import typer
 
 from dltool.commands._output import emit_line, stderr
+from dltool.commands._overrides import Overrides, with_override_flags
 from dltool.commands._signals import stop_on_signals
 from dltool.errors import UsageError
 
-# Flags that override one config key each (the highest-precedence layer).
-FLAG_KEYS = {
-    "lr": "optimizer.lr",
-    "epochs": "train.epochs",
-    "batch_size": "train.batch_size",
-    "weight_decay": "optimizer.weight_decay",
-    "optimizer": "optimizer.name",
-    "model": "model.name",
-    "dataset": "data.name",
-    "root": "data.root",
-    "device": "train.device",
-    "amp": "train.amp",
-    "seed": "train.seed",
-    "compile": "train.compile",
-    "limit_batches": "train.limit_batches",
-}
 Opt = typer.Option
 
 
+@with_override_flags
 def train(
     recipe: Annotated[str | None, typer.Argument(help="Recipe name, YAML file or run dir to start from.")] = None,
-    lr: Annotated[float | None, Opt(help="optimizer.lr")] = None,
-    epochs: Annotated[int | None, Opt(help="train.epochs")] = None,
-    batch_size: Annotated[int | None, Opt(help="train.batch_size")] = None,
-    weight_decay: Annotated[float | None, Opt(help="optimizer.weight_decay")] = None,
-    optimizer: Annotated[str | None, Opt(help="optimizer.name (dltool list optimizers)")] = None,
-    model: Annotated[str | None, Opt(help="model.name (dltool list models)")] = None,
-    dataset: Annotated[str | None, Opt(help="data.name (dltool list datasets)")] = None,
-    root: Annotated[str | None, Opt(help="data.root: where datasets are stored")] = None,
-    device: Annotated[str | None, Opt(help="train.device: auto, cpu, cuda, cuda:N or mps")] = None,
-    amp: Annotated[str | None, Opt(help="train.amp: auto, bf16, fp16 or off")] = None,
-    seed: Annotated[int | None, Opt(help="train.seed")] = None,
-    set_: Annotated[list[str] | None, Opt("--set", help="Any config key: --set model.depth=3 (repeatable).")] = None,
     name: Annotated[str | None, Opt(help="Run dir name (default: <recipe>-<n>).")] = None,
     runs_dir: Annotated[Path, Opt(help="Where run dirs are created.")] = Path("runs"),
     resume: Annotated[Path | None, Opt(help="Continue this run dir from checkpoints/last.pt.")] = None,
-    compile: Annotated[bool | None, Opt("--compile", help="train.compile: torch.compile the model")] = None,
-    limit_batches: Annotated[int | None, Opt(help="train.limit_batches: for quick tries")] = None,
     print_config: Annotated[bool, Opt(help="Print the resolved config as YAML and exit.")] = False,
     overfit_batches: Annotated[int | None, Opt(min=1, help="Sanity check: can it memorise N batches?")] = None,
     find_lr: Annotated[bool, Opt("--find-lr", help="LR range test: print a suggested learning rate.")] = False,
     as_json: Annotated[bool, Opt("--json", help="With --overfit-batches/--find-lr: a JSON document.")] = False,
     quiet: Annotated[bool, Opt("--quiet", "-q", help="No progress on stderr, errors only.")] = False,
+    *,
+    overrides: Overrides,
 ) -> None:
     """Train a model; prints the run dir (and nothing else) on stdout.
 
     Example: RUN=$(dltool train digits-mlp --lr 1e-3 --set model.depth=3)
     """
-    given = {"lr": lr, "epochs": epochs, "batch_size": batch_size, "weight_decay": weight_decay,
-             "optimizer": optimizer, "model": model, "dataset": dataset, "root": root,
-             "device": device, "amp": amp, "seed": seed, "compile": compile, "limit_batches": limit_batches}
-    flags = {FLAG_KEYS[k]: v for k, v in given.items() if v is not None}
+    flags, set_ = overrides.flags, overrides.sets
     if resume is not None:
         outcome = _resume(resume, recipe, flags, set_ or [], quiet)
     elif overfit_batches is not None or find_lr:

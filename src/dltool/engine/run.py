@@ -169,7 +169,9 @@ def _fit(
         _save(run, parts, progress, clock)
         if run:
             run.append_metrics(record)
-        observer.on_epoch(record)
+        reason = observer.on_epoch(record)  # e.g. a tuner's pruner: stop after this epoch
+        if any_across(world, reason is not None) and progress.epoch < train_cfg.epochs:
+            return "interrupted", reason or "observer"
         if not finished:
             observer.on_message(f"time budget of {train_cfg.max_time:g}s used: stopping after epoch {progress.epoch}")
             return "completed", "max_time"

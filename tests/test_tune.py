@@ -1,0 +1,263 @@
+"""dltool tune in one process: spaces and their errors, samplers, grids, seeds, pruning,
+failed trials, the study record, and the stale-trial sweeps of both storages."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from dltool.config import load_config
+from dltool.errors import ConfigError
+from dltool.tuning import open_study, parse_space
+from dltool.tuning import storage as tuning_storage
+from dltool.tuning.storage import JOURNAL, open_storage, sweep_stale_trials, worker_identity
+from studies import QUICK, RANDOM_SPACE, study_json, trials_csv, write
+
+
+# --- search spaces --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("space", "message"), [
+    ("optimizer.lrr: [1.0e-3]", "optimizer.lrr: unknown key; did you mean 'lr'?"),
+    ("optimizer.momentum: [0.9]", "optimizer.momentum: unknown key; 'momentum' is a key of optimizer sgd"),
+    ("optimizer.lr: {type: float, low: 0.1, high: 0.001}", "optimizer.lr: low 0.1 is greater than high 0.001"),
+    ("optimizer.lr: {type: float, low: 0, high: 0.1, log: true}", "optimizer.lr: a log range needs low > 0"),
+    ("model.activation: {type: categorical, choices: []}", "model.activation: empty list of choices"),
+    ("model.width: []", "model.width: empty list of choices"),
+    ("model.width: {type: int, low: 32, hi: 64}", "model.width.hi: unknown field; did you mean 'high'?"),
+    ("model.width: {type: int, low: 32.5, high: 64}", "model.width.low: an int range needs whole numbers"),
+    ("model.width: [-3, 64]", "model.width: should be greater than or equal to 1 (got -3)"),
+    ("model.activation: [relu, tahn]", "model.activation: "),
+    ("lr: [0.1]", "lr: expected a dotted config key"),
+    ("optimizer.lr: 0.1", "to fix a value use --set optimizer.lr=0.1"),
+    ("train.epochz: [1, 2]", "train.epochz: unknown key; did you mean 'epochs'?"),
+])
+def test_a_bad_space_is_a_usage_error_naming_the_key(cli, tmp_path: Path, space: str, message: str) -> None:
+    result = cli("tune", "digits-mlp", "--space", write(tmp_path / "space.yaml", space + "\n"), code=2)
+    assert message in result.stderr and result.stderr.count("\n") == 1, result.stderr
+    assert result.stdout == "" and not (tmp_path / "runs").exists()  # nothing was created
+
+
+def test_a_grid_needs_values_a_flag_cannot_also_fix_a_tuned_key_and_sqlite_takes_one_worker(cli, tmp_path: Path) -> None:
+    space = write(tmp_path / "space.yaml", "optimizer.lr: {type: float, low: 1.0e-4, high: 1.0e-1, log: true}\n")
+    result = cli("tune", "digits-mlp", "--space", space, "--sampler", "grid", code=2)
+    assert "optimizer.lr: grid search needs a list of values or a range with a step" in result.stderr
+    result = cli("tune", "digits-mlp", "--space", space, "--lr", "0.1", code=2)
+    assert "optimizer.lr: both fixed by --lr and tuned by the space" in result.stderr
+    result = cli("tune", "digits-mlp", "--space", space, "--set", "optimizer.lr=0.1", code=2)
+    assert "optimizer.lr: both fixed by --set" in result.stderr
+    result = cli("tune", "digits-mlp", "--space", space, "--storage", "sqlite:///s.db", "--workers", "2", code=2)
+    assert "SQLite cannot take several workers" in result.stderr
+    result = cli("tune", "digits-mlp", "--space", space, "--sampler", "tpee", code=2)
+    assert "unknown sampler 'tpee'; did you mean 'tpe'?" in result.stderr
+    result = cli("tune", "digits-mlp", "--space", space, "--metric", "val_accuracy", code=2)
+    assert "unknown metric 'val_accuracy'; did you mean 'val_acc'?" in result.stderr
+    assert not (tmp_path / "runs").exists()
+
+
+def test_a_space_may_switch_the_optimizer_and_tune_each_ones_own_keys() -> None:
+    import optuna
+
+    base = load_config("digits-mlp").to_dict()
+    space = parse_space({"optimizer.momentum": [0.5, 0.9], "optimizer.name": ["adam", "sgd"]}, base)
+    assert space.keys == ["optimizer.name", "optimizer.momentum"]  # the entry is chosen first
+    assert list(space.grid(base)) == [{"optimizer.name": "adam"}, {"optimizer.name": "sgd", "optimizer.momentum": 0.5},
+                                      {"optimizer.name": "sgd", "optimizer.momentum": 0.9}]
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    for _ in range(20):
+        trial = study.ask()
+        values = space.suggest(trial, base)
+        config = space.apply(base, values)
+        assert ("optimizer.momentum" in values) == (config.optimizer.name == "sgd")
+        study.tell(trial, 0.0)
+    with pytest.raises(ConfigError, match="optimizer.momentum: unknown key"):
+        parse_space({"optimizer.momentum": [0.9], "optimizer.name": ["adam", "adamw"]}, base)
+
+
+def test_list_valued_choices_reach_the_config() -> None:
+    import optuna
+
+    base = load_config("digits-mlp", flags={"model.name": "cnn"}).to_dict()
+    space = parse_space({"model.widths": [[8, 16], [16, 32]]}, base)
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=1))
+    seen = set()
+    for _ in range(10):
+        trial = study.ask()
+        seen.add(tuple(space.apply(base, space.suggest(trial, base)).model.widths))
+        study.tell(trial, 0.0)
+    assert seen == {(8, 16), (16, 32)}
+
+
+def test_random_search_samples_log_ranges_uniformly_in_log_space() -> None:
+    """Kolmogorov-Smirnov on the seeded sampler's draws: uniform in log10, far from uniform."""
+    import optuna
+    from scipy import stats
+
+    from dltool.tuning.tuner import _sampler
+
+    base = load_config("digits-mlp").to_dict()
+    space = parse_space({"optimizer.lr": {"type": "float", "low": 1e-5, "high": 1e-1, "log": True},
+                         "model.width": {"type": "int", "low": 8, "high": 512, "log": True},
+                         "train.batch_size": {"type": "int", "low": 16, "high": 256, "step": 16}}, base)
+    sampler = _sampler(SimpleNamespace(sampler="random"), seed=0, parallel=False)
+    study = optuna.create_study(sampler=sampler)
+    draws = []
+    for _ in range(3000):
+        trial = study.ask()
+        draws.append(space.suggest(trial, base))
+        study.tell(trial, 0.0)
+    lr = [math.log10(d["optimizer.lr"]) for d in draws]
+    assert min(lr) >= -5 and max(lr) <= -1
+    assert stats.kstest(lr, stats.uniform(loc=-5, scale=4).cdf).pvalue > 0.01
+    assert stats.kstest([10 ** x for x in lr], stats.uniform(loc=1e-5, scale=0.1).cdf).pvalue < 1e-9
+    width = [math.log2(d["model.width"]) for d in draws]  # int log range: 8..512 → 3..9 in log2
+    assert abs(sum(w < 6 for w in width) / len(width) - 0.5) < 0.05
+    assert {d["train.batch_size"] % 16 for d in draws} == {0}
+
+
+# --- studies end to end ---------------------------------------------------------------
+
+
+def test_a_2x3_grid_runs_exactly_its_six_points_and_running_again_adds_none(cli, tmp_path: Path) -> None:
+    space = write(tmp_path / "grid.yaml", "optimizer.lr: [1.0e-3, 1.0e-2]\nmodel.width: [32, 64, 128]\n")
+    args = ["tune", "digits-mlp", "--space", space, "--sampler", "grid", "--pruner", "none", *QUICK, "--name", "grid"]
+    result = cli(*args, "--trials", "10")
+    study = tmp_path / "runs" / "grid"
+    assert result.stdout == "runs/grid\n"
+    assert "the grid has 6 points: running 6 trials, not 10" in result.stderr
+    rows = trials_csv(study)
+    assert [r["state"] for r in rows] == ["COMPLETE"] * 6
+    assert sorted((float(r["optimizer.lr"]), int(r["model.width"])) for r in rows) == sorted(
+        itertools.product([1e-3, 1e-2], [32, 64, 128]))
+    assert [r["run_dir"] for r in rows] == [f"trial-{n:04d}" for n in range(6)]
+    assert all((study / r["run_dir"] / "model.safetensors").is_file() for r in rows)
+
+    document = study_json(study)
+    assert {"study_name", "storage", "metric", "direction", "n_trials", "states", "best", "sampler",
+            "pruner"} <= set(document)
+    assert (document["storage"], document["metric"], document["direction"]) == (JOURNAL, "val_acc", "maximize")
+    assert document["n_trials"] == 6 and document["states"]["COMPLETE"] == 6
+    assert (document["sampler"], document["pruner"]) == ("grid", "none")
+    best = max(rows, key=lambda r: (float(r["value"]), -int(r["number"])))
+    assert document["best"]["number"] == int(best["number"]) and document["best"]["run_dir"] == best["run_dir"]
+    assert document["best"]["params"] == {"optimizer.lr": float(best["optimizer.lr"]), "model.width": int(best["model.width"])}
+    assert len(open_study(study).trials) == 6
+
+    again = cli(*args)  # the same command continues the study: it has its 6 trials already
+    assert again.stdout == "runs/grid\n" and len(trials_csv(study)) == 6
+    conflict = cli(*args, "--direction", "minimize", code=2)
+    assert "this study tunes val_acc (maximize)" in conflict.stderr
+
+
+def test_the_same_seed_samples_the_same_trials(cli, tmp_path: Path) -> None:
+    space = write(tmp_path / "space.yaml", RANDOM_SPACE)
+    studies = [cli("tune", "digits-mlp", "--space", space, "--trials", "3", "--seed", "7", "--epochs", "1",
+                   "--limit-batches", "1", "-q").stdout.strip() for _ in range(2)]
+    first, second = (trials_csv(Path(s)) for s in studies)
+    keys = ["optimizer.lr", "model.width", "model.activation", "value"]
+    assert [[r[k] for k in keys] for r in first] == [[r[k] for k in keys] for r in second]
+    assert len({r["optimizer.lr"] for r in first}) == 3
+    assert study_json(Path(studies[0]))["seed"] == 7
+
+
+def test_pruning_stops_hopeless_trials_after_an_epoch(cli, tmp_path: Path) -> None:
+    # Five useful rates first (the median pruner's startup trials), then three hopeless ones.
+    space = write(tmp_path / "space.yaml", "optimizer.lr: [3.0e-2, 2.0e-2, 1.0e-2, 5.0e-3, 3.0e-3, 1.0e-7, 5.0e-8, 1.0e-8]\n")
+    study = Path(cli("tune", "digits-mlp", "--space", space, "--sampler", "grid", "--pruner", "median",
+                     "--epochs", "4", "--limit-batches", "3", "-q").stdout.strip())
+    rows = trials_csv(study)
+    pruned = [r for r in rows if r["state"] == "PRUNED"]
+    assert len(pruned) >= 2 and all(float(r["optimizer.lr"]) < 1e-6 for r in pruned), rows
+    summary = json.loads((study / pruned[0]["run_dir"] / "summary.json").read_text())
+    assert (summary["status"], summary["stop_reason"]) == ("interrupted", "pruned")
+    assert summary["epochs_run"] < 4 and pruned[0]["value"] != ""
+    assert study_json(study)["states"]["PRUNED"] == len(pruned)
+
+
+def test_a_failing_trial_is_recorded_with_its_error_and_the_study_goes_on(cli, tmp_path: Path) -> None:
+    space = write(tmp_path / "space.yaml", "optimizer.lr: [1.0e+12, 1.0e-2]\n")  # SGD at 1e12 diverges
+    result = cli("tune", "digits-mlp", "--space", space, "--sampler", "grid", "--pruner", "none", *QUICK,
+                 "--optimizer", "sgd", "--set", "model.batch_norm=false")
+    study = Path(result.stdout.strip())
+    failed, complete = trials_csv(study)
+    assert failed["state"] == "FAIL" and "train_loss is nan at epoch 1" in failed["error"]
+    assert complete["state"] == "COMPLETE" and study_json(study)["best"]["number"] == 1
+    summary = json.loads((study / failed["run_dir"] / "summary.json").read_text())
+    assert summary["status"] == "failed" and "nan" in summary["error"]
+    assert "trial 0 FAIL" in result.stderr
+
+
+def test_a_study_where_no_trial_completes_exits_1(cli, tmp_path: Path) -> None:
+    space = write(tmp_path / "space.yaml", "optimizer.lr: [1.0e+12]\n")
+    result = cli("tune", "digits-mlp", "--space", space, *QUICK, "--optimizer", "sgd",
+                 "--set", "model.batch_norm=false", code=1)
+    assert result.stdout.strip().endswith("digits-mlp-tune-1")
+    assert "no trial of" in result.stderr and "completed" in result.stderr
+    assert not (Path(result.stdout.strip()) / "best.yaml").exists()
+
+
+# --- storage ---------------------------------------------------------------------------
+
+
+def test_the_journal_sweep_fails_trials_whose_worker_is_gone(tmp_path: Path) -> None:
+    import optuna
+
+    study = optuna.create_study(storage=open_storage(JOURNAL, tmp_path), study_name="s")
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    identities = {
+        "mine": worker_identity(),
+        "dead": {**worker_identity(), "pid": int(dead.stdout), "started": None},
+        "far, silent": {"host": "elsewhere", "pid": 1, "started": None},
+        "far, beating": {"host": "elsewhere", "pid": 1, "started": None},
+    }
+    trials = {}
+    for name, identity in identities.items():
+        trials[name] = study.ask()
+        trials[name].set_user_attr("worker", identity)
+    trials["far, beating"].set_user_attr("heartbeat", time.time())
+    later = time.time() + tuning_storage.GRACE_S / 2  # the silent one started long before that
+    study._storage.set_trial_user_attr(trials["far, silent"]._trial_id, "heartbeat", later - tuning_storage.GRACE_S - 1)
+
+    assert sweep_stale_trials(study, now=later) == [trials["dead"].number, trials["far, silent"].number]
+    states = {name: study.trials[t.number].state.name for name, t in trials.items()}
+    assert states == {"mine": "RUNNING", "dead": "FAIL", "far, silent": "FAIL", "far, beating": "RUNNING"}
+    assert study.trials[trials["dead"].number].user_attrs["stopped"].startswith("lost: worker process")
+
+
+def test_database_storage_fails_trials_without_a_heartbeat(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import optuna
+
+    monkeypatch.setattr(tuning_storage, "HEARTBEAT_S", 1)
+    monkeypatch.setattr(tuning_storage, "GRACE_S", 1)
+    study = optuna.create_study(storage=open_storage(f"sqlite:///{tmp_path / 's.db'}", tmp_path), study_name="s")
+    with tuning_storage.optuna_quiet():  # Optuna expects heartbeats with optimize(), not ask()
+        lost, alive = study.ask(), study.ask()
+    study._storage.record_heartbeat(lost._trial_id)
+    time.sleep(2.5)  # SQLite's clock counts whole seconds
+    with tuning_storage.heartbeat(study, alive._trial_id):
+        assert sweep_stale_trials(study) == [lost.number]
+    assert [t.state.name for t in study.trials] == ["FAIL", "RUNNING"]
+
+
+def test_the_password_of_a_database_is_never_recorded() -> None:
+    from dltool.tuning.storage import check_storage, public_url
+
+    url = check_storage("postgresql://me:secret@db.example.org:5432/studies", workers=4)
+    assert url.startswith("postgresql+psycopg2://me:secret@")  # the driver dltool installs
+    assert public_url(url) == "postgresql+psycopg2://me@db.example.org:5432/studies"
+
+
+def test_tune_help_imports_neither_torch_nor_optuna() -> None:
+    probe = ("import sys, runpy; sys.argv = ['dltool', 'tune', '--help']\n"
+             "try:\n    runpy.run_module('dltool', run_name='__main__')\nexcept SystemExit:\n    pass\n"
+             "print(sorted(m for m in ('torch', 'optuna', 'sqlalchemy') if m in sys.modules), file=sys.stderr)")
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert result.stderr.strip().endswith("[]"), result.stderr
