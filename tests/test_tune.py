@@ -6,6 +6,7 @@ from __future__ import annotations
 import itertools
 import json
 import math
+import signal
 import subprocess
 import sys
 import time
@@ -230,6 +231,20 @@ def test_the_journal_sweep_fails_trials_whose_worker_is_gone(tmp_path: Path) -> 
     states = {name: study.trials[t.number].state.name for name, t in trials.items()}
     assert states == {"mine": "RUNNING", "dead": "FAIL", "far, silent": "FAIL", "far, beating": "RUNNING"}
     assert study.trials[trials["dead"].number].user_attrs["stopped"].startswith("lost: worker process")
+
+
+def test_a_worker_killed_while_writing_the_journal_leaves_it_unlocked(tmp_path: Path) -> None:
+    import optuna
+
+    optuna.create_study(storage=open_storage(JOURNAL, tmp_path), study_name="s")
+    holder = ("import os, signal, sys; from dltool.tuning.storage import KernelFileLock\n"
+              "KernelFileLock(sys.argv[1]).acquire(); os.kill(os.getpid(), signal.SIGKILL)")
+    killed = subprocess.run([sys.executable, "-c", holder, str((tmp_path / "study.journal.lock").resolve())])
+    assert killed.returncode == -signal.SIGKILL
+    started = time.monotonic()
+    study = optuna.load_study(study_name="s", storage=open_storage(JOURNAL, tmp_path))
+    study.enqueue_trial({"x": 1})  # a write: takes the lock
+    assert time.monotonic() - started < 5 and len(study.trials) == 1
 
 
 def test_database_storage_fails_trials_without_a_heartbeat(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

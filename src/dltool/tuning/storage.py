@@ -84,7 +84,8 @@ def open_storage(storage: str, study_dir: Path) -> Any:
     from optuna.storages.journal import JournalFileBackend, JournalStorage
 
     if storage == JOURNAL:
-        return JournalStorage(JournalFileBackend(str(study_dir / JOURNAL_FILE)))
+        path = str((study_dir / JOURNAL_FILE).resolve())
+        return JournalStorage(JournalFileBackend(path, lock_obj=KernelFileLock(path + ".lock")))
     from sqlalchemy.exc import IntegrityError, ProgrammingError, SQLAlchemyError
 
     for attempt in range(OPEN_ATTEMPTS):
@@ -113,6 +114,29 @@ def optuna_quiet() -> Iterator[None]:
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used")
         yield
+
+
+class KernelFileLock:
+    """The journal's write lock (in the place of Optuna's ``BaseJournalFileLock``) as an OS
+    file lock (``flock``, through ``filelock``).
+
+    The kernel drops it when its holder dies, so a worker SIGKILLed in the middle of a write
+    never leaves the study locked. Optuna's own symlink lock would be broken only after a
+    30 s grace period, and never when the journal path is relative: its stale-lock check then
+    stats a dangling link and spins.
+    """
+
+    def __init__(self, path: str) -> None:
+        from filelock import FileLock
+
+        self._lock = FileLock(path)
+
+    def acquire(self) -> bool:
+        self._lock.acquire()
+        return True
+
+    def release(self) -> None:
+        self._lock.release()
 
 
 def dashboard_command(storage: str, study_dir: Path) -> str:
