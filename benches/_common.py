@@ -23,7 +23,7 @@ class Row:
     bench: str
     dltool: str
     reference: str
-    ratio: float
+    ratio: float | None  # None: a count or a figure with no meaningful ratio
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -40,7 +40,8 @@ def machine(device: str = "cpu") -> str:
 
 def table(rows: list[Row], where: str) -> str:
     lines = ["| bench | dltool | reference | ratio | machine |", "|---|---|---|---|---|"]
-    lines += [f"| {r.bench} | {r.dltool} | {r.reference} | {r.ratio:.2f}× | {where} |" for r in rows]
+    lines += [f"| {r.bench} | {r.dltool} | {r.reference} | {'' if r.ratio is None else f'{r.ratio:.2f}×'} | {where} |"
+              for r in rows]
     return "\n".join(lines)
 
 

@@ -1,7 +1,7 @@
 """What the median pruner buys on digits, and what a trial of ``dltool tune`` costs over
 calling the training function directly.
 
-Usage: python benches/tune_pruning.py [--trials 30] [--epochs 15] [--seed 0] [--repeats 2]
+Usage: python benches/tune_pruning.py [--quick]  (30 trials × 15 epochs, 2 repeats; quick: 12 × 8, 1)
 
 Measured in one process, on the digits-mlp recipe and one search space (learning rate on a
 log range, width, dropout), TPE seeded the same way, one CPU thread per run (on a shared
@@ -20,16 +20,13 @@ log range, width, dropout), TPE seeded the same way, one CPU thread per run (on 
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-import torch
 
 from dltool.config import load_config, validate_config
 from dltool import engine
@@ -37,6 +34,9 @@ from dltool.engine import train
 from dltool.rundir import create_run_dir
 from dltool.tuning import open_study, prepare_study, tune
 from dltool.tuning import trial as tuning_trial
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _common import Row, bench_main  # noqa: E402
 
 RECIPE = "digits-mlp"
 SPACE = """\
@@ -93,13 +93,9 @@ def direct(study_dir: Path, work: Path) -> tuple[float, list[Path]]:
     return time.perf_counter() - started, runs
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--trials", type=int, default=30)
-    parser.add_argument("--epochs", type=int, default=15)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--repeats", type=int, default=2)
-    args = parser.parse_args()
+def run(quick: bool = False, device: str = "cpu") -> list[Row]:
+    args = argparse.Namespace(trials=12 if quick else 30, epochs=8 if quick else 15, seed=0,
+                              repeats=1 if quick else 2, device=device)
     work = Path(tempfile.mkdtemp(prefix="dltool-bench-"))
     os.environ["DLTOOL_DATA"] = str(work / "data")
     train(load_config(RECIPE, flags={"train.epochs": 1}), create_run_dir(work / "warmup", "warmup"))  # caches, lazy imports
@@ -119,24 +115,19 @@ def main() -> None:
 
     n, pruned, full = args.trials, studies["median"], studies["none"]
     median_s, none_s = statistics.median(walls["median"]), statistics.median(walls["none"])
-    machine = f"{platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}"
-    rows = [
-        (f"study wall time, {n} trials × {args.epochs} epochs (s)", f"{median_s:.1f} median pruner",
-         f"{none_s:.1f} no pruner", median_s / none_s),
-        ("best val_acc found", f"{pruned['best']['value']:.4f} median pruner", f"{full['best']['value']:.4f} no pruner",
-         pruned["best"]["value"] / full["best"]["value"]),
-        ("trials pruned", f"{pruned['states']['PRUNED']} of {n}", f"{full['states']['PRUNED']} of {n}", None),
-        ("time per trial, no pruner (s)", f"{full_s / n:.3f} dltool tune", f"{direct_s / n:.3f} engine.train directly",
-         full_s / direct_s),
-        ("tune's own time per trial (ms)", f"{1000 * overhead:.0f}", f"{1000 * direct_s / n:.0f} (a direct engine.train)",
-         overhead / (direct_s / n)),
+    return [
+        Row(f"tune: study wall time, {n} trials × {args.epochs} epochs, median pruner (s)", f"{median_s:.1f}",
+            f"{none_s:.1f} no pruner", none_s / median_s),
+        Row("tune: best val_acc found with the median pruner", f"{pruned['best']['value']:.4f}",
+            f"{full['best']['value']:.4f} no pruner", pruned["best"]["value"] / full["best"]["value"]),
+        Row("tune: trials pruned", f"{pruned['states']['PRUNED']} of {n}", f"{full['states']['PRUNED']} of {n} no pruner",
+            None),
+        Row("tune: time per trial, no pruner (s)", f"{full_s / n:.3f}", f"{direct_s / n:.3f} engine.train directly",
+            direct_s / full_s),
+        Row("tune: its own time per trial (ms)", f"{1000 * overhead:.0f}",
+            f"{1000 * direct_s / n:.0f} a direct engine.train", (direct_s / n) / overhead),
     ]
-    print("| bench | dltool | reference | ratio | machine |\n|---|---|---|---|---|")
-    for name, ours, reference, ratio in rows:
-        print(f"| {name} | {ours} | {reference} | {'' if ratio is None else f'{ratio:.2f}×'} | {machine} |")
-    print(json.dumps({"walls": walls, "direct_s": direct_s, "overheads_s": overheads,
-                      "states": {k: v["states"] for k, v in studies.items()}}), file=sys.stderr)
 
 
 if __name__ == "__main__":
-    main()
+    bench_main(run, __doc__)
