@@ -69,10 +69,6 @@ def json_safe(value: Any) -> Any:
     return value
 
 
-def atomic_write_yaml(path: Path, document: Mapping[str, Any]) -> None:
-    atomic_write_text(path, dump_yaml(document))
-
-
 def dump_yaml(document: Mapping[str, Any]) -> str:
     return yaml.safe_dump(dict(document), sort_keys=False, default_flow_style=None)
 

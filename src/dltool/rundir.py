@@ -6,7 +6,6 @@ started at once never share a directory and an existing run is never overwritten
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,8 +55,6 @@ class RunDir:
     def write_summary(self, summary: dict[str, Any]) -> None:
         atomic_write_json(self.summary, summary)
 
-    def read_summary(self) -> dict[str, Any]:
-        return json.loads(self.summary.read_text(encoding="utf-8"))
 
 
 def create_run_dir(runs_dir: Path, base_name: str, name: str | None = None) -> RunDir:
