@@ -26,7 +26,7 @@ def predict(
     output: Annotated[Path | None, Opt(help="Write the rows to this file (atomically) instead of stdout.")] = None,
     batch_size: Annotated[int, Opt(min=1, help="Images per forward pass.")] = 64,
     device: Annotated[str, Opt(help="auto, cpu, cuda, cuda:N or mps.")] = "auto",
-    workers: Annotated[int | None, Opt(min=1, help="Decoding threads (default: CPUs + 2, at most 8).")] = None,
+    workers: Annotated[int | None, Opt(min=1, help="Decoding threads (default: one per CPU but one, at most 8).")] = None,
     strict: Annotated[bool, Opt(help="Exit 1 when any input could not be read (rows still written).")] = False,
 ) -> None:
     """Label images; one row per readable image, in input order. Bad files go to stderr.

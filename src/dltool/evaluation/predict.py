@@ -1,7 +1,7 @@
 """Label image files with a trained classifier: lazily, in input order, in batches.
 
 Paths are expanded lazily (folders walked in sorted order), images decoded in parallel
-threads a bounded window ahead, and rows yielded as soon as their batch is through the
+threads a bounded number of chunks ahead, and rows yielded as soon as their batch is through the
 model, so the first rows come out before a large folder has been read and memory stays
 flat however many files there are.
 """
@@ -9,6 +9,7 @@ flat however many files there are.
 from __future__ import annotations
 
 import glob
+import itertools
 import os
 from collections import deque
 from collections.abc import Iterable, Iterator
@@ -78,7 +79,7 @@ def predict(
     top_k = max(1, min(top_k, len(trained.classes)))
     decode = lambda path: decode_image(path, channels=channels, size=(height, width))  # noqa: E731
     pending: list[tuple[str, np.ndarray]] = []
-    for path, result in _decoded(paths, decode, window=2 * batch_size, workers=workers):
+    for path, result in _decoded(paths, decode, chunk=batch_size, workers=workers):
         if isinstance(result, Unreadable):
             yield result  # reported at once; the good rows keep their input order
             continue
@@ -89,25 +90,38 @@ def predict(
     yield from _flush(trained, pending, normalise, top_k)
 
 
-def _decoded(paths: Iterable[str], decode, *, window: int, workers: int | None) -> Iterator[tuple[str, object]]:
-    """(path, array or Unreadable) in input order, decoding up to ``window`` files ahead."""
-    with ThreadPoolExecutor(max_workers=workers or min(8, (os.cpu_count() or 1) + 2)) as pool:
-        queue: deque[tuple[str, Future]] = deque()
-        for path in expand_paths(paths):
-            queue.append((path, pool.submit(_try_decode, decode, path)))
-            if len(queue) >= window:
-                path_done, future = queue.popleft()
-                yield path_done, future.result()
+def _decoded(paths: Iterable[str], decode, *, chunk: int, workers: int | None) -> Iterator[tuple[str, object]]:
+    """(path, array or Unreadable) in input order. Chunks of ``chunk`` paths are decoded in
+    worker threads, a bounded number ahead: the main thread runs the model meanwhile.
+
+    Small images decode mostly under the GIL, so more threads than spare cores only add
+    contention: the default leaves one core to inference (one decoding thread on 2 cores).
+    """
+    workers = workers or max(1, min(8, (os.cpu_count() or 2) - 1))
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        queue: deque[Future] = deque()
+        for group in _chunks(expand_paths(paths), chunk):
+            queue.append(pool.submit(_decode_all, decode, group))
+            if len(queue) > workers + 1:
+                yield from queue.popleft().result()
         while queue:
-            path_done, future = queue.popleft()
-            yield path_done, future.result()
+            yield from queue.popleft().result()
 
 
-def _try_decode(decode, path: str) -> object:
-    try:
-        return decode(path)
-    except ImageDecodeError as error:
-        return Unreadable(path, error.reason)
+def _chunks(items: Iterable[str], size: int) -> Iterator[list[str]]:
+    iterator = iter(items)
+    while group := list(itertools.islice(iterator, size)):
+        yield group
+
+
+def _decode_all(decode, paths: list[str]) -> list[tuple[str, object]]:
+    results: list[tuple[str, object]] = []
+    for path in paths:
+        try:
+            results.append((path, decode(path)))
+        except ImageDecodeError as error:
+            results.append((path, Unreadable(path, error.reason)))
+    return results
 
 
 @torch.inference_mode()
