@@ -72,9 +72,10 @@ def read_image(path: str | Path, size: Size | None = None) -> tuple[np.ndarray, 
     try:
         with _open(path) as image:
             mode = image.mode
-            stored = _oriented_size(image)
+            transposed = image.getexif().get(ExifTags.Base.Orientation) in _TRANSPOSING
+            stored = image.size[::-1] if transposed else image.size
             if size is not None and image.format == "JPEG":
-                _draft(image, size)
+                _draft(image, size, transposed)
             ImageOps.exif_transpose(image, in_place=True)
             return _natural(image), mode, stored
     except ImageDecodeError:
@@ -109,16 +110,9 @@ def _open(path: str | Path) -> Image.Image:
 _TRANSPOSING = {5, 6, 7, 8}  # EXIF orientations that swap width and height
 
 
-def _oriented_size(image: Image.Image) -> tuple[int, int]:
-    width, height = image.size
-    if image.getexif().get(ExifTags.Base.Orientation) in _TRANSPOSING:
-        return height, width
-    return width, height
-
-
-def _draft(image: Image.Image, size: Size) -> None:
+def _draft(image: Image.Image, size: Size, transposed: bool) -> None:
     height, width = (size, size) if isinstance(size, int) else size
-    if image.getexif().get(ExifTags.Base.Orientation) in _TRANSPOSING:
+    if transposed:
         height, width = width, height  # the draft applies before the rotation
     image.draft(None, (width, height))
 
