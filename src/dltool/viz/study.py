@@ -9,7 +9,6 @@ journal file, relative to the study dir (``journal:study.journal``).
 
 from __future__ import annotations
 
-import json
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -19,6 +18,7 @@ import matplotlib
 import numpy as np
 
 from dltool.errors import CheckpointError, UsageError
+from dltool.tuning.study import read_study_json
 from dltool.viz import report
 from dltool.viz._figures import Plotter, Visualization, inches, pyplot
 
@@ -34,20 +34,6 @@ SLICE_MAX_WIDTH = 17.0
 
 def is_study_dir(path: Path) -> bool:
     return (Path(path) / STUDY_FILE).is_file()
-
-
-def read_study_json(study_dir: Path) -> dict[str, Any]:
-    path = Path(study_dir) / STUDY_FILE
-    try:
-        document = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise CheckpointError(f"{study_dir}: not a dltool study dir (no {STUDY_FILE})") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise CheckpointError(f"{path}: not valid JSON ({error})") from None
-    missing = [k for k in ("study_name", "storage") if not isinstance(document.get(k), str)] if isinstance(document, dict) else ["study_name", "storage"]
-    if missing:
-        raise CheckpointError(f"{path}: needs {' and '.join(missing)} (text) to find the study")
-    return document
 
 
 def open_study(study_dir: Path):  # -> optuna.Study
