@@ -18,7 +18,6 @@ Each figure is the best of ``--repeats`` (a shared machine is noisy).
 
 from __future__ import annotations
 
-import os
 import sys
 import tempfile
 import time

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -114,3 +115,21 @@ def required_params(tmp_path_factory: pytest.TempPathFactory):
         return {k: makers[k](in_shape) for k, f in fields.items() if f.is_required() and k != "name"}
 
     return values
+
+
+class StopAfter:
+    """A ``stop`` for ``engine.train`` that fires after ``checks`` checks (one per optimizer step)."""
+
+    def __init__(self, checks: int) -> None:
+        self.checks = checks
+
+    def is_set(self) -> bool:
+        self.checks -= 1
+        return self.checks < 0
+
+
+def metrics_without_times(run: Path) -> list[dict]:
+    """A run's metrics.jsonl records, less the wall-clock fields (which never repeat)."""
+    lines = (run / "metrics.jsonl").read_text().splitlines()
+    return [{k: v for k, v in json.loads(line).items() if k not in {"epoch_time_s", "samples_per_s"}}
+            for line in lines]

@@ -9,6 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from conftest import StopAfter
 from dltool.config import load_config
 from dltool.config.schema import AugmentConfig
 from dltool.data.arrays import Split
@@ -109,15 +110,9 @@ def test_resume_with_augmentation_is_bitwise_identical(tmp_path: Path) -> None:
                                         "data.augment.flip=true", "data.augment.cutout=3"])
     reference = train(config, create_run_dir(tmp_path, "ref"))
 
-    class StopAfter:
-        steps = 55  # 40 batches per epoch: stops mid-way through epoch 2
-
-        def is_set(self) -> bool:
-            self.steps -= 1
-            return self.steps < 0
-
     run = create_run_dir(tmp_path, "cut")
-    assert train(config, run, stop=StopAfter()).status == "interrupted"
+    # 40 batches per epoch: stops mid-way through epoch 2
+    assert train(config, run, stop=StopAfter(55)).status == "interrupted"
     assert resume(open_run_dir(run.path)).status == "completed"
     assert (run.path / "model.safetensors").read_bytes() == (reference.run_dir / "model.safetensors").read_bytes()
     unaugmented = train(load_config("digits-mlp", ["train.epochs=2", "train.batch_size=32"]), create_run_dir(tmp_path, "plain"))

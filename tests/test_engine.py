@@ -8,29 +8,13 @@ from pathlib import Path
 import pytest
 import torch
 
+from conftest import StopAfter, metrics_without_times
 from dltool.config import load_config
 from dltool.engine import resume, train
 from dltool.engine.checkpoint import load_checkpoint
 from dltool.optim import optimizers
 from dltool.optim.groups import parameter_groups
 from dltool.rundir import create_run_dir, open_run_dir
-
-
-class StopAfter:
-    """A ``stop`` event that fires after ``checks`` checks (one per optimizer step)."""
-
-    def __init__(self, checks: int) -> None:
-        self.checks = checks
-
-    def is_set(self) -> bool:
-        self.checks -= 1
-        return self.checks < 0
-
-
-def records(run: Path) -> list[dict]:
-    lines = (run / "metrics.jsonl").read_text().splitlines()
-    return [{k: v for k, v in json.loads(line).items() if k not in {"epoch_time_s", "samples_per_s"}}
-            for line in lines]
 
 
 FEATURES = ["train.epochs=6", "train.batch_size=32", "train.ema_decay=0.9", "train.accumulate=2",
@@ -47,7 +31,7 @@ def test_resume_is_bitwise_with_ema_accumulation_clipping_plateau_and_early_stop
     finished = resume(open_run_dir(run.path))
     assert finished.status == reference.status
     assert (run.path / "model.safetensors").read_bytes() == (reference.run_dir / "model.safetensors").read_bytes()
-    assert records(run.path) == records(reference.run_dir)
+    assert metrics_without_times(run.path) == metrics_without_times(reference.run_dir)
     state = load_checkpoint(run.path / "checkpoints" / "last.pt")
     assert state["ema"] is not None and state["scheduler"]["factor"] is not None
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import dltool_command, run_dltool
+from conftest import dltool_command, metrics_without_times, run_dltool
 from dltool.config import load_config
 from dltool.engine import train
 from dltool.engine.checkpoint import load_checkpoint
@@ -42,11 +42,6 @@ def start_and_signal(runs: Path, sig: int, after_epochs: int = 2) -> subprocess.
     process.send_signal(sig)
     stdout, stderr = process.communicate(timeout=120)
     return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
-
-
-def metrics_without_times(run: Path) -> list[dict]:
-    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
-    return [{k: v for k, v in r.items() if k not in {"epoch_time_s", "samples_per_s"}} for r in records]
 
 
 @pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])

@@ -11,6 +11,7 @@ import torch
 import yaml
 from safetensors.torch import load_file
 
+from conftest import StopAfter, metrics_without_times
 from dltool.config import load_config
 from dltool.engine import resume, train
 from dltool.engine.checkpoint import load_checkpoint
@@ -106,26 +107,13 @@ def test_resume_from_a_mid_epoch_stop_is_bitwise_identical(tmp_path: Path) -> No
     config = load_config("digits-mlp", ["train.epochs=3", "train.batch_size=32"])
     reference = train(config, create_run_dir(tmp_path, "ref"))
 
-    class StopAfter:
-        def __init__(self, steps: int) -> None:
-            self.steps = steps
-
-        def is_set(self) -> bool:
-            self.steps -= 1
-            return self.steps < 0
-
     run = create_run_dir(tmp_path, "cut")
     interrupted = train(config, run, stop=StopAfter(50))  # 40 batches per epoch: stops in epoch 2
     assert interrupted.status == "interrupted" and interrupted.summary["epochs_run"] == 1
     finished = resume(open_run_dir(run.path))
     assert finished.status == "completed"
     assert (run.path / "model.safetensors").read_bytes() == (reference.run_dir / "model.safetensors").read_bytes()
-    assert _without_times(run.path) == _without_times(reference.run_dir)
-
-
-def _without_times(run: Path) -> list[dict]:
-    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
-    return [{k: v for k, v in r.items() if k not in {"epoch_time_s", "samples_per_s"}} for r in records]
+    assert metrics_without_times(run.path) == metrics_without_times(reference.run_dir)
 
 
 def test_a_diverging_run_records_nan_as_null(tmp_path: Path) -> None:

@@ -31,14 +31,16 @@ T = TypeVar("T")
 
 
 @contextmanager
-def stderr_observer(quiet: bool, silent: Callable[[], T], plain: Callable[[], T], live: Callable[[], T]) -> Iterator[T]:
+def stderr_observer(quiet: bool, silent: Callable[[], T], plain: Callable[[], T], live: Callable[[], T],
+                    display: Callable[[T], Any] = lambda observer: observer.bar) -> Iterator[T]:  # type: ignore[attr-defined]
     """The observer that suits stderr: ``silent()`` with --quiet, ``plain()`` lines off a
-    terminal, else ``live()`` — whose rich ``bar`` runs for the duration."""
+    terminal, else ``live()`` — whose rich display (its ``bar`` unless ``display`` says
+    otherwise) runs for the duration."""
     if quiet:
         yield silent()
     elif not stderr.is_terminal:
         yield plain()
     else:
         observer = live()
-        with observer.bar:  # type: ignore[attr-defined]
+        with display(observer):
             yield observer

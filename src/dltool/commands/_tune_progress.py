@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from typing import Any
 
 from rich.live import Live
 from rich.table import Table
 
-from dltool.commands._output import stderr
+from dltool.commands._output import stderr, stderr_observer
 from dltool.tuning import TrialRow, TuneObserver
 
 SHOWN_ROWS = 15  # the running trials, the best, and the latest others
@@ -123,14 +122,6 @@ def _shown(rows: list[TrialRow], best: TrialRow | None) -> list[TrialRow]:
     return [r for r in rows if r.number in keep]
 
 
-@contextmanager
-def tune_progress(quiet: bool) -> Iterator[TuneObserver]:
+def tune_progress(quiet: bool) -> AbstractContextManager[TuneObserver]:
     """The observer that suits stderr: nothing, plain lines, or a live table."""
-    if quiet:
-        yield TuneObserver()
-    elif not stderr.is_terminal:
-        yield PlainTuneProgress()
-    else:
-        progress = RichTuneProgress()
-        with progress.live:
-            yield progress
+    return stderr_observer(quiet, TuneObserver, PlainTuneProgress, RichTuneProgress, lambda o: o.live)

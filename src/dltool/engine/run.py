@@ -22,7 +22,7 @@ from dltool.config.schema import Config, MonitorConfig
 from dltool.config.validate import validate_config
 from dltool.engine.checkpoint import load_checkpoint, load_weights, save_weights
 from dltool.engine.device import resolve_device, resolve_precision, resolve_threads
-from dltool.engine.distributed import World, any_across, process_group, sum_across, world_from_env
+from dltool.engine.distributed import any_across, process_group, sum_across, world_from_env
 from dltool.engine.loop import CLASSIFICATION, EpochStats, evaluate, mean_metrics, train_one_epoch
 from dltool.engine.observer import Observer
 from dltool.engine.sanity import preflight
