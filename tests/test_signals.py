@@ -66,10 +66,35 @@ def test_a_killed_run_keeps_a_loadable_checkpoint_and_resumes(tmp_path: Path, re
     run = tmp_path / "run"
     checkpoint = load_checkpoint(run / "checkpoints" / "last.pt")
     assert checkpoint["progress"]["epoch"] >= 3 and checkpoint["progress"]["partial"] is None
+    # What a kill in the middle of writing a checkpoint leaves beside it (see dltool._io).
+    partial = run / "checkpoints" / ".last.pt.k1ll3d.tmp"
+    partial.write_bytes(b"half a checkpoint")
 
     run_dltool("train", "--resume", run, "-q")
+    assert not partial.exists()
     assert (run / "model.safetensors").read_bytes() == (reference / "model.safetensors").read_bytes()
     assert metrics_without_times(run) == metrics_without_times(reference)
+
+
+def test_resuming_a_run_that_is_still_training_is_refused(tmp_path: Path) -> None:
+    process = subprocess.Popen(dltool_command("train", "digits-mlp", "--epochs", 1000, "--batch-size", BATCH, "-q",
+                                              "--runs-dir", tmp_path, "--name", "run"),
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        last = tmp_path / "run" / "checkpoints" / "last.pt"
+        deadline = time.monotonic() + 120
+        while not last.is_file():
+            assert process.poll() is None and time.monotonic() < deadline, process.communicate()
+            time.sleep(0.01)
+        second = subprocess.run(dltool_command("train", "--resume", tmp_path / "run", "-q"),
+                                capture_output=True, text=True)
+        assert second.returncode == 1
+        assert "being trained by another process" in second.stderr
+        assert process.poll() is None  # the first run goes on undisturbed
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.communicate(timeout=120)
+    assert process.returncode == 143
 
 
 def test_the_run_path_is_the_only_stdout_line_in_a_pipeline(tmp_path: Path) -> None:

@@ -46,6 +46,10 @@ class CheckpointError(DltoolError):
     """A run directory or checkpoint that is missing, corrupt or foreign."""
 
 
+class RunInUseError(DltoolError):
+    """A run directory that another process is training right now."""
+
+
 def did_you_mean(name: str, known: Iterable[str]) -> str:
     """'; did you mean X?' for the names closest to ``name``, or '' when none is close."""
     close = difflib.get_close_matches(name, sorted(known), n=3, cutoff=0.6)

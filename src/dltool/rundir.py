@@ -7,12 +7,16 @@ started at once never share a directory and an existing run is never overwritten
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from filelock import FileLock, Timeout
+
 from dltool._io import append_line, atomic_write_json, atomic_write_text, json_line
-from dltool.errors import CheckpointError, UsageError
+from dltool.errors import CheckpointError, RunInUseError, UsageError
 
 
 @dataclass(frozen=True)
@@ -55,6 +59,29 @@ class RunDir:
     def write_summary(self, summary: dict[str, Any]) -> None:
         atomic_write_json(self.summary, summary)
 
+    @contextmanager
+    def training(self) -> Iterator[None]:
+        """Hold the run's lock while training writes it, so a ``--resume`` of a run that is
+        still being trained is refused instead of interleaving two writers. The lock is an
+        OS file lock: a killed process releases it. Once held, temporary files that a killed
+        writer left behind (see ``dltool._io``) are swept."""
+        lock = FileLock(self.path / ".train.lock")
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            raise RunInUseError(f"{self.path} is being trained by another process; "
+                                "wait for it to end (or stop it) before resuming") from None
+        try:
+            self._sweep_partial_files()
+            yield
+        finally:
+            lock.release()
+
+    def _sweep_partial_files(self) -> None:
+        # Only training's own files: eval or visualize may be writing theirs right now.
+        for final in (self.config, self.classes, self.metrics, self.summary, self.weights, self.last_checkpoint):
+            for partial in final.parent.glob(f".{final.name}.*.tmp"):
+                partial.unlink(missing_ok=True)
 
 
 def create_run_dir(runs_dir: Path, base_name: str, name: str | None = None) -> RunDir:

@@ -8,7 +8,7 @@ import random
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -95,7 +95,8 @@ def _execute(
     precision = resolve_precision(config.train.amp, device)
     writer = run if world.is_main else None
     observer = observer if world.is_main else Observer()
-    with process_group(world, device), _cpu_threads(resolve_threads(config.train.threads)):
+    claim = writer.training() if writer else nullcontext()
+    with claim, process_group(world, device), _cpu_threads(resolve_threads(config.train.threads)):
         _seed_everything(config.train.seed + 1000 * world.rank)
         parts = build_components(config, device, precision, world)
         progress = restore_state(parts, checkpoint) if checkpoint else Progress()
