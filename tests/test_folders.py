@@ -285,3 +285,21 @@ def test_bad_folder_names_are_usage_errors(cli, tmp_path: Path) -> None:
     class_folder(root / "train", "a", 2)
     class_folder(root / "val", "q", 2)
     assert "class 'q' of the val split" in cli("train", "digits-mlp", "--dataset", root, code=1).stderr
+
+
+def test_resume_notes_a_folder_that_grew_and_refuses_one_with_other_classes(cli, tmp_path: Path) -> None:
+    root = tmp_path / "pets"
+    class_folder(root, "cat", 8, seed=1)
+    class_folder(root, "dog", 8, seed=2)
+    run = Path(cli("train", "digits-mlp", "--dataset", root, "--set", "data.image_size=8", "--epochs", "1").stdout.strip())
+
+    class_folder(root, "cat", 12, seed=3)  # four more cats (and four cats redrawn)
+    grown = cli("train", "--resume", run, "--epochs", "2")
+    assert "the data changed since the checkpoint (train" in grown.stderr
+    assert json.loads((run / "summary.json").read_text())["status"] == "completed"
+
+    class_folder(root, "bird", 8, seed=4)
+    summary_before = (run / "summary.json").read_bytes()
+    refused = cli("train", "--resume", run, "--epochs", "3", code=1)
+    assert "checkpointed with 2 classes" in refused.stderr and "now has 3 classes" in refused.stderr
+    assert (run / "summary.json").read_bytes() == summary_before  # the run is left as it was

@@ -27,7 +27,7 @@ from dltool.engine.loop import CLASSIFICATION, EpochStats, evaluate, mean_metric
 from dltool.engine.observer import Observer
 from dltool.engine.sanity import preflight
 from dltool.engine.setup import Components, build_components
-from dltool.engine.state import Progress, restore_state, save_state, versions
+from dltool.engine.state import Progress, data_changes, restore_state, save_state, versions
 from dltool.errors import UsageError
 from dltool.rundir import RunDir
 
@@ -99,6 +99,7 @@ def _execute(
     with claim, process_group(world, device), _cpu_threads(resolve_threads(config.train.threads)):
         _seed_everything(config.train.seed + 1000 * world.rank)
         parts = build_components(config, device, precision, world)
+        notes = data_changes(parts, checkpoint) if checkpoint else []
         progress = restore_state(parts, checkpoint) if checkpoint else Progress()
         clock = _Clock(progress.wall_time_s)
         if writer:
@@ -107,7 +108,7 @@ def _execute(
                 "threads": torch.get_num_threads()}
         observer.on_start({"run_dir": str(run.path) if run else None, "epochs": config.train.epochs,
                            "batches": len(parts.train_batches), "resumed_at": progress.epoch, **base})
-        for line in parts.data.messages():  # unreadable files, drawn splits, resizes
+        for line in parts.data.messages() + notes:  # unreadable files, drawn splits, resizes, changes
             observer.on_message(line)
         for message in [] if checkpoint else [preflight(parts)]:
             observer.on_message(message)

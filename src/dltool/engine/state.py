@@ -11,6 +11,7 @@ import torch
 from dltool import __version__
 from dltool.engine.checkpoint import capture_rng, restore_rng, save_checkpoint
 from dltool.engine.setup import Components
+from dltool.errors import CheckpointError
 
 CHECKPOINT_FORMAT = "dltool-checkpoint/1"
 
@@ -43,6 +44,7 @@ def save_state(path: Path, parts: Components, progress: Progress) -> None:
         "config": parts.config.to_dict(),
         "classes": parts.data.classes,
         "in_shape": list(parts.data.in_shape),
+        "split_sizes": split_sizes(parts),
         "versions": versions(),
     })
 
@@ -62,6 +64,26 @@ def restore_state(parts: Components, checkpoint: dict[str, Any]) -> Progress:
     else:  # other ranks' generators were not saved: a fresh, distinct stream each
         torch.manual_seed(parts.config.train.seed + 1000 * parts.world.rank + progress.step)
     return progress
+
+
+def split_sizes(parts: Components) -> dict[str, int]:
+    return {name: len(split.labels) for name, split in parts.data.splits.items()}
+
+
+def data_changes(parts: Components, checkpoint: dict[str, Any]) -> list[str]:
+    """Refuse to resume on data the model cannot read (other classes or image shape); a note
+    for each split whose size changed (files added to or removed from an image folder)."""
+    saved_classes, saved_shape = checkpoint["classes"], checkpoint["in_shape"]
+    if saved_classes != parts.data.classes or saved_shape != list(parts.data.in_shape):
+        raise CheckpointError(
+            f"the data no longer matches this run: it was checkpointed with {len(saved_classes)} classes of "
+            f"{'x'.join(map(str, saved_shape))} images, the data now has {len(parts.data.classes)} classes of "
+            f"{'x'.join(map(str, parts.data.in_shape))} images; start a new run")
+    saved_sizes, sizes = checkpoint.get("split_sizes") or {}, split_sizes(parts)
+    changed = [f"{name} {saved_sizes[name]} → {sizes[name]}" for name in sizes
+               if name in saved_sizes and saved_sizes[name] != sizes[name]]
+    return [f"the data changed since the checkpoint ({', '.join(changed)} images): resuming on the data as it is now"
+            ] if changed else []
 
 
 def versions() -> dict[str, str]:
