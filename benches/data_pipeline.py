@@ -32,7 +32,7 @@ from dltool.config.schema import AugmentConfig
 from dltool.data.arrays import Split
 from dltool.data.folders import load_folder
 from dltool.data.loader import BatchLoader
-from dltool.engine.device import resolve_threads
+from dltool.engine.threads import usable_cores
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _common import Row, bench_main  # noqa: E402
@@ -140,7 +140,7 @@ def folder_seconds(root: Path, cache_root: Path, fresh: bool) -> float:
 def run(quick: bool = False, device: str = "cpu") -> list[Row]:
     samples, reference_samples, folder_images, repeats = (10_000, 2_000, 500, 2) if quick else (50_000, 10_000, 2_000, 3)
     torch_device = torch.device(device)
-    torch.set_num_threads(resolve_threads("auto"))
+    torch.set_num_threads(usable_cores())
 
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (samples, 3, 32, 32), dtype=np.uint8)

@@ -7,8 +7,9 @@ schedule and thread count; each side's figure is its best epoch over all repeats
 2-core machine is noisy, and the best epoch is what each loop can reach):
 - reference: a hand-written loop (randperm shuffle, index the normalised tensor, step);
 - dltool: ``dltool.engine.train`` on the digits-mlp recipe (its train-phase samples/s).
-Then the end-to-end wall time of ``dltool train digits-mlp`` as a subprocess (interpreter
-and imports included), and the bare loop at 1 vs 2 CPU threads (why ``threads: auto`` is 1).
+Both at the thread count dltool's run chose (``threads: auto``; benches/cpu_threads.py compares
+thread counts). Then the end-to-end wall time of ``dltool train digits-mlp`` as a subprocess
+(interpreter and imports included).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from torch import nn
 from dltool.config import load_config
 from dltool.data.prepare import prepare_data
 from dltool.engine import train
-from dltool.engine.device import resolve_threads
+from dltool.engine.threads import usable_cores
 from dltool.rundir import create_run_dir
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -72,10 +73,11 @@ def bare_loop_samples_per_s(config, threads: int) -> float:
     return max(rates)
 
 
-def dltool_samples_per_s(config, runs: Path) -> float:
+def dltool_samples_per_s(config, runs: Path) -> tuple[float, int]:
+    """(best-epoch samples/s, the thread count the run chose)."""
     result = train(config, create_run_dir(runs, "bench"))
     records = [json.loads(line) for line in (result.run_dir / "metrics.jsonl").read_text().splitlines()]
-    return max(r["samples_per_s"] for r in records)
+    return max(r["samples_per_s"] for r in records), result.summary["threads"]
 
 
 def end_to_end_seconds(runs: Path, env: dict[str, str]) -> float:
@@ -91,24 +93,20 @@ def run(quick: bool = False, device: str = "cpu") -> list[Row]:
     env = {**os.environ, "DLTOOL_DATA": str(work / "data")}
     os.environ.update(env)
     config = load_config(RECIPE, [f"train.device={device}"])
-    threads = resolve_threads(config.train.threads)
 
     first_run = end_to_end_seconds(work / "runs", env)  # also builds the digits cache
     bare, ours = [], []
     for _ in range(repeats):
+        rate, threads = dltool_samples_per_s(config, work / "runs")
+        ours.append(rate)
         bare.append(bare_loop_samples_per_s(config, threads))
-        ours.append(dltool_samples_per_s(config, work / "runs"))
     warm = statistics.median(end_to_end_seconds(work / "runs", env) for _ in range(repeats))
-    one_thread = max(bare_loop_samples_per_s(config, 1) for _ in range(repeats))
-    two_threads = max(bare_loop_samples_per_s(config, 2) for _ in range(repeats))
-    torch.set_num_threads(threads)
+    torch.set_num_threads(usable_cores())
     return [
         Row("train throughput, digits-mlp (samples/s, best epoch)", f"{max(ours):,.0f}",
             f"{max(bare):,.0f} bare PyTorch loop", max(ours) / max(bare)),
         Row("`dltool train digits-mlp` end to end (s)", f"{warm:.2f}", "6.00 goal", 6.0 / warm),
         Row("same, first run: builds the digits cache (s)", f"{first_run:.2f}", "6.00 goal", 6.0 / first_run),
-        Row("bare loop at 1 vs 2 CPU threads, digits-mlp (samples/s)", f"{one_thread:,.0f}",
-            f"{two_threads:,.0f} at 2 threads", one_thread / two_threads),
     ]
 
 

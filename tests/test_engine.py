@@ -98,3 +98,20 @@ def test_channels_last_and_amp_on_cpu(tmp_path: Path, channels_last: str) -> Non
     config = load_config("digits-mlp", ["train.epochs=1", f"train.channels_last={channels_last}", "train.amp=bf16"])
     result = train(config, create_run_dir(tmp_path, "cl"))
     assert result.summary["amp"] == "bf16" and result.status == "completed"
+
+
+def test_auto_threads_follow_the_step_size_and_omp_num_threads(monkeypatch: pytest.MonkeyPatch) -> None:
+    from dltool.engine.threads import SMALL_STEP_FLOPS, forward_flops, resolve_threads, usable_cores
+
+    cpu = torch.device("cpu")
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    assert resolve_threads(3, cpu, lambda: 0) == 3
+    assert resolve_threads("auto", cpu, lambda: SMALL_STEP_FLOPS / 2) == 1
+    assert resolve_threads("auto", cpu, lambda: SMALL_STEP_FLOPS * 2) == usable_cores()
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # torchrun's or tune's share: torch's count is already that
+    assert resolve_threads("auto", cpu, lambda: SMALL_STEP_FLOPS * 2) == torch.get_num_threads()
+
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(12, 5), torch.nn.Dropout(0.5)).train()
+    state = torch.random.get_rng_state()
+    assert forward_flops(model, (3, 2, 2)) == 2 * 12 * 5
+    assert model.training and torch.equal(torch.random.get_rng_state(), state)

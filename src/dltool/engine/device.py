@@ -1,4 +1,4 @@
-"""Where and in what precision training runs: devices, mixed precision and CPU threads."""
+"""Where and in what precision training runs: devices and mixed precision (CPU threads: threads.py)."""
 
 from __future__ import annotations
 
@@ -72,13 +72,3 @@ def resolve_precision(amp: str, device: torch.device) -> Precision:
     if amp == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
         raise DeviceError("this GPU does not support bf16; use --amp fp16")
     return Precision(_AMP_DTYPES[amp])
-
-
-def resolve_threads(threads: int | str) -> int:
-    """CPU intra-op threads: a number, or ``auto`` for torch's default (one per core).
-
-    benches/train_overhead.py measures 1 against 2 threads on digits-mlp: on the 2-core
-    machines this was built on they are level within the machine's noise (0.9-1.2×), so
-    ``auto`` keeps torch's default rather than guessing.
-    """
-    return torch.get_num_threads() if threads == "auto" else int(threads)

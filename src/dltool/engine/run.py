@@ -7,8 +7,7 @@ import math
 import random
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import ExitStack, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,13 +20,14 @@ from dltool._io import atomic_write_json, atomic_write_text, dump_yaml
 from dltool.config.schema import Config, MonitorConfig
 from dltool.config.validate import validate_config
 from dltool.engine.checkpoint import load_checkpoint, load_weights, save_weights
-from dltool.engine.device import resolve_device, resolve_precision, resolve_threads
+from dltool.engine.device import resolve_device, resolve_precision
 from dltool.engine.distributed import any_across, process_group, sum_across, world_from_env
 from dltool.engine.loop import CLASSIFICATION, EpochStats, evaluate, mean_metrics, train_one_epoch
 from dltool.engine.observer import Observer
 from dltool.engine.sanity import preflight
 from dltool.engine.setup import Components, build_components
 from dltool.engine.state import Progress, data_changes, restore_state, save_state, versions
+from dltool.engine.threads import cpu_threads, resolve_threads, training_step_flops
 from dltool.errors import UsageError
 from dltool.rundir import RunDir
 
@@ -96,9 +96,10 @@ def _execute(
     writer = run if world.is_main else None
     observer = observer if world.is_main else Observer()
     claim = writer.training() if writer else nullcontext()
-    with claim, process_group(world, device), _cpu_threads(resolve_threads(config.train.threads)):
+    with claim, process_group(world, device), ExitStack() as scope:
         _seed_everything(config.train.seed + 1000 * world.rank)
         parts = build_components(config, device, precision, world)
+        scope.enter_context(cpu_threads(_threads(parts)))
         notes = data_changes(parts, checkpoint) if checkpoint else []
         progress = restore_state(parts, checkpoint) if checkpoint else Progress()
         clock = _Clock(progress.wall_time_s)
@@ -287,11 +288,7 @@ def _seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-@contextmanager
-def _cpu_threads(threads: int) -> Iterator[None]:
-    previous = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
+def _threads(parts: Components) -> int:
+    train_cfg = parts.config.train
+    flops = lambda: training_step_flops(parts.model, parts.data.in_shape, train_cfg.batch_size)  # noqa: E731
+    return resolve_threads(train_cfg.threads, parts.step.device, flops)

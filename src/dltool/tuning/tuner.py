@@ -370,7 +370,7 @@ def _supervise(settings: TuneSettings, workers: int, observer: TuneObserver, sto
     """Start ``workers`` processes on the storage, show their trials, forward a stop."""
     logs = settings.study_dir / "workers"
     logs.mkdir(exist_ok=True)
-    processes = [_start_worker(settings, index, logs) for index in range(workers)]
+    processes = [_start_worker(settings, index, workers, logs) for index in range(workers)]
     study = _load_study(settings)
     written: Any = None
     signalled = False
@@ -404,16 +404,25 @@ def _supervise(settings: TuneSettings, workers: int, observer: TuneObserver, sto
             observer.on_message(f"worker {index} exited with code {code}: {_last_line(logs / f'worker-{index}.log')}")
 
 
-def _start_worker(settings: TuneSettings, index: int, logs: Path) -> subprocess.Popen:
+def _start_worker(settings: TuneSettings, index: int, workers: int, logs: Path) -> subprocess.Popen:
     # The settings travel on stdin, so a database password is never written to disk. Each
     # worker has its own session: a Ctrl-C reaches this process, which forwards it once.
     with open(logs / f"worker-{index}.log", "ab") as log:
         process = subprocess.Popen([sys.executable, "-m", WORKER_MODULE, str(index)], stdin=subprocess.PIPE,
-                                   stdout=subprocess.DEVNULL, stderr=log, start_new_session=True, env=os.environ.copy())
+                                   stdout=subprocess.DEVNULL, stderr=log, start_new_session=True,
+                                   env=_worker_env(workers))
     assert process.stdin is not None
     process.stdin.write(settings.to_json().encode())
     process.stdin.close()
     return process
+
+
+def _worker_env(workers: int) -> dict[str, str]:
+    """Each worker's share of the cores as ``OMP_NUM_THREADS`` (which ``threads: auto`` then
+    follows), as torchrun does: K processes each on every core would contend for them."""
+    from dltool.engine.threads import usable_cores
+
+    return {"OMP_NUM_THREADS": str(max(1, usable_cores() // workers)), **os.environ}
 
 
 def _last_line(path: Path) -> str:
