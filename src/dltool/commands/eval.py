@@ -8,6 +8,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
+from dltool.commands import _complete
 from dltool.commands._output import emit_json, stderr
 
 Opt = typer.Option
@@ -16,7 +17,8 @@ Opt = typer.Option
 def eval_(
     target: Annotated[Path, typer.Argument(help="Run dir, model.safetensors or a .pt checkpoint.")],
     split: Annotated[str, Opt(help="Split to score: test, val or train.")] = "test",
-    data: Annotated[str | None, Opt(help="Another dataset name or image folder with the same classes.")] = None,
+    data: Annotated[str | None, Opt(help="Another dataset name or image folder with the same classes.",
+                                          autocompletion=_complete.registry("datasets"))] = None,
     root: Annotated[str | None, Opt(help="data.root for --data.")] = None,
     checkpoint: Annotated[str, Opt(help="best (model.safetensors) or last (checkpoints/last.pt).")] = "best",
     batch_size: Annotated[int, Opt(min=1, help="Images per forward pass.")] = 256,

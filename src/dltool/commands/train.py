@@ -9,6 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
+from dltool.commands import _complete
 from dltool.commands._output import emit_line, stderr
 from dltool.commands._overrides import Overrides, with_override_flags
 from dltool.commands._signals import stop_on_signals
@@ -19,7 +20,8 @@ Opt = typer.Option
 
 @with_override_flags
 def train(
-    recipe: Annotated[str | None, typer.Argument(help="Recipe name, YAML file or run dir to start from.")] = None,
+    recipe: Annotated[str | None, typer.Argument(help="Recipe name, YAML file or run dir to start from.",
+                                                           autocompletion=_complete.recipes)] = None,
     name: Annotated[str | None, Opt(help="Run dir name (default: <recipe>-<n>).")] = None,
     runs_dir: Annotated[Path, Opt(help="Where run dirs are created.")] = Path("runs"),
     resume: Annotated[Path | None, Opt(help="Continue this run dir from checkpoints/last.pt.")] = None,
