@@ -29,20 +29,14 @@ def eval_(
 
     Example: dltool eval runs/digits-mlp-1 --json | jq .accuracy
     """
-    from dltool.engine.device import resolve_device
-    from dltool.errors import UsageError
-    from dltool.evaluation.evaluate import evaluate_trained, write_report
-    from dltool.evaluation.trained import load_trained
+    from dltool.evaluation.evaluate import evaluate_run
 
-    if checkpoint not in ("best", "last"):
-        raise UsageError(f"--checkpoint {checkpoint!r}: expected best or last")
-    trained = load_trained(target, checkpoint=checkpoint, device=resolve_device(device))  # type: ignore[arg-type]
-    document = evaluate_trained(trained, split=split, data=data, root=root, batch_size=batch_size)
-    path = write_report(trained, document, own_data=data is None)
-    _render(document)
-    stderr.print(f"wrote {path}", soft_wrap=True)
+    result = evaluate_run(target, split=split, data=data, root=root, checkpoint=checkpoint,  # type: ignore[arg-type]
+                          batch_size=batch_size, device=device)
+    _render(result.document)
+    stderr.print(f"wrote {result.path}", soft_wrap=True)
     if as_json:
-        emit_json(document)
+        emit_json(result.document)
 
 
 def _render(document: dict[str, Any]) -> None:
