@@ -12,8 +12,8 @@ __version__ = "0.1.0"
 if TYPE_CHECKING:
     from dltool.api import Predictions, evaluate, predict, train, tune
 
-_API = ("Predictions", "evaluate", "predict", "train", "tune")
-__all__ = ["__version__", *_API]
+__all__ = ["Predictions", "__version__", "evaluate", "predict", "train", "tune"]
+_API = set(__all__) - {"__version__"}  # in dltool.api
 
 
 def __getattr__(name: str) -> Any:  # PEP 562: a lazy attribute of the package

@@ -75,7 +75,7 @@ def evaluate(
     """
     from dltool.evaluation.evaluate import evaluate_run
 
-    return evaluate_run(run, split=split, data=_text(data), root=_text(root), checkpoint=checkpoint,
+    return evaluate_run(Path(run), split=split, data=_text(data), root=_text(root), checkpoint=checkpoint,
                         batch_size=batch_size, device=device)
 
 
@@ -107,10 +107,11 @@ def predict(
     from dltool.evaluation.trained import load_trained
 
     paths = [inputs] if isinstance(inputs, (str, os.PathLike)) else inputs
-    trained = load_trained(run, device=device)
+    trained = load_trained(Path(run), device=device)
     rows: list[Prediction] = []
     unreadable: list[Unreadable] = []
-    for row in predict_images(trained, map(os.fspath, paths), top_k=top_k, batch_size=batch_size, workers=workers):
+    names = (os.fspath(path) for path in paths)
+    for row in predict_images(trained, names, top_k=top_k, batch_size=batch_size, workers=workers):
         if isinstance(row, Unreadable):
             unreadable.append(row)
         else:
