@@ -1,3 +1,26 @@
-"""dltool: train, tune, evaluate and use PyTorch image models from the command line."""
+"""dltool: train, tune, evaluate and use PyTorch image models from the command line.
+
+From Python: ``from dltool import train, evaluate, predict, tune`` (see ``dltool.api``).
+They are loaded on first access, so ``import dltool`` (and ``dltool --help``) stays free of torch.
+"""
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
+
+if TYPE_CHECKING:
+    from dltool.api import Predictions, evaluate, predict, train, tune
+
+__all__ = ["Predictions", "__version__", "evaluate", "predict", "train", "tune"]
+_API = set(__all__) - {"__version__"}  # in dltool.api
+
+
+def __getattr__(name: str) -> Any:  # PEP 562: a lazy attribute of the package
+    if name in _API:
+        return getattr(importlib.import_module("dltool.api"), name)
+    raise AttributeError(f"module 'dltool' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_API})

@@ -83,4 +83,6 @@ app.command("visualize")(visualize_command.visualize)
 
 
 def main() -> None:
-    app()
+    # A fixed name: `python -m dltool` and torchrun would otherwise call it "python -m dltool",
+    # and `--show-completion` would write a script for that.
+    app(prog_name="dltool")

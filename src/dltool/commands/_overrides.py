@@ -14,6 +14,8 @@ from typing import Annotated, Any
 
 import typer
 
+from dltool.commands import _complete
+
 Opt = typer.Option
 
 
@@ -41,6 +43,9 @@ FLAGS: list[tuple[str, str, Any, str]] = [
     ("compile", "train.compile", bool, "train.compile: torch.compile the model"),
     ("limit_batches", "train.limit_batches", int, "train.limit_batches: for quick tries"),
 ]
+# Flags whose values are registry names complete on TAB.
+COMPLETERS = {"optimizer": _complete.registry("optimizers"), "model": _complete.registry("models"),
+              "dataset": _complete.registry("datasets")}
 SET_HELP = "Any config key: --set model.depth=3 (repeatable)."
 PANEL = "Config overrides (highest first: flags, then --set, then the recipe)"
 
@@ -54,7 +59,8 @@ def with_override_flags(command: Callable[..., Any]) -> Callable[..., Any]:
     own = [p for p in signature.parameters.values() if p.name != "overrides"]
     # Fresh OptionInfo objects per command: typer may keep state on them.
     added = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=Annotated[
-                 kind | None, Opt(f"--{name.replace('_', '-')}", help=text, rich_help_panel=PANEL)])
+                 kind | None, Opt(f"--{name.replace('_', '-')}", help=text, rich_help_panel=PANEL,
+                                  autocompletion=COMPLETERS.get(name))])
              for name, _, kind, text in FLAGS]
     added.append(inspect.Parameter("set_", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=Annotated[
         list[str] | None, Opt("--set", help=SET_HELP, rich_help_panel=PANEL)]))

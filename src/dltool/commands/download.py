@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from dltool.commands import _complete
 from dltool.commands._output import emit_line, stderr
 
 Opt = typer.Option
@@ -14,7 +15,8 @@ Opt = typer.Option
 
 def download(
     names: Annotated[
-        list[str], typer.Argument(help="Datasets to download (dltool list datasets).", metavar="DATASET")
+        list[str], typer.Argument(help="Datasets to download (dltool list datasets).", metavar="DATASET",
+                                  autocompletion=_complete.downloadable)
     ],
     root: Annotated[Path | None, Opt(help="Data root (default: $DLTOOL_DATA, else the user cache).")] = None,
     mirror: Annotated[

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
+from dltool.commands import _complete
 from dltool.commands._output import emit_json, stderr
 
 Opt = typer.Option
@@ -16,7 +17,8 @@ Opt = typer.Option
 def eval_(
     target: Annotated[Path, typer.Argument(help="Run dir, model.safetensors or a .pt checkpoint.")],
     split: Annotated[str, Opt(help="Split to score: test, val or train.")] = "test",
-    data: Annotated[str | None, Opt(help="Another dataset name or image folder with the same classes.")] = None,
+    data: Annotated[str | None, Opt(help="Another dataset name or image folder with the same classes.",
+                                          autocompletion=_complete.registry("datasets"))] = None,
     root: Annotated[str | None, Opt(help="data.root for --data.")] = None,
     checkpoint: Annotated[str, Opt(help="best (model.safetensors) or last (checkpoints/last.pt).")] = "best",
     batch_size: Annotated[int, Opt(min=1, help="Images per forward pass.")] = 256,
@@ -27,20 +29,14 @@ def eval_(
 
     Example: dltool eval runs/digits-mlp-1 --json | jq .accuracy
     """
-    from dltool.engine.device import resolve_device
-    from dltool.errors import UsageError
-    from dltool.evaluation.evaluate import evaluate_trained, write_report
-    from dltool.evaluation.trained import load_trained
+    from dltool.evaluation.evaluate import evaluate_run
 
-    if checkpoint not in ("best", "last"):
-        raise UsageError(f"--checkpoint {checkpoint!r}: expected best or last")
-    trained = load_trained(target, checkpoint=checkpoint, device=resolve_device(device))  # type: ignore[arg-type]
-    document = evaluate_trained(trained, split=split, data=data, root=root, batch_size=batch_size)
-    path = write_report(trained, document, own_data=data is None)
-    _render(document)
-    stderr.print(f"wrote {path}", soft_wrap=True)
+    result = evaluate_run(target, split=split, data=data, root=root, checkpoint=checkpoint,  # type: ignore[arg-type]
+                          batch_size=batch_size, device=device)
+    _render(result.document)
+    stderr.print(f"wrote {result.path}", soft_wrap=True)
     if as_json:
-        emit_json(document)
+        emit_json(result.document)
 
 
 def _render(document: dict[str, Any]) -> None:

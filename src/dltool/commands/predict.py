@@ -33,7 +33,6 @@ def predict(
 
     Example: find imgs -name '*.png' | dltool predict runs/digits-mlp-1 - --format jsonl | jq -r .label
     """
-    from dltool.engine.device import resolve_device
     from dltool.errors import UsageError
     from dltool.evaluation.predict import Unreadable, predict as predict_images, read_path_lines
     from dltool.evaluation.trained import load_trained
@@ -41,7 +40,7 @@ def predict(
     chosen = output_format or ("table" if output is None and sys.stdout.isatty() else "csv")
     if chosen not in FORMATS:
         raise UsageError(f"--format {chosen!r}: expected one of {', '.join(FORMATS)}")
-    trained = load_trained(target, device=resolve_device(device))
+    trained = load_trained(target, device=device)
     inputs = read_path_lines(sys.stdin) if paths == ["-"] else paths
     rows = predict_images(trained, inputs, top_k=top_k, batch_size=batch_size, workers=workers)
     bad = 0

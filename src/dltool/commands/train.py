@@ -9,6 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
+from dltool.commands import _complete
 from dltool.commands._output import emit_line, stderr
 from dltool.commands._overrides import Overrides, with_override_flags
 from dltool.commands._signals import stop_on_signals
@@ -19,7 +20,8 @@ Opt = typer.Option
 
 @with_override_flags
 def train(
-    recipe: Annotated[str | None, typer.Argument(help="Recipe name, YAML file or run dir to start from.")] = None,
+    recipe: Annotated[str | None, typer.Argument(help="Recipe name, YAML file or run dir to start from.",
+                                                           autocompletion=_complete.recipes)] = None,
     name: Annotated[str | None, Opt(help="Run dir name (default: <recipe>-<n>).")] = None,
     runs_dir: Annotated[Path, Opt(help="Where run dirs are created.")] = Path("runs"),
     resume: Annotated[Path | None, Opt(help="Continue this run dir from checkpoints/last.pt.")] = None,
@@ -72,18 +74,13 @@ def _start(recipe: str | None, flags: dict[str, Any], sets: list[str], name: str
     if print_config:
         emit_line(dump_yaml(config.to_dict()).rstrip())
         return None
-    from dltool.engine import train as run_training
-    from dltool.data.sources import require_downloaded
-    from dltool.engine.device import resolve_device
+    from dltool.engine import start_run
     from dltool.engine.distributed import world_from_env
-    from dltool.rundir import create_run_dir
 
-    resolve_device(config.train.device)  # an absent device is a usage error before any dir is made
-    require_downloaded(config.data.name, config.data.root)  # and so is a dataset not downloaded yet
-    world = world_from_env()
-    run = create_run_dir(runs_dir, resolve_source(recipe).name, name) if world.is_main else None
-    return _with_progress(lambda observer, stop: run_training(config, run, observer=observer, stop=stop),
-                          quiet or not world.is_main)
+    source = resolve_source(recipe).name
+    return _with_progress(lambda observer, stop: start_run(config, source, runs_dir=runs_dir, name=name,
+                                                           observer=observer, stop=stop),
+                          quiet or not world_from_env().is_main)  # under torchrun rank 0 reports
 
 
 def _resume(path: Path, recipe: str | None, flags: dict[str, Any], sets: list[str], quiet: bool) -> Any:

@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 
+from dltool.commands import _complete
 from dltool.commands._output import emit_json, emit_line, stderr
 from dltool.commands._overrides import Overrides, with_override_flags
 from dltool.commands._signals import stop_on_signals
@@ -19,7 +20,8 @@ Opt = typer.Option
 
 @with_override_flags
 def tune(
-    recipe: Annotated[str, typer.Argument(help="Recipe name, YAML file or run dir every trial starts from.")],
+    recipe: Annotated[str, typer.Argument(help="Recipe name, YAML file or run dir every trial starts from.",
+                                          autocompletion=_complete.recipes)],
     space: Annotated[Path, Opt(help="Search space YAML: dotted config keys to ranges or lists of values.")],
     trials: Annotated[int | None, Opt(help="Trials to finish in all (default 20; a grid: its size).")] = None,
     timeout: Annotated[float | None, Opt(help="Start no new trial after this many seconds.")] = None,

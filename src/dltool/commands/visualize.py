@@ -7,13 +7,15 @@ from typing import Annotated
 
 import typer
 
+from dltool.commands import _complete
 from dltool.commands._output import emit_line, stderr
 
 Opt = typer.Option
 
 
 def visualize(
-    targets: Annotated[list[str], typer.Argument(help="A run dir; several run dirs (compared); a study dir; or a dataset name or image folder.", show_default=False)],
+    targets: Annotated[list[str], typer.Argument(help="A run dir; several run dirs (compared); a study dir; or a dataset name or image folder.", show_default=False,
+                                                 autocompletion=_complete.registry("datasets"))],
     out: Annotated[Path | None, Opt(help="Folder for the files. Default: RUN/plots, STUDY/plots; "
                                          "plots/compare-<runs> or plots/<dataset> in the working directory.")] = None,
     fmt: Annotated[str, Opt("--format", help="Plot files as png, svg or pdf (report.html embeds PNGs).")] = "png",

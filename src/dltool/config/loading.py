@@ -57,11 +57,12 @@ def load_config(
 ) -> Config:
     """The validated config for recipe/file ``ref`` with ``--set`` strings and flag values.
 
-    ``flags`` maps dotted keys to values; ``None`` values (flags not given) are ignored.
+    ``flags`` maps dotted keys to values (``None`` is a value: ``train.early_stopping.patience``
+    takes it), so leave out the flags that were not given.
     """
     layers = read_layers(resolve_source(ref).path) if ref else []
     layers += [parse_set(s) for s in sets]
-    layers.append(nest({k: v for k, v in (flags or {}).items() if v is not None}))
+    layers.append(nest(flags or {}))
     merged: Layer = {}
     for layer in layers:
         merged = merge(merged, layer)

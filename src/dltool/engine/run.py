@@ -19,6 +19,7 @@ from dltool import __version__
 from dltool._io import atomic_write_json, atomic_write_text, dump_yaml
 from dltool.config.schema import Config, MonitorConfig
 from dltool.config.validate import validate_config
+from dltool.data.sources import require_downloaded
 from dltool.engine.checkpoint import load_checkpoint, load_weights, save_weights
 from dltool.engine.device import resolve_device, resolve_precision
 from dltool.engine.distributed import any_across, process_group, sum_across, world_from_env
@@ -29,7 +30,7 @@ from dltool.engine.setup import Components, build_components
 from dltool.engine.state import Progress, data_changes, restore_state, save_state, versions
 from dltool.engine.threads import cpu_threads, resolve_threads, training_step_flops
 from dltool.errors import UsageError
-from dltool.rundir import RunDir
+from dltool.rundir import RunDir, create_run_dir
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,41 @@ class RunResult:
     run_dir: Path | None
     status: str
     summary: dict[str, Any]
+
+    @property
+    def best(self) -> dict[str, Any] | None:
+        """The kept epoch: ``{epoch, metric, value}`` (None when no epoch had a finite metric)."""
+        return self.summary.get("best")
+
+    @property
+    def test(self) -> dict[str, Any] | None:
+        """The best weights' test score: ``{n, loss, accuracy}`` (None when interrupted)."""
+        return self.summary.get("test")
+
+
+def start_run(
+    config: Config,
+    source: str,
+    *,
+    runs_dir: Path = Path("runs"),
+    name: str | None = None,
+    observer: Observer | None = None,
+    stop: threading.Event | None = None,
+) -> RunResult:
+    """What ``dltool train`` does: check that the device and the dataset are here, then
+    ``train`` into a new run dir, ``runs_dir/name`` or else ``runs_dir/<source>-<n>``.
+
+    Under torchrun only rank 0 makes the run dir; the other ranks' ``run_dir`` is None.
+    """
+    require_resources(config)
+    run = create_run_dir(runs_dir, source, name) if world_from_env().is_main else None
+    return train(config, run, observer=observer, stop=stop)
+
+
+def require_resources(config: Config) -> None:
+    """An absent device or a dataset not downloaded yet: a usage error before any dir is made."""
+    resolve_device(config.train.device)
+    require_downloaded(config.data.name, config.data.root)
 
 
 def train(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -15,9 +15,9 @@ from dltool._io import atomic_write_json
 from dltool.data.arrays import Split
 from dltool.data.loader import BatchLoader
 from dltool.data.prepare import PreparedData, prepare_data
-from dltool.errors import DatasetError
+from dltool.errors import DatasetError, UsageError
 from dltool.evaluation.metrics import classification_metrics, reconstruction_metrics
-from dltool.evaluation.trained import Trained
+from dltool.evaluation.trained import Trained, load_trained
 
 
 @dataclass(frozen=True)
@@ -34,6 +34,28 @@ class Evaluation:
     probs: np.ndarray | None
     mean: list[float]
     std: list[float]
+
+
+@dataclass(frozen=True)
+class EvalResult:
+    """An eval document (DESIGN.md: ``eval-<split>.json``) and the file it was written to."""
+
+    document: dict[str, Any]
+    path: Path
+
+
+def evaluate_run(
+    target: Path | str, *, split: str = "test", data: str | None = None, root: str | None = None,
+    checkpoint: Literal["best", "last"] = "best", batch_size: int = 256, device: str = "auto",
+) -> EvalResult:
+    """What ``dltool eval`` does: load the model at ``target`` (a run dir, its
+    ``model.safetensors`` or a ``.pt`` checkpoint), score it (``evaluate_trained``) and write
+    the document into the run dir (``write_report``)."""
+    if checkpoint not in ("best", "last"):
+        raise UsageError(f"checkpoint {checkpoint!r}: expected best or last")
+    trained = load_trained(target, checkpoint=checkpoint, device=device)
+    document = evaluate_trained(trained, split=split, data=data, root=root, batch_size=batch_size)
+    return EvalResult(document, write_report(trained, document, own_data=data is None))
 
 
 def evaluate_trained(

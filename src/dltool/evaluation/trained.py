@@ -19,6 +19,7 @@ from dltool._safetensors import read_metadata
 from dltool.config.schema import Config
 from dltool.config.validate import validate_config
 from dltool.engine.checkpoint import load_checkpoint, load_weights
+from dltool.engine.device import resolve_device
 from dltool.errors import CheckpointError, ConfigError, DltoolError
 from dltool.models import models
 from dltool.models.build import build_model
@@ -41,9 +42,10 @@ class Trained:
         return models.get(self.config.model.name).params.task
 
 
-def load_trained(path: Path, *, checkpoint: Literal["best", "last"] = "best",
-                 device: torch.device | None = None) -> Trained:
-    """The model at ``path`` (a run dir, ``*.safetensors`` or ``*.pt``), in eval mode on ``device``."""
+def load_trained(path: Path | str, *, checkpoint: Literal["best", "last"] = "best",
+                 device: torch.device | str = "cpu") -> Trained:
+    """The model at ``path`` (a run dir, ``*.safetensors`` or ``*.pt``), in eval mode on ``device``
+    (``auto``: cuda, then mps, then cpu; an absent one is a usage error)."""
     path = Path(path)
     if path.is_dir():
         run = RunDir(path)
@@ -61,7 +63,7 @@ def load_trained(path: Path, *, checkpoint: Literal["best", "last"] = "best",
         raise CheckpointError(f"{path}: expected a run dir, a .safetensors or a .pt file")
     config, classes, in_shape = _describe(path, meta)
     model = _rebuild(path, config, classes, in_shape, state)
-    return Trained(model.to(device or torch.device("cpu")).eval(), config, classes, in_shape, path,
+    return Trained(model.to(resolve_device(str(device))).eval(), config, classes, in_shape, path,
                    _run_dir_of(path))
 
 

@@ -98,9 +98,14 @@ class TuneResult:
     study: dict[str, Any]  # the study.json document
     interrupted: bool
 
+    @property
+    def best(self) -> dict[str, Any] | None:
+        """The best trial: ``{number, value, params, run_dir}`` (None before one completes)."""
+        return self.study["best"]
+
 
 def prepare_study(
-    recipe: str, space_path: Path, *, sets: Iterable[str] = (), flags: Mapping[str, Any] | None = None,
+    recipe: str, space: Path | Mapping[str, Any], *, sets: Iterable[str] = (), flags: Mapping[str, Any] | None = None,
     trials: int | None = None, timeout: float | None = None, sampler: str | None = None,
     pruner: str | None = None, metric: str | None = None, direction: str | None = None,
     storage: str | None = None, study_name: str | None = None, workers: int = 1,
@@ -108,18 +113,17 @@ def prepare_study(
 ) -> TuneSettings:
     """Validate everything, then create the study dir (or reopen ``runs_dir/name``) and the study.
 
-    Usage errors are raised before anything is created. ``flags["train.seed"]`` also seeds
-    the sampler.
+    ``space``: a search space file, or its mapping of dotted keys. Usage errors are raised
+    before anything is created. ``flags["train.seed"]`` also seeds the sampler.
     """
     from dltool.config import load_config, resolve_source
-    from dltool.data.sources import require_downloaded
-    from dltool.engine.device import resolve_device
+    from dltool.engine.run import require_resources
 
     flags = dict(flags or {})
     config = load_config(recipe, sets, flags)
     base = config.to_dict()
-    space = load_space(space_path, base)
-    _refuse_overlap(space, sets, flags)
+    search_space = parse_space(space, base) if isinstance(space, Mapping) else load_space(space, base)
+    _refuse_overlap(search_space, sets, flags)
     if workers < 1:
         raise UsageError("--workers: at least 1")
     if timeout is not None and timeout <= 0:
@@ -132,9 +136,8 @@ def prepare_study(
     storage = check_storage(storage or (stored or {}).get("storage"), workers)
     if stored is not None:
         _check_continuation(stored, storage, study_name)
-    n_trials, notes = _budget(trials, sampler, space, base, stored)
-    resolve_device(config.train.device)  # before any dir is made, as train does
-    require_downloaded(config.data.name, config.data.root)
+    n_trials, notes = _budget(trials, sampler, search_space, base, stored)
+    require_resources(config)  # before any dir is made, as train does
 
     created = study_dir is None or stored is None
     if created:
@@ -143,7 +146,7 @@ def prepare_study(
         study_dir = create_run_dir(runs_dir, f"{resolve_source(recipe).name}-tune", name).path
     settings = TuneSettings(
         study_dir=study_dir, study_name=study_name or (stored or {}).get("study_name") or study_dir.name,
-        storage=storage, base=base, space=dict(space.raw), metric=metric, direction=direction,
+        storage=storage, base=base, space=dict(search_space.raw), metric=metric, direction=direction,
         sampler=sampler, pruner=pruner, n_trials=n_trials, seed=flags.get("train.seed"), timeout=timeout,
         recipe=resolve_source(recipe).name, notes=tuple(notes),
     )

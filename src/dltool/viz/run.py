@@ -81,11 +81,10 @@ def visualize_run(path: Path, *, out: Path | None = None, fmt: str = "png", spli
 def score_run(run: RunDir, *, split: str, device: str = "auto", batch_size: int = 256) -> Scored:
     """The best weights' scores on ``split``, reusing ``eval-<split>.json`` when it scored
     these weights (``model.safetensors``, not older than the file) and writing it otherwise."""
-    from dltool.engine.device import resolve_device
     from dltool.evaluation.evaluate import evaluate_split, write_report
     from dltool.evaluation.trained import load_trained
 
-    trained = load_trained(run.path, device=resolve_device(device))
+    trained = load_trained(run.path, device=device)
     evaluation = evaluate_split(trained, split=split, batch_size=batch_size)
     stored_path = run.path / f"eval-{split}.json"
     stored = _read_json(stored_path)

@@ -1,0 +1,168 @@
+"""dltool from Python: ``train``, ``evaluate``, ``predict`` and ``tune``, returning results.
+
+Each function does what its command does — the same config layers, run dir names and files
+written — through the same library calls, raises a ``dltool.errors.DltoolError`` subclass on
+bad input (``UsageError`` where the command would exit 2) and prints nothing: pass an
+observer to see progress. Importing this module is cheap; torch is imported on first use.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    import threading
+
+    from dltool.engine.observer import Observer
+    from dltool.engine.run import RunResult
+    from dltool.evaluation.evaluate import EvalResult
+    from dltool.evaluation.predict import Prediction, Unreadable
+    from dltool.tuning.tuner import TuneObserver, TuneResult
+
+__all__ = ["Predictions", "evaluate", "predict", "train", "tune"]
+
+StrPath = str | os.PathLike[str]
+
+
+def train(
+    recipe: StrPath,
+    *,
+    overrides: Mapping[str, Any] | None = None,
+    name: str | None = None,
+    runs_dir: StrPath = "runs",
+    observer: Observer | None = None,
+    stop: threading.Event | None = None,
+) -> RunResult:
+    """Train a new run, as ``dltool train`` does; the result's ``run_dir`` holds its files.
+
+    ``recipe``: a recipe name (``dltool list recipes``), a YAML file or a run dir to start
+    from. ``overrides`` maps dotted config keys to values, above the recipe — what the
+    command's flags and ``--set`` do: ``{"train.epochs": 5, "optimizer.lr": 3e-3}``. The run
+    dir is ``runs_dir/name``, by default ``runs_dir/<recipe>-<n>``. ``observer`` (a
+    ``dltool.engine.observer.Observer``) sees each step and epoch; setting ``stop`` ends
+    training after the current step with a resumable checkpoint (status ``interrupted``).
+    """
+    from dltool.config import load_config, resolve_source
+    from dltool.engine import start_run
+
+    ref = os.fspath(recipe)
+    config = load_config(ref, flags=overrides)
+    return start_run(config, resolve_source(ref).name, runs_dir=Path(runs_dir), name=name,
+                     observer=observer, stop=stop)
+
+
+def evaluate(
+    run: StrPath,
+    *,
+    split: str = "test",
+    data: StrPath | None = None,
+    root: StrPath | None = None,
+    checkpoint: Literal["best", "last"] = "best",
+    batch_size: int = 256,
+    device: str = "auto",
+) -> EvalResult:
+    """Score a trained model, as ``dltool eval`` does, and write ``eval-<split>.json``.
+
+    ``run``: a run dir, its ``model.safetensors`` or a ``.pt`` checkpoint; ``checkpoint``
+    picks a run dir's best weights or ``checkpoints/last.pt``. ``data`` scores another
+    dataset name or image folder with the same classes (``root``: its ``data.root``), and the
+    file is then ``eval-<dataset>-<split>.json``. The result has the ``document`` (accuracy,
+    per-class scores, confusion matrix, ...) and the ``path`` written.
+    """
+    from dltool.evaluation.evaluate import evaluate_run
+
+    return evaluate_run(Path(run), split=split, data=_text(data), root=_text(root), checkpoint=checkpoint,
+                        batch_size=batch_size, device=device)
+
+
+@dataclass(frozen=True)
+class Predictions:
+    """What ``predict`` returns: ``rows`` for the images read, in input order, and the
+    inputs that could not be read, each with its reason (``dltool predict`` names them on stderr)."""
+
+    rows: list[Prediction]
+    unreadable: list[Unreadable]
+
+
+def predict(
+    run: StrPath,
+    inputs: StrPath | Iterable[StrPath],
+    *,
+    top_k: int = 3,
+    batch_size: int = 64,
+    device: str = "auto",
+    workers: int | None = None,
+) -> Predictions:
+    """Label images with a trained classifier, as ``dltool predict`` does.
+
+    ``inputs``: image files, folders (walked recursively, sorted) and glob patterns. Each row
+    has ``path``, ``label``, ``score`` and ``top``, the ``top_k`` (label, probability) pairs.
+    For more images than fit in a list, ``dltool.evaluation.predict.predict`` streams the rows.
+    """
+    from dltool.evaluation.predict import Unreadable, predict as predict_images
+    from dltool.evaluation.trained import load_trained
+
+    paths = [inputs] if isinstance(inputs, (str, os.PathLike)) else inputs
+    trained = load_trained(Path(run), device=device)
+    rows: list[Prediction] = []
+    unreadable: list[Unreadable] = []
+    names = (os.fspath(path) for path in paths)
+    for row in predict_images(trained, names, top_k=top_k, batch_size=batch_size, workers=workers):
+        if isinstance(row, Unreadable):
+            unreadable.append(row)
+        else:
+            rows.append(row)
+    return Predictions(rows, unreadable)
+
+
+def tune(
+    recipe: StrPath,
+    *,
+    space: StrPath | Mapping[str, Any],
+    trials: int | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    sampler: str | None = None,
+    pruner: str | None = None,
+    metric: str | None = None,
+    direction: str | None = None,
+    storage: str | None = None,
+    study: str | None = None,
+    workers: int = 1,
+    timeout: float | None = None,
+    name: str | None = None,
+    runs_dir: StrPath = "runs",
+    observer: TuneObserver | None = None,
+    stop: threading.Event | None = None,
+) -> TuneResult:
+    """Search hyperparameters, as ``dltool tune`` does: each trial is a run dir in the study dir.
+
+    ``space``: a search space YAML file, or the same mapping of dotted keys to ranges or
+    lists, e.g. ``{"optimizer.lr": {"type": "float", "low": 1e-4, "high": 1e-1, "log": True}}``.
+    ``overrides`` fix config keys for every trial (``"train.seed"`` also seeds the sampler);
+    the other arguments are the command's options (``dltool tune --help``). The result has
+    the ``study_dir``, its ``study.json`` document as ``study`` and the ``best`` trial.
+    """
+    import optuna
+
+    from dltool.tuning import prepare_study, tune as run_study
+    from dltool.tuning.tuner import quiet_optuna
+
+    verbosity = optuna.logging.get_verbosity()
+    quiet_optuna()  # Optuna's own INFO lines: this function prints nothing
+    try:
+        settings = prepare_study(
+            os.fspath(recipe), space if isinstance(space, Mapping) else Path(space), flags=overrides,
+            trials=trials, timeout=timeout, sampler=sampler, pruner=pruner, metric=metric, direction=direction,
+            storage=storage, study_name=study, workers=workers, name=name, runs_dir=Path(runs_dir),
+        )
+        return run_study(settings, workers=workers, observer=observer, stop=stop)
+    finally:
+        optuna.logging.set_verbosity(verbosity)
+
+
+def _text(path: StrPath | None) -> str | None:
+    return None if path is None else os.fspath(path)

@@ -1,0 +1,130 @@
+"""The Python API (``from dltool import train, evaluate, predict, tune``), used without the CLI:
+the same files as the commands write, results to read, errors to catch, nothing printed."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import optuna
+import pytest
+import yaml
+from PIL import Image
+
+import dltool
+from conftest import metrics_without_times
+from dltool import evaluate, predict, train, tune
+from dltool.errors import CheckpointError, ConfigError, UnknownNameError, UsageError
+from studies import study_json, trials_csv
+
+QUICK = {"train.epochs": 2, "train.seed": 0}
+
+
+@pytest.fixture
+def run(isolated: Path) -> Path:
+    return train("digits-mlp", overrides=QUICK).run_dir
+
+
+def test_importing_dltool_and_its_api_never_imports_torch() -> None:
+    probe = ("import sys, dltool; from dltool import train, evaluate, predict, tune, Predictions; "
+             "assert 'train' in dir(dltool); print('torch' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "False"
+    with pytest.raises(AttributeError, match="no attribute 'trian'"):
+        dltool.trian  # noqa: B018
+
+
+def test_train_writes_the_run_the_command_writes_and_prints_nothing(cli, capfd, isolated: Path) -> None:
+    result = train("digits-mlp", overrides={**QUICK, "model.width": 64})
+    assert capfd.readouterr() == ("", "")
+    assert result.run_dir == Path("runs/digits-mlp-1") and result.status == "completed"
+    assert result.summary == json.loads((result.run_dir / "summary.json").read_text())
+    assert result.best == result.summary["best"] and result.best["epoch"] in (1, 2)
+    assert result.test is not None and result.test["n"] == 359 and 0 < result.test["accuracy"] <= 1
+    command = Path(cli("train", "digits-mlp", "--epochs", 2, "--seed", 0, "--set", "model.width=64", "-q").stdout.strip())
+    assert command == Path("runs/digits-mlp-2")
+    files = {p.relative_to(command) for p in command.rglob("*")}
+    assert files == {p.relative_to(result.run_dir) for p in result.run_dir.rglob("*")}
+    assert yaml.safe_load((command / "config.yaml").read_text()) == yaml.safe_load(
+        (result.run_dir / "config.yaml").read_text())
+    assert metrics_without_times(command) == metrics_without_times(result.run_dir)
+
+
+def test_train_options_name_runs_dir_and_a_none_value(isolated: Path) -> None:
+    result = train("digits-mlp",
+                   overrides={"train.epochs": 1, "train.early_stopping.patience": None, "train.limit_batches": 2},
+                   name="mine", runs_dir=isolated / "elsewhere")
+    assert result.run_dir == isolated / "elsewhere" / "mine"
+    assert yaml.safe_load((result.run_dir / "config.yaml").read_text())["train"]["early_stopping"]["patience"] is None
+    again = train(result.run_dir, overrides={"train.epochs": 1, "train.limit_batches": 2}, runs_dir="elsewhere")
+    assert again.run_dir == Path("elsewhere/mine-1")  # named after the run it started from, as the command does
+
+
+def test_train_errors_are_dltool_errors_raised_before_any_dir_is_made(isolated: Path) -> None:
+    with pytest.raises(ConfigError, match="optimizer.lrr: unknown key; did you mean 'lr'"):
+        train("digits-mlp", overrides={"optimizer.lrr": 0.1})
+    with pytest.raises(UnknownNameError, match="did you mean 'digits-mlp'"):
+        train("digts-mlp")
+    with pytest.raises(UsageError, match="not available here"):
+        train("digits-mlp", overrides={"train.device": "cuda:7"})
+    assert not Path("runs").exists()
+
+
+def test_evaluate_writes_the_document_the_command_prints(cli, capfd, run: Path) -> None:
+    result = evaluate(run)
+    assert capfd.readouterr() == ("", "")
+    assert result.path == run / "eval-test.json"
+    assert result.document == json.loads(result.path.read_text())
+    assert result.document["n"] == 359 and result.document["split"] == "test"
+    assert result.document["accuracy"] == pytest.approx(json.loads((run / "summary.json").read_text())["test"]["accuracy"])
+    assert json.loads(cli("eval", run, "--json").stdout) == result.document
+    assert evaluate(run, split="val", checkpoint="last").path == run / "eval-val.json"
+
+
+def test_evaluate_errors(run: Path, tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match="checkpoint 'worst': expected best or last"):
+        evaluate(run, checkpoint="worst")  # type: ignore[arg-type]
+    with pytest.raises(CheckpointError, match="no such run dir or checkpoint"):
+        evaluate(tmp_path / "nothing")
+
+
+def test_predict_labels_images_written_by_the_test(cli, capfd, run: Path, tmp_path: Path) -> None:
+    from sklearn.datasets import load_digits
+
+    folder = tmp_path / "images"
+    folder.mkdir()
+    digits = load_digits()
+    for i in range(6):
+        Image.fromarray((digits.images[i] * 255 / 16).astype(np.uint8)).save(folder / f"{i}.png")
+    (folder / "broken.png").write_bytes(b"not an image")
+
+    result = predict(run, [folder], top_k=2)
+    assert capfd.readouterr() == ("", "")
+    assert [Path(r.path).name for r in result.rows] == [f"{i}.png" for i in range(6)]
+    assert [Path(u.path).name for u in result.unreadable] == ["broken.png"]
+    assert all(len(r.top) == 2 and r.label == r.top[0][0] and 0 < r.score <= 1 for r in result.rows)
+    assert sum(r.label == str(digits.target[i]) for i, r in enumerate(result.rows)) >= 3
+    lines = cli("predict", run, folder, "--format", "jsonl", "--top-k", 2).stdout.splitlines()
+    assert [(r.path, r.label, pytest.approx(r.score)) for r in result.rows] == [
+        (d["path"], d["label"], d["score"]) for d in map(json.loads, lines)]
+    single = predict(run, folder / "0.png")  # one path, not its characters
+    assert [r.path for r in single.rows] == [str(folder / "0.png")] and len(single.rows[0].top) == 3
+
+
+def test_tune_runs_a_small_study_from_a_mapping(capfd, isolated: Path) -> None:
+    verbosity = optuna.logging.get_verbosity()
+    result = tune("digits-mlp", space={"optimizer.lr": [1.0e-3, 1.0e-2]}, sampler="grid", pruner="none", trials=2,
+                  overrides={"train.epochs": 1, "train.limit_batches": 3, "train.seed": 0})
+    assert capfd.readouterr() == ("", "")
+    assert optuna.logging.get_verbosity() == verbosity  # Optuna's logging is left as it was
+    assert result.study_dir == Path("runs/digits-mlp-tune-1") and not result.interrupted
+    assert result.study == study_json(result.study_dir)
+    assert result.study["states"]["COMPLETE"] == 2 and result.study["seed"] == 0
+    assert result.best == result.study["best"] and result.best["params"]["optimizer.lr"] in (1.0e-3, 1.0e-2)
+    assert [row["optimizer.lr"] for row in trials_csv(result.study_dir)] == ["0.001", "0.01"]
+    best = yaml.safe_load((result.study_dir / "best.yaml").read_text())
+    assert best["optimizer"]["lr"] == result.best["params"]["optimizer.lr"]
+    assert (result.study_dir / result.best["run_dir"] / "model.safetensors").is_file()
