@@ -15,8 +15,8 @@ import yaml
 from PIL import Image
 
 import dltool
-from conftest import metrics_without_times
-from dltool import evaluate, predict, train, tune
+from conftest import StopAfter, metrics_without_times
+from dltool import evaluate, predict, resume, train, tune
 from dltool.errors import CheckpointError, ConfigError, UnknownNameError, UsageError
 from studies import study_json, trials_csv
 
@@ -61,6 +61,18 @@ def test_train_options_name_runs_dir_and_a_none_value(isolated: Path) -> None:
     assert yaml.safe_load((result.run_dir / "config.yaml").read_text())["train"]["early_stopping"]["patience"] is None
     again = train(result.run_dir, overrides={"train.epochs": 1, "train.limit_batches": 2}, runs_dir="elsewhere")
     assert again.run_dir == Path("elsewhere/mine-1")  # named after the run it started from, as the command does
+
+
+def test_resume_continues_a_stopped_run_to_the_run_it_would_have_been(isolated: Path) -> None:
+    whole = train("digits-mlp", overrides={**QUICK, "train.epochs": 3})
+    stopped = train("digits-mlp", overrides={**QUICK, "train.epochs": 3}, stop=StopAfter(25))  # mid-epoch 2
+    assert stopped.status == "interrupted"
+    resumed = resume(stopped.run_dir)
+    assert resumed.status == "completed" and resumed.run_dir == stopped.run_dir
+    assert (resumed.run_dir / "model.safetensors").read_bytes() == (whole.run_dir / "model.safetensors").read_bytes()
+    assert resume(resumed.run_dir, epochs=4).summary["epochs_run"] == 4
+    with pytest.raises(UsageError, match="train.epochs"):
+        resume(resumed.run_dir, epochs=0)
 
 
 def test_train_errors_are_dltool_errors_raised_before_any_dir_is_made(isolated: Path) -> None:

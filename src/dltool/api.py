@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from dltool.evaluation.predict import Prediction, Unreadable
     from dltool.tuning.tuner import TuneObserver, TuneResult
 
-__all__ = ["Predictions", "evaluate", "predict", "train", "tune"]
+__all__ = ["Predictions", "evaluate", "predict", "resume", "train", "tune"]
 
 StrPath = str | os.PathLike[str]
 
@@ -53,6 +53,26 @@ def train(
     config = load_config(ref, flags=overrides)
     return start_run(config, resolve_source(ref).name, runs_dir=Path(runs_dir), name=name,
                      observer=observer, stop=stop)
+
+
+def resume(
+    run: StrPath,
+    *,
+    epochs: int | None = None,
+    device: str | None = None,
+    observer: Observer | None = None,
+    stop: threading.Event | None = None,
+) -> RunResult:
+    """Continue ``run`` from its ``checkpoints/last.pt``, as ``dltool train --resume`` does:
+    bit for bit the run it would have been. ``epochs`` raises the total (to train a finished
+    run further); ``device`` moves it. A run that another process is training is refused.
+    """
+    from dltool.engine import resume as resume_run
+    from dltool.rundir import open_run_dir
+
+    overrides = {key: value for key, value in {"train.epochs": epochs, "train.device": device}.items()
+                 if value is not None}
+    return resume_run(open_run_dir(Path(run)), overrides=overrides, observer=observer, stop=stop)
 
 
 def evaluate(
