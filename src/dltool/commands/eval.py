@@ -21,6 +21,7 @@ def eval_(
     checkpoint: Annotated[str, Opt(help="best (model.safetensors) or last (checkpoints/last.pt).")] = "best",
     batch_size: Annotated[int, Opt(min=1, help="Images per forward pass.")] = 256,
     device: Annotated[str, Opt(help="auto, cpu, cuda, cuda:N or mps.")] = "auto",
+    tta: Annotated[str | None, Opt(help="Test-time augmentation: none or flip (default: the run's train.tta).")] = None,
     as_json: Annotated[bool, Opt("--json", help="Print the eval document on stdout.")] = False,
 ) -> None:
     """Score a trained model; writes eval-<split>.json into the run dir.
@@ -34,7 +35,9 @@ def eval_(
 
     if checkpoint not in ("best", "last"):
         raise UsageError(f"--checkpoint {checkpoint!r}: expected best or last")
-    trained = load_trained(target, checkpoint=checkpoint, device=resolve_device(device))  # type: ignore[arg-type]
+    if tta not in (None, "none", "flip"):
+        raise UsageError(f"--tta {tta!r}: expected none or flip")
+    trained = load_trained(target, checkpoint=checkpoint, device=resolve_device(device), tta=tta)  # type: ignore[arg-type]
     document = evaluate_trained(trained, split=split, data=data, root=root, batch_size=batch_size)
     path = write_report(trained, document, own_data=data is None)
     _render(document)

@@ -65,7 +65,8 @@ def evaluate_split(
     samples = _aligned(prepared, chosen, trained.classes, data_config.name)
     device = next(trained.model.parameters()).device
     loader = BatchLoader(samples, batch_size=batch_size, mean=prepared.mean, std=prepared.std, device=device)
-    document: dict[str, Any] = {"split": split, "dataset": data_config.name, "checkpoint": str(trained.source)}
+    document: dict[str, Any] = {"split": split, "dataset": data_config.name, "checkpoint": str(trained.source),
+                                "tta": trained.tta}
     probs = None
     if trained.task == "classification":
         probs, nll = _classify(trained, loader)
@@ -88,9 +89,9 @@ def write_report(trained: Trained, document: dict[str, Any], own_data: bool) -> 
 @torch.inference_mode()
 def _classify(trained: Trained, loader: BatchLoader) -> tuple[np.ndarray, float]:
     """Softmax probabilities (N, C) as float64, and the mean NLL computed from the logits."""
-    probs, nll_sum = [], 0.0
+    probs, nll_sum, scorer = [], 0.0, trained.scorer
     for images, labels in loader.batches():
-        log_probs = F.log_softmax(trained.model(images).float(), dim=1)
+        log_probs = F.log_softmax(scorer(images).float(), dim=1)
         nll_sum += float(F.nll_loss(log_probs, labels, reduction="sum"))
         probs.append(log_probs.exp().double().cpu().numpy())
     stacked = np.concatenate(probs) if probs else np.zeros((0, len(trained.classes)))
