@@ -6,8 +6,8 @@ Usage: python benches/train_throughput.py [--quick] [--device cpu|cuda]
 For each recipe, in one process, alternating, on the same random uint8 data of the recipe
 dataset's shape held in memory, the same network (built from the recipe), batch size (cut
 to half the samples where larger: cifar10-fast's 1024), optimizer and thread count
-(augmentation off on both sides: benches/data_pipeline.py measures it; benches/cifar10_fast.py
-measures cifar10-fast on a GPU with everything on):
+(augmentation and compilation off on both sides: benches/data_pipeline.py measures the
+former, benches/cifar10_fast.py measures cifar10-fast on a GPU with everything on):
 - dltool: the engine's own loop (``train_one_epoch`` over a ``BatchLoader``, as ``train`` runs it);
 - reference: a bare loop (randperm, index a pre-normalised float tensor, forward, backward,
   step, a cosine schedule step).
@@ -108,7 +108,7 @@ def run(quick: bool = False, device: str = "cpu", names: list[str] | None = None
                 f"{peak / 1e9:.1f}", "-", 1.0)]
     for name in names:
         config = load_config(name, ["data.augment.crop_padding=0", "data.augment.flip=false", "data.augment.cutout=0",
-                                    f"train.device={device}"])
+                                    "train.compile=false", f"train.device={device}"])
         # Both sides need whole batches: a batch larger than half the samples is cut down (noted).
         batch = min(config.train.batch_size, samples // 2)
         note = f", batch {batch}" if batch < config.train.batch_size else ""
