@@ -1,8 +1,8 @@
 """Test-time augmentation (``train.tta``): what a classifier is scored and used with.
 
 ``flip`` averages the logits of each image and its left-right mirror (airbench's
-``tta_level=1``): two forward passes for about a third of a point on CIFAR-10. Training
-itself never sees the wrapper; validation, the test score, ``eval`` and ``predict`` do.
+``tta_level=1``), at the cost of a second forward pass. Training itself never sees the
+wrapper; validation, the test score, ``eval`` and ``predict`` do.
 """
 
 from __future__ import annotations
@@ -24,4 +24,8 @@ class FlipAverage(nn.Module):
 
 def with_tta(model: nn.Module, tta: str) -> nn.Module:
     """``model`` as ``tta`` (``none`` or ``flip``) scores it."""
-    return FlipAverage(model) if tta == "flip" else model
+    if tta == "none":
+        return model
+    if tta == "flip":
+        return FlipAverage(model)
+    raise ValueError(f"unknown test-time augmentation {tta!r}; expected none or flip")
