@@ -15,7 +15,7 @@ from dltool.data.prepare import prepare_data
 from dltool.engine import train
 from dltool.engine.device import on_cuda_when_auto, resolve_precision
 from dltool.engine.distributed import World
-from dltool.engine.setup import _init_images, build_components
+from dltool.engine.setup import init_images, build_components
 from dltool.engine.tta import FlipAverage, with_tta
 from dltool.errors import ConfigError
 from dltool.evaluation.trained import load_trained
@@ -66,7 +66,7 @@ def test_a_run_keeps_the_whitened_stem_and_optimises_the_rest(tmp_path: Path) ->
     saved = load_file(run / "model.safetensors")
     data = prepare_data(load_config(str(run)).data)
     fresh = _airbench(in_shape=data.in_shape, widths=[8, 16, 16])
-    fresh.init_from_data(_init_images(data, torch.device("cpu")))
+    fresh.init_from_data(init_images(data, torch.device("cpu")))
     assert torch.equal(saved["stem.weight"], fresh.stem.weight)  # fitted, then never moved
     assert not torch.equal(saved["head.2.weight"], fresh.head[2].weight)
     parts = build_components(config, torch.device("cpu"), resolve_precision("off", torch.device("cpu")), World())

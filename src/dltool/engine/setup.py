@@ -58,7 +58,7 @@ def build_components(
     task = models.get(config.model.name).params.task
     model = build_model(config.model, in_shape=data.in_shape, num_classes=len(data.classes)).to(device)
     if hasattr(model, "init_from_data"):  # before the optimizer: it may freeze what it fits
-        model.init_from_data(_init_images(data, device))
+        model.init_from_data(init_images(data, device))
     channels_last = on_cuda_when_auto(train_cfg.channels_last, device)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
@@ -107,7 +107,7 @@ def _class_counts(data: PreparedData) -> list[int]:
 INIT_IMAGES = 2048
 
 
-def _init_images(data: PreparedData, device: torch.device) -> torch.Tensor:
+def init_images(data: PreparedData, device: torch.device) -> torch.Tensor:
     """The first ``INIT_IMAGES`` training images, normalised as training feeds them."""
     images = torch.from_numpy(data.splits["train"].images[:INIT_IMAGES]).to(device)
     return Normalise(data.mean, data.std, device)(images)
