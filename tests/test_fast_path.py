@@ -15,7 +15,7 @@ from dltool.data.prepare import prepare_data
 from dltool.engine import train
 from dltool.engine.device import on_cuda_when_auto, resolve_precision
 from dltool.engine.distributed import World
-from dltool.engine.setup import init_images, build_components
+from dltool.engine.setup import build_components, init_images
 from dltool.engine.tta import FlipAverage, with_tta
 from dltool.errors import ConfigError
 from dltool.evaluation.trained import load_trained
