@@ -9,10 +9,13 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 import torch
+
+from dltool.engine.device import synchronize
 
 
 @dataclass(frozen=True)
@@ -45,10 +48,35 @@ def table(rows: list[Row], where: str) -> str:
     return "\n".join(lines)
 
 
-def bench_main(run: Callable[[bool, str], list[Row]], doc: str) -> None:
-    """Parse --quick/--device, run the bench, print its table."""
+def not_measured(why: str) -> str:
+    """The figure of a row that could not be measured here, and why."""
+    return f"not measured ({why})"
+
+
+def matmul_peak(device: torch.device, size: int = 2048, repeats: int = 3) -> float:
+    """This device's matmul FLOP/s: the best of 5 rounds of ``repeats`` size² products, in
+    bf16 on CUDA (the tensor-core rate mixed-precision training aims at), fp32 elsewhere.
+    The first round warms the library up."""
+    dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
+    a, b = (torch.randn(size, size, device=device, dtype=dtype) for _ in range(2))
+    best = 0.0
+    for _ in range(5):
+        synchronize(device)
+        started = time.perf_counter()
+        for _ in range(repeats):
+            a @ b
+        synchronize(device)
+        best = max(best, repeats * 2 * size**3 / (time.perf_counter() - started))
+    return best
+
+
+def bench_main(run: Callable[..., list[Row]], doc: str, *, data: bool = False) -> None:
+    """Parse --quick/--device (and --data DIR when ``data``), run the bench, print its table."""
     parser = argparse.ArgumentParser(description=doc.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer repeats and samples")
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    if data:
+        parser.add_argument("--data", metavar="DIR", help="data root holding the real dataset (dltool download --root)")
     args = parser.parse_args()
-    print(table(run(args.quick, args.device), machine(args.device)))
+    extra = {"data": args.data} if data else {}
+    print(table(run(args.quick, args.device, **extra), machine(args.device)))

@@ -4,9 +4,10 @@ against this machine's measured matmul peak.
 Usage: python benches/train_throughput.py [--quick] [--device cpu|cuda]
 
 For each recipe, in one process, alternating, on the same random uint8 data of the recipe
-dataset's shape held in memory, the same network (built from the recipe), batch size,
-optimizer and thread count (augmentation off on both sides: benches/data_pipeline.py
-measures it):
+dataset's shape held in memory, the same network (built from the recipe), batch size (cut
+to half the samples where larger: cifar10-fast's 1024), optimizer and thread count
+(augmentation and compilation off on both sides: benches/data_pipeline.py measures the
+former, benches/cifar10_fast.py measures cifar10-fast on a GPU with everything on):
 - dltool: the engine's own loop (``train_one_epoch`` over a ``BatchLoader``, as ``train`` runs it);
 - reference: a bare loop (randperm, index a pre-normalised float tensor, forward, backward,
   step, a cosine schedule step).
@@ -37,10 +38,11 @@ from dltool.models.build import build_model
 from dltool.optim import optimizers
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import Row, bench_main  # noqa: E402
+from _common import Row, bench_main, matmul_peak  # noqa: E402
 
-SHAPES = {"digits": ((1, 8, 8), 10, 1293), "mnist": ((1, 28, 28), 10, 54000), "fashion-mnist": ((1, 28, 28), 10, 54000),
-          "cifar10": ((3, 32, 32), 10, 45000)}
+# (image shape, classes, images in the published train split: val is drawn from it)
+SHAPES = {"digits": ((1, 8, 8), 10, 1437), "mnist": ((1, 28, 28), 10, 60000), "fashion-mnist": ((1, 28, 28), 10, 60000),
+          "cifar10": ((3, 32, 32), 10, 50000)}
 
 
 def synthetic(shape: tuple[int, ...], classes: int, samples: int) -> PreparedData:
@@ -97,21 +99,6 @@ def bare_rate(config, data: PreparedData, device: torch.device, epochs: int) -> 
     return best, counter.get_total_flops() / batch
 
 
-def matmul_peak(device: torch.device) -> float:
-    dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
-    n = 2048
-    a, b = torch.randn(n, n, device=device, dtype=dtype), torch.randn(n, n, device=device, dtype=dtype)
-    best = 0.0
-    for _ in range(5):
-        started = time.perf_counter()
-        for _ in range(3):
-            a @ b
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        best = max(best, 3 * 2 * n**3 / (time.perf_counter() - started))
-    return best
-
-
 def run(quick: bool = False, device: str = "cpu", names: list[str] | None = None) -> list[Row]:
     samples, epochs = (512, 2) if quick else (1024, 3)
     torch_device = resolve_device(device)
@@ -121,8 +108,13 @@ def run(quick: bool = False, device: str = "cpu", names: list[str] | None = None
                 f"{peak / 1e9:.1f}", "-", 1.0)]
     for name in names:
         config = load_config(name, ["data.augment.crop_padding=0", "data.augment.flip=false", "data.augment.cutout=0",
-                                    f"train.device={device}"])
-        shape, classes, train_size = SHAPES[config.data.name]
+                                    "train.compile=false", f"train.device={device}"])
+        # Both sides need whole batches: a batch larger than half the samples is cut down (noted).
+        batch = min(config.train.batch_size, samples // 2)
+        note = f", batch {batch}" if batch < config.train.batch_size else ""
+        config = config.model_copy(update={"train": config.train.model_copy(update={"batch_size": batch})})
+        shape, classes, published = SHAPES[config.data.name]
+        train_size = round(published * (1 - config.data.val_fraction))
         data = synthetic(shape, classes, samples)
         ours, bare, flops = 0.0, 0.0, 0.0
         for _ in range(2):  # alternate, to share the machine's noise
@@ -130,7 +122,7 @@ def run(quick: bool = False, device: str = "cpu", names: list[str] | None = None
             rate, flops = bare_rate(config, data, torch_device, epochs)
             bare = max(bare, rate)
         achieved = flops * ours
-        rows.append(Row(f"train {name}: samples/s (epoch ≈ {train_size / ours:.1f} s)", f"{ours:,.0f}",
+        rows.append(Row(f"train {name}: samples/s (epoch ≈ {train_size / ours:.1f} s{note})", f"{ours:,.0f}",
                         f"{bare:,.0f} bare PyTorch loop", ours / bare))
         rows.append(Row(f"train {name}: achieved GFLOP/s", f"{achieved / 1e9:.1f}",
                         f"{peak / 1e9:.1f} matmul peak", achieved / peak))

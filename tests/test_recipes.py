@@ -43,3 +43,14 @@ def test_autoencoder_then_encoder_classifier_end_to_end(cli, tmp_path: Path) -> 
     assert summary["status"] == "completed" and "accuracy" in summary["test"]
     document = json.loads(cli("eval", classifier, "--json").stdout)
     assert document["n"] == 10 and len(document["confusion_matrix"]) == 10
+
+
+def test_cifar10_fast_runs_its_cpu_path_and_scores_with_flips(cli, tmp_path: Path) -> None:
+    run = train_briefly(cli, "cifar10-fast", tmp_path / "data", tmp_path / "runs", "--epochs", "2",
+                        "--set", "model.widths=[4,8,8]")
+    config = load_config(str(run))
+    assert (config.train.compile, config.train.tta, config.train.batch_size) == ("auto", "flip", 8)
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["status"] == "completed" and summary["amp"] == "off" and summary["epochs_run"] == 2
+    document = json.loads(cli("eval", run, "--json").stdout)
+    assert document["tta"] == "flip" and document["accuracy"] == summary["test"]["accuracy"]

@@ -134,6 +134,8 @@ def test_schedules_follow_their_formulas() -> None:
     assert lrs("multistep", milestones=[1, 3], gamma=0.1)[::2] == pytest.approx([1, 0.1, 0.1, 0.01])
     assert lrs("cosine")[0] == 1 and lrs("cosine")[4] == pytest.approx(0.5)
     assert lrs("none", warmup_epochs=1) == [0.5, 1, 1, 1, 1, 1, 1, 1]
+    assert lrs("linear", min_lr_ratio=0.2) == pytest.approx([1, 0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3])
+    assert lrs("linear", warmup_epochs=1, min_lr_ratio=0.5)[:5] == pytest.approx([0.5, 1, 1, 11 / 12, 10 / 12])
     onecycle = lrs("onecycle", pct_start=0.25, div_factor=10, final_div_factor=10)
     assert onecycle[0] == pytest.approx(0.1) and onecycle[2] == pytest.approx(1.0)
 

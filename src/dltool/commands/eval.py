@@ -10,6 +10,7 @@ from rich.table import Table
 
 from dltool.commands import _complete
 from dltool.commands._output import emit_json, stderr
+from dltool.errors import UsageError
 
 Opt = typer.Option
 
@@ -23,6 +24,7 @@ def eval_(
     checkpoint: Annotated[str, Opt(help="best (model.safetensors) or last (checkpoints/last.pt).")] = "best",
     batch_size: Annotated[int, Opt(min=1, help="Images per forward pass.")] = 256,
     device: Annotated[str, Opt(help="auto, cpu, cuda, cuda:N or mps.")] = "auto",
+    tta: Annotated[str | None, Opt(help="Test-time augmentation: none or flip (default: the run's train.tta).")] = None,
     as_json: Annotated[bool, Opt("--json", help="Print the eval document on stdout.")] = False,
 ) -> None:
     """Score a trained model; writes eval-<split>.json into the run dir.
@@ -31,8 +33,10 @@ def eval_(
     """
     from dltool.evaluation.evaluate import evaluate_run
 
+    if tta not in (None, "none", "flip"):
+        raise UsageError(f"--tta {tta!r}: expected none or flip")
     result = evaluate_run(target, split=split, data=data, root=root, checkpoint=checkpoint,  # type: ignore[arg-type]
-                          batch_size=batch_size, device=device)
+                          batch_size=batch_size, device=device, tta=tta)
     _render(result.document)
     stderr.print(f"wrote {result.path}", soft_wrap=True)
     if as_json:

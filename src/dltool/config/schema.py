@@ -85,7 +85,10 @@ class TrainConfig(Section):
     accumulate: int = Field(1, ge=1, description="batches whose gradients make one optimizer step")
     ema_decay: float | None = Field(None, gt=0, lt=1, description="keep an EMA of the weights (e.g. 0.999)")
     channels_last: Literal["auto"] | bool = Field("auto", description="auto: on CUDA")
-    compile: bool = Field(False, description="torch.compile the model")
+    compile: Literal["auto"] | bool = Field(False, description="torch.compile the model; auto: on CUDA")
+    tta: Literal["none", "flip"] = Field(
+        "none", description="test-time augmentation of val/test scores: flip averages image and mirror logits"
+    )
     max_time: float | None = Field(None, gt=0, description="wall-clock budget in seconds ('90m' and '2h' work too)")
     limit_batches: int | None = Field(None, ge=1, description="at most this many batches per epoch and eval")
 

@@ -57,7 +57,7 @@ def validate_config(raw: Mapping[str, Any]) -> Config:
 
 
 def _check_loss_suits_model(config: Config) -> None:
-    """A reconstruction model needs a loss on images and a monitored loss, not an accuracy."""
+    """A reconstruction model needs a loss on images, a monitored loss (not an accuracy) and no TTA."""
     task = models.get(config.model.name).params.task
     try:
         check_task(config.loss.name, task)
@@ -66,6 +66,9 @@ def _check_loss_suits_model(config: Config) -> None:
     if task != "classification" and not config.train.monitor.metric.endswith("loss"):
         raise ConfigError(f"train.monitor.metric: {config.train.monitor.metric!r} needs a classifier; "
                           f"model {config.model.name!r} reconstructs images (use val_loss or train_loss)")
+    if task != "classification" and config.train.tta != "none":
+        raise ConfigError(f"train.tta: {config.train.tta!r} averages a classifier's logits; "
+                          f"model {config.model.name!r} reconstructs images (use none)")
 
 
 def entry_params(section: str, given: Mapping[str, Any]) -> type[BaseModel]:

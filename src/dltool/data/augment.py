@@ -16,7 +16,7 @@ with broadcast masks, and 4-D ``flip``, are several times slower.)
 The random numbers of a batch come from a ``torch.Generator`` seeded from (seed, epoch,
 batch index) alone, never from the global RNG: a run resumed in the middle of an epoch
 augments every batch exactly as an uninterrupted run does, and the choices are the same
-on every device (they are drawn on the CPU, then moved).
+on every device (they are drawn on the CPU, then queued to the device without a sync).
 """
 
 from __future__ import annotations
@@ -58,14 +58,23 @@ class BatchAugment:
         device = images.device
         if pad > 0 or self.config.flip:
             flipped = flips.nonzero().squeeze(1)  # on the CPU: no device sync
-            images = crop_and_flip(images, offsets.to(device), flipped.to(device), pad)
+            images = crop_and_flip(images, to_device(offsets, device), to_device(flipped, device), pad)
         if side > 0:
-            images = cutout(images, centres.to(device), side)
+            images = cutout(images, to_device(centres, device), side)
         return images
 
     def generator(self, epoch: int, batch: int) -> torch.Generator:
         seed = int(np.random.SeedSequence([self.seed, epoch, batch, _STREAM]).generate_state(1)[0])
         return torch.Generator().manual_seed(seed)
+
+
+def to_device(tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """A CPU tensor copied to ``device`` without waiting for it: a plain copy from pageable
+    memory to a GPU first waits for every queued kernel, which would stall the CPU once per
+    batch; a pinned copy is queued behind them instead."""
+    if device.type != "cuda":
+        return tensor.to(device)
+    return tensor.contiguous().pin_memory().to(device, non_blocking=True)
 
 
 def crop_and_flip(images: torch.Tensor, offsets: torch.Tensor, flipped: torch.Tensor, padding: int) -> torch.Tensor:

@@ -17,7 +17,7 @@ import torch
 
 from dltool.config.schema import AugmentConfig
 from dltool.data.arrays import Split
-from dltool.data.augment import BatchAugment
+from dltool.data.augment import BatchAugment, to_device
 from dltool.data.normalise import Normalise
 
 
@@ -84,8 +84,8 @@ class BatchLoader:
         if not self.shuffle:
             if self.world_size == 1:
                 return None
-            return torch.arange(self.rank, total, self.world_size).to(self.images.device)
+            return to_device(torch.arange(self.rank, total, self.world_size), self.images.device)
         seed = int(np.random.SeedSequence([self.seed, epoch]).generate_state(1)[0])
         order = torch.randperm(total, generator=torch.Generator().manual_seed(seed))
         order = order[: total - total % self.world_size][self.rank :: self.world_size]
-        return order.to(self.images.device)
+        return to_device(order, self.images.device)

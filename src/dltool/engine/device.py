@@ -41,6 +41,17 @@ def resolve_device(spec: str, rank_device: int | None = None) -> torch.device:
     return device
 
 
+def on_cuda_when_auto(setting: bool | str, device: torch.device) -> bool:
+    """A ``true|false|auto`` switch (``train.channels_last``, ``train.compile``): auto is on CUDA only."""
+    return setting is True or (setting == "auto" and device.type == "cuda")
+
+
+def synchronize(device: torch.device) -> None:
+    """Wait for the kernels queued on ``device``, so a clock read after it counts them (CPU: no-op)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
 @dataclass(frozen=True)
 class Precision:
     """Autocast dtype (None: full fp32) and whether fp16 needs a gradient scaler."""

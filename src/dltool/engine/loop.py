@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dltool.engine.device import Precision
+from dltool.engine.device import Precision, synchronize
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 Batches = Iterable[Batch]
@@ -134,6 +134,7 @@ def train_one_epoch(
             on_step(stats)
         return True
     finally:
+        synchronize(step.device)  # on a GPU the steps may still be queued: their time is this epoch's
         stats.seconds += time.perf_counter() - started
 
 

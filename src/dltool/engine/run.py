@@ -29,6 +29,7 @@ from dltool.engine.sanity import preflight
 from dltool.engine.setup import Components, build_components
 from dltool.engine.state import Progress, data_changes, restore_state, save_state, versions
 from dltool.engine.threads import cpu_threads, resolve_threads, training_step_flops
+from dltool.engine.tta import with_tta
 from dltool.errors import UsageError
 from dltool.rundir import RunDir, create_run_dir
 
@@ -241,9 +242,11 @@ def _epoch_record(parts: Components, progress: Progress, stats: EpochStats) -> d
 
 
 def _evaluate(parts: Components, batches: Any) -> dict[str, float]:
-    """Mean loss (and accuracy) of the kept weights over every rank's shard of ``batches``."""
+    """Mean loss (and accuracy) of the kept weights, with the run's test-time augmentation,
+    over every rank's shard of ``batches``."""
     step = parts.step
-    sums = evaluate(parts.eval_model, batches.batches(), step.precision, step.device, step.task, step.channels_last)
+    model = with_tta(parts.eval_model, parts.config.train.tta)
+    sums = evaluate(model, batches.batches(), step.precision, step.device, step.task, step.channels_last)
     return mean_metrics(sum_across(parts.world, sums), step.task)
 
 

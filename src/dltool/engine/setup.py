@@ -13,8 +13,9 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from dltool.config.schema import Config
 from dltool.data import datasets
 from dltool.data.loader import BatchLoader
+from dltool.data.normalise import Normalise
 from dltool.data.prepare import PreparedData, prepare_data
-from dltool.engine.device import Precision
+from dltool.engine.device import Precision, on_cuda_when_auto
 from dltool.engine.distributed import World
 from dltool.engine.loop import Step
 from dltool.errors import ConfigError
@@ -56,14 +57,16 @@ def build_components(
     train_cfg = config.train
     task = models.get(config.model.name).params.task
     model = build_model(config.model, in_shape=data.in_shape, num_classes=len(data.classes)).to(device)
-    channels_last = train_cfg.channels_last is True or (train_cfg.channels_last == "auto" and device.type == "cuda")
+    if hasattr(model, "init_from_data"):  # before the optimizer: it may freeze what it fits
+        model.init_from_data(init_images(data, device))
+    channels_last = on_cuda_when_auto(train_cfg.channels_last, device)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     optimizer = optimizers.build(config.optimizer, params=parameter_groups(model, config.optimizer))
     loaders = _loaders(config, data, device, world)
     steps_per_epoch = -(-len(loaders[0]) // train_cfg.accumulate)
     step = Step(
-        model=_wrap(model, device, world, train_cfg.compile),
+        model=_wrap(model, device, world, on_cuda_when_auto(train_cfg.compile, device)),
         loss_fn=losses.build(config.loss, task=task, num_classes=len(data.classes),
                              class_counts=_class_counts(data)).to(device),
         optimizer=optimizer,
@@ -97,6 +100,17 @@ def absolute_paths(config: Config) -> Config:
 def _class_counts(data: PreparedData) -> list[int]:
     """Training samples per class, in class order (for ``class_weights: balanced``)."""
     return np.bincount(data.splits["train"].labels, minlength=len(data.classes)).tolist()
+
+
+# Training images a model fits itself to at initialisation (airbench's whitening stem):
+# 2,048 CIFAR images give ~2M patches, plenty for a 12×12 covariance.
+INIT_IMAGES = 2048
+
+
+def init_images(data: PreparedData, device: torch.device) -> torch.Tensor:
+    """The first ``INIT_IMAGES`` training images, normalised as training feeds them."""
+    images = torch.from_numpy(data.splits["train"].images[:INIT_IMAGES]).to(device)
+    return Normalise(data.mean, data.std, device)(images)
 
 
 def _loaders(config: Config, data: PreparedData, device: torch.device, world: World) -> tuple[BatchLoader, ...]:

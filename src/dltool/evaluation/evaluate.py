@@ -47,13 +47,15 @@ class EvalResult:
 def evaluate_run(
     target: Path | str, *, split: str = "test", data: str | None = None, root: str | None = None,
     checkpoint: Literal["best", "last"] = "best", batch_size: int = 256, device: str = "auto",
+    tta: str | None = None,
 ) -> EvalResult:
     """What ``dltool eval`` does: load the model at ``target`` (a run dir, its
-    ``model.safetensors`` or a ``.pt`` checkpoint), score it (``evaluate_trained``) and write
-    the document into the run dir (``write_report``)."""
+    ``model.safetensors`` or a ``.pt`` checkpoint), score it (``evaluate_trained``; ``tta``:
+    none or flip, by default the run's ``train.tta``) and write the document into the run dir
+    (``write_report``)."""
     if checkpoint not in ("best", "last"):
         raise UsageError(f"checkpoint {checkpoint!r}: expected best or last")
-    trained = load_trained(target, checkpoint=checkpoint, device=device)
+    trained = load_trained(target, checkpoint=checkpoint, device=device, tta=tta)
     document = evaluate_trained(trained, split=split, data=data, root=root, batch_size=batch_size)
     return EvalResult(document, write_report(trained, document, own_data=data is None))
 
@@ -87,7 +89,8 @@ def evaluate_split(
     samples = _aligned(prepared, chosen, trained.classes, data_config.name)
     device = next(trained.model.parameters()).device
     loader = BatchLoader(samples, batch_size=batch_size, mean=prepared.mean, std=prepared.std, device=device)
-    document: dict[str, Any] = {"split": split, "dataset": data_config.name, "checkpoint": str(trained.source)}
+    document: dict[str, Any] = {"split": split, "dataset": data_config.name, "checkpoint": str(trained.source),
+                                "tta": trained.tta}
     probs = None
     if trained.task == "classification":
         probs, nll = _classify(trained, loader)
@@ -110,9 +113,9 @@ def write_report(trained: Trained, document: dict[str, Any], own_data: bool) -> 
 @torch.inference_mode()
 def _classify(trained: Trained, loader: BatchLoader) -> tuple[np.ndarray, float]:
     """Softmax probabilities (N, C) as float64, and the mean NLL computed from the logits."""
-    probs, nll_sum = [], 0.0
+    probs, nll_sum, scorer = [], 0.0, trained.scorer
     for images, labels in loader.batches():
-        log_probs = F.log_softmax(trained.model(images).float(), dim=1)
+        log_probs = F.log_softmax(scorer(images).float(), dim=1)
         nll_sum += float(F.nll_loss(log_probs, labels, reduction="sum"))
         probs.append(log_probs.exp().double().cpu().numpy())
     stacked = np.concatenate(probs) if probs else np.zeros((0, len(trained.classes)))

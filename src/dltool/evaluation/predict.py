@@ -131,7 +131,7 @@ def _flush(trained: Trained, pending: list[tuple[str, np.ndarray]], normalise: N
         return
     batch = torch.from_numpy(np.stack([array for _, array in pending]))
     images = normalise(batch.to(normalise.scale.device))
-    probs = torch.softmax(trained.model(images).float(), dim=1)
+    probs = torch.softmax(trained.scorer(images).float(), dim=1)
     scores, indices = probs.topk(top_k, dim=1)
     for (path, _), row_scores, row_indices in zip(pending, scores.tolist(), indices.tolist()):
         yield Prediction(path, [(trained.classes[i], s) for i, s in zip(row_indices, row_scores)])

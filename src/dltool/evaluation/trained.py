@@ -20,7 +20,8 @@ from dltool.config.schema import Config
 from dltool.config.validate import validate_config
 from dltool.engine.checkpoint import load_checkpoint, load_weights
 from dltool.engine.device import resolve_device
-from dltool.errors import CheckpointError, ConfigError, DltoolError
+from dltool.engine.tta import with_tta
+from dltool.errors import CheckpointError, ConfigError, DltoolError, UsageError
 from dltool.models import models
 from dltool.models.build import build_model
 from dltool.rundir import RunDir
@@ -28,7 +29,11 @@ from dltool.rundir import RunDir
 
 @dataclass(frozen=True)
 class Trained:
-    """A model ready for inference, with what is needed to feed it and read its output."""
+    """A model ready for inference, with what is needed to feed it and read its output.
+
+    ``model`` is the plain network; ``scorer`` is what evaluation and prediction run: the
+    network with the test-time augmentation ``tta``.
+    """
 
     model: nn.Module
     config: Config
@@ -36,16 +41,22 @@ class Trained:
     in_shape: tuple[int, int, int]
     source: Path
     run_dir: Path | None
+    tta: str = "none"
 
     @property
     def task(self) -> str:
         return models.get(self.config.model.name).params.task
 
+    @property
+    def scorer(self) -> nn.Module:
+        return with_tta(self.model, self.tta)
+
 
 def load_trained(path: Path | str, *, checkpoint: Literal["best", "last"] = "best",
-                 device: torch.device | str = "cpu") -> Trained:
+                 device: torch.device | str = "cpu", tta: str | None = None) -> Trained:
     """The model at ``path`` (a run dir, ``*.safetensors`` or ``*.pt``), in eval mode on ``device``
-    (``auto``: cuda, then mps, then cpu; an absent one is a usage error)."""
+    (``auto``: cuda, then mps, then cpu; an absent one is a usage error), scored with test-time
+    augmentation ``tta`` (``none``, ``flip``; None: the run's ``train.tta``)."""
     path = Path(path)
     if path.is_dir():
         run = RunDir(path)
@@ -63,8 +74,12 @@ def load_trained(path: Path | str, *, checkpoint: Literal["best", "last"] = "bes
         raise CheckpointError(f"{path}: expected a run dir, a .safetensors or a .pt file")
     config, classes, in_shape = _describe(path, meta)
     model = _rebuild(path, config, classes, in_shape, state)
+    tta = config.train.tta if tta is None else tta
+    if tta != "none" and models.get(config.model.name).params.task != "classification":
+        raise UsageError(f"tta {tta!r} averages a classifier's logits; model {config.model.name!r} "
+                         "reconstructs images (use none)")
     return Trained(model.to(resolve_device(str(device))).eval(), config, classes, in_shape, path,
-                   _run_dir_of(path))
+                   _run_dir_of(path), tta)
 
 
 def _from_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:

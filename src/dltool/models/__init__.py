@@ -78,6 +78,15 @@ class ResNetParams(ModelParams):
         return depth
 
 
+@models.register("airbench", "dltool.models.airbench:Airbench")
+class AirbenchParams(ModelParams):
+    """airbench94's CIFAR net: whitened 2×2 stem, conv-pool-BN-GELU blocks, no residuals."""
+
+    widths: Widths = Field(default_factory=lambda: [64, 256, 256], description="channels of each block")
+    logit_scale: float = Field(1 / 9, gt=0, description="multiplies the logits (airbench: 1/9)")
+    whiten: bool = Field(True, description="fit the stem to training patches (patch whitening) and freeze it")
+
+
 @models.register("autoencoder", "dltool.models.autoencoder:Autoencoder")
 class AutoencoderParams(ModelParams):
     """Convolutional autoencoder: stride-2 conv encoder to a `latent_dim` vector, mirrored decoder."""

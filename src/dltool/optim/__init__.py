@@ -119,6 +119,13 @@ class CosineParams(SchedulerParams):
     min_lr_ratio: float = Field(0.0, ge=0, le=1)
 
 
+@schedulers.register("linear", "dltool.optim.schedules:linear")
+class LinearParams(SchedulerParams):
+    """Linear decay from lr to `min_lr_ratio`·lr over the epochs after warmup, per step."""
+
+    min_lr_ratio: float = Field(0.0, ge=0, le=1)
+
+
 @schedulers.register("plateau", "dltool.optim.schedules:Plateau")
 class PlateauParams(SchedulerParams):
     """Multiply the learning rate by `factor` when the monitored metric stalls for `patience` epochs."""

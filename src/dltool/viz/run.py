@@ -80,7 +80,8 @@ def visualize_run(path: Path, *, out: Path | None = None, fmt: str = "png", spli
 
 def score_run(run: RunDir, *, split: str, device: str = "auto", batch_size: int = 256) -> Scored:
     """The best weights' scores on ``split``, reusing ``eval-<split>.json`` when it scored
-    these weights (``model.safetensors``, not older than the file) and writing it otherwise."""
+    these weights (``model.safetensors``, not older than the file) with the run's test-time
+    augmentation, and writing it otherwise."""
     from dltool.evaluation.evaluate import evaluate_split, write_report
     from dltool.evaluation.trained import load_trained
 
@@ -88,13 +89,14 @@ def score_run(run: RunDir, *, split: str, device: str = "auto", batch_size: int 
     evaluation = evaluate_split(trained, split=split, batch_size=batch_size)
     stored_path = run.path / f"eval-{split}.json"
     stored = _read_json(stored_path)
-    if stored is not None and _is_current(stored, stored_path, run.weights):
+    if stored is not None and _is_current(stored, stored_path, run.weights, trained.tta):
         return Scored(stored, evaluation, trained, None)
     return Scored(evaluation.document, evaluation, trained, write_report(trained, evaluation.document, own_data=True))
 
 
-def _is_current(document: dict[str, Any], path: Path, weights: Path) -> bool:
+def _is_current(document: dict[str, Any], path: Path, weights: Path, tta: str) -> bool:
     return (Path(str(document.get("checkpoint", ""))).name == weights.name
+            and document.get("tta", "none") == tta
             and path.stat().st_mtime_ns >= weights.stat().st_mtime_ns
             and ("confusion_matrix" in document or "mse" in document))
 
