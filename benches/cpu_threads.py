@@ -16,7 +16,6 @@ from pathlib import Path
 
 import torch
 
-from dltool.config import load_config
 from dltool.config.recipes import list_recipes
 from dltool.engine.device import resolve_device, resolve_precision
 from dltool.engine.distributed import World
@@ -25,7 +24,7 @@ from dltool.engine.threads import resolve_threads, training_step_flops, usable_c
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _common import Row, bench_main  # noqa: E402
-from train_throughput import SHAPES, dltool_rate, synthetic  # noqa: E402
+from train_throughput import SHAPES, bench_config, dltool_rate, synthetic  # noqa: E402
 
 
 def run(quick: bool = False, device: str = "cpu") -> list[Row]:
@@ -36,8 +35,7 @@ def run(quick: bool = False, device: str = "cpu") -> list[Row]:
     cpu = resolve_device("cpu")
     rows = []
     for recipe in [r.name for r in list_recipes() if "encoder-classifier" not in r.name]:
-        config = load_config(recipe, ["data.augment.crop_padding=0", "data.augment.flip=false",
-                                      "data.augment.cutout=0", "train.device=cpu"])
+        config, note = bench_config(recipe, samples, "cpu")
         shape, classes, _ = SHAPES[config.data.name]
         data = synthetic(shape, classes, samples)
         parts = build_components(config, cpu, resolve_precision("off", cpu), World(), data)
@@ -49,7 +47,7 @@ def run(quick: bool = False, device: str = "cpu") -> list[Row]:
                 torch.set_num_threads(threads)
                 rates[threads] = max(rates[threads], dltool_rate(config, data, cpu, epochs))
         best = max(rates, key=rates.get)
-        rows.append(Row(f"threads {recipe} ({flops / 1e9:.2g} GFLOP/step): samples/s at auto = {chosen}",
+        rows.append(Row(f"threads {recipe} ({flops / 1e9:.2g} GFLOP/step{note}): samples/s at auto = {chosen}",
                         f"{rates[chosen]:,.0f}", f"{rates[best]:,.0f} at {best} (1: {rates[1]:,.0f}, "
                         f"{cores}: {rates[cores]:,.0f})", rates[chosen] / rates[best]))
     torch.set_num_threads(cores)

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from dltool.config import load_config
+from dltool.config import Config, load_config
 from dltool.config.recipes import list_recipes
 from dltool.data.arrays import Split
 from dltool.data.prepare import PreparedData, channel_stats
@@ -43,6 +43,17 @@ from _common import Row, bench_main, matmul_peak  # noqa: E402
 # (image shape, classes, images in the published train split: val is drawn from it)
 SHAPES = {"digits": ((1, 8, 8), 10, 1437), "mnist": ((1, 28, 28), 10, 60000), "fashion-mnist": ((1, 28, 28), 10, 60000),
           "cifar10": ((3, 32, 32), 10, 50000)}
+
+
+def bench_config(recipe: str, samples: int, device: str) -> tuple[Config, str]:
+    """``recipe``'s config without augmentation or compilation, and a note of its batch size
+    where it was cut: both loops need whole batches, so a batch larger than half the samples
+    is cut down."""
+    config = load_config(recipe, ["data.augment.crop_padding=0", "data.augment.flip=false", "data.augment.cutout=0",
+                                  "train.compile=false", f"train.device={device}"])
+    batch = min(config.train.batch_size, samples // 2)
+    note = f", batch {batch}" if batch < config.train.batch_size else ""
+    return config.model_copy(update={"train": config.train.model_copy(update={"batch_size": batch})}), note
 
 
 def synthetic(shape: tuple[int, ...], classes: int, samples: int) -> PreparedData:
@@ -107,12 +118,7 @@ def run(quick: bool = False, device: str = "cpu", names: list[str] | None = None
     rows = [Row(f"matmul peak, {'bf16' if torch_device.type == 'cuda' else 'fp32'} 2048² (GFLOP/s)",
                 f"{peak / 1e9:.1f}", "-", 1.0)]
     for name in names:
-        config = load_config(name, ["data.augment.crop_padding=0", "data.augment.flip=false", "data.augment.cutout=0",
-                                    "train.compile=false", f"train.device={device}"])
-        # Both sides need whole batches: a batch larger than half the samples is cut down (noted).
-        batch = min(config.train.batch_size, samples // 2)
-        note = f", batch {batch}" if batch < config.train.batch_size else ""
-        config = config.model_copy(update={"train": config.train.model_copy(update={"batch_size": batch})})
+        config, note = bench_config(name, samples, device)
         shape, classes, published = SHAPES[config.data.name]
         train_size = round(published * (1 - config.data.val_fraction))
         data = synthetic(shape, classes, samples)
