@@ -21,7 +21,7 @@ sys.path.insert(0, str(HERE))
 from _common import machine, table  # noqa: E402
 
 BENCHES = ["startup", "train_overhead", "train_throughput", "data_pipeline", "eval_throughput",
-           "predict_throughput", "tune_pruning"]
+           "predict_throughput", "export_latency", "tune_pruning"]
 START, END = "<!-- bench:start -->", "<!-- bench:end -->"
 
 

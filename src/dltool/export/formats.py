@@ -100,6 +100,9 @@ def open_onnx(data: bytes, device: torch.device) -> Forward:
     options = ort.SessionOptions()
     options.log_severity_level = 3  # errors only: its notes on graph optimisation are not the user's business
     options.intra_op_num_threads = torch.get_num_threads()  # the same budget as a PyTorch forward
+    # Its threads would otherwise spin for a while after each run, taking the cores from what
+    # runs between batches (predict's image decoding, PyTorch in the same process).
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     try:
         session = ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
     except Exception as error:  # onnxruntime's own exception types (InvalidProtobuf, Fail, ...)
