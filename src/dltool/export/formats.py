@@ -61,7 +61,7 @@ def require(module: str) -> ModuleType:
 # --- ONNX ------------------------------------------------------------------------------
 
 
-def check_opset(opset: int) -> None:
+def _check_opset(opset: int) -> None:
     newest = require("onnx").defs.onnx_opset_version()
     if not MIN_OPSET <= opset <= newest:
         raise UsageError(f"opset {opset}: torch's ONNX exporter writes opsets {MIN_OPSET} to {newest} "
@@ -72,7 +72,7 @@ def write_onnx(model: nn.Module, example: torch.Tensor, opset: int | None, outpu
     for module in ("onnx", "onnxscript", "onnxruntime"):  # the exporter's, and the verification's
         require(module)
     if opset is not None:
-        check_opset(opset)
+        _check_opset(opset)
     try:
         with _quiet_loggers("torch.onnx", "torch.export", "torch._dynamo", "onnxscript", "onnx_ir"):
             program = torch.onnx.export(
