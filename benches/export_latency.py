@@ -8,13 +8,16 @@ recipe dataset's input shape) is exported with ``export_trained`` (verified as `
 verifies it) and loaded with ``load_exported``, the forward pass `dltool predict` runs on an
 ``.onnx`` file (onnxruntime's CPU provider, as many threads as torch). Both sides then run the
 same random batches of 1 and 64 images under ``torch.inference_mode``, taking turns in
-blocks; each figure is the median over the blocks' calls. Both use the process's thread
-count (``OMP_NUM_THREADS``; the machine column shows it). The mnist-encoder-classifier recipe
-gets an autoencoder run with random weights as its encoder.
+blocks; each figure is the median over the blocks' calls. Both run on one thread: on a
+machine whose cores are shared, torch's OpenMP pool collapses whenever one of its threads is
+descheduled (measured here under load: mnist-mlp at batch 64 took 110 ms on 2 threads
+against 1 ms on one), and the ratio would measure the load rather than the two engines. The
+mnist-encoder-classifier recipe gets an autoencoder run with random weights as its encoder.
 """
 
 from __future__ import annotations
 
+import math
 import statistics
 import sys
 import tempfile
@@ -78,9 +81,23 @@ def latencies(sides: list[InferenceModel], images: torch.Tensor, repeats: int, b
     return [statistics.median(record) for record in times]
 
 
+def milliseconds(seconds: float) -> str:
+    """Three significant digits, trailing zeros kept: 0.0112, 1.00, 340."""
+    ms = seconds * 1e3
+    return f"{ms:.{max(0, 2 - math.floor(math.log10(ms)))}f}"
+
+
 def run(quick: bool = False, device: str = "cpu") -> list[Row]:
     del device  # onnxruntime runs on the CPU here, so both sides do
-    repeats = 10 if quick else 30
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # before the sessions are made: onnxruntime takes torch's count
+    try:
+        return measure(repeats=10 if quick else 30)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def measure(repeats: int) -> list[Row]:
     work = Path(tempfile.mkdtemp(prefix="dltool-export-bench-"))
     rows = []
     for recipe in (r.name for r in list_recipes()):
@@ -89,8 +106,8 @@ def run(quick: bool = False, device: str = "cpu") -> list[Row]:
         for batch in BATCHES:
             images = torch.randn(batch, *model.in_shape)
             ours, eager = latencies([exported, model], images, repeats)
-            rows.append(Row(f"{recipe} as ONNX in onnxruntime, batch {batch} (ms)", f"{ours * 1e3:.3g}",
-                            f"{eager * 1e3:.3g} eager PyTorch", eager / ours))
+            rows.append(Row(f"{recipe} as ONNX in onnxruntime, batch {batch}, 1 thread (ms)", milliseconds(ours),
+                            f"{milliseconds(eager)} eager PyTorch", eager / ours))
     return rows
 
 
