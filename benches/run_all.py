@@ -20,8 +20,8 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from _common import machine, table  # noqa: E402
 
-BENCHES = ["startup", "train_overhead", "train_throughput", "cifar10_fast", "data_pipeline", "eval_throughput",
-           "predict_throughput", "tune_pruning"]
+BENCHES = ["startup", "train_overhead", "train_throughput", "cpu_threads", "cifar10_fast", "data_pipeline",
+           "eval_throughput", "predict_throughput", "export_latency", "tune_pruning"]
 START, END = "<!-- bench:start -->", "<!-- bench:end -->"
 
 

@@ -119,19 +119,20 @@ def predict(
 ) -> Predictions:
     """Label images with a trained classifier, as ``dltool predict`` does.
 
-    ``inputs``: image files, folders (walked recursively, sorted) and glob patterns. Each row
+    ``run``: a run dir, its weights, a ``.pt`` checkpoint or a ``dltool export`` file (ONNX,
+    TorchScript). ``inputs``: image files, folders (walked recursively, sorted) and glob patterns. Each row
     has ``path``, ``label``, ``score`` and ``top``, the ``top_k`` (label, probability) pairs.
     For more images than fit in a list, ``dltool.evaluation.predict.predict`` streams the rows.
     """
+    from dltool.evaluation.inference import load_inference_model
     from dltool.evaluation.predict import Unreadable, predict as predict_images
-    from dltool.evaluation.trained import load_trained
 
     paths = [inputs] if isinstance(inputs, (str, os.PathLike)) else inputs
-    trained = load_trained(Path(run), device=device)
+    model = load_inference_model(Path(run), device=device)
     rows: list[Prediction] = []
     unreadable: list[Unreadable] = []
     names = (os.fspath(path) for path in paths)
-    for row in predict_images(trained, names, top_k=top_k, batch_size=batch_size, workers=workers):
+    for row in predict_images(model, names, top_k=top_k, batch_size=batch_size, workers=workers):
         if isinstance(row, Unreadable):
             unreadable.append(row)
         else:

@@ -16,6 +16,7 @@ from typer.core import TyperGroup
 from dltool import __version__
 from dltool.commands import download as download_command
 from dltool.commands import eval as eval_command
+from dltool.commands import export as export_command
 from dltool.commands import list as list_command
 from dltool.commands import predict as predict_command
 from dltool.commands import stats as stats_command
@@ -79,6 +80,7 @@ app.command("train")(train_command.train)
 app.command("tune")(tune_command.tune)
 app.command("eval")(eval_command.eval_)
 app.command("predict")(predict_command.predict)
+app.command("export")(export_command.export)
 app.command("visualize")(visualize_command.visualize)
 
 

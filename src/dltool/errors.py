@@ -62,3 +62,7 @@ def suggest(name: str, known: Iterable[str]) -> str:
     if hint := did_you_mean(name, known):
         return hint
     return "; expected one of: " + ", ".join(known) if len(known) <= 12 else ""
+
+
+class ExportError(DltoolError):
+    """A model that cannot be exported, or whose exported file does not reproduce it."""

@@ -19,13 +19,14 @@ FORMATS = ("csv", "jsonl", "table")
 
 
 def predict(
-    target: Annotated[Path, typer.Argument(help="Run dir, model.safetensors or a .pt checkpoint.")],
+    target: Annotated[Path, typer.Argument(help="Run dir, model.safetensors, a .pt checkpoint, or a file "
+                                                "written by dltool export (.onnx, .torchscript).")],
     paths: Annotated[list[str], typer.Argument(help="Image files, folders (recursive), globs, or - for paths on stdin.")],
     output_format: Annotated[str | None, Opt("--format", help="csv, jsonl or table (default: table on a terminal, else csv).")] = None,
     top_k: Annotated[int, Opt(min=1, help="Labels and scores per image.")] = 3,
     output: Annotated[Path | None, Opt(help="Write the rows to this file (atomically) instead of stdout.")] = None,
     batch_size: Annotated[int, Opt(min=1, help="Images per forward pass.")] = 64,
-    device: Annotated[str, Opt(help="auto, cpu, cuda, cuda:N or mps.")] = "auto",
+    device: Annotated[str, Opt(help="auto, cpu, cuda, cuda:N or mps (ONNX files: cpu).")] = "auto",
     workers: Annotated[int | None, Opt(min=1, help="Decoding threads (default: one per CPU but one, at most 8).")] = None,
     strict: Annotated[bool, Opt(help="Exit 1 when any input could not be read (rows still written).")] = False,
 ) -> None:
@@ -35,17 +36,17 @@ def predict(
     """
     from dltool.errors import UsageError
     from dltool.evaluation.predict import Unreadable, predict as predict_images, read_path_lines
-    from dltool.evaluation.trained import load_trained
+    from dltool.evaluation.inference import load_inference_model
 
     chosen = output_format or ("table" if output is None and sys.stdout.isatty() else "csv")
     if chosen not in FORMATS:
         raise UsageError(f"--format {chosen!r}: expected one of {', '.join(FORMATS)}")
-    trained = load_trained(target, device=device)
+    model = load_inference_model(target, device=device)
     inputs = read_path_lines(sys.stdin) if paths == ["-"] else paths
-    rows = predict_images(trained, inputs, top_k=top_k, batch_size=batch_size, workers=workers)
+    rows = predict_images(model, inputs, top_k=top_k, batch_size=batch_size, workers=workers)
     bad = 0
     with _destination(output) as stream:
-        writer = _WRITERS[chosen](stream, min(top_k, len(trained.classes)))
+        writer = _WRITERS[chosen](stream, min(top_k, len(model.classes)))
         for row in rows:
             if isinstance(row, Unreadable):
                 bad += 1

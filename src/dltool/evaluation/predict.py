@@ -23,7 +23,7 @@ from dltool.data.folders import IMAGE_EXTENSIONS
 from dltool.data.images import ImageDecodeError, decode_image
 from dltool.data.normalise import Normalise
 from dltool.errors import UsageError
-from dltool.evaluation.trained import Trained
+from dltool.evaluation.trained import InferenceModel
 
 
 @dataclass(frozen=True)
@@ -67,16 +67,18 @@ def _walk(folder: str) -> Iterator[str]:
 
 
 def predict(
-    trained: Trained, paths: Iterable[str], *, top_k: int = 3, batch_size: int = 64, workers: int | None = None
+    model: InferenceModel, paths: Iterable[str], *, top_k: int = 3, batch_size: int = 64, workers: int | None = None
 ) -> Iterator[Prediction | Unreadable]:
-    """One Prediction or Unreadable per path, in input order."""
-    if trained.task != "classification":
-        raise UsageError(f"predict labels images; model {trained.config.model.name!r} reconstructs them "
+    """One Prediction or Unreadable per path, in input order.
+
+    ``model`` is a trained run's (``load_trained``) or an exported file's (``load_exported``):
+    only the forward pass differs, so both give the same rows."""
+    if model.task != "classification":
+        raise UsageError(f"predict labels images; model {model.name!r} reconstructs them "
                          "(score it with dltool eval)")
-    channels, height, width = trained.in_shape
-    device = next(trained.model.parameters()).device
-    normalise = Normalise(trained.config.data.mean, trained.config.data.std, device)
-    top_k = max(1, min(top_k, len(trained.classes)))
+    channels, height, width = model.in_shape
+    normalise = Normalise(model.mean, model.std, model.device)
+    top_k = max(1, min(top_k, len(model.classes)))
     decode = lambda path: decode_image(path, channels=channels, size=(height, width))  # noqa: E731
     pending: list[tuple[str, np.ndarray]] = []
     for path, result in _decoded(paths, decode, chunk=batch_size, workers=workers):
@@ -85,9 +87,9 @@ def predict(
             continue
         pending.append((path, result))
         if len(pending) == batch_size:
-            yield from _flush(trained, pending, normalise, top_k)
+            yield from _flush(model, pending, normalise, top_k)
             pending = []
-    yield from _flush(trained, pending, normalise, top_k)
+    yield from _flush(model, pending, normalise, top_k)
 
 
 def _decoded(paths: Iterable[str], decode, *, chunk: int, workers: int | None) -> Iterator[tuple[str, object]]:
@@ -125,16 +127,16 @@ def _decode_all(decode, paths: list[str]) -> list[tuple[str, object]]:
 
 
 @torch.inference_mode()
-def _flush(trained: Trained, pending: list[tuple[str, np.ndarray]], normalise: Normalise,
+def _flush(model: InferenceModel, pending: list[tuple[str, np.ndarray]], normalise: Normalise,
            top_k: int) -> Iterator[Prediction]:
     if not pending:
         return
     batch = torch.from_numpy(np.stack([array for _, array in pending]))
     images = normalise(batch.to(normalise.scale.device))
-    probs = torch.softmax(trained.scorer(images).float(), dim=1)
+    probs = torch.softmax(model.forward(images).float(), dim=1)
     scores, indices = probs.topk(top_k, dim=1)
     for (path, _), row_scores, row_indices in zip(pending, scores.tolist(), indices.tolist()):
-        yield Prediction(path, [(trained.classes[i], s) for i, s in zip(row_indices, row_scores)])
+        yield Prediction(path, [(model.classes[i], s) for i, s in zip(row_indices, row_scores)])
 
 
 def read_path_lines(lines: Iterable[str]) -> Iterator[str]:

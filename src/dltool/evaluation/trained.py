@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import torch
 from torch import nn
@@ -25,6 +25,31 @@ from dltool.errors import CheckpointError, ConfigError, DltoolError, UsageError
 from dltool.models import models
 from dltool.models.build import build_model
 from dltool.rundir import RunDir
+
+
+class InferenceModel(Protocol):
+    """A model ready for inference: what feeds it (uint8 images of ``in_shape``, normalised
+    with ``mean``/``std``), its forward pass and what its output means. ``Trained`` (a
+    PyTorch module) is one; ``dltool.export.Exported`` (an ONNX or TorchScript file) another."""
+
+    @property
+    def name(self) -> str: ...  # the model's registry name, for messages
+    @property
+    def task(self) -> str: ...
+    @property
+    def classes(self) -> list[str]: ...
+    @property
+    def in_shape(self) -> tuple[int, int, int]: ...
+    @property
+    def mean(self) -> list[float]: ...
+    @property
+    def std(self) -> list[float]: ...
+    @property
+    def device(self) -> torch.device: ...  # where forward wants its inputs
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """Normalised float32 (N, C, H, W) → logits (N, classes), or images for reconstruction."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -44,12 +69,33 @@ class Trained:
     tta: str = "none"
 
     @property
+    def name(self) -> str:
+        return self.config.model.name
+
+    @property
     def task(self) -> str:
         return models.get(self.config.model.name).params.task
 
     @property
     def scorer(self) -> nn.Module:
+        """The network as it is scored: with the run's test-time augmentation."""
         return with_tta(self.model, self.tta)
+
+    @property
+    def mean(self) -> list[float]:
+        return self.config.data.mean
+
+    @property
+    def std(self) -> list[float]:
+        return self.config.data.std
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.scorer(images)
+
 
 
 def load_trained(path: Path | str, *, checkpoint: Literal["best", "last"] = "best",

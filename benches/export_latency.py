@@ -1,0 +1,115 @@
+"""CPU latency of each recipe's model exported to ONNX and run by onnxruntime, against the same
+model in eager PyTorch.
+
+Usage: python benches/export_latency.py [--quick]
+
+For each recipe, in one process: the network built from the recipe (random weights, the
+recipe dataset's input shape) is exported with ``export_trained`` (verified as `dltool export`
+verifies it) and loaded with ``load_exported``, the forward pass `dltool predict` runs on an
+``.onnx`` file (onnxruntime's CPU provider, as many threads as torch). Both sides then run the
+same random batches of 1 and 64 images under ``torch.inference_mode``, taking turns in
+blocks; each figure is the median over the blocks' calls. Both run on one thread: on a
+machine whose cores are shared, torch's OpenMP pool collapses whenever one of its threads is
+descheduled (measured here under load: mnist-mlp at batch 64 took 110 ms on 2 threads
+against 1 ms on one), and the ratio would measure the load rather than the two engines. The
+mnist-encoder-classifier recipe gets an autoencoder run with random weights as its encoder.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from dltool._io import atomic_write_text, dump_yaml
+from dltool.config import load_config
+from dltool.config.recipes import list_recipes
+from dltool.engine.checkpoint import save_weights
+from dltool.evaluation.trained import InferenceModel, Trained
+from dltool.export import export_trained, load_exported
+from dltool.models.build import build_model
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _common import Row, bench_main  # noqa: E402
+from train_throughput import SHAPES  # noqa: E402
+
+BATCHES = (1, 64)
+
+
+def random_run(work: Path, recipe: str) -> Path:
+    """A run dir with ``recipe``'s config and random weights (what encoder_run points at)."""
+    config = load_config(recipe)
+    shape, classes, _ = SHAPES[config.data.name]
+    run = work / recipe
+    run.mkdir(parents=True)
+    atomic_write_text(run / "config.yaml", dump_yaml(config.to_dict()))
+    model = build_model(config.model, in_shape=shape, num_classes=classes)
+    save_weights(run / "model.safetensors", model, {"in_shape": ",".join(map(str, shape))})
+    return run
+
+
+def trained(work: Path, recipe: str) -> Trained:
+    base = load_config(recipe)
+    shape, classes, _ = SHAPES[base.data.name]
+    sets = [f"data.mean={[0.5] * shape[0]}", f"data.std={[0.25] * shape[0]}"]
+    if base.model.name == "encoder-classifier":
+        sets.append(f"model.encoder_run={random_run(work, 'mnist-autoencoder')}")
+    config = load_config(recipe, sets)
+    torch.manual_seed(0)
+    model = build_model(config.model, in_shape=shape, num_classes=classes).eval()
+    return Trained(model, config, [str(c) for c in range(classes)], shape, work / f"{recipe}.safetensors", None)
+
+
+@torch.inference_mode()
+def latencies(sides: list[InferenceModel], images: torch.Tensor, repeats: int, blocks: int = 3) -> list[float]:
+    """Median seconds per forward of each side. The sides take turns in blocks of calls, each
+    block after two warm-up calls: a slow spell of a shared machine falls on both, and neither
+    side's thread pool is still busy-waiting when the other's block starts."""
+    times: list[list[float]] = [[] for _ in sides]
+    for _ in range(blocks):
+        for side, record in zip(sides, times):
+            for call in range(2 + repeats // blocks):
+                started = time.perf_counter()
+                side.forward(images)
+                if call >= 2:
+                    record.append(time.perf_counter() - started)
+    return [statistics.median(record) for record in times]
+
+
+def milliseconds(seconds: float) -> str:
+    """Three significant digits, trailing zeros kept: 0.0112, 1.00, 340."""
+    ms = seconds * 1e3
+    return f"{ms:.{max(0, 2 - math.floor(math.log10(ms)))}f}"
+
+
+def run(quick: bool = False, device: str = "cpu") -> list[Row]:
+    del device  # onnxruntime runs on the CPU here, so both sides do
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # before the sessions are made: onnxruntime takes torch's count
+    try:
+        return measure(repeats=10 if quick else 30)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def measure(repeats: int) -> list[Row]:
+    work = Path(tempfile.mkdtemp(prefix="dltool-export-bench-"))
+    rows = []
+    for recipe in (r.name for r in list_recipes()):
+        model = trained(work, recipe)
+        exported = load_exported(export_trained(model, "onnx", work / f"{recipe}.onnx").path)
+        for batch in BATCHES:
+            images = torch.randn(batch, *model.in_shape)
+            ours, eager = latencies([exported, model], images, repeats)
+            rows.append(Row(f"{recipe} as ONNX in onnxruntime, batch {batch}, 1 thread (ms)", milliseconds(ours),
+                            f"{milliseconds(eager)} eager PyTorch", eager / ours))
+    return rows
+
+
+if __name__ == "__main__":
+    bench_main(run, __doc__)

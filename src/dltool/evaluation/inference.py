@@ -1,0 +1,18 @@
+"""Any model file ``predict`` takes, opened for inference: a run dir, its weights, a ``.pt``
+checkpoint, or an ONNX/TorchScript export (``dltool export``) with its sidecar."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from dltool.engine.device import resolve_device
+from dltool.evaluation.trained import InferenceModel, load_trained
+from dltool.export import is_export, load_exported
+
+
+def load_inference_model(target: Path | str, *, device: str = "auto") -> InferenceModel:
+    """``target`` ready for ``dltool.evaluation.predict.predict``; an export runs on the CPU
+    unless ``device`` names another (``auto`` means the CPU for exports)."""
+    if is_export(Path(target)):  # the same pipeline; only the forward pass runs in onnxruntime or torch.jit
+        return load_exported(Path(target), device=None if device == "auto" else resolve_device(device))
+    return load_trained(target, device=device)

@@ -1,0 +1,129 @@
+"""Write a trained model as an ONNX or TorchScript file with its sidecar, verified first.
+
+Nothing is written until the file, loaded back by its own runtime (onnxruntime, torch.jit),
+has reproduced the PyTorch model's outputs on sample inputs at two batch sizes within
+``TOLERANCE``. Then the sidecar and the model are each written atomically.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+import dltool
+from dltool._io import atomic_write_bytes, atomic_write_json
+from dltool.data.normalise import Normalise
+from dltool.errors import ExportError, UnknownNameError, UsageError
+from dltool.evaluation.trained import InferenceModel, Trained
+from dltool.export.exported import Exported, Sidecar, sidecar_path
+from dltool.export.formats import FORMATS, INPUT_NAME, OUTPUT_NAMES, Format
+
+TOLERANCE = 1e-4  # the largest absolute difference allowed between the file's outputs and PyTorch's
+# The model is traced on a batch of EXAMPLE_BATCH and checked at other sizes, below and above it,
+# so a batch dimension fixed by the tracer would fail the verification.
+EXAMPLE_BATCH, SAMPLE_BATCHES = 2, (1, 5)
+CPU = torch.device("cpu")
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    path: Path
+    sidecar: Path
+    format: str
+    runtime: str  # what ran the file for the verification
+    max_abs_diff: float  # over every sample output
+    tolerance: float
+    batch_sizes: tuple[int, ...]
+
+
+def default_output(trained: Trained, format_name: str) -> Path:
+    """``RUN/export/model<suffix>``, or beside the weights when they have no run dir."""
+    suffix = FORMATS[format_name].suffix
+    if trained.run_dir is not None:
+        return trained.run_dir / "export" / f"model{suffix}"
+    return trained.source.with_suffix(suffix)
+
+
+def export_trained(trained: Trained, format_name: str, output: Path | None = None, *, opset: int | None = None,
+                   force: bool = False, tolerance: float = TOLERANCE) -> ExportResult:
+    """Write ``trained`` (loaded on the CPU) as ``format_name`` to ``output`` (default:
+    ``default_output``) and its sidecar beside it.
+
+    An existing file is replaced only with ``force``. Raises ``ExportError`` when the exporter
+    fails or the file's outputs differ from the model's by more than ``tolerance``."""
+    if format_name not in FORMATS:
+        raise UnknownNameError("export format", format_name, FORMATS)
+    format = FORMATS[format_name]
+    if opset is not None and format.name != "onnx":
+        raise UsageError(f"opset {opset}: only ONNX files have an opset")
+    if trained.device != CPU:
+        raise UsageError("export a model loaded on the CPU (load_trained's default device)")
+    output = Path(output) if output is not None else default_output(trained, format_name)
+    if not force and (output.exists() or sidecar_path(output).exists()):
+        raise UsageError(f"{output} already exists; pass --force to replace it, or --output another file")
+    example, *samples = _sample_inputs(trained, (EXAMPLE_BATCH, *SAMPLE_BATCHES))
+    data = format.write(trained.scorer.eval(), example, opset, OUTPUT_NAMES[trained.task])
+    document = _sidecar_document(trained, format, data, output)
+    exported = Exported(output, Sidecar.model_validate(document), format.open(data, CPU), CPU)
+    diff = _max_abs_diff(trained, exported, samples)
+    if not diff <= tolerance:  # NaN fails too
+        raise ExportError(f"{format.runtime}'s outputs differ from PyTorch's by up to {diff:.3g} "
+                          f"(allowed: {tolerance:g}); nothing written")
+    document["verification"] = {"runtime": format.runtime, "max_abs_diff": diff, "tolerance": tolerance,
+                                "batch_sizes": list(SAMPLE_BATCHES)}
+    output.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(sidecar_path(output), document)
+    atomic_write_bytes(output, data)
+    return ExportResult(output, sidecar_path(output), format.name, format.runtime, diff, tolerance, SAMPLE_BATCHES)
+
+
+def _sample_inputs(model: InferenceModel, batch_sizes: tuple[int, ...]) -> list[torch.Tensor]:
+    """Seeded random images of the model's shape, normalised as predict normalises them."""
+    generator = torch.Generator().manual_seed(0)
+    normalise = Normalise(model.mean, model.std, CPU)
+    return [normalise(torch.randint(0, 256, (n, *model.in_shape), generator=generator, dtype=torch.uint8))
+            for n in batch_sizes]
+
+
+@torch.inference_mode()
+def _max_abs_diff(model: InferenceModel, exported: Exported, samples: list[torch.Tensor]) -> float:
+    diff = 0.0
+    for images in samples:
+        expected, got = model.forward(images).float(), exported.forward(images).float()
+        if got.shape != expected.shape:
+            raise ExportError(f"{exported.path.name}: outputs of shape {tuple(got.shape)} for a batch of "
+                              f"{len(images)}, expected {tuple(expected.shape)}")
+        diff = max(diff, (got - expected).abs().max().item())
+    return diff
+
+
+def _sidecar_document(model: Trained, format: Format, data: bytes, output: Path) -> dict[str, Any]:
+    channels, height, width = model.in_shape
+    outputs = [len(model.classes)] if model.task == "classification" else [channels, height, width]
+    return {
+        "format": format.name,
+        "file": output.name,
+        "sha256": hashlib.sha256(data).hexdigest(),
+        "task": model.task,
+        "model": model.name,
+        "classes": model.classes,
+        "channels": channels,
+        "image_size": [height, width],
+        "mean": model.mean,
+        "std": model.std,
+        "tta": model.tta,  # inside the graph: a flip TTA run's export averages the two passes itself
+        "preprocessing": f"decode to {channels} channel{'s' if channels > 1 else ''} at {height}×{width} "
+                         "(antialiased bilinear resize), then (pixel / 255 - mean) / std per channel; "
+                         "float32, NCHW",
+        "input": {"name": INPUT_NAME, "shape": ["batch", channels, height, width], "dtype": "float32"},
+        "output": {"name": OUTPUT_NAMES[model.task], "shape": ["batch", *outputs], "dtype": "float32"},
+        **format.describe(data),  # ONNX: its opset
+        "source": str(model.source.resolve()),
+        "run_dir": str(model.run_dir.resolve()) if model.run_dir else None,
+        "dltool_version": dltool.__version__,
+        "torch_version": torch.__version__,
+    }

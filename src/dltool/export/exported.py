@@ -1,0 +1,121 @@
+"""An exported model file with its sidecar JSON, ready for inference like a trained run.
+
+The sidecar is the model's file name plus ``.json`` (``model.onnx`` → ``model.onnx.json``),
+so an ONNX and a TorchScript export can share a folder and a stem. It says how to prepare an
+image for the model — decode to ``channels`` at ``image_size`` (height, width), then
+``(pixel / 255 − mean) / std`` per channel, float32 NCHW — what comes out, the class names
+in output order, and the SHA-256 of the model file it describes: a model file replaced
+without its sidecar (or the reverse) is refused rather than fed the wrong way.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import torch
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from dltool.errors import CheckpointError
+from dltool.export.formats import FORMATS, Forward
+
+EXPORT_SUFFIXES = frozenset(format.suffix for format in FORMATS.values())
+
+
+class Sidecar(BaseModel):
+    """The sidecar's fields that running the model needs (the file holds more, for people)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    format: Literal["onnx", "torchscript"]
+    sha256: str
+    task: Literal["classification", "reconstruction"]
+    model: str
+    classes: list[str]
+    channels: int = Field(ge=1)
+    image_size: tuple[int, int]
+    mean: list[float]
+    std: list[float]
+
+
+def sidecar_path(model_file: Path) -> Path:
+    return model_file.with_name(model_file.name + ".json")
+
+
+def is_export(path: Path) -> bool:
+    """Whether ``path`` names an exported model (by its suffix, or by a sidecar beside it)."""
+    path = Path(path)
+    return path.suffix in EXPORT_SUFFIXES or (path.is_file() and sidecar_path(path).is_file())
+
+
+@dataclass(frozen=True)
+class Exported:
+    """An exported model: its file, its sidecar and the forward pass of the format's runtime."""
+
+    path: Path
+    sidecar: Sidecar
+    run: Forward
+    device: torch.device
+
+    @property
+    def name(self) -> str:
+        return self.sidecar.model
+
+    @property
+    def task(self) -> str:
+        return self.sidecar.task
+
+    @property
+    def classes(self) -> list[str]:
+        return self.sidecar.classes
+
+    @property
+    def in_shape(self) -> tuple[int, int, int]:
+        return (self.sidecar.channels, *self.sidecar.image_size)
+
+    @property
+    def mean(self) -> list[float]:
+        return self.sidecar.mean
+
+    @property
+    def std(self) -> list[float]:
+        return self.sidecar.std
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.run(images)
+
+
+def load_exported(path: Path, *, device: torch.device | None = None) -> Exported:
+    """The model in ``path`` (written by ``dltool export``) with its sidecar.
+
+    ``device``: where it runs (None: the CPU). ONNX files run on onnxruntime's CPU provider."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such file")
+    sidecar = read_sidecar(path)
+    data = path.read_bytes()
+    if hashlib.sha256(data).hexdigest() != sidecar.sha256:
+        raise CheckpointError(f"{path}: its sidecar {sidecar_path(path).name} describes another file "
+                              "(export the model again)")
+    device = device or torch.device("cpu")
+    try:
+        forward = FORMATS[sidecar.format].open(data, device)
+    except CheckpointError as error:
+        raise CheckpointError(f"{path}: {error}") from None
+    return Exported(path, sidecar, forward, device)
+
+
+def read_sidecar(model_file: Path) -> Sidecar:
+    path = sidecar_path(model_file)
+    if not path.is_file():
+        raise CheckpointError(f"{model_file}: no sidecar {path.name} beside it (dltool export writes the two "
+                              "together; it says how to prepare images for the model)")
+    try:
+        return Sidecar.model_validate(json.loads(path.read_text(encoding="utf-8")))
+    except (ValueError, ValidationError) as error:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        reason = error.errors()[0] if isinstance(error, ValidationError) else None
+        where = f"{'.'.join(map(str, reason['loc']))}: {reason['msg']}" if reason else str(error)
+        raise CheckpointError(f"{path}: not a dltool export sidecar ({where})") from None

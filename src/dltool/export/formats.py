@@ -1,0 +1,170 @@
+"""How each export format is written from a PyTorch module and run again.
+
+- **ONNX** is written by torch's ``torch.export``-based exporter (``dynamo=True``) and run by
+  onnxruntime. It is slower than the TorchScript-based ``dynamo=False`` exporter (about 1 s
+  per model against 0.1 s, and 2 s more for its first import), but that one is deprecated
+  since torch 2.9 and on its way out, and it cannot take what ``torch.export`` can; an export
+  is a one-off, so the supported path wins. It writes opset 18 or newer: older opsets would
+  go through onnx's version converter, which fails on common operators (Pad) and then
+  silently keeps 18, so they are refused up front.
+- **TorchScript** is ``torch.jit.trace``: every dltool model is a fixed graph of modules, so
+  tracing records all of it, and the verification in ``dltool.export.export`` runs the traced
+  file at two batch sizes. PyTorch deprecates TorchScript for ``torch.export`` but still
+  writes and loads it; its ``FutureWarning`` on every trace, save and load says nothing about
+  the model, so it is hidden.
+
+Both take and give float32 (N, C, H, W) → (N, ...) with a dynamic batch dimension N.
+"""
+
+from __future__ import annotations
+
+import importlib
+import io
+import logging
+import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any
+
+import torch
+from torch import nn
+
+from dltool.errors import CheckpointError, DltoolError, ExportError, UsageError
+
+Forward = Callable[[torch.Tensor], torch.Tensor]
+INPUT_NAME = "images"
+OUTPUT_NAMES = {"classification": "logits", "reconstruction": "reconstructions"}  # by task
+MIN_OPSET = 18  # the oldest opset torch's exporter implements itself (torch.onnx's TORCHLIB_OPSET)
+ONNX_EXTRA = "pip install 'dltool[onnx]'"
+
+
+@dataclass(frozen=True)
+class Format:
+    name: str
+    suffix: str  # of the default file name
+    runtime: str  # what runs the file, for messages
+    write: Callable[[nn.Module, torch.Tensor, int | None, str], bytes]  # (model, example batch, opset, output name)
+    open: Callable[[bytes, torch.device], Forward]  # (file, device) -> its forward pass
+    describe: Callable[[bytes], dict[str, Any]]  # the format's own sidecar fields
+
+
+def require(module: str) -> ModuleType:
+    """``module``, an optional dependency of the ONNX format, or an error saying how to install it."""
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise DltoolError(f"ONNX support needs {module}, which is not installed: {ONNX_EXTRA}") from None
+
+
+# --- ONNX ------------------------------------------------------------------------------
+
+
+def _check_opset(opset: int) -> None:
+    newest = require("onnx").defs.onnx_opset_version()
+    if not MIN_OPSET <= opset <= newest:
+        raise UsageError(f"opset {opset}: torch's ONNX exporter writes opsets {MIN_OPSET} to {newest} "
+                         f"(the installed onnx's newest)")
+
+
+def write_onnx(model: nn.Module, example: torch.Tensor, opset: int | None, output_name: str) -> bytes:
+    for module in ("onnx", "onnxscript", "onnxruntime"):  # the exporter's, and the verification's
+        require(module)
+    if opset is not None:
+        _check_opset(opset)
+    try:
+        with _quiet_loggers("torch.onnx", "torch.export", "torch._dynamo", "onnxscript", "onnx_ir"):
+            program = torch.onnx.export(
+                model, (example,), dynamo=True, input_names=[INPUT_NAME], output_names=[output_name],
+                dynamic_shapes=({0: torch.export.Dim("batch")},), opset_version=opset, verbose=False)
+    except Exception as error:  # the exporter raises many types; any is "cannot export this model"
+        raise ExportError(f"torch's ONNX exporter failed: {_first_line(error)}") from None
+    data = program.model_proto.SerializeToString()
+    if opset is not None and (written := onnx_opset(data)) != opset:
+        raise ExportError(f"torch's ONNX exporter could not write opset {opset} (it wrote {written})")
+    return data
+
+
+def onnx_opset(data: bytes) -> int:
+    """The version of the standard operator set that the ONNX file ``data`` uses."""
+    proto = require("onnx").load_from_string(data)
+    return next(o.version for o in proto.opset_import if o.domain in ("", "ai.onnx"))
+
+
+def open_onnx(data: bytes, device: torch.device) -> Forward:
+    """An onnxruntime session on the CPU, with as many threads as torch uses."""
+    if device.type != "cpu":
+        raise UsageError(f"device {str(device)!r}: ONNX files run on onnxruntime's CPU provider here")
+    ort = require("onnxruntime")
+    options = ort.SessionOptions()
+    options.log_severity_level = 3  # errors only: its notes on graph optimisation are not the user's business
+    options.intra_op_num_threads = torch.get_num_threads()  # the same budget as a PyTorch forward
+    # Its threads would otherwise spin for a while after each run, taking the cores from what
+    # runs between batches (predict's image decoding, PyTorch in the same process).
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    try:
+        session = ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
+    except Exception as error:  # onnxruntime's own exception types (InvalidProtobuf, Fail, ...)
+        raise CheckpointError(f"onnxruntime cannot load it: {_first_line(error)}") from None
+    name = session.get_inputs()[0].name
+
+    def forward(images: torch.Tensor) -> torch.Tensor:
+        return torch.from_numpy(session.run(None, {name: images.detach().cpu().numpy()})[0])
+
+    return forward
+
+
+@contextmanager
+def _quiet_loggers(*names: str) -> Iterator[None]:
+    """Silence these loggers for the duration: the exporter logs its progress and its
+    version-conversion attempts (tracebacks included) as warnings on stderr."""
+    loggers = [logging.getLogger(name) for name in names]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.CRITICAL + 1)
+    try:
+        yield
+    finally:
+        for logger, level in zip(loggers, levels):
+            logger.setLevel(level)
+
+
+# --- TorchScript -----------------------------------------------------------------------
+
+
+@contextmanager
+def _without_torchscript_deprecation() -> Iterator[None]:
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", r"`torch\.jit\.\w+` is deprecated", FutureWarning)
+        yield
+
+
+def write_torchscript(model: nn.Module, example: torch.Tensor, opset: int | None, output_name: str) -> bytes:
+    del opset, output_name  # ONNX's; a TorchScript module has no opset and unnamed outputs
+    buffer = io.BytesIO()
+    with _without_torchscript_deprecation():
+        traced = torch.jit.trace(model, example, check_trace=False)  # checked by the verification instead
+        torch.jit.save(traced, buffer)
+    return buffer.getvalue()
+
+
+def open_torchscript(data: bytes, device: torch.device) -> Forward:
+    try:
+        with _without_torchscript_deprecation():
+            module = torch.jit.load(io.BytesIO(data), map_location=device)
+    except RuntimeError as error:
+        raise CheckpointError(f"torch.jit cannot load it: {_first_line(error)}") from None
+    return module.eval()
+
+
+def _first_line(error: BaseException) -> str:
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    return lines[0] if lines else type(error).__name__
+
+
+FORMATS = {
+    "onnx": Format("onnx", ".onnx", "onnxruntime", write_onnx, open_onnx, lambda data: {"opset": onnx_opset(data)}),
+    "torchscript": Format("torchscript", ".torchscript", "torch.jit", write_torchscript, open_torchscript,
+                          lambda data: {}),
+}

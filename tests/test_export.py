@@ -1,0 +1,200 @@
+"""`dltool export`: every model as ONNX and TorchScript, reloaded by its own runtime, equal
+to the PyTorch model at any batch size; `dltool predict` on the file gives the run's rows."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime
+import pytest
+import torch
+from PIL import Image
+
+from conftest import Cli
+from dltool.config import load_config, validate_config
+from dltool.data.normalise import Normalise
+from dltool.engine import train
+from dltool.errors import ExportError
+from dltool.evaluation.trained import Trained
+from dltool.export import export_trained, sidecar_path
+from dltool.models import models
+from dltool.models.build import build_model
+from dltool.rundir import create_run_dir
+
+IN_SHAPE = (3, 12, 10)  # not square: height and width must not swap
+CLASSES = ["cat", "dog", "emu"]
+# Small versions of the models; an entry not listed here is exported at its defaults.
+TINY = {"mlp": {"width": 16}, "cnn": {"widths": [4, 8], "convs_per_stage": 1}, "resnet": {"depth": 8},
+        "autoencoder": {"latent_dim": 5, "widths": [4, 8]}, "encoder-classifier": {"hidden": 8}}
+SUFFIXES = {"onnx": ".onnx", "torchscript": ".torchscript"}
+
+
+def _trained(entry, required_params, tmp_path: Path) -> Trained:
+    section = {"name": entry.name, **TINY.get(entry.name, {}), **required_params(entry, IN_SHAPE)}
+    loss = "mse" if entry.params.task == "reconstruction" else "cross_entropy"
+    config = validate_config({"model": section, "loss": {"name": loss},
+                              "data": {"mean": [0.2, 0.5, 0.7], "std": [0.3, 0.25, 0.2]}})
+    torch.manual_seed(0)
+    model = build_model(config.model, in_shape=IN_SHAPE, num_classes=len(CLASSES))
+    for buffer in model.buffers():  # BN statistics away from their defaults, so they count
+        if buffer.is_floating_point():
+            buffer.uniform_(0.5, 1.5)
+    return Trained(model.eval(), config, CLASSES, IN_SHAPE, tmp_path / "model.safetensors", None)
+
+
+def _images(batch: int, seed: int) -> torch.Tensor:
+    pixels = torch.randint(0, 256, (batch, *IN_SHAPE), generator=torch.Generator().manual_seed(seed), dtype=torch.uint8)
+    return Normalise([0.2, 0.5, 0.7], [0.3, 0.25, 0.2], torch.device("cpu"))(pixels)
+
+
+def _reloaded(path: Path, format_name: str):
+    """The file run by its own runtime, without dltool's loader."""
+    if format_name == "onnx":
+        session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        return lambda x: torch.from_numpy(session.run(None, {"images": x.numpy()})[0])
+    return torch.jit.load(str(path))
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:FutureWarning")
+@pytest.mark.parametrize("format_name", ["onnx", "torchscript"])
+@pytest.mark.parametrize("entry", list(models), ids=lambda e: e.name)
+def test_every_model_exports_and_reloads_with_a_dynamic_batch(entry, format_name: str, required_params,
+                                                              tmp_path: Path) -> None:
+    trained = _trained(entry, required_params, tmp_path)
+    path = tmp_path / f"model{SUFFIXES[format_name]}"
+    result = export_trained(trained, format_name, path)
+    assert result.path == path and result.max_abs_diff <= 1e-4
+    forward = _reloaded(path, format_name)
+    with torch.inference_mode():
+        for batch in (1, 3, 64):
+            images = _images(batch, seed=batch)
+            expected, got = trained.model(images), forward(images)
+            assert got.shape == expected.shape
+            assert (got - expected).abs().max().item() <= 1e-4
+    sidecar = json.loads(sidecar_path(path).read_text())
+    assert sidecar["format"] == format_name and sidecar["model"] == entry.name
+    assert sidecar["task"] == entry.params.task and sidecar["classes"] == CLASSES
+    assert (sidecar["channels"], *sidecar["image_size"]) == IN_SHAPE
+    assert sidecar["mean"] == [0.2, 0.5, 0.7] and sidecar["std"] == [0.3, 0.25, 0.2]
+    assert sidecar["verification"]["max_abs_diff"] == result.max_abs_diff
+    assert sorted(p.name for p in tmp_path.iterdir() if p.is_file()) == [path.name, path.name + ".json"]
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> Path:
+    os.environ["DLTOOL_DATA"] = str(data_dir)
+    config = load_config("digits-mlp", ["train.epochs=1"])
+    return train(config, create_run_dir(tmp_path_factory.mktemp("runs"), "digits")).run_dir
+
+
+@pytest.fixture(scope="module")
+def images(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A dozen digits of other sizes and modes than training's 8×8 grey."""
+    from sklearn.datasets import load_digits
+
+    folder = tmp_path_factory.mktemp("imgs")
+    for i, pixels in enumerate(load_digits().images[:12]):
+        image = Image.fromarray((pixels * 255 / 16).astype(np.uint8)).resize((8 + 3 * i,) * 2)
+        image.convert("RGB" if i % 2 else "L").save(folder / f"{i:02d}.png")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def onnx_export(run: Path):
+    """``dltool export RUN`` (the default: ONNX into RUN/export), run once for the module."""
+    return Cli()("export", run)
+
+
+def _rows(stdout: str) -> list[dict]:
+    return list(csv.DictReader(stdout.splitlines()))
+
+
+@pytest.mark.parametrize("format_name", ["onnx", "torchscript"])
+def test_predict_on_the_exported_file_gives_the_runs_rows(cli, run: Path, images: Path, onnx_export,
+                                                          format_name: str) -> None:
+    output = run / "export" / f"model{SUFFIXES[format_name]}"
+    result = onnx_export if format_name == "onnx" else cli("export", run, "--format", format_name)
+    assert result.stdout == f"{output}\n"  # the written file and nothing else
+    assert "verified with" in result.stderr and "max abs diff" in result.stderr
+    assert "warn" not in result.stderr.lower()
+    expected = _rows(cli("predict", run, images, "--format", "csv").stdout)
+    rows = _rows(cli("predict", output, images, "--format", "csv").stdout)
+    assert len(rows) == len(expected) == 12
+    assert list(rows[0]) == list(expected[0])  # the same columns, in the same order
+    for row, want in zip(rows, expected):
+        assert [row["path"], row["label"], row["top2_label"]] == [want["path"], want["label"], want["top2_label"]]
+        assert abs(float(row["score"]) - float(want["score"])) <= 1e-4
+
+
+def test_an_existing_export_is_replaced_only_with_force(cli, run: Path, tmp_path: Path) -> None:
+    path = tmp_path / "digits.torchscript"
+    cli("export", run, "--format", "torchscript", "--output", path)
+    first = sidecar_path(path).read_text()
+    assert "--force" in cli("export", run, "--format", "torchscript", "--output", path, code=2).stderr
+    assert sidecar_path(path).read_text() == first
+    cli("export", run, "--format", "torchscript", "--output", path, "--force")
+
+
+def test_opset_is_written_as_asked_and_checked(cli, run: Path, tmp_path: Path) -> None:
+    path = tmp_path / "digits.onnx"
+    cli("export", run, "--opset", "18", "--output", path)
+    assert {o.domain: o.version for o in onnx.load(path).opset_import}[""] == 18
+    assert json.loads(sidecar_path(path).read_text())["opset"] == 18
+    assert "opsets 18 to" in cli("export", run, "--opset", "13", "--output", tmp_path / "old.onnx", code=2).stderr
+    assert "only ONNX" in cli("export", run, "--format", "torchscript", "--opset", "18", code=2).stderr
+    assert "expected one of: onnx, torchscript" in cli("export", run, "--format", "tflite", code=2).stderr
+    assert not (tmp_path / "old.onnx").exists()
+
+
+class Drifting(torch.nn.Module):
+    """A model whose output moves with every call: a traced file keeps the count it was traced
+    with, so it cannot reproduce the model."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.linear, self.calls = torch.nn.Linear(8 * 8, 10), 0
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        self.calls += 1
+        return self.linear(images.flatten(1)) + self.calls
+
+
+@pytest.mark.parametrize("format_name", ["onnx", "torchscript"])
+def test_a_failed_verification_writes_nothing(format_name: str, tmp_path: Path) -> None:
+    config = validate_config({"data": {"mean": [0.5], "std": [0.25]}})
+    trained = Trained(Drifting(), config, list("0123456789"), (1, 8, 8), tmp_path / "model.safetensors", None)
+    runtime = "onnxruntime" if format_name == "onnx" else "torch.jit"
+    with pytest.raises(ExportError, match=rf"{runtime}'s outputs differ from PyTorch's by up to .*nothing written"):
+        export_trained(trained, format_name, tmp_path / "out" / f"model{SUFFIXES[format_name]}")
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_file_without_its_own_sidecar_is_refused(cli, onnx_export, images: Path, tmp_path: Path) -> None:
+    exported = Path(onnx_export.stdout.strip())
+    path = tmp_path / "digits.onnx"
+    path.write_bytes(exported.read_bytes())
+    (tmp_path / "alone.onnx").write_bytes(path.read_bytes())
+    assert "no sidecar alone.onnx.json" in cli("predict", tmp_path / "alone.onnx", images, code=1).stderr
+    sidecar_path(path).write_text(sidecar_path(exported).read_text())
+    path.write_bytes(path.read_bytes() + b"\0")  # the model changed behind its sidecar's back
+    assert "describes another file" in cli("predict", path, images, code=1).stderr
+
+
+def test_a_reconstruction_export_is_not_labelled(cli, required_params, images: Path, tmp_path: Path) -> None:
+    trained = _trained(models.get("autoencoder"), required_params, tmp_path)
+    path = export_trained(trained, "torchscript", tmp_path / "ae.torchscript").path
+    assert "reconstructs" in cli("predict", path, images, code=2).stderr
+
+
+def test_without_onnxruntime_the_error_says_what_to_install(cli, run: Path, onnx_export, images: Path,
+                                                           tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = Path(onnx_export.stdout.strip())
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # what an install without the extra has
+    assert "pip install 'dltool[onnx]'" in cli("predict", path, images, code=1).stderr
+    assert "pip install 'dltool[onnx]'" in cli("export", run, "--output", tmp_path / "again.onnx", code=1).stderr
