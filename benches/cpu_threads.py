@@ -27,14 +27,14 @@ from _common import Row, bench_main  # noqa: E402
 from train_throughput import SHAPES, bench_config, dltool_rate, synthetic  # noqa: E402
 
 
-def run(quick: bool = False, device: str = "cpu") -> list[Row]:
+def run(quick: bool = False, device: str = "cpu", names: list[str] | None = None) -> list[Row]:
     if device != "cpu":
         return []
     cores = usable_cores()
     samples, epochs = (512, 2) if quick else (1024, 3)
     cpu = resolve_device("cpu")
     rows = []
-    for recipe in [r.name for r in list_recipes() if "encoder-classifier" not in r.name]:
+    for recipe in names or [r.name for r in list_recipes() if "encoder-classifier" not in r.name]:
         config, note = bench_config(recipe, samples, "cpu")
         shape, classes, _ = SHAPES[config.data.name]
         data = synthetic(shape, classes, samples)
