@@ -73,13 +73,11 @@ def _start(recipe: str | None, flags: dict[str, Any], sets: list[str], name: str
         emit_line(dump_yaml(config.to_dict()).rstrip())
         return None
     from dltool.engine import train as run_training
-    from dltool.data.sources import require_downloaded
-    from dltool.engine.device import resolve_device
     from dltool.engine.distributed import world_from_env
+    from dltool.engine.setup import check_runnable
     from dltool.rundir import create_run_dir
 
-    resolve_device(config.train.device)  # an absent device is a usage error before any dir is made
-    require_downloaded(config.data.name, config.data.root)  # and so is a dataset not downloaded yet
+    check_runnable(config)
     world = world_from_env()
     run = create_run_dir(runs_dir, resolve_source(recipe).name, name) if world.is_main else None
     return _with_progress(lambda observer, stop: run_training(config, run, observer=observer, stop=stop),

@@ -112,8 +112,7 @@ def prepare_study(
     the sampler.
     """
     from dltool.config import load_config, resolve_source
-    from dltool.data.sources import require_downloaded
-    from dltool.engine.device import resolve_device
+    from dltool.engine.setup import check_runnable
 
     flags = dict(flags or {})
     config = load_config(recipe, sets, flags)
@@ -133,8 +132,7 @@ def prepare_study(
     if stored is not None:
         _check_continuation(stored, storage, study_name)
     n_trials, notes = _budget(trials, sampler, space, base, stored)
-    resolve_device(config.train.device)  # before any dir is made, as train does
-    require_downloaded(config.data.name, config.data.root)
+    check_runnable(config)  # before any dir is made, as train does
 
     created = study_dir is None or stored is None
     if created:
