@@ -16,6 +16,7 @@ from dltool.config import load_config
 from dltool.engine import train
 from dltool.engine.checkpoint import load_checkpoint
 from dltool.rundir import create_run_dir
+from events import epoch_series, events, hparams, logs_every_epoch
 
 EPOCHS, BATCH = 12, 16  # ~0.15 s an epoch: a signal after epoch 2 lands well before the end
 ARGS = ["train", "digits-mlp", "--epochs", EPOCHS, "--batch-size", BATCH, "-q"]
@@ -29,9 +30,9 @@ def reference(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> Path:
     return train(config, create_run_dir(tmp_path_factory.mktemp("reference"), "ref")).run_dir
 
 
-def start_and_signal(runs: Path, sig: int, after_epochs: int = 2) -> subprocess.CompletedProcess:
-    """Start a training process and send ``sig`` once ``after_epochs`` epochs are logged."""
-    process = subprocess.Popen(dltool_command(*ARGS, "--runs-dir", runs, "--name", "run"),
+def start_and_signal(runs: Path, sig: int, after_epochs: int = 2, *args: str) -> subprocess.CompletedProcess:
+    """Start a training process (with more ``args``) and send ``sig`` once ``after_epochs`` epochs are logged."""
+    process = subprocess.Popen(dltool_command(*ARGS, *args, "--runs-dir", runs, "--name", "run"),
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     metrics = runs / "run" / "metrics.jsonl"
     deadline = time.monotonic() + 120
@@ -95,6 +96,15 @@ def test_resuming_a_run_that_is_still_training_is_refused(tmp_path: Path) -> Non
         process.send_signal(signal.SIGTERM)
         process.communicate(timeout=120)
     assert process.returncode == 143
+
+
+def test_tensorboard_events_of_a_stopped_run_are_complete_and_resume_without_duplicates(tmp_path: Path) -> None:
+    stopped = start_and_signal(tmp_path, signal.SIGINT, 2, "--tensorboard")
+    run = tmp_path / "run"
+    assert stopped.returncode == 130 and logs_every_epoch(run)
+    assert hparams(events(run))["train.epochs"] == EPOCHS
+    run_dltool("train", "--resume", run, "-q")
+    assert len(epoch_series(run)["val_loss"]) == EPOCHS and logs_every_epoch(run)
 
 
 def test_the_run_path_is_the_only_stdout_line_in_a_pipeline(tmp_path: Path) -> None:

@@ -49,6 +49,11 @@ class RunDir:
     def last_checkpoint(self) -> Path:
         return self.path / "checkpoints" / "last.pt"
 
+    @property
+    def tensorboard(self) -> Path:
+        """The folder of TensorBoard event files (``train.tensorboard``)."""
+        return self.path / "tensorboard"
+
     def write_metrics(self, records: list[dict[str, Any]]) -> None:
         """Rewrite metrics.jsonl with ``records`` (on resume: exactly the checkpoint's history)."""
         atomic_write_text(self.metrics, "".join(json_line(r) + "\n" for r in records))

@@ -42,6 +42,7 @@ FLAGS: list[tuple[str, str, Any, str]] = [
     ("seed", "train.seed", int, "train.seed"),
     ("compile", "train.compile", bool, "train.compile: torch.compile the model"),
     ("limit_batches", "train.limit_batches", int, "train.limit_batches: for quick tries"),
+    ("tensorboard", "train.tensorboard", bool, "train.tensorboard: event files in RUN/tensorboard/"),
 ]
 # Flags whose values are registry names complete on TAB.
 COMPLETERS = {"optimizer": _complete.registry("optimizers"), "model": _complete.registry("models"),
@@ -59,7 +60,7 @@ def with_override_flags(command: Callable[..., Any]) -> Callable[..., Any]:
     own = [p for p in signature.parameters.values() if p.name != "overrides"]
     # Fresh OptionInfo objects per command: typer may keep state on them.
     added = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=Annotated[
-                 kind | None, Opt(f"--{name.replace('_', '-')}", help=text, rich_help_panel=PANEL,
+                 kind | None, Opt(_flag_name(name, kind), help=text, rich_help_panel=PANEL,
                                   autocompletion=COMPLETERS.get(name))])
              for name, _, kind, text in FLAGS]
     added.append(inspect.Parameter("set_", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=Annotated[
@@ -77,3 +78,9 @@ def with_override_flags(command: Callable[..., Any]) -> Callable[..., Any]:
     wrapper.__annotations__ = {p.name: p.annotation for p in parameters}
     return wrapper
 
+
+def _flag_name(name: str, kind: Any) -> str:
+    """``--batch-size``; a switch also has its negation (``--compile/--no-compile``), which
+    turns off what a recipe turned on."""
+    flag = name.replace("_", "-")
+    return f"--{flag}/--no-{flag}" if kind is bool else f"--{flag}"

@@ -135,6 +135,18 @@ def nest(dotted: Mapping[str, Any]) -> Layer:
     return out
 
 
+def flatten(mapping: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"a": {"b": 1}}`` → ``{"a.b": 1}`` (the inverse of ``nest``); lists and other values stay as they are."""
+    flat: dict[str, Any] = {}
+    for key, value in mapping.items():
+        dotted = f"{prefix}{key}"
+        if isinstance(value, Mapping) and value:
+            flat.update(flatten(value, dotted + "."))
+        else:
+            flat[dotted] = value
+    return flat
+
+
 def merge(lower: Layer, upper: Layer) -> Layer:
     """Overlay ``upper`` on ``lower``, section by section (see the module docstring)."""
     out = dict(lower)

@@ -91,6 +91,7 @@ class TrainConfig(Section):
     )
     max_time: float | None = Field(None, gt=0, description="wall-clock budget in seconds ('90m' and '2h' work too)")
     limit_batches: int | None = Field(None, ge=1, description="at most this many batches per epoch and eval")
+    tensorboard: bool = Field(False, description="write TensorBoard event files into RUN/tensorboard/")
 
     @field_validator("max_time", mode="before")
     @classmethod

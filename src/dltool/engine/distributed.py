@@ -64,6 +64,14 @@ def sum_across(world: World, values: dict[str, torch.Tensor | int]) -> dict[str,
     return dict(zip(names, stacked.cpu().tolist()))
 
 
+def total_across(world: World, tensor: torch.Tensor) -> torch.Tensor:
+    """``tensor`` summed element-wise over every rank, on the CPU."""
+    if world.distributed:
+        tensor = _on_backend_device(tensor.detach().clone())
+        dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
+    return tensor.cpu()
+
+
 def any_across(world: World, flag: bool) -> bool:
     """True on every rank when any rank says True (so all ranks stop at the same step)."""
     if not world.distributed:

@@ -141,28 +141,37 @@ def train_one_epoch(
 @torch.inference_mode()
 def evaluate(
     model: nn.Module, batches: Batches, precision: Precision, device: torch.device,
-    task: str = CLASSIFICATION, channels_last: bool = False,
-) -> dict[str, float]:
+    task: str = CLASSIFICATION, channels_last: bool = False, confusion_classes: int = 0,
+) -> dict[str, Any]:
     """Sums over ``batches``: cross-entropy (NLL of the softmax) and correct predictions for
     classification, squared error per pixel for reconstruction; with the sample count ``n``.
+    With ``confusion_classes`` (a classifier's class count), also ``confusion``: the counts
+    of (true, predicted) pairs as a square int64 tensor, rows true.
 
     Sums rather than means, so shards evaluated on several ranks add up exactly.
     """
     model.eval()
     loss_sum = torch.zeros((), dtype=torch.float64, device=device)
     correct = torch.zeros((), dtype=torch.int64, device=device)
+    pairs = torch.zeros(confusion_classes ** 2, dtype=torch.int64, device=device)
     samples = 0
     for images, labels in batches:
         with precision.autocast(device):
             output = model(to_memory_format(images, channels_last))
         if task == CLASSIFICATION:
             loss_sum += F.cross_entropy(output.float(), labels, reduction="sum").double()
-            correct += (output.argmax(1) == labels).sum()
+            predicted = output.argmax(1)
+            correct += (predicted == labels).sum()
+            if confusion_classes:
+                pairs += torch.bincount(labels * confusion_classes + predicted, minlength=confusion_classes ** 2)
         else:
             per_sample = F.mse_loss(output.float(), images.float(), reduction="none").flatten(1).mean(1)
             loss_sum += per_sample.sum().double()
         samples += len(labels)
-    return {"loss_sum": loss_sum, "correct": correct, "n": samples}
+    sums: dict[str, Any] = {"loss_sum": loss_sum, "correct": correct, "n": samples}
+    if confusion_classes:
+        sums["confusion"] = pairs.view(confusion_classes, confusion_classes)
+    return sums
 
 
 def mean_metrics(sums: dict[str, Any], task: str) -> dict[str, float]:

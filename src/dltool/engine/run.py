@@ -19,15 +19,15 @@ from dltool import __version__
 from dltool._io import atomic_write_json, atomic_write_text, dump_yaml
 from dltool.config.schema import Config, MonitorConfig
 from dltool.config.validate import validate_config
-from dltool.data.sources import require_downloaded
 from dltool.engine.checkpoint import load_checkpoint, load_weights, save_weights
 from dltool.engine.device import resolve_device, resolve_precision
-from dltool.engine.distributed import any_across, process_group, sum_across, world_from_env
+from dltool.engine.distributed import any_across, process_group, sum_across, total_across, world_from_env
 from dltool.engine.loop import CLASSIFICATION, EpochStats, evaluate, mean_metrics, train_one_epoch
 from dltool.engine.observer import Observer
 from dltool.engine.sanity import preflight
-from dltool.engine.setup import Components, build_components
+from dltool.engine.setup import Components, build_components, check_runnable
 from dltool.engine.state import Progress, data_changes, restore_state, save_state, versions
+from dltool.engine.tensorboard import Board, open_board
 from dltool.engine.threads import cpu_threads, resolve_threads, training_step_flops
 from dltool.engine.tta import with_tta
 from dltool.errors import UsageError
@@ -67,15 +67,9 @@ def start_run(
 
     Under torchrun only rank 0 makes the run dir; the other ranks' ``run_dir`` is None.
     """
-    require_resources(config)
+    check_runnable(config)
     run = create_run_dir(runs_dir, source, name) if world_from_env().is_main else None
     return train(config, run, observer=observer, stop=stop)
-
-
-def require_resources(config: Config) -> None:
-    """An absent device or a dataset not downloaded yet: a usage error before any dir is made."""
-    resolve_device(config.train.device)
-    require_downloaded(config.data.name, config.data.root)
 
 
 def train(
@@ -107,7 +101,7 @@ def resume(
     return _execute(config, run, observer or Observer(), stop or threading.Event(), checkpoint)
 
 
-RESUMABLE_OVERRIDES = {"train.epochs", "train.device"}
+RESUMABLE_OVERRIDES = {"train.epochs", "train.device", "train.tensorboard"}
 
 
 def _resumed_config(saved: dict[str, Any], overrides: dict[str, Any]) -> Config:
@@ -150,18 +144,22 @@ def _execute(
             observer.on_message(line)
         for message in [] if checkpoint else [preflight(parts)]:
             observer.on_message(message)
-        try:
-            status, reason = _fit(parts, writer, progress, clock, observer, stop)
-            extra = {"test": _test_score(parts, writer, progress)} if status != "interrupted" else {}
-        except KeyboardInterrupt:  # a second Ctrl-C: stop at once, last.pt is the previous one
-            _write_summary(writer, _summary("interrupted", "signal", progress, clock, base))
-            raise
-        except BaseException as error:
-            failure = f"{type(error).__name__}: {error}"
-            _write_summary(writer, _summary("failed", "error", progress, clock, base, error=failure))
-            raise
-        summary = _summary(status, reason, progress, clock, base, **extra)
-        _write_summary(writer, summary)
+        with open_board(writer, parts, progress.history) as board:
+            try:
+                status, reason = _fit(parts, writer, board, progress, clock, observer, stop)
+                extra, confusion = {}, None
+                if status != "interrupted":
+                    test, confusion = _test_score(parts, writer, progress)
+                    extra["test"] = test
+            except KeyboardInterrupt:  # a second Ctrl-C: stop at once, last.pt is the previous one
+                _finish(writer, board, _summary("interrupted", "signal", progress, clock, base))
+                raise
+            except BaseException as error:
+                failure = f"{type(error).__name__}: {error}"
+                _finish(writer, board, _summary("failed", "error", progress, clock, base, error=failure))
+                raise
+            summary = _summary(status, reason, progress, clock, base, **extra)
+            _finish(writer, board, summary, confusion)
     return RunResult(run.path if run else None, status, summary)
 
 
@@ -176,8 +174,8 @@ class _Clock:
 
 
 def _fit(
-    parts: Components, run: RunDir | None, progress: Progress, clock: _Clock, observer: Observer,
-    stop: threading.Event,
+    parts: Components, run: RunDir | None, board: Board | None, progress: Progress, clock: _Clock,
+    observer: Observer, stop: threading.Event,
 ) -> tuple[str, str]:
     """The epoch loop; returns the run's status and why it ended."""
     train_cfg, step, world = parts.config.train, parts.step, parts.world
@@ -209,6 +207,8 @@ def _fit(
         _save(run, parts, progress, clock)
         if run:
             run.append_metrics(record)
+        if board:
+            board.log_epoch(record)
         reason = observer.on_epoch(record)  # e.g. a tuner's pruner: stop after this epoch
         if any_across(world, reason is not None) and progress.epoch < train_cfg.epochs:
             return "interrupted", reason or "observer"
@@ -226,7 +226,7 @@ def _epoch_record(parts: Components, progress: Progress, stats: EpochStats) -> d
     """The metrics.jsonl line of the epoch that just ended (validation included)."""
     step = parts.step
     val_started = time.perf_counter()
-    val = _evaluate(parts, parts.val_batches)
+    val, _ = _evaluate(parts, parts.val_batches)
     train_sums = sum_across(parts.world, {"loss_sum": stats.loss_sum, "correct": stats.correct, "n": stats.samples})
     train = mean_metrics(train_sums, step.task)
     record: dict[str, Any] = {"epoch": progress.epoch + 1, "step": progress.step,
@@ -241,13 +241,18 @@ def _epoch_record(parts: Components, progress: Progress, stats: EpochStats) -> d
     return record
 
 
-def _evaluate(parts: Components, batches: Any) -> dict[str, float]:
+def _evaluate(parts: Components, batches: Any, confusion: bool = False) -> tuple[dict[str, float], torch.Tensor | None]:
     """Mean loss (and accuracy) of the kept weights, with the run's test-time augmentation,
-    over every rank's shard of ``batches``."""
+    over every rank's shard of ``batches``; with ``confusion``, a classifier's confusion
+    matrix too (rows true), else None."""
     step = parts.step
     model = with_tta(parts.eval_model, parts.config.train.tta)
-    sums = evaluate(model, batches.batches(), step.precision, step.device, step.task, step.channels_last)
-    return mean_metrics(sum_across(parts.world, sums), step.task)
+    classes = len(parts.data.classes) if confusion and step.task == CLASSIFICATION else 0
+    sums = evaluate(model, batches.batches(), step.precision, step.device, step.task,
+                    step.channels_last, confusion_classes=classes)
+    matrix = sums.pop("confusion", None)
+    metrics = mean_metrics(sum_across(parts.world, sums), step.task)
+    return metrics, None if matrix is None else total_across(parts.world, matrix)
 
 
 def _improved(progress: Progress, record: dict[str, Any], monitor: MonitorConfig, min_delta: float) -> bool:
@@ -265,16 +270,19 @@ def _improved(progress: Progress, record: dict[str, Any], monitor: MonitorConfig
     return better
 
 
-def _test_score(parts: Components, run: RunDir | None, progress: Progress) -> dict[str, Any] | None:
-    """The best weights' loss (and accuracy) on the test split; every rank takes part."""
+def _test_score(
+    parts: Components, run: RunDir | None, progress: Progress
+) -> tuple[dict[str, Any] | None, torch.Tensor | None]:
+    """The best weights' loss (and accuracy) on the test split, with their confusion matrix
+    when the run logs to TensorBoard (a classifier); every rank takes part."""
     if progress.best is None:  # no epoch with a finite metric: no best weights were kept
-        return None
+        return None, None
     if run is not None:
         parts.eval_model.load_state_dict(load_weights(run.weights))
     if parts.world.distributed:  # the other ranks get rank 0's best weights
         for tensor in parts.eval_model.state_dict().values():
             torch.distributed.broadcast(tensor, src=0)
-    return _evaluate(parts, parts.test_batches)
+    return _evaluate(parts, parts.test_batches, confusion=parts.config.train.tensorboard)
 
 
 def _save(run: RunDir | None, parts: Components, progress: Progress, clock: _Clock) -> None:
@@ -293,9 +301,13 @@ def _write_run_files(run: RunDir, parts: Components, progress: Progress) -> None
     run.write_metrics(progress.history)
 
 
-def _write_summary(run: RunDir | None, summary: dict[str, Any]) -> None:
+def _finish(run: RunDir | None, board: Board | None, summary: dict[str, Any],
+            confusion: torch.Tensor | None = None) -> None:
+    """summary.json, and the scores and confusion matrix that end the TensorBoard events."""
     if run:
         run.write_summary(summary)
+    if board:
+        board.log_end(summary, confusion)
 
 
 def _weights_metadata(parts: Components) -> dict[str, str]:

@@ -15,9 +15,11 @@ from dltool.data import datasets
 from dltool.data.loader import BatchLoader
 from dltool.data.normalise import Normalise
 from dltool.data.prepare import PreparedData, prepare_data
-from dltool.engine.device import Precision, on_cuda_when_auto
+from dltool.data.sources import require_downloaded
+from dltool.engine.device import Precision, on_cuda_when_auto, resolve_device
 from dltool.engine.distributed import World
 from dltool.engine.loop import Step
+from dltool.engine.tensorboard import require_tensorboard
 from dltool.errors import ConfigError
 from dltool.losses import losses
 from dltool.models import models
@@ -82,6 +84,15 @@ def build_components(
         channels_last=channels_last,
     )
     return Components(config, data, model, step, *loaders, world)
+
+
+def check_runnable(config: Config) -> None:
+    """Usage errors for what this machine lacks, raised before any dir is made: the device,
+    the dataset's files, TensorBoard when the config asks for it."""
+    resolve_device(config.train.device)
+    require_downloaded(config.data.name, config.data.root)
+    if config.train.tensorboard:
+        require_tensorboard()
 
 
 def absolute_paths(config: Config) -> Config:

@@ -117,7 +117,7 @@ def prepare_study(
     before anything is created. ``flags["train.seed"]`` also seeds the sampler.
     """
     from dltool.config import load_config, resolve_source
-    from dltool.engine.run import require_resources
+    from dltool.engine.setup import check_runnable
 
     flags = dict(flags or {})
     config = load_config(recipe, sets, flags)
@@ -137,7 +137,7 @@ def prepare_study(
     if stored is not None:
         _check_continuation(stored, storage, study_name)
     n_trials, notes = _budget(trials, sampler, search_space, base, stored)
-    require_resources(config)  # before any dir is made, as train does
+    check_runnable(config)  # before any dir is made, as train does
 
     created = study_dir is None or stored is None
     if created:

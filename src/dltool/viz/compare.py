@@ -14,6 +14,7 @@ from typing import Any
 import yaml
 
 from dltool._io import atomic_write_text
+from dltool.config.loading import flatten
 from dltool.errors import UsageError
 from dltool.rundir import RunDir, open_run_dir
 from dltool.viz import report
@@ -76,7 +77,7 @@ def visualize_runs(paths: list[Path], *, out: Path | None = None, fmt: str = "pn
 def comparison_table(runs: list[RunDir], labels: list[str], summaries: list[dict[str, Any]]) -> tuple[list[str], list[list[Any]]]:
     """Header and rows: the run's label, each config key whose values differ between the
     runs (sorted; MISSING where a run lacks it), then the results of ``RESULTS``."""
-    configs = [report.flatten(yaml.safe_load(r.config.read_text(encoding="utf-8")) or {}) for r in runs]
+    configs = [flatten(yaml.safe_load(r.config.read_text(encoding="utf-8")) or {}) for r in runs]
     keys = sorted({k for c in configs for k in c})
     differing = [k for k in keys if len({_canonical(c.get(k, MISSING)) for c in configs}) > 1]
     header = ["run", *differing, *(name for name, _ in RESULTS)]

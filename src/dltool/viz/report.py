@@ -13,6 +13,7 @@ from typing import Any
 
 from dltool import __version__
 from dltool._io import atomic_write_text
+from dltool.config.loading import flatten
 from dltool.viz._figures import Plot
 
 WIDE = 900  # pixels; narrower figures are shown two to a row
@@ -112,18 +113,6 @@ def pre(text: str) -> str:
 
 def notes(lines: Sequence[str]) -> str:
     return '<ul class="notes">' + "".join(f"<li>{_e(line)}</li>" for line in lines) + "</ul>" if lines else ""
-
-
-def flatten(mapping: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    """``{"a": {"b": 1}}`` → ``{"a.b": 1}``; lists and other values stay as they are."""
-    flat: dict[str, Any] = {}
-    for key, value in mapping.items():
-        dotted = f"{prefix}{key}"
-        if isinstance(value, Mapping) and value:
-            flat.update(flatten(value, dotted + "."))
-        else:
-            flat[dotted] = value
-    return flat
 
 
 def format_value(value: Any) -> str:
