@@ -17,8 +17,10 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-# Training steps below this many FLOPs run on one thread (see the module docstring).
-SMALL_STEP_FLOPS = 2e8
+# Training steps below this many FLOPs run on one thread. Measured on 2 cores (benches/
+# cpu_threads.py): digits-mlp (0.03 GFLOP a step) runs 3× faster on one thread than on two;
+# mnist-lenet (0.3 GFLOP) and every larger recipe run faster on two. 0.1 GFLOP lies between.
+SMALL_STEP_FLOPS = 1e8
 
 
 def resolve_threads(setting: int | str, device: torch.device, step_flops: Callable[[], float]) -> int:
