@@ -17,9 +17,12 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-# Training steps below this many FLOPs run on one thread. Measured on 2 cores (benches/
-# cpu_threads.py): digits-mlp (0.03 GFLOP a step) runs 3× faster on one thread than on two;
-# mnist-lenet (0.3 GFLOP) and every larger recipe run faster on two. 0.1 GFLOP lies between.
+# Training steps below this many FLOPs run on one thread. Measured on 2 cores
+# (benches/cpu_threads.py): on an idle machine two threads beat one for every recipe, by
+# 1.1-1.2× for digits-mlp (0.03 GFLOP a step) and 1.4-1.8× from mnist-lenet (0.3 GFLOP) up;
+# beside one other busy process, two threads run digits-mlp and mnist-lenet 2× slower than
+# one, since each step waits for a thread that has no core. One thread for the smallest
+# steps gives up a little when the machine is idle to avoid the large loss when it is not.
 SMALL_STEP_FLOPS = 1e8
 
 
