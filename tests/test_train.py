@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import stat
 from pathlib import Path
 
 import pytest
@@ -27,9 +29,13 @@ def test_train_writes_the_whole_run_dir(cli, tmp_path: Path) -> None:
     result = cli("train", "digits-mlp", "--epochs", "3", "--runs-dir", tmp_path / "r")
     run = Path(result.stdout.strip())
     assert result.stdout.count("\n") == 1 and run == tmp_path / "r" / "digits-mlp-1"
+    umask = os.umask(0o022)
+    os.umask(umask)
     for name in ["config.yaml", "metrics.jsonl", "summary.json", "classes.json",
                  "model.safetensors", "checkpoints/last.pt"]:
         assert (run / name).is_file(), name
+        # as readable as any file the user makes (crash-safe writes start from mkstemp's 0600)
+        assert stat.S_IMODE((run / name).stat().st_mode) == 0o666 & ~umask, name
     records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in records] == [1, 2, 3]
     assert all(METRIC_KEYS <= set(r) for r in records)

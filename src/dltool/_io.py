@@ -17,6 +17,11 @@ from typing import IO, Any
 
 import yaml
 
+# The process's umask, read once (reading it means setting it): files written here get the
+# permissions an ordinary open() would give them, not mkstemp's private 0600.
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
+
 
 @contextmanager
 def atomic_open(path: Path, mode: str = "wb") -> Iterator[IO]:
@@ -25,6 +30,7 @@ def atomic_open(path: Path, mode: str = "wb") -> Iterator[IO]:
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, 0o666 & ~_UMASK)
         with os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": "utf-8", "newline": ""})) as file:
             yield file
             file.flush()
