@@ -33,6 +33,7 @@ from dltool import engine
 from dltool.engine import train
 from dltool.rundir import create_run_dir
 from dltool.tuning import open_study, prepare_study, tune
+from dltool.tuning.tuner import quiet_optuna
 from dltool.tuning import trial as tuning_trial
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -98,6 +99,7 @@ def run(quick: bool = False, device: str = "cpu") -> list[Row]:
                               repeats=1 if quick else 2, device=device)
     work = Path(tempfile.mkdtemp(prefix="dltool-bench-"))
     os.environ["DLTOOL_DATA"] = str(work / "data")
+    quiet_optuna()  # as `dltool tune` does: no INFO line per study and trial on stderr
     train(load_config(RECIPE, flags={"train.epochs": 1}), create_run_dir(work / "warmup", "warmup"))  # caches, lazy imports
 
     walls: dict[str, list[float]] = {"median": [], "none": []}
