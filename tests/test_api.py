@@ -99,6 +99,8 @@ def test_evaluate_writes_the_document_the_command_prints(cli, capfd, run: Path) 
 def test_evaluate_errors(run: Path, tmp_path: Path) -> None:
     with pytest.raises(UsageError, match="checkpoint 'worst': expected best or last"):
         evaluate(run, checkpoint="worst")  # type: ignore[arg-type]
+    with pytest.raises(UsageError, match="tta 'twice': expected none or flip"):
+        evaluate(run, tta="twice")  # type: ignore[arg-type]
     with pytest.raises(CheckpointError, match="no such run dir or checkpoint"):
         evaluate(tmp_path / "nothing")
 

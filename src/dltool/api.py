@@ -84,19 +84,21 @@ def evaluate(
     checkpoint: Literal["best", "last"] = "best",
     batch_size: int = 256,
     device: str = "auto",
+    tta: Literal["none", "flip"] | None = None,
 ) -> EvalResult:
     """Score a trained model, as ``dltool eval`` does, and write ``eval-<split>.json``.
 
     ``run``: a run dir, its ``model.safetensors`` or a ``.pt`` checkpoint; ``checkpoint``
     picks a run dir's best weights or ``checkpoints/last.pt``. ``data`` scores another
     dataset name or image folder with the same classes (``root``: its ``data.root``), and the
-    file is then ``eval-<dataset>-<split>.json``. The result has the ``document`` (accuracy,
-    per-class scores, confusion matrix, ...) and the ``path`` written.
+    file is then ``eval-<dataset>-<split>.json``. ``tta`` (``none``, ``flip``) overrides the
+    run's test-time augmentation. The result has the ``document`` (accuracy, per-class scores,
+    confusion matrix, ...) and the ``path`` written.
     """
     from dltool.evaluation.evaluate import evaluate_run
 
     return evaluate_run(Path(run), split=split, data=_text(data), root=_text(root), checkpoint=checkpoint,
-                        batch_size=batch_size, device=device)
+                        batch_size=batch_size, device=device, tta=tta)
 
 
 @dataclass(frozen=True)

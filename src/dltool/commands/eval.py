@@ -31,10 +31,11 @@ def eval_(
 
     Example: dltool eval runs/digits-mlp-1 --json | jq .accuracy
     """
+    from dltool.engine.tta import MODES
     from dltool.evaluation.evaluate import evaluate_run
 
-    if tta not in (None, "none", "flip"):
-        raise UsageError(f"--tta {tta!r}: expected none or flip")
+    if tta is not None and tta not in MODES:  # named as the flag; the library checks the API's callers
+        raise UsageError(f"--tta {tta!r}: expected {' or '.join(MODES)}")
     result = evaluate_run(target, split=split, data=data, root=root, checkpoint=checkpoint,  # type: ignore[arg-type]
                           batch_size=batch_size, device=device, tta=tta)
     _render(result.document)

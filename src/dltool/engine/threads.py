@@ -1,10 +1,11 @@
 """How many CPU threads a run uses: ``train.threads``, or for ``auto`` a choice from the size of
 a training step.
 
-Each intra-op parallel region costs a fixed wake-up and join of torch's thread pool; a step of
-a small model is many small ops, and below some size that cost outweighs splitting the work.
-benches/cpu_threads.py measures every recipe at one thread against one thread per core and
-shows what ``auto`` picks (its results are in the README).
+Each intra-op parallel region wakes and joins torch's thread pool; a step of a small model is
+many small ops, so when a core is busy with something else every one of them waits for a
+thread without a core. benches/cpu_threads.py measures every recipe at one thread against one
+thread per core, idle and beside a busy process, and shows what ``auto`` picks (its results
+are in the README; the trade-off is spelled out at ``SMALL_STEP_FLOPS``).
 """
 
 from __future__ import annotations

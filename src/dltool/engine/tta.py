@@ -11,6 +11,9 @@ import torch
 from torch import nn
 
 
+MODES = ("none", "flip")  # train.tta's values
+
+
 class FlipAverage(nn.Module):
     """``module``'s logits averaged over each image and its left-right mirror."""
 
@@ -28,4 +31,4 @@ def with_tta(model: nn.Module, tta: str) -> nn.Module:
         return model
     if tta == "flip":
         return FlipAverage(model)
-    raise ValueError(f"unknown test-time augmentation {tta!r}; expected none or flip")
+    raise ValueError(f"unknown test-time augmentation {tta!r}; expected one of {', '.join(MODES)}")

@@ -20,7 +20,7 @@ from dltool.config.schema import Config
 from dltool.config.validate import validate_config
 from dltool.engine.checkpoint import load_checkpoint, load_weights
 from dltool.engine.device import resolve_device
-from dltool.engine.tta import with_tta
+from dltool.engine.tta import MODES as TTA_MODES, with_tta
 from dltool.errors import CheckpointError, ConfigError, DltoolError, UsageError
 from dltool.models import models
 from dltool.models.build import build_model
@@ -121,6 +121,8 @@ def load_trained(path: Path | str, *, checkpoint: Literal["best", "last"] = "bes
     config, classes, in_shape = _describe(path, meta)
     model = _rebuild(path, config, classes, in_shape, state)
     tta = config.train.tta if tta is None else tta
+    if tta not in TTA_MODES:
+        raise UsageError(f"tta {tta!r}: expected {' or '.join(TTA_MODES)}")
     if tta != "none" and models.get(config.model.name).params.task != "classification":
         raise UsageError(f"tta {tta!r} averages a classifier's logits; model {config.model.name!r} "
                          "reconstructs images (use none)")
