@@ -53,7 +53,6 @@ def test_two_workers_share_the_journal_and_finish_8_trials(tmp_path: Path) -> No
     assert "lock" not in logs.lower() and "Traceback" not in logs and "error" not in logs.lower()
 
 
-
 def postgres_url() -> str | None:
     url = os.environ.get("DLTOOL_TEST_POSTGRES")
     if url is None and os.environ.get("CI"):

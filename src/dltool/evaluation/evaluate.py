@@ -87,8 +87,7 @@ def evaluate_split(
         # A folder of class folders with no test/ of its own: score every image in it.
         split, chosen = "all", _concatenate(prepared.splits["train"], prepared.splits["val"])
     samples = _aligned(prepared, chosen, trained.classes, data_config.name)
-    device = next(trained.model.parameters()).device
-    loader = BatchLoader(samples, batch_size=batch_size, mean=prepared.mean, std=prepared.std, device=device)
+    loader = BatchLoader(samples, batch_size=batch_size, mean=prepared.mean, std=prepared.std, device=trained.device)
     document: dict[str, Any] = {"split": split, "dataset": data_config.name, "checkpoint": str(trained.source),
                                 "tta": trained.tta}
     probs = None

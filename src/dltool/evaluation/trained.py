@@ -97,7 +97,6 @@ class Trained:
         return self.scorer(images)
 
 
-
 def load_trained(path: Path | str, *, checkpoint: Literal["best", "last"] = "best",
                  device: torch.device | str = "cpu", tta: str | None = None) -> Trained:
     """The model at ``path`` (a run dir, ``*.safetensors`` or ``*.pt``), in eval mode on ``device``

@@ -138,9 +138,8 @@ def reconstruct(trained: Any, evaluation: Any, count: int = eval_plots.RECONSTRU
     inputs = images[rows]
     mean = torch.tensor(evaluation.mean, dtype=torch.float32).view(1, -1, 1, 1)
     std = torch.tensor(evaluation.std, dtype=torch.float32).view(1, -1, 1, 1)
-    device = next(trained.model.parameters()).device
     with torch.inference_mode():
-        output = trained.model(((torch.from_numpy(inputs).float() / 255 - mean) / std).to(device)).float().cpu()
+        output = trained.model(((torch.from_numpy(inputs).float() / 255 - mean) / std).to(trained.device)).float().cpu()
     pixels = ((output * std + mean) * 255).round().clamp(0, 255).to(torch.uint8).numpy()
     return inputs, pixels
 
