@@ -43,8 +43,10 @@ def machine(device: str = "cpu") -> str:
 
 def table(rows: list[Row], where: str) -> str:
     lines = ["| bench | dltool | reference | ratio | machine |", "|---|---|---|---|---|"]
-    lines += [f"| {r.bench} | {r.dltool} | {r.reference} | {'' if r.ratio is None else f'{r.ratio:.2f}×'} | {where} |"
-              for r in rows]
+    lines += [
+        f"| {r.bench} | {r.dltool} | {r.reference} | {'' if r.ratio is None else f'{r.ratio:.2f}×'} | {where} |"
+        for r in rows
+    ]
     return "\n".join(lines)
 
 

@@ -46,8 +46,8 @@ from dltool.engine.loop import EpochStats, to_memory_format, train_one_epoch
 from dltool.engine.setup import Components, build_components
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import Row, bench_main, matmul_peak, not_measured  # noqa: E402
-from train_throughput import synthetic  # noqa: E402
+from _common import Row, bench_main, matmul_peak, not_measured
+from train_throughput import synthetic
 
 RECIPE = "cifar10-fast"
 SAMPLES = 50_000
@@ -84,8 +84,9 @@ def dltool_epoch(parts: Components, epoch: int) -> float:
     """Seconds of one training epoch as ``dltool train`` runs it (the GPU's queue included)."""
     synchronize(parts.step.device)
     stats = EpochStats()
-    train_one_epoch(parts.step, parts.train_batches.batches(epoch), stats,
-                    should_stop=lambda: False, on_step=lambda s: None)
+    train_one_epoch(
+        parts.step, parts.train_batches.batches(epoch), stats, should_stop=lambda: False, on_step=lambda s: None
+    )
     return stats.seconds
 
 
@@ -104,15 +105,24 @@ class BareLoop:
         model = copy.deepcopy(parts.model)  # fresh weights, frozen stem and memory format as dltool's
         self.model = torch.compile(model) if on_cuda_when_auto(config.train.compile, self.device) else model
         opt = config.optimizer
-        self.optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=opt.lr,
-                                         momentum=opt.momentum, nesterov=opt.nesterov, weight_decay=opt.weight_decay)
+        self.optimizer = torch.optim.SGD(
+            [p for p in model.parameters() if p.requires_grad],
+            lr=opt.lr,
+            momentum=opt.momentum,
+            nesterov=opt.nesterov,
+            weight_decay=opt.weight_decay,
+        )
         steps = len(self.labels) // self.batch
         warmup = max(1, round(config.scheduler.warmup_epochs * steps))
         decay = max(1, config.train.epochs * steps - warmup)
-        self.schedule = torch.optim.lr_scheduler.SequentialLR(self.optimizer, [
-            torch.optim.lr_scheduler.LinearLR(self.optimizer, 1 / warmup, 1.0, warmup),
-            torch.optim.lr_scheduler.LinearLR(self.optimizer, 1.0, config.scheduler.min_lr_ratio, decay),
-        ], milestones=[warmup])
+        self.schedule = torch.optim.lr_scheduler.SequentialLR(
+            self.optimizer,
+            [
+                torch.optim.lr_scheduler.LinearLR(self.optimizer, 1 / warmup, 1.0, warmup),
+                torch.optim.lr_scheduler.LinearLR(self.optimizer, 1.0, config.scheduler.min_lr_ratio, decay),
+            ],
+            milestones=[warmup],
+        )
         self.loss_fn = nn.CrossEntropyLoss(label_smoothing=config.loss.label_smoothing)
 
     def epoch(self) -> float:
@@ -122,7 +132,7 @@ class BareLoop:
         self.model.train()
         order = torch.randperm(len(self.labels), device=self.device)
         for b in range(len(self.labels) // self.batch):
-            rows = order[b * self.batch:(b + 1) * self.batch]
+            rows = order[b * self.batch : (b + 1) * self.batch]
             images = crop_flip(self.images[rows], self.augment.crop_padding, self.augment.flip)
             images = to_memory_format((images.float() - self.mean) / self.std, self.channels_last)
             with torch.autocast(self.device.type, dtype=self.dtype) if self.dtype else nullcontext():
@@ -184,8 +194,13 @@ def run(quick: bool = False, device: str = "cpu", data: str | None = None) -> li
     return rows(throughput, peak, train_to_accuracy(config) if data else None, None, data)
 
 
-def rows(throughput: Throughput | None, peak: float | None, accuracy: tuple[float, float] | None,
-         why: str | None, data: str | None) -> list[Row]:
+def rows(
+    throughput: Throughput | None,
+    peak: float | None,
+    accuracy: tuple[float, float] | None,
+    why: str | None,
+    data: str | None,
+) -> list[Row]:
     """The bench's three rows; a figure that was not measured says why (``why``, or no --data)."""
     source = "CIFAR-10's train split" if data else f"{SAMPLES:,} random CIFAR-shaped images"
     bare = "bare PyTorch loop, same net and step"
@@ -196,22 +211,36 @@ def rows(throughput: Throughput | None, peak: float | None, accuracy: tuple[floa
     time_name = "cifar10-fast: time to 94% test accuracy, real CIFAR-10 (s)"
     if throughput is None or peak is None:
         missing = not_measured(why or "")
-        table = [Row(epoch_name, missing, f"{bare}: {missing}", None),
-                 Row(flops_name, missing, f"{matmul}: {missing}", None)]
+        table = [
+            Row(epoch_name, missing, f"{bare}: {missing}", None),
+            Row(flops_name, missing, f"{matmul}: {missing}", None),
+        ]
     else:
         ours, theirs = throughput.images / throughput.dltool_s, throughput.images / throughput.bare_s
         achieved = throughput.flops_per_image * ours
-        table = [Row(epoch_name, f"{throughput.dltool_s:.2f} ({ours:,.0f} images/s)",
-                     f"{throughput.bare_s:.2f} ({theirs:,.0f} images/s) {bare}", throughput.bare_s / throughput.dltool_s),
-                 Row(flops_name, f"{achieved / 1e12:.1f}", f"{peak / 1e12:.1f} {matmul}", achieved / peak)]
+        table = [
+            Row(
+                epoch_name,
+                f"{throughput.dltool_s:.2f} ({ours:,.0f} images/s)",
+                f"{throughput.bare_s:.2f} ({theirs:,.0f} images/s) {bare}",
+                throughput.bare_s / throughput.dltool_s,
+            ),
+            Row(flops_name, f"{achieved / 1e12:.1f}", f"{peak / 1e12:.1f} {matmul}", achieved / peak),
+        ]
     if accuracy is None:
         table.append(Row(time_name, not_measured(why or "no --data DIR with CIFAR-10"), airbench, None))
     else:
         seconds, test_accuracy = accuracy
         reached = test_accuracy >= TARGET
         figure = f"{seconds:.2f} (test accuracy {test_accuracy:.2%}, flip TTA)"
-        table.append(Row(time_name, figure if reached else f"not reached: {figure}", airbench,
-                         AIRBENCH_SECONDS / seconds if reached else None))
+        table.append(
+            Row(
+                time_name,
+                figure if reached else f"not reached: {figure}",
+                airbench,
+                AIRBENCH_SECONDS / seconds if reached else None,
+            )
+        )
     return table
 
 

@@ -29,8 +29,8 @@ from dltool.engine.setup import build_components
 from dltool.engine.threads import resolve_threads, training_step_flops, usable_cores
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import Row, bench_main  # noqa: E402
-from train_throughput import SHAPES, bench_config, dltool_rate, synthetic  # noqa: E402
+from _common import Row, bench_main
+from train_throughput import SHAPES, bench_config, dltool_rate, synthetic
 
 SMALL = ["digits-mlp", "mnist-lenet"]  # measured again beside a busy process
 CPU = torch.device("cpu")
@@ -63,9 +63,12 @@ def thread_row(recipe: str, samples: int, epochs: int, situation: str) -> Row:
             torch.set_num_threads(threads)
             rates[threads] = max(rates[threads], dltool_rate(config, data, CPU, epochs))
     best = max(rates, key=rates.get)
-    return Row(f"threads {recipe} ({flops / 1e9:.2g} GFLOP/step{note}{situation}): samples/s at auto = {chosen}",
-               f"{rates[chosen]:,.0f}", f"{rates[best]:,.0f} at {best} (1: {rates[1]:,.0f}, "
-               f"{cores}: {rates[cores]:,.0f})", rates[chosen] / rates[best])
+    return Row(
+        f"threads {recipe} ({flops / 1e9:.2g} GFLOP/step{note}{situation}): samples/s at auto = {chosen}",
+        f"{rates[chosen]:,.0f}",
+        f"{rates[best]:,.0f} at {best} (1: {rates[1]:,.0f}, {cores}: {rates[cores]:,.0f})",
+        rates[chosen] / rates[best],
+    )
 
 
 @contextmanager

@@ -35,7 +35,7 @@ from dltool.data.loader import BatchLoader
 from dltool.engine.threads import usable_cores
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import Row, bench_main  # noqa: E402
+from _common import Row, bench_main
 
 BATCH = 512
 MEAN, STD = [0.49, 0.48, 0.45], [0.25, 0.24, 0.26]
@@ -46,10 +46,17 @@ def best(repeats: int, measure) -> float:
 
 
 def dltool_seconds_per_epoch(split: Split, device: torch.device) -> float:
-    loader = BatchLoader(split, batch_size=BATCH, mean=MEAN, std=STD, device=device, shuffle=True,
-                         augment=AugmentConfig(crop_padding=4, flip=True))
+    loader = BatchLoader(
+        split,
+        batch_size=BATCH,
+        mean=MEAN,
+        std=STD,
+        device=device,
+        shuffle=True,
+        augment=AugmentConfig(crop_padding=4, flip=True),
+    )
     started = time.perf_counter()
-    for images, _labels in loader.batches(epoch=1):
+    for _images, _labels in loader.batches(epoch=1):
         pass
     if device.type == "cuda":
         torch.cuda.synchronize()
@@ -73,10 +80,16 @@ def torchvision_seconds_per_image(images_hwc: np.ndarray, labels: np.ndarray, wo
     from torchvision import transforms as T
 
     transform = T.Compose([T.RandomCrop(32, padding=4), T.RandomHorizontalFlip(), T.ToTensor(), T.Normalize(MEAN, STD)])
-    loader = torch.utils.data.DataLoader(CifarLike(images_hwc, labels, transform), batch_size=BATCH, shuffle=True,
-                                         num_workers=workers, persistent_workers=workers > 0, drop_last=True)
+    loader = torch.utils.data.DataLoader(
+        CifarLike(images_hwc, labels, transform),
+        batch_size=BATCH,
+        shuffle=True,
+        num_workers=workers,
+        persistent_workers=workers > 0,
+        drop_last=True,
+    )
     times = []
-    for epoch in range(repeats + (1 if workers else 0)):
+    for _epoch in range(repeats + (1 if workers else 0)):
         started = time.perf_counter()
         for _batch in loader:
             pass
@@ -88,9 +101,16 @@ def torchvision_seconds_per_image(images_hwc: np.ndarray, labels: np.ndarray, wo
 def train_step_seconds(device: torch.device, repeats: int) -> float:
     torch.manual_seed(0)
     model = nn.Sequential(
-        nn.Conv2d(3, 32, 3, padding=1), nn.BatchNorm2d(32), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(32, 64, 3, padding=1), nn.BatchNorm2d(64), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Flatten(), nn.Linear(64 * 8 * 8, 10),
+        nn.Conv2d(3, 32, 3, padding=1),
+        nn.BatchNorm2d(32),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(32, 64, 3, padding=1),
+        nn.BatchNorm2d(64),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Flatten(),
+        nn.Linear(64 * 8 * 8, 10),
     ).to(device)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     x = torch.randn(BATCH, 3, 32, 32, device=device)
@@ -138,7 +158,9 @@ def folder_seconds(root: Path, cache_root: Path, fresh: bool) -> float:
 
 
 def run(quick: bool = False, device: str = "cpu") -> list[Row]:
-    samples, reference_samples, folder_images, repeats = (10_000, 2_000, 500, 2) if quick else (50_000, 10_000, 2_000, 3)
+    samples, reference_samples, folder_images, repeats = (
+        (10_000, 2_000, 500, 2) if quick else (50_000, 10_000, 2_000, 3)
+    )
     torch_device = torch.device(device)
     torch.set_num_threads(usable_cores())
 
@@ -162,13 +184,25 @@ def run(quick: bool = False, device: str = "cpu") -> list[Row]:
 
     n = f"{folder_images:,}"
     return [
-        Row("crop(4)+flip+normalise, batch 512 (images/s)", f"{1 / ours:,.0f}",
-            f"{1 / reference[0]:,.0f} torchvision, 0 workers", reference[0] / ours),
-        Row("same, against 2 DataLoader workers (images/s)", f"{1 / ours:,.0f}",
-            f"{1 / reference[2]:,.0f} torchvision, 2 workers", reference[2] / ours),
+        Row(
+            "crop(4)+flip+normalise, batch 512 (images/s)",
+            f"{1 / ours:,.0f}",
+            f"{1 / reference[0]:,.0f} torchvision, 0 workers",
+            reference[0] / ours,
+        ),
+        Row(
+            "same, against 2 DataLoader workers (images/s)",
+            f"{1 / ours:,.0f}",
+            f"{1 / reference[2]:,.0f} torchvision, 2 workers",
+            reference[2] / ours,
+        ),
         Row("data loading share of a small-CNN step, batch 512", f"{share:.1%}", "10% goal", 0.10 / share),
-        Row(f"image folder, first load ({n} PNGs: decode + cache) (s)", f"{build:.2f}",
-            f"{pil:.2f} plain PIL loop", pil / build),
+        Row(
+            f"image folder, first load ({n} PNGs: decode + cache) (s)",
+            f"{build:.2f}",
+            f"{pil:.2f} plain PIL loop",
+            pil / build,
+        ),
         Row(f"image folder, cached load ({n} PNGs) (s)", f"{warm:.3f}", f"{pil:.2f} plain PIL loop", pil / warm),
     ]
 

@@ -29,7 +29,7 @@ from dltool.evaluation.trained import load_trained
 from dltool.rundir import create_run_dir
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import Row, bench_main  # noqa: E402
+from _common import Row, bench_main
 
 
 def write_idx(folder: Path, prefix: str, count: int) -> None:
@@ -38,8 +38,12 @@ def write_idx(folder: Path, prefix: str, count: int) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     images = rng.integers(0, 256, (count, 28, 28), dtype=np.uint8)
     labels = (np.arange(count) % 10).astype(np.uint8)
-    (folder / f"{prefix}-images-idx3-ubyte").write_bytes(bytes([0, 0, 8, 3]) + struct.pack(">3I", count, 28, 28) + images.tobytes())
-    (folder / f"{prefix}-labels-idx1-ubyte").write_bytes(bytes([0, 0, 8, 1]) + struct.pack(">I", count) + labels.tobytes())
+    (folder / f"{prefix}-images-idx3-ubyte").write_bytes(
+        bytes([0, 0, 8, 3]) + struct.pack(">3I", count, 28, 28) + images.tobytes()
+    )
+    (folder / f"{prefix}-labels-idx1-ubyte").write_bytes(
+        bytes([0, 0, 8, 1]) + struct.pack(">I", count) + labels.tobytes()
+    )
 
 
 def run(quick: bool = False, device: str = "cpu") -> list[Row]:
@@ -52,8 +56,9 @@ def run(quick: bool = False, device: str = "cpu") -> list[Row]:
     trained = load_trained(train(config, create_run_dir(work, "bench")).run_dir, device=torch.device(device))
     data = prepare_data(trained.config.data)
     test = data.splits["test"]
-    images = (torch.from_numpy(test.images).float() / 255 - torch.tensor(data.mean).view(1, -1, 1, 1)) \
-        / torch.tensor(data.std).view(1, -1, 1, 1)
+    images = (torch.from_numpy(test.images).float() / 255 - torch.tensor(data.mean).view(1, -1, 1, 1)) / torch.tensor(
+        data.std
+    ).view(1, -1, 1, 1)
     images = images.to(device)
 
     def ours() -> float:
@@ -69,8 +74,14 @@ def run(quick: bool = False, device: str = "cpu") -> list[Row]:
         return len(test) / (time.perf_counter() - started)
 
     best_ours, best_bare = max(ours() for _ in range(repeats)), max(bare() for _ in range(repeats))
-    return [Row("eval mnist-lenet, 10,000 test images, every metric (images/s)", f"{best_ours:,.0f}",
-                f"{best_bare:,.0f} bare inference loop", best_ours / best_bare)]
+    return [
+        Row(
+            "eval mnist-lenet, 10,000 test images, every metric (images/s)",
+            f"{best_ours:,.0f}",
+            f"{best_bare:,.0f} bare inference loop",
+            best_ours / best_bare,
+        )
+    ]
 
 
 if __name__ == "__main__":

@@ -35,8 +35,8 @@ from dltool.export import export_trained, load_exported
 from dltool.models.build import build_model
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import Row, bench_main  # noqa: E402
-from train_throughput import SHAPES  # noqa: E402
+from _common import Row, bench_main
+from train_throughput import SHAPES
 
 BATCHES = (1, 64)
 
@@ -106,8 +106,14 @@ def measure(repeats: int) -> list[Row]:
         for batch in BATCHES:
             images = torch.randn(batch, *model.in_shape)
             ours, eager = latencies([exported, model], images, repeats)
-            rows.append(Row(f"{recipe} as ONNX in onnxruntime, batch {batch}, 1 thread (ms)", milliseconds(ours),
-                            f"{milliseconds(eager)} eager PyTorch", eager / ours))
+            rows.append(
+                Row(
+                    f"{recipe} as ONNX in onnxruntime, batch {batch}, 1 thread (ms)",
+                    milliseconds(ours),
+                    f"{milliseconds(eager)} eager PyTorch",
+                    eager / ours,
+                )
+            )
     return rows
 
 

@@ -30,7 +30,7 @@ from dltool.evaluation.trained import load_trained
 from dltool.rundir import create_run_dir
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import Row, bench_main  # noqa: E402
+from _common import Row, bench_main
 
 
 def make_images(folder: Path, count: int) -> list[Path]:
@@ -74,8 +74,11 @@ def dltool_rate(trained, folder: Path, count: int) -> float:
 
 
 def peak_rss_mb(run_dir: Path, folder: Path) -> float:
-    process = subprocess.Popen([sys.executable, "-m", "dltool", "predict", str(run_dir), str(folder), "--format", "csv"],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "dltool", "predict", str(run_dir), str(folder), "--format", "csv"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     _, status, usage = os.wait4(process.pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
     return usage.ru_maxrss / 1024
@@ -96,10 +99,18 @@ def run(quick: bool = False, device: str = "cpu") -> list[Row]:
             os.link(path, many / f"{copy}-{path.name}")
     small, large = peak_rss_mb(trained.run_dir, work / "images"), peak_rss_mb(trained.run_dir, many)
     return [
-        Row(f"predict {files:,} JPEGs (64², 256²) with a 32² MLP (images/s)", f"{ours:,.0f}",
-            f"{plain:,.0f} plain PIL loop, one forward per image", ours / plain),
-        Row(f"predict peak RSS, {10 * files:,} files (MB)", f"{large:,.0f}", f"{small:,.0f} at {files:,} files",
-            small / large),
+        Row(
+            f"predict {files:,} JPEGs (64², 256²) with a 32² MLP (images/s)",
+            f"{ours:,.0f}",
+            f"{plain:,.0f} plain PIL loop, one forward per image",
+            ours / plain,
+        ),
+        Row(
+            f"predict peak RSS, {10 * files:,} files (MB)",
+            f"{large:,.0f}",
+            f"{small:,.0f} at {files:,} files",
+            small / large,
+        ),
     ]
 
 

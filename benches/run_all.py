@@ -20,8 +20,18 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from _common import machine, table  # noqa: E402
 
-BENCHES = ["startup", "train_overhead", "train_throughput", "cpu_threads", "cifar10_fast", "data_pipeline",
-           "eval_throughput", "predict_throughput", "export_latency", "tune_pruning"]
+BENCHES = [
+    "startup",
+    "train_overhead",
+    "train_throughput",
+    "cpu_threads",
+    "cifar10_fast",
+    "data_pipeline",
+    "eval_throughput",
+    "predict_throughput",
+    "export_latency",
+    "tune_pruning",
+]
 START, END = "<!-- bench:start -->", "<!-- bench:end -->"
 
 
@@ -39,11 +49,18 @@ def main() -> None:
         rows += importlib.import_module(name).run(args.quick, args.device)
         timings[name] = round(time.perf_counter() - started, 1)
     where = machine(args.device)
-    markdown = (f"Measured by `python benches/run_all.py{' --quick' if args.quick else ''} --device {args.device}` "
-                f"({sum(timings.values()):.0f} s).\n\n" + table(rows, where) + "\n")
+    markdown = (
+        f"Measured by `python benches/run_all.py{' --quick' if args.quick else ''} --device {args.device}` "
+        f"({sum(timings.values()):.0f} s).\n\n" + table(rows, where) + "\n"
+    )
     (HERE / "RESULTS.md").write_text(markdown, encoding="utf-8")
-    document = {"machine": where, "quick": args.quick, "device": args.device, "seconds": timings,
-                "rows": [r.as_dict() for r in rows]}
+    document = {
+        "machine": where,
+        "quick": args.quick,
+        "device": args.device,
+        "seconds": timings,
+        "rows": [r.as_dict() for r in rows],
+    }
     (HERE / "results.json").write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
     _update_readme(markdown)
     print(markdown)

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import Row, bench_main  # noqa: E402
+from _common import Row, bench_main
 
 
 def best_seconds(command: list[str], repeats: int) -> float:
@@ -33,8 +33,9 @@ def run(quick: bool = False, device: str = "cpu") -> list[Row]:
     rows = []
     for args in (["--help"], ["list"], ["list", "--json"]):
         seconds = best_seconds([sys.executable, "-m", "dltool", *args], repeats)
-        rows.append(Row(f"`dltool {' '.join(args)}` (s)", f"{seconds:.3f}", f"{bare:.3f} `python -c pass`",
-                        bare / seconds))
+        rows.append(
+            Row(f"`dltool {' '.join(args)}` (s)", f"{seconds:.3f}", f"{bare:.3f} `python -c pass`", bare / seconds)
+        )
     return rows
 
 

@@ -33,7 +33,7 @@ from dltool.engine.threads import usable_cores
 from dltool.rundir import create_run_dir
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import Row, bench_main  # noqa: E402
+from _common import Row, bench_main
 
 RECIPE = "digits-mlp"
 
@@ -63,7 +63,7 @@ def bare_loop_samples_per_s(config, threads: int) -> float:
         started = time.perf_counter()
         order = torch.randperm(len(y))
         for b in range(steps):
-            index = order[b * batch:(b + 1) * batch]
+            index = order[b * batch : (b + 1) * batch]
             loss = loss_fn(model(x[index]), y[index])
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -82,8 +82,12 @@ def dltool_samples_per_s(config, runs: Path) -> tuple[float, int]:
 
 def end_to_end_seconds(runs: Path, env: dict[str, str]) -> float:
     started = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "dltool", "train", RECIPE, "--runs-dir", str(runs), "-q"],
-                   check=True, env=env, stdout=subprocess.DEVNULL)
+    subprocess.run(
+        [sys.executable, "-m", "dltool", "train", RECIPE, "--runs-dir", str(runs), "-q"],
+        check=True,
+        env=env,
+        stdout=subprocess.DEVNULL,
+    )
     return time.perf_counter() - started
 
 
@@ -103,8 +107,12 @@ def run(quick: bool = False, device: str = "cpu") -> list[Row]:
     warm = statistics.median(end_to_end_seconds(work / "runs", env) for _ in range(repeats))
     torch.set_num_threads(usable_cores())
     return [
-        Row("train throughput, digits-mlp (samples/s, best epoch)", f"{max(ours):,.0f}",
-            f"{max(bare):,.0f} bare PyTorch loop", max(ours) / max(bare)),
+        Row(
+            "train throughput, digits-mlp (samples/s, best epoch)",
+            f"{max(ours):,.0f}",
+            f"{max(bare):,.0f} bare PyTorch loop",
+            max(ours) / max(bare),
+        ),
         Row("`dltool train digits-mlp` end to end (s)", f"{warm:.2f}", "6.00 goal", 6.0 / warm),
         Row("same, first run: builds the digits cache (s)", f"{first_run:.2f}", "6.00 goal", 6.0 / first_run),
     ]

@@ -38,19 +38,31 @@ from dltool.models.build import build_model
 from dltool.optim import optimizers
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import Row, bench_main, matmul_peak  # noqa: E402
+from _common import Row, bench_main, matmul_peak
 
 # (image shape, classes, images in the published train split: val is drawn from it)
-SHAPES = {"digits": ((1, 8, 8), 10, 1437), "mnist": ((1, 28, 28), 10, 60000), "fashion-mnist": ((1, 28, 28), 10, 60000),
-          "cifar10": ((3, 32, 32), 10, 50000)}
+SHAPES = {
+    "digits": ((1, 8, 8), 10, 1437),
+    "mnist": ((1, 28, 28), 10, 60000),
+    "fashion-mnist": ((1, 28, 28), 10, 60000),
+    "cifar10": ((3, 32, 32), 10, 50000),
+}
 
 
 def bench_config(recipe: str, samples: int, device: str) -> tuple[Config, str]:
     """``recipe``'s config without augmentation or compilation, and a note of its batch size
     where it was cut: both loops need whole batches, so a batch larger than half the samples
     is cut down."""
-    config = load_config(recipe, ["data.augment.crop_padding=0", "data.augment.flip=false", "data.augment.cutout=0",
-                                  "train.compile=false", f"train.device={device}"])
+    config = load_config(
+        recipe,
+        [
+            "data.augment.crop_padding=0",
+            "data.augment.flip=false",
+            "data.augment.cutout=0",
+            "train.compile=false",
+            f"train.device={device}",
+        ],
+    )
     batch = min(config.train.batch_size, samples // 2)
     note = f", batch {batch}" if batch < config.train.batch_size else ""
     return config.model_copy(update={"train": config.train.model_copy(update={"batch_size": batch})}), note
@@ -68,8 +80,9 @@ def dltool_rate(config, data: PreparedData, device: torch.device, epochs: int) -
     best = 0.0
     for epoch in range(epochs):
         stats = EpochStats()
-        train_one_epoch(parts.step, parts.train_batches.batches(epoch), stats,
-                        should_stop=lambda: False, on_step=lambda s: None)
+        train_one_epoch(
+            parts.step, parts.train_batches.batches(epoch), stats, should_stop=lambda: False, on_step=lambda s: None
+        )
         best = max(best, stats.samples / stats.seconds)
     return best
 
@@ -83,7 +96,11 @@ def bare_rate(config, data: PreparedData, device: torch.device, epochs: int) -> 
     y = torch.from_numpy(train.labels).to(device)
     model = build_model(config.model, in_shape=tuple(train.images.shape[1:]), num_classes=len(data.classes)).to(device)
     optimizer = optimizers.build(config.optimizer, params=model.parameters())
-    target = (lambda images, labels: images) if config.loss.name in ("mse", "l1", "smooth_l1") else (lambda i, l: l)
+    target = (
+        (lambda images, labels: images)
+        if config.loss.name in ("mse", "l1", "smooth_l1")
+        else (lambda images, labels: labels)
+    )
     loss_fn = torch.nn.MSELoss() if config.loss.name == "mse" else torch.nn.CrossEntropyLoss()
     batch = config.train.batch_size
     steps = len(y) // batch
@@ -103,7 +120,7 @@ def bare_rate(config, data: PreparedData, device: torch.device, epochs: int) -> 
         started = time.perf_counter()
         order = torch.randperm(len(y), device=device)
         for b in range(steps):
-            step(order[b * batch:(b + 1) * batch])
+            step(order[b * batch : (b + 1) * batch])
         if device.type == "cuda":
             torch.cuda.synchronize()
         best = max(best, steps * batch / (time.perf_counter() - started))
@@ -128,10 +145,22 @@ def run(quick: bool = False, device: str = "cpu", names: list[str] | None = None
             rate, flops = bare_rate(config, data, torch_device, epochs)
             bare = max(bare, rate)
         achieved = flops * ours
-        rows.append(Row(f"train {name}: samples/s (epoch ≈ {train_size / ours:.1f} s{note})", f"{ours:,.0f}",
-                        f"{bare:,.0f} bare PyTorch loop", ours / bare))
-        rows.append(Row(f"train {name}: achieved GFLOP/s", f"{achieved / 1e9:.1f}",
-                        f"{peak / 1e9:.1f} {precision} matmul peak", achieved / peak))
+        rows.append(
+            Row(
+                f"train {name}: samples/s (epoch ≈ {train_size / ours:.1f} s{note})",
+                f"{ours:,.0f}",
+                f"{bare:,.0f} bare PyTorch loop",
+                ours / bare,
+            )
+        )
+        rows.append(
+            Row(
+                f"train {name}: achieved GFLOP/s",
+                f"{achieved / 1e9:.1f}",
+                f"{peak / 1e9:.1f} {precision} matmul peak",
+                achieved / peak,
+            )
+        )
     return rows
 
 

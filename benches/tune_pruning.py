@@ -27,17 +27,16 @@ import tempfile
 import time
 from pathlib import Path
 
-
-from dltool.config import load_config, validate_config
 from dltool import engine
+from dltool.config import load_config, validate_config
 from dltool.engine import train
 from dltool.rundir import create_run_dir
 from dltool.tuning import open_study, prepare_study, tune
-from dltool.tuning.tuner import quiet_optuna
 from dltool.tuning import trial as tuning_trial
+from dltool.tuning.tuner import quiet_optuna
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import Row, bench_main  # noqa: E402
+from _common import Row, bench_main
 
 RECIPE = "digits-mlp"
 SPACE = """\
@@ -60,6 +59,7 @@ class Stopwatch:
                 return function(*args, **kwargs)
             finally:
                 self.seconds += time.perf_counter() - started
+
         return timed
 
 
@@ -74,9 +74,17 @@ def run_study(work: Path, name: str, pruner: str, args: argparse.Namespace) -> t
     observer.on_epoch = in_report.wrap(original)
     try:
         started = time.perf_counter()
-        settings = prepare_study(RECIPE, space, flags={"train.epochs": args.epochs, "train.seed": args.seed},
-                                 sets=["train.threads=1"], trials=args.trials, sampler="tpe", pruner=pruner,
-                                 runs_dir=work / "runs", name=name)
+        settings = prepare_study(
+            RECIPE,
+            space,
+            flags={"train.epochs": args.epochs, "train.seed": args.seed},
+            sets=["train.threads=1"],
+            trials=args.trials,
+            sampler="tpe",
+            pruner=pruner,
+            runs_dir=work / "runs",
+            name=name,
+        )
         result = tune(settings)
         wall = time.perf_counter() - started
     finally:
@@ -95,12 +103,15 @@ def direct(study_dir: Path, work: Path) -> tuple[float, list[Path]]:
 
 
 def run(quick: bool = False, device: str = "cpu") -> list[Row]:
-    args = argparse.Namespace(trials=12 if quick else 30, epochs=8 if quick else 15, seed=0,
-                              repeats=1 if quick else 2, device=device)
+    args = argparse.Namespace(
+        trials=12 if quick else 30, epochs=8 if quick else 15, seed=0, repeats=1 if quick else 2, device=device
+    )
     work = Path(tempfile.mkdtemp(prefix="dltool-bench-"))
     os.environ["DLTOOL_DATA"] = str(work / "data")
     quiet_optuna()  # as `dltool tune` does: no INFO line per study and trial on stderr
-    train(load_config(RECIPE, flags={"train.epochs": 1}), create_run_dir(work / "warmup", "warmup"))  # caches, lazy imports
+    train(
+        load_config(RECIPE, flags={"train.epochs": 1}), create_run_dir(work / "warmup", "warmup")
+    )  # caches, lazy imports
 
     walls: dict[str, list[float]] = {"median": [], "none": []}
     studies: dict[str, dict] = {}
@@ -118,16 +129,36 @@ def run(quick: bool = False, device: str = "cpu") -> list[Row]:
     n, pruned, full = args.trials, studies["median"], studies["none"]
     median_s, none_s = statistics.median(walls["median"]), statistics.median(walls["none"])
     return [
-        Row(f"tune: study wall time, {n} trials × {args.epochs} epochs, median pruner (s)", f"{median_s:.1f}",
-            f"{none_s:.1f} no pruner", none_s / median_s),
-        Row("tune: best val_acc found with the median pruner", f"{pruned['best']['value']:.4f}",
-            f"{full['best']['value']:.4f} no pruner", pruned["best"]["value"] / full["best"]["value"]),
-        Row("tune: trials pruned", f"{pruned['states']['PRUNED']} of {n}", f"{full['states']['PRUNED']} of {n} no pruner",
-            None),
-        Row("tune: time per trial, no pruner (s)", f"{full_s / n:.3f}", f"{direct_s / n:.3f} engine.train directly",
-            direct_s / full_s),
-        Row("tune: its own time per trial (ms)", f"{1000 * overhead:.0f}",
-            f"{1000 * direct_s / n:.0f} a direct engine.train", (direct_s / n) / overhead),
+        Row(
+            f"tune: study wall time, {n} trials × {args.epochs} epochs, median pruner (s)",
+            f"{median_s:.1f}",
+            f"{none_s:.1f} no pruner",
+            none_s / median_s,
+        ),
+        Row(
+            "tune: best val_acc found with the median pruner",
+            f"{pruned['best']['value']:.4f}",
+            f"{full['best']['value']:.4f} no pruner",
+            pruned["best"]["value"] / full["best"]["value"],
+        ),
+        Row(
+            "tune: trials pruned",
+            f"{pruned['states']['PRUNED']} of {n}",
+            f"{full['states']['PRUNED']} of {n} no pruner",
+            None,
+        ),
+        Row(
+            "tune: time per trial, no pruner (s)",
+            f"{full_s / n:.3f}",
+            f"{direct_s / n:.3f} engine.train directly",
+            direct_s / full_s,
+        ),
+        Row(
+            "tune: its own time per trial (ms)",
+            f"{1000 * overhead:.0f}",
+            f"{1000 * direct_s / n:.0f} a direct engine.train",
+            (direct_s / n) / overhead,
+        ),
     ]
 
 

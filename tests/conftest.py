@@ -131,5 +131,4 @@ class StopAfter:
 def metrics_without_times(run: Path) -> list[dict]:
     """A run's metrics.jsonl records, less the wall-clock fields (which never repeat)."""
     lines = (run / "metrics.jsonl").read_text().splitlines()
-    return [{k: v for k, v in json.loads(line).items() if k not in {"epoch_time_s", "samples_per_s"}}
-            for line in lines]
+    return [{k: v for k, v in json.loads(line).items() if k not in {"epoch_time_s", "samples_per_s"}} for line in lines]

@@ -31,8 +31,11 @@ def hparams(accumulator: EventAccumulator) -> dict[str, object]:
 def epoch_series(run: Path) -> dict[str, list[tuple[int, float]]]:
     """What the events should hold per epoch: every number of metrics.jsonl at step = epoch."""
     records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
-    return {key: [(r["epoch"], pytest.approx(r[key], rel=1e-6)) for r in records]
-            for key in records[0] if key not in {"epoch", "step"}}
+    return {
+        key: [(r["epoch"], pytest.approx(r[key], rel=1e-6)) for r in records]
+        for key in records[0]
+        if key not in {"epoch", "step"}
+    }
 
 
 def logs_every_epoch(run: Path) -> bool:

@@ -177,7 +177,7 @@ class FileServer:
 
 
 class _Handler(BaseHTTPRequestHandler):
-    def do_GET(self) -> None:  # noqa: N802 (the http.server API)
+    def do_GET(self) -> None:
         server: FileServer = self.server.owner  # type: ignore[attr-defined]
         name = self.path.lstrip("/")
         range_header = self.headers.get("Range")

@@ -29,8 +29,10 @@ def run(isolated: Path) -> Path:
 
 
 def test_importing_dltool_and_its_api_never_imports_torch() -> None:
-    probe = ("import sys, dltool; from dltool import train, evaluate, predict, tune, Predictions; "
-             "assert 'train' in dir(dltool); print('torch' in sys.modules)")
+    probe = (
+        "import sys, dltool; from dltool import train, evaluate, predict, tune, Predictions; "
+        "assert 'train' in dir(dltool); print('torch' in sys.modules)"
+    )
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "False"
     with pytest.raises(AttributeError, match="no attribute 'trian'"):
@@ -44,19 +46,25 @@ def test_train_writes_the_run_the_command_writes_and_prints_nothing(cli, capfd, 
     assert result.summary == json.loads((result.run_dir / "summary.json").read_text())
     assert result.best == result.summary["best"] and result.best["epoch"] in (1, 2)
     assert result.test is not None and result.test["n"] == 359 and 0 < result.test["accuracy"] <= 1
-    command = Path(cli("train", "digits-mlp", "--epochs", 2, "--seed", 0, "--set", "model.width=64", "-q").stdout.strip())
+    command = Path(
+        cli("train", "digits-mlp", "--epochs", 2, "--seed", 0, "--set", "model.width=64", "-q").stdout.strip()
+    )
     assert command == Path("runs/digits-mlp-2")
     files = {p.relative_to(command) for p in command.rglob("*")}
     assert files == {p.relative_to(result.run_dir) for p in result.run_dir.rglob("*")}
     assert yaml.safe_load((command / "config.yaml").read_text()) == yaml.safe_load(
-        (result.run_dir / "config.yaml").read_text())
+        (result.run_dir / "config.yaml").read_text()
+    )
     assert metrics_without_times(command) == metrics_without_times(result.run_dir)
 
 
 def test_train_options_name_runs_dir_and_a_none_value(isolated: Path) -> None:
-    result = train("digits-mlp",
-                   overrides={"train.epochs": 1, "train.early_stopping.patience": None, "train.limit_batches": 2},
-                   name="mine", runs_dir=isolated / "elsewhere")
+    result = train(
+        "digits-mlp",
+        overrides={"train.epochs": 1, "train.early_stopping.patience": None, "train.limit_batches": 2},
+        name="mine",
+        runs_dir=isolated / "elsewhere",
+    )
     assert result.run_dir == isolated / "elsewhere" / "mine"
     assert yaml.safe_load((result.run_dir / "config.yaml").read_text())["train"]["early_stopping"]["patience"] is None
     again = train(result.run_dir, overrides={"train.epochs": 1, "train.limit_batches": 2}, runs_dir="elsewhere")
@@ -91,7 +99,9 @@ def test_evaluate_writes_the_document_the_command_prints(cli, capfd, run: Path) 
     assert result.path == run / "eval-test.json"
     assert result.document == json.loads(result.path.read_text())
     assert result.document["n"] == 359 and result.document["split"] == "test"
-    assert result.document["accuracy"] == pytest.approx(json.loads((run / "summary.json").read_text())["test"]["accuracy"])
+    assert result.document["accuracy"] == pytest.approx(
+        json.loads((run / "summary.json").read_text())["test"]["accuracy"]
+    )
     assert json.loads(cli("eval", run, "--json").stdout) == result.document
     assert evaluate(run, split="val", checkpoint="last").path == run / "eval-val.json"
 
@@ -123,15 +133,22 @@ def test_predict_labels_images_written_by_the_test(cli, capfd, run: Path, tmp_pa
     assert sum(r.label == str(digits.target[i]) for i, r in enumerate(result.rows)) >= 3
     lines = cli("predict", run, folder, "--format", "jsonl", "--top-k", 2).stdout.splitlines()
     assert [(r.path, r.label, pytest.approx(r.score)) for r in result.rows] == [
-        (d["path"], d["label"], d["score"]) for d in map(json.loads, lines)]
+        (d["path"], d["label"], d["score"]) for d in map(json.loads, lines)
+    ]
     single = predict(run, folder / "0.png")  # one path, not its characters
     assert [r.path for r in single.rows] == [str(folder / "0.png")] and len(single.rows[0].top) == 3
 
 
 def test_tune_runs_a_small_study_from_a_mapping(capfd, isolated: Path) -> None:
     verbosity = optuna.logging.get_verbosity()
-    result = tune("digits-mlp", space={"optimizer.lr": [1.0e-3, 1.0e-2]}, sampler="grid", pruner="none", trials=2,
-                  overrides={"train.epochs": 1, "train.limit_batches": 3, "train.seed": 0})
+    result = tune(
+        "digits-mlp",
+        space={"optimizer.lr": [1.0e-3, 1.0e-2]},
+        sampler="grid",
+        pruner="none",
+        trials=2,
+        overrides={"train.epochs": 1, "train.limit_batches": 3, "train.seed": 0},
+    )
     assert capfd.readouterr() == ("", "")
     assert optuna.logging.get_verbosity() == verbosity  # Optuna's logging is left as it was
     assert result.study_dir == Path("runs/digits-mlp-tune-1") and not result.interrupted

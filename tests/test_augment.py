@@ -50,7 +50,7 @@ def test_crop_and_flip_match_a_per_sample_reference() -> None:
     padded = F.pad(images, (3, 3, 3, 3))
     for i in range(16):
         y, x = offsets[i].tolist()
-        expected = padded[i, :, y:y + 8, x:x + 8]
+        expected = padded[i, :, y : y + 8, x : x + 8]
         assert torch.equal(out[i], expected.flip(-1) if flips[i] else expected)
 
 
@@ -97,7 +97,9 @@ def test_only_the_training_loader_augments() -> None:
     assert not torch.allclose(images, source)
 
 
-@pytest.mark.parametrize("bad", ["data.augment.crop_padding=-1", "data.augment.cutout=1.5", "data.augment.flip=sometimes"])
+@pytest.mark.parametrize(
+    "bad", ["data.augment.crop_padding=-1", "data.augment.cutout=1.5", "data.augment.flip=sometimes"]
+)
 def test_bad_augment_values_name_the_key(bad: str) -> None:
     from dltool.errors import ConfigError
 
@@ -106,8 +108,16 @@ def test_bad_augment_values_name_the_key(bad: str) -> None:
 
 
 def test_resume_with_augmentation_is_bitwise_identical(tmp_path: Path) -> None:
-    config = load_config("digits-mlp", ["train.epochs=2", "train.batch_size=32", "data.augment.crop_padding=1",
-                                        "data.augment.flip=true", "data.augment.cutout=3"])
+    config = load_config(
+        "digits-mlp",
+        [
+            "train.epochs=2",
+            "train.batch_size=32",
+            "data.augment.crop_padding=1",
+            "data.augment.flip=true",
+            "data.augment.cutout=3",
+        ],
+    )
     reference = train(config, create_run_dir(tmp_path, "ref"))
 
     run = create_run_dir(tmp_path, "cut")
@@ -115,5 +125,9 @@ def test_resume_with_augmentation_is_bitwise_identical(tmp_path: Path) -> None:
     assert train(config, run, stop=StopAfter(55)).status == "interrupted"
     assert resume(open_run_dir(run.path)).status == "completed"
     assert (run.path / "model.safetensors").read_bytes() == (reference.run_dir / "model.safetensors").read_bytes()
-    unaugmented = train(load_config("digits-mlp", ["train.epochs=2", "train.batch_size=32"]), create_run_dir(tmp_path, "plain"))
-    assert (unaugmented.run_dir / "model.safetensors").read_bytes() != (reference.run_dir / "model.safetensors").read_bytes()
+    unaugmented = train(
+        load_config("digits-mlp", ["train.epochs=2", "train.batch_size=32"]), create_run_dir(tmp_path, "plain")
+    )
+    assert (unaugmented.run_dir / "model.safetensors").read_bytes() != (
+        reference.run_dir / "model.safetensors"
+    ).read_bytes()

@@ -13,8 +13,8 @@ from dltool.config import load_config
 from fakedata import fake
 
 sys.path.insert(0, str(REPO / "benches"))
-import cifar10_fast  # noqa: E402
-from train_throughput import synthetic  # noqa: E402
+import cifar10_fast
+from train_throughput import synthetic
 
 TINY = ["model.widths=[4,8,8]", "train.batch_size=16", "train.epochs=2", "train.device=cpu"]
 
@@ -44,12 +44,12 @@ def test_the_bare_loops_crop_and_flip_is_a_crop_then_maybe_a_mirror(padding: int
     images = torch.randint(0, 256, (64, 3, 8, 8), dtype=torch.uint8)
     out = cifar10_fast.crop_flip(images, padding, flip)
     padded = torch.nn.functional.pad(images, (padding,) * 4)
-    windows = [padded[:, :, y:y + 8, x:x + 8] for y in range(2 * padding + 1) for x in range(2 * padding + 1)]
+    windows = [padded[:, :, y : y + 8, x : x + 8] for y in range(2 * padding + 1) for x in range(2 * padding + 1)]
     candidates = windows + ([w.flip(-1) for w in windows] if flip else [])
     matches = torch.stack([(c == out).flatten(1).all(1) for c in candidates])  # (candidate, sample)
     assert matches.any(0).all()  # every sample is one of the allowed views
     if flip:
-        mirrored = matches[len(windows):].any(0) & ~matches[:len(windows)].any(0)
+        mirrored = matches[len(windows) :].any(0) & ~matches[: len(windows)].any(0)
         assert 0 < int(mirrored.sum()) < 64  # some mirrored, some not
 
 

@@ -20,9 +20,13 @@ from dltool.optim import optimizers
 def complete(line: str, shell: str = "bash") -> list[str]:
     """The values ``shell`` is offered for ``line`` (the word being typed is its last one)."""
     words = line.split(" ")
-    env = {"_DLTOOL_COMPLETE": f"complete_{shell}",
-           "COMP_WORDS": line, "COMP_CWORD": str(len(words) - 1),  # bash
-           "_TYPER_COMPLETE_ARGS": line, "_TYPER_COMPLETE_FISH_ACTION": "get-args"}  # zsh, fish
+    env = {
+        "_DLTOOL_COMPLETE": f"complete_{shell}",
+        "COMP_WORDS": line,
+        "COMP_CWORD": str(len(words) - 1),  # bash
+        "_TYPER_COMPLETE_ARGS": line,
+        "_TYPER_COMPLETE_FISH_ACTION": "get-args",
+    }  # zsh, fish
     result = CliRunner().invoke(app, [], env=env, prog_name="dltool")
     assert result.exit_code == 0, result.output
     if shell == "fish":  # value<TAB>help
@@ -65,8 +69,9 @@ def test_download_offers_only_datasets_that_download() -> None:
 
 def test_completion_never_imports_torch() -> None:
     env = {**os.environ, "_DLTOOL_COMPLETE": "complete_bash", "COMP_WORDS": "dltool train di", "COMP_CWORD": "2"}
-    result = subprocess.run([sys.executable, "-X", "importtime", "-m", "dltool"], capture_output=True, text=True,
-                            env=env, check=True)
+    result = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "dltool"], capture_output=True, text=True, env=env, check=True
+    )
     assert result.stdout.split() == ["digits-cnn", "digits-mlp"]
     imported = {line.rsplit("|", 1)[-1].strip() for line in result.stderr.splitlines()}
     assert "typer" in imported and "torch" not in imported

@@ -25,8 +25,7 @@ def test_schema_defaults_without_any_layer() -> None:
 
 
 def test_precedence_recipe_then_user_yaml_then_set_then_flags(tmp_path: Path) -> None:
-    user = write(tmp_path / "mine.yaml", "base: digits-mlp\ntrain: {epochs: 7, batch_size: 32}\n"
-                                         "optimizer: {lr: 0.5}\n")
+    user = write(tmp_path / "mine.yaml", "base: digits-mlp\ntrain: {epochs: 7, batch_size: 32}\noptimizer: {lr: 0.5}\n")
     config = load_config(str(user))
     assert config.train.epochs == 7 and config.optimizer.lr == 0.5
     assert config.model.width == 256  # from the recipe

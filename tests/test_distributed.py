@@ -16,8 +16,22 @@ from events import events, logs_every_epoch
 
 def test_torchrun_two_processes_train_one_run(tmp_path: Path) -> None:
     runs = tmp_path / "runs"
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2",
-               "-m", "dltool", "train", "digits-mlp", "--device", "cpu", "--tensorboard", "--runs-dir", str(runs)]
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc-per-node=2",
+        "-m",
+        "dltool",
+        "train",
+        "digits-mlp",
+        "--device",
+        "cpu",
+        "--tensorboard",
+        "--runs-dir",
+        str(runs),
+    ]
     result = subprocess.run(command, capture_output=True, text=True, env=os.environ, timeout=240)
     assert result.returncode == 0, result.stderr
     assert [p.name for p in runs.iterdir()] == ["digits-mlp-1"]

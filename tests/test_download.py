@@ -317,8 +317,17 @@ def test_a_missing_dataset_names_the_download_command(tmp_path: Path) -> None:
 
 
 def test_training_on_a_dataset_not_downloaded_says_how_and_makes_no_run_dir(cli, tmp_path: Path) -> None:
-    result = cli("train", "digits-mlp", "--dataset", "kmnist", "--root", tmp_path / "data",
-                 "--runs-dir", tmp_path / "runs", code=1)
+    result = cli(
+        "train",
+        "digits-mlp",
+        "--dataset",
+        "kmnist",
+        "--root",
+        tmp_path / "data",
+        "--runs-dir",
+        tmp_path / "runs",
+        code=1,
+    )
     assert f"dltool download kmnist --root {tmp_path / 'data'}" in result.stderr
     assert not (tmp_path / "runs").exists()
 

@@ -16,11 +16,20 @@ from dltool.optim import optimizers
 from dltool.optim.groups import parameter_groups
 from dltool.rundir import create_run_dir, open_run_dir
 
-
-FEATURES = ["train.epochs=6", "train.batch_size=32", "train.ema_decay=0.9", "train.accumulate=2",
-            "train.grad_clip=0.5", "scheduler.name=plateau", "scheduler.patience=0", "scheduler.warmup_epochs=1",
-            "train.early_stopping.patience=3", "train.monitor.metric=val_acc",
-            "optimizer.name=adamw", "optimizer.decay_norm_and_bias=false"]
+FEATURES = [
+    "train.epochs=6",
+    "train.batch_size=32",
+    "train.ema_decay=0.9",
+    "train.accumulate=2",
+    "train.grad_clip=0.5",
+    "scheduler.name=plateau",
+    "scheduler.patience=0",
+    "scheduler.warmup_epochs=1",
+    "train.early_stopping.patience=3",
+    "train.monitor.metric=val_acc",
+    "optimizer.name=adamw",
+    "optimizer.decay_norm_and_bias=false",
+]
 
 
 def test_resume_is_bitwise_with_ema_accumulation_clipping_plateau_and_early_stopping(tmp_path: Path) -> None:
@@ -79,8 +88,20 @@ def test_overfit_that_cannot_is_a_failure(cli) -> None:
 
 def test_preflight_line_compares_the_first_loss_with_ln_classes(cli) -> None:
     assert "pre-flight: initial loss" in cli("train", "digits-mlp", "--epochs", "1").stderr
-    warned = cli("train", "digits-mlp", "--epochs", "1", "--set", "model.init=kaiming_normal",
-                 "--set", "model.batch_norm=false", "--set", "model.depth=6", "--set", "model.width=512")
+    warned = cli(
+        "train",
+        "digits-mlp",
+        "--epochs",
+        "1",
+        "--set",
+        "model.init=kaiming_normal",
+        "--set",
+        "model.batch_norm=false",
+        "--set",
+        "model.depth=6",
+        "--set",
+        "model.width=512",
+    )
     assert "far from ln(10)" in warned.stderr or "as expected" in warned.stderr
 
 

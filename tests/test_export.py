@@ -30,16 +30,22 @@ from dltool.rundir import create_run_dir
 IN_SHAPE = (3, 12, 10)  # not square: height and width must not swap
 CLASSES = ["cat", "dog", "emu"]
 # Small versions of the models; an entry not listed here is exported at its defaults.
-TINY = {"mlp": {"width": 16}, "cnn": {"widths": [4, 8], "convs_per_stage": 1}, "resnet": {"depth": 8},
-        "autoencoder": {"latent_dim": 5, "widths": [4, 8]}, "encoder-classifier": {"hidden": 8}}
+TINY = {
+    "mlp": {"width": 16},
+    "cnn": {"widths": [4, 8], "convs_per_stage": 1},
+    "resnet": {"depth": 8},
+    "autoencoder": {"latent_dim": 5, "widths": [4, 8]},
+    "encoder-classifier": {"hidden": 8},
+}
 SUFFIXES = {"onnx": ".onnx", "torchscript": ".torchscript"}
 
 
 def _trained(entry, required_params, tmp_path: Path) -> Trained:
     section = {"name": entry.name, **TINY.get(entry.name, {}), **required_params(entry, IN_SHAPE)}
     loss = "mse" if entry.params.task == "reconstruction" else "cross_entropy"
-    config = validate_config({"model": section, "loss": {"name": loss},
-                              "data": {"mean": [0.2, 0.5, 0.7], "std": [0.3, 0.25, 0.2]}})
+    config = validate_config(
+        {"model": section, "loss": {"name": loss}, "data": {"mean": [0.2, 0.5, 0.7], "std": [0.3, 0.25, 0.2]}}
+    )
     torch.manual_seed(0)
     model = build_model(config.model, in_shape=IN_SHAPE, num_classes=len(CLASSES))
     for name, buffer in model.named_buffers():  # BN statistics away from their defaults, so they count
@@ -66,8 +72,9 @@ def _reloaded(path: Path, format_name: str):
 @pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:FutureWarning")
 @pytest.mark.parametrize("format_name", ["onnx", "torchscript"])
 @pytest.mark.parametrize("entry", list(models), ids=lambda e: e.name)
-def test_every_model_exports_and_reloads_with_a_dynamic_batch(entry, format_name: str, required_params,
-                                                              tmp_path: Path) -> None:
+def test_every_model_exports_and_reloads_with_a_dynamic_batch(
+    entry, format_name: str, required_params, tmp_path: Path
+) -> None:
     trained = _trained(entry, required_params, tmp_path)
     path = tmp_path / f"model{SUFFIXES[format_name]}"
     result = export_trained(trained, format_name, path)
@@ -120,8 +127,9 @@ def _rows(stdout: str) -> list[dict]:
 
 
 @pytest.mark.parametrize("format_name", ["onnx", "torchscript"])
-def test_predict_on_the_exported_file_gives_the_runs_rows(cli, run: Path, images: Path, onnx_export,
-                                                          format_name: str) -> None:
+def test_predict_on_the_exported_file_gives_the_runs_rows(
+    cli, run: Path, images: Path, onnx_export, format_name: str
+) -> None:
     output = run / "export" / f"model{SUFFIXES[format_name]}"
     result = onnx_export if format_name == "onnx" else cli("export", run, "--format", format_name)
     assert result.stdout == f"{output}\n"  # the written file and nothing else
@@ -196,8 +204,9 @@ def test_a_reconstruction_export_is_not_labelled(cli, required_params, images: P
     assert "reconstructs" in cli("predict", path, images, code=2).stderr
 
 
-def test_without_onnxruntime_the_error_says_what_to_install(cli, run: Path, onnx_export, images: Path,
-                                                           tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_without_onnxruntime_the_error_says_what_to_install(
+    cli, run: Path, onnx_export, images: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     path = Path(onnx_export.stdout.strip())
     monkeypatch.setitem(sys.modules, "onnxruntime", None)  # what an install without the extra has
     assert "pip install 'dltool[onnx]'" in cli("predict", path, images, code=1).stderr

@@ -112,7 +112,9 @@ def test_tta_scores_training_and_eval_alike(cli, tta_run: Path) -> None:
     summary = json.loads((tta_run / "summary.json").read_text())
     flipped = json.loads(cli("eval", tta_run, "--json").stdout)
     assert flipped["tta"] == "flip" and json.loads((tta_run / "eval-test.json").read_text()) == flipped
-    assert flipped["accuracy"] == pytest.approx(summary["test"]["accuracy"]) == pytest.approx(_accuracy(tta_run, "flip"))
+    assert (
+        flipped["accuracy"] == pytest.approx(summary["test"]["accuracy"]) == pytest.approx(_accuracy(tta_run, "flip"))
+    )
     plain = json.loads(cli("eval", tta_run, "--tta", "none", "--json").stdout)
     assert plain["tta"] == "none" and plain["accuracy"] == pytest.approx(_accuracy(tta_run, "none"))
     assert isinstance(load_trained(tta_run).scorer, FlipAverage)

@@ -242,7 +242,9 @@ def test_channels_follow_the_images_unless_set(tmp_path: Path) -> None:
     assert arrays.splits["train"].images.shape[1] == 3 and arrays.source.modes == {"L": 3, "P": 1, "RGB": 1}
     forced = load_folder(root, channels=1, image_size=8)
     row = forced.source.files["train"].index("b/colour.png")
-    assert np.array_equal(forced.splits["train"].images[row], decode_image(root / "b" / "colour.png", channels=1, size=8))
+    assert np.array_equal(
+        forced.splits["train"].images[row], decode_image(root / "b" / "colour.png", channels=1, size=8)
+    )
 
 
 def test_the_cache_is_reused_then_rebuilt_when_a_file_changes(tmp_path: Path, monkeypatch) -> None:
@@ -291,7 +293,9 @@ def test_resume_notes_a_folder_that_grew_and_refuses_one_with_other_classes(cli,
     root = tmp_path / "pets"
     class_folder(root, "cat", 8, seed=1)
     class_folder(root, "dog", 8, seed=2)
-    run = Path(cli("train", "digits-mlp", "--dataset", root, "--set", "data.image_size=8", "--epochs", "1").stdout.strip())
+    run = Path(
+        cli("train", "digits-mlp", "--dataset", root, "--set", "data.image_size=8", "--epochs", "1").stdout.strip()
+    )
 
     class_folder(root, "cat", 12, seed=3)  # four more cats (and four cats redrawn)
     grown = cli("train", "--resume", run, "--epochs", "2")

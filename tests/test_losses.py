@@ -28,8 +28,12 @@ def batch() -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def _smoothed(labels: torch.Tensor, eps: float) -> torch.Tensor:
-    return torch.stack([torch.tensor([1 - eps + eps / K if j == y else eps / K for j in range(K)],
-                                     dtype=torch.float64) for y in labels])
+    return torch.stack(
+        [
+            torch.tensor([1 - eps + eps / K if j == y else eps / K for j in range(K)], dtype=torch.float64)
+            for y in labels
+        ]
+    )
 
 
 @pytest.mark.parametrize("eps", [0.0, 0.1])

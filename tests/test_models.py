@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import make_autoencoder_run
 from torch import nn
 
+from conftest import make_autoencoder_run
 from dltool.config import load_config, validate_config
 from dltool.engine.checkpoint import load_weights
 from dltool.errors import CheckpointError, ConfigError
@@ -82,8 +82,11 @@ def _classifier(run: Path, in_shape=(1, 8, 8), **params) -> nn.Module:
 
 def test_encoder_classifier_loads_the_run_encoder_and_keeps_it_frozen(tmp_path: Path) -> None:
     run = make_autoencoder_run(tmp_path / "ae", (1, 8, 8))
-    saved = {k.removeprefix("encoder."): v for k, v in load_weights(run / "model.safetensors").items()
-             if k.startswith("encoder.")}
+    saved = {
+        k.removeprefix("encoder."): v
+        for k, v in load_weights(run / "model.safetensors").items()
+        if k.startswith("encoder.")
+    }
     model = _classifier(run, init="kaiming_normal", hidden=16, dropout=0.1)
     state = model.encoder.state_dict()
     assert state.keys() == saved.keys() and all(torch.equal(state[k], saved[k]) for k in saved)
@@ -128,7 +131,11 @@ def _weights_of_other_widths(path: Path) -> None:
     [
         (lambda p: None, CheckpointError, "not a dltool run directory"),
         (_mlp_run, ConfigError, "is a mlp run .*expected an autoencoder run"),
-        (lambda p: make_autoencoder_run(p, (3, 32, 32)), ConfigError, "trained on 3×32×32 inputs, this dataset gives 1×8×8"),
+        (
+            lambda p: make_autoencoder_run(p, (3, 32, 32)),
+            ConfigError,
+            "trained on 3×32×32 inputs, this dataset gives 1×8×8",
+        ),
         (_no_weights, CheckpointError, "no model.safetensors"),
         (_corrupt_weights, CheckpointError, "not readable safetensors weights"),
         (_weights_of_other_widths, CheckpointError, "model.safetensors does not fit its config"),
@@ -145,8 +152,17 @@ def test_a_wrong_encoder_run_is_one_clear_error(tmp_path: Path, make, error, mes
 
 def test_encoder_classifier_trains_through_the_cli(cli, tmp_path: Path) -> None:
     run = make_autoencoder_run(tmp_path / "ae", (1, 8, 8))  # digits are 1×8×8
-    out = cli("train", "digits-mlp", "--model", "encoder-classifier", "--set", f"model.encoder_run={run}",
-              "--epochs", "1", "-q").stdout.strip()
+    out = cli(
+        "train",
+        "digits-mlp",
+        "--model",
+        "encoder-classifier",
+        "--set",
+        f"model.encoder_run={run}",
+        "--epochs",
+        "1",
+        "-q",
+    ).stdout.strip()
     config = load_config(out)
     assert config.model.name == "encoder-classifier" and config.model.encoder_run == str(run)
     weights = load_weights(Path(out) / "model.safetensors")

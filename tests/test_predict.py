@@ -16,8 +16,8 @@ from PIL import Image
 
 from conftest import dltool_command
 from dltool.config import load_config
-from dltool.data.prepare import prepare_data
 from dltool.data.normalise import Normalise
+from dltool.data.prepare import prepare_data
 from dltool.engine import train
 from dltool.evaluation.predict import Prediction, predict
 from dltool.evaluation.trained import load_trained
@@ -29,7 +29,9 @@ BAD = {"truncated.png", "text.jpg", "empty.png", "random.jpeg", "missing.png"}
 @pytest.fixture(scope="module")
 def run(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> Path:
     os.environ["DLTOOL_DATA"] = str(data_dir)
-    return train(load_config("digits-mlp", ["train.epochs=3"]), create_run_dir(tmp_path_factory.mktemp("r"), "d")).run_dir
+    return train(
+        load_config("digits-mlp", ["train.epochs=3"]), create_run_dir(tmp_path_factory.mktemp("r"), "d")
+    ).run_dir
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +69,9 @@ def test_a_mixed_folder_is_labelled_once_each_and_bad_files_named(cli, run: Path
     paths = [row["path"] for row in rows]
     assert len(rows) == 1000 and len(set(paths)) == 1000
     assert paths == sorted(paths, key=lambda p: (Path(p).parent.name, Path(p).name))  # walk order
-    named = [line.split(":")[0].removeprefix("skipped ") for line in result.stderr.splitlines() if line.startswith("skipped")]
+    named = [
+        line.split(":")[0].removeprefix("skipped ") for line in result.stderr.splitlines() if line.startswith("skipped")
+    ]
     assert sorted(Path(p).name for p in named) == sorted(BAD)
     assert all(0 <= row["score"] <= 1 and row["label"] == row["top_k"][0]["label"] for row in rows)
     accuracy = np.mean([row["label"] == str(_digit_of(row["path"])) for row in rows])
@@ -90,10 +94,14 @@ def test_strict_exits_1_and_still_writes_every_good_row(cli, run: Path, images: 
 
 
 def test_stdin_paths_give_the_same_rows_as_the_folder(run: Path, images: Path) -> None:
-    script = (f"find {images} -name '*.png' | sort | {' '.join(dltool_command('predict', run, '-', '--format', 'csv'))}")
+    script = f"find {images} -name '*.png' | sort | {' '.join(dltool_command('predict', run, '-', '--format', 'csv'))}"
     piped = subprocess.run(["bash", "-c", script], capture_output=True, text=True, env=os.environ)
-    direct = subprocess.run(dltool_command("predict", run, *sorted(map(str, images.rglob("*.png"))), "--format", "csv"),
-                            capture_output=True, text=True, env=os.environ)
+    direct = subprocess.run(
+        dltool_command("predict", run, *sorted(map(str, images.rglob("*.png"))), "--format", "csv"),
+        capture_output=True,
+        text=True,
+        env=os.environ,
+    )
     assert piped.returncode == direct.returncode == 0
     assert piped.stdout == direct.stdout and piped.stdout.count("\n") == 1000 + 1  # readable pngs + header
 
@@ -115,7 +123,8 @@ def test_prediction_preprocessing_is_the_training_preprocessing(tmp_path: Path) 
     for i in range(120):
         (root / str(digits.target[i])).mkdir(parents=True, exist_ok=True)
         Image.fromarray((digits.images[i] * 16).astype(np.uint8)).resize((12, 12)).convert("RGB").save(
-            root / str(digits.target[i]) / f"{i}.png")
+            root / str(digits.target[i]) / f"{i}.png"
+        )
     config = load_config("digits-mlp", [f"data.name={root}", "data.image_size=10", "train.epochs=1"])
     run = train(config, create_run_dir(tmp_path, "folder")).run_dir
     trained = load_trained(run)
@@ -131,7 +140,9 @@ def test_prediction_preprocessing_is_the_training_preprocessing(tmp_path: Path) 
 
 
 def test_a_reconstruction_model_is_refused(cli, images: Path) -> None:
-    run = cli("train", "digits-mlp", "--model", "autoencoder", "--set", "loss.name=mse", "--epochs", "1", "-q").stdout.strip()
+    run = cli(
+        "train", "digits-mlp", "--model", "autoencoder", "--set", "loss.name=mse", "--epochs", "1", "-q"
+    ).stdout.strip()
     assert "reconstructs" in cli("predict", run, images / "part0", code=2).stderr
 
 

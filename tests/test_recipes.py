@@ -22,8 +22,22 @@ def put_dataset(name: str, root: Path) -> None:
 
 def train_briefly(cli, recipe: str, root: Path, runs: Path, *extra: str) -> Path:
     put_dataset(load_config(recipe).data.name, root)
-    result = cli("train", recipe, "--root", root, "--runs-dir", runs, "--epochs", "1", "--limit-batches", "2",
-                 "--batch-size", "8", "-q", *extra)
+    result = cli(
+        "train",
+        recipe,
+        "--root",
+        root,
+        "--runs-dir",
+        runs,
+        "--epochs",
+        "1",
+        "--limit-batches",
+        "2",
+        "--batch-size",
+        "8",
+        "-q",
+        *extra,
+    )
     return Path(result.stdout.strip())
 
 
@@ -46,8 +60,9 @@ def test_autoencoder_then_encoder_classifier_end_to_end(cli, tmp_path: Path) -> 
 
 
 def test_cifar10_fast_runs_its_cpu_path_and_scores_with_flips(cli, tmp_path: Path) -> None:
-    run = train_briefly(cli, "cifar10-fast", tmp_path / "data", tmp_path / "runs", "--epochs", "2",
-                        "--set", "model.widths=[4,8,8]")
+    run = train_briefly(
+        cli, "cifar10-fast", tmp_path / "data", tmp_path / "runs", "--epochs", "2", "--set", "model.widths=[4,8,8]"
+    )
     config = load_config(str(run))
     assert (config.train.compile, config.train.tta, config.train.batch_size) == ("auto", "flip", 8)
     summary = json.loads((run / "summary.json").read_text())

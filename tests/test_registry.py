@@ -11,11 +11,11 @@ import torch
 from dltool._registry import Registry
 from dltool.catalog import REGISTRIES
 from dltool.errors import ConfigError, UnknownNameError
+from dltool.losses import TASKS, losses, suited
 from dltool.models import Init, ModelParams, models
 from dltool.models.build import WEIGHTED_LAYERS, build_model
 from dltool.optim import OptimizerParams, optimizers, schedulers
 from dltool.optim.schedules import build_scheduler
-from dltool.losses import TASKS, losses, suited
 from dltool.params import Params
 
 ENTRIES = [(kind, entry) for kind, registry in REGISTRIES.items() for entry in registry]
@@ -151,8 +151,7 @@ def test_plateau_cuts_the_rate_after_patience_epochs_without_improvement() -> No
         scheduler.step()
         seen.append(optimizer.param_groups[0]["lr"])
     assert seen == [1, 1, 1, 0.5, 0.5, 0.5, 0.25, 0.25]
-    resumed = build_scheduler(params, torch.optim.SGD(_tiny_model().parameters(), lr=1.0), epochs=10,
-                              steps_per_epoch=1)
+    resumed = build_scheduler(params, torch.optim.SGD(_tiny_model().parameters(), lr=1.0), epochs=10, steps_per_epoch=1)
     resumed.load_state_dict(scheduler.state_dict())
     assert resumed.factor.scale == 0.25
 

@@ -32,8 +32,12 @@ def reference(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> Path:
 
 def start_and_signal(runs: Path, sig: int, after_epochs: int = 2, *args: str) -> subprocess.CompletedProcess:
     """Start a training process (with more ``args``) and send ``sig`` once ``after_epochs`` epochs are logged."""
-    process = subprocess.Popen(dltool_command(*ARGS, *args, "--runs-dir", runs, "--name", "run"),
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        dltool_command(*ARGS, *args, "--runs-dir", runs, "--name", "run"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     metrics = runs / "run" / "metrics.jsonl"
     deadline = time.monotonic() + 120
     while not (metrics.is_file() and len(metrics.read_text().splitlines()) >= after_epochs):
@@ -78,17 +82,33 @@ def test_a_killed_run_keeps_a_loadable_checkpoint_and_resumes(tmp_path: Path, re
 
 
 def test_resuming_a_run_that_is_still_training_is_refused(tmp_path: Path) -> None:
-    process = subprocess.Popen(dltool_command("train", "digits-mlp", "--epochs", 1000, "--batch-size", BATCH, "-q",
-                                              "--runs-dir", tmp_path, "--name", "run"),
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        dltool_command(
+            "train",
+            "digits-mlp",
+            "--epochs",
+            1000,
+            "--batch-size",
+            BATCH,
+            "-q",
+            "--runs-dir",
+            tmp_path,
+            "--name",
+            "run",
+        ),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         last = tmp_path / "run" / "checkpoints" / "last.pt"
         deadline = time.monotonic() + 120
         while not last.is_file():
             assert process.poll() is None and time.monotonic() < deadline, process.communicate()
             time.sleep(0.01)
-        second = subprocess.run(dltool_command("train", "--resume", tmp_path / "run", "-q"),
-                                capture_output=True, text=True)
+        second = subprocess.run(
+            dltool_command("train", "--resume", tmp_path / "run", "-q"), capture_output=True, text=True
+        )
         assert second.returncode == 1
         assert "being trained by another process" in second.stderr
         assert process.poll() is None  # the first run goes on undisturbed
@@ -108,7 +128,7 @@ def test_tensorboard_events_of_a_stopped_run_are_complete_and_resume_without_dup
 
 
 def test_the_run_path_is_the_only_stdout_line_in_a_pipeline(tmp_path: Path) -> None:
-    script = f"RUN=$({' '.join(dltool_command('train', 'digits-mlp', '--epochs', '1', '--runs-dir', tmp_path))}) && cat \"$RUN/summary.json\""
+    script = f'RUN=$({" ".join(dltool_command("train", "digits-mlp", "--epochs", "1", "--runs-dir", tmp_path))}) && cat "$RUN/summary.json"'
     result = subprocess.run(["bash", "-c", script], capture_output=True, text=True, env=os.environ)
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["status"] == "completed"

@@ -55,10 +55,12 @@ def test_a_folder_report_finds_leaks_duplicates_and_bad_files(cli, tmp_path: Pat
     assert report["sizes"] == {"8x8": 11, "16x8": 1} and report["modes"] == {"RGB": 12}
     assert report["duplicates"]["across"] == {"train/test": 1}
     assert report["duplicates"]["within"] == {"train": 1, "test": 0}
-    assert sorted(map(sorted, report["duplicates"]["examples"])) == sorted([
-        sorted([str(root / "train/a/copy.bmp"), str(root / "train/b/2.png")]),
-        sorted([str(root / "train/a/1.png"), str(root / "test/a/leak.png")]),
-    ])
+    assert sorted(map(sorted, report["duplicates"]["examples"])) == sorted(
+        [
+            sorted([str(root / "train/a/copy.bmp"), str(root / "train/b/2.png")]),
+            sorted([str(root / "train/a/1.png"), str(root / "test/a/leak.png")]),
+        ]
+    )
     assert [u["path"] for u in report["unreadable"]] == [str(root / "test/a/broken.png")]
     assert report["splits"]["test"]["imbalance"] is None  # class b has no test image
 

@@ -43,8 +43,11 @@ def test_train_logs_every_epoch_the_scores_the_confusion_matrix_and_the_hparams(
 
 
 def test_a_reconstruction_run_logs_its_losses_and_no_confusion_matrix(cli) -> None:
-    run = Path(cli("train", "digits-mlp", "--model", "autoencoder", "--set", "loss.name=mse",
-                   "--tensorboard", *QUICK).stdout.strip())
+    run = Path(
+        cli(
+            "train", "digits-mlp", "--model", "autoencoder", "--set", "loss.name=mse", "--tensorboard", *QUICK
+        ).stdout.strip()
+    )
     assert logs_every_epoch(run)
     accumulator = events(run)
     logged = scalars(accumulator)
@@ -81,8 +84,11 @@ def test_flag_beats_set_and_no_tensorboard_turns_it_off(cli) -> None:
 
 def test_tune_trials_log_into_their_own_run_dirs(cli, tmp_path: Path) -> None:
     space = write(tmp_path / "grid.yaml", "optimizer.lr: [1.0e-3, 1.0e-2]\n")
-    study = Path(cli("tune", "digits-mlp", "--space", space, "--sampler", "grid", "--pruner", "none",
-                     "--tensorboard", *QUICK).stdout.strip())
+    study = Path(
+        cli(
+            "tune", "digits-mlp", "--space", space, "--sampler", "grid", "--pruner", "none", "--tensorboard", *QUICK
+        ).stdout.strip()
+    )
     rows = trials_csv(study)
     assert [r["state"] for r in rows] == ["COMPLETE", "COMPLETE"]
     for row in rows:
@@ -100,10 +106,12 @@ def test_asking_without_tensorboard_installed_names_the_extra(cli, tmp_path: Pat
 
 
 def test_a_run_without_it_never_imports_tensorboard(tmp_path: Path) -> None:
-    code = ("import sys; from dltool.cli import app\n"
-            "try: app(['train', 'digits-mlp', '--epochs', '1', '--limit-batches', '2', '-q'])\n"
-            "except SystemExit as exit: assert not exit.code, exit.code\n"
-            "print(sorted(m for m in sys.modules if m.split('.')[0] == 'tensorboard' or 'utils.tensorboard' in m))")
+    code = (
+        "import sys; from dltool.cli import app\n"
+        "try: app(['train', 'digits-mlp', '--epochs', '1', '--limit-batches', '2', '-q'])\n"
+        "except SystemExit as exit: assert not exit.code, exit.code\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'tensorboard' or 'utils.tensorboard' in m))"
+    )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines()[-1] == "[]" and (tmp_path / "runs" / "digits-mlp-1").is_dir()

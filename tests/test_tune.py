@@ -22,32 +22,36 @@ from dltool.tuning import storage as tuning_storage
 from dltool.tuning.storage import JOURNAL, open_storage, sweep_stale_trials, worker_identity
 from studies import QUICK, RANDOM_SPACE, study_json, trials_csv, write
 
-
 # --- search spaces --------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("space", "message"), [
-    ("optimizer.lrr: [1.0e-3]", "optimizer.lrr: unknown key; did you mean 'lr'?"),
-    ("optimizer.momentum: [0.9]", "optimizer.momentum: unknown key; 'momentum' is a key of optimizer sgd"),
-    ("optimizer.lr: {type: float, low: 0.1, high: 0.001}", "optimizer.lr: low 0.1 is greater than high 0.001"),
-    ("optimizer.lr: {type: float, low: 0, high: 0.1, log: true}", "optimizer.lr: a log range needs low > 0"),
-    ("model.activation: {type: categorical, choices: []}", "model.activation: empty list of choices"),
-    ("model.width: []", "model.width: empty list of choices"),
-    ("model.width: {type: int, low: 32, hi: 64}", "model.width.hi: unknown field; did you mean 'high'?"),
-    ("model.width: {type: int, low: 32.5, high: 64}", "model.width.low: an int range needs whole numbers"),
-    ("model.width: [-3, 64]", "model.width: should be greater than or equal to 1 (got -3)"),
-    ("model.activation: [relu, tahn]", "model.activation: "),
-    ("lr: [0.1]", "lr: expected a dotted config key"),
-    ("optimizer.lr: 0.1", "to fix a value use --set optimizer.lr=0.1"),
-    ("train.epochz: [1, 2]", "train.epochz: unknown key; did you mean 'epochs'?"),
-])
+@pytest.mark.parametrize(
+    ("space", "message"),
+    [
+        ("optimizer.lrr: [1.0e-3]", "optimizer.lrr: unknown key; did you mean 'lr'?"),
+        ("optimizer.momentum: [0.9]", "optimizer.momentum: unknown key; 'momentum' is a key of optimizer sgd"),
+        ("optimizer.lr: {type: float, low: 0.1, high: 0.001}", "optimizer.lr: low 0.1 is greater than high 0.001"),
+        ("optimizer.lr: {type: float, low: 0, high: 0.1, log: true}", "optimizer.lr: a log range needs low > 0"),
+        ("model.activation: {type: categorical, choices: []}", "model.activation: empty list of choices"),
+        ("model.width: []", "model.width: empty list of choices"),
+        ("model.width: {type: int, low: 32, hi: 64}", "model.width.hi: unknown field; did you mean 'high'?"),
+        ("model.width: {type: int, low: 32.5, high: 64}", "model.width.low: an int range needs whole numbers"),
+        ("model.width: [-3, 64]", "model.width: should be greater than or equal to 1 (got -3)"),
+        ("model.activation: [relu, tahn]", "model.activation: "),
+        ("lr: [0.1]", "lr: expected a dotted config key"),
+        ("optimizer.lr: 0.1", "to fix a value use --set optimizer.lr=0.1"),
+        ("train.epochz: [1, 2]", "train.epochz: unknown key; did you mean 'epochs'?"),
+    ],
+)
 def test_a_bad_space_is_a_usage_error_naming_the_key(cli, tmp_path: Path, space: str, message: str) -> None:
     result = cli("tune", "digits-mlp", "--space", write(tmp_path / "space.yaml", space + "\n"), code=2)
     assert message in result.stderr and result.stderr.count("\n") == 1, result.stderr
     assert result.stdout == "" and not (tmp_path / "runs").exists()  # nothing was created
 
 
-def test_a_grid_needs_values_a_flag_cannot_also_fix_a_tuned_key_and_sqlite_takes_one_worker(cli, tmp_path: Path) -> None:
+def test_a_grid_needs_values_a_flag_cannot_also_fix_a_tuned_key_and_sqlite_takes_one_worker(
+    cli, tmp_path: Path
+) -> None:
     space = write(tmp_path / "space.yaml", "optimizer.lr: {type: float, low: 1.0e-4, high: 1.0e-1, log: true}\n")
     result = cli("tune", "digits-mlp", "--space", space, "--sampler", "grid", code=2)
     assert "optimizer.lr: grid search needs a list of values or a range with a step" in result.stderr
@@ -70,8 +74,11 @@ def test_a_space_may_switch_the_optimizer_and_tune_each_ones_own_keys() -> None:
     base = load_config("digits-mlp").to_dict()
     space = parse_space({"optimizer.momentum": [0.5, 0.9], "optimizer.name": ["adam", "sgd"]}, base)
     assert space.keys == ["optimizer.name", "optimizer.momentum"]  # the entry is chosen first
-    assert list(space.grid(base)) == [{"optimizer.name": "adam"}, {"optimizer.name": "sgd", "optimizer.momentum": 0.5},
-                                      {"optimizer.name": "sgd", "optimizer.momentum": 0.9}]
+    assert list(space.grid(base)) == [
+        {"optimizer.name": "adam"},
+        {"optimizer.name": "sgd", "optimizer.momentum": 0.5},
+        {"optimizer.name": "sgd", "optimizer.momentum": 0.9},
+    ]
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
     for _ in range(20):
         trial = study.ask()
@@ -105,9 +112,14 @@ def test_random_search_samples_log_ranges_uniformly_in_log_space() -> None:
     from dltool.tuning.tuner import _sampler
 
     base = load_config("digits-mlp").to_dict()
-    space = parse_space({"optimizer.lr": {"type": "float", "low": 1e-5, "high": 1e-1, "log": True},
-                         "model.width": {"type": "int", "low": 8, "high": 512, "log": True},
-                         "train.batch_size": {"type": "int", "low": 16, "high": 256, "step": 16}}, base)
+    space = parse_space(
+        {
+            "optimizer.lr": {"type": "float", "low": 1e-5, "high": 1e-1, "log": True},
+            "model.width": {"type": "int", "low": 8, "high": 512, "log": True},
+            "train.batch_size": {"type": "int", "low": 16, "high": 256, "step": 16},
+        },
+        base,
+    )
     sampler = _sampler(SimpleNamespace(sampler="random"), seed=0, parallel=False)
     study = optuna.create_study(sampler=sampler)
     draws = []
@@ -118,7 +130,7 @@ def test_random_search_samples_log_ranges_uniformly_in_log_space() -> None:
     lr = [math.log10(d["optimizer.lr"]) for d in draws]
     assert min(lr) >= -5 and max(lr) <= -1
     assert stats.kstest(lr, stats.uniform(loc=-5, scale=4).cdf).pvalue > 0.01
-    assert stats.kstest([10 ** x for x in lr], stats.uniform(loc=1e-5, scale=0.1).cdf).pvalue < 1e-9
+    assert stats.kstest([10**x for x in lr], stats.uniform(loc=1e-5, scale=0.1).cdf).pvalue < 1e-9
     width = [math.log2(d["model.width"]) for d in draws]  # int log range: 8..512 → 3..9 in log2
     assert abs(sum(w < 6 for w in width) / len(width) - 0.5) < 0.05
     assert {d["train.batch_size"] % 16 for d in draws} == {0}
@@ -137,19 +149,24 @@ def test_a_2x3_grid_runs_exactly_its_six_points_and_running_again_adds_none(cli,
     rows = trials_csv(study)
     assert [r["state"] for r in rows] == ["COMPLETE"] * 6
     assert sorted((float(r["optimizer.lr"]), int(r["model.width"])) for r in rows) == sorted(
-        itertools.product([1e-3, 1e-2], [32, 64, 128]))
+        itertools.product([1e-3, 1e-2], [32, 64, 128])
+    )
     assert [r["run_dir"] for r in rows] == [f"trial-{n:04d}" for n in range(6)]
     assert all((study / r["run_dir"] / "model.safetensors").is_file() for r in rows)
 
     document = study_json(study)
-    assert {"study_name", "storage", "metric", "direction", "n_trials", "states", "best", "sampler",
-            "pruner"} <= set(document)
+    assert {"study_name", "storage", "metric", "direction", "n_trials", "states", "best", "sampler", "pruner"} <= set(
+        document
+    )
     assert (document["storage"], document["metric"], document["direction"]) == (JOURNAL, "val_acc", "maximize")
     assert document["n_trials"] == 6 and document["states"]["COMPLETE"] == 6
     assert (document["sampler"], document["pruner"]) == ("grid", "none")
     best = max(rows, key=lambda r: (float(r["value"]), -int(r["number"])))
     assert document["best"]["number"] == int(best["number"]) and document["best"]["run_dir"] == best["run_dir"]
-    assert document["best"]["params"] == {"optimizer.lr": float(best["optimizer.lr"]), "model.width": int(best["model.width"])}
+    assert document["best"]["params"] == {
+        "optimizer.lr": float(best["optimizer.lr"]),
+        "model.width": int(best["model.width"]),
+    }
     assert len(open_study(study).trials) == 6
 
     again = cli(*args)  # the same command continues the study: it has its 6 trials already
@@ -160,8 +177,24 @@ def test_a_2x3_grid_runs_exactly_its_six_points_and_running_again_adds_none(cli,
 
 def test_the_same_seed_samples_the_same_trials(cli, tmp_path: Path) -> None:
     space = write(tmp_path / "space.yaml", RANDOM_SPACE)
-    studies = [cli("tune", "digits-mlp", "--space", space, "--trials", "3", "--seed", "7", "--epochs", "1",
-                   "--limit-batches", "1", "-q").stdout.strip() for _ in range(2)]
+    studies = [
+        cli(
+            "tune",
+            "digits-mlp",
+            "--space",
+            space,
+            "--trials",
+            "3",
+            "--seed",
+            "7",
+            "--epochs",
+            "1",
+            "--limit-batches",
+            "1",
+            "-q",
+        ).stdout.strip()
+        for _ in range(2)
+    ]
     first, second = (trials_csv(Path(s)) for s in studies)
     keys = ["optimizer.lr", "model.width", "model.activation", "value"]
     assert [[r[k] for k in keys] for r in first] == [[r[k] for k in keys] for r in second]
@@ -171,9 +204,26 @@ def test_the_same_seed_samples_the_same_trials(cli, tmp_path: Path) -> None:
 
 def test_pruning_stops_hopeless_trials_after_an_epoch(cli, tmp_path: Path) -> None:
     # Five useful rates first (the median pruner's startup trials), then three hopeless ones.
-    space = write(tmp_path / "space.yaml", "optimizer.lr: [3.0e-2, 2.0e-2, 1.0e-2, 5.0e-3, 3.0e-3, 1.0e-7, 5.0e-8, 1.0e-8]\n")
-    study = Path(cli("tune", "digits-mlp", "--space", space, "--sampler", "grid", "--pruner", "median",
-                     "--epochs", "4", "--limit-batches", "3", "-q").stdout.strip())
+    space = write(
+        tmp_path / "space.yaml", "optimizer.lr: [3.0e-2, 2.0e-2, 1.0e-2, 5.0e-3, 3.0e-3, 1.0e-7, 5.0e-8, 1.0e-8]\n"
+    )
+    study = Path(
+        cli(
+            "tune",
+            "digits-mlp",
+            "--space",
+            space,
+            "--sampler",
+            "grid",
+            "--pruner",
+            "median",
+            "--epochs",
+            "4",
+            "--limit-batches",
+            "3",
+            "-q",
+        ).stdout.strip()
+    )
     rows = trials_csv(study)
     pruned = [r for r in rows if r["state"] == "PRUNED"]
     assert len(pruned) >= 2 and all(float(r["optimizer.lr"]) < 1e-6 for r in pruned), rows
@@ -185,8 +235,21 @@ def test_pruning_stops_hopeless_trials_after_an_epoch(cli, tmp_path: Path) -> No
 
 def test_a_failing_trial_is_recorded_with_its_error_and_the_study_goes_on(cli, tmp_path: Path) -> None:
     space = write(tmp_path / "space.yaml", "optimizer.lr: [1.0e+12, 1.0e-2]\n")  # SGD at 1e12 diverges
-    result = cli("tune", "digits-mlp", "--space", space, "--sampler", "grid", "--pruner", "none", *QUICK,
-                 "--optimizer", "sgd", "--set", "model.batch_norm=false")
+    result = cli(
+        "tune",
+        "digits-mlp",
+        "--space",
+        space,
+        "--sampler",
+        "grid",
+        "--pruner",
+        "none",
+        *QUICK,
+        "--optimizer",
+        "sgd",
+        "--set",
+        "model.batch_norm=false",
+    )
     study = Path(result.stdout.strip())
     failed, complete = trials_csv(study)
     assert failed["state"] == "FAIL" and "train_loss is nan at epoch 1" in failed["error"]
@@ -198,8 +261,9 @@ def test_a_failing_trial_is_recorded_with_its_error_and_the_study_goes_on(cli, t
 
 def test_a_study_where_no_trial_completes_exits_1(cli, tmp_path: Path) -> None:
     space = write(tmp_path / "space.yaml", "optimizer.lr: [1.0e+12]\n")
-    result = cli("tune", "digits-mlp", "--space", space, *QUICK, "--optimizer", "sgd",
-                 "--set", "model.batch_norm=false", code=1)
+    result = cli(
+        "tune", "digits-mlp", "--space", space, *QUICK, "--optimizer", "sgd", "--set", "model.batch_norm=false", code=1
+    )
     assert result.stdout.strip().endswith("digits-mlp-tune-1")
     assert "no trial of" in result.stderr and "completed" in result.stderr
     assert not (Path(result.stdout.strip()) / "best.yaml").exists()
@@ -237,8 +301,10 @@ def test_a_worker_killed_while_writing_the_journal_leaves_it_unlocked(tmp_path: 
     import optuna
 
     optuna.create_study(storage=open_storage(JOURNAL, tmp_path), study_name="s")
-    holder = ("import os, signal, sys; from dltool.tuning.storage import KernelFileLock\n"
-              "KernelFileLock(sys.argv[1]).acquire(); os.kill(os.getpid(), signal.SIGKILL)")
+    holder = (
+        "import os, signal, sys; from dltool.tuning.storage import KernelFileLock\n"
+        "KernelFileLock(sys.argv[1]).acquire(); os.kill(os.getpid(), signal.SIGKILL)"
+    )
     killed = subprocess.run([sys.executable, "-c", holder, str((tmp_path / "study.journal.lock").resolve())])
     assert killed.returncode == -signal.SIGKILL
     started = time.monotonic()
@@ -271,8 +337,10 @@ def test_the_password_of_a_database_is_never_recorded() -> None:
 
 
 def test_tune_help_imports_neither_torch_nor_optuna() -> None:
-    probe = ("import sys, runpy; sys.argv = ['dltool', 'tune', '--help']\n"
-             "try:\n    runpy.run_module('dltool', run_name='__main__')\nexcept SystemExit:\n    pass\n"
-             "print(sorted(m for m in ('torch', 'optuna', 'sqlalchemy') if m in sys.modules), file=sys.stderr)")
+    probe = (
+        "import sys, runpy; sys.argv = ['dltool', 'tune', '--help']\n"
+        "try:\n    runpy.run_module('dltool', run_name='__main__')\nexcept SystemExit:\n    pass\n"
+        "print(sorted(m for m in ('torch', 'optuna', 'sqlalchemy') if m in sys.modules), file=sys.stderr)"
+    )
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
     assert result.stderr.strip().endswith("[]"), result.stderr

@@ -32,7 +32,9 @@ def test_train_best_yaml_trains_the_best_configuration(tmp_path: Path) -> None:
     import yaml
 
     strip = lambda c: {**c, "data": {k: v for k, v in c["data"].items() if k not in ("mean", "std")}}  # noqa: E731
-    assert strip(yaml.safe_load((run / "config.yaml").read_text())) == strip(yaml.safe_load((trial / "config.yaml").read_text()))
+    assert strip(yaml.safe_load((run / "config.yaml").read_text())) == strip(
+        yaml.safe_load((trial / "config.yaml").read_text())
+    )
     reached = max(json.loads(line)["val_acc"] for line in (run / "metrics.jsonl").read_text().splitlines())
     assert reached == pytest.approx(best["value"])  # the same seed and config train the same way
 
@@ -40,8 +42,20 @@ def test_train_best_yaml_trains_the_best_configuration(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_two_workers_share_the_journal_and_finish_8_trials(tmp_path: Path) -> None:
     space = write(tmp_path / "space.yaml", RANDOM_SPACE)
-    result = run_dltool("tune", "digits-mlp", "--space", space, "--trials", "8", *QUICK, "--workers", "2",
-                        "--name", "pool", cwd=tmp_path)
+    result = run_dltool(
+        "tune",
+        "digits-mlp",
+        "--space",
+        space,
+        "--trials",
+        "8",
+        *QUICK,
+        "--workers",
+        "2",
+        "--name",
+        "pool",
+        cwd=tmp_path,
+    )
     study = tmp_path / "runs" / "pool"
     rows = trials_csv(study)
     assert [int(r["number"]) for r in rows] == list(range(8))
@@ -70,8 +84,16 @@ def test_two_processes_share_one_study_on_postgresql(tmp_path: Path) -> None:
     name = f"test-{uuid.uuid4().hex[:12]}"
     space = write(tmp_path / "space.yaml", RANDOM_SPACE)
     args = ["tune", "digits-mlp", "--space", space, "--trials", "8", *QUICK, "--storage", url, "--study", name, "-q"]
-    processes = [subprocess.Popen(dltool_command(*args, "--runs-dir", f"machine-{i}"), cwd=tmp_path,
-                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(2)]
+    processes = [
+        subprocess.Popen(
+            dltool_command(*args, "--runs-dir", f"machine-{i}"),
+            cwd=tmp_path,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(2)
+    ]
     outputs = [p.communicate(timeout=240) for p in processes]
     for process, (_, stderr) in zip(processes, outputs):
         assert process.returncode == 0, stderr
@@ -88,5 +110,3 @@ def test_two_processes_share_one_study_on_postgresql(tmp_path: Path) -> None:
             assert ":dltool@" not in document["storage"] and document["study_name"] == name
     finally:
         optuna.delete_study(study_name=name, storage=open_storage(url, tmp_path))
-
-

@@ -17,8 +17,23 @@ from studies import RANDOM_SPACE, study_json, trials_csv, wait_for_epochs, write
 @pytest.mark.slow
 def test_a_worker_killed_mid_trial_leaves_it_failed_and_the_same_command_completes(tmp_path: Path) -> None:
     space = write(tmp_path / "space.yaml", RANDOM_SPACE)
-    args = ["tune", "digits-mlp", "--space", space, "--trials", "3", "--epochs", "8", "--limit-batches", "2",
-            "--pruner", "none", "--name", "s", "-q"]
+    args = [
+        "tune",
+        "digits-mlp",
+        "--space",
+        space,
+        "--trials",
+        "3",
+        "--epochs",
+        "8",
+        "--limit-batches",
+        "2",
+        "--pruner",
+        "none",
+        "--name",
+        "s",
+        "-q",
+    ]
     process = subprocess.Popen(dltool_command(*args), cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     study = tmp_path / "runs" / "s"
     wait_for_epochs(study / "trial-0001" / "metrics.jsonl", process)
@@ -38,9 +53,28 @@ def test_a_worker_killed_mid_trial_leaves_it_failed_and_the_same_command_complet
 @pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_a_signal_fails_the_running_trial_and_exits_130_or_143(tmp_path: Path, sig: int, code: int) -> None:
     space = write(tmp_path / "space.yaml", RANDOM_SPACE)
-    process = subprocess.Popen(dltool_command("tune", "digits-mlp", "--space", space, "--trials", "3", "--epochs", "500",
-                                              "--limit-batches", "2", "--pruner", "none", "--name", "s"),
-                               cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        dltool_command(
+            "tune",
+            "digits-mlp",
+            "--space",
+            space,
+            "--trials",
+            "3",
+            "--epochs",
+            "500",
+            "--limit-batches",
+            "2",
+            "--pruner",
+            "none",
+            "--name",
+            "s",
+        ),
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     study = tmp_path / "runs" / "s"
     wait_for_epochs(study / "trial-0000" / "metrics.jsonl", process, epochs=2)
     process.send_signal(sig)

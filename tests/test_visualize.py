@@ -35,8 +35,10 @@ def runs(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> list[Path]
     os.environ["DLTOOL_DATA"] = str(data_dir)
     folder = tmp_path_factory.mktemp("runs")
     first = train(load_config("digits-mlp", [], {"train.epochs": 3}), create_run_dir(folder, "digits-mlp"))
-    second = train(load_config("digits-mlp", [], {"train.epochs": 2, "optimizer.lr": 3e-3, "model.width": 128}),
-                   create_run_dir(folder, "digits-mlp"))
+    second = train(
+        load_config("digits-mlp", [], {"train.epochs": 2, "optimizer.lr": 3e-3, "model.width": 128}),
+        create_run_dir(folder, "digits-mlp"),
+    )
     return [first.run_dir, second.run_dir]
 
 
@@ -66,15 +68,22 @@ def test_run_plots_are_images_of_their_size_and_eval_is_made_on_the_fly(cli, run
     assert not (run / "eval-test.json").exists()
     paths = written(cli("visualize", run))
     plots = run / "plots"
-    assert paths == [plots / f"{n}.png" for n in RUN_PLOTS[:3]] + [run / "eval-test.json"] + \
-        [plots / f"{n}.png" for n in RUN_PLOTS[3:]] + [plots / "report.html"]
+    assert paths == [plots / f"{n}.png" for n in RUN_PLOTS[:3]] + [run / "eval-test.json"] + [
+        plots / f"{n}.png" for n in RUN_PLOTS[3:]
+    ] + [plots / "report.html"]
     document = json.loads((run / "eval-test.json").read_text())
     assert document == json.loads(cli("eval", run, "--json").stdout)  # as `dltool eval` writes it
     wrong = document["n"] - int(np.trace(document["confusion_matrix"]))
-    sizes = {"loss": curves.CURVE_SIZE, "accuracy": curves.CURVE_SIZE, "lr": curves.CURVE_SIZE,
-             "confusion": eval_plots.confusion_size(10), "confusion_normalised": eval_plots.confusion_size(10),
-             "per_class_f1": eval_plots.per_class_size(10), "reliability": eval_plots.RELIABILITY_SIZE,
-             "wrong": eval_plots.wrong_size(min(wrong, eval_plots.WRONG_SHOWN))}
+    sizes = {
+        "loss": curves.CURVE_SIZE,
+        "accuracy": curves.CURVE_SIZE,
+        "lr": curves.CURVE_SIZE,
+        "confusion": eval_plots.confusion_size(10),
+        "confusion_normalised": eval_plots.confusion_size(10),
+        "per_class_f1": eval_plots.per_class_size(10),
+        "reliability": eval_plots.RELIABILITY_SIZE,
+        "wrong": eval_plots.wrong_size(min(wrong, eval_plots.WRONG_SHOWN)),
+    }
     for name, size in sizes.items():
         assert png_size(plots / f"{name}.png") == expected_pixels(size), name
     again = written(cli("visualize", run))
@@ -84,8 +93,11 @@ def test_run_plots_are_images_of_their_size_and_eval_is_made_on_the_fly(cli, run
 def svg_texts(path: Path) -> dict[str, str]:
     """Text of every SVG group that has an id and holds a <text> element."""
     root = ET.parse(path).getroot()
-    return {g.get("id"): "".join(g.find(f"{SVG}text").itertext()) for g in root.iter(f"{SVG}g")
-            if g.get("id") and g.find(f"{SVG}text") is not None}
+    return {
+        g.get("id"): "".join(g.find(f"{SVG}text").itertext())
+        for g in root.iter(f"{SVG}g")
+        if g.get("id") and g.find(f"{SVG}text") is not None
+    }
 
 
 def test_confusion_matrix_svg_cells_match_the_eval_document(cli, run: Path, tmp_path: Path) -> None:
@@ -185,20 +197,42 @@ def make_study(folder: Path, storage: str = "journal:study.journal", trials: int
     if storage.startswith("journal:"):
         from optuna.storages.journal import JournalFileBackend
 
-        backend: object = optuna.storages.JournalStorage(JournalFileBackend(str(folder / storage.removeprefix("journal:"))))
+        backend: object = optuna.storages.JournalStorage(
+            JournalFileBackend(str(folder / storage.removeprefix("journal:")))
+        )
     else:
         backend = "sqlite:///" + str(folder / storage.removeprefix("sqlite:///"))
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    made = optuna.create_study(study_name="digits-mlp-tune-1", storage=backend, direction="maximize",
-                               sampler=optuna.samplers.RandomSampler(seed=0))
-    made.optimize(lambda t: 1 - abs(np.log10(t.suggest_float("optimizer.lr", 1e-4, 1e-1, log=True)) + 2.5) / 10
-                  + t.suggest_int("model.width", 32, 256, step=32) / 2560, n_trials=trials)
+    made = optuna.create_study(
+        study_name="digits-mlp-tune-1",
+        storage=backend,
+        direction="maximize",
+        sampler=optuna.samplers.RandomSampler(seed=0),
+    )
+    made.optimize(
+        lambda t: (
+            1
+            - abs(np.log10(t.suggest_float("optimizer.lr", 1e-4, 1e-1, log=True)) + 2.5) / 10
+            + t.suggest_int("model.width", 32, 256, step=32) / 2560
+        ),
+        n_trials=trials,
+    )
     best = made.best_trial
-    (folder / "study.json").write_text(json.dumps({
-        "study_name": made.study_name, "storage": storage, "metric": "val_acc", "direction": "maximize",
-        "n_trials": trials, "states": {"complete": trials}, "sampler": "random", "pruner": "none",
-        "best": {"trial": best.number, "value": best.value, "params": best.params},
-    }))
+    (folder / "study.json").write_text(
+        json.dumps(
+            {
+                "study_name": made.study_name,
+                "storage": storage,
+                "metric": "val_acc",
+                "direction": "maximize",
+                "n_trials": trials,
+                "states": {"complete": trials},
+                "sampler": "random",
+                "pruner": "none",
+                "best": {"trial": best.number, "value": best.value, "params": best.params},
+            }
+        )
+    )
     (folder / "best.yaml").write_text(f"optimizer:\n  lr: {best.params['optimizer.lr']}\n")
     (folder / "trials.csv").write_text("number,value\n" + "".join(f"{t.number},{t.value}\n" for t in made.trials))
     return folder
@@ -244,7 +278,9 @@ def test_image_folder_dataset_without_test_split(cli, tmp_path: Path) -> None:
     for index, name in enumerate(["cat", "dog", "emu"]):
         (tmp_path / "pets" / name).mkdir(parents=True)
         for k in range(4 + index):
-            Image.fromarray(rng.integers(0, 255, (10, 10, 3), dtype=np.uint8)).save(tmp_path / "pets" / name / f"{k}.png")
+            Image.fromarray(rng.integers(0, 255, (10, 10, 3), dtype=np.uint8)).save(
+                tmp_path / "pets" / name / f"{k}.png"
+            )
     paths = written(cli("visualize", tmp_path / "pets", "--format", "svg", "--out", tmp_path / "out"))
     assert [p.name for p in paths] == ["samples.svg", "balance.svg", "report.html"]
     texts = " ".join(ET.parse(tmp_path / "out" / "balance.svg").getroot().itertext())
@@ -280,11 +316,14 @@ def test_unfinished_runs_name_what_is_missing(cli, runs: list[Path], tmp_path: P
     assert "note: no test scores" in result.stderr and "model.safetensors" in result.stderr
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    (["digits", "--format", "gif"], "--format 'gif'"),
-    (["digts"], "did you mean 'digits'"),
-    (["digits", "--out", "x", "--root", "nowhere", "--split", "nosplit"], "--split nosplit"),
-])
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["digits", "--format", "gif"], "--format 'gif'"),
+        (["digts"], "did you mean 'digits'"),
+        (["digits", "--out", "x", "--root", "nowhere", "--split", "nosplit"], "--split nosplit"),
+    ],
+)
 def test_usage_errors(cli, args: list[str], message: str) -> None:
     assert message in cli("visualize", *args, code=2).stderr
 
@@ -295,8 +334,10 @@ def test_a_study_cannot_be_compared_with_runs(cli, runs: list[Path], tmp_path: P
 
 
 def test_help_imports_neither_torch_nor_matplotlib_nor_optuna() -> None:
-    probe = ("import sys, runpy; sys.argv = ['dltool', 'visualize', '--help']\n"
-             "try:\n    runpy.run_module('dltool', run_name='__main__')\nexcept SystemExit:\n    pass\n"
-             "print(sorted(m for m in ('torch', 'matplotlib', 'optuna') if m in sys.modules), file=sys.stderr)")
+    probe = (
+        "import sys, runpy; sys.argv = ['dltool', 'visualize', '--help']\n"
+        "try:\n    runpy.run_module('dltool', run_name='__main__')\nexcept SystemExit:\n    pass\n"
+        "print(sorted(m for m in ('torch', 'matplotlib', 'optuna') if m in sys.modules), file=sys.stderr)"
+    )
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
     assert "Example:" in result.stdout and result.stderr.strip().endswith("[]")

@@ -51,8 +51,7 @@ def train(
 
     ref = os.fspath(recipe)
     config = load_config(ref, flags=overrides)
-    return start_run(config, resolve_source(ref).name, runs_dir=Path(runs_dir), name=name,
-                     observer=observer, stop=stop)
+    return start_run(config, resolve_source(ref).name, runs_dir=Path(runs_dir), name=name, observer=observer, stop=stop)
 
 
 def resume(
@@ -70,8 +69,9 @@ def resume(
     from dltool.engine import resume as resume_run
     from dltool.rundir import open_run_dir
 
-    overrides = {key: value for key, value in {"train.epochs": epochs, "train.device": device}.items()
-                 if value is not None}
+    overrides = {
+        key: value for key, value in {"train.epochs": epochs, "train.device": device}.items() if value is not None
+    }
     return resume_run(open_run_dir(Path(run)), overrides=overrides, observer=observer, stop=stop)
 
 
@@ -97,8 +97,16 @@ def evaluate(
     """
     from dltool.evaluation.evaluate import evaluate_run
 
-    return evaluate_run(Path(run), split=split, data=_text(data), root=_text(root), checkpoint=checkpoint,
-                        batch_size=batch_size, device=device, tta=tta)
+    return evaluate_run(
+        Path(run),
+        split=split,
+        data=_text(data),
+        root=_text(root),
+        checkpoint=checkpoint,
+        batch_size=batch_size,
+        device=device,
+        tta=tta,
+    )
 
 
 @dataclass(frozen=True)
@@ -127,7 +135,8 @@ def predict(
     For more images than fit in a list, ``dltool.evaluation.predict.predict`` streams the rows.
     """
     from dltool.evaluation.inference import load_inference_model
-    from dltool.evaluation.predict import Unreadable, predict as predict_images
+    from dltool.evaluation.predict import Unreadable
+    from dltool.evaluation.predict import predict as predict_images
 
     paths = [inputs] if isinstance(inputs, (str, os.PathLike)) else inputs
     model = load_inference_model(Path(run), device=device)
@@ -171,16 +180,28 @@ def tune(
     """
     import optuna
 
-    from dltool.tuning import prepare_study, tune as run_study
+    from dltool.tuning import prepare_study
+    from dltool.tuning import tune as run_study
     from dltool.tuning.tuner import quiet_optuna
 
     verbosity = optuna.logging.get_verbosity()
     quiet_optuna()  # Optuna's own INFO lines: this function prints nothing
     try:
         settings = prepare_study(
-            os.fspath(recipe), space if isinstance(space, Mapping) else Path(space), flags=overrides,
-            trials=trials, timeout=timeout, sampler=sampler, pruner=pruner, metric=metric, direction=direction,
-            storage=storage, study_name=study, workers=workers, name=name, runs_dir=Path(runs_dir),
+            os.fspath(recipe),
+            space if isinstance(space, Mapping) else Path(space),
+            flags=overrides,
+            trials=trials,
+            timeout=timeout,
+            sampler=sampler,
+            pruner=pruner,
+            metric=metric,
+            direction=direction,
+            storage=storage,
+            study_name=study,
+            workers=workers,
+            name=name,
+            runs_dir=Path(runs_dir),
         )
         return run_study(settings, workers=workers, observer=observer, stop=stop)
     finally:

@@ -33,8 +33,12 @@ def listing(kind: str | None = None) -> dict[str, list[dict[str, Any]]]:
 
 def _entries(registry: Registry) -> list[dict[str, Any]]:
     return [
-        {"name": e.name, "description": e.description, "params": json_safe(e.defaults()),
-         **({"info": e.params.info} if getattr(e.params, "info", "") else {})}
+        {
+            "name": e.name,
+            "description": e.description,
+            "params": json_safe(e.defaults()),
+            **({"info": e.params.info} if getattr(e.params, "info", "") else {}),
+        }
         for e in registry
     ]
 

@@ -74,8 +74,9 @@ class RunDir:
         try:
             lock.acquire(timeout=0)
         except Timeout:
-            raise RunInUseError(f"{self.path} is being trained by another process; "
-                                "wait for it to end (or stop it) before resuming") from None
+            raise RunInUseError(
+                f"{self.path} is being trained by another process; wait for it to end (or stop it) before resuming"
+            ) from None
         try:
             self._sweep_partial_files()
             yield

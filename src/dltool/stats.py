@@ -26,7 +26,9 @@ def stats(target: str, split: str | None = None) -> dict[str, Any]:
         _no_split(split, "a run directory")
         return run_stats(path)
     if path.is_file():
-        raise UsageError(f"{target}: expected a dataset name or folder, a run directory, or a checkpoint (.pt, .safetensors)")
+        raise UsageError(
+            f"{target}: expected a dataset name or folder, a run directory, or a checkpoint (.pt, .safetensors)"
+        )
     from dltool.config.schema import DataConfig
     from dltool.data.stats import dataset_stats
 
@@ -114,7 +116,8 @@ def _safetensors_header(path: Path) -> tuple[dict[str, tuple[int, ...]], dict[st
 
     try:
         with safe_open(str(path), framework="np") as file:
-            return {k: tuple(file.get_slice(k).get_shape()) for k in file.keys()}, file.metadata() or {}
+            shapes = {k: tuple(file.get_slice(k).get_shape()) for k in file.keys()}  # noqa: SIM118 (no __iter__)
+            return shapes, file.metadata() or {}
     except (SafetensorError, OSError, ValueError) as error:
         raise CheckpointError(f"{path}: not readable safetensors weights ({error})") from None
 

@@ -31,8 +31,13 @@ T = TypeVar("T")
 
 
 @contextmanager
-def stderr_observer(quiet: bool, silent: Callable[[], T], plain: Callable[[], T], live: Callable[[], T],
-                    display: Callable[[T], Any] = lambda observer: observer.bar) -> Iterator[T]:  # type: ignore[attr-defined]
+def stderr_observer(
+    quiet: bool,
+    silent: Callable[[], T],
+    plain: Callable[[], T],
+    live: Callable[[], T],
+    display: Callable[[T], Any] = lambda observer: observer.bar,
+) -> Iterator[T]:  # type: ignore[attr-defined]
     """The observer that suits stderr: ``silent()`` with --quiet, ``plain()`` lines off a
     terminal, else ``live()`` — whose rich display (its ``bar`` unless ``display`` says
     otherwise) runs for the duration."""

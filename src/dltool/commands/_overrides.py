@@ -45,8 +45,11 @@ FLAGS: list[tuple[str, str, Any, str]] = [
     ("tensorboard", "train.tensorboard", bool, "train.tensorboard: event files in RUN/tensorboard/"),
 ]
 # Flags whose values are registry names complete on TAB.
-COMPLETERS = {"optimizer": _complete.registry("optimizers"), "model": _complete.registry("models"),
-              "dataset": _complete.registry("datasets")}
+COMPLETERS = {
+    "optimizer": _complete.registry("optimizers"),
+    "model": _complete.registry("models"),
+    "dataset": _complete.registry("datasets"),
+}
 SET_HELP = "Any config key: --set model.depth=3 (repeatable)."
 PANEL = "Config overrides (highest first: flags, then --set, then the recipe)"
 
@@ -59,19 +62,34 @@ def with_override_flags(command: Callable[..., Any]) -> Callable[..., Any]:
     signature = inspect.signature(command, eval_str=True)
     own = [p for p in signature.parameters.values() if p.name != "overrides"]
     # Fresh OptionInfo objects per command: typer may keep state on them.
-    added = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=Annotated[
-                 kind | None, Opt(_flag_name(name, kind), help=text, rich_help_panel=PANEL,
-                                  autocompletion=COMPLETERS.get(name))])
-             for name, _, kind, text in FLAGS]
-    added.append(inspect.Parameter("set_", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=Annotated[
-        list[str] | None, Opt("--set", help=SET_HELP, rich_help_panel=PANEL)]))
+    added = [
+        inspect.Parameter(
+            name,
+            inspect.Parameter.KEYWORD_ONLY,
+            default=None,
+            annotation=Annotated[
+                kind | None,
+                Opt(_flag_name(name, kind), help=text, rich_help_panel=PANEL, autocompletion=COMPLETERS.get(name)),
+            ],
+        )
+        for name, _, kind, text in FLAGS
+    ]
+    added.append(
+        inspect.Parameter(
+            "set_",
+            inspect.Parameter.KEYWORD_ONLY,
+            default=None,
+            annotation=Annotated[list[str] | None, Opt("--set", help=SET_HELP, rich_help_panel=PANEL)],
+        )
+    )
     parameters = [*own, *added]
 
     @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         flags = {key: kwargs.pop(name) for name, key, _, _ in FLAGS}
-        overrides = Overrides(sets=list(kwargs.pop("set_") or []),
-                              flags={k: v for k, v in flags.items() if v is not None})
+        overrides = Overrides(
+            sets=list(kwargs.pop("set_") or []), flags={k: v for k, v in flags.items() if v is not None}
+        )
         return command(*args, **kwargs, overrides=overrides)
 
     wrapper.__signature__ = signature.replace(parameters=parameters)  # type: ignore[attr-defined]

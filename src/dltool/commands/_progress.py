@@ -12,7 +12,6 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from dltool.commands._output import stderr, stderr_observer
 from dltool.engine.observer import Observer
 
-
 METRICS = ("train_loss", "train_acc", "val_loss", "val_acc")
 
 
@@ -60,9 +59,13 @@ class RichProgress(PlainProgress):
     def __init__(self) -> None:
         super().__init__()
         self.bar = Progress(
-            TextColumn("epoch {task.fields[epoch]}"), BarColumn(), MofNCompleteColumn(),
-            TextColumn("loss {task.fields[loss]}"), TimeElapsedColumn(),
-            console=stderr, transient=True,
+            TextColumn("epoch {task.fields[epoch]}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("loss {task.fields[loss]}"),
+            TimeElapsedColumn(),
+            console=stderr,
+            transient=True,
         )
         self.task = None
         self.last_draw = 0.0
@@ -76,8 +79,9 @@ class RichProgress(PlainProgress):
         if now - self.last_draw < self.REFRESH_S and batch < batches:
             return  # reading the loss syncs with the GPU: only as often as we redraw
         self.last_draw = now
-        self.bar.update(self.task, completed=batch, total=batches,
-                        epoch=f"{epoch + 1}/{self.epochs}", loss=f"{running_loss():.4f}")
+        self.bar.update(
+            self.task, completed=batch, total=batches, epoch=f"{epoch + 1}/{self.epochs}", loss=f"{running_loss():.4f}"
+        )
 
 
 def training_progress(quiet: bool) -> AbstractContextManager[Observer]:

@@ -23,12 +23,23 @@ def _overfit(config: Any, batches: int, as_json: bool) -> None:
 
     result = overfit_batches(config, batches)
     verdict = "passed" if result.reached else "FAILED: the model cannot memorise them; look for a bug"
-    stderr.print(f"overfit {result.batches} batch{'es' if result.batches > 1 else ''}: loss "
-                 f"{result.initial_loss:.4g} → {result.final_loss:.4g} in {result.steps} steps "
-                 f"(target < {result.target}): {verdict}", soft_wrap=True)
+    stderr.print(
+        f"overfit {result.batches} batch{'es' if result.batches > 1 else ''}: loss "
+        f"{result.initial_loss:.4g} → {result.final_loss:.4g} in {result.steps} steps "
+        f"(target < {result.target}): {verdict}",
+        soft_wrap=True,
+    )
     if as_json:
-        emit_json({"batches": result.batches, "steps": result.steps, "initial_loss": result.initial_loss,
-                   "final_loss": result.final_loss, "target": result.target, "reached": result.reached})
+        emit_json(
+            {
+                "batches": result.batches,
+                "steps": result.steps,
+                "initial_loss": result.initial_loss,
+                "final_loss": result.final_loss,
+                "target": result.target,
+                "reached": result.reached,
+            }
+        )
     if not result.reached:
         raise typer.Exit(1)
 
@@ -44,11 +55,13 @@ def _find_lr(config: Any, recipe: str | None, runs_dir: Path, as_json: bool) -> 
     out = create_run_dir(runs_dir, f"{resolve_source(recipe or '').name}-find-lr")
     atomic_write_text(out.config, dump_yaml(config.to_dict()))
     curve = out.path / "lr_find.json"
-    document = {"suggested_lr": result.suggested_lr, "curve": str(curve),
-                "lrs": result.lrs, "losses": result.losses}
+    document = {"suggested_lr": result.suggested_lr, "curve": str(curve), "lrs": result.lrs, "losses": result.losses}
     atomic_write_json(curve, document)
-    stderr.print(f"LR range test over {len(result.lrs)} steps ({result.lrs[0]:.1e} → {result.lrs[-1]:.1e}): "
-                 f"suggested lr {result.suggested_lr:.3g}; curve in {curve}", soft_wrap=True)
+    stderr.print(
+        f"LR range test over {len(result.lrs)} steps ({result.lrs[0]:.1e} → {result.lrs[-1]:.1e}): "
+        f"suggested lr {result.suggested_lr:.3g}; curve in {curve}",
+        soft_wrap=True,
+    )
     if as_json:
         emit_json(document)
     else:

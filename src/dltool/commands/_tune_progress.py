@@ -55,7 +55,11 @@ class PlainTuneProgress(TuneObserver):
         if self.seen is None:  # trials of earlier sessions: the start line counted them
             self.seen = {r.number: r.state for r in rows}
         for row in rows:
-            if self.seen.get(row.number) == row.state or row.state == "WAITING" or (row.state == "RUNNING" and not row.params):
+            if (
+                self.seen.get(row.number) == row.state
+                or row.state == "WAITING"
+                or (row.state == "RUNNING" and not row.params)
+            ):
                 continue  # (a trial is shown once its values are chosen)
             self.seen[row.number] = row.state
             if row.state == "RUNNING":
@@ -108,9 +112,15 @@ class RichTuneProgress(PlainTuneProgress):
         table = Table("#", "state", *keys, self.metric, "epochs", "time", title=title, title_justify="left", box=None)
         for row in _shown(rows, best):
             style = "bold" if row is best else ("dim" if row.state in ("PRUNED", "FAIL") else None)
-            table.add_row(str(row.number), row.state, *[_value(row.params[k]) if k in row.params else "" for k in keys],
-                          _number(row.value), str(row.epochs), "" if row.duration_s is None else f"{row.duration_s:.1f}s",
-                          style=style)
+            table.add_row(
+                str(row.number),
+                row.state,
+                *[_value(row.params[k]) if k in row.params else "" for k in keys],
+                _number(row.value),
+                str(row.epochs),
+                "" if row.duration_s is None else f"{row.duration_s:.1f}s",
+                style=style,
+            )
         return table
 
 
@@ -118,7 +128,7 @@ def _shown(rows: list[TrialRow], best: TrialRow | None) -> list[TrialRow]:
     if len(rows) <= SHOWN_ROWS:
         return rows
     keep = {r.number for r in rows if r.state == "RUNNING"} | ({best.number} if best else set())
-    keep |= {r.number for r in rows[-(SHOWN_ROWS - len(keep)):]}
+    keep |= {r.number for r in rows[-(SHOWN_ROWS - len(keep)) :]}
     return [r for r in rows if r.number in keep]
 
 

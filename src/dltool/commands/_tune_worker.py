@@ -16,7 +16,7 @@ import threading
 def main() -> None:
     from dltool.commands._signals import stop_on_signals
     from dltool.errors import DltoolError
-    from dltool.tuning.tuner import TuneSettings, run_worker, quiet_optuna
+    from dltool.tuning.tuner import TuneSettings, quiet_optuna, run_worker
 
     index = int(sys.argv[1])
     settings = TuneSettings.from_json(sys.stdin.read())

@@ -15,14 +15,21 @@ Opt = typer.Option
 
 def download(
     names: Annotated[
-        list[str], typer.Argument(help="Datasets to download (dltool list datasets).", metavar="DATASET",
-                                  autocompletion=_complete.downloadable)
+        list[str],
+        typer.Argument(
+            help="Datasets to download (dltool list datasets).",
+            metavar="DATASET",
+            autocompletion=_complete.downloadable,
+        ),
     ],
     root: Annotated[Path | None, Opt(help="Data root (default: $DLTOOL_DATA, else the user cache).")] = None,
     mirror: Annotated[
         list[str] | None,
-        Opt(help="Fetch every file as URL/<file name> instead of from the official addresses; "
-            "repeat it to try several in order (default: $DLTOOL_MIRROR).", metavar="URL"),
+        Opt(
+            help="Fetch every file as URL/<file name> instead of from the official addresses; "
+            "repeat it to try several in order (default: $DLTOOL_MIRROR).",
+            metavar="URL",
+        ),
     ] = None,
     force: Annotated[bool, Opt(help="Download again even when verified files are present.")] = False,
     quiet: Annotated[bool, Opt("--quiet", "-q", help="No progress on stderr, errors only.")] = False,

@@ -18,8 +18,13 @@ Opt = typer.Option
 def eval_(
     target: Annotated[Path, typer.Argument(help="Run dir, model.safetensors or a .pt checkpoint.")],
     split: Annotated[str, Opt(help="Split to score: test, val or train.")] = "test",
-    data: Annotated[str | None, Opt(help="Another dataset name or image folder with the same classes.",
-                                          autocompletion=_complete.registry("datasets"))] = None,
+    data: Annotated[
+        str | None,
+        Opt(
+            help="Another dataset name or image folder with the same classes.",
+            autocompletion=_complete.registry("datasets"),
+        ),
+    ] = None,
     root: Annotated[str | None, Opt(help="data.root for --data.")] = None,
     checkpoint: Annotated[str, Opt(help="best (model.safetensors) or last (checkpoints/last.pt).")] = "best",
     batch_size: Annotated[int, Opt(min=1, help="Images per forward pass.")] = 256,
@@ -36,8 +41,16 @@ def eval_(
 
     if tta is not None and tta not in MODES:  # named as the flag; the library checks the API's callers
         raise UsageError(f"--tta {tta!r}: expected {' or '.join(MODES)}")
-    result = evaluate_run(target, split=split, data=data, root=root, checkpoint=checkpoint,  # type: ignore[arg-type]
-                          batch_size=batch_size, device=device, tta=tta)
+    result = evaluate_run(
+        target,
+        split=split,
+        data=data,
+        root=root,
+        checkpoint=checkpoint,  # type: ignore[arg-type]
+        batch_size=batch_size,
+        device=device,
+        tta=tta,
+    )
     _render(result.document)
     stderr.print(f"wrote {result.path}", soft_wrap=True)
     if as_json:
@@ -45,8 +58,19 @@ def eval_(
 
 
 def _render(document: dict[str, Any]) -> None:
-    keys = ["n", "loss", "accuracy", "balanced_accuracy", "top5_accuracy", "macro_f1", "weighted_f1",
-            "ece", "brier", "mse", "psnr"]
+    keys = [
+        "n",
+        "loss",
+        "accuracy",
+        "balanced_accuracy",
+        "top5_accuracy",
+        "macro_f1",
+        "weighted_f1",
+        "ece",
+        "brier",
+        "mse",
+        "psnr",
+    ]
     summary = Table(title=f"{document['dataset']} / {document['split']}", show_header=False, box=None)
     for key in keys:
         if key in document:
@@ -56,5 +80,7 @@ def _render(document: dict[str, Any]) -> None:
     if "per_class" in document and len(document["per_class"]) <= 30:
         table = Table("class", "precision", "recall", "f1", "support", box=None)
         for name, row in document["per_class"].items():
-            table.add_row(name, f"{row['precision']:.3f}", f"{row['recall']:.3f}", f"{row['f1']:.3f}", str(row["support"]))
+            table.add_row(
+                name, f"{row['precision']:.3f}", f"{row['recall']:.3f}", f"{row['f1']:.3f}", str(row["support"])
+            )
         stderr.print(table)

@@ -15,8 +15,10 @@ Opt = typer.Option
 def export(
     target: Annotated[Path, typer.Argument(help="Run dir, model.safetensors or a .pt checkpoint.")],
     output_format: Annotated[str, Opt("--format", help="onnx or torchscript.")] = "onnx",
-    output: Annotated[Path | None, Opt(help="File to write (default: RUN/export/model.onnx or .torchscript); "
-                                            "its sidecar is FILE.json.")] = None,
+    output: Annotated[
+        Path | None,
+        Opt(help="File to write (default: RUN/export/model.onnx or .torchscript); its sidecar is FILE.json."),
+    ] = None,
     opset: Annotated[int | None, Opt(help="ONNX opset, 18 or newer (default: torch's, 20).")] = None,
     force: Annotated[bool, Opt(help="Replace an existing file and its sidecar.")] = False,
 ) -> None:
@@ -31,7 +33,10 @@ def export(
     trained = load_trained(target)
     result = export_trained(trained, output_format, output, opset=opset, force=force)
     sizes = " and ".join(map(str, result.batch_sizes))
-    stderr.print(f"verified with {result.runtime}: max abs diff from PyTorch {result.max_abs_diff:.2g} "
-                 f"≤ {result.tolerance:g} at batch sizes {sizes}", soft_wrap=True)
+    stderr.print(
+        f"verified with {result.runtime}: max abs diff from PyTorch {result.max_abs_diff:.2g} "
+        f"≤ {result.tolerance:g} at batch sizes {sizes}",
+        soft_wrap=True,
+    )
     stderr.print(f"wrote {result.path} and {result.sidecar.name}", soft_wrap=True, markup=False)
     emit_line(str(result.path))

@@ -16,8 +16,10 @@ from dltool.commands._output import emit_json, emit_line
 def list_(
     kind: Annotated[
         str | None,
-        typer.Argument(help="datasets, models, optimizers, schedulers, losses or recipes; all if left out.",
-                       autocompletion=_complete.list_kinds),
+        typer.Argument(
+            help="datasets, models, optimizers, schedulers, losses or recipes; all if left out.",
+            autocompletion=_complete.list_kinds,
+        ),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON document on stdout.")] = False,
 ) -> None:

@@ -19,15 +19,26 @@ FORMATS = ("csv", "jsonl", "table")
 
 
 def predict(
-    target: Annotated[Path, typer.Argument(help="Run dir, model.safetensors, a .pt checkpoint, or a file "
-                                                "written by dltool export (.onnx, .torchscript).")],
-    paths: Annotated[list[str], typer.Argument(help="Image files, folders (recursive), globs, or - for paths on stdin.")],
-    output_format: Annotated[str | None, Opt("--format", help="csv, jsonl or table (default: table on a terminal, else csv).")] = None,
+    target: Annotated[
+        Path,
+        typer.Argument(
+            help="Run dir, model.safetensors, a .pt checkpoint, or a file "
+            "written by dltool export (.onnx, .torchscript)."
+        ),
+    ],
+    paths: Annotated[
+        list[str], typer.Argument(help="Image files, folders (recursive), globs, or - for paths on stdin.")
+    ],
+    output_format: Annotated[
+        str | None, Opt("--format", help="csv, jsonl or table (default: table on a terminal, else csv).")
+    ] = None,
     top_k: Annotated[int, Opt(min=1, help="Labels and scores per image.")] = 3,
     output: Annotated[Path | None, Opt(help="Write the rows to this file (atomically) instead of stdout.")] = None,
     batch_size: Annotated[int, Opt(min=1, help="Images per forward pass.")] = 64,
     device: Annotated[str, Opt(help="auto, cpu, cuda, cuda:N or mps (ONNX files: cpu).")] = "auto",
-    workers: Annotated[int | None, Opt(min=1, help="Decoding threads (default: one per CPU but one, at most 8).")] = None,
+    workers: Annotated[
+        int | None, Opt(min=1, help="Decoding threads (default: one per CPU but one, at most 8).")
+    ] = None,
     strict: Annotated[bool, Opt(help="Exit 1 when any input could not be read (rows still written).")] = False,
 ) -> None:
     """Label images; one row per readable image, in input order. Bad files go to stderr.
@@ -35,8 +46,9 @@ def predict(
     Example: find imgs -name '*.png' | dltool predict runs/digits-mlp-1 - --format jsonl | jq -r .label
     """
     from dltool.errors import UsageError
-    from dltool.evaluation.predict import Unreadable, predict as predict_images, read_path_lines
     from dltool.evaluation.inference import load_inference_model
+    from dltool.evaluation.predict import Unreadable, read_path_lines
+    from dltool.evaluation.predict import predict as predict_images
 
     chosen = output_format or ("table" if output is None and sys.stdout.isatty() else "csv")
     if chosen not in FORMATS:
@@ -82,8 +94,12 @@ def _csv_writer(stream: TextIO, k: int) -> Any:
 
 def _jsonl_writer(stream: TextIO, k: int) -> Any:
     def write(row: Any) -> None:
-        document = {"path": row.path, "label": row.label, "score": row.score,
-                    "top_k": [{"label": label, "score": s} for label, s in row.top]}
+        document = {
+            "path": row.path,
+            "label": row.label,
+            "score": row.score,
+            "top_k": [{"label": label, "score": s} for label, s in row.top],
+        }
         stream.write(json.dumps(document) + "\n")
 
     return write

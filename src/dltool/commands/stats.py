@@ -12,8 +12,13 @@ from dltool.commands._output import emit_json, stderr
 
 
 def stats(
-    target: Annotated[str, typer.Argument(help="Dataset name or folder, run dir, or checkpoint (last.pt, model.safetensors).",
-                                          autocompletion=_complete.registry("datasets"))],
+    target: Annotated[
+        str,
+        typer.Argument(
+            help="Dataset name or folder, run dir, or checkpoint (last.pt, model.safetensors).",
+            autocompletion=_complete.registry("datasets"),
+        ),
+    ],
     split: Annotated[str | None, typer.Option(help="Only this split of a dataset (train, val, test).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON document on stdout.")] = False,
 ) -> None:

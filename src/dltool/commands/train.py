@@ -20,8 +20,10 @@ Opt = typer.Option
 
 @with_override_flags
 def train(
-    recipe: Annotated[str | None, typer.Argument(help="Recipe name, YAML file or run dir to start from.",
-                                                           autocompletion=_complete.recipes)] = None,
+    recipe: Annotated[
+        str | None,
+        typer.Argument(help="Recipe name, YAML file or run dir to start from.", autocompletion=_complete.recipes),
+    ] = None,
     name: Annotated[str | None, Opt(help="Run dir name (default: <recipe>-<n>).")] = None,
     runs_dir: Annotated[Path, Opt(help="Where run dirs are created.")] = Path("runs"),
     resume: Annotated[Path | None, Opt(help="Continue this run dir from checkpoints/last.pt.")] = None,
@@ -65,8 +67,15 @@ def _config(recipe: str | None, flags: dict[str, Any], sets: list[str]) -> Any:
     return load_config(recipe, sets, flags)
 
 
-def _start(recipe: str | None, flags: dict[str, Any], sets: list[str], name: str | None,
-           runs_dir: Path, print_config: bool, quiet: bool) -> Any:
+def _start(
+    recipe: str | None,
+    flags: dict[str, Any],
+    sets: list[str],
+    name: str | None,
+    runs_dir: Path,
+    print_config: bool,
+    quiet: bool,
+) -> Any:
     from dltool._io import dump_yaml
     from dltool.config import resolve_source
 
@@ -78,9 +87,10 @@ def _start(recipe: str | None, flags: dict[str, Any], sets: list[str], name: str
     from dltool.engine.distributed import world_from_env
 
     source = resolve_source(recipe).name
-    return _with_progress(lambda observer, stop: start_run(config, source, runs_dir=runs_dir, name=name,
-                                                           observer=observer, stop=stop),
-                          quiet or not world_from_env().is_main)  # under torchrun rank 0 reports
+    return _with_progress(
+        lambda observer, stop: start_run(config, source, runs_dir=runs_dir, name=name, observer=observer, stop=stop),
+        quiet or not world_from_env().is_main,
+    )  # under torchrun rank 0 reports
 
 
 def _resume(path: Path, recipe: str | None, flags: dict[str, Any], sets: list[str], quiet: bool) -> Any:

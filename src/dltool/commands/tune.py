@@ -20,19 +20,29 @@ Opt = typer.Option
 
 @with_override_flags
 def tune(
-    recipe: Annotated[str, typer.Argument(help="Recipe name, YAML file or run dir every trial starts from.",
-                                          autocompletion=_complete.recipes)],
+    recipe: Annotated[
+        str,
+        typer.Argument(
+            help="Recipe name, YAML file or run dir every trial starts from.", autocompletion=_complete.recipes
+        ),
+    ],
     space: Annotated[Path, Opt(help="Search space YAML: dotted config keys to ranges or lists of values.")],
     trials: Annotated[int | None, Opt(help="Trials to finish in all (default 20; a grid: its size).")] = None,
     timeout: Annotated[float | None, Opt(help="Start no new trial after this many seconds.")] = None,
     sampler: Annotated[str | None, Opt(help="tpe (default), random, grid or cmaes.")] = None,
     pruner: Annotated[str | None, Opt(help="median (default), hyperband or none.")] = None,
-    metric: Annotated[str | None, Opt(help="val_acc (default for classifiers), val_loss, train_acc, train_loss.")] = None,
+    metric: Annotated[
+        str | None, Opt(help="val_acc (default for classifiers), val_loss, train_acc, train_loss.")
+    ] = None,
     direction: Annotated[str | None, Opt(help="maximize or minimize (default: by the metric).")] = None,
-    storage: Annotated[str | None, Opt(help="SQLAlchemy URL, e.g. postgresql://user@host/db (default: a journal in the study dir).")] = None,
+    storage: Annotated[
+        str | None, Opt(help="SQLAlchemy URL, e.g. postgresql://user@host/db (default: a journal in the study dir).")
+    ] = None,
     study: Annotated[str | None, Opt(help="Study name in the storage (default: the study dir's name).")] = None,
     workers: Annotated[int, Opt(min=1, help="Local worker processes sharing the storage.")] = 1,
-    name: Annotated[str | None, Opt(help="Study dir name (default: <recipe>-tune-<n>); an existing one continues.")] = None,
+    name: Annotated[
+        str | None, Opt(help="Study dir name (default: <recipe>-tune-<n>); an existing one continues.")
+    ] = None,
     runs_dir: Annotated[Path, Opt(help="Where study dirs are created.")] = Path("runs"),
     as_json: Annotated[bool, Opt("--json", help="Print study.json (with study_dir) instead of the path.")] = False,
     quiet: Annotated[bool, Opt("--quiet", "-q", help="No progress on stderr, errors only.")] = False,
@@ -44,14 +54,27 @@ def tune(
     --seed also seeds the sampler. Example: STUDY=$(dltool tune digits-mlp --space space.yaml --trials 20 --epochs 10)
     """
     from dltool.commands._tune_progress import tune_progress
-    from dltool.tuning import prepare_study, tune as run_study
+    from dltool.tuning import prepare_study
+    from dltool.tuning import tune as run_study
     from dltool.tuning.tuner import quiet_optuna
 
     quiet_optuna()
     settings = prepare_study(
-        recipe, space, sets=overrides.sets, flags=overrides.flags, trials=trials, timeout=timeout,
-        sampler=sampler, pruner=pruner, metric=metric, direction=direction, storage=storage,
-        study_name=study, workers=workers, name=name, runs_dir=runs_dir,
+        recipe,
+        space,
+        sets=overrides.sets,
+        flags=overrides.flags,
+        trials=trials,
+        timeout=timeout,
+        sampler=sampler,
+        pruner=pruner,
+        metric=metric,
+        direction=direction,
+        storage=storage,
+        study_name=study,
+        workers=workers,
+        name=name,
+        runs_dir=runs_dir,
     )
     stop = threading.Event()
     try:

@@ -14,12 +14,25 @@ Opt = typer.Option
 
 
 def visualize(
-    targets: Annotated[list[str], typer.Argument(help="A run dir; several run dirs (compared); a study dir; or a dataset name or image folder.", show_default=False,
-                                                 autocompletion=_complete.registry("datasets"))],
-    out: Annotated[Path | None, Opt(help="Folder for the files. Default: RUN/plots, STUDY/plots; "
-                                         "plots/compare-<runs> or plots/<dataset> in the working directory.")] = None,
+    targets: Annotated[
+        list[str],
+        typer.Argument(
+            help="A run dir; several run dirs (compared); a study dir; or a dataset name or image folder.",
+            show_default=False,
+            autocompletion=_complete.registry("datasets"),
+        ),
+    ],
+    out: Annotated[
+        Path | None,
+        Opt(
+            help="Folder for the files. Default: RUN/plots, STUDY/plots; "
+            "plots/compare-<runs> or plots/<dataset> in the working directory."
+        ),
+    ] = None,
     fmt: Annotated[str, Opt("--format", help="Plot files as png, svg or pdf (report.html embeds PNGs).")] = "png",
-    split: Annotated[str | None, Opt(help="Run: the split scored (default test). Dataset: the split sampled (default train).")] = None,
+    split: Annotated[
+        str | None, Opt(help="Run: the split scored (default test). Dataset: the split sampled (default train).")
+    ] = None,
     root: Annotated[str | None, Opt(help="data.root of a dataset target.")] = None,
     batch_size: Annotated[int, Opt(min=1, help="Images per forward pass when a run is scored.")] = 256,
     device: Annotated[str, Opt(help="Where a run is scored: auto, cpu, cuda, cuda:N or mps.")] = "auto",

@@ -103,9 +103,7 @@ def parse_set(assignment: str) -> Layer:
     key, sep, text = assignment.partition("=")
     key = key.strip()
     if not sep or not re.fullmatch(r"[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)+", key):
-        raise UsageError(
-            f"--set {assignment!r}: expected section.key=value, e.g. --set optimizer.lr=0.01"
-        )
+        raise UsageError(f"--set {assignment!r}: expected section.key=value, e.g. --set optimizer.lr=0.01")
     try:
         value = yaml.safe_load(text) if text.strip() else None
     except yaml.YAMLError:

@@ -78,7 +78,9 @@ class TrainConfig(Section):
     seed: int = Field(0, ge=0)
     device: str = Field("auto", pattern=r"^(auto|cpu|mps|cuda(:\d+)?)$")
     amp: Literal["auto", "bf16", "fp16", "off"] = "auto"
-    threads: Literal["auto"] | int = Field("auto", description="CPU threads; auto: 1 for small models, else one per core")
+    threads: Literal["auto"] | int = Field(
+        "auto", description="CPU threads; auto: 1 for small models, else one per core"
+    )
     monitor: MonitorConfig = MonitorConfig()
     early_stopping: EarlyStoppingConfig = EarlyStoppingConfig()
     grad_clip: float | None = Field(None, gt=0, description="clip the global gradient norm to this")

@@ -64,11 +64,15 @@ def _check_loss_suits_model(config: Config) -> None:
     except ConfigError as error:
         raise ConfigError(f"{error} (model {config.model.name!r} is a {task} model)") from None
     if task != "classification" and not config.train.monitor.metric.endswith("loss"):
-        raise ConfigError(f"train.monitor.metric: {config.train.monitor.metric!r} needs a classifier; "
-                          f"model {config.model.name!r} reconstructs images (use val_loss or train_loss)")
+        raise ConfigError(
+            f"train.monitor.metric: {config.train.monitor.metric!r} needs a classifier; "
+            f"model {config.model.name!r} reconstructs images (use val_loss or train_loss)"
+        )
     if task != "classification" and config.train.tta != "none":
-        raise ConfigError(f"train.tta: {config.train.tta!r} averages a classifier's logits; "
-                          f"model {config.model.name!r} reconstructs images (use none)")
+        raise ConfigError(
+            f"train.tta: {config.train.tta!r} averages a classifier's logits; "
+            f"model {config.model.name!r} reconstructs images (use none)"
+        )
 
 
 def entry_params(section: str, given: Mapping[str, Any]) -> type[BaseModel]:

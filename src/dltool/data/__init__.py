@@ -34,8 +34,7 @@ class MnistParams(DatasetParams):
     """MNIST handwritten digits, 28×28 grey, 10 classes; 60,000 train + 10,000 test (download)."""
 
     info: ClassVar[str] = (
-        "Yann LeCun, Corinna Cortes and Christopher J.C. Burges, http://yann.lecun.com/exdb/mnist/ "
-        "(CC BY-SA 3.0)"
+        "Yann LeCun, Corinna Cortes and Christopher J.C. Burges, http://yann.lecun.com/exdb/mnist/ (CC BY-SA 3.0)"
     )
 
 

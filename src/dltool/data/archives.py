@@ -37,7 +37,7 @@ def extract_members(archive: Path, members: Sequence[str], target: Path) -> list
                 source = tar.extractfile(member)
                 assert source is not None  # a regular file always has contents
                 output = target / PurePosixPath(name).name
-                atomic_write(output, lambda file: shutil.copyfileobj(source, file))
+                atomic_write(output, lambda file, source=source: shutil.copyfileobj(source, file))
                 written.append(output)
     except READ_ERRORS as error:
         raise DatasetError(f"{archive}: not a readable tar archive ({error})") from None

@@ -53,8 +53,9 @@ class BatchAugment:
         # does not change the others' choices.
         offsets = torch.randint(0, 2 * pad + 1, (n, 2), generator=generator)
         flips = (torch.rand(n, generator=generator) < 0.5) & self.config.flip
-        centres = torch.stack([torch.randint(0, height, (n,), generator=generator),
-                               torch.randint(0, width, (n,), generator=generator)], 1)
+        centres = torch.stack(
+            [torch.randint(0, height, (n,), generator=generator), torch.randint(0, width, (n,), generator=generator)], 1
+        )
         device = images.device
         if pad > 0 or self.config.flip:
             flipped = flips.nonzero().squeeze(1)  # on the CPU: no device sync

@@ -139,8 +139,13 @@ def verified(path: Path, checksum: str) -> bool:
 
 
 def _ensure_file(
-    name: str, file: RemoteFile, target: Path, mirrors: list[str], force: bool,
-    policy: RetryPolicy, observer: DownloadObserver,
+    name: str,
+    file: RemoteFile,
+    target: Path,
+    mirrors: list[str],
+    force: bool,
+    policy: RetryPolicy,
+    observer: DownloadObserver,
 ) -> bool:
     """Make ``target`` a verified copy of ``file``; True when it had to be downloaded."""
     checksum = checksum_of(name, file)
@@ -238,8 +243,9 @@ def _resume_point(response: http.client.HTTPResponse, offset: int, part: Path) -
     return offset, int(size) if size.isdigit() else None
 
 
-def _copy(response: http.client.HTTPResponse, part: Path, start: int, name: str,
-          total: int | None, observer: DownloadObserver) -> int:
+def _copy(
+    response: http.client.HTTPResponse, part: Path, start: int, name: str, total: int | None, observer: DownloadObserver
+) -> int:
     """Stream the body into ``part`` from byte ``start``; bytes received before a network
     failure stay there for the next attempt to resume from. Local errors (a full disk)
     propagate as they are."""

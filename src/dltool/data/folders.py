@@ -161,8 +161,14 @@ def _image_files(root: Path, folder: Path) -> list[tuple[str, int, int]]:
 def fingerprint(index: FolderIndex, image_size: int | None, channels: int | None) -> str:
     """Changes whenever a file is added, removed, renamed, rewritten or touched, or the
     requested size, channels or decoder change."""
-    document = {"format": CACHE_FORMAT, "decoder": DECODER, "pillow": PIL.__version__, "image_size": image_size,
-                "channels": channels, "files": index.stamps}
+    document = {
+        "format": CACHE_FORMAT,
+        "decoder": DECODER,
+        "pillow": PIL.__version__,
+        "image_size": image_size,
+        "channels": channels,
+        "files": index.stamps,
+    }
     return hashlib.sha256(json.dumps(document, separators=(",", ":")).encode()).hexdigest()
 
 
@@ -193,8 +199,10 @@ def decode_folder(
     good = [(row, d) for row, d in zip(rows, decoded, strict=True) if d.image is not None]
     skipped = sorted((row[1], d.reason) for row, d in zip(rows, decoded, strict=True) if d.image is None)
     if not good:
-        raise DatasetError(f"{index.root}: none of its {len(rows)} image files could be decoded "
-                           f"(first: {skipped[0][0]}: {skipped[0][1]})")
+        raise DatasetError(
+            f"{index.root}: none of its {len(rows)} image files could be decoded "
+            f"(first: {skipped[0][0]}: {skipped[0][1]})"
+        )
     notes: list[str] = []
     images = [d.image for _, d in good]
     if image_size is None:
@@ -228,13 +236,16 @@ def _to_common_size(images: list[np.ndarray], notes: list[str], workers: int | N
     if len(counts) == 1:
         return images
     (height, width), count = max(counts.items(), key=lambda item: (item[1], item[0][0] * item[0][1], item[0]))
-    notes.append(f"the images have {len(counts)} sizes: all resized to {width}x{height}, the most common "
-                 f"({count} of {len(images)}); set data.image_size to choose another")
+    notes.append(
+        f"the images have {len(counts)} sizes: all resized to {width}x{height}, the most common "
+        f"({count} of {len(images)}); set data.image_size to choose another"
+    )
     return _parallel(lambda image: resize_images(image[None], (height, width))[0], images, workers)
 
 
-def _stack(index: FolderIndex, rows: list[tuple[str, str, int]], images: list[np.ndarray], channels: int,
-           notes: list[str]) -> dict[str, Split]:
+def _stack(
+    index: FolderIndex, rows: list[tuple[str, str, int]], images: list[np.ndarray], channels: int, notes: list[str]
+) -> dict[str, Split]:
     splits: dict[str, Split] = {}
     for split in index.files:
         members = [i for i, row in enumerate(rows) if row[0] == split]

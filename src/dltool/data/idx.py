@@ -28,8 +28,16 @@ READER = "idx v1"  # part of the cache fingerprint: bump it when decoding change
 CLASSES = {
     "mnist": [str(digit) for digit in range(10)],
     "fashion-mnist": [
-        "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-        "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
+        "T-shirt/top",
+        "Trouser",
+        "Pullover",
+        "Dress",
+        "Coat",
+        "Sandal",
+        "Shirt",
+        "Sneaker",
+        "Bag",
+        "Ankle boot",
     ],
     # The romanised names of the ten hiragana お き す つ な は ま や れ を.
     "kmnist": ["o", "ki", "su", "tsu", "na", "ha", "ma", "ya", "re", "wo"],
@@ -96,7 +104,9 @@ def read_idx(path: Path) -> np.ndarray:
     expected = math.prod(dims) * dtype.itemsize
     if len(data) - header != expected:
         shape = "×".join(map(str, dims))
-        raise DatasetError(f"{path}: {len(data) - header:,} bytes of data where its dimensions {shape} need {expected:,}")
+        raise DatasetError(
+            f"{path}: {len(data) - header:,} bytes of data where its dimensions {shape} need {expected:,}"
+        )
     return np.frombuffer(data, dtype, offset=header).reshape(dims).astype(dtype.newbyteorder("="), copy=False)
 
 

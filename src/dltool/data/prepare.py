@@ -45,8 +45,10 @@ class PreparedData:
         """Lines for the user at the start of a run: each skipped file once, then the notes."""
         lines = [f"skipped {path}: {reason}" for path, reason in self.skipped[:SKIPPED_SHOWN]]
         if len(self.skipped) > SKIPPED_SHOWN:
-            lines.append(f"... and {len(self.skipped) - SKIPPED_SHOWN} more unreadable files "
-                         f"(dltool stats DATASET --json lists them all)")
+            lines.append(
+                f"... and {len(self.skipped) - SKIPPED_SHOWN} more unreadable files "
+                f"(dltool stats DATASET --json lists them all)"
+            )
         return lines + self.notes
 
 
@@ -60,9 +62,7 @@ def prepare_data(config: DataConfig, arrays: ImageArrays | None = None) -> Prepa
     if "train" not in splits:
         raise DatasetError(f"{config.name}: has no train split to train on (found: {', '.join(splits)})")
     if "val" not in splits:
-        splits["train"], splits["val"] = stratified_split(
-            splits["train"], config.val_fraction, config.split_seed
-        )
+        splits["train"], splits["val"] = stratified_split(splits["train"], config.val_fraction, config.split_seed)
     if config.image_size is not None:
         splits = {name: resize(split, config.image_size) for name, split in splits.items()}
     if config.channels is not None:
@@ -76,8 +76,12 @@ def prepare_data(config: DataConfig, arrays: ImageArrays | None = None) -> Prepa
     else:
         mean, std = channel_stats(splits["train"].images)
     if len(mean) != splits["train"].images.shape[1]:
-        raise DatasetError(f"data.mean has {len(mean)} values; the images have {splits['train'].images.shape[1]} channels")
-    skipped = [(str(Path(config.name) / path), reason) for path, reason in arrays.source.skipped] if arrays.source else []
+        raise DatasetError(
+            f"data.mean has {len(mean)} values; the images have {splits['train'].images.shape[1]} channels"
+        )
+    skipped = (
+        [(str(Path(config.name) / path), reason) for path, reason in arrays.source.skipped] if arrays.source else []
+    )
     return PreparedData(arrays.classes, splits, mean, std, skipped, notes, test_is_val)
 
 

@@ -153,9 +153,7 @@ class LocalFiles:
     def fingerprint(self, reader: str) -> str:
         """Identifies these exact files as ``reader`` decodes them: a change rebuilds the cache."""
         stats = (path.stat() for path in self.paths.values())
-        return reader + "; " + "; ".join(
-            f"{name} {s.st_size} {s.st_mtime_ns}" for name, s in zip(self.paths, stats)
-        )
+        return reader + "; " + "; ".join(f"{name} {s.st_size} {s.st_mtime_ns}" for name, s in zip(self.paths, stats))
 
     def __getitem__(self, output: str) -> Path:
         return self.paths[output]

@@ -80,7 +80,7 @@ def find_duplicates(arrays: ImageArrays, folder: Path | None = None) -> dict[str
         images = np.ascontiguousarray(arrays.splits[name].images)
         for i in range(len(images)):
             where[hashlib.blake2b(images[i].tobytes(), digest_size=16).digest()].append((name, i))
-    across = {f"{a}/{b}": 0 for i, a in enumerate(names) for b in names[i + 1:]}
+    across = {f"{a}/{b}": 0 for i, a in enumerate(names) for b in names[i + 1 :]}
     within = dict.fromkeys(names, 0)
     groups = [places for places in where.values() if len(places) > 1]
     for places in groups:
@@ -88,10 +88,14 @@ def find_duplicates(arrays: ImageArrays, folder: Path | None = None) -> dict[str
         for s in found:
             within[s] += sum(p[0] == s for p in places) - 1
         for i, a in enumerate(found):
-            for b in found[i + 1:]:
+            for b in found[i + 1 :]:
                 across[f"{a}/{b}"] += 1
-    return {"across": across, "within": within, "groups": len(groups),
-            "examples": [[_label(arrays, folder, p) for p in places] for places in groups[:EXAMPLES_SHOWN]]}
+    return {
+        "across": across,
+        "within": within,
+        "groups": len(groups),
+        "examples": [[_label(arrays, folder, p) for p in places] for places in groups[:EXAMPLES_SHOWN]],
+    }
 
 
 def _label(arrays: ImageArrays, folder: Path | None, place: tuple[str, int]) -> str:

@@ -31,9 +31,11 @@ def resolve_device(spec: str, rank_device: int | None = None) -> torch.device:
         spec = f"cuda:{rank_device}"
     device = torch.device(spec)
     available = available_devices()
-    usable = device.type == "cpu" or (
-        device.type == "cuda" and torch.cuda.is_available() and (device.index or 0) < torch.cuda.device_count()
-    ) or (device.type == "mps" and "mps" in available)
+    usable = (
+        device.type == "cpu"
+        or (device.type == "cuda" and torch.cuda.is_available() and (device.index or 0) < torch.cuda.device_count())
+        or (device.type == "mps" and "mps" in available)
+    )
     if not usable:
         raise DeviceError(f"device {spec!r} is not available here; available: {', '.join(available)}")
     if device.type == "cuda" and device.index is not None:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import itertools
 import time
-from contextlib import nullcontext
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -50,8 +50,12 @@ class EpochStats:
         return self.correct.item() / max(1, self.samples)
 
     def state_dict(self) -> dict:
-        return {"loss_sum": self.loss_sum.cpu(), "correct": self.correct.cpu(),
-                "samples": self.samples, "seconds": self.seconds}
+        return {
+            "loss_sum": self.loss_sum.cpu(),
+            "correct": self.correct.cpu(),
+            "samples": self.samples,
+            "seconds": self.seconds,
+        }
 
     @classmethod
     def from_state(cls, state: dict) -> EpochStats:
@@ -140,8 +144,13 @@ def train_one_epoch(
 
 @torch.inference_mode()
 def evaluate(
-    model: nn.Module, batches: Batches, precision: Precision, device: torch.device,
-    task: str = CLASSIFICATION, channels_last: bool = False, confusion_classes: int = 0,
+    model: nn.Module,
+    batches: Batches,
+    precision: Precision,
+    device: torch.device,
+    task: str = CLASSIFICATION,
+    channels_last: bool = False,
+    confusion_classes: int = 0,
 ) -> dict[str, Any]:
     """Sums over ``batches``: cross-entropy (NLL of the softmax) and correct predictions for
     classification, squared error per pixel for reconstruction; with the sample count ``n``.
@@ -153,7 +162,7 @@ def evaluate(
     model.eval()
     loss_sum = torch.zeros((), dtype=torch.float64, device=device)
     correct = torch.zeros((), dtype=torch.int64, device=device)
-    pairs = torch.zeros(confusion_classes ** 2, dtype=torch.int64, device=device)
+    pairs = torch.zeros(confusion_classes**2, dtype=torch.int64, device=device)
     samples = 0
     for images, labels in batches:
         with precision.autocast(device):
@@ -163,7 +172,7 @@ def evaluate(
             predicted = output.argmax(1)
             correct += (predicted == labels).sum()
             if confusion_classes:
-                pairs += torch.bincount(labels * confusion_classes + predicted, minlength=confusion_classes ** 2)
+                pairs += torch.bincount(labels * confusion_classes + predicted, minlength=confusion_classes**2)
         else:
             per_sample = F.mse_loss(output.float(), images.float(), reduction="none").flatten(1).mean(1)
             loss_sum += per_sample.sum().double()

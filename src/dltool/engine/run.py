@@ -136,10 +136,21 @@ def _execute(
         clock = _Clock(progress.wall_time_s)
         if writer:
             _write_run_files(writer, parts, progress)
-        base = {"device": str(device), "amp": precision.name, "world_size": world.size,
-                "threads": torch.get_num_threads()}
-        observer.on_start({"run_dir": str(run.path) if run else None, "epochs": config.train.epochs,
-                           "batches": len(parts.train_batches), "resumed_at": progress.epoch, **base})
+        base = {
+            "device": str(device),
+            "amp": precision.name,
+            "world_size": world.size,
+            "threads": torch.get_num_threads(),
+        }
+        observer.on_start(
+            {
+                "run_dir": str(run.path) if run else None,
+                "epochs": config.train.epochs,
+                "batches": len(parts.train_batches),
+                "resumed_at": progress.epoch,
+                **base,
+            }
+        )
         for line in parts.data.messages() + notes:  # unreadable files, drawn splits, resizes, changes
             observer.on_message(line)
         for message in [] if checkpoint else [preflight(parts)]:
@@ -174,8 +185,13 @@ class _Clock:
 
 
 def _fit(
-    parts: Components, run: RunDir | None, board: Board | None, progress: Progress, clock: _Clock,
-    observer: Observer, stop: threading.Event,
+    parts: Components,
+    run: RunDir | None,
+    board: Board | None,
+    progress: Progress,
+    clock: _Clock,
+    observer: Observer,
+    stop: threading.Event,
 ) -> tuple[str, str]:
     """The epoch loop; returns the run's status and why it ended."""
     train_cfg, step, world = parts.config.train, parts.step, parts.world
@@ -229,8 +245,12 @@ def _epoch_record(parts: Components, progress: Progress, stats: EpochStats) -> d
     val, _ = _evaluate(parts, parts.val_batches)
     train_sums = sum_across(parts.world, {"loss_sum": stats.loss_sum, "correct": stats.correct, "n": stats.samples})
     train = mean_metrics(train_sums, step.task)
-    record: dict[str, Any] = {"epoch": progress.epoch + 1, "step": progress.step,
-                              "lr": step.scheduler.get_last_lr()[0], "train_loss": train["loss"]}
+    record: dict[str, Any] = {
+        "epoch": progress.epoch + 1,
+        "step": progress.step,
+        "lr": step.scheduler.get_last_lr()[0],
+        "train_loss": train["loss"],
+    }
     if step.task == CLASSIFICATION:
         record["train_acc"] = train["accuracy"]
     record["val_loss"] = val["loss"]
@@ -248,8 +268,9 @@ def _evaluate(parts: Components, batches: Any, confusion: bool = False) -> tuple
     step = parts.step
     model = with_tta(parts.eval_model, parts.config.train.tta)
     classes = len(parts.data.classes) if confusion and step.task == CLASSIFICATION else 0
-    sums = evaluate(model, batches.batches(), step.precision, step.device, step.task,
-                    step.channels_last, confusion_classes=classes)
+    sums = evaluate(
+        model, batches.batches(), step.precision, step.device, step.task, step.channels_last, confusion_classes=classes
+    )
     matrix = sums.pop("confusion", None)
     metrics = mean_metrics(sum_across(parts.world, sums), step.task)
     return metrics, None if matrix is None else total_across(parts.world, matrix)
@@ -293,16 +314,19 @@ def _save(run: RunDir | None, parts: Components, progress: Progress, clock: _Clo
 
 def _write_run_files(run: RunDir, parts: Components, progress: Progress) -> None:
     v = versions()
-    header = (f"# Resolved config of run {run.path.name} (dltool {v['dltool']}, torch {v['torch']}).\n"
-              f"# `dltool train {run.config}` reproduces it.\n")
+    header = (
+        f"# Resolved config of run {run.path.name} (dltool {v['dltool']}, torch {v['torch']}).\n"
+        f"# `dltool train {run.config}` reproduces it.\n"
+    )
     atomic_write_text(run.config, header + dump_yaml(parts.config.to_dict()))
     atomic_write_json(run.classes, parts.data.classes)
     # metrics.jsonl may hold an epoch the checkpoint does not (killed in between): realign.
     run.write_metrics(progress.history)
 
 
-def _finish(run: RunDir | None, board: Board | None, summary: dict[str, Any],
-            confusion: torch.Tensor | None = None) -> None:
+def _finish(
+    run: RunDir | None, board: Board | None, summary: dict[str, Any], confusion: torch.Tensor | None = None
+) -> None:
     """summary.json, and the scores and confusion matrix that end the TensorBoard events."""
     if run:
         run.write_summary(summary)
@@ -312,13 +336,17 @@ def _finish(run: RunDir | None, board: Board | None, summary: dict[str, Any],
 
 def _weights_metadata(parts: Components) -> dict[str, str]:
     """Enough to rebuild and feed the model from this one file (see evaluation.trained)."""
-    return {"format": "pt", "in_shape": ",".join(map(str, parts.data.in_shape)),
-            "num_classes": str(len(parts.data.classes)), "dltool_version": __version__,
-            "config": json.dumps(parts.config.to_dict()), "classes": json.dumps(parts.data.classes)}
+    return {
+        "format": "pt",
+        "in_shape": ",".join(map(str, parts.data.in_shape)),
+        "num_classes": str(len(parts.data.classes)),
+        "dltool_version": __version__,
+        "config": json.dumps(parts.config.to_dict()),
+        "classes": json.dumps(parts.data.classes),
+    }
 
 
-def _summary(status: str, reason: str, progress: Progress, clock: _Clock, base: dict[str, Any],
-             **extra: Any) -> dict:
+def _summary(status: str, reason: str, progress: Progress, clock: _Clock, base: dict[str, Any], **extra: Any) -> dict:
     return {
         "status": status,
         "stop_reason": reason,

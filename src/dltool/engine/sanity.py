@@ -37,8 +37,10 @@ def preflight(parts: Components) -> str:
     low, high = PREFLIGHT_BOUNDS
     if low * expected <= loss <= high * expected:
         return f"pre-flight: initial loss {loss:.3f} ≈ ln({len(parts.data.classes)}) = {expected:.3f}, as expected"
-    return (f"warning: pre-flight: initial loss {loss:.3f} is far from ln({len(parts.data.classes)}) = "
-            f"{expected:.3f}; check the labels, the input normalisation and the output layer's init")
+    return (
+        f"warning: pre-flight: initial loss {loss:.3f} is far from ln({len(parts.data.classes)}) = "
+        f"{expected:.3f}; check the labels, the input normalisation and the output layer's init"
+    )
 
 
 @dataclass(frozen=True)

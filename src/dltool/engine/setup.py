@@ -69,11 +69,17 @@ def build_components(
     steps_per_epoch = -(-len(loaders[0]) // train_cfg.accumulate)
     step = Step(
         model=_wrap(model, device, world, on_cuda_when_auto(train_cfg.compile, device)),
-        loss_fn=losses.build(config.loss, task=task, num_classes=len(data.classes),
-                             class_counts=_class_counts(data)).to(device),
+        loss_fn=losses.build(
+            config.loss, task=task, num_classes=len(data.classes), class_counts=_class_counts(data)
+        ).to(device),
         optimizer=optimizer,
-        scheduler=build_scheduler(config.scheduler, optimizer, epochs=train_cfg.epochs,
-                                  steps_per_epoch=steps_per_epoch, maximize=train_cfg.monitor.maximize),
+        scheduler=build_scheduler(
+            config.scheduler,
+            optimizer,
+            epochs=train_cfg.epochs,
+            steps_per_epoch=steps_per_epoch,
+            maximize=train_cfg.monitor.maximize,
+        ),
         scaler=torch.amp.GradScaler(device.type, enabled=precision.needs_scaler),
         precision=precision,
         device=device,
@@ -104,8 +110,12 @@ def absolute_paths(config: Config) -> Config:
     if config.data.root is not None:
         data_update["root"] = str(Path(config.data.root).expanduser().resolve())
     model_update = {key: str(Path(getattr(config.model, key)).resolve()) for key in config.model.path_fields}
-    return config.model_copy(update={"data": config.data.model_copy(update=data_update),
-                                     "model": config.model.model_copy(update=model_update)})
+    return config.model_copy(
+        update={
+            "data": config.data.model_copy(update=data_update),
+            "model": config.model.model_copy(update=model_update),
+        }
+    )
 
 
 def _class_counts(data: PreparedData) -> list[int]:
@@ -127,10 +137,18 @@ def init_images(data: PreparedData, device: torch.device) -> torch.Tensor:
 def _loaders(config: Config, data: PreparedData, device: torch.device, world: World) -> tuple[BatchLoader, ...]:
     batch_size = config.train.batch_size
     if batch_size % world.size:
-        raise ConfigError(f"train.batch_size {batch_size} must divide by the {world.size} processes "
-                          "(it is the global batch; each process takes an equal share)")
-    common = {"batch_size": batch_size // world.size, "mean": data.mean, "std": data.std,
-              "device": device, "shard": (world.rank, world.size), "limit": config.train.limit_batches}
+        raise ConfigError(
+            f"train.batch_size {batch_size} must divide by the {world.size} processes "
+            "(it is the global batch; each process takes an equal share)"
+        )
+    common = {
+        "batch_size": batch_size // world.size,
+        "mean": data.mean,
+        "std": data.std,
+        "device": device,
+        "shard": (world.rank, world.size),
+        "limit": config.train.limit_batches,
+    }
     return (
         BatchLoader(data.splits["train"], shuffle=True, seed=config.train.seed, augment=config.data.augment, **common),
         BatchLoader(data.splits["val"], **common),

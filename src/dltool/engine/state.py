@@ -32,21 +32,24 @@ class Progress:
 
 def save_state(path: Path, parts: Components, progress: Progress) -> None:
     step = parts.step
-    save_checkpoint(path, {
-        "format": CHECKPOINT_FORMAT,
-        "model": parts.model.state_dict(),
-        "optimizer": step.optimizer.state_dict(),
-        "scheduler": step.scheduler.state_dict(),
-        "scaler": step.scaler.state_dict(),
-        "ema": step.ema.state_dict() if step.ema is not None else None,
-        "progress": asdict(progress),
-        "rng": capture_rng(),
-        "config": parts.config.to_dict(),
-        "classes": parts.data.classes,
-        "in_shape": list(parts.data.in_shape),
-        "split_sizes": split_sizes(parts),
-        "versions": versions(),
-    })
+    save_checkpoint(
+        path,
+        {
+            "format": CHECKPOINT_FORMAT,
+            "model": parts.model.state_dict(),
+            "optimizer": step.optimizer.state_dict(),
+            "scheduler": step.scheduler.state_dict(),
+            "scaler": step.scaler.state_dict(),
+            "ema": step.ema.state_dict() if step.ema is not None else None,
+            "progress": asdict(progress),
+            "rng": capture_rng(),
+            "config": parts.config.to_dict(),
+            "classes": parts.data.classes,
+            "in_shape": list(parts.data.in_shape),
+            "split_sizes": split_sizes(parts),
+            "versions": versions(),
+        },
+    )
 
 
 def restore_state(parts: Components, checkpoint: dict[str, Any]) -> Progress:
@@ -78,12 +81,19 @@ def data_changes(parts: Components, checkpoint: dict[str, Any]) -> list[str]:
         raise CheckpointError(
             f"the data no longer matches this run: it was checkpointed with {len(saved_classes)} classes of "
             f"{'x'.join(map(str, saved_shape))} images, the data now has {len(parts.data.classes)} classes of "
-            f"{'x'.join(map(str, parts.data.in_shape))} images; start a new run")
+            f"{'x'.join(map(str, parts.data.in_shape))} images; start a new run"
+        )
     saved_sizes, sizes = checkpoint.get("split_sizes") or {}, split_sizes(parts)
-    changed = [f"{name} {saved_sizes[name]} → {sizes[name]}" for name in sizes
-               if name in saved_sizes and saved_sizes[name] != sizes[name]]
-    return [f"the data changed since the checkpoint ({', '.join(changed)} images): resuming on the data as it is now"
-            ] if changed else []
+    changed = [
+        f"{name} {saved_sizes[name]} → {sizes[name]}"
+        for name in sizes
+        if name in saved_sizes and saved_sizes[name] != sizes[name]
+    ]
+    return (
+        [f"the data changed since the checkpoint ({', '.join(changed)} images): resuming on the data as it is now"]
+        if changed
+        else []
+    )
 
 
 def versions() -> dict[str, str]:

@@ -102,8 +102,12 @@ def _hparams_summary(config: dict[str, Any]) -> Any:
     not a bool, number or string, such as lists and nulls, as JSON text)."""
     from tensorboard.plugins.hparams.summary_v2 import hparams_pb
 
-    return hparams_pb({key: value if isinstance(value, (bool, int, float, str)) else json.dumps(value)
-                       for key, value in flatten(config).items()})
+    return hparams_pb(
+        {
+            key: value if isinstance(value, (bool, int, float, str)) else json.dumps(value)
+            for key, value in flatten(config).items()
+        }
+    )
 
 
 def _confusion_image(matrix: list[list[int]], classes: list[str], split: str) -> np.ndarray:

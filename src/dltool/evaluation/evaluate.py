@@ -45,8 +45,14 @@ class EvalResult:
 
 
 def evaluate_run(
-    target: Path | str, *, split: str = "test", data: str | None = None, root: str | None = None,
-    checkpoint: Literal["best", "last"] = "best", batch_size: int = 256, device: str = "auto",
+    target: Path | str,
+    *,
+    split: str = "test",
+    data: str | None = None,
+    root: str | None = None,
+    checkpoint: Literal["best", "last"] = "best",
+    batch_size: int = 256,
+    device: str = "auto",
     tta: str | None = None,
 ) -> EvalResult:
     """What ``dltool eval`` does: load the model at ``target`` (a run dir, its
@@ -61,7 +67,11 @@ def evaluate_run(
 
 
 def evaluate_trained(
-    trained: Trained, *, split: str = "test", data: str | None = None, root: str | None = None,
+    trained: Trained,
+    *,
+    split: str = "test",
+    data: str | None = None,
+    root: str | None = None,
     batch_size: int = 256,
 ) -> dict[str, Any]:
     """The eval document of ``trained`` on ``split`` of its own dataset (the same splits,
@@ -70,7 +80,11 @@ def evaluate_trained(
 
 
 def evaluate_split(
-    trained: Trained, *, split: str = "test", data: str | None = None, root: str | None = None,
+    trained: Trained,
+    *,
+    split: str = "test",
+    data: str | None = None,
+    root: str | None = None,
     batch_size: int = 256,
 ) -> Evaluation:
     """``evaluate_trained``, keeping the samples and the predicted probabilities."""
@@ -88,8 +102,12 @@ def evaluate_split(
         split, chosen = "all", _concatenate(prepared.splits["train"], prepared.splits["val"])
     samples = _aligned(prepared, chosen, trained.classes, data_config.name)
     loader = BatchLoader(samples, batch_size=batch_size, mean=prepared.mean, std=prepared.std, device=trained.device)
-    document: dict[str, Any] = {"split": split, "dataset": data_config.name, "checkpoint": str(trained.source),
-                                "tta": trained.tta}
+    document: dict[str, Any] = {
+        "split": split,
+        "dataset": data_config.name,
+        "checkpoint": str(trained.source),
+        "tta": trained.tta,
+    }
     probs = None
     if trained.task == "classification":
         probs, nll = _classify(trained, loader)
@@ -142,8 +160,10 @@ def _aligned(prepared: PreparedData, split: Split, classes: list[str], name: str
         return split
     unknown = sorted(set(prepared.classes) - set(classes))
     if unknown:
-        raise DatasetError(f"{name}: classes the model does not know: {', '.join(unknown[:10])}"
-                           f"{' ...' if len(unknown) > 10 else ''} (the model knows: {', '.join(classes[:10])})")
+        raise DatasetError(
+            f"{name}: classes the model does not know: {', '.join(unknown[:10])}"
+            f"{' ...' if len(unknown) > 10 else ''} (the model knows: {', '.join(classes[:10])})"
+        )
     mapping = np.array([classes.index(c) for c in prepared.classes], dtype=np.int64)
     return Split(split.images, mapping[split.labels])
 

@@ -53,7 +53,9 @@ def expected_calibration_error(probs: np.ndarray, labels: np.ndarray, bins: int 
     return float(np.sum(count[filled] * np.abs(accuracy[filled] - confidence[filled])) / len(labels))
 
 
-def reliability_bins(probs: np.ndarray, labels: np.ndarray, bins: int = ECE_BINS) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def reliability_bins(
+    probs: np.ndarray, labels: np.ndarray, bins: int = ECE_BINS
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per confidence bin (i/M, (i+1)/M]: sample count, accuracy and mean confidence (NaN
     in empty bins) — the reliability diagram, and the terms of the ECE."""
     confidence = probs.max(1) if len(labels) else np.zeros(0)

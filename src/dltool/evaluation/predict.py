@@ -74,8 +74,7 @@ def predict(
     ``model`` is a trained run's (``load_trained``) or an exported file's (``load_exported``):
     only the forward pass differs, so both give the same rows."""
     if model.task != "classification":
-        raise UsageError(f"predict labels images; model {model.name!r} reconstructs them "
-                         "(score it with dltool eval)")
+        raise UsageError(f"predict labels images; model {model.name!r} reconstructs them (score it with dltool eval)")
     channels, height, width = model.in_shape
     normalise = Normalise(model.mean, model.std, model.device)
     top_k = max(1, min(top_k, len(model.classes)))
@@ -127,8 +126,9 @@ def _decode_all(decode, paths: list[str]) -> list[tuple[str, object]]:
 
 
 @torch.inference_mode()
-def _flush(model: InferenceModel, pending: list[tuple[str, np.ndarray]], normalise: Normalise,
-           top_k: int) -> Iterator[Prediction]:
+def _flush(
+    model: InferenceModel, pending: list[tuple[str, np.ndarray]], normalise: Normalise, top_k: int
+) -> Iterator[Prediction]:
     if not pending:
         return
     batch = torch.from_numpy(np.stack([array for _, array in pending]))
@@ -144,5 +144,3 @@ def read_path_lines(lines: Iterable[str]) -> Iterator[str]:
     for line in lines:
         if line := line.rstrip("\r\n"):
             yield line
-
-

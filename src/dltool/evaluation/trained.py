@@ -20,7 +20,8 @@ from dltool.config.schema import Config
 from dltool.config.validate import validate_config
 from dltool.engine.checkpoint import load_checkpoint, load_weights
 from dltool.engine.device import resolve_device
-from dltool.engine.tta import MODES as TTA_MODES, with_tta
+from dltool.engine.tta import MODES as TTA_MODES
+from dltool.engine.tta import with_tta
 from dltool.errors import CheckpointError, ConfigError, DltoolError, UsageError
 from dltool.models import models
 from dltool.models.build import build_model
@@ -97,8 +98,13 @@ class Trained:
         return self.scorer(images)
 
 
-def load_trained(path: Path | str, *, checkpoint: Literal["best", "last"] = "best",
-                 device: torch.device | str = "cpu", tta: str | None = None) -> Trained:
+def load_trained(
+    path: Path | str,
+    *,
+    checkpoint: Literal["best", "last"] = "best",
+    device: torch.device | str = "cpu",
+    tta: str | None = None,
+) -> Trained:
     """The model at ``path`` (a run dir, ``*.safetensors`` or ``*.pt``), in eval mode on ``device``
     (``auto``: cuda, then mps, then cpu; an absent one is a usage error), scored with test-time
     augmentation ``tta`` (``none``, ``flip``; None: the run's ``train.tta``)."""
@@ -123,10 +129,12 @@ def load_trained(path: Path | str, *, checkpoint: Literal["best", "last"] = "bes
     if tta not in TTA_MODES:
         raise UsageError(f"tta {tta!r}: expected {' or '.join(TTA_MODES)}")
     if tta != "none" and models.get(config.model.name).params.task != "classification":
-        raise UsageError(f"tta {tta!r} averages a classifier's logits; model {config.model.name!r} "
-                         "reconstructs images (use none)")
-    return Trained(model.to(resolve_device(str(device))).eval(), config, classes, in_shape, path,
-                   _run_dir_of(path), tta)
+        raise UsageError(
+            f"tta {tta!r} averages a classifier's logits; model {config.model.name!r} reconstructs images (use none)"
+        )
+    return Trained(
+        model.to(resolve_device(str(device))).eval(), config, classes, in_shape, path, _run_dir_of(path), tta
+    )
 
 
 def _from_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
@@ -145,7 +153,11 @@ def _from_checkpoint(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any
     checkpoint = load_checkpoint(path)
     ema = checkpoint.get("ema")
     # The EMA is what training evaluated and kept; its module's weights are the model's keys.
-    state = {k.removeprefix("module."): v for k, v in ema.items() if k.startswith("module.")} if ema else checkpoint["model"]
+    state = (
+        {k.removeprefix("module."): v for k, v in ema.items() if k.startswith("module.")}
+        if ema
+        else checkpoint["model"]
+    )
     return state, {k: checkpoint[k] for k in ("config", "classes", "in_shape") if k in checkpoint}
 
 
@@ -160,8 +172,10 @@ def _describe(path: Path, meta: dict[str, Any]) -> tuple[Config, list[str], tupl
     if classes is None and run_dir is not None and RunDir(run_dir).classes.is_file():
         classes = json.loads(RunDir(run_dir).classes.read_text(encoding="utf-8"))
     if raw_config is None or classes is None or "in_shape" not in meta:
-        raise CheckpointError(f"{path}: carries no dltool config, classes and input shape "
-                              "(not made by dltool, or moved without its run dir)")
+        raise CheckpointError(
+            f"{path}: carries no dltool config, classes and input shape "
+            "(not made by dltool, or moved without its run dir)"
+        )
     try:
         config = validate_config(raw_config)
     except ConfigError as error:
@@ -169,8 +183,9 @@ def _describe(path: Path, meta: dict[str, Any]) -> tuple[Config, list[str], tupl
     return config, list(classes), tuple(meta["in_shape"])  # type: ignore[return-value]
 
 
-def _rebuild(path: Path, config: Config, classes: list[str], in_shape: tuple[int, ...],
-             state: dict[str, torch.Tensor]) -> nn.Module:
+def _rebuild(
+    path: Path, config: Config, classes: list[str], in_shape: tuple[int, ...], state: dict[str, torch.Tensor]
+) -> nn.Module:
     try:
         model = build_model(config.model, in_shape=in_shape, num_classes=len(classes))
         model.load_state_dict(state)

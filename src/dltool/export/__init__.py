@@ -8,5 +8,13 @@ from dltool.export.export import ExportResult, default_output, export_trained
 from dltool.export.exported import Exported, is_export, load_exported, sidecar_path
 from dltool.export.formats import FORMATS
 
-__all__ = ["FORMATS", "ExportResult", "Exported", "default_output", "export_trained", "is_export",
-           "load_exported", "sidecar_path"]
+__all__ = [
+    "FORMATS",
+    "ExportResult",
+    "Exported",
+    "default_output",
+    "export_trained",
+    "is_export",
+    "load_exported",
+    "sidecar_path",
+]

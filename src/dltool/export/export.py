@@ -48,8 +48,15 @@ def default_output(trained: Trained, format_name: str) -> Path:
     return trained.source.with_suffix(suffix)
 
 
-def export_trained(trained: Trained, format_name: str, output: Path | None = None, *, opset: int | None = None,
-                   force: bool = False, tolerance: float = TOLERANCE) -> ExportResult:
+def export_trained(
+    trained: Trained,
+    format_name: str,
+    output: Path | None = None,
+    *,
+    opset: int | None = None,
+    force: bool = False,
+    tolerance: float = TOLERANCE,
+) -> ExportResult:
     """Write ``trained`` (loaded on the CPU) as ``format_name`` to ``output`` (default:
     ``default_output``) and its sidecar beside it.
 
@@ -71,10 +78,16 @@ def export_trained(trained: Trained, format_name: str, output: Path | None = Non
     exported = Exported(output, Sidecar.model_validate(document), format.open(data, CPU), CPU)
     diff = _max_abs_diff(trained, exported, samples)
     if not diff <= tolerance:  # NaN fails too
-        raise ExportError(f"{format.runtime}'s outputs differ from PyTorch's by up to {diff:.3g} "
-                          f"(allowed: {tolerance:g}); nothing written")
-    document["verification"] = {"runtime": format.runtime, "max_abs_diff": diff, "tolerance": tolerance,
-                                "batch_sizes": list(SAMPLE_BATCHES)}
+        raise ExportError(
+            f"{format.runtime}'s outputs differ from PyTorch's by up to {diff:.3g} "
+            f"(allowed: {tolerance:g}); nothing written"
+        )
+    document["verification"] = {
+        "runtime": format.runtime,
+        "max_abs_diff": diff,
+        "tolerance": tolerance,
+        "batch_sizes": list(SAMPLE_BATCHES),
+    }
     output.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_json(sidecar_path(output), document)
     atomic_write_bytes(output, data)
@@ -85,8 +98,10 @@ def _sample_inputs(model: InferenceModel, batch_sizes: tuple[int, ...]) -> list[
     """Seeded random images of the model's shape, normalised as predict normalises them."""
     generator = torch.Generator().manual_seed(0)
     normalise = Normalise(model.mean, model.std, CPU)
-    return [normalise(torch.randint(0, 256, (n, *model.in_shape), generator=generator, dtype=torch.uint8))
-            for n in batch_sizes]
+    return [
+        normalise(torch.randint(0, 256, (n, *model.in_shape), generator=generator, dtype=torch.uint8))
+        for n in batch_sizes
+    ]
 
 
 @torch.inference_mode()
@@ -95,8 +110,10 @@ def _max_abs_diff(model: InferenceModel, exported: Exported, samples: list[torch
     for images in samples:
         expected, got = model.forward(images).float(), exported.forward(images).float()
         if got.shape != expected.shape:
-            raise ExportError(f"{exported.path.name}: outputs of shape {tuple(got.shape)} for a batch of "
-                              f"{len(images)}, expected {tuple(expected.shape)}")
+            raise ExportError(
+                f"{exported.path.name}: outputs of shape {tuple(got.shape)} for a batch of "
+                f"{len(images)}, expected {tuple(expected.shape)}"
+            )
         diff = max(diff, (got - expected).abs().max().item())
     return diff
 
@@ -117,8 +134,8 @@ def _sidecar_document(model: Trained, format: Format, data: bytes, output: Path)
         "std": model.std,
         "tta": model.tta,  # inside the graph: a flip TTA run's export averages the two passes itself
         "preprocessing": f"decode to {channels} channel{'s' if channels > 1 else ''} at {height}×{width} "
-                         "(antialiased bilinear resize), then (pixel / 255 - mean) / std per channel; "
-                         "float32, NCHW",
+        "(antialiased bilinear resize), then (pixel / 255 - mean) / std per channel; "
+        "float32, NCHW",
         "input": {"name": INPUT_NAME, "shape": ["batch", channels, height, width], "dtype": "float32"},
         "output": {"name": OUTPUT_NAMES[model.task], "shape": ["batch", *outputs], "dtype": "float32"},
         **format.describe(data),  # ONNX: its opset

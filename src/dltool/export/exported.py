@@ -98,8 +98,9 @@ def load_exported(path: Path, *, device: torch.device | None = None) -> Exported
     sidecar = read_sidecar(path)
     data = path.read_bytes()
     if hashlib.sha256(data).hexdigest() != sidecar.sha256:
-        raise CheckpointError(f"{path}: its sidecar {sidecar_path(path).name} describes another file "
-                              "(export the model again)")
+        raise CheckpointError(
+            f"{path}: its sidecar {sidecar_path(path).name} describes another file (export the model again)"
+        )
     device = device or torch.device("cpu")
     try:
         forward = FORMATS[sidecar.format].open(data, device)
@@ -111,8 +112,10 @@ def load_exported(path: Path, *, device: torch.device | None = None) -> Exported
 def read_sidecar(model_file: Path) -> Sidecar:
     path = sidecar_path(model_file)
     if not path.is_file():
-        raise CheckpointError(f"{model_file}: no sidecar {path.name} beside it (dltool export writes the two "
-                              "together; it says how to prepare images for the model)")
+        raise CheckpointError(
+            f"{model_file}: no sidecar {path.name} beside it (dltool export writes the two "
+            "together; it says how to prepare images for the model)"
+        )
     try:
         return Sidecar.model_validate(json.loads(path.read_text(encoding="utf-8")))
     except (ValueError, ValidationError) as error:  # JSONDecodeError and UnicodeDecodeError are ValueErrors

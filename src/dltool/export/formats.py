@@ -64,8 +64,9 @@ def require(module: str) -> ModuleType:
 def _check_opset(opset: int) -> None:
     newest = require("onnx").defs.onnx_opset_version()
     if not MIN_OPSET <= opset <= newest:
-        raise UsageError(f"opset {opset}: torch's ONNX exporter writes opsets {MIN_OPSET} to {newest} "
-                         f"(the installed onnx's newest)")
+        raise UsageError(
+            f"opset {opset}: torch's ONNX exporter writes opsets {MIN_OPSET} to {newest} (the installed onnx's newest)"
+        )
 
 
 def write_onnx(model: nn.Module, example: torch.Tensor, opset: int | None, output_name: str) -> bytes:
@@ -76,8 +77,15 @@ def write_onnx(model: nn.Module, example: torch.Tensor, opset: int | None, outpu
     try:
         with _quiet_loggers("torch.onnx", "torch.export", "torch._dynamo", "onnxscript", "onnx_ir"):
             program = torch.onnx.export(
-                model, (example,), dynamo=True, input_names=[INPUT_NAME], output_names=[output_name],
-                dynamic_shapes=({0: torch.export.Dim("batch")},), opset_version=opset, verbose=False)
+                model,
+                (example,),
+                dynamo=True,
+                input_names=[INPUT_NAME],
+                output_names=[output_name],
+                dynamic_shapes=({0: torch.export.Dim("batch")},),
+                opset_version=opset,
+                verbose=False,
+            )
     except Exception as error:  # the exporter raises many types; any is "cannot export this model"
         raise ExportError(f"torch's ONNX exporter failed: {_first_line(error)}") from None
     data = program.model_proto.SerializeToString()
@@ -165,6 +173,7 @@ def _first_line(error: BaseException) -> str:
 
 FORMATS = {
     "onnx": Format("onnx", ".onnx", "onnxruntime", write_onnx, open_onnx, lambda data: {"opset": onnx_opset(data)}),
-    "torchscript": Format("torchscript", ".torchscript", "torch.jit", write_torchscript, open_torchscript,
-                          lambda data: {}),
+    "torchscript": Format(
+        "torchscript", ".torchscript", "torch.jit", write_torchscript, open_torchscript, lambda data: {}
+    ),
 }

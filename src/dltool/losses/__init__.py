@@ -19,9 +19,7 @@ from dltool.params import Params
 
 TASKS = ("classification", "reconstruction")
 Smoothing = Annotated[float, Field(ge=0, lt=1, description="ε: targets 1−ε+ε/K for the true class, ε/K elsewhere")]
-ClassWeights = (
-    Literal["balanced"] | Annotated[list[Annotated[float, Field(ge=0)]], Field(min_length=1)] | None
-)
+ClassWeights = Literal["balanced"] | Annotated[list[Annotated[float, Field(ge=0)]], Field(min_length=1)] | None
 
 
 class LossParams(Params):
@@ -44,9 +42,7 @@ def check_task(name: str, task: str) -> None:
     if task not in TASKS:
         raise ConfigError(f"unknown task {task!r}; expected one of: {', '.join(TASKS)}")
     if task not in losses.get(name).params.tasks:
-        raise ConfigError(
-            f"loss.name: {name!r} does not suit the {task} task; use one of: {', '.join(suited(task))}"
-        )
+        raise ConfigError(f"loss.name: {name!r} does not suit the {task} task; use one of: {', '.join(suited(task))}")
 
 
 BOTH = frozenset(TASKS)
@@ -65,8 +61,10 @@ class CrossEntropyParams(LossParams):
     @classmethod
     def _one_clear_message(cls, value: Any) -> Any:
         # The union's own errors would name each alternative; say once what is allowed.
-        numbers = isinstance(value, list) and value and all(
-            isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0 for v in value
+        numbers = (
+            isinstance(value, list)
+            and value
+            and all(isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0 for v in value)
         )
         if value is None or value == "balanced" or numbers:
             return value

@@ -68,8 +68,9 @@ class NLL(Loss):
 
     name = "nll"
 
-    def __init__(self, *, task: str = "classification", num_classes: int | None = None,
-                 class_counts: Sequence[int] | None = None):
+    def __init__(
+        self, *, task: str = "classification", num_classes: int | None = None, class_counts: Sequence[int] | None = None
+    ):
         super().__init__(task)
 
     def forward(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -79,8 +80,14 @@ class NLL(Loss):
 class _Smoothed(Loss):
     """A classification loss against (optionally smoothed) one-hot targets."""
 
-    def __init__(self, *, label_smoothing: float, task: str = "classification",
-                 num_classes: int | None = None, class_counts: Sequence[int] | None = None):
+    def __init__(
+        self,
+        *,
+        label_smoothing: float,
+        task: str = "classification",
+        num_classes: int | None = None,
+        class_counts: Sequence[int] | None = None,
+    ):
         super().__init__(task)
         self.label_smoothing = label_smoothing
 
@@ -113,8 +120,9 @@ class KLDiv(_Smoothed):
 class _Distance(Loss):
     """An elementwise distance, averaged: image vs image, or softmax vs one-hot labels."""
 
-    def __init__(self, *, task: str = "classification", num_classes: int | None = None,
-                 class_counts: Sequence[int] | None = None):
+    def __init__(
+        self, *, task: str = "classification", num_classes: int | None = None, class_counts: Sequence[int] | None = None
+    ):
         super().__init__(task)
 
     def forward(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -146,8 +154,14 @@ class L1(_Distance):
 class SmoothL1(_Distance):
     name = "smooth_l1"
 
-    def __init__(self, *, beta: float, task: str = "classification", num_classes: int | None = None,
-                 class_counts: Sequence[int] | None = None):
+    def __init__(
+        self,
+        *,
+        beta: float,
+        task: str = "classification",
+        num_classes: int | None = None,
+        class_counts: Sequence[int] | None = None,
+    ):
         super().__init__(task=task)
         self.beta = beta
 
@@ -188,8 +202,10 @@ def class_weight_tensor(
 
 
 def _weights_length_error(given: int, classes: int) -> str:
-    return (f"loss.class_weights: {given} weights for {classes} classes; "
-            "give one per class (in classes.json order) or use 'balanced'")
+    return (
+        f"loss.class_weights: {given} weights for {classes} classes; "
+        "give one per class (in classes.json order) or use 'balanced'"
+    )
 
 
 def _full(output: torch.Tensor) -> torch.Tensor:

@@ -48,8 +48,7 @@ class Autoencoder(nn.Module):
         for out_channels, target in zip(outputs, reversed(sides[:-1])):
             padding = tuple(1 - s % 2 for s in target)  # 2·ceil(s/2) − 1 + padding = s
             decoder += [
-                nn.ConvTranspose2d(channels, out_channels, 3, stride=2, padding=1,
-                                   output_padding=padding, bias=False),
+                nn.ConvTranspose2d(channels, out_channels, 3, stride=2, padding=1, output_padding=padding, bias=False),
                 nn.BatchNorm2d(out_channels),
                 nn.ReLU(inplace=True),
             ]

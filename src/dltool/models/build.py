@@ -18,7 +18,15 @@ _INITIALISERS: dict[str, Callable[[torch.Tensor, str], object]] = {
     "kaiming_uniform": lambda w, mode: nn.init.kaiming_uniform_(w, mode=mode, nonlinearity="relu"),
     "kaiming_normal": lambda w, mode: nn.init.kaiming_normal_(w, mode=mode, nonlinearity="relu"),
 }
-WEIGHTED_LAYERS = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
+WEIGHTED_LAYERS = (
+    nn.Linear,
+    nn.Conv1d,
+    nn.Conv2d,
+    nn.Conv3d,
+    nn.ConvTranspose1d,
+    nn.ConvTranspose2d,
+    nn.ConvTranspose3d,
+)
 
 
 def build_model(params: ModelParams, *, in_shape: tuple[int, ...], num_classes: int) -> nn.Module:

@@ -52,9 +52,7 @@ def _after_warmup(total_steps: int, warmup_steps: int) -> Callable[[int], float]
     return lambda s: min(1.0, max(0, s - warmup_steps) / span)
 
 
-def onecycle(
-    *, pct_start: float, div_factor: float, final_div_factor: float, total_steps: int, **_: int
-) -> Factor:
+def onecycle(*, pct_start: float, div_factor: float, final_div_factor: float, total_steps: int, **_: int) -> Factor:
     peak = max(1, round(pct_start * total_steps))
     start, end = 1 / div_factor, 1 / (div_factor * final_div_factor)
 
@@ -77,8 +75,17 @@ class Plateau:
     a factor, so it composes with the warmup and lives in the same per-step schedule.
     """
 
-    def __init__(self, *, factor: float, patience: int, threshold: float, cooldown: int,
-                 min_lr_ratio: float, maximize: bool, **_: int):
+    def __init__(
+        self,
+        *,
+        factor: float,
+        patience: int,
+        threshold: float,
+        cooldown: int,
+        min_lr_ratio: float,
+        maximize: bool,
+        **_: int,
+    ):
         self.factor, self.patience, self.threshold = factor, patience, threshold
         self.cooldown, self.min_lr_ratio, self.maximize = cooldown, min_lr_ratio, maximize
         self.scale, self.best, self.bad_epochs, self.cooling = 1.0, None, 0, 0

@@ -8,5 +8,17 @@ from dltool.tuning.space import Param, SearchSpace, load_space, parse_space
 from dltool.tuning.study import TrialRow, open_study, read_study_json
 from dltool.tuning.tuner import TuneObserver, TuneResult, TuneSettings, prepare_study, tune
 
-__all__ = ["Param", "SearchSpace", "TrialRow", "TuneObserver", "TuneResult", "TuneSettings", "load_space",
-           "open_study", "parse_space", "prepare_study", "read_study_json", "tune"]
+__all__ = [
+    "Param",
+    "SearchSpace",
+    "TrialRow",
+    "TuneObserver",
+    "TuneResult",
+    "TuneSettings",
+    "load_space",
+    "open_study",
+    "parse_space",
+    "prepare_study",
+    "read_study_json",
+    "tune",
+]

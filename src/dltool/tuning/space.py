@@ -134,7 +134,9 @@ def load_space(path: Path, base: Mapping[str, Any]) -> SearchSpace:
 def parse_space(raw: Mapping[str, Any], base: Mapping[str, Any]) -> SearchSpace:
     """Check each key's form and each of its values against the schema on top of ``base``."""
     if not raw:
-        raise ConfigError("the search space is empty: map config keys to values to try, e.g. optimizer.lr: [1.0e-3, 1.0e-2]")
+        raise ConfigError(
+            "the search space is empty: map config keys to values to try, e.g. optimizer.lr: [1.0e-3, 1.0e-2]"
+        )
     params = [_param(str(key), value) for key, value in raw.items()]
     for param in params:
         _validate_values(param, params, base)
@@ -149,15 +151,21 @@ def _param(key: str, value: Any) -> Param:
     if isinstance(value, list):
         return _categorical(key, value)
     if not isinstance(value, Mapping):
-        raise ConfigError(f"{key}: expected a list of values or a mapping such as "
-                          f"{{type: float, low: 1.0e-4, high: 1.0e-1, log: true}} (got {value!r}); "
-                          f"to fix a value use --set {key}={value}")
+        raise ConfigError(
+            f"{key}: expected a list of values or a mapping such as "
+            f"{{type: float, low: 1.0e-4, high: 1.0e-1, log: true}} (got {value!r}); "
+            f"to fix a value use --set {key}={value}"
+        )
     for name in value:
         if name not in FIELDS:
-            raise ConfigError(f"{key}.{name}: unknown field{did_you_mean(str(name), FIELDS)} (allowed: {', '.join(FIELDS)})")
+            raise ConfigError(
+                f"{key}.{name}: unknown field{did_you_mean(str(name), FIELDS)} (allowed: {', '.join(FIELDS)})"
+            )
     kind = value.get("type") or _inferred_type(key, value)
     if kind not in TYPES:
-        raise ConfigError(f"{key}.type: {kind!r} is not a type{did_you_mean(str(kind), TYPES)} (allowed: {', '.join(TYPES)})")
+        raise ConfigError(
+            f"{key}.type: {kind!r} is not a type{did_you_mean(str(kind), TYPES)} (allowed: {', '.join(TYPES)})"
+        )
     if kind == "categorical":
         extra = sorted(set(value) - {"type", "choices"})
         if extra:
@@ -174,7 +182,9 @@ def _inferred_type(key: str, value: Mapping[str, Any]) -> str:
         return "categorical"
     if "low" in value or "high" in value:
         bounds = [value.get("low"), value.get("high"), value.get("step")]
-        return "int" if all(isinstance(b, int) and not isinstance(b, bool) for b in bounds if b is not None) else "float"
+        return (
+            "int" if all(isinstance(b, int) and not isinstance(b, bool) for b in bounds if b is not None) else "float"
+        )
     raise ConfigError(f"{key}: give type (float, int or categorical) with low/high or choices")
 
 

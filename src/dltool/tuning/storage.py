@@ -41,12 +41,16 @@ def check_storage(url: str | None, workers: int) -> str:
     try:
         parsed = make_url(url)
     except ArgumentError:
-        raise UsageError(f"--storage {url!r}: expected a database URL such as postgresql://user@host/db "
-                         f"or sqlite:///study.db (default: a journal file in the study dir)") from None
+        raise UsageError(
+            f"--storage {url!r}: expected a database URL such as postgresql://user@host/db "
+            f"or sqlite:///study.db (default: a journal file in the study dir)"
+        ) from None
     if parsed.get_backend_name() == "sqlite":
         if workers > 1:
-            raise UsageError("--storage sqlite: SQLite cannot take several workers writing at once; "
-                             "drop --storage (a journal file) or use postgresql://")
+            raise UsageError(
+                "--storage sqlite: SQLite cannot take several workers writing at once; "
+                "drop --storage (a journal file) or use postgresql://"
+            )
         if parsed.database and parsed.database != ":memory:":  # relative to where it was started
             return parsed.set(database=str(Path(parsed.database).resolve())).render_as_string(hide_password=False)
     return _with_driver(url)
@@ -91,8 +95,9 @@ def open_storage(storage: str, study_dir: Path) -> Any:
     for attempt in range(OPEN_ATTEMPTS):
         try:
             with optuna_quiet():  # heartbeats are marked experimental
-                return optuna.storages.RDBStorage(_with_driver(storage), heartbeat_interval=HEARTBEAT_S,
-                                                  grace_period=GRACE_S)
+                return optuna.storages.RDBStorage(
+                    _with_driver(storage), heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S
+                )
         except (IntegrityError, ProgrammingError):
             # Processes that meet an empty database race to create Optuna's tables: the
             # losers see them half-made and try again.
@@ -196,8 +201,11 @@ def sweep_stale_trials(study: Any, now: float | None = None) -> list[int]:
         with optuna_quiet():
             optuna.storages.fail_stale_trials(study)
         # A worker sets `error` or `stopped` before it fails its own trial; the check sets neither.
-        return [t.number for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
-                if t.number in before and not {"error", "stopped"} & set(t.user_attrs)]
+        return [
+            t.number
+            for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
+            if t.number in before and not {"error", "stopped"} & set(t.user_attrs)
+        ]
     now = time.time() if now is None else now
     failed = []
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):

@@ -68,9 +68,17 @@ def trial_row(trial: Any, study_dir: Path) -> TrialRow:
     if trial.state.name == "FAIL" and not error:
         error = "lost: no heartbeat from its worker"  # failed by Optuna's heartbeat check
     params = {key: decode_value(v) for key, v in trial.params.items()}
-    return TrialRow(trial.number, trial.state.name, params, value, len(reported),
-                    None if duration is None else round(duration, 3), _relative(attrs.get("run_dir"), study_dir),
-                    error, counts(trial))
+    return TrialRow(
+        trial.number,
+        trial.state.name,
+        params,
+        value,
+        len(reported),
+        None if duration is None else round(duration, 3),
+        _relative(attrs.get("run_dir"), study_dir),
+        error,
+        counts(trial),
+    )
 
 
 def trial_rows(study: Any, study_dir: Path) -> list[TrialRow]:
@@ -80,8 +88,11 @@ def trial_rows(study: Any, study_dir: Path) -> list[TrialRow]:
 
 def best_trial(study: Any, maximize: bool) -> Any | None:
     """The COMPLETE trial with the best value (the lowest number among equals), or None."""
-    complete = [t for t in study.get_trials(deepcopy=False) if t.state.name == "COMPLETE"
-                and t.value is not None and math.isfinite(t.value)]
+    complete = [
+        t
+        for t in study.get_trials(deepcopy=False)
+        if t.state.name == "COMPLETE" and t.value is not None and math.isfinite(t.value)
+    ]
     if not complete:
         return None
     return min(complete, key=lambda t: ((-t.value if maximize else t.value), t.number))
@@ -100,8 +111,10 @@ def write_outputs(study: Any, study_dir: Path, record: dict[str, Any]) -> dict[s
     atomic_write_text(study_dir / TRIALS_CSV, _csv(rows, keys))
     best = best_trial(study, record["direction"] == "maximize")
     if best is not None and "config" in best.user_attrs:
-        header = (f"# Best trial {best.number} of study {study.study_name}: {record['metric']} {best.value:.6g} "
-                  f"({record['direction']}).\n# `dltool train best.yaml` trains this configuration again.\n")
+        header = (
+            f"# Best trial {best.number} of study {study.study_name}: {record['metric']} {best.value:.6g} "
+            f"({record['direction']}).\n# `dltool train best.yaml` trains this configuration again.\n"
+        )
         atomic_write_text(study_dir / BEST_YAML, header + dump_yaml(best.user_attrs["config"]))
     states = {state: 0 for state in STATES}
     for row in rows:
@@ -113,8 +126,11 @@ def write_outputs(study: Any, study_dir: Path, record: dict[str, Any]) -> dict[s
         "direction": record["direction"],
         "n_trials": record["n_trials"],
         "states": states,
-        "best": None if best is None else {
-            "number": best.number, "value": best.value,
+        "best": None
+        if best is None
+        else {
+            "number": best.number,
+            "value": best.value,
             "params": {key: decode_value(v) for key, v in best.params.items()},
             "run_dir": _relative(best.user_attrs.get("run_dir"), study_dir.resolve()),
         },
@@ -179,8 +195,9 @@ def _csv(rows: list[TrialRow], keys: list[str]) -> str:
     for row in rows:
         params = [_cell(row.params.get(k)) for k in keys]
         value = row.value if row.state in ("COMPLETE", "PRUNED") else None
-        writer.writerow([row.number, row.state, *params, _cell(value), _cell(row.duration_s), row.run_dir or "",
-                         row.error or ""])
+        writer.writerow(
+            [row.number, row.state, *params, _cell(value), _cell(row.duration_s), row.run_dir or "", row.error or ""]
+        )
     return out.getvalue()
 
 

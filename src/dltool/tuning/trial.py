@@ -10,6 +10,7 @@ the study's trials.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import threading
 from collections.abc import Callable
@@ -36,8 +37,9 @@ class TrialOutcome:
 class TrialObserver(Observer):
     """Reports ``metric`` each epoch, asks the pruner, and keeps the best value."""
 
-    def __init__(self, trial: Any, metric: str, maximize: bool, epochs: int,
-                 on_epoch: Callable[[], None] | None = None) -> None:
+    def __init__(
+        self, trial: Any, metric: str, maximize: bool, epochs: int, on_epoch: Callable[[], None] | None = None
+    ) -> None:
         self.trial, self.metric, self.maximize, self.epochs = trial, metric, maximize, epochs
         self.best: float | None = None
         self.pruned = False
@@ -62,8 +64,17 @@ class TrialObserver(Observer):
 
 
 def run_trial(
-    study: Any, trial: Any, *, space: SearchSpace, base: dict[str, Any], grid: bool, study_dir: Path,
-    metric: str, maximize: bool, stop: threading.Event, on_progress: Callable[[], None] | None = None,
+    study: Any,
+    trial: Any,
+    *,
+    space: SearchSpace,
+    base: dict[str, Any],
+    grid: bool,
+    study_dir: Path,
+    metric: str,
+    maximize: bool,
+    stop: threading.Event,
+    on_progress: Callable[[], None] | None = None,
 ) -> TrialOutcome:
     """Sample ``trial``'s values, train them into ``study_dir/trial-NNNN``, tell Optuna how it went.
 
@@ -86,7 +97,7 @@ def run_trial(
     except KeyboardInterrupt:  # a second Ctrl-C: the run stopped at once
         _stopped(study, trial, "interrupted")
         raise
-    except Exception as error:  # noqa: BLE001 - any failure of a trial is recorded, the study goes on
+    except Exception as error:
         trial.set_user_attr("error", f"{type(error).__name__}: {error}".strip())
         study.tell(trial, state=TrialState.FAIL, skip_if_finished=True)
         _free_accelerator_memory()
@@ -104,10 +115,8 @@ def run_trial(
 def _stopped(study: Any, trial: Any, reason: str) -> None:
     from optuna.trial import TrialState
 
-    try:
+    with contextlib.suppress(Exception):
         trial.set_user_attr("stopped", reason)
-    except Exception:  # noqa: BLE001 - already failed by another process's sweep
-        pass
     study.tell(trial, state=TrialState.FAIL, skip_if_finished=True)
 
 

@@ -25,7 +25,13 @@ from typing import Any
 from dltool.errors import CheckpointError, UnknownNameError, UsageError
 from dltool.tuning.space import SearchSpace, encode_value, load_space, parse_space
 from dltool.tuning.storage import (
-    JOURNAL, check_storage, dashboard_command, open_storage, optuna_quiet, public_url, same_storage,
+    JOURNAL,
+    check_storage,
+    dashboard_command,
+    open_storage,
+    optuna_quiet,
+    public_url,
+    same_storage,
     sweep_stale_trials,
     worker_identity,
 )
@@ -66,9 +72,17 @@ class TuneSettings:
 
     def record(self) -> dict[str, Any]:
         """What study.json holds beyond the storage's own data."""
-        return {"storage": self.storage, "metric": self.metric, "direction": self.direction,
-                "n_trials": self.n_trials, "sampler": self.sampler, "pruner": self.pruner,
-                "seed": self.seed, "recipe": self.recipe, "space": self.space}
+        return {
+            "storage": self.storage,
+            "metric": self.metric,
+            "direction": self.direction,
+            "n_trials": self.n_trials,
+            "sampler": self.sampler,
+            "pruner": self.pruner,
+            "seed": self.seed,
+            "recipe": self.recipe,
+            "space": self.space,
+        }
 
     def to_json(self) -> str:
         return json.dumps({**asdict(self), "study_dir": str(self.study_dir), "notes": []})
@@ -105,11 +119,22 @@ class TuneResult:
 
 
 def prepare_study(
-    recipe: str, space: Path | Mapping[str, Any], *, sets: Iterable[str] = (), flags: Mapping[str, Any] | None = None,
-    trials: int | None = None, timeout: float | None = None, sampler: str | None = None,
-    pruner: str | None = None, metric: str | None = None, direction: str | None = None,
-    storage: str | None = None, study_name: str | None = None, workers: int = 1,
-    name: str | None = None, runs_dir: Path = Path("runs"),
+    recipe: str,
+    space: Path | Mapping[str, Any],
+    *,
+    sets: Iterable[str] = (),
+    flags: Mapping[str, Any] | None = None,
+    trials: int | None = None,
+    timeout: float | None = None,
+    sampler: str | None = None,
+    pruner: str | None = None,
+    metric: str | None = None,
+    direction: str | None = None,
+    storage: str | None = None,
+    study_name: str | None = None,
+    workers: int = 1,
+    name: str | None = None,
+    runs_dir: Path = Path("runs"),
 ) -> TuneSettings:
     """Validate everything, then create the study dir (or reopen ``runs_dir/name``) and the study.
 
@@ -145,10 +170,20 @@ def prepare_study(
 
         study_dir = create_run_dir(runs_dir, f"{resolve_source(recipe).name}-tune", name).path
     settings = TuneSettings(
-        study_dir=study_dir, study_name=study_name or (stored or {}).get("study_name") or study_dir.name,
-        storage=storage, base=base, space=dict(search_space.raw), metric=metric, direction=direction,
-        sampler=sampler, pruner=pruner, n_trials=n_trials, seed=flags.get("train.seed"), timeout=timeout,
-        recipe=resolve_source(recipe).name, notes=tuple(notes),
+        study_dir=study_dir,
+        study_name=study_name or (stored or {}).get("study_name") or study_dir.name,
+        storage=storage,
+        base=base,
+        space=dict(search_space.raw),
+        metric=metric,
+        direction=direction,
+        sampler=sampler,
+        pruner=pruner,
+        n_trials=n_trials,
+        seed=flags.get("train.seed"),
+        timeout=timeout,
+        recipe=resolve_source(recipe).name,
+        notes=tuple(notes),
     )
     try:
         study = _create_study(settings)
@@ -160,8 +195,13 @@ def prepare_study(
     return settings
 
 
-def tune(settings: TuneSettings, *, workers: int = 1, observer: TuneObserver | None = None,
-         stop: threading.Event | None = None) -> TuneResult:
+def tune(
+    settings: TuneSettings,
+    *,
+    workers: int = 1,
+    observer: TuneObserver | None = None,
+    stop: threading.Event | None = None,
+) -> TuneResult:
     """Run trials until ``settings.n_trials`` have finished (counting those of earlier sessions).
 
     With ``workers`` > 1, that many worker processes share the storage and this process only
@@ -171,12 +211,21 @@ def tune(settings: TuneSettings, *, workers: int = 1, observer: TuneObserver | N
     stop = stop or threading.Event()
     study = _load_study(settings)
     counted = sum(map(counts, study.get_trials(deepcopy=False)))
-    observer.on_start({
-        "study_dir": str(settings.study_dir), "study_name": settings.study_name,
-        "storage": public_url(settings.storage), "dashboard": dashboard_command(settings.storage, settings.study_dir),
-        "n_trials": settings.n_trials, "counted": counted, "sampler": settings.sampler, "pruner": settings.pruner,
-        "metric": settings.metric, "direction": settings.direction, "workers": workers,
-    })
+    observer.on_start(
+        {
+            "study_dir": str(settings.study_dir),
+            "study_name": settings.study_name,
+            "storage": public_url(settings.storage),
+            "dashboard": dashboard_command(settings.storage, settings.study_dir),
+            "n_trials": settings.n_trials,
+            "counted": counted,
+            "sampler": settings.sampler,
+            "pruner": settings.pruner,
+            "metric": settings.metric,
+            "direction": settings.direction,
+            "workers": workers,
+        }
+    )
     for note in settings.notes:
         observer.on_message(note)
     try:
@@ -189,8 +238,15 @@ def tune(settings: TuneSettings, *, workers: int = 1, observer: TuneObserver | N
     return TuneResult(settings.study_dir, document, interrupted=stop.is_set())
 
 
-def run_worker(settings: TuneSettings, *, index: int = 0, parallel: bool = False, stop: threading.Event,
-               observer: TuneObserver | None = None, write: bool = True) -> None:
+def run_worker(
+    settings: TuneSettings,
+    *,
+    index: int = 0,
+    parallel: bool = False,
+    stop: threading.Event,
+    observer: TuneObserver | None = None,
+    write: bool = True,
+) -> None:
     """Claim and run trials until the study has its trials, ``stop`` is set or time is up.
 
     ``index`` tells the workers' samplers apart; ``parallel`` says other workers share the
@@ -215,9 +271,16 @@ def run_worker(settings: TuneSettings, *, index: int = 0, parallel: bool = False
         progress = iter([True])  # the outputs are written when the trial starts, then after it
 
         outcome: TrialOutcome = run_trial(
-            study, trial, space=space, base=settings.base, grid=settings.sampler == "grid",
-            study_dir=settings.study_dir, metric=settings.metric, maximize=settings.maximize, stop=stop,
-            on_progress=lambda: publish(next(progress, False)),
+            study,
+            trial,
+            space=space,
+            base=settings.base,
+            grid=settings.sampler == "grid",
+            study_dir=settings.study_dir,
+            metric=settings.metric,
+            maximize=settings.maximize,
+            stop=stop,
+            on_progress=lambda progress=progress: publish(next(progress, False)),
         )
         publish(True)
         if outcome.interrupted:
@@ -235,8 +298,15 @@ def quiet_optuna() -> None:
 # --- claiming a trial -------------------------------------------------------------------
 
 
-def _claim(study: Any, settings: TuneSettings, space: SearchSpace, lock: Any, stop: threading.Event,
-           deadline: float | None, observer: TuneObserver) -> Any | None:
+def _claim(
+    study: Any,
+    settings: TuneSettings,
+    space: SearchSpace,
+    lock: Any,
+    stop: threading.Event,
+    deadline: float | None,
+    observer: TuneObserver,
+) -> Any | None:
     """A new RUNNING trial of this worker, or None when the study needs no more."""
     from optuna.trial import TrialState
 
@@ -315,12 +385,15 @@ def _create_study(settings: TuneSettings) -> Any:
     import optuna
 
     storage = open_storage(settings.storage, settings.study_dir)
-    study = optuna.create_study(study_name=settings.study_name, storage=storage, direction=settings.direction,
-                                load_if_exists=True)
+    study = optuna.create_study(
+        study_name=settings.study_name, storage=storage, direction=settings.direction, load_if_exists=True
+    )
     existing = study.direction.name.lower()
     if existing != settings.direction:
-        raise UsageError(f"study {settings.study_name!r} in {public_url(settings.storage)} is set to "
-                         f"{existing}; use --direction {existing} or another --study")
+        raise UsageError(
+            f"study {settings.study_name!r} in {public_url(settings.storage)} is set to "
+            f"{existing}; use --direction {existing} or another --study"
+        )
     return study
 
 
@@ -328,11 +401,16 @@ def _load_study(settings: TuneSettings, *, index: int = 0, parallel: bool = Fals
     import optuna
 
     storage = open_storage(settings.storage, settings.study_dir)
-    study = optuna.load_study(study_name=settings.study_name, storage=storage,
-                              sampler=optuna.samplers.RandomSampler(), pruner=_pruner(settings))
+    study = optuna.load_study(
+        study_name=settings.study_name,
+        storage=storage,
+        sampler=optuna.samplers.RandomSampler(),
+        pruner=_pruner(settings),
+    )
     existing = len(study.get_trials(deepcopy=False))
-    study.sampler = _sampler(settings, _seed(settings.seed, index, existing),
-                             parallel=parallel or settings.storage != JOURNAL)
+    study.sampler = _sampler(
+        settings, _seed(settings.seed, index, existing), parallel=parallel or settings.storage != JOURNAL
+    )
     return study
 
 
@@ -411,9 +489,14 @@ def _start_worker(settings: TuneSettings, index: int, workers: int, logs: Path) 
     # The settings travel on stdin, so a database password is never written to disk. Each
     # worker has its own session: a Ctrl-C reaches this process, which forwards it once.
     with open(logs / f"worker-{index}.log", "ab") as log:
-        process = subprocess.Popen([sys.executable, "-m", WORKER_MODULE, str(index)], stdin=subprocess.PIPE,
-                                   stdout=subprocess.DEVNULL, stderr=log, start_new_session=True,
-                                   env=_worker_env(workers))
+        process = subprocess.Popen(
+            [sys.executable, "-m", WORKER_MODULE, str(index)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+            start_new_session=True,
+            env=_worker_env(workers),
+        )
     assert process.stdin is not None
     process.stdin.write(settings.to_json().encode())
     process.stdin.close()
@@ -463,14 +546,21 @@ def _objective(config: Any, metric: str | None, direction: str | None, stored: d
 
     classifier = models.get(config.model.name).params.task == "classification"
     if stored is not None:
-        for flag, given, kept in (("--metric", metric, stored["metric"]), ("--direction", direction, stored["direction"])):
+        for flag, given, kept in (
+            ("--metric", metric, stored["metric"]),
+            ("--direction", direction, stored["direction"]),
+        ):
             if given is not None and given != kept:
-                raise UsageError(f"{flag} {given}: this study tunes {stored['metric']} ({stored['direction']}); "
-                                 f"start another study for {given}")
+                raise UsageError(
+                    f"{flag} {given}: this study tunes {stored['metric']} ({stored['direction']}); "
+                    f"start another study for {given}"
+                )
         return stored["metric"], stored["direction"]
     metric = _choice("metric", metric or ("val_acc" if classifier else "val_loss"), METRICS)
     if metric.endswith("_acc") and not classifier:
-        raise UsageError(f"--metric {metric}: model {config.model.name!r} is not a classifier; use val_loss or train_loss")
+        raise UsageError(
+            f"--metric {metric}: model {config.model.name!r} is not a classifier; use val_loss or train_loss"
+        )
     direction = _choice("direction", direction or ("maximize" if metric.endswith("_acc") else "minimize"), DIRECTIONS)
     return metric, direction
 
@@ -485,7 +575,9 @@ def _stored_record(study_dir: Path) -> dict[str, Any]:
     try:
         return read_study_json(study_dir)
     except CheckpointError as error:
-        raise UsageError(f"{study_dir} exists and is not a study to continue ({error}); choose another --name") from None
+        raise UsageError(
+            f"{study_dir} exists and is not a study to continue ({error}); choose another --name"
+        ) from None
 
 
 def _check_continuation(stored: dict[str, Any], storage: str, study_name: str | None) -> None:
@@ -495,8 +587,9 @@ def _check_continuation(stored: dict[str, Any], storage: str, study_name: str | 
         raise UsageError(f"--study {study_name}: this study dir holds study {stored['study_name']!r}")
 
 
-def _budget(trials: int | None, sampler: str, space: SearchSpace, base: dict[str, Any],
-            stored: dict | None) -> tuple[int, list[str]]:
+def _budget(
+    trials: int | None, sampler: str, space: SearchSpace, base: dict[str, Any], stored: dict | None
+) -> tuple[int, list[str]]:
     if trials is not None and trials < 1:
         raise UsageError("--trials: at least 1")
     wanted = trials or (stored or {}).get("n_trials") or None

@@ -14,5 +14,13 @@ from dltool.viz.run import visualize_run
 from dltool.viz.study import open_study, visualize_study
 from dltool.viz.targets import visualize
 
-__all__ = ["FORMATS", "Visualization", "open_study", "visualize", "visualize_dataset", "visualize_run",
-           "visualize_runs", "visualize_study"]
+__all__ = [
+    "FORMATS",
+    "Visualization",
+    "open_study",
+    "visualize",
+    "visualize_dataset",
+    "visualize_run",
+    "visualize_runs",
+    "visualize_study",
+]

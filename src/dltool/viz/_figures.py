@@ -111,8 +111,7 @@ def hwc(image: np.ndarray) -> np.ndarray:
 
 def show_image(ax, image: np.ndarray, title: str | None = None, colour: str = "black") -> None:
     """A uint8 (C, H, W) image, pixels as squares (no smoothing), without axes."""
-    ax.imshow(hwc(image), cmap="gray" if image.shape[0] == 1 else None, vmin=0, vmax=255,
-              interpolation="nearest")
+    ax.imshow(hwc(image), cmap="gray" if image.shape[0] == 1 else None, vmin=0, vmax=255, interpolation="nearest")
     ax.set_axis_off()
     if title is not None:
         ax.set_title(title, fontsize=7, color=colour)

@@ -64,17 +64,21 @@ def visualize_runs(paths: list[Path], *, out: Path | None = None, fmt: str = "pn
     written += [csv_path, md_path]
     page = report.Report(f"{len(runs)} runs compared", " · ".join(str(r.path) for r in runs))
     differing = len(header) - 1 - len(RESULTS)
-    page.add("Differences and results",
-             f"<p>{differing} config key{'s' if differing != 1 else ''} differ (dotted keys of config.yaml); "
-             "the same table is in runs.csv and runs.md.</p>"
-             + report.table(header, [[None if v is MISSING else v for v in row] for row in rows]))
+    page.add(
+        "Differences and results",
+        f"<p>{differing} config key{'s' if differing != 1 else ''} differ (dotted keys of config.yaml); "
+        "the same table is in runs.csv and runs.md.</p>"
+        + report.table(header, [[None if v is MISSING else v for v in row] for row in rows]),
+    )
     page.add("Plots", report.figures(plotter.plots))
     page.add("Not drawn", report.notes(notes))
     written.append(page.write(plotter.out / "report.html"))
     return Visualization(plotter.out, written, notes)
 
 
-def comparison_table(runs: list[RunDir], labels: list[str], summaries: list[dict[str, Any]]) -> tuple[list[str], list[list[Any]]]:
+def comparison_table(
+    runs: list[RunDir], labels: list[str], summaries: list[dict[str, Any]]
+) -> tuple[list[str], list[list[Any]]]:
     """Header and rows: the run's label, each config key whose values differ between the
     runs (sorted; MISSING where a run lacks it), then the results of ``RESULTS``."""
     configs = [flatten(yaml.safe_load(r.config.read_text(encoding="utf-8")) or {}) for r in runs]
@@ -94,8 +98,12 @@ def to_csv(header: list[str], rows: list[list[Any]]) -> str:
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(header)
     for row in rows:
-        writer.writerow(["" if v is MISSING or v is None else json.dumps(v) if isinstance(v, (list, dict, bool)) else v
-                         for v in row])
+        writer.writerow(
+            [
+                "" if v is MISSING or v is None else json.dumps(v) if isinstance(v, (list, dict, bool)) else v
+                for v in row
+            ]
+        )
     return buffer.getvalue()
 
 

@@ -79,9 +79,15 @@ def curve_figure(curves: list[Curve], quantity: Quantity) -> Figure:
             style = {"marker": "o", "markersize": 3} if len(epochs) <= DOTS_UP_TO else {}
             if overlay:
                 dashed = key.startswith("train_")
-                ax.plot(epochs, values, color=f"C{index % 10}", linestyle="--" if dashed else "-",
-                        alpha=0.7 if dashed else 1.0, label=f"{curve.label} {label}" if len(quantity.keys) > 1 else curve.label,
-                        **style)
+                ax.plot(
+                    epochs,
+                    values,
+                    color=f"C{index % 10}",
+                    linestyle="--" if dashed else "-",
+                    alpha=0.7 if dashed else 1.0,
+                    label=f"{curve.label} {label}" if len(quantity.keys) > 1 else curve.label,
+                    **style,
+                )
             else:
                 ax.plot(epochs, values, color=f"C{position}", label=label, **style)
         _mark_best(ax, curve, quantity, overlay, f"C{index % 10}")
@@ -105,15 +111,28 @@ def _mark_best(ax, curve: Curve, quantity: Quantity, overlay: bool, colour: str)
         return
     epoch = curve.best["epoch"]
     if not overlay:
-        ax.axvline(epoch, color="grey", linestyle=":", linewidth=1.2,
-                   label=f"best: epoch {epoch} ({curve.best.get('metric')} {_short(curve.best.get('value'))})")
+        ax.axvline(
+            epoch,
+            color="grey",
+            linestyle=":",
+            linewidth=1.2,
+            label=f"best: epoch {epoch} ({curve.best.get('metric')} {_short(curve.best.get('value'))})",
+        )
         return
     val_key = next((key for key, _ in quantity.keys if key.startswith("val_")), quantity.keys[0][0])
     record = next((r for r in curve.records if r.get("epoch") == epoch), None)
     value = _value(record.get(val_key)) if record else None
     if value is not None:
-        ax.plot([epoch], [value], marker="*", markersize=11, color=colour, markeredgecolor="black",
-                markeredgewidth=0.5, linestyle="none")
+        ax.plot(
+            [epoch],
+            [value],
+            marker="*",
+            markersize=11,
+            color=colour,
+            markeredgecolor="black",
+            markeredgewidth=0.5,
+            linestyle="none",
+        )
 
 
 def _series(records: list[dict[str, Any]], key: str) -> tuple[list[int], list[float]]:

@@ -23,8 +23,9 @@ SAMPLE_TILE = 0.9  # inches per image
 SAMPLE_SEED = 0
 
 
-def visualize_dataset(name: str, *, out: Path | None = None, fmt: str = "png", split: str = "train",
-                      root: str | None = None) -> Visualization:
+def visualize_dataset(
+    name: str, *, out: Path | None = None, fmt: str = "png", split: str = "train", root: str | None = None
+) -> Visualization:
     """``samples`` (images of ``split`` by class), ``balance`` (samples per class and split)
     and ``report.html`` into ``out`` (default ``plots/<dataset name>`` in the working directory)."""
     from dltool.config.schema import DataConfig
@@ -37,20 +38,40 @@ def visualize_dataset(name: str, *, out: Path | None = None, fmt: str = "png", s
     plotter = Plotter(Path(out) if out is not None else default_out(name), fmt)
     chosen = data.splits[split]
     written = [
-        plotter.save(samples_figure(chosen.images, chosen.labels, data.classes, split), "samples",
-                     f"{split} images, chosen at random (seed {SAMPLE_SEED}) within each class"),
-        plotter.save(balance_figure({s: data.splits[s].labels for s in splits}, data.classes), "balance",
-                     "samples per class in each split" + (" (no test split: val doubles as test)" if data.test_is_val else "")),
+        plotter.save(
+            samples_figure(chosen.images, chosen.labels, data.classes, split),
+            "samples",
+            f"{split} images, chosen at random (seed {SAMPLE_SEED}) within each class",
+        ),
+        plotter.save(
+            balance_figure({s: data.splits[s].labels for s in splits}, data.classes),
+            "balance",
+            "samples per class in each split" + (" (no test split: val doubles as test)" if data.test_is_val else ""),
+        ),
     ]
     counts = {s: np.bincount(data.splits[s].labels, minlength=len(data.classes)) for s in splits}
-    page = report.Report(f"Dataset {name}", f"{len(data.classes)} classes · images "
-                         + "×".join(map(str, data.in_shape)) + " · " + ", ".join(f"{s} {len(data.splits[s])}" for s in splits))
-    page.add("Splits", report.table(["split", "images", "smallest class", "largest class"],
-                                    [[s, int(c.sum()), int(c.min()), int(c.max())] for s, c in counts.items()]))
+    page = report.Report(
+        f"Dataset {name}",
+        f"{len(data.classes)} classes · images "
+        + "×".join(map(str, data.in_shape))
+        + " · "
+        + ", ".join(f"{s} {len(data.splits[s])}" for s in splits),
+    )
+    page.add(
+        "Splits",
+        report.table(
+            ["split", "images", "smallest class", "largest class"],
+            [[s, int(c.sum()), int(c.min()), int(c.max())] for s, c in counts.items()],
+        ),
+    )
     page.add("Normalisation (train split)", report.key_values({"mean": data.mean, "std": data.std}))
     page.add("Plots", report.figures(plotter.plots))
-    page.add("Samples per class", report.table(["class", *splits],
-                                               [[c, *(int(counts[s][i]) for s in splits)] for i, c in enumerate(data.classes)]))
+    page.add(
+        "Samples per class",
+        report.table(
+            ["class", *splits], [[c, *(int(counts[s][i]) for s in splits)] for i, c in enumerate(data.classes)]
+        ),
+    )
     page.add("Notes", report.notes(data.messages()))
     written.append(page.write(plotter.out / "report.html"))
     return Visualization(plotter.out, written, [])
@@ -93,8 +114,15 @@ def samples_figure(images: np.ndarray, labels: np.ndarray, classes: list[str], s
                     show_image(ax, images[indices[column]])
                 else:
                     ax.set_axis_off()
-            axes[row, 0].text(-0.15, 0.5, f"{_clip(name)} ({int(np.sum(labels == row))})", transform=axes[row, 0].transAxes,
-                              ha="right", va="center", fontsize=8)
+            axes[row, 0].text(
+                -0.15,
+                0.5,
+                f"{_clip(name)} ({int(np.sum(labels == row))})",
+                transform=axes[row, 0].transAxes,
+                ha="right",
+                va="center",
+                fontsize=8,
+            )
     else:
         shown = min(n, CLASSES_SHOWN)
         chosen = choose_samples(labels, shown, 1)
@@ -126,8 +154,13 @@ def balance_figure(labels_by_split: dict[str, np.ndarray], classes: list[str]) -
     positions = np.arange(n)
     for index, split in enumerate(splits):
         counts = np.bincount(labels_by_split[split], minlength=n)
-        bars = ax.bar(positions + (index - (len(splits) - 1) / 2) * width, counts, width=width,
-                      label=f"{split} ({int(counts.sum())})", color=f"C{index}")
+        bars = ax.bar(
+            positions + (index - (len(splits) - 1) / 2) * width,
+            counts,
+            width=width,
+            label=f"{split} ({int(counts.sum())})",
+            color=f"C{index}",
+        )
         if n <= 12:
             ax.bar_label(bars, fontsize=6, padding=1)
     step = max(1, -(-n // LABELS_UP_TO))

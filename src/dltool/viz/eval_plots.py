@@ -38,22 +38,32 @@ def confusion_figure(matrix: list[list[int]], classes: list[str], *, normalised:
     values = np.divide(counts, rows, out=np.zeros(counts.shape), where=rows > 0) if normalised else counts
     figure = new_figure(*confusion_size(len(classes)))
     ax = figure.add_subplot()
-    image = ax.imshow(values, cmap="Blues", vmin=0, vmax=1 if normalised else max(1, int(values.max())),
-                      interpolation="nearest")
+    image = ax.imshow(
+        values, cmap="Blues", vmin=0, vmax=1 if normalised else max(1, int(values.max())), interpolation="nearest"
+    )
     figure.colorbar(image, ax=ax, shrink=0.85, aspect=30, pad=0.02)
     if len(classes) <= CELL_NUMBERS_UP_TO:
         dark = (values.max() or 1) / 2
         for i in range(len(classes)):
             for j in range(len(classes)):
                 text = f"{values[i, j]:.2f}" if normalised else str(int(values[i, j]))
-                artist = ax.text(j, i, text, ha="center", va="center", fontsize=8 if len(classes) <= 12 else 6,
-                                 color="white" if values[i, j] > dark else "black")
+                artist = ax.text(
+                    j,
+                    i,
+                    text,
+                    ha="center",
+                    va="center",
+                    fontsize=8 if len(classes) <= 12 else 6,
+                    color="white" if values[i, j] > dark else "black",
+                )
                 artist.set_gid(f"cell-{i}-{j}")
     _class_ticks(ax, classes)
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     n = int(counts.sum())
-    ax.set_title(f"Confusion matrix, row-normalised ({split}, n={n})" if normalised else f"Confusion matrix ({split}, n={n})")
+    ax.set_title(
+        f"Confusion matrix, row-normalised ({split}, n={n})" if normalised else f"Confusion matrix ({split}, n={n})"
+    )
     return figure
 
 
@@ -104,12 +114,22 @@ def reliability_figure(probs: np.ndarray, labels: np.ndarray, ece: float, split:
     filled = count > 0
     figure = new_figure(*RELIABILITY_SIZE)
     top, bottom = figure.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 1]})
-    top.bar(centres[filled], accuracy[filled], width=width, color="C0", edgecolor="black", linewidth=0.5,
-            label="accuracy")
+    top.bar(
+        centres[filled], accuracy[filled], width=width, color="C0", edgecolor="black", linewidth=0.5, label="accuracy"
+    )
     low = np.minimum(accuracy[filled], confidence[filled])
     gap = np.abs(confidence[filled] - accuracy[filled])
-    top.bar(centres[filled], gap, bottom=low, width=width, facecolor="none", edgecolor="C3", linewidth=0.8,
-            hatch="///", label="gap to mean confidence")
+    top.bar(
+        centres[filled],
+        gap,
+        bottom=low,
+        width=width,
+        facecolor="none",
+        edgecolor="C3",
+        linewidth=0.8,
+        hatch="///",
+        label="gap to mean confidence",
+    )
     top.plot([0, 1], [0, 1], color="grey", linestyle="--", linewidth=1, label="perfect calibration")
     top.set_xlim(0, 1)
     top.set_ylim(0, 1)
@@ -135,8 +155,9 @@ def most_confidently_wrong(probs: np.ndarray, labels: np.ndarray, limit: int = W
     return wrong[order][:limit]
 
 
-def wrong_figure(images: np.ndarray, probs: np.ndarray, labels: np.ndarray, classes: list[str],
-                 split: str = "test") -> Figure:
+def wrong_figure(
+    images: np.ndarray, probs: np.ndarray, labels: np.ndarray, classes: list[str], split: str = "test"
+) -> Figure:
     """The most confidently wrong images of ``split``, each titled with its true and
     predicted class and the predicted probability."""
     indices = most_confidently_wrong(probs, labels)
@@ -148,9 +169,13 @@ def wrong_figure(images: np.ndarray, probs: np.ndarray, labels: np.ndarray, clas
     predicted = probs.argmax(1)
     for ax, index in zip(axes.flat, indices):
         p = predicted[index]
-        show_image(ax, images[index], f"true {_clip(classes[labels[index]])}\npred {_clip(classes[p])} "
-                                      f"({probs[index, p]:.2f})", colour="C3")
-    for ax in axes.flat[len(indices):]:
+        show_image(
+            ax,
+            images[index],
+            f"true {_clip(classes[labels[index]])}\npred {_clip(classes[p])} ({probs[index, p]:.2f})",
+            colour="C3",
+        )
+    for ax in axes.flat[len(indices) :]:
         ax.set_axis_off()
     wrong = int((predicted != labels).sum())
     figure.suptitle(f"Most confidently wrong ({split}): {len(indices)} of {wrong} wrong", fontsize=10)

@@ -63,10 +63,11 @@ class Report:
             body.append(f'<section id="s{index}"><h2>{_e(heading)}</h2>\n{fragment}\n</section>')
         body.append(f"<footer>Made by dltool {_e(__version__)} (dltool visualize).</footer>")
         return (
-            "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
+            '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
             '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
             f"<title>{_e(self.title)}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n"
-            + "\n".join(body) + "\n</body>\n</html>\n"
+            + "\n".join(body)
+            + "\n</body>\n</html>\n"
         )
 
     def write(self, path: Path) -> Path:
@@ -99,7 +100,11 @@ def table(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
 def key_values(mapping: Mapping[str, Any]) -> str:
     """A two-column table; nested mappings are flattened to dotted keys."""
     rows = [(k, v) for k, v in flatten(mapping).items()]
-    return "<table><tbody>" + "".join(f"<tr><th>{_e(k)}</th>{_cell(v)}</tr>" for k, v in rows) + "</tbody></table>" if rows else ""
+    return (
+        "<table><tbody>" + "".join(f"<tr><th>{_e(k)}</th>{_cell(v)}</tr>" for k, v in rows) + "</tbody></table>"
+        if rows
+        else ""
+    )
 
 
 def row(*blocks: tuple[str, str]) -> str:

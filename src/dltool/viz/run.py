@@ -19,8 +19,19 @@ from dltool.viz._figures import Plotter, Visualization
 from dltool.viz.curves import QUANTITIES, Curve, curve_figure, has_quantity, read_metrics
 
 # Scalar keys of an eval document, in the order the report shows them.
-EVAL_KEYS = ("n", "loss", "accuracy", "balanced_accuracy", "top5_accuracy", "macro_f1", "weighted_f1",
-             "ece", "brier", "mse", "psnr")
+EVAL_KEYS = (
+    "n",
+    "loss",
+    "accuracy",
+    "balanced_accuracy",
+    "top5_accuracy",
+    "macro_f1",
+    "weighted_f1",
+    "ece",
+    "brier",
+    "mse",
+    "psnr",
+)
 CURVE_CAPTIONS = {
     "loss": "training loss (as optimised) and validation loss per epoch; the dotted line is the epoch whose weights were kept",
     "accuracy": "training and validation accuracy per epoch",
@@ -39,8 +50,15 @@ class Scored:
     written: Path | None  # eval-<split>.json, when this call wrote it
 
 
-def visualize_run(path: Path, *, out: Path | None = None, fmt: str = "png", split: str = "test",
-                  device: str = "auto", batch_size: int = 256) -> Visualization:
+def visualize_run(
+    path: Path,
+    *,
+    out: Path | None = None,
+    fmt: str = "png",
+    split: str = "test",
+    device: str = "auto",
+    batch_size: int = 256,
+) -> Visualization:
     """Plots of run dir ``path`` into ``out`` (default ``RUN/plots``) and ``report.html``.
 
     Files: loss, accuracy (classifiers), lr; confusion, confusion_normalised, per_class_f1,
@@ -66,7 +84,9 @@ def visualize_run(path: Path, *, out: Path | None = None, fmt: str = "png", spli
         scored = score_run(run, split=split, device=device, batch_size=batch_size)
     except DltoolError as error:
         if not written:
-            raise CheckpointError(f"{run.path}: nothing to plot: no finished epoch in metrics.jsonl and {error}") from None
+            raise CheckpointError(
+                f"{run.path}: nothing to plot: no finished epoch in metrics.jsonl and {error}"
+            ) from None
         scored = None
         notes.append(f"no {split} scores or their plots: {error}")
     if scored is not None:
@@ -95,10 +115,12 @@ def score_run(run: RunDir, *, split: str, device: str = "auto", batch_size: int 
 
 
 def _is_current(document: dict[str, Any], path: Path, weights: Path, tta: str) -> bool:
-    return (Path(str(document.get("checkpoint", ""))).name == weights.name
-            and document.get("tta", "none") == tta
-            and path.stat().st_mtime_ns >= weights.stat().st_mtime_ns
-            and ("confusion_matrix" in document or "mse" in document))
+    return (
+        Path(str(document.get("checkpoint", ""))).name == weights.name
+        and document.get("tta", "none") == tta
+        and path.stat().st_mtime_ns >= weights.stat().st_mtime_ns
+        and ("confusion_matrix" in document or "mse" in document)
+    )
 
 
 def _eval_plots(plotter: Plotter, scored: Scored, split: str) -> list[Path]:
@@ -110,23 +132,41 @@ def _eval_plots(plotter: Plotter, scored: Scored, split: str) -> list[Path]:
     saved = []
     for normalised, name in ((False, "confusion"), (True, "confusion_normalised")):
         figure = eval_plots.confusion_figure(document["confusion_matrix"], classes, normalised=normalised, split=split)
-        caption = ("each row divided by its count: the diagonal is each class's recall" if normalised
-                   else "counts; rows are the true classes, columns the predicted ones")
+        caption = (
+            "each row divided by its count: the diagonal is each class's recall"
+            if normalised
+            else "counts; rows are the true classes, columns the predicted ones"
+        )
         saved.append(plotter.save(figure, name, caption))
-    saved.append(plotter.save(eval_plots.per_class_f1_figure(document["per_class"], document["macro_f1"], split),
-                              "per_class_f1", "F1 of each class; the dashed line is the macro average"))
-    saved.append(plotter.save(
-        eval_plots.reliability_figure(evaluation.probs, evaluation.samples.labels, document["ece"], split),
-        "reliability", "accuracy against confidence in the ECE's bins; bars below the diagonal are overconfident",
-    ))
-    saved.append(plotter.save(
-        eval_plots.wrong_figure(evaluation.samples.images, evaluation.probs, evaluation.samples.labels, classes, split),
-        "wrong", "the wrongly classified images the model was most sure of, with the probability it gave",
-    ))
+    saved.append(
+        plotter.save(
+            eval_plots.per_class_f1_figure(document["per_class"], document["macro_f1"], split),
+            "per_class_f1",
+            "F1 of each class; the dashed line is the macro average",
+        )
+    )
+    saved.append(
+        plotter.save(
+            eval_plots.reliability_figure(evaluation.probs, evaluation.samples.labels, document["ece"], split),
+            "reliability",
+            "accuracy against confidence in the ECE's bins; bars below the diagonal are overconfident",
+        )
+    )
+    saved.append(
+        plotter.save(
+            eval_plots.wrong_figure(
+                evaluation.samples.images, evaluation.probs, evaluation.samples.labels, classes, split
+            ),
+            "wrong",
+            "the wrongly classified images the model was most sure of, with the probability it gave",
+        )
+    )
     return saved
 
 
-def reconstruct(trained: Any, evaluation: Any, count: int = eval_plots.RECONSTRUCTIONS_SHOWN) -> tuple[np.ndarray, np.ndarray]:
+def reconstruct(
+    trained: Any, evaluation: Any, count: int = eval_plots.RECONSTRUCTIONS_SHOWN
+) -> tuple[np.ndarray, np.ndarray]:
     """``count`` images spread evenly over the split and the model's outputs, both uint8,
     normalised and denormalised exactly as evaluation feeds the model."""
     import torch
@@ -144,8 +184,9 @@ def reconstruct(trained: Any, evaluation: Any, count: int = eval_plots.RECONSTRU
     return inputs, pixels
 
 
-def _run_report(run: RunDir, summary: dict[str, Any] | None, scored: Scored | None, plotter: Plotter,
-                notes: list[str], split: str) -> report.Report:
+def _run_report(
+    run: RunDir, summary: dict[str, Any] | None, scored: Scored | None, plotter: Plotter, notes: list[str], split: str
+) -> report.Report:
     config_text = run.config.read_text(encoding="utf-8")
     config = yaml.safe_load(config_text) or {}
     model, data = config.get("model", {}).get("name"), config.get("data", {}).get("name")
@@ -160,7 +201,10 @@ def _run_report(run: RunDir, summary: dict[str, Any] | None, scored: Scored | No
     page.add("Plots", report.figures(plotter.plots))
     page.add("Not drawn", report.notes(notes))
     if scored is not None and "per_class" in scored.document:
-        rows = [(name, r["precision"], r["recall"], r["f1"], r["support"]) for name, r in scored.document["per_class"].items()]
+        rows = [
+            (name, r["precision"], r["recall"], r["f1"], r["support"])
+            for name, r in scored.document["per_class"].items()
+        ]
         page.add(f"Per class ({split})", report.table(["class", "precision", "recall", "f1", "support"], rows))
     if summary:
         page.add("summary.json", report.key_values(summary))

@@ -97,14 +97,34 @@ def visualize_study(path: Path, *, out: Path | None = None, fmt: str = "png") ->
     # (file name, Optuna function, size, layout engine, caption); parallel coordinates' axes
     # defeat the constrained layout.
     plans: list[tuple[str, Callable[..., Any], tuple[float, float], str, str]] = [
-        ("history", vm.plot_optimization_history, HISTORY_SIZE, "constrained",
-         f"{metric} of each trial in order, and the best so far"),
-        ("importances", vm.plot_param_importances, IMPORTANCES_SIZE, "constrained",
-         f"how much of {metric}'s variance each parameter explains (fANOVA)"),
-        ("parallel_coordinate", vm.plot_parallel_coordinate, PARALLEL_SIZE, "tight",
-         "each completed trial as a line through its parameter values, coloured by its value"),
-        ("slice", vm.plot_slice, (min(SLICE_MAX_WIDTH, SLICE_PANEL[0] * max(1, n_params) + 0.6), SLICE_PANEL[1]), "constrained",
-         f"{metric} against each parameter, one dot per trial, darker for later trials"),
+        (
+            "history",
+            vm.plot_optimization_history,
+            HISTORY_SIZE,
+            "constrained",
+            f"{metric} of each trial in order, and the best so far",
+        ),
+        (
+            "importances",
+            vm.plot_param_importances,
+            IMPORTANCES_SIZE,
+            "constrained",
+            f"how much of {metric}'s variance each parameter explains (fANOVA)",
+        ),
+        (
+            "parallel_coordinate",
+            vm.plot_parallel_coordinate,
+            PARALLEL_SIZE,
+            "tight",
+            "each completed trial as a line through its parameter values, coloured by its value",
+        ),
+        (
+            "slice",
+            vm.plot_slice,
+            (min(SLICE_MAX_WIDTH, SLICE_PANEL[0] * max(1, n_params) + 0.6), SLICE_PANEL[1]),
+            "constrained",
+            f"{metric} against each parameter, one dot per trial, darker for later trials",
+        ),
     ]
     written, notes = [], []
     for name, plot, size, layout, caption in plans:
@@ -147,21 +167,30 @@ def _optuna_figure(plot: Callable[..., Any], study: Any, metric: str, size: tupl
         return figure
 
 
-def _study_report(study_dir: Path, document: dict[str, Any], study: Any, plotter: Plotter, notes: list[str],
-                  metric: str) -> report.Report:
+def _study_report(
+    study_dir: Path, document: dict[str, Any], study: Any, plotter: Plotter, notes: list[str], metric: str
+) -> report.Report:
     import optuna
 
     best = _best_trial(study)
-    subtitle = (f"{document.get('direction', study.direction.name.lower())} {metric} · {len(study.trials)} trials"
-                + (f" · best {best.value:.4g} (trial {best.number})" if best is not None else "") + f" · {study_dir}")
+    subtitle = (
+        f"{document.get('direction', study.direction.name.lower())} {metric} · {len(study.trials)} trials"
+        + (f" · best {best.value:.4g} (trial {best.number})" if best is not None else "")
+        + f" · {study_dir}"
+    )
     page = report.Report(f"Study {document['study_name']}", subtitle)
     best_yaml = study_dir / "best.yaml"
-    page.add("Study", report.row(
-        ("study.json", report.key_values(document)),
-        ("Best trial (from the storage)",
-         report.key_values({"number": best.number, "value": best.value, "params": best.params}) if best else ""),
-        ("best.yaml", report.pre(best_yaml.read_text(encoding="utf-8")) if best_yaml.is_file() else ""),
-    ))
+    page.add(
+        "Study",
+        report.row(
+            ("study.json", report.key_values(document)),
+            (
+                "Best trial (from the storage)",
+                report.key_values({"number": best.number, "value": best.value, "params": best.params}) if best else "",
+            ),
+            ("best.yaml", report.pre(best_yaml.read_text(encoding="utf-8")) if best_yaml.is_file() else ""),
+        ),
+    )
     page.add("Plots", report.figures(plotter.plots))
     page.add("Not drawn", report.notes(notes))
     trials = list(study.trials)
@@ -170,8 +199,16 @@ def _study_report(study_dir: Path, document: dict[str, Any], study: Any, plotter
         done = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
         maximise = study.direction == optuna.study.StudyDirection.MAXIMIZE
         trials = sorted(done, key=lambda t: -t.value if maximise else t.value)[:TRIALS_SHOWN]
-    rows = [[t.number, t.state.name.lower(), t.value, *(t.params.get(n) for n in names),
-             t.duration.total_seconds() if t.duration else None] for t in trials]
+    rows = [
+        [
+            t.number,
+            t.state.name.lower(),
+            t.value,
+            *(t.params.get(n) for n in names),
+            t.duration.total_seconds() if t.duration else None,
+        ]
+        for t in trials
+    ]
     heading = "Trials" if len(rows) == len(study.trials) else f"Best {len(rows)} of {len(study.trials)} trials"
     page.add(heading, report.table(["trial", "state", metric, *names, "seconds"], rows))
     return page

@@ -8,8 +8,16 @@ from dltool.errors import UsageError, suggest
 from dltool.viz._figures import Visualization, check_format
 
 
-def visualize(targets: list[str], *, out: Path | None = None, fmt: str = "png", split: str | None = None,
-              device: str = "auto", batch_size: int = 256, root: str | None = None) -> Visualization:
+def visualize(
+    targets: list[str],
+    *,
+    out: Path | None = None,
+    fmt: str = "png",
+    split: str | None = None,
+    device: str = "auto",
+    batch_size: int = 256,
+    root: str | None = None,
+) -> Visualization:
     """One run dir (holds config.yaml), several run dirs (compared), a study dir (holds
     study.json), else a dataset name or image folder. ``split`` is the scored split of a run
     (default test) or the sampled split of a dataset (default train); ``root`` the data root
@@ -55,5 +63,8 @@ def _check_dataset(target: str) -> None:
         return
     if Path(target).expanduser().exists():
         raise UsageError(f"{target}: a file; expected a run dir, a study dir, a dataset name or an image folder")
-    raise UsageError(f"{target}: no such run dir, study dir, dataset or folder"
-                     + suggest(target, datasets.names()) + " (see: dltool list datasets)")
+    raise UsageError(
+        f"{target}: no such run dir, study dir, dataset or folder"
+        + suggest(target, datasets.names())
+        + " (see: dltool list datasets)"
+    )
