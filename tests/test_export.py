@@ -131,7 +131,7 @@ def test_predict_on_the_exported_file_gives_the_runs_rows(
     cli, run: Path, images: Path, onnx_export, format_name: str
 ) -> None:
     output = run / "export" / f"model{SUFFIXES[format_name]}"
-    result = onnx_export if format_name == "onnx" else cli("export", run, "--format", format_name)
+    result = onnx_export if format_name == "onnx" else cli("export", run, "--to", format_name)
     assert result.stdout == f"{output}\n"  # the written file and nothing else
     assert "verified with" in result.stderr and "max abs diff" in result.stderr
     assert "warn" not in result.stderr.lower()
@@ -146,7 +146,7 @@ def test_predict_on_the_exported_file_gives_the_runs_rows(
 
 def test_an_existing_export_is_replaced_only_with_force(cli, run: Path, tmp_path: Path) -> None:
     path = tmp_path / "digits.torchscript"
-    cli("export", run, "--format", "torchscript", "--output", path)
+    cli("export", run, "--format", "torchscript", "--output", path)  # 0.1.0's spelling of --to still works
     first = sidecar_path(path).read_text()
     assert "--force" in cli("export", run, "--format", "torchscript", "--output", path, code=2).stderr
     assert sidecar_path(path).read_text() == first

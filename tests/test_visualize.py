@@ -21,9 +21,10 @@ from PIL import Image
 from browser import Chromium, file_url, find_chromium
 from dltool.config import load_config
 from dltool.engine import train
+from dltool.figures.canvas import DPI
+from dltool.figures.confusion import confusion_size
 from dltool.rundir import create_run_dir
 from dltool.viz import curves, dataset, eval_plots, study
-from dltool.viz._figures import DPI
 
 SVG = "{http://www.w3.org/2000/svg}"
 RUN_PLOTS = ["loss", "accuracy", "lr", "confusion", "confusion_normalised", "per_class_f1", "reliability", "wrong"]
@@ -78,8 +79,8 @@ def test_run_plots_are_images_of_their_size_and_eval_is_made_on_the_fly(cli, run
         "loss": curves.CURVE_SIZE,
         "accuracy": curves.CURVE_SIZE,
         "lr": curves.CURVE_SIZE,
-        "confusion": eval_plots.confusion_size(10),
-        "confusion_normalised": eval_plots.confusion_size(10),
+        "confusion": confusion_size(10),
+        "confusion_normalised": confusion_size(10),
         "per_class_f1": eval_plots.per_class_size(10),
         "reliability": eval_plots.RELIABILITY_SIZE,
         "wrong": eval_plots.wrong_size(min(wrong, eval_plots.WRONG_SHOWN)),
@@ -101,7 +102,7 @@ def svg_texts(path: Path) -> dict[str, str]:
 
 
 def test_confusion_matrix_svg_cells_match_the_eval_document(cli, run: Path, tmp_path: Path) -> None:
-    paths = written(cli("visualize", run, "--format", "svg", "--out", tmp_path / "svg"))
+    paths = written(cli("visualize", run, "--image-format", "svg", "--out", tmp_path / "svg"))
     for path in paths:
         if path.suffix == ".svg":
             assert ET.parse(path).getroot().tag == f"{SVG}svg"
@@ -121,7 +122,7 @@ def test_confusion_matrix_svg_cells_match_the_eval_document(cli, run: Path, tmp_
 
 
 def test_pdf_files(cli, run: Path, tmp_path: Path) -> None:
-    paths = written(cli("visualize", run, "--format", "pdf", "--out", tmp_path / "pdf"))
+    paths = written(cli("visualize", run, "--image-format", "pdf", "--out", tmp_path / "pdf"))
     assert [p.name for p in paths if p.suffix == ".pdf"] == [f"{name}.pdf" for name in RUN_PLOTS]
     for name in RUN_PLOTS:
         data = (tmp_path / "pdf" / f"{name}.pdf").read_bytes()
@@ -255,7 +256,7 @@ def test_study_plots_from_a_journal_study_dir(cli, tmp_path: Path) -> None:
 def test_study_loader_takes_sqlite_urls_and_creates_nothing(cli, tmp_path: Path) -> None:
     folder = make_study(tmp_path / "sqlite-study", storage="sqlite:///study.db", trials=3)
     assert len(study.open_study(folder).trials) == 3  # relative to the study dir
-    cli("visualize", folder, "--format", "svg")
+    cli("visualize", folder, "--format", "svg")  # 0.1.0's spelling of --image-format still works
     assert (folder / "plots" / "history.svg").is_file()
     broken = make_study(tmp_path / "no-journal")
     (broken / "study.journal").unlink()
@@ -281,7 +282,7 @@ def test_image_folder_dataset_without_test_split(cli, tmp_path: Path) -> None:
             Image.fromarray(rng.integers(0, 255, (10, 10, 3), dtype=np.uint8)).save(
                 tmp_path / "pets" / name / f"{k}.png"
             )
-    paths = written(cli("visualize", tmp_path / "pets", "--format", "svg", "--out", tmp_path / "out"))
+    paths = written(cli("visualize", tmp_path / "pets", "--image-format", "svg", "--out", tmp_path / "out"))
     assert [p.name for p in paths] == ["samples.svg", "balance.svg", "report.html"]
     texts = " ".join(ET.parse(tmp_path / "out" / "balance.svg").getroot().itertext())
     assert "train" in texts and "val" in texts and "test (" not in texts  # val doubles as test
@@ -319,7 +320,7 @@ def test_unfinished_runs_name_what_is_missing(cli, runs: list[Path], tmp_path: P
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["digits", "--format", "gif"], "--format 'gif'"),
+        (["digits", "--image-format", "gif"], "--image-format 'gif'"),
         (["digts"], "did you mean 'digits'"),
         (["digits", "--out", "x", "--root", "nowhere", "--split", "nosplit"], "--split nosplit"),
     ],

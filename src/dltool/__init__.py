@@ -7,7 +7,7 @@ They are loaded on first access, so ``import dltool`` (and ``dltool --help``) st
 import importlib
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+from dltool._version import __version__
 
 if TYPE_CHECKING:
     from dltool.api import Predictions, evaluate, predict, resume, train, tune

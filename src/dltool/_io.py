@@ -1,7 +1,7 @@
 """Crash-safe file writing: every file is written to a temporary sibling, fsynced, then renamed.
 
 A crash or a kill at any moment leaves either the old file or the new one under the final
-name, never a half-written one.
+name, never a half-written one. ``read_json`` is the matching reader of a JSON file.
 """
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import tempfile
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -16,6 +17,8 @@ from pathlib import Path
 from typing import IO, Any
 
 import yaml
+
+from dltool.errors import CheckpointError
 
 # The process's umask, read once (reading it means setting it): files written here get the
 # permissions an ordinary open() would give them, not mkstemp's private 0600.
@@ -39,7 +42,7 @@ def atomic_open(path: Path, mode: str = "wb") -> Iterator[IO]:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
 
 
 def atomic_write(path: Path, write: Callable[[IO[bytes]], Any]) -> None:
@@ -58,6 +61,22 @@ def atomic_write_text(path: Path, text: str) -> None:
 
 def atomic_write_json(path: Path, document: Any) -> None:
     atomic_write_text(path, json.dumps(json_safe(document), indent=2, allow_nan=False) + "\n")
+
+
+def read_json(path: Path) -> Any:
+    """The JSON document in ``path``; a ``CheckpointError`` naming the file when it cannot be
+    read or is not JSON (a truncated or foreign file is a clear error, never a traceback)."""
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise CheckpointError(f"{path}: not readable JSON ({error})") from None
+
+
+def slug(name: str, fallback: str, strip: str = "_") -> str:
+    """A file-name part from ``name``'s last path component: every run of characters other
+    than letters, digits, ``.``, ``-`` and ``_`` made one ``_``, ``strip`` trimmed from both
+    ends; ``fallback`` when nothing is left."""
+    return re.sub(r"[^\w.-]+", "_", Path(name).name or name).strip(strip) or fallback
 
 
 def json_line(document: Any) -> str:
@@ -87,8 +106,8 @@ def append_line(path: Path, line: str) -> None:
         os.fsync(file.fileno())
 
 
-def _fsync_dir(directory: Path) -> None:
-    # Makes the rename itself durable; not every filesystem allows opening a directory.
+def fsync_dir(directory: Path) -> None:
+    """Make a rename into ``directory`` durable (a no-op where the filesystem cannot open a folder)."""
     try:
         fd = os.open(directory, os.O_RDONLY)
     except OSError:

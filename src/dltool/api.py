@@ -134,9 +134,9 @@ def predict(
     has ``path``, ``label``, ``score`` and ``top``, the ``top_k`` (label, probability) pairs.
     For more images than fit in a list, ``dltool.evaluation.predict.predict`` streams the rows.
     """
-    from dltool.evaluation.inference import load_inference_model
     from dltool.evaluation.predict import Unreadable
     from dltool.evaluation.predict import predict as predict_images
+    from dltool.export.inference import load_inference_model
 
     paths = [inputs] if isinstance(inputs, (str, os.PathLike)) else inputs
     model = load_inference_model(Path(run), device=device)

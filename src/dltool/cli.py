@@ -13,7 +13,7 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperGroup
 
-from dltool import __version__
+from dltool._version import __version__
 from dltool.commands import download as download_command
 from dltool.commands import eval as eval_command
 from dltool.commands import export as export_command

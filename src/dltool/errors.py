@@ -66,3 +66,10 @@ def suggest(name: str, known: Iterable[str]) -> str:
 
 class ExportError(DltoolError):
     """A model that cannot be exported, or whose exported file does not reproduce it."""
+
+
+def first_line(error: BaseException) -> str:
+    """The first non-blank line of ``error``'s message (third-party errors run to pages), or
+    its type's name when the message is empty."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    return lines[0] if lines else type(error).__name__

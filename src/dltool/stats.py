@@ -3,12 +3,12 @@ dicts (``kind``: dataset, run or checkpoint). The command renders them."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from dltool._io import read_json
 from dltool.errors import CheckpointError, UsageError
 
 # State-dict entries that are buffers, not parameters (batch norm's running statistics).
@@ -46,7 +46,7 @@ def run_stats(path: Path) -> dict[str, Any]:
 
     run = open_run_dir(path)
     config = _read_yaml(run.config)
-    summary = _read_json(run.summary) if run.summary.is_file() else {}
+    summary = read_json(run.summary) if run.summary.is_file() else {}
     epochs = len(run.metrics.read_text(encoding="utf-8").splitlines()) if run.metrics.is_file() else 0
     weights = _safetensors_header(run.weights)[0] if run.weights.is_file() else None
     return {
@@ -64,7 +64,7 @@ def run_stats(path: Path) -> dict[str, Any]:
         "model": config.get("model", {}).get("name"),
         "dataset": config.get("data", {}).get("name"),
         "parameters": _parameters(weights) if weights is not None else None,
-        "classes": _read_json(run.classes) if run.classes.is_file() else None,
+        "classes": read_json(run.classes) if run.classes.is_file() else None,
         "config": config,
     }
 
@@ -86,7 +86,7 @@ def checkpoint_stats(path: Path) -> dict[str, Any]:
             raise CheckpointError(f"{path}: no config.yaml beside it to say which model these weights are")
         config = _read_yaml(config_path)
         classes_path = path.parent / "classes.json"
-        classes = _read_json(classes_path) if classes_path.is_file() else None
+        classes = read_json(classes_path) if classes_path.is_file() else None
         extra = {"in_shape": metadata.get("in_shape"), "dltool_version": metadata.get("dltool_version")}
     return {
         "kind": "checkpoint",
@@ -130,10 +130,3 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     if not isinstance(document, dict):
         raise CheckpointError(f"{path}: not a dltool config")
     return document
-
-
-def _read_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise CheckpointError(f"{path}: not readable JSON ({error})") from None

@@ -10,14 +10,13 @@ from typing import Any
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from dltool.commands._output import stderr, stderr_observer
+from dltool.config.schema import METRICS
 from dltool.engine.observer import Observer
-
-METRICS = ("train_loss", "train_acc", "val_loss", "val_acc")
 
 
 def epoch_line(record: dict[str, Any], epochs: int) -> str:
     """'epoch 3/20  train_loss 0.1234  ...' with the metrics this task measures."""
-    metrics = "  ".join(f"{k} {_number(record[k])}" for k in METRICS if k in record)
+    metrics = "  ".join(f"{k} {_number(value)}" for k, value in record.items() if k in METRICS)  # record order
     return f"epoch {record['epoch']}/{epochs}  {metrics}  lr {record['lr']:.3g}  {record['epoch_time_s']:.2f}s"
 
 

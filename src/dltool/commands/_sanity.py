@@ -46,17 +46,12 @@ def _overfit(config: Any, batches: int, as_json: bool) -> None:
 
 def _find_lr(config: Any, recipe: str | None, runs_dir: Path, as_json: bool) -> None:
     """Print the suggested learning rate; the curve goes to <runs-dir>/<recipe>-find-lr-<n>/."""
-    from dltool._io import atomic_write_json, atomic_write_text, dump_yaml
     from dltool.config import resolve_source
-    from dltool.engine.sanity import find_lr
-    from dltool.rundir import create_run_dir
+    from dltool.engine.sanity import find_lr, save_lr_curve
 
     result = find_lr(config)
-    out = create_run_dir(runs_dir, f"{resolve_source(recipe or '').name}-find-lr")
-    atomic_write_text(out.config, dump_yaml(config.to_dict()))
-    curve = out.path / "lr_find.json"
+    curve = save_lr_curve(result, config, runs_dir, resolve_source(recipe or "").name)
     document = {"suggested_lr": result.suggested_lr, "curve": str(curve), "lrs": result.lrs, "losses": result.losses}
-    atomic_write_json(curve, document)
     stderr.print(
         f"LR range test over {len(result.lrs)} steps ({result.lrs[0]:.1e} → {result.lrs[-1]:.1e}): "
         f"suggested lr {result.suggested_lr:.3g}; curve in {curve}",

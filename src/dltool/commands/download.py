@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from dltool.commands import _complete
+from dltool.commands._options import Quiet
 from dltool.commands._output import emit_line, stderr
 
 Opt = typer.Option
@@ -32,7 +33,7 @@ def download(
         ),
     ] = None,
     force: Annotated[bool, Opt(help="Download again even when verified files are present.")] = False,
-    quiet: Annotated[bool, Opt("--quiet", "-q", help="No progress on stderr, errors only.")] = False,
+    quiet: Quiet = False,
 ) -> None:
     """Download datasets, check them against the publishers' checksums and unpack them.
 

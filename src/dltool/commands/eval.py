@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.table import Table
 
 from dltool.commands import _complete
+from dltool.commands._options import TrainedModel
 from dltool.commands._output import emit_json, stderr
 from dltool.errors import UsageError
 
@@ -16,7 +16,7 @@ Opt = typer.Option
 
 
 def eval_(
-    target: Annotated[Path, typer.Argument(help="Run dir, model.safetensors or a .pt checkpoint.")],
+    target: TrainedModel,
     split: Annotated[str, Opt(help="Split to score: test, val or train.")] = "test",
     data: Annotated[
         str | None,

@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from dltool.commands import _complete
+from dltool.commands._options import JsonDocument
 from dltool.commands._output import emit_json, emit_line
 
 
@@ -21,7 +22,7 @@ def list_(
             autocompletion=_complete.list_kinds,
         ),
     ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON document on stdout.")] = False,
+    as_json: JsonDocument = False,
 ) -> None:
     """List datasets, models, optimizers, schedulers, losses and recipes, with their parameters.
 

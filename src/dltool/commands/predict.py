@@ -5,13 +5,14 @@ from __future__ import annotations
 import csv
 import json
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any, TextIO
 
 import typer
 
+from dltool.commands._options import RowFormat
 from dltool.commands._output import stderr
 
 Opt = typer.Option
@@ -29,9 +30,7 @@ def predict(
     paths: Annotated[
         list[str], typer.Argument(help="Image files, folders (recursive), globs, or - for paths on stdin.")
     ],
-    output_format: Annotated[
-        str | None, Opt("--format", help="csv, jsonl or table (default: table on a terminal, else csv).")
-    ] = None,
+    output_format: RowFormat = None,
     top_k: Annotated[int, Opt(min=1, help="Labels and scores per image.")] = 3,
     output: Annotated[Path | None, Opt(help="Write the rows to this file (atomically) instead of stdout.")] = None,
     batch_size: Annotated[int, Opt(min=1, help="Images per forward pass.")] = 64,
@@ -46,9 +45,9 @@ def predict(
     Example: find imgs -name '*.png' | dltool predict runs/digits-mlp-1 - --format jsonl | jq -r .label
     """
     from dltool.errors import UsageError
-    from dltool.evaluation.inference import load_inference_model
-    from dltool.evaluation.predict import Unreadable, read_path_lines
     from dltool.evaluation.predict import predict as predict_images
+    from dltool.evaluation.predict import read_path_lines
+    from dltool.export.inference import load_inference_model
 
     chosen = output_format or ("table" if output is None and sys.stdout.isatty() else "csv")
     if chosen not in FORMATS:
@@ -56,20 +55,28 @@ def predict(
     model = load_inference_model(target, device=device)
     inputs = read_path_lines(sys.stdin) if paths == ["-"] else paths
     rows = predict_images(model, inputs, top_k=top_k, batch_size=batch_size, workers=workers)
-    bad = 0
     with _destination(output) as stream:
-        writer = _WRITERS[chosen](stream, min(top_k, len(model.classes)))
-        for row in rows:
-            if isinstance(row, Unreadable):
-                bad += 1
-                stderr.print(f"skipped {row.path}: {row.reason}", soft_wrap=True, markup=False)
-            else:
-                writer(row)
-                stream.flush()
+        bad = _write_rows(rows, stream, _WRITERS[chosen](stream, min(top_k, len(model.classes))))
     if bad:
         stderr.print(f"{bad} input{'s' if bad > 1 else ''} could not be read", soft_wrap=True)
     if bad and strict:
         raise typer.Exit(1)
+
+
+def _write_rows(rows: Iterable[Any], stream: TextIO, write: Callable[[Any], Any]) -> int:
+    """Each readable image's row as it comes (flushed, for a pipe); each unreadable one named
+    on stderr. Returns how many could not be read."""
+    from dltool.evaluation.predict import Unreadable
+
+    bad = 0
+    for row in rows:
+        if isinstance(row, Unreadable):
+            bad += 1
+            stderr.print(f"skipped {row.path}: {row.reason}", soft_wrap=True, markup=False)
+        else:
+            write(row)
+            stream.flush()
+    return bad
 
 
 @contextmanager

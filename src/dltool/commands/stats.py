@@ -8,6 +8,7 @@ import typer
 from rich.table import Table
 
 from dltool.commands import _complete
+from dltool.commands._options import JsonDocument
 from dltool.commands._output import emit_json, stderr
 
 
@@ -20,7 +21,7 @@ def stats(
         ),
     ],
     split: Annotated[str | None, typer.Option(help="Only this split of a dataset (train, val, test).")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON document on stdout.")] = False,
+    as_json: JsonDocument = False,
 ) -> None:
     """Show what a dataset, a run or a checkpoint holds.
 

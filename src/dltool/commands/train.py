@@ -10,6 +10,7 @@ from typing import Annotated, Any
 import typer
 
 from dltool.commands import _complete
+from dltool.commands._options import Quiet
 from dltool.commands._output import emit_line, stderr
 from dltool.commands._overrides import Overrides, with_override_flags
 from dltool.commands._signals import stop_on_signals
@@ -31,7 +32,7 @@ def train(
     overfit_batches: Annotated[int | None, Opt(min=1, help="Sanity check: can it memorise N batches?")] = None,
     find_lr: Annotated[bool, Opt("--find-lr", help="LR range test: print a suggested learning rate.")] = False,
     as_json: Annotated[bool, Opt("--json", help="With --overfit-batches/--find-lr: a JSON document.")] = False,
-    quiet: Annotated[bool, Opt("--quiet", "-q", help="No progress on stderr, errors only.")] = False,
+    quiet: Quiet = False,
     *,
     overrides: Overrides,
 ) -> None:

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from dltool.commands import _complete
+from dltool.commands._options import ImageFormat, LegacyFormat, renamed
 from dltool.commands._output import emit_line, stderr
 
 Opt = typer.Option
@@ -29,13 +30,14 @@ def visualize(
             "plots/compare-<runs> or plots/<dataset> in the working directory."
         ),
     ] = None,
-    fmt: Annotated[str, Opt("--format", help="Plot files as png, svg or pdf (report.html embeds PNGs).")] = "png",
+    image_format: ImageFormat = "png",
     split: Annotated[
         str | None, Opt(help="Run: the split scored (default test). Dataset: the split sampled (default train).")
     ] = None,
     root: Annotated[str | None, Opt(help="data.root of a dataset target.")] = None,
     batch_size: Annotated[int, Opt(min=1, help="Images per forward pass when a run is scored.")] = 256,
     device: Annotated[str, Opt(help="Where a run is scored: auto, cpu, cuda, cuda:N or mps.")] = "auto",
+    legacy_format: LegacyFormat = None,
 ) -> None:
     """Draw curves, scores, comparisons, study plots or dataset samples; print each written file.
 
@@ -45,11 +47,19 @@ def visualize(
     A study (dltool tune): history, importances, parallel coordinates, slices. A dataset:
     samples per class and class balance. Each adds report.html, one self-contained page.
 
-    Example: dltool visualize runs/digits-mlp-1 --format svg
+    Example: dltool visualize runs/digits-mlp-1 --image-format svg
     """
     from dltool.viz import visualize as draw
 
-    result = draw(targets, out=out, fmt=fmt, split=split, device=device, batch_size=batch_size, root=root)
+    result = draw(
+        targets,
+        out=out,
+        fmt=renamed(image_format, legacy_format),
+        split=split,
+        device=device,
+        batch_size=batch_size,
+        root=root,
+    )
     for note in result.notes:
         stderr.print(f"note: {note}", soft_wrap=True, markup=False)
     for path in result.written:

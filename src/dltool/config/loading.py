@@ -109,12 +109,13 @@ def parse_set(assignment: str) -> Layer:
     except yaml.YAMLError:
         value = text
     if isinstance(value, str):
-        value = _number_or_text(value)
+        value = number_or_text(value)
     return nest({key: value})
 
 
-def _number_or_text(text: str) -> Any:
-    # YAML 1.1 reads '1e-3' as a string; on the command line it is clearly a number.
+def number_or_text(text: str) -> Any:
+    """``text`` as a float when it is a number in exponent notation, else ``text``: YAML 1.1
+    reads '1e-3' as a string; on the command line (and in a search space) it is a number."""
     try:
         return float(text) if re.fullmatch(r"[-+]?\d+(\.\d*)?[eE][-+]?\d+", text) else text
     except ValueError:

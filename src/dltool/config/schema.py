@@ -8,7 +8,7 @@ validated against that entry's parameters (see ``dltool.config.validate``); ``da
 from __future__ import annotations
 
 import re
-from typing import Literal
+from typing import Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny, field_validator, model_validator
 
@@ -16,7 +16,10 @@ from dltool.losses import LossParams
 from dltool.models import ModelParams
 from dltool.optim import OptimizerParams, SchedulerParams
 
+# The metrics an epoch's metrics.jsonl record holds (accuracies for classifiers only): what
+# train.monitor, tune --metric and the progress lines may name. Spelled out here only.
 Metric = Literal["val_loss", "val_acc", "train_loss", "train_acc"]
+METRICS: tuple[str, ...] = get_args(Metric)
 
 
 class Section(BaseModel):

@@ -26,8 +26,8 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
-from dltool import __version__
-from dltool._io import _fsync_dir
+from dltool._io import fsync_dir
+from dltool._version import __version__
 from dltool.data.archives import extract_members, gunzip
 from dltool.data.sources import RemoteFile, checksum_of, dataset_folder, source_of
 from dltool.errors import DatasetError, UsageError
@@ -171,7 +171,7 @@ def _ensure_file(
             observer.on_message(f"{name}: {url} sent a file with the wrong checksum; deleted it")
             continue
         os.replace(part, target)
-        _fsync_dir(target.parent)
+        fsync_dir(target.parent)
         observer.on_message(f"{name}: {file.name} verified ({checksum.partition(':')[0]})")
         return True
     if part.exists() and not part.stat().st_size:

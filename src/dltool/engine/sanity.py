@@ -5,16 +5,19 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
 
+from dltool._io import atomic_write_json, atomic_write_text, dump_yaml
 from dltool.config.schema import Config
 from dltool.config.validate import validate_config
 from dltool.engine.device import resolve_device, resolve_precision
 from dltool.engine.distributed import World
 from dltool.engine.loop import CLASSIFICATION, evaluate, mean_metrics, to_memory_format
 from dltool.engine.setup import Components, build_components
+from dltool.rundir import create_run_dir
 
 # An untrained classifier should be unsure: its loss near ln(classes). Outside these
 # bounds (as multiples of ln(classes)) the output layer's scale or the labels are suspect.
@@ -124,6 +127,18 @@ def find_lr(config: Config, *, start: float = 1e-7, end: float = 10.0, steps: in
                 return LRFinderResult(_steepest(lrs, losses), lrs, losses)
         epoch += 1
     return LRFinderResult(_steepest(lrs, losses), lrs, losses)
+
+
+def save_lr_curve(result: LRFinderResult, config: Config, runs_dir: Path, source: str) -> Path:
+    """Write the range test into a new ``runs_dir/<source>-find-lr-<n>/``: the config it ran
+    and ``lr_find.json`` (the suggestion, the curve's own path, the rates and smoothed losses).
+    Returns the path of ``lr_find.json``."""
+    out = create_run_dir(runs_dir, f"{source}-find-lr")
+    atomic_write_text(out.config, dump_yaml(config.to_dict()))
+    curve = out.path / "lr_find.json"
+    document = {"suggested_lr": result.suggested_lr, "curve": str(curve), "lrs": result.lrs, "losses": result.losses}
+    atomic_write_json(curve, document)
+    return curve
 
 
 def _steepest(lrs: list[float], losses: list[float]) -> float:

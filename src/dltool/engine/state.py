@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 
-from dltool import __version__
+from dltool._version import __version__
 from dltool.engine.checkpoint import capture_rng, restore_rng, save_checkpoint
 from dltool.engine.setup import Components
 from dltool.errors import CheckpointError

@@ -114,8 +114,8 @@ def _confusion_image(matrix: list[list[int]], classes: list[str], split: str) ->
     """The confusion matrix figure of ``dltool visualize``, as RGB pixels (H, W, 3)."""
     from PIL import Image
 
-    from dltool.viz._figures import render
-    from dltool.viz.eval_plots import confusion_figure
+    from dltool.figures.canvas import render
+    from dltool.figures.confusion import confusion_figure
 
     png = render(confusion_figure(matrix, classes, normalised=False, split=split), "png")
     return np.asarray(Image.open(io.BytesIO(png)).convert("RGB"))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -11,7 +10,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from dltool._io import atomic_write_json
+from dltool._io import atomic_write_json, slug
 from dltool.data.arrays import Split
 from dltool.data.loader import BatchLoader
 from dltool.data.prepare import PreparedData, prepare_data
@@ -121,7 +120,7 @@ def write_report(trained: Trained, document: dict[str, Any], own_data: bool) -> 
     """``eval-<split>.json`` in the run dir (``eval-<dataset>-<split>.json`` for other data),
     or beside a checkpoint that travels alone."""
     folder = trained.run_dir or trained.source.parent
-    stem = document["split"] if own_data else f"{_slug(document['dataset'])}-{document['split']}"
+    stem = document["split"] if own_data else f"{slug(document['dataset'], 'data')}-{document['split']}"
     path = folder / f"eval-{stem}.json"
     atomic_write_json(path, document)
     return path
@@ -170,7 +169,3 @@ def _aligned(prepared: PreparedData, split: Split, classes: list[str], name: str
 
 def _concatenate(*splits: Split) -> Split:
     return Split(np.concatenate([s.images for s in splits]), np.concatenate([s.labels for s in splits]))
-
-
-def _slug(name: str) -> str:
-    return re.sub(r"[^\w.-]+", "_", Path(name).name or name).strip("_") or "data"

@@ -22,7 +22,7 @@ from dltool.engine.checkpoint import load_checkpoint, load_weights
 from dltool.engine.device import resolve_device
 from dltool.engine.tta import MODES as TTA_MODES
 from dltool.engine.tta import with_tta
-from dltool.errors import CheckpointError, ConfigError, DltoolError, UsageError
+from dltool.errors import CheckpointError, ConfigError, DltoolError, UsageError, first_line
 from dltool.models import models
 from dltool.models.build import build_model
 from dltool.rundir import RunDir
@@ -192,8 +192,9 @@ def _rebuild(
     except DltoolError:
         raise
     except (RuntimeError, KeyError, ValueError) as error:
-        first = str(error).strip().splitlines()[0]
-        raise CheckpointError(f"{path}: weights do not fit a {config.model.name!r} model ({first})") from None
+        raise CheckpointError(
+            f"{path}: weights do not fit a {config.model.name!r} model ({first_line(error)})"
+        ) from None
     return model
 
 

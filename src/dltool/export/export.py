@@ -14,8 +14,8 @@ from typing import Any
 
 import torch
 
-import dltool
 from dltool._io import atomic_write_bytes, atomic_write_json
+from dltool._version import __version__
 from dltool.data.normalise import Normalise
 from dltool.errors import ExportError, UnknownNameError, UsageError
 from dltool.evaluation.trained import InferenceModel, Trained
@@ -141,6 +141,6 @@ def _sidecar_document(model: Trained, format: Format, data: bytes, output: Path)
         **format.describe(data),  # ONNX: its opset
         "source": str(model.source.resolve()),
         "run_dir": str(model.run_dir.resolve()) if model.run_dir else None,
-        "dltool_version": dltool.__version__,
+        "dltool_version": __version__,
         "torch_version": torch.__version__,
     }

@@ -31,7 +31,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from dltool.errors import CheckpointError, DltoolError, ExportError, UsageError
+from dltool.errors import CheckpointError, DltoolError, ExportError, UsageError, first_line
 
 Forward = Callable[[torch.Tensor], torch.Tensor]
 INPUT_NAME = "images"
@@ -87,7 +87,7 @@ def write_onnx(model: nn.Module, example: torch.Tensor, opset: int | None, outpu
                 verbose=False,
             )
     except Exception as error:  # the exporter raises many types; any is "cannot export this model"
-        raise ExportError(f"torch's ONNX exporter failed: {_first_line(error)}") from None
+        raise ExportError(f"torch's ONNX exporter failed: {first_line(error)}") from None
     data = program.model_proto.SerializeToString()
     if opset is not None and (written := onnx_opset(data)) != opset:
         raise ExportError(f"torch's ONNX exporter could not write opset {opset} (it wrote {written})")
@@ -114,7 +114,7 @@ def open_onnx(data: bytes, device: torch.device) -> Forward:
     try:
         session = ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
     except Exception as error:  # onnxruntime's own exception types (InvalidProtobuf, Fail, ...)
-        raise CheckpointError(f"onnxruntime cannot load it: {_first_line(error)}") from None
+        raise CheckpointError(f"onnxruntime cannot load it: {first_line(error)}") from None
     name = session.get_inputs()[0].name
 
     def forward(images: torch.Tensor) -> torch.Tensor:
@@ -162,13 +162,8 @@ def open_torchscript(data: bytes, device: torch.device) -> Forward:
         with _without_torchscript_deprecation():
             module = torch.jit.load(io.BytesIO(data), map_location=device)
     except RuntimeError as error:
-        raise CheckpointError(f"torch.jit cannot load it: {_first_line(error)}") from None
+        raise CheckpointError(f"torch.jit cannot load it: {first_line(error)}") from None
     return module.eval()
-
-
-def _first_line(error: BaseException) -> str:
-    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-    return lines[0] if lines else type(error).__name__
 
 
 FORMATS = {

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dltool.config.loading import _number_or_text, merge, nest, read_yaml
+from dltool.config.loading import merge, nest, number_or_text, read_yaml
 from dltool.config.schema import Config
 from dltool.config.validate import DISPATCHED, validate_config
 from dltool.errors import ConfigError, did_you_mean
@@ -220,7 +220,7 @@ def _number(key: str, name: str, value: Any, kind: str) -> Any:
     if value is None:
         raise ConfigError(f"{key}.{name}: required for a {kind} range")
     if isinstance(value, str):
-        value = _number_or_text(value)  # YAML reads 1e-4 (no dot) as text
+        value = number_or_text(value)  # YAML reads 1e-4 (no dot) as text
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         raise ConfigError(f"{key}.{name}: expected a number (got {value!r})")
     if kind == "int":

@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from dltool.errors import DltoolError, UsageError
+from dltool.errors import DltoolError, UsageError, first_line
 
 JOURNAL = "journal:study.journal"
 JOURNAL_FILE = "study.journal"
@@ -105,7 +105,8 @@ def open_storage(storage: str, study_dir: Path) -> Any:
                 raise
             time.sleep(0.2 * (attempt + 1))
         except (SQLAlchemyError, ImportError) as error:
-            raise DltoolError(f"--storage {public_url(storage)}: cannot open: {_first_line(error)}") from None
+            reason = first_line(getattr(error, "orig", None) or error)  # .orig: the driver's, inside SQLAlchemy's
+            raise DltoolError(f"--storage {public_url(storage)}: cannot open: {reason}") from None
     raise AssertionError("unreachable")
 
 
@@ -268,8 +269,3 @@ def _importable(module: str) -> bool:
     import importlib.util
 
     return importlib.util.find_spec(module) is not None
-
-
-def _first_line(error: BaseException) -> str:
-    text = str(getattr(error, "orig", None) or error).strip()
-    return text.splitlines()[0] if text else type(error).__name__

@@ -23,8 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from dltool import __version__
 from dltool._io import atomic_write_json, atomic_write_text, dump_yaml
+from dltool._version import __version__
 from dltool.errors import CheckpointError
 from dltool.tuning.space import decode_value
 from dltool.tuning.storage import JOURNAL_FILE, dashboard_command, open_storage, public_url

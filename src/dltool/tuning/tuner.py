@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from dltool.config.schema import METRICS
 from dltool.errors import CheckpointError, UnknownNameError, UsageError
 from dltool.tuning.space import SearchSpace, encode_value, load_space, parse_space
 from dltool.tuning.storage import (
@@ -40,7 +41,6 @@ from dltool.tuning.trial import TrialOutcome, run_trial
 
 SAMPLERS = ("tpe", "random", "grid", "cmaes")
 PRUNERS = ("none", "median", "hyperband")
-METRICS = ("val_acc", "val_loss", "train_acc", "train_loss")
 DIRECTIONS = ("maximize", "minimize")
 DEFAULT_TRIALS = 20
 POLL_S = 0.5

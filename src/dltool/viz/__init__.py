@@ -7,7 +7,7 @@ Importing ``dltool.viz`` imports matplotlib; torch and Optuna only when a functi
 
 from __future__ import annotations
 
-from dltool.viz._figures import FORMATS, Visualization
+from dltool.figures.canvas import FORMATS, Visualization
 from dltool.viz.compare import visualize_runs
 from dltool.viz.dataset import visualize_dataset
 from dltool.viz.run import visualize_run

@@ -16,11 +16,11 @@ import yaml
 from dltool._io import atomic_write_text
 from dltool.config.loading import flatten
 from dltool.errors import UsageError
+from dltool.figures.canvas import Plotter, Visualization
 from dltool.rundir import RunDir, open_run_dir
 from dltool.viz import report
-from dltool.viz._figures import Plotter, Visualization
 from dltool.viz.curves import QUANTITIES, Curve, curve_figure, has_quantity, read_metrics
-from dltool.viz.run import _read_json
+from dltool.viz.run import read_json_object
 
 # Result columns of the table: (column, where in summary.json).
 RESULTS = (
@@ -46,7 +46,7 @@ def visualize_runs(paths: list[Path], *, out: Path | None = None, fmt: str = "pn
         raise UsageError("the same run is named twice; give each run once")
     labels = run_labels([r.path for r in runs])
     plotter = Plotter(Path(out) if out is not None else default_out(labels), fmt)
-    summaries = [_read_json(r.summary) or {} for r in runs]
+    summaries = [read_json_object(r.summary) or {} for r in runs]
     curves = [Curve(label, read_metrics(r.metrics), s.get("best")) for label, r, s in zip(labels, runs, summaries)]
     notes = [f"{c.label}: no finished epoch in metrics.jsonl yet" for c in curves if not c.records]
     written = []

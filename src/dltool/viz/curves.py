@@ -12,7 +12,7 @@ from typing import Any
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from dltool.viz._figures import new_figure
+from dltool.figures.canvas import new_figure
 
 CURVE_SIZE = (6.4, 4.0)  # inches; one run
 OVERLAY_SIZE = (7.6, 4.4)  # inches; several runs, room for the legend

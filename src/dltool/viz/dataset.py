@@ -3,16 +3,17 @@ class balance of each split, exactly as ``dltool train`` prepares it (drawn val 
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from matplotlib.figure import Figure
 
+from dltool._io import slug
 from dltool.errors import UsageError
+from dltool.figures.canvas import Plotter, Visualization, grid_shape, new_figure, show_image
+from dltool.figures.classes import class_ticks, clip_name
 from dltool.viz import report
-from dltool.viz._figures import Plotter, Visualization, grid_shape, new_figure, show_image
-from dltool.viz.eval_plots import LABELS_UP_TO, _clip
 
 SPLIT_ORDER = ("train", "val", "test")
 ROWS_UP_TO = 20  # classes drawn as one row each; beyond, one image per class in a grid
@@ -49,6 +50,13 @@ def visualize_dataset(
             "samples per class in each split" + (" (no test split: val doubles as test)" if data.test_is_val else ""),
         ),
     ]
+    page = _dataset_report(name, data, splits, plotter)
+    written.append(page.write(plotter.out / "report.html"))
+    return Visualization(plotter.out, written, [])
+
+
+def _dataset_report(name: str, data: Any, splits: list[str], plotter: Plotter) -> report.Report:
+    """report.html of a dataset: its splits, normalisation, the plots and samples per class."""
     counts = {s: np.bincount(data.splits[s].labels, minlength=len(data.classes)) for s in splits}
     page = report.Report(
         f"Dataset {name}",
@@ -73,13 +81,11 @@ def visualize_dataset(
         ),
     )
     page.add("Notes", report.notes(data.messages()))
-    written.append(page.write(plotter.out / "report.html"))
-    return Visualization(plotter.out, written, [])
+    return page
 
 
 def default_out(name: str) -> Path:
-    slug = re.sub(r"[^\w.-]+", "_", Path(name).name or name).strip("_.") or "dataset"
-    return Path("plots") / slug
+    return Path("plots") / slug(name, "dataset", strip="_.")
 
 
 def samples_size(n_classes: int) -> tuple[float, float]:
@@ -117,7 +123,7 @@ def samples_figure(images: np.ndarray, labels: np.ndarray, classes: list[str], s
             axes[row, 0].text(
                 -0.15,
                 0.5,
-                f"{_clip(name)} ({int(np.sum(labels == row))})",
+                f"{clip_name(name)} ({int(np.sum(labels == row))})",
                 transform=axes[row, 0].transAxes,
                 ha="right",
                 va="center",
@@ -130,10 +136,10 @@ def samples_figure(images: np.ndarray, labels: np.ndarray, classes: list[str], s
         axes = figure.subplots(rows, columns, squeeze=False)
         for ax, name, indices in zip(axes.flat, classes, chosen):
             if len(indices):
-                show_image(ax, images[indices[0]], _clip(name, 12))
+                show_image(ax, images[indices[0]], clip_name(name, 12))
             else:
                 ax.set_axis_off()
-                ax.set_title(_clip(name, 12), fontsize=7)
+                ax.set_title(clip_name(name, 12), fontsize=7)
         for ax in axes.flat[shown:]:
             ax.set_axis_off()
     more = f", first {CLASSES_SHOWN} of {n} classes" if n > CLASSES_SHOWN else ""
@@ -163,9 +169,7 @@ def balance_figure(labels_by_split: dict[str, np.ndarray], classes: list[str]) -
         )
         if n <= 12:
             ax.bar_label(bars, fontsize=6, padding=1)
-    step = max(1, -(-n // LABELS_UP_TO))
-    ticks = list(range(0, n, step))
-    names = [_clip(classes[t]) for t in ticks]
+    ticks, names = class_ticks(classes)
     ax.set_xticks(ticks, names, rotation=90 if max(map(len, names), default=0) > 3 else 0, fontsize=7)
     ax.set_xlabel("class")
     ax.set_ylabel("images")

@@ -11,68 +11,14 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from dltool.evaluation.metrics import ECE_BINS, reliability_bins
-from dltool.viz._figures import grid_shape, message_figure, new_figure, show_image
+from dltool.figures.canvas import grid_shape, message_figure, new_figure, show_image
+from dltool.figures.classes import LABELS_UP_TO, class_ticks, clip_name
 
-# Numbers are drawn in the confusion matrix's cells up to this many classes.
-CELL_NUMBERS_UP_TO = 20
-# Class names shown on an axis: every k-th beyond this many classes.
-LABELS_UP_TO = 40
 WRONG_SHOWN = 24  # most confidently wrong images in the grid
 WRONG_COLUMNS = 6
 RECONSTRUCTIONS_SHOWN = 8
 RELIABILITY_SIZE = (5.0, 5.6)
 TILE = 1.5  # inches per image in grids
-
-
-def confusion_size(n_classes: int) -> tuple[float, float]:
-    side = min(20.0, max(4.6, 1.4 + 0.42 * n_classes))
-    return side + 1.0, side  # + the colour bar
-
-
-def confusion_figure(matrix: list[list[int]], classes: list[str], *, normalised: bool, split: str = "test") -> Figure:
-    """Rows true, columns predicted (``classes`` order). ``normalised`` divides each row by
-    its count (the diagonal is then each class's recall). Cell text artists carry the gid
-    ``cell-<row>-<column>`` (an SVG group id), so the numbers can be read back from a file."""
-    counts = np.asarray(matrix, dtype=np.int64).reshape(len(classes), len(classes))
-    rows = counts.sum(1, keepdims=True)
-    values = np.divide(counts, rows, out=np.zeros(counts.shape), where=rows > 0) if normalised else counts
-    figure = new_figure(*confusion_size(len(classes)))
-    ax = figure.add_subplot()
-    image = ax.imshow(
-        values, cmap="Blues", vmin=0, vmax=1 if normalised else max(1, int(values.max())), interpolation="nearest"
-    )
-    figure.colorbar(image, ax=ax, shrink=0.85, aspect=30, pad=0.02)
-    if len(classes) <= CELL_NUMBERS_UP_TO:
-        dark = (values.max() or 1) / 2
-        for i in range(len(classes)):
-            for j in range(len(classes)):
-                text = f"{values[i, j]:.2f}" if normalised else str(int(values[i, j]))
-                artist = ax.text(
-                    j,
-                    i,
-                    text,
-                    ha="center",
-                    va="center",
-                    fontsize=8 if len(classes) <= 12 else 6,
-                    color="white" if values[i, j] > dark else "black",
-                )
-                artist.set_gid(f"cell-{i}-{j}")
-    _class_ticks(ax, classes)
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
-    n = int(counts.sum())
-    ax.set_title(
-        f"Confusion matrix, row-normalised ({split}, n={n})" if normalised else f"Confusion matrix ({split}, n={n})"
-    )
-    return figure
-
-
-def _class_ticks(ax, classes: list[str]) -> None:
-    step = max(1, -(-len(classes) // LABELS_UP_TO))
-    ticks = list(range(0, len(classes), step))
-    names = [_clip(classes[t]) for t in ticks]
-    ax.set_xticks(ticks, names, rotation=90 if max(map(len, names)) > 2 else 0, fontsize=7)
-    ax.set_yticks(ticks, names, fontsize=7)
 
 
 def per_class_size(n_classes: int) -> tuple[float, float]:
@@ -91,18 +37,12 @@ def per_class_f1_figure(per_class: dict[str, dict[str, float]], macro_f1: float,
     if len(names) <= LABELS_UP_TO:
         for y, score in zip(positions, scores):
             ax.text(min(score, 1.0) + 0.01, y, f"{score:.3f}", va="center", fontsize=7)
-    _class_ticks_y(ax, names)
+    ax.set_yticks(*class_ticks(names), fontsize=7)
     ax.invert_yaxis()
     ax.set_xlim(0, 1.1)
     ax.set_xlabel("F1")
     ax.set_title(f"F1 per class ({split}); dashed: macro F1 {macro_f1:.3f}")
     return figure
-
-
-def _class_ticks_y(ax, classes: list[str]) -> None:
-    step = max(1, -(-len(classes) // LABELS_UP_TO))
-    ticks = list(range(0, len(classes), step))
-    ax.set_yticks(ticks, [_clip(classes[t]) for t in ticks], fontsize=7)
 
 
 def reliability_figure(probs: np.ndarray, labels: np.ndarray, ece: float, split: str = "test") -> Figure:
@@ -172,7 +112,7 @@ def wrong_figure(
         show_image(
             ax,
             images[index],
-            f"true {_clip(classes[labels[index]])}\npred {_clip(classes[p])} ({probs[index, p]:.2f})",
+            f"true {clip_name(classes[labels[index]])}\npred {clip_name(classes[p])} ({probs[index, p]:.2f})",
             colour="C3",
         )
     for ax in axes.flat[len(indices) :]:
@@ -199,8 +139,3 @@ def reconstructions_figure(inputs: np.ndarray, outputs: np.ndarray, document: di
     detail = f": MSE {document['mse']:.4g}, PSNR {psnr:.2f} dB" if "mse" in document and psnr is not None else ""
     figure.suptitle(f"Reconstructions ({split}){detail}", fontsize=10)
     return figure
-
-
-def _clip(name: str, length: int = 14) -> str:
-    name = str(name)
-    return name if len(name) <= length else name[: length - 1] + "…"

@@ -11,10 +11,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dltool import __version__
 from dltool._io import atomic_write_text
+from dltool._version import __version__
 from dltool.config.loading import flatten
-from dltool.viz._figures import Plot
+from dltool.figures.canvas import Plot
 
 WIDE = 900  # pixels; narrower figures are shown two to a row
 STYLE = """

@@ -4,7 +4,6 @@ missing or older than the weights, and then written as ``dltool eval`` would).""
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -12,10 +11,12 @@ from typing import Any
 import numpy as np
 import yaml
 
+from dltool._io import read_json
 from dltool.errors import CheckpointError, DltoolError
+from dltool.figures.canvas import Plotter, Visualization
+from dltool.figures.confusion import confusion_figure
 from dltool.rundir import RunDir, open_run_dir
 from dltool.viz import eval_plots, report
-from dltool.viz._figures import Plotter, Visualization
 from dltool.viz.curves import QUANTITIES, Curve, curve_figure, has_quantity, read_metrics
 
 # Scalar keys of an eval document, in the order the report shows them.
@@ -70,7 +71,7 @@ def visualize_run(
     plotter = Plotter(Path(out) if out is not None else run.path / "plots", fmt)
     written: list[Path] = []
     notes: list[str] = []
-    summary = _read_json(run.summary)
+    summary = read_json_object(run.summary)
     records = read_metrics(run.metrics)
     curve = Curve(run.path.name, records, (summary or {}).get("best"))
     for quantity in QUANTITIES:
@@ -108,7 +109,7 @@ def score_run(run: RunDir, *, split: str, device: str = "auto", batch_size: int 
     trained = load_trained(run.path, device=device)
     evaluation = evaluate_split(trained, split=split, batch_size=batch_size)
     stored_path = run.path / f"eval-{split}.json"
-    stored = _read_json(stored_path)
+    stored = read_json_object(stored_path)
     if stored is not None and _is_current(stored, stored_path, run.weights, trained.tta):
         return Scored(stored, evaluation, trained, None)
     return Scored(evaluation.document, evaluation, trained, write_report(trained, evaluation.document, own_data=True))
@@ -131,7 +132,7 @@ def _eval_plots(plotter: Plotter, scored: Scored, split: str) -> list[Path]:
         return [plotter.save(figure, "reconstructions", f"{split} images (top) and the autoencoder's outputs (bottom)")]
     saved = []
     for normalised, name in ((False, "confusion"), (True, "confusion_normalised")):
-        figure = eval_plots.confusion_figure(document["confusion_matrix"], classes, normalised=normalised, split=split)
+        figure = confusion_figure(document["confusion_matrix"], classes, normalised=normalised, split=split)
         caption = (
             "each row divided by its count: the diagonal is each class's recall"
             if normalised
@@ -212,11 +213,10 @@ def _run_report(
     return page
 
 
-def _read_json(path: Path) -> dict[str, Any] | None:
+def read_json_object(path: Path) -> dict[str, Any] | None:
+    """The JSON object in ``path``; None when the file is missing or holds another JSON value
+    (an invalid file is a ``CheckpointError``)."""
     if not path.is_file():
         return None
-    try:
-        document = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise CheckpointError(f"{path}: not valid JSON ({error})") from None
+    document = read_json(path)
     return document if isinstance(document, dict) else None

@@ -18,9 +18,9 @@ import matplotlib
 import numpy as np
 
 from dltool.errors import CheckpointError, UsageError
+from dltool.figures.canvas import Plotter, Visualization, inches, pyplot
 from dltool.tuning.study import read_study_json
 from dltool.viz import report
-from dltool.viz._figures import Plotter, Visualization, inches, pyplot
 
 STUDY_FILE = "study.json"
 JOURNAL_PREFIX = "journal:"
@@ -92,11 +92,25 @@ def visualize_study(path: Path, *, out: Path | None = None, fmt: str = "png") ->
     if not complete:
         raise CheckpointError(f"{study_dir}: no completed trial yet; nothing to plot")
     metric = str(document.get("metric") or "objective")
-    vm = _optuna_matplotlib()
     n_params = len({name for t in complete for name in t.params})
-    # (file name, Optuna function, size, layout engine, caption); parallel coordinates' axes
-    # defeat the constrained layout.
-    plans: list[tuple[str, Callable[..., Any], tuple[float, float], str, str]] = [
+    written, notes = [], []
+    for name, plot, size, layout, caption in _plans(metric, n_params):
+        try:
+            figure = _optuna_figure(plot, study, metric, size, layout)
+        except (ValueError, RuntimeError) as error:
+            notes.append(f"{name}: Optuna could not draw it ({error})")
+            continue
+        written.append(plotter.save(figure, name, caption))
+    page = _study_report(study_dir, document, study, plotter, notes, metric)
+    written.append(page.write(plotter.out / "report.html"))
+    return Visualization(plotter.out, written, notes)
+
+
+def _plans(metric: str, n_params: int) -> list[tuple[str, Callable[..., Any], tuple[float, float], str, str]]:
+    """The study's plots: (file name, Optuna function, size, layout engine, caption)."""
+    vm = _optuna_matplotlib()
+    # parallel coordinates' axes defeat the constrained layout
+    return [
         (
             "history",
             vm.plot_optimization_history,
@@ -126,17 +140,6 @@ def visualize_study(path: Path, *, out: Path | None = None, fmt: str = "png") ->
             f"{metric} against each parameter, one dot per trial, darker for later trials",
         ),
     ]
-    written, notes = [], []
-    for name, plot, size, layout, caption in plans:
-        try:
-            figure = _optuna_figure(plot, study, metric, size, layout)
-        except (ValueError, RuntimeError) as error:
-            notes.append(f"{name}: Optuna could not draw it ({error})")
-            continue
-        written.append(plotter.save(figure, name, caption))
-    page = _study_report(study_dir, document, study, plotter, notes, metric)
-    written.append(page.write(plotter.out / "report.html"))
-    return Visualization(plotter.out, written, notes)
 
 
 def _optuna_matplotlib():

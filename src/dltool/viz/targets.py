@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from dltool.errors import UsageError, suggest
-from dltool.viz._figures import Visualization, check_format
+from dltool.figures.canvas import Visualization, check_format
 
 
 def visualize(

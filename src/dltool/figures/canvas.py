@@ -62,7 +62,7 @@ def render(figure: Figure, fmt: str) -> bytes:
 
 def check_format(fmt: str) -> str:
     if fmt not in FORMATS:
-        raise UsageError(f"--format {fmt!r}: expected one of {', '.join(FORMATS)}")
+        raise UsageError(f"--image-format {fmt!r}: expected one of {', '.join(FORMATS)}")
     return fmt
 
 

@@ -1,5 +1,8 @@
 """Any model file ``predict`` takes, opened for inference: a run dir, its weights, a ``.pt``
-checkpoint, or an ONNX/TorchScript export (``dltool export``) with its sidecar."""
+checkpoint, or an ONNX/TorchScript export (``dltool export``) with its sidecar.
+
+It lives beside the exports because it knows both kinds of file: ``evaluation`` (below)
+knows only trained runs, so it never imports this package."""
 
 from __future__ import annotations
 
@@ -7,7 +10,7 @@ from pathlib import Path
 
 from dltool.engine.device import resolve_device
 from dltool.evaluation.trained import InferenceModel, load_trained
-from dltool.export import is_export, load_exported
+from dltool.export.exported import is_export, load_exported
 
 
 def load_inference_model(target: Path | str, *, device: str = "auto") -> InferenceModel:

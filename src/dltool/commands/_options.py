@@ -1,0 +1,32 @@
+"""Options that mean the same on every command that has them, defined once.
+
+One meaning per option name across commands: ``--format`` is how rows and documents are
+written (``predict``: csv, jsonl or table); an export's file type is ``--to`` and a plot's is
+``--image-format``. The spellings those two had before (``--format``) still work, hidden from
+``--help``: scripts written for 0.1.0 keep running.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress on stderr, errors only.")]
+JsonDocument = Annotated[bool, typer.Option("--json", help="Print a JSON document on stdout.")]
+TrainedModel = Annotated[Path, typer.Argument(help="Run dir, model.safetensors or a .pt checkpoint.")]
+RowFormat = Annotated[
+    str | None, typer.Option("--format", help="csv, jsonl or table (default: table on a terminal, else csv).")
+]
+ExportTo = Annotated[str, typer.Option("--to", help="onnx or torchscript.")]
+ImageFormat = Annotated[
+    str, typer.Option("--image-format", help="Plot files as png, svg or pdf (report.html embeds PNGs).")
+]
+# 0.1.0's --format of export and visualize (see the module docstring).
+LegacyFormat = Annotated[str | None, typer.Option("--format", hidden=True, help="Old spelling; see --help.")]
+
+
+def renamed(value: str, legacy: str | None) -> str:
+    """The value of a renamed option: its old spelling's when that was given."""
+    return value if legacy is None else legacy

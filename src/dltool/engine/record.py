@@ -1,0 +1,84 @@
+"""What a run writes into its run dir besides metrics.jsonl's records: the resolved config,
+the classes, last.pt, the best weights' metadata, and summary.json (with TensorBoard's end)."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import torch
+
+from dltool._io import atomic_write_json, atomic_write_text, dump_yaml
+from dltool._version import __version__
+from dltool.engine.setup import Components
+from dltool.engine.state import Progress, save_state, versions
+from dltool.engine.tensorboard import Board
+from dltool.rundir import RunDir
+
+
+class Clock:
+    """Wall time of a run over all its sessions."""
+
+    def __init__(self, before: float):
+        self.before, self.started = before, time.perf_counter()
+
+    def total(self) -> float:
+        return self.before + time.perf_counter() - self.started
+
+
+def save_progress(run: RunDir | None, parts: Components, progress: Progress, clock: Clock) -> None:
+    progress.wall_time_s = clock.total()
+    if run:
+        save_state(run.last_checkpoint, parts, progress)
+
+
+def write_run_files(run: RunDir, parts: Components, progress: Progress) -> None:
+    v = versions()
+    header = (
+        f"# Resolved config of run {run.path.name} (dltool {v['dltool']}, torch {v['torch']}).\n"
+        f"# `dltool train {run.config}` reproduces it.\n"
+    )
+    atomic_write_text(run.config, header + dump_yaml(parts.config.to_dict()))
+    atomic_write_json(run.classes, parts.data.classes)
+    # metrics.jsonl may hold an epoch the checkpoint does not (killed in between): realign.
+    run.write_metrics(progress.history)
+
+
+def finish(
+    run: RunDir | None, board: Board | None, summary: dict[str, Any], confusion: torch.Tensor | None = None
+) -> None:
+    """summary.json, and the scores and confusion matrix that end the TensorBoard events."""
+    if run:
+        run.write_summary(summary)
+    if board:
+        board.log_end(summary, confusion)
+
+
+def weights_metadata(parts: Components) -> dict[str, str]:
+    """Enough to rebuild and feed the model from this one file (see evaluation.trained)."""
+    return {
+        "format": "pt",
+        "in_shape": ",".join(map(str, parts.data.in_shape)),
+        "num_classes": str(len(parts.data.classes)),
+        "dltool_version": __version__,
+        "config": json.dumps(parts.config.to_dict()),
+        "classes": json.dumps(parts.data.classes),
+    }
+
+
+def summary_record(
+    status: str, reason: str, progress: Progress, clock: Clock, base: dict[str, Any], **extra: Any
+) -> dict:
+    return {
+        "status": status,
+        "stop_reason": reason,
+        "epochs_run": progress.epoch,
+        "best": progress.best,
+        "final": progress.history[-1] if progress.history else None,
+        **extra,
+        "wall_time_s": round(clock.total(), 3),
+        **base,
+        "dltool_version": __version__,
+        "torch_version": str(torch.__version__),
+    }

@@ -1,0 +1,89 @@
+"""What a run measures: each epoch's metrics.jsonl record, the kept weights' scores on a
+split (with the run's test-time augmentation, summed over every rank), and which epoch is best."""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+import torch
+
+from dltool.config.schema import MonitorConfig
+from dltool.engine.checkpoint import load_weights
+from dltool.engine.distributed import sum_across, total_across
+from dltool.engine.loop import CLASSIFICATION, EpochStats, evaluate, mean_metrics
+from dltool.engine.setup import Components
+from dltool.engine.state import Progress
+from dltool.engine.tta import with_tta
+from dltool.rundir import RunDir
+
+
+def epoch_record(parts: Components, progress: Progress, stats: EpochStats) -> dict[str, Any]:
+    """The metrics.jsonl line of the epoch that just ended (validation included)."""
+    step = parts.step
+    val_started = time.perf_counter()
+    val, _ = evaluate_kept(parts, parts.val_batches)
+    train_sums = sum_across(parts.world, {"loss_sum": stats.loss_sum, "correct": stats.correct, "n": stats.samples})
+    train = mean_metrics(train_sums, step.task)
+    record: dict[str, Any] = {
+        "epoch": progress.epoch + 1,
+        "step": progress.step,
+        "lr": step.scheduler.get_last_lr()[0],
+        "train_loss": train["loss"],
+    }
+    if step.task == CLASSIFICATION:
+        record["train_acc"] = train["accuracy"]
+    record["val_loss"] = val["loss"]
+    if step.task == CLASSIFICATION:
+        record["val_acc"] = val["accuracy"]
+    record["epoch_time_s"] = stats.seconds + time.perf_counter() - val_started
+    record["samples_per_s"] = train_sums["n"] / max(stats.seconds, 1e-9)
+    return record
+
+
+def evaluate_kept(
+    parts: Components, batches: Any, confusion: bool = False
+) -> tuple[dict[str, float], torch.Tensor | None]:
+    """Mean loss (and accuracy) of the kept weights, with the run's test-time augmentation,
+    over every rank's shard of ``batches``; with ``confusion``, a classifier's confusion
+    matrix too (rows true), else None."""
+    step = parts.step
+    model = with_tta(parts.eval_model, parts.config.train.tta)
+    classes = len(parts.data.classes) if confusion and step.task == CLASSIFICATION else 0
+    sums = evaluate(
+        model, batches.batches(), step.precision, step.device, step.task, step.channels_last, confusion_classes=classes
+    )
+    matrix = sums.pop("confusion", None)
+    metrics = mean_metrics(sum_across(parts.world, sums), step.task)
+    return metrics, None if matrix is None else total_across(parts.world, matrix)
+
+
+def improved(progress: Progress, record: dict[str, Any], monitor: MonitorConfig, min_delta: float) -> bool:
+    """Update best/bad_epochs with this epoch; True when it is the new best."""
+    value = record[monitor.metric]
+    best = progress.best["value"] if progress.best else None
+    better = math.isfinite(value) and (
+        best is None or (value > best + min_delta if monitor.maximize else value < best - min_delta)
+    )
+    if better:
+        progress.best = {"epoch": record["epoch"], "metric": monitor.metric, "value": value}
+        progress.bad_epochs = 0
+    else:
+        progress.bad_epochs += 1
+    return better
+
+
+def test_score(
+    parts: Components, run: RunDir | None, progress: Progress
+) -> tuple[dict[str, Any] | None, torch.Tensor | None]:
+    """The best weights' loss (and accuracy) on the test split, with their confusion matrix
+    when the run logs to TensorBoard (a classifier); every rank takes part."""
+    if progress.best is None:  # no epoch with a finite metric: no best weights were kept
+        return None, None
+    if run is not None:
+        parts.eval_model.load_state_dict(load_weights(run.weights))
+    if parts.world.distributed:  # the other ranks get rank 0's best weights
+        for tensor in parts.eval_model.state_dict().values():
+            torch.distributed.broadcast(tensor, src=0)
+    return evaluate_kept(parts, parts.test_batches, confusion=parts.config.train.tensorboard)
