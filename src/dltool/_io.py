@@ -27,14 +27,15 @@ os.umask(_UMASK)
 
 
 @contextmanager
-def atomic_open(path: Path, mode: str = "wb") -> Iterator[IO]:
+def atomic_open(path: Path, mode: str = "wb") -> Iterator[IO[Any]]:
     """A temporary file beside ``path``; on a clean exit it is fsynced and renamed into place,
     on an exception removed. Lets long outputs stream to disk and still appear atomically."""
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         os.fchmod(fd, 0o666 & ~_UMASK)
-        with os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": "utf-8", "newline": ""})) as file:
+        text: dict[str, Any] = {} if "b" in mode else {"encoding": "utf-8", "newline": ""}
+        with os.fdopen(fd, mode, **text) as file:
             yield file
             file.flush()
             os.fsync(file.fileno())

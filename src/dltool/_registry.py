@@ -30,7 +30,8 @@ class Entry(Generic[P]):
     def load(self) -> Callable[..., Any]:
         """Import and return the builder (this is where torch gets imported)."""
         module_name, _, attr = self.target.partition(":")
-        return getattr(importlib.import_module(module_name), attr)
+        builder: Callable[..., Any] = getattr(importlib.import_module(module_name), attr)
+        return builder
 
     def defaults(self) -> dict[str, Any]:
         """The config keys this entry takes (all but ``name``), with their defaults."""

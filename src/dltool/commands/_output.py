@@ -36,8 +36,8 @@ def stderr_observer(
     silent: Callable[[], T],
     plain: Callable[[], T],
     live: Callable[[], T],
-    display: Callable[[T], Any] = lambda observer: observer.bar,
-) -> Iterator[T]:  # type: ignore[attr-defined]
+    display: Callable[[T], Any] = lambda observer: observer.bar,  # type: ignore[attr-defined]
+) -> Iterator[T]:
     """The observer that suits stderr: ``silent()`` with --quiet, ``plain()`` lines off a
     terminal, else ``live()`` — whose rich display (its ``bar`` unless ``display`` says
     otherwise) runs for the duration."""

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 from typing import Any
 
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
 from dltool.commands._output import stderr, stderr_observer
 from dltool.config.schema import METRICS
@@ -66,7 +66,7 @@ class RichProgress(PlainProgress):
             console=stderr,
             transient=True,
         )
-        self.task = None
+        self.task: TaskID | None = None
         self.last_draw = 0.0
 
     def on_start(self, info: dict[str, Any]) -> None:
@@ -78,6 +78,7 @@ class RichProgress(PlainProgress):
         if now - self.last_draw < self.REFRESH_S and batch < batches:
             return  # reading the loss syncs with the GPU: only as often as we redraw
         self.last_draw = now
+        assert self.task is not None  # on_start came first
         self.bar.update(
             self.task, completed=batch, total=batches, epoch=f"{epoch + 1}/{self.epochs}", loss=f"{running_loss():.4f}"
         )

@@ -103,7 +103,7 @@ class RichTuneProgress(PlainTuneProgress):
 
     def table(self, rows: list[TrialRow]) -> Table:
         complete = [r for r in rows if r.state == "COMPLETE" and r.value is not None]
-        best = (max if self.maximize else min)(complete, key=lambda r: r.value) if complete else None
+        best = (max if self.maximize else min)(complete, key=lambda r: r.value or 0.0) if complete else None
         done = sum(r.counted for r in rows)
         title = f"{done}/{self.n_trials} trials done"
         if best is not None:
@@ -134,4 +134,4 @@ def _shown(rows: list[TrialRow], best: TrialRow | None) -> list[TrialRow]:
 
 def tune_progress(quiet: bool) -> AbstractContextManager[TuneObserver]:
     """The observer that suits stderr: nothing, plain lines, or a live table."""
-    return stderr_observer(quiet, TuneObserver, PlainTuneProgress, RichTuneProgress, lambda o: o.live)
+    return stderr_observer(quiet, TuneObserver, PlainTuneProgress, RichTuneProgress, lambda o: o.live)  # type: ignore[attr-defined]  # live() makes a RichTuneProgress

@@ -11,6 +11,7 @@ from dltool.commands import _complete
 from dltool.commands._options import TrainedModel
 from dltool.commands._output import emit_json, stderr
 from dltool.errors import UsageError
+from dltool.evaluation import SCALAR_KEYS
 
 Opt = typer.Option
 
@@ -58,21 +59,8 @@ def eval_(
 
 
 def _render(document: dict[str, Any]) -> None:
-    keys = [
-        "n",
-        "loss",
-        "accuracy",
-        "balanced_accuracy",
-        "top5_accuracy",
-        "macro_f1",
-        "weighted_f1",
-        "ece",
-        "brier",
-        "mse",
-        "psnr",
-    ]
     summary = Table(title=f"{document['dataset']} / {document['split']}", show_header=False, box=None)
-    for key in keys:
+    for key in SCALAR_KEYS:
         if key in document:
             value = document[key]
             summary.add_row(key, f"{value:.4f}" if isinstance(value, float) else str(value))

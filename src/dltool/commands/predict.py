@@ -8,7 +8,7 @@ import sys
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any, TextIO
+from typing import Annotated, Any, TextIO, cast
 
 import typer
 
@@ -88,7 +88,7 @@ def _destination(output: Path | None) -> Iterator[TextIO]:
     from dltool._io import atomic_open
 
     with atomic_open(output, "w") as file:
-        yield file
+        yield cast(TextIO, file)
 
 
 def _csv_writer(stream: TextIO, k: int) -> Any:

@@ -87,7 +87,7 @@ def _start(
     from dltool.engine import start_run
     from dltool.engine.distributed import world_from_env
 
-    source = resolve_source(recipe).name
+    source = resolve_source(recipe or "").name
     return _with_progress(
         lambda observer, stop: start_run(config, source, runs_dir=runs_dir, name=name, observer=observer, stop=stop),
         quiet or not world_from_env().is_main,

@@ -11,6 +11,7 @@ from dltool.commands import _complete
 from dltool.commands._options import ImageFormat, LegacyFormat, renamed
 from dltool.commands._output import emit_line, stderr
 
+# Command modules open alike (imports, Opt, a list-of-names argument): one per subcommand.
 Opt = typer.Option
 
 

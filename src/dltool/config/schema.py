@@ -8,7 +8,7 @@ validated against that entry's parameters (see ``dltool.config.validate``); ``da
 from __future__ import annotations
 
 import re
-from typing import Literal, get_args
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny, field_validator, model_validator
 
@@ -123,6 +123,6 @@ class Config(Section):
     loss: SerializeAsAny[LossParams]
     train: TrainConfig = TrainConfig()
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         """Plain JSON/YAML-ready values, in section order."""
         return self.model_dump(mode="json")

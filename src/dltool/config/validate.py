@@ -21,7 +21,7 @@ from dltool.models import models
 from dltool.optim import optimizers, schedulers
 
 # Sections that name a registry entry, with the entry used when the name is left out.
-DISPATCHED: dict[str, tuple[Registry, str]] = {
+DISPATCHED: dict[str, tuple[Registry[Any], str]] = {
     "model": (models, "mlp"),
     "optimizer": (optimizers, "adam"),
     "scheduler": (schedulers, "none"),
@@ -103,7 +103,7 @@ def describe(error: Mapping[str, Any], section: str, schema: type[BaseModel]) ->
     return f"{key}: {message}" + (f" (got {error['input']!r})" if error["loc"] else "")
 
 
-def unknown_key(key: str, section: str, schema: type[BaseModel], loc: tuple) -> str:
+def unknown_key(key: str, section: str, schema: type[BaseModel], loc: tuple[Any, ...]) -> str:
     """Suggest close keys of this entry, else close keys that other entries of the kind take."""
     leaf = str(loc[-1])
     allowed = allowed_keys(schema, loc[:-1])
@@ -127,7 +127,7 @@ def _key_of_other_entries(section: str, leaf: str, entry: str) -> str:
     return f"; did you mean {close[0]!r} (a key of {section} {owners})?"
 
 
-def allowed_keys(schema: type[BaseModel], loc: tuple) -> list[str]:
+def allowed_keys(schema: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
     """Field names of the (nested) model at ``loc`` inside ``schema``."""
     model: Any = schema
     for part in loc:

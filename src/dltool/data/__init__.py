@@ -21,6 +21,8 @@ class DatasetParams(Params):
 datasets: Registry[DatasetParams] = Registry("datasets", DatasetParams)
 
 
+# One entry per dataset, each of the same shape (name, loader, a docstring and credits): a table
+# in code, so the entries look alike on purpose.
 @datasets.register("digits", "dltool.data.digits:load_digits")
 class DigitsParams(DatasetParams):
     """scikit-learn's 1,797 handwritten digits, 8×8 grey, 10 classes; embedded, no download."""

@@ -8,6 +8,7 @@ expected members are read, each written under its base name, atomically.
 
 from __future__ import annotations
 
+import functools
 import gzip
 import shutil
 import tarfile
@@ -37,7 +38,7 @@ def extract_members(archive: Path, members: Sequence[str], target: Path) -> list
                 source = tar.extractfile(member)
                 assert source is not None  # a regular file always has contents
                 output = target / PurePosixPath(name).name
-                atomic_write(output, lambda file, source=source: shutil.copyfileobj(source, file))
+                atomic_write(output, functools.partial(shutil.copyfileobj, source))
                 written.append(output)
     except READ_ERRORS as error:
         raise DatasetError(f"{archive}: not a readable tar archive ({error})") from None

@@ -10,7 +10,7 @@ import pickle
 import random
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -64,7 +64,7 @@ def load_weights(path: Path) -> dict[str, torch.Tensor]:
 
 def capture_rng() -> dict[str, Any]:
     """Every random number generator training may touch, as weights_only-loadable values."""
-    name, keys, pos, has_gauss, gauss = np.random.get_state()
+    name, keys, pos, has_gauss, gauss = cast(tuple[str, np.ndarray, int, int, float], np.random.get_state())
     return {
         "python": random.getstate(),
         "numpy": {

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -68,7 +69,7 @@ class Precision:
     def needs_scaler(self) -> bool:
         return self.dtype == torch.float16
 
-    def autocast(self, device: torch.device) -> AbstractContextManager:
+    def autocast(self, device: torch.device) -> AbstractContextManager[Any]:
         if self.dtype is None:
             return nullcontext()  # entering a disabled autocast still costs microseconds a step
         return torch.autocast(device.type, dtype=self.dtype)

@@ -49,7 +49,7 @@ class EpochStats:
     def accuracy(self) -> float:
         return self.correct.item() / max(1, self.samples)
 
-    def state_dict(self) -> dict:
+    def state_dict(self) -> dict[str, Any]:
         return {
             "loss_sum": self.loss_sum.cpu(),
             "correct": self.correct.cpu(),
@@ -58,7 +58,7 @@ class EpochStats:
         }
 
     @classmethod
-    def from_state(cls, state: dict) -> EpochStats:
+    def from_state(cls, state: dict[str, Any]) -> EpochStats:
         return cls(**state)
 
 
@@ -91,7 +91,7 @@ class Step:
             return self.loss_fn(output, target), output
 
     def backward(self, loss: torch.Tensor) -> None:
-        (self.scaler.scale(loss) if self.scaler.is_enabled() else loss).backward()
+        (self.scaler.scale(loss) if self.scaler.is_enabled() else loss).backward()  # type: ignore[no-untyped-call]
 
     def update(self) -> None:
         """Clip, step the optimizer (through the scaler for fp16), the schedule and the EMA."""
@@ -214,4 +214,4 @@ def unwrap(model: nn.Module) -> nn.Module:
 
 def no_sync_unless(model: nn.Module, last: bool) -> Any:
     """DDP's ``no_sync`` for all but the last batch of an accumulation group."""
-    return model.no_sync() if hasattr(model, "no_sync") and not last else nullcontext()
+    return model.no_sync() if hasattr(model, "no_sync") and not last else nullcontext()  # type: ignore[operator]

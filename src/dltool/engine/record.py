@@ -69,7 +69,7 @@ def weights_metadata(parts: Components) -> dict[str, str]:
 
 def summary_record(
     status: str, reason: str, progress: Progress, clock: Clock, base: dict[str, Any], **extra: Any
-) -> dict:
+) -> dict[str, Any]:
     return {
         "status": status,
         "stop_reason": reason,

@@ -115,7 +115,7 @@ def _resumed_config(saved: dict[str, Any], overrides: dict[str, Any]) -> Config:
 
 
 def _execute(
-    config: Config, run: RunDir | None, observer: Observer, stop: threading.Event, checkpoint: dict | None
+    config: Config, run: RunDir | None, observer: Observer, stop: threading.Event, checkpoint: dict[str, Any] | None
 ) -> RunResult:
     world = world_from_env()
     device = resolve_device(config.train.device, rank_device=world.local_rank if world.distributed else None)
@@ -140,7 +140,8 @@ def _execute(
         }
         _announce(observer, run, parts, progress, base, notes, fresh=checkpoint is None)
         with open_board(writer, parts, progress.history) as board:
-            status, summary = _fit_and_score(parts, writer, board, progress, clock, observer, stop, base)
+            session = _Session(parts, writer, board, progress, clock, observer, stop)
+            status, summary = _fit_and_score(session, base)
     return RunResult(run.path if run else None, status, summary)
 
 
@@ -170,19 +171,29 @@ def _announce(
         observer.on_message(preflight(parts))
 
 
-def _fit_and_score(
-    parts: Components,
-    run: RunDir | None,
-    board: Board | None,
-    progress: Progress,
-    clock: Clock,
-    observer: Observer,
-    stop: threading.Event,
-    base: dict[str, Any],
-) -> tuple[str, dict[str, Any]]:
+@dataclass(frozen=True)
+class _Session:
+    """What the epochs of one session (a run, or its resumption) work with; ``run`` and
+    ``board`` are None on ranks other than 0."""
+
+    parts: Components
+    run: RunDir | None
+    board: Board | None
+    progress: Progress
+    clock: Clock
+    observer: Observer
+    stop: threading.Event
+
+    def out_of_time(self) -> bool:
+        max_time = self.parts.config.train.max_time
+        return max_time is not None and self.clock.total() > max_time
+
+
+def _fit_and_score(session: _Session, base: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     """The epochs, then the best weights' test score; summary.json however the run ends."""
+    parts, run, board, progress, clock = session.parts, session.run, session.board, session.progress, session.clock
     try:
-        status, reason = _fit(parts, run, board, progress, clock, observer, stop)
+        status, reason = _fit(session)
         extra, confusion = {}, None
         if status != "interrupted":
             test, confusion = test_score(parts, run, progress)
@@ -199,22 +210,14 @@ def _fit_and_score(
     return status, summary
 
 
-def _fit(
-    parts: Components,
-    run: RunDir | None,
-    board: Board | None,
-    progress: Progress,
-    clock: Clock,
-    observer: Observer,
-    stop: threading.Event,
-) -> tuple[str, str]:
+def _fit(session: _Session) -> tuple[str, str]:
     """The epoch loop; returns the run's status and why it ended."""
+    parts, progress, observer, stop = session.parts, session.progress, session.observer, session.stop
     train_cfg, step, world = parts.config.train, parts.step, parts.world
     batches = len(parts.train_batches)
-    out_of_time = lambda: train_cfg.max_time is not None and clock.total() > train_cfg.max_time  # noqa: E731
 
     def should_stop() -> bool:
-        return any_across(world, stop.is_set() or out_of_time())
+        return any_across(world, stop.is_set() or session.out_of_time())
 
     def after_step(stats: EpochStats) -> None:
         progress.batch += step.accumulate
@@ -227,9 +230,9 @@ def _fit(
         finished = train_one_epoch(step, epoch_batches, stats, should_stop=should_stop, on_step=after_step)
         if not finished and stop.is_set():
             progress.partial = stats.state_dict()
-            save_progress(run, parts, progress, clock)
+            save_progress(session.run, parts, progress, session.clock)
             return "interrupted", "signal"
-        record = _end_epoch(parts, run, board, progress, clock, stats)
+        record = _end_epoch(session, stats)
         reason = observer.on_epoch(record)  # e.g. a tuner's pruner: stop after this epoch
         if any_across(world, reason is not None) and progress.epoch < train_cfg.epochs:
             return "interrupted", reason or "observer"
@@ -238,11 +241,10 @@ def _fit(
     return "completed", "epochs"
 
 
-def _end_epoch(
-    parts: Components, run: RunDir | None, board: Board | None, progress: Progress, clock: Clock, stats: EpochStats
-) -> dict[str, Any]:
+def _end_epoch(session: _Session, stats: EpochStats) -> dict[str, Any]:
     """Score the epoch that just ended, step the scheduler on it, keep the weights when they
     are the best so far, save last.pt and log the record; returns the record."""
+    parts, run, progress = session.parts, session.run, session.progress
     monitor, min_delta = parts.config.train.monitor, parts.config.train.early_stopping.min_delta
     record = epoch_record(parts, progress, stats)
     parts.step.scheduler.epoch_end(record[monitor.metric])
@@ -250,11 +252,11 @@ def _end_epoch(
     progress.history.append(record)
     if improved(progress, record, monitor, min_delta) and run:
         save_weights(run.weights, parts.eval_model, weights_metadata(parts))
-    save_progress(run, parts, progress, clock)
+    save_progress(run, parts, progress, session.clock)
     if run:
         run.append_metrics(record)
-    if board:
-        board.log_epoch(record)
+    if session.board:
+        session.board.log_epoch(record)
     return record
 
 

@@ -74,9 +74,11 @@ def overfit_batches(config: Config, batches: int) -> OverfitResult:
     parts = _components(config)
     budget = config.train.epochs * len(parts.train_batches)
     fixed = list(parts.train_batches.batches(0))[:batches]
-    measure = lambda: mean_metrics(  # noqa: E731
-        evaluate(parts.model, fixed, parts.step.precision, parts.step.device, parts.step.task), parts.step.task
-    )["loss"]
+
+    def measure() -> float:
+        sums = evaluate(parts.model, fixed, parts.step.precision, parts.step.device, parts.step.task)
+        return mean_metrics(sums, parts.step.task)["loss"]
+
     initial = loss = measure()
     steps = 0
     while steps < budget and loss >= OVERFIT_TARGET:
@@ -107,7 +109,9 @@ def find_lr(config: Config, *, start: float = 1e-7, end: float = 10.0, steps: in
     config = validate_config(sections)
     parts = _components(config)
     ratio = (end / start) ** (1 / max(1, steps - 1))
-    lrs, losses, smoothed, best = [], [], 0.0, math.inf
+    lrs: list[float] = []
+    losses: list[float] = []
+    smoothed, best = 0.0, math.inf
     epoch = 0
     while len(lrs) < steps:
         for images, labels in parts.train_batches.batches(epoch):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -60,7 +61,7 @@ def build_components(
     task = models.get(config.model.name).params.task
     model = build_model(config.model, in_shape=data.in_shape, num_classes=len(data.classes)).to(device)
     if hasattr(model, "init_from_data"):  # before the optimizer: it may freeze what it fits
-        model.init_from_data(init_images(data, device))
+        model.init_from_data(init_images(data, device))  # type: ignore[operator]
     channels_last = on_cuda_when_auto(train_cfg.channels_last, device)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
@@ -89,7 +90,8 @@ def build_components(
         ema=_ema(model, train_cfg.ema_decay),
         channels_last=channels_last,
     )
-    return Components(config, data, model, step, *loaders, world)
+    train_batches, val_batches, test_batches = loaders
+    return Components(config, data, model, step, train_batches, val_batches, test_batches, world)
 
 
 def check_runnable(config: Config) -> None:
@@ -120,7 +122,7 @@ def absolute_paths(config: Config) -> Config:
 
 def _class_counts(data: PreparedData) -> list[int]:
     """Training samples per class, in class order (for ``class_weights: balanced``)."""
-    return np.bincount(data.splits["train"].labels, minlength=len(data.classes)).tolist()
+    return [int(count) for count in np.bincount(data.splits["train"].labels, minlength=len(data.classes))]
 
 
 # Training images a model fits itself to at initialisation (airbench's whitening stem):
@@ -141,7 +143,7 @@ def _loaders(config: Config, data: PreparedData, device: torch.device, world: Wo
             f"train.batch_size {batch_size} must divide by the {world.size} processes "
             "(it is the global batch; each process takes an equal share)"
         )
-    common = {
+    common: dict[str, Any] = {
         "batch_size": batch_size // world.size,
         "mean": data.mean,
         "std": data.std,
@@ -160,10 +162,10 @@ def _wrap(model: nn.Module, device: torch.device, world: World, compile_model: b
     if world.distributed:
         ids = [device.index] if device.type == "cuda" else None
         model = nn.parallel.DistributedDataParallel(model, device_ids=ids)
-    return torch.compile(model) if compile_model else model
+    return cast(nn.Module, torch.compile(model)) if compile_model else model
 
 
 def _ema(model: nn.Module, decay: float | None) -> AveragedModel | None:
     if decay is None:
         return None
-    return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
+    return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)  # type: ignore[no-untyped-call]

@@ -60,7 +60,7 @@ def forward_flops(model: nn.Module, in_shape: tuple[int, ...]) -> int:
             model(torch.zeros(1, *in_shape, device=device))
     finally:
         model.train(was_training)
-    return counter.get_total_flops()
+    return int(counter.get_total_flops())
 
 
 @contextmanager

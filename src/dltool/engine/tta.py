@@ -7,6 +7,8 @@ wrapper; validation, the test score, ``eval`` and ``predict`` do.
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 from torch import nn
 
@@ -21,7 +23,7 @@ class FlipAverage(nn.Module):
         self.module = module
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return (self.module(images) + self.module(images.flip(-1))) / 2
+        return cast(torch.Tensor, (self.module(images) + self.module(images.flip(-1))) / 2)
 
 
 def with_tta(model: nn.Module, tta: str) -> nn.Module:

@@ -65,6 +65,8 @@ def evaluate_run(
     return EvalResult(document, write_report(trained, document, own_data=data is None))
 
 
+# evaluate_trained and evaluate_split take the same keywords: the first is the second's
+# document only, for callers that need no samples or probabilities.
 def evaluate_trained(
     trained: Trained,
     *,

@@ -15,6 +15,7 @@ from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 import torch
@@ -84,7 +85,7 @@ def predict(
         if isinstance(result, Unreadable):
             yield result  # reported at once; the good rows keep their input order
             continue
-        pending.append((path, result))
+        pending.append((path, cast(np.ndarray, result)))  # not Unreadable: decoded pixels
         if len(pending) == batch_size:
             yield from _flush(model, pending, normalise, top_k)
             pending = []

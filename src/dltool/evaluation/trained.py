@@ -84,10 +84,12 @@ class Trained:
 
     @property
     def mean(self) -> list[float]:
+        assert self.config.data.mean is not None  # measured into the config before training
         return self.config.data.mean
 
     @property
     def std(self) -> list[float]:
+        assert self.config.data.std is not None
         return self.config.data.std
 
     @property

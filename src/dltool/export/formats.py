@@ -88,6 +88,7 @@ def write_onnx(model: nn.Module, example: torch.Tensor, opset: int | None, outpu
             )
     except Exception as error:  # the exporter raises many types; any is "cannot export this model"
         raise ExportError(f"torch's ONNX exporter failed: {first_line(error)}") from None
+    assert program is not None  # dynamo=True always returns the program
     data = program.model_proto.SerializeToString()
     if opset is not None and (written := onnx_opset(data)) != opset:
         raise ExportError(f"torch's ONNX exporter could not write opset {opset} (it wrote {written})")

@@ -12,6 +12,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import matplotlib
 import numpy as np
@@ -24,7 +25,7 @@ FORMATS = ("png", "svg", "pdf")
 # Pixels per inch of saved raster figures: a figure of W×H inches is (W·DPI)×(H·DPI) pixels.
 DPI = 100
 # Text stays text in SVG files (searchable, and readable back by tests), not glyph paths.
-RC = {"svg.fonttype": "none", "svg.hashsalt": "dltool", "font.size": 9}
+RC: dict[str, Any] = {"svg.fonttype": "none", "svg.hashsalt": "dltool", "font.size": 9}
 NO_DATES = {"svg": {"Date": None}, "pdf": {"CreationDate": None, "ModDate": None}, "png": {}}
 
 
@@ -55,7 +56,7 @@ def pixels(figure: Figure) -> tuple[int, int]:
 
 def render(figure: Figure, fmt: str) -> bytes:
     buffer = io.BytesIO()
-    with matplotlib.rc_context(RC):
+    with matplotlib.rc_context(RC):  # type: ignore[arg-type]  # stubs list every key as a Literal
         figure.savefig(buffer, format=fmt, dpi=DPI, metadata=NO_DATES[fmt])
     return buffer.getvalue()
 

@@ -77,6 +77,8 @@ class NLL(Loss):
         return F.nll_loss(F.log_softmax(_full(output), dim=1), target)
 
 
+# Every loss takes the keywords the engine passes to all of them (task, num_classes,
+# class_counts) besides its own: the constructors' likeness is that shared contract.
 class _Smoothed(Loss):
     """A classification loss against (optionally smoothed) one-hot targets."""
 

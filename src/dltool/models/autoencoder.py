@@ -29,12 +29,12 @@ class Autoencoder(nn.Module):
         del num_classes  # the reconstruction task has no classes
         channels, height, width = in_shape
         self.latent_dim = latent_dim
-        sides = [(height, width)]
+        sides: list[tuple[int, int]] = [(height, width)]
         encoder: list[nn.Module] = []
         for stage_width in widths:
             encoder.append(conv_bn_relu(channels, stage_width, stride=2))
             channels = stage_width
-            sides.append(tuple(math.ceil(s / 2) for s in sides[-1]))
+            sides.append((math.ceil(sides[-1][0] / 2), math.ceil(sides[-1][1] / 2)))
         code_shape = (channels, *sides[-1])
         encoder += [nn.Flatten(), nn.Linear(math.prod(code_shape), latent_dim)]
         self.encoder = nn.Sequential(*encoder)
@@ -46,7 +46,7 @@ class Autoencoder(nn.Module):
         ]
         outputs = [*reversed(widths[:-1]), widths[0]]
         for out_channels, target in zip(outputs, reversed(sides[:-1])):
-            padding = tuple(1 - s % 2 for s in target)  # 2·ceil(s/2) − 1 + padding = s
+            padding = (1 - target[0] % 2, 1 - target[1] % 2)  # 2·ceil(s/2) − 1 + padding = s
             decoder += [
                 nn.ConvTranspose2d(channels, out_channels, 3, stride=2, padding=1, output_padding=padding, bias=False),
                 nn.BatchNorm2d(out_channels),

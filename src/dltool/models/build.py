@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Literal
 
 import torch
 from torch import nn
 
 from dltool.models import ModelParams, models
 
+FanMode = Literal["fan_in", "fan_out"]
+
 # Gains follow each scheme's usual pairing: Xavier for tanh/sigmoid nets, Kaiming for ReLU.
 # A transposed conv's weight is (in, out, kh, kw): torch's "fan_in" reads dim 1 (out), so
 # Kaiming uses "fan_out" there, which is the fan-in of its forward pass (up to the stride).
-_INITIALISERS: dict[str, Callable[[torch.Tensor, str], object]] = {
+_INITIALISERS: dict[str, Callable[[torch.Tensor, FanMode], object]] = {
     "xavier_uniform": lambda w, mode: nn.init.xavier_uniform_(w),
     "xavier_normal": lambda w, mode: nn.init.xavier_normal_(w),
     "kaiming_uniform": lambda w, mode: nn.init.kaiming_uniform_(w, mode=mode, nonlinearity="relu"),

@@ -78,6 +78,7 @@ class AdamWParams(OptimizerParams):
     eps: float = Field(1e-8, gt=0)
 
 
+# One entry per schedule, each of the same shape (a table in code): alike on purpose.
 @schedulers.register("none", "dltool.optim.schedules:constant")
 class ConstantParams(SchedulerParams):
     """Constant learning rate (after the optional warmup)."""

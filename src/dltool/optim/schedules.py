@@ -88,7 +88,8 @@ class Plateau:
     ):
         self.factor, self.patience, self.threshold = factor, patience, threshold
         self.cooldown, self.min_lr_ratio, self.maximize = cooldown, min_lr_ratio, maximize
-        self.scale, self.best, self.bad_epochs, self.cooling = 1.0, None, 0, 0
+        self.scale, self.bad_epochs, self.cooling = 1.0, 0, 0
+        self.best: float | None = None
 
     def __call__(self, step: int) -> float:
         return self.scale
@@ -145,7 +146,7 @@ class Schedule:
             self.factor.observe(metric)
 
     def get_last_lr(self) -> list[float]:
-        return self.lambda_lr.get_last_lr()
+        return [float(lr) for lr in self.lambda_lr.get_last_lr()]
 
     def state_dict(self) -> dict:
         factor_state = self.factor.state_dict() if isinstance(self.factor, Plateau) else None

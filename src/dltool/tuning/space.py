@@ -61,6 +61,7 @@ class Param:
         """Every value a grid search tries; a float range needs a step."""
         if self.kind == "categorical":
             return list(self.choices)
+        assert self.low is not None and self.high is not None  # a range has both ends
         if self.kind == "int":
             return list(range(int(self.low), int(self.high) + 1, int(self.step or 1)))
         if self.step is None:
@@ -73,6 +74,7 @@ class Param:
         if grid or self.kind == "categorical":
             values = self.grid_values()
             return decode_value(trial.suggest_categorical(self.key, [encode_value(v) for v in values]))
+        assert self.low is not None and self.high is not None
         if self.kind == "int":
             return trial.suggest_int(self.key, int(self.low), int(self.high), step=int(self.step or 1), log=self.log)
         return trial.suggest_float(self.key, self.low, self.high, step=self.step, log=self.log)

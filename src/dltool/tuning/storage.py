@@ -89,7 +89,8 @@ def open_storage(storage: str, study_dir: Path) -> Any:
 
     if storage == JOURNAL:
         path = str((study_dir / JOURNAL_FILE).resolve())
-        return JournalStorage(JournalFileBackend(path, lock_obj=KernelFileLock(path + ".lock")))
+        lock = KernelFileLock(path + ".lock")  # Optuna's lock protocol (acquire/release), not its base class
+        return JournalStorage(JournalFileBackend(path, lock_obj=lock))  # type: ignore[arg-type]
     from sqlalchemy.exc import IntegrityError, ProgrammingError, SQLAlchemyError
 
     for attempt in range(OPEN_ATTEMPTS):

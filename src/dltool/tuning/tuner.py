@@ -9,6 +9,7 @@ count, so running the same command again completes the study.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
@@ -17,10 +18,10 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, cast
 
 from dltool.config.schema import METRICS
 from dltool.errors import CheckpointError, UnknownNameError, UsageError
@@ -169,6 +170,7 @@ def prepare_study(
         from dltool.rundir import create_run_dir
 
         study_dir = create_run_dir(runs_dir, f"{resolve_source(recipe).name}-tune", name).path
+    assert study_dir is not None  # given, or made just now
     settings = TuneSettings(
         study_dir=study_dir,
         study_name=study_name or (stored or {}).get("study_name") or study_dir.name,
@@ -280,12 +282,17 @@ def run_worker(
             metric=settings.metric,
             maximize=settings.maximize,
             stop=stop,
-            on_progress=lambda progress=progress: publish(next(progress, False)),
+            on_progress=functools.partial(_publish_next, publish, progress),
         )
         publish(True)
         if outcome.interrupted:
             break
     publish(False)
+
+
+def _publish_next(publish: Callable[[bool], None], flags: Iterator[bool]) -> None:
+    """``publish`` with the next of ``flags`` (False once they run out)."""
+    publish(next(flags, False))
 
 
 def quiet_optuna() -> None:
@@ -386,7 +393,10 @@ def _create_study(settings: TuneSettings) -> Any:
 
     storage = open_storage(settings.storage, settings.study_dir)
     study = optuna.create_study(
-        study_name=settings.study_name, storage=storage, direction=settings.direction, load_if_exists=True
+        study_name=settings.study_name,
+        storage=storage,
+        direction=cast(Literal["minimize", "maximize"], settings.direction),
+        load_if_exists=True,
     )
     existing = study.direction.name.lower()
     if existing != settings.direction:

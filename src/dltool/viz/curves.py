@@ -76,7 +76,7 @@ def curve_figure(curves: list[Curve], quantity: Quantity) -> Figure:
             epochs, values = _series(curve.records, key)
             if not epochs:
                 continue
-            style = {"marker": "o", "markersize": 3} if len(epochs) <= DOTS_UP_TO else {}
+            style: dict[str, Any] = {"marker": "o", "markersize": 3} if len(epochs) <= DOTS_UP_TO else {}
             if overlay:
                 dashed = key.startswith("train_")
                 ax.plot(

@@ -36,7 +36,7 @@ def per_class_f1_figure(per_class: dict[str, dict[str, float]], macro_f1: float,
     ax.axvline(macro_f1, color="C3", linestyle="--", linewidth=1)
     if len(names) <= LABELS_UP_TO:
         for y, score in zip(positions, scores):
-            ax.text(min(score, 1.0) + 0.01, y, f"{score:.3f}", va="center", fontsize=7)
+            ax.text(min(score, 1.0) + 0.01, float(y), f"{score:.3f}", va="center", fontsize=7)
     ax.set_yticks(*class_ticks(names), fontsize=7)
     ax.invert_yaxis()
     ax.set_xlim(0, 1.1)

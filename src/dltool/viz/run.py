@@ -13,26 +13,13 @@ import yaml
 
 from dltool._io import read_json
 from dltool.errors import CheckpointError, DltoolError
+from dltool.evaluation import SCALAR_KEYS
 from dltool.figures.canvas import Plotter, Visualization
 from dltool.figures.confusion import confusion_figure
 from dltool.rundir import RunDir, open_run_dir
 from dltool.viz import eval_plots, report
 from dltool.viz.curves import QUANTITIES, Curve, curve_figure, has_quantity, read_metrics
 
-# Scalar keys of an eval document, in the order the report shows them.
-EVAL_KEYS = (
-    "n",
-    "loss",
-    "accuracy",
-    "balanced_accuracy",
-    "top5_accuracy",
-    "macro_f1",
-    "weighted_f1",
-    "ece",
-    "brier",
-    "mse",
-    "psnr",
-)
 CURVE_CAPTIONS = {
     "loss": "training loss (as optimised) and validation loss per epoch; the dotted line is the epoch whose weights were kept",
     "accuracy": "training and validation accuracy per epoch",
@@ -196,7 +183,7 @@ def _run_report(
     headline = {k: (summary or {}).get(k) for k in ("status", "epochs_run", "best", "test", "wall_time_s", "device")}
     blocks = [("Run (summary.json)", report.key_values({k: v for k, v in headline.items() if v is not None}))]
     if scored is not None:
-        scalars = [(key, scored.document[key]) for key in EVAL_KEYS if key in scored.document]
+        scalars = [(key, scored.document[key]) for key in SCALAR_KEYS if key in scored.document]
         blocks.append((f"Scores on {split} (eval-{split}.json)", report.table(["metric", "value"], scalars)))
     page.add("Results", report.row(*blocks))
     page.add("Plots", report.figures(plotter.plots))
