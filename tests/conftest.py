@@ -132,3 +132,24 @@ def metrics_without_times(run: Path) -> list[dict]:
     """A run's metrics.jsonl records, less the wall-clock fields (which never repeat)."""
     lines = (run / "metrics.jsonl").read_text().splitlines()
     return [{k: v for k, v in json.loads(line).items() if k not in {"epoch_time_s", "samples_per_s"}} for line in lines]
+
+
+@pytest.fixture
+def small_fs(tmp_path: Path):
+    """A fresh 4 MiB tmpfs (a filesystem a test can fill), or a skip saying why there is none:
+    mounting needs root (CI runs as root) and a kernel that allows it."""
+    import shutil
+
+    mount = tmp_path / "small-fs"
+    mount.mkdir()
+    if not shutil.which("mount"):
+        pytest.skip("no mount command to make a small filesystem")
+    made = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mount)], capture_output=True, text=True
+    )
+    if made.returncode:
+        pytest.skip(f"cannot mount a small tmpfs: {made.stderr.strip() or made.returncode}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)

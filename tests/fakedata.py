@@ -143,7 +143,8 @@ class FileServer:
 
     ``faults[name]`` misbehaves on purpose: "drop" (the first response stops halfway),
     "drop-then-ignore-range" (that, then whole files whatever Range asks), "stall" (headers,
-    then silence), "corrupt" (one byte changed), "slow" (the body in 10 pieces over 1.5 s).
+    then silence), "corrupt" (one byte changed), "slow" (the body in 10 pieces over 1.5 s),
+    "endless" (no Content-Length, and bytes for as long as the client reads).
     ``requests`` records (name, Range header or None) in arrival order.
     """
 
@@ -187,6 +188,9 @@ class _Handler(BaseHTTPRequestHandler):
             return
         data, fault = server.files[name], server.faults.get(name, "")
         first = len(server.gets(name)) == 1
+        if fault == "endless":
+            self._endless(server)
+            return
         if fault == "corrupt":
             data = data[:-1] + bytes([data[-1] ^ 0xFF])
         start = 0
@@ -214,6 +218,17 @@ class _Handler(BaseHTTPRequestHandler):
                 time.sleep(0.15)
         else:
             self.wfile.write(body)
+
+    def _endless(self, server: FileServer) -> None:
+        """200 with no Content-Length, then bytes until the client hangs up (or the test ends)."""
+        self.send_response(200)
+        self.end_headers()
+        chunk = bytes(1 << 16)
+        try:
+            while not server.stop.is_set():
+                self.wfile.write(chunk)
+        except OSError:
+            pass  # the client closed the connection: what a capped download does
 
     def log_message(self, *args: object) -> None:
         pass  # keep test output clean

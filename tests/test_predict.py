@@ -93,6 +93,30 @@ def test_strict_exits_1_and_still_writes_every_good_row(cli, run: Path, images: 
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
 
 
+def test_fifos_and_devices_named_png_are_skipped_and_named_never_opened(run: Path, tmp_path: Path) -> None:
+    # A FIFO blocks the first open() until a writer comes: a real process with a timeout, so
+    # a regression fails here instead of hanging the suite.
+    folder = tmp_path / "in"
+    folder.mkdir()
+    Image.new("L", (8, 8)).save(folder / "good.png")
+    os.mkfifo(folder / "pipe.png")
+    (folder / "loop.png").symlink_to("loop.png")
+    (folder / "device.png").symlink_to("/dev/zero")
+    outside = tmp_path / "given.png"
+    os.mkfifo(outside)
+    result = subprocess.run(
+        dltool_command("predict", run, folder, outside, "--format", "jsonl"),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert [Path(json.loads(line)["path"]).name for line in result.stdout.splitlines()] == ["good.png"]
+    skipped = {line.split(":")[0].removeprefix("skipped ") for line in result.stderr.splitlines() if "skipped" in line}
+    assert {Path(p).name for p in skipped} == {"pipe.png", "loop.png", "device.png", "given.png"}
+    assert "FIFO" in result.stderr and "character device" in result.stderr and "Traceback" not in result.stderr
+
+
 def test_stdin_paths_give_the_same_rows_as_the_folder(run: Path, images: Path) -> None:
     script = f"find {images} -name '*.png' | sort | {' '.join(dltool_command('predict', run, '-', '--format', 'csv'))}"
     piped = subprocess.run(["bash", "-c", script], capture_output=True, text=True, env=os.environ)

@@ -1,16 +1,23 @@
 """Crash-safe file writing: every file is written to a temporary sibling, fsynced, then renamed.
 
 A crash or a kill at any moment leaves either the old file or the new one under the final
-name, never a half-written one. ``read_json`` is the matching reader of a JSON file.
+name, never a half-written one. ``read_json`` is the matching reader of a JSON file. A kill
+does leave the temporary (``.NAME.XXXXXXXX.tmp``): ``sweep_stale_temporaries`` removes old
+ones when their folder is next used. A full disk is a ``DiskFullError`` naming the file and
+the filesystem, whatever layer (torch's zip writer included) the OS error surfaced through. ``open_regular`` is the one way dltool opens a
+file it reads by a user-given name: a FIFO or a device is refused before it can block.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import os
 import re
+import stat
 import tempfile
+import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -18,12 +25,21 @@ from typing import IO, Any
 
 import yaml
 
-from dltool.errors import CheckpointError
+from dltool.errors import CheckpointError, DiskFullError
 
 # The process's umask, read once (reading it means setting it): files written here get the
 # permissions an ordinary open() would give them, not mkstemp's private 0600.
 _UMASK = os.umask(0o022)
 os.umask(_UMASK)
+
+# What atomic_open names its temporaries: "." + final name + "." + mkstemp's 8 characters
+# (lowercase letters, digits, "_") + ".tmp". The sweep matches exactly this, nothing else.
+TEMPORARY = re.compile(r"\.(?P<final>.+)\.[a-z0-9_]{8}\.tmp")
+# A temporary untouched this long belongs to a killed writer (a live one writes, so its
+# mtime moves; an hour is far longer than any single dltool write waits between chunks).
+STALE_AFTER_S = 3600.0
+# The errors that mean "the filesystem has no room for these bytes".
+_DISK_FULL = {errno.ENOSPC, errno.EDQUOT}
 
 
 @contextmanager
@@ -40,8 +56,9 @@ def atomic_open(path: Path, mode: str = "wb") -> Iterator[IO[Any]]:
             file.flush()
             os.fsync(file.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as error:
         Path(tmp).unlink(missing_ok=True)
+        raise_if_disk_full(error, path)
         raise
     fsync_dir(path.parent)
 
@@ -101,10 +118,88 @@ def dump_yaml(document: Mapping[str, Any]) -> str:
 
 def append_line(path: Path, line: str) -> None:
     """Append one line and make it durable (for logs such as metrics.jsonl)."""
-    with open(path, "a", encoding="utf-8") as file:
-        file.write(line.rstrip("\n") + "\n")
-        file.flush()
-        os.fsync(file.fileno())
+    try:
+        with open(path, "a", encoding="utf-8") as file:
+            file.write(line.rstrip("\n") + "\n")
+            file.flush()
+            os.fsync(file.fileno())
+    except OSError as error:
+        raise_if_disk_full(error, path)
+        raise
+
+
+def raise_if_disk_full(error: BaseException, path: Path) -> None:
+    """Raise ``DiskFullError`` for ``path`` when ``error`` (or what caused it: torch wraps
+    the OS error in a RuntimeError) is a full disk or an exceeded quota."""
+    if is_disk_full(error):
+        raise DiskFullError(path, mount_point(Path(path))) from error
+
+
+def is_disk_full(error: BaseException) -> bool:
+    """Whether ``error`` or any error behind it is ENOSPC or EDQUOT."""
+    cause: BaseException | None = error
+    while cause is not None:
+        if isinstance(cause, OSError) and cause.errno in _DISK_FULL:
+            return True
+        cause = cause.__cause__ or cause.__context__
+    return False
+
+
+def mount_point(path: Path) -> Path:
+    """The mount point of the filesystem ``path`` lies on (what ``df`` calls it)."""
+    current = Path(os.path.abspath(path))
+    while not os.path.ismount(current) and current != current.parent:
+        current = current.parent
+    return current
+
+
+def sweep_stale_temporaries(folder: Path, older_than_s: float = STALE_AFTER_S) -> list[Path]:
+    """Remove the temporaries of killed atomic writes in ``folder`` (not below it): files
+    named as ``atomic_open`` names them and untouched for ``older_than_s``. Anything else,
+    however it is named, is left alone. Returns what was removed."""
+    removed = []
+    cutoff = time.time() - older_than_s
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return []  # no folder yet (or unreadable): nothing of ours to sweep
+    for entry in entries:
+        if not TEMPORARY.fullmatch(entry.name):
+            continue
+        try:
+            if entry.is_file(follow_symlinks=False) and entry.stat(follow_symlinks=False).st_mtime < cutoff:
+                os.unlink(entry.path)
+                removed.append(Path(entry.path))
+        except OSError:
+            continue  # gone meanwhile, or not ours to remove
+    return removed
+
+
+class NotRegularFileError(OSError):
+    """A path that names a FIFO, a device, a socket or a folder where a file was expected."""
+
+
+def open_regular(path: str | Path) -> IO[bytes]:
+    """Open ``path`` for reading only if it is a regular file (after following links).
+
+    Opened non-blocking first and checked with fstat on the open descriptor (no race with
+    a rename): a FIFO never blocks the caller, a device is never read."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise NotRegularFileError(errno.EINVAL, f"not a regular file ({_kind(mode)})", str(path))
+        os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def _kind(mode: int) -> str:
+    kinds = {stat.S_ISDIR: "a folder", stat.S_ISFIFO: "a FIFO", stat.S_ISSOCK: "a socket"}
+    kinds |= {stat.S_ISCHR: "a character device", stat.S_ISBLK: "a block device"}
+    return next((name for test, name in kinds.items() if test(mode)), "a special file")
 
 
 def fsync_dir(directory: Path) -> None:

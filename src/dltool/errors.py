@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Iterable
+from pathlib import Path
 
 
 class DltoolError(Exception):
@@ -44,6 +45,20 @@ class DatasetError(DltoolError):
 
 class CheckpointError(DltoolError):
     """A run directory or checkpoint that is missing, corrupt or foreign."""
+
+
+class DiskFullError(DltoolError):
+    """A write that failed because its filesystem is full (or over quota); ``path`` names the
+    file, ``device`` the mount point it lies on. Callers may add what is still intact."""
+
+    def __init__(self, path: str | Path, device: str | Path, note: str = ""):
+        self.path, self.device = Path(path), Path(device)
+        message = f"no space left on {device} while writing {path}"
+        super().__init__(message + (f"; {note}" if note else ""))
+
+    def with_note(self, note: str) -> DiskFullError:
+        """The same error, saying what survived (e.g. the last good checkpoint)."""
+        return DiskFullError(self.path, self.device, note)
 
 
 class RunInUseError(DltoolError):

@@ -6,6 +6,7 @@ started at once never share a directory and an existing run is never overwritten
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -116,6 +117,30 @@ def open_run_dir(path: Path) -> RunDir:
     if not run.config.is_file():
         raise CheckpointError(f"{path}: not a dltool run directory (no config.yaml)")
     return run
+
+
+def is_dltool_output(folder: Path) -> bool:
+    """Whether ``folder`` is one that dltool writes: a run dir (config.yaml beside
+    metrics.jsonl or summary.json, or a training lock), a tune study dir (study.json), or a
+    runs dir that holds only those. Image-folder datasets leave these out, so a runs dir
+    kept inside a dataset never becomes a class (nor its plots training images)."""
+    if _is_run_or_study(folder):
+        return True
+    try:
+        children = [folder / name for name in os.listdir(folder) if not name.startswith(".")]
+    except OSError:
+        return False
+    return bool(children) and all(child.is_dir() and _is_run_or_study(child) for child in children)
+
+
+def _is_run_or_study(folder: Path) -> bool:
+    try:
+        names = set(os.listdir(folder))
+    except OSError:
+        return False
+    if names & {".train.lock", "study.json"}:
+        return True
+    return "config.yaml" in names and bool(names & {"metrics.jsonl", "summary.json"})
 
 
 def _run_number(dirname: str, base_name: str) -> int:

@@ -1,4 +1,8 @@
-"""SIGINT/SIGTERM ask long-running work to stop at its next safe point (exit 130/143)."""
+"""SIGINT/SIGTERM ask long-running work to stop at its next safe point (exit 130/143).
+
+The handlers are installed whatever the process inherited: a command started in the
+background by a script inherits SIGINT as ignored, and ``kill -INT`` must still stop it.
+"""
 
 from __future__ import annotations
 
@@ -9,17 +13,19 @@ from contextlib import contextmanager
 
 
 @contextmanager
-def stop_on_signals(stop: threading.Event) -> Iterator[list[int]]:
-    """Set ``stop`` on the first SIGINT/SIGTERM; a second one interrupts at once.
+def stop_on_signals(stop: threading.Event | None) -> Iterator[list[int]]:
+    """Set ``stop`` on the first SIGINT/SIGTERM; a second one interrupts at once. Without
+    ``stop`` (work that is safe to interrupt anywhere, such as a resumable download) the
+    first one interrupts at once (KeyboardInterrupt).
 
     Yields the list of signals received, so the caller can exit with 128 + signal number.
     """
     received: list[int] = []
 
     def handle(signum: int, _frame: object) -> None:
-        if stop.is_set():
-            raise KeyboardInterrupt
         received.append(signum)
+        if stop is None or stop.is_set():
+            raise KeyboardInterrupt
         stop.set()
 
     watched = (signal.SIGINT, signal.SIGTERM)

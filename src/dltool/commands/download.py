@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
 from typing import Annotated
 
@@ -47,13 +48,14 @@ def download(
     Example: dltool download mnist cifar10 --root data
     """
     from dltool.commands._download_progress import download_progress
+    from dltool.commands._signals import stop_on_signals
     from dltool.data import datasets
     from dltool.data.download import download_dataset
     from dltool.data.sources import SOURCES
 
     for name in names:
         datasets.get(name)  # an unknown name is a usage error before anything is fetched
-    with download_progress(quiet) as observer:
+    with stop_on_signals(None) as received, download_progress(quiet) as observer:
         for name in names:
             if name not in SOURCES:
                 observer.on_message(f"{name} is embedded: nothing to download")
@@ -62,5 +64,5 @@ def download(
                 folder = download_dataset(name, root, mirrors=mirror or None, force=force, observer=observer)
             except KeyboardInterrupt:
                 stderr.print("interrupted: run the same command again to resume the download", soft_wrap=True)
-                raise typer.Exit(130) from None
+                raise typer.Exit(128 + (received[0] if received else signal.SIGINT)) from None
             emit_line(str(folder))

@@ -16,23 +16,26 @@ from pathlib import Path
 import numpy as np
 from safetensors.numpy import save as save_arrays
 
-from dltool._io import atomic_write_bytes
+from dltool._io import atomic_write_bytes, sweep_stale_temporaries
 from dltool._safetensors import canonical
 from dltool.data.arrays import ImageArrays, SourceReport, Split
+from dltool.errors import DiskFullError
 
 DTYPES = {"U8": np.uint8, "I64": np.int64}
 
 
 def cached(path: Path, fingerprint: str, build: Callable[[], ImageArrays]) -> ImageArrays:
-    """The arrays stored at ``path`` for ``fingerprint``, else ``build()`` (then stored)."""
+    """The arrays stored at ``path`` for ``fingerprint``, else ``build()`` (then stored).
+    Temporaries that a killed writer left in the cache's folder are swept first."""
+    sweep_stale_temporaries(path.parent)
     if (arrays := read_cache(path, fingerprint)) is not None:
         return arrays
     arrays = build()
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         write_cache(path, fingerprint, arrays)
-    except OSError:
-        pass  # a read-only data root still trains, it just decodes every time
+    except (OSError, DiskFullError):
+        pass  # a read-only or full data root still trains, it just decodes every time
     return arrays
 
 

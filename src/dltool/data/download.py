@@ -26,19 +26,32 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
-from dltool._io import fsync_dir
+from dltool._io import fsync_dir, is_disk_full, mount_point, sweep_stale_temporaries
 from dltool._version import __version__
 from dltool.data.archives import extract_members, gunzip
-from dltool.data.sources import RemoteFile, checksum_of, dataset_folder, source_of
-from dltool.errors import DatasetError, UsageError
+from dltool.data.sources import (
+    TIMEOUT_S,
+    RemoteFile,
+    checksum_of,
+    dataset_folder,
+    download_timeout,
+    mirror_urls,
+    size_of,
+    source_of,
+)
+from dltool.errors import DatasetError, DiskFullError
 
-TIMEOUT_S = 30.0  # per connection attempt and per read; $DLTOOL_DOWNLOAD_TIMEOUT overrides
 RETRIES = 3  # failed attempts in a row (without new bytes) before a mirror is given up
 BACKOFF_S = 1.0  # first wait between attempts; doubles after each failure
 CHUNK_BYTES = 1 << 18
 # HTTP statuses worth another attempt; any other error status moves on to the next mirror.
 TRANSIENT_STATUS = {408, 425, 429, 500, 502, 503, 504}
 UNREACHABLE = {errno.ENETUNREACH, errno.EHOSTUNREACH}
+# A file's bytes are capped at its known size (sources.SIZES), else at what the server
+# announces plus this margin, else at UNSIZED_CAP_BYTES: a mirror that streams forever
+# cannot fill the disk.
+SIZE_MARGIN_BYTES = 1 << 20
+UNSIZED_CAP_BYTES = 8 << 30
 
 
 class DownloadObserver:
@@ -96,11 +109,13 @@ def download_dataset(
     """
     source = source_of(name)
     observer = observer or DownloadObserver()
-    urls = _mirror_urls(mirrors, source.mirrors)
-    policy = RetryPolicy(_timeout(timeout), retries, backoff_s)
+    urls = mirror_urls(mirrors, source.mirrors)
+    policy = RetryPolicy(download_timeout(timeout), retries, backoff_s)
     folder = dataset_folder(name, root)
     folder.mkdir(parents=True, exist_ok=True)
     with _locked(folder, name, observer):
+        if removed := sweep_stale_temporaries(folder):
+            observer.on_message(f"{name}: removed {len(removed)} temporary files left by an interrupted run")
         for file in source.files:
             target = folder / file.name
             fetched = _ensure_file(name, file, target, urls, force, policy, observer)
@@ -108,15 +123,18 @@ def download_dataset(
     return folder
 
 
-def fetch(url: str, part: Path, policy: RetryPolicy, observer: DownloadObserver | None = None) -> None:
+def fetch(
+    url: str, part: Path, policy: RetryPolicy, observer: DownloadObserver | None = None, size: int | None = None
+) -> None:
     """Complete ``part`` from ``url``, resuming from its current size; TransferError when the
-    mirror fails ``policy.retries + 1`` times in a row without delivering a byte."""
+    mirror fails ``policy.retries + 1`` times in a row without delivering a byte, or sends
+    more than ``size`` bytes (when known; see SIZE_MARGIN_BYTES otherwise)."""
     observer = observer or DownloadObserver()
     failures = 0
     while True:
         before = part.stat().st_size if part.exists() else 0
         try:
-            _transfer(url, part, policy.timeout_s, observer)
+            _transfer(url, part, policy.timeout_s, observer, size)
             return
         except TransferError as error:
             if not error.transient:
@@ -161,7 +179,7 @@ def _ensure_file(
     for base in mirrors:
         url = base.rstrip("/") + "/" + file.name
         try:
-            fetch(url, part, policy, observer)
+            fetch(url, part, policy, observer, size_of(name, file))
         except TransferError as error:
             failures.append(f"{url}: {error}")
             continue
@@ -195,7 +213,7 @@ def _unpack(file: RemoteFile, target: Path, folder: Path, again: bool, observer:
         gunzip(target, folder / file.outputs[0])
 
 
-def _transfer(url: str, part: Path, timeout: float, observer: DownloadObserver) -> None:
+def _transfer(url: str, part: Path, timeout: float, observer: DownloadObserver, size: int | None = None) -> None:
     """One HTTP request: append to ``part`` from its size (or rewrite it when the server sends
     the whole file) until the response ends; TransferError if it ends early or fails."""
     name = part.name.removesuffix(".part")
@@ -209,9 +227,10 @@ def _transfer(url: str, part: Path, timeout: float, observer: DownloadObserver) 
             observer.on_message(f"{name}: the server sent the whole file; starting again from zero")
         length = response.headers.get("Content-Length")
         expected = start + int(length) if length is not None and length.isdigit() else None
-        total = total or expected
+        total = size or total or expected
         observer.on_transfer(name, url, start, total)
-        done = _copy(response, part, start, name, total, observer)
+        cap = size or (total + SIZE_MARGIN_BYTES if total else UNSIZED_CAP_BYTES)
+        done = _copy(response, part, start, name, (total, cap), observer)
     if expected is not None and done < expected:
         raise TransferError(f"connection closed after {done:,} of {expected:,} bytes", True)
 
@@ -244,26 +263,42 @@ def _resume_point(response: http.client.HTTPResponse, offset: int, part: Path) -
 
 
 def _copy(
-    response: http.client.HTTPResponse, part: Path, start: int, name: str, total: int | None, observer: DownloadObserver
+    response: http.client.HTTPResponse,
+    part: Path,
+    start: int,
+    name: str,
+    limits: tuple[int | None, int],
+    observer: DownloadObserver,
 ) -> int:
-    """Stream the body into ``part`` from byte ``start``; bytes received before a network
-    failure stay there for the next attempt to resume from. Local errors (a full disk)
-    propagate as they are."""
-    done = start
-    with open(part, "ab" if start else "wb") as out:
-        while True:
-            try:
-                chunk = response.read1(CHUNK_BYTES)
-            except (OSError, http.client.HTTPException) as error:
-                raise _network_error(error) from None
-            if not chunk:
-                break
-            out.write(chunk)
-            done += len(chunk)
-            observer.on_bytes(name, done, total)
-        out.flush()
-        os.fsync(out.fileno())
+    """Stream the body into ``part`` from byte ``start``, never past ``cap`` bytes; bytes
+    received before a network failure stay there for the next attempt to resume from. On
+    a full disk, or past the cap, the partial file is deleted. ``limits``: (the size shown,
+    the cap)."""
+    (total, cap), done = limits, start
+    try:
+        with open(part, "ab" if start else "wb") as out:
+            while (chunk := _read(response)) and done + len(chunk) <= cap:
+                out.write(chunk)
+                done += len(chunk)
+                observer.on_bytes(name, done, total)
+            out.flush()
+            os.fsync(out.fileno())
+    except OSError as error:
+        if not is_disk_full(error):
+            raise
+        part.unlink(missing_ok=True)  # a partial file on a full disk only keeps it full
+        raise DiskFullError(part, mount_point(part)) from error
+    if chunk:  # more is coming than the file can hold: a broken or hostile mirror
+        part.unlink()
+        raise TransferError(f"sent more than the expected {cap:,} bytes; deleted the partial file", False)
     return done
+
+
+def _read(response: http.client.HTTPResponse) -> bytes:
+    try:
+        return response.read1(CHUNK_BYTES)
+    except (OSError, http.client.HTTPException) as error:
+        raise _network_error(error) from None
 
 
 def _network_error(reason: object) -> TransferError:
@@ -294,32 +329,6 @@ class _NoDowngrade(urllib.request.HTTPRedirectHandler):
 
 def _opener() -> urllib.request.OpenerDirector:
     return urllib.request.build_opener(_NoDowngrade)
-
-
-def _mirror_urls(mirrors: Sequence[str] | None, official: tuple[str, ...]) -> list[str]:
-    if mirrors is None:
-        mirrors = os.environ.get("DLTOOL_MIRROR", "").split()
-    if not mirrors:
-        return list(official)
-    for url in mirrors:
-        if not url.startswith(("http://", "https://")):
-            raise UsageError(f"--mirror / $DLTOOL_MIRROR: {url!r} is not an http:// or https:// URL")
-    return list(mirrors)
-
-
-def _timeout(timeout: float | None) -> float:
-    if timeout is not None:
-        return timeout
-    text = os.environ.get("DLTOOL_DOWNLOAD_TIMEOUT")
-    if not text:
-        return TIMEOUT_S
-    try:
-        value = float(text)
-    except ValueError:
-        value = 0.0
-    if not value > 0:
-        raise UsageError(f"$DLTOOL_DOWNLOAD_TIMEOUT: {text!r} is not a positive number of seconds")
-    return value
 
 
 @contextmanager

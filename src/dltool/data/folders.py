@@ -3,8 +3,11 @@
 Classes are the sorted sub-folder names of ``train/`` (of ``ROOT`` without splits); a class
 may be missing from val/test, but a val/test class unknown to train is an error. Files are
 found recursively inside each class folder, by extension (case-insensitive); hidden files
-and folders are ignored. Decoding runs on threads (Pillow releases the GIL) through
-``dltool.data.images``; files that cannot be decoded are skipped and listed in the result's
+and folders are ignored, and so are dltool's own run, study and runs dirs (a runs dir kept
+inside the dataset is never a class). A class folder without image files is left out with
+a note. Decoding runs on threads (Pillow releases the GIL) through ``dltool.data.images``;
+files that cannot be decoded — and names with an image extension that are no readable
+regular file (a FIFO, a symlink loop) — are skipped and listed in the result's
 ``source.skipped``.
 
 Sizes: with ``image_size`` every image is resized to that square; without it, images
@@ -25,7 +28,7 @@ import re
 from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -36,6 +39,7 @@ from dltool.data.cache import cached
 from dltool.data.images import DECODER, ImageDecodeError, read_image, resize_images, to_channels
 from dltool.data.roots import data_root
 from dltool.errors import DatasetError
+from dltool.rundir import is_dltool_output
 
 IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"})
 SPLITS = ("train", "val", "test")
@@ -52,6 +56,7 @@ class FolderIndex:
     classes: list[str]
     files: dict[str, list[tuple[str, int]]]
     stamps: list[tuple[str, int, int]]
+    notes: list[str] = field(default_factory=list)  # what was left out, for the user
 
 
 def load_folder(
@@ -72,26 +77,28 @@ def load_folder(
 
 
 def index_folder(root: Path) -> FolderIndex:
-    """Find the splits, classes and image files of ``root`` (no decoding)."""
+    """Find the splits, classes and image files of ``root`` (no decoding). A class folder
+    with no image files in any split is left out, with a note saying so."""
     if not root.is_dir():
         raise DatasetError(f"{root}: not a folder")
     layout = _split_folders(root)
-    classes = _classes(root, layout)
+    named = _classes(root, layout)
+    found = {
+        split: {name: _image_files(root, folder / name) for name in named if (folder / name).is_dir()}
+        for split, folder in layout.items()
+    }
+    classes = [name for name in named if any(by_class.get(name) for by_class in found.values())]
     files: dict[str, list[tuple[str, int]]] = {}
     stamps: list[tuple[str, int, int]] = []
-    for split, folder in layout.items():
-        rows: list[tuple[str, int]] = []
-        for label, name in enumerate(classes):
-            if (folder / name).is_dir():
-                for relative, size, mtime in _image_files(root, folder / name):
-                    rows.append((relative, label))
-                    stamps.append((relative, size, mtime))
-        files[split] = rows
+    for split, by_class in found.items():
+        files[split] = [(path, label) for label, name in enumerate(classes) for path, _, _ in by_class.get(name, [])]
+        stamps += [stamp for name in classes for stamp in by_class.get(name, [])]
     if not stamps:
         raise DatasetError(
             f"{root}: no image files ({', '.join(sorted(e[1:] for e in IMAGE_EXTENSIONS))}) in its class folders"
         )
-    return FolderIndex(root, classes, files, stamps)
+    notes = [f"class folder {name!r} has no image files: left out" for name in named if name not in classes]
+    return FolderIndex(root, classes, files, stamps, notes)
 
 
 def _split_folders(root: Path) -> dict[str, Path]:
@@ -129,7 +136,10 @@ def _classes(root: Path, layout: dict[str, Path]) -> list[str]:
 
 
 def _sub_folders(folder: Path) -> list[str]:
-    return sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+    """Candidate split or class folders: not hidden, and not a run or runs dir of dltool's."""
+    return sorted(
+        p.name for p in folder.iterdir() if not p.name.startswith(".") and p.is_dir() and not is_dltool_output(p)
+    )
 
 
 def _image_files(root: Path, folder: Path) -> list[tuple[str, int, int]]:
@@ -150,12 +160,29 @@ def _image_files(root: Path, folder: Path) -> list[tuple[str, int, int]]:
                 if entry.name.startswith("."):
                     continue
                 relative = f"{relative_dir}/{entry.name}" if relative_dir else entry.name
-                if entry.is_dir():
-                    pending.append((relative, entry.path))
-                elif os.path.splitext(entry.name)[1].lower() in IMAGE_EXTENSIONS and entry.is_file():
-                    stat = entry.stat()
-                    found.append((f"{prefix}/{relative}", stat.st_size, stat.st_mtime_ns))
+                if _is_folder(entry):
+                    if not is_dltool_output(Path(entry.path)):
+                        pending.append((relative, entry.path))
+                elif os.path.splitext(entry.name)[1].lower() in IMAGE_EXTENSIONS:
+                    # Kept even when unreadable (a FIFO, a link loop): decoding names it as skipped.
+                    found.append((f"{prefix}/{relative}", *_stamp(entry)))
     return sorted(found)
+
+
+def _is_folder(entry: os.DirEntry) -> bool:
+    try:
+        return entry.is_dir()
+    except OSError:  # a symlink loop: not a folder, and reported as an unreadable file
+        return False
+
+
+def _stamp(entry: os.DirEntry) -> tuple[int, int]:
+    """(bytes, mtime in ns) of the file, or of the link itself when it leads nowhere."""
+    try:
+        stat = entry.stat()
+    except OSError:
+        stat = entry.stat(follow_symlinks=False)
+    return stat.st_size, stat.st_mtime_ns
 
 
 def fingerprint(index: FolderIndex, image_size: int | None, channels: int | None) -> str:
@@ -167,6 +194,8 @@ def fingerprint(index: FolderIndex, image_size: int | None, channels: int | None
         "pillow": PIL.__version__,
         "image_size": image_size,
         "channels": channels,
+        "classes": index.classes,  # an empty class folder added or removed changes the labels
+        "notes": index.notes,  # or what is said about it
         "files": index.stamps,
     }
     return hashlib.sha256(json.dumps(document, separators=(",", ":")).encode()).hexdigest()
@@ -203,7 +232,7 @@ def decode_folder(
             f"{index.root}: none of its {len(rows)} image files could be decoded "
             f"(first: {skipped[0][0]}: {skipped[0][1]})"
         )
-    notes: list[str] = []
+    notes = list(index.notes)
     images = [d.image for _, d in good]
     if image_size is None:
         images = _to_common_size(images, notes, workers)

@@ -17,7 +17,8 @@ The steps, in this order (``decode_image``):
    Pillow's ITU-R 601-2 luma (L = R·299/1000 + G·587/1000 + B·114/1000).
 
 A file that is not an image, is truncated or corrupt, or is a decompression bomb raises
-``ImageDecodeError`` with the path and the reason.
+``ImageDecodeError`` with the path and the reason; so does a path that is not a regular file
+(a FIFO, a device, a symlink loop), which is never read (``dltool._io.open_regular``).
 """
 
 from __future__ import annotations
@@ -25,12 +26,14 @@ from __future__ import annotations
 import threading
 import warnings
 from pathlib import Path
+from typing import IO
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
+from dltool._io import open_regular
 from dltool.errors import DatasetError
 
 # Modes Pillow opens that hold one grey channel (16-bit and float ones scaled below).
@@ -70,7 +73,11 @@ def read_image(path: str | Path, size: Size | None = None) -> tuple[np.ndarray, 
     several times faster and a proper low-pass before the final resize.
     """
     try:
-        with _open(path) as image:
+        file = open_regular(path)
+    except OSError as error:  # missing, a FIFO or a device, a symlink loop, no permission
+        raise ImageDecodeError(path, f"cannot read ({error.strerror or error})") from None
+    try:
+        with file, _open(file, path) as image:
             mode = image.mode
             transposed = image.getexif().get(ExifTags.Base.Orientation) in _TRANSPOSING
             stored = image.size[::-1] if transposed else image.size
@@ -98,11 +105,11 @@ def read_image(path: str | Path, size: Size | None = None) -> tuple[np.ndarray, 
 _OPEN_LOCK = threading.Lock()
 
 
-def _open(path: str | Path) -> Image.Image:
+def _open(file: IO[bytes], path: str | Path) -> Image.Image:
     with _OPEN_LOCK, warnings.catch_warnings():
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         try:
-            return Image.open(path)
+            return Image.open(file)
         except Image.DecompressionBombWarning as warning:
             raise ImageDecodeError(path, f"refused as a decompression bomb ({_bomb_reason(warning)})") from None
 

@@ -61,8 +61,13 @@ def prepare_data(config: DataConfig, arrays: ImageArrays | None = None) -> Prepa
     notes = list(arrays.source.notes) if arrays.source else []
     if "train" not in splits:
         raise DatasetError(f"{config.name}: has no train split to train on (found: {', '.join(splits)})")
+    _refuse_empty(config.name, splits)
     if "val" not in splits:
         splits["train"], splits["val"] = stratified_split(splits["train"], config.val_fraction, config.split_seed)
+        if not len(splits["val"]):
+            raise DatasetError(
+                f"{config.name}: its train split has too few images ({len(splits['train'])}) to draw a val split from"
+            )
     if config.image_size is not None:
         splits = {name: resize(split, config.image_size) for name, split in splits.items()}
     if config.channels is not None:
@@ -83,6 +88,12 @@ def prepare_data(config: DataConfig, arrays: ImageArrays | None = None) -> Prepa
         [(str(Path(config.name) / path), reason) for path, reason in arrays.source.skipped] if arrays.source else []
     )
     return PreparedData(arrays.classes, splits, mean, std, skipped, notes, test_is_val)
+
+
+def _refuse_empty(name: str, splits: dict[str, Split]) -> None:
+    for split, data in splits.items():
+        if not len(data):
+            raise DatasetError(f"{name}: the {split} split is empty (0 images); check or download the dataset again")
 
 
 def load_arrays(config: DataConfig) -> ImageArrays:

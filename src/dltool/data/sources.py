@@ -8,11 +8,17 @@ its files; ``CHECKSUMS`` holds the publisher's checksum of every file. A file is
 
 from __future__ import annotations
 
+import math
+import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from dltool.data.roots import data_root
 from dltool.errors import DatasetError, UsageError
+
+TIMEOUT_S = 30.0  # per connection attempt and per read; $DLTOOL_DOWNLOAD_TIMEOUT overrides
+MAX_TIMEOUT_S = 86400.0  # a day: longer is never meant, and inf would overflow the socket's timer
 
 
 @dataclass(frozen=True)
@@ -131,6 +137,28 @@ CHECKSUMS: dict[str, dict[str, str]] = {
 }
 
 
+# Each file's size in bytes, where it could be confirmed (an absent entry is allowed): no
+# download of that file may grow past it, whatever the server streams.
+SIZES: dict[str, dict[str, int]] = {
+    "mnist": {
+        "train-images-idx3-ubyte.gz": 9_912_422,
+        "train-labels-idx1-ubyte.gz": 28_881,
+        "t10k-images-idx3-ubyte.gz": 1_648_877,
+        "t10k-labels-idx1-ubyte.gz": 4_542,
+    },
+    "fashion-mnist": {
+        "train-images-idx3-ubyte.gz": 26_421_880,
+        "train-labels-idx1-ubyte.gz": 29_515,
+        "t10k-images-idx3-ubyte.gz": 4_422_102,
+        "t10k-labels-idx1-ubyte.gz": 5_148,
+    },
+    "kmnist": {"train-images-idx3-ubyte.gz": 18_165_135},
+    "cifar10": {"cifar-10-binary.tar.gz": 170_052_171},
+    "cifar100": {"cifar-100-binary.tar.gz": 168_513_733},
+    "svhn": {"train_32x32.mat": 182_040_794, "test_32x32.mat": 64_275_384},
+}
+
+
 def source_of(name: str) -> Source:
     """The source of dataset ``name``; a usage error for a dataset that is not downloaded."""
     try:
@@ -141,6 +169,10 @@ def source_of(name: str) -> Source:
 
 def checksum_of(name: str, file: RemoteFile) -> str:
     return CHECKSUMS[name][file.name]
+
+
+def size_of(name: str, file: RemoteFile) -> int | None:
+    return SIZES.get(name, {}).get(file.name)
 
 
 @dataclass(frozen=True)
@@ -183,3 +215,35 @@ def require_downloaded(name: str, root: str | Path | None = None) -> None:
     files are missing; nothing for any other name (embedded datasets, folders)."""
     if name in SOURCES:
         downloaded_files(name, root)
+
+
+def mirror_urls(mirrors: Sequence[str] | None, official: tuple[str, ...]) -> list[str]:
+    """The URLs to fetch from: ``mirrors``, else $DLTOOL_MIRROR, else the ``official`` ones."""
+    if mirrors is None:
+        mirrors = os.environ.get("DLTOOL_MIRROR", "").split()
+    if not mirrors:
+        return list(official)
+    for url in mirrors:
+        if not url.startswith(("http://", "https://")):
+            raise UsageError(f"--mirror / $DLTOOL_MIRROR: {url!r} is not an http:// or https:// URL")
+    return list(mirrors)
+
+
+def download_timeout(timeout: float | None) -> float:
+    """``timeout``, else $DLTOOL_DOWNLOAD_TIMEOUT, else 30 s."""
+    if timeout is not None:
+        return _seconds("timeout", timeout)
+    text = os.environ.get("DLTOOL_DOWNLOAD_TIMEOUT")
+    return _seconds("$DLTOOL_DOWNLOAD_TIMEOUT", text) if text else TIMEOUT_S
+
+
+def _seconds(name: str, given: object) -> float:
+    """A finite number of seconds in (0, MAX_TIMEOUT_S]: an infinite or huge one would
+    overflow the socket's timer, nan would never compare."""
+    try:
+        value = float(given)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        value = math.nan
+    if not 0 < value <= MAX_TIMEOUT_S:  # False for nan too
+        raise UsageError(f"{name}: {given!r} is not a number of seconds in (0, {MAX_TIMEOUT_S:g}]")
+    return value

@@ -20,7 +20,7 @@ def stratified_indices(labels: np.ndarray, fraction: float, seed: int) -> np.nda
         members = np.flatnonzero(labels == label)
         count = min(len(members) - 1, max(1, round(fraction * len(members))))
         held_out.append(rng.permutation(members)[:count])
-    return np.sort(np.concatenate(held_out))
+    return np.sort(np.concatenate(held_out)) if held_out else np.empty(0, np.int64)
 
 
 def stratified_split(split: Split, fraction: float, seed: int) -> tuple[Split, Split]:

@@ -15,6 +15,8 @@ from datetime import timedelta
 import torch
 import torch.distributed as dist
 
+from dltool.errors import UsageError
+
 
 @dataclass(frozen=True)
 class World:
@@ -33,11 +35,21 @@ class World:
 
 
 def world_from_env() -> World:
+    """The process's place in a torchrun job ($RANK, $WORLD_SIZE, $LOCAL_RANK), or a world of one."""
     return World(
-        rank=int(os.environ.get("RANK", 0)),
-        size=int(os.environ.get("WORLD_SIZE", 1)),
-        local_rank=int(os.environ.get("LOCAL_RANK", 0)),
+        rank=_env_int("RANK", 0, 0), size=_env_int("WORLD_SIZE", 1, 1), local_rank=_env_int("LOCAL_RANK", 0, 0)
     )
+
+
+def _env_int(name: str, default: int, least: int) -> int:
+    text = os.environ.get(name, "").strip()
+    if not text:
+        return default
+    if not text.isdigit() or int(text) < least:
+        raise UsageError(
+            f"${name}: {text[:40]!r} is not a whole number >= {least} (torchrun sets it; unset it to train alone)"
+        )
+    return int(text)
 
 
 @contextmanager

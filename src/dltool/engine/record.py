@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+from contextlib import nullcontext, suppress
 from typing import Any
 
 import torch
@@ -12,8 +13,9 @@ import torch
 from dltool._io import atomic_write_json, atomic_write_text, dump_yaml
 from dltool._version import __version__
 from dltool.engine.setup import Components
-from dltool.engine.state import Progress, save_state, versions
+from dltool.engine.state import Progress, intact_checkpoint, save_state, versions
 from dltool.engine.tensorboard import Board
+from dltool.errors import DiskFullError
 from dltool.rundir import RunDir
 
 
@@ -53,6 +55,15 @@ def finish(
         run.write_summary(summary)
     if board:
         board.log_end(summary, confusion)
+
+
+def finish_failed(run: RunDir | None, board: Board | None, error: BaseException, summary: dict[str, Any]) -> None:
+    """summary.json of a failed run. On a full disk, a second disk-full error (writing the
+    summary) does not hide the first, and the error says which checkpoint survived."""
+    with suppress(DiskFullError) if isinstance(error, DiskFullError) else nullcontext():
+        finish(run, board, summary)
+    if isinstance(error, DiskFullError) and run:
+        raise error.with_note(intact_checkpoint(run.last_checkpoint)) from error
 
 
 def weights_metadata(parts: Components) -> dict[str, str]:

@@ -19,7 +19,15 @@ from dltool.engine.device import resolve_device, resolve_precision
 from dltool.engine.distributed import any_across, process_group, world_from_env
 from dltool.engine.loop import EpochStats, train_one_epoch
 from dltool.engine.observer import Observer
-from dltool.engine.record import Clock, finish, save_progress, summary_record, weights_metadata, write_run_files
+from dltool.engine.record import (
+    Clock,
+    finish,
+    finish_failed,
+    save_progress,
+    summary_record,
+    weights_metadata,
+    write_run_files,
+)
 from dltool.engine.sanity import preflight
 from dltool.engine.scores import epoch_record, improved, test_score
 from dltool.engine.setup import Components, build_components, check_runnable
@@ -203,7 +211,7 @@ def _fit_and_score(session: _Session, base: dict[str, Any]) -> tuple[str, dict[s
         raise
     except BaseException as error:
         failure = f"{type(error).__name__}: {error}"
-        finish(run, board, summary_record("failed", "error", progress, clock, base, error=failure))
+        finish_failed(run, board, error, summary_record("failed", "error", progress, clock, base, error=failure))
         raise
     summary = summary_record(status, reason, progress, clock, base, **extra)
     finish(run, board, summary, confusion)

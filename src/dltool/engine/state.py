@@ -9,7 +9,7 @@ from typing import Any
 import torch
 
 from dltool._version import __version__
-from dltool.engine.checkpoint import capture_rng, restore_rng, save_checkpoint
+from dltool.engine.checkpoint import capture_rng, load_checkpoint, restore_rng, save_checkpoint
 from dltool.engine.setup import Components
 from dltool.errors import CheckpointError
 
@@ -50,6 +50,14 @@ def save_state(path: Path, parts: Components, progress: Progress) -> None:
             "versions": versions(),
         },
     )
+
+
+def intact_checkpoint(path: Path) -> str:
+    """What is left of a run's checkpoint after a failed write, in words for the user."""
+    try:
+        return f"the last good checkpoint (epoch {load_checkpoint(path)['progress']['epoch']}) is intact"
+    except (CheckpointError, KeyError, TypeError):
+        return "no earlier checkpoint is intact"
 
 
 def restore_state(parts: Components, checkpoint: dict[str, Any]) -> Progress:

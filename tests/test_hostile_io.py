@@ -1,0 +1,272 @@
+"""Hostile and careless inputs on the file-system and network side (issue 18): symlink loops,
+FIFOs, empty IDX splits, endless mirrors, full disks, orphaned temporaries, stray run dirs
+and empty class folders in datasets, bad environment values, inherited ignored SIGINT.
+
+Each one must end in one line on stderr (or a named skipped file), never a traceback, a
+hang or a filled disk. Everything here is small: the whole file runs in seconds.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import dltool_command
+from dltool._io import STALE_AFTER_S, atomic_write_bytes, sweep_stale_temporaries
+from dltool.data.download import download_dataset
+from dltool.data.folders import load_folder
+from dltool.data.sources import CHECKSUMS, SIZES
+from dltool.errors import DatasetError, DiskFullError
+from fakedata import FileServer, fake_idx, idx
+
+TRACEBACK = "Traceback (most recent call last)"
+
+
+def one_line(stderr: str) -> str:
+    """The error line of a failed command: exactly one 'error:' line and no traceback."""
+    assert TRACEBACK not in stderr, stderr
+    errors = [line for line in stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, stderr
+    return errors[0]
+
+
+def image_folder(root: Path, classes: dict[str, int]) -> Path:
+    for name, count in classes.items():
+        (root / name).mkdir(parents=True, exist_ok=True)
+        for i in range(count):
+            Image.fromarray(np.full((8, 8), 20 * i + 60 * len(name), np.uint8)).save(root / name / f"{i}.png")
+    return root
+
+
+def fill(mount: Path, leave: int) -> None:
+    """Fill the filesystem at ``mount`` until about ``leave`` bytes are free."""
+    stats = os.statvfs(mount)
+    (mount / "filler").write_bytes(bytes(max(0, stats.f_bavail * stats.f_frsize - leave)))
+
+
+# --- 6, 7: symlink loops and FIFOs in image folders ------------------------------------------
+
+
+def test_a_symlink_loop_in_an_image_folder_is_skipped_and_named(cli, tmp_path: Path) -> None:
+    root = image_folder(tmp_path / "ds", {"a": 3, "b": 3})
+    (root / "a" / "self.png").symlink_to("self.png")
+    os.mkfifo(root / "b" / "pipe.png")  # a FIFO would block an open() for ever
+    report = json.loads(cli("stats", root, "--json").stdout)
+    unreadable = {Path(item["path"]).name: item["reason"] for item in report["unreadable"]}
+    assert set(unreadable) == {"self.png", "pipe.png"}
+    assert "symbolic links" in unreadable["self.png"] and "FIFO" in unreadable["pipe.png"]
+
+
+def test_a_loop_or_fifo_changes_nothing_else_in_the_dataset(tmp_path: Path) -> None:
+    clean = load_folder(image_folder(tmp_path / "ds", {"a": 2, "b": 2}), cache_root=tmp_path / "c1")
+    (tmp_path / "ds" / "a" / "loop.png").symlink_to("loop.png")
+    hostile = load_folder(tmp_path / "ds", cache_root=tmp_path / "c2")
+    assert hostile.classes == clean.classes
+    np.testing.assert_array_equal(hostile.splits["train"].images, clean.splits["train"].images)
+
+
+# --- 8: an IDX dataset that declares 0 images ---------------------------------------------------
+
+
+@pytest.mark.parametrize("split", ["train", "t10k"])
+def test_an_idx_split_of_zero_images_is_one_line_naming_dataset_and_split(cli, split: str, tmp_path: Path) -> None:
+    folder = tmp_path / "mnist"
+    folder.mkdir()
+    for name, data in fake_idx("mnist").outputs.items():
+        (folder / name).write_bytes(data)
+    (folder / f"{split}-images-idx3-ubyte").write_bytes(idx(np.zeros((0, 28, 28), np.uint8)))
+    (folder / f"{split}-labels-idx1-ubyte").write_bytes(idx(np.zeros(0, np.uint8)))
+    result = cli("train", "digits-mlp", "--dataset", "mnist", "--set", f"data.root={tmp_path}", "--epochs", "1", code=1)
+    line = one_line(result.stderr)
+    assert "mnist" in line and f"the {'train' if split == 'train' else 'test'} split is empty" in line
+
+
+# --- 9: a mirror that never stops, a disk that fills ------------------------------------------
+
+
+def _endless_mnist(server: FileServer, monkeypatch: pytest.MonkeyPatch) -> str:
+    dataset = fake_idx("mnist")
+    server.files.update(dataset.published)
+    name = "train-images-idx3-ubyte.gz"
+    server.faults[name] = "endless"
+    monkeypatch.setitem(CHECKSUMS, "mnist", dataset.checksums())
+    monkeypatch.setitem(SIZES, "mnist", {n: len(data) for n, data in dataset.published.items()})
+    return name
+
+
+def test_an_endless_mirror_stops_at_the_known_size_and_leaves_no_part(monkeypatch, tmp_path: Path) -> None:
+    with FileServer() as server:
+        name = _endless_mnist(server, monkeypatch)
+        with pytest.raises(DatasetError, match="sent more than the expected") as error:
+            download_dataset("mnist", tmp_path, mirrors=[server.url], retries=0)
+    assert "\n" not in str(error.value)
+    assert not (tmp_path / "mnist" / f"{name}.part").exists()
+
+
+def test_an_endless_mirror_on_a_full_disk_is_one_line_and_no_part(cli, small_fs: Path, monkeypatch) -> None:
+    with FileServer() as server:
+        name = _endless_mnist(server, monkeypatch)
+        monkeypatch.setitem(SIZES, "mnist", {})  # no known size: only the disk stops it
+        result = cli("download", "mnist", "--root", small_fs, "--mirror", server.url, code=1)
+    line = one_line(result.stderr)
+    assert f"no space left on {small_fs} while writing" in line and name in line
+    assert not list((small_fs / "mnist").glob("*.part"))
+
+
+def test_every_atomic_writer_names_a_full_disk(small_fs: Path) -> None:
+    fill(small_fs, 8 << 10)
+    with pytest.raises(DiskFullError, match=f"no space left on {small_fs} while writing {small_fs}/big"):
+        atomic_write_bytes(small_fs / "big", bytes(1 << 20))
+    assert [p.name for p in small_fs.iterdir()] == ["filler"]  # its temporary is gone too
+
+
+def test_a_cache_that_does_not_fit_is_skipped_not_fatal(small_fs: Path, tmp_path: Path) -> None:
+    images = image_folder(tmp_path / "ds", {"a": 2, "b": 2})
+    fill(small_fs, 0)
+    arrays = load_folder(images, cache_root=small_fs)  # decoded, just not cached
+    assert arrays.classes == ["a", "b"] and not list((small_fs / "folders").rglob("*.safetensors"))
+
+
+# --- 11: a full disk while training writes its checkpoint -------------------------------------
+
+
+def test_a_full_disk_mid_training_is_one_line_and_the_last_checkpoint_survives(cli, small_fs: Path) -> None:
+    run = Path(cli("train", "digits-mlp", "--epochs", "1", "--runs-dir", small_fs, "--name", "r").stdout.strip())
+    before = (run / "checkpoints" / "last.pt").read_bytes()
+    fill(small_fs, 64 << 10)  # the small files of a resume fit; weights and checkpoint do not
+    result = cli("train", "--resume", run, "--epochs", "3", code=1)
+    line = one_line(result.stderr)
+    assert f"no space left on {small_fs} while writing {run}" in line
+    assert line.endswith("the last good checkpoint (epoch 1) is intact")
+    assert (run / "checkpoints" / "last.pt").read_bytes() == before
+    assert not list(run.rglob("*.tmp"))
+
+
+# --- 10: temporaries of killed writers -------------------------------------------------------
+
+
+def test_stale_temporaries_are_swept_by_name_and_age_only(tmp_path: Path) -> None:
+    old = time.time() - STALE_AFTER_S - 60
+    names = {
+        ".train-images-idx3-ubyte.k1ll3d00.tmp": (old, False),  # ours, from a killed unpack: removed
+        ".size-auto-channels-auto.safetensors.ab_cd123.tmp": (old, False),  # ours, from a cache write
+        ".model.safetensors.fresh000.tmp": (time.time(), True),  # ours but live (recent): kept
+        "notes.tmp": (old, True),  # someone else's
+        ".vimrc.swp.tmp": (old, True),  # not our pattern (no 8-character tag)
+        ".x.12345678.tmpx": (old, True),
+    }
+    for name, (mtime, _) in names.items():
+        (tmp_path / name).write_bytes(b"x")
+        os.utime(tmp_path / name, (mtime, mtime))
+    removed = sweep_stale_temporaries(tmp_path)
+    assert sorted(p.name for p in removed) == sorted(n for n, (_, kept) in names.items() if not kept)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(n for n, (_, kept) in names.items() if kept)
+
+
+def test_download_and_the_cache_sweep_their_folders(cli, monkeypatch, tmp_path: Path) -> None:
+    old = time.time() - STALE_AFTER_S - 60
+    dataset = fake_idx("mnist")
+    folder = tmp_path / "mnist"
+    folder.mkdir()
+    for name, data in dataset.published.items():
+        (folder / name).write_bytes(data)  # put in place by hand: no network needed
+    monkeypatch.setitem(CHECKSUMS, "mnist", dataset.checksums())
+    orphan = folder / ".t10k-images-idx3-ubyte.k1ll3d00.tmp"
+    orphan.write_bytes(bytes(1000))
+    os.utime(orphan, (old, old))
+    cli("download", "mnist", "--root", tmp_path)
+    assert not orphan.exists()
+    images = image_folder(tmp_path / "ds", {"a": 2, "b": 2})
+    load_folder(images, cache_root=tmp_path)
+    (cache,) = (tmp_path / "folders").iterdir()
+    orphan = cache / ".size-auto-channels-auto.safetensors.k1ll3d00.tmp"
+    orphan.write_bytes(bytes(1000))
+    os.utime(orphan, (old, old))
+    load_folder(images, cache_root=tmp_path)
+    assert not orphan.exists()
+
+
+# --- 15: empty class folders and run dirs inside a dataset -----------------------------------
+
+
+def _run_dir(path: Path) -> None:
+    (path / "plots").mkdir(parents=True)
+    (path / "config.yaml").write_text("data: {}\n")
+    (path / "summary.json").write_text("{}\n")
+    Image.new("L", (8, 8)).save(path / "plots" / "loss.png")
+
+
+def test_empty_class_folders_are_left_out_with_a_note(tmp_path: Path) -> None:
+    root = image_folder(tmp_path / "ds", {"a": 2, "b": 2})
+    (root / "empty").mkdir()
+    (root / "only-text").mkdir()
+    (root / "only-text" / "readme.txt").write_text("no images here")
+    arrays = load_folder(root, cache_root=tmp_path)
+    assert arrays.classes == ["a", "b"]
+    assert any("'empty'" in note and "left out" in note for note in arrays.source.notes)
+    assert any("'only-text'" in note for note in arrays.source.notes)
+
+
+@pytest.mark.parametrize("layout", ["flat", "splits"])
+def test_a_runs_dir_inside_the_dataset_is_never_a_class(layout: str, tmp_path: Path) -> None:
+    root = tmp_path / "ds"
+    image_folder(root / "train" if layout == "splits" else root, {"a": 2, "b": 2})
+    _run_dir(root / "runs" / "digits-mlp-1")  # a runs dir beside the classes (or splits)
+    _run_dir(root / ("train" if layout == "splits" else "") / "a" / "run-in-a-class")
+    arrays = load_folder(root, cache_root=tmp_path)
+    assert arrays.classes == ["a", "b"]
+    assert len(arrays.splits["train"]) == 4  # no plots/*.png among the images
+
+
+# --- 16: environment values ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("value", ["inf", "nan", "-1", "0", "1e300", "soon"])
+def test_a_bad_download_timeout_is_one_usage_line(cli, monkeypatch, value: str) -> None:
+    monkeypatch.setenv("DLTOOL_DOWNLOAD_TIMEOUT", value)
+    line = one_line(cli("download", "mnist", code=2).stderr)
+    assert "$DLTOOL_DOWNLOAD_TIMEOUT" in line and repr(value) in line
+
+
+@pytest.mark.parametrize(("name", "value"), [("RANK", "zero"), ("WORLD_SIZE", "0"), ("LOCAL_RANK", "-1")])
+def test_a_bad_torchrun_variable_is_one_usage_line(cli, monkeypatch, name: str, value: str) -> None:
+    monkeypatch.setenv(name, value)
+    line = one_line(cli("train", "digits-mlp", "--epochs", "1", code=2).stderr)
+    assert f"${name}" in line and repr(value) in line
+
+
+# --- 17: a download started with SIGINT ignored ----------------------------------------------
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_download_stops_on_a_signal_even_when_sigint_was_inherited_ignored(signum: int, tmp_path: Path) -> None:
+    with FileServer() as server:
+        server.files["train-images-idx3-ubyte.gz"] = bytes(100)
+        server.faults["train-images-idx3-ubyte.gz"] = "stall"
+        process = subprocess.Popen(
+            dltool_command("download", "mnist", "--root", tmp_path, "--mirror", server.url),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "DLTOOL_DOWNLOAD_TIMEOUT": "60"},
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),  # what `cmd &` in a script does
+        )
+        try:
+            deadline = time.monotonic() + 60
+            while not server.requests and time.monotonic() < deadline and process.poll() is None:
+                time.sleep(0.05)
+            assert server.requests, "the download never reached the server"
+            process.send_signal(signum)
+            _, stderr = process.communicate(timeout=30)
+        finally:
+            process.kill()
+    assert process.returncode == 128 + signum, stderr
+    assert "interrupted: run the same command again to resume" in stderr and TRACEBACK not in stderr
