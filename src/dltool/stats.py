@@ -6,10 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from dltool._io import read_json
 from dltool.errors import CheckpointError, UsageError
+from dltool.rundir import RunDir, is_run_dir, open_run_dir, read_weights_header
 
 # State-dict entries that are buffers, not parameters (batch norm's running statistics).
 BUFFER_SUFFIXES = ("running_mean", "running_var", "num_batches_tracked")
@@ -22,7 +20,7 @@ def stats(target: str, split: str | None = None) -> dict[str, Any]:
     if path.is_file() and path.suffix in {".pt", ".safetensors"}:
         _no_split(split, "a checkpoint")
         return checkpoint_stats(path)
-    if path.is_dir() and (path / "config.yaml").is_file():
+    if is_run_dir(path):
         _no_split(split, "a run directory")
         return run_stats(path)
     if path.is_file():
@@ -42,13 +40,11 @@ def _no_split(split: str | None, what: str) -> None:
 
 def run_stats(path: Path) -> dict[str, Any]:
     """A run's record: status, epochs, best/final/test metrics, wall time, device, model."""
-    from dltool.rundir import open_run_dir
-
     run = open_run_dir(path)
-    config = _read_yaml(run.config)
-    summary = read_json(run.summary) if run.summary.is_file() else {}
-    epochs = len(run.metrics.read_text(encoding="utf-8").splitlines()) if run.metrics.is_file() else 0
-    weights = _safetensors_header(run.weights)[0] if run.weights.is_file() else None
+    config = run.read_config()
+    summary = run.read_summary() or {}
+    epochs = len(run.read_metrics())
+    weights = run.weights_header().shapes if run.weights.is_file() else None
     return {
         "kind": "run",
         "path": str(path),
@@ -64,7 +60,7 @@ def run_stats(path: Path) -> dict[str, Any]:
         "model": config.get("model", {}).get("name"),
         "dataset": config.get("data", {}).get("name"),
         "parameters": _parameters(weights) if weights is not None else None,
-        "classes": read_json(run.classes) if run.classes.is_file() else None,
+        "classes": run.read_classes(),
         "config": config,
     }
 
@@ -80,13 +76,12 @@ def checkpoint_stats(path: Path) -> dict[str, Any]:
         progress = state.get("progress", {})
         extra = {"epoch": progress.get("epoch"), "step": progress.get("step"), "versions": state.get("versions")}
     else:
-        shapes, metadata = _safetensors_header(path)
-        config_path = path.parent / "config.yaml"
-        if not config_path.is_file():
+        header = read_weights_header(path)
+        shapes, metadata = header.shapes, header.metadata
+        run = RunDir(path.parent)
+        if not is_run_dir(run.path):
             raise CheckpointError(f"{path}: no config.yaml beside it to say which model these weights are")
-        config = _read_yaml(config_path)
-        classes_path = path.parent / "classes.json"
-        classes = read_json(classes_path) if classes_path.is_file() else None
+        config, classes = run.read_config(), run.read_classes()
         extra = {"in_shape": metadata.get("in_shape"), "dltool_version": metadata.get("dltool_version")}
     return {
         "kind": "checkpoint",
@@ -108,25 +103,3 @@ def _parameters(shapes: dict[str, tuple[int, ...]]) -> int:
                 count *= d
             total += count
     return total
-
-
-def _safetensors_header(path: Path) -> tuple[dict[str, tuple[int, ...]], dict[str, str]]:
-    """Tensor shapes and metadata, from the header alone (no tensor is read)."""
-    from safetensors import SafetensorError, safe_open
-
-    try:
-        with safe_open(str(path), framework="np") as file:
-            shapes = {k: tuple(file.get_slice(k).get_shape()) for k in file.keys()}  # noqa: SIM118 (no __iter__)
-            return shapes, file.metadata() or {}
-    except (SafetensorError, OSError, ValueError) as error:
-        raise CheckpointError(f"{path}: not readable safetensors weights ({error})") from None
-
-
-def _read_yaml(path: Path) -> dict[str, Any]:
-    try:
-        document = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
-        raise CheckpointError(f"{path}: not a readable config ({error})".replace("\n", " ")) from None
-    if not isinstance(document, dict):
-        raise CheckpointError(f"{path}: not a dltool config")
-    return document

@@ -22,6 +22,7 @@ from dltool.config.recipes import find_recipe, list_recipes
 from dltool.config.schema import Config
 from dltool.config.validate import DISPATCHED, validate_config
 from dltool.errors import ConfigError, UnknownNameError, UsageError
+from dltool.rundir import RunDir, is_run_dir
 
 Layer = dict[str, Any]
 
@@ -39,11 +40,12 @@ def resolve_source(ref: str) -> Source:
     if recipe := find_recipe(ref):
         return Source(recipe.name, recipe.path)
     path = Path(ref)
-    if path.is_dir() and (path / "config.yaml").is_file():
-        path = path / "config.yaml"
+    if is_run_dir(path):
+        path = RunDir(path).config
     if path.is_file():
         # A run's config.yaml names new runs after that run: runs/digits-mlp-3 → digits-mlp-<n>.
-        name = re.sub(r"-\d+$", "", path.resolve().parent.name) if path.name == "config.yaml" else path.stem
+        in_run = path.name == RunDir(path.parent).config.name
+        name = re.sub(r"-\d+$", "", path.resolve().parent.name) if in_run else path.stem
         return Source(name, path)
     if path.suffix in {".yaml", ".yml"} or "/" in ref:
         raise UsageError(f"config file not found: {ref}")

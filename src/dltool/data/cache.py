@@ -17,7 +17,7 @@ import numpy as np
 from safetensors.numpy import save as save_arrays
 
 from dltool._io import atomic_write_bytes, sweep_stale_temporaries
-from dltool._safetensors import canonical
+from dltool._safetensors import canonical, read_header
 from dltool.data.arrays import ImageArrays, SourceReport, Split
 from dltool.errors import DiskFullError
 
@@ -53,11 +53,11 @@ def write_cache(path: Path, fingerprint: str, arrays: ImageArrays) -> None:
 def read_cache(path: Path, fingerprint: str) -> ImageArrays | None:
     """The cached arrays, memory-mapped; None when missing, stale or malformed."""
     try:
-        header, data_start = _read_header(path)
-        metadata = header.pop("__metadata__", {})
+        header = read_header(path)
+        metadata = header.metadata
         if metadata.get("fingerprint") != fingerprint:
             return None
-        tensors = {name: _map(path, data_start, entry) for name, entry in header.items()}
+        tensors = {name: _map(path, header.data_start, entry) for name, entry in header.tensors.items()}
         classes = json.loads(metadata["classes"])
         source = _source(json.loads(metadata["source"])) if "source" in metadata else None
     except (OSError, ValueError, KeyError, TypeError):
@@ -68,17 +68,6 @@ def read_cache(path: Path, fingerprint: str) -> ImageArrays | None:
     except KeyError:
         return None
     return ImageArrays(classes, splits, source)
-
-
-def _read_header(path: Path) -> tuple[dict, int]:
-    with open(path, "rb") as file:
-        prefix = file.read(8)
-        if len(prefix) < 8:
-            raise ValueError("too short for a safetensors file")
-        length = int.from_bytes(prefix, "little")
-        if length > path.stat().st_size - 8:
-            raise ValueError("header runs past the end of the file")
-        return json.loads(file.read(length)), 8 + length
 
 
 def _map(path: Path, data_start: int, entry: dict) -> np.ndarray:

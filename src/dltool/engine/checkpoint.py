@@ -9,6 +9,7 @@ from __future__ import annotations
 import pickle
 import random
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, cast
 
@@ -22,6 +23,7 @@ from torch import nn
 from dltool._io import atomic_write, atomic_write_bytes
 from dltool._safetensors import canonical
 from dltool.errors import CheckpointError
+from dltool.rundir.records import checked_classes, checked_config, checked_in_shape
 
 
 def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
@@ -29,24 +31,85 @@ def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
     atomic_write(path, lambda file: torch.save(state, file))
 
 
-def load_checkpoint(path: Path) -> dict[str, Any]:
-    """Load a ``.pt`` file with the safe loader; a corrupt or foreign file is a CheckpointError."""
+def load_checkpoint(path: Path, require: tuple[str, ...] = ()) -> dict[str, Any]:
+    """Load a ``.pt`` file with the safe loader and check its structure (``check_checkpoint``;
+    ``require``: entries besides ``model`` that must be there): a corrupt, foreign or
+    malformed file is a CheckpointError naming the file and the fault."""
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, OSError) as error:
+    # The unpickler meets arbitrary bytes here and fails in many ways (KeyError, IndexError,
+    # UnpicklingError, RuntimeError from the zip reader...): any failure is "not readable".
+    except Exception as error:
         raise CheckpointError(f"{path}: not a readable dltool checkpoint ({_reason(error)})") from None
-    if not isinstance(state, dict) or "model" not in state:
-        raise CheckpointError(f"{path}: not a dltool checkpoint (no model state)")
+    state = check_checkpoint(path, state)
+    if missing := [key for key in require if key not in state]:
+        raise CheckpointError(f"{path}: not a full training state (no {', '.join(missing)})")
     return state
 
 
+def _is_state_dict(value: Any) -> bool:
+    return isinstance(value, dict) and all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in value.items())
+
+
+def _is_module_state(value: Any) -> bool:
+    # An EMA (torch's AveragedModel) state: the averaged module's tensors under "module.*".
+    return _is_state_dict(value) and any(k.startswith("module.") for k in value)
+
+
+def _entry(check: Callable[[Any], bool], what: str) -> Callable[[Path, str, Any], object]:
+    def require(path: Path, key: str, value: Any) -> object:
+        if not check(value):
+            raise CheckpointError(f"{path}: not a dltool checkpoint (its {key!r} entry is not {what})")
+        return value
+
+    return require
+
+
+def _is_map(value: Any) -> bool:
+    return isinstance(value, dict)
+
+
+# How each entry of a checkpoint is checked when present ("model" always is): every reader
+# of a checkpoint can then trust the types it meets.
+CHECKPOINT_ENTRIES: dict[str, Callable[[Path, str, Any], object]] = {
+    "model": _entry(_is_state_dict, "a map of names to tensors"),
+    "ema": _entry(lambda v: v is None or _is_module_state(v), "an averaged model's state"),
+    "config": checked_config,
+    "classes": checked_classes,
+    "in_shape": checked_in_shape,
+    **{key: _entry(_is_map, "a map") for key in ("progress", "rng", "versions", "split_sizes")},
+    **{key: _entry(_is_map, "a state") for key in ("optimizer", "scheduler", "scaler")},
+}
+
+
+def check_checkpoint(path: Path, state: Any) -> dict[str, Any]:
+    """Refuse a loaded checkpoint whose structure is not dltool's (one check, before any use)."""
+    if not isinstance(state, dict) or "model" not in state:
+        raise CheckpointError(f"{path}: not a dltool checkpoint (no model state)")
+    for key, check in CHECKPOINT_ENTRIES.items():
+        if key in state:
+            check(path, key, state[key])
+    return state
+
+
+# Lines of torch's load error that are advice, not the fault: among them "re-run with
+# weights_only=False", which would let the file run code. Never passed on.
+_ADVICE = ("weights only load failed", "weights_only", "check the documentation", "safe_globals", "file an issue")
+_UNPICKLER = "WeightsUnpickler error:"
+
+
 def _reason(error: BaseException) -> str:
-    """The informative line of torch's (long, multi-line) load error."""
+    """The informative line of torch's (long, multi-line) load error; for the unpickler's
+    internal failures on bytes that are no pickle at all (KeyError: 101...), what that means."""
+    if not isinstance(error, (pickle.UnpicklingError, RuntimeError, ValueError, OSError, EOFError)):
+        return f"corrupt, or not a PyTorch file: {type(error).__name__}"
     lines = [re.sub(r"\x1b\[[0-9;]*m", "", line).strip() for line in str(error).splitlines()]
-    unpickler = [line for line in lines if "WeightsUnpickler error" in line]
-    return (unpickler or [line for line in lines if line] or [type(error).__name__])[0]
+    # The fault follows the unpickler's marker, on its line or (newer torch) on the next ones.
+    lines = [line.split(_UNPICKLER, 1)[1].strip() if _UNPICKLER in line else line for line in lines]
+    facts = [line for line in lines if line and not any(a in line.lower() for a in _ADVICE)]
+    return (facts or [type(error).__name__])[0][:200]
 
 
 def save_weights(path: Path, model: nn.Module, metadata: dict[str, str]) -> None:

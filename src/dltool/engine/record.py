@@ -3,20 +3,18 @@ the classes, last.pt, the best weights' metadata, and summary.json (with TensorB
 
 from __future__ import annotations
 
-import json
 import time
 from contextlib import nullcontext, suppress
 from typing import Any
 
 import torch
 
-from dltool._io import atomic_write_json, atomic_write_text, dump_yaml
 from dltool._version import __version__
 from dltool.engine.setup import Components
 from dltool.engine.state import Progress, intact_checkpoint, save_state, versions
 from dltool.engine.tensorboard import Board
 from dltool.errors import DiskFullError
-from dltool.rundir import RunDir
+from dltool.rundir import RunDir, Summary, WeightsMetadata
 
 
 class Clock:
@@ -41,23 +39,21 @@ def write_run_files(run: RunDir, parts: Components, progress: Progress) -> None:
         f"# Resolved config of run {run.path.name} (dltool {v['dltool']}, torch {v['torch']}).\n"
         f"# `dltool train {run.config}` reproduces it.\n"
     )
-    atomic_write_text(run.config, header + dump_yaml(parts.config.to_dict()))
-    atomic_write_json(run.classes, parts.data.classes)
+    run.write_config(header, parts.config.to_dict())
+    run.write_classes(parts.data.classes)
     # metrics.jsonl may hold an epoch the checkpoint does not (killed in between): realign.
     run.write_metrics(progress.history)
 
 
-def finish(
-    run: RunDir | None, board: Board | None, summary: dict[str, Any], confusion: torch.Tensor | None = None
-) -> None:
+def finish(run: RunDir | None, board: Board | None, summary: Summary, confusion: torch.Tensor | None = None) -> None:
     """summary.json, and the scores and confusion matrix that end the TensorBoard events."""
     if run:
         run.write_summary(summary)
     if board:
-        board.log_end(summary, confusion)
+        board.log_end(summary.to_dict(), confusion)
 
 
-def finish_failed(run: RunDir | None, board: Board | None, error: BaseException, summary: dict[str, Any]) -> None:
+def finish_failed(run: RunDir | None, board: Board | None, error: BaseException, summary: Summary) -> None:
     """summary.json of a failed run. On a full disk, a second disk-full error (writing the
     summary) does not hide the first, and the error says which checkpoint survived."""
     with suppress(DiskFullError) if isinstance(error, DiskFullError) else nullcontext():
@@ -68,28 +64,23 @@ def finish_failed(run: RunDir | None, board: Board | None, error: BaseException,
 
 def weights_metadata(parts: Components) -> dict[str, str]:
     """Enough to rebuild and feed the model from this one file (see evaluation.trained)."""
-    return {
-        "format": "pt",
-        "in_shape": ",".join(map(str, parts.data.in_shape)),
-        "num_classes": str(len(parts.data.classes)),
-        "dltool_version": __version__,
-        "config": json.dumps(parts.config.to_dict()),
-        "classes": json.dumps(parts.data.classes),
-    }
+    metadata = WeightsMetadata(parts.config.to_dict(), parts.data.classes, parts.data.in_shape, __version__)
+    return metadata.to_metadata()
 
 
 def summary_record(
     status: str, reason: str, progress: Progress, clock: Clock, base: dict[str, Any], **extra: Any
-) -> dict[str, Any]:
-    return {
-        "status": status,
-        "stop_reason": reason,
-        "epochs_run": progress.epoch,
-        "best": progress.best,
-        "final": progress.history[-1] if progress.history else None,
+) -> Summary:
+    """summary.json's record: ``extra`` holds ``test`` (a scored run) or ``error`` (a failed one)."""
+    return Summary(
+        status=status,
+        stop_reason=reason,
+        epochs_run=progress.epoch,
+        best=progress.best,
+        final=progress.history[-1] if progress.history else None,
         **extra,
-        "wall_time_s": round(clock.total(), 3),
+        wall_time_s=round(clock.total(), 3),
         **base,
-        "dltool_version": __version__,
-        "torch_version": str(torch.__version__),
-    }
+        dltool_version=__version__,
+        torch_version=str(torch.__version__),
+    )

@@ -35,7 +35,7 @@ from dltool.engine.state import Progress, data_changes, restore_state
 from dltool.engine.tensorboard import Board, open_board
 from dltool.engine.threads import cpu_threads, resolve_threads, training_step_flops
 from dltool.errors import UsageError
-from dltool.rundir import RunDir, create_run_dir
+from dltool.rundir import RunDir, Summary, create_run_dir
 
 
 @dataclass(frozen=True)
@@ -100,11 +100,12 @@ def resume(
 ) -> RunResult:
     """Continue ``run`` from ``checkpoints/last.pt``; ``overrides`` may raise ``train.epochs``
     or change ``train.device``, nothing else (a different config is a different run)."""
-    checkpoint = load_checkpoint(run.last_checkpoint)
+    checkpoint = load_checkpoint(run.last_checkpoint, require=RESUME_ENTRIES)
     config = _resumed_config(checkpoint["config"], overrides or {})
     return _execute(config, run, observer or Observer(), stop or threading.Event(), checkpoint)
 
 
+RESUME_ENTRIES = ("config", "classes", "in_shape", "optimizer", "scheduler", "scaler", "progress", "rng")
 RESUMABLE_OVERRIDES = {"train.epochs", "train.device", "train.tensorboard"}
 
 
@@ -136,7 +137,8 @@ def _execute(
         parts = build_components(config, device, precision, world)
         scope.enter_context(cpu_threads(_threads(parts)))
         notes = data_changes(parts, checkpoint) if checkpoint else []
-        progress = restore_state(parts, checkpoint) if checkpoint else Progress()
+        source = run.last_checkpoint if run else "the checkpoint"
+        progress = restore_state(parts, checkpoint, source) if checkpoint else Progress()
         clock = Clock(progress.wall_time_s)
         if writer:
             write_run_files(writer, parts, progress)
@@ -150,7 +152,7 @@ def _execute(
         with open_board(writer, parts, progress.history) as board:
             session = _Session(parts, writer, board, progress, clock, observer, stop)
             status, summary = _fit_and_score(session, base)
-    return RunResult(run.path if run else None, status, summary)
+    return RunResult(run.path if run else None, status, summary.to_dict())
 
 
 def _announce(
@@ -197,7 +199,7 @@ class _Session:
         return max_time is not None and self.clock.total() > max_time
 
 
-def _fit_and_score(session: _Session, base: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+def _fit_and_score(session: _Session, base: dict[str, Any]) -> tuple[str, Summary]:
     """The epochs, then the best weights' test score; summary.json however the run ends."""
     parts, run, board, progress, clock = session.parts, session.run, session.board, session.progress, session.clock
     try:
@@ -254,7 +256,8 @@ def _end_epoch(session: _Session, stats: EpochStats) -> dict[str, Any]:
     are the best so far, save last.pt and log the record; returns the record."""
     parts, run, progress = session.parts, session.run, session.progress
     monitor, min_delta = parts.config.train.monitor, parts.config.train.early_stopping.min_delta
-    record = epoch_record(parts, progress, stats)
+    row = epoch_record(parts, progress, stats)
+    record = row.to_dict()  # the dict the checkpoint's history, observers and TensorBoard take
     parts.step.scheduler.epoch_end(record[monitor.metric])
     progress.epoch, progress.batch, progress.partial = progress.epoch + 1, 0, None
     progress.history.append(record)
@@ -262,7 +265,7 @@ def _end_epoch(session: _Session, stats: EpochStats) -> dict[str, Any]:
         save_weights(run.weights, parts.eval_model, weights_metadata(parts))
     save_progress(run, parts, progress, session.clock)
     if run:
-        run.append_metrics(record)
+        run.append_metrics(row)
     if session.board:
         session.board.log_epoch(record)
     return record

@@ -16,30 +16,28 @@ from dltool.engine.loop import CLASSIFICATION, EpochStats, evaluate, mean_metric
 from dltool.engine.setup import Components
 from dltool.engine.state import Progress
 from dltool.engine.tta import with_tta
-from dltool.rundir import RunDir
+from dltool.rundir import EpochRecord, RunDir
 
 
-def epoch_record(parts: Components, progress: Progress, stats: EpochStats) -> dict[str, Any]:
+def epoch_record(parts: Components, progress: Progress, stats: EpochStats) -> EpochRecord:
     """The metrics.jsonl line of the epoch that just ended (validation included)."""
     step = parts.step
     val_started = time.perf_counter()
     val, _ = evaluate_kept(parts, parts.val_batches)
     train_sums = sum_across(parts.world, {"loss_sum": stats.loss_sum, "correct": stats.correct, "n": stats.samples})
     train = mean_metrics(train_sums, step.task)
-    record: dict[str, Any] = {
-        "epoch": progress.epoch + 1,
-        "step": progress.step,
-        "lr": step.scheduler.get_last_lr()[0],
-        "train_loss": train["loss"],
-    }
-    if step.task == CLASSIFICATION:
-        record["train_acc"] = train["accuracy"]
-    record["val_loss"] = val["loss"]
-    if step.task == CLASSIFICATION:
-        record["val_acc"] = val["accuracy"]
-    record["epoch_time_s"] = stats.seconds + time.perf_counter() - val_started
-    record["samples_per_s"] = train_sums["n"] / max(stats.seconds, 1e-9)
-    return record
+    classifier = step.task == CLASSIFICATION
+    return EpochRecord(
+        epoch=progress.epoch + 1,
+        step=progress.step,
+        lr=step.scheduler.get_last_lr()[0],
+        train_loss=train["loss"],
+        train_acc=train["accuracy"] if classifier else None,
+        val_loss=val["loss"],
+        val_acc=val["accuracy"] if classifier else None,
+        epoch_time_s=stats.seconds + time.perf_counter() - val_started,
+        samples_per_s=train_sums["n"] / max(stats.seconds, 1e-9),
+    )
 
 
 def evaluate_kept(

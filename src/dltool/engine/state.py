@@ -60,8 +60,20 @@ def intact_checkpoint(path: Path) -> str:
         return "no earlier checkpoint is intact"
 
 
-def restore_state(parts: Components, checkpoint: dict[str, Any]) -> Progress:
-    """Load every state into ``parts``; RNG states only where they were taken (rank 0)."""
+def restore_state(parts: Components, checkpoint: dict[str, Any], source: object = "the checkpoint") -> Progress:
+    """Load every state into ``parts``; RNG states only where they were taken (rank 0). A
+    state that does not fit (another optimizer's, a damaged one) is a ``CheckpointError``
+    naming ``source``: ``check_checkpoint`` vouched for the entries' types, not their contents."""
+    try:
+        return _restore(parts, checkpoint)
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError, RuntimeError) as error:
+        first = (str(error).strip().splitlines() or [""])[0][:200]
+        raise CheckpointError(
+            f"{source}: its training state does not fit this run ({type(error).__name__}: {first})"
+        ) from None
+
+
+def _restore(parts: Components, checkpoint: dict[str, Any]) -> Progress:
     step = parts.step
     parts.model.load_state_dict(checkpoint["model"])
     step.optimizer.load_state_dict(checkpoint["optimizer"])

@@ -17,6 +17,7 @@ from dltool.data.prepare import PreparedData, prepare_data
 from dltool.errors import DatasetError, UsageError
 from dltool.evaluation.metrics import classification_metrics, reconstruction_metrics
 from dltool.evaluation.trained import Trained, load_trained
+from dltool.rundir import RunDir
 
 
 @dataclass(frozen=True)
@@ -123,7 +124,7 @@ def write_report(trained: Trained, document: dict[str, Any], own_data: bool) -> 
     or beside a checkpoint that travels alone."""
     folder = trained.run_dir or trained.source.parent
     stem = document["split"] if own_data else f"{slug(document['dataset'], 'data')}-{document['split']}"
-    path = folder / f"eval-{stem}.json"
+    path = RunDir(folder).eval_report(stem)
     atomic_write_json(path, document)
     return path
 

@@ -7,15 +7,13 @@ its run dir. Nothing is ever unpickled: ``.pt`` files go through ``weights_only=
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Literal, Protocol
 
 import torch
 from torch import nn
 
-from dltool._safetensors import read_metadata
 from dltool.config.schema import Config
 from dltool.config.validate import validate_config
 from dltool.engine.checkpoint import load_checkpoint, load_weights
@@ -25,7 +23,7 @@ from dltool.engine.tta import with_tta
 from dltool.errors import CheckpointError, ConfigError, DltoolError, UsageError, first_line
 from dltool.models import models
 from dltool.models.build import build_model
-from dltool.rundir import RunDir
+from dltool.rundir import RunDir, WeightsMetadata, read_weights_header, run_dir_of
 
 
 class InferenceModel(Protocol):
@@ -134,25 +132,16 @@ def load_trained(
         raise UsageError(
             f"tta {tta!r} averages a classifier's logits; model {config.model.name!r} reconstructs images (use none)"
         )
-    return Trained(
-        model.to(resolve_device(str(device))).eval(), config, classes, in_shape, path, _run_dir_of(path), tta
-    )
+    return Trained(model.to(resolve_device(str(device))).eval(), config, classes, in_shape, path, _run_path(path), tta)
 
 
-def _from_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+def _from_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], WeightsMetadata]:
     state = load_weights(path)
-    metadata = read_metadata(path.read_bytes())
-    meta: dict[str, Any] = {}
-    for key in ("config", "classes"):
-        if key in metadata:
-            meta[key] = json.loads(metadata[key])
-    if "in_shape" in metadata:
-        meta["in_shape"] = [int(v) for v in metadata["in_shape"].split(",")]
-    return state, meta
+    return state, WeightsMetadata.from_metadata(path, read_weights_header(path).metadata)
 
 
-def _from_checkpoint(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    checkpoint = load_checkpoint(path)
+def _from_checkpoint(path: Path) -> tuple[dict[str, torch.Tensor], WeightsMetadata]:
+    checkpoint = load_checkpoint(path)  # its entries' types are checked there
     ema = checkpoint.get("ema")
     # The EMA is what training evaluated and kept; its module's weights are the model's keys.
     state = (
@@ -160,20 +149,19 @@ def _from_checkpoint(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any
         if ema
         else checkpoint["model"]
     )
-    return state, {k: checkpoint[k] for k in ("config", "classes", "in_shape") if k in checkpoint}
+    shape = checkpoint.get("in_shape")
+    return state, WeightsMetadata(checkpoint.get("config"), checkpoint.get("classes"), shape and tuple(shape))
 
 
-def _describe(path: Path, meta: dict[str, Any]) -> tuple[Config, list[str], tuple[int, int, int]]:
+def _describe(path: Path, meta: WeightsMetadata) -> tuple[Config, list[str], tuple[int, int, int]]:
     """Config, classes and input shape from the file, else from its run dir's files."""
-    run_dir = _run_dir_of(path)
-    raw_config, classes = meta.get("config"), meta.get("classes")
-    if raw_config is None and run_dir is not None:
-        from dltool.config.loading import read_yaml
-
-        raw_config = read_yaml(RunDir(run_dir).config)
-    if classes is None and run_dir is not None and RunDir(run_dir).classes.is_file():
-        classes = json.loads(RunDir(run_dir).classes.read_text(encoding="utf-8"))
-    if raw_config is None or classes is None or "in_shape" not in meta:
+    run = run_dir_of(path)
+    raw_config, classes = meta.config, meta.classes
+    if raw_config is None and run is not None:
+        raw_config = run.read_config()
+    if classes is None and run is not None:
+        classes = run.read_classes()
+    if raw_config is None or classes is None or meta.in_shape is None:
         raise CheckpointError(
             f"{path}: carries no dltool config, classes and input shape "
             "(not made by dltool, or moved without its run dir)"
@@ -182,7 +170,7 @@ def _describe(path: Path, meta: dict[str, Any]) -> tuple[Config, list[str], tupl
         config = validate_config(raw_config)
     except ConfigError as error:
         raise CheckpointError(f"{path}: its config no longer validates: {error}") from None
-    return config, list(classes), tuple(meta["in_shape"])  # type: ignore[return-value]
+    return config, classes, meta.in_shape
 
 
 def _rebuild(
@@ -193,16 +181,15 @@ def _rebuild(
         model.load_state_dict(state)
     except DltoolError:
         raise
-    except (RuntimeError, KeyError, ValueError) as error:
+    # A state that passed the structure checks can still not fit: wrong shapes or names
+    # (RuntimeError), or values that break a builder (the rest).
+    except (RuntimeError, KeyError, ValueError, TypeError, IndexError, AttributeError) as error:
         raise CheckpointError(
-            f"{path}: weights do not fit a {config.model.name!r} model ({first_line(error)})"
+            f"{path}: weights do not fit a {config.model.name!r} model ({first_line(error)[:200]})"
         ) from None
     return model
 
 
-def _run_dir_of(path: Path) -> Path | None:
-    """The run dir holding ``path`` (``RUN/model.safetensors`` or ``RUN/checkpoints/last.pt``)."""
-    for candidate in (path.parent, path.parent.parent):
-        if (candidate / "config.yaml").is_file():
-            return candidate
-    return None
+def _run_path(path: Path) -> Path | None:
+    run = run_dir_of(path)
+    return run.path if run is not None else None

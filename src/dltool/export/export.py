@@ -21,6 +21,7 @@ from dltool.errors import ExportError, UnknownNameError, UsageError
 from dltool.evaluation.trained import InferenceModel, Trained
 from dltool.export.exported import Exported, Sidecar, sidecar_path
 from dltool.export.formats import FORMATS, INPUT_NAME, OUTPUT_NAMES, Format
+from dltool.rundir import RunDir
 
 TOLERANCE = 1e-4  # the largest absolute difference allowed between the file's outputs and PyTorch's
 # The model is traced on a batch of EXAMPLE_BATCH and checked at other sizes, below and above it,
@@ -44,7 +45,7 @@ def default_output(trained: Trained, format_name: str) -> Path:
     """``RUN/export/model<suffix>``, or beside the weights when they have no run dir."""
     suffix = FORMATS[format_name].suffix
     if trained.run_dir is not None:
-        return trained.run_dir / "export" / f"model{suffix}"
+        return RunDir(trained.run_dir).export_file(suffix)
     return trained.source.with_suffix(suffix)
 
 

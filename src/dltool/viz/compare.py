@@ -11,16 +11,13 @@ import re
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from dltool._io import atomic_write_text
 from dltool.config.loading import flatten
 from dltool.errors import UsageError
 from dltool.figures.canvas import Plotter, Visualization
 from dltool.rundir import RunDir, open_run_dir
 from dltool.viz import report
-from dltool.viz.curves import QUANTITIES, Curve, curve_figure, has_quantity, read_metrics
-from dltool.viz.run import read_json_object
+from dltool.viz.curves import QUANTITIES, Curve, curve_figure, has_quantity
 
 # Result columns of the table: (column, where in summary.json).
 RESULTS = (
@@ -46,8 +43,8 @@ def visualize_runs(paths: list[Path], *, out: Path | None = None, fmt: str = "pn
         raise UsageError("the same run is named twice; give each run once")
     labels = run_labels([r.path for r in runs])
     plotter = Plotter(Path(out) if out is not None else default_out(labels), fmt)
-    summaries = [read_json_object(r.summary) or {} for r in runs]
-    curves = [Curve(label, read_metrics(r.metrics), s.get("best")) for label, r, s in zip(labels, runs, summaries)]
+    summaries = [r.read_summary() or {} for r in runs]
+    curves = [Curve(label, r.read_metrics(), s.get("best")) for label, r, s in zip(labels, runs, summaries)]
     notes = [f"{c.label}: no finished epoch in metrics.jsonl yet" for c in curves if not c.records]
     written = []
     for quantity in QUANTITIES:
@@ -81,7 +78,7 @@ def comparison_table(
 ) -> tuple[list[str], list[list[Any]]]:
     """Header and rows: the run's label, each config key whose values differ between the
     runs (sorted; MISSING where a run lacks it), then the results of ``RESULTS``."""
-    configs = [flatten(yaml.safe_load(r.config.read_text(encoding="utf-8")) or {}) for r in runs]
+    configs = [flatten(r.read_config()) for r in runs]
     keys = sorted({k for c in configs for k in c})
     differing = [k for k in keys if len({_canonical(c.get(k, MISSING)) for c in configs}) > 1]
     header = ["run", *differing, *(name for name, _ in RESULTS)]

@@ -3,10 +3,8 @@ several runs overlaid (a colour per run; train dashed, val solid)."""
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from matplotlib.figure import Figure
@@ -42,22 +40,6 @@ QUANTITIES = (
     Quantity("accuracy", "Accuracy", "accuracy", (("train_acc", "train"), ("val_acc", "val"))),
     Quantity("lr", "Learning rate (end of epoch)", "learning rate", (("lr", "lr"),)),
 )
-
-
-def read_metrics(path: Path) -> list[dict[str, Any]]:
-    """The per-epoch records of ``metrics.jsonl`` (none when it is missing). A last line cut
-    short by a kill is ignored; the records before it are what the run finished."""
-    if not path.is_file():
-        return []
-    records = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError:
-            break
-        if isinstance(record, dict) and "epoch" in record:
-            records.append(record)
-    return records
 
 
 def has_quantity(curves: list[Curve], quantity: Quantity) -> bool:

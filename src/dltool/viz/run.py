@@ -9,16 +9,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 
-from dltool._io import read_json
 from dltool.errors import CheckpointError, DltoolError
 from dltool.evaluation import SCALAR_KEYS
 from dltool.figures.canvas import Plotter, Visualization
 from dltool.figures.confusion import confusion_figure
-from dltool.rundir import RunDir, open_run_dir
+from dltool.rundir import RunDir, open_run_dir, read_json_object
 from dltool.viz import eval_plots, report
-from dltool.viz.curves import QUANTITIES, Curve, curve_figure, has_quantity, read_metrics
+from dltool.viz.curves import QUANTITIES, Curve, curve_figure, has_quantity
 
 CURVE_CAPTIONS = {
     "loss": "training loss (as optimised) and validation loss per epoch; the dotted line is the epoch whose weights were kept",
@@ -55,11 +53,11 @@ def visualize_run(
     a run with nothing at all to draw is a ``CheckpointError``.
     """
     run = open_run_dir(Path(path))
-    plotter = Plotter(Path(out) if out is not None else run.path / "plots", fmt)
+    plotter = Plotter(Path(out) if out is not None else run.plots, fmt)
     written: list[Path] = []
     notes: list[str] = []
-    summary = read_json_object(run.summary)
-    records = read_metrics(run.metrics)
+    summary = run.read_summary()
+    records = run.read_metrics()
     curve = Curve(run.path.name, records, (summary or {}).get("best"))
     for quantity in QUANTITIES:
         if has_quantity([curve], quantity):
@@ -95,7 +93,7 @@ def score_run(run: RunDir, *, split: str, device: str = "auto", batch_size: int 
 
     trained = load_trained(run.path, device=device)
     evaluation = evaluate_split(trained, split=split, batch_size=batch_size)
-    stored_path = run.path / f"eval-{split}.json"
+    stored_path = run.eval_report(split)
     stored = read_json_object(stored_path)
     if stored is not None and _is_current(stored, stored_path, run.weights, trained.tta):
         return Scored(stored, evaluation, trained, None)
@@ -176,7 +174,7 @@ def _run_report(
     run: RunDir, summary: dict[str, Any] | None, scored: Scored | None, plotter: Plotter, notes: list[str], split: str
 ) -> report.Report:
     config_text = run.config.read_text(encoding="utf-8")
-    config = yaml.safe_load(config_text) or {}
+    config = run.read_config()
     model, data = config.get("model", {}).get("name"), config.get("data", {}).get("name")
     status = (summary or {}).get("status", "no summary.json (running, or killed)")
     page = report.Report(f"Run {run.path.name}", f"{model} on {data} · {status} · {run.path}")
@@ -198,12 +196,3 @@ def _run_report(
         page.add("summary.json", report.key_values(summary))
     page.add("Config (config.yaml)", report.pre(config_text))
     return page
-
-
-def read_json_object(path: Path) -> dict[str, Any] | None:
-    """The JSON object in ``path``; None when the file is missing or holds another JSON value
-    (an invalid file is a ``CheckpointError``)."""
-    if not path.is_file():
-        return None
-    document = read_json(path)
-    return document if isinstance(document, dict) else None

@@ -22,6 +22,7 @@ def visualize(
     study.json), else a dataset name or image folder. ``split`` is the scored split of a run
     (default test) or the sampled split of a dataset (default train); ``root`` the data root
     of a dataset."""
+    from dltool.rundir import is_run_dir
     from dltool.viz.compare import visualize_runs
     from dltool.viz.dataset import visualize_dataset
     from dltool.viz.run import visualize_run
@@ -31,7 +32,7 @@ def visualize(
     if not targets:
         raise UsageError("give a run dir, several run dirs, a study dir, or a dataset")
     paths = [Path(t).expanduser() for t in targets]
-    kinds = ["study" if is_study_dir(p) else "run" if (p / "config.yaml").is_file() else "other" for p in paths]
+    kinds = ["study" if is_study_dir(p) else "run" if is_run_dir(p) else "other" for p in paths]
     if len(paths) > 1:
         for target, kind in zip(targets, kinds):
             if kind != "run":

@@ -1,0 +1,27 @@
+"""The run directory (DESIGN.md, Run directory): its layout and its records, known only here."""
+
+from dltool.rundir.layout import (
+    RunDir,
+    create_run_dir,
+    is_dltool_output,
+    is_run_dir,
+    open_run_dir,
+    read_json_object,
+    read_weights_header,
+    run_dir_of,
+)
+from dltool.rundir.records import EpochRecord, Summary, WeightsMetadata
+
+__all__ = [
+    "EpochRecord",
+    "RunDir",
+    "Summary",
+    "WeightsMetadata",
+    "create_run_dir",
+    "is_dltool_output",
+    "is_run_dir",
+    "open_run_dir",
+    "read_json_object",
+    "read_weights_header",
+    "run_dir_of",
+]

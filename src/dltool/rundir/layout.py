@@ -1,0 +1,245 @@
+"""The run directory: the shared record that train writes and later commands read.
+
+This is the only code that knows the layout (DESIGN.md, Run directory): every other module
+asks a ``RunDir`` for a path or a record. Names are claimed with an exclusive ``mkdir``, so
+two runs started at once never share a directory and an existing run is never overwritten.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from filelock import FileLock, Timeout
+
+from dltool._io import append_line, atomic_write_json, atomic_write_text, dump_yaml, json_line, read_json
+from dltool._safetensors import Header, read_header
+from dltool.errors import CheckpointError, RunInUseError, UsageError
+from dltool.rundir.records import EpochRecord, Summary, checked_classes
+
+CONFIG, WEIGHTS, LAST = "config.yaml", "model.safetensors", "last.pt"
+LOCK = ".train.lock"  # held while training writes the run (see RunDir.training)
+STUDY = "study.json"  # the mark of a tune study dir (written by dltool.tuning.study)
+
+
+@dataclass(frozen=True)
+class RunDir:
+    """One run directory: the paths of its files, and its records read and written."""
+
+    path: Path
+
+    @property
+    def config(self) -> Path:
+        return self.path / CONFIG
+
+    @property
+    def metrics(self) -> Path:
+        return self.path / "metrics.jsonl"
+
+    @property
+    def summary(self) -> Path:
+        return self.path / "summary.json"
+
+    @property
+    def classes(self) -> Path:
+        return self.path / "classes.json"
+
+    @property
+    def weights(self) -> Path:
+        return self.path / WEIGHTS
+
+    @property
+    def last_checkpoint(self) -> Path:
+        return self.path / "checkpoints" / LAST
+
+    @property
+    def tensorboard(self) -> Path:
+        """The folder of TensorBoard event files (``train.tensorboard``)."""
+        return self.path / "tensorboard"
+
+    @property
+    def plots(self) -> Path:
+        """The default folder of ``dltool visualize``'s plots and report."""
+        return self.path / "plots"
+
+    def export_file(self, suffix: str) -> Path:
+        """Where ``dltool export`` writes the model in the format of file ``suffix`` by default."""
+        return self.path / "export" / f"model{suffix}"
+
+    def eval_report(self, stem: str) -> Path:
+        """``eval-<stem>.json``: ``stem`` is the split, or ``<dataset>-<split>`` for other data."""
+        return self.path / f"eval-{stem}.json"
+
+    def read_config(self) -> dict[str, Any]:
+        """``config.yaml`` as a raw tree (validate it with ``dltool.config``)."""
+        try:
+            document = yaml.safe_load(self.config.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, yaml.YAMLError, RecursionError) as error:
+            raise CheckpointError(f"{self.config}: not a readable config ({error})".replace("\n", " ")) from None
+        if not isinstance(document, dict):
+            raise CheckpointError(f"{self.config}: not a dltool config")
+        return document
+
+    def read_summary(self) -> dict[str, Any] | None:
+        """``summary.json`` as written (None: not written yet, the run is going or was killed);
+        ``Summary.from_dict`` types it."""
+        return read_json_object(self.summary)
+
+    def read_classes(self) -> list[str] | None:
+        """The class names of ``classes.json`` (None when it is missing)."""
+        return checked_classes(self.classes, "classes", read_json(self.classes)) if self.classes.is_file() else None
+
+    def read_metrics(self) -> list[dict[str, Any]]:
+        """The per-epoch records of ``metrics.jsonl`` (none when it is missing). A last line cut
+        short by a kill is ignored; the records before it are what the run finished."""
+        if not self.metrics.is_file():
+            return []
+        records = []
+        for line in self.metrics.read_text(encoding="utf-8").splitlines():
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                break
+            if isinstance(record, dict) and "epoch" in record:
+                records.append(record)
+        return records
+
+    def weights_header(self) -> Header:
+        """``model.safetensors``'s header (tensor shapes and metadata), without its tensors."""
+        return read_weights_header(self.weights)
+
+    def write_config(self, header: str, config: dict[str, Any]) -> None:
+        atomic_write_text(self.config, header + dump_yaml(config))
+
+    def write_classes(self, classes: list[str]) -> None:
+        atomic_write_json(self.classes, classes)
+
+    def write_metrics(self, records: list[dict[str, Any]]) -> None:
+        """Rewrite metrics.jsonl with ``records`` (on resume: exactly the checkpoint's history)."""
+        atomic_write_text(self.metrics, "".join(json_line(r) + "\n" for r in records))
+
+    def append_metrics(self, record: EpochRecord) -> None:
+        append_line(self.metrics, json_line(record.to_dict()))
+
+    def write_summary(self, summary: Summary) -> None:
+        atomic_write_json(self.summary, summary.to_dict())
+
+    @contextmanager
+    def training(self) -> Iterator[None]:
+        """Hold the run's lock while training writes it, so a ``--resume`` of a run that is
+        still being trained is refused instead of interleaving two writers. The lock is an
+        OS file lock: a killed process releases it. Once held, temporary files that a killed
+        writer left behind (see ``dltool._io``) are swept."""
+        lock = FileLock(self.path / LOCK)
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            raise RunInUseError(
+                f"{self.path} is being trained by another process; wait for it to end (or stop it) before resuming"
+            ) from None
+        try:
+            self._sweep_partial_files()
+            yield
+        finally:
+            lock.release()
+
+    def _sweep_partial_files(self) -> None:
+        # Only training's own files: eval or visualize may be writing theirs right now.
+        for final in (self.config, self.classes, self.metrics, self.summary, self.weights, self.last_checkpoint):
+            for partial in final.parent.glob(f".{final.name}.*.tmp"):
+                partial.unlink(missing_ok=True)
+
+
+def is_run_dir(path: Path) -> bool:
+    """Whether ``path`` is a run directory (it holds a ``config.yaml``)."""
+    return (Path(path) / CONFIG).is_file()
+
+
+def run_dir_of(file: Path) -> RunDir | None:
+    """The run dir holding ``file`` (``RUN/model.safetensors`` or ``RUN/checkpoints/last.pt``)."""
+    for candidate in (file.parent, file.parent.parent):
+        if is_run_dir(candidate):
+            return RunDir(candidate)
+    return None
+
+
+def create_run_dir(runs_dir: Path, base_name: str, name: str | None = None) -> RunDir:
+    """Claim ``runs_dir/name``, or the first free ``runs_dir/<base_name>-<n>`` (n from 1)."""
+    runs_dir.mkdir(parents=True, exist_ok=True)
+    if name is not None:
+        if not re.fullmatch(r"[\w.+-]+", name) or name in {".", ".."}:
+            raise UsageError(f"--name {name!r}: use letters, digits, '.', '_', '+' and '-' only")
+        try:
+            (runs_dir / name).mkdir()
+        except FileExistsError:
+            raise UsageError(f"{runs_dir / name} already exists; choose another --name or --resume it") from None
+        return RunDir(runs_dir / name)
+    n = 1 + max((_run_number(p.name, base_name) for p in runs_dir.iterdir()), default=0)
+    while True:
+        try:
+            (runs_dir / f"{base_name}-{n}").mkdir()
+            return RunDir(runs_dir / f"{base_name}-{n}")
+        except FileExistsError:
+            n += 1
+
+
+def open_run_dir(path: Path) -> RunDir:
+    """An existing run directory, checked to hold a config."""
+    run = RunDir(Path(path))
+    if not run.config.is_file():
+        raise CheckpointError(f"{path}: not a dltool run directory (no config.yaml)")
+    return run
+
+
+def is_dltool_output(folder: Path) -> bool:
+    """Whether ``folder`` is one that dltool writes: a run dir (config.yaml beside
+    metrics.jsonl or summary.json, or a training lock), a tune study dir (study.json), or a
+    runs dir that holds only those. Image-folder datasets leave these out, so a runs dir
+    kept inside a dataset never becomes a class (nor its plots training images)."""
+    if _is_run_or_study(folder):
+        return True
+    try:
+        children = [folder / name for name in os.listdir(folder) if not name.startswith(".")]
+    except OSError:
+        return False
+    return bool(children) and all(child.is_dir() and _is_run_or_study(child) for child in children)
+
+
+def _is_run_or_study(folder: Path) -> bool:
+    try:
+        names = set(os.listdir(folder))
+    except OSError:
+        return False
+    if names & {LOCK, STUDY}:
+        return True
+    run = RunDir(folder)
+    return run.config.name in names and bool(names & {run.metrics.name, run.summary.name})
+
+
+def read_weights_header(path: Path) -> Header:
+    """The header of safetensors weights at ``path``; an unreadable one is a ``CheckpointError``."""
+    try:
+        return read_header(path)
+    except (OSError, ValueError) as error:
+        raise CheckpointError(f"{path}: not readable safetensors weights ({error})") from None
+
+
+def read_json_object(path: Path) -> dict[str, Any] | None:
+    """The JSON object in ``path``; None when the file is missing or holds another JSON value
+    (an invalid file is a ``CheckpointError``)."""
+    if not path.is_file():
+        return None
+    document = read_json(path)
+    return document if isinstance(document, dict) else None
+
+
+def _run_number(dirname: str, base_name: str) -> int:
+    match = re.fullmatch(re.escape(base_name) + r"-(\d+)", dirname)
+    return int(match.group(1)) if match else 0

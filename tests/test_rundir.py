@@ -1,0 +1,101 @@
+"""The run directory's records: written from typed records, byte for byte as release 0.1.0
+wrote them (tests/fixtures/runs/digits-mlp-0.1.0), and read back leniently."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from safetensors import safe_open
+
+from dltool._safetensors import canonical, read_header
+from dltool.errors import CheckpointError
+from dltool.rundir import EpochRecord, RunDir, Summary, WeightsMetadata, open_run_dir, run_dir_of
+
+FIXTURE = Path(__file__).parent / "fixtures" / "runs" / "digits-mlp-0.1.0"
+
+
+@pytest.fixture
+def release_run(tmp_path: Path) -> RunDir:
+    return open_run_dir(Path(shutil.copytree(FIXTURE, tmp_path / "digits-mlp-0.1.0")))
+
+
+def test_summary_written_from_its_record_is_the_release_file(release_run: RunDir, tmp_path: Path) -> None:
+    original = release_run.summary.read_bytes()
+    record = Summary.from_dict(release_run.read_summary() or {})
+    assert record.status == "completed" and record.best == {"epoch": 2, "metric": "val_loss", "value": 2.03222152069732}
+    assert record.unknown == {}
+    out = RunDir(tmp_path)
+    out.write_summary(record)
+    assert out.summary.read_bytes() == original
+
+
+def test_metrics_rows_written_from_their_records_are_the_release_file(release_run: RunDir, tmp_path: Path) -> None:
+    rows = release_run.read_metrics()
+    assert [r["epoch"] for r in rows] == [1, 2]
+    out = RunDir(tmp_path)
+    for row in rows:
+        out.append_metrics(EpochRecord.from_dict(row))
+    assert out.metrics.read_bytes() == release_run.metrics.read_bytes()
+
+
+def test_summary_key_order_per_status() -> None:
+    base = {"status": "completed", "stop_reason": "epochs", "epochs_run": 1, "best": None, "final": None}
+    scored = Summary(**base, test=None, wall_time_s=1.0).to_dict()
+    assert list(scored)[:7] == ["status", "stop_reason", "epochs_run", "best", "final", "test", "wall_time_s"]
+    failed = Summary(**base | {"status": "failed"}, error="ValueError: x").to_dict()
+    assert "test" not in failed and list(failed)[5] == "error"
+    interrupted = Summary(**base | {"status": "interrupted"}, test={"n": 1}).to_dict()
+    assert "test" not in interrupted and "error" not in interrupted
+
+
+def test_summaries_of_other_releases_still_read() -> None:
+    older = Summary.from_dict({"status": "completed", "epochs_run": 3})  # keys missing
+    assert older.best is None and older.threads is None
+    newer = Summary.from_dict({"status": "completed", "energy_j": 12.5})  # a key this release lacks
+    assert newer.to_dict()["energy_j"] == 12.5
+
+
+def test_a_cut_last_metrics_line_is_not_an_epoch(release_run: RunDir) -> None:
+    with open(release_run.metrics, "a", encoding="utf-8") as file:
+        file.write('{"epoch": 3, "st')
+    assert len(release_run.read_metrics()) == 2
+
+
+def test_one_safetensors_header_reader_agrees_with_safetensors(release_run: RunDir) -> None:
+    header = release_run.weights_header()
+    assert header == read_header(release_run.weights.read_bytes())
+    with safe_open(str(release_run.weights), framework="np") as file:
+        assert header.metadata == file.metadata()
+        assert header.shapes == {k: tuple(file.get_slice(k).get_shape()) for k in file.keys()}  # noqa: SIM118
+    blob = release_run.weights.read_bytes()
+    assert canonical(blob) == blob  # dltool writes canonical files; canonical keeps them
+
+
+def test_weights_metadata_round_trip(release_run: RunDir) -> None:
+    metadata = release_run.weights_header().metadata
+    parsed = WeightsMetadata.from_metadata(release_run.weights, metadata)
+    assert parsed.in_shape == (1, 8, 8) and parsed.classes == [str(d) for d in range(10)]
+    assert parsed.to_metadata() == metadata
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "fault"),
+    [
+        ("config", "{not json", "'config' metadata is not JSON"),
+        ("classes", "[1, 2]", "'classes' entry is not a list of class names"),
+        ("in_shape", "a,b,c", "'in_shape' entry"),
+        ("in_shape", "1,8", "'in_shape' entry"),
+        ("config", "[1]", "'config' entry is not a dltool config"),
+    ],
+)
+def test_malformed_weights_metadata_is_named(key: str, value: str, fault: str) -> None:
+    with pytest.raises(CheckpointError, match="w.safetensors: its " + fault):
+        WeightsMetadata.from_metadata("w.safetensors", {key: value})
+
+
+def test_run_dir_of_a_weights_file(release_run: RunDir, tmp_path: Path) -> None:
+    assert run_dir_of(release_run.weights) == release_run
+    assert run_dir_of(release_run.last_checkpoint) == release_run
+    assert run_dir_of(tmp_path / "loose.safetensors") is None
