@@ -113,7 +113,7 @@ def load_trained(
         run = RunDir(path)
         path = run.weights if checkpoint == "best" else run.last_checkpoint
         if not path.is_file():
-            what = "best weights (model.safetensors)" if checkpoint == "best" else "checkpoints/last.pt"
+            what = f"best weights ({path.name})" if checkpoint == "best" else str(path.relative_to(run.path))
             raise CheckpointError(f"{run.path}: no {what}; is it a dltool run dir that finished an epoch?")
     if not path.is_file():
         raise CheckpointError(f"{path}: no such run dir or checkpoint")
