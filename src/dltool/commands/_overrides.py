@@ -43,6 +43,7 @@ FLAGS: list[tuple[str, str, Any, str]] = [
     ("compile", "train.compile", bool, "train.compile: torch.compile the model"),
     ("limit_batches", "train.limit_batches", int, "train.limit_batches: for quick tries"),
     ("tensorboard", "train.tensorboard", bool, "train.tensorboard: event files in RUN/tensorboard/"),
+    ("init_from", "model.init_from", str, "model.init_from: start from a run's (or weights file's) matching tensors"),
 ]
 # Flags whose values are registry names complete on TAB.
 COMPLETERS = {

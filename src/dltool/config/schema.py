@@ -40,7 +40,11 @@ class DataConfig(Section):
     image_size: int | None = Field(None, ge=1, description="resize images to this square size")
     channels: Literal[1, 3] | None = Field(None, description="1 (grey) or 3 (RGB); null: the dataset's own")
     val_fraction: float = Field(0.1, gt=0, lt=1, description="share of train drawn as val")
-    split_seed: int = Field(0, ge=0, description="seed of the drawn val split")
+    split_seed: int = Field(0, ge=0, description="seed of the drawn val split (and of train_per_class)")
+    classes: list[str] | None = Field(None, min_length=1, description="keep only these classes (null: all)")
+    train_per_class: int | None = Field(
+        None, ge=1, description="keep this many training images per class (few-shot); val and test stay whole"
+    )
     mean: list[float] | None = Field(None, description="per-channel mean; null: measured on train")
     std: list[float] | None = Field(None, description="per-channel std; null: measured on train")
     augment: AugmentConfig = AugmentConfig()
@@ -50,6 +54,14 @@ class DataConfig(Section):
     def _no_booleans(cls, value: object) -> object:
         if isinstance(value, bool):  # YAML's `true` would otherwise pass for 1
             raise ValueError("should be 1, 3 or null")
+        return value
+
+    @field_validator("classes", mode="before")
+    @classmethod
+    def _numbers_are_names(cls, value: object) -> object:
+        # `classes: [5, 6]` names the digits' classes "5" and "6".
+        if isinstance(value, list):
+            return [str(v) if isinstance(v, int) and not isinstance(v, bool) else v for v in value]
         return value
 
     @model_validator(mode="after")
@@ -97,6 +109,9 @@ class TrainConfig(Section):
     max_time: float | None = Field(None, gt=0, description="wall-clock budget in seconds ('90m' and '2h' work too)")
     limit_batches: int | None = Field(None, ge=1, description="at most this many batches per epoch and eval")
     tensorboard: bool = Field(False, description="write TensorBoard event files into RUN/tensorboard/")
+    unfreeze_epoch: int | None = Field(
+        None, ge=1, description="train with model.freeze for this many epochs, then train everything"
+    )
 
     @field_validator("max_time", mode="before")
     @classmethod

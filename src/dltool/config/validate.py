@@ -53,7 +53,16 @@ def validate_config(raw: Mapping[str, Any]) -> Config:
         raise ConfigError("; ".join(problems[:3]) + more)
     config = Config(**values)
     _check_loss_suits_model(config)
+    _check_unfreeze_has_freeze(config)
     return config
+
+
+def _check_unfreeze_has_freeze(config: Config) -> None:
+    if config.train.unfreeze_epoch is not None and config.model.freeze == "none":
+        raise ConfigError(
+            f"train.unfreeze_epoch: {config.train.unfreeze_epoch} unfreezes what model.freeze fixes, "
+            "and model.freeze is none (set model.freeze: backbone)"
+        )
 
 
 def _check_loss_suits_model(config: Config) -> None:

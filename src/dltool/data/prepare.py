@@ -14,6 +14,7 @@ from dltool.data import DatasetParams, datasets
 from dltool.data.arrays import ImageArrays, Split
 from dltool.data.images import resize_images, to_channels
 from dltool.data.splits import stratified_split
+from dltool.data.subsets import per_class, select_classes
 from dltool.errors import ConfigError, DatasetError, UnknownNameError
 
 # Unreadable files named one per line at the start of a run; the rest are counted.
@@ -57,6 +58,8 @@ def prepare_data(config: DataConfig, arrays: ImageArrays | None = None) -> Prepa
     resize, convert channels, measure mean/std on train. Without a test split, the val split
     doubles as the test split."""
     arrays = arrays if arrays is not None else load_arrays(config)
+    if config.classes is not None:
+        arrays = select_classes(arrays, config.classes)
     splits = dict(arrays.splits)
     notes = list(arrays.source.notes) if arrays.source else []
     if "train" not in splits:
@@ -68,6 +71,9 @@ def prepare_data(config: DataConfig, arrays: ImageArrays | None = None) -> Prepa
             raise DatasetError(
                 f"{config.name}: its train split has too few images ({len(splits['train'])}) to draw a val split from"
             )
+    if config.train_per_class is not None:  # after the val draw: val and test stay whole
+        splits["train"] = per_class(splits["train"], config.train_per_class, config.split_seed)
+        notes.append(f"data.train_per_class {config.train_per_class}: {len(splits['train'])} training images kept")
     if config.image_size is not None:
         splits = {name: resize(split, config.image_size) for name, split in splits.items()}
     if config.channels is not None:

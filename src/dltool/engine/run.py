@@ -30,7 +30,7 @@ from dltool.engine.record import (
 )
 from dltool.engine.sanity import preflight
 from dltool.engine.scores import epoch_record, improved, test_score
-from dltool.engine.setup import Components, build_components, check_runnable
+from dltool.engine.setup import Components, build_components, check_runnable, unfreeze_if_due
 from dltool.engine.state import Progress, data_changes, restore_state
 from dltool.engine.tensorboard import Board, open_board
 from dltool.engine.threads import cpu_threads, resolve_threads, training_step_flops
@@ -134,7 +134,7 @@ def _execute(
     claim = writer.training() if writer else nullcontext()
     with claim, process_group(world, device), ExitStack() as scope:
         _seed_everything(config.train.seed + 1000 * world.rank)
-        parts = build_components(config, device, precision, world)
+        parts = build_components(config, device, precision, world, fresh=checkpoint is None)
         scope.enter_context(cpu_threads(_threads(parts)))
         notes = data_changes(parts, checkpoint) if checkpoint else []
         source = run.last_checkpoint if run else "the checkpoint"
@@ -175,7 +175,7 @@ def _announce(
             **base,
         }
     )
-    for line in parts.data.messages() + notes:
+    for line in [*parts.data.messages(), *parts.notes, *notes]:  # init-from, trainable parameters
         observer.on_message(line)
     if fresh:
         observer.on_message(preflight(parts))
@@ -235,6 +235,8 @@ def _fit(session: _Session) -> tuple[str, str]:
         observer.on_step(progress.epoch, min(progress.batch, batches), batches, stats.mean_loss)
 
     while progress.epoch < train_cfg.epochs:
+        if line := unfreeze_if_due(parts, progress.epoch):
+            observer.on_message(line)
         stats = EpochStats.from_state(progress.partial) if progress.partial else EpochStats()
         epoch_batches = parts.train_batches.batches(progress.epoch, start=progress.batch)
         finished = train_one_epoch(step, epoch_batches, stats, should_stop=should_stop, on_step=after_step)

@@ -19,12 +19,14 @@ from dltool.data.prepare import PreparedData, prepare_data
 from dltool.data.sources import require_downloaded
 from dltool.engine.device import Precision, on_cuda_when_auto, resolve_device
 from dltool.engine.distributed import World
+from dltool.engine.init_from import load_init_weights, resolve_init_source
 from dltool.engine.loop import Step
 from dltool.engine.tensorboard import require_tensorboard
 from dltool.errors import ConfigError
 from dltool.losses import losses
 from dltool.models import models
 from dltool.models.build import build_model
+from dltool.models.freezing import Frozen, find_head, freeze, parameter_counts, unfreeze
 from dltool.optim import optimizers
 from dltool.optim.groups import parameter_groups
 from dltool.optim.schedules import build_scheduler
@@ -43,6 +45,8 @@ class Components:
     val_batches: BatchLoader
     test_batches: BatchLoader
     world: World
+    frozen: Frozen = Frozen((), ())
+    notes: tuple[str, ...] = ()  # for the log: what init-from loaded, trainable parameters
 
     @property
     def eval_model(self) -> nn.Module:
@@ -51,25 +55,33 @@ class Components:
 
 
 def build_components(
-    config: Config, device: torch.device, precision: Precision, world: World, data: PreparedData | None = None
+    config: Config,
+    device: torch.device,
+    precision: Precision,
+    world: World,
+    data: PreparedData | None = None,
+    *,
+    fresh: bool = True,
 ) -> Components:
-    """Everything for ``config``; ``data`` (already prepared arrays) skips loading ``config.data``."""
+    """Everything for ``config``; ``data`` (already prepared arrays) skips loading ``config.data``.
+
+    A ``fresh`` run reads its weights source (``model.init_from``) here; a resumed one does not.
+    """
     config = absolute_paths(config)
     data = data or prepare_data(config.data)
     config = config.model_copy(update={"data": config.data.model_copy(update={"mean": data.mean, "std": data.std})})
     train_cfg = config.train
     task = models.get(config.model.name).params.task
-    model = build_model(config.model, in_shape=data.in_shape, num_classes=len(data.classes)).to(device)
-    if hasattr(model, "init_from_data"):  # before the optimizer: it may freeze what it fits
-        model.init_from_data(init_images(data, device))  # type: ignore[operator]
-    channels_last = on_cuda_when_auto(train_cfg.channels_last, device)
-    if channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    optimizer = optimizers.build(config.optimizer, params=parameter_groups(model, config.optimizer))
+    config, model, notes = _model(config, data, device, fresh)
+    head = find_head(model) if config.optimizer.backbone_lr_scale != 1 else None
+    optimizer = optimizers.build(config.optimizer, params=parameter_groups(model, config.optimizer, head))
+    frozen = freeze(model, config.model.freeze)  # after the optimizer: frozen weights may train later
+    notes.append(_trainable_line(model, config))
     loaders = _loaders(config, data, device, world)
+    channels_last = on_cuda_when_auto(train_cfg.channels_last, device)
     steps_per_epoch = -(-len(loaders[0]) // train_cfg.accumulate)
     step = Step(
-        model=_wrap(model, device, world, on_cuda_when_auto(train_cfg.compile, device)),
+        model=_wrap(model, device, world, config),
         loss_fn=losses.build(
             config.loss, task=task, num_classes=len(data.classes), class_counts=_class_counts(data)
         ).to(device),
@@ -91,7 +103,45 @@ def build_components(
         channels_last=channels_last,
     )
     train_batches, val_batches, test_batches = loaders
-    return Components(config, data, model, step, train_batches, val_batches, test_batches, world)
+    return Components(
+        config, data, model, step, train_batches, val_batches, test_batches, world, frozen, tuple(notes)
+    )
+
+
+def _model(config: Config, data: PreparedData, device: torch.device, fresh: bool) -> tuple[Config, nn.Module, list]:
+    """The network on ``device``, its weights initialised (from the weights source when
+    ``fresh``), and ``config`` with the model params the source completed."""
+    source = None
+    if fresh:
+        params, source = resolve_init_source(config.model)
+        config = config.model_copy(update={"model": params})
+    model = build_model(config.model, in_shape=data.in_shape, num_classes=len(data.classes))
+    notes = [load_init_weights(model, source, config.model.must_load)] if source else []
+    model = model.to(device)
+    if hasattr(model, "init_from_data"):  # before the optimizer: it may freeze what it fits
+        model.init_from_data(init_images(data, device))  # type: ignore[operator]
+    if on_cuda_when_auto(config.train.channels_last, device):
+        model = model.to(memory_format=torch.channels_last)
+    return config, model, notes
+
+
+def _trainable_line(model: nn.Module, config: Config) -> str:
+    trainable, total = parameter_counts(model)
+    freeze_spec = config.model.freeze if isinstance(config.model.freeze, str) else ", ".join(config.model.freeze)
+    return f"parameters: {trainable:,} trainable of {total:,} (model.freeze: {freeze_spec})"
+
+
+def unfreeze_if_due(parts: Components, epoch: int) -> str | None:
+    """At ``train.unfreeze_epoch`` (epochs counted from 0, so N frozen epochs come first),
+    let everything ``model.freeze`` fixed train; the log line, or None when nothing changed.
+    Called before every epoch, so a resumed run unfreezes exactly where it would have."""
+    at = parts.config.train.unfreeze_epoch
+    model, frozen = parts.model, parts.frozen
+    if at is None or epoch < at or all(model.get_parameter(n).requires_grad for n in frozen.parameters):
+        return None
+    unfreeze(model, frozen)
+    trainable, total = parameter_counts(model)
+    return f"epoch {epoch + 1}: unfrozen (train.unfreeze_epoch {at}): {trainable:,} of {total:,} parameters train"
 
 
 def check_runnable(config: Config) -> None:
@@ -111,7 +161,11 @@ def absolute_paths(config: Config) -> Config:
         data_update["name"] = str(Path(config.data.name).resolve())
     if config.data.root is not None:
         data_update["root"] = str(Path(config.data.root).expanduser().resolve())
-    model_update = {key: str(Path(getattr(config.model, key)).resolve()) for key in config.model.path_fields}
+    model_update = {
+        key: str(Path(value).expanduser().resolve())
+        for key in config.model.path_fields
+        if (value := getattr(config.model, key)) is not None
+    }
     return config.model_copy(
         update={
             "data": config.data.model_copy(update=data_update),
@@ -158,10 +212,14 @@ def _loaders(config: Config, data: PreparedData, device: torch.device, world: Wo
     )
 
 
-def _wrap(model: nn.Module, device: torch.device, world: World, compile_model: bool) -> nn.Module:
+def _wrap(model: nn.Module, device: torch.device, world: World, config: Config) -> nn.Module:
+    if world.distributed and config.train.unfreeze_epoch is not None:
+        # DDP registers the parameters that train when it wraps the model, and only those.
+        raise ConfigError("train.unfreeze_epoch is not supported under torchrun yet; train frozen, then --init-from")
     if world.distributed:
         ids = [device.index] if device.type == "cuda" else None
         model = nn.parallel.DistributedDataParallel(model, device_ids=ids)
+    compile_model = on_cuda_when_auto(config.train.compile, device)
     return cast(nn.Module, torch.compile(model)) if compile_model else model
 
 

@@ -12,21 +12,45 @@ from typing import Annotated, ClassVar, Literal
 from pydantic import Field, field_validator
 
 from dltool._registry import Registry
+from dltool.errors import ConfigError
 from dltool.params import Params
 
 Activation = Literal["relu", "leaky_relu", "tanh", "sigmoid", "gelu"]
 Init = Literal["default", "xavier_uniform", "xavier_normal", "kaiming_uniform", "kaiming_normal"]
 Task = Literal["classification", "reconstruction"]
 Widths = Annotated[list[Annotated[int, Field(ge=1)]], Field(min_length=1)]
+# `none`, `backbone` (all but the classifier head), or globs of parameter names.
+Freeze = Literal["none", "backbone"] | list[str]
 
 
 class ModelParams(Params):
-    """Fields every model shares: its name and the weight initialisation applied after building."""
+    """Fields every model shares: its name, how its weights start, and which of them train."""
 
-    common: ClassVar[frozenset[str]] = frozenset({"name", "init"})
+    common: ClassVar[frozenset[str]] = frozenset({"name", "init", "freeze", "init_from"})
+    path_fields: ClassVar[frozenset[str]] = frozenset({"init_from"})
     # What the network outputs: logits (N, num_classes), or an image shaped like its input.
     task: ClassVar[Task] = "classification"
+    # Globs of tensors that a weights source must provide (a model built around a loaded part).
+    must_load: ClassVar[tuple[str, ...]] = ()
     init: Init = "default"
+    freeze: Freeze = Field("none", description="none, backbone (all but the head) or parameter-name globs")
+    init_from: str | None = Field(None, description="a run dir or weights file whose matching tensors start the model")
+
+    @field_validator("freeze", mode="before")
+    @classmethod
+    def _freeze_switch(cls, value: object) -> object:
+        # encoder-classifier's old `freeze: true/false` reads as backbone/none.
+        return {True: "backbone", False: "none"}.get(value, value) if isinstance(value, bool) else value
+
+    def weights_source(self) -> str | None:
+        """The run dir or file whose tensors start this model at the beginning of training."""
+        return self.init_from
+
+    def adopt(self, source: ModelParams) -> ModelParams:
+        """These params completed from the source run's model (its architecture, where this
+        model is built around part of it); the default takes nothing."""
+        del source
+        return self
 
 
 models: Registry[ModelParams] = Registry("models", ModelParams)
@@ -100,8 +124,27 @@ class AutoencoderParams(ModelParams):
 class EncoderClassifierParams(ModelParams):
     """Classifier head on the encoder of a trained autoencoder run (`encoder_run`)."""
 
-    path_fields: ClassVar[frozenset[str]] = frozenset({"encoder_run"})
-    encoder_run: str = Field(description="run directory of a `dltool train` autoencoder run")
-    freeze: bool = Field(True, description="keep the encoder's weights (and BN statistics) fixed")
+    common: ClassVar[frozenset[str]] = ModelParams.common | {"encoder_run"}
+    path_fields: ClassVar[frozenset[str]] = ModelParams.path_fields | {"encoder_run"}
+    must_load: ClassVar[tuple[str, ...]] = ("encoder.*",)
+    encoder_run: str | None = Field(
+        None, description="autoencoder run whose encoder starts the model (read once, when training starts)"
+    )
+    freeze: Freeze = Field("backbone", description="backbone: keep the encoder (and its BN statistics) fixed")
+    latent_dim: int = Field(32, ge=1, description="the encoder's code size (taken from encoder_run)")
+    widths: Widths = Field(default_factory=lambda: [32, 64], description="the encoder's stages (from encoder_run)")
     hidden: int = Field(0, ge=0, description="hidden units of the head (0: a linear head)")
     dropout: float = Field(0.0, ge=0.0, lt=1.0, description="dropout on the code before the head")
+
+    def weights_source(self) -> str | None:
+        return self.init_from or self.encoder_run
+
+    def adopt(self, source: ModelParams) -> ModelParams:
+        """The encoder's architecture from the run it starts from (an autoencoder, or another
+        encoder-classifier)."""
+        if not isinstance(source, (AutoencoderParams, EncoderClassifierParams)):
+            raise ConfigError(
+                f"model.encoder_run: {self.encoder_run} is a {source.name} run ({source.task}); "
+                "expected an autoencoder run (dltool train with model.name=autoencoder)"
+            )
+        return self.model_copy(update={"latent_dim": source.latent_dim, "widths": source.widths})

@@ -56,6 +56,8 @@ class Block(nn.Module):
 
 
 class Airbench(nn.Module):
+    dltool_head = "head"
+
     def __init__(
         self,
         *,

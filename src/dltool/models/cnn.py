@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from torch import nn
 
+from dltool.models.layers import LastLayerHead
+
 
 def conv_bn_relu(in_channels: int, out_channels: int, stride: int = 1) -> nn.Sequential:
     """3×3 convolution (no bias: the BN shifts) → BatchNorm → ReLU."""
@@ -14,7 +16,7 @@ def conv_bn_relu(in_channels: int, out_channels: int, stride: int = 1) -> nn.Seq
     )
 
 
-class CNN(nn.Sequential):
+class CNN(LastLayerHead, nn.Sequential):
     """(conv-BN-ReLU × ``convs_per_stage`` → 2×2 max-pool → dropout) per width → GAP → linear.
 
     A stage pools only while its feature map is at least 2 pixels on both sides, so the same

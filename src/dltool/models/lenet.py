@@ -5,7 +5,7 @@ from __future__ import annotations
 from torch import nn
 
 from dltool.errors import ConfigError
-from dltool.models.layers import activation_layer
+from dltool.models.layers import LastLayerHead, activation_layer
 
 POOLS: dict[str, type[nn.Module]] = {"avg": nn.AvgPool2d, "max": nn.MaxPool2d}
 
@@ -24,7 +24,7 @@ def _side(size: int) -> tuple[int, int, int]:
     return pad1, pad2, (size + 2 * pad2 - 4) // 2
 
 
-class LeNet5(nn.Sequential):
+class LeNet5(LastLayerHead, nn.Sequential):
     """conv5 6 → pool → conv5 16 → pool → FC 120 → FC 84 → FC classes, one activation after each."""
 
     def __init__(self, *, activation: str, pool: str, in_shape: tuple[int, ...], num_classes: int):

@@ -6,10 +6,10 @@ import math
 
 from torch import nn
 
-from dltool.models.layers import activation_layer
+from dltool.models.layers import LastLayerHead, activation_layer
 
 
-class MLP(nn.Sequential):
+class MLP(LastLayerHead, nn.Sequential):
     """Flatten → (Linear → [BatchNorm] → activation → [Dropout]) × depth → Linear."""
 
     def __init__(

@@ -56,6 +56,8 @@ class BasicBlock(nn.Module):
 class ResNet(nn.Module):
     """Stem conv3×3 → 3 stages (strides 1, 2, 2) of (depth-2)/6 blocks → GAP → linear."""
 
+    dltool_head = "head"
+
     def __init__(
         self,
         *,

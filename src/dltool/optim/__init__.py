@@ -17,10 +17,13 @@ from dltool.params import Params
 class OptimizerParams(Params):
     """Fields every optimizer shares."""
 
-    common: ClassVar[frozenset[str]] = frozenset({"name", "decay_norm_and_bias"})
+    common: ClassVar[frozenset[str]] = frozenset({"name", "decay_norm_and_bias", "backbone_lr_scale"})
     lr: float = Field(1e-3, gt=0, description="learning rate")
     weight_decay: float = Field(0.0, ge=0, description="L2 penalty (decoupled for adamw)")
     decay_norm_and_bias: bool = Field(True, description="false: no weight decay on norm layers and biases")
+    backbone_lr_scale: float = Field(
+        1.0, gt=0, description="the backbone's lr as a multiple of the head's (discriminative fine-tuning)"
+    )
 
 
 class SchedulerParams(Params):
