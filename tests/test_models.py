@@ -11,7 +11,7 @@ from torch import nn
 from conftest import make_autoencoder_run
 from dltool.config import load_config, validate_config
 from dltool.engine.checkpoint import load_weights
-from dltool.errors import CheckpointError, ConfigError
+from dltool.errors import ConfigError
 from dltool.models import models
 from dltool.models.build import build_model
 
@@ -73,81 +73,14 @@ def test_autoencoder_restores_the_input_shape_through_a_code(in_shape) -> None:
     assert models.get("resnet").params.task == "classification"
 
 
-# --- encoder-classifier ---------------------------------------------------------------
+# --- encoder-classifier (its encoder's weights: tests/test_init_from.py) --------------
 
 
-def _classifier(run: Path, in_shape=(1, 8, 8), **params) -> nn.Module:
-    return _build("encoder-classifier", in_shape=in_shape, encoder_run=str(run), **params)
-
-
-def test_encoder_classifier_loads_the_run_encoder_and_keeps_it_frozen(tmp_path: Path) -> None:
-    run = make_autoencoder_run(tmp_path / "ae", (1, 8, 8))
-    saved = {
-        k.removeprefix("encoder."): v
-        for k, v in load_weights(run / "model.safetensors").items()
-        if k.startswith("encoder.")
-    }
-    model = _classifier(run, init="kaiming_normal", hidden=16, dropout=0.1)
-    state = model.encoder.state_dict()
-    assert state.keys() == saved.keys() and all(torch.equal(state[k], saved[k]) for k in saved)
-
-    model.train()
-    assert not model.encoder.training and model.head.training  # frozen BN keeps its statistics
-    model(torch.randn(4, 1, 8, 8)).logsumexp(1).mean().backward()
-    assert all(p.grad is None and not p.requires_grad for p in model.encoder.parameters())
-    assert all(p.grad is not None for p in model.head.parameters())
-    assert all(torch.equal(v, saved[k]) for k, v in model.encoder.state_dict().items())
-
-
-def test_an_unfrozen_encoder_trains(tmp_path: Path) -> None:
-    model = _classifier(make_autoencoder_run(tmp_path / "ae", (1, 8, 8)), freeze=False).train()
-    assert model.encoder.training
-    model(torch.randn(4, 1, 8, 8)).sum().backward()
-    assert all(p.grad is not None for p in model.parameters())
-
-
-def _mlp_run(path: Path) -> None:
-    make_autoencoder_run(path, (1, 8, 8), model={"name": "mlp", "depth": 1, "width": 8})
-
-
-def _no_weights(path: Path) -> None:
-    make_autoencoder_run(path, (1, 8, 8))
-    (path / "model.safetensors").unlink()
-
-
-def _corrupt_weights(path: Path) -> None:
-    make_autoencoder_run(path, (1, 8, 8))
-    (path / "model.safetensors").write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json")
-
-
-def _weights_of_other_widths(path: Path) -> None:
-    make_autoencoder_run(path, (1, 8, 8), model={"name": "autoencoder", "widths": [2]}, metadata_shape=False)
-    make_autoencoder_run(path / "other", (1, 8, 8))
-    (path / "config.yaml").write_bytes((path / "other" / "config.yaml").read_bytes())
-
-
-@pytest.mark.parametrize(
-    ("make", "error", "message"),
-    [
-        (lambda p: None, CheckpointError, "not a dltool run directory"),
-        (_mlp_run, ConfigError, "is a mlp run .*expected an autoencoder run"),
-        (
-            lambda p: make_autoencoder_run(p, (3, 32, 32)),
-            ConfigError,
-            "trained on 3×32×32 inputs, this dataset gives 1×8×8",
-        ),
-        (_no_weights, CheckpointError, "no model.safetensors"),
-        (_corrupt_weights, CheckpointError, "not readable safetensors weights"),
-        (_weights_of_other_widths, CheckpointError, "model.safetensors does not fit its config"),
-    ],
-    ids=["missing", "not-an-autoencoder", "other-shape", "no-weights", "corrupt", "mismatched"],
-)
-def test_a_wrong_encoder_run_is_one_clear_error(tmp_path: Path, make, error, message: str) -> None:
-    make(tmp_path / "run")
-    with pytest.raises(error, match=message) as raised:
-        _classifier(tmp_path / "run")
-    assert str(raised.value).startswith("model.encoder_run: ")
-    assert "\n" not in str(raised.value)
+def test_encoder_classifier_is_built_from_its_params_alone() -> None:
+    model = _build("encoder-classifier", in_shape=(1, 8, 8), latent_dim=6, widths=[4, 8], hidden=16, dropout=0.1)
+    assert model.encoder(torch.randn(2, 1, 8, 8)).shape == (2, 6)
+    assert model(torch.randn(2, 1, 8, 8)).shape == (2, 10)
+    assert model.dltool_head == "head"
 
 
 def test_encoder_classifier_trains_through_the_cli(cli, tmp_path: Path) -> None:
@@ -169,3 +102,4 @@ def test_encoder_classifier_trains_through_the_cli(cli, tmp_path: Path) -> None:
     saved = load_weights(run / "model.safetensors")
     encoder = [k for k in saved if k.startswith("encoder.")]
     assert encoder and all(torch.equal(weights[k], saved[k]) for k in encoder)  # frozen: unchanged
+    assert (config.model.latent_dim, config.model.widths) == (6, [4, 8])  # the architecture, from the run
