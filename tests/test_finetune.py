@@ -157,3 +157,11 @@ def test_the_log_counts_trainable_parameters(cli) -> None:
     # the head: 16·10 + 10; convs 1·8·9 + 8·16·9 and BN scales and shifts 2·(8 + 16) besides
     assert "parameters: 170 trainable of 1,442 (model.freeze: backbone)" in result.stderr
     assert "epoch 2: unfrozen (train.unfreeze_epoch 1): 1,442 of 1,442 parameters train" in result.stderr
+
+
+def test_encoder_classifier_configs_with_freeze_true_or_false_still_validate() -> None:
+    for old, new in [(True, "backbone"), (False, "none")]:
+        config = validate_config({"model": {"name": "encoder-classifier", "freeze": old}})
+        assert config.model.freeze == new
+    assert validate_config({"model": {"name": "encoder-classifier"}}).model.freeze == "backbone"
+    assert validate_config({"model": {"name": "mlp"}}).model.freeze == "none"

@@ -62,7 +62,9 @@ def test_a_folder_dataset_keeps_the_named_classes(cli, tmp_path: Path) -> None:
     for name in ("cat", "dog", "fox"):
         (tmp_path / "photos" / name).mkdir(parents=True)
         for i in range(12):
-            Image.fromarray(rng.integers(0, 255, (6, 6, 3), dtype=np.uint8)).save(tmp_path / "photos" / name / f"{i}.png")
+            Image.fromarray(rng.integers(0, 255, (6, 6, 3), dtype=np.uint8)).save(
+                tmp_path / "photos" / name / f"{i}.png"
+            )
     run = cli(
         "train", "digits-mlp", "--dataset", tmp_path / "photos", "--set", "data.classes=[fox,cat]",
         "--set", "data.train_per_class=4", "--epochs", "1", "-q",

@@ -9,6 +9,7 @@ training starts: the run's own ``model.safetensors`` holds every weight from the
 from __future__ import annotations
 
 import fnmatch
+import json
 import pickle
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,10 +17,12 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from dltool._safetensors import read_metadata
 from dltool.config import load_config
 from dltool.engine.checkpoint import load_weights
 from dltool.errors import CheckpointError, ConfigError, DltoolError
 from dltool.models import ModelParams
+from dltool.models.freezing import in_head
 from dltool.rundir import open_run_dir
 
 # Names of the new tensors shown in the log line; the rest are counted.
@@ -55,13 +58,23 @@ def resolve_init_source(params: ModelParams) -> tuple[ModelParams, InitSource | 
     return params.adopt(source_model), InitSource(label, run.weights)
 
 
-def load_init_weights(model: nn.Module, source: InitSource, must_load: tuple[str, ...] = ()) -> str:
+def load_init_weights(
+    model: nn.Module, source: InitSource, must_load: tuple[str, ...] = (), classes: list[str] | None = None
+) -> str:
     """Copy ``source``'s tensors that match ``model`` by name and shape; the log line saying
     what was loaded. Nothing matching is a CheckpointError; a tensor that ``must_load`` names
-    and the source lacks (in that shape) is a ConfigError."""
+    and the source lacks (in that shape) is a ConfigError.
+
+    The head is new when the source's weights record other ``classes`` (dltool writes them
+    into every model.safetensors): its rows would score the wrong classes, even where the
+    class count, and so the shape, is the same.
+    """
     tensors = read_tensors(source.weights)
     state = model.state_dict()
     matched = {k: v for k, v in tensors.items() if k in state and state[k].shape == v.shape}
+    if classes is not None and _classes_of(source.weights) not in (None, classes):
+        head = getattr(model, "dltool_head", None)
+        matched = {k: v for k, v in matched.items() if not (head and in_head(k, head))}
     if not matched:
         raise CheckpointError(
             f"init-from {source.label}: none of its {len(tensors)} tensors matches the model by name and shape "
@@ -95,6 +108,17 @@ def read_tensors(path: Path) -> dict[str, torch.Tensor]:
     if not isinstance(state, dict):
         raise CheckpointError(f"{path}: holds no named tensors")
     return {k: v for k, v in state.items() if isinstance(v, torch.Tensor)}
+
+
+def _classes_of(weights: Path) -> list[str] | None:
+    """The class names a dltool weights file records, or None (another tool's file, a .pth)."""
+    if weights.suffix != ".safetensors":
+        return None
+    try:
+        text = read_metadata(weights.read_bytes()).get("classes")
+        return json.loads(text) if text else None
+    except (OSError, ValueError):
+        return None  # read_tensors has already said what is wrong with an unreadable file
 
 
 def _some(names: list[str]) -> str:

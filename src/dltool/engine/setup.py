@@ -116,7 +116,7 @@ def _model(config: Config, data: PreparedData, device: torch.device, fresh: bool
         params, source = resolve_init_source(config.model)
         config = config.model_copy(update={"model": params})
     model = build_model(config.model, in_shape=data.in_shape, num_classes=len(data.classes))
-    notes = [load_init_weights(model, source, config.model.must_load)] if source else []
+    notes = [load_init_weights(model, source, config.model.must_load, data.classes)] if source else []
     model = model.to(device)
     if hasattr(model, "init_from_data"):  # before the optimizer: it may freeze what it fits
         model.init_from_data(init_images(data, device))  # type: ignore[operator]

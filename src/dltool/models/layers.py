@@ -13,6 +13,7 @@ class LastLayerHead:
     def dltool_head(self) -> str:
         return str(len(self) - 1)  # type: ignore[arg-type]  # mixed into nn.Sequential
 
+
 ACTIVATIONS: dict[str, type[nn.Module]] = {
     "relu": nn.ReLU,
     "leaky_relu": nn.LeakyReLU,
