@@ -31,6 +31,8 @@ BENCHES = [
     "predict_throughput",
     "export_latency",
     "tune_pruning",
+    "transfer",
+    "finetune_throughput",
 ]
 START, END = "<!-- bench:start -->", "<!-- bench:end -->"
 
