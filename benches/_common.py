@@ -72,6 +72,18 @@ def matmul_peak(device: torch.device, size: int = 2048, repeats: int = 3) -> flo
     return best
 
 
+def timed_epoch(step: Callable[[torch.Tensor], None], samples: int, batch: int, device: torch.device) -> float:
+    """Samples/s of one epoch of a bare loop: ``step(indices)`` on each whole batch of a fresh
+    random order."""
+    started = time.perf_counter()
+    order = torch.randperm(samples, device=device)
+    steps = samples // batch
+    for b in range(steps):
+        step(order[b * batch : (b + 1) * batch])
+    synchronize(device)
+    return steps * batch / (time.perf_counter() - started)
+
+
 def bench_main(run: Callable[..., list[Row]], doc: str, *, data: bool = False) -> None:
     """Parse --quick/--device (and --data DIR when ``data``), run the bench, print its table."""
     parser = argparse.ArgumentParser(description=doc.splitlines()[0])

@@ -18,7 +18,6 @@ Each side's figure is its best epoch over the rounds; the ratio is dltool / bare
 from __future__ import annotations
 
 import sys
-import time
 from pathlib import Path
 
 import torch
@@ -26,10 +25,10 @@ from torch import nn
 
 from dltool.config import load_config
 from dltool.data.prepare import PreparedData
-from dltool.engine.device import resolve_device, synchronize
+from dltool.engine.device import resolve_device
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import Row, bench_main
+from _common import Row, bench_main, timed_epoch
 from train_throughput import dltool_rate, synthetic
 
 MODEL = "torchvision:resnet18"
@@ -68,19 +67,14 @@ def bare_rate(data: PreparedData, device: torch.device, epochs: int, frozen: boo
                 module.eval()
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-3)
     loss_fn = nn.CrossEntropyLoss()
-    steps, best = len(y) // BATCH, 0.0
-    for _ in range(epochs):
-        started = time.perf_counter()
-        order = torch.randperm(len(y), device=device)
-        for b in range(steps):
-            index = order[b * BATCH : (b + 1) * BATCH]
-            loss = loss_fn(model(x[index]), y[index])
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-        synchronize(device)
-        best = max(best, steps * BATCH / (time.perf_counter() - started))
-    return best
+
+    def step(index: torch.Tensor) -> None:
+        loss = loss_fn(model(x[index]), y[index])
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+    return max(timed_epoch(step, len(y), BATCH, device) for _ in range(epochs))
 
 
 def run(quick: bool = False, device: str = "cpu") -> list[Row]:
@@ -95,14 +89,8 @@ def run(quick: bool = False, device: str = "cpu") -> list[Row]:
             ours = max(ours, dltool_rate(config, data, torch_device, epochs))
             bare = max(bare, bare_rate(data, torch_device, epochs, frozen=freeze == "backbone"))
         what = "backbone frozen" if freeze == "backbone" else "all weights"
-        rows.append(
-            Row(
-                f"fine-tune {MODEL} ({what}), 64×64, batch {BATCH}: samples/s",
-                f"{ours:,.0f}",
-                f"{bare:,.0f} bare PyTorch loop",
-                ours / bare,
-            )
-        )
+        label = f"fine-tune {MODEL} ({what}), 64×64, batch {BATCH}: samples/s"
+        rows.append(Row(label, f"{ours:,.0f}", f"{bare:,.0f} bare PyTorch loop", ours / bare))
     return rows
 
 
