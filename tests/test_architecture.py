@@ -20,8 +20,6 @@ MEDIAN_FUNCTION_LINES = 6  # measured when the limits were set; it may only go d
 # Known breaches that another change of the house issue (#15) removes; each entry must still
 # be needed (test_allowances_are_still_needed), so fixing one fails until it is struck here.
 UPWARD_FOR_NOW = {
-    ("models/encoder_classifier.py", "config"),  # finetune: the encoder's weights travel in the run
-    ("models/encoder_classifier.py", "engine"),
     ("tuning/tuner.py", "commands"),  # house-tuning: the worker module string
 }
 LONG_FOR_NOW = {
