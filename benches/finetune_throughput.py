@@ -4,9 +4,9 @@ PyTorch loop.
 Usage: python benches/finetune_throughput.py [--quick] [--device cpu|cuda]
 
 In one process, alternating, on the same random uint8 images (3×64×64, 10 classes) held in
-memory, with the same network (``torchvision:resnet18``, random weights: the weights do not
-change the arithmetic), batch size, AdamW, precision (fp32 on CPU, amp off) and thread count
-(torch's default for the process):
+memory, with the same network (torchvision's ``resnet18`` constructor, registered for the bench
+by ``_plain_resnet.py``; random weights: the weights do not change the arithmetic), batch
+size, AdamW, precision (fp32 on CPU, amp off) and thread count (torch's default):
 - dltool: the engine's own loop (``build_components`` + ``train_one_epoch``, as ``train``
   runs it), with ``model.freeze: backbone`` or ``none``;
 - reference: a bare loop over the same architecture, the usual fine-tuning code: backbone
@@ -29,9 +29,10 @@ from dltool.engine.device import resolve_device
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _common import Row, bench_main, timed_epoch
+from _plain_resnet import NAME
 from train_throughput import dltool_rate, synthetic
 
-MODEL = "torchvision:resnet18"
+MODEL = NAME  # torchvision's resnet18 constructor (benches/_plain_resnet.py)
 SHAPE, CLASSES, BATCH = (3, 64, 64), 10, 32
 
 
@@ -45,7 +46,7 @@ def bench_config(freeze: str, device: str):
         f"train.batch_size={BATCH}",
         "train.compile=false",
         f"train.device={device}",
-        "train.amp=off",
+        'train.amp="off"',
     ]
     return load_config("digits-mlp", sets)
 
@@ -89,7 +90,7 @@ def run(quick: bool = False, device: str = "cpu") -> list[Row]:
             ours = max(ours, dltool_rate(config, data, torch_device, epochs))
             bare = max(bare, bare_rate(data, torch_device, epochs, frozen=freeze == "backbone"))
         what = "backbone frozen" if freeze == "backbone" else "all weights"
-        label = f"fine-tune {MODEL} ({what}), 64×64, batch {BATCH}: samples/s"
+        label = f"fine-tune torchvision resnet18 ({what}), 64×64, batch {BATCH}: samples/s"
         rows.append(Row(label, f"{ours:,.0f}", f"{bare:,.0f} bare PyTorch loop", ours / bare))
     return rows
 
