@@ -103,12 +103,12 @@ def build_components(
         channels_last=channels_last,
     )
     train_batches, val_batches, test_batches = loaders
-    return Components(
-        config, data, model, step, train_batches, val_batches, test_batches, world, frozen, tuple(notes)
-    )
+    return Components(config, data, model, step, train_batches, val_batches, test_batches, world, frozen, tuple(notes))
 
 
-def _model(config: Config, data: PreparedData, device: torch.device, fresh: bool) -> tuple[Config, nn.Module, list]:
+def _model(
+    config: Config, data: PreparedData, device: torch.device, fresh: bool
+) -> tuple[Config, nn.Module, list[str]]:
     """The network on ``device``, its weights initialised (from the weights source when
     ``fresh``), and ``config`` with the model params the source completed."""
     source = None
