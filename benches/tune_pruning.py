@@ -31,9 +31,8 @@ from dltool import engine
 from dltool.config import load_config, validate_config
 from dltool.engine import train
 from dltool.rundir import create_run_dir
-from dltool.tuning import open_study, prepare_study, tune
+from dltool.tuning import StudyOptions, open_study, prepare_study, tune
 from dltool.tuning import trial as tuning_trial
-from dltool.tuning.tuner import quiet_optuna
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _common import Row, bench_main
@@ -77,13 +76,9 @@ def run_study(work: Path, name: str, pruner: str, args: argparse.Namespace) -> t
         settings = prepare_study(
             RECIPE,
             space,
+            StudyOptions(trials=args.trials, sampler="tpe", pruner=pruner, runs_dir=work / "runs", name=name),
             flags={"train.epochs": args.epochs, "train.seed": args.seed},
             sets=["train.threads=1"],
-            trials=args.trials,
-            sampler="tpe",
-            pruner=pruner,
-            runs_dir=work / "runs",
-            name=name,
         )
         result = tune(settings)
         wall = time.perf_counter() - started
@@ -108,7 +103,6 @@ def run(quick: bool = False, device: str = "cpu") -> list[Row]:
     )
     work = Path(tempfile.mkdtemp(prefix="dltool-bench-"))
     os.environ["DLTOOL_DATA"] = str(work / "data")
-    quiet_optuna()  # as `dltool tune` does: no INFO line per study and trial on stderr
     train(
         load_config(RECIPE, flags={"train.epochs": 1}), create_run_dir(work / "warmup", "warmup")
     )  # caches, lazy imports

@@ -11,15 +11,15 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 
 from dltool.config import load_config
 from dltool.errors import ConfigError
-from dltool.tuning import open_study, parse_space
-from dltool.tuning import storage as tuning_storage
-from dltool.tuning.storage import JOURNAL, open_storage, sweep_stale_trials, worker_identity
+from dltool.tuning import liveness, open_study, parse_space
+from dltool.tuning._optuna import quiet_optuna, storage_of, trial_id
+from dltool.tuning.liveness import sweep_stale_trials, worker_identity
+from dltool.tuning.storage import JOURNAL, open_storage
 from studies import QUICK, RANDOM_SPACE, study_json, trials_csv, write
 
 # --- search spaces --------------------------------------------------------------------
@@ -109,7 +109,7 @@ def test_random_search_samples_log_ranges_uniformly_in_log_space() -> None:
     import optuna
     from scipy import stats
 
-    from dltool.tuning.tuner import _sampler
+    from dltool.tuning.samplers import build_sampler
 
     base = load_config("digits-mlp").to_dict()
     space = parse_space(
@@ -120,7 +120,7 @@ def test_random_search_samples_log_ranges_uniformly_in_log_space() -> None:
         },
         base,
     )
-    sampler = _sampler(SimpleNamespace(sampler="random"), seed=0, parallel=False)
+    sampler = build_sampler("random", seed=0, parallel=False)
     study = optuna.create_study(sampler=sampler)
     draws = []
     for _ in range(3000):
@@ -288,8 +288,8 @@ def test_the_journal_sweep_fails_trials_whose_worker_is_gone(tmp_path: Path) -> 
         trials[name] = study.ask()
         trials[name].set_user_attr("worker", identity)
     trials["far, beating"].set_user_attr("heartbeat", time.time())
-    later = time.time() + tuning_storage.GRACE_S / 2  # the silent one started long before that
-    study._storage.set_trial_user_attr(trials["far, silent"]._trial_id, "heartbeat", later - tuning_storage.GRACE_S - 1)
+    later = time.time() + liveness.GRACE_S / 2  # the silent one started long before that
+    storage_of(study).set_trial_user_attr(trial_id(trials["far, silent"]), "heartbeat", later - liveness.GRACE_S - 1)
 
     assert sweep_stale_trials(study, now=later) == [trials["dead"].number, trials["far, silent"].number]
     states = {name: study.trials[t.number].state.name for name, t in trials.items()}
@@ -316,14 +316,14 @@ def test_a_worker_killed_while_writing_the_journal_leaves_it_unlocked(tmp_path: 
 def test_database_storage_fails_trials_without_a_heartbeat(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import optuna
 
-    monkeypatch.setattr(tuning_storage, "HEARTBEAT_S", 1)
-    monkeypatch.setattr(tuning_storage, "GRACE_S", 1)
+    monkeypatch.setattr(liveness, "HEARTBEAT_S", 1)
+    monkeypatch.setattr(liveness, "GRACE_S", 1)
     study = optuna.create_study(storage=open_storage(f"sqlite:///{tmp_path / 's.db'}", tmp_path), study_name="s")
-    with tuning_storage.optuna_quiet():  # Optuna expects heartbeats with optimize(), not ask()
+    with quiet_optuna():  # Optuna expects heartbeats with optimize(), not ask()
         lost, alive = study.ask(), study.ask()
-    study._storage.record_heartbeat(lost._trial_id)
+    storage_of(study).record_heartbeat(trial_id(lost))
     time.sleep(2.5)  # SQLite's clock counts whole seconds
-    with tuning_storage.heartbeat(study, alive._trial_id):
+    with liveness.heartbeat(study, alive):
         assert sweep_stale_trials(study) == [lost.number]
     assert [t.state.name for t in study.trials] == ["FAIL", "RUNNING"]
 

@@ -41,9 +41,11 @@ class Entry(Generic[P]):
 class Registry(Generic[P]):
     """Named entries of one kind, with "did you mean" lookups and listing."""
 
-    def __init__(self, kind: str, base: type[P]):
+    def __init__(self, kind: str, base: type[P], *, see: str | None = None):
+        """``see``: where a user finds the names, for the unknown-name error (default: ``dltool list KIND``)."""
         self.kind = kind
         self.base = base
+        self.see = see or f"dltool list {kind}"
         self._entries: dict[str, Entry[P]] = {}
 
     def register(self, name: str, target: str) -> Callable[[type[P]], type[P]]:
@@ -68,9 +70,7 @@ class Registry(Generic[P]):
         try:
             return self._entries[name]
         except KeyError:
-            raise UnknownNameError(
-                self.kind.rstrip("s"), name, self._entries, hint=f"dltool list {self.kind}"
-            ) from None
+            raise UnknownNameError(self.kind.rstrip("s"), name, self._entries, hint=self.see) from None
 
     def build(self, spec: P, /, **context: Any) -> Any:
         """Call the builder named by ``spec.name`` with its keywords plus ``context``."""

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from dltool.engine.run import RunResult
     from dltool.evaluation.evaluate import EvalResult
     from dltool.evaluation.predict import Prediction, Unreadable
-    from dltool.tuning.tuner import TuneObserver, TuneResult
+    from dltool.tuning import TuneObserver, TuneResult
 
 __all__ = ["Predictions", "evaluate", "predict", "resume", "train", "tune"]
 
@@ -169,6 +169,7 @@ def tune(
     timeout: float | None = None,
     name: str | None = None,
     runs_dir: StrPath = "runs",
+    restart_study: bool = False,
     observer: TuneObserver | None = None,
     stop: threading.Event | None = None,
 ) -> TuneResult:
@@ -177,37 +178,31 @@ def tune(
     ``space``: a search space YAML file, or the same mapping of dotted keys to ranges or
     lists, e.g. ``{"optimizer.lr": {"type": "float", "low": 1e-4, "high": 1e-1, "log": True}}``.
     ``overrides`` fix config keys for every trial (``"train.seed"`` also seeds the sampler);
-    the other arguments are the command's options (``dltool tune --help``). The result has
+    the other arguments are the command's options (``dltool tune --help``; ``restart_study``
+    is ``--restart-study``). The result has
     the ``study_dir``, its ``study.json`` document as ``study`` and the ``best`` trial.
     """
-    import optuna
-
-    from dltool.tuning import prepare_study
+    from dltool.tuning import StudyOptions, prepare_study
     from dltool.tuning import tune as run_study
-    from dltool.tuning.tuner import quiet_optuna
 
-    verbosity = optuna.logging.get_verbosity()
-    quiet_optuna()  # Optuna's own INFO lines: this function prints nothing
-    try:
-        settings = prepare_study(
-            os.fspath(recipe),
-            space if isinstance(space, Mapping) else Path(space),
-            flags=overrides,
-            trials=trials,
-            timeout=timeout,
-            sampler=sampler,
-            pruner=pruner,
-            metric=metric,
-            direction=direction,
-            storage=storage,
-            study_name=study,
-            workers=workers,
-            name=name,
-            runs_dir=Path(runs_dir),
-        )
-        return run_study(settings, workers=workers, observer=observer, stop=stop)
-    finally:
-        optuna.logging.set_verbosity(verbosity)
+    options = StudyOptions(
+        trials=trials,
+        timeout=timeout,
+        sampler=sampler,
+        pruner=pruner,
+        metric=metric,
+        direction=direction,
+        storage=storage,
+        study_name=study,
+        workers=workers,
+        name=name,
+        runs_dir=Path(runs_dir),
+        restart=restart_study,
+    )
+    settings = prepare_study(
+        os.fspath(recipe), space if isinstance(space, Mapping) else Path(space), options, flags=overrides
+    )
+    return run_study(settings, workers=workers, observer=observer, stop=stop)
 
 
 def _text(path: StrPath | None) -> str | None:

@@ -88,3 +88,7 @@ def first_line(error: BaseException) -> str:
     its type's name when the message is empty."""
     lines = [line.strip() for line in str(error).splitlines() if line.strip()]
     return lines[0] if lines else type(error).__name__
+
+
+class StorageError(DltoolError):
+    """A tuning study's storage that cannot be opened or read, or that lost trials its study dir records."""

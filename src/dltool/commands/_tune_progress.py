@@ -10,18 +10,18 @@ from rich.live import Live
 from rich.table import Table
 
 from dltool.commands._output import stderr, stderr_observer
-from dltool.tuning import TrialRow, TuneObserver
+from dltool.tuning import StudyStart, TrialRow, TuneObserver
 
 SHOWN_ROWS = 15  # the running trials, the best, and the latest others
 
 
-def start_lines(info: dict[str, Any]) -> list[str]:
-    workers = f", {info['workers']} workers" if info["workers"] > 1 else ""
-    done = f", {info['counted']} done before" if info["counted"] else ""
+def start_lines(start: StudyStart) -> list[str]:
+    workers = f", {start.workers} workers" if start.workers > 1 else ""
+    done = f", {start.counted} done before" if start.counted else ""
     return [
-        f"tuning {info['study_dir']}: study {info['study_name']!r}, {info['n_trials']} trials{done}, "
-        f"{info['metric']} ({info['direction']}), sampler {info['sampler']}, pruner {info['pruner']}{workers}",
-        f"dashboard: {info['dashboard']}",
+        f"tuning {start.study_dir}: study {start.study_name!r}, {start.n_trials} trials{done}, "
+        f"{start.metric} ({start.direction}), sampler {start.sampler}, pruner {start.pruner}{workers}",
+        f"dashboard: {start.dashboard}",
     ]
 
 
@@ -46,9 +46,9 @@ class PlainTuneProgress(TuneObserver):
         self.seen: dict[int, str] | None = None  # state last shown, by trial number
         self.metric = "value"
 
-    def on_start(self, info: dict[str, Any]) -> None:
-        self.metric = info["metric"]
-        for line in start_lines(info):
+    def on_start(self, start: StudyStart) -> None:
+        self.metric = start.metric
+        for line in start_lines(start):
             stderr.print(line, soft_wrap=True)
 
     def on_trials(self, rows: list[TrialRow]) -> None:
@@ -90,10 +90,10 @@ class RichTuneProgress(PlainTuneProgress):
         self.maximize = True
         self.n_trials = 0
 
-    def on_start(self, info: dict[str, Any]) -> None:
-        super().on_start(info)
-        self.maximize = info["direction"] == "maximize"
-        self.n_trials = info["n_trials"]
+    def on_start(self, start: StudyStart) -> None:
+        super().on_start(start)
+        self.maximize = start.direction == "maximize"
+        self.n_trials = start.n_trials
 
     def on_trials(self, rows: list[TrialRow]) -> None:
         self.live.update(self.table(rows), refresh=True)

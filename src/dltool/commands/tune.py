@@ -5,47 +5,67 @@ from __future__ import annotations
 import signal
 import threading
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from dltool.commands import _complete
+from dltool.commands._options import Quiet
 from dltool.commands._output import emit_json, emit_line, stderr
 from dltool.commands._overrides import Overrides, with_override_flags
 from dltool.commands._signals import stop_on_signals
 from dltool.errors import DltoolError
 
+if TYPE_CHECKING:
+    from dltool.tuning import StudyRecord, TuneSettings
+
 Opt = typer.Option
+Recipe = Annotated[
+    str,
+    typer.Argument(help="Recipe name, YAML file or run dir every trial starts from.", autocompletion=_complete.recipes),
+]
+Space = Annotated[Path, Opt(help="Search space YAML: dotted config keys to ranges or lists of values.")]
+Trials = Annotated[int | None, Opt(help="Trials to finish in all (default 20; a grid: its size).")]
+Timeout = Annotated[float | None, Opt(help="Start no new trial after this many seconds.")]
+Sampler = Annotated[str | None, Opt(help="tpe (default), random, grid or cmaes.")]
+Pruner = Annotated[str | None, Opt(help="median (default), hyperband or none.")]
+Metric = Annotated[str | None, Opt(help="val_acc (default for classifiers), val_loss, train_acc, train_loss.")]
+Direction = Annotated[str | None, Opt(help="maximize or minimize (default: by the metric).")]
+Storage = Annotated[
+    str | None, Opt(help="SQLAlchemy URL, e.g. postgresql://user@host/db (default: a journal in the study dir).")
+]
+Study = Annotated[str | None, Opt(help="Study name in the storage (default: the study dir's name).")]
+Workers = Annotated[int, Opt(min=1, help="Local worker processes sharing the storage.")]
+Name = Annotated[str | None, Opt(help="Study dir name (default: <recipe>-tune-<n>); an existing one continues.")]
+RunsDir = Annotated[Path, Opt(help="Where study dirs are created.")]
+Restart = Annotated[
+    bool,
+    Opt(
+        "--restart-study",
+        help="With --name of an existing study dir: move its records into restarted-N/ and start the study afresh.",
+    ),
+]
+AsJson = Annotated[bool, Opt("--json", help="Print study.json (with study_dir) instead of the path.")]
 
 
 @with_override_flags
 def tune(
-    recipe: Annotated[
-        str,
-        typer.Argument(
-            help="Recipe name, YAML file or run dir every trial starts from.", autocompletion=_complete.recipes
-        ),
-    ],
-    space: Annotated[Path, Opt(help="Search space YAML: dotted config keys to ranges or lists of values.")],
-    trials: Annotated[int | None, Opt(help="Trials to finish in all (default 20; a grid: its size).")] = None,
-    timeout: Annotated[float | None, Opt(help="Start no new trial after this many seconds.")] = None,
-    sampler: Annotated[str | None, Opt(help="tpe (default), random, grid or cmaes.")] = None,
-    pruner: Annotated[str | None, Opt(help="median (default), hyperband or none.")] = None,
-    metric: Annotated[
-        str | None, Opt(help="val_acc (default for classifiers), val_loss, train_acc, train_loss.")
-    ] = None,
-    direction: Annotated[str | None, Opt(help="maximize or minimize (default: by the metric).")] = None,
-    storage: Annotated[
-        str | None, Opt(help="SQLAlchemy URL, e.g. postgresql://user@host/db (default: a journal in the study dir).")
-    ] = None,
-    study: Annotated[str | None, Opt(help="Study name in the storage (default: the study dir's name).")] = None,
-    workers: Annotated[int, Opt(min=1, help="Local worker processes sharing the storage.")] = 1,
-    name: Annotated[
-        str | None, Opt(help="Study dir name (default: <recipe>-tune-<n>); an existing one continues.")
-    ] = None,
-    runs_dir: Annotated[Path, Opt(help="Where study dirs are created.")] = Path("runs"),
-    as_json: Annotated[bool, Opt("--json", help="Print study.json (with study_dir) instead of the path.")] = False,
-    quiet: Annotated[bool, Opt("--quiet", "-q", help="No progress on stderr, errors only.")] = False,
+    recipe: Recipe,
+    space: Space,
+    trials: Trials = None,
+    timeout: Timeout = None,
+    sampler: Sampler = None,
+    pruner: Pruner = None,
+    metric: Metric = None,
+    direction: Direction = None,
+    storage: Storage = None,
+    study: Study = None,
+    workers: Workers = 1,
+    name: Name = None,
+    runs_dir: RunsDir = Path("runs"),
+    restart_study: Restart = False,
+    as_json: AsJson = False,
+    quiet: Quiet = False,
     *,
     overrides: Overrides,
 ) -> None:
@@ -53,17 +73,9 @@ def tune(
 
     --seed also seeds the sampler. Example: STUDY=$(dltool tune digits-mlp --space space.yaml --trials 20 --epochs 10)
     """
-    from dltool.commands._tune_progress import tune_progress
-    from dltool.tuning import prepare_study
-    from dltool.tuning import tune as run_study
-    from dltool.tuning.tuner import quiet_optuna
+    from dltool.tuning import StudyOptions, prepare_study
 
-    quiet_optuna()
-    settings = prepare_study(
-        recipe,
-        space,
-        sets=overrides.sets,
-        flags=overrides.flags,
+    options = StudyOptions(
         trials=trials,
         timeout=timeout,
         sampler=sampler,
@@ -75,7 +87,22 @@ def tune(
         workers=workers,
         name=name,
         runs_dir=runs_dir,
+        restart=restart_study,
     )
+    settings = prepare_study(recipe, space, options, sets=overrides.sets, flags=overrides.flags)
+    record, signals = _run(settings, workers, quiet)
+    _report(settings.study_dir, record, as_json, quiet)
+    if signals:
+        raise typer.Exit(128 + signals[0])
+    if record.best is None:
+        raise DltoolError(f"no trial of {settings.study_dir} completed; see its trials.csv for the errors")
+
+
+def _run(settings: TuneSettings, workers: int, quiet: bool) -> tuple[StudyRecord, list[int]]:
+    """The study's record at the end, and the signals that stopped it (none: it ran to the end)."""
+    from dltool.commands._tune_progress import tune_progress
+    from dltool.tuning import tune as run_study
+
     stop = threading.Event()
     try:
         with stop_on_signals(stop) as received, tune_progress(quiet) as observer:
@@ -83,22 +110,22 @@ def tune(
     except KeyboardInterrupt:  # a second Ctrl-C: the trial is marked failed, outputs written
         emit_line(str(settings.study_dir))
         raise typer.Exit(128 + signal.SIGINT) from None
-    document = result.study
+    return result.record, (received or [signal.SIGINT]) if result.interrupted else []
+
+
+def _report(study_dir: Path, record: StudyRecord, as_json: bool, quiet: bool) -> None:
+    """The study dir (or study.json with it) on stdout, the closing line on stderr."""
     if as_json:
-        emit_json({"study_dir": str(result.study_dir), **document})
+        emit_json({"study_dir": str(study_dir), **record.to_dict()})
     else:
-        emit_line(str(result.study_dir))
+        emit_line(str(study_dir))
     if not quiet:
-        stderr.print(_closing_line(document), soft_wrap=True)
-    if result.interrupted:
-        raise typer.Exit(128 + (received[0] if received else signal.SIGINT))
-    if document["best"] is None:
-        raise DltoolError(f"no trial of {result.study_dir} completed; see its trials.csv for the errors")
+        stderr.print(_closing_line(record), soft_wrap=True)
 
 
-def _closing_line(document: dict) -> str:
-    states = ", ".join(f"{count} {state.lower()}" for state, count in document["states"].items() if count)
-    line = f"study {document['study_name']}: {states or 'no trials'}"
-    if best := document["best"]:
-        line += f"; best {document['metric']} {best['value']:.4f} (trial {best['number']}, {best['run_dir']})"
+def _closing_line(record: StudyRecord) -> str:
+    states = ", ".join(f"{count} {state.lower()}" for state, count in record.states.items() if count)
+    line = f"study {record.study_name}: {states or 'no trials'}"
+    if best := record.best:
+        line += f"; best {record.metric} {best.value:.4f} (trial {best.number}, {best.run_dir})"
     return line

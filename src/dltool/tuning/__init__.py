@@ -4,13 +4,21 @@
 ``open_study`` loads a study dir's study. Optuna is imported only when a study is used.
 """
 
+from dltool.tuning.prepare import prepare_study
+from dltool.tuning.progress import StudyStart, TuneObserver
+from dltool.tuning.records import BestTrial, StudyRecord
+from dltool.tuning.settings import StudyOptions, TuneSettings
 from dltool.tuning.space import Param, SearchSpace, load_space, parse_space
 from dltool.tuning.study import TrialRow, open_study, read_study_json
-from dltool.tuning.tuner import TuneObserver, TuneResult, TuneSettings, prepare_study, tune
+from dltool.tuning.tuner import TuneResult, tune
 
 __all__ = [
+    "BestTrial",
     "Param",
     "SearchSpace",
+    "StudyOptions",
+    "StudyRecord",
+    "StudyStart",
     "TrialRow",
     "TuneObserver",
     "TuneResult",

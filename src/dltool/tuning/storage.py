@@ -1,34 +1,32 @@
-"""Where a study lives, and how a trial whose worker died stops being RUNNING.
+"""Where a study lives, and opening it: refused, in one line, when it is damaged.
 
 - The default: an Optuna journal file ``study.journal`` in the study dir, appended under
   its file lock, safe for several processes on one machine (recorded as ``journal:study.journal``).
 - Any SQLAlchemy URL (``postgresql://user@host/db``, ``sqlite:///study.db``): an RDB storage
-  with Optuna's heartbeats, so processes on many machines share one study and a trial
-  whose process vanished is failed once its heartbeat is ``GRACE_S`` old.
-- The journal has no heartbeats of its own: each trial records its worker (host, pid and
-  the pid's start time) and a heartbeat it refreshes; a sweep fails RUNNING trials whose
-  process is gone from this host, or whose heartbeat from another host is ``GRACE_S`` old.
+  with Optuna's heartbeats, so processes on many machines share one study.
+
+A damaged journal (a line that is not a record, a last record cut short) or a damaged SQLite
+file is found when the storage is opened, and any later storage failure is translated by
+``storage_errors``: a ``StorageError`` naming the storage and what to do, never a traceback.
 """
 
 from __future__ import annotations
 
 import contextlib
-import os
-import socket
-import threading
+import json
 import time
-import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from dltool.errors import DltoolError, UsageError, first_line
+from dltool.errors import DltoolError, StorageError, UsageError, first_line
+from dltool.tuning import liveness
+from dltool.tuning._optuna import quiet_optuna
 
 JOURNAL = "journal:study.journal"
 JOURNAL_FILE = "study.journal"
-HEARTBEAT_S = 10  # how often a running trial says it is alive
-GRACE_S = 60  # a heartbeat this old means the trial's worker is gone
 OPEN_ATTEMPTS = 5
+RESTART_HINT = "or start the study afresh with --restart-study (its records are kept in a subfolder)"
 
 
 def check_storage(url: str | None, workers: int) -> str:
@@ -83,21 +81,81 @@ def same_storage(a: str, b: str) -> bool:
 
 
 def open_storage(storage: str, study_dir: Path) -> Any:
-    """An Optuna storage object; a database that cannot be reached is a ``DltoolError``."""
-    import optuna
+    """An Optuna storage object; a damaged or unreachable one is a ``DltoolError``."""
+    if storage == JOURNAL:
+        return _open_journal((study_dir / JOURNAL_FILE).resolve())
+    _check_sqlite(storage)
+    return _open_database(storage)
+
+
+def _open_journal(path: Path) -> Any:
     from optuna.storages.journal import JournalFileBackend, JournalStorage
 
-    if storage == JOURNAL:
-        path = str((study_dir / JOURNAL_FILE).resolve())
-        lock = KernelFileLock(path + ".lock")  # Optuna's lock protocol (acquire/release), not its base class
-        return JournalStorage(JournalFileBackend(path, lock_obj=lock))  # type: ignore[arg-type]
+    lock = KernelFileLock(str(path) + ".lock")
+    if path.exists():
+        with _held(lock):  # no writer is halfway through a record meanwhile
+            check_journal(path)
+    try:  # Optuna replays the journal here: a record of the wrong shape fails it
+        # KernelFileLock follows Optuna's lock protocol (acquire/release), not its base class.
+        return JournalStorage(JournalFileBackend(str(path), lock_obj=lock))  # type: ignore[arg-type]
+    except (OSError, ValueError, LookupError, TypeError, AttributeError) as error:
+        raise StorageError(f"{path}: damaged study journal ({_reason(error)}); {_journal_advice()}") from None
+
+
+def check_journal(path: Path) -> None:
+    """Refuse a journal whose lines are not all JSON records, or whose last one was cut short.
+
+    Optuna reads a cut-short last record as not written yet and appends after it, which
+    would glue the next record to it and damage the journal for good.
+    """
+    data = path.read_bytes()
+    if data and not data.endswith(b"\n"):
+        raise StorageError(f"{path}: damaged study journal (its last record is cut short); {_journal_advice()}")
+    for number, line in enumerate(data.splitlines(), start=1):
+        try:
+            record = json.loads(line)
+        except ValueError:  # not UTF-8, or not JSON
+            record = None
+        if not isinstance(record, dict) or not isinstance(record.get("op_code"), int):
+            raise StorageError(
+                f"{path}: damaged study journal (line {number} is not a journal record); {_journal_advice()}"
+            )
+
+
+def _journal_advice() -> str:
+    return f"restore it from a copy, {RESTART_HINT}"
+
+
+def _check_sqlite(storage: str) -> None:
+    """SQLite reads a damaged page only when a query reaches it: check every page first."""
+    import sqlite3
+
+    from sqlalchemy.engine import make_url
+
+    url = make_url(storage)
+    if url.get_backend_name() != "sqlite" or not url.database or not Path(url.database).is_file():
+        return
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{url.database}?mode=ro", uri=True)) as connection:
+            problems = [row[0] for row in connection.execute("PRAGMA quick_check")]
+    except sqlite3.DatabaseError as error:
+        problems = [str(error)]
+    if problems != ["ok"]:
+        raise StorageError(f"--storage {public_url(storage)}: damaged SQLite database ({problems[0]}); {SQLITE_ADVICE}")
+
+
+SQLITE_ADVICE = "restore it from a copy (`sqlite3 FILE .recover` salvages what it can) or use another --storage"
+
+
+def _open_database(storage: str) -> Any:
+    import optuna
     from sqlalchemy.exc import IntegrityError, ProgrammingError, SQLAlchemyError
 
     for attempt in range(OPEN_ATTEMPTS):
         try:
-            with optuna_quiet():  # heartbeats are marked experimental
+            with quiet_optuna():  # heartbeats are marked experimental
                 return optuna.storages.RDBStorage(
-                    _with_driver(storage), heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S
+                    _with_driver(storage), heartbeat_interval=liveness.HEARTBEAT_S, grace_period=liveness.GRACE_S
                 )
         except (IntegrityError, ProgrammingError):
             # Processes that meet an empty database race to create Optuna's tables: the
@@ -106,21 +164,37 @@ def open_storage(storage: str, study_dir: Path) -> Any:
                 raise
             time.sleep(0.2 * (attempt + 1))
         except (SQLAlchemyError, ImportError) as error:
-            reason = first_line(getattr(error, "orig", None) or error)  # .orig: the driver's, inside SQLAlchemy's
-            raise DltoolError(f"--storage {public_url(storage)}: cannot open: {reason}") from None
+            raise DltoolError(f"--storage {public_url(storage)}: cannot open: {_reason(error)}") from None
     raise AssertionError("unreachable")
 
 
 @contextlib.contextmanager
-def optuna_quiet() -> Iterator[None]:
-    """Silence Optuna's warnings about its experimental heartbeats and about using them with
-    ask-and-tell (dltool sends the heartbeats itself): they say nothing the user can act on."""
-    import optuna
+def storage_errors(storage: str, study_dir: Path) -> Iterator[None]:
+    """Turn a failure of the storage while a study is used into one ``StorageError`` line.
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used")
+    A database that breaks or is damaged midway raises SQLAlchemy's ``DatabaseError``, often
+    wrapped in Optuna's ``StorageInternalError``; a journal damaged midway fails to parse.
+    """
+    import optuna
+    from sqlalchemy.exc import DatabaseError
+
+    where = study_dir / JOURNAL_FILE if storage == JOURNAL else f"--storage {public_url(storage)}"
+    try:
         yield
+    except (optuna.exceptions.StorageInternalError, DatabaseError) as error:
+        cause = error.__cause__ if isinstance(error.__cause__, DatabaseError) else error
+        raise StorageError(f"{where}: cannot read the study: {_reason(cause)}") from None
+    except json.JSONDecodeError as error:  # Optuna reads the journal on every query
+        raise StorageError(f"{where}: damaged study journal ({error}); {_journal_advice()}") from None
+
+
+@contextlib.contextmanager
+def _held(lock: KernelFileLock) -> Iterator[None]:
+    lock.acquire()
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 class KernelFileLock:
@@ -152,121 +226,12 @@ def dashboard_command(storage: str, study_dir: Path) -> str:
     return f"optuna-dashboard {target}"
 
 
-# --- who runs a trial, and whether it still does --------------------------------------
-
-HOST = socket.gethostname()
-
-
-def worker_identity() -> dict[str, Any]:
-    """Recorded on each trial: enough to tell later whether its process still runs."""
-    return {"host": HOST, "pid": os.getpid(), "started": _process_start(os.getpid())}
-
-
-def process_gone(identity: dict[str, Any]) -> bool:
-    """True when the worker ran on this host and its process no longer exists (or is a zombie)."""
-    if identity.get("host") != HOST:
-        return False
-    pid = int(identity["pid"])
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        pass
-    started = _process_start(pid)
-    if started == "zombie":
-        return True
-    return identity.get("started") is not None and started is not None and started != identity["started"]
-
-
-def _process_start(pid: int) -> str | None:
-    """The process's start time in clock ticks since boot (Linux), to see a reused pid."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    fields = stat.rsplit(")", 1)[1].split()
-    return "zombie" if fields[0] == "Z" else fields[19]
-
-
-def sweep_stale_trials(study: Any, now: float | None = None) -> list[int]:
-    """Fail the RUNNING trials whose worker is gone; returns their numbers.
-
-    On database storage this is Optuna's heartbeat check. On the journal: a process gone
-    from this host, or no heartbeat from another host for ``GRACE_S`` seconds.
-    """
-    import optuna
-    from optuna.trial import TrialState
-
-    if not isinstance(study._storage, optuna.storages.JournalStorage):
-        before = {t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))}
-        with optuna_quiet():
-            optuna.storages.fail_stale_trials(study)
-        # A worker sets `error` or `stopped` before it fails its own trial; the check sets neither.
-        return [
-            t.number
-            for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
-            if t.number in before and not {"error", "stopped"} & set(t.user_attrs)
-        ]
-    now = time.time() if now is None else now
-    failed = []
-    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        reason = _lost(trial, now)
-        if reason and _fail(study, trial, reason):
-            failed.append(trial.number)
-    return failed
-
-
-def _lost(trial: Any, now: float) -> str | None:
-    identity = trial.user_attrs.get("worker")
-    beat = trial.user_attrs.get("heartbeat") or (trial.datetime_start.timestamp() if trial.datetime_start else now)
-    if identity and process_gone(identity):
-        return f"lost: worker process {identity['pid']} on {identity['host']} is gone"
-    if (not identity or identity.get("host") != HOST) and now - beat > GRACE_S:
-        where = f" on {identity['host']}" if identity else ""
-        return f"lost: no heartbeat from its worker{where} for {now - beat:.0f}s"
-    return None
-
-
-def _fail(study: Any, trial: Any, reason: str) -> bool:
-    import optuna
-    from optuna.trial import TrialState
-
-    try:
-        study._storage.set_trial_user_attr(trial._trial_id, "stopped", reason)
-        return study._storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL)
-    except optuna.exceptions.UpdateFinishedTrialError:
-        return False  # another process failed it first
-
-
-@contextlib.contextmanager
-def heartbeat(study: Any, trial_id: int) -> Iterator[None]:
-    """Keep saying that this trial is alive, every ``HEARTBEAT_S`` seconds, from a thread."""
-    import optuna
-
-    storage = study._storage
-    if isinstance(storage, optuna.storages.JournalStorage):
-        beat = lambda: storage.set_trial_user_attr(trial_id, "heartbeat", time.time())  # noqa: E731
-    else:
-        beat = lambda: storage.record_heartbeat(trial_id)  # noqa: E731
-    done = threading.Event()
-
-    def keep_beating() -> None:
-        while not done.wait(HEARTBEAT_S):
-            with contextlib.suppress(Exception):  # a missed beat is retried; the trial goes on
-                beat()
-
-    beat()
-    thread = threading.Thread(target=keep_beating, name=f"heartbeat-{trial_id}", daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        done.set()
-        thread.join()
-
-
 def _importable(module: str) -> bool:
     import importlib.util
 
     return importlib.util.find_spec(module) is not None
+
+
+def _reason(error: BaseException) -> str:
+    """The first line of ``error``: the driver's own (``.orig``) inside SQLAlchemy's."""
+    return first_line(getattr(error, "orig", None) or error)

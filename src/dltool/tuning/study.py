@@ -26,11 +26,12 @@ from typing import Any
 from dltool._io import atomic_write_json, atomic_write_text, dump_yaml
 from dltool._version import __version__
 from dltool.errors import CheckpointError
+from dltool.tuning.records import STATES, BestTrial, StudyRecord
+from dltool.tuning.settings import TuneSettings
 from dltool.tuning.space import decode_value
-from dltool.tuning.storage import JOURNAL_FILE, dashboard_command, open_storage, public_url
+from dltool.tuning.storage import JOURNAL_FILE, dashboard_command, open_storage, public_url, storage_errors
 
 STUDY_JSON, TRIALS_CSV, BEST_YAML = "study.json", "trials.csv", "best.yaml"
-STATES = ("COMPLETE", "PRUNED", "FAIL", "RUNNING", "WAITING")
 
 
 @dataclass(frozen=True)
@@ -98,52 +99,50 @@ def best_trial(study: Any, maximize: bool) -> Any | None:
     return min(complete, key=lambda t: ((-t.value if maximize else t.value), t.number))
 
 
-def write_outputs(study: Any, study_dir: Path, record: dict[str, Any]) -> dict[str, Any]:
-    """Rewrite trials.csv, best.yaml and study.json from the storage; returns study.json.
-
-    ``record`` holds what the storage does not: metric, direction, n_trials, sampler,
-    pruner, storage, seed, recipe, space (see ``study_record``).
-    """
+def write_outputs(study: Any, settings: TuneSettings) -> StudyRecord:
+    """Rewrite trials.csv, best.yaml and study.json from the storage; returns study.json's record."""
+    study_dir = settings.study_dir
     rows = trial_rows(study, study_dir)
-    keys = list(record.get("space") or {})
-    keys += [k for row in rows for k in row.params if k not in keys]
-    keys = list(dict.fromkeys(keys))
+    keys = list(dict.fromkeys([*settings.space, *(k for row in rows for k in row.params)]))
     atomic_write_text(study_dir / TRIALS_CSV, _csv(rows, keys))
-    best = best_trial(study, record["direction"] == "maximize")
+    best = best_trial(study, settings.maximize)
     if best is not None and "config" in best.user_attrs:
         header = (
-            f"# Best trial {best.number} of study {study.study_name}: {record['metric']} {best.value:.6g} "
-            f"({record['direction']}).\n# `dltool train best.yaml` trains this configuration again.\n"
+            f"# Best trial {best.number} of study {study.study_name}: {settings.metric} {best.value:.6g} "
+            f"({settings.direction}).\n# `dltool train best.yaml` trains this configuration again.\n"
         )
         atomic_write_text(study_dir / BEST_YAML, header + dump_yaml(best.user_attrs["config"]))
-    states = {state: 0 for state in STATES}
+    record = study_record(study, settings, rows, best)
+    atomic_write_json(study_dir / STUDY_JSON, record.to_dict())
+    return record
+
+
+def study_record(study: Any, settings: TuneSettings, rows: list[TrialRow], best: Any | None) -> StudyRecord:
+    """The study.json of ``study``: the storage's trials, and what only ``settings`` know."""
+    states = dict.fromkeys(STATES, 0)
     for row in rows:
         states[row.state] = states.get(row.state, 0) + 1
-    document = {
-        "study_name": study.study_name,
-        "storage": public_url(record["storage"]),
-        "metric": record["metric"],
-        "direction": record["direction"],
-        "n_trials": record["n_trials"],
-        "states": states,
-        "best": None
-        if best is None
-        else {
-            "number": best.number,
-            "value": best.value,
-            "params": {key: decode_value(v) for key, v in best.params.items()},
-            "run_dir": _relative(best.user_attrs.get("run_dir"), study_dir.resolve()),
-        },
-        "sampler": record["sampler"],
-        "pruner": record["pruner"],
-        "seed": record.get("seed"),
-        "recipe": record.get("recipe"),
-        "space": record.get("space"),
-        "dashboard": dashboard_command(record["storage"], study_dir),
-        "dltool_version": __version__,
-    }
-    atomic_write_json(study_dir / STUDY_JSON, document)
-    return document
+    return StudyRecord(
+        study_name=study.study_name,
+        storage=public_url(settings.storage),
+        metric=settings.metric,
+        direction=settings.direction,
+        n_trials=settings.n_trials,
+        states=states,
+        best=None if best is None else _best(best, settings.study_dir),
+        sampler=settings.sampler,
+        pruner=settings.pruner,
+        seed=settings.seed,
+        recipe=settings.recipe,
+        space=settings.space,
+        dashboard=dashboard_command(settings.storage, settings.study_dir),
+        dltool_version=__version__,
+    )
+
+
+def _best(trial: Any, study_dir: Path) -> BestTrial:
+    params = {key: decode_value(v) for key, v in trial.params.items()}
+    return BestTrial(trial.number, trial.value, params, _relative(trial.user_attrs.get("run_dir"), study_dir.resolve()))
 
 
 def read_study_json(study_dir: Path) -> dict[str, Any]:
@@ -157,6 +156,11 @@ def read_study_json(study_dir: Path) -> dict[str, Any]:
     if not isinstance(document, dict) or not {"study_name", "storage"} <= set(document):
         raise CheckpointError(f"{path}: not a dltool study record (no study_name/storage)")
     return document
+
+
+def read_study_record(study_dir: Path) -> StudyRecord:
+    """study.json as a ``StudyRecord``: a study dir that dltool can continue."""
+    return StudyRecord.from_dict(read_study_json(study_dir), Path(study_dir) / STUDY_JSON)
 
 
 def open_study(study_dir: Path | str, storage: str | None = None) -> Any:
@@ -173,7 +177,8 @@ def open_study(study_dir: Path | str, storage: str | None = None) -> Any:
     if url.startswith("journal:") and not (study_dir / JOURNAL_FILE).is_file():
         raise CheckpointError(f"{study_dir}: its journal {JOURNAL_FILE} is missing")
     try:
-        return optuna.load_study(study_name=document["study_name"], storage=open_storage(url, study_dir))
+        with storage_errors(url, study_dir):
+            return optuna.load_study(study_name=document["study_name"], storage=open_storage(url, study_dir))
     except KeyError:
         raise CheckpointError(f"{study_dir}: study {document['study_name']!r} is not in its storage") from None
 

@@ -19,11 +19,18 @@ from pathlib import Path
 from typing import Any
 
 from dltool.engine.observer import Observer
-from dltool.rundir import create_run_dir
+from dltool.errors import StorageError, UsageError
+from dltool.rundir import RunDir, create_run_dir
+from dltool.tuning.liveness import heartbeat
 from dltool.tuning.space import SearchSpace
-from dltool.tuning.storage import heartbeat
+from dltool.tuning.storage import RESTART_HINT
 
 FINITE_KEYS = ("train_loss", "val_loss")
+TRIAL_DIR = "trial-{number:04d}"
+
+
+class TrialDirExists(StorageError):
+    """A new trial's run dir exists already: the storage lost trials that the study dir records."""
 
 
 @dataclass(frozen=True)
@@ -86,16 +93,19 @@ def run_trial(
     from dltool.engine import train
 
     try:
-        with heartbeat(study, trial._trial_id):
+        with heartbeat(study, trial):
             config = space.apply(base, space.suggest(trial, base, grid))
             trial.set_user_attr("config", config.to_dict())
             on_progress()
-            run = create_run_dir(study_dir, "trial", f"trial-{trial.number:04d}")
+            run = claim_trial_dir(study_dir, trial.number)
             trial.set_user_attr("run_dir", str(run.path.resolve()))
             observer = TrialObserver(trial, metric, maximize, config.train.epochs, on_progress)
             result = train(config, run, observer=observer, stop=stop)
     except KeyboardInterrupt:  # a second Ctrl-C: the run stopped at once
-        _stopped(study, trial, "interrupted")
+        stop_trial(study, trial, "interrupted")
+        raise
+    except TrialDirExists:  # not this trial's failure: the study must stop
+        stop_trial(study, trial, "not run: its run dir exists already")
         raise
     except Exception as error:
         trial.set_user_attr("error", f"{type(error).__name__}: {error}".strip())
@@ -106,13 +116,26 @@ def run_trial(
         study.tell(trial, state=TrialState.PRUNED, skip_if_finished=True)
         return TrialOutcome(trial.number, "PRUNED", observer.best)
     if result.status == "interrupted":
-        _stopped(study, trial, "interrupted")
+        stop_trial(study, trial, "interrupted")
         return TrialOutcome(trial.number, "FAIL", None, interrupted=True)
     study.tell(trial, observer.best, skip_if_finished=True)
     return TrialOutcome(trial.number, "COMPLETE", observer.best)
 
 
-def _stopped(study: Any, trial: Any, reason: str) -> None:
+def claim_trial_dir(study_dir: Path, number: int) -> RunDir:
+    """Trial ``number``'s run dir, made by an exclusive ``mkdir``: never one that exists."""
+    name = TRIAL_DIR.format(number=number)
+    try:
+        return create_run_dir(study_dir, "trial", name)
+    except UsageError:  # the name is a valid one, so the dir exists already
+        raise TrialDirExists(
+            f"{study_dir / name} exists already, but the study's storage has trial {number} as a new one: "
+            f"the storage lost trials that this study dir records; restore it, {RESTART_HINT}"
+        ) from None
+
+
+def stop_trial(study: Any, trial: Any, reason: str) -> None:
+    """Fail ``trial`` as stopped (user attr ``stopped``): it does not count towards the budget."""
     from optuna.trial import TrialState
 
     with contextlib.suppress(Exception):

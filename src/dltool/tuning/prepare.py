@@ -1,0 +1,197 @@
+"""Prepare a study: validate everything, then make the study dir (or reopen one) and the
+study in its storage. Usage errors are raised before anything is created."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterable, Mapping
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from dltool.config.schema import METRICS
+from dltool.errors import UnknownNameError, UsageError
+from dltool.tuning import pruners, samplers
+from dltool.tuning._optuna import quiet_optuna
+from dltool.tuning.continuation import check_continuation, refuse_lost_trials, set_records_aside, stored_record
+from dltool.tuning.records import StudyRecord
+from dltool.tuning.settings import DEFAULT_TRIALS, DIRECTIONS, StudyOptions, TuneSettings
+from dltool.tuning.space import SearchSpace, load_space, parse_space
+from dltool.tuning.storage import check_storage, open_storage, public_url, storage_errors
+from dltool.tuning.study import write_outputs
+
+
+def prepare_study(
+    recipe: str,
+    space: Path | Mapping[str, Any],
+    options: StudyOptions | None = None,
+    *,
+    sets: Iterable[str] = (),
+    flags: Mapping[str, Any] | None = None,
+) -> TuneSettings:
+    """Validate everything, then create the study dir (or reopen ``runs_dir/name``) and the study.
+
+    ``space``: a search space file, or its mapping of dotted keys. ``flags["train.seed"]``
+    also seeds the sampler. A reopened study dir whose storage lost trials it records is
+    refused, unless ``options.restart`` sets its records aside first.
+    """
+    from dltool.config import load_config
+    from dltool.engine.setup import check_runnable
+
+    options, flags = options or StudyOptions(), dict(flags or {})
+    config = load_config(recipe, sets, flags)
+    base = config.to_dict()
+    search_space = parse_space(space, base) if isinstance(space, Mapping) else load_space(space, base)
+    _refuse_overlap(search_space, sets, flags)
+    _check_numbers(options)
+    study_dir = options.runs_dir / options.name if options.name else None
+    stored = stored_record(study_dir) if study_dir is not None and study_dir.exists() else None
+    settings = _settings(recipe, config, search_space, options, stored, flags.get("train.seed"))
+    check_runnable(config)  # before any dir is made, as train does
+    if stored is None:
+        settings = _claim_study_dir(settings, options)
+    elif options.restart:
+        aside = set_records_aside(settings)
+        settings = replace(settings, notes=(*settings.notes, f"started afresh: the earlier records are in {aside}"))
+    else:
+        refuse_lost_trials(settings, stored)
+    _start_study(settings, created=stored is None)
+    return settings
+
+
+def _settings(
+    recipe: str, config: Any, space: SearchSpace, options: StudyOptions, stored: StudyRecord | None, seed: int | None
+) -> TuneSettings:
+    """Every choice resolved: the options, else what the study recorded, else the defaults."""
+    from dltool.config import resolve_source
+
+    metric, direction = _objective(config, options.metric, options.direction, stored)
+    sampler = samplers.samplers.get(options.sampler or (stored and stored.sampler) or samplers.DEFAULT).name
+    pruner = pruners.pruners.get(options.pruner or (stored and stored.pruner) or pruners.DEFAULT).name
+    storage = check_storage(options.storage or (stored.storage if stored else None), options.workers)
+    if stored is not None:
+        check_continuation(stored, storage, options.study_name)
+    n_trials, notes = _budget(options.trials, sampler, space, config.to_dict(), stored)
+    # A new study dir without --name is named when it is claimed (``_claim_study_dir``).
+    study_dir = options.runs_dir / (options.name or "")
+    return TuneSettings(
+        study_dir=study_dir,
+        study_name=options.study_name or (stored.study_name if stored else study_dir.name),
+        storage=storage,
+        base=config.to_dict(),
+        space=dict(space.raw),
+        metric=metric,
+        direction=direction,
+        sampler=sampler,
+        pruner=pruner,
+        n_trials=n_trials,
+        seed=seed,
+        timeout=options.timeout,
+        recipe=resolve_source(recipe).name,
+        notes=tuple(notes),
+    )
+
+
+def _claim_study_dir(settings: TuneSettings, options: StudyOptions) -> TuneSettings:
+    """Make the new study dir: ``runs_dir/name``, or the next ``<recipe>-tune-<n>``."""
+    from dltool.rundir import create_run_dir
+
+    study_dir = create_run_dir(options.runs_dir, f"{settings.recipe}-tune", options.name).path
+    return replace(settings, study_dir=study_dir, study_name=options.study_name or study_dir.name)
+
+
+def _start_study(settings: TuneSettings, *, created: bool) -> None:
+    """The study in its storage (made, or checked), and the study dir's files written."""
+    try:
+        with quiet_optuna(), storage_errors(settings.storage, settings.study_dir):
+            write_outputs(_create_study(settings), settings)
+    except BaseException:
+        if created:  # an unreachable or damaged database leaves no empty study dir behind
+            shutil.rmtree(settings.study_dir, ignore_errors=True)
+        raise
+
+
+def _create_study(settings: TuneSettings) -> Any:
+    import optuna
+
+    storage = open_storage(settings.storage, settings.study_dir)
+    study = optuna.create_study(
+        study_name=settings.study_name, storage=storage, direction=settings.direction, load_if_exists=True
+    )
+    existing = study.direction.name.lower()
+    if existing != settings.direction:
+        raise UsageError(
+            f"study {settings.study_name!r} in {public_url(settings.storage)} is set to "
+            f"{existing}; use --direction {existing} or another --study"
+        )
+    return study
+
+
+# --- validation -------------------------------------------------------------------------
+
+
+def _check_numbers(options: StudyOptions) -> None:
+    if options.workers < 1:
+        raise UsageError("--workers: at least 1")
+    if options.timeout is not None and options.timeout <= 0:
+        raise UsageError("--timeout: a number of seconds > 0")
+    if options.trials is not None and options.trials < 1:
+        raise UsageError("--trials: at least 1")
+
+
+def _refuse_overlap(space: SearchSpace, sets: Iterable[str], flags: Mapping[str, Any]) -> None:
+    from dltool.config.loading import parse_set
+
+    fixed = {key: f"--{key.split('.')[-1].replace('_', '-')}" for key in flags}
+    for assignment in sets:
+        fixed.update({key: "--set" for key in _dotted(parse_set(assignment))})
+    for key in space.keys:
+        if key in fixed:
+            raise UsageError(f"{key}: both fixed by {fixed[key]} and tuned by the space; drop one of them")
+
+
+def _dotted(layer: Mapping[str, Any], prefix: str = "") -> list[str]:
+    keys = []
+    for key, value in layer.items():
+        path = f"{prefix}{key}"
+        keys += _dotted(value, path + ".") if isinstance(value, Mapping) else [path]
+    return keys
+
+
+def _objective(config: Any, metric: str | None, direction: str | None, stored: StudyRecord | None) -> tuple[str, str]:
+    if stored is not None:
+        for flag, given, kept in (("--metric", metric, stored.metric), ("--direction", direction, stored.direction)):
+            if given is not None and given != kept:
+                raise UsageError(
+                    f"{flag} {given}: this study tunes {stored.metric} ({stored.direction}); "
+                    f"start another study for {given}"
+                )
+        return stored.metric, stored.direction
+    from dltool.models import models
+
+    classifier = models.get(config.model.name).params.task == "classification"
+    metric = _choice("metric", metric or ("val_acc" if classifier else "val_loss"), METRICS)
+    if metric.endswith("_acc") and not classifier:
+        raise UsageError(
+            f"--metric {metric}: model {config.model.name!r} is not a classifier; use val_loss or train_loss"
+        )
+    direction = _choice("direction", direction or ("maximize" if metric.endswith("_acc") else "minimize"), DIRECTIONS)
+    return metric, direction
+
+
+def _choice(kind: str, value: str, allowed: tuple[str, ...]) -> str:
+    if value not in allowed:
+        raise UnknownNameError(kind, value, allowed)
+    return value
+
+
+def _budget(
+    trials: int | None, sampler: str, space: SearchSpace, base: dict[str, Any], stored: StudyRecord | None
+) -> tuple[int, list[str]]:
+    wanted = trials or (stored.n_trials if stored else None)
+    if not samplers.is_grid(sampler):
+        return wanted or DEFAULT_TRIALS, []
+    size = space.grid_size(base)
+    if wanted is not None and wanted > size:
+        return size, [f"the grid has {size} points: running {size} trials, not {wanted}"]
+    return wanted or size, []
