@@ -84,7 +84,7 @@ def open_storage(storage: str, study_dir: Path) -> Any:
     """An Optuna storage object; a damaged or unreachable one is a ``DltoolError``."""
     if storage == JOURNAL:
         return _open_journal((study_dir / JOURNAL_FILE).resolve())
-    _check_sqlite(storage)
+    check_sqlite(storage)
     return _open_database(storage)
 
 
@@ -126,7 +126,7 @@ def _journal_advice() -> str:
     return f"restore it from a copy, {RESTART_HINT}"
 
 
-def _check_sqlite(storage: str) -> None:
+def check_sqlite(storage: str) -> None:
     """SQLite reads a damaged page only when a query reaches it: check every page first."""
     import sqlite3
 

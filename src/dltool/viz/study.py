@@ -19,6 +19,7 @@ import numpy as np
 
 from dltool.errors import CheckpointError, UsageError
 from dltool.figures.canvas import Plotter, Visualization, inches, pyplot
+from dltool.tuning.storage import check_journal, check_sqlite, storage_errors
 from dltool.tuning.study import read_study_json
 from dltool.viz import report
 
@@ -53,12 +54,15 @@ def open_study(study_dir: Path):  # -> optuna.Study
             raise CheckpointError(f"{study_dir}: the study's journal {journal.name} is missing")
         from optuna.storages.journal import JournalFileBackend
 
+        check_journal(journal)  # a damaged one is one line, not Optuna's traceback
         storage: Any = optuna.storages.JournalStorage(JournalFileBackend(str(journal)))
     else:
         url = _local_sqlite(storage_spec, study_dir)
+        check_sqlite(url)
         storage = optuna.storages.RDBStorage(url, skip_table_creation=True)
     try:
-        return optuna.load_study(study_name=document["study_name"], storage=storage)
+        with storage_errors(storage_spec, study_dir):
+            return optuna.load_study(study_name=document["study_name"], storage=storage)
     except KeyError:
         raise CheckpointError(f"{study_dir}: its storage has no study named {document['study_name']!r}") from None
 
