@@ -179,12 +179,13 @@ def tune(
     lists, e.g. ``{"optimizer.lr": {"type": "float", "low": 1e-4, "high": 1e-1, "log": True}}``.
     ``overrides`` fix config keys for every trial (``"train.seed"`` also seeds the sampler);
     the other arguments are the command's options (``dltool tune --help``; ``restart_study``
-    is ``--restart-study``). The result has
-    the ``study_dir``, its ``study.json`` document as ``study`` and the ``best`` trial.
+    is ``--restart-study``). The result has the ``study_dir``, its ``study.json`` as ``study``
+    (and typed, as ``record``) and the ``best`` trial.
     """
     from dltool.tuning import StudyOptions, prepare_study
     from dltool.tuning import tune as run_study
 
+    # An intentional parallel of commands/tune.py: the API's keywords are the command's options.
     options = StudyOptions(
         trials=trials,
         timeout=timeout,
@@ -199,9 +200,8 @@ def tune(
         runs_dir=Path(runs_dir),
         restart=restart_study,
     )
-    settings = prepare_study(
-        os.fspath(recipe), space if isinstance(space, Mapping) else Path(space), options, flags=overrides
-    )
+    source = space if isinstance(space, Mapping) else Path(space)
+    settings = prepare_study(os.fspath(recipe), source, options, flags=overrides)
     return run_study(settings, workers=workers, observer=observer, stop=stop)
 
 

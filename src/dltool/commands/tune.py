@@ -75,6 +75,7 @@ def tune(
     """
     from dltool.tuning import StudyOptions, prepare_study
 
+    # An intentional parallel of dltool.api.tune: the command's options are the API's keywords.
     options = StudyOptions(
         trials=trials,
         timeout=timeout,

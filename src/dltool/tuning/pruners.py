@@ -14,6 +14,7 @@ from dltool.params import Params
 DEFAULT = "median"
 
 
+# Shaped like samplers.py on purpose (and like models/__init__.py): a registry per kind.
 class PrunerParams(Params):
     """What dltool knows of a pruner beyond its builder."""
 

@@ -14,6 +14,7 @@ from dltool.params import Params
 DEFAULT = "tpe"
 
 
+# Shaped like pruners.py on purpose (and like models/__init__.py): a registry per kind.
 class SamplerParams(Params):
     """What dltool knows of a sampler beyond its builder."""
 
