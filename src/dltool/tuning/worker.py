@@ -157,8 +157,7 @@ def _ask(study: Any, settings: TuneSettings, space: SearchSpace, trials: list[An
             study.enqueue_trial(_encoded(point))
         elif not any(t.state.name == "WAITING" for t in trials):
             return None
-    with quiet_optuna():
-        return study.ask()
+    return study.ask()  # (inside run_worker's quiet_optuna: heartbeats with ask() warn)
 
 
 def _surplus(study: Any, trial: Any, settings: TuneSettings) -> bool:
