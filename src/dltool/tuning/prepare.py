@@ -7,7 +7,7 @@ import shutil
 from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, cast
 
 from dltool.config.schema import METRICS
 from dltool.errors import UnknownNameError, UsageError
@@ -116,7 +116,10 @@ def _create_study(settings: TuneSettings) -> Any:
 
     storage = open_storage(settings.storage, settings.study_dir)
     study = optuna.create_study(
-        study_name=settings.study_name, storage=storage, direction=settings.direction, load_if_exists=True
+        study_name=settings.study_name,
+        storage=storage,
+        direction=cast(Literal["minimize", "maximize"], settings.direction),  # one of DIRECTIONS
+        load_if_exists=True,
     )
     existing = study.direction.name.lower()
     if existing != settings.direction:

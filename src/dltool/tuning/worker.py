@@ -10,12 +10,13 @@ after marking its trial failed, when its supervisor is gone.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import sys
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from dltool.tuning._optuna import quiet_optuna
@@ -75,12 +76,17 @@ def _run_trials(
             metric=settings.metric,
             maximize=settings.maximize,
             stop=stop,
-            on_progress=lambda progress=progress: publish(next(progress, False)),
+            on_progress=functools.partial(_publish_next, publish, progress),
         )
         publish(True)
         if outcome.interrupted:
             break
     publish(False)
+
+
+def _publish_next(publish: Callable[[bool], None], flags: Iterator[bool]) -> None:
+    """``publish`` with the next of ``flags`` (False once they run out)."""
+    publish(next(flags, False))
 
 
 def _publisher(study: Any, settings: TuneSettings, observer: TuneObserver, write: bool) -> Callable[[bool], None]:
