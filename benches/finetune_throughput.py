@@ -6,7 +6,9 @@ Usage: python benches/finetune_throughput.py [--quick] [--device cpu|cuda]
 In one process, alternating, on the same random uint8 images (3×64×64, 10 classes) held in
 memory, with the same network (torchvision's ``resnet18`` constructor, registered for the bench
 by ``_plain_resnet.py``; random weights: the weights do not change the arithmetic), batch
-size, AdamW, precision (fp32 on CPU, amp off) and thread count (torch's default):
+size, AdamW, precision (fp32 on CPU, amp off) and one thread (on a shared machine torch's
+2-thread OpenMP pool stalls whenever one thread is descheduled, see export_latency.py, and
+the ratio would measure the load, not the loops):
 - dltool: the engine's own loop (``build_components`` + ``train_one_epoch``, as ``train``
   runs it), with ``model.freeze: backbone`` or ``none``;
 - reference: a bare loop over the same architecture, the usual fine-tuning code: backbone
@@ -81,6 +83,8 @@ def bare_rate(data: PreparedData, device: torch.device, epochs: int, frozen: boo
 def run(quick: bool = False, device: str = "cpu") -> list[Row]:
     samples, epochs, rounds = (128, 2, 2) if quick else (256, 2, 3)
     torch_device = resolve_device(device)
+    if torch_device.type == "cpu":
+        torch.set_num_threads(1)  # this bench's own process (run_all runs benches in one: it is the last)
     data = synthetic(SHAPE, CLASSES, samples)
     rows = []
     for freeze in ("backbone", "none"):
