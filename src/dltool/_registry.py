@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Generic, TypeVar
 
 from dltool.errors import UnknownNameError
 from dltool.params import Params
 
 P = TypeVar("P", bound=Params)
+# How a family's entry is listed: `torchvision:ARCH`.
+FAMILY_ARCH = "ARCH"
 
 
 @dataclass(frozen=True)
@@ -26,6 +28,7 @@ class Entry(Generic[P]):
     target: str
     params: type[P]
     description: str
+    family: bool = False  # one entry for every PREFIX:ARCH name
 
     def load(self) -> Callable[..., Any]:
         """Import and return the builder (this is where torch gets imported)."""
@@ -66,7 +69,26 @@ class Registry(Generic[P]):
 
         return decorate
 
+    def register_family(self, prefix: str, target: str, description: str) -> Callable[[type[P]], type[P]]:
+        """Class decorator: one entry for every ``PREFIX:ARCH`` name (a zoo family).
+
+        It is listed as ``PREFIX:ARCH``; ``get`` returns it, named as asked, for any name
+        with this prefix: the architecture is checked by ``params`` (the family knows its own).
+        """
+
+        def decorate(params: type[P]) -> type[P]:
+            name = f"{prefix}:{FAMILY_ARCH}"
+            if name in self._entries:
+                raise ValueError(f"{self.kind} family {prefix!r} is already registered")
+            self._entries[name] = Entry(name, target, params, description, family=True)
+            return params
+
+        return decorate
+
     def get(self, name: str) -> Entry[P]:
+        prefix, colon, _ = name.partition(":")
+        if colon and (family := self._entries.get(f"{prefix}:{FAMILY_ARCH}")):
+            return replace(family, name=name)
         try:
             return self._entries[name]
         except KeyError:
@@ -80,7 +102,11 @@ class Registry(Generic[P]):
         return list(self._entries)
 
     def __contains__(self, name: object) -> bool:
-        return name in self._entries
+        """Whether ``get(name)`` finds an entry (any ``PREFIX:…`` of a family counts)."""
+        if not isinstance(name, str):
+            return False
+        prefix, colon, _ = name.partition(":")
+        return name in self._entries or bool(colon) and f"{prefix}:{FAMILY_ARCH}" in self._entries
 
     def __iter__(self) -> Iterator[Entry[P]]:
         return iter(self._entries.values())

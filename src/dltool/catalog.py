@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fnmatch
 from typing import Any
 
 from dltool._io import json_safe
@@ -29,6 +30,25 @@ def listing(kind: str | None = None) -> dict[str, list[dict[str, Any]]]:
         raise UnknownNameError("kind", kind, KINDS)
     kinds = [kind] if kind else KINDS
     return {k: _recipes() if k == "recipes" else _entries(REGISTRIES[k]) for k in kinds}
+
+
+def zoo_listing(family: str, pattern: str | None = None) -> dict[str, Any]:
+    """The architectures of zoo ``family`` (``torchvision``, ``timm``) whose name holds ``pattern``
+    (or matches it, as a glob with ``*?[``), each with its pretrained weights tags. Imports torch."""
+    from dltool.models.zoo import FAMILIES
+
+    if family not in FAMILIES:
+        raise UnknownNameError("zoo family", family, FAMILIES, hint="dltool list models")
+    impl = FAMILIES[family].impl()
+    tags = impl.all_weight_tags()
+    names = [arch for arch in impl.architectures() if _matches(arch, pattern)]
+    return {"family": family, "models": [{"name": f"{family}:{arch}", "pretrained": tags.get(arch, [])} for arch in names]}
+
+
+def _matches(name: str, pattern: str | None) -> bool:
+    if pattern is None:
+        return True
+    return fnmatch.fnmatchcase(name, pattern) if any(c in pattern for c in "*?[") else pattern in name
 
 
 def _entries(registry: Registry) -> list[dict[str, Any]]:

@@ -12,6 +12,7 @@ from rich.table import Table
 from dltool.commands import _complete
 from dltool.commands._options import JsonDocument
 from dltool.commands._output import emit_json, emit_line
+from dltool.errors import UsageError
 
 
 def list_(
@@ -22,23 +23,43 @@ def list_(
             autocompletion=_complete.list_kinds,
         ),
     ] = None,
+    pattern: Annotated[
+        str | None, typer.Argument(metavar="[FILTER]", help="With --zoo: architectures whose name holds FILTER (or matches a *? glob).")
+    ] = None,
+    zoo: Annotated[
+        str | None, typer.Option("--zoo", help="List the architectures of a zoo family: torchvision or timm.")
+    ] = None,
     as_json: JsonDocument = False,
 ) -> None:
     """List datasets, models, optimizers, schedulers, losses and recipes, with their parameters.
 
     Example: dltool list models --json | jq -r '.models[].name'
-    """
-    from dltool.catalog import listing
 
-    found = listing(kind)
+    Example: dltool list models --zoo timm 'convnext*'
+    """
+    from dltool.catalog import listing, zoo_listing
+
+    if zoo is None and pattern is not None:
+        raise UsageError(f"FILTER {pattern!r} filters the architectures of a zoo family: add --zoo torchvision|timm")
+    if zoo is not None and kind not in (None, "models"):
+        raise UsageError(f"--zoo lists models, not {kind}")
+    zoo_found = zoo_listing(zoo, pattern) if zoo is not None else None
+    found = listing(kind) if zoo_found is None else {"models": _zoo_entries(zoo_found)}
     if as_json:
-        emit_json(found)
+        emit_json(found if zoo_found is None else zoo_found)
     elif sys.stdout.isatty():
         _print_tables(found)
     else:
         for name, entries in found.items():
             for entry in entries:
                 emit_line("\t".join([name, entry["name"], entry["description"], _params(entry)]))
+
+
+def _zoo_entries(listed: dict[str, Any]) -> list[dict[str, Any]]:
+    """Zoo architectures as listing entries: the description names their weights tags."""
+    return [
+        {**m, "description": "pretrained: " + (", ".join(m["pretrained"]) or "none")} for m in listed["models"]
+    ]
 
 
 def _print_tables(found: dict[str, list[dict[str, Any]]]) -> None:

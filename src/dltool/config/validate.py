@@ -51,7 +51,7 @@ def validate_config(raw: Mapping[str, Any]) -> Config:
     if problems:
         more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
         raise ConfigError("; ".join(problems[:3]) + more)
-    config = Config(**values)
+    config = _with_model_data_defaults(Config(**values))
     _check_loss_suits_model(config)
     _check_unfreeze_has_freeze(config)
     return config
@@ -63,6 +63,19 @@ def _check_unfreeze_has_freeze(config: Config) -> None:
             f"train.unfreeze_epoch: {config.train.unfreeze_epoch} unfreezes what model.freeze fixes, "
             "and model.freeze is none (set model.freeze: backbone)"
         )
+
+
+def _with_model_data_defaults(config: Config) -> Config:
+    """``data`` keys the config leaves unset, filled from the model (the input its pretrained
+    weights expect), so the run's config.yaml records them for eval, predict and export."""
+    unset = {key: value for key, value in config.model.data_defaults().items() if getattr(config.data, key) is None}
+    if not unset:
+        return config
+    try:
+        data = DataConfig.model_validate({**config.data.model_dump(), **unset})
+    except ValidationError as error:  # e.g. the config's own mean beside the weights' std
+        raise ConfigError("; ".join(describe(e, "data", DataConfig) for e in error.errors())) from None
+    return config.model_copy(update={"data": data})
 
 
 def _check_loss_suits_model(config: Config) -> None:

@@ -115,8 +115,12 @@ def _model(
     if fresh:
         params, source = resolve_init_source(config.model)
         config = config.model_copy(update={"model": params})
-    model = build_model(config.model, in_shape=data.in_shape, num_classes=len(data.classes))
-    notes = [load_init_weights(model, source, config.model.must_load, data.classes)] if source else []
+    # A resumed run's checkpoint replaces the pretrained weights: they are not read again.
+    params = config.model if fresh else config.model.without_weights()
+    model = build_model(params, in_shape=data.in_shape, num_classes=len(data.classes))
+    notes = list(getattr(model, "dltool_notes", []))  # a zoo model: the pretrained weights it loaded
+    if source:
+        notes.append(load_init_weights(model, source, config.model.must_load, data.classes))
     model = model.to(device)
     if hasattr(model, "init_from_data"):  # before the optimizer: it may freeze what it fits
         model.init_from_data(init_images(data, device))  # type: ignore[operator]
@@ -145,10 +149,11 @@ def unfreeze_if_due(parts: Components, epoch: int) -> str | None:
 
 
 def check_runnable(config: Config) -> None:
-    """Usage errors for what this machine lacks, raised before any dir is made: the device,
-    the dataset's files, TensorBoard when the config asks for it."""
+    """Errors for what this machine lacks, raised before any dir is made: the device, the
+    dataset's files, a zoo model's pretrained weights, TensorBoard when the config asks for it."""
     resolve_device(config.train.device)
     require_downloaded(config.data.name, config.data.root)
+    config.model.fetch_weights()
     if config.train.tensorboard:
         require_tensorboard()
 

@@ -177,7 +177,8 @@ def _rebuild(
     path: Path, config: Config, classes: list[str], in_shape: tuple[int, ...], state: dict[str, torch.Tensor]
 ) -> nn.Module:
     try:
-        model = build_model(config.model, in_shape=in_shape, num_classes=len(classes))
+        # The run's weights replace the pretrained ones: those are not needed (nor read) again.
+        model = build_model(config.model.without_weights(), in_shape=in_shape, num_classes=len(classes))
         model.load_state_dict(state)
     except DltoolError:
         raise

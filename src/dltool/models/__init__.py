@@ -7,7 +7,7 @@ plus the context ``in_shape=(C, H, W)`` and ``num_classes``.
 
 from __future__ import annotations
 
-from typing import Annotated, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import Field, field_validator
 
@@ -50,6 +50,17 @@ class ModelParams(Params):
         """These params completed from the source run's model (its architecture, where this
         model is built around part of it); the default takes nothing."""
         del source
+        return self
+
+    def data_defaults(self) -> dict[str, Any]:
+        """``data`` keys this model sets when the config leaves them unset (a zoo model's weights' input)."""
+        return {}
+
+    def fetch_weights(self) -> None:
+        """Make sure the weights the model starts from are here (a zoo model's pretrained ones)."""
+
+    def without_weights(self) -> ModelParams:
+        """These parameters, building random weights (a run's own weights are loaded over them)."""
         return self
 
 
@@ -148,3 +159,10 @@ class EncoderClassifierParams(ModelParams):
                 "expected an autoencoder run (dltool train with model.name=autoencoder)"
             )
         return self.model_copy(update={"latent_dim": source.latent_dim, "widths": source.widths})
+
+# Zoo families last: their parameters subclass ModelParams above.
+from dltool.models.zoo import FAMILIES, ZooParams  # noqa: E402
+
+for _family in FAMILIES.values():
+    _listing = f"{_family.description} (dltool list models --zoo {_family.prefix} [FILTER])"
+    models.register_family(_family.prefix, "dltool.models.zoo.build:build_zoo", _listing)(ZooParams)

@@ -1,0 +1,47 @@
+"""Build a zoo model (``torchvision:ARCH``, ``timm:ARCH``) and load its pretrained weights."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+from dltool.errors import CheckpointError, ConfigError
+from dltool.models.zoo import is_weights_file, split_name
+from dltool.models.zoo.weights import load_weights, read_weights, weights_file
+
+
+def build_zoo(
+    name: str, pretrained: bool | str, kwargs: dict[str, Any], in_shape: tuple[int, ...], num_classes: int
+) -> nn.Module:
+    """The architecture ``name`` with a head for ``num_classes``; with ``pretrained``, its weights.
+
+    The model carries ``dltool_head`` (the dotted name of its classifier head) and
+    ``dltool_notes`` (lines for the run log: which weights were loaded, a re-initialised head).
+    """
+    family, arch = split_name(name)
+    impl = family.impl()
+    try:
+        model = impl.build(arch, dict(kwargs), tuple(in_shape), num_classes)
+    except TypeError as error:  # a keyword the builder sets itself (e.g. a ResNet's `layers`)
+        raise ConfigError(f"model.kwargs: {name} cannot take {sorted(kwargs)}: {error}") from None
+    model.dltool_notes = []
+    if pretrained is not False:
+        path, label = weights_path(name, pretrained)
+        model.dltool_notes.append(load_weights(model, read_weights(path), label))
+    return model
+
+
+def weights_path(name: str, pretrained: bool | str) -> tuple[Path, str]:
+    """The local weights file ``pretrained`` names for ``name`` (fetched into the cache if need be),
+    and how to name those weights in messages."""
+    if is_weights_file(pretrained):
+        path = Path(str(pretrained))
+        if not path.is_file():
+            raise CheckpointError(f"model.pretrained: {path} does not exist")
+        return path, f"{name} from {path}"
+    family, arch = split_name(name)
+    source = family.impl().weights_source(arch, pretrained)
+    path = weights_file(source)
+    return path, f"{source.label} ({path.name})"
