@@ -28,6 +28,12 @@ def isolated(tmp_path: Path, data_dir: Path, monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setenv("DLTOOL_DATA", str(data_dir))
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg-cache"))
     monkeypatch.delenv("DLTOOL_DEBUG", raising=False)
+    # Pretrained weights: the libraries' caches in tmp_path, and never the network.
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch-home"))
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))
+    monkeypatch.delenv("HF_HUB_CACHE", raising=False)
+    monkeypatch.setenv("DLTOOL_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.chdir(tmp_path)
     return tmp_path
 
