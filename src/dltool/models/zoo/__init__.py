@@ -82,7 +82,7 @@ class ZooParams(ModelParams):
     """A zoo architecture; the head is sized from the dataset's classes."""
 
     # The builder needs `name`: it names the family and the architecture.
-    common: ClassVar[frozenset[str]] = frozenset({"init"})
+    common: ClassVar[frozenset[str]] = ModelParams.common - {"name"}
     pretrained: bool | str = Field(
         False, description="true: the architecture's default weights; a weights tag; or a .safetensors/.pth file"
     )
