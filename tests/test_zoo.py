@@ -144,7 +144,9 @@ def test_a_pth_that_needs_the_unpickler_is_refused(tmp_path: Path) -> None:
 def test_weights_of_another_architecture_name_the_mismatched_tensors(cli, tmp_path: Path) -> None:
     path = tmp_path / "other.safetensors"
     save_file(_random_weights("timm:resnet18"), path)
-    with pytest.raises(CheckpointError, match=r"do not fit ConvNeXt: missing: head.fc.bias, .*\(\+\d+ more\); unexpected: bn1.bias"):
+    with pytest.raises(
+        CheckpointError, match=r"do not fit ConvNeXt: missing: head.fc.bias, .*\(\+\d+ more\); unexpected: bn1.bias"
+    ):
         build_zoo("timm:convnext_atto", str(path), {}, IN_SHAPE, 5)
     result = cli("train", "digits-mlp", "--model", "timm:convnext_atto", f"--set=model.pretrained={path}", code=1)
     assert result.stderr.count("\n") == 1 and "do not fit" in result.stderr and "bn1.running_mean" in result.stderr

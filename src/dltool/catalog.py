@@ -42,7 +42,10 @@ def zoo_listing(family: str, pattern: str | None = None) -> dict[str, Any]:
     impl = FAMILIES[family].impl()
     tags = impl.all_weight_tags()
     names = [arch for arch in impl.architectures() if _matches(arch, pattern)]
-    return {"family": family, "models": [{"name": f"{family}:{arch}", "pretrained": tags.get(arch, [])} for arch in names]}
+    return {
+        "family": family,
+        "models": [{"name": f"{family}:{arch}", "pretrained": tags.get(arch, [])} for arch in names],
+    }
 
 
 def _matches(name: str, pattern: str | None) -> bool:

@@ -24,7 +24,10 @@ def list_(
         ),
     ] = None,
     pattern: Annotated[
-        str | None, typer.Argument(metavar="[FILTER]", help="With --zoo: architectures whose name holds FILTER (or matches a *? glob).")
+        str | None,
+        typer.Argument(
+            metavar="[FILTER]", help="With --zoo: architectures whose name holds FILTER (or matches a *? glob)."
+        ),
     ] = None,
     zoo: Annotated[
         str | None, typer.Option("--zoo", help="List the architectures of a zoo family: torchvision or timm.")
@@ -57,9 +60,7 @@ def list_(
 
 def _zoo_entries(listed: dict[str, Any]) -> list[dict[str, Any]]:
     """Zoo architectures as listing entries: the description names their weights tags."""
-    return [
-        {**m, "description": "pretrained: " + (", ".join(m["pretrained"]) or "none")} for m in listed["models"]
-    ]
+    return [{**m, "description": "pretrained: " + (", ".join(m["pretrained"]) or "none")} for m in listed["models"]]
 
 
 def _print_tables(found: dict[str, list[dict[str, Any]]]) -> None:

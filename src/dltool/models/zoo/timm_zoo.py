@@ -87,7 +87,9 @@ def weights_source(arch: str, weights: bool | str) -> WeightsSource:
     if not cfg.hf_hub_id:  # a few weights are plain URLs, kept in torch's hub cache like torchvision's
         import torch
 
-        return WeightsSource(label, Path(torch.hub.get_dir()) / "checkpoints", (os.path.basename(cfg.url),), cfg.num_classes, url=cfg.url)
+        return WeightsSource(
+            label, Path(torch.hub.get_dir()) / "checkpoints", (os.path.basename(cfg.url),), cfg.num_classes, url=cfg.url
+        )
     repo = cfg.hf_hub_id
     names = (cfg.hf_hub_filename,) if cfg.hf_hub_filename else HUB_FILES
     repo_folder = hub_cache() / f"models--{repo.replace('/', '--')}"

@@ -46,7 +46,9 @@ class WeightsSource:
 
 def offline() -> bool:
     """Whether the environment forbids the network ($DLTOOL_OFFLINE or $HF_HUB_OFFLINE)."""
-    return any(os.environ.get(var, "").lower() in ("1", "true", "yes", "on") for var in ("DLTOOL_OFFLINE", "HF_HUB_OFFLINE"))
+    return any(
+        os.environ.get(var, "").lower() in ("1", "true", "yes", "on") for var in ("DLTOOL_OFFLINE", "HF_HUB_OFFLINE")
+    )
 
 
 def weights_file(source: WeightsSource) -> Path:
