@@ -123,6 +123,19 @@ def required_params(tmp_path_factory: pytest.TempPathFactory):
     return values
 
 
+def write_digit_images(folder: Path, count: int, grow: int = 3) -> Path:
+    """``count`` digits as PNGs of growing sizes (8 + ``grow``·i px), grey and RGB in turn:
+    other sizes and modes than training's 8×8 grey."""
+    import numpy as np
+    from PIL import Image
+    from sklearn.datasets import load_digits
+
+    for i, pixels in enumerate(load_digits().images[:count]):
+        image = Image.fromarray((pixels * 255 / 16).astype(np.uint8)).resize((8 + grow * i,) * 2)
+        image.convert("RGB" if i % 2 else "L").save(folder / f"{i:02d}.png")
+    return folder
+
+
 class StopAfter:
     """A ``stop`` for ``engine.train`` that fires after ``checks`` checks (one per optimizer step)."""
 

@@ -9,14 +9,12 @@ import os
 import sys
 from pathlib import Path
 
-import numpy as np
 import onnx
 import onnxruntime
 import pytest
 import torch
-from PIL import Image
 
-from conftest import Cli
+from conftest import Cli, write_digit_images
 from dltool.config import load_config, validate_config
 from dltool.data.normalise import Normalise
 from dltool.engine import train
@@ -110,13 +108,7 @@ def run(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> Path:
 @pytest.fixture(scope="module")
 def images(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A dozen digits of other sizes and modes than training's 8×8 grey."""
-    from sklearn.datasets import load_digits
-
-    folder = tmp_path_factory.mktemp("imgs")
-    for i, pixels in enumerate(load_digits().images[:12]):
-        image = Image.fromarray((pixels * 255 / 16).astype(np.uint8)).resize((8 + 3 * i,) * 2)
-        image.convert("RGB" if i % 2 else "L").save(folder / f"{i:02d}.png")
-    return folder
+    return write_digit_images(tmp_path_factory.mktemp("imgs"), 12)
 
 
 @pytest.fixture(scope="module")

@@ -10,14 +10,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
-from PIL import Image
 from safetensors.torch import save_file
 
 import dltool
-from conftest import StopAfter, metrics_without_times
+from conftest import StopAfter, metrics_without_times, write_digit_images
 from dltool.config import load_config
 from dltool.engine import resume, train
 from dltool.rundir import create_run_dir, open_run_dir
@@ -56,13 +54,7 @@ def run(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> Path:
 @pytest.fixture(scope="module")
 def images(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Grey and RGB digits of other sizes than training's: predict converts them as training did."""
-    from sklearn.datasets import load_digits
-
-    folder = tmp_path_factory.mktemp("imgs")
-    for i, pixels in enumerate(load_digits().images[:6]):
-        image = Image.fromarray((pixels * 255 / 16).astype(np.uint8)).resize((8 + 5 * i,) * 2)
-        image.convert("RGB" if i % 2 else "L").save(folder / f"{i:02d}.png")
-    return folder
+    return write_digit_images(tmp_path_factory.mktemp("imgs"), 6, grow=5)
 
 
 def _rows(stdout: str) -> list[dict]:
