@@ -99,6 +99,7 @@ def weights_source(arch: str, weights: bool | str) -> WeightsSource:
         names,
         cfg.num_classes,
         download=lambda: _hub_download(repo, names),
+        page=f"{os.environ.get('HF_ENDPOINT', 'https://huggingface.co')}/{repo}",
         cached=tuple(path for name in names for path in sorted(repo_folder.glob(f"snapshots/*/{name}"))),
     )
 

@@ -9,6 +9,10 @@ naming the tensors; a classifier head of another class count is re-initialised (
 from __future__ import annotations
 
 import os
+import shutil
+import socket
+import urllib.parse
+import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,10 +22,12 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file
 from torch import nn
 
-from dltool.errors import CheckpointError
+from dltool._io import atomic_open
+from dltool.errors import CheckpointError, first_line
 
 # Seconds a weights server may take to answer: an offline machine fails fast, not after minutes.
 DOWNLOAD_TIMEOUT_S = 15.0
+CHUNK_BYTES = 1 << 20
 # Tensors named per kind of mismatch in an error line.
 NAMES_SHOWN = 4
 
@@ -41,6 +47,7 @@ class WeightsSource:
     num_classes: int
     url: str | None = None  # a plain HTTPS file (torchvision); else ``download`` fetches it
     download: Callable[[], Path] | None = None
+    page: str | None = None  # where ``download`` fetches from (its server is tried first)
     cached: tuple[Path, ...] = ()
 
 
@@ -68,23 +75,30 @@ def weights_file(source: WeightsSource) -> Path:
     )
 
 
-def first_line(error: BaseException) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
-
-
 def _download(source: WeightsSource) -> Path:
+    _check_reachable(source.url or source.page)
     if source.download is not None:
         return source.download()
-    from dltool.data.download import RetryPolicy, fetch
-
-    assert source.url is not None
+    if source.url is None or not source.url.startswith("https://"):
+        raise ValueError(f"no https URL for these weights ({source.url})")
     target = source.folder / source.file_names[0]
     target.parent.mkdir(parents=True, exist_ok=True)
-    part = target.with_name(target.name + ".part")
-    fetch(source.url, part, RetryPolicy(timeout_s=DOWNLOAD_TIMEOUT_S, retries=1))
-    os.replace(part, target)
+    # A whole-file fetch (weights are tens of MB), streamed to a temporary file and renamed.
+    with urllib.request.urlopen(source.url, timeout=DOWNLOAD_TIMEOUT_S) as response, atomic_open(target) as file:
+        shutil.copyfileobj(response, file, CHUNK_BYTES)
     return target
+
+
+def _check_reachable(url: str | None) -> None:
+    """One connection attempt to the server first: a machine without a route fails in seconds
+    instead of sitting through a download library's retries with back-off."""
+    parts = urllib.parse.urlsplit(url or "")
+    if not parts.hostname:
+        raise ValueError(f"no server to download from ({url})")
+    try:
+        socket.create_connection((parts.hostname, parts.port or 443), timeout=DOWNLOAD_TIMEOUT_S).close()
+    except OSError as error:
+        raise ConnectionError(f"{parts.hostname} is unreachable: {first_line(error)}") from None
 
 
 def read_weights(path: Path) -> dict[str, torch.Tensor]:
