@@ -19,6 +19,10 @@ from pydantic import Field, ValidationInfo, field_validator, model_validator
 from dltool.errors import did_you_mean, suggest
 from dltool.models import ModelParams
 
+# Attributes every zoo model carries: the dotted name of its classifier head (what
+# `model.freeze: backbone` leaves trainable), and lines for the run log (what loading did).
+HEAD_ATTRIBUTE = "dltool_head"
+NOTES_ATTRIBUTE = "dltool_notes"
 # A `model.pretrained` string ending so is a weights file; any other string is a tag.
 WEIGHT_SUFFIXES = (".safetensors", ".pth", ".pt", ".bin")
 
@@ -70,8 +74,8 @@ def split_name(name: str) -> tuple[Family, str]:
 
 def init_keywords(model_class: type) -> set[str]:
     """The keywords ``model_class(...)`` takes, less the class count (dltool sets it from the data)."""
-    taken = inspect.signature(model_class.__init__).parameters.values()
-    return {p.name for p in taken if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)} - {"self", "num_classes"}
+    taken = inspect.signature(model_class).parameters.values()
+    return {p.name for p in taken if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)} - {"num_classes"}
 
 
 def is_weights_file(pretrained: bool | str) -> bool:

@@ -8,7 +8,7 @@ from typing import Any
 from torch import nn
 
 from dltool.errors import CheckpointError, ConfigError
-from dltool.models.zoo import is_weights_file, split_name
+from dltool.models.zoo import NOTES_ATTRIBUTE, is_weights_file, split_name
 from dltool.models.zoo.weights import load_weights, read_weights, weights_file
 
 
@@ -26,10 +26,11 @@ def build_zoo(
         model = impl.build(arch, dict(kwargs), tuple(in_shape), num_classes)
     except TypeError as error:  # a keyword the builder sets itself (e.g. a ResNet's `layers`)
         raise ConfigError(f"model.kwargs: {name} cannot take {sorted(kwargs)}: {error}") from None
-    model.dltool_notes = []
+    notes: list[str] = []
+    setattr(model, NOTES_ATTRIBUTE, notes)
     if pretrained is not False:
         path, label = weights_path(name, pretrained)
-        model.dltool_notes.append(load_weights(model, read_weights(path), label))
+        notes.append(load_weights(model, read_weights(path), label))
     return model
 
 

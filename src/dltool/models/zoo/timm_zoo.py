@@ -17,7 +17,7 @@ import timm
 from timm.models import get_pretrained_cfg, model_entrypoint
 from torch import nn
 
-from dltool.models.zoo import init_keywords
+from dltool.models.zoo import HEAD_ATTRIBUTE, init_keywords
 from dltool.models.zoo.weights import DOWNLOAD_TIMEOUT_S, WeightsSource
 
 # What a timm hub repository may hold, preferred first (timm tries them in this order).
@@ -67,8 +67,8 @@ def build(arch: str, kwargs: dict[str, Any], in_shape: tuple[int, ...], num_clas
     takes = builder_keywords(arch) or set()
     fitted = {key: value for key, value in (("in_chans", in_shape[0]), ("img_size", in_shape[-1])) if key in takes}
     model = timm.create_model(arch, pretrained=False, num_classes=num_classes, **{**fitted, **kwargs})
-    head = model.pretrained_cfg.get("classifier") or "head"
-    model.dltool_head = head if isinstance(head, str) else head[0]  # distilled models have two heads
+    head = getattr(model, "pretrained_cfg", {}).get("classifier") or "head"
+    setattr(model, HEAD_ATTRIBUTE, head if isinstance(head, str) else head[0])  # distilled models have two heads
     return model
 
 

@@ -17,7 +17,7 @@ import torch
 import torchvision
 from torch import nn
 
-from dltool.models.zoo import init_keywords
+from dltool.models.zoo import HEAD_ATTRIBUTE, init_keywords
 from dltool.models.zoo.weights import WeightsSource
 
 # The attribute holding the classifier in torchvision's classification models, first match.
@@ -68,7 +68,7 @@ def preprocessing(arch: str, weights: bool | str) -> dict[str, Any]:
 
 def build(arch: str, kwargs: dict[str, Any], in_shape: tuple[int, ...], num_classes: int) -> nn.Module:
     model = torchvision.models.get_model(arch, weights=None, num_classes=num_classes, **kwargs)
-    model.dltool_head = next(name for name in HEAD_ATTRIBUTES if hasattr(model, name))
+    setattr(model, HEAD_ATTRIBUTE, next(name for name in HEAD_ATTRIBUTES if hasattr(model, name)))
     return model
 
 

@@ -24,6 +24,7 @@ from torch import nn
 
 from dltool._io import atomic_open
 from dltool.errors import CheckpointError, first_line
+from dltool.models.zoo import HEAD_ATTRIBUTE
 
 # Seconds a weights server may take to answer: an offline machine fails fast, not after minutes.
 DOWNLOAD_TIMEOUT_S = 15.0
@@ -123,7 +124,8 @@ def load_weights(model: nn.Module, state: dict[str, torch.Tensor], label: str) -
     """Copy ``state`` into ``model``; the head (``model.dltool_head``) is kept freshly initialised
     where its shape differs (another class count). Returns the line that says what happened."""
     own = model.state_dict()
-    head = model.dltool_head + "."
+    head_name: str = getattr(model, HEAD_ATTRIBUTE)
+    head = head_name + "."
     resized = sorted(k for k in own if k.startswith(head) and k in state and state[k].shape != own[k].shape)
     mismatched = _mismatches(own, state, set(resized))
     if mismatched:
@@ -132,7 +134,7 @@ def load_weights(model: nn.Module, state: dict[str, torch.Tensor], label: str) -
     line = f"pretrained {label}: loaded {len(state) - len(resized)} of {len(own)} tensors"
     if resized:
         classes = next(state[k].shape[0] for k in resized)
-        line += f"; head {model.dltool_head} re-initialised for {own[resized[0]].shape[0]} classes (the weights have {classes}): {', '.join(resized)}"
+        line += f"; head {head_name} re-initialised for {own[resized[0]].shape[0]} classes (the weights have {classes}): {', '.join(resized)}"
     return line
 
 
