@@ -75,7 +75,7 @@ def test_eval_and_predict_reproduce_the_weights_preprocessing(cli, run: Path, im
 @pytest.mark.parametrize("format_name", ["onnx", "torchscript"])
 def test_export_is_verified_and_predicts_the_runs_rows(cli, run: Path, images: Path, format_name: str) -> None:
     output = run / "zoo-export" / f"model.{format_name}"
-    result = cli("export", run, "--format", format_name, "--output", output)
+    result = cli("export", run, "--to", format_name, "--output", output)
     assert "verified with" in result.stderr
     exported = Path(result.stdout.strip())
     expected = _rows(cli("predict", run, images, "--format", "csv").stdout)
@@ -90,10 +90,10 @@ def test_visualize_draws_the_zoo_run(cli, run: Path, tmp_path: Path) -> None:
 
 def test_resume_of_a_pretrained_zoo_run_is_bitwise_identical(isolated: Path) -> None:
     _cache_resnet18_weights(Path(os.environ["HF_HOME"]))
-    config = load_config("digits-mlp", [*PRETRAINED, "train.epochs=2", "train.limit_batches=4"])
+    config = load_config("digits-mlp", [*PRETRAINED, "train.epochs=2"])
     reference = train(config, create_run_dir(isolated, "ref"))
     run = create_run_dir(isolated, "cut")
-    assert train(config, run, stop=StopAfter(6)).status == "interrupted"  # in epoch 2
+    assert train(config, run, stop=StopAfter(4)).status == "interrupted"  # in epoch 2 (3 batches each)
     assert resume(open_run_dir(run.path)).status == "completed"
     assert (run.path / "model.safetensors").read_bytes() == (reference.run_dir / "model.safetensors").read_bytes()
     assert metrics_without_times(run.path) == metrics_without_times(reference.run_dir)
