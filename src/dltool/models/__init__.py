@@ -160,6 +160,7 @@ class EncoderClassifierParams(ModelParams):
             )
         return self.model_copy(update={"latent_dim": source.latent_dim, "widths": source.widths})
 
+
 # Zoo families last: their parameters subclass ModelParams above.
 from dltool.models.zoo import FAMILIES, ZooParams  # noqa: E402
 
