@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import difflib
+import reprlib
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 
 class DltoolError(Exception):
@@ -63,6 +65,24 @@ class DiskFullError(DltoolError):
 
 class RunInUseError(DltoolError):
     """A run directory that another process is training right now."""
+
+
+def _short_repr() -> reprlib.Repr:
+    short = reprlib.Repr()
+    short.maxlevel, short.maxlist, short.maxtuple, short.maxdict = 3, 6, 6, 6
+    short.maxstring = short.maxother = short.maxlong = 60
+    return short
+
+
+_SHORT = _short_repr()
+QUOTE_CHARS = 100
+
+
+def quote(value: Any) -> str:
+    """``repr(value)`` cut to a line: what every error that shows a value uses. reprlib stops
+    at a few items and levels, so a huge or alias-bombed value is never expanded to show it."""
+    text = _SHORT.repr(value)
+    return text if len(text) <= QUOTE_CHARS else text[: QUOTE_CHARS - 3] + "..."
 
 
 def did_you_mean(name: str, known: Iterable[str]) -> str:

@@ -18,10 +18,11 @@ from typing import Any
 
 import yaml
 
+from dltool._io import YamlLimitError, load_yaml
 from dltool.config.recipes import find_recipe, list_recipes
 from dltool.config.schema import Config
 from dltool.config.validate import DISPATCHED, validate_config
-from dltool.errors import ConfigError, UnknownNameError, UsageError
+from dltool.errors import ConfigError, UnknownNameError, UsageError, quote
 from dltool.rundir import RunDir, is_run_dir
 
 Layer = dict[str, Any]
@@ -81,14 +82,16 @@ def read_layers(path: Path, seen: tuple[Path, ...] = ()) -> list[Layer]:
     if base is None:
         return [document]
     if not isinstance(base, str):
-        raise ConfigError(f"{path}: base: expected a recipe name or a file path, got {base!r}")
+        raise ConfigError(f"{path}: base: expected a recipe name or a file path, got {quote(base)}")
     base_path = resolve_source(base if find_recipe(base) else str(path.parent / base)).path
     return read_layers(base_path, (*seen, path)) + [document]
 
 
 def read_yaml(path: Path) -> Layer:
     try:
-        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+        document = load_yaml(path.read_text(encoding="utf-8"))
+    except YamlLimitError as error:
+        raise ConfigError(f"{path}: refused: {error}") from None
     except yaml.YAMLError as error:
         raise ConfigError(f"{path}: not valid YAML: {error}".replace("\n", " ")) from None
     except (OSError, UnicodeDecodeError) as error:
@@ -105,9 +108,11 @@ def parse_set(assignment: str) -> Layer:
     key, sep, text = assignment.partition("=")
     key = key.strip()
     if not sep or not re.fullmatch(r"[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)+", key):
-        raise UsageError(f"--set {assignment!r}: expected section.key=value, e.g. --set optimizer.lr=0.01")
+        raise UsageError(f"--set {quote(assignment)}: expected section.key=value, e.g. --set optimizer.lr=0.01")
     try:
-        value = yaml.safe_load(text) if text.strip() else None
+        value = load_yaml(text) if text.strip() else None
+    except YamlLimitError as error:
+        raise ConfigError(f"--set {key}: refused: {error}") from None
     except yaml.YAMLError:
         value = text
     if isinstance(value, str):

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ValidationError
 
 from dltool._registry import Registry
 from dltool.config.schema import Config, DataConfig, TrainConfig
-from dltool.errors import ConfigError, UnknownNameError, did_you_mean, suggest
+from dltool.errors import ConfigError, UnknownNameError, did_you_mean, quote, suggest
 from dltool.losses import check_task, losses
 from dltool.models import models
 from dltool.optim import optimizers, schedulers
@@ -41,7 +41,7 @@ def validate_config(raw: Mapping[str, Any]) -> Config:
     for section in SECTIONS:
         given = raw.get(section) or {}
         if not isinstance(given, Mapping):
-            problems.append(f"{section}: expected a mapping of keys to values, got {given!r}")
+            problems.append(f"{section}: expected a mapping of keys to values, got {quote(given)}")
             continue
         schema = FIXED.get(section) or entry_params(section, given)
         try:
@@ -122,7 +122,7 @@ def describe(error: Mapping[str, Any], section: str, schema: type[BaseModel]) ->
         return f"{key}: required"
     message = error["msg"].removeprefix("Value error, ").replace("Input should be", "should be")
     # A whole-section check (e.g. mean without std) has no single value to show.
-    return f"{key}: {message}" + (f" (got {error['input']!r})" if error["loc"] else "")
+    return f"{key}: {message}" + (f" (got {quote(error['input'])})" if error["loc"] else "")
 
 
 def unknown_key(key: str, section: str, schema: type[BaseModel], loc: tuple[Any, ...]) -> str:

@@ -19,7 +19,7 @@ from typing import Any
 import yaml
 from filelock import FileLock, Timeout
 
-from dltool._io import append_line, atomic_write_json, atomic_write_text, dump_yaml, json_line, read_json
+from dltool._io import append_line, atomic_write_json, atomic_write_text, dump_yaml, json_line, load_yaml, read_json
 from dltool._safetensors import Header, read_header
 from dltool.errors import CheckpointError, RunInUseError, UsageError
 from dltool.rundir.records import EpochRecord, Summary, checked_classes
@@ -80,7 +80,7 @@ class RunDir:
     def read_config(self) -> dict[str, Any]:
         """``config.yaml`` as a raw tree (validate it with ``dltool.config``)."""
         try:
-            document = yaml.safe_load(self.config.read_text(encoding="utf-8"))
+            document = load_yaml(self.config.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, yaml.YAMLError, RecursionError) as error:
             raise CheckpointError(f"{self.config}: not a readable config ({error})".replace("\n", " ")) from None
         if not isinstance(document, dict):

@@ -26,7 +26,7 @@ from typing import Any
 from dltool.config.loading import merge, nest, number_or_text, read_yaml
 from dltool.config.schema import Config
 from dltool.config.validate import DISPATCHED, validate_config
-from dltool.errors import ConfigError, did_you_mean
+from dltool.errors import ConfigError, did_you_mean, quote
 
 FIELDS = ("type", "low", "high", "log", "step", "choices")
 TYPES = ("float", "int", "categorical")
@@ -155,7 +155,7 @@ def _param(key: str, value: Any) -> Param:
     if not isinstance(value, Mapping):
         raise ConfigError(
             f"{key}: expected a list of values or a mapping such as "
-            f"{{type: float, low: 1.0e-4, high: 1.0e-1, log: true}} (got {value!r}); "
+            f"{{type: float, low: 1.0e-4, high: 1.0e-1, log: true}} (got {quote(value)}); "
             f"to fix a value use --set {key}={value}"
         )
     for name in value:
@@ -166,7 +166,7 @@ def _param(key: str, value: Any) -> Param:
     kind = value.get("type") or _inferred_type(key, value)
     if kind not in TYPES:
         raise ConfigError(
-            f"{key}.type: {kind!r} is not a type{did_you_mean(str(kind), TYPES)} (allowed: {', '.join(TYPES)})"
+            f"{key}.type: {quote(kind)} is not a type{did_you_mean(str(kind), TYPES)} (allowed: {', '.join(TYPES)})"
         )
     if kind == "categorical":
         extra = sorted(set(value) - {"type", "choices"})
@@ -174,7 +174,7 @@ def _param(key: str, value: Any) -> Param:
             raise ConfigError(f"{key}: {', '.join(extra)} do not apply to categorical choices")
         choices = value.get("choices")
         if not isinstance(choices, list):
-            raise ConfigError(f"{key}.choices: expected a list of values (got {choices!r})")
+            raise ConfigError(f"{key}.choices: expected a list of values (got {quote(choices)})")
         return _categorical(key, choices)
     return _range(key, kind, value)
 
@@ -195,7 +195,7 @@ def _categorical(key: str, choices: list[Any]) -> Param:
         raise ConfigError(f"{key}: empty list of choices; give at least one value")
     encoded = [encode_value(c) for c in choices]
     if len(set(map(json.dumps, encoded))) != len(encoded):
-        raise ConfigError(f"{key}: choices repeat a value: {choices!r}")
+        raise ConfigError(f"{key}: choices repeat a value: {quote(choices)}")
     return Param(key, "categorical", choices=tuple(choices))
 
 
@@ -204,13 +204,13 @@ def _range(key: str, kind: str, value: Mapping[str, Any]) -> Param:
     step = None if value.get("step") is None else _number(key, "step", value.get("step"), kind)
     log = value.get("log", False)
     if not isinstance(log, bool):
-        raise ConfigError(f"{key}.log: expected true or false (got {log!r})")
+        raise ConfigError(f"{key}.log: expected true or false (got {quote(log)})")
     if low > high:
-        raise ConfigError(f"{key}: low {low!r} is greater than high {high!r}")
+        raise ConfigError(f"{key}: low {quote(low)} is greater than high {quote(high)}")
     if log and low <= 0:
-        raise ConfigError(f"{key}: a log range needs low > 0 (got low {low!r})")
+        raise ConfigError(f"{key}: a log range needs low > 0 (got low {quote(low)})")
     if step is not None and step <= 0:
-        raise ConfigError(f"{key}.step: should be greater than 0 (got {step!r})")
+        raise ConfigError(f"{key}.step: should be greater than 0 (got {quote(step)})")
     if log and step is not None and kind == "float":
         raise ConfigError(f"{key}: a float range takes log or step, not both")
     if kind == "int" and step is not None and (high - low) % step:
@@ -224,10 +224,10 @@ def _number(key: str, name: str, value: Any, kind: str) -> Any:
     if isinstance(value, str):
         value = number_or_text(value)  # YAML reads 1e-4 (no dot) as text
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise ConfigError(f"{key}.{name}: expected a number (got {value!r})")
+        raise ConfigError(f"{key}.{name}: expected a number (got {quote(value)})")
     if kind == "int":
         if value != int(value):
-            raise ConfigError(f"{key}.{name}: an int range needs whole numbers (got {value!r})")
+            raise ConfigError(f"{key}.{name}: an int range needs whole numbers (got {quote(value)})")
         return int(value)
     return float(value)
 
