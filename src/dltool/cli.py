@@ -10,6 +10,7 @@ import sys
 import traceback
 from typing import Annotated, Any
 
+import click
 import typer
 from typer.core import TyperGroup
 
@@ -25,21 +26,43 @@ from dltool.commands import tune as tune_command
 from dltool.commands import visualize as visualize_command
 from dltool.errors import DltoolError
 
+# Errors that input can still cause past validation (a size no memory can hold, a nest too
+# deep for the recursion limit): one line like a DltoolError. Anything else is a bug.
+EXPECTED = (DltoolError, OSError, OverflowError, MemoryError, RecursionError)
+# typer's and click's own ways out: exit codes, usage errors, an aborted prompt.
+CLICK_EXITS = (typer.Exit, typer.Abort, click.exceptions.Exit, click.exceptions.ClickException, click.exceptions.Abort)
+
 
 class DltoolGroup(TyperGroup):
     """Turns a ``DltoolError`` (or an OS error such as a full disk) into one line on stderr
-    and its exit code: 2 for usage errors, 1 for failures. ``--debug`` adds the traceback."""
+    and its exit code: 2 for usage errors, 1 for failures; any other error into an "internal
+    error" line. ``--debug`` adds the traceback."""
 
     def invoke(self, ctx: Any) -> Any:
         try:
             return super().invoke(ctx)
-        except BrokenPipeError:
+        except (BrokenPipeError, *CLICK_EXITS):
             raise  # `dltool predict ... | head`: typer exits quietly
-        except (DltoolError, OSError) as error:
-            if (ctx.obj or {}).get("debug"):
-                traceback.print_exc()
-            print(f"error: {error}", file=sys.stderr)
+        except EXPECTED as error:
+            _report(ctx, f"error: {str(error) or type(error).__name__}")
             raise typer.Exit(getattr(error, "exit_code", 1)) from None
+        except Exception as error:
+            _report(
+                ctx,
+                f"internal error: {type(error).__name__}: {_first_line(error)} (rerun with --debug for the traceback)",
+            )
+            raise typer.Exit(1) from None
+
+
+def _report(ctx: Any, line: str) -> None:
+    if (ctx.obj or {}).get("debug"):
+        traceback.print_exc()
+    print(line, file=sys.stderr)
+
+
+def _first_line(error: BaseException) -> str:
+    lines = str(error).strip().splitlines()
+    return lines[0] if lines else type(error).__name__
 
 
 app = typer.Typer(

@@ -9,13 +9,26 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, field_validator
+
+INT64_MAX = 2**63 - 1
+
+
+def fits_int64(value: Any) -> Any:
+    """A field validator: whole numbers (and lists of them) fit torch's 64-bit integers, so a
+    ``width: 1e30`` is a config error rather than an overflow deep inside torch."""
+    items = value if isinstance(value, (list, tuple)) else [value]
+    if any(isinstance(v, int) and not isinstance(v, bool) and abs(v) > INT64_MAX for v in items):
+        raise ValueError("should be a whole number below 2^63")
+    return value
 
 
 class Params(BaseModel):
     """Keyword arguments of one builder, plus the fields every entry of its kind shares."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # Every float parameter is finite: `weight_decay: .inf` or NaN betas are refused here.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+    _fits_int64 = field_validator("*")(fits_int64)
 
     name: str
     # Fields handled by dltool itself rather than passed to the builder.

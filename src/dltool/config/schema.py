@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny, field_validat
 from dltool.losses import LossParams
 from dltool.models import ModelParams
 from dltool.optim import OptimizerParams, SchedulerParams
+from dltool.params import fits_int64
 
 # The metrics an epoch's metrics.jsonl record holds (accuracies for classifiers only): what
 # train.monitor, tune --metric and the progress lines may name. Spelled out here only.
@@ -22,8 +23,16 @@ Metric = Literal["val_loss", "val_acc", "train_loss", "train_acc"]
 METRICS: tuple[str, ...] = get_args(Metric)
 
 
+# Upper bounds of settings that would otherwise fail deep inside numpy, torch or the OS.
+MAX_SEED = 2**63 - 1  # torch's seeds are 64-bit
+MAX_IMAGE_SIZE = 4096  # px a side; larger images belong to a streaming loader, not a uint8 cache
+MAX_THREADS = 1024
+
+
 class Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # Every float of every section is finite: `--lr inf` or `std: [.nan]` is refused here.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+    _fits_int64 = field_validator("*")(fits_int64)
 
 
 class AugmentConfig(Section):
@@ -37,10 +46,10 @@ class AugmentConfig(Section):
 class DataConfig(Section):
     name: str = Field("digits", description="a registered dataset (dltool list datasets) or a folder of class folders")
     root: str | None = Field(None, description="dataset and cache folder; default $DLTOOL_DATA or the user cache")
-    image_size: int | None = Field(None, ge=1, description="resize images to this square size")
+    image_size: int | None = Field(None, ge=1, le=MAX_IMAGE_SIZE, description="resize images to this square size")
     channels: Literal[1, 3] | None = Field(None, description="1 (grey) or 3 (RGB); null: the dataset's own")
     val_fraction: float = Field(0.1, gt=0, lt=1, description="share of train drawn as val")
-    split_seed: int = Field(0, ge=0, description="seed of the drawn val split (and of train_per_class)")
+    split_seed: int = Field(0, ge=0, le=MAX_SEED, description="seed of the drawn val split (and of train_per_class)")
     classes: list[str] | None = Field(None, min_length=1, description="keep only these classes (null: all)")
     train_per_class: int | None = Field(
         None, ge=1, description="keep this many training images per class (few-shot); val and test stay whole"
@@ -90,7 +99,7 @@ class EarlyStoppingConfig(Section):
 class TrainConfig(Section):
     epochs: int = Field(20, ge=1)
     batch_size: int = Field(64, ge=1)
-    seed: int = Field(0, ge=0)
+    seed: int = Field(0, ge=0, le=MAX_SEED)
     device: str = Field("auto", pattern=r"^(auto|cpu|mps|cuda(:\d+)?)$")
     amp: Literal["auto", "bf16", "fp16", "off"] = "auto"
     threads: Literal["auto"] | int = Field(
@@ -112,6 +121,9 @@ class TrainConfig(Section):
     unfreeze_epoch: int | None = Field(
         None, ge=1, description="train with model.freeze for this many epochs, then train everything"
     )
+    nonfinite_patience: int = Field(
+        3, ge=1, description="fail the run when the loss is NaN or infinite for this many steps in a row"
+    )
 
     @field_validator("max_time", mode="before")
     @classmethod
@@ -123,9 +135,9 @@ class TrainConfig(Section):
     @field_validator("threads", mode="before")
     @classmethod
     def _auto_or_positive(cls, value: object) -> object:
-        if value == "auto" or (isinstance(value, int) and not isinstance(value, bool) and value >= 1):
+        if value == "auto" or (isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= MAX_THREADS):
             return value
-        raise ValueError("should be 'auto' or a whole number ≥ 1")
+        raise ValueError(f"should be 'auto' or a whole number from 1 to {MAX_THREADS}")
 
 
 class Config(Section):

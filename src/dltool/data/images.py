@@ -34,6 +34,7 @@ import torch.nn.functional as F
 from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
 from dltool._io import open_regular
+from dltool._memory import check_fits
 from dltool.errors import DatasetError
 
 # Modes Pillow opens that hold one grey channel (16-bit and float ones scaled below).
@@ -193,6 +194,10 @@ def resize_images(images: np.ndarray, size: Size) -> np.ndarray:
     height, width = (size, size) if isinstance(size, int) else size
     if images.shape[-2:] == (height, width):
         return images
+    # float32 copies of the images before and after, and the uint8 result
+    check_fits(
+        images.size * 4 + len(images) * images.shape[1] * height * width * 5, "resizing the images", "data.image_size"
+    )
     tensor = torch.from_numpy(np.ascontiguousarray(images)).float()
     resized = F.interpolate(tensor, size=(height, width), mode="bilinear", antialias=True, align_corners=False)
     return resized.round_().clamp_(0, 255).to(torch.uint8).numpy()

@@ -288,7 +288,7 @@ def _ended(parts: Components, progress: Progress, finished: bool, observer: Obse
 
 def _seed_everything(seed: int) -> None:
     random.seed(seed)
-    np.random.seed(seed)
+    np.random.seed(seed % 2**32)  # numpy's global seed is 32-bit; train.seed goes to 2^63 - 1
     torch.manual_seed(seed)
 
 

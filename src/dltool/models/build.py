@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from typing import Literal
 
 import torch
 from torch import nn
 
+from dltool._memory import check_fits
 from dltool.models import ModelParams, models
 
 FanMode = Literal["fan_in", "fan_out"]
@@ -33,10 +35,25 @@ WEIGHTED_LAYERS = (
 
 
 def build_model(params: ModelParams, *, in_shape: tuple[int, ...], num_classes: int) -> nn.Module:
-    """The network named by ``params``, for inputs of ``in_shape`` (C, H, W)."""
+    """The network named by ``params``, for inputs of ``in_shape`` (C, H, W); refused when its
+    weights alone would not fit in memory."""
+    sizes = [
+        f"model.{k}"
+        for k, v in params.builder_kwargs().items()
+        if isinstance(v, (int, list)) and not isinstance(v, bool)
+    ]
+    check_fits(weight_bytes(params, in_shape, num_classes), f"model {params.name!r}", " or ".join(sizes) or "the model")
     model = models.build(params, in_shape=tuple(in_shape), num_classes=num_classes)
     initialise(model, params.init)
     return model
+
+
+def weight_bytes(params: ModelParams, in_shape: tuple[int, ...], num_classes: int) -> int:
+    """Bytes of the network's weights and buffers, counted on torch's meta device: its tensors
+    have shapes but no storage, so nothing is allocated."""
+    with torch.device("meta"):
+        probe = models.build(params, in_shape=tuple(in_shape), num_classes=num_classes)
+    return sum(t.numel() * t.element_size() for t in itertools.chain(probe.parameters(), probe.buffers()))
 
 
 def initialise(model: nn.Module, scheme: str) -> None:
