@@ -63,6 +63,10 @@ class DiskFullError(DltoolError):
         return DiskFullError(self.path, self.device, note)
 
 
+class TrainingDivergedError(DltoolError):
+    """A run whose loss stopped being a finite number: nothing more can be learned from it."""
+
+
 class RunInUseError(DltoolError):
     """A run directory that another process is training right now."""
 

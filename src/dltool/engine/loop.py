@@ -25,15 +25,22 @@ class EpochStats:
     """Running sums of one training epoch, kept on the device (no sync per step).
 
     Saved in a checkpoint taken mid-epoch, so a resumed epoch reports the same totals.
+    ``nonfinite`` counts the batches in a row, up to the last one, whose loss was NaN or
+    infinite; ``longest`` is the longest such streak and ``longest_end`` the batch that ended it.
     """
 
     loss_sum: torch.Tensor = field(default_factory=lambda: torch.zeros((), dtype=torch.float64))
     correct: torch.Tensor = field(default_factory=lambda: torch.zeros((), dtype=torch.int64))
     samples: int = 0
     seconds: float = 0.0
+    batches: int = 0
+    nonfinite: torch.Tensor = field(default_factory=lambda: torch.zeros((), dtype=torch.int64))
+    longest: torch.Tensor = field(default_factory=lambda: torch.zeros((), dtype=torch.int64))
+    longest_end: torch.Tensor = field(default_factory=lambda: torch.zeros((), dtype=torch.int64))
 
     def to(self, device: torch.device) -> EpochStats:
-        self.loss_sum, self.correct = self.loss_sum.to(device), self.correct.to(device)
+        for name in ("loss_sum", "correct", "nonfinite", "longest", "longest_end"):
+            setattr(self, name, getattr(self, name).to(device))
         return self
 
     def update(self, loss: torch.Tensor, output: torch.Tensor, labels: torch.Tensor, task: str) -> None:
@@ -42,6 +49,19 @@ class EpochStats:
         if task == CLASSIFICATION:
             self.correct += (output.argmax(1) == labels).sum()
         self.samples += n
+        self.batches += 1
+        self.nonfinite = (self.nonfinite + 1) * ~torch.isfinite(loss.detach())  # a finite loss ends a streak
+        self.longest_end = torch.where(self.nonfinite > self.longest, self.batches, self.longest_end)
+        self.longest = torch.maximum(self.longest, self.nonfinite)
+
+    def nonfinite_streak(self, patience: int) -> tuple[int, int] | None:
+        """(first batch, length) of the longest streak of non-finite losses when it reached
+        ``patience`` batches, or the whole epoch when that is shorter; else None. Syncs: read
+        it once an epoch."""
+        longest = int(self.longest)
+        if longest == 0 or longest < min(patience, self.batches):
+            return None
+        return int(self.longest_end) - longest + 1, longest
 
     def mean_loss(self) -> float:
         return self.loss_sum.item() / max(1, self.samples)
@@ -55,6 +75,8 @@ class EpochStats:
             "correct": self.correct.cpu(),
             "samples": self.samples,
             "seconds": self.seconds,
+            "batches": self.batches,
+            **{name: getattr(self, name).cpu() for name in ("nonfinite", "longest", "longest_end")},
         }
 
     @classmethod

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 import threading
 from contextlib import ExitStack, nullcontext
@@ -34,7 +35,7 @@ from dltool.engine.setup import Components, build_components, check_runnable, un
 from dltool.engine.state import Progress, data_changes, restore_state
 from dltool.engine.tensorboard import Board, open_board
 from dltool.engine.threads import cpu_threads, resolve_threads, training_step_flops
-from dltool.errors import UsageError
+from dltool.errors import TrainingDivergedError, UsageError
 from dltool.rundir import RunDir, Summary, create_run_dir
 
 
@@ -257,6 +258,7 @@ def _end_epoch(session: _Session, stats: EpochStats) -> dict[str, Any]:
     """Score the epoch that just ended, step the scheduler on it, keep the weights when they
     are the best so far, save last.pt and log the record; returns the record."""
     parts, run, progress = session.parts, session.run, session.progress
+    check_finite_loss(parts, progress, stats)
     monitor, min_delta = parts.config.train.monitor, parts.config.train.early_stopping.min_delta
     row = epoch_record(parts, progress, stats)
     record = row.to_dict()  # the dict the checkpoint's history, observers and TensorBoard take
@@ -271,6 +273,28 @@ def _end_epoch(session: _Session, stats: EpochStats) -> dict[str, Any]:
     if session.board:
         session.board.log_epoch(record)
     return record
+
+
+def check_finite_loss(parts: Components, progress: Progress, stats: EpochStats) -> None:
+    """Fail the run when the loss stayed NaN or infinite for ``train.nonfinite_patience``
+    batches: the weights are lost, so it stops before last.pt could take them."""
+    streak = stats.nonfinite_streak(parts.config.train.nonfinite_patience)
+    if not any_across(parts.world, streak is not None):
+        return
+    first, length = streak or (1, 0)
+    accumulate = parts.step.accumulate
+    step = progress.step - math.ceil(stats.batches / accumulate) + (first - 1) // accumulate + 1
+    lr = getattr(parts.config.optimizer, "lr", None)
+    kept = (
+        f"checkpoints/last.pt keeps epoch {progress.epoch}, the last good one"
+        if progress.epoch
+        else "no epoch finished, so there is no checkpoint"
+    )
+    raise TrainingDivergedError(
+        f"the training loss was NaN or infinite for {length} batches in a row from step {step} "
+        f"(epoch {progress.epoch + 1}); the learning rate (optimizer.lr={lr}) is the likely cause: lower optimizer.lr "
+        f"or set train.grad_clip; {kept}"
+    )
 
 
 def _ended(parts: Components, progress: Progress, finished: bool, observer: Observer) -> tuple[str, str] | None:
