@@ -39,6 +39,7 @@ def predict(
         int | None, Opt(min=1, help="Decoding threads (default: one per CPU but one, at most 8).")
     ] = None,
     strict: Annotated[bool, Opt(help="Exit 1 when any input could not be read (rows still written).")] = False,
+    force: Annotated[bool, Opt(help="Let --output replace a file that dltool predict did not write.")] = False,
 ) -> None:
     """Label images; one row per readable image, in input order. Bad files go to stderr.
 
@@ -52,6 +53,8 @@ def predict(
     chosen = output_format or ("table" if output is None and sys.stdout.isatty() else "csv")
     if chosen not in FORMATS:
         raise UsageError(f"--format {chosen!r}: expected one of {', '.join(FORMATS)}")
+    if output is not None:
+        _check_output(output, target, paths, force)
     model = load_inference_model(target, device=device)
     inputs = read_path_lines(sys.stdin) if paths == ["-"] else paths
     rows = predict_images(model, inputs, top_k=top_k, batch_size=batch_size, workers=workers)
@@ -89,6 +92,26 @@ def _destination(output: Path | None) -> Iterator[TextIO]:
 
     with atomic_open(output, "w") as file:
         yield cast(TextIO, file)
+
+
+def _check_output(output: Path, target: Path, paths: list[str], force: bool) -> None:
+    from dltool.rundir import check_output
+
+    inputs = [target, *(Path(p) for p in paths if p != "-")]
+    check_output(output, kind="dltool predict", force=force, same_kind=_is_predictions, inputs=inputs)
+
+
+def _is_predictions(path: Path) -> bool:
+    """Whether ``path`` starts as dltool predict's csv or jsonl output does."""
+    with open(path, encoding="utf-8", errors="replace") as file:
+        first = file.readline(4096)
+    if first.startswith("path,label,score"):
+        return True
+    try:
+        row = json.loads(first)
+    except ValueError:
+        return False
+    return isinstance(row, dict) and {"path", "label", "score", "top_k"} <= row.keys()
 
 
 def _csv_writer(stream: TextIO, k: int) -> Any:

@@ -21,7 +21,7 @@ from dltool.errors import ExportError, UnknownNameError, UsageError
 from dltool.evaluation.trained import InferenceModel, Trained
 from dltool.export.exported import Exported, Sidecar, sidecar_path
 from dltool.export.formats import FORMATS, INPUT_NAME, OUTPUT_NAMES, Format
-from dltool.rundir import RunDir
+from dltool.rundir import RunDir, check_output
 
 TOLERANCE = 1e-4  # the largest absolute difference allowed between the file's outputs and PyTorch's
 # The model is traced on a batch of EXAMPLE_BATCH and checked at other sizes, below and above it,
@@ -71,8 +71,8 @@ def export_trained(
     if trained.device != CPU:
         raise UsageError("export a model loaded on the CPU (load_trained's default device)")
     output = Path(output) if output is not None else default_output(trained, format_name)
-    if not force and (output.exists() or sidecar_path(output).exists()):
-        raise UsageError(f"{output} already exists; pass --force to replace it, or --output another file")
+    for path in (output, sidecar_path(output)):
+        check_output(path, kind="dltool export", force=force, inputs=[trained.source])
     example, *samples = _sample_inputs(trained, (EXAMPLE_BATCH, *SAMPLE_BATCHES))
     data = format.write(trained.scorer.eval(), example, opset, OUTPUT_NAMES[trained.task])
     document = _sidecar_document(trained, format, data, output)

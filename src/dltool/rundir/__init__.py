@@ -10,6 +10,7 @@ from dltool.rundir.layout import (
     read_weights_header,
     run_dir_of,
 )
+from dltool.rundir.outputs import check_output, is_run_file
 from dltool.rundir.records import EpochRecord, Summary, WeightsMetadata
 
 __all__ = [
@@ -17,9 +18,11 @@ __all__ = [
     "RunDir",
     "Summary",
     "WeightsMetadata",
+    "check_output",
     "create_run_dir",
     "is_dltool_output",
     "is_run_dir",
+    "is_run_file",
     "open_run_dir",
     "read_json_object",
     "read_weights_header",
