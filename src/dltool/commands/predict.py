@@ -53,8 +53,7 @@ def predict(
     chosen = output_format or ("table" if output is None and sys.stdout.isatty() else "csv")
     if chosen not in FORMATS:
         raise UsageError(f"--format {chosen!r}: expected one of {', '.join(FORMATS)}")
-    if output is not None:
-        _check_output(output, target, paths, force)
+    _check_output(output, target, paths, force)
     model = load_inference_model(target, device=device)
     inputs = read_path_lines(sys.stdin) if paths == ["-"] else paths
     rows = predict_images(model, inputs, top_k=top_k, batch_size=batch_size, workers=workers)
@@ -94,9 +93,11 @@ def _destination(output: Path | None) -> Iterator[TextIO]:
         yield cast(TextIO, file)
 
 
-def _check_output(output: Path, target: Path, paths: list[str], force: bool) -> None:
+def _check_output(output: Path | None, target: Path, paths: list[str], force: bool) -> None:
     from dltool.rundir import check_output
 
+    if output is None:
+        return
     inputs = [target, *(Path(p) for p in paths if p != "-")]
     check_output(output, kind="dltool predict", force=force, same_kind=_is_predictions, inputs=inputs)
 
