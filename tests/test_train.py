@@ -17,6 +17,7 @@ from conftest import StopAfter, metrics_without_times
 from dltool.config import load_config
 from dltool.engine import resume, train
 from dltool.engine.checkpoint import load_checkpoint
+from dltool.errors import TrainingDivergedError
 from dltool.rundir import create_run_dir, open_run_dir
 
 METRIC_KEYS = {"epoch", "step", "lr", "train_loss", "train_acc", "val_loss", "val_acc", "epoch_time_s", "samples_per_s"}
@@ -150,10 +151,12 @@ def test_a_diverging_run_records_nan_as_null(tmp_path: Path) -> None:
             "loss.label_smoothing=0",
         ],
     )
-    result = train(config, create_run_dir(tmp_path, "nan"))
-    records = [json.loads(line) for line in (result.run_dir / "metrics.jsonl").read_text().splitlines()]
-    assert records[-1]["train_loss"] is None or math.isfinite(records[-1]["train_loss"])
-    json.loads((result.run_dir / "summary.json").read_text())  # strict JSON all the same
+    run = create_run_dir(tmp_path, "nan")
+    with pytest.raises(TrainingDivergedError, match="NaN or infinite"):  # see train.nonfinite_patience
+        train(config, run)
+    records = [json.loads(line) for line in run.metrics.read_text().splitlines()]
+    assert all(r["train_loss"] is None or math.isfinite(r["train_loss"]) for r in records)
+    assert json.loads(run.summary.read_text())["status"] == "failed"  # strict JSON all the same
 
 
 def test_checkpoint_loads_with_the_safe_loader_only(tmp_path: Path) -> None:
