@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-import warnings
 from collections.abc import Callable
 from typing import Literal
 
@@ -52,10 +51,7 @@ def build_model(params: ModelParams, *, in_shape: tuple[int, ...], num_classes: 
 def weight_bytes(params: ModelParams, in_shape: tuple[int, ...], num_classes: int) -> int:
     """Bytes of the network's weights and buffers, counted on torch's meta device: its tensors
     have shapes but no storage, so nothing is allocated."""
-    with torch.device("meta"), warnings.catch_warnings():
-        # A model that loads weights while it is built (encoder-classifier) copies them
-        # into meta tensors, which torch warns is a no-op: here that is the point.
-        warnings.simplefilter("ignore", UserWarning)
+    with torch.device("meta"):
         probe = models.build(params, in_shape=tuple(in_shape), num_classes=num_classes)
     return sum(t.numel() * t.element_size() for t in itertools.chain(probe.parameters(), probe.buffers()))
 
