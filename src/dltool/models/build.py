@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import warnings
 from collections.abc import Callable
 from typing import Literal
 
@@ -51,7 +52,10 @@ def build_model(params: ModelParams, *, in_shape: tuple[int, ...], num_classes: 
 def weight_bytes(params: ModelParams, in_shape: tuple[int, ...], num_classes: int) -> int:
     """Bytes of the network's weights and buffers, counted on torch's meta device: its tensors
     have shapes but no storage, so nothing is allocated."""
-    with torch.device("meta"):
+    with torch.device("meta"), warnings.catch_warnings():
+        # A zoo model with pretrained weights loads them while it is built, into meta tensors
+        # here, which torch warns is a no-op: for a count of shapes that is the point.
+        warnings.simplefilter("ignore", UserWarning)
         probe = models.build(params, in_shape=tuple(in_shape), num_classes=num_classes)
     return sum(t.numel() * t.element_size() for t in itertools.chain(probe.parameters(), probe.buffers()))
 
