@@ -98,9 +98,14 @@ def test_two_processes_share_one_study_on_postgresql(tmp_path: Path) -> None:
     for process, (_, stderr) in zip(processes, outputs):
         assert process.returncode == 0, stderr
     try:
-        trials = optuna.load_study(study_name=name, storage=open_storage(url, tmp_path)).trials
+        every = optuna.load_study(study_name=name, storage=open_storage(url, tmp_path)).trials
+        # Two machines can both ask for the last trial at once; the later one is failed at
+        # once as surplus (docs/design-notes.md) and is listed but never run or counted.
+        trials = [t for t in every if t.state.name != "FAIL"]
+        surplus = [t for t in every if t.state.name == "FAIL"]
         assert [t.number for t in trials] == list(range(8))
         assert {t.state.name for t in trials} <= {"COMPLETE", "PRUNED"}
+        assert all(t.user_attrs["stopped"].startswith("not run:") and t.number >= 8 for t in surplus)
         assert len({t.user_attrs["worker"]["pid"] for t in trials}) == 2  # both processes ran trials
         dirs = sorted(p.name for p in tmp_path.glob("machine-*/digits-mlp-tune-1/trial-*"))
         assert dirs == [f"trial-{n:04d}" for n in range(8)]

@@ -27,6 +27,7 @@ METRICS: tuple[str, ...] = get_args(Metric)
 MAX_SEED = 2**63 - 1  # torch's seeds are 64-bit
 MAX_IMAGE_SIZE = 4096  # px a side; larger images belong to a streaming loader, not a uint8 cache
 MAX_THREADS = 1024
+MAX_WORKERS = 256
 
 
 class Section(BaseModel):
@@ -57,12 +58,44 @@ class DataConfig(Section):
     mean: list[float] | None = Field(None, description="per-channel mean; null: measured on train")
     std: list[float] | None = Field(None, description="per-channel std; null: measured on train")
     augment: AugmentConfig = AugmentConfig()
+    loader: Literal["auto", "memory", "stream"] = Field(
+        "auto",
+        description="memory: decode once into a uint8 cache; stream: decode files while training, in worker "
+        "processes; auto: memory when the decoded training set fits data.memory_budget",
+    )
+    workers: Literal["auto"] | int = Field(
+        "auto", description="decoding processes of the stream loader (0: in the training process); auto: one per core"
+    )
+    memory_budget: float | None = Field(
+        None, gt=0, description="GiB the memory loader may hold ('8G', '512M' work too); null: half the machine's RAM"
+    )
+    crop_pct: float | None = Field(
+        None,
+        gt=0,
+        le=1,
+        description="eval transform: resize the short side to image_size / crop_pct, then centre-crop image_size; "
+        "null: 0.875 for image folders, 1.0 for fixed-size datasets",
+    )
 
     @field_validator("channels", mode="before")
     @classmethod
     def _no_booleans(cls, value: object) -> object:
         if isinstance(value, bool):  # YAML's `true` would otherwise pass for 1
             raise ValueError("should be 1, 3 or null")
+        return value
+
+    @field_validator("workers", mode="before")
+    @classmethod
+    def _auto_or_count(cls, value: object) -> object:
+        if value == "auto" or (isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_WORKERS):
+            return value
+        raise ValueError(f"should be 'auto' or a whole number from 0 to {MAX_WORKERS}")
+
+    @field_validator("memory_budget", mode="before")
+    @classmethod
+    def _gibibytes(cls, value: object) -> object:
+        if isinstance(value, str) and (match := re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([KMGT])i?B?\s*", value, re.I)):
+            return float(match.group(1)) * 1024.0 ** ("KMGT".index(match.group(2).upper()) - 2)
         return value
 
     @field_validator("classes", mode="before")
