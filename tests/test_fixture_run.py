@@ -43,7 +43,11 @@ def test_eval_scores_it_as_release_0_1_0_did(cli, run: Path) -> None:
     saved = json.loads(SAVED_EVAL.read_text())
     assert Path(document.pop("checkpoint")) == run / "model.safetensors"
     saved.pop("checkpoint")
-    assert document == saved
+    # Counts and accuracy exactly; float scores to 1e-6: their sums' rounding depends on the
+    # CPU's vector width and thread count, not on anything the run dir format decides.
+    floats = {key for key, value in saved.items() if isinstance(value, float)}
+    assert {k: document[k] for k in floats} == pytest.approx({k: saved[k] for k in floats}, rel=1e-6)
+    assert {k: v for k, v in document.items() if k not in floats} == {k: v for k, v in saved.items() if k not in floats}
     assert json.loads((run / "eval-test.json").read_text())["accuracy"] == saved["accuracy"]
 
 
