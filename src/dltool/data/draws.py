@@ -29,11 +29,13 @@ def _mix(x: np.ndarray) -> np.ndarray:
 
 
 def _key(*parts: int) -> np.uint64:
-    """One 64-bit key from non-negative integers (each reduced mod 2**64)."""
-    state = np.uint64(0)
-    with np.errstate(over="ignore"):
-        for part in parts:
-            state = _mix(np.asarray(state + np.uint64(part & _MASK) + _GOLDEN))[()]
+    """One 64-bit key from integers (each reduced mod 2**64), in plain Python arithmetic."""
+    state = 0
+    for part in parts:
+        x = (state + (part & _MASK) + int(_GOLDEN)) & _MASK
+        x = ((x ^ (x >> 30)) * int(_MIX1)) & _MASK
+        x = ((x ^ (x >> 27)) * int(_MIX2)) & _MASK
+        state = x ^ (x >> 31)
     return np.uint64(state)
 
 
