@@ -30,6 +30,13 @@ MAX_THREADS = 1024
 MAX_WORKERS = 256
 
 
+def auto_or_whole(value: object, low: int, high: int) -> object:
+    """``value`` when it is ``"auto"`` or a whole number in [low, high] (YAML's booleans are not)."""
+    if value == "auto" or (isinstance(value, int) and not isinstance(value, bool) and low <= value <= high):
+        return value
+    raise ValueError(f"should be 'auto' or a whole number from {low} to {high}")
+
+
 class Section(BaseModel):
     # Every float of every section is finite: `--lr inf` or `std: [.nan]` is refused here.
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
@@ -87,9 +94,7 @@ class DataConfig(Section):
     @field_validator("workers", mode="before")
     @classmethod
     def _auto_or_count(cls, value: object) -> object:
-        if value == "auto" or (isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_WORKERS):
-            return value
-        raise ValueError(f"should be 'auto' or a whole number from 0 to {MAX_WORKERS}")
+        return auto_or_whole(value, 0, MAX_WORKERS)
 
     @field_validator("memory_budget", mode="before")
     @classmethod
@@ -168,9 +173,7 @@ class TrainConfig(Section):
     @field_validator("threads", mode="before")
     @classmethod
     def _auto_or_positive(cls, value: object) -> object:
-        if value == "auto" or (isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= MAX_THREADS):
-            return value
-        raise ValueError(f"should be 'auto' or a whole number from 1 to {MAX_THREADS}")
+        return auto_or_whole(value, 1, MAX_THREADS)
 
 
 class Config(Section):
