@@ -17,6 +17,9 @@ DEFAULT_TRIALS = 20
 class TuneSettings:
     """Everything a worker needs to run trials of a study (JSON-serialisable)."""
 
+    # A clone detector pairs these field lines with rundir.records.EpochRecord's by shape:
+    # declarations of different records, not repeated logic.
+
     study_dir: Path
     study_name: str
     storage: str  # JOURNAL or an SQLAlchemy URL (with its password: never written to disk)
