@@ -2,9 +2,10 @@
 
 No per-sample Python: each batch is one index into the tensor, augmented (training only,
 see ``dltool.data.augment``) and normalised on the device. The shuffle order of an epoch
-depends only on (seed, epoch) and a batch's augmentation only on (seed, epoch, batch), so a
-run resumed in the middle of an epoch sees exactly the batches it would have seen, and under
-torchrun every rank agrees on the order and takes its own shard of it.
+depends only on (seed, epoch), a sample's augmentation only on (seed, epoch, sample index)
+and a batch's mixing only on (seed, epoch, batch), so a run resumed in the middle of an
+epoch sees exactly the batches it would have seen, and under torchrun every rank agrees on
+the order and takes its own shard of it.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import torch
 
 from dltool.config.schema import AugmentConfig
 from dltool.data.arrays import Split
-from dltool.data.augment import BatchAugment, to_device
+from dltool.data.augment import Augmenter, to_device
 from dltool.data.normalise import Normalise
 
 
@@ -25,7 +26,8 @@ class BatchLoader:
     """Normalised (images, labels) batches of one split, shuffled per epoch when asked.
 
     ``shard=(rank, world_size)`` keeps every ``world_size``-th sample from ``rank`` on;
-    ``limit`` caps the batches per epoch (quick tries, sanity checks).
+    ``limit`` caps the batches per epoch (quick tries, sanity checks). With MixUp/CutMix on
+    (``augment``), the targets are float (B, ``num_classes``) rows instead of int64 labels.
     """
 
     def __init__(
@@ -41,14 +43,18 @@ class BatchLoader:
         shard: tuple[int, int] = (0, 1),
         limit: int | None = None,
         augment: AugmentConfig | None = None,
+        num_classes: int = 0,
     ):
         self.images = torch.from_numpy(split.images).to(device)
         self.labels = torch.from_numpy(split.labels).to(device)
         self.batch_size, self.shuffle, self.seed = batch_size, shuffle, seed
         self.rank, self.world_size = shard
         self.limit = limit
-        augmenter = BatchAugment(augment, seed) if augment is not None else None
+        augmenter = Augmenter(augment, seed) if augment is not None else None
         self.augment = augmenter if augmenter is not None and augmenter.enabled else None
+        if self.augment is not None and self.augment.mixes and num_classes < 1:
+            raise ValueError("mixing (data.augment.mixup/cutmix) needs the number of classes")
+        self.num_classes = num_classes
         self.normalise = Normalise(mean, std, device)
 
     @property
@@ -68,24 +74,30 @@ class BatchLoader:
     def batches(self, epoch: int = 0, start: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """The batches of ``epoch`` from batch index ``start`` on."""
         order = self._order(epoch)
+        on_device = None if order is None else to_device(torch.from_numpy(order), self.images.device)
         for b in range(start, len(self)):
             rows = slice(b * self.batch_size, (b + 1) * self.batch_size)
-            if order is None:
+            if on_device is None:
                 images, labels = self.images[rows], self.labels[rows]
             else:  # index_select copies whole rows; images[order] goes element by element (~25x slower on CPU)
-                images, labels = self.images.index_select(0, order[rows]), self.labels.index_select(0, order[rows])
-            if self.augment is not None:
-                images = self.augment(images, epoch, b)
-            yield self.normalise(images), labels
+                images, labels = (
+                    self.images.index_select(0, on_device[rows]),
+                    self.labels.index_select(0, on_device[rows]),
+                )
+            if self.augment is None:
+                yield self.normalise(images), labels
+                continue
+            indices = order[rows] if order is not None else np.arange(len(self.labels))[rows]
+            images = self.normalise(self.augment(images, epoch, indices))
+            yield self.augment.mix(images, labels, epoch, b, self.num_classes)
 
-    def _order(self, epoch: int) -> torch.Tensor | None:
+    def _order(self, epoch: int) -> np.ndarray | None:
         """Sample indices of this rank in this epoch; None for all of them in order."""
         total = len(self.labels)
         if not self.shuffle:
             if self.world_size == 1:
                 return None
-            return to_device(torch.arange(self.rank, total, self.world_size), self.images.device)
+            return np.arange(self.rank, total, self.world_size)
         seed = int(np.random.SeedSequence([self.seed, epoch]).generate_state(1)[0])
-        order = torch.randperm(total, generator=torch.Generator().manual_seed(seed))
-        order = order[: total - total % self.world_size][self.rank :: self.world_size]
-        return to_device(order, self.images.device)
+        order = torch.randperm(total, generator=torch.Generator().manual_seed(seed)).numpy()
+        return order[: total - total % self.world_size][self.rank :: self.world_size]

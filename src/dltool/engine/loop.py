@@ -46,8 +46,8 @@ class EpochStats:
     def update(self, loss: torch.Tensor, output: torch.Tensor, labels: torch.Tensor, task: str) -> None:
         n = len(labels)
         self.loss_sum += loss.detach() * n  # in place: float64 sum of float32 values
-        if task == CLASSIFICATION:
-            self.correct += (output.argmax(1) == labels).sum()
+        if task == CLASSIFICATION:  # mixed (soft) targets count as their heaviest class
+            self.correct += (output.argmax(1) == (labels.argmax(1) if labels.ndim == 2 else labels)).sum()
         self.samples += n
         self.batches += 1
         self.nonfinite = (self.nonfinite + 1) * ~torch.isfinite(loss.detach())  # a finite loss ends a streak
@@ -106,7 +106,8 @@ class Step:
     channels_last: bool = False
 
     def forward(self, images: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(loss, output) of one batch, under autocast."""
+        """(loss, output) of one batch, under autocast; ``labels`` int64 (B,) or, from
+        MixUp/CutMix, float target distributions (B, K)."""
         with self.precision.autocast(self.device):
             output = self.model(to_memory_format(images, self.channels_last))
             target = labels if self.task == CLASSIFICATION else images

@@ -211,7 +211,14 @@ def _loaders(config: Config, data: PreparedData, device: torch.device, world: Wo
         "limit": config.train.limit_batches,
     }
     return (
-        BatchLoader(data.splits["train"], shuffle=True, seed=config.train.seed, augment=config.data.augment, **common),
+        BatchLoader(
+            data.splits["train"],
+            shuffle=True,
+            seed=config.train.seed,
+            augment=config.data.augment,
+            num_classes=len(data.classes),
+            **common,
+        ),
         BatchLoader(data.splits["val"], **common),
         BatchLoader(data.splits["test"], **common),
     )

@@ -3,7 +3,8 @@
 Every builder takes its config keys plus the context keywords ``task``
 (``"classification"`` or ``"reconstruction"``, the model's), ``num_classes`` and
 ``class_counts`` (training samples per class), and returns a module called as
-``loss_fn(output, target)``: logits (N, K) and int64 labels (N,) for classification,
+``loss_fn(output, target)``: logits (N, K) and int64 labels (N,) (or float target
+distributions (N, K), from MixUp/CutMix) for classification,
 two images of the same shape for reconstruction. ``tasks`` says which tasks a loss suits.
 """
 

@@ -1,7 +1,8 @@
 """The losses of the catalogue, as modules called ``loss_fn(output, target)``.
 
-Classification: ``output`` is logits (N, K), ``target`` int64 labels (N,); losses that
-compare distributions turn the labels into one-hot (or label-smoothed) rows of K.
+Classification: ``output`` is logits (N, K), ``target`` int64 labels (N,) or float target
+distributions (N, K) (MixUp/CutMix); losses that compare distributions turn labels into
+one-hot rows of K, and label smoothing mixes either with the uniform distribution.
 Reconstruction: ``output`` and ``target`` are images of the same shape.
 Half-precision outputs (under autocast) are computed in float32.
 """
@@ -34,7 +35,8 @@ class CrossEntropy(Loss):
     """``F.cross_entropy`` with label smoothing and optional class weights.
 
     With weights, the batch mean is weighted too (divided by the targets' total weight),
-    as in torch.
+    as in torch; with float target distributions (MixUp/CutMix) it is a plain mean of the
+    weighted per-sample losses (torch's rule for probability targets).
     """
 
     name = "cross_entropy"
@@ -60,6 +62,8 @@ class CrossEntropy(Loss):
             if len(weight) != output.shape[1]:
                 raise ConfigError(_weights_length_error(len(weight), output.shape[1]))
             weight = weight.to(output.dtype)
+        if target.is_floating_point():
+            target = target.to(output.dtype)
         return F.cross_entropy(output, target, weight=weight, label_smoothing=self.label_smoothing)
 
 
@@ -74,7 +78,10 @@ class NLL(Loss):
         super().__init__(task)
 
     def forward(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        return F.nll_loss(F.log_softmax(_full(output), dim=1), target)
+        log_p = F.log_softmax(_full(output), dim=1)
+        if target.is_floating_point():  # a target distribution: its expected NLL
+            return -(target.to(log_p.dtype) * log_p).sum(1).mean()
+        return F.nll_loss(log_p, target)
 
 
 # Every loss takes the keywords the engine passes to all of them (task, num_classes,
@@ -172,9 +179,10 @@ class SmoothL1(_Distance):
 
 
 def smoothed_one_hot(labels: torch.Tensor, logits: torch.Tensor, smoothing: float) -> torch.Tensor:
-    """Rows of K = ``logits.shape[1]``: 1−ε+ε/K at the label, ε/K elsewhere, in the logits' dtype."""
+    """Rows of K = ``logits.shape[1]``: 1−ε+ε/K at the label, ε/K elsewhere, in the logits' dtype.
+    Float ``labels`` (N, K) are target distributions already: q·(1−ε) + ε/K."""
     k = logits.shape[1]
-    one_hot = F.one_hot(labels, k).to(logits.dtype)
+    one_hot = labels.to(logits.dtype) if labels.is_floating_point() else F.one_hot(labels, k).to(logits.dtype)
     return one_hot * (1 - smoothing) + smoothing / k if smoothing else one_hot
 
 
