@@ -253,7 +253,7 @@ def test_the_cache_is_reused_then_rebuilt_when_a_file_changes(tmp_path: Path, mo
     class_folder(root, "b", 4, seed=1)
     calls = []
     real = folders.read_image
-    monkeypatch.setattr(folders, "read_image", lambda path, size=None: calls.append(path) or real(path, size))
+    monkeypatch.setattr(folders, "read_image", lambda path, *args: calls.append(path) or real(path, *args))
 
     first = load_folder(root, image_size=8)
     cache = folders.cache_path(root, None, 8, None)

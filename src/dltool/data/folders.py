@@ -10,11 +10,12 @@ files that cannot be decoded — and names with an image extension that are no r
 regular file (a FIFO, a symlink loop) — are skipped and listed in the result's
 ``source.skipped``.
 
-Sizes: with ``image_size`` every image is resized to that square; without it, images
-that all share one size keep it, and mixed sizes are all resized to the most common one
-(a note says so). Channels: 1 or 3 as asked; without a choice, 1 when every image is grey.
+Sizes: with ``image_size`` every image goes through the evaluation transform
+(``dltool.data.images.fit_image``: resized to cover ``image_size / crop_pct``, centre-cropped
+to the square); without it, images that all share one size keep it, and mixed sizes are all
+fitted to the most common one (a note says so). Channels: 1 or 3 as asked; without a choice, 1 when every image is grey.
 
-The decoded arrays are cached once per (folder, image_size, channels) under the data root,
+The decoded arrays are cached once per (folder, image_size, channels, crop_pct) under the data root,
 keyed by a fingerprint of the files (relative paths, byte sizes, mtimes) and of the decoder,
 so a second run only lists and stats the files; any change rebuilds the cache.
 """
@@ -36,7 +37,7 @@ import PIL
 
 from dltool.data.arrays import ImageArrays, SourceReport, Split
 from dltool.data.cache import cached
-from dltool.data.images import DECODER, ImageDecodeError, read_image, resize_images, to_channels
+from dltool.data.images import DECODER, ImageDecodeError, fit_image, read_image, to_channels
 from dltool.data.roots import data_root
 from dltool.errors import DatasetError
 from dltool.rundir import is_dltool_output
@@ -44,7 +45,7 @@ from dltool.rundir import is_dltool_output
 IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"})
 SPLITS = ("train", "val", "test")
 # Bump when decoding changes what a cache holds for the same files.
-CACHE_FORMAT = "dltool-image-folder/1"
+CACHE_FORMAT = "dltool-image-folder/2"
 
 
 @dataclass(frozen=True)
@@ -66,14 +67,17 @@ def load_folder(
     image_size: int | None = None,
     channels: int | None = None,
     workers: int | None = None,
+    crop_pct: float | None = 1.0,
 ) -> ImageArrays:
     """The folder's splits as uint8 arrays, decoded once and cached under ``cache_root``'s
     data root (see ``dltool.data.roots``). Raises ``DatasetError`` for a folder that is not
-    a dataset (no class folders, no images, an unknown class in val/test)."""
+    a dataset (no class folders, no images, an unknown class in val/test).
+
+    ``crop_pct``: of the evaluation transform (``fit_image``); None stretches to the size."""
     index = index_folder(Path(root))
-    key = fingerprint(index, image_size, channels)
-    path = cache_path(index.root, cache_root, image_size, channels)
-    return cached(path, key, lambda: decode_folder(index, image_size, channels, workers))
+    key = fingerprint(index, image_size, channels, crop_pct)
+    path = cache_path(index.root, cache_root, image_size, channels, crop_pct)
+    return cached(path, key, lambda: decode_folder(index, image_size, channels, workers, crop_pct))
 
 
 def index_folder(root: Path) -> FolderIndex:
@@ -185,7 +189,7 @@ def _stamp(entry: os.DirEntry) -> tuple[int, int]:
     return stat.st_size, stat.st_mtime_ns
 
 
-def fingerprint(index: FolderIndex, image_size: int | None, channels: int | None) -> str:
+def fingerprint(index: FolderIndex, image_size: int | None, channels: int | None, crop_pct: float | None = 1.0) -> str:
     """Changes whenever a file is added, removed, renamed, rewritten or touched, or the
     requested size, channels or decoder change."""
     document = {
@@ -194,6 +198,7 @@ def fingerprint(index: FolderIndex, image_size: int | None, channels: int | None
         "pillow": PIL.__version__,
         "image_size": image_size,
         "channels": channels,
+        "crop_pct": crop_pct,
         "classes": index.classes,  # an empty class folder added or removed changes the labels
         "notes": index.notes,  # or what is said about it
         "files": index.stamps,
@@ -201,12 +206,19 @@ def fingerprint(index: FolderIndex, image_size: int | None, channels: int | None
     return hashlib.sha256(json.dumps(document, separators=(",", ":")).encode()).hexdigest()
 
 
-def cache_path(root: Path, cache_root: str | Path | None, image_size: int | None, channels: int | None) -> Path:
-    """One cache file per folder (by absolute path), size and channel count."""
+def cache_path(
+    root: Path,
+    cache_root: str | Path | None,
+    image_size: int | None,
+    channels: int | None,
+    crop_pct: float | None = 1.0,
+) -> Path:
+    """One cache file per folder (by absolute path), size, channel count and crop."""
     absolute = str(root.resolve())
     slug = re.sub(r"[^\w.-]+", "_", Path(absolute).name)[:40] or "root"
     digest = hashlib.sha256(absolute.encode()).hexdigest()[:12]
-    name = f"size-{image_size or 'auto'}-channels-{channels or 'auto'}.safetensors"
+    crop = "" if crop_pct is None else f"-crop-{crop_pct:g}"
+    name = f"size-{image_size or 'auto'}-channels-{channels or 'auto'}{crop}.safetensors"
     return data_root(cache_root) / "folders" / f"{slug}-{digest}" / name
 
 
@@ -219,12 +231,16 @@ class _Decoded:
 
 
 def decode_folder(
-    index: FolderIndex, image_size: int | None, channels: int | None, workers: int | None = None
+    index: FolderIndex,
+    image_size: int | None,
+    channels: int | None,
+    workers: int | None = None,
+    crop_pct: float | None = 1.0,
 ) -> ImageArrays:
     """Decode every file of ``index`` (in threads) into arrays; see the module docstring."""
     rows = [(split, relative, label) for split, files in index.files.items() for relative, label in files]
     root = str(index.root)
-    decoded = _parallel(lambda row: _decode_one(f"{root}/{row[1]}", image_size), rows, workers)
+    decoded = _parallel(lambda row: _decode_one(f"{root}/{row[1]}", image_size, crop_pct), rows, workers)
     good = [(row, d) for row, d in zip(rows, decoded, strict=True) if d.image is not None]
     skipped = sorted((row[1], d.reason) for row, d in zip(rows, decoded, strict=True) if d.image is None)
     if not good:
@@ -235,7 +251,7 @@ def decode_folder(
     notes = list(index.notes)
     images = [d.image for _, d in good]
     if image_size is None:
-        images = _to_common_size(images, notes, workers)
+        images = _to_common_size(images, notes, workers, crop_pct)
     if channels is None:
         channels = 1 if all(image.shape[0] == 1 for image in images) else 3
     splits = _stack(index, [row for row, _ in good], images, channels, notes)
@@ -249,18 +265,20 @@ def decode_folder(
     return ImageArrays(index.classes, splits, report)
 
 
-def _decode_one(path: str, image_size: int | None) -> _Decoded:
+def _decode_one(path: str, image_size: int | None, crop_pct: float | None) -> _Decoded:
     try:
-        image, mode, size = read_image(path, image_size)
+        image, mode, size = read_image(path, image_size, crop_pct)
     except ImageDecodeError as error:
         return _Decoded(None, reason=error.reason)
     if image_size is not None:
-        image = resize_images(image[None], image_size)[0]
+        image = fit_image(image, image_size, crop_pct)  # decode_image's steps, keeping mode and size
     return _Decoded(image, mode, size)
 
 
-def _to_common_size(images: list[np.ndarray], notes: list[str], workers: int | None) -> list[np.ndarray]:
-    """Images of mixed sizes resized to the most common (ties: the larger area)."""
+def _to_common_size(
+    images: list[np.ndarray], notes: list[str], workers: int | None, crop_pct: float | None
+) -> list[np.ndarray]:
+    """Images of mixed sizes fitted to the most common (ties: the larger area)."""
     counts = Counter(image.shape[1:] for image in images)
     if len(counts) == 1:
         return images
@@ -269,7 +287,7 @@ def _to_common_size(images: list[np.ndarray], notes: list[str], workers: int | N
         f"the images have {len(counts)} sizes: all resized to {width}x{height}, the most common "
         f"({count} of {len(images)}); set data.image_size to choose another"
     )
-    return _parallel(lambda image: resize_images(image[None], (height, width))[0], images, workers)
+    return _parallel(lambda image: fit_image(image, (height, width), crop_pct), images, workers)
 
 
 def _stack(

@@ -11,8 +11,10 @@ The steps, in this order (``decode_image``):
    grey (``I;16``, ``I``) scaled to 8 bits (round(v × 255 / 65535)), float (``F``) clipped
    to 0..255, and alpha (RGBA, LA, PA, palette transparency) composited on black, so a
    transparent pixel is black whatever colour it hides;
-4. resize to the requested size with ``resize_images`` (antialiased bilinear, the same
-   function that resizes array datasets);
+4. fit to the requested size with ``fit_image``, the evaluation transform: resize (antialiased
+   bilinear, ``resize_images``) so the image covers ``size / crop_pct`` with its aspect ratio
+   kept — for a square size, the short side becomes round(size / crop_pct) — then cut out the
+   centre ``size``; crop_pct None (runs made before it existed) stretches to ``size`` instead;
 5. convert to the requested channel count: grey is replicated to RGB, RGB becomes grey with
    Pillow's ITU-R 601-2 luma (L = R·299/1000 + G·587/1000 + B·114/1000).
 
@@ -23,6 +25,7 @@ A file that is not an image, is truncated or corrupt, or is a decompression bomb
 
 from __future__ import annotations
 
+import math
 import threading
 import warnings
 from pathlib import Path
@@ -41,7 +44,7 @@ from dltool.errors import DatasetError
 GREY_MODES = frozenset({"1", "L", "LA", "La", "I", "I;16", "I;16L", "I;16B", "I;16N", "F"})
 Size = int | tuple[int, int]
 # Bumped whenever decoding changes the pixels it produces (caches keyed on it are rebuilt).
-DECODER = "2: jpeg draft"
+DECODER = "3: jpeg draft to the pre-crop size"
 
 
 class ImageDecodeError(DatasetError):
@@ -52,26 +55,69 @@ class ImageDecodeError(DatasetError):
         super().__init__(f"{path}: {reason}")
 
 
-def decode_image(path: str | Path, *, channels: int | None = None, size: Size | None = None) -> np.ndarray:
-    """The image at ``path`` as uint8 (C, H, W).
+def decode_image(
+    path: str | Path, *, channels: int | None = None, size: Size | None = None, crop_pct: float | None = 1.0
+) -> np.ndarray:
+    """The image at ``path`` as uint8 (C, H, W): the evaluation transform of one file.
 
     ``channels``: 1 or 3, or None for the image's own (1 for grey modes, else 3).
-    ``size``: an int for a square resize, (height, width), or None to keep the image's size.
+    ``size``: an int for a square, (height, width), or None to keep the image's size.
+    ``crop_pct``: see ``fit_image``.
     """
-    image, _mode, _stored = read_image(path, size)
+    image, _mode, _stored = read_image(path, size, crop_pct)
     if size is not None:
-        image = resize_images(image[None], size)[0]
+        image = fit_image(image, size, crop_pct)
     return to_channels(image, channels) if channels is not None else image
 
 
-def read_image(path: str | Path, size: Size | None = None) -> tuple[np.ndarray, str, tuple[int, int]]:
+def fit_image(image: np.ndarray, size: Size, crop_pct: float | None) -> np.ndarray:
+    """uint8 (C, H, W) → (C, *size): the evaluation transform (``fit_images`` of one image)."""
+    return fit_images(image[None], size, crop_pct)[0]
+
+
+def fit_images(images: np.ndarray, size: Size, crop_pct: float | None) -> np.ndarray:
+    """uint8 images (N, C, H, W) resized to cover ``size / crop_pct`` with their aspect
+    ratio kept (antialiased bilinear), then centre-cropped to ``size`` (int: square).
+
+    For a square ``size`` the short side becomes round(size / crop_pct), as timm's and
+    torchvision's evaluation transforms do; crop_pct 1.0 on a square image is a plain resize.
+    crop_pct None stretches to ``size`` (what runs made before ``data.crop_pct`` did).
+    """
+    height, width = _pair(size)
+    if crop_pct is None:
+        return resize_images(images, (height, width))
+    scaled_h, scaled_w = pre_crop_size(images.shape[-2:], (height, width), crop_pct)
+    resized = resize_images(images, (scaled_h, scaled_w))
+    top, left = (scaled_h - height) // 2, (scaled_w - width) // 2
+    return np.ascontiguousarray(resized[..., top : top + height, left : left + width])
+
+
+def pre_crop_size(stored: tuple[int, int], size: Size, crop_pct: float) -> tuple[int, int]:
+    """(height, width) an image of ``stored`` (height, width) is resized to before the crop."""
+    height, width = _pair(size)
+    source_h, source_w = stored
+    if source_h * width <= source_w * height:  # the height limits: it becomes round(height / crop_pct)
+        scaled_h = round(height / crop_pct)
+        return scaled_h, max(width, round(source_w * scaled_h / source_h))
+    scaled_w = round(width / crop_pct)
+    return max(height, round(source_h * scaled_w / source_w)), scaled_w
+
+
+def _pair(size: Size) -> tuple[int, int]:
+    return (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
+
+
+def read_image(
+    path: str | Path, size: Size | None = None, crop_pct: float | None = 1.0
+) -> tuple[np.ndarray, str, tuple[int, int]]:
     """The image at ``path`` in its natural form, uint8 (1 or 3, H, W), its Pillow mode as
     stored (``'RGBA'``, ``'I;16'``, ...) and its stored (width, height) after the EXIF
     orientation. Raises ``ImageDecodeError``.
 
-    With ``size`` (the size it will be resized to), a JPEG is decoded by libjpeg at 1/2, 1/4
-    or 1/8 scale when that still leaves at least ``size`` pixels: DCT-domain downscaling,
-    several times faster and a proper low-pass before the final resize.
+    With ``size`` (the size ``fit_image`` will make of it with ``crop_pct``), a JPEG is
+    decoded by libjpeg at 1/2, 1/4 or 1/8 scale when that still leaves at least the pre-crop
+    size (``size / crop_pct``): DCT-domain downscaling, several times faster and a proper
+    low-pass before the final resize.
     """
     try:
         file = open_regular(path)
@@ -83,7 +129,7 @@ def read_image(path: str | Path, size: Size | None = None) -> tuple[np.ndarray, 
             transposed = image.getexif().get(ExifTags.Base.Orientation) in _TRANSPOSING
             stored = image.size[::-1] if transposed else image.size
             if size is not None and image.format == "JPEG":
-                _draft(image, size, transposed)
+                _draft(image, size, crop_pct, transposed)
             ImageOps.exif_transpose(image, in_place=True)
             return _natural(image), mode, stored
     except ImageDecodeError:
@@ -118,8 +164,10 @@ def _open(file: IO[bytes], path: str | Path) -> Image.Image:
 _TRANSPOSING = {5, 6, 7, 8}  # EXIF orientations that swap width and height
 
 
-def _draft(image: Image.Image, size: Size, transposed: bool) -> None:
-    height, width = (size, size) if isinstance(size, int) else size
+def _draft(image: Image.Image, size: Size, crop_pct: float | None, transposed: bool) -> None:
+    height, width = _pair(size)
+    if crop_pct is not None:  # both sides at least size / crop_pct: the short one limits the scale
+        height, width = math.ceil(height / crop_pct), math.ceil(width / crop_pct)
     if transposed:
         height, width = width, height  # the draft applies before the rotation
     image.draft(None, (width, height))
@@ -191,7 +239,7 @@ def to_channels(images: np.ndarray, channels: int) -> np.ndarray:
 def resize_images(images: np.ndarray, size: Size) -> np.ndarray:
     """uint8 images (N, C, H, W) resized to ``size`` (int: square) with antialiased bilinear
     interpolation, rounded back to uint8. Images already that size come back unchanged."""
-    height, width = (size, size) if isinstance(size, int) else size
+    height, width = _pair(size)
     if images.shape[-2:] == (height, width):
         return images
     # float32 copies of the images before and after, and the uint8 result

@@ -12,13 +12,15 @@ import numpy as np
 from dltool.config.schema import DataConfig
 from dltool.data import DatasetParams, datasets
 from dltool.data.arrays import ImageArrays, Split
-from dltool.data.images import resize_images, to_channels
+from dltool.data.images import fit_images, to_channels
 from dltool.data.splits import stratified_split
 from dltool.data.subsets import per_class, select_classes
 from dltool.errors import ConfigError, DatasetError, UnknownNameError
 
 # Unreadable files named one per line at the start of a run; the rest are counted.
 SKIPPED_SHOWN = 20
+# The evaluation crop of photo folders: timm's and torchvision's 224-of-256 default.
+FOLDER_CROP_PCT = 0.875
 
 
 @dataclass(frozen=True)
@@ -74,8 +76,8 @@ def prepare_data(config: DataConfig, arrays: ImageArrays | None = None) -> Prepa
     if config.train_per_class is not None:  # after the val draw: val and test stay whole
         splits["train"] = per_class(splits["train"], config.train_per_class, config.split_seed)
         notes.append(f"data.train_per_class {config.train_per_class}: {len(splits['train'])} training images kept")
-    if config.image_size is not None:
-        splits = {name: resize(split, config.image_size) for name, split in splits.items()}
+    if config.image_size is not None and config.name in datasets:  # a folder's files were fitted as decoded
+        splits = {name: resize(split, config.image_size, config.crop_pct) for name, split in splits.items()}
     if config.channels is not None:
         splits = {name: Split(to_channels(s.images, config.channels), s.labels) for name, s in splits.items()}
     test_is_val = "test" not in splits
@@ -110,7 +112,13 @@ def load_arrays(config: DataConfig) -> ImageArrays:
     if folder.is_dir():
         from dltool.data.folders import load_folder
 
-        return load_folder(folder, cache_root=config.root, image_size=config.image_size, channels=config.channels)
+        return load_folder(
+            folder,
+            cache_root=config.root,
+            image_size=config.image_size,
+            channels=config.channels,
+            crop_pct=config.crop_pct,
+        )
     if folder.exists():
         raise ConfigError(f"data.name: {config.name} is a file; name a dataset or a folder of class sub-folders")
     if "/" in config.name or os.sep in config.name or config.name.startswith((".", "~")):
@@ -135,9 +143,22 @@ def channel_stats(images: np.ndarray) -> tuple[list[float], list[float]]:
     return means, stds
 
 
-def resize(split: Split, size: int) -> Split:
-    """Square-resize uint8 images with antialiased bilinear interpolation (``resize_images``)."""
-    return Split(resize_images(split.images, size), split.labels)
+def resize(split: Split, size: int, crop_pct: float | None = None) -> Split:
+    """uint8 images through the evaluation transform at ``size`` (``fit_images``)."""
+    return Split(fit_images(split.images, size, crop_pct), split.labels)
 
 
-__all__ = ["DatasetParams", "PreparedData", "channel_stats", "load_arrays", "prepare_data"]
+def with_crop_pct(config: DataConfig) -> DataConfig:
+    """``config`` with ``crop_pct`` resolved, as a new run records it: its own value, else
+    0.875 for an image folder resized to ``image_size`` (photos: the centre, as pretrained
+    models are evaluated), else 1.0 (fixed-size datasets, and folders kept at their size).
+
+    Resolved when a run starts, not when a config loads: a config.yaml written before
+    ``crop_pct`` existed keeps its stretch-to-size transform (None) for eval and predict."""
+    if config.crop_pct is not None:
+        return config
+    folder = config.name not in datasets and config.image_size is not None
+    return config.model_copy(update={"crop_pct": FOLDER_CROP_PCT if folder else 1.0})
+
+
+__all__ = ["DatasetParams", "PreparedData", "channel_stats", "load_arrays", "prepare_data", "with_crop_pct"]

@@ -15,7 +15,7 @@ from dltool.config.schema import Config
 from dltool.data import datasets
 from dltool.data.loader import BatchLoader
 from dltool.data.normalise import Normalise
-from dltool.data.prepare import PreparedData, prepare_data
+from dltool.data.prepare import PreparedData, prepare_data, with_crop_pct
 from dltool.data.sources import require_downloaded
 from dltool.engine.device import Precision, on_cuda_when_auto, resolve_device
 from dltool.engine.distributed import World
@@ -68,6 +68,8 @@ def build_components(
     A ``fresh`` run reads its weights source (``model.init_from``) here; a resumed one does not.
     """
     config = absolute_paths(config)
+    # The evaluation crop is fixed before any decoding (an image folder's cache is made with it).
+    config = config.model_copy(update={"data": with_crop_pct(config.data)})
     data = data or prepare_data(config.data)
     config = config.model_copy(update={"data": config.data.model_copy(update={"mean": data.mean, "std": data.std})})
     train_cfg = config.train

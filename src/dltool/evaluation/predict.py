@@ -47,6 +47,24 @@ class Unreadable:
     reason: str
 
 
+@dataclass(frozen=True)
+class Decoder:
+    """The evaluation transform of one model's input, as a picklable callable: a file's path
+    → uint8 (C, H, W), exactly as training's val/test split holds that file."""
+
+    channels: int
+    size: tuple[int, int]
+    crop_pct: float | None
+
+    @classmethod
+    def of(cls, model: InferenceModel) -> Decoder:
+        channels, height, width = model.in_shape
+        return cls(channels, (height, width), model.crop_pct)
+
+    def __call__(self, path: str) -> np.ndarray:
+        return decode_image(path, channels=self.channels, size=self.size, crop_pct=self.crop_pct)
+
+
 def expand_paths(inputs: Iterable[str]) -> Iterator[str]:
     """Files as given; folders walked recursively in sorted order (image extensions only);
     glob patterns expanded, sorted. A name that matches nothing is an unreadable row."""
@@ -76,10 +94,9 @@ def predict(
     only the forward pass differs, so both give the same rows."""
     if model.task != "classification":
         raise UsageError(f"predict labels images; model {model.name!r} reconstructs them (score it with dltool eval)")
-    channels, height, width = model.in_shape
     normalise = Normalise(model.mean, model.std, model.device)
     top_k = max(1, min(top_k, len(model.classes)))
-    decode = lambda path: decode_image(path, channels=channels, size=(height, width))  # noqa: E731
+    decode = Decoder.of(model)
     pending: list[tuple[str, np.ndarray]] = []
     for path, result in _decoded(paths, decode, chunk=batch_size, workers=workers):
         if isinstance(result, Unreadable):

@@ -27,8 +27,8 @@ from dltool.rundir import RunDir, WeightsMetadata, read_weights_header, run_dir_
 
 
 class InferenceModel(Protocol):
-    """A model ready for inference: what feeds it (uint8 images of ``in_shape``, normalised
-    with ``mean``/``std``), its forward pass and what its output means. ``Trained`` (a
+    """A model ready for inference: what feeds it (uint8 images of ``in_shape`` made by the
+    evaluation transform with ``crop_pct``, normalised with ``mean``/``std``), its forward pass and what its output means. ``Trained`` (a
     PyTorch module) is one; ``dltool.export.Exported`` (an ONNX or TorchScript file) another."""
 
     @property
@@ -43,6 +43,8 @@ class InferenceModel(Protocol):
     def mean(self) -> list[float]: ...
     @property
     def std(self) -> list[float]: ...
+    @property
+    def crop_pct(self) -> float | None: ...  # None: stretched to in_shape (runs before crop_pct)
     @property
     def device(self) -> torch.device: ...  # where forward wants its inputs
 
@@ -89,6 +91,10 @@ class Trained:
     def std(self) -> list[float]:
         assert self.config.data.std is not None
         return self.config.data.std
+
+    @property
+    def crop_pct(self) -> float | None:
+        return self.config.data.crop_pct
 
     @property
     def device(self) -> torch.device:

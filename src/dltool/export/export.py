@@ -133,10 +133,10 @@ def _sidecar_document(model: Trained, format: Format, data: bytes, output: Path)
         "image_size": [height, width],
         "mean": model.mean,
         "std": model.std,
+        "crop_pct": model.crop_pct,
         "tta": model.tta,  # inside the graph: a flip TTA run's export averages the two passes itself
-        "preprocessing": f"decode to {channels} channel{'s' if channels > 1 else ''} at {height}×{width} "
-        "(antialiased bilinear resize), then (pixel / 255 - mean) / std per channel; "
-        "float32, NCHW",
+        "preprocessing": f"decode to {channels} channel{'s' if channels > 1 else ''}, {_fitting(model)}, "
+        "then (pixel / 255 - mean) / std per channel; float32, NCHW",
         "input": {"name": INPUT_NAME, "shape": ["batch", channels, height, width], "dtype": "float32"},
         "output": {"name": OUTPUT_NAMES[model.task], "shape": ["batch", *outputs], "dtype": "float32"},
         **format.describe(data),  # ONNX: its opset
@@ -145,3 +145,14 @@ def _sidecar_document(model: Trained, format: Format, data: bytes, output: Path)
         "dltool_version": __version__,
         "torch_version": torch.__version__,
     }
+
+
+def _fitting(model: Trained) -> str:
+    """The evaluation transform in words (``dltool.data.images.fit_image``)."""
+    _, height, width = model.in_shape
+    if model.crop_pct is None:
+        return f"resize to {height}×{width} (antialiased bilinear)"
+    return (
+        f"resize (antialiased bilinear, aspect kept) to cover {height}×{width} / crop_pct "
+        f"({model.crop_pct:g}), then cut out the centre {height}×{width}"
+    )

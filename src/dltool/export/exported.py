@@ -2,8 +2,9 @@
 
 The sidecar is the model's file name plus ``.json`` (``model.onnx`` → ``model.onnx.json``),
 so an ONNX and a TorchScript export can share a folder and a stem. It says how to prepare an
-image for the model — decode to ``channels`` at ``image_size`` (height, width), then
-``(pixel / 255 − mean) / std`` per channel, float32 NCHW — what comes out, the class names
+image for the model — decode to ``channels``, fit to ``image_size`` (height, width) with the
+evaluation crop ``crop_pct`` (``dltool.data.images.fit_image``; absent in exports of runs made
+before it: a plain resize), then ``(pixel / 255 − mean) / std`` per channel, float32 NCHW — what comes out, the class names
 in output order, and the SHA-256 of the model file it describes: a model file replaced
 without its sidecar (or the reverse) is refused rather than fed the wrong way.
 """
@@ -39,6 +40,7 @@ class Sidecar(BaseModel):
     image_size: tuple[int, int]
     mean: list[float]
     std: list[float]
+    crop_pct: float | None = Field(None, gt=0, le=1)
 
 
 def sidecar_path(model_file: Path) -> Path:
@@ -83,6 +85,10 @@ class Exported:
     @property
     def std(self) -> list[float]:
         return self.sidecar.std
+
+    @property
+    def crop_pct(self) -> float | None:
+        return self.sidecar.crop_pct
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.run(images)

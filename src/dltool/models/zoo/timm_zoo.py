@@ -54,12 +54,14 @@ def _config(arch: str, weights: bool | str) -> Any:
 
 
 def preprocessing(arch: str, weights: bool | str) -> dict[str, Any]:
-    """The weights' input; without weights nothing (timm takes any channel count and size)."""
+    """The weights' input (size, mean, std, channels, evaluation crop); without weights
+    nothing (timm takes any channel count and size)."""
     if weights is False:
         return {}
     cfg = _config(arch, weights)
     channels, _, width = cfg.input_size
-    return {"image_size": int(width), "mean": list(cfg.mean), "std": list(cfg.std), "channels": int(channels)}
+    defaults = {"image_size": int(width), "mean": list(cfg.mean), "std": list(cfg.std), "channels": int(channels)}
+    return defaults | ({"crop_pct": float(cfg.crop_pct)} if cfg.crop_pct else {})
 
 
 def build(arch: str, kwargs: dict[str, Any], in_shape: tuple[int, ...], num_classes: int) -> nn.Module:

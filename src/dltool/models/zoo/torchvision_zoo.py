@@ -54,12 +54,14 @@ def _weights(arch: str, weights: bool | str) -> Any:
 
 
 def preprocessing(arch: str, weights: bool | str) -> dict[str, Any]:
-    """The weights' input (crop size, mean, std, RGB); without weights, RGB (the stem takes 3 channels)."""
+    """The weights' input (crop size, the crop's share of the resize, mean, std, RGB); without
+    weights, RGB (the stem takes 3 channels)."""
     if weights is False:
         return {"channels": 3}
     transform = _weights(arch, weights).transforms()
     return {
         "image_size": int(transform.crop_size[0]),
+        "crop_pct": transform.crop_size[0] / transform.resize_size[0],  # resize 256, crop 224: 0.875
         "mean": [float(m) for m in transform.mean],
         "std": [float(s) for s in transform.std],
         "channels": 3,
