@@ -67,9 +67,7 @@ def build_components(
 
     A ``fresh`` run reads its weights source (``model.init_from``) here; a resumed one does not.
     """
-    config = absolute_paths(config)
-    # The evaluation crop is fixed before any decoding (an image folder's cache is made with it).
-    config = config.model_copy(update={"data": with_crop_pct(config.data)})
+    config = _with_crop_pct(absolute_paths(config))
     data = data or prepare_data(config.data)
     config = config.model_copy(update={"data": config.data.model_copy(update={"mean": data.mean, "std": data.std})})
     train_cfg = config.train
@@ -158,6 +156,11 @@ def check_runnable(config: Config) -> None:
     config.model.fetch_weights()
     if config.train.tensorboard:
         require_tensorboard()
+
+
+def _with_crop_pct(config: Config) -> Config:
+    # The evaluation crop is fixed before any decoding (an image folder's cache is made with it).
+    return config.model_copy(update={"data": with_crop_pct(config.data)})
 
 
 def absolute_paths(config: Config) -> Config:
