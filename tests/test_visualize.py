@@ -24,7 +24,7 @@ from dltool.engine import train
 from dltool.figures.canvas import DPI
 from dltool.figures.confusion import confusion_size
 from dltool.rundir import create_run_dir
-from dltool.viz import curves, dataset, eval_plots, study
+from dltool.viz import augmentations, curves, dataset, eval_plots, study
 
 SVG = "{http://www.w3.org/2000/svg}"
 RUN_PLOTS = ["loss", "accuracy", "lr", "confusion", "confusion_normalised", "per_class_f1", "reliability", "wrong"]
@@ -315,6 +315,26 @@ def test_unfinished_runs_name_what_is_missing(cli, runs: list[Path], tmp_path: P
     result = cli("visualize", empty)
     assert [p.name for p in written(result)] == ["loss.png", "accuracy.png", "lr.png", "report.html"]
     assert "note: no test scores" in result.stderr and "model.safetensors" in result.stderr
+
+
+def test_augmentations_grid_of_a_recipe_and_in_the_run_report(cli, run: Path, tmp_path: Path) -> None:
+    recipe = tmp_path / "flips.yaml"
+    recipe.write_text("base: digits-mlp\ndata: {augment: {flip: true, vflip: true, mixup: 0.4}}\n")
+    assert written(cli("visualize", recipe, "--augmentations", "--out", tmp_path / "grid")) == [
+        tmp_path / "grid" / "augmentations.png"
+    ]
+    width, height = png_size(tmp_path / "grid" / "augmentations.png")
+    assert width > 700 and height > 600  # 8 images × (1 stored + 5 draws)
+    draws = augmentations.draw_rows(load_config(str(recipe)), 8, 5)
+    assert len(draws.rows) == 5 and not np.array_equal(draws.rows[0], draws.rows[1])
+    mixed = np.stack(draws.targets)
+    assert mixed.shape == (5, 8, 10) and np.allclose(mixed.sum(-1), 1)
+    # A run: the grid goes into RUN/plots, and the run's report shows it from then on.
+    assert written(cli("visualize", run, "--augmentations")) == [run / "plots" / "augmentations.png"]
+    cli("visualize", run)
+    page = (run / "plots" / "report.html").read_text()
+    assert "--augmentations" in page and page.count("data:image/png;base64,") == len(RUN_PLOTS) + 1
+    assert "one run dir or recipe" in cli("visualize", run, recipe, "--augmentations", code=2).stderr
 
 
 @pytest.mark.parametrize(

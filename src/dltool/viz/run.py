@@ -15,7 +15,7 @@ from dltool.evaluation import SCALAR_KEYS
 from dltool.figures.canvas import Plotter, Visualization
 from dltool.figures.confusion import confusion_figure
 from dltool.rundir import RunDir, open_run_dir, read_json_object
-from dltool.viz import eval_plots, report
+from dltool.viz import augmentations, eval_plots, report
 from dltool.viz.curves import QUANTITIES, Curve, curve_figure, has_quantity
 
 CURVE_CAPTIONS = {
@@ -185,6 +185,9 @@ def _run_report(
         blocks.append((f"Scores on {split} (eval-{split}.json)", report.table(["metric", "value"], scalars)))
     page.add("Results", report.row(*blocks))
     page.add("Plots", report.figures(plotter.plots))
+    page.add(
+        "Augmentation (dltool visualize RUN --augmentations)", report.figures(augmentations.saved_plot(plotter.out))
+    )
     page.add("Not drawn", report.notes(notes))
     if scored is not None and "per_class" in scored.document:
         rows = [

@@ -17,11 +17,12 @@ def visualize(
     device: str = "auto",
     batch_size: int = 256,
     root: str | None = None,
+    augmentations: bool = False,
 ) -> Visualization:
     """One run dir (holds config.yaml), several run dirs (compared), a study dir (holds
     study.json), else a dataset name or image folder. ``split`` is the scored split of a run
     (default test) or the sampled split of a dataset (default train); ``root`` the data root
-    of a dataset."""
+    of a dataset. ``augmentations``: only the grid of a run's or a recipe's augmentation."""
     from dltool.rundir import is_run_dir
     from dltool.viz.compare import visualize_runs
     from dltool.viz.dataset import visualize_dataset
@@ -31,6 +32,8 @@ def visualize(
     check_format(fmt)
     if not targets:
         raise UsageError("give a run dir, several run dirs, a study dir, or a dataset")
+    if augmentations:
+        return _augmentations(targets, out, fmt, split, root)
     paths = [Path(t).expanduser() for t in targets]
     kinds = ["study" if is_study_dir(p) else "run" if is_run_dir(p) else "other" for p in paths]
     if len(paths) > 1:
@@ -50,6 +53,18 @@ def visualize(
         return visualize_run(paths[0], out=out, fmt=fmt, split=split or "test", device=device, batch_size=batch_size)
     _check_dataset(targets[0])
     return visualize_dataset(targets[0], out=out, fmt=fmt, split=split or "train", root=root)
+
+
+def _augmentations(
+    targets: list[str], out: Path | None, fmt: str, split: str | None, root: str | None
+) -> Visualization:
+    from dltool.viz.augmentations import visualize_augmentations
+
+    if len(targets) > 1:
+        raise UsageError("--augmentations draws one run dir or recipe at a time")
+    _only("--split", split, "--augmentations (it draws training images)")
+    _only("--root", root, "--augmentations (the run's or recipe's data.root is used)")
+    return visualize_augmentations(targets[0], out=out, fmt=fmt)
 
 
 def _only(flag: str, value: object, what: str) -> None:

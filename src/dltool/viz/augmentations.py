@@ -1,0 +1,108 @@
+"""``augmentations``: the same training images under several draws of a run's or a recipe's
+``data.augment``, as training sees them (one draw per epoch; MixUp/CutMix included).
+
+Run reports embed the grid when ``RUN/plots/augmentations.png`` exists.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from dltool._io import slug
+from dltool.figures.canvas import Plot, Plotter, Visualization, new_figure, show_image
+from dltool.figures.classes import clip_name
+
+NAME = "augmentations"
+CAPTION = "the same training images (top row, as stored) under the augmentation of epochs 0, 1, ... (one row each)"
+IMAGES = 8
+DRAWS = 5
+
+
+def visualize_augmentations(target: str, *, out: Path | None = None, fmt: str = "png") -> Visualization:
+    """``augmentations.<fmt>`` of run dir or recipe/YAML ``target`` into ``out`` (default
+    ``RUN/plots``, or ``plots/<recipe>`` in the working directory)."""
+    from dltool.config import load_config
+    from dltool.config.loading import resolve_source
+    from dltool.rundir import RunDir, is_run_dir
+
+    config = load_config(target)
+    if out is None:
+        run = Path(target).expanduser()
+        out = RunDir(run).plots if is_run_dir(run) else Path("plots") / slug(resolve_source(target).name, "recipe")
+    plotter = Plotter(Path(out), fmt)
+    notes = [] if _augments(config.data.augment) else ["data.augment is all off: every row shows the stored images"]
+    path = plotter.save(augmentations_figure(config, IMAGES, DRAWS), NAME, CAPTION)
+    return Visualization(plotter.out, [path], notes)
+
+
+def _augments(augment: Any) -> bool:
+    from dltool.data.augment import Augmenter
+
+    return Augmenter(augment, 0).enabled
+
+
+@dataclass(frozen=True)
+class Draws:
+    """Training images as stored, their labels and class names, and per epoch the uint8
+    images training sees with the targets they carry (labels, or (N, K) weights when mixed)."""
+
+    stored: np.ndarray
+    labels: np.ndarray
+    classes: list[str]
+    rows: list[np.ndarray]
+    targets: list[np.ndarray]
+
+
+def draw_rows(config: Any, count: int, draws: int) -> Draws:
+    """``count`` training images spread over the split, under epochs 0..draws-1 of
+    ``config``'s augmentation (the memory loader's path)."""
+    import torch
+
+    from dltool.data.augment import Augmenter
+    from dltool.data.prepare import prepare_data
+
+    data = prepare_data(config.data)
+    train = data.splits["train"]
+    indices = np.unique(np.linspace(0, len(train) - 1, min(count, len(train))).round().astype(np.int64))
+    images, labels = torch.from_numpy(train.images[indices]), torch.from_numpy(train.labels[indices])
+    augmenter = Augmenter(config.data.augment, config.train.seed)
+    rows, targets = [], []
+    for epoch in range(draws):
+        out = augmenter(images, epoch, indices).float()
+        # Mixing commutes with the normalisation (weights sum to 1): mixed pixels are shown as they are.
+        out, target = augmenter.mix(out, labels, epoch, 0, len(data.classes))
+        rows.append(out.round().clamp(0, 255).to(torch.uint8).numpy())
+        targets.append(target.numpy())
+    return Draws(train.images[indices], train.labels[indices], data.classes, rows, targets)
+
+
+def augmentations_figure(config: Any, count: int, draws: int) -> Figure:
+    """A grid: the stored images on top, one row per epoch's draw below, each titled with
+    its class (and its weight in the target when mixed)."""
+    d = draw_rows(config, count, draws)
+    tile = 0.9 if d.stored.shape[-1] <= 64 else 1.5
+    figure = new_figure(len(d.stored) * tile + 0.8, (len(d.rows) + 1) * (tile + 0.2) + 0.4)
+    axes = figure.subplots(len(d.rows) + 1, len(d.stored), squeeze=False)
+    names = [clip_name(d.classes[int(label)], 12) for label in d.labels]
+    for column, image in enumerate(d.stored):
+        show_image(axes[0, column], image, names[column])
+    for row, (images, target) in enumerate(zip(d.rows, d.targets, strict=True), start=1):
+        for column, image in enumerate(images):
+            weight = f" {target[column, d.labels[column]]:.2f}" if target.ndim == 2 else ""
+            show_image(axes[row, column], image, names[column] + weight)
+        axes[row, 0].text(-0.1, 0.5, f"epoch {row - 1}", transform=axes[row, 0].transAxes, ha="right", va="center")
+    figure.suptitle(f"data.augment of {config.data.name}: stored (top) and {len(d.rows)} draws", fontsize=10)
+    return figure
+
+
+def saved_plot(folder: Path) -> list[Plot]:
+    """``augmentations.png`` of ``folder`` as a report plot, when it exists."""
+    path = folder / f"{NAME}.png"
+    if not path.is_file():
+        return []
+    return [Plot(NAME, path, CAPTION, path.read_bytes())]
