@@ -13,18 +13,26 @@ from dltool.commands._output import emit_line, stderr
 
 # Command modules open alike (imports, Opt, a list-of-names argument): one per subcommand.
 Opt = typer.Option
+Targets = Annotated[
+    list[str],
+    typer.Argument(
+        help="A run dir; several run dirs (compared); a study dir; or a dataset name or image folder "
+        "(with --augmentations: a run dir, recipe or config file).",
+        show_default=False,
+        autocompletion=_complete.registry("datasets"),
+    ),
+]
+Augmentations = Annotated[
+    bool,
+    Opt(
+        help="Only augmentations.png: training images under 5 epochs' draws of a run's or recipe's "
+        "data.augment (a run's report.html shows it from then on)."
+    ),
+]
 
 
 def visualize(
-    targets: Annotated[
-        list[str],
-        typer.Argument(
-            help="A run dir; several run dirs (compared); a study dir; or a dataset name or image folder "
-            "(with --augmentations: a run dir, recipe or config file).",
-            show_default=False,
-            autocompletion=_complete.registry("datasets"),
-        ),
-    ],
+    targets: Targets,
     out: Annotated[
         Path | None,
         Opt(
@@ -39,9 +47,7 @@ def visualize(
     root: Annotated[str | None, Opt(help="data.root of a dataset target.")] = None,
     batch_size: Annotated[int, Opt(min=1, help="Images per forward pass when a run is scored.")] = 256,
     device: Annotated[str, Opt(help="Where a run is scored: auto, cpu, cuda, cuda:N or mps.")] = "auto",
-    augmentations: Annotated[
-        bool, Opt(help="Only draw training images under several draws of the run's or recipe's data.augment.")
-    ] = False,
+    augmentations: Augmentations = False,
     legacy_format: LegacyFormat = None,
 ) -> None:
     """Draw curves, scores, comparisons, study plots or dataset samples; print each written file.
@@ -51,8 +57,6 @@ def visualize(
     Several runs: overlaid curves and runs.csv/runs.md of config differences and results.
     A study (dltool tune): history, importances, parallel coordinates, slices. A dataset:
     samples per class and class balance. Each adds report.html, one self-contained page.
-    --augmentations: the same training images under 5 epochs' augmentation of a run or a
-    recipe (augmentations.png; a run's report.html shows it from then on).
 
     Example: dltool visualize runs/digits-mlp-1 --image-format svg
     """
