@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from dltool.config import load_config
-from dltool.data import folders
+from dltool.data import folder_decode, folders
 from dltool.data.folders import load_folder
 from dltool.data.images import ImageDecodeError, decode_image, read_image
 from dltool.data.prepare import prepare_data
@@ -252,8 +252,8 @@ def test_the_cache_is_reused_then_rebuilt_when_a_file_changes(tmp_path: Path, mo
     class_folder(root, "a", 4)
     class_folder(root, "b", 4, seed=1)
     calls = []
-    real = folders.read_image
-    monkeypatch.setattr(folders, "read_image", lambda path, *args: calls.append(path) or real(path, *args))
+    real = folder_decode.read_image
+    monkeypatch.setattr(folder_decode, "read_image", lambda path, *args: calls.append(path) or real(path, *args))
 
     first = load_folder(root, image_size=8)
     cache = folders.cache_path(root, None, 8, None)

@@ -2,23 +2,96 @@
 
 from __future__ import annotations
 
+import mmap
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
 
+# Pixels per chunk when a split is read piece by piece (statistics, resizing, copies to a
+# device): 32 MiB of uint8, so the temporaries of a chunk (bincount's 8-byte copy, a float
+# resize) stay a few hundred MiB at most, whatever the dataset's size.
+CHUNK_PIXELS = 32 << 20
+
 
 @dataclass(frozen=True)
 class Split:
-    """One split: uint8 images (N, C, H, W) and int64 labels (N,)."""
+    """One split: uint8 images (N, C, H, W) and int64 labels (N,).
 
-    images: np.ndarray
+    ``rows``, when set, names the rows of ``pixels`` that hold the split's images, in order:
+    a split drawn from another (the val split, a class subset, a few-shot draw) indexes its
+    array, memory-mapped cache included, instead of copying it. ``images`` gives the split's
+    images as one array (a copy when ``rows`` is set: for small uses); code that reads a whole
+    split goes through ``chunks``.
+    """
+
+    pixels: np.ndarray
     labels: np.ndarray
+    rows: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.labels)
 
+    @property
+    def images(self) -> np.ndarray:
+        return self.pixels if self.rows is None else self.pixels[self.rows]
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        """(channels, height, width) of every image."""
+        return tuple(self.pixels.shape[1:])  # type: ignore[return-value]
+
+    @property
+    def row_index(self) -> np.ndarray:
+        """The row of ``pixels`` each sample sits in."""
+        return np.arange(len(self.pixels), dtype=np.int64) if self.rows is None else self.rows
+
+    def image(self, index: int) -> np.ndarray:
+        """Sample ``index``'s image (C, H, W)."""
+        return self.pixels[index if self.rows is None else self.rows[index]]
+
     def take(self, indices: np.ndarray) -> Split:
-        return Split(self.images[indices], self.labels[indices])
+        """The samples ``indices`` (into this split), sharing ``pixels``: no image is copied."""
+        return Split(self.pixels, self.labels[indices], self.row_index[indices])
+
+    def relabelled(self, labels: np.ndarray) -> Split:
+        """The same images with other labels."""
+        return Split(self.pixels, labels, self.rows)
+
+    def chunks(self, max_pixels: int | None = None) -> Iterator[np.ndarray]:
+        """The split's images in order, as arrays of at most ``max_pixels`` values (one image at
+        least). A memory-mapped ``pixels`` is read through a short-lived mapping per chunk, so
+        the pages read leave the process with the chunk: reading a split costs one chunk of
+        memory, not the split."""
+        per_row = max(1, int(np.prod(self.image_shape)))
+        step = max(1, (max_pixels or CHUNK_PIXELS) // per_row)
+        for start in range(0, len(self), step):
+            yield self._rows(start, min(len(self), start + step))
+
+    def _rows(self, start: int, end: int) -> np.ndarray:
+        if self.rows is None and not _is_mapped(self.pixels):
+            return self.pixels[start:end]
+        rows = self.row_index[start:end]
+        if not _is_mapped(self.pixels) or not len(rows):
+            return self.pixels[rows]
+        first, last = int(rows.min()), int(rows.max())
+        pixels = self.pixels
+        assert isinstance(pixels, np.memmap) and pixels.filename is not None
+        span = np.memmap(
+            pixels.filename,
+            dtype=pixels.dtype,
+            mode="r",
+            offset=pixels.offset + first * pixels[0].nbytes,
+            shape=(last - first + 1, *pixels.shape[1:]),
+        )
+        picked = np.array(span[rows - first])
+        del span  # unmapped here: its pages no longer count against the process
+        return picked
+
+
+def _is_mapped(pixels: np.ndarray) -> bool:
+    """A memory map of a file opened for itself (not a view of another array)."""
+    return isinstance(pixels, np.memmap) and isinstance(pixels.base, mmap.mmap) and pixels.filename is not None
 
 
 @dataclass(frozen=True)
@@ -39,9 +112,25 @@ class SourceReport:
 
 
 @dataclass(frozen=True)
+class LoadReport:
+    """How a dataset reached memory in this process: ``decoded`` files or records decoded
+    (0 when a cache had them), and ``cache``: ``read``, ``written``, or ``not written`` (a
+    read-only or full data root: decoded into memory)."""
+
+    decoded: int
+    cache: str
+
+    def describe(self) -> str:
+        if self.cache == "read":
+            return "read from the cache"
+        return f"decoded {self.decoded:,} images, cache {self.cache}"
+
+
+@dataclass(frozen=True)
 class ImageArrays:
     """A dataset's splits by name ('train', optionally 'val', 'test') and its class names."""
 
     classes: list[str]
     splits: dict[str, Split]
     source: SourceReport | None = None
+    load: LoadReport | None = None

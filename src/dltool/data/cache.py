@@ -4,24 +4,30 @@ A cache is keyed by a fingerprint of its sources: when they change, it is rebuil
 missing, stale or unreadable cache is simply rebuilt; one that cannot be written (a
 read-only root) is skipped. Reading memory-maps the tensors (copy-on-write), so opening a
 large cache costs no copy and pages are read as batches touch them.
+
+Layout: per split ``<split>.images`` (uint8 N×C×H×W) and ``<split>.labels`` (int64), then,
+for image folders, ``source`` (the UTF-8 JSON of the ``SourceReport``: which file each row
+came from, what was skipped). The report is a tensor rather than header metadata so that
+the header's size is known before the first image is decoded: ``dltool.data.cache_writer``
+reserves it, writes rows in place and fills it in last.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
-from dataclasses import asdict
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
-from safetensors.numpy import save as save_arrays
 
-from dltool._io import atomic_write_bytes, sweep_stale_temporaries
-from dltool._safetensors import canonical, read_header
-from dltool.data.arrays import ImageArrays, SourceReport, Split
+from dltool._io import atomic_open, sweep_stale_temporaries
+from dltool._safetensors import read_header
+from dltool.data.arrays import ImageArrays, LoadReport, SourceReport, Split
 from dltool.errors import DiskFullError
 
 DTYPES = {"U8": np.uint8, "I64": np.int64}
+SOURCE = "source"  # the tensor holding the SourceReport's JSON
 
 
 def cached(path: Path, fingerprint: str, build: Callable[[], ImageArrays]) -> ImageArrays:
@@ -35,19 +41,60 @@ def cached(path: Path, fingerprint: str, build: Callable[[], ImageArrays]) -> Im
         path.parent.mkdir(parents=True, exist_ok=True)
         write_cache(path, fingerprint, arrays)
     except (OSError, DiskFullError):
-        pass  # a read-only or full data root still trains, it just decodes every time
-    return arrays
+        # a read-only or full data root still trains, it just decodes every time
+        return replace(arrays, load=LoadReport(_rows(arrays), "not written"))
+    return replace(arrays, load=LoadReport(_rows(arrays), "written"))
+
+
+def _rows(arrays: ImageArrays) -> int:
+    return sum(len(split) for split in arrays.splits.values())
+
+
+def header_bytes(
+    entries: Mapping[str, tuple[str, tuple[int, ...], int, int]], metadata: dict[str, str], reserve: int = 0
+) -> bytes:
+    """The 8-byte length and the JSON header for tensors ``entries`` (name: dtype, shape,
+    begin, end), keys sorted; padded with spaces to ``reserve`` bytes at least and to 8-byte
+    alignment, as the format allows."""
+    document: dict[str, object] = {"__metadata__": metadata}
+    for name, (dtype, shape, begin, end) in entries.items():
+        document[name] = {"dtype": dtype, "shape": list(shape), "data_offsets": [begin, end]}
+    text = json.dumps(document, sort_keys=True, separators=(",", ":")).encode()
+    length = max(len(text), reserve)
+    length += -length % 8
+    return length.to_bytes(8, "little") + text + b" " * (length - len(text))
+
+
+def byte_view(array: np.ndarray) -> memoryview:
+    """The bytes of ``array`` in C order, without a copy when it is contiguous."""
+    return np.ascontiguousarray(array).reshape(-1).view(np.uint8).data
+
+
+def cache_metadata(fingerprint: str, classes: list[str]) -> dict[str, str]:
+    return {"fingerprint": fingerprint, "classes": json.dumps(classes)}
+
+
+def source_bytes(source: SourceReport) -> bytes:
+    return json.dumps(asdict(source), separators=(",", ":")).encode()
 
 
 def write_cache(path: Path, fingerprint: str, arrays: ImageArrays) -> None:
+    """Write ``arrays`` tensor by tensor from where they lie (no copy of the whole set)."""
     tensors: dict[str, np.ndarray] = {}
     for name, split in arrays.splits.items():
         tensors[f"{name}.images"] = np.ascontiguousarray(split.images)
         tensors[f"{name}.labels"] = np.ascontiguousarray(split.labels)
-    metadata = {"fingerprint": fingerprint, "classes": json.dumps(arrays.classes)}
     if arrays.source is not None:
-        metadata["source"] = json.dumps(asdict(arrays.source))
-    atomic_write_bytes(path, canonical(save_arrays(tensors, metadata=metadata)))
+        tensors[SOURCE] = np.frombuffer(source_bytes(arrays.source), dtype=np.uint8)
+    entries, offset = {}, 0
+    for name, array in tensors.items():
+        dtype = next(code for code, kind in DTYPES.items() if array.dtype == kind)
+        entries[name] = (dtype, array.shape, offset, offset + array.nbytes)
+        offset += array.nbytes
+    with atomic_open(path) as file:
+        file.write(header_bytes(entries, cache_metadata(fingerprint, arrays.classes)))
+        for array in tensors.values():
+            file.write(byte_view(array))
 
 
 def read_cache(path: Path, fingerprint: str) -> ImageArrays | None:
@@ -59,7 +106,7 @@ def read_cache(path: Path, fingerprint: str) -> ImageArrays | None:
             return None
         tensors = {name: _map(path, header.data_start, entry) for name, entry in header.tensors.items()}
         classes = json.loads(metadata["classes"])
-        source = _source(json.loads(metadata["source"])) if "source" in metadata else None
+        source = _source(json.loads(bytes(tensors.pop(SOURCE)))) if SOURCE in tensors else None
     except (OSError, ValueError, KeyError, TypeError):
         return None
     names = {key.rsplit(".", 1)[0] for key in tensors}
@@ -67,7 +114,7 @@ def read_cache(path: Path, fingerprint: str) -> ImageArrays | None:
         splits = {n: Split(tensors[f"{n}.images"], tensors[f"{n}.labels"]) for n in sorted(names)}
     except KeyError:
         return None
-    return ImageArrays(classes, splits, source)
+    return ImageArrays(classes, splits, source, LoadReport(0, "read"))
 
 
 def _map(path: Path, data_start: int, entry: dict) -> np.ndarray:

@@ -10,14 +10,14 @@ files that cannot be decoded — and names with an image extension that are no r
 regular file (a FIFO, a symlink loop) — are skipped and listed in the result's
 ``source.skipped``.
 
-Sizes: with ``image_size`` every image goes through the evaluation transform
-(``dltool.data.images.fit_image``: resized to cover ``image_size / crop_pct``, centre-cropped
-to the square); without it, images that all share one size keep it, and mixed sizes are all
-fitted to the most common one (a note says so). Channels: 1 or 3 as asked; without a choice, 1 when every image is grey.
+Sizes (every image through the evaluation transform ``fit_image`` with ``crop_pct``) and
+channels: see ``dltool.data.folder_decode``.
 
 The decoded arrays are cached once per (folder, image_size, channels, crop_pct) under the data root,
 keyed by a fingerprint of the files (relative paths, byte sizes, mtimes) and of the decoder,
-so a second run only lists and stats the files; any change rebuilds the cache.
+so a second run only lists and stats the files; any change rebuilds the cache. The cache is
+written as the files are decoded and read back memory-mapped: loading a folder of any size
+costs about one decoded image per thread in memory, plus the pages that training touches.
 """
 
 from __future__ import annotations
@@ -26,18 +26,16 @@ import hashlib
 import json
 import os
 import re
-from collections import Counter
-from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import PIL
 
-from dltool.data.arrays import ImageArrays, SourceReport, Split
-from dltool.data.cache import cached
-from dltool.data.images import DECODER, ImageDecodeError, fit_image, read_image, to_channels
+from dltool._io import sweep_stale_temporaries
+from dltool.data.arrays import ImageArrays
+from dltool.data.cache import read_cache
+from dltool.data.folder_decode import Fit, Progress, decode_folder
+from dltool.data.images import DECODER
 from dltool.data.roots import data_root
 from dltool.errors import DatasetError
 from dltool.rundir import is_dltool_output
@@ -45,7 +43,7 @@ from dltool.rundir import is_dltool_output
 IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"})
 SPLITS = ("train", "val", "test")
 # Bump when decoding changes what a cache holds for the same files.
-CACHE_FORMAT = "dltool-image-folder/2"
+CACHE_FORMAT = "dltool-image-folder/3"  # 3: written row by row, the source report a tensor
 
 
 @dataclass(frozen=True)
@@ -68,16 +66,22 @@ def load_folder(
     channels: int | None = None,
     workers: int | None = None,
     crop_pct: float | None = 1.0,
+    progress: Progress | None = None,
 ) -> ImageArrays:
     """The folder's splits as uint8 arrays, decoded once and cached under ``cache_root``'s
-    data root (see ``dltool.data.roots``). Raises ``DatasetError`` for a folder that is not
-    a dataset (no class folders, no images, an unknown class in val/test).
+    data root (see ``dltool.data.roots``), memory-mapped. Raises ``DatasetError`` for a folder
+    that is not a dataset (no class folders, no images, an unknown class in val/test).
 
-    ``crop_pct``: of the evaluation transform (``fit_image``); None stretches to the size."""
+    ``crop_pct``: of the evaluation transform (``fit_image``); None stretches to the size.
+    ``progress(done, total)`` follows the decoding, when there is any."""
     index = index_folder(Path(root))
     key = fingerprint(index, image_size, channels, crop_pct)
     path = cache_path(index.root, cache_root, image_size, channels, crop_pct)
-    return cached(path, key, lambda: decode_folder(index, image_size, channels, workers, crop_pct))
+    sweep_stale_temporaries(path.parent)  # what a killed writer left
+    if (arrays := read_cache(path, key)) is not None:
+        return arrays
+    fit = Fit(image_size, channels, crop_pct)
+    return decode_folder(index, fit, workers, cache=(path, key), progress=progress)
 
 
 def index_folder(root: Path) -> FolderIndex:
@@ -220,97 +224,3 @@ def cache_path(
     crop = "" if crop_pct is None else f"-crop-{crop_pct:g}"
     name = f"size-{image_size or 'auto'}-channels-{channels or 'auto'}{crop}.safetensors"
     return data_root(cache_root) / "folders" / f"{slug}-{digest}" / name
-
-
-@dataclass(frozen=True)
-class _Decoded:
-    image: np.ndarray | None  # natural channels, at the requested size when one was given
-    mode: str = ""
-    size: tuple[int, int] = (0, 0)  # (width, height) as stored, after the EXIF orientation
-    reason: str = ""
-
-
-def decode_folder(
-    index: FolderIndex,
-    image_size: int | None,
-    channels: int | None,
-    workers: int | None = None,
-    crop_pct: float | None = 1.0,
-) -> ImageArrays:
-    """Decode every file of ``index`` (in threads) into arrays; see the module docstring."""
-    rows = [(split, relative, label) for split, files in index.files.items() for relative, label in files]
-    root = str(index.root)
-    decoded = _parallel(lambda row: _decode_one(f"{root}/{row[1]}", image_size, crop_pct), rows, workers)
-    good = [(row, d) for row, d in zip(rows, decoded, strict=True) if d.image is not None]
-    skipped = sorted((row[1], d.reason) for row, d in zip(rows, decoded, strict=True) if d.image is None)
-    if not good:
-        raise DatasetError(
-            f"{index.root}: none of its {len(rows)} image files could be decoded "
-            f"(first: {skipped[0][0]}: {skipped[0][1]})"
-        )
-    notes = list(index.notes)
-    images = [d.image for _, d in good]
-    if image_size is None:
-        images = _to_common_size(images, notes, workers, crop_pct)
-    if channels is None:
-        channels = 1 if all(image.shape[0] == 1 for image in images) else 3
-    splits = _stack(index, [row for row, _ in good], images, channels, notes)
-    report = SourceReport(
-        files={split: [row[1] for row, _ in good if row[0] == split] for split in splits},
-        skipped=skipped,
-        sizes=dict(Counter(f"{d.size[0]}x{d.size[1]}" for _, d in good).most_common()),
-        modes=dict(Counter(d.mode for _, d in good).most_common()),
-        notes=notes,
-    )
-    return ImageArrays(index.classes, splits, report)
-
-
-def _decode_one(path: str, image_size: int | None, crop_pct: float | None) -> _Decoded:
-    try:
-        image, mode, size = read_image(path, image_size, crop_pct)
-    except ImageDecodeError as error:
-        return _Decoded(None, reason=error.reason)
-    if image_size is not None:
-        image = fit_image(image, image_size, crop_pct)  # decode_image's steps, keeping mode and size
-    return _Decoded(image, mode, size)
-
-
-def _to_common_size(
-    images: list[np.ndarray], notes: list[str], workers: int | None, crop_pct: float | None
-) -> list[np.ndarray]:
-    """Images of mixed sizes fitted to the most common (ties: the larger area)."""
-    counts = Counter(image.shape[1:] for image in images)
-    if len(counts) == 1:
-        return images
-    (height, width), count = max(counts.items(), key=lambda item: (item[1], item[0][0] * item[0][1], item[0]))
-    notes.append(
-        f"the images have {len(counts)} sizes: all resized to {width}x{height}, the most common "
-        f"({count} of {len(images)}); set data.image_size to choose another"
-    )
-    return _parallel(lambda image: fit_image(image, (height, width), crop_pct), images, workers)
-
-
-def _stack(
-    index: FolderIndex, rows: list[tuple[str, str, int]], images: list[np.ndarray], channels: int, notes: list[str]
-) -> dict[str, Split]:
-    splits: dict[str, Split] = {}
-    for split in index.files:
-        members = [i for i, row in enumerate(rows) if row[0] == split]
-        if not members:
-            notes.append(f"the {split} split has no readable images and is left out")
-            continue
-        stacked = np.stack([to_channels(images[i], channels) for i in members])
-        labels = np.array([rows[i][2] for i in members], dtype=np.int64)
-        splits[split] = Split(stacked, labels)
-    if "train" in index.files and "train" not in splits:
-        raise DatasetError(f"{index.root}: no readable images in its train split")
-    return splits
-
-
-def _parallel(function: Callable, items: Sequence, workers: int | None) -> list:
-    if len(items) < 2 or workers == 1:
-        return [function(item) for item in items]
-    # Pillow decodes with the GIL released, but small images are mostly Python overhead:
-    # more threads than cores only contend for the GIL.
-    with ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:
-        return list(pool.map(function, items))

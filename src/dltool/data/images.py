@@ -147,6 +147,20 @@ def read_image(
         raise ImageDecodeError(path, f"corrupt ({type(error).__name__}: {error})") from None
 
 
+def read_size(path: str | Path) -> tuple[int, int]:
+    """The stored (width, height) of the image at ``path`` after its EXIF orientation, as
+    ``read_image`` reports it, from the file's header alone (no pixel is decoded). Raises
+    ``ImageDecodeError``."""
+    try:
+        with open_regular(path) as file, _open(file, path) as image:
+            transposed = image.getexif().get(ExifTags.Base.Orientation) in _TRANSPOSING
+            return image.size[::-1] if transposed else image.size
+    except ImageDecodeError:
+        raise
+    except (OSError, Image.DecompressionBombError, SyntaxError, ValueError, EOFError, IndexError, KeyError) as error:
+        raise ImageDecodeError(path, f"unreadable header ({type(error).__name__})") from None
+
+
 # warnings.catch_warnings swaps a process-wide filter list: serialise it. Only Image.open
 # runs under the lock (it reads the header); decoding pixels happens outside it.
 _OPEN_LOCK = threading.Lock()

@@ -57,7 +57,7 @@ def dataset_stats(config: DataConfig, split: str | None = None) -> dict[str, Any
 def _split_stats(split: Split, classes: list[str]) -> dict[str, Any]:
     counts = np.bincount(split.labels, minlength=len(classes))
     present = counts[counts > 0]
-    mean, std = channel_stats(split.images) if len(split) else ([], [])
+    mean, std = channel_stats(split) if len(split) else ([], [])
     return {
         "n": len(split),
         "per_class": {name: int(c) for name, c in zip(classes, counts, strict=True)},
@@ -77,9 +77,11 @@ def find_duplicates(arrays: ImageArrays, folder: Path | None = None) -> dict[str
     where: dict[bytes, list[tuple[str, int]]] = defaultdict(list)
     names = [s for s in SPLIT_ORDER if s in arrays.splits]
     for name in names:
-        images = np.ascontiguousarray(arrays.splits[name].images)
-        for i in range(len(images)):
-            where[hashlib.blake2b(images[i].tobytes(), digest_size=16).digest()].append((name, i))
+        i = 0
+        for chunk in arrays.splits[name].chunks():
+            for image in chunk:
+                where[hashlib.blake2b(np.ascontiguousarray(image).data, digest_size=16).digest()].append((name, i))
+                i += 1
     across = {f"{a}/{b}": 0 for i, a in enumerate(names) for b in names[i + 1 :]}
     within = dict.fromkeys(names, 0)
     groups = [places for places in where.values() if len(places) > 1]

@@ -31,7 +31,7 @@ def select_classes(arrays: ImageArrays, names: list[str]) -> ImageArrays:
     for split_name, split in arrays.splits.items():
         labels = new_label[split.labels]
         kept = np.flatnonzero(labels >= 0)
-        splits[split_name] = Split(split.images[kept], labels[kept])
+        splits[split_name] = split.relabelled(labels).take(kept)  # indexes the images, no copy
     return ImageArrays(list(names), splits, arrays.source)
 
 

@@ -196,7 +196,8 @@ INIT_IMAGES = 2048
 
 def init_images(data: PreparedData, device: torch.device) -> torch.Tensor:
     """The first ``INIT_IMAGES`` training images, normalised as training feeds them."""
-    images = torch.from_numpy(data.splits["train"].images[:INIT_IMAGES]).to(device)
+    train = data.splits["train"]
+    images = torch.from_numpy(train.take(np.arange(min(INIT_IMAGES, len(train)))).images).to(device)
     return Normalise(data.mean, data.std, device)(images)
 
 

@@ -167,8 +167,11 @@ def _aligned(prepared: PreparedData, split: Split, classes: list[str], name: str
             f"{' ...' if len(unknown) > 10 else ''} (the model knows: {', '.join(classes[:10])})"
         )
     mapping = np.array([classes.index(c) for c in prepared.classes], dtype=np.int64)
-    return Split(split.images, mapping[split.labels])
+    return split.relabelled(mapping[split.labels])
 
 
 def _concatenate(*splits: Split) -> Split:
-    return Split(np.concatenate([s.images for s in splits]), np.concatenate([s.labels for s in splits]))
+    labels = np.concatenate([s.labels for s in splits])
+    if all(s.pixels is splits[0].pixels for s in splits):  # a val split drawn from train: index them both
+        return Split(splits[0].pixels, labels, np.concatenate([s.row_index for s in splits]))
+    return Split(np.concatenate([s.images for s in splits]), labels)

@@ -10,6 +10,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from dltool._io import slug
+from dltool.data.arrays import Split
 from dltool.errors import UsageError
 from dltool.figures.canvas import Plotter, Visualization, grid_shape, new_figure, show_image
 from dltool.figures.classes import class_ticks, clip_name
@@ -40,7 +41,7 @@ def visualize_dataset(
     chosen = data.splits[split]
     written = [
         plotter.save(
-            samples_figure(chosen.images, chosen.labels, data.classes, split),
+            samples_figure(chosen, data.classes, split),
             "samples",
             f"{split} images, chosen at random (seed {SAMPLE_SEED}) within each class",
         ),
@@ -105,9 +106,11 @@ def choose_samples(labels: np.ndarray, n_classes: int, per_class: int, seed: int
     return chosen
 
 
-def samples_figure(images: np.ndarray, labels: np.ndarray, classes: list[str], split: str = "train") -> Figure:
+def samples_figure(samples: Split, classes: list[str], split: str = "train") -> Figure:
     """Up to 20 classes: a row of ``PER_CLASS`` images per class, named on the left. More: one
-    image per class (the first 100 classes), titled with its class."""
+    image per class (the first 100 classes), titled with its class. Only the images shown
+    are read."""
+    labels = samples.labels
     n = len(classes)
     figure = new_figure(*samples_size(n))
     if n <= ROWS_UP_TO:
@@ -117,7 +120,7 @@ def samples_figure(images: np.ndarray, labels: np.ndarray, classes: list[str], s
             for column in range(PER_CLASS):
                 ax = axes[row, column]
                 if column < len(indices):
-                    show_image(ax, images[indices[column]])
+                    show_image(ax, samples.image(indices[column]))
                 else:
                     ax.set_axis_off()
             axes[row, 0].text(
@@ -136,7 +139,7 @@ def samples_figure(images: np.ndarray, labels: np.ndarray, classes: list[str], s
         axes = figure.subplots(rows, columns, squeeze=False)
         for ax, name, indices in zip(axes.flat, classes, chosen):
             if len(indices):
-                show_image(ax, images[indices[0]], clip_name(name, 12))
+                show_image(ax, samples.image(indices[0]), clip_name(name, 12))
             else:
                 ax.set_axis_off()
                 ax.set_title(clip_name(name, 12), fontsize=7)
