@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 from matplotlib.figure import Figure
 
+from dltool.data.arrays import Split
 from dltool.evaluation.metrics import ECE_BINS, reliability_bins
 from dltool.figures.canvas import grid_shape, message_figure, new_figure, show_image
 from dltool.figures.classes import LABELS_UP_TO, class_ticks, clip_name
@@ -95,11 +96,10 @@ def most_confidently_wrong(probs: np.ndarray, labels: np.ndarray, limit: int = W
     return wrong[order][:limit]
 
 
-def wrong_figure(
-    images: np.ndarray, probs: np.ndarray, labels: np.ndarray, classes: list[str], split: str = "test"
-) -> Figure:
+def wrong_figure(samples: Split, probs: np.ndarray, classes: list[str], split: str = "test") -> Figure:
     """The most confidently wrong images of ``split``, each titled with its true and
-    predicted class and the predicted probability."""
+    predicted class and the predicted probability (only those images are read)."""
+    labels = samples.labels
     indices = most_confidently_wrong(probs, labels)
     if len(indices) == 0:
         return message_figure(f"Every {split} image is classified correctly: nothing to show.")
@@ -111,7 +111,7 @@ def wrong_figure(
         p = predicted[index]
         show_image(
             ax,
-            images[index],
+            samples.image(index),
             f"true {clip_name(classes[labels[index]])}\npred {clip_name(classes[p])} ({probs[index, p]:.2f})",
             colour="C3",
         )

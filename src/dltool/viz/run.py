@@ -140,9 +140,7 @@ def _eval_plots(plotter: Plotter, scored: Scored, split: str) -> list[Path]:
     )
     saved.append(
         plotter.save(
-            eval_plots.wrong_figure(
-                evaluation.samples.images, evaluation.probs, evaluation.samples.labels, classes, split
-            ),
+            eval_plots.wrong_figure(evaluation.samples, evaluation.probs, classes, split),
             "wrong",
             "the wrongly classified images the model was most sure of, with the probability it gave",
         )
@@ -157,11 +155,11 @@ def reconstruct(
     normalised and denormalised exactly as evaluation feeds the model."""
     import torch
 
-    images = evaluation.samples.images
-    if len(images) == 0:
+    samples = evaluation.samples
+    if len(samples) == 0:
         raise CheckpointError("no images to reconstruct in this split")
-    rows = np.unique(np.linspace(0, len(images) - 1, min(count, len(images))).round().astype(int))
-    inputs = images[rows]
+    rows = np.unique(np.linspace(0, len(samples) - 1, min(count, len(samples))).round().astype(int))
+    inputs = samples.take(rows).images
     mean = torch.tensor(evaluation.mean, dtype=torch.float32).view(1, -1, 1, 1)
     std = torch.tensor(evaluation.std, dtype=torch.float32).view(1, -1, 1, 1)
     with torch.inference_mode():
