@@ -69,7 +69,7 @@ def draw_rows(config: Any, count: int, draws: int) -> Draws:
     data = prepare_data(config.data)
     train = data.splits["train"]
     indices = np.unique(np.linspace(0, len(train) - 1, min(count, len(train))).round().astype(np.int64))
-    images, labels = torch.from_numpy(train.images[indices]), torch.from_numpy(train.labels[indices])
+    images, labels = torch.from_numpy(train.take(indices).images), torch.from_numpy(train.labels[indices])
     augmenter = Augmenter(config.data.augment, config.train.seed)
     rows, targets = [], []
     for epoch in range(draws):
@@ -78,7 +78,7 @@ def draw_rows(config: Any, count: int, draws: int) -> Draws:
         out, target = augmenter.mix(out, labels, epoch, 0, len(data.classes))
         rows.append(out.round().clamp(0, 255).to(torch.uint8).numpy())
         targets.append(target.numpy())
-    return Draws(train.images[indices], train.labels[indices], data.classes, rows, targets)
+    return Draws(train.take(indices).images, train.labels[indices], data.classes, rows, targets)
 
 
 def augmentations_figure(config: Any, count: int, draws: int) -> Figure:
