@@ -28,6 +28,7 @@ SUMMARY_KEYS = {
     "final",
     "test",
     "wall_time_s",
+    "setup_time_s",
     "device",
     "amp",
     "world_size",
@@ -64,6 +65,9 @@ def test_train_writes_the_whole_run_dir(cli, tmp_path: Path) -> None:
     assert json.loads((run / "classes.json").read_text()) == [str(i) for i in range(10)]
     assert load_file(run / "model.safetensors").keys() == load_checkpoint(run / "checkpoints/last.pt")["model"].keys()
     assert "epoch 3/3" in result.stderr and "test accuracy" in result.stderr
+    # Setup is timed apart from training, in the log and in summary.json.
+    assert summary["setup_time_s"] > 0 and "data ready in " in result.stderr
+    assert f"training {summary['wall_time_s']:.1f}s, setup {summary['setup_time_s']:.1f}s" in result.stderr
 
 
 def test_the_run_config_is_resolved_and_reproduces_the_run(cli, tmp_path: Path) -> None:
@@ -109,9 +113,11 @@ def test_bad_input_is_a_usage_error_and_creates_nothing(cli, tmp_path: Path, arg
 
 def test_resume_a_finished_run_with_more_epochs(cli) -> None:
     run = cli("train", "digits-mlp", "--epochs", "2", "-q").stdout.strip()
+    first = json.loads((Path(run) / "summary.json").read_text())
     cli("train", "--resume", run, "--epochs", "4", "-q")
     summary = json.loads((Path(run) / "summary.json").read_text())
     assert summary["epochs_run"] == 4 and summary["status"] == "completed"
+    assert summary["setup_time_s"] > first["setup_time_s"]  # both sessions' setups, summed
     assert len((Path(run) / "metrics.jsonl").read_text().splitlines()) == 4
     assert "cannot change optimizer.lr" in cli("train", "--resume", run, "--lr", "0.1", code=2).stderr
     assert "not a dltool run directory" in cli("train", "--resume", "nowhere", code=1).stderr

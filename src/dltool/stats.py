@@ -55,6 +55,7 @@ def run_stats(path: Path) -> dict[str, Any]:
         "final": summary.get("final"),
         "test": summary.get("test"),
         "wall_time_s": summary.get("wall_time_s"),
+        "setup_time_s": summary.get("setup_time_s"),
         "device": summary.get("device"),
         "amp": summary.get("amp"),
         "model": config.get("model", {}).get("name"),

@@ -118,7 +118,10 @@ def _with_progress(start: Any, quiet: bool) -> tuple[Any, list[int]]:
 
 def _closing_line(result: Any) -> str:
     summary, status = result.summary, result.status
-    parts = [f"{status} after {summary['epochs_run']} epochs in {summary['wall_time_s']:.1f}s"]
+    parts = [
+        f"{status} after {summary['epochs_run']} epochs: training {summary['wall_time_s']:.1f}s, "
+        f"setup {summary['setup_time_s']:.1f}s"
+    ]
     if best := summary.get("best"):
         parts.append(f"best {best['metric']} {best['value']:.4f} at epoch {best['epoch']}")
     if test := summary.get("test"):

@@ -56,10 +56,8 @@ class PreparedData:
         return f"data ready in {self.ready_s:.1f} s{how}"
 
     def messages(self) -> list[str]:
-        """Lines for the user at the start of a run: how long the data took, each skipped file
-        once, then the notes."""
-        lines = [self.ready_line()]
-        lines += [f"skipped {path}: {reason}" for path, reason in self.skipped[:SKIPPED_SHOWN]]
+        """Lines for the user at the start of a run: each skipped file once, then the notes."""
+        lines = [f"skipped {path}: {reason}" for path, reason in self.skipped[:SKIPPED_SHOWN]]
         if len(self.skipped) > SKIPPED_SHOWN:
             lines.append(
                 f"... and {len(self.skipped) - SKIPPED_SHOWN} more unreadable files "

@@ -80,6 +80,7 @@ def summary_record(
         final=progress.history[-1] if progress.history else None,
         **extra,
         wall_time_s=round(clock.total(), 3),
+        setup_time_s=round(progress.setup_time_s, 3),
         **base,
         dltool_version=__version__,
         torch_version=str(torch.__version__),

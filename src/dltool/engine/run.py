@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import random
 import threading
+import time
 from contextlib import ExitStack, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -127,6 +128,7 @@ def _resumed_config(saved: dict[str, Any], overrides: dict[str, Any]) -> Config:
 def _execute(
     config: Config, run: RunDir | None, observer: Observer, stop: threading.Event, checkpoint: dict[str, Any] | None
 ) -> RunResult:
+    started = time.perf_counter()  # setup: everything before the first step
     world = world_from_env()
     device = resolve_device(config.train.device, rank_device=world.local_rank if world.distributed else None)
     precision = resolve_precision(config.train.amp, device)
@@ -140,7 +142,6 @@ def _execute(
         notes = data_changes(parts, checkpoint) if checkpoint else []
         source = run.last_checkpoint if run else "the checkpoint"
         progress = restore_state(parts, checkpoint, source) if checkpoint else Progress()
-        clock = Clock(progress.wall_time_s)
         if writer:
             write_run_files(writer, parts, progress)
         base = {
@@ -150,6 +151,8 @@ def _execute(
             "threads": torch.get_num_threads(),
         }
         _announce(observer, run, parts, progress, base, notes, fresh=checkpoint is None)
+        progress.setup_time_s += time.perf_counter() - started
+        clock = Clock(progress.wall_time_s)
         with open_board(writer, parts, progress.history) as board:
             session = _Session(parts, writer, board, progress, clock, observer, stop)
             status, summary = _fit_and_score(session, base)
@@ -165,8 +168,9 @@ def _announce(
     notes: list[str],
     fresh: bool,
 ) -> None:
-    """A session's start for the observer: what runs where, the data's and the checkpoint's
-    notes (unreadable files, drawn splits, resizes, changes), then a new run's preflight check."""
+    """A session's start for the observer: what runs where, how long the data took to load,
+    the data's and the checkpoint's notes (unreadable files, drawn splits, resizes, changes),
+    then a new run's preflight check."""
     observer.on_start(
         {
             "run_dir": str(run.path) if run else None,
@@ -176,7 +180,8 @@ def _announce(
             **base,
         }
     )
-    for line in [*parts.data.messages(), *parts.notes, *notes]:  # init-from, trainable parameters
+    lines = [parts.data.ready_line(), *parts.data.messages(), *parts.notes, *notes]  # notes: init-from, parameters
+    for line in lines:
         observer.on_message(line)
     if fresh:
         observer.on_message(preflight(parts))

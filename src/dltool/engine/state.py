@@ -26,7 +26,8 @@ class Progress:
     history: list[dict[str, Any]] = field(default_factory=list)
     best: dict[str, Any] | None = None
     bad_epochs: int = 0  # epochs since the monitored metric last improved
-    wall_time_s: float = 0.0  # over every session of the run
+    wall_time_s: float = 0.0  # training, over every session of the run
+    setup_time_s: float = 0.0  # before each session's first step (data, model, checks), summed
     partial: dict[str, Any] | None = None  # EpochStats of an unfinished epoch
 
 

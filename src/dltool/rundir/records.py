@@ -54,7 +54,9 @@ class EpochRecord:
 @dataclass(frozen=True)
 class Summary:
     """``summary.json``: how a run ended, its kept epoch (``best``: epoch, metric, value), its
-    last epoch's record (``final``), the test score of the kept weights and where it ran."""
+    last epoch's record (``final``), the test score of the kept weights, how long it trained
+    (``wall_time_s``) and set up (``setup_time_s``: data loaded, decoded, cached and measured,
+    model built; absent in runs of 0.1.0) and where it ran."""
 
     status: str | None
     stop_reason: str | None = None
@@ -63,7 +65,8 @@ class Summary:
     final: dict[str, Any] | None = None
     test: dict[str, Any] | None = None  # written for SCORED_STATUSES only
     error: str | None = None  # a failed run's error
-    wall_time_s: float | None = None
+    wall_time_s: float | None = None  # training, over every session
+    setup_time_s: float | None = None  # loading data and building the model, over every session
     device: str | None = None
     amp: str | None = None
     world_size: int | None = None
@@ -78,6 +81,8 @@ class Summary:
             del document["test"]
         if self.error is None:
             del document["error"]
+        if self.setup_time_s is None:  # a run of 0.1.0, rewritten as it was
+            del document["setup_time_s"]
         return document | self.unknown
 
     @classmethod
