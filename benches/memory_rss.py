@@ -1,5 +1,6 @@
 """Peak memory of the memory loader on a photo folder: first run (decode, write the cache,
-measure mean/std) and cached run (open the cache, draw val, one shuffled epoch of batches).
+measure mean/std), cached run (open the cache, draw val, one shuffled epoch of batches), and
+`dltool stats FOLDER` on a folder not cached yet.
 
 Usage: python benches/memory_rss.py [--quick] [--images N] [--src DIR]
 
@@ -34,7 +35,10 @@ import torch
 from dltool.config.schema import DataConfig
 from dltool.data.loader import BatchLoader
 from dltool.data.prepare import prepare_data
-if sys.argv[1] != "imports":
+if sys.argv[1] == "stats":
+    from dltool.stats import stats
+    stats(sys.argv[2])
+elif sys.argv[1] != "imports":
     data = prepare_data(DataConfig(name=sys.argv[2], root=sys.argv[3], image_size=int(sys.argv[4])))
     if sys.argv[1] == "cached":
         loader = BatchLoader(data.splits["train"], batch_size=256, mean=data.mean, std=data.std,
@@ -56,7 +60,7 @@ def photo_folder(root: Path, count: int) -> Path:
 
 
 def peak_rss(phase: str, folder: Path, cache: Path, src: Path | None) -> int:
-    env = dict(os.environ)
+    env = dict(os.environ, DLTOOL_DATA=str(cache.parent / "stats-cache"))
     if src is not None:
         env["PYTHONPATH"] = str(src)
     argv = [sys.executable, "-c", PHASE, phase, str(folder), str(cache), str(SIZE)]
@@ -70,7 +74,7 @@ def run(quick: bool, device: str = "cpu", count: int | None = None, src: Path | 
         baseline = peak_rss("imports", folder, Path(tmp) / "cache", src)
         pixels = count * 3 * SIZE * SIZE
         rows = []
-        for phase in ("first", "cached"):
+        for phase in ("first", "cached", "stats"):
             peak = peak_rss(phase, folder, Path(tmp) / "cache", src)
             rows.append(
                 Row(

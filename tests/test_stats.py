@@ -99,3 +99,22 @@ def test_a_run_and_its_checkpoints(cli, tmp_path: Path) -> None:
     (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
     assert "not a readable dltool checkpoint" in cli("stats", tmp_path / "junk.pt", code=1).stderr
     assert "did you mean 'digits'" in cli("stats", "digts", code=2).stderr
+
+
+def test_a_folder_streams_through_its_cache_with_plain_progress_lines(cli, tmp_path: Path) -> None:
+    root = tmp_path / "photos"
+    for i in range(12):
+        noise(root / ("a" if i % 3 else "b") / f"{i}.png", i, size=(9, 7))
+    first = cli("stats", root, "--json")
+    assert "decoding 12 image files" in first.stderr and "hashing 12 images" in first.stderr
+    assert "\x1b[" not in first.stderr  # not a terminal: plain lines, no live bar
+    again = cli("stats", root, "--json")
+    assert "decoding" not in again.stderr  # the cache (the one train reads) has the pixels
+    report = json.loads(first.stdout)
+    assert json.loads(again.stdout) == report
+    data = prepare_data(DataConfig(name=str(root)))
+    for name, split in data.splits.items():  # the chunked, indexed passes give the exact figures
+        pixels = split.images.astype(np.float64) / 255
+        assert np.allclose(report["splits"][name]["mean"], pixels.mean(axis=(0, 2, 3)), atol=1e-12, rtol=0)
+        assert np.allclose(report["splits"][name]["std"], pixels.std(axis=(0, 2, 3)), atol=1e-12, rtol=0)
+    assert report["mean"] == report["splits"]["train"]["mean"] and report["image_shape"] == [3, 7, 9]

@@ -3,6 +3,7 @@ dicts (``kind``: dataset, run or checkpoint). The command renders them."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -13,9 +14,12 @@ from dltool.rundir import RunDir, is_run_dir, open_run_dir, read_weights_header
 BUFFER_SUFFIXES = ("running_mean", "running_var", "num_batches_tracked")
 
 
-def stats(target: str, split: str | None = None) -> dict[str, Any]:
+def stats(
+    target: str, split: str | None = None, progress: Callable[[str, int, int], None] | None = None
+) -> dict[str, Any]:
     """Stats of ``target``: a checkpoint (``.pt``, ``.safetensors``), a run directory (it
-    holds ``config.yaml``), else a dataset name or folder. ``split`` applies to datasets."""
+    holds ``config.yaml``), else a dataset name or folder. ``split`` and ``progress``
+    (phase, done, total: see ``dltool.data.stats.dataset_stats``) apply to datasets."""
     path = Path(target).expanduser()
     if path.is_file() and path.suffix in {".pt", ".safetensors"}:
         _no_split(split, "a checkpoint")
@@ -30,7 +34,7 @@ def stats(target: str, split: str | None = None) -> dict[str, Any]:
     from dltool.config.schema import DataConfig
     from dltool.data.stats import dataset_stats
 
-    return dataset_stats(DataConfig(name=target), split)
+    return dataset_stats(DataConfig(name=target), split, progress)
 
 
 def _no_split(split: str | None, what: str) -> None:

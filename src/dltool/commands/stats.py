@@ -31,9 +31,11 @@ def stats(
 
     Example: dltool stats ./pets --json | jq '.duplicates.across'
     """
+    from dltool.commands._stats_progress import stats_progress
     from dltool.stats import stats as gather
 
-    report = gather(target, split)
+    with stats_progress() as progress:
+        report = gather(target, split, progress)
     if as_json:
         emit_json(report)
     elif report["kind"] == "dataset":

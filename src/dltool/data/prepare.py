@@ -19,6 +19,8 @@ from dltool.data.splits import stratified_split
 from dltool.data.subsets import per_class, select_classes
 from dltool.errors import ConfigError, DatasetError, UnknownNameError
 
+Counting = Callable[[int, int], None]  # (done, total), for a progress display
+
 # Unreadable files named one per line at the start of a run; the rest are counted.
 SKIPPED_SHOWN = 20
 # The evaluation crop of photo folders: timm's and torchvision's 224-of-256 default.
@@ -66,10 +68,13 @@ class PreparedData:
         return lines + self.notes
 
 
-def prepare_data(config: DataConfig, arrays: ImageArrays | None = None) -> PreparedData:
+def prepare_data(
+    config: DataConfig, arrays: ImageArrays | None = None, progress: Counting | None = None
+) -> PreparedData:
     """Load ``config.name`` (or take ``arrays``), draw a stratified val split if it has none,
     resize, convert channels, measure mean/std on train. Without a test split, the val split
-    doubles as the test split. Splits drawn from others index their arrays (no copy)."""
+    doubles as the test split. Splits drawn from others index their arrays (no copy).
+    ``progress(done, total)`` follows the mean/std pass over the training images."""
     started = time.perf_counter()
     arrays = arrays if arrays is not None else load_arrays(config)
     if config.classes is not None:
@@ -99,7 +104,7 @@ def prepare_data(config: DataConfig, arrays: ImageArrays | None = None) -> Prepa
     if config.mean is not None and config.std is not None:
         mean, std = config.mean, config.std
     else:
-        mean, std = channel_stats(splits["train"])
+        mean, std = channel_stats(splits["train"], progress)
     if len(mean) != splits["train"].image_shape[0]:
         raise DatasetError(
             f"data.mean has {len(mean)} values; the images have {splits['train'].image_shape[0]} channels"
@@ -117,8 +122,9 @@ def _refuse_empty(name: str, splits: dict[str, Split]) -> None:
             raise DatasetError(f"{name}: the {split} split is empty (0 images); check or download the dataset again")
 
 
-def load_arrays(config: DataConfig) -> ImageArrays:
-    """A registered dataset by name, else an image folder (see ``dltool.data.folders``)."""
+def load_arrays(config: DataConfig, progress: Counting | None = None) -> ImageArrays:
+    """A registered dataset by name, else an image folder (see ``dltool.data.folders``);
+    ``progress(done, total)`` follows the decoding of a folder's files."""
     if config.name in datasets:
         return datasets.get(config.name).load()(root=config.root)
     folder = Path(config.name).expanduser()
@@ -131,6 +137,7 @@ def load_arrays(config: DataConfig) -> ImageArrays:
             image_size=config.image_size,
             channels=config.channels,
             crop_pct=config.crop_pct,
+            progress=progress,
         )
     if folder.exists():
         raise ConfigError(f"data.name: {config.name} is a file; name a dataset or a folder of class sub-folders")
@@ -139,18 +146,23 @@ def load_arrays(config: DataConfig) -> ImageArrays:
     raise UnknownNameError("dataset", config.name, datasets.names(), hint="dltool list datasets, or give a folder path")
 
 
-def channel_stats(images: Split | np.ndarray) -> tuple[list[float], list[float]]:
+def channel_stats(images: Split | np.ndarray, progress: Counting | None = None) -> tuple[list[float], list[float]]:
     """Per-channel mean and (population) std of uint8 images (N, C, H, W), in [0, 1] units.
 
     Computed exactly from each channel's histogram of byte values (integer sums), a chunk of
     images at a time (``Split.chunks``): no float copy of the dataset, no pass that can lose
-    precision, and memory for one chunk whatever the split's size."""
+    precision, and memory for one chunk whatever the split's size. ``progress(done, total)``
+    is called after each chunk."""
     split = images if isinstance(images, Split) else Split(images, np.empty(len(images), np.int64))
     channels = split.image_shape[0]
     counts = np.zeros((channels, 256), dtype=np.int64)
+    done = 0
     for chunk in split.chunks():
         for c in range(channels):
             counts[c] += np.bincount(chunk[:, c].ravel(), minlength=256)
+        done += len(chunk)
+        if progress is not None:
+            progress(done, len(split))
     means, stds = [], []
     values = np.arange(256, dtype=object)
     for c in range(channels):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -13,27 +14,39 @@ import numpy as np
 
 from dltool.config.schema import DataConfig
 from dltool.data.arrays import ImageArrays, Split
-from dltool.data.prepare import channel_stats, load_arrays, prepare_data
+from dltool.data.prepare import Counting, channel_stats, load_arrays, prepare_data
 from dltool.errors import UsageError
 
 SPLIT_ORDER = ("train", "val", "test")
+Phases = Callable[[str, int, int], None]  # (phase, done, total), for a progress display
 # Duplicate groups listed by name in the report; all are counted.
 EXAMPLES_SHOWN = 20
 
 
-def dataset_stats(config: DataConfig, split: str | None = None) -> dict[str, Any]:
+def dataset_stats(config: DataConfig, split: str | None = None, progress: Phases | None = None) -> dict[str, Any]:
     """A JSON-ready report on ``config``'s dataset; ``split`` keeps only that split's row.
 
     ``mean``/``std`` are the train split's, the values `train` normalises with (each split
     also has its own). Duplicates are exact (equal decoded uint8 images) and looked for
     across and within the splits as stored, before a val split is drawn from train.
+
+    Memory stays bounded whatever the dataset's size: a folder is decoded file by file into
+    its cache (the one `train` reads), and every pass over the images reads a chunk at a
+    time. ``progress(phase, done, total)`` follows the passes: ``decoding`` (a folder not
+    cached yet), ``measuring`` (the training images' mean/std), ``hashing`` (duplicates).
     """
-    arrays = load_arrays(config)
-    data = prepare_data(config, arrays)
+    report = progress or _silent
+    arrays = load_arrays(config, lambda done, total: report("decoding", done, total))
+    data = prepare_data(config, arrays, lambda done, total: report("measuring", done, total))
     names = [s for s in SPLIT_ORDER if s in data.splits]
     if split is not None and split not in names:
         raise UsageError(f"--split {split}: {config.name} has splits {', '.join(names)}")
-    splits = {name: _split_stats(data.splits[name], data.classes) for name in names if split in (None, name)}
+    measured = {"train": (data.mean, data.std)} if config.mean is None or config.std is None else {}
+    splits = {
+        name: _split_stats(data.splits[name], data.classes, measured.get(name))
+        for name in names
+        if split in (None, name)
+    }
     if data.test_is_val and "test" in splits:
         splits["test"]["same_as"] = "val"
     source = arrays.source
@@ -44,31 +57,46 @@ def dataset_stats(config: DataConfig, split: str | None = None) -> dict[str, Any
         "image_shape": list(data.in_shape),
         "mean": data.mean,
         "std": data.std,
-        "imbalance": _split_stats(data.splits["train"], data.classes)["imbalance"],
+        "imbalance": _imbalance(np.bincount(data.splits["train"].labels, minlength=len(data.classes))),
         "splits": splits,
         "sizes": source.sizes if source else None,
         "modes": source.modes if source else None,
         "unreadable": [{"path": path, "reason": reason} for path, reason in data.skipped],
-        "duplicates": find_duplicates(arrays, Path(config.name) if source else None),
+        "duplicates": find_duplicates(
+            arrays, Path(config.name) if source else None, lambda done, total: report("hashing", done, total)
+        ),
         "notes": data.notes,
     }
 
 
-def _split_stats(split: Split, classes: list[str]) -> dict[str, Any]:
+def _silent(phase: str, done: int, total: int) -> None:
+    pass
+
+
+def _split_stats(
+    split: Split, classes: list[str], measured: tuple[list[float], list[float]] | None = None
+) -> dict[str, Any]:
+    """``measured``: the split's mean/std when already known (train's, measured by prepare)."""
     counts = np.bincount(split.labels, minlength=len(classes))
-    present = counts[counts > 0]
-    mean, std = channel_stats(split) if len(split) else ([], [])
+    mean, std = measured or (channel_stats(split) if len(split) else ([], []))
     return {
         "n": len(split),
         "per_class": {name: int(c) for name, c in zip(classes, counts, strict=True)},
-        # Largest over smallest class; null when some class has no sample in this split.
-        "imbalance": float(present.max() / present.min()) if len(present) == len(classes) else None,
+        "imbalance": _imbalance(counts),
         "mean": mean,
         "std": std,
     }
 
 
-def find_duplicates(arrays: ImageArrays, folder: Path | None = None) -> dict[str, Any]:
+def _imbalance(counts: np.ndarray) -> float | None:
+    """Largest over smallest class; None when some class has no sample."""
+    present = counts[counts > 0]
+    return float(present.max() / present.min()) if len(present) == len(counts) else None
+
+
+def find_duplicates(
+    arrays: ImageArrays, folder: Path | None = None, progress: Counting | None = None
+) -> dict[str, Any]:
     """Exact duplicates by a hash of each decoded image: ``across`` counts, per pair of
     splits ("train/test"), the distinct images found in both (train/test leakage);
     ``within`` counts, per split, images that repeat an earlier one of
@@ -76,12 +104,16 @@ def find_duplicates(arrays: ImageArrays, folder: Path | None = None) -> dict[str
     else split[index])."""
     where: dict[bytes, list[tuple[str, int]]] = defaultdict(list)
     names = [s for s in SPLIT_ORDER if s in arrays.splits]
+    total, done = sum(len(arrays.splits[name]) for name in names), 0
     for name in names:
         i = 0
         for chunk in arrays.splits[name].chunks():
             for image in chunk:
                 where[hashlib.blake2b(np.ascontiguousarray(image).data, digest_size=16).digest()].append((name, i))
                 i += 1
+            done += len(chunk)
+            if progress is not None:
+                progress(done, total)
     across = {f"{a}/{b}": 0 for i, a in enumerate(names) for b in names[i + 1 :]}
     within = dict.fromkeys(names, 0)
     groups = [places for places in where.values() if len(places) > 1]
