@@ -6,9 +6,10 @@ Usage: python benches/memory_rss.py [--quick] [--images N] [--src DIR]
 
 Writes N (default 2,000; 400 with --quick) random 256×256 JPEGs into a temporary folder and
 runs each phase in a fresh process at data.image_size 128, reading that process's own peak
-RSS (``ru_maxrss``) when it ends. The reference is the decoded training pixels' size
-(N × 3 × 128 × 128 bytes) plus the RSS of a process that only imports what the phase
-imports: the ratio says how close a run stays to holding each pixel once. ``--src`` points
+RSS (``ru_maxrss``) when it ends. The reference is the decoded pixels' size (N × 3 × 128 ×
+128 bytes; 256 × 256 for stats, which sees the images at their own size) plus the RSS of a
+process that only imports what the phases import: the ratio says how close a run stays to
+holding each pixel once. ``--src`` points
 the child processes at another dltool source tree (an earlier release, to compare).
 """
 
@@ -29,6 +30,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _common import Row, bench_main
 
 SIZE = 128
+PHOTO = 256
 PHASE = """
 import json, resource, sys
 import torch
@@ -55,7 +57,7 @@ def photo_folder(root: Path, count: int) -> Path:
         folder = root / f"class{i % 4}"
         folder.mkdir(parents=True, exist_ok=True)
         base = rng.integers(0, 256, (16, 16, 3), dtype=np.uint8)  # smooth, photo-like JPEG sizes
-        Image.fromarray(base).resize((256, 256), Image.Resampling.BICUBIC).save(folder / f"{i}.jpg", quality=90)
+        Image.fromarray(base).resize((PHOTO, PHOTO), Image.Resampling.BICUBIC).save(folder / f"{i}.jpg", quality=90)
     return root
 
 
@@ -72,13 +74,14 @@ def run(quick: bool, device: str = "cpu", count: int | None = None, src: Path | 
     with tempfile.TemporaryDirectory() as tmp:
         folder = photo_folder(Path(tmp) / "photos", count)
         baseline = peak_rss("imports", folder, Path(tmp) / "cache", src)
-        pixels = count * 3 * SIZE * SIZE
         rows = []
         for phase in ("first", "cached", "stats"):
+            side = PHOTO if phase == "stats" else SIZE  # stats looks at the images as they are
+            pixels = count * 3 * side * side
             peak = peak_rss(phase, folder, Path(tmp) / "cache", src)
             rows.append(
                 Row(
-                    f"memory loader peak RSS, {phase} run, {count:,} 256-px JPEGs at {SIZE} px",
+                    f"memory loader peak RSS, {phase} run, {count:,} {PHOTO}-px JPEGs at {side} px",
                     f"{peak / 2**20:.0f} MiB",
                     f"{(baseline + pixels) / 2**20:.0f} MiB (imports {baseline / 2**20:.0f} + pixels {pixels / 2**20:.0f})",
                     (baseline + pixels) / peak,

@@ -9,9 +9,10 @@ from dataclasses import dataclass
 import numpy as np
 
 # Pixels per chunk when a split is read piece by piece (statistics, resizing, copies to a
-# device): 32 MiB of uint8, so the temporaries of a chunk (bincount's 8-byte copy, a float
-# resize) stay a few hundred MiB at most, whatever the dataset's size.
-CHUNK_PIXELS = 32 << 20
+# device): 8 MiB of uint8, so the temporaries of a chunk (bincount's 8-byte copy, a float
+# resize) stay under 100 MiB whatever the dataset's size; large enough that the per-chunk
+# costs (a mapping, a few calls) are lost in the pixel work.
+CHUNK_PIXELS = 8 << 20
 
 
 @dataclass(frozen=True)
