@@ -73,7 +73,7 @@ def apply_layer(images: torch.Tensor, ops: np.ndarray, values: np.ndarray, to_de
         theta = _geometric(ops[geometric], values[geometric], (height, width))
         moved = warp(images.index_select(0, chosen), to_device(torch.from_numpy(theta), images.device), "nearest")
         images.index_copy_(0, chosen, moved)
-    for op in sorted(set(ops.tolist()) - GEOMETRIC - {0}):
+    for op in (int(op) for op in np.unique(ops) if op not in GEOMETRIC and op != 0):
         rows = np.flatnonzero(ops == op)
         chosen = to_device(torch.from_numpy(rows), images.device)
         factors = to_device(torch.from_numpy(values[rows].astype(np.float32)), images.device)
