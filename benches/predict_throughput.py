@@ -4,7 +4,7 @@ Usage: python benches/predict_throughput.py [--quick]
 
 A 2×256 MLP (digits-mlp) is trained for a moment on a 32×32 RGB image folder; then, in the same run and
 on the same 2,000 JPEGs (half 64×64, half 256×256):
-- dltool: ``dltool.evaluation.predict.predict`` (threaded decoding, batched inference);
+- dltool: ``dltool.evaluation.predict.predict`` (decoding in worker processes, batched inference);
 - reference: a plain loop — PIL open → RGB → resize → tensor → normalise → one forward per image.
 Peak memory (max RSS) of a ``dltool predict DIR`` process over 2,000 and over 20,000 files
 (the 2,000 hard-linked ten times) shows whether memory stays flat.

@@ -73,6 +73,7 @@ def test_a_mixed_folder_is_labelled_once_each_and_bad_files_named(cli, run: Path
         line.split(":")[0].removeprefix("skipped ") for line in result.stderr.splitlines() if line.startswith("skipped")
     ]
     assert sorted(Path(p).name for p in named) == sorted(BAD)
+    assert result.stderr.splitlines()[-1] == f"{len(BAD)} inputs could not be read"  # counted at the end
     assert all(0 <= row["score"] <= 1 and row["label"] == row["top_k"][0]["label"] for row in rows)
     accuracy = np.mean([row["label"] == str(_digit_of(row["path"])) for row in rows])
     assert accuracy > 0.5  # a 3-epoch MLP reading resized, re-encoded digits

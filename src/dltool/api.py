@@ -125,7 +125,7 @@ def predict(
     inputs: StrPath | Iterable[StrPath],
     *,
     top_k: int = 3,
-    batch_size: int = 64,
+    batch_size: int = 32,
     device: str = "auto",
     workers: int | None = None,
 ) -> Predictions:

@@ -33,10 +33,11 @@ def predict(
     output_format: RowFormat = None,
     top_k: Annotated[int, Opt(min=1, help="Labels and scores per image.")] = 3,
     output: Annotated[Path | None, Opt(help="Write the rows to this file (atomically) instead of stdout.")] = None,
-    batch_size: Annotated[int, Opt(min=1, help="Images per forward pass.")] = 64,
+    batch_size: Annotated[int, Opt(min=1, help="Images per forward pass (and per decoded chunk).")] = 32,
     device: Annotated[str, Opt(help="auto, cpu, cuda, cuda:N or mps (ONNX files: cpu).")] = "auto",
     workers: Annotated[
-        int | None, Opt(min=1, help="Decoding threads (default: one per CPU but one, at most 8).")
+        int | None,
+        Opt(min=0, help="Decoding processes (default: one per CPU but one, at most 8; 0: in the main process)."),
     ] = None,
     strict: Annotated[bool, Opt(help="Exit 1 when any input could not be read (rows still written).")] = False,
     force: Annotated[bool, Opt(help="Let --output replace a file that dltool predict did not write.")] = False,

@@ -1,0 +1,231 @@
+"""`dltool predict` at photo scale: speed on large JPEGs and flat memory, with a ResNet-18.
+
+Usage: python benches/predict_scale.py [--quick]
+
+A torchvision ResNet-18 (no pretrained weights: the weights do not change the work) is
+trained for one batch on a small folder at image_size 224. Then, in the same run:
+- speed on 200 synthetic photos of 1600×1200 (JPEG quality 90): dltool's
+  ``dltool.evaluation.predict.predict`` (decoding in worker processes, JPEG draft, batches)
+  against a plain loop — PIL open → RGB → resize to 224² → tensor → normalise → one forward
+  per image — on the same model object; also dltool at each ``--workers`` count (full run);
+- memory: peak of a ``dltool predict RUN FOLDER --format csv`` process over the 200 JPEGs
+  and over 20,000 small PNGs, one row per file checked. Two figures: the predict process's
+  peak RSS (its VmHWM) and the peak sum of the proportional set size (PSS: shared pages
+  split between sharers) of it and its forked decoding processes, sampled every 50 ms. The
+  goal is under 600 MB (the ratio is 600 MB over the peak RSS); the reference gives the floor,
+  the peak RSS of a process that only imports torch and loads the model (about 770 MB with
+  torch 2.14's CUDA build, whose import alone holds about 500 MB).
+``--quick``: 40 JPEGs and 2,000 PNGs, no worker sweep.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageDraw
+
+from dltool.config import load_config
+from dltool.engine import train
+from dltool.evaluation.predict import Prediction, predict
+from dltool.evaluation.trained import Trained, load_trained
+from dltool.rundir import create_run_dir
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _common import Row, bench_main
+
+GOAL_MB = 600
+
+
+def photo(width: int, height: int, rng: np.random.Generator) -> Image.Image:
+    """A smooth two-colour gradient with ellipses and rectangles, plus sensor-like noise."""
+    y, x = np.mgrid[0:height, 0:width].astype(np.float32)
+    a, b = rng.uniform(0, 255, (2, 3)).astype(np.float32)
+    t = (x / width * rng.uniform(0.3, 1) + y / height * rng.uniform(0.3, 1))[..., None] / 2
+    image = Image.fromarray((a * (1 - t) + b * t).astype(np.uint8))
+    draw = ImageDraw.Draw(image)
+    for _ in range(int(rng.integers(3, 9))):
+        x0, y0 = rng.integers(0, width), rng.integers(0, height)
+        box = (x0, y0, x0 + rng.integers(width // 20, width // 3), y0 + rng.integers(height // 20, height // 3))
+        fill = tuple(int(v) for v in rng.integers(0, 256, 3))
+        (draw.ellipse if rng.random() < 0.5 else draw.rectangle)(box, fill=fill)
+    pixels = np.asarray(image, dtype=np.int16) + rng.normal(0, 6, (height, width, 3)).astype(np.int16)
+    return Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))
+
+
+def make_photos(folder: Path, count: int, size: tuple[int, int], seed: int, suffix: str = ".jpg") -> list[Path]:
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(seed)
+    paths = [folder / f"photo{i:05d}{suffix}" for i in range(count)]
+    for path in paths:
+        photo(*size, rng).save(path, quality=90)
+    return paths
+
+
+def many_pngs(folder: Path, count: int, distinct: int = 200) -> None:
+    """``count`` small PNGs: ``distinct`` different 64×48 photos, hard-linked over and over."""
+    originals = make_photos(folder / "originals", min(distinct, count), (64, 48), 1, ".png")
+    for i in range(count):
+        os.link(originals[i % len(originals)], folder / f"{i:05d}.png")
+    for path in originals:
+        path.unlink()
+    (folder / "originals").rmdir()
+
+
+def trained_resnet18(work: Path, image_size: int) -> Trained:
+    folder = work / "train"
+    for label in ("cat", "dog"):
+        make_photos(folder / label, 8, (320, 240), seed=len(label))
+    overrides = [
+        f"data.name={folder}",
+        f"data.image_size={image_size}",
+        "model.name=torchvision:resnet18",
+        "train.epochs=1",
+        "train.batch_size=8",
+        "train.limit_batches=1",
+    ]
+    run = train(load_config("digits-mlp", overrides), create_run_dir(work / "runs", "resnet18")).run_dir
+    return load_trained(run)
+
+
+@torch.no_grad()
+def plain_loop(trained: Trained, paths: list[Path]) -> float:
+    """Images/s of the loop a user writes first: PIL, a square resize, one forward each."""
+    _, height, width = trained.in_shape
+    mean = torch.tensor(trained.mean).view(-1, 1, 1)
+    std = torch.tensor(trained.std).view(-1, 1, 1)
+    started = time.perf_counter()
+    for path in paths:
+        image = Image.open(path).convert("RGB").resize((width, height), Image.BILINEAR)
+        x = torch.from_numpy(np.array(image)).permute(2, 0, 1).float() / 255
+        trained.model(((x - mean) / std)[None]).softmax(1).topk(2)
+    return len(paths) / (time.perf_counter() - started)
+
+
+def dltool_rate(trained: Trained, folder: Path, count: int, workers: int | None = None) -> float:
+    started = time.perf_counter()
+    rows = sum(isinstance(row, Prediction) for row in predict(trained, [str(folder)], workers=workers))
+    assert rows == count, f"{rows} rows for {count} files"
+    return count / (time.perf_counter() - started)
+
+
+def peak_memory_mb(run_dir: Path, folder: Path, count: int) -> tuple[float, float]:
+    """(peak RSS of the predict process, peak PSS of it and its decoding processes), in MB."""
+    out = folder.parent / f"{folder.name}.csv"
+    with open(out, "w") as stdout:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "dltool", "predict", str(run_dir), str(folder), "--format", "csv"],
+            stdout=stdout,
+            stderr=subprocess.DEVNULL,
+        )
+        peaks = [0.0, 0.0]
+        sampler = threading.Thread(target=_sample, args=(process.pid, peaks), daemon=True)
+        sampler.start()
+        code = process.wait()
+        sampler.join()
+    assert code == 0, f"dltool predict exited {code}"
+    rows = out.read_text().count("\n") - 1  # less the header
+    assert rows == count, f"{rows} rows for {count} files"
+    return peaks[0], peaks[1]
+
+
+def floor_mb(run_dir: Path) -> float:
+    """Peak RSS of a process that only imports what predict imports and loads the model."""
+    code = (
+        "import sys; from dltool.export.inference import load_inference_model; "
+        f"load_inference_model({str(run_dir)!r}, device='cpu'); "
+        "print(open('/proc/self/status').read().split('VmHWM:')[1].split()[0])"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return int(result.stdout.strip()) / 1024
+
+
+def _sample(pid: int, peaks: list[float]) -> None:
+    """peaks[0]: the process's own high-water mark (VmHWM, kept by the kernel); peaks[1]: the
+    largest sum of PSS over it and its descendants seen, every 50 ms, while it lives."""
+    while (hwm := _status_kb(pid, "VmHWM")) is not None:
+        peaks[0] = max(peaks[0], hwm / 1024)
+        peaks[1] = max(peaks[1], sum(_pss_kb(p) for p in [pid, *_children(pid)]) / 1024)
+        time.sleep(0.05)
+
+
+def _status_kb(pid: int, key: str) -> int | None:
+    try:
+        text = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return None
+    return int(text.split(f"{key}:")[1].split()[0]) if f"{key}:" in text else None  # a zombie has none
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        direct = [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
+    return direct + [grandchild for child in direct for grandchild in _children(child)]
+
+
+def _pss_kb(pid: int) -> int:
+    try:
+        lines = Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()
+    except OSError:  # gone meanwhile
+        return 0
+    return next((int(line.split()[1]) for line in lines if line.startswith("Pss:")), 0)
+
+
+def measure(work: Path, jpegs: int, pngs: int, jpeg_size: tuple[int, int], image_size: int, sweep: bool) -> list[Row]:
+    os.environ["DLTOOL_DATA"] = str(work / "data")
+    torch.manual_seed(0)
+    trained = trained_resnet18(work, image_size)
+    big = make_photos(work / "big", jpegs, jpeg_size, seed=2)
+    many_pngs(work / "small", pngs)
+    plain = max(plain_loop(trained, big) for _ in range(2))
+    ours = max(dltool_rate(trained, work / "big", jpegs) for _ in range(2))
+    size = f"{jpeg_size[0]}×{jpeg_size[1]}"
+    rows = [
+        Row(
+            f"predict {jpegs} JPEGs of {size}, ResNet-18 at {image_size}² (images/s)",
+            f"{ours:,.1f}",
+            f"{plain:,.1f} plain PIL loop, one forward per image",
+            ours / plain,
+        )
+    ]
+    if sweep:
+        for workers in (0, 1, 2):
+            rate = dltool_rate(trained, work / "big", jpegs, workers=workers)
+            rows.append(
+                Row(f"  the same with --workers {workers} (images/s)", f"{rate:,.1f}", f"{plain:,.1f}", rate / plain)
+            )
+    floor = floor_mb(trained.run_dir)
+    for folder, count, what in (
+        (work / "big", jpegs, f"{jpegs} JPEGs of {size}"),
+        (work / "small", pngs, f"{pngs:,} PNGs of 64×48"),
+    ):
+        rss, pss = peak_memory_mb(trained.run_dir, folder, count)
+        rows.append(
+            Row(
+                f"predict peak RSS, {what} (MB)",
+                f"{rss:,.0f} ({pss:,.0f} PSS with the decoding processes)",
+                f"{GOAL_MB} goal; {floor:,.0f} importing torch and loading the model alone",
+                GOAL_MB / rss,
+            )
+        )
+    return rows
+
+
+def run(quick: bool = False, device: str = "cpu") -> list[Row]:
+    work = Path(tempfile.mkdtemp(prefix="dltool-predict-scale-"))
+    if quick:
+        return measure(work, 40, 2000, (1600, 1200), 224, sweep=False)
+    return measure(work, 200, 20000, (1600, 1200), 224, sweep=True)
+
+
+if __name__ == "__main__":
+    bench_main(run, __doc__)

@@ -1,0 +1,173 @@
+"""Image files to model-ready batches for ``predict``: lazily, in input order, in worker processes.
+
+Paths are expanded lazily (folders walked in sorted order) and cut into chunks of one batch
+each; each chunk is decoded in a worker process (``Decoder``: the evaluation transform,
+JPEGs drafted by libjpeg at reduced scale) into one stacked uint8 array. At most ``ahead``
+chunks are in flight, so memory stays flat however many files there are, and chunks come
+back in the order they were submitted, so rows keep the input order.
+
+Processes, not threads: decoding small images is mostly Python work under the GIL, and the
+main process needs its core for inference. Workers are forked on Linux (no second import of
+torch, nothing of the model touched), spawned elsewhere; each uses one torch thread and
+ignores SIGINT, which the main process handles.
+"""
+
+from __future__ import annotations
+
+import glob
+import itertools
+import multiprocessing
+import os
+import signal
+import sys
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Executor, Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+from typing import TypeVar
+
+import numpy as np
+import torch
+
+from dltool.data.folders import IMAGE_EXTENSIONS
+from dltool.data.images import ImageDecodeError, decode_image
+from dltool.errors import DatasetError
+from dltool.evaluation.trained import InferenceModel
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+@dataclass(frozen=True)
+class Unreadable:
+    path: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Decoder:
+    """The evaluation transform of one model's input, as a picklable callable: a file's path
+    → uint8 (C, H, W), exactly as training's val/test split holds that file."""
+
+    channels: int
+    size: tuple[int, int]
+    crop_pct: float | None
+
+    @classmethod
+    def of(cls, model: InferenceModel) -> Decoder:
+        channels, height, width = model.in_shape
+        return cls(channels, (height, width), model.crop_pct)
+
+    def __call__(self, path: str) -> np.ndarray:
+        return decode_image(path, channels=self.channels, size=self.size, crop_pct=self.crop_pct)
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """One chunk of paths, decoded: ``images`` (N, C, H, W) uint8 holds the readable ones, in
+    order, named by ``paths``; ``unreadable`` the others."""
+
+    paths: list[str]
+    images: np.ndarray
+    unreadable: list[Unreadable]
+
+
+def decode_chunk(decoder: Decoder, paths: list[str]) -> Chunk:
+    good: list[str] = []
+    images: list[np.ndarray] = []
+    bad: list[Unreadable] = []
+    for path in paths:
+        try:
+            images.append(decoder(path))
+            good.append(path)
+        except ImageDecodeError as error:
+            bad.append(Unreadable(path, error.reason))
+    stacked = np.stack(images) if images else np.empty((0, decoder.channels, *decoder.size), np.uint8)
+    return Chunk(good, stacked, bad)
+
+
+def decoded_chunks(paths: Iterable[str], decoder: Decoder, *, chunk: int, workers: int) -> Iterator[Chunk]:
+    """``paths`` expanded and decoded, ``chunk`` files at a time, in input order; in
+    ``workers`` processes (0, or a single chunk: in this one), with at most ``workers + 1``
+    chunks in flight."""
+    groups = chunks(expand_paths(paths), chunk)
+    head = list(itertools.islice(groups, 2))
+    groups = itertools.chain(head, groups)
+    if workers == 0 or len(head) < 2:  # one chunk: starting processes would cost more than it saves
+        yield from (decode_chunk(decoder, group) for group in groups)
+        return
+    pool = ProcessPoolExecutor(workers, mp_context=_context(), initializer=_worker_setup)
+    current: list[str] = []  # the files of the chunk awaited: named if its worker dies
+    try:
+        for group, future in ordered(pool, decode_chunk, decoder, groups, ahead=workers + 1):
+            current = group
+            yield future.result()
+    except BrokenProcessPool:
+        where = f" reading {current[0]} … {current[-1]}" if current else ""
+        raise DatasetError(f"a decoding process died{where}; run with --workers 0 to see which file fails") from None
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def ordered(
+    pool: Executor, function: Callable[[T, list[R]], object], first: T, groups: Iterable[list[R]], *, ahead: int
+) -> Iterator[tuple[list[R], Future]]:
+    """(group, future of ``function(first, group)``) in the order of ``groups``, each future
+    submitted to ``pool`` at most ``ahead`` groups before it is handed back, and ``groups``
+    read no further ahead than that: the bound on memory."""
+    queue: deque[tuple[list[R], Future]] = deque()
+    for group in groups:
+        queue.append((group, pool.submit(function, first, group)))
+        if len(queue) >= ahead:
+            yield queue.popleft()
+    while queue:
+        yield queue.popleft()
+
+
+def _context() -> multiprocessing.context.BaseContext:
+    # fork shares the loaded modules (torch) copy-on-write: workers start in milliseconds.
+    return multiprocessing.get_context("fork" if sys.platform == "linux" else "spawn")
+
+
+def _worker_setup() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the main process's to handle
+    torch.set_num_threads(1)  # one core each: the resize is small, the cores are the pool's
+
+
+def default_workers() -> int:
+    """Decoding processes: one per core but one (left to inference), at most 8; none on one core."""
+    return max(0, min(8, (os.cpu_count() or 1) - 1))
+
+
+def chunks(items: Iterable[str], size: int) -> Iterator[list[str]]:
+    iterator = iter(items)
+    while group := list(itertools.islice(iterator, size)):
+        yield group
+
+
+def expand_paths(inputs: Iterable[str]) -> Iterator[str]:
+    """Files as given; folders walked recursively in sorted order (image extensions only);
+    glob patterns expanded, sorted. A name that matches nothing is an unreadable row."""
+    for item in inputs:
+        if os.path.isdir(item):
+            yield from _walk(item)
+        elif not os.path.exists(item) and glob.has_magic(item):
+            yield from sorted(glob.glob(item, recursive=True))
+        else:
+            yield item
+
+
+def _walk(folder: str) -> Iterator[str]:
+    for directory, subdirs, files in os.walk(folder):
+        subdirs.sort()
+        for name in sorted(files):
+            if os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS:
+                yield os.path.join(directory, name)
+
+
+def read_path_lines(lines: Iterable[str]) -> Iterator[str]:
+    """Paths from newline-separated text (``-`` on the command line), blank lines skipped."""
+    for line in lines:
+        if line := line.rstrip("\r\n"):
+            yield line

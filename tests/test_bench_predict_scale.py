@@ -1,0 +1,26 @@
+"""benches/predict_scale.py, tiny: every row measured, one predict row per file, memory sampled."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from conftest import REPO
+
+sys.path.insert(0, str(REPO / "benches"))
+import predict_scale
+
+
+def test_the_bench_runs_at_tiny_sizes(tmp_path: Path, monkeypatch) -> None:
+    rows = predict_scale.measure(tmp_path, jpegs=6, pngs=60, jpeg_size=(320, 240), image_size=32, sweep=True)
+    assert [r.bench.split(" (")[0] for r in rows] == [
+        "predict 6 JPEGs of 320×240, ResNet-18 at 32²",
+        "  the same with --workers 0",
+        "  the same with --workers 1",
+        "  the same with --workers 2",
+        "predict peak RSS, 6 JPEGs of 320×240",
+        "predict peak RSS, 60 PNGs of 64×48",
+    ]
+    assert all(r.ratio is not None and r.ratio > 0 for r in rows)
+    assert all(float(r.dltool.split()[0].replace(",", "")) > 0 for r in rows[-2:])  # RSS was sampled
+    assert all("PSS" in r.dltool and "loading the model alone" in r.reference for r in rows[-2:])

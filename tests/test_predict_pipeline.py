@@ -1,0 +1,90 @@
+"""predict's input pipeline: worker processes, input order, bounded chunks in flight."""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import Future
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from dltool.errors import DatasetError
+from dltool.evaluation import inputs
+from dltool.evaluation.inputs import Decoder, Unreadable, decoded_chunks, ordered
+
+
+class CountingPool:
+    """An executor that runs nothing until a future's result is asked for, and counts the
+    futures submitted but not yet collected."""
+
+    def __init__(self) -> None:
+        self.outstanding = 0
+        self.most = 0
+
+    def submit(self, function, *args) -> Future:
+        self.outstanding += 1
+        self.most = max(self.most, self.outstanding)
+        pool = self
+
+        class Lazy(Future):
+            def result(self, timeout=None):
+                pool.outstanding -= 1
+                return function(*args)
+
+        return Lazy()
+
+
+def test_chunks_in_flight_and_inputs_read_ahead_stay_bounded() -> None:
+    pool, read = CountingPool(), []
+
+    def groups():
+        for i in range(100):
+            read.append(i)
+            yield [i]
+
+    out = []
+    for group, future in ordered(pool, lambda first, g: [first, *g], "x", groups(), ahead=3):
+        assert group == [len(out)] and len(read) - len(out) <= 3  # at most `ahead` groups read before their turn
+        out.append(future.result())
+    assert out == [["x", i] for i in range(100)] and pool.most == 3
+
+
+def _images(folder: Path, count: int) -> list[str]:
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    paths = []
+    for i in range(count):
+        path = folder / f"{i:03d}.png"
+        Image.fromarray(rng.integers(0, 256, (9 + i % 5, 7 + i % 3, 3), dtype=np.uint8)).save(path)
+        paths.append(str(path))
+    return paths
+
+
+def test_worker_processes_keep_the_input_order_and_name_each_failure(tmp_path: Path) -> None:
+    paths = _images(tmp_path / "in", 23)
+    (tmp_path / "bad.png").write_bytes(b"not a png")
+    paths[5:5] = [str(tmp_path / "bad.png")]
+    paths.append(str(tmp_path / "missing.png"))
+    decoder = Decoder(3, (6, 6), 0.875)
+    chunks = list(decoded_chunks(paths, decoder, chunk=4, workers=2))
+    good = [p for c in chunks for p in c.paths]
+    assert good == [p for p in paths if "bad" not in p and "missing" not in p]
+    assert [u.path for c in chunks for u in c.unreadable] == [paths[5], paths[-1]]
+    assert all(isinstance(u, Unreadable) and u.reason for c in chunks for u in c.unreadable)
+    stacked = np.concatenate([c.images for c in chunks])
+    assert np.array_equal(stacked, np.stack([decoder(p) for p in good]))  # as decoded in this process
+    serial = list(decoded_chunks(paths, decoder, chunk=4, workers=0))
+    assert [c.paths for c in serial] == [c.paths for c in chunks]
+
+
+def test_a_worker_that_dies_is_an_error_naming_the_files(tmp_path: Path, monkeypatch) -> None:
+    paths = _images(tmp_path / "in", 6)
+    monkeypatch.setattr(inputs, "decode_chunk", _die)  # forked workers inherit the patch
+    with pytest.raises(DatasetError, match=r"a decoding process died reading .*000\.png … .*001\.png"):
+        list(decoded_chunks(paths, Decoder(3, (6, 6), 1.0), chunk=2, workers=1))
+
+
+def _die(decoder: Decoder, paths: list[str]) -> None:
+    os._exit(3)
