@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import mmap
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol, Self, TypeVar
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from dltool.data.files import FileSplit
 
 # Pixels per chunk when a split is read piece by piece (statistics, resizing, copies to a
 # device): 8 MiB of uint8, so the temporaries of a chunk (bincount's 8-byte copy, a float
@@ -95,6 +99,21 @@ def _is_mapped(pixels: np.ndarray) -> bool:
     return isinstance(pixels, np.memmap) and isinstance(pixels.base, mmap.mmap) and pixels.filename is not None
 
 
+class Takeable(Protocol):
+    """A split of either kind (arrays, or files for the stream loader): labels and subsets."""
+
+    @property
+    def labels(self) -> np.ndarray: ...
+
+    def __len__(self) -> int: ...
+
+    def take(self, indices: np.ndarray) -> Self: ...
+
+
+# Val draws and subsets keep a split the kind it came in.
+AnySplit = TypeVar("AnySplit", bound=Takeable)
+
+
 @dataclass(frozen=True)
 class SourceReport:
     """What decoding a dataset's files found (image folders; None for array datasets).
@@ -129,9 +148,10 @@ class LoadReport:
 
 @dataclass(frozen=True)
 class ImageArrays:
-    """A dataset's splits by name ('train', optionally 'val', 'test') and its class names."""
+    """A dataset's splits by name ('train', optionally 'val', 'test') and its class names
+    (``FileSplit``s: an image folder that the stream loader reads file by file)."""
 
     classes: list[str]
-    splits: dict[str, Split]
+    splits: Mapping[str, Split | FileSplit]
     source: SourceReport | None = None
     load: LoadReport | None = None

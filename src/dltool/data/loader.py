@@ -60,16 +60,11 @@ class BatchLoader:
     @property
     def num_samples(self) -> int:
         """Samples this rank sees per epoch (training shards are cut to equal sizes)."""
-        total = len(self.labels)
-        if self.shuffle:
-            return total // self.world_size
-        return len(range(self.rank, total, self.world_size))
+        return shard_size(len(self.labels), self.shuffle, (self.rank, self.world_size))
 
     def __len__(self) -> int:
         """Batches per epoch; training drops a ragged last batch (BatchNorm needs > 1 sample)."""
-        n = self.num_samples
-        batches = n // self.batch_size if self.shuffle and n >= self.batch_size else math.ceil(n / self.batch_size)
-        return batches if self.limit is None else min(batches, self.limit)
+        return batch_count(self.num_samples, self.batch_size, self.shuffle, self.limit)
 
     def batches(self, epoch: int = 0, start: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """The batches of ``epoch`` from batch index ``start`` on."""
@@ -98,14 +93,35 @@ class BatchLoader:
 
     def _order(self, epoch: int) -> np.ndarray | None:
         """Sample indices of this rank in this epoch; None for all of them in order."""
-        total = len(self.labels)
-        if not self.shuffle:
-            if self.world_size == 1:
-                return None
-            return np.arange(self.rank, total, self.world_size)
-        seed = int(np.random.SeedSequence([self.seed, epoch]).generate_state(1)[0])
-        order = torch.randperm(total, generator=torch.Generator().manual_seed(seed)).numpy()
-        return order[: total - total % self.world_size][self.rank :: self.world_size]
+        if not self.shuffle and self.world_size == 1:
+            return None
+        return epoch_order(len(self.labels), self.shuffle, self.seed, epoch, (self.rank, self.world_size))
+
+
+def shard_size(total: int, shuffle: bool, shard: tuple[int, int]) -> int:
+    """Samples of ``total`` that rank ``shard[0]`` of ``shard[1]`` sees per epoch."""
+    rank, world_size = shard
+    return total // world_size if shuffle else len(range(rank, total, world_size))
+
+
+def batch_count(samples: int, batch_size: int, shuffle: bool, limit: int | None) -> int:
+    """Batches per epoch of ``samples``; shuffled (training) ones drop a ragged last batch."""
+    full = shuffle and samples >= batch_size
+    batches = samples // batch_size if full else math.ceil(samples / batch_size)
+    return batches if limit is None else min(batches, limit)
+
+
+def epoch_order(total: int, shuffle: bool, seed: int, epoch: int, shard: tuple[int, int]) -> np.ndarray:
+    """This rank's sample indices in ``epoch``. Shuffled: a permutation that depends only on
+    (seed, epoch), cut to a multiple of the world size, every rank taking its own stride of
+    it (each sample once per epoch across ranks); else every world-size-th sample from the
+    rank on. Both loaders plan their epochs with it."""
+    rank, world_size = shard
+    if not shuffle:
+        return np.arange(rank, total, world_size)
+    state = int(np.random.SeedSequence([seed, epoch]).generate_state(1)[0])
+    order = torch.randperm(total, generator=torch.Generator().manual_seed(state)).numpy()
+    return order[: total - total % world_size][rank::world_size]
 
 
 def _images_on(split: Split, device: torch.device) -> tuple[torch.Tensor, torch.Tensor | None]:

@@ -14,6 +14,9 @@ import numpy as np
 from dltool.config.schema import DataConfig
 from dltool.data import DatasetParams, datasets
 from dltool.data.arrays import ImageArrays, LoadReport, Split
+from dltool.data.budget import choose_loader, decoded_shape, sample_headers, stream_shape
+from dltool.data.files import FileSplit, file_arrays
+from dltool.data.folders import index_folder, load_folder
 from dltool.data.images import fit_images, to_channels
 from dltool.data.splits import stratified_split
 from dltool.data.subsets import per_class, select_classes
@@ -23,13 +26,16 @@ Counting = Callable[[int, int], None]  # (done, total), for a progress display
 
 # Unreadable files named one per line at the start of a run; the rest are counted.
 SKIPPED_SHOWN = 20
+# Training images a streamed dataset's mean/std are measured on (without data.mean/std).
+STATS_SAMPLE = 1000
 # The evaluation crop of photo folders: timm's and torchvision's 224-of-256 default.
 FOLDER_CROP_PCT = 0.875
 
 
 @dataclass(frozen=True)
 class PreparedData:
-    """Train/val/test splits of uint8 images with what a model needs to read them.
+    """Train/val/test splits of uint8 images (arrays, or files the stream loader reads) with
+    what a model needs to read them.
 
     ``skipped``: (path, reason) of the dataset's files that could not be decoded;
     ``notes``: what was decided for the user (a drawn split, a resize), one line each.
@@ -39,7 +45,7 @@ class PreparedData:
     """
 
     classes: list[str]
-    splits: dict[str, Split]
+    splits: dict[str, Split | FileSplit]
     mean: list[float]
     std: list[float]
     skipped: list[tuple[str, str]] = field(default_factory=list)
@@ -73,14 +79,18 @@ def prepare_data(
 ) -> PreparedData:
     """Load ``config.name`` (or take ``arrays``), draw a stratified val split if it has none,
     resize, convert channels, measure mean/std on train. Without a test split, the val split
-    doubles as the test split. Splits drawn from others index their arrays (no copy).
-    ``progress(done, total)`` follows the mean/std pass over the training images."""
+    doubles as the test split. Splits drawn from others index their arrays (no copy). An
+    image folder is held in memory or kept as file lists for the stream loader, as
+    ``data.loader`` decides (``dltool.data.budget``). ``progress(done, total)`` follows the
+    mean/std pass over the training images."""
     started = time.perf_counter()
-    arrays = arrays if arrays is not None else load_arrays(config)
+    chosen: list[str] = []
+    if arrays is None:
+        arrays, chosen = _load(config)
     if config.classes is not None:
         arrays = select_classes(arrays, config.classes)
-    splits = dict(arrays.splits)
-    notes = list(arrays.source.notes) if arrays.source else []
+    splits: dict[str, Split | FileSplit] = dict(arrays.splits)
+    notes = (list(arrays.source.notes) if arrays.source else []) + chosen
     if "train" not in splits:
         raise DatasetError(f"{config.name}: has no train split to train on (found: {', '.join(splits)})")
     _refuse_empty(config.name, splits)
@@ -93,10 +103,7 @@ def prepare_data(
     if config.train_per_class is not None:  # after the val draw: val and test stay whole
         splits["train"] = per_class(splits["train"], config.train_per_class, config.split_seed)
         notes.append(f"data.train_per_class {config.train_per_class}: {len(splits['train'])} training images kept")
-    if config.image_size is not None and config.name in datasets:  # a folder's files were fitted as decoded
-        splits = {name: resize(split, config.image_size, config.crop_pct) for name, split in splits.items()}
-    if config.channels is not None:
-        splits = {name: convert_channels(split, config.channels) for name, split in splits.items()}
+    splits = {name: _shaped(split, config) for name, split in splits.items()}
     test_is_val = "test" not in splits
     if test_is_val:
         splits["test"] = splits["val"]
@@ -104,7 +111,7 @@ def prepare_data(
     if config.mean is not None and config.std is not None:
         mean, std = config.mean, config.std
     else:
-        mean, std = channel_stats(splits["train"], progress)
+        mean, std = _train_stats(splits["train"], notes, progress)
     if len(mean) != splits["train"].image_shape[0]:
         raise DatasetError(
             f"data.mean has {len(mean)} values; the images have {splits['train'].image_shape[0]} channels"
@@ -116,7 +123,58 @@ def prepare_data(
     return PreparedData(arrays.classes, splits, mean, std, skipped, notes, test_is_val, ready_s, arrays.load)
 
 
-def _refuse_empty(name: str, splits: dict[str, Split]) -> None:
+def _load(config: DataConfig) -> tuple[ImageArrays, list[str]]:
+    """The dataset's splits as arrays, or for an image folder the stream loader reads, as
+    file lists; with the loader choice's lines for the log."""
+    folder = _folder(config)
+    if folder is None:
+        if config.loader == "stream":
+            raise ConfigError(
+                f"data.loader=stream reads image folders; {config.name} is an array dataset, held in memory "
+                "already: use data.loader=auto or memory"
+            )
+        return load_arrays(config), []
+    index = index_folder(folder)
+    files = [path for rows in index.files.values() for path, _ in rows]
+    headers = sample_headers(index.root, files)
+    choice = choose_loader(config, len(files), decoded_shape(config, headers))
+    lines = [choice.line] if choice.line else []
+    if choice.kind == "memory":
+        return load_arrays(config), lines
+    shape = stream_shape(config, headers, len(files))
+    arrays = file_arrays(index, (shape.channels, shape.height, shape.width), config.crop_pct)
+    return arrays, [*lines, *index.notes, *shape.notes]
+
+
+def _shaped(split: Split | FileSplit, config: DataConfig) -> Split | FileSplit:
+    """A registered dataset's split resized (``data.image_size``) and converted
+    (``data.channels``); a folder's files were fitted as decoded (cache) or are when read."""
+    if isinstance(split, FileSplit):
+        return split
+    if config.image_size is not None and config.name in datasets:
+        split = resize(split, config.image_size, config.crop_pct)
+    if config.channels is not None:
+        split = convert_channels(split, config.channels)
+    return split
+
+
+def _train_stats(
+    train: Split | FileSplit, notes: list[str], progress: Counting | None
+) -> tuple[list[float], list[float]]:
+    """Mean and std of the train split: all of it in memory; of a file split, the images of
+    ``STATS_SAMPLE`` files spread evenly over it (the same every run, said in ``notes``)."""
+    if isinstance(train, Split):
+        return channel_stats(train, progress)
+    rows = np.unique(np.linspace(0, len(train) - 1, min(STATS_SAMPLE, len(train))).round().astype(np.int64))
+    if len(rows) < len(train):
+        notes.append(
+            f"data.mean/std measured on {len(rows):,} of the {len(train):,} training images, spread evenly "
+            "(set data.mean and data.std to fix them)"
+        )
+    return channel_stats(train.take(rows), progress)
+
+
+def _refuse_empty(name: str, splits: dict[str, Split | FileSplit]) -> None:
     for split, data in splits.items():
         if not len(data):
             raise DatasetError(f"{name}: the {split} split is empty (0 images); check or download the dataset again")
@@ -125,20 +183,26 @@ def _refuse_empty(name: str, splits: dict[str, Split]) -> None:
 def load_arrays(config: DataConfig, progress: Counting | None = None) -> ImageArrays:
     """A registered dataset by name, else an image folder (see ``dltool.data.folders``);
     ``progress(done, total)`` follows the decoding of a folder's files."""
-    if config.name in datasets:
+    folder = _folder(config)
+    if folder is None:
         return datasets.get(config.name).load()(root=config.root)
+    return load_folder(
+        folder,
+        cache_root=config.root,
+        image_size=config.image_size,
+        channels=config.channels,
+        crop_pct=config.crop_pct,
+        progress=progress,
+    )
+
+
+def _folder(config: DataConfig) -> Path | None:
+    """The image folder ``data.name`` names; None for a registered dataset; errors for the rest."""
+    if config.name in datasets:
+        return None
     folder = Path(config.name).expanduser()
     if folder.is_dir():
-        from dltool.data.folders import load_folder
-
-        return load_folder(
-            folder,
-            cache_root=config.root,
-            image_size=config.image_size,
-            channels=config.channels,
-            crop_pct=config.crop_pct,
-            progress=progress,
-        )
+        return folder
     if folder.exists():
         raise ConfigError(f"data.name: {config.name} is a file; name a dataset or a folder of class sub-folders")
     if "/" in config.name or os.sep in config.name or config.name.startswith((".", "~")):
@@ -146,14 +210,16 @@ def load_arrays(config: DataConfig, progress: Counting | None = None) -> ImageAr
     raise UnknownNameError("dataset", config.name, datasets.names(), hint="dltool list datasets, or give a folder path")
 
 
-def channel_stats(images: Split | np.ndarray, progress: Counting | None = None) -> tuple[list[float], list[float]]:
+def channel_stats(
+    images: Split | FileSplit | np.ndarray, progress: Counting | None = None
+) -> tuple[list[float], list[float]]:
     """Per-channel mean and (population) std of uint8 images (N, C, H, W), in [0, 1] units.
 
     Computed exactly from each channel's histogram of byte values (integer sums), a chunk of
-    images at a time (``Split.chunks``): no float copy of the dataset, no pass that can lose
-    precision, and memory for one chunk whatever the split's size. ``progress(done, total)``
-    is called after each chunk."""
-    split = images if isinstance(images, Split) else Split(images, np.empty(len(images), np.int64))
+    images at a time (``Split.chunks``; a file split's decodable files): no float copy of the
+    dataset, no pass that can lose precision, and memory for one chunk whatever the split's
+    size. ``progress(done, total)`` is called after each chunk."""
+    split = images if isinstance(images, Split | FileSplit) else Split(images, np.empty(len(images), np.int64))
     channels = split.image_shape[0]
     counts = np.zeros((channels, 256), dtype=np.int64)
     done = 0

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from dltool.data.arrays import Split
+from dltool.data.arrays import AnySplit
 
 
 def stratified_indices(labels: np.ndarray, fraction: float, seed: int) -> np.ndarray:
@@ -23,7 +23,7 @@ def stratified_indices(labels: np.ndarray, fraction: float, seed: int) -> np.nda
     return np.sort(np.concatenate(held_out)) if held_out else np.empty(0, np.int64)
 
 
-def stratified_split(split: Split, fraction: float, seed: int) -> tuple[Split, Split]:
+def stratified_split(split: AnySplit, fraction: float, seed: int) -> tuple[AnySplit, AnySplit]:
     """``split`` less a stratified ``fraction``, and that fraction."""
     held_out = stratified_indices(split.labels, fraction, seed)
     rest = np.setdiff1d(np.arange(len(split)), held_out, assume_unique=True)

@@ -14,6 +14,7 @@ import numpy as np
 
 from dltool.config.schema import DataConfig
 from dltool.data.arrays import ImageArrays, Split
+from dltool.data.files import FileSplit
 from dltool.data.prepare import Counting, channel_stats, load_arrays, prepare_data
 from dltool.errors import UsageError
 
@@ -74,7 +75,7 @@ def _silent(phase: str, done: int, total: int) -> None:
 
 
 def _split_stats(
-    split: Split, classes: list[str], measured: tuple[list[float], list[float]] | None = None
+    split: Split | FileSplit, classes: list[str], measured: tuple[list[float], list[float]] | None = None
 ) -> dict[str, Any]:
     """``measured``: the split's mean/std when already known (train's, measured by prepare)."""
     counts = np.bincount(split.labels, minlength=len(classes))

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from dltool.data.arrays import ImageArrays, Split
+from dltool.data.arrays import AnySplit, ImageArrays
 from dltool.errors import ConfigError
 
 # Seeds the few-shot draw apart from the val split drawn with the same data.split_seed.
@@ -35,7 +35,7 @@ def select_classes(arrays: ImageArrays, names: list[str]) -> ImageArrays:
     return ImageArrays(list(names), splits, arrays.source)
 
 
-def per_class(split: Split, count: int, seed: int) -> Split:
+def per_class(split: AnySplit, count: int, seed: int) -> AnySplit:
     """``count`` samples of each class of ``split`` (all of a class that has fewer), drawn
     with ``seed`` and kept in their original order."""
     rng = np.random.default_rng([seed, FEW_SHOT_STREAM])

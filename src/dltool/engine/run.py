@@ -137,7 +137,8 @@ def _execute(
     claim = writer.training() if writer else nullcontext()
     with claim, process_group(world, device), ExitStack() as scope:
         _seed_everything(config.train.seed + 1000 * world.rank)
-        parts = build_components(config, device, precision, world, fresh=checkpoint is None)
+        parts = build_components(config, device, precision, world, fresh=checkpoint is None, report=observer.on_message)
+        scope.callback(parts.close)
         scope.enter_context(cpu_threads(_threads(parts)))
         notes = data_changes(parts, checkpoint) if checkpoint else []
         source = run.last_checkpoint if run else "the checkpoint"

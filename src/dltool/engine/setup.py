@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
@@ -13,10 +14,14 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from dltool.config.schema import Config
 from dltool.data import datasets
+from dltool.data.arrays import Split
+from dltool.data.augment import Augmenter
+from dltool.data.files import FileSplit
 from dltool.data.loader import BatchLoader
 from dltool.data.normalise import Normalise
 from dltool.data.prepare import PreparedData, prepare_data, with_crop_pct
 from dltool.data.sources import require_downloaded
+from dltool.data.stream import DecodePool, StreamLoader, resolve_workers
 from dltool.engine.device import Precision, on_cuda_when_auto, resolve_device
 from dltool.engine.distributed import World
 from dltool.engine.init_from import load_init_weights, resolve_init_source
@@ -31,6 +36,8 @@ from dltool.optim import optimizers
 from dltool.optim.groups import parameter_groups
 from dltool.optim.schedules import build_scheduler
 
+Loader = BatchLoader | StreamLoader
+
 
 @dataclass(frozen=True)
 class Components:
@@ -41,9 +48,9 @@ class Components:
     data: PreparedData
     model: nn.Module
     step: Step
-    train_batches: BatchLoader
-    val_batches: BatchLoader
-    test_batches: BatchLoader
+    train_batches: Loader
+    val_batches: Loader
+    test_batches: Loader
     world: World
     frozen: Frozen = Frozen((), ())
     notes: tuple[str, ...] = ()  # for the log: what init-from loaded, trainable parameters
@@ -52,6 +59,11 @@ class Components:
     def eval_model(self) -> nn.Module:
         """The weights to evaluate and keep: the EMA when there is one."""
         return self.step.ema.module if self.step.ema is not None else self.model
+
+    def close(self) -> None:
+        """Stop the stream loader's worker processes (the memory loader has none)."""
+        if isinstance(self.train_batches, StreamLoader):
+            self.train_batches.pool.close()
 
 
 def build_components(
@@ -62,11 +74,11 @@ def build_components(
     data: PreparedData | None = None,
     *,
     fresh: bool = True,
+    report: Callable[[str], None] | None = None,
 ) -> Components:
-    """Everything for ``config``; ``data`` (already prepared arrays) skips loading ``config.data``.
-
+    """Everything for ``config``; ``data`` (already prepared) skips loading ``config.data``.
     A ``fresh`` run reads its weights source (``model.init_from``) here; a resumed one does not.
-    """
+    ``report`` receives what the stream loader meets while training (unreadable files)."""
     config = _with_crop_pct(absolute_paths(config))
     data = data or prepare_data(config.data)
     config = config.model_copy(update={"data": config.data.model_copy(update={"mean": data.mean, "std": data.std})})
@@ -76,8 +88,8 @@ def build_components(
     head = find_head(model) if config.optimizer.backbone_lr_scale != 1 else None
     optimizer = optimizers.build(config.optimizer, params=parameter_groups(model, config.optimizer, head))
     frozen = freeze(model, config.model.freeze)  # after the optimizer: frozen weights may train later
-    notes.append(_trainable_line(model, config))
-    loaders = _loaders(config, data, device, world)
+    loaders = _loaders(config, data, device, world, report)
+    notes += [_trainable_line(model, config), *_stream_notes(loaders[0], config.data.workers)]
     channels_last = on_cuda_when_auto(train_cfg.channels_last, device)
     steps_per_epoch = -(-len(loaders[0]) // train_cfg.accumulate)
     step = Step(
@@ -201,7 +213,10 @@ def init_images(data: PreparedData, device: torch.device) -> torch.Tensor:
     return Normalise(data.mean, data.std, device)(images)
 
 
-def _loaders(config: Config, data: PreparedData, device: torch.device, world: World) -> tuple[BatchLoader, ...]:
+def _loaders(
+    config: Config, data: PreparedData, device: torch.device, world: World, report: Callable[[str], None] | None
+) -> tuple[Loader, Loader, Loader]:
+    """Train, val and test batches: from arrays on the device, or streamed from the files."""
     batch_size = config.train.batch_size
     if batch_size % world.size:
         raise ConfigError(
@@ -216,18 +231,29 @@ def _loaders(config: Config, data: PreparedData, device: torch.device, world: Wo
         "shard": (world.rank, world.size),
         "limit": config.train.limit_batches,
     }
-    return (
-        BatchLoader(
-            data.splits["train"],
-            shuffle=True,
-            seed=config.train.seed,
-            augment=config.data.augment,
-            num_classes=len(data.classes),
-            **common,
-        ),
-        BatchLoader(data.splits["val"], **common),
-        BatchLoader(data.splits["test"], **common),
-    )
+    train: dict[str, Any] = {"shuffle": True, "seed": config.train.seed, "num_classes": len(data.classes)}
+    splits = [data.splits[name] for name in ("train", "val", "test")]
+    if not isinstance(splits[0], FileSplit):
+        arrays = cast(list[Split], splits)
+        first = BatchLoader(arrays[0], augment=config.data.augment, **train, **common)
+        return first, BatchLoader(arrays[1], **common), BatchLoader(arrays[2], **common)
+    augmenter = Augmenter(config.data.augment, config.train.seed)
+    workers = resolve_workers(config.data.workers)
+    augmenters = [augmenter if augmenter.enabled else None, None, None]
+    pool = DecodePool(cast(list[FileSplit], splits), workers, device.type == "cuda", augmenters)
+    loaders = [StreamLoader(pool, i, report=report, **(train if i == 0 else {}), **common) for i in range(3)]
+    return loaders[0], loaders[1], loaders[2]
+
+
+def _stream_notes(loader: Loader, setting: int | str) -> list[str]:
+    """The stream loader's line for the log: who decodes the files."""
+    if not isinstance(loader, StreamLoader):
+        return []
+    count = loader.pool.workers
+    if count == 0:
+        return ["data.loader stream: files decoded in the training process (data.workers 0)"]
+    why = "data.workers auto: one per core, at most 8" if setting == "auto" else "data.workers"
+    return [f"data.loader stream: {count} worker process{'es' if count > 1 else ''} decode the files ({why})"]
 
 
 def _wrap(model: nn.Module, device: torch.device, world: World, config: Config) -> nn.Module:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import numpy as np
 import torch
@@ -12,8 +12,10 @@ import torch.nn.functional as F
 
 from dltool._io import atomic_write_json, slug
 from dltool.data.arrays import Split
+from dltool.data.files import FileSplit
 from dltool.data.loader import BatchLoader
 from dltool.data.prepare import PreparedData, prepare_data
+from dltool.data.stream import DecodePool, StreamLoader, resolve_workers
 from dltool.errors import DatasetError, UsageError
 from dltool.evaluation.metrics import classification_metrics, reconstruction_metrics
 from dltool.evaluation.trained import Trained, load_trained
@@ -24,13 +26,14 @@ from dltool.rundir import RunDir
 class Evaluation:
     """An eval document with what it was computed from (for plots of single predictions).
 
-    ``samples``: the scored uint8 images, labels in the model's class order; ``probs``:
+    ``samples``: the scored images (arrays, or files decoded when read), labels in the
+    model's class order; ``probs``:
     (N, C) softmax probabilities of a classifier (None for reconstruction models);
     ``mean``/``std``: the normalisation the model was fed with.
     """
 
     document: dict[str, Any]
-    samples: Split
+    samples: Split | FileSplit
     probs: np.ndarray | None
     mean: list[float]
     std: list[float]
@@ -103,7 +106,7 @@ def evaluate_split(
         # A folder of class folders with no test/ of its own: score every image in it.
         split, chosen = "all", _concatenate(prepared.splits["train"], prepared.splits["val"])
     samples = _aligned(prepared, chosen, trained.classes, data_config.name)
-    loader = BatchLoader(samples, batch_size=batch_size, mean=prepared.mean, std=prepared.std, device=trained.device)
+    loader = _loader(samples, prepared, trained, batch_size)
     document: dict[str, Any] = {
         "split": split,
         "dataset": data_config.name,
@@ -111,12 +114,40 @@ def evaluate_split(
         "tta": trained.tta,
     }
     probs = None
-    if trained.task == "classification":
-        probs, nll = _classify(trained, loader)
-        document |= classification_metrics(probs, samples.labels, trained.classes, nll)
-    else:
-        document |= _reconstruct(trained, loader, prepared)
+    try:
+        if trained.task == "classification":
+            probs, nll = _classify(trained, loader)
+            samples = _scored(samples, loader, document)
+            document |= classification_metrics(probs, samples.labels, trained.classes, nll)
+        else:
+            document |= _reconstruct(trained, loader, prepared)
+    finally:
+        if isinstance(loader, StreamLoader):
+            loader.pool.close()
     return Evaluation(document, samples, probs, prepared.mean, prepared.std)
+
+
+def _loader(
+    samples: Split | FileSplit, prepared: PreparedData, trained: Trained, batch_size: int
+) -> BatchLoader | StreamLoader:
+    """The split's batches: from memory, or decoded from its files by ``data.workers`` processes."""
+    common: dict[str, Any] = {"batch_size": batch_size, "mean": prepared.mean, "std": prepared.std}
+    if isinstance(samples, Split):
+        return BatchLoader(samples, device=trained.device, **common)
+    pool = DecodePool([samples], resolve_workers(trained.config.data.workers), trained.device.type == "cuda")
+    return StreamLoader(pool, 0, device=trained.device, **common)
+
+
+def _scored(
+    samples: Split | FileSplit, loader: BatchLoader | StreamLoader, document: dict[str, Any]
+) -> Split | FileSplit:
+    """The samples the loader could decode: a streamed split's unreadable files are left
+    out, and listed in the document (``skipped``)."""
+    if not isinstance(loader, StreamLoader) or not isinstance(samples, FileSplit) or not loader.skipped:
+        return samples
+    skipped = sorted(loader.skipped)
+    document["skipped"] = [{"path": samples.path(i), "reason": loader.skipped[i]} for i in skipped]
+    return samples.take(np.setdiff1d(np.arange(len(samples)), np.array(skipped, dtype=np.int64)))
 
 
 def write_report(trained: Trained, document: dict[str, Any], own_data: bool) -> Path:
@@ -130,7 +161,7 @@ def write_report(trained: Trained, document: dict[str, Any], own_data: bool) -> 
 
 
 @torch.inference_mode()
-def _classify(trained: Trained, loader: BatchLoader) -> tuple[np.ndarray, float]:
+def _classify(trained: Trained, loader: BatchLoader | StreamLoader) -> tuple[np.ndarray, float]:
     """Softmax probabilities (N, C) as float64, and the mean NLL computed from the logits."""
     probs, nll_sum, scorer = [], 0.0, trained.scorer
     for images, labels in loader.batches():
@@ -139,13 +170,13 @@ def _classify(trained: Trained, loader: BatchLoader) -> tuple[np.ndarray, float]
         probs.append(log_probs.exp().double().cpu().numpy())
     stacked = np.concatenate(probs) if probs else np.zeros((0, len(trained.classes)))
     stacked /= stacked.sum(1, keepdims=True).clip(min=1e-300)  # exact sums for scikit-learn's checks
-    return stacked, nll_sum / max(1, len(loader.labels))
+    return stacked, nll_sum / max(1, len(stacked))
 
 
 @torch.inference_mode()
-def _reconstruct(trained: Trained, loader: BatchLoader, prepared: PreparedData) -> dict[str, Any]:
+def _reconstruct(trained: Trained, loader: BatchLoader | StreamLoader, prepared: PreparedData) -> dict[str, Any]:
     """MSE in normalised units (the training loss) and in [0, 1] pixel units (with PSNR)."""
-    std = torch.tensor(prepared.std, device=loader.images.device).view(1, -1, 1, 1)
+    std = torch.tensor(prepared.std, device=trained.device).view(1, -1, 1, 1)
     loss_sum, squared, pixels, n = 0.0, 0.0, 0, 0
     for images, _ in loader.batches():
         output = trained.model(images).float()
@@ -156,7 +187,7 @@ def _reconstruct(trained: Trained, loader: BatchLoader, prepared: PreparedData) 
     return reconstruction_metrics(squared, pixels, loss_sum / max(1, n), n)
 
 
-def _aligned(prepared: PreparedData, split: Split, classes: list[str], name: str) -> Split:
+def _aligned(prepared: PreparedData, split: Split | FileSplit, classes: list[str], name: str) -> Split | FileSplit:
     """``split`` with labels renumbered into the model's class order."""
     if prepared.classes == classes:
         return split
@@ -170,8 +201,12 @@ def _aligned(prepared: PreparedData, split: Split, classes: list[str], name: str
     return split.relabelled(mapping[split.labels])
 
 
-def _concatenate(*splits: Split) -> Split:
+def _concatenate(*splits: Split | FileSplit) -> Split | FileSplit:
     labels = np.concatenate([s.labels for s in splits])
+    if all(isinstance(s, FileSplit) for s in splits):
+        files = cast(list[FileSplit], splits)
+        return replace(files[0], files=tuple(f for s in files for f in s.files), labels=labels)
+    splits = cast(tuple[Split, ...], splits)
     if all(s.pixels is splits[0].pixels for s in splits):  # a val split drawn from train: index them both
         return Split(splits[0].pixels, labels, np.concatenate([s.row_index for s in splits]))
     return Split(np.concatenate([s.images for s in splits]), labels)

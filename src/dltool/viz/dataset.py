@@ -4,7 +4,7 @@ class balance of each split, exactly as ``dltool train`` prepares it (drawn val 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from matplotlib.figure import Figure
@@ -15,6 +15,9 @@ from dltool.errors import UsageError
 from dltool.figures.canvas import Plotter, Visualization, grid_shape, new_figure, show_image
 from dltool.figures.classes import class_ticks, clip_name
 from dltool.viz import report
+
+if TYPE_CHECKING:
+    from dltool.data.files import FileSplit
 
 SPLIT_ORDER = ("train", "val", "test")
 ROWS_UP_TO = 20  # classes drawn as one row each; beyond, one image per class in a grid
@@ -106,7 +109,7 @@ def choose_samples(labels: np.ndarray, n_classes: int, per_class: int, seed: int
     return chosen
 
 
-def samples_figure(samples: Split, classes: list[str], split: str = "train") -> Figure:
+def samples_figure(samples: Split | FileSplit, classes: list[str], split: str = "train") -> Figure:
     """Up to 20 classes: a row of ``PER_CLASS`` images per class, named on the left. More: one
     image per class (the first 100 classes), titled with its class. Only the images shown
     are read."""

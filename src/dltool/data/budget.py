@@ -1,0 +1,162 @@
+"""Which loader a run uses (``data.loader``): the memory budget, the decoded size of an image
+folder, and the choice between holding it in memory and streaming its files.
+
+The decoded size is what the memory loader would hold: every image file of the folder as
+uint8, channels × height × width. Without ``data.image_size`` (or ``data.channels``) the
+shape comes from the headers of an evenly spaced sample of the files (no pixel is decoded).
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+from PIL import ExifTags, Image
+
+from dltool._io import open_regular
+from dltool.config.schema import DataConfig
+from dltool.data.images import GREY_MODES
+from dltool.errors import ConfigError, DatasetError
+
+GIB = 1024**3
+HEADER_SAMPLE = 64  # files whose headers stand for a folder without data.image_size
+_TRANSPOSING = {5, 6, 7, 8}  # EXIF orientations that swap width and height
+
+
+@dataclass(frozen=True)
+class Budget:
+    """Bytes the memory loader may hold, and where that number comes from (for the log)."""
+
+    bytes: int
+    source: str
+
+    def __str__(self) -> str:
+        return f"data.memory_budget {gib(self.bytes)} ({self.source})"
+
+
+def memory_budget(gibibytes: float | None) -> Budget:
+    """``data.memory_budget`` in bytes; unset, half of this machine's physical memory."""
+    if gibibytes is not None:
+        return Budget(int(gibibytes * GIB), "set in the config")
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        total = 8 * GIB  # an OS that will not say: assume a small laptop
+    return Budget(total // 2, "half of this machine's RAM")
+
+
+@dataclass(frozen=True)
+class Header:
+    """What an image file's header says: (height, width) after the EXIF orientation, grey or not."""
+
+    height: int
+    width: int
+    grey: bool
+
+
+def read_header(path: str | Path) -> Header | None:
+    """The header of the image at ``path`` (no pixels decoded); None when it cannot be read."""
+    try:
+        with open_regular(path) as file, Image.open(file) as image:
+            width, height = image.size
+            if image.getexif().get(ExifTags.Base.Orientation) in _TRANSPOSING:
+                width, height = height, width
+            grey = image.mode in GREY_MODES or (image.mode == "P" and _grey_palette(image))
+            return Header(height, width, grey)
+    except Exception:  # any unreadable file: decoding names it later
+        return None
+
+
+def _grey_palette(image: Image.Image) -> bool:
+    palette = image.getpalette() or []
+    return bool(palette) and all(palette[i] == palette[i + 1] == palette[i + 2] for i in range(0, len(palette), 3))
+
+
+def sample_headers(root: str | Path, files: list[str], count: int = HEADER_SAMPLE) -> list[Header]:
+    """The readable headers among ``count`` files spread evenly over ``files`` (relative to ``root``)."""
+    rows = sorted({round(i * (len(files) - 1) / max(1, count - 1)) for i in range(min(count, len(files)))})
+    headers = (read_header(Path(root) / files[row]) for row in rows)
+    return [header for header in headers if header is not None]
+
+
+@dataclass(frozen=True)
+class Shape:
+    """The (channels, height, width) every image of a folder is decoded to, and how it was found."""
+
+    channels: int
+    height: int
+    width: int
+    notes: tuple[str, ...] = ()
+
+    @property
+    def pixels(self) -> int:
+        return self.channels * self.height * self.width
+
+
+def decoded_shape(config: DataConfig, headers: list[Header]) -> Shape:
+    """The decoded shape the memory loader would produce (its exact rules decode every file;
+    this reads a sample's headers): ``data.channels``, else 1 when every sampled image is grey;
+    ``data.image_size``, else the most common sampled size."""
+    channels = config.channels or (1 if headers and all(h.grey for h in headers) else 3)
+    if config.image_size is not None:
+        return Shape(channels, config.image_size, config.image_size)
+    sizes = Counter((h.height, h.width) for h in headers)
+    if not sizes:
+        return Shape(channels, 0, 0)
+    (height, width), _ = max(sizes.items(), key=lambda item: (item[1], item[0][0] * item[0][1], item[0]))
+    return Shape(channels, height, width)
+
+
+def stream_shape(config: DataConfig, headers: list[Header], files: int) -> Shape:
+    """The shape the stream loader decodes every file to: ``data.image_size`` square, else the
+    size every sampled image shares when it is square; ``data.channels``, else from the sample.
+    A folder of mixed or non-square sizes needs ``data.image_size`` (a ``ConfigError``)."""
+    shape = decoded_shape(config, headers)
+    notes = []
+    if config.channels is None:
+        notes.append(
+            f"data.channels not set: {shape.channels} "
+            + (f"(all {len(headers)} sampled images are grey)" if shape.channels == 1 else "(the images are in colour)")
+        )
+    if config.image_size is None:
+        sizes = sorted({(h.height, h.width) for h in headers})
+        if len(sizes) != 1 or sizes[0][0] != sizes[0][1]:
+            shown = ", ".join(f"{w}x{h}" for h, w in sizes[:5]) or "none readable"
+            raise ConfigError(
+                f"data.loader=stream needs data.image_size for this folder: the {len(headers)} of its {files} "
+                f"images sampled have mixed or non-square sizes ({shown}); e.g. --set data.image_size=224"
+            )
+        notes.append(f"data.image_size not set: {shape.height} px, the size of every sampled image")
+    return Shape(shape.channels, shape.height, shape.width, tuple(notes))
+
+
+@dataclass(frozen=True)
+class LoaderChoice:
+    """``kind``: memory or stream; ``line``: why, for the run log (None when nothing was chosen)."""
+
+    kind: str
+    line: str | None = None
+
+
+def choose_loader(config: DataConfig, files: int, shape: Shape) -> LoaderChoice:
+    """memory or stream for a folder of ``files`` images decoded to ``shape``, per ``data.loader``.
+    ``memory`` asked for a folder over the budget is a ``DatasetError`` naming the size."""
+    needed = files * shape.pixels
+    budget = memory_budget(config.memory_budget)
+    size = f"decoded dataset ≈ {gib(needed)} ({files:,} images of {shape.channels}x{shape.height}x{shape.width})"
+    fits = needed <= budget.bytes
+    if config.loader == "memory" and not fits:
+        raise DatasetError(
+            f"data.loader=memory: the {size} exceeds {budget}; use data.loader=stream "
+            f"(or auto), or raise data.memory_budget"
+        )
+    if config.loader != "auto":
+        return LoaderChoice(config.loader)
+    kind = "memory" if fits else "stream"
+    return LoaderChoice(kind, f"data.loader auto → {kind}: {size} {'fits' if fits else 'exceeds'} {budget}")
+
+
+def gib(nbytes: float) -> str:
+    return f"{nbytes / GIB:.3g} GiB"

@@ -1,0 +1,273 @@
+"""Batches decoded from an image folder's files while training (``data.loader: stream``).
+
+The main process plans each epoch exactly as the memory loader does (``epoch_order``: the
+permutation depends only on (seed, epoch), each rank takes its stride) and hands the sample
+indices of one batch at a time to ``data.workers`` processes (a torch ``DataLoader`` with
+persistent workers and prefetching; pinned memory on CUDA). A worker decodes its whole batch
+into one uint8 tensor — training images with their random-resized crop cut from the file at
+near full resolution (``Augmenter.crop_box``), then the other per-image ops of
+``data.augment`` on the CPU batch; val/test images through the evaluation transform. The
+main process moves the batch to the device, normalises it and mixes it (MixUp/CutMix). Every
+draw comes from (seed, epoch, sample index) or (seed, epoch, batch): a batch depends neither
+on the number of workers nor on where a resumed run starts. Without a random-resized crop a
+streamed batch is the memory loader's batch, pixel for pixel (on a CPU device).
+
+A file that cannot be decoded is left out of its batch and reported once (``report``);
+a worker that dies (a decoder that crashes, the kernel's OOM killer) is a ``DatasetError``
+naming the file it was decoding.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import signal
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from functools import partial
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, get_worker_info
+
+from dltool.data.augment import Augmenter, to_device
+from dltool.data.files import FileSplit
+from dltool.data.images import ImageDecodeError, read_image, resize_images, to_channels
+from dltool.data.loader import batch_count, epoch_order, shard_size
+from dltool.data.normalise import Normalise
+from dltool.errors import DatasetError
+
+MAX_AUTO_WORKERS = 8
+PREFETCH = 2  # batches each worker decodes ahead
+# (split number, epoch, sample indices): one batch for a worker to decode.
+Key = tuple[int, int, np.ndarray]
+# (uint8 images (K, C, H, W), int64 labels (K,), (sample index, reason) of the files left out)
+Decoded = tuple[torch.Tensor, torch.Tensor, list[tuple[int, str]]]
+
+
+def resolve_workers(workers: int | str) -> int:
+    """``data.workers``: a count, or auto: one per core this process may run on, at most 8."""
+    if workers != "auto":
+        return int(workers)
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(1, min(MAX_AUTO_WORKERS, cores))
+
+
+class BatchDecoder(Dataset[Decoded]):
+    """``decoder[key]``: the batch ``key`` names, decoded (and augmented, for a split with an
+    augmenter). In a worker, ``slots`` (shared memory, a row per worker: pid, split, sample)
+    say which file it is decoding right now."""
+
+    def __init__(self, splits: Sequence[FileSplit], augmenters: Sequence[Augmenter | None], slots: torch.Tensor):
+        self.splits, self.augmenters, self.slots = list(splits), list(augmenters), slots
+
+    def __getitem__(self, key: Key) -> Decoded:  # type: ignore[override]
+        split_no, epoch, indices = key
+        split, augmenter = self.splits[split_no], self.augmenters[split_no]
+        decode = split.image if augmenter is None else partial(train_image, split, augmenter, epoch)
+        worker = get_worker_info()
+        slot = None if worker is None else self.slots[worker.id]
+        images, kept, skipped = [], [], []
+        try:
+            for index in map(int, indices):
+                if slot is not None:
+                    slot[1], slot[2] = split_no, index
+                try:
+                    images.append(decode(index))
+                    kept.append(index)
+                except ImageDecodeError as error:
+                    skipped.append((index, error.reason))
+        finally:
+            if slot is not None:
+                slot[1] = -1
+        batch = torch.from_numpy(np.stack(images) if images else np.empty((0, *split.image_shape), np.uint8))
+        if augmenter is not None:
+            batch = augmenter(batch, epoch, np.array(kept, dtype=np.int64), cropped=True)
+        return batch, torch.from_numpy(split.labels[kept]), skipped
+
+
+def train_image(split: FileSplit, augmenter: Augmenter, epoch: int, index: int) -> np.ndarray:
+    """Sample ``index`` for training in ``epoch``. With ``random_resized_crop``, its box is cut
+    from the file decoded near full resolution (a JPEG drafted down only as far as the
+    smallest crop allows) and resized to the split's size: the crop keeps the photo's detail.
+    Without it, the evaluation transform, as the memory loader's cache holds it."""
+    crop = augmenter.config.random_resized_crop
+    if crop is None:
+        return split.image(index)
+    channels, height, width = split.image_shape
+    reach = math.ceil(max(height, width) / math.sqrt(crop.scale[0]))
+    image, _, _ = read_image(split.path(index), (reach, reach), 1.0)
+    top, left, rows, columns = augmenter.crop_box(epoch, index, *image.shape[1:])
+    box = image[None, :, top : top + rows, left : left + columns]
+    return to_channels(resize_images(box, (height, width))[0], channels)
+
+
+def _init_worker(slots: torch.Tensor, worker: int) -> None:
+    # Ctrl-C and a scheduler's SIGTERM reach the whole process group: the main process stops
+    # cleanly at a step boundary and needs its workers until then.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    slots[worker, 0] = os.getpid()
+
+
+class DecodePool:
+    """The worker processes that decode batches for the stream loaders of a run's splits
+    (``workers`` 0: decoded in this process). One pool serves train, val and test in turn.
+    ``augmenters``: per split, the training transform its workers apply (None: none).
+
+    Close it (``close``) before a torchrun process group is destroyed: a live worker holds
+    copies of the group's sockets."""
+
+    def __init__(
+        self,
+        splits: Sequence[FileSplit],
+        workers: int,
+        pin_memory: bool = False,
+        augmenters: Sequence[Augmenter | None] | None = None,
+    ):
+        self.splits = list(splits)
+        self.augmenters = list(augmenters or [None] * len(self.splits))
+        self.slots = torch.full((max(workers, 1), 3), -1, dtype=torch.int64).share_memory_()
+        self.decoder = BatchDecoder(self.splits, self.augmenters, self.slots)
+        self.keys: list[Key] = []
+        self.workers = workers
+        self.loader: DataLoader[Decoded] | None = None
+        if workers > 0:
+            self.loader = DataLoader(
+                self.decoder,
+                batch_size=None,  # a key is a whole batch: no collation
+                sampler=self,  # type: ignore[arg-type]
+                num_workers=workers,
+                pin_memory=pin_memory,
+                persistent_workers=True,
+                prefetch_factor=PREFETCH,
+                worker_init_fn=partial(_init_worker, self.slots),
+                generator=torch.Generator(),  # its seed draws leave the global RNG alone
+            )
+        self._iterated = False
+
+    def __iter__(self) -> Iterator[Key]:
+        """The sampler's side: the keys of the pass being run."""
+        return iter(self.keys)
+
+    def decode(self, keys: list[Key]) -> Iterator[Decoded]:
+        """The batches ``keys`` name, decoded, in order."""
+        if self.loader is None:
+            yield from (self.decoder[key] for key in keys)
+            return
+        self.keys = keys
+        iterator = self._start()
+        try:
+            yield from iterator
+        except RuntimeError as error:
+            if "DataLoader worker" not in str(error):
+                raise
+            raise DatasetError(self._crash(str(error))) from None
+
+    def _start(self) -> Iterator[Decoded]:
+        assert self.loader is not None
+        if self._iterated or threading.current_thread() is not threading.main_thread():
+            return iter(self.loader)
+        # torch's first iterator installs a SIGCHLD handler that raises from whatever the
+        # main thread runs (a checkpoint write included); a dead worker is found where the
+        # batches are awaited instead (``decode``).
+        previous = signal.getsignal(signal.SIGCHLD)
+        iterator = iter(self.loader)
+        if previous is not None:
+            signal.signal(signal.SIGCHLD, previous)
+        self._iterated = True
+        return iterator
+
+    def _crash(self, error: str) -> str:
+        # torch names the dead workers: "DataLoader worker (pid(s) 12, 34) exited unexpectedly"
+        named = re.search(r"pid(?:\(s\))? ([\d, ]+)", error)
+        dead = {int(pid) for pid in re.findall(r"\d+", named.group(1))} if named else set()
+        files = [
+            self.splits[int(split_no)].path(int(index))
+            for pid, split_no, index in self.slots.tolist()
+            if pid in dead and split_no >= 0
+        ]
+        cause = error.rstrip(". ")
+        if files:
+            return (
+                f"a data.workers process died while decoding {', '.join(files)} ({cause}): if that file crashes "
+                "the decoder, remove it; else the machine may be short of memory (lower data.workers)"
+            )
+        return f"a data.workers process died ({cause}): the machine may be short of memory (lower data.workers)"
+
+    def close(self) -> None:
+        """Stop the worker processes (they also stop with this process)."""
+        self.loader = None
+
+
+class StreamLoader:
+    """Normalised (images, labels) batches of one ``FileSplit`` (``pool.splits[split_no]``),
+    decoded by ``pool``; the same interface and batch plan as ``BatchLoader``.
+
+    ``report`` receives one line per file that cannot be decoded, the first time it is met.
+    """
+
+    def __init__(
+        self,
+        pool: DecodePool,
+        split_no: int,
+        *,
+        batch_size: int,
+        mean: list[float],
+        std: list[float],
+        device: torch.device,
+        shuffle: bool = False,
+        seed: int = 0,
+        shard: tuple[int, int] = (0, 1),
+        limit: int | None = None,
+        num_classes: int = 0,
+        report: Callable[[str], None] | None = None,
+    ):
+        self.pool, self.split_no = pool, split_no
+        self.split = pool.splits[split_no]
+        self.batch_size, self.shuffle, self.seed, self.shard, self.limit = batch_size, shuffle, seed, shard, limit
+        self.device = device
+        self.augment = pool.augmenters[split_no]
+        if self.augment is not None and self.augment.mixes and num_classes < 1:
+            raise ValueError("mixing (data.augment.mixup/cutmix) needs the number of classes")
+        self.num_classes = num_classes
+        self.normalise = Normalise(mean, std, device)
+        self.report = report or (lambda line: None)
+        self.skipped: dict[int, str] = {}  # sample index → why its file was left out
+
+    @property
+    def num_samples(self) -> int:
+        """Samples this rank is planned to see per epoch (unreadable files are left out as met)."""
+        return shard_size(len(self.split), self.shuffle, self.shard)
+
+    def __len__(self) -> int:
+        return batch_count(self.num_samples, self.batch_size, self.shuffle, self.limit)
+
+    def batches(self, epoch: int = 0, start: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """The batches of ``epoch`` from batch index ``start`` on."""
+        order = epoch_order(len(self.split), self.shuffle, self.seed, epoch, self.shard)
+        size = self.batch_size
+        keys = [(self.split_no, epoch, order[b * size : (b + 1) * size]) for b in range(start, len(self))]
+        decoded = self.pool.decode(keys)
+        for b, (_, _, indices), (images, labels, skipped) in zip(range(start, len(self)), keys, decoded, strict=True):
+            self._note(skipped)
+            if not len(labels):
+                if self.shuffle:  # a training step needs samples
+                    raise DatasetError(
+                        f"none of the {len(indices)} files of batch {b + 1} of epoch {epoch + 1} can be decoded "
+                        f"(first: {self.split.path(skipped[0][0])}: {skipped[0][1]})"
+                    )
+                continue
+            images = self.normalise(to_device(images, self.device))
+            labels = to_device(labels, self.device)
+            if self.augment is not None:  # transformed in the worker; mixed here, per batch
+                yield self.augment.mix(images, labels, epoch, b, self.num_classes)
+            else:
+                yield images, labels
+
+    def _note(self, skipped: list[tuple[int, str]]) -> None:
+        for index, reason in skipped:
+            if index not in self.skipped:
+                self.skipped[index] = reason
+                self.report(f"skipped {self.split.path(index)}: {reason}")
