@@ -27,6 +27,7 @@ BENCHES = [
     "cpu_threads",
     "cifar10_fast",
     "data_pipeline",
+    "stream_pipeline",
     "augment_throughput",
     "eval_throughput",
     "predict_throughput",

@@ -21,7 +21,11 @@ from safetensors.torch import load_file
 
 from conftest import dltool_command, run_dltool
 from dltool.config import load_config
+from dltool.config.schema import AugmentConfig
+from dltool.data.augment import Augmenter
+from dltool.data.files import FileSplit
 from dltool.data.prepare import prepare_data
+from dltool.data.stream import train_image
 from dltool.engine import resume, train
 from dltool.engine.checkpoint import load_checkpoint
 from dltool.engine.observer import Observer
@@ -141,6 +145,23 @@ def test_the_worker_count_does_not_change_the_weights(tmp_path: Path) -> None:
     assert same_weights(none, two)
     plain = trained(tmp_path, "plain", folder, "data.loader=stream", "data.workers=0", "data.image_size=8")
     assert not same_weights(none, plain)  # the augmentation did run
+
+
+def test_a_streamed_random_crop_is_cut_from_the_photo_at_the_resolution_it_needs(tmp_path: Path) -> None:
+    rng = np.random.default_rng(1)
+    path = tmp_path / "photo.jpg"
+    Image.fromarray(rng.integers(0, 256, (12, 16, 3), dtype=np.uint8)).resize((1600, 1200)).save(path, quality=95)
+    split = FileSplit(str(tmp_path), ("photo.jpg",), np.zeros(1, np.int64), (3, 32, 32))
+    augmenter = Augmenter(AugmentConfig.model_validate({"random_resized_crop": {"scale": [0.05, 0.05]}}), 0)
+    top, left, rows, columns = augmenter.crop_box(3, 0, 1200, 1600)
+    with Image.open(path) as photo:  # decoded whole, cropped, resized: what the drafted decode stands for
+        whole = photo.convert("RGB").resize(
+            (32, 32), Image.Resampling.BILINEAR, box=(left, top, left + columns, top + rows)
+        )
+    streamed = train_image(split, augmenter, 3, 0)
+    assert streamed.shape == (3, 32, 32)
+    assert np.abs(streamed.astype(int) - np.asarray(whole).transpose(2, 0, 1)).mean() < 2
+    assert not np.array_equal(streamed, split.image(0))  # not the evaluation transform
 
 
 def test_an_unreadable_file_is_named_once_and_left_out(cli, tmp_path: Path) -> None:

@@ -5,7 +5,7 @@ permutation depends only on (seed, epoch), each rank takes its stride) and hands
 indices of one batch at a time to ``data.workers`` processes (a torch ``DataLoader`` with
 persistent workers and prefetching; pinned memory on CUDA). A worker decodes its whole batch
 into one uint8 tensor — training images with their random-resized crop cut from the file at
-near full resolution (``Augmenter.crop_box``), then the other per-image ops of
+the resolution the crop needs (``train_image``), then the other per-image ops of
 ``data.augment`` on the CPU batch; val/test images through the evaluation transform. The
 main process moves the batch to the device, normalises it and mixes it (MixUp/CutMix). Every
 draw comes from (seed, epoch, sample index) or (seed, epoch, batch): a batch depends neither
@@ -29,11 +29,12 @@ from functools import partial
 
 import numpy as np
 import torch
+from PIL import Image
 from torch.utils.data import DataLoader, Dataset, get_worker_info
 
 from dltool.data.augment import Augmenter, to_device
 from dltool.data.files import FileSplit
-from dltool.data.images import ImageDecodeError, read_image, resize_images, to_channels
+from dltool.data.images import ImageDecodeError, read_image, read_size, to_channels
 from dltool.data.loader import batch_count, epoch_order, shard_size
 from dltool.data.normalise import Normalise
 from dltool.errors import DatasetError
@@ -88,19 +89,29 @@ class BatchDecoder(Dataset[Decoded]):
 
 
 def train_image(split: FileSplit, augmenter: Augmenter, epoch: int, index: int) -> np.ndarray:
-    """Sample ``index`` for training in ``epoch``. With ``random_resized_crop``, its box is cut
-    from the file decoded near full resolution (a JPEG drafted down only as far as the
-    smallest crop allows) and resized to the split's size: the crop keeps the photo's detail.
-    Without it, the evaluation transform, as the memory loader's cache holds it."""
-    crop = augmenter.config.random_resized_crop
-    if crop is None:
+    """Sample ``index`` for training in ``epoch``. With ``random_resized_crop``, its box is
+    drawn on the file's stored size and cut from the file decoded at the smallest JPEG scale
+    that still gives the box the output's pixels (libjpeg's draft), then resized to the
+    split's size (Pillow's antialiased bilinear, as torchvision's crop on PIL images): the
+    crop keeps the photo's detail, and a large photo is never decoded whole. Without it,
+    the evaluation transform, as the memory loader's cache holds it."""
+    if augmenter.config.random_resized_crop is None:
         return split.image(index)
     channels, height, width = split.image_shape
-    reach = math.ceil(max(height, width) / math.sqrt(crop.scale[0]))
-    image, _, _ = read_image(split.path(index), (reach, reach), 1.0)
-    top, left, rows, columns = augmenter.crop_box(epoch, index, *image.shape[1:])
-    box = image[None, :, top : top + rows, left : left + columns]
-    return to_channels(resize_images(box, (height, width))[0], channels)
+    path = split.path(index)
+    stored_w, stored_h = read_size(path)
+    top, left, rows, columns = augmenter.crop_box(epoch, index, stored_h, stored_w)
+    needed = (math.ceil(stored_h * height / rows), math.ceil(stored_w * width / columns))
+    image, _, _ = read_image(path, needed, 1.0)
+    down_y, down_x = image.shape[1] / stored_h, image.shape[2] / stored_w  # the draft's scale
+    y0, x0 = math.floor(top * down_y), math.floor(left * down_x)
+    y1 = min(image.shape[1], math.ceil((top + rows) * down_y))
+    x1 = min(image.shape[2], math.ceil((left + columns) * down_x))
+    part = image[:, y0:y1, x0:x1]  # whole pixels around the box: only they are rearranged for Pillow
+    box = (left * down_x - x0, top * down_y - y0, (left + columns) * down_x - x0, (top + rows) * down_y - y0)
+    picture = Image.fromarray(part[0] if len(part) == 1 else np.ascontiguousarray(part.transpose(1, 2, 0)))
+    pixels = np.asarray(picture.resize((width, height), Image.Resampling.BILINEAR, box=box))
+    return to_channels(pixels[None] if pixels.ndim == 2 else np.ascontiguousarray(pixels.transpose(2, 0, 1)), channels)
 
 
 def _init_worker(slots: torch.Tensor, worker: int) -> None:

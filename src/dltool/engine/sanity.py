@@ -3,6 +3,7 @@ batches, and a learning-rate range test. None of them touches a run directory.""
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -73,7 +74,7 @@ def overfit_batches(config: Config, batches: int) -> OverfitResult:
     config = validate_config(sections)
     parts = _components(config)
     budget = config.train.epochs * len(parts.train_batches)
-    fixed = list(parts.train_batches.batches(0))[:batches]
+    fixed = list(itertools.islice(parts.train_batches.batches(0), batches))  # a streamed epoch: only these
 
     def measure() -> float:
         sums = evaluate(parts.model, fixed, parts.step.precision, parts.step.device, parts.step.task)
