@@ -27,7 +27,6 @@ BENCHES = [
     "cpu_threads",
     "cifar10_fast",
     "data_pipeline",
-    "stream_pipeline",
     "augment_throughput",
     "eval_throughput",
     "predict_throughput",
