@@ -70,6 +70,19 @@ def test_the_streamed_cache_holds_what_decoding_in_memory_held(tmp_path: Path, i
     assert again.load.cache == "read" and again.source == cached.source
 
 
+def test_grey_rows_written_as_rgb_are_narrowed_in_place_around_skipped_files(tmp_path: Path) -> None:
+    root = tmp_path / "grey"
+    for i in range(5):
+        picture(root / "train" / "a" / f"{i}.png", i, mode="L")
+        picture(root / "test" / "a" / f"{i}.png", 10 + i, mode="L")
+    (root / "train" / "a" / "2b.png").write_bytes(b"not an image")  # a hole mid-split, moved over
+    cached = load_folder(root, cache_root=tmp_path / "c")
+    assert cached.splits["train"].image_shape == (1, 8, 10) and cached.load.cache == "written"
+    for split, images in expected(root, cached, None, None, (1, 8, 10)).items():
+        assert np.array_equal(cached.splits[split].pixels, images)
+    assert cache_path(root, tmp_path / "c", None, None).stat().st_size < 10 * 80 + 4096  # truncated to its data
+
+
 def test_a_write_that_fails_midway_leaves_no_cache_and_the_next_run_rebuilds(tmp_path: Path, monkeypatch) -> None:
     root = mixed_folder(tmp_path / "ds")
     real, calls = folder_decode.read_image, []
