@@ -30,6 +30,7 @@ BENCHES = [
     "augment_throughput",
     "eval_throughput",
     "predict_throughput",
+    "predict_scale",
     "export_latency",
     "tune_pruning",
     "transfer",
