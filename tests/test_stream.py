@@ -238,8 +238,8 @@ dist.init_process_group("gloo")
 rank, world = dist.get_rank(), dist.get_world_size()
 files = tuple(f"c/{i:03d}.png" for i in range({count}))
 split = FileSplit(folder, files, np.zeros({count}, np.int64), (1, 4, 4))
-loader = StreamLoader(DecodePool([split], 1), 0, batch_size=4, mean=[0.0], std=[1 / 255], device=torch.device("cpu"),
-                      shuffle=True, seed=3, shard=(rank, world))
+pool = DecodePool([split], 1, torch.device("cpu"), mean=[0.0], std=[1 / 255])
+loader = StreamLoader(pool, 0, batch_size=4, shuffle=True, seed=3, shard=(rank, world))
 seen = torch.stack([torch.cat([images[:, 0, 0, 0] for images, _ in loader.batches(epoch)]) for epoch in range(2)])
 everyone = [torch.zeros_like(seen) for _ in range(world)]
 dist.all_gather(everyone, seen)

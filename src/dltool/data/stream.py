@@ -7,7 +7,8 @@ persistent workers and prefetching; pinned memory on CUDA). A worker decodes its
 into one uint8 tensor — training images with their random-resized crop cut from the file at
 the resolution the crop needs (``train_image``), then the other per-image ops of
 ``data.augment`` on the CPU batch; val/test images through the evaluation transform. The
-main process moves the batch to the device, normalises it and mixes it (MixUp/CutMix). Every
+batch is normalised (by the worker on a CPU, else on the device) and mixed (MixUp/CutMix) in
+the main process. Every
 draw comes from (seed, epoch, sample index) or (seed, epoch, batch): a batch depends neither
 on the number of workers nor on where a resumed run starts. Without a random-resized crop a
 streamed batch is the memory loader's batch, pixel for pixel (on a CPU device).
@@ -57,11 +58,18 @@ def resolve_workers(workers: int | str) -> int:
 
 class BatchDecoder(Dataset[Decoded]):
     """``decoder[key]``: the batch ``key`` names, decoded (and augmented, for a split with an
-    augmenter). In a worker, ``slots`` (shared memory, a row per worker: pid, split, sample)
+    augmenter; and normalised, with ``normalise``). In a worker, ``slots`` (shared memory, a row per worker: pid, split, sample)
     say which file it is decoding right now."""
 
-    def __init__(self, splits: Sequence[FileSplit], augmenters: Sequence[Augmenter | None], slots: torch.Tensor):
+    def __init__(
+        self,
+        splits: Sequence[FileSplit],
+        augmenters: Sequence[Augmenter | None],
+        slots: torch.Tensor,
+        normalise: Normalise | None = None,
+    ):
         self.splits, self.augmenters, self.slots = list(splits), list(augmenters), slots
+        self.normalise = normalise
 
     def __getitem__(self, key: Key) -> Decoded:  # type: ignore[override]
         split_no, epoch, indices = key
@@ -85,6 +93,8 @@ class BatchDecoder(Dataset[Decoded]):
         batch = torch.from_numpy(np.stack(images) if images else np.empty((0, *split.image_shape), np.uint8))
         if augmenter is not None:
             batch = augmenter(batch, epoch, np.array(kept, dtype=np.int64), cropped=True)
+        if self.normalise is not None:
+            batch = self.normalise(batch)
         return batch, torch.from_numpy(split.labels[kept]), skipped
 
 
@@ -126,6 +136,9 @@ class DecodePool:
     """The worker processes that decode batches for the stream loaders of a run's splits
     (``workers`` 0: decoded in this process). One pool serves train, val and test in turn.
     ``augmenters``: per split, the training transform its workers apply (None: none).
+    Batches are normalised with ``mean``/``std`` by the workers when they train on the CPU
+    (in parallel, as torchvision's transforms do), else on the device (``to_device``): a GPU
+    receives uint8 pixels, a quarter of the bytes, from pinned memory.
 
     Close it (``close``) before a torchrun process group is destroyed: a live worker holds
     copies of the group's sockets."""
@@ -134,13 +147,19 @@ class DecodePool:
         self,
         splits: Sequence[FileSplit],
         workers: int,
-        pin_memory: bool = False,
+        device: torch.device,
+        mean: list[float],
+        std: list[float],
         augmenters: Sequence[Augmenter | None] | None = None,
     ):
-        self.splits = list(splits)
+        self.splits, self.device = list(splits), device
         self.augmenters = list(augmenters or [None] * len(self.splits))
         self.slots = torch.full((max(workers, 1), 3), -1, dtype=torch.int64).share_memory_()
-        self.decoder = BatchDecoder(self.splits, self.augmenters, self.slots)
+        on_cpu = device.type == "cpu"
+        self.normalise = None if on_cpu else Normalise(mean, std, device)
+        self.decoder = BatchDecoder(
+            self.splits, self.augmenters, self.slots, Normalise(mean, std, device) if on_cpu else None
+        )
         self.keys: list[Key] = []
         self.workers = workers
         self.loader: DataLoader[Decoded] | None = None
@@ -150,7 +169,7 @@ class DecodePool:
                 batch_size=None,  # a key is a whole batch: no collation
                 sampler=self,  # type: ignore[arg-type]
                 num_workers=workers,
-                pin_memory=pin_memory,
+                pin_memory=device.type == "cuda",
                 persistent_workers=True,
                 prefetch_factor=PREFETCH,
                 worker_init_fn=partial(_init_worker, self.slots),
@@ -207,6 +226,11 @@ class DecodePool:
             )
         return f"a data.workers process died ({cause}): the machine may be short of memory (lower data.workers)"
 
+    def to_device(self, images: torch.Tensor) -> torch.Tensor:
+        """A decoded batch on the device, normalised."""
+        images = to_device(images, self.device)
+        return images if self.normalise is None else self.normalise(images)
+
     def close(self) -> None:
         """Stop the worker processes (they also stop with this process)."""
         self.loader = None
@@ -225,9 +249,6 @@ class StreamLoader:
         split_no: int,
         *,
         batch_size: int,
-        mean: list[float],
-        std: list[float],
-        device: torch.device,
         shuffle: bool = False,
         seed: int = 0,
         shard: tuple[int, int] = (0, 1),
@@ -238,12 +259,11 @@ class StreamLoader:
         self.pool, self.split_no = pool, split_no
         self.split = pool.splits[split_no]
         self.batch_size, self.shuffle, self.seed, self.shard, self.limit = batch_size, shuffle, seed, shard, limit
-        self.device = device
+        self.device = pool.device
         self.augment = pool.augmenters[split_no]
         if self.augment is not None and self.augment.mixes and num_classes < 1:
             raise ValueError("mixing (data.augment.mixup/cutmix) needs the number of classes")
         self.num_classes = num_classes
-        self.normalise = Normalise(mean, std, device)
         self.report = report or (lambda line: None)
         self.skipped: dict[int, str] = {}  # sample index → why its file was left out
 
@@ -270,8 +290,7 @@ class StreamLoader:
                         f"(first: {self.split.path(skipped[0][0])}: {skipped[0][1]})"
                     )
                 continue
-            images = self.normalise(to_device(images, self.device))
-            labels = to_device(labels, self.device)
+            images, labels = self.pool.to_device(images), to_device(labels, self.device)
             if self.augment is not None:  # transformed in the worker; mixed here, per batch
                 yield self.augment.mix(images, labels, epoch, b, self.num_classes)
             else:

@@ -240,8 +240,9 @@ def _loaders(
     augmenter = Augmenter(config.data.augment, config.train.seed)
     workers = resolve_workers(config.data.workers)
     augmenters = [augmenter if augmenter.enabled else None, None, None]
-    pool = DecodePool(cast(list[FileSplit], splits), workers, device.type == "cuda", augmenters)
-    loaders = [StreamLoader(pool, i, report=report, **(train if i == 0 else {}), **common) for i in range(3)]
+    pool = DecodePool(cast(list[FileSplit], splits), workers, device, data.mean, data.std, augmenters)
+    stream = {key: common[key] for key in ("batch_size", "shard", "limit")}
+    loaders = [StreamLoader(pool, i, report=report, **(train if i == 0 else {}), **stream) for i in range(3)]
     return loaders[0], loaders[1], loaders[2]
 
 

@@ -131,11 +131,11 @@ def _loader(
     samples: Split | FileSplit, prepared: PreparedData, trained: Trained, batch_size: int
 ) -> BatchLoader | StreamLoader:
     """The split's batches: from memory, or decoded from its files by ``data.workers`` processes."""
-    common: dict[str, Any] = {"batch_size": batch_size, "mean": prepared.mean, "std": prepared.std}
+    mean, std, device = prepared.mean, prepared.std, trained.device
     if isinstance(samples, Split):
-        return BatchLoader(samples, device=trained.device, **common)
-    pool = DecodePool([samples], resolve_workers(trained.config.data.workers), trained.device.type == "cuda")
-    return StreamLoader(pool, 0, device=trained.device, **common)
+        return BatchLoader(samples, batch_size=batch_size, mean=mean, std=std, device=device)
+    pool = DecodePool([samples], resolve_workers(trained.config.data.workers), device, mean, std)
+    return StreamLoader(pool, 0, batch_size=batch_size)
 
 
 def _scored(
