@@ -3,6 +3,7 @@ a process pool), sampled from /proc every 20 ms — ``ru_maxrss`` counts one pro
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import time
 from pathlib import Path
@@ -16,10 +17,8 @@ def _tree(pid: int) -> list[int]:
         current = pending.pop()
         pids.append(current)
         for task in Path(f"/proc/{current}/task").glob("*"):
-            try:
+            with contextlib.suppress(OSError):
                 pending += [int(p) for p in (task / "children").read_text().split()]
-            except OSError:
-                pass
     return pids
 
 

@@ -28,7 +28,6 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _common import Row, bench_main
 from _photos import photo_folder
 from _rss import run_peak_rss
-
 from dltool.config import load_config
 from dltool.engine.device import resolve_device, resolve_precision
 from dltool.engine.distributed import World
@@ -81,9 +80,7 @@ def torchvision_images_per_s(folder: Path) -> float:
     from torchvision import datasets
     from torchvision import transforms as T
 
-    transform = T.Compose(
-        [T.RandomResizedCrop(SIZE), T.RandomHorizontalFlip(), T.ToTensor(), T.Normalize(MEAN, STD)]
-    )
+    transform = T.Compose([T.RandomResizedCrop(SIZE), T.RandomHorizontalFlip(), T.ToTensor(), T.Normalize(MEAN, STD)])
     dataset = datasets.ImageFolder(str(folder), transform=transform)
     loader = torch.utils.data.DataLoader(
         dataset, batch_size=BATCH, shuffle=True, drop_last=True, num_workers=WORKERS, persistent_workers=True
