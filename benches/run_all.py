@@ -35,6 +35,7 @@ BENCHES = [
     "tune_pruning",
     "transfer",
     "finetune_throughput",
+    "stream_pipeline",
 ]
 START, END = "<!-- bench:start -->", "<!-- bench:end -->"
 
