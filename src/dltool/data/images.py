@@ -28,6 +28,7 @@ from __future__ import annotations
 import math
 import threading
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO
 
@@ -43,6 +44,7 @@ from dltool.errors import DatasetError
 # Modes Pillow opens that hold one grey channel (16-bit and float ones scaled below).
 GREY_MODES = frozenset({"1", "L", "LA", "La", "I", "I;16", "I;16L", "I;16B", "I;16N", "F"})
 Size = int | tuple[int, int]
+SizeFor = Callable[[int, int], Size]  # the size needed, from the stored (height, width)
 # Bumped whenever decoding changes the pixels it produces (caches keyed on it are rebuilt).
 DECODER = "3: jpeg draft to the pre-crop size"
 
@@ -108,7 +110,7 @@ def _pair(size: Size) -> tuple[int, int]:
 
 
 def read_image(
-    path: str | Path, size: Size | None = None, crop_pct: float | None = 1.0
+    path: str | Path, size: Size | SizeFor | None = None, crop_pct: float | None = 1.0
 ) -> tuple[np.ndarray, str, tuple[int, int]]:
     """The image at ``path`` in its natural form, uint8 (1 or 3, H, W), its Pillow mode as
     stored (``'RGBA'``, ``'I;16'``, ...) and its stored (width, height) after the EXIF
@@ -117,7 +119,8 @@ def read_image(
     With ``size`` (the size ``fit_image`` will make of it with ``crop_pct``), a JPEG is
     decoded by libjpeg at 1/2, 1/4 or 1/8 scale when that still leaves at least the pre-crop
     size (``size / crop_pct``): DCT-domain downscaling, several times faster and a proper
-    low-pass before the final resize.
+    low-pass before the final resize. ``size`` may be a function of the stored (height, width)
+    when the size needed depends on it (a random crop's box): the header is read once.
     """
     try:
         file = open_regular(path)
@@ -128,6 +131,8 @@ def read_image(
             mode = image.mode
             transposed = image.getexif().get(ExifTags.Base.Orientation) in _TRANSPOSING
             stored = image.size[::-1] if transposed else image.size
+            if callable(size):
+                size = size(stored[1], stored[0])
             if size is not None and image.format == "JPEG":
                 _draft(image, size, crop_pct, transposed)
             ImageOps.exif_transpose(image, in_place=True)

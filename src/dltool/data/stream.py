@@ -8,8 +8,7 @@ into one uint8 tensor — training images with their random-resized crop cut fro
 the resolution the crop needs (``train_image``), then the other per-image ops of
 ``data.augment`` on the CPU batch; val/test images through the evaluation transform. The
 batch is normalised (by the worker on a CPU, else on the device) and mixed (MixUp/CutMix) in
-the main process. Every
-draw comes from (seed, epoch, sample index) or (seed, epoch, batch): a batch depends neither
+the main process. Every draw comes from (seed, epoch, sample index) or (seed, epoch, batch): a batch depends neither
 on the number of workers nor on where a resumed run starts. Without a random-resized crop a
 streamed batch is the memory loader's batch, pixel for pixel (on a CPU device).
 
@@ -35,7 +34,7 @@ from torch.utils.data import DataLoader, Dataset, get_worker_info
 
 from dltool.data.augment import Augmenter, to_device
 from dltool.data.files import FileSplit
-from dltool.data.images import ImageDecodeError, read_image, read_size, to_channels
+from dltool.data.images import ImageDecodeError, read_image, to_channels
 from dltool.data.loader import batch_count, epoch_order, shard_size
 from dltool.data.normalise import Normalise
 from dltool.errors import DatasetError
@@ -58,8 +57,8 @@ def resolve_workers(workers: int | str) -> int:
 
 class BatchDecoder(Dataset[Decoded]):
     """``decoder[key]``: the batch ``key`` names, decoded (and augmented, for a split with an
-    augmenter; and normalised, with ``normalise``). In a worker, ``slots`` (shared memory, a row per worker: pid, split, sample)
-    say which file it is decoding right now."""
+    augmenter; and normalised, with ``normalise``). In a worker, ``slots`` (shared memory, a
+    row per worker: pid, split, sample) say which file it is decoding right now."""
 
     def __init__(
         self,
@@ -108,11 +107,13 @@ def train_image(split: FileSplit, augmenter: Augmenter, epoch: int, index: int) 
     if augmenter.config.random_resized_crop is None:
         return split.image(index)
     channels, height, width = split.image_shape
-    path = split.path(index)
-    stored_w, stored_h = read_size(path)
+
+    def needed(stored_h: int, stored_w: int) -> tuple[int, int]:
+        _, _, rows, columns = augmenter.crop_box(epoch, index, stored_h, stored_w)
+        return math.ceil(stored_h * height / rows), math.ceil(stored_w * width / columns)
+
+    image, _, (stored_w, stored_h) = read_image(split.path(index), needed, 1.0)  # one header read
     top, left, rows, columns = augmenter.crop_box(epoch, index, stored_h, stored_w)
-    needed = (math.ceil(stored_h * height / rows), math.ceil(stored_w * width / columns))
-    image, _, _ = read_image(path, needed, 1.0)
     down_y, down_x = image.shape[1] / stored_h, image.shape[2] / stored_w  # the draft's scale
     y0, x0 = math.floor(top * down_y), math.floor(left * down_x)
     y1 = min(image.shape[1], math.ceil((top + rows) * down_y))
