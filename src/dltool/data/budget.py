@@ -13,16 +13,12 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-from PIL import ExifTags, Image
-
-from dltool._io import open_regular
 from dltool.config.schema import DataConfig
-from dltool.data.images import GREY_MODES
+from dltool.data.images import ImageDecodeError, ImageHeader, read_header
 from dltool.errors import ConfigError, DatasetError
 
 GIB = 1024**3
 HEADER_SAMPLE = 64  # files whose headers stand for a folder without data.image_size
-_TRANSPOSING = {5, 6, 7, 8}  # EXIF orientations that swap width and height
 
 
 @dataclass(frozen=True)
@@ -47,38 +43,17 @@ def memory_budget(gibibytes: float | None) -> Budget:
     return Budget(total // 2, "half of this machine's RAM")
 
 
-@dataclass(frozen=True)
-class Header:
-    """What an image file's header says: (height, width) after the EXIF orientation, grey or not."""
-
-    height: int
-    width: int
-    grey: bool
-
-
-def read_header(path: str | Path) -> Header | None:
-    """The header of the image at ``path`` (no pixels decoded); None when it cannot be read."""
-    try:
-        with open_regular(path) as file, Image.open(file) as image:
-            width, height = image.size
-            if image.getexif().get(ExifTags.Base.Orientation) in _TRANSPOSING:
-                width, height = height, width
-            grey = image.mode in GREY_MODES or (image.mode == "P" and _grey_palette(image))
-            return Header(height, width, grey)
-    except Exception:  # any unreadable file: decoding names it later
-        return None
-
-
-def _grey_palette(image: Image.Image) -> bool:
-    palette = image.getpalette() or []
-    return bool(palette) and all(palette[i] == palette[i + 1] == palette[i + 2] for i in range(0, len(palette), 3))
-
-
-def sample_headers(root: str | Path, files: list[str], count: int = HEADER_SAMPLE) -> list[Header]:
+def sample_headers(root: str | Path, files: list[str], count: int = HEADER_SAMPLE) -> list[ImageHeader]:
     """The readable headers among ``count`` files spread evenly over ``files`` (relative to ``root``)."""
     rows = sorted({round(i * (len(files) - 1) / max(1, count - 1)) for i in range(min(count, len(files)))})
-    headers = (read_header(Path(root) / files[row]) for row in rows)
-    return [header for header in headers if header is not None]
+    return [header for row in rows if (header := _header_or_none(Path(root) / files[row])) is not None]
+
+
+def _header_or_none(path: Path) -> ImageHeader | None:
+    try:
+        return read_header(path)
+    except ImageDecodeError:  # decoding names the file later
+        return None
 
 
 @dataclass(frozen=True)
@@ -95,7 +70,7 @@ class Shape:
         return self.channels * self.height * self.width
 
 
-def decoded_shape(config: DataConfig, headers: list[Header]) -> Shape:
+def decoded_shape(config: DataConfig, headers: list[ImageHeader]) -> Shape:
     """The decoded shape the memory loader would produce (its exact rules decode every file;
     this reads a sample's headers): ``data.channels``, else 1 when every sampled image is grey;
     ``data.image_size``, else the most common sampled size."""
@@ -109,7 +84,7 @@ def decoded_shape(config: DataConfig, headers: list[Header]) -> Shape:
     return Shape(channels, height, width)
 
 
-def stream_shape(config: DataConfig, headers: list[Header], files: int) -> Shape:
+def stream_shape(config: DataConfig, headers: list[ImageHeader], files: int) -> Shape:
     """The shape the stream loader decodes every file to: ``data.image_size`` square, else the
     size every sampled image shares when it is square; ``data.channels``, else from the sample.
     A folder of mixed or non-square sizes needs ``data.image_size`` (a ``ConfigError``)."""

@@ -29,6 +29,7 @@ import math
 import threading
 import warnings
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
@@ -152,18 +153,36 @@ def read_image(
         raise ImageDecodeError(path, f"corrupt ({type(error).__name__}: {error})") from None
 
 
-def read_size(path: str | Path) -> tuple[int, int]:
-    """The stored (width, height) of the image at ``path`` after its EXIF orientation, as
-    ``read_image`` reports it, from the file's header alone (no pixel is decoded). Raises
-    ``ImageDecodeError``."""
+@dataclass(frozen=True)
+class ImageHeader:
+    """What an image file's header says: its stored size after the EXIF orientation, and
+    whether its pixels are grey (a grey mode, or a palette of greys)."""
+
+    height: int
+    width: int
+    grey: bool
+
+
+def read_header(path: str | Path) -> ImageHeader:
+    """The header of the image at ``path``, as ``read_image`` would see it, without decoding a
+    pixel. Raises ``ImageDecodeError``."""
     try:
         with open_regular(path) as file, _open(file, path) as image:
             transposed = image.getexif().get(ExifTags.Base.Orientation) in _TRANSPOSING
-            return image.size[::-1] if transposed else image.size
+            width, height = image.size[::-1] if transposed else image.size
+            grey = image.mode in GREY_MODES or (image.mode == "P" and _grey_palette(image))
+            return ImageHeader(height, width, grey)
     except ImageDecodeError:
         raise
     except (OSError, Image.DecompressionBombError, SyntaxError, ValueError, EOFError, IndexError, KeyError) as error:
         raise ImageDecodeError(path, f"unreadable header ({type(error).__name__})") from None
+
+
+def read_size(path: str | Path) -> tuple[int, int]:
+    """The stored (width, height) of the image at ``path`` after its EXIF orientation, as
+    ``read_image`` reports it (``read_header``). Raises ``ImageDecodeError``."""
+    header = read_header(path)
+    return header.width, header.height
 
 
 # warnings.catch_warnings swaps a process-wide filter list: serialise it. Only Image.open
