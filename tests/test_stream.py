@@ -71,6 +71,16 @@ def trained(tmp_path: Path, name: str, folder: Path, *overrides: str, epochs: in
 # --- the loader choice -------------------------------------------------------------------------
 
 
+def test_a_folder_smaller_than_the_header_sample_has_every_file_sampled(tmp_path: Path) -> None:
+    from dltool.data.budget import HEADER_SAMPLE, sample_headers
+
+    folder = photo_folder(tmp_path / "photos", per_class=4)  # 12 files, fewer than the sample
+    files = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*.*"))
+    assert len(files) < HEADER_SAMPLE
+    assert len(sample_headers(folder, files)) == len(files)
+    assert len(sample_headers(folder, files, count=5)) == 5  # spread over the folder, none twice
+
+
 def test_auto_holds_a_folder_that_fits_and_streams_one_that_does_not(tmp_path: Path) -> None:
     folder = photo_folder(tmp_path / "photos")
     fits = prepare_data(config(folder).data)

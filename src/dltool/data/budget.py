@@ -45,7 +45,8 @@ def memory_budget(gibibytes: float | None) -> Budget:
 
 def sample_headers(root: str | Path, files: list[str], count: int = HEADER_SAMPLE) -> list[ImageHeader]:
     """The readable headers among ``count`` files spread evenly over ``files`` (relative to ``root``)."""
-    rows = sorted({round(i * (len(files) - 1) / max(1, count - 1)) for i in range(min(count, len(files)))})
+    take = min(count, len(files))
+    rows = sorted({round(i * (len(files) - 1) / max(1, take - 1)) for i in range(take)})
     return [header for row in rows if (header := _header_or_none(Path(root) / files[row])) is not None]
 
 
