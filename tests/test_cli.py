@@ -61,3 +61,12 @@ def test_user_errors_are_one_line_and_debug_adds_the_traceback(cli) -> None:
     assert result.stderr.startswith("error: unknown recipe 'digts-mlp'; did you mean 'digits-mlp'")
     assert result.stderr.rstrip().endswith("(see: dltool list recipes)")
     assert "Traceback" in cli("--debug", "train", "digts-mlp", code=2).stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "option"),
+    [(["tune", "digits-mlp", "--workers", "0"], "--workers"), (["predict", "run", "x.png", "--top-k", "0"], "--top-k")],
+)
+def test_an_option_below_its_minimum_is_a_usage_error(cli, args: list[str], option: str) -> None:
+    result = cli(*args, code=2)
+    assert f"Invalid value for '{option}'" in result.stderr and "internal error" not in result.stderr

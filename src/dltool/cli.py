@@ -29,8 +29,17 @@ from dltool.errors import DltoolError
 # Errors that input can still cause past validation (a size no memory can hold, a nest too
 # deep for the recursion limit): one line like a DltoolError. Anything else is a bug.
 EXPECTED = (DltoolError, OSError, OverflowError, MemoryError, RecursionError)
-# typer's and click's own ways out: exit codes, usage errors, an aborted prompt.
-CLICK_EXITS = (typer.Exit, typer.Abort, click.exceptions.Exit, click.exceptions.ClickException, click.exceptions.Abort)
+# typer's and click's own ways out: exit codes, usage errors, an aborted prompt. typer ≥ 0.29
+# carries its own copy of click, whose errors (an option below its `min`) derive from
+# TyperException, not from click's ClickException.
+CLICK_EXITS = (
+    typer.Exit,
+    typer.Abort,
+    typer.TyperException,
+    click.exceptions.Exit,
+    click.exceptions.ClickException,
+    click.exceptions.Abort,
+)
 
 
 class DltoolGroup(TyperGroup):
