@@ -6,7 +6,6 @@ modules import the library layer inside their functions.
 
 from __future__ import annotations
 
-import sys
 import traceback
 from typing import Annotated, Any
 
@@ -24,6 +23,7 @@ from dltool.commands import stats as stats_command
 from dltool.commands import train as train_command
 from dltool.commands import tune as tune_command
 from dltool.commands import visualize as visualize_command
+from dltool.commands._output import report_error
 from dltool.errors import DltoolError
 
 # Errors that input can still cause past validation (a size no memory can hold, a nest too
@@ -53,20 +53,21 @@ class DltoolGroup(TyperGroup):
         except (BrokenPipeError, *CLICK_EXITS):
             raise  # `dltool predict ... | head`: typer exits quietly
         except EXPECTED as error:
-            _report(ctx, f"error: {str(error) or type(error).__name__}")
+            _report(ctx, "error", str(error) or type(error).__name__)
             raise typer.Exit(getattr(error, "exit_code", 1)) from None
         except Exception as error:
             _report(
                 ctx,
-                f"internal error: {type(error).__name__}: {_first_line(error)} (rerun with --debug for the traceback)",
+                "internal error",
+                f"{type(error).__name__}: {_first_line(error)} (rerun with --debug for the traceback)",
             )
             raise typer.Exit(1) from None
 
 
-def _report(ctx: Any, line: str) -> None:
+def _report(ctx: Any, label: str, message: str) -> None:
     if (ctx.obj or {}).get("debug"):
         traceback.print_exc()
-    print(line, file=sys.stderr)
+    report_error(label, message)
 
 
 def _first_line(error: BaseException) -> str:

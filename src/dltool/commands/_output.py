@@ -3,17 +3,39 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
 from rich.console import Console
+from rich.text import Text
 
 from dltool._io import json_safe
 
-# Progress, tables and logs; rich honours NO_COLOR and plain (non-terminal) stderr by itself.
+# Progress, tables and logs. rich reads the colour conventions itself: NO_COLOR (no colour,
+# whatever else is set), FORCE_COLOR (colour into a pipe or a file, as CI logs want), TERM=dumb.
 stderr = Console(stderr=True, highlight=False)
+# Terminals that cannot move the cursor (Emacs shells, some CI runners) call themselves these.
+DUMB_TERMS = ("dumb", "unknown")
+
+
+def animates() -> bool:
+    """Whether stderr can show live displays: a real terminal that moves the cursor. Not a
+    pipe or a file even when FORCE_COLOR asks for colour there (rich then treats the stream
+    as a terminal), and not under TERM=dumb."""
+    isatty = getattr(sys.stderr, "isatty", None)
+    try:
+        on_terminal = bool(isatty and isatty())
+    except ValueError:  # a closed stream
+        on_terminal = False
+    return on_terminal and os.environ.get("TERM", "").lower() not in DUMB_TERMS
+
+
+def report_error(label: str, message: str) -> None:
+    """``label: message`` as one line on stderr, the label in red where colour is on."""
+    stderr.print(Text.assemble((label + ":", "bold red"), " ", message), soft_wrap=True)
 
 
 def emit_json(document: Any) -> None:
@@ -38,12 +60,12 @@ def stderr_observer(
     live: Callable[[], T],
     display: Callable[[T], Any] = lambda observer: observer.bar,  # type: ignore[attr-defined]
 ) -> Iterator[T]:
-    """The observer that suits stderr: ``silent()`` with --quiet, ``plain()`` lines off a
-    terminal, else ``live()`` — whose rich display (its ``bar`` unless ``display`` says
-    otherwise) runs for the duration."""
+    """The observer that suits stderr: ``silent()`` with --quiet, ``plain()`` lines where
+    nothing may animate (see ``animates``), else ``live()`` — whose rich display (its ``bar``
+    unless ``display`` says otherwise) runs for the duration."""
     if quiet:
         yield silent()
-    elif not stderr.is_terminal:
+    elif not animates():
         yield plain()
     else:
         observer = live()
