@@ -61,6 +61,24 @@ def test_cnn_fits_8_to_224_pixels(side: int) -> None:
     assert model(torch.randn(2, 3, side, side)).shape == (2, 10)
 
 
+@pytest.mark.parametrize("name", ["cnn", "resnet"])
+@pytest.mark.parametrize(("activation", "layer"), [("relu", nn.ReLU), ("gelu", nn.GELU), ("tanh", nn.Tanh)])
+def test_cnn_and_resnet_use_the_activation_they_are_given(name: str, activation: str, layer: type) -> None:
+    small = {"cnn": {"widths": [4, 8]}, "resnet": {"depth": 8}}[name]
+    model = _build(name, in_shape=(3, 8, 8), activation=activation, **small)
+    found = {type(m) for m in model.modules() if type(m).__module__ == "torch.nn.modules.activation"}
+    assert found == {layer}
+    assert model(torch.randn(2, 3, 8, 8)).shape == (2, 10)
+    # The activation holds no weights: a relu run's weights load into a gelu network of its shape.
+    relu = _build(name, in_shape=(3, 8, 8), **small)
+    assert model.state_dict().keys() == relu.state_dict().keys()
+
+
+def test_an_unknown_activation_for_cnn_names_the_choices() -> None:
+    with pytest.raises(ConfigError, match="model.activation: .*'relu', 'leaky_relu', 'tanh', 'sigmoid' or 'gelu'"):
+        validate_config({"model": {"name": "cnn", "activation": "swish"}})
+
+
 @pytest.mark.parametrize("in_shape", [(1, 8, 8), (1, 28, 28), (3, 7, 9), (1, 1, 1)])
 def test_autoencoder_restores_the_input_shape_through_a_code(in_shape) -> None:
     model = _build("autoencoder", in_shape=in_shape, latent_dim=5, widths=[4, 8, 8])

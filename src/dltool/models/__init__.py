@@ -88,10 +88,11 @@ class LeNet5Params(ModelParams):
 
 @models.register("cnn", "dltool.models.cnn:CNN")
 class CNNParams(ModelParams):
-    """Plain CNN: conv-BN-ReLU stages with max-pooling and dropout, global-average-pool head."""
+    """Plain CNN: conv-BN-activation stages with max-pooling and dropout, global-average-pool head."""
 
     widths: Widths = Field(default_factory=lambda: [32, 64, 128], description="channels of each stage")
-    convs_per_stage: int = Field(2, ge=1, description="3×3 conv-BN-ReLU blocks per stage")
+    convs_per_stage: int = Field(2, ge=1, description="3×3 conv-BN-activation blocks per stage")
+    activation: Activation = "relu"
     dropout: float = Field(0.0, ge=0.0, lt=1.0, description="dropout after each stage (the last one feeds the head)")
 
 
@@ -104,6 +105,7 @@ class ResNetParams(ModelParams):
     shortcut: Literal["A", "B"] = Field(
         "A", description="where the shape changes: A zero-pads channels (the paper's CIFAR choice), B 1×1 conv + BN"
     )
+    activation: Activation = Field("relu", description="after the stem and inside and after each block")
 
     @field_validator("depth")
     @classmethod

@@ -12,7 +12,7 @@ import math
 import torch
 from torch import nn
 
-from dltool.models.cnn import conv_bn_relu
+from dltool.models.cnn import conv_bn_act
 
 
 class Autoencoder(nn.Module):
@@ -32,7 +32,7 @@ class Autoencoder(nn.Module):
         sides: list[tuple[int, int]] = [(height, width)]
         encoder: list[nn.Module] = []
         for stage_width in widths:
-            encoder.append(conv_bn_relu(channels, stage_width, stride=2))
+            encoder.append(conv_bn_act(channels, stage_width, "relu", stride=2))
             channels = stage_width
             sides.append((math.ceil(sides[-1][0] / 2), math.ceil(sides[-1][1] / 2)))
         code_shape = (channels, *sides[-1])

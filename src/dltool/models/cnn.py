@@ -4,20 +4,20 @@ from __future__ import annotations
 
 from torch import nn
 
-from dltool.models.layers import LastLayerHead
+from dltool.models.layers import LastLayerHead, activation_layer
 
 
-def conv_bn_relu(in_channels: int, out_channels: int, stride: int = 1) -> nn.Sequential:
-    """3×3 convolution (no bias: the BN shifts) → BatchNorm → ReLU."""
+def conv_bn_act(in_channels: int, out_channels: int, activation: str, stride: int = 1) -> nn.Sequential:
+    """3×3 convolution (no bias: the BN shifts) → BatchNorm → activation."""
     return nn.Sequential(
         nn.Conv2d(in_channels, out_channels, 3, stride=stride, padding=1, bias=False),
         nn.BatchNorm2d(out_channels),
-        nn.ReLU(inplace=True),
+        activation_layer(activation),
     )
 
 
 class CNN(LastLayerHead, nn.Sequential):
-    """(conv-BN-ReLU × ``convs_per_stage`` → 2×2 max-pool → dropout) per width → GAP → linear.
+    """(conv-BN-activation × ``convs_per_stage`` → 2×2 max-pool → dropout) per width → GAP → linear.
 
     A stage pools only while its feature map is at least 2 pixels on both sides, so the same
     widths fit 8×8 digits (8 → 4 → 2 → 1) and 224×224 images (224 → 112 → 56 → 28);
@@ -29,6 +29,7 @@ class CNN(LastLayerHead, nn.Sequential):
         *,
         widths: list[int],
         convs_per_stage: int,
+        activation: str,
         dropout: float,
         in_shape: tuple[int, ...],
         num_classes: int,
@@ -37,7 +38,7 @@ class CNN(LastLayerHead, nn.Sequential):
         layers: list[nn.Module] = []
         for stage_width in widths:
             for _ in range(convs_per_stage):
-                layers.append(conv_bn_relu(channels, stage_width))
+                layers.append(conv_bn_act(channels, stage_width, activation))
                 channels = stage_width
             if min(height, width) >= 2:
                 layers.append(nn.MaxPool2d(2))

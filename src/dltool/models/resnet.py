@@ -10,6 +10,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from dltool.models.layers import activation_layer
+
 STAGE_WIDTHS = (16, 32, 64)
 
 
@@ -28,10 +30,11 @@ class PadShortcut(nn.Module):
 
 
 class BasicBlock(nn.Module):
-    """conv3×3-BN-ReLU → conv3×3-BN, plus the shortcut, then ReLU."""
+    """conv3×3-BN-activation → conv3×3-BN, plus the shortcut, then the activation."""
 
-    def __init__(self, in_channels: int, out_channels: int, stride: int, shortcut: str):
+    def __init__(self, in_channels: int, out_channels: int, stride: int, shortcut: str, activation: str):
         super().__init__()
+        self.act = activation_layer(activation)
         self.conv1 = nn.Conv2d(in_channels, out_channels, 3, stride=stride, padding=1, bias=False)
         self.bn1 = nn.BatchNorm2d(out_channels)
         self.conv2 = nn.Conv2d(out_channels, out_channels, 3, padding=1, bias=False)
@@ -48,9 +51,9 @@ class BasicBlock(nn.Module):
             )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = F.relu(self.bn1(self.conv1(x)))
+        out = self.act(self.bn1(self.conv1(x)))
         out = self.bn2(self.conv2(out))
-        return F.relu(out + self.shortcut(x))
+        return self.act(out + self.shortcut(x))
 
 
 class ResNet(nn.Module):
@@ -64,6 +67,7 @@ class ResNet(nn.Module):
         depth: int,
         width_multiplier: float,
         shortcut: str,
+        activation: str,
         in_shape: tuple[int, ...],
         num_classes: int,
     ):
@@ -75,7 +79,7 @@ class ResNet(nn.Module):
         self.stem = nn.Sequential(
             nn.Conv2d(in_shape[0], widths[0], 3, padding=1, bias=False),
             nn.BatchNorm2d(widths[0]),
-            nn.ReLU(inplace=True),
+            activation_layer(activation),
         )
         stages: list[nn.Module] = []
         channels = widths[0]
@@ -83,7 +87,7 @@ class ResNet(nn.Module):
             layers = []
             for block in range(blocks):
                 stride = 2 if index > 0 and block == 0 else 1
-                layers.append(BasicBlock(channels, width, stride, shortcut))
+                layers.append(BasicBlock(channels, width, stride, shortcut, activation))
                 channels = width
             stages.append(nn.Sequential(*layers))
         self.stages = nn.Sequential(*stages)
