@@ -46,6 +46,10 @@ def test_train_writes_the_run_the_command_writes_and_prints_nothing(cli, capfd, 
     assert result.summary == json.loads((result.run_dir / "summary.json").read_text())
     assert result.best == result.summary["best"] and result.best["epoch"] in (1, 2)
     assert result.test is not None and result.test["n"] == 359 and 0 < result.test["accuracy"] <= 1
+    assert result.metrics["epoch"].tolist() == [1, 2]
+    assert result.metrics.to_dict("records") == [
+        json.loads(line) for line in (result.run_dir / "metrics.jsonl").read_text().splitlines()
+    ]
     command = Path(
         cli("train", "digits-mlp", "--epochs", 2, "--seed", 0, "--set", "model.width=64", "-q").stdout.strip()
     )
@@ -103,6 +107,10 @@ def test_evaluate_writes_the_document_the_command_prints(cli, capfd, run: Path) 
         json.loads((run / "summary.json").read_text())["test"]["accuracy"]
     )
     assert json.loads(cli("eval", run, "--json").stdout) == result.document
+    per_class = result.per_class
+    assert per_class.index.tolist() == json.loads((run / "classes.json").read_text())
+    assert per_class["support"].sum() == 359
+    assert per_class.to_dict("index") == result.document["per_class"]
     assert evaluate(run, split="val", checkpoint="last").path == run / "eval-val.json"
 
 
@@ -135,6 +143,10 @@ def test_predict_labels_images_written_by_the_test(cli, capfd, run: Path, tmp_pa
     assert [(r.path, r.label, pytest.approx(r.score)) for r in result.rows] == [
         (d["path"], d["label"], d["score"]) for d in map(json.loads, lines)
     ]
+    table = result.table
+    assert table.columns.tolist() == ["path", "label", "score", "top1_label", "top1_score", "top2_label", "top2_score"]
+    assert table[["path", "label", "score"]].values.tolist() == [[r.path, r.label, r.score] for r in result.rows]
+    assert table["top2_score"].tolist() == [r.top[1][1] for r in result.rows]
     single = predict(run, folder / "0.png")  # one path, not its characters
     assert [r.path for r in single.rows] == [str(folder / "0.png")] and len(single.rows[0].top) == 3
 
@@ -156,6 +168,8 @@ def test_tune_runs_a_small_study_from_a_mapping(capfd, isolated: Path) -> None:
     assert result.study["states"]["COMPLETE"] == 2 and result.study["seed"] == 0
     assert result.best == result.study["best"] and result.best["params"]["optimizer.lr"] in (1.0e-3, 1.0e-2)
     assert [row["optimizer.lr"] for row in trials_csv(result.study_dir)] == ["0.001", "0.01"]
+    assert result.trials["optimizer.lr"].tolist() == [1.0e-3, 1.0e-2]
+    assert result.trials["state"].tolist() == ["COMPLETE", "COMPLETE"]
     best = yaml.safe_load((result.study_dir / "best.yaml").read_text())
     assert best["optimizer"]["lr"] == result.best["params"]["optimizer.lr"]
     assert (result.study_dir / result.best["run_dir"] / "model.safetensors").is_file()

@@ -9,6 +9,7 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from safetensors.torch import load_file
@@ -172,3 +173,18 @@ def test_eval_on_an_image_folder_with_the_same_classes(cli, run: Path, tmp_path:
     assert document["n"] == 297 and document["split"] == "all" and document["accuracy"] > 0.5
     assert (run / "eval-scans-all.json").is_file()
     assert len(document["confusion_matrix"]) == 10
+
+
+def test_per_class_scores_as_csv_and_parquet_tables(cli, run: Path, tmp_path: Path) -> None:
+    document = json.loads(cli("eval", run, "--json", "--per-class-out", tmp_path / "classes.csv").stdout)
+    cli("eval", run, "--per-class-out", tmp_path / "classes.parquet")
+    as_csv = pd.read_csv(tmp_path / "classes.csv", index_col="class", dtype={"class": str})
+    as_parquet = pd.read_parquet(tmp_path / "classes.parquet")
+    assert as_csv.index.tolist() == as_parquet.index.tolist() == [str(d) for d in range(10)]
+    assert as_parquet.to_dict("index") == document["per_class"]
+    assert as_csv["support"].tolist() == [document["per_class"][c]["support"] for c in as_csv.index]
+    assert np.allclose(as_csv["f1"], as_parquet["f1"])
+    cli("eval", run, "--per-class-out", tmp_path / "classes.csv")  # its own earlier table: replaced
+    error = cli("eval", run, "--per-class-out", tmp_path / "classes.txt", code=2).stderr
+    assert "--per-class-out" in error and "must end in .csv or .parquet" in error
+    assert not (tmp_path / "classes.txt").exists()

@@ -174,4 +174,35 @@ def test_a_reconstruction_model_is_refused(cli, images: Path) -> None:
 def test_table_format_and_unknown_format(cli, run: Path, images: Path) -> None:
     table = cli("predict", run, images / "part0" / "img0000.png", "--format", "table").stdout
     assert "img0000.png" in table and table.count("\n") == 1
-    assert "expected one of csv, jsonl, table" in cli("predict", run, images, "--format", "xml", code=2).stderr
+    assert "expected one of csv, jsonl, parquet, table" in cli("predict", run, images, "--format", "xml", code=2).stderr
+
+
+def test_parquet_rows_are_the_csv_rows_in_row_groups(cli, run: Path, images: Path, tmp_path: Path, monkeypatch) -> None:
+    import pyarrow.parquet as pq
+
+    import dltool.evaluation.tables as tables
+
+    monkeypatch.setattr(tables, "ROW_GROUP", 100)  # written as they come, 100 rows at a time
+    as_csv, as_parquet = tmp_path / "rows.csv", tmp_path / "rows.parquet"
+    cli("predict", run, images / "part0", "--output", as_csv)
+    cli("predict", run, images / "part0", "--output", as_parquet)  # the format from the suffix
+    expected, frame = pd.read_csv(as_csv), pd.read_parquet(as_parquet)
+    assert frame.columns.tolist() == expected.columns.tolist() and len(frame) == 334
+    assert frame["path"].tolist() == expected["path"].tolist()
+    assert frame["label"].tolist() == expected["label"].astype(str).tolist()
+    assert np.allclose(frame["score"], expected["score"], atol=1e-6) and frame["score"].dtype == np.float64
+    assert pq.ParquetFile(as_parquet).metadata.num_row_groups == 4
+    cli("predict", run, images / "part0" / "img0000.png", "--format", "parquet", "--output", as_parquet)
+    assert len(pd.read_parquet(as_parquet)) == 1  # its own earlier output: replaced without --force
+    as_jsonl = tmp_path / "rows.jsonl"
+    cli("predict", run, images / "part0" / "img0000.png", "--output", as_jsonl)
+    assert json.loads(as_jsonl.read_text())["top_k"][0]["label"] == frame["label"].iloc[0]
+
+
+def test_parquet_needs_an_output_file_and_spares_other_files(cli, run: Path, images: Path, tmp_path: Path) -> None:
+    error = cli("predict", run, images, "--format", "parquet", code=2).stderr
+    assert "--format parquet writes a file: add --output FILE.parquet" in error
+    other = tmp_path / "notes.parquet"
+    other.write_text("not dltool's")
+    assert "already exists" in cli("predict", run, images, "--output", other, code=2).stderr
+    assert other.read_text() == "not dltool's"

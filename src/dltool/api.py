@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Any, Literal
 if TYPE_CHECKING:
     import threading
 
+    import pandas as pd
+
     from dltool.engine.observer import Observer
     from dltool.engine.run import RunResult
     from dltool.evaluation.evaluate import EvalResult
@@ -45,6 +47,7 @@ def train(
     dir is ``runs_dir/name``, by default ``runs_dir/<recipe>-<n>``. ``observer`` (a
     ``dltool.engine.observer.Observer``) sees each step and epoch; setting ``stop`` ends
     training after the current step with a resumable checkpoint (status ``interrupted``).
+    The result's ``metrics`` is ``metrics.jsonl`` as a pandas DataFrame, one row per epoch.
     """
     from dltool.config import load_config, resolve_source
     from dltool.engine import start_run
@@ -95,7 +98,8 @@ def evaluate(
     dataset name or image folder with the same classes (``root``: its ``data.root``), and the
     file is then ``eval-<dataset>-<split>.json``. ``tta`` (``none``, ``flip``) overrides the
     run's test-time augmentation. The result has the ``document`` (accuracy, per-class scores,
-    confusion matrix, ...) and the ``path`` written.
+    confusion matrix, ...), the ``path`` written and ``per_class``, the per-class scores as a
+    pandas DataFrame.
     """
     from dltool.evaluation.evaluate import evaluate_run
 
@@ -118,6 +122,14 @@ class Predictions:
 
     rows: list[Prediction]
     unreadable: list[Unreadable]
+
+    @property
+    def table(self) -> pd.DataFrame:
+        """The rows as a DataFrame: ``path, label, score, top1_label, top1_score, ...``, the
+        columns of ``dltool predict``'s csv and Parquet output."""
+        from dltool.evaluation.tables import predictions_frame
+
+        return predictions_frame(self.rows, len(self.rows[0].top) if self.rows else 0)
 
 
 def predict(
@@ -180,7 +192,8 @@ def tune(
     ``overrides`` fix config keys for every trial (``"train.seed"`` also seeds the sampler);
     the other arguments are the command's options (``dltool tune --help``; ``restart_study``
     is ``--restart-study``). The result has the ``study_dir``, its ``study.json`` as ``study``
-    (and typed, as ``record``) and the ``best`` trial.
+    (and typed, as ``record``), the ``best`` trial and ``trials``, ``trials.csv`` as a pandas
+    DataFrame.
     """
     from dltool.tuning import StudyOptions, prepare_study
     from dltool.tuning import tune as run_study

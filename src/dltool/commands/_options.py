@@ -17,7 +17,11 @@ Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress on stder
 JsonDocument = Annotated[bool, typer.Option("--json", help="Print a JSON document on stdout.")]
 TrainedModel = Annotated[Path, typer.Argument(help="Run dir, model.safetensors or a .pt checkpoint.")]
 RowFormat = Annotated[
-    str | None, typer.Option("--format", help="csv, jsonl or table (default: table on a terminal, else csv).")
+    str | None,
+    typer.Option(
+        "--format",
+        help="csv, jsonl, parquet (with --output) or table (default: --output's suffix, else table on a terminal, else csv).",
+    ),
 ]
 ExportTo = Annotated[str, typer.Option("--to", help="onnx or torchscript.")]
 ImageFormat = Annotated[

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -32,6 +33,9 @@ def eval_(
     device: Annotated[str, Opt(help="auto, cpu, cuda, cuda:N or mps.")] = "auto",
     tta: Annotated[str | None, Opt(help="Test-time augmentation: none or flip (default: the run's train.tta).")] = None,
     as_json: Annotated[bool, Opt("--json", help="Print the eval document on stdout.")] = False,
+    per_class_out: Annotated[
+        Path | None, Opt(help="Also write the per-class scores as a table: FILE.csv or FILE.parquet.")
+    ] = None,
 ) -> None:
     """Score a trained model; writes eval-<split>.json into the run dir.
 
@@ -42,6 +46,8 @@ def eval_(
 
     if tta is not None and tta not in MODES:  # named as the flag; the library checks the API's callers
         raise UsageError(f"--tta {tta!r}: expected {' or '.join(MODES)}")
+    if per_class_out is not None:
+        _check_table_out(per_class_out, target)
     result = evaluate_run(
         target,
         split=split,
@@ -54,6 +60,11 @@ def eval_(
     )
     _render(result.document)
     stderr.print(f"wrote {result.path}", soft_wrap=True)
+    if per_class_out is not None:
+        from dltool.evaluation.tables import write_table
+
+        write_table(result.per_class, per_class_out)
+        stderr.print(f"wrote {per_class_out}", soft_wrap=True)
     if as_json:
         emit_json(result.document)
 
@@ -72,3 +83,12 @@ def _render(document: dict[str, Any]) -> None:
                 name, f"{row['precision']:.3f}", f"{row['recall']:.3f}", f"{row['f1']:.3f}", str(row["support"])
             )
         stderr.print(table)
+
+
+def _check_table_out(path: Path, target: Path) -> None:
+    """--per-class-out names a table file that may be written (before the model is scored)."""
+    from dltool.evaluation.tables import check_table_path, is_per_class_table
+    from dltool.rundir import check_output
+
+    check_table_path(path, "--per-class-out")
+    check_output(path, kind="dltool eval --per-class-out", same_kind=is_per_class_table, inputs=[target])

@@ -1,4 +1,4 @@
-"""``dltool predict``: what the model says about these images, as csv, jsonl or a table."""
+"""``dltool predict``: what the model says about these images, as csv, jsonl, Parquet or a table."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from dltool.commands._options import RowFormat
 from dltool.commands._output import stderr
 
 Opt = typer.Option
-FORMATS = ("csv", "jsonl", "table")
+FORMATS = ("csv", "jsonl", "parquet", "table")
 
 
 def predict(
@@ -46,27 +46,55 @@ def predict(
 
     Example: find imgs -name '*.png' | dltool predict runs/digits-mlp-1 - --format jsonl | jq -r .label
     """
-    from dltool.errors import UsageError
     from dltool.evaluation.predict import predict as predict_images
     from dltool.evaluation.predict import read_path_lines
     from dltool.export.inference import load_inference_model
 
-    chosen = output_format or ("table" if output is None and sys.stdout.isatty() else "csv")
-    if chosen not in FORMATS:
-        raise UsageError(f"--format {chosen!r}: expected one of {', '.join(FORMATS)}")
+    chosen = _format(output_format, output)
     _check_output(output, target, paths, force)
     model = load_inference_model(target, device=device)
     inputs = read_path_lines(sys.stdin) if paths == ["-"] else paths
     rows = predict_images(model, inputs, top_k=top_k, batch_size=batch_size, workers=workers)
-    with _destination(output) as stream:
-        bad = _write_rows(rows, stream, _WRITERS[chosen](stream, min(top_k, len(model.classes))))
+    k = min(top_k, len(model.classes))
+    if chosen == "parquet":
+        assert output is not None  # _format asks for it
+        bad = _write_parquet(rows, output, k)
+    else:
+        with _destination(output) as stream:
+            bad = _write_rows(rows, _WRITERS[chosen](stream, k), stream.flush)
     if bad:
         stderr.print(f"{bad} input{'s' if bad > 1 else ''} could not be read", soft_wrap=True)
     if bad and strict:
         raise typer.Exit(1)
 
 
-def _write_rows(rows: Iterable[Any], stream: TextIO, write: Callable[[Any], Any]) -> int:
+def _format(output_format: str | None, output: Path | None) -> str:
+    """--format, else --output's suffix where it names a format, else a table on a terminal
+    and csv elsewhere. Parquet is a file format: it needs --output."""
+    from dltool.errors import UsageError
+
+    suffix = output.suffix.lower().lstrip(".") if output is not None else ""
+    default = suffix if suffix in FORMATS else "table" if output is None and sys.stdout.isatty() else "csv"
+    chosen = output_format or default
+    if chosen not in FORMATS:
+        raise UsageError(f"--format {chosen!r}: expected one of {', '.join(FORMATS)}")
+    if chosen == "parquet" and output is None:
+        raise UsageError("--format parquet writes a file: add --output FILE.parquet")
+    return chosen
+
+
+def _write_parquet(rows: Iterable[Any], output: Path, k: int) -> int:
+    from dltool._io import atomic_open
+    from dltool.evaluation.tables import ParquetRows
+
+    with atomic_open(output, "wb") as file:
+        table = ParquetRows(file, k)
+        bad = _write_rows(rows, table.write, lambda: None)
+        table.close()
+    return bad
+
+
+def _write_rows(rows: Iterable[Any], write: Callable[[Any], Any], flush: Callable[[], Any]) -> int:
     """Each readable image's row as it comes (flushed, for a pipe); each unreadable one named
     on stderr. Returns how many could not be read."""
     from dltool.evaluation.predict import Unreadable
@@ -78,7 +106,7 @@ def _write_rows(rows: Iterable[Any], stream: TextIO, write: Callable[[Any], Any]
             stderr.print(f"skipped {row.path}: {row.reason}", soft_wrap=True, markup=False)
         else:
             write(row)
-            stream.flush()
+            flush()
     return bad
 
 
@@ -104,7 +132,11 @@ def _check_output(output: Path | None, target: Path, paths: list[str], force: bo
 
 
 def _is_predictions(path: Path) -> bool:
-    """Whether ``path`` starts as dltool predict's csv or jsonl output does."""
+    """Whether ``path`` starts as dltool predict's csv, jsonl or Parquet output does."""
+    if path.suffix.lower() == ".parquet":
+        from dltool.evaluation.tables import is_predictions_parquet
+
+        return is_predictions_parquet(path)
     with open(path, encoding="utf-8", errors="replace") as file:
         first = file.readline(4096)
     if first.startswith("path,label,score"):
@@ -117,11 +149,11 @@ def _is_predictions(path: Path) -> bool:
 
 
 def _csv_writer(stream: TextIO, k: int) -> Any:
+    from dltool.evaluation.tables import prediction_columns, prediction_values
+
     writer = csv.writer(stream, lineterminator="\n")
-    writer.writerow(["path", "label", "score", *[f"top{i}_{f}" for i in range(1, k + 1) for f in ("label", "score")]])
-    return lambda row: writer.writerow(
-        [row.path, row.label, f"{row.score:.6f}", *[v for label, s in row.top for v in (label, f"{s:.6f}")]]
-    )
+    writer.writerow(prediction_columns(k))
+    return lambda row: writer.writerow([f"{v:.6f}" if isinstance(v, float) else v for v in prediction_values(row)])
 
 
 def _jsonl_writer(stream: TextIO, k: int) -> Any:

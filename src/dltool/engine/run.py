@@ -9,7 +9,7 @@ import time
 from contextlib import ExitStack, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -39,6 +39,9 @@ from dltool.engine.threads import cpu_threads, resolve_threads, training_step_fl
 from dltool.errors import TrainingDivergedError, UsageError
 from dltool.rundir import RunDir, Summary, create_run_dir
 
+if TYPE_CHECKING:
+    import pandas as pd
+
 
 @dataclass(frozen=True)
 class RunResult:
@@ -57,6 +60,13 @@ class RunResult:
     def test(self) -> dict[str, Any] | None:
         """The best weights' test score: ``{n, loss, accuracy}`` (None when interrupted)."""
         return self.summary.get("test")
+
+    @property
+    def metrics(self) -> pd.DataFrame:
+        """``metrics.jsonl`` as a DataFrame, one row per epoch (empty without a run dir)."""
+        import pandas as pd
+
+        return pd.DataFrame(RunDir(self.run_dir).read_metrics() if self.run_dir else [])
 
 
 def start_run(

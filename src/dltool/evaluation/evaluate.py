@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Literal, cast
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 import numpy as np
 import torch
@@ -20,6 +20,9 @@ from dltool.errors import DatasetError, UsageError
 from dltool.evaluation.metrics import classification_metrics, reconstruction_metrics
 from dltool.evaluation.trained import Trained, load_trained
 from dltool.rundir import RunDir
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 @dataclass(frozen=True)
@@ -45,6 +48,14 @@ class EvalResult:
 
     document: dict[str, Any]
     path: Path
+
+    @property
+    def per_class(self) -> pd.DataFrame:
+        """The per-class scores as a DataFrame, one row per class in ``classes.json`` order
+        (classifiers only: a ``UsageError`` for other tasks)."""
+        from dltool.evaluation.tables import per_class_frame
+
+        return per_class_frame(self.document)
 
 
 def evaluate_run(

@@ -12,7 +12,7 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dltool.tuning._optuna import quiet_optuna
 from dltool.tuning.pool import supervise
@@ -20,8 +20,11 @@ from dltool.tuning.progress import StudyStart, TuneObserver
 from dltool.tuning.records import StudyRecord
 from dltool.tuning.settings import TuneSettings
 from dltool.tuning.storage import dashboard_command, public_url, storage_errors
-from dltool.tuning.study import counts, write_outputs
+from dltool.tuning.study import TRIALS_CSV, counts, write_outputs
 from dltool.tuning.worker import load_study, run_worker
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 @dataclass(frozen=True)
@@ -39,6 +42,13 @@ class TuneResult:
     def best(self) -> dict[str, Any] | None:
         """The best trial: ``{number, value, params, run_dir}`` (None before one completes)."""
         return self.study["best"]
+
+    @property
+    def trials(self) -> pd.DataFrame:
+        """``trials.csv`` as a DataFrame, one row per trial (number, state, params, value, ...)."""
+        import pandas as pd
+
+        return pd.read_csv(self.study_dir / TRIALS_CSV)
 
 
 def tune(

@@ -1,0 +1,116 @@
+"""Results as tables: predictions and per-class scores as pandas DataFrames, written as csv or
+Parquet (pyarrow). One column layout per table, shared by the files and the Python API."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+from typing import IO, Any
+
+import pandas as pd
+
+from dltool._io import atomic_open
+from dltool.errors import UsageError
+
+TABLE_SUFFIXES = (".csv", ".parquet")
+ROW_GROUP = 4096  # predictions per Parquet row group: memory stays flat on a stream of any length
+
+
+def prediction_columns(k: int) -> list[str]:
+    """``path, label, score, top1_label, top1_score, ...`` for ``k`` labels a row."""
+    return ["path", "label", "score", *[f"top{i}_{f}" for i in range(1, k + 1) for f in ("label", "score")]]
+
+
+def prediction_values(row: Any) -> list[Any]:
+    """A ``Prediction``'s values in ``prediction_columns`` order."""
+    return [row.path, row.label, row.score, *[v for label, s in row.top for v in (label, s)]]
+
+
+def predictions_frame(rows: Iterable[Any], k: int) -> pd.DataFrame:
+    """Predictions as a DataFrame, one row per image, in ``prediction_columns(k)``."""
+    return pd.DataFrame([prediction_values(row) for row in rows], columns=prediction_columns(k))
+
+
+class ParquetRows:
+    """Predictions streamed into a Parquet file (``file``: open for binary writing), a row group
+    at a time; ``close`` writes the footer that makes the file readable."""
+
+    def __init__(self, file: IO[bytes], k: int) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        fields = [
+            pa.field(name, pa.float64() if name.endswith("score") else pa.string()) for name in prediction_columns(k)
+        ]
+        self.schema = pa.schema(fields)
+        self.writer = pq.ParquetWriter(file, self.schema)
+        self.pending: list[list[Any]] = []
+
+    def write(self, row: Any) -> None:
+        self.pending.append(prediction_values(row))
+        if len(self.pending) >= ROW_GROUP:
+            self.flush()
+
+    def flush(self) -> None:
+        import pyarrow as pa
+
+        columns = [list(column) for column in zip(*self.pending)]
+        self.writer.write_table(pa.Table.from_arrays(columns, schema=self.schema))
+        self.pending = []
+
+    def close(self) -> None:
+        if self.pending:
+            self.flush()
+        self.writer.close()
+
+
+def is_predictions_parquet(path: Path) -> bool:
+    """Whether ``path`` is a Parquet file with dltool predict's leading columns."""
+    import pyarrow.parquet as pq
+
+    try:
+        names = pq.read_schema(path).names
+    except (OSError, ValueError):  # pyarrow's ArrowInvalid is a ValueError
+        return False
+    return names[:3] == ["path", "label", "score"]
+
+
+def per_class_frame(document: dict[str, Any]) -> pd.DataFrame:
+    """An eval document's per-class scores, one row per class (index ``class``, in
+    ``classes.json`` order): precision, recall, f1, support, and whatever else it scores."""
+    per_class = document.get("per_class")
+    if not per_class:
+        raise UsageError(f"{document.get('task', 'this')} evaluation has no per-class scores (classifiers only)")
+    frame = pd.DataFrame.from_dict(per_class, orient="index")
+    frame.index.name = "class"
+    return frame
+
+
+def is_per_class_table(path: Path) -> bool:
+    """Whether ``path`` is a per-class table that ``write_table`` wrote (csv or Parquet)."""
+    if path.suffix.lower() == ".parquet":
+        import pyarrow.parquet as pq
+
+        try:
+            names = pq.read_schema(path).names
+        except (OSError, ValueError):  # pyarrow's ArrowInvalid is a ValueError
+            return False
+        return {"class", "precision", "recall"} <= set(names)
+    with open(path, encoding="utf-8", errors="replace") as file:
+        return file.readline(4096).startswith("class,precision,recall,f1,support")
+
+
+def check_table_path(path: Path, option: str) -> None:
+    """A usage error unless ``path`` ends in one of ``TABLE_SUFFIXES``."""
+    if path.suffix.lower() not in TABLE_SUFFIXES:
+        raise UsageError(f"{option} {path}: the file name must end in {' or '.join(TABLE_SUFFIXES)}")
+
+
+def write_table(frame: pd.DataFrame, path: Path) -> None:
+    """``frame`` as csv or Parquet, by ``path``'s suffix, written atomically (index included)."""
+    check_table_path(path, "table file")
+    with atomic_open(path, "wb") as file:
+        if path.suffix.lower() == ".parquet":
+            frame.to_parquet(file, engine="pyarrow")
+        else:
+            file.write(frame.to_csv(lineterminator="\n").encode())
