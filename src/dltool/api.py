@@ -191,9 +191,8 @@ def tune(
     lists, e.g. ``{"optimizer.lr": {"type": "float", "low": 1e-4, "high": 1e-1, "log": True}}``.
     ``overrides`` fix config keys for every trial (``"train.seed"`` also seeds the sampler);
     the other arguments are the command's options (``dltool tune --help``; ``restart_study``
-    is ``--restart-study``). The result has the ``study_dir``, its ``study.json`` as ``study``
-    (and typed, as ``record``), the ``best`` trial and ``trials``, ``trials.csv`` as a pandas
-    DataFrame.
+    is ``--restart-study``). The result has the ``study_dir``, ``study.json`` as ``study`` (typed:
+    ``record``), the ``best`` trial and ``trials.csv`` as a DataFrame, ``trials``.
     """
     from dltool.tuning import StudyOptions, prepare_study
     from dltool.tuning import tune as run_study
