@@ -41,11 +41,12 @@ def machine(device: str = "cpu") -> str:
     return f"{name}, {threads} thread{'s' if threads != 1 else ''}, torch {torch.__version__}"
 
 
-def table(rows: list[Row], where: str) -> str:
+def table(rows: list[tuple[Row, str]]) -> str:
+    """A Markdown table of (row, the machine it was measured on)."""
     lines = ["| bench | dltool | reference | ratio | machine |", "|---|---|---|---|---|"]
     lines += [
         f"| {r.bench} | {r.dltool} | {r.reference} | {'' if r.ratio is None else f'{r.ratio:.2f}×'} | {where} |"
-        for r in rows
+        for r, where in rows
     ]
     return "\n".join(lines)
 
@@ -93,4 +94,5 @@ def bench_main(run: Callable[..., list[Row]], doc: str, *, data: bool = False) -
         parser.add_argument("--data", metavar="DIR", help="data root holding the real dataset (dltool download --root)")
     args = parser.parse_args()
     extra = {"data": args.data} if data else {}
-    print(table(run(args.quick, args.device, **extra), machine(args.device)))
+    where = machine(args.device)
+    print(table([(row, where) for row in run(args.quick, args.device, **extra)]))

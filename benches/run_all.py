@@ -10,6 +10,7 @@ The README's performance table is RESULTS.md's table, copied between its
 from __future__ import annotations
 
 import argparse
+import datetime
 import importlib
 import json
 import sys
@@ -18,7 +19,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from _common import machine, table  # noqa: E402
+from _common import Row, machine, table  # noqa: E402
 
 BENCHES = [
     "startup",
@@ -44,31 +45,53 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer repeats and samples (under 10 minutes on 2 cores)")
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--only", default="", help="comma-separated bench names")
+    parser.add_argument("--only", default="", help="comma-separated bench names; the others keep their stored rows")
     args = parser.parse_args()
     names = args.only.split(",") if args.only else BENCHES
-    rows, timings = [], {}
+    unknown = sorted(set(names) - set(BENCHES))
+    if unknown:
+        parser.error(f"unknown bench {', '.join(unknown)}; the benches are {', '.join(BENCHES)}")
+    stored = _stored() if args.only else {}
     for name in names:
-        started = time.perf_counter()
-        print(f"running {name} ...", file=sys.stderr, flush=True)
-        rows += importlib.import_module(name).run(args.quick, args.device)
-        timings[name] = round(time.perf_counter() - started, 1)
-    where = machine(args.device)
-    markdown = (
-        f"Measured by `python benches/run_all.py{' --quick' if args.quick else ''} --device {args.device}` "
-        f"({sum(timings.values()):.0f} s).\n\n" + table(rows, where) + "\n"
-    )
+        stored[name] = _run_one(name, args.quick, args.device)
+    (HERE / "results.json").write_text(json.dumps({"benches": stored}, indent=2) + "\n", encoding="utf-8")
+    markdown = _markdown(stored)
     (HERE / "RESULTS.md").write_text(markdown, encoding="utf-8")
-    document = {
-        "machine": where,
-        "quick": args.quick,
-        "device": args.device,
-        "seconds": timings,
-        "rows": [r.as_dict() for r in rows],
-    }
-    (HERE / "results.json").write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
     _update_readme(markdown)
     print(markdown)
+
+
+def _run_one(name: str, quick: bool, device: str) -> dict:
+    """One bench's rows and how they were measured."""
+    print(f"running {name} ...", file=sys.stderr, flush=True)
+    started = time.perf_counter()
+    rows = importlib.import_module(name).run(quick, device)
+    return {
+        "seconds": round(time.perf_counter() - started, 1),
+        "quick": quick,
+        "device": device,
+        "machine": machine(device),
+        "measured": datetime.date.today().isoformat(),
+        "rows": [r.as_dict() for r in rows],
+    }
+
+
+def _stored() -> dict[str, dict]:
+    """The results of the last runs, by bench (what ``--only`` leaves in place)."""
+    path = HERE / "results.json"
+    return json.loads(path.read_text(encoding="utf-8"))["benches"] if path.exists() else {}
+
+
+def _markdown(results: dict[str, dict]) -> str:
+    """RESULTS.md: one table in BENCHES order; each bench says when and how it ran."""
+    rows, runs = [], []
+    for name in (n for n in BENCHES if n in results):
+        result = results[name]
+        flags = (" --quick" if result["quick"] else "") + f" --device {result['device']}"
+        runs.append(f"- `{name}`: {result['measured']}, {result['seconds']:.0f} s (`run_all.py{flags}`)")
+        rows += [(Row(**row), result["machine"]) for row in result["rows"]]
+    head = "Measured by `python benches/run_all.py`; each bench's last run:\n\n" + "\n".join(runs)
+    return head + "\n\n" + table(rows) + "\n"
 
 
 def _update_readme(markdown: str) -> None:

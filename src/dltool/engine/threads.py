@@ -16,7 +16,6 @@ from contextlib import contextmanager
 
 import torch
 from torch import nn
-from torch.utils.flop_counter import FlopCounterMode
 
 # Training steps below this many FLOPs run on one thread. Measured on 2 cores
 # (benches/cpu_threads.py): on an idle machine two threads beat one for every recipe, by
@@ -52,6 +51,10 @@ def training_step_flops(model: nn.Module, in_shape: tuple[int, ...], batch_size:
 def forward_flops(model: nn.Module, in_shape: tuple[int, ...]) -> int:
     """FLOPs of one sample's forward pass (``torch.utils.flop_counter``); leaves ``model`` in
     the mode it was in and draws no random numbers (eval mode: no dropout)."""
+    # Imported here: flop_counter imports triton (about 75 MB and 0.1 s), which only
+    # `threads: auto` on a CPU needs.
+    from torch.utils.flop_counter import FlopCounterMode
+
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
