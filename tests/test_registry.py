@@ -10,6 +10,7 @@ import torch
 
 from dltool._registry import Registry
 from dltool.catalog import REGISTRIES
+from dltool.config import validate_config
 from dltool.errors import ConfigError, UnknownNameError
 from dltool.losses import TASKS, losses, suited
 from dltool.models import Init, ModelParams, models
@@ -138,7 +139,54 @@ def test_schedules_follow_their_formulas() -> None:
     assert lrs("linear", min_lr_ratio=0.2) == pytest.approx([1, 0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3])
     assert lrs("linear", warmup_epochs=1, min_lr_ratio=0.5)[:5] == pytest.approx([0.5, 1, 1, 11 / 12, 10 / 12])
     onecycle = lrs("onecycle", pct_start=0.25, div_factor=10, final_div_factor=10)
-    assert onecycle[0] == pytest.approx(0.1) and onecycle[2] == pytest.approx(1.0)
+    assert onecycle[0] == pytest.approx(0.1) and onecycle[1] == pytest.approx(1.0)  # peak: step 0.25 × 8 − 1
+
+
+def _two_groups(optimizer: type, **kw) -> torch.optim.Optimizer:
+    model = _tiny_model()
+    weights, biases = [p for p in model.parameters() if p.ndim > 1], [p for p in model.parameters() if p.ndim == 1]
+    return optimizer([{"params": weights}, {"params": biases, "lr": 0.02}], lr=0.4, **kw)
+
+
+@pytest.mark.parametrize(
+    ("optimizer", "kw", "total_steps", "onecycle"),
+    [
+        (torch.optim.SGD, {"momentum": 0.9, "nesterov": True}, 37, {}),
+        (torch.optim.SGD, {"momentum": 0.9}, 40, {"pct_start": 0.25, "base_momentum": 0.8, "max_momentum": 0.9}),
+        (torch.optim.AdamW, {}, 23, {"pct_start": 0.5, "div_factor": 10, "final_div_factor": 100}),
+        (torch.optim.RMSprop, {}, 12, {"cycle_momentum": False}),
+    ],
+)
+def test_onecycle_matches_torch_lr_and_momentum_at_every_step(optimizer, kw, total_steps: int, onecycle) -> None:
+    ours, theirs = _two_groups(optimizer, **kw), _two_groups(optimizer, **kw)
+    params = schedulers.get("onecycle").params(name="onecycle", **onecycle)
+    schedule = build_scheduler(params, ours, epochs=1, steps_per_epoch=total_steps)
+    reference = torch.optim.lr_scheduler.OneCycleLR(
+        theirs, max_lr=[0.4, 0.02], total_steps=total_steps, **params.builder_kwargs()
+    )
+    momentum = "betas" if "betas" in ours.defaults else "momentum"
+    for _ in range(total_steps):  # the lr and momentum each optimizer step uses
+        for mine, torchs in zip(ours.param_groups, theirs.param_groups):
+            assert mine["lr"] == pytest.approx(torchs["lr"], rel=1e-12, abs=1e-15)
+            assert mine[momentum] == pytest.approx(torchs[momentum], rel=1e-12)
+        ours.step(), theirs.step()
+        schedule.step(), reference.step()
+    if not params.cycle_momentum:
+        assert ours.param_groups[0]["momentum"] == kw.get("momentum", 0)
+
+
+def test_onecycle_resumes_its_momentum_and_refuses_an_inverted_range() -> None:
+    params = schedulers.get("onecycle").params(name="onecycle")
+    first = _two_groups(torch.optim.SGD, momentum=0.9)
+    schedule = build_scheduler(params, first, epochs=2, steps_per_epoch=5)
+    for _ in range(4):
+        first.step(), schedule.step()
+    again = _two_groups(torch.optim.SGD, momentum=0.9)
+    resumed = build_scheduler(params, again, epochs=2, steps_per_epoch=5)
+    resumed.load_state_dict(schedule.state_dict())
+    assert again.param_groups[0]["momentum"] == first.param_groups[0]["momentum"] < 0.95
+    with pytest.raises(ConfigError, match=r"scheduler: .*base_momentum \(0.95\) must not exceed max_momentum \(0.9\)"):
+        validate_config({"scheduler": {"name": "onecycle", "base_momentum": 0.95, "max_momentum": 0.9}})
 
 
 def test_plateau_cuts_the_rate_after_patience_epochs_without_improvement() -> None:

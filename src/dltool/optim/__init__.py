@@ -141,10 +141,19 @@ class PlateauParams(SchedulerParams):
     min_lr_ratio: float = Field(0.0, ge=0, le=1, description="floor, as a fraction of lr")
 
 
-@schedulers.register("onecycle", "dltool.optim.schedules:onecycle")
+@schedulers.register("onecycle", "dltool.optim.schedules:OneCycle")
 class OneCycleParams(SchedulerParams):
-    """One-cycle: rise from lr/`div_factor` to lr over `pct_start` of training, then anneal."""
+    """One-cycle (torch's OneCycleLR): lr/`div_factor` up to lr over `pct_start` of training, then anneal."""
 
     pct_start: float = Field(0.3, gt=0, lt=1)
     div_factor: float = Field(25.0, ge=1)
     final_div_factor: float = Field(1e4, ge=1)
+    cycle_momentum: bool = Field(True, description="momentum (beta1 for adam/adamw) runs max → base → max")
+    base_momentum: float = Field(0.85, ge=0, lt=1, description="the momentum at the lr's peak")
+    max_momentum: float = Field(0.95, ge=0, lt=1, description="the momentum at the start and the end")
+
+    @model_validator(mode="after")
+    def _momentum_range(self) -> OneCycleParams:
+        if self.cycle_momentum and self.base_momentum > self.max_momentum:
+            raise ValueError(f"base_momentum ({self.base_momentum}) must not exceed max_momentum ({self.max_momentum})")
+        return self

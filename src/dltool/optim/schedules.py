@@ -14,6 +14,7 @@ from collections.abc import Callable
 
 import torch
 
+from dltool.errors import ConfigError
 from dltool.optim import SchedulerParams, schedulers
 
 Factor = Callable[[int], float]
@@ -52,16 +53,49 @@ def _after_warmup(total_steps: int, warmup_steps: int) -> Callable[[int], float]
     return lambda s: min(1.0, max(0, s - warmup_steps) / span)
 
 
-def onecycle(*, pct_start: float, div_factor: float, final_div_factor: float, total_steps: int, **_: int) -> Factor:
-    peak = max(1, round(pct_start * total_steps))
-    start, end = 1 / div_factor, 1 / (div_factor * final_div_factor)
+class OneCycle:
+    """torch's ``OneCycleLR`` (two phases, cosine annealing) as a factor of the base lr.
 
-    def factor(s: int) -> float:
-        if s < peak:
-            return _cosine_between(start, 1.0, s / peak)
-        return _cosine_between(1.0, end, min(1.0, (s - peak) / max(1, total_steps - peak)))
+    The lr rises from lr/``div_factor`` to lr until step ``pct_start × total_steps − 1``, then
+    falls to lr/(``div_factor`` × ``final_div_factor``) at the last step; with
+    ``cycle_momentum`` the momentum (beta1 for Adam-like optimizers) runs the other way,
+    ``max_momentum`` → ``base_momentum`` → ``max_momentum``.
+    """
 
-    return factor
+    def __init__(
+        self,
+        *,
+        pct_start: float,
+        div_factor: float,
+        final_div_factor: float,
+        cycle_momentum: bool,
+        base_momentum: float,
+        max_momentum: float,
+        total_steps: int,
+        **_: int,
+    ):
+        self.peak, self.last = pct_start * total_steps - 1, total_steps - 1  # the peak may fall between steps
+        self.start, self.end = 1 / div_factor, 1 / (div_factor * final_div_factor)
+        self.momenta = (base_momentum, max_momentum) if cycle_momentum else None
+
+    def __call__(self, step: int) -> float:
+        rising, progress = self._phase(step)
+        return _cosine_between(self.start, 1.0, progress) if rising else _cosine_between(1.0, self.end, progress)
+
+    def momentum(self, step: int) -> float | None:
+        """The momentum (or beta1) of this step; None when it does not cycle."""
+        if self.momenta is None:
+            return None
+        low, high = self.momenta
+        rising, progress = self._phase(step)
+        return _cosine_between(high, low, progress) if rising else _cosine_between(low, high, progress)
+
+    def _phase(self, step: int) -> tuple[bool, float]:
+        """Whether ``step`` is in the rise, and the fraction (0 to 1) of its phase passed."""
+        if step <= self.peak:
+            return True, step / self.peak if self.peak > 0 else 1.0
+        span = self.last - self.peak
+        return False, (min(step, self.last) - self.peak) / span if span > 0 else 1.0
 
 
 def _cosine_between(a: float, b: float, t: float) -> float:
@@ -130,20 +164,37 @@ class Schedule:
     """
 
     def __init__(self, optimizer: torch.optim.Optimizer, factor: Factor, warmup_steps: int):
-        self.factor = factor
+        self.factor, self.optimizer = factor, optimizer
 
         def with_warmup(s: int) -> float:
             ramp = min(1.0, (s + 1) / warmup_steps) if warmup_steps else 1.0
             return ramp * factor(s)
 
         self.lambda_lr = torch.optim.lr_scheduler.LambdaLR(optimizer, with_warmup)
+        self._cycle_momentum()
 
     def step(self) -> None:
         self.lambda_lr.step()
+        self._cycle_momentum()
 
     def epoch_end(self, metric: float) -> None:
         if isinstance(self.factor, Plateau):
             self.factor.observe(metric)
+
+    def _cycle_momentum(self) -> None:
+        """Set the momentum (or beta1) of the current step, for a schedule that cycles it."""
+        if not isinstance(self.factor, OneCycle) or (value := self.factor.momentum(self.lambda_lr.last_epoch)) is None:
+            return
+        for group in self.optimizer.param_groups:
+            if "betas" in group:
+                group["betas"] = (value, *group["betas"][1:])
+            elif "momentum" in group:
+                group["momentum"] = value
+            else:
+                raise ConfigError(
+                    f"scheduler.cycle_momentum: {type(self.optimizer).__name__} has no momentum or beta1 to "
+                    "cycle; set scheduler.cycle_momentum=false"
+                )
 
     def get_last_lr(self) -> list[float]:
         return [float(lr) for lr in self.lambda_lr.get_last_lr()]
@@ -154,6 +205,7 @@ class Schedule:
 
     def load_state_dict(self, state: dict) -> None:
         self.lambda_lr.load_state_dict(state["lambda_lr"])
+        self._cycle_momentum()
         if isinstance(self.factor, Plateau):
             self.factor.load_state_dict(state["factor"])
 
