@@ -1,0 +1,235 @@
+"""A segmentation index decoded into arrays: images uint8 (N, C, H, W), masks uint8 (N, H, W).
+
+Every image is stretched to one size (``image_size`` square, else the most common size of
+the images, said in a note), antialiased bilinear as the evaluation transform does; its mask
+is resized to the same size by nearest neighbour, so labels are never blended. A mask holds
+class indices (see ``dltool.data.masks``); a pair is skipped, with the reason, when its mask
+and image differ in size, when the mask is not one channel of indices, or when it holds a
+label outside the classes named. Decoding runs on threads (Pillow releases the GIL); the
+arrays are cached under the data root like an image folder's (``dltool.data.cache``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from collections import Counter
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import PIL
+from PIL import Image
+
+from dltool._io import open_regular
+from dltool.data.arrays import ImageArrays, SourceReport, Split
+from dltool.data.cache import cached
+from dltool.data.images import DECODER, ImageDecodeError, fit_image, read_image, read_size, to_channels
+from dltool.data.masks import IGNORE, MAX_CLASSES, MaskIndex
+from dltool.data.roots import data_root
+from dltool.errors import DatasetError
+
+MASK_MODES = frozenset({"L", "P", "1", "I;16", "I;16B", "I;16L", "I"})
+CACHE_FORMAT = "dltool-masks/1"
+Progress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class _Pair:
+    """One decoded pair: its class labels found (a 256-long presence row), or why it was skipped."""
+
+    present: np.ndarray | None = None
+    mode: str = ""
+    size: tuple[int, int] = (0, 0)  # (width, height) as stored
+    reason: str = ""
+
+
+def load_masks(
+    index: MaskIndex,
+    *,
+    cache_root: str | Path | None = None,
+    image_size: int | None = None,
+    channels: int | None = None,
+    progress: Progress | None = None,
+) -> ImageArrays:
+    """The index's splits decoded (once; then read from the cache while the files are unchanged)."""
+    key = fingerprint(index, image_size, channels)
+    slug = re.sub(r"[^\w.-]+", "_", index.root.resolve().name)[:40] or "root"
+    digest = hashlib.sha256(str(index.root.resolve()).encode()).hexdigest()[:12]
+    path = data_root(cache_root) / "folders" / f"{slug}-{digest}" / f"masks-{image_size or 'auto'}-{channels}.safetensors"
+    return cached(path, key, lambda: decode_masks(index, image_size, channels, progress=progress))
+
+
+def fingerprint(index: MaskIndex, image_size: int | None, channels: int | None) -> str:
+    document = {
+        "format": CACHE_FORMAT,
+        "decoder": DECODER,
+        "pillow": PIL.__version__,
+        "size": image_size,
+        "channels": channels,
+        "index": {k: v for k, v in asdict(index).items() if k != "root"},
+    }
+    return hashlib.sha256(json.dumps(document, separators=(",", ":"), default=str).encode()).hexdigest()
+
+
+def decode_masks(
+    index: MaskIndex,
+    image_size: int | None,
+    channels: int | None,
+    workers: int | None = None,
+    progress: Progress | None = None,
+) -> ImageArrays:
+    """Decode every pair of ``index`` into arrays (see the module docstring)."""
+    rows = [(split, pair) for split, pairs in index.pairs.items() for pair in pairs]
+    notes = list(index.notes)
+    size = (image_size, image_size) if image_size else _common_size(index.root, rows, notes, workers)
+    width = channels or 3
+    images = np.zeros((len(rows), width, *size), np.uint8)
+    masks = np.zeros((len(rows), *size), np.uint8)
+    lut = _lut(index)
+
+    def one(i: int) -> _Pair:
+        _, (image_path, mask_path) = rows[i]
+        return _decode_pair(index.root, (image_path, mask_path), lut, (images[i], masks[i]), width)
+
+    decoded = _parallel(one, range(len(rows)), workers, progress)
+    classes = _classes(index, decoded)
+    for i, pair in enumerate(decoded):
+        if pair.present is not None and (bad := _outside(pair.present, len(classes))) is not None:
+            decoded[i] = _Pair(reason=f"mask label {bad} is not a class (0..{len(classes) - 1}, {IGNORE} ignored)")
+    return _arrays(index, rows, decoded, (images, masks), classes, notes)
+
+
+def _decode_pair(
+    root: Path, pair: tuple[str, str], lut: np.ndarray, out: tuple[np.ndarray, np.ndarray], channels: int
+) -> _Pair:
+    try:
+        image, mode, stored = read_image(root / pair[0])
+        raw = read_mask(root / pair[1])
+    except ImageDecodeError as error:
+        return _Pair(reason=error.reason)
+    if raw.shape != image.shape[1:]:
+        h, w = raw.shape
+        return _Pair(reason=f"mask {pair[1]} is {w}x{h}, the image {image.shape[2]}x{image.shape[1]}")
+    if raw.max(initial=0) > IGNORE:
+        return _Pair(reason=f"mask label {int(raw.max())} is not a class ({IGNORE} marks ignored pixels)")
+    mask = lut[raw]
+    if (mask < 0).any():
+        return _Pair(reason=f"mask value {int(raw[mask < 0][0])} is none of the dataset's labels")
+    out[0][...] = to_channels(fit_image(image, out[1].shape, None), channels)
+    out[1][...] = resize_mask(mask.astype(np.uint8), out[1].shape)
+    present = np.bincount(out[1].ravel(), minlength=256) > 0
+    return _Pair(present, mode, stored)
+
+
+def read_mask(path: str | Path) -> np.ndarray:
+    """The class indices of mask file ``path`` (H, W), int32; ``ImageDecodeError`` when it
+    cannot be read or is not one channel of indices (an RGB mask, say)."""
+    try:
+        file = open_regular(path)
+    except OSError as error:
+        raise ImageDecodeError(path, f"cannot read ({error.strerror or error})") from None
+    try:
+        with file, Image.open(file) as image:
+            if image.mode not in MASK_MODES:
+                raise ImageDecodeError(
+                    path, f"a mask holds one class index per pixel (PNG mode L, P or I;16), not mode {image.mode}"
+                )
+            return np.asarray(image).astype(np.int32)
+    except ImageDecodeError:
+        raise
+    except (OSError, SyntaxError, ValueError, EOFError, IndexError, KeyError, TypeError, Image.DecompressionBombError):
+        raise ImageDecodeError(path, "not a readable image (Pillow cannot decode it)") from None
+
+
+def resize_mask(mask: np.ndarray, size: Sequence[int]) -> np.ndarray:
+    """A uint8 mask (H, W) resized to (height, width) by nearest neighbour (labels never blend)."""
+    height, width = int(size[0]), int(size[1])
+    if mask.shape == (height, width):
+        return mask
+    return np.asarray(Image.fromarray(mask).resize((width, height), Image.Resampling.NEAREST))
+
+
+def _lut(index: MaskIndex) -> np.ndarray:
+    """Raw mask value (0..255) → class index, -1 for none."""
+    if index.lut is not None:
+        return np.array(index.lut, np.int32)
+    return np.arange(256, dtype=np.int32)
+
+
+def _classes(index: MaskIndex, decoded: list[_Pair]) -> list[str]:
+    if index.classes is not None:
+        return list(index.classes)
+    found = [np.flatnonzero(p.present[:IGNORE]) for p in decoded if p.present is not None]
+    largest = max((int(f.max()) for f in found if len(f)), default=0)
+    return [str(k) for k in range(min(largest + 1, MAX_CLASSES))]
+
+
+def _outside(present: np.ndarray, classes: int) -> int | None:
+    bad = np.flatnonzero(present[classes:IGNORE])
+    return int(bad[0]) + classes if len(bad) else None
+
+
+def _arrays(
+    index: MaskIndex,
+    rows: list[tuple[str, tuple[str, str]]],
+    decoded: list[_Pair],
+    arrays: tuple[np.ndarray, np.ndarray],
+    classes: list[str],
+    notes: list[str],
+) -> ImageArrays:
+    good = [i for i, p in enumerate(decoded) if p.present is not None]
+    skipped = index.skipped + [(rows[i][1][0], p.reason) for i, p in enumerate(decoded) if p.present is None]
+    if not good:
+        first = f" (first: {skipped[0][0]}: {skipped[0][1]})" if skipped else ""
+        raise DatasetError(f"{index.root}: none of its {len(rows)} image/mask pairs is usable{first}")
+    splits, files = {}, {}
+    for split in index.pairs:
+        members = np.array([i for i in good if rows[i][0] == split], np.int64)
+        if len(members):
+            splits[split] = Split(arrays[0][members], arrays[1][members])
+            files[split] = [rows[i][1][0] for i in members]
+        elif index.pairs[split]:
+            notes.append(f"the {split} split has no usable pairs and is left out")
+    if "train" not in splits:
+        raise DatasetError(f"{index.root}: no usable image/mask pair in its train split")
+    sizes = Counter(f"{decoded[i].size[0]}x{decoded[i].size[1]}" for i in good)
+    modes = Counter(decoded[i].mode for i in good)
+    report = SourceReport(files, sorted(skipped), dict(sizes.most_common()), dict(modes.most_common()), notes)
+    return ImageArrays(classes, splits, report)
+
+
+def _common_size(root: Path, rows: list, notes: list[str], workers: int | None) -> tuple[int, int]:
+    """The most common (height, width) of the images, by their headers; a note when they differ."""
+
+    def size(row: tuple[str, tuple[str, str]]) -> tuple[int, int] | None:
+        try:
+            width, height = read_size(root / row[1][0])
+        except ImageDecodeError:
+            return None
+        return height, width
+
+    counts = Counter(s for s in _parallel(size, rows, workers) if s is not None)
+    if not counts:
+        return 1, 1  # nothing readable: decoding says so
+    (height, width), count = max(counts.items(), key=lambda item: (item[1], item[0]))
+    if len(counts) > 1:
+        notes.append(
+            f"the images have {len(counts)} sizes: all resized to {width}x{height}, the most common "
+            f"({count} of {sum(counts.values())}); set data.image_size to choose another"
+        )
+    return height, width
+
+
+def _parallel(function: Callable, items: Sequence, workers: int | None, progress: Progress | None = None) -> list:
+    results = []
+    with ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:
+        for result in pool.map(function, items):
+            results.append(result)
+            if progress is not None:
+                progress(len(results), len(items))
+    return results

@@ -1,0 +1,104 @@
+"""Segmentation folders: pairing by stem, classes, splits, bad pairs skipped and named, the cache."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from dltool.data.mask_decode import load_masks, read_mask, resize_mask
+from dltool.data.masks import index_masks, is_mask_folder
+from dltool.errors import DatasetError
+from shapes import CLASSES, shapes_dataset, write_pairs
+
+
+def test_split_folders_pair_by_stem_and_keep_every_label(tmp_path: Path) -> None:
+    root = shapes_dataset(tmp_path / "shapes", train=6, val=3, test=2)
+    assert is_mask_folder(root) and not is_mask_folder(tmp_path)
+    index = index_masks(root)
+    assert index.classes == CLASSES and {s: len(p) for s, p in index.pairs.items()} == {"train": 6, "val": 3, "test": 2}
+    arrays = load_masks(index, cache_root=tmp_path / "data")
+    train = arrays.splits["train"]
+    assert train.images.shape == (6, 3, 32, 32) and train.labels.shape == (6, 32, 32)
+    first = index.pairs["train"][0]
+    np.testing.assert_array_equal(train.labels[0], np.asarray(Image.open(root / first[1])))
+    np.testing.assert_array_equal(train.images[0], np.asarray(Image.open(root / first[0])).transpose(2, 0, 1))
+    assert arrays.classes == CLASSES and arrays.load is not None and arrays.load.cache == "written"
+    again = load_masks(index_masks(root), cache_root=tmp_path / "data")
+    assert again.load is not None and again.load.cache == "read"
+    np.testing.assert_array_equal(again.splits["test"].labels, arrays.splits["test"].labels)
+
+
+def test_one_pool_is_split_by_the_fractions_the_same_every_time(tmp_path: Path) -> None:
+    root = write_pairs(tmp_path / "pool", 20)
+    index = index_masks(root, val_fraction=0.2, test_fraction=0.25, seed=3)
+    assert {s: len(p) for s, p in index.pairs.items()} == {"train": 11, "val": 4, "test": 5}
+    assert index == index_masks(root, val_fraction=0.2, test_fraction=0.25, seed=3)
+    every = [pair for pairs in index.pairs.values() for pair in pairs]
+    assert len(set(every)) == 20 and "split by data.val_fraction" in index.notes[0]
+    assert "test" not in index_masks(root).pairs  # no test fraction: prepare lets val stand in
+
+
+def test_without_classes_txt_classes_are_numbered_up_to_the_largest_label(tmp_path: Path) -> None:
+    root = write_pairs(tmp_path / "pool", 4)
+    arrays = load_masks(index_masks(root), cache_root=tmp_path / "data")
+    assert arrays.classes == ["0", "1", "2"]
+
+
+def test_bad_pairs_are_skipped_with_their_reason(tmp_path: Path) -> None:
+    root = shapes_dataset(tmp_path / "shapes", train=6, val=0, test=0)
+    train = root / "train"
+    (train / "masks" / "s0_000.png").unlink()  # an image without mask
+    Image.fromarray(np.zeros((8, 8), np.uint8)).save(train / "masks" / "orphan.png")  # a mask without image
+    Image.fromarray(np.zeros((16, 16), np.uint8)).save(train / "masks" / "s0_001.png")  # wrong size
+    Image.fromarray(np.full((32, 32), 7, np.uint8)).save(train / "masks" / "s0_002.png")  # label 7 of 3 classes
+    Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(train / "masks" / "s0_003.png")  # an RGB mask
+    arrays = load_masks(index_masks(root), cache_root=tmp_path / "data")
+    assert len(arrays.splits["train"]) == 2
+    assert arrays.source is not None
+    reasons = dict(arrays.source.skipped)
+    assert set(reasons) == {
+        "train/images/s0_000.png",
+        "train/masks/orphan.png",
+        "train/images/s0_001.png",
+        "train/images/s0_002.png",
+        "train/images/s0_003.png",
+    }
+    assert "no mask" in reasons["train/images/s0_000.png"] and "no image" in reasons["train/masks/orphan.png"]
+    assert "16x16, the image 32x32" in reasons["train/images/s0_001.png"]
+    assert "label 7 is not a class (0..2, 255 ignored)" in reasons["train/images/s0_002.png"]
+    assert "not mode RGB" in reasons["train/images/s0_003.png"]
+
+
+def test_nothing_usable_is_one_clear_error(tmp_path: Path) -> None:
+    root = write_pairs(tmp_path / "pool", 3)
+    for mask in (root / "masks").iterdir():
+        Image.fromarray(np.zeros((5, 5), np.uint8)).save(mask)
+    with pytest.raises(DatasetError, match="none of its 3 image/mask pairs is usable"):
+        load_masks(index_masks(root), cache_root=tmp_path / "data")
+    for mask in (root / "masks").iterdir():
+        mask.rename(mask.with_name("x" + mask.name))
+    with pytest.raises(DatasetError, match="no image with a mask of the same stem"):
+        index_masks(root)
+
+
+def test_mixed_sizes_are_resized_and_masks_keep_only_their_labels(tmp_path: Path) -> None:
+    root = write_pairs(tmp_path / "pool", 3, size=32)
+    write_pairs(root, 1, seed=9, size=40)
+    arrays = load_masks(index_masks(root, val_fraction=0.3), cache_root=tmp_path / "data")
+    assert arrays.splits["train"].labels.shape[1:] == (32, 32)
+    assert arrays.source is not None and any("2 sizes" in note for note in arrays.source.notes)
+    sized = load_masks(index_masks(root, val_fraction=0.3), cache_root=tmp_path / "data", image_size=20, channels=1)
+    assert sized.splits["train"].images.shape[1:] == (1, 20, 20)
+    assert set(np.unique(sized.splits["train"].labels)) <= {0, 1, 2}
+
+
+def test_masks_resize_by_nearest_and_read_palette_indices(tmp_path: Path) -> None:
+    mask = np.array([[0, 1], [2, 255]], np.uint8)
+    np.testing.assert_array_equal(resize_mask(mask, (4, 4)), mask.repeat(2, 0).repeat(2, 1))
+    palette = Image.fromarray(mask, mode="P")
+    palette.putpalette([0, 0, 0, 255, 0, 0, 0, 255, 0] + [9] * (3 * 253))
+    palette.save(tmp_path / "p.png")
+    np.testing.assert_array_equal(read_mask(tmp_path / "p.png"), mask)
