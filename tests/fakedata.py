@@ -114,8 +114,42 @@ def fake_svhn() -> FakeDataset:
     return FakeDataset("svhn", dict(outputs), outputs, splits)
 
 
+def fake_pets() -> FakeDataset:
+    """Oxford-IIIT Pet's two archives in the official layout: JPEG photos, trimaps of 1 pet /
+    2 background / 3 border, the split lists, and files the loader does not read (the breed
+    list, XML boxes, a stray .mat among the photos)."""
+    from PIL import Image
+
+    rng = np.random.default_rng(5)
+    photos: dict[str, bytes] = {"images/Abyssinian_100.mat": b"MATLAB 5.0"}
+    notes: dict[str, bytes] = {
+        "annotations/list.txt": b"#Image CLASS-ID SPECIES BREED ID\n",
+        "annotations/xmls/a.xml": b"<a/>",
+    }
+    splits: dict[str, tuple[list, list]] = {"train": ([], []), "test": ([], [])}
+    for split, count in (("train", 6), ("test", 3)):
+        lines = []
+        for k in range(count):
+            name = f"{'Bengal' if k % 2 else 'boxer'}_{split}{k}"
+            height, width = 20, 24
+            trimap = rng.integers(1, 4, (height, width), dtype=np.uint8)
+            jpeg, png = io.BytesIO(), io.BytesIO()
+            Image.fromarray(rng.integers(0, 256, (height, width, 3), dtype=np.uint8)).save(jpeg, "JPEG")
+            Image.fromarray(trimap).save(png, "PNG")
+            photos[f"images/{name}.jpg"] = jpeg.getvalue()
+            notes[f"annotations/trimaps/{name}.png"] = png.getvalue()
+            lines.append(f"{name} {k + 1} {1 + k % 2} {k + 1}")
+            decoded = np.asarray(Image.open(io.BytesIO(jpeg.getvalue())))
+            splits[split][0].append(decoded.transpose(2, 0, 1))
+            splits[split][1].append(np.array([0, 1, 0, 2], np.uint8)[trimap])
+        notes[f"annotations/{'trainval' if split == 'train' else 'test'}.txt"] = ("\n".join(lines) + "\n").encode()
+    published = {"images.tar.gz": tar_gz(photos), "annotations.tar.gz": tar_gz(notes)}
+    arrays = {split: (np.stack(images), np.stack(masks)) for split, (images, masks) in splits.items()}
+    return FakeDataset("oxford-pets", published, {}, arrays)
+
+
 def fake(name: str) -> FakeDataset:
-    makers = {"cifar10": fake_cifar10, "cifar100": fake_cifar100, "svhn": fake_svhn}
+    makers = {"cifar10": fake_cifar10, "cifar100": fake_cifar100, "svhn": fake_svhn, "oxford-pets": fake_pets}
     return makers[name]() if name in makers else fake_idx(name)
 
 

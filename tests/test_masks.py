@@ -102,3 +102,44 @@ def test_masks_resize_by_nearest_and_read_palette_indices(tmp_path: Path) -> Non
     palette.putpalette([0, 0, 0, 255, 0, 0, 0, 255, 0] + [9] * (3 * 253))
     palette.save(tmp_path / "p.png")
     np.testing.assert_array_equal(read_mask(tmp_path / "p.png"), mask)
+
+
+def test_pets_names_a_listed_photo_without_trimap_and_resizes_to_the_size_asked(tmp_path: Path) -> None:
+    from dltool.data.archives import extract_members, extract_trees
+    from dltool.data.pets import load_pets
+    from fakedata import fake_pets
+
+    folder = tmp_path / "oxford-pets"
+    folder.mkdir()
+    for name, data in fake_pets().published.items():
+        (folder / name).write_bytes(data)
+    extract_trees(folder / "images.tar.gz", ["images"], folder)
+    extract_trees(folder / "annotations.tar.gz", ["annotations/trimaps"], folder)
+    extract_members(folder / "annotations.tar.gz", ["annotations/trainval.txt", "annotations/test.txt"], folder)
+    removed = sorted((folder / "trimaps").iterdir())[0]
+    removed.unlink()
+    arrays = load_pets(tmp_path, image_size=16, channels=1)
+    assert arrays.classes == ["background", "pet", "border"]
+    assert arrays.splits["train"].images.shape[1:] == (1, 16, 16) and arrays.splits["test"].labels.shape[1:] == (16, 16)
+    assert arrays.source is not None
+    assert arrays.source.skipped == [
+        (f"images/{removed.stem}.jpg", f"listed in test.txt, but trimaps/{removed.name} is missing")
+    ]
+
+
+def test_prepare_draws_val_from_a_pool_and_refuses_class_picks_and_streaming(tmp_path: Path) -> None:
+    from dltool.config.schema import DataConfig
+    from dltool.data.prepare import prepare_data
+    from dltool.errors import ConfigError
+
+    root = write_pairs(tmp_path / "pool", 10)
+    data = prepare_data(DataConfig(name=str(root), root=str(tmp_path / "data"), val_fraction=0.2, test_fraction=0.2))
+    assert {name: len(split) for name, split in data.splits.items()} == {"train": 6, "val": 2, "test": 2}
+    assert data.splits["val"].labels.shape == (2, 32, 32) and not data.test_is_val
+    split_folders = shapes_dataset(tmp_path / "shapes", train=8, val=0, test=2)
+    drawn = prepare_data(DataConfig(name=str(split_folders), root=str(tmp_path / "data"), val_fraction=0.25))
+    assert len(drawn.splits["train"]) == 6 and len(drawn.splits["val"]) == 2  # drawn at random: no class per image
+    with pytest.raises(ConfigError, match="data.classes and data.train_per_class"):
+        prepare_data(DataConfig(name=str(root), root=str(tmp_path / "data"), train_per_class=2))
+    with pytest.raises(ConfigError, match="is a segmentation folder"):
+        prepare_data(DataConfig(name=str(root), root=str(tmp_path / "data"), loader="stream"))

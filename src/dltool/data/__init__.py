@@ -16,6 +16,9 @@ class DatasetParams(Params):
     """A named dataset; `info` is shown by `dltool list datasets`."""
 
     info: ClassVar[str] = ""
+    # The loader fits its images to data.image_size/channels itself (it is called with them):
+    # its masks must be resized with them, by nearest neighbour.
+    sized: ClassVar[bool] = False
 
 
 datasets: Registry[DatasetParams] = Registry("datasets", DatasetParams)
@@ -88,3 +91,14 @@ class SvhnParams(DatasetParams):
         "Yuval Netzer, Tao Wang, Adam Coates, Alessandro Bissacco, Bo Wu and Andrew Y. Ng, NIPS workshop 2011, "
         "http://ufldl.stanford.edu/housenumbers/ (non-commercial use only)"
     )
+
+
+@datasets.register("oxford-pets", "dltool.data.pets:load_pets")
+class OxfordPetsParams(DatasetParams):
+    """Oxford-IIIT Pet trimaps: photos of 37 cat and dog breeds, masks of pet/background/border; 3,680 train + 3,669 test (download)."""
+
+    info: ClassVar[str] = (
+        "Omkar M Parkhi, Andrea Vedaldi, Andrew Zisserman and C. V. Jawahar, Cats and Dogs, CVPR 2012, "
+        "https://www.robots.ox.ac.uk/~vgg/data/pets/ (CC BY-SA 4.0)"
+    )
+    sized: ClassVar[bool] = True

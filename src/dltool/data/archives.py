@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import gzip
+import os
 import shutil
 import tarfile
 import zlib
@@ -43,6 +44,39 @@ def extract_members(archive: Path, members: Sequence[str], target: Path) -> list
     except READ_ERRORS as error:
         raise DatasetError(f"{archive}: not a readable tar archive ({error})") from None
     return written
+
+
+def extract_trees(archive: Path, trees: Sequence[str], target: Path) -> list[Path]:
+    """Write every regular file under each folder ``trees`` of ``archive`` into ``target`` /
+    the folder's base name, sub-paths kept. Each folder is filled beside its final name and
+    renamed into place, so an interrupted unpacking never leaves a partial folder there."""
+    if not trees:
+        return []
+    try:
+        with tarfile.open(archive) as tar:
+            members = _checked_members(tar, archive, target)
+            return [_extract_tree(tar, archive, members, tree, target) for tree in trees]
+    except READ_ERRORS as error:
+        raise DatasetError(f"{archive}: not a readable tar archive ({error})") from None
+
+
+def _extract_tree(tar: tarfile.TarFile, archive: Path, members: list[tarfile.TarInfo], tree: str, target: Path) -> Path:
+    prefix = _normalised(tree) + "/"
+    chosen = [m for m in members if m.isreg() and _normalised(m.name).startswith(prefix)]
+    if not chosen:
+        raise DatasetError(f"{archive}: has no files under {tree}/")
+    final = target / PurePosixPath(tree).name
+    building = final.with_name(final.name + ".unpacking")
+    shutil.rmtree(building, ignore_errors=True)
+    for member in chosen:
+        output = building / _normalised(member.name)[len(prefix) :]
+        output.parent.mkdir(parents=True, exist_ok=True)
+        source = tar.extractfile(member)
+        assert source is not None  # a regular file always has contents
+        atomic_write(output, functools.partial(shutil.copyfileobj, source))
+    shutil.rmtree(final, ignore_errors=True)
+    os.replace(building, final)
+    return final
 
 
 def gunzip(archive: Path, output: Path) -> Path:

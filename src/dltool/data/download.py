@@ -28,7 +28,7 @@ from filelock import FileLock, Timeout
 
 from dltool._io import fsync_dir, is_disk_full, mount_point, sweep_stale_temporaries
 from dltool._version import __version__
-from dltool.data.archives import extract_members, gunzip
+from dltool.data.archives import extract_members, extract_trees, gunzip
 from dltool.data.sources import (
     TIMEOUT_S,
     RemoteFile,
@@ -204,11 +204,12 @@ def _ensure_file(
 def _unpack(file: RemoteFile, target: Path, folder: Path, again: bool, observer: DownloadObserver) -> None:
     if file.kind == "plain":
         return
-    if not again and all((folder / output).is_file() for output in file.outputs):
+    if not again and all((folder / output).exists() for output in file.outputs):
         return
     observer.on_message(f"unpacking {file.name}")
     if file.kind == "tar":
         extract_members(target, file.members, folder)
+        extract_trees(target, file.trees, folder)
     else:
         gunzip(target, folder / file.outputs[0])
 

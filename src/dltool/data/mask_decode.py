@@ -60,7 +60,9 @@ def load_masks(
     key = fingerprint(index, image_size, channels)
     slug = re.sub(r"[^\w.-]+", "_", index.root.resolve().name)[:40] or "root"
     digest = hashlib.sha256(str(index.root.resolve()).encode()).hexdigest()[:12]
-    path = data_root(cache_root) / "folders" / f"{slug}-{digest}" / f"masks-{image_size or 'auto'}-{channels}.safetensors"
+    path = (
+        data_root(cache_root) / "folders" / f"{slug}-{digest}" / f"masks-{image_size or 'auto'}-{channels}.safetensors"
+    )
     return cached(path, key, lambda: decode_masks(index, image_size, channels, progress=progress))
 
 

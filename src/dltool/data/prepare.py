@@ -18,6 +18,8 @@ from dltool.data.budget import choose_loader, decoded_shape, sample_headers, str
 from dltool.data.files import FileSplit, file_arrays
 from dltool.data.folders import index_folder, load_folder
 from dltool.data.images import fit_images, to_channels
+from dltool.data.mask_decode import load_masks
+from dltool.data.masks import index_masks, is_mask_folder
 from dltool.data.splits import stratified_split
 from dltool.data.subsets import per_class, select_classes
 from dltool.errors import ConfigError, DatasetError, UnknownNameError
@@ -87,6 +89,7 @@ def prepare_data(
     chosen: list[str] = []
     if arrays is None:
         arrays, chosen = _load(config)
+    _refuse_class_picks(config, arrays)
     if config.classes is not None:
         arrays = select_classes(arrays, config.classes)
     splits: dict[str, Split | FileSplit] = dict(arrays.splits)
@@ -127,11 +130,12 @@ def _load(config: DataConfig) -> tuple[ImageArrays, list[str]]:
     """The dataset's splits as arrays, or for an image folder the stream loader reads, as
     file lists; with the loader choice's lines for the log."""
     folder = _folder(config)
-    if folder is None:
+    if folder is None or is_mask_folder(folder):
         if config.loader == "stream":
+            kind = "an array dataset" if folder is None else "a segmentation folder"
             raise ConfigError(
-                f"data.loader=stream reads image folders; {config.name} is an array dataset, held in memory "
-                "already: use data.loader=auto or memory"
+                f"data.loader=stream reads folders of class folders; {config.name} is {kind}, held in memory: "
+                "use data.loader=auto or memory"
             )
         return load_arrays(config), []
     index = index_folder(folder)
@@ -151,7 +155,7 @@ def _shaped(split: Split | FileSplit, config: DataConfig) -> Split | FileSplit:
     (``data.channels``); a folder's files were fitted as decoded (cache) or are when read."""
     if isinstance(split, FileSplit):
         return split
-    if config.image_size is not None and config.name in datasets:
+    if config.image_size is not None and config.name in datasets and not datasets.get(config.name).params.sized:
         split = resize(split, config.image_size, config.crop_pct)
     if config.channels is not None:
         split = convert_channels(split, config.channels)
@@ -174,6 +178,15 @@ def _train_stats(
     return channel_stats(train.take(rows), progress)
 
 
+def _refuse_class_picks(config: DataConfig, arrays: ImageArrays) -> None:
+    masks = any(split.labels.ndim > 1 for split in arrays.splits.values())
+    if masks and (config.classes is not None or config.train_per_class is not None):
+        raise ConfigError(
+            f"data.classes and data.train_per_class pick images by their class; {config.name} has masks "
+            "(several classes per image): leave them unset"
+        )
+
+
 def _refuse_empty(name: str, splits: dict[str, Split | FileSplit]) -> None:
     for split, data in splits.items():
         if not len(data):
@@ -185,7 +198,13 @@ def load_arrays(config: DataConfig, progress: Counting | None = None) -> ImageAr
     ``progress(done, total)`` follows the decoding of a folder's files."""
     folder = _folder(config)
     if folder is None:
-        return datasets.get(config.name).load()(root=config.root)
+        entry = datasets.get(config.name)
+        fit = {"image_size": config.image_size, "channels": config.channels} if entry.params.sized else {}
+        return entry.load()(root=config.root, **fit)
+    if is_mask_folder(folder):
+        index = index_masks(folder, config.val_fraction, config.test_fraction, config.split_seed)
+        size, channels = config.image_size, config.channels
+        return load_masks(index, cache_root=config.root, image_size=size, channels=channels, progress=progress)
     return load_folder(
         folder,
         cache_root=config.root,

@@ -26,24 +26,26 @@ class RemoteFile:
     """One published file: its name on the server (and in the dataset folder).
 
     ``members`` are the members of a tar archive the loaders need, each saved in the dataset
-    folder under its base name; a ``.gz`` file is decompressed beside itself; any other file
-    is read as it is.
+    folder under its base name; ``trees`` are folders of the archive whose files are all
+    needed, each saved as a folder of that base name (sub-paths kept); a ``.gz`` file is
+    decompressed beside itself; any other file is read as it is.
     """
 
     name: str
     members: tuple[str, ...] = ()
+    trees: tuple[str, ...] = ()
 
     @property
     def kind(self) -> str:
-        if self.members:
+        if self.members or self.trees:
             return "tar"
         return "gzip" if self.name.endswith(".gz") else "plain"
 
     @property
     def outputs(self) -> tuple[str, ...]:
-        """The files the loaders read, made from this one."""
+        """The files (and folders) the loaders read, made from this one."""
         if self.kind == "tar":
-            return tuple(PurePosixPath(member).name for member in self.members)
+            return tuple(PurePosixPath(member).name for member in (*self.members, *self.trees))
         if self.kind == "gzip":
             return (self.name.removesuffix(".gz"),)
         return (self.name,)
@@ -103,11 +105,22 @@ SOURCES: dict[str, Source] = {
         ("http://ufldl.stanford.edu/housenumbers/",),
         (RemoteFile("train_32x32.mat"), RemoteFile("test_32x32.mat")),
     ),
+    "oxford-pets": Source(
+        ("https://thor.robots.ox.ac.uk/datasets/pets/", "https://www.robots.ox.ac.uk/~vgg/data/pets/data/"),
+        (
+            RemoteFile("images.tar.gz", trees=("images",)),
+            RemoteFile(
+                "annotations.tar.gz",
+                ("annotations/trainval.txt", "annotations/test.txt"),
+                trees=("annotations/trimaps",),
+            ),
+        ),
+    ),
 }
 
 # The publishers' checksums, "md5:<hex>" or "sha256:<hex>", by dataset and file name. None of
 # these publishers gives SHA-256, so these are MD5s: CIFAR's from its web page, Fashion-MNIST's
-# from its README, MNIST's, KMNIST's and SVHN's as torchvision has long checked them.
+# from its README, MNIST's, KMNIST's, SVHN's and Oxford-IIIT Pet's as torchvision checks them.
 # This table is the only place checksums come from (tests point an entry at their fake files).
 CHECKSUMS: dict[str, dict[str, str]] = {
     "mnist": {
@@ -133,6 +146,10 @@ CHECKSUMS: dict[str, dict[str, str]] = {
     "svhn": {
         "train_32x32.mat": "md5:e26dedcc434d2e4c54c9b2d4a06d8373",
         "test_32x32.mat": "md5:eb5a983be6a315427106f1b164d9cef3",
+    },
+    "oxford-pets": {
+        "images.tar.gz": "md5:5c4f3ee8e5d25df40f4fd59a7f44e54c",
+        "annotations.tar.gz": "md5:95a8c909bbe2e81eed6a22bccdf3f68f",
     },
 }
 
@@ -200,7 +217,7 @@ def downloaded_files(name: str, root: str | Path | None = None) -> LocalFiles:
     that downloads them."""
     folder = dataset_folder(name, root)
     paths = {output: folder / output for output in source_of(name).outputs}
-    missing = [output for output, path in paths.items() if not path.is_file()]
+    missing = [output for output, path in paths.items() if not path.exists()]
     if missing:
         raise DatasetError(
             f"{name} is not downloaded in {folder} (no {missing[0]}): run "

@@ -13,8 +13,12 @@ from dltool.data.arrays import AnySplit
 
 def stratified_indices(labels: np.ndarray, fraction: float, seed: int) -> np.ndarray:
     """Sorted indices of a held-out ``fraction`` of each class (one at least, when a class has
-    two or more samples); the same labels, fraction and seed give the same indices."""
+    two or more samples); the same labels, fraction and seed give the same indices. Masks
+    (N, H, W) give a sample no one class: they are drawn at random, a ``fraction`` of all."""
     rng = np.random.default_rng(seed)
+    if labels.ndim > 1:
+        count = min(len(labels) - 1, max(1, round(fraction * len(labels))))
+        return np.sort(rng.permutation(len(labels))[:count])
     held_out = []
     for label in np.unique(labels):
         members = np.flatnonzero(labels == label)
