@@ -70,7 +70,7 @@ def index_masks(root: Path, val_fraction: float = 0.1, test_fraction: float = 0.
         found = pair_files(root, folder / IMAGES, folder / MASKS)
         pairs[split], stamps = found.pairs, stamps + found.stamps
         skipped += found.skipped
-    notes = []
+    notes: list[str] = []
     if split_folders == {"train": root}:
         pairs, notes = _drawn(pairs["train"], val_fraction, test_fraction, seed)
     if not any(pairs.values()):
