@@ -86,6 +86,9 @@ class Registry(Generic[P]):
         return decorate
 
     def get(self, name: str) -> Entry[P]:
+        """The entry ``name``: its own, else its family's (``PREFIX:…``)."""
+        if name in self._entries:
+            return self._entries[name]
         prefix, colon, _ = name.partition(":")
         if colon and (family := self._entries.get(f"{prefix}:{FAMILY_ARCH}")):
             return replace(family, name=name)

@@ -87,6 +87,8 @@ class ZooParams(ModelParams):
 
     # The builder needs `name`: it names the family and the architecture.
     common: ClassVar[frozenset[str]] = ModelParams.common - {"name"}
+    # The module implementing these architectures (a FamilyImpl); None: the family's own.
+    impl_module: ClassVar[str | None] = None
     pretrained: bool | str = Field(
         False, description="true: the architecture's default weights; a weights tag; or a .safetensors/.pth file"
     )
@@ -94,16 +96,20 @@ class ZooParams(ModelParams):
         default_factory=dict, description="more keyword arguments of the library's builder (e.g. drop_rate: 0.2)"
     )
 
+    @classmethod
+    def family_impl(cls, name: str) -> tuple[str, str, Any]:
+        """(prefix, architecture, the module implementing it) of a zoo name."""
+        family, arch = split_name(name)
+        return family.prefix, arch, importlib.import_module(cls.impl_module) if cls.impl_module else family.impl()
+
     @field_validator("name")
     @classmethod
     def _known_architecture(cls, name: str) -> str:
-        family, arch = split_name(name)
-        known = family.impl().architectures()
+        prefix, arch, impl = cls.family_impl(name)
+        known = impl.architectures()
         if arch not in known:
             hint = did_you_mean(arch, known) or suggest(arch, known)
-            raise ValueError(
-                f"unknown {family.prefix} architecture {arch!r}{hint} (see: dltool list models --zoo {family.prefix})"
-            )
+            raise ValueError(f"unknown {prefix} architecture {arch!r}{hint} (see: dltool list models --zoo {prefix})")
         return name
 
     @field_validator("pretrained")
@@ -113,12 +119,12 @@ class ZooParams(ModelParams):
             return pretrained
         if is_weights_file(pretrained):
             return str(Path(pretrained).expanduser().resolve())
-        family, arch = split_name(info.data["name"])
-        tags = family.impl().weight_tags(arch)
+        prefix, arch, impl = cls.family_impl(info.data["name"])
+        tags = impl.weight_tags(arch)
         if pretrained not in tags:
-            listed = ", ".join(tags) if tags else f"none: {family.prefix}:{arch} has no pretrained weights"
+            listed = ", ".join(tags) if tags else f"none: {prefix}:{arch} has no pretrained weights"
             raise ValueError(
-                f"{pretrained!r} is neither a weights tag of {family.prefix}:{arch} (tags: {listed}) "
+                f"{pretrained!r} is neither a weights tag of {prefix}:{arch} (tags: {listed}) "
                 f"nor a {'/'.join(WEIGHT_SUFFIXES)} file"
             )
         return pretrained
@@ -128,12 +134,12 @@ class ZooParams(ModelParams):
     def _builder_takes(cls, kwargs: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
         if "name" not in info.data:
             return kwargs
-        family, arch = split_name(info.data["name"])
-        allowed = family.impl().builder_keywords(arch)
+        prefix, arch, impl = cls.family_impl(info.data["name"])
+        allowed = impl.builder_keywords(arch)
         for key in kwargs if allowed is not None else ():
             if key not in allowed:
                 raise ValueError(
-                    f"{key!r} is not a keyword of the {family.prefix}:{arch} builder"
+                    f"{key!r} is not a keyword of the {prefix}:{arch} builder"
                     f"{did_you_mean(key, allowed)} (allowed: {', '.join(sorted(allowed))})"
                 )
         return kwargs
@@ -146,9 +152,9 @@ class ZooParams(ModelParams):
 
     def data_defaults(self) -> dict[str, Any]:
         """The input the weights expect (a weights file is taken to expect the default weights' input)."""
-        family, arch = split_name(self.name)
+        _, arch, impl = self.family_impl(self.name)
         weights = True if is_weights_file(self.pretrained) else self.pretrained
-        return family.impl().preprocessing(arch, weights)
+        return impl.preprocessing(arch, weights)
 
     def fetch_weights(self) -> None:
         """Find the pretrained weights (downloading them into the library's cache if need be),
@@ -156,7 +162,7 @@ class ZooParams(ModelParams):
         from dltool.models.zoo.build import weights_path
 
         if self.pretrained is not False:
-            weights_path(self.name, self.pretrained)
+            weights_path(self.name, self.pretrained, self.family_impl(self.name)[2])
 
     def without_weights(self) -> ZooParams:
         return self.model_copy(update={"pretrained": False})

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from torch import nn
+from torch import Tensor, nn
 
 from dltool.errors import CheckpointError, ConfigError
 from dltool.models.zoo import NOTES_ATTRIBUTE, is_weights_file, split_name
@@ -20,8 +21,33 @@ def build_zoo(
     The model carries ``dltool_head`` (the dotted name of its classifier head) and
     ``dltool_notes`` (lines for the run log: which weights were loaded, a re-initialised head).
     """
-    family, arch = split_name(name)
-    impl = family.impl()
+    family, _ = split_name(name)
+    return build_with(family.impl(), name, pretrained, kwargs, in_shape, num_classes)
+
+
+def build_torchvision_segmentation(
+    name: str, pretrained: bool | str, kwargs: dict[str, Any], in_shape: tuple[int, ...], num_classes: int
+) -> nn.Module:
+    """A torchvision segmentation architecture (``dltool.models.zoo.torchvision_seg``), as ``build_zoo``."""
+    from dltool.models.zoo import torchvision_seg
+
+    return build_with(
+        torchvision_seg, name, pretrained, kwargs, in_shape, num_classes, torchvision_seg.without_auxiliary
+    )
+
+
+def build_with(
+    impl: Any,
+    name: str,
+    pretrained: bool | str,
+    kwargs: dict[str, Any],
+    in_shape: tuple[int, ...],
+    num_classes: int,
+    kept: Callable[[dict[str, Tensor]], dict[str, Tensor]] = lambda state: state,
+) -> nn.Module:
+    """The architecture of ``name`` built by the family module ``impl``; ``kept``: the tensors
+    of a pretrained file that the model takes."""
+    arch = name.partition(":")[2]
     try:
         model = impl.build(arch, dict(kwargs), tuple(in_shape), num_classes)
     except TypeError as error:  # a keyword the builder sets itself (e.g. a ResNet's `layers`)
@@ -29,20 +55,20 @@ def build_zoo(
     notes: list[str] = []
     setattr(model, NOTES_ATTRIBUTE, notes)
     if pretrained is not False:
-        path, label = weights_path(name, pretrained)
-        notes.append(load_weights(model, read_weights(path), label))
+        path, label = weights_path(name, pretrained, impl)
+        notes.append(load_weights(model, kept(read_weights(path)), label))
     return model
 
 
-def weights_path(name: str, pretrained: bool | str) -> tuple[Path, str]:
+def weights_path(name: str, pretrained: bool | str, impl: Any = None) -> tuple[Path, str]:
     """The local weights file ``pretrained`` names for ``name`` (fetched into the cache if need be),
-    and how to name those weights in messages."""
+    and how to name those weights in messages; ``impl``: the family module (None: by prefix)."""
     if is_weights_file(pretrained):
         path = Path(str(pretrained))
         if not path.is_file():
             raise CheckpointError(f"model.pretrained: {path} does not exist")
         return path, f"{name} from {path}"
     family, arch = split_name(name)
-    source = family.impl().weights_source(arch, pretrained)
+    source = (impl or family.impl()).weights_source(arch, pretrained)
     path = weights_file(source)
     return path, f"{source.label} ({path.name})"
