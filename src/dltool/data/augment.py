@@ -4,7 +4,10 @@
 random-resized crop and affine map (one ``grid_sample``, see ``dltool.data.geometry``),
 padded crop and flips, the auto-augment policy (``dltool.data.autoaugment``), colour jitter,
 greyscale and blur (``dltool.data.colour``), then cutout and random erasing. MixUp/CutMix
-(``mix``) come last, on the normalised batch (``dltool.data.mixing``).
+(``mix``) come last, on the normalised batch (``dltool.data.mixing``). ``pair`` moves
+segmentation masks with their images: the geometric ops (crop, affine, padded crop, flips)
+resample a mask exactly as its image, by nearest neighbour, with ``IGNORE`` where the image
+gets black fill; the photometric ops and the erasing touch the image only.
 
 Every per-sample choice is read from ``sample_uniforms(seed, epoch, sample index, stream)``
 with one stream per op: a sample is transformed the same way in any batch, on any device,
@@ -39,6 +42,7 @@ from dltool.config.schema import AugmentConfig
 from dltool.data import autoaugment, colour
 from dltool.data.draws import sample_uniforms
 from dltool.data.geometry import BOX_DRAWS, affine_matrices, crop_matrices, erasing_boxes, resized_crop_boxes, warp
+from dltool.data.masks import IGNORE
 from dltool.data.mixing import mix_batch
 
 # Keeps the augmentation streams apart from each other and from other consumers of draws.
@@ -95,14 +99,23 @@ class Augmenter:
     def __call__(self, images: torch.Tensor, epoch: int, indices: np.ndarray, cropped: bool = False) -> torch.Tensor:
         """uint8 ``images`` (B, C, H, W) of samples ``indices`` augmented for ``epoch``;
         ``cropped``: the loader already applied ``crop_box`` (the random-resized crop is skipped)."""
+        return self.pair(images, None, epoch, indices, cropped)[0]
+
+    def pair(
+        self, images: torch.Tensor, masks: torch.Tensor | None, epoch: int, indices: np.ndarray, cropped: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """``__call__`` of ``images`` that moves their uint8 ``masks`` (B, H, W) of class indices
+        with them (see the module docstring); ``masks`` None: images alone."""
         if not self.transforms or len(images) == 0:
-            return images
+            return images, masks
+        if masks is not None and self.config.auto.policy != "none":
+            raise ValueError("data.augment.auto moves pixels of the image alone: not with masks")
         indices = np.asarray(indices, dtype=np.int64)
-        images = self._geometry(images, epoch, indices, cropped)
-        images = self._crop_and_flips(images, epoch, indices)
+        images, masks = self._geometry(images, masks, epoch, indices, cropped)
+        images, masks = self._crop_and_flips(images, masks, epoch, indices)
         images = self._auto(images, epoch, indices)
         images = self._colour(images, epoch, indices)
-        return self._erase(images, epoch, indices)
+        return self._erase(images, epoch, indices), masks
 
     def mix(
         self, images: torch.Tensor, labels: torch.Tensor, epoch: int, batch: int, num_classes: int
@@ -114,10 +127,12 @@ class Augmenter:
         rng = np.random.default_rng([self.seed, epoch, batch, STREAMS["mix"]])
         return mix_batch(images, labels, num_classes, (self.config.mixup, self.config.cutmix), rng)
 
-    def _geometry(self, images: torch.Tensor, epoch: int, indices: np.ndarray, cropped: bool) -> torch.Tensor:
+    def _geometry(
+        self, images: torch.Tensor, masks: torch.Tensor | None, epoch: int, indices: np.ndarray, cropped: bool
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
         crop = None if cropped else self.config.random_resized_crop
         if crop is None and self.config.affine is None:
-            return images
+            return images, masks
         height, width = images.shape[-2:]
         frame = None
         if crop is not None:
@@ -130,7 +145,10 @@ class Augmenter:
             assert frame is not None
             theta, frame = frame, None
         device = images.device
-        return warp(images, on_device(theta, device), frame=None if frame is None else on_device(frame, device))
+        maps = on_device(theta, device), None if frame is None else on_device(frame, device)
+        if masks is not None:
+            masks = warp(masks[:, None], maps[0], "nearest", maps[1], fill=IGNORE)[:, 0]
+        return warp(images, maps[0], frame=maps[1]), masks
 
     def _affine(self, epoch: int, indices: np.ndarray, size: tuple[int, int]) -> np.ndarray | None:
         a = self.config.affine
@@ -144,15 +162,21 @@ class Augmenter:
         shear[:, 0] = np.tan(np.deg2rad((2 * u[:, 4] - 1) * a.shear))
         return affine_matrices(angle, shift, scale, shear, np.zeros((len(u), 2)), size)
 
-    def _crop_and_flips(self, images: torch.Tensor, epoch: int, indices: np.ndarray) -> torch.Tensor:
+    def _crop_and_flips(
+        self, images: torch.Tensor, masks: torch.Tensor | None, epoch: int, indices: np.ndarray
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
         pad, device = self.config.crop_padding, images.device
         if pad > 0 or self.config.flip:
-            offsets = (self.draws("padding", epoch, indices, 2) * (2 * pad + 1)).astype(np.int64)
-            flipped = self._chosen("flip", epoch, indices, 0.5 if self.config.flip else 0.0)
-            images = crop_and_flip(images, on_device(offsets, device), on_device(flipped, device), pad)
+            offsets = on_device((self.draws("padding", epoch, indices, 2) * (2 * pad + 1)).astype(np.int64), device)
+            flipped = on_device(self._chosen("flip", epoch, indices, 0.5 if self.config.flip else 0.0), device)
+            images = crop_and_flip(images, offsets, flipped, pad)
+            if masks is not None:
+                masks = crop_and_flip(masks[:, None], offsets, flipped, pad, fill=IGNORE)[:, 0]
         if self.config.vflip:
-            images = vflip(images, on_device(self._chosen("vflip", epoch, indices, 0.5), device))
-        return images
+            flipped = on_device(self._chosen("vflip", epoch, indices, 0.5), device)
+            images = vflip(images, flipped)
+            masks = None if masks is None else vflip(masks[:, None], flipped)[:, 0]
+        return images, masks
 
     def _chosen(self, op: str, epoch: int, indices: np.ndarray, probability: float) -> np.ndarray:
         """Rows (positions in the batch) that ``op`` applies to, each with ``probability``."""
@@ -250,8 +274,10 @@ def to_device(tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
     return tensor.contiguous().pin_memory().to(device, non_blocking=True)
 
 
-def crop_and_flip(images: torch.Tensor, offsets: torch.Tensor, flipped: torch.Tensor, padding: int) -> torch.Tensor:
-    """Each image zero-padded by ``padding``, cropped back to its size at (row, column)
+def crop_and_flip(
+    images: torch.Tensor, offsets: torch.Tensor, flipped: torch.Tensor, padding: int, fill: int = 0
+) -> torch.Tensor:
+    """Each image padded by ``padding`` with ``fill``, cropped back to its size at (row, column)
     ``offsets`` (B, 2) in [0, 2·padding], then mirrored left-right if its index is in
     ``flipped`` (a 1-D tensor of sample indices)."""
     n, channels, height, width = images.shape
@@ -264,7 +290,7 @@ def crop_and_flip(images: torch.Tensor, offsets: torch.Tensor, flipped: torch.Te
         columns = torch.where(_mask(flipped, n), 2 * padding - columns, columns)
     if padding == 0:
         return images
-    padded = F.pad(images, (padding,) * 4).contiguous()
+    padded = F.pad(images, (padding,) * 4, value=fill).contiguous()
     padded_height, padded_width = height + 2 * padding, width + 2 * padding
     windows = padded.as_strided(
         (padded.numel() - (height - 1) * padded_width - width + 1, height, width), (1, padded_width, 1)

@@ -118,19 +118,25 @@ def affine_matrices(
 
 
 def warp(
-    images: torch.Tensor, theta: torch.Tensor, mode: str = "bilinear", frame: torch.Tensor | None = None
+    images: torch.Tensor,
+    theta: torch.Tensor,
+    mode: str = "bilinear",
+    frame: torch.Tensor | None = None,
+    fill: int = 0,
 ) -> torch.Tensor:
     """uint8 ``images`` resampled through the output → input maps ``theta`` (N, 3, 3) float32
-    on their device, black outside the input. With ``frame`` (N, 3, 3), ``theta`` leads into
-    that intermediate frame, ``frame`` from it to the input, and what falls outside the frame
-    is black too (an affine map of a crop, sampled straight from the uncropped image)."""
+    on their device, ``fill`` (black) outside the input. With ``frame`` (N, 3, 3), ``theta``
+    leads into that intermediate frame, ``frame`` from it to the input, and what falls outside
+    the frame is filled too (an affine map of a crop, sampled straight from the uncropped
+    image). ``mode="nearest"`` moves class masks (no value is blended)."""
     n, channels, height, width = images.shape
     grid = F.affine_grid(theta[:, :2], [n, channels, height, width], align_corners=False)
     outside = None
     if frame is not None:
         outside = (grid.abs() > 1).any(-1)
         grid = grid @ frame[:, None, :2, :2].transpose(-1, -2) + frame[:, None, None, :2, 2]
-    out = F.grid_sample(images.float(), grid, mode=mode, padding_mode="zeros", align_corners=False)
+    # Sampled relative to the fill, so that grid_sample's zero padding gives the fill.
+    out = F.grid_sample(images.float() - fill, grid, mode=mode, padding_mode="zeros", align_corners=False) + fill
     if outside is not None:
-        out = out.masked_fill(outside[:, None], 0.0)
+        out = out.masked_fill(outside[:, None], float(fill))
     return out.round_().clamp_(0, 255).to(torch.uint8)

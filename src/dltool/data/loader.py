@@ -28,6 +28,8 @@ class BatchLoader:
     ``shard=(rank, world_size)`` keeps every ``world_size``-th sample from ``rank`` on;
     ``limit`` caps the batches per epoch (quick tries, sanity checks). With MixUp/CutMix on
     (``augment``), the targets are float (B, ``num_classes``) rows instead of int64 labels.
+    A split whose labels are masks (N, H, W) yields int64 masks, moved by the geometric
+    augmentation with their images (``Augmenter.pair``).
     """
 
     def __init__(
@@ -47,6 +49,7 @@ class BatchLoader:
     ):
         self.images, self.rows = _images_on(split, device)
         self.labels = torch.from_numpy(split.labels).to(device)
+        self.masks = split.labels.ndim > 1
         self.batch_size, self.shuffle, self.seed = batch_size, shuffle, seed
         self.rank, self.world_size = shard
         self.limit = limit
@@ -77,9 +80,14 @@ class BatchLoader:
             else:
                 images, labels = self._gather(on_device[rows]), self.labels.index_select(0, on_device[rows])
             if self.augment is None:
-                yield self.normalise(images), labels
+                yield self.normalise(images), labels.long() if self.masks else labels
                 continue
             indices = order[rows] if order is not None else np.arange(len(self.labels))[rows]
+            if self.masks:
+                images, masks = self.augment.pair(images, labels, epoch, indices)
+                assert masks is not None
+                yield self.normalise(images), masks.long()
+                continue
             images = self.normalise(self.augment(images, epoch, indices))
             yield self.augment.mix(images, labels, epoch, b, self.num_classes)
 
