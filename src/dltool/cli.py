@@ -20,6 +20,7 @@ from dltool.commands import export as export_command
 from dltool.commands import list as list_command
 from dltool.commands import predict as predict_command
 from dltool.commands import stats as stats_command
+from dltool.commands import summary as summary_command
 from dltool.commands import train as train_command
 from dltool.commands import tune as tune_command
 from dltool.commands import visualize as visualize_command
@@ -107,6 +108,7 @@ def root(
 app.command("list")(list_command.list_)
 app.command("download")(download_command.download)
 app.command("stats")(stats_command.stats)
+app.command("summary")(summary_command.summary)
 app.command("train")(train_command.train)
 app.command("tune")(tune_command.tune)
 app.command("eval")(eval_command.eval_)

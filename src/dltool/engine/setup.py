@@ -32,6 +32,7 @@ from dltool.losses import losses
 from dltool.models import models
 from dltool.models.build import build_model
 from dltool.models.freezing import Frozen, find_head, freeze, parameter_counts, unfreeze
+from dltool.models.summary import si_count, summarize
 from dltool.optim import optimizers
 from dltool.optim.groups import parameter_groups
 from dltool.optim.schedules import build_scheduler
@@ -89,7 +90,7 @@ def build_components(
     optimizer = optimizers.build(config.optimizer, params=parameter_groups(model, config.optimizer, head))
     frozen = freeze(model, config.model.freeze)  # after the optimizer: frozen weights may train later
     loaders = _loaders(config, data, device, world, report)
-    notes += [_trainable_line(model, config), *_stream_notes(loaders[0], config.data.workers)]
+    notes += [_trainable_line(model, config, data.in_shape), *_stream_notes(loaders[0], config.data.workers)]
     channels_last = on_cuda_when_auto(train_cfg.channels_last, device)
     steps_per_epoch = -(-len(loaders[0]) // train_cfg.accumulate)
     step = Step(
@@ -141,10 +142,16 @@ def _model(
     return config, model, notes
 
 
-def _trainable_line(model: nn.Module, config: Config) -> str:
+def _trainable_line(model: nn.Module, config: Config, in_shape: tuple[int, ...]) -> str:
+    """The totals of ``dltool summary``: parameters and one input's multiply-accumulates."""
+    found = summarize(model, in_shape, name=config.model.name, depth=1)
     trainable, total = parameter_counts(model)
     freeze_spec = config.model.freeze if isinstance(config.model.freeze, str) else ", ".join(config.model.freeze)
-    return f"parameters: {trainable:,} trainable of {total:,} (model.freeze: {freeze_spec})"
+    shape = "×".join(map(str, in_shape))
+    return (
+        f"parameters: {trainable:,} trainable of {total:,} (model.freeze: {freeze_spec}); "
+        f"{si_count(found.macs)} MACs per {shape} input"
+    )
 
 
 def unfreeze_if_due(parts: Components, epoch: int) -> str | None:

@@ -1,0 +1,80 @@
+"""`dltool summary` and train's totals line: torchinfo's layers and counts, checked against
+independent counts (parameters by hand, MACs against torch's FLOP counter)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from torch.utils.flop_counter import FlopCounterMode
+
+from dltool.models import models
+from dltool.models.build import build_model
+from dltool.models.freezing import freeze
+from dltool.models.summary import summarize
+
+IN_SHAPE = (3, 16, 16)
+
+
+@pytest.mark.parametrize("entry", [e for e in models if not e.family], ids=lambda e: e.name)
+def test_every_model_is_summarised_with_its_own_counts(entry, required_params) -> None:
+    model = build_model(
+        entry.params(name=entry.name, **required_params(entry, IN_SHAPE)), in_shape=IN_SHAPE, num_classes=10
+    )
+    model.train()
+    rng = torch.get_rng_state()
+    found = summarize(model, IN_SHAPE, name=entry.name)
+    assert model.training and torch.equal(torch.get_rng_state(), rng)  # mode restored, no random draws
+    assert found.total_params == sum(p.numel() for p in model.parameters())
+    assert found.trainable_params == sum(p.numel() for p in model.parameters() if p.requires_grad)
+    assert found.input_shape == [1, *IN_SHAPE] and found.layers and found.macs > 0
+    assert {row.depth for row in found.layers} <= {1, 2, 3}
+    top = {row.name for row in found.layers if row.depth == 1}  # in the order they ran
+    assert top == {name for name, _ in model.named_children()}
+
+
+def test_macs_agree_with_torchs_flop_counter_and_frozen_weights_are_counted() -> None:
+    model = build_model(models.get("cnn").params(name="cnn", widths=[8, 16]), in_shape=IN_SHAPE, num_classes=10)
+    model.eval()
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        model(torch.zeros(1, *IN_SHAPE))
+    found = summarize(model, IN_SHAPE, name="cnn")
+    # The FLOP counter counts convolutions and matmuls, 2 FLOPs per MAC; torchinfo adds the
+    # small elementwise layers (norms, biases).
+    assert found.macs == pytest.approx(counter.get_total_flops() / 2, rel=0.05)
+    freeze(model, "backbone")
+    head = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    frozen = summarize(model, IN_SHAPE, name="cnn")
+    assert frozen.trainable_params == head < frozen.total_params
+    assert frozen.frozen_params == frozen.total_params - head
+    assert frozen.to_dict()["frozen_params"] == frozen.frozen_params
+
+
+def test_summary_of_a_recipe_a_config_and_a_run(cli, tmp_path: Path) -> None:
+    recipe = json.loads(cli("summary", "digits-mlp", "--json").stdout)
+    expected = 64 * 256 + 2 * 256 + 256 * 256 + 2 * 256 + 256 * 10 + 10  # two bias-free Linear+BN, the head
+    assert recipe["total_params"] == recipe["trainable_params"] == expected and recipe["frozen_params"] == 0
+    assert recipe["input_shape"] == [1, 1, 8, 8] and recipe["layers"][-1]["output_shape"] == [1, 10]
+    shown = cli("summary", "digits-mlp")
+    assert shown.stdout == "" and f"{expected:,} parameters" in shown.stderr and "Linear" in shown.stderr
+
+    config = tmp_path / "frozen.yaml"
+    config.write_text(yaml.safe_dump({"model": {"name": "mlp", "width": 32, "freeze": ["1.*"]}}))
+    frozen = json.loads(cli("summary", config, "--json", "--depth", "1").stdout)
+    first = 64 * 32 + 32  # the first Linear, weight and bias (no norm layer without the recipe)
+    assert frozen["frozen_params"] == first and frozen["trainable_params"] == frozen["total_params"] - first
+
+    trained = cli("train", "digits-mlp", "--epochs", "1", "--set", "train.limit_batches=2")
+    run = Path(trained.stdout.strip())
+    assert json.loads(cli("summary", run, "--json").stdout) == recipe
+    assert json.loads(cli("summary", run / "model.safetensors", "--json").stdout) == recipe
+    macs = f"{recipe['macs'] / 1e3:.3g} K MACs per 1×8×8 input"
+    assert f"parameters: {expected:,} trainable of {expected:,} (model.freeze: none); {macs}" in trained.stderr
+
+
+def test_summary_usage_errors(cli) -> None:
+    assert "did you mean 'digits-mlp'" in cli("summary", "digts-mlp", code=2).stderr
+    assert "--depth" in cli("summary", "digits-mlp", "--depth", "0", code=2).stderr
