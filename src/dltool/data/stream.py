@@ -32,6 +32,7 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset, get_worker_info
 
+from dltool._memory import return_large_blocks
 from dltool.data.augment import Augmenter, to_device
 from dltool.data.files import FileSplit
 from dltool.data.images import ImageDecodeError, read_image, to_channels
@@ -130,6 +131,7 @@ def _init_worker(slots: torch.Tensor, worker: int) -> None:
     # cleanly at a step boundary and needs its workers until then.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    return_large_blocks()
     slots[worker, 0] = os.getpid()
 
 

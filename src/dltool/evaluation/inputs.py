@@ -30,6 +30,7 @@ from typing import TypeVar
 import numpy as np
 import torch
 
+from dltool._memory import return_large_blocks
 from dltool.data.folders import IMAGE_EXTENSIONS
 from dltool.data.images import ImageDecodeError, decode_image
 from dltool.errors import DatasetError
@@ -133,6 +134,7 @@ def _context() -> multiprocessing.context.BaseContext:
 def _worker_setup() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the main process's to handle
     torch.set_num_threads(1)  # one core each: the resize is small, the cores are the pool's
+    return_large_blocks()
 
 
 def default_workers() -> int:
