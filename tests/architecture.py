@@ -19,7 +19,7 @@ from pathlib import Path
 LAYERS: list[tuple[str, set[str]]] = [
     ("foundations", {"errors", "_version", "params", "_io", "_safetensors", "_registry", "_signals", "_memory"}),
     ("run-dir layout", {"rundir"}),
-    ("components and figures", {"losses", "optim", "models", "figures"}),
+    ("components and figures", {"tasks", "losses", "optim", "models", "figures"}),
     ("config", {"config"}),
     ("data", {"data"}),
     ("engine", {"engine"}),

@@ -9,14 +9,15 @@ from typing import Any
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
+import dltool.tasks as tasks
 from dltool.commands._output import stderr, stderr_observer
-from dltool.config.schema import METRICS
 from dltool.engine.observer import Observer
 
 
 def epoch_line(record: dict[str, Any], epochs: int) -> str:
     """'epoch 3/20  train_loss 0.1234  ...' with the metrics this task measures."""
-    metrics = "  ".join(f"{k} {_number(value)}" for k, value in record.items() if k in METRICS)  # record order
+    known = tasks.record_metrics()
+    metrics = "  ".join(f"{k} {_number(value)}" for k, value in record.items() if k in known)  # record order
     return f"epoch {record['epoch']}/{epochs}  {metrics}  lr {record['lr']:.3g}  {record['epoch_time_s']:.2f}s"
 
 

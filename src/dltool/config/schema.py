@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from typing import Annotated, Any, Literal, get_args
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
@@ -22,16 +22,12 @@ from pydantic import (
     model_validator,
 )
 
+import dltool.tasks as tasks
+from dltool.errors import did_you_mean
 from dltool.losses import LossParams
 from dltool.models import ModelParams
 from dltool.optim import OptimizerParams, SchedulerParams
 from dltool.params import fits_int64
-
-# The metrics an epoch's metrics.jsonl record holds (accuracies for classifiers only): what
-# train.monitor, tune --metric and the progress lines may name. Spelled out here only.
-Metric = Literal["val_loss", "val_acc", "train_loss", "train_acc"]
-METRICS: tuple[str, ...] = get_args(Metric)
-
 
 # Upper bounds of settings that would otherwise fail deep inside numpy, torch or the OS.
 MAX_SEED = 2**63 - 1  # torch's seeds are 64-bit
@@ -242,12 +238,20 @@ class DataConfig(Section):
 
 
 class MonitorConfig(Section):
-    metric: Metric = "val_loss"
-    mode: Literal["auto", "min", "max"] = Field("auto", description="auto: min for losses")
+    metric: str = Field("val_loss", description="a metrics.jsonl key of the model's task: val_loss, val_acc, ...")
+    mode: Literal["auto", "min", "max"] = Field("auto", description="auto: max for accuracies and scores, min else")
+
+    @field_validator("metric")
+    @classmethod
+    def _a_metric(cls, value: str) -> str:
+        known = tasks.record_metrics()  # the losses, and each task's own (a classifier's accuracies)
+        if value not in known:
+            raise ValueError(f"should be one of: {', '.join(known)}{did_you_mean(value, known)}")
+        return value
 
     @property
     def maximize(self) -> bool:
-        return self.mode == "max" or (self.mode == "auto" and not self.metric.endswith("loss"))
+        return self.mode == "max" or (self.mode == "auto" and tasks.maximize(self.metric))
 
 
 class EarlyStoppingConfig(Section):

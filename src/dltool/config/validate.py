@@ -13,6 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+import dltool.tasks as tasks
 from dltool._registry import Registry
 from dltool.config.schema import Config, DataConfig, TrainConfig
 from dltool.errors import ConfigError, UnknownNameError, did_you_mean, quote, suggest
@@ -43,6 +44,8 @@ def validate_config(raw: Mapping[str, Any]) -> Config:
         if not isinstance(given, Mapping):
             problems.append(f"{section}: expected a mapping of keys to values, got {quote(given)}")
             continue
+        if section == "loss" and "name" not in given and "model" in values:  # the model's task's default
+            given = {"name": tasks.info(tasks.task_name(values["model"])).default_loss, **given}
         schema = FIXED.get(section) or entry_params(section, given)
         try:
             values[section] = schema.model_validate(_with_name(section, given))
@@ -79,21 +82,19 @@ def _with_model_data_defaults(config: Config) -> Config:
 
 
 def _check_loss_suits_model(config: Config) -> None:
-    """A reconstruction model needs a loss on images, a monitored loss (not an accuracy) and no TTA."""
-    task = models.get(config.model.name).params.task
+    """The model's task (``dltool.tasks``) takes the loss, measures the monitored metric and
+    allows the test-time augmentation."""
+    task = tasks.task_name(config.model)
     try:
         check_task(config.loss.name, task)
     except ConfigError as error:
         raise ConfigError(f"{error} (model {config.model.name!r} is a {task} model)") from None
-    if task != "classification" and not config.train.monitor.metric.endswith("loss"):
+    tasks.check_metric(config.train.monitor.metric, task, "train.monitor.metric")
+    allowed = tasks.info(task).tta
+    if config.train.tta not in allowed:
         raise ConfigError(
-            f"train.monitor.metric: {config.train.monitor.metric!r} needs a classifier; "
-            f"model {config.model.name!r} reconstructs images (use val_loss or train_loss)"
-        )
-    if task != "classification" and config.train.tta != "none":
-        raise ConfigError(
-            f"train.tta: {config.train.tta!r} averages a classifier's logits; "
-            f"model {config.model.name!r} reconstructs images (use none)"
+            f"train.tta: {config.train.tta!r} averages a classifier's logits; model {config.model.name!r} "
+            f"is a {task} model (use {' or '.join(allowed)})"
         )
 
 

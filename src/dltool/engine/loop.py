@@ -10,14 +10,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
+import dltool.tasks as tasks
 from dltool.engine.device import Precision, synchronize
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 Batches = Iterable[Batch]
-CLASSIFICATION, RECONSTRUCTION = "classification", "reconstruction"
+CLASSIFICATION = "classification"  # the default task (a name of dltool.tasks)
 
 
 @dataclass
@@ -46,8 +46,8 @@ class EpochStats:
     def update(self, loss: torch.Tensor, output: torch.Tensor, labels: torch.Tensor, task: str) -> None:
         n = len(labels)
         self.loss_sum += loss.detach() * n  # in place: float64 sum of float32 values
-        if task == CLASSIFICATION:  # mixed (soft) targets count as their heaviest class
-            self.correct += (output.argmax(1) == (labels.argmax(1) if labels.ndim == 2 else labels)).sum()
+        if (correct := tasks.get(task).correct(output, labels)) is not None:
+            self.correct += correct
         self.samples += n
         self.batches += 1
         self.nonfinite = (self.nonfinite + 1) * ~torch.isfinite(loss.detach())  # a finite loss ends a streak
@@ -110,8 +110,7 @@ class Step:
         MixUp/CutMix, float target distributions (B, K)."""
         with self.precision.autocast(self.device):
             output = self.model(to_memory_format(images, self.channels_last))
-            target = labels if self.task == CLASSIFICATION else images
-            return self.loss_fn(output, target), output
+            return self.loss_fn(output, tasks.get(self.task).target(images, labels)), output
 
     def backward(self, loss: torch.Tensor) -> None:
         (self.scaler.scale(loss) if self.scaler.is_enabled() else loss).backward()  # type: ignore[no-untyped-call]
@@ -175,45 +174,31 @@ def evaluate(
     channels_last: bool = False,
     confusion_classes: int = 0,
 ) -> dict[str, Any]:
-    """Sums over ``batches``: cross-entropy (NLL of the softmax) and correct predictions for
-    classification, squared error per pixel for reconstruction; with the sample count ``n``.
-    With ``confusion_classes`` (a classifier's class count), also ``confusion``: the counts
-    of (true, predicted) pairs as a square int64 tensor, rows true.
+    """Sums over ``batches`` of the task's ``batch_sums`` (always ``loss_sum``; a classifier's
+    cross-entropy and ``correct`` predictions, a reconstruction's squared error per pixel),
+    with the sample count ``n``. With ``confusion_classes`` (a classifier's class count), also
+    ``confusion``: the counts of (true, predicted) pairs as a square int64 tensor, rows true.
 
     Sums rather than means, so shards evaluated on several ranks add up exactly.
     """
     model.eval()
-    loss_sum = torch.zeros((), dtype=torch.float64, device=device)
-    correct = torch.zeros((), dtype=torch.int64, device=device)
-    pairs = torch.zeros(confusion_classes**2, dtype=torch.int64, device=device)
+    scorer = tasks.get(task)
+    sums: dict[str, Any] = scorer.zero_sums(confusion_classes, device)  # every key, so all ranks' sums match
     samples = 0
     for images, labels in batches:
         with precision.autocast(device):
             output = model(to_memory_format(images, channels_last))
-        if task == CLASSIFICATION:
-            loss_sum += F.cross_entropy(output.float(), labels, reduction="sum").double()
-            predicted = output.argmax(1)
-            correct += (predicted == labels).sum()
-            if confusion_classes:
-                pairs += torch.bincount(labels * confusion_classes + predicted, minlength=confusion_classes**2)
-        else:
-            per_sample = F.mse_loss(output.float(), images.float(), reduction="none").flatten(1).mean(1)
-            loss_sum += per_sample.sum().double()
+        for key, value in scorer.batch_sums(output, images, labels, confusion_classes).items():
+            sums[key] += value
         samples += len(labels)
-    sums: dict[str, Any] = {"loss_sum": loss_sum, "correct": correct, "n": samples}
-    if confusion_classes:
-        sums["confusion"] = pairs.view(confusion_classes, confusion_classes)
+    sums["n"] = samples
     return sums
 
 
 def mean_metrics(sums: dict[str, Any], task: str) -> dict[str, float]:
-    """``loss`` (and ``accuracy``) and the sample count ``n`` from the sums ``evaluate`` returns."""
-    n = int(sums["n"])
-    metrics: dict[str, float] = {"loss": float(sums["loss_sum"]) / max(1, n)}
-    if task == CLASSIFICATION:
-        metrics["accuracy"] = float(sums["correct"]) / max(1, n)
-    metrics["n"] = n
-    return metrics
+    """``loss``, the task's scores (a classifier's ``accuracy``) and the sample count ``n``
+    from the sums ``evaluate`` returns."""
+    return tasks.get(task).means(sums)
 
 
 def chunks(batches: Batches, size: int) -> Iterator[list[Batch]]:

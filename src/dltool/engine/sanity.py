@@ -11,40 +11,29 @@ from pathlib import Path
 import numpy as np
 import torch
 
+import dltool.tasks as tasks
 from dltool._io import atomic_write_json, atomic_write_text, dump_yaml
 from dltool.config.schema import Config
 from dltool.config.validate import validate_config
 from dltool.engine.device import resolve_device, resolve_precision
 from dltool.engine.distributed import World
-from dltool.engine.loop import CLASSIFICATION, evaluate, mean_metrics, to_memory_format
+from dltool.engine.loop import evaluate, mean_metrics, to_memory_format
 from dltool.engine.setup import Components, build_components
 from dltool.rundir import create_run_dir
 
-# An untrained classifier should be unsure: its loss near ln(classes). Outside these
-# bounds (as multiples of ln(classes)) the output layer's scale or the labels are suspect.
-PREFLIGHT_BOUNDS = (0.5, 1.5)
 OVERFIT_TARGET = 0.01
 
 
 @torch.inference_mode()
 def preflight(parts: Components) -> str:
-    """One line comparing the first batch's loss with ln(classes); uses no randomness."""
+    """One line about the first batch's loss (a classifier's against ln(classes)); uses no randomness."""
     step = parts.step
     images, labels = next(iter(parts.train_batches.batches(0)))
     parts.model.eval()
     with step.precision.autocast(step.device):
         output = parts.model(to_memory_format(images, step.channels_last))
-        loss = float(step.loss_fn(output, labels if step.task == CLASSIFICATION else images))
-    if step.task != CLASSIFICATION:
-        return f"pre-flight: initial reconstruction loss {loss:.4f}"
-    expected = math.log(len(parts.data.classes))
-    low, high = PREFLIGHT_BOUNDS
-    if low * expected <= loss <= high * expected:
-        return f"pre-flight: initial loss {loss:.3f} ≈ ln({len(parts.data.classes)}) = {expected:.3f}, as expected"
-    return (
-        f"warning: pre-flight: initial loss {loss:.3f} is far from ln({len(parts.data.classes)}) = "
-        f"{expected:.3f}; check the labels, the input normalisation and the output layer's init"
-    )
+        loss = float(step.loss_fn(output, tasks.get(step.task).target(images, labels)))
+    return tasks.get(step.task).preflight(loss, parts.data.classes)
 
 
 @dataclass(frozen=True)

@@ -9,10 +9,11 @@ from typing import Any
 
 import torch
 
+import dltool.tasks as tasks
 from dltool.config.schema import MonitorConfig
 from dltool.engine.checkpoint import load_weights
 from dltool.engine.distributed import sum_across, total_across
-from dltool.engine.loop import CLASSIFICATION, EpochStats, evaluate, mean_metrics
+from dltool.engine.loop import EpochStats, evaluate, mean_metrics
 from dltool.engine.setup import Components
 from dltool.engine.state import Progress
 from dltool.engine.tta import with_tta
@@ -24,17 +25,21 @@ def epoch_record(parts: Components, progress: Progress, stats: EpochStats) -> Ep
     step = parts.step
     val_started = time.perf_counter()
     val, _ = evaluate_kept(parts, parts.val_batches)
-    train_sums = sum_across(parts.world, {"loss_sum": stats.loss_sum, "correct": stats.correct, "n": stats.samples})
+    task = tasks.get(step.task)
+    # Training measures the loss and what ``Task.correct`` counts; the task's other sums are 0.
+    measured: dict[str, torch.Tensor | int] = {"loss_sum": stats.loss_sum, "correct": stats.correct, "n": stats.samples}
+    train_sums = sum_across(parts.world, {**task.zero_sums(0, stats.loss_sum.device), **measured})
     train = mean_metrics(train_sums, step.task)
-    classifier = step.task == CLASSIFICATION
+    metrics = task.record(train, val)
     return EpochRecord(
         epoch=progress.epoch + 1,
         step=progress.step,
         lr=step.scheduler.get_last_lr()[0],
         train_loss=train["loss"],
-        train_acc=train["accuracy"] if classifier else None,
+        train_acc=metrics.pop("train_acc", None),
         val_loss=val["loss"],
-        val_acc=val["accuracy"] if classifier else None,
+        val_acc=metrics.pop("val_acc", None),
+        metrics=metrics,
         epoch_time_s=stats.seconds + time.perf_counter() - val_started,
         samples_per_s=train_sums["n"] / max(stats.seconds, 1e-9),
     )
@@ -48,7 +53,7 @@ def evaluate_kept(
     matrix too (rows true), else None."""
     step = parts.step
     model = with_tta(parts.eval_model, parts.config.train.tta)
-    classes = len(parts.data.classes) if confusion and step.task == CLASSIFICATION else 0
+    classes = len(parts.data.classes) if confusion else 0
     sums = evaluate(
         model, batches.batches(), step.precision, step.device, step.task, step.channels_last, confusion_classes=classes
     )

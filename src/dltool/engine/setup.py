@@ -12,6 +12,7 @@ import torch
 from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
+import dltool.tasks as tasks
 from dltool.config.schema import Config
 from dltool.data import datasets
 from dltool.data.arrays import Split
@@ -29,7 +30,6 @@ from dltool.engine.loop import Step
 from dltool.engine.tensorboard import require_tensorboard
 from dltool.errors import ConfigError
 from dltool.losses import losses
-from dltool.models import models
 from dltool.models.build import build_model
 from dltool.models.freezing import Frozen, find_head, freeze, parameter_counts, unfreeze
 from dltool.models.summary import si_count, summarize
@@ -84,7 +84,7 @@ def build_components(
     data = data or prepare_data(config.data)
     config = config.model_copy(update={"data": config.data.model_copy(update={"mean": data.mean, "std": data.std})})
     train_cfg = config.train
-    task = models.get(config.model.name).params.task
+    task = tasks.task_name(config.model)
     config, model, notes = _model(config, data, device, fresh)
     head = find_head(model) if config.optimizer.backbone_lr_scale != 1 else None
     optimizer = optimizers.build(config.optimizer, params=parameter_groups(model, config.optimizer, head))
@@ -130,7 +130,8 @@ def _model(
         config = config.model_copy(update={"model": params})
     # A resumed run's checkpoint replaces the pretrained weights: they are not read again.
     params = config.model if fresh else config.model.without_weights()
-    model = build_model(params, in_shape=data.in_shape, num_classes=len(data.classes))
+    outputs = tasks.get(tasks.task_name(params)).out_features(data.classes)
+    model = build_model(params, in_shape=data.in_shape, num_classes=outputs)
     notes = list(getattr(model, "dltool_notes", []))  # a zoo model: the pretrained weights it loaded
     if source:
         notes.append(load_init_weights(model, source, config.model.must_load, data.classes))

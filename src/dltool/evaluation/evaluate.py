@@ -7,9 +7,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, cast
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 
+import dltool.tasks as tasks
 from dltool._io import atomic_write_json, slug
 from dltool.data.arrays import Split
 from dltool.data.files import FileSplit
@@ -17,7 +16,6 @@ from dltool.data.loader import BatchLoader
 from dltool.data.prepare import PreparedData, prepare_data
 from dltool.data.stream import DecodePool, StreamLoader, resolve_workers
 from dltool.errors import DatasetError, UsageError
-from dltool.evaluation.metrics import classification_metrics, reconstruction_metrics
 from dltool.evaluation.trained import Trained, load_trained
 from dltool.rundir import RunDir
 
@@ -30,8 +28,8 @@ class Evaluation:
     """An eval document with what it was computed from (for plots of single predictions).
 
     ``samples``: the scored images (arrays, or files decoded when read), labels in the
-    model's class order; ``probs``:
-    (N, C) softmax probabilities of a classifier (None for reconstruction models);
+    model's class order; ``probs``: the task's per-sample outputs where it keeps them
+    (``Scored.outputs``: a classifier's (N, C) softmax probabilities), else None;
     ``mean``/``std``: the normalisation the model was fed with.
     """
 
@@ -124,18 +122,13 @@ def evaluate_split(
         "checkpoint": str(trained.source),
         "tta": trained.tta,
     }
-    probs = None
     try:
-        if trained.task == "classification":
-            probs, nll = _classify(trained, loader)
-            samples = _scored(samples, loader, document)
-            document |= classification_metrics(probs, samples.labels, trained.classes, nll)
-        else:
-            document |= _reconstruct(trained, loader, prepared)
+        scored = tasks.get(trained.task).evaluate(trained.scorer, loader.batches(), trained.classes, prepared.std)
+        samples = _scored(samples, loader, document)
     finally:
         if isinstance(loader, StreamLoader):
             loader.pool.close()
-    return Evaluation(document, samples, probs, prepared.mean, prepared.std)
+    return Evaluation(document | scored.document, samples, scored.outputs, prepared.mean, prepared.std)
 
 
 def _loader(
@@ -169,33 +162,6 @@ def write_report(trained: Trained, document: dict[str, Any], own_data: bool) -> 
     path = RunDir(folder).eval_report(stem)
     atomic_write_json(path, document)
     return path
-
-
-@torch.inference_mode()
-def _classify(trained: Trained, loader: BatchLoader | StreamLoader) -> tuple[np.ndarray, float]:
-    """Softmax probabilities (N, C) as float64, and the mean NLL computed from the logits."""
-    probs, nll_sum, scorer = [], 0.0, trained.scorer
-    for images, labels in loader.batches():
-        log_probs = F.log_softmax(scorer(images).float(), dim=1)
-        nll_sum += float(F.nll_loss(log_probs, labels, reduction="sum"))
-        probs.append(log_probs.exp().double().cpu().numpy())
-    stacked = np.concatenate(probs) if probs else np.zeros((0, len(trained.classes)))
-    stacked /= stacked.sum(1, keepdims=True).clip(min=1e-300)  # exact sums for scikit-learn's checks
-    return stacked, nll_sum / max(1, len(stacked))
-
-
-@torch.inference_mode()
-def _reconstruct(trained: Trained, loader: BatchLoader | StreamLoader, prepared: PreparedData) -> dict[str, Any]:
-    """MSE in normalised units (the training loss) and in [0, 1] pixel units (with PSNR)."""
-    std = torch.tensor(prepared.std, device=trained.device).view(1, -1, 1, 1)
-    loss_sum, squared, pixels, n = 0.0, 0.0, 0, 0
-    for images, _ in loader.batches():
-        output = trained.model(images).float()
-        loss_sum += float(F.mse_loss(output, images, reduction="none").flatten(1).mean(1).sum())
-        squared += float(((output - images) * std).pow(2).sum())  # the mean cancels out
-        pixels += images.numel()
-        n += len(images)
-    return reconstruction_metrics(squared, pixels, loss_sum / max(1, n), n)
 
 
 def _aligned(prepared: PreparedData, split: Split | FileSplit, classes: list[str], name: str) -> Split | FileSplit:

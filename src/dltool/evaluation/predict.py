@@ -9,10 +9,10 @@ read, and memory stays flat however many files there are.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 
 import torch
 
+import dltool.tasks as tasks
 from dltool.data.normalise import Normalise
 from dltool.errors import UsageError
 from dltool.evaluation.inputs import (
@@ -25,22 +25,9 @@ from dltool.evaluation.inputs import (
     read_path_lines,
 )
 from dltool.evaluation.trained import InferenceModel, Trained
+from dltool.tasks.task import Prediction
 
 __all__ = ["Decoder", "Prediction", "Unreadable", "expand_paths", "predict", "read_path_lines"]
-
-
-@dataclass(frozen=True)
-class Prediction:
-    path: str
-    top: list[tuple[str, float]]  # (label, probability), most likely first
-
-    @property
-    def label(self) -> str:
-        return self.top[0][0]
-
-    @property
-    def score(self) -> float:
-        return self.top[0][1]
 
 
 def predict(
@@ -52,8 +39,9 @@ def predict(
     ``model`` is a trained run's (``load_trained``) or an exported file's (``load_exported``):
     only the forward pass differs, so both give the same rows. ``workers``: decoding
     processes (0: decode in this process; None: ``default_workers()``)."""
-    if model.task != "classification":
-        raise UsageError(f"predict labels images; model {model.name!r} reconstructs them (score it with dltool eval)")
+    if not tasks.info(model.task).predicts:
+        what = tasks.tasks.get(model.task).description.lower().rstrip(".")
+        raise UsageError(f"predict has no rows for model {model.name!r}: {what} (score it with dltool eval)")
     normalise = Normalise(model.mean, model.std, model.device)
     top_k = max(1, min(top_k, len(model.classes)))
     workers = default_workers() if workers is None else workers
@@ -71,7 +59,4 @@ def _classify(model: InferenceModel, chunk: Chunk, normalise: Normalise, top_k: 
         # oneDNN's convolutions run channels-last inputs 1.6× faster (ResNet-18, 224 px, 2 cores),
         # to within float rounding (1e-5 on logits); a network without convolutions is unaffected.
         images = images.contiguous(memory_format=torch.channels_last)
-    probs = torch.softmax(model.forward(images).float(), dim=1)
-    scores, indices = probs.topk(top_k, dim=1)
-    for path, row_scores, row_indices in zip(chunk.paths, scores.tolist(), indices.tolist()):
-        yield Prediction(path, [(model.classes[i], s) for i, s in zip(row_indices, row_scores)])
+    yield from tasks.get(model.task).predictions(model.forward(images), chunk.paths, model.classes, top_k)

@@ -14,6 +14,7 @@ from typing import Literal, Protocol
 import torch
 from torch import nn
 
+import dltool.tasks as tasks
 from dltool.config.schema import Config
 from dltool.config.validate import validate_config
 from dltool.engine.checkpoint import load_checkpoint, load_weights
@@ -21,7 +22,6 @@ from dltool.engine.device import resolve_device
 from dltool.engine.tta import MODES as TTA_MODES
 from dltool.engine.tta import with_tta
 from dltool.errors import CheckpointError, ConfigError, DltoolError, UsageError, first_line
-from dltool.models import models
 from dltool.models.build import build_model
 from dltool.rundir import RunDir, WeightsMetadata, read_weights_header, run_dir_of
 
@@ -49,7 +49,8 @@ class InferenceModel(Protocol):
     def device(self) -> torch.device: ...  # where forward wants its inputs
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        """Normalised float32 (N, C, H, W) → logits (N, classes), or images for reconstruction."""
+        """Normalised float32 (N, C, H, W) → the task's output: logits (N, classes), images for
+        reconstruction, ..."""
         ...
 
 
@@ -75,7 +76,7 @@ class Trained:
 
     @property
     def task(self) -> str:
-        return models.get(self.config.model.name).params.task
+        return tasks.task_name(self.config.model)
 
     @property
     def scorer(self) -> nn.Module:
@@ -134,9 +135,11 @@ def load_trained(
     tta = config.train.tta if tta is None else tta
     if tta not in TTA_MODES:
         raise UsageError(f"tta {tta!r}: expected {' or '.join(TTA_MODES)}")
-    if tta != "none" and models.get(config.model.name).params.task != "classification":
+    task = tasks.task_name(config.model)
+    if tta not in tasks.info(task).tta:
         raise UsageError(
-            f"tta {tta!r} averages a classifier's logits; model {config.model.name!r} reconstructs images (use none)"
+            f"tta {tta!r} averages a classifier's logits; model {config.model.name!r} is a {task} model "
+            f"(use {' or '.join(tasks.info(task).tta)})"
         )
     return Trained(model.to(resolve_device(str(device))).eval(), config, classes, in_shape, path, _run_path(path), tta)
 
@@ -184,7 +187,8 @@ def _rebuild(
 ) -> nn.Module:
     try:
         # The run's weights replace the pretrained ones: those are not needed (nor read) again.
-        model = build_model(config.model.without_weights(), in_shape=in_shape, num_classes=len(classes))
+        outputs = tasks.get(tasks.task_name(config.model)).out_features(classes)
+        model = build_model(config.model.without_weights(), in_shape=in_shape, num_classes=outputs)
         model.load_state_dict(state)
     except DltoolError:
         raise

@@ -14,13 +14,14 @@ from typing import Any
 
 import torch
 
+import dltool.tasks as tasks
 from dltool._io import atomic_write_bytes, atomic_write_json
 from dltool._version import __version__
 from dltool.data.normalise import Normalise
 from dltool.errors import ExportError, UnknownNameError, UsageError
 from dltool.evaluation.trained import InferenceModel, Trained
 from dltool.export.exported import Exported, Sidecar, sidecar_path
-from dltool.export.formats import FORMATS, INPUT_NAME, OUTPUT_NAMES, Format
+from dltool.export.formats import FORMATS, INPUT_NAME, Format
 from dltool.rundir import RunDir, check_output
 
 TOLERANCE = 1e-4  # the largest absolute difference allowed between the file's outputs and PyTorch's
@@ -74,7 +75,7 @@ def export_trained(
     for path in (output, sidecar_path(output)):
         check_output(path, kind="dltool export", force=force, inputs=[trained.source])
     example, *samples = _sample_inputs(trained, (EXAMPLE_BATCH, *SAMPLE_BATCHES))
-    data = format.write(trained.scorer.eval(), example, opset, OUTPUT_NAMES[trained.task])
+    data = format.write(trained.scorer.eval(), example, opset, tasks.get(trained.task).export_output)
     document = _sidecar_document(trained, format, data, output)
     exported = Exported(output, Sidecar.model_validate(document), format.open(data, CPU), CPU)
     diff = _max_abs_diff(trained, exported, samples)
@@ -121,7 +122,8 @@ def _max_abs_diff(model: InferenceModel, exported: Exported, samples: list[torch
 
 def _sidecar_document(model: Trained, format: Format, data: bytes, output: Path) -> dict[str, Any]:
     channels, height, width = model.in_shape
-    outputs = [len(model.classes)] if model.task == "classification" else [channels, height, width]
+    task = tasks.get(model.task)
+    outputs = task.output_shape(model.classes, model.in_shape)
     return {
         "format": format.name,
         "file": output.name,
@@ -138,7 +140,7 @@ def _sidecar_document(model: Trained, format: Format, data: bytes, output: Path)
         "preprocessing": f"decode to {channels} channel{'s' if channels > 1 else ''}, {_fitting(model)}, "
         "then (pixel / 255 - mean) / std per channel; float32, NCHW",
         "input": {"name": INPUT_NAME, "shape": ["batch", channels, height, width], "dtype": "float32"},
-        "output": {"name": OUTPUT_NAMES[model.task], "shape": ["batch", *outputs], "dtype": "float32"},
+        "output": {"name": task.export_output, "shape": ["batch", *outputs], "dtype": "float32"},
         **format.describe(data),  # ONNX: its opset
         "source": str(model.source.resolve()),
         "run_dir": str(model.run_dir.resolve()) if model.run_dir else None,

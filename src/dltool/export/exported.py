@@ -18,8 +18,9 @@ from pathlib import Path
 from typing import Literal
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+import dltool.tasks as tasks
 from dltool.errors import CheckpointError
 from dltool.export.formats import FORMATS, Forward
 
@@ -33,7 +34,7 @@ class Sidecar(BaseModel):
 
     format: Literal["onnx", "torchscript"]
     sha256: str
-    task: Literal["classification", "reconstruction"]
+    task: str  # a name of dltool.tasks
     model: str
     classes: list[str]
     channels: int = Field(ge=1)
@@ -41,6 +42,13 @@ class Sidecar(BaseModel):
     mean: list[float]
     std: list[float]
     crop_pct: float | None = Field(None, gt=0, le=1)
+
+    @field_validator("task")
+    @classmethod
+    def _a_task(cls, task: str) -> str:
+        if task not in tasks.names():
+            raise ValueError(f"should be one of: {', '.join(tasks.names())}")
+        return task
 
 
 def sidecar_path(model_file: Path) -> Path:

@@ -35,7 +35,6 @@ from dltool.errors import CheckpointError, DltoolError, ExportError, UsageError,
 
 Forward = Callable[[torch.Tensor], torch.Tensor]
 INPUT_NAME = "images"
-OUTPUT_NAMES = {"classification": "logits", "reconstruction": "reconstructions"}  # by task
 MIN_OPSET = 18  # the oldest opset torch's exporter implements itself (torch.onnx's TORCHLIB_OPSET)
 ONNX_EXTRA = "pip install 'dltool[onnx]'"
 

@@ -1,11 +1,11 @@
 """The loss catalogue: one row per loss, its implementation in ``dltool.losses.functions``.
 
-Every builder takes its config keys plus the context keywords ``task``
-(``"classification"`` or ``"reconstruction"``, the model's), ``num_classes`` and
-``class_counts`` (training samples per class), and returns a module called as
-``loss_fn(output, target)``: logits (N, K) and int64 labels (N,) (or float target
-distributions (N, K), from MixUp/CutMix) for classification,
-two images of the same shape for reconstruction. ``tasks`` says which tasks a loss suits.
+Every builder takes its config keys plus the context keywords ``task`` (a name of
+``dltool.tasks``, the model's), ``num_classes`` and ``class_counts`` (training samples per
+class), and returns a module called as ``loss_fn(output, target)``: logits (N, K) and int64
+labels (N,) (or float target distributions (N, K), from MixUp/CutMix) for a task whose
+target is ``labels``, two float tensors of the same shape (NaN: missing) for ``values``.
+``targets`` says which kinds of target a loss takes; ``tasks``, the tasks it suits, follows.
 """
 
 from __future__ import annotations
@@ -17,8 +17,9 @@ from pydantic import Field, field_validator
 from dltool._registry import Registry
 from dltool.errors import ConfigError
 from dltool.params import Params
+from dltool.tasks import info, tasks
 
-TASKS = ("classification", "reconstruction")
+TASKS = tuple(tasks.names())
 Smoothing = Annotated[float, Field(ge=0, lt=1, description="ε: targets 1−ε+ε/K for the true class, ε/K elsewhere")]
 ClassWeights = Literal["balanced"] | Annotated[list[Annotated[float, Field(ge=0)]], Field(min_length=1)] | None
 
@@ -26,8 +27,11 @@ ClassWeights = Literal["balanced"] | Annotated[list[Annotated[float, Field(ge=0)
 class LossParams(Params):
     """Fields every loss shares."""
 
-    # The model tasks this loss can train (see ModelParams.task).
-    tasks: ClassVar[frozenset[str]] = frozenset({"classification"})
+    # The kinds of target this loss compares the output with (``TaskParams.target``).
+    targets: ClassVar[frozenset[str]] = frozenset({"labels"})
+    # The tasks registered with dltool's own task catalogue that this loss can train (those
+    # whose target it takes); ``check_task`` and ``suited`` also know tasks registered later.
+    tasks: ClassVar[frozenset[str]] = frozenset()
 
 
 losses: Registry[LossParams] = Registry("losses", LossParams)
@@ -35,18 +39,18 @@ losses: Registry[LossParams] = Registry("losses", LossParams)
 
 def suited(task: str) -> list[str]:
     """Names of the losses that can train a model of ``task``."""
-    return [entry.name for entry in losses if task in entry.params.tasks]
+    return [entry.name for entry in losses if info(task).target in entry.params.targets]
 
 
 def check_task(name: str, task: str) -> None:
     """Raise ``ConfigError`` unless loss ``name`` suits ``task``."""
-    if task not in TASKS:
-        raise ConfigError(f"unknown task {task!r}; expected one of: {', '.join(TASKS)}")
-    if task not in losses.get(name).params.tasks:
+    if task not in tasks:
+        raise ConfigError(f"unknown task {task!r}; expected one of: {', '.join(tasks.names())}")
+    if info(task).target not in losses.get(name).params.targets:
         raise ConfigError(f"loss.name: {name!r} does not suit the {task} task; use one of: {', '.join(suited(task))}")
 
 
-BOTH = frozenset(TASKS)
+BOTH = frozenset({"labels", "values"})
 
 
 @losses.register("cross_entropy", "dltool.losses.functions:CrossEntropy")
@@ -95,19 +99,23 @@ class KLDivParams(LossParams):
 class MSEParams(LossParams):
     """Mean squared error: output vs image, or softmax vs one-hot target."""
 
-    tasks: ClassVar[frozenset[str]] = BOTH
+    targets: ClassVar[frozenset[str]] = BOTH
 
 
 @losses.register("l1", "dltool.losses.functions:L1")
 class L1Params(LossParams):
     """Mean absolute error: output vs image, or softmax vs one-hot target."""
 
-    tasks: ClassVar[frozenset[str]] = BOTH
+    targets: ClassVar[frozenset[str]] = BOTH
 
 
 @losses.register("smooth_l1", "dltool.losses.functions:SmoothL1")
 class SmoothL1Params(LossParams):
     """Smooth L1 (Huber-like): quadratic below `beta`, linear above; as mse/l1 for targets."""
 
-    tasks: ClassVar[frozenset[str]] = BOTH
+    targets: ClassVar[frozenset[str]] = BOTH
     beta: float = Field(1.0, ge=0, description="where the quadratic part ends (0: plain L1)")
+
+
+for _entry in losses:
+    _entry.params.tasks = frozenset(t for t in TASKS if info(t).target in _entry.params.targets)

@@ -3,7 +3,8 @@
 Classification: ``output`` is logits (N, K), ``target`` int64 labels (N,) or float target
 distributions (N, K) (MixUp/CutMix); losses that compare distributions turn labels into
 one-hot rows of K, and label smoothing mixes either with the uniform distribution.
-Reconstruction: ``output`` and ``target`` are images of the same shape.
+Tasks on values (reconstruction, ...): ``output`` and ``target`` have the same shape; where
+the task's values may be missing, NaN targets are left out of the mean.
 Half-precision outputs (under autocast) are computed in float32.
 """
 
@@ -18,6 +19,7 @@ from torch import nn
 
 from dltool.errors import ConfigError
 from dltool.losses import check_task
+from dltool.tasks import info
 
 
 class Loss(nn.Module):
@@ -29,6 +31,8 @@ class Loss(nn.Module):
         super().__init__()
         check_task(self.name, task)
         self.task = task
+        self.labels = info(task).target == "labels"  # class indices, else values to compare with
+        self.missing = info(task).missing  # values may be NaN: left out of the mean
 
 
 class CrossEntropy(Loss):
@@ -136,11 +140,16 @@ class _Distance(Loss):
 
     def forward(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         output = _full(output)
-        if self.task == "classification":
+        if self.labels:
             output, target = output.softmax(dim=1), smoothed_one_hot(target, output, 0.0)
         elif output.shape != target.shape:
             raise ValueError(f"{self.name}: output {tuple(output.shape)} and target {tuple(target.shape)} differ")
-        return self.distance(output, target.to(output.dtype))
+        target = target.to(output.dtype)
+        if self.missing:  # the mean over the values present (0 when none is)
+            present = ~target.isnan()
+            output, target = torch.where(present, output, 0.0), torch.where(present, target, 0.0)
+            return self.distance(output, target) * (present.numel() / present.sum().clamp(min=1))
+        return self.distance(output, target)
 
     def distance(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError

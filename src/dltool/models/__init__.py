@@ -14,6 +14,7 @@ from pydantic import Field, field_validator
 from dltool._registry import Registry
 from dltool.errors import ConfigError
 from dltool.params import Params
+from dltool.tasks import backbone_tasks, takes_heads
 
 Activation = Literal["relu", "leaky_relu", "tanh", "sigmoid", "gelu"]
 Init = Literal["default", "xavier_uniform", "xavier_normal", "kaiming_uniform", "kaiming_normal"]
@@ -26,15 +27,32 @@ Freeze = Literal["none", "backbone"] | list[str]
 class ModelParams(Params):
     """Fields every model shares: its name, how its weights start, and which of them train."""
 
-    common: ClassVar[frozenset[str]] = frozenset({"name", "init", "freeze", "init_from"})
+    common: ClassVar[frozenset[str]] = frozenset({"name", "init", "freeze", "init_from", "head"})
     path_fields: ClassVar[frozenset[str]] = frozenset({"init_from"})
     # What the network outputs: logits (N, num_classes), or an image shaped like its input.
+    # A classification backbone may carry another head instead (``head``): its task is then
+    # that head's (``dltool.tasks.task_name``).
     task: ClassVar[Task] = "classification"
     # Globs of tensors that a weights source must provide (a model built around a loaded part).
     must_load: ClassVar[tuple[str, ...]] = ()
     init: Init = "default"
     freeze: Freeze = Field("none", description="none, backbone (all but the head) or parameter-name globs")
     init_from: str | None = Field(None, description="a run dir or weights file whose matching tensors start the model")
+    head: str = Field(
+        "classifier",
+        description="classifier: the network's own output; or a task served by a linear head on a "
+        "classification backbone (dltool list tasks)",
+    )
+
+    @field_validator("head")
+    @classmethod
+    def _head_on_a_classifier(cls, head: str) -> str:
+        heads = ["classifier", *backbone_tasks()]
+        if head not in heads:
+            raise ValueError(f"should be one of: {', '.join(heads)}")
+        if head != "classifier" and not takes_heads(cls.task):
+            raise ValueError(f"a {head} head needs a classification backbone, not a {cls.task} model")
+        return head
 
     @field_validator("freeze", mode="before")
     @classmethod

@@ -22,7 +22,8 @@ SCORED_STATUSES = ("completed", "early_stopped")
 @dataclass(frozen=True)
 class EpochRecord:
     """One line of ``metrics.jsonl``: the epoch that just ended, validation included.
-    ``train_acc``/``val_acc`` exist for classifiers only (None: the key is left out)."""
+    ``train_acc``/``val_acc`` exist for classifiers only (None: the key is left out); other
+    tasks' scores are in ``metrics``, written after ``val_loss``."""
 
     epoch: int
     step: int
@@ -33,6 +34,7 @@ class EpochRecord:
     samples_per_s: float
     train_acc: float | None = None
     val_acc: float | None = None
+    metrics: dict[str, float] = field(default_factory=dict)  # the task's other scores (val_pck, ...)
 
     def to_dict(self) -> dict[str, Any]:
         row: dict[str, Any] = {"epoch": self.epoch, "step": self.step, "lr": self.lr, "train_loss": self.train_loss}
@@ -41,14 +43,17 @@ class EpochRecord:
         row["val_loss"] = self.val_loss
         if self.val_acc is not None:
             row["val_acc"] = self.val_acc
+        row |= self.metrics
         row["epoch_time_s"] = self.epoch_time_s
         row["samples_per_s"] = self.samples_per_s
         return row
 
     @classmethod
     def from_dict(cls, row: dict[str, Any]) -> EpochRecord:
-        values: dict[str, Any] = {f.name: row.get(f.name) for f in fields(cls)}
-        return cls(**values)
+        known = {f.name for f in fields(cls)}
+        values: dict[str, Any] = {name: row.get(name) for name in known - {"metrics"}}
+        metrics = {k: v for k, v in row.items() if k not in known and isinstance(v, (int, float))}
+        return cls(**values, metrics=metrics)
 
 
 @dataclass(frozen=True)

@@ -9,8 +9,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, Literal, cast
 
-from dltool.config.schema import METRICS
-from dltool.errors import UnknownNameError, UsageError
+import dltool.tasks as tasks
+from dltool.errors import ConfigError, UnknownNameError, UsageError
 from dltool.tuning import pruners, samplers
 from dltool.tuning._optuna import quiet_optuna
 from dltool.tuning.continuation import check_continuation, refuse_lost_trials, set_records_aside, stored_record
@@ -170,15 +170,13 @@ def _objective(config: Any, metric: str | None, direction: str | None, stored: S
                     f"start another study for {given}"
                 )
         return stored.metric, stored.direction
-    from dltool.models import models
-
-    classifier = models.get(config.model.name).params.task == "classification"
-    metric = _choice("metric", metric or ("val_acc" if classifier else "val_loss"), METRICS)
-    if metric.endswith("_acc") and not classifier:
-        raise UsageError(
-            f"--metric {metric}: model {config.model.name!r} is not a classifier; use val_loss or train_loss"
-        )
-    direction = _choice("direction", direction or ("maximize" if metric.endswith("_acc") else "minimize"), DIRECTIONS)
+    task = tasks.task_name(config.model)
+    metric = _choice("metric", metric or tasks.info(task).objective, tasks.record_metrics())
+    try:
+        tasks.check_metric(metric, task, f"--metric {metric}")
+    except ConfigError as error:
+        raise UsageError(str(error)) from None
+    direction = _choice("direction", direction or ("maximize" if tasks.maximize(metric) else "minimize"), DIRECTIONS)
     return metric, direction
 
 

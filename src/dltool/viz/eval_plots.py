@@ -11,9 +11,9 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from dltool.data.arrays import Split
-from dltool.evaluation.metrics import ECE_BINS, reliability_bins
 from dltool.figures.canvas import grid_shape, message_figure, new_figure, show_image
 from dltool.figures.classes import LABELS_UP_TO, class_ticks, clip_name
+from dltool.tasks.metrics import ECE_BINS, reliability_bins
 
 WRONG_SHOWN = 24  # most confidently wrong images in the grid
 WRONG_COLUMNS = 6

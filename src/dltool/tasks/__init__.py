@@ -1,0 +1,130 @@
+"""The task catalogue: what a model is trained to output, and what every command does with it.
+
+A task is one registry entry here (its metadata, eager and torch-free: config validation,
+``tune`` and the progress lines read it) plus one module ``dltool/tasks/<name>.py`` holding
+its behaviour, a subclass of ``dltool.tasks.task.Task`` (imported on first use). Adding a
+task touches those two places only; the loop, sanity checks, evaluation, predict, export,
+tune and visualize ask the task instead of comparing names.
+
+Metadata (ClassVars of the entry's ``TaskParams`` subclass; its docstring's first line is
+the description):
+
+- ``target``: what a batch's target is — ``labels`` (an int64 class index per sample) or
+  ``values`` (float numbers the output is compared with elementwise; NaN marks a missing
+  value, which the losses on values leave out). The losses that can train the task are
+  those whose ``LossParams.targets`` include it (``dltool.losses.suited``).
+- ``missing``: whether a ``values`` target may be NaN (a missing point): the losses then
+  average over the values present.
+- ``default_loss``: the loss a config without ``loss.name`` gets.
+- ``metrics``: the keys besides ``train_loss``/``val_loss`` that its ``metrics.jsonl``
+  records carry (e.g. ``val_acc``): what ``train.monitor.metric`` and ``tune --metric``
+  may name. ``higher_is_better``: those of them that improve upwards (losses never do).
+- ``objective``: the metric ``tune`` optimises by default.
+- ``tta``: the test-time augmentations its outputs may be averaged over.
+- ``predicts``: whether ``dltool predict`` writes rows for it (``Task.predictions``).
+- ``on_backbone``: the task is served by a linear head on any classification backbone,
+  chosen with ``model.head: <task>``; its width is ``Task.out_features``.
+
+A model's task is its ``ModelParams.task`` (what the network outputs), unless its
+``model.head`` puts another head on a classification backbone (``keypoints``, ``regression``):
+``task_name(config.model)``.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from dltool._registry import Registry
+from dltool.errors import ConfigError
+from dltool.params import Params
+
+if TYPE_CHECKING:
+    from dltool.tasks.task import Task
+
+
+class TaskParams(Params):
+    """Fields every task shares (none beside its name); the metadata are class variables."""
+
+    target: ClassVar[str] = "labels"
+    default_loss: ClassVar[str] = "cross_entropy"
+    missing: ClassVar[bool] = False
+    metrics: ClassVar[tuple[str, ...]] = ()
+    higher_is_better: ClassVar[frozenset[str]] = frozenset()
+    objective: ClassVar[str] = "val_loss"
+    tta: ClassVar[tuple[str, ...]] = ("none",)
+    on_backbone: ClassVar[bool] = False
+    predicts: ClassVar[bool] = True
+
+
+tasks: Registry[TaskParams] = Registry("tasks", TaskParams)
+
+
+@tasks.register("classification", "dltool.tasks.classification:Classification")
+class ClassificationTask(TaskParams):
+    """One class per image: logits (N, classes) against int64 labels."""
+
+    metrics = ("val_acc", "train_acc")
+    higher_is_better = frozenset({"val_acc", "train_acc"})
+    objective = "val_acc"
+    tta = ("none", "flip")
+
+
+@tasks.register("reconstruction", "dltool.tasks.reconstruction:Reconstruction")
+class ReconstructionTask(TaskParams):
+    """An output that reconstructs the input image, compared with it pixel by pixel."""
+
+    target = "values"
+    default_loss = "mse"
+    predicts = False
+
+
+def names() -> list[str]:
+    return tasks.names()
+
+
+def takes_heads(task: str) -> bool:
+    """Whether a network of ``task`` is a backbone that may carry another task's head: a
+    classifier's (its output layer is a linear head, sized by ``Task.out_features``)."""
+    return task == "classification"
+
+
+def backbone_tasks() -> list[str]:
+    """The tasks a head on a classification backbone serves (``model.head``'s values but classifier)."""
+    return [entry.name for entry in tasks if entry.params.on_backbone]
+
+
+def task_name(model: Any) -> str:
+    """The task of a model's params (a ``ModelParams``): its head's, else the network's own."""
+    head = getattr(model, "head", "classifier")
+    return str(model.task) if head == "classifier" else str(head)
+
+
+@cache
+def get(name: str) -> Task:
+    """The task ``name``'s behaviour (imports its module, and torch)."""
+    task: Task = tasks.get(name).load()()
+    return task
+
+
+def info(name: str) -> type[TaskParams]:
+    """The task ``name``'s metadata (no torch)."""
+    return tasks.get(name).params
+
+
+def record_metrics() -> tuple[str, ...]:
+    """Every key a metrics.jsonl record may carry that a monitor or objective may name."""
+    extra = [m for entry in tasks for m in entry.params.metrics]
+    return tuple(dict.fromkeys(["val_loss", "train_loss", *extra]))
+
+
+def check_metric(metric: str, task: str, key: str) -> None:
+    """Raise ``ConfigError`` unless ``task``'s records carry ``metric`` (``key`` names the setting)."""
+    allowed = ["val_loss", "train_loss", *info(task).metrics]
+    if metric not in allowed:
+        raise ConfigError(f"{key}: {metric!r} is not measured for the {task} task; use one of: {', '.join(allowed)}")
+
+
+def maximize(metric: str) -> bool:
+    """Whether ``metric`` improves upwards (any task's ``higher_is_better``; losses never)."""
+    return any(metric in entry.params.higher_is_better for entry in tasks)

@@ -1,0 +1,87 @@
+"""Classification: one class per image, logits (N, classes) against int64 labels."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from dltool.tasks.metrics import classification_metrics
+from dltool.tasks.task import Batches, Forward, Prediction, Scored, Task
+
+# An untrained classifier should be unsure: its loss near ln(classes). Outside these
+# bounds (as multiples of ln(classes)) the output layer's scale or the labels are suspect.
+PREFLIGHT_BOUNDS = (0.5, 1.5)
+
+
+class Classification(Task):
+    name = "classification"
+    export_output = "logits"
+
+    def correct(self, output: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        # Mixed (soft) targets count as their heaviest class.
+        return (output.argmax(1) == (labels.argmax(1) if labels.ndim == 2 else labels)).sum()
+
+    def zero_sums(self, confusion_classes: int, device: torch.device) -> dict[str, torch.Tensor]:
+        sums = super().zero_sums(confusion_classes, device) | {
+            "correct": torch.zeros((), dtype=torch.int64, device=device)
+        }
+        if confusion_classes:
+            sums["confusion"] = torch.zeros(confusion_classes, confusion_classes, dtype=torch.int64, device=device)
+        return sums
+
+    def batch_sums(
+        self, output: torch.Tensor, images: torch.Tensor, labels: torch.Tensor, confusion_classes: int
+    ) -> dict[str, torch.Tensor]:
+        predicted = output.argmax(1)
+        sums = {
+            "loss_sum": F.cross_entropy(output.float(), labels, reduction="sum").double(),
+            "correct": (predicted == labels).sum(),
+        }
+        if confusion_classes:
+            pairs = torch.bincount(labels * confusion_classes + predicted, minlength=confusion_classes**2)
+            sums["confusion"] = pairs.view(confusion_classes, confusion_classes)
+        return sums
+
+    def means(self, sums: dict[str, Any]) -> dict[str, float]:
+        n = int(sums["n"])
+        return {"loss": float(sums["loss_sum"]) / max(1, n), "accuracy": float(sums["correct"]) / max(1, n), "n": n}
+
+    def record(self, train: dict[str, float], val: dict[str, float]) -> dict[str, float]:
+        return {"train_acc": train["accuracy"], "val_acc": val["accuracy"]}
+
+    def preflight(self, loss: float, classes: list[str]) -> str:
+        expected = math.log(len(classes))
+        low, high = PREFLIGHT_BOUNDS
+        if low * expected <= loss <= high * expected:
+            return f"pre-flight: initial loss {loss:.3f} ≈ ln({len(classes)}) = {expected:.3f}, as expected"
+        return (
+            f"warning: pre-flight: initial loss {loss:.3f} is far from ln({len(classes)}) = "
+            f"{expected:.3f}; check the labels, the input normalisation and the output layer's init"
+        )
+
+    def predictions(self, output: torch.Tensor, paths: list[str], classes: list[str], top_k: int) -> list[Prediction]:
+        scores, indices = torch.softmax(output.float(), dim=1).topk(top_k, dim=1)
+        return [
+            Prediction(path, [(classes[i], s) for i, s in zip(row_indices, row_scores)])
+            for path, row_scores, row_indices in zip(paths, scores.tolist(), indices.tolist())
+        ]
+
+    @torch.inference_mode()
+    def evaluate(self, forward: Forward, batches: Batches, classes: list[str], std: list[float]) -> Scored:
+        """Accuracy, calibration and per-class scores; ``outputs``: softmax probabilities
+        (N, C) as float64, and the NLL computed from the logits."""
+        probs, labels, nll_sum = [], [], 0.0
+        for images, batch_labels in batches:
+            log_probs = F.log_softmax(forward(images).float(), dim=1)
+            nll_sum += float(F.nll_loss(log_probs, batch_labels, reduction="sum"))
+            probs.append(log_probs.exp().double().cpu().numpy())
+            labels.append(batch_labels.cpu().numpy())
+        stacked = np.concatenate(probs) if probs else np.zeros((0, len(classes)))
+        stacked /= stacked.sum(1, keepdims=True).clip(min=1e-300)  # exact sums for scikit-learn's checks
+        truth = np.concatenate(labels) if labels else np.zeros(0, dtype=np.int64)
+        nll = nll_sum / max(1, len(stacked))
+        return Scored(classification_metrics(stacked, truth, classes, nll), stacked)
