@@ -182,6 +182,11 @@ class DataConfig(Section):
     mean: list[float] | None = Field(None, description="per-channel mean; null: measured on train")
     std: list[float] | None = Field(None, description="per-channel std; null: measured on train")
     augment: AugmentConfig = AugmentConfig()
+    sampler: Literal["random", "balanced"] = Field(
+        "random",
+        description="how training draws an epoch: random (each image once) or balanced (with replacement, "
+        "weighted by inverse class frequency: every class equally often)",
+    )
     loader: Literal["auto", "memory", "stream"] = Field(
         "auto",
         description="memory: decode once into a uint8 cache; stream: decode files while training, in worker "

@@ -20,14 +20,16 @@ from dltool.config.schema import AugmentConfig
 from dltool.data.arrays import Split
 from dltool.data.augment import Augmenter, to_device
 from dltool.data.normalise import Normalise
+from dltool.data.sampling import SAMPLERS
 
 
 class BatchLoader:
     """Normalised (images, labels) batches of one split, shuffled per epoch when asked.
 
     ``shard=(rank, world_size)`` keeps every ``world_size``-th sample from ``rank`` on;
-    ``limit`` caps the batches per epoch (quick tries, sanity checks). With MixUp/CutMix on
-    (``augment``), the targets are float (B, ``num_classes``) rows instead of int64 labels.
+    ``sampler`` names how a shuffled epoch draws (``dltool.data.sampling``); ``limit`` caps
+    the batches per epoch (quick tries, sanity checks). With MixUp/CutMix on (``augment``),
+    the targets are float (B, ``num_classes``) rows instead of int64 labels.
     A split whose labels are masks (N, H, W) yields int64 masks, moved by the geometric
     augmentation with their images (``Augmenter.pair``).
     """
@@ -46,10 +48,12 @@ class BatchLoader:
         limit: int | None = None,
         augment: AugmentConfig | None = None,
         num_classes: int = 0,
+        sampler: str = "random",
     ):
         self.images, self.rows = _images_on(split, device)
         self.labels = torch.from_numpy(split.labels).to(device)
         self.masks = split.labels.ndim > 1
+        self.split_labels, self.sampler = split.labels, sampler
         self.batch_size, self.shuffle, self.seed = batch_size, shuffle, seed
         self.rank, self.world_size = shard
         self.limit = limit
@@ -71,8 +75,9 @@ class BatchLoader:
 
     def batches(self, epoch: int = 0, start: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """The batches of ``epoch`` from batch index ``start`` on."""
-        order = self._order(epoch)
-        on_device = None if order is None else to_device(torch.from_numpy(order), self.images.device)
+        order = self._order(epoch)  # draw keys: augmentation draws by key, images by sample
+        samples = None if order is None else order % len(self.split_labels)
+        on_device = None if samples is None else to_device(torch.from_numpy(samples), self.images.device)
         for b in range(start, len(self)):
             rows = slice(b * self.batch_size, (b + 1) * self.batch_size)
             if on_device is None:
@@ -103,7 +108,8 @@ class BatchLoader:
         """Sample indices of this rank in this epoch; None for all of them in order."""
         if not self.shuffle and self.world_size == 1:
             return None
-        return epoch_order(len(self.labels), self.shuffle, self.seed, epoch, (self.rank, self.world_size))
+        shard = (self.rank, self.world_size)
+        return epoch_order(self.split_labels, self.shuffle, self.seed, epoch, shard, self.sampler)
 
 
 def shard_size(total: int, shuffle: bool, shard: tuple[int, int]) -> int:
@@ -119,16 +125,20 @@ def batch_count(samples: int, batch_size: int, shuffle: bool, limit: int | None)
     return batches if limit is None else min(batches, limit)
 
 
-def epoch_order(total: int, shuffle: bool, seed: int, epoch: int, shard: tuple[int, int]) -> np.ndarray:
-    """This rank's sample indices in ``epoch``. Shuffled: a permutation that depends only on
-    (seed, epoch), cut to a multiple of the world size, every rank taking its own stride of
-    it (each sample once per epoch across ranks); else every world-size-th sample from the
-    rank on. Both loaders plan their epochs with it."""
+def epoch_order(
+    labels: np.ndarray, shuffle: bool, seed: int, epoch: int, shard: tuple[int, int], sampler: str = "random"
+) -> np.ndarray:
+    """This rank's draw keys in ``epoch`` (a key's sample is ``key % len(labels)``, see
+    ``dltool.data.sampling``). Shuffled: the ``sampler``'s draws, which depend only on
+    (seed, epoch, labels), cut to a multiple of the world size, every rank taking its own
+    stride of them (``random``: each sample once per epoch across ranks); else every
+    world-size-th sample from the rank on. Both loaders plan their epochs with it."""
     rank, world_size = shard
+    total = len(labels)
     if not shuffle:
         return np.arange(rank, total, world_size)
     state = int(np.random.SeedSequence([seed, epoch]).generate_state(1)[0])
-    order = torch.randperm(total, generator=torch.Generator().manual_seed(state)).numpy()
+    order = SAMPLERS[sampler](labels, torch.Generator().manual_seed(state))
     return order[: total - total % world_size][rank::world_size]
 
 

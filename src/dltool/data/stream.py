@@ -8,7 +8,7 @@ into one uint8 tensor — training images with their random-resized crop cut fro
 the resolution the crop needs (``train_image``), then the other per-image ops of
 ``data.augment`` on the CPU batch; val/test images through the evaluation transform. The
 batch is normalised (by the worker on a CPU, else on the device) and mixed (MixUp/CutMix) in
-the main process. Every draw comes from (seed, epoch, sample index) or (seed, epoch, batch): a batch depends neither
+the main process. Every draw comes from (seed, epoch, draw key) or (seed, epoch, batch): a batch depends neither
 on the number of workers nor on where a resumed run starts. Without a random-resized crop a
 streamed batch is the memory loader's batch, pixel for pixel (on a CPU device).
 
@@ -72,49 +72,53 @@ class BatchDecoder(Dataset[Decoded]):
         self.normalise = normalise
 
     def __getitem__(self, key: Key) -> Decoded:  # type: ignore[override]
-        split_no, epoch, indices = key
+        split_no, epoch, draws = key
         split, augmenter = self.splits[split_no], self.augmenters[split_no]
-        decode = split.image if augmenter is None else partial(train_image, split, augmenter, epoch)
         worker = get_worker_info()
         slot = None if worker is None else self.slots[worker.id]
         images, kept, skipped = [], [], []
         try:
-            for index in map(int, indices):
+            for draw in map(int, draws):
+                index = draw % len(split)  # a repeated draw's key (see dltool.data.sampling)
                 if slot is not None:
                     slot[1], slot[2] = split_no, index
                 try:
-                    images.append(decode(index))
-                    kept.append(index)
+                    images.append(
+                        split.image(index) if augmenter is None else train_image(split, augmenter, epoch, draw)
+                    )
+                    kept.append(draw)
                 except ImageDecodeError as error:
                     skipped.append((index, error.reason))
         finally:
             if slot is not None:
                 slot[1] = -1
         batch = torch.from_numpy(np.stack(images) if images else np.empty((0, *split.image_shape), np.uint8))
+        keys = np.array(kept, dtype=np.int64)
         if augmenter is not None:
-            batch = augmenter(batch, epoch, np.array(kept, dtype=np.int64), cropped=True)
+            batch = augmenter(batch, epoch, keys, cropped=True)
         if self.normalise is not None:
             batch = self.normalise(batch)
-        return batch, torch.from_numpy(split.labels[kept]), skipped
+        return batch, torch.from_numpy(split.labels[keys % len(split)]), skipped
 
 
-def train_image(split: FileSplit, augmenter: Augmenter, epoch: int, index: int) -> np.ndarray:
-    """Sample ``index`` for training in ``epoch``. With ``random_resized_crop``, its box is
+def train_image(split: FileSplit, augmenter: Augmenter, epoch: int, draw: int) -> np.ndarray:
+    """The sample of ``draw`` (a key of ``dltool.data.sampling``) for training in ``epoch``. With ``random_resized_crop``, its box is
     drawn on the file's stored size and cut from the file decoded at the smallest JPEG scale
     that still gives the box the output's pixels (libjpeg's draft), then resized to the
     split's size (Pillow's antialiased bilinear, as torchvision's crop on PIL images): the
     crop keeps the photo's detail, and a large photo is never decoded whole. Without it,
     the evaluation transform, as the memory loader's cache holds it."""
+    index = draw % len(split)
     if augmenter.config.random_resized_crop is None:
         return split.image(index)
     channels, height, width = split.image_shape
 
     def needed(stored_h: int, stored_w: int) -> tuple[int, int]:
-        _, _, rows, columns = augmenter.crop_box(epoch, index, stored_h, stored_w)
+        _, _, rows, columns = augmenter.crop_box(epoch, draw, stored_h, stored_w)
         return math.ceil(stored_h * height / rows), math.ceil(stored_w * width / columns)
 
     image, _, (stored_w, stored_h) = read_image(split.path(index), needed, 1.0)  # one header read
-    top, left, rows, columns = augmenter.crop_box(epoch, index, stored_h, stored_w)
+    top, left, rows, columns = augmenter.crop_box(epoch, draw, stored_h, stored_w)
     down_y, down_x = image.shape[1] / stored_h, image.shape[2] / stored_w  # the draft's scale
     y0, x0 = math.floor(top * down_y), math.floor(left * down_x)
     y1 = min(image.shape[1], math.ceil((top + rows) * down_y))
@@ -257,9 +261,10 @@ class StreamLoader:
         shard: tuple[int, int] = (0, 1),
         limit: int | None = None,
         num_classes: int = 0,
+        sampler: str = "random",
         report: Callable[[str], None] | None = None,
     ):
-        self.pool, self.split_no = pool, split_no
+        self.pool, self.split_no, self.sampler = pool, split_no, sampler
         self.split = pool.splits[split_no]
         self.batch_size, self.shuffle, self.seed, self.shard, self.limit = batch_size, shuffle, seed, shard, limit
         self.device = pool.device
@@ -280,7 +285,7 @@ class StreamLoader:
 
     def batches(self, epoch: int = 0, start: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """The batches of ``epoch`` from batch index ``start`` on."""
-        order = epoch_order(len(self.split), self.shuffle, self.seed, epoch, self.shard)
+        order = epoch_order(self.split.labels, self.shuffle, self.seed, epoch, self.shard, self.sampler)
         size = self.batch_size
         keys = [(self.split_no, epoch, order[b * size : (b + 1) * size]) for b in range(start, len(self))]
         decoded = self.pool.decode(keys)

@@ -239,7 +239,12 @@ def _loaders(
         "shard": (world.rank, world.size),
         "limit": config.train.limit_batches,
     }
-    train: dict[str, Any] = {"shuffle": True, "seed": config.train.seed, "num_classes": len(data.classes)}
+    train: dict[str, Any] = {
+        "shuffle": True,
+        "seed": config.train.seed,
+        "num_classes": len(data.classes),
+        "sampler": config.data.sampler,
+    }
     splits = [data.splits[name] for name in ("train", "val", "test")]
     if not isinstance(splits[0], FileSplit):
         arrays = cast(list[Split], splits)
