@@ -156,7 +156,7 @@ def test_prediction_preprocessing_is_the_training_preprocessing(tmp_path: Path) 
     files = sorted(map(str, root.rglob("*.png")))
     rows = [r for r in predict(trained, files, top_k=10, batch_size=7) if isinstance(r, Prediction)]
     data = prepare_data(trained.config.data)
-    everything = np.concatenate([data.splits["train"].images, data.splits["val"].images])  # test is val here
+    everything = np.concatenate([data.splits[name].images for name in ("train", "val", "test")])
     inputs = Normalise(data.mean, data.std, torch.device("cpu"))(torch.from_numpy(everything))
     with torch.no_grad():
         expected = torch.softmax(trained.model(inputs), 1).max(1).values.sort().values.numpy()

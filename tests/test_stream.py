@@ -208,7 +208,7 @@ def test_a_run_stopped_mid_epoch_resumes_from_that_batch_to_the_same_weights(tmp
     run = create_run_dir(tmp_path / "runs", "stopped")
     stopped = train(config(folder, *settings), run, observer=StopAfter(stop, 11), stop=stop)
     assert stopped.status == "interrupted"
-    assert load_checkpoint(run.last_checkpoint)["progress"]["batch"] == 3  # 11 steps: the 8 batches of epoch 1, then 3
+    assert load_checkpoint(run.last_checkpoint)["progress"]["batch"] == 4  # 11 steps: the 7 batches of epoch 1, then 4
     assert resume(run).status == "completed"
     assert (run.path / "model.safetensors").read_bytes() == (reference / "model.safetensors").read_bytes()
 

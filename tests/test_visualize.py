@@ -285,8 +285,8 @@ def test_image_folder_dataset_without_test_split(cli, tmp_path: Path) -> None:
     paths = written(cli("visualize", tmp_path / "pets", "--image-format", "svg", "--out", tmp_path / "out"))
     assert [p.name for p in paths] == ["samples.svg", "balance.svg", "report.html"]
     texts = " ".join(ET.parse(tmp_path / "out" / "balance.svg").getroot().itertext())
-    assert "train" in texts and "val" in texts and "test (" not in texts  # val doubles as test
-    assert "doubles as the test split" in (tmp_path / "out" / "report.html").read_text()
+    assert "train" in texts and "val" in texts and "test (3)" in texts  # held out, one per class
+    assert "doubles as the test split" not in (tmp_path / "out" / "report.html").read_text()
 
 
 @pytest.fixture(scope="module")

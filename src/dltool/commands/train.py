@@ -126,7 +126,8 @@ def _closing_line(result: Any) -> str:
         parts.append(f"best {best['metric']} {best['value']:.4f} at epoch {best['epoch']}")
     if test := summary.get("test"):
         score = f"accuracy {test['accuracy']:.4f}" if "accuracy" in test else f"loss {test['loss']:.4f}"
-        parts.append(f"test {score} (n={test['n']})")
+        split = "test (= val: no held-out test split)" if summary.get("test_is_val") else "test"
+        parts.append(f"{split} {score} (n={test['n']})")
     if status == "interrupted":
         parts.append(f"continue with: dltool train --resume {result.run_dir}")
     return "; ".join(parts)

@@ -171,10 +171,17 @@ class DataConfig(Section):
     image_size: int | None = Field(None, ge=1, le=MAX_IMAGE_SIZE, description="resize images to this square size")
     channels: Literal[1, 3] | None = Field(None, description="1 (grey) or 3 (RGB); null: the dataset's own")
     val_fraction: float = Field(0.1, gt=0, lt=1, description="share of train drawn as val")
-    test_fraction: float = Field(
-        0.0, ge=0, lt=1, description="share of a segmentation folder's one images/+masks/ pool held out as test"
+    test_fraction: float | None = Field(
+        None,
+        ge=0,
+        lt=1,
+        description="share of train held out as test when the dataset has no test split (stratified, drawn "
+        "before val; a segmentation folder's one images/+masks/ pool: at random); 0: val doubles as test; "
+        "null: 0.1 for a new run, 0 for a run recorded without it",
     )
-    split_seed: int = Field(0, ge=0, le=MAX_SEED, description="seed of the drawn val split (and of train_per_class)")
+    split_seed: int = Field(
+        0, ge=0, le=MAX_SEED, description="seed of the drawn test and val splits (and of train_per_class)"
+    )
     classes: list[str] | None = Field(None, min_length=1, description="keep only these classes (null: all)")
     train_per_class: int | None = Field(
         None, ge=1, description="keep this many training images per class (few-shot); val and test stay whole"

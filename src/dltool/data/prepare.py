@@ -20,7 +20,7 @@ from dltool.data.folders import index_folder, load_folder
 from dltool.data.images import fit_images, to_channels
 from dltool.data.mask_decode import load_masks
 from dltool.data.masks import index_masks, is_mask_folder
-from dltool.data.splits import stratified_split
+from dltool.data.splits import draw_missing_splits
 from dltool.data.subsets import per_class, select_classes
 from dltool.errors import ConfigError, DatasetError, UnknownNameError
 
@@ -79,9 +79,9 @@ class PreparedData:
 def prepare_data(
     config: DataConfig, arrays: ImageArrays | None = None, progress: Counting | None = None
 ) -> PreparedData:
-    """Load ``config.name`` (or take ``arrays``), draw a stratified val split if it has none,
-    resize, convert channels, measure mean/std on train. Without a test split, the val split
-    doubles as the test split. Splits drawn from others index their arrays (no copy). An
+    """Load ``config.name`` (or take ``arrays``), draw the test and val splits it lacks
+    (``draw_missing_splits``), resize, convert channels, measure mean/std on train. Without a test
+    split and with no ``test_fraction``, the val split doubles as the test split. Splits drawn from others index their arrays (no copy). An
     image folder is held in memory or kept as file lists for the stream loader, as
     ``data.loader`` decides (``dltool.data.budget``). ``progress(done, total)`` follows the
     mean/std pass over the training images."""
@@ -97,12 +97,7 @@ def prepare_data(
     if "train" not in splits:
         raise DatasetError(f"{config.name}: has no train split to train on (found: {', '.join(splits)})")
     _refuse_empty(config.name, splits)
-    if "val" not in splits:
-        splits["train"], splits["val"] = stratified_split(splits["train"], config.val_fraction, config.split_seed)
-        if not len(splits["val"]):
-            raise DatasetError(
-                f"{config.name}: its train split has too few images ({len(splits['train'])}) to draw a val split from"
-            )
+    draw_missing_splits(splits, config, notes)
     if config.train_per_class is not None:  # after the val draw: val and test stay whole
         splits["train"] = per_class(splits["train"], config.train_per_class, config.split_seed)
         notes.append(f"data.train_per_class {config.train_per_class}: {len(splits['train'])} training images kept")
@@ -110,7 +105,10 @@ def prepare_data(
     test_is_val = "test" not in splits
     if test_is_val:
         splits["test"] = splits["val"]
-        notes.append(f"{config.name} has no test split: the val split doubles as the test split")
+        notes.append(
+            f"{config.name} has no test split and data.test_fraction is 0: the val split doubles as the test "
+            "split (test_is_val), so the test figure is optimistic — val chose the kept epoch"
+        )
     if config.mean is not None and config.std is not None:
         mean, std = config.mean, config.std
     else:
@@ -202,7 +200,7 @@ def load_arrays(config: DataConfig, progress: Counting | None = None) -> ImageAr
         fit = {"image_size": config.image_size, "channels": config.channels} if entry.params.sized else {}
         return entry.load()(root=config.root, **fit)
     if is_mask_folder(folder):
-        index = index_masks(folder, config.val_fraction, config.test_fraction, config.split_seed)
+        index = index_masks(folder, config.val_fraction, config.test_fraction or 0.0, config.split_seed)
         size, channels = config.image_size, config.channels
         return load_masks(index, cache_root=config.root, image_size=size, channels=channels, progress=progress)
     return load_folder(
@@ -298,4 +296,11 @@ def with_crop_pct(config: DataConfig) -> DataConfig:
     return config.model_copy(update={"crop_pct": FOLDER_CROP_PCT if folder else 1.0})
 
 
-__all__ = ["DatasetParams", "PreparedData", "channel_stats", "load_arrays", "prepare_data", "with_crop_pct"]
+__all__ = [
+    "DatasetParams",
+    "PreparedData",
+    "channel_stats",
+    "load_arrays",
+    "prepare_data",
+    "with_crop_pct",
+]

@@ -8,7 +8,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from dltool.config.schema import DataConfig
 from dltool.data.arrays import AnySplit
+from dltool.errors import DatasetError
+
+# Share of train held out as the test split of a dataset without one (data.test_fraction).
+DEFAULT_TEST_FRACTION = 0.1
 
 
 def stratified_indices(labels: np.ndarray, fraction: float, seed: int) -> np.ndarray:
@@ -32,3 +37,35 @@ def stratified_split(split: AnySplit, fraction: float, seed: int) -> tuple[AnySp
     held_out = stratified_indices(split.labels, fraction, seed)
     rest = np.setdiff1d(np.arange(len(split)), held_out, assume_unique=True)
     return split.take(rest), split.take(held_out)
+
+
+def draw_missing_splits(splits: dict[str, AnySplit], config: DataConfig, notes: list[str]) -> None:
+    """Draw from train, stratified and seeded by ``data.split_seed``, the splits the dataset
+    lacks: the test split first (``data.test_fraction``), so that neither training nor the
+    val split's choices ever see it, then the val split."""
+    if "test" not in splits and config.test_fraction:
+        splits["train"], splits["test"] = _held_out(splits["train"], config, config.test_fraction, "test")
+        notes.append(
+            f"{config.name} has no test split: {len(splits['test']):,} images (data.test_fraction "
+            f"{config.test_fraction:g}, stratified) held out as the test split; nothing trains or validates on them"
+        )
+    if "val" not in splits:
+        splits["train"], splits["val"] = _held_out(splits["train"], config, config.val_fraction, "val")
+
+
+def _held_out(train: AnySplit, config: DataConfig, fraction: float, name: str) -> tuple[AnySplit, AnySplit]:
+    rest, held_out = stratified_split(train, fraction, config.split_seed)
+    if not len(held_out):
+        raise DatasetError(
+            f"{config.name}: its train split has too few images ({len(train)}) to draw a {name} split from"
+        )
+    return rest, held_out
+
+
+def with_test_fraction(config: DataConfig) -> DataConfig:
+    """``config`` with ``test_fraction`` resolved for a new run: unset, it is
+    ``DEFAULT_TEST_FRACTION``. Left unset it reads as 0 — the val split doubling as the test
+    split — which is how a run recorded before ``test_fraction`` existed was split."""
+    if config.test_fraction is not None:
+        return config
+    return config.model_copy(update={"test_fraction": DEFAULT_TEST_FRACTION})

@@ -160,6 +160,7 @@ def _execute(
             "amp": precision.name,
             "world_size": world.size,
             "threads": torch.get_num_threads(),
+            "test_is_val": parts.data.test_is_val,
         }
         _announce(observer, run, parts, progress, base, notes, fresh=checkpoint is None)
         progress.setup_time_s += time.perf_counter() - started

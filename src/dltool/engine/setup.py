@@ -22,6 +22,7 @@ from dltool.data.loader import BatchLoader
 from dltool.data.normalise import Normalise
 from dltool.data.prepare import PreparedData, prepare_data, with_crop_pct
 from dltool.data.sources import require_downloaded
+from dltool.data.splits import with_test_fraction
 from dltool.data.stream import DecodePool, StreamLoader, resolve_workers
 from dltool.engine.device import Precision, on_cuda_when_auto, resolve_device
 from dltool.engine.distributed import World
@@ -80,7 +81,7 @@ def build_components(
     """Everything for ``config``; ``data`` (already prepared) skips loading ``config.data``.
     A ``fresh`` run reads its weights source (``model.init_from``) here; a resumed one does not.
     ``report`` receives what the stream loader meets while training (unreadable files)."""
-    config = _with_crop_pct(absolute_paths(config))
+    config = _resolved_data(absolute_paths(config), fresh)
     data = data or prepare_data(config.data)
     config = config.model_copy(update={"data": config.data.model_copy(update={"mean": data.mean, "std": data.std})})
     train_cfg = config.train
@@ -178,9 +179,11 @@ def check_runnable(config: Config) -> None:
         require_tensorboard()
 
 
-def _with_crop_pct(config: Config) -> Config:
-    # The evaluation crop is fixed before any decoding (an image folder's cache is made with it).
-    return config.model_copy(update={"data": with_crop_pct(config.data)})
+def _resolved_data(config: Config, fresh: bool) -> Config:
+    # The evaluation crop is fixed before any decoding (an image folder's cache is made with it);
+    # a new run's test split is held out, a resumed run keeps the splits it was recorded with.
+    data = with_crop_pct(config.data)
+    return config.model_copy(update={"data": with_test_fraction(data) if fresh else data})
 
 
 def absolute_paths(config: Config) -> Config:

@@ -105,7 +105,7 @@ def evaluate_split(
     update: dict[str, Any] = {k: v for k, v in {"name": data, "root": root}.items() if v is not None}
     if data is not None:  # other data is shaped like the model's input, as predict does
         channels, height, width = trained.in_shape
-        update |= {"channels": channels} | ({"image_size": height} if height == width else {})
+        update |= {"channels": channels, "test_fraction": 0} | ({"image_size": height} if height == width else {})
     data_config = trained.config.data.model_copy(update=update)
     prepared = prepare_data(data_config)
     if split not in prepared.splits:

@@ -59,7 +59,8 @@ class EpochRecord:
 @dataclass(frozen=True)
 class Summary:
     """``summary.json``: how a run ended, its kept epoch (``best``: epoch, metric, value), its
-    last epoch's record (``final``), the test score of the kept weights, how long it trained
+    last epoch's record (``final``), the test score of the kept weights (``test_is_val``: scored
+    on the val split, the dataset having no test split of its own), how long it trained
     (``wall_time_s``) and set up (``setup_time_s``: data loaded, decoded, cached and measured,
     model built; absent in runs of 0.1.0) and where it ran."""
 
@@ -76,6 +77,7 @@ class Summary:
     amp: str | None = None
     world_size: int | None = None
     threads: int | None = None
+    test_is_val: bool | None = None  # the val split was scored as the test split (absent in older runs)
     dltool_version: str | None = None
     torch_version: str | None = None
     unknown: dict[str, Any] = field(default_factory=dict)  # keys of other releases, kept as read
@@ -86,8 +88,9 @@ class Summary:
             del document["test"]
         if self.error is None:
             del document["error"]
-        if self.setup_time_s is None:  # a run of 0.1.0, rewritten as it was
-            del document["setup_time_s"]
+        for key in ("setup_time_s", "test_is_val"):
+            if document[key] is None:  # a run of an older release, rewritten as it was
+                del document[key]
         return document | self.unknown
 
     @classmethod

@@ -35,8 +35,9 @@ def visualize_dataset(
     and ``report.html`` into ``out`` (default ``plots/<dataset name>`` in the working directory)."""
     from dltool.config.schema import DataConfig
     from dltool.data.prepare import prepare_data
+    from dltool.data.splits import with_test_fraction
 
-    data = prepare_data(DataConfig(name=name, root=root))
+    data = prepare_data(with_test_fraction(DataConfig(name=name, root=root)))
     splits = [s for s in SPLIT_ORDER if s in data.splits and not (s == "test" and data.test_is_val)]
     if split not in data.splits:
         raise UsageError(f"--split {split}: {name} has splits {', '.join(splits)}")

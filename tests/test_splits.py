@@ -1,0 +1,116 @@
+"""Honest splits: a dataset without a test split gets a held-out, stratified test split
+(data.test_fraction) that no training batch and no val batch ever holds."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from PIL import Image
+
+from dltool.config import load_config
+from dltool.data.prepare import prepare_data
+from dltool.data.splits import DEFAULT_TEST_FRACTION, with_test_fraction
+from dltool.engine.device import resolve_precision
+from dltool.engine.distributed import World
+from dltool.engine.setup import build_components
+
+CLASSES, PER_CLASS = 3, 20
+
+
+def numbered_folder(root: Path, per_class: int = PER_CLASS) -> Path:
+    """Class folders of 6×6 images whose top-left red pixel is the image's number (0..59)."""
+    rng = np.random.default_rng(0)
+    for c in range(CLASSES):
+        for i in range(per_class):
+            pixels = rng.integers(0, 256, (6, 6, 3)).astype(np.uint8)
+            pixels[0, 0, 0] = c * per_class + i
+            path = root / f"class{c}" / f"{i:02d}.png"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(pixels).save(path)
+    return root
+
+
+def numbers_seen(loader, mean: list[float], std: list[float], epochs: int = 1) -> list[int]:
+    """The image numbers of every batch ``loader`` yields over ``epochs``, read back through the
+    normalisation."""
+    seen = []
+    for epoch in range(epochs):
+        for images, _ in loader.batches(epoch):
+            red = images[:, 0, 0, 0].double() * std[0] + mean[0]
+            seen += torch.round(red * 255).long().tolist()
+    return seen
+
+
+@pytest.mark.parametrize("loader", ["memory", "stream"])
+def test_no_test_image_is_trained_or_validated_on(tmp_path: Path, loader: str) -> None:
+    folder = numbered_folder(tmp_path / "numbered")
+    overrides = [f"data.name={folder}", f"data.loader={loader}", "data.workers=0", "train.batch_size=4"]
+    config = load_config("digits-mlp", [*overrides, "train.device=cpu"])
+    device = torch.device("cpu")
+    parts = build_components(config, device, resolve_precision("off", device), World())
+    assert parts.config.data.test_fraction == DEFAULT_TEST_FRACTION and not parts.data.test_is_val
+    mean, std = parts.data.mean, parts.data.std
+    trained = numbers_seen(parts.train_batches, mean, std, epochs=3)
+    validated = numbers_seen(parts.val_batches, mean, std)
+    tested = numbers_seen(parts.test_batches, mean, std)
+    parts.close()
+    assert len(tested) == len(set(tested)) == CLASSES * round(DEFAULT_TEST_FRACTION * PER_CLASS)
+    assert [sum(n // PER_CLASS == c for n in tested) for c in range(CLASSES)] == [2, 2, 2]  # stratified
+    assert not set(tested) & (set(trained) | set(validated))
+    assert set(tested) | set(validated) | set(trained) == set(range(CLASSES * PER_CLASS))
+
+
+def test_train_reports_a_held_out_test_figure_and_eval_scores_the_same_images(cli, tmp_path: Path) -> None:
+    folder = numbered_folder(tmp_path / "numbered")
+    result = cli("train", "digits-mlp", "--dataset", folder, "--epochs", "2")
+    run = Path(result.stdout.strip())
+    assert "6 images (data.test_fraction 0.1, stratified) held out as the test split" in result.stderr
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["test_is_val"] is False and summary["test"]["n"] == 6
+    assert yaml.safe_load((run / "config.yaml").read_text())["data"]["test_fraction"] == DEFAULT_TEST_FRACTION
+    evaluated = json.loads(cli("eval", run, "--json").stdout)
+    assert evaluated["n"] == 6 and evaluated["accuracy"] == pytest.approx(summary["test"]["accuracy"])
+
+
+def test_test_fraction_0_keeps_val_as_test_and_says_so(cli, tmp_path: Path) -> None:
+    folder = numbered_folder(tmp_path / "numbered")
+    result = cli("train", "digits-mlp", "--dataset", folder, "--epochs", "1", "--set", "data.test_fraction=0")
+    summary = json.loads((Path(result.stdout.strip()) / "summary.json").read_text())
+    assert summary["test_is_val"] is True and summary["test"]["n"] == 6  # the val split's 10%
+    assert "val split doubles as the test split (test_is_val)" in result.stderr
+    assert "test (= val: no held-out test split) accuracy" in result.stderr
+
+
+def test_a_run_recorded_without_test_fraction_keeps_its_splits(tmp_path: Path) -> None:
+    folder = numbered_folder(tmp_path / "numbered")
+    recorded = load_config("digits-mlp", [f"data.name={folder}", "train.device=cpu"])
+    assert recorded.data.test_fraction is None  # as in a config.yaml written before it existed
+    assert prepare_data(recorded.data).test_is_val
+    device = torch.device("cpu")
+    resumed = build_components(recorded, device, resolve_precision("off", device), World(), fresh=False)
+    assert resumed.config.data.test_fraction is None and resumed.data.test_is_val
+    assert with_test_fraction(recorded.data).test_fraction == DEFAULT_TEST_FRACTION
+
+
+def test_a_given_val_split_stays_whole_and_test_comes_from_train(tmp_path: Path) -> None:
+    numbered_folder(tmp_path / "split" / "train")
+    numbered_folder(tmp_path / "split" / "val", per_class=3)
+    data = prepare_data(with_test_fraction(load_config("digits-mlp", [f"data.name={tmp_path / 'split'}"]).data))
+    assert {name: len(split) for name, split in data.splits.items()} == {"train": 54, "val": 9, "test": 6}
+
+
+def test_a_registered_test_split_is_kept(tmp_path: Path) -> None:
+    digits = prepare_data(with_test_fraction(load_config("digits-mlp", []).data))
+    assert len(digits.splits["test"]) == 359 and not digits.test_is_val  # the fixed 20%, not a draw
+    assert len(digits.splits["train"]) + len(digits.splits["val"]) == 1797 - 359
+
+
+@pytest.mark.parametrize("value", ["1", "-0.1", "true"])
+def test_a_bad_test_fraction_is_a_usage_error_naming_the_field(cli, value: str) -> None:
+    result = cli("train", "digits-mlp", "--set", f"data.test_fraction={value}", code=2)
+    assert "data.test_fraction" in result.stderr
