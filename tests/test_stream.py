@@ -24,6 +24,7 @@ from dltool.config import load_config
 from dltool.config.schema import AugmentConfig
 from dltool.data.augment import Augmenter
 from dltool.data.files import FileSplit
+from dltool.data.images import read_image, read_resized_crop
 from dltool.data.prepare import prepare_data
 from dltool.data.stream import train_image
 from dltool.engine import resume, train
@@ -242,6 +243,7 @@ SHARD_SCRIPT = """
 import json, sys
 import numpy as np, torch, torch.distributed as dist
 from dltool.data.files import FileSplit
+from dltool.data.images import read_image, read_resized_crop
 from dltool.data.stream import DecodePool, StreamLoader
 folder, out = sys.argv[1], sys.argv[2]
 dist.init_process_group("gloo")
@@ -313,3 +315,38 @@ def test_a_crashed_worker_exits_1_naming_the_file_and_keeps_the_checkpoint(tmp_p
     assert "data.workers" in line and str(folder / "class2" / "poison.png") in line
     assert load_checkpoint(run / "checkpoints" / "last.pt")["progress"]["epoch"] >= 1
     assert json.loads((run / "summary.json").read_text())["status"] == "failed"
+
+
+def special_images(folder: Path) -> list[Path]:
+    """One file of each mode the decoder converts on its own (see dltool.data.images)."""
+    rng = np.random.default_rng(1)
+    folder.mkdir(parents=True, exist_ok=True)
+    colour = rng.integers(0, 256, (12, 16, 3), dtype=np.uint8)
+    alpha = rng.integers(0, 256, (12, 16, 1), dtype=np.uint8)
+    pictures = {
+        "rgba.png": Image.fromarray(np.concatenate([colour, alpha], axis=2), "RGBA"),
+        "grey16.png": Image.fromarray(rng.integers(0, 65536, (12, 16), dtype=np.uint16)),
+        "palette.png": Image.fromarray(colour).convert("P", palette=Image.Palette.ADAPTIVE),
+        "cmyk.jpg": Image.fromarray(colour).convert("CMYK"),
+        "grey.jpg": Image.fromarray(colour).convert("L"),
+    }
+    paths = []
+    for name, picture in pictures.items():
+        picture.save(folder / name)
+        paths.append(folder / name)
+    return paths
+
+
+@pytest.mark.parametrize("box", [(0, 0, 12, 16), (2, 3, 7, 9)])
+def test_a_training_crop_is_the_natural_image_cut_and_resized(tmp_path: Path, box: tuple[int, int, int, int]) -> None:
+    # The Pillow-only path and the array path (16-bit, alpha) crop what read_image decodes;
+    # the output is too large for a reduced-scale JPEG decode (a draft would change pixels).
+    top, left, rows, columns = box
+    for path in special_images(tmp_path):
+        natural, _, _ = read_image(path)
+        picture = Image.fromarray(natural[0] if len(natural) == 1 else natural.transpose(1, 2, 0))
+        where = (left, top, left + columns, top + rows)
+        expected = np.asarray(picture.resize((10, 7), Image.Resampling.BILINEAR, box=where))
+        crop = read_resized_crop(path, lambda height, width: box, (7, 10))
+        assert crop.shape == (len(natural), 7, 10), path.name
+        assert np.array_equal(crop, expected[None] if expected.ndim == 2 else expected.transpose(2, 0, 1)), path.name

@@ -28,7 +28,8 @@ from __future__ import annotations
 import math
 import threading
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -46,6 +47,8 @@ from dltool.errors import DatasetError
 GREY_MODES = frozenset({"1", "L", "LA", "La", "I", "I;16", "I;16L", "I;16B", "I;16N", "F"})
 Size = int | tuple[int, int]
 SizeFor = Callable[[int, int], Size]  # the size needed, from the stored (height, width)
+# A box (top, left, rows, columns) in the stored image, from its stored (height, width).
+BoxFor = Callable[[int, int], tuple[int, int, int, int]]
 # Bumped whenever decoding changes the pixels it produces (caches keyed on it are rebuilt).
 DECODER = "3: jpeg draft to the pre-crop size"
 
@@ -123,21 +126,53 @@ def read_image(
     low-pass before the final resize. ``size`` may be a function of the stored (height, width)
     when the size needed depends on it (a random crop's box): the header is read once.
     """
+    with _decoding(path) as image:
+        mode = image.mode
+        stored = _oriented(image, size, crop_pct)
+        return _natural(image), mode, stored
+
+
+def read_resized_crop(path: str | Path, box_for: BoxFor, size: tuple[int, int]) -> np.ndarray:
+    """The box ``box_for(stored_height, stored_width)`` = (top, left, rows, columns) of the
+    image at ``path`` (after its EXIF orientation), resized to ``size`` (height, width) with
+    Pillow's antialiased bilinear filter, in its natural form as ``read_image`` gives it.
+
+    The file is decoded at the smallest JPEG scale that still gives the box ``size``'s pixels
+    (libjpeg's draft) and, in the common modes, cut and resized by Pillow without a round
+    trip through arrays (benches/stream_pipeline.py: about 1.3× the per-image rate on
+    256-px photos). Raises ``ImageDecodeError``."""
+    height, width = size
+    box: tuple[int, int, int, int] | None = None
+
+    def needed(stored_h: int, stored_w: int) -> tuple[int, int]:
+        nonlocal box
+        box = box_for(stored_h, stored_w)
+        _, _, rows, columns = box
+        return math.ceil(stored_h * height / rows), math.ceil(stored_w * width / columns)
+
+    with _decoding(path) as image:
+        stored_w, stored_h = _oriented(image, needed, 1.0)
+        assert box is not None  # drawn by `needed` from the stored size
+        top, left, rows, columns = box
+        scale_x, scale_y = image.width / stored_w, image.height / stored_h  # the draft's scale
+        where = (left * scale_x, top * scale_y, (left + columns) * scale_x, (top + rows) * scale_y)
+        picture = _plain(image)
+        if picture is None:  # 16-bit, float or alpha: through the array form first
+            picture = Image.fromarray(_hwc(_natural(image)))
+        pixels = np.asarray(picture.resize((width, height), Image.Resampling.BILINEAR, box=where))
+        return _chw(pixels)
+
+
+@contextmanager
+def _decoding(path: str | Path) -> Iterator[Image.Image]:
+    """The image at ``path``, opened; any failure while it is read is an ``ImageDecodeError``."""
     try:
         file = open_regular(path)
     except OSError as error:  # missing, a FIFO or a device, a symlink loop, no permission
         raise ImageDecodeError(path, f"cannot read ({error.strerror or error})") from None
     try:
         with file, _open(file, path) as image:
-            mode = image.mode
-            transposed = image.getexif().get(ExifTags.Base.Orientation) in _TRANSPOSING
-            stored = image.size[::-1] if transposed else image.size
-            if callable(size):
-                size = size(stored[1], stored[0])
-            if size is not None and image.format == "JPEG":
-                _draft(image, size, crop_pct, transposed)
-            ImageOps.exif_transpose(image, in_place=True)
-            return _natural(image), mode, stored
+            yield image
     except ImageDecodeError:
         raise
     except UnidentifiedImageError:
@@ -151,6 +186,19 @@ def read_image(
     except (SyntaxError, ValueError, EOFError, IndexError, KeyError, TypeError, ZeroDivisionError) as error:
         # Pillow's plugins report some malformed files with these.
         raise ImageDecodeError(path, f"corrupt ({type(error).__name__}: {error})") from None
+
+
+def _oriented(image: Image.Image, size: Size | SizeFor | None, crop_pct: float | None) -> tuple[int, int]:
+    """Set up the draft for ``size`` (see ``read_image``), apply the EXIF orientation in
+    place; the stored (width, height) after the orientation."""
+    transposed = image.getexif().get(ExifTags.Base.Orientation) in _TRANSPOSING
+    stored = image.size[::-1] if transposed else image.size
+    if callable(size):
+        size = size(stored[1], stored[0])
+    if size is not None and image.format == "JPEG":
+        _draft(image, size, crop_pct, transposed)
+    ImageOps.exif_transpose(image, in_place=True)
+    return stored
 
 
 @dataclass(frozen=True)
@@ -215,26 +263,32 @@ def _bomb_reason(error: Exception) -> str:
     return str(error).split(", could be")[0]
 
 
-def _natural(image: Image.Image) -> np.ndarray:
-    """Grey (1, H, W) or RGB (3, H, W) uint8, alpha composited on black."""
+def _plain(image: Image.Image) -> Image.Image | None:
+    """``image`` as grey (L) or RGB when Pillow's own conversion gives its natural form;
+    None for the modes that need more (16-bit and float grey, alpha to composite)."""
     mode = image.mode
+    if mode in {"L", "RGB"}:
+        return image
     if mode == "P":
         if "transparency" in image.info:
-            image, mode = image.convert("RGBA"), "RGBA"
-        elif _grey_palette(image):
-            image, mode = image.convert("L"), "L"
-        else:
-            image, mode = image.convert("RGB"), "RGB"
-    elif mode == "PA":
-        image, mode = image.convert("RGBA"), "RGBA"
-    elif mode == "La":
-        image, mode = image.convert("LA"), "LA"
-    elif mode == "RGBa":
-        image, mode = image.convert("RGBA"), "RGBA"
-    elif mode == "1":
-        image, mode = image.convert("L"), "L"
-    elif mode not in GREY_MODES and mode not in {"RGB", "RGBA"}:
-        image, mode = image.convert("RGB"), "RGB"  # CMYK, YCbCr, RGBX, HSV; LAB raises ValueError
+            return None
+        return image.convert("L" if _grey_palette(image) else "RGB")
+    if mode == "1":
+        return image.convert("L")
+    if mode in GREY_MODES or mode in {"RGBA", "PA", "LA", "La", "RGBa"}:
+        return None
+    return image.convert("RGB")  # CMYK, YCbCr, RGBX, HSV; LAB raises ValueError
+
+
+def _natural(image: Image.Image) -> np.ndarray:
+    """Grey (1, H, W) or RGB (3, H, W) uint8, alpha composited on black."""
+    plain = _plain(image)
+    if plain is not None:
+        return _chw(np.asarray(plain))
+    mode = image.mode
+    converted = {"P": "RGBA", "PA": "RGBA", "La": "LA", "RGBa": "RGBA"}.get(mode)
+    if converted is not None:
+        image, mode = image.convert(converted), converted
     pixels = np.asarray(image)
     if mode in {"I", "I;16", "I;16L", "I;16B", "I;16N"}:
         wide = np.clip(pixels.astype(np.int64), 0, 65535)
@@ -243,9 +297,19 @@ def _natural(image: Image.Image) -> np.ndarray:
         pixels = np.clip(np.rint(pixels), 0, 255).astype(np.uint8)
     if mode in {"LA", "RGBA"}:
         pixels = _on_black(pixels)
+    return _chw(pixels)
+
+
+def _chw(pixels: np.ndarray) -> np.ndarray:
+    """(H, W) or (H, W, C) pixels → a writable uint8 (C, H, W) copy."""
     if pixels.ndim == 2:
         pixels = pixels[:, :, None]
-    return np.array(pixels.transpose(2, 0, 1), dtype=np.uint8, order="C")  # a writable copy
+    return np.array(pixels.transpose(2, 0, 1), dtype=np.uint8, order="C")
+
+
+def _hwc(image: np.ndarray) -> np.ndarray:
+    """(C, H, W) → what ``Image.fromarray`` takes: (H, W) grey or (H, W, 3) colour."""
+    return image[0] if len(image) == 1 else np.ascontiguousarray(image.transpose(1, 2, 0))
 
 
 def _grey_palette(image: Image.Image) -> bool:

@@ -19,7 +19,6 @@ naming the file it was decoding.
 
 from __future__ import annotations
 
-import math
 import os
 import re
 import signal
@@ -29,13 +28,12 @@ from functools import partial
 
 import numpy as np
 import torch
-from PIL import Image
 from torch.utils.data import DataLoader, Dataset, get_worker_info
 
 from dltool._memory import return_large_blocks
 from dltool.data.augment import Augmenter, to_device
 from dltool.data.files import FileSplit
-from dltool.data.images import ImageDecodeError, read_image, to_channels
+from dltool.data.images import ImageDecodeError, read_resized_crop, to_channels
 from dltool.data.loader import batch_count, epoch_order, shard_size
 from dltool.data.normalise import Normalise
 from dltool.errors import DatasetError
@@ -102,32 +100,19 @@ class BatchDecoder(Dataset[Decoded]):
 
 
 def train_image(split: FileSplit, augmenter: Augmenter, epoch: int, draw: int) -> np.ndarray:
-    """The sample of ``draw`` (a key of ``dltool.data.sampling``) for training in ``epoch``. With ``random_resized_crop``, its box is
-    drawn on the file's stored size and cut from the file decoded at the smallest JPEG scale
-    that still gives the box the output's pixels (libjpeg's draft), then resized to the
-    split's size (Pillow's antialiased bilinear, as torchvision's crop on PIL images): the
-    crop keeps the photo's detail, and a large photo is never decoded whole. Without it,
-    the evaluation transform, as the memory loader's cache holds it."""
+    """The sample of ``draw`` (a key of ``dltool.data.sampling``) for training in ``epoch``.
+    With ``random_resized_crop``, its box is drawn on the file's stored size and cut from the
+    file decoded at the smallest JPEG scale that still gives the box the output's pixels,
+    then resized to the split's size (Pillow's antialiased bilinear, as torchvision's crop on
+    PIL images; ``read_resized_crop``): the crop keeps the photo's detail, and a large photo
+    is never decoded whole. Without it, the evaluation transform, as the memory loader's
+    cache holds it."""
     index = draw % len(split)
     if augmenter.config.random_resized_crop is None:
         return split.image(index)
     channels, height, width = split.image_shape
-
-    def needed(stored_h: int, stored_w: int) -> tuple[int, int]:
-        _, _, rows, columns = augmenter.crop_box(epoch, draw, stored_h, stored_w)
-        return math.ceil(stored_h * height / rows), math.ceil(stored_w * width / columns)
-
-    image, _, (stored_w, stored_h) = read_image(split.path(index), needed, 1.0)  # one header read
-    top, left, rows, columns = augmenter.crop_box(epoch, draw, stored_h, stored_w)
-    down_y, down_x = image.shape[1] / stored_h, image.shape[2] / stored_w  # the draft's scale
-    y0, x0 = math.floor(top * down_y), math.floor(left * down_x)
-    y1 = min(image.shape[1], math.ceil((top + rows) * down_y))
-    x1 = min(image.shape[2], math.ceil((left + columns) * down_x))
-    part = image[:, y0:y1, x0:x1]  # whole pixels around the box: only they are rearranged for Pillow
-    box = (left * down_x - x0, top * down_y - y0, (left + columns) * down_x - x0, (top + rows) * down_y - y0)
-    picture = Image.fromarray(part[0] if len(part) == 1 else np.ascontiguousarray(part.transpose(1, 2, 0)))
-    pixels = np.asarray(picture.resize((width, height), Image.Resampling.BILINEAR, box=box))
-    return to_channels(pixels[None] if pixels.ndim == 2 else np.ascontiguousarray(pixels.transpose(2, 0, 1)), channels)
+    box_for = partial(augmenter.crop_box, epoch, draw)
+    return to_channels(read_resized_crop(split.path(index), box_for, (height, width)), channels)
 
 
 def _init_worker(slots: torch.Tensor, worker: int) -> None:
