@@ -158,7 +158,8 @@ def read_resized_crop(path: str | Path, box_for: BoxFor, size: tuple[int, int]) 
         where = (left * scale_x, top * scale_y, (left + columns) * scale_x, (top + rows) * scale_y)
         picture = _plain(image)
         if picture is None:  # 16-bit, float or alpha: through the array form first
-            picture = Image.fromarray(_hwc(_natural(image)))
+            natural = _natural(image)
+            picture = Image.fromarray(natural[0] if len(natural) == 1 else natural.transpose(1, 2, 0).copy())
         pixels = np.asarray(picture.resize((width, height), Image.Resampling.BILINEAR, box=where))
         return _chw(pixels)
 
@@ -305,11 +306,6 @@ def _chw(pixels: np.ndarray) -> np.ndarray:
     if pixels.ndim == 2:
         pixels = pixels[:, :, None]
     return np.array(pixels.transpose(2, 0, 1), dtype=np.uint8, order="C")
-
-
-def _hwc(image: np.ndarray) -> np.ndarray:
-    """(C, H, W) → what ``Image.fromarray`` takes: (H, W) grey or (H, W, 3) colour."""
-    return image[0] if len(image) == 1 else np.ascontiguousarray(image.transpose(1, 2, 0))
 
 
 def _grey_palette(image: Image.Image) -> bool:
