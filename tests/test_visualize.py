@@ -337,6 +337,28 @@ def test_augmentations_grid_of_a_recipe_and_in_the_run_report(cli, run: Path, tm
     assert "one run dir or recipe" in cli("visualize", run, recipe, "--augmentations", code=2).stderr
 
 
+def test_a_streamed_runs_augmentations_are_cut_from_the_files(tmp_path: Path) -> None:
+    # Wide photos, a crop of the whole image: the stream loader squeezes each whole file into
+    # the square, where the memory loader's images hold only the centre crop (crop_pct).
+    rng = np.random.default_rng(0)
+    for label in ("a", "b"):
+        for i in range(3):
+            path = tmp_path / "photos" / label / f"{i}.png"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(rng.integers(0, 256, (20, 40, 3), dtype=np.uint8)).save(path)
+    whole = ["data.augment.random_resized_crop={scale: [1, 1], ratio: [2, 2]}", "data.image_size=16"]
+    config = load_config("digits-mlp", [f"data.name={tmp_path / 'photos'}", "data.loader=stream", *whole])
+    draws = augmentations.draw_rows(config, 2, 1)
+    files = sorted((tmp_path / "photos").rglob("*.png"))
+    squeezed = {
+        path.name + path.parent.name: np.asarray(Image.open(path).resize((16, 16), Image.Resampling.BILINEAR))
+        for path in files
+    }
+    for image in draws.rows[0]:
+        assert any(np.array_equal(image.transpose(1, 2, 0), expected) for expected in squeezed.values())
+    assert not any(np.array_equal(stored, row) for stored, row in zip(draws.stored, draws.rows[0], strict=True))
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [

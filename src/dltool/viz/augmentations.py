@@ -60,7 +60,7 @@ class Draws:
 
 def draw_rows(config: Any, count: int, draws: int) -> Draws:
     """``count`` training images spread over the split, under epochs 0..draws-1 of
-    ``config``'s augmentation (the memory loader's path)."""
+    ``config``'s augmentation, through the loader the run uses (``data.loader``)."""
     import torch
 
     from dltool.data.augment import Augmenter
@@ -73,12 +73,28 @@ def draw_rows(config: Any, count: int, draws: int) -> Draws:
     augmenter = Augmenter(config.data.augment, config.train.seed)
     rows, targets = [], []
     for epoch in range(draws):
-        out = augmenter(images, epoch, indices).float()
+        out = _training_images(train, images, augmenter, epoch, indices).float()
         # Mixing commutes with the normalisation (weights sum to 1): mixed pixels are shown as they are.
         out, target = augmenter.mix(out, labels, epoch, 0, len(data.classes))
         rows.append(out.round().clamp(0, 255).to(torch.uint8).numpy())
         targets.append(target.numpy())
     return Draws(train.take(indices).images, train.labels[indices], data.classes, rows, targets)
+
+
+def _training_images(train: Any, stored: Any, augmenter: Any, epoch: int, indices: np.ndarray) -> Any:
+    """uint8 images of ``epoch`` as the run's loader makes them: the stream loader cuts each
+    random crop from its file (its own decoder, in this process); the memory loader augments
+    the images it holds (``stored``)."""
+    import torch
+
+    from dltool.data.files import FileSplit
+    from dltool.data.stream import BatchDecoder
+
+    if isinstance(train, FileSplit):
+        slots = torch.full((1, 3), -1, dtype=torch.int64)  # written by decoding workers only
+        images, _labels, _skipped = BatchDecoder([train], [augmenter], slots)[(0, epoch, indices)]
+        return images
+    return augmenter(stored, epoch, indices)
 
 
 def augmentations_figure(config: Any, count: int, draws: int) -> Figure:
