@@ -31,6 +31,8 @@ KEYS = {
     "per_class",
     "macro_f1",
     "weighted_f1",
+    "roc_auc",
+    "average_precision",
     "confusion_matrix",
     "ece",
     "brier",
@@ -83,8 +85,33 @@ def test_eval_document_matches_scikit_learn_on_the_same_predictions(cli, run: Pa
         true_pos = np.sum((predicted == index) & (labels == index))
         assert row["recall"] == pytest.approx(true_pos / row["support"])
     onehot = np.eye(10)[labels]
+    assert document["roc_auc"] == pytest.approx(skm.roc_auc_score(labels, probs, multi_class="ovr", average="macro"))
+    assert document["average_precision"] == pytest.approx(skm.average_precision_score(onehot, probs, average="macro"))
+    for index, name in enumerate(str(c) for c in range(10)):
+        assert document["per_class"][name]["roc_auc"] == pytest.approx(_auc_by_ranks(probs[:, index], labels == index))
     assert document["brier"] == pytest.approx(np.mean(np.sum((probs - onehot) ** 2, axis=1)))
     assert document["ece"] == pytest.approx(_ece(probs, labels), abs=1e-6)  # float32 logits
+
+
+def _auc_by_ranks(scores: np.ndarray, positive: np.ndarray) -> float:
+    """ROC AUC as the Mann–Whitney statistic: the chance that a random positive outscores a
+    random negative (ties count half), counted pair by pair."""
+    pos, neg = scores[positive], scores[~positive]
+    wins = (pos[:, None] > neg[None, :]).sum() + 0.5 * (pos[:, None] == neg[None, :]).sum()
+    return float(wins / (len(pos) * len(neg)))
+
+
+def test_roc_auc_and_ap_are_undefined_for_a_class_the_split_lacks() -> None:
+    from dltool.evaluation.metrics import classification_metrics
+
+    probs = np.array([[0.8, 0.1, 0.1], [0.3, 0.6, 0.1], [0.6, 0.3, 0.1], [0.2, 0.7, 0.1]])
+    labels = np.array([0, 1, 0, 1])  # no sample of class c
+    document = classification_metrics(probs, labels, ["a", "b", "c"], nll=0.5)
+    assert math.isnan(document["per_class"]["c"]["roc_auc"]) and math.isnan(
+        document["per_class"]["c"]["average_precision"]
+    )
+    assert document["per_class"]["a"]["roc_auc"] == 1.0 and document["per_class"]["b"]["average_precision"] == 1.0
+    assert document["roc_auc"] == 1.0 and document["average_precision"] == 1.0  # over the classes it has
 
 
 def _ece(probs: np.ndarray, labels: np.ndarray, bins: int = 15) -> float:

@@ -77,12 +77,19 @@ def _render(document: dict[str, Any]) -> None:
             summary.add_row(key, f"{value:.4f}" if isinstance(value, float) else str(value))
     stderr.print(summary)
     if "per_class" in document and len(document["per_class"]) <= 30:
-        table = Table("class", "precision", "recall", "f1", "support", box=None)
+        table = Table("class", "precision", "recall", "f1", "support", "ROC AUC", "AP", box=None)
         for name, row in document["per_class"].items():
+            scores = [_score(row.get(key)) for key in ("precision", "recall", "f1")]
             table.add_row(
-                name, f"{row['precision']:.3f}", f"{row['recall']:.3f}", f"{row['f1']:.3f}", str(row["support"])
+                name, *scores, str(row["support"]), _score(row.get("roc_auc")), _score(row.get("average_precision"))
             )
         stderr.print(table)
+
+
+def _score(value: float | None) -> str:
+    """Three decimals; '-' where a score is undefined (NaN) or absent (a document made
+    before it was scored)."""
+    return "-" if value is None or value != value else f"{value:.3f}"
 
 
 def _check_table_out(path: Path, target: Path) -> None:

@@ -11,6 +11,8 @@ SCALAR_KEYS = (
     "top5_accuracy",
     "macro_f1",
     "weighted_f1",
+    "roc_auc",
+    "average_precision",
     "ece",
     "brier",
     "mse",

@@ -33,14 +33,46 @@ def classification_metrics(probs: np.ndarray, labels: np.ndarray, classes: list[
         document["top5_accuracy"] = float(skm.top_k_accuracy_score(labels, probs, k=5, labels=indices))
     document["macro_f1"] = float(np.mean(f1))
     document["weighted_f1"] = float(np.average(f1, weights=support)) if support.sum() else math.nan
+    auc, ap = one_vs_rest_scores(probs, labels, len(classes))
+    document["roc_auc"] = _mean_defined(auc)
+    document["average_precision"] = _mean_defined(ap)
     document["per_class"] = {
-        name: {"precision": float(p), "recall": float(r), "f1": float(f), "support": int(s)}
-        for name, p, r, f, s in zip(classes, precision, recall, f1, support)
+        name: {
+            "precision": float(p),
+            "recall": float(r),
+            "f1": float(f),
+            "support": int(s),
+            "roc_auc": a,
+            "average_precision": q,
+        }
+        for name, p, r, f, s, a, q in zip(classes, precision, recall, f1, support, auc, ap)
     }
     document["confusion_matrix"] = skm.confusion_matrix(labels, predicted, labels=indices).tolist()
     document["ece"] = expected_calibration_error(probs, labels)
     document["brier"] = float(skm.brier_score_loss(labels, probs, labels=indices)) if len(labels) else math.nan
     return document
+
+
+def one_vs_rest_scores(probs: np.ndarray, labels: np.ndarray, n_classes: int) -> tuple[list[float], list[float]]:
+    """Per class, its probability column ranking it against all the others: ROC AUC and
+    average precision (scikit-learn's). NaN where the split has no positive or no negative of
+    the class, for which neither is defined."""
+    auc, ap = [], []
+    for index in range(n_classes):
+        positive = labels == index
+        if positive.all() or not positive.any():
+            auc.append(math.nan)
+            ap.append(math.nan)
+            continue
+        auc.append(float(skm.roc_auc_score(positive, probs[:, index])))
+        ap.append(float(skm.average_precision_score(positive, probs[:, index])))
+    return auc, ap
+
+
+def _mean_defined(values: list[float]) -> float:
+    """The macro average over the classes where a score is defined (NaN when none is)."""
+    defined = [v for v in values if not math.isnan(v)]
+    return float(np.mean(defined)) if defined else math.nan
 
 
 def expected_calibration_error(probs: np.ndarray, labels: np.ndarray, bins: int = ECE_BINS) -> float:
