@@ -24,10 +24,22 @@ from dltool.engine import train
 from dltool.figures.canvas import DPI
 from dltool.figures.confusion import confusion_size
 from dltool.rundir import create_run_dir
-from dltool.viz import augmentations, curves, dataset, eval_plots, study
+from dltool.viz import augmentations, curves, dataset, eval_plots, inside, study
 
 SVG = "{http://www.w3.org/2000/svg}"
-RUN_PLOTS = ["loss", "accuracy", "lr", "confusion", "confusion_normalised", "per_class_f1", "reliability", "wrong"]
+RUN_PLOTS = [
+    "loss",
+    "accuracy",
+    "lr",
+    "confusion",
+    "confusion_normalised",
+    "per_class_f1",
+    "reliability",
+    "wrong",
+    "roc",
+    "precision_recall",
+    "filters",
+]
 
 
 @pytest.fixture(scope="module")
@@ -84,6 +96,9 @@ def test_run_plots_are_images_of_their_size_and_eval_is_made_on_the_fly(cli, run
         "per_class_f1": eval_plots.per_class_size(10),
         "reliability": eval_plots.RELIABILITY_SIZE,
         "wrong": eval_plots.wrong_size(min(wrong, eval_plots.WRONG_SHOWN)),
+        "roc": eval_plots.CURVE_SIZE,
+        "precision_recall": eval_plots.CURVE_SIZE,
+        "filters": (8 * inside.TILE, 8 * inside.TILE + 0.4),  # 64 of the 256 first-layer rows
     }
     for name, size in sizes.items():
         assert png_size(plots / f"{name}.png") == expected_pixels(size), name
@@ -298,7 +313,7 @@ def autoencoder_run(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) ->
 
 def test_autoencoder_run_shows_reconstructions(cli, autoencoder_run: Path) -> None:
     names = [p.name for p in written(cli("visualize", autoencoder_run))]
-    assert names == ["loss.png", "lr.png", "eval-test.json", "reconstructions.png", "report.html"]
+    assert names == ["loss.png", "lr.png", "eval-test.json", "reconstructions.png", "filters.png", "report.html"]
     size = eval_plots.reconstructions_size(eval_plots.RECONSTRUCTIONS_SHOWN)
     assert png_size(autoencoder_run / "plots" / "reconstructions.png") == expected_pixels(size)
     assert "psnr" in (autoencoder_run / "plots" / "report.html").read_text()

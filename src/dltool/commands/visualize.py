@@ -48,12 +48,19 @@ def visualize(
     batch_size: Annotated[int, Opt(min=1, help="Images per forward pass when a run is scored.")] = 256,
     device: Annotated[str, Opt(help="Where a run is scored: auto, cpu, cuda, cuda:N or mps.")] = "auto",
     augmentations: Augmentations = False,
+    feature_maps: Annotated[
+        str | None,
+        Opt(help="Only this layer's output for --image (a layer name as dltool summary RUN lists it, e.g. 0.0)."),
+    ] = None,
+    image: Annotated[Path | None, Opt(help="The image whose feature maps --feature-maps draws.")] = None,
     legacy_format: LegacyFormat = None,
 ) -> None:
     """Draw curves, scores, comparisons, study plots or dataset samples; print each written file.
 
-    A run: loss/accuracy/lr curves, confusion matrices, per-class F1, reliability, the most
-    confidently wrong images (or reconstructions); eval-<split>.json is made when missing.
+    A run: loss/accuracy/lr curves, confusion matrices, per-class F1, reliability, ROC and
+    precision-recall curves, the most confidently wrong images (or reconstructions), the first
+    layer's filters; eval-<split>.json is made when missing. With --feature-maps LAYER --image
+    FILE: only that layer's output for that image.
     Several runs: overlaid curves and runs.csv/runs.md of config differences and results.
     A study (dltool tune): history, importances, parallel coordinates, slices. A dataset:
     samples per class and class balance. Each adds report.html, one self-contained page.
@@ -71,6 +78,8 @@ def visualize(
         batch_size=batch_size,
         root=root,
         augmentations=augmentations,
+        feature_maps=feature_maps,
+        image=image,
     )
     for note in result.notes:
         stderr.print(f"note: {note}", soft_wrap=True, markup=False)

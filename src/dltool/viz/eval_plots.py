@@ -7,6 +7,8 @@ and returns a ``Figure``; nothing here needs torch.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 from matplotlib.figure import Figure
 
@@ -138,4 +140,71 @@ def reconstructions_figure(inputs: np.ndarray, outputs: np.ndarray, document: di
     psnr = document.get("psnr")
     detail = f": MSE {document['mse']:.4g}, PSNR {psnr:.2f} dB" if "mse" in document and psnr is not None else ""
     figure.suptitle(f"Reconstructions ({split}){detail}", fontsize=10)
+    return figure
+
+
+CURVE_SIZE = (6.0, 5.0)
+# (is-positive, scores) -> the curve's (x, y)
+Curve = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
+LEGEND_UP_TO = 12  # classes named in a curve plot's legend; beyond, thin unnamed lines
+
+
+def roc_figure(
+    probs: np.ndarray, labels: np.ndarray, classes: list[str], roc_auc: float, split: str = "test"
+) -> Figure:
+    """One-vs-rest ROC curve of each class (scikit-learn's), the chance diagonal dashed."""
+    from sklearn.metrics import roc_curve
+
+    def curve(positive: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        fpr, tpr, _ = roc_curve(positive, scores)
+        return fpr, tpr
+
+    figure = _class_curves(probs, labels, classes, curve, "roc_auc")
+    ax = figure.axes[0]
+    ax.plot([0, 1], [0, 1], color="grey", linestyle="--", linewidth=1)
+    ax.set_xlabel("false positive rate")
+    ax.set_ylabel("true positive rate")
+    ax.set_title(f"ROC, one class vs the rest ({split}): macro AUC {roc_auc:.3f}")
+    return figure
+
+
+def precision_recall_figure(
+    probs: np.ndarray, labels: np.ndarray, classes: list[str], average_precision: float, split: str = "test"
+) -> Figure:
+    """One-vs-rest precision–recall curve of each class (scikit-learn's)."""
+    from sklearn.metrics import precision_recall_curve
+
+    def curve(positive: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        precision, recall, _ = precision_recall_curve(positive, scores)
+        return recall, precision
+
+    figure = _class_curves(probs, labels, classes, curve, "average_precision")
+    ax = figure.axes[0]
+    ax.set_xlabel("recall")
+    ax.set_ylabel("precision")
+    ax.set_title(f"Precision–recall, one class vs the rest ({split}): macro AP {average_precision:.3f}")
+    return figure
+
+
+def _class_curves(probs: np.ndarray, labels: np.ndarray, classes: list[str], curve: Curve, score_key: str) -> Figure:
+    """A line per class that has positives and negatives in ``labels``; named (with its
+    score) in the legend when there are few classes."""
+    from dltool.evaluation.metrics import one_vs_rest_scores
+
+    auc, ap = one_vs_rest_scores(probs, labels, len(classes))
+    scores = auc if score_key == "roc_auc" else ap
+    figure = new_figure(*CURVE_SIZE)
+    ax = figure.add_subplot()
+    named = len(classes) <= LEGEND_UP_TO
+    for index, name in enumerate(classes):
+        if np.isnan(scores[index]):
+            continue  # the split lacks this class (or has nothing else): no curve
+        x, y = curve(labels == index, probs[:, index])
+        label = f"{clip_name(name)} ({scores[index]:.3f})" if named else None
+        ax.plot(x, y, linewidth=1.2 if named else 0.6, alpha=1.0 if named else 0.5, label=label)
+    ax.set_xlim(-0.01, 1.01)
+    ax.set_ylim(-0.01, 1.01)
+    ax.set_aspect("equal")
+    if named:
+        ax.legend(loc="lower right" if score_key == "roc_auc" else "lower left", fontsize=7)
     return figure

@@ -110,11 +110,39 @@ def _is_current(document: dict[str, Any], path: Path, weights: Path, tta: str) -
 
 
 def _eval_plots(plotter: Plotter, scored: Scored, split: str) -> list[Path]:
-    document, evaluation, classes = scored.document, scored.evaluation, scored.trained.classes
+    from dltool.viz.inside import save_filters
+
+    evaluation = scored.evaluation
+    filters = save_filters(plotter, scored.trained.model, tuple(scored.trained.in_shape))
     if evaluation.probs is None:
         inputs, outputs = reconstruct(scored.trained, evaluation)
-        figure = eval_plots.reconstructions_figure(inputs, outputs, document, split)
-        return [plotter.save(figure, "reconstructions", f"{split} images (top) and the autoencoder's outputs (bottom)")]
+        figure = eval_plots.reconstructions_figure(inputs, outputs, scored.document, split)
+        caption = f"{split} images (top) and the autoencoder's outputs (bottom)"
+        return [plotter.save(figure, "reconstructions", caption), *filters]
+    return [*_classifier_plots(plotter, scored, split), *_curves(plotter, scored, split), *filters]
+
+
+def _curves(plotter: Plotter, scored: Scored, split: str) -> list[Path]:
+    """ROC and precision–recall curves, one class against the rest (documents written before
+    eval scored them get the macro averages computed here)."""
+    from dltool.evaluation.metrics import classification_metrics
+
+    probs, labels, classes = scored.evaluation.probs, scored.evaluation.samples.labels, scored.trained.classes
+    document = scored.document
+    if "roc_auc" not in document:
+        document = classification_metrics(probs, labels, classes, nll=document.get("loss", float("nan")))
+    roc = eval_plots.roc_figure(probs, labels, classes, document["roc_auc"], split)
+    pr = eval_plots.precision_recall_figure(probs, labels, classes, document["average_precision"], split)
+    return [
+        plotter.save(roc, "roc", "true against false positive rate as the threshold on each class's probability falls"),
+        plotter.save(
+            pr, "precision_recall", "precision against recall as the threshold on each class's probability falls"
+        ),
+    ]
+
+
+def _classifier_plots(plotter: Plotter, scored: Scored, split: str) -> list[Path]:
+    document, evaluation, classes = scored.document, scored.evaluation, scored.trained.classes
     saved = []
     for normalised, name in ((False, "confusion"), (True, "confusion_normalised")):
         figure = confusion_figure(document["confusion_matrix"], classes, normalised=normalised, split=split)
@@ -188,11 +216,9 @@ def _run_report(
     )
     page.add("Not drawn", report.notes(notes))
     if scored is not None and "per_class" in scored.document:
-        rows = [
-            (name, r["precision"], r["recall"], r["f1"], r["support"])
-            for name, r in scored.document["per_class"].items()
-        ]
-        page.add(f"Per class ({split})", report.table(["class", "precision", "recall", "f1", "support"], rows))
+        keys = ["precision", "recall", "f1", "support", "roc_auc", "average_precision"]
+        rows = [(name, *(r.get(k) for k in keys)) for name, r in scored.document["per_class"].items()]
+        page.add(f"Per class ({split})", report.table(["class", *keys], rows))
     if summary:
         page.add("summary.json", report.key_values(summary))
     page.add("Config (config.yaml)", report.pre(config_text))

@@ -18,11 +18,14 @@ def visualize(
     batch_size: int = 256,
     root: str | None = None,
     augmentations: bool = False,
+    feature_maps: str | None = None,
+    image: Path | None = None,
 ) -> Visualization:
     """One run dir (holds config.yaml), several run dirs (compared), a study dir (holds
     study.json), else a dataset name or image folder. ``split`` is the scored split of a run
     (default test) or the sampled split of a dataset (default train); ``root`` the data root
-    of a dataset. ``augmentations``: only the grid of a run's or a recipe's augmentation."""
+    of a dataset. ``augmentations``: only the grid of a run's or a recipe's augmentation;
+    ``feature_maps`` (a layer name) with ``image``: only what that layer of a run outputs for it."""
     from dltool.rundir import is_run_dir
     from dltool.viz.compare import visualize_runs
     from dltool.viz.dataset import visualize_dataset
@@ -34,6 +37,8 @@ def visualize(
         raise UsageError("give a run dir, several run dirs, a study dir, or a dataset")
     if augmentations:
         return _augmentations(targets, out, fmt, split, root)
+    if feature_maps is not None or image is not None:
+        return _feature_maps(targets, feature_maps, image, out, fmt, device, (split, root))
     paths = [Path(t).expanduser() for t in targets]
     kinds = ["study" if is_study_dir(p) else "run" if is_run_dir(p) else "other" for p in paths]
     if len(paths) > 1:
@@ -65,6 +70,27 @@ def _augmentations(
     _only("--split", split, "--augmentations (it draws training images)")
     _only("--root", root, "--augmentations (the run's or recipe's data.root is used)")
     return visualize_augmentations(targets[0], out=out, fmt=fmt)
+
+
+def _feature_maps(
+    targets: list[str],
+    layer: str | None,
+    image: Path | None,
+    out: Path | None,
+    fmt: str,
+    device: str,
+    unused: tuple[str | None, str | None],
+) -> Visualization:
+    from dltool.rundir import is_run_dir
+    from dltool.viz.inside import visualize_feature_maps
+
+    if layer is None or image is None:
+        raise UsageError("--feature-maps LAYER and --image FILE go together: the layer's output for that image")
+    if len(targets) > 1 or not is_run_dir(Path(targets[0]).expanduser()):
+        raise UsageError("--feature-maps draws one run dir's layer (give one run dir)")
+    _only("--split", unused[0], "--feature-maps (it draws the --image)")
+    _only("--root", unused[1], "--feature-maps (it draws the --image)")
+    return visualize_feature_maps(Path(targets[0]).expanduser(), layer, Path(image), out=out, fmt=fmt, device=device)
 
 
 def _only(flag: str, value: object, what: str) -> None:
