@@ -102,7 +102,7 @@ def _auc_by_ranks(scores: np.ndarray, positive: np.ndarray) -> float:
 
 
 def test_roc_auc_and_ap_are_undefined_for_a_class_the_split_lacks() -> None:
-    from dltool.evaluation.metrics import classification_metrics
+    from dltool.tasks.metrics import classification_metrics
 
     probs = np.array([[0.8, 0.1, 0.1], [0.3, 0.6, 0.1], [0.6, 0.3, 0.1], [0.2, 0.7, 0.1]])
     labels = np.array([0, 1, 0, 1])  # no sample of class c

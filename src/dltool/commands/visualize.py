@@ -30,16 +30,22 @@ Augmentations = Annotated[
     ),
 ]
 
+OutFolder = Annotated[
+    Path | None,
+    Opt(
+        help="Folder for the files. Default: RUN/plots, STUDY/plots; "
+        "plots/compare-<runs> or plots/<dataset> in the working directory."
+    ),
+]
+FeatureMaps = Annotated[
+    str | None,
+    Opt(help="Only this layer's output for --image (a layer name as dltool summary RUN lists it, e.g. 0.0)."),
+]
+
 
 def visualize(
     targets: Targets,
-    out: Annotated[
-        Path | None,
-        Opt(
-            help="Folder for the files. Default: RUN/plots, STUDY/plots; "
-            "plots/compare-<runs> or plots/<dataset> in the working directory."
-        ),
-    ] = None,
+    out: OutFolder = None,
     image_format: ImageFormat = "png",
     split: Annotated[
         str | None, Opt(help="Run: the split scored (default test). Dataset: the split sampled (default train).")
@@ -48,10 +54,7 @@ def visualize(
     batch_size: Annotated[int, Opt(min=1, help="Images per forward pass when a run is scored.")] = 256,
     device: Annotated[str, Opt(help="Where a run is scored: auto, cpu, cuda, cuda:N or mps.")] = "auto",
     augmentations: Augmentations = False,
-    feature_maps: Annotated[
-        str | None,
-        Opt(help="Only this layer's output for --image (a layer name as dltool summary RUN lists it, e.g. 0.0)."),
-    ] = None,
+    feature_maps: FeatureMaps = None,
     image: Annotated[Path | None, Opt(help="The image whose feature maps --feature-maps draws.")] = None,
     legacy_format: LegacyFormat = None,
 ) -> None:

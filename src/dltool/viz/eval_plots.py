@@ -189,7 +189,7 @@ def precision_recall_figure(
 def _class_curves(probs: np.ndarray, labels: np.ndarray, classes: list[str], curve: Curve, score_key: str) -> Figure:
     """A line per class that has positives and negatives in ``labels``; named (with its
     score) in the legend when there are few classes."""
-    from dltool.evaluation.metrics import one_vs_rest_scores
+    from dltool.tasks.metrics import one_vs_rest_scores
 
     auc, ap = one_vs_rest_scores(probs, labels, len(classes))
     scores = auc if score_key == "roc_auc" else ap

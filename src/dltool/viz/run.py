@@ -125,7 +125,7 @@ def _eval_plots(plotter: Plotter, scored: Scored, split: str) -> list[Path]:
 def _curves(plotter: Plotter, scored: Scored, split: str) -> list[Path]:
     """ROC and precision–recall curves, one class against the rest (documents written before
     eval scored them get the macro averages computed here)."""
-    from dltool.evaluation.metrics import classification_metrics
+    from dltool.tasks.metrics import classification_metrics
 
     probs, labels, classes = scored.evaluation.probs, scored.evaluation.samples.labels, scored.trained.classes
     document = scored.document
