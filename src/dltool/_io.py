@@ -15,6 +15,7 @@ import json
 import math
 import os
 import re
+import shutil
 import stat
 import tempfile
 import time
@@ -67,6 +68,21 @@ def atomic_write(path: Path, write: Callable[[IO[bytes]], Any]) -> None:
     """Call ``write(file)`` on a temporary file beside ``path``, then move it into place."""
     with atomic_open(path) as file:
         write(file)
+
+
+def atomic_copy(source: Path, path: Path) -> None:
+    """``source``'s bytes under ``path``, appearing whole: a hard link when the filesystem has
+    them (a file replaced with ``os.replace`` keeps its old inode for the link), else a copy."""
+    path = Path(path)
+    link = path.parent / f".{path.name}.{os.getpid()}.link.tmp"
+    try:
+        os.link(source, link)
+    except OSError:
+        with atomic_open(path) as file, open(source, "rb") as original:
+            shutil.copyfileobj(original, file)
+        return
+    os.replace(link, path)
+    fsync_dir(path.parent)
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:

@@ -29,6 +29,9 @@ def train(
     runs_dir: Annotated[Path, Opt(help="Where run dirs are created.")] = Path("runs"),
     resume: Annotated[Path | None, Opt(help="Continue this run dir from checkpoints/last.pt.")] = None,
     print_config: Annotated[bool, Opt(help="Print the resolved config as YAML and exit.")] = False,
+    dry_run: Annotated[
+        bool, Opt("--dry-run", help="Check data, model and one batch; print the plan; write no run.")
+    ] = False,
     overfit_batches: Annotated[int | None, Opt(min=1, help="Sanity check: can it memorise N batches?")] = None,
     find_lr: Annotated[bool, Opt("--find-lr", help="LR range test: print a suggested learning rate.")] = False,
     as_json: Annotated[bool, Opt("--json", help="With --overfit-batches/--find-lr: a JSON document.")] = False,
@@ -41,6 +44,8 @@ def train(
     Example: RUN=$(dltool train digits-mlp --lr 1e-3 --set model.depth=3)
     """
     flags, set_ = overrides.flags, overrides.sets
+    if dry_run:
+        return _dry_run(recipe, flags, set_ or [], resume)
     if resume is not None:
         outcome = _resume(resume, recipe, flags, set_ or [], quiet)
     elif overfit_batches is not None or find_lr:
@@ -58,6 +63,15 @@ def train(
             stderr.print(_closing_line(result), soft_wrap=True)
     if result.status == "interrupted":
         raise typer.Exit(128 + (signals[0] if signals else signal.SIGINT))
+
+
+def _dry_run(recipe: str | None, flags: dict[str, Any], sets: list[str], resume: Path | None) -> None:
+    from dltool.engine.dryrun import dry_run
+
+    if resume is not None:
+        raise UsageError("--dry-run checks a new run; drop --resume")
+    for line in dry_run(_config(recipe, flags, sets)).lines():
+        stderr.print(line, soft_wrap=True, markup=False)
 
 
 def _config(recipe: str | None, flags: dict[str, Any], sets: list[str]) -> Any:

@@ -17,7 +17,7 @@ from dltool.commands._signals import stop_on_signals
 from dltool.errors import DltoolError
 
 if TYPE_CHECKING:
-    from dltool.tuning import StudyRecord, TuneSettings
+    from dltool.tuning import StudyOptions, StudyRecord, TuneSettings
 
 Opt = typer.Option
 Recipe = Annotated[
@@ -46,6 +46,10 @@ Restart = Annotated[
     ),
 ]
 AsJson = Annotated[bool, Opt("--json", help="Print study.json (with study_dir) instead of the path.")]
+DryRun = Annotated[
+    bool,
+    Opt("--dry-run", help="Check the space, the study and one sample trial (data, model, a batch); write nothing."),
+]
 
 
 @with_override_flags
@@ -65,6 +69,7 @@ def tune(
     runs_dir: RunsDir = Path("runs"),
     restart_study: Restart = False,
     as_json: AsJson = False,
+    dry_run: DryRun = False,
     quiet: Quiet = False,
     *,
     overrides: Overrides,
@@ -89,14 +94,35 @@ def tune(
         name=name,
         runs_dir=runs_dir,
         restart=restart_study,
+        dry_run=dry_run,
     )
     settings = prepare_study(recipe, space, options, sets=overrides.sets, flags=overrides.flags)
+    if dry_run:
+        return _dry_run(settings, options)
     record, signals = _run(settings, workers, quiet)
     _report(settings.study_dir, record, as_json, quiet)
     if signals:
         raise typer.Exit(128 + signals[0])
     if record.best is None:
         raise DltoolError(f"no trial of {settings.study_dir} completed; see its trials.csv for the errors")
+
+
+def _dry_run(settings: TuneSettings, options: StudyOptions) -> None:
+    from dltool.commands._tune_progress import params_text
+    from dltool.engine.dryrun import dry_run
+    from dltool.tuning.prepare import sample_trial
+
+    values, config = sample_trial(settings)
+    where = settings.study_dir if options.name else options.runs_dir / f"{settings.recipe}-tune-<n>"
+    lines = [
+        *settings.notes,
+        f"would tune {where}: {settings.n_trials} trials, {settings.metric} ({settings.direction}), "
+        f"sampler {settings.sampler}, pruner {settings.pruner}",
+        f"a sample trial: {params_text(values)}",
+        *dry_run(config).lines(),
+    ]
+    for line in lines:
+        stderr.print(line, soft_wrap=True, markup=False)
 
 
 def _run(settings: TuneSettings, workers: int, quiet: bool) -> tuple[StudyRecord, list[int]]:

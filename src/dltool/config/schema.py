@@ -293,6 +293,9 @@ class TrainConfig(Section):
     max_time: float | None = Field(None, gt=0, description="wall-clock budget in seconds ('90m' and '2h' work too)")
     limit_batches: int | None = Field(None, ge=1, description="at most this many batches per epoch and eval")
     tensorboard: bool = Field(False, description="write TensorBoard event files into RUN/tensorboard/")
+    keep_checkpoints: int = Field(
+        0, ge=0, description="keep the last N epochs' checkpoints/epoch-NNNN.pt (and the best epoch's); 0: last.pt only"
+    )
     unfreeze_epoch: int | None = Field(
         None, ge=1, description="train with model.freeze for this many epochs, then train everything"
     )

@@ -9,6 +9,7 @@ from typing import Any
 
 import torch
 
+from dltool._io import atomic_copy
 from dltool._version import __version__
 from dltool.engine.setup import Components
 from dltool.engine.state import Progress, intact_checkpoint, save_state, versions
@@ -31,6 +32,18 @@ def save_progress(run: RunDir | None, parts: Components, progress: Progress, clo
     progress.wall_time_s = clock.total()
     if run:
         save_state(run.last_checkpoint, parts, progress)
+
+
+def keep_checkpoints(run: RunDir, progress: Progress, keep: int) -> None:
+    """After an epoch's last.pt: keep it as ``checkpoints/epoch-N.pt`` and drop the kept
+    epochs that are neither among the last ``keep`` nor the best one (``keep`` 0: none kept)."""
+    if not keep:
+        return
+    atomic_copy(run.last_checkpoint, run.epoch_checkpoint(progress.epoch))
+    best = progress.best["epoch"] if progress.best else None
+    for epoch, path in run.epoch_checkpoints().items():
+        if epoch <= progress.epoch - keep and epoch != best:
+            path.unlink(missing_ok=True)
 
 
 def write_run_files(run: RunDir, parts: Components, progress: Progress) -> None:

@@ -25,6 +25,7 @@ from dltool.engine.record import (
     Clock,
     finish,
     finish_failed,
+    keep_checkpoints,
     save_progress,
     summary_record,
     weights_metadata,
@@ -286,6 +287,7 @@ def _end_epoch(session: _Session, stats: EpochStats) -> dict[str, Any]:
         save_weights(run.weights, parts.eval_model, weights_metadata(parts))
     save_progress(run, parts, progress, session.clock)
     if run:
+        keep_checkpoints(run, progress, parts.config.train.keep_checkpoints)
         run.append_metrics(row)
     if session.board:
         session.board.log_epoch(record)

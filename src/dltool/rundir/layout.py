@@ -59,6 +59,15 @@ class RunDir:
     def last_checkpoint(self) -> Path:
         return self.path / "checkpoints" / LAST
 
+    def epoch_checkpoint(self, epoch: int) -> Path:
+        """The training state after ``epoch`` (from 1), kept by ``train.keep_checkpoints``."""
+        return self.path / "checkpoints" / f"epoch-{epoch:04d}.pt"
+
+    def epoch_checkpoints(self) -> dict[int, Path]:
+        """The kept epochs' checkpoints, by epoch."""
+        found = (re.fullmatch(r"epoch-(\d+)\.pt", p.name) for p in (self.path / "checkpoints").glob("epoch-*.pt"))
+        return {int(m.group(1)): self.epoch_checkpoint(int(m.group(1))) for m in found if m}
+
     @property
     def tensorboard(self) -> Path:
         """The folder of TensorBoard event files (``train.tensorboard``)."""
@@ -155,6 +164,8 @@ class RunDir:
         for final in (self.config, self.classes, self.metrics, self.summary, self.weights, self.last_checkpoint):
             for partial in final.parent.glob(f".{final.name}.*.tmp"):
                 partial.unlink(missing_ok=True)
+        for partial in self.last_checkpoint.parent.glob(".epoch-*.pt.*.tmp"):
+            partial.unlink(missing_ok=True)
 
 
 def is_run_dir(path: Path) -> bool:

@@ -33,7 +33,8 @@ def prepare_study(
 
     ``space``: a search space file, or its mapping of dotted keys. ``flags["train.seed"]``
     also seeds the sampler. A reopened study dir whose storage lost trials it records is
-    refused, unless ``options.restart`` sets its records aside first.
+    refused, unless ``options.restart`` sets its records aside first. With ``options.dry_run``
+    the settings are returned once checked, before anything is made or moved.
     """
     from dltool.config import load_config
     from dltool.engine.setup import check_runnable
@@ -48,6 +49,8 @@ def prepare_study(
     stored = stored_record(study_dir) if study_dir is not None and study_dir.exists() else None
     settings = _settings(recipe, config, search_space, options, stored, flags.get("train.seed"))
     check_runnable(config)  # before any dir is made, as train does
+    if options.dry_run:
+        return settings
     if stored is None:
         settings = _claim_study_dir(settings, options)
     elif options.restart:
@@ -90,6 +93,17 @@ def _settings(
         recipe=resolve_source(recipe).name,
         notes=tuple(notes),
     )
+
+
+def sample_trial(settings: TuneSettings) -> tuple[dict[str, Any], Any]:
+    """One trial's values, drawn at random (seeded by the study's seed), and its config."""
+    import optuna
+
+    space = parse_space(settings.space, settings.base)
+    with quiet_optuna():
+        trial = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=settings.seed or 0)).ask()
+    values = space.suggest(trial, settings.base, settings.grid)
+    return values, space.apply(settings.base, values)
 
 
 def _claim_study_dir(settings: TuneSettings, options: StudyOptions) -> TuneSettings:

@@ -75,3 +75,4 @@ class StudyOptions:
     name: str | None = None  # the study dir's name: an existing one is continued
     runs_dir: Path = Path("runs")
     restart: bool = False  # set an existing study dir's records aside and start afresh
+    dry_run: bool = False  # validate everything, create nothing (``prepare_study`` stops before the study dir)
