@@ -100,11 +100,7 @@ def tune(
     if dry_run:
         return _dry_run(settings, options)
     record, signals = _run(settings, workers, quiet)
-    _report(settings.study_dir, record, as_json, quiet)
-    if signals:
-        raise typer.Exit(128 + signals[0])
-    if record.best is None:
-        raise DltoolError(f"no trial of {settings.study_dir} completed; see its trials.csv for the errors")
+    _report(settings.study_dir, record, as_json, quiet, signals)
 
 
 def _dry_run(settings: TuneSettings, options: StudyOptions) -> None:
@@ -140,14 +136,19 @@ def _run(settings: TuneSettings, workers: int, quiet: bool) -> tuple[StudyRecord
     return result.record, (received or [signal.SIGINT]) if result.interrupted else []
 
 
-def _report(study_dir: Path, record: StudyRecord, as_json: bool, quiet: bool) -> None:
-    """The study dir (or study.json with it) on stdout, the closing line on stderr."""
+def _report(study_dir: Path, record: StudyRecord, as_json: bool, quiet: bool, signals: list[int]) -> None:
+    """The study dir (or study.json with it) on stdout, the closing line on stderr; the exit
+    code of a study stopped by a signal, an error when no trial completed."""
     if as_json:
         emit_json({"study_dir": str(study_dir), **record.to_dict()})
     else:
         emit_line(str(study_dir))
     if not quiet:
         stderr.print(_closing_line(record), soft_wrap=True)
+    if signals:
+        raise typer.Exit(128 + signals[0])
+    if record.best is None:
+        raise DltoolError(f"no trial of {study_dir} completed; see its trials.csv for the errors")
 
 
 def _closing_line(record: StudyRecord) -> str:
