@@ -32,9 +32,25 @@ Pruner = Annotated[str | None, Opt(help="median (default), hyperband or none.")]
 Metric = Annotated[str | None, Opt(help="val_acc (default for classifiers), val_loss, train_acc, train_loss.")]
 Direction = Annotated[str | None, Opt(help="maximize or minimize (default: by the metric).")]
 Storage = Annotated[
-    str | None, Opt(help="SQLAlchemy URL, e.g. postgresql://user@host/db (default: a journal in the study dir).")
+    str | None,
+    Opt(
+        envvar="OPTUNA_STORAGE",
+        show_envvar=True,
+        help="SQLAlchemy URL, e.g. postgresql://user@host/db (default: $OPTUNA_STORAGE, else a journal in the study dir).",
+    ),
 ]
-Study = Annotated[str | None, Opt(help="Study name in the storage (default: the study dir's name).")]
+Study = Annotated[
+    str | None, Opt("--study-name", "--study", help="Study name in the storage (default: the study dir's name).")
+]
+Dashboard = Annotated[
+    bool,
+    Opt(
+        "--dashboard",
+        callback=lambda wanted: _check_dashboard_installed() if wanted else None,
+        help="Make (or reopen) the study, print the optuna-dashboard command that shows it, run no trial "
+        "(pip install 'dltool[dashboard]').",
+    ),
+]
 Workers = Annotated[int, Opt(min=1, help="Local worker processes sharing the storage.")]
 Name = Annotated[str | None, Opt(help="Study dir name (default: <recipe>-tune-<n>); an existing one continues.")]
 RunsDir = Annotated[Path, Opt(help="Where study dirs are created.")]
@@ -71,6 +87,7 @@ def tune(
     as_json: AsJson = False,
     dry_run: DryRun = False,
     quiet: Quiet = False,
+    dashboard: Dashboard = False,
     *,
     overrides: Overrides,
 ) -> None:
@@ -97,8 +114,8 @@ def tune(
         dry_run=dry_run,
     )
     settings = prepare_study(recipe, space, options, sets=overrides.sets, flags=overrides.flags)
-    if dry_run:
-        return _dry_run(settings, options)
+    if dry_run or dashboard:  # nothing run: what would be, or how to watch the study
+        return _dry_run(settings, options) if dry_run else _print_dashboard(settings)
     record, signals = _run(settings, workers, quiet)
     _report(settings.study_dir, record, as_json, quiet, signals)
 
@@ -119,6 +136,23 @@ def _dry_run(settings: TuneSettings, options: StudyOptions) -> None:
     ]
     for line in lines:
         stderr.print(line, soft_wrap=True, markup=False)
+
+
+def _check_dashboard_installed() -> None:
+    import importlib.util
+
+    from dltool.errors import UsageError
+
+    if importlib.util.find_spec("optuna_dashboard") is None:
+        raise UsageError("--dashboard: optuna-dashboard is not installed; pip install 'dltool[dashboard]'")
+
+
+def _print_dashboard(settings: TuneSettings) -> None:
+    """The command on stdout (``$(dltool tune ... --dashboard) &`` starts it), where to open it on stderr."""
+    from dltool.tuning.storage import dashboard_command
+
+    emit_line(dashboard_command(settings.storage, settings.study_dir))
+    stderr.print(f"study {settings.study_name} in {settings.study_dir}: no trial run; it serves http://127.0.0.1:8080/")
 
 
 def _run(settings: TuneSettings, workers: int, quiet: bool) -> tuple[StudyRecord, list[int]]:

@@ -222,8 +222,10 @@ class KernelFileLock:
 
 def dashboard_command(storage: str, study_dir: Path) -> str:
     """The command line that opens this study in optuna-dashboard."""
+    import shlex
+
     target = str(study_dir / JOURNAL_FILE) if storage == JOURNAL else public_url(storage)
-    return f"optuna-dashboard {target}"
+    return shlex.join(["optuna-dashboard", target])
 
 
 def _importable(module: str) -> bool:
