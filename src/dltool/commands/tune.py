@@ -46,7 +46,7 @@ Dashboard = Annotated[
     bool,
     Opt(
         "--dashboard",
-        callback=lambda wanted: _check_dashboard_installed() if wanted else None,
+        callback=lambda wanted: _dashboard_installed(wanted),
         help="Make (or reopen) the study, print the optuna-dashboard command that shows it, run no trial "
         "(pip install 'dltool[dashboard]').",
     ),
@@ -138,13 +138,15 @@ def _dry_run(settings: TuneSettings, options: StudyOptions) -> None:
         stderr.print(line, soft_wrap=True, markup=False)
 
 
-def _check_dashboard_installed() -> None:
+def _dashboard_installed(wanted: bool) -> bool:
+    """--dashboard's check, as it is parsed (before any study dir is made)."""
     import importlib.util
 
     from dltool.errors import UsageError
 
-    if importlib.util.find_spec("optuna_dashboard") is None:
+    if wanted and importlib.util.find_spec("optuna_dashboard") is None:
         raise UsageError("--dashboard: optuna-dashboard is not installed; pip install 'dltool[dashboard]'")
+    return wanted
 
 
 def _print_dashboard(settings: TuneSettings) -> None:
