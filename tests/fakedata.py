@@ -16,6 +16,7 @@ import tarfile
 import threading
 import time
 from dataclasses import dataclass, field
+from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -178,7 +179,9 @@ class FileServer:
     ``faults[name]`` misbehaves on purpose: "drop" (the first response stops halfway),
     "drop-then-ignore-range" (that, then whole files whatever Range asks), "stall" (headers,
     then silence), "corrupt" (one byte changed), "slow" (the body in 10 pieces over 1.5 s),
-    "endless" (no Content-Length, and bytes for as long as the client reads).
+    "endless" (no Content-Length, and bytes for as long as the client reads), "busy" (the first
+    request gets 503 with ``Retry-After: 1``), "throttled" (the first gets 429 with a Retry-After
+    date 2 s ahead), "closed" (every request gets 503 with ``Retry-After: 3600``).
     ``requests`` records (name, Range header or None) in arrival order.
     """
 
@@ -222,6 +225,8 @@ class _Handler(BaseHTTPRequestHandler):
             return
         data, fault = server.files[name], server.faults.get(name, "")
         first = len(server.gets(name)) == 1
+        if self._refused(fault, first):
+            return
         if fault == "endless":
             self._endless(server)
             return
@@ -252,6 +257,17 @@ class _Handler(BaseHTTPRequestHandler):
                 time.sleep(0.15)
         else:
             self.wfile.write(body)
+
+    def _refused(self, fault: str, first: bool) -> bool:
+        """Answer a busy server's refusal for the faults that have one; whether it did."""
+        retry_after = {"busy": "1", "throttled": formatdate(time.time() + 2, usegmt=True), "closed": "3600"}
+        if fault not in retry_after or (fault != "closed" and not first):
+            return False
+        self.send_response(429 if fault == "throttled" else 503)
+        self.send_header("Retry-After", retry_after[fault])
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+        return True
 
     def _endless(self, server: FileServer) -> None:
         """200 with no Content-Length, then bytes until the client hangs up (or the test ends)."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 import gzip
 import io
 import json
+import random
 import re
 import subprocess
 import sys
@@ -23,6 +24,7 @@ from dltool.data import datasets
 from dltool.data.archives import extract_members
 from dltool.data.cifar import CIFAR100_CLASSES
 from dltool.data.download import DownloadObserver, download_dataset
+from dltool.data.retry import RetryPolicy, retry_after_s
 from dltool.data.sources import CHECKSUMS, SOURCES
 from dltool.errors import DatasetError
 from fakedata import FakeDataset, FileServer, cifar_records, fake, fake_idx, idx, svhn_mat, tar_gz
@@ -361,3 +363,35 @@ def test_files_put_in_place_by_hand_are_verified_and_unpacked_offline(cli, monke
     result = cli("download", "cifar100", "--root", tmp_path, "--mirror", "http://127.0.0.1:9/")
     assert result.stdout == f"{tmp_path / 'cifar100'}\n" and "already present and verified" in result.stderr
     assert_same(load("cifar100", tmp_path), dataset)
+
+
+@pytest.mark.parametrize(("fault", "status"), [("busy", "HTTP 503"), ("throttled", "HTTP 429")])
+def test_a_busy_server_is_retried_after_its_retry_after(server, monkeypatch, tmp_path: Path, fault, status) -> None:
+    dataset = fake_idx("mnist")
+    serve(server, dataset, monkeypatch, **{"train-images-idx3-ubyte.gz": fault})
+    messages = Messages()
+    download_dataset("mnist", tmp_path, mirrors=[server.url], backoff_s=0, observer=messages)
+    retry = next(line for line in messages.lines if "retrying" in line)
+    assert retry.startswith(f"train-images-idx3-ubyte.gz: {status}")
+    assert retry.endswith("(the server's Retry-After)")  # without it, backoff_s=0 would not wait
+    assert 0.5 <= float(retry.split("retrying in ")[1].split(" s")[0]) <= 2.0
+    assert len(server.gets("train-images-idx3-ubyte.gz")) == 2
+    assert_same(load("mnist", tmp_path), dataset)
+
+
+def test_a_retry_after_too_long_moves_on_to_the_next_mirror(server, monkeypatch, tmp_path: Path) -> None:
+    serve(server, fake_idx("mnist"), monkeypatch, **{"train-images-idx3-ubyte.gz": "closed"})
+    with pytest.raises(DatasetError, match="asks to wait 3,600 s"):
+        download_dataset("mnist", tmp_path, mirrors=[server.url], backoff_s=0)
+    assert len(server.gets("train-images-idx3-ubyte.gz")) == 1  # not retried: an hour is no transient wait
+
+
+def test_backoff_doubles_with_jitter_and_never_undercuts_retry_after() -> None:
+    policy = RetryPolicy(backoff_s=1.0, rng=random.Random(0))
+    waits = [[policy.wait_s(failures) for _ in range(200)] for failures in (1, 2, 3)]
+    for failures, drawn in enumerate(waits, start=1):
+        base = 2 ** (failures - 1)
+        assert 0.5 * base <= min(drawn) and max(drawn) <= 1.5 * base and len(set(drawn)) > 100
+    assert policy.wait_s(0) == 0.0 and policy.wait_s(1, 30.0) == 30.0
+    assert retry_after_s("120") == 120.0 and retry_after_s("soon") is None and retry_after_s(None) is None
+    assert retry_after_s("Wed, 21 Oct 2015 07:28:00 GMT", now=1445412470.0) == 10.0

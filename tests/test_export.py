@@ -204,8 +204,8 @@ def test_without_onnxruntime_the_error_says_what_to_install(
 ) -> None:
     path = Path(onnx_export.stdout.strip())
     monkeypatch.setitem(sys.modules, "onnxruntime", None)  # what an install without the extra has
-    assert "pip install 'dltool[onnx]'" in cli("predict", path, images, code=1).stderr
-    assert "pip install 'dltool[onnx]'" in cli("export", run, "--output", tmp_path / "again.onnx", code=1).stderr
+    assert "onnxruntime is not installed; pip install 'dltool[onnx]'" in cli("predict", path, images, code=2).stderr
+    assert "pip install 'dltool[onnx]'" in cli("export", run, "--output", tmp_path / "again.onnx", code=2).stderr
 
 
 @pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:FutureWarning")

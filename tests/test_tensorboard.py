@@ -98,10 +98,10 @@ def test_tune_trials_log_into_their_own_run_dirs(cli, tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("command", ["train", "tune"])
 def test_asking_without_tensorboard_installed_names_the_extra(cli, tmp_path: Path, monkeypatch, command) -> None:
-    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)  # what an import finds when it is missing
+    monkeypatch.setitem(sys.modules, "tensorboard", None)  # what an import finds when the extra is missing
     space = ["--space", write(tmp_path / "space.yaml", "optimizer.lr: [1.0e-3]\n")] if command == "tune" else []
     result = cli(command, "digits-mlp", *space, "--tensorboard", code=2)
-    assert "train.tensorboard: TensorBoard is not installed; pip install 'dltool[tensorboard]'" in result.stderr
+    assert "train.tensorboard: tensorboard is not installed; pip install 'dltool[tensorboard]'" in result.stderr
     assert not (tmp_path / "runs").exists()
 
 

@@ -332,8 +332,8 @@ def test_the_password_of_a_database_is_never_recorded() -> None:
     from dltool.tuning.storage import check_storage, public_url
 
     url = check_storage("postgresql://me:secret@db.example.org:5432/studies", workers=4)
-    assert url.startswith("postgresql+psycopg2://me:secret@")  # the driver dltool installs
-    assert public_url(url) == "postgresql+psycopg2://me@db.example.org:5432/studies"
+    assert url.startswith("postgresql+psycopg://me:secret@")  # psycopg 3, dltool[postgres]
+    assert public_url(url) == "postgresql+psycopg://me@db.example.org:5432/studies"
 
 
 def test_tune_help_imports_neither_torch_nor_optuna() -> None:

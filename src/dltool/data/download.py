@@ -3,7 +3,8 @@
 Each file is streamed into ``<name>.part`` in the dataset folder with a per-read timeout.
 After an interruption the transfer resumes with an HTTP Range request (a server that ignores
 it sends the whole file, which restarts the ``.part`` from zero); transient failures are
-retried with exponential backoff, a bounded number of times in a row. The finished file is
+retried with jittered exponential backoff, or after the server's ``Retry-After``
+(``dltool.data.retry``), a bounded number of times in a row. The finished file is
 checked against the publisher's checksum and only then renamed into place: wrong bytes are
 deleted and the next mirror is tried. One lock per dataset folder keeps two processes from
 fetching the same files at once; the second one waits, then finds them verified.
@@ -21,7 +22,6 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
 from filelock import FileLock, Timeout
@@ -29,8 +29,8 @@ from filelock import FileLock, Timeout
 from dltool._io import fsync_dir, is_disk_full, mount_point, sweep_stale_temporaries
 from dltool._version import __version__
 from dltool.data.archives import extract_members, extract_trees, gunzip
+from dltool.data.retry import BACKOFF_S, MAX_RETRY_AFTER_S, RETRIES, RetryPolicy, retry_after_s
 from dltool.data.sources import (
-    TIMEOUT_S,
     RemoteFile,
     checksum_of,
     dataset_folder,
@@ -41,8 +41,6 @@ from dltool.data.sources import (
 )
 from dltool.errors import DatasetError, DiskFullError
 
-RETRIES = 3  # failed attempts in a row (without new bytes) before a mirror is given up
-BACKOFF_S = 1.0  # first wait between attempts; doubles after each failure
 CHUNK_BYTES = 1 << 18
 # HTTP statuses worth another attempt; any other error status moves on to the next mirror.
 TRANSIENT_STATUS = {408, 425, 429, 500, 502, 503, 504}
@@ -67,25 +65,12 @@ class DownloadObserver:
         """A line for the user: a skipped file, a retry, a verification."""
 
 
-@dataclass(frozen=True)
-class RetryPolicy:
-    """How long to wait for a server, and how often to try it again."""
-
-    timeout_s: float = TIMEOUT_S
-    retries: int = RETRIES
-    backoff_s: float = BACKOFF_S
-
-    def wait_s(self, failures: int) -> float:
-        """The pause before the next attempt after ``failures`` in a row (none after progress)."""
-        return self.backoff_s * 2 ** (failures - 1) if failures else 0.0
-
-
 class TransferError(Exception):
     """One mirror failed to deliver a file; ``transient`` failures are worth retrying."""
 
-    def __init__(self, reason: str, transient: bool):
+    def __init__(self, reason: str, transient: bool, retry_after_s: float | None = None):
         super().__init__(reason)
-        self.transient = transient
+        self.transient, self.retry_after_s = transient, retry_after_s
 
 
 def download_dataset(
@@ -143,8 +128,9 @@ def fetch(
             failures = 0 if progressed else failures + 1
             if failures > policy.retries:
                 raise
-            wait = policy.wait_s(failures)
+            wait = policy.wait_s(failures, error.retry_after_s)
             after = f" in {wait:.1f} s" if wait else ""
+            after += " (the server's Retry-After)" if error.retry_after_s and wait == error.retry_after_s else ""
             observer.on_message(f"{part.name.removesuffix('.part')}: {error}; retrying{after}")
             time.sleep(wait)
 
@@ -243,11 +229,21 @@ def _open(request: urllib.request.Request, timeout: float, part: Path) -> http.c
         if error.code == 416 and request.has_header("Range"):  # the partial file is no prefix of the server's
             part.unlink()
             raise TransferError("the partial file does not fit the server's; starting again", True) from None
-        raise TransferError(f"HTTP {error.code} {error.reason}", error.code in TRANSIENT_STATUS) from None
+        raise _status_error(error) from None
     except urllib.error.URLError as error:
         raise _network_error(error.reason) from None
     except (OSError, http.client.HTTPException) as error:
         raise _network_error(error) from None
+
+
+def _status_error(error: urllib.error.HTTPError) -> TransferError:
+    """A transient status is retried, after the server's ``Retry-After`` if it gives one that
+    is not too long (a longer one moves on to the next mirror)."""
+    reason = f"HTTP {error.code} {error.reason}"
+    wait = retry_after_s(error.headers.get("Retry-After")) if error.headers else None
+    if wait is not None and wait > MAX_RETRY_AFTER_S:
+        return TransferError(f"{reason}; the server asks to wait {wait:,.0f} s", False)
+    return TransferError(reason, error.code in TRANSIENT_STATUS, wait)
 
 
 def _resume_point(response: http.client.HTTPResponse, offset: int, part: Path) -> tuple[int, int | None]:

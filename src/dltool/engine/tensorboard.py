@@ -27,8 +27,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from dltool._extras import require
 from dltool.config.loading import flatten
-from dltool.errors import UsageError
 from dltool.rundir import RunDir
 
 if TYPE_CHECKING:
@@ -43,10 +43,7 @@ TEST_SCALARS = {"loss": "test_loss", "accuracy": "test_acc"}  # summary.json's t
 
 def require_tensorboard() -> None:
     """A usage error saying what to install when TensorBoard is missing."""
-    try:
-        import torch.utils.tensorboard  # noqa: F401
-    except ImportError:
-        raise UsageError("train.tensorboard: TensorBoard is not installed; pip install 'dltool[tensorboard]'") from None
+    require("tensorboard", "tensorboard", "train.tensorboard")
 
 
 class Board:

@@ -18,7 +18,6 @@ Both take and give float32 (N, C, H, W) → (N, ...) with a dynamic batch dimens
 
 from __future__ import annotations
 
-import importlib
 import io
 import logging
 import warnings
@@ -31,12 +30,12 @@ from typing import Any
 import torch
 from torch import nn
 
-from dltool.errors import CheckpointError, DltoolError, ExportError, UsageError, first_line
+from dltool import _extras as extras
+from dltool.errors import CheckpointError, ExportError, UsageError, first_line
 
 Forward = Callable[[torch.Tensor], torch.Tensor]
 INPUT_NAME = "images"
 MIN_OPSET = 18  # the oldest opset torch's exporter implements itself (torch.onnx's TORCHLIB_OPSET)
-ONNX_EXTRA = "pip install 'dltool[onnx]'"
 
 
 @dataclass(frozen=True)
@@ -50,11 +49,8 @@ class Format:
 
 
 def require(module: str) -> ModuleType:
-    """``module``, an optional dependency of the ONNX format, or an error saying how to install it."""
-    try:
-        return importlib.import_module(module)
-    except ImportError:
-        raise DltoolError(f"ONNX support needs {module}, which is not installed: {ONNX_EXTRA}") from None
+    """``module``, an optional dependency of the ONNX format, or a usage error saying how to install it."""
+    return extras.require(module, "onnx", "ONNX export and inference")
 
 
 # --- ONNX ------------------------------------------------------------------------------

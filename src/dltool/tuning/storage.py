@@ -13,12 +13,14 @@ file is found when the storage is opened, and any later storage failure is trans
 from __future__ import annotations
 
 import contextlib
+import importlib
 import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from dltool._extras import install_line
 from dltool.errors import DltoolError, StorageError, UsageError, first_line
 from dltool.tuning import liveness
 from dltool.tuning._optuna import quiet_optuna
@@ -55,14 +57,18 @@ def check_storage(url: str | None, workers: int) -> str:
 
 
 def _with_driver(url: str) -> str:
-    """``postgresql://`` means psycopg2, the driver dltool installs (SQLAlchemy 2.1 would
-    look for psycopg 3)."""
+    """``postgresql://`` with the driver that is installed: psycopg 3 (``dltool[postgres]``,
+    SQLAlchemy's default), else psycopg2; neither is a usage error naming the extra."""
     from sqlalchemy.engine import make_url
 
     parsed = make_url(url)
-    if parsed.drivername == "postgresql" and _importable("psycopg2"):
-        return parsed.set(drivername="postgresql+psycopg2").render_as_string(hide_password=False)
-    return url
+    if parsed.get_backend_name() != "postgresql" or parsed.drivername != "postgresql":
+        return url
+    for module, driver in (("psycopg", "postgresql+psycopg"), ("psycopg2", "postgresql+psycopg2")):
+        with contextlib.suppress(ImportError):
+            importlib.import_module(module)
+            return parsed.set(drivername=driver).render_as_string(hide_password=False)
+    raise UsageError(f"--storage {public_url(url)}: psycopg is not installed; {install_line('postgres')}")
 
 
 def public_url(storage: str) -> str:
@@ -226,12 +232,6 @@ def dashboard_command(storage: str, study_dir: Path) -> str:
 
     target = str(study_dir / JOURNAL_FILE) if storage == JOURNAL else public_url(storage)
     return shlex.join(["optuna-dashboard", target])
-
-
-def _importable(module: str) -> bool:
-    import importlib.util
-
-    return importlib.util.find_spec(module) is not None
 
 
 def _reason(error: BaseException) -> str:

@@ -1,0 +1,52 @@
+"""Optional dependencies live in extras: the base install needs neither a compiler nor libpq,
+and a feature whose extra is missing stops with exit 2 and the line that installs it."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from dltool.errors import UsageError
+
+PYPROJECT = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())
+# Makes `import NAME` fail in a dltool process, as when its extra is not installed.
+BLOCK = "import sys; sys.modules.update(dict.fromkeys({names!r})); from dltool.cli import main; sys.argv[0] = 'dltool'; main()"
+
+
+def blocked(*names: str) -> list[str]:
+    return ["-c", BLOCK.format(names=list(names))]
+
+
+def test_the_base_install_has_no_database_driver_or_cma_es() -> None:
+    base = " ".join(PYPROJECT["project"]["dependencies"]).lower()
+    assert not any(name in base for name in ("psycopg", "cmaes"))
+    extras = PYPROJECT["project"]["optional-dependencies"]
+    assert extras["postgres"] == ["psycopg[binary]>=3.2"] and extras["cmaes"] == ["cmaes>=0.11"]
+    assert {"postgres", "cmaes"} <= set(extras["dev"][0].split("[")[1].rstrip("]").split(","))
+
+
+def test_a_postgresql_storage_without_a_driver_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    from dltool.tuning.storage import check_storage
+
+    monkeypatch.setitem(sys.modules, "psycopg", None)
+    assert check_storage("postgresql://me@db/studies", 1).startswith("postgresql+psycopg2://")  # the older driver
+    monkeypatch.setitem(sys.modules, "psycopg2", None)
+    with pytest.raises(UsageError) as error:
+        check_storage("postgresql://me:secret@db/studies", 1)
+    assert str(error.value) == (
+        "--storage postgresql://me@db/studies: psycopg is not installed; pip install 'dltool[postgres]'"
+    )
+
+
+def test_tune_with_cmaes_missing_is_a_usage_error(tmp_path: Path) -> None:
+    (tmp_path / "space.yaml").write_text("optimizer.lr: {low: 1.0e-4, high: 1.0e-2, log: true}\n")
+    args = ["tune", "digits-mlp", "--space", "space.yaml", "--sampler", "cmaes", "--trials", "1", "--epochs", "1"]
+    result = subprocess.run(
+        [sys.executable, *blocked("cmaes"), *args], cwd=tmp_path, capture_output=True, text=True, timeout=240
+    )
+    assert result.returncode == 2, result.stderr
+    assert "--sampler cmaes: cmaes is not installed; pip install 'dltool[cmaes]'" in result.stderr
