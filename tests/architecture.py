@@ -17,7 +17,10 @@ from pathlib import Path
 
 # Lowest first. Inside a layer, imports may go either way as long as there is no cycle.
 LAYERS: list[tuple[str, set[str]]] = [
-    ("foundations", {"errors", "_version", "params", "_io", "_safetensors", "_registry", "_signals", "_memory"}),
+    (
+        "foundations",
+        {"errors", "_version", "params", "_io", "_safetensors", "_registry", "_signals", "_memory", "_extras"},
+    ),
     ("run-dir layout", {"rundir"}),
     ("components and figures", {"tasks", "losses", "optim", "models", "figures"}),
     ("config", {"config"}),

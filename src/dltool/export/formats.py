@@ -30,7 +30,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from dltool import _extras as extras
+from dltool._extras import require as require_extra
 from dltool.errors import CheckpointError, ExportError, UsageError, first_line
 
 Forward = Callable[[torch.Tensor], torch.Tensor]
@@ -50,7 +50,7 @@ class Format:
 
 def require(module: str) -> ModuleType:
     """``module``, an optional dependency of the ONNX format, or a usage error saying how to install it."""
-    return extras.require(module, "onnx", "ONNX export and inference")
+    return require_extra(module, "onnx", "ONNX export and inference")
 
 
 # --- ONNX ------------------------------------------------------------------------------
