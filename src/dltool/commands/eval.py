@@ -15,6 +15,8 @@ from dltool.errors import UsageError
 from dltool.evaluation import SCALAR_KEYS
 
 Opt = typer.Option
+# Per-class columns shown under another name than their key.
+HEADERS = {"roc_auc": "ROC AUC", "average_precision": "AP"}
 
 
 def eval_(
@@ -76,20 +78,28 @@ def _render(document: dict[str, Any]) -> None:
             value = document[key]
             summary.add_row(key, f"{value:.4f}" if isinstance(value, float) else str(value))
     stderr.print(summary)
-    if "per_class" in document and len(document["per_class"]) <= 30:
-        table = Table("class", "precision", "recall", "f1", "support", "ROC AUC", "AP", box=None)
-        for name, row in document["per_class"].items():
-            scores = [_score(row.get(key)) for key in ("precision", "recall", "f1")]
-            table.add_row(
-                name, *scores, str(row["support"]), _score(row.get("roc_auc")), _score(row.get("average_precision"))
-            )
+    if document.get("absent_classes"):
+        stderr.print(
+            f"mIoU and mean Dice over the classes present; absent from truth and predictions "
+            f"(left out, as torchmetrics does): {', '.join(document['absent_classes'])}",
+            soft_wrap=True,
+            markup=False,
+        )
+    if "per_class" in document and 0 < len(document["per_class"]) <= 30:
+        rows = document["per_class"]
+        columns = list(next(iter(rows.values())))
+        table = Table("class", *(HEADERS.get(column, column) for column in columns), box=None)
+        for name, row in rows.items():
+            table.add_row(name, *(_score(row.get(column)) for column in columns))
         stderr.print(table)
 
 
 def _score(value: float | None) -> str:
-    """Three decimals; '-' where a score is undefined (NaN) or absent (a document made
-    before it was scored)."""
-    return "-" if value is None or value != value else f"{value:.3f}"
+    """Rates to three decimals, counts whole; '-' where a score is undefined (NaN, an absent
+    class's IoU) or absent (a document made before it was scored)."""
+    if value is None or value != value:
+        return "-"
+    return f"{value:.3f}" if isinstance(value, float) else str(value)
 
 
 def _check_table_out(path: Path, target: Path) -> None:

@@ -96,6 +96,18 @@ def _check_loss_suits_model(config: Config) -> None:
             f"train.tta: {config.train.tta!r} averages a classifier's logits; model {config.model.name!r} "
             f"is a {task} model (use {' or '.join(allowed)})"
         )
+    _check_augment_suits(config, task)
+
+
+def _check_augment_suits(config: Config, task: str) -> None:
+    """No augmentation the task cannot use (MixUp on masks, say) is switched on."""
+    defaults = type(config.data.augment)()
+    for key in tasks.info(task).augment_off:
+        if getattr(config.data.augment, key) != getattr(defaults, key):
+            raise ConfigError(
+                f"data.augment.{key}: moves or mixes the images without their {tasks.info(task).target}; "
+                f"model {config.model.name!r} is a {task} model (leave it off)"
+            )
 
 
 def entry_params(section: str, given: Mapping[str, Any]) -> type[BaseModel]:

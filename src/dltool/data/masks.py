@@ -1,4 +1,4 @@
-"""Segmentation folders: images and their masks, paired by file stem. Never imports torch.
+"""Segmentation folders: images and their masks, paired by file stem.
 
 Layouts: ``ROOT/{train,val,test}/{images,masks}/`` (train required), or one pool
 ``ROOT/images/`` + ``ROOT/masks/`` that is split by ``val_fraction`` / ``test_fraction``
@@ -23,10 +23,10 @@ import numpy as np
 
 from dltool.data.folders import IMAGE_EXTENSIONS, SPLITS
 from dltool.errors import DatasetError
+from dltool.tasks.pixels import IGNORE  # the mask value of pixels that are not scored
 
 IMAGES, MASKS = "images", "masks"
 CLASSES_FILE = "classes.txt"
-IGNORE = 255  # the mask value of pixels that are not scored
 MAX_CLASSES = 255  # class indices 0..254: 255 is the ignore value
 
 Pair = tuple[str, str]  # (image, mask): paths relative to the index's root, POSIX form

@@ -213,6 +213,13 @@ def load_arrays(config: DataConfig, progress: Counting | None = None) -> ImageAr
     )
 
 
+def has_masks(config: DataConfig) -> bool:
+    """Whether ``data.name`` is a segmentation dataset (a folder of images/ and masks/, or a
+    registered dataset that sizes its own masks)."""
+    folder = _folder(config)
+    return datasets.get(config.name).params.sized if folder is None else is_mask_folder(folder)
+
+
 def _folder(config: DataConfig) -> Path | None:
     """The image folder ``data.name`` names; None for a registered dataset; errors for the rest."""
     if config.name in datasets:
@@ -289,7 +296,12 @@ def with_crop_pct(config: DataConfig) -> DataConfig:
     models are evaluated), else 1.0 (fixed-size datasets, and folders kept at their size).
 
     Resolved when a run starts, not when a config loads: a config.yaml written before
-    ``crop_pct`` existed keeps its stretch-to-size transform (None) for eval and predict."""
+    ``crop_pct`` existed keeps its stretch-to-size transform (None) for eval and predict, and
+    so do images with masks, resized whole (a crop would cut pixels off their masks)."""
+    if has_masks(config):
+        if config.crop_pct is not None:
+            raise ConfigError(f"data.crop_pct: {config.name} has masks, resized whole with their images: leave it unset")
+        return config
     if config.crop_pct is not None:
         return config
     folder = config.name not in datasets and config.image_size is not None

@@ -53,13 +53,15 @@ def evaluate_kept(
     matrix too (rows true), else None."""
     step = parts.step
     model = with_tta(parts.eval_model, parts.config.train.tta)
-    classes = len(parts.data.classes) if confusion else 0
+    classes = len(parts.data.classes) if confusion or tasks.info(step.task).class_sums else 0
     sums = evaluate(
         model, batches.batches(), step.precision, step.device, step.task, step.channels_last, confusion_classes=classes
     )
     matrix = sums.pop("confusion", None)
-    metrics = mean_metrics(sum_across(parts.world, sums), step.task)
-    return metrics, None if matrix is None else total_across(parts.world, matrix)
+    total = None if matrix is None else total_across(parts.world, matrix)
+    summed = sum_across(parts.world, sums)
+    metrics = mean_metrics(summed if total is None else summed | {"confusion": total}, step.task)
+    return metrics, total if confusion else None
 
 
 def improved(progress: Progress, record: dict[str, Any], monitor: MonitorConfig, min_delta: float) -> bool:

@@ -179,6 +179,18 @@ def check_runnable(config: Config) -> None:
         require_tensorboard()
 
 
+def _check_targets(config: Config, data: PreparedData) -> None:
+    """The data's targets are what the model's task trains on: masks for segmentation, else not."""
+    task = tasks.task_name(config.model)
+    wants_masks = tasks.info(task).target == "masks"
+    if wants_masks != (data.splits["train"].labels.ndim > 1):
+        has = "masks" if not wants_masks else "a label per image"
+        raise ConfigError(
+            f"data.name: {config.data.name} has {has}; model {config.model.name!r} is a {task} model"
+            + (" (a segmentation folder holds images/ and masks/)" if wants_masks else "")
+        )
+
+
 def _resolved_data(config: Config, fresh: bool) -> Config:
     # The evaluation crop is fixed before any decoding (an image folder's cache is made with it);
     # a new run's test split is held out, a resumed run keeps the splits it was recorded with.
@@ -208,8 +220,10 @@ def absolute_paths(config: Config) -> Config:
 
 
 def _class_counts(data: PreparedData) -> list[int]:
-    """Training samples per class, in class order (for ``class_weights: balanced``)."""
-    return [int(count) for count in np.bincount(data.splits["train"].labels, minlength=len(data.classes))]
+    """Training samples per class, in class order (for ``class_weights: balanced``); of masks,
+    pixels per class (ignored pixels, 255, left out)."""
+    labels = np.asarray(data.splits["train"].labels).reshape(-1)
+    return [int(count) for count in np.bincount(labels, minlength=len(data.classes))[: len(data.classes)]]
 
 
 # Training images a model fits itself to at initialisation (airbench's whitening stem):

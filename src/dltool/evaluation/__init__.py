@@ -17,4 +17,7 @@ SCALAR_KEYS = (
     "brier",
     "mse",
     "psnr",
+    "pixel_accuracy",
+    "miou",
+    "mean_dice",
 )

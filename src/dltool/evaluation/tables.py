@@ -95,9 +95,9 @@ def is_per_class_table(path: Path) -> bool:
             names = pq.read_schema(path).names
         except (OSError, ValueError):  # pyarrow's ArrowInvalid is a ValueError
             return False
-        return {"class", "precision", "recall"} <= set(names)
+        return {"class", "precision", "recall"} <= set(names) or {"class", "iou", "dice"} <= set(names)
     with open(path, encoding="utf-8", errors="replace") as file:
-        return file.readline(4096).startswith("class,precision,recall,f1,support")
+        return file.readline(4096).startswith(("class,precision,recall,f1,support", "class,iou,dice"))
 
 
 def check_table_path(path: Path, option: str) -> None:

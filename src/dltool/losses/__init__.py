@@ -55,8 +55,9 @@ BOTH = frozenset({"labels", "values"})
 
 @losses.register("cross_entropy", "dltool.losses.functions:CrossEntropy")
 class CrossEntropyParams(LossParams):
-    """Cross-entropy on logits, with optional label smoothing and class weights."""
+    """Cross-entropy on logits, with optional label smoothing and class weights (masks: per pixel, 255 ignored)."""
 
+    targets: ClassVar[frozenset[str]] = frozenset({"labels", "masks"})
     label_smoothing: Smoothing = 0.0
     class_weights: ClassWeights = Field(
         None, description="null, 'balanced' (n_samples / (n_classes · count)), or one weight per class"
@@ -115,6 +116,23 @@ class SmoothL1Params(LossParams):
 
     targets: ClassVar[frozenset[str]] = BOTH
     beta: float = Field(1.0, ge=0, description="where the quadratic part ends (0: plain L1)")
+
+
+@losses.register("dice", "dltool.losses.dense:Dice")
+class DiceParams(LossParams):
+    """Soft Dice of the softmax against the masks, averaged over classes (255 ignored)."""
+
+    targets: ClassVar[frozenset[str]] = frozenset({"masks"})
+    smooth: float = Field(1.0, ge=0, description="added to both sides of each class's Dice ratio")
+
+
+@losses.register("ce_dice", "dltool.losses.dense:CrossEntropyDice")
+class CrossEntropyDiceParams(LossParams):
+    """Cross-entropy per pixel plus `dice_weight` × soft Dice (255 ignored)."""
+
+    targets: ClassVar[frozenset[str]] = frozenset({"masks"})
+    dice_weight: float = Field(1.0, ge=0, description="weight of the Dice term")
+    smooth: float = Field(1.0, ge=0, description="added to both sides of each class's Dice ratio")
 
 
 for _entry in losses:

@@ -19,6 +19,7 @@ from torch import nn
 
 from dltool.errors import ConfigError
 from dltool.losses import check_task
+from dltool.tasks.pixels import IGNORE
 from dltool.tasks import info
 
 
@@ -68,7 +69,11 @@ class CrossEntropy(Loss):
             weight = weight.to(output.dtype)
         if target.is_floating_point():
             target = target.to(output.dtype)
-        return F.cross_entropy(output, target, weight=weight, label_smoothing=self.label_smoothing)
+        # Masks (N, H, W) of class indices mark the pixels to ignore with 255.
+        ignore = IGNORE if target.ndim > 1 and not target.is_floating_point() else -100
+        return F.cross_entropy(
+            output, target, weight=weight, ignore_index=ignore, label_smoothing=self.label_smoothing
+        )
 
 
 class NLL(Loss):

@@ -18,7 +18,7 @@ from dltool.tasks import backbone_tasks, takes_heads
 
 Activation = Literal["relu", "leaky_relu", "tanh", "sigmoid", "gelu"]
 Init = Literal["default", "xavier_uniform", "xavier_normal", "kaiming_uniform", "kaiming_normal"]
-Task = Literal["classification", "reconstruction"]
+Task = Literal["classification", "reconstruction", "segmentation"]
 Widths = Annotated[list[Annotated[int, Field(ge=1)]], Field(min_length=1)]
 # `none`, `backbone` (all but the classifier head), or globs of parameter names.
 Freeze = Literal["none", "backbone"] | list[str]
@@ -181,9 +181,26 @@ class EncoderClassifierParams(ModelParams):
         return self.model_copy(update={"latent_dim": source.latent_dim, "widths": source.widths})
 
 
+@models.register("unet", "dltool.models.unet:UNet")
+class UNetParams(ModelParams):
+    """U-Net (Ronneberger et al. 2015): `depth` poolings doubling `width`, a mirrored decoder with skips."""
+
+    task: ClassVar[Task] = "segmentation"
+    depth: int = Field(4, ge=1, le=8, description="down-sampling steps (each halves the map, doubles the width)")
+    width: int = Field(64, ge=1, le=1024, description="channels at full resolution")
+    batch_norm: bool = Field(True, description="BatchNorm after every 3×3 conv")
+    upsampling: Literal["bilinear", "transposed"] = Field(
+        "bilinear", description="bilinear (then a 1×1 conv) or a 2×2 transposed conv"
+    )
+
+
 # Zoo families last: their parameters subclass ModelParams above.
-from dltool.models.zoo import FAMILIES, ZooParams  # noqa: E402
+from dltool.models.zoo import FAMILIES, TORCHVISION_SEGMENTATION, TorchvisionSegmentationParams, ZooParams  # noqa: E402
 
 for _family in FAMILIES.values():
     _listing = f"{_family.description} (dltool list models --zoo {_family.prefix} [FILTER])"
     models.register_family(_family.prefix, "dltool.models.zoo.build:build_zoo", _listing)(ZooParams)
+# torchvision's segmentation networks: one entry each, before their family's name.
+for _arch, _about in TORCHVISION_SEGMENTATION.items():
+    _params = type(f"Torchvision_{_arch}", (TorchvisionSegmentationParams,), {"__doc__": _about})
+    models.register(f"torchvision:{_arch}", "dltool.models.zoo.build:build_torchvision_segmentation")(_params)

@@ -55,6 +55,10 @@ class TaskParams(Params):
     tta: ClassVar[tuple[str, ...]] = ("none",)
     on_backbone: ClassVar[bool] = False
     predicts: ClassVar[bool] = True
+    # Validation sums need the class count every epoch (a confusion matrix over pixels).
+    class_sums: ClassVar[bool] = False
+    # data.augment keys the task cannot use (ops that move the image but not its target).
+    augment_off: ClassVar[tuple[str, ...]] = ()
 
 
 tasks: Registry[TaskParams] = Registry("tasks", TaskParams)
@@ -77,6 +81,19 @@ class ReconstructionTask(TaskParams):
     target = "values"
     default_loss = "mse"
     predicts = False
+
+
+@tasks.register("segmentation", "dltool.tasks.segmentation:Segmentation")
+class SegmentationTask(TaskParams):
+    """A class per pixel: logits (N, classes, H, W) against masks of class indices (255: ignored)."""
+
+    target = "masks"
+    metrics = ("val_miou", "val_pixel_acc")
+    higher_is_better = frozenset({"val_miou", "val_pixel_acc"})
+    objective = "val_miou"
+    predicts = False  # no rows: `dltool predict --out DIR` writes a mask per image
+    class_sums = True
+    augment_off = ("auto", "mixup", "cutmix")
 
 
 def names() -> list[str]:

@@ -17,7 +17,7 @@ from typing import Any, ClassVar, Protocol
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from dltool.errors import did_you_mean, suggest
-from dltool.models import ModelParams
+from dltool.models import ModelParams, Task
 
 # Attributes every zoo model carries: the dotted name of its classifier head (what
 # `model.freeze: backbone` leaves trainable), and lines for the run log (what loading did).
@@ -166,3 +166,22 @@ class ZooParams(ModelParams):
 
     def without_weights(self) -> ZooParams:
         return self.model_copy(update={"pretrained": False})
+
+
+# torchvision's semantic segmentation builders (`dltool.models.zoo.torchvision_seg`), listed
+# here without importing torchvision; a test checks the list against torchvision's.
+TORCHVISION_SEGMENTATION = {
+    "deeplabv3_mobilenet_v3_large": "DeepLabV3 on MobileNetV3-Large (torchvision); COCO-VOC weights",
+    "deeplabv3_resnet50": "DeepLabV3 on ResNet-50 (torchvision); COCO-VOC weights",
+    "deeplabv3_resnet101": "DeepLabV3 on ResNet-101 (torchvision); COCO-VOC weights",
+    "fcn_resnet50": "Fully convolutional network on ResNet-50 (torchvision); COCO-VOC weights",
+    "fcn_resnet101": "Fully convolutional network on ResNet-101 (torchvision); COCO-VOC weights",
+    "lraspp_mobilenet_v3_large": "LR-ASPP on MobileNetV3-Large (torchvision); COCO-VOC weights",
+}
+
+
+class TorchvisionSegmentationParams(ZooParams):
+    """A torchvision segmentation network; its classifier sized from the dataset's classes."""
+
+    task: ClassVar[Task] = "segmentation"
+    impl_module: ClassVar[str | None] = "dltool.models.zoo.torchvision_seg"

@@ -1,0 +1,85 @@
+"""Semantic segmentation: a class per pixel, logits (N, K, H, W) against int64 masks (N, H, W).
+
+Pixels marked 255 in a mask are ignored by the losses and the scores. Every evaluation
+accumulates a K×K confusion matrix over pixels (``dltool.tasks.pixels``): pixel accuracy,
+per-class IoU and Dice, and mIoU over the classes present, in bounded memory.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from dltool.tasks.pixels import IGNORE, pixel_confusion, segmentation_scores
+from dltool.tasks.task import Batches, Forward, Scored, Task
+
+# An untrained network should be unsure about every pixel: its loss near ln(classes).
+PREFLIGHT_BOUNDS = (0.5, 1.5)
+
+
+class Segmentation(Task):
+    name = "segmentation"
+    export_output = "logits"
+
+    def zero_sums(self, confusion_classes: int, device: torch.device) -> dict[str, torch.Tensor]:
+        """Validation sums carry the confusion matrix (``confusion_classes`` is the class count,
+        see ``SegmentationTask.class_sums``); the training epoch's (0 classes) the loss alone."""
+        sums = super().zero_sums(confusion_classes, device)
+        if confusion_classes:
+            sums["confusion"] = torch.zeros(confusion_classes, confusion_classes, dtype=torch.int64, device=device)
+        return sums
+
+    def batch_sums(
+        self, output: torch.Tensor, images: torch.Tensor, labels: torch.Tensor, confusion_classes: int
+    ) -> dict[str, torch.Tensor]:
+        return {
+            "loss_sum": per_image_loss(output, labels).sum().double(),
+            "confusion": pixel_confusion(output.argmax(1), labels, output.shape[1]),
+        }
+
+    def means(self, sums: dict[str, Any]) -> dict[str, float]:
+        means = super().means(sums)
+        if "confusion" in sums:
+            scores = segmentation_scores(sums["confusion"].cpu().numpy(), [])
+            means |= {"miou": scores["miou"], "pixel_accuracy": scores["pixel_accuracy"]}
+        return means
+
+    def record(self, train: dict[str, float], val: dict[str, float]) -> dict[str, float]:
+        return {"val_miou": val["miou"], "val_pixel_acc": val["pixel_accuracy"]}
+
+    def preflight(self, loss: float, classes: list[str]) -> str:
+        expected = math.log(len(classes))
+        low, high = PREFLIGHT_BOUNDS
+        if low * expected <= loss <= high * expected:
+            return f"pre-flight: initial loss {loss:.3f} ≈ ln({len(classes)}) = {expected:.3f} per pixel, as expected"
+        return (
+            f"warning: pre-flight: initial loss {loss:.3f} is far from ln({len(classes)}) = {expected:.3f} "
+            "per pixel; check the masks, the input normalisation and the output layer's init"
+        )
+
+    @torch.inference_mode()
+    def evaluate(self, forward: Forward, batches: Batches, classes: list[str], std: list[float]) -> Scored:
+        """Pixel accuracy, IoU and Dice per class, mIoU, the pixel confusion matrix; ``loss``:
+        the mean over images of each image's cross-entropy per pixel."""
+        confusion = np.zeros((len(classes), len(classes)), np.int64)
+        loss_sum, n = 0.0, 0
+        for images, masks in batches:
+            output = forward(images).float()
+            loss_sum += float(per_image_loss(output, masks).sum())
+            confusion += pixel_confusion(output.argmax(1), masks, len(classes)).cpu().numpy()
+            n += len(images)
+        return Scored({"n": n, "loss": loss_sum / max(1, n), **segmentation_scores(confusion, classes)})
+
+    def output_shape(self, classes: list[str], in_shape: tuple[int, int, int]) -> list[int]:
+        return [len(classes), *in_shape[1:]]
+
+
+def per_image_loss(output: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
+    """Each image's cross-entropy, averaged over its pixels that are not ignored (0 when all are)."""
+    pixels = F.cross_entropy(output.float(), masks, ignore_index=IGNORE, reduction="none").flatten(1)
+    counted = (masks != IGNORE).flatten(1).sum(1)
+    return pixels.sum(1) / counted.clamp(min=1)
