@@ -31,7 +31,7 @@ def predict(
         list[str], typer.Argument(help="Image files, folders (recursive), globs, or - for paths on stdin.")
     ],
     output_format: RowFormat = None,
-    top_k: Annotated[int, Opt(min=1, help="Labels and scores per image.")] = 3,
+    top_k: Annotated[int | None, Opt(min=1, help="Labels and scores per image (default 3).")] = None,
     output: Annotated[Path | None, Opt(help="Write the rows to this file (atomically) instead of stdout.")] = None,
     batch_size: Annotated[int, Opt(min=1, help="Images per forward pass (and per decoded chunk).")] = 32,
     device: Annotated[str, Opt(help="auto, cpu, cuda, cuda:N or mps (ONNX files: cpu).")] = "auto",
@@ -41,19 +41,30 @@ def predict(
     ] = None,
     strict: Annotated[bool, Opt(help="Exit 1 when any input could not be read (rows still written).")] = False,
     force: Annotated[bool, Opt(help="Let --output replace a file that dltool predict did not write.")] = False,
+    out: Annotated[Path | None, Opt(help="Segmentation: write one mask PNG per image into this folder.")] = None,
+    overlay: Annotated[bool, Opt(help="Segmentation: also write colour overlays into --out DIR/overlays/.")] = False,
 ) -> None:
     """Label images; one row per readable image, in input order. Bad files go to stderr.
+    A segmentation model writes a mask PNG per image, at the image's size, into --out DIR.
 
     Example: find imgs -name '*.png' | dltool predict runs/digits-mlp-1 - --format jsonl | jq -r .label
     """
+    from dltool.commands._predict_masks import check_options, write_masks
     from dltool.evaluation.predict import predict as predict_images
     from dltool.evaluation.predict import read_path_lines
     from dltool.export.inference import load_inference_model
 
-    chosen = _format(output_format, output)
-    _check_output(output, target, paths, force)
     model = load_inference_model(target, device=device)
     inputs = read_path_lines(sys.stdin) if paths == ["-"] else paths
+    if check_options(model, out, overlay, top_k, output_format):
+        assert out is not None  # check_options asks for it
+        options = {"overlay": overlay, "batch_size": batch_size, "workers": workers}
+        bad = write_masks(model, inputs, out, options, output_format)
+        _report(bad, strict)
+        return
+    chosen = _format(output_format, output)
+    _check_output(output, target, paths, force)
+    top_k = top_k or 3
     rows = predict_images(model, inputs, top_k=top_k, batch_size=batch_size, workers=workers)
     k = min(top_k, len(model.classes))
     if chosen == "parquet":
@@ -62,6 +73,10 @@ def predict(
     else:
         with _destination(output) as stream:
             bad = _write_rows(rows, _WRITERS[chosen](stream, k), stream.flush)
+    _report(bad, strict)
+
+
+def _report(bad: int, strict: bool) -> None:
     if bad:
         stderr.print(f"{bad} input{'s' if bad > 1 else ''} could not be read", soft_wrap=True)
     if bad and strict:

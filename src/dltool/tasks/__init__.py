@@ -55,6 +55,8 @@ class TaskParams(Params):
     tta: ClassVar[tuple[str, ...]] = ("none",)
     on_backbone: ClassVar[bool] = False
     predicts: ClassVar[bool] = True
+    # `dltool predict --out DIR` writes a mask PNG per image (dltool.evaluation.segment).
+    masks_out: ClassVar[bool] = False
     # Validation sums need the class count every epoch (a confusion matrix over pixels).
     class_sums: ClassVar[bool] = False
     # data.augment keys the task cannot use (ops that move the image but not its target).
@@ -91,7 +93,8 @@ class SegmentationTask(TaskParams):
     metrics = ("val_miou", "val_pixel_acc")
     higher_is_better = frozenset({"val_miou", "val_pixel_acc"})
     objective = "val_miou"
-    predicts = False  # no rows: `dltool predict --out DIR` writes a mask per image
+    predicts = False  # no rows of labels: a mask per image
+    masks_out = True
     class_sums = True
     augment_off = ("auto", "mixup", "cutmix")
 

@@ -57,3 +57,18 @@ def segmentation_scores(confusion: np.ndarray, classes: list[str]) -> dict[str, 
 
 def _number(value: float) -> float | None:
     return None if math.isnan(value) else float(value)
+
+
+def image_miou(predicted: torch.Tensor, target: torch.Tensor, classes: int) -> torch.Tensor:
+    """Each image's mIoU (N,) float64, over the classes in its truth or its prediction (NaN
+    when every pixel is ignored): what ``visualize`` ranks images by, worst first."""
+    n = len(target)
+    valid = (target != IGNORE).flatten(1)
+    image = torch.arange(n, device=target.device)[:, None].expand_as(valid)
+    pairs = (image * classes + target.flatten(1)) * classes + predicted.flatten(1)
+    counts = torch.bincount(pairs[valid], minlength=n * classes * classes).view(n, classes, classes).double()
+    hits = counts.diagonal(dim1=1, dim2=2)
+    union = counts.sum(2) + counts.sum(1) - hits
+    present = union > 0
+    iou = torch.where(present, hits / union.clamp(min=1), 0.0)
+    return iou.sum(1) / present.sum(1)  # 0 / 0 = NaN: no pixel scored

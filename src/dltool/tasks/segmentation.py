@@ -14,7 +14,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from dltool.tasks.pixels import IGNORE, pixel_confusion, segmentation_scores
+from dltool.tasks.pixels import IGNORE, image_miou, pixel_confusion, segmentation_scores
 from dltool.tasks.task import Batches, Forward, Scored, Task
 
 # An untrained network should be unsure about every pixel: its loss near ln(classes).
@@ -64,15 +64,19 @@ class Segmentation(Task):
     @torch.inference_mode()
     def evaluate(self, forward: Forward, batches: Batches, classes: list[str], std: list[float]) -> Scored:
         """Pixel accuracy, IoU and Dice per class, mIoU, the pixel confusion matrix; ``loss``:
-        the mean over images of each image's cross-entropy per pixel."""
+        the mean over images of each image's cross-entropy per pixel. ``outputs``: each
+        image's own mIoU (N,), for plots of the worst."""
         confusion = np.zeros((len(classes), len(classes)), np.int64)
-        loss_sum, n = 0.0, 0
+        loss_sum, per_image = 0.0, []
         for images, masks in batches:
             output = forward(images).float()
             loss_sum += float(per_image_loss(output, masks).sum())
-            confusion += pixel_confusion(output.argmax(1), masks, len(classes)).cpu().numpy()
-            n += len(images)
-        return Scored({"n": n, "loss": loss_sum / max(1, n), **segmentation_scores(confusion, classes)})
+            predicted = output.argmax(1)
+            confusion += pixel_confusion(predicted, masks, len(classes)).cpu().numpy()
+            per_image.append(image_miou(predicted, masks, len(classes)).cpu().numpy())
+        scores = np.concatenate(per_image) if per_image else np.zeros(0)
+        document = {"n": len(scores), "loss": loss_sum / max(1, len(scores)), **segmentation_scores(confusion, classes)}
+        return Scored(document, scores)
 
     def output_shape(self, classes: list[str], in_shape: tuple[int, int, int]) -> list[int]:
         return [len(classes), *in_shape[1:]]

@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+import dltool.tasks as tasks
 from dltool.errors import CheckpointError, DltoolError
 from dltool.evaluation import SCALAR_KEYS
 from dltool.figures.canvas import Plotter, Visualization
@@ -17,6 +18,7 @@ from dltool.figures.confusion import confusion_figure
 from dltool.rundir import RunDir, open_run_dir, read_json_object
 from dltool.viz import augmentations, eval_plots, report
 from dltool.viz.curves import QUANTITIES, Curve, curve_figure, has_quantity
+from dltool.viz.segmentation import segmentation_plots
 
 CURVE_CAPTIONS = {
     "loss": "training loss (as optimised) and validation loss per epoch; the dotted line is the epoch whose weights were kept",
@@ -114,6 +116,8 @@ def _eval_plots(plotter: Plotter, scored: Scored, split: str) -> list[Path]:
 
     evaluation = scored.evaluation
     filters = save_filters(plotter, scored.trained.model, tuple(scored.trained.in_shape))
+    if tasks.info(scored.trained.task).masks_out:
+        return [*segmentation_plots(plotter, scored, split), *filters]
     if evaluation.probs is None:
         inputs, outputs = reconstruct(scored.trained, evaluation)
         figure = eval_plots.reconstructions_figure(inputs, outputs, scored.document, split)
@@ -215,10 +219,11 @@ def _run_report(
         "Augmentation (dltool visualize RUN --augmentations)", report.figures(augmentations.saved_plot(plotter.out))
     )
     page.add("Not drawn", report.notes(notes))
-    if scored is not None and "per_class" in scored.document:
-        keys = ["precision", "recall", "f1", "support", "roc_auc", "average_precision"]
-        rows = [(name, *(r.get(k) for k in keys)) for name, r in scored.document["per_class"].items()]
-        page.add(f"Per class ({split})", report.table(["class", *keys], rows))
+    if scored is not None and scored.document.get("per_class"):
+        per_class = scored.document["per_class"]
+        columns = list(next(iter(per_class.values())))
+        rows = [(name, *(r.get(column) for column in columns)) for name, r in per_class.items()]
+        page.add(f"Per class ({split})", report.table(["class", *columns], rows))
     if summary:
         page.add("summary.json", report.key_values(summary))
     page.add("Config (config.yaml)", report.pre(config_text))

@@ -1,0 +1,148 @@
+"""Segment image files with a trained segmentation model: one mask PNG per image, at its size.
+
+Images are decoded and batched as for ``predict`` (``dltool.evaluation.inputs``: worker
+processes, input order, bounded memory) through the evaluation transform — each image
+stretched whole to the model's input size, as its masks were in training. The logits are
+resized back to the image's own size (bilinear) before the argmax, so a mask has one class
+index per pixel of its image. Masks are palette PNGs: viewers show colours, and every
+reader (Pillow, ``dltool.data.mask_decode``) gets the class indices. With ``overlay``, the
+image with the classes' colours blended over it is written beside (``overlays/``).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+import dltool.tasks as tasks
+from dltool._io import atomic_write
+from dltool.data.images import ImageDecodeError, read_image, to_channels
+from dltool.data.normalise import Normalise
+from dltool.errors import UsageError
+from dltool.evaluation.inputs import Chunk, Decoder, Unreadable, decoded_chunks, default_workers
+from dltool.evaluation.trained import InferenceModel
+
+OVERLAYS = "overlays"
+OVERLAY_ALPHA = 0.5
+# Class colours (RGB) of the masks' palette and the overlays; class 0 (often the background) black.
+PALETTE = np.array(
+    [(0, 0, 0), (230, 25, 75), (60, 180, 75), (255, 225, 25), (0, 130, 200), (245, 130, 48), (145, 30, 180),
+     (70, 240, 240), (240, 50, 230), (210, 245, 60), (250, 190, 212), (0, 128, 128), (220, 190, 255),
+     (170, 110, 40), (255, 250, 200), (128, 0, 0)],
+    np.uint8,
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class MaskWritten:
+    """One image segmented: where its mask (and overlay) went, and the classes it shows."""
+
+    path: str
+    mask: str
+    overlay: str | None
+    classes: list[str]
+
+
+def segment(
+    model: InferenceModel,
+    paths: Iterable[str],
+    out: Path,
+    *,
+    overlay: bool = False,
+    batch_size: int = 32,
+    workers: int | None = None,
+) -> Iterator[MaskWritten | Unreadable]:
+    """One MaskWritten or Unreadable per path, in input order. Masks go to ``out/<stem>.png``
+    (``<stem>-2.png`` and so on when stems repeat), overlays to ``out/overlays/``."""
+    if not tasks.info(model.task).masks_out:
+        raise UsageError(f"--out writes segmentation masks; model {model.name!r} is a {model.task} model")
+    (out / OVERLAYS if overlay else out).mkdir(parents=True, exist_ok=True)
+    normalise = Normalise(model.mean, model.std, model.device)
+    names: set[str] = set()
+    workers = default_workers() if workers is None else workers
+    for chunk in decoded_chunks(paths, Decoder.of(model), chunk=batch_size, workers=workers):
+        yield from chunk.unreadable
+        yield from _segmented(model, chunk, normalise, _Output(out, overlay, names))
+
+
+@dataclass(frozen=True)
+class _Output:
+    folder: Path
+    overlay: bool
+    names: set[str]
+
+    def name(self, path: str) -> str:
+        """A file name of the image's stem not given out before."""
+        stem = Path(path).stem or "image"
+        name, k = f"{stem}.png", 1
+        while name in self.names:
+            k += 1
+            name = f"{stem}-{k}.png"
+        self.names.add(name)
+        return name
+
+
+@torch.inference_mode()
+def _segmented(
+    model: InferenceModel, chunk: Chunk, normalise: Normalise, output: _Output
+) -> Iterator[MaskWritten | Unreadable]:
+    if not chunk.paths:
+        return
+    logits = model.forward(normalise(torch.from_numpy(chunk.images).to(normalise.scale.device)))
+    for path, row in zip(chunk.paths, logits, strict=True):
+        try:
+            image, _, _ = read_image(path)  # its own size, after the EXIF orientation
+        except ImageDecodeError as error:  # changed since it was decoded
+            yield Unreadable(path, error.reason)
+            continue
+        mask = full_size_mask(row, image.shape[1:])
+        yield _write(path, image, mask, output, model.classes)
+
+
+def full_size_mask(logits: torch.Tensor, size: tuple[int, ...]) -> np.ndarray:
+    """The class of each pixel of an image of ``size`` (height, width) from one image's
+    logits (K, h, w): resized bilinearly, then the argmax, uint8."""
+    resized = F.interpolate(logits[None].float(), size=tuple(size), mode="bilinear", align_corners=False)
+    return resized[0].argmax(0).to(torch.uint8).cpu().numpy()
+
+
+def _write(path: str, image: np.ndarray, mask: np.ndarray, output: _Output, classes: list[str]) -> MaskWritten:
+    name = output.name(path)
+    target = output.folder / name
+    atomic_write(target, functools.partial(_save_png, palette_mask(mask)))
+    drawn = None
+    if output.overlay:
+        drawn = output.folder / OVERLAYS / name
+        atomic_write(drawn, functools.partial(_save_png, Image.fromarray(overlaid(image, mask))))
+    shown = [classes[k] for k in np.flatnonzero(np.bincount(mask.ravel(), minlength=len(classes)))]
+    return MaskWritten(path, str(target), None if drawn is None else str(drawn), shown)
+
+
+def palette_mask(mask: np.ndarray) -> Image.Image:
+    """A uint8 mask as a palette PNG's image: its pixels the class indices, shown in colour."""
+    picture = Image.fromarray(mask, mode="P")
+    picture.putpalette(colours(256).ravel().tolist())
+    return picture
+
+
+def colours(count: int) -> np.ndarray:
+    """(count, 3) uint8 class colours: the palette, repeated."""
+    return PALETTE[np.arange(count) % len(PALETTE)]
+
+
+def overlaid(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """The image (C, H, W) as RGB (H, W, 3) with each pixel's class colour blended over it."""
+    rgb = to_channels(image, 3).transpose(1, 2, 0).astype(np.float32)
+    blended = (1 - OVERLAY_ALPHA) * rgb + OVERLAY_ALPHA * colours(int(mask.max()) + 1)[mask]
+    return blended.round().clip(0, 255).astype(np.uint8)
+
+
+def _save_png(picture: Image.Image, file: object) -> None:
+    picture.save(file, format="PNG")

@@ -1,0 +1,97 @@
+"""A segmentation run's plots: the pixel confusion matrix, IoU per class, and triptychs
+(image, true mask, predicted mask) of the split's worst images, worst first."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from dltool.evaluation.segment import colours
+from dltool.figures.canvas import Plotter, message_figure, new_figure, show_image
+from dltool.figures.classes import LABELS_UP_TO, class_ticks
+from dltool.figures.confusion import confusion_figure
+from dltool.viz.eval_plots import TILE, per_class_size
+
+TRIPTYCHS_SHOWN = 8
+IGNORED_COLOUR = (255, 255, 255)  # pixels marked 255 in a true mask
+
+
+def segmentation_plots(plotter: Plotter, scored: Any, split: str) -> list[Path]:
+    """confusion, per_class_iou and worst (triptychs) of a scored segmentation run."""
+    document, classes = scored.document, scored.trained.classes
+    figure = confusion_figure(document["confusion_matrix"], classes, normalised=True, split=split)
+    saved = [plotter.save(figure, "confusion_normalised", "pixels: each row divided by the true class's count")]
+    figure = per_class_iou_figure(document["per_class"], document["miou"], split)
+    saved.append(plotter.save(figure, "per_class_iou", "IoU of each class; the dashed line is the mIoU"))
+    rows = worst_rows(scored.evaluation.probs)
+    images, truth, predicted = triptych_arrays(scored.trained, scored.evaluation, rows)
+    figure = triptych_figure(images, truth, predicted, scored.evaluation.probs[rows], split)
+    caption = "the images the model segments worst (their own mIoU): image, true mask, prediction"
+    saved.append(plotter.save(figure, "worst", caption))
+    return saved
+
+
+def worst_rows(scores: np.ndarray, limit: int = TRIPTYCHS_SHOWN) -> np.ndarray:
+    """Indices of the lowest per-image scores, worst first (images with no scored pixel last)."""
+    order = np.argsort(np.where(np.isnan(scores), np.inf, scores), kind="stable")
+    return order[:limit]
+
+
+def triptych_arrays(trained: Any, evaluation: Any, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The images of ``rows`` (uint8 (K, C, H, W)), their true masks and the model's masks."""
+    import torch
+
+    samples = evaluation.samples.take(rows)
+    images = samples.images
+    mean = torch.tensor(evaluation.mean, dtype=torch.float32).view(1, -1, 1, 1)
+    std = torch.tensor(evaluation.std, dtype=torch.float32).view(1, -1, 1, 1)
+    with torch.inference_mode():
+        output = trained.scorer(((torch.from_numpy(images).float() / 255 - mean) / std).to(trained.device))
+    return images, np.asarray(samples.labels), output.argmax(1).cpu().numpy()
+
+
+def coloured(mask: np.ndarray) -> np.ndarray:
+    """A mask (H, W) as a colour image (3, H, W): class colours, ignored pixels white."""
+    picture = colours(256)[mask]
+    picture[mask == 255] = IGNORED_COLOUR
+    return picture.transpose(2, 0, 1)
+
+
+def triptych_figure(
+    images: np.ndarray, truth: np.ndarray, predicted: np.ndarray, scores: np.ndarray, split: str = "test"
+) -> Figure:
+    """One row per image: the image, its true mask, the prediction (titled with its mIoU)."""
+    if len(images) == 0:
+        return message_figure(f"No {split} images to show.")
+    figure = new_figure(3 * TILE, len(images) * (TILE + 0.3) + 0.4)
+    axes = figure.subplots(len(images), 3, squeeze=False)
+    for row, (image, true, guess, score) in enumerate(zip(images, truth, predicted, scores, strict=True)):
+        show_image(axes[row, 0], image, "image" if row == 0 else None)
+        show_image(axes[row, 1], coloured(true), "truth" if row == 0 else None)
+        show_image(axes[row, 2], coloured(guess), f"prediction, mIoU {score:.3f}", colour="C3")
+    figure.suptitle(f"Worst segmented ({split}), worst first", fontsize=10)
+    return figure
+
+
+def per_class_iou_figure(per_class: dict[str, dict[str, Any]], miou: float, split: str = "test") -> Figure:
+    """A horizontal bar per class, first at the top (absent classes empty), the mIoU dashed."""
+    names = list(per_class)
+    scores = [per_class[name]["iou"] or 0.0 for name in names]
+    figure = new_figure(*per_class_size(len(names)))
+    ax = figure.add_subplot()
+    positions = np.arange(len(names))
+    ax.barh(positions, scores, color="C0", height=0.7)
+    ax.axvline(miou, color="C3", linestyle="--", linewidth=1)
+    if len(names) <= LABELS_UP_TO:
+        for y, name in zip(positions, names):
+            iou = per_class[name]["iou"]
+            ax.text((iou or 0.0) + 0.01, float(y), "absent" if iou is None else f"{iou:.3f}", va="center", fontsize=7)
+    ax.set_yticks(*class_ticks(names), fontsize=7)
+    ax.invert_yaxis()
+    ax.set_xlim(0, 1.1)
+    ax.set_xlabel("IoU")
+    ax.set_title(f"IoU per class ({split}); dashed: mIoU {miou:.3f}")
+    return figure
