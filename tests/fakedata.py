@@ -42,6 +42,7 @@ class FakeDataset:
         """Put the unpacked files where the loader looks, as if downloaded."""
         folder.mkdir(parents=True, exist_ok=True)
         for name, data in self.outputs.items():
+            (folder / name).parent.mkdir(parents=True, exist_ok=True)
             (folder / name).write_bytes(data)
 
 
@@ -146,7 +147,8 @@ def fake_pets() -> FakeDataset:
         notes[f"annotations/{'trainval' if split == 'train' else 'test'}.txt"] = ("\n".join(lines) + "\n").encode()
     published = {"images.tar.gz": tar_gz(photos), "annotations.tar.gz": tar_gz(notes)}
     arrays = {split: (np.stack(images), np.stack(masks)) for split, (images, masks) in splits.items()}
-    return FakeDataset("oxford-pets", published, {}, arrays)
+    unpacked = {name.removeprefix("annotations/"): data for name, data in {**photos, **notes}.items()}
+    return FakeDataset("oxford-pets", published, unpacked, arrays)
 
 
 def fake(name: str) -> FakeDataset:

@@ -15,6 +15,7 @@ from dltool.errors import ConfigError, UnknownNameError
 from dltool.losses import TASKS, losses, suited
 from dltool.models import Init, ModelParams, models
 from dltool.models.build import WEIGHTED_LAYERS, build_model
+from dltool.models.zoo import ZooParams
 from dltool.optim import OptimizerParams, optimizers, schedulers
 from dltool.optim.schedules import build_scheduler
 from dltool.params import Params
@@ -58,8 +59,8 @@ SHAPES = [(1, 8, 8), (1, 28, 28), (3, 32, 32)]
 INITS = list(typing.get_args(Init))
 
 
-# Zoo families have their own matrix (tests/test_zoo.py): their architectures are the library's.
-@pytest.mark.parametrize("entry", [e for e in models if not e.family], ids=lambda e: e.name)
+# Zoo models have their own matrix (tests/test_zoo.py, tests/test_segmentation_models.py): their architectures are the library's.
+@pytest.mark.parametrize("entry", [e for e in models if not issubclass(e.params, ZooParams)], ids=lambda e: e.name)
 @pytest.mark.parametrize("in_shape", SHAPES, ids=lambda s: "x".join(map(str, s)))
 @pytest.mark.parametrize("init", INITS)
 def test_every_model_runs_forward_and_backward(entry, in_shape, init: str, required_params) -> None:
@@ -68,7 +69,8 @@ def test_every_model_runs_forward_and_backward(entry, in_shape, init: str, requi
     model = build_model(params, in_shape=in_shape, num_classes=10)
     images = torch.randn(2, *in_shape)
     output = model(images)
-    assert output.shape == ((2, 10) if entry.params.task == "classification" else images.shape)
+    shapes = {"classification": (2, 10), "segmentation": (2, 10, *in_shape[1:])}
+    assert output.shape == shapes.get(entry.params.task, images.shape)
     output.square().mean().backward()
     trainable = [p for p in model.parameters() if p.requires_grad]
     assert trainable and all(p.grad is not None for p in trainable)

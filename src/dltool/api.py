@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from dltool.engine.run import RunResult
     from dltool.evaluation.evaluate import EvalResult
     from dltool.evaluation.predict import Prediction, Unreadable
+    from dltool.evaluation.segment import MaskWritten
     from dltool.tuning import TuneObserver, TuneResult
 
 __all__ = ["Predictions", "evaluate", "predict", "resume", "train", "tune"]
@@ -163,6 +164,39 @@ def predict(
         else:
             rows.append(row)
     return Predictions(rows, unreadable)
+
+
+@dataclass(frozen=True)
+class Masks:
+    """What ``segment`` returns: a row per mask written (``path``, ``mask``, ``overlay``,
+    ``classes`` shown), in input order, and the inputs that could not be read."""
+
+    rows: list[MaskWritten]
+    unreadable: list[Unreadable]
+
+
+def segment(
+    run: StrPath,
+    inputs: StrPath | Iterable[StrPath],
+    out: StrPath,
+    *,
+    overlay: bool = False,
+    batch_size: int = 32,
+    device: str = "auto",
+    workers: int | None = None,
+) -> Masks:
+    """Segment images with a trained segmentation model, as ``dltool predict --out DIR``
+    does: a mask PNG per image in ``out``, at the image's size (class indices in a palette
+    PNG); with ``overlay``, colour overlays in ``out/overlays``."""
+    from dltool.evaluation.predict import Unreadable
+    from dltool.evaluation.segment import segment as segment_images
+    from dltool.export.inference import load_inference_model
+
+    paths = [inputs] if isinstance(inputs, (str, os.PathLike)) else inputs
+    model = load_inference_model(Path(run), device=device)
+    names = (os.fspath(path) for path in paths)
+    rows = list(segment_images(model, names, Path(out), overlay=overlay, batch_size=batch_size, workers=workers))
+    return Masks([r for r in rows if not isinstance(r, Unreadable)], [r for r in rows if isinstance(r, Unreadable)])
 
 
 def tune(

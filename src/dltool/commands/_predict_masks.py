@@ -31,7 +31,9 @@ def check_options(model: Any, out: Path | None, overlay: bool, top_k: int | None
     return masks
 
 
-def write_masks(model: Any, inputs: Iterable[str], out: Path, options: dict[str, Any], output_format: str | None) -> int:
+def write_masks(
+    model: Any, inputs: Iterable[str], out: Path, options: dict[str, Any], output_format: str | None
+) -> int:
     """Segment ``inputs`` into ``out``; one row per mask on stdout (csv, or jsonl); returns
     how many inputs could not be read (each named on stderr)."""
     from dltool.evaluation.predict import Unreadable

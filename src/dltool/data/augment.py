@@ -42,8 +42,8 @@ from dltool.config.schema import AugmentConfig
 from dltool.data import autoaugment, colour
 from dltool.data.draws import sample_uniforms
 from dltool.data.geometry import BOX_DRAWS, affine_matrices, crop_matrices, erasing_boxes, resized_crop_boxes, warp
-from dltool.data.masks import IGNORE
 from dltool.data.mixing import mix_batch
+from dltool.tasks.pixels import IGNORE
 
 # Keeps the augmentation streams apart from each other and from other consumers of draws.
 _STREAM = 0x417567

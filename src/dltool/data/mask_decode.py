@@ -29,9 +29,10 @@ from dltool._io import open_regular
 from dltool.data.arrays import ImageArrays, SourceReport, Split
 from dltool.data.cache import cached
 from dltool.data.images import DECODER, ImageDecodeError, fit_image, read_image, read_size, to_channels
-from dltool.data.masks import IGNORE, MAX_CLASSES, MaskIndex
+from dltool.data.masks import MAX_CLASSES, MaskIndex
 from dltool.data.roots import data_root
 from dltool.errors import DatasetError
+from dltool.tasks.pixels import IGNORE
 
 MASK_MODES = frozenset({"L", "P", "1", "I;16", "I;16B", "I;16L", "I"})
 CACHE_FORMAT = "dltool-masks/1"

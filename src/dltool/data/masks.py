@@ -23,7 +23,6 @@ import numpy as np
 
 from dltool.data.folders import IMAGE_EXTENSIONS, SPLITS
 from dltool.errors import DatasetError
-from dltool.tasks.pixels import IGNORE  # the mask value of pixels that are not scored
 
 IMAGES, MASKS = "images", "masks"
 CLASSES_FILE = "classes.txt"

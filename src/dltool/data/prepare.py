@@ -300,7 +300,9 @@ def with_crop_pct(config: DataConfig) -> DataConfig:
     so do images with masks, resized whole (a crop would cut pixels off their masks)."""
     if has_masks(config):
         if config.crop_pct is not None:
-            raise ConfigError(f"data.crop_pct: {config.name} has masks, resized whole with their images: leave it unset")
+            raise ConfigError(
+                f"data.crop_pct: {config.name} has masks, resized whole with their images: leave it unset"
+            )
         return config
     if config.crop_pct is not None:
         return config

@@ -38,7 +38,8 @@ if TYPE_CHECKING:
     from dltool.engine.setup import Components
 
 AXES = {"epoch", "step"}  # metrics.jsonl keys that place a record rather than measure it
-TEST_SCALARS = {"loss": "test_loss", "accuracy": "test_acc"}  # summary.json's test → tag
+# summary.json's test → tag
+TEST_SCALARS = {"loss": "test_loss", "accuracy": "test_acc", "miou": "test_miou", "pixel_accuracy": "test_pixel_acc"}
 
 
 def require_tensorboard() -> None:

@@ -15,6 +15,7 @@ import functools
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 import numpy as np
 import torch
@@ -144,5 +145,5 @@ def overlaid(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return blended.round().clip(0, 255).astype(np.uint8)
 
 
-def _save_png(picture: Image.Image, file: object) -> None:
+def _save_png(picture: Image.Image, file: IO[bytes]) -> None:
     picture.save(file, format="PNG")

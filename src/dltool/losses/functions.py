@@ -19,8 +19,8 @@ from torch import nn
 
 from dltool.errors import ConfigError
 from dltool.losses import check_task
-from dltool.tasks.pixels import IGNORE
 from dltool.tasks import info
+from dltool.tasks.pixels import IGNORE
 
 
 class Loss(nn.Module):
@@ -71,9 +71,7 @@ class CrossEntropy(Loss):
             target = target.to(output.dtype)
         # Masks (N, H, W) of class indices mark the pixels to ignore with 255.
         ignore = IGNORE if target.ndim > 1 and not target.is_floating_point() else -100
-        return F.cross_entropy(
-            output, target, weight=weight, ignore_index=ignore, label_smoothing=self.label_smoothing
-        )
+        return F.cross_entropy(output, target, weight=weight, ignore_index=ignore, label_smoothing=self.label_smoothing)
 
 
 class NLL(Loss):

@@ -1,0 +1,156 @@
+"""Segmentation end to end: a tiny U-Net learns generated shapes; eval, predict, export,
+visualize, tune and the Python API agree with each other and with NumPy."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from PIL import Image
+
+import dltool
+from shapes import CLASSES, shapes_dataset
+
+CONFIG = {
+    "data": {"augment": {"flip": True}},
+    "model": {"name": "unet", "depth": 2, "width": 8},
+    "optimizer": {"name": "adam", "lr": 0.01},
+    "train": {"epochs": 8, "batch_size": 16, "monitor": {"metric": "val_miou"}, "tensorboard": True},
+}
+
+
+@pytest.fixture(scope="module")
+def shapes(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return shapes_dataset(tmp_path_factory.mktemp("seg") / "shapes", train=48, val=12, test=12)
+
+
+@pytest.fixture(scope="module")
+def recipe(shapes: Path) -> Path:
+    path = shapes.parent / "seg.yaml"
+    config = {**CONFIG, "data": {**CONFIG["data"], "name": str(shapes)}}
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+@pytest.fixture(scope="module")
+def run(recipe: Path, shapes: Path, data_dir: Path) -> Path:
+    os.environ["DLTOOL_DATA"] = str(data_dir)
+    return dltool.train(recipe, runs_dir=shapes.parent / "runs").run_dir
+
+
+def _miou_from_files(predicted: list[Path], truth: list[Path], classes: int) -> tuple[float, np.ndarray]:
+    """mIoU (classes in truth or prediction) and per-class IoU recomputed from mask files."""
+    confusion = np.zeros((classes, classes), np.int64)
+    for mine, true in zip(predicted, truth, strict=True):
+        p, t = np.asarray(Image.open(mine)).ravel(), np.asarray(Image.open(true)).ravel()
+        keep = t != 255
+        np.add.at(confusion, (t[keep], p[keep]), 1)
+    hits = np.diag(confusion)
+    union = confusion.sum(0) + confusion.sum(1) - hits
+    iou = hits[union > 0] / union[union > 0]
+    return float(iou.mean()), iou
+
+
+def test_a_tiny_unet_learns_the_shapes(run: Path) -> None:
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["status"] == "completed" and summary["best"]["metric"] == "val_miou"
+    assert summary["test"]["miou"] > 0.6 and summary["test"]["pixel_accuracy"] > 0.85
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert {"val_miou", "val_pixel_acc"} <= records[-1].keys() and records[-1]["val_miou"] > records[0]["val_miou"]
+    assert json.loads((run / "classes.json").read_text()) in (
+        CLASSES,
+        dict(enumerate(CLASSES)),
+        {str(k): c for k, c in enumerate(CLASSES)},
+    )
+    events = list((run / "tensorboard").rglob("events.out.tfevents.*"))
+    assert events and b"val_miou" in events[0].read_bytes() and b"test_miou" in events[0].read_bytes()
+
+
+def test_eval_miou_is_numpy_s_from_the_masks_predict_wrote(cli, run: Path, shapes: Path, tmp_path: Path) -> None:
+    document = json.loads(cli("eval", run, "--json").stdout)
+    assert document["n"] == 12 and document["absent_classes"] == []
+    assert list(document["per_class"]) == CLASSES and len(document["confusion_matrix"]) == 3
+    table = cli("eval", run).stderr
+    assert "iou" in table and "disc" in table and "miou" in table
+    out = tmp_path / "masks"
+    rows = cli("predict", run, shapes / "test" / "images", "--out", out).stdout.splitlines()
+    assert rows[0] == "path,mask,overlay,classes" and len(rows) == 13
+    truth = sorted((shapes / "test" / "masks").iterdir())
+    miou, iou = _miou_from_files([out / path.name for path in truth], truth, 3)
+    assert document["miou"] == pytest.approx(miou, abs=1e-12)
+    np.testing.assert_allclose([document["per_class"][c]["iou"] for c in CLASSES], iou, atol=1e-12)
+    assert dltool.evaluate(run).document["miou"] == document["miou"]
+
+
+def test_predict_writes_each_mask_at_its_image_s_size_with_overlays(
+    cli, run: Path, shapes: Path, tmp_path: Path
+) -> None:
+    big = tmp_path / "in" / "big.jpg"
+    big.parent.mkdir()
+    Image.open(shapes / "test" / "images" / "s2_000.png").resize((48, 40)).save(big)
+    (tmp_path / "in" / "broken.png").write_bytes(b"not a png")
+    result = cli("predict", run, tmp_path / "in", "--out", tmp_path / "out", "--overlay", "--format", "jsonl")
+    (row,) = [json.loads(line) for line in result.stdout.splitlines()]
+    assert row["path"] == str(big) and row["classes"] == CLASSES
+    mask = Image.open(row["mask"])
+    assert mask.size == (48, 40) and mask.mode == "P" and set(np.unique(mask)) <= {0, 1, 2}
+    assert Image.open(row["overlay"]).size == (48, 40) and Path(row["overlay"]).parent.name == "overlays"
+    assert "skipped" in result.stderr and "broken.png" in result.stderr
+    cli("predict", run, tmp_path / "in", "--out", tmp_path / "out", "--strict", code=1)
+    api = dltool.segment(run, [big], tmp_path / "api")
+    assert [r.mask for r in api.rows] == [str(tmp_path / "api" / "big.png")] and not api.unreadable
+
+
+def test_options_that_do_not_fit_segmentation_are_usage_errors(cli, run: Path, recipe: Path, shapes: Path) -> None:
+    image = shapes / "test" / "images" / "s2_000.png"
+    assert "--out DIR" in cli("predict", run, image, code=2).stderr
+    assert "--top-k" in cli("predict", run, image, "--out", "o", "--top-k", "2", code=2).stderr
+    assert "csv or jsonl" in cli("predict", run, image, "--out", "o", "--format", "parquet", code=2).stderr
+    runs = shapes.parent / "refused"
+    for extra, said in [
+        (("--set", "train.tta=flip"), "train.tta"),
+        (("--set", "data.augment.mixup=0.2"), "data.augment.mixup"),
+        (("--set", "data.augment.auto=trivial"), "data.augment.auto"),
+        (("--set", "train.monitor.metric=val_acc"), "val_acc"),
+        (("--model", "cnn", "--set", "train.monitor.metric=val_loss"), "has masks; model 'cnn' is a classification"),
+        (("--set", "data.train_per_class=3"), "data.train_per_class"),
+        (("--set", "loss.name=bce_with_logits"), "does not suit the segmentation task"),
+    ]:
+        assert said in cli("train", recipe, "--runs-dir", runs, *extra, code=2).stderr
+    assert "segmentation model" in cli("train", "digits-mlp", "--model", "unet", "--runs-dir", runs, code=2).stderr
+
+
+def test_onnx_export_is_verified_and_predicts_the_same_masks(cli, run: Path, shapes: Path, tmp_path: Path) -> None:
+    result = cli("export", run, "--format", "onnx", "--output", tmp_path / "seg.onnx")
+    assert "verified with onnxruntime" in result.stderr
+    sidecar = json.loads((tmp_path / "seg.onnx.json").read_text())
+    assert sidecar["task"] == "segmentation" and sidecar["output"]["shape"] == ["batch", 3, 32, 32]
+    images = shapes / "test" / "images"
+    cli("predict", tmp_path / "seg.onnx", images, "--out", tmp_path / "onnx")
+    cli("predict", run, images, "--out", tmp_path / "torch")
+    for path in sorted((tmp_path / "torch").glob("*.png")):
+        np.testing.assert_array_equal(
+            np.asarray(Image.open(path)), np.asarray(Image.open(tmp_path / "onnx" / path.name))
+        )
+
+
+def test_visualize_draws_the_worst_images_first(cli, run: Path, tmp_path: Path) -> None:
+    from dltool.viz.segmentation import worst_rows
+
+    cli("visualize", run, "--out", tmp_path / "plots")
+    drawn = {p.name for p in (tmp_path / "plots").iterdir()}
+    assert {"worst.png", "per_class_iou.png", "confusion_normalised.png", "report.html"} <= drawn
+    assert "iou" in (tmp_path / "plots" / "report.html").read_text()
+    assert worst_rows(np.array([0.9, np.nan, 0.2, 0.5]), 3).tolist() == [2, 3, 0]
+
+
+def test_tune_maximises_val_miou(cli, recipe: Path, shapes: Path, tmp_path: Path) -> None:
+    space = tmp_path / "space.yaml"
+    space.write_text("optimizer.lr: [0.01, 0.003]\n")
+    study = cli("tune", recipe, "--space", space, "--trials", "2", "--epochs", "1", "--runs-dir", tmp_path).stdout
+    document = json.loads((Path(study.strip()) / "study.json").read_text())
+    assert document["metric"] == "val_miou" and document["direction"] == "maximize"
