@@ -108,8 +108,12 @@ def test_default_cross_entropy_is_torch_s_and_half_outputs_give_float32() -> Non
     logits, labels = torch.randn(4, 3), torch.tensor([0, 1, 2, 1])
     loss_fn = losses.build(losses.get("cross_entropy").params(name="cross_entropy"))  # no context
     assert torch.equal(loss_fn(logits, labels), torch.nn.CrossEntropyLoss()(logits, labels))
+    pixels, masks = torch.randn(2, 3, 4, 4), torch.randint(0, 3, (2, 4, 4))
     for entry in losses:
-        value = losses.build(entry.params(name=entry.name))(logits.bfloat16(), labels)
+        if "labels" in entry.params.targets:
+            value = losses.build(entry.params(name=entry.name))(logits.bfloat16(), labels)
+        else:  # a loss of masks only
+            value = losses.build(entry.params(name=entry.name), task="segmentation")(pixels.bfloat16(), masks)
         assert value.dtype == torch.float32, entry.name
 
 

@@ -32,13 +32,14 @@ def check_options(model: Any, out: Path | None, overlay: bool, top_k: int | None
 
 
 def write_masks(
-    model: Any, inputs: Iterable[str], out: Path, options: dict[str, Any], output_format: str | None
+    model: Any, inputs: Iterable[str], out: Path | None, options: dict[str, Any], output_format: str | None
 ) -> int:
     """Segment ``inputs`` into ``out``; one row per mask on stdout (csv, or jsonl); returns
     how many inputs could not be read (each named on stderr)."""
     from dltool.evaluation.predict import Unreadable
     from dltool.evaluation.segment import segment
 
+    assert out is not None  # check_options asks for it
     writer = csv.writer(sys.stdout) if output_format != "jsonl" else None
     if writer is not None:
         writer.writerow(COLUMNS)

@@ -57,23 +57,21 @@ def predict(
     model = load_inference_model(target, device=device)
     inputs = read_path_lines(sys.stdin) if paths == ["-"] else paths
     if check_options(model, out, overlay, top_k, output_format):
-        assert out is not None  # check_options asks for it
         options = {"overlay": overlay, "batch_size": batch_size, "workers": workers}
-        bad = write_masks(model, inputs, out, options, output_format)
-        _report(bad, strict)
-        return
+        return _report(write_masks(model, inputs, out, options, output_format), strict)
     chosen = _format(output_format, output)
     _check_output(output, target, paths, force)
-    top_k = top_k or 3
-    rows = predict_images(model, inputs, top_k=top_k, batch_size=batch_size, workers=workers)
-    k = min(top_k, len(model.classes))
+    rows = predict_images(model, inputs, top_k=top_k or 3, batch_size=batch_size, workers=workers)
+    _report(_write_labels(rows, chosen, output, min(top_k or 3, len(model.classes))), strict)
+
+
+def _write_labels(rows: Iterable[Any], chosen: str, output: Path | None, k: int) -> int:
+    """The rows in format ``chosen`` to ``output`` (else stdout); how many inputs could not be read."""
     if chosen == "parquet":
         assert output is not None  # _format asks for it
-        bad = _write_parquet(rows, output, k)
-    else:
-        with _destination(output) as stream:
-            bad = _write_rows(rows, _WRITERS[chosen](stream, k), stream.flush)
-    _report(bad, strict)
+        return _write_parquet(rows, output, k)
+    with _destination(output) as stream:
+        return _write_rows(rows, _WRITERS[chosen](stream, k), stream.flush)
 
 
 def _report(bad: int, strict: bool) -> None:

@@ -82,7 +82,7 @@ def build_components(
     A ``fresh`` run reads its weights source (``model.init_from``) here; a resumed one does not.
     ``report`` receives what the stream loader meets while training (unreadable files)."""
     config = _resolved_data(absolute_paths(config), fresh)
-    data = data or prepare_data(config.data)
+    data = _check_targets(config, data or prepare_data(config.data))
     config = config.model_copy(update={"data": config.data.model_copy(update={"mean": data.mean, "std": data.std})})
     train_cfg = config.train
     task = tasks.task_name(config.model)
@@ -179,8 +179,8 @@ def check_runnable(config: Config) -> None:
         require_tensorboard()
 
 
-def _check_targets(config: Config, data: PreparedData) -> None:
-    """The data's targets are what the model's task trains on: masks for segmentation, else not."""
+def _check_targets(config: Config, data: PreparedData) -> PreparedData:
+    """``data``, whose targets are what the model's task trains on: masks for segmentation, else not."""
     task = tasks.task_name(config.model)
     wants_masks = tasks.info(task).target == "masks"
     if wants_masks != (data.splits["train"].labels.ndim > 1):
@@ -189,6 +189,7 @@ def _check_targets(config: Config, data: PreparedData) -> None:
             f"data.name: {config.data.name} has {has}; model {config.model.name!r} is a {task} model"
             + (" (a segmentation folder holds images/ and masks/)" if wants_masks else "")
         )
+    return data
 
 
 def _resolved_data(config: Config, fresh: bool) -> Config:
