@@ -10,7 +10,7 @@ from dltool.config.schema import AugmentConfig
 from dltool.data.arrays import Split
 from dltool.data.augment import Augmenter
 from dltool.data.loader import BatchLoader
-from dltool.data.masks import IGNORE
+from dltool.tasks.pixels import IGNORE
 
 SIDE = 15  # mask values y·15 + x stay below IGNORE
 STEP = 16  # the image's coordinate channels hold 16·x and 16·y: sixteenth-of-a-pixel precision

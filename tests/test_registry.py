@@ -213,6 +213,10 @@ LOSS_TASKS = [(entry, task) for entry in losses for task in TASKS]
 def _loss_batch(task: str) -> tuple[torch.Tensor, torch.Tensor]:
     if task == "classification":
         return torch.randn(6, 4, requires_grad=True), torch.tensor([0, 1, 2, 3, 0, 1])
+    if task == "segmentation":  # masks of class indices, one pixel ignored
+        masks = torch.randint(0, 4, (2, 5, 5))
+        masks[0, 0, 0] = 255
+        return torch.randn(2, 4, 5, 5, requires_grad=True), masks
     return torch.randn(2, 3, 5, 5, requires_grad=True), torch.randn(2, 3, 5, 5)
 
 

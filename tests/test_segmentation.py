@@ -154,3 +154,11 @@ def test_tune_maximises_val_miou(cli, recipe: Path, shapes: Path, tmp_path: Path
     study = cli("tune", recipe, "--space", space, "--trials", "2", "--epochs", "1", "--runs-dir", tmp_path).stdout
     document = json.loads((Path(study.strip()) / "study.json").read_text())
     assert document["metric"] == "val_miou" and document["direction"] == "maximize"
+
+
+def test_stats_and_dataset_plots_count_pixels_per_class(cli, shapes: Path, tmp_path: Path) -> None:
+    document = json.loads(cli("stats", shapes, "--json").stdout)
+    per_class = document["splits"]["train"]["per_class"]
+    assert list(per_class) == CLASSES and sum(per_class.values()) == 48 * 32 * 32 and per_class["square"] > 0
+    cli("visualize", shapes, "--out", tmp_path / "dataset")
+    assert {"samples.png", "balance.png", "report.html"} <= {p.name for p in (tmp_path / "dataset").iterdir()}

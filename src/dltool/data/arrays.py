@@ -155,3 +155,9 @@ class ImageArrays:
     splits: Mapping[str, Split | FileSplit]
     source: SourceReport | None = None
     load: LoadReport | None = None
+
+
+def label_counts(labels: np.ndarray, classes: int) -> np.ndarray:
+    """Samples per class (labels (N,)), or of masks (N, H, W) pixels per class, ignored
+    pixels (255) left out: (classes,) int64."""
+    return np.bincount(np.asarray(labels).reshape(-1), minlength=classes)[:classes]

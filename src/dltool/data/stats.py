@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from dltool.config.schema import DataConfig
-from dltool.data.arrays import ImageArrays, Split
+from dltool.data.arrays import ImageArrays, Split, label_counts
 from dltool.data.files import FileSplit
 from dltool.data.prepare import Counting, channel_stats, load_arrays, prepare_data
 from dltool.errors import UsageError
@@ -58,7 +58,7 @@ def dataset_stats(config: DataConfig, split: str | None = None, progress: Phases
         "image_shape": list(data.in_shape),
         "mean": data.mean,
         "std": data.std,
-        "imbalance": _imbalance(np.bincount(data.splits["train"].labels, minlength=len(data.classes))),
+        "imbalance": _imbalance(label_counts(data.splits["train"].labels, len(data.classes))),
         "splits": splits,
         "sizes": source.sizes if source else None,
         "modes": source.modes if source else None,
@@ -78,7 +78,7 @@ def _split_stats(
     split: Split | FileSplit, classes: list[str], measured: tuple[list[float], list[float]] | None = None
 ) -> dict[str, Any]:
     """``measured``: the split's mean/std when already known (train's, measured by prepare)."""
-    counts = np.bincount(split.labels, minlength=len(classes))
+    counts = label_counts(split.labels, len(classes))  # of masks: pixels
     mean, std = measured or (channel_stats(split) if len(split) else ([], []))
     return {
         "n": len(split),

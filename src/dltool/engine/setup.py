@@ -15,7 +15,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 import dltool.tasks as tasks
 from dltool.config.schema import Config
 from dltool.data import datasets
-from dltool.data.arrays import Split
+from dltool.data.arrays import Split, label_counts
 from dltool.data.augment import Augmenter
 from dltool.data.files import FileSplit
 from dltool.data.loader import BatchLoader
@@ -223,8 +223,7 @@ def absolute_paths(config: Config) -> Config:
 def _class_counts(data: PreparedData) -> list[int]:
     """Training samples per class, in class order (for ``class_weights: balanced``); of masks,
     pixels per class (ignored pixels, 255, left out)."""
-    labels = np.asarray(data.splits["train"].labels).reshape(-1)
-    return [int(count) for count in np.bincount(labels, minlength=len(data.classes))[: len(data.classes)]]
+    return [int(count) for count in label_counts(data.splits["train"].labels, len(data.classes))]
 
 
 # Training images a model fits itself to at initialisation (airbench's whitening stem):

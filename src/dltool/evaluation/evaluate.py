@@ -18,6 +18,7 @@ from dltool.data.stream import DecodePool, StreamLoader, resolve_workers
 from dltool.errors import DatasetError, UsageError
 from dltool.evaluation.trained import Trained, load_trained
 from dltool.rundir import RunDir
+from dltool.tasks.pixels import IGNORE
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -175,6 +176,8 @@ def _aligned(prepared: PreparedData, split: Split | FileSplit, classes: list[str
             f"{' ...' if len(unknown) > 10 else ''} (the model knows: {', '.join(classes[:10])})"
         )
     mapping = np.array([classes.index(c) for c in prepared.classes], dtype=np.int64)
+    if split.labels.ndim > 1:  # masks: the ignored pixels (255) stay ignored
+        mapping = np.concatenate([mapping, np.full(256 - len(mapping), IGNORE)]).astype(np.uint8)
     return split.relabelled(mapping[split.labels])
 
 

@@ -10,11 +10,12 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from dltool._io import slug
-from dltool.data.arrays import Split
+from dltool.data.arrays import Split, label_counts
 from dltool.errors import UsageError
 from dltool.figures.canvas import Plotter, Visualization, grid_shape, new_figure, show_image
 from dltool.figures.classes import class_ticks, clip_name
 from dltool.viz import report
+from dltool.viz.segmentation import mask_samples_figure
 
 if TYPE_CHECKING:
     from dltool.data.files import FileSplit
@@ -43,11 +44,14 @@ def visualize_dataset(
         raise UsageError(f"--split {split}: {name} has splits {', '.join(splits)}")
     plotter = Plotter(Path(out) if out is not None else default_out(name), fmt)
     chosen = data.splits[split]
+    masks = chosen.labels.ndim > 1
     written = [
         plotter.save(
-            samples_figure(chosen, data.classes, split),
+            mask_samples_figure(chosen, split) if masks else samples_figure(chosen, data.classes, split),
             "samples",
-            f"{split} images, chosen at random (seed {SAMPLE_SEED}) within each class",
+            f"{split} images and their masks"
+            if masks
+            else f"{split} images, chosen at random (seed {SAMPLE_SEED}) within each class",
         ),
         plotter.save(
             balance_figure({s: data.splits[s].labels for s in splits}, data.classes),
@@ -62,7 +66,7 @@ def visualize_dataset(
 
 def _dataset_report(name: str, data: Any, splits: list[str], plotter: Plotter) -> report.Report:
     """report.html of a dataset: its splits, normalisation, the plots and samples per class."""
-    counts = {s: np.bincount(data.splits[s].labels, minlength=len(data.classes)) for s in splits}
+    counts = {s: label_counts(data.splits[s].labels, len(data.classes)) for s in splits}
     page = report.Report(
         f"Dataset {name}",
         f"{len(data.classes)} classes · images "
@@ -166,7 +170,7 @@ def balance_figure(labels_by_split: dict[str, np.ndarray], classes: list[str]) -
     width = 0.8 / max(1, len(splits))
     positions = np.arange(n)
     for index, split in enumerate(splits):
-        counts = np.bincount(labels_by_split[split], minlength=n)
+        counts = label_counts(labels_by_split[split], n)
         bars = ax.bar(
             positions + (index - (len(splits) - 1) / 2) * width,
             counts,

@@ -76,6 +76,20 @@ def triptych_figure(
     return figure
 
 
+def mask_samples_figure(samples: Any, split: str = "train") -> Figure:
+    """The first images of a split of masks, each beside its mask (only those are read)."""
+    shown = samples.take(np.arange(min(len(samples), TRIPTYCHS_SHOWN)))
+    if len(shown) == 0:
+        return message_figure(f"No {split} images to show.")
+    figure = new_figure(2 * TILE, len(shown) * (TILE + 0.3) + 0.4)
+    axes = figure.subplots(len(shown), 2, squeeze=False)
+    for row, (image, mask) in enumerate(zip(shown.images, shown.labels, strict=True)):
+        show_image(axes[row, 0], image, "image" if row == 0 else None)
+        show_image(axes[row, 1], coloured(np.asarray(mask)), "mask" if row == 0 else None)
+    figure.suptitle(f"Samples of the {split} split ({len(samples)} images)", fontsize=10)
+    return figure
+
+
 def per_class_iou_figure(per_class: dict[str, dict[str, Any]], miou: float, split: str = "test") -> Figure:
     """A horizontal bar per class, first at the top (absent classes empty), the mIoU dashed."""
     names = list(per_class)
