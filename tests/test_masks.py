@@ -31,14 +31,10 @@ def test_split_folders_pair_by_stem_and_keep_every_label(tmp_path: Path) -> None
     np.testing.assert_array_equal(again.splits["test"].labels, arrays.splits["test"].labels)
 
 
-def test_one_pool_is_split_by_the_fractions_the_same_every_time(tmp_path: Path) -> None:
+def test_one_pool_is_the_train_split(tmp_path: Path) -> None:
     root = write_pairs(tmp_path / "pool", 20)
-    index = index_masks(root, val_fraction=0.2, test_fraction=0.25, seed=3)
-    assert {s: len(p) for s, p in index.pairs.items()} == {"train": 11, "val": 4, "test": 5}
-    assert index == index_masks(root, val_fraction=0.2, test_fraction=0.25, seed=3)
-    every = [pair for pairs in index.pairs.values() for pair in pairs]
-    assert len(set(every)) == 20 and "split by data.val_fraction" in index.notes[0]
-    assert "test" not in index_masks(root).pairs  # no test fraction: prepare lets val stand in
+    index = index_masks(root)
+    assert list(index.pairs) == ["train"] and len(index.pairs["train"]) == 20
 
 
 def test_without_classes_txt_classes_are_numbered_up_to_the_largest_label(tmp_path: Path) -> None:
@@ -87,10 +83,10 @@ def test_nothing_usable_is_one_clear_error(tmp_path: Path) -> None:
 def test_mixed_sizes_are_resized_and_masks_keep_only_their_labels(tmp_path: Path) -> None:
     root = write_pairs(tmp_path / "pool", 3, size=32)
     write_pairs(root, 1, seed=9, size=40)
-    arrays = load_masks(index_masks(root, val_fraction=0.3), cache_root=tmp_path / "data")
+    arrays = load_masks(index_masks(root), cache_root=tmp_path / "data")
     assert arrays.splits["train"].labels.shape[1:] == (32, 32)
     assert arrays.source is not None and any("2 sizes" in note for note in arrays.source.notes)
-    sized = load_masks(index_masks(root, val_fraction=0.3), cache_root=tmp_path / "data", image_size=20, channels=1)
+    sized = load_masks(index_masks(root), cache_root=tmp_path / "data", image_size=20, channels=1)
     assert sized.splits["train"].images.shape[1:] == (1, 20, 20)
     assert set(np.unique(sized.splits["train"].labels)) <= {0, 1, 2}
 

@@ -1,9 +1,9 @@
 """Segmentation folders: images and their masks, paired by file stem.
 
 Layouts: ``ROOT/{train,val,test}/{images,masks}/`` (train required), or one pool
-``ROOT/images/`` + ``ROOT/masks/`` that is split by ``val_fraction`` / ``test_fraction``
-(seeded, the same every run). A mask is an image file holding one class index per pixel
-(a PNG of mode L, P or I;16): 255 marks pixels to ignore, never trained on nor scored.
+``ROOT/images/`` + ``ROOT/masks/``, the train split from which ``prepare_data`` draws the
+test and val splits (``data.test_fraction``, ``data.val_fraction``; seeded, at random).
+A mask is an image file holding one class index per pixel (a PNG of mode L, P or I;16): 255 marks pixels to ignore, never trained on nor scored.
 Class names come from ``ROOT/classes.txt`` (one per line, in index order); without it,
 classes are numbered 0..the largest label the masks hold.
 
@@ -18,8 +18,6 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import numpy as np
 
 from dltool.data.folders import IMAGE_EXTENSIONS, SPLITS
 from dltool.errors import DatasetError
@@ -55,9 +53,8 @@ def is_mask_folder(root: Path) -> bool:
     return any((base / IMAGES).is_dir() and (base / MASKS).is_dir() for base in (root, root / "train"))
 
 
-def index_masks(root: Path, val_fraction: float = 0.1, test_fraction: float = 0.0, seed: int = 0) -> MaskIndex:
-    """Pair the images and masks of segmentation folder ``root`` (no decoding); the one-pool
-    layout is split by ``val_fraction`` and ``test_fraction`` with ``seed``."""
+def index_masks(root: Path) -> MaskIndex:
+    """Pair the images and masks of segmentation folder ``root`` (no decoding)."""
     if not is_mask_folder(root):
         raise DatasetError(f"{root}: no {IMAGES}/ and {MASKS}/ folders (expected {root}/train/{{images,masks}}/)")
     classes = read_classes(root / CLASSES_FILE)
@@ -69,12 +66,9 @@ def index_masks(root: Path, val_fraction: float = 0.1, test_fraction: float = 0.
         found = pair_files(root, folder / IMAGES, folder / MASKS)
         pairs[split], stamps = found.pairs, stamps + found.stamps
         skipped += found.skipped
-    notes: list[str] = []
-    if split_folders == {"train": root}:
-        pairs, notes = _drawn(pairs["train"], val_fraction, test_fraction, seed)
     if not any(pairs.values()):
         raise DatasetError(f"{root}: no image with a mask of the same stem (first unpaired: {_first(skipped)})")
-    return MaskIndex(root, classes, pairs, sorted(skipped), sorted(stamps), notes)
+    return MaskIndex(root, classes, pairs, sorted(skipped), sorted(stamps))
 
 
 @dataclass(frozen=True)
@@ -123,18 +117,6 @@ def _by_stem(folder: Path) -> dict[str, Path]:
     with os.scandir(folder) as entries:
         files = [Path(e.path) for e in entries if not e.name.startswith(".") and not e.is_dir()]
     return {p.stem: p for p in sorted(files) if p.suffix.lower() in IMAGE_EXTENSIONS}
-
-
-def _drawn(pool: list[Pair], val_fraction: float, test_fraction: float, seed: int) -> tuple[dict, list[str]]:
-    """The one pool split into train, val (and test): a seeded permutation."""
-    order = np.random.default_rng(seed).permutation(len(pool))
-    n_test = round(test_fraction * len(pool))
-    n_val = max(1, round(val_fraction * len(pool))) if len(pool) > 1 else 0
-    test, val, train = order[:n_test], order[n_test : n_test + n_val], order[n_test + n_val :]
-    splits = {"train": train, "val": val, **({"test": test} if n_test else {})}
-    pairs = {name: [pool[i] for i in sorted(rows)] for name, rows in splits.items()}
-    shares = ", ".join(f"{len(pairs[name])} {name}" for name in splits)
-    return pairs, [f"one pool of {len(pool)} pairs split by data.val_fraction/test_fraction (seeded): {shares}"]
 
 
 def _relative(root: Path, path: Path) -> str:

@@ -200,7 +200,7 @@ def load_arrays(config: DataConfig, progress: Counting | None = None) -> ImageAr
         fit = {"image_size": config.image_size, "channels": config.channels} if entry.params.sized else {}
         return entry.load()(root=config.root, **fit)
     if is_mask_folder(folder):
-        index = index_masks(folder, config.val_fraction, config.test_fraction or 0.0, config.split_seed)
+        index = index_masks(folder)
         size, channels = config.image_size, config.channels
         return load_masks(index, cache_root=config.root, image_size=size, channels=channels, progress=progress)
     return load_folder(
