@@ -162,3 +162,17 @@ def test_stats_and_dataset_plots_count_pixels_per_class(cli, shapes: Path, tmp_p
     assert list(per_class) == CLASSES and sum(per_class.values()) == 48 * 32 * 32 and per_class["square"] > 0
     cli("visualize", shapes, "--out", tmp_path / "dataset")
     assert {"samples.png", "balance.png", "report.html"} <= {p.name for p in (tmp_path / "dataset").iterdir()}
+
+
+def test_nothing_usable_is_exit_1_and_a_crop_is_refused(cli, tmp_path: Path) -> None:
+    from shapes import write_pairs
+
+    root = write_pairs(tmp_path / "bad", 3)
+    for mask in (root / "masks").iterdir():
+        Image.fromarray(np.full((32, 32), 9, np.uint8)).save(mask)
+    (root / "classes.txt").write_text("\n".join(CLASSES))
+    result = cli("train", "digits-mlp", "--dataset", root, "--model", "unet", "--runs-dir", tmp_path / "r", code=1)
+    assert "none of its 3 image/mask pairs is usable" in result.stderr and "label 9 is not a class" in result.stderr
+    good = shapes_dataset(tmp_path / "good", train=4, val=2, test=2)
+    crop = cli("train", "digits-mlp", "--dataset", good, "--model", "unet", "--set", "data.crop_pct=0.9", code=2)
+    assert "data.crop_pct" in crop.stderr and "resized whole" in crop.stderr

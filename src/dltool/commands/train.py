@@ -139,7 +139,8 @@ def _closing_line(result: Any) -> str:
     if best := summary.get("best"):
         parts.append(f"best {best['metric']} {best['value']:.4f} at epoch {best['epoch']}")
     if test := summary.get("test"):
-        score = f"accuracy {test['accuracy']:.4f}" if "accuracy" in test else f"loss {test['loss']:.4f}"
+        key = next((k for k in ("accuracy", "miou") if k in test), "loss")  # the headline score
+        score = f"{'mIoU' if key == 'miou' else key} {test[key]:.4f}"
         split = "test (= val: no held-out test split)" if summary.get("test_is_val") else "test"
         parts.append(f"{split} {score} (n={test['n']})")
     if status == "interrupted":
