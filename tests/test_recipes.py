@@ -13,6 +13,8 @@ from safetensors.torch import save_file
 
 from dltool.config import load_config
 from dltool.config.recipes import list_recipes
+from dltool.data.download import download_dataset
+from dltool.data.sources import GENERATED
 from fakedata import fake
 
 RECIPES = [r.name for r in list_recipes()]
@@ -23,6 +25,8 @@ def put_dataset(name: str, root: Path) -> None:
     for a photos recipe (``data.name: photos``, a folder), a few photos in ``./photos``."""
     if name == "photos":
         write_photos(Path("photos"))
+    elif name in GENERATED:  # made offline, as `dltool download` makes it
+        download_dataset(name, root)
     elif name != "digits":
         fake(name).write_outputs(root / name)
 

@@ -176,3 +176,19 @@ def test_nothing_usable_is_exit_1_and_a_crop_is_refused(cli, tmp_path: Path) -> 
     good = shapes_dataset(tmp_path / "good", train=4, val=2, test=2)
     crop = cli("train", "digits-mlp", "--dataset", good, "--model", "unet", "--set", "data.crop_pct=0.9", code=2)
     assert "data.crop_pct" in crop.stderr and "resized whole" in crop.stderr
+
+
+def test_shapes_seg_is_made_offline_the_same_every_time(cli, tmp_path: Path) -> None:
+    from dltool.data.shapes import COUNTS, load_shapes_seg
+
+    missing = cli("train", "digits-mlp", "--dataset", "shapes-seg", "--model", "unet", "--root", tmp_path, code=1)
+    assert f"dltool download shapes-seg --root {tmp_path}" in missing.stderr
+    folder = Path(cli("download", "shapes-seg", "--root", tmp_path / "a").stdout.strip())
+    again = Path(cli("download", "shapes-seg", "--root", tmp_path / "b").stdout.strip())
+    for split, count in COUNTS.items():
+        files = sorted((folder / split / "masks").iterdir())
+        assert len(files) == count and files[7].read_bytes() == (again / split / "masks" / files[7].name).read_bytes()
+    arrays = load_shapes_seg(tmp_path / "a")
+    assert arrays.classes == ["background", "circle", "square", "triangle"]
+    assert set(np.unique(arrays.splits["train"].labels)) == {0, 1, 2, 3}
+    assert arrays.splits["test"].images.shape == (100, 3, 48, 48)

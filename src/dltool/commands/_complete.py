@@ -35,9 +35,9 @@ def registry(kind: str) -> Callable[[str], Completions]:
 
 def downloadable(incomplete: str) -> Completions:
     """The datasets ``dltool download`` fetches (not the embedded ones)."""
-    from dltool.data.sources import SOURCES
+    from dltool.data.sources import GENERATED, SOURCES
 
-    return [item for item in registry("datasets")(incomplete) if item[0] in SOURCES]
+    return [item for item in registry("datasets")(incomplete) if item[0] in SOURCES or item[0] in GENERATED]
 
 
 def list_kinds(incomplete: str) -> Completions:

@@ -51,13 +51,13 @@ def download(
     from dltool.commands._signals import stop_on_signals
     from dltool.data import datasets
     from dltool.data.download import download_dataset
-    from dltool.data.sources import SOURCES
+    from dltool.data.sources import GENERATED, SOURCES
 
     for name in names:
         datasets.get(name)  # an unknown name is a usage error before anything is fetched
     with stop_on_signals(None) as received, download_progress(quiet) as observer:
         for name in names:
-            if name not in SOURCES:
+            if name not in SOURCES and name not in GENERATED:
                 observer.on_message(f"{name} is embedded: nothing to download")
                 continue
             try:

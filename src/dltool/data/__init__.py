@@ -102,3 +102,11 @@ class OxfordPetsParams(DatasetParams):
         "https://www.robots.ox.ac.uk/~vgg/data/pets/ (CC BY-SA 4.0)"
     )
     sized: ClassVar[bool] = True
+
+
+@datasets.register("shapes-seg", "dltool.data.shapes:load_shapes_seg")
+class ShapesSegParams(DatasetParams):
+    """Generated circles, squares and triangles on textured backgrounds, with masks; 48×48, 600 train + 100 val + 100 test (made offline)."""
+
+    info: ClassVar[str] = "made by dltool itself (dltool.data.shapes), deterministic; no licence terms"
+    sized: ClassVar[bool] = True

@@ -176,6 +176,11 @@ SIZES: dict[str, dict[str, int]] = {
 }
 
 
+# Datasets made here, without the network, by `dltool download NAME`: the maker, called with
+# (root, force), returns the dataset's folder.
+GENERATED: dict[str, str] = {"shapes-seg": "dltool.data.shapes:write_shapes_seg"}
+
+
 def source_of(name: str) -> Source:
     """The source of dataset ``name``; a usage error for a dataset that is not downloaded."""
     try:
@@ -232,6 +237,10 @@ def require_downloaded(name: str, root: str | Path | None = None) -> None:
     files are missing; nothing for any other name (embedded datasets, folders)."""
     if name in SOURCES:
         downloaded_files(name, root)
+    if name in GENERATED and not dataset_folder(name, root).is_dir():
+        raise DatasetError(
+            f"{name} is not made in {data_root(root)}: run `dltool download {name} --root {data_root(root)}`"
+        )
 
 
 def mirror_urls(mirrors: Sequence[str] | None, official: tuple[str, ...]) -> list[str]:

@@ -17,8 +17,9 @@ import torch.nn.functional as F
 from dltool.tasks.pixels import IGNORE, image_miou, pixel_confusion, segmentation_scores
 from dltool.tasks.task import Batches, Forward, Scored, Task
 
-# An untrained network should be unsure about every pixel: its loss near ln(classes).
-PREFLIGHT_BOUNDS = (0.5, 1.5)
+# An untrained network should be unsure about every pixel: its cross-entropy near ln(classes),
+# and above this multiple of it something is off.
+PREFLIGHT_HIGH = 1.5
 
 
 class Segmentation(Task):
@@ -52,14 +53,13 @@ class Segmentation(Task):
         return {"val_miou": val["miou"], "val_pixel_acc": val["pixel_accuracy"]}
 
     def preflight(self, loss: float, classes: list[str]) -> str:
+        """The loss against an unsure network's cross-entropy, ln(classes) per pixel; a Dice
+        term (``dice``, ``ce_dice``) adds at most 1, so only a loss above both is suspect."""
         expected = math.log(len(classes))
-        low, high = PREFLIGHT_BOUNDS
-        if low * expected <= loss <= high * expected:
-            return f"pre-flight: initial loss {loss:.3f} ≈ ln({len(classes)}) = {expected:.3f} per pixel, as expected"
-        return (
-            f"warning: pre-flight: initial loss {loss:.3f} is far from ln({len(classes)}) = {expected:.3f} "
-            "per pixel; check the masks, the input normalisation and the output layer's init"
-        )
+        line = f"initial loss {loss:.3f}; an unsure network's cross-entropy is ln({len(classes)}) = {expected:.3f} per pixel"
+        if loss <= PREFLIGHT_HIGH * expected + 1:
+            return f"pre-flight: {line} (a Dice term adds up to 1)"
+        return f"warning: pre-flight: {line}; check the masks, the input normalisation and the output layer's init"
 
     @torch.inference_mode()
     def evaluate(self, forward: Forward, batches: Batches, classes: list[str], std: list[float]) -> Scored:
