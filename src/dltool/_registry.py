@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from dltool.errors import UnknownNameError
 from dltool.params import Params
@@ -41,6 +41,13 @@ class Entry(Generic[P]):
         return {k: v for k, v in self.params.defaults().items() if k != "name"}
 
 
+class Resolver(Protocol[P]):
+    """Entries a registry finds beyond its own: named on demand (``entry``) and listed."""
+
+    def entry(self, name: str) -> Entry[P] | None: ...
+    def listed(self) -> list[Entry[P]]: ...
+
+
 class Registry(Generic[P]):
     """Named entries of one kind, with "did you mean" lookups and listing."""
 
@@ -50,6 +57,11 @@ class Registry(Generic[P]):
         self.base = base
         self.see = see or f"dltool list {kind}"
         self._entries: dict[str, Entry[P]] = {}
+        self._resolvers: list[Resolver[P]] = []
+
+    def add_resolver(self, resolver: Resolver[P]) -> None:
+        """Names outside the registered entries and families that ``resolver`` knows (asked last)."""
+        self._resolvers.append(resolver)
 
     def register(self, name: str, target: str) -> Callable[[type[P]], type[P]]:
         """Class decorator: register ``params`` (a Params subclass) as entry ``name``.
@@ -86,33 +98,37 @@ class Registry(Generic[P]):
         return decorate
 
     def get(self, name: str) -> Entry[P]:
-        """The entry ``name``: its own, else its family's (``PREFIX:…``)."""
+        """The entry ``name``: its own, else its family's (``PREFIX:…``), else a resolver's."""
         if name in self._entries:
             return self._entries[name]
         prefix, colon, _ = name.partition(":")
         if colon and (family := self._entries.get(f"{prefix}:{FAMILY_ARCH}")):
             return replace(family, name=name)
-        try:
-            return self._entries[name]
-        except KeyError:
-            raise UnknownNameError(self.kind.rstrip("s"), name, self._entries, hint=self.see) from None
+        for resolver in self._resolvers:
+            if entry := resolver.entry(name):
+                return entry
+        raise UnknownNameError(self.kind.rstrip("s"), name, self.names(), hint=self.see)
 
     def build(self, spec: P, /, **context: Any) -> Any:
         """Call the builder named by ``spec.name`` with its keywords plus ``context``."""
         return self.get(spec.name).load()(**spec.builder_kwargs(), **context)
 
     def names(self) -> list[str]:
-        return list(self._entries)
+        return [entry.name for entry in self]
 
     def __contains__(self, name: object) -> bool:
         """Whether ``get(name)`` finds an entry (any ``PREFIX:…`` of a family counts)."""
         if not isinstance(name, str):
             return False
         prefix, colon, _ = name.partition(":")
-        return name in self._entries or bool(colon) and f"{prefix}:{FAMILY_ARCH}" in self._entries
+        if name in self._entries or bool(colon) and f"{prefix}:{FAMILY_ARCH}" in self._entries:
+            return True
+        return any(resolver.entry(name) for resolver in self._resolvers)
 
     def __iter__(self) -> Iterator[Entry[P]]:
-        return iter(self._entries.values())
+        yield from self._entries.values()
+        for resolver in self._resolvers:
+            yield from resolver.listed()
 
     def __len__(self) -> int:
-        return len(self._entries)
+        return sum(1 for _ in self)

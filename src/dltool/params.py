@@ -41,6 +41,12 @@ class Params(BaseModel):
         return {k: v for k, v in self.model_dump().items() if k not in self.common}
 
     @classmethod
+    def accepted_keys(cls, name: str) -> set[str]:
+        """The keys entry ``name`` takes (what a config keeps when it switches to this entry)."""
+        del name  # the fields say it, whatever the entry's name
+        return set(cls.model_fields)
+
+    @classmethod
     def defaults(cls) -> dict[str, Any]:
         """Every field with its default (``None`` where one is required)."""
         return {

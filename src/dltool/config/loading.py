@@ -173,7 +173,10 @@ def _keys_taken_by(section: str, name: Any, values: Mapping[str, Any]) -> Layer:
     registry = DISPATCHED[section][0]
     if str(name) not in registry:
         return dict(values)  # validation reports the unknown name
-    accepted = registry.get(str(name)).params.model_fields
+    try:
+        accepted = registry.get(str(name)).params.accepted_keys(str(name))
+    except ConfigError:
+        return dict(values)  # validation reports what is wrong with the entry
     return {k: v for k, v in values.items() if k in accepted}
 
 

@@ -15,7 +15,6 @@ import numpy as np
 import torch
 
 from dltool.config.schema import Config
-from dltool.config.validate import validate_config
 from dltool.engine.checkpoint import load_checkpoint, save_weights
 from dltool.engine.device import resolve_device, resolve_precision
 from dltool.engine.distributed import any_across, process_group, world_from_env
@@ -34,10 +33,11 @@ from dltool.engine.record import (
 from dltool.engine.sanity import preflight
 from dltool.engine.scores import epoch_record, improved, test_score
 from dltool.engine.setup import Components, build_components, check_runnable, unfreeze_if_due
-from dltool.engine.state import Progress, data_changes, restore_state
+from dltool.engine.state import Progress, data_changes, restore_state, resumed_config
 from dltool.engine.tensorboard import Board, open_board
 from dltool.engine.threads import cpu_threads, resolve_threads, training_step_flops
-from dltool.errors import TrainingDivergedError, UsageError
+from dltool.errors import TrainingDivergedError
+from dltool.models.custom import source_record
 from dltool.rundir import RunDir, Summary, create_run_dir
 
 if TYPE_CHECKING:
@@ -114,26 +114,11 @@ def resume(
     """Continue ``run`` from ``checkpoints/last.pt``; ``overrides`` may raise ``train.epochs``
     or change ``train.device``, nothing else (a different config is a different run)."""
     checkpoint = load_checkpoint(run.last_checkpoint, require=RESUME_ENTRIES)
-    config = _resumed_config(checkpoint["config"], overrides or {})
+    config = resumed_config(checkpoint["config"], overrides or {})
     return _execute(config, run, observer or Observer(), stop or threading.Event(), checkpoint)
 
 
 RESUME_ENTRIES = ("config", "classes", "in_shape", "optimizer", "scheduler", "scaler", "progress", "rng")
-RESUMABLE_OVERRIDES = {"train.epochs", "train.device", "train.tensorboard"}
-
-
-def _resumed_config(saved: dict[str, Any], overrides: dict[str, Any]) -> Config:
-    changed = set(overrides) - RESUMABLE_OVERRIDES
-    if changed:
-        raise UsageError(
-            f"cannot change {', '.join(sorted(changed))} when resuming; "
-            f"only {', '.join(sorted(RESUMABLE_OVERRIDES))} (start a new run for the rest)"
-        )
-    raw = {section: dict(values) for section, values in saved.items()}
-    for key, value in overrides.items():
-        section, leaf = key.split(".")
-        raw[section][leaf] = value
-    return validate_config(raw)
 
 
 def _execute(
@@ -162,6 +147,7 @@ def _execute(
             "world_size": world.size,
             "threads": torch.get_num_threads(),
             "test_is_val": parts.data.test_is_val,
+            "model_source": record.to_dict() if (record := source_record(parts.config.model)) else None,
         }
         _announce(observer, run, parts, progress, base, notes, fresh=checkpoint is None)
         progress.setup_time_s += time.perf_counter() - started

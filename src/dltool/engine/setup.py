@@ -32,6 +32,7 @@ from dltool.engine.tensorboard import require_tensorboard
 from dltool.errors import ConfigError
 from dltool.losses import losses
 from dltool.models.build import build_model
+from dltool.models.custom import source_record
 from dltool.models.freezing import Frozen, find_head, freeze, parameter_counts, unfreeze
 from dltool.models.summary import si_count, summarize
 from dltool.optim import optimizers
@@ -134,6 +135,8 @@ def _model(
     outputs = tasks.get(tasks.task_name(params)).out_features(data.classes)
     model = build_model(params, in_shape=data.in_shape, num_classes=outputs)
     notes = list(getattr(model, "dltool_notes", []))  # a zoo model: the pretrained weights it loaded
+    if record := source_record(params):  # your own model: where its class came from
+        notes.append(f"model class {record.reference} from {record.file} (sha256 {(record.sha256 or '?')[:12]})")
     if source:
         notes.append(load_init_weights(model, source, config.model.must_load, data.classes))
     model = model.to(device)

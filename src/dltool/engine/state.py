@@ -9,9 +9,11 @@ from typing import Any
 import torch
 
 from dltool._version import __version__
+from dltool.config.schema import Config
+from dltool.config.validate import validate_config
 from dltool.engine.checkpoint import capture_rng, load_checkpoint, restore_rng, save_checkpoint
 from dltool.engine.setup import Components
-from dltool.errors import CheckpointError
+from dltool.errors import CheckpointError, ConfigError, UsageError
 
 CHECKPOINT_FORMAT = "dltool-checkpoint/1"
 
@@ -119,3 +121,25 @@ def data_changes(parts: Components, checkpoint: dict[str, Any]) -> list[str]:
 
 def versions() -> dict[str, str]:
     return {"dltool": __version__, "torch": str(torch.__version__)}
+
+
+RESUMABLE_OVERRIDES = {"train.epochs", "train.device", "train.tensorboard"}
+
+
+def resumed_config(saved: dict[str, Any], overrides: dict[str, Any]) -> Config:
+    """The saved config with ``overrides`` (only ``RESUMABLE_OVERRIDES``) on top, validated."""
+    changed = set(overrides) - RESUMABLE_OVERRIDES
+    if changed:
+        raise UsageError(
+            f"cannot change {', '.join(sorted(changed))} when resuming; "
+            f"only {', '.join(sorted(RESUMABLE_OVERRIDES))} (start a new run for the rest)"
+        )
+    try:  # what no longer validates (a model class that cannot be imported) is the run's failure
+        validate_config(saved)
+    except ConfigError as error:
+        raise CheckpointError(f"the run's config no longer validates: {error}") from None
+    raw = {section: dict(values) for section, values in saved.items()}
+    for key, value in overrides.items():
+        section, leaf = key.split(".")
+        raw[section][leaf] = value
+    return validate_config(raw)

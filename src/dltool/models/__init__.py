@@ -204,3 +204,8 @@ for _family in FAMILIES.values():
 for _arch, _about in TORCHVISION_SEGMENTATION.items():
     _params = type(f"Torchvision_{_arch}", (TorchvisionSegmentationParams,), {"__doc__": _about})
     models.register(f"torchvision:{_arch}", "dltool.models.zoo.build:build_torchvision_segmentation")(_params)
+
+# Your own model classes (`package.module:Class`, `file.py:Class`, entry points), asked last.
+from dltool.models.custom import CustomModels  # noqa: E402
+
+models.add_resolver(CustomModels())

@@ -78,6 +78,7 @@ class Summary:
     world_size: int | None = None
     threads: int | None = None
     test_is_val: bool | None = None  # the val split was scored as the test split (absent in older runs)
+    model_source: dict[str, Any] | None = None  # a custom model's class, file and SHA-256
     dltool_version: str | None = None
     torch_version: str | None = None
     unknown: dict[str, Any] = field(default_factory=dict)  # keys of other releases, kept as read
@@ -88,8 +89,8 @@ class Summary:
             del document["test"]
         if self.error is None:
             del document["error"]
-        for key in ("setup_time_s", "test_is_val"):
-            if document[key] is None:  # a run of an older release, rewritten as it was
+        for key in ("setup_time_s", "test_is_val", "model_source"):
+            if document[key] is None:  # not in this run (an older release's, a catalogue model)
                 del document[key]
         return document | self.unknown
 

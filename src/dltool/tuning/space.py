@@ -268,7 +268,7 @@ def _taken(param: Param, entry: Any) -> bool:
         return True
     registry = DISPATCHED[param.section][0]
     name = str(entry if entry is not None else DISPATCHED[param.section][1])
-    return name not in registry or param.leaf in registry.get(name).params.model_fields
+    return name not in registry or param.leaf in registry.get(name).params.accepted_keys(name)
 
 
 def encode_value(value: Any) -> Any:
