@@ -24,7 +24,7 @@ from PIL import Image
 
 import dltool.tasks as tasks
 from dltool._io import atomic_write
-from dltool.data.images import ImageDecodeError, read_image, to_channels
+from dltool.data.images import ImageDecodeError, read_image, read_size, to_channels
 from dltool.data.normalise import Normalise
 from dltool.errors import UsageError
 from dltool.evaluation.inputs import Chunk, Decoder, Unreadable, decoded_chunks, default_workers
@@ -98,13 +98,13 @@ def _segmented(
         return
     logits = model.forward(normalise(torch.from_numpy(chunk.images).to(normalise.scale.device)))
     for path, row in zip(chunk.paths, logits, strict=True):
-        try:
-            image, _, _ = read_image(path)  # its own size, after the EXIF orientation
+        try:  # its own size, after the EXIF orientation: from the header, or the overlay's pixels
+            image = read_image(path)[0] if output.overlay else None
+            size = read_size(path)[::-1] if image is None else image.shape[1:]  # (height, width)
         except ImageDecodeError as error:  # changed since it was decoded
             yield Unreadable(path, error.reason)
             continue
-        mask = full_size_mask(row, image.shape[1:])
-        yield _write(path, image, mask, output, model.classes)
+        yield _write(path, image, full_size_mask(row, tuple(size)), output, model.classes)
 
 
 def full_size_mask(logits: torch.Tensor, size: tuple[int, ...]) -> np.ndarray:
@@ -114,12 +114,12 @@ def full_size_mask(logits: torch.Tensor, size: tuple[int, ...]) -> np.ndarray:
     return resized[0].argmax(0).to(torch.uint8).cpu().numpy()
 
 
-def _write(path: str, image: np.ndarray, mask: np.ndarray, output: _Output, classes: list[str]) -> MaskWritten:
+def _write(path: str, image: np.ndarray | None, mask: np.ndarray, output: _Output, classes: list[str]) -> MaskWritten:
     name = output.name(path)
     target = output.folder / name
     atomic_write(target, functools.partial(_save_png, palette_mask(mask)))
     drawn = None
-    if output.overlay:
+    if image is not None:
         drawn = output.folder / OVERLAYS / name
         atomic_write(drawn, functools.partial(_save_png, Image.fromarray(overlaid(image, mask))))
     shown = [classes[k] for k in np.flatnonzero(np.bincount(mask.ravel(), minlength=len(classes)))]
