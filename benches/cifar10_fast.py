@@ -8,8 +8,8 @@ In one process on one GPU:
   ``torch.compile``, label-smoothed loss, SGD-Nesterov and the linear schedule) against a bare
   loop of the same network (a copy of dltool's, whitened stem included) and step, written as
   a PyTorch user would: uint8 images on the GPU, crop + flip from the GPU's own random numbers
-  in one gather, normalise, the same autocast, memory format, compile, loss and optimizer,
-  torch's ``LinearLR`` warmup and decay. One warm-up epoch each (compilation), then
+  in one gather, normalise, the same autocast (with torch's ``GradScaler`` under fp16),
+  memory format, compile, loss and optimizer, torch's ``LinearLR`` warmup and decay. One warm-up epoch each (compilation), then
   alternating epochs; each side's best. Data: 50,000 random CIFAR-shaped images, or
   CIFAR-10's train split with ``--data``.
 - bf16 FLOP/s: the FLOPs of one training step (``torch.utils.flop_counter``, forward and
@@ -124,6 +124,8 @@ class BareLoop:
             milestones=[warmup],
         )
         self.loss_fn = nn.CrossEntropyLoss(label_smoothing=config.loss.label_smoothing)
+        # fp16 needs loss scaling, as dltool's step does; a disabled scaler passes through.
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=step.precision.needs_scaler)
 
     def epoch(self) -> float:
         """Seconds of one epoch over the whole batches of the data."""
@@ -138,8 +140,9 @@ class BareLoop:
             with torch.autocast(self.device.type, dtype=self.dtype) if self.dtype else nullcontext():
                 loss = self.loss_fn(self.model(images), self.labels[rows])
             self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            self.optimizer.step()
+            self.scaler.scale(loss).backward()
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
             self.schedule.step()
         synchronize(self.device)
         return time.perf_counter() - started

@@ -1,0 +1,126 @@
+"""The measurements of benches/gpu_check.py, one function per check, each on one CUDA device.
+
+Every function returns the check's rows; the driver resets and reads the peak GPU memory
+around each. They reuse the other benches' pieces (cifar10_fast, train_throughput,
+predict_scale) so that the GPU check measures what those benches measure, not a copy.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from dltool.config import Config, load_config
+from dltool.evaluation.trained import load_trained
+
+sys.path.insert(0, str(Path(__file__).parent))
+import cifar10_fast
+import predict_scale
+from _common import Row
+from train_throughput import dltool_rate, synthetic
+
+# No datacenter GPU is among the GPUs timm publishes training figures for (its benchmark
+# CSVs are of consumer RTX cards), so the resnet50 row names none rather than compare across classes.
+NO_PUBLISHED = "no published figure (timm's benchmark tables cover no datacenter GPU)"
+
+
+def cifar10_fast_bf16(quick: bool) -> list[Row]:
+    """cifar10-fast's epoch (bf16, channels_last, compile) against the bare loop with the same
+    settings, and its FLOP/s against the measured bf16 matmul peak: the bench's first two rows
+    (its third needs real CIFAR-10)."""
+    return cifar10_fast.run(quick, "cuda")[:2]
+
+
+def cifar10_fast_fp16(quick: bool) -> list[Row]:
+    """The same epoch under ``train.amp=fp16``, dltool's gradient scaler against the bare loop's
+    ``GradScaler``. Eager (compile off): the compiled path is the bf16 row's; this row is about
+    the scaler's steps (unscale, inf checks, update) on the GPU."""
+    config = fp16_config("cuda")
+    samples = 10_240 if quick else cifar10_fast.SAMPLES
+    data = synthetic((3, 32, 32), 10, samples)
+    result = cifar10_fast.measure_throughput(config, data, torch.device("cuda"), repeats=2 if quick else 3)
+    ours, theirs = result.images / result.dltool_s, result.images / result.bare_s
+    return [
+        Row(
+            f"cifar10-fast fp16 + gradient scaler, eager, {samples:,} random images: images/s",
+            f"{ours:,.0f}",
+            f"{theirs:,.0f} bare PyTorch loop with torch.amp.GradScaler",
+            result.bare_s / result.dltool_s,
+        )
+    ]
+
+
+def fp16_config(device: str) -> Config:
+    return load_config("cifar10-fast", ['train.amp="fp16"', "train.compile=false", f"train.device={device}"])
+
+
+def resnet50_finetune(quick: bool) -> list[Row]:
+    """torchvision's resnet50 trained at 224² in dltool's loop (bf16, channels_last: ``auto``
+    on CUDA), random weights and generated images: the arithmetic of a fine-tune."""
+    batch, samples = (32, 128) if quick else (128, 1024)
+    config = resnet50_config(batch, "cuda")
+    rate = dltool_rate(config, synthetic((3, 224, 224), 1000, samples), torch.device("cuda"), epochs=3)
+    name = f"fine-tune torchvision resnet50, 224², batch {batch}, bf16: images/s"
+    return [Row(name, f"{rate:,.0f}", NO_PUBLISHED, None)]
+
+
+def resnet50_config(batch: int, device: str) -> Config:
+    overrides = [
+        "model.name=torchvision:resnet50",
+        "optimizer.name=sgd",
+        "scheduler.name=none",
+        f"train.batch_size={batch}",
+        f"train.device={device}",
+        'train.amp="bf16"',
+    ]
+    return load_config("digits-mlp", overrides)
+
+
+def torchrun_nccl(quick: bool) -> list[Row]:
+    """``torchrun --nproc-per-node=1`` running a one-epoch ``dltool train`` digits-mlp on the
+    GPU (dltool picks NCCL there)."""
+    del quick  # one epoch of digits is already the smallest real run
+    return [torchrun_row("cuda", "NCCL")]
+
+
+def torchrun_row(device: str, backend: str) -> Row:
+    """A fresh ``torchrun`` process training on ``device``: ok with its wall time, or failed
+    with its exit code and last error line."""
+    with tempfile.TemporaryDirectory(prefix="dltool-gpu-check-") as work:
+        command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=1"]
+        command += ["-m", "dltool", "train", "digits-mlp", "--device", device, "--runs-dir", work]
+        command += ["--set", "train.epochs=1"]
+        env = {**os.environ, "DLTOOL_DATA": os.environ.get("DLTOOL_DATA", f"{work}/data")}
+        started = time.perf_counter()
+        result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
+        seconds = time.perf_counter() - started
+    lines = result.stderr.strip().splitlines() or ["no output"]
+    figure = f"ok in {seconds:.1f} s" if result.returncode == 0 else f"failed (exit {result.returncode}): {lines[-1]}"
+    return Row(f"torchrun --nproc-per-node=1, {backend}: dltool train digits-mlp, 1 epoch", figure, "", None)
+
+
+def predict_gpu(quick: bool) -> list[Row]:
+    """``predict`` on the GPU (decoding in worker processes, batched ResNet-18 at 224²) against
+    the same call with the model on the CPU, over the same photos."""
+    count = 32 if quick else 400
+    work = Path(tempfile.mkdtemp(prefix="dltool-gpu-check-predict-"))
+    os.environ.setdefault("DLTOOL_DATA", str(work / "data"))
+    trained = predict_scale.trained_resnet18(work, 224)
+    predict_scale.make_photos(work / "photos", count, (1600, 1200), seed=2)
+    on_gpu = load_trained(trained.run_dir, device="cuda")
+    gpu = max(predict_scale.dltool_rate(on_gpu, work / "photos", count) for _ in range(2))
+    cpu = predict_scale.dltool_rate(trained, work / "photos", count)
+    return [
+        Row(
+            f"predict {count} JPEGs of 1600×1200, ResNet-18 at 224² on the GPU: images/s",
+            f"{gpu:,.1f}",
+            f"{cpu:,.1f} the same predict with the model on the CPU",
+            gpu / cpu,
+        )
+    ]
