@@ -32,6 +32,7 @@ def train(
     dry_run: Annotated[
         bool, Opt("--dry-run", help="Check data, model and one batch; print the plan; write no run.")
     ] = False,
+    folds: Annotated[int | None, Opt(min=2, help="k-fold cross-validation: K runs under one folder, cv.json.")] = None,
     overfit_batches: Annotated[int | None, Opt(min=1, help="Sanity check: can it memorise N batches?")] = None,
     find_lr: Annotated[bool, Opt("--find-lr", help="LR range test: print a suggested learning rate.")] = False,
     as_json: Annotated[bool, Opt("--json", help="With --overfit-batches/--find-lr: a JSON document.")] = False,
@@ -48,6 +49,10 @@ def train(
         return _dry_run(recipe, flags, set_ or [], resume)
     if resume is not None:
         outcome = _resume(resume, recipe, flags, set_ or [], quiet)
+    elif folds is not None:
+        from dltool.commands._crossval import run_folds
+
+        return run_folds(_config(recipe, flags, set_ or []), recipe, folds, runs_dir, name, quiet)
     elif overfit_batches is not None or find_lr:
         from dltool.commands._sanity import run_sanity_check
 

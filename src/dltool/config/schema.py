@@ -182,6 +182,8 @@ class DataConfig(Section):
     split_seed: int = Field(
         0, ge=0, le=MAX_SEED, description="seed of the drawn test and val splits (and of train_per_class)"
     )
+    cv_folds: int = Field(0, ge=0, le=100, description="k-fold cross-validation: val is fold cv_fold of k (0: off)")
+    cv_fold: int = Field(0, ge=0, description="the fold held out as val (0 to cv_folds - 1), set by train --folds")
     classes: list[str] | None = Field(None, min_length=1, description="keep only these classes (null: all)")
     train_per_class: int | None = Field(
         None, ge=1, description="keep this many training images per class (few-shot); val and test stay whole"
@@ -239,6 +241,12 @@ class DataConfig(Section):
         if isinstance(value, list):
             return [str(v) if isinstance(v, int) and not isinstance(v, bool) else v for v in value]
         return value
+
+    @model_validator(mode="after")
+    def _fold_in_range(self) -> DataConfig:
+        if self.cv_folds == 1 or (self.cv_folds and self.cv_fold >= self.cv_folds):
+            raise ValueError(f"cv_fold {self.cv_fold} of cv_folds {self.cv_folds}: needs 2+ folds, fold below that")
+        return self
 
     @model_validator(mode="after")
     def _normalisation_pairs(self) -> DataConfig:

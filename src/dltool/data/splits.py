@@ -10,7 +10,7 @@ import numpy as np
 
 from dltool.config.schema import DataConfig
 from dltool.data.arrays import AnySplit
-from dltool.errors import DatasetError
+from dltool.errors import ConfigError, DatasetError
 
 # Share of train held out as the test split of a dataset without one (data.test_fraction).
 DEFAULT_TEST_FRACTION = 0.1
@@ -39,6 +39,21 @@ def stratified_split(split: AnySplit, fraction: float, seed: int) -> tuple[AnySp
     return split.take(rest), split.take(held_out)
 
 
+def stratified_fold(labels: np.ndarray, folds: int, fold: int, seed: int) -> np.ndarray:
+    """Sorted indices of fold ``fold`` of ``folds``: each class's samples, shuffled with
+    ``seed``, dealt round the folds in turn (the deal of a class starts where the last one
+    ended), so folds differ in size by one at most and each holds its share of every class.
+    Masks (N, H, W) are dealt as one class."""
+    rng = np.random.default_rng(seed)
+    keys = np.zeros(len(labels), np.int64) if labels.ndim > 1 else labels
+    held_out, start = [], 0
+    for label in np.unique(keys):
+        members = rng.permutation(np.flatnonzero(keys == label))
+        held_out.append(members[(np.arange(len(members)) + start) % folds == fold])
+        start += len(members)
+    return np.sort(np.concatenate(held_out)) if held_out else np.empty(0, np.int64)
+
+
 def draw_missing_splits(splits: dict[str, AnySplit], config: DataConfig, notes: list[str]) -> None:
     """Draw from train, stratified and seeded by ``data.split_seed``, the splits the dataset
     lacks: the test split first (``data.test_fraction``), so that neither training nor the
@@ -49,7 +64,14 @@ def draw_missing_splits(splits: dict[str, AnySplit], config: DataConfig, notes: 
             f"{config.name} has no test split: {len(splits['test']):,} images (data.test_fraction "
             f"{config.test_fraction:g}, stratified) held out as the test split; nothing trains or validates on them"
         )
-    if "val" not in splits:
+    if config.cv_folds:
+        if "val" in splits:
+            raise ConfigError(f"data.cv_folds: {config.name} has a val split of its own; folds are drawn from train")
+        held_out = stratified_fold(splits["train"].labels, config.cv_folds, config.cv_fold, config.split_seed)
+        rest = np.setdiff1d(np.arange(len(splits["train"])), held_out, assume_unique=True)
+        splits["train"], splits["val"] = splits["train"].take(rest), splits["train"].take(held_out)
+        notes.append(f"data.cv_folds {config.cv_folds}: fold {config.cv_fold + 1} ({len(held_out):,} images) is val")
+    elif "val" not in splits:
         splits["train"], splits["val"] = _held_out(splits["train"], config, config.val_fraction, "val")
 
 

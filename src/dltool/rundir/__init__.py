@@ -3,6 +3,7 @@
 from dltool.rundir.layout import (
     RunDir,
     create_run_dir,
+    cv_record,
     is_dltool_output,
     is_run_dir,
     open_run_dir,
@@ -20,6 +21,7 @@ __all__ = [
     "WeightsMetadata",
     "check_output",
     "create_run_dir",
+    "cv_record",
     "is_dltool_output",
     "is_run_dir",
     "is_run_file",

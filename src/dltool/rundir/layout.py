@@ -27,6 +27,7 @@ from dltool.rundir.records import EpochRecord, Summary, checked_classes
 CONFIG, WEIGHTS, LAST = "config.yaml", "model.safetensors", "last.pt"
 LOCK = ".train.lock"  # held while training writes the run (see RunDir.training)
 STUDY = "study.json"  # the mark of a tune study dir (written by dltool.tuning.study)
+CV = "cv.json"  # the record of a cross-validation's parent folder
 
 
 @dataclass(frozen=True)
@@ -168,6 +169,11 @@ class RunDir:
             partial.unlink(missing_ok=True)
 
 
+def cv_record(parent: Path) -> Path:
+    """``cv.json`` of a cross-validation's parent folder (``train --folds``), beside its fold runs."""
+    return parent / CV
+
+
 def is_run_dir(path: Path) -> bool:
     """Whether ``path`` is a run directory (it holds a ``config.yaml``)."""
     return (Path(path) / CONFIG).is_file()
@@ -228,7 +234,7 @@ def _is_run_or_study(folder: Path) -> bool:
         names = set(os.listdir(folder))
     except OSError:
         return False
-    if names & {LOCK, STUDY}:
+    if names & {LOCK, STUDY, CV}:
         return True
     run = RunDir(folder)
     return run.config.name in names and bool(names & {run.metrics.name, run.summary.name})
