@@ -13,7 +13,7 @@ from dltool._io import atomic_copy
 from dltool._version import __version__
 from dltool.engine.setup import Components
 from dltool.engine.state import Progress, intact_checkpoint, save_state, versions
-from dltool.engine.tensorboard import Board
+from dltool.engine.trackers import Trackers
 from dltool.errors import DiskFullError
 from dltool.rundir import RunDir, Summary, WeightsMetadata
 
@@ -58,15 +58,15 @@ def write_run_files(run: RunDir, parts: Components, progress: Progress) -> None:
     run.write_metrics(progress.history)
 
 
-def finish(run: RunDir | None, board: Board | None, summary: Summary, confusion: torch.Tensor | None = None) -> None:
-    """summary.json, and the scores and confusion matrix that end the TensorBoard events."""
+def finish(run: RunDir | None, board: Trackers | None, summary: Summary, confusion: torch.Tensor | None = None) -> None:
+    """summary.json, and the scores and confusion matrix that end the trackers' records."""
     if run:
         run.write_summary(summary)
     if board:
         board.log_end(summary.to_dict(), confusion)
 
 
-def finish_failed(run: RunDir | None, board: Board | None, error: BaseException, summary: Summary) -> None:
+def finish_failed(run: RunDir | None, board: Trackers | None, error: BaseException, summary: Summary) -> None:
     """summary.json of a failed run. On a full disk, a second disk-full error (writing the
     summary) does not hide the first, and the error says which checkpoint survived."""
     with suppress(DiskFullError) if isinstance(error, DiskFullError) else nullcontext():

@@ -34,8 +34,8 @@ from dltool.engine.sanity import preflight
 from dltool.engine.scores import epoch_record, improved, test_score
 from dltool.engine.setup import Components, build_components, check_runnable, unfreeze_if_due
 from dltool.engine.state import Progress, data_changes, restore_state, resumed_config
-from dltool.engine.tensorboard import Board, open_board
 from dltool.engine.threads import cpu_threads, resolve_threads, training_step_flops
+from dltool.engine.trackers import Trackers, open_trackers
 from dltool.errors import TrainingDivergedError
 from dltool.models.custom import source_record
 from dltool.rundir import RunDir, Summary, create_run_dir
@@ -152,7 +152,7 @@ def _execute(
         _announce(observer, run, parts, progress, base, notes, fresh=checkpoint is None)
         progress.setup_time_s += time.perf_counter() - started
         clock = Clock(progress.wall_time_s)
-        with open_board(writer, parts, progress.history) as board:
+        with open_trackers(writer, parts, progress.history) as board:
             session = _Session(parts, writer, board, progress, clock, observer, stop)
             status, summary = _fit_and_score(session, base)
     return RunResult(run.path if run else None, status, summary.to_dict())
@@ -193,7 +193,7 @@ class _Session:
 
     parts: Components
     run: RunDir | None
-    board: Board | None
+    board: Trackers | None
     progress: Progress
     clock: Clock
     observer: Observer

@@ -16,6 +16,7 @@ from dltool.engine.distributed import sum_across, total_across
 from dltool.engine.loop import EpochStats, evaluate, mean_metrics
 from dltool.engine.setup import Components
 from dltool.engine.state import Progress
+from dltool.engine.trackers import tracker_names
 from dltool.engine.tta import with_tta
 from dltool.rundir import EpochRecord, RunDir
 
@@ -91,4 +92,4 @@ def test_score(
     if parts.world.distributed:  # the other ranks get rank 0's best weights
         for tensor in parts.eval_model.state_dict().values():
             torch.distributed.broadcast(tensor, src=0)
-    return evaluate_kept(parts, parts.test_batches, confusion=parts.config.train.tensorboard)
+    return evaluate_kept(parts, parts.test_batches, confusion="tensorboard" in tracker_names(parts.config))

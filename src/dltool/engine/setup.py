@@ -28,7 +28,7 @@ from dltool.engine.device import Precision, on_cuda_when_auto, resolve_device
 from dltool.engine.distributed import World
 from dltool.engine.init_from import load_init_weights, resolve_init_source
 from dltool.engine.loop import Step
-from dltool.engine.tensorboard import require_tensorboard
+from dltool.engine.trackers import require_trackers
 from dltool.errors import ConfigError
 from dltool.losses import losses
 from dltool.models.build import build_model
@@ -174,12 +174,11 @@ def unfreeze_if_due(parts: Components, epoch: int) -> str | None:
 
 def check_runnable(config: Config) -> None:
     """Errors for what this machine lacks, raised before any dir is made: the device, the
-    dataset's files, a zoo model's pretrained weights, TensorBoard when the config asks for it."""
+    dataset's files, a zoo model's pretrained weights, the trackers the config asks for."""
     resolve_device(config.train.device)
     require_downloaded(config.data.name, config.data.root)
     config.model.fetch_weights()
-    if config.train.tensorboard:
-        require_tensorboard()
+    require_trackers(config)
 
 
 def _check_targets(config: Config, data: PreparedData) -> PreparedData:

@@ -76,13 +76,10 @@ class Board:
 
 
 @contextmanager
-def open_board(run: RunDir | None, parts: Components, history: list[dict[str, Any]]) -> Iterator[Board | None]:
-    """A ``Board`` on ``run.tensorboard`` holding the hparams and the epochs of ``history``,
-    when the config asks for one and there is a run (not on ranks other than 0); None
-    otherwise. Closed, and so flushed to disk, however the run ends."""
-    if run is None or not parts.config.train.tensorboard:
-        yield None
-        return
+def open_board(run: RunDir, parts: Components, history: list[dict[str, Any]]) -> Iterator[Board]:
+    """A ``Board`` on ``run.tensorboard`` holding the hparams and the epochs of ``history``
+    (the tensorboard tracker of ``engine.trackers``). Closed, and so flushed to disk, however
+    the run ends."""
     require_tensorboard()
     from torch.utils.tensorboard import SummaryWriter
 

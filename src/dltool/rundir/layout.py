@@ -75,6 +75,11 @@ class RunDir:
         return self.path / "tensorboard"
 
     @property
+    def mlflow(self) -> Path:
+        """The MLflow run this run reports to (``train.tracking: mlflow``): its id, for resume."""
+        return self.path / "mlflow.json"
+
+    @property
     def plots(self) -> Path:
         """The default folder of ``dltool visualize``'s plots and report."""
         return self.path / "plots"

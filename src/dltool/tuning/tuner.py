@@ -10,7 +10,7 @@ count, so running the same command again completes the study.
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -65,6 +65,7 @@ def tune(
     """
     observer = observer or TuneObserver()
     stop = stop or threading.Event()
+    settings, parent_run = _with_parent_run(settings)
     with quiet_optuna(), storage_errors(settings.storage, settings.study_dir):  # the library prints nothing
         study = load_study(settings)
         observer.on_start(_start(settings, study, workers))
@@ -77,7 +78,25 @@ def tune(
                 supervise(settings, workers, observer, stop)
         finally:
             record = write_outputs(study, settings)
+    if parent_run is not None:
+        from dltool.engine.mlflow_tracking import end_study_run
+
+        best = record.to_dict()["best"]
+        end_study_run(parent_run, best, settings.metric, interrupted=stop.is_set())
     return TuneResult(settings.study_dir, record, interrupted=stop.is_set())
+
+
+def _with_parent_run(settings: TuneSettings) -> tuple[TuneSettings, str | None]:
+    """With ``train.tracking: mlflow``, the study's parent MLflow run, set as every trial's
+    ``train.mlflow.parent_run`` (trials are its child runs)."""
+    train = settings.base["train"]
+    if "mlflow" not in train["tracking"]:
+        return settings, None
+    from dltool.engine.mlflow_tracking import start_study_run
+
+    run_id = start_study_run(settings.study_dir, settings.study_name, settings.base)
+    mlflow = {**train["mlflow"], "parent_run": run_id}
+    return replace(settings, base={**settings.base, "train": {**train, "mlflow": mlflow}}), run_id
 
 
 def _start(settings: TuneSettings, study: Any, workers: int) -> StudyStart:

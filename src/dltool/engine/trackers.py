@@ -1,0 +1,82 @@
+"""The experiment trackers a run reports to: ``train.tracking`` names them (and
+``train.tensorboard: true`` is the tensorboard one). Each is one module behind the same small
+interface, opened by name from ``TRACKERS``; the engine talks to them all through ``Trackers``.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, ExitStack, contextmanager
+from typing import TYPE_CHECKING, Any, Protocol, get_args
+
+from dltool.config.schema import Config, Tracker
+
+if TYPE_CHECKING:
+    import torch
+
+    from dltool.engine.setup import Components
+    from dltool.rundir import RunDir
+
+# name -> "module:opener"; an opener(run, parts, history) is a context manager of one tracker
+# that has logged the hparams and ``history`` (a resumed run's epochs so far).
+TRACKERS = {
+    "tensorboard": "dltool.engine.tensorboard:open_board",
+    "mlflow": "dltool.engine.mlflow_tracking:open_mlflow",
+}
+# name -> "module:function" raising a UsageError that names the extra when it is not installed
+REQUIREMENTS = {
+    "tensorboard": "dltool.engine.tensorboard:require_tensorboard",
+    "mlflow": "dltool.engine.mlflow_tracking:require_mlflow",
+}
+assert set(TRACKERS) == set(REQUIREMENTS) == set(get_args(Tracker)), "a tracker in the schema, opened here"
+
+
+class Tracking(Protocol):
+    def log_epoch(self, record: dict[str, Any]) -> None:
+        """After each epoch, its metrics.jsonl record."""
+
+    def log_end(self, summary: dict[str, Any], confusion: torch.Tensor | None) -> None:
+        """At the end, however the run ended: summary.json, and the test confusion counts."""
+
+
+class Trackers:
+    """The opened trackers, told everything in turn."""
+
+    def __init__(self, trackers: list[Tracking]) -> None:
+        self.trackers = trackers
+
+    def log_epoch(self, record: dict[str, Any]) -> None:
+        for tracker in self.trackers:
+            tracker.log_epoch(record)
+
+    def log_end(self, summary: dict[str, Any], confusion: torch.Tensor | None) -> None:
+        for tracker in self.trackers:
+            tracker.log_end(summary, confusion)
+
+
+def tracker_names(config: Config) -> list[str]:
+    """``train.tracking``, with tensorboard when ``train.tensorboard`` asks for it."""
+    names: list[str] = list(config.train.tracking)
+    return names + ["tensorboard"] if config.train.tensorboard and "tensorboard" not in names else names
+
+
+def require_trackers(config: Config) -> None:
+    """Usage errors naming the extra to install, before any dir is made."""
+    for name in tracker_names(config):
+        _load(REQUIREMENTS[name])()
+
+
+@contextmanager
+def open_trackers(run: RunDir | None, parts: Components, history: list[dict[str, Any]]) -> Iterator[Trackers | None]:
+    """The config's trackers on ``run`` (None without a run, as on ranks other than 0, or
+    without trackers), closed however the run ends."""
+    names = tracker_names(parts.config) if run is not None else []
+    with ExitStack() as stack:
+        opened: list[AbstractContextManager[Tracking]] = [_load(TRACKERS[n])(run, parts, history) for n in names]
+        yield Trackers([stack.enter_context(tracker) for tracker in opened]) if names else None
+
+
+def _load(target: str) -> Any:
+    module, _, attr = target.partition(":")
+    return getattr(importlib.import_module(module), attr)

@@ -1,0 +1,144 @@
+"""MLflow tracking (`train.tracking: mlflow`) against a real `mlflow server` on a loopback port
+with a SQLite backend, started here; everything is read back through MlflowClient."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import run_dltool
+from studies import write
+
+QUICK = ["--epochs", "2", "--set", "train.limit_batches=3"]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    folder = tmp_path_factory.mktemp("mlflow-server")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    command = [
+        str(Path(sys.executable).parent / "mlflow"),
+        "server",
+        "--backend-store-uri",
+        f"sqlite:///{folder / 'mlflow.db'}",
+        "--artifacts-destination",
+        str(folder / "artifacts"),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+    ]
+    log = open(folder / "server.log", "w")  # noqa: SIM115  # closed below, after the server
+    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=folder)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            assert process.poll() is None, (folder / "server.log").read_text()
+            try:
+                with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                assert time.monotonic() < deadline, "mlflow server never answered"
+                time.sleep(0.5)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=60)
+        log.close()
+
+
+@pytest.fixture
+def client(server: str, monkeypatch: pytest.MonkeyPatch):
+    from mlflow import MlflowClient
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", server)
+    return MlflowClient(tracking_uri=server)
+
+
+def _metric(client, run_id: str, key: str) -> list[tuple[int, float]]:
+    return [(m.step, m.value) for m in client.get_metric_history(run_id, key)]
+
+
+def test_a_run_logs_params_epochs_summary_and_files_and_resumes_in_place(
+    cli, client, server: str, isolated: Path
+) -> None:
+    args = ["train", "digits-mlp", *QUICK, "--set", "train.tracking=mlflow", "--set", "train.mlflow.experiment=exp-a"]
+    result = run_dltool(*args, env={"MLFLOW_TRACKING_URI": server})
+    run = isolated / result.stdout.strip()
+    assert result.stdout == "runs/digits-mlp-1\n"  # MLflow's own "View run" line kept off stdout
+    run_id = json.loads((run / "mlflow.json").read_text())["run_id"]
+    found = client.get_run(run_id)
+    assert found.info.status == "FINISHED" and found.info.run_name == "digits-mlp-1"
+    assert client.get_experiment(found.info.experiment_id).name == "exp-a"
+    config = yaml.safe_load((run / "config.yaml").read_text())
+    assert found.data.params["optimizer.lr"] == str(config["optimizer"]["lr"])
+    assert found.data.params["train.tracking"] == "['mlflow']" and len(found.data.params) > 50
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert _metric(client, run_id, "val_loss") == [(r["epoch"], pytest.approx(r["val_loss"])) for r in records]
+    summary = json.loads((run / "summary.json").read_text())
+    assert found.data.metrics["test_loss"] == pytest.approx(summary["test"]["loss"])
+    assert found.data.metrics[f"best_{summary['best']['metric']}"] == pytest.approx(summary["best"]["value"])
+    assert found.data.tags["dltool_status"] == "completed"
+    artifacts = {a.path for a in client.list_artifacts(run_id)}
+    assert {"config.yaml", "metrics.jsonl", "summary.json", "model.safetensors", "classes.json"} <= artifacts
+    assert "checkpoints" not in artifacts
+
+    cli("train", "--resume", run, "--epochs", "3", "-q")
+    assert json.loads((run / "mlflow.json").read_text())["run_id"] == run_id  # the same MLflow run
+    assert [step for step, _ in _metric(client, run_id, "val_loss")] == [1, 2, 3]
+    assert client.get_run(run_id).info.status == "FINISHED"
+
+
+def test_tune_trials_are_child_runs_of_the_study(cli, client, isolated: Path) -> None:
+    write(isolated / "space.yaml", "optimizer.lr: [1.0e-3, 1.0e-2]\n")
+    study = cli(
+        "tune",
+        "digits-mlp",
+        "--space",
+        "space.yaml",
+        "--sampler",
+        "grid",
+        "--pruner",
+        "none",
+        *QUICK,
+        "--set",
+        "train.tracking=mlflow",
+        "--set",
+        "train.mlflow.experiment=exp-tune",
+        "-q",
+    ).stdout.strip()
+    parent_id = json.loads((Path(study) / "mlflow.json").read_text())["run_id"]
+    parent = client.get_run(parent_id)
+    assert parent.info.run_name == Path(study).name and parent.info.status == "FINISHED"
+    assert "best_val_acc" in parent.data.metrics
+    experiment = client.get_experiment_by_name("exp-tune").experiment_id
+    children = client.search_runs([experiment], f"tags.mlflow.parentRunId = '{parent_id}'")
+    assert sorted(r.info.run_name for r in children) == ["trial-0000", "trial-0001"]
+    assert sorted(r.data.params["optimizer.lr"] for r in children) == ["0.001", "0.01"]
+    assert all(r.info.status == "FINISHED" for r in children)
+
+
+def test_without_mlflow_the_error_names_the_extra(cli, isolated: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "mlflow", None)  # import mlflow: ImportError
+    error = cli("train", "digits-mlp", "--set", "train.tracking=mlflow", code=2).stderr
+    assert "mlflow is not installed; pip install 'dltool[mlflow]'" in error
+    assert not (isolated / "runs").exists()
+    assert (
+        "should be 'mlflow' or 'tensorboard'"
+        in cli("train", "digits-mlp", "--set", "train.tracking=mlfow", code=2).stderr
+    )
