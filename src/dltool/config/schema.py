@@ -23,6 +23,7 @@ from pydantic import (
 )
 
 import dltool.tasks as tasks
+from dltool.config.tracking import MlflowConfig, Trackers
 from dltool.errors import did_you_mean
 from dltool.losses import LossParams
 from dltool.models import ModelParams
@@ -279,16 +280,6 @@ class EarlyStoppingConfig(Section):
     min_delta: float = Field(0.0, ge=0, description="smallest change that counts as improvement")
 
 
-class MlflowConfig(Section):
-    experiment: str | None = Field(None, description="experiment name; null: $MLFLOW_EXPERIMENT_NAME, else dltool")
-    run_name: str | None = Field(None, description="null: the run dir's name")
-    parent_run: str | None = Field(None, description="the run id this run is a child of (tune sets it)")
-
-
-# The experiment trackers (engine/trackers.py opens each): a run's names are validated here.
-Tracker = Literal["mlflow", "tensorboard"]
-
-
 class TrainConfig(Section):
     epochs: int = Field(20, ge=1)
     batch_size: int = Field(64, ge=1)
@@ -311,7 +302,7 @@ class TrainConfig(Section):
     max_time: float | None = Field(None, gt=0, description="wall-clock budget in seconds ('90m' and '2h' work too)")
     limit_batches: int | None = Field(None, ge=1, description="at most this many batches per epoch and eval")
     tensorboard: bool = Field(False, description="write TensorBoard event files into RUN/tensorboard/")
-    tracking: list[Tracker] = Field([], description="experiment trackers: mlflow, tensorboard (or none)")
+    tracking: Trackers = Field([], description="experiment trackers: mlflow, tensorboard (or none)")
     mlflow: MlflowConfig = MlflowConfig()
     keep_checkpoints: int = Field(
         0, ge=0, description="keep the last N epochs' checkpoints/epoch-NNNN.pt (and the best epoch's); 0: last.pt only"
@@ -322,12 +313,6 @@ class TrainConfig(Section):
     nonfinite_patience: int = Field(
         3, ge=1, description="fail the run when the loss is NaN or infinite for this many steps in a row"
     )
-
-    @field_validator("tracking", mode="before")
-    @classmethod
-    def _trackers(cls, value: object) -> object:
-        """One name or a list; none for no tracker."""
-        return [] if value in (None, "none") else [value] if isinstance(value, str) else value
 
     @field_validator("max_time", mode="before")
     @classmethod

@@ -10,7 +10,8 @@ from collections.abc import Iterator
 from contextlib import AbstractContextManager, ExitStack, contextmanager
 from typing import TYPE_CHECKING, Any, Protocol, get_args
 
-from dltool.config.schema import Config, Tracker
+from dltool.config.schema import Config
+from dltool.config.tracking import Tracker
 
 if TYPE_CHECKING:
     import torch
