@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -123,14 +123,16 @@ class Predictions:
 
     rows: list[Prediction]
     unreadable: list[Unreadable]
+    columns: list[str] = field(default_factory=list)
 
     @property
     def table(self) -> pd.DataFrame:
-        """The rows as a DataFrame: ``path, label, score, top1_label, top1_score, ...``, the
-        columns of ``dltool predict``'s csv and Parquet output."""
+        """The rows as a DataFrame in ``columns``, those of ``dltool predict``'s csv and Parquet
+        output: a classifier's ``path, label, score, top1_label, top1_score, ...``, a keypoint
+        model's ``path, x1, y1, ...``."""
         from dltool.evaluation.tables import predictions_frame
 
-        return predictions_frame(self.rows, len(self.rows[0].top) if self.rows else 0)
+        return predictions_frame(self.rows, self.columns)
 
 
 def predict(
@@ -142,14 +144,15 @@ def predict(
     device: str = "auto",
     workers: int | None = None,
 ) -> Predictions:
-    """Label images with a trained classifier, as ``dltool predict`` does.
+    """Label images with a trained model, as ``dltool predict`` does.
 
     ``run``: a run dir, its weights, a ``.pt`` checkpoint or a ``dltool export`` file (ONNX,
-    TorchScript). ``inputs``: image files, folders (walked recursively, sorted) and glob patterns. Each row
-    has ``path``, ``label``, ``score`` and ``top``, the ``top_k`` (label, probability) pairs.
+    TorchScript). ``inputs``: image files, folders (walked recursively, sorted) and glob patterns. A
+    classifier's row has ``path``, ``label``, ``score`` and ``top``, the ``top_k`` (label,
+    probability) pairs; a keypoint model's ``path`` and ``points`` in the image's pixels.
     For more images than fit in a list, ``dltool.evaluation.predict.predict`` streams the rows.
     """
-    from dltool.evaluation.predict import Unreadable
+    from dltool.evaluation.predict import Unreadable, prediction_columns
     from dltool.evaluation.predict import predict as predict_images
     from dltool.export.inference import load_inference_model
 
@@ -163,7 +166,7 @@ def predict(
             unreadable.append(row)
         else:
             rows.append(row)
-    return Predictions(rows, unreadable)
+    return Predictions(rows, unreadable, prediction_columns(model, top_k))
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from dltool.commands import _complete
 from dltool.commands._options import TrainedModel
 from dltool.commands._output import emit_json, stderr
 from dltool.errors import UsageError
-from dltool.evaluation import SCALAR_KEYS
+from dltool.evaluation import item_tables, scalars
 
 Opt = typer.Option
 # Per-class columns shown under another name than their key.
@@ -73,11 +73,16 @@ def eval_(
 
 def _render(document: dict[str, Any]) -> None:
     summary = Table(title=f"{document['dataset']} / {document['split']}", show_header=False, box=None)
-    for key in SCALAR_KEYS:
-        if key in document:
-            value = document[key]
-            summary.add_row(key, f"{value:.4f}" if isinstance(value, float) else str(value))
+    for key, value in scalars(document):
+        summary.add_row(key, _cell(value))
     stderr.print(summary)
+    for key, rows in item_tables(document).items():
+        if len(rows) <= 30:
+            columns = list(next(iter(rows.values())))
+            table = Table(key.removeprefix("per_"), *columns, box=None)
+            for name, row in rows.items():
+                table.add_row(name, *[_cell(row.get(column)) for column in columns])
+            stderr.print(table)
     if document.get("absent_classes"):
         stderr.print(
             f"mIoU and mean Dice over the classes present; absent from truth and predictions "
@@ -100,6 +105,10 @@ def _score(value: float | None) -> str:
     if value is None or value != value:
         return "-"
     return f"{value:.3f}" if isinstance(value, float) else str(value)
+
+
+def _cell(value: Any) -> str:
+    return f"{value:.4f}" if isinstance(value, float) else "-" if value is None else str(value)
 
 
 def _check_table_out(path: Path, target: Path) -> None:

@@ -51,7 +51,7 @@ def predict(
     """
     from dltool.commands._predict_masks import check_options, write_masks
     from dltool.evaluation.predict import predict as predict_images
-    from dltool.evaluation.predict import read_path_lines
+    from dltool.evaluation.predict import prediction_columns, read_path_lines
     from dltool.export.inference import load_inference_model
 
     model = load_inference_model(target, device=device)
@@ -62,16 +62,16 @@ def predict(
     chosen = _format(output_format, output)
     _check_output(output, target, paths, force)
     rows = predict_images(model, inputs, top_k=top_k or 3, batch_size=batch_size, workers=workers)
-    _report(_write_labels(rows, chosen, output, min(top_k or 3, len(model.classes))), strict)
+    _report(_write_labels(rows, chosen, output, prediction_columns(model, top_k or 3)), strict)
 
 
-def _write_labels(rows: Iterable[Any], chosen: str, output: Path | None, k: int) -> int:
+def _write_labels(rows: Iterable[Any], chosen: str, output: Path | None, columns: list[str]) -> int:
     """The rows in format ``chosen`` to ``output`` (else stdout); how many inputs could not be read."""
     if chosen == "parquet":
         assert output is not None  # _format asks for it
-        return _write_parquet(rows, output, k)
+        return _write_parquet(rows, output, columns)
     with _destination(output) as stream:
-        return _write_rows(rows, _WRITERS[chosen](stream, k), stream.flush)
+        return _write_rows(rows, _WRITERS[chosen](stream, columns), stream.flush)
 
 
 def _report(bad: int, strict: bool) -> None:
@@ -96,12 +96,12 @@ def _format(output_format: str | None, output: Path | None) -> str:
     return chosen
 
 
-def _write_parquet(rows: Iterable[Any], output: Path, k: int) -> int:
+def _write_parquet(rows: Iterable[Any], output: Path, columns: list[str]) -> int:
     from dltool._io import atomic_open
     from dltool.evaluation.tables import ParquetRows
 
     with atomic_open(output, "wb") as file:
-        table = ParquetRows(file, k)
+        table = ParquetRows(file, columns)
         bad = _write_rows(rows, table.write, lambda: None)
         table.close()
     return bad
@@ -152,42 +152,27 @@ def _is_predictions(path: Path) -> bool:
         return is_predictions_parquet(path)
     with open(path, encoding="utf-8", errors="replace") as file:
         first = file.readline(4096)
-    if first.startswith("path,label,score"):
+    if first.startswith("path,"):
         return True
     try:
         row = json.loads(first)
     except ValueError:
         return False
-    return isinstance(row, dict) and {"path", "label", "score", "top_k"} <= row.keys()
+    return isinstance(row, dict) and "path" in row and bool({"top_k", "points", "values"} & row.keys())
 
 
-def _csv_writer(stream: TextIO, k: int) -> Any:
-    from dltool.evaluation.tables import prediction_columns, prediction_values
-
+def _csv_writer(stream: TextIO, columns: list[str]) -> Any:
     writer = csv.writer(stream, lineterminator="\n")
-    writer.writerow(prediction_columns(k))
-    return lambda row: writer.writerow([f"{v:.6f}" if isinstance(v, float) else v for v in prediction_values(row)])
+    writer.writerow(columns)
+    return lambda row: writer.writerow([f"{v:.6f}" if isinstance(v, float) else v for v in row.values()])
 
 
-def _jsonl_writer(stream: TextIO, k: int) -> Any:
-    def write(row: Any) -> None:
-        document = {
-            "path": row.path,
-            "label": row.label,
-            "score": row.score,
-            "top_k": [{"label": label, "score": s} for label, s in row.top],
-        }
-        stream.write(json.dumps(document) + "\n")
-
-    return write
+def _jsonl_writer(stream: TextIO, columns: list[str]) -> Any:
+    return lambda row: stream.write(json.dumps(row.document()) + "\n")
 
 
-def _table_writer(stream: TextIO, k: int) -> Any:
-    def write(row: Any) -> None:
-        others = "  ".join(f"{label} {s:.3f}" for label, s in row.top[1:])
-        stream.write(f"{row.label:>12} {row.score:6.3f}  {row.path}" + (f"   ({others})" if others else "") + "\n")
-
-    return write
+def _table_writer(stream: TextIO, columns: list[str]) -> Any:
+    return lambda row: stream.write(row.line() + "\n")
 
 
 _WRITERS = {"csv": _csv_writer, "jsonl": _jsonl_writer, "table": _table_writer}

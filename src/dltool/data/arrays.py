@@ -99,6 +99,15 @@ def _is_mapped(pixels: np.ndarray) -> bool:
     return isinstance(pixels, np.memmap) and isinstance(pixels.base, mmap.mmap) and pixels.filename is not None
 
 
+def target_kind(labels: np.ndarray) -> str:
+    """What a split's labels are: ``labels`` (int64 class indices (N,)), ``masks`` (class index
+    maps (N, H, W)), ``points`` (float (N, K + 2, 2): see ``dltool.data.table_decode``) or
+    ``values`` (float (N, T) regression targets)."""
+    if labels.dtype.kind == "f":
+        return "points" if labels.ndim == 3 else "values"
+    return "masks" if labels.ndim == 3 else "labels"
+
+
 class Takeable(Protocol):
     """A split of either kind (arrays, or files for the stream loader): labels and subsets."""
 

@@ -140,7 +140,7 @@ class Augmenter:
                 self.draws("crop", epoch, indices, BOX_DRAWS), height, width, crop.scale, crop.ratio
             )
             frame = crop_matrices(boxes, height, width)
-        theta = self._affine(epoch, indices, (height, width))
+        theta = self.affine(epoch, indices, (height, width))
         if theta is None:  # a crop alone
             assert frame is not None
             theta, frame = frame, None
@@ -150,7 +150,8 @@ class Augmenter:
             masks = warp(masks[:, None], maps[0], "nearest", maps[1], fill=IGNORE)[:, 0]
         return warp(images, maps[0], frame=maps[1]), masks
 
-    def _affine(self, epoch: int, indices: np.ndarray, size: tuple[int, int]) -> np.ndarray | None:
+    def affine(self, epoch: int, indices: np.ndarray, size: tuple[int, int]) -> np.ndarray | None:
+        """The output → input maps (N, 3, 3) of these samples' random affine transform; None when off."""
         a = self.config.affine
         if a is None:
             return None

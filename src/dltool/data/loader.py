@@ -17,10 +17,12 @@ import numpy as np
 import torch
 
 from dltool.config.schema import AugmentConfig
-from dltool.data.arrays import Split
+from dltool.data.arrays import Split, target_kind
 from dltool.data.augment import Augmenter, to_device
+from dltool.data.keypoints import move_points
 from dltool.data.normalise import Normalise
 from dltool.data.sampling import SAMPLERS
+from dltool.data.table_decode import POINT_ROWS
 
 
 class BatchLoader:
@@ -31,7 +33,9 @@ class BatchLoader:
     the batches per epoch (quick tries, sanity checks). With MixUp/CutMix on (``augment``),
     the targets are float (B, ``num_classes``) rows instead of int64 labels.
     A split whose labels are masks (N, H, W) yields int64 masks, moved by the geometric
-    augmentation with their images (``Augmenter.pair``).
+    augmentation with their images (``Augmenter.pair``); one of keypoints yields them moved
+    too (``dltool.data.keypoints``, ``flip_order``: the points' order after a horizontal flip);
+    regression values pass unchanged. Only class labels are mixed.
     """
 
     def __init__(
@@ -49,10 +53,13 @@ class BatchLoader:
         augment: AugmentConfig | None = None,
         num_classes: int = 0,
         sampler: str = "random",
+        flip_order: list[int] | None = None,
     ):
         self.images, self.rows = _images_on(split, device)
         self.labels = torch.from_numpy(split.labels).to(device)
-        self.masks = split.labels.ndim > 1
+        self.kind = target_kind(split.labels)
+        self.masks = self.kind == "masks"
+        self.flip_order = None if flip_order is None else torch.tensor(flip_order, device=device)
         self.split_labels, self.sampler = split.labels, sampler
         self.batch_size, self.shuffle, self.seed = batch_size, shuffle, seed
         self.rank, self.world_size = shard
@@ -93,8 +100,21 @@ class BatchLoader:
                 assert masks is not None
                 yield self.normalise(images), masks.long()
                 continue
+            if self.kind == "points":
+                labels = self._moved(labels, epoch, indices, images.shape[-2:])
             images = self.normalise(self.augment(images, epoch, indices))
-            yield self.augment.mix(images, labels, epoch, b, self.num_classes)
+            yield (
+                self.augment.mix(images, labels, epoch, b, self.num_classes)
+                if self.kind == "labels"
+                else (images, labels)
+            )
+
+    def _moved(self, labels: torch.Tensor, epoch: int, indices: np.ndarray, size: tuple[int, ...]) -> torch.Tensor:
+        """Keypoint targets with the points moved as their images are (the rows after them kept)."""
+        assert self.augment is not None
+        count = labels.shape[1] - POINT_ROWS
+        points = move_points(self.augment, labels[:, :count], epoch, indices, (size[0], size[1]), self.flip_order)
+        return torch.cat([points, labels[:, count:]], 1)
 
     def _gather(self, samples: slice | torch.Tensor) -> torch.Tensor:
         """The images of ``samples`` (positions in the split), through the split's rows when it

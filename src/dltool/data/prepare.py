@@ -13,7 +13,7 @@ import numpy as np
 
 from dltool.config.schema import DataConfig
 from dltool.data import DatasetParams, datasets
-from dltool.data.arrays import ImageArrays, LoadReport, Split
+from dltool.data.arrays import ImageArrays, LoadReport, Split, target_kind
 from dltool.data.budget import choose_loader, decoded_shape, sample_headers, stream_shape
 from dltool.data.files import FileSplit, file_arrays
 from dltool.data.folders import index_folder, load_folder
@@ -22,6 +22,8 @@ from dltool.data.mask_decode import load_masks
 from dltool.data.masks import index_masks, is_mask_folder
 from dltool.data.splits import draw_missing_splits
 from dltool.data.subsets import per_class, select_classes
+from dltool.data.table_decode import load_table
+from dltool.data.tables import index_table, table_file
 from dltool.errors import ConfigError, DatasetError, UnknownNameError
 
 Counting = Callable[[int, int], None]  # (done, total), for a progress display
@@ -128,9 +130,9 @@ def _load(config: DataConfig) -> tuple[ImageArrays, list[str]]:
     """The dataset's splits as arrays, or for an image folder the stream loader reads, as
     file lists; with the loader choice's lines for the log."""
     folder = _folder(config)
-    if folder is None or is_mask_folder(folder):
+    if folder is None or is_mask_folder(folder) or table_file(folder):
         if config.loader == "stream":
-            kind = "an array dataset" if folder is None else "a segmentation folder"
+            kind = "an array dataset" if folder is None else "a folder of masks, points or targets"
             raise ConfigError(
                 f"data.loader=stream reads folders of class folders; {config.name} is {kind}, held in memory: "
                 "use data.loader=auto or memory"
@@ -177,11 +179,11 @@ def _train_stats(
 
 
 def _refuse_class_picks(config: DataConfig, arrays: ImageArrays) -> None:
-    masks = any(split.labels.ndim > 1 for split in arrays.splits.values())
-    if masks and (config.classes is not None or config.train_per_class is not None):
+    kinds = {target_kind(split.labels) for split in arrays.splits.values()} - {"labels"}
+    if kinds and (config.classes is not None or config.train_per_class is not None):
         raise ConfigError(
-            f"data.classes and data.train_per_class pick images by their class; {config.name} has masks "
-            "(several classes per image): leave them unset"
+            f"data.classes and data.train_per_class pick images by their class; {config.name} has "
+            f"{' and '.join(sorted(kinds))}, not one class per image: leave them unset"
         )
 
 
@@ -199,6 +201,8 @@ def load_arrays(config: DataConfig, progress: Counting | None = None) -> ImageAr
         entry = datasets.get(config.name)
         fit = {"image_size": config.image_size, "channels": config.channels} if entry.params.sized else {}
         return entry.load()(root=config.root, **fit)
+    if table_file(folder):
+        return load_table(index_table(folder, config.val_fraction, config.test_fraction, config.split_seed), config)
     if is_mask_folder(folder):
         index = index_masks(folder)
         size, channels = config.image_size, config.channels

@@ -189,7 +189,7 @@ def evaluate(
         with precision.autocast(device):
             output = model(to_memory_format(images, channels_last))
         for key, value in scorer.batch_sums(output, images, labels, confusion_classes).items():
-            sums[key] += value
+            sums[key] = sums[key] + value  # a task's scalar zero broadcasts to its first batch's shape
         samples += len(labels)
     sums["n"] = samples
     return sums

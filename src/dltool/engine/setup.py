@@ -15,9 +15,10 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 import dltool.tasks as tasks
 from dltool.config.schema import Config
 from dltool.data import datasets
-from dltool.data.arrays import Split, label_counts
+from dltool.data.arrays import Split, label_counts, target_kind
 from dltool.data.augment import Augmenter
 from dltool.data.files import FileSplit
+from dltool.data.keypoints import flip_order
 from dltool.data.loader import BatchLoader
 from dltool.data.normalise import Normalise
 from dltool.data.prepare import PreparedData, prepare_data, with_crop_pct
@@ -83,10 +84,10 @@ def build_components(
     A ``fresh`` run reads its weights source (``model.init_from``) here; a resumed one does not.
     ``report`` receives what the stream loader meets while training (unreadable files)."""
     config = _resolved_data(absolute_paths(config), fresh)
-    data = _check_targets(config, data or prepare_data(config.data))
+    data = data or prepare_data(config.data)
     config = config.model_copy(update={"data": config.data.model_copy(update={"mean": data.mean, "std": data.std})})
     train_cfg = config.train
-    task = tasks.task_name(config.model)
+    task = _task_of(config, data)
     config, model, notes = _model(config, data, device, fresh)
     head = find_head(model) if config.optimizer.backbone_lr_scale != 1 else None
     optimizer = optimizers.build(config.optimizer, params=parameter_groups(model, config.optimizer, head))
@@ -119,6 +120,18 @@ def build_components(
     )
     train_batches, val_batches, test_batches = loaders
     return Components(config, data, model, step, train_batches, val_batches, test_batches, world, frozen, tuple(notes))
+
+
+def _task_of(config: Config, data: PreparedData) -> str:
+    """The model's task, once the data is known to hold what it trains on."""
+    task = tasks.task_name(config.model)
+    held, wanted = target_kind(data.splits["train"].labels), tasks.info(task).data
+    if held != wanted:
+        raise ConfigError(
+            f"data.name: {config.data.name} has {held}; model {config.model.name!r} is a {task} model, "
+            f"trained on {wanted} (see model.head; a segmentation folder holds images/ and masks/)"
+        )
+    return task
 
 
 def _model(
@@ -181,19 +194,6 @@ def check_runnable(config: Config) -> None:
     require_trackers(config)
 
 
-def _check_targets(config: Config, data: PreparedData) -> PreparedData:
-    """``data``, whose targets are what the model's task trains on: masks for segmentation, else not."""
-    task = tasks.task_name(config.model)
-    wants_masks = tasks.info(task).target == "masks"
-    if wants_masks != (data.splits["train"].labels.ndim > 1):
-        has = "masks" if not wants_masks else "a label per image"
-        raise ConfigError(
-            f"data.name: {config.data.name} has {has}; model {config.model.name!r} is a {task} model"
-            + (" (a segmentation folder holds images/ and masks/)" if wants_masks else "")
-        )
-    return data
-
-
 def _resolved_data(config: Config, fresh: bool) -> Config:
     # The evaluation crop is fixed before any decoding (an image folder's cache is made with it);
     # a new run's test split is held out, a resumed run keeps the splits it was recorded with.
@@ -222,10 +222,13 @@ def absolute_paths(config: Config) -> Config:
     )
 
 
-def _class_counts(data: PreparedData) -> list[int]:
+def _class_counts(data: PreparedData) -> list[int] | None:
     """Training samples per class, in class order (for ``class_weights: balanced``); of masks,
-    pixels per class (ignored pixels, 255, left out)."""
-    return [int(count) for count in label_counts(data.splits["train"].labels, len(data.classes))]
+    pixels per class (ignored pixels, 255, left out); None for points and values."""
+    labels = data.splits["train"].labels
+    if target_kind(labels) not in ("labels", "masks"):
+        return None
+    return [int(count) for count in label_counts(labels, len(data.classes))]
 
 
 # Training images a model fits itself to at initialisation (airbench's whitening stem):
@@ -267,7 +270,8 @@ def _loaders(
     splits = [data.splits[name] for name in ("train", "val", "test")]
     if not isinstance(splits[0], FileSplit):
         arrays = cast(list[Split], splits)
-        first = BatchLoader(arrays[0], augment=config.data.augment, **train, **common)
+        order = flip_order(config.data.flip_pairs, data.classes) if target_kind(arrays[0].labels) == "points" else None
+        first = BatchLoader(arrays[0], augment=config.data.augment, flip_order=order, **train, **common)
         return first, BatchLoader(arrays[1], **common), BatchLoader(arrays[2], **common)
     augmenter = Augmenter(config.data.augment, config.train.seed)
     workers = resolve_workers(config.data.workers)

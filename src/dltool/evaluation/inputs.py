@@ -24,7 +24,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TypeVar
 
 import numpy as np
@@ -32,7 +32,7 @@ import torch
 
 from dltool._memory import return_large_blocks
 from dltool.data.folders import IMAGE_EXTENSIONS
-from dltool.data.images import ImageDecodeError, decode_image
+from dltool.data.images import ImageDecodeError, decode_image, fit_image, read_image, to_channels
 from dltool.errors import DatasetError
 from dltool.evaluation.trained import InferenceModel
 
@@ -63,6 +63,11 @@ class Decoder:
     def __call__(self, path: str) -> np.ndarray:
         return decode_image(path, channels=self.channels, size=self.size, crop_pct=self.crop_pct)
 
+    def sized(self, path: str) -> tuple[np.ndarray, tuple[int, int]]:
+        """``self(path)`` and the image's stored (width, height)."""
+        image, _mode, stored = read_image(path, self.size, self.crop_pct)
+        return to_channels(fit_image(image, self.size, self.crop_pct), self.channels), stored
+
 
 @dataclass(frozen=True)
 class Chunk:
@@ -72,20 +77,25 @@ class Chunk:
     paths: list[str]
     images: np.ndarray
     unreadable: list[Unreadable]
+    sizes: list[tuple[int, int]] = field(default_factory=list)  # each image's stored (width, height)
 
 
 def decode_chunk(decoder: Decoder, paths: list[str]) -> Chunk:
     good: list[str] = []
     images: list[np.ndarray] = []
+    sizes: list[tuple[int, int]] = []
     bad: list[Unreadable] = []
     for path in paths:
         try:
-            images.append(decoder(path))
-            good.append(path)
+            image, stored = decoder.sized(path)
         except ImageDecodeError as error:
             bad.append(Unreadable(path, error.reason))
+            continue
+        images.append(image)
+        sizes.append(stored)
+        good.append(path)
     stacked = np.stack(images) if images else np.empty((0, decoder.channels, *decoder.size), np.uint8)
-    return Chunk(good, stacked, bad)
+    return Chunk(good, stacked, bad, sizes)
 
 
 def decoded_chunks(paths: Iterable[str], decoder: Decoder, *, chunk: int, workers: int) -> Iterator[Chunk]:

@@ -1,4 +1,4 @@
-"""Label image files with a trained classifier: lazily, in input order, in batches.
+"""Label image files with a trained model (its task's rows): lazily, in input order, in batches.
 
 Files are decoded in worker processes a bounded number of batches ahead
 (``dltool.evaluation.inputs``) while this process runs the model, and rows are yielded as
@@ -9,11 +9,14 @@ read, and memory stays flat however many files there are.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from typing import Any
 
+import numpy as np
 import torch
 
 import dltool.tasks as tasks
 from dltool.data.normalise import Normalise
+from dltool.data.table_decode import fit_transform
 from dltool.errors import UsageError
 from dltool.evaluation.inputs import (
     Chunk,
@@ -25,16 +28,17 @@ from dltool.evaluation.inputs import (
     read_path_lines,
 )
 from dltool.evaluation.trained import InferenceModel, Trained
-from dltool.tasks.task import Prediction
+from dltool.tasks.task import Inputs, Prediction
 
 __all__ = ["Decoder", "Prediction", "Unreadable", "expand_paths", "predict", "read_path_lines"]
 
 
 def predict(
     model: InferenceModel, paths: Iterable[str], *, top_k: int = 3, batch_size: int = 32, workers: int | None = None
-) -> Iterator[Prediction | Unreadable]:
-    """One Prediction or Unreadable per path, in input order (a batch's unreadable files
-    come just before its predictions).
+) -> Iterator[Any]:
+    """One row (a classifier's ``Prediction``, a keypoint model's points, ...: the task's
+    ``predictions``) or Unreadable per path, in input order (a batch's unreadable files come
+    just before its rows).
 
     ``model`` is a trained run's (``load_trained``) or an exported file's (``load_exported``):
     only the forward pass differs, so both give the same rows. ``workers``: decoding
@@ -43,15 +47,23 @@ def predict(
         what = tasks.tasks.get(model.task).description.lower().rstrip(".")
         raise UsageError(f"predict has no rows for model {model.name!r}: {what} (score it with dltool eval)")
     normalise = Normalise(model.mean, model.std, model.device)
-    top_k = max(1, min(top_k, len(model.classes)))
     workers = default_workers() if workers is None else workers
     for chunk in decoded_chunks(paths, Decoder.of(model), chunk=batch_size, workers=workers):
         yield from chunk.unreadable
-        yield from _classify(model, chunk, normalise, top_k)
+        yield from _predict(model, chunk, normalise, _top(model, top_k))
+
+
+def prediction_columns(model: InferenceModel, top_k: int) -> list[str]:
+    """The columns of ``predict``'s rows for ``model`` (csv, Parquet): ``path`` first."""
+    return tasks.get(model.task).prediction_columns(model.classes, _top(model, top_k))
+
+
+def _top(model: InferenceModel, top_k: int) -> int:
+    return max(1, min(top_k, len(model.classes)))
 
 
 @torch.inference_mode()
-def _classify(model: InferenceModel, chunk: Chunk, normalise: Normalise, top_k: int) -> Iterator[Prediction]:
+def _predict(model: InferenceModel, chunk: Chunk, normalise: Normalise, top_k: int) -> Iterator[Any]:
     if not chunk.paths:
         return
     images = normalise(torch.from_numpy(chunk.images).to(normalise.scale.device))
@@ -59,4 +71,16 @@ def _classify(model: InferenceModel, chunk: Chunk, normalise: Normalise, top_k: 
         # oneDNN's convolutions run channels-last inputs 1.6× faster (ResNet-18, 224 px, 2 cores),
         # to within float rounding (1e-5 on logits); a network without convolutions is unaffected.
         images = images.contiguous(memory_format=torch.channels_last)
-    yield from tasks.get(model.task).predictions(model.forward(images), chunk.paths, model.classes, top_k)
+    inputs = Inputs(chunk.paths, _frames(chunk.sizes, model.in_shape[1:], model.crop_pct))
+    yield from tasks.get(model.task).predictions(model.forward(images), inputs, model.classes, top_k)
+
+
+def _frames(sizes: list[tuple[int, int]], fitted: tuple[int, int], crop_pct: float | None) -> np.ndarray:
+    """Per image: its stored pixels per unit of the model's input, and where the input's
+    origin lies in it (``dltool.tasks.task.Inputs``)."""
+    frames = np.zeros((len(sizes), 2, 2))
+    extent = np.array([fitted[1], fitted[0]], dtype=np.float64)
+    for row, stored in enumerate(sizes):
+        scale, offset = fit_transform(stored, fitted, crop_pct)
+        frames[row] = extent / scale, offset / scale
+    return frames

@@ -16,38 +16,32 @@ TABLE_SUFFIXES = (".csv", ".parquet")
 ROW_GROUP = 4096  # predictions per Parquet row group: memory stays flat on a stream of any length
 
 
-def prediction_columns(k: int) -> list[str]:
-    """``path, label, score, top1_label, top1_score, ...`` for ``k`` labels a row."""
-    return ["path", "label", "score", *[f"top{i}_{f}" for i in range(1, k + 1) for f in ("label", "score")]]
+def predictions_frame(rows: Iterable[Any], columns: list[str]) -> pd.DataFrame:
+    """Predictions as a DataFrame, one row per image, in ``columns`` (the task's
+    ``prediction_columns``)."""
+    return pd.DataFrame([row.values() for row in rows], columns=columns)
 
 
-def prediction_values(row: Any) -> list[Any]:
-    """A ``Prediction``'s values in ``prediction_columns`` order."""
-    return [row.path, row.label, row.score, *[v for label, s in row.top for v in (label, s)]]
-
-
-def predictions_frame(rows: Iterable[Any], k: int) -> pd.DataFrame:
-    """Predictions as a DataFrame, one row per image, in ``prediction_columns(k)``."""
-    return pd.DataFrame([prediction_values(row) for row in rows], columns=prediction_columns(k))
+def is_text_column(name: str) -> bool:
+    """Whether a predictions column holds text (``path``, labels) rather than numbers."""
+    return name == "path" or name.endswith("label")
 
 
 class ParquetRows:
     """Predictions streamed into a Parquet file (``file``: open for binary writing), a row group
     at a time; ``close`` writes the footer that makes the file readable."""
 
-    def __init__(self, file: IO[bytes], k: int) -> None:
+    def __init__(self, file: IO[bytes], columns: list[str]) -> None:
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        fields = [
-            pa.field(name, pa.float64() if name.endswith("score") else pa.string()) for name in prediction_columns(k)
-        ]
+        fields = [pa.field(name, pa.string() if is_text_column(name) else pa.float64()) for name in columns]
         self.schema = pa.schema(fields)
         self.writer = pq.ParquetWriter(file, self.schema)
         self.pending: list[list[Any]] = []
 
     def write(self, row: Any) -> None:
-        self.pending.append(prediction_values(row))
+        self.pending.append(row.values())
         if len(self.pending) >= ROW_GROUP:
             self.flush()
 
@@ -65,14 +59,14 @@ class ParquetRows:
 
 
 def is_predictions_parquet(path: Path) -> bool:
-    """Whether ``path`` is a Parquet file with dltool predict's leading columns."""
+    """Whether ``path`` is a Parquet file with dltool predict's leading column."""
     import pyarrow.parquet as pq
 
     try:
         names = pq.read_schema(path).names
     except (OSError, ValueError):  # pyarrow's ArrowInvalid is a ValueError
         return False
-    return names[:3] == ["path", "label", "score"]
+    return names[:1] == ["path"] and len(names) > 1
 
 
 def per_class_frame(document: dict[str, Any]) -> pd.DataFrame:

@@ -13,6 +13,9 @@ the description):
   ``values`` (float numbers the output is compared with elementwise; NaN marks a missing
   value, which the losses on values leave out). The losses that can train the task are
   those whose ``LossParams.targets`` include it (``dltool.losses.suited``).
+- ``data``: what the dataset's labels must be (``dltool.data.arrays.target_kind``):
+  ``labels`` (a class per image), ``masks``, ``points`` (a points.csv folder) or ``values``
+  (a targets.csv folder).
 - ``missing``: whether a ``values`` target may be NaN (a missing point): the losses then
   average over the values present.
 - ``default_loss``: the loss a config without ``loss.name`` gets.
@@ -47,6 +50,7 @@ class TaskParams(Params):
     """Fields every task shares (none beside its name); the metadata are class variables."""
 
     target: ClassVar[str] = "labels"
+    data: ClassVar[str] = "labels"
     default_loss: ClassVar[str] = "cross_entropy"
     missing: ClassVar[bool] = False
     metrics: ClassVar[tuple[str, ...]] = ()
@@ -90,6 +94,7 @@ class SegmentationTask(TaskParams):
     """A class per pixel: logits (N, classes, H, W) against masks of class indices (255: ignored)."""
 
     target = "masks"
+    data = "masks"
     metrics = ("val_miou", "val_pixel_acc")
     higher_is_better = frozenset({"val_miou", "val_pixel_acc"})
     objective = "val_miou"
@@ -97,6 +102,36 @@ class SegmentationTask(TaskParams):
     masks_out = True
     class_sums = True
     augment_off = ("auto", "mixup", "cutmix")
+
+
+@tasks.register("keypoints", "dltool.tasks.keypoints:Keypoints")
+class KeypointsTask(TaskParams):
+    """Points of each image, (x, y) from a linear head on a classification backbone (model.head)."""
+
+    target = "values"
+    data = "points"
+    missing = True
+    default_loss = "mse"
+    metrics = ("val_pck", "val_nme", "val_rmse_px")
+    higher_is_better = frozenset({"val_pck"})
+    objective = "val_pck"
+    on_backbone = True
+    augment_off = ("auto", "mixup", "cutmix")
+
+
+@tasks.register("regression", "dltool.tasks.regression:Regression")
+class RegressionTask(TaskParams):
+    """Named numbers per image, from a linear head on a classification backbone (model.head)."""
+
+    target = "values"
+    data = "values"
+    missing = True
+    default_loss = "mse"
+    metrics = ("val_mae", "val_rmse", "val_r2")
+    higher_is_better = frozenset({"val_r2"})
+    objective = "val_r2"
+    on_backbone = True
+    augment_off = ("mixup", "cutmix")
 
 
 def names() -> list[str]:

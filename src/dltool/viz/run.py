@@ -12,7 +12,7 @@ import numpy as np
 
 import dltool.tasks as tasks
 from dltool.errors import CheckpointError, DltoolError
-from dltool.evaluation import SCALAR_KEYS
+from dltool.evaluation import scalars
 from dltool.figures.canvas import Plotter, Visualization
 from dltool.figures.confusion import confusion_figure
 from dltool.rundir import RunDir, open_run_dir, read_json_object
@@ -211,8 +211,8 @@ def _run_report(
     headline = {k: (summary or {}).get(k) for k in ("status", "epochs_run", "best", "test", "wall_time_s", "device")}
     blocks = [("Run (summary.json)", report.key_values({k: v for k, v in headline.items() if v is not None}))]
     if scored is not None:
-        scalars = [(key, scored.document[key]) for key in SCALAR_KEYS if key in scored.document]
-        blocks.append((f"Scores on {split} (eval-{split}.json)", report.table(["metric", "value"], scalars)))
+        numbers = scalars(scored.document)
+        blocks.append((f"Scores on {split} (eval-{split}.json)", report.table(["metric", "value"], numbers)))
     page.add("Results", report.row(*blocks))
     page.add("Plots", report.figures(plotter.plots))
     page.add(

@@ -1,0 +1,140 @@
+"""A keypoint or regression index decoded into arrays: uint8 images (N, C, H, W) and float32
+targets.
+
+Every image goes through the evaluation transform (``fit_image`` with ``data.crop_pct``) to
+``data.image_size`` (square), else to the most common size of the images. Regression targets
+are (N, T), NaN where missing. Keypoint targets are (N, K + 2, 2), see ``POINT_ROWS``:
+
+- rows 0..K-1: each point (x, y) as a share of the width and height of the image the model
+  sees, moved by the same fit as its image; NaN where missing or cut off by the crop;
+- row K: the pixels of the stored image per unit of x and of y (errors in pixels);
+- row K+1: the distance (px of the stored image) that normalises the NME — the image's
+  diagonal, or the distance between the two ``data.nme_points`` — and the PCK threshold,
+  ``data.pck_alpha`` times it.
+
+Decoding runs on threads (Pillow releases the GIL).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections import Counter
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+
+from dltool.config.schema import DataConfig
+from dltool.data.arrays import ImageArrays, SourceReport, Split
+from dltool.data.images import ImageDecodeError, fit_image, pre_crop_size, read_image, to_channels
+from dltool.data.tables import Row, TableIndex
+from dltool.errors import DatasetError
+
+POINT_ROWS = 2  # rows after the K points: the pixel scale, then (NME normaliser, PCK threshold)
+
+
+@dataclass(frozen=True)
+class _Decoded:
+    image: np.ndarray | None  # (C, H, W) natural, or None when unreadable
+    stored: tuple[int, int] = (0, 0)  # (width, height)
+    reason: str = ""
+
+
+def load_table(index: TableIndex, config: DataConfig, workers: int | None = None) -> ImageArrays:
+    """Decode every row of ``index`` (see the module docstring)."""
+    rows = [(split, row) for split, split_rows in index.rows.items() for row in split_rows]
+    decoded = _parallel(lambda item: _decode(index, item[1]), rows, workers)
+    good = [i for i, d in enumerate(decoded) if d.image is not None]
+    skipped = index.skipped + [(rows[i][1][0], d.reason) for i, d in enumerate(decoded) if d.image is None]
+    if not good:
+        first = f" (first: {skipped[0][0]}: {skipped[0][1]})" if skipped else ""
+        raise DatasetError(f"{index.root}: none of its {len(rows)} rows is usable{first}")
+    notes = list(index.notes)
+    size = _size(config, [decoded[i].stored for i in good], notes)
+    channels = config.channels or max(decoded[i].image.shape[0] for i in good)  # type: ignore[union-attr]
+    fit = PointFit(size, config.crop_pct, index.names, config)
+    splits, files = {}, {}
+    for split in index.rows:
+        members = [i for i in good if rows[i][0] == split]
+        if members:
+            images = np.stack(
+                [to_channels(fit_image(decoded[i].image, size, config.crop_pct), channels) for i in members]
+            )  # type: ignore[arg-type]
+            targets = [fit.targets(rows[i][1][1], decoded[i].stored, index.kind) for i in members]
+            splits[split] = Split(images, np.stack(targets).astype(np.float32))
+            files[split] = [rows[i][1][0] for i in members]
+        elif index.rows[split]:
+            notes.append(f"the {split} split has no usable rows and is left out")
+    if "train" not in splits:
+        raise DatasetError(f"{index.root}: no usable row in its train split")
+    sizes = Counter(f"{decoded[i].stored[0]}x{decoded[i].stored[1]}" for i in good)
+    report = SourceReport(files, sorted(skipped), dict(sizes.most_common()), {}, notes)
+    return ImageArrays(index.names, splits, report)
+
+
+class PointFit:
+    """The evaluation transform of one size and crop, applied to a row's numbers."""
+
+    def __init__(self, size: tuple[int, int], crop_pct: float | None, names: list[str], config: DataConfig):
+        self.size, self.crop_pct = size, crop_pct
+        self.alpha = config.pck_alpha
+        self.pair = None if config.nme_points is None else [names.index(n) for n in config.nme_points]
+
+    def targets(self, numbers: tuple[float, ...], stored: tuple[int, int], kind: str) -> np.ndarray:
+        """(T,) values as they are, or (K + 2, 2) points fitted (see the module docstring)."""
+        values = np.array(numbers, dtype=np.float64)
+        if kind == "values":
+            return values
+        points = values.reshape(-1, 2)
+        scale, offset = fit_transform(stored, self.size, self.crop_pct)
+        fitted = (points * scale - offset) / np.array(self.size[::-1])
+        fitted[~((fitted >= 0) & (fitted <= 1)).all(1)] = math.nan  # cut off by the crop
+        per_unit = np.array(self.size[::-1]) / scale
+        norm = (
+            math.hypot(*stored)
+            if self.pair is None
+            else float(np.linalg.norm(points[self.pair[0]] - points[self.pair[1]]))
+        )
+        return np.concatenate([fitted, per_unit[None], [[norm, self.alpha * norm]]])
+
+
+def fit_transform(
+    stored: tuple[int, int], size: tuple[int, int], crop_pct: float | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """(scale, offset), each (x, y): a stored pixel position p lands at p · scale − offset in
+    the ``size`` (height, width) image ``fit_image`` makes of a ``stored`` (width, height) image."""
+    width, height = stored
+    if crop_pct is None:
+        return np.array([size[1] / width, size[0] / height]), np.zeros(2)
+    scaled_h, scaled_w = pre_crop_size((height, width), size, crop_pct)
+    offset = np.array([(scaled_w - size[1]) // 2, (scaled_h - size[0]) // 2], dtype=np.float64)
+    return np.array([scaled_w / width, scaled_h / height]), offset
+
+
+def _decode(index: TableIndex, row: Row) -> _Decoded:
+    try:
+        image, _mode, stored = read_image(index.root / row[0])
+    except ImageDecodeError as error:
+        return _Decoded(None, reason=error.reason)
+    return _Decoded(image, stored)
+
+
+def _size(config: DataConfig, stored: list[tuple[int, int]], notes: list[str]) -> tuple[int, int]:
+    """(height, width) of the model's images: data.image_size, else the most common size."""
+    if config.image_size is not None:
+        return config.image_size, config.image_size
+    counts = Counter(stored)
+    (width, height), count = max(counts.items(), key=lambda item: (item[1], item[0]))
+    if len(counts) > 1:
+        notes.append(
+            f"the images have {len(counts)} sizes: all fitted to {width}x{height}, the most common "
+            f"({count} of {len(stored)}); set data.image_size to choose another"
+        )
+    return height, width
+
+
+def _parallel(function: Callable, items: Sequence, workers: int | None) -> list:
+    with ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:
+        return list(pool.map(function, items))

@@ -1,0 +1,161 @@
+"""Keypoint and regression folders: images listed in a CSV with numbers per image. No torch.
+
+Layouts: ``ROOT/{train,val,test}/`` each with an ``images/`` folder and a CSV beside it (train
+required), or one pool ``ROOT/images/`` + ``ROOT/<csv>`` split by ``data.val_fraction`` /
+``data.test_fraction`` (seeded). The CSV's name says the task:
+
+- ``points.csv`` (keypoints): header ``file,x1,y1,x2,y2,...``; a point's name is what its
+  two columns share besides x/y (``x1,y1`` → ``1``, ``nose_x,nose_y`` → ``nose``). Values are
+  pixels of the image as stored (x to the right, y down, from its top-left corner; a pixel's
+  centre is at +0.5); an empty or negative value marks the point missing.
+- ``targets.csv`` (regression): header ``file,NAME,...``, one number per named target; an
+  empty value is missing.
+
+``file`` is a path inside the split's ``images/`` folder. A row with the wrong number of
+columns, a value that is not a number, or a file that does not exist is skipped and named
+(``TableIndex.skipped``); a folder with no usable row is an error.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from dltool.data.folders import SPLITS
+from dltool.data.masks import IMAGES
+from dltool.errors import DatasetError
+
+TABLES = {"points.csv": "points", "targets.csv": "values"}  # file name → what its numbers are
+
+Row = tuple[str, tuple[float, ...]]  # (image path relative to the root, the row's numbers; NaN: missing)
+
+
+@dataclass(frozen=True)
+class TableIndex:
+    """The rows of a keypoint or regression folder, per split in file order (no decoding).
+
+    ``kind``: ``points`` (``names`` of the points, two numbers each: x, y) or ``values``
+    (``names`` of the targets, one number each)."""
+
+    root: Path
+    kind: str
+    names: list[str]
+    rows: dict[str, list[Row]]
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+def table_file(root: Path) -> Path | None:
+    """The CSV that makes ``root`` a keypoint or regression folder (at its top, or in train/)."""
+    for base in (root, root / "train"):
+        for name in TABLES:
+            if (base / name).is_file() and (base / IMAGES).is_dir():
+                return base / name
+    return None
+
+
+def index_table(root: Path, val_fraction: float = 0.1, test_fraction: float = 0.0, seed: int = 0) -> TableIndex:
+    """Read the CSV(s) of folder ``root`` (see the module docstring); the one-pool layout is
+    split by ``val_fraction`` and ``test_fraction`` with ``seed``."""
+    first = table_file(root)
+    if first is None:
+        files = " or ".join(TABLES)
+        raise DatasetError(f"{root}: no {files} beside an {IMAGES}/ folder (expected {root}/train/{{{IMAGES}/,*.csv}})")
+    bases = {s: root / s for s in SPLITS if (root / s / first.name).is_file()} if first.parent != root else {}
+    bases = bases or {"train": root}
+    kind = TABLES[first.name]
+    names: list[str] = []
+    rows: dict[str, list[Row]] = {}
+    skipped: list[tuple[str, str]] = []
+    for split, base in bases.items():
+        split_names, rows[split], bad = read_table(root, base / first.name, kind)
+        if names and split_names != names:
+            raise DatasetError(f"{base / first.name}: names {', '.join(split_names)}; train names {', '.join(names)}")
+        names, skipped = split_names, skipped + bad
+    notes: list[str] = []
+    if bases == {"train": root}:
+        rows, notes = _drawn(rows["train"], val_fraction, test_fraction, seed)
+    if not any(rows.values()):
+        where = f" (first skipped: {skipped[0][0]}: {skipped[0][1]})" if skipped else ""
+        raise DatasetError(f"{root}: no usable row in {first.name}{where}")
+    return TableIndex(root, kind, names, rows, skipped, notes)
+
+
+def read_table(root: Path, path: Path, kind: str) -> tuple[list[str], list[Row], list[tuple[str, str]]]:
+    """(names, good rows, skipped (place, reason)) of one CSV."""
+    with open(path, newline="", encoding="utf-8-sig") as file:
+        lines = list(csv.reader(file))
+    where = path.relative_to(root).as_posix()
+    if not lines or not lines[0] or lines[0][0].strip().lower() != "file":
+        raise DatasetError(f"{path}: the first line should be a header starting with 'file'")
+    names = column_names([c.strip() for c in lines[0][1:]], kind, path)
+    images = path.parent / IMAGES
+    rows: list[Row] = []
+    skipped: list[tuple[str, str]] = []
+    for number, line in enumerate(lines[1:], 2):
+        if not any(cell.strip() for cell in line):
+            continue
+        row, reason = _row(line, len(lines[0]), kind, images)
+        if row is None:
+            skipped.append((f"{where}:{number}", reason))
+        else:
+            rows.append(((images / row[0]).relative_to(root).as_posix(), row[1]))
+    return names, rows, skipped
+
+
+def column_names(columns: list[str], kind: str, path: Path) -> list[str]:
+    """The names of the points (pairs of x, y columns) or of the targets."""
+    if not columns:
+        raise DatasetError(f"{path}: the header names no {'points' if kind == 'points' else 'targets'} after 'file'")
+    if kind == "values":
+        return columns
+    if len(columns) % 2:
+        raise DatasetError(f"{path}: {len(columns)} coordinate columns; points need two each (x, y)")
+    return [_point_name(x, y, path) for x, y in zip(columns[::2], columns[1::2])]
+
+
+def _point_name(x: str, y: str, path: Path) -> str:
+    for a, b in ((x[:1], y[:1]), (x[-1:], y[-1:])):
+        if a.lower() == "x" and b.lower() == "y":
+            rest_x = x[1:] if x[:1] == a else x[:-1]
+            rest_y = y[1:] if y[:1] == b else y[:-1]
+            if rest_x == rest_y:
+                return rest_x.strip("_- ") or str(len(rest_x))
+    raise DatasetError(f"{path}: columns {x!r}, {y!r} are not a point's x and y (e.g. x1,y1 or nose_x,nose_y)")
+
+
+def _row(line: list[str], width: int, kind: str, images: Path) -> tuple[tuple[str, tuple[float, ...]] | None, str]:
+    if len(line) != width:
+        return None, f"{len(line)} columns, the header has {width}"
+    name = line[0].strip()
+    values: list[float] = []
+    for cell in line[1:]:
+        text = cell.strip()
+        try:
+            value = float(text) if text else math.nan
+        except ValueError:
+            return None, f"{text!r} is not a number"
+        if math.isinf(value):
+            return None, f"{text!r} is not a finite number"
+        values.append(math.nan if kind == "points" and value < 0 else value)
+    if Path(name).is_absolute() or ".." in Path(name).parts:
+        return None, f"{name!r} is outside {images.name}/"
+    if not name or not (images / name).is_file():
+        return None, f"no image {name!r} in {images.name}/"
+    return (name, tuple(values)), ""
+
+
+def _drawn(pool: list[Row], val_fraction: float, test_fraction: float, seed: int) -> tuple[dict, list[str]]:
+    """The one pool split into train, val (and test): a seeded permutation."""
+    order = np.random.default_rng(seed).permutation(len(pool))
+    n_test = round(test_fraction * len(pool))
+    n_val = max(1, round(val_fraction * len(pool))) if len(pool) > 1 else 0
+    test, val, train = order[:n_test], order[n_test : n_test + n_val], order[n_test + n_val :]
+    splits = {"train": train, "val": val, **({"test": test} if n_test else {})}
+    rows = {name: [pool[i] for i in sorted(picked)] for name, picked in splits.items()}
+    shares = ", ".join(f"{len(rows[name])} {name}" for name in splits)
+    return rows, [f"one pool of {len(pool)} rows split by data.val_fraction/test_fraction (seeded): {shares}"]
