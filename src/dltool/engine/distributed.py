@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -66,14 +67,17 @@ def process_group(world: World, device: torch.device) -> Iterator[None]:
         dist.destroy_process_group()
 
 
-def sum_across(world: World, values: dict[str, torch.Tensor | int]) -> dict[str, float]:
-    """Each value summed over every rank (one all-reduce), as Python numbers."""
+def sum_across(world: World, values: dict[str, torch.Tensor | int]) -> dict[str, Any]:
+    """Each value summed over every rank (one all-reduce), as Python numbers (a list of
+    them for a vector: a task's per-target sums)."""
     names = list(values)
-    stacked = torch.stack([torch.as_tensor(values[n], dtype=torch.float64).detach().cpu() for n in names])
+    tensors = [torch.as_tensor(values[n], dtype=torch.float64).detach().cpu() for n in names]
+    stacked = torch.cat([t.reshape(-1) for t in tensors])
     if world.distributed:
         stacked = _on_backend_device(stacked)
         dist.all_reduce(stacked, op=dist.ReduceOp.SUM)
-    return dict(zip(names, stacked.cpu().tolist()))
+    parts = torch.split(stacked.cpu(), [t.numel() for t in tensors])
+    return {n: part.item() if t.ndim == 0 else part.tolist() for n, t, part in zip(names, tensors, parts)}
 
 
 def total_across(world: World, tensor: torch.Tensor) -> torch.Tensor:

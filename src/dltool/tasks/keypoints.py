@@ -10,11 +10,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 
 from dltool.tasks.task import Batches, Forward, Inputs, Scored, Task
 
 EXTRA_ROWS = 2  # target rows after the points: pixel scale, (normaliser, threshold)
+SHOWN = 24  # worst images drawn by dltool visualize
 SUMS = ("points", "squared_px", "normed", "nme_sum", "hits")
 
 
@@ -143,6 +145,24 @@ class Keypoints(Task):
 
     def prediction_columns(self, classes: list[str], top_k: int) -> list[str]:
         return ["path", *coordinate_columns(classes)]
+
+    def figures(
+        self, samples: Any, outputs: np.ndarray | None, document: dict[str, Any], classes: list[str], split: str
+    ) -> list[tuple[str, Any, str]]:
+        """The images with the largest mean point error (pixels of the image as stored), worst first."""
+        from dltool.figures.points import worst_points_figure
+
+        assert outputs is not None  # evaluate keeps the predictions
+        labels = torch.from_numpy(np.asarray(samples.labels, np.float32))
+        errors = point_errors(torch.from_numpy(outputs).float(), labels).pixels.nanmean(1).numpy()
+        scored = np.flatnonzero(~np.isnan(errors))
+        worst = scored[np.argsort(-errors[scored], kind="stable")][:SHOWN]
+        images = [samples.image(int(i)) for i in worst]
+        size = np.array(images[0].shape[:0:-1]) if images else np.ones(2)  # (width, height)
+        truth = labels[worst, : len(classes)].numpy() * size
+        predicted = outputs[worst].reshape(len(worst), len(classes), 2) * size
+        figure = worst_points_figure(images, truth, predicted, errors[worst], split)
+        return [("worst_points", figure, "the images with the largest mean point error: truth ○, prediction ×")]
 
     def output_shape(self, classes: list[str], in_shape: tuple[int, int, int]) -> list[int]:
         return [2 * len(classes)]

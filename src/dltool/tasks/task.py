@@ -24,6 +24,7 @@ What each method serves:
 - ``preflight``: the sanity line about an untrained model's first loss.
 - ``evaluate``: the eval document's task part, from a forward function and batches.
 - ``predictions`` / ``prediction_columns``: ``dltool predict``'s rows for a batch of images.
+- ``figures``: what ``dltool visualize`` draws of a scored split.
 - ``output_shape``: what one sample's output is, for an export's sidecar.
 """
 
@@ -141,6 +142,14 @@ class Task:
         """The columns of ``predictions``' rows (csv, Parquet, DataFrames): ``path`` first;
         a column named ``path`` or ending in ``label`` holds text, the others numbers."""
         raise NotImplementedError
+
+    def figures(
+        self, samples: Any, outputs: np.ndarray | None, document: dict[str, Any], classes: list[str], split: str
+    ) -> list[tuple[str, Any, str]] | None:
+        """``dltool visualize``'s plots of a scored split: (file stem, matplotlib figure, caption)
+        each, from ``samples`` (the split: ``image(i)``, ``labels``) and ``Scored.outputs``; None
+        leaves the drawing to ``dltool.viz`` (a classifier's and an autoencoder's plots)."""
+        return None
 
     def output_shape(self, classes: list[str], in_shape: tuple[int, int, int]) -> list[int]:
         return [self.out_features(classes)]

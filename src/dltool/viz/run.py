@@ -118,6 +118,11 @@ def _eval_plots(plotter: Plotter, scored: Scored, split: str) -> list[Path]:
     filters = save_filters(plotter, scored.trained.model, tuple(scored.trained.in_shape))
     if tasks.info(scored.trained.task).masks_out:
         return [*segmentation_plots(plotter, scored, split), *filters]
+    drawn = tasks.get(scored.trained.task).figures(
+        evaluation.samples, evaluation.probs, scored.document, scored.trained.classes, split
+    )
+    if drawn is not None:
+        return [*(plotter.save(figure, name, caption) for name, figure, caption in drawn), *filters]
     if evaluation.probs is None:
         inputs, outputs = reconstruct(scored.trained, evaluation)
         figure = eval_plots.reconstructions_figure(inputs, outputs, scored.document, split)
