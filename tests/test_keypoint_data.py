@@ -1,0 +1,152 @@
+"""Keypoint and regression folders: reading, bad rows, and points that move with their images."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from dltool.config.schema import AugmentConfig
+from dltool.config.validate import validate_config
+from dltool.data.augment import Augmenter
+from dltool.data.keypoints import flip_order, move_points
+from dltool.data.prepare import prepare_data
+from dltool.errors import ConfigError, DatasetError
+from pointdata import points_folder
+
+SIZE, POINTS, BATCH = 40, 6, 32
+
+
+def coordinate_images() -> torch.Tensor:
+    """Images whose pixels say where they are: channel 0 the column, 1 the row, 2 a constant
+    200 that tells the image from the black fill."""
+    rows, columns = np.mgrid[0:SIZE, 0:SIZE]
+    image = np.stack([columns, rows, np.full_like(rows, 200)]).astype(np.uint8)
+    return torch.from_numpy(np.repeat(image[None], BATCH, 0))
+
+
+def sampled(images: torch.Tensor, points: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+    """The pixel under each point that is not missing, and the point's row in the batch and index."""
+    found = np.argwhere(~points.isnan().any(-1).numpy())
+    where = np.floor(points.numpy()[found[:, 0], found[:, 1]] * SIZE).astype(int)
+    return images.numpy()[found[:, 0], :, where[:, 1], where[:, 0]].astype(float), found
+
+
+@pytest.mark.parametrize(
+    "augment, exact",
+    [
+        ({"flip": True, "vflip": True, "crop_padding": 6}, True),
+        ({"random_resized_crop": {"scale": [0.3, 0.9]}, "flip": True}, False),
+        ({"affine": {"degrees": 30, "translate": 0.1, "scale": [1.0, 1.4], "shear": 10}, "crop_padding": 3}, False),
+    ],
+    ids=["flips-padded-crop", "resized-crop", "affine"],
+)
+def test_points_land_on_the_pixels_that_held_them(augment: dict, exact: bool) -> None:
+    rng = np.random.default_rng(1)
+    cells = rng.integers(0, SIZE, (BATCH, POINTS, 2))
+    points = torch.from_numpy((cells + 0.5) / SIZE).float()  # pixel centres
+    order = torch.tensor([1, 0, 3, 2, 4, 5])  # points 0/1 and 2/3 swap sides in a flip
+    augmenter = Augmenter(AugmentConfig.model_validate(augment), seed=3)
+    indices = np.arange(BATCH) + 100
+    images = augmenter(coordinate_images(), 2, indices)
+    moved = move_points(augmenter, points, 2, indices, (SIZE, SIZE), order if "flip" in augment else None)
+    pixels, found = sampled(images, moved)
+    flipped = augmenter.draws("flip", 2, indices, 1)[:, 0] < 0.5 if "flip" in augment else np.zeros(BATCH, bool)
+    source = np.where(flipped[found[:, 0]], order.numpy()[found[:, 1]], found[:, 1])
+    expected = cells[found[:, 0], source]  # (column, row) the pixel came from
+    inside = pixels[:, 2] == 200  # resampled pixels at the border blend with the black fill
+    assert len(found) > BATCH * POINTS // 3 and inside.mean() > 0.8
+    error = np.abs(pixels[inside, :2] - expected[inside])
+    assert error.max() == 0 if exact else error.max() <= 1.3
+    assert moved.isnan().any() or exact  # crops and affine maps push some points out
+
+
+def test_points_outside_after_padding_are_missing_and_extra_rows_stay() -> None:
+    augmenter = Augmenter(AugmentConfig(crop_padding=8), seed=0)
+    corner = torch.full((64, 1, 2), 0.5 / SIZE)  # the top-left pixel's centre
+    moved = move_points(augmenter, corner, 0, np.arange(64), (SIZE, SIZE))
+    assert moved.isnan().any() and (~moved.isnan()).any()
+
+
+def test_flip_pairs_name_points_of_the_dataset() -> None:
+    assert flip_order([("left", "right")], ["nose", "left", "right"]) == [0, 2, 1]
+    assert flip_order([], ["a"]) is None
+    with pytest.raises(ConfigError, match="data.flip_pairs: 'lft' is not a point; the points are nose, left"):
+        flip_order([("lft", "right")], ["nose", "left", "right"])
+
+
+def test_a_points_folder_is_read_and_fitted_to_the_image_size(tmp_path: Path) -> None:
+    root = points_folder(tmp_path / "pts", {"train": 12, "val": 4}, size=16, scale=2)
+    config = validate_config({"data": {"name": str(root), "image_size": 16, "crop_pct": 1.0}}).data
+    data = prepare_data(config)
+    labels = data.splits["train"].labels
+    assert data.classes == ["1", "2"] and labels.shape == (12, 4, 2) and data.in_shape == (3, 16, 16)
+    stored = np.loadtxt(root / "train" / "points.csv", delimiter=",", skiprows=1, usecols=range(1, 5))
+    np.testing.assert_allclose(labels[:, :2].reshape(12, 4), stored / 32, rtol=1e-6)  # shares of the width
+    np.testing.assert_allclose(labels[:, 2], 32.0)  # stored px per unit: the whole stored width
+    assert labels[0, 3, 1] == pytest.approx(0.05 * labels[0, 3, 0]) and labels[0, 3, 0] == pytest.approx(32 * 2**0.5)
+
+
+def test_bad_rows_are_named_and_skipped_and_nothing_usable_is_an_error(tmp_path: Path) -> None:
+    root = points_folder(tmp_path / "pts", {"train": 6}, size=16)
+    csv = root / "train" / "points.csv"
+    good = csv.read_text().splitlines()
+    bad = ["train-0000.png,1,2,3", "train-0001.png,1,two,3,4", "nowhere.png,1,2,3,4", "../x.png,1,2,3,4"]
+    csv.write_text("\n".join([*good, *bad]) + "\n")
+    data = prepare_data(validate_config({"data": {"name": str(root)}}).data)
+    assert len(data.splits["train"]) + len(data.splits["val"]) == 6
+    assert {Path(place).relative_to(root).as_posix(): reason for place, reason in data.skipped} == {
+        "train/points.csv:8": "4 columns, the header has 5",
+        "train/points.csv:9": "'two' is not a number",
+        "train/points.csv:10": "no image 'nowhere.png' in images/",
+        "train/points.csv:11": "'../x.png' is outside images/",
+    }
+    csv.write_text("\n".join([good[0], *bad]) + "\n")
+    with pytest.raises(DatasetError, match="no usable row in points.csv"):
+        prepare_data(validate_config({"data": {"name": str(root)}}).data)
+
+
+def test_empty_or_negative_coordinates_are_missing_points(tmp_path: Path) -> None:
+    root = points_folder(tmp_path / "pts", {"train": 4, "val": 2}, size=16)
+    csv = root / "train" / "points.csv"
+    lines = csv.read_text().splitlines()
+    cells = lines[1].split(",")
+    lines[1] = ",".join([cells[0], "", "", "-1", cells[4]])
+    csv.write_text("\n".join(lines) + "\n")
+    labels = prepare_data(validate_config({"data": {"name": str(root)}}).data).splits["train"].labels
+    assert np.isnan(labels[0, :2]).all() and not np.isnan(labels[1:, :2]).any()
+
+
+def test_a_targets_folder_holds_named_values(tmp_path: Path) -> None:
+    root = points_folder(tmp_path / "vals", {"train": 5, "val": 2}, size=16)
+    for split in ("train", "val"):
+        lines = (root / split / "points.csv").read_text().splitlines()
+        rows = ["file,age,size"] + [
+            f"{ln.split(',')[0]},{i},{'' if i == 1 else i * 2}" for i, ln in enumerate(lines[1:])
+        ]
+        (root / split / "targets.csv").write_text("\n".join(rows) + "\n")
+        (root / split / "points.csv").unlink()
+    data = prepare_data(validate_config({"data": {"name": str(root)}}).data)
+    assert data.classes == ["age", "size"]
+    np.testing.assert_array_equal(data.splits["train"].labels, [[0, 0], [1, np.nan], [2, 4], [3, 6], [4, 8]])
+
+
+def test_a_task_trains_only_on_the_data_it_is_for(tmp_path: Path, cli) -> None:
+    root = points_folder(tmp_path / "pts", {"train": 8, "val": 4}, size=16)
+    result = cli("train", "digits-mlp", "--dataset", root, "--epochs", "1", code=2)
+    assert "holds points; model 'mlp' is a classification model, trained on labels (see model.head)" in result.stderr
+    result = cli("train", "digits-mlp", "--set", "model.head=keypoints", "--set", "loss.name=mse", code=2)
+    assert "data.name: digits holds labels; model 'mlp' is a keypoints model, trained on points" in result.stderr
+    keypoints = ["--set", "model.head=keypoints", "--set", "loss.name=mse", "--dataset", root]
+    result = cli("train", "digits-mlp", *keypoints, "--set", "train.tta=flip", code=2)
+    assert (
+        "train.tta: 'flip' averages a classifier's logits; model 'mlp' is a keypoints model (use none)" in result.stderr
+    )
+    result = cli("train", "digits-mlp", *keypoints, "--set", "data.augment.mixup=0.2", code=2)
+    assert "data.augment.mixup/cutmix mix one class label per image; the keypoints task" in result.stderr
+    result = cli("train", "digits-mlp", *keypoints, "--set", "loss.name=cross_entropy", code=2)
+    assert (
+        "loss.name: 'cross_entropy' does not suit the keypoints task; use one of: mse, l1, smooth_l1" in result.stderr
+    )

@@ -1,0 +1,111 @@
+"""Keypoint and regression models end to end: train, eval, predict, visualize, export, tune, API."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from dltool import api
+from pointdata import points_folder, read_points
+
+KEYPOINTS = {
+    "model.head": "keypoints",
+    "loss.name": "mse",
+    "optimizer.lr": 3e-3,
+    "train.epochs": 10,
+    "train.batch_size": 32,
+    "train.monitor.metric": "val_pck",
+    "data.image_size": 16,
+    "data.crop_pct": 1.0,
+    "data.pck_alpha": 0.1,
+    "train.device": "cpu",
+}
+
+
+@pytest.fixture(scope="module")
+def dots(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Two coloured dots per image, stored at 32 px (the model sees 16 px)."""
+    return points_folder(tmp_path_factory.mktemp("dots") / "dots", {"train": 2000, "val": 60, "test": 60}, scale=2)
+
+
+@pytest.fixture(scope="module")
+def keypoint_run(dots: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    runs = tmp_path_factory.mktemp("runs")
+    return api.train("digits-mlp", overrides={**KEYPOINTS, "data.name": str(dots)}, runs_dir=runs).run_dir
+
+
+def test_a_small_model_learns_where_the_dots_are(keypoint_run: Path, dots: Path) -> None:
+    rows = [json.loads(line) for line in (keypoint_run / "metrics.jsonl").read_text().splitlines()]
+    truth = np.stack(list(read_points(dots / "test" / "points.csv").values()))
+    guessing = float(np.sqrt(((truth - truth.mean(0)) ** 2).sum(-1).mean()))  # the mean position, always
+    assert rows[-1]["val_rmse_px"] < 0.6 * guessing and rows[-1]["val_pck"] > rows[0]["val_pck"]
+    summary = json.loads((keypoint_run / "summary.json").read_text())
+    assert summary["best"]["metric"] == "val_pck" and summary["test"]["pck"] > 0.3
+
+
+def test_eval_rmse_is_what_the_predicted_csv_gives(keypoint_run: Path, dots: Path, cli, tmp_path: Path) -> None:
+    document = json.loads(cli("eval", keypoint_run, "--json").stdout)
+    assert set(document["per_point"]) == {"1", "2"} and document["n"] == 60
+    assert document["pck_alpha"] == 0.1
+    out = tmp_path / "predicted.csv"
+    cli("predict", keypoint_run, dots / "test" / "images", "--output", out, "--workers", "0")
+    predicted, truth = read_points(out), read_points(dots / "test" / "points.csv")
+    assert out.read_text().startswith("path,x1,y1,x2,y2\n") and predicted.keys() == truth.keys()
+    errors = np.stack([predicted[name] - truth[name] for name in truth])  # pixels of the 32 px images
+    assert float(np.sqrt((errors**2).sum(-1).mean())) == pytest.approx(document["rmse_px"], abs=1e-4)
+    per_point = np.sqrt((errors**2).sum(-1).mean(0))
+    assert per_point == pytest.approx([document["per_point"][k]["rmse_px"] for k in ("1", "2")], abs=1e-4)
+
+
+def test_predict_jsonl_and_the_python_api_give_points(keypoint_run: Path, dots: Path, cli) -> None:
+    image = dots / "test" / "images" / "test-0000.png"
+    line = json.loads(cli("predict", keypoint_run, image, "--format", "jsonl").stdout)
+    result = api.predict(keypoint_run, image, device="cpu", workers=0)
+    assert list(result.table.columns) == ["path", "x1", "y1", "x2", "y2"]
+    assert result.table.iloc[0]["x2"] == pytest.approx(line["points"]["2"]["x"])
+    assert "test-0000.png" in cli("predict", keypoint_run, image, "--format", "table").stdout
+
+
+def test_visualize_draws_the_worst_points_and_export_matches_pytorch(keypoint_run: Path, dots: Path, cli) -> None:
+    out = Path(cli("visualize", keypoint_run, "--out", "viz").stdout.strip().splitlines()[-1]).parent
+    assert (out / "worst_points.png").stat().st_size > 1000
+    cli("export", keypoint_run, "--format", "onnx", "--output", "kp.onnx")
+    sidecar = json.loads(Path("kp.onnx.json").read_text())
+    assert sidecar["task"] == "keypoints" and sidecar["output"] == {
+        "name": "points",
+        "shape": ["batch", 4],
+        "dtype": "float32",
+    }
+    images = dots / "test" / "images"
+    onnx = api.predict("kp.onnx", images, workers=0).table
+    torch_rows = api.predict(keypoint_run, images, device="cpu", workers=0).table
+    np.testing.assert_allclose(onnx.iloc[:, 1:].to_numpy(float), torch_rows.iloc[:, 1:].to_numpy(float), atol=1e-3)
+
+
+def test_tune_maximises_pck(dots: Path, cli, tmp_path: Path) -> None:
+    space = tmp_path / "space.yaml"
+    space.write_text("model.width: [64, 128]\n")
+    flags = [a for key, value in {**KEYPOINTS, "train.epochs": 1}.items() for a in ("--set", f"{key}={value}")]
+    study = cli("tune", "digits-mlp", "--space", space, "--dataset", dots, *flags, "--trials", "2").stdout.strip()
+    record = json.loads((Path(study) / "study.json").read_text())
+    assert (record["metric"], record["direction"]) == ("val_pck", "maximize")
+
+
+def test_regression_on_named_targets(dots: Path, tmp_path: Path, cli) -> None:
+    root = tmp_path / "values"
+    for split in ("train", "val", "test"):
+        (root / split).mkdir(parents=True)
+        (root / split / "images").symlink_to(dots / split / "images")
+        points = read_points(dots / split / "points.csv")
+        rows = [f"{name},{p[0, 0]:g},{'' if i % 5 == 0 else p[0, 1]}" for i, (name, p) in enumerate(points.items())]
+        (root / split / "targets.csv").write_text("file,red_x,red_y\n" + "\n".join(rows) + "\n")
+    overrides = {**KEYPOINTS, "model.head": "regression", "train.monitor.metric": "val_r2", "data.name": str(root)}
+    del overrides["data.pck_alpha"]
+    run = api.train("digits-mlp", overrides=overrides, runs_dir=tmp_path / "runs").run_dir
+    document = api.evaluate(run, device="cpu").document
+    assert document["r2"] > 0.5 and document["per_target"]["red_y"]["n"] == 48
+    line = json.loads(cli("predict", run, dots / "test" / "images" / "test-0001.png", "--format", "jsonl").stdout)
+    assert set(line["values"]) == {"red_x", "red_y"}
