@@ -202,7 +202,9 @@ def load_arrays(config: DataConfig, progress: Counting | None = None) -> ImageAr
         fit = {"image_size": config.image_size, "channels": config.channels} if entry.params.sized else {}
         return entry.load()(root=config.root, **fit)
     if table_file(folder):
-        return load_table(index_table(folder, config.val_fraction, config.test_fraction, config.split_seed), config)
+        return load_table(
+            index_table(folder, config.val_fraction, config.test_fraction or 0.0, config.split_seed), config
+        )
     if is_mask_folder(folder):
         index = index_masks(folder)
         size, channels = config.image_size, config.channels
