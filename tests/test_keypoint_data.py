@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -136,17 +137,32 @@ def test_a_targets_folder_holds_named_values(tmp_path: Path) -> None:
 def test_a_task_trains_only_on_the_data_it_is_for(tmp_path: Path, cli) -> None:
     root = points_folder(tmp_path / "pts", {"train": 8, "val": 4}, size=16)
     result = cli("train", "digits-mlp", "--dataset", root, "--epochs", "1", code=2)
-    assert "holds points; model 'mlp' is a classification model, trained on labels (see model.head)" in result.stderr
+    assert "has points; model 'mlp' is a classification model, trained on labels (see model.head" in result.stderr
     result = cli("train", "digits-mlp", "--set", "model.head=keypoints", "--set", "loss.name=mse", code=2)
-    assert "data.name: digits holds labels; model 'mlp' is a keypoints model, trained on points" in result.stderr
+    assert "data.name: digits has labels; model 'mlp' is a keypoints model, trained on points" in result.stderr
     keypoints = ["--set", "model.head=keypoints", "--set", "loss.name=mse", "--dataset", root]
     result = cli("train", "digits-mlp", *keypoints, "--set", "train.tta=flip", code=2)
     assert (
         "train.tta: 'flip' averages a classifier's logits; model 'mlp' is a keypoints model (use none)" in result.stderr
     )
     result = cli("train", "digits-mlp", *keypoints, "--set", "data.augment.mixup=0.2", code=2)
-    assert "data.augment.mixup/cutmix mix one class label per image; the keypoints task" in result.stderr
+    assert (
+        "data.augment.mixup: moves or mixes the images without their values; model 'mlp' is a keypoints"
+        in result.stderr
+    )
+    result = cli("train", "digits-mlp", *keypoints, "--set", "data.sampler=balanced", code=2)
+    assert (
+        "data.sampler: 'balanced' weighs images by their class; the keypoints task of model 'mlp' has points"
+        in result.stderr
+    )
     result = cli("train", "digits-mlp", *keypoints, "--set", "loss.name=cross_entropy", code=2)
     assert (
         "loss.name: 'cross_entropy' does not suit the keypoints task; use one of: mse, l1, smooth_l1" in result.stderr
     )
+
+
+def test_stats_and_visualize_of_a_points_folder(tmp_path: Path, cli) -> None:
+    root = points_folder(tmp_path / "pts", {"train": 8, "val": 4}, size=16)
+    report = json.loads(cli("stats", root, "--json").stdout)
+    assert report["classes"] == ["1", "2"] and report["splits"]["train"]["per_class"] is None
+    assert "holds points, not classes" in cli("visualize", root, code=2).stderr

@@ -119,7 +119,8 @@ def test_a_task_registered_from_outside_trains_evaluates_and_is_monitored(bright
 def test_a_head_needs_a_task_served_on_a_backbone_and_a_classification_backbone(brightness: None) -> None:
     assert tasks.task_name(validate_config({"model": {"name": "cnn", "head": "brightness"}}).model) == "brightness"
     with pytest.raises(
-        ConfigError, match=r"model.head: should be one of: classifier, brightness \(got 'reconstruction'"
+        ConfigError,
+        match=r"model.head: should be one of: classifier, keypoints, regression, brightness \(got 'reconstruction'",
     ):
         validate_config({"model": {"name": "cnn", "head": "reconstruction"}})
     with pytest.raises(ConfigError, match="a brightness head needs a classification backbone, not a reconstruction"):

@@ -54,7 +54,7 @@ def _show_dataset(report: dict[str, Any]) -> None:
         header = f"{name} (= {split['same_as']})" if "same_as" in split else name
         table.add_column(header, justify="right", no_wrap=True)
     for cls in report["classes"]:
-        table.add_row(cls, *(str(s["per_class"][cls]) for s in splits.values()))
+        table.add_row(cls, *(str(s["per_class"][cls]) if s["per_class"] else "-" for s in splits.values()))
     table.add_row("[bold]total[/]", *(f"[bold]{s['n']}[/]" for s in splits.values()))
     table.add_row("imbalance", *(_ratio(s["imbalance"]) for s in splits.values()))
     table.add_row("mean", *(_floats(s["mean"]) for s in splits.values()))

@@ -90,6 +90,7 @@ def _check_loss_suits_model(config: Config) -> None:
     except ConfigError as error:
         raise ConfigError(f"{error} (model {config.model.name!r} is a {task} model)") from None
     tasks.check_metric(config.train.monitor.metric, task, "train.monitor.metric")
+    _check_sampler(config, task)
     allowed = tasks.info(task).tta
     if config.train.tta not in allowed:
         raise ConfigError(
@@ -108,6 +109,16 @@ def _check_augment_suits(config: Config, task: str) -> None:
                 f"data.augment.{key}: moves or mixes the images without their {tasks.info(task).target}; "
                 f"model {config.model.name!r} is a {task} model (leave it off)"
             )
+
+
+def _check_sampler(config: Config, task: str) -> None:
+    """The balanced sampler weighs images by their class: not for points or values."""
+    data = tasks.info(task).data
+    if config.data.sampler == "balanced" and data in ("points", "values"):
+        raise ConfigError(
+            f"data.sampler: 'balanced' weighs images by their class; the {task} task of model "
+            f"{config.model.name!r} has {data}, no class per image (use random)"
+        )
 
 
 def entry_params(section: str, given: Mapping[str, Any]) -> type[BaseModel]:

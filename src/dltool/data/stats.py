@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from dltool.config.schema import DataConfig
-from dltool.data.arrays import ImageArrays, Split, label_counts
+from dltool.data.arrays import ImageArrays, Split, label_counts, target_kind
 from dltool.data.files import FileSplit
 from dltool.data.prepare import Counting, channel_stats, load_arrays, prepare_data
 from dltool.errors import UsageError
@@ -58,7 +58,7 @@ def dataset_stats(config: DataConfig, split: str | None = None, progress: Phases
         "image_shape": list(data.in_shape),
         "mean": data.mean,
         "std": data.std,
-        "imbalance": _imbalance(label_counts(data.splits["train"].labels, len(data.classes))),
+        "imbalance": _imbalance(_class_counts(data.splits["train"].labels, data.classes)),
         "splits": splits,
         "sizes": source.sizes if source else None,
         "modes": source.modes if source else None,
@@ -78,19 +78,26 @@ def _split_stats(
     split: Split | FileSplit, classes: list[str], measured: tuple[list[float], list[float]] | None = None
 ) -> dict[str, Any]:
     """``measured``: the split's mean/std when already known (train's, measured by prepare)."""
-    counts = label_counts(split.labels, len(classes))  # of masks: pixels
+    counts = _class_counts(split.labels, classes)
     mean, std = measured or (channel_stats(split) if len(split) else ([], []))
     return {
         "n": len(split),
-        "per_class": {name: int(c) for name, c in zip(classes, counts, strict=True)},
+        "per_class": None if counts is None else {name: int(c) for name, c in zip(classes, counts, strict=True)},
         "imbalance": _imbalance(counts),
         "mean": mean,
         "std": std,
     }
 
 
-def _imbalance(counts: np.ndarray) -> float | None:
-    """Largest over smallest class; None when some class has no sample."""
+def _class_counts(labels: np.ndarray, classes: list[str]) -> np.ndarray | None:
+    """Images per class (of masks: pixels); None for points and values, which have no classes."""
+    return label_counts(labels, len(classes)) if target_kind(labels) in ("labels", "masks") else None
+
+
+def _imbalance(counts: np.ndarray | None) -> float | None:
+    """Largest over smallest class; None when some class has no sample (or there are no classes)."""
+    if counts is None:
+        return None
     present = counts[counts > 0]
     return float(present.max() / present.min()) if len(present) == len(counts) else None
 

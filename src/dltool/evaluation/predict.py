@@ -43,9 +43,7 @@ def predict(
     ``model`` is a trained run's (``load_trained``) or an exported file's (``load_exported``):
     only the forward pass differs, so both give the same rows. ``workers``: decoding
     processes (0: decode in this process; None: ``default_workers()``)."""
-    if not tasks.info(model.task).predicts:
-        what = tasks.tasks.get(model.task).description.lower().rstrip(".")
-        raise UsageError(f"predict has no rows for model {model.name!r}: {what} (score it with dltool eval)")
+    _check_predicts(model)
     normalise = Normalise(model.mean, model.std, model.device)
     workers = default_workers() if workers is None else workers
     for chunk in decoded_chunks(paths, Decoder.of(model), chunk=batch_size, workers=workers):
@@ -55,7 +53,14 @@ def predict(
 
 def prediction_columns(model: InferenceModel, top_k: int) -> list[str]:
     """The columns of ``predict``'s rows for ``model`` (csv, Parquet): ``path`` first."""
+    _check_predicts(model)
     return tasks.get(model.task).prediction_columns(model.classes, _top(model, top_k))
+
+
+def _check_predicts(model: InferenceModel) -> None:
+    if not tasks.info(model.task).predicts:
+        what = tasks.tasks.get(model.task).description.lower().rstrip(".")
+        raise UsageError(f"predict has no rows for model {model.name!r}: {what} (score it with dltool eval)")
 
 
 def _top(model: InferenceModel, top_k: int) -> int:

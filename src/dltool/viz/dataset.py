@@ -35,6 +35,7 @@ def visualize_dataset(
     """``samples`` (images of ``split`` by class), ``balance`` (samples per class and split)
     and ``report.html`` into ``out`` (default ``plots/<dataset name>`` in the working directory)."""
     from dltool.config.schema import DataConfig
+    from dltool.data.arrays import target_kind
     from dltool.data.prepare import prepare_data
     from dltool.data.splits import with_test_fraction
 
@@ -42,9 +43,12 @@ def visualize_dataset(
     splits = [s for s in SPLIT_ORDER if s in data.splits and not (s == "test" and data.test_is_val)]
     if split not in data.splits:
         raise UsageError(f"--split {split}: {name} has splits {', '.join(splits)}")
-    plotter = Plotter(Path(out) if out is not None else default_out(name), fmt)
     chosen = data.splits[split]
-    masks = chosen.labels.ndim > 1
+    kind = target_kind(chosen.labels)
+    if kind in ("points", "values"):
+        raise UsageError(f"{name} holds {kind}, not classes: visualize a run trained on it instead")
+    masks = kind == "masks"
+    plotter = Plotter(Path(out) if out is not None else default_out(name), fmt)
     written = [
         plotter.save(
             mask_samples_figure(chosen, split) if masks else samples_figure(chosen, data.classes, split),
