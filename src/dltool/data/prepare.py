@@ -132,7 +132,13 @@ def _load(config: DataConfig) -> tuple[ImageArrays, list[str]]:
     folder = _folder(config)
     if folder is None or is_mask_folder(folder) or table_file(folder):
         if config.loader == "stream":
-            kind = "an array dataset" if folder is None else "a folder of masks, points or targets"
+            kind = (
+                "an array dataset"
+                if folder is None
+                else "a keypoint or regression folder"
+                if table_file(folder)
+                else "a segmentation folder"
+            )
             raise ConfigError(
                 f"data.loader=stream reads folders of class folders; {config.name} is {kind}, held in memory: "
                 "use data.loader=auto or memory"
