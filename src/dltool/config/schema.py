@@ -166,11 +166,8 @@ class AugmentConfig(Section):
         return {"policy": value} if isinstance(value, str) else value
 
 
-def _names(value: object) -> object:
-    """Whole numbers in a list as the names they spell (YAML reads `[1, 2]` as numbers)."""
-    if isinstance(value, list):
-        return [str(v) if isinstance(v, int) and not isinstance(v, bool) else v for v in value]
-    return value
+PointName = Annotated[str, BeforeValidator(lambda v: str(v) if isinstance(v, int) and not isinstance(v, bool) else v)]
+PointPair = tuple[PointName, PointName]  # YAML reads `[1, 2]` as numbers: points "1" and "2"
 
 
 class DataConfig(Section):
@@ -222,15 +219,9 @@ class DataConfig(Section):
         description="eval transform: resize the short side to image_size / crop_pct, then centre-crop image_size; "
         "null: 0.875 for image folders, 1.0 for fixed-size datasets",
     )
-    flip_pairs: list[tuple[str, str]] = Field(
-        default_factory=list, description="keypoints: pairs of point names a horizontal flip swaps (left/right eye)"
-    )
-    nme_points: tuple[str, str] | None = Field(
-        None, description="keypoints: two points whose distance normalises the NME (null: the image diagonal)"
-    )
-    pck_alpha: float = Field(
-        0.05, gt=0, le=1, description="keypoints: PCK counts a point within alpha × the NME's distance"
-    )
+    flip_pairs: list[PointPair] = Field(default_factory=list, description="keypoints: points a flip swaps")
+    nme_points: PointPair | None = Field(None, description="keypoints: NME's distance (null: the diagonal)")
+    pck_alpha: float = Field(0.05, gt=0, le=1, description="keypoints: PCK's share of the NME's distance")
 
     @field_validator("channels", mode="before")
     @classmethod
@@ -251,16 +242,13 @@ class DataConfig(Section):
             return float(match.group(1)) * 1024.0 ** ("KMGT".index(match.group(2).upper()) - 2)
         return value
 
-    @field_validator("classes", "nme_points", mode="before")
+    @field_validator("classes", mode="before")
     @classmethod
     def _numbers_are_names(cls, value: object) -> object:
-        # `classes: [5, 6]` names the digits' classes "5" and "6"; `nme_points: [1, 2]` points "1" and "2".
-        return _names(value)
-
-    @field_validator("flip_pairs", mode="before")
-    @classmethod
-    def _numbered_points(cls, value: object) -> object:
-        return [_names(pair) for pair in value] if isinstance(value, list) else value
+        # `classes: [5, 6]` names the digits' classes "5" and "6".
+        if isinstance(value, list):
+            return [str(v) if isinstance(v, int) and not isinstance(v, bool) else v for v in value]
+        return value
 
     @model_validator(mode="after")
     def _fold_in_range(self) -> DataConfig:
