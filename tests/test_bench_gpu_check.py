@@ -40,7 +40,7 @@ def test_the_quick_form_without_cuda_skips_every_row_with_the_reason(tmp_path: P
     assert result.returncode == 0, result.stderr
     document = json.loads((tmp_path / "out" / "gpu_check.json").read_text())
     assert document["cuda"] is False and document["quick"] is True
-    labels = [label for label, _ in gpu_check.CHECKS]
+    labels = [label for label, _, _ in gpu_check.CHECKS]
     assert [row["bench"] for row in document["rows"]] == labels
     assert all(
         row["dltool"] == "not measured (no CUDA device)" and row["peak_gpu_mib"] is None for row in document["rows"]
@@ -58,6 +58,13 @@ def test_missing_and_too_old_packages_are_named(tmp_path: Path) -> None:
     assert missing[0].startswith("numpy (have ") and missing[0].endswith("need >=999)")
     assert missing[1:] == ["surely-not-installed-dltool-dep"]
     assert gpu_check.missing_packages() == []  # this environment has everything dltool needs
+
+
+def test_checks_past_the_budget_are_rows_that_say_so() -> None:
+    written = []
+    rows = gpu_check.run_checks(quick=True, cuda=True, budget_s=-1, write=lambda r: written.append(len(r)))
+    assert all(row["dltool"] == "not measured (the -1 s budget was spent before it)" for row in rows)
+    assert written == list(range(1, len(gpu_check.CHECKS) + 1))  # the files are rewritten after each check
 
 
 def test_a_row_not_measured_has_empty_figures_in_the_table() -> None:
@@ -95,6 +102,7 @@ def test_on_a_gpu_every_row_is_measured_with_its_peak_memory(tmp_path: Path) -> 
     assert len(rows) == len(gpu_check.CHECKS) + 1  # cifar10-fast bf16 gives two rows
     assert not [row for row in rows if row["dltool"].startswith(("not measured", "failed"))]
     assert all(row["peak_gpu_mib"] > 0 for row in rows if "torchrun" not in row["bench"])
+    assert [row["peak_gpu_mib"] for row in rows if "torchrun" in row["bench"]] == [None]
     assert torch.cuda.get_device_name() in (tmp_path / "out" / "gpu_check.md").read_text()
 
 
