@@ -9,27 +9,60 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import re
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
 
 import torch
 
 from dltool.engine.device import synchronize
 
+# The ratios issue 21 holds rows to, shared by several benches (the others sit at their row).
+SMALL_LOOP_GOAL = 0.97  # digits-mlp/-cnn vs a bare loop; threads auto vs the better fixed setting
+GPU_LOOP_GOAL = 0.95  # every recipe vs its bare loop on a GPU
+PEAK_GOAL = 0.30  # cifar10-fast's achieved FLOP/s as a share of the measured bf16 matmul peak
+
+ID = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*(?:\.[a-z0-9]+(?:-[a-z0-9]+)*)+")
+
 
 @dataclass(frozen=True)
 class Row:
     """One measurement: dltool's figure, the reference measured in the same run, the ratio
-    (> 1 means dltool is better: faster, smaller or under the goal)."""
+    (> 1 means dltool is better: faster, smaller or under the goal).
+
+    ``id`` names the row across runs (``<bench>.<what>``, lower-case words joined by ``-``,
+    never a measured figure); ``goal`` is the ratio an issue holds it to (None: no goal), and
+    ``met`` says whether the ratio reaches it (None without a goal or without a ratio)."""
 
     bench: str
     dltool: str
     reference: str
     ratio: float | None  # None: a count or a figure with no meaningful ratio
+    id: str = field(kw_only=True)
+    goal: float | None = field(default=None, kw_only=True)
 
-    def as_dict(self) -> dict:
-        return asdict(self)
+    def __post_init__(self) -> None:
+        if not ID.fullmatch(self.id):
+            raise ValueError(f"bench row id {self.id!r} is not <bench>.<what> in lower-case words joined by '-'")
+
+    @property
+    def met(self) -> bool | None:
+        return None if self.goal is None or self.ratio is None else self.ratio >= self.goal
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "met": self.met}
+
+    @classmethod
+    def from_dict(cls, stored: dict[str, Any]) -> Row:
+        """A row as ``as_dict`` wrote it (``met`` is worked out again, not read)."""
+        return cls(**{f.name: stored[f.name] for f in fields(cls) if f.name in stored})
+
+
+def slug(text: str) -> str:
+    """``text`` as an id's word: lower case, each run of other characters one ``-``."""
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
 
 
 def machine(device: str = "cpu") -> str:
@@ -43,12 +76,19 @@ def machine(device: str = "cpu") -> str:
 
 def table(rows: list[tuple[Row, str]]) -> str:
     """A Markdown table of (row, the machine it was measured on)."""
-    lines = ["| bench | dltool | reference | ratio | machine |", "|---|---|---|---|---|"]
+    lines = ["| bench | dltool | reference | ratio | goal | met | machine |", "|---|---|---|---|---|---|---|"]
     lines += [
-        f"| {r.bench} | {r.dltool} | {r.reference} | {'' if r.ratio is None else f'{r.ratio:.2f}×'} | {where} |"
+        f"| {r.bench} | {r.dltool} | {r.reference} | {_times(r.ratio)} | {_times(r.goal, '≥ ')} | {MET[r.met]} | {where} |"
         for r, where in rows
     ]
     return "\n".join(lines)
+
+
+MET = {True: "yes", False: "**no**", None: ""}
+
+
+def _times(ratio: float | None, prefix: str = "") -> str:
+    return "" if ratio is None else f"{prefix}{ratio:.2f}×"
 
 
 def not_measured(why: str) -> str:

@@ -52,6 +52,7 @@ def cifar10_fast_fp16(quick: bool) -> list[Row]:
             f"{ours:,.0f}",
             f"{theirs:,.0f} bare PyTorch loop with torch.amp.GradScaler",
             result.bare_s / result.dltool_s,
+            id="gpu-check.cifar10-fast-fp16",
         )
     ]
 
@@ -67,7 +68,7 @@ def resnet50_finetune(quick: bool) -> list[Row]:
     config = resnet50_config(batch, "cuda")
     rate = dltool_rate(config, synthetic((3, 224, 224), 1000, samples), torch.device("cuda"), epochs=3)
     name = f"fine-tune torchvision resnet50, 224², batch {batch}, bf16: images/s"
-    return [Row(name, f"{rate:,.0f}", NO_PUBLISHED, None)]
+    return [Row(name, f"{rate:,.0f}", NO_PUBLISHED, None, id="gpu-check.resnet50-finetune")]
 
 
 def resnet50_config(batch: int, device: str) -> Config:
@@ -103,7 +104,9 @@ def torchrun_row(device: str, backend: str) -> Row:
     lines = result.stderr.strip().splitlines() or ["no output"]
     figure = f"ok in {seconds:.1f} s" if result.returncode == 0 else f"failed (exit {result.returncode}): {lines[-1]}"
     label = f"torchrun --nproc-per-node=1, {backend}: dltool train digits-mlp, 1 epoch"
-    return Row(label, figure, "peak GPU memory: in the torchrun process, not read", None)
+    return Row(
+        label, figure, "peak GPU memory: in the torchrun process, not read", None, id=f"gpu-check.torchrun-{backend}"
+    )
 
 
 def predict_gpu(quick: bool) -> list[Row]:
@@ -123,5 +126,6 @@ def predict_gpu(quick: bool) -> list[Row]:
             f"{gpu:,.1f}",
             f"{cpu:,.1f} the same predict with the model on the CPU",
             gpu / cpu,
+            id="gpu-check.predict",
         )
     ]

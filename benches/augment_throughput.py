@@ -27,7 +27,7 @@ from dltool.engine.device import synchronize
 from dltool.engine.threads import usable_cores
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import Row, bench_main
+from _common import Row, bench_main, slug
 
 BATCH = 256
 PHOTO = {"random_resized_crop": True, "flip": True, "auto": "trivial", "random_erasing": 0.25}
@@ -114,6 +114,7 @@ def run(quick: bool = False, device: str = "cpu") -> list[Row]:
                 f"{ours:,.0f}",
                 f"{reference:,.0f} torchvision v2, 1 process",
                 ours / reference,
+                id=f"augment-throughput.{slug(name)}",
             )
         )
     return rows

@@ -46,7 +46,7 @@ from dltool.engine.loop import EpochStats, to_memory_format, train_one_epoch
 from dltool.engine.setup import Components, build_components
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import Row, bench_main, matmul_peak, not_measured
+from _common import GPU_LOOP_GOAL, PEAK_GOAL, Row, bench_main, matmul_peak, not_measured
 from train_throughput import synthetic
 
 RECIPE = "cifar10-fast"
@@ -55,6 +55,7 @@ TARGET = 0.94
 # airbench94_compiled.py: 94.01% mean test accuracy in 3.29 s on an NVIDIA A100 (its README).
 AIRBENCH_SECONDS = 3.29
 PEAK_SIZE = 8192
+EPOCH_ID, FLOPS_ID, TIME_ID = "cifar10-fast.epoch", "cifar10-fast.flops", "cifar10-fast.time-to-94"
 
 
 @dataclass(frozen=True)
@@ -215,8 +216,8 @@ def rows(
     if throughput is None or peak is None:
         missing = not_measured(why or "")
         table = [
-            Row(epoch_name, missing, f"{bare}: {missing}", None),
-            Row(flops_name, missing, f"{matmul}: {missing}", None),
+            Row(epoch_name, missing, f"{bare}: {missing}", None, id=EPOCH_ID, goal=GPU_LOOP_GOAL),
+            Row(flops_name, missing, f"{matmul}: {missing}", None, id=FLOPS_ID, goal=PEAK_GOAL),
         ]
     else:
         ours, theirs = throughput.images / throughput.dltool_s, throughput.images / throughput.bare_s
@@ -227,11 +228,20 @@ def rows(
                 f"{throughput.dltool_s:.2f} ({ours:,.0f} images/s)",
                 f"{throughput.bare_s:.2f} ({theirs:,.0f} images/s) {bare}",
                 throughput.bare_s / throughput.dltool_s,
+                id=EPOCH_ID,
+                goal=GPU_LOOP_GOAL,
             ),
-            Row(flops_name, f"{achieved / 1e12:.1f}", f"{peak / 1e12:.1f} {matmul}", achieved / peak),
+            Row(
+                flops_name,
+                f"{achieved / 1e12:.1f}",
+                f"{peak / 1e12:.1f} {matmul}",
+                achieved / peak,
+                id=FLOPS_ID,
+                goal=PEAK_GOAL,
+            ),
         ]
     if accuracy is None:
-        table.append(Row(time_name, not_measured(why or "no --data DIR with CIFAR-10"), airbench, None))
+        table.append(Row(time_name, not_measured(why or "no --data DIR with CIFAR-10"), airbench, None, id=TIME_ID))
     else:
         seconds, test_accuracy = accuracy
         reached = test_accuracy >= TARGET
@@ -242,6 +252,7 @@ def rows(
                 figure if reached else f"not reached: {figure}",
                 airbench,
                 AIRBENCH_SECONDS / seconds if reached else None,
+                id=TIME_ID,
             )
         )
     return table

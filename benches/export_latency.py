@@ -97,6 +97,7 @@ def measure(repeats: int) -> list[Row]:
                     milliseconds(ours),
                     f"{milliseconds(eager)} eager PyTorch",
                     eager / ours,
+                    id=f"export-latency.{recipe}.batch-{batch}",
                 )
             )
     return rows

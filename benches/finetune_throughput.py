@@ -95,7 +95,8 @@ def run(quick: bool = False, device: str = "cpu") -> list[Row]:
             bare = max(bare, bare_rate(data, torch_device, epochs, frozen=freeze == "backbone"))
         what = "backbone frozen" if freeze == "backbone" else "all weights"
         label = f"fine-tune torchvision resnet18 ({what}), 64×64, batch {BATCH}: samples/s"
-        rows.append(Row(label, f"{ours:,.0f}", f"{bare:,.0f} bare PyTorch loop", ours / bare))
+        row_id = f"finetune-throughput.resnet18.{'frozen' if freeze == 'backbone' else 'all'}"
+        rows.append(Row(label, f"{ours:,.0f}", f"{bare:,.0f} bare PyTorch loop", ours / bare, id=row_id))
     return rows
 
 

@@ -85,6 +85,7 @@ def run(quick: bool, device: str = "cpu", count: int | None = None, src: Path | 
                     f"{peak / 2**20:.0f} MiB",
                     f"{(baseline + pixels) / 2**20:.0f} MiB (imports {baseline / 2**20:.0f} + pixels {pixels / 2**20:.0f})",
                     (baseline + pixels) / peak,
+                    id=f"memory-rss.{phase}",
                 )
             )
     return rows

@@ -196,18 +196,26 @@ def measure(work: Path, jpegs: int, pngs: int, jpeg_size: tuple[int, int], image
             f"{ours:,.1f}",
             f"{plain:,.1f} plain PIL loop, one forward per image",
             ours / plain,
+            id="predict-scale.large-jpegs",
+            goal=3.0,  # issue 17: predict at 3x a plain PIL loop
         )
     ]
     if sweep:
         for workers in (0, 1, 2):
             rate = dltool_rate(trained, work / "big", jpegs, workers=workers)
             rows.append(
-                Row(f"  the same with --workers {workers} (images/s)", f"{rate:,.1f}", f"{plain:,.1f}", rate / plain)
+                Row(
+                    f"  the same with --workers {workers} (images/s)",
+                    f"{rate:,.1f}",
+                    f"{plain:,.1f}",
+                    rate / plain,
+                    id=f"predict-scale.large-jpegs.workers-{workers}",
+                )
             )
     floor = floor_mb(trained.run_dir)
-    for folder, count, what in (
-        (work / "big", jpegs, f"{jpegs} JPEGs of {size}"),
-        (work / "small", pngs, f"{pngs:,} PNGs of 64×48"),
+    for folder, count, what, key in (
+        (work / "big", jpegs, f"{jpegs} JPEGs of {size}", "large-jpegs"),
+        (work / "small", pngs, f"{pngs:,} PNGs of 64×48", "small-pngs"),
     ):
         rss, pss = peak_memory_mb(trained.run_dir, folder, count)
         rows.append(
@@ -216,6 +224,8 @@ def measure(work: Path, jpegs: int, pngs: int, jpeg_size: tuple[int, int], image
                 f"{rss:,.0f} ({pss:,.0f} PSS with the decoding processes)",
                 f"{GOAL_MB} goal; {floor:,.0f} importing torch and loading the model alone",
                 GOAL_MB / rss,
+                id=f"predict-scale.rss.{key}",
+                goal=1.0,  # issue 17: under GOAL_MB
             )
         )
     return rows

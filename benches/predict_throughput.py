@@ -104,12 +104,14 @@ def run(quick: bool = False, device: str = "cpu") -> list[Row]:
             f"{ours:,.0f}",
             f"{plain:,.0f} plain PIL loop, one forward per image",
             ours / plain,
+            id="predict-throughput.jpegs",
         ),
         Row(
             f"predict peak RSS, {10 * files:,} files (MB)",
             f"{large:,.0f}",
             f"{small:,.0f} at {files:,} files",
             small / large,
+            id="predict-throughput.rss-many-files",
         ),
     ]
 

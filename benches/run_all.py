@@ -3,6 +3,8 @@
 Usage: python benches/run_all.py [--quick] [--device cpu|cuda] [--only name,name]
 
 Every figure is a ratio against a reference measured in the same run on the same machine.
+Each row of results.json has a stable ``id``, the ``goal`` ratio an issue holds it to (null
+where none) and whether it was ``met`` (null without a goal or a measured ratio).
 The README's performance table is RESULTS.md's table, copied between its
 ``<!-- bench:start -->`` and ``<!-- bench:end -->`` markers.
 """
@@ -66,6 +68,7 @@ def _run_one(name: str, quick: bool, device: str) -> dict:
     print(f"running {name} ...", file=sys.stderr, flush=True)
     started = time.perf_counter()
     rows = importlib.import_module(name).run(quick, device)
+    check_ids(name, rows)
     return {
         "seconds": round(time.perf_counter() - started, 1),
         "quick": quick,
@@ -74,6 +77,19 @@ def _run_one(name: str, quick: bool, device: str) -> dict:
         "measured": datetime.date.today().isoformat(),
         "rows": [r.as_dict() for r in rows],
     }
+
+
+def check_ids(name: str, rows: list[Row]) -> None:
+    """Each row's id begins with its bench's name and no two rows share one: the ids are how
+    results are compared across runs."""
+    prefix = name.replace("_", "-") + "."
+    wrong = [r.id for r in rows if not r.id.startswith(prefix)]
+    if wrong:
+        raise ValueError(f"{name}: row ids must begin with {prefix!r}: {', '.join(wrong)}")
+    ids = [r.id for r in rows]
+    repeated = sorted({i for i in ids if ids.count(i) > 1})
+    if repeated:
+        raise ValueError(f"{name}: row ids used twice: {', '.join(repeated)}")
 
 
 def _stored() -> dict[str, dict]:
@@ -89,7 +105,7 @@ def _markdown(results: dict[str, dict]) -> str:
         result = results[name]
         flags = (" --quick" if result["quick"] else "") + f" --device {result['device']}"
         runs.append(f"- `{name}`: {result['measured']}, {result['seconds']:.0f} s (`run_all.py{flags}`)")
-        rows += [(Row(**row), result["machine"]) for row in result["rows"]]
+        rows += [(Row.from_dict(row), result["machine"]) for row in result["rows"]]
     head = "Measured by `python benches/run_all.py`; each bench's last run:\n\n" + "\n".join(runs)
     return head + "\n\n" + table(rows) + "\n"
 

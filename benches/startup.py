@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import Row, bench_main
+from _common import Row, bench_main, slug
 
 
 def best_seconds(command: list[str], repeats: int) -> float:
@@ -34,7 +34,13 @@ def run(quick: bool = False, device: str = "cpu") -> list[Row]:
     for args in (["--help"], ["list"], ["list", "--json"]):
         seconds = best_seconds([sys.executable, "-m", "dltool", *args], repeats)
         rows.append(
-            Row(f"`dltool {' '.join(args)}` (s)", f"{seconds:.3f}", f"{bare:.3f} `python -c pass`", bare / seconds)
+            Row(
+                f"`dltool {' '.join(args)}` (s)",
+                f"{seconds:.3f}",
+                f"{bare:.3f} `python -c pass`",
+                bare / seconds,
+                id=f"startup.{slug(' '.join(args))}",
+            )
         )
     return rows
 

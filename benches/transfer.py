@@ -82,6 +82,7 @@ def rows(transfer: Transfer) -> list[Row]:
             f"{ours:.3f} --init-from ({each(transfer.init_from)})",
             f"{theirs:.3f} from scratch ({each(transfer.scratch)})",
             ours / theirs,
+            id="transfer.digits-few-shot",
         )
     ]
 

@@ -128,30 +128,35 @@ def run(quick: bool = False, device: str = "cpu") -> list[Row]:
             f"{median_s:.1f}",
             f"{none_s:.1f} no pruner",
             none_s / median_s,
+            id="tune-pruning.study-wall-time",
         ),
         Row(
             "tune: best val_acc found with the median pruner",
             f"{pruned['best']['value']:.4f}",
             f"{full['best']['value']:.4f} no pruner",
             pruned["best"]["value"] / full["best"]["value"],
+            id="tune-pruning.best-val-acc",
         ),
         Row(
             "tune: trials pruned",
             f"{pruned['states']['PRUNED']} of {n}",
             f"{full['states']['PRUNED']} of {n} no pruner",
             None,
+            id="tune-pruning.trials-pruned",
         ),
         Row(
             "tune: time per trial, no pruner (s)",
             f"{full_s / n:.3f}",
             f"{direct_s / n:.3f} engine.train directly",
             direct_s / full_s,
+            id="tune-pruning.time-per-trial",
         ),
         Row(
             "tune: its own time per trial (ms)",
             f"{1000 * overhead:.0f}",
             f"{1000 * direct_s / n:.0f} a direct engine.train",
             (direct_s / n) / overhead,
+            id="tune-pruning.own-time-per-trial",
         ),
     ]
 
