@@ -136,6 +136,20 @@ def write_digit_images(folder: Path, count: int, grow: int = 3) -> Path:
     return folder
 
 
+def folder_with_val(root: Path) -> Path:
+    """An image folder with train/ and val/ splits of two classes, four 8×8 images each."""
+    import numpy as np
+    from PIL import Image
+
+    for split in ("train", "val"):
+        for label in ("a", "b"):
+            (root / split / label).mkdir(parents=True)
+            for i in range(4):
+                pixels = np.full((8, 8), 40 * i + (100 if label == "b" else 0), np.uint8)
+                Image.fromarray(pixels).save(root / split / label / f"{i}.png")
+    return root
+
+
 class StopAfter:
     """A ``stop`` for ``engine.train`` that fires after ``checks`` checks (one per optimizer step)."""
 

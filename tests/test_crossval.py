@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from conftest import folder_with_val
 from dltool.config import load_config
 from dltool.data.prepare import prepare_data
 from dltool.data.splits import stratified_fold, with_test_fraction
@@ -69,3 +70,9 @@ def test_bad_fold_settings_are_usage_errors(cli, tmp_path: Path) -> None:
     assert "--folds" in cli("train", "digits-mlp", "--folds", "1", code=2).stderr
     result = cli("train", "digits-mlp", "--set", "data.cv_folds=3", "--set", "data.cv_fold=3", code=2)
     assert "data: cv_fold 3 of cv_folds 3" in result.stderr
+    folder = str(folder_with_val(tmp_path / "pics"))
+    result = cli("train", "digits-mlp", "--dataset", folder, "--folds", "2", code=2)
+    assert f"--folds 2: {folder} has a val split of its own" in result.stderr
+    result = cli("train", "digits-mlp", "--folds", "2", "--set", "data.cv_folds=3", code=2)
+    assert "drop data.cv_folds=3" in result.stderr
+    assert not (tmp_path / "runs").exists()  # nothing was made

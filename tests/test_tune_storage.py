@@ -91,7 +91,7 @@ def test_a_lost_journal_is_refused_with_what_the_study_dir_records(cli, study: P
 def test_an_older_copy_of_the_journal_is_refused(cli, study: Path) -> None:
     journal = study / "study.journal"
     lines = journal.read_bytes().splitlines(keepends=True)
-    second = next(i for i, line in enumerate(lines) if json.loads(line)["op_code"] == 4 and i > 1)
+    second = [i for i, line in enumerate(lines) if json.loads(line)["op_code"] == 4][1]  # CREATE_TRIAL
     journal.write_bytes(b"".join(lines[:second]))  # as it was before trial 1 was created
     line = _one_line(cli(*ARGS, code=1))
     assert "has 1 trial, but the study dir records 2 trials" in line, line

@@ -219,17 +219,17 @@ def tune(
     name: str | None = None,
     runs_dir: StrPath = "runs",
     restart_study: bool = False,
+    folds: int | None = None,
     observer: TuneObserver | None = None,
     stop: threading.Event | None = None,
 ) -> TuneResult:
     """Search hyperparameters, as ``dltool tune`` does: each trial is a run dir in the study dir.
 
-    ``space``: a search space YAML file, or the same mapping of dotted keys to ranges or
-    lists, e.g. ``{"optimizer.lr": {"type": "float", "low": 1e-4, "high": 1e-1, "log": True}}``.
-    ``overrides`` fix config keys for every trial (``"train.seed"`` also seeds the sampler);
-    the other arguments are the command's options (``dltool tune --help``; ``restart_study``
-    is ``--restart-study``). The result has the ``study_dir``, ``study.json`` as ``study`` (typed:
-    ``record``), the ``best`` trial and ``trials.csv`` as a DataFrame, ``trials``.
+    ``space``: a search space YAML file or the same mapping of dotted keys to ranges or lists, e.g.
+    ``{"optimizer.lr": {"type": "float", "low": 1e-4, "high": 1e-1, "log": True}}``. ``overrides`` fix config keys
+    for every trial (``"train.seed"`` also seeds the sampler); the other arguments are the command's options
+    (``dltool tune --help``). The result has the ``study_dir``, ``study.json`` as ``study`` (typed: ``record``), the
+    ``best`` trial and ``trials.csv`` as a DataFrame, ``trials``.
     """
     from dltool.tuning import StudyOptions, prepare_study
     from dltool.tuning import tune as run_study
@@ -248,10 +248,14 @@ def tune(
         name=name,
         runs_dir=Path(runs_dir),
         restart=restart_study,
+        folds=folds,
     )
-    source = space if isinstance(space, Mapping) else Path(space)
-    settings = prepare_study(os.fspath(recipe), source, options, flags=overrides)
+    settings = prepare_study(os.fspath(recipe), _space(space), options, flags=overrides)
     return run_study(settings, workers=workers, observer=observer, stop=stop)
+
+
+def _space(space: StrPath | Mapping[str, Any]) -> Path | Mapping[str, Any]:
+    return space if isinstance(space, Mapping) else Path(space)
 
 
 def _text(path: StrPath | None) -> str | None:

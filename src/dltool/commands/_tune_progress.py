@@ -18,9 +18,10 @@ SHOWN_ROWS = 15  # the running trials, the best, and the latest others
 def start_lines(start: StudyStart) -> list[str]:
     workers = f", {start.workers} workers" if start.workers > 1 else ""
     done = f", {start.counted} done before" if start.counted else ""
+    folds = f" as the mean of {start.folds} folds" if start.folds else ""
     return [
         f"tuning {start.study_dir}: study {start.study_name!r}, {start.n_trials} trials{done}, "
-        f"{start.metric} ({start.direction}), sampler {start.sampler}, pruner {start.pruner}{workers}",
+        f"{start.metric} ({start.direction}){folds}, sampler {start.sampler}, pruner {start.pruner}{workers}",
         f"dashboard: {start.dashboard}",
     ]
 
@@ -45,9 +46,11 @@ class PlainTuneProgress(TuneObserver):
     def __init__(self) -> None:
         self.seen: dict[int, str] | None = None  # state last shown, by trial number
         self.metric = "value"
+        self.steps = "epochs"  # what a trial reports: epochs, or folds
 
     def on_start(self, start: StudyStart) -> None:
         self.metric = start.metric
+        self.steps = "folds" if start.folds else "epochs"
         for line in start_lines(start):
             stderr.print(line, soft_wrap=True)
 
@@ -70,7 +73,9 @@ class PlainTuneProgress(TuneObserver):
     def end_line(self, row: TrialRow) -> str:
         line = f"trial {row.number} {row.state}"
         if row.state in ("COMPLETE", "PRUNED"):
-            line += f"  {self.metric} {_number(row.value)}  after {row.epochs} epochs"
+            line += f"  {self.metric} {_number(row.value)}  after {row.epochs} {self.steps}"
+        if row.fold_values:
+            line += f" ({' '.join(map(_number, row.fold_values))})"
         if row.duration_s is not None:
             line += f"  {row.duration_s:.1f}s"
         if row.error:
@@ -109,7 +114,7 @@ class RichTuneProgress(PlainTuneProgress):
         if best is not None:
             title += f"; best {self.metric} {_number(best.value)} (trial {best.number})"
         keys = list(dict.fromkeys(k for r in rows for k in r.params))
-        table = Table("#", "state", *keys, self.metric, "epochs", "time", title=title, title_justify="left", box=None)
+        table = Table("#", "state", *keys, self.metric, self.steps, "time", title=title, title_justify="left", box=None)
         for row in _shown(rows, best):
             style = "bold" if row is best else ("dim" if row.state in ("PRUNED", "FAIL") else None)
             table.add_row(

@@ -52,6 +52,14 @@ Dashboard = Annotated[
     ),
 ]
 Workers = Annotated[int, Opt(min=1, help="Local worker processes sharing the storage.")]
+Folds = Annotated[
+    int | None,
+    Opt(
+        min=2,
+        help="Score each trial by k-fold cross-validation: the mean of its K folds' best values "
+        "(as train --folds; the pruner acts between folds).",
+    ),
+]
 Name = Annotated[str | None, Opt(help="Study dir name (default: <recipe>-tune-<n>); an existing one continues.")]
 RunsDir = Annotated[Path, Opt(help="Where study dirs are created.")]
 Restart = Annotated[
@@ -81,6 +89,7 @@ def tune(
     storage: Storage = None,
     study: Study = None,
     workers: Workers = 1,
+    folds: Folds = None,
     name: Name = None,
     runs_dir: RunsDir = Path("runs"),
     restart_study: Restart = False,
@@ -97,8 +106,7 @@ def tune(
     """
     from dltool.tuning import StudyOptions, prepare_study
 
-    # An intentional parallel of dltool.api.tune: the command's options are the API's keywords.
-    options = StudyOptions(
+    options = StudyOptions(  # an intentional parallel of dltool.api.tune: the options are its keywords
         trials=trials,
         timeout=timeout,
         sampler=sampler,
@@ -112,12 +120,12 @@ def tune(
         runs_dir=runs_dir,
         restart=restart_study,
         dry_run=dry_run,
+        folds=folds,
     )
     settings = prepare_study(recipe, space, options, sets=overrides.sets, flags=overrides.flags)
     if dry_run or dashboard:  # nothing run: what would be, or how to watch the study
         return _dry_run(settings, options) if dry_run else _print_dashboard(settings)
-    record, signals = _run(settings, workers, quiet)
-    _report(settings.study_dir, record, as_json, quiet, signals)
+    _report(settings.study_dir, *_run(settings, workers, quiet), as_json=as_json, quiet=quiet)
 
 
 def _dry_run(settings: TuneSettings, options: StudyOptions) -> None:
@@ -127,9 +135,10 @@ def _dry_run(settings: TuneSettings, options: StudyOptions) -> None:
 
     values, config = sample_trial(settings)
     where = settings.study_dir if options.name else options.runs_dir / f"{settings.recipe}-tune-<n>"
+    folds = f" × {settings.folds} folds (each trial's value: their mean)" if settings.folds else ""
     lines = [
         *settings.notes,
-        f"would tune {where}: {settings.n_trials} trials, {settings.metric} ({settings.direction}), "
+        f"would tune {where}: {settings.n_trials} trials{folds}, {settings.metric} ({settings.direction}), "
         f"sampler {settings.sampler}, pruner {settings.pruner}",
         f"a sample trial: {params_text(values)}",
         *dry_run(config).lines(),
@@ -172,7 +181,7 @@ def _run(settings: TuneSettings, workers: int, quiet: bool) -> tuple[StudyRecord
     return result.record, (received or [signal.SIGINT]) if result.interrupted else []
 
 
-def _report(study_dir: Path, record: StudyRecord, as_json: bool, quiet: bool, signals: list[int]) -> None:
+def _report(study_dir: Path, record: StudyRecord, signals: list[int], *, as_json: bool, quiet: bool) -> None:
     """The study dir (or study.json with it) on stdout, the closing line on stderr; the exit
     code of a study stopped by a signal, an error when no trial completed."""
     if as_json:
@@ -192,4 +201,6 @@ def _closing_line(record: StudyRecord) -> str:
     line = f"study {record.study_name}: {states or 'no trials'}"
     if best := record.best:
         line += f"; best {record.metric} {best.value:.4f} (trial {best.number}, {best.run_dir})"
+        if best.fold_values:
+            line += f", the mean of folds {' '.join(f'{value:.4f}' for value in best.fold_values)}"
     return line

@@ -225,6 +225,13 @@ def load_arrays(config: DataConfig, progress: Counting | None = None) -> ImageAr
     )
 
 
+def given_splits(config: DataConfig) -> tuple[str, ...]:
+    """The splits ``config.name`` comes with, before any is drawn from its train split. It is
+    loaded as a run loads it (a folder's cache is filled the same way)."""
+    arrays, _ = _load(with_crop_pct(config))
+    return tuple(arrays.splits)
+
+
 def has_masks(config: DataConfig) -> bool:
     """Whether ``data.name`` is a segmentation dataset (a folder of images/ and masks/, or a
     registered dataset that sizes its own masks)."""
@@ -326,6 +333,7 @@ __all__ = [
     "DatasetParams",
     "PreparedData",
     "channel_stats",
+    "given_splits",
     "load_arrays",
     "prepare_data",
     "with_crop_pct",

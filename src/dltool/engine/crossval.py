@@ -1,4 +1,5 @@
-"""k-fold cross-validation (``dltool train --folds K``): K runs under one parent folder.
+"""k-fold cross-validation (``dltool train --folds K``, and each trial of ``dltool tune
+--folds K``): K runs under one parent folder.
 
 Run k (``fold-1`` … ``fold-K``) trains on every fold of the training pool but the k-th,
 validates on it (``data.cv_folds``/``data.cv_fold``, stratified folds drawn with
@@ -19,9 +20,11 @@ from typing import Any
 
 from dltool._io import atomic_write_json
 from dltool.config.schema import Config
+from dltool.data.prepare import given_splits
 from dltool.engine.observer import Observer
 from dltool.engine.run import RunResult, train
 from dltool.engine.setup import check_runnable
+from dltool.errors import UsageError
 from dltool.rundir import create_run_dir, cv_record, open_run_dir
 
 
@@ -52,7 +55,23 @@ def cross_validate(
     ``runs_dir/<source>-cv-<n>``) and write ``cv.json``; stops after a fold that was stopped.
     ``observer(k)`` gives fold k's observer."""
     check_runnable(config)
+    check_folds(config, folds)
     parent = create_run_dir(runs_dir, f"{source}-cv", name).path
+    return train_folds(config, parent, folds, observer=observer, stop=stop)
+
+
+def train_folds(
+    config: Config,
+    parent: Path,
+    folds: int,
+    *,
+    observer: Callable[[int], Observer] | None = None,
+    stop: threading.Event | None = None,
+    go_on: Callable[[int, RunResult], bool] | None = None,
+) -> CrossValidation:
+    """The folds' runs ``parent/fold-1`` … and ``parent/cv.json`` (``parent`` exists, checked
+    by ``check_folds``). After fold k's run, ``go_on(k, run)`` may end the series early (a
+    pruned trial); a fold that was stopped ends it too."""
     stop = stop or threading.Event()
     runs: list[RunResult] = []
     for fold in range(folds):
@@ -60,11 +79,29 @@ def cross_validate(
         run = create_run_dir(parent, "fold", f"fold-{fold + 1}")
         fold_observer = observer(fold) if observer else Observer()
         runs.append(train(config.model_copy(update={"data": data}), run, observer=fold_observer, stop=stop))
-        if runs[-1].status == "interrupted":
+        if runs[-1].status == "interrupted" or (go_on is not None and not go_on(fold, runs[-1])):
             break
     document = {"folds": folds, "runs": [str(r.run_dir) for r in runs], "metrics": fold_metrics(runs)}
     atomic_write_json(cv_record(parent), document)
     return CrossValidation(parent, runs, document)
+
+
+def check_folds(config: Config, folds: int) -> None:
+    """The usage errors of ``--folds K``, raised before anything is made: K of 2 or more, no
+    ``data.cv_folds`` of its own, and a dataset without a val split of its own (the folds are
+    drawn from its train split). The dataset is loaded to see its splits, as a run loads it."""
+    if folds < 2:
+        raise UsageError(f"--folds {folds}: at least 2 (each fold's run validates on one of the K folds)")
+    if config.data.cv_folds:
+        raise UsageError(
+            f"--folds {folds} sets data.cv_folds and data.cv_fold for each fold's run; "
+            f"drop data.cv_folds={config.data.cv_folds}"
+        )
+    if "val" in given_splits(config.data):
+        raise UsageError(
+            f"--folds {folds}: {config.data.name} has a val split of its own, and k-fold cross-validation "
+            "draws its folds from the train split of a dataset without one: drop --folds, or use such a dataset"
+        )
 
 
 def fold_metrics(runs: list[RunResult]) -> dict[str, dict[str, Any]]:

@@ -49,6 +49,8 @@ def prepare_study(
     stored = stored_record(study_dir) if study_dir is not None and study_dir.exists() else None
     settings = _settings(recipe, config, search_space, options, stored, flags.get("train.seed"))
     check_runnable(config)  # before any dir is made, as train does
+    if settings.folds:
+        _check_folds(config, search_space, settings.folds)
     if options.dry_run:
         return settings
     if stored is None:
@@ -75,6 +77,7 @@ def _settings(
     if stored is not None:
         check_continuation(stored, storage, options.study_name)
     n_trials, notes = _budget(options.trials, sampler, space, config.to_dict(), stored)
+    folds = _folds(options.folds, stored)
     # A new study dir without --name is named when it is claimed (``_claim_study_dir``).
     study_dir = options.runs_dir / (options.name or "")
     return TuneSettings(
@@ -91,19 +94,24 @@ def _settings(
         seed=seed,
         timeout=options.timeout,
         recipe=resolve_source(recipe).name,
+        folds=folds,
         notes=tuple(notes),
     )
 
 
 def sample_trial(settings: TuneSettings) -> tuple[dict[str, Any], Any]:
-    """One trial's values, drawn at random (seeded by the study's seed), and its config."""
+    """One trial's values, drawn at random (seeded by the study's seed), and its config (with
+    folds: its first fold's run's)."""
     import optuna
 
     space = parse_space(settings.space, settings.base)
     with quiet_optuna():
         trial = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=settings.seed or 0)).ask()
     values = space.suggest(trial, settings.base, settings.grid)
-    return values, space.apply(settings.base, values)
+    config = space.apply(settings.base, values)
+    if settings.folds:
+        config = config.model_copy(update={"data": config.data.model_copy(update={"cv_folds": settings.folds})})
+    return values, config
 
 
 def _claim_study_dir(settings: TuneSettings, options: StudyOptions) -> TuneSettings:
@@ -141,6 +149,15 @@ def _create_study(settings: TuneSettings) -> Any:
             f"study {settings.study_name!r} in {public_url(settings.storage)} is set to "
             f"{existing}; use --direction {existing} or another --study"
         )
+    # A study without the attr is one from before --folds (one run a trial), unless it is new.
+    folds = study.user_attrs.get("folds", 0 if study.get_trials(deepcopy=False) else settings.folds)
+    if folds != settings.folds:
+        raise UsageError(
+            f"study {settings.study_name!r} in {public_url(settings.storage)} scores its trials with "
+            f"{_folds_text(folds)}, not {_folds_text(settings.folds)}; use --folds {folds} or another --study"
+        )
+    if "folds" not in study.user_attrs:
+        study.set_user_attr("folds", settings.folds)
     return study
 
 
@@ -192,6 +209,32 @@ def _objective(config: Any, metric: str | None, direction: str | None, stored: S
         raise UsageError(str(error)) from None
     direction = _choice("direction", direction or ("maximize" if tasks.maximize(metric) else "minimize"), DIRECTIONS)
     return metric, direction
+
+
+def _folds(folds: int | None, stored: StudyRecord | None) -> int:
+    """``--folds``, else what a continued study recorded, else 0 (one run a trial)."""
+    if folds is not None and folds < 2:
+        raise UsageError(f"--folds {folds}: at least 2 (each trial trains K runs, each validated on one fold)")
+    if stored is not None and folds is not None and folds != stored.folds:
+        raise UsageError(
+            f"--folds {folds}: this study scores its trials with {_folds_text(stored.folds)}; "
+            "start another study to score them otherwise"
+        )
+    return folds if folds is not None else (stored.folds if stored else 0)
+
+
+def _folds_text(folds: int) -> str:
+    return f"{folds}-fold cross-validation" if folds else "one run each (no --folds)"
+
+
+def _check_folds(config: Any, space: SearchSpace, folds: int) -> None:
+    """Usage errors of ``--folds`` with this config and space, before anything is made."""
+    from dltool.engine.crossval import check_folds
+
+    tuned = [key for key in space.keys if key in ("data.cv_folds", "data.cv_fold")]
+    if tuned:
+        raise UsageError(f"--folds {folds} sets {tuned[0]} for each fold's run: drop it from the space")
+    check_folds(config, folds)
 
 
 def _choice(kind: str, value: str, allowed: tuple[str, ...]) -> str:

@@ -22,6 +22,7 @@ class StudyStart:
     metric: str
     direction: str
     workers: int
+    folds: int = 0  # each trial's value: the mean over this many folds' runs (0: one run)
 
 
 class TuneObserver:

@@ -1,7 +1,8 @@
 """The pruners ``dltool tune --pruner`` offers: one registry entry each (as models are),
 Optuna's pruner built on use, so naming or listing one never imports Optuna.
 
-Every builder takes ``epochs``, a trial's epoch budget: the resource the pruner divides.
+Every builder takes ``epochs``, a trial's epoch budget: the resource the pruner divides (a
+study that scores trials by k-fold cross-validation passes its number of folds).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ class MedianParams(PrunerParams):
 
 @pruners.register("hyperband", "dltool.tuning.pruners:hyperband")
 class HyperbandParams(PrunerParams):
-    """Successive halving over brackets of 1 to ``train.epochs`` epochs."""
+    """Successive halving over brackets of 1 to ``train.epochs`` epochs (with --folds: 1 to K folds)."""
 
 
 @pruners.register("none", "dltool.tuning.pruners:none")

@@ -6,7 +6,7 @@ one (``from_dict``) where a study is continued.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import MISSING, asdict, dataclass, fields
 from typing import Any
 
 from dltool.errors import CheckpointError
@@ -22,6 +22,7 @@ class BestTrial:
     value: float
     params: dict[str, Any]
     run_dir: str | None  # relative to the study dir when the trial ran inside it
+    fold_values: list[float] | None = None  # each fold's value, in a study with folds
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,7 @@ class StudyRecord:
     space: dict[str, Any] | None
     dashboard: str
     dltool_version: str
+    folds: int = 0  # trials scored by k-fold cross-validation (0: one run each; older records lack it)
 
     @property
     def trials(self) -> int:
@@ -55,10 +57,10 @@ class StudyRecord:
     def from_dict(cls, document: dict[str, Any], source: object) -> StudyRecord:
         """``document`` as read from ``source`` (named in the error when it is not a record)."""
         names = [f.name for f in fields(cls)]
-        missing = [name for name in names if name not in document]
+        missing = [f.name for f in fields(cls) if f.name not in document and f.default is MISSING]
         if missing:
             raise CheckpointError(f"{source}: not a complete dltool study record (no {', '.join(missing)})")
-        values = {name: document[name] for name in names}
+        values = {name: document[name] for name in names if name in document}
         best = values["best"]
         try:
             values["best"] = None if best is None else BestTrial(**best)

@@ -33,6 +33,7 @@ class TuneSettings:
     seed: int | None = None
     timeout: float | None = None
     recipe: str | None = None
+    folds: int = 0  # each trial's value: the mean over k-fold cross-validation's folds (0: one run)
     notes: tuple[str, ...] = field(default=(), compare=False)
 
     @property
@@ -45,9 +46,9 @@ class TuneSettings:
         return is_grid(self.sampler)
 
     @property
-    def epochs(self) -> int:
-        """A trial's epoch budget (the pruners' resource)."""
-        return int(self.base["train"]["epochs"])
+    def steps(self) -> int:
+        """What the pruners divide: a trial's folds (reported after each), else its epochs."""
+        return self.folds or int(self.base["train"]["epochs"])
 
     def to_json(self) -> str:
         return json.dumps({**asdict(self), "study_dir": str(self.study_dir), "notes": []})
@@ -75,4 +76,5 @@ class StudyOptions:
     name: str | None = None  # the study dir's name: an existing one is continued
     runs_dir: Path = Path("runs")
     restart: bool = False  # set an existing study dir's records aside and start afresh
+    folds: int | None = None  # score each trial by k-fold cross-validation (None: as recorded, else off)
     dry_run: bool = False  # validate everything, create nothing (``prepare_study`` stops before the study dir)

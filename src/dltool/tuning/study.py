@@ -3,10 +3,10 @@
 ```
 runs/digits-mlp-tune-1/
   study.json      # study name, storage, metric, direction, budget, states, best, sampler, pruner
-  trials.csv      # one row per trial: number, state, params..., value, duration_s, run_dir, error
+  trials.csv      # one row per trial: number, state, params..., value, [fold_values,] duration_s, run_dir, error
   best.yaml       # the best trial's resolved config: `dltool train best.yaml` reproduces it
   study.journal   # the Optuna journal (default storage)
-  trial-0000/     # an ordinary run dir per trial
+  trial-0000/     # an ordinary run dir per trial (with --folds: fold-1/ ... and cv.json)
 ```
 
 Every file here is rewritten atomically from the storage, which is the source of truth, so
@@ -47,6 +47,7 @@ class TrialRow:
     run_dir: str | None  # relative to the study dir when inside it
     error: str | None  # why it failed (its own error, or why it was stopped)
     counted: bool  # counts towards the study's n_trials (see ``counts``)
+    fold_values: list[float] | None = None  # with folds: each finished fold's value
 
 
 def counts(trial: Any) -> bool:
@@ -79,6 +80,7 @@ def trial_row(trial: Any, study_dir: Path) -> TrialRow:
         _relative(attrs.get("run_dir"), study_dir),
         error,
         counts(trial),
+        attrs.get("fold_values"),
     )
 
 
@@ -104,12 +106,14 @@ def write_outputs(study: Any, settings: TuneSettings) -> StudyRecord:
     study_dir = settings.study_dir
     rows = trial_rows(study, study_dir)
     keys = list(dict.fromkeys([*settings.space, *(k for row in rows for k in row.params)]))
-    atomic_write_text(study_dir / TRIALS_CSV, _csv(rows, keys))
+    atomic_write_text(study_dir / TRIALS_CSV, _csv(rows, keys, settings.folds))
     best = best_trial(study, settings.maximize)
     if best is not None and "config" in best.user_attrs:
+        folds = f" --folds {settings.folds}" if settings.folds else ""
         header = (
             f"# Best trial {best.number} of study {study.study_name}: {settings.metric} {best.value:.6g} "
-            f"({settings.direction}).\n# `dltool train best.yaml` trains this configuration again.\n"
+            f"({settings.direction}{f', mean of {settings.folds} folds' if folds else ''}).\n"
+            f"# `dltool train best.yaml{folds}` trains this configuration again.\n"
         )
         atomic_write_text(study_dir / BEST_YAML, header + dump_yaml(best.user_attrs["config"]))
     record = study_record(study, settings, rows, best)
@@ -137,12 +141,14 @@ def study_record(study: Any, settings: TuneSettings, rows: list[TrialRow], best:
         space=settings.space,
         dashboard=dashboard_command(settings.storage, settings.study_dir),
         dltool_version=__version__,
+        folds=settings.folds,
     )
 
 
 def _best(trial: Any, study_dir: Path) -> BestTrial:
     params = {key: decode_value(v) for key, v in trial.params.items()}
-    return BestTrial(trial.number, trial.value, params, _relative(trial.user_attrs.get("run_dir"), study_dir.resolve()))
+    run_dir = _relative(trial.user_attrs.get("run_dir"), study_dir.resolve())
+    return BestTrial(trial.number, trial.value, params, run_dir, trial.user_attrs.get("fold_values"))
 
 
 def read_study_json(study_dir: Path) -> dict[str, Any]:
@@ -193,15 +199,19 @@ def _relative(run_dir: str | None, study_dir: Path) -> str | None:
         return run_dir
 
 
-def _csv(rows: list[TrialRow], keys: list[str]) -> str:
+def _csv(rows: list[TrialRow], keys: list[str], folds: int) -> str:
+    """With ``folds``, a ``fold_values`` column (a JSON list) follows ``value``."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(["number", "state", *keys, "value", "duration_s", "run_dir", "error"])
+    per_fold = ["fold_values"] if folds else []
+    writer.writerow(["number", "state", *keys, "value", *per_fold, "duration_s", "run_dir", "error"])
     for row in rows:
         params = [_cell(row.params.get(k)) for k in keys]
         value = row.value if row.state in ("COMPLETE", "PRUNED") else None
+        fold_values = [_cell(row.fold_values)] if folds else []
         writer.writerow(
-            [row.number, row.state, *params, _cell(value), _cell(row.duration_s), row.run_dir or "", row.error or ""]
+            [row.number, row.state, *params, _cell(value), *fold_values, _cell(row.duration_s)]
+            + [row.run_dir or "", row.error or ""]
         )
     return out.getvalue()
 

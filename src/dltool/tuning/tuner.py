@@ -112,4 +112,5 @@ def _start(settings: TuneSettings, study: Any, workers: int) -> StudyStart:
         metric=settings.metric,
         direction=settings.direction,
         workers=workers,
+        folds=settings.folds,
     )

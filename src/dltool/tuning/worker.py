@@ -77,6 +77,7 @@ def _run_trials(
             maximize=settings.maximize,
             stop=stop,
             on_progress=functools.partial(_publish_next, publish, progress),
+            folds=settings.folds,
         )
         publish(True)
         if outcome.interrupted:
@@ -109,7 +110,7 @@ def load_study(settings: TuneSettings, *, index: int = 0, parallel: bool = False
         study_name=settings.study_name,
         storage=storage,
         sampler=optuna.samplers.RandomSampler(),
-        pruner=build_pruner(settings.pruner, settings.epochs),
+        pruner=build_pruner(settings.pruner, settings.steps),
     )
     seed = sampler_seed(settings.seed, index, len(study.get_trials(deepcopy=False)))
     study.sampler = build_sampler(settings.sampler, seed, parallel=parallel or settings.storage != JOURNAL)
