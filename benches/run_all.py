@@ -26,6 +26,7 @@ from _common import Row, machine, table  # noqa: E402
 BENCHES = [
     "startup",
     "train_overhead",
+    "end_to_end",
     "train_throughput",
     "cpu_threads",
     "cifar10_fast",
