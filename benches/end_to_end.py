@@ -27,9 +27,10 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(Path(__file__).parent))
 from _common import Row, bench_main
+
+HERE = Path(__file__).resolve().parent
 
 Run = tuple[float, float]  # (wall seconds, test accuracy)
 
