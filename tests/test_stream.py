@@ -284,6 +284,23 @@ def test_under_torchrun_each_rank_reads_its_own_shard(tmp_path: Path) -> None:
     assert ranks[0][0] != ranks[0][1]  # a new order each epoch
 
 
+@pytest.mark.slow
+def test_under_torchrun_every_rank_names_the_unreadable_files_of_its_shard(tmp_path: Path) -> None:
+    folder = photo_folder(tmp_path / "photos")
+    broken = [folder / f"class{c}" / f"broken{i}.png" for c in range(CLASSES) for i in range(2)]
+    for path in broken:
+        path.write_bytes(b"not a png at all")
+    args = ["train", "digits-mlp", "--dataset", folder, "--epochs", 1, "--runs-dir", tmp_path / "runs"]
+    sets = [arg for item in [*TRAIN, "data.loader=stream", "data.workers=0"] for arg in ("--set", item)]
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2", "-m", "dltool"]
+    result = subprocess.run([*map(str, command + args + sets)], capture_output=True, text=True, timeout=240)
+    assert result.returncode == 0, result.stderr
+    named = [line for line in result.stderr.splitlines() if "broken" in line]
+    # each file is met by one rank, in one split, once: named exactly once, by the rank that met it
+    assert sorted(line.split("skipped ")[1].split(":")[0] for line in named) == sorted(map(str, broken))
+    assert {line.startswith("rank 1: skipped ") for line in named} == {True, False}, named
+
+
 CRASH_SCRIPT = """
 import os, signal, sys
 from pathlib import Path

@@ -85,6 +85,6 @@ class RichProgress(PlainProgress):
         )
 
 
-def training_progress(quiet: bool) -> AbstractContextManager[Observer]:
-    """The observer that suits stderr: nothing, plain lines, or a live bar."""
-    return stderr_observer(quiet, Observer, PlainProgress, RichProgress)
+def training_progress(quiet: bool, live: bool = True) -> AbstractContextManager[Observer]:
+    """The observer that suits stderr: nothing, plain lines, or (``live``) a live bar."""
+    return stderr_observer(quiet, Observer, PlainProgress, RichProgress if live else PlainProgress)

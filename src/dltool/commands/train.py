@@ -109,28 +109,35 @@ def _start(
     source = resolve_source(recipe or "").name
     return _with_progress(
         lambda observer, stop: start_run(config, source, runs_dir=runs_dir, name=name, observer=observer, stop=stop),
-        quiet or not world_from_env().is_main,
-    )  # under torchrun rank 0 reports
+        quiet,
+        live=world_from_env().is_main,
+    )  # under torchrun rank 0 shows progress, the other ranks only their messages
 
 
 def _resume(path: Path, recipe: str | None, flags: dict[str, Any], sets: list[str], quiet: bool) -> Any:
     from dltool.engine import resume
+    from dltool.engine.distributed import world_from_env
     from dltool.rundir import open_run_dir
 
     if recipe is not None or sets:
         raise UsageError("--resume continues a run with its own config: drop the recipe and --set")
     run = open_run_dir(path)
-    return _with_progress(lambda observer, stop: resume(run, overrides=flags, observer=observer, stop=stop), quiet)
+    return _with_progress(
+        lambda observer, stop: resume(run, overrides=flags, observer=observer, stop=stop),
+        quiet,
+        live=world_from_env().is_main,
+    )
 
 
-def _with_progress(start: Any, quiet: bool) -> tuple[Any, list[int]]:
-    """Run ``start(observer, stop)`` with progress on stderr and SIGINT/SIGTERM as a clean stop.
+def _with_progress(start: Any, quiet: bool, live: bool = True) -> tuple[Any, list[int]]:
+    """Run ``start(observer, stop)`` with progress on stderr and SIGINT/SIGTERM as a clean stop
+    (``live``: a bar where stderr can animate, else plain lines).
 
     Returns the run's result and the signals received."""
     from dltool.commands._progress import training_progress
 
     stop = threading.Event()
-    with stop_on_signals(stop) as received, training_progress(quiet) as observer:
+    with stop_on_signals(stop) as received, training_progress(quiet, live) as observer:
         result = start(observer, stop)
     return result, received
 

@@ -6,6 +6,7 @@ import math
 import random
 import threading
 import time
+from collections.abc import Callable
 from contextlib import ExitStack, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -129,11 +130,13 @@ def _execute(
     device = resolve_device(config.train.device, rank_device=world.local_rank if world.distributed else None)
     precision = resolve_precision(config.train.amp, device)
     writer = run if world.is_main else None
+    # Rank 0 reports the run; every rank reports the files of its own shard it cannot read.
+    report = observer.on_message if world.is_main else _prefixed(observer.on_message, f"rank {world.rank}: ")
     observer = observer if world.is_main else Observer()
     claim = writer.training() if writer else nullcontext()
     with claim, process_group(world, device), ExitStack() as scope:
         _seed_everything(config.train.seed + 1000 * world.rank)
-        parts = build_components(config, device, precision, world, fresh=checkpoint is None, report=observer.on_message)
+        parts = build_components(config, device, precision, world, fresh=checkpoint is None, report=report)
         scope.callback(parts.close)
         scope.enter_context(cpu_threads(_threads(parts)))
         notes = data_changes(parts, checkpoint) if checkpoint else []
@@ -156,6 +159,10 @@ def _execute(
             session = _Session(parts, writer, board, progress, clock, observer, stop)
             status, summary = _fit_and_score(session, base)
     return RunResult(run.path if run else None, status, summary.to_dict())
+
+
+def _prefixed(say: Callable[[str], None], prefix: str) -> Callable[[str], None]:
+    return lambda line: say(prefix + line)
 
 
 def _announce(

@@ -7,7 +7,6 @@ import math
 from typing import Any
 
 import numpy as np
-from sklearn import metrics as skm
 
 ECE_BINS = 15
 
@@ -18,6 +17,8 @@ def classification_metrics(probs: np.ndarray, labels: np.ndarray, classes: list[
     ``nll`` is the mean negative log-likelihood, computed from the logits (exact where the
     softmax underflows).
     """
+    from sklearn import metrics as skm  # here: predict and train import this module, and sklearn costs 2.8 s
+
     indices = list(range(len(classes)))
     predicted = probs.argmax(1)
     precision, recall, f1, support = skm.precision_recall_fscore_support(
@@ -57,6 +58,8 @@ def one_vs_rest_scores(probs: np.ndarray, labels: np.ndarray, n_classes: int) ->
     """Per class, its probability column ranking it against all the others: ROC AUC and
     average precision (scikit-learn's). NaN where the split has no positive or no negative of
     the class, for which neither is defined."""
+    from sklearn import metrics as skm
+
     auc, ap = [], []
     for index in range(n_classes):
         positive = labels == index
