@@ -11,6 +11,7 @@ import pytest
 from dltool import __version__
 from dltool.catalog import KINDS
 from dltool.cli import app
+from dltool.data.digits import load_digits
 
 COMMANDS = sorted(command.name for command in app.registered_commands)
 
@@ -26,6 +27,26 @@ def test_help_version_and_list_never_import_torch(args: list[str]) -> None:
     result = subprocess.run([sys.executable, "-c", probe, *args], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert result.stderr.strip().endswith("NO-TORCH")
+
+
+# What a plain training run never uses (issue 21): each is imported where it is needed.
+HEAVY = ("matplotlib", "optuna", "scipy", "sklearn", "pandas", "torchvision", "timm", "mlflow")
+
+
+def test_a_plain_training_run_imports_none_of_the_heavy_packages(tmp_path) -> None:
+    load_digits()  # the digits cache a second run finds: building it is scikit-learn's one use
+    probe = (
+        "import sys, runpy, json; sys.argv = ['dltool', *sys.argv[1:]]\n"
+        "runpy.run_module('dltool', run_name='__main__')\n"
+    )
+    report = f"print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in {HEAVY!r})), file=sys.stderr)"
+    probe = probe.replace("runpy.run_module", f"import atexit; atexit.register(lambda: {report})\nrunpy.run_module")
+    args = ["train", "digits-mlp", "--epochs", "1", "--runs-dir", str(tmp_path / "runs"), "-q"]
+    result = subprocess.run([sys.executable, "-c", probe, *args], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    summary = json.loads((tmp_path / "runs" / "digits-mlp-1" / "summary.json").read_text())
+    assert summary["status"] == "completed" and summary["test"]["accuracy"] > 0.5  # trained, scored on test
+    assert json.loads(result.stderr.strip().splitlines()[-1]) == []
 
 
 @pytest.mark.parametrize("command", COMMANDS)
