@@ -210,7 +210,7 @@ class DataConfig(Section):
         "auto", description="decoding processes of the stream loader (0: in the training process); auto: one per core"
     )
     memory_budget: float | None = Field(
-        None, gt=0, description="GiB the memory loader may hold ('8G', '512M' work too); null: half the machine's RAM"
+        None, gt=0, description="GiB the memory loader may hold ('8G', '512M' also); null: half the RAM or cgroup limit"
     )
     crop_pct: float | None = Field(
         None,

@@ -8,6 +8,7 @@ shape comes from the headers of an evenly spaced sample of the files (no pixel i
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections import Counter
 from dataclasses import dataclass
@@ -33,14 +34,47 @@ class Budget:
 
 
 def memory_budget(gibibytes: float | None) -> Budget:
-    """``data.memory_budget`` in bytes; unset, half of this machine's physical memory."""
+    """``data.memory_budget`` in bytes; unset, half of the memory this process may use: the
+    machine's RAM, or its control group's limit where that is lower (a container, a job
+    scheduler's slot), which is what the out-of-memory killer enforces."""
     if gibibytes is not None:
         return Budget(int(gibibytes * GIB), "set in the config")
     try:
         total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     except (AttributeError, ValueError, OSError):
         total = 8 * GIB  # an OS that will not say: assume a small laptop
+    limit = cgroup_memory_limit()
+    if limit is not None and limit < total:
+        return Budget(limit // 2, f"half of this container's memory limit, {gib(limit)}")
     return Budget(total // 2, "half of this machine's RAM")
+
+
+def cgroup_memory_limit(
+    root: Path = Path("/sys/fs/cgroup"), membership: Path = Path("/proc/self/cgroup")
+) -> int | None:
+    """The memory limit (bytes) of this process's control group, cgroup v2 or v1; None when
+    there is none ("max", or v1's huge "unlimited") or no cgroup file can be read."""
+    limits = []
+    for own in _cgroup_paths(membership):
+        for path in (root / own / "memory.max", root / "memory" / own / "memory.limit_in_bytes"):
+            with contextlib.suppress(OSError, ValueError):
+                text = path.read_text().strip()
+                if text != "max":
+                    limits.append(int(text))
+    below_unlimited = [limit for limit in limits if limit < 2**62]  # v1 writes "unlimited" as ~2**63
+    return min(below_unlimited) if below_unlimited else None
+
+
+def _cgroup_paths(membership: Path) -> list[str]:
+    """The cgroup root (a container sees its own group there) and this process's group paths
+    (``/proc/self/cgroup``: ``0::/path`` for v2, ``4:memory:/path`` for v1), relative."""
+    paths = [""]
+    with contextlib.suppress(OSError):
+        for line in membership.read_text().splitlines():
+            _, controllers, path = line.split(":", 2)
+            if controllers in ("", "memory") or "memory" in controllers.split(","):
+                paths.append(path.strip("/"))
+    return list(dict.fromkeys(paths))
 
 
 def sample_headers(root: str | Path, files: list[str], count: int = HEADER_SAMPLE) -> list[ImageHeader]:
