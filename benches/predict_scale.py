@@ -7,7 +7,9 @@ trained for one batch on a small folder at image_size 224. Then, in the same run
 - speed on 200 synthetic photos of 1600×1200 (JPEG quality 90): dltool's
   ``dltool.evaluation.predict.predict`` (decoding in worker processes, JPEG draft, batches)
   against a plain loop — PIL open → RGB → resize to 224² → tensor → normalise → one forward
-  per image — on the same model object; also dltool at each ``--workers`` count (full run);
+  per image — on the same model object; the same with the run exported to ONNX (the forward
+  pass in onnxruntime, where dltool[onnx] is installed); also dltool at each ``--workers``
+  count (full run);
 - memory: peak of a ``dltool predict RUN FOLDER --format csv`` process over the 200 JPEGs
   and over 20,000 small PNGs, one row per file checked. Two figures: the predict process's
   peak RSS (its VmHWM) and the peak sum of the proportional set size (PSS: shared pages
@@ -35,8 +37,11 @@ from PIL import Image, ImageDraw
 
 from dltool.config import load_config
 from dltool.engine import train
+from dltool.errors import UsageError
 from dltool.evaluation.predict import Prediction, predict
-from dltool.evaluation.trained import Trained, load_trained
+from dltool.evaluation.trained import InferenceModel, Trained, load_trained
+from dltool.export.export import export_trained
+from dltool.export.exported import load_exported
 from dltool.rundir import create_run_dir
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -110,11 +115,22 @@ def plain_loop(trained: Trained, paths: list[Path]) -> float:
     return len(paths) / (time.perf_counter() - started)
 
 
-def dltool_rate(trained: Trained, folder: Path, count: int, workers: int | None = None) -> float:
+def dltool_rate(trained: InferenceModel, folder: Path, count: int, workers: int | None = None) -> float:
     started = time.perf_counter()
     rows = sum(isinstance(row, Prediction) for row in predict(trained, [str(folder)], workers=workers))
     assert rows == count, f"{rows} rows for {count} files"
     return count / (time.perf_counter() - started)
+
+
+def exported_rate(trained: Trained, work: Path, count: int) -> float | None:
+    """dltool predict's rate on the same files with the run exported to ONNX (the forward pass
+    in onnxruntime); None without the onnx extra."""
+    try:
+        path = export_trained(trained, "onnx", work / "resnet18.onnx").path
+    except UsageError:  # dltool[onnx] is not installed
+        return None
+    exported = load_exported(path)
+    return max(dltool_rate(exported, work / "big", count) for _ in range(2))
 
 
 def peak_memory_mb(run_dir: Path, folder: Path, count: int) -> tuple[float, float]:
@@ -200,6 +216,16 @@ def measure(work: Path, jpegs: int, pngs: int, jpeg_size: tuple[int, int], image
             goal=3.0,  # issue 17: predict at 3x a plain PIL loop
         )
     ]
+    exported = exported_rate(trained, work, jpegs)
+    rows.append(
+        Row(
+            "  the same, the run exported to ONNX: `dltool predict model.onnx` (images/s)",
+            "not measured (dltool[onnx] not installed)" if exported is None else f"{exported:,.1f}",
+            f"{plain:,.1f}",
+            None if exported is None else exported / plain,
+            id="predict-scale.large-jpegs.onnx",
+        )
+    )
     if sweep:
         for workers in (0, 1, 2):
             rate = dltool_rate(trained, work / "big", jpegs, workers=workers)
