@@ -101,6 +101,18 @@ def _auc_by_ranks(scores: np.ndarray, positive: np.ndarray) -> float:
     return float(wins / (len(pos) * len(neg)))
 
 
+@pytest.mark.parametrize("decimals", [1, 3, 12])  # many ties, some, none
+def test_roc_auc_and_average_precision_are_scikit_learns(decimals: int) -> None:
+    from dltool.tasks.metrics import average_precision, roc_auc
+
+    rng = np.random.default_rng(decimals)
+    scores, positive = np.round(rng.random(500), decimals), rng.random(500) < 0.3
+    assert roc_auc(scores, positive) == pytest.approx(skm.roc_auc_score(positive, scores), abs=1e-12)
+    assert roc_auc(scores, positive) == pytest.approx(_auc_by_ranks(scores, positive), abs=1e-12)
+    expected = skm.average_precision_score(positive, scores)
+    assert average_precision(scores, positive) == pytest.approx(expected, abs=1e-12)
+
+
 def test_roc_auc_and_ap_are_undefined_for_a_class_the_split_lacks() -> None:
     from dltool.tasks.metrics import classification_metrics
 

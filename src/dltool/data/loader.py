@@ -24,6 +24,8 @@ from dltool.data.normalise import Normalise
 from dltool.data.sampling import SAMPLERS
 from dltool.data.table_decode import POINT_ROWS
 
+NORMALISED_BYTES = 32 * 2**20  # a split's float32 copy at most, to be normalised once
+
 
 class BatchLoader:
     """Normalised (images, labels) batches of one split, shuffled per epoch when asked.
@@ -70,6 +72,11 @@ class BatchLoader:
             raise ValueError("mixing (data.augment.mixup/cutmix) needs the number of classes")
         self.num_classes = num_classes
         self.normalise = Normalise(mean, std, device)
+        # A small split that is not augmented is normalised once, as a hand-written loop does,
+        # rather than batch by batch: the same values, three ops a step fewer.
+        self.normalised = self.augment is None and 4 * len(split) * _pixels(split) <= NORMALISED_BYTES
+        if self.normalised:
+            self.images, self.rows = self.normalise(self._gather(slice(None))), None
 
     @property
     def num_samples(self) -> int:
@@ -92,7 +99,7 @@ class BatchLoader:
             else:
                 images, labels = self._gather(on_device[rows]), self.labels.index_select(0, on_device[rows])
             if self.augment is None:
-                yield self.normalise(images), labels.long() if self.masks else labels
+                yield images if self.normalised else self.normalise(images), labels.long() if self.masks else labels
                 continue
             indices = order[rows] if order is not None else np.arange(len(self.labels))[rows]
             if self.masks:
@@ -160,6 +167,10 @@ def epoch_order(
     state = int(np.random.SeedSequence([seed, epoch]).generate_state(1)[0])
     order = SAMPLERS[sampler](labels, torch.Generator().manual_seed(state))
     return order[: total - total % world_size][rank::world_size]
+
+
+def _pixels(split: Split) -> int:
+    return math.prod(split.image_shape)
 
 
 def _images_on(split: Split, device: torch.device) -> tuple[torch.Tensor, torch.Tensor | None]:

@@ -20,13 +20,19 @@ Batches = Iterable[Batch]
 CLASSIFICATION = "classification"  # the default task (a name of dltool.tasks)
 
 
+FOLD_EVERY = 1024  # pending batches folded into the sums at most: a bounded list, no sync
+
+
 @dataclass
 class EpochStats:
     """Running sums of one training epoch, kept on the device (no sync per step).
 
-    Saved in a checkpoint taken mid-epoch, so a resumed epoch reports the same totals.
-    ``nonfinite`` counts the batches in a row, up to the last one, whose loss was NaN or
-    infinite; ``longest`` is the longest such streak and ``longest_end`` the batch that ended it.
+    A step only records its loss and correct count (``pending``); ``fold`` adds them to the
+    sums a list at a time, on the device. ``train_one_epoch`` folds before it returns, and so
+    does everything that reads the sums here. Saved in a checkpoint taken mid-epoch, so a
+    resumed epoch reports the same totals. ``nonfinite`` counts the batches in a row, up to
+    the last one, whose loss was NaN or infinite; ``longest`` is the longest such streak and
+    ``longest_end`` the batch that ended it.
     """
 
     loss_sum: torch.Tensor = field(default_factory=lambda: torch.zeros((), dtype=torch.float64))
@@ -37,39 +43,66 @@ class EpochStats:
     nonfinite: torch.Tensor = field(default_factory=lambda: torch.zeros((), dtype=torch.int64))
     longest: torch.Tensor = field(default_factory=lambda: torch.zeros((), dtype=torch.int64))
     longest_end: torch.Tensor = field(default_factory=lambda: torch.zeros((), dtype=torch.int64))
+    pending: list[tuple[torch.Tensor, int, torch.Tensor | None]] = field(default_factory=list, repr=False)
 
     def to(self, device: torch.device) -> EpochStats:
+        self.fold()
         for name in ("loss_sum", "correct", "nonfinite", "longest", "longest_end"):
             setattr(self, name, getattr(self, name).to(device))
         return self
 
     def update(self, loss: torch.Tensor, output: torch.Tensor, labels: torch.Tensor, task: str) -> None:
-        n = len(labels)
-        self.loss_sum += loss.detach() * n  # in place: float64 sum of float32 values
-        if (correct := tasks.get(task).correct(output, labels)) is not None:
-            self.correct += correct
-        self.samples += n
+        self.pending.append((loss.detach(), len(labels), tasks.get(task).correct(output, labels)))
+        self.samples += len(labels)
         self.batches += 1
-        self.nonfinite = (self.nonfinite + 1) * ~torch.isfinite(loss.detach())  # a finite loss ends a streak
-        self.longest_end = torch.where(self.nonfinite > self.longest, self.batches, self.longest_end)
-        self.longest = torch.maximum(self.longest, self.nonfinite)
+        if len(self.pending) >= FOLD_EVERY:
+            self.fold()
+
+    def fold(self) -> None:
+        """Add the pending batches to the sums, on the device: the loss sum in batch order (a
+        float64 running sum of float32 ``loss × batch size``, as batch-by-batch adds give) and
+        the streaks of non-finite losses."""
+        if not self.pending:
+            return
+        losses = torch.stack([loss for loss, _, _ in self.pending])
+        sizes = [n for _, n, _ in self.pending]
+        weighted = losses * sizes[0] if len(set(sizes)) == 1 else losses * torch.tensor(sizes).to(losses.device)
+        self.loss_sum = torch.cat([self.loss_sum.view(1), weighted.double()]).cumsum(0)[-1]
+        if correct := [c for _, _, c in self.pending if c is not None]:
+            self.correct = self.correct + torch.stack(correct).sum()
+        self._fold_streaks(~torch.isfinite(losses), self.batches - len(self.pending))
+        self.pending.clear()
+
+    def _fold_streaks(self, bad: torch.Tensor, before: int) -> None:
+        """Extend the streaks over ``bad`` (a flag per pending batch, batch ``before`` + 1 first)."""
+        at = torch.arange(1, len(bad) + 1, device=bad.device)
+        last_good = torch.where(bad, 0, at).cummax(0).values  # 0: none yet in these batches
+        streak = torch.where(last_good == 0, self.nonfinite + at, at - last_good)
+        top = streak.max()
+        self.longest_end = torch.where(top > self.longest, before + 1 + streak.argmax(), self.longest_end)
+        self.longest = torch.maximum(self.longest, top)
+        self.nonfinite = streak[-1]
 
     def nonfinite_streak(self, patience: int) -> tuple[int, int] | None:
         """(first batch, length) of the longest streak of non-finite losses when it reached
         ``patience`` batches, or the whole epoch when that is shorter; else None. Syncs: read
         it once an epoch."""
+        self.fold()
         longest = int(self.longest)
         if longest == 0 or longest < min(patience, self.batches):
             return None
         return int(self.longest_end) - longest + 1, longest
 
     def mean_loss(self) -> float:
+        self.fold()
         return self.loss_sum.item() / max(1, self.samples)
 
     def accuracy(self) -> float:
+        self.fold()
         return self.correct.item() / max(1, self.samples)
 
     def state_dict(self) -> dict[str, Any]:
+        self.fold()
         return {
             "loss_sum": self.loss_sum.cpu(),
             "correct": self.correct.cpu(),
@@ -154,12 +187,13 @@ def train_one_epoch(
             for index, (images, labels) in enumerate(group):
                 with no_sync_unless(step.model, last=index == len(group) - 1):
                     loss, output = step.forward(images, labels)
-                    step.backward(loss / len(group))
+                    step.backward(loss if len(group) == 1 else loss / len(group))
                 stats.update(loss, output, labels, step.task)
             step.update()
             on_step(stats)
         return True
     finally:
+        stats.fold()
         synchronize(step.device)  # on a GPU the steps may still be queued: their time is this epoch's
         stats.seconds += time.perf_counter() - started
 

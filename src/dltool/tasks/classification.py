@@ -77,15 +77,18 @@ class Classification(Task):
     @torch.inference_mode()
     def evaluate(self, forward: Forward, batches: Batches, classes: list[str], std: list[float]) -> Scored:
         """Accuracy, calibration and per-class scores; ``outputs``: softmax probabilities
-        (N, C) as float64, and the NLL computed from the logits."""
-        probs, labels, nll_sum = [], [], 0.0
+        (N, C) as float64, and the NLL computed from the logits (summed in float64). The
+        batches' outputs stay on the device until the end: one transfer, no sync per batch."""
+        log_probs, labels = [], []
         for images, batch_labels in batches:
-            log_probs = F.log_softmax(forward(images).float(), dim=1)
-            nll_sum += float(F.nll_loss(log_probs, batch_labels, reduction="sum"))
-            probs.append(log_probs.exp().double().cpu().numpy())
-            labels.append(batch_labels.cpu().numpy())
-        stacked = np.concatenate(probs) if probs else np.zeros((0, len(classes)))
+            log_probs.append(F.log_softmax(forward(images).float(), dim=1))
+            labels.append(batch_labels)
+        if not log_probs:
+            empty = np.zeros((0, len(classes)))
+            return Scored(classification_metrics(empty, np.zeros(0, dtype=np.int64), classes, 0.0), empty)
+        every, truth_t = torch.cat(log_probs), torch.cat(labels)
+        nll = float(F.nll_loss(every.double(), truth_t, reduction="sum")) / len(truth_t)
+        stacked = every.exp().double().cpu().numpy()
         stacked /= stacked.sum(1, keepdims=True).clip(min=1e-300)  # exact sums for scikit-learn's checks
-        truth = np.concatenate(labels) if labels else np.zeros(0, dtype=np.int64)
-        nll = nll_sum / max(1, len(stacked))
+        truth = truth_t.cpu().numpy()
         return Scored(classification_metrics(stacked, truth, classes, nll), stacked)
