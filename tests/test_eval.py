@@ -6,6 +6,7 @@ import json
 import math
 import pickle
 import shutil
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -111,6 +112,38 @@ def test_roc_auc_and_average_precision_are_scikit_learns(decimals: int) -> None:
     assert roc_auc(scores, positive) == pytest.approx(_auc_by_ranks(scores, positive), abs=1e-12)
     expected = skm.average_precision_score(positive, scores)
     assert average_precision(scores, positive) == pytest.approx(expected, abs=1e-12)
+
+
+def test_every_classification_score_is_scikit_learns_with_ties_and_missing_classes() -> None:
+    from dltool.tasks.metrics import classification_metrics
+
+    rng = np.random.default_rng(0)
+    probs = np.round(rng.random((400, 8)), 1) + 1e-3  # many tied scores
+    probs[:, 6] = 0  # class 6 is never predicted
+    probs /= probs.sum(1, keepdims=True)
+    labels = rng.choice([0, 1, 2, 3, 4, 5, 6], 400)  # no sample of class 7
+    document = classification_metrics(probs, labels, [str(c) for c in range(8)], nll=0.5)
+    predicted, indices = probs.argmax(1), list(range(8))
+    precision, recall, f1, support = skm.precision_recall_fscore_support(
+        labels, predicted, labels=indices, zero_division=0
+    )
+    assert document["accuracy"] == pytest.approx(skm.accuracy_score(labels, predicted), abs=1e-12)
+    with warnings.catch_warnings():  # scikit-learn notes the class that is predicted but absent
+        warnings.simplefilter("ignore")
+        balanced = skm.balanced_accuracy_score(labels, predicted)
+    assert document["balanced_accuracy"] == pytest.approx(balanced, abs=1e-12)
+    top5 = skm.top_k_accuracy_score(labels, probs, k=5, labels=indices)
+    assert document["top5_accuracy"] == pytest.approx(top5, abs=1e-12)
+    for c, row in enumerate(document["per_class"].values()):
+        assert [row["precision"], row["recall"], row["f1"]] == pytest.approx(
+            [precision[c], recall[c], f1[c]], abs=1e-12
+        )
+        assert row["support"] == support[c]
+    assert document["macro_f1"] == pytest.approx(skm.f1_score(labels, predicted, labels=indices, average="macro"))
+    weighted = skm.f1_score(labels, predicted, labels=indices, average="weighted", zero_division=0)
+    assert document["weighted_f1"] == pytest.approx(weighted, abs=1e-12)
+    assert document["confusion_matrix"] == skm.confusion_matrix(labels, predicted, labels=indices).tolist()
+    assert document["brier"] == pytest.approx(skm.brier_score_loss(labels, probs, labels=indices), abs=1e-12)
 
 
 def test_roc_auc_and_ap_are_undefined_for_a_class_the_split_lacks() -> None:
