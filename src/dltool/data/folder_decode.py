@@ -14,10 +14,7 @@ narrowed).
 
 from __future__ import annotations
 
-import os
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -27,13 +24,13 @@ import numpy as np
 from dltool.data.arrays import ImageArrays, LoadReport, SourceReport, Split
 from dltool.data.cache import read_cache
 from dltool.data.cache_writer import FileRows, Kept, MemoryRows, Plan, file_rows
-from dltool.data.images import ImageDecodeError, fit_image, read_image, read_size, to_channels
+from dltool.data.decoding import Progress, header_size, mixed_sizes_note, most_common_size, parallel
+from dltool.data.images import ImageDecodeError, fit_image, read_image, to_channels
 from dltool.errors import DatasetError, DiskFullError
 
 if TYPE_CHECKING:
     from dltool.data.folders import FolderIndex
 
-Progress = Callable[[int, int], None]  # (files done, files in all), from the calling thread
 Row = tuple[str, str, int]  # (split, path relative to the folder, label)
 
 
@@ -139,7 +136,7 @@ class _Decode:
                 sink.write(split, position[i], to_channels(image, width))
             return decoded
 
-        decoded = _parallel(one, range(len(self.rows)), self.workers, self.progress)
+        decoded = parallel(one, range(len(self.rows)), self.workers, self.progress)
         return self._kept(decoded, target)
 
     def _kept(self, decoded: list[_Decoded], target: _Target) -> tuple[Kept, SourceReport]:
@@ -190,39 +187,20 @@ def _decode_one(path: str, fit: Fit, target: _Target) -> tuple[np.ndarray | None
 def _header_target(root: Path, rows: list[Row], workers: int | None) -> _Target:
     """The most common (height, width) by the files' headers, and whether they differ: what
     decoding will find unless files that fail to decode tip the count."""
-
-    def size(row: Row) -> tuple[int, int] | None:
-        try:
-            width, height = read_size(f"{root}/{row[1]}")
-        except ImageDecodeError:
-            return None
-        return height, width
-
-    counts = Counter(s for s in _parallel(size, rows, workers) if s is not None)
+    counts = Counter(s for s in parallel(lambda row: header_size(f"{root}/{row[1]}"), rows, workers) if s is not None)
     if not counts:
         return _Target((1, 1), False)  # nothing readable: decoding says so
-    return _Target(_most_common(counts), len(counts) > 1)
+    return _Target(most_common_size(counts), len(counts) > 1)
 
 
 def _size_notes(good: list[_Decoded], target: _Target) -> list[str]:
     """Check ``target`` against the decoded files' sizes (``_OtherTarget`` if they call for
     another); the note saying that mixed sizes were resized."""
     counts = Counter((d.size[1], d.size[0]) for d in good)
-    chosen = _Target(_most_common(counts), len(counts) > 1)
+    chosen = _Target(most_common_size(counts), len(counts) > 1)
     if chosen != target:
         raise _OtherTarget(chosen)
-    if not chosen.fit_all:
-        return []
-    height, width = chosen.size
-    return [
-        f"the images have {len(counts)} sizes: all resized to {width}x{height}, the most common "
-        f"({counts[chosen.size]} of {len(good)}); set data.image_size to choose another"
-    ]
-
-
-def _most_common(counts: Counter[tuple[int, int]]) -> tuple[int, int]:
-    """Most files; ties: the larger area, then the larger (height, width)."""
-    return max(counts.items(), key=lambda item: (item[1], item[0][0] * item[0][1], item[0]))[0]
+    return mixed_sizes_note(counts, chosen.size)
 
 
 def _positions(rows: list[Row]) -> list[int]:
@@ -233,21 +211,3 @@ def _positions(rows: list[Row]) -> list[int]:
         positions.append(seen[split])
         seen[split] += 1
     return positions
-
-
-def _parallel(function: Callable, items: Sequence, workers: int | None, progress: Progress | None = None) -> list:
-    if len(items) < 2 or workers == 1:
-        return _collect(map(function, items), len(items), progress)
-    # Pillow decodes with the GIL released, but small images are mostly Python overhead:
-    # more threads than cores only contend for the GIL.
-    with ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:
-        return _collect(pool.map(function, items), len(items), progress)
-
-
-def _collect(results: Iterable, total: int, progress: Progress | None) -> list:
-    collected = []
-    for result in results:
-        collected.append(result)
-        if progress is not None:
-            progress(len(collected), total)
-    return collected

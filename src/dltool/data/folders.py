@@ -34,7 +34,8 @@ import PIL
 from dltool._io import sweep_stale_temporaries
 from dltool.data.arrays import ImageArrays
 from dltool.data.cache import read_cache
-from dltool.data.folder_decode import Fit, Progress, decode_folder
+from dltool.data.decoding import Progress
+from dltool.data.folder_decode import Fit, decode_folder
 from dltool.data.images import DECODER
 from dltool.data.roots import data_root
 from dltool.errors import DatasetError

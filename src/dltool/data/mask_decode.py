@@ -13,11 +13,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 from collections import Counter
-from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -28,7 +26,8 @@ from PIL import Image
 from dltool._io import open_regular
 from dltool.data.arrays import ImageArrays, SourceReport, Split
 from dltool.data.cache import cached
-from dltool.data.images import DECODER, ImageDecodeError, fit_image, read_image, read_size, to_channels
+from dltool.data.decoding import Progress, header_size, mixed_sizes_note, most_common_size, parallel, split_members
+from dltool.data.images import DECODER, ImageDecodeError, fit_image, read_image, to_channels
 from dltool.data.masks import MAX_CLASSES, MaskIndex
 from dltool.data.roots import data_root
 from dltool.errors import DatasetError
@@ -36,7 +35,6 @@ from dltool.tasks.pixels import IGNORE
 
 MASK_MODES = frozenset({"L", "P", "1", "I;16", "I;16B", "I;16L", "I"})
 CACHE_FORMAT = "dltool-masks/1"
-Progress = Callable[[int, int], None]
 
 
 @dataclass(frozen=True)
@@ -99,7 +97,7 @@ def decode_masks(
         _, (image_path, mask_path) = rows[i]
         return _decode_pair(index.root, (image_path, mask_path), lut, (images[i], masks[i]), width)
 
-    decoded = _parallel(one, range(len(rows)), workers, progress)
+    decoded = parallel(one, range(len(rows)), workers, progress)
     classes = _classes(index, decoded)
     for i, pair in enumerate(decoded):
         if pair.present is not None and (bad := _outside(pair.present, len(classes))) is not None:
@@ -191,15 +189,12 @@ def _arrays(
         first = f" (first: {skipped[0][0]}: {skipped[0][1]})" if skipped else ""
         raise DatasetError(f"{index.root}: none of its {len(rows)} image/mask pairs is usable{first}")
     splits, files = {}, {}
-    for split in index.pairs:
-        members = np.array([i for i in good if rows[i][0] == split], np.int64)
-        if len(members):
-            splits[split] = Split(arrays[0][members], arrays[1][members])
-            files[split] = [rows[i][1][0] for i in members]
-        elif index.pairs[split]:
-            notes.append(f"the {split} split has no usable pairs and is left out")
-    if "train" not in splits:
-        raise DatasetError(f"{index.root}: no usable image/mask pair in its train split")
+    for split, chosen in split_members(
+        rows, good, index.pairs, index.root, ("image/mask pair", "pairs"), notes
+    ).items():
+        members = np.array(chosen, np.int64)
+        splits[split] = Split(arrays[0][members], arrays[1][members])
+        files[split] = [rows[i][1][0] for i in members]
     sizes = Counter(f"{decoded[i].size[0]}x{decoded[i].size[1]}" for i in good)
     modes = Counter(decoded[i].mode for i in good)
     report = SourceReport(files, sorted(skipped), dict(sizes.most_common()), dict(modes.most_common()), notes)
@@ -208,31 +203,9 @@ def _arrays(
 
 def _common_size(root: Path, rows: list, notes: list[str], workers: int | None) -> tuple[int, int]:
     """The most common (height, width) of the images, by their headers; a note when they differ."""
-
-    def size(row: tuple[str, tuple[str, str]]) -> tuple[int, int] | None:
-        try:
-            width, height = read_size(root / row[1][0])
-        except ImageDecodeError:
-            return None
-        return height, width
-
-    counts = Counter(s for s in _parallel(size, rows, workers) if s is not None)
+    counts = Counter(s for s in parallel(lambda row: header_size(root / row[1][0]), rows, workers) if s is not None)
     if not counts:
         return 1, 1  # nothing readable: decoding says so
-    (height, width), count = max(counts.items(), key=lambda item: (item[1], item[0]))
-    if len(counts) > 1:
-        notes.append(
-            f"the images have {len(counts)} sizes: all resized to {width}x{height}, the most common "
-            f"({count} of {sum(counts.values())}); set data.image_size to choose another"
-        )
-    return height, width
-
-
-def _parallel(function: Callable, items: Sequence, workers: int | None, progress: Progress | None = None) -> list:
-    results = []
-    with ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:
-        for result in pool.map(function, items):
-            results.append(result)
-            if progress is not None:
-                progress(len(results), len(items))
-    return results
+    size = most_common_size(counts)
+    notes.extend(mixed_sizes_note(counts, size))
+    return size

@@ -18,16 +18,14 @@ Decoding runs on threads (Pillow releases the GIL).
 from __future__ import annotations
 
 import math
-import os
 from collections import Counter
-from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
 
 from dltool.config.schema import DataConfig
 from dltool.data.arrays import ImageArrays, SourceReport, Split
+from dltool.data.decoding import mixed_sizes_note, most_common_size, parallel, split_members
 from dltool.data.images import ImageDecodeError, fit_image, pre_crop_size, read_image, to_channels
 from dltool.data.tables import Row, TableIndex
 from dltool.errors import DatasetError
@@ -45,7 +43,7 @@ class _Decoded:
 def load_table(index: TableIndex, config: DataConfig, workers: int | None = None) -> ImageArrays:
     """Decode every row of ``index`` (see the module docstring)."""
     rows = [(split, row) for split, split_rows in index.rows.items() for row in split_rows]
-    decoded = _parallel(lambda item: _decode(index, item[1]), rows, workers)
+    decoded = parallel(lambda item: _decode(index, item[1]), rows, workers)
     good = [i for i, d in enumerate(decoded) if d.image is not None]
     skipped = index.skipped + [(rows[i][1][0], d.reason) for i, d in enumerate(decoded) if d.image is None]
     if not good:
@@ -56,19 +54,11 @@ def load_table(index: TableIndex, config: DataConfig, workers: int | None = None
     channels = config.channels or max(decoded[i].image.shape[0] for i in good)  # type: ignore[union-attr]
     fit = PointFit(size, config.crop_pct, index.names, config)
     splits, files = {}, {}
-    for split in index.rows:
-        members = [i for i in good if rows[i][0] == split]
-        if members:
-            images = np.stack(
-                [to_channels(fit_image(decoded[i].image, size, config.crop_pct), channels) for i in members]
-            )  # type: ignore[arg-type]
-            targets = [fit.targets(rows[i][1][1], decoded[i].stored, index.kind) for i in members]
-            splits[split] = Split(images, np.stack(targets).astype(np.float32))
-            files[split] = [rows[i][1][0] for i in members]
-        elif index.rows[split]:
-            notes.append(f"the {split} split has no usable rows and is left out")
-    if "train" not in splits:
-        raise DatasetError(f"{index.root}: no usable row in its train split")
+    for split, members in split_members(rows, good, index.rows, index.root, ("row", "rows"), notes).items():
+        images = np.stack([to_channels(fit_image(decoded[i].image, size, config.crop_pct), channels) for i in members])  # type: ignore[arg-type]
+        targets = [fit.targets(rows[i][1][1], decoded[i].stored, index.kind) for i in members]
+        splits[split] = Split(images, np.stack(targets).astype(np.float32))
+        files[split] = [rows[i][1][0] for i in members]
     sizes = Counter(f"{decoded[i].stored[0]}x{decoded[i].stored[1]}" for i in good)
     report = SourceReport(files, sorted(skipped), dict(sizes.most_common()), {}, notes)
     return ImageArrays(index.names, splits, report)
@@ -125,16 +115,7 @@ def _size(config: DataConfig, stored: list[tuple[int, int]], notes: list[str]) -
     """(height, width) of the model's images: data.image_size, else the most common size."""
     if config.image_size is not None:
         return config.image_size, config.image_size
-    counts = Counter(stored)
-    (width, height), count = max(counts.items(), key=lambda item: (item[1], item[0]))
-    if len(counts) > 1:
-        notes.append(
-            f"the images have {len(counts)} sizes: all fitted to {width}x{height}, the most common "
-            f"({count} of {len(stored)}); set data.image_size to choose another"
-        )
-    return height, width
-
-
-def _parallel(function: Callable, items: Sequence, workers: int | None) -> list:
-    with ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:
-        return list(pool.map(function, items))
+    counts = Counter((height, width) for width, height in stored)
+    size = most_common_size(counts)
+    notes.extend(mixed_sizes_note(counts, size))
+    return size

@@ -26,12 +26,8 @@ class Classification(Task):
         return (output.argmax(1) == (labels.argmax(1) if labels.ndim == 2 else labels)).sum()
 
     def zero_sums(self, confusion_classes: int, device: torch.device) -> dict[str, torch.Tensor]:
-        sums = super().zero_sums(confusion_classes, device) | {
-            "correct": torch.zeros((), dtype=torch.int64, device=device)
-        }
-        if confusion_classes:
-            sums["confusion"] = torch.zeros(confusion_classes, confusion_classes, dtype=torch.int64, device=device)
-        return sums
+        correct = {"correct": torch.zeros((), dtype=torch.int64, device=device)}
+        return super().zero_sums(confusion_classes, device) | correct | self.zero_confusion(confusion_classes, device)
 
     def batch_sums(
         self, output: torch.Tensor, images: torch.Tensor, labels: torch.Tensor, confusion_classes: int

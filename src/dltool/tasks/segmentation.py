@@ -29,10 +29,7 @@ class Segmentation(Task):
     def zero_sums(self, confusion_classes: int, device: torch.device) -> dict[str, torch.Tensor]:
         """Validation sums carry the confusion matrix (``confusion_classes`` is the class count,
         see ``SegmentationTask.class_sums``); the training epoch's (0 classes) the loss alone."""
-        sums = super().zero_sums(confusion_classes, device)
-        if confusion_classes:
-            sums["confusion"] = torch.zeros(confusion_classes, confusion_classes, dtype=torch.int64, device=device)
-        return sums
+        return super().zero_sums(confusion_classes, device) | self.zero_confusion(confusion_classes, device)
 
     def batch_sums(
         self, output: torch.Tensor, images: torch.Tensor, labels: torch.Tensor, confusion_classes: int

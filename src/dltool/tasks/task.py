@@ -109,6 +109,14 @@ class Task:
         """The sums of no batch at all: every key ``batch_sums`` returns, zero."""
         return {"loss_sum": torch.zeros((), dtype=torch.float64, device=device)}
 
+    @staticmethod
+    def zero_confusion(confusion_classes: int, device: torch.device) -> dict[str, torch.Tensor]:
+        """For a task with a confusion matrix: its zero sum when ``confusion_classes`` asks for
+        one (``confusion``, classes × classes counts), else nothing."""
+        if not confusion_classes:
+            return {}
+        return {"confusion": torch.zeros(confusion_classes, confusion_classes, dtype=torch.int64, device=device)}
+
     def batch_sums(
         self, output: torch.Tensor, images: torch.Tensor, labels: torch.Tensor, confusion_classes: int
     ) -> dict[str, torch.Tensor]:
