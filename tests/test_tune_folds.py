@@ -46,6 +46,8 @@ def test_each_trial_is_the_mean_of_its_folds_runs(cli, tmp_path: Path) -> None:
     assert optuna_study.trials[0].user_attrs["fold_values"] == json.loads(rows[0]["fold_values"])
     assert "--folds 3` trains this configuration again" in (study / "best.yaml").read_text()
     assert "as the mean of 3 folds" in result.stderr and "the mean of folds" in result.stderr
+    plots = cli("visualize", str(study)).stdout.split()  # one tuned key: one slice panel
+    assert str(study / "plots" / "slice.png") in plots
 
 
 def test_the_pruner_stops_a_hopeless_trial_between_folds(cli, tmp_path: Path) -> None:

@@ -140,7 +140,7 @@ def _plans(metric: str, n_params: int) -> list[tuple[str, Callable[..., Any], tu
             "slice",
             vm.plot_slice,
             (min(SLICE_MAX_WIDTH, SLICE_PANEL[0] * max(1, n_params) + 0.6), SLICE_PANEL[1]),
-            "constrained",
+            "constrained" if n_params > 1 else "tight",  # one panel and its colour bar: constrained divides by 0
             f"{metric} against each parameter, one dot per trial, darker for later trials",
         ),
     ]
