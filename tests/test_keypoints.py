@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from dltool import api
+from events import events, logs_every_epoch, scalars
 from pointdata import points_folder, read_points
 
 KEYPOINTS = {
@@ -22,6 +23,7 @@ KEYPOINTS = {
     "data.crop_pct": 1.0,
     "data.pck_alpha": 0.1,
     "train.device": "cpu",
+    "train.tensorboard": True,
 }
 
 
@@ -44,6 +46,13 @@ def test_a_small_model_learns_where_the_dots_are(keypoint_run: Path, dots: Path)
     assert rows[-1]["val_rmse_px"] < 0.6 * guessing and rows[-1]["val_pck"] > rows[0]["val_pck"]
     summary = json.loads((keypoint_run / "summary.json").read_text())
     assert summary["best"]["metric"] == "val_pck" and summary["test"]["pck"] > 0.3
+
+
+def test_tensorboard_holds_the_point_scores_of_every_epoch_and_the_test_split(keypoint_run: Path) -> None:
+    assert logs_every_epoch(keypoint_run)  # val_pck, val_nme, val_rmse_px as metrics.jsonl has them
+    logged, summary = scalars(events(keypoint_run)), json.loads((keypoint_run / "summary.json").read_text())
+    for key in ("pck", "nme", "rmse_px", "loss"):
+        assert logged[f"test_{key}"] == [(summary["epochs_run"], pytest.approx(summary["test"][key]))]
 
 
 def test_eval_rmse_is_what_the_predicted_csv_gives(keypoint_run: Path, dots: Path, cli, tmp_path: Path) -> None:

@@ -13,6 +13,7 @@ import yaml
 from PIL import Image
 
 import dltool
+from events import events, logs_every_epoch, scalars
 from shapes import CLASSES, shapes_dataset
 
 CONFIG = {
@@ -66,8 +67,9 @@ def test_a_tiny_unet_learns_the_shapes(run: Path) -> None:
         dict(enumerate(CLASSES)),
         {str(k): c for k, c in enumerate(CLASSES)},
     )
-    events = list((run / "tensorboard").rglob("events.out.tfevents.*"))
-    assert events and b"val_miou" in events[0].read_bytes() and b"test_miou" in events[0].read_bytes()
+    assert logs_every_epoch(run)  # val_miou and val_pixel_acc too, read back by TensorBoard's reader
+    logged = scalars(events(run))
+    assert logged["test_miou"] == [(records[-1]["epoch"], pytest.approx(summary["test"]["miou"]))]
 
 
 def test_eval_miou_is_numpy_s_from_the_masks_predict_wrote(cli, run: Path, shapes: Path, tmp_path: Path) -> None:

@@ -4,8 +4,9 @@ What goes in is what the run dir records elsewhere, so ``tensorboard --logdir ru
 compares runs (and ``--logdir STUDY/`` a study's trials):
 
 - each number of every metrics.jsonl record, under the same name, at step = epoch;
-- at the end, ``best_<monitored metric>`` (at the best epoch), ``test_loss`` and ``test_acc``,
-  and a classifier's confusion matrix on the test split as an image;
+- at the end, ``best_<monitored metric>`` (at the best epoch), the test split's scores
+  (``test_loss`` and the task's: ``test_acc``, ``test_miou``, ``test_pck``, ...), and the
+  confusion matrix on the test split as an image (classes per image or per pixel);
 - the config, flattened to dotted keys, as the run's hparams (the HParams tab, whose metrics
   are these scalars). No experiment summary is written, so TensorBoard takes the union of
   every run's keys: runs with different optimizers still line up.
@@ -38,8 +39,8 @@ if TYPE_CHECKING:
     from dltool.engine.setup import Components
 
 AXES = {"epoch", "step"}  # metrics.jsonl keys that place a record rather than measure it
-# summary.json's test → tag
-TEST_SCALARS = {"loss": "test_loss", "accuracy": "test_acc", "miou": "test_miou", "pixel_accuracy": "test_pixel_acc"}
+# summary.json's test scores are logged as test_<key>, but these, named as their val_ records are
+TEST_SCALARS = {"accuracy": "test_acc", "pixel_accuracy": "test_pixel_acc"}
 
 
 def require_tensorboard() -> None:
@@ -67,8 +68,8 @@ class Board:
         if best := summary["best"]:
             self.writer.add_scalar(f"best_{best['metric']}", best["value"], best["epoch"])
         for key, value in (summary.get("test") or {}).items():
-            if key in TEST_SCALARS:
-                self.writer.add_scalar(TEST_SCALARS[key], value, last)
+            if key != "n" and isinstance(value, (int, float)):  # the task's scores: test_pck, test_miou, ...
+                self.writer.add_scalar(TEST_SCALARS.get(key, f"test_{key}"), value, last)
         if confusion is not None:
             image = _confusion_image(confusion.tolist(), self.classes, self.test_split)
             self.writer.add_image("confusion_matrix", image, last, dataformats="HWC")
