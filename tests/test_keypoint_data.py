@@ -166,3 +166,21 @@ def test_stats_and_visualize_of_a_points_folder(tmp_path: Path, cli) -> None:
     report = json.loads(cli("stats", root, "--json").stdout)
     assert report["classes"] == ["1", "2"] and report["splits"]["train"]["per_class"] is None
     assert "holds points, not classes" in cli("visualize", root, code=2).stderr
+
+
+def test_bad_rows_are_named_and_counted_and_nothing_usable_is_exit_1(tmp_path: Path, cli) -> None:
+    root = points_folder(tmp_path / "pts", {"train": 8, "val": 4}, size=16)
+    csv = root / "train" / "points.csv"
+    good = csv.read_text().splitlines()
+    bad = ["train-0000.png,1,2,3", "train-0001.png,1,two,3,4", "nowhere.png,1,2,3,4"]
+    csv.write_text("\n".join([*good, *bad]) + "\n")
+    keypoints = ["--set", "model.head=keypoints", "--set", "loss.name=mse", "--dataset", root, "--epochs", "1"]
+    trained = cli("train", "digits-mlp", *keypoints, "--runs-dir", tmp_path / "runs").stderr
+    reasons = [(10, "4 columns, the header has 5"), (11, "'two' is not a number"), (12, "no image 'nowhere.png'")]
+    for line, reason in reasons:
+        assert f"train/points.csv:{line}: {reason}" in trained
+    unreadable = json.loads(cli("stats", root, "--json").stdout)["unreadable"]
+    assert len(unreadable) == 3 and unreadable[2]["reason"] == "no image 'nowhere.png' in images/"
+    csv.write_text("\n".join([good[0], *bad]) + "\n")
+    failed = cli("train", "digits-mlp", *keypoints, "--runs-dir", tmp_path / "runs", code=1).stderr
+    assert "no usable row in its train split" in failed
