@@ -19,6 +19,8 @@ class DatasetParams(Params):
     # The loader fits its images to data.image_size/channels itself (it is called with them):
     # its masks must be resized with them, by nearest neighbour.
     sized: ClassVar[bool] = False
+    # The loader is called with the whole data config (it fits images and points to it), not the root.
+    configured: ClassVar[bool] = False
 
 
 datasets: Registry[DatasetParams] = Registry("datasets", DatasetParams)
@@ -110,3 +112,11 @@ class ShapesSegParams(DatasetParams):
 
     info: ClassVar[str] = "made by dltool itself (dltool.data.shapes), deterministic; no licence terms"
     sized: ClassVar[bool] = True
+
+
+@datasets.register("shapes-keypoints", "dltool.data.shape_points:load_shapes_keypoints")
+class ShapesKeypointsParams(DatasetParams):
+    """Faces drawn with shapes-seg's shapes (circle eyes, triangle nose, square mouth) and their centre and corner points (9); 48×48, 2,000 train + 200 val + 200 test (made offline)."""
+
+    info: ClassVar[str] = "made by dltool itself (dltool.data.shape_points), deterministic; no licence terms"
+    configured: ClassVar[bool] = True

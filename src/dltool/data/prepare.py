@@ -161,11 +161,17 @@ def _shaped(split: Split | FileSplit, config: DataConfig) -> Split | FileSplit:
     (``data.channels``); a folder's files were fitted as decoded (cache) or are when read."""
     if isinstance(split, FileSplit):
         return split
-    if config.image_size is not None and config.name in datasets and not datasets.get(config.name).params.sized:
+    if config.image_size is not None and config.name in datasets and not _fits_itself(config.name):
         split = resize(split, config.image_size, config.crop_pct)
     if config.channels is not None:
         split = convert_channels(split, config.channels)
     return split
+
+
+def _fits_itself(name: str) -> bool:
+    """Whether registered dataset ``name``'s loader gives images at data.image_size already."""
+    params = datasets.get(name).params
+    return params.sized or params.configured
 
 
 def _train_stats(
@@ -205,6 +211,8 @@ def load_arrays(config: DataConfig, progress: Counting | None = None) -> ImageAr
     folder = _folder(config)
     if folder is None:
         entry = datasets.get(config.name)
+        if entry.params.configured:
+            return entry.load()(config)
         fit = {"image_size": config.image_size, "channels": config.channels} if entry.params.sized else {}
         return entry.load()(root=config.root, **fit)
     if table_file(folder):

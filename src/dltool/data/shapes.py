@@ -14,7 +14,9 @@ from __future__ import annotations
 import io
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image, ImageDraw
@@ -45,19 +47,29 @@ def load_shapes_seg(
 
 def write_shapes_seg(root: str | Path | None = None, force: bool = False) -> Path:
     """Make the dataset under the data root (kept when it is there, unless ``force``); its folder."""
-    folder = data_root(root) / NAME
-    if (folder / CLASSES_FILE).is_file() and not force:
-        return folder
-    building = folder.with_name(folder.name + ".making")
-    shutil.rmtree(building, ignore_errors=True)
+    return made_in_place(data_root(root) / NAME, CLASSES_FILE, _write_seg, force)
+
+
+def _write_seg(building: Path) -> None:
     for split, count in COUNTS.items():
         for kind in (IMAGES, MASKS):
             (building / split / kind).mkdir(parents=True)
         for index in range(count):
             image, mask = shapes_pair(np.random.default_rng([SEEDS[split], index]))
-            (building / split / IMAGES / f"{index:04d}.png").write_bytes(_png(image))
-            (building / split / MASKS / f"{index:04d}.png").write_bytes(_png(mask))
+            (building / split / IMAGES / f"{index:04d}.png").write_bytes(png(image))
+            (building / split / MASKS / f"{index:04d}.png").write_bytes(png(mask))
     (building / CLASSES_FILE).write_text("\n".join(CLASSES) + "\n", encoding="utf-8")
+
+
+def made_in_place(folder: Path, last: str, write: Callable[[Path], None], force: bool) -> Path:
+    """``folder``, made by ``write`` (given an empty folder beside it, renamed into place once
+    every file is on disk) unless its ``last`` file (written last) is there and not ``force``."""
+    if (folder / last).is_file() and not force:
+        return folder
+    building = folder.with_name(folder.name + ".making")
+    shutil.rmtree(building, ignore_errors=True)
+    building.mkdir(parents=True)
+    write(building)
     os.sync()  # every file on disk before the folder takes its final name
     shutil.rmtree(folder, ignore_errors=True)
     os.replace(building, folder)
@@ -67,26 +79,38 @@ def write_shapes_seg(root: str | Path | None = None, force: bool = False) -> Pat
 
 def shapes_pair(rng: np.random.Generator, size: int = SIZE) -> tuple[np.ndarray, np.ndarray]:
     """An RGB image (H, W, 3) and its mask (H, W) of class indices, both uint8."""
-    image = Image.fromarray(_background(rng, size))
+    image = Image.fromarray(background(rng, size))
     mask = Image.new("L", (size, size), 0)
     draw_image, draw_mask = ImageDraw.Draw(image), ImageDraw.Draw(mask)
     for _ in range(int(rng.integers(1, 4))):
         label = int(rng.integers(1, len(CLASSES)))
         radius = float(rng.uniform(0.12, 0.25) * size)
         cx, cy = rng.uniform(radius, size - radius, 2)
-        colour = tuple(int(c) for c in rng.integers(0, 256, 3))
-        colour = colour if max(colour) - min(colour) > 90 else (colour[0], 255 - colour[1], colour[2])
-        shape = _outline(label, cx, cy, radius, float(rng.uniform(0, 2 * np.pi)))
-        for draw, fill in ((draw_image, colour), (draw_mask, label)):
-            if label == 1:
-                draw.ellipse(shape, fill=fill)
-            else:
-                draw.polygon(shape, fill=fill)
+        colour = shape_colour(rng)
+        shape = outline(label, cx, cy, radius, float(rng.uniform(0, 2 * np.pi)))
+        draw_shape(draw_image, label, shape, colour)
+        draw_shape(draw_mask, label, shape, label)
     return np.asarray(image), np.asarray(mask)
 
 
-def _outline(label: int, cx: float, cy: float, radius: float, angle: float) -> list[tuple[float, float]]:
-    """A circle's bounding box, or a square's or triangle's corners, rotated by ``angle``."""
+def shape_colour(rng: np.random.Generator) -> tuple[int, int, int]:
+    """A random colour, made saturated enough to stand out from the dim backgrounds."""
+    red, green, blue = (int(c) for c in rng.integers(0, 256, 3))
+    saturated = max(red, green, blue) - min(red, green, blue) > 90
+    return (red, green, blue) if saturated else (red, 255 - green, blue)
+
+
+def draw_shape(draw: ImageDraw.ImageDraw, label: int, shape: list[tuple[float, float]], fill: Any) -> None:
+    """Shape ``label`` (1 circle, 2 square, 3 triangle) of ``outline``, filled, no anti-aliasing."""
+    if label == 1:
+        draw.ellipse(shape, fill=fill)
+    else:
+        draw.polygon(shape, fill=fill)
+
+
+def outline(label: int, cx: float, cy: float, radius: float, angle: float) -> list[tuple[float, float]]:
+    """A circle's bounding box, or a square's or triangle's corners (Pillow's frame: pixel
+    centres at whole numbers), the first at ``angle`` from the centre, then clockwise on screen."""
     if label == 1:
         return [(cx - radius, cy - radius), (cx + radius, cy + radius)]
     corners = 4 if label == 2 else 3
@@ -94,7 +118,7 @@ def _outline(label: int, cx: float, cy: float, radius: float, angle: float) -> l
     return [(cx + radius * np.cos(t), cy + radius * np.sin(t)) for t in turns]
 
 
-def _background(rng: np.random.Generator, size: int) -> np.ndarray:
+def background(rng: np.random.Generator, size: int) -> np.ndarray:
     """A dim gradient between two random colours, with pixel noise: texture, not a shape."""
     start, end = rng.integers(0, 110, 3), rng.integers(0, 110, 3)
     ramp = np.linspace(0, 1, size)[:, None, None] if rng.random() < 0.5 else np.linspace(0, 1, size)[None, :, None]
@@ -103,7 +127,7 @@ def _background(rng: np.random.Generator, size: int) -> np.ndarray:
     return noisy.clip(0, 255).astype(np.uint8)
 
 
-def _png(pixels: np.ndarray) -> bytes:
+def png(pixels: np.ndarray) -> bytes:
     buffer = io.BytesIO()
     Image.fromarray(pixels).save(buffer, format="PNG")
     return buffer.getvalue()

@@ -178,7 +178,10 @@ SIZES: dict[str, dict[str, int]] = {
 
 # Datasets made here, without the network, by `dltool download NAME`: the maker, called with
 # (root, force), returns the dataset's folder.
-GENERATED: dict[str, str] = {"shapes-seg": "dltool.data.shapes:write_shapes_seg"}
+GENERATED: dict[str, str] = {
+    "shapes-seg": "dltool.data.shapes:write_shapes_seg",
+    "shapes-keypoints": "dltool.data.shape_points:write_shapes_keypoints",
+}
 
 
 def source_of(name: str) -> Source:
