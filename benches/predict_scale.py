@@ -8,17 +8,19 @@ trained for one batch on a small folder at image_size 224. Then, in the same run
   ``dltool.evaluation.predict.predict`` (decoding in worker processes, JPEG draft, batches)
   against a plain loop — PIL open → RGB → resize to 224² → tensor → normalise → one forward
   per image — on the same model object; the same with the run exported to ONNX (the forward
-  pass in onnxruntime, where dltool[onnx] is installed); also dltool at each ``--workers``
-  count (full run);
-- memory: peak of a ``dltool predict RUN FOLDER --format csv`` process over the 200 JPEGs
-  and over 20,000 small PNGs, one row per file checked. Two figures: the predict process's
-  peak RSS (its VmHWM) and the peak sum of the proportional set size (PSS: shared pages
-  split between sharers) of it and its forked decoding processes, sampled every 50 ms. The
-  goal is under 600 MB (the ratio is 600 MB over the peak RSS); the reference gives the floor,
-  the peak RSS of a process that only imports torch and loads the model (about 770 MB with
-  torch 2.14's CUDA build, whose import alone holds about 500 MB).
-``--quick``: 40 JPEGs and 1,000 PNGs, no worker sweep (about 2 minutes on 2 cores); the full
-run takes some 15 minutes there, most of it the ResNet over 20,000 images.
+  pass in onnxruntime, where dltool[onnx] is installed; the pipeline around it imports no
+  torch); also dltool at each ``--workers`` count (full run);
+- memory: peak of a ``dltool predict MODEL FOLDER --format csv`` process over the 200 JPEGs
+  and over 20,000 small PNGs, one row per file checked, MODEL the run dir and then its ONNX
+  export. Two figures: the predict process's peak RSS (its VmHWM) and the peak sum of the
+  proportional set size (PSS: shared pages split between sharers) of it and its forked
+  decoding processes, sampled every 50 ms. The goal is under 600 MB (the ratio is 600 MB
+  over the peak RSS); the reference gives the floor, the peak RSS of a process that only
+  imports what predict imports and loads the model (the run: about 770 MB with torch 2.14's
+  CUDA build, whose import alone holds about 500 MB; the export: onnxruntime, no torch).
+``--quick``: 40 JPEGs and 1,000 PNGs, no worker sweep (about 3 minutes on 2 cores); the full
+run takes some 25 minutes there, most of it the ResNet over 20,000 images (with the run,
+then with its ONNX export).
 """
 
 from __future__ import annotations
@@ -38,8 +40,9 @@ from PIL import Image, ImageDraw
 from dltool.config import load_config
 from dltool.engine import train
 from dltool.errors import UsageError
+from dltool.evaluation.model import InferenceModel
 from dltool.evaluation.predict import Prediction, predict
-from dltool.evaluation.trained import InferenceModel, Trained, load_trained
+from dltool.evaluation.trained import Trained, load_trained
 from dltool.export.export import export_trained
 from dltool.export.exported import load_exported
 from dltool.rundir import create_run_dir
@@ -122,23 +125,22 @@ def dltool_rate(trained: InferenceModel, folder: Path, count: int, workers: int 
     return count / (time.perf_counter() - started)
 
 
-def exported_rate(trained: Trained, work: Path, count: int) -> float | None:
-    """dltool predict's rate on the same files with the run exported to ONNX (the forward pass
-    in onnxruntime); None without the onnx extra."""
+def exported_onnx(trained: Trained, work: Path) -> Path | None:
+    """The run exported to ONNX (as `dltool export RUN --to onnx` writes it); None without
+    the onnx extra."""
     try:
-        path = export_trained(trained, "onnx", work / "resnet18.onnx").path
+        return export_trained(trained, "onnx", work / "resnet18.onnx").path
     except UsageError:  # dltool[onnx] is not installed
         return None
-    exported = load_exported(path)
-    return max(dltool_rate(exported, work / "big", count) for _ in range(2))
 
 
-def peak_memory_mb(run_dir: Path, folder: Path, count: int) -> tuple[float, float]:
-    """(peak RSS of the predict process, peak PSS of it and its decoding processes), in MB."""
+def peak_memory_mb(model: Path, folder: Path, count: int) -> tuple[float, float]:
+    """(peak RSS of the predict process, peak PSS of it and its decoding processes), in MB;
+    ``model``: a run dir or an export."""
     out = folder.parent / f"{folder.name}.csv"
     with open(out, "w") as stdout:
         process = subprocess.Popen(
-            [sys.executable, "-m", "dltool", "predict", str(run_dir), str(folder), "--format", "csv"],
+            [sys.executable, "-m", "dltool", "predict", str(model), str(folder), "--format", "csv"],
             stdout=stdout,
             stderr=subprocess.DEVNULL,
         )
@@ -153,11 +155,12 @@ def peak_memory_mb(run_dir: Path, folder: Path, count: int) -> tuple[float, floa
     return peaks[0], peaks[1]
 
 
-def floor_mb(run_dir: Path) -> float:
-    """Peak RSS of a process that only imports what predict imports and loads the model."""
+def floor_mb(model: Path) -> float:
+    """Peak RSS of a process that only imports what predict imports and loads the model (a
+    run dir: torch and the network; an ONNX export: onnxruntime and its session)."""
     code = (
         "import sys; from dltool.export.inference import load_inference_model; "
-        f"load_inference_model({str(run_dir)!r}, device='cpu'); "
+        f"load_inference_model({str(model)!r}, device='cpu'); "
         "print(open('/proc/self/status').read().split('VmHWM:')[1].split()[0])"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -201,56 +204,71 @@ def measure(work: Path, jpegs: int, pngs: int, jpeg_size: tuple[int, int], image
     os.environ["DLTOOL_DATA"] = str(work / "data")
     torch.manual_seed(0)
     trained = trained_resnet18(work, image_size)
+    onnx = exported_onnx(trained, work)
     big = make_photos(work / "big", jpegs, jpeg_size, seed=2)
     many_pngs(work / "small", pngs)
     plain = max(plain_loop(trained, big) for _ in range(2))
-    ours = max(dltool_rate(trained, work / "big", jpegs) for _ in range(2))
-    size = f"{jpeg_size[0]}×{jpeg_size[1]}"
-    rows = [
-        Row(
-            f"predict {jpegs} JPEGs of {size}, ResNet-18 at {image_size}² (images/s)",
-            f"{ours:,.1f}",
-            f"{plain:,.1f} plain PIL loop, one forward per image",
-            ours / plain,
-            id="predict-scale.large-jpegs",
-            goal=3.0,  # issue 17: predict at 3x a plain PIL loop
-        )
+    what = f"{jpegs} JPEGs of {jpeg_size[0]}×{jpeg_size[1]}"
+    rows = speed_rows(trained, onnx, work / "big", jpegs, plain, f"predict {what}, ResNet-18 at {image_size}²", sweep)
+    folders = [
+        (work / "big", jpegs, what, "large-jpegs"),
+        (work / "small", pngs, f"{pngs:,} PNGs of 64×48", "small-pngs"),
     ]
-    exported = exported_rate(trained, work, jpegs)
+    rows += memory_rows(trained.run_dir, folders, "", "")
+    if onnx is not None:
+        rows += memory_rows(onnx, folders, ", the run exported to ONNX", ".onnx")
+    return rows
+
+
+def speed_rows(
+    trained: Trained, onnx: Path | None, folder: Path, count: int, plain: float, what: str, sweep: bool
+) -> list[Row]:
+    """dltool predict's rate with the run, with its ONNX export, and at each --workers count
+    (``sweep``), each against the plain loop's rate ``plain``."""
+    ours = max(dltool_rate(trained, folder, count) for _ in range(2))
+    against = f"{plain:,.1f} plain PIL loop, one forward per image"
+    rows = [Row(f"{what} (images/s)", f"{ours:,.1f}", against, ours / plain, id="predict-scale.large-jpegs", goal=3.0)]
+    exported = None if onnx is None else max(dltool_rate(load_exported(onnx), folder, count) for _ in range(2))
     rows.append(
         Row(
-            "  the same, the run exported to ONNX: `dltool predict model.onnx` (images/s)",
+            "  the same, the run exported to ONNX: `dltool predict model.onnx`, no torch (images/s)",
             "not measured (dltool[onnx] not installed)" if exported is None else f"{exported:,.1f}",
-            f"{plain:,.1f}",
+            against,
             None if exported is None else exported / plain,
             id="predict-scale.large-jpegs.onnx",
+            goal=None if exported is None else 3.0,  # issue 17: predict at 3x a plain PIL loop
         )
     )
-    if sweep:
-        for workers in (0, 1, 2):
-            rate = dltool_rate(trained, work / "big", jpegs, workers=workers)
+    sides = [(trained, "", "")] + ([] if onnx is None else [(load_exported(onnx), ", ONNX", ".onnx")])
+    for model, how, key in sides if sweep else ():
+        for workers in (0, 1, 2):  # decoding processes beside the forward pass's threads (one per core)
+            rate = dltool_rate(model, folder, count, workers=workers)
             rows.append(
                 Row(
-                    f"  the same with --workers {workers} (images/s)",
+                    f"  the same{how} with --workers {workers} (images/s)",
                     f"{rate:,.1f}",
                     f"{plain:,.1f}",
                     rate / plain,
-                    id=f"predict-scale.large-jpegs.workers-{workers}",
+                    id=f"predict-scale.large-jpegs{key}.workers-{workers}",
                 )
             )
-    floor = floor_mb(trained.run_dir)
-    for folder, count, what, key in (
-        (work / "big", jpegs, f"{jpegs} JPEGs of {size}", "large-jpegs"),
-        (work / "small", pngs, f"{pngs:,} PNGs of 64×48", "small-pngs"),
-    ):
-        rss, pss = peak_memory_mb(trained.run_dir, folder, count)
+    return rows
+
+
+def memory_rows(model: Path, folders: list[tuple[Path, int, str, str]], how: str, key: str) -> list[Row]:
+    """Peak RSS of `dltool predict MODEL FOLDER` over each folder against GOAL_MB (issue 17)."""
+    floor = floor_mb(model)
+    runtime = "onnxruntime" if key else "torch"
+    rows = []
+    for folder, count, what, name in folders:
+        rss, pss = peak_memory_mb(model, folder, count)
         rows.append(
             Row(
-                f"predict peak RSS, {what} (MB)",
+                f"predict peak RSS, {what}{how} (MB)",
                 f"{rss:,.0f} ({pss:,.0f} PSS with the decoding processes)",
-                f"{GOAL_MB} goal; {floor:,.0f} importing torch and loading the model alone",
+                f"{GOAL_MB} goal; {floor:,.0f} importing {runtime} and loading the model alone",
                 GOAL_MB / rss,
-                id=f"predict-scale.rss.{key}",
+                id=f"predict-scale.rss{key}.{name}",
                 goal=1.0,  # issue 17: under GOAL_MB
             )
         )

@@ -12,13 +12,14 @@ from PIL import Image
 
 from dltool.config import load_config, validate_config
 from dltool.config.schema import DataConfig
-from dltool.data.images import decode_image, fit_images, pre_crop_size, read_image, resize_images
+from dltool.data.images import decode_image, read_image
 from dltool.data.prepare import prepare_data, with_crop_pct
+from dltool.data.resize import fit_images, pre_crop_size, resize_images
 from dltool.engine import train
 from dltool.evaluation.evaluate import evaluate_split
 from dltool.evaluation.predict import Decoder, Prediction, predict
 from dltool.evaluation.trained import load_trained
-from dltool.export import export_trained
+from dltool.export.export import export_trained
 from dltool.export.exported import load_exported
 from dltool.rundir import create_run_dir
 

@@ -88,3 +88,24 @@ def test_a_worker_that_dies_is_an_error_naming_the_files(tmp_path: Path, monkeyp
 
 def _die(decoder: Decoder, paths: list[str]) -> None:
     os._exit(3)
+
+
+@pytest.mark.parametrize("model_seconds", [0.0, 0.3])
+def test_by_default_a_slow_model_keeps_decoding_in_this_process(tmp_path: Path, model_seconds: float) -> None:
+    """The first two chunks are decoded here and timed against the caller's work on them: a
+    caller slower than decoding (a costly forward pass) keeps every chunk here, a fast one
+    hands the rest to ``default_workers()`` processes."""
+    import multiprocessing
+    import time
+
+    paths = _images(tmp_path / "in", 40)
+    decoder = Decoder(3, (64, 64), 0.875)  # enlarged: decoding takes a few ms a chunk, well under 0.3 s
+    seen, children = [], []
+    for chunk in decoded_chunks(paths, decoder, chunk=4, workers=None):
+        time.sleep(model_seconds)
+        seen += chunk.paths
+        children.append(len(multiprocessing.active_children()))
+    assert seen == paths
+    assert children[:2] == [0, 0]  # measured here
+    pooled = model_seconds == 0.0 and inputs.default_workers() > 0
+    assert all(count > 0 for count in children[3:]) if pooled else children == [0] * len(children)

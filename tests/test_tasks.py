@@ -48,7 +48,7 @@ class BrightnessParams(tasks.TaskParams):
     default_loss = "mse"
     metrics = ("val_mae",)
     on_backbone = True
-    predicts = False
+    rows = None
 
 
 class Brightness(Task):

@@ -20,6 +20,12 @@ P = TypeVar("P", bound=Params)
 FAMILY_ARCH = "ARCH"
 
 
+def import_target(target: str) -> Any:
+    """What a lazy ``"module:attr"`` target names, its module imported."""
+    module_name, _, attr = target.partition(":")
+    return getattr(importlib.import_module(module_name), attr)
+
+
 @dataclass(frozen=True)
 class Entry(Generic[P]):
     """One registered builder: ``params`` is the validated schema of its keyword arguments."""
@@ -32,8 +38,7 @@ class Entry(Generic[P]):
 
     def load(self) -> Callable[..., Any]:
         """Import and return the builder (this is where torch gets imported)."""
-        module_name, _, attr = self.target.partition(":")
-        builder: Callable[..., Any] = getattr(importlib.import_module(module_name), attr)
+        builder: Callable[..., Any] = import_target(self.target)
         return builder
 
     def defaults(self) -> dict[str, Any]:

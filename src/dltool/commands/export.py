@@ -30,7 +30,7 @@ def export(
     Example: dltool predict $(dltool export runs/digits-mlp-1 --to onnx) photos/
     """
     from dltool.evaluation.trained import load_trained
-    from dltool.export import export_trained
+    from dltool.export.export import export_trained
 
     trained = load_trained(target)
     result = export_trained(trained, renamed(to, legacy_format), output, opset=opset, force=force)

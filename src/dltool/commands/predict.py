@@ -37,7 +37,11 @@ def predict(
     device: Annotated[str, Opt(help="auto, cpu, cuda, cuda:N or mps (ONNX files: cpu).")] = "auto",
     workers: Annotated[
         int | None,
-        Opt(min=0, help="Decoding processes (default: one per CPU but one, at most 8; 0: in the main process)."),
+        Opt(
+            min=0,
+            help="Decoding processes (default: none while the model takes longer than decoding, as measured "
+            "on the first two batches, else one per CPU but one, at most 8; 0: in the main process).",
+        ),
     ] = None,
     strict: Annotated[bool, Opt(help="Exit 1 when any input could not be read (rows still written).")] = False,
     force: Annotated[bool, Opt(help="Let --output replace a file that dltool predict did not write.")] = False,

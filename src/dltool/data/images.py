@@ -12,7 +12,7 @@ The steps, in this order (``decode_image``):
    to 0..255, and alpha (RGBA, LA, PA, palette transparency) composited on black, so a
    transparent pixel is black whatever colour it hides;
 4. fit to the requested size with ``fit_image``, the evaluation transform: resize (antialiased
-   bilinear, ``resize_images``) so the image covers ``size / crop_pct`` with its aspect ratio
+   bilinear, ``dltool.data.resize``) so the image covers ``size / crop_pct`` with its aspect ratio
    kept — for a square size, the short side becomes round(size / crop_pct) — then cut out the
    centre ``size``; crop_pct None (runs made before it existed) stretches to ``size`` instead;
 5. convert to the requested channel count: grey is replicated to RGB, RGB becomes grey with
@@ -35,22 +35,19 @@ from pathlib import Path
 from typing import IO
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
 from dltool._io import open_regular
-from dltool._memory import check_fits
+from dltool.data.resize import Size, fit_images, pair
 from dltool.errors import DatasetError
 
 # Modes Pillow opens that hold one grey channel (16-bit and float ones scaled below).
 GREY_MODES = frozenset({"1", "L", "LA", "La", "I", "I;16", "I;16L", "I;16B", "I;16N", "F"})
-Size = int | tuple[int, int]
 SizeFor = Callable[[int, int], Size]  # the size needed, from the stored (height, width)
 # A box (top, left, rows, columns) in the stored image, from its stored (height, width).
 BoxFor = Callable[[int, int], tuple[int, int, int, int]]
 # Bumped whenever decoding changes the pixels it produces (caches keyed on it are rebuilt).
-DECODER = "3: jpeg draft to the pre-crop size"
+DECODER = "4: resized by Pillow on float pixels"
 
 
 class ImageDecodeError(DatasetError):
@@ -79,38 +76,6 @@ def decode_image(
 def fit_image(image: np.ndarray, size: Size, crop_pct: float | None) -> np.ndarray:
     """uint8 (C, H, W) → (C, *size): the evaluation transform (``fit_images`` of one image)."""
     return fit_images(image[None], size, crop_pct)[0]
-
-
-def fit_images(images: np.ndarray, size: Size, crop_pct: float | None) -> np.ndarray:
-    """uint8 images (N, C, H, W) resized to cover ``size / crop_pct`` with their aspect
-    ratio kept (antialiased bilinear), then centre-cropped to ``size`` (int: square).
-
-    For a square ``size`` the short side becomes round(size / crop_pct), as timm's and
-    torchvision's evaluation transforms do; crop_pct 1.0 on a square image is a plain resize.
-    crop_pct None stretches to ``size`` (what runs made before ``data.crop_pct`` did).
-    """
-    height, width = _pair(size)
-    if crop_pct is None:
-        return resize_images(images, (height, width))
-    scaled_h, scaled_w = pre_crop_size(images.shape[-2:], (height, width), crop_pct)
-    resized = resize_images(images, (scaled_h, scaled_w))
-    top, left = (scaled_h - height) // 2, (scaled_w - width) // 2
-    return np.ascontiguousarray(resized[..., top : top + height, left : left + width])
-
-
-def pre_crop_size(stored: tuple[int, int], size: Size, crop_pct: float) -> tuple[int, int]:
-    """(height, width) an image of ``stored`` (height, width) is resized to before the crop."""
-    height, width = _pair(size)
-    source_h, source_w = stored
-    if source_h * width <= source_w * height:  # the height limits: it becomes round(height / crop_pct)
-        scaled_h = round(height / crop_pct)
-        return scaled_h, max(width, round(source_w * scaled_h / source_h))
-    scaled_w = round(width / crop_pct)
-    return max(height, round(source_h * scaled_w / source_w)), scaled_w
-
-
-def _pair(size: Size) -> tuple[int, int]:
-    return (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
 
 
 def read_image(
@@ -252,7 +217,7 @@ _TRANSPOSING = {5, 6, 7, 8}  # EXIF orientations that swap width and height
 
 
 def _draft(image: Image.Image, size: Size, crop_pct: float | None, transposed: bool) -> None:
-    height, width = _pair(size)
+    height, width = pair(size)
     if crop_pct is not None:  # both sides at least size / crop_pct: the short one limits the scale
         height, width = math.ceil(height / crop_pct), math.ceil(width / crop_pct)
     if transposed:
@@ -332,18 +297,3 @@ def to_channels(images: np.ndarray, channels: int) -> np.ndarray:
         grey = (r * 19595 + g * 38470 + b * 7471 + 0x8000) >> 16
         return grey.astype(np.uint8)[..., None, :, :]
     raise ValueError(f"cannot convert {have}-channel images to {channels} channels")
-
-
-def resize_images(images: np.ndarray, size: Size) -> np.ndarray:
-    """uint8 images (N, C, H, W) resized to ``size`` (int: square) with antialiased bilinear
-    interpolation, rounded back to uint8. Images already that size come back unchanged."""
-    height, width = _pair(size)
-    if images.shape[-2:] == (height, width):
-        return images
-    # float32 copies of the images before and after, and the uint8 result
-    check_fits(
-        images.size * 4 + len(images) * images.shape[1] * height * width * 5, "resizing the images", "data.image_size"
-    )
-    tensor = torch.from_numpy(np.ascontiguousarray(images)).float()
-    resized = F.interpolate(tensor, size=(height, width), mode="bilinear", antialias=True, align_corners=False)
-    return resized.round_().clamp_(0, 255).to(torch.uint8).numpy()

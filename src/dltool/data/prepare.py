@@ -17,9 +17,10 @@ from dltool.data.arrays import ImageArrays, LoadReport, Split, target_kind
 from dltool.data.budget import choose_loader, decoded_shape, sample_headers, stream_shape
 from dltool.data.files import FileSplit, file_arrays
 from dltool.data.folders import index_folder, load_folder
-from dltool.data.images import fit_images, to_channels
+from dltool.data.images import to_channels
 from dltool.data.mask_decode import load_masks
 from dltool.data.masks import index_masks, is_mask_folder
+from dltool.data.resize import fit_images
 from dltool.data.splits import draw_missing_splits
 from dltool.data.subsets import per_class, select_classes
 from dltool.data.table_decode import load_table

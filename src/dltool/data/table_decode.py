@@ -26,7 +26,8 @@ import numpy as np
 from dltool.config.schema import DataConfig
 from dltool.data.arrays import ImageArrays, SourceReport, Split
 from dltool.data.decoding import mixed_sizes_note, most_common_size, parallel, split_members
-from dltool.data.images import ImageDecodeError, fit_image, pre_crop_size, read_image, to_channels
+from dltool.data.images import ImageDecodeError, fit_image, read_image, to_channels
+from dltool.data.resize import fit_transform
 from dltool.data.tables import Row, TableIndex
 from dltool.errors import DatasetError
 
@@ -88,19 +89,6 @@ class PointFit:
             else float(np.linalg.norm(points[self.pair[0]] - points[self.pair[1]]))
         )
         return np.concatenate([fitted, per_unit[None], [[norm, self.alpha * norm]]])
-
-
-def fit_transform(
-    stored: tuple[int, int], size: tuple[int, int], crop_pct: float | None
-) -> tuple[np.ndarray, np.ndarray]:
-    """(scale, offset), each (x, y): a stored pixel position p lands at p · scale − offset in
-    the ``size`` (height, width) image ``fit_image`` makes of a ``stored`` (width, height) image."""
-    width, height = stored
-    if crop_pct is None:
-        return np.array([size[1] / width, size[0] / height]), np.zeros(2)
-    scaled_h, scaled_w = pre_crop_size((height, width), size, crop_pct)
-    offset = np.array([(scaled_w - size[1]) // 2, (scaled_h - size[0]) // 2], dtype=np.float64)
-    return np.array([scaled_w / width, scaled_h / height]), offset
 
 
 def _decode(index: TableIndex, row: Row) -> _Decoded:

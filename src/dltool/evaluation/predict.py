@@ -4,6 +4,9 @@ Files are decoded in worker processes a bounded number of batches ahead
 (``dltool.evaluation.inputs``) while this process runs the model, and rows are yielded as
 soon as their batch is through it: the first rows come out before a large folder has been
 read, and memory stays flat however many files there are.
+
+Everything here is NumPy: only the model's forward pass differs between a run (PyTorch) and
+an export (onnxruntime, TorchScript), and an ONNX export predicts without importing torch.
 """
 
 from __future__ import annotations
@@ -12,23 +15,21 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 import numpy as np
-import torch
 
 import dltool.tasks as tasks
-from dltool.data.normalise import Normalise
-from dltool.data.table_decode import fit_transform
+from dltool.data.normalise import normalise
+from dltool.data.resize import fit_transform
 from dltool.errors import UsageError
 from dltool.evaluation.inputs import (
     Chunk,
     Decoder,
     Unreadable,
     decoded_chunks,
-    default_workers,
     expand_paths,
     read_path_lines,
 )
-from dltool.evaluation.trained import InferenceModel, Trained
-from dltool.tasks.task import Inputs, Prediction
+from dltool.evaluation.model import InferenceModel
+from dltool.tasks.rows import Inputs, Prediction
 
 __all__ = ["Decoder", "Prediction", "Unreadable", "expand_paths", "predict", "read_path_lines"]
 
@@ -37,28 +38,27 @@ def predict(
     model: InferenceModel, paths: Iterable[str], *, top_k: int = 3, batch_size: int = 32, workers: int | None = None
 ) -> Iterator[Any]:
     """One row (a classifier's ``Prediction``, a keypoint model's points, ...: the task's
-    ``predictions``) or Unreadable per path, in input order (a batch's unreadable files come
-    just before its rows).
+    ``dltool.tasks.rows``) or Unreadable per path, in input order (a batch's unreadable files
+    come just before its rows).
 
     ``model`` is a trained run's (``load_trained``) or an exported file's (``load_exported``):
     only the forward pass differs, so both give the same rows. ``workers``: decoding
-    processes (0: decode in this process; None: ``default_workers()``)."""
+    processes (0: decode in this process; None: in this process while the model is the slower
+    side, else ``default_workers()``: ``dltool.evaluation.inputs.decoded_chunks``)."""
     _check_predicts(model)
-    normalise = Normalise(model.mean, model.std, model.device)
-    workers = default_workers() if workers is None else workers
     for chunk in decoded_chunks(paths, Decoder.of(model), chunk=batch_size, workers=workers):
         yield from chunk.unreadable
-        yield from _predict(model, chunk, normalise, _top(model, top_k))
+        yield from _predict(model, chunk, _top(model, top_k))
 
 
 def prediction_columns(model: InferenceModel, top_k: int) -> list[str]:
     """The columns of ``predict``'s rows for ``model`` (csv, Parquet): ``path`` first."""
     _check_predicts(model)
-    return tasks.get(model.task).prediction_columns(model.classes, _top(model, top_k))
+    return tasks.rows_of(model.task).columns(model.classes, _top(model, top_k))
 
 
 def _check_predicts(model: InferenceModel) -> None:
-    if not tasks.info(model.task).predicts:
+    if tasks.info(model.task).rows is None:
         what = tasks.tasks.get(model.task).description.lower().rstrip(".")
         raise UsageError(f"predict has no rows for model {model.name!r}: {what} (score it with dltool eval)")
 
@@ -67,22 +67,17 @@ def _top(model: InferenceModel, top_k: int) -> int:
     return max(1, min(top_k, len(model.classes)))
 
 
-@torch.inference_mode()
-def _predict(model: InferenceModel, chunk: Chunk, normalise: Normalise, top_k: int) -> Iterator[Any]:
+def _predict(model: InferenceModel, chunk: Chunk, top_k: int) -> list[Any]:
     if not chunk.paths:
-        return
-    images = normalise(torch.from_numpy(chunk.images).to(normalise.scale.device))
-    if isinstance(model, Trained) and images.device.type == "cpu":
-        # oneDNN's convolutions run channels-last inputs 1.6× faster (ResNet-18, 224 px, 2 cores),
-        # to within float rounding (1e-5 on logits); a network without convolutions is unaffected.
-        images = images.contiguous(memory_format=torch.channels_last)
+        return []
+    output = model.forward(normalise(chunk.images, model.mean, model.std))
     inputs = Inputs(chunk.paths, _frames(chunk.sizes, model.in_shape[1:], model.crop_pct))
-    yield from tasks.get(model.task).predictions(model.forward(images), inputs, model.classes, top_k)
+    return tasks.rows_of(model.task).predictions(output, inputs, model.classes, top_k)
 
 
 def _frames(sizes: list[tuple[int, int]], fitted: tuple[int, int], crop_pct: float | None) -> np.ndarray:
     """Per image: its stored pixels per unit of the model's input, and where the input's
-    origin lies in it (``dltool.tasks.task.Inputs``)."""
+    origin lies in it (``dltool.tasks.rows.Inputs``)."""
     frames = np.zeros((len(sizes), 2, 2))
     extent = np.array([fitted[1], fitted[0]], dtype=np.float64)
     for row, stored in enumerate(sizes):

@@ -18,17 +18,16 @@ from pathlib import Path
 from typing import IO
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 from PIL import Image
 
 import dltool.tasks as tasks
 from dltool._io import atomic_write
 from dltool.data.images import ImageDecodeError, read_image, read_size, to_channels
-from dltool.data.normalise import Normalise
+from dltool.data.normalise import normalise
+from dltool.data.resize import resample
 from dltool.errors import UsageError
-from dltool.evaluation.inputs import Chunk, Decoder, Unreadable, decoded_chunks, default_workers
-from dltool.evaluation.trained import InferenceModel
+from dltool.evaluation.inputs import Chunk, Decoder, Unreadable, decoded_chunks
+from dltool.evaluation.model import InferenceModel
 
 OVERLAYS = "overlays"
 OVERLAY_ALPHA = 0.5
@@ -65,12 +64,10 @@ def segment(
     if not tasks.info(model.task).masks_out:
         raise UsageError(f"--out writes segmentation masks; model {model.name!r} is a {model.task} model")
     (out / OVERLAYS if overlay else out).mkdir(parents=True, exist_ok=True)
-    normalise = Normalise(model.mean, model.std, model.device)
     names: set[str] = set()
-    workers = default_workers() if workers is None else workers
     for chunk in decoded_chunks(paths, Decoder.of(model), chunk=batch_size, workers=workers):
         yield from chunk.unreadable
-        yield from _segmented(model, chunk, normalise, _Output(out, overlay, names))
+        yield from _segmented(model, chunk, _Output(out, overlay, names))
 
 
 @dataclass(frozen=True)
@@ -90,13 +87,10 @@ class _Output:
         return name
 
 
-@torch.inference_mode()
-def _segmented(
-    model: InferenceModel, chunk: Chunk, normalise: Normalise, output: _Output
-) -> Iterator[MaskWritten | Unreadable]:
+def _segmented(model: InferenceModel, chunk: Chunk, output: _Output) -> Iterator[MaskWritten | Unreadable]:
     if not chunk.paths:
         return
-    logits = model.forward(normalise(torch.from_numpy(chunk.images).to(normalise.scale.device)))
+    logits = model.forward(normalise(chunk.images, model.mean, model.std))
     for path, row in zip(chunk.paths, logits, strict=True):
         try:  # its own size, after the EXIF orientation: from the header, or the overlay's pixels
             image = read_image(path)[0] if output.overlay else None
@@ -107,11 +101,12 @@ def _segmented(
         yield _write(path, image, full_size_mask(row, tuple(size)), output, model.classes)
 
 
-def full_size_mask(logits: torch.Tensor, size: tuple[int, ...]) -> np.ndarray:
+def full_size_mask(logits: np.ndarray, size: tuple[int, ...]) -> np.ndarray:
     """The class of each pixel of an image of ``size`` (height, width) from one image's
-    logits (K, h, w): resized bilinearly, then the argmax, uint8."""
-    resized = F.interpolate(logits[None].float(), size=tuple(size), mode="bilinear", align_corners=False)
-    return resized[0].argmax(0).to(torch.uint8).cpu().numpy()
+    logits (K, h, w): each class's resized bilinearly (``dltool.data.resize.resample``), then
+    the argmax, uint8."""
+    resized = np.stack([resample(plane, (int(size[0]), int(size[1]))) for plane in logits])
+    return resized.argmax(0).astype(np.uint8)
 
 
 def _write(path: str, image: np.ndarray | None, mask: np.ndarray, output: _Output, classes: list[str]) -> MaskWritten:

@@ -12,14 +12,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 import dltool.tasks as tasks
 from dltool._io import atomic_write_bytes, atomic_write_json
 from dltool._version import __version__
-from dltool.data.normalise import Normalise
+from dltool.data.normalise import normalise
 from dltool.errors import ExportError, UnknownNameError, UsageError
-from dltool.evaluation.trained import InferenceModel, Trained
+from dltool.evaluation.model import InferenceModel
+from dltool.evaluation.trained import Trained
 from dltool.export.exported import Exported, Sidecar, sidecar_path
 from dltool.export.formats import FORMATS, INPUT_NAME, Format
 from dltool.rundir import RunDir, check_output
@@ -75,9 +77,9 @@ def export_trained(
     for path in (output, sidecar_path(output)):
         check_output(path, kind="dltool export", force=force, inputs=[trained.source])
     example, *samples = _sample_inputs(trained, (EXAMPLE_BATCH, *SAMPLE_BATCHES))
-    data = format.write(trained.scorer.eval(), example, opset, tasks.get(trained.task).export_output)
+    data = format.write(trained.scorer.eval(), torch.from_numpy(example), opset, tasks.get(trained.task).export_output)
     document = _sidecar_document(trained, format, data, output)
-    exported = Exported(output, Sidecar.model_validate(document), format.open(data, CPU), CPU)
+    exported = Exported(output, Sidecar.model_validate(document), format.open(data, "cpu"), "cpu")
     diff = _max_abs_diff(trained, exported, samples)
     if not diff <= tolerance:  # NaN fails too
         raise ExportError(
@@ -96,28 +98,31 @@ def export_trained(
     return ExportResult(output, sidecar_path(output), format.name, format.runtime, diff, tolerance, SAMPLE_BATCHES)
 
 
-def _sample_inputs(model: InferenceModel, batch_sizes: tuple[int, ...]) -> list[torch.Tensor]:
+def _sample_inputs(model: InferenceModel, batch_sizes: tuple[int, ...]) -> list[np.ndarray]:
     """Seeded random images of the model's shape, normalised as predict normalises them."""
     generator = torch.Generator().manual_seed(0)
-    normalise = Normalise(model.mean, model.std, CPU)
     return [
-        normalise(torch.randint(0, 256, (n, *model.in_shape), generator=generator, dtype=torch.uint8))
+        normalise(
+            torch.randint(0, 256, (n, *model.in_shape), generator=generator, dtype=torch.uint8).numpy(),
+            model.mean,
+            model.std,
+        )
         for n in batch_sizes
     ]
 
 
-@torch.inference_mode()
-def _max_abs_diff(model: InferenceModel, exported: Exported, samples: list[torch.Tensor]) -> float:
-    diff = 0.0
+def _max_abs_diff(model: InferenceModel, exported: Exported, samples: list[np.ndarray]) -> float:
+    """The largest absolute difference between the two models' outputs (NaN if either has one)."""
+    diffs = []
     for images in samples:
-        expected, got = model.forward(images).float(), exported.forward(images).float()
+        expected, got = model.forward(images), exported.forward(images)
         if got.shape != expected.shape:
             raise ExportError(
                 f"{exported.path.name}: outputs of shape {tuple(got.shape)} for a batch of "
                 f"{len(images)}, expected {tuple(expected.shape)}"
             )
-        diff = max(diff, (got - expected).abs().max().item())
-    return diff
+        diffs.append(np.abs(got.astype(np.float32) - expected).max(initial=0.0))
+    return float(np.max(diffs))
 
 
 def _sidecar_document(model: Trained, format: Format, data: bytes, output: Path) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-import torch
+import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 import dltool.tasks as tasks
@@ -63,12 +63,13 @@ def is_export(path: Path) -> bool:
 
 @dataclass(frozen=True)
 class Exported:
-    """An exported model: its file, its sidecar and the forward pass of the format's runtime."""
+    """An exported model: its file, its sidecar and the forward pass of the format's runtime
+    (a ``dltool.evaluation.model.InferenceModel``)."""
 
     path: Path
     sidecar: Sidecar
     run: Forward
-    device: torch.device
+    device: str  # where it runs: cpu for ONNX files; any device torch has for TorchScript
 
     @property
     def name(self) -> str:
@@ -98,14 +99,15 @@ class Exported:
     def crop_pct(self) -> float | None:
         return self.sidecar.crop_pct
 
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
+    def forward(self, images: np.ndarray) -> np.ndarray:
         return self.run(images)
 
 
-def load_exported(path: Path, *, device: torch.device | None = None) -> Exported:
+def load_exported(path: Path, *, device: str = "cpu") -> Exported:
     """The model in ``path`` (written by ``dltool export``) with its sidecar.
 
-    ``device``: where it runs (None: the CPU). ONNX files run on onnxruntime's CPU provider."""
+    ``device``: where it runs (cpu, cuda, cuda:N, mps). ONNX files run on onnxruntime's CPU
+    provider, without importing torch."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: no such file")
@@ -115,7 +117,6 @@ def load_exported(path: Path, *, device: torch.device | None = None) -> Exported
         raise CheckpointError(
             f"{path}: its sidecar {sidecar_path(path).name} describes another file (export the model again)"
         )
-    device = device or torch.device("cpu")
     try:
         forward = FORMATS[sidecar.format].open(data, device)
     except CheckpointError as error:

@@ -13,27 +13,33 @@
   writes and loads it; its ``FutureWarning`` on every trace, save and load says nothing about
   the model, so it is hidden.
 
-Both take and give float32 (N, C, H, W) → (N, ...) with a dynamic batch dimension N.
+Both take and give float32 (N, C, H, W) → (N, ...) with a dynamic batch dimension N, opened
+as a function on NumPy arrays. Running an ONNX file imports no torch (torch is imported
+where a format is written, or a TorchScript file opened).
 """
 
 from __future__ import annotations
 
 import io
 import logging
+import os
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
-from torch import nn
+import numpy as np
 
 from dltool._extras import require as require_extra
 from dltool.errors import CheckpointError, ExportError, UsageError, first_line
 
-Forward = Callable[[torch.Tensor], torch.Tensor]
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
+Forward = Callable[[np.ndarray], np.ndarray]  # normalised float32 images → the model's output, float32
 INPUT_NAME = "images"
 MIN_OPSET = 18  # the oldest opset torch's exporter implements itself (torch.onnx's TORCHLIB_OPSET)
 
@@ -44,7 +50,7 @@ class Format:
     suffix: str  # of the default file name
     runtime: str  # what runs the file, for messages
     write: Callable[[nn.Module, torch.Tensor, int | None, str], bytes]  # (model, example batch, opset, output name)
-    open: Callable[[bytes, torch.device], Forward]  # (file, device) -> its forward pass
+    open: Callable[[bytes, str], Forward]  # (file, device: cpu, cuda, cuda:N, mps) -> its forward pass
     describe: Callable[[bytes], dict[str, Any]]  # the format's own sidecar fields
 
 
@@ -65,6 +71,8 @@ def _check_opset(opset: int) -> None:
 
 
 def write_onnx(model: nn.Module, example: torch.Tensor, opset: int | None, output_name: str) -> bytes:
+    import torch
+
     for module in ("onnx", "onnxscript", "onnxruntime"):  # the exporter's, and the verification's
         require(module)
     if opset is not None:
@@ -96,27 +104,40 @@ def onnx_opset(data: bytes) -> int:
     return next(o.version for o in proto.opset_import if o.domain in ("", "ai.onnx"))
 
 
-def open_onnx(data: bytes, device: torch.device) -> Forward:
-    """An onnxruntime session on the CPU, with as many threads as torch uses."""
-    if device.type != "cpu":
-        raise UsageError(f"device {str(device)!r}: ONNX files run on onnxruntime's CPU provider here")
+def open_onnx(data: bytes, device: str) -> Forward:
+    """An onnxruntime session on the CPU (``session_options``), as a function on NumPy arrays."""
+    if device != "cpu":
+        raise UsageError(f"device {device!r}: ONNX files run on onnxruntime's CPU provider here")
     ort = require("onnxruntime")
-    options = ort.SessionOptions()
-    options.log_severity_level = 3  # errors only: its notes on graph optimisation are not the user's business
-    options.intra_op_num_threads = torch.get_num_threads()  # the same budget as a PyTorch forward
-    # Its threads would otherwise spin for a while after each run, taking the cores from what
-    # runs between batches (predict's image decoding, PyTorch in the same process).
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     try:
-        session = ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
+        session = ort.InferenceSession(data, session_options(ort), providers=["CPUExecutionProvider"])
     except Exception as error:  # onnxruntime's own exception types (InvalidProtobuf, Fail, ...)
         raise CheckpointError(f"onnxruntime cannot load it: {first_line(error)}") from None
     name = session.get_inputs()[0].name
 
-    def forward(images: torch.Tensor) -> torch.Tensor:
-        return torch.from_numpy(session.run(None, {name: images.detach().cpu().numpy()})[0])
+    def forward(images: np.ndarray) -> np.ndarray:
+        output: np.ndarray = session.run(None, {name: images})[0]
+        return output
 
     return forward
+
+
+def session_options(ort: ModuleType) -> Any:
+    """onnxruntime's options for predict: one thread per usable core (``OMP_NUM_THREADS`` where
+    set, as torch counts them) and no spinning."""
+    options = ort.SessionOptions()
+    options.log_severity_level = 3  # errors only: its notes on graph optimisation are not the user's business
+    options.intra_op_num_threads = intra_op_threads()
+    # Its threads would otherwise spin for a while after each run, taking the cores from what
+    # runs between batches (predict's image decoding, PyTorch in the same process).
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return options
+
+
+def intra_op_threads() -> int:
+    if (setting := os.environ.get("OMP_NUM_THREADS", "")).isdigit() and int(setting) > 0:
+        return int(setting)
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 @contextmanager
@@ -145,6 +166,8 @@ def _without_torchscript_deprecation() -> Iterator[None]:
 
 
 def write_torchscript(model: nn.Module, example: torch.Tensor, opset: int | None, output_name: str) -> bytes:
+    import torch
+
     del opset, output_name  # ONNX's; a TorchScript module has no opset and unnamed outputs
     buffer = io.BytesIO()
     with _without_torchscript_deprecation():
@@ -153,13 +176,24 @@ def write_torchscript(model: nn.Module, example: torch.Tensor, opset: int | None
     return buffer.getvalue()
 
 
-def open_torchscript(data: bytes, device: torch.device) -> Forward:
+def open_torchscript(data: bytes, device: str) -> Forward:
+    import torch
+
+    from dltool.engine.device import resolve_device
+
+    where = resolve_device(device)
     try:
         with _without_torchscript_deprecation():
-            module = torch.jit.load(io.BytesIO(data), map_location=device)
+            module = torch.jit.load(io.BytesIO(data), map_location=where).eval()
     except RuntimeError as error:
         raise CheckpointError(f"torch.jit cannot load it: {first_line(error)}") from None
-    return module.eval()
+
+    def forward(images: np.ndarray) -> np.ndarray:
+        with torch.inference_mode():
+            output: np.ndarray = module(torch.from_numpy(images).to(where)).float().cpu().numpy()
+        return output
+
+    return forward
 
 
 FORMATS = {

@@ -8,14 +8,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from dltool.engine.device import resolve_device
-from dltool.evaluation.trained import InferenceModel, load_trained
+from dltool.evaluation.model import InferenceModel
 from dltool.export.exported import is_export, load_exported
 
 
 def load_inference_model(target: Path | str, *, device: str = "auto") -> InferenceModel:
     """``target`` ready for ``dltool.evaluation.predict.predict``; an export runs on the CPU
-    unless ``device`` names another (``auto`` means the CPU for exports)."""
+    unless ``device`` names another (``auto`` means the CPU for exports). An ONNX export is
+    loaded without importing torch; anything else imports it."""
     if is_export(Path(target)):  # the same pipeline; only the forward pass runs in onnxruntime or torch.jit
-        return load_exported(Path(target), device=None if device == "auto" else resolve_device(device))
+        return load_exported(Path(target), device="cpu" if device == "auto" else device)
+    from dltool.evaluation.trained import load_trained
+
     return load_trained(target, device=device)

@@ -24,7 +24,9 @@ the description):
   may name. ``higher_is_better``: those of them that improve upwards (losses never do).
 - ``objective``: the metric ``tune`` optimises by default.
 - ``tta``: the test-time augmentations its outputs may be averaged over.
-- ``predicts``: whether ``dltool predict`` writes rows for it (``Task.predictions``).
+- ``rows``: what ``dltool predict`` writes for it, a lazy ``"module:Class"`` target of a
+  ``dltool.tasks.rows.Rows`` (NumPy only: predicting with an export never imports torch);
+  None: no rows.
 - ``on_backbone``: the task is served by a linear head on any classification backbone,
   chosen with ``model.head: <task>``; its width is ``Task.out_features``.
 
@@ -38,11 +40,12 @@ from __future__ import annotations
 from functools import cache
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from dltool._registry import Registry
+from dltool._registry import Registry, import_target
 from dltool.errors import ConfigError
 from dltool.params import Params
 
 if TYPE_CHECKING:
+    from dltool.tasks.rows import Rows
     from dltool.tasks.task import Task
 
 
@@ -58,7 +61,7 @@ class TaskParams(Params):
     objective: ClassVar[str] = "val_loss"
     tta: ClassVar[tuple[str, ...]] = ("none",)
     on_backbone: ClassVar[bool] = False
-    predicts: ClassVar[bool] = True
+    rows: ClassVar[str | None] = None
     # `dltool predict --out DIR` writes a mask PNG per image (dltool.evaluation.segment).
     masks_out: ClassVar[bool] = False
     # Validation sums need the class count every epoch (a confusion matrix over pixels).
@@ -78,6 +81,7 @@ class ClassificationTask(TaskParams):
     higher_is_better = frozenset({"val_acc", "train_acc"})
     objective = "val_acc"
     tta = ("none", "flip")
+    rows = "dltool.tasks.rows:LabelRows"
 
 
 @tasks.register("reconstruction", "dltool.tasks.reconstruction:Reconstruction")
@@ -86,7 +90,6 @@ class ReconstructionTask(TaskParams):
 
     target = "values"
     default_loss = "mse"
-    predicts = False
 
 
 @tasks.register("segmentation", "dltool.tasks.segmentation:Segmentation")
@@ -98,8 +101,7 @@ class SegmentationTask(TaskParams):
     metrics = ("val_miou", "val_pixel_acc")
     higher_is_better = frozenset({"val_miou", "val_pixel_acc"})
     objective = "val_miou"
-    predicts = False  # no rows of labels: a mask per image
-    masks_out = True
+    masks_out = True  # no rows of labels: a mask per image
     class_sums = True
     augment_off = ("auto", "mixup", "cutmix")
 
@@ -116,6 +118,7 @@ class KeypointsTask(TaskParams):
     higher_is_better = frozenset({"val_pck"})
     objective = "val_pck"
     on_backbone = True
+    rows = "dltool.tasks.rows:PointRows"
     augment_off = ("auto", "mixup", "cutmix")
 
 
@@ -131,6 +134,7 @@ class RegressionTask(TaskParams):
     higher_is_better = frozenset({"val_r2"})
     objective = "val_r2"
     on_backbone = True
+    rows = "dltool.tasks.rows:ValueRows"
     augment_off = ("mixup", "cutmix")
 
 
@@ -160,6 +164,16 @@ def get(name: str) -> Task:
     """The task ``name``'s behaviour (imports its module, and torch)."""
     task: Task = tasks.get(name).load()()
     return task
+
+
+@cache
+def rows_of(name: str) -> Rows:
+    """The task ``name``'s ``dltool predict`` rows (imports NumPy, never torch); the task
+    must have some (``info(name).rows``)."""
+    target = info(name).rows
+    assert target is not None, f"the {name} task has no rows"
+    rows: Rows = import_target(target)()
+    return rows
 
 
 def info(name: str) -> type[TaskParams]:

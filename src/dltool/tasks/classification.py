@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from dltool.tasks.metrics import classification_metrics
-from dltool.tasks.task import Batches, Forward, Inputs, Prediction, Scored, Task
+from dltool.tasks.task import Batches, Forward, Scored, Task
 
 # An untrained classifier should be unsure: its loss near ln(classes). Outside these
 # bounds (as multiples of ln(classes)) the output layer's scale or the labels are suspect.
@@ -58,17 +58,6 @@ class Classification(Task):
             f"warning: pre-flight: initial loss {loss:.3f} is far from ln({len(classes)}) = "
             f"{expected:.3f}; check the labels, the input normalisation and the output layer's init"
         )
-
-    def predictions(self, output: torch.Tensor, inputs: Inputs, classes: list[str], top_k: int) -> list[Prediction]:
-        scores, indices = torch.softmax(output.float(), dim=1).topk(top_k, dim=1)
-        return [
-            Prediction(path, [(classes[i], s) for i, s in zip(row_indices, row_scores)])
-            for path, row_scores, row_indices in zip(inputs.paths, scores.tolist(), indices.tolist())
-        ]
-
-    def prediction_columns(self, classes: list[str], top_k: int) -> list[str]:
-        """``path, label, score, top1_label, top1_score, ...`` for ``top_k`` labels a row."""
-        return ["path", "label", "score", *[f"top{i}_{f}" for i in range(1, top_k + 1) for f in ("label", "score")]]
 
     @torch.inference_mode()
     def evaluate(self, forward: Forward, batches: Batches, classes: list[str], std: list[float]) -> Scored:

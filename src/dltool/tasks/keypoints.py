@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from dltool.tasks.task import Batches, Forward, Inputs, Scored, Task
+from dltool.tasks.task import Batches, Forward, Scored, Task
 
 EXTRA_ROWS = 2  # target rows after the points: pixel scale, (normaliser, threshold)
 SHOWN = 24  # worst images drawn by dltool visualize
@@ -37,29 +37,6 @@ def point_errors(output: torch.Tensor, labels: torch.Tensor) -> PointErrors:
     pixels = ((predicted - truth) * scale[:, None, :]).norm(dim=-1)  # NaN where the point is missing
     normalised = pixels / norms[:, :1]
     return PointErrors(pixels, normalised, normalised <= (norms[:, 1:] / norms[:, :1]))
-
-
-@dataclass(frozen=True)
-class PointRow:
-    """``dltool predict``'s row: each point's (x, y) in pixels of the input image as stored."""
-
-    path: str
-    names: list[str]
-    points: list[tuple[float, float]]
-
-    def values(self) -> list[Any]:
-        return [self.path, *[v for point in self.points for v in point]]
-
-    def document(self) -> dict[str, Any]:
-        return {"path": self.path, "points": {n: {"x": x, "y": y} for n, (x, y) in zip(self.names, self.points)}}
-
-    def line(self) -> str:
-        return "  ".join(f"{n} {x:.1f},{y:.1f}" for n, (x, y) in zip(self.names, self.points)) + f"  {self.path}"
-
-
-def coordinate_columns(names: list[str]) -> list[str]:
-    """``x1, y1`` for a numbered point, ``nose_x, nose_y`` for a named one (points.csv's own form)."""
-    return [c for n in names for c in ((f"x{n}", f"y{n}") if n.isdigit() else (f"{n}_x", f"{n}_y"))]
 
 
 class Keypoints(Task):
@@ -135,16 +112,6 @@ class Keypoints(Task):
                 "pck": float((errors.hit[:, k] & normed).sum() / normed.sum()) if normed.any() else None,
             }
         return table
-
-    def predictions(self, output: torch.Tensor, inputs: Inputs, classes: list[str], top_k: int) -> list[PointRow]:
-        points = output.float().view(len(output), len(classes), 2).cpu().double().numpy()
-        pixels = points * inputs.frames[:, None, 0] + inputs.frames[:, None, 1]
-        return [
-            PointRow(path, classes, [(float(x), float(y)) for x, y in row]) for path, row in zip(inputs.paths, pixels)
-        ]
-
-    def prediction_columns(self, classes: list[str], top_k: int) -> list[str]:
-        return ["path", *coordinate_columns(classes)]
 
     def figures(
         self, samples: Any, outputs: np.ndarray | None, document: dict[str, Any], classes: list[str], split: str

@@ -2,33 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 
-from dltool.tasks.task import Batches, Forward, Inputs, Scored, Task
+from dltool.tasks.task import Batches, Forward, Scored, Task
 
 SUMS = ("count", "absolute", "squared", "total", "total_squared")  # per target, over present values
-
-
-@dataclass(frozen=True)
-class ValueRow:
-    """``dltool predict``'s row: each target's predicted value."""
-
-    path: str
-    names: list[str]
-    numbers: list[float]
-
-    def values(self) -> list[Any]:
-        return [self.path, *self.numbers]
-
-    def document(self) -> dict[str, Any]:
-        return {"path": self.path, "values": dict(zip(self.names, self.numbers))}
-
-    def line(self) -> str:
-        return "  ".join(f"{n} {v:.4g}" for n, v in zip(self.names, self.numbers)) + f"  {self.path}"
 
 
 def scores(sums: dict[str, Any]) -> dict[str, Any]:
@@ -100,12 +81,6 @@ class Regression(Task):
             for t, name in enumerate(classes)
         }
         return Scored(document, np.concatenate(outputs) if outputs else np.zeros((0, len(classes))))
-
-    def predictions(self, output: torch.Tensor, inputs: Inputs, classes: list[str], top_k: int) -> list[ValueRow]:
-        return [ValueRow(path, classes, row) for path, row in zip(inputs.paths, output.double().cpu().tolist())]
-
-    def prediction_columns(self, classes: list[str], top_k: int) -> list[str]:
-        return ["path", *classes]
 
 
 def _number(values: np.ndarray, index: int) -> float | None:

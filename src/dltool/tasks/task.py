@@ -23,7 +23,6 @@ What each method serves:
   makes) from ``train``.
 - ``preflight``: the sanity line about an untrained model's first loss.
 - ``evaluate``: the eval document's task part, from a forward function and batches.
-- ``predictions`` / ``prediction_columns``: ``dltool predict``'s rows for a batch of images.
 - ``figures``: what ``dltool visualize`` draws of a scored split.
 - ``output_shape``: what one sample's output is, for an export's sidecar.
 """
@@ -49,44 +48,6 @@ class Scored:
 
     document: dict[str, Any]
     outputs: np.ndarray | None = None
-
-
-@dataclass(frozen=True)
-class Prediction:
-    """``dltool predict``'s row for one image: its labels, most likely first."""
-
-    path: str
-    top: list[tuple[str, float]]  # (label, probability), most likely first
-
-    @property
-    def label(self) -> str:
-        return self.top[0][0]
-
-    @property
-    def score(self) -> float:
-        return self.top[0][1]
-
-    def values(self) -> list[Any]:
-        return [self.path, self.label, self.score, *[v for label, s in self.top for v in (label, s)]]
-
-    def document(self) -> dict[str, Any]:
-        top_k = [{"label": label, "score": s} for label, s in self.top]
-        return {"path": self.path, "label": self.label, "score": self.score, "top_k": top_k}
-
-    def line(self) -> str:
-        others = "  ".join(f"{label} {s:.3f}" for label, s in self.top[1:])
-        return f"{self.label:>12} {self.score:6.3f}  {self.path}" + (f"   ({others})" if others else "")
-
-
-@dataclass(frozen=True)
-class Inputs:
-    """The images of a ``dltool predict`` batch: their ``paths``, and per image ``frames``
-    (N, 2, 2): row 0 the stored image's pixels per unit of x and of y of the model's input
-    (shares of its width and height), row 1 the stored pixel position of the input's (0, 0)
-    — so a point at (u, v) of the input lies at (u, v) · row 0 + row 1 in the stored image."""
-
-    paths: list[str]
-    frames: np.ndarray
 
 
 class Task:
@@ -138,17 +99,6 @@ class Task:
 
     def evaluate(self, forward: Forward, batches: Batches, classes: list[str], std: list[float]) -> Scored:
         """The eval document's task part over ``batches`` (``std``: the input normalisation's)."""
-        raise NotImplementedError
-
-    def predictions(self, output: torch.Tensor, inputs: Inputs, classes: list[str], top_k: int) -> list[Any]:
-        """``dltool predict``'s rows for a batch's outputs (tasks whose ``predicts`` is true):
-        objects with ``path``, ``values()`` (in ``prediction_columns`` order), ``document()``
-        (a JSON line) and ``line()`` (a terminal table's line)."""
-        raise NotImplementedError
-
-    def prediction_columns(self, classes: list[str], top_k: int) -> list[str]:
-        """The columns of ``predictions``' rows (csv, Parquet, DataFrames): ``path`` first;
-        a column named ``path`` or ending in ``label`` holds text, the others numbers."""
         raise NotImplementedError
 
     def figures(
