@@ -118,3 +118,5 @@ def test_regression_on_named_targets(dots: Path, tmp_path: Path, cli) -> None:
     assert document["r2"] > 0.5 and document["per_target"]["red_y"]["n"] == 48
     line = json.loads(cli("predict", run, dots / "test" / "images" / "test-0001.png", "--format", "jsonl").stdout)
     assert set(line["values"]) == {"red_x", "red_y"}
+    cli("visualize", run, "--out", tmp_path / "plots")
+    assert {"predicted.png", "report.html"} <= {p.name for p in (tmp_path / "plots").iterdir()}

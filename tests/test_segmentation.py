@@ -141,7 +141,7 @@ def test_onnx_export_is_verified_and_predicts_the_same_masks(cli, run: Path, sha
 
 
 def test_visualize_draws_the_worst_images_first(cli, run: Path, tmp_path: Path) -> None:
-    from dltool.viz.segmentation import worst_rows
+    from dltool.tasks.segmentation import worst_rows
 
     cli("visualize", run, "--out", tmp_path / "plots")
     drawn = {p.name for p in (tmp_path / "plots").iterdir()}

@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 import torch
 
@@ -15,7 +16,8 @@ from dltool import api
 from dltool._registry import Entry
 from dltool.config.validate import validate_config
 from dltool.errors import ConfigError
-from dltool.tasks.task import Batches, Forward, Scored, Task
+from dltool.tasks.task import Batches, Drawable, Figures, Forward, Scored, Task
+from dltool.viz import visualize_run
 
 SRC = Path(__file__).parents[1] / "src" / "dltool"
 # `task == "x"`, `.task != X`, `"classification" == task`, `task in ("a", "b")`: a name compared.
@@ -88,6 +90,14 @@ class Brightness(Task):
             n += len(images)
         return Scored(self.means({**sums, "n": n}))
 
+    def figures(self, scored: Drawable) -> Figures:
+        from dltool.figures.canvas import new_figure
+
+        images = scored.samples.take(np.arange(min(8, len(scored.samples)))).images
+        figure = new_figure(4, 3)
+        figure.add_subplot().scatter(images.mean((1, 2, 3)), scored.run(images)[:, 0].numpy())
+        return [("brightness", figure, "predicted brightness against each image's mean pixel")]
+
 
 @pytest.fixture
 def brightness(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -114,6 +124,10 @@ def test_a_task_registered_from_outside_trains_evaluates_and_is_monitored(bright
     assert document["mae"] == pytest.approx(rows[summary["best"]["epoch"] - 1]["val_mae"], rel=1e-4)
     with pytest.raises(ConfigError, match="loss.name: 'cross_entropy' does not suit the brightness task"):
         validate_config({"model": {"name": "mlp", "head": "brightness"}, "loss": {"name": "cross_entropy"}})
+    drawn = visualize_run(result.run_dir, out=tmp_path / "plots", device="cpu")
+    plots = {path.stem for path in drawn.written if path.suffix == ".png"}
+    assert "brightness" in plots and not plots & {"confusion", "reconstructions", "worst"}, plots
+    assert "predicted brightness against each image" in (tmp_path / "plots" / "report.html").read_text()
 
 
 def test_a_head_needs_a_task_served_on_a_backbone_and_a_classification_backbone(brightness: None) -> None:

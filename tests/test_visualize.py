@@ -21,10 +21,12 @@ from PIL import Image
 from browser import Chromium, file_url, find_chromium
 from dltool.config import load_config
 from dltool.engine import train
+from dltool.figures import eval_plots
 from dltool.figures.canvas import DPI
 from dltool.figures.confusion import confusion_size
 from dltool.rundir import create_run_dir
-from dltool.viz import augmentations, curves, dataset, eval_plots, inside, study
+from dltool.tasks.reconstruction import RECONSTRUCTIONS_SHOWN
+from dltool.viz import augmentations, curves, dataset, inside, study
 
 SVG = "{http://www.w3.org/2000/svg}"
 RUN_PLOTS = [
@@ -314,7 +316,7 @@ def autoencoder_run(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) ->
 def test_autoencoder_run_shows_reconstructions(cli, autoencoder_run: Path) -> None:
     names = [p.name for p in written(cli("visualize", autoencoder_run))]
     assert names == ["loss.png", "lr.png", "eval-test.json", "reconstructions.png", "filters.png", "report.html"]
-    size = eval_plots.reconstructions_size(eval_plots.RECONSTRUCTIONS_SHOWN)
+    size = eval_plots.reconstructions_size(RECONSTRUCTIONS_SHOWN)
     assert png_size(autoencoder_run / "plots" / "reconstructions.png") == expected_pixels(size)
     assert "psnr" in (autoencoder_run / "plots" / "report.html").read_text()
 

@@ -16,8 +16,9 @@ from dltool.config import load_config
 from dltool.data.images import decode_image
 from dltool.engine import train
 from dltool.evaluation.trained import load_trained
+from dltool.figures import eval_plots
 from dltool.rundir import create_run_dir
-from dltool.viz import eval_plots, inside
+from dltool.viz import inside
 
 
 @pytest.fixture(scope="module")
@@ -42,13 +43,15 @@ def test_curves_enclose_the_areas_eval_reports(cli, run: Path) -> None:
     document = json.loads(cli("eval", run, "--json").stdout)
     evaluation = evaluate_split(load_trained(run), split="test")
     probs, labels, classes = evaluation.probs, evaluation.samples.labels, [str(d) for d in range(10)]
-    roc = eval_plots.roc_figure(probs, labels, classes, document["roc_auc"])
+    per_class = [document["per_class"][name] for name in classes]
+    aucs, aps = [row["roc_auc"] for row in per_class], [row["average_precision"] for row in per_class]
+    roc = eval_plots.roc_figure(probs, labels, classes, aucs, document["roc_auc"])
     lines = roc.axes[0].lines[:10]  # a line per class, then the chance diagonal
     for name, line in zip(classes, lines):
         fpr, tpr = line.get_data()
         assert np.trapezoid(tpr, fpr) == pytest.approx(document["per_class"][name]["roc_auc"])
         assert line.get_label().startswith(f"{name} (")
-    pr = eval_plots.precision_recall_figure(probs, labels, classes, document["average_precision"])
+    pr = eval_plots.precision_recall_figure(probs, labels, classes, aps, document["average_precision"])
     for name, line in zip(classes, pr.axes[0].lines):
         recall, precision = line.get_data()  # recall falls as the threshold rises
         step_area = -np.sum(np.diff(recall) * precision[:-1])  # AP: precision at each recall step

@@ -28,16 +28,10 @@ from dltool.data.resize import resample
 from dltool.errors import UsageError
 from dltool.evaluation.inputs import Chunk, Decoder, Unreadable, decoded_chunks
 from dltool.evaluation.model import InferenceModel
+from dltool.figures.palette import colours
 
 OVERLAYS = "overlays"
 OVERLAY_ALPHA = 0.5
-# Class colours (RGB) of the masks' palette and the overlays; class 0 (often the background) black.
-PALETTE = np.array(
-    [(0, 0, 0), (230, 25, 75), (60, 180, 75), (255, 225, 25), (0, 130, 200), (245, 130, 48), (145, 30, 180),
-     (70, 240, 240), (240, 50, 230), (210, 245, 60), (250, 190, 212), (0, 128, 128), (220, 190, 255),
-     (170, 110, 40), (255, 250, 200), (128, 0, 0)],
-    np.uint8,
-)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -126,11 +120,6 @@ def palette_mask(mask: np.ndarray) -> Image.Image:
     picture = Image.fromarray(mask, mode="P")
     picture.putpalette(colours(256).ravel().tolist())
     return picture
-
-
-def colours(count: int) -> np.ndarray:
-    """(count, 3) uint8 class colours: the palette, repeated."""
-    return PALETTE[np.arange(count) % len(PALETTE)]
 
 
 def overlaid(image: np.ndarray, mask: np.ndarray) -> np.ndarray:

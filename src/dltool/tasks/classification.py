@@ -9,8 +9,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from dltool.tasks.metrics import classification_metrics
-from dltool.tasks.task import Batches, Forward, Scored, Task
+from dltool.tasks.metrics import ECE_BINS, classification_metrics, one_vs_rest_scores, reliability_bins
+from dltool.tasks.task import Batches, Drawable, Figures, Forward, Scored, Task
 
 # An untrained classifier should be unsure: its loss near ln(classes). Outside these
 # bounds (as multiples of ln(classes)) the output layer's scale or the labels are suspect.
@@ -77,3 +77,67 @@ class Classification(Task):
         stacked /= stacked.sum(1, keepdims=True).clip(min=1e-300)  # exact sums for scikit-learn's checks
         truth = truth_t.cpu().numpy()
         return Scored(classification_metrics(stacked, truth, classes, nll), stacked)
+
+    def figures(self, scored: Drawable) -> Figures:
+        """Confusion matrices (counts, rows normalised), F1 per class, reliability, the most
+        confidently wrong images, and ROC and precision–recall curves one class against the rest."""
+        from dltool.figures import eval_plots
+        from dltool.figures.confusion import confusion_figure
+
+        probs, samples, classes, split = scored.outputs, scored.samples, scored.classes, scored.split
+        assert probs is not None  # evaluate keeps the probabilities
+        document = scored.document
+        bins = reliability_bins(probs, samples.labels, ECE_BINS)
+        return [
+            (
+                "confusion",
+                confusion_figure(document["confusion_matrix"], classes, normalised=False, split=split),
+                "counts; rows are the true classes, columns the predicted ones",
+            ),
+            (
+                "confusion_normalised",
+                confusion_figure(document["confusion_matrix"], classes, normalised=True, split=split),
+                "each row divided by its count: the diagonal is each class's recall",
+            ),
+            (
+                "per_class_f1",
+                eval_plots.per_class_f1_figure(document["per_class"], document["macro_f1"], split),
+                "F1 of each class; the dashed line is the macro average",
+            ),
+            (
+                "reliability",
+                eval_plots.reliability_figure(bins, document["ece"], split),
+                "accuracy against confidence in the ECE's bins; bars below the diagonal are overconfident",
+            ),
+            (
+                "wrong",
+                eval_plots.wrong_figure(samples, probs, classes, split),
+                "the wrongly classified images the model was most sure of, with the probability it gave",
+            ),
+            *_curve_figures(scored),
+        ]
+
+
+def _curve_figures(scored: Drawable) -> Figures:
+    """ROC and precision–recall curves, one class against the rest (documents written before
+    eval scored them get the macro averages computed here)."""
+    from dltool.figures import eval_plots
+
+    probs, labels, classes, split = scored.outputs, scored.samples.labels, scored.classes, scored.split
+    assert probs is not None
+    document = scored.document
+    if "roc_auc" not in document:
+        document = classification_metrics(probs, labels, classes, nll=document.get("loss", float("nan")))
+    aucs, aps = one_vs_rest_scores(probs, labels, len(classes))
+    return [
+        (
+            "roc",
+            eval_plots.roc_figure(probs, labels, classes, aucs, document["roc_auc"], split),
+            "true against false positive rate as the threshold on each class's probability falls",
+        ),
+        (
+            "precision_recall",
+            eval_plots.precision_recall_figure(probs, labels, classes, aps, document["average_precision"], split),
+            "precision against recall as the threshold on each class's probability falls",
+        ),
+    ]

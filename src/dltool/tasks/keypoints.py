@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from dltool.tasks.task import Batches, Forward, Scored, Task
+from dltool.tasks.task import Batches, Drawable, Figures, Forward, Scored, Task
 
 EXTRA_ROWS = 2  # target rows after the points: pixel scale, (normaliser, threshold)
 SHOWN = 24  # worst images drawn by dltool visualize
@@ -113,17 +113,16 @@ class Keypoints(Task):
             }
         return table
 
-    def figures(
-        self, samples: Any, outputs: np.ndarray | None, document: dict[str, Any], classes: list[str], split: str
-    ) -> list[tuple[str, Any, str]]:
+    def figures(self, scored: Drawable) -> Figures:
         """The images with the largest mean point error (pixels of the image as stored), worst first."""
         from dltool.figures.points import worst_points_figure
 
+        samples, outputs, classes, split = scored.samples, scored.outputs, scored.classes, scored.split
         assert outputs is not None  # evaluate keeps the predictions
         labels = torch.from_numpy(np.asarray(samples.labels, np.float32))
         errors = point_errors(torch.from_numpy(outputs).float(), labels).pixels.nanmean(1).numpy()
-        scored = np.flatnonzero(~np.isnan(errors))
-        worst = scored[np.argsort(-errors[scored], kind="stable")][:SHOWN]
+        rows = np.flatnonzero(~np.isnan(errors))
+        worst = rows[np.argsort(-errors[rows], kind="stable")][:SHOWN]
         images = [samples.image(int(i)) for i in worst]
         size = np.array(images[0].shape[:0:-1]) if images else np.ones(2)  # (width, height)
         truth = labels[worst, : len(classes)].numpy() * size

@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from dltool.tasks.task import Batches, Forward, Scored, Task
+from dltool.tasks.task import Batches, Drawable, Figures, Forward, Scored, Task
 
 SUMS = ("count", "absolute", "squared", "total", "total_squared")  # per target, over present values
 
@@ -81,6 +81,16 @@ class Regression(Task):
             for t, name in enumerate(classes)
         }
         return Scored(document, np.concatenate(outputs) if outputs else np.zeros((0, len(classes))))
+
+    def figures(self, scored: Drawable) -> Figures:
+        """Each target's predicted values against the true ones."""
+        from dltool.figures.values import predicted_figure
+
+        assert scored.outputs is not None  # evaluate keeps the predictions
+        truth = np.asarray(scored.samples.labels, np.float64)[:, : len(scored.classes)]
+        r2 = {name: row.get("r2") for name, row in scored.document.get("per_target", {}).items()}
+        figure = predicted_figure(truth, scored.outputs, scored.classes, r2, scored.split)
+        return [("predicted", figure, "each target's predicted against true values; the dashed line is y = x")]
 
 
 def _number(values: np.ndarray, index: int) -> float | None:

@@ -15,8 +15,9 @@ import torch
 import torch.nn.functional as F
 
 from dltool.tasks.pixels import IGNORE, image_miou, pixel_confusion, segmentation_scores
-from dltool.tasks.task import Batches, Forward, Scored, Task
+from dltool.tasks.task import Batches, Drawable, Figures, Forward, Scored, Task
 
+TRIPTYCHS_SHOWN = 8  # worst images drawn by dltool visualize
 # An untrained network should be unsure about every pixel: its cross-entropy near ln(classes),
 # and above this multiple of it something is off.
 PREFLIGHT_HIGH = 1.5
@@ -77,6 +78,42 @@ class Segmentation(Task):
 
     def output_shape(self, classes: list[str], in_shape: tuple[int, int, int]) -> list[int]:
         return [len(classes), *in_shape[1:]]
+
+    def figures(self, scored: Drawable) -> Figures:
+        """The pixel confusion matrix, IoU per class, and triptychs (image, true mask,
+        prediction) of the images with the lowest mIoU of their own, worst first."""
+        from dltool.figures.confusion import confusion_figure
+        from dltool.figures.masks import per_class_iou_figure, triptych_figure
+
+        document, per_image = scored.document, scored.outputs
+        assert per_image is not None  # evaluate keeps each image's mIoU
+        rows = worst_rows(per_image)
+        shown = scored.samples.take(rows)
+        predicted = scored.run(shown.images).argmax(1).numpy()
+        truth = np.asarray(shown.labels)
+        return [
+            (
+                "confusion_normalised",
+                confusion_figure(document["confusion_matrix"], scored.classes, normalised=True, split=scored.split),
+                "pixels: each row divided by the true class's count",
+            ),
+            (
+                "per_class_iou",
+                per_class_iou_figure(document["per_class"], document["miou"], scored.split),
+                "IoU of each class; the dashed line is the mIoU",
+            ),
+            (
+                "worst",
+                triptych_figure(shown.images, truth, predicted, per_image[rows], scored.split),
+                "the images the model segments worst (their own mIoU): image, true mask, prediction",
+            ),
+        ]
+
+
+def worst_rows(scores: np.ndarray, limit: int = TRIPTYCHS_SHOWN) -> np.ndarray:
+    """Indices of the lowest per-image scores, worst first (images with no scored pixel last)."""
+    order = np.argsort(np.where(np.isnan(scores), np.inf, scores), kind="stable")
+    return order[:limit]
 
 
 def per_image_loss(output: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:

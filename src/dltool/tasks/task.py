@@ -23,7 +23,8 @@ What each method serves:
   makes) from ``train``.
 - ``preflight``: the sanity line about an untrained model's first loss.
 - ``evaluate``: the eval document's task part, from a forward function and batches.
-- ``figures``: what ``dltool visualize`` draws of a scored split.
+- ``figures``: what ``dltool visualize`` draws of a scored split (``Drawable``); matplotlib
+  and the drawing functions (``dltool.figures``) are imported inside it, on first use.
 - ``output_shape``: what one sample's output is, for an export's sidecar.
 """
 
@@ -38,6 +39,7 @@ import torch
 
 Batches = Iterable[tuple[torch.Tensor, torch.Tensor]]
 Forward = Callable[[torch.Tensor], torch.Tensor]
+Figures = list[tuple[str, Any, str]]  # (file stem, matplotlib figure, caption)
 
 
 @dataclass(frozen=True)
@@ -48,6 +50,27 @@ class Scored:
 
     document: dict[str, Any]
     outputs: np.ndarray | None = None
+
+
+@dataclass(frozen=True)
+class Drawable:
+    """A scored split as ``dltool visualize`` hands it to ``Task.figures``.
+
+    ``samples``: the split's images and targets in the model's class order (``len``,
+    ``images`` (N, C, H, W) uint8, ``labels``, ``image(i)``, ``take(rows)``; a file split reads
+    only the images asked for); ``outputs``: ``Scored.outputs``; ``mean``/``std``: the input
+    normalisation; ``run``: the model as evaluation scores it, on uint8 images (K, C, H, W)
+    normalised as evaluation feeds them, its output a float tensor on the CPU.
+    """
+
+    split: str
+    document: dict[str, Any]
+    samples: Any
+    outputs: np.ndarray | None
+    classes: list[str]
+    mean: list[float]
+    std: list[float]
+    run: Callable[[np.ndarray], torch.Tensor]
 
 
 class Task:
@@ -101,13 +124,10 @@ class Task:
         """The eval document's task part over ``batches`` (``std``: the input normalisation's)."""
         raise NotImplementedError
 
-    def figures(
-        self, samples: Any, outputs: np.ndarray | None, document: dict[str, Any], classes: list[str], split: str
-    ) -> list[tuple[str, Any, str]] | None:
-        """``dltool visualize``'s plots of a scored split: (file stem, matplotlib figure, caption)
-        each, from ``samples`` (the split: ``image(i)``, ``labels``) and ``Scored.outputs``; None
-        leaves the drawing to ``dltool.viz`` (a classifier's and an autoencoder's plots)."""
-        return None
+    def figures(self, scored: Drawable) -> Figures:
+        """``dltool visualize``'s plots of a scored split (besides the training curves and
+        the first layer's filters, which every run gets): (file stem, figure, caption) each."""
+        return []
 
     def output_shape(self, classes: list[str], in_shape: tuple[int, int, int]) -> list[int]:
         return [self.out_features(classes)]

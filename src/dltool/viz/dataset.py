@@ -14,8 +14,8 @@ from dltool.data.arrays import Split, label_counts
 from dltool.errors import UsageError
 from dltool.figures.canvas import Plotter, Visualization, grid_shape, new_figure, show_image
 from dltool.figures.classes import class_ticks, clip_name
+from dltool.figures.masks import mask_samples_figure
 from dltool.viz import report
-from dltool.viz.segmentation import mask_samples_figure
 
 if TYPE_CHECKING:
     from dltool.data.files import FileSplit

@@ -4,6 +4,7 @@ missing or older than the weights, and then written as ``dltool eval`` would).""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,11 +15,9 @@ import dltool.tasks as tasks
 from dltool.errors import CheckpointError, DltoolError
 from dltool.evaluation import scalars
 from dltool.figures.canvas import Plotter, Visualization
-from dltool.figures.confusion import confusion_figure
 from dltool.rundir import RunDir, open_run_dir, read_json_object
-from dltool.viz import augmentations, eval_plots, report
+from dltool.viz import augmentations, report
 from dltool.viz.curves import QUANTITIES, Curve, curve_figure, has_quantity
-from dltool.viz.segmentation import segmentation_plots
 
 CURVE_CAPTIONS = {
     "loss": "training loss (as optimised) and validation loss per epoch; the dotted line is the epoch whose weights were kept",
@@ -112,97 +111,38 @@ def _is_current(document: dict[str, Any], path: Path, weights: Path, tta: str) -
 
 
 def _eval_plots(plotter: Plotter, scored: Scored, split: str) -> list[Path]:
+    """The task's plots of the scored split (``Task.figures``), then the first layer's filters."""
+    from dltool.tasks.task import Drawable
     from dltool.viz.inside import save_filters
 
-    evaluation = scored.evaluation
-    filters = save_filters(plotter, scored.trained.model, tuple(scored.trained.in_shape))
-    if tasks.info(scored.trained.task).masks_out:
-        return [*segmentation_plots(plotter, scored, split), *filters]
-    drawn = tasks.get(scored.trained.task).figures(
-        evaluation.samples, evaluation.probs, scored.document, scored.trained.classes, split
+    trained, evaluation = scored.trained, scored.evaluation
+    drawable = Drawable(
+        split=split,
+        document=scored.document,
+        samples=evaluation.samples,
+        outputs=evaluation.probs,
+        classes=trained.classes,
+        mean=evaluation.mean,
+        std=evaluation.std,
+        run=_runner(trained, evaluation.mean, evaluation.std),
     )
-    if drawn is not None:
-        return [*(plotter.save(figure, name, caption) for name, figure, caption in drawn), *filters]
-    if evaluation.probs is None:
-        inputs, outputs = reconstruct(scored.trained, evaluation)
-        figure = eval_plots.reconstructions_figure(inputs, outputs, scored.document, split)
-        caption = f"{split} images (top) and the autoencoder's outputs (bottom)"
-        return [plotter.save(figure, "reconstructions", caption), *filters]
-    return [*_classifier_plots(plotter, scored, split), *_curves(plotter, scored, split), *filters]
+    drawn = [plotter.save(figure, name, caption) for name, figure, caption in tasks.get(trained.task).figures(drawable)]
+    return [*drawn, *save_filters(plotter, trained.model, tuple(trained.in_shape))]
 
 
-def _curves(plotter: Plotter, scored: Scored, split: str) -> list[Path]:
-    """ROC and precision–recall curves, one class against the rest (documents written before
-    eval scored them get the macro averages computed here)."""
-    from dltool.tasks.metrics import classification_metrics
-
-    probs, labels, classes = scored.evaluation.probs, scored.evaluation.samples.labels, scored.trained.classes
-    document = scored.document
-    if "roc_auc" not in document:
-        document = classification_metrics(probs, labels, classes, nll=document.get("loss", float("nan")))
-    roc = eval_plots.roc_figure(probs, labels, classes, document["roc_auc"], split)
-    pr = eval_plots.precision_recall_figure(probs, labels, classes, document["average_precision"], split)
-    return [
-        plotter.save(roc, "roc", "true against false positive rate as the threshold on each class's probability falls"),
-        plotter.save(
-            pr, "precision_recall", "precision against recall as the threshold on each class's probability falls"
-        ),
-    ]
-
-
-def _classifier_plots(plotter: Plotter, scored: Scored, split: str) -> list[Path]:
-    document, evaluation, classes = scored.document, scored.evaluation, scored.trained.classes
-    saved = []
-    for normalised, name in ((False, "confusion"), (True, "confusion_normalised")):
-        figure = confusion_figure(document["confusion_matrix"], classes, normalised=normalised, split=split)
-        caption = (
-            "each row divided by its count: the diagonal is each class's recall"
-            if normalised
-            else "counts; rows are the true classes, columns the predicted ones"
-        )
-        saved.append(plotter.save(figure, name, caption))
-    saved.append(
-        plotter.save(
-            eval_plots.per_class_f1_figure(document["per_class"], document["macro_f1"], split),
-            "per_class_f1",
-            "F1 of each class; the dashed line is the macro average",
-        )
-    )
-    saved.append(
-        plotter.save(
-            eval_plots.reliability_figure(evaluation.probs, evaluation.samples.labels, document["ece"], split),
-            "reliability",
-            "accuracy against confidence in the ECE's bins; bars below the diagonal are overconfident",
-        )
-    )
-    saved.append(
-        plotter.save(
-            eval_plots.wrong_figure(evaluation.samples, evaluation.probs, classes, split),
-            "wrong",
-            "the wrongly classified images the model was most sure of, with the probability it gave",
-        )
-    )
-    return saved
-
-
-def reconstruct(
-    trained: Any, evaluation: Any, count: int = eval_plots.RECONSTRUCTIONS_SHOWN
-) -> tuple[np.ndarray, np.ndarray]:
-    """``count`` images spread evenly over the split and the model's outputs, both uint8,
-    normalised and denormalised exactly as evaluation feeds the model."""
+def _runner(trained: Any, mean: list[float], std: list[float]) -> Callable[[np.ndarray], Any]:
+    """The model as evaluation scores it, on uint8 images normalised as evaluation feeds them."""
     import torch
 
-    samples = evaluation.samples
-    if len(samples) == 0:
-        raise CheckpointError("no images to reconstruct in this split")
-    rows = np.unique(np.linspace(0, len(samples) - 1, min(count, len(samples))).round().astype(int))
-    inputs = samples.take(rows).images
-    mean = torch.tensor(evaluation.mean, dtype=torch.float32).view(1, -1, 1, 1)
-    std = torch.tensor(evaluation.std, dtype=torch.float32).view(1, -1, 1, 1)
-    with torch.inference_mode():
-        output = trained.model(((torch.from_numpy(inputs).float() / 255 - mean) / std).to(trained.device)).float().cpu()
-    pixels = ((output * std + mean) * 255).round().clamp(0, 255).to(torch.uint8).numpy()
-    return inputs, pixels
+    shift = torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1)
+    scale = torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1)
+
+    def run(images: np.ndarray) -> torch.Tensor:
+        with torch.inference_mode():
+            inputs = ((torch.from_numpy(images).float() / 255 - shift) / scale).to(trained.device)
+            return trained.scorer(inputs).float().cpu()
+
+    return run
 
 
 def _run_report(

@@ -8,18 +8,16 @@ and returns a ``Figure``; nothing here needs torch.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any, Literal
 
 import numpy as np
 from matplotlib.figure import Figure
 
-from dltool.data.arrays import Split
 from dltool.figures.canvas import grid_shape, message_figure, new_figure, show_image
 from dltool.figures.classes import LABELS_UP_TO, class_ticks, clip_name
-from dltool.tasks.metrics import ECE_BINS, reliability_bins
 
 WRONG_SHOWN = 24  # most confidently wrong images in the grid
 WRONG_COLUMNS = 6
-RECONSTRUCTIONS_SHOWN = 8
 RELIABILITY_SIZE = (5.0, 5.6)
 TILE = 1.5  # inches per image in grids
 
@@ -48,12 +46,12 @@ def per_class_f1_figure(per_class: dict[str, dict[str, float]], macro_f1: float,
     return figure
 
 
-def reliability_figure(probs: np.ndarray, labels: np.ndarray, ece: float, split: str = "test") -> Figure:
-    """Accuracy against confidence in the ECE's bins (with the gap to the diagonal), and
-    how many samples fall in each bin below it."""
-    count, accuracy, confidence = reliability_bins(probs, labels, ECE_BINS)
-    edges = np.linspace(0, 1, ECE_BINS + 1)
-    centres, width = (edges[:-1] + edges[1:]) / 2, 1 / ECE_BINS
+def reliability_figure(bins: tuple[np.ndarray, np.ndarray, np.ndarray], ece: float, split: str = "test") -> Figure:
+    """Accuracy against confidence in the ECE's equal-width bins (``bins``: each bin's count,
+    accuracy and mean confidence) with the gap to the diagonal, and the counts below it."""
+    count, accuracy, confidence = bins
+    edges = np.linspace(0, 1, len(count) + 1)
+    centres, width = (edges[:-1] + edges[1:]) / 2, 1 / len(count)
     filled = count > 0
     figure = new_figure(*RELIABILITY_SIZE)
     top, bottom = figure.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 1]})
@@ -77,7 +75,7 @@ def reliability_figure(probs: np.ndarray, labels: np.ndarray, ece: float, split:
     top.set_xlim(0, 1)
     top.set_ylim(0, 1)
     top.set_ylabel("accuracy")
-    top.set_title(f"Reliability ({split}): ECE {ece:.4f}, {ECE_BINS} bins")
+    top.set_title(f"Reliability ({split}): ECE {ece:.4f}, {len(count)} bins")
     top.legend(loc="upper left", fontsize=7)
     bottom.bar(centres, count, width=width, color="grey", edgecolor="black", linewidth=0.5)
     bottom.set_xlabel("confidence (top-class probability)")
@@ -98,7 +96,7 @@ def most_confidently_wrong(probs: np.ndarray, labels: np.ndarray, limit: int = W
     return wrong[order][:limit]
 
 
-def wrong_figure(samples: Split, probs: np.ndarray, classes: list[str], split: str = "test") -> Figure:
+def wrong_figure(samples: Any, probs: np.ndarray, classes: list[str], split: str = "test") -> Figure:
     """The most confidently wrong images of ``split``, each titled with its true and
     predicted class and the predicted probability (only those images are read)."""
     labels = samples.labels
@@ -150,16 +148,17 @@ LEGEND_UP_TO = 12  # classes named in a curve plot's legend; beyond, thin unname
 
 
 def roc_figure(
-    probs: np.ndarray, labels: np.ndarray, classes: list[str], roc_auc: float, split: str = "test"
+    probs: np.ndarray, labels: np.ndarray, classes: list[str], aucs: list[float], roc_auc: float, split: str = "test"
 ) -> Figure:
-    """One-vs-rest ROC curve of each class (scikit-learn's), the chance diagonal dashed."""
+    """One-vs-rest ROC curve of each class (scikit-learn's; ``aucs``: each class's AUC, NaN
+    where it has no curve), the chance diagonal dashed."""
     from sklearn.metrics import roc_curve
 
     def curve(positive: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         fpr, tpr, _ = roc_curve(positive, scores)
         return fpr, tpr
 
-    figure = _class_curves(probs, labels, classes, curve, "roc_auc")
+    figure = _class_curves(probs, labels, classes, curve, aucs)
     ax = figure.axes[0]
     ax.plot([0, 1], [0, 1], color="grey", linestyle="--", linewidth=1)
     ax.set_xlabel("false positive rate")
@@ -169,16 +168,22 @@ def roc_figure(
 
 
 def precision_recall_figure(
-    probs: np.ndarray, labels: np.ndarray, classes: list[str], average_precision: float, split: str = "test"
+    probs: np.ndarray,
+    labels: np.ndarray,
+    classes: list[str],
+    aps: list[float],
+    average_precision: float,
+    split: str = "test",
 ) -> Figure:
-    """One-vs-rest precision–recall curve of each class (scikit-learn's)."""
+    """One-vs-rest precision–recall curve of each class (scikit-learn's; ``aps``: each
+    class's average precision, NaN where it has no curve)."""
     from sklearn.metrics import precision_recall_curve
 
     def curve(positive: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         precision, recall, _ = precision_recall_curve(positive, scores)
         return recall, precision
 
-    figure = _class_curves(probs, labels, classes, curve, "average_precision")
+    figure = _class_curves(probs, labels, classes, curve, aps, legend="lower left")
     ax = figure.axes[0]
     ax.set_xlabel("recall")
     ax.set_ylabel("precision")
@@ -186,13 +191,16 @@ def precision_recall_figure(
     return figure
 
 
-def _class_curves(probs: np.ndarray, labels: np.ndarray, classes: list[str], curve: Curve, score_key: str) -> Figure:
-    """A line per class that has positives and negatives in ``labels``; named (with its
-    score) in the legend when there are few classes."""
-    from dltool.tasks.metrics import one_vs_rest_scores
-
-    auc, ap = one_vs_rest_scores(probs, labels, len(classes))
-    scores = auc if score_key == "roc_auc" else ap
+def _class_curves(
+    probs: np.ndarray,
+    labels: np.ndarray,
+    classes: list[str],
+    curve: Curve,
+    scores: list[float],
+    legend: Literal["lower right", "lower left"] = "lower right",
+) -> Figure:
+    """A line per class that has a score (positives and negatives in ``labels``); named
+    (with its score) in the legend when there are few classes."""
     figure = new_figure(*CURVE_SIZE)
     ax = figure.add_subplot()
     named = len(classes) <= LEGEND_UP_TO
@@ -206,5 +214,5 @@ def _class_curves(probs: np.ndarray, labels: np.ndarray, classes: list[str], cur
     ax.set_ylim(-0.01, 1.01)
     ax.set_aspect("equal")
     if named:
-        ax.legend(loc="lower right" if score_key == "roc_auc" else "lower left", fontsize=7)
+        ax.legend(loc=legend, fontsize=7)
     return figure

@@ -1,56 +1,20 @@
-"""A segmentation run's plots: the pixel confusion matrix, IoU per class, and triptychs
-(image, true mask, predicted mask) of the split's worst images, worst first."""
+"""Figures of masks: triptychs (image, true mask, predicted mask), IoU per class, and a
+split's images beside their masks."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 from matplotlib.figure import Figure
 
-from dltool.evaluation.segment import colours
-from dltool.figures.canvas import Plotter, message_figure, new_figure, show_image
+from dltool.figures.canvas import message_figure, new_figure, show_image
 from dltool.figures.classes import LABELS_UP_TO, class_ticks
-from dltool.figures.confusion import confusion_figure
-from dltool.viz.eval_plots import TILE, per_class_size
+from dltool.figures.eval_plots import TILE, per_class_size
+from dltool.figures.palette import colours
 
-TRIPTYCHS_SHOWN = 8
+SAMPLES_SHOWN = 8  # a split's first images beside their masks
 IGNORED_COLOUR = (255, 255, 255)  # pixels marked 255 in a true mask
-
-
-def segmentation_plots(plotter: Plotter, scored: Any, split: str) -> list[Path]:
-    """confusion, per_class_iou and worst (triptychs) of a scored segmentation run."""
-    document, classes = scored.document, scored.trained.classes
-    figure = confusion_figure(document["confusion_matrix"], classes, normalised=True, split=split)
-    saved = [plotter.save(figure, "confusion_normalised", "pixels: each row divided by the true class's count")]
-    figure = per_class_iou_figure(document["per_class"], document["miou"], split)
-    saved.append(plotter.save(figure, "per_class_iou", "IoU of each class; the dashed line is the mIoU"))
-    rows = worst_rows(scored.evaluation.probs)
-    images, truth, predicted = triptych_arrays(scored.trained, scored.evaluation, rows)
-    figure = triptych_figure(images, truth, predicted, scored.evaluation.probs[rows], split)
-    caption = "the images the model segments worst (their own mIoU): image, true mask, prediction"
-    saved.append(plotter.save(figure, "worst", caption))
-    return saved
-
-
-def worst_rows(scores: np.ndarray, limit: int = TRIPTYCHS_SHOWN) -> np.ndarray:
-    """Indices of the lowest per-image scores, worst first (images with no scored pixel last)."""
-    order = np.argsort(np.where(np.isnan(scores), np.inf, scores), kind="stable")
-    return order[:limit]
-
-
-def triptych_arrays(trained: Any, evaluation: Any, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The images of ``rows`` (uint8 (K, C, H, W)), their true masks and the model's masks."""
-    import torch
-
-    samples = evaluation.samples.take(rows)
-    images = samples.images
-    mean = torch.tensor(evaluation.mean, dtype=torch.float32).view(1, -1, 1, 1)
-    std = torch.tensor(evaluation.std, dtype=torch.float32).view(1, -1, 1, 1)
-    with torch.inference_mode():
-        output = trained.scorer(((torch.from_numpy(images).float() / 255 - mean) / std).to(trained.device))
-    return images, np.asarray(samples.labels), output.argmax(1).cpu().numpy()
 
 
 def coloured(mask: np.ndarray) -> np.ndarray:
@@ -78,7 +42,7 @@ def triptych_figure(
 
 def mask_samples_figure(samples: Any, split: str = "train") -> Figure:
     """The first images of a split of masks, each beside its mask (only those are read)."""
-    shown = samples.take(np.arange(min(len(samples), TRIPTYCHS_SHOWN)))
+    shown = samples.take(np.arange(min(len(samples), SAMPLES_SHOWN)))
     if len(shown) == 0:
         return message_figure(f"No {split} images to show.")
     figure = new_figure(2 * TILE, len(shown) * (TILE + 0.3) + 0.4)
