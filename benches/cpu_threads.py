@@ -22,7 +22,6 @@ from pathlib import Path
 
 import torch
 
-from dltool.config.recipes import list_recipes
 from dltool.engine.device import resolve_device, resolve_precision
 from dltool.engine.distributed import World
 from dltool.engine.setup import build_components
@@ -30,7 +29,7 @@ from dltool.engine.threads import resolve_threads, training_step_flops, usable_c
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _common import SMALL_LOOP_GOAL, Row, bench_main
-from train_throughput import SHAPES, bench_config, dltool_rate, synthetic
+from train_throughput import SHAPES, bench_config, dltool_rate, synthetic, tensor_recipes
 
 SMALL = ["digits-mlp", "mnist-lenet"]  # measured again beside a busy process
 CPU = torch.device("cpu")
@@ -40,7 +39,7 @@ def run(quick: bool = False, device: str = "cpu", names: list[str] | None = None
     if device != "cpu":
         return []
     samples, epochs = (512, 2) if quick else (1024, 3)
-    names = names or [r.name for r in list_recipes() if "encoder-classifier" not in r.name]
+    names = names or tensor_recipes()
     rows = [thread_row(recipe, samples, epochs, "") for recipe in names]
     if usable_cores() > 1:
         with busy_core():

@@ -28,14 +28,13 @@ from pathlib import Path
 import torch
 
 from dltool.config import load_config
-from dltool.config.recipes import list_recipes
 from dltool.evaluation.trained import InferenceModel, Trained
 from dltool.export import export_trained, load_exported
 from dltool.models.build import build_model
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _common import Row, bench_main
-from train_throughput import SHAPES
+from train_throughput import SHAPES, tensor_recipes
 
 BATCHES = (1, 64)
 
@@ -85,7 +84,7 @@ def run(quick: bool = False, device: str = "cpu") -> list[Row]:
 def measure(repeats: int) -> list[Row]:
     work = Path(tempfile.mkdtemp(prefix="dltool-export-bench-"))
     rows = []
-    for recipe in (r.name for r in list_recipes()):
+    for recipe in tensor_recipes() + ["mnist-encoder-classifier"]:
         model = trained(work, recipe)
         exported = load_exported(export_trained(model, "onnx", work / f"{recipe}.onnx").path)
         for batch in BATCHES:

@@ -55,13 +55,19 @@ def main() -> None:
     if unknown:
         parser.error(f"unknown bench {', '.join(unknown)}; the benches are {', '.join(BENCHES)}")
     stored = _stored() if args.only else {}
-    for name in names:
+    for name in names:  # saved after each bench: one that fails loses none before it
         stored[name] = _run_one(name, args.quick, args.device)
+        markdown = _save(stored)
+    print(markdown)
+
+
+def _save(stored: dict[str, dict]) -> str:
+    """results.json, RESULTS.md and the README's table from ``stored``; the markdown."""
     (HERE / "results.json").write_text(json.dumps({"benches": stored}, indent=2) + "\n", encoding="utf-8")
     markdown = _markdown(stored)
     (HERE / "RESULTS.md").write_text(markdown, encoding="utf-8")
     _update_readme(markdown)
-    print(markdown)
+    return markdown
 
 
 def _run_one(name: str, quick: bool, device: str) -> dict:

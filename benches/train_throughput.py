@@ -49,6 +49,15 @@ SHAPES = {
 }
 
 
+def tensor_recipes() -> list[str]:
+    """The recipes these benches train on synthetic data: those of the tensor datasets in
+    ``SHAPES`` (not photo folders, masks or points), less the encoder-classifier (it needs its
+    autoencoder's run)."""
+    return [
+        r.name for r in list_recipes() if "encoder-classifier" not in r.name and load_config(r.name).data.name in SHAPES
+    ]
+
+
 def bench_config(recipe: str, samples: int, device: str) -> tuple[Config, str]:
     """``recipe``'s config without augmentation or compilation, and a note of its batch size
     where it was cut: both loops need whole batches, so a batch larger than half the samples
@@ -138,7 +147,7 @@ def loop_goal(recipe: str, device: torch.device) -> float | None:
 def run(quick: bool = False, device: str = "cpu", names: list[str] | None = None) -> list[Row]:
     samples, epochs = (512, 2) if quick else (1024, 3)
     torch_device = resolve_device(device)
-    names = names or [r.name for r in list_recipes() if "encoder-classifier" not in r.name]
+    names = names or tensor_recipes()
     peak = matmul_peak(torch_device)  # the reference of the achieved-FLOP/s rows
     precision = "bf16" if torch_device.type == "cuda" else "fp32"
     rows = []
