@@ -64,9 +64,12 @@ def per_class_scores(confusion: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.
 
 def top_k_accuracy(probs: np.ndarray, labels: np.ndarray, k: int) -> float:
     """The share of samples whose label is among their ``k`` highest probabilities (of tied
-    ones, the later class first, as scikit-learn's ``top_k_accuracy_score`` ranks them)."""
-    top = np.argsort(probs, axis=1, kind="stable")[:, ::-1][:, :k]
-    return float(np.mean((top == labels[:, None]).any(1)))
+    ones, the later class first, as scikit-learn's ``top_k_accuracy_score`` ranks them):
+    fewer than ``k`` classes rank above the label — higher, or tied and later. No sort."""
+    own = probs[np.arange(len(labels)), labels][:, None]
+    later = np.arange(probs.shape[1]) > labels[:, None]
+    above = (probs > own).sum(1) + ((probs == own) & later).sum(1)
+    return float(np.mean(above < k))
 
 
 def one_vs_rest_scores(probs: np.ndarray, labels: np.ndarray, n_classes: int) -> tuple[list[float], list[float]]:
@@ -82,33 +85,34 @@ def one_vs_rest_scores(probs: np.ndarray, labels: np.ndarray, n_classes: int) ->
             auc.append(math.nan)
             ap.append(math.nan)
             continue
-        auc.append(roc_auc(probs[:, index], positive))
-        ap.append(average_precision(probs[:, index], positive))
+        scores = ranked_scores(probs[:, index], positive)
+        auc.append(scores[0])
+        ap.append(scores[1])
     return auc, ap
 
 
-def roc_auc(scores: np.ndarray, positive: np.ndarray) -> float:
-    """The chance that a random positive outscores a random negative, ties counting half (the
-    area under the ROC curve), from the scores' ranks (tied scores share their mean rank)."""
-    order = np.argsort(scores, kind="stable")
+def ranked_scores(scores: np.ndarray, positive: np.ndarray) -> tuple[float, float]:
+    """ROC AUC and average precision of ``scores`` for the ``positive`` rows, from one sort,
+    as scikit-learn defines them.
+
+    Tied scores form groups (in ascending order); each group's positives count once per
+    group, so neither score depends on the order within a tie and the sort need not be stable
+    (NumPy's default sort is several times faster than its stable one on 10,000 scores).
+    ROC AUC: the chance that a random positive outscores a random negative, ties counting
+    half — the positives' rank sum, a tie sharing its mean rank. Average precision
+    (``average_precision_score``): the precision at each distinct score from the highest
+    down, weighted by the recall it adds."""
+    n, n_pos = len(scores), int(positive.sum())
+    order = np.argsort(scores)
     ordered = scores[order]
     starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
-    ends = np.r_[starts[1:], len(scores)]
-    ranks = np.empty(len(scores))
-    ranks[order] = np.repeat((starts + ends + 1) / 2, ends - starts)
-    n_pos = int(positive.sum())
-    return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * (len(scores) - n_pos)))
-
-
-def average_precision(scores: np.ndarray, positive: np.ndarray) -> float:
-    """The precision at each distinct score (from the highest down), weighted by the recall
-    it adds: scikit-learn's ``average_precision_score``."""
-    order = np.argsort(-scores, kind="stable")
-    ordered = scores[order]
-    last = np.r_[np.flatnonzero(ordered[1:] != ordered[:-1]), len(scores) - 1]  # each score's last row
-    found = np.cumsum(positive[order])[last]
-    precision, recall = found / (last + 1), found / found[-1]
-    return float(np.sum(np.diff(np.r_[0.0, recall]) * precision))
+    ends = np.r_[starts[1:], n]
+    found = np.add.reduceat(positive[order].astype(np.int64), starts)  # positives per tie group
+    rank_sum = float(np.sum(found * (starts + ends + 1) / 2))
+    auc = (rank_sum - n_pos * (n_pos + 1) / 2) / (n_pos * (n - n_pos))
+    found_above = np.cumsum(found[::-1])  # from the highest score down
+    precision, recall = found_above / (n - starts[::-1]), found_above / n_pos
+    return float(auc), float(np.sum(np.diff(np.r_[0.0, recall]) * precision))
 
 
 def _mean_defined(values: list[float]) -> float:
