@@ -6,9 +6,9 @@ Usage: python benches/export_latency.py [--quick]
 For each recipe, in one process: the network built from the recipe (random weights, the
 recipe dataset's input shape) is exported with ``export_trained`` (verified as `dltool export`
 verifies it) and loaded with ``load_exported``, the forward pass `dltool predict` runs on an
-``.onnx`` file (onnxruntime's CPU provider, as many threads as torch). Both sides then run the
-same random batches of 1 and 64 images under ``torch.inference_mode``, taking turns in
-blocks; each figure is the median over the blocks' calls. Both run on one thread: on a
+``.onnx`` file (onnxruntime's CPU provider). Both sides then run the same random batches of
+1 and 64 images through ``forward`` as predict calls it (PyTorch: under
+``torch.inference_mode``, channels-last on the CPU), taking turns in blocks; each figure is the median over the blocks' calls. Both run on one thread: on a
 machine whose cores are shared, torch's OpenMP pool collapses whenever one of its threads is
 descheduled (measured here under load: mnist-mlp at batch 64 took 110 ms on 2 threads
 against 1 ms on one), and the ratio would measure the load rather than the two engines. The
@@ -19,17 +19,21 @@ when training starts).
 from __future__ import annotations
 
 import math
+import os
 import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from dltool.config import load_config
-from dltool.evaluation.trained import InferenceModel, Trained
-from dltool.export import export_trained, load_exported
+from dltool.evaluation.model import InferenceModel
+from dltool.evaluation.trained import Trained
+from dltool.export import load_exported
+from dltool.export.export import export_trained
 from dltool.models.build import build_model
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -49,8 +53,7 @@ def trained(work: Path, recipe: str) -> Trained:
     return Trained(model, config, [str(c) for c in range(classes)], shape, work / f"{recipe}.safetensors", None)
 
 
-@torch.inference_mode()
-def latencies(sides: list[InferenceModel], images: torch.Tensor, repeats: int, blocks: int = 3) -> list[float]:
+def latencies(sides: list[InferenceModel], images: np.ndarray, repeats: int, blocks: int = 3) -> list[float]:
     """Median seconds per forward of each side. The sides take turns in blocks of calls, each
     block after two warm-up calls: a slow spell of a shared machine falls on both, and neither
     side's thread pool is still busy-waiting when the other's block starts."""
@@ -73,12 +76,17 @@ def milliseconds(seconds: float) -> str:
 
 def run(quick: bool = False, device: str = "cpu") -> list[Row]:
     del device  # onnxruntime runs on the CPU here, so both sides do
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # before the sessions are made: onnxruntime takes torch's count
+    threads, omp = torch.get_num_threads(), os.environ.get("OMP_NUM_THREADS")
+    torch.set_num_threads(1)
+    os.environ["OMP_NUM_THREADS"] = "1"  # before the sessions are made: onnxruntime's count
     try:
         return measure(repeats=10 if quick else 30)
     finally:
         torch.set_num_threads(threads)
+        if omp is None:
+            del os.environ["OMP_NUM_THREADS"]
+        else:
+            os.environ["OMP_NUM_THREADS"] = omp
 
 
 def measure(repeats: int) -> list[Row]:
@@ -88,7 +96,7 @@ def measure(repeats: int) -> list[Row]:
         model = trained(work, recipe)
         exported = load_exported(export_trained(model, "onnx", work / f"{recipe}.onnx").path)
         for batch in BATCHES:
-            images = torch.randn(batch, *model.in_shape)
+            images = np.random.default_rng(0).standard_normal((batch, *model.in_shape), dtype=np.float32)
             ours, eager = latencies([exported, model], images, repeats)
             rows.append(
                 Row(
