@@ -28,21 +28,29 @@ def per_class_size(n_classes: int) -> tuple[float, float]:
 
 def per_class_f1_figure(per_class: dict[str, dict[str, float]], macro_f1: float, split: str = "test") -> Figure:
     """A horizontal bar per class (``per_class`` order, first at the top), macro F1 dashed."""
-    names = list(per_class)
-    scores = [per_class[name]["f1"] for name in names]
+    scores = [per_class[name]["f1"] for name in per_class]
+    title = f"F1 per class ({split}); dashed: macro F1 {macro_f1:.3f}"
+    return per_class_bars(list(per_class), scores, [f"{score:.3f}" for score in scores], macro_f1, "F1", title)
+
+
+def per_class_bars(
+    names: list[str], scores: list[float], labels: list[str], mean: float, score_name: str, title: str
+) -> Figure:
+    """A horizontal bar per class, first at the top, labelled where there are few classes,
+    with the mean dashed: the per-class score figures of every task."""
     figure = new_figure(*per_class_size(len(names)))
     ax = figure.add_subplot()
     positions = np.arange(len(names))
     ax.barh(positions, scores, color="C0", height=0.7)
-    ax.axvline(macro_f1, color="C3", linestyle="--", linewidth=1)
+    ax.axvline(mean, color="C3", linestyle="--", linewidth=1)
     if len(names) <= LABELS_UP_TO:
-        for y, score in zip(positions, scores):
-            ax.text(min(score, 1.0) + 0.01, float(y), f"{score:.3f}", va="center", fontsize=7)
+        for y, score, label in zip(positions, scores, labels):
+            ax.text(min(score, 1.0) + 0.01, float(y), label, va="center", fontsize=7)
     ax.set_yticks(*class_ticks(names), fontsize=7)
     ax.invert_yaxis()
     ax.set_xlim(0, 1.1)
-    ax.set_xlabel("F1")
-    ax.set_title(f"F1 per class ({split}); dashed: macro F1 {macro_f1:.3f}")
+    ax.set_xlabel(score_name)
+    ax.set_title(title)
     return figure
 
 

@@ -9,8 +9,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from dltool.figures.canvas import message_figure, new_figure, show_image
-from dltool.figures.classes import LABELS_UP_TO, class_ticks
-from dltool.figures.eval_plots import TILE, per_class_size
+from dltool.figures.eval_plots import TILE, per_class_bars
 from dltool.figures.palette import colours
 
 SAMPLES_SHOWN = 8  # a split's first images beside their masks
@@ -56,20 +55,7 @@ def mask_samples_figure(samples: Any, split: str = "train") -> Figure:
 
 def per_class_iou_figure(per_class: dict[str, dict[str, Any]], miou: float, split: str = "test") -> Figure:
     """A horizontal bar per class, first at the top (absent classes empty), the mIoU dashed."""
-    names = list(per_class)
-    scores = [per_class[name]["iou"] or 0.0 for name in names]
-    figure = new_figure(*per_class_size(len(names)))
-    ax = figure.add_subplot()
-    positions = np.arange(len(names))
-    ax.barh(positions, scores, color="C0", height=0.7)
-    ax.axvline(miou, color="C3", linestyle="--", linewidth=1)
-    if len(names) <= LABELS_UP_TO:
-        for y, name in zip(positions, names):
-            iou = per_class[name]["iou"]
-            ax.text((iou or 0.0) + 0.01, float(y), "absent" if iou is None else f"{iou:.3f}", va="center", fontsize=7)
-    ax.set_yticks(*class_ticks(names), fontsize=7)
-    ax.invert_yaxis()
-    ax.set_xlim(0, 1.1)
-    ax.set_xlabel("IoU")
-    ax.set_title(f"IoU per class ({split}); dashed: mIoU {miou:.3f}")
-    return figure
+    ious = [per_class[name]["iou"] for name in per_class]
+    labels = ["absent" if iou is None else f"{iou:.3f}" for iou in ious]
+    title = f"IoU per class ({split}); dashed: mIoU {miou:.3f}"
+    return per_class_bars(list(per_class), [iou or 0.0 for iou in ious], labels, miou, "IoU", title)
