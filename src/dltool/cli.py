@@ -6,6 +6,7 @@ modules import the library layer inside their functions.
 
 from __future__ import annotations
 
+import gc
 import traceback
 from typing import Annotated, Any
 
@@ -118,6 +119,13 @@ app.command("visualize")(visualize_command.visualize)
 
 
 def main() -> None:
-    # A fixed name: `python -m dltool` and torchrun would otherwise call it "python -m dltool",
-    # and `--show-completion` would write a script for that.
-    app(prog_name="dltool")
+    try:
+        # A fixed name: `python -m dltool` and torchrun would otherwise call it "python -m dltool",
+        # and `--show-completion` would write a script for that.
+        app(prog_name="dltool")
+    finally:
+        # The interpreter's last garbage collection walks every object torch (and the torch._dynamo
+        # that torch.optim imports) created: 0.7-0.9 s of a 5 s `dltool train digits-mlp` on 2 cores.
+        # Frozen objects are skipped there; everything else about exiting (atexit, flushing files,
+        # finalizers, workers' shutdown) is unchanged.
+        gc.freeze()
