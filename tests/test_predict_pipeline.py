@@ -99,13 +99,34 @@ def test_by_default_a_slow_model_keeps_decoding_in_this_process(tmp_path: Path, 
     import time
 
     paths = _images(tmp_path / "in", 40)
-    decoder = Decoder(3, (64, 64), 0.875)  # enlarged: decoding takes a few ms a chunk, well under 0.3 s
+    # Enlarged: decoding takes some 10 ms a chunk, well under 0.3 s and well over the loop's own
+    # bookkeeping (at 64 px the two were close enough for a busy machine to swap them).
+    decoder = Decoder(3, (384, 384), 0.875)
     seen, children = [], []
     for chunk in decoded_chunks(paths, decoder, chunk=4, workers=None):
         time.sleep(model_seconds)
         seen += chunk.paths
         children.append(len(multiprocessing.active_children()))
     assert seen == paths
-    assert children[:2] == [0, 0]  # measured here
+    assert children[:2] == [0, 0], children  # measured here
     pooled = model_seconds == 0.0 and inputs.default_workers() > 0
-    assert all(count > 0 for count in children[3:]) if pooled else children == [0] * len(children)
+    assert all(count > 0 for count in children[3:]) if pooled else children == [0] * len(children), children
+
+
+@pytest.mark.parametrize(
+    ("device_type", "size", "batch"),
+    [("cpu", 224, 8), ("cpu", 112, 32), ("cpu", 8, 32), ("cpu", 640, 1), ("cuda", 224, 32), ("mps", 640, 32)],
+)
+def test_the_default_batch_is_smaller_on_a_cpu_the_larger_the_images(device_type: str, size: int, batch: int) -> None:
+    """On a CPU larger batches hold more activations and run no faster: about eight 224-px
+    images' worth of pixels per forward pass; an accelerator takes 32 whatever the size."""
+    from dataclasses import dataclass
+
+    from dltool.evaluation.model import default_batch_size
+
+    @dataclass
+    class Model:
+        device_type: str
+        in_shape: tuple[int, int, int]
+
+    assert default_batch_size(Model(device_type, (3, size, size))) == batch  # type: ignore[arg-type]

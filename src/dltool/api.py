@@ -140,7 +140,7 @@ def predict(
     inputs: StrPath | Iterable[StrPath],
     *,
     top_k: int = 3,
-    batch_size: int = 32,
+    batch_size: int | None = None,
     device: str = "auto",
     workers: int | None = None,
 ) -> Predictions:
@@ -150,7 +150,8 @@ def predict(
     TorchScript). ``inputs``: image files, folders (walked recursively, sorted) and glob patterns. A
     classifier's row has ``path``, ``label``, ``score`` and ``top``, the ``top_k`` (label,
     probability) pairs; a keypoint model's ``path`` and ``points`` in the image's pixels.
-    For more images than fit in a list, ``dltool.evaluation.predict.predict`` streams the rows.
+    ``batch_size``: images per forward pass (None: ``dltool.evaluation.model.default_batch_size``, 32 on a GPU and
+    fewer on a CPU for large images). For more images than fit in a list, ``dltool.evaluation.predict.predict`` streams the rows.
     """
     from dltool.evaluation.predict import Unreadable, prediction_columns
     from dltool.evaluation.predict import predict as predict_images
@@ -184,7 +185,7 @@ def segment(
     out: StrPath,
     *,
     overlay: bool = False,
-    batch_size: int = 32,
+    batch_size: int | None = None,
     device: str = "auto",
     workers: int | None = None,
 ) -> Masks:

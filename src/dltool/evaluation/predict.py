@@ -28,14 +28,19 @@ from dltool.evaluation.inputs import (
     expand_paths,
     read_path_lines,
 )
-from dltool.evaluation.model import InferenceModel
+from dltool.evaluation.model import InferenceModel, default_batch_size
 from dltool.tasks.rows import Inputs, Prediction
 
 __all__ = ["Decoder", "Prediction", "Unreadable", "expand_paths", "predict", "read_path_lines"]
 
 
 def predict(
-    model: InferenceModel, paths: Iterable[str], *, top_k: int = 3, batch_size: int = 32, workers: int | None = None
+    model: InferenceModel,
+    paths: Iterable[str],
+    *,
+    top_k: int = 3,
+    batch_size: int | None = None,
+    workers: int | None = None,
 ) -> Iterator[Any]:
     """One row (a classifier's ``Prediction``, a keypoint model's points, ...: the task's
     ``dltool.tasks.rows``) or Unreadable per path, in input order (a batch's unreadable files
@@ -46,7 +51,9 @@ def predict(
     processes (0: decode in this process; None: in this process while the model is the slower
     side, else ``default_workers()``: ``dltool.evaluation.inputs.decoded_chunks``)."""
     _check_predicts(model)
-    for chunk in decoded_chunks(paths, Decoder.of(model), chunk=batch_size, workers=workers):
+    for chunk in decoded_chunks(
+        paths, Decoder.of(model), chunk=batch_size or default_batch_size(model), workers=workers
+    ):
         yield from chunk.unreadable
         yield from _predict(model, chunk, _top(model, top_k))
 

@@ -27,7 +27,7 @@ from dltool.data.normalise import normalise
 from dltool.data.resize import resample
 from dltool.errors import UsageError
 from dltool.evaluation.inputs import Chunk, Decoder, Unreadable, decoded_chunks
-from dltool.evaluation.model import InferenceModel
+from dltool.evaluation.model import InferenceModel, default_batch_size
 from dltool.figures.palette import colours
 
 OVERLAYS = "overlays"
@@ -50,7 +50,7 @@ def segment(
     out: Path,
     *,
     overlay: bool = False,
-    batch_size: int = 32,
+    batch_size: int | None = None,
     workers: int | None = None,
 ) -> Iterator[MaskWritten | Unreadable]:
     """One MaskWritten or Unreadable per path, in input order. Masks go to ``out/<stem>.png``
@@ -59,7 +59,9 @@ def segment(
         raise UsageError(f"--out writes segmentation masks; model {model.name!r} is a {model.task} model")
     (out / OVERLAYS if overlay else out).mkdir(parents=True, exist_ok=True)
     names: set[str] = set()
-    for chunk in decoded_chunks(paths, Decoder.of(model), chunk=batch_size, workers=workers):
+    for chunk in decoded_chunks(
+        paths, Decoder.of(model), chunk=batch_size or default_batch_size(model), workers=workers
+    ):
         yield from chunk.unreadable
         yield from _segmented(model, chunk, _Output(out, overlay, names))
 

@@ -75,6 +75,10 @@ class Trained:
     def device(self) -> torch.device:
         return next(self.model.parameters()).device
 
+    @property
+    def device_type(self) -> str:
+        return self.device.type
+
     def forward(self, images: np.ndarray) -> np.ndarray:
         """The scorer on a NumPy batch, on the model's device; its output as float32 NumPy
         (``dltool.evaluation.model.InferenceModel``)."""

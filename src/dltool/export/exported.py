@@ -99,6 +99,10 @@ class Exported:
     def crop_pct(self) -> float | None:
         return self.sidecar.crop_pct
 
+    @property
+    def device_type(self) -> str:
+        return self.device.split(":")[0]
+
     def forward(self, images: np.ndarray) -> np.ndarray:
         return self.run(images)
 
