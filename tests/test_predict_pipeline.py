@@ -115,7 +115,7 @@ def test_by_default_a_slow_model_keeps_decoding_in_this_process(tmp_path: Path, 
 
 @pytest.mark.parametrize(
     ("device_type", "size", "batch"),
-    [("cpu", 224, 8), ("cpu", 112, 32), ("cpu", 8, 32), ("cpu", 640, 1), ("cuda", 224, 32), ("mps", 640, 32)],
+    [("cpu", 224, 8), ("cpu", 112, 32), ("cpu", 28, 32), ("cpu", 640, 1), ("cuda", 224, 32), ("mps", 640, 32)],
 )
 def test_the_default_batch_is_smaller_on_a_cpu_the_larger_the_images(device_type: str, size: int, batch: int) -> None:
     """On a CPU larger batches hold more activations and run no faster: about eight 224-px
@@ -130,3 +130,6 @@ def test_the_default_batch_is_smaller_on_a_cpu_the_larger_the_images(device_type
         in_shape: tuple[int, int, int]
 
     assert default_batch_size(Model(device_type, (3, size, size))) == batch  # type: ignore[arg-type]
+    # eval's larger batches: 256 images of MNIST's size on a CPU, still 8 of 224 px
+    evaluated = 256 if device_type != "cpu" or size <= 28 else batch
+    assert default_batch_size(Model(device_type, (1, size, size)), largest=256) == evaluated  # type: ignore[arg-type]

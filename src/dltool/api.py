@@ -88,7 +88,7 @@ def evaluate(
     data: StrPath | None = None,
     root: StrPath | None = None,
     checkpoint: Literal["best", "last"] = "best",
-    batch_size: int = 256,
+    batch_size: int | None = None,
     device: str = "auto",
     tta: Literal["none", "flip"] | None = None,
 ) -> EvalResult:

@@ -51,7 +51,9 @@ def visualize(
         str | None, Opt(help="Run: the split scored (default test). Dataset: the split sampled (default train).")
     ] = None,
     root: Annotated[str | None, Opt(help="data.root of a dataset target.")] = None,
-    batch_size: Annotated[int, Opt(min=1, help="Images per forward pass when a run is scored.")] = 256,
+    batch_size: Annotated[
+        int | None, Opt(min=1, help="Images per forward pass when a run is scored (default as for dltool eval).")
+    ] = None,
     device: Annotated[str, Opt(help="Where a run is scored: auto, cpu, cuda, cuda:N or mps.")] = "auto",
     augmentations: Augmentations = False,
     feature_maps: FeatureMaps = None,

@@ -16,12 +16,15 @@ from dltool.data.loader import BatchLoader
 from dltool.data.prepare import PreparedData, prepare_data
 from dltool.data.stream import DecodePool, StreamLoader, resolve_workers
 from dltool.errors import DatasetError, UsageError
+from dltool.evaluation.model import default_batch_size
 from dltool.evaluation.trained import Trained, load_trained
 from dltool.rundir import RunDir
 from dltool.tasks.pixels import IGNORE
 
 if TYPE_CHECKING:
     import pandas as pd
+
+EVAL_BATCH = 256  # images per forward pass, where their size and the device allow (default_batch_size)
 
 
 @dataclass(frozen=True)
@@ -64,7 +67,7 @@ def evaluate_run(
     data: str | None = None,
     root: str | None = None,
     checkpoint: Literal["best", "last"] = "best",
-    batch_size: int = 256,
+    batch_size: int | None = None,
     device: str = "auto",
     tta: str | None = None,
 ) -> EvalResult:
@@ -87,7 +90,7 @@ def evaluate_trained(
     split: str = "test",
     data: str | None = None,
     root: str | None = None,
-    batch_size: int = 256,
+    batch_size: int | None = None,
 ) -> dict[str, Any]:
     """The eval document of ``trained`` on ``split`` of its own dataset (the same splits,
     size and normalisation as training), or of dataset/folder ``data`` with the same classes."""
@@ -100,7 +103,7 @@ def evaluate_split(
     split: str = "test",
     data: str | None = None,
     root: str | None = None,
-    batch_size: int = 256,
+    batch_size: int | None = None,
 ) -> Evaluation:
     """``evaluate_trained``, keeping the samples and the predicted probabilities."""
     update: dict[str, Any] = {k: v for k, v in {"name": data, "root": root}.items() if v is not None}
@@ -133,10 +136,12 @@ def evaluate_split(
 
 
 def _loader(
-    samples: Split | FileSplit, prepared: PreparedData, trained: Trained, batch_size: int
+    samples: Split | FileSplit, prepared: PreparedData, trained: Trained, batch_size: int | None
 ) -> BatchLoader | StreamLoader:
-    """The split's batches: from memory, or decoded from its files by ``data.workers`` processes."""
+    """The split's batches: from memory, or decoded from its files by ``data.workers`` processes;
+    ``batch_size`` None: ``EVAL_BATCH`` images, fewer of large ones on a CPU."""
     mean, std, device = prepared.mean, prepared.std, trained.device
+    batch_size = batch_size or default_batch_size(trained, largest=EVAL_BATCH)
     if isinstance(samples, Split):
         return BatchLoader(samples, batch_size=batch_size, mean=mean, std=std, device=device)
     pool = DecodePool([samples], resolve_workers(trained.config.data.workers), device, mean, std)

@@ -49,10 +49,10 @@ CPU_BATCH_PIXELS = 8 * 224 * 224
 ACCELERATOR_BATCH = 32
 
 
-def default_batch_size(model: InferenceModel) -> int:
-    """Images per forward pass when the caller names none: 32 on an accelerator, on a CPU as
-    many as hold ``CPU_BATCH_PIXELS`` (1 to 32)."""
+def default_batch_size(model: InferenceModel, largest: int = ACCELERATOR_BATCH) -> int:
+    """Images per forward pass when the caller names none: ``largest`` on an accelerator, on a
+    CPU as many as hold ``CPU_BATCH_PIXELS`` (1 to ``largest``)."""
     if model.device_type != "cpu":
-        return ACCELERATOR_BATCH
+        return largest
     _, height, width = model.in_shape
-    return max(1, min(ACCELERATOR_BATCH, CPU_BATCH_PIXELS // (height * width)))
+    return max(1, min(largest, CPU_BATCH_PIXELS // (height * width)))

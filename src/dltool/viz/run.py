@@ -44,7 +44,7 @@ def visualize_run(
     fmt: str = "png",
     split: str = "test",
     device: str = "auto",
-    batch_size: int = 256,
+    batch_size: int | None = None,
 ) -> Visualization:
     """Plots of run dir ``path`` into ``out`` (default ``RUN/plots``) and ``report.html``.
 
@@ -85,7 +85,7 @@ def visualize_run(
     return Visualization(plotter.out, written, notes)
 
 
-def score_run(run: RunDir, *, split: str, device: str = "auto", batch_size: int = 256) -> Scored:
+def score_run(run: RunDir, *, split: str, device: str = "auto", batch_size: int | None = None) -> Scored:
     """The best weights' scores on ``split``, reusing ``eval-<split>.json`` when it scored
     these weights (``model.safetensors``, not older than the file) with the run's test-time
     augmentation, and writing it otherwise."""

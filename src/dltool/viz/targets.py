@@ -15,7 +15,7 @@ def visualize(
     fmt: str = "png",
     split: str | None = None,
     device: str = "auto",
-    batch_size: int = 256,
+    batch_size: int | None = None,
     root: str | None = None,
     augmentations: bool = False,
     feature_maps: str | None = None,
