@@ -123,7 +123,7 @@ def test_pets_names_a_listed_photo_without_trimap_and_resizes_to_the_size_asked(
     ]
 
 
-def test_prepare_draws_val_from_a_pool_and_refuses_class_picks_and_streaming(tmp_path: Path) -> None:
+def test_prepare_draws_val_from_a_pool_in_both_loaders_and_refuses_class_picks(tmp_path: Path) -> None:
     from dltool.config.schema import DataConfig
     from dltool.data.prepare import prepare_data
     from dltool.errors import ConfigError
@@ -137,5 +137,8 @@ def test_prepare_draws_val_from_a_pool_and_refuses_class_picks_and_streaming(tmp
     assert len(drawn.splits["train"]) == 6 and len(drawn.splits["val"]) == 2  # drawn at random: no class per image
     with pytest.raises(ConfigError, match="data.classes and data.train_per_class"):
         prepare_data(DataConfig(name=str(root), root=str(tmp_path / "data"), train_per_class=2))
-    with pytest.raises(ConfigError, match="is a segmentation folder"):
-        prepare_data(DataConfig(name=str(root), root=str(tmp_path / "data"), loader="stream"))
+    streamed = prepare_data(
+        DataConfig(name=str(root), root=str(tmp_path / "data"), loader="stream", val_fraction=0.2, test_fraction=0.2)
+    )
+    for name in ("train", "val", "test"):  # the same draws, whichever loader reads them
+        assert np.array_equal(streamed.splits[name].targets, data.splits[name].labels)

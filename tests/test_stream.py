@@ -169,7 +169,8 @@ def test_a_streamed_random_crop_is_cut_from_the_photo_at_the_resolution_it_needs
         whole = photo.convert("RGB").resize(
             (32, 32), Image.Resampling.BILINEAR, box=(left, top, left + columns, top + rows)
         )
-    streamed = train_image(split, augmenter, 3, 0)
+    streamed, stored = train_image(split, augmenter, 3, 0)
+    assert stored == (1200, 1600)
     assert streamed.shape == (3, 32, 32)
     assert np.abs(streamed.astype(int) - np.asarray(whole).transpose(2, 0, 1)).mean() < 2
     assert not np.array_equal(streamed, split.image(0))  # not the evaluation transform

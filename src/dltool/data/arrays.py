@@ -51,6 +51,11 @@ class Split:
         """The row of ``pixels`` each sample sits in."""
         return np.arange(len(self.pixels), dtype=np.int64) if self.rows is None else self.rows
 
+    @property
+    def targets(self) -> np.ndarray:
+        """The labels (a ``FileSplit`` of a segmentation folder decodes its masks here)."""
+        return self.labels
+
     def image(self, index: int) -> np.ndarray:
         """Sample ``index``'s image (C, H, W)."""
         return self.pixels[index if self.rows is None else self.rows[index]]

@@ -150,12 +150,17 @@ class LoaderChoice:
     line: str | None = None
 
 
-def choose_loader(config: DataConfig, files: int, shape: Shape) -> LoaderChoice:
-    """memory or stream for a folder of ``files`` images decoded to ``shape``, per ``data.loader``.
-    ``memory`` asked for a folder over the budget is a ``DatasetError`` naming the size."""
-    needed = files * shape.pixels
+def choose_loader(config: DataConfig, files: int, shape: Shape, masks: bool = False) -> LoaderChoice:
+    """memory or stream for a folder of ``files`` images decoded to ``shape`` (``masks``: each
+    with a mask, a byte per pixel), per ``data.loader``. ``memory`` asked for a folder over
+    the budget is a ``DatasetError`` naming the size."""
+    needed = files * (shape.pixels + (shape.height * shape.width if masks else 0))
     budget = memory_budget(config.memory_budget)
-    size = f"decoded dataset ≈ {gib(needed)} ({files:,} images of {shape.channels}x{shape.height}x{shape.width})"
+    with_masks = " and their masks" if masks else ""
+    size = (
+        f"decoded dataset ≈ {gib(needed)} ({files:,} images of {shape.channels}x{shape.height}x{shape.width}"
+        f"{with_masks})"
+    )
     fits = needed <= budget.bytes
     if config.loader == "memory" and not fits:
         raise DatasetError(

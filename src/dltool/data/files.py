@@ -5,6 +5,12 @@ draw and the few-shot subset, ``relabelled``, and ``image``/``images``, which de
 files asked for (a handful, for figures and model initialisation — whole passes go through
 ``dltool.data.stream.StreamLoader``, which decodes in worker processes). Each file goes
 through the evaluation transform (``decode_image``), exactly as the memory loader's cache.
+
+A segmentation folder's split has ``masks`` too (``MaskFiles``): ``pair`` decodes an image
+and its mask as ``dltool.data.mask_decode`` fills the memory loader's arrays (the image
+decoded whole and stretched, the mask by nearest neighbour). Its ``labels`` are an empty
+(N, 0, 0) array: the shape says the targets are masks (``target_kind``), which are read from
+the files with their images, never held.
 """
 
 from __future__ import annotations
@@ -12,16 +18,38 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from dltool.data.arrays import CHUNK_PIXELS, ImageArrays
-from dltool.data.images import ImageDecodeError, decode_image
+from dltool.data.images import ImageDecodeError, decode_image, fit_image, read_image, to_channels
+from dltool.data.mask_decode import fit_pair, read_labels, read_pair
+from dltool.tasks.pixels import IGNORE
 
 if TYPE_CHECKING:
     from dltool.data.folders import FolderIndex
+    from dltool.data.masks import MaskIndex
+
+_IDENTITY = np.arange(256, dtype=np.int32)  # raw mask value → class index: a folder's own
+
+
+@dataclass(frozen=True)
+class MaskFiles:
+    """The mask file of each image of a ``FileSplit`` (relative to its root, in row order).
+
+    ``classes``: the dataset's class count (a mask label from it up to 254 is no class);
+    ``renumber``: each class index's index in a model's class order (``IGNORE`` kept), for
+    ``dltool eval`` on a folder whose classes come in another order; None: as they are."""
+
+    files: tuple[str, ...]
+    classes: int
+    renumber: tuple[int, ...] | None = None
+
+    def take(self, indices: np.ndarray) -> MaskFiles:
+        return replace(self, files=tuple(self.files[i] for i in indices))
 
 
 @dataclass(frozen=True)
@@ -34,17 +62,25 @@ class FileSplit:
     labels: np.ndarray
     image_shape: tuple[int, int, int]
     crop_pct: float | None = 1.0
+    masks: MaskFiles | None = None
 
     def __len__(self) -> int:
         return len(self.labels)
 
     def take(self, indices: np.ndarray) -> FileSplit:
         files = tuple(self.files[i] for i in indices)
-        return FileSplit(self.root, files, self.labels[indices], self.image_shape, self.crop_pct)
+        masks = None if self.masks is None else self.masks.take(indices)
+        return replace(self, files=files, labels=self.labels[indices], masks=masks)
 
     def relabelled(self, labels: np.ndarray) -> FileSplit:
         """The same files with other labels."""
-        return FileSplit(self.root, self.files, labels, self.image_shape, self.crop_pct)
+        return replace(self, labels=labels)
+
+    def renumbered(self, mapping: np.ndarray) -> FileSplit:
+        """The masks' class indices through ``mapping`` (uint8, 256 long: class → new index)."""
+        assert self.masks is not None
+        renumber = mapping if self.masks.renumber is None else mapping[np.array(self.masks.renumber)]
+        return replace(self, masks=replace(self.masks, renumber=tuple(int(k) for k in renumber)))
 
     def path(self, index: int) -> str:
         return f"{self.root}/{self.files[index]}"
@@ -52,8 +88,50 @@ class FileSplit:
     def image(self, index: int) -> np.ndarray:
         """Sample ``index`` decoded, uint8 ``image_shape``; ``ImageDecodeError`` when it cannot be read."""
         channels, height, width = self.image_shape
+        if self.masks is not None:  # decoded whole, then stretched, as the memory loader's arrays
+            return to_channels(fit_image(read_image(self.path(index))[0], (height, width), None), channels)
         size = height if height == width else (height, width)
         return decode_image(self.path(index), channels=channels, size=size, crop_pct=self.crop_pct)
+
+    def pair(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        """Image ``index`` and its mask through the evaluation transform: uint8 ``image_shape``
+        and (H, W) class indices; ``ImageDecodeError`` when either cannot be used."""
+        image, mask = self.raw_pair(index)
+        return fit_pair(image, mask, self.image_shape[1:], self.image_shape[0])
+
+    def raw_pair(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        """Image ``index`` as stored (``read_image``) and its mask's class indices (checked,
+        renumbered)."""
+        assert self.masks is not None
+        image, mask, _, _ = read_pair(Path(self.root), (self.files[index], self.masks.files[index]), _IDENTITY)
+        return image, self._classes_of(mask, index)
+
+    def mask(self, index: int, size: tuple[int, int]) -> np.ndarray:
+        """The class indices of image ``index``'s mask (checked, renumbered), whose image is
+        ``size`` (height, width) as stored."""
+        assert self.masks is not None
+        files = (self.files[index], self.masks.files[index])
+        return self._classes_of(read_labels(Path(self.root), files, _IDENTITY, size), index)
+
+    def _classes_of(self, mask: np.ndarray, index: int) -> np.ndarray:
+        assert self.masks is not None
+        outside = mask[(mask >= self.masks.classes) & (mask != IGNORE)]
+        if len(outside):
+            reason = f"mask label {int(outside.min())} is not a class (0..{self.masks.classes - 1}, {IGNORE} ignored)"
+            raise ImageDecodeError(self.path(index), reason)
+        return mask if self.masks.renumber is None else np.array(self.masks.renumber, np.uint8)[mask]
+
+    @property
+    def targets(self) -> np.ndarray:
+        """The labels; for a segmentation split, every mask decoded (for a handful of samples)."""
+        if self.masks is None:
+            return self.labels
+        height, width = self.image_shape[1:]
+        return (
+            np.stack([self.pair(i)[1] for i in range(len(self))])
+            if len(self)
+            else np.empty((0, height, width), np.uint8)
+        )
 
     @property
     def images(self) -> np.ndarray:
@@ -85,6 +163,35 @@ def file_arrays(index: FolderIndex, shape: tuple[int, int, int], crop_pct: float
         if rows
     }
     return ImageArrays(index.classes, splits)
+
+
+def mask_file_arrays(index: MaskIndex, shape: tuple[int, int, int], classes: list[str]) -> ImageArrays:
+    """The splits of segmentation ``index`` as ``FileSplit``s with their masks, decoding to
+    ``shape`` (splits without pairs left out)."""
+    splits = {
+        split: FileSplit(
+            str(index.root),
+            tuple(image for image, _ in pairs),
+            np.empty((len(pairs), 0, 0), np.uint8),
+            shape,
+            None,  # stretched whole, as the memory loader's arrays: a crop would cut pixels off the masks
+            MaskFiles(tuple(mask for _, mask in pairs), len(classes)),
+        )
+        for split, pairs in index.pairs.items()
+        if pairs
+    }
+    return ImageArrays(classes, splits)
+
+
+def joined(splits: list[FileSplit]) -> FileSplit:
+    """The files of ``splits`` one after the other, as one split."""
+    first = splits[0]
+    files = tuple(f for s in splits for f in s.files)
+    labels = np.concatenate([s.labels for s in splits])
+    if first.masks is None:
+        return replace(first, files=files, labels=labels)
+    masks = tuple(m for s in splits if s.masks is not None for m in s.masks.files)
+    return replace(first, files=files, labels=labels, masks=replace(first.masks, files=masks))
 
 
 def decode_rows(

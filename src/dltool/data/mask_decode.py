@@ -109,22 +109,47 @@ def _decode_pair(
     root: Path, pair: tuple[str, str], lut: np.ndarray, out: tuple[np.ndarray, np.ndarray], channels: int
 ) -> _Pair:
     try:
-        image, mode, stored = read_image(root / pair[0])
-        raw = read_mask(root / pair[1])
+        image, mask, mode, stored = read_pair(root, pair, lut)
     except ImageDecodeError as error:
         return _Pair(reason=error.reason)
-    if raw.shape != image.shape[1:]:
-        h, w = raw.shape
-        return _Pair(reason=f"mask {pair[1]} is {w}x{h}, the image {image.shape[2]}x{image.shape[1]}")
-    if raw.max(initial=0) > IGNORE:
-        return _Pair(reason=f"mask label {int(raw.max())} is not a class ({IGNORE} marks ignored pixels)")
-    mask = lut[raw]
-    if (mask < 0).any():
-        return _Pair(reason=f"mask value {int(raw[mask < 0][0])} is none of the dataset's labels")
-    out[0][...] = to_channels(fit_image(image, out[1].shape, None), channels)
-    out[1][...] = resize_mask(mask.astype(np.uint8), out[1].shape)
+    out[0][...], out[1][...] = fit_pair(image, mask, out[1].shape, channels)
     present = np.bincount(out[1].ravel(), minlength=256) > 0
     return _Pair(present, mode, stored)
+
+
+def read_pair(
+    root: Path, pair: tuple[str, str], lut: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, str, tuple[int, int]]:
+    """Image and mask files ``pair`` (relative to ``root``): the image in its natural form
+    (``read_image``: its mode and stored size too) and the mask's class indices, uint8 (H, W),
+    through ``lut`` (raw value → class index). ``ImageDecodeError`` when either cannot be
+    read, their sizes differ or the mask holds a value that is no label."""
+    image, mode, stored = read_image(root / pair[0])
+    return image, read_labels(root, pair, lut, image.shape[1:]), mode, stored
+
+
+def read_labels(root: Path, pair: tuple[str, str], lut: np.ndarray, size: Sequence[int]) -> np.ndarray:
+    """The class indices of ``pair``'s mask (see ``read_pair``), whose image is ``size``
+    (height, width) as stored; the error names the image, as a skipped pair is listed."""
+    raw = read_mask(root / pair[1])
+    if raw.shape != tuple(size):
+        h, w = raw.shape
+        raise ImageDecodeError(root / pair[0], f"mask {pair[1]} is {w}x{h}, the image {size[1]}x{size[0]}")
+    if raw.max(initial=0) > IGNORE:
+        raise ImageDecodeError(
+            root / pair[0], f"mask label {int(raw.max())} is not a class ({IGNORE} marks ignored pixels)"
+        )
+    mask = lut[raw]
+    if (mask < 0).any():
+        raise ImageDecodeError(root / pair[0], f"mask value {int(raw[mask < 0][0])} is none of the dataset's labels")
+    return mask.astype(np.uint8)
+
+
+def fit_pair(image: np.ndarray, mask: np.ndarray, size: Sequence[int], channels: int) -> tuple[np.ndarray, np.ndarray]:
+    """The evaluation transform of a pair: the image stretched to ``size`` (height, width),
+    antialiased bilinear, with ``channels``; its mask by nearest neighbour."""
+    height, width = int(size[0]), int(size[1])
+    return to_channels(fit_image(image, (height, width), None), channels), resize_mask(mask, size)
 
 
 def read_mask(path: str | Path) -> np.ndarray:
@@ -166,8 +191,28 @@ def _classes(index: MaskIndex, decoded: list[_Pair]) -> list[str]:
     if index.classes is not None:
         return list(index.classes)
     found = [np.flatnonzero(p.present[:IGNORE]) for p in decoded if p.present is not None]
-    largest = max((int(f.max()) for f in found if len(f)), default=0)
+    return numbered(max((int(f.max()) for f in found if len(f)), default=0))
+
+
+def numbered(largest: int) -> list[str]:
+    """Class names of a folder without classes.txt: 0..the largest label found."""
     return [str(k) for k in range(min(largest + 1, MAX_CLASSES))]
+
+
+def largest_label(root: Path, masks: Sequence[str], workers: int | None = None) -> int:
+    """The largest class index below ``IGNORE`` in the mask files ``masks`` (relative to
+    ``root``): one pass, on threads, holding one mask per thread. Unreadable masks are left
+    out here (decoding names them)."""
+
+    def largest(mask: str) -> int:
+        try:
+            values = np.unique(read_mask(root / mask))
+        except ImageDecodeError:
+            return 0
+        below = values[values < IGNORE]
+        return int(below.max()) if len(below) else 0
+
+    return max(parallel(largest, masks, workers), default=0)
 
 
 def _outside(present: np.ndarray, classes: int) -> int | None:

@@ -19,6 +19,7 @@ from dltool.data.files import FileSplit, file_arrays
 from dltool.data.folders import index_folder, load_folder
 from dltool.data.images import to_channels
 from dltool.data.mask_decode import load_masks
+from dltool.data.mask_stream import streamed_masks
 from dltool.data.masks import index_masks, is_mask_folder
 from dltool.data.resize import fit_images
 from dltool.data.splits import draw_missing_splits
@@ -131,20 +132,17 @@ def _load(config: DataConfig) -> tuple[ImageArrays, list[str]]:
     """The dataset's splits as arrays, or for an image folder the stream loader reads, as
     file lists; with the loader choice's lines for the log."""
     folder = _folder(config)
-    if folder is None or is_mask_folder(folder) or table_file(folder):
+    if folder is None or table_file(folder):
         if config.loader == "stream":
-            kind = (
-                "an array dataset"
-                if folder is None
-                else "a keypoint or regression folder"
-                if table_file(folder)
-                else "a segmentation folder"
-            )
+            kind = "an array dataset" if folder is None else "a keypoint or regression folder (a table of targets)"
             raise ConfigError(
-                f"data.loader=stream reads folders of class folders; {config.name} is {kind}, held in memory: "
-                "use data.loader=auto or memory"
+                f"data.loader=stream reads folders of class folders or of images/ and masks/; {config.name} is "
+                f"{kind}, held in memory: use data.loader=auto or memory"
             )
         return load_arrays(config), []
+    if is_mask_folder(folder):
+        streamed, lines = streamed_masks(config, folder)
+        return streamed or load_arrays(config), lines
     index = index_folder(folder)
     files = [path for rows in index.files.values() for path, _ in rows]
     headers = sample_headers(index.root, files)

@@ -12,6 +12,11 @@ the main process. Every draw comes from (seed, epoch, draw key) or (seed, epoch,
 on the number of workers nor on where a resumed run starts. Without a random-resized crop a
 streamed batch is the memory loader's batch, pixel for pixel (on a CPU device).
 
+A segmentation split's worker decodes each image with its mask (``train_pair``): the
+random-resized crop cuts the same box from both, the mask resized by nearest neighbour, and
+the other geometric ops move the mask with its image (``Augmenter.pair``, as the memory
+loader does); the batch's targets are then uint8 masks (K, H, W), int64 on the device.
+
 A file that cannot be decoded is left out of its batch and reported once (``report``);
 a worker that dies (a decoder that crashes, the kernel's OOM killer) is a ``DatasetError``
 naming the file it was decoding.
@@ -35,6 +40,7 @@ from dltool.data.augment import Augmenter, to_device
 from dltool.data.files import FileSplit
 from dltool.data.images import ImageDecodeError, read_resized_crop, to_channels
 from dltool.data.loader import batch_count, epoch_order, shard_size
+from dltool.data.mask_decode import resize_mask
 from dltool.data.normalise import Normalise
 from dltool.errors import DatasetError
 
@@ -42,8 +48,12 @@ MAX_AUTO_WORKERS = 8
 PREFETCH = 2  # batches each worker decodes ahead
 # (split number, epoch, sample indices): one batch for a worker to decode.
 Key = tuple[int, int, np.ndarray]
-# (uint8 images (K, C, H, W), int64 labels (K,), (sample index, reason) of the files left out)
-Decoded = tuple[torch.Tensor, torch.Tensor, list[tuple[int, str]]]
+# (sample index, why its file was left out)
+Skip = tuple[int, str]
+# (uint8 images (K, C, H, W), int64 labels (K,) or uint8 masks (K, H, W), the files left out)
+Decoded = tuple[torch.Tensor, torch.Tensor, list[Skip]]
+# One decoded image (C, H, W) and, in a segmentation split, its mask (H, W)
+Sample = tuple[np.ndarray, np.ndarray | None]
 
 
 def resolve_workers(workers: int | str) -> int:
@@ -72,47 +82,84 @@ class BatchDecoder(Dataset[Decoded]):
     def __getitem__(self, key: Key) -> Decoded:  # type: ignore[override]
         split_no, epoch, draws = key
         split, augmenter = self.splits[split_no], self.augmenters[split_no]
+        samples, kept, skipped = self._decode(split_no, epoch, draws)
+        keys = np.array(kept, dtype=np.int64)
+        batch = _stacked([image for image, _ in samples], split.image_shape)
+        masks = (
+            None
+            if split.masks is None
+            else _stacked([mask for _, mask in samples if mask is not None], split.image_shape[1:])
+        )
+        if augmenter is not None:
+            batch, masks = augmenter.pair(batch, masks, epoch, keys, cropped=True)
+        if self.normalise is not None:
+            batch = self.normalise(batch)
+        return batch, torch.from_numpy(split.labels[keys % len(split)]) if masks is None else masks, skipped
+
+    def _decode(self, split_no: int, epoch: int, draws: np.ndarray) -> tuple[list[Sample], list[int], list[Skip]]:
+        """The samples of ``draws`` that decode, their draw keys, and (index, reason) of the rest."""
+        split, augmenter = self.splits[split_no], self.augmenters[split_no]
         worker = get_worker_info()
         slot = None if worker is None else self.slots[worker.id]
-        images, kept, skipped = [], [], []
+        samples, kept, skipped = [], [], []
         try:
             for draw in map(int, draws):
                 index = draw % len(split)  # a repeated draw's key (see dltool.data.sampling)
                 if slot is not None:
                     slot[1], slot[2] = split_no, index
                 try:
-                    images.append(
-                        split.image(index) if augmenter is None else train_image(split, augmenter, epoch, draw)
-                    )
+                    samples.append(decode_sample(split, augmenter, epoch, draw))
                     kept.append(draw)
                 except ImageDecodeError as error:
                     skipped.append((index, error.reason))
         finally:
             if slot is not None:
                 slot[1] = -1
-        batch = torch.from_numpy(np.stack(images) if images else np.empty((0, *split.image_shape), np.uint8))
-        keys = np.array(kept, dtype=np.int64)
-        if augmenter is not None:
-            batch = augmenter(batch, epoch, keys, cropped=True)
-        if self.normalise is not None:
-            batch = self.normalise(batch)
-        return batch, torch.from_numpy(split.labels[keys % len(split)]), skipped
+        return samples, kept, skipped
 
 
-def train_image(split: FileSplit, augmenter: Augmenter, epoch: int, draw: int) -> np.ndarray:
-    """The sample of ``draw`` (a key of ``dltool.data.sampling``) for training in ``epoch``.
-    With ``random_resized_crop``, its box is drawn on the file's stored size and cut from the
-    file decoded at the smallest JPEG scale that still gives the box the output's pixels,
-    then resized to the split's size (Pillow's antialiased bilinear, as torchvision's crop on
-    PIL images; ``read_resized_crop``): the crop keeps the photo's detail, and a large photo
-    is never decoded whole. Without it, the evaluation transform, as the memory loader's
-    cache holds it."""
+def _stacked(arrays: list[np.ndarray], shape: tuple[int, ...]) -> torch.Tensor:
+    return torch.from_numpy(np.stack(arrays) if arrays else np.empty((0, *shape), np.uint8))
+
+
+def decode_sample(split: FileSplit, augmenter: Augmenter | None, epoch: int, draw: int) -> Sample:
+    """The image of ``draw`` (a key of ``dltool.data.sampling``) and, in a segmentation split,
+    its mask: for training in ``epoch`` with ``augmenter`` (``train_image``, ``train_pair``),
+    else through the evaluation transform."""
     index = draw % len(split)
-    if augmenter.config.random_resized_crop is None:
-        return split.image(index)
+    if augmenter is None or augmenter.config.random_resized_crop is None:
+        return split.pair(index) if split.masks is not None else (split.image(index), None)
+    if split.masks is not None:
+        return train_pair(split, augmenter, epoch, draw)
+    return train_image(split, augmenter, epoch, draw)[0], None
+
+
+def train_image(split: FileSplit, augmenter: Augmenter, epoch: int, draw: int) -> tuple[np.ndarray, tuple[int, int]]:
+    """The sample of ``draw`` (a key of ``dltool.data.sampling``) for training in ``epoch``,
+    cut by its random-resized crop, and the file's stored (height, width). The box is drawn on
+    the stored size and cut from the file decoded at the smallest JPEG scale that still gives
+    the box the output's pixels, then resized to the split's size (Pillow's antialiased
+    bilinear, as torchvision's crop on PIL images; ``read_resized_crop``): the crop keeps the
+    photo's detail, and a large photo is never decoded whole."""
     channels, height, width = split.image_shape
-    box_for = partial(augmenter.crop_box, epoch, draw)
-    return to_channels(read_resized_crop(split.path(index), box_for, (height, width)), channels)
+    stored: list[tuple[int, int]] = []
+
+    def box_for(rows: int, columns: int) -> tuple[int, int, int, int]:
+        stored.append((rows, columns))
+        return augmenter.crop_box(epoch, draw, rows, columns)
+
+    image = read_resized_crop(split.path(draw % len(split)), box_for, (height, width))
+    return to_channels(image, channels), stored[0]
+
+
+def train_pair(split: FileSplit, augmenter: Augmenter, epoch: int, draw: int) -> tuple[np.ndarray, np.ndarray]:
+    """``train_image`` of a segmentation sample with its mask: the same box, cut from the
+    mask at its stored size (the image's) and resized by nearest neighbour, so each kept
+    pixel keeps its class index (``IGNORE`` included)."""
+    image, stored = train_image(split, augmenter, epoch, draw)
+    mask = split.mask(draw % len(split), stored)
+    top, left, rows, columns = augmenter.crop_box(epoch, draw, *stored)
+    return image, resize_mask(mask[top : top + rows, left : left + columns], split.image_shape[1:])
 
 
 def _init_worker(slots: torch.Tensor, worker: int) -> None:
@@ -284,7 +331,9 @@ class StreamLoader:
                     )
                 continue
             images, labels = self.pool.to_device(images), to_device(labels, self.device)
-            if self.augment is not None:  # transformed in the worker; mixed here, per batch
+            if self.split.masks is not None:  # moved with their images in the worker; never mixed
+                yield images, labels.long()
+            elif self.augment is not None:  # transformed in the worker; mixed here, per batch
                 yield self.augment.mix(images, labels, epoch, b, self.num_classes)
             else:
                 yield images, labels

@@ -224,9 +224,11 @@ def absolute_paths(config: Config) -> Config:
 
 def _class_counts(data: PreparedData) -> list[int] | None:
     """Training samples per class, in class order (for ``class_weights: balanced``); of masks,
-    pixels per class (ignored pixels, 255, left out); None for points and values."""
-    labels = data.splits["train"].labels
-    if target_kind(labels) not in ("labels", "masks"):
+    pixels per class (ignored pixels, 255, left out); None for points and values, and for
+    streamed masks (read with their images, never all at once)."""
+    train = data.splits["train"]
+    labels = train.labels
+    if target_kind(labels) not in ("labels", "masks") or (isinstance(train, FileSplit) and train.masks is not None):
         return None
     return [int(count) for count in label_counts(labels, len(data.classes))]
 

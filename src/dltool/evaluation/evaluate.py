@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, cast
 
@@ -11,7 +11,7 @@ import numpy as np
 import dltool.tasks as tasks
 from dltool._io import atomic_write_json, slug
 from dltool.data.arrays import Split
-from dltool.data.files import FileSplit
+from dltool.data.files import FileSplit, joined
 from dltool.data.loader import BatchLoader
 from dltool.data.prepare import PreparedData, prepare_data
 from dltool.data.stream import DecodePool, StreamLoader, resolve_workers
@@ -183,14 +183,15 @@ def _aligned(prepared: PreparedData, split: Split | FileSplit, classes: list[str
     mapping = np.array([classes.index(c) for c in prepared.classes], dtype=np.int64)
     if split.labels.ndim > 1:  # masks: the ignored pixels (255) stay ignored
         mapping = np.concatenate([mapping, np.full(256 - len(mapping), IGNORE)]).astype(np.uint8)
+    if isinstance(split, FileSplit) and split.masks is not None:  # read with their images: renumbered then
+        return split.renumbered(mapping)
     return split.relabelled(mapping[split.labels])
 
 
 def _concatenate(*splits: Split | FileSplit) -> Split | FileSplit:
-    labels = np.concatenate([s.labels for s in splits])
     if all(isinstance(s, FileSplit) for s in splits):
-        files = cast(list[FileSplit], splits)
-        return replace(files[0], files=tuple(f for s in files for f in s.files), labels=labels)
+        return joined(cast(list[FileSplit], list(splits)))
+    labels = np.concatenate([s.labels for s in splits])
     splits = cast(tuple[Split, ...], splits)
     if all(s.pixels is splits[0].pixels for s in splits):  # a val split drawn from train: index them both
         return Split(splits[0].pixels, labels, np.concatenate([s.row_index for s in splits]))

@@ -210,7 +210,10 @@ def class_weight_tensor(
         return None
     if spec == "balanced":
         if class_counts is None:
-            raise ConfigError("loss.class_weights: 'balanced' needs the training set's class counts")
+            raise ConfigError(
+                "loss.class_weights: 'balanced' needs the training set's class counts, which keypoints, "
+                "regression values and streamed masks (data.loader stream) do not give: list the weights"
+            )
         counts = torch.tensor(list(class_counts), dtype=torch.float64)
         if num_classes is not None and len(counts) != num_classes:
             raise ValueError(f"class_counts has {len(counts)} entries for {num_classes} classes")

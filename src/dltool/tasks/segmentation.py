@@ -90,7 +90,7 @@ class Segmentation(Task):
         rows = worst_rows(per_image)
         shown = scored.samples.take(rows)
         predicted = scored.run(shown.images).argmax(1).numpy()
-        truth = np.asarray(shown.labels)
+        truth = np.asarray(shown.targets)
         return [
             (
                 "confusion_normalised",

@@ -1,0 +1,44 @@
+"""A segmentation folder kept as file lists for the stream loader (``data.loader: stream``,
+or ``auto`` over ``data.memory_budget``): the pairs indexed, not decoded.
+
+The decoded size counts the masks too (one byte per pixel beside the image's channels). The
+images decode to 3 channels unless ``data.channels`` says otherwise, as the memory loader's
+arrays. Without ``classes.txt`` the classes are numbered 0..the largest label, found by a
+pass over the mask files (one mask in memory per thread); the memory loader finds it on the
+masks it decodes. Pairs that cannot be used (unreadable, sizes that differ, a label outside
+the classes) are named when a worker meets them and left out.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from dltool.config.schema import DataConfig
+from dltool.data.arrays import ImageArrays, SourceReport
+from dltool.data.budget import choose_loader, decoded_shape, sample_headers, stream_shape
+from dltool.data.files import mask_file_arrays
+from dltool.data.mask_decode import largest_label, numbered
+from dltool.data.masks import index_masks
+
+
+def streamed_masks(config: DataConfig, folder: Path) -> tuple[ImageArrays | None, list[str]]:
+    """A segmentation folder as file lists when ``data.loader`` streams it (None: held in
+    memory), and the choice's lines. Its images have 3 channels unless data.channels says,
+    as in memory; without classes.txt the classes are numbered by a pass over the masks."""
+    index = index_masks(folder)
+    config = config.model_copy(update={"channels": config.channels or 3})
+    images = [image for pairs in index.pairs.values() for image, _ in pairs]
+    headers = sample_headers(index.root, images)
+    choice = choose_loader(config, len(images), decoded_shape(config, headers), masks=True)
+    lines = [choice.line] if choice.line else []
+    if choice.kind == "memory":
+        return None, lines
+    shape = stream_shape(config, headers, len(images))
+    classes = index.classes
+    if classes is None:
+        masks = [mask for pairs in index.pairs.values() for _, mask in pairs]
+        classes = numbered(largest_label(index.root, masks))
+        lines.append(f"classes 0..{len(classes) - 1}: the largest label of the {len(masks):,} masks (no classes.txt)")
+    arrays = mask_file_arrays(index, (shape.channels, shape.height, shape.width), classes)
+    report = SourceReport({}, index.skipped, {}, {}, [])
+    return ImageArrays(arrays.classes, arrays.splits, report), [*lines, *index.notes, *shape.notes]
