@@ -150,6 +150,25 @@ def test_stream_trains_and_scores_what_memory_does(tmp_path: Path, shapes: Path)
         str(run / "model.safetensors") for run in (memory, stream)
     ]
     assert documents[0] == documents[1]  # the same weights: the same mIoU, each split read by its own loader
+    other = reordered(shapes, tmp_path / "reordered")
+    on_other = [evaluate_trained(load_trained(run, device="cpu"), data=str(other)) for run in (memory, stream)]
+    assert on_other[0]["split"] == "all" and on_other[0]["n"] == 8
+    assert [document.pop("checkpoint") for document in on_other] and on_other[0] == on_other[1]
+
+
+def reordered(shapes: Path, root: Path) -> Path:
+    """The val and test pairs of ``shapes`` as one pool whose classes.txt lists the classes
+    backwards (its masks renumbered to match): eval renumbers them into the model's order."""
+    for folder in ("images", "masks"):
+        (root / folder).mkdir(parents=True)
+    backwards = np.array([2, 1, 0, *range(3, 256)], np.uint8)
+    for split in ("val", "test"):
+        for image in sorted((shapes / split / "images").iterdir()):
+            (root / "images" / image.name).write_bytes(image.read_bytes())
+            mask = np.asarray(Image.open(shapes / split / "masks" / image.name))
+            Image.fromarray(backwards[mask]).save(root / "masks" / image.name)
+    (root / "classes.txt").write_text("\n".join(reversed(CLASSES)) + "\n")
+    return root
 
 
 def test_an_unusable_mask_is_named_once_and_left_out(cli, tmp_path: Path, shapes: Path) -> None:
@@ -165,11 +184,16 @@ def test_an_unusable_mask_is_named_once_and_left_out(cli, tmp_path: Path, shapes
         named = [line for line in result.stderr.splitlines() if f"{stem}.png" in line]
         assert len(named) == 1 and named[0].startswith(f"skipped {shapes / 'train' / 'images' / stem}.png")
         assert reason in named[0]
+    cli("visualize", result.stdout.strip(), "--out", tmp_path / "plots")  # the worst images' masks read from files
+    assert (tmp_path / "plots" / "worst.png").is_file()
 
 
-def test_table_folders_are_still_refused_by_stream(tmp_path: Path) -> None:
+def test_what_cannot_stream_is_refused_saying_why(tmp_path: Path, shapes: Path) -> None:
     (tmp_path / "points" / "images").mkdir(parents=True)
     Image.new("RGB", (8, 8)).save(tmp_path / "points" / "images" / "a.png")
     (tmp_path / "points" / "points.csv").write_text("file,x1,y1\nimages/a.png,1,2\n")
     with pytest.raises(ConfigError, match="keypoint or regression folder"):
         prepared(tmp_path / "points", "stream")
+    balanced = run_config(tmp_path, shapes, "data.loader=stream", "loss.class_weights=balanced")
+    with pytest.raises(ConfigError, match=r"streamed masks \(data.loader stream\)"):  # their pixels are never counted
+        train(balanced, create_run_dir(tmp_path / "runs", "balanced"))
