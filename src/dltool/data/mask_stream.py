@@ -40,5 +40,6 @@ def streamed_masks(config: DataConfig, folder: Path) -> tuple[ImageArrays | None
         classes = numbered(largest_label(index.root, masks))
         lines.append(f"classes 0..{len(classes) - 1}: the largest label of the {len(masks):,} masks (no classes.txt)")
     arrays = mask_file_arrays(index, (shape.channels, shape.height, shape.width), classes)
-    report = SourceReport({}, index.skipped, {}, {}, [])
+    files = {split: [image for image, _ in pairs] for split, pairs in index.pairs.items()}
+    report = SourceReport(files, index.skipped, {}, {}, [])  # no sizes nor modes: nothing is decoded here
     return ImageArrays(arrays.classes, arrays.splits, report), [*lines, *index.notes, *shape.notes]
