@@ -23,6 +23,20 @@ RowFormat = Annotated[
         help="csv, jsonl, parquet (with --output) or table (default: --output's suffix, else table on a terminal, else csv).",
     ),
 ]
+# On a CPU larger batches of large images run no faster and hold more memory
+# (dltool.evaluation.model.default_batch_size).
+ScoreBatch = Annotated[
+    int | None,
+    typer.Option(min=1, help="Images per forward pass (default 256; on a CPU 8 at 224 px, as fast there and lighter)."),
+]
+PredictBatch = Annotated[
+    int | None,
+    typer.Option(
+        min=1,
+        help="Images per forward pass and per decoded chunk (default 32 on a GPU; on a CPU 8 at 224 px and 32 "
+        "from 112 px down, as fast there and lighter).",
+    ),
+]
 ExportTo = Annotated[str, typer.Option("--to", help="onnx or torchscript.")]
 ImageFormat = Annotated[
     str, typer.Option("--image-format", help="Plot files as png, svg or pdf (report.html embeds PNGs).")

@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from dltool.commands import _complete
-from dltool.commands._options import TrainedModel
+from dltool.commands._options import ScoreBatch, TrainedModel
 from dltool.commands._output import emit_json, stderr
 from dltool.errors import UsageError
 from dltool.evaluation import item_tables, scalars
@@ -31,10 +31,7 @@ def eval_(
     ] = None,
     root: Annotated[str | None, Opt(help="data.root for --data.")] = None,
     checkpoint: Annotated[str, Opt(help="best (model.safetensors) or last (checkpoints/last.pt).")] = "best",
-    batch_size: Annotated[
-        int | None,
-        Opt(min=1, help="Images per forward pass (default 256; on a CPU 8 at 224 px, as fast there and lighter)."),
-    ] = None,
+    batch_size: ScoreBatch = None,
     device: Annotated[str, Opt(help="auto, cpu, cuda, cuda:N or mps.")] = "auto",
     tta: Annotated[str | None, Opt(help="Test-time augmentation: none or flip (default: the run's train.tta).")] = None,
     as_json: Annotated[bool, Opt("--json", help="Print the eval document on stdout.")] = False,

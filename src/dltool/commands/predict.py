@@ -12,7 +12,7 @@ from typing import Annotated, Any, TextIO, cast
 
 import typer
 
-from dltool.commands._options import RowFormat
+from dltool.commands._options import PredictBatch, RowFormat
 from dltool.commands._output import stderr
 
 Opt = typer.Option
@@ -33,14 +33,7 @@ def predict(
     output_format: RowFormat = None,
     top_k: Annotated[int | None, Opt(min=1, help="Labels and scores per image (default 3).")] = None,
     output: Annotated[Path | None, Opt(help="Write the rows to this file (atomically) instead of stdout.")] = None,
-    batch_size: Annotated[
-        int | None,
-        Opt(
-            min=1,
-            help="Images per forward pass (and per decoded chunk); default 32 on a GPU, on a CPU 8 at 224 px "
-            "(32 from 112 px down): more are no faster there and hold more memory.",
-        ),
-    ] = None,
+    batch_size: PredictBatch = None,
     device: Annotated[str, Opt(help="auto, cpu, cuda, cuda:N or mps (ONNX files: cpu).")] = "auto",
     workers: Annotated[
         int | None,

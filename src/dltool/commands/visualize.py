@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from dltool.commands import _complete
-from dltool.commands._options import ImageFormat, LegacyFormat, renamed
+from dltool.commands._options import ImageFormat, LegacyFormat, ScoreBatch, renamed
 from dltool.commands._output import emit_line, stderr
 
 # Command modules open alike (imports, Opt, a list-of-names argument): one per subcommand.
@@ -51,9 +51,7 @@ def visualize(
         str | None, Opt(help="Run: the split scored (default test). Dataset: the split sampled (default train).")
     ] = None,
     root: Annotated[str | None, Opt(help="data.root of a dataset target.")] = None,
-    batch_size: Annotated[
-        int | None, Opt(min=1, help="Images per forward pass when a run is scored (default as for dltool eval).")
-    ] = None,
+    batch_size: ScoreBatch = None,
     device: Annotated[str, Opt(help="Where a run is scored: auto, cpu, cuda, cuda:N or mps.")] = "auto",
     augmentations: Augmentations = False,
     feature_maps: FeatureMaps = None,
