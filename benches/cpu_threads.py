@@ -5,7 +5,7 @@ Usage: python benches/cpu_threads.py [--quick]
 
 For each recipe, in one process, alternating, on the same random uint8 data of the recipe
 dataset's shape (augmentation off), the engine's own loop (as in train_throughput.py) runs at
-1 thread and at one thread per core; each figure is the best epoch. The ratio compares the
+1 thread and at one thread per core; each figure is the median epoch (as there). The ratio compares the
 thread count ``auto`` chooses for that recipe with the better of the two. Then the small
 recipes again while another process keeps one core busy (a second job, a tune worker, a test
 suite: the shared machine these tools often run on), where waiting for a thread that has no
@@ -39,16 +39,18 @@ def run(quick: bool = False, device: str = "cpu", names: list[str] | None = None
     if device != "cpu":
         return []
     samples, epochs = (512, 2) if quick else (1024, 3)
+    epochs_span = 0.3 if quick else 1.0  # seconds each side trains at least: tiny epochs are noisy
     names = names or tensor_recipes()
-    rows = [thread_row(recipe, samples, epochs, "") for recipe in names]
+    rows = [thread_row(recipe, samples, (epochs, epochs_span), "") for recipe in names]
     if usable_cores() > 1:
         with busy_core():
-            rows += [thread_row(recipe, samples, epochs, ", another process busy") for recipe in SMALL]
+            rows += [thread_row(recipe, samples, (epochs, epochs_span), ", another process busy") for recipe in SMALL]
     torch.set_num_threads(usable_cores())
     return rows
 
 
-def thread_row(recipe: str, samples: int, epochs: int, situation: str) -> Row:
+def thread_row(recipe: str, samples: int, epochs: tuple[int, float], situation: str) -> Row:
+    """``epochs``: (at least so many, trained for at least so many seconds)."""
     cores = usable_cores()
     config, note = bench_config(recipe, samples, "cpu")
     shape, classes, _ = SHAPES[config.data.name]
@@ -60,7 +62,7 @@ def thread_row(recipe: str, samples: int, epochs: int, situation: str) -> Row:
     for _ in range(2):  # alternate, to share the machine's noise
         for threads in rates:
             torch.set_num_threads(threads)
-            rates[threads] = max(rates[threads], dltool_rate(config, data, CPU, epochs))
+            rates[threads] = max(rates[threads], dltool_rate(config, data, CPU, *epochs))
     best = max(rates, key=rates.get)
     return Row(
         f"threads {recipe} ({flops / 1e9:.2g} GFLOP/step{note}{situation}): samples/s at auto = {chosen}",

@@ -11,15 +11,18 @@ former, benches/cifar10_fast.py measures cifar10-fast on a GPU with everything o
 - dltool: the engine's own loop (``train_one_epoch`` over a ``BatchLoader``, as ``train`` runs it);
 - reference: a bare loop (randperm, index a pre-normalised float tensor, forward, backward,
   step, a cosine schedule step).
-Each side's figure is its best epoch. FLOPs per step come from ``torch.utils.flop_counter``;
+Each side's figure is its median epoch (epochs until at least 1.5 s of training, 0.3 s
+with ``--quick``), the better of two alternating rounds. FLOPs per step come from ``torch.utils.flop_counter``;
 the peak is the best of several 2048² fp32 matmuls (bf16 on CUDA). The last column
 extrapolates an epoch over the real training split.
 """
 
 from __future__ import annotations
 
+import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -84,20 +87,37 @@ def synthetic(shape: tuple[int, ...], classes: int, samples: int) -> PreparedDat
     return PreparedData([str(c) for c in range(classes)], {"train": split, "val": split, "test": split}, mean, std)
 
 
-def dltool_rate(config, data: PreparedData, device: torch.device, epochs: int) -> float:
+def epoch_rates(run_epoch: Callable[[int], tuple[int, float]], epochs: int, min_seconds: float) -> list[float]:
+    """Samples/s of each epoch ``run_epoch(epoch)`` → (samples, seconds) trains: at least
+    ``epochs`` of them and ``min_seconds`` in all (digits-mlp's epoch of 1,024 samples takes
+    25 ms, and the best of three such was off by ±10% from one run to the next)."""
+    rates, spent, epoch = [], 0.0, 0
+    while epoch < epochs or spent < min_seconds:
+        samples, seconds = run_epoch(epoch)
+        rates.append(samples / seconds)
+        spent += seconds
+        epoch += 1
+    return rates
+
+
+def dltool_rate(config, data: PreparedData, device: torch.device, epochs: int, min_seconds: float = 0.0) -> float:
+    """The median epoch's samples/s of the engine's own loop."""
     parts = build_components(config, device, resolve_precision(config.train.amp, device), World(), data)
-    best = 0.0
-    for epoch in range(epochs):
+
+    def run_epoch(epoch: int) -> tuple[int, float]:
         stats = EpochStats()
         train_one_epoch(
             parts.step, parts.train_batches.batches(epoch), stats, should_stop=lambda: False, on_step=lambda s: None
         )
-        best = max(best, stats.samples / stats.seconds)
-    return best
+        return stats.samples, stats.seconds
+
+    return statistics.median(epoch_rates(run_epoch, epochs, min_seconds))
 
 
-def bare_rate(config, data: PreparedData, device: torch.device, epochs: int) -> tuple[float, float]:
-    """(best samples/s, FLOPs per sample of a training step) of a hand-written loop."""
+def bare_rate(
+    config, data: PreparedData, device: torch.device, epochs: int, min_seconds: float = 0.0
+) -> tuple[float, float]:
+    """(the median epoch's samples/s, FLOPs per sample of a training step) of a hand-written loop."""
     train = data.splits["train"]
     mean = torch.tensor(data.mean).view(1, -1, 1, 1)
     std = torch.tensor(data.std).view(1, -1, 1, 1)
@@ -113,7 +133,7 @@ def bare_rate(config, data: PreparedData, device: torch.device, epochs: int) -> 
     loss_fn = torch.nn.MSELoss() if config.loss.name == "mse" else torch.nn.CrossEntropyLoss()
     batch = config.train.batch_size
     steps = len(y) // batch
-    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs * steps + 1)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=10**9)  # the rate only: any length
 
     def step(index: torch.Tensor) -> None:
         loss = loss_fn(model(x[index]), target(x[index], y[index]))
@@ -124,16 +144,17 @@ def bare_rate(config, data: PreparedData, device: torch.device, epochs: int) -> 
 
     with FlopCounterMode(display=False) as counter:
         step(torch.arange(batch))
-    best = 0.0
-    for _ in range(epochs):
+
+    def run_epoch(epoch: int) -> tuple[int, float]:
         started = time.perf_counter()
         order = torch.randperm(len(y), device=device)
         for b in range(steps):
             step(order[b * batch : (b + 1) * batch])
         if device.type == "cuda":
             torch.cuda.synchronize()
-        best = max(best, steps * batch / (time.perf_counter() - started))
-    return best, counter.get_total_flops() / batch
+        return steps * batch, time.perf_counter() - started
+
+    return statistics.median(epoch_rates(run_epoch, epochs, min_seconds)), counter.get_total_flops() / batch
 
 
 def loop_goal(recipe: str, device: torch.device) -> float | None:
@@ -145,7 +166,7 @@ def loop_goal(recipe: str, device: torch.device) -> float | None:
 
 
 def run(quick: bool = False, device: str = "cpu", names: list[str] | None = None) -> list[Row]:
-    samples, epochs = (512, 2) if quick else (1024, 3)
+    samples, epochs, min_seconds = (512, 2, 0.3) if quick else (1024, 3, 1.5)
     torch_device = resolve_device(device)
     names = names or tensor_recipes()
     peak = matmul_peak(torch_device)  # the reference of the achieved-FLOP/s rows
@@ -158,8 +179,8 @@ def run(quick: bool = False, device: str = "cpu", names: list[str] | None = None
         data = synthetic(shape, classes, samples)
         ours, bare, flops = 0.0, 0.0, 0.0
         for _ in range(2):  # alternate, to share the machine's noise
-            ours = max(ours, dltool_rate(config, data, torch_device, epochs))
-            rate, flops = bare_rate(config, data, torch_device, epochs)
+            ours = max(ours, dltool_rate(config, data, torch_device, epochs, min_seconds))
+            rate, flops = bare_rate(config, data, torch_device, epochs, min_seconds)
             bare = max(bare, rate)
         achieved = flops * ours
         rows.append(
