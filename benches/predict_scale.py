@@ -9,7 +9,8 @@ trained for one batch on a small folder at image_size 224. Then, in the same run
   against a plain loop — PIL open → RGB → resize to 224² → tensor → normalise → one forward
   per image — on the same model object; the same with the run exported to ONNX (the forward
   pass in onnxruntime, where dltool[onnx] is installed; the pipeline around it imports no
-  torch); also dltool at each ``--workers`` count (full run);
+  torch); the ceiling, the model's forward pass alone on ready batches (on a CPU it takes
+  every core, so decoding only adds to it); also dltool at each ``--workers`` count (full run);
 - memory: peak of a ``dltool predict MODEL FOLDER --format csv`` process over the 200 JPEGs
   and over 20,000 small PNGs, one row per file checked, MODEL the run dir and then its ONNX
   export. Two figures: the predict process's peak RSS (its VmHWM) and the peak sum of the
@@ -40,7 +41,7 @@ from PIL import Image, ImageDraw
 from dltool.config import load_config
 from dltool.engine import train
 from dltool.errors import UsageError
-from dltool.evaluation.model import InferenceModel
+from dltool.evaluation.model import InferenceModel, default_batch_size
 from dltool.evaluation.predict import Prediction, predict
 from dltool.evaluation.trained import Trained, load_trained
 from dltool.export.export import export_trained
@@ -116,6 +117,19 @@ def plain_loop(trained: Trained, paths: list[Path]) -> float:
         x = torch.from_numpy(np.array(image)).permute(2, 0, 1).float() / 255
         trained.model(((x - mean) / std)[None]).softmax(1).topk(2)
     return len(paths) / (time.perf_counter() - started)
+
+
+def forward_rate(model: InferenceModel, count: int) -> float:
+    """Images/s of ``model``'s forward pass alone, at predict's default batch, on ``count``
+    normalised random images: what predict would reach if decoding cost nothing (on a CPU the
+    forward pass takes every core, so decoding can only add to it)."""
+    batch = default_batch_size(model)
+    images = np.random.default_rng(0).standard_normal((batch, *model.in_shape), dtype=np.float32)
+    model.forward(images)  # warm-up: oneDNN picks its kernels on the first call
+    started = time.perf_counter()
+    for _ in range(-(-count // batch)):
+        model.forward(images)
+    return -(-count // batch) * batch / (time.perf_counter() - started)
 
 
 def dltool_rate(trained: InferenceModel, folder: Path, count: int, workers: int | None = None) -> float:
@@ -237,6 +251,16 @@ def speed_rows(
             None if exported is None else exported / plain,
             id="predict-scale.large-jpegs.onnx",
             goal=None if exported is None else 3.0,  # issue 17: predict at 3x a plain PIL loop
+        )
+    )
+    ceiling = forward_rate(trained, count)
+    rows.append(
+        Row(
+            "  the ceiling: the run's forward pass alone, nothing decoded (images/s)",
+            f"{ceiling:,.1f}",
+            against,
+            ceiling / plain,
+            id="predict-scale.large-jpegs.forward-only",
         )
     )
     sides = [(trained, "", "")] + ([] if onnx is None else [(load_exported(onnx), ", ONNX", ".onnx")])
