@@ -1,13 +1,19 @@
-"""torchrun with two CPU processes (gloo): one run dir, written once, same accuracy."""
+"""torchrun with two CPU processes (gloo): one run dir, written once, same accuracy; the ranks
+agree on stopping without a collective per step, and a stopped run resumes exactly."""
 
 from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import pytest
+
+from conftest import metrics_without_times
 from dltool.config import load_config
 from dltool.engine import train
 from dltool.rundir import create_run_dir
@@ -46,3 +52,122 @@ def test_torchrun_two_processes_train_one_run(tmp_path: Path) -> None:
 
     single = train(load_config("digits-mlp"), create_run_dir(tmp_path, "single")).summary
     assert abs(summary["test"]["accuracy"] - single["test"]["accuracy"]) <= 0.01
+
+
+# --- the stop vote: ranks agree on stopping without a collective per step (issue 21) ------------
+
+VOTE_SCRIPT = """
+import json, sys
+from pathlib import Path
+import torch.distributed as dist
+from dltool.config import load_config
+from dltool.engine import distributed, train
+from dltool.engine.distributed import StopVote, world_from_env
+from dltool.engine.observer import Observer
+from dltool.rundir import create_run_dir
+
+dist.init_process_group("gloo")
+world, out = world_from_env(), sys.argv[1]
+reductions = []
+all_reduce = dist.all_reduce
+def counted(*args, **kwargs):
+    reductions.append(1)
+    return all_reduce(*args, **kwargs)
+dist.all_reduce = counted
+
+# A scripted clock: rank 1's steps take 1/64 s (exact in binary), rank 0's half that.
+now = [0.0]
+vote, stops = StopVote(world, clock=lambda: now[0]), []
+for epoch in range(2):
+    vote.new_epoch()
+    for step in range(100):
+        if vote(world.rank == 1 and epoch == 1 and step >= 57):  # a signal that reached rank 1 alone
+            stops.append([epoch, step])
+            break
+        now[0] += (1 + world.rank) / 128
+scripted = {"stops": stops, "votes": len(reductions)}
+
+class Counts(Observer):  # rank 0's: the other ranks' observers see no epochs
+    def __init__(self):
+        self.steps, self.per_epoch = [], []
+    def on_epoch(self, record):
+        self.steps.append(record["step"] - sum(self.steps))
+        self.per_epoch.append(len(reductions) - sum(self.per_epoch))
+
+trained = {}
+for every_s in (0.0, 1e9):  # 0: a vote at every step, as before; 1e9: as few as there can be
+    distributed.STOP_VOTE_S = every_s
+    counts = Counts()
+    config = load_config("digits-mlp", ["train.epochs=3", "train.limit_batches=24", "train.device=cpu"])
+    run = create_run_dir(Path(sys.argv[2]), f"votes-{every_s:g}") if world.is_main else None
+    reductions.clear()
+    train(config, run, observer=counts)
+    trained[str(every_s)] = {"steps": counts.steps, "reductions": counts.per_epoch}
+dist.barrier()
+open(f"{out}.{world.rank}", "w").write(json.dumps({"scripted": scripted, "trained": trained}))
+dist.destroy_process_group()
+"""
+
+
+def test_ranks_vote_on_stopping_every_fifth_of_a_second_and_stop_at_the_same_step(tmp_path: Path) -> None:
+    script = tmp_path / "votes.py"
+    script.write_text(VOTE_SCRIPT)
+    out = tmp_path / "votes.json"
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2", script]
+    result = subprocess.run([*map(str, command), out, tmp_path / "runs"], capture_output=True, text=True, timeout=240)
+    assert result.returncode == 0, result.stderr
+    ranks = [json.loads(Path(f"{out}.{rank}").read_text()) for rank in range(2)]
+    # The slowest rank's 1/64 s steps: a vote every int(0.2 × 64) = 12 steps. Epoch 0 votes at
+    # steps 0 and 1 (the span between them timed), 2 (where it is shared), then 14, 26, ...,
+    # 98; epoch 1 at 0, 12, ..., 60, where rank 1's wish from step 57 stops both ranks, 3
+    # steps (0.05 s) late.
+    assert [rank["scripted"] for rank in ranks] == [{"stops": [[1, 60]], "votes": 11 + 6}] * 2
+    every_step, fewest = ranks[0]["trained"]["0.0"], ranks[0]["trained"]["1000000000.0"]
+    steps = every_step["steps"]
+    assert steps == fewest["steps"] and min(steps) > 10
+    # A vote at every step, or one an epoch (three in the first, which times a step), beside
+    # the epoch's own reductions: its train and val scores, the divergence check and the
+    # observer's stop (counted with the next epoch, as it comes after ``on_epoch``).
+    votes = [a - b for a, b in zip(every_step["reductions"], fewest["reductions"], strict=True)]
+    assert votes == [steps[0] - 3, steps[1] - 1, steps[2] - 1]
+    assert fewest["reductions"] == [3 + 3, 1 + 3 + 1, 1 + 3 + 1]
+
+
+def torchrun(*args: object) -> list[str]:
+    return [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2", "-m", "dltool"] + [
+        str(a) for a in args
+    ]
+
+
+def scores_but_train(run: Path) -> list[dict]:
+    return [{k: v for k, v in r.items() if not k.startswith("train_")} for r in metrics_without_times(run)]
+
+
+@pytest.mark.slow
+def test_a_torchrun_run_stopped_by_sigint_resumes_to_the_same_weights(tmp_path: Path) -> None:
+    """Stopped mid-epoch, where the stop vote falls. Without dropout: only rank 0's random
+    state is in last.pt, so a rank's dropout masks after a resume are a fresh stream."""
+    args = ["train", "digits-mlp", "--device", "cpu", "--epochs", 8, "--batch-size", 16, "-q", "--runs-dir", tmp_path]
+    args += ["--set", "model.dropout=0"]
+    reference = subprocess.run(torchrun(*args, "--name", "reference"), capture_output=True, text=True, timeout=240)
+    assert reference.returncode == 0, reference.stderr
+    process = subprocess.Popen(
+        torchrun(*args, "--name", "run"), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    metrics, deadline = tmp_path / "run" / "metrics.jsonl", time.monotonic() + 120
+    while not (metrics.is_file() and len(metrics.read_text().splitlines()) >= 2):
+        assert process.poll() is None and time.monotonic() < deadline, process.communicate()
+        time.sleep(0.005)
+    process.send_signal(signal.SIGINT)  # torchrun passes it on to both ranks
+    _, stderr = process.communicate(timeout=120)
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["status"] == "interrupted" and summary["epochs_run"] < 8, stderr
+
+    resumed = subprocess.run(torchrun("train", "--resume", tmp_path / "run", "-q"), capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr
+    # The stopped epoch's train_loss/train_acc are rank 0's sums counted for both ranks (only
+    # rank 0's partial sums are in last.pt); every other number is the same.
+    assert scores_but_train(tmp_path / "run") == scores_but_train(tmp_path / "reference")
+    assert (tmp_path / "run" / "model.safetensors").read_bytes() == (
+        tmp_path / "reference" / "model.safetensors"
+    ).read_bytes()

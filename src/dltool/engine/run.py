@@ -18,7 +18,7 @@ import torch
 from dltool.config.schema import Config
 from dltool.engine.checkpoint import load_checkpoint, save_weights
 from dltool.engine.device import resolve_device, resolve_precision
-from dltool.engine.distributed import any_across, process_group, world_from_env
+from dltool.engine.distributed import StopVote, any_across, process_group, world_from_env
 from dltool.engine.loop import EpochStats, train_one_epoch
 from dltool.engine.observer import Observer
 from dltool.engine.record import (
@@ -238,8 +238,10 @@ def _fit(session: _Session) -> tuple[str, str]:
     train_cfg, step, world = parts.config.train, parts.step, parts.world
     batches = len(parts.train_batches)
 
+    vote = StopVote(world)  # under torchrun, ranks agree every ~0.2 s, not at every step
+
     def should_stop() -> bool:
-        return any_across(world, stop.is_set() or session.out_of_time())
+        return vote(stop.is_set() or session.out_of_time())
 
     def after_step(stats: EpochStats) -> None:
         progress.batch += step.accumulate
@@ -250,6 +252,7 @@ def _fit(session: _Session) -> tuple[str, str]:
         if line := unfreeze_if_due(parts, progress.epoch):
             observer.on_message(line)
         stats = EpochStats.from_state(progress.partial) if progress.partial else EpochStats()
+        vote.new_epoch()
         epoch_batches = parts.train_batches.batches(progress.epoch, start=progress.batch)
         finished = train_one_epoch(step, epoch_batches, stats, should_stop=should_stop, on_step=after_step)
         if not finished and stop.is_set():
