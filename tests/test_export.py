@@ -67,9 +67,12 @@ def _trained(entry, required_params, tmp_path: Path) -> Trained:
     return Trained(model.eval(), config, CLASSES, IN_SHAPE, tmp_path / "model.safetensors", None)
 
 
+def _pixels(batch: int, seed: int) -> torch.Tensor:
+    return torch.randint(0, 256, (batch, *IN_SHAPE), generator=torch.Generator().manual_seed(seed), dtype=torch.uint8)
+
+
 def _images(batch: int, seed: int) -> torch.Tensor:
-    pixels = torch.randint(0, 256, (batch, *IN_SHAPE), generator=torch.Generator().manual_seed(seed), dtype=torch.uint8)
-    return Normalise([0.2, 0.5, 0.7], [0.3, 0.25, 0.2], torch.device("cpu"))(pixels)
+    return Normalise([0.2, 0.5, 0.7], [0.3, 0.25, 0.2], torch.device("cpu"))(_pixels(batch, seed))
 
 
 def _reloaded(path: Path, format_name: str):
@@ -228,7 +231,24 @@ def test_a_flip_tta_model_exports_as_it_is_scored(format_name: str, required_par
     assert json.loads(sidecar_path(result.path).read_text())["tta"] == "flip"
     images = _images(4, seed=3)
     with torch.no_grad():
-        scored, plain = torch.from_numpy(trained.forward(images.numpy())), trained.model(images)
+        scored, plain = torch.from_numpy(trained.forward(_pixels(4, seed=3).numpy())), trained.model(images)
         got = _reloaded(result.path, format_name)(images)
     assert (scored - plain).abs().max() > 1e-3  # the mirror does change the logits here
     assert torch.allclose(got, scored, atol=1e-4)
+
+
+def test_a_trained_model_normalises_on_its_own_device_to_the_numpy_bits(required_params, tmp_path: Path) -> None:
+    """Trained.forward takes uint8 and normalises with torch where the model runs (a GPU is
+    sent bytes); on a CPU that gives the bits NumPy's normalise gave, so rows do not change."""
+    import numpy as np
+
+    from dltool.data.normalise import normalise
+
+    trained = _trained(models.get("cnn"), required_params, tmp_path)
+    pixels = _pixels(5, seed=4).numpy()
+    in_numpy = normalise(pixels, trained.mean, trained.std)
+    assert trained.normalise.scale.device == trained.device
+    assert torch.equal(trained.normalise(torch.from_numpy(pixels)), torch.from_numpy(in_numpy))
+    with torch.inference_mode():
+        before = trained.scorer(torch.from_numpy(in_numpy).contiguous(memory_format=torch.channels_last)).numpy()
+    assert np.array_equal(trained.forward(pixels), before)

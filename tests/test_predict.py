@@ -16,11 +16,11 @@ from PIL import Image
 
 from conftest import dltool_command
 from dltool.config import load_config
-from dltool.data.normalise import Normalise
+from dltool.data.normalise import Normalise, normalise
 from dltool.data.prepare import prepare_data
 from dltool.engine import train
 from dltool.evaluation.predict import Prediction, predict
-from dltool.evaluation.trained import load_trained
+from dltool.evaluation.trained import Trained, load_trained
 from dltool.rundir import create_run_dir
 
 BAD = {"truncated.png", "text.jpg", "empty.png", "random.jpeg", "missing.png"}
@@ -206,3 +206,25 @@ def test_parquet_needs_an_output_file_and_spares_other_files(cli, run: Path, ima
     other.write_text("not dltool's")
     assert "already exists" in cli("predict", run, images, "--output", other, code=2).stderr
     assert other.read_text() == "not dltool's"
+
+
+class NormalisedInNumpy:
+    """A run's model fed as predict fed it before issue 21: normalised in NumPy, float32 in."""
+
+    def __init__(self, trained: Trained):
+        self.trained = trained
+
+    def __getattr__(self, name: str):
+        return getattr(self.trained, name)
+
+    def forward(self, images: np.ndarray) -> np.ndarray:
+        with torch.inference_mode():
+            return self.trained.scorer(torch.from_numpy(normalise(images, self.mean, self.std))).float().numpy()
+
+
+def test_rows_are_the_same_whether_the_model_or_numpy_normalises(run: Path, images: Path) -> None:
+    trained = load_trained(run)
+    files = sorted(map(str, images.rglob("img0[0-2]*.png")))
+    ours = list(predict(trained, files, top_k=3, batch_size=16, workers=0))
+    before = list(predict(NormalisedInNumpy(trained), files, top_k=3, batch_size=16, workers=0))
+    assert len(ours) == len(files) == 300 and ours == before

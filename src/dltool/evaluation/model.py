@@ -2,9 +2,11 @@
 
 ``Trained`` (a run's PyTorch module, ``dltool.evaluation.trained``) is one such model,
 ``dltool.export.Exported`` (an ONNX or TorchScript file) another. Everything around the
-forward pass — decoding, the evaluation transform, normalising, the task's rows — is NumPy
-and the same for both, so a model gives the same rows whichever file it comes from, and an
-ONNX export predicts without importing torch.
+forward pass — decoding, the evaluation transform, the task's rows — is NumPy and the same
+for both, so a model gives the same rows whichever file it comes from, and an ONNX export
+predicts without importing torch. The forward pass takes the uint8 pixels and normalises
+them where it runs (``dltool.data.normalise``: the same bits in NumPy and in torch on a CPU),
+so a model on a GPU is sent bytes, not float32.
 """
 
 from __future__ import annotations
@@ -16,8 +18,9 @@ import numpy as np
 
 class InferenceModel(Protocol):
     """A model ready for inference: what feeds it (uint8 images of ``in_shape`` made by the
-    evaluation transform with ``crop_pct``, normalised with ``mean``/``std``), its forward
-    pass and what its output means (its ``task`` and ``classes``)."""
+    evaluation transform with ``crop_pct``, which its forward pass normalises with
+    ``mean``/``std``), its forward pass and what its output means (its ``task`` and
+    ``classes``)."""
 
     @property
     def name(self) -> str: ...  # the model's registry name, for messages
@@ -37,8 +40,8 @@ class InferenceModel(Protocol):
     def device_type(self) -> str: ...  # where the forward pass runs: cpu, cuda, mps
 
     def forward(self, images: np.ndarray) -> np.ndarray:
-        """Normalised float32 (N, C, H, W) → the task's output, float32: logits (N, classes),
-        (N, classes, H, W) for segmentation, ..."""
+        """uint8 (N, C, H, W) → the task's output, float32: logits (N, classes),
+        (N, classes, H, W) for segmentation, ...; normalises the pixels itself."""
         ...
 
 

@@ -5,8 +5,9 @@ Files are decoded in worker processes a bounded number of batches ahead
 soon as their batch is through it: the first rows come out before a large folder has been
 read, and memory stays flat however many files there are.
 
-Everything here is NumPy: only the model's forward pass differs between a run (PyTorch) and
-an export (onnxruntime, TorchScript), and an ONNX export predicts without importing torch.
+Everything here is NumPy: only the model's forward pass (normalising included: a run's
+model does it on its own device) differs between a run (PyTorch) and an export
+(onnxruntime, TorchScript), and an ONNX export predicts without importing torch.
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ from typing import Any
 import numpy as np
 
 import dltool.tasks as tasks
-from dltool.data.normalise import normalise
 from dltool.data.resize import fit_transform
 from dltool.errors import UsageError
 from dltool.evaluation.inputs import (
@@ -77,7 +77,7 @@ def _top(model: InferenceModel, top_k: int) -> int:
 def _predict(model: InferenceModel, chunk: Chunk, top_k: int) -> list[Any]:
     if not chunk.paths:
         return []
-    output = model.forward(normalise(chunk.images, model.mean, model.std))
+    output = model.forward(chunk.images)
     inputs = Inputs(chunk.paths, _frames(chunk.sizes, model.in_shape[1:], model.crop_pct))
     return tasks.rows_of(model.task).predictions(output, inputs, model.classes, top_k)
 

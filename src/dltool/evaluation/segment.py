@@ -23,7 +23,6 @@ from PIL import Image
 import dltool.tasks as tasks
 from dltool._io import atomic_write
 from dltool.data.images import ImageDecodeError, read_image, read_size, to_channels
-from dltool.data.normalise import normalise
 from dltool.data.resize import resample
 from dltool.errors import UsageError
 from dltool.evaluation.inputs import Chunk, Decoder, Unreadable, decoded_chunks
@@ -86,7 +85,7 @@ class _Output:
 def _segmented(model: InferenceModel, chunk: Chunk, output: _Output) -> Iterator[MaskWritten | Unreadable]:
     if not chunk.paths:
         return
-    logits = model.forward(normalise(chunk.images, model.mean, model.std))
+    logits = model.forward(chunk.images)
     for path, row in zip(chunk.paths, logits, strict=True):
         try:  # its own size, after the EXIF orientation: from the header, or the overlay's pixels
             image = read_image(path)[0] if output.overlay else None

@@ -18,7 +18,6 @@ import torch
 import dltool.tasks as tasks
 from dltool._io import atomic_write_bytes, atomic_write_json
 from dltool._version import __version__
-from dltool.data.normalise import normalise
 from dltool.errors import ExportError, UnknownNameError, UsageError
 from dltool.evaluation.model import InferenceModel
 from dltool.evaluation.trained import Trained
@@ -77,7 +76,8 @@ def export_trained(
     for path in (output, sidecar_path(output)):
         check_output(path, kind="dltool export", force=force, inputs=[trained.source])
     example, *samples = _sample_inputs(trained, (EXAMPLE_BATCH, *SAMPLE_BATCHES))
-    data = format.write(trained.scorer.eval(), torch.from_numpy(example), opset, tasks.get(trained.task).export_output)
+    traced = trained.normalise(torch.from_numpy(example))  # the file takes normalised float32, as the model does
+    data = format.write(trained.scorer.eval(), traced, opset, tasks.get(trained.task).export_output)
     document = _sidecar_document(trained, format, data, output)
     exported = Exported(output, Sidecar.model_validate(document), format.open(data, "cpu"), "cpu")
     diff = _max_abs_diff(trained, exported, samples)
@@ -99,15 +99,10 @@ def export_trained(
 
 
 def _sample_inputs(model: InferenceModel, batch_sizes: tuple[int, ...]) -> list[np.ndarray]:
-    """Seeded random images of the model's shape, normalised as predict normalises them."""
+    """Seeded random uint8 images of the model's shape (each forward pass normalises them)."""
     generator = torch.Generator().manual_seed(0)
     return [
-        normalise(
-            torch.randint(0, 256, (n, *model.in_shape), generator=generator, dtype=torch.uint8).numpy(),
-            model.mean,
-            model.std,
-        )
-        for n in batch_sizes
+        torch.randint(0, 256, (n, *model.in_shape), generator=generator, dtype=torch.uint8).numpy() for n in batch_sizes
     ]
 
 

@@ -21,6 +21,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 import dltool.tasks as tasks
+from dltool.data.normalise import normalise
 from dltool.errors import CheckpointError
 from dltool.export.formats import FORMATS, Forward
 
@@ -104,7 +105,8 @@ class Exported:
         return self.device.split(":")[0]
 
     def forward(self, images: np.ndarray) -> np.ndarray:
-        return self.run(images)
+        """uint8 (N, C, H, W), normalised here in NumPy (no torch for an ONNX file), through the runtime."""
+        return self.run(normalise(images, self.mean, self.std))
 
 
 def load_exported(path: Path, *, device: str = "cpu") -> Exported:

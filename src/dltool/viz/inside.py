@@ -91,18 +91,16 @@ def visualize_feature_maps(
 
 def _activation(trained: Any, module: nn.Module, image: Path) -> np.ndarray:
     """``module``'s output for the one image (batch dimension dropped), as float32."""
-    from dltool.data.normalise import Normalise
     from dltool.evaluation.inputs import Decoder, decoded_chunks
 
     chunk = next(iter(decoded_chunks([str(image)], Decoder.of(trained), chunk=1, workers=0)))
     if chunk.unreadable:
         raise DatasetError(f"--image {image}: {chunk.unreadable[0].reason}")
-    normalise = Normalise(trained.mean, trained.std, trained.device)
     captured: list[torch.Tensor] = []
     hook = module.register_forward_hook(lambda _m, _i, output: captured.append(output))
     try:
         with torch.inference_mode():
-            trained.model(normalise(torch.from_numpy(chunk.images).to(trained.device)))
+            trained.model(trained.normalise(torch.from_numpy(chunk.images).to(trained.device)))
     finally:
         hook.remove()
     output = captured[0] if captured else None
