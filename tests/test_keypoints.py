@@ -103,16 +103,25 @@ def test_tune_maximises_pck(dots: Path, cli, tmp_path: Path) -> None:
     assert (record["metric"], record["direction"]) == ("val_pck", "maximize")
 
 
-def test_regression_on_named_targets(dots: Path, tmp_path: Path, cli) -> None:
-    root = tmp_path / "values"
+def values_folder(dots: Path, root: Path) -> Path:
+    """The red dot's x and y as named targets of the same images (every fifth y missing)."""
     for split in ("train", "val", "test"):
         (root / split).mkdir(parents=True)
         (root / split / "images").symlink_to(dots / split / "images")
         points = read_points(dots / split / "points.csv")
         rows = [f"{name},{p[0, 0]:g},{'' if i % 5 == 0 else p[0, 1]}" for i, (name, p) in enumerate(points.items())]
         (root / split / "targets.csv").write_text("file,red_x,red_y\n" + "\n".join(rows) + "\n")
-    overrides = {**KEYPOINTS, "model.head": "regression", "train.monitor.metric": "val_r2", "data.name": str(root)}
+    return root
+
+
+def regression(data: Path) -> dict[str, object]:
+    overrides = {**KEYPOINTS, "model.head": "regression", "train.monitor.metric": "val_r2", "data.name": str(data)}
     del overrides["data.pck_alpha"]
+    return overrides
+
+
+def test_regression_on_named_targets(dots: Path, tmp_path: Path, cli) -> None:
+    overrides = regression(values_folder(dots, tmp_path / "values"))
     run = api.train("digits-mlp", overrides=overrides, runs_dir=tmp_path / "runs").run_dir
     document = api.evaluate(run, device="cpu").document
     assert document["r2"] > 0.5 and document["per_target"]["red_y"]["n"] == 48
@@ -120,3 +129,26 @@ def test_regression_on_named_targets(dots: Path, tmp_path: Path, cli) -> None:
     assert set(line["values"]) == {"red_x", "red_y"}
     cli("visualize", run, "--out", tmp_path / "plots")
     assert {"predicted.png", "report.html"} <= {p.name for p in (tmp_path / "plots").iterdir()}
+
+
+@pytest.mark.parametrize(
+    ("head", "headline"),
+    [
+        ("keypoints", "PCK {pck:.4f}, RMSE (px) {rmse_px:.4f}"),
+        ("regression", "RMSE {rmse:.4f}, MAE {mae:.4f}, R² {r2:.4f}"),
+    ],
+)
+def test_train_closes_with_the_tasks_headline_test_scores(
+    dots: Path, tmp_path: Path, cli, head: str, headline: str
+) -> None:
+    overrides = (
+        {**KEYPOINTS, "data.name": str(dots)}
+        if head == "keypoints"
+        else regression(values_folder(dots, tmp_path / "values"))
+    )
+    overrides |= {"train.epochs": 1, "train.tensorboard": False}
+    flags = [a for key, value in overrides.items() for a in ("--set", f"{key}={value}")]
+    result = cli("train", "digits-mlp", *flags, "--runs-dir", tmp_path / "runs")
+    test = json.loads((Path(result.stdout.strip()) / "summary.json").read_text())["test"]
+    closing = result.stderr.strip().splitlines()[-1]
+    assert closing.endswith(f"; test {headline.format(**test)} (n=60)"), closing

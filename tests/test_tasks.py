@@ -148,3 +148,12 @@ def test_each_task_says_what_it_measures_and_which_way_is_better() -> None:
         validate_config({"model": {"name": "autoencoder"}, "train": {"monitor": {"metric": "val_acc"}}})
     with pytest.raises(ConfigError, match="did you mean 'val_acc'"):
         validate_config({"train": {"monitor": {"metric": "val_ac"}}})
+
+
+@pytest.mark.parametrize("name", tasks.names())
+def test_each_tasks_headline_scores_are_keys_of_its_test_means(name: str) -> None:
+    """What train's closing line shows is what the task's test score holds (no silent loss)."""
+    sums = tasks.get(name).zero_sums(3 if tasks.info(name).class_sums else 0, torch.device("cpu"))
+    means = tasks.get(name).means(sums | {"n": 0})
+    headline = tasks.info(name).headline
+    assert headline and {key for key, _ in headline} <= set(means)

@@ -9,6 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
+import dltool.tasks as tasks
 from dltool.commands import _complete
 from dltool.commands._options import Quiet
 from dltool.commands._output import emit_line, stderr
@@ -151,10 +152,14 @@ def _closing_line(result: Any) -> str:
     if best := summary.get("best"):
         parts.append(f"best {best['metric']} {best['value']:.4f} at epoch {best['epoch']}")
     if test := summary.get("test"):
-        key = next((k for k in ("accuracy", "miou") if k in test), "loss")  # the headline score
-        score = f"{'mIoU' if key == 'miou' else key} {test[key]:.4f}"
         split = "test (= val: no held-out test split)" if summary.get("test_is_val") else "test"
-        parts.append(f"{split} {score} (n={test['n']})")
+        parts.append(f"{split} {_headline(test, result.task)} (n={test['n']})")
     if status == "interrupted":
         parts.append(f"continue with: dltool train --resume {result.run_dir}")
     return "; ".join(parts)
+
+
+def _headline(test: dict[str, Any], task: str) -> str:
+    """'PCK 0.9950, RMSE (px) 1.2800': the task's headline test scores (the loss without them)."""
+    shown = [(key, label) for key, label in tasks.info(task).headline if key in test] or [("loss", "loss")]
+    return ", ".join(f"{label} {test[key]:.4f}" for key, label in shown)

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
+import dltool.tasks as tasks
 from dltool.config.schema import Config
 from dltool.engine.checkpoint import load_checkpoint, save_weights
 from dltool.engine.device import resolve_device, resolve_precision
@@ -52,6 +53,7 @@ class RunResult:
     run_dir: Path | None
     status: str
     summary: dict[str, Any]
+    task: str  # what the model was trained for (dltool.tasks): which scores are its headline
 
     @property
     def best(self) -> dict[str, Any] | None:
@@ -158,7 +160,7 @@ def _execute(
         with open_trackers(writer, parts, progress.history) as board:
             session = _Session(parts, writer, board, progress, clock, observer, stop)
             status, summary = _fit_and_score(session, base)
-    return RunResult(run.path if run else None, status, summary.to_dict())
+    return RunResult(run.path if run else None, status, summary.to_dict(), tasks.task_name(config.model))
 
 
 def _prefixed(say: Callable[[str], None], prefix: str) -> Callable[[str], None]:

@@ -23,6 +23,9 @@ the description):
   records carry (e.g. ``val_acc``): what ``train.monitor.metric`` and ``tune --metric``
   may name. ``higher_is_better``: those of them that improve upwards (losses never do).
 - ``objective``: the metric ``tune`` optimises by default.
+- ``headline``: the test scores ``dltool train``'s closing line shows, as (key of the test
+  means, label) pairs; a key the test score lacks is left out, and the loss stands in when
+  none is there.
 - ``tta``: the test-time augmentations its outputs may be averaged over.
 - ``rows``: what ``dltool predict`` writes for it, a lazy ``"module:Class"`` target of a
   ``dltool.tasks.rows.Rows`` (NumPy only: predicting with an export never imports torch);
@@ -59,6 +62,7 @@ class TaskParams(Params):
     metrics: ClassVar[tuple[str, ...]] = ()
     higher_is_better: ClassVar[frozenset[str]] = frozenset()
     objective: ClassVar[str] = "val_loss"
+    headline: ClassVar[tuple[tuple[str, str], ...]] = (("loss", "loss"),)
     tta: ClassVar[tuple[str, ...]] = ("none",)
     on_backbone: ClassVar[bool] = False
     rows: ClassVar[str | None] = None
@@ -80,6 +84,7 @@ class ClassificationTask(TaskParams):
     metrics = ("val_acc", "train_acc")
     higher_is_better = frozenset({"val_acc", "train_acc"})
     objective = "val_acc"
+    headline = (("accuracy", "accuracy"),)
     tta = ("none", "flip")
     rows = "dltool.tasks.rows:LabelRows"
 
@@ -101,6 +106,7 @@ class SegmentationTask(TaskParams):
     metrics = ("val_miou", "val_pixel_acc")
     higher_is_better = frozenset({"val_miou", "val_pixel_acc"})
     objective = "val_miou"
+    headline = (("miou", "mIoU"), ("pixel_accuracy", "pixel accuracy"))
     masks_out = True  # no rows of labels: a mask per image
     class_sums = True
     augment_off = ("auto", "mixup", "cutmix")
@@ -117,6 +123,7 @@ class KeypointsTask(TaskParams):
     metrics = ("val_pck", "val_nme", "val_rmse_px")
     higher_is_better = frozenset({"val_pck"})
     objective = "val_pck"
+    headline = (("pck", "PCK"), ("rmse_px", "RMSE (px)"))
     on_backbone = True
     rows = "dltool.tasks.rows:PointRows"
     augment_off = ("auto", "mixup", "cutmix")
@@ -133,6 +140,7 @@ class RegressionTask(TaskParams):
     metrics = ("val_mae", "val_rmse", "val_r2")
     higher_is_better = frozenset({"val_r2"})
     objective = "val_r2"
+    headline = (("rmse", "RMSE"), ("mae", "MAE"), ("r2", "R²"))
     on_backbone = True
     rows = "dltool.tasks.rows:ValueRows"
     augment_off = ("mixup", "cutmix")
