@@ -26,7 +26,7 @@ from dltool.data.augment import Augmenter
 from dltool.data.files import FileSplit
 from dltool.data.images import read_image, read_resized_crop
 from dltool.data.prepare import prepare_data
-from dltool.data.stream import train_image
+from dltool.data.stream_samples import train_image
 from dltool.engine import resume, train
 from dltool.engine.checkpoint import load_checkpoint
 from dltool.engine.observer import Observer

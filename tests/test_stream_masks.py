@@ -188,12 +188,7 @@ def test_an_unusable_mask_is_named_once_and_left_out(cli, tmp_path: Path, shapes
     assert (tmp_path / "plots" / "worst.png").is_file()
 
 
-def test_what_cannot_stream_is_refused_saying_why(tmp_path: Path, shapes: Path) -> None:
-    (tmp_path / "points" / "images").mkdir(parents=True)
-    Image.new("RGB", (8, 8)).save(tmp_path / "points" / "images" / "a.png")
-    (tmp_path / "points" / "points.csv").write_text("file,x1,y1\nimages/a.png,1,2\n")
-    with pytest.raises(ConfigError, match="keypoint or regression folder"):
-        prepared(tmp_path / "points", "stream")
+def test_balanced_class_weights_are_refused_for_streamed_masks(tmp_path: Path, shapes: Path) -> None:
     balanced = run_config(tmp_path, shapes, "data.loader=stream", "loss.class_weights=balanced")
     with pytest.raises(ConfigError, match=r"streamed masks \(data.loader stream\)"):  # their pixels are never counted
         train(balanced, create_run_dir(tmp_path / "runs", "balanced"))

@@ -11,6 +11,11 @@ and its mask as ``dltool.data.mask_decode`` fills the memory loader's arrays (th
 decoded whole and stretched, the mask by nearest neighbour). Its ``labels`` are an empty
 (N, 0, 0) array: the shape says the targets are masks (``target_kind``), which are read from
 the files with their images, never held.
+
+A keypoint or regression folder's split holds its targets in ``labels`` as the memory
+loader's arrays do (``dltool.data.table_decode``), and its images go through the same
+transform (decoded whole, then fitted); a keypoint split keeps each point in pixels of its
+stored image too (``stored_points``), for a random-resized crop cut from the file.
 """
 
 from __future__ import annotations
@@ -54,8 +59,10 @@ class MaskFiles:
 
 @dataclass(frozen=True)
 class FileSplit:
-    """Files (relative to ``root``) and their int64 labels; every file decodes to
-    ``image_shape`` (C, H, W) through the evaluation transform with ``crop_pct``."""
+    """Files (relative to ``root``) and their labels (int64 class indices, or float targets
+    of a table); every file decodes to ``image_shape`` (C, H, W) through the evaluation
+    transform with ``crop_pct``. ``stored_points``: a keypoint split's (N, K, 2) points in
+    pixels of each image as stored (NaN: missing)."""
 
     root: str
     files: tuple[str, ...]
@@ -63,6 +70,7 @@ class FileSplit:
     image_shape: tuple[int, int, int]
     crop_pct: float | None = 1.0
     masks: MaskFiles | None = None
+    stored_points: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -70,7 +78,8 @@ class FileSplit:
     def take(self, indices: np.ndarray) -> FileSplit:
         files = tuple(self.files[i] for i in indices)
         masks = None if self.masks is None else self.masks.take(indices)
-        return replace(self, files=files, labels=self.labels[indices], masks=masks)
+        points = None if self.stored_points is None else self.stored_points[indices]
+        return replace(self, files=files, labels=self.labels[indices], masks=masks, stored_points=points)
 
     def relabelled(self, labels: np.ndarray) -> FileSplit:
         """The same files with other labels."""
@@ -88,8 +97,8 @@ class FileSplit:
     def image(self, index: int) -> np.ndarray:
         """Sample ``index`` decoded, uint8 ``image_shape``; ``ImageDecodeError`` when it cannot be read."""
         channels, height, width = self.image_shape
-        if self.masks is not None:  # decoded whole, then stretched, as the memory loader's arrays
-            return to_channels(fit_image(read_image(self.path(index))[0], (height, width), None), channels)
+        if self.masks is not None or self.labels.dtype.kind == "f":  # decoded whole, then fitted, as in memory
+            return to_channels(fit_image(read_image(self.path(index))[0], (height, width), self.crop_pct), channels)
         size = height if height == width else (height, width)
         return decode_image(self.path(index), channels=channels, size=size, crop_pct=self.crop_pct)
 
@@ -188,6 +197,9 @@ def joined(splits: list[FileSplit]) -> FileSplit:
     first = splits[0]
     files = tuple(f for s in splits for f in s.files)
     labels = np.concatenate([s.labels for s in splits])
+    if first.stored_points is not None:
+        points = np.concatenate([s.stored_points for s in splits if s.stored_points is not None])
+        return replace(first, files=files, labels=labels, stored_points=points)
     if first.masks is None:
         return replace(first, files=files, labels=labels)
     masks = tuple(m for s in splits if s.masks is not None for m in s.masks.files)

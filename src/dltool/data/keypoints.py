@@ -18,7 +18,24 @@ import torch
 
 from dltool.data.augment import Augmenter, on_device
 from dltool.data.geometry import BOX_DRAWS, crop_matrices, resized_crop_boxes
+from dltool.data.table_decode import POINT_ROWS
 from dltool.errors import ConfigError
+
+
+def moved_targets(
+    augmenter: Augmenter,
+    targets: torch.Tensor,
+    epoch: int,
+    indices: np.ndarray,
+    size: tuple[int, int],
+    flip_order: torch.Tensor | None = None,
+    cropped: bool = False,
+) -> torch.Tensor:
+    """Keypoint targets (B, K + ``POINT_ROWS``, 2) with their points moved by ``move_points``
+    (the rows after them kept): what both loaders train on."""
+    count = targets.shape[1] - POINT_ROWS
+    points = move_points(augmenter, targets[:, :count], epoch, indices, size, flip_order, cropped)
+    return torch.cat([points, targets[:, count:]], 1)
 
 
 def move_points(
@@ -28,22 +45,24 @@ def move_points(
     indices: np.ndarray,
     size: tuple[int, int],
     flip_order: torch.Tensor | None = None,
+    cropped: bool = False,
 ) -> torch.Tensor:
     """``points`` (B, K, 2) of samples ``indices`` moved as ``augmenter`` moves the pixels of
-    their ``size`` (height, width) images in ``epoch``."""
+    their ``size`` (height, width) images in ``epoch``; ``cropped``: the points already follow
+    the random-resized crop (the stream loader cuts it from the file), which is skipped."""
     if not augmenter.transforms or len(points) == 0:
         return points
     if augmenter.config.auto.policy != "none":
         raise ValueError("data.augment.auto moves pixels of the image alone: not with points")
     indices = np.asarray(indices, dtype=np.int64)
-    points = _geometry(augmenter, points, epoch, indices, size)
+    points = _geometry(augmenter, points, epoch, indices, size, cropped)
     return _crop_and_flips(augmenter, points, epoch, indices, size, flip_order)
 
 
 def _geometry(
-    augmenter: Augmenter, points: torch.Tensor, epoch: int, indices: np.ndarray, size: tuple[int, int]
+    augmenter: Augmenter, points: torch.Tensor, epoch: int, indices: np.ndarray, size: tuple[int, int], cropped: bool
 ) -> torch.Tensor:
-    crop = augmenter.config.random_resized_crop
+    crop = None if cropped else augmenter.config.random_resized_crop
     theta = augmenter.affine(epoch, indices, size)
     if crop is None and theta is None:
         return points

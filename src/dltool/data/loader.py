@@ -19,10 +19,9 @@ import torch
 from dltool.config.schema import AugmentConfig
 from dltool.data.arrays import Split, target_kind
 from dltool.data.augment import Augmenter, to_device
-from dltool.data.keypoints import move_points
+from dltool.data.keypoints import moved_targets
 from dltool.data.normalise import Normalise
 from dltool.data.sampling import SAMPLERS
-from dltool.data.table_decode import POINT_ROWS
 
 NORMALISED_BYTES = 32 * 2**20  # a split's float32 copy at most, to be normalised once
 
@@ -108,20 +107,14 @@ class BatchLoader:
                 yield self.normalise(images), masks.long()
                 continue
             if self.kind == "points":
-                labels = self._moved(labels, epoch, indices, images.shape[-2:])
+                height, width = images.shape[-2:]
+                labels = moved_targets(self.augment, labels, epoch, indices, (height, width), self.flip_order)
             images = self.normalise(self.augment(images, epoch, indices))
             yield (
                 self.augment.mix(images, labels, epoch, b, self.num_classes)
                 if self.kind == "labels"
                 else (images, labels)
             )
-
-    def _moved(self, labels: torch.Tensor, epoch: int, indices: np.ndarray, size: tuple[int, ...]) -> torch.Tensor:
-        """Keypoint targets with the points moved as their images are (the rows after them kept)."""
-        assert self.augment is not None
-        count = labels.shape[1] - POINT_ROWS
-        points = move_points(self.augment, labels[:, :count], epoch, indices, (size[0], size[1]), self.flip_order)
-        return torch.cat([points, labels[:, count:]], 1)
 
     def _gather(self, samples: slice | torch.Tensor) -> torch.Tensor:
         """The images of ``samples`` (positions in the split), through the split's rows when it

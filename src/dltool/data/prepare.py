@@ -25,6 +25,7 @@ from dltool.data.resize import fit_images
 from dltool.data.splits import draw_missing_splits
 from dltool.data.subsets import per_class, select_classes
 from dltool.data.table_decode import load_table
+from dltool.data.table_stream import streamed_table
 from dltool.data.tables import index_table, table_file
 from dltool.errors import ConfigError, DatasetError, UnknownNameError
 
@@ -132,14 +133,16 @@ def _load(config: DataConfig) -> tuple[ImageArrays, list[str]]:
     """The dataset's splits as arrays, or for an image folder the stream loader reads, as
     file lists; with the loader choice's lines for the log."""
     folder = _folder(config)
-    if folder is None or table_file(folder):
+    if folder is None:
         if config.loader == "stream":
-            kind = "an array dataset" if folder is None else "a keypoint or regression folder (a table of targets)"
             raise ConfigError(
-                f"data.loader=stream reads folders of class folders or of images/ and masks/; {config.name} is "
-                f"{kind}, held in memory: use data.loader=auto or memory"
+                f"data.loader=stream reads image folders; {config.name} is an array dataset, held in memory: "
+                "use data.loader=auto or memory"
             )
         return load_arrays(config), []
+    if table_file(folder):
+        streamed, lines = streamed_table(config, folder)
+        return streamed or load_arrays(config), lines
     if is_mask_folder(folder):
         streamed, lines = streamed_masks(config, folder)
         return streamed or load_arrays(config), lines

@@ -5,7 +5,7 @@ permutation depends only on (seed, epoch), each rank takes its stride) and hands
 indices of one batch at a time to ``data.workers`` processes (a torch ``DataLoader`` with
 persistent workers and prefetching; pinned memory on CUDA). A worker decodes its whole batch
 into one uint8 tensor — training images with their random-resized crop cut from the file at
-the resolution the crop needs (``train_image``), then the other per-image ops of
+the resolution the crop needs (``dltool.data.stream_samples``), then the other per-image ops of
 ``data.augment`` on the CPU batch; val/test images through the evaluation transform. The
 batch is normalised (by the worker on a CPU, else on the device) and mixed (MixUp/CutMix) in
 the main process. Every draw comes from (seed, epoch, draw key) or (seed, epoch, batch): a batch depends neither
@@ -16,6 +16,10 @@ A segmentation split's worker decodes each image with its mask (``train_pair``):
 random-resized crop cuts the same box from both, the mask resized by nearest neighbour, and
 the other geometric ops move the mask with its image (``Augmenter.pair``, as the memory
 loader does); the batch's targets are then uint8 masks (K, H, W), int64 on the device.
+A keypoint split's worker carries each image's target row: the random-resized crop maps the
+points through the box it cuts from the file (``train_points``), and the other geometric
+ops move them as the memory loader does (``dltool.data.keypoints.moved_targets``, with
+``flip_order``); regression values pass as they are.
 
 A file that cannot be decoded is left out of its batch and reported once (``report``);
 a worker that dies (a decoder that crashes, the kernel's OOM killer) is a ``DatasetError``
@@ -38,10 +42,11 @@ from torch.utils.data import DataLoader, Dataset, get_worker_info
 from dltool._memory import return_large_blocks
 from dltool.data.augment import Augmenter, to_device
 from dltool.data.files import FileSplit
-from dltool.data.images import ImageDecodeError, read_resized_crop, to_channels
+from dltool.data.images import ImageDecodeError
+from dltool.data.keypoints import moved_targets
 from dltool.data.loader import batch_count, epoch_order, shard_size
-from dltool.data.mask_decode import resize_mask
 from dltool.data.normalise import Normalise
+from dltool.data.stream_samples import Sample, decode_sample
 from dltool.errors import DatasetError
 
 MAX_AUTO_WORKERS = 8
@@ -52,8 +57,6 @@ Key = tuple[int, int, np.ndarray]
 Skip = tuple[int, str]
 # (uint8 images (K, C, H, W), int64 labels (K,) or uint8 masks (K, H, W), the files left out)
 Decoded = tuple[torch.Tensor, torch.Tensor, list[Skip]]
-# One decoded image (C, H, W) and, in a segmentation split, its mask (H, W)
-Sample = tuple[np.ndarray, np.ndarray | None]
 
 
 def resolve_workers(workers: int | str) -> int:
@@ -67,7 +70,8 @@ def resolve_workers(workers: int | str) -> int:
 class BatchDecoder(Dataset[Decoded]):
     """``decoder[key]``: the batch ``key`` names, decoded (and augmented, for a split with an
     augmenter; and normalised, with ``normalise``). In a worker, ``slots`` (shared memory, a
-    row per worker: pid, split, sample) say which file it is decoding right now."""
+    row per worker: pid, split, sample) say which file it is decoding right now.
+    ``flip_order``: a keypoint split's point order after a horizontal flip."""
 
     def __init__(
         self,
@@ -75,26 +79,43 @@ class BatchDecoder(Dataset[Decoded]):
         augmenters: Sequence[Augmenter | None],
         slots: torch.Tensor,
         normalise: Normalise | None = None,
+        flip_order: list[int] | None = None,
     ):
         self.splits, self.augmenters, self.slots = list(splits), list(augmenters), slots
         self.normalise = normalise
+        self.flip_order = None if flip_order is None else torch.tensor(flip_order)
 
     def __getitem__(self, key: Key) -> Decoded:  # type: ignore[override]
         split_no, epoch, draws = key
         split, augmenter = self.splits[split_no], self.augmenters[split_no]
         samples, kept, skipped = self._decode(split_no, epoch, draws)
         keys = np.array(kept, dtype=np.int64)
-        batch = _stacked([image for image, _ in samples], split.image_shape)
-        masks = (
-            None
-            if split.masks is None
-            else _stacked([mask for _, mask in samples if mask is not None], split.image_shape[1:])
-        )
+        batch, targets = _stacked([image for image, _ in samples], split.image_shape), _targets(split, samples, keys)
         if augmenter is not None:
-            batch, masks = augmenter.pair(batch, masks, epoch, keys, cropped=True)
+            batch, targets = self._augmented(split, augmenter, (batch, targets), epoch, keys)
         if self.normalise is not None:
             batch = self.normalise(batch)
-        return batch, torch.from_numpy(split.labels[keys % len(split)]) if masks is None else masks, skipped
+        return batch, targets, skipped
+
+    def _augmented(
+        self,
+        split: FileSplit,
+        augmenter: Augmenter,
+        batch: tuple[torch.Tensor, torch.Tensor],
+        epoch: int,
+        keys: np.ndarray,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(images, targets) through ``augmenter``, whose random-resized crop the samples
+        already had: masks and keypoints move with their images, as in the memory loader."""
+        images, targets = batch
+        if split.masks is not None:
+            images, masks = augmenter.pair(images, targets, epoch, keys, cropped=True)
+            assert masks is not None
+            return images, masks
+        if split.stored_points is not None:
+            size = split.image_shape[1], split.image_shape[2]
+            targets = moved_targets(augmenter, targets, epoch, keys, size, self.flip_order, cropped=True)
+        return augmenter(images, epoch, keys, cropped=True), targets
 
     def _decode(self, split_no: int, epoch: int, draws: np.ndarray) -> tuple[list[Sample], list[int], list[Skip]]:
         """The samples of ``draws`` that decode, their draw keys, and (index, reason) of the rest."""
@@ -122,44 +143,13 @@ def _stacked(arrays: list[np.ndarray], shape: tuple[int, ...]) -> torch.Tensor:
     return torch.from_numpy(np.stack(arrays) if arrays else np.empty((0, *shape), np.uint8))
 
 
-def decode_sample(split: FileSplit, augmenter: Augmenter | None, epoch: int, draw: int) -> Sample:
-    """The image of ``draw`` (a key of ``dltool.data.sampling``) and, in a segmentation split,
-    its mask: for training in ``epoch`` with ``augmenter`` (``train_image``, ``train_pair``),
-    else through the evaluation transform."""
-    index = draw % len(split)
-    if augmenter is None or augmenter.config.random_resized_crop is None:
-        return split.pair(index) if split.masks is not None else (split.image(index), None)
+def _targets(split: FileSplit, samples: list[Sample], keys: np.ndarray) -> torch.Tensor:
+    """The batch's targets: each sample's own where the worker made it, else its row of the
+    split's labels."""
     if split.masks is not None:
-        return train_pair(split, augmenter, epoch, draw)
-    return train_image(split, augmenter, epoch, draw)[0], None
-
-
-def train_image(split: FileSplit, augmenter: Augmenter, epoch: int, draw: int) -> tuple[np.ndarray, tuple[int, int]]:
-    """The sample of ``draw`` (a key of ``dltool.data.sampling``) for training in ``epoch``,
-    cut by its random-resized crop, and the file's stored (height, width). The box is drawn on
-    the stored size and cut from the file decoded at the smallest JPEG scale that still gives
-    the box the output's pixels, then resized to the split's size (Pillow's antialiased
-    bilinear, as torchvision's crop on PIL images; ``read_resized_crop``): the crop keeps the
-    photo's detail, and a large photo is never decoded whole."""
-    channels, height, width = split.image_shape
-    stored: list[tuple[int, int]] = []
-
-    def box_for(rows: int, columns: int) -> tuple[int, int, int, int]:
-        stored.append((rows, columns))
-        return augmenter.crop_box(epoch, draw, rows, columns)
-
-    image = read_resized_crop(split.path(draw % len(split)), box_for, (height, width))
-    return to_channels(image, channels), stored[0]
-
-
-def train_pair(split: FileSplit, augmenter: Augmenter, epoch: int, draw: int) -> tuple[np.ndarray, np.ndarray]:
-    """``train_image`` of a segmentation sample with its mask: the same box, cut from the
-    mask at its stored size (the image's) and resized by nearest neighbour, so each kept
-    pixel keeps its class index (``IGNORE`` included)."""
-    image, stored = train_image(split, augmenter, epoch, draw)
-    mask = split.mask(draw % len(split), stored)
-    top, left, rows, columns = augmenter.crop_box(epoch, draw, *stored)
-    return image, resize_mask(mask[top : top + rows, left : left + columns], split.image_shape[1:])
+        return _stacked([mask for _, mask in samples if mask is not None], split.image_shape[1:])
+    rows = [split.labels[key % len(split)] if own is None else own for (_, own), key in zip(samples, keys, strict=True)]
+    return torch.from_numpy(np.stack(rows) if rows else np.empty((0, *split.labels.shape[1:]), split.labels.dtype))
 
 
 def _init_worker(slots: torch.Tensor, worker: int) -> None:
@@ -174,7 +164,8 @@ def _init_worker(slots: torch.Tensor, worker: int) -> None:
 class DecodePool:
     """The worker processes that decode batches for the stream loaders of a run's splits
     (``workers`` 0: decoded in this process). One pool serves train, val and test in turn.
-    ``augmenters``: per split, the training transform its workers apply (None: none).
+    ``augmenters``: per split, the training transform its workers apply (None: none);
+    ``flip_order``: a keypoint split's point order after a horizontal flip.
     Batches are normalised with ``mean``/``std`` by the workers when they train on the CPU
     (in parallel, as torchvision's transforms do), else on the device (``to_device``): a GPU
     receives uint8 pixels, a quarter of the bytes, from pinned memory.
@@ -190,6 +181,7 @@ class DecodePool:
         mean: list[float],
         std: list[float],
         augmenters: Sequence[Augmenter | None] | None = None,
+        flip_order: list[int] | None = None,
     ):
         self.splits, self.device = list(splits), device
         self.augmenters = list(augmenters or [None] * len(self.splits))
@@ -197,7 +189,7 @@ class DecodePool:
         on_cpu = device.type == "cpu"
         self.normalise = None if on_cpu else Normalise(mean, std, device)
         self.decoder = BatchDecoder(
-            self.splits, self.augmenters, self.slots, Normalise(mean, std, device) if on_cpu else None
+            self.splits, self.augmenters, self.slots, Normalise(mean, std, device) if on_cpu else None, flip_order
         )
         self.keys: list[Key] = []
         self.workers = workers
@@ -333,7 +325,8 @@ class StreamLoader:
             images, labels = self.pool.to_device(images), to_device(labels, self.device)
             if self.split.masks is not None:  # moved with their images in the worker; never mixed
                 yield images, labels.long()
-            elif self.augment is not None:  # transformed in the worker; mixed here, per batch
+            # transformed in the worker; class labels (not table targets) mixed here, per batch
+            elif self.augment is not None and self.split.labels.ndim == 1:
                 yield self.augment.mix(images, labels, epoch, b, self.num_classes)
             else:
                 yield images, labels

@@ -80,8 +80,7 @@ class PointFit:
             return values
         points = values.reshape(-1, 2)
         scale, offset = fit_transform(stored, self.size, self.crop_pct)
-        fitted = (points * scale - offset) / np.array(self.size[::-1])
-        fitted[~((fitted >= 0) & (fitted <= 1)).all(1)] = math.nan  # cut off by the crop
+        fitted = shares(points, scale, offset, self.size)
         per_unit = np.array(self.size[::-1]) / scale
         norm = (
             math.hypot(*stored)
@@ -89,6 +88,23 @@ class PointFit:
             else float(np.linalg.norm(points[self.pair[0]] - points[self.pair[1]]))
         )
         return np.concatenate([fitted, per_unit[None], [[norm, self.alpha * norm]]])
+
+
+def shares(points: np.ndarray, scale: np.ndarray, offset: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """``points`` (K, 2), pixels of a stored image, as shares of the width and height of the
+    ``size`` (height, width) image that maps a stored position p to p · scale − offset; NaN
+    where that image leaves them out."""
+    fitted = (points * scale - offset) / np.array(size[::-1])
+    fitted[~((fitted >= 0) & (fitted <= 1)).all(1)] = math.nan  # cut off by the crop
+    return fitted
+
+
+def box_shares(points: np.ndarray, box: tuple[int, int, int, int], size: tuple[int, int]) -> np.ndarray:
+    """``shares`` of the box (top, left, rows, columns) of a stored image resized to ``size``
+    (height, width): a random-resized crop cut from the file."""
+    top, left, rows, columns = box
+    scale = np.array([size[1] / columns, size[0] / rows])
+    return shares(points, scale, np.array([left, top]) * scale, size)
 
 
 def _decode(index: TableIndex, row: Row) -> _Decoded:

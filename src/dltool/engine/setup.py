@@ -270,15 +270,15 @@ def _loaders(
         "sampler": config.data.sampler,
     }
     splits = [data.splits[name] for name in ("train", "val", "test")]
+    order = flip_order(config.data.flip_pairs, data.classes) if target_kind(splits[0].labels) == "points" else None
     if not isinstance(splits[0], FileSplit):
         arrays = cast(list[Split], splits)
-        order = flip_order(config.data.flip_pairs, data.classes) if target_kind(arrays[0].labels) == "points" else None
         first = BatchLoader(arrays[0], augment=config.data.augment, flip_order=order, **train, **common)
         return first, BatchLoader(arrays[1], **common), BatchLoader(arrays[2], **common)
     augmenter = Augmenter(config.data.augment, config.train.seed)
     workers = resolve_workers(config.data.workers)
     augmenters = [augmenter if augmenter.enabled else None, None, None]
-    pool = DecodePool(cast(list[FileSplit], splits), workers, device, data.mean, data.std, augmenters)
+    pool = DecodePool(cast(list[FileSplit], splits), workers, device, data.mean, data.std, augmenters, order)
     stream = {key: common[key] for key in ("batch_size", "shard", "limit")}
     loaders = [StreamLoader(pool, i, report=report, **(train if i == 0 else {}), **stream) for i in range(3)]
     return loaders[0], loaders[1], loaders[2]
