@@ -9,7 +9,8 @@ trained for one batch on a small folder at image_size 224. Then, in the same run
   against a plain loop — PIL open → RGB → resize to 224² → tensor → normalise → one forward
   per image — on the same model object; the same with the run exported to ONNX (the forward
   pass in onnxruntime, where dltool[onnx] is installed; the pipeline around it imports no
-  torch); the ceiling, the model's forward pass alone on ready batches (on a CPU it takes
+  torch); the same with ``--amp bf16`` (the forward pass in bf16 autocast: about twice as
+  fast on a CPU with AVX-512 BF16 or AMX); the ceiling, the model's float32 forward pass alone on ready batches (on a CPU it takes
   every core, so decoding only adds to it); also dltool at each ``--workers`` count (full run);
 - memory: peak of a ``dltool predict MODEL FOLDER --format csv`` process over the 200 JPEGs
   and over 20,000 small PNGs, one row per file checked, MODEL the run dir and then its ONNX
@@ -251,6 +252,18 @@ def speed_rows(
             None if exported is None else exported / plain,
             id="predict-scale.large-jpegs.onnx",
             goal=None if exported is None else 3.0,  # issue 17: predict at 3x a plain PIL loop
+        )
+    )
+    half = load_trained(trained.source, amp="bf16")
+    bf16 = max(dltool_rate(half, folder, count) for _ in range(2))
+    rows.append(
+        Row(
+            "  the same with --amp bf16: the run's forward pass in bf16 autocast (images/s)",
+            f"{bf16:,.1f}",
+            against,
+            bf16 / plain,
+            id="predict-scale.large-jpegs.bf16",
+            goal=3.0,
         )
     )
     ceiling = forward_rate(trained, count)

@@ -16,6 +16,7 @@ def test_the_bench_runs_at_tiny_sizes(tmp_path: Path, monkeypatch) -> None:
     assert [r.bench.split(" (")[0] for r in rows] == [
         "predict 6 JPEGs of 320×240, ResNet-18 at 32²",
         "  the same, the run exported to ONNX: `dltool predict model.onnx`, no torch",
+        "  the same with --amp bf16: the run's forward pass in bf16 autocast",
         "  the ceiling: the run's forward pass alone, nothing decoded",
         "  the same with --workers 0",
         "  the same with --workers 1",

@@ -228,3 +228,24 @@ def test_rows_are_the_same_whether_the_model_or_numpy_normalises(run: Path, imag
     ours = list(predict(trained, files, top_k=3, batch_size=16, workers=0))
     before = list(predict(NormalisedInNumpy(trained), files, top_k=3, batch_size=16, workers=0))
     assert len(ours) == len(files) == 300 and ours == before
+
+
+def test_bf16_autocast_changes_the_scores_a_little_and_the_labels_hardly(run: Path, images: Path) -> None:
+    """--amp bf16 really runs the model in bf16 (the scores are not float32's) and keeps what
+    a float32 run says: the same label for nearly every image, probabilities within 0.05."""
+    files = sorted(map(str, images.rglob("img0[0-2]*.png")))
+    full = list(predict(load_trained(run), files, top_k=1, workers=0))
+    half = list(predict(load_trained(run, amp="bf16"), files, top_k=1, workers=0))
+    assert [r.path for r in half] == [r.path for r in full] == files
+    assert any(h.score != f.score for h, f in zip(half, full, strict=True))
+    same = sum(h.label == f.label for h, f in zip(half, full, strict=True))
+    assert same >= 0.97 * len(files), f"{same} of {len(files)} labels agree"
+    assert max(abs(h.score - f.score) for h, f in zip(half, full, strict=True) if h.label == f.label) < 0.05
+
+
+def test_amp_is_named_and_refused_for_exports(cli, run: Path, images: Path, tmp_path: Path) -> None:
+    result = cli("predict", str(run), str(images / "part0"), "--amp", "fp8", code=2)
+    assert "amp 'fp8': expected off, bf16, fp16" in result.stderr
+    export = Path(cli("export", str(run), "--to", "torchscript").stdout.strip())
+    result = cli("predict", str(export), str(images / "part0"), "--amp", "bf16", code=2)
+    assert "autocasts a run's PyTorch model" in result.stderr

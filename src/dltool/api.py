@@ -143,6 +143,7 @@ def predict(
     batch_size: int | None = None,
     device: str = "auto",
     workers: int | None = None,
+    amp: str = "off",
 ) -> Predictions:
     """Label images with a trained model, as ``dltool predict`` does.
 
@@ -150,6 +151,7 @@ def predict(
     TorchScript). ``inputs``: image files, folders (walked recursively, sorted) and glob patterns. A
     classifier's row has ``path``, ``label``, ``score`` and ``top``, the ``top_k`` (label,
     probability) pairs; a keypoint model's ``path`` and ``points`` in the image's pixels.
+    ``amp``: off (float32), bf16 or fp16, the autocast of a run's model (not an export's).
     ``batch_size``: images per forward pass (None: ``dltool.evaluation.model.default_batch_size``, 32 on a GPU and
     fewer on a CPU for large images). For more images than fit in a list, ``dltool.evaluation.predict.predict`` streams the rows.
     """
@@ -158,7 +160,7 @@ def predict(
     from dltool.export.inference import load_inference_model
 
     paths = [inputs] if isinstance(inputs, (str, os.PathLike)) else inputs
-    model = load_inference_model(Path(run), device=device)
+    model = load_inference_model(Path(run), device=device, amp=amp)
     rows: list[Prediction] = []
     unreadable: list[Unreadable] = []
     names = (os.fspath(path) for path in paths)

@@ -12,7 +12,7 @@ from typing import Annotated, Any, TextIO, cast
 
 import typer
 
-from dltool.commands._options import PredictBatch, RowFormat
+from dltool.commands._options import InferenceAmp, PredictBatch, RowFormat
 from dltool.commands._output import stderr
 
 Opt = typer.Option
@@ -35,6 +35,7 @@ def predict(
     output: Annotated[Path | None, Opt(help="Write the rows to this file (atomically) instead of stdout.")] = None,
     batch_size: PredictBatch = None,
     device: Annotated[str, Opt(help="auto, cpu, cuda, cuda:N or mps (ONNX files: cpu).")] = "auto",
+    amp: InferenceAmp = "off",
     workers: Annotated[
         int | None,
         Opt(
@@ -58,7 +59,7 @@ def predict(
     from dltool.evaluation.predict import prediction_columns, read_path_lines
     from dltool.export.inference import load_inference_model
 
-    model = load_inference_model(target, device=device)
+    model = load_inference_model(target, device=device, amp=amp)
     inputs = read_path_lines(sys.stdin) if paths == ["-"] else paths
     if check_options(model, out, overlay, top_k, output_format):
         options = {"overlay": overlay, "batch_size": batch_size, "workers": workers}

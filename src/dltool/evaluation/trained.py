@@ -21,12 +21,17 @@ from dltool.config.schema import Config
 from dltool.config.validate import validate_config
 from dltool.data.normalise import Normalise
 from dltool.engine.checkpoint import load_checkpoint, load_weights
-from dltool.engine.device import resolve_device
+from dltool.engine.device import Precision, resolve_device, resolve_precision
 from dltool.engine.tta import MODES as TTA_MODES
 from dltool.engine.tta import with_tta
 from dltool.errors import CheckpointError, ConfigError, DltoolError, UsageError, first_line
 from dltool.models.build import build_model
 from dltool.rundir import RunDir, WeightsMetadata, read_weights_header, run_dir_of
+
+# Inference precision: float32, or an autocast of the forward pass. bf16 runs about twice as fast
+# on CPUs with AVX-512 BF16 or AMX (ResNet-18 at 224 px, 2 cores: 102 against 50 images/s) and on
+# GPUs; its scores differ from float32's in the second or third decimal.
+INFERENCE_AMP = ("off", "bf16", "fp16")
 
 
 @dataclass(frozen=True)
@@ -35,7 +40,8 @@ class Trained:
     with what is needed to feed it and read its output.
 
     ``model`` is the plain network; ``scorer`` is what evaluation and prediction run: the
-    network with the test-time augmentation ``tta``.
+    network with the test-time augmentation ``tta``. ``precision``: the autocast of
+    ``forward`` (predict's ``--amp``; none by default, so rows are float32's).
     """
 
     model: nn.Module
@@ -45,6 +51,7 @@ class Trained:
     source: Path
     run_dir: Path | None
     tta: str = "none"
+    precision: Precision = Precision(None)
 
     @property
     def name(self) -> str:
@@ -96,7 +103,7 @@ class Trained:
             # oneDNN's convolutions run channels-last inputs 1.6× faster (ResNet-18, 224 px, 2 cores),
             # to within float rounding (1e-5 on logits); a network without convolutions is unaffected.
             batch = batch.contiguous(memory_format=torch.channels_last)
-        with torch.inference_mode():
+        with torch.inference_mode(), self.precision.autocast(self.device):
             return self.scorer(batch).float().cpu().numpy()
 
 
@@ -106,10 +113,12 @@ def load_trained(
     checkpoint: Literal["best", "last"] = "best",
     device: torch.device | str = "cpu",
     tta: str | None = None,
+    amp: str = "off",
 ) -> Trained:
     """The model at ``path`` (a run dir, ``*.safetensors`` or ``*.pt``), in eval mode on ``device``
     (``auto``: cuda, then mps, then cpu; an absent one is a usage error), scored with test-time
-    augmentation ``tta`` (``none``, ``flip``; None: the run's ``train.tta``)."""
+    augmentation ``tta`` (``none``, ``flip``; None: the run's ``train.tta``); its ``forward``
+    under the autocast ``amp`` (``INFERENCE_AMP``)."""
     path = Path(path)
     if path.is_dir():
         run = RunDir(path)
@@ -136,7 +145,16 @@ def load_trained(
             f"tta {tta!r} averages a classifier's logits; model {config.model.name!r} is a {task} model "
             f"(use {' or '.join(tasks.info(task).tta)})"
         )
-    return Trained(model.to(resolve_device(str(device))).eval(), config, classes, in_shape, path, _run_path(path), tta)
+    on = resolve_device(str(device))
+    precision = inference_precision(amp, on)
+    return Trained(model.to(on).eval(), config, classes, in_shape, path, _run_path(path), tta, precision)
+
+
+def inference_precision(amp: str, device: torch.device) -> Precision:
+    """``amp`` (one of ``INFERENCE_AMP``) as the autocast of inference on ``device``."""
+    if amp not in INFERENCE_AMP:
+        raise UsageError(f"amp {amp!r}: expected {', '.join(INFERENCE_AMP)}")
+    return resolve_precision(amp, device)
 
 
 def _from_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], WeightsMetadata]:
