@@ -12,10 +12,12 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 
-from conftest import metrics_without_times
+from conftest import StopAfter, metrics_without_times
 from dltool.config import load_config
 from dltool.engine import train
+from dltool.engine.checkpoint import load_checkpoint
 from dltool.rundir import create_run_dir
 from events import events, logs_every_epoch
 
@@ -139,16 +141,12 @@ def torchrun(*args: object) -> list[str]:
     ]
 
 
-def scores_but_train(run: Path) -> list[dict]:
-    return [{k: v for k, v in r.items() if not k.startswith("train_")} for r in metrics_without_times(run)]
-
-
 @pytest.mark.slow
-def test_a_torchrun_run_stopped_by_sigint_resumes_to_the_same_weights(tmp_path: Path) -> None:
-    """Stopped mid-epoch, where the stop vote falls. Without dropout: only rank 0's random
-    state is in last.pt, so a rank's dropout masks after a resume are a fresh stream."""
+def test_a_torchrun_run_stopped_by_sigint_resumes_to_the_same_weights_and_metrics(tmp_path: Path) -> None:
+    """Stopped where the stop vote falls (most often mid-epoch), with the recipe's dropout:
+    each rank's random state and partial sums are in last.pt, so every metric, the stopped
+    epoch's train_loss and train_acc included, and every weight come out the same."""
     args = ["train", "digits-mlp", "--device", "cpu", "--epochs", 8, "--batch-size", 16, "-q", "--runs-dir", tmp_path]
-    args += ["--set", "model.dropout=0"]
     reference = subprocess.run(torchrun(*args, "--name", "reference"), capture_output=True, text=True, timeout=240)
     assert reference.returncode == 0, reference.stderr
     process = subprocess.Popen(
@@ -158,16 +156,38 @@ def test_a_torchrun_run_stopped_by_sigint_resumes_to_the_same_weights(tmp_path: 
     while not (metrics.is_file() and len(metrics.read_text().splitlines()) >= 2):
         assert process.poll() is None and time.monotonic() < deadline, process.communicate()
         time.sleep(0.005)
-    process.send_signal(signal.SIGINT)  # torchrun passes it on to both ranks
-    _, stderr = process.communicate(timeout=120)
+    process.send_signal(signal.SIGINT)  # torchrun passes it on to both ranks (each in a session of its own)
+    stdout, stderr = process.communicate(timeout=120)
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["status"] == "interrupted" and summary["epochs_run"] < 8, stderr
+    assert stdout.strip() == str(tmp_path / "run"), stderr
+    ranks = load_checkpoint(tmp_path / "run" / "checkpoints" / "last.pt")["ranks"]
+    assert len(ranks) == 2 and not torch.equal(ranks[0]["rng"]["torch"], ranks[1]["rng"]["torch"])
 
     resumed = subprocess.run(torchrun("train", "--resume", tmp_path / "run", "-q"), capture_output=True, text=True)
     assert resumed.returncode == 0, resumed.stderr
-    # The stopped epoch's train_loss/train_acc are rank 0's sums counted for both ranks (only
-    # rank 0's partial sums are in last.pt); every other number is the same.
-    assert scores_but_train(tmp_path / "run") == scores_but_train(tmp_path / "reference")
+    assert metrics_without_times(tmp_path / "run") == metrics_without_times(tmp_path / "reference")
     assert (tmp_path / "run" / "model.safetensors").read_bytes() == (
         tmp_path / "reference" / "model.safetensors"
     ).read_bytes()
+
+
+@pytest.mark.slow
+def test_a_mid_epoch_checkpoint_resumes_only_with_its_own_number_of_processes(tmp_path: Path) -> None:
+    """A single process's mid-epoch state cannot be split over two; an epoch's end can."""
+    config = load_config("digits-mlp", ["train.epochs=2", "train.device=cpu"])  # 21 batches an epoch
+    stopped = train(config, create_run_dir(tmp_path, "alone"), stop=StopAfter(21 + 5))
+    batch = load_checkpoint(stopped.run_dir / "checkpoints" / "last.pt")["progress"]["batch"]
+    assert stopped.status == "interrupted" and stopped.summary["epochs_run"] == 1 and batch > 0
+    refused = subprocess.run(torchrun("train", "--resume", stopped.run_dir, "-q"), capture_output=True, text=True)
+    assert "exitcode  : 2" in refused.stderr  # a usage error, one line from each rank (torchrun adds its report)
+    said = [line for line in refused.stderr.splitlines() if line.startswith("error: ")]
+    assert len(said) == 2 and f"(after batch {batch}) by 1 process, and this resume runs 2 processes" in said[0]
+    assert "so resume it without torchrun" in said[0]
+
+    finished = train(config, create_run_dir(tmp_path, "epoch-end"))
+    extended = subprocess.run(
+        torchrun("train", "--resume", finished.run_dir, "--epochs", 3, "-q"), capture_output=True, text=True
+    )
+    assert extended.returncode == 0, extended.stderr
+    assert json.loads((finished.run_dir / "summary.json").read_text())["epochs_run"] == 3

@@ -132,14 +132,22 @@ def test_early_stopping_stops_and_says_so(tmp_path: Path) -> None:
     assert result.summary["best"]["epoch"] == 1
 
 
-def test_resume_from_a_mid_epoch_stop_is_bitwise_identical(tmp_path: Path) -> None:
-    """The library path: stop after some steps via the event, resume, compare bytes."""
+@pytest.mark.parametrize("layout", ["ranks", "before ranks"])
+def test_resume_from_a_mid_epoch_stop_is_bitwise_identical(tmp_path: Path, layout: str) -> None:
+    """The library path: stop after some steps via the event, resume, compare bytes. A
+    checkpoint from before the random state and partial sums were kept per rank (``rng``
+    and ``progress.partial``: a single process's) resumes the same."""
     config = load_config("digits-mlp", ["train.epochs=3", "train.batch_size=32"])
     reference = train(config, create_run_dir(tmp_path, "ref"))
 
     run = create_run_dir(tmp_path, "cut")
     interrupted = train(config, run, stop=StopAfter(50))  # 40 batches per epoch: stops in epoch 2
     assert interrupted.status == "interrupted" and interrupted.summary["epochs_run"] == 1
+    if layout == "before ranks":
+        state = torch.load(run.last_checkpoint, weights_only=True)
+        (own,) = state.pop("ranks")
+        state["rng"], state["progress"]["partial"] = own["rng"], own["partial"]
+        torch.save(state, run.last_checkpoint)
     finished = resume(open_run_dir(run.path))
     assert finished.status == "completed"
     assert (run.path / "model.safetensors").read_bytes() == (reference.run_dir / "model.safetensors").read_bytes()
@@ -168,6 +176,6 @@ def test_a_diverging_run_records_nan_as_null(tmp_path: Path) -> None:
 def test_checkpoint_loads_with_the_safe_loader_only(tmp_path: Path) -> None:
     result = train(load_config("digits-mlp", ["train.epochs=1"]), create_run_dir(tmp_path, "safe"))
     state = torch.load(result.run_dir / "checkpoints/last.pt", weights_only=True)
-    assert {"model", "optimizer", "scheduler", "scaler", "rng", "progress", "config", "classes", "versions"} <= set(
+    assert {"model", "optimizer", "scheduler", "scaler", "ranks", "progress", "config", "classes", "versions"} <= set(
         state
     )

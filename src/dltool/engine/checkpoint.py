@@ -71,6 +71,11 @@ def _is_map(value: Any) -> bool:
     return isinstance(value, dict)
 
 
+def _is_rank_state(value: Any) -> bool:
+    # One process's random state and partial-epoch sums (None at an epoch's end).
+    return _is_map(value) and _is_map(value.get("rng")) and (value.get("partial") is None or _is_map(value["partial"]))
+
+
 # How each entry of a checkpoint is checked when present ("model" always is): every reader
 # of a checkpoint can then trust the types it meets.
 CHECKPOINT_ENTRIES: dict[str, Callable[[Path, str, Any], object]] = {
@@ -81,6 +86,7 @@ CHECKPOINT_ENTRIES: dict[str, Callable[[Path, str, Any], object]] = {
     "in_shape": checked_in_shape,
     **{key: _entry(_is_map, "a map") for key in ("progress", "rng", "versions", "split_sizes")},
     **{key: _entry(_is_map, "a state") for key in ("optimizer", "scheduler", "scaler")},
+    "ranks": _entry(lambda v: isinstance(v, list) and bool(v) and all(map(_is_rank_state, v)), "a list of rank states"),
 }
 
 

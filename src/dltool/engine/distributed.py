@@ -89,6 +89,17 @@ def total_across(world: World, tensor: torch.Tensor) -> torch.Tensor:
     return tensor.cpu()
 
 
+def gather_to_main(world: World, value: Any) -> list[Any] | None:
+    """Every rank's ``value`` (tensors and plain values), in rank order, on rank 0; None on
+    the other ranks. Every rank must call it. The values travel pickled between the
+    processes of one job, never through a file."""
+    if not world.distributed:
+        return [value]
+    gathered: list[Any] | None = [None] * world.size if world.is_main else None
+    dist.gather_object(value, gathered, dst=0)  # on NCCL, through the rank's own GPU (set by resolve_device)
+    return gathered
+
+
 def any_across(world: World, flag: bool) -> bool:
     """True on every rank when any rank says True (so all ranks stop at the same step)."""
     return bool(max_across(world, [1.0 if flag else 0.0])[0])

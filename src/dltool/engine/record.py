@@ -29,9 +29,9 @@ class Clock:
 
 
 def save_progress(run: RunDir | None, parts: Components, progress: Progress, clock: Clock) -> None:
+    """last.pt, written by rank 0 (``run``; None on the other ranks, which send it their states)."""
     progress.wall_time_s = clock.total()
-    if run:
-        save_state(run.last_checkpoint, parts, progress)
+    save_state(run.last_checkpoint if run else None, parts, progress)
 
 
 def keep_checkpoints(run: RunDir, progress: Progress, keep: int) -> None:

@@ -121,7 +121,7 @@ def resume(
     return _execute(config, run, observer or Observer(), stop or threading.Event(), checkpoint)
 
 
-RESUME_ENTRIES = ("config", "classes", "in_shape", "optimizer", "scheduler", "scaler", "progress", "rng")
+RESUME_ENTRIES = ("config", "classes", "in_shape", "optimizer", "scheduler", "scaler", "progress")  # and ranks (or rng)
 
 
 def _execute(

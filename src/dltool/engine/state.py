@@ -12,6 +12,7 @@ from dltool._version import __version__
 from dltool.config.schema import Config
 from dltool.config.validate import validate_config
 from dltool.engine.checkpoint import capture_rng, load_checkpoint, restore_rng, save_checkpoint
+from dltool.engine.distributed import gather_to_main
 from dltool.engine.setup import Components
 from dltool.errors import CheckpointError, ConfigError, UsageError
 
@@ -33,7 +34,13 @@ class Progress:
     partial: dict[str, Any] | None = None  # EpochStats of an unfinished epoch
 
 
-def save_state(path: Path, parts: Components, progress: Progress) -> None:
+def save_state(path: Path | None, parts: Components, progress: Progress) -> None:
+    """Write the run's state to ``path`` (rank 0's; None on the other ranks). Every rank
+    calls it: each one's random state and partial-epoch sums are its own, and go into
+    ``ranks`` (one map per rank, in rank order), so each rank resumes its own streams."""
+    ranks = gather_to_main(parts.world, {"rng": capture_rng(), "partial": progress.partial})
+    if path is None:
+        return
     step = parts.step
     save_checkpoint(
         path,
@@ -44,8 +51,8 @@ def save_state(path: Path, parts: Components, progress: Progress) -> None:
             "scheduler": step.scheduler.state_dict(),
             "scaler": step.scaler.state_dict(),
             "ema": step.ema.state_dict() if step.ema is not None else None,
-            "progress": asdict(progress),
-            "rng": capture_rng(),
+            "progress": {k: v for k, v in asdict(progress).items() if k != "partial"},  # per rank, in ranks
+            "ranks": ranks,
             "config": parts.config.to_dict(),
             "classes": parts.data.classes,
             "in_shape": list(parts.data.in_shape),
@@ -64,11 +71,13 @@ def intact_checkpoint(path: Path) -> str:
 
 
 def restore_state(parts: Components, checkpoint: dict[str, Any], source: object = "the checkpoint") -> Progress:
-    """Load every state into ``parts``; RNG states only where they were taken (rank 0). A
-    state that does not fit (another optimizer's, a damaged one) is a ``CheckpointError``
-    naming ``source``: ``check_checkpoint`` vouched for the entries' types, not their contents."""
+    """Load every state into ``parts``, and this rank's own random state and partial-epoch
+    sums. A state that does not fit (another optimizer's, a damaged one) is a
+    ``CheckpointError`` naming ``source``: ``check_checkpoint`` vouched for the entries'
+    types, not their contents. A checkpoint taken mid-epoch by another number of processes
+    is a ``UsageError``."""
     try:
-        return _restore(parts, checkpoint)
+        return _restore(parts, checkpoint, source)
     except (KeyError, TypeError, ValueError, IndexError, AttributeError, RuntimeError) as error:
         first = (str(error).strip().splitlines() or [""])[0][:200]
         raise CheckpointError(
@@ -76,7 +85,7 @@ def restore_state(parts: Components, checkpoint: dict[str, Any], source: object 
         ) from None
 
 
-def _restore(parts: Components, checkpoint: dict[str, Any]) -> Progress:
+def _restore(parts: Components, checkpoint: dict[str, Any], source: object) -> Progress:
     step = parts.step
     parts.model.load_state_dict(checkpoint["model"])
     step.optimizer.load_state_dict(checkpoint["optimizer"])
@@ -85,11 +94,35 @@ def _restore(parts: Components, checkpoint: dict[str, Any]) -> Progress:
     if step.ema is not None and checkpoint.get("ema") is not None:
         step.ema.load_state_dict(checkpoint["ema"])
     progress = Progress(**checkpoint["progress"])
-    if parts.world.is_main:
-        restore_rng(checkpoint["rng"])
-    else:  # other ranks' generators were not saved: a fresh, distinct stream each
-        torch.manual_seed(parts.config.train.seed + 1000 * parts.world.rank + progress.step)
+    ranks, world = rank_states(checkpoint), parts.world
+    if progress.batch and len(ranks) != world.size:
+        raise UsageError(_other_world(source, progress, len(ranks), world.size))
+    if world.rank < len(ranks):
+        restore_rng(ranks[world.rank]["rng"])
+        progress.partial = ranks[world.rank]["partial"]
+    else:  # more processes than saved ones, at an epoch's end: a fresh, distinct stream each
+        torch.manual_seed(parts.config.train.seed + 1000 * world.rank + progress.step)
     return progress
+
+
+def rank_states(checkpoint: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each saved rank's ``{"rng", "partial"}``; a checkpoint from before they were saved per
+    rank holds only rank 0's (``rng``, and ``partial`` in its progress)."""
+    if "ranks" in checkpoint:
+        return list(checkpoint["ranks"])
+    return [{"rng": checkpoint["rng"], "partial": checkpoint["progress"].get("partial")}]
+
+
+def _other_world(source: object, progress: Progress, saved: int, size: int) -> str:
+    def processes(n: int) -> str:
+        return "1 process" if n == 1 else f"{n} processes"
+
+    again = "without torchrun" if saved == 1 else f"under torchrun with --nproc-per-node={saved} in all"
+    return (
+        f"{source} was taken in the middle of epoch {progress.epoch + 1} (after batch {progress.batch}) by "
+        f"{processes(saved)}, and this resume runs {processes(size)}: each process's random state and "
+        f"partial sums are its own, so resume it {again} (a checkpoint from an epoch's end resumes with any number)"
+    )
 
 
 def split_sizes(parts: Components) -> dict[str, int]:
