@@ -6,6 +6,7 @@ import json
 import os
 import signal
 import subprocess
+import threading
 import time
 from pathlib import Path
 from unittest.mock import ANY
@@ -13,6 +14,8 @@ from unittest.mock import ANY
 import pytest
 
 from conftest import dltool_command, metrics_without_times, run_dltool
+from dltool import _signals
+from dltool._signals import stop_on_signals
 from dltool.config import load_config
 from dltool.engine import train
 from dltool.engine.checkpoint import load_checkpoint
@@ -31,8 +34,11 @@ def reference(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> Path:
     return train(config, create_run_dir(tmp_path_factory.mktemp("reference"), "ref")).run_dir
 
 
-def start_and_signal(runs: Path, sig: int, after_epochs: int = 2, *args: str) -> subprocess.CompletedProcess:
-    """Start a training process (with more ``args``) and send ``sig`` once ``after_epochs`` epochs are logged."""
+def start_and_signal(
+    runs: Path, sig: int, after_epochs: int = 2, *args: str, again_after_s: float | None = None
+) -> subprocess.CompletedProcess:
+    """Start a training process (with more ``args``) and send ``sig`` once ``after_epochs``
+    epochs are logged (and once more ``again_after_s`` seconds later)."""
     process = subprocess.Popen(
         dltool_command(*ARGS, *args, "--runs-dir", runs, "--name", "run"),
         stdout=subprocess.PIPE,
@@ -46,6 +52,9 @@ def start_and_signal(runs: Path, sig: int, after_epochs: int = 2, *args: str) ->
         assert time.monotonic() < deadline, "training never logged its epochs"
         time.sleep(0.005)
     process.send_signal(sig)
+    if again_after_s is not None:
+        time.sleep(again_after_s)
+        process.send_signal(sig)
     stdout, stderr = process.communicate(timeout=120)
     return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
 
@@ -64,6 +73,42 @@ def test_a_stopped_run_resumes_to_the_same_bytes(tmp_path: Path, reference: Path
     assert json.loads((run / "summary.json").read_text())["status"] == "completed"
     assert (run / "model.safetensors").read_bytes() == (reference / "model.safetensors").read_bytes()
     assert metrics_without_times(run) == metrics_without_times(reference)
+
+
+def test_two_sigints_within_a_second_are_one_ctrl_c_and_the_run_resumes_exactly(
+    tmp_path: Path, reference: Path
+) -> None:
+    """One Ctrl-C can arrive twice (the terminal's process group, and a launcher passing it
+    on): a second signal this soon asks the same clean stop, with last.pt where the run
+    stopped and the run path on stdout, rather than stopping at once (no path, last.pt an
+    epoch back)."""
+    stopped = start_and_signal(tmp_path, signal.SIGINT, again_after_s=0.01)
+    run = tmp_path / "run"
+    # When the stop was quicker than 10 ms (a loaded machine delays the second signal), the
+    # second finds the process exiting with Python's own handler back: it may end the process
+    # (-2; a shell reports 130 all the same) or be reported by Python as ignored at shutdown.
+    assert stopped.returncode in (130, -signal.SIGINT) and stopped.stdout.strip() == str(run), stopped.stderr
+    assert json.loads((run / "summary.json").read_text())["status"] == "interrupted"
+
+    run_dltool("train", "--resume", run, "-q")
+    assert (run / "model.safetensors").read_bytes() == (reference / "model.safetensors").read_bytes()
+    assert metrics_without_times(run) == metrics_without_times(reference)
+
+
+def test_a_signal_within_a_second_of_the_first_is_the_same_request_a_later_one_stops_at_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(_signals, "REPEAT_WINDOW_S", 0.2)  # the window, shortened to keep the test quick
+    stop = threading.Event()
+    with stop_on_signals(stop) as received:
+        os.kill(os.getpid(), signal.SIGINT)
+        os.kill(os.getpid(), signal.SIGTERM)
+        assert stop.is_set() and received == [signal.SIGINT, signal.SIGTERM]
+        time.sleep(0.25)
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(1)  # the handler runs between two bytecodes, before this ends
+    assert received == [signal.SIGINT, signal.SIGTERM, signal.SIGINT]
 
 
 def test_a_killed_run_keeps_a_loadable_checkpoint_and_resumes(tmp_path: Path, reference: Path) -> None:

@@ -11,25 +11,37 @@ from __future__ import annotations
 
 import signal
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+
+# Seconds after the first signal in which another is the same request. One Ctrl-C reaches a
+# process twice, milliseconds apart, when a launcher passes on a signal that the terminal sent
+# to its whole process group as well (torchrun's workers shared its group before torch 2.2):
+# that is one Ctrl-C, not a second one asking to stop at once.
+REPEAT_WINDOW_S = 1.0
 
 
 @contextmanager
 def stop_on_signals(stop: threading.Event | None) -> Iterator[list[int]]:
-    """Set ``stop`` on the first SIGINT/SIGTERM; a second one interrupts at once. Without
-    ``stop`` (work that is safe to interrupt anywhere, such as a resumable download) the
-    first one interrupts at once (KeyboardInterrupt).
+    """Set ``stop`` on the first SIGINT/SIGTERM; another one more than ``REPEAT_WINDOW_S``
+    later interrupts at once (a second Ctrl-C), one within that window is the same request.
+    Without ``stop`` (work that is safe to interrupt anywhere, such as a resumable download)
+    the first one interrupts at once (KeyboardInterrupt).
 
     Yields the list of signals received, so the caller can exit with 128 + signal number.
     """
     received: list[int] = []
+    asked_at: list[float] = []  # when this handler set ``stop``
 
     def handle(signum: int, _frame: object) -> None:
         received.append(signum)
-        if stop is None or stop.is_set():
+        now = time.monotonic()
+        if stop is not None and not stop.is_set():
+            asked_at.append(now)
+            stop.set()
+        elif stop is None or not asked_at or now - asked_at[0] > REPEAT_WINDOW_S:
             raise KeyboardInterrupt
-        stop.set()
 
     watched = (signal.SIGINT, signal.SIGTERM)
     previous = {s: signal.signal(s, handle) for s in watched}
