@@ -266,7 +266,7 @@ def speed_rows(
             goal=3.0,
         )
     )
-    ceiling = forward_rate(trained, count)
+    ceiling = max(forward_rate(trained, count) for _ in range(2))
     rows.append(
         Row(
             "  the ceiling: the run's forward pass alone, nothing decoded (images/s)",
