@@ -10,7 +10,7 @@ import pytest
 
 from dltool import api
 from events import events, logs_every_epoch, scalars
-from pointdata import points_folder, read_points
+from pointdata import points_folder, read_points, values_folder
 
 KEYPOINTS = {
     "model.head": "keypoints",
@@ -101,17 +101,6 @@ def test_tune_maximises_pck(dots: Path, cli, tmp_path: Path) -> None:
     study = cli("tune", "digits-mlp", "--space", space, "--dataset", dots, *flags, "--trials", "2").stdout.strip()
     record = json.loads((Path(study) / "study.json").read_text())
     assert (record["metric"], record["direction"]) == ("val_pck", "maximize")
-
-
-def values_folder(dots: Path, root: Path) -> Path:
-    """The red dot's x and y as named targets of the same images (every fifth y missing)."""
-    for split in ("train", "val", "test"):
-        (root / split).mkdir(parents=True)
-        (root / split / "images").symlink_to(dots / split / "images")
-        points = read_points(dots / split / "points.csv")
-        rows = [f"{name},{p[0, 0]:g},{'' if i % 5 == 0 else p[0, 1]}" for i, (name, p) in enumerate(points.items())]
-        (root / split / "targets.csv").write_text("file,red_x,red_y\n" + "\n".join(rows) + "\n")
-    return root
 
 
 def regression(data: Path) -> dict[str, object]:

@@ -22,7 +22,7 @@ from dltool.engine import train
 from dltool.evaluation.evaluate import evaluate_trained
 from dltool.evaluation.trained import load_trained
 from dltool.rundir import create_run_dir
-from pointdata import points_folder, read_points
+from pointdata import points_folder, values_folder
 from test_stream import same_weights
 
 CPU = torch.device("cpu")
@@ -46,17 +46,6 @@ AUGMENT = {"flip": True, "vflip": True, "crop_padding": 2, "affine": {"degrees":
 @pytest.fixture
 def dots(tmp_path: Path) -> Path:
     return points_folder(tmp_path / "dots", {"train": 24, "val": 8, "test": 8}, scale=4)
-
-
-def values_folder(dots: Path, root: Path) -> Path:
-    """The images of ``dots`` with the red dot's x and y as regression targets (some y missing)."""
-    for split in ("train", "val", "test"):
-        (root / split).mkdir(parents=True)
-        (root / split / "images").symlink_to(dots / split / "images")
-        points = read_points(dots / split / "points.csv")
-        rows = [f"{name},{p[0, 0]:g},{'' if i % 5 == 0 else p[0, 1]}" for i, (name, p) in enumerate(points.items())]
-        (root / split / "targets.csv").write_text("file,red_x,red_y\n" + "\n".join(rows) + "\n")
-    return root
 
 
 def missing_point(dots: Path) -> Path:
