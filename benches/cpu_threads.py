@@ -6,7 +6,8 @@ Usage: python benches/cpu_threads.py [--quick]
 For each recipe, in one process, alternating, on the same random uint8 data of the recipe
 dataset's shape (augmentation off), the engine's own loop (as in train_throughput.py) runs at
 1 thread and at one thread per core; each figure is the median epoch (as there). The ratio compares the
-thread count ``auto`` chooses for that recipe with the better of the two. Then the small
+thread count ``auto`` chooses for that recipe (probing, where it probes, in the same
+situation, just before) with the better of the two. Then the small
 recipes again while another process keeps one core busy (a second job, a tune worker, a test
 suite: the shared machine these tools often run on), where waiting for a thread that has no
 core of its own costs the most.
@@ -25,7 +26,7 @@ import torch
 from dltool.engine.device import resolve_device, resolve_precision
 from dltool.engine.distributed import World
 from dltool.engine.setup import build_components
-from dltool.engine.threads import resolve_threads, training_step_flops, usable_cores
+from dltool.engine.threads import resolve_threads, step_timer, training_step_flops, usable_cores
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _common import SMALL_LOOP_GOAL, Row, bench_main
@@ -57,7 +58,8 @@ def thread_row(recipe: str, samples: int, epochs: tuple[int, float], situation: 
     data = synthetic(shape, classes, samples)
     parts = build_components(config, resolve_device("cpu"), resolve_precision("off", CPU), World(), data)
     flops = training_step_flops(parts.model, data.in_shape, config.train.batch_size)
-    chosen = resolve_threads("auto", CPU, lambda: flops)
+    timer = step_timer(parts.model, parts.step.optimizer, data.in_shape, config.train.batch_size)
+    chosen = resolve_threads("auto", CPU, lambda: flops, timer).threads  # probed here, in this situation
     rates = {1: 0.0, cores: 0.0}
     for _ in range(2):  # alternate, to share the machine's noise
         for threads in rates:

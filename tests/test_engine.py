@@ -7,11 +7,13 @@ from pathlib import Path
 
 import pytest
 import torch
+from safetensors.torch import load_file
 
 from conftest import StopAfter, metrics_without_times
 from dltool.config import load_config
 from dltool.engine import resume, train
 from dltool.engine.checkpoint import load_checkpoint
+from dltool.engine.observer import Observer
 from dltool.optim import optimizers
 from dltool.optim.groups import parameter_groups
 from dltool.rundir import create_run_dir, open_run_dir
@@ -121,16 +123,66 @@ def test_channels_last_and_amp_on_cpu(tmp_path: Path, channels_last: str) -> Non
     assert result.summary["amp"] == "bf16" and result.status == "completed"
 
 
+def test_auto_threads_probe_steps_of_middling_size_and_keep_all_cores_near_a_tie(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from dltool.engine import threads
+
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr(threads, "usable_cores", lambda: 4)  # a 4-core machine, whatever this one has
+    cpu, middling = torch.device("cpu"), lambda: threads.SMALL_STEP_FLOPS * 10
+    timed: list[int] = []
+
+    def step_taking(seconds: dict[int, float]):  # type: ignore[no-untyped-def]
+        def time_step(count: int) -> float:
+            timed.append(count)
+            assert torch.get_num_threads() == count  # timed at the count it reports
+            return seconds[count]
+
+        return time_step
+
+    before = torch.get_num_threads()
+    busy = threads.resolve_threads("auto", cpu, middling, step_taking({1: 0.010, 4: 0.025}))
+    assert busy.threads == 1 and "1: 10.0 ms, 4: 25.0 ms" in busy.reason
+    assert set(timed) == {1, 4} and torch.get_num_threads() == before
+    near_tie = 1 / threads.PROBE_MARGIN + 0.01  # one thread faster, but by less than the margin
+    assert threads.resolve_threads("auto", cpu, middling, step_taking({1: near_tie, 4: 1.0})).threads == 4
+    timed.clear()
+    big = lambda: threads.PROBE_MAX_FLOPS * 2  # noqa: E731
+    assert threads.resolve_threads("auto", cpu, big, step_taking({1: 0.01, 4: 1.0})).threads == 4
+    assert threads.resolve_threads("auto", cpu, middling, step_taking({1: 0.01, 4: 1.0}), kept=3).threads == 3
+    assert not timed  # too big to probe, or kept from the run's start: nothing timed
+
+
+def test_the_thread_probe_changes_nothing_but_the_thread_count(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """digits-cnn's step (0.6 GFLOP, batch norm and dropout) is probed: whichever count the
+    probe picks, the run equals one told that count, and its checkpoint keeps the choice."""
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    lines: list[str] = []
+    log = type("Log", (Observer,), {"on_message": lambda self, text: lines.append(text)})()
+    probed = train(load_config("digits-cnn", ["train.epochs=1"]), create_run_dir(tmp_path, "auto"), observer=log)
+    chosen = probed.summary["threads"]
+    assert any(line.startswith(f"threads: {chosen} (auto: a step measured at 1: ") for line in lines)
+    fixed = train(
+        load_config("digits-cnn", ["train.epochs=1", f"train.threads={chosen}"]), create_run_dir(tmp_path, "n")
+    )
+    assert probed.run_dir and fixed.run_dir
+    weights = [load_file(run / "model.safetensors") for run in (probed.run_dir, fixed.run_dir)]
+    assert weights[0].keys() == weights[1].keys()
+    assert all(torch.equal(weights[0][key], weights[1][key]) for key in weights[0])  # the metadata differs: threads
+    assert load_checkpoint(probed.run_dir / "checkpoints" / "last.pt")["progress"]["threads"] == chosen
+
+
 def test_auto_threads_follow_the_step_size_and_omp_num_threads(monkeypatch: pytest.MonkeyPatch) -> None:
     from dltool.engine.threads import SMALL_STEP_FLOPS, forward_flops, resolve_threads, usable_cores
 
     cpu = torch.device("cpu")
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
-    assert resolve_threads(3, cpu, lambda: 0) == 3
-    assert resolve_threads("auto", cpu, lambda: SMALL_STEP_FLOPS / 2) == 1
-    assert resolve_threads("auto", cpu, lambda: SMALL_STEP_FLOPS * 2) == usable_cores()
+    assert resolve_threads(3, cpu, lambda: 0).threads == 3
+    assert resolve_threads("auto", cpu, lambda: SMALL_STEP_FLOPS / 2).threads == 1
+    assert resolve_threads("auto", cpu, lambda: SMALL_STEP_FLOPS * 2).threads == usable_cores()
     monkeypatch.setenv("OMP_NUM_THREADS", "1")  # torchrun's or tune's share: torch's count is already that
-    assert resolve_threads("auto", cpu, lambda: SMALL_STEP_FLOPS * 2) == torch.get_num_threads()
+    assert resolve_threads("auto", cpu, lambda: SMALL_STEP_FLOPS * 2).threads == torch.get_num_threads()
 
     model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(12, 5), torch.nn.Dropout(0.5)).train()
     state = torch.random.get_rng_state()

@@ -36,7 +36,7 @@ from dltool.engine.sanity import preflight
 from dltool.engine.scores import epoch_record, improved, test_score
 from dltool.engine.setup import Components, build_components, check_runnable, unfreeze_if_due
 from dltool.engine.state import Progress, data_changes, restore_state, resumed_config
-from dltool.engine.threads import cpu_threads, resolve_threads, training_step_flops
+from dltool.engine.threads import ThreadChoice, cpu_threads, resolve_threads, step_timer, training_step_flops
 from dltool.engine.trackers import Trackers, open_trackers
 from dltool.errors import TrainingDivergedError
 from dltool.models.custom import source_record
@@ -140,10 +140,13 @@ def _execute(
         _seed_everything(config.train.seed + 1000 * world.rank)
         parts = build_components(config, device, precision, world, fresh=checkpoint is None, report=report)
         scope.callback(parts.close)
-        scope.enter_context(cpu_threads(_threads(parts)))
         notes = data_changes(parts, checkpoint) if checkpoint else []
         source = run.last_checkpoint if run else "the checkpoint"
         progress = restore_state(parts, checkpoint, source) if checkpoint else Progress()
+        threads = _threads(parts, kept=progress.threads)
+        scope.enter_context(cpu_threads(threads.threads))
+        progress.threads = threads.threads
+        notes += [f"threads: {threads.threads} (auto: {threads.reason})"] if threads.reason else []
         if writer:
             write_run_files(writer, parts, progress)
         base = {
@@ -333,7 +336,8 @@ def _seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def _threads(parts: Components) -> int:
-    train_cfg = parts.config.train
-    flops = lambda: training_step_flops(parts.model, parts.data.in_shape, train_cfg.batch_size)  # noqa: E731
-    return resolve_threads(train_cfg.threads, parts.step.device, flops)
+def _threads(parts: Components, kept: int | None) -> ThreadChoice:
+    train_cfg, in_shape = parts.config.train, parts.data.in_shape
+    flops = lambda: training_step_flops(parts.model, in_shape, train_cfg.batch_size)  # noqa: E731
+    timer = step_timer(parts.model, parts.step.optimizer, in_shape, train_cfg.batch_size)
+    return resolve_threads(train_cfg.threads, parts.step.device, flops, timer, kept=kept)

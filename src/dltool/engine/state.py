@@ -32,6 +32,7 @@ class Progress:
     wall_time_s: float = 0.0  # training, over every session of the run
     setup_time_s: float = 0.0  # before each session's first step (data, model, checks), summed
     partial: dict[str, Any] | None = None  # EpochStats of an unfinished epoch
+    threads: int | None = None  # what train.threads: auto chose at the start (kept on resume)
 
 
 def save_state(path: Path | None, parts: Components, progress: Progress) -> None:

@@ -1,18 +1,28 @@
 """How many CPU threads a run uses: ``train.threads``, or for ``auto`` a choice from the size of
-a training step.
+a training step and, where the size leaves it open, a short timed probe of both settings.
 
 Each intra-op parallel region wakes and joins torch's thread pool; a step of a small model is
 many small ops, so when a core is busy with something else every one of them waits for a
 thread without a core. benches/cpu_threads.py measures every recipe at one thread against one
 thread per core, idle and beside a busy process, and shows what ``auto`` picks (its results
-are in the README; the trade-off is spelled out at ``SMALL_STEP_FLOPS``).
+are in the README; the trade-off is spelled out at ``SMALL_STEP_FLOPS`` and ``PROBE_MAX_FLOPS``).
+
+The thread count changes a run's numbers in the last bits (a reduction split over two threads
+adds in another order), so a choice that depends on the machine's load would make a rerun
+differ from the first run: the probe leaves nothing behind but its choice (it trains a copy,
+on zeros, with the random state put back), the choice is kept in the run's checkpoint so a
+resumed run keeps it, and a fixed ``train.threads`` is the setting for bit-identical reruns.
 """
 
 from __future__ import annotations
 
+import copy
 import os
+import statistics
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -20,21 +30,112 @@ from torch import nn
 # Training steps below this many FLOPs run on one thread. Measured on 2 cores
 # (benches/cpu_threads.py): on an idle machine two threads beat one for every recipe, by
 # 1.1-1.2× for digits-mlp (0.03 GFLOP a step) and 1.4-1.8× from mnist-lenet (0.3 GFLOP) up;
-# beside one other busy process, two threads run digits-mlp and mnist-lenet 2× slower than
+# beside one other busy process, two threads run digits-mlp and mnist-lenet 2-3× slower than
 # one, since each step waits for a thread that has no core. One thread for the smallest
 # steps gives up a little when the machine is idle to avoid the large loss when it is not.
 SMALL_STEP_FLOPS = 1e8
+# Steps from SMALL_STEP_FLOPS up to this size are timed at both settings before training
+# (PROBE_ROUNDS alternating rounds of about PROBE_SECONDS at each): idle, all cores win, and
+# beside a busy process one thread may win by 2.5× (mnist-lenet). Larger steps would make the
+# probe cost seconds, and split into ops large enough to gain from every core either way.
+PROBE_MAX_FLOPS = 5e9
+PROBE_ROUNDS = 5
+PROBE_SECONDS = 0.02
+# The probe leaves all cores only for one thread measured this much faster: near a tie its
+# noise would otherwise decide, and a rerun on the same machine should choose the same.
+PROBE_MARGIN = 1.10
 
 
-def resolve_threads(setting: int | str, device: torch.device, step_flops: Callable[[], float]) -> int:
+@dataclass(frozen=True)
+class ThreadChoice:
+    """A run's thread count and, for the log, how ``auto`` arrived at it ("" for a number)."""
+
+    threads: int
+    reason: str = ""
+
+
+def resolve_threads(
+    setting: int | str,
+    device: torch.device,
+    step_flops: Callable[[], float],
+    time_step: Callable[[int], float] | None = None,
+    kept: int | None = None,
+) -> ThreadChoice:
     """``setting`` if a number; for ``auto``: torch's default off the CPU or where
     ``OMP_NUM_THREADS`` says (the user's, torchrun's or tune's per-worker share), else one
-    thread for steps under ``SMALL_STEP_FLOPS`` and one per usable core above."""
+    thread for steps under ``SMALL_STEP_FLOPS``, one per usable core for steps over
+    ``PROBE_MAX_FLOPS``, and between them the faster as ``time_step`` (seconds of one step at
+    a thread count) measures it, all cores unless one thread wins by ``PROBE_MARGIN``. A resumed
+    run passes the count it ``kept`` from its start, so that it goes on as it began."""
     if setting != "auto":
-        return int(setting)
+        return ThreadChoice(int(setting))
     if device.type != "cpu" or "OMP_NUM_THREADS" in os.environ:
-        return torch.get_num_threads()
-    return 1 if step_flops() < SMALL_STEP_FLOPS else usable_cores()
+        return ThreadChoice(torch.get_num_threads())
+    if kept:
+        return ThreadChoice(min(kept, usable_cores()), "as when the run began")
+    flops, cores = step_flops(), usable_cores()
+    if flops < SMALL_STEP_FLOPS:
+        return ThreadChoice(1, f"{flops / 1e9:.2g} GFLOP a step")
+    if flops > PROBE_MAX_FLOPS or cores == 1 or time_step is None:
+        return ThreadChoice(cores, f"{flops / 1e9:.2g} GFLOP a step")
+    seconds = probe_seconds(time_step, (cores, 1))
+    threads = 1 if seconds[1] * PROBE_MARGIN < seconds[cores] else cores
+    timings = ", ".join(f"{count}: {seconds[count] * 1e3:.1f} ms" for count in sorted(seconds))
+    return ThreadChoice(threads, f"a step measured at {timings}")
+
+
+def probe_seconds(time_step: Callable[[int], float], counts: tuple[int, ...]) -> dict[int, float]:
+    """Median seconds of a step at each thread count, over ``PROBE_ROUNDS`` alternating rounds
+    (so both share the machine's changes). The first step after a change of count is slow
+    (mnist-lenet: 18-21 ms against 12 at two threads, 20 at one), so each round steps once
+    untimed before timing enough steps for about ``PROBE_SECONDS``."""
+    with cpu_threads(torch.get_num_threads()):  # the caller's count, back afterwards
+        torch.set_num_threads(counts[0])
+        time_step(counts[0])  # the first step of all: allocations, kernel choices
+        repeats = max(2, round(PROBE_SECONDS / max(time_step(counts[0]), 1e-6)))
+        samples: dict[int, list[float]] = {count: [] for count in counts}
+        for _ in range(PROBE_ROUNDS):
+            for count in counts:
+                torch.set_num_threads(count)
+                time_step(count)
+                samples[count].append(sum(time_step(count) for _ in range(repeats)) / repeats)
+    return {count: statistics.median(times) for count, times in samples.items()}
+
+
+def step_timer(
+    model: nn.Module, optimizer: torch.optim.Optimizer, in_shape: tuple[int, ...], batch_size: int
+) -> Callable[[int], float]:
+    """A function timing one training step (forward, backward, optimizer step) of a copy of
+    ``model`` and ``optimizer`` (made on the first call) on a batch of zeros. The copies keep
+    the run's weights, batch-norm statistics, gradients and optimizer state untouched, and the
+    random state is put back (dropout draws from it). The optimizer's step is part of it: a
+    small model's Adam is many small ops, which wait longest for a thread without a core."""
+    probe: list[tuple[nn.Module, torch.optim.Optimizer]] = []
+
+    def time_step(_threads: int) -> float:
+        if not probe:  # copied together, so the optimizer's copy steps the model copy's weights
+            probe.append(copy.deepcopy((model, optimizer)))
+        copy_model, copy_optimizer = probe[0]
+        images = torch.zeros(batch_size, *in_shape, device=next(model.parameters()).device)
+        started = time.perf_counter()
+        with torch.random.fork_rng(devices=[]):
+            loss = _scalar(copy_model.train()(images))
+            if loss.requires_grad:
+                loss.backward()  # type: ignore[no-untyped-call]
+                copy_optimizer.step()
+        copy_optimizer.zero_grad(set_to_none=True)
+        return time.perf_counter() - started
+
+    return time_step
+
+
+def _scalar(output: object) -> torch.Tensor:
+    """A number depending on every tensor of a model's output (a tensor, or a tuple, list or
+    dict of them: auxiliary heads in training mode)."""
+    if isinstance(output, torch.Tensor):
+        return output.float().mean()
+    items = output.values() if isinstance(output, dict) else output if isinstance(output, (tuple, list)) else ()
+    return sum((_scalar(item) for item in items), torch.zeros(()))
 
 
 def usable_cores() -> int:
