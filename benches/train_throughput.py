@@ -5,7 +5,8 @@ Usage: python benches/train_throughput.py [--quick] [--device cpu|cuda]
 
 For each recipe, in one process, alternating, on the same random uint8 data of the recipe
 dataset's shape held in memory, the same network (built from the recipe), batch size (cut
-to half the samples where larger: cifar10-fast's 1024), optimizer and thread count
+to half the samples where larger: cifar10-fast's 1024), optimizer, loss (the recipe's label
+smoothing too: until 2026-12-06 the bare loop's had none, 3-5% of digits-mlp's step) and thread count
 (augmentation and compilation off on both sides: benches/data_pipeline.py measures the
 former, benches/cifar10_fast.py measures cifar10-fast on a GPU with everything on):
 - dltool: the engine's own loop (``train_one_epoch`` over a ``BatchLoader``, as ``train`` runs it);
@@ -130,7 +131,8 @@ def bare_rate(
         if config.loss.name in ("mse", "l1", "smooth_l1")
         else (lambda images, labels: labels)
     )
-    loss_fn = torch.nn.MSELoss() if config.loss.name == "mse" else torch.nn.CrossEntropyLoss()
+    smoothing = getattr(config.loss, "label_smoothing", 0.0)  # the recipe's, as dltool's loss has it
+    loss_fn = torch.nn.MSELoss() if config.loss.name == "mse" else torch.nn.CrossEntropyLoss(label_smoothing=smoothing)
     batch = config.train.batch_size
     steps = len(y) // batch
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=10**9)  # the rate only: any length
