@@ -13,8 +13,12 @@ from PIL import Image
 from dltool.config import load_config, validate_config
 from dltool.config.schema import DataConfig
 from dltool.data.images import decode_image, read_image
+from dltool.data.mask_decode import decode_masks
+from dltool.data.masks import index_masks
 from dltool.data.prepare import prepare_data, with_crop_pct
 from dltool.data.resize import fit_images, pre_crop_size, resize_images
+from dltool.data.table_decode import load_table
+from dltool.data.tables import index_table
 from dltool.engine import train
 from dltool.evaluation.evaluate import evaluate_split
 from dltool.evaluation.predict import Decoder, Prediction, predict
@@ -59,6 +63,31 @@ def test_jpegs_decode_at_reduced_scale_no_smaller_than_the_pre_crop_size(tmp_pat
     assert read_image(path, 224, 0.4)[0].shape == (3, 600, 800)  # ≥ 560: only 1/2
     assert read_image(path)[0].shape == (3, 1200, 1600)
     assert decode_image(path, size=224, crop_pct=0.875).shape == (3, 224, 224)
+
+
+def test_keypoint_and_mask_folders_of_photos_fit_each_file_as_predict_decodes_it(tmp_path: Path) -> None:
+    """Their JPEGs are drafted at reduced scale too (they were decoded whole, then fitted:
+    other pixels than predict's, and a keypoint folder held every photo at full size)."""
+    points, pairs = tmp_path / "points", tmp_path / "pairs"
+    (pairs / "masks").mkdir(parents=True)
+    (points / "train").mkdir(parents=True)
+    for i in range(3):
+        photo(points / "train" / "images" / f"p{i}.jpg", 640, 480, i)
+        photo(pairs / "images" / f"p{i}.jpg", 640, 480, i)
+        Image.fromarray(np.full((480, 640), i, np.uint8)).save(pairs / "masks" / f"p{i}.png")
+    (points / "train" / "points.csv").write_text("file,x,y\n" + "".join(f"p{i}.jpg,320,{200 + i}\n" for i in range(3)))
+
+    table = load_table(index_table(points, val_fraction=0), DataConfig(name=str(points), image_size=32, crop_pct=0.875))
+    masks = decode_masks(index_masks(pairs), 32, 3)
+    for arrays, root, crop_pct in ((table, points / "train" / "images", 0.875), (masks, pairs / "images", None)):
+        files = arrays.source.files["train"]  # type: ignore[union-attr]
+        for image, file in zip(arrays.splits["train"].images, files, strict=True):
+            assert np.array_equal(image, decode_image(root / Path(file).name, size=32, crop_pct=crop_pct))
+        assert len(files) == 3
+    assert [int(mask[0, 0]) for mask in masks.splits["train"].labels] == [
+        int(Path(f).stem[1:])
+        for f in masks.source.files["train"]  # type: ignore[union-attr]
+    ]  # each mask at its image's stored size, cut to 32 by nearest neighbour
 
 
 def test_a_run_resolves_crop_pct_and_records_it(tmp_path: Path) -> None:

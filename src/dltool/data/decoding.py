@@ -51,6 +51,18 @@ def most_common_size(counts: Counter[Size]) -> Size:
     return max(counts.items(), key=lambda item: (item[1], item[0][0] * item[0][1], item[0]))[0]
 
 
+def common_size(root: Path, files: Sequence[str], notes: list[str], workers: int | None) -> Size:
+    """The most common (height, width) of ``files`` (relative to ``root``) by their headers,
+    read on threads; ``notes`` gets the note when they differ. (1, 1) when none is readable:
+    decoding names each."""
+    counts = Counter(s for s in parallel(lambda file: header_size(root / file), files, workers) if s is not None)
+    if not counts:
+        return 1, 1
+    size = most_common_size(counts)
+    notes.extend(mixed_sizes_note(counts, size))
+    return size
+
+
 def mixed_sizes_note(counts: Counter[Size], size: Size) -> list[str]:
     """The note that images of several sizes (``counts``) were all resized to ``size``; none
     when they share one."""

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from dltool.data.arrays import CHUNK_PIXELS, ImageArrays
-from dltool.data.images import ImageDecodeError, decode_image, fit_image, read_image, to_channels
+from dltool.data.images import ImageDecodeError, decode_image
 from dltool.data.mask_decode import fit_pair, read_labels, read_pair
 from dltool.tasks.pixels import IGNORE
 
@@ -97,23 +97,16 @@ class FileSplit:
     def image(self, index: int) -> np.ndarray:
         """Sample ``index`` decoded, uint8 ``image_shape``; ``ImageDecodeError`` when it cannot be read."""
         channels, height, width = self.image_shape
-        if self.masks is not None or self.labels.dtype.kind == "f":  # decoded whole, then fitted, as in memory
-            return to_channels(fit_image(read_image(self.path(index))[0], (height, width), self.crop_pct), channels)
         size = height if height == width else (height, width)
         return decode_image(self.path(index), channels=channels, size=size, crop_pct=self.crop_pct)
 
     def pair(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         """Image ``index`` and its mask through the evaluation transform: uint8 ``image_shape``
         and (H, W) class indices; ``ImageDecodeError`` when either cannot be used."""
-        image, mask = self.raw_pair(index)
-        return fit_pair(image, mask, self.image_shape[1:], self.image_shape[0])
-
-    def raw_pair(self, index: int) -> tuple[np.ndarray, np.ndarray]:
-        """Image ``index`` as stored (``read_image``) and its mask's class indices (checked,
-        renumbered)."""
         assert self.masks is not None
-        image, mask, _, _ = read_pair(Path(self.root), (self.files[index], self.masks.files[index]), _IDENTITY)
-        return image, self._classes_of(mask, index)
+        files, size = (self.files[index], self.masks.files[index]), self.image_shape[1:]
+        image, mask, _, _ = read_pair(Path(self.root), files, _IDENTITY, size)
+        return fit_pair(image, self._classes_of(mask, index), size, self.image_shape[0])
 
     def mask(self, index: int, size: tuple[int, int]) -> np.ndarray:
         """The class indices of image ``index``'s mask (checked, renumbered), whose image is

@@ -1,7 +1,8 @@
 """A segmentation index decoded into arrays: images uint8 (N, C, H, W), masks uint8 (N, H, W).
 
 Every image is stretched to one size (``image_size`` square, else the most common size of
-the images, said in a note), antialiased bilinear as the evaluation transform does; its mask
+the images, said in a note), antialiased bilinear as the evaluation transform does (a JPEG
+decoded by libjpeg at the smallest scale that still covers that size, as predict does); its mask
 is resized to the same size by nearest neighbour, so labels are never blended. A mask holds
 class indices (see ``dltool.data.masks``); a pair is skipped, with the reason, when its mask
 and image differ in size, when the mask is not one channel of indices, or when it holds a
@@ -26,7 +27,7 @@ from PIL import Image
 from dltool._io import open_regular
 from dltool.data.arrays import ImageArrays, SourceReport, Split
 from dltool.data.cache import cached
-from dltool.data.decoding import Progress, header_size, mixed_sizes_note, most_common_size, parallel, split_members
+from dltool.data.decoding import Progress, common_size, parallel, split_members
 from dltool.data.images import DECODER, ImageDecodeError, fit_image, read_image, to_channels
 from dltool.data.masks import MAX_CLASSES, MaskIndex
 from dltool.data.roots import data_root
@@ -34,7 +35,7 @@ from dltool.errors import DatasetError
 from dltool.tasks.pixels import IGNORE
 
 MASK_MODES = frozenset({"L", "P", "1", "I;16", "I;16B", "I;16L", "I"})
-CACHE_FORMAT = "dltool-masks/1"
+CACHE_FORMAT = "dltool-masks/2"  # 2: JPEGs drafted at reduced scale
 
 
 @dataclass(frozen=True)
@@ -87,7 +88,7 @@ def decode_masks(
     """Decode every pair of ``index`` into arrays (see the module docstring)."""
     rows = [(split, pair) for split, pairs in index.pairs.items() for pair in pairs]
     notes = list(index.notes)
-    size = (image_size, image_size) if image_size else _common_size(index.root, rows, notes, workers)
+    size = (image_size, image_size) if image_size else common_size(index.root, [r[1][0] for r in rows], notes, workers)
     width = channels or 3
     images = np.zeros((len(rows), width, *size), np.uint8)
     masks = np.zeros((len(rows), *size), np.uint8)
@@ -109,7 +110,7 @@ def _decode_pair(
     root: Path, pair: tuple[str, str], lut: np.ndarray, out: tuple[np.ndarray, np.ndarray], channels: int
 ) -> _Pair:
     try:
-        image, mask, mode, stored = read_pair(root, pair, lut)
+        image, mask, mode, stored = read_pair(root, pair, lut, out[1].shape)
     except ImageDecodeError as error:
         return _Pair(reason=error.reason)
     out[0][...], out[1][...] = fit_pair(image, mask, out[1].shape, channels)
@@ -118,14 +119,16 @@ def _decode_pair(
 
 
 def read_pair(
-    root: Path, pair: tuple[str, str], lut: np.ndarray
+    root: Path, pair: tuple[str, str], lut: np.ndarray, size: Sequence[int]
 ) -> tuple[np.ndarray, np.ndarray, str, tuple[int, int]]:
-    """Image and mask files ``pair`` (relative to ``root``): the image in its natural form
-    (``read_image``: its mode and stored size too) and the mask's class indices, uint8 (H, W),
-    through ``lut`` (raw value → class index). ``ImageDecodeError`` when either cannot be
-    read, their sizes differ or the mask holds a value that is no label."""
-    image, mode, stored = read_image(root / pair[0])
-    return image, read_labels(root, pair, lut, image.shape[1:]), mode, stored
+    """Image and mask files ``pair`` (relative to ``root``) for ``fit_pair`` to ``size``
+    (height, width): the image in its natural form (``read_image``: a JPEG drafted at the
+    smallest scale that still covers ``size``; its mode and stored size too) and the mask's
+    class indices at the stored size, uint8 (H, W), through ``lut`` (raw value → class index).
+    ``ImageDecodeError`` when either cannot be read, their sizes differ or the mask holds a
+    value that is no label."""
+    image, mode, stored = read_image(root / pair[0], (int(size[0]), int(size[1])), None)
+    return image, read_labels(root, pair, lut, stored[::-1]), mode, stored
 
 
 def read_labels(root: Path, pair: tuple[str, str], lut: np.ndarray, size: Sequence[int]) -> np.ndarray:
@@ -244,13 +247,3 @@ def _arrays(
     modes = Counter(decoded[i].mode for i in good)
     report = SourceReport(files, sorted(skipped), dict(sizes.most_common()), dict(modes.most_common()), notes)
     return ImageArrays(classes, splits, report)
-
-
-def _common_size(root: Path, rows: list, notes: list[str], workers: int | None) -> tuple[int, int]:
-    """The most common (height, width) of the images, by their headers; a note when they differ."""
-    counts = Counter(s for s in parallel(lambda row: header_size(root / row[1][0]), rows, workers) if s is not None)
-    if not counts:
-        return 1, 1  # nothing readable: decoding says so
-    size = most_common_size(counts)
-    notes.extend(mixed_sizes_note(counts, size))
-    return size

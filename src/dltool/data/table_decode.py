@@ -20,15 +20,16 @@ from __future__ import annotations
 import math
 from collections import Counter
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
 from dltool.config.schema import DataConfig
 from dltool.data.arrays import ImageArrays, SourceReport, Split
-from dltool.data.decoding import mixed_sizes_note, most_common_size, parallel, split_members
+from dltool.data.decoding import common_size, parallel, split_members
 from dltool.data.images import ImageDecodeError, fit_image, read_image, to_channels
 from dltool.data.resize import fit_transform
-from dltool.data.tables import Row, TableIndex
+from dltool.data.tables import TableIndex
 from dltool.errors import DatasetError
 
 POINT_ROWS = 2  # rows after the K points: the pixel scale, then (NME normaliser, PCK threshold)
@@ -36,29 +37,37 @@ POINT_ROWS = 2  # rows after the K points: the pixel scale, then (NME normaliser
 
 @dataclass(frozen=True)
 class _Decoded:
-    image: np.ndarray | None  # (C, H, W) natural, or None when unreadable
+    channels: int = 0  # of the image's natural form; 0 when unreadable
     stored: tuple[int, int] = (0, 0)  # (width, height)
     reason: str = ""
 
 
 def load_table(index: TableIndex, config: DataConfig, workers: int | None = None) -> ImageArrays:
-    """Decode every row of ``index`` (see the module docstring)."""
+    """Decode every row of ``index`` (see the module docstring). The size comes first (from
+    data.image_size, else the files' headers), so each worker decodes a JPEG at the smallest
+    scale that still covers it and keeps only the fitted image: memory holds the arrays, not
+    the photos."""
     rows = [(split, row) for split, split_rows in index.rows.items() for row in split_rows]
-    decoded = parallel(lambda item: _decode(index, item[1]), rows, workers)
-    good = [i for i, d in enumerate(decoded) if d.image is not None]
-    skipped = index.skipped + [(rows[i][1][0], d.reason) for i, d in enumerate(decoded) if d.image is None]
+    notes = list(index.notes)
+    size = (
+        (config.image_size, config.image_size)
+        if config.image_size is not None
+        else common_size(index.root, [row[0] for _, row in rows], notes, workers)
+    )
+    images = np.zeros((len(rows), config.channels or 3, *size), np.uint8)
+    decoded = parallel(lambda i: _decode(index.root / rows[i][1][0], config, images[i]), range(len(rows)), workers)
+    good = [i for i, d in enumerate(decoded) if d.channels]
+    skipped = index.skipped + [(rows[i][1][0], d.reason) for i, d in enumerate(decoded) if not d.channels]
     if not good:
         first = f" (first: {skipped[0][0]}: {skipped[0][1]})" if skipped else ""
         raise DatasetError(f"{index.root}: none of its {len(rows)} rows is usable{first}")
-    notes = list(index.notes)
-    size = _size(config, [decoded[i].stored for i in good], notes)
-    channels = config.channels or max(decoded[i].image.shape[0] for i in good)  # type: ignore[union-attr]
+    if config.channels is None and max(decoded[i].channels for i in good) == 1:
+        images = images[:, :1]  # every image grey: its one channel (to_channels(·, 3) repeated it)
     fit = PointFit(size, config.crop_pct, index.names, config)
     splits, files = {}, {}
     for split, members in split_members(rows, good, index.rows, index.root, ("row", "rows"), notes).items():
-        images = np.stack([to_channels(fit_image(decoded[i].image, size, config.crop_pct), channels) for i in members])  # type: ignore[arg-type]
         targets = [fit.targets(rows[i][1][1], decoded[i].stored, index.kind) for i in members]
-        splits[split] = Split(images, np.stack(targets).astype(np.float32))
+        splits[split] = Split(images[np.array(members, np.int64)], np.stack(targets).astype(np.float32))
         files[split] = [rows[i][1][0] for i in members]
     sizes = Counter(f"{decoded[i].stored[0]}x{decoded[i].stored[1]}" for i in good)
     report = SourceReport(files, sorted(skipped), dict(sizes.most_common()), {}, notes)
@@ -107,19 +116,12 @@ def box_shares(points: np.ndarray, box: tuple[int, int, int, int], size: tuple[i
     return shares(points, scale, np.array([left, top]) * scale, size)
 
 
-def _decode(index: TableIndex, row: Row) -> _Decoded:
+def _decode(path: Path, config: DataConfig, out: np.ndarray) -> _Decoded:
+    """Fit the image at ``path`` into ``out`` (C, H, W) by the evaluation transform."""
+    size = out.shape[1:]
     try:
-        image, _mode, stored = read_image(index.root / row[0])
+        image, _mode, stored = read_image(path, (size[0], size[1]), config.crop_pct)
     except ImageDecodeError as error:
-        return _Decoded(None, reason=error.reason)
-    return _Decoded(image, stored)
-
-
-def _size(config: DataConfig, stored: list[tuple[int, int]], notes: list[str]) -> tuple[int, int]:
-    """(height, width) of the model's images: data.image_size, else the most common size."""
-    if config.image_size is not None:
-        return config.image_size, config.image_size
-    counts = Counter((height, width) for width, height in stored)
-    size = most_common_size(counts)
-    notes.extend(mixed_sizes_note(counts, size))
-    return size
+        return _Decoded(reason=error.reason)
+    out[...] = to_channels(fit_image(image, (size[0], size[1]), config.crop_pct), len(out))
+    return _Decoded(len(image), stored)
