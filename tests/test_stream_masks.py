@@ -96,6 +96,33 @@ def colour_coded(root: Path, count: int = 6) -> Path:
     return root
 
 
+def test_the_classes_counted_from_streamed_masks_are_remembered_until_a_mask_changes(tmp_path: Path) -> None:
+    root = colour_coded(tmp_path / "coded")
+    cache = tmp_path / "cache"
+    stream = {"image_size": 24, "val_fraction": 0.2, "test_fraction": 0.0}
+
+    def prepared(folder: Path, loader: str, **data: object) -> PreparedData:  # its caches in tmp_path
+        return prepare_data(
+            DataConfig.model_validate({"name": str(folder), "loader": loader, "root": str(cache), **data})
+        )
+
+    first = prepared(root, "stream", **stream)
+    assert first.classes == ["0", "1", "2", "3"]
+    (remembered,) = cache.glob("folders/*/largest-label.json")
+    document = json.loads(remembered.read_text())
+    document["largest"] = 5  # what an earlier pass would have said: taken as it is, no mask read
+    remembered.write_text(json.dumps(document))
+    again = prepared(root, "stream", **stream)
+    lines = again.messages()
+    assert again.classes == [str(k) for k in range(6)]
+    assert any("masks (counted before, files unchanged)" in line for line in lines)
+    mask = next((root / "masks").iterdir())
+    Image.fromarray(np.full((90, 70), 4, np.uint8)).save(mask)  # a new label: the file's size and mtime change
+    assert prepared(root, "stream", **stream).classes == ["0", "1", "2", "3", "4"]  # counted again
+    remembered.write_text("{not json")
+    assert prepared(root, "stream", **stream).classes == ["0", "1", "2", "3", "4"]  # damaged: counted again
+
+
 def test_the_random_crop_cuts_one_box_from_an_image_and_its_mask(tmp_path: Path) -> None:
     root = colour_coded(tmp_path / "coded")
     data = prepared(root, "stream", image_size=24, val_fraction=0.2, test_fraction=0.0)

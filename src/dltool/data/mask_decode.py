@@ -17,6 +17,7 @@ import json
 import re
 from collections import Counter
 from collections.abc import Sequence
+from contextlib import suppress
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -24,14 +25,14 @@ import numpy as np
 import PIL
 from PIL import Image
 
-from dltool._io import open_regular
+from dltool._io import atomic_write_json, open_regular, read_json
 from dltool.data.arrays import ImageArrays, SourceReport, Split
 from dltool.data.cache import cached
 from dltool.data.decoding import Progress, common_size, parallel, split_members
 from dltool.data.images import DECODER, ImageDecodeError, fit_image, read_image, to_channels
 from dltool.data.masks import MAX_CLASSES, MaskIndex
 from dltool.data.roots import data_root
-from dltool.errors import DatasetError
+from dltool.errors import CheckpointError, DatasetError
 from dltool.tasks.pixels import IGNORE
 
 MASK_MODES = frozenset({"L", "P", "1", "I;16", "I;16B", "I;16L", "I"})
@@ -58,12 +59,15 @@ def load_masks(
 ) -> ImageArrays:
     """The index's splits decoded (once; then read from the cache while the files are unchanged)."""
     key = fingerprint(index, image_size, channels)
+    path = cache_folder(index, cache_root) / f"masks-{image_size or 'auto'}-{channels}.safetensors"
+    return cached(path, key, lambda: decode_masks(index, image_size, channels, progress=progress))
+
+
+def cache_folder(index: MaskIndex, cache_root: str | Path | None) -> Path:
+    """Where the data root keeps what was learnt from the folder of ``index``."""
     slug = re.sub(r"[^\w.-]+", "_", index.root.resolve().name)[:40] or "root"
     digest = hashlib.sha256(str(index.root.resolve()).encode()).hexdigest()[:12]
-    path = (
-        data_root(cache_root) / "folders" / f"{slug}-{digest}" / f"masks-{image_size or 'auto'}-{channels}.safetensors"
-    )
-    return cached(path, key, lambda: decode_masks(index, image_size, channels, progress=progress))
+    return data_root(cache_root) / "folders" / f"{slug}-{digest}"
 
 
 def fingerprint(index: MaskIndex, image_size: int | None, channels: int | None) -> str:
@@ -200,6 +204,27 @@ def _classes(index: MaskIndex, decoded: list[_Pair]) -> list[str]:
 def numbered(largest: int) -> list[str]:
     """Class names of a folder without classes.txt: 0..the largest label found."""
     return [str(k) for k in range(min(largest + 1, MAX_CLASSES))]
+
+
+def remembered_largest_label(index: MaskIndex, cache_root: str | Path | None) -> tuple[int, bool]:
+    """(``largest_label`` of the masks of ``index``, whether an earlier pass over the same files
+    (names, sizes, mtimes) gave it). The pass reads every mask: a folder of 20,000 would
+    pay it at each start. Kept in a small JSON beside the folder's caches; one that cannot be
+    read or written only means counting again."""
+    path = cache_folder(index, cache_root) / "largest-label.json"
+    key = hashlib.sha256(json.dumps([CACHE_FORMAT, index.stamps], separators=(",", ":")).encode()).hexdigest()
+    try:
+        document = read_json(path)
+        if isinstance(document, dict) and document.get("fingerprint") == key:
+            return int(document["largest"]), True
+    except (CheckpointError, KeyError, TypeError, ValueError):
+        pass  # none yet, or damaged: count
+    masks = [mask for pairs in index.pairs.values() for _, mask in pairs]
+    largest = largest_label(index.root, masks)
+    with suppress(OSError):  # a read-only data root: count again next time
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(path, {"fingerprint": key, "largest": largest})
+    return largest, False
 
 
 def largest_label(root: Path, masks: Sequence[str], workers: int | None = None) -> int:

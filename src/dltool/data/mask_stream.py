@@ -4,8 +4,8 @@ or ``auto`` over ``data.memory_budget``): the pairs indexed, not decoded.
 The decoded size counts the masks too (one byte per pixel beside the image's channels). The
 images decode to 3 channels unless ``data.channels`` says otherwise, as the memory loader's
 arrays. Without ``classes.txt`` the classes are numbered 0..the largest label, found by a
-pass over the mask files (one mask in memory per thread); the memory loader finds it on the
-masks it decodes. Pairs that cannot be used (unreadable, sizes that differ, a label outside
+pass over the mask files (one mask in memory per thread), remembered beside the folder's caches
+until a file changes; the memory loader finds it on the masks it decodes. Pairs that cannot be used (unreadable, sizes that differ, a label outside
 the classes) are named when a worker meets them and left out.
 """
 
@@ -17,7 +17,7 @@ from dltool.config.schema import DataConfig
 from dltool.data.arrays import ImageArrays, SourceReport
 from dltool.data.budget import choose_loader, decoded_shape, sample_headers, stream_shape
 from dltool.data.files import mask_file_arrays
-from dltool.data.mask_decode import largest_label, numbered
+from dltool.data.mask_decode import numbered, remembered_largest_label
 from dltool.data.masks import index_masks
 
 
@@ -36,9 +36,10 @@ def streamed_masks(config: DataConfig, folder: Path) -> tuple[ImageArrays | None
     shape = stream_shape(config, headers, len(images))
     classes = index.classes
     if classes is None:
-        masks = [mask for pairs in index.pairs.values() for _, mask in pairs]
-        classes = numbered(largest_label(index.root, masks))
-        lines.append(f"classes 0..{len(classes) - 1}: the largest label of the {len(masks):,} masks (no classes.txt)")
+        largest, remembered = remembered_largest_label(index, config.root)
+        classes = numbered(largest)
+        source = "counted before, files unchanged" if remembered else "no classes.txt"
+        lines.append(f"classes 0..{len(classes) - 1}: the largest label of the {len(images):,} masks ({source})")
     arrays = mask_file_arrays(index, (shape.channels, shape.height, shape.width), classes)
     files = {split: [image for image, _ in pairs] for split, pairs in index.pairs.items()}
     report = SourceReport(files, index.skipped, {}, {}, [])  # no sizes nor modes: nothing is decoded here
