@@ -15,6 +15,12 @@ from dltool.cli import app
 
 REPO = Path(__file__).resolve().parent.parent
 
+# Runs compared for identical weights need one thread count, in this process (torch reads it
+# when first used) and in every dltool subprocess, and `threads: auto` may time both settings
+# and choose by the machine's load, which xdist's other worker changes. With this set auto
+# takes torch's count and times nothing; the tests of auto itself remove it (monkeypatch).
+os.environ["OMP_NUM_THREADS"] = "1"
+
 
 @pytest.fixture(scope="session")
 def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
