@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from dltool.config.schema import AugmentConfig
 from dltool.config.validate import validate_config
@@ -88,6 +89,30 @@ def test_a_points_folder_is_read_and_fitted_to_the_image_size(tmp_path: Path) ->
     np.testing.assert_allclose(labels[:, :2].reshape(12, 4), stored / 32, rtol=1e-6)  # shares of the width
     np.testing.assert_allclose(labels[:, 2], 32.0)  # stored px per unit: the whole stored width
     assert labels[0, 3, 1] == pytest.approx(0.05 * labels[0, 3, 0]) and labels[0, 3, 0] == pytest.approx(32 * 2**0.5)
+
+
+def test_a_points_folder_is_decoded_once_then_read_from_the_cache_until_it_changes(tmp_path: Path) -> None:
+    root = points_folder(tmp_path / "pts", {"train": 6, "val": 2}, size=16, scale=2)
+    config = validate_config({"data": {"name": str(root), "image_size": 16, "crop_pct": 1.0}}).data
+    first, again = prepare_data(config), prepare_data(config)
+    assert first.ready_line().endswith("decoded 8 images, cache written")
+    assert again.ready_line().endswith("read from the cache")
+    for name in ("train", "val"):
+        assert np.array_equal(first.splits[name].images, again.splits[name].images)
+        assert np.array_equal(first.splits[name].labels, again.splits[name].labels)  # float32 targets
+    csv = root / "train" / "points.csv"
+    lines = csv.read_text().splitlines()
+    lines[1] = ",".join([lines[1].split(",")[0], "1", *lines[1].split(",")[2:]])  # one row's x1: 1 px
+    csv.write_text("\n".join(lines) + "\n")
+    edited = prepare_data(config)
+    assert edited.ready_line().endswith("cache written") and edited.splits["train"].labels[0, 0, 0] == 1 / 32
+    alpha = prepare_data(config.model_copy(update={"pck_alpha": 0.1}))  # another PCK threshold
+    assert alpha.ready_line().endswith("cache written")
+    assert alpha.splits["train"].labels[0, 3, 1] == pytest.approx(0.1 * alpha.splits["train"].labels[0, 3, 0])
+    image = root / "train" / "images" / "train-0001.png"
+    Image.fromarray(np.full((32, 32, 3), 200, np.uint8)).save(image)  # new pixels, size and mtime
+    repainted = prepare_data(config)
+    assert repainted.ready_line().endswith("cache written") and (repainted.splits["train"].images[1] == 200).all()
 
 
 def test_bad_rows_are_named_and_skipped_and_nothing_usable_is_an_error(tmp_path: Path) -> None:

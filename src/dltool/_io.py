@@ -97,6 +97,16 @@ def atomic_write_json(path: Path, document: Any) -> None:
     atomic_write_text(path, json.dumps(json_safe(document), indent=2, allow_nan=False) + "\n")
 
 
+def file_stamp(path: Path) -> tuple[int, int]:
+    """(bytes, mtime in ns) of the file at ``path``, for a cache's fingerprint; (0, 0) when it
+    cannot be read (decoding names it)."""
+    try:
+        status = path.stat()
+    except OSError:
+        return 0, 0
+    return status.st_size, status.st_mtime_ns
+
+
 def read_json(path: Path) -> Any:
     """The JSON document in ``path``; a ``CheckpointError`` naming the file when it cannot be
     read or is not JSON (a truncated or foreign file is a clear error, never a traceback)."""

@@ -5,7 +5,8 @@ missing, stale or unreadable cache is simply rebuilt; one that cannot be written
 read-only root) is skipped. Reading memory-maps the tensors (copy-on-write), so opening a
 large cache costs no copy and pages are read as batches touch them.
 
-Layout: per split ``<split>.images`` (uint8 N×C×H×W) and ``<split>.labels`` (int64), then,
+Layout: per split ``<split>.images`` (uint8 N×C×H×W) and ``<split>.labels`` (int64; float32
+for keypoint and regression targets), then,
 for image folders, ``source`` (the UTF-8 JSON of the ``SourceReport``: which file each row
 came from, what was skipped). The report is a tensor rather than header metadata so that
 the header's size is known before the first image is decoded: ``dltool.data.cache_writer``
@@ -14,7 +15,9 @@ reserves it, writes rows in place and fills it in last.
 
 from __future__ import annotations
 
+import hashlib
 import json
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -24,10 +27,19 @@ import numpy as np
 from dltool._io import atomic_open, sweep_stale_temporaries
 from dltool._safetensors import read_header
 from dltool.data.arrays import ImageArrays, LoadReport, SourceReport, Split
+from dltool.data.roots import data_root
 from dltool.errors import DiskFullError
 
-DTYPES = {"U8": np.uint8, "I64": np.int64}
+DTYPES = {"U8": np.uint8, "I64": np.int64, "F32": np.float32}  # F32: keypoint and regression targets
 SOURCE = "source"  # the tensor holding the SourceReport's JSON
+
+
+def folder_cache_dir(root: Path, cache_root: str | Path | None) -> Path:
+    """The data root's folder for what is cached of image folder ``root`` (by its absolute path)."""
+    absolute = str(root.resolve())
+    slug = re.sub(r"[^\w.-]+", "_", Path(absolute).name)[:40] or "root"
+    digest = hashlib.sha256(absolute.encode()).hexdigest()[:12]
+    return data_root(cache_root) / "folders" / f"{slug}-{digest}"
 
 
 def cached(path: Path, fingerprint: str, build: Callable[[], ImageArrays]) -> ImageArrays:

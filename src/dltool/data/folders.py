@@ -25,7 +25,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,11 +32,10 @@ import PIL
 
 from dltool._io import sweep_stale_temporaries
 from dltool.data.arrays import ImageArrays
-from dltool.data.cache import read_cache
+from dltool.data.cache import folder_cache_dir, read_cache
 from dltool.data.decoding import Progress
 from dltool.data.folder_decode import Fit, decode_folder
 from dltool.data.images import DECODER
-from dltool.data.roots import data_root
 from dltool.errors import DatasetError
 from dltool.rundir import is_dltool_output
 
@@ -219,9 +217,6 @@ def cache_path(
     crop_pct: float | None = 1.0,
 ) -> Path:
     """One cache file per folder (by absolute path), size, channel count and crop."""
-    absolute = str(root.resolve())
-    slug = re.sub(r"[^\w.-]+", "_", Path(absolute).name)[:40] or "root"
-    digest = hashlib.sha256(absolute.encode()).hexdigest()[:12]
     crop = "" if crop_pct is None else f"-crop-{crop_pct:g}"
     name = f"size-{image_size or 'auto'}-channels-{channels or 'auto'}{crop}.safetensors"
-    return data_root(cache_root) / "folders" / f"{slug}-{digest}" / name
+    return folder_cache_dir(root, cache_root) / name

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from collections import Counter
 from collections.abc import Sequence
 from contextlib import suppress
@@ -27,11 +26,10 @@ from PIL import Image
 
 from dltool._io import atomic_write_json, open_regular, read_json
 from dltool.data.arrays import ImageArrays, SourceReport, Split
-from dltool.data.cache import cached
+from dltool.data.cache import cached, folder_cache_dir
 from dltool.data.decoding import Progress, common_size, parallel, split_members
 from dltool.data.images import DECODER, ImageDecodeError, fit_image, read_image, to_channels
 from dltool.data.masks import MAX_CLASSES, MaskIndex
-from dltool.data.roots import data_root
 from dltool.errors import CheckpointError, DatasetError
 from dltool.tasks.pixels import IGNORE
 
@@ -59,15 +57,8 @@ def load_masks(
 ) -> ImageArrays:
     """The index's splits decoded (once; then read from the cache while the files are unchanged)."""
     key = fingerprint(index, image_size, channels)
-    path = cache_folder(index, cache_root) / f"masks-{image_size or 'auto'}-{channels}.safetensors"
+    path = folder_cache_dir(index.root, cache_root) / f"masks-{image_size or 'auto'}-{channels}.safetensors"
     return cached(path, key, lambda: decode_masks(index, image_size, channels, progress=progress))
-
-
-def cache_folder(index: MaskIndex, cache_root: str | Path | None) -> Path:
-    """Where the data root keeps what was learnt from the folder of ``index``."""
-    slug = re.sub(r"[^\w.-]+", "_", index.root.resolve().name)[:40] or "root"
-    digest = hashlib.sha256(str(index.root.resolve()).encode()).hexdigest()[:12]
-    return data_root(cache_root) / "folders" / f"{slug}-{digest}"
 
 
 def fingerprint(index: MaskIndex, image_size: int | None, channels: int | None) -> str:
@@ -211,7 +202,7 @@ def remembered_largest_label(index: MaskIndex, cache_root: str | Path | None) ->
     (names, sizes, mtimes) gave it). The pass reads every mask: a folder of 20,000 would
     pay it at each start. Kept in a small JSON beside the folder's caches; one that cannot be
     read or written only means counting again."""
-    path = cache_folder(index, cache_root) / "largest-label.json"
+    path = folder_cache_dir(index.root, cache_root) / "largest-label.json"
     key = hashlib.sha256(json.dumps([CACHE_FORMAT, index.stamps], separators=(",", ":")).encode()).hexdigest()
     try:
         document = read_json(path)

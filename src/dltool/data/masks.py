@@ -19,6 +19,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from dltool._io import file_stamp
 from dltool.data.folders import IMAGE_EXTENSIONS, SPLITS
 from dltool.errors import DatasetError
 
@@ -91,7 +92,9 @@ def pair_files(root: Path, images: Path, masks: Path, mask_names: str = "{stem}"
             continue
         pairs.append((_relative(root, image), _relative(root, mask)))
     skipped += [(_relative(root, mask), f"no image of this stem in {images.name}/") for mask in mask_files.values()]
-    stamps = [(_relative(root, Path(p)), *_stamp(Path(p))) for pair in pairs for p in (root / pair[0], root / pair[1])]
+    stamps = [
+        (_relative(root, Path(p)), *file_stamp(Path(p))) for pair in pairs for p in (root / pair[0], root / pair[1])
+    ]
     return Found(pairs, skipped, stamps)
 
 
@@ -121,14 +124,6 @@ def _by_stem(folder: Path) -> dict[str, Path]:
 
 def _relative(root: Path, path: Path) -> str:
     return path.relative_to(root).as_posix()
-
-
-def _stamp(path: Path) -> tuple[int, int]:
-    try:
-        stat = path.stat()
-    except OSError:
-        return 0, 0  # unreadable: decoding names it
-    return stat.st_size, stat.st_mtime_ns
 
 
 def _first(skipped: list[tuple[str, str]]) -> str:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from dltool._io import file_stamp
 from dltool.data.arrays import ImageArrays
 from dltool.data.cache import cached
 from dltool.data.mask_decode import decode_masks, fingerprint
@@ -51,7 +52,7 @@ def pets_index(folder: Path) -> MaskIndex:
                 skipped.append((image, f"listed in {list_file}, but {missing[0]} is missing"))
             else:
                 pairs[split].append((image, trimap))
-    stamps = [(path, *_stamp(folder / path)) for rows in pairs.values() for pair in rows for path in pair]
+    stamps = [(path, *file_stamp(folder / path)) for rows in pairs.values() for pair in rows for path in pair]
     return MaskIndex(folder, list(CLASSES), pairs, skipped, stamps, lut=LUT)
 
 
@@ -62,8 +63,3 @@ def listed_names(path: Path) -> list[str]:
     except (OSError, UnicodeDecodeError) as error:
         raise DatasetError(f"{path}: cannot read the split list ({error})") from None
     return [line.split()[0] for line in lines if line.strip() and not line.startswith("#")]
-
-
-def _stamp(path: Path) -> tuple[int, int]:
-    stat = path.stat()
-    return stat.st_size, stat.st_mtime_ns

@@ -12,26 +12,32 @@ are (N, T), NaN where missing. Keypoint targets are (N, K + 2, 2), see ``POINT_R
   diagonal, or the distance between the two ``data.nme_points`` — and the PCK threshold,
   ``data.pck_alpha`` times it.
 
-Decoding runs on threads (Pillow releases the GIL).
+Decoding runs on threads (Pillow releases the GIL); the arrays are cached under the data root
+like an image folder's (``dltool.data.cache``).
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+import PIL
 
 from dltool.config.schema import DataConfig
 from dltool.data.arrays import ImageArrays, SourceReport, Split
+from dltool.data.cache import cached, folder_cache_dir
 from dltool.data.decoding import common_size, parallel, split_members
-from dltool.data.images import ImageDecodeError, fit_image, read_image, to_channels
+from dltool.data.images import DECODER, ImageDecodeError, fit_image, read_image, to_channels
 from dltool.data.resize import fit_transform
 from dltool.data.tables import TableIndex
 from dltool.errors import DatasetError
 
+CACHE_FORMAT = "dltool-table/1"
 POINT_ROWS = 2  # rows after the K points: the pixel scale, then (NME normaliser, PCK threshold)
 
 
@@ -43,6 +49,28 @@ class _Decoded:
 
 
 def load_table(index: TableIndex, config: DataConfig, workers: int | None = None) -> ImageArrays:
+    """``decode_table``, once: then read from the data root's cache (memory-mapped) while the
+    images, the table's rows and the fit (size, channels, crop, PCK and NME settings) are
+    unchanged."""
+    crop = "" if config.crop_pct is None else f"-crop-{config.crop_pct:g}"
+    name = f"{index.kind}-size-{config.image_size or 'auto'}-channels-{config.channels or 'auto'}{crop}.safetensors"
+    path = folder_cache_dir(index.root, config.root) / name
+    return cached(path, fingerprint(index, config), lambda: decode_table(index, config, workers))
+
+
+def fingerprint(index: TableIndex, config: DataConfig) -> str:
+    fit = ("image_size", "channels", "crop_pct", "pck_alpha", "nme_points")
+    document = {
+        "format": CACHE_FORMAT,
+        "decoder": DECODER,
+        "pillow": PIL.__version__,
+        "fit": {key: getattr(config, key) for key in fit},
+        "index": {k: v for k, v in asdict(index).items() if k != "root"},
+    }
+    return hashlib.sha256(json.dumps(document, separators=(",", ":"), default=str).encode()).hexdigest()
+
+
+def decode_table(index: TableIndex, config: DataConfig, workers: int | None = None) -> ImageArrays:
     """Decode every row of ``index`` (see the module docstring). The size comes first (from
     data.image_size, else the files' headers), so each worker decodes a JPEG at the smallest
     scale that still covers it and keeps only the fitted image: memory holds the arrays, not

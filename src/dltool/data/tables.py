@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from dltool._io import file_stamp
 from dltool.data.folders import SPLITS
 from dltool.data.masks import IMAGES
 from dltool.errors import DatasetError
@@ -47,6 +48,7 @@ class TableIndex:
     rows: dict[str, list[Row]]
     skipped: list[tuple[str, str]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    stamps: list[tuple[str, int, int]] = field(default_factory=list)  # (path, bytes, mtime ns) of each image
 
 
 def table_file(root: Path) -> Path | None:
@@ -82,7 +84,8 @@ def index_table(root: Path, val_fraction: float = 0.1, test_fraction: float = 0.
     if not any(rows.values()):
         where = f" (first skipped: {skipped[0][0]}: {skipped[0][1]})" if skipped else ""
         raise DatasetError(f"{root}: no usable row in {first.name}{where}")
-    return TableIndex(root, kind, names, rows, skipped, notes)
+    images = sorted({row[0] for split_rows in rows.values() for row in split_rows})
+    return TableIndex(root, kind, names, rows, skipped, notes, [(file, *file_stamp(root / file)) for file in images])
 
 
 def read_table(root: Path, path: Path, kind: str) -> tuple[list[str], list[Row], list[tuple[str, str]]]:
