@@ -95,8 +95,10 @@ def test_a_small_split_normalised_once_gives_the_same_batches(monkeypatch, shuff
     split = Split(rng.integers(0, 256, (37, 3, 5, 4), dtype=np.uint8), rng.integers(0, 4, 37))
     kwargs = {"batch_size": 8, "mean": [0.4, 0.5, 0.6], "std": [0.2, 0.25, 0.3], "device": torch.device("cpu")}
     once = BatchLoader(split, shuffle=shuffle, seed=3, **kwargs)
+    read_once = BatchLoader(split, shuffle=shuffle, seed=3, read_once=True, **kwargs)  # eval's: batch by batch
     monkeypatch.setattr(loader_module, "NORMALISED_BYTES", 0)
     each = BatchLoader(split, shuffle=shuffle, seed=3, **kwargs)
     assert once.normalised and not each.normalised and once.images.dtype == torch.float32
-    for (a, la), (b, lb) in zip(once.batches(2), each.batches(2), strict=True):
-        assert torch.equal(a, b) and torch.equal(la, lb)
+    assert not read_once.normalised and read_once.images.dtype == torch.uint8
+    for (a, la), (b, lb), (c, lc) in zip(once.batches(2), each.batches(2), read_once.batches(2), strict=True):
+        assert torch.equal(a, b) and torch.equal(la, lb) and torch.equal(a, c) and torch.equal(la, lc)

@@ -274,7 +274,7 @@ def _loaders(
     if not isinstance(splits[0], FileSplit):
         arrays = cast(list[Split], splits)
         first = BatchLoader(arrays[0], augment=config.data.augment, flip_order=order, **train, **common)
-        return first, BatchLoader(arrays[1], **common), BatchLoader(arrays[2], **common)
+        return first, BatchLoader(arrays[1], **common), BatchLoader(arrays[2], read_once=True, **common)
     augmenter = Augmenter(config.data.augment, config.train.seed)
     workers = resolve_workers(config.data.workers)
     augmenters = [augmenter if augmenter.enabled else None, None, None]

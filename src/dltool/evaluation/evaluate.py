@@ -143,7 +143,7 @@ def _loader(
     mean, std, device = prepared.mean, prepared.std, trained.device
     batch_size = batch_size or default_batch_size(trained, largest=EVAL_BATCH)
     if isinstance(samples, Split):
-        return BatchLoader(samples, batch_size=batch_size, mean=mean, std=std, device=device)
+        return BatchLoader(samples, batch_size=batch_size, mean=mean, std=std, device=device, read_once=True)
     pool = DecodePool([samples], resolve_workers(trained.config.data.workers), device, mean, std)
     return StreamLoader(pool, 0, batch_size=batch_size)
 
