@@ -21,12 +21,15 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import PIL
 
 from dltool._io import atomic_open, sweep_stale_temporaries
 from dltool._safetensors import read_header
 from dltool.data.arrays import ImageArrays, LoadReport, SourceReport, Split
+from dltool.data.images import DECODER
 from dltool.data.roots import data_root
 from dltool.errors import DiskFullError
 
@@ -40,6 +43,20 @@ def folder_cache_dir(root: Path, cache_root: str | Path | None) -> Path:
     slug = re.sub(r"[^\w.-]+", "_", Path(absolute).name)[:40] or "root"
     digest = hashlib.sha256(absolute.encode()).hexdigest()[:12]
     return data_root(cache_root) / "folders" / f"{slug}-{digest}"
+
+
+def decoded_fingerprint(cache_format: str, fit: Mapping[str, Any], index: Any) -> str:
+    """The key of a folder's decoded arrays: the cache's format, the decoder's and Pillow's
+    versions, how each image is fitted, and the folder's ``index`` (a dataclass: its files'
+    stamps and rows) less its root."""
+    document = {
+        "format": cache_format,
+        "decoder": DECODER,
+        "pillow": PIL.__version__,
+        "fit": dict(fit),
+        "index": {key: value for key, value in asdict(index).items() if key != "root"},
+    }
+    return hashlib.sha256(json.dumps(document, separators=(",", ":"), default=str).encode()).hexdigest()
 
 
 def cached(path: Path, fingerprint: str, build: Callable[[], ImageArrays]) -> ImageArrays:

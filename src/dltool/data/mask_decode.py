@@ -17,24 +17,23 @@ import json
 from collections import Counter
 from collections.abc import Sequence
 from contextlib import suppress
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import PIL
 from PIL import Image
 
 from dltool._io import atomic_write_json, open_regular, read_json
 from dltool.data.arrays import ImageArrays, SourceReport, Split
-from dltool.data.cache import cached, folder_cache_dir
+from dltool.data.cache import cached, decoded_fingerprint, folder_cache_dir
 from dltool.data.decoding import Progress, common_size, parallel, split_members
-from dltool.data.images import DECODER, ImageDecodeError, fit_image, read_image, to_channels
+from dltool.data.images import ImageDecodeError, fit_image, read_image, to_channels
 from dltool.data.masks import MAX_CLASSES, MaskIndex
 from dltool.errors import CheckpointError, DatasetError
 from dltool.tasks.pixels import IGNORE
 
 MASK_MODES = frozenset({"L", "P", "1", "I;16", "I;16B", "I;16L", "I"})
-CACHE_FORMAT = "dltool-masks/2"  # 2: JPEGs drafted at reduced scale
+CACHE_FORMAT = "dltool-masks/2"  # 2: JPEGs drafted at reduced scale (and the fingerprint shared with tables)
 
 
 @dataclass(frozen=True)
@@ -62,15 +61,7 @@ def load_masks(
 
 
 def fingerprint(index: MaskIndex, image_size: int | None, channels: int | None) -> str:
-    document = {
-        "format": CACHE_FORMAT,
-        "decoder": DECODER,
-        "pillow": PIL.__version__,
-        "size": image_size,
-        "channels": channels,
-        "index": {k: v for k, v in asdict(index).items() if k != "root"},
-    }
-    return hashlib.sha256(json.dumps(document, separators=(",", ":"), default=str).encode()).hexdigest()
+    return decoded_fingerprint(CACHE_FORMAT, {"size": image_size, "channels": channels}, index)
 
 
 def decode_masks(

@@ -18,21 +18,18 @@ like an image folder's (``dltool.data.cache``).
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 from collections import Counter
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import PIL
 
 from dltool.config.schema import DataConfig
 from dltool.data.arrays import ImageArrays, SourceReport, Split
-from dltool.data.cache import cached, folder_cache_dir
+from dltool.data.cache import cached, decoded_fingerprint, folder_cache_dir
 from dltool.data.decoding import common_size, parallel, split_members
-from dltool.data.images import DECODER, ImageDecodeError, fit_image, read_image, to_channels
+from dltool.data.images import ImageDecodeError, fit_image, read_image, to_channels
 from dltool.data.resize import fit_transform
 from dltool.data.tables import TableIndex
 from dltool.errors import DatasetError
@@ -55,19 +52,8 @@ def load_table(index: TableIndex, config: DataConfig, workers: int | None = None
     crop = "" if config.crop_pct is None else f"-crop-{config.crop_pct:g}"
     name = f"{index.kind}-size-{config.image_size or 'auto'}-channels-{config.channels or 'auto'}{crop}.safetensors"
     path = folder_cache_dir(index.root, config.root) / name
-    return cached(path, fingerprint(index, config), lambda: decode_table(index, config, workers))
-
-
-def fingerprint(index: TableIndex, config: DataConfig) -> str:
-    fit = ("image_size", "channels", "crop_pct", "pck_alpha", "nme_points")
-    document = {
-        "format": CACHE_FORMAT,
-        "decoder": DECODER,
-        "pillow": PIL.__version__,
-        "fit": {key: getattr(config, key) for key in fit},
-        "index": {k: v for k, v in asdict(index).items() if k != "root"},
-    }
-    return hashlib.sha256(json.dumps(document, separators=(",", ":"), default=str).encode()).hexdigest()
+    fit = {key: getattr(config, key) for key in ("image_size", "channels", "crop_pct", "pck_alpha", "nme_points")}
+    return cached(path, decoded_fingerprint(CACHE_FORMAT, fit, index), lambda: decode_table(index, config, workers))
 
 
 def decode_table(index: TableIndex, config: DataConfig, workers: int | None = None) -> ImageArrays:
