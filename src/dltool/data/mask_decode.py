@@ -12,8 +12,6 @@ arrays are cached under the data root like an image folder's (``dltool.data.cach
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections import Counter
 from collections.abc import Sequence
 from contextlib import suppress
@@ -189,12 +187,12 @@ def numbered(largest: int) -> list[str]:
 
 
 def remembered_largest_label(index: MaskIndex, cache_root: str | Path | None) -> tuple[int, bool]:
-    """(``largest_label`` of the masks of ``index``, whether an earlier pass over the same files
-    (names, sizes, mtimes) gave it). The pass reads every mask: a folder of 20,000 would
+    """(``largest_label`` of the masks of ``index``, whether an earlier pass over the same index
+    (files' names, sizes, mtimes) gave it). The pass reads every mask: a folder of 20,000 would
     pay it at each start. Kept in a small JSON beside the folder's caches; one that cannot be
     read or written only means counting again."""
     path = folder_cache_dir(index.root, cache_root) / "largest-label.json"
-    key = hashlib.sha256(json.dumps([CACHE_FORMAT, index.stamps], separators=(",", ":")).encode()).hexdigest()
+    key = decoded_fingerprint(CACHE_FORMAT, {"largest_label": True}, index)
     try:
         document = read_json(path)
         if isinstance(document, dict) and document.get("fingerprint") == key:

@@ -4,9 +4,10 @@ or ``auto`` over ``data.memory_budget``): the pairs indexed, not decoded.
 The decoded size counts the masks too (one byte per pixel beside the image's channels). The
 images decode to 3 channels unless ``data.channels`` says otherwise, as the memory loader's
 arrays. Without ``classes.txt`` the classes are numbered 0..the largest label, found by a
-pass over the mask files (one mask in memory per thread), remembered beside the folder's caches
-until a file changes; the memory loader finds it on the masks it decodes. Pairs that cannot be used (unreadable, sizes that differ, a label outside
-the classes) are named when a worker meets them and left out.
+pass over the mask files (one mask in memory per thread) and remembered beside the folder's
+caches until a file changes; the memory loader finds it on the masks it decodes. Pairs that
+cannot be used (unreadable, sizes that differ, a label outside the classes) are named when a
+worker meets them and left out.
 """
 
 from __future__ import annotations

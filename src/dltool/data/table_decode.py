@@ -69,7 +69,9 @@ def decode_table(index: TableIndex, config: DataConfig, workers: int | None = No
         else common_size(index.root, [row[0] for _, row in rows], notes, workers)
     )
     images = np.zeros((len(rows), config.channels or 3, *size), np.uint8)
-    decoded = parallel(lambda i: _decode(index.root / rows[i][1][0], config, images[i]), range(len(rows)), workers)
+    decoded = parallel(
+        lambda i: _decode(index.root / rows[i][1][0], config.crop_pct, images[i]), range(len(rows)), workers
+    )
     good = [i for i, d in enumerate(decoded) if d.channels]
     skipped = index.skipped + [(rows[i][1][0], d.reason) for i, d in enumerate(decoded) if not d.channels]
     if not good:
@@ -130,12 +132,12 @@ def box_shares(points: np.ndarray, box: tuple[int, int, int, int], size: tuple[i
     return shares(points, scale, np.array([left, top]) * scale, size)
 
 
-def _decode(path: Path, config: DataConfig, out: np.ndarray) -> _Decoded:
+def _decode(path: Path, crop_pct: float | None, out: np.ndarray) -> _Decoded:
     """Fit the image at ``path`` into ``out`` (C, H, W) by the evaluation transform."""
-    size = out.shape[1:]
+    size = (out.shape[1], out.shape[2])
     try:
-        image, _mode, stored = read_image(path, (size[0], size[1]), config.crop_pct)
+        image, _mode, stored = read_image(path, size, crop_pct)
     except ImageDecodeError as error:
         return _Decoded(reason=error.reason)
-    out[...] = to_channels(fit_image(image, (size[0], size[1]), config.crop_pct), len(out))
+    out[...] = to_channels(fit_image(image, size, crop_pct), len(out))
     return _Decoded(len(image), stored)
