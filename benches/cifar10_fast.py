@@ -112,6 +112,7 @@ class BareLoop:
             momentum=opt.momentum,
             nesterov=opt.nesterov,
             weight_decay=opt.weight_decay,
+            fused=step.optimizer.defaults["fused"],  # dltool's choice (fused on a CPU or a GPU)
         )
         steps = len(self.labels) // self.batch
         warmup = max(1, round(config.scheduler.warmup_epochs * steps))

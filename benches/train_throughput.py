@@ -39,7 +39,7 @@ from dltool.engine.distributed import World
 from dltool.engine.loop import EpochStats, train_one_epoch
 from dltool.engine.setup import build_components
 from dltool.models.build import build_model
-from dltool.optim import optimizers
+from dltool.optim import build_optimizer
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _common import GPU_LOOP_GOAL, PEAK_GOAL, SMALL_LOOP_GOAL, Row, bench_main, matmul_peak
@@ -125,7 +125,7 @@ def bare_rate(
     x = ((torch.from_numpy(train.images).float() / 255 - mean) / std).to(device)
     y = torch.from_numpy(train.labels).to(device)
     model = build_model(config.model, in_shape=tuple(train.images.shape[1:]), num_classes=len(data.classes)).to(device)
-    optimizer = optimizers.build(config.optimizer, params=model.parameters())
+    optimizer = build_optimizer(config.optimizer, model.parameters(), device.type)  # as dltool's
     target = (
         (lambda images, labels: images)
         if config.loss.name in ("mse", "l1", "smooth_l1")

@@ -14,7 +14,7 @@ from dltool.config import load_config
 from dltool.engine import resume, train
 from dltool.engine.checkpoint import load_checkpoint
 from dltool.engine.observer import Observer
-from dltool.optim import optimizers
+from dltool.optim import AdamParams, build_optimizer, optimizers
 from dltool.optim.groups import parameter_groups
 from dltool.rundir import create_run_dir, open_run_dir
 
@@ -74,6 +74,33 @@ def test_no_decay_group_holds_biases_and_norm_scales() -> None:
     assert [len(g["params"]) for g in groups] == [1, 3] and groups[1]["weight_decay"] == 0.0
     optimizer = optimizers.build(config.optimizer, params=groups)
     assert [g["weight_decay"] for g in optimizer.param_groups] == [0.01, 0.0]
+
+
+@pytest.mark.parametrize(("name", "fused"), [("sgd", True), ("adam", True), ("adamw", True), ("rmsprop", None)])
+def test_the_optimizer_takes_torchs_fused_step_where_there_is_one(name: str, fused: bool | None) -> None:
+    config = load_config("digits-mlp", [f"optimizer.name={name}"])
+    model = torch.nn.Linear(4, 3)
+    assert build_optimizer(config.optimizer, model.parameters(), "cpu").defaults.get("fused") is fused
+    assert build_optimizer(config.optimizer, model.parameters(), "xla").defaults.get("fused") is None
+
+
+def test_a_checkpoint_from_before_fused_steps_resumes_with_the_step_it_began_with(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run begun by a dltool that did not fuse keeps its per-tensor step when resumed (the
+    optimizer state's param groups say which), so it still ends bit-identical to its start."""
+    config = load_config("digits-mlp", ["train.epochs=2", "train.batch_size=32"])
+    with monkeypatch.context() as before:
+        before.setattr(AdamParams, "fused_on", frozenset())
+        reference = train(config, create_run_dir(tmp_path, "ref"))
+        run = create_run_dir(tmp_path, "cut")
+        assert train(config, run, stop=StopAfter(30)).status == "interrupted"  # 20 steps an epoch
+    assert load_checkpoint(run.path / "checkpoints" / "last.pt")["optimizer"]["param_groups"][0]["fused"] is None
+    resume(open_run_dir(run.path))
+    assert (run.path / "model.safetensors").read_bytes() == (reference.run_dir / "model.safetensors").read_bytes()
+    fused = train(config, create_run_dir(tmp_path, "now"))  # the fused step rounds differently
+    assert (fused.run_dir / "model.safetensors").read_bytes() != (reference.run_dir / "model.safetensors").read_bytes()
+    assert load_checkpoint(fused.run_dir / "checkpoints" / "last.pt")["optimizer"]["param_groups"][0]["fused"] is True
 
 
 def test_overfit_one_batch_reaches_near_zero_loss(cli) -> None:

@@ -36,7 +36,7 @@ from dltool.models.build import build_model
 from dltool.models.custom import source_record
 from dltool.models.freezing import Frozen, find_head, freeze, parameter_counts, unfreeze
 from dltool.models.summary import si_count, summarize
-from dltool.optim import optimizers
+from dltool.optim import build_optimizer
 from dltool.optim.groups import parameter_groups
 from dltool.optim.schedules import build_scheduler
 
@@ -90,7 +90,7 @@ def build_components(
     task = _task_of(config, data)
     config, model, notes = _model(config, data, device, fresh)
     head = find_head(model) if config.optimizer.backbone_lr_scale != 1 else None
-    optimizer = optimizers.build(config.optimizer, params=parameter_groups(model, config.optimizer, head))
+    optimizer = build_optimizer(config.optimizer, parameter_groups(model, config.optimizer, head), device.type)
     frozen = freeze(model, config.model.freeze)  # after the optimizer: frozen weights may train later
     loaders = _loaders(config, data, device, world, report)
     notes += [_trainable_line(model, config, data.in_shape), *_stream_notes(loaders[0], config.data.workers)]

@@ -6,7 +6,7 @@ of the optimizer step (``dltool.optim.schedules``), composed with a linear warmu
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from pydantic import Field, model_validator
 
@@ -18,6 +18,7 @@ class OptimizerParams(Params):
     """Fields every optimizer shares."""
 
     common: ClassVar[frozenset[str]] = frozenset({"name", "decay_norm_and_bias", "backbone_lr_scale"})
+    fused_on: ClassVar[frozenset[str]] = frozenset()  # device types where torch has a fused step
     lr: float = Field(1e-3, gt=0, description="learning rate")
     weight_decay: float = Field(0.0, ge=0, description="L2 penalty (decoupled for adamw)")
     decay_norm_and_bias: bool = Field(True, description="false: no weight decay on norm layers and biases")
@@ -37,11 +38,23 @@ optimizers: Registry[OptimizerParams] = Registry("optimizers", OptimizerParams)
 schedulers: Registry[SchedulerParams] = Registry("schedulers", SchedulerParams)
 
 Betas = tuple[float, float]
+# Where torch fuses SGD, Adam and AdamW (since torch 2.4): one kernel per tensor instead of a
+# dozen small ops, 15% of digits-mlp's whole step with Adam on a CPU and most of a small model's
+# kernel launches on a GPU. The fused kernels round differently from the per-tensor loop.
+FUSED_DEVICES = frozenset({"cpu", "cuda"})
+
+
+def build_optimizer(spec: OptimizerParams, params: Any, device_type: str) -> Any:
+    """torch's optimizer for ``spec`` over ``params`` on ``device_type``, fused where torch can."""
+    fused = {"fused": True} if device_type in spec.fused_on else {}
+    return optimizers.build(spec, params=params, **fused)
 
 
 @optimizers.register("sgd", "torch.optim:SGD")
 class SGDParams(OptimizerParams):
     """Stochastic gradient descent with (Nesterov) momentum."""
+
+    fused_on = FUSED_DEVICES
 
     lr: float = Field(0.1, gt=0, description="learning rate")
     momentum: float = Field(0.9, ge=0, lt=1)
@@ -68,6 +81,8 @@ class RMSpropParams(OptimizerParams):
 class AdamParams(OptimizerParams):
     """Adam: adaptive moments; weight decay as an L2 term in the gradient."""
 
+    fused_on = FUSED_DEVICES
+
     betas: Betas = (0.9, 0.999)
     eps: float = Field(1e-8, gt=0)
 
@@ -75,6 +90,8 @@ class AdamParams(OptimizerParams):
 @optimizers.register("adamw", "torch.optim:AdamW")
 class AdamWParams(OptimizerParams):
     """AdamW: Adam with decoupled weight decay."""
+
+    fused_on = FUSED_DEVICES
 
     weight_decay: float = Field(0.01, ge=0, description="decoupled weight decay")
     betas: Betas = (0.9, 0.999)
