@@ -8,7 +8,9 @@ dataset's shape held in memory, the same network (built from the recipe), batch 
 to half the samples where larger: cifar10-fast's 1024), optimizer, loss (the recipe's label
 smoothing too: until 2026-12-06 the bare loop's had none, 3-5% of digits-mlp's step) and thread count
 (augmentation and compilation off on both sides: benches/data_pipeline.py measures the
-former, benches/cifar10_fast.py measures cifar10-fast on a GPU with everything on):
+former, benches/cifar10_fast.py measures cifar10-fast on a GPU with everything on), precision
+(what `dltool train` picks: ``amp: auto`` measures on a GPU) and memory format (channels-last
+on a GPU, as ``train.channels_last: auto``):
 - dltool: the engine's own loop (``train_one_epoch`` over a ``BatchLoader``, as ``train`` runs it);
 - reference: a bare loop (randperm, index a pre-normalised float tensor, forward, backward,
   step, a cosine schedule step).
@@ -34,7 +36,8 @@ from dltool.config import Config, load_config
 from dltool.config.recipes import list_recipes
 from dltool.data.arrays import Split
 from dltool.data.prepare import PreparedData, channel_stats
-from dltool.engine.device import resolve_device, resolve_precision
+from dltool.engine.autoset import pick_precision
+from dltool.engine.device import on_cuda_when_auto, resolve_device, resolve_precision
 from dltool.engine.distributed import World
 from dltool.engine.loop import EpochStats, train_one_epoch
 from dltool.engine.setup import build_components
@@ -115,6 +118,14 @@ def dltool_rate(config, data: PreparedData, device: torch.device, epochs: int, m
     return statistics.median(epoch_rates(run_epoch, epochs, min_seconds))
 
 
+def with_amp_as_train_picks(config: Config, data: PreparedData, device: torch.device) -> Config:
+    """``config`` with ``train.amp`` set to what `dltool train` picks for it here (``auto``
+    measures a step on a GPU), so that both loops run in that precision."""
+    parts = build_components(config, device, resolve_precision(config.train.amp, device), World(), data)
+    amp = pick_precision(parts, None)[1].precision.name
+    return config.model_copy(update={"train": config.train.model_copy(update={"amp": amp})})
+
+
 def bare_rate(
     config, data: PreparedData, device: torch.device, epochs: int, min_seconds: float = 0.0
 ) -> tuple[float, float]:
@@ -137,8 +148,13 @@ def bare_rate(
     steps = len(y) // batch
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=10**9)  # the rate only: any length
 
+    precision = resolve_precision(config.train.amp, device)  # dltool's (fp16 unscaled: timing only)
+    if on_cuda_when_auto(config.train.channels_last, device):  # and its memory format
+        model, x = model.to(memory_format=torch.channels_last), x.contiguous(memory_format=torch.channels_last)
+
     def step(index: torch.Tensor) -> None:
-        loss = loss_fn(model(x[index]), target(x[index], y[index]))
+        with precision.autocast(device):
+            loss = loss_fn(model(x[index]), target(x[index], y[index]))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -172,13 +188,14 @@ def run(quick: bool = False, device: str = "cpu", names: list[str] | None = None
     torch_device = resolve_device(device)
     names = names or tensor_recipes()
     peak = matmul_peak(torch_device)  # the reference of the achieved-FLOP/s rows
-    precision = "bf16" if torch_device.type == "cuda" else "fp32"
+    peak_precision = "bf16" if torch_device.type == "cuda" else "fp32"
     rows = []
     for name in names:
         config, note = bench_config(name, samples, device)
         shape, classes, published = SHAPES[config.data.name]
         train_size = round(published * (1 - config.data.val_fraction))
         data = synthetic(shape, classes, samples)
+        config = with_amp_as_train_picks(config, data, torch_device)
         ours, bare, flops = 0.0, 0.0, 0.0
         for _ in range(2):  # alternate, to share the machine's noise
             ours = max(ours, dltool_rate(config, data, torch_device, epochs, min_seconds))
@@ -199,7 +216,7 @@ def run(quick: bool = False, device: str = "cpu", names: list[str] | None = None
             Row(
                 f"train {name}: achieved GFLOP/s",
                 f"{achieved / 1e9:.1f}",
-                f"{peak / 1e9:.1f} {precision} matmul peak",
+                f"{peak / 1e9:.1f} {peak_precision} matmul peak",
                 achieved / peak,
                 id=f"train-throughput.{name}.flops",
                 goal=PEAK_GOAL if name == "cifar10-fast" and torch_device.type == "cuda" else None,

@@ -17,6 +17,7 @@ import torch
 
 import dltool.tasks as tasks
 from dltool.config.schema import Config
+from dltool.engine.autoset import pick_precision, pick_threads
 from dltool.engine.checkpoint import load_checkpoint, save_weights
 from dltool.engine.device import resolve_device, resolve_precision
 from dltool.engine.distributed import StopVote, any_across, process_group, world_from_env
@@ -36,7 +37,7 @@ from dltool.engine.sanity import preflight
 from dltool.engine.scores import epoch_record, improved, test_score
 from dltool.engine.setup import Components, build_components, check_runnable, unfreeze_if_due
 from dltool.engine.state import Progress, data_changes, restore_state, resumed_config
-from dltool.engine.threads import ThreadChoice, cpu_threads, resolve_threads, step_timer, training_step_flops
+from dltool.engine.threads import cpu_threads
 from dltool.engine.trackers import Trackers, open_trackers
 from dltool.errors import TrainingDivergedError
 from dltool.models.custom import source_record
@@ -140,18 +141,20 @@ def _execute(
         _seed_everything(config.train.seed + 1000 * world.rank)
         parts = build_components(config, device, precision, world, fresh=checkpoint is None, report=report)
         scope.callback(parts.close)
+        parts, amp = pick_precision(parts, checkpoint)
         notes = data_changes(parts, checkpoint) if checkpoint else []
         source = run.last_checkpoint if run else "the checkpoint"
         progress = restore_state(parts, checkpoint, source) if checkpoint else Progress()
-        threads = _threads(parts, kept=progress.threads)
+        threads = pick_threads(parts, kept=progress.threads)
         scope.enter_context(cpu_threads(threads.threads))
-        progress.threads = threads.threads
+        progress.threads, progress.amp = threads.threads, amp.precision.name
         notes += [f"threads: {threads.threads} (auto: {threads.reason})"] if threads.reason else []
+        notes += [f"amp: {amp.precision.name} (auto: {amp.reason})"] if amp.reason else []
         if writer:
             write_run_files(writer, parts, progress)
         base = {
             "device": str(device),
-            "amp": precision.name,
+            "amp": amp.precision.name,
             "world_size": world.size,
             "threads": torch.get_num_threads(),
             "test_is_val": parts.data.test_is_val,
@@ -334,10 +337,3 @@ def _seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)  # numpy's global seed is 32-bit; train.seed goes to 2^63 - 1
     torch.manual_seed(seed)
-
-
-def _threads(parts: Components, kept: int | None) -> ThreadChoice:
-    train_cfg, in_shape = parts.config.train, parts.data.in_shape
-    flops = lambda: training_step_flops(parts.model, in_shape, train_cfg.batch_size)  # noqa: E731
-    timer = step_timer(parts.model, parts.step.optimizer, in_shape, train_cfg.batch_size)
-    return resolve_threads(train_cfg.threads, parts.step.device, flops, timer, kept=kept)

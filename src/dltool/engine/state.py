@@ -33,6 +33,7 @@ class Progress:
     setup_time_s: float = 0.0  # before each session's first step (data, model, checks), summed
     partial: dict[str, Any] | None = None  # EpochStats of an unfinished epoch
     threads: int | None = None  # what train.threads: auto chose at the start (kept on resume)
+    amp: str | None = None  # the precision train.amp came to at the start (kept on resume)
 
 
 def save_state(path: Path | None, parts: Components, progress: Progress) -> None:

@@ -16,16 +16,15 @@ resumed run keeps it, and a fixed ``train.threads`` is the setting for bit-ident
 
 from __future__ import annotations
 
-import copy
 import os
-import statistics
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
 from torch import nn
+
+from dltool.engine.probe import median_seconds
 
 # Training steps below this many FLOPs run on one thread. Measured on 2 cores
 # (benches/cpu_threads.py): on an idle machine two threads beat one for every recipe, by
@@ -35,12 +34,10 @@ from torch import nn
 # steps gives up a little when the machine is idle to avoid the large loss when it is not.
 SMALL_STEP_FLOPS = 1e8
 # Steps from SMALL_STEP_FLOPS up to this size are timed at both settings before training
-# (PROBE_ROUNDS alternating rounds of about PROBE_SECONDS at each): idle, all cores win, and
+# (probe.py: alternating rounds of about 20 ms at each): idle, all cores win, and
 # beside a busy process one thread may win by 2.5× (mnist-lenet). Larger steps would make the
 # probe cost seconds, and split into ops large enough to gain from every core either way.
 PROBE_MAX_FLOPS = 5e9
-PROBE_ROUNDS = 5
-PROBE_SECONDS = 0.02
 # The probe leaves all cores only for one thread measured this much faster: near a tie its
 # noise would otherwise decide, and a rerun on the same machine should choose the same.
 PROBE_MARGIN = 1.10
@@ -85,57 +82,10 @@ def resolve_threads(
 
 
 def probe_seconds(time_step: Callable[[int], float], counts: tuple[int, ...]) -> dict[int, float]:
-    """Median seconds of a step at each thread count, over ``PROBE_ROUNDS`` alternating rounds
-    (so both share the machine's changes). The first step after a change of count is slow
-    (mnist-lenet: 18-21 ms against 12 at two threads, 20 at one), so each round steps once
-    untimed before timing enough steps for about ``PROBE_SECONDS``."""
-    with cpu_threads(torch.get_num_threads()):  # the caller's count, back afterwards
-        torch.set_num_threads(counts[0])
-        time_step(counts[0])  # the first step of all: allocations, kernel choices
-        repeats = max(2, round(PROBE_SECONDS / max(time_step(counts[0]), 1e-6)))
-        samples: dict[int, list[float]] = {count: [] for count in counts}
-        for _ in range(PROBE_ROUNDS):
-            for count in counts:
-                torch.set_num_threads(count)
-                time_step(count)
-                samples[count].append(sum(time_step(count) for _ in range(repeats)) / repeats)
-    return {count: statistics.median(times) for count, times in samples.items()}
-
-
-def step_timer(
-    model: nn.Module, optimizer: torch.optim.Optimizer, in_shape: tuple[int, ...], batch_size: int
-) -> Callable[[int], float]:
-    """A function timing one training step (forward, backward, optimizer step) of a copy of
-    ``model`` and ``optimizer`` (made on the first call) on a batch of zeros. The copies keep
-    the run's weights, batch-norm statistics, gradients and optimizer state untouched, and the
-    random state is put back (dropout draws from it). The optimizer's step is part of it: a
-    small model's Adam is many small ops, which wait longest for a thread without a core."""
-    probe: list[tuple[nn.Module, torch.optim.Optimizer]] = []
-
-    def time_step(_threads: int) -> float:
-        if not probe:  # copied together, so the optimizer's copy steps the model copy's weights
-            probe.append(copy.deepcopy((model, optimizer)))
-        copy_model, copy_optimizer = probe[0]
-        images = torch.zeros(batch_size, *in_shape, device=next(model.parameters()).device)
-        started = time.perf_counter()
-        with torch.random.fork_rng(devices=[]):
-            loss = _scalar(copy_model.train()(images))
-            if loss.requires_grad:
-                loss.backward()  # type: ignore[no-untyped-call]
-                copy_optimizer.step()
-        copy_optimizer.zero_grad(set_to_none=True)
-        return time.perf_counter() - started
-
-    return time_step
-
-
-def _scalar(output: object) -> torch.Tensor:
-    """A number depending on every tensor of a model's output (a tensor, or a tuple, list or
-    dict of them: auxiliary heads in training mode)."""
-    if isinstance(output, torch.Tensor):
-        return output.float().mean()
-    items = output.values() if isinstance(output, dict) else output if isinstance(output, (tuple, list)) else ()
-    return sum((_scalar(item) for item in items), torch.zeros(()))
+    """Median seconds of a step at each thread count (``probe.median_seconds``), the caller's
+    count back afterwards."""
+    with cpu_threads(torch.get_num_threads()):
+        return median_seconds(counts, time_step, enter=torch.set_num_threads)
 
 
 def usable_cores() -> int:

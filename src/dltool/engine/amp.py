@@ -1,0 +1,73 @@
+"""Mixed precision for ``train.amp: auto``: half precision on a GPU, kept only where a timed
+probe finds a training step faster in it than in full precision.
+
+Autocast casts weights and activations around every matmul and convolution. For a large
+model tensor cores repay that many times over; for a small one (mnist-lenet, a CIFAR CNN at
+batch 128) the step is a few dozen short kernels, and the casts (about 30 ``aten::to`` a step,
+profiled on an H200) can cost more than they save. So ``auto`` times a step of a copy of the
+model in both precisions (probe.py), as ``train.threads: auto`` does on a CPU. On a CPU
+``auto`` stays in full precision, as before: bf16 there changes the numbers far more than it
+gains on most machines.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+
+from dltool.engine.device import Precision, resolve_precision
+from dltool.engine.probe import median_seconds
+
+FULL = Precision(None)
+# Half precision is kept only when a step measures at least this much faster in it: near a
+# tie full precision's numbers are the better default.
+AMP_MARGIN = 1.05
+# Models with more parameters than this are not probed (half precision): copying them would
+# take GPU memory the run may need, and their matmuls are the tensor cores' work.
+PROBE_MAX_PARAMETERS = 20_000_000
+
+
+@dataclass(frozen=True)
+class PrecisionChoice:
+    """A run's autocast precision and, for the log, how ``auto`` arrived at it ("" otherwise)."""
+
+    precision: Precision
+    reason: str = ""
+
+
+def resolve_amp(
+    setting: str,
+    device: torch.device,
+    parameters: int,
+    time_step: Callable[[Precision], float] | None = None,
+    kept: str | None = None,
+) -> PrecisionChoice:
+    """``setting`` unless ``auto`` on a GPU. There: the precision a resumed run ``kept`` from
+    its start; half precision (bf16 where the GPU has it, else fp16) for models over
+    ``PROBE_MAX_PARAMETERS`` or without ``time_step`` (several processes: every rank must
+    choose alike); else the faster of the two as ``time_step`` measures it."""
+    half = resolve_precision(setting, device)
+    if setting != "auto" or half.dtype is None:
+        return PrecisionChoice(half)
+    if kept:
+        return PrecisionChoice(resolve_precision(kept, device), "as when the run began")
+    if time_step is None:
+        return PrecisionChoice(half, "several processes")
+    if parameters > PROBE_MAX_PARAMETERS:
+        return PrecisionChoice(half, f"{parameters / 1e6:.3g}M parameters")
+    return faster_precision(half, time_step)
+
+
+def faster_precision(half: Precision, time_step: Callable[[Precision], float]) -> PrecisionChoice:
+    """``half`` or full precision, whichever ``time_step`` measures faster (``median_seconds``),
+    full unless half wins by ``AMP_MARGIN``."""
+    seconds = median_seconds((half, FULL), time_step)
+    chosen = half if seconds[half] * AMP_MARGIN < seconds[FULL] else FULL
+    timings = ", ".join(f"{_label(precision)}: {seconds[precision] * 1e3:.2f} ms" for precision in (half, FULL))
+    return PrecisionChoice(chosen, f"a step measured in {timings}")
+
+
+def _label(precision: Precision) -> str:
+    return "fp32" if precision.dtype is None else precision.name

@@ -1,0 +1,43 @@
+"""The settings ``auto`` picks once a run's parts are built, by measuring a step of them: CPU
+threads (threads.py) and mixed precision on a GPU (amp.py). A resumed run keeps what its
+start picked (its checkpoint's progress), so that it goes on as it began."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+import torch
+
+from dltool.engine.amp import PrecisionChoice, resolve_amp
+from dltool.engine.device import Precision
+from dltool.engine.probe import step_timer
+from dltool.engine.setup import Components
+from dltool.engine.threads import ThreadChoice, resolve_threads, training_step_flops
+
+
+def pick_threads(parts: Components, kept: int | None) -> ThreadChoice:
+    train_cfg, in_shape = parts.config.train, parts.data.in_shape
+    flops = lambda: training_step_flops(parts.model, in_shape, train_cfg.batch_size)  # noqa: E731
+    timer = step_timer(parts.model, parts.step.optimizer, in_shape, train_cfg.batch_size)
+    at_run_precision = lambda _threads: timer(parts.step.precision)  # noqa: E731
+    return resolve_threads(train_cfg.threads, parts.step.device, flops, at_run_precision, kept=kept)
+
+
+def pick_precision(parts: Components, checkpoint: dict[str, Any] | None) -> tuple[Components, PrecisionChoice]:
+    """``parts`` in the precision ``train.amp`` comes to, and the choice. A checkpoint from
+    before the choice was kept ran in the precision ``parts`` were built with."""
+    step, in_shape, batch = parts.step, parts.data.in_shape, parts.config.train.batch_size
+    kept = checkpoint["progress"].get("amp", step.precision.name) if checkpoint else None
+    timer = None if parts.world.distributed else step_timer(parts.model, step.optimizer, in_shape, batch)
+    parameters = sum(p.numel() for p in parts.model.parameters())
+    choice = resolve_amp(parts.config.train.amp, step.device, parameters, timer, kept)
+    return with_precision(parts, choice.precision), choice
+
+
+def with_precision(parts: Components, precision: Precision) -> Components:
+    """``parts`` training in ``precision`` (with a gradient scaler for fp16)."""
+    if precision == parts.step.precision:
+        return parts
+    scaler = torch.amp.GradScaler(parts.step.device.type, enabled=precision.needs_scaler)
+    return replace(parts, step=replace(parts.step, precision=precision, scaler=scaler))

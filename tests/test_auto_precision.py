@@ -1,0 +1,105 @@
+"""`train.amp: auto`: half precision on a GPU only where a timed step is faster in it.
+
+The choice is made on a GPU only; its rules are checked here against a CUDA device object
+(nothing runs on it: without CUDA, torch reports no bf16, so half precision is fp16), the
+probe itself on a CPU (autocast runs there in bf16), and a whole run where CUDA is present.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from conftest import StopAfter
+from dltool.config import load_config
+from dltool.engine import resume, train
+from dltool.engine.amp import AMP_MARGIN, FULL, PROBE_MAX_PARAMETERS, PrecisionChoice, faster_precision, resolve_amp
+from dltool.engine.checkpoint import load_checkpoint
+from dltool.engine.device import Precision
+from dltool.engine.observer import Observer
+from dltool.engine.probe import step_timer
+from dltool.rundir import create_run_dir, open_run_dir
+
+BF16, FP16 = Precision(torch.bfloat16), Precision(torch.float16)
+CUDA = torch.device("cuda")  # an object only, unless the test needs CUDA
+
+
+def taking(seconds: dict[Precision, float], timed: list[Precision]):  # type: ignore[no-untyped-def]
+    def time_step(precision: Precision) -> float:
+        timed.append(precision)
+        return seconds[precision]
+
+    return time_step
+
+
+def test_half_precision_is_kept_only_when_it_measures_faster_by_the_margin() -> None:
+    timed: list[Precision] = []
+    faster = faster_precision(BF16, taking({BF16: 0.001, FULL: 0.003}, timed))
+    assert faster.precision == BF16 and faster.reason == "a step measured in bf16: 1.00 ms, fp32: 3.00 ms"
+    assert set(timed) == {BF16, FULL}
+    near_tie = 1 / AMP_MARGIN + 0.01  # half faster, but by less than the margin
+    assert faster_precision(BF16, taking({BF16: near_tie, FULL: 1.0}, timed)).precision == FULL
+    assert faster_precision(BF16, taking({BF16: 2.0, FULL: 1.0}, timed)).precision == FULL
+
+
+def test_auto_probes_only_a_single_gpu_process_with_a_model_small_enough_to_copy() -> None:
+    timed: list[Precision] = []
+    slow_half = taking({FP16: 0.002, FULL: 0.001}, timed)
+    assert resolve_amp("auto", CUDA, 1000, slow_half).precision == FULL and timed
+    timed.clear()
+    assert resolve_amp("auto", CUDA, PROBE_MAX_PARAMETERS + 1, slow_half) == PrecisionChoice(FP16, "20M parameters")
+    assert resolve_amp("auto", CUDA, 1000, None).precision == FP16  # several processes: every rank alike
+    assert resolve_amp("auto", CUDA, 1000, slow_half, kept="fp16") == PrecisionChoice(FP16, "as when the run began")
+    assert resolve_amp("fp16", CUDA, 1000, slow_half) == PrecisionChoice(FP16, "")
+    assert resolve_amp("off", CUDA, 1000, slow_half) == PrecisionChoice(FULL, "")
+    assert resolve_amp("auto", torch.device("cpu"), 1000, slow_half) == PrecisionChoice(
+        FULL, ""
+    )  # a CPU: full, as before
+    assert not timed
+
+
+def test_the_probe_times_both_precisions_and_leaves_the_run_untouched() -> None:
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(
+        torch.nn.Conv2d(1, 4, 3), torch.nn.BatchNorm2d(4), torch.nn.Flatten(), torch.nn.Dropout(0.5)
+    )
+    optimizer = torch.optim.Adam(model.parameters())
+    before = ({k: v.clone() for k, v in model.state_dict().items()}, torch.random.get_rng_state())
+    choice = faster_precision(BF16, step_timer(model, optimizer, (1, 8, 8), 16))
+    assert choice.precision in (BF16, FULL) and choice.reason.startswith("a step measured in bf16: ")
+    assert all(torch.equal(before[0][k], v) for k, v in model.state_dict().items())
+    assert torch.equal(before[1], torch.random.get_rng_state()) and not optimizer.state
+
+
+def run_and_resume(tmp_path: Path, overrides: list[str]) -> tuple[list[str], str, dict[str, object]]:
+    """(the log of both sessions, the precision the checkpoint kept, the resumed run's summary)
+    of a digits-cnn run stopped in its first epoch and resumed."""
+    lines: list[str] = []
+    log = type("Log", (Observer,), {"on_message": lambda self, text: lines.append(text)})()
+    run = create_run_dir(tmp_path, "amp")
+    config = load_config("digits-cnn", ["train.epochs=2", *overrides])
+    assert train(config, run, observer=log, stop=StopAfter(5)).status == "interrupted"
+    kept = load_checkpoint(run.path / "checkpoints" / "last.pt")["progress"]["amp"]
+    return lines, kept, resume(open_run_dir(run.path), observer=log).summary
+
+
+def test_a_run_logs_the_measured_choice_and_keeps_it_when_resumed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On this CPU, as if ``auto`` meant bf16 here as on a GPU: the run probes its own model."""
+    from dltool.engine import amp
+
+    monkeypatch.setattr(amp, "resolve_precision", lambda setting, device: BF16 if setting in ("auto", "bf16") else FULL)
+    lines, kept, summary = run_and_resume(tmp_path, [])
+    assert kept in ("bf16", "off") and summary["amp"] == kept
+    assert sum(line.startswith(f"amp: {kept} (auto: a step measured in bf16: ") for line in lines) == 1
+    assert lines.count(f"amp: {kept} (auto: as when the run began)") == 1
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_a_gpu_run_measures_its_precision_and_keeps_it_when_resumed(tmp_path: Path) -> None:
+    lines, kept, summary = run_and_resume(tmp_path, ["train.device=cuda"])
+    assert kept in ("bf16", "off") and summary["amp"] == kept
+    assert any(line.startswith(f"amp: {kept} (auto: a step measured in ") for line in lines)
