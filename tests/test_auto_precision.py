@@ -15,7 +15,15 @@ import torch
 from conftest import StopAfter
 from dltool.config import load_config
 from dltool.engine import resume, train
-from dltool.engine.amp import AMP_MARGIN, FULL, PROBE_MAX_PARAMETERS, PrecisionChoice, faster_precision, resolve_amp
+from dltool.engine.amp import (
+    AMP_MARGIN,
+    FULL,
+    PROBE_MAX_PARAMETERS,
+    PrecisionChoice,
+    faster_precision,
+    resolve_amp,
+    unmeasured,
+)
 from dltool.engine.checkpoint import load_checkpoint
 from dltool.engine.device import Precision
 from dltool.engine.observer import Observer
@@ -44,19 +52,20 @@ def test_half_precision_is_kept_only_when_it_measures_faster_by_the_margin() -> 
     assert faster_precision(BF16, taking({BF16: 2.0, FULL: 1.0}, timed)).precision == FULL
 
 
-def test_auto_probes_only_a_single_gpu_process_with_a_model_small_enough_to_copy() -> None:
+def test_auto_probes_only_a_single_eager_gpu_process_with_a_model_small_enough_to_copy() -> None:
     timed: list[Precision] = []
     slow_half = taking({FP16: 0.002, FULL: 0.001}, timed)
-    assert resolve_amp("auto", CUDA, 1000, slow_half).precision == FULL and timed
+    assert resolve_amp("auto", CUDA, slow_half).precision == FULL and timed
     timed.clear()
-    assert resolve_amp("auto", CUDA, PROBE_MAX_PARAMETERS + 1, slow_half) == PrecisionChoice(FP16, "20M parameters")
-    assert resolve_amp("auto", CUDA, 1000, None).precision == FP16  # several processes: every rank alike
-    assert resolve_amp("auto", CUDA, 1000, slow_half, kept="fp16") == PrecisionChoice(FP16, "as when the run began")
-    assert resolve_amp("fp16", CUDA, 1000, slow_half) == PrecisionChoice(FP16, "")
-    assert resolve_amp("off", CUDA, 1000, slow_half) == PrecisionChoice(FULL, "")
-    assert resolve_amp("auto", torch.device("cpu"), 1000, slow_half) == PrecisionChoice(
-        FULL, ""
-    )  # a CPU: full, as before
+    assert unmeasured(1000, distributed=False, compiled=False) == ""
+    assert unmeasured(PROBE_MAX_PARAMETERS + 1, distributed=False, compiled=False) == "20M parameters"
+    assert unmeasured(1000, distributed=True, compiled=False).startswith("several processes")
+    assert unmeasured(1000, distributed=False, compiled=True).startswith("compiled")
+    assert resolve_amp("auto", CUDA, "20M parameters") == PrecisionChoice(FP16, "20M parameters")
+    assert resolve_amp("auto", CUDA, slow_half, kept="fp16") == PrecisionChoice(FP16, "as when the run began")
+    assert resolve_amp("fp16", CUDA, slow_half) == PrecisionChoice(FP16, "")
+    assert resolve_amp("off", CUDA, slow_half) == PrecisionChoice(FULL, "")
+    assert resolve_amp("auto", torch.device("cpu"), slow_half) == PrecisionChoice(FULL, "")  # a CPU: fp32, as before
     assert not timed
 
 
@@ -79,7 +88,7 @@ def run_and_resume(tmp_path: Path, overrides: list[str]) -> tuple[list[str], str
     lines: list[str] = []
     log = type("Log", (Observer,), {"on_message": lambda self, text: lines.append(text)})()
     run = create_run_dir(tmp_path, "amp")
-    config = load_config("digits-cnn", ["train.epochs=2", *overrides])
+    config = load_config("digits-cnn", ["train.epochs=2", "train.compile=false", *overrides])
     assert train(config, run, observer=log, stop=StopAfter(5)).status == "interrupted"
     kept = load_checkpoint(run.path / "checkpoints" / "last.pt")["progress"]["amp"]
     return lines, kept, resume(open_run_dir(run.path), observer=log).summary

@@ -25,7 +25,9 @@ FULL = Precision(None)
 # tie full precision's numbers are the better default.
 AMP_MARGIN = 1.05
 # Models with more parameters than this are not probed (half precision): copying them would
-# take GPU memory the run may need, and their matmuls are the tensor cores' work.
+# take GPU memory the run may need, and their matmuls are the tensor cores' work. Nor are
+# compiled models (the compiler fuses the casts into its kernels, where their cost goes; the
+# probe would time the eager step) or torchrun's processes (each would measure alone).
 PROBE_MAX_PARAMETERS = 20_000_000
 
 
@@ -40,24 +42,29 @@ class PrecisionChoice:
 def resolve_amp(
     setting: str,
     device: torch.device,
-    parameters: int,
-    time_step: Callable[[Precision], float] | None = None,
+    time_step: Callable[[Precision], float] | str,
     kept: str | None = None,
 ) -> PrecisionChoice:
     """``setting`` unless ``auto`` on a GPU. There: the precision a resumed run ``kept`` from
-    its start; half precision (bf16 where the GPU has it, else fp16) for models over
-    ``PROBE_MAX_PARAMETERS`` or without ``time_step`` (several processes: every rank must
-    choose alike); else the faster of the two as ``time_step`` measures it."""
+    its start, else half precision (bf16 where the GPU has it, else fp16) when ``time_step``
+    says why no step is timed (``unmeasured``), else the faster as it measures."""
     half = resolve_precision(setting, device)
     if setting != "auto" or half.dtype is None:
         return PrecisionChoice(half)
     if kept:
         return PrecisionChoice(resolve_precision(kept, device), "as when the run began")
-    if time_step is None:
-        return PrecisionChoice(half, "several processes")
-    if parameters > PROBE_MAX_PARAMETERS:
-        return PrecisionChoice(half, f"{parameters / 1e6:.3g}M parameters")
+    if isinstance(time_step, str):
+        return PrecisionChoice(half, time_step)
     return faster_precision(half, time_step)
+
+
+def unmeasured(parameters: int, distributed: bool, compiled: bool) -> str:
+    """Why ``auto`` takes half precision without timing a step ("": it times one)."""
+    if distributed:
+        return "several processes: every rank must choose alike"
+    if compiled:
+        return "compiled: the compiler fuses autocast's casts"
+    return f"{parameters / 1e6:.3g}M parameters" if parameters > PROBE_MAX_PARAMETERS else ""
 
 
 def faster_precision(half: Precision, time_step: Callable[[Precision], float]) -> PrecisionChoice:

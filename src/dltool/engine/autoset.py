@@ -9,8 +9,8 @@ from typing import Any
 
 import torch
 
-from dltool.engine.amp import PrecisionChoice, resolve_amp
-from dltool.engine.device import Precision
+from dltool.engine.amp import PrecisionChoice, resolve_amp, unmeasured
+from dltool.engine.device import Precision, on_cuda_when_auto
 from dltool.engine.probe import step_timer
 from dltool.engine.setup import Components
 from dltool.engine.threads import ThreadChoice, resolve_threads, training_step_flops
@@ -27,11 +27,14 @@ def pick_threads(parts: Components, kept: int | None) -> ThreadChoice:
 def pick_precision(parts: Components, checkpoint: dict[str, Any] | None) -> tuple[Components, PrecisionChoice]:
     """``parts`` in the precision ``train.amp`` comes to, and the choice. A checkpoint from
     before the choice was kept ran in the precision ``parts`` were built with."""
-    step, in_shape, batch = parts.step, parts.data.in_shape, parts.config.train.batch_size
+    step, train_cfg = parts.step, parts.config.train
     kept = checkpoint["progress"].get("amp", step.precision.name) if checkpoint else None
-    timer = None if parts.world.distributed else step_timer(parts.model, step.optimizer, in_shape, batch)
     parameters = sum(p.numel() for p in parts.model.parameters())
-    choice = resolve_amp(parts.config.train.amp, step.device, parameters, timer, kept)
+    compiled = on_cuda_when_auto(train_cfg.compile, step.device)
+    time_step = unmeasured(parameters, parts.world.distributed, compiled) or step_timer(
+        parts.model, step.optimizer, parts.data.in_shape, train_cfg.batch_size
+    )
+    choice = resolve_amp(train_cfg.amp, step.device, time_step, kept)
     return with_precision(parts, choice.precision), choice
 
 
