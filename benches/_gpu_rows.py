@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 import cifar10_fast
 import predict_scale
 from _common import Row
-from train_throughput import dltool_rate, synthetic
+from train_throughput import SHAPES, bench_config, dltool_rate, synthetic, with_amp_as_train_picks
 
 # No datacenter GPU is among the GPUs timm publishes training figures for (its benchmark
 # CSVs are of consumer RTX cards), so the resnet50 row names none rather than compare across classes.
@@ -81,6 +81,37 @@ def resnet50_config(batch: int, device: str) -> Config:
         'train.amp="bf16"',
     ]
     return load_config("digits-mlp", overrides)
+
+
+def amp_auto(quick: bool) -> list[Row]:
+    """What ``train.amp: auto`` picks (a timed probe of the eager step) for small recipes,
+    where the casts may cost more than half precision saves, against each precision's epoch
+    rate measured after it: the choice's rate over the better one's."""
+    samples, epochs = (2048, 2) if quick else (8192, 3)
+    return [amp_row(recipe, samples, epochs, "cuda") for recipe in ("mnist-lenet", "cifar10-cnn", "cifar10-resnet")]
+
+
+def amp_row(recipe: str, samples: int, epochs: int, device: str) -> Row:
+    """``recipe`` (eager, no augmentation, as train_throughput.py) at the precision ``auto``
+    picks against bf16 and fp32 fixed (on a CPU ``auto`` picks fp32 without a probe)."""
+    config, _ = bench_config(recipe, samples, device)
+    shape, classes, _ = SHAPES[config.data.name]
+    data, where = synthetic(shape, classes, samples), torch.device(device)
+    chosen = with_amp_as_train_picks(config, data, where).train.amp
+    rates = {amp: dltool_rate(_with_amp(config, amp), data, where, epochs) for amp in ("bf16", "off")}
+    best = max(rates, key=lambda amp: rates[amp])
+    return Row(
+        f"amp auto, {recipe} (eager): samples/s at auto = {chosen}",
+        f"{rates[chosen]:,.0f}",
+        f"{rates[best]:,.0f} at {best} (bf16: {rates['bf16']:,.0f}, off: {rates['off']:,.0f})",
+        rates[chosen] / rates[best],
+        id=f"gpu-check.amp-auto.{recipe}",
+        goal=0.97,  # as threads: auto's (issue 21)
+    )
+
+
+def _with_amp(config: Config, amp: str) -> Config:
+    return config.model_copy(update={"train": config.train.model_copy(update={"amp": amp})})
 
 
 def torchrun_nccl(quick: bool) -> list[Row]:

@@ -5,8 +5,9 @@ Usage: python benches/gpu_check.py [--quick] [--out DIR]   (benches/gpu_check.sh
 Rows (each with the peak GPU memory it allocated, ``torch.cuda.max_memory_allocated`` reset
 before it): cifar10-fast with bf16 + channels_last + compile against a bare loop with the same
 settings and its FLOP/s against the measured bf16 matmul peak; the same epoch in fp16 with the
-gradient scaler; a torchvision resnet50 fine-tune at 224²; ``torchrun --nproc-per-node=1``
-with NCCL; ``predict`` on the GPU. Without a CUDA device every row reads "not measured (no
+gradient scaler; a torchvision resnet50 fine-tune at 224²; what ``train.amp: auto`` picks for
+three small recipes against bf16 and fp32 fixed; ``torchrun --nproc-per-node=1`` with NCCL;
+``predict`` on the GPU. Without a CUDA device every row reads "not measured (no
 CUDA device)" and the check still succeeds: CI runs ``--quick`` that way. ``--quick`` on a GPU
 uses small sizes (a smoke test, minutes); the full form is the one whose figures go to
 RESULTS.md, under 8 minutes on one datacenter GPU.
@@ -37,6 +38,7 @@ CHECKS = [
     ("cifar10-fast bf16 + channels_last + compile: images/s and FLOP/s", "cifar10_fast_bf16", True),
     ("cifar10-fast fp16 + gradient scaler: images/s", "cifar10_fast_fp16", True),
     ("fine-tune torchvision resnet50, 224², bf16: images/s", "resnet50_finetune", True),
+    ("amp auto against bf16 and fp32, small recipes (eager): samples/s", "amp_auto", True),
     ("torchrun --nproc-per-node=1, NCCL: dltool train digits-mlp, 1 epoch", "torchrun_nccl", False),
     ("predict on the GPU, ResNet-18 at 224²: images/s", "predict_gpu", True),
 ]

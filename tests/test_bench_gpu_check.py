@@ -89,6 +89,21 @@ def test_the_fp16_bare_loop_steps_through_a_gradient_scaler() -> None:
     assert bare.epoch() > 0
 
 
+def test_the_amp_row_compares_the_choice_with_both_precisions() -> None:
+    row = _gpu_rows.amp_row("digits-mlp", 256, 1, "cpu")  # on a CPU auto is fp32, unprobed
+    assert row.bench == "amp auto, digits-mlp (eager): samples/s at auto = off"
+    assert "bf16: " in row.reference and row.ratio is not None and 0 < row.ratio <= 1 and row.goal == 0.97
+
+
+@needs_cuda
+def test_on_a_gpu_amp_auto_is_measured_for_each_small_recipe() -> None:
+    rows = _gpu_rows.amp_auto(quick=True)
+    assert [row.id for row in rows] == [
+        f"gpu-check.amp-auto.{r}" for r in ("mnist-lenet", "cifar10-cnn", "cifar10-resnet")
+    ]
+    assert all(row.ratio is not None and row.ratio > 0 for row in rows)
+
+
 def test_the_torchrun_row_reports_ok_with_its_time() -> None:
     row = _gpu_rows.torchrun_row("cpu", "gloo")
     assert row.dltool.startswith("ok in ") and row.dltool.endswith(" s"), row.dltool
@@ -99,7 +114,7 @@ def test_on_a_gpu_every_row_is_measured_with_its_peak_memory(tmp_path: Path) -> 
     result = run_script(tmp_path / "out", "--quick")
     assert result.returncode == 0, result.stderr
     rows = json.loads((tmp_path / "out" / "gpu_check.json").read_text())["rows"]
-    assert len(rows) == len(gpu_check.CHECKS) + 1  # cifar10-fast bf16 gives two rows
+    assert len(rows) == len(gpu_check.CHECKS) + 1 + 2  # cifar10-fast bf16 gives two rows, amp auto three
     assert not [row for row in rows if row["dltool"].startswith(("not measured", "failed"))]
     assert all(row["peak_gpu_mib"] > 0 for row in rows if "torchrun" not in row["bench"])
     assert [row["peak_gpu_mib"] for row in rows if "torchrun" in row["bench"]] == [None]
