@@ -61,7 +61,7 @@ def thread_row(recipe: str, samples: int, epochs: tuple[int, float], situation: 
     flops = training_step_flops(parts.model, data.in_shape, config.train.batch_size)
     timer = step_timer(parts.model, parts.step.optimizer, data.in_shape, config.train.batch_size)
     at_run_precision = lambda _threads: timer(parts.step.precision)  # noqa: E731
-    chosen = resolve_threads("auto", CPU, lambda: flops, at_run_precision).threads  # probed here, in this situation
+    chosen = resolve_threads("auto", CPU, lambda: flops, at_run_precision).value  # probed here, in this situation
     rates = {1: 0.0, cores: 0.0}
     for _ in range(2):  # alternate, to share the machine's noise
         for threads in rates:

@@ -122,7 +122,7 @@ def with_amp_as_train_picks(config: Config, data: PreparedData, device: torch.de
     """``config`` with ``train.amp`` set to what `dltool train` picks for it here (``auto``
     measures a step on a GPU), so that both loops run in that precision."""
     parts = build_components(config, device, resolve_precision(config.train.amp, device), World(), data)
-    amp = pick_precision(parts, None)[1].precision.name
+    amp = pick_precision(parts, None)[1].value.name
     return config.model_copy(update={"train": config.train.model_copy(update={"amp": amp})})
 
 

@@ -19,7 +19,6 @@ from dltool.engine.amp import (
     AMP_MARGIN,
     FULL,
     PROBE_MAX_PARAMETERS,
-    PrecisionChoice,
     faster_precision,
     resolve_amp,
     unmeasured,
@@ -27,7 +26,7 @@ from dltool.engine.amp import (
 from dltool.engine.checkpoint import load_checkpoint
 from dltool.engine.device import Precision
 from dltool.engine.observer import Observer
-from dltool.engine.probe import step_timer
+from dltool.engine.probe import Choice, step_timer
 from dltool.rundir import create_run_dir, open_run_dir
 
 BF16, FP16 = Precision(torch.bfloat16), Precision(torch.float16)
@@ -45,27 +44,27 @@ def taking(seconds: dict[Precision, float], timed: list[Precision]):  # type: ig
 def test_half_precision_is_kept_only_when_it_measures_faster_by_the_margin() -> None:
     timed: list[Precision] = []
     faster = faster_precision(BF16, taking({BF16: 0.001, FULL: 0.003}, timed))
-    assert faster.precision == BF16 and faster.reason == "a step measured in bf16: 1.00 ms, fp32: 3.00 ms"
+    assert faster.value == BF16 and faster.reason == "a step measured in bf16: 1.00 ms, fp32: 3.00 ms"
     assert set(timed) == {BF16, FULL}
     near_tie = 1 / AMP_MARGIN + 0.01  # half faster, but by less than the margin
-    assert faster_precision(BF16, taking({BF16: near_tie, FULL: 1.0}, timed)).precision == FULL
-    assert faster_precision(BF16, taking({BF16: 2.0, FULL: 1.0}, timed)).precision == FULL
+    assert faster_precision(BF16, taking({BF16: near_tie, FULL: 1.0}, timed)).value == FULL
+    assert faster_precision(BF16, taking({BF16: 2.0, FULL: 1.0}, timed)).value == FULL
 
 
 def test_auto_probes_only_a_single_eager_gpu_process_with_a_model_small_enough_to_copy() -> None:
     timed: list[Precision] = []
     slow_half = taking({FP16: 0.002, FULL: 0.001}, timed)
-    assert resolve_amp("auto", CUDA, slow_half).precision == FULL and timed
+    assert resolve_amp("auto", CUDA, slow_half).value == FULL and timed
     timed.clear()
     assert unmeasured(1000, distributed=False, compiled=False) == ""
     assert unmeasured(PROBE_MAX_PARAMETERS + 1, distributed=False, compiled=False) == "20M parameters"
     assert unmeasured(1000, distributed=True, compiled=False).startswith("several processes")
     assert unmeasured(1000, distributed=False, compiled=True).startswith("compiled")
-    assert resolve_amp("auto", CUDA, "20M parameters") == PrecisionChoice(FP16, "20M parameters")
-    assert resolve_amp("auto", CUDA, slow_half, kept="fp16") == PrecisionChoice(FP16, "as when the run began")
-    assert resolve_amp("fp16", CUDA, slow_half) == PrecisionChoice(FP16, "")
-    assert resolve_amp("off", CUDA, slow_half) == PrecisionChoice(FULL, "")
-    assert resolve_amp("auto", torch.device("cpu"), slow_half) == PrecisionChoice(FULL, "")  # a CPU: fp32, as before
+    assert resolve_amp("auto", CUDA, "20M parameters") == Choice(FP16, "20M parameters")
+    assert resolve_amp("auto", CUDA, slow_half, kept="fp16") == Choice(FP16, "as when the run began")
+    assert resolve_amp("fp16", CUDA, slow_half) == Choice(FP16, "")
+    assert resolve_amp("off", CUDA, slow_half) == Choice(FULL, "")
+    assert resolve_amp("auto", torch.device("cpu"), slow_half) == Choice(FULL, "")  # a CPU: fp32, as before
     assert not timed
 
 
@@ -77,7 +76,7 @@ def test_the_probe_times_both_precisions_and_leaves_the_run_untouched() -> None:
     optimizer = torch.optim.Adam(model.parameters())
     before = ({k: v.clone() for k, v in model.state_dict().items()}, torch.random.get_rng_state())
     choice = faster_precision(BF16, step_timer(model, optimizer, (1, 8, 8), 16))
-    assert choice.precision in (BF16, FULL) and choice.reason.startswith("a step measured in bf16: ")
+    assert choice.value in (BF16, FULL) and choice.reason.startswith("a step measured in bf16: ")
     assert all(torch.equal(before[0][k], v) for k, v in model.state_dict().items())
     assert torch.equal(before[1], torch.random.get_rng_state()) and not optimizer.state
 

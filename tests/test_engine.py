@@ -170,14 +170,14 @@ def test_auto_threads_probe_steps_of_middling_size_and_keep_all_cores_near_a_tie
 
     before = torch.get_num_threads()
     busy = threads.resolve_threads("auto", cpu, middling, step_taking({1: 0.010, 4: 0.025}))
-    assert busy.threads == 1 and "1: 10.0 ms, 4: 25.0 ms" in busy.reason
+    assert busy.value == 1 and "1: 10.0 ms, 4: 25.0 ms" in busy.reason
     assert set(timed) == {1, 4} and torch.get_num_threads() == before
     near_tie = 1 / threads.PROBE_MARGIN + 0.01  # one thread faster, but by less than the margin
-    assert threads.resolve_threads("auto", cpu, middling, step_taking({1: near_tie, 4: 1.0})).threads == 4
+    assert threads.resolve_threads("auto", cpu, middling, step_taking({1: near_tie, 4: 1.0})).value == 4
     timed.clear()
     big = lambda: threads.PROBE_MAX_FLOPS * 2  # noqa: E731
-    assert threads.resolve_threads("auto", cpu, big, step_taking({1: 0.01, 4: 1.0})).threads == 4
-    assert threads.resolve_threads("auto", cpu, middling, step_taking({1: 0.01, 4: 1.0}), kept=3).threads == 3
+    assert threads.resolve_threads("auto", cpu, big, step_taking({1: 0.01, 4: 1.0})).value == 4
+    assert threads.resolve_threads("auto", cpu, middling, step_taking({1: 0.01, 4: 1.0}), kept=3).value == 3
     assert not timed  # too big to probe, or kept from the run's start: nothing timed
 
 
@@ -205,11 +205,11 @@ def test_auto_threads_follow_the_step_size_and_omp_num_threads(monkeypatch: pyte
 
     cpu = torch.device("cpu")
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
-    assert resolve_threads(3, cpu, lambda: 0).threads == 3
-    assert resolve_threads("auto", cpu, lambda: SMALL_STEP_FLOPS / 2).threads == 1
-    assert resolve_threads("auto", cpu, lambda: SMALL_STEP_FLOPS * 2).threads == usable_cores()
+    assert resolve_threads(3, cpu, lambda: 0).value == 3
+    assert resolve_threads("auto", cpu, lambda: SMALL_STEP_FLOPS / 2).value == 1
+    assert resolve_threads("auto", cpu, lambda: SMALL_STEP_FLOPS * 2).value == usable_cores()
     monkeypatch.setenv("OMP_NUM_THREADS", "1")  # torchrun's or tune's share: torch's count is already that
-    assert resolve_threads("auto", cpu, lambda: SMALL_STEP_FLOPS * 2).threads == torch.get_num_threads()
+    assert resolve_threads("auto", cpu, lambda: SMALL_STEP_FLOPS * 2).value == torch.get_num_threads()
 
     model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(12, 5), torch.nn.Dropout(0.5)).train()
     state = torch.random.get_rng_state()

@@ -13,12 +13,11 @@ gains on most machines.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import torch
 
 from dltool.engine.device import Precision, resolve_precision
-from dltool.engine.probe import median_seconds
+from dltool.engine.probe import Choice, median_seconds
 
 FULL = Precision(None)
 # Half precision is kept only when a step measures at least this much faster in it: near a
@@ -31,30 +30,22 @@ AMP_MARGIN = 1.05
 PROBE_MAX_PARAMETERS = 20_000_000
 
 
-@dataclass(frozen=True)
-class PrecisionChoice:
-    """A run's autocast precision and, for the log, how ``auto`` arrived at it ("" otherwise)."""
-
-    precision: Precision
-    reason: str = ""
-
-
 def resolve_amp(
     setting: str,
     device: torch.device,
     time_step: Callable[[Precision], float] | str,
     kept: str | None = None,
-) -> PrecisionChoice:
+) -> Choice[Precision]:
     """``setting`` unless ``auto`` on a GPU. There: the precision a resumed run ``kept`` from
     its start, else half precision (bf16 where the GPU has it, else fp16) when ``time_step``
     says why no step is timed (``unmeasured``), else the faster as it measures."""
     half = resolve_precision(setting, device)
     if setting != "auto" or half.dtype is None:
-        return PrecisionChoice(half)
+        return Choice(half)
     if kept:
-        return PrecisionChoice(resolve_precision(kept, device), "as when the run began")
+        return Choice(resolve_precision(kept, device), "as when the run began")
     if isinstance(time_step, str):
-        return PrecisionChoice(half, time_step)
+        return Choice(half, time_step)
     return faster_precision(half, time_step)
 
 
@@ -67,13 +58,13 @@ def unmeasured(parameters: int, distributed: bool, compiled: bool) -> str:
     return f"{parameters / 1e6:.3g}M parameters" if parameters > PROBE_MAX_PARAMETERS else ""
 
 
-def faster_precision(half: Precision, time_step: Callable[[Precision], float]) -> PrecisionChoice:
+def faster_precision(half: Precision, time_step: Callable[[Precision], float]) -> Choice[Precision]:
     """``half`` or full precision, whichever ``time_step`` measures faster (``median_seconds``),
     full unless half wins by ``AMP_MARGIN``."""
     seconds = median_seconds((half, FULL), time_step)
     chosen = half if seconds[half] * AMP_MARGIN < seconds[FULL] else FULL
     timings = ", ".join(f"{_label(precision)}: {seconds[precision] * 1e3:.2f} ms" for precision in (half, FULL))
-    return PrecisionChoice(chosen, f"a step measured in {timings}")
+    return Choice(chosen, f"a step measured in {timings}")
 
 
 def _label(precision: Precision) -> str:

@@ -9,14 +9,14 @@ from typing import Any
 
 import torch
 
-from dltool.engine.amp import PrecisionChoice, resolve_amp, unmeasured
+from dltool.engine.amp import resolve_amp, unmeasured
 from dltool.engine.device import Precision, on_cuda_when_auto
-from dltool.engine.probe import step_timer
+from dltool.engine.probe import Choice, step_timer
 from dltool.engine.setup import Components
-from dltool.engine.threads import ThreadChoice, resolve_threads, training_step_flops
+from dltool.engine.threads import resolve_threads, training_step_flops
 
 
-def pick_threads(parts: Components, kept: int | None) -> ThreadChoice:
+def pick_threads(parts: Components, kept: int | None) -> Choice[int]:
     train_cfg, in_shape = parts.config.train, parts.data.in_shape
     flops = lambda: training_step_flops(parts.model, in_shape, train_cfg.batch_size)  # noqa: E731
     timer = step_timer(parts.model, parts.step.optimizer, in_shape, train_cfg.batch_size)
@@ -24,7 +24,7 @@ def pick_threads(parts: Components, kept: int | None) -> ThreadChoice:
     return resolve_threads(train_cfg.threads, parts.step.device, flops, at_run_precision, kept=kept)
 
 
-def pick_precision(parts: Components, checkpoint: dict[str, Any] | None) -> tuple[Components, PrecisionChoice]:
+def pick_precision(parts: Components, checkpoint: dict[str, Any] | None) -> tuple[Components, Choice[Precision]]:
     """``parts`` in the precision ``train.amp`` comes to, and the choice. A checkpoint from
     before the choice was kept ran in the precision ``parts`` were built with."""
     step, train_cfg = parts.step, parts.config.train
@@ -35,7 +35,7 @@ def pick_precision(parts: Components, checkpoint: dict[str, Any] | None) -> tupl
         parts.model, step.optimizer, parts.data.in_shape, train_cfg.batch_size
     )
     choice = resolve_amp(train_cfg.amp, step.device, time_step, kept)
-    return with_precision(parts, choice.precision), choice
+    return with_precision(parts, choice.value), choice
 
 
 def with_precision(parts: Components, precision: Precision) -> Components:

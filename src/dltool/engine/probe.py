@@ -11,7 +11,8 @@ import copy
 import statistics
 import time
 from collections.abc import Callable, Hashable, Sequence
-from typing import TypeVar
+from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 import torch
 from torch import nn
@@ -22,6 +23,15 @@ Setting = TypeVar("Setting", bound=Hashable)
 
 PROBE_ROUNDS = 5
 PROBE_SECONDS = 0.02  # of steps timed at each setting in each round
+
+
+@dataclass(frozen=True)
+class Choice(Generic[Setting]):
+    """The setting a run uses and, for the log, how ``auto`` arrived at it ("" when the
+    config named it)."""
+
+    value: Setting
+    reason: str = ""
 
 
 def median_seconds(

@@ -146,15 +146,15 @@ def _execute(
         source = run.last_checkpoint if run else "the checkpoint"
         progress = restore_state(parts, checkpoint, source) if checkpoint else Progress()
         threads = pick_threads(parts, kept=progress.threads)
-        scope.enter_context(cpu_threads(threads.threads))
-        progress.threads, progress.amp = threads.threads, amp.precision.name
-        notes += [f"threads: {threads.threads} (auto: {threads.reason})"] if threads.reason else []
-        notes += [f"amp: {amp.precision.name} (auto: {amp.reason})"] if amp.reason else []
+        scope.enter_context(cpu_threads(threads.value))
+        progress.threads, progress.amp = threads.value, amp.value.name
+        notes += [f"threads: {threads.value} (auto: {threads.reason})"] if threads.reason else []
+        notes += [f"amp: {amp.value.name} (auto: {amp.reason})"] if amp.reason else []
         if writer:
             write_run_files(writer, parts, progress)
         base = {
             "device": str(device),
-            "amp": amp.precision.name,
+            "amp": amp.value.name,
             "world_size": world.size,
             "threads": torch.get_num_threads(),
             "test_is_val": parts.data.test_is_val,

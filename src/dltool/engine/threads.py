@@ -19,12 +19,11 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-from dltool.engine.probe import median_seconds
+from dltool.engine.probe import Choice, median_seconds
 
 # Training steps below this many FLOPs run on one thread. Measured on 2 cores
 # (benches/cpu_threads.py): on an idle machine two threads beat one for every recipe, by
@@ -43,21 +42,13 @@ PROBE_MAX_FLOPS = 5e9
 PROBE_MARGIN = 1.10
 
 
-@dataclass(frozen=True)
-class ThreadChoice:
-    """A run's thread count and, for the log, how ``auto`` arrived at it ("" for a number)."""
-
-    threads: int
-    reason: str = ""
-
-
 def resolve_threads(
     setting: int | str,
     device: torch.device,
     step_flops: Callable[[], float],
     time_step: Callable[[int], float] | None = None,
     kept: int | None = None,
-) -> ThreadChoice:
+) -> Choice[int]:
     """``setting`` if a number; for ``auto``: torch's default off the CPU or where
     ``OMP_NUM_THREADS`` says (the user's, torchrun's or tune's per-worker share), else one
     thread for steps under ``SMALL_STEP_FLOPS``, one per usable core for steps over
@@ -65,20 +56,20 @@ def resolve_threads(
     a thread count) measures it, all cores unless one thread wins by ``PROBE_MARGIN``. A resumed
     run passes the count it ``kept`` from its start, so that it goes on as it began."""
     if setting != "auto":
-        return ThreadChoice(int(setting))
+        return Choice(int(setting))
     if device.type != "cpu" or "OMP_NUM_THREADS" in os.environ:
-        return ThreadChoice(torch.get_num_threads())
+        return Choice(torch.get_num_threads())
     if kept:
-        return ThreadChoice(min(kept, usable_cores()), "as when the run began")
+        return Choice(min(kept, usable_cores()), "as when the run began")
     flops, cores = step_flops(), usable_cores()
     if flops < SMALL_STEP_FLOPS:
-        return ThreadChoice(1, f"{flops / 1e9:.2g} GFLOP a step")
+        return Choice(1, f"{flops / 1e9:.2g} GFLOP a step")
     if flops > PROBE_MAX_FLOPS or cores == 1 or time_step is None:
-        return ThreadChoice(cores, f"{flops / 1e9:.2g} GFLOP a step")
+        return Choice(cores, f"{flops / 1e9:.2g} GFLOP a step")
     seconds = probe_seconds(time_step, (cores, 1))
     threads = 1 if seconds[1] * PROBE_MARGIN < seconds[cores] else cores
     timings = ", ".join(f"{count}: {seconds[count] * 1e3:.1f} ms" for count in sorted(seconds))
-    return ThreadChoice(threads, f"a step measured at {timings}")
+    return Choice(threads, f"a step measured at {timings}")
 
 
 def probe_seconds(time_step: Callable[[int], float], counts: tuple[int, ...]) -> dict[int, float]:
