@@ -62,6 +62,9 @@ def test_auto_probes_only_a_single_eager_gpu_process_with_a_model_small_enough_t
     assert unmeasured(1000, distributed=False, compiled=True).startswith("compiled")
     assert resolve_amp("auto", CUDA, "20M parameters") == Choice(FP16, "20M parameters")
     assert resolve_amp("auto", CUDA, slow_half, kept="fp16") == Choice(FP16, "as when the run began")
+    assert resolve_amp("auto", CUDA, slow_half, kept="bf16") == Choice(
+        FP16, "the run began in bf16, which this GPU lacks"
+    )
     assert resolve_amp("fp16", CUDA, slow_half) == Choice(FP16, "")
     assert resolve_amp("off", CUDA, slow_half) == Choice(FULL, "")
     assert resolve_amp("auto", torch.device("cpu"), slow_half) == Choice(FULL, "")  # a CPU: fp32, as before

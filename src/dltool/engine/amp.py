@@ -37,11 +37,13 @@ def resolve_amp(
     kept: str | None = None,
 ) -> Choice[Precision]:
     """``setting`` unless ``auto`` on a GPU. There: the precision a resumed run ``kept`` from
-    its start, else half precision (bf16 where the GPU has it, else fp16) when ``time_step``
+    its start (fp16 for bf16 on a GPU without it), else half precision (bf16 where the GPU has it, else fp16) when ``time_step``
     says why no step is timed (``unmeasured``), else the faster as it measures."""
     half = resolve_precision(setting, device)
     if setting != "auto" or half.dtype is None:
         return Choice(half)
+    if kept == "bf16" and half.dtype == torch.float16:  # begun on a GPU with bf16, resumed on one without
+        return Choice(half, "the run began in bf16, which this GPU lacks")
     if kept:
         return Choice(resolve_precision(kept, device), "as when the run began")
     if isinstance(time_step, str):
