@@ -114,3 +114,25 @@ def test_a_gpu_run_measures_its_precision_and_keeps_it_when_resumed(tmp_path: Pa
     lines, kept, summary = run_and_resume(tmp_path, ["train.device=cuda"])
     assert kept in ("bf16", "off") and summary["amp"] == kept
     assert any(line.startswith(f"amp: {kept} (auto: a step measured in ") for line in lines)
+
+
+def test_a_run_begun_in_bf16_resumes_in_fp16_where_there_is_no_bf16(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Begun where ``auto`` measured bf16 faster, resumed where half precision means fp16 (a GPU
+    without bf16; here a CPU made to answer so): fp16 with a fresh gradient scale."""
+    from dltool.engine import amp
+
+    halves = {"auto": BF16, "bf16": BF16, "fp16": FP16}
+    monkeypatch.setattr(amp, "resolve_precision", lambda setting, device: halves.get(setting, FULL))
+    monkeypatch.setattr(amp, "faster_precision", lambda half, time_step: Choice(half, "measured"))
+    lines: list[str] = []
+    log = type("Log", (Observer,), {"on_message": lambda self, text: lines.append(text)})()
+    run = create_run_dir(tmp_path, "moved")
+    config = load_config("digits-mlp", ["train.epochs=2", "train.batch_size=32"])
+    assert train(config, run, stop=StopAfter(25)).status == "interrupted"
+    assert load_checkpoint(run.path / "checkpoints" / "last.pt")["progress"]["amp"] == "bf16"
+    halves["auto"] = FP16
+    resumed = resume(open_run_dir(run.path), observer=log)
+    assert resumed.status == "completed" and resumed.summary["amp"] == "fp16"
+    assert "amp: fp16 (auto: the run began in bf16, which this GPU lacks)" in lines

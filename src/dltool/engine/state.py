@@ -92,7 +92,8 @@ def _restore(parts: Components, checkpoint: dict[str, Any], source: object) -> P
     parts.model.load_state_dict(checkpoint["model"])
     step.optimizer.load_state_dict(checkpoint["optimizer"])
     step.scheduler.load_state_dict(checkpoint["scheduler"])
-    step.scaler.load_state_dict(checkpoint["scaler"])
+    if checkpoint["scaler"]:  # empty from a run without fp16: a precision change starts a fresh scale
+        step.scaler.load_state_dict(checkpoint["scaler"])
     if step.ema is not None and checkpoint.get("ema") is not None:
         step.ema.load_state_dict(checkpoint["ema"])
     progress = Progress(**checkpoint["progress"])
