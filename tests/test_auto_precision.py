@@ -84,6 +84,17 @@ def test_the_probe_times_both_precisions_and_leaves_the_run_untouched() -> None:
     assert torch.equal(before[1], torch.random.get_rng_state()) and not optimizer.state
 
 
+@pytest.mark.parametrize("channels_last", [True, False])
+def test_the_probe_feeds_the_runs_memory_format(channels_last: bool) -> None:
+    seen: list[bool] = []
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3))
+    model.register_forward_pre_hook(
+        lambda _, args: seen.append(args[0].is_contiguous(memory_format=torch.channels_last))
+    )
+    step_timer(model, torch.optim.SGD(model.parameters(), lr=0.1), (3, 8, 8), 2, channels_last)(FULL)
+    assert seen == [channels_last]
+
+
 def run_and_resume(tmp_path: Path, overrides: list[str]) -> tuple[list[str], str, dict[str, object]]:
     """(the log of both sessions, the precision the checkpoint kept, the resumed run's summary)
     of a digits-cnn run stopped in its first epoch and resumed."""

@@ -19,7 +19,7 @@ from dltool.engine.threads import resolve_threads, training_step_flops
 def pick_threads(parts: Components, kept: int | None) -> Choice[int]:
     train_cfg, in_shape = parts.config.train, parts.data.in_shape
     flops = lambda: training_step_flops(parts.model, in_shape, train_cfg.batch_size)  # noqa: E731
-    timer = step_timer(parts.model, parts.step.optimizer, in_shape, train_cfg.batch_size)
+    timer = step_timer(parts.model, parts.step.optimizer, in_shape, train_cfg.batch_size, parts.step.channels_last)
     at_run_precision = lambda _threads: timer(parts.step.precision)  # noqa: E731
     return resolve_threads(train_cfg.threads, parts.step.device, flops, at_run_precision, kept=kept)
 
@@ -32,7 +32,7 @@ def pick_precision(parts: Components, checkpoint: dict[str, Any] | None) -> tupl
     parameters = sum(p.numel() for p in parts.model.parameters())
     compiled = on_cuda_when_auto(train_cfg.compile, step.device)
     time_step = unmeasured(parameters, parts.world.distributed, compiled) or step_timer(
-        parts.model, step.optimizer, parts.data.in_shape, train_cfg.batch_size
+        parts.model, step.optimizer, parts.data.in_shape, train_cfg.batch_size, step.channels_last
     )
     choice = resolve_amp(train_cfg.amp, step.device, time_step, kept)
     return with_precision(parts, choice.value), choice

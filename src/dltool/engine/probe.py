@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from dltool.engine.device import Precision, synchronize
+from dltool.engine.loop import to_memory_format
 
 Setting = TypeVar("Setting", bound=Hashable)
 
@@ -56,10 +57,15 @@ def median_seconds(
 
 
 def step_timer(
-    model: nn.Module, optimizer: torch.optim.Optimizer, in_shape: tuple[int, ...], batch_size: int
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    in_shape: tuple[int, ...],
+    batch_size: int,
+    channels_last: bool = False,
 ) -> Callable[[Precision], float]:
     """A function timing one training step (forward, backward, optimizer step) in a precision,
-    of a copy of ``model`` and ``optimizer`` (made on the first call) on a batch of zeros. The
+    of a copy of ``model`` and ``optimizer`` (made on the first call) on a batch of zeros, in
+    the run's memory format (a channels-last model fed NCHW would time conversions). The
     copies keep the run's weights, batch-norm statistics, gradients and optimizer state
     untouched, and the random state is put back (dropout draws from it). The optimizer's step
     is part of it: a small model's Adam is many small ops, which wait longest for a thread
@@ -71,7 +77,7 @@ def step_timer(
         if not probe:  # copied together, so the optimizer's copy steps the model copy's weights
             probe.append(copy.deepcopy((model, optimizer)))
         copy_model, copy_optimizer = probe[0]
-        images = torch.zeros(batch_size, *in_shape, device=device)
+        images = to_memory_format(torch.zeros(batch_size, *in_shape, device=device), channels_last)
         synchronize(device)
         started = time.perf_counter()
         with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
