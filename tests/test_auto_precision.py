@@ -71,15 +71,16 @@ def test_auto_probes_only_a_single_eager_gpu_process_with_a_model_small_enough_t
     assert not timed
 
 
-def test_the_probe_times_both_precisions_and_leaves_the_run_untouched() -> None:
+@pytest.mark.parametrize("half", [BF16, FP16])  # fp16 steps through a gradient scaler, as the run does
+def test_the_probe_times_both_precisions_and_leaves_the_run_untouched(half: Precision) -> None:
     torch.manual_seed(0)
     model = torch.nn.Sequential(
         torch.nn.Conv2d(1, 4, 3), torch.nn.BatchNorm2d(4), torch.nn.Flatten(), torch.nn.Dropout(0.5)
     )
-    optimizer = torch.optim.Adam(model.parameters())
+    optimizer = torch.optim.Adam(model.parameters(), fused=True)
     before = ({k: v.clone() for k, v in model.state_dict().items()}, torch.random.get_rng_state())
-    choice = faster_precision(BF16, step_timer(model, optimizer, (1, 8, 8), 16))
-    assert choice.value in (BF16, FULL) and choice.reason.startswith("a step measured in bf16: ")
+    choice = faster_precision(half, step_timer(model, optimizer, (1, 8, 8), 16))
+    assert choice.value in (half, FULL) and choice.reason.startswith(f"a step measured in {half.name}: ")
     assert all(torch.equal(before[0][k], v) for k, v in model.state_dict().items())
     assert torch.equal(before[1], torch.random.get_rng_state()) and not optimizer.state
 

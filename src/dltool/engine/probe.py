@@ -78,14 +78,16 @@ def step_timer(
             probe.append(copy.deepcopy((model, optimizer)))
         copy_model, copy_optimizer = probe[0]
         images = to_memory_format(torch.zeros(batch_size, *in_shape, device=device), channels_last)
+        scaler = torch.amp.GradScaler(device.type, enabled=precision.needs_scaler)  # fp16's steps are the run's
         synchronize(device)
         started = time.perf_counter()
         with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
             with precision.autocast(device):
                 loss = _scalar(copy_model.train()(images))
             if loss.requires_grad:
-                loss.backward()  # type: ignore[no-untyped-call]
-                copy_optimizer.step()
+                scaler.scale(loss).backward()  # type: ignore[no-untyped-call]
+                scaler.step(copy_optimizer)
+                scaler.update()
             synchronize(device)
         copy_optimizer.zero_grad(set_to_none=True)
         return time.perf_counter() - started
