@@ -292,7 +292,7 @@ class TrainConfig(Section):
     batch_size: int = Field(64, ge=1)
     seed: int = Field(0, ge=0, le=MAX_SEED)
     device: str = Field("auto", pattern=r"^(auto|cpu|mps|cuda(:\d+)?)$")
-    amp: Literal["auto", "bf16", "fp16", "off"] = Field("auto", description="autocast; auto: half on a GPU where faster")
+    amp: Literal["auto", "bf16", "fp16", "off"] = Field("auto", description="autocast; auto: half on GPU where faster")
     threads: Literal["auto"] | int = Field(
         "auto", description="CPU threads; auto: 1 for small steps, one per core for large, else the faster as probed"
     )
