@@ -37,8 +37,9 @@ def resolve_amp(
     kept: str | None = None,
 ) -> Choice[Precision]:
     """``setting`` unless ``auto`` on a GPU. There: the precision a resumed run ``kept`` from
-    its start (fp16 for bf16 on a GPU without it), else half precision (bf16 where the GPU has it, else fp16) when ``time_step``
-    says why no step is timed (``unmeasured``), else the faster as it measures."""
+    its start (fp16 for bf16 on a GPU without it); else half precision (bf16 where the GPU
+    has it, else fp16) when ``time_step`` says why no step is timed (``unmeasured``); else
+    the faster as ``time_step`` measures it."""
     half = resolve_precision(setting, device)
     if setting != "auto" or half.dtype is None:
         return Choice(half)
