@@ -148,3 +148,12 @@ def test_a_run_begun_in_bf16_resumes_in_fp16_where_there_is_no_bf16(
     resumed = resume(open_run_dir(run.path), observer=log)
     assert resumed.status == "completed" and resumed.summary["amp"] == "fp16"
     assert "amp: fp16 (auto: the run began in bf16, which this GPU lacks)" in lines
+
+
+def test_a_dry_run_says_what_auto_would_measure(monkeypatch: pytest.MonkeyPatch) -> None:
+    from dltool.engine import amp
+    from dltool.engine.dryrun import dry_run
+
+    monkeypatch.setattr(amp, "resolve_precision", lambda setting, device: BF16 if setting in ("auto", "bf16") else FULL)
+    line = dry_run(load_config("digits-cnn", ["train.compile=false"])).lines()[-2]
+    assert " (amp bf16, auto: a step measured in bf16: " in line or " (amp off, auto: a step measured in bf16: " in line

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import torch
 
 from dltool.config.schema import Config
+from dltool.engine.autoset import pick_precision
 from dltool.engine.device import resolve_device, resolve_precision
 from dltool.engine.distributed import World
 from dltool.engine.setup import Components, build_components, check_runnable
@@ -52,8 +53,8 @@ def dry_run(config: Config) -> DryRun:
     """Check and build everything a run of ``config`` needs and read one training batch."""
     check_runnable(config)
     device = resolve_device(config.train.device)
-    precision = resolve_precision(config.train.amp, device)
-    parts = build_components(config, device, precision, World())
+    parts = build_components(config, device, resolve_precision(config.train.amp, device), World())
+    parts, amp = pick_precision(parts, None)  # as the run would: auto measures on a GPU
     try:
         images, _ = next(iter(parts.train_batches.batches(0)))
         output = _forward(parts, images)
@@ -62,7 +63,7 @@ def dry_run(config: Config) -> DryRun:
     return DryRun(
         config=parts.config,
         device=str(device),
-        amp=precision.name,
+        amp=f"{amp.value.name}, auto: {amp.reason}" if amp.reason else amp.value.name,
         split_sizes={name: len(parts.data.splits[name]) for name in ("train", "val", "test")},
         test_is_val=parts.data.test_is_val,
         classes=len(parts.data.classes),

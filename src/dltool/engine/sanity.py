@@ -15,6 +15,7 @@ import dltool.tasks as tasks
 from dltool._io import atomic_write_json, atomic_write_text, dump_yaml
 from dltool.config.schema import Config
 from dltool.config.validate import validate_config
+from dltool.engine.autoset import pick_precision
 from dltool.engine.device import resolve_device, resolve_precision
 from dltool.engine.distributed import World
 from dltool.engine.loop import evaluate, mean_metrics, to_memory_format
@@ -147,4 +148,5 @@ def _steepest(lrs: list[float], losses: list[float]) -> float:
 def _components(config: Config) -> Components:
     device = resolve_device(config.train.device)
     torch.manual_seed(config.train.seed)
-    return build_components(config, device, resolve_precision(config.train.amp, device), World())
+    parts = build_components(config, device, resolve_precision(config.train.amp, device), World())
+    return pick_precision(parts, None)[0]  # in the precision a run would train in
