@@ -45,6 +45,12 @@ def folder_cache_dir(root: Path, cache_root: str | Path | None) -> Path:
     return data_root(cache_root) / "folders" / f"{slug}-{digest}"
 
 
+def fit_cache_name(prefix: str, image_size: int | None, channels: int | None, crop_pct: float | None) -> str:
+    """The file name of a folder's cache for one fit: size, channel count and crop."""
+    crop = "" if crop_pct is None else f"-crop-{crop_pct:g}"
+    return f"{prefix}size-{image_size or 'auto'}-channels-{channels or 'auto'}{crop}.safetensors"
+
+
 def decoded_fingerprint(cache_format: str, fit: Mapping[str, Any], index: Any) -> str:
     """The key of a folder's decoded arrays: the cache's format, the decoder's and Pillow's
     versions, how each image is fitted, and the folder's ``index`` (a dataclass: its files'

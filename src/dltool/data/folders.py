@@ -22,20 +22,15 @@ costs about one decoded image per thread in memory, plus the pages that training
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import PIL
-
 from dltool._io import sweep_stale_temporaries
 from dltool.data.arrays import ImageArrays
-from dltool.data.cache import folder_cache_dir, read_cache
+from dltool.data.cache import decoded_fingerprint, fit_cache_name, folder_cache_dir, read_cache
 from dltool.data.decoding import Progress
 from dltool.data.folder_decode import Fit, decode_folder
-from dltool.data.images import DECODER
 from dltool.errors import DatasetError
 from dltool.rundir import is_dltool_output
 
@@ -194,19 +189,10 @@ def _stamp(entry: os.DirEntry) -> tuple[int, int]:
 
 def fingerprint(index: FolderIndex, image_size: int | None, channels: int | None, crop_pct: float | None = 1.0) -> str:
     """Changes whenever a file is added, removed, renamed, rewritten or touched, or the
-    requested size, channels or decoder change."""
-    document = {
-        "format": CACHE_FORMAT,
-        "decoder": DECODER,
-        "pillow": PIL.__version__,
-        "image_size": image_size,
-        "channels": channels,
-        "crop_pct": crop_pct,
-        "classes": index.classes,  # an empty class folder added or removed changes the labels
-        "notes": index.notes,  # or what is said about it
-        "files": index.stamps,
-    }
-    return hashlib.sha256(json.dumps(document, separators=(",", ":")).encode()).hexdigest()
+    requested size, channels or decoder change; the index's classes (an empty class folder
+    added or removed changes the labels) and notes (what is said about it) count too."""
+    fit = {"image_size": image_size, "channels": channels, "crop_pct": crop_pct}
+    return decoded_fingerprint(CACHE_FORMAT, fit, index)
 
 
 def cache_path(
@@ -217,6 +203,4 @@ def cache_path(
     crop_pct: float | None = 1.0,
 ) -> Path:
     """One cache file per folder (by absolute path), size, channel count and crop."""
-    crop = "" if crop_pct is None else f"-crop-{crop_pct:g}"
-    name = f"size-{image_size or 'auto'}-channels-{channels or 'auto'}{crop}.safetensors"
-    return folder_cache_dir(root, cache_root) / name
+    return folder_cache_dir(root, cache_root) / fit_cache_name("", image_size, channels, crop_pct)

@@ -27,7 +27,7 @@ import numpy as np
 
 from dltool.config.schema import DataConfig
 from dltool.data.arrays import ImageArrays, SourceReport, Split
-from dltool.data.cache import cached, decoded_fingerprint, folder_cache_dir
+from dltool.data.cache import cached, decoded_fingerprint, fit_cache_name, folder_cache_dir
 from dltool.data.decoding import common_size, parallel, split_members
 from dltool.data.images import ImageDecodeError, fit_image, read_image, to_channels
 from dltool.data.resize import fit_transform
@@ -49,8 +49,7 @@ def load_table(index: TableIndex, config: DataConfig, workers: int | None = None
     """``decode_table``, once: then read from the data root's cache (memory-mapped) while the
     images, the table's rows and the fit (size, channels, crop, PCK and NME settings) are
     unchanged."""
-    crop = "" if config.crop_pct is None else f"-crop-{config.crop_pct:g}"
-    name = f"{index.kind}-size-{config.image_size or 'auto'}-channels-{config.channels or 'auto'}{crop}.safetensors"
+    name = fit_cache_name(f"{index.kind}-", config.image_size, config.channels, config.crop_pct)
     path = folder_cache_dir(index.root, config.root) / name
     fit = {key: getattr(config, key) for key in ("image_size", "channels", "crop_pct", "pck_alpha", "nme_points")}
     return cached(path, decoded_fingerprint(CACHE_FORMAT, fit, index), lambda: decode_table(index, config, workers))
