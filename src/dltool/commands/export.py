@@ -9,6 +9,7 @@ import typer
 
 from dltool.commands._options import ExportTo, LegacyFormat, TrainedModel, renamed
 from dltool.commands._output import emit_line, stderr
+from dltool.export.int8 import CALIBRATION_IMAGES, MAX_DROP, Int8Check
 
 Opt = typer.Option
 
@@ -22,6 +23,17 @@ def export(
     ] = None,
     opset: Annotated[int | None, Opt(help="ONNX opset, 18 or newer (default: torch's, 20).")] = None,
     force: Annotated[bool, Opt(help="Replace an existing file and its sidecar.")] = False,
+    int8: Annotated[
+        bool,
+        Opt("--int8", help="ONNX quantized to int8 (default file: model.int8.onnx), kept if it scores as well."),
+    ] = False,
+    calibration: Annotated[
+        int, Opt(min=1, help="--int8: training images that set the activation ranges.")
+    ] = CALIBRATION_IMAGES,
+    max_drop: Annotated[
+        float,
+        Opt(min=0, max=1, help="--int8: how much worse its test score may be, as a fraction of the model's."),
+    ] = MAX_DROP,
     legacy_format: LegacyFormat = None,
 ) -> None:
     """Export a model with a dynamic batch size and a sidecar JSON (classes, input size,
@@ -31,14 +43,25 @@ def export(
     """
     from dltool.evaluation.trained import load_trained
     from dltool.export.export import export_trained
+    from dltool.export.int8 import Int8
 
     trained = load_trained(target)
-    result = export_trained(trained, renamed(to, legacy_format), output, opset=opset, force=force)
+    quantized = Int8(calibration, max_drop) if int8 else None
+    result = export_trained(trained, renamed(to, legacy_format), output, opset=opset, force=force, int8=quantized)
     sizes = " and ".join(map(str, result.batch_sizes))
     stderr.print(
         f"verified with {result.runtime}: max abs diff from PyTorch {result.max_abs_diff:.2g} "
         f"≤ {result.tolerance:g} at batch sizes {sizes}",
         soft_wrap=True,
     )
+    if result.int8 is not None:
+        stderr.print(_int8_line(result.int8), soft_wrap=True)
     stderr.print(f"wrote {result.path} and {result.sidecar.name}", soft_wrap=True, markup=False)
     emit_line(str(result.path))
+
+
+def _int8_line(check: Int8Check) -> str:
+    change = f"{check.drop:.2%} worse" if check.drop > 0 else "no worse"
+    scores = f"{check.score} {check.int8_score:.4g} on {check.images} {check.split} images"
+    against = f"against the model's {check.float_score:.4g} ({change}; allowed: {check.max_drop:.1%})"
+    return f"int8, calibrated on {check.calibration_images} training images: {scores} {against}"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, cast
@@ -10,6 +12,7 @@ import numpy as np
 
 import dltool.tasks as tasks
 from dltool._io import atomic_write_json, slug
+from dltool.config.schema import DataConfig
 from dltool.data.arrays import Split
 from dltool.data.files import FileSplit, joined
 from dltool.data.loader import BatchLoader
@@ -20,6 +23,7 @@ from dltool.evaluation.model import default_batch_size
 from dltool.evaluation.trained import Trained, load_trained
 from dltool.rundir import RunDir
 from dltool.tasks.pixels import IGNORE
+from dltool.tasks.task import Batches, Forward
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -104,17 +108,14 @@ def evaluate_split(
     data: str | None = None,
     root: str | None = None,
     batch_size: int | None = None,
+    forward: Forward | None = None,
 ) -> Evaluation:
-    """``evaluate_trained``, keeping the samples and the predicted probabilities."""
-    update: dict[str, Any] = {k: v for k, v in {"name": data, "root": root}.items() if v is not None}
-    if data is not None:  # other data is shaped like the model's input, as predict does
-        channels, height, width = trained.in_shape
-        update |= {"channels": channels, "test_fraction": 0} | ({"image_size": height} if height == width else {})
-    data_config = trained.config.data.model_copy(update=update)
+    """``evaluate_trained``, keeping the samples and the predicted probabilities.
+    ``forward``: what scores the batches, by default ``trained.scorer`` (``dltool export
+    --int8`` scores its quantized file on the same batches)."""
+    data_config = _data_config(trained, data, root)
     prepared = prepare_data(data_config)
-    if split not in prepared.splits:
-        raise DatasetError(f"{data_config.name}: no {split!r} split; it has {', '.join(prepared.splits)}")
-    chosen = prepared.splits[split]
+    chosen = _split(prepared, split, data_config.name)
     if data is not None and prepared.test_is_val and split != "train":
         # A folder of class folders with no test/ of its own: score every image in it.
         split, chosen = "all", _concatenate(prepared.splits["train"], prepared.splits["val"])
@@ -126,13 +127,49 @@ def evaluate_split(
         "checkpoint": str(trained.source),
         "tta": trained.tta,
     }
-    try:
-        scored = tasks.get(trained.task).evaluate(trained.scorer, loader.batches(), trained.classes, prepared.std)
+    with _closing(loader):
+        task = tasks.get(trained.task)
+        scored = task.evaluate(forward or trained.scorer, loader.batches(), trained.classes, prepared.std)
         samples = _scored(samples, loader, document)
+    return Evaluation(document | scored.document, samples, scored.outputs, prepared.mean, prepared.std)
+
+
+def _data_config(trained: Trained, data: str | None, root: str | None) -> DataConfig:
+    update: dict[str, Any] = {k: v for k, v in {"name": data, "root": root}.items() if v is not None}
+    if data is not None:  # other data is shaped like the model's input, as predict does
+        channels, height, width = trained.in_shape
+        update |= {"channels": channels, "test_fraction": 0} | ({"image_size": height} if height == width else {})
+    return trained.config.data.model_copy(update=update)
+
+
+@contextmanager
+def split_batches(trained: Trained, split: str, *, rows: int | None = None) -> Iterator[Batches]:
+    """The batches of ``split`` of the run's own data as evaluation feeds them (normalised,
+    on the model's device); ``rows``: at most that many of its samples, the same draw each
+    time (a fixed seed), in split order."""
+    prepared = prepare_data(trained.config.data)
+    samples = _split(prepared, split, trained.config.data.name)
+    if rows is not None and rows < len(samples):
+        samples = samples.take(np.sort(np.random.default_rng(0).choice(len(samples), rows, replace=False)))
+    loader = _loader(samples, prepared, trained, None)
+    with _closing(loader):
+        yield loader.batches()
+
+
+def _split(prepared: PreparedData, split: str, name: str) -> Split | FileSplit:
+    if split not in prepared.splits:
+        raise DatasetError(f"{name}: no {split!r} split; it has {', '.join(prepared.splits)}")
+    return prepared.splits[split]
+
+
+@contextmanager
+def _closing(loader: BatchLoader | StreamLoader) -> Iterator[None]:
+    """Stop a stream loader's decoding processes however the batches end."""
+    try:
+        yield
     finally:
         if isinstance(loader, StreamLoader):
             loader.pool.close()
-    return Evaluation(document | scored.document, samples, scored.outputs, prepared.mean, prepared.std)
 
 
 def _loader(

@@ -2,7 +2,9 @@
 
 Nothing is written until the file, loaded back by its own runtime (onnxruntime, torch.jit),
 has reproduced the PyTorch model's outputs on sample inputs at two batch sizes within
-``TOLERANCE``. Then the sidecar and the model are each written atomically.
+``TOLERANCE`` — and, for an int8 ONNX file (``dltool.export.quantize``), until the quantized
+file has scored within ``Int8.max_drop`` of the model on the run's test split. Then the
+sidecar and the model are each written atomically.
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ from dltool.evaluation.model import InferenceModel
 from dltool.evaluation.trained import Trained
 from dltool.export.exported import Exported, Sidecar, sidecar_path
 from dltool.export.formats import FORMATS, INPUT_NAME, Format
+from dltool.export.int8 import Int8, Int8Check
+from dltool.export.quantize import quantize_trained
 from dltool.rundir import RunDir, check_output
 
 TOLERANCE = 1e-4  # the largest absolute difference allowed between the file's outputs and PyTorch's
@@ -41,11 +45,13 @@ class ExportResult:
     max_abs_diff: float  # over every sample output
     tolerance: float
     batch_sizes: tuple[int, ...]
+    int8: Int8Check | None = None  # how the quantized file scored, for an int8 export
 
 
-def default_output(trained: Trained, format_name: str) -> Path:
-    """``RUN/export/model<suffix>``, or beside the weights when they have no run dir."""
-    suffix = FORMATS[format_name].suffix
+def default_output(trained: Trained, format_name: str, int8: bool = False) -> Path:
+    """``RUN/export/model<suffix>`` (``model.int8.onnx`` quantized), or beside the weights
+    when they have no run dir."""
+    suffix = (".int8" if int8 else "") + FORMATS[format_name].suffix
     if trained.run_dir is not None:
         return RunDir(trained.run_dir).export_file(suffix)
     return trained.source.with_suffix(suffix)
@@ -59,43 +65,77 @@ def export_trained(
     opset: int | None = None,
     force: bool = False,
     tolerance: float = TOLERANCE,
+    int8: Int8 | None = None,
 ) -> ExportResult:
     """Write ``trained`` (loaded on the CPU) as ``format_name`` to ``output`` (default:
-    ``default_output``) and its sidecar beside it.
+    ``default_output``) and its sidecar beside it; ``int8``: quantized (ONNX only).
 
     An existing file is replaced only with ``force``. Raises ``ExportError`` when the exporter
-    fails or the file's outputs differ from the model's by more than ``tolerance``."""
-    if format_name not in FORMATS:
-        raise UnknownNameError("export format", format_name, FORMATS)
-    format = FORMATS[format_name]
-    if opset is not None and format.name != "onnx":
-        raise UsageError(f"opset {opset}: only ONNX files have an opset")
-    if trained.device != CPU:
-        raise UsageError("export a model loaded on the CPU (load_trained's default device)")
-    output = Path(output) if output is not None else default_output(trained, format_name)
+    fails, the file's outputs differ from the model's by more than ``tolerance``, or the
+    quantized file scores worse than ``int8`` allows."""
+    format = _checked_format(trained, format_name, opset, int8)
+    output = Path(output) if output is not None else default_output(trained, format_name, int8 is not None)
     for path in (output, sidecar_path(output)):
         check_output(path, kind="dltool export", force=force, inputs=[trained.source])
     example, *samples = _sample_inputs(trained, (EXAMPLE_BATCH, *SAMPLE_BATCHES))
     traced = trained.normalise(torch.from_numpy(example))  # the file takes normalised float32, as the model does
     data = format.write(trained.scorer.eval(), traced, opset, tasks.get(trained.task).export_output)
-    document = _sidecar_document(trained, format, data, output)
-    exported = Exported(output, Sidecar.model_validate(document), format.open(data, "cpu"), "cpu")
+    exported = Exported(
+        output,
+        Sidecar.model_validate(_sidecar_document(trained, format, data, output)),
+        format.open(data, "cpu"),
+        "cpu",
+    )
     diff = _max_abs_diff(trained, exported, samples)
     if not diff <= tolerance:  # NaN fails too
         raise ExportError(
             f"{format.runtime}'s outputs differ from PyTorch's by up to {diff:.3g} "
             f"(allowed: {tolerance:g}); nothing written"
         )
-    document["verification"] = {
-        "runtime": format.runtime,
-        "max_abs_diff": diff,
-        "tolerance": tolerance,
-        "batch_sizes": list(SAMPLE_BATCHES),
-    }
+    check = None
+    if int8 is not None:
+        data, check = quantize_trained(trained, data, int8)
+    document = _sidecar_document(trained, format, data, output) | _verification(format, diff, tolerance, check)
     output.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_json(sidecar_path(output), document)
     atomic_write_bytes(output, data)
-    return ExportResult(output, sidecar_path(output), format.name, format.runtime, diff, tolerance, SAMPLE_BATCHES)
+    return ExportResult(
+        output, sidecar_path(output), format.name, format.runtime, diff, tolerance, SAMPLE_BATCHES, check
+    )
+
+
+def _checked_format(trained: Trained, format_name: str, opset: int | None, int8: Int8 | None) -> Format:
+    if format_name not in FORMATS:
+        raise UnknownNameError("export format", format_name, FORMATS)
+    format = FORMATS[format_name]
+    if opset is not None and format.name != "onnx":
+        raise UsageError(f"opset {opset}: only ONNX files have an opset")
+    if int8 is not None and format.name != "onnx":
+        raise UsageError(f"int8: only ONNX files are quantized (not {format.name})")
+    if trained.device != CPU:
+        raise UsageError("export a model loaded on the CPU (load_trained's default device)")
+    return format
+
+
+def _verification(format: Format, diff: float, tolerance: float, check: Int8Check | None) -> dict[str, Any]:
+    """The sidecar's account of the checks: the float file against PyTorch, then the int8 file's score."""
+    document: dict[str, Any] = {
+        "verification": {
+            "runtime": format.runtime,
+            "max_abs_diff": diff,
+            "tolerance": tolerance,
+            "batch_sizes": list(SAMPLE_BATCHES),
+        }
+    }
+    if check is not None:
+        document["verification"]["int8"] = check.document()
+        document["quantization"] = {
+            "weights": "int8, per output channel",
+            "activations": "uint8, per tensor",
+            "format": "QDQ (onnxruntime)",
+            "calibration": {"split": "train", "images": check.calibration_images, "method": "min-max"},
+        }
+    return document
 
 
 def _sample_inputs(model: InferenceModel, batch_sizes: tuple[int, ...]) -> list[np.ndarray]:

@@ -25,7 +25,8 @@ the description):
 - ``objective``: the metric ``tune`` optimises by default.
 - ``headline``: the test scores ``dltool train``'s closing line shows, as (key of the test
   means, label) pairs; a key the test score lacks is left out, and the loss stands in when
-  none is there.
+  none is there. ``headline_higher_is_better``: whether the first of them improves upwards
+  (``dltool export --int8`` holds the quantized model to it).
 - ``tta``: the test-time augmentations its outputs may be averaged over.
 - ``rows``: what ``dltool predict`` writes for it, a lazy ``"module:Class"`` target of a
   ``dltool.tasks.rows.Rows`` (NumPy only: predicting with an export never imports torch);
@@ -63,6 +64,7 @@ class TaskParams(Params):
     higher_is_better: ClassVar[frozenset[str]] = frozenset()
     objective: ClassVar[str] = "val_loss"
     headline: ClassVar[tuple[tuple[str, str], ...]] = (("loss", "loss"),)
+    headline_higher_is_better: ClassVar[bool] = False
     tta: ClassVar[tuple[str, ...]] = ("none",)
     on_backbone: ClassVar[bool] = False
     rows: ClassVar[str | None] = None
@@ -85,6 +87,7 @@ class ClassificationTask(TaskParams):
     higher_is_better = frozenset({"val_acc", "train_acc"})
     objective = "val_acc"
     headline = (("accuracy", "accuracy"),)
+    headline_higher_is_better = True
     tta = ("none", "flip")
     rows = "dltool.tasks.rows:LabelRows"
 
@@ -107,6 +110,7 @@ class SegmentationTask(TaskParams):
     higher_is_better = frozenset({"val_miou", "val_pixel_acc"})
     objective = "val_miou"
     headline = (("miou", "mIoU"), ("pixel_accuracy", "pixel accuracy"))
+    headline_higher_is_better = True
     masks_out = True  # no rows of labels: a mask per image
     class_sums = True
     augment_off = ("auto", "mixup", "cutmix")
@@ -124,6 +128,7 @@ class KeypointsTask(TaskParams):
     higher_is_better = frozenset({"val_pck"})
     objective = "val_pck"
     headline = (("pck", "PCK"), ("rmse_px", "RMSE (px)"))
+    headline_higher_is_better = True
     on_backbone = True
     rows = "dltool.tasks.rows:PointRows"
     augment_off = ("auto", "mixup", "cutmix")

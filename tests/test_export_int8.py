@@ -1,0 +1,140 @@
+"""`dltool export --int8`: an ONNX file with int8 weights and activations, calibrated on the
+run's training images, kept only when it scores on the test split within --max-drop of the
+model; `dltool predict` runs it like any export."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import onnx
+import pytest
+import torch
+
+from conftest import write_digit_images
+from dltool.config import load_config
+from dltool.engine import train
+from dltool.errors import ExportError, UsageError
+from dltool.evaluation.trained import Trained, load_trained
+from dltool.export import sidecar_path
+from dltool.export.export import export_trained
+from dltool.export.int8 import Int8, Int8Check
+from dltool.rundir import create_run_dir
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> Path:
+    os.environ["DLTOOL_DATA"] = str(data_dir)
+    config = load_config("digits-mlp", ["train.epochs=2"])
+    return train(config, create_run_dir(tmp_path_factory.mktemp("runs"), "digits")).run_dir
+
+
+@pytest.fixture(scope="module")
+def int8_export(run: Path):
+    from conftest import Cli
+
+    return Cli()("export", run, "--int8")
+
+
+def _rows(stdout: str) -> list[dict]:
+    return list(csv.DictReader(stdout.splitlines()))
+
+
+def test_an_int8_export_is_scored_on_the_runs_test_split_and_says_so(cli, run: Path, int8_export) -> None:
+    path = run / "export" / "model.int8.onnx"
+    assert int8_export.stdout == f"{path}\n"
+    sidecar = json.loads(sidecar_path(path).read_text())
+    check = sidecar["verification"]["int8"]
+    evaluated = json.loads(cli("eval", run, "--json").stdout)
+    # The float score is the run's own test accuracy, on the same images as dltool eval.
+    assert check["split"] == "test" and check["score"] == "accuracy"
+    assert check["float"] == evaluated["accuracy"] and check["images"] == evaluated["n"] == 359
+    assert check["int8"] >= check["float"] * (1 - check["max_drop"]) and check["max_drop"] == 0.01
+    assert sidecar["quantization"]["calibration"] == {"split": "train", "images": 256, "method": "min-max"}
+    assert sidecar["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert f"accuracy {check['int8']:.4g} on 359 test images against the model's" in int8_export.stderr
+    assert "calibrated on 256 training images" in int8_export.stderr and "warn" not in int8_export.stderr.lower()
+
+
+def test_the_int8_file_holds_int8_weights_beside_the_float_export(cli, run: Path, int8_export) -> None:
+    float_path = Path(cli("export", run).stdout.strip())
+    int8_path = run / "export" / "model.int8.onnx"
+    assert float_path == run / "export" / "model.onnx" and int8_path.is_file()  # neither replaced the other
+    graph = onnx.load(int8_path).graph
+    layers = [node for node in graph.node if node.op_type in ("Gemm", "MatMul", "Conv")]
+    int8_weights = [t for t in graph.initializer if t.data_type == onnx.TensorProto.INT8]
+    assert layers and len(int8_weights) >= len(layers)
+    assert sum(node.op_type == "QuantizeLinear" for node in graph.node) >= len(layers)
+    assert int8_path.stat().st_size < 0.4 * float_path.stat().st_size  # a byte per weight, not four
+
+
+def test_predict_runs_the_int8_file_with_the_runs_labels(cli, run: Path, int8_export, tmp_path: Path) -> None:
+    images = write_digit_images(tmp_path, 40)
+    expected = _rows(cli("predict", run, images, "--format", "csv").stdout)
+    rows = _rows(cli("predict", run / "export" / "model.int8.onnx", images, "--format", "csv").stdout)
+    assert [r["path"] for r in rows] == [r["path"] for r in expected] and len(rows) == 40
+    agree = sum(r["label"] == e["label"] for r, e in zip(rows, expected))
+    assert agree >= 36, f"{agree} of 40 labels agree with the float model"
+
+
+def test_the_same_run_exports_the_same_int8_file(run: Path, int8_export, tmp_path: Path) -> None:
+    again = export_trained(load_trained(run), "onnx", tmp_path / "again.onnx", int8=Int8())
+    assert again.path.read_bytes() == (run / "export" / "model.int8.onnx").read_bytes()
+
+
+class Outlier(torch.nn.Module):
+    """The model, with one activation ten thousand times the others' size on the way: in
+    float it changes nothing, but it stretches that tensor's int8 range so far that every
+    pixel rounds to the same level."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        flat = images.flatten(1)
+        stretched = torch.cat([flat, 1e4 * flat[:, :1]], 1)
+        return self.model(stretched[:, :-1].reshape(images.shape))
+
+
+def test_an_int8_file_that_scores_worse_is_refused_and_nothing_written(run: Path, tmp_path: Path) -> None:
+    trained = load_trained(run)
+    outlier = Trained(
+        Outlier(trained.model).eval(), trained.config, trained.classes, trained.in_shape, trained.source, None
+    )
+    with pytest.raises(
+        ExportError, match=r"int8 accuracy on the test split is 0\.\d+ against .* worse .*nothing written"
+    ):
+        export_trained(outlier, "onnx", tmp_path / "out" / "model.onnx", int8=Int8())
+    assert not (tmp_path / "out").exists()
+    # Allowed to fall that far, it is written, and says how far it fell.
+    result = export_trained(outlier, "onnx", tmp_path / "out" / "model.onnx", int8=Int8(max_drop=1.0))
+    assert result.int8 is not None and result.int8.drop > 0.5
+
+
+def test_a_reconstruction_int8_export_is_held_to_its_loss(tmp_path: Path) -> None:
+    config = load_config("digits-mlp", ["model.name=autoencoder", "loss.name=mse", "train.epochs=1"])
+    run = train(config, create_run_dir(tmp_path, "ae")).run_dir
+    result = export_trained(load_trained(run), "onnx", int8=Int8(calibration=64, max_drop=1.0))
+    assert result.path == run / "export" / "model.int8.onnx"
+    assert result.int8 is not None and result.int8.score == "loss" and not result.int8.higher_is_better
+    assert json.loads(sidecar_path(result.path).read_text())["quantization"]["calibration"]["images"] == 64
+
+
+def test_a_lower_is_better_score_drops_when_it_rises() -> None:
+    accuracy = Int8Check("test", "accuracy", 0.9, 0.855, True, 100, 256, 0.01)
+    rmse = Int8Check("test", "rmse", 2.0, 2.1, False, 100, 256, 0.01)
+    assert accuracy.drop == pytest.approx(0.05) and rmse.drop == pytest.approx(0.05)
+    assert Int8Check("test", "rmse", 2.0, 1.9, False, 100, 256, 0.01).drop < 0
+
+
+def test_bad_int8_settings_are_usage_errors(cli, run: Path) -> None:
+    assert "only ONNX files are quantized" in cli("export", run, "--int8", "--to", "torchscript", code=2).stderr
+    assert "--calibration" in cli("export", run, "--int8", "--calibration", "0", code=2).stderr
+    assert "--max-drop" in cli("export", run, "--int8", "--max-drop", "1.5", code=2).stderr
+    with pytest.raises(UsageError, match="max_drop -0.1: expected a fraction from 0 to 1"):
+        Int8(max_drop=-0.1)
+    assert not (run / "export" / "model.int8.torchscript").exists()
