@@ -9,12 +9,14 @@ trained for one batch on a small folder at image_size 224. Then, in the same run
   against a plain loop — PIL open → RGB → resize to 224² → tensor → normalise → one forward
   per image — on the same model object; the same with the run exported to ONNX (the forward
   pass in onnxruntime, where dltool[onnx] is installed; the pipeline around it imports no
-  torch); the same with ``--amp bf16`` (the forward pass in bf16 autocast: about twice as
+  torch); the same exported with ``--int8`` (int8 weights and activations: onnxruntime's int8
+  kernels, VNNI on this CPU; the one-batch model's test score is not held to the float
+  model's: ``max_drop=1``); the same with ``--amp bf16`` (the forward pass in bf16 autocast: about twice as
   fast on a CPU with AVX-512 BF16 or AMX); the ceiling, the model's float32 forward pass alone on ready batches (on a CPU it takes
   every core, so decoding only adds to it); also dltool at each ``--workers`` count (full run);
 - memory: peak of a ``dltool predict MODEL FOLDER --format csv`` process over the 200 JPEGs
   and over 20,000 small PNGs, one row per file checked, MODEL the run dir and then its ONNX
-  export. Two figures: the predict process's peak RSS (its VmHWM) and the peak sum of the
+  export (and its int8 export, over the JPEGs). Two figures: the predict process's peak RSS (its VmHWM) and the peak sum of the
   proportional set size (PSS: shared pages split between sharers) of it and its forked
   decoding processes, sampled every 50 ms. The goal is under 600 MB (the ratio is 600 MB
   over the peak RSS); the reference gives the floor, the peak RSS of a process that only
@@ -47,6 +49,7 @@ from dltool.evaluation.predict import Prediction, predict
 from dltool.evaluation.trained import Trained, load_trained
 from dltool.export.export import export_trained
 from dltool.export.exported import load_exported
+from dltool.export.int8 import Int8
 from dltool.rundir import create_run_dir
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -140,11 +143,11 @@ def dltool_rate(trained: InferenceModel, folder: Path, count: int, workers: int 
     return count / (time.perf_counter() - started)
 
 
-def exported_onnx(trained: Trained, work: Path) -> Path | None:
-    """The run exported to ONNX (as `dltool export RUN --to onnx` writes it); None without
-    the onnx extra."""
+def exported_onnx(trained: Trained, work: Path, int8: Int8 | None = None) -> Path | None:
+    """The run exported to ONNX (as `dltool export RUN --to onnx [--int8]` writes it); None
+    without the onnx extra."""
     try:
-        return export_trained(trained, "onnx", work / "resnet18.onnx").path
+        return export_trained(trained, "onnx", work / f"resnet18{'.int8' if int8 else ''}.onnx", int8=int8).path
     except UsageError:  # dltool[onnx] is not installed
         return None
 
@@ -219,41 +222,52 @@ def measure(work: Path, jpegs: int, pngs: int, jpeg_size: tuple[int, int], image
     os.environ["DLTOOL_DATA"] = str(work / "data")
     torch.manual_seed(0)
     trained = trained_resnet18(work, image_size)
-    onnx = exported_onnx(trained, work)
+    exports = {"onnx": exported_onnx(trained, work), "onnx-int8": exported_onnx(trained, work, Int8(max_drop=1.0))}
     big = make_photos(work / "big", jpegs, jpeg_size, seed=2)
     many_pngs(work / "small", pngs)
     plain = max(plain_loop(trained, big) for _ in range(2))
     what = f"{jpegs} JPEGs of {jpeg_size[0]}×{jpeg_size[1]}"
-    rows = speed_rows(trained, onnx, work / "big", jpegs, plain, f"predict {what}, ResNet-18 at {image_size}²", sweep)
+    rows = speed_rows(
+        trained, exports, work / "big", jpegs, plain, f"predict {what}, ResNet-18 at {image_size}²", sweep
+    )
     folders = [
         (work / "big", jpegs, what, "large-jpegs"),
         (work / "small", pngs, f"{pngs:,} PNGs of 64×48", "small-pngs"),
     ]
     rows += memory_rows(trained.run_dir, folders, "", "")
-    if onnx is not None:
+    if (onnx := exports["onnx"]) is not None:
         rows += memory_rows(onnx, folders, ", the run exported to ONNX", ".onnx")
+    if (int8 := exports["onnx-int8"]) is not None:  # its forward pass is quicker, not its memory: the JPEGs only
+        rows += memory_rows(int8, folders[:1], ", the run exported to ONNX with --int8", ".onnx-int8")
     return rows
 
 
+EXPORT_ROWS = {  # what each export's speed rows say it is (the keys end the rows' ids)
+    "onnx": ("the run exported to ONNX: `dltool predict model.onnx`, no torch", ", ONNX"),
+    "onnx-int8": ("the run exported with `--int8`: ONNX with int8 weights and activations", ", ONNX int8"),
+}
+
+
 def speed_rows(
-    trained: Trained, onnx: Path | None, folder: Path, count: int, plain: float, what: str, sweep: bool
+    trained: Trained, exports: dict[str, Path | None], folder: Path, count: int, plain: float, what: str, sweep: bool
 ) -> list[Row]:
-    """dltool predict's rate with the run, with its ONNX export, and at each --workers count
+    """dltool predict's rate with the run, with its exports, and at each --workers count
     (``sweep``), each against the plain loop's rate ``plain``."""
     ours = max(dltool_rate(trained, folder, count) for _ in range(2))
     against = f"{plain:,.1f} plain PIL loop, one forward per image"
     rows = [Row(f"{what} (images/s)", f"{ours:,.1f}", against, ours / plain, id="predict-scale.large-jpegs", goal=3.0)]
-    exported = None if onnx is None else max(dltool_rate(load_exported(onnx), folder, count) for _ in range(2))
-    rows.append(
-        Row(
-            "  the same, the run exported to ONNX: `dltool predict model.onnx`, no torch (images/s)",
-            "not measured (dltool[onnx] not installed)" if exported is None else f"{exported:,.1f}",
-            against,
-            None if exported is None else exported / plain,
-            id="predict-scale.large-jpegs.onnx",
-            goal=None if exported is None else 3.0,  # issue 17: predict at 3x a plain PIL loop
+    for key, path in exports.items():
+        rate = None if path is None else max(dltool_rate(load_exported(path), folder, count) for _ in range(2))
+        rows.append(
+            Row(
+                f"  the same, {EXPORT_ROWS[key][0]} (images/s)",
+                "not measured (dltool[onnx] not installed)" if rate is None else f"{rate:,.1f}",
+                against,
+                None if rate is None else rate / plain,
+                id=f"predict-scale.large-jpegs.{key}",
+                goal=None if rate is None else 3.0,  # issue 17: predict at 3x a plain PIL loop
+            )
         )
-    )
     half = load_trained(trained.source, amp="bf16")
     bf16 = max(dltool_rate(half, folder, count) for _ in range(2))
     rows.append(
@@ -276,7 +290,9 @@ def speed_rows(
             id="predict-scale.large-jpegs.forward-only",
         )
     )
-    sides = [(trained, "", "")] + ([] if onnx is None else [(load_exported(onnx), ", ONNX", ".onnx")])
+    sides = [(trained, "", "")] + [
+        (load_exported(path), EXPORT_ROWS[key][1], f".{key}") for key, path in exports.items() if path is not None
+    ]
     for model, how, key in sides if sweep else ():
         for workers in (0, 1, 2):  # decoding processes beside the forward pass's threads (one per core)
             rate = dltool_rate(model, folder, count, workers=workers)
