@@ -16,7 +16,7 @@ from PIL import Image
 
 import dltool
 from conftest import StopAfter, metrics_without_times
-from dltool import evaluate, predict, resume, train, tune
+from dltool import evaluate, export_model, predict, resume, train, tune
 from dltool.errors import CheckpointError, ConfigError, UnknownNameError, UsageError
 from studies import study_json, trials_csv
 
@@ -149,6 +149,18 @@ def test_predict_labels_images_written_by_the_test(cli, capfd, run: Path, tmp_pa
     assert table["top2_score"].tolist() == [r.top[1][1] for r in result.rows]
     single = predict(run, folder / "0.png")  # one path, not its characters
     assert [r.path for r in single.rows] == [str(folder / "0.png")] and len(single.rows[0].top) == 3
+
+
+def test_export_writes_the_file_the_command_writes_and_quantizes_on_request(capfd, run: Path, tmp_path: Path) -> None:
+    result = export_model(run, output=tmp_path / "digits.onnx")
+    assert result.path == tmp_path / "digits.onnx" and result.int8 is None and result.max_abs_diff <= 1e-4
+    quantized = export_model(run, int8=True, calibration=64)
+    assert quantized.path == run / "export" / "model.int8.onnx" and quantized.int8 is not None
+    assert quantized.int8.calibration_images == 64 and quantized.int8.drop <= 0.01
+    assert capfd.readouterr() == ("", "")
+    assert [r.label for r in predict(quantized.path, tmp_path / "nothing-*.png").rows] == []
+    with pytest.raises(UsageError, match="only ONNX files are quantized"):
+        export_model(run, to="torchscript", int8=True)
 
 
 def test_tune_runs_a_small_study_from_a_mapping(capfd, isolated: Path) -> None:

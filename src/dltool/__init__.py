@@ -1,6 +1,6 @@
 """dltool: train, tune, evaluate and use PyTorch image models from the command line.
 
-From Python: ``from dltool import train, resume, evaluate, predict, segment, tune`` (see ``dltool.api``).
+From Python: ``from dltool import train, resume, evaluate, predict, segment, export_model, tune`` (see ``dltool.api``).
 They are loaded on first access, so ``import dltool`` (and ``dltool --help``) stays free of torch.
 """
 
@@ -10,9 +10,20 @@ from typing import TYPE_CHECKING, Any
 from dltool._version import __version__
 
 if TYPE_CHECKING:
-    from dltool.api import Masks, Predictions, evaluate, predict, resume, segment, train, tune
+    from dltool.api import Masks, Predictions, evaluate, export_model, predict, resume, segment, train, tune
 
-__all__ = ["Masks", "Predictions", "__version__", "evaluate", "predict", "resume", "segment", "train", "tune"]
+__all__ = [
+    "Masks",
+    "Predictions",
+    "__version__",
+    "evaluate",
+    "export_model",
+    "predict",
+    "resume",
+    "segment",
+    "train",
+    "tune",
+]
 _API = set(__all__) - {"__version__"}  # in dltool.api
 
 

@@ -1,4 +1,4 @@
-"""dltool from Python: ``train``, ``evaluate``, ``predict`` and ``tune``, returning results.
+"""dltool from Python: ``train``, ``evaluate``, ``predict``, ``export_model`` and ``tune``, returning results.
 
 Each function does what its command does — the same config layers, run dir names and files
 written — through the same library calls, raises a ``dltool.errors.DltoolError`` subclass on
@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from dltool.export.int8 import CALIBRATION_IMAGES, MAX_DROP
+
 if TYPE_CHECKING:
     import threading
 
@@ -24,9 +26,10 @@ if TYPE_CHECKING:
     from dltool.evaluation.evaluate import EvalResult
     from dltool.evaluation.predict import Prediction, Unreadable
     from dltool.evaluation.segment import MaskWritten
+    from dltool.export.export import ExportResult
     from dltool.tuning import TuneObserver, TuneResult
 
-__all__ = ["Predictions", "evaluate", "predict", "resume", "train", "tune"]
+__all__ = ["Masks", "Predictions", "evaluate", "export_model", "predict", "resume", "segment", "train", "tune"]
 
 StrPath = str | os.PathLike[str]
 
@@ -170,6 +173,30 @@ def predict(
         else:
             rows.append(row)
     return Predictions(rows, unreadable, prediction_columns(model, top_k))
+
+
+def export_model(
+    run: StrPath,
+    *,
+    to: str = "onnx",
+    output: StrPath | None = None,
+    opset: int | None = None,
+    force: bool = False,
+    int8: bool = False,
+    calibration: int = CALIBRATION_IMAGES,
+    max_drop: float = MAX_DROP,
+) -> ExportResult:
+    """Write a trained model as ONNX or TorchScript with its sidecar, as ``dltool export``
+    does: checked against the model first, and with ``int8`` (ONNX) quantized on
+    ``calibration`` training images and kept only if its test score is at most ``max_drop``
+    of the model's worse (``dltool.export.quantize``). The result names the file written."""
+    from dltool.evaluation.trained import load_trained
+    from dltool.export.export import export_trained
+    from dltool.export.int8 import Int8
+
+    quantized = Int8(calibration, max_drop) if int8 else None
+    target = None if output is None else Path(output)
+    return export_trained(load_trained(Path(run)), to, target, opset=opset, force=force, int8=quantized)
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ model's score worse than the float model's on the same images.
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -45,9 +45,8 @@ def quantize_trained(trained: Trained, float_onnx: bytes, int8: Int8) -> tuple[b
     """``float_onnx`` (``trained``'s verified export) quantized to int8 and scored; raises
     ``ExportError`` when its score falls further than ``int8.max_drop`` allows."""
     with split_batches(trained, "train", rows=int8.calibration) as batches:
-        calibration = [images.cpu().numpy() for images, _ in batches]
-    data = quantize(float_onnx, calibration)
-    check = score_int8(trained, open_onnx(data, "cpu"), int8, sum(len(b) for b in calibration))
+        data, calibrated = quantize(float_onnx, (images.cpu().numpy() for images, _ in batches))
+    check = score_int8(trained, open_onnx(data, "cpu"), int8, calibrated)
     if check.drop > int8.max_drop:
         raise ExportError(
             f"int8 {check.score} on the {check.split} split is {check.int8_score:.4g} against the float "
@@ -57,13 +56,15 @@ def quantize_trained(trained: Trained, float_onnx: bytes, int8: Int8) -> tuple[b
     return data, check
 
 
-def quantize(float_onnx: bytes, calibration: Iterable[np.ndarray]) -> bytes:
+def quantize(float_onnx: bytes, calibration: Iterable[np.ndarray]) -> tuple[bytes, int]:
     """``float_onnx`` with int8 weights and uint8 activations whose ranges the normalised
-    float32 batches of ``calibration`` set (module docstring)."""
+    float32 batches of ``calibration`` set (module docstring; read a batch at a time), and
+    how many images those batches held."""
     require("onnx")
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
+    reader = _reader(calibration)
     with tempfile.TemporaryDirectory(prefix="dltool-int8-") as folder:
         work = Path(folder)
         (work / "float.onnx").write_bytes(float_onnx)
@@ -73,7 +74,7 @@ def quantize(float_onnx: bytes, calibration: Iterable[np.ndarray]) -> bytes:
             quantize_static(
                 str(work / "prepared.onnx"),
                 str(work / "int8.onnx"),
-                _reader(calibration),
+                reader,
                 quant_format=QuantFormat.QDQ,
                 per_channel=True,
                 activation_type=QuantType.QUInt8,
@@ -83,19 +84,21 @@ def quantize(float_onnx: bytes, calibration: Iterable[np.ndarray]) -> bytes:
             )
         except Exception as error:  # onnxruntime's tools raise many types; any is "cannot quantize this model"
             raise ExportError(f"onnxruntime's quantizer failed: {first_line(error)}") from None
-        return (work / "int8.onnx").read_bytes()
+        return (work / "int8.onnx").read_bytes(), reader.images
 
 
 def _reader(batches: Iterable[np.ndarray]) -> Any:
-    """The batches as onnxruntime's calibration data reader."""
+    """The batches as onnxruntime's calibration data reader, counting their images."""
     from onnxruntime.quantization import CalibrationDataReader
 
     class Batches(CalibrationDataReader):  # type: ignore[misc]  # onnxruntime has no type hints
         def __init__(self) -> None:
-            self.feeds: Iterator[dict[str, np.ndarray]] = ({INPUT_NAME: batch} for batch in batches)
+            self.batches, self.images = iter(batches), 0  # images: read so far
 
         def get_next(self) -> dict[str, np.ndarray] | None:
-            return next(self.feeds, None)
+            batch = next(self.batches, None)
+            self.images += 0 if batch is None else len(batch)
+            return None if batch is None else {INPUT_NAME: batch}
 
     return Batches()
 
