@@ -140,6 +140,17 @@ def test_onnx_export_is_verified_and_predicts_the_same_masks(cli, run: Path, sha
         )
 
 
+def test_an_int8_export_is_held_to_the_runs_miou(cli, run: Path, shapes: Path, tmp_path: Path) -> None:
+    # The U-Net's graph is one that onnxruntime's symbolic shape inference gives up on.
+    result = cli("export", run, "--int8", "--max-drop", "0.05", "--output", tmp_path / "seg.int8.onnx")
+    check = json.loads((tmp_path / "seg.int8.onnx.json").read_text())["verification"]["int8"]
+    assert check["score"] == "miou" and check["images"] == 12
+    assert check["float"] == json.loads(cli("eval", run, "--json").stdout)["miou"]
+    assert check["int8"] >= check["float"] * 0.95 and "miou" in result.stderr
+    cli("predict", tmp_path / "seg.int8.onnx", shapes / "test" / "images", "--out", tmp_path / "masks")
+    assert len(list((tmp_path / "masks").glob("*.png"))) == 12
+
+
 def test_visualize_draws_the_worst_images_first(cli, run: Path, tmp_path: Path) -> None:
     from dltool.tasks.segmentation import worst_rows
 

@@ -19,7 +19,7 @@ model's score worse than the float model's on the same images.
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -69,8 +69,7 @@ def quantize(float_onnx: bytes, calibration: Iterable[np.ndarray]) -> tuple[byte
         work = Path(folder)
         (work / "float.onnx").write_bytes(float_onnx)
         try:
-            # Shape inference and graph optimisation (batch norms folded): what the quantizer expects.
-            quant_pre_process(str(work / "float.onnx"), str(work / "prepared.onnx"))
+            _prepare(quant_pre_process, work / "float.onnx", work / "prepared.onnx")
             quantize_static(
                 str(work / "prepared.onnx"),
                 str(work / "int8.onnx"),
@@ -85,6 +84,16 @@ def quantize(float_onnx: bytes, calibration: Iterable[np.ndarray]) -> tuple[byte
         except Exception as error:  # onnxruntime's tools raise many types; any is "cannot quantize this model"
             raise ExportError(f"onnxruntime's quantizer failed: {first_line(error)}") from None
         return (work / "int8.onnx").read_bytes(), reader.images
+
+
+def _prepare(quant_pre_process: Callable[..., None], source: Path, target: Path) -> None:
+    """Shape inference and graph optimisation (batch norms folded): what the quantizer expects.
+    Its symbolic shape inference gives up on some graphs (a U-Net's skip connections), where
+    ONNX's own shape inference is enough for a network of fixed-size images."""
+    try:
+        quant_pre_process(str(source), str(target))
+    except Exception:  # onnxruntime's "Incomplete symbolic shape inference", among others
+        quant_pre_process(str(source), str(target), skip_symbolic_shape=True)
 
 
 def _reader(batches: Iterable[np.ndarray]) -> Any:
