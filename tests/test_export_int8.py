@@ -115,6 +115,20 @@ def test_an_int8_file_that_scores_worse_is_refused_and_nothing_written(run: Path
     assert result.int8 is not None and result.int8.drop > 0.5
 
 
+def test_without_the_runs_data_an_int8_export_says_so_and_writes_nothing(cli, tmp_path: Path) -> None:
+    folder = tmp_path / "photos"
+    for label in ("a", "b"):
+        (folder / label).mkdir(parents=True)
+        write_digit_images(folder / label, 12)
+    run = Path(
+        cli("train", "digits-mlp", "--dataset", folder, "--epochs", "1", "-q", "--runs-dir", tmp_path).stdout.strip()
+    )
+    folder.rename(tmp_path / "moved")
+    error = cli("export", run, "--int8", code=1).stderr
+    assert "int8 calibrates on the run's own data, which cannot be read" in error and "no such folder" in error
+    assert not (run / "export").exists()
+
+
 def test_a_reconstruction_int8_export_is_held_to_its_loss(tmp_path: Path) -> None:
     config = load_config("digits-mlp", ["model.name=autoencoder", "loss.name=mse", "train.epochs=1"])
     run = train(config, create_run_dir(tmp_path, "ae")).run_dir

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 import dltool.tasks as tasks
-from dltool.errors import ExportError, first_line
+from dltool.errors import ConfigError, DatasetError, ExportError, first_line
 from dltool.evaluation.evaluate import evaluate_split, split_batches
 from dltool.evaluation.trained import Trained
 from dltool.export.formats import INPUT_NAME, Forward, open_onnx, require
@@ -44,8 +44,11 @@ SCORED_SPLIT = "test"
 def quantize_trained(trained: Trained, float_onnx: bytes, int8: Int8) -> tuple[bytes, Int8Check]:
     """``float_onnx`` (``trained``'s verified export) quantized to int8 and scored; raises
     ``ExportError`` when its score falls further than ``int8.max_drop`` allows."""
-    with split_batches(trained, "train", rows=int8.calibration) as batches:
-        data, calibrated = quantize(float_onnx, (images.cpu().numpy() for images, _ in batches))
+    try:
+        with split_batches(trained, "train", rows=int8.calibration) as batches:
+            data, calibrated = quantize(float_onnx, (images.cpu().numpy() for images, _ in batches))
+    except (ConfigError, DatasetError) as error:  # the run's data is gone: not a mistake on the command line
+        raise DatasetError(f"int8 calibrates on the run's own data, which cannot be read: {error}") from None
     check = score_int8(trained, open_onnx(data, "cpu"), int8, calibrated)
     if check.drop > int8.max_drop:
         raise ExportError(
