@@ -90,12 +90,10 @@ def quantize(float_onnx: bytes, calibration: Iterable[np.ndarray]) -> tuple[byte
 
 
 def _prepare(quant_pre_process: Callable[..., None], source: Path, target: Path) -> None:
-    """Shape inference and graph optimisation (batch norms folded): what the quantizer expects.
-    Its symbolic shape inference gives up on some graphs (a U-Net's skip connections), where
-    ONNX's own shape inference is enough for a network of fixed-size images."""
+    """Shape inference and graph optimisation (batch norms folded): what the quantizer expects."""
     try:
         quant_pre_process(str(source), str(target))
-    except Exception:  # onnxruntime's "Incomplete symbolic shape inference", among others
+    except Exception:  # its symbolic shape inference gives up on some graphs (a U-Net's); ONNX's own will do
         quant_pre_process(str(source), str(target), skip_symbolic_shape=True)
 
 
