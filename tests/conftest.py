@@ -63,6 +63,18 @@ def cli() -> Cli:
     return Cli()
 
 
+@pytest.fixture(scope="module")
+def digits_run(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> Path:
+    """A one-epoch digits-mlp run, trained once for the test module that asks for it."""
+    from dltool.config import load_config
+    from dltool.engine import train
+    from dltool.rundir import create_run_dir
+
+    os.environ["DLTOOL_DATA"] = str(data_dir)
+    config = load_config("digits-mlp", ["train.epochs=1"])
+    return train(config, create_run_dir(tmp_path_factory.mktemp("runs"), "digits")).run_dir
+
+
 def dltool_command(*args: str) -> list[str]:
     """A real ``dltool`` process: the interpreter running the tests, ``-m dltool``."""
     return [sys.executable, "-m", "dltool", *map(str, args)]

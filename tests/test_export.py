@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -15,16 +14,14 @@ import pytest
 import torch
 
 from conftest import Cli, write_digit_images
-from dltool.config import load_config, validate_config
+from dltool.config import validate_config
 from dltool.data.normalise import Normalise
-from dltool.engine import train
 from dltool.errors import ExportError
 from dltool.evaluation.trained import Trained
 from dltool.export import sidecar_path
 from dltool.export.export import export_trained
 from dltool.models import models
 from dltool.models.build import build_model
-from dltool.rundir import create_run_dir
 
 IN_SHAPE = (3, 12, 10)  # not square: height and width must not swap
 CLASSES = ["cat", "dog", "emu"]
@@ -112,10 +109,8 @@ def test_every_model_exports_and_reloads_with_a_dynamic_batch(
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> Path:
-    os.environ["DLTOOL_DATA"] = str(data_dir)
-    config = load_config("digits-mlp", ["train.epochs=1"])
-    return train(config, create_run_dir(tmp_path_factory.mktemp("runs"), "digits")).run_dir
+def run(digits_run: Path) -> Path:
+    return digits_run
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,6 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
-import os
 from pathlib import Path
 
 import onnx
@@ -26,10 +25,8 @@ from dltool.rundir import create_run_dir
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> Path:
-    os.environ["DLTOOL_DATA"] = str(data_dir)
-    config = load_config("digits-mlp", ["train.epochs=2"])
-    return train(config, create_run_dir(tmp_path_factory.mktemp("runs"), "digits")).run_dir
+def run(digits_run: Path) -> Path:
+    return digits_run
 
 
 @pytest.fixture(scope="module")
