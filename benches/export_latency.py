@@ -14,6 +14,11 @@ descheduled (measured here under load: mnist-mlp at batch 64 took 110 ms on 2 th
 against 1 ms on one), and the ratio would measure the load rather than the two engines. The
 mnist-encoder-classifier recipe builds from its params alone (its encoder_run is read only
 when training starts).
+
+Then the same file quantized as `dltool export --int8` quantizes it (``dltool.export.quantize``),
+calibrated on 64 random images (the ranges change the numbers, not the work), against the
+float ONNX file: where int8 kernels pay, and where their quantize/dequantize steps cost more
+than they save.
 """
 
 from __future__ import annotations
@@ -30,10 +35,14 @@ import numpy as np
 import torch
 
 from dltool.config import load_config
+from dltool.data.normalise import normalise
 from dltool.evaluation.model import InferenceModel
 from dltool.evaluation.trained import Trained
 from dltool.export import load_exported
 from dltool.export.export import export_trained
+from dltool.export.exported import Exported
+from dltool.export.formats import open_onnx
+from dltool.export.quantize import quantize
 from dltool.models.build import build_model
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -95,19 +104,37 @@ def measure(repeats: int) -> list[Row]:
     for recipe in tensor_recipes() + ["mnist-encoder-classifier"]:
         model = trained(work, recipe)
         exported = load_exported(export_trained(model, "onnx", work / f"{recipe}.onnx").path)
+        int8 = quantized(exported)
         for batch in BATCHES:
             images = np.random.default_rng(0).integers(0, 256, (batch, *model.in_shape), dtype=np.uint8)
-            ours, eager = latencies([exported, model], images, repeats)
-            rows.append(
+            ours, eager, integer = latencies([exported, model, int8], images, repeats)
+            rows += [
                 Row(
                     f"{recipe} as ONNX in onnxruntime, batch {batch}, 1 thread (ms)",
                     milliseconds(ours),
                     f"{milliseconds(eager)} eager PyTorch",
                     eager / ours,
                     id=f"export-latency.{recipe}.batch-{batch}",
-                )
-            )
+                ),
+                Row(
+                    "  the same as int8 ONNX (`--int8`) (ms)",
+                    milliseconds(integer),
+                    f"{milliseconds(ours)} float ONNX",
+                    ours / integer,
+                    id=f"export-latency.{recipe}.int8.batch-{batch}",
+                ),
+            ]
     return rows
+
+
+def quantized(exported: Exported) -> Exported:
+    """``exported`` quantized to int8 on random calibration images, with its sidecar's
+    preprocessing (the file is not written: only its forward pass is timed)."""
+    rng = np.random.default_rng(1)
+    pixels = (rng.integers(0, 256, (16, *exported.in_shape), dtype=np.uint8) for _ in range(4))
+    calibration = (normalise(batch, exported.mean, exported.std) for batch in pixels)
+    data, _ = quantize(exported.path.read_bytes(), calibration)
+    return Exported(exported.path, exported.sidecar, open_onnx(data, "cpu"), "cpu")
 
 
 if __name__ == "__main__":

@@ -9,7 +9,9 @@ import hashlib
 import json
 from pathlib import Path
 
+import numpy as np
 import onnx
+import onnx.numpy_helper
 import pytest
 import torch
 
@@ -21,6 +23,7 @@ from dltool.evaluation.trained import Trained, load_trained
 from dltool.export import sidecar_path
 from dltool.export.export import export_trained
 from dltool.export.int8 import Int8, Int8Check
+from dltool.export.quantize import quantize
 from dltool.rundir import create_run_dir
 
 
@@ -75,6 +78,20 @@ def test_predict_runs_the_int8_file_with_the_runs_labels(cli, run: Path, int8_ex
     assert [r["path"] for r in rows] == [r["path"] for r in expected] and len(rows) == 40
     agree = sum(r["label"] == e["label"] for r, e in zip(rows, expected))
     assert agree >= 36, f"{agree} of 40 labels agree with the float model"
+
+
+def test_every_calibration_batch_sets_the_ranges(cli, run: Path) -> None:
+    """The first of nine batches holds the widest pixels: its range must reach the file, as
+    it would not if the calibrator dropped batches (onnxruntime's CalibMaxIntermediateOutputs)."""
+    float_onnx = Path(cli("export", run).stdout.strip()).read_bytes()
+    rng = np.random.default_rng(0)
+    batches = [rng.uniform(-1, 1, (10, 1, 8, 8)).astype(np.float32) for _ in range(9)]
+    batches[0][0, 0, 0, 0], batches[0][0, 0, 0, 1] = -40.0, 60.0
+    data, images = quantize(float_onnx, iter(batches))
+    graph = onnx.load_from_string(data).graph
+    node = next(n for n in graph.node if n.op_type == "QuantizeLinear")  # the MLP's first: the pixels, flattened
+    scale = onnx.numpy_helper.to_array(next(t for t in graph.initializer if t.name == node.input[1]))
+    assert images == 90 and float(scale) == pytest.approx(100 / 255, rel=1e-3)
 
 
 def test_the_same_run_exports_the_same_int8_file(run: Path, int8_export, tmp_path: Path) -> None:
