@@ -15,7 +15,7 @@ import onnx.numpy_helper
 import pytest
 import torch
 
-from conftest import write_digit_images
+from conftest import Cli, write_digit_images
 from dltool.config import load_config
 from dltool.engine import train
 from dltool.errors import ExportError, UsageError
@@ -34,9 +34,12 @@ def run(digits_run: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def int8_export(run: Path):
-    from conftest import Cli
-
     return Cli()("export", run, "--int8")
+
+
+@pytest.fixture(scope="module")
+def float_export(run: Path) -> Path:
+    return Path(Cli()("export", run).stdout.strip())
 
 
 def _rows(stdout: str) -> list[dict]:
@@ -59,8 +62,8 @@ def test_an_int8_export_is_scored_on_the_runs_test_split_and_says_so(cli, run: P
     assert "calibrated on 256 training images" in int8_export.stderr and "warn" not in int8_export.stderr.lower()
 
 
-def test_the_int8_file_holds_int8_weights_beside_the_float_export(cli, run: Path, int8_export) -> None:
-    float_path = Path(cli("export", run).stdout.strip())
+def test_the_int8_file_holds_int8_weights_beside_the_float_export(run: Path, int8_export, float_export: Path) -> None:
+    float_path = float_export
     int8_path = run / "export" / "model.int8.onnx"
     assert float_path == run / "export" / "model.onnx" and int8_path.is_file()  # neither replaced the other
     graph = onnx.load(int8_path).graph
@@ -80,10 +83,10 @@ def test_predict_runs_the_int8_file_with_the_runs_labels(cli, run: Path, int8_ex
     assert agree >= 36, f"{agree} of 40 labels agree with the float model"
 
 
-def test_every_calibration_batch_sets_the_ranges(cli, run: Path) -> None:
+def test_every_calibration_batch_sets_the_ranges(float_export: Path) -> None:
     """The first of nine batches holds the widest pixels: its range must reach the file, as
     it would not if the calibrator dropped batches (onnxruntime's CalibMaxIntermediateOutputs)."""
-    float_onnx = Path(cli("export", run).stdout.strip()).read_bytes()
+    float_onnx = float_export.read_bytes()
     rng = np.random.default_rng(0)
     batches = [rng.uniform(-1, 1, (10, 1, 8, 8)).astype(np.float32) for _ in range(9)]
     batches[0][0, 0, 0, 0], batches[0][0, 0, 0, 1] = -40.0, 60.0
