@@ -43,6 +43,7 @@ class Int8Check:
     images: int
     calibration_images: int
     max_drop: float
+    speedup: float | None = None  # the int8 file's speed over the float file's, on the machine that exported it
 
     @property
     def drop(self) -> float:
@@ -58,4 +59,5 @@ class Int8Check:
             "float": self.float_score,
             "int8": self.int8_score,
             "max_drop": self.max_drop,
+            "speedup": self.speedup,
         }

@@ -22,7 +22,9 @@ model's score worse than the float model's on the same images.
 from __future__ import annotations
 
 import tempfile
+import time
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -30,8 +32,10 @@ import numpy as np
 import torch
 
 import dltool.tasks as tasks
+from dltool.engine.probe import median_seconds
 from dltool.errors import ConfigError, DatasetError, ExportError, first_line
 from dltool.evaluation.evaluate import evaluate_split, split_batches
+from dltool.evaluation.model import InferenceModel, default_batch_size
 from dltool.evaluation.trained import Trained
 from dltool.export.formats import INPUT_NAME, Forward, open_onnx, require
 from dltool.export.int8 import Int8, Int8Check
@@ -50,6 +54,7 @@ def quantize_trained(trained: Trained, float_onnx: bytes, int8: Int8) -> tuple[b
     except (ConfigError, DatasetError) as error:  # the run's data is gone: not a mistake on the command line
         raise DatasetError(f"int8 calibrates on the run's own data, which cannot be read: {error}") from None
     check = score_int8(trained, open_onnx(data, "cpu"), int8, calibrated)
+    check = replace(check, speedup=speedup(float_onnx, data, trained))
     if check.drop > int8.max_drop:
         raise ExportError(
             f"int8 {check.score} on the {check.split} split is {check.int8_score:.4g} against the float "
@@ -94,6 +99,22 @@ def _prepare(quant_pre_process: Callable[..., None], source: Path, target: Path)
         quant_pre_process(str(source), str(target))
     except Exception:  # its symbolic shape inference gives up on some graphs (a U-Net's); ONNX's own will do
         quant_pre_process(str(source), str(target), skip_symbolic_shape=True)
+
+
+def speedup(float_onnx: bytes, int8_onnx: bytes, model: InferenceModel) -> float:
+    """How many times as fast the int8 file runs a batch as the float file, on this machine
+    (predict's batch size and threads; medians of alternating rounds): int8 pays for
+    convolutions and large matrices, and can cost more than it saves around small ones."""
+    runs = [open_onnx(data, "cpu") for data in (float_onnx, int8_onnx)]
+    batch = np.random.default_rng(0).standard_normal((default_batch_size(model), *model.in_shape), np.float32)
+    seconds = median_seconds((0, 1), lambda side: _seconds(runs[side], batch))
+    return seconds[0] / seconds[1]
+
+
+def _seconds(forward: Forward, batch: np.ndarray) -> float:
+    started = time.perf_counter()
+    forward(batch)
+    return time.perf_counter() - started
 
 
 def _reader(batches: Iterable[np.ndarray]) -> Any:
