@@ -15,6 +15,7 @@ import onnx.numpy_helper
 import pytest
 import torch
 
+import dltool
 from conftest import Cli, write_digit_images
 from dltool.config import load_config
 from dltool.engine import train
@@ -170,3 +171,32 @@ def test_bad_int8_settings_are_usage_errors(cli, run: Path) -> None:
     with pytest.raises(UsageError, match="max_drop -0.1: expected a fraction from 0 to 1"):
         Int8(max_drop=-0.1)
     assert not (run / "export" / "model.int8.torchscript").exists()
+
+
+def test_eval_scores_an_export_on_its_runs_data_beside_the_file(
+    cli, run: Path, int8_export, float_export: Path
+) -> None:
+    int8_path = run / "export" / "model.int8.onnx"
+    scored = json.loads(cli("eval", int8_path, "--json").stdout)
+    check = json.loads(sidecar_path(int8_path).read_text())["verification"]["int8"]
+    # The same test images through the same file as the export's own check, by its own runtime.
+    assert scored["accuracy"] == check["int8"] and scored["n"] == check["images"] == 359
+    assert scored["runtime"] == "onnxruntime" and scored["checkpoint"] == str(int8_path)
+    assert json.loads((run / "export" / "model.int8.onnx.eval-test.json").read_text()) == scored
+    assert dltool.evaluate(int8_path).document["accuracy"] == scored["accuracy"]  # the Python API routes it too
+    ours = json.loads(cli("eval", run, "--json").stdout)
+    assert json.loads(cli("eval", float_export, "--json").stdout)["accuracy"] == ours["accuracy"]
+    assert json.loads((run / "eval-test.json").read_text())["checkpoint"] == ours["checkpoint"]  # not overwritten
+
+
+def test_eval_of_an_export_refuses_what_only_a_run_has_and_a_lost_source(
+    cli, run: Path, int8_export, tmp_path: Path
+) -> None:
+    int8_path = run / "export" / "model.int8.onnx"
+    assert "is an exported model, not a run" in cli("eval", int8_path, "--checkpoint", "last", code=2).stderr
+    assert "averages the test-time augmentation" in cli("eval", int8_path, "--tta", "flip", code=2).stderr
+    moved = tmp_path / "model.int8.onnx"
+    moved.write_bytes(int8_path.read_bytes())
+    sidecar = json.loads(sidecar_path(int8_path).read_text()) | {"source": str(tmp_path / "gone.safetensors")}
+    sidecar_path(moved).write_text(json.dumps(sidecar))
+    assert "which are gone" in cli("eval", moved, code=1).stderr

@@ -97,17 +97,18 @@ def evaluate(
 ) -> EvalResult:
     """Score a trained model, as ``dltool eval`` does, and write ``eval-<split>.json``.
 
-    ``run``: a run dir, its ``model.safetensors`` or a ``.pt`` checkpoint; ``checkpoint``
-    picks a run dir's best weights or ``checkpoints/last.pt``. ``data`` scores another
+    ``run``: a run dir, its ``model.safetensors``, a ``.pt`` checkpoint or an exported file
+    (scored on its run's data by its own runtime; the document is written beside it);
+    ``checkpoint`` picks a run dir's best weights or ``checkpoints/last.pt``. ``data`` scores another
     dataset name or image folder with the same classes (``root``: its ``data.root``), and the
     file is then ``eval-<dataset>-<split>.json``. ``tta`` (``none``, ``flip``) overrides the
     run's test-time augmentation. The result has the ``document`` (accuracy, per-class scores,
     confusion matrix, ...), the ``path`` written and ``per_class``, the per-class scores as a
     pandas DataFrame.
     """
-    from dltool.evaluation.evaluate import evaluate_run
+    from dltool.export.evaluate import evaluate_model
 
-    return evaluate_run(
+    return evaluate_model(
         Path(run),
         split=split,
         data=_text(data),

@@ -16,6 +16,10 @@ import typer
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress on stderr, errors only.")]
 JsonDocument = Annotated[bool, typer.Option("--json", help="Print a JSON document on stdout.")]
 TrainedModel = Annotated[Path, typer.Argument(help="Run dir, model.safetensors or a .pt checkpoint.")]
+# eval's: a trained model, or a file dltool export wrote (scored on its run's data).
+ScoredModel = Annotated[
+    Path, typer.Argument(help="Run dir, model.safetensors, a .pt checkpoint or an exported .onnx/.torchscript file.")
+]
 RowFormat = Annotated[
     str | None,
     typer.Option(

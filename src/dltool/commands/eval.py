@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from dltool.commands import _complete
-from dltool.commands._options import ScoreBatch, TrainedModel
+from dltool.commands._options import ScoreBatch, ScoredModel
 from dltool.commands._output import emit_json, stderr
 from dltool.errors import UsageError
 from dltool.evaluation import item_tables, scalars
@@ -20,7 +20,7 @@ HEADERS = {"roc_auc": "ROC AUC", "average_precision": "AP"}
 
 
 def eval_(
-    target: TrainedModel,
+    target: ScoredModel,
     split: Annotated[str, Opt(help="Split to score: test, val or train.")] = "test",
     data: Annotated[
         str | None,
@@ -39,18 +39,18 @@ def eval_(
         Path | None, Opt(help="Also write the per-class scores as a table: FILE.csv or FILE.parquet.")
     ] = None,
 ) -> None:
-    """Score a trained model; writes eval-<split>.json into the run dir.
+    """Score a trained model or an export on its run's data; writes eval-<split>.json (FILE.eval-... for an export).
 
     Example: dltool eval runs/digits-mlp-1 --json | jq .accuracy
     """
     from dltool.engine.tta import MODES
-    from dltool.evaluation.evaluate import evaluate_run
+    from dltool.export.evaluate import evaluate_model
 
     if tta is not None and tta not in MODES:  # named as the flag; the library checks the API's callers
         raise UsageError(f"--tta {tta!r}: expected {' or '.join(MODES)}")
     if per_class_out is not None:
         _check_table_out(per_class_out, target)
-    result = evaluate_run(
+    result = evaluate_model(
         target,
         split=split,
         data=data,

@@ -200,11 +200,14 @@ def _scored(
 def write_report(trained: Trained, document: dict[str, Any], own_data: bool) -> Path:
     """``eval-<split>.json`` in the run dir (``eval-<dataset>-<split>.json`` for other data),
     or beside a checkpoint that travels alone."""
-    folder = trained.run_dir or trained.source.parent
-    stem = document["split"] if own_data else f"{slug(document['dataset'], 'data')}-{document['split']}"
-    path = RunDir(folder).eval_report(stem)
+    path = RunDir(trained.run_dir or trained.source.parent).eval_report(report_stem(document, own_data))
     atomic_write_json(path, document)
     return path
+
+
+def report_stem(document: dict[str, Any], own_data: bool) -> str:
+    """What an eval report's name says was scored: the split, ``<dataset>-<split>`` for other data."""
+    return document["split"] if own_data else f"{slug(document['dataset'], 'data')}-{document['split']}"
 
 
 def _aligned(prepared: PreparedData, split: Split | FileSplit, classes: list[str], name: str) -> Split | FileSplit:

@@ -43,6 +43,8 @@ class Sidecar(BaseModel):
     mean: list[float]
     std: list[float]
     crop_pct: float | None = Field(None, gt=0, le=1)
+    tta: str = "none"  # averaged inside the graph
+    source: str | None = None  # the weights it was exported from
 
     @field_validator("task")
     @classmethod

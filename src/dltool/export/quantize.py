@@ -29,7 +29,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 import dltool.tasks as tasks
 from dltool.engine.probe import median_seconds
@@ -37,10 +36,10 @@ from dltool.errors import ConfigError, DatasetError, ExportError, first_line
 from dltool.evaluation.evaluate import evaluate_split, split_batches
 from dltool.evaluation.model import InferenceModel, default_batch_size
 from dltool.evaluation.trained import Trained
+from dltool.export.evaluate import on_torch
 from dltool.export.formats import INPUT_NAME, Forward, open_onnx, require
 from dltool.export.int8 import Int8, Int8Check
 from dltool.tasks import TaskParams
-from dltool.tasks.task import Forward as TorchForward
 
 SCORED_SPLIT = "test"
 
@@ -138,7 +137,7 @@ def score_int8(trained: Trained, forward: Forward, int8: Int8, calibration_image
     same batches of the run's own test split."""
     task = tasks.info(trained.task)
     float_document = evaluate_split(trained, split=SCORED_SPLIT).document
-    int8_document = evaluate_split(trained, split=SCORED_SPLIT, forward=_on_torch(forward)).document
+    int8_document = evaluate_split(trained, split=SCORED_SPLIT, forward=on_torch(forward)).document
     key = _headline_key(task, float_document, int8_document)
     return Int8Check(
         SCORED_SPLIT,
@@ -156,8 +155,3 @@ def _headline_key(task: type[TaskParams], *documents: dict[str, Any]) -> str:
     """The task's headline score, or the loss where a document lacks it (e.g. no point to score PCK on)."""
     key, _ = task.headline[0]
     return key if all(document.get(key) is not None for document in documents) else "loss"
-
-
-def _on_torch(forward: Forward) -> TorchForward:
-    """An onnxruntime forward pass as evaluation calls it: CPU tensors in and out."""
-    return lambda images: torch.from_numpy(forward(images.cpu().numpy()))

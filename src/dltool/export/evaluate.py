@@ -1,0 +1,98 @@
+"""``dltool eval`` on an exported file: the file's own runtime scores the run's data.
+
+The sidecar names the weights the file was exported from (``source``); they give the data
+config, the classes and the splits, and the file gives the forward pass. So the document is
+the run's eval document with the file's outputs — an int8 file's accuracy next to the float
+model's on the same images — written beside the file (``model.int8.onnx.eval-test.json``),
+not over the run's own report.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import torch
+
+from dltool._io import atomic_write_json
+from dltool.errors import CheckpointError, UsageError
+from dltool.evaluation.evaluate import EvalResult, evaluate_run, evaluate_split, report_stem
+from dltool.evaluation.trained import Trained, load_trained
+from dltool.export.exported import Exported, is_export, load_exported
+from dltool.export.formats import FORMATS, Forward
+from dltool.tasks.task import Forward as TorchForward
+
+
+def evaluate_model(
+    target: Path | str,
+    *,
+    split: str = "test",
+    data: str | None = None,
+    root: str | None = None,
+    checkpoint: Literal["best", "last"] = "best",
+    batch_size: int | None = None,
+    device: str = "auto",
+    tta: str | None = None,
+) -> EvalResult:
+    """``dltool eval TARGET``: a run (``dltool.evaluation.evaluate.evaluate_run``) or an
+    exported file (``evaluate_export``; on the CPU for ``auto``). An export is one model with its
+    test-time augmentation in the graph: ``checkpoint`` last and ``tta`` are refused for it."""
+    if not is_export(Path(target)):
+        return evaluate_run(
+            target,
+            split=split,
+            data=data,
+            root=root,
+            checkpoint=checkpoint,
+            batch_size=batch_size,
+            device=device,
+            tta=tta,
+        )
+    if checkpoint != "best":
+        raise UsageError(f"checkpoint {checkpoint!r}: {target} is an exported model, not a run")
+    if tta is not None:
+        raise UsageError(f"tta {tta!r}: {target} averages the test-time augmentation it was exported with")
+    where = "cpu" if device == "auto" else device
+    return evaluate_export(target, split=split, data=data, root=root, batch_size=batch_size, device=where)
+
+
+def evaluate_export(
+    path: Path | str,
+    *,
+    split: str = "test",
+    data: str | None = None,
+    root: str | None = None,
+    batch_size: int | None = None,
+    device: str = "cpu",
+) -> EvalResult:
+    """What ``dltool eval FILE`` does for an export: score it on ``split`` of its run's data (or
+    of ``data``, a dataset or folder with the same classes) and write the document beside it."""
+    exported = load_exported(Path(path), device=device)
+    trained = exported_from(exported)
+    forward = on_torch(exported.run)
+    evaluation = evaluate_split(trained, split=split, data=data, root=root, batch_size=batch_size, forward=forward)
+    runtime = FORMATS[exported.sidecar.format].runtime
+    document = evaluation.document | {"checkpoint": str(exported.path), "runtime": runtime}
+    report = exported.path.with_name(f"{exported.path.name}.eval-{report_stem(document, data is None)}.json")
+    atomic_write_json(report, document)
+    return EvalResult(document, report)
+
+
+def exported_from(exported: Exported) -> Trained:
+    """The trained model ``exported`` was written from (its config, classes and data), checked
+    to be the same model: a file and a run that have gone separate ways are refused."""
+    source = exported.sidecar.source
+    if source is None or not Path(source).is_file():
+        raise CheckpointError(
+            f"{exported.path}: scoring an export reads its run's config and data, from the weights it was "
+            f"exported from ({source or 'not recorded'}), which are gone"
+        )
+    trained = load_trained(source, tta=exported.sidecar.tta)
+    if (trained.classes, trained.in_shape) != (exported.classes, exported.in_shape):
+        raise CheckpointError(f"{exported.path}: {source} is no longer the model it was exported from")
+    return trained
+
+
+def on_torch(forward: Forward) -> TorchForward:
+    """An export's forward pass as evaluation calls it: CPU tensors in and out."""
+    return lambda images: torch.from_numpy(forward(images.cpu().numpy()))
