@@ -200,3 +200,17 @@ def test_eval_of_an_export_refuses_what_only_a_run_has_and_a_lost_source(
     sidecar = json.loads(sidecar_path(int8_path).read_text()) | {"source": str(tmp_path / "gone.safetensors")}
     sidecar_path(moved).write_text(json.dumps(sidecar))
     assert "which are gone" in cli("eval", moved, code=1).stderr
+
+
+def test_a_streamed_runs_int8_export_calibrates_on_a_draw_of_its_files(cli, tmp_path: Path) -> None:
+    folder = tmp_path / "photos"
+    for label in ("a", "b"):
+        (folder / label).mkdir(parents=True)
+        write_digit_images(folder / label, 30)
+    args = ("--dataset", folder, "--set", "data.loader=stream", "--set", "data.image_size=16", "--epochs", "1")
+    args += ("-q", "--runs-dir", tmp_path)
+    run = Path(cli("train", "digits-mlp", *args).stdout.strip())
+    assert "stream" in (run / "config.yaml").read_text()
+    result = cli("export", run, "--int8", "--calibration", "16", "--max-drop", "1")
+    sidecar = json.loads(sidecar_path(Path(result.stdout.strip())).read_text())
+    assert sidecar["quantization"]["calibration"]["images"] == 16 and sidecar["verification"]["int8"]["images"] > 0
