@@ -47,6 +47,10 @@ def export(
 
     trained = load_trained(target)
     quantized = Int8(calibration, max_drop) if int8 else None
+    if quantized is not None:  # minutes for a large model: say what is coming
+        stderr.print(
+            f"int8: calibrating on up to {calibration} training images, then scoring both models on the test split"
+        )
     result = export_trained(trained, renamed(to, legacy_format), output, opset=opset, force=force, int8=quantized)
     sizes = " and ".join(map(str, result.batch_sizes))
     stderr.print(
