@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +26,7 @@ from dltool.export import sidecar_path
 from dltool.export.export import export_trained
 from dltool.export.int8 import Int8, Int8Check
 from dltool.export.quantize import quantize
+from dltool.models.build import build_model
 from dltool.rundir import create_run_dir
 
 
@@ -214,3 +216,17 @@ def test_a_streamed_runs_int8_export_calibrates_on_a_draw_of_its_files(cli, tmp_
     result = cli("export", run, "--int8", "--calibration", "16", "--max-drop", "1")
     sidecar = json.loads(sidecar_path(Path(result.stdout.strip())).read_text())
     assert sidecar["quantization"]["calibration"]["images"] == 16 and sidecar["verification"]["int8"]["images"] > 0
+
+
+def test_the_quantizers_notes_stay_off_the_users_screen(tmp_path: Path, caplog) -> None:
+    """onnxruntime logs a warning for each 1-d weight it cannot quantize per channel
+    (cifar10-fast's batch norms): the quantized file says what matters."""
+    config = load_config("cifar10-fast", ["data.mean=[0.5,0.5,0.5]", "data.std=[0.25,0.25,0.25]"])
+    shape = (3, 32, 32)
+    network = build_model(config.model, in_shape=shape, num_classes=10).eval()
+    trained = Trained(network, config, [str(c) for c in range(10)], shape, tmp_path / "m.safetensors", None)
+    float_onnx = export_trained(trained, "onnx", tmp_path / "fast.onnx").path.read_bytes()
+    batch = np.random.default_rng(0).standard_normal((4, *shape), np.float32)
+    with caplog.at_level(logging.INFO):
+        quantize(float_onnx, [batch])
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []

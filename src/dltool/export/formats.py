@@ -78,7 +78,7 @@ def write_onnx(model: nn.Module, example: torch.Tensor, opset: int | None, outpu
     if opset is not None:
         _check_opset(opset)
     try:
-        with _quiet_loggers("torch.onnx", "torch.export", "torch._dynamo", "onnxscript", "onnx_ir"):
+        with quiet_loggers("torch.onnx", "torch.export", "torch._dynamo", "onnxscript", "onnx_ir"):
             program = torch.onnx.export(
                 model,
                 (example,),
@@ -141,7 +141,7 @@ def intra_op_threads() -> int:
 
 
 @contextmanager
-def _quiet_loggers(*names: str) -> Iterator[None]:
+def quiet_loggers(*names: str) -> Iterator[None]:
     """Silence these loggers for the duration: the exporter logs its progress and its
     version-conversion attempts (tracebacks included) as warnings on stderr."""
     loggers = [logging.getLogger(name) for name in names]

@@ -37,7 +37,7 @@ from dltool.evaluation.evaluate import evaluate_split, split_batches
 from dltool.evaluation.model import InferenceModel, default_batch_size
 from dltool.evaluation.trained import Trained
 from dltool.export.evaluate import on_torch
-from dltool.export.formats import INPUT_NAME, Forward, open_onnx, require
+from dltool.export.formats import INPUT_NAME, Forward, open_onnx, quiet_loggers, require
 from dltool.export.int8 import Int8, Int8Check
 from dltool.tasks import TaskParams
 
@@ -72,7 +72,9 @@ def quantize(float_onnx: bytes, calibration: Iterable[np.ndarray]) -> tuple[byte
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     reader = _reader(calibration)
-    with tempfile.TemporaryDirectory(prefix="dltool-int8-") as folder:
+    # quiet_loggers(""): its notes go to the root logger as warnings (per-channel axes it skips
+    # on 1-d weights, advice); what matters comes back as the file or an exception.
+    with tempfile.TemporaryDirectory(prefix="dltool-int8-") as folder, quiet_loggers(""):
         work = Path(folder)
         (work / "float.onnx").write_bytes(float_onnx)
         try:
