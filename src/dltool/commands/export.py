@@ -68,5 +68,11 @@ def _int8_line(check: Int8Check) -> str:
     change = f"{check.drop:.2%} worse" if check.drop > 0 else "no worse"
     scores = f"{check.score} {check.int8_score:.4g} on {check.images} {check.split} images"
     against = f"against the model's {check.float_score:.4g} ({change}; allowed: {check.max_drop:.1%})"
-    speed = "" if check.speedup is None else f"; {check.speedup:.2g}× the float file's speed here"
-    return f"int8, calibrated on {check.calibration_images} training images: {scores} {against}{speed}"
+    return f"int8, calibrated on {check.calibration_images} training images: {scores} {against}{_speed(check.speedup)}"
+
+
+def _speed(speedup: float | None) -> str:
+    if speedup is None:
+        return ""
+    slower = " (the float file is the faster one for this model)" if speedup < 1 else ""
+    return f"; {speedup:.2g}× the float file's speed here{slower}"
