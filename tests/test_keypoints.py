@@ -118,6 +118,13 @@ def test_regression_on_named_targets(dots: Path, tmp_path: Path, cli) -> None:
     assert set(line["values"]) == {"red_x", "red_y"}
     cli("visualize", run, "--out", tmp_path / "plots")
     assert {"predicted.png", "report.html"} <= {p.name for p in (tmp_path / "plots").iterdir()}
+    quantized = api.export_model(run, int8=True, max_drop=0.5)  # RMSE: lower is better
+    assert quantized.int8 is not None and (quantized.int8.score, quantized.int8.higher_is_better) == ("rmse", False)
+    assert quantized.int8.float_score == pytest.approx(document["rmse"])
+    int8_line = json.loads(
+        cli("predict", quantized.path, dots / "test" / "images" / "test-0001.png", "--format", "jsonl").stdout
+    )
+    assert set(int8_line["values"]) == {"red_x", "red_y"}
 
 
 @pytest.mark.parametrize(
