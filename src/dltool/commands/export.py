@@ -37,7 +37,8 @@ def export(
     legacy_format: LegacyFormat = None,
 ) -> None:
     """Export a model with a dynamic batch size and a sidecar JSON (classes, input size,
-    normalisation); prints the file. Its outputs are checked against PyTorch's first.
+    normalisation); prints the file. Its outputs are checked against PyTorch's first; an
+    --int8 file is kept only if its test score is within --max-drop of the model's.
 
     Example: dltool predict $(dltool export runs/digits-mlp-1 --to onnx) photos/
     """
@@ -49,7 +50,8 @@ def export(
     quantized = Int8(calibration, max_drop) if int8 else None
     if quantized is not None:  # minutes for a large model: say what is coming
         stderr.print(
-            f"int8: calibrating on up to {calibration} training images, then scoring both models on the test split"
+            f"int8: after the float file's check, calibrating on up to {calibration} training images, "
+            "then scoring both models on the test split"
         )
     result = export_trained(trained, renamed(to, legacy_format), output, opset=opset, force=force, int8=quantized)
     sizes = " and ".join(map(str, result.batch_sizes))
