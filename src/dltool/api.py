@@ -82,7 +82,7 @@ def resume(
     return resume_run(open_run_dir(Path(run)), overrides=overrides, observer=observer, stop=stop)
 
 
-# The keywords mirror evaluation.evaluate_run's (typed for callers: StrPath, Literal): a
+# The keywords mirror export.evaluate.evaluate_model's (typed for callers: StrPath, Literal): a
 # parallel on purpose, the API being a typed face of the same call.
 def evaluate(
     run: StrPath,

@@ -9,7 +9,7 @@ import typer
 
 from dltool.commands._options import ExportTo, LegacyFormat, TrainedModel, renamed
 from dltool.commands._output import emit_line, stderr
-from dltool.export.int8 import CALIBRATION_IMAGES, MAX_DROP, Int8Check
+from dltool.export.int8 import CALIBRATION_IMAGES, MAX_DROP, Int8, Int8Check
 
 Opt = typer.Option
 
@@ -44,7 +44,6 @@ def export(
     """
     from dltool.evaluation.trained import load_trained
     from dltool.export.export import export_trained
-    from dltool.export.int8 import Int8
 
     trained = load_trained(target)
     quantized = Int8(calibration, max_drop) if int8 else None

@@ -80,12 +80,8 @@ def export_trained(
     example, *samples = _sample_inputs(trained, (EXAMPLE_BATCH, *SAMPLE_BATCHES))
     traced = trained.normalise(torch.from_numpy(example))  # the file takes normalised float32, as the model does
     data = format.write(trained.scorer.eval(), traced, opset, tasks.get(trained.task).export_output)
-    exported = Exported(
-        output,
-        Sidecar.model_validate(_sidecar_document(trained, format, data, output)),
-        format.open(data, "cpu"),
-        "cpu",
-    )
+    document = _sidecar_document(trained, format, data, output)
+    exported = Exported(output, Sidecar.model_validate(document), format.open(data, "cpu"), "cpu")
     diff = _max_abs_diff(trained, exported, samples)
     if not diff <= tolerance:  # NaN fails too
         raise ExportError(
@@ -93,9 +89,10 @@ def export_trained(
             f"(allowed: {tolerance:g}); nothing written"
         )
     check = None
-    if int8 is not None:
+    if int8 is not None:  # another file: its own hash
         data, check = quantize_trained(trained, data, int8)
-    document = _sidecar_document(trained, format, data, output) | _verification(format, diff, tolerance, check)
+        document = _sidecar_document(trained, format, data, output)
+    document |= _verification(format, diff, tolerance, check)
     output.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_json(sidecar_path(output), document)
     atomic_write_bytes(output, data)

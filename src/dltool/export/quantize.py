@@ -52,15 +52,16 @@ def quantize_trained(trained: Trained, float_onnx: bytes, int8: Int8) -> tuple[b
             data, calibrated = quantize(float_onnx, (images.cpu().numpy() for images, _ in batches))
     except (ConfigError, DatasetError) as error:  # the run's data is gone: not a mistake on the command line
         raise DatasetError(f"int8 calibrates on the run's own data, which cannot be read: {error}") from None
-    check = score_int8(trained, open_onnx(data, "cpu"), int8, calibrated)
-    check = replace(check, speedup=speedup(float_onnx, data, trained))
+    int8_run = open_onnx(data, "cpu")
+    check = score_int8(trained, int8_run, int8, calibrated)
     if check.drop > int8.max_drop:
         raise ExportError(
             f"int8 {check.score} on the {check.split} split is {check.int8_score:.4g} against the float "
             f"model's {check.float_score:.4g}, {check.drop:.1%} worse (allowed: {int8.max_drop:.1%}, "
             "--max-drop); nothing written"
         )
-    return data, check
+    # Timed only once kept: a refused file's speed is nobody's business.
+    return data, replace(check, speedup=speedup(open_onnx(float_onnx, "cpu"), int8_run, trained))
 
 
 def quantize(float_onnx: bytes, calibration: Iterable[np.ndarray]) -> tuple[bytes, int]:
@@ -102,11 +103,11 @@ def _prepare(quant_pre_process: Callable[..., None], source: Path, target: Path)
         quant_pre_process(str(source), str(target), skip_symbolic_shape=True)
 
 
-def speedup(float_onnx: bytes, int8_onnx: bytes, model: InferenceModel) -> float:
+def speedup(float_run: Forward, int8_run: Forward, model: InferenceModel) -> float:
     """How many times as fast the int8 file runs a batch as the float file, on this machine
     (predict's batch size and threads; medians of alternating rounds): int8 pays for
     convolutions and large matrices, and can cost more than it saves around small ones."""
-    runs = [open_onnx(data, "cpu") for data in (float_onnx, int8_onnx)]
+    runs = (float_run, int8_run)
     batch = np.random.default_rng(0).standard_normal((default_batch_size(model), *model.in_shape), np.float32)
     seconds = median_seconds((0, 1), lambda side: _seconds(runs[side], batch))
     return seconds[0] / seconds[1]
