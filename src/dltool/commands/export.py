@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from dltool.commands._options import ExportTo, LegacyFormat, TrainedModel, renamed
 from dltool.commands._output import emit_line, stderr
 from dltool.export.int8 import CALIBRATION_IMAGES, MAX_DROP, Int8, Int8Check
+
+if TYPE_CHECKING:
+    from dltool.evaluation.trained import Trained
 
 Opt = typer.Option
 
@@ -47,12 +50,10 @@ def export(
 
     trained = load_trained(target)
     quantized = Int8(calibration, max_drop) if int8 else None
-    if quantized is not None:  # minutes for a large model: say what is coming
-        stderr.print(
-            f"int8: after the float file's check, calibrating on up to {calibration} training images, "
-            "then scoring both models on the test split"
-        )
-    result = export_trained(trained, renamed(to, legacy_format), output, opset=opset, force=force, int8=quantized)
+    format_name = renamed(to, legacy_format)
+    if quantized is not None:
+        _announce_int8(trained, format_name, opset, quantized)
+    result = export_trained(trained, format_name, output, opset=opset, force=force, int8=quantized)
     sizes = " and ".join(map(str, result.batch_sizes))
     stderr.print(
         f"verified with {result.runtime}: max abs diff from PyTorch {result.max_abs_diff:.2g} "
@@ -63,6 +64,17 @@ def export(
         stderr.print(_int8_line(result.int8), soft_wrap=True)
     stderr.print(f"wrote {result.path} and {result.sidecar.name}", soft_wrap=True, markup=False)
     emit_line(str(result.path))
+
+
+def _announce_int8(trained: Trained, format_name: str, opset: int | None, int8: Int8) -> None:
+    """Minutes of work for a large model: say what is coming, once the settings are known to fit."""
+    from dltool.export.export import checked_format
+
+    checked_format(trained, format_name, opset, int8)
+    stderr.print(
+        f"int8: after the float file's check, calibrating on up to {int8.calibration} training images, "
+        "then scoring both models on the test split"
+    )
 
 
 def _int8_line(check: Int8Check) -> str:

@@ -73,7 +73,7 @@ def export_trained(
     An existing file is replaced only with ``force``. Raises ``ExportError`` when the exporter
     fails, the file's outputs differ from the model's by more than ``tolerance``, or the
     quantized file scores worse than ``int8`` allows."""
-    format = _checked_format(trained, format_name, opset, int8)
+    format = checked_format(trained, format_name, opset, int8)
     output = Path(output) if output is not None else default_output(trained, format_name, int8 is not None)
     for path in (output, sidecar_path(output)):
         check_output(path, kind="dltool export", force=force, inputs=[trained.source])
@@ -101,7 +101,8 @@ def export_trained(
     )
 
 
-def _checked_format(trained: Trained, format_name: str, opset: int | None, int8: Int8 | None) -> Format:
+def checked_format(trained: Trained, format_name: str, opset: int | None, int8: Int8 | None) -> Format:
+    """The format ``format_name``, once the export's settings are known to fit it (else a usage error)."""
     if format_name not in FORMATS:
         raise UnknownNameError("export format", format_name, FORMATS)
     format = FORMATS[format_name]
