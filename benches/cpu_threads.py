@@ -10,7 +10,8 @@ thread count ``auto`` chooses for that recipe (probing, where it probes, in the 
 situation, just before) with the better of the two. Then the small
 recipes again while another process keeps one core busy (a second job, a tune worker, a test
 suite: the shared machine these tools often run on), where waiting for a thread that has no
-core of its own costs the most.
+core of its own costs the most. ``--quick``: only the small recipes (the digits ones and
+mnist-lenet), where the choice is closest.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from dltool.engine.threads import resolve_threads, training_step_flops, usable_c
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _common import SMALL_LOOP_GOAL, Row, bench_main
-from train_throughput import SHAPES, bench_config, dltool_rate, synthetic, tensor_recipes
+from train_throughput import SHAPES, bench_config, dltool_rate, goal_recipes, synthetic, tensor_recipes
 
 SMALL = ["digits-mlp", "mnist-lenet"]  # measured again beside a busy process
 CPU = torch.device("cpu")
@@ -42,7 +43,7 @@ def run(quick: bool = False, device: str = "cpu", names: list[str] | None = None
         return []
     samples, epochs = (512, 2) if quick else (1024, 3)
     epochs_span = 0.3 if quick else 1.0  # seconds each side trains at least: tiny epochs are noisy
-    names = names or tensor_recipes()
+    names = names or (sorted({*SMALL, *goal_recipes(CPU)}) if quick else tensor_recipes())
     rows = [thread_row(recipe, samples, (epochs, epochs_span), "") for recipe in names]
     if usable_cores() > 1:
         with busy_core():

@@ -22,7 +22,7 @@ trained for one batch on a small folder at image_size 224. Then, in the same run
   over the peak RSS); the reference gives the floor, the peak RSS of a process that only
   imports what predict imports and loads the model (the run: about 770 MB with torch 2.14's
   CUDA build, whose import alone holds about 500 MB; the export: onnxruntime, no torch).
-``--quick``: 40 JPEGs and 1,000 PNGs, no worker sweep (about 3 minutes on 2 cores); the full
+``--quick``: 40 JPEGs and 200 PNGs, no worker sweep (about a minute on 2 cores); the full
 run takes some 25 minutes there, most of it the ResNet over 20,000 images (with the run,
 then with its ONNX export).
 """
@@ -331,7 +331,7 @@ def memory_rows(model: Path, folders: list[tuple[Path, int, str, str]], how: str
 def run(quick: bool = False, device: str = "cpu") -> list[Row]:
     work = Path(tempfile.mkdtemp(prefix="dltool-predict-scale-"))
     if quick:
-        return measure(work, 40, 1000, (1600, 1200), 224, sweep=False)
+        return measure(work, 40, 200, (1600, 1200), 224, sweep=False)
     return measure(work, 200, 20000, (1600, 1200), 224, sweep=True)
 
 

@@ -61,7 +61,7 @@ def plain_loop(trained, paths: list[Path]) -> float:
     with torch.no_grad():
         for path in paths:
             image = Image.open(path).convert("RGB").resize((32, 32), Image.BILINEAR)
-            x = torch.from_numpy(np.asarray(image)).permute(2, 0, 1).float() / 255
+            x = torch.from_numpy(np.array(image)).permute(2, 0, 1).float() / 255
             trained.model(((x - mean) / std)[None]).softmax(1).topk(2)
     return len(paths) / (time.perf_counter() - started)
 

@@ -294,7 +294,7 @@ class TrainConfig(Section):
     device: str = Field("auto", pattern=r"^(auto|cpu|mps|cuda(:\d+)?)$")
     amp: Literal["auto", "bf16", "fp16", "off"] = Field("auto", description="autocast; auto: half on GPU where faster")
     threads: Literal["auto"] | int = Field(
-        "auto", description="CPU threads; auto: 1 for small steps, one per core for large, else the faster as probed"
+        "auto", description="CPU threads; auto: one per core for large steps, else the faster as probed"
     )
     monitor: MonitorConfig = MonitorConfig()
     early_stopping: EarlyStoppingConfig = EarlyStoppingConfig()

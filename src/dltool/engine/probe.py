@@ -43,17 +43,26 @@ def median_seconds(
     """Median seconds of a step at each setting, over ``PROBE_ROUNDS`` alternating rounds (so
     all share the machine's changes); ``enter`` switches to a setting. The first step after a
     switch is slow (mnist-lenet: 18-21 ms against 12 at two threads, 20 at one), so each round
-    steps once untimed before timing enough steps for about ``PROBE_SECONDS``."""
+    steps once untimed before timing steps for about ``PROBE_SECONDS``."""
     enter(settings[0])
     time_step(settings[0])  # the first step of all: allocations, kernel choices
-    repeats = max(2, round(PROBE_SECONDS / max(time_step(settings[0]), 1e-6)))
     samples: dict[Setting, list[float]] = {setting: [] for setting in settings}
     for _ in range(PROBE_ROUNDS):
         for setting in settings:
             enter(setting)
             time_step(setting)
-            samples[setting].append(sum(time_step(setting) for _ in range(repeats)) / repeats)
+            samples[setting].append(_mean_step(time_step, setting))
     return {setting: statistics.median(times) for setting, times in samples.items()}
+
+
+def _mean_step(time_step: Callable[[Setting], float], setting: Setting) -> float:
+    """Mean seconds of at least two steps, stepping until ``PROBE_SECONDS`` have passed: a
+    setting that is slow here (two threads beside a busy process: 8x digits-mlp's idle step)
+    takes fewer steps, so the whole probe costs about the same whatever it finds."""
+    times = [time_step(setting), time_step(setting)]
+    while sum(times) < PROBE_SECONDS:
+        times.append(time_step(setting))
+    return sum(times) / len(times)
 
 
 def step_timer(

@@ -1,11 +1,11 @@
-"""How many CPU threads a run uses: ``train.threads``, or for ``auto`` a choice from the size of
-a training step and, where the size leaves it open, a short timed probe of both settings.
+"""How many CPU threads a run uses: ``train.threads``, or for ``auto`` a short timed probe of
+both settings, unless the step is so large that all cores win either way.
 
 Each intra-op parallel region wakes and joins torch's thread pool; a step of a small model is
 many small ops, so when a core is busy with something else every one of them waits for a
 thread without a core. benches/cpu_threads.py measures every recipe at one thread against one
 thread per core, idle and beside a busy process, and shows what ``auto`` picks (its results
-are in the README; the trade-off is spelled out at ``SMALL_STEP_FLOPS`` and ``PROBE_MAX_FLOPS``).
+are in the README; the trade-off is spelled out at ``PROBE_MAX_FLOPS``).
 
 The thread count changes a run's numbers in the last bits (a reduction split over two threads
 adds in another order), so a choice that depends on the machine's load would make a rerun
@@ -25,17 +25,14 @@ from torch import nn
 
 from dltool.engine.probe import Choice, median_seconds
 
-# Training steps below this many FLOPs run on one thread. Measured on 2 cores
-# (benches/cpu_threads.py): on an idle machine two threads beat one for every recipe, by
-# 1.1-1.2× for digits-mlp (0.03 GFLOP a step) and 1.4-1.8× from mnist-lenet (0.3 GFLOP) up;
-# beside one other busy process, two threads run digits-mlp and mnist-lenet 2-3× slower than
-# one, since each step waits for a thread that has no core. One thread for the smallest
-# steps gives up a little when the machine is idle to avoid the large loss when it is not.
-SMALL_STEP_FLOPS = 1e8
-# Steps from SMALL_STEP_FLOPS up to this size are timed at both settings before training
-# (probe.py: alternating rounds of about 20 ms at each): idle, all cores win, and
-# beside a busy process one thread may win by 2.5× (mnist-lenet). Larger steps would make the
-# probe cost seconds, and split into ops large enough to gain from every core either way.
+# Steps up to this size are timed at both settings before training (probe.py: alternating
+# rounds of about 20 ms at each). Measured on 2 cores (benches/cpu_threads.py): on an idle
+# machine two threads beat one for every recipe, by 1.1-1.2x for digits-mlp (0.03 GFLOP a
+# step) and 1.4-1.8x from mnist-lenet (0.3 GFLOP) up; beside one other busy process, two
+# threads run digits-mlp and mnist-lenet 2-3x slower than one, since each step waits for a
+# thread that has no core. No step size decides it: only the machine's load does, which the
+# probe measures (about 0.2 s for digits-mlp). Larger steps would make the probe cost
+# seconds, and split into ops large enough to gain from every core either way.
 PROBE_MAX_FLOPS = 5e9
 # The probe leaves all cores only for one thread measured this much faster: near a tie its
 # noise would otherwise decide, and a rerun on the same machine should choose the same.
@@ -51,10 +48,10 @@ def resolve_threads(
 ) -> Choice[int]:
     """``setting`` if a number; for ``auto``: torch's default off the CPU or where
     ``OMP_NUM_THREADS`` says (the user's, torchrun's or tune's per-worker share), else one
-    thread for steps under ``SMALL_STEP_FLOPS``, one per usable core for steps over
-    ``PROBE_MAX_FLOPS``, and between them the faster as ``time_step`` (seconds of one step at
-    a thread count) measures it, all cores unless one thread wins by ``PROBE_MARGIN``. A resumed
-    run passes the count it ``kept`` from its start, so that it goes on as it began."""
+    per usable core for steps over ``PROBE_MAX_FLOPS``, and up to it the faster as
+    ``time_step`` (seconds of one step at a thread count) measures it, all cores unless one
+    thread wins by ``PROBE_MARGIN``. A resumed run passes the count it ``kept`` from its
+    start, so that it goes on as it began."""
     if setting != "auto":
         return Choice(int(setting))
     if device.type != "cpu" or "OMP_NUM_THREADS" in os.environ:
@@ -62,8 +59,6 @@ def resolve_threads(
     if kept:
         return Choice(min(kept, usable_cores()), "as when the run began")
     flops, cores = step_flops(), usable_cores()
-    if flops < SMALL_STEP_FLOPS:
-        return Choice(1, f"{flops / 1e9:.2g} GFLOP a step")
     if flops > PROBE_MAX_FLOPS or cores == 1 or time_step is None:
         return Choice(cores, f"{flops / 1e9:.2g} GFLOP a step")
     seconds = probe_seconds(time_step, (cores, 1))
