@@ -6,7 +6,8 @@ An mnist-lenet run is trained for a few batches on MNIST-format IDX files writte
 (random pixels: throughput, not accuracy); then, in the same process, its 10,000-image test
 split is scored by ``evaluate_trained`` (loading the split from the cache, batched inference,
 every metric of the eval document) and by a bare loop over the same stored uint8 images (per
-batch: normalise → model → softmax → argmax, nothing else), in alternating rounds; each side's
+batch: normalise → model → softmax → argmax, nothing else; in the memory format dltool
+feeds the model, channels-last for a CNN), in alternating rounds; each side's
 figure is its best round.
 """
 
@@ -25,6 +26,7 @@ import torch
 from dltool.config import load_config
 from dltool.data.prepare import prepare_data
 from dltool.engine import train
+from dltool.engine.loop import to_memory_format
 from dltool.evaluation.evaluate import evaluate_trained
 from dltool.evaluation.trained import load_trained
 from dltool.rundir import create_run_dir
@@ -70,7 +72,8 @@ def run(quick: bool = False, device: str = "cpu") -> list[Row]:
     def bare() -> float:
         started = time.perf_counter()
         for batch in stored.split(256):
-            trained.model((batch.float() / 255 - mean) / std).softmax(1).argmax(1).cpu()
+            images = to_memory_format((batch.float() / 255 - mean) / std, trained.channels_last)  # as dltool's
+            trained.model(images).softmax(1).argmax(1).cpu()
         return len(test) / (time.perf_counter() - started)
 
     best_ours, best_bare = 0.0, 0.0

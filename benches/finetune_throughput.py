@@ -6,7 +6,8 @@ Usage: python benches/finetune_throughput.py [--quick] [--device cpu|cuda]
 In one process, alternating, on the same random uint8 images (3×64×64, 10 classes) held in
 memory, with the same network (torchvision's ``resnet18`` constructor, registered for the bench
 by ``_plain_resnet.py``; random weights: the weights do not change the arithmetic), batch
-size, AdamW, precision (fp32 on CPU, amp off) and one thread (on a shared machine torch's
+size, AdamW, precision (fp32 on CPU, amp off), memory format (channels-last, as dltool's
+``train.channels_last: auto`` feeds a CNN) and one thread (on a shared machine torch's
 2-thread OpenMP pool stalls whenever one thread is descheduled, see export_latency.py, and
 the ratio would measure the load, not the loops):
 - dltool: the engine's own loop (``build_components`` + ``train_one_epoch``, as ``train``
@@ -62,7 +63,7 @@ def bare_rate(data: PreparedData, device: torch.device, epochs: int, frozen: boo
     mean, std = torch.tensor(data.mean).view(1, -1, 1, 1), torch.tensor(data.std).view(1, -1, 1, 1)
     x = ((torch.from_numpy(train.images).float() / 255 - mean) / std).to(device)
     y = torch.from_numpy(train.labels).to(device)
-    model = resnet18(num_classes=CLASSES).to(device).train()
+    model = resnet18(num_classes=CLASSES).to(device, memory_format=torch.channels_last).train()  # as dltool's
     if frozen:
         for name, parameter in model.named_parameters():
             parameter.requires_grad_(name.startswith("fc."))
@@ -73,7 +74,7 @@ def bare_rate(data: PreparedData, device: torch.device, epochs: int, frozen: boo
     loss_fn = nn.CrossEntropyLoss()
 
     def step(index: torch.Tensor) -> None:
-        loss = loss_fn(model(x[index]), y[index])
+        loss = loss_fn(model(x[index].contiguous(memory_format=torch.channels_last)), y[index])
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()

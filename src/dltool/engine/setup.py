@@ -25,7 +25,7 @@ from dltool.data.prepare import PreparedData, prepare_data, with_crop_pct
 from dltool.data.sources import require_downloaded
 from dltool.data.splits import with_test_fraction
 from dltool.data.stream import DecodePool, StreamLoader, resolve_workers
-from dltool.engine.device import Precision, on_cuda_when_auto, resolve_device
+from dltool.engine.device import Precision, channels_last_wanted, on_cuda_when_auto, resolve_device
 from dltool.engine.distributed import World
 from dltool.engine.init_from import load_init_weights, resolve_init_source
 from dltool.engine.loop import Step
@@ -94,7 +94,7 @@ def build_components(
     frozen = freeze(model, config.model.freeze)  # after the optimizer: frozen weights may train later
     loaders = _loaders(config, data, device, world, report)
     notes += [_trainable_line(model, config, data.in_shape), *_stream_notes(loaders[0], config.data.workers)]
-    channels_last = on_cuda_when_auto(train_cfg.channels_last, device)
+    channels_last = channels_last_wanted(train_cfg.channels_last, device, model)
     steps_per_epoch = -(-len(loaders[0]) // train_cfg.accumulate)
     step = Step(
         model=_wrap(model, device, world, config),
@@ -155,7 +155,7 @@ def _model(
     model = model.to(device)
     if hasattr(model, "init_from_data"):  # before the optimizer: it may freeze what it fits
         model.init_from_data(init_images(data, device))  # type: ignore[operator]
-    if on_cuda_when_auto(config.train.channels_last, device):
+    if channels_last_wanted(config.train.channels_last, device, model):
         model = model.to(memory_format=torch.channels_last)
     return config, model, notes
 

@@ -111,7 +111,7 @@ def evaluate_split(
     forward: Forward | None = None,
 ) -> Evaluation:
     """``evaluate_trained``, keeping the samples and the predicted probabilities.
-    ``forward``: what scores the batches, by default ``trained.scorer`` (``dltool export
+    ``forward``: what scores the batches, by default ``trained.score`` (``dltool export
     --int8`` scores its quantized file on the same batches)."""
     data_config = _data_config(trained, data, root)
     prepared = prepare_data(data_config)
@@ -129,7 +129,7 @@ def evaluate_split(
     }
     with _closing(loader):
         task = tasks.get(trained.task)
-        scored = task.evaluate(forward or trained.scorer, loader.batches(), trained.classes, prepared.std)
+        scored = task.evaluate(forward or trained.score, loader.batches(), trained.classes, prepared.std)
         samples = _scored(samples, loader, document)
     return Evaluation(document | scored.document, samples, scored.outputs, prepared.mean, prepared.std)
 

@@ -138,9 +138,8 @@ def _runner(trained: Any, mean: list[float], std: list[float]) -> Callable[[np.n
     scale = torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1)
 
     def run(images: np.ndarray) -> torch.Tensor:
-        with torch.inference_mode():
-            inputs = ((torch.from_numpy(images).float() / 255 - shift) / scale).to(trained.device)
-            return trained.scorer(inputs).float().cpu()
+        inputs = ((torch.from_numpy(images).float() / 255 - shift) / scale).to(trained.device)
+        return trained.score(inputs).float().cpu()
 
     return run
 
