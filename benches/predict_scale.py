@@ -6,8 +6,10 @@ A torchvision ResNet-18 (no pretrained weights: the weights do not change the wo
 trained for one batch on a small folder at image_size 224. Then, in the same run:
 - speed on 200 synthetic photos of 1600×1200 (JPEG quality 90): dltool's
   ``dltool.evaluation.predict.predict`` (decoding in worker processes, JPEG draft, batches)
-  against a plain loop — PIL open → RGB → resize to 224² → tensor → normalise → one forward
-  per image — on the same model object; the same with the run exported to ONNX (the forward
+  in a process set up as `dltool predict` sets one up (``_predict_rate.py``: OpenMP's
+  threads sleep between parallel regions, since 2026-12-07) against a plain loop — PIL open
+  → RGB → resize to 224² → tensor → normalise → one forward per image — on the same
+  weights, in the bench's own process; the same with the run exported to ONNX (the forward
   pass in onnxruntime, where dltool[onnx] is installed; the pipeline around it imports no
   torch); the same exported with ``--int8`` (int8 weights and activations: onnxruntime's int8
   kernels, VNNI on this CPU; the one-batch model's test score is not held to the float
@@ -45,15 +47,14 @@ from dltool.config import load_config
 from dltool.engine import train
 from dltool.errors import UsageError
 from dltool.evaluation.model import InferenceModel, default_batch_size
-from dltool.evaluation.predict import Prediction, predict
 from dltool.evaluation.trained import Trained, load_trained
 from dltool.export.export import export_trained
-from dltool.export.exported import load_exported
 from dltool.export.int8 import Int8
 from dltool.rundir import create_run_dir
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _common import Row, bench_main
+from _predict_rate import command_rate
 
 GOAL_MB = 600
 
@@ -134,13 +135,6 @@ def forward_rate(model: InferenceModel, count: int) -> float:
     for _ in range(-(-count // batch)):
         model.forward(images)
     return -(-count // batch) * batch / (time.perf_counter() - started)
-
-
-def dltool_rate(trained: InferenceModel, folder: Path, count: int, workers: int | None = None) -> float:
-    started = time.perf_counter()
-    rows = sum(isinstance(row, Prediction) for row in predict(trained, [str(folder)], workers=workers))
-    assert rows == count, f"{rows} rows for {count} files"
-    return count / (time.perf_counter() - started)
 
 
 def exported_onnx(trained: Trained, work: Path, int8: Int8 | None = None) -> Path | None:
@@ -253,11 +247,11 @@ def speed_rows(
 ) -> list[Row]:
     """dltool predict's rate with the run, with its exports, and at each --workers count
     (``sweep``), each against the plain loop's rate ``plain``."""
-    ours = max(dltool_rate(trained, folder, count) for _ in range(2))
+    ours = command_rate(trained.source, folder, count)
     against = f"{plain:,.1f} plain PIL loop, one forward per image"
     rows = [Row(f"{what} (images/s)", f"{ours:,.1f}", against, ours / plain, id="predict-scale.large-jpegs", goal=3.0)]
     for key, path in exports.items():
-        rate = None if path is None else max(dltool_rate(load_exported(path), folder, count) for _ in range(2))
+        rate = None if path is None else command_rate(path, folder, count)
         rows.append(
             Row(
                 f"  the same, {EXPORT_ROWS[key][0]} (images/s)",
@@ -268,8 +262,7 @@ def speed_rows(
                 goal=None if rate is None else 3.0,  # issue 17: predict at 3x a plain PIL loop
             )
         )
-    half = load_trained(trained.source, amp="bf16")
-    bf16 = max(dltool_rate(half, folder, count) for _ in range(2))
+    bf16 = command_rate(trained.source, folder, count, amp="bf16")
     rows.append(
         Row(
             "  the same with --amp bf16: the run's forward pass in bf16 autocast (images/s)",
@@ -290,12 +283,12 @@ def speed_rows(
             id="predict-scale.large-jpegs.forward-only",
         )
     )
-    sides = [(trained, "", "")] + [
-        (load_exported(path), EXPORT_ROWS[key][1], f".{key}") for key, path in exports.items() if path is not None
+    sides = [(trained.source, "", "")] + [
+        (path, EXPORT_ROWS[key][1], f".{key}") for key, path in exports.items() if path is not None
     ]
     for model, how, key in sides if sweep else ():
         for workers in (0, 1, 2):  # decoding processes beside the forward pass's threads (one per core)
-            rate = dltool_rate(model, folder, count, workers=workers)
+            rate = command_rate(model, folder, count, workers=workers)
             rows.append(
                 Row(
                     f"  the same{how} with --workers {workers} (images/s)",

@@ -4,7 +4,8 @@ Usage: python benches/predict_throughput.py [--quick]
 
 A 2×256 MLP (digits-mlp) is trained for a moment on a 32×32 RGB image folder; then, in the same run and
 on the same 2,000 JPEGs (half 64×64, half 256×256):
-- dltool: ``dltool.evaluation.predict.predict`` (decoding in worker processes, batched inference);
+- dltool: ``dltool.evaluation.predict.predict`` (decoding in worker processes, batched
+  inference), in a process set up as `dltool predict` sets one up (``_predict_rate.py``);
 - reference: a plain loop — PIL open → RGB → resize → tensor → normalise → one forward per image.
 Peak memory (VmHWM) of a ``dltool predict DIR`` process over 2,000 and over 20,000 files
 (the 2,000 hard-linked ten times) shows whether memory stays flat.
@@ -24,12 +25,12 @@ from PIL import Image
 
 from dltool.config import load_config
 from dltool.engine import train
-from dltool.evaluation.predict import predict
 from dltool.evaluation.trained import load_trained
 from dltool.rundir import create_run_dir
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _common import Row, bench_main
+from _predict_rate import command_rate
 from predict_scale import peak_memory_mb
 
 
@@ -66,13 +67,6 @@ def plain_loop(trained, paths: list[Path]) -> float:
     return len(paths) / (time.perf_counter() - started)
 
 
-def dltool_rate(trained, folder: Path, count: int) -> float:
-    started = time.perf_counter()
-    rows = sum(1 for _ in predict(trained, [str(folder)], batch_size=64))
-    assert rows == count
-    return count / (time.perf_counter() - started)
-
-
 def peak_rss_mb(run_dir: Path, folder: Path, count: int) -> float:
     """Peak RSS of a ``dltool predict`` process (its VmHWM, as predict_scale.py reads it).
     ``wait4``'s ``ru_maxrss``, this bench's figure until 2026-12-06, kept the high-water mark
@@ -87,7 +81,7 @@ def run(quick: bool = False, device: str = "cpu") -> list[Row]:
     trained = trained_model(work)
     paths = make_images(work / "images", files)
     plain = max(plain_loop(trained, paths) for _ in range(2))
-    ours = max(dltool_rate(trained, work / "images", files) for _ in range(2))
+    ours = command_rate(trained.source, work / "images", files, batch_size=64)
     many = work / "many"
     many.mkdir()
     for copy in range(10):

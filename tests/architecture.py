@@ -19,7 +19,18 @@ from pathlib import Path
 LAYERS: list[tuple[str, set[str]]] = [
     (
         "foundations",
-        {"errors", "_version", "params", "_io", "_safetensors", "_registry", "_signals", "_memory", "_extras"},
+        {
+            "errors",
+            "_version",
+            "params",
+            "_io",
+            "_safetensors",
+            "_registry",
+            "_signals",
+            "_memory",
+            "_extras",
+            "_openmp",
+        },
     ),
     ("run-dir layout", {"rundir"}),
     ("components and figures", {"tasks", "losses", "optim", "models", "figures"}),

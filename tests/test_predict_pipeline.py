@@ -113,6 +113,54 @@ def test_by_default_a_slow_model_keeps_decoding_in_this_process(tmp_path: Path, 
     assert all(count > 0 for count in children[3:]) if pooled else children == [0] * len(children), children
 
 
+def test_where_openmp_threads_sleep_even_a_slow_model_decodes_in_processes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With ``OMP_WAIT_POLICY=PASSIVE`` (which ``dltool predict`` sets) a decoding process costs
+    the forward pass nothing, so nothing is measured: every chunk is decoded in
+    ``default_workers()`` processes, the first too."""
+    import multiprocessing
+    import time
+
+    monkeypatch.setenv("OMP_WAIT_POLICY", "PASSIVE")
+    paths = _images(tmp_path / "in", 24)
+    children = []
+    for _chunk in decoded_chunks(paths, Decoder(3, (64, 64), 0.875), chunk=4, workers=None):
+        time.sleep(0.1)  # a model slower than decoding, which spinning threads would keep here
+        children.append(len(multiprocessing.active_children()))
+    assert all(children) if inputs.default_workers() > 0 else not any(children), children
+
+
+@pytest.mark.parametrize(
+    ("setting", "workers", "torch_first", "policy"),
+    [(None, None, False, "PASSIVE"), (None, 0, False, None), ("ACTIVE", None, False, "ACTIVE"), (None, 2, True, None)],
+)
+def test_predict_has_openmp_threads_sleep_unless_told_otherwise(
+    setting: str | None, workers: int | None, torch_first: bool, policy: str | None
+) -> None:
+    """Set before torch is imported (libgomp reads it then, once), where decoding processes
+    may run (not with --workers 0), and never over the user's own choice; the command's
+    module imports no torch before it."""
+    import subprocess
+    import sys
+
+    code = (
+        "import os, sys\n"
+        + ("import torch\n" if torch_first else "")
+        + "from dltool.commands.predict import prepare_process\n"
+        + "assert ('torch' in sys.modules) == "
+        + repr(torch_first)
+        + "\n"
+        + f"prepare_process({workers!r})\n"
+        + "print(os.environ.get('OMP_WAIT_POLICY'))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"} | (
+        {"OMP_WAIT_POLICY": setting} if setting else {}
+    )
+    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == str(policy)
+
+
 @pytest.mark.parametrize(
     ("device_type", "size", "batch"),
     [("cpu", 224, 8), ("cpu", 112, 32), ("cpu", 28, 32), ("cpu", 640, 1), ("cuda", 224, 32), ("mps", 640, 32)],

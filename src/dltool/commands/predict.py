@@ -12,6 +12,7 @@ from typing import Annotated, Any, TextIO, cast
 
 import typer
 
+from dltool._openmp import wait_passively
 from dltool.commands._options import InferenceAmp, PredictBatch, RowFormat
 from dltool.commands._output import stderr
 
@@ -54,6 +55,7 @@ def predict(
 
     Example: find imgs -name '*.png' | dltool predict runs/digits-mlp-1 - --format jsonl | jq -r .label
     """
+    prepare_process(workers)
     from dltool.commands._predict_masks import check_options, write_masks
     from dltool.evaluation.predict import predict as predict_images
     from dltool.evaluation.predict import prediction_columns, read_path_lines
@@ -68,6 +70,13 @@ def predict(
     _check_output(output, target, paths, force)
     rows = predict_images(model, inputs, top_k=top_k or 3, batch_size=batch_size, workers=workers)
     _report(_write_labels(rows, chosen, output, prediction_columns(model, top_k or 3)), strict)
+
+
+def prepare_process(workers: int | None) -> None:
+    """What predict sets before torch is imported: OpenMP threads that sleep between parallel
+    regions wherever decoding processes may run beside them (``dltool._openmp``)."""
+    if workers != 0:
+        wait_passively()
 
 
 def _write_labels(rows: Iterable[Any], chosen: str, output: Path | None, columns: list[str]) -> int:

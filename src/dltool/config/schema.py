@@ -301,9 +301,7 @@ class TrainConfig(Section):
     grad_clip: float | None = Field(None, gt=0, description="clip the global gradient norm to this")
     accumulate: int = Field(1, ge=1, description="batches whose gradients make one optimizer step")
     ema_decay: float | None = Field(None, gt=0, lt=1, description="keep an EMA of the weights (e.g. 0.999)")
-    channels_last: Literal["auto"] | bool = Field(
-        "auto", description="auto: on for a network with 2-D convolutions (CUDA, CPU)"
-    )
+    channels_last: Literal["auto"] | bool = Field("auto", description="auto: on for networks with convolutions")
     compile: Literal["auto"] | bool = Field(False, description="torch.compile the model; auto: on CUDA")
     tta: Literal["none", "flip"] = Field(
         "none", description="test-time augmentation of val/test scores: flip averages image and mirror logits"

@@ -81,8 +81,9 @@ class Trained:
     def crop_pct(self) -> float | None:
         return self.config.data.crop_pct
 
-    @property
+    @cached_property
     def device(self) -> torch.device:
+        """Where the model's weights are (read once: ``score`` asks on every batch)."""
         return next(self.model.parameters()).device
 
     @property
