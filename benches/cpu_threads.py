@@ -28,7 +28,7 @@ from dltool.engine.device import resolve_device, resolve_precision
 from dltool.engine.distributed import World
 from dltool.engine.probe import step_timer
 from dltool.engine.setup import build_components
-from dltool.engine.threads import resolve_threads, training_step_flops, usable_cores
+from dltool.engine.threads import forget_probes, resolve_threads, training_step_flops, usable_cores
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _common import SMALL_LOOP_GOAL, Row, bench_main
@@ -62,7 +62,8 @@ def thread_row(recipe: str, samples: int, epochs: tuple[int, float], situation: 
     flops = training_step_flops(parts.model, data.in_shape, config.train.batch_size)
     timer = step_timer(parts.model, parts.step.optimizer, data.in_shape, config.train.batch_size)
     at_run_precision = lambda _threads: timer(parts.step.precision)  # noqa: E731
-    chosen = resolve_threads("auto", CPU, lambda: flops, at_run_precision).value  # probed here, in this situation
+    forget_probes()  # probed here, in this situation, as a fresh process would
+    chosen = resolve_threads("auto", CPU, lambda: flops, at_run_precision).value
     rates = {1: 0.0, cores: 0.0}
     for _ in range(2):  # alternate, to share the machine's noise
         for threads in rates:

@@ -169,10 +169,16 @@ def test_auto_threads_probe_steps_of_middling_size_and_keep_all_cores_near_a_tie
         return time_step
 
     before = torch.get_num_threads()
+    monkeypatch.setattr(threads, "_probed", {})
     busy = threads.resolve_threads("auto", cpu, middling, step_taking({1: 0.010, 4: 0.025}))
     assert busy.value == 1 and "1: 10.0 ms, 4: 25.0 ms" in busy.reason
     assert set(timed) == {1, 4} and torch.get_num_threads() == before
+    timed.clear()  # the same step again in this process (a tune trial): the earlier probe's choice
+    again = threads.resolve_threads("auto", cpu, middling, step_taking({1: 1.0, 4: 0.01}))
+    assert again.value == 1 and again.reason.endswith("for an earlier run of this step in this process")
+    assert not timed
     near_tie = 1 / threads.PROBE_MARGIN + 0.01  # one thread faster, but by less than the margin
+    monkeypatch.setattr(threads, "_probed", {})
     assert threads.resolve_threads("auto", cpu, middling, step_taking({1: near_tie, 4: 1.0})).value == 4
     timed.clear()
     big = lambda: threads.PROBE_MAX_FLOPS * 2  # noqa: E731
@@ -184,7 +190,10 @@ def test_auto_threads_probe_steps_of_middling_size_and_keep_all_cores_near_a_tie
 def test_the_thread_probe_changes_nothing_but_the_thread_count(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """digits-cnn's step (0.6 GFLOP, batch norm and dropout) is probed: whichever count the
     probe picks, the run equals one told that count, and its checkpoint keeps the choice."""
+    from dltool.engine import threads
+
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr(threads, "_probed", {})  # probed here, not remembered from another test
     lines: list[str] = []
     log = type("Log", (Observer,), {"on_message": lambda self, text: lines.append(text)})()
     probed = train(load_config("digits-cnn", ["train.epochs=1"]), create_run_dir(tmp_path, "auto"), observer=log)
@@ -203,6 +212,7 @@ def test_the_thread_probe_changes_nothing_but_the_thread_count(tmp_path: Path, m
 def test_auto_threads_follow_omp_num_threads_and_the_probe_alone(monkeypatch: pytest.MonkeyPatch) -> None:
     """No step is too small to probe: digits-mlp's (0.03 GFLOP) runs 1.1x faster on two
     threads when the machine is idle and 2x slower beside a busy process."""
+    from dltool.engine import threads
     from dltool.engine.threads import forward_flops, resolve_threads, usable_cores
 
     cpu = torch.device("cpu")
@@ -211,8 +221,10 @@ def test_auto_threads_follow_omp_num_threads_and_the_probe_alone(monkeypatch: py
     assert resolve_threads("auto", cpu, lambda: 1e6).value == usable_cores()  # nothing to time a step with
     if usable_cores() > 1:
         tiny_idle = {1: 0.0014, usable_cores(): 0.0012}
+        monkeypatch.setattr(threads, "_probed", {})
         assert resolve_threads("auto", cpu, lambda: 1e6, tiny_idle.__getitem__).value == usable_cores()
         tiny_busy = {1: 0.0014, usable_cores(): 0.0030}
+        monkeypatch.setattr(threads, "_probed", {})
         assert resolve_threads("auto", cpu, lambda: 1e6, tiny_busy.__getitem__).value == 1
     monkeypatch.setenv("OMP_NUM_THREADS", "1")  # torchrun's or tune's share: torch's count is already that
     assert resolve_threads("auto", cpu, lambda: 1e6).value == torch.get_num_threads()

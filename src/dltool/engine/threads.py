@@ -37,6 +37,10 @@ PROBE_MAX_FLOPS = 5e9
 # The probe leaves all cores only for one thread measured this much faster: near a tie its
 # noise would otherwise decide, and a rerun on the same machine should choose the same.
 PROBE_MARGIN = 1.10
+# The probe's choices in this process, by (step FLOPs, cores): a study's trials in one process
+# (`dltool tune` with one worker) train the same step over and over, and a probe costs about
+# 0.2 s, close to half of a digits-mlp trial.
+_probed: dict[tuple[float, int], Choice[int]] = {}
 
 
 def resolve_threads(
@@ -50,8 +54,8 @@ def resolve_threads(
     ``OMP_NUM_THREADS`` says (the user's, torchrun's or tune's per-worker share), else one
     per usable core for steps over ``PROBE_MAX_FLOPS``, and up to it the faster as
     ``time_step`` (seconds of one step at a thread count) measures it, all cores unless one
-    thread wins by ``PROBE_MARGIN``. A resumed run passes the count it ``kept`` from its
-    start, so that it goes on as it began."""
+    thread wins by ``PROBE_MARGIN``, probed once per step size in a process. A resumed run
+    passes the count it ``kept`` from its start, so that it goes on as it began."""
     if setting != "auto":
         return Choice(int(setting))
     if device.type != "cpu" or "OMP_NUM_THREADS" in os.environ:
@@ -61,10 +65,18 @@ def resolve_threads(
     flops, cores = step_flops(), usable_cores()
     if flops > PROBE_MAX_FLOPS or cores == 1 or time_step is None:
         return Choice(cores, f"{flops / 1e9:.2g} GFLOP a step")
+    if (earlier := _probed.get((flops, cores))) is not None:
+        return Choice(earlier.value, f"{earlier.reason}, for an earlier run of this step in this process")
     seconds = probe_seconds(time_step, (cores, 1))
     threads = 1 if seconds[1] * PROBE_MARGIN < seconds[cores] else cores
     timings = ", ".join(f"{count}: {seconds[count] * 1e3:.1f} ms" for count in sorted(seconds))
-    return Choice(threads, f"a step measured at {timings}")
+    _probed[(flops, cores)] = Choice(threads, f"a step measured at {timings}")
+    return _probed[(flops, cores)]
+
+
+def forget_probes() -> None:
+    """Probe again next time (a process whose load changed: benches/cpu_threads.py)."""
+    _probed.clear()
 
 
 def probe_seconds(time_step: Callable[[int], float], counts: tuple[int, ...]) -> dict[int, float]:
