@@ -86,7 +86,7 @@ def run(quick: bool = False, device: str = "cpu") -> list[Row]:
     samples, epochs, rounds = (128, 2, 2) if quick else (256, 2, 3)
     torch_device = resolve_device(device)
     if torch_device.type == "cpu":
-        torch.set_num_threads(1)  # this bench's own process (run_all runs benches in one: it is the last)
+        torch.set_num_threads(1)  # run_all.py sets one per core again before the next bench
     data = synthetic(SHAPE, CLASSES, samples)
     rows = []
     for freeze in ("backbone", "none"):

@@ -73,6 +73,7 @@ def _save(stored: dict[str, dict]) -> str:
 def _run_one(name: str, quick: bool, device: str) -> dict:
     """One bench's rows and how they were measured."""
     print(f"running {name} ...", file=sys.stderr, flush=True)
+    _every_core()
     started = time.perf_counter()
     rows = importlib.import_module(name).run(quick, device)
     check_ids(name, rows)
@@ -84,6 +85,17 @@ def _run_one(name: str, quick: bool, device: str) -> dict:
         "measured": datetime.date.today().isoformat(),
         "rows": [r.as_dict() for r in rows],
     }
+
+
+def _every_core() -> None:
+    """torch's thread count back to one per core before each bench: the benches share this
+    process, and one left at a single thread (finetune_throughput's) made the next bench's
+    references single-threaded (predict_scale's plain loop, 2026-12-07)."""
+    import torch
+
+    from dltool.engine.threads import usable_cores
+
+    torch.set_num_threads(usable_cores())
 
 
 def check_ids(name: str, rows: list[Row]) -> None:

@@ -39,28 +39,30 @@ def median_seconds(
     settings: Sequence[Setting],
     time_step: Callable[[Setting], float],
     enter: Callable[[Setting], object] = lambda setting: None,
+    rounds: int = PROBE_ROUNDS,
+    seconds: float = PROBE_SECONDS,
 ) -> dict[Setting, float]:
-    """Median seconds of a step at each setting, over ``PROBE_ROUNDS`` alternating rounds (so
-    all share the machine's changes); ``enter`` switches to a setting. The first step after a
+    """Median seconds of a step at each setting, over ``rounds`` alternating rounds (so all
+    share the machine's changes); ``enter`` switches to a setting. The first step after a
     switch is slow (mnist-lenet: 18-21 ms against 12 at two threads, 20 at one), so each round
-    steps once untimed before timing steps for about ``PROBE_SECONDS``."""
+    steps once untimed before timing steps for about ``seconds``."""
     enter(settings[0])
     time_step(settings[0])  # the first step of all: allocations, kernel choices
     samples: dict[Setting, list[float]] = {setting: [] for setting in settings}
-    for _ in range(PROBE_ROUNDS):
+    for _ in range(rounds):
         for setting in settings:
             enter(setting)
             time_step(setting)
-            samples[setting].append(_mean_step(time_step, setting))
+            samples[setting].append(_mean_step(time_step, setting, seconds))
     return {setting: statistics.median(times) for setting, times in samples.items()}
 
 
-def _mean_step(time_step: Callable[[Setting], float], setting: Setting) -> float:
-    """Mean seconds of at least two steps, stepping until ``PROBE_SECONDS`` have passed: a
-    setting that is slow here (two threads beside a busy process: 8x digits-mlp's idle step)
-    takes fewer steps, so the whole probe costs about the same whatever it finds."""
+def _mean_step(time_step: Callable[[Setting], float], setting: Setting, seconds: float) -> float:
+    """Mean seconds of at least two steps, stepping until ``seconds`` have passed: a setting
+    that is slow here (two threads beside a busy process: 8x digits-mlp's idle step) takes
+    fewer steps, so the whole probe costs about the same whatever it finds."""
     times = [time_step(setting), time_step(setting)]
-    while sum(times) < PROBE_SECONDS:
+    while sum(times) < seconds:
         times.append(time_step(setting))
     return sum(times) / len(times)
 

@@ -26,20 +26,24 @@ from torch import nn
 from dltool.engine.probe import Choice, median_seconds
 
 # Steps up to this size are timed at both settings before training (probe.py: alternating
-# rounds of about 20 ms at each). Measured on 2 cores (benches/cpu_threads.py): on an idle
-# machine two threads beat one for every recipe, by 1.1-1.2x for digits-mlp (0.03 GFLOP a
-# step) and 1.4-1.8x from mnist-lenet (0.3 GFLOP) up; beside one other busy process, two
-# threads run digits-mlp and mnist-lenet 2-3x slower than one, since each step waits for a
-# thread that has no core. No step size decides it: only the machine's load does, which the
-# probe measures (about 0.2 s for digits-mlp). Larger steps would make the probe cost
-# seconds, and split into ops large enough to gain from every core either way.
+# rounds of about PROBE_SECONDS at each). Measured on 2 cores (benches/cpu_threads.py): on
+# an idle machine two threads beat one for every recipe, by 1.1-1.2x for digits-mlp (0.03
+# GFLOP a step) and 1.4-1.8x from mnist-lenet (0.3 GFLOP) up; beside one other busy process,
+# two threads run digits-mlp and mnist-lenet 2-10x slower than one, since each step waits
+# for a thread that has no core. No step size decides it: only the machine's load does,
+# which the probe measures. Larger steps would make the probe cost seconds, and split into
+# ops large enough to gain from every core either way.
 PROBE_MAX_FLOPS = 5e9
 # The probe leaves all cores only for one thread measured this much faster: near a tie its
 # noise would otherwise decide, and a rerun on the same machine should choose the same.
 PROBE_MARGIN = 1.10
+# Three rounds of 10 ms at each count: digits-mlp's probe takes 0.08 s idle (0.12 s at five
+# rounds, 0.23 s at five of 20 ms, close to half its 30-epoch training), and chose right in
+# 8 of 8 tries idle and 8 of 8 beside a busy process (where it takes 0.1-0.7 s).
+PROBE_ROUNDS, PROBE_SECONDS = 3, 0.01
 # The probe's choices in this process, by (step FLOPs, cores): a study's trials in one process
-# (`dltool tune` with one worker) train the same step over and over, and a probe costs about
-# 0.2 s, close to half of a digits-mlp trial.
+# (`dltool tune` with one worker) train the same step over and over, and a probe costs a
+# sizeable part of a digits-mlp trial (about 0.45 s).
 _probed: dict[tuple[float, int], Choice[int]] = {}
 
 
@@ -83,7 +87,7 @@ def probe_seconds(time_step: Callable[[int], float], counts: tuple[int, ...]) ->
     """Median seconds of a step at each thread count (``probe.median_seconds``), the caller's
     count back afterwards."""
     with cpu_threads(torch.get_num_threads()):
-        return median_seconds(counts, time_step, enter=torch.set_num_threads)
+        return median_seconds(counts, time_step, torch.set_num_threads, PROBE_ROUNDS, PROBE_SECONDS)
 
 
 def usable_cores() -> int:
