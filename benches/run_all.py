@@ -46,7 +46,7 @@ START, END = "<!-- bench:start -->", "<!-- bench:end -->"
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="fewer repeats and samples (under 10 minutes on 2 cores)")
+    parser.add_argument("--quick", action="store_true", help="fewer repeats and samples (about 4 minutes on 2 cores)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--only", default="", help="comma-separated bench names; the others keep their stored rows")
     args = parser.parse_args()
