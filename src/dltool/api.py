@@ -82,8 +82,9 @@ def resume(
     return resume_run(open_run_dir(Path(run)), overrides=overrides, observer=observer, stop=stop)
 
 
-# The keywords mirror export.evaluate.evaluate_model's (typed for callers: StrPath, Literal): a
-# parallel on purpose, the API being a typed face of the same call.
+# The keywords mirror evaluation.evaluate.evaluate_run's, which export.evaluate.evaluate_model
+# passes on (typed for callers: StrPath, Literal): a parallel on purpose, the API being a typed
+# face of the same call.
 def evaluate(
     run: StrPath,
     *,

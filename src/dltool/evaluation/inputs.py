@@ -5,8 +5,8 @@ each; each chunk is decoded in a worker process (``Decoder``: the evaluation tra
 JPEGs drafted by libjpeg at reduced scale) into one stacked uint8 array — unless OpenMP's
 threads spin between parallel regions and the model is the slower side, measured on the
 first chunks, which are then all decoded in the main process (``_measured_workers``). At
-most ``ahead`` chunks are in flight, so memory stays flat however many files there are, and chunks come
-back in the order they were submitted, so rows keep the input order.
+most ``ahead`` chunks are in flight, so memory stays flat however many files there are, and
+chunks come back in the order they were submitted, so rows keep the input order.
 
 Processes, not threads: decoding small images is mostly Python work under the GIL, and the
 main process needs its core for inference. Decoding is Pillow and NumPy only (no torch).

@@ -10,7 +10,7 @@ not over the run's own report.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 
@@ -26,34 +26,22 @@ from dltool.tasks.task import Forward as TorchForward
 def evaluate_model(
     target: Path | str,
     *,
-    split: str = "test",
-    data: str | None = None,
-    root: str | None = None,
     checkpoint: Literal["best", "last"] = "best",
-    batch_size: int | None = None,
     device: str = "auto",
     tta: str | None = None,
+    **scoring: Any,
 ) -> EvalResult:
     """``dltool eval TARGET``: a run (``dltool.evaluation.evaluate.evaluate_run``) or an
-    exported file (``evaluate_export``; on the CPU for ``auto``). An export is one model with its
+    exported file (``evaluate_export``; on the CPU for ``auto``); ``scoring``: the keywords both
+    take (``split``, ``data``, ``root``, ``batch_size``). An export is one model with its
     test-time augmentation in the graph: ``checkpoint`` last and ``tta`` are refused for it."""
     if not is_export(Path(target)):
-        return evaluate_run(
-            target,
-            split=split,
-            data=data,
-            root=root,
-            checkpoint=checkpoint,
-            batch_size=batch_size,
-            device=device,
-            tta=tta,
-        )
+        return evaluate_run(target, checkpoint=checkpoint, device=device, tta=tta, **scoring)
     if checkpoint != "best":
         raise UsageError(f"checkpoint {checkpoint!r}: {target} is an exported model, not a run")
     if tta is not None:
         raise UsageError(f"tta {tta!r}: {target} averages the test-time augmentation it was exported with")
-    where = "cpu" if device == "auto" else device
-    return evaluate_export(target, split=split, data=data, root=root, batch_size=batch_size, device=where)
+    return evaluate_export(target, device="cpu" if device == "auto" else device, **scoring)
 
 
 def evaluate_export(
