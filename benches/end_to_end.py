@@ -8,7 +8,10 @@ The same run times all four, alternating, on the same digits test split (dltool'
   as any second run finds it), accuracy from the run's summary.json;
 - ``e2e_sklearn.py``: ``MLPClassifier`` of the same shape, early stopping on;
 - ``e2e_torch.py``: the recipe written by hand (same model, optimiser, schedule, 30 epochs);
-- ``e2e_lightning.py``: the same in Lightning, where lightning is installed.
+- ``e2e_lightning.py``: the same in Lightning, where lightning is installed;
+- ``e2e_floor.py``: no training, only what any PyTorch process pays before its first step
+  (``import torch`` and one optimizer step, which imports ``torch._dynamo``): scikit-learn's
+  time against it says how far below torch's own start-up the goal lies.
 Each figure is the median of 3 rounds, after one untimed round that warms the file caches
 (--quick: one round, after an untimed dltool run). Issue 21's goals: dltool at no more than scikit-learn's time at a test accuracy
 at least as high, and at no more than 0.8× the hand-written script's time.
@@ -60,6 +63,7 @@ def contenders(work: Path) -> dict[str, Callable[[], Run]]:
         "dltool": lambda: dltool_run(work / "runs", env),
         "sklearn": lambda: script_run("e2e_sklearn.py", env),
         "torch": lambda: script_run("e2e_torch.py", env),
+        "floor": lambda: script_run("e2e_floor.py", env),
     }
     if importlib.util.find_spec("lightning") is not None:
         sides["lightning"] = lambda: script_run("e2e_lightning.py", env)
@@ -105,7 +109,21 @@ def rows(measured: dict[str, Run], rounds: int) -> list[Row]:
         ),
         versus("torch", "hand-written PyTorch script", 1 / 0.8),  # dltool at 0.8x its time or less
         versus("lightning", "Lightning script", None),
+        floor_row(measured),
     ]
+
+
+def floor_row(measured: dict[str, Run]) -> Row:
+    """scikit-learn's whole run against PyTorch's start-up alone: over 1.0x, scikit-learn has
+    finished before any PyTorch training could take its first step on this machine."""
+    floor_s, sk_s = measured["floor"][0], measured["sklearn"][0]
+    return Row(
+        "scikit-learn's whole digits run vs PyTorch's start-up alone (`import torch`, one Adam step) (s)",
+        f"{sk_s:.2f} scikit-learn MLPClassifier",
+        f"{floor_s:.2f} PyTorch start-up, nothing trained",
+        floor_s / sk_s,
+        id="end-to-end.torch-floor-vs-sklearn",
+    )
 
 
 def run(quick: bool = False, device: str = "cpu") -> list[Row]:

@@ -32,7 +32,7 @@ def test_the_scripts_split_is_dltools_digits_split() -> None:
 
 
 def test_the_rows_hold_dltool_to_the_issue_goals() -> None:
-    measured = {"dltool": (4.0, 0.98), "sklearn": (4.4, 0.972), "torch": (4.8, 0.98)}
+    measured = {"dltool": (4.0, 0.98), "sklearn": (4.4, 0.972), "torch": (4.8, 0.98), "floor": (2.2, None)}
     rows = {row.id: row for row in end_to_end.rows(measured, rounds=3)}
     sklearn, accuracy = rows["end-to-end.digits-mlp.vs-sklearn"], rows["end-to-end.digits-mlp.accuracy-vs-sklearn"]
     assert sklearn.ratio == pytest.approx(1.1) and sklearn.goal == 1.0 and sklearn.met is True
@@ -42,11 +42,16 @@ def test_the_rows_hold_dltool_to_the_issue_goals() -> None:
     assert torch_row.goal == pytest.approx(1.25) and torch_row.met is False
     lightning = rows["end-to-end.digits-mlp.vs-lightning"]
     assert lightning.reference == "not installed" and lightning.ratio is None and lightning.met is None
+    floor = rows["end-to-end.torch-floor-vs-sklearn"]  # scikit-learn's run against torch's start-up
+    assert floor.ratio == pytest.approx(2.2 / 4.4) and floor.goal is None
+    assert "4.40 scikit-learn" in floor.dltool and "2.20 PyTorch start-up" in floor.reference
 
 
 @pytest.mark.slow
 def test_every_side_runs_as_a_fresh_process_and_reports_its_accuracy() -> None:
     measured = end_to_end.measure(rounds=1, warm_all=False)
     lightning = importlib.util.find_spec("lightning") is not None
-    assert set(measured) == {"dltool", "sklearn", "torch", *(["lightning"] if lightning else [])}
+    assert set(measured) == {"dltool", "sklearn", "torch", "floor", *(["lightning"] if lightning else [])}
+    floor_s, nothing_trained = measured.pop("floor")
+    assert nothing_trained is None and 0 < floor_s < measured["torch"][0]  # the script pays the floor, then trains
     assert all(seconds > 0 and 0.9 < accuracy <= 1 for seconds, accuracy in measured.values())
