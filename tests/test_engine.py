@@ -177,6 +177,8 @@ def test_auto_threads_probe_steps_of_middling_size_and_keep_all_cores_near_a_tie
     again = threads.resolve_threads("auto", cpu, middling, step_taking({1: 1.0, 4: 0.01}))
     assert again.value == 1 and again.reason.endswith("for an earlier run of this step in this process")
     assert not timed
+    in_bf16 = threads.resolve_threads("auto", cpu, middling, step_taking({1: 1.0, 4: 0.01}), step_kind="bf16")
+    assert in_bf16.value == 4 and set(timed) == {1, 4}  # the same FLOPs at another speed: probed anew
     near_tie = 1 / threads.PROBE_MARGIN + 0.01  # one thread faster, but by less than the margin
     monkeypatch.setattr(threads, "_probed", {})
     assert threads.resolve_threads("auto", cpu, middling, step_taking({1: near_tie, 4: 1.0})).value == 4

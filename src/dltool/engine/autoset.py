@@ -21,7 +21,8 @@ def pick_threads(parts: Components, kept: int | None) -> Choice[int]:
     flops = lambda: training_step_flops(parts.model, in_shape, train_cfg.batch_size)  # noqa: E731
     timer = step_timer(parts.model, parts.step.optimizer, in_shape, train_cfg.batch_size, parts.step.channels_last)
     at_run_precision = lambda _threads: timer(parts.step.precision)  # noqa: E731
-    return resolve_threads(train_cfg.threads, parts.step.device, flops, at_run_precision, kept=kept)
+    kind = (parts.step.precision.name, parts.step.channels_last)
+    return resolve_threads(train_cfg.threads, parts.step.device, flops, at_run_precision, kept=kept, step_kind=kind)
 
 
 def pick_precision(parts: Components, checkpoint: dict[str, Any] | None) -> tuple[Components, Choice[Precision]]:

@@ -17,7 +17,7 @@ resumed run keeps it, and a fixed ``train.threads`` is the setting for bit-ident
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Hashable, Iterator
 from contextlib import contextmanager
 
 import torch
@@ -41,10 +41,11 @@ PROBE_MARGIN = 1.10
 # rounds, 0.23 s at five of 20 ms, close to half its 30-epoch training), and chose right in
 # 8 of 8 tries idle and 8 of 8 beside a busy process (where it takes 0.1-0.7 s).
 PROBE_ROUNDS, PROBE_SECONDS = 3, 0.01
-# The probe's choices in this process, by (step FLOPs, cores): a study's trials in one process
-# (`dltool tune` with one worker) train the same step over and over, and a probe costs a
-# sizeable part of a digits-mlp trial (about 0.45 s).
-_probed: dict[tuple[float, int], Choice[int]] = {}
+# The probe's choices in this process, by step FLOPs, cores and what else the caller says sets
+# a step's speed (its precision, its memory format): a study's trials in one process (`dltool
+# tune` with one worker) train the same step over and over, and a probe costs a sizeable part
+# of a digits-mlp trial.
+_probed: dict[tuple[Hashable, ...], Choice[int]] = {}
 
 
 def resolve_threads(
@@ -53,13 +54,15 @@ def resolve_threads(
     step_flops: Callable[[], float],
     time_step: Callable[[int], float] | None = None,
     kept: int | None = None,
+    step_kind: Hashable = (),
 ) -> Choice[int]:
     """``setting`` if a number; for ``auto``: torch's default off the CPU or where
     ``OMP_NUM_THREADS`` says (the user's, torchrun's or tune's per-worker share), else one
     per usable core for steps over ``PROBE_MAX_FLOPS``, and up to it the faster as
     ``time_step`` (seconds of one step at a thread count) measures it, all cores unless one
-    thread wins by ``PROBE_MARGIN``, probed once per step size in a process. A resumed run
-    passes the count it ``kept`` from its start, so that it goes on as it began."""
+    thread wins by ``PROBE_MARGIN``, probed once in a process per step size and ``step_kind``
+    (what else sets the step's speed). A resumed run passes the count it ``kept`` from its
+    start, so that it goes on as it began."""
     if setting != "auto":
         return Choice(int(setting))
     if device.type != "cpu" or "OMP_NUM_THREADS" in os.environ:
@@ -69,13 +72,14 @@ def resolve_threads(
     flops, cores = step_flops(), usable_cores()
     if flops > PROBE_MAX_FLOPS or cores == 1 or time_step is None:
         return Choice(cores, f"{flops / 1e9:.2g} GFLOP a step")
-    if (earlier := _probed.get((flops, cores))) is not None:
+    key = (flops, cores, step_kind)
+    if (earlier := _probed.get(key)) is not None:
         return Choice(earlier.value, f"{earlier.reason}, for an earlier run of this step in this process")
     seconds = probe_seconds(time_step, (cores, 1))
     threads = 1 if seconds[1] * PROBE_MARGIN < seconds[cores] else cores
     timings = ", ".join(f"{count}: {seconds[count] * 1e3:.1f} ms" for count in sorted(seconds))
-    _probed[(flops, cores)] = Choice(threads, f"a step measured at {timings}")
-    return _probed[(flops, cores)]
+    _probed[key] = Choice(threads, f"a step measured at {timings}")
+    return _probed[key]
 
 
 def forget_probes() -> None:
