@@ -9,7 +9,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from dltool.tasks.metrics import ECE_BINS, classification_metrics, one_vs_rest_scores, reliability_bins
+from dltool.tasks.metrics import ECE_BINS, classification_metrics, one_vs_rest_scores, reliability_bins, top_choice
 from dltool.tasks.task import Batches, Drawable, Figures, Forward, Scored, Task
 
 # An untrained classifier should be unsure: its loss near ln(classes). Outside these
@@ -62,21 +62,25 @@ class Classification(Task):
     @torch.inference_mode()
     def evaluate(self, forward: Forward, batches: Batches, classes: list[str], std: list[float]) -> Scored:
         """Accuracy, calibration and per-class scores; ``outputs``: softmax probabilities
-        (N, C) as float64, and the NLL computed from the logits (summed in float64). The
-        batches' outputs stay on the device until the end: one transfer, no sync per batch."""
-        log_probs, labels = [], []
+        (N, C) as float64, and the NLL, both from the logits in float64. The batches' logits
+        stay on the device until the end: one softmax, one transfer, no sync per batch."""
+        logits, labels = [], []
         for images, batch_labels in batches:
-            log_probs.append(F.log_softmax(forward(images).float(), dim=1))
+            logits.append(forward(images).float())
             labels.append(batch_labels)
-        if not log_probs:
+        if not logits:
             empty = np.zeros((0, len(classes)))
             return Scored(classification_metrics(empty, np.zeros(0, dtype=np.int64), classes, 0.0), empty)
-        every, truth_t = torch.cat(log_probs), torch.cat(labels)
-        nll = float(F.nll_loss(every.double(), truth_t, reduction="sum")) / len(truth_t)
-        stacked = every.exp().double().cpu().numpy()
-        stacked /= stacked.sum(1, keepdims=True).clip(min=1e-300)  # exact sums for scikit-learn's checks
+        every, truth_t = torch.cat(logits).double(), torch.cat(labels)
+        # x − logsumexp(x) in float64: a third of log_softmax's time on (10,000, 10) on a CPU.
+        log_probs = every - every.logsumexp(1, keepdim=True)
+        nll = float(F.nll_loss(log_probs, truth_t, reduction="sum")) / len(truth_t)
+        # (N, C) laid out class by class: NumPy's per-sample sums and maxima over a few classes
+        # run several times faster along contiguous rows of one class.
+        probs = log_probs.exp().T.contiguous().cpu().numpy().T
+        probs /= probs.sum(1, keepdims=True).clip(min=1e-300)  # exact sums for scikit-learn's checks
         truth = truth_t.cpu().numpy()
-        return Scored(classification_metrics(stacked, truth, classes, nll), stacked)
+        return Scored(classification_metrics(probs, truth, classes, nll), probs)
 
     def figures(self, scored: Drawable) -> Figures:
         """Confusion matrices (counts, rows normalised), F1 per class, reliability, the most
@@ -87,7 +91,8 @@ class Classification(Task):
         probs, samples, classes, split = scored.outputs, scored.samples, scored.classes, scored.split
         assert probs is not None  # evaluate keeps the probabilities
         document = scored.document
-        bins = reliability_bins(probs, samples.labels, ECE_BINS)
+        predicted, confidence = top_choice(probs)
+        bins = reliability_bins(confidence, predicted == samples.labels, ECE_BINS)
         return [
             (
                 "confusion",

@@ -19,7 +19,8 @@ def classification_metrics(probs: np.ndarray, labels: np.ndarray, classes: list[
     softmax underflows).
     """
     n, k = len(labels), len(classes)
-    confusion = np.bincount(labels * k + probs.argmax(1), minlength=k * k).reshape(k, k) if n else np.zeros((k, k), int)
+    predicted, confidence = top_choice(probs)
+    confusion = np.bincount(labels * k + predicted, minlength=k * k).reshape(k, k)
     precision, recall, f1, support = per_class_scores(confusion)
     document: dict[str, Any] = {
         "n": int(n),
@@ -28,7 +29,7 @@ def classification_metrics(probs: np.ndarray, labels: np.ndarray, classes: list[
         "balanced_accuracy": float(np.mean(recall[support > 0])) if n else math.nan,
     }
     if k > 5:
-        document["top5_accuracy"] = top_k_accuracy(probs, labels, 5)
+        document["top5_accuracy"] = top_k_accuracy(probs, labels, 5) if n else math.nan
     document["macro_f1"] = float(np.mean(f1))
     document["weighted_f1"] = float(np.average(f1, weights=support)) if n else math.nan
     auc, ap = one_vs_rest_scores(probs, labels, k)
@@ -46,7 +47,7 @@ def classification_metrics(probs: np.ndarray, labels: np.ndarray, classes: list[
         for name, p, r, f, s, a, q in zip(classes, precision, recall, f1, support, auc, ap)
     }
     document["confusion_matrix"] = confusion.tolist()
-    document["ece"] = expected_calibration_error(probs, labels)
+    document["ece"] = expected_calibration_error(confidence, predicted == labels)
     document["brier"] = brier_score(probs, labels) if n else math.nan
     return document
 
@@ -69,13 +70,20 @@ def per_class_scores(confusion: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.
     return precision, recall, f1, support
 
 
+def top_choice(probs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each sample's predicted class and its probability: one arg-max (``max(1)`` would cost
+    as much again: 0.3 ms at 10,000 × 10)."""
+    predicted = probs.argmax(1)
+    return predicted, probs[np.arange(len(probs)), predicted]
+
+
 def top_k_accuracy(probs: np.ndarray, labels: np.ndarray, k: int) -> float:
     """The share of samples whose label is among their ``k`` highest probabilities (of tied
     ones, the later class first, as scikit-learn's ``top_k_accuracy_score`` ranks them):
     fewer than ``k`` classes rank above the label — higher, or tied and later. No sort."""
     own = probs[np.arange(len(labels)), labels][:, None]
     later = np.arange(probs.shape[1]) > labels[:, None]
-    above = (probs > own).sum(1) + ((probs == own) & later).sum(1)
+    above = np.count_nonzero((probs > own) | ((probs == own) & later), axis=1)
     return float(np.mean(above < k))
 
 
@@ -86,40 +94,39 @@ def one_vs_rest_scores(probs: np.ndarray, labels: np.ndarray, n_classes: int) ->
     time). NaN where the split has no positive or no negative of the class, for which neither
     is defined."""
     auc, ap = [], []
+    columns = np.ascontiguousarray(probs.T)  # NumPy sorts a contiguous row several times faster
+    # (free for an eval's probabilities, which are laid out class by class)
     for index in range(n_classes):
         positive = labels == index
         if positive.all() or not positive.any():
             auc.append(math.nan)
             ap.append(math.nan)
             continue
-        scores = ranked_scores(probs[:, index], positive)
+        scores = ranked_scores(columns[index], positive)
         auc.append(scores[0])
         ap.append(scores[1])
     return auc, ap
 
 
 def ranked_scores(scores: np.ndarray, positive: np.ndarray) -> tuple[float, float]:
-    """ROC AUC and average precision of ``scores`` for the ``positive`` rows, from one sort,
-    as scikit-learn defines them.
+    """ROC AUC and average precision of ``scores`` for the ``positive`` rows, as scikit-learn
+    defines them, from where each positive's score falls among all the scores (sorted) and
+    among the positives' (sorted): no arg-sort (3x the time of a sort here), no order
+    within a tie.
 
-    Tied scores form groups (in ascending order); each group's positives count once per
-    group, so neither score depends on the order within a tie and the sort need not be stable
-    (NumPy's default sort is several times faster than its stable one on 10,000 scores).
     ROC AUC: the chance that a random positive outscores a random negative, ties counting
     half — the positives' rank sum, a tie sharing its mean rank. Average precision
     (``average_precision_score``): the precision at each distinct score from the highest
-    down, weighted by the recall it adds."""
-    n, n_pos = len(scores), int(positive.sum())
-    order = np.argsort(scores)
-    ordered = scores[order]
-    starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
-    ends = np.r_[starts[1:], n]
-    found = np.add.reduceat(positive[order].astype(np.int64), starts)  # positives per tie group
-    rank_sum = float(np.sum(found * (starts + ends + 1) / 2))
+    down, weighted by the recall it adds — the mean over the positives of the precision at
+    their score: the positives scoring at least as high, over all the scores that do."""
+    everyone, hits = np.sort(scores), np.sort(scores[positive])
+    n, n_pos = len(everyone), len(hits)
+    below = np.searchsorted(everyone, hits, "left")  # scores under each positive's: its tie starts there
+    tied_or_below = np.searchsorted(everyone, hits, "right")
+    rank_sum = float(np.sum(below + tied_or_below + 1)) / 2  # a tie's mean 1-based rank, per positive
     auc = (rank_sum - n_pos * (n_pos + 1) / 2) / (n_pos * (n - n_pos))
-    found_above = np.cumsum(found[::-1])  # from the highest score down
-    precision, recall = found_above / (n - starts[::-1]), found_above / n_pos
-    return float(auc), float(np.sum(np.diff(np.r_[0.0, recall]) * precision))
+    positives_below = np.searchsorted(hits, hits, "left")
+    return float(auc), float(np.mean((n_pos - positives_below) / (n - below)))
 
 
 def _mean_defined(values: list[float]) -> float:
@@ -128,23 +135,22 @@ def _mean_defined(values: list[float]) -> float:
     return float(np.mean(defined)) if defined else math.nan
 
 
-def expected_calibration_error(probs: np.ndarray, labels: np.ndarray, bins: int = ECE_BINS) -> float:
-    """Guo et al. 2017: confidence split into equal-width bins (i/M, (i+1)/M]; the
-    sample-weighted mean of |accuracy − mean confidence| over the bins."""
-    if len(labels) == 0:
+def expected_calibration_error(confidence: np.ndarray, correct: np.ndarray, bins: int = ECE_BINS) -> float:
+    """Guo et al. 2017: confidence (each sample's top probability) split into equal-width bins
+    (i/M, (i+1)/M]; the sample-weighted mean of |accuracy − mean confidence| over the bins."""
+    if len(correct) == 0:
         return math.nan
-    count, accuracy, confidence = reliability_bins(probs, labels, bins)
+    count, accuracy, mean_confidence = reliability_bins(confidence, correct, bins)
     filled = count > 0
-    return float(np.sum(count[filled] * np.abs(accuracy[filled] - confidence[filled])) / len(labels))
+    return float(np.sum(count[filled] * np.abs(accuracy[filled] - mean_confidence[filled])) / len(correct))
 
 
 def reliability_bins(
-    probs: np.ndarray, labels: np.ndarray, bins: int = ECE_BINS
+    confidence: np.ndarray, correct: np.ndarray, bins: int = ECE_BINS
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per confidence bin (i/M, (i+1)/M]: sample count, accuracy and mean confidence (NaN
-    in empty bins) — the reliability diagram, and the terms of the ECE."""
-    confidence = probs.max(1) if len(labels) else np.zeros(0)
-    correct = probs.argmax(1) == labels if len(labels) else np.zeros(0, dtype=bool)
+    in empty bins) — the reliability diagram, and the terms of the ECE. ``confidence``: each
+    sample's top probability; ``correct``: whether its class was the label (``top_choice``)."""
     which = np.clip(np.ceil(confidence * bins).astype(int) - 1, 0, bins - 1)
     count = np.bincount(which, minlength=bins)
     with np.errstate(invalid="ignore", divide="ignore"):
