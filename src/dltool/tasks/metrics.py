@@ -82,7 +82,7 @@ def top_k_accuracy(probs: np.ndarray, labels: np.ndarray, k: int) -> float:
     ones, the later class first, as scikit-learn's ``top_k_accuracy_score`` ranks them):
     fewer than ``k`` classes rank above the label — higher, or tied and later. No sort."""
     own = probs[np.arange(len(labels)), labels][:, None]
-    later = np.arange(probs.shape[1]) > labels[:, None]
+    later = (np.arange(probs.shape[1])[:, None] > labels).T  # laid out class by class, as eval's probs
     above = np.count_nonzero((probs > own) | ((probs == own) & later), axis=1)
     return float(np.mean(above < k))
 
