@@ -89,6 +89,25 @@ def test_folded_loss_sums_are_the_batch_by_batch_sums_bit_for_bit(monkeypatch, f
     assert stats.accuracy() == pytest.approx(2 / 3) and stats.nonfinite_streak(patience=1) is None
 
 
+@pytest.mark.parametrize("pending_outputs", [1, 10, loop.PENDING_OUTPUTS])
+def test_kept_outputs_stay_bounded_and_count_as_batch_by_batch(monkeypatch, pending_outputs: int) -> None:
+    """A classifier's outputs wait for one arg-max at the fold, never more than
+    ``PENDING_OUTPUTS`` elements of them (plus one batch); the count is the batch-by-batch one.
+    Another task keeps no outputs."""
+    monkeypatch.setattr(loop, "PENDING_OUTPUTS", pending_outputs)
+    rng = np.random.default_rng(pending_outputs)
+    stats, expected, most = loop.EpochStats(), 0, 0
+    for size in [4] * 9 + [3]:  # a ragged last batch
+        output, labels = torch.from_numpy(rng.random((size, 3))), torch.from_numpy(rng.integers(0, 3, size))
+        expected += int((output.argmax(1) == labels).sum())
+        stats.update(torch.tensor(1.0), output, labels, "classification")
+        most = max(most, stats.output_elements)
+    assert most < pending_outputs + 12 and stats.accuracy() == expected / 39 and not stats.outputs
+    other = loop.EpochStats()
+    other.update(torch.tensor(1.0), torch.zeros(2, 1, 4, 4), torch.zeros(2, 1, 4, 4), "reconstruction")
+    assert not other.outputs and other.accuracy() == 0.0
+
+
 @pytest.mark.parametrize("shuffle", [False, True])
 def test_a_small_split_normalised_once_gives_the_same_batches(monkeypatch, shuffle: bool) -> None:
     rng = np.random.default_rng(0)

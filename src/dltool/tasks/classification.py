@@ -20,6 +20,7 @@ PREFLIGHT_BOUNDS = (0.5, 1.5)
 class Classification(Task):
     name = "classification"
     export_output = "logits"
+    counts_correct = True
 
     def correct(self, output: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         # Mixed (soft) targets count as their heaviest class.

@@ -86,8 +86,12 @@ class Task:
     def target(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         return labels
 
-    def correct(self, output: torch.Tensor, labels: torch.Tensor) -> torch.Tensor | None:
-        return None
+    # Whether training counts the correct predictions (``correct``): a classifier's accuracy.
+    counts_correct = False
+
+    def correct(self, output: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """How many of these outputs (one or many batches) are right (``counts_correct``)."""
+        raise NotImplementedError(f"the {self.name} task counts no correct predictions")
 
     def zero_sums(self, confusion_classes: int, device: torch.device) -> dict[str, torch.Tensor]:
         """The sums of no batch at all: every key ``batch_sums`` returns, zero."""
