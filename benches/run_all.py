@@ -17,6 +17,7 @@ import importlib
 import json
 import sys
 import time
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -73,9 +74,9 @@ def _save(stored: dict[str, dict]) -> str:
 def _run_one(name: str, quick: bool, device: str) -> dict:
     """One bench's rows and how they were measured."""
     print(f"running {name} ...", file=sys.stderr, flush=True)
-    _every_core()
     started = time.perf_counter()
-    rows = importlib.import_module(name).run(quick, device)
+    with _every_core():
+        rows = importlib.import_module(name).run(quick, device)
     check_ids(name, rows)
     return {
         "seconds": round(time.perf_counter() - started, 1),
@@ -87,15 +88,15 @@ def _run_one(name: str, quick: bool, device: str) -> dict:
     }
 
 
-def _every_core() -> None:
-    """torch's thread count back to one per core before each bench: the benches share this
-    process, and one left at a single thread (finetune_throughput's) made the next bench's
-    references single-threaded (predict_scale's plain loop, 2026-12-07)."""
-    import torch
+def _every_core() -> AbstractContextManager[None]:
+    """torch's thread count at one per core for a bench, and the caller's back after it: the
+    benches share this process, and one left at a single thread (finetune_throughput's) made
+    the next bench's references single-threaded (predict_scale's plain loop, 2026-12-07); a
+    count left at every core made a later in-process run of the test suite train on two
+    threads where its reference ran on one."""
+    from dltool.engine.threads import cpu_threads, usable_cores
 
-    from dltool.engine.threads import usable_cores
-
-    torch.set_num_threads(usable_cores())
+    return cpu_threads(usable_cores())
 
 
 def check_ids(name: str, rows: list[Row]) -> None:

@@ -59,7 +59,11 @@ def test_ids_must_carry_their_bench_name_and_be_unique() -> None:
 
 
 def test_a_bench_run_writes_ids_goals_and_met() -> None:
+    import torch
+
+    before = torch.get_num_threads()  # one here (conftest): a later in-process run trains on it
     result = run_all._run_one("startup", quick=True, device="cpu")
+    assert torch.get_num_threads() == before  # every core for the bench only
     rows = {row["id"]: row for row in result["rows"]}
     assert list(rows)[:3] == ["startup.help", "startup.list", "startup.list-json"]
     assert all(rows[i]["goal"] is None and rows[i]["met"] is None and rows[i]["ratio"] > 0 for i in list(rows)[:3])
