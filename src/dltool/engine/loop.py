@@ -32,11 +32,12 @@ class EpochStats:
     """Running sums of one training epoch, kept on the device (no sync per step).
 
     A step only records its loss (``pending``) and, for a classifier, its output and labels
-    (``outputs``); ``fold`` adds them to the sums a list at a time, on the device. ``train_one_epoch`` folds before it returns, and so
-    does everything that reads the sums here. Saved in a checkpoint taken mid-epoch, so a
-    resumed epoch reports the same totals. ``nonfinite`` counts the batches in a row, up to
-    the last one, whose loss was NaN or infinite; ``longest`` is the longest such streak and
-    ``longest_end`` the batch that ended it.
+    (``outputs``); ``fold`` adds them to the sums a list at a time, on the device.
+    ``train_one_epoch`` folds before it returns, and so does everything that reads the sums
+    here. Saved in a checkpoint taken mid-epoch, so a resumed epoch reports the same totals.
+    ``nonfinite`` counts the batches in a row, up to the last one, whose loss was NaN or
+    infinite; ``longest`` is the longest such streak and ``longest_end`` the batch that
+    ended it.
     """
 
     loss_sum: torch.Tensor = field(default_factory=lambda: torch.zeros((), dtype=torch.float64))
