@@ -40,6 +40,7 @@ BENCHES = [
     "tune_pruning",
     "transfer",
     "finetune_throughput",
+    "heap_reuse",
     "stream_pipeline",
 ]
 START, END = "<!-- bench:start -->", "<!-- bench:end -->"

@@ -21,6 +21,7 @@ from dltool.engine.autoset import pick_precision, pick_threads
 from dltool.engine.checkpoint import load_checkpoint, save_weights
 from dltool.engine.device import resolve_device, resolve_precision
 from dltool.engine.distributed import StopVote, any_across, process_group, world_from_env
+from dltool.engine.heap import reused_heap
 from dltool.engine.loop import EpochStats, train_one_epoch
 from dltool.engine.observer import Observer
 from dltool.engine.record import (
@@ -147,6 +148,7 @@ def _execute(
         progress = restore_state(parts, checkpoint, source) if checkpoint else Progress()
         threads = pick_threads(parts, kept=progress.threads)
         scope.enter_context(cpu_threads(threads.value))
+        scope.enter_context(reused_heap(device.type == "cpu"))
         progress.threads, progress.amp = threads.value, amp.value.name
         notes += [f"threads: {threads.value} (auto: {threads.reason})"] if threads.reason else []
         notes += [f"amp: {amp.value.name} (auto: {amp.reason})"] if amp.reason else []
