@@ -10,6 +10,7 @@ import os
 import platform
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -55,6 +56,20 @@ def test_freed_blocks_are_reused_inside_and_handed_back_after() -> None:
     assert steps["returned_mb"] > 100
 
 
-@pytest.mark.parametrize(("setting", "env"), [("off", {}), ("on", {"DLTOOL_REUSE_HEAP": "0"})])
+@pytest.mark.parametrize(
+    ("setting", "env"), [("off", {}), ("on", {"DLTOOL_REUSE_HEAP": "0"}), ("on", {"DLTOOL_REUSE_HEAP": "Off"})]
+)
 def test_disabled_or_switched_off_by_the_environment_every_block_is_mapped_afresh(setting: str, env: dict) -> None:
     assert _steps(setting, **env)["faults"] > 0.9  # every page of every block, every step
+
+
+def test_a_mistyped_switch_is_a_usage_error_before_any_run_dir(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "dltool", "train", "digits-mlp", "--runs-dir", str(tmp_path / "runs")],
+        env={**os.environ, "DLTOOL_REUSE_HEAP": "of"},
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 2
+    assert "$DLTOOL_REUSE_HEAP: 'of' is not one of" in result.stderr
+    assert not (tmp_path / "runs").exists()

@@ -5,13 +5,12 @@ glibc's malloc serves a block over its mmap threshold (128 KiB at first, learnt 
 back to the kernel. A training step frees and reallocates the same activations every step,
 so each step faults their pages in again, zero-filled by the kernel: EfficientNet-B0 at 224 px,
 batch 32, on 2 cores, took 5.7 million page faults and 12.7 s of system time for 2 epochs of
-4 batches. With ``mmap`` off and no trimming, freed blocks are reused by the next step:
-training 19.8 → 15.0 s (ResNet-18 12.8 → 12.2 s, ConvNeXt-Atto 8.1 → 7.7 s), at a peak RSS
-about 5-16% higher (blocks that were unmapped are held between steps). After training the
+4 batches. With ``mmap`` off and no trimming, freed blocks are reused by the next step
+(benches/heap_reuse.py, whole runs: EfficientNet-B0 1.24x as fast, ResNet-18 1.06x) at a
+peak RSS 8-12% higher: blocks that were unmapped are held between steps. After training the
 defaults are put back and the heap's free memory returned (``malloc_trim``).
-benches/heap_reuse.py measures both settings on whole runs.
 
-``$DLTOOL_REUSE_HEAP=0`` keeps glibc's defaults (the smaller peak, where memory is tight).
+``$DLTOOL_REUSE_HEAP=0`` (or false, no, off) keeps glibc's defaults (the smaller peak, where memory is tight).
 Only glibc has these knobs; elsewhere (macOS, musl) this does nothing.
 """
 
@@ -24,18 +23,32 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import cache
 
+from dltool.errors import UsageError
+
 # mallopt parameters and glibc's defaults (malloc/malloc.c).
 M_TRIM_THRESHOLD, M_MMAP_MAX = -1, -4
 DEFAULT_TRIM_THRESHOLD, DEFAULT_MMAP_MAX = 128 * 1024, 65536
 NEVER_TRIM = 2**31 - 1  # mallopt takes an int: only a free top over 2 GiB is handed back
 
+SWITCH = "DLTOOL_REUSE_HEAP"
+ON, OFF = ("", "1", "true", "yes", "on"), ("0", "false", "no", "off")
+
+
+def reuse_wanted() -> bool:
+    """``$DLTOOL_REUSE_HEAP``: unset or 1/true/yes/on reuses the heap, 0/false/no/off keeps
+    glibc's defaults; anything else is a usage error (a mistyped "off" must not pass for on)."""
+    text = os.environ.get(SWITCH, "").strip().lower()
+    if text not in ON + OFF:
+        raise UsageError(f"${SWITCH}: {text[:40]!r} is not one of 1, true, yes, on (the default) or 0, false, no, off")
+    return text in ON
+
 
 @contextmanager
 def reused_heap(enabled: bool = True) -> Iterator[None]:
     """Inside, freed memory stays in the heap for the next allocation (see the module's
-    docstring), unless ``$DLTOOL_REUSE_HEAP`` is 0; after, glibc's defaults again and the
+    docstring), unless ``$DLTOOL_REUSE_HEAP`` says off; after, glibc's defaults again and the
     free memory returned to the kernel."""
-    libc = _glibc() if enabled and os.environ.get("DLTOOL_REUSE_HEAP", "1") != "0" else None
+    libc = _glibc() if enabled and reuse_wanted() else None
     if libc is None:
         yield
         return

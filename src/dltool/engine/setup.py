@@ -27,6 +27,7 @@ from dltool.data.splits import with_test_fraction
 from dltool.data.stream import DecodePool, StreamLoader, resolve_workers
 from dltool.engine.device import Precision, channels_last_wanted, on_cuda_when_auto, resolve_device
 from dltool.engine.distributed import World
+from dltool.engine.heap import reuse_wanted
 from dltool.engine.init_from import load_init_weights, resolve_init_source
 from dltool.engine.loop import Step
 from dltool.engine.trackers import require_trackers
@@ -187,8 +188,10 @@ def unfreeze_if_due(parts: Components, epoch: int) -> str | None:
 
 def check_runnable(config: Config) -> None:
     """Errors for what this machine lacks, raised before any dir is made: the device, the
-    dataset's files, a zoo model's pretrained weights, the trackers the config asks for."""
+    dataset's files, a zoo model's pretrained weights, the trackers the config asks for; and
+    a malformed ``$DLTOOL_REUSE_HEAP``."""
     resolve_device(config.train.device)
+    reuse_wanted()
     require_downloaded(config.data.name, config.data.root)
     config.model.fetch_weights()
     require_trackers(config)
