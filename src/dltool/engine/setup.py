@@ -90,12 +90,14 @@ def build_components(
     train_cfg = config.train
     task = _task_of(config, data)
     config, model, notes = _model(config, data, device, fresh)
+    channels_last = channels_last_wanted(train_cfg.channels_last, device, model)
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
     head = find_head(model) if config.optimizer.backbone_lr_scale != 1 else None
     optimizer = build_optimizer(config.optimizer, parameter_groups(model, config.optimizer, head), device.type)
     frozen = freeze(model, config.model.freeze)  # after the optimizer: frozen weights may train later
     loaders = _loaders(config, data, device, world, report)
     notes += [_trainable_line(model, config, data.in_shape), *_stream_notes(loaders[0], config.data.workers)]
-    channels_last = channels_last_wanted(train_cfg.channels_last, device, model)
     steps_per_epoch = -(-len(loaders[0]) // train_cfg.accumulate)
     step = Step(
         model=_wrap(model, device, world, config),
@@ -156,8 +158,6 @@ def _model(
     model = model.to(device)
     if hasattr(model, "init_from_data"):  # before the optimizer: it may freeze what it fits
         model.init_from_data(init_images(data, device))  # type: ignore[operator]
-    if channels_last_wanted(config.train.channels_last, device, model):
-        model = model.to(memory_format=torch.channels_last)
     return config, model, notes
 
 
