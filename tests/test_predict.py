@@ -94,6 +94,21 @@ def test_strict_exits_1_and_still_writes_every_good_row(cli, run: Path, images: 
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
 
 
+def test_hidden_files_and_folders_are_left_out_of_a_folder_unless_named(run: Path, tmp_path: Path) -> None:
+    # A folder copied from a Mac holds ._NAME resource forks beside each photo (not images);
+    # a hidden folder holds a viewer's thumbnails. Training leaves them out; so does predict.
+    folder = tmp_path / "photos"
+    (folder / ".thumbnails").mkdir(parents=True)
+    Image.new("L", (8, 8)).save(folder / "IMG_0001.PNG")
+    (folder / "._IMG_0001.PNG").write_bytes(b"\x00\x05\x16\x07" + bytes(60))
+    Image.new("L", (8, 8)).save(folder / ".thumbnails" / "IMG_0001.png")
+    model = load_trained(run)
+    rows = list(predict(model, [str(folder)], workers=0))
+    assert [(type(row), Path(row.path).name) for row in rows] == [(Prediction, "IMG_0001.PNG")]
+    named = list(predict(model, [str(folder / ".thumbnails" / "IMG_0001.png")], workers=0))
+    assert [type(row) for row in named] == [Prediction]
+
+
 def test_fifos_and_devices_named_png_are_skipped_and_named_never_opened(run: Path, tmp_path: Path) -> None:
     # A FIFO blocks the first open() until a writer comes: a real process with a timeout, so
     # a regression fails here instead of hanging the suite.

@@ -192,8 +192,10 @@ def chunks(items: Iterable[str], size: int) -> Iterator[list[str]]:
 
 
 def expand_paths(inputs: Iterable[str]) -> Iterator[str]:
-    """Files as given; folders walked recursively in sorted order (image extensions only);
-    glob patterns expanded, sorted. A name that matches nothing is an unreadable row."""
+    """Files as given; folders walked recursively in sorted order (image extensions only,
+    hidden files and folders left out, as a training folder's are: macOS's ``._IMG_0001.JPG``
+    resource forks, ``.thumbnails/``); glob patterns expanded, sorted. A name that matches
+    nothing is an unreadable row."""
     for item in inputs:
         if os.path.isdir(item):
             yield from _walk(item)
@@ -205,9 +207,9 @@ def expand_paths(inputs: Iterable[str]) -> Iterator[str]:
 
 def _walk(folder: str) -> Iterator[str]:
     for directory, subdirs, files in os.walk(folder):
-        subdirs.sort()
+        subdirs[:] = sorted(name for name in subdirs if not name.startswith("."))
         for name in sorted(files):
-            if os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS:
+            if not name.startswith(".") and os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS:
                 yield os.path.join(directory, name)
 
 
