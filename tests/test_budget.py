@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from dltool.data.budget import GIB, cgroup_memory_limit, memory_budget
+from dltool.data.budget import GIB, binary_size, cgroup_memory_limit, memory_budget
 
 
 def cgroup_files(tmp_path: Path, files: dict[str, str], membership: str) -> tuple[Path, Path]:
@@ -45,3 +45,19 @@ def test_the_default_budget_is_half_of_what_this_process_may_use() -> None:
     if limit is not None and "container" in budget.source:
         assert budget.bytes == limit // 2
     assert memory_budget(1.5).bytes == int(1.5 * GIB) and memory_budget(1.5).source == "set in the config"
+
+
+@pytest.mark.parametrize(
+    ("nbytes", "shown"),
+    [
+        (0, "0 bytes"),
+        (1023, "1,023 bytes"),
+        (176_000, "172 KiB"),
+        (5e6, "4.77 MiB"),
+        (12.7e9, "11.8 GiB"),
+        (2**40, "1,024 GiB"),
+    ],
+)
+def test_sizes_are_shown_in_the_unit_that_reads_best(nbytes: float, shown: str) -> None:
+    # The auto loader's line named a folder of 60 small photos "≈ 0.000172 GiB".
+    assert binary_size(nbytes) == shown

@@ -30,7 +30,7 @@ class Budget:
     source: str
 
     def __str__(self) -> str:
-        return f"data.memory_budget {gib(self.bytes)} ({self.source})"
+        return f"data.memory_budget {binary_size(self.bytes)} ({self.source})"
 
 
 def memory_budget(gibibytes: float | None) -> Budget:
@@ -45,7 +45,7 @@ def memory_budget(gibibytes: float | None) -> Budget:
         total = 8 * GIB  # an OS that will not say: assume a small laptop
     limit = cgroup_memory_limit()
     if limit is not None and limit < total:
-        return Budget(limit // 2, f"half of this container's memory limit, {gib(limit)}")
+        return Budget(limit // 2, f"half of this container's memory limit, {binary_size(limit)}")
     return Budget(total // 2, "half of this machine's RAM")
 
 
@@ -158,7 +158,7 @@ def choose_loader(config: DataConfig, files: int, shape: Shape, masks: bool = Fa
     budget = memory_budget(config.memory_budget)
     with_masks = " and their masks" if masks else ""
     size = (
-        f"decoded dataset ≈ {gib(needed)} ({files:,} images of {shape.channels}x{shape.height}x{shape.width}"
+        f"decoded dataset ≈ {binary_size(needed)} ({files:,} images of {shape.channels}x{shape.height}x{shape.width}"
         f"{with_masks})"
     )
     fits = needed <= budget.bytes
@@ -173,5 +173,10 @@ def choose_loader(config: DataConfig, files: int, shape: Shape, masks: bool = Fa
     return LoaderChoice(kind, f"data.loader auto → {kind}: {size} {'fits' if fits else 'exceeds'} {budget}")
 
 
-def gib(nbytes: float) -> str:
-    return f"{nbytes / GIB:.3g} GiB"
+def binary_size(nbytes: float) -> str:
+    """A size in the binary unit that reads best, to 3 figures: 11.8 GiB, 172 KiB (not
+    0.000172 GiB), 1,536 GiB."""
+    units = (("GiB", GIB), ("MiB", GIB >> 10), ("KiB", GIB >> 20))
+    unit, scale = next(((unit, scale) for unit, scale in units if nbytes >= scale), ("bytes", 1))
+    value = nbytes / scale
+    return f"{value:.3g} {unit}" if value < 1000 else f"{value:,.0f} {unit}"
