@@ -7,6 +7,7 @@ import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from rich.console import Console
@@ -47,6 +48,19 @@ def emit_json(document: Any) -> None:
 def emit_line(text: str) -> None:
     sys.stdout.write(text + "\n")
     sys.stdout.flush()
+
+
+@dataclass
+class Tally:
+    """What a command that reads many inputs made of them: rows written, inputs skipped (each
+    named on stderr as it is met)."""
+
+    read: int = 0
+    unreadable: int = 0
+
+    def skip(self, path: str, reason: str) -> None:
+        self.unreadable += 1
+        stderr.print(f"skipped {path}: {reason}", soft_wrap=True, markup=False)
 
 
 T = TypeVar("T")

@@ -9,7 +9,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from dltool.commands._output import stderr
+from dltool.commands._output import Tally
 from dltool.errors import UsageError
 
 COLUMNS = ("path", "mask", "overlay", "classes")
@@ -33,9 +33,9 @@ def check_options(model: Any, out: Path | None, overlay: bool, top_k: int | None
 
 def write_masks(
     model: Any, inputs: Iterable[str], out: Path | None, options: dict[str, Any], output_format: str | None
-) -> int:
-    """Segment ``inputs`` into ``out``; one row per mask on stdout (csv, or jsonl); returns
-    how many inputs could not be read (each named on stderr)."""
+) -> Tally:
+    """Segment ``inputs`` into ``out``; one row per mask on stdout (csv, or jsonl); each input
+    that could not be read named on stderr."""
     from dltool.evaluation.predict import Unreadable
     from dltool.evaluation.segment import segment
 
@@ -43,11 +43,10 @@ def write_masks(
     writer = csv.writer(sys.stdout) if output_format != "jsonl" else None
     if writer is not None:
         writer.writerow(COLUMNS)
-    bad = 0
+    tally = Tally()
     for row in segment(model, inputs, out, **options):
         if isinstance(row, Unreadable):
-            bad += 1
-            stderr.print(f"skipped {row.path}: {row.reason}", soft_wrap=True, markup=False)
+            tally.skip(row.path, row.reason)
             continue
         values = {"path": row.path, "mask": row.mask, "overlay": row.overlay or "", "classes": row.classes}
         if writer is None:
@@ -55,4 +54,5 @@ def write_masks(
         else:
             writer.writerow([*list(values.values())[:3], " ".join(row.classes)])
         sys.stdout.flush()
-    return bad
+        tally.read += 1
+    return tally

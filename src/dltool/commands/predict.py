@@ -14,7 +14,7 @@ import typer
 
 from dltool._openmp import wait_passively
 from dltool.commands._options import InferenceAmp, PredictBatch, RowFormat
-from dltool.commands._output import stderr
+from dltool.commands._output import Tally, stderr
 
 Opt = typer.Option
 FORMATS = ("csv", "jsonl", "parquet", "table")
@@ -79,8 +79,8 @@ def prepare_process(workers: int | None) -> None:
         wait_passively()
 
 
-def _write_labels(rows: Iterable[Any], chosen: str, output: Path | None, columns: list[str]) -> int:
-    """The rows in format ``chosen`` to ``output`` (else stdout); how many inputs could not be read."""
+def _write_labels(rows: Iterable[Any], chosen: str, output: Path | None, columns: list[str]) -> Tally:
+    """The rows in format ``chosen`` to ``output`` (else stdout)."""
     if chosen == "parquet":
         assert output is not None  # _format asks for it
         return _write_parquet(rows, output, columns)
@@ -88,10 +88,14 @@ def _write_labels(rows: Iterable[Any], chosen: str, output: Path | None, columns
         return _write_rows(rows, _WRITERS[chosen](stream, columns), stream.flush)
 
 
-def _report(bad: int, strict: bool) -> None:
+def _report(tally: Tally, strict: bool) -> None:
+    """The count of unreadable inputs, last on stderr; exit 1 for any with ``strict``, and
+    whenever none could be read (a mistyped name, a folder of other files): no rows is no
+    result, whatever a pipeline reading them expects."""
+    bad = tally.unreadable
     if bad:
         stderr.print(f"{bad} input{'s' if bad > 1 else ''} could not be read", soft_wrap=True)
-    if bad and strict:
+    if bad and (strict or not tally.read):
         raise typer.Exit(1)
 
 
@@ -110,31 +114,31 @@ def _format(output_format: str | None, output: Path | None) -> str:
     return chosen
 
 
-def _write_parquet(rows: Iterable[Any], output: Path, columns: list[str]) -> int:
+def _write_parquet(rows: Iterable[Any], output: Path, columns: list[str]) -> Tally:
     from dltool._io import atomic_open
     from dltool.evaluation.tables import ParquetRows
 
     with atomic_open(output, "wb") as file:
         table = ParquetRows(file, columns)
-        bad = _write_rows(rows, table.write, lambda: None)
+        tally = _write_rows(rows, table.write, lambda: None)
         table.close()
-    return bad
+    return tally
 
 
-def _write_rows(rows: Iterable[Any], write: Callable[[Any], Any], flush: Callable[[], Any]) -> int:
+def _write_rows(rows: Iterable[Any], write: Callable[[Any], Any], flush: Callable[[], Any]) -> Tally:
     """Each readable image's row as it comes (flushed, for a pipe); each unreadable one named
-    on stderr. Returns how many could not be read."""
+    on stderr."""
     from dltool.evaluation.predict import Unreadable
 
-    bad = 0
+    tally = Tally()
     for row in rows:
         if isinstance(row, Unreadable):
-            bad += 1
-            stderr.print(f"skipped {row.path}: {row.reason}", soft_wrap=True, markup=False)
+            tally.skip(row.path, row.reason)
         else:
             write(row)
             flush()
-    return bad
+            tally.read += 1
+    return tally
 
 
 @contextmanager

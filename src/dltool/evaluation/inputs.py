@@ -84,12 +84,16 @@ class Chunk:
     sizes: list[tuple[int, int]] = field(default_factory=list)  # each image's stored (width, height)
 
 
-def decode_chunk(decoder: Decoder, paths: list[str]) -> Chunk:
+def decode_chunk(decoder: Decoder, paths: list[str | Unreadable]) -> Chunk:
+    """The chunk's files decoded; an input already known to be unreadable is passed on."""
     good: list[str] = []
     images: list[np.ndarray] = []
     sizes: list[tuple[int, int]] = []
     bad: list[Unreadable] = []
     for path in paths:
+        if isinstance(path, Unreadable):
+            bad.append(path)
+            continue
         try:
             image, stored = decoder.sized(path)
         except ImageDecodeError as error:
@@ -119,7 +123,7 @@ def decoded_chunks(paths: Iterable[str], decoder: Decoder, *, chunk: int, worker
     yield from _decoded_in_processes(decoder, groups, workers)
 
 
-def _measured_workers(decoder: Decoder, groups: Iterator[list[str]]) -> Generator[Chunk, None, int]:
+def _measured_workers(decoder: Decoder, groups: Iterator[list[str | Unreadable]]) -> Generator[Chunk, None, int]:
     """Decode the first ``MEASURED`` chunks here, timing the decoding and what the caller does
     with each (the model's forward pass); then 0 (go on in this process) when the caller took
     the longer over the last, else ``default_workers()``.
@@ -141,12 +145,12 @@ def _measured_workers(decoder: Decoder, groups: Iterator[list[str]]) -> Generato
     return 0 if using > decoding else default_workers()
 
 
-def _decoded_in_processes(decoder: Decoder, groups: Iterator[list[str]], workers: int) -> Iterator[Chunk]:
+def _decoded_in_processes(decoder: Decoder, groups: Iterator[list[str | Unreadable]], workers: int) -> Iterator[Chunk]:
     pool = ProcessPoolExecutor(workers, mp_context=_context(), initializer=_worker_setup)
     current: list[str] = []  # the files of the chunk awaited: named if its worker dies
     try:
         for group, future in ordered(pool, decode_chunk, decoder, groups, ahead=workers + 1):
-            current = group
+            current = [path for path in group if isinstance(path, str)]
             yield future.result()
     except BrokenProcessPool:
         where = f" reading {current[0]} … {current[-1]}" if current else ""
@@ -185,32 +189,40 @@ def default_workers() -> int:
     return max(0, min(8, (os.cpu_count() or 1) - 1))
 
 
-def chunks(items: Iterable[str], size: int) -> Iterator[list[str]]:
+def chunks(items: Iterable[T], size: int) -> Iterator[list[T]]:
     iterator = iter(items)
     while group := list(itertools.islice(iterator, size)):
         yield group
 
 
-def expand_paths(inputs: Iterable[str]) -> Iterator[str]:
+def expand_paths(inputs: Iterable[str]) -> Iterator[str | Unreadable]:
     """Files as given; folders walked recursively in sorted order (image extensions only,
     hidden files and folders left out, as a training folder's are: macOS's ``._IMG_0001.JPG``
-    resource forks, ``.thumbnails/``); glob patterns expanded, sorted. A name that matches
-    nothing is an unreadable row."""
+    resource forks, ``.thumbnails/``); glob patterns expanded, sorted. A folder without an
+    image file or a pattern that matches nothing is an ``Unreadable`` row, saying so (a
+    missing file is one when it is read)."""
     for item in inputs:
         if os.path.isdir(item):
-            yield from _walk(item)
+            found = yield from _walk(item)
+            if not found:
+                yield Unreadable(item, f"a folder without image files ({', '.join(sorted(IMAGE_EXTENSIONS))})")
         elif not os.path.exists(item) and glob.has_magic(item):
-            yield from sorted(glob.glob(item, recursive=True))
+            matches = sorted(glob.glob(item, recursive=True))
+            yield from matches if matches else [Unreadable(item, "the pattern matches no file")]
         else:
             yield item
 
 
-def _walk(folder: str) -> Iterator[str]:
+def _walk(folder: str) -> Generator[str, None, int]:
+    """The image files under ``folder``; returns how many."""
+    found = 0
     for directory, subdirs, files in os.walk(folder):
         subdirs[:] = sorted(name for name in subdirs if not name.startswith("."))
         for name in sorted(files):
             if not name.startswith(".") and os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS:
+                found += 1
                 yield os.path.join(directory, name)
+    return found
 
 
 def read_path_lines(lines: Iterable[str]) -> Iterator[str]:
