@@ -95,3 +95,17 @@ def test_a_terminal_is_coloured_unless_no_color_is_set(no_color: str, coloured: 
     assert process.returncode == 2
     assert "error:" in shown
     assert bool(COLOUR.search(shown)) is coloured, repr(shown)
+
+
+def test_counts_agree_with_their_nouns_in_the_lines_for_people() -> None:
+    from dltool._text import counted
+    from dltool.commands._progress import start_line
+
+    assert [counted(1, "epoch"), counted(3, "epoch"), counted(1_000, "image")] == [
+        "1 epoch",
+        "3 epochs",
+        "1,000 images",
+    ]
+    assert counted(2, "batch", "batches") == "2 batches" and counted(1, "batch", "batches") == "1 batch"
+    info = {"run_dir": "runs/d-1", "device": "cpu", "amp": "off", "threads": 1, "epochs": 1, "batches": 1}
+    assert start_line(info | {"resumed_at": None}).endswith("(amp off, 1 CPU thread): 1 epoch × 1 batch")

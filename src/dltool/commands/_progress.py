@@ -10,6 +10,7 @@ from typing import Any
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
 import dltool.tasks as tasks
+from dltool._text import counted
 from dltool.commands._output import stderr, stderr_observer
 from dltool.engine.observer import Observer
 
@@ -29,8 +30,8 @@ def start_line(info: dict[str, Any]) -> str:
     resumed = f", resumed after epoch {info['resumed_at']}" if info["resumed_at"] else ""
     return (
         f"training {info['run_dir']} on {info['device']} (amp {info['amp']}, "
-        f"{info['threads']} CPU thread{'s' if info['threads'] != 1 else ''}): "
-        f"{info['epochs']} epochs × {info['batches']} batches{resumed}"
+        f"{counted(info['threads'], 'CPU thread')}): "
+        f"{counted(info['epochs'], 'epoch')} × {counted(info['batches'], 'batch', 'batches')}{resumed}"
     )
 
 

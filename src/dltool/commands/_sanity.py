@@ -7,6 +7,7 @@ from typing import Any
 
 import typer
 
+from dltool._text import counted
 from dltool.commands._output import emit_json, emit_line, stderr
 
 
@@ -24,7 +25,7 @@ def _overfit(config: Any, batches: int, as_json: bool) -> None:
     result = overfit_batches(config, batches)
     verdict = "passed" if result.reached else "FAILED: the model cannot memorise them; look for a bug"
     stderr.print(
-        f"overfit {result.batches} batch{'es' if result.batches > 1 else ''}: loss "
+        f"overfit {counted(result.batches, 'batch', 'batches')}: loss "
         f"{result.initial_loss:.4g} → {result.final_loss:.4g} in {result.steps} steps "
         f"(target < {result.target}): {verdict}",
         soft_wrap=True,

@@ -13,6 +13,7 @@ from typing import Annotated, Any, TextIO, cast
 import typer
 
 from dltool._openmp import wait_passively
+from dltool._text import counted
 from dltool.commands._options import InferenceAmp, PredictBatch, RowFormat
 from dltool.commands._output import Tally, stderr
 
@@ -94,7 +95,7 @@ def _report(tally: Tally, strict: bool) -> None:
     result, whatever a pipeline reading them expects."""
     bad = tally.unreadable
     if bad:
-        stderr.print(f"{bad} input{'s' if bad > 1 else ''} could not be read", soft_wrap=True)
+        stderr.print(f"{counted(bad, 'input')} could not be read", soft_wrap=True)
     if bad and (strict or not tally.read):
         raise typer.Exit(1)
 

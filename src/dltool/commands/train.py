@@ -10,6 +10,7 @@ from typing import Annotated, Any
 import typer
 
 import dltool.tasks as tasks
+from dltool._text import counted
 from dltool.commands import _complete
 from dltool.commands._options import Quiet
 from dltool.commands._output import emit_line, stderr
@@ -146,7 +147,7 @@ def _with_progress(start: Any, quiet: bool, live: bool = True) -> tuple[Any, lis
 def _closing_line(result: Any) -> str:
     summary, status = result.summary, result.status
     parts = [
-        f"{status} after {summary['epochs_run']} epochs: training {summary['wall_time_s']:.1f}s, "
+        f"{status} after {counted(summary['epochs_run'], 'epoch')}: training {summary['wall_time_s']:.1f}s, "
         f"setup {summary['setup_time_s']:.1f}s"
     ]
     if best := summary.get("best"):

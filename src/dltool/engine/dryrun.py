@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import torch
 
+from dltool._text import counted
 from dltool.config.schema import Config
 from dltool.engine.autoset import pick_precision
 from dltool.engine.device import resolve_device, resolve_precision
@@ -44,7 +45,7 @@ class DryRun:
             *self.notes,
             f"data: {self.config.data.name}, {self.classes} classes; {sizes}{test}",
             f"one batch read: {shape} → output {'×'.join(map(str, self.output_shape))}",
-            f"would train {train.epochs} epochs × {self.batches_per_epoch} batches on {self.device} (amp {self.amp})",
+            f"would train {counted(train.epochs, 'epoch')} × {counted(self.batches_per_epoch, 'batch', 'batches')} on {self.device} (amp {self.amp})",
             "dry run: nothing written",
         ]
 

@@ -13,6 +13,7 @@ from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 import dltool.tasks as tasks
+from dltool._text import counted
 from dltool.config.schema import Config
 from dltool.data import datasets
 from dltool.data.arrays import Split, label_counts, target_kind
@@ -295,7 +296,7 @@ def _stream_notes(loader: Loader, setting: int | str) -> list[str]:
     if count == 0:
         return ["data.loader stream: files decoded in the training process (data.workers 0)"]
     why = "data.workers auto: one per core, at most 8" if setting == "auto" else "data.workers"
-    return [f"data.loader stream: {count} worker process{'es' if count > 1 else ''} decode the files ({why})"]
+    return [f"data.loader stream: {counted(count, 'worker process', 'worker processes')} decode the files ({why})"]
 
 
 def _wrap(model: nn.Module, device: torch.device, world: World, config: Config) -> nn.Module:

@@ -19,6 +19,7 @@ import torch
 
 import dltool.tasks as tasks
 from dltool._io import atomic_write_bytes, atomic_write_json
+from dltool._text import counted
 from dltool._version import __version__
 from dltool.errors import ExportError, UnknownNameError, UsageError
 from dltool.evaluation.model import InferenceModel
@@ -175,7 +176,7 @@ def _sidecar_document(model: Trained, format: Format, data: bytes, output: Path)
         "std": model.std,
         "crop_pct": model.crop_pct,
         "tta": model.tta,  # inside the graph: a flip TTA run's export averages the two passes itself
-        "preprocessing": f"decode to {channels} channel{'s' if channels > 1 else ''}, {_fitting(model)}, "
+        "preprocessing": f"decode to {counted(channels, 'channel')}, {_fitting(model)}, "
         "then (pixel / 255 - mean) / std per channel; float32, NCHW",
         "input": {"name": INPUT_NAME, "shape": ["batch", channels, height, width], "dtype": "float32"},
         "output": {"name": task.export_output, "shape": ["batch", *outputs], "dtype": "float32"},

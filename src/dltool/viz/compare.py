@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from dltool._io import atomic_write_text
+from dltool._text import counted
 from dltool.config.loading import flatten
 from dltool.errors import UsageError
 from dltool.figures.canvas import Plotter, Visualization
@@ -63,7 +64,7 @@ def visualize_runs(paths: list[Path], *, out: Path | None = None, fmt: str = "pn
     differing = len(header) - 1 - len(RESULTS)
     page.add(
         "Differences and results",
-        f"<p>{differing} config key{'s' if differing != 1 else ''} differ (dotted keys of config.yaml); "
+        f"<p>{counted(differing, 'config key')} differ (dotted keys of config.yaml); "
         "the same table is in runs.csv and runs.md.</p>"
         + report.table(header, [[None if v is MISSING else v for v in row] for row in rows]),
     )
