@@ -247,6 +247,22 @@ def test_eval_on_an_image_folder_with_the_same_classes(cli, run: Path, tmp_path:
     assert len(document["confusion_matrix"]) == 10
 
 
+def test_a_run_whose_image_folder_is_gone_says_so_and_how_to_score_another(cli, tmp_path: Path) -> None:
+    from PIL import Image
+
+    folder = tmp_path / "photos"
+    for label in ("cat", "dog"):
+        (folder / label).mkdir(parents=True)
+        for i in range(6):
+            Image.new("RGB", (12, 12), (40 * i, 200 if label == "cat" else 0, 90)).save(folder / label / f"{i}.png")
+    config = load_config("digits-mlp", [f"data.name={folder}", "train.epochs=1", "data.test_fraction=0.3"])
+    run = train(config, create_run_dir(tmp_path / "runs", "photos")).run_dir
+    folder.rename(tmp_path / "moved")
+    gone = cli("eval", run, code=1)
+    assert f"{folder}: the run's image folder is gone (moved or deleted); --data FOLDER" in gone.stderr
+    assert json.loads(cli("eval", run, "--data", tmp_path / "moved", "--json").stdout)["n"] == 12
+
+
 def test_per_class_scores_as_csv_and_parquet_tables(cli, run: Path, tmp_path: Path) -> None:
     document = json.loads(cli("eval", run, "--json", "--per-class-out", tmp_path / "classes.csv").stdout)
     cli("eval", run, "--per-class-out", tmp_path / "classes.parquet")

@@ -307,3 +307,18 @@ def test_resume_notes_a_folder_that_grew_and_refuses_one_with_other_classes(cli,
     refused = cli("train", "--resume", run, "--epochs", "3", code=1)
     assert "checkpointed with 2 classes" in refused.stderr and "now has 3 classes" in refused.stderr
     assert (run / "summary.json").read_bytes() == summary_before  # the run is left as it was
+
+
+def test_a_channel_with_one_value_in_every_training_image_is_divided_by_1(tmp_path: Path) -> None:
+    # Blue is 90 everywhere: measured std 0, and every normalised input was NaN (the run
+    # failed at its first step, blaming the learning rate).
+    for label, green in (("cat", 200), ("dog", 0)):
+        for i in range(6):
+            solid(tmp_path / "photos" / label / f"{i}.png", colour=(40 * i, green, 90))
+    config = load_config("digits-mlp", [f"data.name={tmp_path / 'photos'}", f"data.root={tmp_path / 'cache'}"])
+    prepared = prepare_data(config.data)
+    assert prepared.std[2] == 1.0 and 0 < prepared.std[0] < 1 and prepared.mean[2] == pytest.approx(90 / 255)
+    assert (
+        "data.std: channel 2 holds one value in every training image (std 0); it is divided by 1 instead"
+        in prepared.notes
+    )

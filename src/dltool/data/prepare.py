@@ -118,6 +118,7 @@ def prepare_data(
         mean, std = config.mean, config.std
     else:
         mean, std = _train_stats(splits["train"], notes, progress)
+        std = _divisible(std, notes)
     if len(mean) != splits["train"].image_shape[0]:
         raise DatasetError(
             f"data.mean has {len(mean)} values; the images have {splits['train'].image_shape[0]} channels"
@@ -190,6 +191,19 @@ def _train_stats(
             "(set data.mean and data.std to fix them)"
         )
     return channel_stats(train.take(rows), progress)
+
+
+def _divisible(std: list[float], notes: list[str]) -> list[float]:
+    """The measured std with 1 for a channel that holds one value in every training image:
+    divided by its std of 0, every input of the model would be NaN (training failed at its
+    first step, blaming the learning rate). Normalised, the channel is then 0 everywhere."""
+    constant = [str(channel) for channel, value in enumerate(std) if value == 0]
+    if constant:
+        notes.append(
+            f"data.std: channel {', '.join(constant)} holds one value in every training image (std 0); "
+            "it is divided by 1 instead"
+        )
+    return [value or 1.0 for value in std]
 
 
 def _refuse_class_picks(config: DataConfig, arrays: ImageArrays) -> None:

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 import dltool.tasks as tasks
+from dltool._text import counted
 from dltool.config.schema import Config
 from dltool.engine.autoset import pick_precision, pick_threads
 from dltool.engine.checkpoint import load_checkpoint, save_weights
@@ -316,7 +317,7 @@ def check_finite_loss(parts: Components, progress: Progress, stats: EpochStats) 
         else "no epoch finished, so there is no checkpoint"
     )
     raise TrainingDivergedError(
-        f"the training loss was NaN or infinite for {length} batches in a row from step {step} "
+        f"the training loss was NaN or infinite for {counted(length, 'batch', 'batches')} in a row from step {step} "
         f"(epoch {progress.epoch + 1}); the learning rate (optimizer.lr={lr}) is the likely cause: lower optimizer.lr "
         f"or set train.grad_clip; {kept}"
     )
