@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -52,6 +53,17 @@ def test_a_plain_training_run_imports_none_of_the_heavy_packages(tmp_path) -> No
 @pytest.mark.parametrize("command", COMMANDS)
 def test_every_command_help_shows_an_example(cli, command: str) -> None:
     assert "Example:" in cli(command, "--help").stdout
+
+
+def test_the_command_list_shows_each_first_paragraph_unbroken() -> None:
+    # typer kept the docstring's source line breaks there: "(trainable, frozen) and" ended a line.
+    wide = subprocess.run(
+        [sys.executable, "-m", "dltool", "--help"], capture_output=True, text=True, env=os.environ | {"COLUMNS": "400"}
+    )
+    rows = {line.strip("│ ").split(" ", 1)[0]: line for line in wide.stdout.splitlines() if line.startswith("│ ")}
+    for command in app.registered_commands:
+        first = " ".join((command.callback.__doc__ or "").split("\n\n")[0].split())
+        assert first in " ".join(rows[command.name].split()), command.name
 
 
 def test_version(cli) -> None:

@@ -7,8 +7,10 @@ modules import the library layer inside their functions.
 from __future__ import annotations
 
 import gc
+import inspect
 import os
 import traceback
+from collections.abc import Callable
 from typing import Annotated, Any
 
 import click
@@ -107,16 +109,26 @@ def root(
     ctx.obj = {"debug": debug}
 
 
-app.command("list")(list_command.list_)
-app.command("download")(download_command.download)
-app.command("stats")(stats_command.stats)
-app.command("summary")(summary_command.summary)
-app.command("train")(train_command.train)
-app.command("tune")(tune_command.tune)
-app.command("eval")(eval_command.eval_)
-app.command("predict")(predict_command.predict)
-app.command("export")(export_command.export)
-app.command("visualize")(visualize_command.visualize)
+def _short_help(command: Callable[..., Any]) -> str:
+    """The first paragraph of ``command``'s docstring as one line, for `dltool --help`'s list
+    (typer keeps its line breaks there, wherever the source wrapped it)."""
+    return " ".join(inspect.cleandoc(command.__doc__ or "").split("\n\n")[0].split())
+
+
+COMMANDS: dict[str, Callable[..., Any]] = {
+    "list": list_command.list_,
+    "download": download_command.download,
+    "stats": stats_command.stats,
+    "summary": summary_command.summary,
+    "train": train_command.train,
+    "tune": tune_command.tune,
+    "eval": eval_command.eval_,
+    "predict": predict_command.predict,
+    "export": export_command.export,
+    "visualize": visualize_command.visualize,
+}
+for name, command in COMMANDS.items():
+    app.command(name, short_help=_short_help(command))(command)
 
 
 def main() -> None:
