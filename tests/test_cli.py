@@ -66,6 +66,20 @@ def test_the_command_list_shows_each_first_paragraph_unbroken() -> None:
         assert first in " ".join(rows[command.name].split()), command.name
 
 
+def test_only_switches_that_override_a_config_key_have_a_no_form() -> None:
+    # --no-strict, --no-force, ... only widened the help: nothing sets them on to turn off.
+    import typer.main
+
+    group = typer.main.get_command(app)
+    negatable = {
+        (name, option.name)
+        for name, command in group.commands.items()  # type: ignore[attr-defined]
+        for option in command.params
+        if option.secondary_opts
+    }
+    assert negatable == {(c, o) for c in ("train", "tune") for o in ("compile", "tensorboard")}
+
+
 def test_version(cli) -> None:
     assert cli("--version").stdout.strip() == f"dltool {__version__}"
 

@@ -34,7 +34,7 @@ def download(
             metavar="URL",
         ),
     ] = None,
-    force: Annotated[bool, Opt(help="Download again even when verified files are present.")] = False,
+    force: Annotated[bool, Opt("--force", help="Download again even when verified files are present.")] = False,
     quiet: Quiet = False,
 ) -> None:
     """Download datasets, check them against the publishers' checksums and unpack them.

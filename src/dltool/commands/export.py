@@ -25,7 +25,7 @@ def export(
         Opt(help="File to write (default: RUN/export/model.onnx or .torchscript); its sidecar is FILE.json."),
     ] = None,
     opset: Annotated[int | None, Opt(help="ONNX opset, 18 or newer (default: torch's, 20).")] = None,
-    force: Annotated[bool, Opt(help="Replace an existing file and its sidecar.")] = False,
+    force: Annotated[bool, Opt("--force", help="Replace an existing file and its sidecar.")] = False,
     int8: Annotated[
         bool,
         Opt("--int8", help="ONNX quantized to int8 (default file: model.int8.onnx), kept if it scores as well."),

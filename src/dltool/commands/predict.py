@@ -46,10 +46,16 @@ def predict(
             "on the first two batches, else one per CPU but one, at most 8; 0: in the main process).",
         ),
     ] = None,
-    strict: Annotated[bool, Opt(help="Exit 1 when any input could not be read (rows still written).")] = False,
-    force: Annotated[bool, Opt(help="Let --output replace a file that dltool predict did not write.")] = False,
+    strict: Annotated[
+        bool, Opt("--strict", help="Exit 1 when any input could not be read (rows still written).")
+    ] = False,
+    force: Annotated[
+        bool, Opt("--force", help="Let --output replace a file that dltool predict did not write.")
+    ] = False,
     out: Annotated[Path | None, Opt(help="Segmentation: write one mask PNG per image into this folder.")] = None,
-    overlay: Annotated[bool, Opt(help="Segmentation: also write colour overlays into --out DIR/overlays/.")] = False,
+    overlay: Annotated[
+        bool, Opt("--overlay", help="Segmentation: also write colour overlays into --out DIR/overlays/.")
+    ] = False,
 ) -> None:
     """Label images; one row per readable image, in input order. Bad files go to stderr.
     A segmentation model writes a mask PNG per image, at the image's size, into --out DIR.

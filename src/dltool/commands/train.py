@@ -30,7 +30,7 @@ def train(
     name: Annotated[str | None, Opt(help="Run dir name (default: <recipe>-<n>).")] = None,
     runs_dir: Annotated[Path, Opt(help="Where run dirs are created.")] = Path("runs"),
     resume: Annotated[Path | None, Opt(help="Continue this run dir from checkpoints/last.pt.")] = None,
-    print_config: Annotated[bool, Opt(help="Print the resolved config as YAML and exit.")] = False,
+    print_config: Annotated[bool, Opt("--print-config", help="Print the resolved config as YAML and exit.")] = False,
     dry_run: Annotated[
         bool, Opt("--dry-run", help="Check data, model and one batch; print the plan; write no run.")
     ] = False,

@@ -25,8 +25,9 @@ Targets = Annotated[
 Augmentations = Annotated[
     bool,
     Opt(
+        "--augmentations",
         help="Only augmentations.png: training images under 5 epochs' draws of a run's or recipe's "
-        "data.augment (a run's report.html shows it from then on)."
+        "data.augment (a run's report.html shows it from then on).",
     ),
 ]
 
