@@ -322,3 +322,19 @@ def test_output_may_replace_its_own_kind(cli, run: Path, image: Path, tmp_path: 
     assert notes.read_text() == "my notes"
     cli("predict", run, image, "--output", notes, "--force")
     assert notes.read_text().startswith("path,label,score")
+
+
+def test_a_model_too_large_for_its_input_size_names_data_image_size() -> None:
+    # An MLP on photos kept at their size: the weights grow with the input, so the input size
+    # is a setting to lower; a CNN's do not, and it is not named there.
+    from dltool.config import load_config
+    from dltool.errors import ConfigError
+    from dltool.models.build import build_model
+
+    mlp = load_config("digits-mlp").model
+    with pytest.raises(ConfigError, match=r"or data\.image_size \(the images are 40000×30000 px"):
+        build_model(mlp, in_shape=(3, 30_000, 40_000), num_classes=2)
+    cnn = load_config("digits-cnn", ["model.widths=[100000, 100000]"]).model
+    with pytest.raises(ConfigError, match="model.widths") as refused:
+        build_model(cnn, in_shape=(3, 30_000, 40_000), num_classes=2)
+    assert "data.image_size" not in str(refused.value)

@@ -7,6 +7,7 @@ import ctypes
 import os
 import re
 import sys
+from collections.abc import Callable
 
 from dltool.errors import ConfigError
 
@@ -26,14 +27,15 @@ def available_memory() -> int | None:
         return None
 
 
-def check_fits(nbytes: int, what: str, lower: str) -> None:
+def check_fits(nbytes: int, what: str, lower: str | Callable[[], str]) -> None:
     """Refuse an allocation of ``nbytes`` that the machine's available memory cannot hold:
-    it cannot succeed, and trying can take the machine down. ``lower`` names the settings."""
+    it cannot succeed, and trying can take the machine down. ``lower`` names the settings
+    (a function: worked out only for the refusal)."""
     limit = available_memory()
     if limit is not None and nbytes > limit:
         raise ConfigError(
             f"{what} would need {nbytes / 1e9:.3g} GB, more than the {limit / 1e9:.3g} GB of memory "
-            f"available; lower {lower}"
+            f"available; lower {lower() if callable(lower) else lower}"
         )
 
 

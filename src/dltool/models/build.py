@@ -38,15 +38,25 @@ WEIGHTED_LAYERS = (
 def build_model(params: ModelParams, *, in_shape: tuple[int, ...], num_classes: int) -> nn.Module:
     """The network named by ``params``, for inputs of ``in_shape`` (C, H, W); refused when its
     weights alone would not fit in memory."""
+    needed = weight_bytes(params, in_shape, num_classes)
+    check_fits(needed, f"model {params.name!r}", lambda: _size_settings(params, in_shape, num_classes, needed))
+    model = models.build(params, in_shape=tuple(in_shape), num_classes=num_classes)
+    initialise(model, params.init)
+    return model
+
+
+def _size_settings(params: ModelParams, in_shape: tuple[int, ...], num_classes: int, needed: int) -> str:
+    """The settings that size a network too large for memory: its own numbers, and the input
+    size where its weights grow with it (an MLP on photos kept at 4032×3024)."""
     sizes = [
         f"model.{k}"
         for k, v in params.builder_kwargs().items()
         if isinstance(v, (int, list)) and not isinstance(v, bool)
     ]
-    check_fits(weight_bytes(params, in_shape, num_classes), f"model {params.name!r}", " or ".join(sizes) or "the model")
-    model = models.build(params, in_shape=tuple(in_shape), num_classes=num_classes)
-    initialise(model, params.init)
-    return model
+    channels = in_shape[0]
+    if len(in_shape) == 3 and weight_bytes(params, (channels, 32, 32), num_classes) < needed:
+        sizes.append(f"data.image_size (the images are {in_shape[2]}×{in_shape[1]} px; photos train at 224)")
+    return " or ".join(sizes) or "the model"
 
 
 def weight_bytes(params: ModelParams, in_shape: tuple[int, ...], num_classes: int) -> int:
