@@ -110,6 +110,14 @@ def test_overfit_one_batch_reaches_near_zero_loss(cli) -> None:
     assert "passed" in result.stderr
 
 
+def test_overfit_runs_with_mixup_and_cutmix_in_the_config(cli) -> None:
+    # Mixed batches carry soft targets: scoring them as labels was an internal error.
+    mixing = ("--set", "data.augment.mixup=0.2", "--set", "data.augment.cutmix=1.0")
+    result = cli("train", "digits-mlp", "--overfit-batches", "1", "--json", *mixing)
+    document = json.loads(result.stdout)
+    assert document["reached"] and document["batches"] == 1
+
+
 def test_overfit_that_cannot_is_a_failure(cli) -> None:
     result = cli("train", "digits-mlp", "--overfit-batches", "2", "--lr", "1e-7", "--epochs", "1", code=1)
     assert "FAILED" in result.stderr

@@ -54,12 +54,14 @@ def overfit_batches(config: Config, batches: int) -> OverfitResult:
     """Train on the first ``batches`` training batches only, as many optimizer steps as the
     full run would take, until their loss (eval mode, no label smoothing) is below 0.01.
 
-    A model that cannot memorise a handful of batches has a bug. Label smoothing, early
-    stopping and the time budget are switched off: they exist to prevent exactly this.
+    A model that cannot memorise a handful of batches has a bug. Label smoothing, MixUp,
+    CutMix, early stopping and the time budget are switched off: they exist to prevent
+    exactly this (and mixed batches carry soft targets the loss measured here cannot score).
     """
     sections = config.to_dict()
     if "label_smoothing" in sections["loss"]:
         sections["loss"]["label_smoothing"] = 0.0
+    sections["data"]["augment"].update(mixup=0.0, cutmix=0.0)
     sections["train"].update(limit_batches=None, max_time=None, accumulate=1)
     config = validate_config(sections)
     parts = _components(config)
