@@ -85,6 +85,15 @@ def _digit_of(path: str) -> int:
     return int(load_digits().target[int(Path(path).stem[3:])])
 
 
+def test_a_glob_that_matches_nothing_is_named_and_counted(cli, run: Path, images: Path) -> None:
+    # It was dropped without a word: a mistyped pattern gave a header and exit 0, even with --strict.
+    pattern = str(images / "part0" / "*.jpgg")
+    result = cli("predict", run, pattern, str(images / "part0" / "img000*.png"), "--strict", code=1)
+    assert len(result.stdout.splitlines()) == 1 + 4  # the header, img0000/3/6/9
+    assert f"skipped {pattern}: " in result.stderr
+    assert result.stderr.splitlines()[-1] == "1 input could not be read"
+
+
 def test_strict_exits_1_and_still_writes_every_good_row(cli, run: Path, images: Path, tmp_path: Path) -> None:
     out = tmp_path / "rows.csv"
     result = cli("predict", run, images, "--output", out, "--strict", code=1)

@@ -193,12 +193,13 @@ def chunks(items: Iterable[str], size: int) -> Iterator[list[str]]:
 
 def expand_paths(inputs: Iterable[str]) -> Iterator[str]:
     """Files as given; folders walked recursively in sorted order (image extensions only);
-    glob patterns expanded, sorted. A name that matches nothing is an unreadable row."""
+    glob patterns expanded, sorted. A name that matches nothing is an unreadable row: a
+    pattern that matches no file is kept as it is (as a shell does), so it is named too."""
     for item in inputs:
         if os.path.isdir(item):
             yield from _walk(item)
         elif not os.path.exists(item) and glob.has_magic(item):
-            yield from sorted(glob.glob(item, recursive=True))
+            yield from sorted(glob.glob(item, recursive=True)) or [item]
         else:
             yield item
 
