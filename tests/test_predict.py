@@ -208,6 +208,13 @@ def test_parquet_rows_are_the_csv_rows_in_row_groups(cli, run: Path, images: Pat
     assert json.loads(as_jsonl.read_text())["top_k"][0]["label"] == frame["label"].iloc[0]
 
 
+def test_output_into_a_folder_that_does_not_exist_yet(cli, run: Path, images: Path, tmp_path: Path) -> None:
+    # It failed after every image was scored, naming its temporary file (".rows.csv.x1y2.tmp").
+    for output in (tmp_path / "new" / "rows.csv", tmp_path / "newer" / "deeper" / "rows.parquet"):
+        cli("predict", run, images / "part0" / "img0000.png", "--output", output)
+        assert output.is_file() and [p.name for p in output.parent.iterdir()] == [output.name]
+
+
 def test_parquet_needs_an_output_file_and_spares_other_files(cli, run: Path, images: Path, tmp_path: Path) -> None:
     error = cli("predict", run, images, "--format", "parquet", code=2).stderr
     assert "--format parquet writes a file: add --output FILE.parquet" in error
