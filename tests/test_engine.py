@@ -151,6 +151,12 @@ def test_find_lr_prints_a_rate_and_writes_its_curve(cli, tmp_path: Path) -> None
     assert not list((tmp_path / "r").glob("digits-mlp-[0-9]*"))  # no training run was made
 
 
+def test_find_lr_on_noisy_batches_does_not_suggest_the_first_rate(cli, tmp_path: Path) -> None:
+    # MixUp's noisy first losses "fell fastest" at the sweep's first step: it suggested 1e-07.
+    mixed = cli("train", "digits-mlp", "--find-lr", "--set", "data.augment.mixup=1.0", "--runs-dir", tmp_path)
+    assert 1e-5 < float(mixed.stdout) < 1
+
+
 @pytest.mark.parametrize("channels_last", ["true", "false"])
 def test_channels_last_and_amp_on_cpu(tmp_path: Path, channels_last: str) -> None:
     config = load_config("digits-mlp", ["train.epochs=1", f"train.channels_last={channels_last}", "train.amp=bf16"])

@@ -23,6 +23,8 @@ from dltool.engine.setup import Components, build_components
 from dltool.rundir import create_run_dir
 
 OVERFIT_TARGET = 0.01
+# Range-test steps left out of the suggestion (fastai's lr_find skips as many).
+SKIP_START = 10
 
 
 @torch.inference_mode()
@@ -139,8 +141,11 @@ def save_lr_curve(result: LRFinderResult, config: Config, runs_dir: Path, source
 
 
 def _steepest(lrs: list[float], losses: list[float]) -> float:
-    """The learning rate where the smoothed loss falls fastest against log(lr)."""
-    finite = [(lr, loss) for lr, loss in zip(lrs, losses) if math.isfinite(loss)]
+    """The learning rate where the smoothed loss falls fastest against log(lr), past the
+    first ``SKIP_START`` steps where there are more: there the bias-corrected average is
+    still a few raw losses, and their noise "fell fastest" at the sweep's first rate."""
+    start = SKIP_START if len(lrs) >= 2 * SKIP_START else 0
+    finite = [(lr, loss) for lr, loss in zip(lrs[start:], losses[start:]) if math.isfinite(loss)]
     if len(finite) < 3:
         return finite[0][0] if finite else lrs[0]
     x, y = np.log10([lr for lr, _ in finite]), np.array([loss for _, loss in finite])
