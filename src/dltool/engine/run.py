@@ -91,7 +91,12 @@ def start_run(
     """
     check_runnable(config)
     run = create_run_dir(runs_dir, source, name) if world_from_env().is_main else None
-    return train(config, run, observer=observer, stop=stop)
+    try:
+        return train(config, run, observer=observer, stop=stop)
+    except BaseException:
+        if run is not None:
+            run.discard_if_unused()  # stopped before its first file: no empty run dir left
+        raise
 
 
 def train(
