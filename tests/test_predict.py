@@ -94,6 +94,28 @@ def test_a_glob_that_matches_nothing_is_named_and_counted(cli, run: Path, images
     assert result.stderr.splitlines()[-1] == "1 input could not be read"
 
 
+def test_a_folder_is_walked_as_training_walks_one(cli, run: Path, images: Path, tmp_path: Path) -> None:
+    # predict read macOS's ._ files and hidden folders (--strict failed on them) and passed
+    # over linked folders, where training leaves out the first and follows the second.
+    folder = tmp_path / "photos"
+    (folder / ".thumbnails").mkdir(parents=True)
+    shutil.copy(images / "part0" / "img0000.png", folder / "a.png")
+    (folder / "._a.png").write_bytes(b"\x00\x05\x16\x07\x00\x02\x00\x00Mac OS X")
+    shutil.copy(images / "part0" / "img0003.png", folder / ".thumbnails" / "a.png")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    shutil.copy(images / "part0" / "img0006.png", elsewhere / "b.png")
+    (folder / "linked").symlink_to(elsewhere, target_is_directory=True)
+    (folder / "loop").symlink_to(folder, target_is_directory=True)
+    shutil.copytree(run, folder / "runs" / "d")  # a run kept inside: its plots are no inputs
+    (folder / "runs" / "d" / "plots").mkdir()
+    shutil.copy(images / "part0" / "img0009.png", folder / "runs" / "d" / "plots" / "loss.png")
+    result = cli("predict", run, folder, "--format", "jsonl", "--strict")
+    paths = [json.loads(line)["path"] for line in result.stdout.splitlines()]
+    assert paths == [str(folder / "a.png"), str(folder / "linked" / "b.png")]
+    assert "skipped" not in result.stderr
+
+
 def test_strict_exits_1_and_still_writes_every_good_row(cli, run: Path, images: Path, tmp_path: Path) -> None:
     out = tmp_path / "rows.csv"
     result = cli("predict", run, images, "--output", out, "--strict", code=1)

@@ -28,6 +28,7 @@ from collections.abc import Callable, Generator, Iterable, Iterator
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TypeVar
 
 import numpy as np
@@ -38,6 +39,7 @@ from dltool.data.folders import IMAGE_EXTENSIONS
 from dltool.data.images import ImageDecodeError, decode_image, fit_image, read_image, to_channels
 from dltool.errors import DatasetError
 from dltool.evaluation.model import InferenceModel
+from dltool.rundir import is_dltool_output
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -205,11 +207,24 @@ def expand_paths(inputs: Iterable[str]) -> Iterator[str]:
 
 
 def _walk(folder: str) -> Iterator[str]:
-    for directory, subdirs, files in os.walk(folder):
-        subdirs.sort()
+    """The image files under ``folder`` in sorted order, walked as a folder dataset is for
+    training: hidden files and folders (``._IMG_0001.jpg``, ``.thumbnails/``) and dltool's
+    own run dirs left out, linked folders followed, each real folder once (a link loop ends)."""
+    seen: set[tuple[int, int]] = set()
+    for directory, subdirs, files in os.walk(folder, followlinks=True):
+        info = os.stat(directory)
+        if (info.st_dev, info.st_ino) in seen:
+            subdirs.clear()
+            continue
+        seen.add((info.st_dev, info.st_ino))
+        subdirs[:] = sorted(d for d in subdirs if not _hidden(d) and not is_dltool_output(Path(directory, d)))
         for name in sorted(files):
-            if os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS:
+            if not _hidden(name) and os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS:
                 yield os.path.join(directory, name)
+
+
+def _hidden(name: str) -> bool:
+    return name.startswith(".")
 
 
 def read_path_lines(lines: Iterable[str]) -> Iterator[str]:
