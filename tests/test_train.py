@@ -144,6 +144,11 @@ def test_resume_a_finished_run_with_more_epochs(cli) -> None:
     assert len((Path(run) / "metrics.jsonl").read_text().splitlines()) == 4
     assert "cannot change optimizer.lr" in cli("train", "--resume", run, "--lr", "0.1", code=2).stderr
     assert "not a dltool run directory" in cli("train", "--resume", "nowhere", code=1).stderr
+    # Fewer epochs than it has trained: nothing to train, and config.yaml said 3 of a 4-epoch run.
+    config = (Path(run) / "config.yaml").read_text()
+    fewer = cli("train", "--resume", run, "--epochs", "3", code=2)
+    assert "train.epochs 3: the run has trained 4 epochs already; resume with --epochs 4 or more" in fewer.stderr
+    assert (Path(run) / "config.yaml").read_text() == config and fewer.stdout == ""
 
 
 def test_early_stopping_stops_and_says_so(tmp_path: Path) -> None:

@@ -37,7 +37,7 @@ from dltool.engine.record import (
 from dltool.engine.sanity import preflight
 from dltool.engine.scores import epoch_record, improved, test_score
 from dltool.engine.setup import Components, build_components, check_runnable, unfreeze_if_due
-from dltool.engine.state import Progress, data_changes, restore_state, resumed_config
+from dltool.engine.state import Progress, check_epochs_left, data_changes, restore_state, resumed_config
 from dltool.engine.threads import cpu_threads
 from dltool.engine.trackers import Trackers, open_trackers
 from dltool.errors import TrainingDivergedError
@@ -125,6 +125,7 @@ def resume(
     or change ``train.device``, nothing else (a different config is a different run)."""
     checkpoint = load_checkpoint(run.last_checkpoint, require=RESUME_ENTRIES)
     config = resumed_config(checkpoint["config"], overrides or {})
+    check_epochs_left(config, checkpoint)
     return _execute(config, run, observer or Observer(), stop or threading.Event(), checkpoint)
 
 
