@@ -105,14 +105,15 @@ def read_table(root: Path, path: Path, kind: str) -> tuple[list[str], list[Row],
         if not any(cell.strip() for cell in line):
             continue
         row, reason = _row(line, len(lines[0]), kind, images)
-        file = (images / row[0]).relative_to(root).as_posix() if row is not None else ""
-        if row is not None and file in listed:  # two answers for one image: the first is kept
-            row, reason = None, f"{row[0]!r} is listed already, on line {listed[file]}"
+        image = (images / row[0]).relative_to(root).as_posix() if row is not None else ""
+        if row is not None and image in listed:  # two answers for one image: the first is kept
+            reason = f"{row[0]!r} is listed already, on line {listed[image]}"
+            row = None
         if row is None:
             skipped.append((f"{where}:{number}", reason))
         else:
-            listed[file] = number
-            rows.append((file, row[1]))
+            listed[image] = number
+            rows.append((image, row[1]))
     return names, rows, skipped
 
 
