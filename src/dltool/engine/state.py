@@ -164,9 +164,11 @@ RESUMABLE_OVERRIDES = {"train.epochs", "train.device", "train.tensorboard"}
 
 def check_epochs_left(config: Config, checkpoint: dict[str, Any]) -> None:
     """A usage error for ``train.epochs`` below the epochs the checkpoint has trained: such a
-    resume would train nothing and record a config (``config.yaml``) the weights do not match."""
-    done = int(checkpoint["progress"]["epoch"])
-    if config.train.epochs < done:
+    resume would train nothing and record a config (``config.yaml``) the weights do not match.
+    A malformed progress entry is left to ``restore_state`` to name."""
+    progress = checkpoint["progress"]
+    done = progress.get("epoch") if isinstance(progress, dict) else None
+    if isinstance(done, int) and config.train.epochs < done:
         raise UsageError(
             f"train.epochs {config.train.epochs}: the run has trained {done} epochs already; "
             f"resume with --epochs {done} or more (more to train further)"
