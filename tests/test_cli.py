@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -108,6 +109,18 @@ def test_user_errors_are_one_line_and_debug_adds_the_traceback(cli) -> None:
     assert result.stderr.startswith("error: unknown recipe 'digts-mlp'; did you mean 'digits-mlp'")
     assert result.stderr.rstrip().endswith("(see: dltool list recipes)")
     assert "Traceback" in cli("--debug", "train", "digts-mlp", code=2).stderr
+
+
+def test_an_image_folder_given_as_the_recipe_says_to_use_dataset(cli, tmp_path: Path) -> None:
+    # `dltool train photos/` said "config file not found: photos/" of a folder that is there.
+    from PIL import Image
+
+    folder = tmp_path / "photos"
+    (folder / "cats").mkdir(parents=True)
+    Image.new("RGB", (32, 24)).save(folder / "cats" / "a.jpg")
+    result = cli("train", f"{folder}/", code=2)
+    assert result.stderr.startswith(f"error: {folder}/ is a folder, not a run dir")
+    assert f"dltool train photos-resnet18 --dataset {folder}/" in result.stderr and result.stdout == ""
 
 
 @pytest.mark.parametrize(

@@ -110,6 +110,14 @@ def test_overfit_one_batch_reaches_near_zero_loss(cli) -> None:
     assert "passed" in result.stderr
 
 
+def test_overfit_runs_with_mixup_and_cutmix_in_the_config(cli) -> None:
+    # Mixed batches carry soft targets: scoring them as labels was an internal error.
+    mixing = ("--set", "data.augment.mixup=0.2", "--set", "data.augment.cutmix=1.0")
+    result = cli("train", "digits-mlp", "--overfit-batches", "1", "--json", *mixing)
+    document = json.loads(result.stdout)
+    assert document["reached"] and document["batches"] == 1
+
+
 def test_overfit_that_cannot_is_a_failure(cli) -> None:
     result = cli("train", "digits-mlp", "--overfit-batches", "2", "--lr", "1e-7", "--epochs", "1", code=1)
     assert "FAILED" in result.stderr
@@ -141,6 +149,12 @@ def test_find_lr_prints_a_rate_and_writes_its_curve(cli, tmp_path: Path) -> None
     curve = json.loads(Path(document["curve"]).read_text())
     assert len(curve["lrs"]) == len(curve["losses"]) > 10 and curve["lrs"] == sorted(curve["lrs"])
     assert not list((tmp_path / "r").glob("digits-mlp-[0-9]*"))  # no training run was made
+
+
+def test_find_lr_on_noisy_batches_does_not_suggest_the_first_rate(cli, tmp_path: Path) -> None:
+    # MixUp's noisy first losses "fell fastest" at the sweep's first step: it suggested 1e-07.
+    mixed = cli("train", "digits-mlp", "--find-lr", "--set", "data.augment.mixup=1.0", "--runs-dir", tmp_path)
+    assert 1e-5 < float(mixed.stdout) < 1
 
 
 @pytest.mark.parametrize("channels_last", ["true", "false"])

@@ -265,9 +265,9 @@ def test_a_run_whose_image_folder_is_gone_says_so_and_how_to_score_another(cli, 
 
 def test_per_class_scores_as_csv_and_parquet_tables(cli, run: Path, tmp_path: Path) -> None:
     document = json.loads(cli("eval", run, "--json", "--per-class-out", tmp_path / "classes.csv").stdout)
-    cli("eval", run, "--per-class-out", tmp_path / "classes.parquet")
+    cli("eval", run, "--per-class-out", tmp_path / "tables" / "classes.parquet")  # its folder is made
     as_csv = pd.read_csv(tmp_path / "classes.csv", index_col="class", dtype={"class": str})
-    as_parquet = pd.read_parquet(tmp_path / "classes.parquet")
+    as_parquet = pd.read_parquet(tmp_path / "tables" / "classes.parquet")
     assert as_csv.index.tolist() == as_parquet.index.tolist() == [str(d) for d in range(10)]
     assert as_parquet.to_dict("index") == document["per_class"]
     assert as_csv["support"].tolist() == [document["per_class"][c]["support"] for c in as_csv.index]

@@ -163,6 +163,18 @@ def test_train_on_a_messy_folder_names_each_bad_file_once(cli, tmp_path: Path) -
     assert sorted(path for path, _ in data.skipped) == sorted(str(root / p) for p in bad)
 
 
+@pytest.mark.parametrize("sets", [[], ["--set", "data.classes=[cat]"]])
+def test_a_classifier_on_one_class_is_refused_before_a_run_dir(cli, tmp_path: Path, sets: list[str]) -> None:
+    # It trained: a loss of 0 from the first step, "as expected" beside ln(1), test accuracy 1.
+    root = tmp_path / "photos"
+    class_folder(root, "cat", 6)
+    if sets:
+        class_folder(root, "dog", 6, seed=1)
+    result = cli("train", "digits-mlp", "--dataset", root, "--runs-dir", tmp_path / "r", *sets, code=1)
+    assert f"{root}: 1 class (cat); a classification model needs 2 or more" in result.stderr
+    assert result.stdout == "" and list((tmp_path / "r").iterdir()) == []
+
+
 def test_split_folders_and_the_classes_they_share(tmp_path: Path) -> None:
     root = tmp_path / "split"
     for split, count in [("train", 5), ("val", 2), ("test", 3)]:

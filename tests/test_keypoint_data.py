@@ -120,7 +120,8 @@ def test_bad_rows_are_named_and_skipped_and_nothing_usable_is_an_error(tmp_path:
     csv = root / "train" / "points.csv"
     good = csv.read_text().splitlines()
     bad = ["train-0000.png,1,2,3", "train-0001.png,1,two,3,4", "nowhere.png,1,2,3,4", "../x.png,1,2,3,4"]
-    csv.write_text("\n".join([*good, *bad]) + "\n")
+    twice = "train-0002.png,1,2,3,4"  # a second answer for one image: it became a second sample
+    csv.write_text("\n".join([*good, *bad, twice]) + "\n")
     data = prepare_data(validate_config({"data": {"name": str(root)}}).data)
     assert len(data.splits["train"]) + len(data.splits["val"]) == 6
     assert {Path(place).relative_to(root).as_posix(): reason for place, reason in data.skipped} == {
@@ -128,6 +129,7 @@ def test_bad_rows_are_named_and_skipped_and_nothing_usable_is_an_error(tmp_path:
         "train/points.csv:9": "'two' is not a number",
         "train/points.csv:10": "no image 'nowhere.png' in images/",
         "train/points.csv:11": "'../x.png' is outside images/",
+        "train/points.csv:12": "'train-0002.png' is listed already, on line 4",
     }
     csv.write_text("\n".join([good[0], *bad]) + "\n")
     with pytest.raises(DatasetError, match="no usable row in points.csv"):

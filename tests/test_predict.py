@@ -85,6 +85,37 @@ def _digit_of(path: str) -> int:
     return int(load_digits().target[int(Path(path).stem[3:])])
 
 
+def test_a_glob_that_matches_nothing_is_named_and_counted(cli, run: Path, images: Path) -> None:
+    # It was dropped without a word: a mistyped pattern gave a header and exit 0, even with --strict.
+    pattern = str(images / "part0" / "*.jpgg")
+    result = cli("predict", run, pattern, str(images / "part0" / "img000*.png"), "--strict", code=1)
+    assert len(result.stdout.splitlines()) == 1 + 4  # the header, img0000/3/6/9
+    assert f"skipped {pattern}: " in result.stderr
+    assert result.stderr.splitlines()[-1] == "1 input could not be read"
+
+
+def test_a_folder_is_walked_as_training_walks_one(cli, run: Path, images: Path, tmp_path: Path) -> None:
+    # predict read macOS's ._ files and hidden folders (--strict failed on them) and passed
+    # over linked folders, where training leaves out the first and follows the second.
+    folder = tmp_path / "photos"
+    (folder / ".thumbnails").mkdir(parents=True)
+    shutil.copy(images / "part0" / "img0000.png", folder / "a.png")
+    (folder / "._a.png").write_bytes(b"\x00\x05\x16\x07\x00\x02\x00\x00Mac OS X")
+    shutil.copy(images / "part0" / "img0003.png", folder / ".thumbnails" / "a.png")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    shutil.copy(images / "part0" / "img0006.png", elsewhere / "b.png")
+    (folder / "linked").symlink_to(elsewhere, target_is_directory=True)
+    (folder / "loop").symlink_to(folder, target_is_directory=True)
+    shutil.copytree(run, folder / "runs" / "d")  # a run kept inside: its plots are no inputs
+    (folder / "runs" / "d" / "plots").mkdir()
+    shutil.copy(images / "part0" / "img0009.png", folder / "runs" / "d" / "plots" / "loss.png")
+    result = cli("predict", run, folder, "--format", "jsonl", "--strict")
+    paths = [json.loads(line)["path"] for line in result.stdout.splitlines()]
+    assert paths == [str(folder / "a.png"), str(folder / "linked" / "b.png")]
+    assert "skipped" not in result.stderr
+
+
 def test_strict_exits_1_and_still_writes_every_good_row(cli, run: Path, images: Path, tmp_path: Path) -> None:
     out = tmp_path / "rows.csv"
     result = cli("predict", run, images, "--output", out, "--strict", code=1)
@@ -94,19 +125,12 @@ def test_strict_exits_1_and_still_writes_every_good_row(cli, run: Path, images: 
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
 
 
-def test_hidden_files_and_folders_are_left_out_of_a_folder_unless_named(run: Path, tmp_path: Path) -> None:
-    # A folder copied from a Mac holds ._NAME resource forks beside each photo (not images);
-    # a hidden folder holds a viewer's thumbnails. Training leaves them out; so does predict.
-    folder = tmp_path / "photos"
-    (folder / ".thumbnails").mkdir(parents=True)
-    Image.new("L", (8, 8)).save(folder / "IMG_0001.PNG")
-    (folder / "._IMG_0001.PNG").write_bytes(b"\x00\x05\x16\x07" + bytes(60))
-    Image.new("L", (8, 8)).save(folder / ".thumbnails" / "IMG_0001.png")
-    model = load_trained(run)
-    rows = list(predict(model, [str(folder)], workers=0))
-    assert [(type(row), Path(row.path).name) for row in rows] == [(Prediction, "IMG_0001.PNG")]
-    named = list(predict(model, [str(folder / ".thumbnails" / "IMG_0001.png")], workers=0))
-    assert [type(row) for row in named] == [Prediction]
+def test_a_hidden_file_named_on_the_command_line_is_read(run: Path, tmp_path: Path) -> None:
+    # A folder's walk leaves hidden files out (above); one the user names is an input.
+    (tmp_path / ".thumbnails").mkdir()
+    Image.new("L", (8, 8)).save(tmp_path / ".thumbnails" / "IMG_0001.png")
+    rows = list(predict(load_trained(run), [str(tmp_path / ".thumbnails" / "IMG_0001.png")], workers=0))
+    assert [type(row) for row in rows] == [Prediction]
 
 
 def test_a_glob_or_folder_that_finds_nothing_is_named_and_nothing_read_is_exit_1(
@@ -231,6 +255,13 @@ def test_parquet_rows_are_the_csv_rows_in_row_groups(cli, run: Path, images: Pat
     as_jsonl = tmp_path / "rows.jsonl"
     cli("predict", run, images / "part0" / "img0000.png", "--output", as_jsonl)
     assert json.loads(as_jsonl.read_text())["top_k"][0]["label"] == frame["label"].iloc[0]
+
+
+def test_output_into_a_folder_that_does_not_exist_yet(cli, run: Path, images: Path, tmp_path: Path) -> None:
+    # It failed after every image was scored, naming its temporary file (".rows.csv.x1y2.tmp").
+    for output in (tmp_path / "new" / "rows.csv", tmp_path / "newer" / "deeper" / "rows.parquet"):
+        cli("predict", run, images / "part0" / "img0000.png", "--output", output)
+        assert output.is_file() and [p.name for p in output.parent.iterdir()] == [output.name]
 
 
 def test_parquet_needs_an_output_file_and_spares_other_files(cli, run: Path, images: Path, tmp_path: Path) -> None:

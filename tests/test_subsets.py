@@ -72,3 +72,5 @@ def test_a_folder_dataset_keeps_the_named_classes(cli, tmp_path: Path) -> None:
     assert json.loads((Path(run) / "classes.json").read_text()) == ["fox", "cat"]
     data = prepare_data(DataConfig(name=str(tmp_path / "photos"), classes=["fox", "cat"], train_per_class=4))
     assert np.bincount(data.splits["train"].labels).tolist() == [4, 4] and len(data.splits["val"]) == 2
+    typo = cli("train", "digits-mlp", "--dataset", tmp_path / "photos", "--set", "data.classes=[fox,dgo]", code=2)
+    assert typo.stderr.rstrip().endswith("(its classes: cat, dog, fox); did you mean 'dog'?")

@@ -111,6 +111,29 @@ def test_bad_input_is_a_usage_error_and_creates_nothing(cli, tmp_path: Path, arg
     assert result.stdout == "" and not (tmp_path / "runs").exists()
 
 
+@pytest.mark.parametrize(
+    ("args", "code", "expected"),
+    [
+        (["--set", "data.classes=[1,99]"], 2, "data.classes: '99' not a class"),
+        (["--dataset", "not-classes", "--set", "data.image_size=8"], 1, "no class folders"),
+    ],
+)
+def test_a_run_that_fails_while_its_data_is_prepared_leaves_no_run_dir(
+    cli, tmp_path: Path, args, code, expected
+) -> None:
+    # Such errors come after the run dir is claimed: it stayed, empty but for its lock, and
+    # took the name (the next run was digits-mlp-2).
+    (tmp_path / "not-classes").mkdir()
+    result = cli("train", "digits-mlp", "--runs-dir", tmp_path / "r", *args, code=code)
+    assert expected in result.stderr and result.stdout == ""
+    assert list((tmp_path / "r").iterdir()) == []
+    assert (
+        cli("train", "digits-mlp", "--epochs", "1", "--runs-dir", tmp_path / "r")
+        .stdout.strip()
+        .endswith("digits-mlp-1")
+    )
+
+
 def test_resume_a_finished_run_with_more_epochs(cli) -> None:
     run = cli("train", "digits-mlp", "--epochs", "2", "-q").stdout.strip()
     first = json.loads((Path(run) / "summary.json").read_text())
@@ -121,6 +144,11 @@ def test_resume_a_finished_run_with_more_epochs(cli) -> None:
     assert len((Path(run) / "metrics.jsonl").read_text().splitlines()) == 4
     assert "cannot change optimizer.lr" in cli("train", "--resume", run, "--lr", "0.1", code=2).stderr
     assert "not a dltool run directory" in cli("train", "--resume", "nowhere", code=1).stderr
+    # Fewer epochs than it has trained: nothing to train, and config.yaml said 3 of a 4-epoch run.
+    config = (Path(run) / "config.yaml").read_text()
+    fewer = cli("train", "--resume", run, "--epochs", "3", code=2)
+    assert "train.epochs 3: the run has trained 4 epochs already; resume with --epochs 4 or more" in fewer.stderr
+    assert (Path(run) / "config.yaml").read_text() == config and fewer.stdout == ""
 
 
 def test_early_stopping_stops_and_says_so(tmp_path: Path) -> None:

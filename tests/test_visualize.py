@@ -24,6 +24,7 @@ from dltool.engine import train
 from dltool.figures import eval_plots
 from dltool.figures.canvas import DPI
 from dltool.figures.confusion import confusion_size
+from dltool.figures.points import worst_points_figure
 from dltool.rundir import create_run_dir
 from dltool.tasks.reconstruction import RECONSTRUCTIONS_SHOWN
 from dltool.viz import augmentations, curves, dataset, inside, study
@@ -106,6 +107,22 @@ def test_run_plots_are_images_of_their_size_and_eval_is_made_on_the_fly(cli, run
         assert png_size(plots / f"{name}.png") == expected_pixels(size), name
     again = written(cli("visualize", run))
     assert run / "eval-test.json" not in again  # current: reused, not rewritten
+
+
+@pytest.mark.parametrize("wrong", [1, 2])
+def test_the_wrong_images_title_fits_however_few_they_are(wrong: int) -> None:
+    # One wrong image drew a 1.5-inch figure, its title cut to "dently wrong (test): 1".
+    from dltool.data.arrays import Split
+
+    labels = np.zeros(3, np.int64)
+    probs = np.array([[0.1, 0.9]] * wrong + [[0.9, 0.1]] * (3 - wrong))
+    samples = Split(np.zeros((3, 3, 8, 8), np.uint8), labels)
+    points = np.full((wrong, 1, 2), 4.0)
+    worst = worst_points_figure([np.zeros((3, 8, 8), np.uint8)] * wrong, points, points + 1, np.ones(wrong))
+    for figure in (eval_plots.wrong_figure(samples, probs, ["cat", "dog"]), worst):
+        figure.canvas.draw()
+        title = figure._suptitle.get_window_extent()
+        assert title.x0 >= 0 and title.x1 <= figure.bbox.x1
 
 
 def svg_texts(path: Path) -> dict[str, str]:

@@ -122,10 +122,9 @@ def _format(output_format: str | None, output: Path | None) -> str:
 
 
 def _write_parquet(rows: Iterable[Any], output: Path, columns: list[str]) -> Tally:
-    from dltool._io import atomic_open
     from dltool.evaluation.tables import ParquetRows
 
-    with atomic_open(output, "wb") as file:
+    with _open_output(output, "wb") as file:
         table = ParquetRows(file, columns)
         tally = _write_rows(rows, table.write, lambda: None)
         table.close()
@@ -154,10 +153,16 @@ def _destination(output: Path | None) -> Iterator[TextIO]:
     if output is None:
         yield sys.stdout
         return
+    with _open_output(output, "w") as file:
+        yield cast(TextIO, file)
+
+
+def _open_output(output: Path, mode: str) -> Any:
+    """``atomic_open(output)``, its folder made first as ``dltool export --output`` makes its own."""
     from dltool._io import atomic_open
 
-    with atomic_open(output, "w") as file:
-        yield cast(TextIO, file)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    return atomic_open(output, mode)
 
 
 def _check_output(output: Path | None, target: Path, paths: list[str], force: bool) -> None:

@@ -48,6 +48,12 @@ def resolve_source(ref: str) -> Source:
         in_run = path.name == RunDir(path.parent).config.name
         name = re.sub(r"-\d+$", "", path.resolve().parent.name) if in_run else path.stem
         return Source(name, path)
+    if path.is_dir():
+        raise UsageError(
+            f"{ref} is a folder, not a run dir (no config.yaml) nor a config file; to train on the images "
+            f"in it, name a recipe and the folder: dltool train photos-resnet18 --dataset {ref} "
+            "(see: dltool list recipes)"
+        )
     if path.suffix in {".yaml", ".yml"} or "/" in ref:
         raise UsageError(f"config file not found: {ref}")
     raise UnknownNameError("recipe", ref, [r.name for r in list_recipes()], hint="dltool list recipes")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from dltool.data.arrays import AnySplit, ImageArrays
-from dltool.errors import ConfigError
+from dltool.errors import ConfigError, did_you_mean
 
 # Seeds the few-shot draw apart from the val split drawn with the same data.split_seed.
 FEW_SHOT_STREAM = 1
@@ -21,7 +21,7 @@ def select_classes(arrays: ImageArrays, names: list[str]) -> ImageArrays:
     if unknown:
         raise ConfigError(
             f"data.classes: {', '.join(map(repr, unknown))} not a class of the dataset "
-            f"(its classes: {', '.join(arrays.classes)})"
+            f"(its classes: {', '.join(arrays.classes)}){did_you_mean(unknown[0], arrays.classes)}"
         )
     if len(set(names)) != len(names):
         raise ConfigError(f"data.classes: a class is named twice in {names}")

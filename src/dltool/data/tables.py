@@ -12,8 +12,9 @@ required), or one pool ``ROOT/images/`` + ``ROOT/<csv>`` split by ``data.val_fra
   empty value is missing.
 
 ``file`` is a path inside the split's ``images/`` folder. A row with the wrong number of
-columns, a value that is not a number, or a file that does not exist is skipped and named
-(``TableIndex.skipped``); a folder with no usable row is an error.
+columns, a value that is not a number, a file that does not exist, or a file an earlier row
+of the CSV lists already is skipped and named (``TableIndex.skipped``); a folder with no
+usable row is an error.
 """
 
 from __future__ import annotations
@@ -99,14 +100,20 @@ def read_table(root: Path, path: Path, kind: str) -> tuple[list[str], list[Row],
     images = path.parent / IMAGES
     rows: list[Row] = []
     skipped: list[tuple[str, str]] = []
+    listed: dict[str, int] = {}  # image -> the line that gave its targets
     for number, line in enumerate(lines[1:], 2):
         if not any(cell.strip() for cell in line):
             continue
         row, reason = _row(line, len(lines[0]), kind, images)
+        image = (images / row[0]).relative_to(root).as_posix() if row is not None else ""
+        if row is not None and image in listed:  # two answers for one image: the first is kept
+            reason = f"{row[0]!r} is listed already, on line {listed[image]}"
+            row = None
         if row is None:
             skipped.append((f"{where}:{number}", reason))
         else:
-            rows.append(((images / row[0]).relative_to(root).as_posix(), row[1]))
+            listed[image] = number
+            rows.append((image, row[1]))
     return names, rows, skipped
 
 

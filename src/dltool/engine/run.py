@@ -38,7 +38,7 @@ from dltool.engine.record import (
 from dltool.engine.sanity import preflight
 from dltool.engine.scores import epoch_record, improved, test_score
 from dltool.engine.setup import Components, build_components, check_runnable, unfreeze_if_due
-from dltool.engine.state import Progress, data_changes, restore_state, resumed_config
+from dltool.engine.state import Progress, check_epochs_left, data_changes, restore_state, resumed_config
 from dltool.engine.threads import cpu_threads
 from dltool.engine.trackers import Trackers, open_trackers
 from dltool.errors import TrainingDivergedError
@@ -92,7 +92,12 @@ def start_run(
     """
     check_runnable(config)
     run = create_run_dir(runs_dir, source, name) if world_from_env().is_main else None
-    return train(config, run, observer=observer, stop=stop)
+    try:
+        return train(config, run, observer=observer, stop=stop)
+    except BaseException:
+        if run is not None:
+            run.discard_if_unused()  # stopped before its first file: no empty run dir left
+        raise
 
 
 def train(
@@ -121,6 +126,7 @@ def resume(
     or change ``train.device``, nothing else (a different config is a different run)."""
     checkpoint = load_checkpoint(run.last_checkpoint, require=RESUME_ENTRIES)
     config = resumed_config(checkpoint["config"], overrides or {})
+    check_epochs_left(config, checkpoint)
     return _execute(config, run, observer or Observer(), stop or threading.Event(), checkpoint)
 
 

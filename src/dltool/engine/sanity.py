@@ -23,6 +23,8 @@ from dltool.engine.setup import Components, build_components
 from dltool.rundir import create_run_dir
 
 OVERFIT_TARGET = 0.01
+# Range-test steps left out of the suggestion (fastai's lr_find skips as many).
+SKIP_START = 10
 
 
 @torch.inference_mode()
@@ -54,12 +56,14 @@ def overfit_batches(config: Config, batches: int) -> OverfitResult:
     """Train on the first ``batches`` training batches only, as many optimizer steps as the
     full run would take, until their loss (eval mode, no label smoothing) is below 0.01.
 
-    A model that cannot memorise a handful of batches has a bug. Label smoothing, early
-    stopping and the time budget are switched off: they exist to prevent exactly this.
+    A model that cannot memorise a handful of batches has a bug. Label smoothing, MixUp,
+    CutMix, early stopping and the time budget are switched off: they exist to prevent
+    exactly this (and mixed batches carry soft targets the loss measured here cannot score).
     """
     sections = config.to_dict()
     if "label_smoothing" in sections["loss"]:
         sections["loss"]["label_smoothing"] = 0.0
+    sections["data"]["augment"].update(mixup=0.0, cutmix=0.0)
     sections["train"].update(limit_batches=None, max_time=None, accumulate=1)
     config = validate_config(sections)
     parts = _components(config)
@@ -137,8 +141,11 @@ def save_lr_curve(result: LRFinderResult, config: Config, runs_dir: Path, source
 
 
 def _steepest(lrs: list[float], losses: list[float]) -> float:
-    """The learning rate where the smoothed loss falls fastest against log(lr)."""
-    finite = [(lr, loss) for lr, loss in zip(lrs, losses) if math.isfinite(loss)]
+    """The learning rate where the smoothed loss falls fastest against log(lr), past the
+    first ``SKIP_START`` steps where there are more: there the bias-corrected average is
+    still a few raw losses, and their noise "fell fastest" at the sweep's first rate."""
+    start = SKIP_START if len(lrs) >= 2 * SKIP_START else 0
+    finite = [(lr, loss) for lr, loss in zip(lrs[start:], losses[start:]) if math.isfinite(loss)]
     if len(finite) < 3:
         return finite[0][0] if finite else lrs[0]
     x, y = np.log10([lr for lr, _ in finite]), np.array([loss for _, loss in finite])

@@ -32,7 +32,7 @@ from dltool.engine.heap import reuse_wanted
 from dltool.engine.init_from import load_init_weights, resolve_init_source
 from dltool.engine.loop import Step
 from dltool.engine.trackers import require_trackers
-from dltool.errors import ConfigError
+from dltool.errors import ConfigError, DatasetError
 from dltool.losses import losses
 from dltool.models.build import build_model
 from dltool.models.custom import source_record
@@ -134,6 +134,12 @@ def _task_of(config: Config, data: PreparedData) -> str:
         raise ConfigError(
             f"data.name: {config.data.name} has {held}; model {config.model.name!r} is a {task} model, "
             f"trained on {wanted} (see model.head; a segmentation folder holds images/ and masks/)"
+        )
+    least, classes = tasks.info(task).min_classes, data.classes
+    if len(classes) < least:
+        raise DatasetError(
+            f"{config.data.name}: {len(classes)} class ({', '.join(classes) or 'none'}); a {task} model needs "
+            f"{least} or more to tell apart: a folder per class (or data.classes naming {least} or more)"
         )
     return task
 

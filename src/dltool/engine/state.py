@@ -162,6 +162,19 @@ def versions() -> dict[str, str]:
 RESUMABLE_OVERRIDES = {"train.epochs", "train.device", "train.tensorboard"}
 
 
+def check_epochs_left(config: Config, checkpoint: dict[str, Any]) -> None:
+    """A usage error for ``train.epochs`` below the epochs the checkpoint has trained: such a
+    resume would train nothing and record a config (``config.yaml``) the weights do not match.
+    A malformed progress entry is left to ``restore_state`` to name."""
+    progress = checkpoint["progress"]
+    done = progress.get("epoch") if isinstance(progress, dict) else None
+    if isinstance(done, int) and config.train.epochs < done:
+        raise UsageError(
+            f"train.epochs {config.train.epochs}: the run has trained {done} epochs already; "
+            f"resume with --epochs {done} or more (more to train further)"
+        )
+
+
 def resumed_config(saved: dict[str, Any], overrides: dict[str, Any]) -> Config:
     """The saved config with ``overrides`` (only ``RESUMABLE_OVERRIDES``) on top, validated."""
     changed = set(overrides) - RESUMABLE_OVERRIDES

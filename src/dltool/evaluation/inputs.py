@@ -28,6 +28,7 @@ from collections.abc import Callable, Generator, Iterable, Iterator
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TypeVar
 
 import numpy as np
@@ -38,6 +39,7 @@ from dltool.data.folders import IMAGE_EXTENSIONS
 from dltool.data.images import ImageDecodeError, decode_image, fit_image, read_image, to_channels
 from dltool.errors import DatasetError
 from dltool.evaluation.model import InferenceModel
+from dltool.rundir import is_dltool_output
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -196,11 +198,10 @@ def chunks(items: Iterable[T], size: int) -> Iterator[list[T]]:
 
 
 def expand_paths(inputs: Iterable[str]) -> Iterator[str | Unreadable]:
-    """Files as given; folders walked recursively in sorted order (image extensions only,
-    hidden files and folders left out, as a training folder's are: macOS's ``._IMG_0001.JPG``
-    resource forks, ``.thumbnails/``); glob patterns expanded, sorted. A folder without an
-    image file or a pattern that matches nothing is an ``Unreadable`` row, saying so (a
-    missing file is one when it is read)."""
+    """Files as given; folders walked recursively in sorted order as training walks a folder
+    (``_walk``); glob patterns expanded, sorted. A folder without an image file or a pattern
+    that matches nothing is an ``Unreadable`` row, saying so (a missing file is one when it
+    is read)."""
     for item in inputs:
         if os.path.isdir(item):
             found = yield from _walk(item)
@@ -214,15 +215,28 @@ def expand_paths(inputs: Iterable[str]) -> Iterator[str | Unreadable]:
 
 
 def _walk(folder: str) -> Generator[str, None, int]:
-    """The image files under ``folder``; returns how many."""
+    """The image files under ``folder`` in sorted order, walked as a folder dataset is for
+    training: hidden files and folders (``._IMG_0001.jpg``, ``.thumbnails/``) and dltool's
+    own run dirs left out, linked folders followed, each real folder once (a link loop ends).
+    Returns how many."""
     found = 0
-    for directory, subdirs, files in os.walk(folder):
-        subdirs[:] = sorted(name for name in subdirs if not name.startswith("."))
+    seen: set[tuple[int, int]] = set()
+    for directory, subdirs, files in os.walk(folder, followlinks=True):
+        info = os.stat(directory)
+        if (info.st_dev, info.st_ino) in seen:
+            subdirs.clear()
+            continue
+        seen.add((info.st_dev, info.st_ino))
+        subdirs[:] = sorted(d for d in subdirs if not _hidden(d) and not is_dltool_output(Path(directory, d)))
         for name in sorted(files):
-            if not name.startswith(".") and os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS:
+            if not _hidden(name) and os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS:
                 found += 1
                 yield os.path.join(directory, name)
     return found
+
+
+def _hidden(name: str) -> bool:
+    return name.startswith(".")
 
 
 def read_path_lines(lines: Iterable[str]) -> Iterator[str]:

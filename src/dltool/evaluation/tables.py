@@ -101,8 +101,10 @@ def check_table_path(path: Path, option: str) -> None:
 
 
 def write_table(frame: pd.DataFrame, path: Path) -> None:
-    """``frame`` as csv or Parquet, by ``path``'s suffix, written atomically (index included)."""
+    """``frame`` as csv or Parquet, by ``path``'s suffix, written atomically (index included);
+    its folder is made if it is missing."""
     check_table_path(path, "table file")
+    path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_open(path, "wb") as file:
         if path.suffix.lower() == ".parquet":
             frame.to_parquet(file, engine="pyarrow")

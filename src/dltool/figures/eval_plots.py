@@ -93,7 +93,8 @@ def reliability_figure(bins: tuple[np.ndarray, np.ndarray, np.ndarray], ece: flo
 
 def wrong_size(shown: int) -> tuple[float, float]:
     rows, columns = grid_shape(max(1, shown), WRONG_COLUMNS)
-    return columns * TILE, rows * (TILE + 0.3) + 0.4
+    # At least as wide as three tiles: the title ("... (test): 1 of 1 wrong") needs ~3.3 in.
+    return max(columns, 3) * TILE, rows * (TILE + 0.3) + 0.4
 
 
 def most_confidently_wrong(probs: np.ndarray, labels: np.ndarray, limit: int = WRONG_SHOWN) -> np.ndarray:

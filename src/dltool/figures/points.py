@@ -20,7 +20,7 @@ def worst_points_figure(
     if not images:
         return message_figure(f"No {split} image has a point to score: nothing to show.")
     rows, columns = grid_shape(len(images), COLUMNS)
-    figure = new_figure(columns * TILE, rows * (TILE + 0.3) + 0.4)
+    figure = new_figure(max(columns, 3) * TILE, rows * (TILE + 0.3) + 0.4)  # 3 tiles: room for the title
     axes = figure.subplots(rows, columns, squeeze=False)
     for ax, image, true, guess, error in zip(axes.flat, images, truth, predicted, errors):
         show_image(ax, image, f"error {error:.1f} px", colour="C3")

@@ -165,6 +165,18 @@ class RunDir:
         finally:
             lock.release()
 
+    def discard_if_unused(self) -> None:
+        """Remove this run dir if nothing but its training lock is in it: a run that stopped
+        before writing its first file (its data could not be prepared, say) leaves no empty
+        folder behind to take its name. Anything else in it keeps it."""
+        try:
+            if set(os.listdir(self.path)) - {LOCK}:
+                return
+            (self.path / LOCK).unlink(missing_ok=True)
+            self.path.rmdir()
+        except OSError:
+            pass  # gone already, or someone else's file arrived: leave it
+
     def _sweep_partial_files(self) -> None:
         # Only training's own files: eval or visualize may be writing theirs right now.
         for final in (self.config, self.classes, self.metrics, self.summary, self.weights, self.last_checkpoint):

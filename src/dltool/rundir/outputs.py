@@ -17,13 +17,14 @@ def check_output(
     *,
     kind: str,
     force: bool = False,
-    same_kind: Callable[[Path], bool] = lambda path: False,
+    same_kind: Callable[[Path], bool] | None = None,
     inputs: Iterable[Path] = (),
 ) -> None:
     """Refuse to write ``path`` where that would destroy something the user did not name as
     an output: never over a symlink, device, FIFO or other non-regular file, one of the
     command's ``inputs`` or a run's own files; over another existing, non-empty file only
-    when it is an earlier output of this ``kind`` (``same_kind``) or with ``force``."""
+    when it is an earlier output of this ``kind`` (``same_kind``; None: none is replaced
+    without ``force``) or with ``force``."""
     try:
         info = os.lstat(path)
     except FileNotFoundError:
@@ -33,10 +34,9 @@ def check_output(
     if is_run_file(path) or any(_same_file(path, other) for other in inputs):
         owner = "a run's own file" if is_run_file(path) else f"an input of {kind}"
         raise UsageError(f"{path} is {owner}; write the output to another file")
-    if info.st_size and not force and not same_kind(path):
-        raise UsageError(
-            f"{path} already exists (and is not a {kind} output); pass --force to replace it, or choose another file"
-        )
+    if info.st_size and not force and not (same_kind is not None and same_kind(path)):
+        unlike = f" (and is not a {kind} output)" if same_kind is not None else ""
+        raise UsageError(f"{path} already exists{unlike}; pass --force to replace it, or choose another file")
 
 
 def is_run_file(path: Path) -> bool:

@@ -74,6 +74,8 @@ class TaskParams(Params):
     class_sums: ClassVar[bool] = False
     # data.augment keys the task cannot use (ops that move the image but not its target).
     augment_off: ClassVar[tuple[str, ...]] = ()
+    # Classes the training data must hold: one class leaves nothing to tell apart (its loss is 0).
+    min_classes: ClassVar[int] = 0
 
 
 tasks: Registry[TaskParams] = Registry("tasks", TaskParams)
@@ -89,6 +91,7 @@ class ClassificationTask(TaskParams):
     headline = (("accuracy", "accuracy"),)
     headline_higher_is_better = True
     tta = ("none", "flip")
+    min_classes = 2
     rows = "dltool.tasks.rows:LabelRows"
 
 
@@ -114,6 +117,7 @@ class SegmentationTask(TaskParams):
     masks_out = True  # no rows of labels: a mask per image
     class_sums = True
     augment_off = ("auto", "mixup", "cutmix")
+    min_classes = 2
 
 
 @tasks.register("keypoints", "dltool.tasks.keypoints:Keypoints")
