@@ -263,6 +263,30 @@ def test_a_run_whose_image_folder_is_gone_says_so_and_how_to_score_another(cli, 
     assert json.loads(cli("eval", run, "--data", tmp_path / "moved", "--json").stdout)["n"] == 12
 
 
+def test_eval_after_photos_were_added_says_the_drawn_splits_may_hold_training_images(cli, tmp_path: Path) -> None:
+    # The val and test splits are drawn from the folder's files: with more files they are
+    # drawn again, and training images can land in them. eval scored them without a word.
+    from PIL import Image
+
+    folder = tmp_path / "photos"
+    for label in ("cat", "dog"):
+        (folder / label).mkdir(parents=True)
+        for i in range(10):
+            Image.new("RGB", (12, 12), (20 * i, 200 if label == "cat" else 0, 9 * i)).save(folder / label / f"{i}.png")
+    config = load_config("digits-mlp", [f"data.name={folder}", "train.epochs=1", "data.test_fraction=0.2"])
+    run = train(config, create_run_dir(tmp_path / "runs", "photos")).run_dir
+    assert json.loads((run / "summary.json").read_text())["split_sizes"] == {"train": 14, "val": 2, "test": 4}
+    same = cli("eval", run, "--json")
+    assert "data_changed" not in json.loads(same.stdout) and "warning" not in same.stderr
+    for i in range(10, 15):
+        Image.new("RGB", (12, 12), (20, 200, 9 * i)).save(folder / "cat" / f"{i}.png")
+    changed = cli("eval", run, "--json")
+    record = json.loads(changed.stdout)["data_changed"]
+    assert record["train"]["trained"] == 14 and record["train"]["now"] > 14
+    assert "warning: the data changed since the run trained (train 14 → " in changed.stderr
+    assert "may hold images the model trained on" in changed.stderr
+
+
 def test_per_class_scores_as_csv_and_parquet_tables(cli, run: Path, tmp_path: Path) -> None:
     document = json.loads(cli("eval", run, "--json", "--per-class-out", tmp_path / "classes.csv").stdout)
     cli("eval", run, "--per-class-out", tmp_path / "tables" / "classes.parquet")  # its folder is made

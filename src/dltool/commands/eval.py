@@ -61,6 +61,10 @@ def eval_(
         tta=tta,
     )
     _render(result.document)
+    if changed := result.document.get("data_changed"):
+        from dltool.evaluation.evaluate import data_changed_line
+
+        stderr.print(f"warning: {data_changed_line(changed)}", soft_wrap=True, markup=False)
     stderr.print(f"wrote {result.path}", soft_wrap=True)
     if per_class_out is not None:
         from dltool.evaluation.tables import write_table

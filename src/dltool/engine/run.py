@@ -38,7 +38,14 @@ from dltool.engine.record import (
 from dltool.engine.sanity import preflight
 from dltool.engine.scores import epoch_record, improved, test_score
 from dltool.engine.setup import Components, build_components, check_runnable, unfreeze_if_due
-from dltool.engine.state import Progress, check_epochs_left, data_changes, restore_state, resumed_config
+from dltool.engine.state import (
+    Progress,
+    check_epochs_left,
+    data_changes,
+    restore_state,
+    resumed_config,
+    split_sizes,
+)
 from dltool.engine.threads import cpu_threads
 from dltool.engine.trackers import Trackers, open_trackers
 from dltool.errors import TrainingDivergedError
@@ -167,6 +174,7 @@ def _execute(
             "world_size": world.size,
             "threads": torch.get_num_threads(),
             "test_is_val": parts.data.test_is_val,
+            "split_sizes": split_sizes(parts),
             "model_source": record.to_dict() if (record := source_record(parts.config.model)) else None,
         }
         _announce(observer, run, parts, progress, base, notes, fresh=checkpoint is None)

@@ -128,11 +128,37 @@ def evaluate_split(
         "checkpoint": str(trained.source),
         "tta": trained.tta,
     }
+    if data is None and (changed := _data_changes(trained, prepared)):
+        document["data_changed"] = changed
     with _closing(loader):
         task = tasks.get(trained.task)
         scored = task.evaluate(forward or trained.score, loader.batches(), trained.classes, prepared.std)
         samples = _scored(samples, loader, document)
     return Evaluation(document | scored.document, samples, scored.outputs, prepared.mean, prepared.std)
+
+
+def _data_changes(trained: Trained, prepared: PreparedData) -> dict[str, dict[str, int]]:
+    """Each split whose size differs from the one the run trained with (summary.json's
+    ``split_sizes``; none recorded before 2026-12-07): files were added to or removed from
+    its folder, and a split drawn from it (val, or test by ``data.test_fraction``) is drawn
+    again from the files as they are, so it may now hold images the model trained on."""
+    summary = RunDir(trained.run_dir).read_summary() if trained.run_dir else None
+    trained_with = (summary or {}).get("split_sizes") or {}
+    now = {name: len(split.labels) for name, split in prepared.splits.items()}
+    return {
+        name: {"trained": trained_with[name], "now": count}
+        for name, count in now.items()
+        if isinstance(trained_with.get(name), int) and trained_with[name] != count
+    }
+
+
+def data_changed_line(changed: dict[str, dict[str, int]]) -> str:
+    """The warning for ``_data_changes``' record, for people."""
+    sizes = ", ".join(f"{name} {sizes['trained']:,} → {sizes['now']:,}" for name, sizes in changed.items())
+    return (
+        f"the data changed since the run trained ({sizes} images): a split drawn from it (val, or test by "
+        "data.test_fraction) is drawn again from the files as they are now and may hold images the model trained on"
+    )
 
 
 def _data_config(trained: Trained, data: str | None, root: str | None) -> DataConfig:

@@ -79,6 +79,7 @@ class Summary:
     threads: int | None = None
     test_is_val: bool | None = None  # the val split was scored as the test split (absent in older runs)
     model_source: dict[str, Any] | None = None  # a custom model's class, file and SHA-256
+    split_sizes: dict[str, int] | None = None  # images of each split as trained (eval checks its data against them)
     dltool_version: str | None = None
     torch_version: str | None = None
     unknown: dict[str, Any] = field(default_factory=dict)  # keys of other releases, kept as read
@@ -89,7 +90,7 @@ class Summary:
             del document["test"]
         if self.error is None:
             del document["error"]
-        for key in ("setup_time_s", "test_is_val", "model_source"):
+        for key in ("setup_time_s", "test_is_val", "model_source", "split_sizes"):
             if document[key] is None:  # not in this run (an older release's, a catalogue model)
                 del document[key]
         return document | self.unknown
