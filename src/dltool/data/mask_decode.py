@@ -25,7 +25,7 @@ from dltool._io import atomic_write_json, open_regular, read_json
 from dltool.data.arrays import ImageArrays, SourceReport, Split
 from dltool.data.cache import cached, decoded_fingerprint, folder_cache_dir
 from dltool.data.decoding import Progress, common_size, parallel, split_members
-from dltool.data.images import ImageDecodeError, fit_image, read_image, to_channels
+from dltool.data.images import ImageDecodeError, fit_image, open_image, read_image, to_channels
 from dltool.data.masks import MAX_CLASSES, MaskIndex
 from dltool.errors import CheckpointError, DatasetError
 from dltool.tasks.pixels import IGNORE
@@ -147,7 +147,7 @@ def read_mask(path: str | Path) -> np.ndarray:
     except OSError as error:
         raise ImageDecodeError(path, f"cannot read ({error.strerror or error})") from None
     try:
-        with file, Image.open(file) as image:
+        with file, open_image(file, path) as image:
             if image.mode not in MASK_MODES:
                 raise ImageDecodeError(
                     path, f"a mask holds one class index per pixel (PNG mode L, P or I;16), not mode {image.mode}"
