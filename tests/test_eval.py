@@ -174,7 +174,7 @@ def _ece(probs: np.ndarray, labels: np.ndarray, bins: int = 15) -> float:
 def test_eval_val_split_and_last_checkpoint(cli, run: Path) -> None:
     val = json.loads(cli("eval", run, "--split", "val", "--checkpoint", "last", "--json").stdout)
     assert val["split"] == "val" and val["n"] == 143 and (run / "eval-val.json").is_file()
-    assert "no 'train2' split" in cli("eval", run, "--split", "train2", code=1).stderr
+    assert "unknown split 'train2'; did you mean 'train'?" in cli("eval", run, "--split", "train2", code=2).stderr
 
 
 def test_weights_outside_their_run_dir_carry_their_config(cli, run: Path, tmp_path: Path) -> None:

@@ -16,10 +16,11 @@ from dltool.config.schema import DataConfig
 from dltool.data import datasets
 from dltool.data.arrays import Split
 from dltool.data.files import FileSplit, joined
+from dltool.data.folders import SPLITS
 from dltool.data.loader import BatchLoader
 from dltool.data.prepare import PreparedData, prepare_data
 from dltool.data.stream import DecodePool, StreamLoader, resolve_workers
-from dltool.errors import DatasetError, UsageError
+from dltool.errors import DatasetError, UnknownNameError, UsageError
 from dltool.evaluation.model import default_batch_size
 from dltool.evaluation.trained import Trained, load_trained
 from dltool.rundir import RunDir
@@ -114,6 +115,8 @@ def evaluate_split(
     """``evaluate_trained``, keeping the samples and the predicted probabilities.
     ``forward``: what scores the batches, by default ``trained.score`` (``dltool export
     --int8`` scores its quantized file on the same batches)."""
+    if split not in SPLITS:  # before any data is read
+        raise UnknownNameError("split", split, SPLITS)
     data_config = _data_config(trained, data, root)
     prepared = prepare_data(data_config)
     chosen = _split(prepared, split, data_config.name)
