@@ -129,3 +129,18 @@ def test_an_encoder_classifier_run_outlives_its_encoder_run(cli, tmp_path: Path)
     assert Path(exported).is_file()
     cli("train", "--resume", run, "--epochs", "2", "-q")
     assert json.loads((Path(run) / "summary.json").read_text())["epochs_run"] == 2
+
+
+def test_a_low_first_loss_from_weights_that_learned_the_classes_is_no_warning() -> None:
+    # A run started from another on the same classes begins well below ln(classes): the
+    # pre-flight warned to check the labels and the normalisation.
+    import dltool.tasks as tasks
+
+    classification, classes = tasks.get("classification"), [str(i) for i in range(10)]
+    assert classification.preflight(0.3, classes).startswith("warning: pre-flight: initial loss 0.300 is far")
+    informed = classification.preflight(0.3, classes, "runs/source")
+    assert (
+        informed
+        == "pre-flight: initial loss 0.300, below ln(10) = 2.303: the weights from runs/source already tell these classes apart"
+    )
+    assert classification.preflight(9.0, classes, "runs/source").startswith("warning:")  # too high is still suspect

@@ -36,7 +36,7 @@ def preflight(parts: Components) -> str:
     with step.precision.autocast(step.device):
         output = parts.model(to_memory_format(images, step.channels_last))
         loss = float(step.loss_fn(output, tasks.get(step.task).target(images, labels)))
-    return tasks.get(step.task).preflight(loss, parts.data.classes)
+    return tasks.get(step.task).preflight(loss, parts.data.classes, parts.config.model.weights_source())
 
 
 @dataclass(frozen=True)

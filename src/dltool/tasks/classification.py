@@ -50,11 +50,16 @@ class Classification(Task):
     def record(self, train: dict[str, float], val: dict[str, float]) -> dict[str, float]:
         return {"train_acc": train["accuracy"], "val_acc": val["accuracy"]}
 
-    def preflight(self, loss: float, classes: list[str]) -> str:
+    def preflight(self, loss: float, classes: list[str], source: str | None = None) -> str:
         expected = math.log(len(classes))
         low, high = PREFLIGHT_BOUNDS
         if low * expected <= loss <= high * expected:
             return f"pre-flight: initial loss {loss:.3f} ≈ ln({len(classes)}) = {expected:.3f}, as expected"
+        if source is not None and loss < low * expected:  # weights that learned these classes
+            return (
+                f"pre-flight: initial loss {loss:.3f}, below ln({len(classes)}) = {expected:.3f}: "
+                f"the weights from {source} already tell these classes apart"
+            )
         return (
             f"warning: pre-flight: initial loss {loss:.3f} is far from ln({len(classes)}) = "
             f"{expected:.3f}; check the labels, the input normalisation and the output layer's init"

@@ -50,7 +50,7 @@ class Segmentation(Task):
     def record(self, train: dict[str, float], val: dict[str, float]) -> dict[str, float]:
         return {"val_miou": val["miou"], "val_pixel_acc": val["pixel_accuracy"]}
 
-    def preflight(self, loss: float, classes: list[str]) -> str:
+    def preflight(self, loss: float, classes: list[str], source: str | None = None) -> str:
         """The loss against an unsure network's cross-entropy, ln(classes) per pixel; a Dice
         term (``dice``, ``ce_dice``) adds at most 1, so only a loss above both is suspect."""
         expected = math.log(len(classes))

@@ -121,7 +121,9 @@ class Task:
         """The epoch record's task metrics from the training and validation means."""
         return {}
 
-    def preflight(self, loss: float, classes: list[str]) -> str:
+    def preflight(self, loss: float, classes: list[str], source: str | None = None) -> str:
+        """One line about the first batch's ``loss``; ``source``: the run or file the model's
+        weights started from (``model.init_from``), where a low loss is no surprise."""
         return f"pre-flight: initial {self.name} loss {loss:.4f}"
 
     def evaluate(self, forward: Forward, batches: Batches, classes: list[str], std: list[float]) -> Scored:
