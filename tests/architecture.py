@@ -30,6 +30,7 @@ LAYERS: list[tuple[str, set[str]]] = [
             "_memory",
             "_extras",
             "_openmp",
+            "_text",
         },
     ),
     ("run-dir layout", {"rundir"}),

@@ -61,10 +61,6 @@ def eval_(
         tta=tta,
     )
     _render(result.document)
-    if changed := result.document.get("data_changed"):
-        from dltool.evaluation.evaluate import data_changed_line
-
-        stderr.print(f"warning: {data_changed_line(changed)}", soft_wrap=True, markup=False)
     stderr.print(f"wrote {result.path}", soft_wrap=True)
     if per_class_out is not None:
         from dltool.evaluation.tables import write_table
@@ -101,6 +97,10 @@ def _render(document: dict[str, Any]) -> None:
         for name, row in rows.items():
             table.add_row(name, *(_score(row.get(column)) for column in columns))
         stderr.print(table)
+    if changed := document.get("data_changed"):
+        from dltool.evaluation.evaluate import data_changed_line
+
+        stderr.print(f"warning: {data_changed_line(changed)}", soft_wrap=True, markup=False)
 
 
 def _score(value: float | None) -> str:

@@ -19,6 +19,16 @@ from dltool.commands._output import Tally, stderr
 
 Opt = typer.Option
 FORMATS = ("csv", "jsonl", "parquet", "table")
+Workers = Annotated[
+    int | None,
+    Opt(
+        min=0,
+        help="Decoding processes (default: none while the model takes longer than decoding, as measured "
+        "on the first two batches, else one per CPU but one, at most 8; 0: in the main process).",
+    ),
+]
+Strict = Annotated[bool, Opt("--strict", help="Exit 1 when any input could not be read (rows still written).")]
+Force = Annotated[bool, Opt("--force", help="Let --output replace a file that dltool predict did not write.")]
 
 
 def predict(
@@ -38,20 +48,9 @@ def predict(
     batch_size: PredictBatch = None,
     device: Annotated[str, Opt(help="auto, cpu, cuda, cuda:N or mps (ONNX files: cpu).")] = "auto",
     amp: InferenceAmp = "off",
-    workers: Annotated[
-        int | None,
-        Opt(
-            min=0,
-            help="Decoding processes (default: none while the model takes longer than decoding, as measured "
-            "on the first two batches, else one per CPU but one, at most 8; 0: in the main process).",
-        ),
-    ] = None,
-    strict: Annotated[
-        bool, Opt("--strict", help="Exit 1 when any input could not be read (rows still written).")
-    ] = False,
-    force: Annotated[
-        bool, Opt("--force", help="Let --output replace a file that dltool predict did not write.")
-    ] = False,
+    workers: Workers = None,
+    strict: Strict = False,
+    force: Force = False,
     out: Annotated[Path | None, Opt(help="Segmentation: write one mask PNG per image into this folder.")] = None,
     overlay: Annotated[
         bool, Opt("--overlay", help="Segmentation: also write colour overlays into --out DIR/overlays/.")
@@ -96,13 +95,10 @@ def _write_labels(rows: Iterable[Any], chosen: str, output: Path | None, columns
 
 
 def _report(tally: Tally, strict: bool) -> None:
-    """The count of unreadable inputs, last on stderr; exit 1 for any with ``strict``, and
-    whenever none could be read (a mistyped name, a folder of other files): no rows is no
-    result, whatever a pipeline reading them expects."""
-    bad = tally.unreadable
-    if bad:
-        stderr.print(f"{counted(bad, 'input')} could not be read", soft_wrap=True)
-    if bad and (strict or not tally.read):
+    """The unreadable inputs counted, last on stderr; exit 1 for any with ``strict``, or when no input was read."""
+    if tally.unreadable:
+        stderr.print(f"{counted(tally.unreadable, 'input')} could not be read", soft_wrap=True)
+    if tally.unreadable and (strict or not tally.read):  # no rows is no result (a typo, a folder of others)
         raise typer.Exit(1)
 
 

@@ -174,8 +174,7 @@ def choose_loader(config: DataConfig, files: int, shape: Shape, masks: bool = Fa
 
 
 def binary_size(nbytes: float) -> str:
-    """A size in the binary unit that reads best, to 3 figures: 11.8 GiB, 172 KiB (not
-    0.000172 GiB), 1,536 GiB."""
+    """A size in the binary unit that reads best: 11.8 GiB, 172 KiB (not 0.000172 GiB)."""
     units = (("GiB", GIB), ("MiB", GIB >> 10), ("KiB", GIB >> 20))
     unit, scale = next(((unit, scale) for unit, scale in units if nbytes >= scale), ("bytes", 1))
     value = nbytes / scale

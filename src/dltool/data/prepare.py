@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import os
 import time
 from collections.abc import Callable
@@ -15,6 +14,7 @@ from dltool.config.schema import DataConfig
 from dltool.data import DatasetParams, datasets
 from dltool.data.arrays import ImageArrays, LoadReport, Split, target_kind
 from dltool.data.budget import choose_loader, decoded_shape, sample_headers, stream_shape
+from dltool.data.channel_stats import Counting, channel_stats, train_stats
 from dltool.data.files import FileSplit, file_arrays
 from dltool.data.folders import index_folder, load_folder
 from dltool.data.images import to_channels
@@ -29,12 +29,8 @@ from dltool.data.table_stream import streamed_table
 from dltool.data.tables import index_table, table_file
 from dltool.errors import ConfigError, DatasetError, UnknownNameError
 
-Counting = Callable[[int, int], None]  # (done, total), for a progress display
-
 # Unreadable files named one per line at the start of a run; the rest are counted.
 SKIPPED_SHOWN = 20
-# Training images a streamed dataset's mean/std are measured on (without data.mean/std).
-STATS_SAMPLE = 1000
 # The evaluation crop of photo folders: timm's and torchvision's 224-of-256 default.
 FOLDER_CROP_PCT = 0.875
 
@@ -117,8 +113,7 @@ def prepare_data(
     if config.mean is not None and config.std is not None:
         mean, std = config.mean, config.std
     else:
-        mean, std = _train_stats(splits["train"], notes, progress)
-        std = _divisible(std, notes)
+        mean, std = train_stats(splits["train"], notes, progress)
     if len(mean) != splits["train"].image_shape[0]:
         raise DatasetError(
             f"data.mean has {len(mean)} values; the images have {splits['train'].image_shape[0]} channels"
@@ -175,35 +170,6 @@ def _fits_itself(name: str) -> bool:
     """Whether registered dataset ``name``'s loader gives images at data.image_size already."""
     params = datasets.get(name).params
     return params.sized or params.configured
-
-
-def _train_stats(
-    train: Split | FileSplit, notes: list[str], progress: Counting | None
-) -> tuple[list[float], list[float]]:
-    """Mean and std of the train split: all of it in memory; of a file split, the images of
-    ``STATS_SAMPLE`` files spread evenly over it (the same every run, said in ``notes``)."""
-    if isinstance(train, Split):
-        return channel_stats(train, progress)
-    rows = np.unique(np.linspace(0, len(train) - 1, min(STATS_SAMPLE, len(train))).round().astype(np.int64))
-    if len(rows) < len(train):
-        notes.append(
-            f"data.mean/std measured on {len(rows):,} of the {len(train):,} training images, spread evenly "
-            "(set data.mean and data.std to fix them)"
-        )
-    return channel_stats(train.take(rows), progress)
-
-
-def _divisible(std: list[float], notes: list[str]) -> list[float]:
-    """The measured std with 1 for a channel that holds one value in every training image:
-    divided by its std of 0, every input of the model would be NaN (training failed at its
-    first step, blaming the learning rate). Normalised, the channel is then 0 everywhere."""
-    constant = [str(channel) for channel, value in enumerate(std) if value == 0]
-    if constant:
-        notes.append(
-            f"data.std: channel {', '.join(constant)} holds one value in every training image (std 0); "
-            "it is divided by 1 instead"
-        )
-    return [value or 1.0 for value in std]
 
 
 def _refuse_class_picks(config: DataConfig, arrays: ImageArrays) -> None:
@@ -275,37 +241,6 @@ def _folder(config: DataConfig) -> Path | None:
     if "/" in config.name or os.sep in config.name or config.name.startswith((".", "~")):
         raise ConfigError(f"data.name: no such folder: {config.name}")
     raise UnknownNameError("dataset", config.name, datasets.names(), hint="dltool list datasets, or give a folder path")
-
-
-def channel_stats(
-    images: Split | FileSplit | np.ndarray, progress: Counting | None = None
-) -> tuple[list[float], list[float]]:
-    """Per-channel mean and (population) std of uint8 images (N, C, H, W), in [0, 1] units.
-
-    Computed exactly from each channel's histogram of byte values (integer sums), a chunk of
-    images at a time (``Split.chunks``; a file split's decodable files): no float copy of the
-    dataset, no pass that can lose precision, and memory for one chunk whatever the split's
-    size. ``progress(done, total)`` is called after each chunk."""
-    split = images if isinstance(images, Split | FileSplit) else Split(images, np.empty(len(images), np.int64))
-    channels = split.image_shape[0]
-    counts = np.zeros((channels, 256), dtype=np.int64)
-    done = 0
-    for chunk in split.chunks():
-        for c in range(channels):
-            counts[c] += np.bincount(chunk[:, c].ravel(), minlength=256)
-        done += len(chunk)
-        if progress is not None:
-            progress(done, len(split))
-    means, stds = [], []
-    values = np.arange(256, dtype=object)
-    for c in range(channels):
-        histogram = counts[c].astype(object)
-        n, total, squares = int(histogram.sum()), int((histogram * values).sum()), int((histogram * values**2).sum())
-        if n == 0:
-            raise DatasetError("cannot measure mean and std: the train split is empty")
-        means.append(total / (n * 255))
-        stds.append(math.sqrt((n * squares - total * total) / (n * 255) ** 2))
-    return means, stds
 
 
 def resize(split: Split, size: int, crop_pct: float | None = None) -> Split:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import random
 import threading
 import time
@@ -16,12 +15,12 @@ import numpy as np
 import torch
 
 import dltool.tasks as tasks
-from dltool._text import counted
 from dltool.config.schema import Config
 from dltool.engine.autoset import pick_precision, pick_threads
 from dltool.engine.checkpoint import load_checkpoint, save_weights
 from dltool.engine.device import resolve_device, resolve_precision
 from dltool.engine.distributed import StopVote, any_across, process_group, world_from_env
+from dltool.engine.divergence import check_finite_loss
 from dltool.engine.heap import reused_heap
 from dltool.engine.loop import EpochStats, train_one_epoch
 from dltool.engine.observer import Observer
@@ -48,7 +47,6 @@ from dltool.engine.state import (
 )
 from dltool.engine.threads import cpu_threads
 from dltool.engine.trackers import Trackers, open_trackers
-from dltool.errors import TrainingDivergedError
 from dltool.models.custom import source_record
 from dltool.rundir import RunDir, Summary, create_run_dir
 
@@ -313,28 +311,6 @@ def _end_epoch(session: _Session, stats: EpochStats) -> dict[str, Any]:
     if session.board:
         session.board.log_epoch(record)
     return record
-
-
-def check_finite_loss(parts: Components, progress: Progress, stats: EpochStats) -> None:
-    """Fail the run when the loss stayed NaN or infinite for ``train.nonfinite_patience``
-    batches: the weights are lost, so it stops before last.pt could take them."""
-    streak = stats.nonfinite_streak(parts.config.train.nonfinite_patience)
-    if not any_across(parts.world, streak is not None):
-        return
-    first, length = streak or (1, 0)
-    accumulate = parts.step.accumulate
-    step = progress.step - math.ceil(stats.batches / accumulate) + (first - 1) // accumulate + 1
-    lr = getattr(parts.config.optimizer, "lr", None)
-    kept = (
-        f"checkpoints/last.pt keeps epoch {progress.epoch}, the last good one"
-        if progress.epoch
-        else "no epoch finished, so there is no checkpoint"
-    )
-    raise TrainingDivergedError(
-        f"the training loss was NaN or infinite for {counted(length, 'batch', 'batches')} in a row from step {step} "
-        f"(epoch {progress.epoch + 1}); the learning rate (optimizer.lr={lr}) is the likely cause: lower optimizer.lr "
-        f"or set train.grad_clip; {kept}"
-    )
 
 
 def _ended(parts: Components, progress: Progress, finished: bool, observer: Observer) -> tuple[str, str] | None:

@@ -90,10 +90,7 @@ def build_components(
     config = config.model_copy(update={"data": config.data.model_copy(update={"mean": data.mean, "std": data.std})})
     train_cfg = config.train
     task = _task_of(config, data)
-    config, model, notes = _model(config, data, device, fresh)
-    channels_last = channels_last_wanted(train_cfg.channels_last, device, model)
-    if channels_last:
-        model = model.to(memory_format=torch.channels_last)
+    config, model, notes, channels_last = _model(config, data, device, fresh)
     head = find_head(model) if config.optimizer.backbone_lr_scale != 1 else None
     optimizer = build_optimizer(config.optimizer, parameter_groups(model, config.optimizer, head), device.type)
     frozen = freeze(model, config.model.freeze)  # after the optimizer: frozen weights may train later
@@ -146,9 +143,10 @@ def _task_of(config: Config, data: PreparedData) -> str:
 
 def _model(
     config: Config, data: PreparedData, device: torch.device, fresh: bool
-) -> tuple[Config, nn.Module, list[str]]:
+) -> tuple[Config, nn.Module, list[str], bool]:
     """The network on ``device``, its weights initialised (from the weights source when
-    ``fresh``), and ``config`` with the model params the source completed."""
+    ``fresh``), in channels-last memory format where ``train.channels_last`` says (the last
+    value); and ``config`` with the model params the source completed."""
     source = None
     if fresh:
         params, source = resolve_init_source(config.model)
@@ -165,7 +163,10 @@ def _model(
     model = model.to(device)
     if hasattr(model, "init_from_data"):  # before the optimizer: it may freeze what it fits
         model.init_from_data(init_images(data, device))  # type: ignore[operator]
-    return config, model, notes
+    channels_last = channels_last_wanted(config.train.channels_last, device, model)
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    return config, model, notes, channels_last
 
 
 def _trainable_line(model: nn.Module, config: Config, in_shape: tuple[int, ...]) -> str:

@@ -140,6 +140,12 @@ def evaluate_split(
     return Evaluation(document | scored.document, samples, scored.outputs, prepared.mean, prepared.std)
 
 
+DRAWN_AGAIN = (
+    "a split drawn from it (val, or test by data.test_fraction) is drawn again from the files as they are now "
+    "and may hold images the model trained on"
+)
+
+
 def _data_changes(trained: Trained, prepared: PreparedData) -> dict[str, dict[str, int]]:
     """Each split whose size differs from the one the run trained with (summary.json's
     ``split_sizes``; none recorded before 2026-12-07): files were added to or removed from
@@ -158,10 +164,7 @@ def _data_changes(trained: Trained, prepared: PreparedData) -> dict[str, dict[st
 def data_changed_line(changed: dict[str, dict[str, int]]) -> str:
     """The warning for ``_data_changes``' record, for people."""
     sizes = ", ".join(f"{name} {sizes['trained']:,} → {sizes['now']:,}" for name, sizes in changed.items())
-    return (
-        f"the data changed since the run trained ({sizes} images): a split drawn from it (val, or test by "
-        "data.test_fraction) is drawn again from the files as they are now and may hold images the model trained on"
-    )
+    return f"the data changed since the run trained ({sizes} images): {DRAWN_AGAIN}"
 
 
 def _data_config(trained: Trained, data: str | None, root: str | None) -> DataConfig:

@@ -48,15 +48,16 @@ def build_model(params: ModelParams, *, in_shape: tuple[int, ...], num_classes: 
 def _size_settings(params: ModelParams, in_shape: tuple[int, ...], num_classes: int, needed: int) -> str:
     """The settings that size a network too large for memory: its own numbers, and the input
     size where its weights grow with it (an MLP on photos kept at 4032×3024)."""
-    sizes = [
-        f"model.{k}"
-        for k, v in params.builder_kwargs().items()
-        if isinstance(v, (int, list)) and not isinstance(v, bool)
-    ]
-    channels = in_shape[0]
-    if len(in_shape) == 3 and weight_bytes(params, (channels, 32, 32), num_classes) < needed:
+    sizes = _size_keys(params)
+    if len(in_shape) == 3 and weight_bytes(params, (in_shape[0], 32, 32), num_classes) < needed:
         sizes.append(f"data.image_size (the images are {in_shape[2]}×{in_shape[1]} px; photos train at 224)")
     return " or ".join(sizes) or "the model"
+
+
+def _size_keys(params: ModelParams) -> list[str]:
+    """The model's number-valued keys (widths, depths, channel lists) as dotted config keys."""
+    kwargs = params.builder_kwargs().items()
+    return [f"model.{k}" for k, v in kwargs if isinstance(v, (int, list)) and not isinstance(v, bool)]
 
 
 def weight_bytes(params: ModelParams, in_shape: tuple[int, ...], num_classes: int) -> int:
