@@ -175,6 +175,23 @@ def test_a_2x3_grid_runs_exactly_its_six_points_and_running_again_adds_none(cli,
     assert "this study tunes val_acc (maximize)" in conflict.stderr
 
 
+def test_continuing_with_a_space_that_changes_a_keys_kind_is_a_usage_error(cli, tmp_path: Path) -> None:
+    # Optuna fails every new trial on such a key; it was a study of FAIL trials and exit 0
+    ranged = write(tmp_path / "ranged.yaml", "optimizer.lr: {type: float, low: 1.0e-3, high: 1.0e-1, log: true}\n")
+    listed = write(tmp_path / "listed.yaml", "optimizer.lr: [1.0e-3, 1.0e-2]\n")
+    args = ["tune", "digits-mlp", *QUICK, "--name", "s", "--pruner", "none"]
+    cli(*args, "--space", ranged, "--trials", "1")
+    before = (study_json(tmp_path / "runs" / "s"), trials_csv(tmp_path / "runs" / "s"))
+    result = cli(*args, "--space", listed, "--trials", "2", code=2)
+    assert "--space: optimizer.lr: study 's' sampled it as FloatDistribution(" in result.stderr
+    assert result.stderr.count("\n") == 1 and result.stdout == ""
+    assert (study_json(tmp_path / "runs" / "s"), trials_csv(tmp_path / "runs" / "s")) == before
+    wider = write(tmp_path / "wider.yaml", "optimizer.lr: {type: float, low: 1.0e-4, high: 0.5, log: true}\n")
+    assert [r["state"] for r in trials_csv(tmp_path / "runs" / "s")] == ["COMPLETE"]
+    cli(*args, "--space", wider, "--trials", "2")  # another range of the same kind continues
+    assert [r["state"] for r in trials_csv(tmp_path / "runs" / "s")] == ["COMPLETE", "COMPLETE"]
+
+
 def test_the_same_seed_samples_the_same_trials(cli, tmp_path: Path) -> None:
     space = write(tmp_path / "space.yaml", RANDOM_SPACE)
     studies = [

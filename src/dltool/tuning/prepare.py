@@ -13,7 +13,13 @@ import dltool.tasks as tasks
 from dltool.errors import ConfigError, UnknownNameError, UsageError
 from dltool.tuning import pruners, samplers
 from dltool.tuning._optuna import quiet_optuna
-from dltool.tuning.continuation import check_continuation, refuse_lost_trials, set_records_aside, stored_record
+from dltool.tuning.continuation import (
+    check_continuation,
+    refuse_changed_space,
+    refuse_lost_trials,
+    set_records_aside,
+    stored_record,
+)
 from dltool.tuning.records import StudyRecord
 from dltool.tuning.settings import DEFAULT_TRIALS, DIRECTIONS, StudyOptions, TuneSettings
 from dltool.tuning.space import SearchSpace, load_space, parse_space
@@ -60,6 +66,7 @@ def prepare_study(
         settings = replace(settings, notes=(*settings.notes, f"started afresh: the earlier records are in {aside}"))
     else:
         refuse_lost_trials(settings, stored)
+        refuse_changed_space(settings)
     _start_study(settings, created=stored is None)
     return settings
 

@@ -69,6 +69,17 @@ class Param:
         count = math.floor((self.high - self.low) / self.step + 1e-9)
         return [round(self.low + i * self.step, 12) for i in range(count + 1)]
 
+    def distribution(self, grid: bool = False) -> Any:
+        """The Optuna distribution ``suggest`` asks for (a grid asks among its values)."""
+        from optuna import distributions
+
+        if grid or self.kind == "categorical":
+            return distributions.CategoricalDistribution([encode_value(v) for v in self.grid_values()])
+        assert self.low is not None and self.high is not None
+        if self.kind == "int":
+            return distributions.IntDistribution(int(self.low), int(self.high), log=self.log, step=int(self.step or 1))
+        return distributions.FloatDistribution(self.low, self.high, log=self.log, step=self.step)
+
     def suggest(self, trial: Any, grid: bool = False) -> Any:
         """Ask an Optuna trial for this value (a grid asks among the grid values)."""
         if grid or self.kind == "categorical":
