@@ -112,6 +112,14 @@ def test_a_base_cycle_is_reported(tmp_path: Path) -> None:
         load_config(str(tmp_path / "a.yaml"))
 
 
+def test_a_misspelt_recipe_as_base_is_an_unknown_recipe_with_suggestions(tmp_path: Path) -> None:
+    config = write(tmp_path / "mine.yaml", "base: digts-mlp\n")  # was "config file not found: .../digts-mlp"
+    with pytest.raises(ConfigError, match=r"mine.yaml: base: unknown recipe 'digts-mlp'; did you mean 'digits-mlp'"):
+        load_config(str(config))
+    write(tmp_path / "digts-mlp", "base: digits-mlp\nmodel: {width: 48}\n")  # a file of that name beside it
+    assert load_config(str(config)).model.width == 48
+
+
 def test_unknown_recipe_suggests_the_closest() -> None:
     with pytest.raises(UnknownNameError, match="did you mean 'digits-mlp'"):
         load_config("digts-mlp")

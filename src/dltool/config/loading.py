@@ -89,8 +89,21 @@ def read_layers(path: Path, seen: tuple[Path, ...] = ()) -> list[Layer]:
         return [document]
     if not isinstance(base, str):
         raise ConfigError(f"{path}: base: expected a recipe name or a file path, got {quote(base)}")
-    base_path = resolve_source(base if find_recipe(base) else str(path.parent / base)).path
-    return read_layers(base_path, (*seen, path)) + [document]
+    return read_layers(_base_path(base, path), (*seen, path)) + [document]
+
+
+def _base_path(base: str, path: Path) -> Path:
+    """A recipe name, else a file beside ``path`` (a bare name that is neither: a misspelt recipe)."""
+    beside = path.parent / base
+    if find_recipe(base) or beside.exists():
+        return resolve_source(base if find_recipe(base) else str(beside)).path
+    raise ConfigError(f"{path}: base: {_missing_base(base, beside)}")
+
+
+def _missing_base(base: str, beside: Path) -> str:
+    if "/" in base or beside.suffix in {".yaml", ".yml"}:
+        return f"file not found: {beside}"
+    return str(UnknownNameError("recipe", base, [r.name for r in list_recipes()], hint="dltool list recipes"))
 
 
 def read_yaml(path: Path) -> Layer:
