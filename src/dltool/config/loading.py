@@ -113,7 +113,9 @@ def read_yaml(path: Path) -> Layer:
         raise ConfigError(f"{path}: refused: {error}") from None
     except yaml.YAMLError as error:
         raise ConfigError(f"{path}: not valid YAML: {error}".replace("\n", " ")) from None
-    except (OSError, UnicodeDecodeError) as error:
+    except UnicodeDecodeError:
+        raise UsageError(f"{path}: not a YAML file (not UTF-8 text: a binary file?)") from None
+    except OSError as error:
         raise UsageError(f"{path}: cannot read: {error}") from None
     if document is None:
         return {}
