@@ -192,6 +192,17 @@ def test_continuing_with_a_space_that_changes_a_keys_kind_is_a_usage_error(cli, 
     assert [r["state"] for r in trials_csv(tmp_path / "runs" / "s")] == ["COMPLETE", "COMPLETE"]
 
 
+def test_a_study_dir_named_where_one_run_goes_is_a_usage_error_naming_its_best_trial(cli, tmp_path: Path) -> None:
+    space = write(tmp_path / "space.yaml", "optimizer.lr: [1.0e-2]\n")
+    cli("tune", "digits-mlp", "--space", space, *QUICK, "--name", "s", "--trials", "1")
+    study = tmp_path / "runs" / "s"
+    for command in (["eval", study], ["stats", study], ["predict", study, space], ["train", "--resume", study]):
+        result = cli(*command, code=2)  # eval said "no best weights", stats "no image files"
+        assert f"{study} is a tune study dir, not a run: name one of its trials, e.g. {study}/trial-0000" in (
+            result.stderr
+        ), command
+
+
 def test_the_same_seed_samples_the_same_trials(cli, tmp_path: Path) -> None:
     space = write(tmp_path / "space.yaml", RANDOM_SPACE)
     studies = [

@@ -23,7 +23,7 @@ from dltool.config.recipes import find_recipe, list_recipes
 from dltool.config.schema import Config
 from dltool.config.validate import DISPATCHED, validate_config
 from dltool.errors import ConfigError, UnknownNameError, UsageError, quote
-from dltool.rundir import RunDir, is_run_dir
+from dltool.rundir import RunDir, is_run_dir, refuse_parent_of_runs
 
 Layer = dict[str, Any]
 
@@ -49,6 +49,7 @@ def resolve_source(ref: str) -> Source:
         name = re.sub(r"-\d+$", "", path.resolve().parent.name) if in_run else path.stem
         return Source(name, path)
     if path.is_dir():
+        refuse_parent_of_runs(path)
         raise UsageError(
             f"{ref} is a folder, not a run dir (no config.yaml) nor a config file; to train on the images "
             f"in it, name a recipe and the folder: dltool train photos-resnet18 --dataset {ref} "

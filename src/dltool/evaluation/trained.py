@@ -27,7 +27,7 @@ from dltool.engine.tta import MODES as TTA_MODES
 from dltool.engine.tta import with_tta
 from dltool.errors import CheckpointError, ConfigError, DltoolError, UsageError, first_line
 from dltool.models.build import build_model
-from dltool.rundir import RunDir, WeightsMetadata, read_weights_header, run_dir_of
+from dltool.rundir import RunDir, WeightsMetadata, read_weights_header, refuse_parent_of_runs, run_dir_of
 
 # Inference precision: float32, or an autocast of the forward pass. bf16 runs about twice as fast
 # on CPUs with AVX-512 BF16 or AMX (ResNet-18 at 224 px, 2 cores: 102 against 50 images/s) and on
@@ -130,6 +130,7 @@ def load_trained(
     under the autocast ``amp`` (``INFERENCE_AMP``)."""
     path = Path(path)
     if path.is_dir():
+        refuse_parent_of_runs(path)
         run = RunDir(path)
         path = run.weights if checkpoint == "best" else run.last_checkpoint
         if not path.is_file():
