@@ -184,6 +184,7 @@ def test_continuing_with_a_space_that_changes_a_keys_kind_is_a_usage_error(cli, 
     before = (study_json(tmp_path / "runs" / "s"), trials_csv(tmp_path / "runs" / "s"))
     result = cli(*args, "--space", listed, "--trials", "2", code=2)
     assert "--space: optimizer.lr: study 's' sampled it as FloatDistribution(" in result.stderr
+    assert "optimizer.lr: study 's' sampled it" in cli(*args, "--space", listed, "--dry-run", code=2).stderr
     assert result.stderr.count("\n") == 1 and result.stdout == ""
     assert (study_json(tmp_path / "runs" / "s"), trials_csv(tmp_path / "runs" / "s")) == before
     wider = write(tmp_path / "wider.yaml", "optimizer.lr: {type: float, low: 1.0e-4, high: 0.5, log: true}\n")

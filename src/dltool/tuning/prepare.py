@@ -57,6 +57,8 @@ def prepare_study(
     check_runnable(config)  # before any dir is made, as train does
     if settings.folds:
         _check_folds(config, search_space, settings.folds)
+    if stored is not None and not options.restart:
+        refuse_changed_space(settings)  # --dry-run checks it too
     if options.dry_run:
         return settings
     if stored is None:
@@ -66,7 +68,6 @@ def prepare_study(
         settings = replace(settings, notes=(*settings.notes, f"started afresh: the earlier records are in {aside}"))
     else:
         refuse_lost_trials(settings, stored)
-        refuse_changed_space(settings)
     _start_study(settings, created=stored is None)
     return settings
 
