@@ -36,6 +36,7 @@ from studies import QUICK, RANDOM_SPACE, study_json, trials_csv, write
         ("model.width: []", "model.width: empty list of choices"),
         ("model.width: {type: int, low: 32, hi: 64}", "model.width.hi: unknown field; did you mean 'high'?"),
         ("model.width: {type: int, low: 32.5, high: 64}", "model.width.low: an int range needs whole numbers"),
+        ("model.width: {low: 32, high: 64, log: true, step: 2}", "model.width: a whole-number range takes log or step"),
         ("model.width: [-3, 64]", "model.width: should be greater than or equal to 1 (got -3)"),
         ("model.activation: [relu, tahn]", "model.activation: "),
         ("lr: [0.1]", "lr: expected a dotted config key"),

@@ -222,8 +222,10 @@ def _range(key: str, kind: str, value: Mapping[str, Any]) -> Param:
         raise ConfigError(f"{key}: a log range needs low > 0 (got low {quote(low)})")
     if step is not None and step <= 0:
         raise ConfigError(f"{key}.step: should be greater than 0 (got {quote(step)})")
-    if log and step is not None and kind == "float":
-        raise ConfigError(f"{key}: a float range takes log or step, not both")
+    if log and step is not None and (kind == "float" or step != 1):  # Optuna's rule for an int: step 1
+        raise ConfigError(
+            f"{key}: a {'float' if kind == 'float' else 'whole-number'} range takes log or step, not both"
+        )
     if kind == "int" and step is not None and (high - low) % step:
         raise ConfigError(f"{key}: high - low ({high - low}) is not a multiple of step {step}")
     return Param(key, kind, low=low, high=high, log=log, step=step)
