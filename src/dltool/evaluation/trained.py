@@ -130,10 +130,10 @@ def load_trained(
     under the autocast ``amp`` (``INFERENCE_AMP``)."""
     path = Path(path)
     if path.is_dir():
-        refuse_parent_of_runs(path)
         run = RunDir(path)
         path = run.weights if checkpoint == "best" else run.last_checkpoint
         if not path.is_file():
+            refuse_parent_of_runs(run.path)
             what = f"best weights ({path.name})" if checkpoint == "best" else str(path.relative_to(run.path))
             raise CheckpointError(f"{run.path}: no {what}; is it a dltool run dir that finished an epoch?")
     if not path.is_file():

@@ -247,9 +247,9 @@ def _best_trial(study_dir: Path) -> str:
 
 def open_run_dir(path: Path) -> RunDir:
     """An existing run directory, checked to hold a config."""
-    refuse_parent_of_runs(Path(path))
     run = RunDir(Path(path))
     if not run.config.is_file():
+        refuse_parent_of_runs(run.path)
         raise CheckpointError(f"{path}: not a dltool run directory (no config.yaml)")
     return run
 
