@@ -105,11 +105,27 @@ def test_malformed_files_are_usage_errors(tmp_path: Path, text: str, expected: s
         load_config(str(write(tmp_path / "bad.yaml", text)))
 
 
+def test_a_binary_file_as_config_says_so_not_the_codec_error(tmp_path: Path) -> None:
+    model = tmp_path / "model.onnx"  # an export or an image given where a config goes
+    model.write_bytes(b"\x08\x07\x12\x07pytorch\xe7\xba\x00")
+    with pytest.raises(UsageError, match=r"model.onnx: not a YAML file \(not UTF-8 text") as error:
+        load_config(str(model))
+    assert "codec" not in str(error.value)
+
+
 def test_a_base_cycle_is_reported(tmp_path: Path) -> None:
     write(tmp_path / "a.yaml", "base: b.yaml\n")
     write(tmp_path / "b.yaml", "base: a.yaml\n")
     with pytest.raises(ConfigError, match="loops back"):
         load_config(str(tmp_path / "a.yaml"))
+
+
+def test_a_misspelt_recipe_as_base_is_an_unknown_recipe_with_suggestions(tmp_path: Path) -> None:
+    config = write(tmp_path / "mine.yaml", "base: digts-mlp\n")  # was "config file not found: .../digts-mlp"
+    with pytest.raises(ConfigError, match=r"mine.yaml: base: unknown recipe 'digts-mlp'; did you mean 'digits-mlp'"):
+        load_config(str(config))
+    write(tmp_path / "digts-mlp", "base: digits-mlp\nmodel: {width: 48}\n")  # a file of that name beside it
+    assert load_config(str(config)).model.width == 48
 
 
 def test_unknown_recipe_suggests_the_closest() -> None:

@@ -66,6 +66,17 @@ def test_train_folds_writes_k_runs_and_cv_json_with_mean_and_std(cli, tmp_path: 
     assert "test_accuracy" in result.stderr and "± " in result.stderr and "(3 of 3 folds)" in result.stderr
 
 
+def test_a_cv_parent_named_where_one_run_goes_is_a_usage_error_naming_a_fold(cli, tmp_path: Path) -> None:
+    parent = cli("train", "digits-mlp", "--folds", "2", *FAST).stdout.strip()
+    # they said "no best weights", "no class folders" or "not a run dir ... train on the images in it"
+    for command in (["eval", parent], ["stats", parent], ["summary", parent], ["visualize", parent]):
+        result = cli(*command, code=2)
+        assert f"{parent} holds the fold runs of a cross-validation, not one run: name one, e.g. {parent}/fold-1" in (
+            result.stderr
+        ), command
+    cli("eval", f"{parent}/fold-1")  # as the message says
+
+
 def test_bad_fold_settings_are_usage_errors(cli, tmp_path: Path) -> None:
     assert "--folds" in cli("train", "digits-mlp", "--folds", "1", code=2).stderr
     result = cli("train", "digits-mlp", "--set", "data.cv_folds=3", "--set", "data.cv_fold=3", code=2)

@@ -36,6 +36,7 @@ from studies import QUICK, RANDOM_SPACE, study_json, trials_csv, write
         ("model.width: []", "model.width: empty list of choices"),
         ("model.width: {type: int, low: 32, hi: 64}", "model.width.hi: unknown field; did you mean 'high'?"),
         ("model.width: {type: int, low: 32.5, high: 64}", "model.width.low: an int range needs whole numbers"),
+        ("model.width: {low: 32, high: 64, log: true, step: 2}", "model.width: a whole-number range takes log or step"),
         ("model.width: [-3, 64]", "model.width: should be greater than or equal to 1 (got -3)"),
         ("model.activation: [relu, tahn]", "model.activation: "),
         ("lr: [0.1]", "lr: expected a dotted config key"),
@@ -173,6 +174,35 @@ def test_a_2x3_grid_runs_exactly_its_six_points_and_running_again_adds_none(cli,
     assert again.stdout == "runs/grid\n" and len(trials_csv(study)) == 6
     conflict = cli(*args, "--direction", "minimize", code=2)
     assert "this study tunes val_acc (maximize)" in conflict.stderr
+
+
+def test_continuing_with_a_space_that_changes_a_keys_kind_is_a_usage_error(cli, tmp_path: Path) -> None:
+    # Optuna fails every new trial on such a key; it was a study of FAIL trials and exit 0
+    ranged = write(tmp_path / "ranged.yaml", "optimizer.lr: {type: float, low: 1.0e-3, high: 1.0e-1, log: true}\n")
+    listed = write(tmp_path / "listed.yaml", "optimizer.lr: [1.0e-3, 1.0e-2]\n")
+    args = ["tune", "digits-mlp", *QUICK, "--name", "s", "--pruner", "none"]
+    cli(*args, "--space", ranged, "--trials", "1")
+    before = (study_json(tmp_path / "runs" / "s"), trials_csv(tmp_path / "runs" / "s"))
+    result = cli(*args, "--space", listed, "--trials", "2", code=2)
+    assert "--space: optimizer.lr: study 's' sampled it as FloatDistribution(" in result.stderr
+    assert "optimizer.lr: study 's' sampled it" in cli(*args, "--space", listed, "--dry-run", code=2).stderr
+    assert result.stderr.count("\n") == 1 and result.stdout == ""
+    assert (study_json(tmp_path / "runs" / "s"), trials_csv(tmp_path / "runs" / "s")) == before
+    wider = write(tmp_path / "wider.yaml", "optimizer.lr: {type: float, low: 1.0e-4, high: 0.5, log: true}\n")
+    assert [r["state"] for r in trials_csv(tmp_path / "runs" / "s")] == ["COMPLETE"]
+    cli(*args, "--space", wider, "--trials", "2")  # another range of the same kind continues
+    assert [r["state"] for r in trials_csv(tmp_path / "runs" / "s")] == ["COMPLETE", "COMPLETE"]
+
+
+def test_a_study_dir_named_where_one_run_goes_is_a_usage_error_naming_its_best_trial(cli, tmp_path: Path) -> None:
+    space = write(tmp_path / "space.yaml", "optimizer.lr: [1.0e-2]\n")
+    cli("tune", "digits-mlp", "--space", space, *QUICK, "--name", "s", "--trials", "1")
+    study = tmp_path / "runs" / "s"
+    for command in (["eval", study], ["stats", study], ["predict", study, space], ["train", "--resume", study]):
+        result = cli(*command, code=2)  # eval said "no best weights", stats "no image files"
+        assert f"{study} is a tune study dir, not a run: name one of its trials, e.g. {study}/trial-0000" in (
+            result.stderr
+        ), command
 
 
 def test_the_same_seed_samples_the_same_trials(cli, tmp_path: Path) -> None:

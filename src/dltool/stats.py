@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from dltool.errors import CheckpointError, UsageError
-from dltool.rundir import RunDir, is_run_dir, open_run_dir, read_weights_header
+from dltool.rundir import RunDir, is_run_dir, open_run_dir, read_weights_header, refuse_parent_of_runs
 
 # State-dict entries that are buffers, not parameters (batch norm's running statistics).
 BUFFER_SUFFIXES = ("running_mean", "running_var", "num_batches_tracked")
@@ -27,6 +27,7 @@ def stats(
     if is_run_dir(path):
         _no_split(split, "a run directory")
         return run_stats(path)
+    refuse_parent_of_runs(path)
     if path.is_file():
         raise UsageError(
             f"{target}: expected a dataset name or folder, a run directory, or a checkpoint (.pt, .safetensors)"

@@ -23,7 +23,7 @@ from dltool.config.recipes import find_recipe, list_recipes
 from dltool.config.schema import Config
 from dltool.config.validate import DISPATCHED, validate_config
 from dltool.errors import ConfigError, UnknownNameError, UsageError, quote
-from dltool.rundir import RunDir, is_run_dir
+from dltool.rundir import RunDir, is_run_dir, refuse_parent_of_runs
 
 Layer = dict[str, Any]
 
@@ -49,6 +49,7 @@ def resolve_source(ref: str) -> Source:
         name = re.sub(r"-\d+$", "", path.resolve().parent.name) if in_run else path.stem
         return Source(name, path)
     if path.is_dir():
+        refuse_parent_of_runs(path)
         raise UsageError(
             f"{ref} is a folder, not a run dir (no config.yaml) nor a config file; to train on the images "
             f"in it, name a recipe and the folder: dltool train photos-resnet18 --dataset {ref} "
@@ -89,8 +90,21 @@ def read_layers(path: Path, seen: tuple[Path, ...] = ()) -> list[Layer]:
         return [document]
     if not isinstance(base, str):
         raise ConfigError(f"{path}: base: expected a recipe name or a file path, got {quote(base)}")
-    base_path = resolve_source(base if find_recipe(base) else str(path.parent / base)).path
-    return read_layers(base_path, (*seen, path)) + [document]
+    return read_layers(_base_path(base, path), (*seen, path)) + [document]
+
+
+def _base_path(base: str, path: Path) -> Path:
+    """A recipe name, else a file beside ``path`` (a bare name that is neither: a misspelt recipe)."""
+    beside = path.parent / base
+    if find_recipe(base) or beside.exists():
+        return resolve_source(base if find_recipe(base) else str(beside)).path
+    raise ConfigError(f"{path}: base: {_missing_base(base, beside)}")
+
+
+def _missing_base(base: str, beside: Path) -> str:
+    if "/" in base or beside.suffix in {".yaml", ".yml"}:
+        return f"file not found: {beside}"
+    return str(UnknownNameError("recipe", base, [r.name for r in list_recipes()], hint="dltool list recipes"))
 
 
 def read_yaml(path: Path) -> Layer:
@@ -100,7 +114,9 @@ def read_yaml(path: Path) -> Layer:
         raise ConfigError(f"{path}: refused: {error}") from None
     except yaml.YAMLError as error:
         raise ConfigError(f"{path}: not valid YAML: {error}".replace("\n", " ")) from None
-    except (OSError, UnicodeDecodeError) as error:
+    except UnicodeDecodeError:
+        raise UsageError(f"{path}: not a YAML file (not UTF-8 text: a binary file?)") from None
+    except OSError as error:
         raise UsageError(f"{path}: cannot read: {error}") from None
     if document is None:
         return {}

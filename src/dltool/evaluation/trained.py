@@ -27,7 +27,7 @@ from dltool.engine.tta import MODES as TTA_MODES
 from dltool.engine.tta import with_tta
 from dltool.errors import CheckpointError, ConfigError, DltoolError, UsageError, first_line
 from dltool.models.build import build_model
-from dltool.rundir import RunDir, WeightsMetadata, read_weights_header, run_dir_of
+from dltool.rundir import RunDir, WeightsMetadata, read_weights_header, refuse_parent_of_runs, run_dir_of
 
 # Inference precision: float32, or an autocast of the forward pass. bf16 runs about twice as fast
 # on CPUs with AVX-512 BF16 or AMX (ResNet-18 at 224 px, 2 cores: 102 against 50 images/s) and on
@@ -133,6 +133,7 @@ def load_trained(
         run = RunDir(path)
         path = run.weights if checkpoint == "best" else run.last_checkpoint
         if not path.is_file():
+            refuse_parent_of_runs(run.path)
             what = f"best weights ({path.name})" if checkpoint == "best" else str(path.relative_to(run.path))
             raise CheckpointError(f"{run.path}: no {what}; is it a dltool run dir that finished an epoch?")
     if not path.is_file():

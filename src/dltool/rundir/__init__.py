@@ -9,6 +9,7 @@ from dltool.rundir.layout import (
     open_run_dir,
     read_json_object,
     read_weights_header,
+    refuse_parent_of_runs,
     run_dir_of,
 )
 from dltool.rundir.outputs import check_output, is_run_file
@@ -28,5 +29,6 @@ __all__ = [
     "open_run_dir",
     "read_json_object",
     "read_weights_header",
+    "refuse_parent_of_runs",
     "run_dir_of",
 ]

@@ -224,10 +224,32 @@ def create_run_dir(runs_dir: Path, base_name: str, name: str | None = None) -> R
             n += 1
 
 
+def refuse_parent_of_runs(path: Path) -> None:
+    """A tune study dir or a cross-validation's parent folder, named where one run goes, is a
+    usage error naming a run inside it (it held no config.yaml: "no weights", "no images")."""
+    if (path / STUDY).is_file():
+        raise UsageError(
+            f"{path} is a tune study dir, not a run: name one of its trials, e.g. {path / _best_trial(path)}"
+        )
+    if (path / CV).is_file():
+        raise UsageError(
+            f"{path} holds the fold runs of a cross-validation, not one run: name one, e.g. {path / 'fold-1'}"
+        )
+
+
+def _best_trial(study_dir: Path) -> str:
+    try:
+        best = (read_json_object(study_dir / STUDY) or {}).get("best") or {}
+    except CheckpointError:
+        best = {}
+    return str(best.get("run_dir") or "trial-0000")
+
+
 def open_run_dir(path: Path) -> RunDir:
     """An existing run directory, checked to hold a config."""
     run = RunDir(Path(path))
     if not run.config.is_file():
+        refuse_parent_of_runs(run.path)
         raise CheckpointError(f"{path}: not a dltool run directory (no config.yaml)")
     return run
 

@@ -19,6 +19,7 @@ from dltool.errors import CheckpointError, StorageError, UsageError
 from dltool.tuning._optuna import quiet_optuna
 from dltool.tuning.records import StudyRecord
 from dltool.tuning.settings import TuneSettings
+from dltool.tuning.space import parse_space
 from dltool.tuning.storage import (
     JOURNAL,
     JOURNAL_FILE,
@@ -87,8 +88,37 @@ def _csv_numbers(path: Path) -> list[int]:
         return []  # no readable trials.csv: the other records still count
 
 
+def refuse_changed_space(settings: TuneSettings) -> None:
+    """A space that gives a key another kind, log scale or choices than the study's trials
+    sampled it with is a usage error: Optuna would fail every new trial on that key."""
+    from optuna.distributions import check_distribution_compatibility
+
+    sampled = _sampled_distributions(_stored_trials(settings) or [])
+    for param in parse_space(settings.space, settings.base).params:
+        if param.key not in sampled:
+            continue
+        try:
+            check_distribution_compatibility(sampled[param.key], param.distribution(settings.grid))
+        except ValueError as error:
+            raise UsageError(
+                f"--space: {param.key}: study {settings.study_name!r} sampled it as {sampled[param.key]}, "
+                f"which this space cannot continue ({error}); keep that for {param.key}, or tune under "
+                "another --name (or --restart-study)"
+            ) from None
+
+
+def _sampled_distributions(trials: list[Any]) -> dict[str, Any]:
+    return {key: dist for trial in trials for key, dist in trial.distributions.items()}
+
+
 def _trials_in_storage(settings: TuneSettings) -> int | None:
     """The number of trials of the study in its storage; None when it has no such study."""
+    trials = _stored_trials(settings)
+    return None if trials is None else len(trials)
+
+
+def _stored_trials(settings: TuneSettings) -> list[Any] | None:
+    """The study's trials in its storage; None when it has no such study."""
     import optuna
 
     with quiet_optuna(), storage_errors(settings.storage, settings.study_dir):
@@ -96,7 +126,7 @@ def _trials_in_storage(settings: TuneSettings) -> int | None:
         if settings.study_name not in optuna.get_all_study_names(storage):
             return None
         study = optuna.load_study(study_name=settings.study_name, storage=storage)
-        return len(study.get_trials(deepcopy=False))
+        return list(study.get_trials(deepcopy=False))
 
 
 def set_records_aside(settings: TuneSettings) -> Path:

@@ -13,7 +13,13 @@ import dltool.tasks as tasks
 from dltool.errors import ConfigError, UnknownNameError, UsageError
 from dltool.tuning import pruners, samplers
 from dltool.tuning._optuna import quiet_optuna
-from dltool.tuning.continuation import check_continuation, refuse_lost_trials, set_records_aside, stored_record
+from dltool.tuning.continuation import (
+    check_continuation,
+    refuse_changed_space,
+    refuse_lost_trials,
+    set_records_aside,
+    stored_record,
+)
 from dltool.tuning.records import StudyRecord
 from dltool.tuning.settings import DEFAULT_TRIALS, DIRECTIONS, StudyOptions, TuneSettings
 from dltool.tuning.space import SearchSpace, load_space, parse_space
@@ -51,6 +57,8 @@ def prepare_study(
     check_runnable(config)  # before any dir is made, as train does
     if settings.folds:
         _check_folds(config, search_space, settings.folds)
+    if stored is not None and not options.restart:
+        refuse_changed_space(settings)  # --dry-run checks it too
     if options.dry_run:
         return settings
     if stored is None:

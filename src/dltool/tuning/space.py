@@ -69,6 +69,17 @@ class Param:
         count = math.floor((self.high - self.low) / self.step + 1e-9)
         return [round(self.low + i * self.step, 12) for i in range(count + 1)]
 
+    def distribution(self, grid: bool = False) -> Any:
+        """The Optuna distribution ``suggest`` asks for (a grid asks among its values)."""
+        from optuna import distributions
+
+        if grid or self.kind == "categorical":
+            return distributions.CategoricalDistribution([encode_value(v) for v in self.grid_values()])
+        assert self.low is not None and self.high is not None
+        if self.kind == "int":
+            return distributions.IntDistribution(int(self.low), int(self.high), log=self.log, step=int(self.step or 1))
+        return distributions.FloatDistribution(self.low, self.high, log=self.log, step=self.step)
+
     def suggest(self, trial: Any, grid: bool = False) -> Any:
         """Ask an Optuna trial for this value (a grid asks among the grid values)."""
         if grid or self.kind == "categorical":
@@ -211,8 +222,10 @@ def _range(key: str, kind: str, value: Mapping[str, Any]) -> Param:
         raise ConfigError(f"{key}: a log range needs low > 0 (got low {quote(low)})")
     if step is not None and step <= 0:
         raise ConfigError(f"{key}.step: should be greater than 0 (got {quote(step)})")
-    if log and step is not None and kind == "float":
-        raise ConfigError(f"{key}: a float range takes log or step, not both")
+    if log and step is not None and (kind == "float" or step != 1):  # Optuna's rule for an int: step 1
+        raise ConfigError(
+            f"{key}: a {'float' if kind == 'float' else 'whole-number'} range takes log or step, not both"
+        )
     if kind == "int" and step is not None and (high - low) % step:
         raise ConfigError(f"{key}: high - low ({high - low}) is not a multiple of step {step}")
     return Param(key, kind, low=low, high=high, log=log, step=step)

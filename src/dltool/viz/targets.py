@@ -100,7 +100,9 @@ def _only(flag: str, value: object, what: str) -> None:
 
 def _check_dataset(target: str) -> None:
     from dltool.data import datasets
+    from dltool.rundir import refuse_parent_of_runs
 
+    refuse_parent_of_runs(Path(target).expanduser())  # a cross-validation's folder is no image folder
     if target in datasets or Path(target).expanduser().is_dir():
         return
     if Path(target).expanduser().exists():
