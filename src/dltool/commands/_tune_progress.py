@@ -9,6 +9,7 @@ from typing import Any
 from rich.live import Live
 from rich.table import Table
 
+from dltool._text import counted
 from dltool.commands._output import stderr, stderr_observer
 from dltool.tuning import StudyStart, TrialRow, TuneObserver
 
@@ -73,7 +74,7 @@ class PlainTuneProgress(TuneObserver):
     def end_line(self, row: TrialRow) -> str:
         line = f"trial {row.number} {row.state}"
         if row.state in ("COMPLETE", "PRUNED"):
-            line += f"  {self.metric} {_number(row.value)}  after {row.epochs} {self.steps}"
+            line += f"  {self.metric} {_number(row.value)}  after {counted(row.epochs, self.steps[:-1])}"
         if row.fold_values:
             line += f" ({' '.join(map(_number, row.fold_values))})"
         if row.duration_s is not None:
