@@ -142,3 +142,15 @@ def test_without_mlflow_the_error_names_the_extra(cli, isolated: Path, monkeypat
         "should be 'mlflow' or 'tensorboard'"
         in cli("train", "digits-mlp", "--set", "train.tracking=mlfow", code=2).stderr
     )
+
+
+def test_a_store_that_refuses_the_run_is_one_line_and_leaves_no_run_dir(isolated: Path) -> None:
+    # MLflow 3's file store refuses new runs ("maintenance mode"): that was an internal error,
+    # and a run dir with config.yaml but no summary.json stayed behind.
+    store = f"file://{isolated / 'mlruns'}"
+    result = run_dltool("train", "digits-mlp", "--epochs", "1", "--set", "train.tracking=mlflow", check=False,
+                        env={"MLFLOW_TRACKING_URI": store}, cwd=isolated)  # fmt: skip
+    assert result.returncode == 1, result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"error: MLflow at {store} refused the run: ") and "MLFLOW_ALLOW_FILE_STORE" in last
+    assert not list((isolated / "runs").glob("*"))

@@ -114,5 +114,9 @@ def first_line(error: BaseException) -> str:
     return lines[0] if lines else type(error).__name__
 
 
+class TrackingError(DltoolError):
+    """A tracker could not record the run (an MLflow server or store that refuses it)."""
+
+
 class StorageError(DltoolError):
     """A tuning study's storage that cannot be opened or read, or that lost trials its study dir records."""

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from dltool._io import atomic_write_json
 from dltool.config.loading import flatten
-from dltool.errors import UsageError
+from dltool.errors import TrackingError, UsageError
 from dltool.rundir import RunDir, read_json_object
 
 if TYPE_CHECKING:
@@ -91,15 +91,21 @@ def open_mlflow(run: RunDir, parts: Components, history: list[dict[str, Any]]) -
     """The MLflow run of ``run``: created with its params (a new run), or reopened from
     ``RUN/mlflow.json`` (a resumed one, whose earlier epochs it holds already)."""
     require_mlflow()
-    from mlflow import MlflowClient
+    from mlflow import MlflowClient, get_tracking_uri
+    from mlflow.exceptions import MlflowException
 
-    client = MlflowClient()
     stored = read_json_object(run.mlflow)
-    if stored is not None and isinstance(stored.get("run_id"), str):
-        run_id = stored["run_id"]
-        client.update_run(run_id, status="RUNNING")
-    else:
-        run_id = _create_run(client, run, parts.config)
+    try:
+        client = MlflowClient()
+        if stored is not None and isinstance(stored.get("run_id"), str):
+            run_id = stored["run_id"]
+            client.update_run(run_id, status="RUNNING")
+        else:
+            run_id = _create_run(client, run, parts.config)
+    except MlflowException as error:
+        raise TrackingError(
+            f"MLflow at {get_tracking_uri()} refused the run: {' '.join(error.message.split())}"
+        ) from None
     yield MlflowRun(client, run_id, run)
 
 

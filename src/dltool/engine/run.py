@@ -158,6 +158,9 @@ def _execute(
         notes = data_changes(parts, checkpoint) if checkpoint else []
         source = run.last_checkpoint if run else "the checkpoint"
         progress = restore_state(parts, checkpoint, source) if checkpoint else Progress()
+        # Before the run's first file: a tracker that cannot start (an MLflow store that refuses
+        # the run) leaves no run dir without a summary behind.
+        board = scope.enter_context(open_trackers(writer, parts, progress.history))
         threads = pick_threads(parts, kept=progress.threads)
         scope.enter_context(cpu_threads(threads.value))
         scope.enter_context(reused_heap(device.type == "cpu"))
@@ -178,9 +181,8 @@ def _execute(
         _announce(observer, run, parts, progress, base, notes, fresh=checkpoint is None)
         progress.setup_time_s += time.perf_counter() - started
         clock = Clock(progress.wall_time_s)
-        with open_trackers(writer, parts, progress.history) as board:
-            session = _Session(parts, writer, board, progress, clock, observer, stop)
-            status, summary = _fit_and_score(session, base)
+        session = _Session(parts, writer, board, progress, clock, observer, stop)
+        status, summary = _fit_and_score(session, base)
     return RunResult(run.path if run else None, status, summary.to_dict(), tasks.task_name(config.model))
 
 
