@@ -207,3 +207,14 @@ def test_checkpoint_loads_with_the_safe_loader_only(tmp_path: Path) -> None:
     assert {"model", "optimizer", "scheduler", "scaler", "ranks", "progress", "config", "classes", "versions"} <= set(
         state
     )
+
+
+def test_a_photo_recipe_without_its_folder_says_to_give_one_before_looking_for_weights(
+    cli, tmp_path: Path, monkeypatch
+) -> None:
+    # Its data.name is a placeholder (photos): the weights' download error came first, and
+    # the dataset's hint said "give a folder path" without saying how.
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "no-weights"))
+    error = cli("train", "photos-resnet18", code=2).stderr
+    assert error.startswith("error: unknown dataset 'photos'") and "--dataset PATH" in error
+    assert "weights" not in error and not (tmp_path / "runs").exists()

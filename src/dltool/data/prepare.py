@@ -229,6 +229,12 @@ def has_masks(config: DataConfig) -> bool:
     return datasets.get(config.name).params.sized if folder is None else is_mask_folder(folder)
 
 
+def require_data(config: DataConfig) -> None:
+    """The error ``prepare_data`` would raise for ``data.name`` (an unknown name, a file, a
+    missing folder), before anything slower is checked or read."""
+    _folder(config)
+
+
 def _folder(config: DataConfig) -> Path | None:
     """The image folder ``data.name`` names; None for a registered dataset; errors for the rest."""
     if config.name in datasets:
@@ -240,7 +246,12 @@ def _folder(config: DataConfig) -> Path | None:
         raise ConfigError(f"data.name: {config.name} is a file; name a dataset or a folder of class sub-folders")
     if "/" in config.name or os.sep in config.name or config.name.startswith((".", "~")):
         raise ConfigError(f"data.name: no such folder: {config.name}")
-    raise UnknownNameError("dataset", config.name, datasets.names(), hint="dltool list datasets, or give a folder path")
+    raise UnknownNameError(
+        "dataset",
+        config.name,
+        datasets.names(),
+        hint="dltool list datasets, or --dataset PATH for a folder of your own",
+    )
 
 
 def resize(split: Split, size: int, crop_pct: float | None = None) -> Split:

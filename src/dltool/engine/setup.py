@@ -22,7 +22,7 @@ from dltool.data.files import FileSplit
 from dltool.data.keypoints import flip_order
 from dltool.data.loader import BatchLoader
 from dltool.data.normalise import Normalise
-from dltool.data.prepare import PreparedData, prepare_data, with_crop_pct
+from dltool.data.prepare import PreparedData, prepare_data, require_data, with_crop_pct
 from dltool.data.sources import require_downloaded
 from dltool.data.splits import with_test_fraction
 from dltool.data.stream import DecodePool, StreamLoader, resolve_workers
@@ -201,6 +201,7 @@ def check_runnable(config: Config) -> None:
     resolve_device(config.train.device)
     reuse_wanted()
     require_downloaded(config.data.name, config.data.root)
+    require_data(config.data)  # a photo recipe's placeholder name before its weights
     config.model.fetch_weights()
     require_trackers(config)
 
