@@ -57,11 +57,8 @@ def cross_validate(
     check_runnable(config)
     check_folds(config, folds)
     parent = create_run_dir(runs_dir, f"{source}-cv", name)
-    try:
+    with parent.discarded_if_unused():  # the first fold stopped before its first file: nothing left
         return train_folds(config, parent.path, folds, observer=observer, stop=stop)
-    except BaseException:
-        parent.discard_if_unused()  # the first fold stopped before its first file: nothing left
-        raise
 
 
 def train_folds(
@@ -82,11 +79,8 @@ def train_folds(
         data = config.data.model_copy(update={"cv_folds": folds, "cv_fold": fold})
         run = create_run_dir(parent, "fold", f"fold-{fold + 1}")
         fold_observer = observer(fold) if observer else Observer()
-        try:
+        with run.discarded_if_unused():  # as a single run's start does (start_run)
             runs.append(train(config.model_copy(update={"data": data}), run, observer=fold_observer, stop=stop))
-        except BaseException:
-            run.discard_if_unused()  # as a single run's start does (start_run)
-            raise
         if runs[-1].status == "interrupted" or (go_on is not None and not go_on(fold, runs[-1])):
             break
     document = {"folds": folds, "runs": [str(r.run_dir) for r in runs], "metrics": fold_metrics(runs)}

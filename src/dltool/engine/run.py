@@ -97,12 +97,8 @@ def start_run(
     """
     check_runnable(config)
     run = create_run_dir(runs_dir, source, name) if world_from_env().is_main else None
-    try:
+    with run.discarded_if_unused() if run else nullcontext():  # stopped before its first file: no empty dir
         return train(config, run, observer=observer, stop=stop)
-    except BaseException:
-        if run is not None:
-            run.discard_if_unused()  # stopped before its first file: no empty run dir left
-        raise
 
 
 def train(

@@ -135,7 +135,7 @@ def _task_of(config: Config, data: PreparedData) -> str:
     least, classes = tasks.info(task).min_classes, data.classes
     if len(classes) < least:
         raise DatasetError(
-            f"{config.data.name}: {len(classes)} class ({', '.join(classes) or 'none'}); a {task} model needs "
+            f"{config.data.name}: {counted(len(classes), 'class', 'classes')} ({', '.join(classes) or 'none'}); a {task} model needs "
             f"{least} or more to tell apart: a folder per class (or data.classes naming {least} or more)"
         )
     return task

@@ -8,6 +8,7 @@ from typing import Any
 
 import torch
 
+from dltool._text import counted
 from dltool._version import __version__
 from dltool.config.schema import Config
 from dltool.config.validate import validate_config
@@ -170,7 +171,7 @@ def check_epochs_left(config: Config, checkpoint: dict[str, Any]) -> None:
     done = progress.get("epoch") if isinstance(progress, dict) else None
     if isinstance(done, int) and config.train.epochs < done:
         raise UsageError(
-            f"train.epochs {config.train.epochs}: the run has trained {done} epochs already; "
+            f"train.epochs {config.train.epochs}: the run has trained {counted(done, 'epoch')} already; "
             f"resume with --epochs {done} or more (more to train further)"
         )
 

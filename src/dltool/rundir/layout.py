@@ -165,10 +165,18 @@ class RunDir:
         finally:
             lock.release()
 
-    def discard_if_unused(self) -> None:
-        """Remove this run dir if nothing but its training lock is in it: a run that stopped
-        before writing its first file (its data could not be prepared, say) leaves no empty
-        folder behind to take its name. Anything else in it keeps it."""
+    @contextmanager
+    def discarded_if_unused(self) -> Iterator[None]:
+        """Whatever fails inside removes this run dir if nothing but its training lock is in
+        it: a run that stopped before writing its first file (its data could not be prepared,
+        say) leaves no empty folder behind to take its name. Anything else in it keeps it."""
+        try:
+            yield
+        except BaseException:
+            self._discard_if_unused()
+            raise
+
+    def _discard_if_unused(self) -> None:
         try:
             if set(os.listdir(self.path)) - {LOCK}:
                 return

@@ -81,14 +81,14 @@ class Param:
         return distributions.FloatDistribution(self.low, self.high, log=self.log, step=self.step)
 
     def suggest(self, trial: Any, grid: bool = False) -> Any:
-        """Ask an Optuna trial for this value (a grid asks among the grid values)."""
-        if grid or self.kind == "categorical":
-            values = self.grid_values()
-            return decode_value(trial.suggest_categorical(self.key, [encode_value(v) for v in values]))
-        assert self.low is not None and self.high is not None
-        if self.kind == "int":
-            return trial.suggest_int(self.key, int(self.low), int(self.high), step=int(self.step or 1), log=self.log)
-        return trial.suggest_float(self.key, self.low, self.high, step=self.step, log=self.log)
+        """Ask an Optuna trial for this value, as ``distribution`` describes it."""
+        from optuna import distributions
+
+        found = self.distribution(grid)
+        if isinstance(found, distributions.CategoricalDistribution):
+            return decode_value(trial.suggest_categorical(self.key, list(found.choices)))
+        suggest = trial.suggest_int if isinstance(found, distributions.IntDistribution) else trial.suggest_float
+        return suggest(self.key, found.low, found.high, step=found.step, log=found.log)
 
 
 @dataclass(frozen=True)
