@@ -47,11 +47,11 @@ class PlainTuneProgress(TuneObserver):
     def __init__(self) -> None:
         self.seen: dict[int, str] | None = None  # state last shown, by trial number
         self.metric = "value"
-        self.steps = "epochs"  # what a trial reports: epochs, or folds
+        self.step = "epoch"  # what a trial counts: epochs, or folds
 
     def on_start(self, start: StudyStart) -> None:
         self.metric = start.metric
-        self.steps = "folds" if start.folds else "epochs"
+        self.step = "fold" if start.folds else "epoch"
         for line in start_lines(start):
             stderr.print(line, soft_wrap=True)
 
@@ -74,7 +74,7 @@ class PlainTuneProgress(TuneObserver):
     def end_line(self, row: TrialRow) -> str:
         line = f"trial {row.number} {row.state}"
         if row.state in ("COMPLETE", "PRUNED"):
-            line += f"  {self.metric} {_number(row.value)}  after {counted(row.epochs, self.steps[:-1])}"
+            line += f"  {self.metric} {_number(row.value)}  after {counted(row.epochs, self.step)}"
         if row.fold_values:
             line += f" ({' '.join(map(_number, row.fold_values))})"
         if row.duration_s is not None:
@@ -115,7 +115,9 @@ class RichTuneProgress(PlainTuneProgress):
         if best is not None:
             title += f"; best {self.metric} {_number(best.value)} (trial {best.number})"
         keys = list(dict.fromkeys(k for r in rows for k in r.params))
-        table = Table("#", "state", *keys, self.metric, self.steps, "time", title=title, title_justify="left", box=None)
+        table = Table(
+            "#", "state", *keys, self.metric, f"{self.step}s", "time", title=title, title_justify="left", box=None
+        )
         for row in _shown(rows, best):
             style = "bold" if row is best else ("dim" if row.state in ("PRUNED", "FAIL") else None)
             table.add_row(
