@@ -99,3 +99,13 @@ def test_run_dir_of_a_weights_file(release_run: RunDir, tmp_path: Path) -> None:
     assert run_dir_of(release_run.weights) == release_run
     assert run_dir_of(release_run.last_checkpoint) == release_run
     assert run_dir_of(tmp_path / "loose.safetensors") is None
+
+
+def test_a_runs_folder_named_where_one_run_goes_names_its_newest_run(cli, digits_run: Path) -> None:
+    # eval runs/ said "no best weights (model.safetensors)"; visualize --augmentations told
+    # to train on the images in it.
+    for command, *rest in (["eval"], ["predict", "x.png"], ["visualize", "--augmentations"]):
+        error = cli(command, digits_run.parent, *rest, code=2).stderr
+        assert (
+            f"{digits_run.parent} is a folder of runs, not one run: name one, e.g. {digits_run} (the newest)" in error
+        )

@@ -233,8 +233,8 @@ def create_run_dir(runs_dir: Path, base_name: str, name: str | None = None) -> R
 
 
 def refuse_parent_of_runs(path: Path) -> None:
-    """A tune study dir or a cross-validation's parent folder, named where one run goes, is a
-    usage error naming a run inside it (it held no config.yaml: "no weights", "no images")."""
+    """A tune study dir, a cross-validation's parent folder or a runs dir, named where one run
+    goes, is a usage error naming a run inside it (it held no config.yaml: "no weights", "no images")."""
     if (path / STUDY).is_file():
         raise UsageError(
             f"{path} is a tune study dir, not a run: name one of its trials, e.g. {path / _best_trial(path)}"
@@ -243,6 +243,11 @@ def refuse_parent_of_runs(path: Path) -> None:
         raise UsageError(
             f"{path} holds the fold runs of a cross-validation, not one run: name one, e.g. {path / 'fold-1'}"
         )
+    if not _is_run_or_study(path) and is_dltool_output(path):
+        runs = sorted(
+            (run for run in path.iterdir() if not run.name.startswith(".")), key=lambda run: run.stat().st_mtime
+        )
+        raise UsageError(f"{path} is a folder of runs, not one run: name one, e.g. {runs[-1]} (the newest)")
 
 
 def _best_trial(study_dir: Path) -> str:
