@@ -10,9 +10,12 @@ import argparse
 import os
 import platform
 import re
+import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -123,6 +126,22 @@ def timed_epoch(step: Callable[[torch.Tensor], None], samples: int, batch: int, 
         step(order[b * batch : (b + 1) * batch])
     synchronize(device)
     return steps * batch / (time.perf_counter() - started)
+
+
+@contextmanager
+def scratch(prefix: str) -> Iterator[Path]:
+    """A folder for one bench's runs, data and images, removed when it ends (a full predict_scale
+    leaves gigabytes), with DLTOOL_DATA pointing into it meanwhile."""
+    before = os.environ.get("DLTOOL_DATA")
+    with tempfile.TemporaryDirectory(prefix=prefix) as folder:
+        os.environ["DLTOOL_DATA"] = str(Path(folder) / "data")
+        try:
+            yield Path(folder)
+        finally:
+            if before is None:
+                os.environ.pop("DLTOOL_DATA", None)
+            else:
+                os.environ["DLTOOL_DATA"] = before
 
 
 def bench_main(run: Callable[..., list[Row]], doc: str, *, data: bool = False) -> None:

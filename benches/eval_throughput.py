@@ -13,10 +13,8 @@ figure is its best round.
 
 from __future__ import annotations
 
-import os
 import struct
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -32,7 +30,7 @@ from dltool.evaluation.trained import load_trained
 from dltool.rundir import create_run_dir
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import Row, bench_main
+from _common import Row, bench_main, scratch
 
 
 def write_idx(folder: Path, prefix: str, count: int) -> None:
@@ -50,9 +48,11 @@ def write_idx(folder: Path, prefix: str, count: int) -> None:
 
 
 def run(quick: bool = False, device: str = "cpu") -> list[Row]:
-    repeats = 5 if quick else 15
-    work = Path(tempfile.mkdtemp(prefix="dltool-eval-bench-"))
-    os.environ["DLTOOL_DATA"] = str(work / "data")
+    with scratch("dltool-eval-bench-") as work:
+        return measure(work, 5 if quick else 15, device)
+
+
+def measure(work: Path, repeats: int, device: str) -> list[Row]:
     write_idx(work / "data" / "mnist", "train", 2_000)
     write_idx(work / "data" / "mnist", "t10k", 10_000)
     config = load_config("mnist-lenet", ["train.epochs=1", "train.limit_batches=2", f"train.device={device}"])

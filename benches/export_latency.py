@@ -27,7 +27,6 @@ import math
 import os
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -46,7 +45,7 @@ from dltool.export.quantize import quantize
 from dltool.models.build import build_model
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import Row, bench_main
+from _common import Row, bench_main, scratch
 from train_throughput import SHAPES, tensor_recipes
 
 BATCHES = (1, 64)
@@ -89,7 +88,8 @@ def run(quick: bool = False, device: str = "cpu") -> list[Row]:
     torch.set_num_threads(1)
     os.environ["OMP_NUM_THREADS"] = "1"  # before the sessions are made: onnxruntime's count
     try:
-        return measure(repeats=10 if quick else 30)
+        with scratch("dltool-export-bench-") as work:
+            return measure(work, repeats=10 if quick else 30)
     finally:
         torch.set_num_threads(threads)
         if omp is None:
@@ -98,8 +98,7 @@ def run(quick: bool = False, device: str = "cpu") -> list[Row]:
             os.environ["OMP_NUM_THREADS"] = omp
 
 
-def measure(repeats: int) -> list[Row]:
-    work = Path(tempfile.mkdtemp(prefix="dltool-export-bench-"))
+def measure(work: Path, repeats: int) -> list[Row]:
     rows = []
     for recipe in tensor_recipes() + ["mnist-encoder-classifier"]:
         model = trained(work, recipe)

@@ -34,7 +34,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -53,7 +52,7 @@ from dltool.export.int8 import Int8
 from dltool.rundir import create_run_dir
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import Row, bench_main
+from _common import Row, bench_main, scratch
 from _predict_rate import command_rate
 
 GOAL_MB = 600
@@ -322,10 +321,10 @@ def memory_rows(model: Path, folders: list[tuple[Path, int, str, str]], how: str
 
 
 def run(quick: bool = False, device: str = "cpu") -> list[Row]:
-    work = Path(tempfile.mkdtemp(prefix="dltool-predict-scale-"))
-    if quick:
-        return measure(work, 40, 200, (1600, 1200), 224, sweep=False)
-    return measure(work, 200, 20000, (1600, 1200), 224, sweep=True)
+    with scratch("dltool-predict-scale-") as work:
+        if quick:
+            return measure(work, 40, 200, (1600, 1200), 224, sweep=False)
+        return measure(work, 200, 20000, (1600, 1200), 224, sweep=True)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -29,7 +28,7 @@ from dltool.evaluation.trained import load_trained
 from dltool.rundir import create_run_dir
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import Row, bench_main
+from _common import Row, bench_main, scratch
 from _predict_rate import command_rate
 from predict_scale import peak_memory_mb
 
@@ -75,9 +74,11 @@ def peak_rss_mb(run_dir: Path, folder: Path, count: int) -> float:
 
 
 def run(quick: bool = False, device: str = "cpu") -> list[Row]:
-    files = 500 if quick else 2000
-    work = Path(tempfile.mkdtemp(prefix="dltool-predict-bench-"))
-    os.environ["DLTOOL_DATA"] = str(work / "data")
+    with scratch("dltool-predict-bench-") as work:
+        return measure(work, 500 if quick else 2000)
+
+
+def measure(work: Path, files: int) -> list[Row]:
     trained = trained_model(work)
     paths = make_images(work / "images", files)
     plain = max(plain_loop(trained, paths) for _ in range(2))

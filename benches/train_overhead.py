@@ -19,7 +19,6 @@ import os
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -32,7 +31,7 @@ from dltool.engine.threads import usable_cores
 from dltool.rundir import create_run_dir
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import SMALL_LOOP_GOAL, Row, bench_main
+from _common import SMALL_LOOP_GOAL, Row, bench_main, scratch
 from train_throughput import bare_rate, dltool_rate
 
 RECIPE = "digits-mlp"
@@ -61,8 +60,11 @@ def end_to_end_seconds(runs: Path, env: dict[str, str]) -> float:
 
 
 def run(quick: bool = False, device: str = "cpu") -> list[Row]:
-    repeats = 2 if quick else 5
-    work = Path(tempfile.mkdtemp(prefix="dltool-bench-"))
+    with scratch("dltool-bench-") as work:
+        return measure(work, 2 if quick else 5, quick, device)
+
+
+def measure(work: Path, repeats: int, quick: bool, device: str) -> list[Row]:
     env = {**os.environ, "DLTOOL_DATA": str(work / "data")}
     os.environ.update(env)
     config = load_config(RECIPE, [f"train.device={device}"])

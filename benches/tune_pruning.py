@@ -20,10 +20,8 @@ log range, width, dropout), TPE seeded the same way, one CPU thread per run (on 
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -35,7 +33,7 @@ from dltool.tuning import StudyOptions, open_study, prepare_study, tune
 from dltool.tuning import trial as tuning_trial
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import Row, bench_main
+from _common import Row, bench_main, scratch
 
 RECIPE = "digits-mlp"
 SPACE = """\
@@ -101,8 +99,11 @@ def run(quick: bool = False, device: str = "cpu") -> list[Row]:
     args = argparse.Namespace(
         trials=12 if quick else 30, epochs=8 if quick else 15, seed=0, repeats=1 if quick else 2, device=device
     )
-    work = Path(tempfile.mkdtemp(prefix="dltool-bench-"))
-    os.environ["DLTOOL_DATA"] = str(work / "data")
+    with scratch("dltool-bench-") as work:
+        return measure(work, args)
+
+
+def measure(work: Path, args: argparse.Namespace) -> list[Row]:
     train(
         load_config(RECIPE, flags={"train.epochs": 1}), create_run_dir(work / "warmup", "warmup")
     )  # caches, lazy imports
