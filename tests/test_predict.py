@@ -189,6 +189,19 @@ def test_stdin_paths_give_the_same_rows_as_the_folder(run: Path, images: Path) -
     assert piped.stdout == direct.stdout and piped.stdout.count("\n") == 1000 + 1  # readable pngs + header
 
 
+def test_a_reader_that_stops_early_ends_predict_quietly_and_as_done(run: Path, images: Path) -> None:
+    """`dltool predict RUN photos/ | head`: the reader has gone before the first row is written
+    (its end of the pipe is closed at once), so every write fails: exit 0, nothing on stderr."""
+    process = subprocess.Popen(
+        dltool_command("predict", run, images / "part0"), stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=os.environ
+    )
+    assert process.stdout is not None and process.stderr is not None
+    process.stdout.close()
+    stderr = process.stderr.read().decode()
+    assert process.wait(timeout=120) == 0, stderr
+    assert stderr == ""
+
+
 @pytest.mark.skipif(shutil.which("jq") is None and not os.environ.get("CI"), reason="jq not installed")
 def test_jsonl_feeds_jq(run: Path, images: Path) -> None:
     script = f"{' '.join(dltool_command('predict', run, images / 'part0', '--format', 'jsonl'))} | jq -r .label"

@@ -9,6 +9,7 @@ from __future__ import annotations
 import gc
 import inspect
 import os
+import sys
 import traceback
 from collections.abc import Callable
 from typing import Annotated, Any
@@ -55,8 +56,11 @@ class DltoolGroup(TyperGroup):
     def invoke(self, ctx: Any) -> Any:
         try:
             return super().invoke(ctx)
-        except (BrokenPipeError, *CLICK_EXITS):
-            raise  # `dltool predict ... | head`: typer exits quietly
+        except CLICK_EXITS:
+            raise
+        except BrokenPipeError:
+            _stop_writing()
+            raise typer.Exit(0) from None
         except EXPECTED as error:
             _report(ctx, "error", str(error) or type(error).__name__)
             raise typer.Exit(getattr(error, "exit_code", 1)) from None
@@ -67,6 +71,15 @@ class DltoolGroup(TyperGroup):
                 f"{type(error).__name__}: {_first_line(error)} (rerun with --debug for the traceback)",
             )
             raise typer.Exit(1) from None
+
+
+def _stop_writing() -> None:
+    """The reader of stdout has gone (`dltool predict RUN photos/ | head`): it has the rows it
+    asked for, so the command stops quietly and ends as done, a `set -o pipefail` script going on
+    (click's own exit is 1). What is still buffered goes nowhere instead of failing at exit."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
 
 
 def _report(ctx: Any, label: str, message: str) -> None:
