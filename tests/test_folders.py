@@ -175,6 +175,25 @@ def test_a_classifier_on_one_class_is_refused_before_a_run_dir(cli, tmp_path: Pa
     assert result.stdout == "" and list((tmp_path / "r").iterdir()) == []
 
 
+def test_a_class_folder_none_of_whose_files_can_be_read_is_refused_naming_one(tmp_path: Path) -> None:
+    # It trained as a class the model was built for and never saw: 3 outputs, "ln(3)", and a
+    # macro F1 pulled down by a class with no images.
+    root = tmp_path / "photos"
+    class_folder(root, "cat", 4)
+    class_folder(root, "dog", 4, seed=1)
+    (root / "bird").mkdir()
+    for name in ("a.jpg", "b.jpg"):
+        (root / "bird" / name).write_bytes(b"not a jpeg")
+    truncated_png(root / "dog" / "broken.png")  # one bad file in a class with good ones: skipped
+    with pytest.raises(DatasetError) as raised:
+        load_folder(root, cache_root=tmp_path / "cache")
+    assert str(raised.value) == (
+        "class folder 'bird': none of its image files could be read (first: bird/a.jpg: not an image "
+        "(Pillow cannot identify the format)): fix or convert them, or move the folder out of the dataset"
+    )
+    assert not list((tmp_path / "cache").rglob("*.safetensors"))  # no cache written for it
+
+
 def test_split_folders_and_the_classes_they_share(tmp_path: Path) -> None:
     root = tmp_path / "split"
     for split, count in [("train", 5), ("val", 2), ("test", 3)]:

@@ -147,6 +147,7 @@ class _Decode:
                 f"{self.index.root}: none of its {len(self.rows)} image files could be decoded "
                 f"(first: {skipped[0][0]}: {skipped[0][1]})"
             )
+        self._refuse_unreadable_classes(good, decoded)
         notes = list(self.index.notes)
         if self.fit.image_size is None:
             notes += _size_notes([decoded[i] for i in good], target)
@@ -171,6 +172,26 @@ class _Decode:
             notes=notes,
         )
         return Kept(kept_rows, labels, channels), report
+
+
+    def _refuse_unreadable_classes(self, good: list[int], decoded: list[_Decoded]) -> None:
+        """A class folder none of whose files could be read would be a class the model is
+        built for and never sees: refused, as it cannot be learned (an empty one is left out)."""
+        readable = {self.rows[i][2] for i in good}
+        lost = [label for label in range(len(self.index.classes)) if label not in readable]
+        if not lost:
+            return
+        first: dict[int, tuple[str, str]] = {}
+        for (_, relative, label), found in zip(self.rows, decoded, strict=True):
+            first.setdefault(label, (relative, found.reason))
+        raise DatasetError(
+            "; ".join(
+                f"class folder {self.index.classes[label]!r}: none of its image files could be read "
+                f"(first: {first[label][0]}: {first[label][1]})"
+                for label in lost
+            )
+            + ": fix or convert them, or move the folder out of the dataset"
+        )
 
 
 def _decode_one(path: str, fit: Fit, target: _Target) -> tuple[np.ndarray | None, _Decoded]:
