@@ -58,7 +58,7 @@ class DltoolGroup(TyperGroup):
             return super().invoke(ctx)
         except CLICK_EXITS:
             raise
-        except BrokenPipeError:
+        except BrokenPipeError:  # `predict RUN photos/ | head`: done, as the reader has its rows (exit 0, not 1)
             _stop_writing()
             raise typer.Exit(0) from None
         except EXPECTED as error:
@@ -74,9 +74,7 @@ class DltoolGroup(TyperGroup):
 
 
 def _stop_writing() -> None:
-    """The reader of stdout has gone (`dltool predict RUN photos/ | head`): it has the rows it
-    asked for, so the command stops quietly and ends as done, a `set -o pipefail` script going on
-    (click's own exit is 1). What is still buffered goes nowhere instead of failing at exit."""
+    """What is still buffered for stdout goes nowhere instead of failing again at exit."""
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, sys.stdout.fileno())
     os.close(devnull)

@@ -173,7 +173,6 @@ class _Decode:
         )
         return Kept(kept_rows, labels, channels), report
 
-
     def _refuse_unreadable_classes(self, good: list[int], decoded: list[_Decoded]) -> None:
         """A class folder none of whose files could be read would be a class the model is
         built for and never sees: refused, as it cannot be learned (an empty one is left out)."""
