@@ -287,6 +287,28 @@ def test_eval_after_photos_were_added_says_the_drawn_splits_may_hold_training_im
     assert "may hold images the model trained on" in changed.stderr
 
 
+def test_eval_of_a_folder_whose_most_common_size_changed_fits_it_to_the_model(cli, tmp_path: Path) -> None:
+    # Trained without data.image_size, the images took their most common size (16x12 here);
+    # photos of another size added since made that 20x10, and eval failed with an internal
+    # error ("mat1 and mat2 shapes cannot be multiplied").
+    from PIL import Image
+
+    folder = tmp_path / "photos"
+    for label in ("cat", "dog"):
+        (folder / label).mkdir(parents=True)
+        for i in range(8):
+            size = (16, 12) if i < 5 else (20 + i, 10)
+            Image.new("RGB", size, (20 * i, 200 if label == "cat" else 0, 9 * i)).save(folder / label / f"{i}.png")
+    config = load_config("digits-mlp", [f"data.name={folder}", "train.epochs=1", "data.test_fraction=0.25"])
+    run = train(config, create_run_dir(tmp_path / "runs", "photos")).run_dir
+    for i in range(8, 20):
+        Image.new("RGB", (20, 10), (7 * i, 200, 9)).save(folder / "cat" / f"{i}.png")
+    document = json.loads(cli("eval", run, "--json").stdout)
+    assert document["data_changed"]["train"]["now"] > document["data_changed"]["train"]["trained"]
+    assert document["n"] == 7 and sum(sum(row) for row in document["confusion_matrix"]) == 7
+    cli("visualize", run, "--out", tmp_path / "report")  # the same split batches: exit 0
+
+
 def test_per_class_scores_as_csv_and_parquet_tables(cli, run: Path, tmp_path: Path) -> None:
     document = json.loads(cli("eval", run, "--json", "--per-class-out", tmp_path / "classes.csv").stdout)
     cli("eval", run, "--per-class-out", tmp_path / "tables" / "classes.parquet")  # its folder is made

@@ -154,6 +154,14 @@ def _load(config: DataConfig) -> tuple[ImageArrays, list[str]]:
     return arrays, [*lines, *index.notes, *shape.notes]
 
 
+def files_fitted_to(config: DataConfig, shape: tuple[int, int, int]) -> ImageArrays | None:
+    """A folder's files, fitted to ``shape`` as read; None: a registered dataset, table, masks."""
+    folder = _folder(config)
+    if folder is None or table_file(folder) or is_mask_folder(folder):
+        return None
+    return file_arrays(index_folder(folder), shape, config.crop_pct)
+
+
 def _shaped(split: Split | FileSplit, config: DataConfig) -> Split | FileSplit:
     """A registered dataset's split resized (``data.image_size``) and converted
     (``data.channels``); a folder's files were fitted as decoded (cache) or are when read."""
@@ -303,6 +311,7 @@ __all__ = [
     "DatasetParams",
     "PreparedData",
     "channel_stats",
+    "files_fitted_to",
     "given_splits",
     "load_arrays",
     "prepare_data",

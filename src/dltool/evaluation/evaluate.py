@@ -18,7 +18,7 @@ from dltool.data.arrays import Split
 from dltool.data.files import FileSplit, joined
 from dltool.data.folders import SPLITS
 from dltool.data.loader import BatchLoader
-from dltool.data.prepare import PreparedData, prepare_data
+from dltool.data.prepare import PreparedData, files_fitted_to, prepare_data
 from dltool.data.stream import DecodePool, StreamLoader, resolve_workers
 from dltool.errors import DatasetError, UnknownNameError, UsageError
 from dltool.evaluation.model import default_batch_size
@@ -118,7 +118,7 @@ def evaluate_split(
     if split not in SPLITS:  # before any data is read
         raise UnknownNameError("split", split, SPLITS)
     data_config = _data_config(trained, data, root)
-    prepared = prepare_data(data_config)
+    prepared = prepare_model_input(trained, data_config)
     chosen = _split(prepared, split, data_config.name)
     if data is not None and prepared.test_is_val and split != "train":
         # A folder of class folders with no test/ of its own: score every image in it.
@@ -138,6 +138,19 @@ def evaluate_split(
         scored = task.evaluate(forward or trained.score, loader.batches(), trained.classes, prepared.std)
         samples = _scored(samples, loader, document)
     return Evaluation(document | scored.document, samples, scored.outputs, prepared.mean, prepared.std)
+
+
+def prepare_model_input(trained: Trained, config: DataConfig) -> PreparedData:
+    """``config``'s data made into ``trained``'s input. A folder trained without
+    ``data.image_size`` took its most common size, and files added since may make another
+    the most common: its files are then read fitted to the model's input, as predict reads them."""
+    prepared = prepare_data(config)
+    if prepared.in_shape == trained.in_shape:
+        return prepared
+    if (files := files_fitted_to(config, trained.in_shape)) is None:
+        shapes = ("×".join(map(str, shape)) for shape in (prepared.in_shape, trained.in_shape))
+        raise DatasetError(f"{config.name}: its images now make {next(shapes)} inputs; the model takes {next(shapes)}")
+    return prepare_data(config, files)
 
 
 DRAWN_AGAIN = (
@@ -186,7 +199,7 @@ def split_batches(trained: Trained, split: str, *, rows: int | None = None) -> I
     """The batches of ``split`` of the run's own data as evaluation feeds them (normalised,
     on the model's device); ``rows``: at most that many of its samples, the same draw each
     time (a fixed seed), in split order."""
-    prepared = prepare_data(trained.config.data)
+    prepared = prepare_model_input(trained, trained.config.data)
     samples = _split(prepared, split, trained.config.data.name)
     if rows is not None and rows < len(samples):
         samples = samples.take(np.sort(np.random.default_rng(0).choice(len(samples), rows, replace=False)))
