@@ -43,6 +43,15 @@ def test_set_values_are_yaml_typed() -> None:
         parse_set("lr")
 
 
+def test_a_registry_section_set_to_a_name_picks_that_entry() -> None:
+    # `--set scheduler=cosine` (Hydra's group override) was refused as not section.key=value.
+    assert parse_set("scheduler=cosine") == {"scheduler": {"name": "cosine"}}
+    config = load_config("digits-mlp", ["scheduler=step", "scheduler.step_size=5", "loss=nll"])
+    assert (config.scheduler.name, config.scheduler.step_size, config.loss.name) == ("step", 5, "nll")
+    with pytest.raises(UsageError, match=r"\|loss=NAME, e\.g\. --set scheduler=cosine"):
+        parse_set("train=fast")  # train and data are not registry entries
+
+
 def test_switching_an_entry_keeps_only_the_keys_it_takes() -> None:
     config = load_config("digits-mlp", flags={"optimizer.name": "sgd"})
     assert config.optimizer.name == "sgd" and config.optimizer.lr == 1e-3  # lr carries over
@@ -138,3 +147,11 @@ def test_every_recipe_validates_and_states_its_measured_result(recipe) -> None:
     load_config(recipe.name)
     description = recipe.description.lower()
     assert "measured" in description or "published" in description
+
+
+def test_a_tracker_listed_twice_is_refused_naming_it() -> None:
+    # It was accepted: two MLflow runs (or two TensorBoard writers) of one training.
+    both = load_config("digits-mlp", ["train.tracking=[tensorboard, mlflow]"])
+    assert both.train.tracking == ["tensorboard", "mlflow"]
+    with pytest.raises(ConfigError, match=r"train\.tracking: mlflow listed more than once"):
+        load_config("digits-mlp", ["train.tracking=[mlflow, tensorboard, mlflow]"])

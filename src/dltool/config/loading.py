@@ -125,12 +125,19 @@ def read_yaml(path: Path) -> Layer:
     return document
 
 
+# Sections whose ``name`` picks a registry entry: ``--set scheduler=cosine`` is ``scheduler.name=cosine``.
+NAMED_SECTIONS = ("model", "optimizer", "scheduler", "loss")
+
+
 def parse_set(assignment: str) -> Layer:
     """``'optimizer.lr=1e-3'`` → ``{'optimizer': {'lr': 0.001}}`` (the value read as YAML)."""
     key, sep, text = assignment.partition("=")
-    key = key.strip()
+    key = key.strip() + (".name" if key.strip() in NAMED_SECTIONS else "")
     if not sep or not re.fullmatch(r"[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)+", key):
-        raise UsageError(f"--set {quote(assignment)}: expected section.key=value, e.g. --set optimizer.lr=0.01")
+        raise UsageError(
+            f"--set {quote(assignment)}: expected section.key=value, e.g. --set optimizer.lr=0.01 "
+            f"(or {'|'.join(NAMED_SECTIONS)}=NAME, e.g. --set scheduler=cosine)"
+        )
     try:
         value = load_yaml(text) if text.strip() else None
     except YamlLimitError as error:

@@ -5,12 +5,23 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
 Tracker = Literal["mlflow", "tensorboard"]
+
+
+def _once_each(trackers: list[str]) -> list[str]:
+    """A tracker listed twice would report every run twice (two MLflow runs of one training)."""
+    if twice := sorted({name for name in trackers if trackers.count(name) > 1}):
+        raise ValueError(f"{', '.join(twice)} listed more than once")
+    return trackers
+
+
 # One name, a list of names, or none.
 Trackers = Annotated[
-    list[Tracker], BeforeValidator(lambda v: [] if v in (None, "none") else [v] if isinstance(v, str) else v)
+    list[Tracker],
+    BeforeValidator(lambda v: [] if v in (None, "none") else [v] if isinstance(v, str) else v),
+    AfterValidator(_once_each),
 ]
 
 
