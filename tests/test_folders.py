@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 from PIL import Image
+from safetensors.numpy import load_file
 
 from dltool.config import load_config
 from dltool.data import folder_decode, folders
@@ -338,6 +341,28 @@ def test_resume_notes_a_folder_that_grew_and_refuses_one_with_other_classes(cli,
     refused = cli("train", "--resume", run, "--epochs", "3", code=1)
     assert "checkpointed with 2 classes" in refused.stderr and "now has 3 classes" in refused.stderr
     assert (run / "summary.json").read_bytes() == summary_before  # the run is left as it was
+
+
+def test_a_run_whose_folder_moved_resumes_with_dataset_as_it_would_have_in_place(cli, tmp_path: Path) -> None:
+    # Resume refused any --dataset ("cannot change data.name"), and without it failed on
+    # "no such folder": a folder moved to another disk ended its runs.
+    root = tmp_path / "pets"
+    class_folder(root, "cat", 8, seed=1)
+    class_folder(root, "dog", 8, seed=2)
+    run = Path(cli("train", "digits-mlp", "--dataset", root, "--epochs", "1").stdout.strip())
+    moved_run = tmp_path / "moved-run"
+    shutil.copytree(run, moved_run)
+    cli("train", "--resume", run, "--epochs", "2")  # in place: the reference
+
+    root.rename(tmp_path / "disk2")
+    gone = cli("train", "--resume", moved_run, "--epochs", "2", code=1)
+    assert f"{root}: the run's image folder is gone (moved or deleted); resume with --dataset NEW_PATH" in gone.stderr
+    other = cli("train", "--resume", moved_run, "--epochs", "2", "--dataset", "digits", code=2)
+    assert f"data.name digits: the run trains on {root}; on resume --dataset names where" in other.stderr
+    cli("train", "--resume", moved_run, "--epochs", "2", "--dataset", tmp_path / "disk2")
+    moved, in_place = (load_file(r / "model.safetensors") for r in (moved_run, run))  # the metadata names the folder
+    assert moved.keys() == in_place.keys() and all(np.array_equal(moved[k], in_place[k]) for k in moved)
+    assert yaml.safe_load((moved_run / "config.yaml").read_text())["data"]["name"] == str(tmp_path / "disk2")
 
 
 def test_a_channel_with_one_value_in_every_training_image_is_divided_by_1(tmp_path: Path) -> None:

@@ -12,10 +12,11 @@ from dltool._text import counted
 from dltool._version import __version__
 from dltool.config.schema import Config
 from dltool.config.validate import validate_config
+from dltool.data import datasets
 from dltool.engine.checkpoint import capture_rng, load_checkpoint, restore_rng, save_checkpoint
 from dltool.engine.distributed import gather_to_main
 from dltool.engine.setup import Components
-from dltool.errors import CheckpointError, ConfigError, UsageError
+from dltool.errors import CheckpointError, ConfigError, DatasetError, UsageError
 
 CHECKPOINT_FORMAT = "dltool-checkpoint/1"
 
@@ -160,7 +161,7 @@ def versions() -> dict[str, str]:
     return {"dltool": __version__, "torch": str(torch.__version__)}
 
 
-RESUMABLE_OVERRIDES = {"train.epochs", "train.device", "train.tensorboard"}
+RESUMABLE_OVERRIDES = {"train.epochs", "train.device", "train.tensorboard", "data.name"}
 
 
 def check_epochs_left(config: Config, checkpoint: dict[str, Any]) -> None:
@@ -176,6 +177,19 @@ def check_epochs_left(config: Config, checkpoint: dict[str, Any]) -> None:
         )
 
 
+def _check_data_moves(saved: str, given: str | None) -> None:
+    """A run's image folder may have moved: ``--dataset NEW_PATH`` says where (the resumed run
+    then checks its classes and files as for any folder); a registered dataset is itself."""
+    if given is None and saved not in datasets and not Path(saved).exists():
+        raise DatasetError(
+            f"{saved}: the run's image folder is gone (moved or deleted); resume with --dataset NEW_PATH"
+        )
+    if given is not None and given != saved and (saved in datasets or given in datasets):
+        raise UsageError(
+            f"data.name {given}: the run trains on {saved}; on resume --dataset names where its folder is now"
+        )
+
+
 def resumed_config(saved: dict[str, Any], overrides: dict[str, Any]) -> Config:
     """The saved config with ``overrides`` (only ``RESUMABLE_OVERRIDES``) on top, validated."""
     changed = set(overrides) - RESUMABLE_OVERRIDES
@@ -185,9 +199,10 @@ def resumed_config(saved: dict[str, Any], overrides: dict[str, Any]) -> Config:
             f"only {', '.join(sorted(RESUMABLE_OVERRIDES))} (start a new run for the rest)"
         )
     try:  # what no longer validates (a model class that cannot be imported) is the run's failure
-        validate_config(saved)
+        own = validate_config(saved).data.name
     except ConfigError as error:
         raise CheckpointError(f"the run's config no longer validates: {error}") from None
+    _check_data_moves(own, overrides.get("data.name"))
     raw = {section: dict(values) for section, values in saved.items()}
     for key, value in overrides.items():
         section, leaf = key.split(".")
