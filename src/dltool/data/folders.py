@@ -31,10 +31,10 @@ from dltool.data.arrays import ImageArrays
 from dltool.data.cache import decoded_fingerprint, fit_cache_name, folder_cache_dir, read_cache
 from dltool.data.decoding import Progress
 from dltool.data.folder_decode import Fit, decode_folder
+from dltool.data.walk import IMAGE_EXTENSIONS, image_entries
 from dltool.errors import DatasetError
 from dltool.rundir import is_dltool_output
 
-IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"})
 SPLITS = ("train", "val", "test")
 # Bump when decoding changes what a cache holds for the same files.
 CACHE_FORMAT = "dltool-image-folder/3"  # 3: written row by row, the source report a tensor
@@ -145,37 +145,14 @@ def _sub_folders(folder: Path) -> list[str]:
 
 
 def _image_files(root: Path, folder: Path) -> list[tuple[str, int, int]]:
-    """(path relative to ``root`` in POSIX form, bytes, mtime in ns) of the image files
-    under ``folder``, recursively, sorted; hidden files and folders are left out."""
-    found = []
-    prefix = folder.relative_to(root).as_posix()
-    pending = [("", str(folder))]
-    seen: set[tuple[int, int]] = set()  # folders already walked: a symlink loop ends here
-    while pending:
-        relative_dir, directory = pending.pop()
-        stat = os.stat(directory)
-        if (stat.st_dev, stat.st_ino) in seen:
-            continue
-        seen.add((stat.st_dev, stat.st_ino))
-        with os.scandir(directory) as entries:
-            for entry in entries:
-                if entry.name.startswith("."):
-                    continue
-                relative = f"{relative_dir}/{entry.name}" if relative_dir else entry.name
-                if _is_folder(entry):
-                    if not is_dltool_output(Path(entry.path)):
-                        pending.append((relative, entry.path))
-                elif os.path.splitext(entry.name)[1].lower() in IMAGE_EXTENSIONS:
-                    # Kept even when unreadable (a FIFO, a link loop): decoding names it as skipped.
-                    found.append((f"{prefix}/{relative}", *_stamp(entry)))
+    """(path relative to ``root`` in POSIX form, bytes, mtime in ns) of the image files under
+    ``folder`` (``dltool.data.walk``), sorted."""
+    prefix, found = folder.relative_to(root).as_posix(), []
+    for relative, entry in image_entries(folder):
+        if isinstance(entry, OSError):
+            raise DatasetError(f"{folder / relative}: cannot list its files ({entry.strerror or entry})")
+        found.append((f"{prefix}/{relative}", *_stamp(entry)))
     return sorted(found)
-
-
-def _is_folder(entry: os.DirEntry) -> bool:
-    try:
-        return entry.is_dir()
-    except OSError:  # a symlink loop: not a folder, and reported as an unreadable file
-        return False
 
 
 def _stamp(entry: os.DirEntry) -> tuple[int, int]:

@@ -20,7 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from dltool._io import file_stamp
-from dltool.data.folders import IMAGE_EXTENSIONS, SPLITS
+from dltool.data.folders import SPLITS
+from dltool.data.walk import is_image_name
 from dltool.errors import DatasetError
 
 IMAGES, MASKS = "images", "masks"
@@ -119,7 +120,7 @@ def _by_stem(folder: Path) -> dict[str, Path]:
         return {}
     with os.scandir(folder) as entries:
         files = [Path(e.path) for e in entries if not e.name.startswith(".") and not e.is_dir()]
-    return {p.stem: p for p in sorted(files) if p.suffix.lower() in IMAGE_EXTENSIONS}
+    return {p.stem: p for p in sorted(files) if is_image_name(p.name)}
 
 
 def _relative(root: Path, path: Path) -> str:

@@ -28,18 +28,16 @@ from collections.abc import Callable, Generator, Iterable, Iterator
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TypeVar
 
 import numpy as np
 
 from dltool._memory import return_large_blocks
 from dltool._openmp import waits_passively
-from dltool.data.folders import IMAGE_EXTENSIONS
 from dltool.data.images import ImageDecodeError, decode_image, fit_image, read_image, to_channels
+from dltool.data.walk import IMAGE_EXTENSIONS, image_entries
 from dltool.errors import DatasetError
 from dltool.evaluation.model import InferenceModel
-from dltool.rundir import is_dltool_output
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -214,29 +212,18 @@ def expand_paths(inputs: Iterable[str]) -> Iterator[str | Unreadable]:
             yield item
 
 
-def _walk(folder: str) -> Generator[str, None, int]:
-    """The image files under ``folder`` in sorted order, walked as a folder dataset is for
-    training: hidden files and folders (``._IMG_0001.jpg``, ``.thumbnails/``) and dltool's
-    own run dirs left out, linked folders followed, each real folder once (a link loop ends).
-    Returns how many."""
+def _walk(folder: str) -> Generator[str | Unreadable, None, int]:
+    """The image files under ``folder``, found as training finds a class folder's
+    (``dltool.data.walk``); a sub-folder that cannot be listed is an ``Unreadable`` row.
+    Returns how many files."""
     found = 0
-    seen: set[tuple[int, int]] = set()
-    for directory, subdirs, files in os.walk(folder, followlinks=True):
-        info = os.stat(directory)
-        if (info.st_dev, info.st_ino) in seen:
-            subdirs.clear()
-            continue
-        seen.add((info.st_dev, info.st_ino))
-        subdirs[:] = sorted(d for d in subdirs if not _hidden(d) and not is_dltool_output(Path(directory, d)))
-        for name in sorted(files):
-            if not _hidden(name) and os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS:
-                found += 1
-                yield os.path.join(directory, name)
+    for relative, entry in image_entries(folder):
+        if isinstance(entry, OSError):
+            yield Unreadable(os.path.join(folder, relative), f"cannot list its files ({entry.strerror or entry})")
+        else:
+            found += 1
+            yield entry.path
     return found
-
-
-def _hidden(name: str) -> bool:
-    return name.startswith(".")
 
 
 def read_path_lines(lines: Iterable[str]) -> Iterator[str]:
