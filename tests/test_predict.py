@@ -189,6 +189,18 @@ def test_stdin_paths_give_the_same_rows_as_the_folder(run: Path, images: Path) -
     assert piped.stdout == direct.stdout and piped.stdout.count("\n") == 1000 + 1  # readable pngs + header
 
 
+def test_photos_with_malformed_exif_tags_are_read_without_pillows_warnings(run: Path, tmp_path: Path) -> None:
+    # Pillow's "Tag data larger than file. Skipping tag 270", with its source line, printed
+    # again and again over a folder of such photos, naming none of them.
+    exif = Image.Exif()
+    exif[0x010E] = "an image description longer than the bytes kept " * 3
+    for i in range(6):
+        Image.new("L", (8, 8), 30 * i).save(tmp_path / f"{i}.jpg", exif=exif.tobytes()[:-40])
+    result = subprocess.run(dltool_command("predict", run, tmp_path), capture_output=True, text=True, env=os.environ)
+    assert result.returncode == 0 and result.stdout.count("\n") == 1 + 6
+    assert result.stderr == ""
+
+
 def test_a_reader_that_stops_early_ends_predict_quietly_and_as_done(run: Path, images: Path) -> None:
     """`dltool predict RUN photos/ | head`: the reader has gone before the first row is written
     (its end of the pipe is closed at once), so every write fails: exit 0, nothing on stderr."""

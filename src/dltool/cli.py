@@ -11,6 +11,7 @@ import inspect
 import os
 import sys
 import traceback
+import warnings
 from collections.abc import Callable
 from typing import Annotated, Any
 
@@ -143,6 +144,11 @@ for name, command in COMMANDS.items():
 
 
 def main() -> None:
+    # Pillow warns of each malformed metadata tag it skips in a photo's EXIF (or a TIFF's tags),
+    # naming neither the file nor a consequence, again in every thread and worker: a flood over
+    # a folder of phone photos. Decoding reads only the orientation; an unreadable tag is
+    # skipped either way.
+    warnings.filterwarnings("ignore", category=UserWarning, module=r"PIL\.TiffImagePlugin")
     try:
         # A fixed name: `python -m dltool` and torchrun would otherwise call it "python -m dltool",
         # and `--show-completion` would write a script for that.
