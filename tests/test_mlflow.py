@@ -131,6 +131,9 @@ def test_tune_trials_are_child_runs_of_the_study(cli, client, isolated: Path) ->
     assert sorted(r.info.run_name for r in children) == ["trial-0000", "trial-0001"]
     assert sorted(r.data.params["optimizer.lr"] for r in children) == ["0.001", "0.01"]
     assert all(r.info.status == "FINISHED" for r in children)
+    # best.yaml trains the configuration as a run of its own, not as one more child of the study
+    best = yaml.safe_load((Path(study) / "best.yaml").read_text())
+    assert best["train"]["mlflow"] == {"experiment": "exp-tune", "run_name": None, "parent_run": None}
 
 
 def test_without_mlflow_the_error_names_the_extra(cli, isolated: Path, monkeypatch: pytest.MonkeyPatch) -> None:

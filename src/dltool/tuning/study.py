@@ -115,10 +115,16 @@ def write_outputs(study: Any, settings: TuneSettings) -> StudyRecord:
             f"({settings.direction}{f', mean of {settings.folds} folds' if folds else ''}).\n"
             f"# `dltool train best.yaml{folds}` trains this configuration again.\n"
         )
-        atomic_write_text(study_dir / BEST_YAML, header + dump_yaml(best.user_attrs["config"]))
+        atomic_write_text(study_dir / BEST_YAML, header + dump_yaml(_standalone(best.user_attrs["config"])))
     record = study_record(study, settings, rows, best)
     atomic_write_json(study_dir / STUDY_JSON, record.to_dict())
     return record
+
+
+def _standalone(config: dict[str, Any]) -> dict[str, Any]:
+    """A trial's config as a run of its own: not a child of the study's MLflow run."""
+    train = config["train"]
+    return {**config, "train": {**train, "mlflow": {**train["mlflow"], "parent_run": None}}}
 
 
 def study_record(study: Any, settings: TuneSettings, rows: list[TrialRow], best: Any | None) -> StudyRecord:
