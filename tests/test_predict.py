@@ -201,6 +201,14 @@ def test_photos_with_malformed_exif_tags_are_read_without_pillows_warnings(run: 
     assert result.stderr == ""
 
 
+def test_out_given_a_file_name_for_a_classifier_points_to_output(cli, run: Path, images: Path) -> None:
+    # --out DIR is for segmentation masks; a classifier's rows go to --output FILE. The refusal
+    # only said the model was a classification model.
+    error = cli("predict", run, images / "part0", "--out", "labels.csv", code=2).stderr
+    assert "model 'mlp' is a classification model (its rows go to a file with --output labels.csv)" in error
+    assert "--output" not in cli("predict", run, images / "part0", "--overlay", code=2).stderr
+
+
 def test_a_reader_that_stops_early_ends_predict_quietly_and_as_done(run: Path, images: Path) -> None:
     """`dltool predict RUN photos/ | head`: the reader has gone before the first row is written
     (its end of the pipe is closed at once), so every write fails: exit 0, nothing on stderr."""

@@ -23,7 +23,10 @@ def check_options(model: Any, out: Path | None, overlay: bool, top_k: int | None
     if masks and out is None:
         raise UsageError(f"model {model.name!r} is a {model.task} model: add --out DIR for its mask PNGs")
     if not masks and (out is not None or overlay):
-        raise UsageError(f"--out/--overlay write segmentation masks; model {model.name!r} is a {model.task} model")
+        rows = f" (its rows go to a file with --output {out})" if out is not None and out.suffix else ""
+        raise UsageError(
+            f"--out/--overlay write segmentation masks; model {model.name!r} is a {model.task} model{rows}"
+        )
     if masks and top_k is not None:
         raise UsageError(f"--top-k ranks a classifier's labels; model {model.name!r} is a {model.task} model")
     if masks and output_format not in (None, "csv", "jsonl"):
