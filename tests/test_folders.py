@@ -265,6 +265,20 @@ def test_mixed_sizes_default_to_the_most_common(tmp_path: Path) -> None:
     assert np.array_equal(arrays.splits["train"].images[row], decode_image(root / "b" / "0.png", size=(6, 10)))
 
 
+def test_sizes_no_one_of_which_half_share_default_to_their_median(tmp_path: Path) -> None:
+    # The most common size of all-distinct sizes is a tie, won by the largest: two 3000x2000
+    # photos among thumbnails had every image upscaled to 3000x2000 (143 GMACs a digits-cnn input).
+    root = tmp_path / "sizes"
+    for i, (width, height) in enumerate([(12, 8), (14, 9), (16, 10), (18, 11), (90, 60), (90, 60)]):
+        noise(root / "ab"[i % 2] / f"{i}.png", i, size=(width, height))
+    arrays = load_folder(root)
+    assert arrays.splits["train"].images.shape == (6, 3, 10, 16)  # heights 8 9 10 11 60 60, widths 12 .. 90
+    assert (
+        "the images have 5 sizes: all resized to 16x10, their median height and width (no size is shared by "
+        "half of the 6); set data.image_size to choose another"
+    ) in arrays.source.notes
+
+
 def test_channels_follow_the_images_unless_set(tmp_path: Path) -> None:
     root = tmp_path / "grey"
     class_folder(root, "a", 3, mode="L")

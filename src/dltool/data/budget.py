@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dltool.config.schema import DataConfig
+from dltool.data.decoding import fitted_size
 from dltool.data.images import ImageDecodeError, ImageHeader, read_header
 from dltool.errors import ConfigError, DatasetError
 
@@ -108,14 +109,14 @@ class Shape:
 def decoded_shape(config: DataConfig, headers: list[ImageHeader]) -> Shape:
     """The decoded shape the memory loader would produce (its exact rules decode every file;
     this reads a sample's headers): ``data.channels``, else 1 when every sampled image is grey;
-    ``data.image_size``, else the most common sampled size."""
+    ``data.image_size``, else ``fitted_size`` of the sampled sizes."""
     channels = config.channels or (1 if headers and all(h.grey for h in headers) else 3)
     if config.image_size is not None:
         return Shape(channels, config.image_size, config.image_size)
     sizes = Counter((h.height, h.width) for h in headers)
     if not sizes:
         return Shape(channels, 0, 0)
-    (height, width), _ = max(sizes.items(), key=lambda item: (item[1], item[0][0] * item[0][1], item[0]))
+    height, width = fitted_size(sizes)
     return Shape(channels, height, width)
 
 

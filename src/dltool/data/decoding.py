@@ -5,6 +5,7 @@ when ``data.image_size`` is not set, and the usable rows of each split."""
 from __future__ import annotations
 
 import os
+import statistics
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -46,19 +47,28 @@ def header_size(path: str | Path) -> Size | None:
     return height, width
 
 
-def most_common_size(counts: Counter[Size]) -> Size:
-    """The size of most files; ties: the larger area, then the larger (height, width)."""
-    return max(counts.items(), key=lambda item: (item[1], item[0][0] * item[0][1], item[0]))[0]
+def fitted_size(counts: Counter[Size]) -> Size:
+    """The (height, width) that images of ``counts``' sizes are fitted to without
+    ``data.image_size``: the size that half of them or more share (ties: the larger area, then
+    the larger size), else their median height and width, so that a few outliers (two
+    3000x2000 photos among thumbnails) do not set the size of all."""
+    size, count = max(counts.items(), key=lambda item: (item[1], item[0][0] * item[0][1], item[0]))
+    if 2 * count >= counts.total():
+        return size
+    return _median(counts, 0), _median(counts, 1)
+
+
+def _median(counts: Counter[Size], axis: int) -> int:
+    return statistics.median_low(size[axis] for size, count in counts.items() for _ in range(count))
 
 
 def common_size(root: Path, files: Sequence[str], notes: list[str], workers: int | None) -> Size:
-    """The most common (height, width) of ``files`` (relative to ``root``) by their headers,
-    read on threads; ``notes`` gets the note when they differ. (1, 1) when none is readable:
-    decoding names each."""
+    """``fitted_size`` of ``files`` (relative to ``root``) by their headers, read on threads;
+    ``notes`` gets the note when they differ. (1, 1) when none is readable: decoding names each."""
     counts = Counter(s for s in parallel(lambda file: header_size(root / file), files, workers) if s is not None)
     if not counts:
         return 1, 1
-    size = most_common_size(counts)
+    size = fitted_size(counts)
     notes.extend(mixed_sizes_note(counts, size))
     return size
 
@@ -69,9 +79,14 @@ def mixed_sizes_note(counts: Counter[Size], size: Size) -> list[str]:
     if len(counts) < 2:
         return []
     height, width = size
+    total = counts.total()
+    why = (
+        f"the most common ({counts[size]} of {total})"
+        if 2 * counts[size] >= total
+        else f"their median height and width (no size is shared by half of the {total})"
+    )
     return [
-        f"the images have {len(counts)} sizes: all resized to {width}x{height}, the most common "
-        f"({counts[size]} of {counts.total()}); set data.image_size to choose another"
+        f"the images have {len(counts)} sizes: all resized to {width}x{height}, {why}; set data.image_size to choose another"
     ]
 
 

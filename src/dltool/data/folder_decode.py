@@ -5,7 +5,8 @@ one image per thread in memory, whatever the folder's size, and a crash leaves n
 Sizes: with ``image_size`` every image goes through the evaluation transform
 (``dltool.data.images.fit_image``: resized to cover ``image_size / crop_pct``, centre-cropped
 to the square); without it, images that all share one size keep it, and mixed sizes are all
-fitted to the most common one (a note says so). A first pass then reads the sizes from the
+fitted to the one most share, or to their median size (``dltool.data.decoding.fitted_size``;
+a note says so). A first pass then reads the sizes from the
 files' headers, so that rows are written at their final size (if files that fail to decode
 change the outcome, the folder is decoded again). Channels: 1 or 3 as asked; without a
 choice, 1 when every image is grey (rows are written as RGB until that is known, then
@@ -24,7 +25,7 @@ import numpy as np
 from dltool.data.arrays import ImageArrays, LoadReport, SourceReport, Split
 from dltool.data.cache import read_cache
 from dltool.data.cache_writer import FileRows, Kept, MemoryRows, Plan, file_rows
-from dltool.data.decoding import Progress, header_size, mixed_sizes_note, most_common_size, parallel
+from dltool.data.decoding import Progress, fitted_size, header_size, mixed_sizes_note, parallel
 from dltool.data.images import ImageDecodeError, fit_image, read_image, to_channels
 from dltool.errors import DatasetError, DiskFullError
 
@@ -205,19 +206,19 @@ def _decode_one(path: str, fit: Fit, target: _Target) -> tuple[np.ndarray | None
 
 
 def _header_target(root: Path, rows: list[Row], workers: int | None) -> _Target:
-    """The most common (height, width) by the files' headers, and whether they differ: what
+    """The size to fit to (``fitted_size``) by the files' headers, and whether they differ: what
     decoding will find unless files that fail to decode tip the count."""
     counts = Counter(s for s in parallel(lambda row: header_size(f"{root}/{row[1]}"), rows, workers) if s is not None)
     if not counts:
         return _Target((1, 1), False)  # nothing readable: decoding says so
-    return _Target(most_common_size(counts), len(counts) > 1)
+    return _Target(fitted_size(counts), len(counts) > 1)
 
 
 def _size_notes(good: list[_Decoded], target: _Target) -> list[str]:
     """Check ``target`` against the decoded files' sizes (``_OtherTarget`` if they call for
     another); the note saying that mixed sizes were resized."""
     counts = Counter((d.size[1], d.size[0]) for d in good)
-    chosen = _Target(most_common_size(counts), len(counts) > 1)
+    chosen = _Target(fitted_size(counts), len(counts) > 1)
     if chosen != target:
         raise _OtherTarget(chosen)
     return mixed_sizes_note(counts, chosen.size)

@@ -48,7 +48,7 @@ SizeFor = Callable[[int, int], Size]  # the size needed, from the stored (height
 # A box (top, left, rows, columns) in the stored image, from its stored (height, width).
 BoxFor = Callable[[int, int], tuple[int, int, int, int]]
 # Bumped whenever decoding changes the pixels it produces (caches keyed on it are rebuilt).
-DECODER = "4: resized by Pillow on float pixels"
+DECODER = "5: mixed sizes without data.image_size fitted to their median when no size is shared by half"
 
 
 class ImageDecodeError(DatasetError):

@@ -1,7 +1,7 @@
 """A segmentation index decoded into arrays: images uint8 (N, C, H, W), masks uint8 (N, H, W).
 
-Every image is stretched to one size (``image_size`` square, else the most common size of
-the images, said in a note), antialiased bilinear as the evaluation transform does (a JPEG
+Every image is stretched to one size (``image_size`` square, else the size most of the images
+share, or their median size, said in a note), antialiased bilinear as the evaluation transform does (a JPEG
 decoded by libjpeg at the smallest scale that still covers that size, as predict does); its mask
 is resized to the same size by nearest neighbour, so labels are never blended. A mask holds
 class indices (see ``dltool.data.masks``); a pair is skipped, with the reason, when its mask

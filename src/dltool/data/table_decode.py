@@ -2,7 +2,7 @@
 targets.
 
 Every image goes through the evaluation transform (``fit_image`` with ``data.crop_pct``) to
-``data.image_size`` (square), else to the most common size of the images. Regression targets
+``data.image_size`` (square), else to the size most of the images share, or their median size. Regression targets
 are (N, T), NaN where missing. Keypoint targets are (N, K + 2, 2), see ``POINT_ROWS``:
 
 - rows 0..K-1: each point (x, y) as a share of the width and height of the image the model

@@ -142,8 +142,8 @@ def evaluate_split(
 
 def prepare_model_input(trained: Trained, config: DataConfig) -> PreparedData:
     """``config``'s data made into ``trained``'s input. A folder trained without
-    ``data.image_size`` took its most common size, and files added since may make another
-    the most common: its files are then read fitted to the model's input, as predict reads them."""
+    ``data.image_size`` took the size most of its images shared, and files added since may
+    change it: its files are then read fitted to the model's input, as predict reads them."""
     prepared = prepare_data(config)
     if prepared.in_shape == trained.in_shape:
         return prepared
