@@ -53,3 +53,21 @@ def test_tune_with_cmaes_missing_is_a_usage_error(tmp_path: Path) -> None:
     )
     assert result.returncode == 2, result.stderr
     assert "--sampler cmaes: cmaes is not installed; pip install 'dltool[cmaes]'" in result.stderr
+
+
+def test_a_heic_photo_is_read_with_pillow_heif_and_without_it_skipped_naming_the_extra(
+    tmp_path: Path, digits_run: Path
+) -> None:
+    import pillow_heif
+    from PIL import Image
+
+    pillow_heif.register_heif_opener()  # for the test to write one; each dltool process registers its own
+    Image.new("RGB", (8, 8), "red").save(tmp_path / "ok.png")
+    Image.new("RGB", (8, 8), "blue").save(tmp_path / "IMG_0001.HEIC")
+    command = ["predict", str(digits_run), str(tmp_path)]
+    read = subprocess.run([sys.executable, "-m", "dltool", *command], capture_output=True, text=True)
+    assert read.returncode == 0 and read.stderr == "" and "IMG_0001.HEIC" in read.stdout
+    skipped = subprocess.run([sys.executable, *blocked("pillow_heif"), *command], capture_output=True, text=True)
+    assert skipped.returncode == 0, skipped.stderr
+    assert "IMG_0001.HEIC: a HEIC/HEIF photo: pip install 'dltool[heif]' to read it" in skipped.stderr
+    assert skipped.stdout.count("\n") == 1 + 1  # the header and ok.png's row

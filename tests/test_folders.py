@@ -252,6 +252,24 @@ def test_extensions_are_case_insensitive_and_hidden_files_ignored(tmp_path: Path
     assert "x/nested/deeper.png" in arrays.source.files["train"]
 
 
+def test_heic_and_avif_photos_are_read_as_the_same_pixels_a_png_holds(tmp_path: Path) -> None:
+    # iPhones write HEIC, Android and the web AVIF: both were left out of a folder ("no image
+    # files") though Pillow reads AVIF and pillow-heif (the heif extra) HEIC.
+    import pillow_heif
+
+    pillow_heif.register_heif_opener()  # for the test to write one
+    pixels = np.repeat(np.linspace(0, 255, 16, dtype=np.uint8)[None, :, None], 12, axis=0).repeat(3, axis=2)
+    for name in ("a/0.png", "a/1.HEIC", "b/0.png", "b/1.avif"):
+        (tmp_path / "p" / name).parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(pixels if name.startswith("a") else 255 - pixels).save(tmp_path / "p" / name, quality=100)
+    arrays = load_folder(tmp_path / "p")
+    files, images = arrays.source.files["train"], arrays.splits["train"].images
+    assert sorted(files) == ["a/0.png", "a/1.HEIC", "b/0.png", "b/1.avif"] and not arrays.source.skipped
+    for lossy, exact in (("a/1.HEIC", "a/0.png"), ("b/1.avif", "b/0.png")):
+        difference = images[files.index(lossy)].astype(int) - images[files.index(exact)]
+        assert np.abs(difference).mean() < 8  # lossy, but the same picture
+
+
 def test_mixed_sizes_default_to_the_most_common(tmp_path: Path) -> None:
     root = tmp_path / "sizes"
     class_folder(root, "a", 3, size=(10, 6))

@@ -26,6 +26,9 @@ A file that is not an image, is truncated or corrupt, or is a decompression bomb
 
 from __future__ import annotations
 
+import functools
+import importlib
+import importlib.util
 import math
 import threading
 import warnings
@@ -207,11 +210,24 @@ _OPEN_LOCK = threading.Lock()
 
 def open_image(file: IO[bytes], path: str | Path) -> Image.Image:
     """``file`` opened by Pillow (its header read); a decompression bomb is an ``ImageDecodeError``."""
+    if Path(path).suffix.lower() in HEIF_SUFFIXES and not _heif_opener():
+        raise ImageDecodeError(path, "a HEIC/HEIF photo: pip install 'dltool[heif]' to read it")
     with _OPEN_LOCK, warnings.catch_warnings(action="ignore", category=Image.DecompressionBombWarning):
         try:  # Pillow's warning (89.5-179 MP) ignored: a 100 MP camera's photo is a photo
             return Image.open(file)
         except Image.DecompressionBombError as error:
             raise ImageDecodeError(path, f"refused as a decompression bomb ({_bomb_reason(error)})") from None
+
+
+HEIF_SUFFIXES = frozenset({".heic", ".heif"})  # iPhones' photos: Pillow reads them through pillow-heif
+
+
+@functools.cache
+def _heif_opener() -> bool:  # whether pillow-heif is installed; its opener is registered the first time
+    if importlib.util.find_spec("pillow_heif") is None:
+        return False
+    importlib.import_module("pillow_heif").register_heif_opener()
+    return True
 
 
 _TRANSPOSING = {5, 6, 7, 8}  # EXIF orientations that swap width and height

@@ -20,7 +20,11 @@ from pathlib import Path
 
 from dltool.rundir import is_dltool_output
 
-IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"})
+# What Pillow reads (AVIF since Pillow 11.3; HEIC/HEIF with the heif extra's pillow-heif, else
+# each is skipped with the line that installs it).
+IMAGE_EXTENSIONS = frozenset(
+    {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".avif", ".heic", ".heif"}
+)
 
 Found = tuple[str, os.DirEntry | OSError]  # (path relative to the folder walked, in POSIX form; what is there)
 
