@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -105,6 +106,23 @@ def test_predict_writes_each_mask_at_its_image_s_size_with_overlays(
     cli("predict", run, tmp_path / "in", "--out", tmp_path / "out", "--strict", code=1)
     api = dltool.segment(run, [big], tmp_path / "api")
     assert [r.mask for r in api.rows] == [str(tmp_path / "api" / "big.png")] and not api.unreadable
+
+
+def test_predict_replaces_its_own_masks_but_no_ground_truth_mask_or_input_without_force(
+    cli, run: Path, shapes: Path, tmp_path: Path
+) -> None:
+    pool = shutil.copytree(shapes / "test", tmp_path / "pool")
+    image, truth = pool / "images" / "s2_000.png", pool / "masks" / "s2_000.png"
+    before = truth.read_bytes()
+    refused = cli("predict", run, image, "--out", pool / "masks", code=2).stderr
+    assert "masks/s2_000.png already exists (and is not a dltool predict output)" in refused
+    assert truth.read_bytes() == before
+    assert "is an input of dltool predict" in cli("predict", run, image, "--out", pool / "images", code=2).stderr
+    assert "is a file" in cli("predict", run, image, "--out", truth, code=2).stderr
+    for _ in range(2):  # a second run replaces the masks and overlays the first wrote
+        cli("predict", run, image, "--out", tmp_path / "mine", "--overlay")
+    cli("predict", run, image, "--out", pool / "masks", "--force")
+    assert truth.read_bytes() != before
 
 
 def test_options_that_do_not_fit_segmentation_are_usage_errors(cli, run: Path, recipe: Path, shapes: Path) -> None:

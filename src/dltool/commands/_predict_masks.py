@@ -22,6 +22,8 @@ def check_options(model: Any, out: Path | None, overlay: bool, top_k: int | None
     masks = tasks.info(model.task).masks_out
     if masks and out is None:
         raise UsageError(f"model {model.name!r} is a {model.task} model: add --out DIR for its mask PNGs")
+    if masks and out is not None and out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out} is a file; --out names the folder for the mask PNGs")
     if not masks and (out is not None or overlay):
         raise UsageError(f"--out/--overlay write segmentation masks; model {model.name!r} is a {model.task} model")
     if masks and top_k is not None:

@@ -28,7 +28,9 @@ Workers = Annotated[
     ),
 ]
 Strict = Annotated[bool, Opt("--strict", help="Exit 1 when any input could not be read (rows still written).")]
-Force = Annotated[bool, Opt("--force", help="Let --output replace a file that dltool predict did not write.")]
+Force = Annotated[
+    bool, Opt("--force", help="Let --output (or --out's masks) replace a file that dltool predict did not write.")
+]
 
 
 def predict(
@@ -70,7 +72,7 @@ def predict(
     model = load_inference_model(target, device=device, amp=amp)
     inputs = read_path_lines(sys.stdin) if paths == ["-"] else paths
     if check_options(model, out, overlay, top_k, output_format):
-        options = {"overlay": overlay, "batch_size": batch_size, "workers": workers}
+        options = {"overlay": overlay, "batch_size": batch_size, "workers": workers, "force": force}
         return _report(write_masks(model, inputs, out, options, output_format), strict)
     chosen = _format(output_format, output)
     _check_output(output, target, paths, force)
