@@ -125,11 +125,26 @@ def test_predict_replaces_its_own_masks_but_no_ground_truth_mask_or_input_withou
     assert truth.read_bytes() != before
 
 
+def test_predict_output_gets_the_rows_of_the_masks_in_the_format_of_its_suffix(
+    cli, run: Path, shapes: Path, tmp_path: Path
+) -> None:
+    import pyarrow.parquet as pq
+
+    images = shapes / "test" / "images"
+    on_stdout = cli("predict", run, images, "--out", tmp_path / "masks").stdout.splitlines()
+    for name in ("rows.csv", "rows.parquet"):
+        result = cli("predict", run, images, "--out", tmp_path / "masks", "--output", tmp_path / name)
+        assert result.stdout == ""
+    assert (tmp_path / "rows.csv").read_text().splitlines() == on_stdout
+    table = pq.read_table(tmp_path / "rows.parquet").to_pylist()
+    assert [",".join(row.values()) for row in table] == on_stdout[1:]
+
+
 def test_options_that_do_not_fit_segmentation_are_usage_errors(cli, run: Path, recipe: Path, shapes: Path) -> None:
     image = shapes / "test" / "images" / "s2_000.png"
     assert "--out DIR" in cli("predict", run, image, code=2).stderr
     assert "--top-k" in cli("predict", run, image, "--out", "o", "--top-k", "2", code=2).stderr
-    assert "csv or jsonl" in cli("predict", run, image, "--out", "o", "--format", "parquet", code=2).stderr
+    assert "add --output FILE.parquet" in cli("predict", run, image, "--out", "o", "--format", "parquet", code=2).stderr
     runs = shapes.parent / "refused"
     for extra, said in [
         (("--set", "train.tta=flip"), "train.tta"),
