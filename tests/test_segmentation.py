@@ -140,6 +140,19 @@ def test_predict_output_gets_the_rows_of_the_masks_in_the_format_of_its_suffix(
     assert [",".join(row.values()) for row in table] == on_stdout[1:]
 
 
+def test_binary_masks_saved_as_0_and_255_are_refused_with_the_reason(cli, tmp_path: Path) -> None:
+    for folder in ("images", "masks"):
+        (tmp_path / "binary" / folder).mkdir(parents=True)
+    for k in range(6):
+        mask = np.zeros((16, 16), np.uint8)
+        mask[4:12, 4:12] = 255  # the foreground, as many tools save it; 255 is "ignore" here
+        Image.fromarray(mask).save(tmp_path / "binary" / "masks" / f"{k}.png")
+        Image.fromarray(mask).convert("RGB").save(tmp_path / "binary" / "images" / f"{k}.png")
+    result = cli("train", "shapes-unet", "--dataset", tmp_path / "binary", "--dry-run", code=1)
+    assert "1 class (0)" in result.stderr and "save a 0/255 mask's foreground as 1" in result.stderr
+    assert "a folder per class" not in result.stderr
+
+
 def test_options_that_do_not_fit_segmentation_are_usage_errors(cli, run: Path, recipe: Path, shapes: Path) -> None:
     image = shapes / "test" / "images" / "s2_000.png"
     assert "--out DIR" in cli("predict", run, image, code=2).stderr
