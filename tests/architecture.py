@@ -31,6 +31,7 @@ LAYERS: list[tuple[str, set[str]]] = [
             "_extras",
             "_openmp",
             "_text",
+            "_torch_load",
         },
     ),
     ("run-dir layout", {"rundir"}),

@@ -80,6 +80,12 @@ def test_freeze_globs_fix_what_they_match_and_a_glob_matching_nothing_is_a_usage
     assert "model.freeze: 'blocks.*' matches no parameter" in result.stderr
 
 
+def test_globs_freezing_every_parameter_are_a_usage_error_before_a_run_dir_is_made(cli) -> None:
+    result = cli("train", "digits-mlp", "--set", "model.freeze=['*']", "--epochs", "1", code=2)
+    assert "model.freeze: ['*'] fixes every parameter of the model, so nothing would train" in result.stderr
+    assert not list(Path("runs").glob("*/config.yaml"))  # the run dir was removed
+
+
 def test_a_model_without_a_head_cannot_freeze_its_backbone() -> None:
     params = validate_config({"model": {"name": "autoencoder"}, "loss": {"name": "mse"}}).model
     with pytest.raises(ConfigError, match="has no classifier head"):

@@ -51,6 +51,20 @@ def test_init_from_a_pth_file_goes_through_the_safe_loader(cli, tmp_path: Path) 
     assert "not a readable weights file" in result.stderr and "Traceback" not in result.stderr
 
 
+@pytest.mark.filterwarnings("ignore:.*torch.jit.script. is deprecated:FutureWarning")
+def test_a_file_that_is_no_state_dict_is_one_line_naming_it_never_an_internal_error(cli, tmp_path: Path) -> None:
+    (tmp_path / "junk.pth").write_bytes(b"hello\n")  # the unpickler fails with KeyError: 101
+    torch.jit.script(torch.nn.Linear(2, 2)).save(str(tmp_path / "scripted.pth"))
+    for name, fault in [("junk.pth", "corrupt, or not a PyTorch file"), ("scripted.pth", "a TorchScript archive")]:
+        for args in (
+            ("--init-from", tmp_path / name),
+            ("--model", "timm:resnet18", "--set", f"model.pretrained={tmp_path / name}"),
+        ):
+            line = cli("train", "digits-cnn", *args, "--dry-run", code=1).stderr.strip()
+            assert f"{tmp_path / name}: not a readable weights file ({fault}" in line, line
+            assert "\n" not in line and "weights_only" not in line
+
+
 def test_weights_that_match_nothing_are_an_error_not_a_no_op(cli, tmp_path: Path) -> None:
     save_file({"backbone.conv.weight": torch.zeros(3, 3)}, tmp_path / "other.safetensors")
     result = cli("train", "digits-cnn", *CNN, "--init-from", tmp_path / "other.safetensors", code=1)

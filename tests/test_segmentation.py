@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -107,11 +108,56 @@ def test_predict_writes_each_mask_at_its_image_s_size_with_overlays(
     assert [r.mask for r in api.rows] == [str(tmp_path / "api" / "big.png")] and not api.unreadable
 
 
+def test_predict_replaces_its_own_masks_but_no_ground_truth_mask_or_input_without_force(
+    cli, run: Path, shapes: Path, tmp_path: Path
+) -> None:
+    pool = shutil.copytree(shapes / "test", tmp_path / "pool")
+    image, truth = pool / "images" / "s2_000.png", pool / "masks" / "s2_000.png"
+    before = truth.read_bytes()
+    refused = cli("predict", run, image, "--out", pool / "masks", code=2).stderr
+    assert "masks/s2_000.png already exists (and is not a dltool predict output)" in refused
+    assert truth.read_bytes() == before
+    assert "is an input of dltool predict" in cli("predict", run, image, "--out", pool / "images", code=2).stderr
+    assert "is a file" in cli("predict", run, image, "--out", truth, code=2).stderr
+    for _ in range(2):  # a second run replaces the masks and overlays the first wrote
+        cli("predict", run, image, "--out", tmp_path / "mine", "--overlay")
+    cli("predict", run, image, "--out", pool / "masks", "--force")
+    assert truth.read_bytes() != before
+
+
+def test_predict_output_gets_the_rows_of_the_masks_in_the_format_of_its_suffix(
+    cli, run: Path, shapes: Path, tmp_path: Path
+) -> None:
+    import pyarrow.parquet as pq
+
+    images = shapes / "test" / "images"
+    on_stdout = cli("predict", run, images, "--out", tmp_path / "masks").stdout.splitlines()
+    for name in ("rows.csv", "rows.parquet"):
+        result = cli("predict", run, images, "--out", tmp_path / "masks", "--output", tmp_path / name)
+        assert result.stdout == ""
+    assert (tmp_path / "rows.csv").read_text().splitlines() == on_stdout
+    table = pq.read_table(tmp_path / "rows.parquet").to_pylist()
+    assert [",".join(row.values()) for row in table] == on_stdout[1:]
+
+
+def test_binary_masks_saved_as_0_and_255_are_refused_with_the_reason(cli, tmp_path: Path) -> None:
+    for folder in ("images", "masks"):
+        (tmp_path / "binary" / folder).mkdir(parents=True)
+    for k in range(6):
+        mask = np.zeros((16, 16), np.uint8)
+        mask[4:12, 4:12] = 255  # the foreground, as many tools save it; 255 is "ignore" here
+        Image.fromarray(mask).save(tmp_path / "binary" / "masks" / f"{k}.png")
+        Image.fromarray(mask).convert("RGB").save(tmp_path / "binary" / "images" / f"{k}.png")
+    result = cli("train", "shapes-unet", "--dataset", tmp_path / "binary", "--dry-run", code=1)
+    assert "1 class (0)" in result.stderr and "save a 0/255 mask's foreground as 1" in result.stderr
+    assert "a folder per class" not in result.stderr
+
+
 def test_options_that_do_not_fit_segmentation_are_usage_errors(cli, run: Path, recipe: Path, shapes: Path) -> None:
     image = shapes / "test" / "images" / "s2_000.png"
     assert "--out DIR" in cli("predict", run, image, code=2).stderr
     assert "--top-k" in cli("predict", run, image, "--out", "o", "--top-k", "2", code=2).stderr
-    assert "csv or jsonl" in cli("predict", run, image, "--out", "o", "--format", "parquet", code=2).stderr
+    assert "add --output FILE.parquet" in cli("predict", run, image, "--out", "o", "--format", "parquet", code=2).stderr
     runs = shapes.parent / "refused"
     for extra, said in [
         (("--set", "train.tta=flip"), "train.tta"),

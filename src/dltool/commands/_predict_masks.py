@@ -2,26 +2,25 @@
 
 from __future__ import annotations
 
-import csv
-import json
-import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from dltool.commands._output import Tally
 from dltool.errors import UsageError
 
 COLUMNS = ("path", "mask", "overlay", "classes")
 
 
-def check_options(model: Any, out: Path | None, overlay: bool, top_k: int | None, output_format: str | None) -> bool:
+def check_options(model: Any, out: Path | None, overlay: bool, top_k: int | None) -> bool:
     """Whether this run writes masks; a usage error for options that do not fit the model."""
     import dltool.tasks as tasks
 
     masks = tasks.info(model.task).masks_out
     if masks and out is None:
         raise UsageError(f"model {model.name!r} is a {model.task} model: add --out DIR for its mask PNGs")
+    if masks and out is not None and out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out} is a file; --out names the folder for the mask PNGs")
     if not masks and (out is not None or overlay):
         rows = f" (its rows go to a file with --output {out})" if out is not None and out.suffix else ""
         raise UsageError(
@@ -29,33 +28,34 @@ def check_options(model: Any, out: Path | None, overlay: bool, top_k: int | None
         )
     if masks and top_k is not None:
         raise UsageError(f"--top-k ranks a classifier's labels; model {model.name!r} is a {model.task} model")
-    if masks and output_format not in (None, "csv", "jsonl"):
-        raise UsageError(f"--format {output_format}: the rows of written masks are csv or jsonl")
     return masks
 
 
-def write_masks(
-    model: Any, inputs: Iterable[str], out: Path | None, options: dict[str, Any], output_format: str | None
-) -> Tally:
-    """Segment ``inputs`` into ``out``; one row per mask on stdout (csv, or jsonl); each input
-    that could not be read named on stderr."""
+@dataclass(frozen=True)
+class MaskRow:
+    """The row of one written mask, in each of predict's formats (as ``dltool.tasks.rows``' rows)."""
+
+    path: str
+    mask: str
+    overlay: str | None
+    classes: list[str]
+
+    def values(self) -> list[Any]:
+        return [self.path, self.mask, self.overlay or "", " ".join(self.classes)]
+
+    def document(self) -> dict[str, Any]:
+        return {"path": self.path, "mask": self.mask, "overlay": self.overlay or "", "classes": self.classes}
+
+    def line(self) -> str:
+        return f"{self.mask}  {' '.join(self.classes)}  {self.path}"
+
+
+def mask_rows(model: Any, inputs: Iterable[str], out: Path | None, options: dict[str, Any]) -> Iterator[Any]:
+    """Segment ``inputs`` into ``out``: a MaskRow per mask written, an ``Unreadable`` per input
+    that could not be read, in input order."""
     from dltool.evaluation.predict import Unreadable
     from dltool.evaluation.segment import segment
 
     assert out is not None  # check_options asks for it
-    writer = csv.writer(sys.stdout) if output_format != "jsonl" else None
-    if writer is not None:
-        writer.writerow(COLUMNS)
-    tally = Tally()
     for row in segment(model, inputs, out, **options):
-        if isinstance(row, Unreadable):
-            tally.skip(row.path, row.reason)
-            continue
-        values = {"path": row.path, "mask": row.mask, "overlay": row.overlay or "", "classes": row.classes}
-        if writer is None:
-            sys.stdout.write(json.dumps(values) + "\n")
-        else:
-            writer.writerow([*list(values.values())[:3], " ".join(row.classes)])
-        sys.stdout.flush()
-        tally.read += 1
-    return tally
+        yield row if isinstance(row, Unreadable) else MaskRow(row.path, row.mask, row.overlay, row.classes)

@@ -28,7 +28,9 @@ Workers = Annotated[
     ),
 ]
 Strict = Annotated[bool, Opt("--strict", help="Exit 1 when any input could not be read (rows still written).")]
-Force = Annotated[bool, Opt("--force", help="Let --output replace a file that dltool predict did not write.")]
+Force = Annotated[
+    bool, Opt("--force", help="Let --output (or --out's masks) replace a file that dltool predict did not write.")
+]
 
 
 def predict(
@@ -62,20 +64,23 @@ def predict(
     Example: find imgs -name '*.png' | dltool predict runs/digits-mlp-1 - --format jsonl | jq -r .label
     """
     prepare_process(workers)
-    from dltool.commands._predict_masks import check_options, write_masks
+    from dltool.commands._predict_masks import COLUMNS, check_options, mask_rows
     from dltool.evaluation.predict import predict as predict_images
     from dltool.evaluation.predict import prediction_columns, read_path_lines
     from dltool.export.inference import load_inference_model
 
     model = load_inference_model(target, device=device, amp=amp)
     inputs = read_path_lines(sys.stdin) if paths == ["-"] else paths
-    if check_options(model, out, overlay, top_k, output_format):
-        options = {"overlay": overlay, "batch_size": batch_size, "workers": workers}
-        return _report(write_masks(model, inputs, out, options, output_format), strict)
-    chosen = _format(output_format, output)
+    masks = check_options(model, out, overlay, top_k)
+    chosen = _format(output_format, output, masks)
     _check_output(output, target, paths, force)
-    rows = predict_images(model, inputs, top_k=top_k or 3, batch_size=batch_size, workers=workers)
-    _report(_write_labels(rows, chosen, output, prediction_columns(model, top_k or 3)), strict)
+    if masks:  # the rows say where each mask went; the same formats and --output as labels
+        options = {"overlay": overlay, "batch_size": batch_size, "workers": workers, "force": force}
+        rows, columns = mask_rows(model, inputs, out, options), list(COLUMNS)
+    else:
+        rows = predict_images(model, inputs, top_k=top_k or 3, batch_size=batch_size, workers=workers)
+        columns = prediction_columns(model, top_k or 3)
+    _report(_write_labels(rows, chosen, output, columns), strict)
 
 
 def prepare_process(workers: int | None) -> None:
@@ -102,13 +107,15 @@ def _report(tally: Tally, strict: bool) -> None:
         raise typer.Exit(1)
 
 
-def _format(output_format: str | None, output: Path | None) -> str:
+def _format(output_format: str | None, output: Path | None, masks: bool = False) -> str:
     """--format, else --output's suffix where it names a format, else a table on a terminal
-    and csv elsewhere. Parquet is a file format: it needs --output."""
+    (csv for the rows of written ``masks``) and csv elsewhere. Parquet is a file format: it
+    needs --output."""
     from dltool.errors import UsageError
 
     suffix = output.suffix.lower().lstrip(".") if output is not None else ""
-    default = suffix if suffix in FORMATS else "table" if output is None and sys.stdout.isatty() else "csv"
+    table = output is None and sys.stdout.isatty() and not masks
+    default = suffix if suffix in FORMATS else "table" if table else "csv"
     chosen = output_format or default
     if chosen not in FORMATS:
         raise UsageError(f"--format {chosen!r}: expected one of {', '.join(FORMATS)}")
@@ -184,7 +191,7 @@ def _is_predictions(path: Path) -> bool:
         row = json.loads(first)
     except ValueError:
         return False
-    return isinstance(row, dict) and "path" in row and bool({"top_k", "points", "values"} & row.keys())
+    return isinstance(row, dict) and "path" in row and bool({"top_k", "points", "values", "mask"} & row.keys())
 
 
 def _csv_writer(stream: TextIO, columns: list[str]) -> Any:

@@ -6,9 +6,7 @@
 
 from __future__ import annotations
 
-import pickle
 import random
-import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, cast
@@ -22,6 +20,7 @@ from torch import nn
 
 from dltool._io import atomic_write, atomic_write_bytes
 from dltool._safetensors import canonical
+from dltool._torch_load import safe_load
 from dltool.errors import CheckpointError
 from dltool.rundir.records import checked_classes, checked_config, checked_in_shape
 
@@ -37,13 +36,7 @@ def load_checkpoint(path: Path, require: tuple[str, ...] = ()) -> dict[str, Any]
     malformed file is a CheckpointError naming the file and the fault."""
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    # The unpickler meets arbitrary bytes here and fails in many ways (KeyError, IndexError,
-    # UnpicklingError, RuntimeError from the zip reader...): any failure is "not readable".
-    except Exception as error:
-        raise CheckpointError(f"{path}: not a readable dltool checkpoint ({_reason(error)})") from None
-    state = check_checkpoint(path, state)
+    state = check_checkpoint(path, safe_load(path, "dltool checkpoint"))
     if missing := [key for key in require if key not in state]:
         raise CheckpointError(f"{path}: not a full training state (no {', '.join(missing)})")
     return state
@@ -98,24 +91,6 @@ def check_checkpoint(path: Path, state: Any) -> dict[str, Any]:
         if key in state:
             check(path, key, state[key])
     return state
-
-
-# Lines of torch's load error that are advice, not the fault: among them "re-run with
-# weights_only=False", which would let the file run code. Never passed on.
-_ADVICE = ("weights only load failed", "weights_only", "check the documentation", "safe_globals", "file an issue")
-_UNPICKLER = "WeightsUnpickler error:"
-
-
-def _reason(error: BaseException) -> str:
-    """The informative line of torch's (long, multi-line) load error; for the unpickler's
-    internal failures on bytes that are no pickle at all (KeyError: 101...), what that means."""
-    if not isinstance(error, (pickle.UnpicklingError, RuntimeError, ValueError, OSError, EOFError)):
-        return f"corrupt, or not a PyTorch file: {type(error).__name__}"
-    lines = [re.sub(r"\x1b\[[0-9;]*m", "", line).strip() for line in str(error).splitlines()]
-    # The fault follows the unpickler's marker, on its line or (newer torch) on the next ones.
-    lines = [line.split(_UNPICKLER, 1)[1].strip() if _UNPICKLER in line else line for line in lines]
-    facts = [line for line in lines if line and not any(a in line.lower() for a in _ADVICE)]
-    return (facts or [type(error).__name__])[0][:200]
 
 
 def save_weights(path: Path, model: nn.Module, metadata: dict[str, str]) -> None:

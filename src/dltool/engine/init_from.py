@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import fnmatch
 import json
-import pickle
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +17,7 @@ import torch
 from torch import nn
 
 from dltool._safetensors import read_metadata
+from dltool._torch_load import safe_load
 from dltool.config import load_config
 from dltool.engine.checkpoint import load_weights
 from dltool.errors import CheckpointError, ConfigError, DltoolError
@@ -98,10 +98,7 @@ def read_tensors(path: Path) -> dict[str, torch.Tensor]:
     safe loader (a plain state dict, or a checkpoint holding one under ``model`` or ``state_dict``)."""
     if path.suffix == ".safetensors":
         return load_weights(path)
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, OSError) as error:
-        raise CheckpointError(f"{path}: not a readable weights file ({str(error).splitlines()[0]})") from None
+    state = safe_load(path, "weights file")
     for key in ("model", "state_dict"):
         if isinstance(state, dict) and isinstance(state.get(key), dict):
             state = state[key]

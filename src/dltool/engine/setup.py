@@ -136,7 +136,7 @@ def _task_of(config: Config, data: PreparedData) -> str:
     if len(classes) < least:
         raise DatasetError(
             f"{config.data.name}: {counted(len(classes), 'class', 'classes')} ({', '.join(classes) or 'none'}); a {task} model needs "
-            f"{least} or more to tell apart: a folder per class (or data.classes naming {least} or more)"
+            f"{least} or more to tell apart: {tasks.info(task).few_classes_hint.format(least=least)}"
         )
     return task
 

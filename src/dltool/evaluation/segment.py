@@ -7,6 +7,8 @@ resized back to the image's own size (bilinear) before the argmax, so a mask has
 index per pixel of its image. Masks are palette PNGs: viewers show colours, and every
 reader (Pillow, ``dltool.data.mask_decode``) gets the class indices. With ``overlay``, the
 image with the classes' colours blended over it is written beside (``overlays/``).
+Each PNG is marked as predict's own (a text chunk), so a later run replaces it; any other
+file already there, an input image or a ground-truth mask, is refused unless ``force``.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from pathlib import Path
 from typing import IO
 
 import numpy as np
-from PIL import Image
+from PIL import Image, PngImagePlugin
 
 import dltool.tasks as tasks
 from dltool._io import atomic_write
@@ -28,9 +30,12 @@ from dltool.errors import UsageError
 from dltool.evaluation.inputs import Chunk, Decoder, Unreadable, decoded_chunks
 from dltool.evaluation.model import InferenceModel, default_batch_size
 from dltool.figures.palette import colours
+from dltool.rundir import check_output
 
 OVERLAYS = "overlays"
 OVERLAY_ALPHA = 0.5
+# The PNG text chunk that marks a mask or overlay as written here (what may be replaced).
+MARK = ("Software", "dltool predict")
 
 
 @dataclass(frozen=True)
@@ -51,9 +56,11 @@ def segment(
     overlay: bool = False,
     batch_size: int | None = None,
     workers: int | None = None,
+    force: bool = False,
 ) -> Iterator[MaskWritten | Unreadable]:
     """One MaskWritten or Unreadable per path, in input order. Masks go to ``out/<stem>.png``
-    (``<stem>-2.png`` and so on when stems repeat), overlays to ``out/overlays/``."""
+    (``<stem>-2.png`` and so on when stems repeat), overlays to ``out/overlays/``. A file
+    there that this function did not write is a UsageError unless ``force``."""
     if not tasks.info(model.task).masks_out:
         raise UsageError(f"--out writes segmentation masks; model {model.name!r} is a {model.task} model")
     (out / OVERLAYS if overlay else out).mkdir(parents=True, exist_ok=True)
@@ -62,7 +69,7 @@ def segment(
         paths, Decoder.of(model), chunk=batch_size or default_batch_size(model), workers=workers
     ):
         yield from chunk.unreadable
-        yield from _segmented(model, chunk, _Output(out, overlay, names))
+        yield from _segmented(model, chunk, _Output(out, overlay, names, force))
 
 
 @dataclass(frozen=True)
@@ -70,6 +77,7 @@ class _Output:
     folder: Path
     overlay: bool
     names: set[str]
+    force: bool = False
 
     def name(self, path: str) -> str:
         """A file name of the image's stem not given out before."""
@@ -80,6 +88,10 @@ class _Output:
             name = f"{stem}-{k}.png"
         self.names.add(name)
         return name
+
+    def check(self, target: Path, image: str) -> None:
+        """Refuse to replace ``target`` where it is the input ``image`` or a file of the user's."""
+        check_output(target, kind="dltool predict", force=self.force, same_kind=is_marked, inputs=[Path(image)])
 
 
 def _segmented(model: InferenceModel, chunk: Chunk, output: _Output) -> Iterator[MaskWritten | Unreadable]:
@@ -107,10 +119,11 @@ def full_size_mask(logits: np.ndarray, size: tuple[int, ...]) -> np.ndarray:
 def _write(path: str, image: np.ndarray | None, mask: np.ndarray, output: _Output, classes: list[str]) -> MaskWritten:
     name = output.name(path)
     target = output.folder / name
+    drawn = None if image is None else output.folder / OVERLAYS / name
+    for written in filter(None, (target, drawn)):  # both checked before either is written
+        output.check(written, path)
     atomic_write(target, functools.partial(_save_png, palette_mask(mask)))
-    drawn = None
-    if image is not None:
-        drawn = output.folder / OVERLAYS / name
+    if image is not None and drawn is not None:
         atomic_write(drawn, functools.partial(_save_png, Image.fromarray(overlaid(image, mask))))
     shown = [classes[k] for k in np.flatnonzero(np.bincount(mask.ravel(), minlength=len(classes)))]
     return MaskWritten(path, str(target), None if drawn is None else str(drawn), shown)
@@ -131,4 +144,15 @@ def overlaid(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
 
 
 def _save_png(picture: Image.Image, file: IO[bytes]) -> None:
-    picture.save(file, format="PNG")
+    marked = PngImagePlugin.PngInfo()
+    marked.add_text(*MARK)
+    picture.save(file, format="PNG", pnginfo=marked)
+
+
+def is_marked(path: Path) -> bool:
+    """Whether ``path`` is a PNG that ``segment`` wrote (its text chunk says so)."""
+    try:
+        with Image.open(path) as picture:
+            return getattr(picture, "text", {}).get(MARK[0]) == MARK[1]
+    except (OSError, ValueError, Image.DecompressionBombError):
+        return False

@@ -23,8 +23,9 @@ def predictions_frame(rows: Iterable[Any], columns: list[str]) -> pd.DataFrame:
 
 
 def is_text_column(name: str) -> bool:
-    """Whether a predictions column holds text (``path``, labels) rather than numbers."""
-    return name == "path" or name.endswith("label")
+    """Whether a predictions column holds text (``path``, labels, written masks' files and
+    classes) rather than numbers."""
+    return name in ("path", "mask", "overlay", "classes") or name.endswith("label")
 
 
 class ParquetRows:

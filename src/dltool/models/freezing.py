@@ -47,10 +47,12 @@ def freeze(model: nn.Module, spec: str | list[str]) -> Frozen:
 
     Frozen parameters get ``requires_grad=False``; a norm layer whose tensors (running
     statistics included) are all frozen stays in eval mode even in ``model.train()``, so
-    its statistics never change. A glob that matches nothing is a ConfigError.
+    its statistics never change. A glob that matches nothing, or globs that match every
+    parameter, are a ConfigError.
     """
     names = [n for n, _ in model.named_parameters()] + [n for n, _ in model.named_buffers()]
     chosen = set(_chosen(model, spec, names))
+    _refuse_freezing_all(model, chosen, spec)
     for name, parameter in model.named_parameters():
         if name in chosen:
             parameter.requires_grad_(False)
@@ -93,6 +95,16 @@ def _chosen(model: nn.Module, spec: str | list[str], names: list[str]) -> list[s
             f"(names look like {', '.join(names[:3])}, ...)"
         )
     return [n for n in names if any(fnmatch.fnmatchcase(n, p) for p in spec)]
+
+
+def _refuse_freezing_all(model: nn.Module, chosen: set[str], spec: str | list[str]) -> None:
+    # Nothing left to train fails at the first backward pass, after the run dir is made.
+    parameters = [name for name, _ in model.named_parameters()]
+    if parameters and chosen.issuperset(parameters):
+        raise ConfigError(
+            f"model.freeze: {spec} fixes every parameter of the model, so nothing would train; "
+            "leave the head (or some layers) out of the globs"
+        )
 
 
 def _all_frozen(name: str, module: nn.Module, chosen: set[str]) -> bool:

@@ -76,6 +76,8 @@ class TaskParams(Params):
     augment_off: ClassVar[tuple[str, ...]] = ()
     # Classes the training data must hold: one class leaves nothing to tell apart (its loss is 0).
     min_classes: ClassVar[int] = 0
+    # The next step when the training data holds fewer (``{least}``: min_classes).
+    few_classes_hint: ClassVar[str] = ""
 
 
 tasks: Registry[TaskParams] = Registry("tasks", TaskParams)
@@ -92,6 +94,7 @@ class ClassificationTask(TaskParams):
     headline_higher_is_better = True
     tta = ("none", "flip")
     min_classes = 2
+    few_classes_hint = "a folder per class (or data.classes naming {least} or more)"
     rows = "dltool.tasks.rows:LabelRows"
 
 
@@ -118,6 +121,10 @@ class SegmentationTask(TaskParams):
     class_sums = True
     augment_off = ("auto", "mixup", "cutmix")
     min_classes = 2
+    # Binary masks saved as 0/255 are the usual cause: 255 is "ignore", so one class is left.
+    few_classes_hint = (
+        "masks hold class indices 0, 1, ... and 255 marks pixels to ignore: save a 0/255 mask's foreground as 1"
+    )
 
 
 @tasks.register("keypoints", "dltool.tasks.keypoints:Keypoints")

@@ -23,6 +23,7 @@ from safetensors.torch import load_file
 from torch import nn
 
 from dltool._io import atomic_open
+from dltool._torch_load import safe_load
 from dltool.errors import CheckpointError, first_line
 from dltool.models.zoo import HEAD_ATTRIBUTE
 
@@ -106,12 +107,13 @@ def read_weights(path: Path) -> dict[str, torch.Tensor]:
     """The tensors of a weights file (a bare state dict, or one under 'state_dict'/'model')."""
     if not path.is_file():
         raise CheckpointError(f"model.pretrained: {path} does not exist")
-    try:
-        if path.suffix == ".safetensors":
+    if path.suffix != ".safetensors":
+        state = safe_load(path, "weights file")
+    else:
+        try:
             return load_file(str(path))
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except (SafetensorError, RuntimeError, OSError, EOFError, ValueError) as error:
-        raise CheckpointError(f"{path}: not a readable weights file ({first_line(error)})") from None
+        except (SafetensorError, OSError, ValueError) as error:
+            raise CheckpointError(f"{path}: not a readable weights file ({first_line(error)})") from None
     for key in ("state_dict", "model"):
         if isinstance(state, dict) and isinstance(state.get(key), dict):
             state = state[key]
