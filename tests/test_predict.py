@@ -136,18 +136,19 @@ def test_a_hidden_file_named_on_the_command_line_is_read(run: Path, tmp_path: Pa
 def test_a_glob_or_folder_that_finds_nothing_is_named_and_nothing_read_is_exit_1(
     cli, run: Path, tmp_path: Path
 ) -> None:
-    (tmp_path / "heic").mkdir()
-    (tmp_path / "heic" / "IMG_0001.HEIC").write_bytes(b"not a format dltool reads")
+    (tmp_path / "raw").mkdir()
+    (tmp_path / "raw" / "IMG_0001.CR3").write_bytes(b"not a format dltool reads")
     Image.new("L", (8, 8)).save(tmp_path / "good.png")
-    nothing = cli("predict", run, tmp_path / "heic", tmp_path / "*.jpg", tmp_path / "typo.png", code=1)
+    nothing = cli("predict", run, tmp_path / "raw", tmp_path / "*.jpg", tmp_path / "typo.png", code=1)
     assert nothing.stdout.splitlines() == [nothing.stdout.splitlines()[0]]  # the header: no row
+    kinds = ".avif, .bmp, .gif, .heic, .heif, .jpeg, .jpg, .png, .tif, .tiff, .webp"
     assert nothing.stderr.splitlines() == [
-        f"skipped {tmp_path / 'heic'}: a folder without image files (.bmp, .gif, .jpeg, .jpg, .png, .tif, .tiff, .webp)",
+        f"skipped {tmp_path / 'raw'}: a folder without image files ({kinds})",
         f"skipped {tmp_path / '*.jpg'}: the pattern matches no file",
         f"skipped {tmp_path / 'typo.png'}: cannot read (No such file or directory)",
         "3 inputs could not be read",
     ]
-    some = cli("predict", run, tmp_path / "heic", tmp_path / "*.png", "--format", "jsonl")  # exit 0: rows came
+    some = cli("predict", run, tmp_path / "raw", tmp_path / "*.png", "--format", "jsonl")  # exit 0: rows came
     assert [Path(json.loads(line)["path"]).name for line in some.stdout.splitlines()] == ["good.png"]
     assert some.stderr.splitlines()[-1] == "1 input could not be read"
 
