@@ -155,3 +155,14 @@ def test_a_tracker_listed_twice_is_refused_naming_it() -> None:
     assert both.train.tracking == ["tensorboard", "mlflow"]
     with pytest.raises(ConfigError, match=r"train\.tracking: mlflow listed more than once"):
         load_config("digits-mlp", ["train.tracking=[mlflow, tensorboard, mlflow]"])
+
+
+def test_model_freeze_takes_one_glob_alone_and_names_a_typo() -> None:
+    # Both got pydantic's union noise: "model.freeze.literal['none','backbone']: ...;
+    # model.freeze.list[str]: should be a valid list (got 'backbon')".
+    assert load_config("digits-mlp", ["model.freeze=fc.*"]).model.freeze == ["fc.*"]
+    with pytest.raises(ConfigError) as raised:
+        load_config("digits-mlp", ["model.freeze=backbon"])
+    assert str(raised.value) == (
+        "model.freeze: none, backbone or a list of parameter-name globs; did you mean 'backbone'? (got 'backbon')"
+    )

@@ -179,10 +179,11 @@ def test_a_streamed_random_crop_is_cut_from_the_photo_at_the_resolution_it_needs
 def test_an_unreadable_file_is_named_once_and_left_out(cli, tmp_path: Path) -> None:
     folder = photo_folder(tmp_path / "photos")
     (folder / "class1" / "broken.png").write_bytes(b"not a png at all")
-    result = cli("train", "digits-mlp", "--dataset", folder, "--set", "data.loader=stream", "--epochs", "3")
+    settings = ["--set", "data.loader=stream", "--set", "data.workers=1"]
+    result = cli("train", "digits-mlp", "--dataset", folder, *settings, "--epochs", "3")
     named = [line for line in result.stderr.splitlines() if "broken.png" in line]
     assert len(named) == 1 and named[0].startswith(f"skipped {folder / 'class1' / 'broken.png'}")
-    assert "worker processes decode the files" in result.stderr
+    assert "data.loader stream: 1 worker process decodes the files (data.workers)" in result.stderr
 
     run = Path(result.stdout.strip())
     document = json.loads(cli("eval", run, "--split", "val", "--json").stdout)

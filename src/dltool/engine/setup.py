@@ -304,7 +304,8 @@ def _stream_notes(loader: Loader, setting: int | str) -> list[str]:
     if count == 0:
         return ["data.loader stream: files decoded in the training process (data.workers 0)"]
     why = "data.workers auto: one per core, at most 8" if setting == "auto" else "data.workers"
-    return [f"data.loader stream: {counted(count, 'worker process', 'worker processes')} decode the files ({why})"]
+    decode = "decodes" if count == 1 else "decode"
+    return [f"data.loader stream: {counted(count, 'worker process', 'worker processes')} {decode} the files ({why})"]
 
 
 def _wrap(model: nn.Module, device: torch.device, world: World, config: Config) -> nn.Module:

@@ -12,7 +12,7 @@ from typing import Annotated, Any, ClassVar, Literal
 from pydantic import Field, field_validator
 
 from dltool._registry import Registry
-from dltool.errors import ConfigError
+from dltool.errors import ConfigError, did_you_mean
 from dltool.params import Params
 from dltool.tasks import backbone_tasks, takes_heads
 
@@ -22,6 +22,13 @@ Task = Literal["classification", "reconstruction", "segmentation"]
 Widths = Annotated[list[Annotated[int, Field(ge=1)]], Field(min_length=1)]
 # `none`, `backbone` (all but the classifier head), or globs of parameter names.
 Freeze = Literal["none", "backbone"] | list[str]
+
+
+def _one_glob(value: str) -> list[str]:
+    """One parameter-name glob given alone (``layer1.*``); a word close to none or backbone is a typo."""
+    if hint := did_you_mean(value, ["none", "backbone"]):
+        raise ValueError(f"none, backbone or a list of parameter-name globs{hint}")
+    return [value]
 
 
 class ModelParams(Params):
@@ -58,7 +65,9 @@ class ModelParams(Params):
     @classmethod
     def _freeze_switch(cls, value: object) -> object:
         # encoder-classifier's old `freeze: true/false` reads as backbone/none.
-        return {True: "backbone", False: "none"}.get(value, value) if isinstance(value, bool) else value
+        if isinstance(value, bool):
+            return "backbone" if value else "none"
+        return _one_glob(value) if isinstance(value, str) and value not in ("none", "backbone") else value
 
     def weights_source(self) -> str | None:
         """The run dir or file whose tensors start this model at the beginning of training."""
