@@ -70,7 +70,14 @@ def test_weights_that_match_nothing_are_an_error_not_a_no_op(cli, tmp_path: Path
     result = cli("train", "digits-cnn", *CNN, "--init-from", tmp_path / "other.safetensors", code=1)
     line = result.stderr.strip()
     assert "none of its 1 tensors matches the model by name and shape" in line and "\n" not in line
-    assert "no such run dir or weights file" in cli("train", "digits-cnn", "--init-from", "nowhere", code=1).stderr
+    missing = cli("train", "digits-cnn", "--init-from", "nowhere", code=2).stderr  # a usage error: exit 2, not 1
+    assert f"model.init_from {tmp_path / 'nowhere'}: no such run dir or weights file" in missing
+    (tmp_path / "eval-test.json").write_text("{}")  # a file, but no weights: "Unsupported operand 123"
+    (tmp_path / "model.onnx").write_bytes(b"\x08\x08\x12\x07pytorch")  # an ONNX protobuf's first bytes
+    not_weights = cli("train", "digits-cnn", "--init-from", tmp_path / "eval-test.json", code=1).stderr
+    assert f"{tmp_path / 'eval-test.json'}: not a readable weights file (corrupt, or not a PyTorch file)" in not_weights
+    onnx = cli("train", "digits-cnn", "--init-from", tmp_path / "model.onnx", code=1).stderr
+    assert "model.onnx: not a readable weights file (an ONNX model, as dltool export writes, not a state dict)" in onnx
 
 
 # --- encoder-classifier ---------------------------------------------------------------
@@ -107,7 +114,7 @@ def _weights_of_other_widths(path: Path) -> None:
 @pytest.mark.parametrize(
     ("make", "error", "message"),
     [
-        (lambda p: None, CheckpointError, "no such run dir or weights file"),
+        (lambda p: None, ConfigError, "no such run dir or weights file"),
         (_mlp_run, ConfigError, "is a mlp run .*expected an autoencoder run"),
         (lambda p: make_autoencoder_run(p, (3, 32, 32)), ConfigError, "no tensor of the right shape for encoder"),
         (_no_weights, CheckpointError, "has no model.safetensors"),

@@ -39,6 +39,8 @@ def safe_load(path: Path, what: str) -> Any:
 def _fault(path: Path, error: BaseException) -> str:
     if _is_torchscript(path):
         return "a TorchScript archive, as dltool export writes, not a state dict"
+    if path.suffix.lower() == ".onnx":
+        return "an ONNX model, as dltool export writes, not a state dict"
     return load_failure(error)
 
 
@@ -51,6 +53,8 @@ def load_failure(error: BaseException) -> str:
     # The fault follows the unpickler's marker, on its line or (newer torch) on the next ones.
     lines = [line.split(_UNPICKLER, 1)[1].strip() if _UNPICKLER in line else line for line in lines]
     facts = [line for line in lines if line and not any(a in line.lower() for a in _ADVICE)]
+    if facts and facts[0].startswith("Unsupported operand"):  # the unpickler's first byte is no opcode
+        return "corrupt, or not a PyTorch file"
     return (facts or [type(error).__name__])[0][:200]
 
 

@@ -47,7 +47,7 @@ def resolve_init_source(params: ModelParams) -> tuple[ModelParams, InitSource | 
     if path.is_file():
         return params, InitSource(label, path)
     if not path.exists():
-        raise CheckpointError(f"init-from {label}: no such run dir or weights file")
+        raise ConfigError(f"model.init_from {label}: no such run dir or weights file")
     run = open_run_dir(path)
     try:
         source_model = load_config(str(run.config)).model
