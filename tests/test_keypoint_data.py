@@ -192,7 +192,19 @@ def test_stats_and_visualize_of_a_points_folder(tmp_path: Path, cli) -> None:
     root = points_folder(tmp_path / "pts", {"train": 8, "val": 4}, size=16)
     report = json.loads(cli("stats", root, "--json").stdout)
     assert report["classes"] == ["1", "2"] and report["splits"]["train"]["per_class"] is None
-    assert "holds points, not classes" in cli("visualize", root, code=2).stderr
+    # visualize DATASET was refused for points ("holds points, not classes"), though README lists it.
+    out = tmp_path / "viz"
+    written = cli("visualize", root, "--out", out).stdout.split()
+    assert sorted(Path(path).name for path in written) == ["report.html", "samples.png"]  # no class balance
+    page = (out / "report.html").read_text()
+    assert "2 points" in page and "Images where each point is present" in page
+    from dltool.config.schema import DataConfig
+    from dltool.figures.points import points_samples_figure
+
+    train = prepare_data(DataConfig(name=str(root))).splits["train"]
+    circles = points_samples_figure(train, 2).axes[0].collections[0].get_offsets()
+    points = np.asarray(train.labels)[0, :2] * train.image(0).shape[:0:-1] - 0.5  # pixel centres at .0
+    assert np.allclose(circles, points[~np.isnan(points).any(1)]) and len(circles) > 0
 
 
 def test_bad_rows_are_named_and_counted_and_nothing_usable_is_exit_1(tmp_path: Path, cli) -> None:

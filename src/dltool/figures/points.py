@@ -1,6 +1,9 @@
-"""Keypoints drawn on their images: the truth beside the model's prediction, worst first."""
+"""Keypoints drawn on their images: a split's samples, and the truth beside the model's
+prediction, worst first."""
 
 from __future__ import annotations
+
+from typing import Any
 
 import numpy as np
 from matplotlib.figure import Figure
@@ -9,6 +12,8 @@ from dltool.figures.canvas import grid_shape, message_figure, new_figure, show_i
 
 COLUMNS = 6
 TILE = 1.5  # inches per image
+SAMPLES_SHOWN = 12  # a split's first images with their points
+OFFSET = 0.5  # imshow puts pixel centres at whole numbers; points count from the corner
 
 
 def worst_points_figure(
@@ -25,12 +30,35 @@ def worst_points_figure(
     for ax, image, true, guess, error in zip(axes.flat, images, truth, predicted, errors):
         show_image(ax, image, f"error {error:.1f} px", colour="C3")
         shown = ~np.isnan(true).any(1)
-        offset = 0.5  # imshow puts pixel centres at whole numbers; points count from the corner
-        for (tx, ty), (px, py) in zip(true[shown] - offset, guess[shown] - offset):
+        for (tx, ty), (px, py) in zip(true[shown] - OFFSET, guess[shown] - OFFSET):
             ax.plot([tx, px], [ty, py], color="yellow", linewidth=0.6)
-        ax.scatter(*(true[shown] - offset).T, s=14, facecolors="none", edgecolors="lime", linewidths=1.0)
-        ax.scatter(*(guess[shown] - offset).T, s=14, marker="x", color="red", linewidths=1.0)
+        _circles(ax, true[shown])
+        ax.scatter(*(guess[shown] - OFFSET).T, s=14, marker="x", color="red", linewidths=1.0)
     for ax in axes.flat[len(images) :]:
         ax.set_axis_off()
     figure.suptitle(f"Largest keypoint errors ({split}): truth ○, prediction ×", fontsize=10)
     return figure
+
+
+def points_samples_figure(samples: Any, points: int, split: str = "train") -> Figure:
+    """The first images of a keypoint split with their ``points`` points (labels (N, K + 2, 2),
+    in fractions of the image: see ``dltool.data.table_decode``); only those images are read."""
+    shown = samples.take(np.arange(min(len(samples), SAMPLES_SHOWN)))
+    if len(shown) == 0:
+        return message_figure(f"No {split} images to show.")
+    rows, columns = grid_shape(len(shown), COLUMNS)
+    figure = new_figure(max(columns, 3) * TILE, rows * (TILE + 0.3) + 0.4)
+    axes = figure.subplots(rows, columns, squeeze=False)
+    for ax, image, labels in zip(axes.flat, shown.images, np.asarray(shown.labels)):
+        show_image(ax, image)
+        _circles(ax, labels[:points] * np.array(image.shape[:0:-1]))
+    for ax in axes.flat[len(shown) :]:
+        ax.set_axis_off()
+    figure.suptitle(f"Samples of the {split} split ({len(samples)} images) and their points", fontsize=10)
+    return figure
+
+
+def _circles(ax: Any, points: np.ndarray) -> None:
+    """Points (K, 2) in pixels as green circles; missing ones (NaN) left out."""
+    present = points[~np.isnan(points).any(1)] - OFFSET
+    ax.scatter(*present.T, s=14, facecolors="none", edgecolors="lime", linewidths=1.0)

@@ -1,5 +1,6 @@
 """A dataset (registered name or image folder) at a glance: sample images per class and the
-class balance of each split, exactly as ``dltool train`` prepares it (drawn val split)."""
+class balance of each split (or images with their masks, or their keypoints), exactly as
+``dltool train`` prepares it (drawn val split)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from dltool.errors import UsageError
 from dltool.figures.canvas import Plotter, Visualization, grid_shape, new_figure, show_image
 from dltool.figures.classes import class_ticks, clip_name
 from dltool.figures.masks import mask_samples_figure
+from dltool.figures.points import points_samples_figure
 from dltool.viz import report
 
 if TYPE_CHECKING:
@@ -32,8 +34,9 @@ SAMPLE_SEED = 0
 def visualize_dataset(
     name: str, *, out: Path | None = None, fmt: str = "png", split: str = "train", root: str | None = None
 ) -> Visualization:
-    """``samples`` (images of ``split`` by class), ``balance`` (samples per class and split)
-    and ``report.html`` into ``out`` (default ``plots/<dataset name>`` in the working directory)."""
+    """``samples`` (images of ``split`` by class, or with their masks or points), ``balance``
+    (samples per class and split; not for points) and ``report.html`` into ``out`` (default
+    ``plots/<dataset name>`` in the working directory)."""
     from dltool.config.schema import DataConfig
     from dltool.data.arrays import target_kind
     from dltool.data.prepare import prepare_data
@@ -45,54 +48,60 @@ def visualize_dataset(
         raise UsageError(f"--split {split}: {name} has splits {', '.join(splits)}")
     chosen = data.splits[split]
     kind = target_kind(chosen.labels)
-    if kind in ("points", "values"):
-        raise UsageError(f"{name} holds {kind}, not classes: visualize a run trained on it instead")
-    masks = kind == "masks"
+    if kind == "values":
+        raise UsageError(f"{name} holds values, not classes or points: visualize a run trained on it instead")
     plotter = Plotter(Path(out) if out is not None else default_out(name), fmt)
-    written = [
-        plotter.save(
-            mask_samples_figure(chosen, split) if masks else samples_figure(chosen, data.classes, split),
-            "samples",
-            f"{split} images and their masks"
-            if masks
-            else f"{split} images, chosen at random (seed {SAMPLE_SEED}) within each class",
-        ),
-        plotter.save(
-            balance_figure({s: data.splits[s].labels for s in splits}, data.classes),
-            "balance",
-            "samples per class in each split" + (" (no test split: val doubles as test)" if data.test_is_val else ""),
-        ),
-    ]
-    page = _dataset_report(name, data, splits, plotter)
+    written = [plotter.save(*_samples(kind, chosen, data.classes, split))]
+    counts = {s: _counts(kind, data.splits[s], len(data.classes)) for s in splits}
+    if kind != "points":
+        no_test = " (no test split: val doubles as test)" if data.test_is_val else ""
+        balance = balance_figure({s: data.splits[s].labels for s in splits}, data.classes)
+        written.append(plotter.save(balance, "balance", "samples per class in each split" + no_test))
+    page = _dataset_report(name, data, counts, plotter, "point" if kind == "points" else "class")
     written.append(page.write(plotter.out / "report.html"))
     return Visualization(plotter.out, written, [])
 
 
-def _dataset_report(name: str, data: Any, splits: list[str], plotter: Plotter) -> report.Report:
-    """report.html of a dataset: its splits, normalisation, the plots and samples per class."""
-    counts = {s: label_counts(data.splits[s].labels, len(data.classes)) for s in splits}
+def _samples(kind: str, chosen: Split | FileSplit, classes: list[str], split: str) -> tuple[Figure, str, str]:
+    """The samples figure of a split of ``kind`` (labels, masks or points), its name and caption."""
+    if kind == "masks":
+        return mask_samples_figure(chosen, split), "samples", f"{split} images and their masks"
+    if kind == "points":
+        return points_samples_figure(chosen, len(classes), split), "samples", f"{split} images and their points"
+    caption = f"{split} images, chosen at random (seed {SAMPLE_SEED}) within each class"
+    return samples_figure(chosen, classes, split), "samples", caption
+
+
+def _counts(kind: str, split: Split | FileSplit, names: int) -> np.ndarray:
+    """Per class, the split's samples; per point, the images where it is present."""
+    if kind != "points":
+        return label_counts(split.labels, names)
+    return (~np.isnan(np.asarray(split.labels)[:, :names]).any(2)).sum(0)
+
+
+def _dataset_report(name: str, data: Any, counts: dict[str, np.ndarray], plotter: Plotter, noun: str) -> report.Report:
+    """report.html of a dataset: its splits, normalisation, the plots, and the samples per
+    class (or the images where each point is present)."""
+    plural = "points" if noun == "point" else "classes"
     page = report.Report(
         f"Dataset {name}",
-        f"{len(data.classes)} classes · images "
+        f"{len(data.classes)} {plural} · images "
         + "×".join(map(str, data.in_shape))
         + " · "
-        + ", ".join(f"{s} {len(data.splits[s])}" for s in splits),
+        + ", ".join(f"{s} {len(data.splits[s])}" for s in counts),
     )
     page.add(
         "Splits",
         report.table(
-            ["split", "images", "smallest class", "largest class"],
-            [[s, int(c.sum()), int(c.min()), int(c.max())] for s, c in counts.items()],
+            ["split", "images", f"smallest {noun}", f"largest {noun}"],
+            [[s, len(data.splits[s]), int(c.min()), int(c.max())] for s, c in counts.items()],
         ),
     )
     page.add("Normalisation (train split)", report.key_values({"mean": data.mean, "std": data.std}))
     page.add("Plots", report.figures(plotter.plots))
-    page.add(
-        "Samples per class",
-        report.table(
-            ["class", *splits], [[c, *(int(counts[s][i]) for s in splits)] for i, c in enumerate(data.classes)]
-        ),
-    )
+    title = "Images where each point is present" if noun == "point" else "Samples per class"
+    rows = [[c, *(int(counts[s][i]) for s in counts)] for i, c in enumerate(data.classes)]
+    page.add(title, report.table([noun, *counts], rows))
     page.add("Notes", report.notes(data.messages()))
     return page
 
