@@ -26,12 +26,14 @@ from dltool.data.arrays import ImageArrays, SourceReport, Split
 from dltool.data.cache import cached, decoded_fingerprint, folder_cache_dir
 from dltool.data.decoding import Progress, common_size, parallel, split_members
 from dltool.data.images import ImageDecodeError, fit_image, open_image, read_image, to_channels
+from dltool.data.mask_notes import IgnoreCounts, ignore_counts, ignore_note
 from dltool.data.masks import MAX_CLASSES, MaskIndex
 from dltool.errors import CheckpointError, DatasetError
 from dltool.tasks.pixels import IGNORE
 
 MASK_MODES = frozenset({"L", "P", "1", "I;16", "I;16B", "I;16L", "I"})
-CACHE_FORMAT = "dltool-masks/2"  # 2: JPEGs drafted at reduced scale (and the fingerprint shared with tables)
+# 2: JPEGs drafted at reduced scale (and the fingerprint shared with tables); 3: notes on the masks' labels
+CACHE_FORMAT = "dltool-masks/3"
 
 
 @dataclass(frozen=True)
@@ -248,6 +250,7 @@ def _arrays(
         members = np.array(chosen, np.int64)
         splits[split] = Split(arrays[0][members], arrays[1][members])
         files[split] = [rows[i][1][0] for i in members]
+    notes += ignore_note(sum(map(ignore_counts, splits["train"].labels), IgnoreCounts())) if "train" in splits else []
     sizes = Counter(f"{decoded[i].size[0]}x{decoded[i].size[1]}" for i in good)
     modes = Counter(decoded[i].mode for i in good)
     report = SourceReport(files, sorted(skipped), dict(sizes.most_common()), dict(modes.most_common()), notes)
