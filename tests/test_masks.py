@@ -166,3 +166,21 @@ def test_masks_mostly_ignored_are_noted_with_the_fix(tmp_path: Path, loader: str
         Image.fromarray(np.pad(np.full((4, 4), 255, np.uint8), 14)).save(path)
     (note,) = [note for note in prepare_data(config).notes if "255 (ignored)" in note]
     assert note.startswith(f"255 (ignored) covers 1% of the pixels of {where}, 9 of them hold only 0 and 255: ")
+
+
+@pytest.mark.parametrize("loader", ["memory", "stream"])
+def test_one_stray_label_that_makes_most_classes_is_noted(tmp_path: Path, loader: str) -> None:
+    from dltool.config.schema import DataConfig
+    from dltool.data.prepare import prepare_data
+
+    root = write_pairs(tmp_path / "pool", 6)
+    config = DataConfig(name=str(root), root=str(tmp_path / "data"), loader=loader, image_size=32)
+    assert not any("appear in no mask" in line for line in prepare_data(config).messages())
+    mask = sorted((root / "masks").iterdir())[0]
+    Image.fromarray(np.where(np.asarray(Image.open(mask)) == 2, 200, np.asarray(Image.open(mask)))).save(mask)
+    data = prepare_data(config)
+    assert len(data.classes) == 201
+    assert (
+        "labels 3-199 appear in no mask: 201 classes from the largest label 200; a classes.txt names the classes"
+        " (is 200 a typo?)" in data.messages()
+    )

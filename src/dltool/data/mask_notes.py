@@ -2,16 +2,19 @@
 add them to the run's log (``SourceReport.notes``).
 
 - 255 marks pixels to ignore: binary masks saved as 0/255 among masks of class indices leave
-  their foreground out of the loss and the scores (``ignore_note``).
+  their foreground out of the loss and the scores (``ignore_note``);
+- without classes.txt the classes are numbered 0..the largest label: one stray value (200
+  among masks of 0..2) makes 201 classes, most of which no mask holds (``unused_labels_note``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import astuple, dataclass
 
 import numpy as np
 
-from dltool._text import counted
+from dltool._text import counted, first_few
 from dltool.tasks import SegmentationTask
 from dltool.tasks.pixels import IGNORE
 
@@ -52,3 +55,25 @@ def ignore_note(counts: IgnoreCounts, where: str = "training masks") -> list[str
     found = f"255 (ignored) covers {share:.0%} of the pixels of {counted(counts.masks, where[:-1], where)}"
     binary = f"{counts.binary} of them hold only 0 and 255" if counts.binary else "left out of the loss and scores"
     return [f"{found}, {binary}: {SegmentationTask.few_classes_hint} (unless they are sparse on purpose)"]
+
+
+def unused_labels_note(labels: Iterable[int]) -> list[str]:
+    """A note when most classes numbered 0..the largest of ``labels`` (the labels the masks
+    hold, no classes.txt) appear in no mask."""
+    found = set(labels)
+    largest = max(found, default=0)
+    unused = [label for label in range(largest) if label not in found]
+    if 2 * len(unused) <= largest + 1:
+        return []
+    named = f"labels {first_few(_runs(unused))} appear in no mask"
+    return [
+        f"{named}: {largest + 1} classes from the largest label {largest}; a classes.txt names the classes"
+        f" (is {largest} a typo?)"
+    ]
+
+
+def _runs(labels: list[int]) -> list[str]:
+    """Sorted ``labels`` as runs: [3, 4, 5, 9] → ['3-5', '9']."""
+    starts = [label for label in labels if label - 1 not in labels]
+    ends = [label for label in labels if label + 1 not in labels]
+    return [f"{start}-{end}" if end > start else str(start) for start, end in zip(starts, ends, strict=True)]

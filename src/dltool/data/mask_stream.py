@@ -23,8 +23,8 @@ from dltool.data.budget import HEADER_SAMPLE, choose_loader, decoded_shape, samp
 from dltool.data.decoding import parallel
 from dltool.data.files import mask_file_arrays
 from dltool.data.images import ImageDecodeError
-from dltool.data.mask_decode import numbered, read_mask, remembered_largest_label
-from dltool.data.mask_notes import IgnoreCounts, ignore_counts, ignore_note
+from dltool.data.mask_decode import numbered, read_mask, remembered_labels
+from dltool.data.mask_notes import IgnoreCounts, ignore_counts, ignore_note, unused_labels_note
 from dltool.data.masks import MaskIndex, index_masks
 from dltool.tasks.pixels import IGNORE
 
@@ -44,10 +44,11 @@ def streamed_masks(config: DataConfig, folder: Path) -> tuple[ImageArrays | None
     shape = stream_shape(config, headers, len(images))
     classes = index.classes
     if classes is None:
-        largest, remembered = remembered_largest_label(index, config.root)
-        classes = numbered(largest)
+        labels, remembered = remembered_labels(index, config.root)
+        classes = numbered(max(labels, default=0))
         source = "counted before, files unchanged" if remembered else "no classes.txt"
         lines.append(f"classes 0..{len(classes) - 1}: the largest label of the {len(images):,} masks ({source})")
+        lines += unused_labels_note(labels)
     arrays = mask_file_arrays(index, (shape.channels, shape.height, shape.width), classes)
     files = {split: [image for image, _ in pairs] for split, pairs in index.pairs.items()}
     report = SourceReport(files, index.skipped, {}, {}, _sampled_ignore(index))  # no sizes nor modes: none decoded
