@@ -147,6 +147,26 @@ def test_empty_or_negative_coordinates_are_missing_points(tmp_path: Path) -> Non
     assert np.isnan(labels[0, :2]).all() and not np.isnan(labels[1:, :2]).any()
 
 
+@pytest.mark.parametrize("loader", ["memory", "stream"])
+def test_points_beyond_the_image_and_nan_cells_are_missing_and_named(tmp_path: Path, loader: str) -> None:
+    root = points_folder(tmp_path / "pts", {"train": 6, "val": 2}, size=16)
+    csv = root / "train" / "points.csv"
+    lines = csv.read_text().splitlines()
+    cells = [line.split(",") for line in lines[1:4]]
+    lines[1] = ",".join([cells[0][0], "160", *cells[0][2:]])  # x1 a typo: 10 times the 16-px width
+    lines[2] = ",".join([*cells[1][:3], cells[1][3], "16.5"])  # y2 just past the bottom edge
+    lines[3] = ",".join([cells[2][0], "nan", "NaN", *cells[2][3:]])
+    csv.write_text("\n".join(lines) + "\n")
+    config = validate_config({"data": {"name": str(root), "loader": loader, "crop_pct": 1.0}}).data
+    data = prepare_data(config)
+    labels = data.splits["train"].labels
+    assert np.isnan(labels[0, 0]).all() and np.isnan(labels[1, 1]).all() and np.isnan(labels[2, 0]).all()
+    assert not np.isnan(labels[0, 1]).any() and not np.isnan(labels[3:, :2]).any()
+    beyond = "2 points beyond the image taken as missing (a typo?): train/images/train-0000.png: 1 at (160, "
+    assert any(note.startswith(beyond) and "train-0001.png: 2 at (" in note for note in data.notes), data.notes
+    assert "train/points.csv line 4: 'nan' is taken as a missing value (an empty cell says so; a typo?)" in data.notes
+
+
 def test_a_targets_folder_holds_named_values(tmp_path: Path) -> None:
     root = points_folder(tmp_path / "vals", {"train": 5, "val": 2}, size=16)
     for split in ("train", "val"):

@@ -142,3 +142,45 @@ def test_prepare_draws_val_from_a_pool_in_both_loaders_and_refuses_class_picks(t
     )
     for name in ("train", "val", "test"):  # the same draws, whichever loader reads them
         assert np.array_equal(streamed.splits[name].targets, data.splits[name].labels)
+
+
+@pytest.mark.parametrize("loader", ["memory", "stream"])
+def test_masks_mostly_ignored_are_noted_with_the_fix(tmp_path: Path, loader: str) -> None:
+    from dltool.config.schema import DataConfig
+    from dltool.data.prepare import prepare_data
+
+    root = write_pairs(tmp_path / "pool", 10)
+    config = DataConfig(name=str(root), root=str(tmp_path / "data"), loader=loader)
+    assert not any("255 (ignored)" in note for note in prepare_data(config).notes)  # 0..2 masks: nothing to say
+    masks = sorted((root / "masks").iterdir())
+    Image.fromarray(np.arange(32 * 32, dtype=np.uint16).reshape(32, 32) % 4).save(masks[0])  # 16-bit, 0..3
+    for path in masks[1:]:  # binary masks saved as 0/255: their foreground (the right half) is ignored
+        Image.fromarray(np.where(np.arange(32) >= 16, 255, 0).astype(np.uint8)[None].repeat(32, 0)).save(path)
+    data = prepare_data(config)
+    assert data.classes == ["0", "1", "2", "3"]
+    (note,) = [note for note in data.notes if "255 (ignored)" in note]
+    where = "10 training masks" if loader == "memory" else "10 sampled training masks"
+    assert note.startswith(f"255 (ignored) covers 45% of the pixels of {where}, 9 of them hold only 0 and 255: ")
+    assert "save a 0/255 mask's foreground as 1" in note
+    for path in masks[1:]:  # a small foreground (a 4x4 square) saved as 255: under the share, named all the same
+        Image.fromarray(np.pad(np.full((4, 4), 255, np.uint8), 14)).save(path)
+    (note,) = [note for note in prepare_data(config).notes if "255 (ignored)" in note]
+    assert note.startswith(f"255 (ignored) covers 1% of the pixels of {where}, 9 of them hold only 0 and 255: ")
+
+
+@pytest.mark.parametrize("loader", ["memory", "stream"])
+def test_one_stray_label_that_makes_most_classes_is_noted(tmp_path: Path, loader: str) -> None:
+    from dltool.config.schema import DataConfig
+    from dltool.data.prepare import prepare_data
+
+    root = write_pairs(tmp_path / "pool", 6)
+    config = DataConfig(name=str(root), root=str(tmp_path / "data"), loader=loader, image_size=32)
+    assert not any("appear in no mask" in line for line in prepare_data(config).messages())
+    mask = sorted((root / "masks").iterdir())[0]
+    Image.fromarray(np.where(np.asarray(Image.open(mask)) == 2, 200, np.asarray(Image.open(mask)))).save(mask)
+    data = prepare_data(config)
+    assert len(data.classes) == 201
+    assert (
+        "labels 3-199 appear in no mask: 201 classes from the largest label 200; a classes.txt names the classes"
+        " (is 200 a typo?)" in data.messages()
+    )

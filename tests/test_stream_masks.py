@@ -108,9 +108,9 @@ def test_the_classes_counted_from_streamed_masks_are_remembered_until_a_mask_cha
 
     first = prepared(root, "stream", **stream)
     assert first.classes == ["0", "1", "2", "3"]
-    (remembered,) = cache.glob("folders/*/largest-label.json")
+    (remembered,) = cache.glob("folders/*/labels-found.json")
     document = json.loads(remembered.read_text())
-    document["largest"] = 5  # what an earlier pass would have said: taken as it is, no mask read
+    document["labels"] = [0, 1, 2, 3, 5]  # what an earlier pass would have said: taken as it is, no mask read
     remembered.write_text(json.dumps(document))
     again = prepared(root, "stream", **stream)
     lines = again.messages()

@@ -66,6 +66,10 @@ def test_builder_keywords_pass_through_and_are_checked() -> None:
     [
         ({"name": "timm:resnt18"}, r"model.name: unknown timm architecture 'resnt18'; did you mean 'resnet18'"),
         ({"name": "torchvision:resnet81"}, r"unknown torchvision architecture 'resnet81'; did you mean 'resnet18'"),
+        (  # a segmentation network's typo: its suggestion too, not only the classifiers'
+            {"name": "torchvision:lraspp_mobilenet_v3_larg"},
+            r"unknown torchvision architecture 'lraspp_mobilenet_v3_larg'; did you mean 'lraspp_mobilenet_v3_large'",
+        ),
         ({"name": "torchvision:resnet18", "pretrained": "IMAGENET1K_V3"}, r"tags: IMAGENET1K_V1, DEFAULT"),
         ({"name": "timm:resnet18", "pretrained": "a9_in1k"}, r"tags: a1_in1k, a2_in1k"),
         ({"name": "timm:resnet18", "pretrained": True, "init": "kaiming_normal"}, r"overwrite the pretrained"),

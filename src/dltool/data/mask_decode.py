@@ -26,12 +26,14 @@ from dltool.data.arrays import ImageArrays, SourceReport, Split
 from dltool.data.cache import cached, decoded_fingerprint, folder_cache_dir
 from dltool.data.decoding import Progress, common_size, parallel, split_members
 from dltool.data.images import ImageDecodeError, fit_image, open_image, read_image, to_channels
+from dltool.data.mask_notes import IgnoreCounts, ignore_counts, ignore_note, unused_labels_note
 from dltool.data.masks import MAX_CLASSES, MaskIndex
 from dltool.errors import CheckpointError, DatasetError
 from dltool.tasks.pixels import IGNORE
 
 MASK_MODES = frozenset({"L", "P", "1", "I;16", "I;16B", "I;16L", "I"})
-CACHE_FORMAT = "dltool-masks/2"  # 2: JPEGs drafted at reduced scale (and the fingerprint shared with tables)
+# 2: JPEGs drafted at reduced scale (and the fingerprint shared with tables); 3: notes on the masks' labels
+CACHE_FORMAT = "dltool-masks/3"
 
 
 @dataclass(frozen=True)
@@ -84,6 +86,7 @@ def decode_masks(
 
     decoded = parallel(one, range(len(rows)), workers, progress)
     classes = _classes(index, decoded)
+    notes += [] if index.classes is not None else unused_labels_note(_labels_found(decoded))
     for i, pair in enumerate(decoded):
         if pair.present is not None and (bad := _outside(pair.present, len(classes))) is not None:
             decoded[i] = _Pair(reason=f"mask label {bad} is not a class (0..{len(classes) - 1}, {IGNORE} ignored)")
@@ -181,46 +184,50 @@ def _classes(index: MaskIndex, decoded: list[_Pair]) -> list[str]:
     return numbered(max((int(f.max()) for f in found if len(f)), default=0))
 
 
+def _labels_found(decoded: list[_Pair]) -> list[int]:
+    rows = [p.present[:IGNORE] for p in decoded if p.present is not None]
+    return np.flatnonzero(np.any(rows, axis=0)).tolist() if rows else []
+
+
 def numbered(largest: int) -> list[str]:
     """Class names of a folder without classes.txt: 0..the largest label found."""
     return [str(k) for k in range(min(largest + 1, MAX_CLASSES))]
 
 
-def remembered_largest_label(index: MaskIndex, cache_root: str | Path | None) -> tuple[int, bool]:
-    """(``largest_label`` of the masks of ``index``, whether an earlier pass over the same index
-    (files' names, sizes, mtimes) gave it). The pass reads every mask: a folder of 20,000 would
+def remembered_labels(index: MaskIndex, cache_root: str | Path | None) -> tuple[list[int], bool]:
+    """(``labels_found`` in the masks of ``index``, whether an earlier pass over the same index
+    (files' names, sizes, mtimes) gave them). The pass reads every mask: a folder of 20,000 would
     pay it at each start. Kept in a small JSON beside the folder's caches; one that cannot be
     read or written only means counting again."""
-    path = folder_cache_dir(index.root, cache_root) / "largest-label.json"
-    key = decoded_fingerprint(CACHE_FORMAT, {"largest_label": True}, index)
+    path = folder_cache_dir(index.root, cache_root) / "labels-found.json"
+    key = decoded_fingerprint(CACHE_FORMAT, {"labels_found": True}, index)
     try:
         document = read_json(path)
         if isinstance(document, dict) and document.get("fingerprint") == key:
-            return int(document["largest"]), True
+            return [int(label) for label in document["labels"]], True
     except (CheckpointError, KeyError, TypeError, ValueError):
         pass  # none yet, or damaged: count
     masks = [mask for pairs in index.pairs.values() for _, mask in pairs]
-    largest = largest_label(index.root, masks)
+    labels = labels_found(index.root, masks)
     with suppress(OSError):  # a read-only data root: count again next time
         path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_json(path, {"fingerprint": key, "largest": largest})
-    return largest, False
+        atomic_write_json(path, {"fingerprint": key, "labels": labels})
+    return labels, False
 
 
-def largest_label(root: Path, masks: Sequence[str], workers: int | None = None) -> int:
-    """The largest class index below ``IGNORE`` in the mask files ``masks`` (relative to
-    ``root``): one pass, on threads, holding one mask per thread. Unreadable masks are left
+def labels_found(root: Path, masks: Sequence[str], workers: int | None = None) -> list[int]:
+    """The class indices below ``IGNORE`` that the mask files ``masks`` (relative to ``root``)
+    hold, sorted: one pass, on threads, holding one mask per thread. Unreadable masks are left
     out here (decoding names them)."""
 
-    def largest(mask: str) -> int:
+    def found(mask: str) -> set[int]:
         try:
             values = np.unique(read_mask(root / mask))
         except ImageDecodeError:
-            return 0
-        below = values[values < IGNORE]
-        return int(below.max()) if len(below) else 0
+            return set()
+        return {int(value) for value in values[values < IGNORE]}
 
-    return max(parallel(largest, masks, workers), default=0)
+    return sorted(set().union(*parallel(found, masks, workers)))
 
 
 def _outside(present: np.ndarray, classes: int) -> int | None:
@@ -248,6 +255,7 @@ def _arrays(
         members = np.array(chosen, np.int64)
         splits[split] = Split(arrays[0][members], arrays[1][members])
         files[split] = [rows[i][1][0] for i in members]
+    notes += ignore_note(sum(map(ignore_counts, splits["train"].labels), IgnoreCounts())) if "train" in splits else []
     sizes = Counter(f"{decoded[i].size[0]}x{decoded[i].size[1]}" for i in good)
     modes = Counter(decoded[i].mode for i in good)
     report = SourceReport(files, sorted(skipped), dict(sizes.most_common()), dict(modes.most_common()), notes)

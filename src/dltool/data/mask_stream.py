@@ -7,19 +7,26 @@ arrays. Without ``classes.txt`` the classes are numbered 0..the largest label, f
 pass over the mask files (one mask in memory per thread) and remembered beside the folder's
 caches until a file changes; the memory loader finds it on the masks it decodes. Pairs that
 cannot be used (unreadable, sizes that differ, a label outside the classes) are named when a
-worker meets them and left out.
+worker meets them and left out. The share of ignored pixels (``ignore_note``) is measured on
+up to 64 training masks spread over the split, as the memory loader measures it on them all.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 from dltool.config.schema import DataConfig
 from dltool.data.arrays import ImageArrays, SourceReport
-from dltool.data.budget import choose_loader, decoded_shape, sample_headers, stream_shape
+from dltool.data.budget import HEADER_SAMPLE, choose_loader, decoded_shape, sample_headers, stream_shape
+from dltool.data.decoding import parallel
 from dltool.data.files import mask_file_arrays
-from dltool.data.mask_decode import numbered, remembered_largest_label
-from dltool.data.masks import index_masks
+from dltool.data.images import ImageDecodeError
+from dltool.data.mask_decode import numbered, read_mask, remembered_labels
+from dltool.data.mask_notes import IgnoreCounts, ignore_counts, ignore_note, unused_labels_note
+from dltool.data.masks import MaskIndex, index_masks
+from dltool.tasks.pixels import IGNORE
 
 
 def streamed_masks(config: DataConfig, folder: Path) -> tuple[ImageArrays | None, list[str]]:
@@ -37,11 +44,30 @@ def streamed_masks(config: DataConfig, folder: Path) -> tuple[ImageArrays | None
     shape = stream_shape(config, headers, len(images))
     classes = index.classes
     if classes is None:
-        largest, remembered = remembered_largest_label(index, config.root)
-        classes = numbered(largest)
+        labels, remembered = remembered_labels(index, config.root)
+        classes = numbered(max(labels, default=0))
         source = "counted before, files unchanged" if remembered else "no classes.txt"
         lines.append(f"classes 0..{len(classes) - 1}: the largest label of the {len(images):,} masks ({source})")
+        lines += unused_labels_note(labels)
     arrays = mask_file_arrays(index, (shape.channels, shape.height, shape.width), classes)
     files = {split: [image for image, _ in pairs] for split, pairs in index.pairs.items()}
-    report = SourceReport(files, index.skipped, {}, {}, [])  # no sizes nor modes: nothing is decoded here
+    report = SourceReport(files, index.skipped, {}, {}, _sampled_ignore(index))  # no sizes nor modes: none decoded
     return ImageArrays(arrays.classes, arrays.splits, report), [*lines, *index.notes, *shape.notes]
+
+
+def _sampled_ignore(index: MaskIndex, count: int = HEADER_SAMPLE) -> list[str]:
+    """``ignore_note`` of ``count`` training masks spread evenly over the split."""
+    masks = [mask for _, mask in index.pairs.get("train", [])]
+    picked = masks[:: max(1, len(masks) // count)][:count]
+    counts = parallel(lambda mask: _ignore_counts(index, mask), picked, None)
+    return ignore_note(sum(counts, IgnoreCounts()), "sampled training masks")
+
+
+def _ignore_counts(index: MaskIndex, mask: str) -> IgnoreCounts:
+    """``ignore_counts`` of ``mask`` (none when it cannot be read: a worker names it)."""
+    try:
+        raw = read_mask(index.root / mask)
+    except ImageDecodeError:
+        return IgnoreCounts()
+    lut = np.arange(IGNORE + 1) if index.lut is None else np.array(index.lut)
+    return ignore_counts(np.maximum(lut[np.clip(raw, 0, IGNORE)], 0))  # -1, no label: a worker names it

@@ -7,6 +7,8 @@ are (N, T), NaN where missing. Keypoint targets are (N, K + 2, 2), see ``POINT_R
 
 - rows 0..K-1: each point (x, y) as a share of the width and height of the image the model
   sees, moved by the same fit as its image; NaN where missing or cut off by the crop;
+- rows 0..K-1 also NaN where the CSV put the point beyond the stored image (x over its
+  width, y over its height): named in a note (``outside_note``), as a typo is likely;
 - row K: the pixels of the stored image per unit of x and of y (errors in pixels);
 - row K+1: the distance (px of the stored image) that normalises the NME — the image's
   diagonal, or the distance between the two ``data.nme_points`` — and the PCK threshold,
@@ -20,21 +22,23 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from dltool._text import counted, first_few
 from dltool.config.schema import DataConfig
 from dltool.data.arrays import ImageArrays, SourceReport, Split
 from dltool.data.cache import cached, decoded_fingerprint, fit_cache_name, folder_cache_dir
 from dltool.data.decoding import common_size, parallel, split_members
 from dltool.data.images import ImageDecodeError, fit_image, read_image, to_channels
 from dltool.data.resize import fit_transform
-from dltool.data.tables import TableIndex
+from dltool.data.tables import Row, TableIndex
 from dltool.errors import DatasetError
 
-CACHE_FORMAT = "dltool-table/1"
+CACHE_FORMAT = "dltool-table/2"  # 2: the report notes points beyond their image
 POINT_ROWS = 2  # rows after the K points: the pixel scale, then (NME normaliser, PCK threshold)
 
 
@@ -78,6 +82,8 @@ def decode_table(index: TableIndex, config: DataConfig, workers: int | None = No
         raise DatasetError(f"{index.root}: none of its {len(rows)} rows is usable{first}")
     if config.channels is None and max(decoded[i].channels for i in good) == 1:
         images = images[:, :1]  # every image grey: its one channel (to_channels(·, 3) repeated it)
+    if index.kind == "points":
+        notes += outside_note([rows[i][1] for i in good], [decoded[i].stored for i in good], index.names)
     fit = PointFit(size, config.crop_pct, index.names, config)
     splits, files = {}, {}
     for split, members in split_members(rows, good, index.rows, index.root, ("row", "rows"), notes).items():
@@ -112,6 +118,20 @@ class PointFit:
             else float(np.linalg.norm(points[self.pair[0]] - points[self.pair[1]]))
         )
         return np.concatenate([fitted, per_unit[None], [[norm, self.alpha * norm]]])
+
+
+def outside_note(rows: Sequence[Row], sizes: Sequence[tuple[int, int]], names: list[str]) -> list[str]:
+    """A note naming the points of ``rows`` beyond their stored image (``sizes``: (width,
+    height) row by row), which are missing; none when every point lies inside."""
+    far = [
+        f"{path}: {name} at ({x:g}, {y:g}) in {width}x{height}"
+        for (path, numbers), (width, height) in zip(rows, sizes, strict=True)
+        for name, x, y in zip(names, numbers[::2], numbers[1::2], strict=True)
+        if x > width or y > height
+    ]
+    return (
+        [f"{counted(len(far), 'point')} beyond the image taken as missing (a typo?): {first_few(far)}"] if far else []
+    )
 
 
 def shares(points: np.ndarray, scale: np.ndarray, offset: np.ndarray, size: tuple[int, int]) -> np.ndarray:

@@ -20,7 +20,7 @@ from dltool.data.budget import choose_loader, decoded_shape, sample_headers, str
 from dltool.data.decoding import parallel
 from dltool.data.files import FileSplit
 from dltool.data.images import ImageDecodeError, read_size
-from dltool.data.table_decode import PointFit
+from dltool.data.table_decode import PointFit, outside_note
 from dltool.data.tables import Row, TableIndex, index_table
 from dltool.errors import DatasetError
 
@@ -47,8 +47,16 @@ def streamed_table(config: DataConfig, folder: Path) -> tuple[ImageArrays | None
     unreadable = [(path, size) for path, size in stored.items() if isinstance(size, str)]
     if not splits:
         raise DatasetError(f"{index.root}: none of its {len(images)} rows is usable (first: {unreadable[0][0]})")
-    report = SourceReport(files, sorted(index.skipped + unreadable), {}, {}, list(index.notes))
+    notes = [*index.notes, *_outside(index, stored)]
+    report = SourceReport(files, sorted(index.skipped + unreadable), {}, {}, notes)
     return ImageArrays(index.names, splits, report), [*lines, *shape.notes]
+
+
+def _outside(index: TableIndex, stored: dict[str, tuple[int, int] | str]) -> list[str]:
+    """``outside_note`` of the rows whose image's size was read (a regression folder has none)."""
+    sizes = {path: size for path, size in stored.items() if isinstance(size, tuple)}
+    rows = [row for split_rows in index.rows.values() for row in split_rows if row[0] in sizes]
+    return outside_note(rows, [sizes[path] for path, _ in rows], index.names)
 
 
 def _stored_sizes(index: TableIndex) -> dict[str, tuple[int, int] | str]:

@@ -7,9 +7,15 @@ required), or one pool ``ROOT/images/`` + ``ROOT/<csv>`` split by ``data.val_fra
 - ``points.csv`` (keypoints): header ``file,x1,y1,x2,y2,...``; a point's name is what its
   two columns share besides x/y (``x1,y1`` → ``1``, ``nose_x,nose_y`` → ``nose``). Values are
   pixels of the image as stored (x to the right, y down, from its top-left corner; a pixel's
-  centre is at +0.5); an empty or negative value marks the point missing.
+  centre is at +0.5); an empty or negative value marks the point missing. A point beyond
+  the image (x over its width, y over its height) is missing too, named in a note when the
+  image's size is known (``dltool.data.table_decode.outside_note``): x=480 for a 48-px
+  image is a typo to see, not a point to drop unseen.
 - ``targets.csv`` (regression): header ``file,NAME,...``, one number per named target; an
   empty value is missing.
+
+A cell spelled ``nan`` is missing as an empty one is, and its lines are named in a note
+(``TableIndex.notes``): a value that failed to compute should not pass unseen.
 
 ``file`` is a path inside the split's ``images/`` folder. A row with the wrong number of
 columns, a value that is not a number, a file that does not exist, or a file an earlier row
@@ -27,6 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from dltool._io import file_stamp
+from dltool._text import first_few
 from dltool.data.folders import SPLITS
 from dltool.data.masks import IMAGES
 from dltool.errors import DatasetError
@@ -74,14 +81,15 @@ def index_table(root: Path, val_fraction: float = 0.1, test_fraction: float = 0.
     names: list[str] = []
     rows: dict[str, list[Row]] = {}
     skipped: list[tuple[str, str]] = []
+    notes: list[str] = []
     for split, base in bases.items():
-        split_names, rows[split], bad = read_table(root, base / first.name, kind)
+        split_names, rows[split], bad, nans = read_table(root, base / first.name, kind)
         if names and split_names != names:
             raise DatasetError(f"{base / first.name}: names {', '.join(split_names)}; train names {', '.join(names)}")
-        names, skipped = split_names, skipped + bad
-    notes: list[str] = []
+        names, skipped, notes = split_names, skipped + bad, notes + nans
     if bases == {"train": root}:
-        rows, notes = _drawn(rows["train"], val_fraction, test_fraction, seed)
+        rows, drawn = _drawn(rows["train"], val_fraction, test_fraction, seed)
+        notes += drawn
     if not any(rows.values()):
         where = f" (first skipped: {skipped[0][0]}: {skipped[0][1]})" if skipped else ""
         raise DatasetError(f"{root}: no usable row in {first.name}{where}")
@@ -89,8 +97,8 @@ def index_table(root: Path, val_fraction: float = 0.1, test_fraction: float = 0.
     return TableIndex(root, kind, names, rows, skipped, notes, [(file, *file_stamp(root / file)) for file in images])
 
 
-def read_table(root: Path, path: Path, kind: str) -> tuple[list[str], list[Row], list[tuple[str, str]]]:
-    """(names, good rows, skipped (place, reason)) of one CSV."""
+def read_table(root: Path, path: Path, kind: str) -> tuple[list[str], list[Row], list[tuple[str, str]], list[str]]:
+    """(names, good rows, skipped (place, reason), notes) of one CSV."""
     with open(path, newline="", encoding="utf-8-sig") as file:
         lines = list(csv.reader(file))
     where = path.relative_to(root).as_posix()
@@ -101,6 +109,7 @@ def read_table(root: Path, path: Path, kind: str) -> tuple[list[str], list[Row],
     rows: list[Row] = []
     skipped: list[tuple[str, str]] = []
     listed: dict[str, int] = {}  # image -> the line that gave its targets
+    nans: list[int] = []  # lines kept with a cell spelled 'nan'
     for number, line in enumerate(lines[1:], 2):
         if not any(cell.strip() for cell in line):
             continue
@@ -114,7 +123,20 @@ def read_table(root: Path, path: Path, kind: str) -> tuple[list[str], list[Row],
         else:
             listed[image] = number
             rows.append((image, row[1]))
-    return names, rows, skipped
+            nans += [number] if _spelled_nan(line) else []
+    return names, rows, skipped, _nan_note(where, nans)
+
+
+def _spelled_nan(line: list[str]) -> bool:
+    return any(cell.strip().lstrip("+-").lower() == "nan" for cell in line[1:])
+
+
+def _nan_note(where: str, lines: list[int]) -> list[str]:
+    if not lines:
+        return []
+    named = first_few([str(n) for n in lines])
+    lines_named = f"line{'s' if len(lines) > 1 else ''} {named}"
+    return [f"{where} {lines_named}: 'nan' is taken as a missing value (an empty cell says so; a typo?)"]
 
 
 def column_names(columns: list[str], kind: str, path: Path) -> list[str]:

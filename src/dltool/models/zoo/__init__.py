@@ -78,6 +78,14 @@ def init_keywords(model_class: type) -> set[str]:
     return {p.name for p in taken if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)} - {"num_classes"}
 
 
+def registered_architectures(prefix: str) -> list[str]:
+    """The architectures the model registry names ``PREFIX:ARCH`` one by one (torchvision's
+    segmentation networks), which the family's own list leaves out: a typo's suggestions."""
+    from dltool.models import models  # at call time: dltool.models imports this module
+
+    return [e.name.partition(":")[2] for e in models if not e.family and e.name.startswith(f"{prefix}:")]
+
+
 def is_weights_file(pretrained: bool | str) -> bool:
     return isinstance(pretrained, str) and pretrained.lower().endswith(WEIGHT_SUFFIXES)
 
@@ -108,7 +116,8 @@ class ZooParams(ModelParams):
         prefix, arch, impl = cls.family_impl(name)
         known = impl.architectures()
         if arch not in known:
-            hint = did_you_mean(arch, known) or suggest(arch, known)
+            names = {*known, *registered_architectures(prefix)}
+            hint = did_you_mean(arch, names) or suggest(arch, names)
             raise ValueError(f"unknown {prefix} architecture {arch!r}{hint} (see: dltool list models --zoo {prefix})")
         return name
 
