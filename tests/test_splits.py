@@ -18,6 +18,7 @@ from dltool.data.splits import DEFAULT_TEST_FRACTION, with_test_fraction
 from dltool.engine.device import resolve_precision
 from dltool.engine.distributed import World
 from dltool.engine.setup import build_components
+from pointdata import points_folder
 
 CLASSES, PER_CLASS = 3, 20
 
@@ -114,3 +115,10 @@ def test_a_registered_test_split_is_kept(tmp_path: Path) -> None:
 def test_a_bad_test_fraction_is_a_usage_error_naming_the_field(cli, value: str) -> None:
     result = cli("train", "digits-mlp", "--set", f"data.test_fraction={value}", code=2)
     assert "data.test_fraction" in result.stderr
+
+
+def test_a_test_split_drawn_from_points_is_said_to_be_drawn_at_random(tmp_path: Path) -> None:
+    # Masks and points have no classes to keep in proportion; the note said "stratified".
+    root = points_folder(tmp_path / "points", {"train": 20}, size=16)
+    data = prepare_data(with_test_fraction(load_config("digits-mlp", [f"data.name={root}"]).data))
+    assert any("2 images (data.test_fraction 0.1, at random) held out" in note for note in data.messages())

@@ -60,9 +60,10 @@ def draw_missing_splits(splits: dict[str, AnySplit], config: DataConfig, notes: 
     val split's choices ever see it, then the val split."""
     if "test" not in splits and config.test_fraction:
         splits["train"], splits["test"] = _held_out(splits["train"], config, config.test_fraction, "test")
+        drawn = "stratified" if splits["test"].labels.ndim == 1 else "at random"  # masks, points: no classes to keep
         notes.append(
             f"{config.name} has no test split: {len(splits['test']):,} images (data.test_fraction "
-            f"{config.test_fraction:g}, stratified) held out as the test split; nothing trains or validates on them"
+            f"{config.test_fraction:g}, {drawn}) held out as the test split; nothing trains or validates on them"
         )
     if config.cv_folds:
         if "val" in splits:
