@@ -194,6 +194,19 @@ def test_plain_listing_never_imports_torch_and_zoo_listing_is_json() -> None:
     models = json.loads(listed.stdout)["models"]
     assert [m["name"] for m in models] == ["torchvision:resnet101", "torchvision:resnet152", "torchvision:resnet18"]
     assert models[-1]["pretrained"] == ["IMAGENET1K_V1", "DEFAULT"]
+    # The segmentation networks, registered one by one, were missing from the family's list
+    # (which the unknown-name error points to).
+    segmentation = json.loads(
+        subprocess.run(
+            [sys.executable, "-m", "dltool", "list", "models", "--zoo", "torchvision", "lraspp", "--json"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    )["models"]
+    assert segmentation == [
+        {"name": "torchvision:lraspp_mobilenet_v3_large", "pretrained": ["COCO_WITH_VOC_LABELS_V1", "DEFAULT"]}
+    ]
 
 
 def test_list_models_names_the_families_and_unknown_family_suggests(cli) -> None:

@@ -35,16 +35,20 @@ def listing(kind: str | None = None) -> dict[str, list[dict[str, Any]]]:
 def zoo_listing(family: str, pattern: str | None = None) -> dict[str, Any]:
     """The architectures of zoo ``family`` (``torchvision``, ``timm``) whose name holds ``pattern``
     (or matches it, as a glob with ``*?[``), each with its pretrained weights tags. Imports torch."""
-    from dltool.models.zoo import FAMILIES
+    from dltool.models.zoo import FAMILIES, registered_architectures
 
     if family not in FAMILIES:
         raise UnknownNameError("zoo family", family, FAMILIES, hint="dltool list models")
     impl = FAMILIES[family].impl()
     tags = impl.all_weight_tags()
-    names = [arch for arch in impl.architectures() if _matches(arch, pattern)]
+    # The family's classifiers, then the networks the registry names one by one (segmentation).
+    every = [*impl.architectures(), *registered_architectures(family)]
+    names = [arch for arch in every if _matches(arch, pattern)]
     return {
         "family": family,
-        "models": [{"name": f"{family}:{arch}", "pretrained": tags.get(arch, [])} for arch in names],
+        "models": [
+            {"name": f"{family}:{arch}", "pretrained": tags.get(arch) or impl.weight_tags(arch)} for arch in names
+        ],
     }
 
 
