@@ -211,7 +211,14 @@ def test_a_task_trains_only_on_the_data_it_is_for(tmp_path: Path, cli) -> None:
 def test_stats_and_visualize_of_a_points_folder(tmp_path: Path, cli) -> None:
     root = points_folder(tmp_path / "pts", {"train": 8, "val": 4}, size=16)
     report = json.loads(cli("stats", root, "--json").stdout)
-    assert report["classes"] == ["1", "2"] and report["splits"]["train"]["per_class"] is None
+    assert report["classes"] == ["1", "2"] and report["targets"] == "points" and report["imbalance"] is None
+    # Per point, the images holding it (it was "-" for each, under "N classes"): every image
+    # of this folder holds both.
+    train = report["splits"]["train"]
+    assert train["per_class"] == {"1": train["n"], "2": train["n"]} and train["n"] > 0
+    text = cli("stats", root).stderr
+    assert "2 points, images" in text and "sizes: 16x16 ×12\n" in text  # no empty "; modes: " after it
+    assert "1 image (data.test_fraction 0.1, at random) held out" in text  # not "1 images"
     # visualize DATASET was refused for points ("holds points, not classes"), though README lists it.
     out = tmp_path / "viz"
     written = cli("visualize", root, "--out", out).stdout.split()

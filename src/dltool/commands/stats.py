@@ -44,12 +44,17 @@ def stats(
         _show_record(report)
 
 
+# What a dataset's names name, by its targets; the rows of points count the images holding each.
+NOUNS = {"points": ("point", "points"), "values": ("target", "targets")}
+
+
 def _show_dataset(report: dict[str, Any]) -> None:
     shape = "×".join(map(str, report["image_shape"]))
-    stderr.print(f"[bold]{report['name']}[/]: {len(report['classes'])} classes, images {shape}", soft_wrap=True)
+    noun, nouns = NOUNS.get(report["targets"], ("class", "classes"))
+    stderr.print(f"[bold]{report['name']}[/]: {len(report['classes'])} {nouns}, images {shape}", soft_wrap=True)
     splits = report["splits"]
     table = Table(box=None, padding=(0, 2, 0, 0), title_justify="left")
-    table.add_column("class", no_wrap=True)
+    table.add_column(noun, no_wrap=True)
     for name, split in splits.items():
         header = f"{name} (= {split['same_as']})" if "same_as" in split else name
         table.add_column(header, justify="right", no_wrap=True)
@@ -62,7 +67,9 @@ def _show_dataset(report: dict[str, Any]) -> None:
     stderr.print(table)
     lines = [f"normalised with mean {_floats(report['mean'])}, std {_floats(report['std'])} (the train split's)"]
     if report["sizes"] is not None:
-        lines.append("sizes: " + _counts(report["sizes"]) + "; modes: " + _counts(report["modes"]))
+        lines.append(
+            "sizes: " + _counts(report["sizes"]) + ("; modes: " + _counts(report["modes"]) if report["modes"] else "")
+        )
     duplicates = report["duplicates"]
     across = ", ".join(f"{pair} {n}" for pair, n in duplicates["across"].items()) or "-"
     within = ", ".join(f"{name} {n}" for name, n in duplicates["within"].items())

@@ -175,3 +175,8 @@ def label_counts(labels: np.ndarray, classes: int) -> np.ndarray:
     """Samples per class (labels (N,)), or of masks (N, H, W) pixels per class, ignored
     pixels (255) left out: (classes,) int64."""
     return np.bincount(np.asarray(labels).reshape(-1), minlength=classes)[:classes]
+
+
+def point_counts(labels: np.ndarray, points: int) -> np.ndarray:
+    """Per point of keypoint labels (N, K + 2, 2), the images where it is present: (K,) int64."""
+    return (~np.isnan(np.asarray(labels)[:, :points]).any(2)).sum(0)

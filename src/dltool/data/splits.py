@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from dltool._text import counted
 from dltool.config.schema import DataConfig
 from dltool.data.arrays import AnySplit
 from dltool.errors import ConfigError, DatasetError
@@ -62,7 +63,7 @@ def draw_missing_splits(splits: dict[str, AnySplit], config: DataConfig, notes: 
         splits["train"], splits["test"] = _held_out(splits["train"], config, config.test_fraction, "test")
         drawn = "stratified" if splits["test"].labels.ndim == 1 else "at random"  # masks, points: no classes to keep
         notes.append(
-            f"{config.name} has no test split: {len(splits['test']):,} images (data.test_fraction "
+            f"{config.name} has no test split: {counted(len(splits['test']), 'image')} (data.test_fraction "
             f"{config.test_fraction:g}, {drawn}) held out as the test split; nothing trains or validates on them"
         )
     if config.cv_folds:

@@ -13,13 +13,14 @@ from typing import Any
 import numpy as np
 
 from dltool.config.schema import DataConfig
-from dltool.data.arrays import ImageArrays, Split, label_counts, target_kind
+from dltool.data.arrays import ImageArrays, Split, label_counts, point_counts, target_kind
 from dltool.data.files import FileSplit
 from dltool.data.prepare import Counting, channel_stats, load_arrays, prepare_data
 from dltool.errors import UsageError
 
 SPLIT_ORDER = ("train", "val", "test")
 Phases = Callable[[str, int, int], None]  # (phase, done, total), for a progress display
+CLASSES = ("labels", "masks")  # targets of classes (points and values have none)
 # Duplicate groups listed by name in the report; all are counted.
 EXAMPLES_SHOWN = 20
 
@@ -55,10 +56,11 @@ def dataset_stats(config: DataConfig, split: str | None = None, progress: Phases
         "kind": "dataset",
         "name": config.name,
         "classes": data.classes,
+        "targets": target_kind(data.splits["train"].labels),
         "image_shape": list(data.in_shape),
         "mean": data.mean,
         "std": data.std,
-        "imbalance": _imbalance(_class_counts(data.splits["train"].labels, data.classes)),
+        "imbalance": _class_imbalance(data.splits["train"].labels, data.classes),
         "splits": splits,
         "sizes": source.sizes if source else None,
         "modes": source.modes if source else None,
@@ -83,15 +85,23 @@ def _split_stats(
     return {
         "n": len(split),
         "per_class": None if counts is None else {name: int(c) for name, c in zip(classes, counts, strict=True)},
-        "imbalance": _imbalance(counts),
+        "imbalance": _imbalance(counts) if target_kind(split.labels) in CLASSES else None,
         "mean": mean,
         "std": std,
     }
 
 
 def _class_counts(labels: np.ndarray, classes: list[str]) -> np.ndarray | None:
-    """Images per class (of masks: pixels); None for points and values, which have no classes."""
-    return label_counts(labels, len(classes)) if target_kind(labels) in ("labels", "masks") else None
+    """Images per class (of masks: pixels), of keypoints the images where each point is
+    present; None for regression values."""
+    kind = target_kind(labels)
+    if kind == "points":
+        return point_counts(labels, len(classes))
+    return label_counts(labels, len(classes)) if kind in CLASSES else None
+
+
+def _class_imbalance(labels: np.ndarray, classes: list[str]) -> float | None:
+    return _imbalance(label_counts(labels, len(classes))) if target_kind(labels) in CLASSES else None
 
 
 def _imbalance(counts: np.ndarray | None) -> float | None:
