@@ -132,7 +132,8 @@ NAMED_SECTIONS = ("model", "optimizer", "scheduler", "loss")
 def parse_set(assignment: str) -> Layer:
     """``'optimizer.lr=1e-3'`` → ``{'optimizer': {'lr': 0.001}}`` (the value read as YAML)."""
     key, sep, text = assignment.partition("=")
-    key = key.strip() + (".name" if key.strip() in NAMED_SECTIONS else "")
+    key = key.strip()
+    key += ".name" if key in NAMED_SECTIONS else ""
     if not sep or not re.fullmatch(r"[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)+", key):
         raise UsageError(
             f"--set {quote(assignment)}: expected section.key=value, e.g. --set optimizer.lr=0.01 "

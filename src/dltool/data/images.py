@@ -27,7 +27,6 @@ A file that is not an image, is truncated or corrupt, or is a decompression bomb
 from __future__ import annotations
 
 import functools
-import importlib
 import importlib.util
 import math
 import threading

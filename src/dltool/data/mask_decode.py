@@ -78,7 +78,7 @@ def decode_masks(
     width = channels or 3
     images = np.zeros((len(rows), width, *size), np.uint8)
     masks = np.zeros((len(rows), *size), np.uint8)
-    lut = _lut(index)
+    lut = mask_lut(index)
 
     def one(i: int) -> _Pair:
         _, (image_path, mask_path) = rows[i]
@@ -170,7 +170,7 @@ def resize_mask(mask: np.ndarray, size: Sequence[int]) -> np.ndarray:
     return np.asarray(Image.fromarray(mask).resize((width, height), Image.Resampling.NEAREST))
 
 
-def _lut(index: MaskIndex) -> np.ndarray:
+def mask_lut(index: MaskIndex) -> np.ndarray:
     """Raw mask value (0..255) → class index, -1 for none."""
     if index.lut is not None:
         return np.array(index.lut, np.int32)

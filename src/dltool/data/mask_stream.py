@@ -23,7 +23,7 @@ from dltool.data.budget import HEADER_SAMPLE, choose_loader, decoded_shape, samp
 from dltool.data.decoding import parallel
 from dltool.data.files import mask_file_arrays
 from dltool.data.images import ImageDecodeError
-from dltool.data.mask_decode import numbered, read_mask, remembered_labels
+from dltool.data.mask_decode import mask_lut, numbered, read_mask, remembered_labels
 from dltool.data.mask_notes import IgnoreCounts, ignore_counts, ignore_note, unused_labels_note
 from dltool.data.masks import MaskIndex, index_masks
 from dltool.tasks.pixels import IGNORE
@@ -59,15 +59,15 @@ def _sampled_ignore(index: MaskIndex, count: int = HEADER_SAMPLE) -> list[str]:
     """``ignore_note`` of ``count`` training masks spread evenly over the split."""
     masks = [mask for _, mask in index.pairs.get("train", [])]
     picked = masks[:: max(1, len(masks) // count)][:count]
-    counts = parallel(lambda mask: _ignore_counts(index, mask), picked, None)
+    lut = mask_lut(index)
+    counts = parallel(lambda mask: _ignore_counts(index.root / mask, lut), picked, None)
     return ignore_note(sum(counts, IgnoreCounts()), "sampled training masks")
 
 
-def _ignore_counts(index: MaskIndex, mask: str) -> IgnoreCounts:
-    """``ignore_counts`` of ``mask`` (none when it cannot be read: a worker names it)."""
+def _ignore_counts(path: Path, lut: np.ndarray) -> IgnoreCounts:
+    """``ignore_counts`` of the mask at ``path`` through ``lut`` (none when it cannot be read: a worker names it)."""
     try:
-        raw = read_mask(index.root / mask)
+        raw = read_mask(path)
     except ImageDecodeError:
         return IgnoreCounts()
-    lut = np.arange(IGNORE + 1) if index.lut is None else np.array(index.lut)
     return ignore_counts(np.maximum(lut[np.clip(raw, 0, IGNORE)], 0))  # -1, no label: a worker names it

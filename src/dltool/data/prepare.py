@@ -237,6 +237,13 @@ def has_masks(config: DataConfig) -> bool:
     return datasets.get(config.name).params.sized if folder is None else is_mask_folder(folder)
 
 
+def require_run_folder(name: str, remedy: str) -> None:
+    """A run's ``data.name`` that was an image folder and is no longer there: named, with
+    ``remedy`` (the option that points the command at where it is now)."""
+    if name not in datasets and not Path(name).expanduser().exists():
+        raise DatasetError(f"{name}: the run's image folder is gone (moved or deleted); {remedy}")
+
+
 def require_data(config: DataConfig) -> None:
     """The error ``prepare_data`` would raise for ``data.name`` (an unknown name, a file, a
     missing folder), before anything slower is checked or read."""
@@ -315,5 +322,6 @@ __all__ = [
     "given_splits",
     "load_arrays",
     "prepare_data",
+    "require_run_folder",
     "with_crop_pct",
 ]

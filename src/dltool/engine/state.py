@@ -13,10 +13,11 @@ from dltool._version import __version__
 from dltool.config.schema import Config
 from dltool.config.validate import validate_config
 from dltool.data import datasets
+from dltool.data.prepare import require_run_folder
 from dltool.engine.checkpoint import capture_rng, load_checkpoint, restore_rng, save_checkpoint
 from dltool.engine.distributed import gather_to_main
 from dltool.engine.setup import Components
-from dltool.errors import CheckpointError, ConfigError, DatasetError, UsageError
+from dltool.errors import CheckpointError, ConfigError, UsageError
 
 CHECKPOINT_FORMAT = "dltool-checkpoint/1"
 
@@ -180,10 +181,8 @@ def check_epochs_left(config: Config, checkpoint: dict[str, Any]) -> None:
 def _check_data_moves(saved: str, given: str | None) -> None:
     """A run's image folder may have moved: ``--dataset NEW_PATH`` says where (the resumed run
     then checks its classes and files as for any folder); a registered dataset is itself."""
-    if given is None and saved not in datasets and not Path(saved).exists():
-        raise DatasetError(
-            f"{saved}: the run's image folder is gone (moved or deleted); resume with --dataset NEW_PATH"
-        )
+    if given is None:
+        require_run_folder(saved, "resume with --dataset NEW_PATH")
     if given is not None and given != saved and (saved in datasets or given in datasets):
         raise UsageError(
             f"data.name {given}: the run trains on {saved}; on resume --dataset names where its folder is now"

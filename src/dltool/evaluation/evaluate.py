@@ -13,12 +13,11 @@ import numpy as np
 import dltool.tasks as tasks
 from dltool._io import atomic_write_json, slug
 from dltool.config.schema import DataConfig
-from dltool.data import datasets
 from dltool.data.arrays import Split
 from dltool.data.files import FileSplit, joined
 from dltool.data.folders import SPLITS
 from dltool.data.loader import BatchLoader
-from dltool.data.prepare import PreparedData, files_fitted_to, prepare_data
+from dltool.data.prepare import PreparedData, files_fitted_to, prepare_data, require_run_folder
 from dltool.data.stream import DecodePool, StreamLoader, resolve_workers
 from dltool.errors import DatasetError, UnknownNameError, UsageError
 from dltool.evaluation.model import default_batch_size
@@ -181,12 +180,8 @@ def data_changed_line(changed: dict[str, dict[str, int]]) -> str:
 
 
 def _data_config(trained: Trained, data: str | None, root: str | None) -> DataConfig:
-    own = trained.config.data.name
-    if data is None and own not in datasets and not Path(own).expanduser().exists():
-        raise DatasetError(
-            f"{own}: the run's image folder is gone (moved or deleted); "
-            "--data FOLDER scores a folder with the same classes"
-        )
+    if data is None:
+        require_run_folder(trained.config.data.name, "--data FOLDER scores a folder with the same classes")
     update: dict[str, Any] = {k: v for k, v in {"name": data, "root": root}.items() if v is not None}
     if data is not None:  # other data is shaped like the model's input, as predict does
         channels, height, width = trained.in_shape
