@@ -13,7 +13,7 @@ import torch.nn.functional as F
 
 from conftest import StopAfter
 from dltool.config import load_config
-from dltool.config.schema import AugmentConfig
+from dltool.config.augment import AugmentConfig
 from dltool.data.arrays import Split
 from dltool.data.augment import Augmenter, crop_and_flip, cutout
 from dltool.data.loader import BatchLoader

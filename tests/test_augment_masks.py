@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from dltool.config.schema import AugmentConfig
+from dltool.config.augment import AugmentConfig
 from dltool.data.arrays import Split
 from dltool.data.augment import Augmenter
 from dltool.data.loader import BatchLoader

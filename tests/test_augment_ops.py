@@ -9,7 +9,7 @@ import torch
 import torchvision.transforms.v2.functional as TF
 from torchvision.transforms import InterpolationMode
 
-from dltool.config.schema import AugmentConfig
+from dltool.config.augment import AugmentConfig
 from dltool.data import autoaugment, colour
 from dltool.data.augment import STREAMS, Augmenter
 from dltool.data.draws import sample_uniforms

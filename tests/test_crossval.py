@@ -12,7 +12,7 @@ import yaml
 from conftest import folder_with_val
 from dltool.config import load_config
 from dltool.data.prepare import prepare_data
-from dltool.data.splits import stratified_fold, with_test_fraction
+from dltool.data.splits import for_new_run, stratified_fold
 
 FAST = ["--epochs", "1", "--set", "train.limit_batches=2"]
 
@@ -37,7 +37,7 @@ def test_a_folds_val_is_out_of_its_train_and_every_fold_has_the_same_test_split(
     splits = []
     for fold in range(3):
         config = load_config("digits-mlp", ["data.cv_folds=3", f"data.cv_fold={fold}"])
-        data = prepare_data(with_test_fraction(config.data))
+        data = prepare_data(for_new_run(config.data))
         splits.append({name: images(split) for name, split in data.splits.items()})
     pool = sorted(splits[0]["train"] + splits[0]["val"])
     for fold in splits:

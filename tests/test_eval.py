@@ -263,9 +263,16 @@ def test_a_run_whose_image_folder_is_gone_says_so_and_how_to_score_another(cli, 
     assert json.loads(cli("eval", run, "--data", tmp_path / "moved", "--json").stdout)["n"] == 12
 
 
-def test_eval_after_photos_were_added_says_the_drawn_splits_may_hold_training_images(cli, tmp_path: Path) -> None:
-    # The val and test splits are drawn from the folder's files: with more files they are
-    # drawn again, and training images can land in them. eval scored them without a word.
+@pytest.mark.parametrize(
+    ("split_by", "why"),
+    [("shuffle", "may hold images the model trained on"), ("name", "so no file moved between splits")],
+)
+def test_eval_after_photos_were_added_says_what_the_drawn_splits_hold(
+    cli, tmp_path: Path, split_by: str, why: str
+) -> None:
+    # The val and test splits are drawn from the folder's files: shuffled, they are drawn
+    # again with more files, and training images can land in them (eval scored them without a
+    # word); drawn by file name, each file keeps its split.
     from PIL import Image
 
     folder = tmp_path / "photos"
@@ -273,18 +280,18 @@ def test_eval_after_photos_were_added_says_the_drawn_splits_may_hold_training_im
         (folder / label).mkdir(parents=True)
         for i in range(10):
             Image.new("RGB", (12, 12), (20 * i, 200 if label == "cat" else 0, 9 * i)).save(folder / label / f"{i}.png")
-    config = load_config("digits-mlp", [f"data.name={folder}", "train.epochs=1", "data.test_fraction=0.2"])
-    run = train(config, create_run_dir(tmp_path / "runs", "photos")).run_dir
-    assert json.loads((run / "summary.json").read_text())["split_sizes"] == {"train": 14, "val": 2, "test": 4}
+    overrides = [f"data.name={folder}", "train.epochs=1", "data.test_fraction=0.2", f"data.split_by={split_by}"]
+    run = train(load_config("digits-mlp", overrides), create_run_dir(tmp_path / "runs", "photos")).run_dir
+    sizes = json.loads((run / "summary.json").read_text())["split_sizes"]
     same = cli("eval", run, "--json")
     assert "data_changed" not in json.loads(same.stdout) and "warning" not in same.stderr
     for i in range(10, 15):
         Image.new("RGB", (12, 12), (20, 200, 9 * i)).save(folder / "cat" / f"{i}.png")
     changed = cli("eval", run, "--json")
     record = json.loads(changed.stdout)["data_changed"]
-    assert record["train"]["trained"] == 14 and record["train"]["now"] > 14
-    assert "warning: the data changed since the run trained (train 14 → " in changed.stderr
-    assert "may hold images the model trained on" in changed.stderr
+    assert record["split_by"] == split_by and record["train"]["trained"] == sizes["train"] < record["train"]["now"]
+    assert f"warning: the data changed since the run trained (train {sizes['train']} → " in changed.stderr
+    assert why in changed.stderr
 
 
 def test_eval_of_a_folder_whose_most_common_size_changed_fits_it_to_the_model(cli, tmp_path: Path) -> None:
@@ -305,7 +312,7 @@ def test_eval_of_a_folder_whose_most_common_size_changed_fits_it_to_the_model(cl
         Image.new("RGB", (20, 10), (7 * i, 200, 9)).save(folder / "cat" / f"{i}.png")
     document = json.loads(cli("eval", run, "--json").stdout)
     assert document["data_changed"]["train"]["now"] > document["data_changed"]["train"]["trained"]
-    assert document["n"] == 7 and sum(sum(row) for row in document["confusion_matrix"]) == 7
+    assert document["n"] == 11 and sum(sum(row) for row in document["confusion_matrix"]) == 11
     cli("visualize", run, "--out", tmp_path / "report")  # the same split batches: exit 0
 
 

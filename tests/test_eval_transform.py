@@ -77,7 +77,7 @@ def test_keypoint_and_mask_folders_of_photos_fit_each_file_as_predict_decodes_it
         Image.fromarray(np.full((480, 640), i, np.uint8)).save(pairs / "masks" / f"p{i}.png")
     (points / "train" / "points.csv").write_text("file,x,y\n" + "".join(f"p{i}.jpg,320,{200 + i}\n" for i in range(3)))
 
-    table = load_table(index_table(points, val_fraction=0), DataConfig(name=str(points), image_size=32, crop_pct=0.875))
+    table = load_table(index_table(points), DataConfig(name=str(points), image_size=32, crop_pct=0.875))
     masks = decode_masks(index_masks(pairs), 32, 3)
     for arrays, root, crop_pct in ((table, points / "train" / "images", 0.875), (masks, pairs / "images", None)):
         files = arrays.source.files["train"]  # type: ignore[union-attr]

@@ -158,7 +158,7 @@ def test_train_on_a_messy_folder_names_each_bad_file_once(cli, tmp_path: Path) -
     for path, reason in bad.items():
         lines = [line for line in result.stderr.splitlines() if path in line]
         assert len(lines) == 1 and reason in lines[0] and str(root / path) in lines[0]
-    assert "2 images (data.test_fraction 0.1, stratified) held out as the test split" in result.stderr
+    assert "2 images (data.test_fraction 0.1, by file name, stratified) held out as the test split" in result.stderr
     assert json.loads((run / "classes.json").read_text()) == ["cat", "dog"]
     data = prepare_data(load_config("digits-mlp", [f"data.name={root}", "data.image_size=16"]).data)
     assert data.in_shape == (3, 16, 16)

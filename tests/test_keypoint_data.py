@@ -10,7 +10,7 @@ import pytest
 import torch
 from PIL import Image
 
-from dltool.config.schema import AugmentConfig
+from dltool.config.augment import AugmentConfig
 from dltool.config.validate import validate_config
 from dltool.data.augment import Augmenter
 from dltool.data.keypoints import flip_order, move_points
@@ -218,7 +218,7 @@ def test_stats_and_visualize_of_a_points_folder(tmp_path: Path, cli) -> None:
     assert train["per_class"] == {"1": train["n"], "2": train["n"]} and train["n"] > 0
     text = cli("stats", root).stderr
     assert "2 points, images" in text and "sizes: 16x16 ×12\n" in text  # no empty "; modes: " after it
-    assert "1 image (data.test_fraction 0.1, at random) held out" in text  # not "1 images"
+    assert "1 image (data.test_fraction 0.1, by file name) held out" in text  # not "1 images"
     # visualize DATASET was refused for points ("holds points, not classes"), though README lists it.
     out = tmp_path / "viz"
     written = cli("visualize", root, "--out", out).stdout.split()

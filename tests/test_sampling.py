@@ -14,7 +14,8 @@ from PIL import Image
 from safetensors.torch import load_file
 
 from dltool.config import load_config
-from dltool.config.schema import AugmentConfig, DataConfig
+from dltool.config.augment import AugmentConfig
+from dltool.config.schema import DataConfig
 from dltool.data.arrays import Split
 from dltool.data.loader import BatchLoader, epoch_order
 from dltool.data.sampling import SAMPLERS

@@ -12,7 +12,7 @@ from PIL import Image
 from dltool.config import load_config
 from dltool.config.schema import DataConfig
 from dltool.data.prepare import prepare_data
-from dltool.data.splits import with_test_fraction
+from dltool.data.splits import for_new_run
 from dltool.models.build import build_model
 
 
@@ -113,7 +113,7 @@ def test_a_folder_streams_through_its_cache_with_plain_progress_lines(cli, tmp_p
     assert "decoding" not in again.stderr  # the cache (the one train reads) has the pixels
     report = json.loads(first.stdout)
     assert json.loads(again.stdout) == report
-    data = prepare_data(with_test_fraction(DataConfig(name=str(root))))  # as stats splits it
+    data = prepare_data(for_new_run(DataConfig(name=str(root))))  # as stats splits it
     for name, split in data.splits.items():  # the chunked, indexed passes give the exact figures
         pixels = split.images.astype(np.float64) / 255
         assert np.allclose(report["splits"][name]["mean"], pixels.mean(axis=(0, 2, 3)), atol=1e-12, rtol=0)

@@ -21,11 +21,12 @@ from safetensors.torch import load_file
 
 from conftest import dltool_command, run_dltool
 from dltool.config import load_config
-from dltool.config.schema import AugmentConfig
+from dltool.config.augment import AugmentConfig
 from dltool.data.augment import Augmenter
 from dltool.data.files import FileSplit
 from dltool.data.images import read_image, read_resized_crop
 from dltool.data.prepare import prepare_data
+from dltool.data.splits import for_new_run
 from dltool.data.stream_samples import train_image
 from dltool.engine import resume, train
 from dltool.engine.checkpoint import load_checkpoint
@@ -187,7 +188,7 @@ def test_an_unreadable_file_is_named_once_and_left_out(cli, tmp_path: Path) -> N
 
     run = Path(result.stdout.strip())
     document = json.loads(cli("eval", run, "--split", "val", "--json").stdout)
-    val = prepare_data(config(folder, "data.loader=stream").data).splits["val"]
+    val = prepare_data(for_new_run(config(folder, "data.loader=stream").data)).splits["val"]  # the run's val
     assert document["n"] + len(document.get("skipped", [])) == len(val)
 
 
@@ -211,7 +212,7 @@ def test_a_run_stopped_mid_epoch_resumes_from_that_batch_to_the_same_weights(tmp
     run = create_run_dir(tmp_path / "runs", "stopped")
     stopped = train(config(folder, *settings), run, observer=StopAfter(stop, 11), stop=stop)
     assert stopped.status == "interrupted"
-    assert load_checkpoint(run.last_checkpoint)["progress"]["batch"] == 4  # 11 steps: the 7 batches of epoch 1, then 4
+    assert load_checkpoint(run.last_checkpoint)["progress"]["batch"] == 3  # 11 steps: the 8 batches of epoch 1, then 3
     assert resume(run).status == "completed"
     assert (run.path / "model.safetensors").read_bytes() == (reference / "model.safetensors").read_bytes()
 

@@ -14,7 +14,8 @@ import yaml
 from PIL import Image
 
 from dltool.config import load_config
-from dltool.config.schema import AugmentConfig, DataConfig
+from dltool.config.augment import AugmentConfig
+from dltool.config.schema import DataConfig
 from dltool.data.augment import Augmenter
 from dltool.data.files import FileSplit
 from dltool.data.loader import BatchLoader

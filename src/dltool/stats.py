@@ -33,11 +33,11 @@ def stats(
             f"{target}: expected a dataset name or folder, a run directory, or a checkpoint (.pt, .safetensors)"
         )
     from dltool.config.schema import DataConfig
-    from dltool.data.splits import with_test_fraction
+    from dltool.data.splits import for_new_run
     from dltool.data.stats import dataset_stats
 
     # The splits a new run would train, validate and test on.
-    return dataset_stats(with_test_fraction(DataConfig(name=target)), split, progress)
+    return dataset_stats(for_new_run(DataConfig(name=target)), split, progress)
 
 
 def _no_split(split: str | None, what: str) -> None:

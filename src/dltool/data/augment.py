@@ -38,7 +38,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from dltool.config.schema import AugmentConfig
+from dltool.config.augment import AugmentConfig
 from dltool.data import autoaugment, colour
 from dltool.data.draws import sample_uniforms
 from dltool.data.geometry import BOX_DRAWS, affine_matrices, crop_matrices, erasing_boxes, resized_crop_boxes, warp

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 import numpy as np
 import torch
 
-from dltool.config.schema import AugmentConfig
+from dltool.config.augment import AugmentConfig
 from dltool.data.arrays import Split, target_kind
 from dltool.data.augment import Augmenter, to_device
 from dltool.data.keypoints import moved_targets

@@ -22,7 +22,7 @@ from dltool.data.mask_decode import load_masks
 from dltool.data.mask_stream import streamed_masks
 from dltool.data.masks import index_masks, is_mask_folder
 from dltool.data.resize import fit_images
-from dltool.data.splits import draw_missing_splits
+from dltool.data.splits import Draw, draw_missing_splits
 from dltool.data.subsets import per_class, select_classes
 from dltool.data.table_decode import load_table
 from dltool.data.table_stream import streamed_table
@@ -98,7 +98,7 @@ def prepare_data(
     if "train" not in splits:
         raise DatasetError(f"{config.name}: has no train split to train on (found: {', '.join(splits)})")
     _refuse_empty(config.name, splits)
-    draw_missing_splits(splits, config, notes)
+    draw_missing_splits(splits, config, notes, arrays.source)
     if config.train_per_class is not None:  # after the val draw: val and test stay whole
         splits["train"] = per_class(splits["train"], config.train_per_class, config.split_seed)
         notes.append(f"data.train_per_class {config.train_per_class}: {len(splits['train'])} training images kept")
@@ -206,9 +206,7 @@ def load_arrays(config: DataConfig, progress: Counting | None = None) -> ImageAr
         fit = {"image_size": config.image_size, "channels": config.channels} if entry.params.sized else {}
         return entry.load()(root=config.root, **fit)
     if table_file(folder):
-        return load_table(
-            index_table(folder, config.val_fraction, config.test_fraction or 0.0, config.split_seed), config
-        )
+        return load_table(index_table(folder, Draw.of(config)), config)
     if is_mask_folder(folder):
         index = index_masks(folder)
         size, channels = config.image_size, config.channels

@@ -20,6 +20,7 @@ from dltool.data.budget import choose_loader, decoded_shape, sample_headers, str
 from dltool.data.decoding import parallel
 from dltool.data.files import FileSplit
 from dltool.data.images import ImageDecodeError, read_size
+from dltool.data.splits import Draw
 from dltool.data.table_decode import PointFit, outside_note
 from dltool.data.tables import Row, TableIndex, index_table
 from dltool.errors import DatasetError
@@ -28,7 +29,7 @@ from dltool.errors import DatasetError
 def streamed_table(config: DataConfig, folder: Path) -> tuple[ImageArrays | None, list[str]]:
     """A keypoint or regression folder as file lists when ``data.loader`` streams it (None:
     held in memory), and the choice's lines."""
-    index = index_table(folder, config.val_fraction, config.test_fraction or 0.0, config.split_seed)
+    index = index_table(folder, Draw.of(config))
     images = [path for rows in index.rows.values() for path, _ in rows]
     headers = sample_headers(index.root, images)
     choice = choose_loader(config, len(images), decoded_shape(config, headers))

@@ -36,6 +36,7 @@ from dltool._io import file_stamp
 from dltool._text import first_few
 from dltool.data.folders import SPLITS
 from dltool.data.masks import IMAGES
+from dltool.data.splits import Draw, named_indices
 from dltool.errors import DatasetError
 
 TABLES = {"points.csv": "points", "targets.csv": "values"}  # file name → what its numbers are
@@ -68,9 +69,9 @@ def table_file(root: Path) -> Path | None:
     return None
 
 
-def index_table(root: Path, val_fraction: float = 0.1, test_fraction: float = 0.0, seed: int = 0) -> TableIndex:
+def index_table(root: Path, draw: Draw = Draw()) -> TableIndex:
     """Read the CSV(s) of folder ``root`` (see the module docstring); the one-pool layout is
-    split by ``val_fraction`` and ``test_fraction`` with ``seed``."""
+    split as ``draw`` says."""
     first = table_file(root)
     if first is None:
         files = " or ".join(TABLES)
@@ -88,7 +89,7 @@ def index_table(root: Path, val_fraction: float = 0.1, test_fraction: float = 0.
             raise DatasetError(f"{base / first.name}: names {', '.join(split_names)}; train names {', '.join(names)}")
         names, skipped, notes = split_names, skipped + bad, notes + nans
     if bases == {"train": root}:
-        rows, drawn = _drawn(rows["train"], val_fraction, test_fraction, seed)
+        rows, drawn = _drawn(rows["train"], draw)
         notes += drawn
     if not any(rows.values()):
         where = f" (first skipped: {skipped[0][0]}: {skipped[0][1]})" if skipped else ""
@@ -181,13 +182,28 @@ def _row(line: list[str], width: int, kind: str, images: Path) -> tuple[tuple[st
     return (name, tuple(values)), ""
 
 
-def _drawn(pool: list[Row], val_fraction: float, test_fraction: float, seed: int) -> tuple[dict, list[str]]:
-    """The one pool split into train, val (and test): a seeded permutation."""
-    order = np.random.default_rng(seed).permutation(len(pool))
-    n_test = round(test_fraction * len(pool))
-    n_val = max(1, round(val_fraction * len(pool))) if len(pool) > 1 else 0
+def _drawn(pool: list[Row], draw: Draw) -> tuple[dict, list[str]]:
+    """The one pool split into train, val (and test): by the files' names, or a seeded shuffle."""
+    picked = _by_name(pool, draw) if draw.by_name else _shuffled(len(pool), draw)
+    rows = {name: [pool[i] for i in sorted(indices)] for name, indices in picked.items()}
+    shares = ", ".join(f"{len(rows[name])} {name}" for name in picked)
+    how = "by file name" if draw.by_name else "seeded"
+    return rows, [f"one pool of {len(pool)} rows split by data.val_fraction/test_fraction ({how}): {shares}"]
+
+
+def _shuffled(count: int, draw: Draw) -> dict[str, np.ndarray]:
+    order = np.random.default_rng(draw.seed).permutation(count)
+    n_test = round(draw.test_fraction * count)
+    n_val = max(1, round(draw.val_fraction * count)) if count > 1 else 0
     test, val, train = order[:n_test], order[n_test : n_test + n_val], order[n_test + n_val :]
-    splits = {"train": train, "val": val, **({"test": test} if n_test else {})}
-    rows = {name: [pool[i] for i in sorted(picked)] for name, picked in splits.items()}
-    shares = ", ".join(f"{len(rows[name])} {name}" for name in splits)
-    return rows, [f"one pool of {len(pool)} rows split by data.val_fraction/test_fraction (seeded): {shares}"]
+    return {"train": train, "val": val, **({"test": test} if n_test else {})}
+
+
+def _by_name(pool: list[Row], draw: Draw) -> dict[str, np.ndarray]:
+    """Test first, then val from the rest, each file by its name (``named_indices``)."""
+    rest, picked = np.arange(len(pool)), {}
+    for split, fraction in (("test", draw.test_fraction), ("val", draw.val_fraction)):
+        if fraction:
+            held = rest[named_indices(np.zeros(len(rest)), [pool[i][0] for i in rest], fraction, draw.seed, split)]
+            picked[split], rest = held, np.setdiff1d(rest, held)
+    return {"train": rest, **{split: picked[split] for split in ("val", "test") if split in picked}}

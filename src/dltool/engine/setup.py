@@ -24,7 +24,7 @@ from dltool.data.loader import BatchLoader
 from dltool.data.normalise import Normalise
 from dltool.data.prepare import PreparedData, prepare_data, require_data, with_crop_pct
 from dltool.data.sources import require_downloaded
-from dltool.data.splits import with_test_fraction
+from dltool.data.splits import for_new_run
 from dltool.data.stream import DecodePool, StreamLoader, resolve_workers
 from dltool.engine.device import Precision, channels_last_wanted, on_cuda_when_auto, resolve_device
 from dltool.engine.distributed import World
@@ -210,7 +210,7 @@ def _resolved_data(config: Config, fresh: bool) -> Config:
     # The evaluation crop is fixed before any decoding (an image folder's cache is made with it);
     # a new run's test split is held out, a resumed run keeps the splits it was recorded with.
     data = with_crop_pct(config.data)
-    return config.model_copy(update={"data": with_test_fraction(data) if fresh else data})
+    return config.model_copy(update={"data": for_new_run(data) if fresh else data})
 
 
 def absolute_paths(config: Config) -> Config:

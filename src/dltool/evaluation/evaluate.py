@@ -156,27 +156,31 @@ DRAWN_AGAIN = (
     "a split drawn from it (val, or test by data.test_fraction) is drawn again from the files as they are now "
     "and may hold images the model trained on"
 )
+DRAWN_BY_NAME = "its val and test splits are drawn by file name (data.split_by), so no file moved between splits"
 
 
-def _data_changes(trained: Trained, prepared: PreparedData) -> dict[str, dict[str, int]]:
+def _data_changes(trained: Trained, prepared: PreparedData) -> dict[str, Any]:
     """Each split whose size differs from the one the run trained with (summary.json's
-    ``split_sizes``; none recorded before 2026-12-07): files were added to or removed from
-    its folder, and a split drawn from it (val, or test by ``data.test_fraction``) is drawn
-    again from the files as they are, so it may now hold images the model trained on."""
+    ``split_sizes``; none recorded before 2026-12-07): files were added to or removed from its
+    folder. With ``split_by`` shuffle, a split drawn from it (val, or test by
+    ``data.test_fraction``) is drawn again and may now hold images the model trained on."""
     summary = RunDir(trained.run_dir).read_summary() if trained.run_dir else None
     trained_with = (summary or {}).get("split_sizes") or {}
     now = {name: len(split.labels) for name, split in prepared.splits.items()}
-    return {
+    changed: dict[str, Any] = {
         name: {"trained": trained_with[name], "now": count}
         for name, count in now.items()
         if isinstance(trained_with.get(name), int) and trained_with[name] != count
     }
+    return changed and {"split_by": trained.config.data.split_by or "shuffle", **changed}
 
 
-def data_changed_line(changed: dict[str, dict[str, int]]) -> str:
+def data_changed_line(changed: dict[str, Any]) -> str:
     """The warning for ``_data_changes``' record, for people."""
-    sizes = ", ".join(f"{name} {sizes['trained']:,} → {sizes['now']:,}" for name, sizes in changed.items())
-    return f"the data changed since the run trained ({sizes} images): {DRAWN_AGAIN}"
+    splits = {name: sizes for name, sizes in changed.items() if isinstance(sizes, dict)}
+    sizes = ", ".join(f"{name} {sizes['trained']:,} → {sizes['now']:,}" for name, sizes in splits.items())
+    why = DRAWN_BY_NAME if changed.get("split_by") == "name" else DRAWN_AGAIN
+    return f"the data changed since the run trained ({sizes} images): {why}"
 
 
 def _data_config(trained: Trained, data: str | None, root: str | None) -> DataConfig:

@@ -40,9 +40,9 @@ def visualize_dataset(
     from dltool.config.schema import DataConfig
     from dltool.data.arrays import target_kind
     from dltool.data.prepare import prepare_data
-    from dltool.data.splits import with_test_fraction
+    from dltool.data.splits import for_new_run
 
-    data = prepare_data(with_test_fraction(DataConfig(name=name, root=root)))
+    data = prepare_data(for_new_run(DataConfig(name=name, root=root)))
     splits = [s for s in SPLIT_ORDER if s in data.splits and not (s == "test" and data.test_is_val)]
     if split not in data.splits:
         raise UsageError(f"--split {split}: {name} has splits {', '.join(splits)}")
