@@ -316,6 +316,25 @@ def test_eval_of_a_folder_whose_most_common_size_changed_fits_it_to_the_model(cl
     cli("visualize", run, "--out", tmp_path / "report")  # the same split batches: exit 0
 
 
+def test_eval_of_another_folder_for_a_non_square_model_decodes_it_once(cli, tmp_path: Path, data_dir: Path) -> None:
+    # It was decoded at its own size rule (into a memory cache written to the data root that
+    # nothing reads again), found to be the wrong shape, then read again fitted to the model.
+    from PIL import Image
+
+    folders = tmp_path / "photos", tmp_path / "other"
+    for folder, size in zip(folders, ((16, 12), (40, 30)), strict=True):
+        for label in ("cat", "dog"):
+            (folder / label).mkdir(parents=True)
+            for i in range(6):
+                colour = (20 * i, 200 if label == "cat" else 0, 9 * i)
+                Image.new("RGB", size, colour).save(folder / label / f"{i}.png")
+    config = load_config("digits-mlp", [f"data.name={folders[0]}", "train.epochs=1"])
+    run = train(config, create_run_dir(tmp_path / "runs", "photos")).run_dir
+    document = json.loads(cli("eval", run, "--data", folders[1], "--json").stdout)
+    assert document["split"] == "all" and document["n"] == 12
+    assert not list((data_dir / "folders").glob(f"{folders[1].name}-*"))  # nothing decoded to a cache
+
+
 def test_per_class_scores_as_csv_and_parquet_tables(cli, run: Path, tmp_path: Path) -> None:
     document = json.loads(cli("eval", run, "--json", "--per-class-out", tmp_path / "classes.csv").stdout)
     cli("eval", run, "--per-class-out", tmp_path / "tables" / "classes.parquet")  # its folder is made

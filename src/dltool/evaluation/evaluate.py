@@ -117,7 +117,7 @@ def evaluate_split(
     if split not in SPLITS:  # before any data is read
         raise UnknownNameError("split", split, SPLITS)
     data_config = _data_config(trained, data, root)
-    prepared = prepare_model_input(trained, data_config)
+    prepared = prepare_model_input(trained, data_config, other=data is not None)
     chosen = _split(prepared, split, data_config.name)
     if data is not None and prepared.test_is_val and split != "train":
         # A folder of class folders with no test/ of its own: score every image in it.
@@ -139,11 +139,14 @@ def evaluate_split(
     return Evaluation(document | scored.document, samples, scored.outputs, prepared.mean, prepared.std)
 
 
-def prepare_model_input(trained: Trained, config: DataConfig) -> PreparedData:
+def prepare_model_input(trained: Trained, config: DataConfig, *, other: bool = False) -> PreparedData:
     """``config``'s data made into ``trained``'s input. A folder trained without
     ``data.image_size`` took the size most of its images shared, and files added since may
-    change it: its files are then read fitted to the model's input, as predict reads them."""
-    prepared = prepare_data(config)
+    change it: its files are then read fitted to the model's input, as predict reads them.
+    ``other`` data than the run's, for a model whose input is not square (no image_size says
+    it), is read so straight away: decoded at its own size first, it was decoded twice."""
+    fitted = files_fitted_to(config, trained.in_shape) if other and config.image_size is None else None
+    prepared = prepare_data(config, fitted)
     if prepared.in_shape == trained.in_shape:
         return prepared
     if (files := files_fitted_to(config, trained.in_shape)) is None:
