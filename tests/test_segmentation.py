@@ -116,6 +116,7 @@ def test_predict_replaces_its_own_masks_but_no_ground_truth_mask_or_input_withou
     before = truth.read_bytes()
     refused = cli("predict", run, image, "--out", pool / "masks", code=2).stderr
     assert "masks/s2_000.png already exists (and is not a dltool predict output)" in refused
+    assert "or choose another --out folder" in refused  # not "another file": --out names a folder
     assert truth.read_bytes() == before
     assert "is an input of dltool predict" in cli("predict", run, image, "--out", pool / "images", code=2).stderr
     assert "is a file" in cli("predict", run, image, "--out", truth, code=2).stderr

@@ -91,7 +91,14 @@ class _Output:
 
     def check(self, target: Path, image: str) -> None:
         """Refuse to replace ``target`` where it is the input ``image`` or a file of the user's."""
-        check_output(target, kind="dltool predict", force=self.force, same_kind=is_marked, inputs=[Path(image)])
+        check_output(
+            target,
+            kind="dltool predict",
+            force=self.force,
+            same_kind=is_marked,
+            inputs=[Path(image)],
+            elsewhere="another --out folder",
+        )
 
 
 def _segmented(model: InferenceModel, chunk: Chunk, output: _Output) -> Iterator[MaskWritten | Unreadable]:

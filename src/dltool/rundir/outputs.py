@@ -19,12 +19,13 @@ def check_output(
     force: bool = False,
     same_kind: Callable[[Path], bool] | None = None,
     inputs: Iterable[Path] = (),
+    elsewhere: str = "another file",
 ) -> None:
     """Refuse to write ``path`` where that would destroy something the user did not name as
     an output: never over a symlink, device, FIFO or other non-regular file, one of the
     command's ``inputs`` or a run's own files; over another existing, non-empty file only
     when it is an earlier output of this ``kind`` (``same_kind``; None: none is replaced
-    without ``force``) or with ``force``."""
+    without ``force``) or with ``force``. ``elsewhere``: what the user may choose instead."""
     try:
         info = os.lstat(path)
     except FileNotFoundError:
@@ -33,10 +34,10 @@ def check_output(
         raise UsageError(f"{path} is {_file_type(info.st_mode)}, not a regular file; write {kind} output elsewhere")
     if is_run_file(path) or any(_same_file(path, other) for other in inputs):
         owner = "a run's own file" if is_run_file(path) else f"an input of {kind}"
-        raise UsageError(f"{path} is {owner}; write the output to another file")
+        raise UsageError(f"{path} is {owner}; write the output to {elsewhere}")
     if info.st_size and not force and not (same_kind is not None and same_kind(path)):
         unlike = f" (and is not a {kind} output)" if same_kind is not None else ""
-        raise UsageError(f"{path} already exists{unlike}; pass --force to replace it, or choose another file")
+        raise UsageError(f"{path} already exists{unlike}; pass --force to replace it, or choose {elsewhere}")
 
 
 def is_run_file(path: Path) -> bool:
