@@ -390,7 +390,10 @@ def test_a_run_whose_folder_moved_resumes_with_dataset_as_it_would_have_in_place
     gone = cli("train", "--resume", moved_run, "--epochs", "2", code=1)
     assert f"{root}: the run's image folder is gone (moved or deleted); resume with --dataset NEW_PATH" in gone.stderr
     other = cli("train", "--resume", moved_run, "--epochs", "2", "--dataset", "digits", code=2)
-    assert f"data.name digits: the run trains on {root}; on resume --dataset names where" in other.stderr
+    assert f"data.name digits: the run trains on {root}, a folder: --dataset names where it is now" in other.stderr
+    digits_run = Path(cli("train", "digits-mlp", "--epochs", "1", "--set", "train.batch_size=512").stdout.strip())
+    refused = cli("train", "--resume", digits_run, "--epochs", "2", "--dataset", tmp_path / "disk2", code=2).stderr
+    assert "the run trains on digits, a registered dataset, found by its name; start a new run" in refused
     cli("train", "--resume", moved_run, "--epochs", "2", "--dataset", tmp_path / "disk2")
     moved, in_place = (load_file(r / "model.safetensors") for r in (moved_run, run))  # the metadata names the folder
     assert moved.keys() == in_place.keys() and all(np.array_equal(moved[k], in_place[k]) for k in moved)

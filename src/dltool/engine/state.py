@@ -184,8 +184,13 @@ def _check_data_moves(saved: str, given: str | None) -> None:
     if given is None:
         require_run_folder(saved, "resume with --dataset NEW_PATH")
     if given is not None and given != saved and (saved in datasets or given in datasets):
+        what = (
+            "a registered dataset, found by its name"
+            if saved in datasets
+            else "a folder: --dataset names where it is now"
+        )
         raise UsageError(
-            f"data.name {given}: the run trains on {saved}; on resume --dataset names where its folder is now"
+            f"data.name {given}: the run trains on {saved}, {what}; start a new run to train on other data"
         )
 
 
