@@ -46,12 +46,12 @@ def read_points(csv_path: Path) -> dict[str, np.ndarray]:
     return {Path(cells[0]).name: np.array(cells[1:], float).reshape(-1, 2) for cells in (ln.split(",") for ln in lines)}
 
 
-def values_folder(dots: Path, root: Path) -> Path:
-    """The red dot's x and y as named targets of the same images (every fifth y missing)."""
+def values_folder(dots: Path, root: Path, names: str = "red_x,red_y") -> Path:
+    """The red dot's x and y as targets ``names`` of the same images (every fifth y missing)."""
     for split in ("train", "val", "test"):
         (root / split).mkdir(parents=True)
         (root / split / "images").symlink_to(dots / split / "images")
         points = read_points(dots / split / "points.csv")
         rows = [f"{name},{p[0, 0]:g},{'' if i % 5 == 0 else p[0, 1]}" for i, (name, p) in enumerate(points.items())]
-        (root / split / "targets.csv").write_text("file,red_x,red_y\n" + "\n".join(rows) + "\n")
+        (root / split / "targets.csv").write_text(f"file,{names}\n" + "\n".join(rows) + "\n")
     return root

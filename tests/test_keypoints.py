@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from dltool import api
@@ -125,6 +126,17 @@ def test_regression_on_named_targets(dots: Path, tmp_path: Path, cli) -> None:
         cli("predict", quantized.path, dots / "test" / "images" / "test-0001.png", "--format", "jsonl").stdout
     )
     assert set(int8_line["values"]) == {"red_x", "red_y"}
+
+
+def test_predict_writes_a_target_named_label_to_parquet_as_numbers(dots: Path, tmp_path: Path, cli) -> None:
+    # Parquet's column types went by name: a target called "label" was made a text column,
+    # and writing its numbers failed with a pyarrow traceback.
+    overrides = {**regression(values_folder(dots, tmp_path / "values", "label,red_y")), "train.epochs": 1}
+    run = api.train("digits-mlp", overrides=overrides, runs_dir=tmp_path / "runs").run_dir
+    cli("predict", run, dots / "test" / "images", "--output", tmp_path / "rows.parquet")
+    rows = pd.read_parquet(tmp_path / "rows.parquet")
+    assert list(rows.columns) == ["path", "label", "red_y"] and len(rows) == 60
+    assert rows["label"].dtype == rows["red_y"].dtype == np.float64
 
 
 @pytest.mark.parametrize(

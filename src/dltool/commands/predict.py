@@ -19,6 +19,7 @@ from dltool.commands._output import Tally, stderr
 
 Opt = typer.Option
 FORMATS = ("csv", "jsonl", "parquet", "table")
+Columns = tuple[list[str], set[str]]  # the rows' columns, and those of them that hold text
 Workers = Annotated[
     int | None,
     Opt(
@@ -66,7 +67,7 @@ def predict(
     prepare_process(workers)
     from dltool.commands._predict_masks import COLUMNS, check_options, mask_rows
     from dltool.evaluation.predict import predict as predict_images
-    from dltool.evaluation.predict import prediction_columns, read_path_lines
+    from dltool.evaluation.predict import prediction_columns, read_path_lines, text_columns
     from dltool.export.inference import load_inference_model
 
     model = load_inference_model(target, device=device, amp=amp)
@@ -76,11 +77,11 @@ def predict(
     _check_output(output, target, paths, force)
     if masks:  # the rows say where each mask went; the same formats and --output as labels
         options = {"overlay": overlay, "batch_size": batch_size, "workers": workers, "force": force}
-        rows, columns = mask_rows(model, inputs, out, options), list(COLUMNS)
+        rows, columns, text = mask_rows(model, inputs, out, options), list(COLUMNS), set(COLUMNS)
     else:
         rows = predict_images(model, inputs, top_k=top_k or 3, batch_size=batch_size, workers=workers)
-        columns = prediction_columns(model, top_k or 3)
-    _report(_write_labels(rows, chosen, output, columns), strict)
+        columns, text = prediction_columns(model, top_k or 3), text_columns(model, top_k or 3)
+    _report(_write_labels(rows, chosen, output, (columns, text)), strict)
 
 
 def prepare_process(workers: int | None) -> None:
@@ -90,13 +91,15 @@ def prepare_process(workers: int | None) -> None:
         wait_passively()
 
 
-def _write_labels(rows: Iterable[Any], chosen: str, output: Path | None, columns: list[str]) -> Tally:
-    """The rows in format ``chosen`` to ``output`` (else stdout)."""
+def _write_labels(rows: Iterable[Any], chosen: str, output: Path | None, columns: Columns) -> Tally:
+    """The rows in format ``chosen`` to ``output`` (else stdout); ``columns``: their names, and
+    those that hold text."""
+    names, text = columns
     if chosen == "parquet":
         assert output is not None  # _format asks for it
-        return _write_parquet(rows, output, columns)
+        return _write_parquet(rows, output, names, text)
     with _destination(output) as stream:
-        return _write_rows(rows, _WRITERS[chosen](stream, columns), stream.flush)
+        return _write_rows(rows, _WRITERS[chosen](stream, names), stream.flush)
 
 
 def _report(tally: Tally, strict: bool) -> None:
@@ -124,11 +127,11 @@ def _format(output_format: str | None, output: Path | None, masks: bool = False)
     return chosen
 
 
-def _write_parquet(rows: Iterable[Any], output: Path, columns: list[str]) -> Tally:
+def _write_parquet(rows: Iterable[Any], output: Path, columns: list[str], text: set[str]) -> Tally:
     from dltool.evaluation.tables import ParquetRows
 
     with _open_output(output, "wb") as file:
-        table = ParquetRows(file, columns)
+        table = ParquetRows(file, columns, text)
         tally = _write_rows(rows, table.write, lambda: None)
         table.close()
     return tally

@@ -64,6 +64,11 @@ def prediction_columns(model: InferenceModel, top_k: int) -> list[str]:
     return tasks.rows_of(model.task).columns(model.classes, _top(model, top_k))
 
 
+def text_columns(model: InferenceModel, top_k: int) -> set[str]:
+    """Which of ``prediction_columns`` hold text (Parquet's types)."""
+    return tasks.rows_of(model.task).text_columns(_top(model, top_k))
+
+
 def _check_predicts(model: InferenceModel) -> None:
     if tasks.info(model.task).rows is None:
         what = tasks.tasks.get(model.task).description.lower().rstrip(".")

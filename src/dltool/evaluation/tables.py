@@ -3,7 +3,7 @@ Parquet (pyarrow). One column layout per table, shared by the files and the Pyth
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from pathlib import Path
 from typing import IO, Any
 
@@ -22,21 +22,16 @@ def predictions_frame(rows: Iterable[Any], columns: list[str]) -> pd.DataFrame:
     return pd.DataFrame([row.values() for row in rows], columns=columns)
 
 
-def is_text_column(name: str) -> bool:
-    """Whether a predictions column holds text (``path``, labels, written masks' files and
-    classes) rather than numbers."""
-    return name in ("path", "mask", "overlay", "classes") or name.endswith("label")
-
-
 class ParquetRows:
     """Predictions streamed into a Parquet file (``file``: open for binary writing), a row group
-    at a time; ``close`` writes the footer that makes the file readable."""
+    at a time; ``close`` writes the footer that makes the file readable. ``text``: the columns
+    that hold text, the others numbers."""
 
-    def __init__(self, file: IO[bytes], columns: list[str]) -> None:
+    def __init__(self, file: IO[bytes], columns: list[str], text: Collection[str]) -> None:
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        fields = [pa.field(name, pa.string() if is_text_column(name) else pa.float64()) for name in columns]
+        fields = [pa.field(name, pa.string() if name in text else pa.float64()) for name in columns]
         self.schema = pa.schema(fields)
         self.writer = pq.ParquetWriter(file, self.schema)
         self.pending: list[list[Any]] = []

@@ -36,9 +36,12 @@ class Rows:
         raise NotImplementedError
 
     def columns(self, classes: list[str], top_k: int) -> list[str]:
-        """The columns of the rows (csv, Parquet, DataFrames): ``path`` first; a column named
-        ``path`` or ending in ``label`` holds text, the others numbers."""
+        """The columns of the rows (csv, Parquet, DataFrames): ``path`` first."""
         raise NotImplementedError
+
+    def text_columns(self, top_k: int) -> set[str]:
+        """The columns that hold text; the others hold numbers (a target may be named ``label``)."""
+        return {"path"}
 
 
 @dataclass(frozen=True)
@@ -85,6 +88,9 @@ class LabelRows(Rows):
     def columns(self, classes: list[str], top_k: int) -> list[str]:
         """``path, label, score, top1_label, top1_score, ...`` for ``top_k`` labels a row."""
         return ["path", "label", "score", *[f"top{i}_{f}" for i in range(1, top_k + 1) for f in ("label", "score")]]
+
+    def text_columns(self, top_k: int) -> set[str]:
+        return {"path", "label", *[f"top{i}_label" for i in range(1, top_k + 1)]}
 
 
 @dataclass(frozen=True)
