@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +12,7 @@ import torch
 from PIL import Image
 
 from dltool.config.augment import AugmentConfig
+from dltool.config.schema import DataConfig
 from dltool.config.validate import validate_config
 from dltool.data.augment import Augmenter
 from dltool.data.keypoints import flip_order, move_points
@@ -225,7 +227,6 @@ def test_stats_and_visualize_of_a_points_folder(tmp_path: Path, cli) -> None:
     assert sorted(Path(path).name for path in written) == ["report.html", "samples.png"]  # no class balance
     page = (out / "report.html").read_text()
     assert "2 points" in page and "Images where each point is present" in page
-    from dltool.config.schema import DataConfig
     from dltool.figures.points import points_samples_figure
 
     train = prepare_data(DataConfig(name=str(root))).splits["train"]
@@ -250,3 +251,23 @@ def test_bad_rows_are_named_and_counted_and_nothing_usable_is_exit_1(tmp_path: P
     csv.write_text("\n".join([good[0], *bad]) + "\n")
     failed = cli("train", "digits-mlp", *keypoints, "--runs-dir", tmp_path / "runs", code=1).stderr
     assert "no usable row in its train split" in failed
+
+
+@pytest.mark.parametrize(
+    ("header", "error"),
+    [
+        ("file,age,age", "target 'age' is named twice in the header"),
+        ("file,age,", "a target column has no name in the header"),
+        ("file,path,age", "a target named 'path' would hide predict's column of each image's path"),
+        ("file,x1,y1,x1,y1", "point '1' is named twice in the header"),
+    ],
+)
+def test_a_header_naming_a_column_twice_or_path_is_refused(tmp_path: Path, header: str, error: str) -> None:
+    # Two targets of one name trained a model whose rows lost one (JSON) or repeated it (CSV);
+    # a target named "path" wrote predict rows with two "path" columns (Parquet: a traceback).
+    table = "points.csv" if header.startswith("file,x") else "targets.csv"
+    (tmp_path / "images").mkdir()
+    Image.new("RGB", (8, 8)).save(tmp_path / "images" / "a.png")
+    (tmp_path / table).write_text(f"{header}\na.png,{','.join('1' * (header.count(',')))}\n")
+    with pytest.raises(DatasetError, match=re.escape(error)):
+        prepare_data(DataConfig(name=str(tmp_path)))

@@ -145,10 +145,22 @@ def column_names(columns: list[str], kind: str, path: Path) -> list[str]:
     if not columns:
         raise DatasetError(f"{path}: the header names no {'points' if kind == 'points' else 'targets'} after 'file'")
     if kind == "values":
-        return columns
+        return _distinct(columns, "target", path)
     if len(columns) % 2:
         raise DatasetError(f"{path}: {len(columns)} coordinate columns; points need two each (x, y)")
-    return [_point_name(x, y, path) for x, y in zip(columns[::2], columns[1::2])]
+    return _distinct([_point_name(x, y, path) for x, y in zip(columns[::2], columns[1::2])], "point", path)
+
+
+def _distinct(names: list[str], noun: str, path: Path) -> list[str]:
+    """``names``, each given and given once; a target is not named ``path``: predict's rows
+    name each image in a column of that name (two columns ``path`` in a CSV, one lost in JSON)."""
+    twice = sorted({name for name in names if names.count(name) > 1})
+    if "" in names or twice:
+        problem = f"{noun} {twice[0]!r} is named twice" if twice else f"a {noun} column has no name"
+        raise DatasetError(f"{path}: {problem} in the header")
+    if noun == "target" and "path" in names:
+        raise DatasetError(f"{path}: a target named 'path' would hide predict's column of each image's path; rename it")
+    return names
 
 
 def _point_name(x: str, y: str, path: Path) -> str:
