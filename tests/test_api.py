@@ -119,6 +119,8 @@ def test_evaluate_errors(run: Path, tmp_path: Path) -> None:
         evaluate(run, checkpoint="worst")  # type: ignore[arg-type]
     with pytest.raises(UsageError, match="tta 'twice': expected none or flip"):
         evaluate(run, tta="twice")  # type: ignore[arg-type]
+    with pytest.raises(UsageError, match="device 'gpu': expected auto, cpu, cuda, cuda:N or mps"):
+        evaluate(run, device="gpu")
     with pytest.raises(CheckpointError, match="no such run dir or checkpoint"):
         evaluate(tmp_path / "nothing")
 

@@ -348,3 +348,11 @@ def test_amp_is_named_and_refused_for_exports(cli, run: Path, images: Path, tmp_
     export = Path(cli("export", str(run), "--to", "torchscript").stdout.strip())
     result = cli("predict", str(export), str(images / "part0"), "--amp", "bf16", code=2)
     assert "autocasts a run's PyTorch model" in result.stderr
+
+
+@pytest.mark.parametrize("device", ["gpu", "cuda:x"])
+def test_a_device_that_is_no_device_name_is_a_usage_error(cli, run: Path, images: Path, device: str) -> None:
+    expected = f"device {device!r}: expected auto, cpu, cuda, cuda:N or mps"
+    for command in (["predict", run, images / "part0"], ["eval", run]):
+        result = cli(*command, "--device", device, code=2)
+        assert expected in result.stderr and "internal error" not in result.stderr
