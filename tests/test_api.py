@@ -153,6 +153,24 @@ def test_predict_labels_images_written_by_the_test(cli, capfd, run: Path, tmp_pa
     assert [r.path for r in single.rows] == [str(folder / "0.png")] and len(single.rows[0].top) == 3
 
 
+def test_predict_refuses_no_inputs_and_counts_the_command_refuses(run: Path, tmp_path: Path) -> None:
+    image = tmp_path / "0.png"
+    Image.fromarray(np.zeros((8, 8), np.uint8)).save(image)
+    with pytest.raises(UsageError, match="inputs: no images given"):
+        predict(run, [])  # a filtered list that came out empty: not "nothing predicted, all is well"
+    for keyword, value, expected in [
+        ("top_k", 0, "top_k 0: expected a whole number of at least 1"),
+        ("top_k", -1, "top_k -1: expected a whole number of at least 1"),
+        ("batch_size", 0, "batch_size 0: expected a whole number of at least 1"),
+        ("batch_size", -3, "batch_size -3: expected a whole number of at least 1"),
+        ("workers", -1, "workers -1: expected a whole number of at least 0"),
+    ]:
+        with pytest.raises(UsageError, match=expected):
+            predict(run, image, **{keyword: value})
+    with pytest.raises(UsageError, match="batch_size 0: expected a whole number of at least 1"):
+        evaluate(run, batch_size=0)
+
+
 def test_export_writes_the_file_the_command_writes_and_quantizes_on_request(capfd, run: Path, tmp_path: Path) -> None:
     result = export_model(run, output=tmp_path / "digits.onnx")
     assert result.path == tmp_path / "digits.onnx" and result.int8 is None and result.max_abs_diff <= 1e-4
