@@ -116,6 +116,23 @@ def test_a_folder_is_walked_as_training_walks_one(cli, run: Path, images: Path, 
     assert "skipped" not in result.stderr
 
 
+@pytest.mark.parametrize("pattern", ["**", "**/*.png", "*", "s*/../**/*.png"])
+def test_a_glob_finds_each_image_once_through_a_link_loop_and_walks_the_folders_it_matches(
+    cli, run: Path, images: Path, tmp_path: Path, pattern: str
+) -> None:
+    # 'photos/**' named every folder it matched as unreadable ("not a regular file"), and
+    # glob's ** went round a link loop to the OS's limit: 2 photos gave 70 rows.
+    folder = tmp_path / "photos"
+    (folder / "sub").mkdir(parents=True)
+    shutil.copy(images / "part0" / "img0000.png", folder / "a.png")
+    shutil.copy(images / "part0" / "img0003.png", folder / "sub" / "b.png")
+    (folder / "sub" / "loop").symlink_to(folder, target_is_directory=True)
+    result = cli("predict", run, f"{folder}/{pattern}", "--format", "jsonl", "--strict")
+    paths = [os.path.normpath(json.loads(line)["path"]) for line in result.stdout.splitlines()]
+    assert paths == [str(folder / "a.png"), str(folder / "sub" / "b.png")]
+    assert "skipped" not in result.stderr
+
+
 def test_strict_exits_1_and_still_writes_every_good_row(cli, run: Path, images: Path, tmp_path: Path) -> None:
     out = tmp_path / "rows.csv"
     result = cli("predict", run, images, "--output", out, "--strict", code=1)

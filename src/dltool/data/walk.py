@@ -32,28 +32,42 @@ Found = tuple[str, os.DirEntry | OSError]  # (path relative to the folder walked
 def image_entries(folder: str | Path) -> Iterator[Found]:
     """The image files under ``folder`` (see the module docstring) as (relative path, entry),
     and each sub-folder that cannot be listed as (its relative path, the error)."""
+    for relative, listed in _walk(folder):
+        if isinstance(listed, OSError):
+            yield relative, listed
+            continue
+        for entry in listed:
+            if not _is_folder(entry) and is_image_name(entry.name):
+                yield (f"{relative}/{entry.name}" if relative else entry.name), entry
+
+
+def walked_folders(folder: str | Path) -> Iterator[str]:
+    """The relative paths of the folders ``image_entries`` walks under ``folder``: "" (the
+    folder itself) first, each real folder once, those that cannot be listed left out."""
+    return (relative for relative, listed in _walk(folder) if not isinstance(listed, OSError))
+
+
+def _walk(folder: str | Path) -> Iterator[tuple[str, list[os.DirEntry] | OSError]]:
+    """Each real folder under ``folder`` once, depth first in name order: (relative path, its
+    entries by name, or the error listing it). The folder itself must be listable."""
     seen: set[tuple[int, int]] = set()  # folders already walked
     pending = [("", str(folder))]
     while pending:
         relative, directory = pending.pop()
         try:
             info = os.stat(directory)
-            entries = [] if (info.st_dev, info.st_ino) in seen else _listed(directory)
+            if (info.st_dev, info.st_ino) in seen:
+                continue
+            entries = _listed(directory)
         except OSError as error:
             if not relative:  # the folder itself: nothing to walk
                 raise
             yield relative, error
             continue
         seen.add((info.st_dev, info.st_ino))
-        folders = []
-        for entry in entries:
-            path = f"{relative}/{entry.name}" if relative else entry.name
-            if _is_folder(entry):
-                if not is_dltool_output(Path(entry.path)):
-                    folders.append((path, entry.path))
-            elif is_image_name(entry.name):
-                yield path, entry
-        pending.extend(reversed(folders))
+        yield relative, entries
+        folders = [entry for entry in entries if _is_folder(entry) and not is_dltool_output(Path(entry.path))]
+        pending.extend((f"{relative}/{e.name}" if relative else e.name, e.path) for e in reversed(folders))
 
 
 def is_image_name(name: str) -> bool:
