@@ -263,6 +263,21 @@ def test_a_run_whose_image_folder_is_gone_says_so_and_how_to_score_another(cli, 
     assert json.loads(cli("eval", run, "--data", tmp_path / "moved", "--json").stdout)["n"] == 12
 
 
+def test_eval_data_scores_every_image_of_a_few_shot_runs_other_folder(cli, tmp_path: Path) -> None:
+    # A run trained on data.train_per_class images a class passed that cut on to --data:
+    # 12 photos scored as 6 (n 6), as though the folder held no more.
+    from PIL import Image
+
+    for folder in (tmp_path / "photos", tmp_path / "other"):
+        for label in ("cat", "dog"):
+            (folder / label).mkdir(parents=True)
+            for i in range(6):
+                Image.new("RGB", (12, 12), (40 * i, 200 if label == "cat" else 0, 9)).save(folder / label / f"{i}.png")
+    sets = [f"data.name={tmp_path / 'photos'}", "train.epochs=1", "data.test_fraction=0.3", "data.train_per_class=2"]
+    run = train(load_config("digits-mlp", sets), create_run_dir(tmp_path / "runs", "few")).run_dir
+    assert json.loads(cli("eval", run, "--data", tmp_path / "other", "--json").stdout)["n"] == 12
+
+
 def test_eval_after_photos_were_added_says_the_drawn_splits_may_hold_training_images(cli, tmp_path: Path) -> None:
     # The val and test splits are drawn from the folder's files: with more files they are
     # drawn again, and training images can land in them. eval scored them without a word.

@@ -183,9 +183,10 @@ def _data_config(trained: Trained, data: str | None, root: str | None) -> DataCo
     if data is None:
         require_run_folder(trained.config.data.name, "--data FOLDER scores a folder with the same classes")
     update: dict[str, Any] = {k: v for k, v in {"name": data, "root": root}.items() if v is not None}
-    if data is not None:  # other data is shaped like the model's input, as predict does
+    if data is not None:  # other data is shaped like the model's input, as predict does, and scored whole
         channels, height, width = trained.in_shape
-        update |= {"channels": channels, "test_fraction": 0} | ({"image_size": height} if height == width else {})
+        update |= {"channels": channels, "test_fraction": 0, "train_per_class": None, "cv_folds": 0, "cv_fold": 0}
+        update |= {"image_size": height} if height == width else {}
     return trained.config.data.model_copy(update=update)
 
 
