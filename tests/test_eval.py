@@ -278,6 +278,26 @@ def test_eval_data_scores_every_image_of_a_few_shot_runs_other_folder(cli, tmp_p
     assert json.loads(cli("eval", run, "--data", tmp_path / "other", "--json").stdout)["n"] == 12
 
 
+def test_eval_data_of_a_class_subset_run_leaves_out_the_other_classes_and_says_so(cli, tmp_path: Path) -> None:
+    # A run trained on data.classes [cat, dog]: a folder without dogs was refused ("data.classes:
+    # 'dog' not a class of the dataset", exit 2), and the birds of one with them dropped unsaid.
+    from PIL import Image
+
+    for folder, labels in ((tmp_path / "photos", ("bird", "cat", "dog")), (tmp_path / "other", ("bird", "cat"))):
+        for label in labels:
+            (folder / label).mkdir(parents=True)
+            for i in range(6 if label == "cat" else 4):
+                Image.new("RGB", (12, 12), (40 * i, 200 if label == "cat" else 0, 9)).save(folder / label / f"{i}.png")
+    sets = [f"data.name={tmp_path / 'photos'}", "train.epochs=1", "data.test_fraction=0.3", "data.classes=[cat, dog]"]
+    run = train(load_config("digits-mlp", sets), create_run_dir(tmp_path / "runs", "pets")).run_dir
+    result = cli("eval", run, "--data", tmp_path / "other", "--json")
+    document = json.loads(result.stdout)
+    assert document["n"] == 6 and document["classes_left_out"] == {"bird": 4}
+    assert document["per_class"]["cat"]["support"] == 6 and document["per_class"]["dog"]["support"] == 0
+    note = "4 images of classes the run did not train on (data.classes) left out: bird 4"
+    assert f"note: {tmp_path / 'other'}: {note}" in result.stderr
+
+
 def test_eval_after_photos_were_added_says_the_drawn_splits_may_hold_training_images(cli, tmp_path: Path) -> None:
     # The val and test splits are drawn from the folder's files: with more files they are
     # drawn again, and training images can land in them. eval scored them without a word.
