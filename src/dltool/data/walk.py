@@ -2,8 +2,10 @@
 folder), stats and predict (a folder named on its command line) share.
 
 By extension, case-insensitive (``IMAGE_EXTENSIONS``); hidden files and folders are left
-out (``._IMG_0001.jpg`` resource forks, ``.thumbnails/``), and so are dltool's own run,
-study and runs dirs (a runs dir kept inside a photo folder holds no photos of it). Linked
+out (``._IMG_0001.jpg`` resource forks, ``.thumbnails/``), and so are the folders that
+NAS boxes and systems keep beside photos (``SYSTEM_FOLDERS``: a Synology's ``@eaDir``
+thumbnails, recycle bins) and dltool's own run, study and runs dirs (a runs dir kept
+inside a photo folder holds no photos of it). Linked
 folders are followed, each real folder once, so a link loop ends. Each folder's files come
 in name order, then its sub-folders, each the same way.
 
@@ -24,6 +26,13 @@ from dltool.rundir import is_dltool_output
 # each is skipped with the line that installs it).
 IMAGE_EXTENSIONS = frozenset(
     {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".avif", ".heic", ".heif"}
+)
+
+# Folders that hold no photos of their own: thumbnails and metadata (Synology's @eaDir,
+# beside every photo folder), recycle bins and snapshots (Synology, Windows), the system's
+# (Windows, ext filesystems), and zip's resource forks of macOS.
+SYSTEM_FOLDERS = frozenset(
+    {"@eaDir", "#recycle", "#snapshot", "$RECYCLE.BIN", "System Volume Information", "lost+found", "__MACOSX"}
 )
 
 Found = tuple[str, os.DirEntry | OSError]  # (path relative to the folder walked, in POSIX form; what is there)
@@ -74,10 +83,15 @@ def is_image_name(name: str) -> bool:
     return os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS
 
 
+def is_left_out(name: str) -> bool:
+    """Whether a file or folder of this name is passed over: hidden, or a ``SYSTEM_FOLDERS`` one."""
+    return name.startswith(".") or name in SYSTEM_FOLDERS
+
+
 def _listed(directory: str) -> list[os.DirEntry]:
-    """The entries of ``directory`` to look at (not hidden), by name."""
+    """The entries of ``directory`` to look at (``is_left_out`` not), by name."""
     with os.scandir(directory) as entries:
-        return sorted((e for e in entries if not e.name.startswith(".")), key=lambda e: e.name)
+        return sorted((e for e in entries if not is_left_out(e.name)), key=lambda e: e.name)
 
 
 def _is_folder(entry: os.DirEntry) -> bool:
