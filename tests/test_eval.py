@@ -278,6 +278,26 @@ def test_eval_data_scores_every_image_of_a_few_shot_runs_other_folder(cli, tmp_p
     assert json.loads(cli("eval", run, "--data", tmp_path / "other", "--json").stdout)["n"] == 12
 
 
+def test_eval_data_of_the_runs_own_folder_warns_that_it_scores_training_images(cli, tmp_path: Path) -> None:
+    # `dltool eval RUN --data photos/` on the folder the run trained on scored every image in
+    # it, training images included, as though it were new data: an accuracy without a word.
+    from PIL import Image
+
+    folder = tmp_path / "photos"
+    for label in ("cat", "dog"):
+        (folder / label).mkdir(parents=True)
+        for i in range(6):
+            Image.new("RGB", (12, 12), (40 * i, 200 if label == "cat" else 0, 9)).save(folder / label / f"{i}.png")
+    config = load_config("digits-mlp", [f"data.name={folder}", "train.epochs=1", "data.test_fraction=0.3"])
+    run = train(config, create_run_dir(tmp_path / "runs", "pets")).run_dir
+    for given in (str(folder), f"{folder}/../photos/"):  # however it is spelt
+        result = cli("eval", run, "--data", given, "--json")
+        assert json.loads(result.stdout)["includes_training_images"] is True
+        assert f"warning: {given}: the run trained on images of this folder" in result.stderr
+    shutil.copytree(folder, tmp_path / "copy")
+    assert "includes_training_images" not in json.loads(cli("eval", run, "--data", tmp_path / "copy", "--json").stdout)
+
+
 def test_eval_data_of_a_class_subset_run_leaves_out_the_other_classes_and_says_so(cli, tmp_path: Path) -> None:
     # A run trained on data.classes [cat, dog]: a folder without dogs was refused ("data.classes:
     # 'dog' not a class of the dataset", exit 2), and the birds of one with them dropped unsaid.

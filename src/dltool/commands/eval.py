@@ -101,6 +101,10 @@ def _render(document: dict[str, Any]) -> None:
         from dltool.evaluation.evaluate import data_changed_line
 
         stderr.print(f"warning: {data_changed_line(changed)}", soft_wrap=True, markup=False)
+    if document.get("includes_training_images"):
+        from dltool.evaluation.evaluate import TRAINING_IMAGES
+
+        stderr.print(f"warning: {document['dataset']}: {TRAINING_IMAGES}", soft_wrap=True, markup=False)
     if left_out := document.get("classes_left_out"):
         from dltool.evaluation.evaluate import left_out_line
 

@@ -13,6 +13,7 @@ import numpy as np
 import dltool.tasks as tasks
 from dltool._io import atomic_write_json, slug
 from dltool.config.schema import DataConfig
+from dltool.data import datasets
 from dltool.data.arrays import Split
 from dltool.data.files import FileSplit, joined
 from dltool.data.folders import SPLITS
@@ -135,6 +136,8 @@ def evaluate_split(
         document["data_changed"] = changed
     if left_out:
         document["classes_left_out"] = left_out
+    if data is not None and _overlaps_training(trained, data):
+        document["includes_training_images"] = True
     with _closing(loader):
         task = tasks.get(trained.task)
         scored = task.evaluate(forward or trained.score, loader.batches(), trained.classes, prepared.std)
@@ -273,6 +276,25 @@ def _known_only(
     known = np.isin(np.array(prepared.classes), trained.classes)[split.labels]
     counts = np.bincount(split.labels[~known], minlength=len(prepared.classes))
     return split.take(np.flatnonzero(known)), {c: int(n) for c, n in zip(prepared.classes, counts, strict=True) if n}
+
+
+def _overlaps_training(trained: Trained, data: str) -> bool:
+    """Whether folder ``data`` is, holds or lies within the folder the run trained on: its
+    scores then count images the model trained on."""
+    own, other = _folder_of(trained.config.data.name), _folder_of(data)
+    return own is not None and other is not None and (own.is_relative_to(other) or other.is_relative_to(own))
+
+
+def _folder_of(name: str) -> Path | None:
+    """The image folder ``data.name`` names, resolved; None for a registered dataset or none there."""
+    path = Path(name).expanduser()
+    return path.resolve() if name not in datasets and path.is_dir() else None
+
+
+TRAINING_IMAGES = (
+    "the run trained on images of this folder, so these scores count them and read too well; "
+    "`dltool eval RUN` scores the test split it held out"
+)
 
 
 def left_out_line(name: str, left_out: dict[str, int]) -> str:
