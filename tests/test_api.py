@@ -17,7 +17,7 @@ from PIL import Image
 import dltool
 from conftest import StopAfter, metrics_without_times
 from dltool import evaluate, export_model, predict, resume, train, tune
-from dltool.errors import CheckpointError, ConfigError, UnknownNameError, UsageError
+from dltool.errors import CheckpointError, ConfigError, DatasetError, UnknownNameError, UsageError
 from studies import study_json, trials_csv
 
 QUICK = {"train.epochs": 2, "train.seed": 0}
@@ -85,6 +85,22 @@ def test_resume_continues_a_stopped_run_to_the_run_it_would_have_been(isolated: 
     assert resume(resumed.run_dir, epochs=4).summary["epochs_run"] == 4
     with pytest.raises(UsageError, match="train.epochs"):
         resume(resumed.run_dir, epochs=0)
+
+
+def test_resume_of_a_run_whose_image_folder_moved_takes_the_new_place(isolated: Path) -> None:
+    # `dltool train --resume RUN --dataset NEW` had no Python counterpart: resume() took no dataset.
+    for label in ("cat", "dog"):
+        (isolated / "photos" / label).mkdir(parents=True)
+        for i in range(6):
+            Image.new("RGB", (8, 8), (40 * i, 200 if label == "cat" else 0, 9)).save(
+                isolated / "photos" / label / f"{i}.png"
+            )
+    run = train("digits-mlp", overrides={**QUICK, "train.epochs": 1, "data.name": isolated / "photos"}).run_dir
+    (isolated / "photos").rename(isolated / "moved")
+    with pytest.raises(DatasetError, match="the run's image folder is gone"):
+        resume(run, epochs=2)
+    resumed = resume(run, epochs=2, dataset=isolated / "moved")
+    assert resumed.status == "completed" and resumed.summary["epochs_run"] == 2
 
 
 def test_train_errors_are_dltool_errors_raised_before_any_dir_is_made(isolated: Path) -> None:

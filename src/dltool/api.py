@@ -67,19 +67,26 @@ def resume(
     *,
     epochs: int | None = None,
     device: str | None = None,
+    dataset: StrPath | None = None,
+    tensorboard: bool | None = None,
     observer: Observer | None = None,
     stop: threading.Event | None = None,
 ) -> RunResult:
     """Continue ``run`` from its ``checkpoints/last.pt``, as ``dltool train --resume`` does:
     bit for bit the run it would have been. ``epochs`` raises the total (to train a finished
-    run further); ``device`` moves it. A run that another process is training is refused.
+    run further); ``device`` moves it; ``dataset`` is where its image folder is now, if it
+    moved; ``tensorboard`` turns its events on. A run that another process is training is refused.
     """
     from dltool.engine import resume as resume_run
     from dltool.rundir import open_run_dir
 
-    overrides = {
-        key: value for key, value in {"train.epochs": epochs, "train.device": device}.items() if value is not None
+    given = {
+        "train.epochs": epochs,
+        "train.device": device,
+        "data.name": _text(dataset),
+        "train.tensorboard": tensorboard,
     }
+    overrides = {key: value for key, value in given.items() if value is not None}
     return resume_run(open_run_dir(Path(run)), overrides=overrides, observer=observer, stop=stop)
 
 
