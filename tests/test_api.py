@@ -17,7 +17,7 @@ from PIL import Image
 import dltool
 from conftest import StopAfter, metrics_without_times
 from dltool import evaluate, export_model, predict, resume, train, tune
-from dltool.errors import CheckpointError, ConfigError, UnknownNameError, UsageError
+from dltool.errors import CheckpointError, ConfigError, DatasetError, UnknownNameError, UsageError
 from studies import study_json, trials_csv
 
 QUICK = {"train.epochs": 2, "train.seed": 0}
@@ -87,6 +87,22 @@ def test_resume_continues_a_stopped_run_to_the_run_it_would_have_been(isolated: 
         resume(resumed.run_dir, epochs=0)
 
 
+def test_resume_of_a_run_whose_image_folder_moved_takes_the_new_place(isolated: Path) -> None:
+    # `dltool train --resume RUN --dataset NEW` had no Python counterpart: resume() took no dataset.
+    for label in ("cat", "dog"):
+        (isolated / "photos" / label).mkdir(parents=True)
+        for i in range(6):
+            Image.new("RGB", (8, 8), (40 * i, 200 if label == "cat" else 0, 9)).save(
+                isolated / "photos" / label / f"{i}.png"
+            )
+    run = train("digits-mlp", overrides={**QUICK, "train.epochs": 1, "data.name": isolated / "photos"}).run_dir
+    (isolated / "photos").rename(isolated / "moved")
+    with pytest.raises(DatasetError, match="the run's image folder is gone"):
+        resume(run, epochs=2)
+    resumed = resume(run, epochs=2, dataset=isolated / "moved")
+    assert resumed.status == "completed" and resumed.summary["epochs_run"] == 2
+
+
 def test_train_errors_are_dltool_errors_raised_before_any_dir_is_made(isolated: Path) -> None:
     with pytest.raises(ConfigError, match="optimizer.lrr: unknown key; did you mean 'lr'"):
         train("digits-mlp", overrides={"optimizer.lrr": 0.1})
@@ -119,6 +135,8 @@ def test_evaluate_errors(run: Path, tmp_path: Path) -> None:
         evaluate(run, checkpoint="worst")  # type: ignore[arg-type]
     with pytest.raises(UsageError, match="tta 'twice': expected none or flip"):
         evaluate(run, tta="twice")  # type: ignore[arg-type]
+    with pytest.raises(UsageError, match="device 'gpu': expected auto, cpu, cuda, cuda:N or mps"):
+        evaluate(run, device="gpu")
     with pytest.raises(CheckpointError, match="no such run dir or checkpoint"):
         evaluate(tmp_path / "nothing")
 
@@ -149,6 +167,24 @@ def test_predict_labels_images_written_by_the_test(cli, capfd, run: Path, tmp_pa
     assert table["top2_score"].tolist() == [r.top[1][1] for r in result.rows]
     single = predict(run, folder / "0.png")  # one path, not its characters
     assert [r.path for r in single.rows] == [str(folder / "0.png")] and len(single.rows[0].top) == 3
+
+
+def test_predict_refuses_no_inputs_and_counts_the_command_refuses(run: Path, tmp_path: Path) -> None:
+    image = tmp_path / "0.png"
+    Image.fromarray(np.zeros((8, 8), np.uint8)).save(image)
+    with pytest.raises(UsageError, match="inputs: no images given"):
+        predict(run, [])  # a filtered list that came out empty: not "nothing predicted, all is well"
+    for keyword, value, expected in [
+        ("top_k", 0, "top_k 0: expected a whole number of at least 1"),
+        ("top_k", -1, "top_k -1: expected a whole number of at least 1"),
+        ("batch_size", 0, "batch_size 0: expected a whole number of at least 1"),
+        ("batch_size", -3, "batch_size -3: expected a whole number of at least 1"),
+        ("workers", -1, "workers -1: expected a whole number of at least 0"),
+    ]:
+        with pytest.raises(UsageError, match=expected):
+            predict(run, image, **{keyword: value})
+    with pytest.raises(UsageError, match="batch_size 0: expected a whole number of at least 1"):
+        evaluate(run, batch_size=0)
 
 
 def test_export_writes_the_file_the_command_writes_and_quantizes_on_request(capfd, run: Path, tmp_path: Path) -> None:

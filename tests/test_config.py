@@ -52,6 +52,13 @@ def test_a_registry_section_set_to_a_name_picks_that_entry() -> None:
         parse_set("train=fast")  # train and data are not registry entries
 
 
+def test_a_flag_may_be_a_path_object(tmp_path: Path) -> None:
+    # dltool.train(..., overrides={"data.name": Path("photos")}): Python callers hold paths as Path objects.
+    (tmp_path / "photos" / "cat").mkdir(parents=True)
+    config = load_config("digits-mlp", flags={"data.name": tmp_path / "photos", "data.root": tmp_path})
+    assert (config.data.name, config.data.root) == (str(tmp_path / "photos"), str(tmp_path))
+
+
 def test_switching_an_entry_keeps_only_the_keys_it_takes() -> None:
     config = load_config("digits-mlp", flags={"optimizer.name": "sgd"})
     assert config.optimizer.name == "sgd" and config.optimizer.lr == 1e-3  # lr carries over

@@ -263,6 +263,61 @@ def test_a_run_whose_image_folder_is_gone_says_so_and_how_to_score_another(cli, 
     assert json.loads(cli("eval", run, "--data", tmp_path / "moved", "--json").stdout)["n"] == 12
 
 
+def test_eval_data_scores_every_image_of_a_few_shot_runs_other_folder(cli, tmp_path: Path) -> None:
+    # A run trained on data.train_per_class images a class passed that cut on to --data:
+    # 12 photos scored as 6 (n 6), as though the folder held no more.
+    from PIL import Image
+
+    for folder in (tmp_path / "photos", tmp_path / "other"):
+        for label in ("cat", "dog"):
+            (folder / label).mkdir(parents=True)
+            for i in range(6):
+                Image.new("RGB", (12, 12), (40 * i, 200 if label == "cat" else 0, 9)).save(folder / label / f"{i}.png")
+    sets = [f"data.name={tmp_path / 'photos'}", "train.epochs=1", "data.test_fraction=0.3", "data.train_per_class=2"]
+    run = train(load_config("digits-mlp", sets), create_run_dir(tmp_path / "runs", "few")).run_dir
+    assert json.loads(cli("eval", run, "--data", tmp_path / "other", "--json").stdout)["n"] == 12
+
+
+def test_eval_data_of_the_runs_own_folder_warns_that_it_scores_training_images(cli, tmp_path: Path) -> None:
+    # `dltool eval RUN --data photos/` on the folder the run trained on scored every image in
+    # it, training images included, as though it were new data: an accuracy without a word.
+    from PIL import Image
+
+    folder = tmp_path / "photos"
+    for label in ("cat", "dog"):
+        (folder / label).mkdir(parents=True)
+        for i in range(6):
+            Image.new("RGB", (12, 12), (40 * i, 200 if label == "cat" else 0, 9)).save(folder / label / f"{i}.png")
+    config = load_config("digits-mlp", [f"data.name={folder}", "train.epochs=1", "data.test_fraction=0.3"])
+    run = train(config, create_run_dir(tmp_path / "runs", "pets")).run_dir
+    for given in (str(folder), f"{folder}/../photos/"):  # however it is spelt
+        result = cli("eval", run, "--data", given, "--json")
+        assert json.loads(result.stdout)["includes_training_images"] is True
+        assert f"warning: {given}: the run trained on images of this folder" in result.stderr
+    shutil.copytree(folder, tmp_path / "copy")
+    assert "includes_training_images" not in json.loads(cli("eval", run, "--data", tmp_path / "copy", "--json").stdout)
+
+
+def test_eval_data_of_a_class_subset_run_leaves_out_the_other_classes_and_says_so(cli, tmp_path: Path) -> None:
+    # A run trained on data.classes [cat, dog]: a folder without dogs was refused ("data.classes:
+    # 'dog' not a class of the dataset", exit 2), and the birds of one with them dropped unsaid.
+    from PIL import Image
+
+    for folder, labels in ((tmp_path / "photos", ("bird", "cat", "dog")), (tmp_path / "other", ("bird", "cat"))):
+        for label in labels:
+            (folder / label).mkdir(parents=True)
+            for i in range(6 if label == "cat" else 4):
+                Image.new("RGB", (12, 12), (40 * i, 200 if label == "cat" else 0, 9)).save(folder / label / f"{i}.png")
+    sets = [f"data.name={tmp_path / 'photos'}", "train.epochs=1", "data.test_fraction=0.3", "data.classes=[cat, dog]"]
+    run = train(load_config("digits-mlp", sets), create_run_dir(tmp_path / "runs", "pets")).run_dir
+    result = cli("eval", run, "--data", tmp_path / "other", "--json")
+    document = json.loads(result.stdout)
+    assert document["n"] == 6 and document["classes_left_out"] == {"bird": 4}
+    assert document["per_class"]["cat"]["support"] == 6 and document["per_class"]["dog"]["support"] == 0
+    note = "4 images of classes the run did not train on (data.classes) left out: bird 4"
+    assert f"note: {tmp_path / 'other'}: {note}" in result.stderr
+
+
 @pytest.mark.parametrize(
     ("split_by", "why"),
     [("shuffle", "may hold images the model trained on"), ("name", "so no file moved between splits")],
@@ -321,6 +376,8 @@ def test_eval_of_another_folder_for_a_non_square_model_decodes_it_once(cli, tmp_
     # nothing reads again), found to be the wrong shape, then read again fitted to the model.
     from PIL import Image
 
+    from dltool.data.cache import folder_cache_dir
+
     folders = tmp_path / "photos", tmp_path / "other"
     for folder, size in zip(folders, ((16, 12), (40, 30)), strict=True):
         for label in ("cat", "dog"):
@@ -332,7 +389,7 @@ def test_eval_of_another_folder_for_a_non_square_model_decodes_it_once(cli, tmp_
     run = train(config, create_run_dir(tmp_path / "runs", "photos")).run_dir
     document = json.loads(cli("eval", run, "--data", folders[1], "--json").stdout)
     assert document["split"] == "all" and document["n"] == 12
-    assert not list((data_dir / "folders").glob(f"{folders[1].name}-*"))  # nothing decoded to a cache
+    assert not folder_cache_dir(folders[1], data_dir).exists()  # nothing decoded to a cache
 
 
 def test_per_class_scores_as_csv_and_parquet_tables(cli, run: Path, tmp_path: Path) -> None:

@@ -25,7 +25,7 @@ from dltool.evaluation.trained import Trained, load_trained
 from dltool.export import sidecar_path
 from dltool.export.export import export_trained
 from dltool.export.int8 import Int8, Int8Check
-from dltool.export.quantize import quantize
+from dltool.export.quantize import quantize, refusal
 from dltool.models.build import build_model
 from dltool.rundir import create_run_dir
 
@@ -127,13 +127,26 @@ def test_an_int8_file_that_scores_worse_is_refused_and_nothing_written(run: Path
         Outlier(trained.model).eval(), trained.config, trained.classes, trained.in_shape, trained.source, None
     )
     with pytest.raises(
-        ExportError, match=r"int8 accuracy on the test split is 0\.\d+ against .* worse .*nothing written"
+        ExportError,
+        match=r"int8 accuracy on the 359 images of the test split is 0\.\d+ against .* worse .*nothing written",
     ):
         export_trained(outlier, "onnx", tmp_path / "out" / "model.onnx", int8=Int8())
     assert not (tmp_path / "out").exists()
     # Allowed to fall that far, it is written, and says how far it fell.
     result = export_trained(outlier, "onnx", tmp_path / "out" / "model.onnx", int8=Int8(max_drop=1.0))
     assert result.int8 is not None and result.int8.drop > 0.5
+
+
+def test_a_refusal_on_a_small_test_split_says_one_image_decides_it() -> None:
+    # A photo folder's 7 test images: 1 answer of 7 changed is "33.3% worse", which read as
+    # a broken quantization rather than a check too coarse to pass.
+    check = Int8Check("test", "accuracy", 3 / 7, 2 / 7, True, images=7, calibration_images=55, max_drop=0.01)
+    message = refusal(check)
+    assert message.startswith("int8 accuracy on the 7 images of the test split is 0.2857 against the float model's")
+    assert "33.3% worse (allowed: 1.0%, --max-drop)" in message and message.endswith("nothing written")
+    assert "one image is 14.3% of 7: a larger --max-drop or a larger test split" in message
+    big = Int8Check("test", "accuracy", 0.9, 0.8, True, images=359, calibration_images=256, max_drop=0.01)
+    assert "one image is" not in refusal(big)
 
 
 def test_without_the_runs_data_an_int8_export_says_so_and_writes_nothing(cli, tmp_path: Path) -> None:

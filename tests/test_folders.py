@@ -252,6 +252,23 @@ def test_extensions_are_case_insensitive_and_hidden_files_ignored(tmp_path: Path
     assert "x/nested/deeper.png" in arrays.source.files["train"]
 
 
+def test_the_folders_nas_and_systems_keep_beside_photos_are_neither_classes_nor_photos(tmp_path: Path) -> None:
+    # A Synology share: @eaDir beside every photo folder holds thumbnails of its photos, which
+    # were trained on as more photos of the class (and @eaDir at the top as a class), as were
+    # the recycle bins' deleted photos.
+    root = tmp_path / "nas"
+    for name in ("cats", "dogs"):
+        class_folder(root, name, 3)
+        for i in range(3):
+            noise(root / name / "@eaDir" / f"{i}.png" / "SYNOPHOTO_THUMB_S.jpg", i, size=(4, 4))
+    for system in ("@eaDir", "#recycle", "#snapshot", "$RECYCLE.BIN", "System Volume Information", "lost+found"):
+        noise(root / system / "photo.png", 9)
+    noise(root / "cats" / "#recycle" / "deleted.png", 10)
+    arrays = load_folder(root)
+    assert arrays.classes == ["cats", "dogs"] and len(arrays.splits["train"]) == 6
+    assert not [path for path in arrays.source.files["train"] if "@eaDir" in path or "#recycle" in path]
+
+
 def test_heic_and_avif_photos_are_read_as_the_same_pixels_a_png_holds(tmp_path: Path) -> None:
     # iPhones write HEIC, Android and the web AVIF: both were left out of a folder ("no image
     # files") though Pillow reads AVIF and pillow-heif (the heif extra) HEIC.

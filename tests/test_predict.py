@@ -116,6 +116,23 @@ def test_a_folder_is_walked_as_training_walks_one(cli, run: Path, images: Path, 
     assert "skipped" not in result.stderr
 
 
+@pytest.mark.parametrize("pattern", ["**", "**/*.png", "*", "s*/../**/*.png"])
+def test_a_glob_finds_each_image_once_through_a_link_loop_and_walks_the_folders_it_matches(
+    cli, run: Path, images: Path, tmp_path: Path, pattern: str
+) -> None:
+    # 'photos/**' named every folder it matched as unreadable ("not a regular file"), and
+    # glob's ** went round a link loop to the OS's limit: 2 photos gave 70 rows.
+    folder = tmp_path / "photos"
+    (folder / "sub").mkdir(parents=True)
+    shutil.copy(images / "part0" / "img0000.png", folder / "a.png")
+    shutil.copy(images / "part0" / "img0003.png", folder / "sub" / "b.png")
+    (folder / "sub" / "loop").symlink_to(folder, target_is_directory=True)
+    result = cli("predict", run, f"{folder}/{pattern}", "--format", "jsonl", "--strict")
+    paths = [os.path.normpath(json.loads(line)["path"]) for line in result.stdout.splitlines()]
+    assert paths == [str(folder / "a.png"), str(folder / "sub" / "b.png")]
+    assert "skipped" not in result.stderr
+
+
 def test_strict_exits_1_and_still_writes_every_good_row(cli, run: Path, images: Path, tmp_path: Path) -> None:
     out = tmp_path / "rows.csv"
     result = cli("predict", run, images, "--output", out, "--strict", code=1)
@@ -348,3 +365,11 @@ def test_amp_is_named_and_refused_for_exports(cli, run: Path, images: Path, tmp_
     export = Path(cli("export", str(run), "--to", "torchscript").stdout.strip())
     result = cli("predict", str(export), str(images / "part0"), "--amp", "bf16", code=2)
     assert "autocasts a run's PyTorch model" in result.stderr
+
+
+@pytest.mark.parametrize("device", ["gpu", "cuda:x"])
+def test_a_device_that_is_no_device_name_is_a_usage_error(cli, run: Path, images: Path, device: str) -> None:
+    expected = f"device {device!r}: expected auto, cpu, cuda, cuda:N or mps"
+    for command in (["predict", run, images / "part0"], ["eval", run]):
+        result = cli(*command, "--device", device, code=2)
+        assert expected in result.stderr and "internal error" not in result.stderr

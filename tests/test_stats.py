@@ -62,6 +62,12 @@ def test_a_folder_report_finds_leaks_duplicates_and_bad_files(cli, tmp_path: Pat
             sorted([str(root / "train/a/1.png"), str(root / "test/a/leak.png")]),
         ]
     )
+    # copy.bmp is b/2.png filed under a: one photo, two labels, which training would learn both of.
+    duplicates = report["duplicates"]
+    assert duplicates["conflicting"] == 1
+    classes = dict(zip(map(tuple, map(sorted, duplicates["examples"])), duplicates["example_classes"], strict=True))
+    assert classes[tuple(sorted([str(root / "train/a/copy.bmp"), str(root / "train/b/2.png")]))] == ["a", "b"]
+    assert classes[tuple(sorted([str(root / "train/a/1.png"), str(root / "test/a/leak.png")]))] == ["a"]
     assert [u["path"] for u in report["unreadable"]] == [str(root / "test/a/broken.png")]
     assert report["splits"]["test"]["imbalance"] is None  # class b has no test image
 
@@ -72,6 +78,7 @@ def test_a_folder_report_finds_leaks_duplicates_and_bad_files(cli, tmp_path: Pat
     table = cli("stats", root)
     assert table.stdout == ""
     assert "train/test 1" in table.stderr and "broken.png" in table.stderr and "16x8 ×1" in table.stderr
+    assert "; in more than one class: 1" in table.stderr and "  same image in classes a, b: " in table.stderr
 
 
 def test_a_run_and_its_checkpoints(cli, tmp_path: Path) -> None:

@@ -78,3 +78,15 @@ def test_summary_of_a_recipe_a_config_and_a_run(cli, tmp_path: Path) -> None:
 def test_summary_usage_errors(cli) -> None:
     assert "did you mean 'digits-mlp'" in cli("summary", "digts-mlp", code=2).stderr
     assert "--depth" in cli("summary", "digits-mlp", "--depth", "0", code=2).stderr
+
+
+@pytest.mark.parametrize("command", ["train", "summary"])
+def test_an_input_too_small_for_the_network_is_a_usage_error_naming_it(cli, tmp_path: Path, command: str) -> None:
+    # ConvNeXt downsamples 32x: at 8 px (photos-convnext at data.image_size=16 too) train and
+    # summary were an internal error quoting torchinfo's list of every layer it had run.
+    config = tmp_path / "convnext.yaml"
+    config.write_text("base: digits-mlp\nmodel: {name: 'timm:convnext_atto'}\n")
+    result = cli(command, config, code=2)
+    assert "model 'timm:convnext_atto' cannot take a 1×8×8 input: " in result.stderr
+    assert "raise data.image_size" in result.stderr and "torchinfo" not in result.stderr
+    assert not list(tmp_path.glob("runs/*"))  # no run dir

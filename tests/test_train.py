@@ -101,6 +101,7 @@ def test_print_config_prints_yaml_and_trains_nothing(cli, tmp_path: Path) -> Non
         (["digits-mlp", "--set", "optimizer.momentun=0.9"], "optimizer.momentun: unknown key"),
         (["digits-mlp", "--set", "train.epochs=abc"], "train.epochs: should be a valid integer"),
         (["digits-mlp", "--device", "cuda:7"], "device 'cuda:7' is not available here; available: cpu"),
+        (["digits-mlp", "--device", "gpu"], "train.device: expected auto, cpu, cuda, cuda:N or mps (got 'gpu')"),
         (["digits-mlp", "--optimizer", "adamm"], "did you mean 'adam'"),
         ([], "name a recipe"),
     ],

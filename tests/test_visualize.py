@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import json
 import os
 import re
@@ -391,6 +392,22 @@ def test_a_streamed_runs_augmentations_are_cut_from_the_files(tmp_path: Path) ->
     for image in draws.rows[0]:
         assert any(np.array_equal(image.transpose(1, 2, 0), expected) for expected in squeezed.values())
     assert not any(np.array_equal(stored, row) for stored, row in zip(draws.stored, draws.rows[0], strict=True))
+
+
+def test_a_streamed_runs_unreadable_file_is_left_out_of_the_augmentations_and_named(cli, tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    for split, label, i in itertools.product(("train", "val"), ("a", "b"), range(3)):
+        path = tmp_path / "photos" / split / label / f"{i}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(rng.integers(0, 256, (16, 16, 3), dtype=np.uint8)).save(path)
+    (tmp_path / "photos" / "train" / "a" / "3.png").write_bytes(b"not an image")  # training skips it too
+    recipe = tmp_path / "stream.yaml"
+    recipe.write_text(f"base: digits-mlp\ndata: {{name: {tmp_path / 'photos'}, loader: stream, test_fraction: 0}}\n")
+    result = cli("visualize", recipe, "--augmentations", "--out", tmp_path / "grid")
+    assert written(result) == [tmp_path / "grid" / "augmentations.png"]
+    assert "3.png: not an image" in result.stderr
+    draws = augmentations.draw_rows(load_config(str(recipe)), 8, 2)
+    assert len(draws.stored) == len(draws.labels) == len(draws.rows[1]) == 6  # of 7 training files
 
 
 @pytest.mark.parametrize(

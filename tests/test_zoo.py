@@ -99,7 +99,8 @@ def _loaded_equal(model: torch.nn.Module, weights: dict[str, torch.Tensor]) -> N
         assert torch.equal(own[key], value), key
 
 
-def test_pretrained_true_loads_torchvision_weights_from_torch_home(isolated: Path) -> None:
+def _cache_mobilenet_weights() -> dict[str, torch.Tensor]:
+    """Random weights of torchvision's mobilenet_v3_small where its default weights are cached."""
     import torchvision
 
     weights = _random_weights("torchvision:mobilenet_v3_small")
@@ -107,10 +108,25 @@ def test_pretrained_true_loads_torchvision_weights_from_torch_home(isolated: Pat
     folder = Path(os.environ["TORCH_HOME"]) / "hub" / "checkpoints"
     folder.mkdir(parents=True)
     torch.save(weights, folder / url.rsplit("/", 1)[1])
+    return weights
+
+
+def test_pretrained_true_loads_torchvision_weights_from_torch_home(isolated: Path) -> None:
+    weights = _cache_mobilenet_weights()
     model = _model("torchvision:mobilenet_v3_small", pretrained=True)
     _loaded_equal(model, weights)
     assert model.classifier[-1].weight.shape == (5, 1024)
     assert "head classifier re-initialised for 5 classes (the weights have 1000)" in model.dltool_notes[0]
+
+
+@pytest.mark.parametrize(
+    ("head", "said"),
+    [("keypoints", "6 outputs, x and y of 3 points"), ("regression", "6 outputs, one per target")],
+)
+def test_a_keypoint_head_is_said_to_have_outputs_not_classes(isolated: Path, head: str, said: str) -> None:
+    _cache_mobilenet_weights()
+    model = _model("torchvision:mobilenet_v3_small", num_classes=6, pretrained=True, head=head)
+    assert f"head classifier re-initialised for {said} (the weights have 1000)" in model.dltool_notes[0]
 
 
 def _hub_file(repo: str, file: str = "model.safetensors") -> Path:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from dltool.errors import UsageError
 from dltool.export.int8 import CALIBRATION_IMAGES, MAX_DROP
 
 if TYPE_CHECKING:
@@ -66,19 +67,26 @@ def resume(
     *,
     epochs: int | None = None,
     device: str | None = None,
+    dataset: StrPath | None = None,
+    tensorboard: bool | None = None,
     observer: Observer | None = None,
     stop: threading.Event | None = None,
 ) -> RunResult:
     """Continue ``run`` from its ``checkpoints/last.pt``, as ``dltool train --resume`` does:
     bit for bit the run it would have been. ``epochs`` raises the total (to train a finished
-    run further); ``device`` moves it. A run that another process is training is refused.
+    run further); ``device`` moves it; ``dataset`` is where its image folder is now, if it
+    moved; ``tensorboard`` turns its events on. A run that another process is training is refused.
     """
     from dltool.engine import resume as resume_run
     from dltool.rundir import open_run_dir
 
-    overrides = {
-        key: value for key, value in {"train.epochs": epochs, "train.device": device}.items() if value is not None
+    given = {
+        "train.epochs": epochs,
+        "train.device": device,
+        "data.name": _text(dataset),
+        "train.tensorboard": tensorboard,
     }
+    overrides = {key: value for key, value in given.items() if value is not None}
     return resume_run(open_run_dir(Path(run)), overrides=overrides, observer=observer, stop=stop)
 
 
@@ -109,6 +117,7 @@ def evaluate(
     """
     from dltool.export.evaluate import evaluate_model
 
+    _at_least(1, batch_size=batch_size)
     return evaluate_model(
         Path(run),
         split=split,
@@ -164,11 +173,12 @@ def predict(
     from dltool.evaluation.predict import predict as predict_images
     from dltool.export.inference import load_inference_model
 
-    paths = [inputs] if isinstance(inputs, (str, os.PathLike)) else inputs
+    names = _names(inputs)
+    _at_least(1, top_k=top_k, batch_size=batch_size)
+    _at_least(0, workers=workers)
     model = load_inference_model(Path(run), device=device, amp=amp)
     rows: list[Prediction] = []
     unreadable: list[Unreadable] = []
-    names = (os.fspath(path) for path in paths)
     for row in predict_images(model, names, top_k=top_k, batch_size=batch_size, workers=workers):
         if isinstance(row, Unreadable):
             unreadable.append(row)
@@ -227,9 +237,10 @@ def segment(
     from dltool.evaluation.segment import segment as segment_images
     from dltool.export.inference import load_inference_model
 
-    paths = [inputs] if isinstance(inputs, (str, os.PathLike)) else inputs
+    names = _names(inputs)
+    _at_least(1, batch_size=batch_size)
+    _at_least(0, workers=workers)
     model = load_inference_model(Path(run), device=device)
-    names = (os.fspath(path) for path in paths)
     rows = list(segment_images(model, names, Path(out), overlay=overlay, batch_size=batch_size, workers=workers))
     return Masks([r for r in rows if not isinstance(r, Unreadable)], [r for r in rows if isinstance(r, Unreadable)])
 
@@ -288,6 +299,22 @@ def tune(
 
 def _space(space: StrPath | Mapping[str, Any]) -> Path | Mapping[str, Any]:
     return space if isinstance(space, Mapping) else Path(space)
+
+
+def _names(inputs: StrPath | Iterable[StrPath]) -> list[str]:
+    """The input paths as text; none at all is a usage error, as the command's missing PATH is
+    (an empty list is likelier a filter that matched nothing than a request for no rows)."""
+    names = [os.fspath(inputs)] if isinstance(inputs, (str, os.PathLike)) else [os.fspath(p) for p in inputs]
+    if not names:
+        raise UsageError("inputs: no images given; pass image files, folders or glob patterns")
+    return names
+
+
+def _at_least(low: int, **counts: int | None) -> None:
+    """Each of ``counts`` (None: the default) a whole number of at least ``low``, as the command's options are."""
+    for name, value in counts.items():
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < low):
+            raise UsageError(f"{name} {value!r}: expected a whole number of at least {low}")
 
 
 def _text(path: StrPath | None) -> str | None:

@@ -101,6 +101,14 @@ def _render(document: dict[str, Any]) -> None:
         from dltool.evaluation.evaluate import data_changed_line
 
         stderr.print(f"warning: {data_changed_line(changed)}", soft_wrap=True, markup=False)
+    if document.get("includes_training_images"):
+        from dltool.evaluation.evaluate import TRAINING_IMAGES
+
+        stderr.print(f"warning: {document['dataset']}: {TRAINING_IMAGES}", soft_wrap=True, markup=False)
+    if left_out := document.get("classes_left_out"):
+        from dltool.evaluation.evaluate import left_out_line
+
+        stderr.print(f"note: {left_out_line(document['dataset'], left_out)}", soft_wrap=True, markup=False)
 
 
 def _score(value: float | None) -> str:

@@ -73,8 +73,11 @@ def _show_dataset(report: dict[str, Any]) -> None:
     duplicates = report["duplicates"]
     across = ", ".join(f"{pair} {n}" for pair, n in duplicates["across"].items()) or "-"
     within = ", ".join(f"{name} {n}" for name, n in duplicates["within"].items())
-    lines.append(f"exact duplicates across splits: {across}; within: {within}")
-    lines += [f"  same image: {', '.join(group)}" for group in duplicates["examples"]]
+    conflicting = f"; in more than one class: {duplicates['conflicting']}" if duplicates["conflicting"] else ""
+    lines.append(f"exact duplicates across splits: {across}; within: {within}{conflicting}")
+    for group, classes in zip(duplicates["examples"], duplicates["example_classes"], strict=True):
+        filed = f" in classes {', '.join(classes)}" if len(classes) > 1 else ""
+        lines.append(f"  same image{filed}: {', '.join(group)}")
     lines.append(f"unreadable files: {len(report['unreadable'])}")
     lines += [f"  {item['path']}: {item['reason']}" for item in report["unreadable"]]
     lines += [f"note: {note}" for note in report["notes"]]

@@ -10,6 +10,7 @@ about a CNN, while ``optimizer.lr`` carries over from adam to sgd.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -68,11 +69,12 @@ def load_config(
     """The validated config for recipe/file ``ref`` with ``--set`` strings and flag values.
 
     ``flags`` maps dotted keys to values (``None`` is a value: ``train.early_stopping.patience``
-    takes it), so leave out the flags that were not given.
+    takes it), so leave out the flags that were not given; a path object is its text
+    (``data.name``, ``model.init_from`` from Python).
     """
     layers = read_layers(resolve_source(ref).path) if ref else []
     layers += [parse_set(s) for s in sets]
-    layers.append(nest(flags or {}))
+    layers.append(nest({key: os.fspath(v) if isinstance(v, os.PathLike) else v for key, v in (flags or {}).items()}))
     merged: Layer = {}
     for layer in layers:
         merged = merge(merged, layer)

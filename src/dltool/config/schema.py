@@ -11,6 +11,7 @@ import re
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BeforeValidator,
     Field,
     SerializeAsAny,
@@ -20,6 +21,7 @@ from pydantic import (
 
 import dltool.tasks as tasks
 from dltool.config.augment import AugmentConfig
+from dltool.config.devices import device_name
 from dltool.config.section import Section
 from dltool.config.tracking import MlflowConfig, Trackers
 from dltool.errors import did_you_mean
@@ -173,7 +175,7 @@ class TrainConfig(Section):
     epochs: int = Field(20, ge=1)
     batch_size: int = Field(64, ge=1)
     seed: int = Field(0, ge=0, le=MAX_SEED)
-    device: str = Field("auto", pattern=r"^(auto|cpu|mps|cuda(:\d+)?)$")
+    device: Annotated[str, AfterValidator(device_name)] = "auto"
     amp: Literal["auto", "bf16", "fp16", "off"] = Field("auto", description="autocast; auto: half on GPU where faster")
     threads: Literal["auto"] | int = Field(
         "auto", description="CPU threads; auto: one per core for large steps, else the faster as probed"

@@ -31,7 +31,7 @@ from dltool.data.arrays import ImageArrays
 from dltool.data.cache import decoded_fingerprint, fit_cache_name, folder_cache_dir, read_cache
 from dltool.data.decoding import Progress
 from dltool.data.folder_decode import Fit, decode_folder
-from dltool.data.walk import IMAGE_EXTENSIONS, image_entries
+from dltool.data.walk import IMAGE_EXTENSIONS, image_entries, is_left_out
 from dltool.errors import DatasetError
 from dltool.rundir import is_dltool_output
 
@@ -138,9 +138,10 @@ def _classes(root: Path, layout: dict[str, Path]) -> list[str]:
 
 
 def _sub_folders(folder: Path) -> list[str]:
-    """Candidate split or class folders: not hidden, and not a run or runs dir of dltool's."""
+    """Candidate split or class folders: not hidden nor a system's (``dltool.data.walk``), and
+    not a run or runs dir of dltool's."""
     return sorted(
-        p.name for p in folder.iterdir() if not p.name.startswith(".") and p.is_dir() and not is_dltool_output(p)
+        p.name for p in folder.iterdir() if not is_left_out(p.name) and p.is_dir() and not is_dltool_output(p)
     )
 
 

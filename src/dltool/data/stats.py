@@ -135,6 +135,8 @@ def find_duplicates(
     across = {f"{a}/{b}": 0 for i, a in enumerate(names) for b in names[i + 1 :]}
     within = dict.fromkeys(names, 0)
     groups = [places for places in where.values() if len(places) > 1]
+    # Those of one image under several classes first: a labelling mistake training learns from.
+    groups.sort(key=lambda places: len(_classes_of(arrays, places)) < 2)
     for places in groups:
         found = [s for s in names if any(p[0] == s for p in places)]
         for s in found:
@@ -146,8 +148,19 @@ def find_duplicates(
         "across": across,
         "within": within,
         "groups": len(groups),
+        "conflicting": sum(len(_classes_of(arrays, places)) > 1 for places in groups),
         "examples": [[_label(arrays, folder, p) for p in places] for places in groups[:EXAMPLES_SHOWN]],
+        "example_classes": [_classes_of(arrays, places) for places in groups[:EXAMPLES_SHOWN]],
     }
+
+
+def _classes_of(arrays: ImageArrays, places: list[tuple[str, int]]) -> list[str]:
+    """The names of the classes a group of equal images is filed under (none for targets
+    that are no class: masks, points, values)."""
+    labels = [arrays.splits[split].labels for split, _ in places]
+    if any(lab.ndim != 1 or lab.dtype.kind not in "iu" for lab in labels):
+        return []
+    return [arrays.classes[k] for k in sorted({int(lab[i]) for lab, (_, i) in zip(labels, places, strict=True)})]
 
 
 def _label(arrays: ImageArrays, folder: Path | None, place: tuple[str, int]) -> str:

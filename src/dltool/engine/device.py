@@ -8,6 +8,7 @@ from typing import Any
 
 import torch
 
+from dltool.config.devices import device_name
 from dltool.errors import DeviceError
 
 _AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
@@ -26,6 +27,10 @@ def resolve_device(spec: str, rank_device: int | None = None) -> torch.device:
 
     Under torchrun (``rank_device``: the local rank) a CUDA process takes its own GPU.
     """
+    try:
+        device_name(spec)  # torch's own message for a typo ('gpu') lists twenty device types
+    except ValueError as error:
+        raise DeviceError(f"device {spec!r}: {error}") from None
     if spec == "auto":
         spec = "cuda" if torch.cuda.is_available() else "mps" if torch.backends.mps.is_available() else "cpu"
     if rank_device is not None and spec == "cuda":

@@ -13,6 +13,7 @@ import numpy as np
 import dltool.tasks as tasks
 from dltool._io import atomic_write_json, slug
 from dltool.config.schema import DataConfig
+from dltool.data import datasets
 from dltool.data.arrays import Split
 from dltool.data.files import FileSplit, joined
 from dltool.data.folders import SPLITS
@@ -122,6 +123,7 @@ def evaluate_split(
     if data is not None and prepared.test_is_val and split != "train":
         # A folder of class folders with no test/ of its own: score every image in it.
         split, chosen = "all", _concatenate(prepared.splits["train"], prepared.splits["val"])
+    chosen, left_out = _known_only(prepared, chosen, trained) if data is not None else (chosen, {})
     samples = _aligned(prepared, chosen, trained.classes, data_config.name)
     loader = _loader(samples, prepared, trained, batch_size)
     document: dict[str, Any] = {
@@ -132,6 +134,10 @@ def evaluate_split(
     }
     if data is None and (changed := _data_changes(trained, prepared)):
         document["data_changed"] = changed
+    if left_out:
+        document["classes_left_out"] = left_out
+    if data is not None and _overlaps_training(trained, data):
+        document["includes_training_images"] = True
     with _closing(loader):
         task = tasks.get(trained.task)
         scored = task.evaluate(forward or trained.score, loader.batches(), trained.classes, prepared.std)
@@ -190,9 +196,11 @@ def _data_config(trained: Trained, data: str | None, root: str | None) -> DataCo
     if data is None:
         require_run_folder(trained.config.data.name, "--data FOLDER scores a folder with the same classes")
     update: dict[str, Any] = {k: v for k, v in {"name": data, "root": root}.items() if v is not None}
-    if data is not None:  # other data is shaped like the model's input, as predict does
+    if data is not None:  # other data is shaped like the model's input, as predict does, and scored whole
         channels, height, width = trained.in_shape
-        update |= {"channels": channels, "test_fraction": 0} | ({"image_size": height} if height == width else {})
+        update |= {"channels": channels, "test_fraction": 0, "train_per_class": None, "cv_folds": 0, "cv_fold": 0}
+        update |= {"classes": None}  # a run of data.classes: the others are left out by _known_only
+        update |= {"image_size": height} if height == width else {}
     return trained.config.data.model_copy(update=update)
 
 
@@ -264,17 +272,58 @@ def report_stem(document: dict[str, Any], own_data: bool) -> str:
     return document["split"] if own_data else f"{slug(document['dataset'], 'data')}-{document['split']}"
 
 
+def _known_only(
+    prepared: PreparedData, split: Split | FileSplit, trained: Trained
+) -> tuple[Split | FileSplit, dict[str, int]]:
+    """Another dataset's ``split`` less the images of the classes that a run trained on
+    ``data.classes`` did not train on, and how many of each were left out; a run of all its
+    folder's classes keeps them, for ``_aligned`` to refuse."""
+    if trained.config.data.classes is None or split.labels.ndim != 1:
+        return split, {}
+    known = np.isin(np.array(prepared.classes), trained.classes)[split.labels]
+    counts = np.bincount(split.labels[~known], minlength=len(prepared.classes))
+    return split.take(np.flatnonzero(known)), {c: int(n) for c, n in zip(prepared.classes, counts, strict=True) if n}
+
+
+def _overlaps_training(trained: Trained, data: str) -> bool:
+    """Whether folder ``data`` is, holds or lies within the folder the run trained on: its
+    scores then count images the model trained on."""
+    own, other = _folder_of(trained.config.data.name), _folder_of(data)
+    return own is not None and other is not None and (own.is_relative_to(other) or other.is_relative_to(own))
+
+
+def _folder_of(name: str) -> Path | None:
+    """The image folder ``data.name`` names, resolved; None for a registered dataset or none there."""
+    path = Path(name).expanduser()
+    return path.resolve() if name not in datasets and path.is_dir() else None
+
+
+TRAINING_IMAGES = (
+    "the run trained on images of this folder, so these scores count them and read too well; "
+    "`dltool eval RUN` scores the test split it held out"
+)
+
+
+def left_out_line(name: str, left_out: dict[str, int]) -> str:
+    """The note for ``_known_only``'s record, for people."""
+    counts = ", ".join(f"{cls} {n:,}" for cls, n in left_out.items())
+    total = sum(left_out.values())
+    return f"{name}: {total:,} images of classes the run did not train on (data.classes) left out: {counts}"
+
+
 def _aligned(prepared: PreparedData, split: Split | FileSplit, classes: list[str], name: str) -> Split | FileSplit:
     """``split`` with labels renumbered into the model's class order."""
     if prepared.classes == classes:
         return split
-    unknown = sorted(set(prepared.classes) - set(classes))
+    present = [prepared.classes[k] for k in np.unique(split.labels)] if split.labels.ndim == 1 else prepared.classes
+    unknown = sorted(set(present) - set(classes))
     if unknown:
         raise DatasetError(
             f"{name}: classes the model does not know: {', '.join(unknown[:10])}"
             f"{' ...' if len(unknown) > 10 else ''} (the model knows: {', '.join(classes[:10])})"
         )
-    mapping = np.array([classes.index(c) for c in prepared.classes], dtype=np.int64)
+    # A class of no image here (left out by _known_only) maps nowhere: no label points at it.
+    mapping = np.array([classes.index(c) if c in classes else -1 for c in prepared.classes], dtype=np.int64)
     if split.labels.ndim > 1:  # masks: the ignored pixels (255) stay ignored
         mapping = np.concatenate([mapping, np.full(256 - len(mapping), IGNORE)]).astype(np.uint8)
     if isinstance(split, FileSplit) and split.masks is not None:  # read with their images: renumbered then

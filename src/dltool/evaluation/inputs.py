@@ -35,7 +35,7 @@ import numpy as np
 from dltool._memory import return_large_blocks
 from dltool._openmp import waits_passively
 from dltool.data.images import ImageDecodeError, decode_image, fit_image, read_image, to_channels
-from dltool.data.walk import IMAGE_EXTENSIONS, image_entries
+from dltool.data.walk import IMAGE_EXTENSIONS, image_entries, walked_folders
 from dltool.errors import DatasetError
 from dltool.evaluation.model import InferenceModel
 
@@ -197,19 +197,57 @@ def chunks(items: Iterable[T], size: int) -> Iterator[list[T]]:
 
 def expand_paths(inputs: Iterable[str]) -> Iterator[str | Unreadable]:
     """Files as given; folders walked recursively in sorted order as training walks a folder
-    (``_walk``); glob patterns expanded, sorted. A folder without an image file or a pattern
-    that matches nothing is an ``Unreadable`` row, saying so (a missing file is one when it
-    is read)."""
+    (``_walk``); glob patterns expanded (``_matched``). A folder without an image file or a
+    pattern that matches nothing is an ``Unreadable`` row, saying so (a missing file is one
+    when it is read)."""
     for item in inputs:
         if os.path.isdir(item):
             found = yield from _walk(item)
             if not found:
                 yield Unreadable(item, f"a folder without image files ({', '.join(sorted(IMAGE_EXTENSIONS))})")
         elif not os.path.exists(item) and glob.has_magic(item):
-            matches = sorted(glob.glob(item, recursive=True))
-            yield from matches if matches else [Unreadable(item, "the pattern matches no file")]
+            yield from _matched(item)
         else:
             yield item
+
+
+def _matched(pattern: str) -> Iterator[str | Unreadable]:
+    """The files ``pattern`` matches, sorted, each once (however many folder links lead to
+    it); a folder it matches is walked, as it would be had the shell expanded the pattern
+    (``photos/*``: each class folder's images)."""
+    given: set[tuple[str, str]] = set()
+    for match in _glob(pattern):
+        for path in _walk(match) if os.path.isdir(match) else [match]:
+            if isinstance(path, Unreadable):
+                yield path
+            elif (key := _identity(path)) not in given:
+                given.add(key)
+                yield path
+    if not given:
+        yield Unreadable(pattern, "the pattern matches no file")
+
+
+def _identity(path: str) -> tuple[str, str]:
+    """A file as any folder link leads to it: its real folder and its name (a linked file is its own)."""
+    folder, name = os.path.split(path)
+    return os.path.realpath(folder or "."), name
+
+
+def _glob(pattern: str) -> list[str]:
+    """``glob.glob(pattern, recursive=True)``, sorted, but a ``**`` goes through each real folder
+    once, as a folder walk does: glob's own goes round a link loop (``sub/up -> ..``) to the
+    OS's limit, every name again at each of 40 levels (and 2^40 times for two such links).
+    A trailing ``**`` gives its folders, which the caller walks."""
+    parts = pattern.split("/")
+    if "**" not in parts:
+        return sorted(glob.glob(pattern))
+    at = parts.index("**")
+    base, rest = "/".join(parts[:at]), "/".join(parts[at + 1 :])
+    bases = [b for b in (_glob(base) if glob.has_magic(base) else [base or "."]) if os.path.isdir(b)]
+    if not rest:
+        return bases
+    folders = (os.path.join(b, sub) if b != "." or base else sub for b in bases for sub in walked_folders(b))
+    return sorted({match for folder in folders for match in _glob(os.path.join(glob.escape(folder), rest))})
 
 
 def _walk(folder: str) -> Generator[str | Unreadable, None, int]:

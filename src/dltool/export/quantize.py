@@ -55,13 +55,22 @@ def quantize_trained(trained: Trained, float_onnx: bytes, int8: Int8) -> tuple[b
     int8_run = open_onnx(data, "cpu")
     check = score_int8(trained, int8_run, int8, calibrated)
     if check.drop > int8.max_drop:
-        raise ExportError(
-            f"int8 {check.score} on the {check.split} split is {check.int8_score:.4g} against the float "
-            f"model's {check.float_score:.4g}, {check.drop:.1%} worse (allowed: {int8.max_drop:.1%}, "
-            "--max-drop); nothing written"
-        )
+        raise ExportError(refusal(check))
     # Timed only once kept: a refused file's speed is nobody's business.
     return data, replace(check, speedup=speedup(open_onnx(float_onnx, "cpu"), int8_run, trained))
+
+
+def refusal(check: Int8Check) -> str:
+    """Why a quantized file is not kept; on so few test images that one of them is more than
+    the drop allowed, saying that this, not the quantization, may be what fails."""
+    line = (
+        f"int8 {check.score} on the {check.images:,} images of the {check.split} split is {check.int8_score:.4g} "
+        f"against the float model's {check.float_score:.4g}, {check.drop:.1%} worse "
+        f"(allowed: {check.max_drop:.1%}, --max-drop)"
+    )
+    if check.images and 1 / check.images > check.max_drop:
+        line += f"; one image is {1 / check.images:.1%} of {check.images}: a larger --max-drop or a larger test split"
+    return line + "; nothing written"
 
 
 def quantize(float_onnx: bytes, calibration: Iterable[np.ndarray]) -> tuple[bytes, int]:

@@ -10,6 +10,8 @@ import torch
 import torchinfo
 from torch import nn
 
+from dltool.errors import ConfigError
+
 
 @dataclass(frozen=True)
 class LayerRow:
@@ -57,14 +59,17 @@ def summarize(model: nn.Module, in_shape: tuple[int, ...], *, name: str, depth: 
     ``depth``. Runs in eval mode on the model's device and restores its mode; the zero input
     draws no random numbers, so training that follows is unchanged."""
     device = next(model.parameters(), torch.zeros(0)).device
-    stats = torchinfo.summary(
-        model,
-        input_data=[torch.zeros(1, *in_shape, device=device)],
-        depth=depth,
-        mode="eval",
-        verbose=0,
-        col_names=("output_size", "num_params", "mult_adds"),
-    )
+    try:
+        stats = torchinfo.summary(
+            model,
+            input_data=[torch.zeros(1, *in_shape, device=device)],
+            depth=depth,
+            mode="eval",
+            verbose=0,
+            col_names=("output_size", "num_params", "mult_adds"),
+        )
+    except RuntimeError as error:  # torchinfo's wraps the network's own, after every layer it ran
+        raise ConfigError(_unfit(name, in_shape, error.__cause__ or error)) from None
     layers = [_row(info) for info in stats.summary_list if 0 < info.depth <= depth]
     return ModelSummary(
         model=name,
@@ -74,6 +79,14 @@ def summarize(model: nn.Module, in_shape: tuple[int, ...], *, name: str, depth: 
         trainable_params=int(stats.trainable_params),
         macs=int(stats.total_mult_adds),
     )
+
+
+def _unfit(name: str, in_shape: tuple[int, ...], cause: BaseException) -> str:
+    """Why the network fails on one input of ``in_shape``; a size its layers cannot shrink
+    further (a kernel larger than what is left of the image) is the input's size to raise."""
+    reason = str(cause).strip().splitlines()[0] if str(cause).strip() else type(cause).__name__
+    hint = "; if the images are smaller than the network takes, raise data.image_size" if "size" in reason else ""
+    return f"model {name!r} cannot take a {'×'.join(map(str, in_shape))} input: {reason}{hint}"
 
 
 def _row(info: Any) -> LayerRow:

@@ -46,6 +46,9 @@ class Keypoints(Task):
     def out_features(self, classes: list[str]) -> int:
         return 2 * len(classes)
 
+    def head_outputs(self, width: int) -> str:
+        return f"{width} outputs, x and y of {width // 2} points"
+
     def target(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         return labels[:, :-EXTRA_ROWS].flatten(1)
 

@@ -30,6 +30,9 @@ class Regression(Task):
     name = "regression"
     export_output = "values"
 
+    def head_outputs(self, width: int) -> str:
+        return f"{width} outputs, one per target"
+
     def batch_sums(
         self, output: torch.Tensor, images: torch.Tensor, labels: torch.Tensor, confusion_classes: int
     ) -> dict[str, torch.Tensor]:

@@ -83,6 +83,10 @@ class Task:
         """The width of the model's head for these class (or target) names."""
         return len(classes)
 
+    def head_outputs(self, width: int) -> str:
+        """What a head of ``width`` outputs predicts, as the log names a new head: '4 classes'."""
+        return f"{width} classes"
+
     def target(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         return labels
 

@@ -36,8 +36,9 @@ def visualize_augmentations(target: str, *, out: Path | None = None, fmt: str = 
         out = RunDir(run).plots if is_run_dir(run) else Path("plots") / slug(resolve_source(target).name, "recipe")
     plotter = Plotter(Path(out), fmt)
     notes = [] if _augments(config.data.augment) else ["data.augment is all off: every row shows the stored images"]
-    path = plotter.save(augmentations_figure(config, IMAGES, DRAWS), NAME, CAPTION)
-    return Visualization(plotter.out, [path], notes)
+    draws = draw_rows(config, IMAGES, DRAWS)
+    path = plotter.save(augmentations_figure(config, draws), NAME, CAPTION)
+    return Visualization(plotter.out, [path], [*notes, *draws.skipped])
 
 
 def _augments(augment: Any) -> bool:
@@ -49,13 +50,15 @@ def _augments(augment: Any) -> bool:
 @dataclass(frozen=True)
 class Draws:
     """Training images as stored, their labels and class names, and per epoch the uint8
-    images training sees with the targets they carry (labels, or (N, K) weights when mixed)."""
+    images training sees with the targets they carry (labels, or (N, K) weights when mixed);
+    ``skipped``: 'skipped PATH: reason' for each chosen file that could not be read (left out)."""
 
     stored: np.ndarray
     labels: np.ndarray
     classes: list[str]
     rows: list[np.ndarray]
     targets: list[np.ndarray]
+    skipped: list[str]
 
 
 def draw_rows(config: Any, count: int, draws: int) -> Draws:
@@ -68,8 +71,9 @@ def draw_rows(config: Any, count: int, draws: int) -> Draws:
 
     data = prepare_data(config.data)
     train = data.splits["train"]
-    indices = np.unique(np.linspace(0, len(train) - 1, min(count, len(train))).round().astype(np.int64))
-    images, labels = torch.from_numpy(train.take(indices).images), torch.from_numpy(train.labels[indices])
+    spread = np.unique(np.linspace(0, len(train) - 1, min(count, len(train))).round().astype(np.int64))
+    stored, indices, skipped = _stored(train, spread)
+    images, labels = torch.from_numpy(stored), torch.from_numpy(train.labels[indices])
     augmenter = Augmenter(config.data.augment, config.train.seed)
     rows, targets = [], []
     for epoch in range(draws):
@@ -78,7 +82,19 @@ def draw_rows(config: Any, count: int, draws: int) -> Draws:
         out, target = augmenter.mix(out, labels, epoch, 0, len(data.classes))
         rows.append(out.round().clamp(0, 255).to(torch.uint8).numpy())
         targets.append(target.numpy())
-    return Draws(train.take(indices).images, train.labels[indices], data.classes, rows, targets)
+    return Draws(stored, train.labels[indices], data.classes, rows, targets, skipped)
+
+
+def _stored(train: Any, indices: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """The images of ``indices`` as stored, the indices they are and a line per file left out:
+    a streamed split holds every file found, and training skips those it cannot decode."""
+    from dltool.data.files import FileSplit, decode_rows
+
+    if not isinstance(train, FileSplit):
+        return train.take(indices).images, indices, []
+    images, failed = decode_rows(train, indices, threads=1)
+    kept = np.setdiff1d(indices, np.array([row for row, _ in failed], np.int64))  # both sorted
+    return images, kept, [f"skipped {train.path(row)}: {reason}" for row, reason in failed]
 
 
 def _training_images(train: Any, stored: Any, augmenter: Any, epoch: int, indices: np.ndarray) -> Any:
@@ -97,10 +113,9 @@ def _training_images(train: Any, stored: Any, augmenter: Any, epoch: int, indice
     return augmenter(stored, epoch, indices)
 
 
-def augmentations_figure(config: Any, count: int, draws: int) -> Figure:
+def augmentations_figure(config: Any, d: Draws) -> Figure:
     """A grid: the stored images on top, one row per epoch's draw below, each titled with
     its class (and its weight in the target when mixed)."""
-    d = draw_rows(config, count, draws)
     tile = 0.9 if d.stored.shape[-1] <= 64 else 1.5
     figure = new_figure(len(d.stored) * tile + 0.8, (len(d.rows) + 1) * (tile + 0.2) + 0.4)
     axes = figure.subplots(len(d.rows) + 1, len(d.stored), squeeze=False)

@@ -93,8 +93,9 @@ def is_weights_file(pretrained: bool | str) -> bool:
 class ZooParams(ModelParams):
     """A zoo architecture; the head is sized from the dataset's classes."""
 
-    # The builder needs `name`: it names the family and the architecture.
-    common: ClassVar[frozenset[str]] = ModelParams.common - {"name"}
+    # The builder needs `name`, which names the family and the architecture, and `head`, which
+    # says what the head's outputs are when the log names a re-initialised one.
+    common: ClassVar[frozenset[str]] = ModelParams.common - {"name", "head"}
     # The module implementing these architectures (a FamilyImpl); None: the family's own.
     impl_module: ClassVar[str | None] = None
     pretrained: bool | str = Field(

@@ -8,31 +8,43 @@ from typing import Any
 
 from torch import Tensor, nn
 
+import dltool.tasks as tasks
 from dltool.errors import CheckpointError, ConfigError
 from dltool.models.zoo import NOTES_ATTRIBUTE, is_weights_file, split_name
 from dltool.models.zoo.weights import load_weights, read_weights, weights_file
 
 
 def build_zoo(
-    name: str, pretrained: bool | str, kwargs: dict[str, Any], in_shape: tuple[int, ...], num_classes: int
+    name: str,
+    pretrained: bool | str,
+    kwargs: dict[str, Any],
+    in_shape: tuple[int, ...],
+    num_classes: int,
+    head: str = "classifier",
 ) -> nn.Module:
-    """The architecture ``name`` with a head for ``num_classes``; with ``pretrained``, its weights.
+    """The architecture ``name`` with a head of ``num_classes`` outputs (those of ``head``: the
+    classifier's classes, or a task's outputs); with ``pretrained``, its weights.
 
     The model carries ``dltool_head`` (the dotted name of its classifier head) and
     ``dltool_notes`` (lines for the run log: which weights were loaded, a re-initialised head).
     """
     family, _ = split_name(name)
-    return build_with(family.impl(), name, pretrained, kwargs, in_shape, num_classes)
+    return build_with(family.impl(), name, pretrained, kwargs, in_shape, num_classes, head)
 
 
 def build_torchvision_segmentation(
-    name: str, pretrained: bool | str, kwargs: dict[str, Any], in_shape: tuple[int, ...], num_classes: int
+    name: str,
+    pretrained: bool | str,
+    kwargs: dict[str, Any],
+    in_shape: tuple[int, ...],
+    num_classes: int,
+    head: str = "classifier",
 ) -> nn.Module:
     """A torchvision segmentation architecture (``dltool.models.zoo.torchvision_seg``), as ``build_zoo``."""
     from dltool.models.zoo import torchvision_seg
 
     return build_with(
-        torchvision_seg, name, pretrained, kwargs, in_shape, num_classes, torchvision_seg.without_auxiliary
+        torchvision_seg, name, pretrained, kwargs, in_shape, num_classes, head, torchvision_seg.without_auxiliary
     )
 
 
@@ -43,10 +55,12 @@ def build_with(
     kwargs: dict[str, Any],
     in_shape: tuple[int, ...],
     num_classes: int,
+    head: str,
     kept: Callable[[dict[str, Tensor]], dict[str, Tensor]] = lambda state: state,
 ) -> nn.Module:
-    """The architecture of ``name`` built by the family module ``impl``; ``kept``: the tensors
-    of a pretrained file that the model takes."""
+    """The architecture of ``name`` built by the family module ``impl``, its head's
+    ``num_classes`` outputs for ``head`` (``model.head``); ``kept``: the tensors of a
+    pretrained file that the model takes."""
     arch = name.partition(":")[2]
     try:
         model = impl.build(arch, dict(kwargs), tuple(in_shape), num_classes)
@@ -56,8 +70,13 @@ def build_with(
     setattr(model, NOTES_ATTRIBUTE, notes)
     if pretrained is not False:
         path, label = weights_path(name, pretrained, impl)
-        notes.append(load_weights(model, kept(read_weights(path)), label))
+        notes.append(load_weights(model, kept(read_weights(path)), label, _head_outputs(head, num_classes)))
     return model
+
+
+def _head_outputs(head: str, width: int) -> str:
+    """What the head's ``width`` outputs are: '4 classes', or a task's ('18 outputs, x and y of 9 points')."""
+    return tasks.get("classification" if head == "classifier" else head).head_outputs(width)
 
 
 def weights_path(name: str, pretrained: bool | str, impl: Any = None) -> tuple[Path, str]:

@@ -122,9 +122,10 @@ def read_weights(path: Path) -> dict[str, torch.Tensor]:
     return state
 
 
-def load_weights(model: nn.Module, state: dict[str, torch.Tensor], label: str) -> str:
+def load_weights(model: nn.Module, state: dict[str, torch.Tensor], label: str, outputs: str) -> str:
     """Copy ``state`` into ``model``; the head (``model.dltool_head``) is kept freshly initialised
-    where its shape differs (another class count). Returns the line that says what happened."""
+    where its shape differs (another class count). Returns the line that says what happened,
+    naming the new head's ``outputs`` ('4 classes')."""
     own = model.state_dict()
     head_name: str = getattr(model, HEAD_ATTRIBUTE)
     head = head_name + "."
@@ -136,7 +137,7 @@ def load_weights(model: nn.Module, state: dict[str, torch.Tensor], label: str) -
     line = f"pretrained {label}: loaded {len(state) - len(resized)} of {len(own)} tensors"
     if resized:
         classes = next(state[k].shape[0] for k in resized)
-        line += f"; head {head_name} re-initialised for {own[resized[0]].shape[0]} classes (the weights have {classes}): {', '.join(resized)}"
+        line += f"; head {head_name} re-initialised for {outputs} (the weights have {classes}): {', '.join(resized)}"
     return line
 
 
