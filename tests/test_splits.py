@@ -13,6 +13,7 @@ import yaml
 from PIL import Image
 
 from dltool.config import load_config
+from dltool.config.schema import DataConfig
 from dltool.data.files import FileSplit
 from dltool.data.prepare import prepare_data
 from dltool.data.splits import DEFAULT_TEST_FRACTION, Draw, for_new_run
@@ -179,3 +180,14 @@ def test_a_test_split_drawn_from_points_is_not_said_to_be_stratified(tmp_path: P
     config = load_config("digits-mlp", [f"data.name={root}", f"data.split_by={split_by}"])
     messages = prepare_data(for_new_run(config.data)).messages()
     assert any(f"(data.test_fraction 0.1, {how}) held out" in note for note in messages)
+
+
+def test_a_class_too_small_to_hold_an_image_out_is_named(tmp_path: Path) -> None:
+    # A class of one image stays in train: its val and test scores were empty, unsaid.
+    folder = numbered_folder(tmp_path / "numbered")
+    (folder / "single").mkdir()
+    Image.new("RGB", (6, 6), (250, 0, 0)).save(folder / "single" / "only.png")
+    messages = prepare_data(for_new_run(load_config("digits-mlp", [f"data.name={folder}"]).data)).messages()
+    for split in ("val", "test"):
+        assert f"the {split} split holds no image of single (too few images?): nothing scores them there" in messages
+    assert not any("holds no image" in note for note in prepare_data(for_new_run(DataConfig())).messages())

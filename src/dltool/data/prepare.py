@@ -22,7 +22,7 @@ from dltool.data.mask_decode import load_masks
 from dltool.data.mask_stream import streamed_masks
 from dltool.data.masks import index_masks, is_mask_folder
 from dltool.data.resize import fit_images
-from dltool.data.splits import Draw, draw_missing_splits
+from dltool.data.splits import Draw, draw_missing_splits, lacking_classes
 from dltool.data.subsets import per_class, select_classes
 from dltool.data.table_decode import load_table
 from dltool.data.table_stream import streamed_table
@@ -99,6 +99,7 @@ def prepare_data(
         raise DatasetError(f"{config.name}: has no train split to train on (found: {', '.join(splits)})")
     _refuse_empty(config.name, splits)
     draw_missing_splits(splits, config, notes, arrays.source)
+    notes += lacking_classes(splits, arrays.classes)
     if config.train_per_class is not None:  # after the val draw: val and test stay whole
         splits["train"] = per_class(splits["train"], config.train_per_class, config.split_seed)
         notes.append(f"data.train_per_class {config.train_per_class}: {len(splits['train'])} training images kept")

@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
 import numpy as np
 
-from dltool._text import counted
+from dltool._text import counted, first_few
 from dltool.config.schema import DataConfig
 from dltool.data.arrays import AnySplit, SourceReport, Split
 from dltool.data.files import FileSplit
@@ -147,6 +147,21 @@ def draw_missing_splits(
         notes.append(f"data.cv_folds {config.cv_folds}: fold {config.cv_fold + 1} ({len(held_out):,} images) is val")
     elif "val" not in splits:
         splits["train"], splits["val"] = _held_out(splits["train"], config, "val", source)
+
+
+def lacking_classes(splits: Mapping[str, AnySplit], classes: list[str]) -> list[str]:
+    """A note for each of the val and test splits that holds no image of a class training
+    sees (a class of one image stays in train): its scores there are empty, unsaid before."""
+    train = splits["train"].labels
+    if train.ndim != 1:
+        return []
+    notes = []
+    for name in (name for name in ("val", "test") if name in splits):
+        lacking = np.setdiff1d(np.unique(train), splits[name].labels)
+        if len(lacking):
+            named = first_few([classes[label] for label in lacking])
+            notes.append(f"the {name} split holds no image of {named} (too few images?): nothing scores them there")
+    return notes
 
 
 def _how(drawn: AnySplit, config: DataConfig, source: SourceReport | None) -> str:
