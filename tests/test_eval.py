@@ -247,6 +247,24 @@ def test_eval_on_an_image_folder_with_the_same_classes(cli, run: Path, tmp_path:
     assert len(document["confusion_matrix"]) == 10
 
 
+def test_eval_reports_of_two_folders_of_one_name_are_both_kept(cli, run: Path, tmp_path: Path) -> None:
+    # /2024/batch and /2025/batch both wrote eval-batch-all.json: the second replaced the first.
+    from PIL import Image
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    folders = [tmp_path / year / "batch" for year in ("2024", "2025")]
+    for offset, folder in enumerate(folders):
+        for i in range(offset * 20, offset * 20 + 20):
+            (folder / str(digits.target[i])).mkdir(parents=True, exist_ok=True)
+            Image.fromarray((digits.images[i] * 16).astype(np.uint8)).save(folder / str(digits.target[i]) / f"{i}.png")
+    documents = [json.loads(cli("eval", run, "--data", folder, "--json").stdout) for folder in (*folders, folders[0])]
+    reports = sorted(run.glob("eval-batch*-all.json"))
+    assert "eval-batch-all.json" in {report.name for report in reports} and len(reports) == 2
+    assert {json.loads(report.read_text())["dataset"] for report in reports} == {str(folder) for folder in folders}
+    assert documents[0] == documents[2]  # the first folder again: its own report, replaced
+
+
 def test_a_run_whose_image_folder_is_gone_says_so_and_how_to_score_another(cli, tmp_path: Path) -> None:
     from PIL import Image
 

@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING, Any, Literal, cast
 import numpy as np
 
 import dltool.tasks as tasks
-from dltool._io import atomic_write_json, slug
 from dltool.config.schema import DataConfig
 from dltool.data import datasets
 from dltool.data.arrays import Split
@@ -22,6 +21,7 @@ from dltool.data.prepare import PreparedData, files_fitted_to, prepare_data, req
 from dltool.data.stream import DecodePool, StreamLoader, resolve_workers
 from dltool.errors import DatasetError, UnknownNameError, UsageError
 from dltool.evaluation.model import default_batch_size
+from dltool.evaluation.reports import write_report
 from dltool.evaluation.trained import Trained, load_trained
 from dltool.rundir import RunDir
 from dltool.tasks.pixels import IGNORE
@@ -257,19 +257,6 @@ def _scored(
     skipped = sorted(loader.skipped)
     document["skipped"] = [{"path": samples.path(i), "reason": loader.skipped[i]} for i in skipped]
     return samples.take(np.setdiff1d(np.arange(len(samples)), np.array(skipped, dtype=np.int64)))
-
-
-def write_report(trained: Trained, document: dict[str, Any], own_data: bool) -> Path:
-    """``eval-<split>.json`` in the run dir (``eval-<dataset>-<split>.json`` for other data),
-    or beside a checkpoint that travels alone."""
-    path = RunDir(trained.run_dir or trained.source.parent).eval_report(report_stem(document, own_data))
-    atomic_write_json(path, document)
-    return path
-
-
-def report_stem(document: dict[str, Any], own_data: bool) -> str:
-    """What an eval report's name says was scored: the split, ``<dataset>-<split>`` for other data."""
-    return document["split"] if own_data else f"{slug(document['dataset'], 'data')}-{document['split']}"
 
 
 def _known_only(

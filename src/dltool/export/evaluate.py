@@ -16,7 +16,8 @@ import torch
 
 from dltool._io import atomic_write_json
 from dltool.errors import CheckpointError, UsageError
-from dltool.evaluation.evaluate import EvalResult, evaluate_run, evaluate_split, report_stem
+from dltool.evaluation.evaluate import EvalResult, evaluate_run, evaluate_split
+from dltool.evaluation.reports import report_path
 from dltool.evaluation.trained import Trained, load_trained
 from dltool.export.exported import Exported, is_export, load_exported
 from dltool.export.formats import FORMATS, Forward
@@ -61,7 +62,9 @@ def evaluate_export(
     evaluation = evaluate_split(trained, split=split, data=data, root=root, batch_size=batch_size, forward=forward)
     runtime = FORMATS[exported.sidecar.format].runtime
     document = evaluation.document | {"checkpoint": str(exported.path), "runtime": runtime}
-    report = exported.path.with_name(f"{exported.path.name}.eval-{report_stem(document, data is None)}.json")
+    report = report_path(
+        lambda stem: exported.path.with_name(f"{exported.path.name}.eval-{stem}.json"), document, data is None
+    )
     atomic_write_json(report, document)
     return EvalResult(document, report)
 

@@ -89,7 +89,8 @@ def score_run(run: RunDir, *, split: str, device: str = "auto", batch_size: int 
     """The best weights' scores on ``split``, reusing ``eval-<split>.json`` when it scored
     these weights (``model.safetensors``, not older than the file) with the run's test-time
     augmentation, and writing it otherwise."""
-    from dltool.evaluation.evaluate import evaluate_split, write_report
+    from dltool.evaluation.evaluate import evaluate_split
+    from dltool.evaluation.reports import write_report
     from dltool.evaluation.trained import load_trained
 
     trained = load_trained(run.path, device=device)

@@ -1,0 +1,42 @@
+"""Where ``dltool eval`` writes its documents: ``eval-<split>.json`` in the run dir."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from dltool._io import atomic_write_json, slug
+from dltool.evaluation.trained import Trained
+from dltool.rundir import RunDir
+
+
+def write_report(trained: Trained, document: dict[str, Any], own_data: bool) -> Path:
+    """``eval-<split>.json`` in the run dir (``eval-<dataset>-<split>.json`` for other data),
+    or beside a checkpoint that travels alone."""
+    path = report_path(RunDir(trained.run_dir or trained.source.parent).eval_report, document, own_data)
+    atomic_write_json(path, document)
+    return path
+
+
+def report_path(named: Callable[[str], Path], document: dict[str, Any], own_data: bool) -> Path:
+    """``named(stem)``, where ``stem`` says what was scored: the split, ``<dataset>-<split>``
+    for other data — and ``<dataset>-<digest>-<split>`` where that file holds another folder's
+    scores (``/a/test`` and ``/b/test``: the second replaced the first)."""
+    if own_data:
+        return named(document["split"])
+    dataset, split = str(Path(document["dataset"]).resolve()), document["split"]
+    path = named(f"{slug(dataset, 'data')}-{split}")
+    if _scored_dataset(path) in (None, dataset):
+        return path
+    return named(f"{slug(dataset, 'data')}-{hashlib.sha256(dataset.encode()).hexdigest()[:8]}-{split}")
+
+
+def _scored_dataset(report: Path) -> str | None:
+    """The dataset an eval report scored, as an absolute path (None: no such report)."""
+    try:
+        return str(Path(json.loads(report.read_text())["dataset"]).resolve())
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
