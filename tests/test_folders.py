@@ -80,6 +80,13 @@ def test_modes_convert_consistently(tmp_path: Path) -> None:
     image, mode, _ = read_image(tmp_path / "deep.png")
     assert mode == "I;16" and image.tolist() == [[[0, 1, 128, 255]]]  # scaled, not clipped
 
+    # Float images hold light in [0, 1]: clipped to 0..255 as stored, they came out black.
+    Image.fromarray(np.array([[0.0, 0.5, 1.0, np.nan]], np.float32)).save(tmp_path / "unit.tif")
+    image, mode, _ = read_image(tmp_path / "unit.tif")
+    assert mode == "F" and image.tolist() == [[[0, 128, 255, 0]]]
+    Image.fromarray(np.array([[-3.0, 12.4, 300.0]], np.float32)).save(tmp_path / "wide.tif")
+    assert read_image(tmp_path / "wide.tif")[0].tolist() == [[[0, 12, 255]]]  # another range: clipped as stored
+
     rgba = np.zeros((2, 2, 4), np.uint8)
     rgba[0, 0] = (200, 100, 50, 255)  # opaque
     rgba[0, 1] = (200, 100, 50, 0)  # transparent: black, whatever colour it hides

@@ -9,8 +9,8 @@ The steps, in this order (``decode_image``):
 2. apply the EXIF orientation (``ImageOps.exif_transpose``);
 3. convert to its natural form, grey (1 channel) or RGB (3): palette images by their palette
    (grey when every palette entry is grey), CMYK and YCbCr by Pillow's conversion, 16-bit
-   grey (``I;16``, ``I``) scaled to 8 bits (round(v × 255 / 65535)), float (``F``) clipped
-   to 0..255, and alpha (RGBA, LA, PA, palette transparency) composited on black, so a
+   grey (``I;16``, ``I``) scaled to 8 bits (round(v × 255 / 65535)), float (``F``) in [0, 1]
+   scaled by 255 (other float ranges clipped to 0..255), and alpha (RGBA, LA, PA, palette transparency) composited on black, so a
    transparent pixel is black whatever colour it hides;
 4. fit to the requested size with ``fit_image``, the evaluation transform: resize (antialiased
    bilinear, ``dltool.data.resize``) so the image covers ``size / crop_pct`` with its aspect ratio
@@ -50,7 +50,7 @@ SizeFor = Callable[[int, int], Size]  # the size needed, from the stored (height
 # A box (top, left, rows, columns) in the stored image, from its stored (height, width).
 BoxFor = Callable[[int, int], tuple[int, int, int, int]]
 # Bumped whenever decoding changes the pixels it produces (caches keyed on it are rebuilt).
-DECODER = "5: mixed sizes without data.image_size fitted to their median when no size is shared by half"
+DECODER = "6: float images in [0, 1] scaled to 0..255 (were clipped: black)"
 
 
 class ImageDecodeError(DatasetError):
@@ -276,10 +276,19 @@ def _natural(image: Image.Image) -> np.ndarray:
         wide = np.clip(pixels.astype(np.int64), 0, 65535)
         pixels = ((wide * 255 + 32767) // 65535).astype(np.uint8)  # round(v · 255/65535)
     elif mode == "F":
-        pixels = np.clip(np.rint(pixels), 0, 255).astype(np.uint8)
+        pixels = _float_grey(pixels)
     if mode in {"LA", "RGBA"}:
         pixels = _on_black(pixels)
     return _chw(pixels)
+
+
+def _float_grey(pixels: np.ndarray) -> np.ndarray:
+    """A float image in 8 bits: values within [0, 1] — how float images hold light, as
+    scikit-image and OpenCV read them — scaled by 255 (clipped, they were all black);
+    others clipped to 0..255 as stored. NaN is black."""
+    finite = np.nan_to_num(pixels.astype(np.float64), nan=0.0, posinf=255.0, neginf=0.0)
+    unit = finite.size > 0 and finite.min() >= 0 and finite.max() <= 1
+    return np.clip(np.rint(finite * (255 if unit else 1)), 0, 255).astype(np.uint8)
 
 
 def _chw(pixels: np.ndarray) -> np.ndarray:
