@@ -49,6 +49,17 @@ def run(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> Path:
     return train(config, create_run_dir(tmp_path_factory.mktemp("runs"), "digits-mlp")).run_dir
 
 
+def pets(folder: Path) -> Path:
+    """Class folders cat/ and dog/ of six 12x12 images each, one colour an image."""
+    from PIL import Image
+
+    for label in ("cat", "dog"):
+        (folder / label).mkdir(parents=True)
+        for i in range(6):
+            Image.new("RGB", (12, 12), (40 * i, 200 if label == "cat" else 0, 9)).save(folder / label / f"{i}.png")
+    return folder
+
+
 def independent_probabilities(run: Path) -> tuple[np.ndarray, np.ndarray]:
     """Test-split probabilities computed without dltool's evaluation code."""
     config = load_config(str(run))
@@ -266,13 +277,7 @@ def test_eval_reports_of_two_folders_of_one_name_are_both_kept(cli, run: Path, t
 
 
 def test_a_run_whose_image_folder_is_gone_says_so_and_how_to_score_another(cli, tmp_path: Path) -> None:
-    from PIL import Image
-
-    folder = tmp_path / "photos"
-    for label in ("cat", "dog"):
-        (folder / label).mkdir(parents=True)
-        for i in range(6):
-            Image.new("RGB", (12, 12), (40 * i, 200 if label == "cat" else 0, 90)).save(folder / label / f"{i}.png")
+    folder = pets(tmp_path / "photos")
     config = load_config("digits-mlp", [f"data.name={folder}", "train.epochs=1", "data.test_fraction=0.3"])
     run = train(config, create_run_dir(tmp_path / "runs", "photos")).run_dir
     folder.rename(tmp_path / "moved")
@@ -284,13 +289,7 @@ def test_a_run_whose_image_folder_is_gone_says_so_and_how_to_score_another(cli, 
 def test_eval_data_scores_every_image_of_a_few_shot_runs_other_folder(cli, tmp_path: Path) -> None:
     # A run trained on data.train_per_class images a class passed that cut on to --data:
     # 12 photos scored as 6 (n 6), as though the folder held no more.
-    from PIL import Image
-
-    for folder in (tmp_path / "photos", tmp_path / "other"):
-        for label in ("cat", "dog"):
-            (folder / label).mkdir(parents=True)
-            for i in range(6):
-                Image.new("RGB", (12, 12), (40 * i, 200 if label == "cat" else 0, 9)).save(folder / label / f"{i}.png")
+    pets(tmp_path / "photos"), pets(tmp_path / "other")
     sets = [f"data.name={tmp_path / 'photos'}", "train.epochs=1", "data.test_fraction=0.3", "data.train_per_class=2"]
     run = train(load_config("digits-mlp", sets), create_run_dir(tmp_path / "runs", "few")).run_dir
     assert json.loads(cli("eval", run, "--data", tmp_path / "other", "--json").stdout)["n"] == 12
@@ -299,13 +298,7 @@ def test_eval_data_scores_every_image_of_a_few_shot_runs_other_folder(cli, tmp_p
 def test_eval_data_of_the_runs_own_folder_warns_that_it_scores_training_images(cli, tmp_path: Path) -> None:
     # `dltool eval RUN --data photos/` on the folder the run trained on scored every image in
     # it, training images included, as though it were new data: an accuracy without a word.
-    from PIL import Image
-
-    folder = tmp_path / "photos"
-    for label in ("cat", "dog"):
-        (folder / label).mkdir(parents=True)
-        for i in range(6):
-            Image.new("RGB", (12, 12), (40 * i, 200 if label == "cat" else 0, 9)).save(folder / label / f"{i}.png")
+    folder = pets(tmp_path / "photos")
     config = load_config("digits-mlp", [f"data.name={folder}", "train.epochs=1", "data.test_fraction=0.3"])
     run = train(config, create_run_dir(tmp_path / "runs", "pets")).run_dir
     for given in (str(folder), f"{folder}/../photos/"):  # however it is spelt
