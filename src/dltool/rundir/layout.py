@@ -10,9 +10,10 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,9 @@ class RunDir:
     """One run directory: the paths of its files, and its records read and written."""
 
     path: Path
+    # The folders above ``path`` that create_run_dir made for it, deepest first: a run
+    # discarded before it was used takes them along if they are left empty.
+    made: tuple[Path, ...] = field(default=(), compare=False)
 
     @property
     def config(self) -> Path:
@@ -183,7 +187,20 @@ class RunDir:
             (self.path / LOCK).unlink(missing_ok=True)
             self.path.rmdir()
         except OSError:
-            pass  # gone already, or someone else's file arrived: leave it
+            return  # gone already, or someone else's file arrived: leave it
+        self._remove_made_folders()
+
+    def discard(self) -> None:
+        """Remove this run dir with everything in it, and the folders made for it if left empty."""
+        shutil.rmtree(self.path, ignore_errors=True)
+        self._remove_made_folders()
+
+    def _remove_made_folders(self) -> None:
+        for folder in self.made:
+            try:
+                folder.rmdir()
+            except OSError:
+                return  # another run's dir is in it now, or it is gone
 
     def _sweep_partial_files(self) -> None:
         # Only training's own files: eval or visualize may be writing theirs right now.
@@ -214,20 +231,21 @@ def run_dir_of(file: Path) -> RunDir | None:
 
 def create_run_dir(runs_dir: Path, base_name: str, name: str | None = None) -> RunDir:
     """Claim ``runs_dir/name``, or the first free ``runs_dir/<base_name>-<n>`` (n from 1)."""
+    if name is not None and (not re.fullmatch(r"[\w.+-]+", name) or name in {".", ".."}):
+        raise UsageError(f"--name {name!r}: use letters, digits, '.', '_', '+' and '-' only")
+    made = tuple(folder for folder in (runs_dir, *runs_dir.parents) if not folder.exists())
     runs_dir.mkdir(parents=True, exist_ok=True)
     if name is not None:
-        if not re.fullmatch(r"[\w.+-]+", name) or name in {".", ".."}:
-            raise UsageError(f"--name {name!r}: use letters, digits, '.', '_', '+' and '-' only")
         try:
-            (runs_dir / name).mkdir()
+            (runs_dir / name).mkdir(parents=True)  # parents: a failing run may just have removed runs_dir
         except FileExistsError:
             raise UsageError(f"{runs_dir / name} already exists; choose another --name or --resume it") from None
-        return RunDir(runs_dir / name)
+        return RunDir(runs_dir / name, made)
     n = 1 + max((_run_number(p.name, base_name) for p in runs_dir.iterdir()), default=0)
     while True:
         try:
-            (runs_dir / f"{base_name}-{n}").mkdir()
-            return RunDir(runs_dir / f"{base_name}-{n}")
+            (runs_dir / f"{base_name}-{n}").mkdir(parents=True)
+            return RunDir(runs_dir / f"{base_name}-{n}", made)
         except FileExistsError:
             n += 1
 

@@ -3,11 +3,10 @@ study in its storage. Usage errors are raised before anything is created."""
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Literal, cast
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 import dltool.tasks as tasks
 from dltool.errors import ConfigError, UnknownNameError, UsageError
@@ -25,6 +24,9 @@ from dltool.tuning.settings import DEFAULT_TRIALS, DIRECTIONS, StudyOptions, Tun
 from dltool.tuning.space import SearchSpace, load_space, parse_space
 from dltool.tuning.storage import check_storage, open_storage, public_url, storage_errors
 from dltool.tuning.study import write_outputs
+
+if TYPE_CHECKING:
+    from dltool.rundir import RunDir
 
 
 def prepare_study(
@@ -61,14 +63,15 @@ def prepare_study(
         refuse_changed_space(settings)  # --dry-run checks it too
     if options.dry_run:
         return settings
+    claimed = None
     if stored is None:
-        settings = _claim_study_dir(settings, options)
+        settings, claimed = _claim_study_dir(settings, options)
     elif options.restart:
         aside = set_records_aside(settings)
         settings = replace(settings, notes=(*settings.notes, f"started afresh: the earlier records are in {aside}"))
     else:
         refuse_lost_trials(settings, stored)
-    _start_study(settings, created=stored is None)
+    _start_study(settings, claimed)
     return settings
 
 
@@ -122,22 +125,24 @@ def sample_trial(settings: TuneSettings) -> tuple[dict[str, Any], Any]:
     return values, config
 
 
-def _claim_study_dir(settings: TuneSettings, options: StudyOptions) -> TuneSettings:
+def _claim_study_dir(settings: TuneSettings, options: StudyOptions) -> tuple[TuneSettings, RunDir]:
     """Make the new study dir: ``runs_dir/name``, or the next ``<recipe>-tune-<n>``."""
     from dltool.rundir import create_run_dir
 
-    study_dir = create_run_dir(options.runs_dir, f"{settings.recipe}-tune", options.name).path
-    return replace(settings, study_dir=study_dir, study_name=options.study_name or study_dir.name)
+    claimed = create_run_dir(options.runs_dir, f"{settings.recipe}-tune", options.name)
+    study_name = options.study_name or claimed.path.name
+    return replace(settings, study_dir=claimed.path, study_name=study_name), claimed
 
 
-def _start_study(settings: TuneSettings, *, created: bool) -> None:
-    """The study in its storage (made, or checked), and the study dir's files written."""
+def _start_study(settings: TuneSettings, claimed: RunDir | None) -> None:
+    """The study in its storage (made, or checked), and the study dir's files written.
+    ``claimed``: the study dir this process just made, or None for one it reopened."""
     try:
         with quiet_optuna(), storage_errors(settings.storage, settings.study_dir):
             write_outputs(_create_study(settings), settings)
     except BaseException:
-        if created:  # an unreachable or damaged database leaves no empty study dir behind
-            shutil.rmtree(settings.study_dir, ignore_errors=True)
+        if claimed is not None:  # an unreachable or damaged database leaves no empty folder behind
+            claimed.discard()
         raise
 
 
