@@ -1,8 +1,7 @@
 """The run directory: the shared record that train writes and later commands read.
 
 This is the only code that knows the layout (DESIGN.md, Run directory): every other module
-asks a ``RunDir`` for a path or a record. Names are claimed with an exclusive ``mkdir``, so
-two runs started at once never share a directory and an existing run is never overwritten.
+asks a ``RunDir`` for a path or a record. Names are claimed in ``dltool.rundir.claims``.
 """
 
 from __future__ import annotations
@@ -229,27 +228,6 @@ def run_dir_of(file: Path) -> RunDir | None:
     return None
 
 
-def create_run_dir(runs_dir: Path, base_name: str, name: str | None = None) -> RunDir:
-    """Claim ``runs_dir/name``, or the first free ``runs_dir/<base_name>-<n>`` (n from 1)."""
-    if name is not None and (not re.fullmatch(r"[\w.+-]+", name) or name in {".", ".."}):
-        raise UsageError(f"--name {name!r}: use letters, digits, '.', '_', '+' and '-' only")
-    made = tuple(folder for folder in (runs_dir, *runs_dir.parents) if not folder.exists())
-    runs_dir.mkdir(parents=True, exist_ok=True)
-    if name is not None:
-        try:
-            (runs_dir / name).mkdir(parents=True)  # parents: a failing run may just have removed runs_dir
-        except FileExistsError:
-            raise UsageError(f"{runs_dir / name} already exists; choose another --name or --resume it") from None
-        return RunDir(runs_dir / name, made)
-    n = 1 + max((_run_number(p.name, base_name) for p in runs_dir.iterdir()), default=0)
-    while True:
-        try:
-            (runs_dir / f"{base_name}-{n}").mkdir(parents=True)
-            return RunDir(runs_dir / f"{base_name}-{n}", made)
-        except FileExistsError:
-            n += 1
-
-
 def refuse_parent_of_runs(path: Path) -> None:
     """A tune study dir, a cross-validation's parent folder or a runs dir, named where one run
     goes, is a usage error naming a run inside it (it held no config.yaml: "no weights", "no images")."""
@@ -325,8 +303,3 @@ def read_json_object(path: Path) -> dict[str, Any] | None:
         return None
     document = read_json(path)
     return document if isinstance(document, dict) else None
-
-
-def _run_number(dirname: str, base_name: str) -> int:
-    match = re.fullmatch(re.escape(base_name) + r"-(\d+)", dirname)
-    return int(match.group(1)) if match else 0
