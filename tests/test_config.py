@@ -121,6 +121,30 @@ def test_malformed_files_are_usage_errors(tmp_path: Path, text: str, expected: s
         load_config(str(write(tmp_path / "bad.yaml", text)))
 
 
+@pytest.mark.parametrize(
+    ("text", "line", "key", "first"),
+    [
+        ("base: digits-mlp\noptimizer:\n  lr: 0.1\n  weight_decay: 0.0\n  lr: 0.01\n", 5, "lr", 3),
+        ("train: {epochs: 3, epochs: 30}\n", 1, "epochs", 1),
+        ("train:\n  epochs: 3\ntrain:\n  seed: 1\n", 3, "train", 1),
+    ],
+)
+def test_a_key_given_twice_is_an_error_naming_both_lines(tmp_path: Path, text: str, line, key, first) -> None:
+    # YAML keeps the last of two equal keys without a word: a copied line edited and the old
+    # one left in place (lr: 0.1 ... lr: 0.01) trained with one of them, silently.
+    with pytest.raises(ConfigError) as error:
+        load_config(str(write(tmp_path / "twice.yaml", text)))
+    assert str(error.value) == (
+        f"{tmp_path / 'twice.yaml'}: line {line}: {key!r} is given twice (first on line {first}); "
+        "YAML would keep only the last: remove one"
+    )
+
+
+def test_merge_keys_may_still_override_what_they_bring(tmp_path: Path) -> None:
+    text = "base: digits-mlp\noptimizer:\n  <<: {lr: 0.1, weight_decay: 0.5}\n  lr: 0.01\n"
+    assert load_config(str(write(tmp_path / "merge.yaml", text))).optimizer.lr == 0.01
+
+
 def test_a_binary_file_as_config_says_so_not_the_codec_error(tmp_path: Path) -> None:
     model = tmp_path / "model.onnx"  # an export or an image given where a config goes
     model.write_bytes(b"\x08\x07\x12\x07pytorch\xe7\xba\x00")

@@ -19,7 +19,7 @@ from typing import Any
 
 import yaml
 
-from dltool._io import YamlLimitError, load_yaml
+from dltool._io import YamlLimitError, YamlRepeatedKeyError, load_yaml
 from dltool.config.recipes import find_recipe, list_recipes
 from dltool.config.schema import Config
 from dltool.config.validate import DISPATCHED, validate_config
@@ -114,6 +114,8 @@ def read_yaml(path: Path) -> Layer:
         document = load_yaml(path.read_text(encoding="utf-8"))
     except YamlLimitError as error:
         raise ConfigError(f"{path}: refused: {error}") from None
+    except YamlRepeatedKeyError as error:
+        raise ConfigError(f"{path}: {error}") from None
     except yaml.YAMLError as error:
         raise ConfigError(f"{path}: not valid YAML: {error}".replace("\n", " ")) from None
     except UnicodeDecodeError:
