@@ -59,6 +59,22 @@ def test_a_flag_may_be_a_path_object(tmp_path: Path) -> None:
     assert (config.data.name, config.data.root) == (str(tmp_path / "photos"), str(tmp_path))
 
 
+@pytest.mark.parametrize(
+    ("assignment", "hint"),
+    [
+        ("epochs=3", "; did you mean --set train.epochs=3?"),
+        ("lr=0.01", "; did you mean --set optimizer.lr=0.01?"),
+        ("label_smoothing=0.1", "; did you mean --set loss.label_smoothing=0.1?"),
+        ("val_fraction=0.2", "; did you mean --set data.val_fraction=0.2?"),
+    ],
+)
+def test_a_key_without_its_section_is_placed_in_the_message(assignment: str, hint: str) -> None:
+    # `--set epochs=3` only said "expected section.key=value", not which section takes epochs.
+    with pytest.raises(UsageError) as error:
+        parse_set(assignment)
+    assert str(error.value) == f"--set '{assignment}': expected section.key=value{hint}"
+
+
 def test_switching_an_entry_keeps_only_the_keys_it_takes() -> None:
     config = load_config("digits-mlp", flags={"optimizer.name": "sgd"})
     assert config.optimizer.name == "sgd" and config.optimizer.lr == 1e-3  # lr carries over
