@@ -161,6 +161,17 @@ def test_merge_keys_may_still_override_what_they_bring(tmp_path: Path) -> None:
     assert load_config(str(write(tmp_path / "merge.yaml", text))).optimizer.lr == 0.01
 
 
+@pytest.mark.parametrize("value", ["2d", "1h30m", "soon"])
+def test_a_max_time_that_is_no_duration_says_which_are(value: str) -> None:
+    # It said "should be a valid number, unable to parse string as a number": not that 90m works.
+    with pytest.raises(ConfigError) as error:
+        load_config("digits-mlp", [f"train.max_time={value}"])
+    assert (
+        str(error.value) == f"train.max_time: should be seconds, or a number with s, m or h: 90m, 1.5h (got {value!r})"
+    )
+    assert load_config("digits-mlp", ["train.max_time=1.5h"]).train.max_time == 5400.0
+
+
 def test_a_binary_file_as_config_says_so_not_the_codec_error(tmp_path: Path) -> None:
     model = tmp_path / "model.onnx"  # an export or an image given where a config goes
     model.write_bytes(b"\x08\x07\x12\x07pytorch\xe7\xba\x00")
