@@ -59,6 +59,22 @@ def test_a_flag_may_be_a_path_object(tmp_path: Path) -> None:
     assert (config.data.name, config.data.root) == (str(tmp_path / "photos"), str(tmp_path))
 
 
+@pytest.mark.parametrize(
+    ("assignment", "hint"),
+    [
+        ("epochs=3", "; did you mean --set train.epochs=3?"),
+        ("lr=0.01", "; did you mean --set optimizer.lr=0.01?"),
+        ("label_smoothing=0.1", "; did you mean --set loss.label_smoothing=0.1?"),
+        ("val_fraction=0.2", "; did you mean --set data.val_fraction=0.2?"),
+    ],
+)
+def test_a_key_without_its_section_is_placed_in_the_message(assignment: str, hint: str) -> None:
+    # `--set epochs=3` only said "expected section.key=value", not which section takes epochs.
+    with pytest.raises(UsageError) as error:
+        parse_set(assignment)
+    assert str(error.value) == f"--set '{assignment}': expected section.key=value{hint}"
+
+
 def test_switching_an_entry_keeps_only_the_keys_it_takes() -> None:
     config = load_config("digits-mlp", flags={"optimizer.name": "sgd"})
     assert config.optimizer.name == "sgd" and config.optimizer.lr == 1e-3  # lr carries over
@@ -119,6 +135,41 @@ def test_a_typo_in_a_yaml_file_is_an_error(tmp_path: Path) -> None:
 def test_malformed_files_are_usage_errors(tmp_path: Path, text: str, expected: str) -> None:
     with pytest.raises(UsageError, match=expected):
         load_config(str(write(tmp_path / "bad.yaml", text)))
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "key", "first"),
+    [
+        ("base: digits-mlp\noptimizer:\n  lr: 0.1\n  weight_decay: 0.0\n  lr: 0.01\n", 5, "lr", 3),
+        ("train: {epochs: 3, epochs: 30}\n", 1, "epochs", 1),
+        ("train:\n  epochs: 3\ntrain:\n  seed: 1\n", 3, "train", 1),
+    ],
+)
+def test_a_key_given_twice_is_an_error_naming_both_lines(tmp_path: Path, text: str, line, key, first) -> None:
+    # YAML keeps the last of two equal keys without a word: a copied line edited and the old
+    # one left in place (lr: 0.1 ... lr: 0.01) trained with one of them, silently.
+    with pytest.raises(ConfigError) as error:
+        load_config(str(write(tmp_path / "twice.yaml", text)))
+    assert str(error.value) == (
+        f"{tmp_path / 'twice.yaml'}: line {line}: {key!r} is given twice (first on line {first}); "
+        "YAML would keep only the last: remove one"
+    )
+
+
+def test_merge_keys_may_still_override_what_they_bring(tmp_path: Path) -> None:
+    text = "base: digits-mlp\noptimizer:\n  <<: {lr: 0.1, weight_decay: 0.5}\n  lr: 0.01\n"
+    assert load_config(str(write(tmp_path / "merge.yaml", text))).optimizer.lr == 0.01
+
+
+@pytest.mark.parametrize("value", ["2d", "1h30m", "soon"])
+def test_a_max_time_that_is_no_duration_says_which_are(value: str) -> None:
+    # It said "should be a valid number, unable to parse string as a number": not that 90m works.
+    with pytest.raises(ConfigError) as error:
+        load_config("digits-mlp", [f"train.max_time={value}"])
+    assert (
+        str(error.value) == f"train.max_time: should be seconds, or a number with s, m or h: 90m, 1.5h (got {value!r})"
+    )
+    assert load_config("digits-mlp", ["train.max_time=1.5h"]).train.max_time == 5400.0
 
 
 def test_a_binary_file_as_config_says_so_not_the_codec_error(tmp_path: Path) -> None:

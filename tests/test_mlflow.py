@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import run_dltool
-from studies import write
+from conftest import dltool_command, run_dltool
+from studies import wait_for_epochs, write
 
 QUICK = ["--epochs", "2", "--set", "train.limit_batches=3"]
 
@@ -102,6 +102,50 @@ def test_a_run_logs_params_epochs_summary_and_files_and_resumes_in_place(
     assert json.loads((run / "mlflow.json").read_text())["run_id"] == run_id  # the same MLflow run
     assert [step for step, _ in _metric(client, run_id, "val_loss")] == [1, 2, 3]
     assert client.get_run(run_id).info.status == "FINISHED"
+
+
+def test_a_tracker_that_fails_midway_is_a_warning_and_the_run_goes_on(client, server: str, isolated: Path) -> None:
+    # An MLflow server that went away or refused the run midway failed the run after MLflow's
+    # retries ("internal error: MlflowException ...", exit 1, status failed), training lost.
+    args = [
+        "train",
+        "digits-mlp",
+        "--epochs",
+        "300",
+        "--set",
+        "train.limit_batches=2",
+        "--set",
+        "train.tracking=mlflow",
+    ]
+    process = subprocess.Popen(dltool_command(*args, "--name", "r"), cwd=isolated, text=True,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+    run = isolated / "runs" / "r"
+    wait_for_epochs(run / "metrics.jsonl", process)
+    client.delete_run(json.loads((run / "mlflow.json").read_text())["run_id"])  # its next log is refused
+    stdout, stderr = process.communicate(timeout=240)
+    assert process.returncode == 0 and stdout == "runs/r\n", stderr
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["status"] == "completed" and summary["epochs_run"] == 300
+    (warning,) = [line for line in stderr.splitlines() if "mlflow" in line.lower()]
+    assert warning.startswith(f"warning: mlflow: MLflow at {server} failed to log epoch "), warning
+    assert warning.endswith("the run goes on without it (the run dir keeps every record)")
+
+
+def test_a_study_run_refused_at_the_end_is_a_warning(client, isolated: Path) -> None:
+    write(isolated / "space.yaml", "optimizer.lr: [1.0e-3, 1.0e-2]\n")
+    args = ["tune", "digits-mlp", "--space", "space.yaml", "--sampler", "grid", "--epochs", "50", "--name", "s"]
+    process = subprocess.Popen(dltool_command(*args, "--set", "train.tracking=mlflow", "--set", "train.limit_batches=2"),
+                               cwd=isolated, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+    record = isolated / "runs" / "s" / "mlflow.json"
+    deadline = time.monotonic() + 120
+    while not record.is_file():
+        assert process.poll() is None and time.monotonic() < deadline, process.communicate()
+        time.sleep(0.05)
+    client.delete_run(json.loads(record.read_text())["run_id"])
+    stdout, stderr = process.communicate(timeout=240)
+    assert process.returncode == 0 and stdout == "runs/s\n", stderr
+    assert "warning: mlflow: MLflow at " in stderr and "failed to end the study's run" in stderr
+    assert json.loads((isolated / "runs" / "s" / "study.json").read_text())["states"]["COMPLETE"] == 2
 
 
 def test_tune_trials_are_child_runs_of_the_study(cli, client, isolated: Path) -> None:

@@ -109,3 +109,18 @@ def test_a_runs_folder_named_where_one_run_goes_names_its_newest_run(cli, digits
         assert (
             f"{digits_run.parent} is a folder of runs, not one run: name one, e.g. {digits_run} (the newest)" in error
         )
+
+
+def test_a_folder_claimed_with_its_lock_appears_locked_and_whole(tmp_path: Path) -> None:
+    from dltool.rundir import claimed_with_lock, wait_until_made
+
+    runs = tmp_path / "new" / "runs"
+    with claimed_with_lock(runs, "s", ".lock") as claimed:
+        assert claimed.path == runs / "s" and (runs / "s" / ".lock").is_file()
+        assert not wait_until_made(runs / "s", ".lock", timeout_s=0.05)  # its maker still holds it
+        with pytest.raises(FileExistsError), claimed_with_lock(runs, "s", ".lock"):
+            pass
+    assert wait_until_made(runs / "s", ".lock", timeout_s=0.05)
+    assert sorted(p.name for p in runs.iterdir()) == ["s"]  # the losing claim's folder is gone
+    claimed.discard()
+    assert not (tmp_path / "new").exists()  # with the folders made for it

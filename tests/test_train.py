@@ -104,6 +104,7 @@ def test_print_config_prints_yaml_and_trains_nothing(cli, tmp_path: Path) -> Non
         (["digits-mlp", "--device", "gpu"], "train.device: expected auto, cpu, cuda, cuda:N or mps (got 'gpu')"),
         (["digits-mlp", "--optimizer", "adamm"], "did you mean 'adam'"),
         ([], "name a recipe"),
+        (["digits-mlp", "--name", "a/b"], "--name 'a/b': use letters, digits"),
     ],
 )
 def test_bad_input_is_a_usage_error_and_creates_nothing(cli, tmp_path: Path, args, expected) -> None:
@@ -123,11 +124,14 @@ def test_a_run_that_fails_while_its_data_is_prepared_leaves_no_run_dir(
     cli, tmp_path: Path, args, code, expected
 ) -> None:
     # Such errors come after the run dir is claimed: it stayed, empty but for its lock, and
-    # took the name (the next run was digits-mlp-2).
+    # took the name (the next run was digits-mlp-2); the runs folder made for it stayed too.
     (tmp_path / "not-classes").mkdir()
-    result = cli("train", "digits-mlp", "--runs-dir", tmp_path / "r", *args, code=code)
+    result = cli("train", "digits-mlp", "--runs-dir", tmp_path / "r" / "deep", *args, code=code)
     assert expected in result.stderr and result.stdout == ""
-    assert list((tmp_path / "r").iterdir()) == []
+    assert not (tmp_path / "r").exists()
+    (tmp_path / "r").mkdir()
+    cli("train", "digits-mlp", "--runs-dir", tmp_path / "r", *args, code=code)
+    assert list((tmp_path / "r").iterdir()) == []  # a folder that was there before stays
     assert (
         cli("train", "digits-mlp", "--epochs", "1", "--runs-dir", tmp_path / "r")
         .stdout.strip()

@@ -69,6 +69,27 @@ def test_a_grid_needs_values_a_flag_cannot_also_fix_a_tuned_key_and_sqlite_takes
     assert not (tmp_path / "runs").exists()
 
 
+@pytest.mark.parametrize(
+    ("storage", "message"),
+    [
+        ("postgres://me@db/studies", "unknown database 'postgres'; did you mean 'postgresql'?"),
+        ("file:///tmp/study.journal", "unknown database 'file'; expected a database URL such as"),
+        ("sqlite://study.db", "'study.db' is read as a host; a SQLite file is sqlite:///study.db"),
+        ("sqlite:///", "an in-memory SQLite database ends with its connection"),
+        ("sqlite:///:memory:", "an in-memory SQLite database ends with its connection"),
+    ],
+)
+def test_a_storage_url_that_names_no_database_is_a_usage_error(cli, tmp_path: Path, storage: str, message) -> None:
+    # Unknown kinds were "cannot open: Can't load plugin: sqlalchemy.dialects:postgres" (exit 1,
+    # passed by --dry-run); an in-memory SQLite database an internal error after the study dir
+    # was made ("KeyError: 'Record does not exist.'").
+    space = write(tmp_path / "space.yaml", "optimizer.lr: [1.0e-3]\n")
+    for dry_run in (["--dry-run"], []):
+        result = cli("tune", "digits-mlp", "--space", space, *QUICK, "--storage", storage, *dry_run, code=2)
+        assert message in result.stderr and result.stderr.count("\n") == 1, result.stderr
+    assert not (tmp_path / "runs").exists()
+
+
 def test_a_space_may_switch_the_optimizer_and_tune_each_ones_own_keys() -> None:
     import optuna
 

@@ -115,3 +115,21 @@ def test_two_processes_share_one_study_on_postgresql(tmp_path: Path) -> None:
             assert ":dltool@" not in document["storage"] and document["study_name"] == name
     finally:
         optuna.delete_study(study_name=name, storage=open_storage(url, tmp_path))
+
+
+@pytest.mark.slow
+def test_processes_started_at_once_on_one_name_share_its_study(tmp_path: Path) -> None:
+    # A job array on one machine: each process makes or continues the study `s`. One that
+    # found the study dir half made (no study.json yet) was refused: "not a study to continue".
+    space = write(tmp_path / "space.yaml", RANDOM_SPACE)
+    args = dltool_command("tune", "digits-mlp", "--space", space, "--trials", "6", *QUICK, "--name", "s", "-q")
+    processes = [
+        subprocess.Popen(args, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for _ in range(4)
+    ]
+    outputs = [p.communicate(timeout=240) for p in processes]
+    for process, (stdout, stderr) in zip(processes, outputs):
+        assert process.returncode == 0 and stdout == "runs/s\n", stderr
+    trials = [t for t in open_study(tmp_path / "runs" / "s").trials if t.state.name != "FAIL"]
+    assert len(trials) >= 6 and {t.state.name for t in trials} <= {"COMPLETE", "PRUNED"}
+    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["s"]  # no folder left half made

@@ -81,6 +81,8 @@ def test_a_signal_fails_the_running_trial_and_exits_130_or_143(tmp_path: Path, s
     stdout, stderr = process.communicate(timeout=120)
     assert process.returncode == code, stderr
     assert stdout.strip() == str(Path("runs") / "s") and "Traceback" not in stderr
+    # how to go on: rerunning without --name started another study (digits-mlp-tune-1)
+    assert stderr.rstrip().endswith("; continue with the same dltool tune command and --name s"), stderr
     (row,) = trials_csv(study)
     assert (row["state"], row["error"]) == ("FAIL", "interrupted")
     summary = json.loads((study / "trial-0000" / "summary.json").read_text())

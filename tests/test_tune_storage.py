@@ -147,3 +147,14 @@ def test_a_damaged_sqlite_database_is_one_line_naming_it(cli, data_dir: Path, tm
     storage = f"sqlite:///{database}"
     line = _one_line(cli(*ARGS, "--storage", storage, "--trials", "3", code=1))
     assert f"--storage {storage}: damaged SQLite database" in line and "restore it from a copy" in line, line
+
+
+def test_a_storage_that_cannot_open_leaves_no_folder_behind(cli, tmp_path: Path) -> None:
+    write(tmp_path / "space.yaml", GRID)
+    storage = f"sqlite:///{tmp_path / 'no-such-folder' / 's.db'}"
+    line = _one_line(cli(*ARGS[:-2], "--storage", storage, "--runs-dir", "new/runs", code=1))
+    assert f"--storage {storage}: cannot open" in line, line
+    assert not (tmp_path / "new").exists()  # neither the study dir nor the runs folders made for it
+    (tmp_path / "runs").mkdir()
+    _one_line(cli(*ARGS, "--storage", storage, code=1))
+    assert (tmp_path / "runs").is_dir() and not (tmp_path / "runs" / "s").exists()  # it was there before

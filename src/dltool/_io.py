@@ -152,6 +152,10 @@ class YamlLimitError(yaml.YAMLError):
     """A YAML document larger or deeper than any dltool file needs."""
 
 
+class YamlRepeatedKeyError(yaml.YAMLError):
+    """A mapping that gives one key twice, of which YAML would keep the last without a word."""
+
+
 def load_yaml(text: str) -> Any:
     """``yaml.safe_load`` within the budgets above: the one way dltool reads YAML."""
     loader = _BoundedLoader(text)
@@ -189,10 +193,29 @@ class _BoundedLoader(yaml.SafeLoader):
         self._count(1)
         return node
 
+    def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+        _refuse_repeated_keys(node)
+        return super().construct_mapping(node, deep=deep)
+
     def _count(self, nodes: int) -> None:
         self._nodes += nodes
         if self._nodes > MAX_YAML_NODES:
             raise YamlLimitError(f"more than {MAX_YAML_NODES} values once its aliases expand (an alias bomb?)")
+
+
+def _refuse_repeated_keys(node: yaml.MappingNode) -> None:
+    """A key given twice in one mapping; merge keys (``<<``) may still be overridden."""
+    first_lines: dict[str, int] = {}
+    for key, _ in node.value:
+        if not isinstance(key, yaml.ScalarNode) or key.tag == "tag:yaml.org,2002:merge":
+            continue
+        line = key.start_mark.line + 1
+        if key.value in first_lines:
+            raise YamlRepeatedKeyError(
+                f"line {line}: {key.value!r} is given twice (first on line {first_lines[key.value]}); "
+                "YAML would keep only the last: remove one"
+            )
+        first_lines[key.value] = line
 
 
 def append_line(path: Path, line: str) -> None:

@@ -22,6 +22,14 @@ from contextlib import contextmanager
 REPEAT_WINDOW_S = 1.0
 
 
+def heed_interrupts() -> None:
+    """SIGINT interrupts (KeyboardInterrupt) from a command's first line, also where the process
+    inherited it as ignored: until ``stop_on_signals`` takes over, a ``kill -INT`` sent while
+    the command starts (imports, config, data) was otherwise lost."""
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
 @contextmanager
 def stop_on_signals(stop: threading.Event | None) -> Iterator[list[int]]:
     """Set ``stop`` on the first SIGINT/SIGTERM; another one more than ``REPEAT_WINDOW_S``

@@ -189,11 +189,18 @@ def _report(study_dir: Path, record: StudyRecord, signals: list[int], *, as_json
     else:
         emit_line(str(study_dir))
     if not quiet:
-        stderr.print(_closing_line(record), soft_wrap=True)
+        hint = _continue_hint(study_dir) if signals else ""
+        stderr.print(_closing_line(record) + hint, soft_wrap=True, markup=False)
     if signals:
         raise typer.Exit(128 + signals[0])
     if record.best is None:
         raise DltoolError(f"no trial of {study_dir} completed; see its trials.csv for the errors")
+
+
+def _continue_hint(study_dir: Path) -> str:
+    """How to go on with a stopped study: its name (without it, a rerun starts another study)."""
+    runs_dir = "" if study_dir.parent == Path("runs") else f" --runs-dir {study_dir.parent}"
+    return f"; continue with the same dltool tune command and --name {study_dir.name}{runs_dir}"
 
 
 def _closing_line(record: StudyRecord) -> str:

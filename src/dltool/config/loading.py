@@ -19,10 +19,10 @@ from typing import Any
 
 import yaml
 
-from dltool._io import YamlLimitError, load_yaml
+from dltool._io import YamlLimitError, YamlRepeatedKeyError, load_yaml
 from dltool.config.recipes import find_recipe, list_recipes
 from dltool.config.schema import Config
-from dltool.config.validate import DISPATCHED, validate_config
+from dltool.config.validate import DISPATCHED, sections_taking, validate_config
 from dltool.errors import ConfigError, UnknownNameError, UsageError, quote
 from dltool.rundir import RunDir, is_run_dir, refuse_parent_of_runs
 
@@ -114,6 +114,8 @@ def read_yaml(path: Path) -> Layer:
         document = load_yaml(path.read_text(encoding="utf-8"))
     except YamlLimitError as error:
         raise ConfigError(f"{path}: refused: {error}") from None
+    except YamlRepeatedKeyError as error:
+        raise ConfigError(f"{path}: {error}") from None
     except yaml.YAMLError as error:
         raise ConfigError(f"{path}: not valid YAML: {error}".replace("\n", " ")) from None
     except UnicodeDecodeError:
@@ -137,10 +139,7 @@ def parse_set(assignment: str) -> Layer:
     key = key.strip()
     key += ".name" if key in NAMED_SECTIONS else ""
     if not sep or not re.fullmatch(r"[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)+", key):
-        raise UsageError(
-            f"--set {quote(assignment)}: expected section.key=value, e.g. --set optimizer.lr=0.01 "
-            f"(or {'|'.join(NAMED_SECTIONS)}=NAME, e.g. --set scheduler=cosine)"
-        )
+        raise UsageError(f"--set {quote(assignment)}: expected section.key=value{_section_hint(key, text)}")
     try:
         value = load_yaml(text) if text.strip() else None
     except YamlLimitError as error:
@@ -150,6 +149,14 @@ def parse_set(assignment: str) -> Layer:
     if isinstance(value, str):
         value = number_or_text(value)
     return nest({key: value})
+
+
+def _section_hint(key: str, text: str) -> str:
+    """Where a key given without its section belongs (``epochs=3``: ``train.epochs=3``), else
+    the forms ``--set`` takes."""
+    if sections := sections_taking(key):
+        return "; did you mean " + " or ".join(f"--set {section}.{key}={text}" for section in sections) + "?"
+    return f", e.g. --set optimizer.lr=0.01 (or {'|'.join(NAMED_SECTIONS)}=NAME, e.g. --set scheduler=cosine)"
 
 
 def number_or_text(text: str) -> Any:

@@ -36,6 +36,14 @@ MAX_THREADS = 1024
 MAX_WORKERS = 256
 
 
+def _is_float(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
 def auto_or_whole(value: object, low: int, high: int) -> object:
     """``value`` when it is ``"auto"`` or a whole number in [low, high] (YAML's booleans are not)."""
     if value == "auto" or (isinstance(value, int) and not isinstance(value, bool) and low <= value <= high):
@@ -208,9 +216,11 @@ class TrainConfig(Section):
     @field_validator("max_time", mode="before")
     @classmethod
     def _duration(cls, value: object) -> object:
-        if isinstance(value, str) and (match := re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smh]?)\s*", value)):
-            return float(match.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600}[match.group(2)]
-        return value
+        if not isinstance(value, str) or _is_float(value):  # 'inf': refused below as not finite
+            return value
+        if not (match := re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smh]?)\s*", value)):
+            raise ValueError("should be seconds, or a number with s, m or h: 90m, 1.5h")
+        return float(match.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600}[match.group(2)]
 
     @field_validator("threads", mode="before")
     @classmethod

@@ -32,6 +32,17 @@ FIXED: dict[str, type[BaseModel]] = {"data": DataConfig, "train": TrainConfig}
 SECTIONS = ["data", "model", "optimizer", "scheduler", "loss", "train"]
 
 
+def sections_taking(key: str) -> list[str]:
+    """The sections that have ``key`` (in a registry section: that some entry takes)."""
+    return [section for section in SECTIONS if key in _keys_of(section)]
+
+
+def _keys_of(section: str) -> set[str]:
+    if section in FIXED:
+        return set(FIXED[section].model_fields)
+    return {key for entry in DISPATCHED[section][0] for key in entry.params.model_fields}
+
+
 def validate_config(raw: Mapping[str, Any]) -> Config:
     """Validate a merged config mapping; raise ``ConfigError`` naming every bad key."""
     for section in raw:

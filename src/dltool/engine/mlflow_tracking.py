@@ -60,10 +60,15 @@ class MlflowRun:
 
     def log_epoch(self, record: dict[str, Any]) -> None:
         numbers = {k: v for k, v in record.items() if k not in AXES and _is_number(v)}
-        self._log_metrics(numbers, record["epoch"])
+        with refusals(f"failed to log epoch {record['epoch']}"):
+            self._log_metrics(numbers, record["epoch"])
 
     def log_end(self, summary: dict[str, Any], confusion: torch.Tensor | None) -> None:
         """The best and test scores, the run dir's files, and the MLflow run's end status."""
+        with refusals("failed to end the run"):
+            self._log_end(summary)
+
+    def _log_end(self, summary: dict[str, Any]) -> None:
         last = summary["epochs_run"]
         scores = {f"test_{k}": v for k, v in (summary.get("test") or {}).items() if k != "n" and _is_number(v)}
         if best := summary.get("best"):
@@ -91,22 +96,30 @@ def open_mlflow(run: RunDir, parts: Components, history: list[dict[str, Any]]) -
     """The MLflow run of ``run``: created with its params (a new run), or reopened from
     ``RUN/mlflow.json`` (a resumed one, whose earlier epochs it holds already)."""
     require_mlflow()
-    from mlflow import MlflowClient, get_tracking_uri
-    from mlflow.exceptions import MlflowException
+    from mlflow import MlflowClient
 
     stored = read_json_object(run.mlflow)
-    try:
+    with refusals("refused the run"):
         client = MlflowClient()
         if stored is not None and isinstance(stored.get("run_id"), str):
             run_id = stored["run_id"]
             client.update_run(run_id, status="RUNNING")
         else:
             run_id = _create_run(client, run, parts.config)
-    except MlflowException as error:
-        raise TrackingError(
-            f"MLflow at {get_tracking_uri()} refused the run: {' '.join(error.message.split())}"
-        ) from None
     yield MlflowRun(client, run_id, run)
+
+
+@contextmanager
+def refusals(what: str) -> Iterator[None]:
+    """MLflow's errors (a server gone, or one that refuses) as a ``TrackingError`` naming the
+    store and what failed: "MLflow at URL ``what``: MLflow's message"."""
+    from mlflow import get_tracking_uri
+    from mlflow.exceptions import MlflowException
+
+    try:
+        yield
+    except MlflowException as error:
+        raise TrackingError(f"MLflow at {get_tracking_uri()} {what}: {' '.join(error.message.split())}") from None
 
 
 def _create_run(client: Any, run: RunDir, config: Any) -> str:
@@ -143,12 +156,13 @@ def start_study_run(study_dir: Path, study_name: str, config: dict[str, Any]) ->
     client = MlflowClient()
     record = study_dir / "mlflow.json"
     stored = read_json_object(record)
-    if stored is not None and isinstance(stored.get("run_id"), str):
-        client.update_run(stored["run_id"], status="RUNNING")
-        return str(stored["run_id"])
-    experiment_id = experiment(client, config["train"]["mlflow"]["experiment"])
-    tags = {"dltool_study_dir": str(study_dir.resolve())}
-    run_id = str(client.create_run(experiment_id, run_name=study_name, tags=tags).info.run_id)
+    with refusals("refused the study's run"):
+        if stored is not None and isinstance(stored.get("run_id"), str):
+            client.update_run(stored["run_id"], status="RUNNING")
+            return str(stored["run_id"])
+        experiment_id = experiment(client, config["train"]["mlflow"]["experiment"])
+        tags = {"dltool_study_dir": str(study_dir.resolve())}
+        run_id = str(client.create_run(experiment_id, run_name=study_name, tags=tags).info.run_id)
     atomic_write_json(record, {"run_id": run_id, "experiment_id": experiment_id})
     return run_id
 
@@ -158,9 +172,10 @@ def end_study_run(run_id: str, best: dict[str, Any] | None, metric: str, interru
     from mlflow import MlflowClient
 
     client = MlflowClient()
-    if best is not None and _is_number(best.get("value")):
-        client.log_metric(run_id, f"best_{metric}", float(best["value"]), step=int(best["number"]))
-    _terminate(client, run_id, "KILLED" if interrupted else "FINISHED")
+    with refusals("failed to end the study's run"):
+        if best is not None and _is_number(best.get("value")):
+            client.log_metric(run_id, f"best_{metric}", float(best["value"]), step=int(best["number"]))
+        _terminate(client, run_id, "KILLED" if interrupted else "FINISHED")
 
 
 def _terminate(client: Any, run_id: str, status: str) -> None:

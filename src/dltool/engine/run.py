@@ -156,7 +156,7 @@ def _execute(
         progress = restore_state(parts, checkpoint, source) if checkpoint else Progress()
         # Before the run's first file: a tracker that cannot start (an MLflow store that refuses
         # the run) leaves no run dir without a summary behind.
-        board = scope.enter_context(open_trackers(writer, parts, progress.history))
+        board = scope.enter_context(open_trackers(writer, parts, progress.history, report))
         threads = pick_threads(parts, kept=progress.threads)
         scope.enter_context(cpu_threads(threads.value))
         scope.enter_context(reused_heap(device.type == "cpu"))

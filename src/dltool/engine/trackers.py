@@ -6,12 +6,13 @@ interface, opened by name from ``TRACKERS``; the engine talks to them all throug
 from __future__ import annotations
 
 import importlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, ExitStack, contextmanager
 from typing import TYPE_CHECKING, Any, Protocol, get_args
 
 from dltool.config.schema import Config
 from dltool.config.tracking import Tracker
+from dltool.errors import TrackingError
 
 if TYPE_CHECKING:
     import torch
@@ -42,18 +43,25 @@ class Tracking(Protocol):
 
 
 class Trackers:
-    """The opened trackers, told everything in turn."""
+    """The opened trackers, told everything in turn. One that fails (``TrackingError``: a
+    server gone midway) is reported and dropped: the run goes on, its run dir is the record."""
 
-    def __init__(self, trackers: list[Tracking]) -> None:
-        self.trackers = trackers
+    def __init__(self, trackers: dict[str, Tracking], report: Callable[[str], None]) -> None:
+        self.trackers, self.report = trackers, report
 
     def log_epoch(self, record: dict[str, Any]) -> None:
-        for tracker in self.trackers:
-            tracker.log_epoch(record)
+        self._tell(lambda tracker: tracker.log_epoch(record))
 
     def log_end(self, summary: dict[str, Any], confusion: torch.Tensor | None) -> None:
-        for tracker in self.trackers:
-            tracker.log_end(summary, confusion)
+        self._tell(lambda tracker: tracker.log_end(summary, confusion))
+
+    def _tell(self, call: Callable[[Tracking], None]) -> None:
+        for name, tracker in list(self.trackers.items()):
+            try:
+                call(tracker)
+            except TrackingError as error:
+                del self.trackers[name]
+                self.report(f"warning: {name}: {error}; the run goes on without it (the run dir keeps every record)")
 
 
 def tracker_names(config: Config) -> list[str]:
@@ -69,13 +77,18 @@ def require_trackers(config: Config) -> None:
 
 
 @contextmanager
-def open_trackers(run: RunDir | None, parts: Components, history: list[dict[str, Any]]) -> Iterator[Trackers | None]:
+def open_trackers(
+    run: RunDir | None, parts: Components, history: list[dict[str, Any]], report: Callable[[str], None]
+) -> Iterator[Trackers | None]:
     """The config's trackers on ``run`` (None without a run, as on ranks other than 0, or
-    without trackers), closed however the run ends."""
+    without trackers), closed however the run ends; ``report`` hears of one that fails midway."""
     names = tracker_names(parts.config) if run is not None else []
     with ExitStack() as stack:
-        opened: list[AbstractContextManager[Tracking]] = [_load(TRACKERS[n])(run, parts, history) for n in names]
-        yield Trackers([stack.enter_context(tracker) for tracker in opened]) if names else None
+        opened: dict[str, AbstractContextManager[Tracking]] = {
+            n: _load(TRACKERS[n])(run, parts, history) for n in names
+        }
+        trackers = {name: stack.enter_context(tracker) for name, tracker in opened.items()}
+        yield Trackers(trackers, report) if names else None
 
 
 def _load(target: str) -> Any:

@@ -1,8 +1,8 @@
 """The run directory (DESIGN.md, Run directory): its layout and its records, known only here."""
 
+from dltool.rundir.claims import claimed_with_lock, create_run_dir, wait_until_made
 from dltool.rundir.layout import (
     RunDir,
-    create_run_dir,
     cv_record,
     is_dltool_output,
     is_run_dir,
@@ -21,6 +21,7 @@ __all__ = [
     "Summary",
     "WeightsMetadata",
     "check_output",
+    "claimed_with_lock",
     "create_run_dir",
     "cv_record",
     "is_dltool_output",
@@ -31,4 +32,5 @@ __all__ = [
     "read_weights_header",
     "refuse_parent_of_runs",
     "run_dir_of",
+    "wait_until_made",
 ]

@@ -1,8 +1,7 @@
 """The run directory: the shared record that train writes and later commands read.
 
 This is the only code that knows the layout (DESIGN.md, Run directory): every other module
-asks a ``RunDir`` for a path or a record. Names are claimed with an exclusive ``mkdir``, so
-two runs started at once never share a directory and an existing run is never overwritten.
+asks a ``RunDir`` for a path or a record. Names are claimed in ``dltool.rundir.claims``.
 """
 
 from __future__ import annotations
@@ -10,9 +9,10 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +35,9 @@ class RunDir:
     """One run directory: the paths of its files, and its records read and written."""
 
     path: Path
+    # The folders above ``path`` that create_run_dir made for it, deepest first: a run
+    # discarded before it was used takes them along if they are left empty.
+    made: tuple[Path, ...] = field(default=(), compare=False)
 
     @property
     def config(self) -> Path:
@@ -183,7 +186,20 @@ class RunDir:
             (self.path / LOCK).unlink(missing_ok=True)
             self.path.rmdir()
         except OSError:
-            pass  # gone already, or someone else's file arrived: leave it
+            return  # gone already, or someone else's file arrived: leave it
+        self._remove_made_folders()
+
+    def discard(self) -> None:
+        """Remove this run dir with everything in it, and the folders made for it if left empty."""
+        shutil.rmtree(self.path, ignore_errors=True)
+        self._remove_made_folders()
+
+    def _remove_made_folders(self) -> None:
+        for folder in self.made:
+            try:
+                folder.rmdir()
+            except OSError:
+                return  # another run's dir is in it now, or it is gone
 
     def _sweep_partial_files(self) -> None:
         # Only training's own files: eval or visualize may be writing theirs right now.
@@ -210,26 +226,6 @@ def run_dir_of(file: Path) -> RunDir | None:
         if is_run_dir(candidate):
             return RunDir(candidate)
     return None
-
-
-def create_run_dir(runs_dir: Path, base_name: str, name: str | None = None) -> RunDir:
-    """Claim ``runs_dir/name``, or the first free ``runs_dir/<base_name>-<n>`` (n from 1)."""
-    runs_dir.mkdir(parents=True, exist_ok=True)
-    if name is not None:
-        if not re.fullmatch(r"[\w.+-]+", name) or name in {".", ".."}:
-            raise UsageError(f"--name {name!r}: use letters, digits, '.', '_', '+' and '-' only")
-        try:
-            (runs_dir / name).mkdir()
-        except FileExistsError:
-            raise UsageError(f"{runs_dir / name} already exists; choose another --name or --resume it") from None
-        return RunDir(runs_dir / name)
-    n = 1 + max((_run_number(p.name, base_name) for p in runs_dir.iterdir()), default=0)
-    while True:
-        try:
-            (runs_dir / f"{base_name}-{n}").mkdir()
-            return RunDir(runs_dir / f"{base_name}-{n}")
-        except FileExistsError:
-            n += 1
 
 
 def refuse_parent_of_runs(path: Path) -> None:
@@ -307,8 +303,3 @@ def read_json_object(path: Path) -> dict[str, Any] | None:
         return None
     document = read_json(path)
     return document if isinstance(document, dict) else None
-
-
-def _run_number(dirname: str, base_name: str) -> int:
-    match = re.fullmatch(re.escape(base_name) + r"-(\d+)", dirname)
-    return int(match.group(1)) if match else 0

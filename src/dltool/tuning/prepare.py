@@ -3,14 +3,14 @@ study in its storage. Usage errors are raised before anything is created."""
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterable, Mapping
+from contextlib import ExitStack
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Literal, cast
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 import dltool.tasks as tasks
-from dltool.errors import ConfigError, UnknownNameError, UsageError
+from dltool.errors import ConfigError, DltoolError, UnknownNameError, UsageError
 from dltool.tuning import pruners, samplers
 from dltool.tuning._optuna import quiet_optuna
 from dltool.tuning.continuation import (
@@ -24,7 +24,14 @@ from dltool.tuning.records import StudyRecord
 from dltool.tuning.settings import DEFAULT_TRIALS, DIRECTIONS, StudyOptions, TuneSettings
 from dltool.tuning.space import SearchSpace, load_space, parse_space
 from dltool.tuning.storage import check_storage, open_storage, public_url, storage_errors
-from dltool.tuning.study import write_outputs
+from dltool.tuning.study import STUDY_LOCK, write_outputs
+
+if TYPE_CHECKING:
+    from dltool.rundir import RunDir
+
+# How long a process continuing a study waits for another that is making it (opening its
+# storage and writing study.json takes well under a second, a remote database longer).
+MAKING_WAIT_S = 60.0
 
 
 def prepare_study(
@@ -51,8 +58,7 @@ def prepare_study(
     search_space = parse_space(space, base) if isinstance(space, Mapping) else load_space(space, base)
     _refuse_overlap(search_space, sets, flags)
     _check_numbers(options)
-    study_dir = options.runs_dir / options.name if options.name else None
-    stored = stored_record(study_dir) if study_dir is not None and study_dir.exists() else None
+    stored = _stored(options.runs_dir / options.name) if options.name else None
     settings = _settings(recipe, config, search_space, options, stored, flags.get("train.seed"))
     check_runnable(config)  # before any dir is made, as train does
     if settings.folds:
@@ -61,15 +67,45 @@ def prepare_study(
         refuse_changed_space(settings)  # --dry-run checks it too
     if options.dry_run:
         return settings
-    if stored is None:
-        settings = _claim_study_dir(settings, options)
-    elif options.restart:
-        aside = set_records_aside(settings)
-        settings = replace(settings, notes=(*settings.notes, f"started afresh: the earlier records are in {aside}"))
-    else:
-        refuse_lost_trials(settings, stored)
-    _start_study(settings, created=stored is None)
+    opened = _open_study(settings, stored, options)
+    # None: another process made this study dir a moment ago; prepare again to continue it.
+    return opened or prepare_study(recipe, space, options, sets=sets, flags=flags)
+
+
+def _stored(study_dir: Path) -> StudyRecord | None:
+    """The record of the study dir ``--name`` names, once the process making it (another
+    ``dltool tune --name`` started at the same time) has written it; None when there is none."""
+    from dltool.rundir import wait_until_made
+
+    if not study_dir.exists():
+        return None
+    if not wait_until_made(study_dir, STUDY_LOCK, MAKING_WAIT_S):
+        raise DltoolError(f"{study_dir}: another dltool tune has been making this study for {MAKING_WAIT_S:.0f} s")
+    return stored_record(study_dir) if study_dir.exists() else None  # its maker failed and removed it
+
+
+def _open_study(settings: TuneSettings, stored: StudyRecord | None, options: StudyOptions) -> TuneSettings | None:
+    """Make the study dir and the study, or reopen them; None when another process claimed
+    the study dir's name first."""
+    if stored is not None:
+        settings = _reopened(settings, stored, options)
+        _start_study(settings, None)
+        return settings
+    with ExitStack() as scope:
+        try:
+            settings, claimed = _claim_study_dir(settings, options, scope)
+        except FileExistsError:
+            return None
+        _start_study(settings, claimed)
     return settings
+
+
+def _reopened(settings: TuneSettings, stored: StudyRecord, options: StudyOptions) -> TuneSettings:
+    if not options.restart:
+        refuse_lost_trials(settings, stored)
+        return settings
+    aside = set_records_aside(settings)
+    return replace(settings, notes=(*settings.notes, f"started afresh: the earlier records are in {aside}"))
 
 
 def _settings(
@@ -122,22 +158,29 @@ def sample_trial(settings: TuneSettings) -> tuple[dict[str, Any], Any]:
     return values, config
 
 
-def _claim_study_dir(settings: TuneSettings, options: StudyOptions) -> TuneSettings:
-    """Make the new study dir: ``runs_dir/name``, or the next ``<recipe>-tune-<n>``."""
-    from dltool.rundir import create_run_dir
+def _claim_study_dir(settings: TuneSettings, options: StudyOptions, scope: ExitStack) -> tuple[TuneSettings, RunDir]:
+    """Make the new study dir: the next ``<recipe>-tune-<n>``, or ``runs_dir/name`` with its
+    lock held while ``scope`` lasts, so that others wait for it to continue it (``_stored``).
+    ``FileExistsError``: another process made ``runs_dir/name`` first."""
+    from dltool.rundir import claimed_with_lock, create_run_dir
 
-    study_dir = create_run_dir(options.runs_dir, f"{settings.recipe}-tune", options.name).path
-    return replace(settings, study_dir=study_dir, study_name=options.study_name or study_dir.name)
+    if options.name is None:
+        claimed = create_run_dir(options.runs_dir, f"{settings.recipe}-tune")
+    else:
+        claimed = scope.enter_context(claimed_with_lock(options.runs_dir, options.name, STUDY_LOCK))
+    study_name = options.study_name or claimed.path.name
+    return replace(settings, study_dir=claimed.path, study_name=study_name), claimed
 
 
-def _start_study(settings: TuneSettings, *, created: bool) -> None:
-    """The study in its storage (made, or checked), and the study dir's files written."""
+def _start_study(settings: TuneSettings, claimed: RunDir | None) -> None:
+    """The study in its storage (made, or checked), and the study dir's files written.
+    ``claimed``: the study dir this process just made, or None for one it reopened."""
     try:
         with quiet_optuna(), storage_errors(settings.storage, settings.study_dir):
             write_outputs(_create_study(settings), settings)
     except BaseException:
-        if created:  # an unreachable or damaged database leaves no empty study dir behind
-            shutil.rmtree(settings.study_dir, ignore_errors=True)
+        if claimed is not None:  # an unreachable or damaged database leaves no empty folder behind
+            claimed.discard()
         raise
 
 

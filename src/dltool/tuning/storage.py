@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from dltool._extras import install_line
-from dltool.errors import DltoolError, StorageError, UsageError, first_line
+from dltool.errors import DltoolError, StorageError, UsageError, did_you_mean, first_line
 from dltool.tuning import liveness
 from dltool.tuning._optuna import quiet_optuna
 
@@ -35,25 +35,55 @@ def check_storage(url: str | None, workers: int) -> str:
     """The storage to use: ``JOURNAL`` by default, else the SQLAlchemy URL, checked."""
     if url is None or url == JOURNAL:
         return JOURNAL
+    parsed = _parsed(url)
+    if parsed.get_backend_name() == "sqlite":
+        return _sqlite_file(parsed, workers)
+    return _with_driver(url)
+
+
+# SQLAlchemy's own dialects: what a misspelt kind (postgres://, the URL of some hosts) is close to
+DATABASES = ("mariadb", "mssql", "mysql", "oracle", "postgresql", "sqlite")
+EXPECTED = (
+    "expected a database URL such as postgresql://user@host/db or sqlite:///study.db "
+    "(default: a journal file in the study dir)"
+)
+
+
+def _parsed(url: str) -> Any:
+    """``--storage`` as a SQLAlchemy URL of a kind of database that SQLAlchemy knows."""
     from sqlalchemy.engine import make_url
-    from sqlalchemy.exc import ArgumentError
+    from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
     try:
         parsed = make_url(url)
     except ArgumentError:
+        raise UsageError(f"--storage {url!r}: {EXPECTED}") from None
+    try:
+        parsed.get_dialect()
+    except NoSuchModuleError:
+        kind = parsed.get_backend_name()
+        hint = did_you_mean(kind, DATABASES) or f"; {EXPECTED}"
+        raise UsageError(f"--storage {public_url(url)}: unknown database {kind!r}{hint}") from None
+    return parsed
+
+
+def _sqlite_file(parsed: Any, workers: int) -> str:
+    """A SQLite URL with its file's absolute path (it is relative to where tune started)."""
+    where = f"--storage {parsed.render_as_string()}"
+    if workers > 1:
         raise UsageError(
-            f"--storage {url!r}: expected a database URL such as postgresql://user@host/db "
-            f"or sqlite:///study.db (default: a journal file in the study dir)"
-        ) from None
-    if parsed.get_backend_name() == "sqlite":
-        if workers > 1:
-            raise UsageError(
-                "--storage sqlite: SQLite cannot take several workers writing at once; "
-                "drop --storage (a journal file) or use postgresql://"
-            )
-        if parsed.database and parsed.database != ":memory:":  # relative to where it was started
-            return parsed.set(database=str(Path(parsed.database).resolve())).render_as_string(hide_password=False)
-    return _with_driver(url)
+            "--storage sqlite: SQLite cannot take several workers writing at once; "
+            "drop --storage (a journal file) or use postgresql://"
+        )
+    if parsed.host:  # sqlite://study.db
+        path = "/".join(part for part in (parsed.host, parsed.database) if part)
+        raise UsageError(f"{where}: {parsed.host!r} is read as a host; a SQLite file is sqlite:///{path}")
+    if parsed.database in (None, "", ":memory:"):
+        raise UsageError(
+            f"{where}: an in-memory SQLite database ends with its connection, and the study with it; "
+            "name a file: sqlite:///study.db"
+        )
+    return parsed.set(database=str(Path(parsed.database).resolve())).render_as_string(hide_password=False)
 
 
 def _with_driver(url: str) -> str:

@@ -32,6 +32,9 @@ from dltool.tuning.space import decode_value
 from dltool.tuning.storage import JOURNAL_FILE, dashboard_command, open_storage, public_url, storage_errors
 
 STUDY_JSON, TRIALS_CSV, BEST_YAML = "study.json", "trials.csv", "best.yaml"
+# Held while a new study dir is made (dltool.tuning.prepare) and while a trial is claimed
+# (dltool.tuning.worker).
+STUDY_LOCK = ".tune.lock"
 
 
 @dataclass(frozen=True)

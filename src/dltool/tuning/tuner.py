@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from dltool.errors import TrackingError
 from dltool.tuning._optuna import quiet_optuna
 from dltool.tuning.pool import supervise
 from dltool.tuning.progress import StudyStart, TuneObserver
@@ -79,11 +80,19 @@ def tune(
         finally:
             record = write_outputs(study, settings)
     if parent_run is not None:
-        from dltool.engine.mlflow_tracking import end_study_run
-
-        best = record.to_dict()["best"]
-        end_study_run(parent_run, best, settings.metric, interrupted=stop.is_set())
+        _end_parent_run(parent_run, record, settings.metric, stop.is_set(), observer)
     return TuneResult(settings.study_dir, record, interrupted=stop.is_set())
+
+
+def _end_parent_run(run_id: str, record: StudyRecord, metric: str, interrupted: bool, observer: TuneObserver) -> None:
+    """The study's MLflow run ends with its best value; a tracker that fails here is a
+    warning, as in a run (engine.trackers): the study is done and its dir records it."""
+    from dltool.engine.mlflow_tracking import end_study_run
+
+    try:
+        end_study_run(run_id, record.to_dict()["best"], metric, interrupted=interrupted)
+    except TrackingError as error:
+        observer.on_message(f"warning: mlflow: {error}; the study dir keeps every record")
 
 
 def _with_parent_run(settings: TuneSettings) -> tuple[TuneSettings, str | None]:

@@ -27,7 +27,7 @@ from dltool.tuning.samplers import build_sampler, sampler_seed
 from dltool.tuning.settings import TuneSettings
 from dltool.tuning.space import SearchSpace, encode_value, parse_space
 from dltool.tuning.storage import JOURNAL, open_storage, storage_errors
-from dltool.tuning.study import counts, trial_rows, write_outputs
+from dltool.tuning.study import STUDY_LOCK, counts, trial_rows, write_outputs
 from dltool.tuning.trial import run_trial, stop_trial
 
 POLL_S = 0.5
@@ -61,7 +61,7 @@ def _run_trials(
     from filelock import FileLock
 
     space = parse_space(settings.space, settings.base)
-    lock = FileLock(str(settings.study_dir / ".tune.lock"))
+    lock = FileLock(str(settings.study_dir / STUDY_LOCK))
     deadline = None if settings.timeout is None else time.monotonic() + settings.timeout
     publish(False)
     while (trial := _claim(study, settings, space, lock, stop, deadline, observer)) is not None:
