@@ -111,6 +111,15 @@ def test_a_runs_folder_named_where_one_run_goes_names_its_newest_run(cli, digits
         )
 
 
+def test_a_runs_folder_with_a_find_lr_dir_is_still_a_folder_of_runs(cli, tmp_path: Path) -> None:
+    # A --find-lr dir (config.yaml and lr_find.json) made the folder no folder of runs: eval
+    # runs/ said "no best weights", and the newest "run" it could name was the range test.
+    run = Path(cli("train", "digits-mlp", "--epochs", "1", "--runs-dir", tmp_path / "r").stdout.strip())
+    cli("train", "digits-mlp", "--find-lr", "--runs-dir", tmp_path / "r")
+    error = cli("eval", tmp_path / "r", code=2).stderr
+    assert f"{tmp_path / 'r'} is a folder of runs, not one run: name one, e.g. {tmp_path / 'r' / run.name}" in error
+
+
 def test_a_folder_claimed_with_its_lock_appears_locked_and_whole(tmp_path: Path) -> None:
     from dltool.rundir import claimed_with_lock, wait_until_made
 

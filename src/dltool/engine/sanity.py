@@ -134,7 +134,7 @@ def save_lr_curve(result: LRFinderResult, config: Config, runs_dir: Path, source
     Returns the path of ``lr_find.json``."""
     out = create_run_dir(runs_dir, f"{source}-find-lr")
     atomic_write_text(out.config, dump_yaml(config.to_dict()))
-    curve = out.path / "lr_find.json"
+    curve = out.lr_curve
     document = {"suggested_lr": result.suggested_lr, "curve": str(curve), "lrs": result.lrs, "losses": result.losses}
     atomic_write_json(curve, document)
     return curve

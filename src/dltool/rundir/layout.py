@@ -52,6 +52,11 @@ class RunDir:
         return self.path / "summary.json"
 
     @property
+    def lr_curve(self) -> Path:
+        """A ``train --find-lr`` dir's range test (it holds no metrics nor summary)."""
+        return self.path / "lr_find.json"
+
+    @property
     def classes(self) -> Path:
         return self.path / "classes.json"
 
@@ -241,7 +246,8 @@ def refuse_parent_of_runs(path: Path) -> None:
         )
     if not _is_run_or_study(path) and is_dltool_output(path):
         runs = sorted(
-            (run for run in path.iterdir() if not run.name.startswith(".")), key=lambda run: run.stat().st_mtime
+            (run for run in path.iterdir() if not run.name.startswith(".")),
+            key=lambda run: (RunDir(run).weights.is_file(), run.stat().st_mtime),  # a --find-lr dir has none
         )
         raise UsageError(f"{path} is a folder of runs, not one run: name one, e.g. {runs[-1]} (the newest)")
 
@@ -285,7 +291,7 @@ def _is_run_or_study(folder: Path) -> bool:
     if names & {LOCK, STUDY, CV}:
         return True
     run = RunDir(folder)
-    return run.config.name in names and bool(names & {run.metrics.name, run.summary.name})
+    return run.config.name in names and bool(names & {run.metrics.name, run.summary.name, run.lr_curve.name})
 
 
 def read_weights_header(path: Path) -> Header:
