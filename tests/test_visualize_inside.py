@@ -96,6 +96,7 @@ def test_feature_maps_are_the_layers_output_for_the_image(cli, run: Path, digit:
         (["--feature-maps", "x1", "--image", "IMAGE"], "no such layer in mlp; did you mean '1'"),
         (["--feature-maps", "1", "--image", "IMAGE", "--split", "val"], "--split does not apply"),
         (["--feature-maps", "1", "--image", "IMAGE", "RUN"], "one run dir"),
+        (["--feature-maps", "1", "--image", "missing.png"], "--image missing.png: no such file"),  # was exit 1
     ],
 )
 def test_feature_map_usage_errors(cli, run: Path, digit: Path, args: list[str], message: str) -> None:

@@ -90,6 +90,8 @@ def _feature_maps(
         raise UsageError("--feature-maps draws one run dir's layer (give one run dir)")
     _only("--split", unused[0], "--feature-maps (it draws the --image)")
     _only("--root", unused[1], "--feature-maps (it draws the --image)")
+    if not Path(image).expanduser().is_file():  # a typo is the user's to mend: before the model loads
+        raise UsageError(f"--image {image}: no such file")
     return visualize_feature_maps(Path(targets[0]).expanduser(), layer, Path(image), out=out, fmt=fmt, device=device)
 
 
