@@ -308,6 +308,20 @@ def test_parquet_rows_are_the_csv_rows_in_row_groups(cli, run: Path, images: Pat
     assert json.loads(as_jsonl.read_text())["top_k"][0]["label"] == frame["label"].iloc[0]
 
 
+@pytest.mark.parametrize("name", ["rows.csv", "rows.parquet"])
+def test_an_output_file_keeps_its_last_rows_when_no_input_could_be_read(
+    cli, run: Path, images: Path, tmp_path: Path, name: str
+) -> None:
+    # A batch re-run whose every file failed replaced yesterday's results with a header alone.
+    output, bad = tmp_path / name, tmp_path / "bad.png"
+    bad.write_bytes(b"not a png")
+    cli("predict", run, images / "part0" / "img0000.png", "--output", output)
+    before = output.read_bytes()
+    error = cli("predict", run, bad, "--output", output, code=1).stderr
+    assert f"{output} not written: no input could be read" in error and "Traceback" not in error
+    assert output.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["bad.png", name]
+
+
 def test_output_into_a_folder_that_does_not_exist_yet(cli, run: Path, images: Path, tmp_path: Path) -> None:
     # It failed after every image was scored, naming its temporary file (".rows.csv.x1y2.tmp").
     for output in (tmp_path / "new" / "rows.csv", tmp_path / "newer" / "deeper" / "rows.parquet"):

@@ -99,7 +99,16 @@ def _write_labels(rows: Iterable[Any], chosen: str, output: Path | None, columns
         assert output is not None  # _format asks for it
         return _write_parquet(rows, output, names, text)
     with _destination(output) as stream:
-        return _write_rows(rows, _WRITERS[chosen](stream, names), stream.flush)
+        return _kept_if_any_read(_write_rows(rows, _WRITERS[chosen](stream, names), stream.flush), output)
+
+
+def _kept_if_any_read(tally: Tally, output: Path | None) -> Tally:
+    """``tally``; exits 1 inside ``atomic_open`` (the file is not moved into place) when no input
+    of an --output file could be read: a batch whose every file failed keeps the last results."""
+    if output is not None and tally.unreadable and not tally.read:
+        stderr.print(f"{output} not written: no input could be read", soft_wrap=True, markup=False)
+        _report(tally, strict=False)
+    return tally
 
 
 def _report(tally: Tally, strict: bool) -> None:
@@ -134,7 +143,7 @@ def _write_parquet(rows: Iterable[Any], output: Path, columns: list[str], text: 
         table = ParquetRows(file, columns, text)
         tally = _write_rows(rows, table.write, lambda: None)
         table.close()
-    return tally
+        return _kept_if_any_read(tally, output)
 
 
 def _write_rows(rows: Iterable[Any], write: Callable[[Any], Any], flush: Callable[[], Any]) -> Tally:
