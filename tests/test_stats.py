@@ -81,6 +81,17 @@ def test_a_folder_report_finds_leaks_duplicates_and_bad_files(cli, tmp_path: Pat
     assert "; in more than one class: 1" in table.stderr and "  same image in classes a, b: " in table.stderr
 
 
+def test_a_folder_of_many_sizes_names_the_commonest_and_counts_the_rest(cli, tmp_path: Path) -> None:
+    # Web photos can have as many sizes as files: the line listed each of them.
+    for i in range(9):
+        noise(tmp_path / "many" / "a" / f"{i}.png", i, size=(8 + i, 8))
+    noise(tmp_path / "many" / "a" / "9.png", 9, size=(16, 8))
+    sizes = next(line for line in cli("stats", tmp_path / "many").stderr.splitlines() if line.startswith("sizes: "))
+    assert sizes.startswith("sizes: 16x8 ×2, ") and sizes.count("×") == 6 + 1  # the modes' count too
+    assert " and 3 more (--json lists all 9); modes: RGB ×10" in sizes
+    assert len(json.loads(cli("stats", tmp_path / "many", "--json").stdout)["sizes"]) == 9
+
+
 def test_a_run_and_its_checkpoints(cli, tmp_path: Path) -> None:
     run = Path(cli("train", "digits-mlp", "--epochs", "2", "-q").stdout.strip())
     config = load_config("digits-mlp")

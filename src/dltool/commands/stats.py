@@ -108,8 +108,12 @@ def _floats(values: list[float]) -> str:
     return " ".join(f"{v:.4f}" for v in values) or "-"
 
 
-def _counts(counts: dict[str, int]) -> str:
-    return ", ".join(f"{k} ×{n}" for k, n in counts.items())
+def _counts(counts: dict[str, int], shown: int = 6) -> str:
+    """The ``shown`` commonest values with their counts, then how many more there are: a folder
+    of web photos can hold as many sizes as files (``--json`` has them all)."""
+    commonest = sorted(counts.items(), key=lambda item: -item[1])
+    more = f" and {len(counts) - shown} more (--json lists all {len(counts)})" if len(counts) > shown else ""
+    return ", ".join(f"{k} ×{n}" for k, n in commonest[:shown]) + more
 
 
 def _number(value: Any) -> str:
