@@ -46,7 +46,7 @@ def test_train_dry_run_builds_and_reads_a_batch_and_writes_nothing(cli, tmp_path
     assert "data: digits, 10 classes; train 1,295, val 143, test 359" in lines
     assert "one batch read: 32×1×8×8 → output 32×10" in lines
     assert any(line.startswith("parameters: 1,514 trainable of 1,514") for line in lines)  # 2×16 units, batch norm
-    assert lines[-1] == "dry run: nothing written"
+    assert lines[-1] == "dry run: no run dir written"
     assert not (tmp_path / "runs").exists()
 
 
@@ -65,6 +65,6 @@ def test_tune_dry_run_checks_a_sample_trial_and_creates_no_study(cli, tmp_path: 
     lines = result.stderr.splitlines()
     assert lines[0] == "would tune runs/digits-mlp-tune-<n>: 4 trials, val_acc (maximize), sampler tpe, pruner median"
     assert lines[1].startswith("a sample trial: optimizer.lr=") and "model.width=" in lines[1]
-    assert lines[-1] == "dry run: nothing written" and not (tmp_path / "runs").exists()
+    assert lines[-1].startswith("dry run: no run dir written") and not (tmp_path / "runs").exists()
     space.write_text("model.widht: [16, 32]\n")
     assert "model.widht" in cli("tune", "digits-mlp", "--space", space, "--dry-run", code=2).stderr

@@ -1,4 +1,4 @@
-"""A dry run (``--dry-run``): everything a run does before its first step, and nothing written.
+"""A dry run (``--dry-run``): everything a run does before its first step, and no run dir written.
 
 The config is resolved and checked, the data loaded and split, the model, optimizer, schedule
 and loss built, and one training batch read and passed forward, so a run that would fail at
@@ -46,7 +46,7 @@ class DryRun:
             f"data: {self.config.data.name}, {self.classes} classes; {sizes}{test}",
             f"one batch read: {shape} → output {'×'.join(map(str, self.output_shape))}",
             f"would train {counted(train.epochs, 'epoch')} × {counted(self.batches_per_epoch, 'batch', 'batches')} on {self.device} (amp {self.amp})",
-            "dry run: nothing written",
+            "dry run: no run dir written",
         ]
 
 
