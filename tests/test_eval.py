@@ -256,6 +256,8 @@ def test_eval_on_an_image_folder_with_the_same_classes(cli, run: Path, tmp_path:
     assert document["n"] == 297 and document["split"] == "all" and document["accuracy"] > 0.5
     assert (run / "eval-scans-all.json").is_file()
     assert len(document["confusion_matrix"]) == 10
+    # The table's title names the folder whole, however long its path (it wrapped mid-name).
+    assert f"{folder} / all" in cli("eval", run, "--data", folder).stderr
 
 
 def test_eval_reports_of_two_folders_of_one_name_are_both_kept(cli, run: Path, tmp_path: Path) -> None:

@@ -35,7 +35,7 @@ def test_digits_mean_and_std_are_what_train_normalises_with(cli) -> None:
     counts = report["splits"]["train"]["per_class"].values()
     assert report["imbalance"] == max(counts) / min(counts)
     assert report["sizes"] is None and report["unreadable"] == []
-    assert set(report["duplicates"]["across"]) == {"train/test"}
+    assert set(report["duplicates"]["across"]) == {"train/val", "train/test", "val/test"}  # val is drawn
 
 
 def test_a_folder_report_finds_leaks_duplicates_and_bad_files(cli, tmp_path: Path) -> None:
@@ -54,8 +54,9 @@ def test_a_folder_report_finds_leaks_duplicates_and_bad_files(cli, tmp_path: Pat
     assert report["classes"] == ["a", "b"]
     assert {name: s["n"] for name, s in report["splits"].items()} == {"train": 8, "val": 2, "test": 2}
     assert report["sizes"] == {"8x8": 11, "16x8": 1} and report["modes"] == {"RGB": 12}
-    assert report["duplicates"]["across"] == {"train/test": 1}
-    assert report["duplicates"]["within"] == {"train": 1, "test": 0}
+    # copy.bmp and b/2.png were drawn apart: one trains, the other validates.
+    assert report["duplicates"]["across"] == {"train/val": 1, "train/test": 1, "val/test": 0}
+    assert report["duplicates"]["within"] == {"train": 0, "val": 0, "test": 0}
     assert sorted(map(sorted, report["duplicates"]["examples"])) == sorted(
         [
             sorted([str(root / "train/a/copy.bmp"), str(root / "train/b/2.png")]),
@@ -77,7 +78,7 @@ def test_a_folder_report_finds_leaks_duplicates_and_bad_files(cli, tmp_path: Pat
 
     table = cli("stats", root)
     assert table.stdout == ""
-    assert "train/test 1" in table.stderr and "broken.png" in table.stderr and "16x8 ×1" in table.stderr
+    assert "train/val 1, train/test 1" in table.stderr and "broken.png" in table.stderr and "16x8 ×1" in table.stderr
     assert "; in more than one class: 1" in table.stderr and "  same image in classes a, b: " in table.stderr
 
 
@@ -90,6 +91,23 @@ def test_a_folder_of_many_sizes_names_the_commonest_and_counts_the_rest(cli, tmp
     assert sizes.startswith("sizes: 16x8 ×2, ") and sizes.count("×") == 6 + 1  # the modes' count too
     assert " and 3 more (--json lists all 9); modes: RGB ×10" in sizes
     assert len(json.loads(cli("stats", tmp_path / "many", "--json").stdout)["sizes"]) == 9
+
+
+def test_a_folder_without_splits_is_searched_for_leaks_across_the_splits_train_draws(cli, tmp_path: Path) -> None:
+    # One folder per class, as photos come: train draws the val and test splits from it, and
+    # a photo saved twice under two names may land in train and in test (they go by name).
+    root = tmp_path / "photos"
+    for i in range(20):
+        for label, seed in (("cat", i), ("dog", 100 + i)):
+            noise(root / label / f"{i}.png", seed)
+            shutil.copy(root / label / f"{i}.png", root / label / f"copy-{i}.png")
+    report = json.loads(cli("stats", root, "--json").stdout)
+    duplicates = report["duplicates"]
+    assert set(duplicates["across"]) == {"train/val", "train/test", "val/test"}
+    assert duplicates["groups"] == 40
+    assert sum(duplicates["across"].values()) + sum(duplicates["within"].values()) == 40
+    assert duplicates["across"]["train/test"] > 0  # the leak a held-out test score hides
+    assert "train/test" in cli("stats", root).stderr
 
 
 def test_a_run_and_its_checkpoints(cli, tmp_path: Path) -> None:

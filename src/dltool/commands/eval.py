@@ -72,7 +72,9 @@ def eval_(
 
 
 def _render(document: dict[str, Any]) -> None:
-    summary = Table(title=f"{document['dataset']} / {document['split']}", show_header=False, box=None)
+    # A line of its own: as the table's title, a folder's path was wrapped mid-name.
+    stderr.print(f"{document['dataset']} / {document['split']}", soft_wrap=True, markup=False)
+    summary = Table(show_header=False, box=None)
     for key, value in scalars(document):
         summary.add_row(key, _cell(value))
     stderr.print(summary)

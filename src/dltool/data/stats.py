@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 from collections import defaultdict
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,7 @@ import numpy as np
 from dltool.config.schema import DataConfig
 from dltool.data.arrays import ImageArrays, Split, label_counts, point_counts, target_kind
 from dltool.data.files import FileSplit
-from dltool.data.prepare import Counting, channel_stats, load_arrays, prepare_data
+from dltool.data.prepare import Counting, PreparedData, channel_stats, load_arrays, prepare_data
 from dltool.errors import UsageError
 
 SPLIT_ORDER = ("train", "val", "test")
@@ -30,7 +31,7 @@ def dataset_stats(config: DataConfig, split: str | None = None, progress: Phases
 
     ``mean``/``std`` are the train split's, the values `train` normalises with (each split
     also has its own). Duplicates are exact (equal decoded uint8 images) and looked for
-    across and within the splits as stored, before a val split is drawn from train.
+    across and within the splits train uses, those drawn from train included.
 
     Memory stays bounded whatever the dataset's size: a folder is decoded file by file into
     its cache (the one `train` reads), and every pass over the images reads a chunk at a
@@ -66,10 +67,29 @@ def dataset_stats(config: DataConfig, split: str | None = None, progress: Phases
         "modes": source.modes if source else None,
         "unreadable": [{"path": path, "reason": reason} for path, reason in data.skipped],
         "duplicates": find_duplicates(
-            arrays, Path(config.name) if source else None, lambda done, total: report("hashing", done, total)
+            _as_drawn(arrays, data),
+            Path(config.name) if source else None,
+            lambda done, total: report("hashing", done, total),
         ),
         "notes": data.notes,
     }
+
+
+def _as_drawn(arrays: ImageArrays, data: PreparedData) -> ImageArrays:
+    """``arrays`` split as train splits them, each file still named: a photo saved twice
+    may be drawn into train and test. A test split that is val is searched once."""
+    splits = {name: split for name, split in data.splits.items() if not (name == "test" and data.test_is_val)}
+    if arrays.source is None:
+        return replace(arrays, splits=splits)
+    files = {name: _files(arrays.source.files, name, split) for name, split in splits.items()}
+    return replace(arrays, splits=splits, source=replace(arrays.source, files=files))
+
+
+def _files(stored: dict[str, list[str]], name: str, split: Split | FileSplit) -> list[str]:
+    """Each sample's file; a split drawn from train indexes train's files."""
+    if isinstance(split, FileSplit):
+        return list(split.files)
+    return [stored[name if name in stored else "train"][row] for row in split.row_index]
 
 
 def _silent(phase: str, done: int, total: int) -> None:
