@@ -127,7 +127,7 @@ def test_evaluate_writes_the_document_the_command_prints(cli, capfd, run: Path) 
     assert per_class.index.tolist() == json.loads((run / "classes.json").read_text())
     assert per_class["support"].sum() == 359
     assert per_class.to_dict("index") == result.document["per_class"]
-    assert evaluate(run, split="val", checkpoint="last").path == run / "eval-val.json"
+    assert evaluate(run, split="val", checkpoint="last").path == run / "checkpoints" / "last.pt.eval-val.json"
 
 
 def test_evaluate_errors(run: Path, tmp_path: Path) -> None:

@@ -183,8 +183,15 @@ def _ece(probs: np.ndarray, labels: np.ndarray, bins: int = 15) -> float:
 
 
 def test_eval_val_split_and_last_checkpoint(cli, run: Path) -> None:
+    cli("eval", run)
     val = json.loads(cli("eval", run, "--split", "val", "--checkpoint", "last", "--json").stdout)
-    assert val["split"] == "val" and val["n"] == 143 and (run / "eval-val.json").is_file()
+    assert val["split"] == "val" and val["n"] == 143
+    # Beside the checkpoint: the run's own eval-val.json (the best weights', which reports and
+    # plots read) was replaced by the last checkpoint's scores.
+    assert (run / "checkpoints" / "last.pt.eval-val.json").is_file() and not (run / "eval-val.json").exists()
+    epoch = json.loads(cli("eval", run / "checkpoints" / "last.pt", "--json").stdout)
+    assert epoch["checkpoint"] == str(run / "checkpoints" / "last.pt")
+    assert json.loads((run / "eval-test.json").read_text())["checkpoint"] == str(run / "model.safetensors")
     assert "unknown split 'train2'; did you mean 'train'?" in cli("eval", run, "--split", "train2", code=2).stderr
 
 
@@ -193,8 +200,8 @@ def test_weights_outside_their_run_dir_carry_their_config(cli, run: Path, tmp_pa
     alone.parent.mkdir()
     shutil.copy(run / "model.safetensors", alone)
     document = json.loads(cli("eval", alone, "--json").stdout)
-    assert document["accuracy"] == json.loads((run / "eval-test.json").read_text())["accuracy"]
-    assert (alone.parent / "eval-test.json").is_file()
+    assert document["accuracy"] == json.loads(cli("eval", run, "--json").stdout)["accuracy"]
+    assert (alone.parent / "digits.safetensors.eval-test.json").is_file()  # named for it: the folder may hold others
     checkpoint = tmp_path / "last.pt"
     shutil.copy(run / "checkpoints" / "last.pt", checkpoint)
     assert json.loads(cli("eval", checkpoint, "--json").stdout)["n"] == 359

@@ -39,7 +39,7 @@ def eval_(
         Path | None, Opt(help="Also write the per-class scores as a table: FILE.csv or FILE.parquet.")
     ] = None,
 ) -> None:
-    """Score a trained model or an export on its run's data; writes eval-<split>.json (FILE.eval-... for an export).
+    """Score a trained model or an export on its run's data; writes eval-<split>.json (FILE.eval-... beside a checkpoint or an export).
 
     Example: dltool eval runs/digits-mlp-1 --json | jq .accuracy
     """

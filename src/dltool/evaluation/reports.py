@@ -14,11 +14,19 @@ from dltool.rundir import RunDir
 
 
 def write_report(trained: Trained, document: dict[str, Any], own_data: bool) -> Path:
-    """``eval-<split>.json`` in the run dir (``eval-<dataset>-<split>.json`` for other data),
-    or beside a checkpoint that travels alone."""
-    path = report_path(RunDir(trained.run_dir or trained.source.parent).eval_report, document, own_data)
+    """``eval-<split>.json`` beside the run's model (``eval-<dataset>-<split>.json`` for other
+    data); other weights' beside them, ``FILE.eval-<split>.json`` (as an export's): scoring
+    ``last.pt`` or ``epoch-0012.pt`` replaced the run's report, which reports and plots read."""
+    path = report_path(_reports_beside(trained.source), document, own_data)
     atomic_write_json(path, document)
     return path
+
+
+def _reports_beside(weights: Path) -> Callable[[str], Path]:
+    run = RunDir(weights.parent)
+    if weights == run.weights:
+        return run.eval_report
+    return lambda stem: weights.with_name(f"{weights.name}.eval-{stem}.json")
 
 
 def report_path(named: Callable[[str], Path], document: dict[str, Any], own_data: bool) -> Path:
