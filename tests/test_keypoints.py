@@ -95,6 +95,14 @@ def test_visualize_draws_the_worst_points_and_export_matches_pytorch(keypoint_ru
     np.testing.assert_allclose(onnx.iloc[:, 1:].to_numpy(float), torch_rows.iloc[:, 1:].to_numpy(float), atol=1e-3)
 
 
+def test_visualize_reuses_a_current_eval_document_of_a_keypoint_run(keypoint_run: Path, cli) -> None:
+    cli("eval", keypoint_run)
+    document = keypoint_run / "eval-test.json"
+    before = document.stat().st_mtime_ns
+    assert document not in [Path(line) for line in cli("visualize", keypoint_run).stdout.splitlines()]
+    assert document.stat().st_mtime_ns == before  # was scored and written again on every visualize
+
+
 def test_tune_maximises_pck(dots: Path, cli, tmp_path: Path) -> None:
     space = tmp_path / "space.yaml"
     space.write_text("model.width: [64, 128]\n")
