@@ -103,6 +103,14 @@ def test_visualize_reuses_a_current_eval_document_of_a_keypoint_run(keypoint_run
     assert document.stat().st_mtime_ns == before  # was scored and written again on every visualize
 
 
+def test_the_report_has_the_per_point_table_that_eval_prints(keypoint_run: Path, cli) -> None:
+    per_point = json.loads(cli("eval", keypoint_run, "--json").stdout)["per_point"]
+    page = Path(cli("visualize", keypoint_run).stdout.splitlines()[-1]).read_text()
+    table = page[page.index("<h2>Per point (test)") :]  # was not in the report at all
+    for point, scores in per_point.items():
+        assert f'<td>{point}</td><td class="num">{scores["n"]}</td>' in table
+
+
 def test_tune_maximises_pck(dots: Path, cli, tmp_path: Path) -> None:
     space = tmp_path / "space.yaml"
     space.write_text("model.width: [64, 128]\n")

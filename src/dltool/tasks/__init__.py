@@ -31,6 +31,8 @@ the description):
 - ``rows``: what ``dltool predict`` writes for it, a lazy ``"module:Class"`` target of a
   ``dltool.tasks.rows.Rows`` (NumPy only: predicting with an export never imports torch);
   None: no rows.
+- ``breakdown``: the eval document's key that scores each class (point, target) apart, and
+  what one is called: the report's table of it (``("per_class", "class")``).
 - ``on_backbone``: the task is served by a linear head on any classification backbone,
   chosen with ``model.head: <task>``; its width is ``Task.out_features``.
 
@@ -68,6 +70,7 @@ class TaskParams(Params):
     tta: ClassVar[tuple[str, ...]] = ("none",)
     on_backbone: ClassVar[bool] = False
     rows: ClassVar[str | None] = None
+    breakdown: ClassVar[tuple[str, str]] = ("per_class", "class")
     # `dltool predict --out DIR` writes a mask PNG per image (dltool.evaluation.segment).
     masks_out: ClassVar[bool] = False
     # Validation sums need the class count every epoch (a confusion matrix over pixels).
@@ -142,6 +145,7 @@ class KeypointsTask(TaskParams):
     headline_higher_is_better = True
     on_backbone = True
     rows = "dltool.tasks.rows:PointRows"
+    breakdown = ("per_point", "point")
     augment_off = ("auto", "mixup", "cutmix")
 
 
@@ -159,6 +163,7 @@ class RegressionTask(TaskParams):
     headline = (("rmse", "RMSE"), ("mae", "MAE"), ("r2", "R²"))
     on_backbone = True
     rows = "dltool.tasks.rows:ValueRows"
+    breakdown = ("per_target", "target")
     augment_off = ("mixup", "cutmix")
 
 

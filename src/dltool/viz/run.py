@@ -167,12 +167,18 @@ def _run_report(
         "Augmentation (dltool visualize RUN --augmentations)", report.figures(augmentations.saved_plot(plotter.out))
     )
     page.add("Not drawn", report.notes(notes))
-    if scored is not None and scored.document.get("per_class"):
-        per_class = scored.document["per_class"]
-        columns = list(next(iter(per_class.values())))
-        rows = [(name, *(r.get(column) for column in columns)) for name, r in per_class.items()]
-        page.add(f"Per class ({split})", report.table(["class", *columns], rows))
+    if scored is not None:
+        _add_breakdown(page, scored, split)
     if summary:
         page.add("summary.json", report.key_values(summary))
     page.add("Config (config.yaml)", report.pre(config_text))
     return page
+
+
+def _add_breakdown(page: report.Report, scored: Scored, split: str) -> None:
+    """The eval document's table per class, point or target (``TaskParams.breakdown``), if any."""
+    key, item = tasks.info(scored.trained.task).breakdown
+    if breakdown := scored.document.get(key):
+        columns = list(next(iter(breakdown.values())))
+        rows = [(name, *(r.get(column) for column in columns)) for name, r in breakdown.items()]
+        page.add(f"Per {item} ({split})", report.table([item, *columns], rows))
