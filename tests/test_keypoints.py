@@ -79,6 +79,13 @@ def test_predict_jsonl_and_the_python_api_give_points(keypoint_run: Path, dots: 
     assert "test-0000.png" in cli("predict", keypoint_run, image, "--format", "table").stdout
 
 
+def test_predict_top_k_of_a_keypoint_model_is_a_usage_error(keypoint_run: Path, dots: Path, cli) -> None:
+    image = dots / "test" / "images" / "test-0000.png"
+    result = cli("predict", keypoint_run, image, "--top-k", "5", code=2)  # was taken, and ignored
+    assert result.stderr.strip() == "error: --top-k ranks a classifier's labels; model 'mlp' is a keypoints model"
+    assert result.stdout == ""
+
+
 def test_visualize_draws_the_worst_points_and_export_matches_pytorch(keypoint_run: Path, dots: Path, cli) -> None:
     out = Path(cli("visualize", keypoint_run, "--out", "viz").stdout.strip().splitlines()[-1]).parent
     assert (out / "worst_points.png").stat().st_size > 1000

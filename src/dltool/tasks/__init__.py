@@ -33,6 +33,7 @@ the description):
   None: no rows.
 - ``breakdown``: the eval document's key that scores each class (point, target) apart, and
   what one is called: the report's table of it (``("per_class", "class")``).
+- ``ranks_labels``: its rows rank class labels, so ``dltool predict --top-k`` means something.
 - ``on_backbone``: the task is served by a linear head on any classification backbone,
   chosen with ``model.head: <task>``; its width is ``Task.out_features``.
 
@@ -71,6 +72,7 @@ class TaskParams(Params):
     on_backbone: ClassVar[bool] = False
     rows: ClassVar[str | None] = None
     breakdown: ClassVar[tuple[str, str]] = ("per_class", "class")
+    ranks_labels: ClassVar[bool] = False
     # `dltool predict --out DIR` writes a mask PNG per image (dltool.evaluation.segment).
     masks_out: ClassVar[bool] = False
     # Validation sums need the class count every epoch (a confusion matrix over pixels).
@@ -99,6 +101,7 @@ class ClassificationTask(TaskParams):
     min_classes = 2
     few_classes_hint = "a folder per class (or data.classes naming {least} or more)"
     rows = "dltool.tasks.rows:LabelRows"
+    ranks_labels = True
 
 
 @tasks.register("reconstruction", "dltool.tasks.reconstruction:Reconstruction")
