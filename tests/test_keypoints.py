@@ -118,6 +118,19 @@ def test_the_report_has_the_per_point_table_that_eval_prints(keypoint_run: Path,
         assert f'<td>{point}</td><td class="num">{scores["n"]}</td>' in table
 
 
+@pytest.mark.parametrize("head", ["keypoints", "regression"])
+def test_augmentations_grid_of_a_keypoint_or_regression_config(dots: Path, tmp_path: Path, head: str, cli) -> None:
+    data = dots if head == "keypoints" else values_folder(dots, tmp_path / "values")
+    config = tmp_path / "config.yaml"
+    augment = "{flip: true}" if head == "keypoints" else "{color_jitter: {brightness: 0.4}}"
+    config.write_text(
+        f"base: digits-mlp\nmodel: {{head: {head}}}\nloss: {{name: mse}}\ndata: {{name: {data}, augment: {augment}}}\n"
+    )
+    result = cli("visualize", config, "--augmentations", "--out", "grid")  # was an internal error
+    assert result.stdout.split() == [str(Path("grid") / "augmentations.png")]
+    assert "note: the images alone: their masks, points or values are not drawn" in result.stderr
+
+
 def test_tune_maximises_pck(dots: Path, cli, tmp_path: Path) -> None:
     space = tmp_path / "space.yaml"
     space.write_text("model.width: [64, 128]\n")
