@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -116,6 +117,15 @@ def test_the_report_has_the_per_point_table_that_eval_prints(keypoint_run: Path,
     table = page[page.index("<h2>Per point (test)") :]  # was not in the report at all
     for point, scores in per_point.items():
         assert f'<td>{point}</td><td class="num">{scores["n"]}</td>' in table
+
+
+def test_comparing_keypoint_runs_tabulates_their_test_pck(keypoint_run: Path, tmp_path: Path, cli) -> None:
+    copy = shutil.copytree(keypoint_run, tmp_path / "copy")
+    cli("visualize", keypoint_run, copy, "--out", "compared")
+    table = pd.read_csv(Path("compared") / "runs.csv")
+    test = json.loads((keypoint_run / "summary.json").read_text())["test"]
+    assert list(table.columns[-3:]) == ["test_pck", "test_rmse_px", "test_loss"]  # was test_accuracy (empty), test_loss
+    assert table["test_pck"].tolist() == [test["pck"]] * 2 and table["test_rmse_px"].tolist() == [test["rmse_px"]] * 2
 
 
 @pytest.mark.parametrize("head", ["keypoints", "regression"])

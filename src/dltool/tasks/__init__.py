@@ -226,6 +226,11 @@ def check_metric(metric: str, task: str, key: str) -> None:
         raise ConfigError(f"{key}: {metric!r} is not measured for the {task} task; use one of: {', '.join(allowed)}")
 
 
+def headline_scores() -> list[str]:
+    """Every task's headline test scores (``headline``' keys), each once, in task order."""
+    return list(dict.fromkeys(key for entry in tasks for key, _ in entry.params.headline))
+
+
 def maximize(metric: str) -> bool:
     """Whether ``metric`` improves upwards (any task's ``higher_is_better``; losses never)."""
     return any(metric in entry.params.higher_is_better for entry in tasks)
