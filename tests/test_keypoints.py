@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 
 from dltool import api
+from dltool.data.images import decode_image
 from events import events, logs_every_epoch, scalars
 from pointdata import points_folder, read_points, values_folder
 
@@ -139,6 +140,23 @@ def test_augmentations_grid_of_a_keypoint_or_regression_config(dots: Path, tmp_p
     result = cli("visualize", config, "--augmentations", "--out", "grid")  # was an internal error
     assert result.stdout.split() == [str(Path("grid") / "augmentations.png")]
     assert "note: the images alone: their masks, points or values are not drawn" in result.stderr
+
+
+def test_the_sidecar_says_what_an_exported_keypoint_models_outputs_are(keypoint_run: Path, dots: Path, cli) -> None:
+    onnxruntime = pytest.importorskip("onnxruntime")
+    cli("export", keypoint_run, "--output", "kp.onnx")
+    sidecar = json.loads(Path("kp.onnx.json").read_text())
+    assert sidecar["postprocessing"].startswith("x and y of each point in the order of classes (x1, y1, x2, y2, ...)")
+    assert "shares of the input's width and height (× 16 and × 16 for its pixels)" in sidecar["postprocessing"]
+    image = dots / "test" / "images" / "test-0000.png"  # 32 px: the input's 16 px scaled by 2
+    pixels = decode_image(str(image), channels=3, size=(16, 16), crop_pct=sidecar["crop_pct"]).astype(np.float32)
+    x = (pixels / 255 - np.array(sidecar["mean"], np.float32)[:, None, None]) / np.array(sidecar["std"], np.float32)[
+        :, None, None
+    ]
+    (shares,) = onnxruntime.InferenceSession("kp.onnx").run(None, {"images": x[None].astype(np.float32)})[0]
+    line = json.loads(cli("predict", "kp.onnx", image, "--format", "jsonl").stdout)
+    points = [value for point in line["points"].values() for value in (point["x"], point["y"])]
+    np.testing.assert_allclose(shares * 16 * 2, points, atol=1e-3)
 
 
 def test_tune_maximises_pck(dots: Path, cli, tmp_path: Path) -> None:
