@@ -81,6 +81,15 @@ def test_predict_jsonl_and_the_python_api_give_points(keypoint_run: Path, dots: 
     assert "test-0000.png" in cli("predict", keypoint_run, image, "--format", "table").stdout
 
 
+def test_eval_per_class_out_of_a_keypoint_run_writes_the_per_point_table(keypoint_run: Path, cli) -> None:
+    for _ in range(2):  # the second replaces the first: it is a table of this kind
+        cli("eval", keypoint_run, "--per-class-out", "points.parquet")  # was "(classifiers only)", exit 2
+    table = pd.read_parquet("points.parquet")
+    per_point = json.loads((keypoint_run / "eval-test.json").read_text())["per_point"]
+    assert table.index.name == "point" and table.index.tolist() == list(per_point)
+    assert table["rmse_px"].tolist() == [row["rmse_px"] for row in per_point.values()]
+
+
 def test_predict_top_k_of_a_keypoint_model_is_a_usage_error(keypoint_run: Path, dots: Path, cli) -> None:
     image = dots / "test" / "images" / "test-0000.png"
     result = cli("predict", keypoint_run, image, "--top-k", "5", code=2)  # was taken, and ignored

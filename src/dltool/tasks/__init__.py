@@ -226,6 +226,11 @@ def check_metric(metric: str, task: str, key: str) -> None:
         raise ConfigError(f"{key}: {metric!r} is not measured for the {task} task; use one of: {', '.join(allowed)}")
 
 
+def breakdowns() -> list[tuple[str, str]]:
+    """Every task's ``breakdown`` (eval document key, what one row is), each once."""
+    return list(dict.fromkeys(entry.params.breakdown for entry in tasks))
+
+
 def headline_scores() -> list[str]:
     """Every task's headline test scores (``headline``' keys), each once, in task order."""
     return list(dict.fromkeys(key for entry in tasks for key, _ in entry.params.headline))
