@@ -90,6 +90,14 @@ def test_eval_per_class_out_of_a_keypoint_run_writes_the_per_point_table(keypoin
     assert table["rmse_px"].tolist() == [row["rmse_px"] for row in per_point.values()]
 
 
+def test_stats_of_a_keypoint_run_and_its_weights_calls_its_names_points(keypoint_run: Path, cli) -> None:
+    for target in (keypoint_run, keypoint_run / "model.safetensors"):
+        lines = cli("stats", target).stderr.splitlines()
+        assert [line.split()[:3] for line in lines if line.startswith(("points", "classes"))] == [
+            ["points", "2:", "1,"]
+        ]
+
+
 def test_predict_top_k_of_a_keypoint_model_is_a_usage_error(keypoint_run: Path, dots: Path, cli) -> None:
     image = dots / "test" / "images" / "test-0000.png"
     result = cli("predict", keypoint_run, image, "--top-k", "5", code=2)  # was taken, and ignored

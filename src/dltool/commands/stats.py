@@ -91,6 +91,7 @@ def _show_record(report: dict[str, Any]) -> None:
         if key in {"kind", "config"} or value is None:
             continue
         if key == "classes":
+            key = _names_of(report.get("config") or {})
             value = f"{len(value)}: " + ", ".join(map(str, value[:20])) + (" ..." if len(value) > 20 else "")
         elif isinstance(value, dict):
             value = "  ".join(f"{k} {_number(v)}" for k, v in value.items())
@@ -98,6 +99,16 @@ def _show_record(report: dict[str, Any]) -> None:
             value = f"{value:,}"
         table.add_row(key, str(value))
     stderr.print(table)
+
+
+def _names_of(config: dict[str, Any]) -> str:
+    """What a run's class names name: its points or targets when its head is a keypoint or
+    regression head (``TaskParams.data``), else its classes."""
+    import dltool.tasks as tasks
+
+    head = config.get("model", {}).get("head")
+    data = tasks.info(head).data if head in tasks.names() else "labels"
+    return NOUNS.get(data, ("class", "classes"))[1]
 
 
 def _ratio(value: float | None) -> str:
