@@ -29,6 +29,7 @@ from dltool.figures.points import worst_points_figure
 from dltool.rundir import create_run_dir
 from dltool.tasks.reconstruction import RECONSTRUCTIONS_SHOWN
 from dltool.viz import augmentations, curves, dataset, inside, study
+from shapes import shapes_dataset
 
 SVG = "{http://www.w3.org/2000/svg}"
 RUN_PLOTS = [
@@ -307,6 +308,17 @@ def test_dataset_samples_and_balance(cli) -> None:
     assert png_size(out / "balance.png") == expected_pixels(dataset.balance_size(10, 3))
     page = (out / "report.html").read_text()
     assert "1295" in page and "143" in page and "359" in page  # train, drawn val, test
+
+
+def test_a_segmentation_datasets_balance_counts_pixels_and_says_so(cli, tmp_path: Path) -> None:
+    root = shapes_dataset(tmp_path / "shapes", train=6, val=3, test=2)
+    cli("visualize", root, "--out", "v")
+    page = (Path("v") / "report.html").read_text()
+    assert "<h2>Pixels per class" in page and "smallest class (pixels)" in page  # were "Samples per class"
+    masks = np.zeros((2, 1000, 1000), np.uint8)  # 2,000,000 pixels of class 0
+    (ax,) = dataset.balance_figure({"train": masks}, ["background", "disc"], "pixels").axes
+    assert ax.get_ylabel() == "pixels"  # was "images"
+    assert [text.get_text() for text in ax.texts] == ["2000000", "0"]  # was 2e+06
 
 
 def test_image_folder_dataset_without_test_split(cli, tmp_path: Path) -> None:
