@@ -109,7 +109,7 @@ class Segmentation(Task):
             ),
             (
                 "worst",
-                triptych_figure(shown.images, truth, predicted, per_image[rows], scored.split),
+                triptych_figure(shown.images, truth, predicted, per_image[rows], scored.classes, scored.split),
                 "the images the model segments worst (their own mIoU): image, true mask, prediction",
             ),
         ]

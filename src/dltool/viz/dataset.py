@@ -68,7 +68,7 @@ def visualize_dataset(
 def _samples(kind: str, chosen: Split | FileSplit, classes: list[str], split: str) -> tuple[Figure, str, str]:
     """The samples figure of a split of ``kind`` (labels, masks or points), its name and caption."""
     if kind == "masks":
-        return mask_samples_figure(chosen, split), "samples", f"{split} images and their masks"
+        return mask_samples_figure(chosen, classes, split), "samples", f"{split} images and their masks"
     if kind == "points":
         return points_samples_figure(chosen, len(classes), split), "samples", f"{split} images and their points"
     caption = f"{split} images, chosen at random (seed {SAMPLE_SEED}) within each class"
