@@ -28,7 +28,7 @@ from dltool.figures.confusion import confusion_size
 from dltool.figures.points import worst_points_figure
 from dltool.rundir import create_run_dir
 from dltool.tasks.reconstruction import RECONSTRUCTIONS_SHOWN
-from dltool.viz import augmentations, curves, dataset, inside, study
+from dltool.viz import augmentations, curves, dataset, inside, report, study
 from shapes import shapes_dataset
 
 SVG = "{http://www.w3.org/2000/svg}"
@@ -202,6 +202,22 @@ def test_report_is_self_contained_and_renders_in_headless_chromium(cli, run: Pat
     assert grey.shape == (1600, 1280)
     # Text, tables and plots, not a blank page: some contrast, ink, and the plots' coloured lines.
     assert grey.std() > 10 and (grey < 250).mean() > 0.03 and colourful.mean() > 0.002
+
+
+def test_a_wide_table_scrolls_in_its_box_and_the_page_keeps_the_windows_width(tmp_path: Path) -> None:
+    executable = find_chromium()
+    if executable is None:
+        pytest.skip("chromium is not installed")
+    page = report.Report("Wide")  # as a comparison of runs whose configs differ in 40 keys
+    page.add("Differences", report.table([f"section.key_{i}" for i in range(40)], [list(range(40))]))
+    page.write(tmp_path / "wide.html")
+    with Chromium(executable) as browser:
+        browser.open(file_url(tmp_path / "wide.html"), width=1280, height=900)
+        widths = browser.evaluate("""({page: document.documentElement.scrollWidth,
+            window: document.documentElement.clientWidth,
+            box: [...document.querySelectorAll('.scroll')].map(d => d.scrollWidth > d.clientWidth)})""")
+    assert widths["page"] == widths["window"] == 1280  # the page was as wide as the table (7,000 px)
+    assert widths["box"] == [True]
 
 
 def test_several_runs_overlay_and_table_of_differences(cli, runs: list[Path], tmp_path: Path) -> None:
