@@ -8,6 +8,7 @@ import csv
 import hashlib
 import json
 import logging
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -216,6 +217,17 @@ def test_eval_of_an_export_refuses_what_only_a_run_has_and_a_lost_source(
     sidecar = json.loads(sidecar_path(int8_path).read_text()) | {"source": str(tmp_path / "gone.safetensors")}
     sidecar_path(moved).write_text(json.dumps(sidecar))
     assert "which are gone" in cli("eval", moved, code=1).stderr
+
+
+def test_eval_of_an_export_in_a_moved_run_dir_finds_the_weights_beside_it(
+    cli, run: Path, int8_export, tmp_path: Path
+) -> None:
+    copy = shutil.copytree(run, tmp_path / "laptop" / run.name)  # the runs folder copied off the server
+    int8_path = copy / "export" / "model.int8.onnx"
+    sidecar = json.loads(sidecar_path(int8_path).read_text())
+    sidecar_path(int8_path).write_text(json.dumps(sidecar | {"source": "/server/runs/gone/model.safetensors"}))
+    scored = json.loads(cli("eval", int8_path, "--json").stdout)  # was "... which are gone", exit 1
+    assert scored["accuracy"] == sidecar["verification"]["int8"]["int8"] and scored["n"] == 359
 
 
 def test_a_streamed_runs_int8_export_calibrates_on_a_draw_of_its_files(cli, tmp_path: Path) -> None:

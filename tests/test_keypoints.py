@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +11,7 @@ import pandas as pd
 import pytest
 
 from dltool import api
+from dltool.data.images import decode_image
 from events import events, logs_every_epoch, scalars
 from pointdata import points_folder, read_points, values_folder
 
@@ -79,6 +81,30 @@ def test_predict_jsonl_and_the_python_api_give_points(keypoint_run: Path, dots: 
     assert "test-0000.png" in cli("predict", keypoint_run, image, "--format", "table").stdout
 
 
+def test_eval_per_class_out_of_a_keypoint_run_writes_the_per_point_table(keypoint_run: Path, cli) -> None:
+    for _ in range(2):  # the second replaces the first: it is a table of this kind
+        cli("eval", keypoint_run, "--per-class-out", "points.parquet")  # was "(classifiers only)", exit 2
+    table = pd.read_parquet("points.parquet")
+    per_point = json.loads((keypoint_run / "eval-test.json").read_text())["per_point"]
+    assert table.index.name == "point" and table.index.tolist() == list(per_point)
+    assert table["rmse_px"].tolist() == [row["rmse_px"] for row in per_point.values()]
+
+
+def test_stats_of_a_keypoint_run_and_its_weights_calls_its_names_points(keypoint_run: Path, cli) -> None:
+    for target in (keypoint_run, keypoint_run / "model.safetensors"):
+        lines = cli("stats", target).stderr.splitlines()
+        assert [line.split()[:3] for line in lines if line.startswith(("points", "classes"))] == [
+            ["points", "2:", "1,"]
+        ]
+
+
+def test_predict_top_k_of_a_keypoint_model_is_a_usage_error(keypoint_run: Path, dots: Path, cli) -> None:
+    image = dots / "test" / "images" / "test-0000.png"
+    result = cli("predict", keypoint_run, image, "--top-k", "5", code=2)  # was taken, and ignored
+    assert result.stderr.strip() == "error: --top-k ranks a classifier's labels; model 'mlp' is a keypoints model"
+    assert result.stdout == ""
+
+
 def test_visualize_draws_the_worst_points_and_export_matches_pytorch(keypoint_run: Path, dots: Path, cli) -> None:
     out = Path(cli("visualize", keypoint_run, "--out", "viz").stdout.strip().splitlines()[-1]).parent
     assert (out / "worst_points.png").stat().st_size > 1000
@@ -93,6 +119,61 @@ def test_visualize_draws_the_worst_points_and_export_matches_pytorch(keypoint_ru
     onnx = api.predict("kp.onnx", images, workers=0).table
     torch_rows = api.predict(keypoint_run, images, device="cpu", workers=0).table
     np.testing.assert_allclose(onnx.iloc[:, 1:].to_numpy(float), torch_rows.iloc[:, 1:].to_numpy(float), atol=1e-3)
+
+
+def test_visualize_reuses_a_current_eval_document_of_a_keypoint_run(keypoint_run: Path, cli) -> None:
+    cli("eval", keypoint_run)
+    document = keypoint_run / "eval-test.json"
+    before = document.stat().st_mtime_ns
+    assert document not in [Path(line) for line in cli("visualize", keypoint_run).stdout.splitlines()]
+    assert document.stat().st_mtime_ns == before  # was scored and written again on every visualize
+
+
+def test_the_report_has_the_per_point_table_that_eval_prints(keypoint_run: Path, cli) -> None:
+    per_point = json.loads(cli("eval", keypoint_run, "--json").stdout)["per_point"]
+    page = Path(cli("visualize", keypoint_run).stdout.splitlines()[-1]).read_text()
+    table = page[page.index("<h2>Per point (test)") :]  # was not in the report at all
+    for point, scores in per_point.items():
+        assert f'<td>{point}</td><td class="num">{scores["n"]}</td>' in table
+
+
+def test_comparing_keypoint_runs_tabulates_their_test_pck(keypoint_run: Path, tmp_path: Path, cli) -> None:
+    copy = shutil.copytree(keypoint_run, tmp_path / "copy")
+    cli("visualize", keypoint_run, copy, "--out", "compared")
+    table = pd.read_csv(Path("compared") / "runs.csv")
+    test = json.loads((keypoint_run / "summary.json").read_text())["test"]
+    assert list(table.columns[-3:]) == ["test_pck", "test_rmse_px", "test_loss"]  # was test_accuracy (empty), test_loss
+    assert table["test_pck"].tolist() == [test["pck"]] * 2 and table["test_rmse_px"].tolist() == [test["rmse_px"]] * 2
+
+
+@pytest.mark.parametrize("head", ["keypoints", "regression"])
+def test_augmentations_grid_of_a_keypoint_or_regression_config(dots: Path, tmp_path: Path, head: str, cli) -> None:
+    data = dots if head == "keypoints" else values_folder(dots, tmp_path / "values")
+    config = tmp_path / "config.yaml"
+    augment = "{flip: true}" if head == "keypoints" else "{color_jitter: {brightness: 0.4}}"
+    config.write_text(
+        f"base: digits-mlp\nmodel: {{head: {head}}}\nloss: {{name: mse}}\ndata: {{name: {data}, augment: {augment}}}\n"
+    )
+    result = cli("visualize", config, "--augmentations", "--out", "grid")  # was an internal error
+    assert result.stdout.split() == [str(Path("grid") / "augmentations.png")]
+    assert "note: the images alone: their masks, points or values are not drawn" in result.stderr
+
+
+def test_the_sidecar_says_what_an_exported_keypoint_models_outputs_are(keypoint_run: Path, dots: Path, cli) -> None:
+    onnxruntime = pytest.importorskip("onnxruntime")
+    cli("export", keypoint_run, "--output", "kp.onnx")
+    sidecar = json.loads(Path("kp.onnx.json").read_text())
+    assert sidecar["postprocessing"].startswith("x and y of each point in the order of classes (x1, y1, x2, y2, ...)")
+    assert "shares of the input's width and height (× 16 and × 16 for its pixels)" in sidecar["postprocessing"]
+    image = dots / "test" / "images" / "test-0000.png"  # 32 px: the input's 16 px scaled by 2
+    pixels = decode_image(str(image), channels=3, size=(16, 16), crop_pct=sidecar["crop_pct"]).astype(np.float32)
+    x = (pixels / 255 - np.array(sidecar["mean"], np.float32)[:, None, None]) / np.array(sidecar["std"], np.float32)[
+        :, None, None
+    ]
+    (shares,) = onnxruntime.InferenceSession("kp.onnx").run(None, {"images": x[None].astype(np.float32)})[0]
+    line = json.loads(cli("predict", "kp.onnx", image, "--format", "jsonl").stdout)
+    points = [value for point in line["points"].values() for value in (point["x"], point["y"])]
+    np.testing.assert_allclose(shares * 16 * 2, points, atol=1e-3)
 
 
 def test_tune_maximises_pck(dots: Path, cli, tmp_path: Path) -> None:

@@ -208,6 +208,20 @@ def test_visualize_draws_the_worst_images_first(cli, run: Path, tmp_path: Path) 
     assert worst_rows(np.array([0.9, np.nan, 0.2, 0.5]), 3).tolist() == [2, 3, 0]
 
 
+def test_mask_pictures_name_the_colour_of_each_class(cli, shapes: Path, tmp_path: Path) -> None:
+    from dltool.figures.masks import triptych_figure
+    from dltool.figures.palette import colours
+
+    masks, images = np.zeros((1, 8, 8), np.uint8), np.zeros((1, 3, 8, 8), np.uint8)
+    (legend,) = triptych_figure(images, masks, masks, np.array([0.5]), CLASSES).legends  # had none
+    assert [text.get_text() for text in legend.get_texts()] == CLASSES
+    swatches = [tuple(round(c * 255) for c in patch.get_facecolor()[:3]) for patch in legend.get_patches()]
+    assert swatches == [tuple(colour) for colour in colours(len(CLASSES))]
+    cli("visualize", shapes, "--out", tmp_path / "svg", "--image-format", "svg")
+    samples = (tmp_path / "svg" / "samples.svg").read_text()
+    assert all(f">{name}<" in samples or f" {name}<" in samples for name in CLASSES)
+
+
 def test_tune_maximises_val_miou(cli, recipe: Path, shapes: Path, tmp_path: Path) -> None:
     space = tmp_path / "space.yaml"
     space.write_text("optimizer.lr: [0.01, 0.003]\n")

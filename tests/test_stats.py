@@ -14,6 +14,7 @@ from dltool.config.schema import DataConfig
 from dltool.data.prepare import prepare_data
 from dltool.data.splits import for_new_run
 from dltool.models.build import build_model
+from shapes import shapes_dataset
 
 
 def noise(path: Path, seed: int, size: tuple[int, int] = (8, 8)) -> Path:
@@ -155,3 +156,11 @@ def test_a_folder_streams_through_its_cache_with_plain_progress_lines(cli, tmp_p
         assert np.allclose(report["splits"][name]["mean"], pixels.mean(axis=(0, 2, 3)), atol=1e-12, rtol=0)
         assert np.allclose(report["splits"][name]["std"], pixels.std(axis=(0, 2, 3)), atol=1e-12, rtol=0)
     assert report["mean"] == report["splits"]["train"]["mean"] and report["image_shape"] == [3, 7, 9]
+
+
+def test_a_segmentation_folders_table_says_its_class_rows_count_pixels(cli, tmp_path: Path) -> None:
+    root = shapes_dataset(tmp_path / "shapes", train=6, val=3, test=2)
+    lines = cli("stats", root).stderr.splitlines()
+    header = next(line for line in lines if line.startswith("class"))
+    assert header.split()[:3] == ["class", "(pixels)", "train"]  # was "class": pixels read as images
+    assert next(line for line in lines if line.startswith("images")).split() == ["images", "6", "3", "2"]

@@ -80,6 +80,15 @@ def test_summary_usage_errors(cli) -> None:
     assert "--depth" in cli("summary", "digits-mlp", "--depth", "0", code=2).stderr
 
 
+def test_summary_of_an_export_names_the_weights_it_came_from(cli, digits_run: Path) -> None:
+    cli("export", digits_run, "--to", "torchscript", "--output", "m.torchscript")
+    error = cli("summary", "m.torchscript", code=2).stderr  # was "not a YAML file (... a binary file?)"
+    assert error.strip() == (
+        "error: m.torchscript is an exported model; summary lists a recipe's, config's, run's or checkpoint's "
+        f"layers: dltool summary {(digits_run / 'model.safetensors').resolve()}, the weights it was exported from"
+    )
+
+
 @pytest.mark.parametrize("command", ["train", "summary"])
 def test_an_input_too_small_for_the_network_is_a_usage_error_naming_it(cli, tmp_path: Path, command: str) -> None:
     # ConvNeXt downsamples 32x: at 8 px (photos-convnext at data.image_size=16 too) train and

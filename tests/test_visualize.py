@@ -28,7 +28,8 @@ from dltool.figures.confusion import confusion_size
 from dltool.figures.points import worst_points_figure
 from dltool.rundir import create_run_dir
 from dltool.tasks.reconstruction import RECONSTRUCTIONS_SHOWN
-from dltool.viz import augmentations, curves, dataset, inside, study
+from dltool.viz import augmentations, curves, dataset, inside, report, study
+from shapes import shapes_dataset
 
 SVG = "{http://www.w3.org/2000/svg}"
 RUN_PLOTS = [
@@ -203,6 +204,22 @@ def test_report_is_self_contained_and_renders_in_headless_chromium(cli, run: Pat
     assert grey.std() > 10 and (grey < 250).mean() > 0.03 and colourful.mean() > 0.002
 
 
+def test_a_wide_table_scrolls_in_its_box_and_the_page_keeps_the_windows_width(tmp_path: Path) -> None:
+    executable = find_chromium()
+    if executable is None:
+        pytest.skip("chromium is not installed")
+    page = report.Report("Wide")  # as a comparison of runs whose configs differ in 40 keys
+    page.add("Differences", report.table([f"section.key_{i}" for i in range(40)], [list(range(40))]))
+    page.write(tmp_path / "wide.html")
+    with Chromium(executable) as browser:
+        browser.open(file_url(tmp_path / "wide.html"), width=1280, height=900)
+        widths = browser.evaluate("""({page: document.documentElement.scrollWidth,
+            window: document.documentElement.clientWidth,
+            box: [...document.querySelectorAll('.scroll')].map(d => d.scrollWidth > d.clientWidth)})""")
+    assert widths["page"] == widths["window"] == 1280  # the page was as wide as the table (7,000 px)
+    assert widths["box"] == [True]
+
+
 def test_several_runs_overlay_and_table_of_differences(cli, runs: list[Path], tmp_path: Path) -> None:
     paths = written(cli("visualize", *runs))
     out = Path("plots") / f"compare-{runs[0].name}+{runs[1].name}"
@@ -307,6 +324,17 @@ def test_dataset_samples_and_balance(cli) -> None:
     assert png_size(out / "balance.png") == expected_pixels(dataset.balance_size(10, 3))
     page = (out / "report.html").read_text()
     assert "1295" in page and "143" in page and "359" in page  # train, drawn val, test
+
+
+def test_a_segmentation_datasets_balance_counts_pixels_and_says_so(cli, tmp_path: Path) -> None:
+    root = shapes_dataset(tmp_path / "shapes", train=6, val=3, test=2)
+    cli("visualize", root, "--out", "v")
+    page = (Path("v") / "report.html").read_text()
+    assert "<h2>Pixels per class" in page and "smallest class (pixels)" in page  # were "Samples per class"
+    masks = np.zeros((2, 1000, 1000), np.uint8)  # 2,000,000 pixels of class 0
+    (ax,) = dataset.balance_figure({"train": masks}, ["background", "disc"], "pixels").axes
+    assert ax.get_ylabel() == "pixels"  # was "images"
+    assert [text.get_text() for text in ax.texts] == ["2000000", "0"]  # was 2e+06
 
 
 def test_image_folder_dataset_without_test_split(cli, tmp_path: Path) -> None:

@@ -89,6 +89,13 @@ def test_feature_maps_are_the_layers_output_for_the_image(cli, run: Path, digit:
     assert sum(bool(ax.images) for ax in figure.axes) == 3
 
 
+def test_a_few_features_are_numbered_by_whole_ticks() -> None:
+    (ax,) = inside.feature_maps_figure(np.array([-0.03, 0.5]), "10", "Linear", "x.png").axes
+    low, high = ax.get_xlim()
+    shown = [tick for tick in ax.get_xticks() if low <= tick <= high]
+    assert shown == [0, 1]  # was -0.5, -0.25, 0, ..., 1.5
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [

@@ -26,7 +26,7 @@ def check_options(model: Any, out: Path | None, overlay: bool, top_k: int | None
         raise UsageError(
             f"--out/--overlay write segmentation masks; model {model.name!r} is a {model.task} model{rows}"
         )
-    if masks and top_k is not None:
+    if top_k is not None and not tasks.info(model.task).ranks_labels:
         raise UsageError(f"--top-k ranks a classifier's labels; model {model.name!r} is a {model.task} model")
     return masks
 

@@ -36,7 +36,7 @@ def eval_(
     tta: Annotated[str | None, Opt(help="Test-time augmentation: none or flip (default: the run's train.tta).")] = None,
     as_json: Annotated[bool, Opt("--json", help="Print the eval document on stdout.")] = False,
     per_class_out: Annotated[
-        Path | None, Opt(help="Also write the per-class scores as a table: FILE.csv or FILE.parquet.")
+        Path | None, Opt(help="Also write the per-class (point, target) scores as a table: FILE.csv or FILE.parquet.")
     ] = None,
 ) -> None:
     """Score a trained model or an export on its run's data; writes eval-<split>.json (FILE.eval-... beside a checkpoint or an export).

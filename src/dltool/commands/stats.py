@@ -44,13 +44,19 @@ def stats(
         _show_record(report)
 
 
-# What a dataset's names name, by its targets; the rows of points count the images holding each.
-NOUNS = {"points": ("point", "points"), "values": ("target", "targets")}
+# What a dataset's names name, by its targets, and what its total row counts; the rows of
+# points count the images holding each, those of masks the pixels of each class.
+NOUNS = {
+    "points": ("point", "points", "total"),
+    "values": ("target", "targets", "total"),
+    "masks": ("class (pixels)", "classes", "images"),
+}
+NAMES = ("class", "classes", "total")
 
 
 def _show_dataset(report: dict[str, Any]) -> None:
     shape = "×".join(map(str, report["image_shape"]))
-    noun, nouns = NOUNS.get(report["targets"], ("class", "classes"))
+    noun, nouns, total = NOUNS.get(report["targets"], NAMES)
     stderr.print(f"[bold]{report['name']}[/]: {len(report['classes'])} {nouns}, images {shape}", soft_wrap=True)
     splits = report["splits"]
     table = Table(box=None, padding=(0, 2, 0, 0), title_justify="left")
@@ -60,7 +66,7 @@ def _show_dataset(report: dict[str, Any]) -> None:
         table.add_column(header, justify="right", no_wrap=True)
     for cls in report["classes"]:
         table.add_row(cls, *(str(s["per_class"][cls]) if s["per_class"] else "-" for s in splits.values()))
-    table.add_row("[bold]total[/]", *(f"[bold]{s['n']}[/]" for s in splits.values()))
+    table.add_row(f"[bold]{total}[/]", *(f"[bold]{s['n']}[/]" for s in splits.values()))
     table.add_row("imbalance", *(_ratio(s["imbalance"]) for s in splits.values()))
     table.add_row("mean", *(_floats(s["mean"]) for s in splits.values()))
     table.add_row("std", *(_floats(s["std"]) for s in splits.values()))
@@ -91,6 +97,7 @@ def _show_record(report: dict[str, Any]) -> None:
         if key in {"kind", "config"} or value is None:
             continue
         if key == "classes":
+            key = _names_of(report.get("config") or {})
             value = f"{len(value)}: " + ", ".join(map(str, value[:20])) + (" ..." if len(value) > 20 else "")
         elif isinstance(value, dict):
             value = "  ".join(f"{k} {_number(v)}" for k, v in value.items())
@@ -98,6 +105,16 @@ def _show_record(report: dict[str, Any]) -> None:
             value = f"{value:,}"
         table.add_row(key, str(value))
     stderr.print(table)
+
+
+def _names_of(config: dict[str, Any]) -> str:
+    """What a run's class names name: its points or targets when its head is a keypoint or
+    regression head (``TaskParams.data``), else its classes."""
+    import dltool.tasks as tasks
+
+    head = config.get("model", {}).get("head")
+    data = tasks.info(head).data if head in tasks.names() else "labels"
+    return NOUNS.get(data, NAMES)[1]
 
 
 def _ratio(value: float | None) -> str:

@@ -59,8 +59,8 @@ class EvalResult:
 
     @property
     def per_class(self) -> pd.DataFrame:
-        """The per-class scores as a DataFrame, one row per class in ``classes.json`` order
-        (classifiers only: a ``UsageError`` for other tasks)."""
+        """The per-class scores as a DataFrame, one row per class in ``classes.json`` order (a
+        keypoint model's per point, a regression's per target; an autoencoder: a ``UsageError``)."""
         from dltool.evaluation.tables import per_class_frame
 
         return per_class_frame(self.document)

@@ -9,10 +9,13 @@ from typing import IO, Any
 
 import pandas as pd
 
+import dltool.tasks as tasks
 from dltool._io import atomic_open
 from dltool.errors import UsageError
 
 TABLE_SUFFIXES = (".csv", ".parquet")
+# How the tables --per-class-out writes begin: a classifier's, a segmenter's, per point, per target.
+PER_CLASS_HEADERS = ("class,precision,recall,f1,support", "class,iou,dice", "point,n,rmse_px", "target,n,mae")
 ROW_GROUP = 4096  # predictions per Parquet row group: memory stays flat on a stream of any length
 
 
@@ -67,12 +70,14 @@ def is_predictions_parquet(path: Path) -> bool:
 
 def per_class_frame(document: dict[str, Any]) -> pd.DataFrame:
     """An eval document's per-class scores, one row per class (index ``class``, in
-    ``classes.json`` order): precision, recall, f1, support, and whatever else it scores."""
-    per_class = document.get("per_class")
-    if not per_class:
-        raise UsageError(f"{document.get('task', 'this')} evaluation has no per-class scores (classifiers only)")
-    frame = pd.DataFrame.from_dict(per_class, orient="index")
-    frame.index.name = "class"
+    ``classes.json`` order): precision, recall, f1, support, and whatever else it scores;
+    a keypoint model's per point (index ``point``), a regression's per target (``target``)."""
+    found = [(key, item) for key, item in tasks.breakdowns() if document.get(key)]
+    if not found:
+        raise UsageError("this evaluation has no scores per class, point or target (an autoencoder's)")
+    (key, item), *_ = found
+    frame = pd.DataFrame.from_dict(document[key], orient="index")
+    frame.index.name = item
     return frame
 
 
@@ -85,9 +90,9 @@ def is_per_class_table(path: Path) -> bool:
             names = pq.read_schema(path).names
         except (OSError, ValueError):  # pyarrow's ArrowInvalid is a ValueError
             return False
-        return {"class", "precision", "recall"} <= set(names) or {"class", "iou", "dice"} <= set(names)
+        return any(set(header.split(",")) <= set(names) for header in PER_CLASS_HEADERS)
     with open(path, encoding="utf-8", errors="replace") as file:
-        return file.readline(4096).startswith(("class,precision,recall,f1,support", "class,iou,dice"))
+        return file.readline(4096).startswith(PER_CLASS_HEADERS)
 
 
 def check_table_path(path: Path, option: str) -> None:

@@ -21,6 +21,7 @@ from dltool.evaluation.reports import report_path
 from dltool.evaluation.trained import Trained, load_trained
 from dltool.export.exported import Exported, is_export, load_exported
 from dltool.export.formats import FORMATS, Forward
+from dltool.rundir import run_dir_of
 from dltool.tasks.task import Forward as TorchForward
 
 
@@ -72,16 +73,28 @@ def evaluate_export(
 def exported_from(exported: Exported) -> Trained:
     """The trained model ``exported`` was written from (its config, classes and data), checked
     to be the same model: a file and a run that have gone separate ways are refused."""
-    source = exported.sidecar.source
-    if source is None or not Path(source).is_file():
+    source = _source(exported)
+    if source is None:
         raise CheckpointError(
             f"{exported.path}: scoring an export reads its run's config and data, from the weights it was "
-            f"exported from ({source or 'not recorded'}), which are gone"
+            f"exported from ({exported.sidecar.source or 'not recorded'}), which are gone"
         )
     trained = load_trained(source, tta=exported.sidecar.tta)
     if (trained.classes, trained.in_shape) != (exported.classes, exported.in_shape):
         raise CheckpointError(f"{exported.path}: {source} is no longer the model it was exported from")
     return trained
+
+
+def _source(exported: Exported) -> Path | None:
+    """The weights ``exported`` was written from: the path its sidecar records, else — a run dir
+    moved or copied with its ``export/`` folder, or weights moved with an export beside them —
+    the file of that name where the export now lies (the caller checks it is the same model)."""
+    recorded = Path(exported.sidecar.source or "model.safetensors")
+    if exported.sidecar.source and recorded.is_file():
+        return recorded
+    run = run_dir_of(exported.path.resolve())  # RUN/export/model.onnx, or beside RUN's files
+    moved = [exported.path.parent / recorded.name, *([run.path / recorded.name] if run else [])]
+    return next((path for path in moved if path.is_file()), None)
 
 
 def on_torch(forward: Forward) -> TorchForward:

@@ -180,6 +180,7 @@ def _sidecar_document(model: Trained, format: Format, data: bytes, output: Path)
         "then (pixel / 255 - mean) / std per channel; float32, NCHW",
         "input": {"name": INPUT_NAME, "shape": ["batch", channels, height, width], "dtype": "float32"},
         "output": {"name": task.export_output, "shape": ["batch", *outputs], "dtype": "float32"},
+        "postprocessing": task.export_meaning.format(height=height, width=width),
         **format.describe(data),  # ONNX: its opset
         "source": str(model.source.resolve()),
         "run_dir": str(model.run_dir.resolve()) if model.run_dir else None,

@@ -31,6 +31,9 @@ the description):
 - ``rows``: what ``dltool predict`` writes for it, a lazy ``"module:Class"`` target of a
   ``dltool.tasks.rows.Rows`` (NumPy only: predicting with an export never imports torch);
   None: no rows.
+- ``breakdown``: the eval document's key that scores each class (point, target) apart, and
+  what one is called: the report's table of it (``("per_class", "class")``).
+- ``ranks_labels``: its rows rank class labels, so ``dltool predict --top-k`` means something.
 - ``on_backbone``: the task is served by a linear head on any classification backbone,
   chosen with ``model.head: <task>``; its width is ``Task.out_features``.
 
@@ -68,6 +71,8 @@ class TaskParams(Params):
     tta: ClassVar[tuple[str, ...]] = ("none",)
     on_backbone: ClassVar[bool] = False
     rows: ClassVar[str | None] = None
+    breakdown: ClassVar[tuple[str, str]] = ("per_class", "class")
+    ranks_labels: ClassVar[bool] = False
     # `dltool predict --out DIR` writes a mask PNG per image (dltool.evaluation.segment).
     masks_out: ClassVar[bool] = False
     # Validation sums need the class count every epoch (a confusion matrix over pixels).
@@ -96,6 +101,7 @@ class ClassificationTask(TaskParams):
     min_classes = 2
     few_classes_hint = "a folder per class (or data.classes naming {least} or more)"
     rows = "dltool.tasks.rows:LabelRows"
+    ranks_labels = True
 
 
 @tasks.register("reconstruction", "dltool.tasks.reconstruction:Reconstruction")
@@ -142,6 +148,7 @@ class KeypointsTask(TaskParams):
     headline_higher_is_better = True
     on_backbone = True
     rows = "dltool.tasks.rows:PointRows"
+    breakdown = ("per_point", "point")
     augment_off = ("auto", "mixup", "cutmix")
 
 
@@ -159,6 +166,7 @@ class RegressionTask(TaskParams):
     headline = (("rmse", "RMSE"), ("mae", "MAE"), ("r2", "R²"))
     on_backbone = True
     rows = "dltool.tasks.rows:ValueRows"
+    breakdown = ("per_target", "target")
     augment_off = ("mixup", "cutmix")
 
 
@@ -216,6 +224,16 @@ def check_metric(metric: str, task: str, key: str) -> None:
     allowed = ["val_loss", "train_loss", *info(task).metrics]
     if metric not in allowed:
         raise ConfigError(f"{key}: {metric!r} is not measured for the {task} task; use one of: {', '.join(allowed)}")
+
+
+def breakdowns() -> list[tuple[str, str]]:
+    """Every task's ``breakdown`` (eval document key, what one row is), each once."""
+    return list(dict.fromkeys(entry.params.breakdown for entry in tasks))
+
+
+def headline_scores() -> list[str]:
+    """Every task's headline test scores (``headline``' keys), each once, in task order."""
+    return list(dict.fromkeys(key for entry in tasks for key, _ in entry.params.headline))
 
 
 def maximize(metric: str) -> bool:

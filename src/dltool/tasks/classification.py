@@ -20,6 +20,9 @@ PREFLIGHT_BOUNDS = (0.5, 1.5)
 class Classification(Task):
     name = "classification"
     export_output = "logits"
+    export_meaning = (
+        "one logit per class, in the order of classes: their softmax is the probabilities dltool predict reports"
+    )
     counts_correct = True
 
     def correct(self, output: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:

@@ -42,6 +42,11 @@ def point_errors(output: torch.Tensor, labels: torch.Tensor) -> PointErrors:
 class Keypoints(Task):
     name = "keypoints"
     export_output = "points"
+    export_meaning = (
+        "x and y of each point in the order of classes (x1, y1, x2, y2, ...), as shares of the input's "
+        "width and height (× {width} and × {height} for its pixels): dltool predict maps them through the"
+        " resize and crop back to the image's own pixels"
+    )
 
     def out_features(self, classes: list[str]) -> int:
         return 2 * len(classes)

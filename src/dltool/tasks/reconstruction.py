@@ -16,6 +16,9 @@ RECONSTRUCTIONS_SHOWN = 8  # images drawn by dltool visualize, spread over the s
 class Reconstruction(Task):
     name = "reconstruction"
     export_output = "reconstructions"
+    export_meaning = (
+        "the reconstructed {height}×{width} image, normalised as the input is: (output × std + mean) × 255 gives pixels"
+    )
 
     def target(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         return images

@@ -29,6 +29,7 @@ def scores(sums: dict[str, Any]) -> dict[str, Any]:
 class Regression(Task):
     name = "regression"
     export_output = "values"
+    export_meaning = "one value per target, in the order of classes, in the targets' own units"
 
     def head_outputs(self, width: int) -> str:
         return f"{width} outputs, one per target"

@@ -26,6 +26,11 @@ PREFLIGHT_HIGH = 1.5
 class Segmentation(Task):
     name = "segmentation"
     export_output = "logits"
+    export_meaning = (
+        "a logit per class for each pixel of the {height}×{width} input, classes in the order of classes:"
+        " the largest is the pixel's class index; dltool predict first resizes each class's logits to the"
+        " image's own size (bilinear)"
+    )
 
     def zero_sums(self, confusion_classes: int, device: torch.device) -> dict[str, torch.Tensor]:
         """Validation sums carry the confusion matrix (``confusion_classes`` is the class count,
@@ -104,7 +109,7 @@ class Segmentation(Task):
             ),
             (
                 "worst",
-                triptych_figure(shown.images, truth, predicted, per_image[rows], scored.split),
+                triptych_figure(shown.images, truth, predicted, per_image[rows], scored.classes, scored.split),
                 "the images the model segments worst (their own mIoU): image, true mask, prediction",
             ),
         ]

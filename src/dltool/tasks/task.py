@@ -78,6 +78,8 @@ class Task:
 
     name: str
     export_output: str  # the exported graph's output name
+    # What the exported output means, in words for the sidecar ({height}, {width}: the input's).
+    export_meaning: str
 
     def out_features(self, classes: list[str]) -> int:
         """The width of the model's head for these class (or target) names."""

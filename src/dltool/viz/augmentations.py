@@ -37,6 +37,8 @@ def visualize_augmentations(target: str, *, out: Path | None = None, fmt: str = 
     plotter = Plotter(Path(out), fmt)
     notes = [] if _augments(config.data.augment) else ["data.augment is all off: every row shows the stored images"]
     draws = draw_rows(config, IMAGES, DRAWS)
+    if not draws.classified:
+        notes.append("the images alone: their masks, points or values are not drawn")
     path = plotter.save(augmentations_figure(config, draws), NAME, CAPTION)
     return Visualization(plotter.out, [path], [*notes, *draws.skipped])
 
@@ -59,6 +61,15 @@ class Draws:
     rows: list[np.ndarray]
     targets: list[np.ndarray]
     skipped: list[str]
+
+    @property
+    def classified(self) -> bool:
+        """Whether ``labels`` are a class index per image (not masks, points or values)."""
+        return self.labels.ndim == 1
+
+    def titles(self) -> list[str]:
+        """Each image's title: its class name, clipped; none where there are no classes."""
+        return [clip_name(self.classes[int(label)], 12) if self.classified else "" for label in self.labels]
 
 
 def draw_rows(config: Any, count: int, draws: int) -> Draws:
@@ -119,12 +130,13 @@ def augmentations_figure(config: Any, d: Draws) -> Figure:
     tile = 0.9 if d.stored.shape[-1] <= 64 else 1.5
     figure = new_figure(len(d.stored) * tile + 0.8, (len(d.rows) + 1) * (tile + 0.2) + 0.4)
     axes = figure.subplots(len(d.rows) + 1, len(d.stored), squeeze=False)
-    names = [clip_name(d.classes[int(label)], 12) for label in d.labels]
+    names = d.titles()
     for column, image in enumerate(d.stored):
         show_image(axes[0, column], image, names[column])
     for row, (images, target) in enumerate(zip(d.rows, d.targets, strict=True), start=1):
         for column, image in enumerate(images):
-            weight = f" {target[column, d.labels[column]]:.2f}" if target.ndim == 2 else ""
+            mixed = d.classified and target.ndim == 2  # (N, classes) weights, not (N, T) values
+            weight = f" {target[column, d.labels[column]]:.2f}" if mixed else ""
             show_image(axes[row, column], image, names[column] + weight)
         axes[row, 0].text(-0.1, 0.5, f"epoch {row - 1}", transform=axes[row, 0].transAxes, ha="right", va="center")
     figure.suptitle(f"data.augment of {config.data.name}: stored (top) and {len(d.rows)} draws", fontsize=10)

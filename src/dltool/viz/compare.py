@@ -11,6 +11,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+import dltool.tasks as tasks
 from dltool._io import atomic_write_text
 from dltool._text import counted
 from dltool.config.loading import flatten
@@ -20,15 +21,13 @@ from dltool.rundir import RunDir, open_run_dir
 from dltool.viz import report
 from dltool.viz.curves import QUANTITIES, Curve, curve_figure, has_quantity
 
-# Result columns of the table: (column, where in summary.json).
+# Result columns of the table: (column, where in summary.json); then the test scores (``_scores``).
 RESULTS = (
     ("status", ("status",)),
     ("epochs_run", ("epochs_run",)),
     ("best_epoch", ("best", "epoch")),
     ("best_metric", ("best", "metric")),
     ("best_value", ("best", "value")),
-    ("test_accuracy", ("test", "accuracy")),
-    ("test_loss", ("test", "loss")),
 )
 MISSING = object()  # a key one config has and another lacks
 NAME_LIMIT = 100  # characters of the default output folder's name
@@ -61,7 +60,7 @@ def visualize_runs(paths: list[Path], *, out: Path | None = None, fmt: str = "pn
     atomic_write_text(md_path, to_markdown(header, rows))
     written += [csv_path, md_path]
     page = report.Report(f"{len(runs)} runs compared", " · ".join(str(r.path) for r in runs))
-    differing = len(header) - 1 - len(RESULTS)
+    differing = len(header) - 1 - len(_results(summaries))
     page.add(
         "Differences and results",
         f"<p>{counted(differing, 'config key')} differ (dotted keys of config.yaml); "
@@ -82,12 +81,21 @@ def comparison_table(
     configs = [flatten(r.read_config()) for r in runs]
     keys = sorted({k for c in configs for k in c})
     differing = [k for k in keys if len({_canonical(c.get(k, MISSING)) for c in configs}) > 1]
-    header = ["run", *differing, *(name for name, _ in RESULTS)]
+    columns = _results(summaries)
+    header = ["run", *differing, *(name for name, _ in columns)]
     rows = []
     for label, config, summary in zip(labels, configs, summaries):
-        results = [_dig(summary, where) for _, where in RESULTS]
+        results = [_dig(summary, where) for _, where in columns]
         rows.append([label, *(config.get(k, MISSING) for k in differing), *results])
     return header, rows
+
+
+def _results(summaries: list[dict[str, Any]]) -> list[tuple[str, tuple[str, ...]]]:
+    """``RESULTS``, then ``test_<score>`` for each task's headline score (``TaskParams.headline``:
+    accuracy, pck, rmse, ...) that a run's test holds, and ``test_loss``."""
+    tested = {key for summary in summaries for key in summary.get("test") or {}}
+    scores = [key for key in tasks.headline_scores() if key in tested and key != "loss"]
+    return [*RESULTS, *((f"test_{key}", ("test", key)) for key in [*scores, "loss"])]
 
 
 def to_csv(header: list[str], rows: list[list[Any]]) -> str:

@@ -29,6 +29,8 @@ GRID_COLUMNS = 10
 CLASSES_SHOWN = 100  # classes in the one-per-class grid
 SAMPLE_TILE = 0.9  # inches per image
 SAMPLE_SEED = 0
+# What a class's count counts, by the dataset's targets: masks count their pixels of it.
+COUNTED = {"labels": "images", "masks": "pixels", "points": "images"}
 
 
 def visualize_dataset(
@@ -55,9 +57,10 @@ def visualize_dataset(
     counts = {s: _counts(kind, data.splits[s], len(data.classes)) for s in splits}
     if kind != "points":
         no_test = " (no test split: val doubles as test)" if data.test_is_val else ""
-        balance = balance_figure({s: data.splits[s].labels for s in splits}, data.classes)
-        written.append(plotter.save(balance, "balance", "samples per class in each split" + no_test))
-    page = _dataset_report(name, data, counts, plotter, "point" if kind == "points" else "class")
+        unit = COUNTED[kind]
+        balance = balance_figure({s: data.splits[s].labels for s in splits}, data.classes, unit)
+        written.append(plotter.save(balance, "balance", f"{unit} per class in each split" + no_test))
+    page = _dataset_report(name, data, counts, plotter, "point" if kind == "points" else "class", COUNTED[kind])
     written.append(page.write(plotter.out / "report.html"))
     return Visualization(plotter.out, written, [])
 
@@ -65,7 +68,7 @@ def visualize_dataset(
 def _samples(kind: str, chosen: Split | FileSplit, classes: list[str], split: str) -> tuple[Figure, str, str]:
     """The samples figure of a split of ``kind`` (labels, masks or points), its name and caption."""
     if kind == "masks":
-        return mask_samples_figure(chosen, split), "samples", f"{split} images and their masks"
+        return mask_samples_figure(chosen, classes, split), "samples", f"{split} images and their masks"
     if kind == "points":
         return points_samples_figure(chosen, len(classes), split), "samples", f"{split} images and their points"
     caption = f"{split} images, chosen at random (seed {SAMPLE_SEED}) within each class"
@@ -79,9 +82,11 @@ def _counts(kind: str, split: Split | FileSplit, names: int) -> np.ndarray:
     return (~np.isnan(np.asarray(split.labels)[:, :names]).any(2)).sum(0)
 
 
-def _dataset_report(name: str, data: Any, counts: dict[str, np.ndarray], plotter: Plotter, noun: str) -> report.Report:
-    """report.html of a dataset: its splits, normalisation, the plots, and the samples per
-    class (or the images where each point is present)."""
+def _dataset_report(
+    name: str, data: Any, counts: dict[str, np.ndarray], plotter: Plotter, noun: str, unit: str
+) -> report.Report:
+    """report.html of a dataset: its splits, normalisation, the plots, and the ``unit``
+    (images, a segmentation's pixels) per class (or the images where each point is present)."""
     plural = "points" if noun == "point" else "classes"
     page = report.Report(
         f"Dataset {name}",
@@ -93,13 +98,13 @@ def _dataset_report(name: str, data: Any, counts: dict[str, np.ndarray], plotter
     page.add(
         "Splits",
         report.table(
-            ["split", "images", f"smallest {noun}", f"largest {noun}"],
+            ["split", "images", f"smallest {noun} ({unit})", f"largest {noun} ({unit})"],
             [[s, len(data.splits[s]), int(c.min()), int(c.max())] for s, c in counts.items()],
         ),
     )
     page.add("Normalisation (train split)", report.key_values({"mean": data.mean, "std": data.std}))
     page.add("Plots", report.figures(plotter.plots))
-    title = "Images where each point is present" if noun == "point" else "Samples per class"
+    title = "Images where each point is present" if noun == "point" else f"{unit.capitalize()} per class"
     rows = [[c, *(int(counts[s][i]) for s in counts)] for i, c in enumerate(data.classes)]
     page.add(title, report.table([noun, *counts], rows))
     page.add("Notes", report.notes(data.messages()))
@@ -175,8 +180,9 @@ def balance_size(n_classes: int, n_splits: int) -> tuple[float, float]:
     return min(20.0, max(6.4, 1.2 + 0.12 * n_classes * (n_splits + 1))), 4.2
 
 
-def balance_figure(labels_by_split: dict[str, np.ndarray], classes: list[str]) -> Figure:
-    """Grouped bars: for each class, one bar per split."""
+def balance_figure(labels_by_split: dict[str, np.ndarray], classes: list[str], unit: str = "images") -> Figure:
+    """Grouped bars: for each class, one bar per split, counting ``unit`` (images, or the
+    pixels of masks)."""
     n, splits = len(classes), list(labels_by_split)
     figure = new_figure(*balance_size(n, len(splits)))
     ax = figure.add_subplot()
@@ -192,11 +198,11 @@ def balance_figure(labels_by_split: dict[str, np.ndarray], classes: list[str]) -
             color=f"C{index}",
         )
         if n <= 12:
-            ax.bar_label(bars, fontsize=6, padding=1)
+            ax.bar_label(bars, fmt="%d", fontsize=6, padding=1)  # whole counts, never 1.17821e+06
     ticks, names = class_ticks(classes)
     ax.set_xticks(ticks, names, rotation=90 if max(map(len, names), default=0) > 3 else 0, fontsize=7)
     ax.set_xlabel("class")
-    ax.set_ylabel("images")
+    ax.set_ylabel(unit)
     ax.set_title("Class balance per split")
     figure.legend(loc="outside right upper", fontsize=8, frameon=False)
     ax.grid(True, axis="y", alpha=0.3)

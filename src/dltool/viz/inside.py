@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import torch
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 from torch import nn
 
 from dltool._io import slug
@@ -120,6 +121,7 @@ def feature_maps_figure(activation: np.ndarray, layer: str, kind: str, image_nam
         figure = new_figure(6.4, 2.6)
         ax = figure.add_subplot()
         ax.bar(np.arange(len(activation)), activation, width=1.0, color="C0")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # feature 0, 1, ...: no ticks at 0.25
         ax.set_xlabel("feature")
         ax.set_ylabel("activation")
         ax.set_title(f"{title}: {len(activation)} features", fontsize=9)

@@ -27,6 +27,7 @@ table { border-collapse: collapse; font-size: 0.85rem; margin: 0.5rem 0; }
 th, td { border: 1px solid #d0d7de; padding: 0.2rem 0.6rem; text-align: left; vertical-align: top; }
 th { background: #f6f8fa; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; }
+.scroll { overflow-x: auto; max-width: 100%; }
 pre { background: #f6f8fa; padding: 0.8rem; overflow-x: auto; font-size: 0.8rem; }
 .row { display: flex; flex-wrap: wrap; gap: 2rem; align-items: flex-start; }
 .row h3 { font-size: 0.95rem; margin: 0.3rem 0; }
@@ -94,7 +95,9 @@ def figures(plots: Iterable[Plot]) -> str:
 def table(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
     head = "".join(f"<th>{_e(h)}</th>" for h in header)
     body = "".join("<tr>" + "".join(_cell(v) for v in row) + "</tr>" for row in rows)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    # In a scrolling box: a wide table (a comparison of many differing keys) scrolls on its
+    # own instead of pushing the page, and its last columns, past the window's edge.
+    return f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>'
 
 
 def key_values(mapping: Mapping[str, Any]) -> str:

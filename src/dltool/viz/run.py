@@ -97,17 +97,20 @@ def score_run(run: RunDir, *, split: str, device: str = "auto", batch_size: int 
     evaluation = evaluate_split(trained, split=split, batch_size=batch_size)
     stored_path = run.eval_report(split)
     stored = read_json_object(stored_path)
-    if stored is not None and _is_current(stored, stored_path, run.weights, trained.tta):
+    if stored is not None and _is_current(stored, stored_path, run.weights, evaluation.document):
         return Scored(stored, evaluation, trained, None)
     return Scored(evaluation.document, evaluation, trained, write_report(trained, evaluation.document, own_data=True))
 
 
-def _is_current(document: dict[str, Any], path: Path, weights: Path, tta: str) -> bool:
+def _is_current(document: dict[str, Any], path: Path, weights: Path, fresh: dict[str, Any]) -> bool:
+    """Whether ``document`` scored ``weights`` as ``fresh`` (this scoring's document) does:
+    the same checkpoint and TTA, written after the weights, holding each of its keys (whatever
+    the task; a document of an older dltool may lack some)."""
     return (
         Path(str(document.get("checkpoint", ""))).name == weights.name
-        and document.get("tta", "none") == tta
+        and document.get("tta", "none") == fresh.get("tta", "none")
         and path.stat().st_mtime_ns >= weights.stat().st_mtime_ns
-        and ("confusion_matrix" in document or "mse" in document)
+        and fresh.keys() <= document.keys()
     )
 
 
@@ -164,12 +167,18 @@ def _run_report(
         "Augmentation (dltool visualize RUN --augmentations)", report.figures(augmentations.saved_plot(plotter.out))
     )
     page.add("Not drawn", report.notes(notes))
-    if scored is not None and scored.document.get("per_class"):
-        per_class = scored.document["per_class"]
-        columns = list(next(iter(per_class.values())))
-        rows = [(name, *(r.get(column) for column in columns)) for name, r in per_class.items()]
-        page.add(f"Per class ({split})", report.table(["class", *columns], rows))
+    if scored is not None:
+        _add_breakdown(page, scored, split)
     if summary:
         page.add("summary.json", report.key_values(summary))
     page.add("Config (config.yaml)", report.pre(config_text))
     return page
+
+
+def _add_breakdown(page: report.Report, scored: Scored, split: str) -> None:
+    """The eval document's table per class, point or target (``TaskParams.breakdown``), if any."""
+    key, item = tasks.info(scored.trained.task).breakdown
+    if breakdown := scored.document.get(key):
+        columns = list(next(iter(breakdown.values())))
+        rows = [(name, *(r.get(column) for column in columns)) for name, r in breakdown.items()]
+        page.add(f"Per {item} ({split})", report.table([item, *columns], rows))
