@@ -9,6 +9,7 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import yaml
 from PIL import Image
@@ -87,6 +88,17 @@ def test_eval_miou_is_numpy_s_from_the_masks_predict_wrote(cli, run: Path, shape
     assert document["miou"] == pytest.approx(miou, abs=1e-12)
     np.testing.assert_allclose([document["per_class"][c]["iou"] for c in CLASSES], iou, atol=1e-12)
     assert dltool.evaluate(run).document["miou"] == document["miou"]
+
+
+def test_a_mask_row_without_an_overlay_has_none_in_every_format(cli, run: Path, shapes: Path, tmp_path: Path) -> None:
+    # jsonl and Parquet said "" (a path that is no file) where no overlay was asked for.
+    image = sorted((shapes / "test" / "images").iterdir())[0]
+    row = json.loads(cli("predict", run, image, "--out", tmp_path / "m", "--format", "jsonl").stdout)
+    assert row["overlay"] is None and Path(row["mask"]).is_file()
+    cli("predict", run, image, "--out", tmp_path / "m", "--output", tmp_path / "rows.parquet")
+    assert pd.read_parquet(tmp_path / "rows.parquet")["overlay"].isna().all()
+    csv_row = cli("predict", run, image, "--out", tmp_path / "m").stdout.splitlines()[1]
+    assert csv_row.split(",")[2] == ""
 
 
 def test_predict_writes_each_mask_at_its_image_s_size_with_overlays(

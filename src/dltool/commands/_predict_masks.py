@@ -41,10 +41,11 @@ class MaskRow:
     classes: list[str]
 
     def values(self) -> list[Any]:
-        return [self.path, self.mask, self.overlay or "", " ".join(self.classes)]
+        """The csv and Parquet cells: no overlay is an empty csv cell and a Parquet null."""
+        return [self.path, self.mask, self.overlay, " ".join(self.classes)]
 
     def document(self) -> dict[str, Any]:
-        return {"path": self.path, "mask": self.mask, "overlay": self.overlay or "", "classes": self.classes}
+        return {"path": self.path, "mask": self.mask, "overlay": self.overlay, "classes": self.classes}
 
     def line(self) -> str:
         return f"{self.mask}  {' '.join(self.classes)}  {self.path}"
