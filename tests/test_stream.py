@@ -192,6 +192,16 @@ def test_an_unreadable_file_is_named_once_and_left_out(cli, tmp_path: Path) -> N
     assert document["n"] + len(document.get("skipped", [])) == len(val)
 
 
+def test_more_workers_than_cores_is_said_once_in_the_log_without_torch_s_warning(tmp_path: Path) -> None:
+    # torch warned twice, with its source lines, as a UserWarning on the run's log.
+    folder, workers = photo_folder(tmp_path / "photos"), len(os.sched_getaffinity(0)) + 1
+    sets = [arg for item in [*TRAIN, "data.loader=stream", f"data.workers={workers}"] for arg in ("--set", item)]
+    result = run_dltool("train", "digits-mlp", "--dataset", folder, *sets, "--epochs", "1", "--runs-dir", tmp_path)
+    assert "UserWarning" not in result.stderr and "worker processes in total" not in result.stderr
+    said = f"{workers} worker processes decode the files (data.workers; more than the {workers - 1} core"
+    assert said in result.stderr
+
+
 class StopAfter(Observer):
     """Sets ``stop`` after ``steps`` optimizer steps: the run ends mid-epoch, as on SIGINT."""
 

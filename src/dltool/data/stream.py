@@ -32,7 +32,9 @@ import os
 import re
 import signal
 import threading
+import warnings
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from functools import partial
 
 import numpy as np
@@ -195,18 +197,22 @@ class DecodePool:
         self.workers = workers
         self.loader: DataLoader[Decoded] | None = None
         if workers > 0:
-            self.loader = DataLoader(
-                self.decoder,
-                batch_size=None,  # a key is a whole batch: no collation
-                sampler=self,  # type: ignore[arg-type]
-                num_workers=workers,
-                pin_memory=device.type == "cuda",
-                persistent_workers=True,
-                prefetch_factor=PREFETCH,
-                worker_init_fn=partial(_init_worker, self.slots),
-                generator=torch.Generator(),  # its seed draws leave the global RNG alone
-            )
+            with _worker_count_unwarned():
+                self.loader = self._loader(workers)
         self._iterated = False
+
+    def _loader(self, workers: int) -> DataLoader[Decoded]:
+        return DataLoader(
+            self.decoder,
+            batch_size=None,  # a key is a whole batch: no collation
+            sampler=self,  # type: ignore[arg-type]
+            num_workers=workers,
+            pin_memory=self.device.type == "cuda",
+            persistent_workers=True,
+            prefetch_factor=PREFETCH,
+            worker_init_fn=partial(_init_worker, self.slots),
+            generator=torch.Generator(),  # its seed draws leave the global RNG alone
+        )
 
     def __iter__(self) -> Iterator[Key]:
         """The sampler's side: the keys of the pass being run."""
@@ -218,7 +224,8 @@ class DecodePool:
             yield from (self.decoder[key] for key in keys)
             return
         self.keys = keys
-        iterator = self._start()
+        with _worker_count_unwarned():
+            iterator = self._start()
         try:
             yield from iterator
         except RuntimeError as error:
@@ -336,3 +343,12 @@ class StreamLoader:
             if index not in self.skipped:
                 self.skipped[index] = reason
                 self.report(f"skipped {self.split.path(index)}: {reason}")
+
+
+@contextmanager
+def _worker_count_unwarned() -> Iterator[None]:
+    """torch warns, twice and with its source lines, when the workers outnumber the cores; the
+    run log says so once, in its own words (``dltool.engine.setup``)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="This DataLoader will create", category=UserWarning)
+        yield

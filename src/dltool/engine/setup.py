@@ -31,6 +31,7 @@ from dltool.engine.distributed import World
 from dltool.engine.heap import reuse_wanted
 from dltool.engine.init_from import load_init_weights, resolve_init_source
 from dltool.engine.loop import Step
+from dltool.engine.threads import usable_cores
 from dltool.engine.trackers import require_trackers
 from dltool.errors import ConfigError, DatasetError
 from dltool.losses import losses
@@ -304,6 +305,8 @@ def _stream_notes(loader: Loader, setting: int | str) -> list[str]:
     if count == 0:
         return ["data.loader stream: files decoded in the training process (data.workers 0)"]
     why = "data.workers auto: one per core, at most 8" if setting == "auto" else "data.workers"
+    if count > (cores := usable_cores()):
+        why += f"; more than the {counted(cores, 'core')} this process may use, which they share"
     decode = "decodes" if count == 1 else "decode"
     return [f"data.loader stream: {counted(count, 'worker process', 'worker processes')} {decode} the files ({why})"]
 
