@@ -32,16 +32,13 @@ import os
 import re
 import signal
 import threading
-import warnings
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
 from functools import partial
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, get_worker_info
 
-from dltool._memory import return_large_blocks
 from dltool.data.augment import Augmenter, to_device
 from dltool.data.files import FileSplit
 from dltool.data.images import ImageDecodeError
@@ -49,6 +46,7 @@ from dltool.data.keypoints import moved_targets
 from dltool.data.loader import batch_count, epoch_order, shard_size
 from dltool.data.normalise import Normalise
 from dltool.data.stream_samples import Sample, decode_sample
+from dltool.data.stream_workers import init_worker, worker_count_unwarned
 from dltool.errors import DatasetError
 
 MAX_AUTO_WORKERS = 8
@@ -154,15 +152,6 @@ def _targets(split: FileSplit, samples: list[Sample], keys: np.ndarray) -> torch
     return torch.from_numpy(np.stack(rows) if rows else np.empty((0, *split.labels.shape[1:]), split.labels.dtype))
 
 
-def _init_worker(slots: torch.Tensor, worker: int) -> None:
-    # Ctrl-C and a scheduler's SIGTERM reach the whole process group: the main process stops
-    # cleanly at a step boundary and needs its workers until then.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    return_large_blocks()
-    slots[worker, 0] = os.getpid()
-
-
 class DecodePool:
     """The worker processes that decode batches for the stream loaders of a run's splits
     (``workers`` 0: decoded in this process). One pool serves train, val and test in turn.
@@ -197,7 +186,7 @@ class DecodePool:
         self.workers = workers
         self.loader: DataLoader[Decoded] | None = None
         if workers > 0:
-            with _worker_count_unwarned():
+            with worker_count_unwarned():
                 self.loader = self._loader(workers)
         self._iterated = False
 
@@ -210,7 +199,7 @@ class DecodePool:
             pin_memory=self.device.type == "cuda",
             persistent_workers=True,
             prefetch_factor=PREFETCH,
-            worker_init_fn=partial(_init_worker, self.slots),
+            worker_init_fn=partial(init_worker, self.slots),
             generator=torch.Generator(),  # its seed draws leave the global RNG alone
         )
 
@@ -224,7 +213,7 @@ class DecodePool:
             yield from (self.decoder[key] for key in keys)
             return
         self.keys = keys
-        with _worker_count_unwarned():
+        with worker_count_unwarned():
             iterator = self._start()
         try:
             yield from iterator
@@ -343,12 +332,3 @@ class StreamLoader:
             if index not in self.skipped:
                 self.skipped[index] = reason
                 self.report(f"skipped {self.split.path(index)}: {reason}")
-
-
-@contextmanager
-def _worker_count_unwarned() -> Iterator[None]:
-    """torch warns, twice and with its source lines, when the workers outnumber the cores; the
-    run log says so once, in its own words (``dltool.engine.setup``)."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="This DataLoader will create", category=UserWarning)
-        yield
