@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from dltool._io import atomic_write_json, slug
+from dltool.errors import DiskFullError
 from dltool.evaluation.trained import Trained
 from dltool.rundir import RunDir
 
@@ -16,9 +17,26 @@ from dltool.rundir import RunDir
 def write_report(trained: Trained, document: dict[str, Any], own_data: bool) -> Path:
     """``eval-<split>.json`` in the run dir (``eval-<dataset>-<split>.json`` for other data),
     or beside a checkpoint that travels alone."""
-    path = report_path(RunDir(trained.run_dir or trained.source.parent).eval_report, document, own_data)
+    path = run_report_path(trained, document, own_data)
     atomic_write_json(path, document)
     return path
+
+
+def run_report_path(trained: Trained, document: dict[str, Any], own_data: bool) -> Path:
+    """Where ``write_report`` puts ``document``."""
+    return report_path(RunDir(trained.run_dir or trained.source.parent).eval_report, document, own_data)
+
+
+def save_report(path: Path, document: dict[str, Any]) -> str | None:
+    """Write ``document`` to ``path``: None, else why it could not be written (a read-only
+    run dir, a full disk), so that scores computed at length are still returned, not lost."""
+    try:
+        atomic_write_json(path, document)
+    except DiskFullError as error:
+        return f"no space left on {error.device}"
+    except OSError as error:
+        return error.strerror or str(error)
+    return None
 
 
 def report_path(named: Callable[[str], Path], document: dict[str, Any], own_data: bool) -> Path:
