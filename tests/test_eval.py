@@ -203,6 +203,15 @@ def test_scores_that_cannot_be_saved_are_still_printed_then_one_line(cli, run: P
     assert "Traceback" not in result.stderr and "wrote" not in result.stderr and not list(copy.glob(".eval-*"))
 
 
+def test_a_damaged_summary_does_not_stop_eval(cli, run: Path, tmp_path: Path) -> None:
+    # eval read summary.json only for the split sizes it trained with, and a damaged one was
+    # "summary.json: not readable JSON": nothing scored, though the weights carry it all.
+    copy = shutil.copytree(run, tmp_path / "run", ignore=shutil.ignore_patterns("eval-*"))
+    (copy / "summary.json").write_text((run / "summary.json").read_text()[:100])
+    document = json.loads(cli("eval", copy, "--json").stdout)
+    assert document == json.loads((copy / "eval-test.json").read_text()) and document["n"] == 359
+
+
 def test_weights_outside_their_run_dir_carry_their_config(cli, run: Path, tmp_path: Path) -> None:
     alone = tmp_path / "shared" / "digits.safetensors"
     alone.parent.mkdir()
