@@ -130,11 +130,8 @@ def _format(output_format: str | None, output: Path | None, masks: bool = False)
 def _write_parquet(rows: Iterable[Any], output: Path, columns: list[str], text: set[str]) -> Tally:
     from dltool.evaluation.tables import ParquetRows
 
-    with _open_output(output, "wb") as file:
-        table = ParquetRows(file, columns, text)
-        tally = _write_rows(rows, table.write, lambda: None)
-        table.close()
-    return tally
+    with _open_output(output, "wb") as file, ParquetRows(file, columns, text) as table:
+        return _write_rows(rows, table.write, lambda: None)
 
 
 def _write_rows(rows: Iterable[Any], write: Callable[[Any], Any], flush: Callable[[], Any]) -> Tally:
