@@ -5,8 +5,8 @@ from __future__ import annotations
 import csv
 import json
 import sys
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Generator, Iterable, Iterator
+from contextlib import closing, contextmanager
 from pathlib import Path
 from typing import Annotated, Any, TextIO, cast
 
@@ -91,15 +91,18 @@ def prepare_process(workers: int | None) -> None:
         wait_passively()
 
 
-def _write_labels(rows: Iterable[Any], chosen: str, output: Path | None, columns: Columns) -> Tally:
+def _write_labels(rows: Generator[Any, None, None], chosen: str, output: Path | None, columns: Columns) -> Tally:
     """The rows in format ``chosen`` to ``output`` (else stdout); ``columns``: their names, and
-    those that hold text."""
+    those that hold text. ``rows`` is closed however writing ends (Ctrl-C, SIGTERM, a full
+    disk): its decoding workers stop now, not at the interpreter's exit, which could wait on
+    them for ever."""
     names, text = columns
-    if chosen == "parquet":
-        assert output is not None  # _format asks for it
-        return _write_parquet(rows, output, names, text)
-    with _destination(output) as stream:
-        return _write_rows(rows, _WRITERS[chosen](stream, names), stream.flush)
+    with closing(rows):
+        if chosen == "parquet":
+            assert output is not None  # _format asks for it
+            return _write_parquet(rows, output, names, text)
+        with _destination(output) as stream:
+            return _write_rows(rows, _WRITERS[chosen](stream, names), stream.flush)
 
 
 def _report(tally: Tally, strict: bool) -> None:
