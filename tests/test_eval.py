@@ -195,6 +195,30 @@ def test_eval_val_split_and_last_checkpoint(cli, run: Path) -> None:
     assert "unknown split 'train2'; did you mean 'train'?" in cli("eval", run, "--split", "train2", code=2).stderr
 
 
+def test_scores_that_cannot_be_saved_are_still_printed_then_one_line(cli, run: Path, tmp_path: Path) -> None:
+    # A run dir where eval-test.json cannot be written (read-only, full; here the name is
+    # taken by a folder): eval scored every image, then failed with nothing on stdout.
+    copy = shutil.copytree(run, tmp_path / "run", ignore=shutil.ignore_patterns("eval-*"))
+    (copy / "eval-test.json").mkdir()
+    result = cli("eval", copy, "--json", code=1)
+    document = json.loads(result.stdout)
+    assert document["split"] == "test" and document["n"] == 359
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert errors == [
+        f"error: could not write {copy / 'eval-test.json'} (Is a directory); the scores are shown here only"
+    ]
+    assert "Traceback" not in result.stderr and "wrote" not in result.stderr and not list(copy.glob(".eval-*"))
+
+
+def test_a_damaged_summary_does_not_stop_eval(cli, run: Path, tmp_path: Path) -> None:
+    # eval read summary.json only for the split sizes it trained with, and a damaged one was
+    # "summary.json: not readable JSON": nothing scored, though the weights carry it all.
+    copy = shutil.copytree(run, tmp_path / "run", ignore=shutil.ignore_patterns("eval-*"))
+    (copy / "summary.json").write_text((run / "summary.json").read_text()[:100])
+    document = json.loads(cli("eval", copy, "--json").stdout)
+    assert document == json.loads((copy / "eval-test.json").read_text()) and document["n"] == 359
+
+
 def test_weights_outside_their_run_dir_carry_their_config(cli, run: Path, tmp_path: Path) -> None:
     alone = tmp_path / "shared" / "digits.safetensors"
     alone.parent.mkdir()

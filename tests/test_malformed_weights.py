@@ -96,6 +96,13 @@ CASES: dict[str, tuple[str, Callable[[], bytes], str]] = {
     "config metadata a list": (".safetensors", lambda: weights_with(config="[1]"), "'config' entry"),
     "text as .safetensors": (".safetensors", lambda: b"hello world\n", "not readable safetensors"),
     "truncated weights": (".safetensors", lambda: WEIGHTS[: len(WEIGHTS) // 2], "not readable safetensors"),
+    # torch's zip reader said "[Errno 22] Invalid argument", which reads as a disk's fault
+    "checkpoint cut short": (
+        ".pt",
+        lambda: _saved(CHECKPOINT)[:-100],
+        "(truncated or damaged: not a whole zip archive)",
+    ),
+    "empty checkpoint": (".pt", lambda: b"", "not a readable dltool checkpoint (empty, or cut short)"),
 }
 
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
+import time
 from pathlib import Path
 
 import numpy as np
@@ -284,6 +286,57 @@ def test_table_format_and_unknown_format(cli, run: Path, images: Path) -> None:
     table = cli("predict", run, images / "part0" / "img0000.png", "--format", "table").stdout
     assert "img0000.png" in table and table.count("\n") == 1
     assert "expected one of csv, jsonl, parquet, table" in cli("predict", run, images, "--format", "xml", code=2).stderr
+
+
+def test_ctrl_c_while_writing_parquet_leaves_no_file_and_no_traceback(run: Path, images: Path, tmp_path: Path) -> None:
+    # pyarrow's writer, collected after the temporary file was discarded, printed
+    # "Exception ignored in: ParquetWriter.__del__ ... ValueError: write to closed file".
+    output = tmp_path / "rows.parquet"
+    process = subprocess.Popen(
+        dltool_command("predict", run, "-", "--output", output),
+        stdin=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    process.stdin.write(f"{images / 'part0' / 'img0000.png'}\n")
+    process.stdin.flush()  # then stdin stays open: predict waits for more paths, writing
+    deadline = time.monotonic() + 60
+    while not list(tmp_path.glob(".rows.parquet.*.tmp")):
+        assert process.poll() is None and time.monotonic() < deadline, process.communicate()
+        time.sleep(0.01)
+    time.sleep(0.5)  # the writer is made as the temporary file opens
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130 and "Traceback" not in stderr and "Exception ignored" not in stderr, stderr
+    assert os.listdir(tmp_path) == []
+
+
+def _children(pid: int) -> list[int]:
+    return [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="reads a process's children from /proc")
+def test_sigterm_discards_the_output_and_stops_the_decoding_workers(run: Path, images: Path, tmp_path: Path) -> None:
+    # SIGTERM (a scheduler's, systemd's) killed predict outright: its temporary output stayed
+    # in the user's folder, and its decoding process lived on, an orphan waiting for work.
+    output = tmp_path / "rows.csv"
+    process = subprocess.Popen(
+        dltool_command("predict", run, images, images, "--output", output, "--workers", 1),
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 60
+    while not (list(tmp_path.glob(".rows.csv.*.tmp")) and _children(process.pid)):
+        assert process.poll() is None and time.monotonic() < deadline, process.communicate()
+        time.sleep(0.01)
+    workers = _children(process.pid)
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 143 and "Traceback" not in stderr, stderr
+    assert os.listdir(tmp_path) == []
+    while any(Path(f"/proc/{pid}").exists() for pid in workers):  # a worker goes with its pool
+        assert time.monotonic() < deadline, f"decoding workers {workers} outlived predict"
+        time.sleep(0.05)
 
 
 def test_parquet_rows_are_the_csv_rows_in_row_groups(cli, run: Path, images: Path, tmp_path: Path, monkeypatch) -> None:

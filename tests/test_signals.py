@@ -19,6 +19,7 @@ from dltool._signals import stop_on_signals
 from dltool.config import load_config
 from dltool.engine import train
 from dltool.engine.checkpoint import load_checkpoint
+from dltool.errors import UsageError
 from dltool.rundir import create_run_dir
 from events import epoch_series, events, hparams, logs_every_epoch
 
@@ -211,3 +212,34 @@ def test_sigint_inherited_ignored_is_heeded_from_the_start(tmp_path: Path) -> No
     # shell reports 130 all the same.
     assert process.returncode in (130, -signal.SIGINT) and stdout == "" and "Traceback" not in stderr, stderr
     assert not (tmp_path / "runs").exists()  # stopped before anything was made
+
+
+def test_a_run_killed_during_setup_leaves_a_name_that_trains_again(tmp_path: Path) -> None:
+    # SIGKILL while the data loaded left a folder holding only the training lock: --resume
+    # said "not a dltool run directory" and the same --name "already exists; --resume it".
+    process = subprocess.Popen(
+        dltool_command(*ARGS, "--runs-dir", tmp_path, "--name", "run"), stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    lock, deadline = tmp_path / "run" / ".train.lock", time.monotonic() + 60
+    while not lock.is_file():
+        assert process.poll() is None and time.monotonic() < deadline, process.communicate()
+        time.sleep(0.002)
+    process.kill()
+    process.communicate(timeout=60)
+    assert sorted(os.listdir(tmp_path / "run")) == [".train.lock"]  # killed before its first file
+
+    resumed = run_dltool("train", "--resume", tmp_path / "run", check=False)
+    assert resumed.returncode == 1 and "nothing to resume; train again with --name run" in resumed.stderr
+    again = run_dltool(*ARGS, "--runs-dir", tmp_path, "--name", "run")
+    assert again.stdout.strip() == str(tmp_path / "run") and (tmp_path / "run" / "model.safetensors").is_file()
+    assert sorted(os.listdir(tmp_path)) == ["run"]  # nothing of the killed one left beside it
+
+
+def test_a_name_whose_training_is_still_in_setup_is_not_reclaimed(tmp_path: Path) -> None:
+    from filelock import FileLock
+
+    (tmp_path / "run").mkdir()
+    # a train in its setup holds the lock
+    with FileLock(tmp_path / "run" / ".train.lock"), pytest.raises(UsageError, match="already exists"):
+        create_run_dir(tmp_path, "digits-mlp", "run")
+    assert sorted(os.listdir(tmp_path / "run")) == [".train.lock"]

@@ -161,6 +161,20 @@ def test_a_pth_that_needs_the_unpickler_is_refused(tmp_path: Path) -> None:
         build_zoo("timm:resnet18", str(path), {}, IN_SHAPE, 5)
 
 
+def test_a_cached_file_cut_short_says_how_to_fetch_it_again(cli, isolated: Path) -> None:
+    # A copy cut short in torch's cache was torch's miniz error, cut off mid-sentence.
+    _cache_mobilenet_weights()
+    cached = next((isolated / "torch-home" / "hub" / "checkpoints").iterdir())
+    cached.write_bytes(cached.read_bytes()[: cached.stat().st_size // 2])
+    result = cli(
+        "train", "digits-mlp", "--model", "torchvision:mobilenet_v3_small", "--set=model.pretrained=true", code=1
+    )
+    assert result.stderr == (
+        f"error: {cached}: not a readable weights file (truncated or damaged: PytorchStreamReader failed reading "
+        "zip archive: failed finding central directory); delete it to download it again, or copy a whole one there\n"
+    )
+
+
 def test_weights_of_another_architecture_name_the_mismatched_tensors(cli, tmp_path: Path) -> None:
     path = tmp_path / "other.safetensors"
     save_file(_random_weights("timm:resnet18"), path)

@@ -22,12 +22,23 @@ from contextlib import contextmanager
 REPEAT_WINDOW_S = 1.0
 
 
+class Terminated(BaseException):
+    """SIGTERM, raised where the command is (as Ctrl-C raises KeyboardInterrupt), so that what
+    it was writing is discarded on the way out; the command line exits 143."""
+
+
 def heed_interrupts() -> None:
     """SIGINT interrupts (KeyboardInterrupt) from a command's first line, also where the process
     inherited it as ignored: until ``stop_on_signals`` takes over, a ``kill -INT`` sent while
-    the command starts (imports, config, data) was otherwise lost."""
+    the command starts (imports, config, data) was otherwise lost. SIGTERM raises
+    ``Terminated``: killed outright, eval or predict left the temporary file of its output."""
     if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
         signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, _terminate)
+
+
+def _terminate(_signum: int, _frame: object) -> None:
+    raise Terminated
 
 
 @contextmanager

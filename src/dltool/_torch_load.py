@@ -7,6 +7,7 @@ file run code. A TorchScript archive (``dltool export --to torchscript``) is nam
 
 from __future__ import annotations
 
+import errno
 import pickle
 import re
 import warnings
@@ -19,6 +20,7 @@ from dltool.errors import CheckpointError
 # Lines of torch's load error that are advice, not the fault. Never passed on.
 _ADVICE = ("weights only load failed", "weights_only", "check the documentation", "safe_globals", "file an issue")
 _UNPICKLER = "WeightsUnpickler error:"
+_ZIP_READER = "PytorchStreamReader failed"  # torch's zip reader: a file cut short or damaged
 
 
 def safe_load(path: Path, what: str) -> Any:
@@ -55,6 +57,12 @@ def load_failure(error: BaseException) -> str:
     facts = [line for line in lines if line and not any(a in line.lower() for a in _ADVICE)]
     if facts and facts[0].startswith("Unsupported operand"):  # the unpickler's first byte is no opcode
         return "corrupt, or not a PyTorch file"
+    if facts and facts[0].startswith(_ZIP_READER):  # its first sentence; the rest is advice
+        return f"truncated or damaged: {facts[0].split('. ', 1)[0]}"
+    if isinstance(error, OSError) and error.errno == errno.EINVAL:  # the zip reader seeks before the start
+        return "truncated or damaged: not a whole zip archive"
+    if isinstance(error, EOFError) and not facts:  # the unpickler ran out of bytes
+        return "empty, or cut short"
     return (facts or [type(error).__name__])[0][:200]
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -51,7 +51,9 @@ class MaskRow:
         return f"{self.mask}  {' '.join(self.classes)}  {self.path}"
 
 
-def mask_rows(model: Any, inputs: Iterable[str], out: Path | None, options: dict[str, Any]) -> Iterator[Any]:
+def mask_rows(
+    model: Any, inputs: Iterable[str], out: Path | None, options: dict[str, Any]
+) -> Generator[Any, None, None]:
     """Segment ``inputs`` into ``out``: a MaskRow per mask written, an ``Unreadable`` per input
     that could not be read, in input order."""
     from dltool.evaluation.predict import Unreadable

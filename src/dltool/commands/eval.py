@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
@@ -11,8 +11,11 @@ from rich.table import Table
 from dltool.commands import _complete
 from dltool.commands._options import ScoreBatch, ScoredModel
 from dltool.commands._output import emit_json, stderr
-from dltool.errors import UsageError
+from dltool.errors import DltoolError, UsageError
 from dltool.evaluation import item_tables, scalars
+
+if TYPE_CHECKING:
+    from dltool.evaluation.evaluate import EvalResult
 
 Opt = typer.Option
 # Per-class columns shown under another name than their key.
@@ -61,7 +64,14 @@ def eval_(
         tta=tta,
     )
     _render(result.document)
-    stderr.print(f"wrote {result.path}", soft_wrap=True)
+    if result.unsaved is None:
+        stderr.print(f"wrote {result.path}", soft_wrap=True)
+    _write_outputs(result, per_class_out, as_json)
+    if result.unsaved is not None:  # shown and printed first: the scores are not lost
+        raise DltoolError(f"could not write {result.path} ({result.unsaved}); the scores are shown here only")
+
+
+def _write_outputs(result: EvalResult, per_class_out: Path | None, as_json: bool) -> None:
     if per_class_out is not None:
         from dltool.evaluation.tables import write_table
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import csv
 import json
 import sys
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Generator, Iterable, Iterator
+from contextlib import closing, contextmanager
 from pathlib import Path
 from typing import Annotated, Any, TextIO, cast
 
@@ -91,15 +91,18 @@ def prepare_process(workers: int | None) -> None:
         wait_passively()
 
 
-def _write_labels(rows: Iterable[Any], chosen: str, output: Path | None, columns: Columns) -> Tally:
+def _write_labels(rows: Generator[Any, None, None], chosen: str, output: Path | None, columns: Columns) -> Tally:
     """The rows in format ``chosen`` to ``output`` (else stdout); ``columns``: their names, and
-    those that hold text."""
+    those that hold text. ``rows`` is closed however writing ends (Ctrl-C, SIGTERM, a full
+    disk): its decoding workers stop now, not at the interpreter's exit, which could wait on
+    them for ever."""
     names, text = columns
-    if chosen == "parquet":
-        assert output is not None  # _format asks for it
-        return _write_parquet(rows, output, names, text)
-    with _destination(output) as stream:
-        return _kept_if_any_read(_write_rows(rows, _WRITERS[chosen](stream, names), stream.flush), output)
+    with closing(rows):
+        if chosen == "parquet":
+            assert output is not None  # _format asks for it
+            return _write_parquet(rows, output, names, text)
+        with _destination(output) as stream:
+            return _kept_if_any_read(_write_rows(rows, _WRITERS[chosen](stream, names), stream.flush), output)
 
 
 def _kept_if_any_read(tally: Tally, output: Path | None) -> Tally:
@@ -139,11 +142,8 @@ def _format(output_format: str | None, output: Path | None, masks: bool = False)
 def _write_parquet(rows: Iterable[Any], output: Path, columns: list[str], text: set[str]) -> Tally:
     from dltool.evaluation.tables import ParquetRows
 
-    with _open_output(output, "wb") as file:
-        table = ParquetRows(file, columns, text)
-        tally = _write_rows(rows, table.write, lambda: None)
-        table.close()
-        return _kept_if_any_read(tally, output)
+    with _open_output(output, "wb") as file, ParquetRows(file, columns, text) as table:
+        return _kept_if_any_read(_write_rows(rows, table.write, lambda: None), output)
 
 
 def _write_rows(rows: Iterable[Any], write: Callable[[Any], Any], flush: Callable[[], Any]) -> Tally:

@@ -19,9 +19,9 @@ from dltool.data.folders import SPLITS
 from dltool.data.loader import BatchLoader
 from dltool.data.prepare import PreparedData, files_fitted_to, prepare_data, require_run_folder
 from dltool.data.stream import DecodePool, StreamLoader, resolve_workers
-from dltool.errors import DatasetError, UnknownNameError, UsageError
+from dltool.errors import CheckpointError, DatasetError, UnknownNameError, UsageError
 from dltool.evaluation.model import default_batch_size
-from dltool.evaluation.reports import write_report
+from dltool.evaluation.reports import run_report_path, save_report
 from dltool.evaluation.trained import Trained, load_trained
 from dltool.rundir import RunDir
 from dltool.tasks.pixels import IGNORE
@@ -52,10 +52,12 @@ class Evaluation:
 
 @dataclass(frozen=True)
 class EvalResult:
-    """An eval document (DESIGN.md: ``eval-<split>.json``) and the file it was written to."""
+    """An eval document (DESIGN.md: ``eval-<split>.json``) and the file it was written to;
+    ``unsaved``: why it could not be written there (a read-only run dir), else None."""
 
     document: dict[str, Any]
     path: Path
+    unsaved: str | None = None
 
     @property
     def per_class(self) -> pd.DataFrame:
@@ -80,12 +82,13 @@ def evaluate_run(
     """What ``dltool eval`` does: load the model at ``target`` (a run dir, its
     ``model.safetensors`` or a ``.pt`` checkpoint), score it (``evaluate_trained``; ``tta``:
     none or flip, by default the run's ``train.tta``) and write the document into the run dir
-    (``write_report``)."""
+    (``run_report_path``; one that cannot be written is ``unsaved``)."""
     if checkpoint not in ("best", "last"):
         raise UsageError(f"checkpoint {checkpoint!r}: expected best or last")
     trained = load_trained(target, checkpoint=checkpoint, device=device, tta=tta)
     document = evaluate_trained(trained, split=split, data=data, root=root, batch_size=batch_size)
-    return EvalResult(document, write_report(trained, document, own_data=data is None))
+    path = run_report_path(trained, document, own_data=data is None)
+    return EvalResult(document, path, save_report(path, document))
 
 
 # evaluate_trained and evaluate_split take the same keywords: the first is the second's
@@ -173,8 +176,7 @@ def _data_changes(trained: Trained, prepared: PreparedData) -> dict[str, Any]:
     ``split_sizes``; none recorded before 2026-12-07): files were added to or removed from its
     folder. With ``split_by`` shuffle, a split drawn from it (val, or test by
     ``data.test_fraction``) is drawn again and may now hold images the model trained on."""
-    summary = RunDir(trained.run_dir).read_summary() if trained.run_dir else None
-    trained_with = (summary or {}).get("split_sizes") or {}
+    trained_with = _trained_split_sizes(trained.run_dir)
     now = {name: len(split.labels) for name, split in prepared.splits.items()}
     changed: dict[str, Any] = {
         name: {"trained": trained_with[name], "now": count}
@@ -182,6 +184,16 @@ def _data_changes(trained: Trained, prepared: PreparedData) -> dict[str, Any]:
         if isinstance(trained_with.get(name), int) and trained_with[name] != count
     }
     return changed and {"split_by": trained.config.data.split_by or "shuffle", **changed}
+
+
+def _trained_split_sizes(run_dir: Path | None) -> dict[str, Any]:
+    # A summary.json that cannot be read (damaged by hand or by a sync) records no sizes, as
+    # an older run's: the weights carry everything the scores need.
+    try:
+        summary = RunDir(run_dir).read_summary() if run_dir else None
+    except CheckpointError:
+        return {}
+    return (summary or {}).get("split_sizes") or {}
 
 
 def data_changed_line(changed: dict[str, Any]) -> str:

@@ -181,6 +181,7 @@ def _context() -> multiprocessing.context.BaseContext:
 
 def _worker_setup() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the main process's to handle
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # not the command's handler that the fork copied
     return_large_blocks()
 
 

@@ -12,7 +12,7 @@ model does it on its own device) differs between a run (PyTorch) and an export
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable
 from typing import Any
 
 import numpy as np
@@ -41,7 +41,7 @@ def predict(
     top_k: int = 3,
     batch_size: int | None = None,
     workers: int | None = None,
-) -> Iterator[Any]:
+) -> Generator[Any, None, None]:
     """One row (a classifier's ``Prediction``, a keypoint model's points, ...: the task's
     ``dltool.tasks.rows``) or Unreadable per path, in input order (a batch's unreadable files
     come just before its rows).

@@ -3,6 +3,7 @@ Parquet (pyarrow). One column layout per table, shared by the files and the Pyth
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Collection, Iterable
 from pathlib import Path
 from typing import IO, Any
@@ -55,6 +56,18 @@ class ParquetRows:
         if self.pending:
             self.flush()
         self.writer.close()
+
+    def __enter__(self) -> ParquetRows:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, *_: object) -> None:
+        if kind is None:
+            self.close()
+            return
+        # An early end (Ctrl-C, a full disk): the file is discarded, but pyarrow's writer must
+        # let go of it now; collected after the file is closed, it prints a traceback.
+        with contextlib.suppress(OSError, ValueError):  # pyarrow's errors are both kinds
+            self.writer.close()
 
 
 def is_predictions_parquet(path: Path) -> bool:

@@ -14,10 +14,9 @@ from typing import Any, Literal
 
 import torch
 
-from dltool._io import atomic_write_json
 from dltool.errors import CheckpointError, UsageError
 from dltool.evaluation.evaluate import EvalResult, evaluate_run, evaluate_split
-from dltool.evaluation.reports import report_path
+from dltool.evaluation.reports import report_path, save_report
 from dltool.evaluation.trained import Trained, load_trained
 from dltool.export.exported import Exported, is_export, load_exported
 from dltool.export.formats import FORMATS, Forward
@@ -66,8 +65,7 @@ def evaluate_export(
     report = report_path(
         lambda stem: exported.path.with_name(f"{exported.path.name}.eval-{stem}.json"), document, data is None
     )
-    atomic_write_json(report, document)
-    return EvalResult(document, report)
+    return EvalResult(document, report, save_report(report, document))
 
 
 def exported_from(exported: Exported) -> Trained:

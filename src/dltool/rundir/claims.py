@@ -4,6 +4,7 @@ at once never share a directory and an existing run is never overwritten."""
 from __future__ import annotations
 
 import errno
+import os
 import re
 import shutil
 import tempfile
@@ -11,10 +12,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from filelock import FileLock
+from filelock import FileLock, Timeout
 
 from dltool.errors import UsageError
-from dltool.rundir.layout import RunDir
+from dltool.rundir.layout import LOCK, RunDir, holds_only_lock
 
 
 def create_run_dir(runs_dir: Path, base_name: str, name: str | None = None) -> RunDir:
@@ -24,6 +25,7 @@ def create_run_dir(runs_dir: Path, base_name: str, name: str | None = None) -> R
     made = _folders_to_make(runs_dir)
     runs_dir.mkdir(parents=True, exist_ok=True)
     if name is not None:
+        _remove_abandoned(runs_dir / name)  # what a train killed during its setup left
         try:
             (runs_dir / name).mkdir(parents=True)  # parents: a failing run may just have removed runs_dir
         except FileExistsError:
@@ -59,6 +61,24 @@ def claimed_with_lock(runs_dir: Path, name: str, lock_name: str) -> Iterator[Run
                 raise FileExistsError(runs_dir / name) from None
             raise
         yield RunDir(runs_dir / name, made)
+
+
+def _remove_abandoned(folder: Path) -> None:
+    """Remove ``folder`` if a train killed during its setup left it: nothing in it but its
+    training lock, which no process holds (it has nothing to resume). It is renamed away
+    with that lock held, so that of two processes reclaiming the name at once only one
+    removes it; both then race for the name with the exclusive mkdir, as for a new one."""
+    grave = folder.with_name(f".{folder.name}.abandoned-{os.getpid()}")
+    try:
+        inode = (folder / LOCK).stat().st_ino
+        with FileLock(folder / LOCK, timeout=0):
+            # still the lock file just locked (not that of a folder made since), and alone
+            if (folder / LOCK).stat().st_ino != inode or not holds_only_lock(folder):
+                return
+            folder.rename(grave)
+    except (OSError, Timeout):
+        return
+    shutil.rmtree(grave, ignore_errors=True)
 
 
 def wait_until_made(folder: Path, lock_name: str, timeout_s: float) -> bool:

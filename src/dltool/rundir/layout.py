@@ -265,8 +265,22 @@ def open_run_dir(path: Path) -> RunDir:
     run = RunDir(Path(path))
     if not run.config.is_file():
         refuse_parent_of_runs(run.path)
+        if holds_only_lock(run.path):
+            raise CheckpointError(
+                f"{path}: its training was stopped during setup, before its first file: nothing to resume;"
+                f" train again with --name {run.path.name} (the folder is reused)"
+            )
         raise CheckpointError(f"{path}: not a dltool run directory (no config.yaml)")
     return run
+
+
+def holds_only_lock(folder: Path) -> bool:
+    """Whether ``folder`` holds nothing but a run's training lock: what a train stopped
+    during its setup leaves when it cannot clean up (SIGKILL)."""
+    try:
+        return os.listdir(folder) == [LOCK]
+    except OSError:
+        return False
 
 
 def is_dltool_output(folder: Path) -> bool:

@@ -70,8 +70,18 @@ def build_with(
     setattr(model, NOTES_ATTRIBUTE, notes)
     if pretrained is not False:
         path, label = weights_path(name, pretrained, impl)
-        notes.append(load_weights(model, kept(read_weights(path)), label, _head_outputs(head, num_classes)))
+        state = read_weights(path) if is_weights_file(pretrained) else read_cached_weights(path)
+        notes.append(load_weights(model, kept(state), label, _head_outputs(head, num_classes)))
     return model
+
+
+def read_cached_weights(path: Path) -> dict[str, Tensor]:
+    """``read_weights`` of a file in a library's cache: one that cannot be read says how to
+    fetch it again (a copy cut short, a disk error)."""
+    try:
+        return read_weights(path)
+    except CheckpointError as error:
+        raise CheckpointError(f"{error}; delete it to download it again, or copy a whole one there") from None
 
 
 def _head_outputs(head: str, width: int) -> str:
