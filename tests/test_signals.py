@@ -243,3 +243,18 @@ def test_a_name_whose_training_is_still_in_setup_is_not_reclaimed(tmp_path: Path
     with FileLock(tmp_path / "run" / ".train.lock"), pytest.raises(UsageError, match="already exists"):
         create_run_dir(tmp_path, "digits-mlp", "run")
     assert sorted(os.listdir(tmp_path / "run")) == [".train.lock"]
+
+
+def test_a_signal_inside_a_deferred_block_is_handled_when_it_ends() -> None:
+    # predict's process pool: a SIGTERM that cut its first submit between a worker's start
+    # and that of the pool's manager thread left the command waiting for ever at exit.
+    steps: list[str] = []
+    previous = signal.signal(signal.SIGTERM, _signals._terminate)
+    try:
+        with pytest.raises(_signals.Terminated), _signals.signals_deferred():
+            signal.raise_signal(signal.SIGTERM)
+            steps.append("the block went on to its end")
+        assert steps == ["the block went on to its end"]
+        assert signal.getsignal(signal.SIGTERM) is _signals._terminate  # the handler is back
+    finally:
+        signal.signal(signal.SIGTERM, previous)

@@ -42,6 +42,25 @@ def _terminate(_signum: int, _frame: object) -> None:
 
 
 @contextmanager
+def signals_deferred() -> Iterator[None]:
+    """SIGINT and SIGTERM held until the block ends, then handled as they would have been: for
+    work that must not be cut midway (on a thread other than the main one, nothing to hold)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    held: list[int] = []
+    watched = (signal.SIGINT, signal.SIGTERM)
+    previous = {s: signal.signal(s, lambda signum, _frame: held.append(signum)) for s in watched}
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, signal.SIG_DFL if handler is None else handler)
+        for signum in held:
+            signal.raise_signal(signum)
+
+
+@contextmanager
 def stop_on_signals(stop: threading.Event | None) -> Iterator[list[int]]:
     """Set ``stop`` on the first SIGINT/SIGTERM; another one more than ``REPEAT_WINDOW_S``
     later interrupts at once (a second Ctrl-C), one within that window is the same request.

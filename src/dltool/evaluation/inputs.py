@@ -28,12 +28,13 @@ from collections.abc import Callable, Generator, Iterable, Iterator
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 
 from dltool._memory import return_large_blocks
 from dltool._openmp import waits_passively
+from dltool._signals import signals_deferred
 from dltool.data.images import ImageDecodeError, decode_image, fit_image, read_image, to_channels
 from dltool.data.walk import IMAGE_EXTENSIONS, image_entries, walked_folders
 from dltool.errors import DatasetError
@@ -146,7 +147,7 @@ def _measured_workers(decoder: Decoder, groups: Iterator[list[str | Unreadable]]
 
 
 def _decoded_in_processes(decoder: Decoder, groups: Iterator[list[str | Unreadable]], workers: int) -> Iterator[Chunk]:
-    pool = ProcessPoolExecutor(workers, mp_context=_context(), initializer=_worker_setup)
+    pool = _Pool(workers, mp_context=_context(), initializer=_worker_setup)
     current: list[str] = []  # the files of the chunk awaited: named if its worker dies
     try:
         for group, future in ordered(pool, decode_chunk, decoder, groups, ahead=workers + 1):
@@ -157,6 +158,16 @@ def _decoded_in_processes(decoder: Decoder, groups: Iterator[list[str | Unreadab
         raise DatasetError(f"a decoding process died{where}; run with --workers 0 to see which file fails") from None
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+class _Pool(ProcessPoolExecutor):
+    """A process pool whose ``submit`` no Ctrl-C or SIGTERM cuts midway: the first starts the
+    workers, then the thread that tells them to exit; a stop between the two (about one SIGTERM
+    in seven) left a worker waiting for work for ever, and the interpreter waiting on it at exit."""
+
+    def submit(self, fn: Callable[..., R], /, *args: Any, **kwargs: Any) -> Future[R]:
+        with signals_deferred():
+            return super().submit(fn, *args, **kwargs)
 
 
 def ordered(
