@@ -12,8 +12,9 @@ from __future__ import annotations
 import signal
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 # Seconds after the first signal in which another is the same request. One Ctrl-C reaches a
 # process twice, milliseconds apart, when a launcher passes on a signal that the terminal sent
@@ -49,13 +50,10 @@ def signals_deferred() -> Iterator[None]:
         yield
         return
     held: list[int] = []
-    watched = (signal.SIGINT, signal.SIGTERM)
-    previous = {s: signal.signal(s, lambda signum, _frame: held.append(signum)) for s in watched}
     try:
-        yield
+        with _handling(lambda signum, _frame: held.append(signum)):
+            yield
     finally:
-        for s, handler in previous.items():
-            signal.signal(s, signal.SIG_DFL if handler is None else handler)
         for signum in held:
             signal.raise_signal(signum)
 
@@ -81,10 +79,18 @@ def stop_on_signals(stop: threading.Event | None) -> Iterator[list[int]]:
         elif stop is None or not asked_at or now - asked_at[0] > REPEAT_WINDOW_S:
             raise KeyboardInterrupt
 
+    with _handling(handle):
+        yield received
+
+
+@contextmanager
+def _handling(handle: Callable[[int, Any], None]) -> Iterator[None]:
+    """``handle`` for SIGINT and SIGTERM in the block, the handlers before it after it (the
+    default for one that was not installed from Python)."""
     watched = (signal.SIGINT, signal.SIGTERM)
     previous = {s: signal.signal(s, handle) for s in watched}
     try:
-        yield received
+        yield
     finally:
         for s, handler in previous.items():
-            signal.signal(s, handler)
+            signal.signal(s, signal.SIG_DFL if handler is None else handler)
