@@ -87,6 +87,8 @@ def test_summary_of_an_export_names_the_weights_it_came_from(cli, digits_run: Pa
         "error: m.torchscript is an exported model; summary lists a recipe's, config's, run's or checkpoint's "
         f"layers: dltool summary {(digits_run / 'model.safetensors').resolve()}, the weights it was exported from"
     )
+    missing = cli("summary", "typo.onnx", code=2).stderr  # no such file: not called an export
+    assert "exported model" not in missing and "typo.onnx" in missing
 
 
 @pytest.mark.parametrize("command", ["train", "summary"])

@@ -45,7 +45,7 @@ def refuse_export(target: str) -> None:
     weights it was exported from, which summary takes."""
     from dltool.export.exported import is_export, read_sidecar
 
-    if not is_export(Path(target)) or Path(target).is_dir():
+    if not is_export(Path(target)) or not Path(target).is_file():  # a missing file is named as such further on
         return
     source = _export_source(target, read_sidecar)
     weights = f": dltool summary {source}, the weights it was exported from" if source else ""
