@@ -209,6 +209,73 @@ def test_regression_on_named_targets(dots: Path, tmp_path: Path, cli) -> None:
     assert set(int8_line["values"]) == {"red_x", "red_y"}
 
 
+def shifted(folder: Path, offset: float) -> Path:
+    """``folder``'s targets moved ``offset`` away from zero (ages, prices: far from a fresh head's 0)."""
+    for table in folder.glob("*/targets.csv"):
+        frame = pd.read_csv(table)
+        frame[frame.columns[1:]] += offset
+        table.write_text(frame.to_csv(index=False))
+    return folder
+
+
+def test_a_regression_head_reaches_targets_far_from_zero(dots: Path, tmp_path: Path, cli) -> None:
+    # The head started at 0 and took a step of about lr at a time: after 10 epochs its outputs
+    # were still hundreds below targets near 1,000 (R² far below 0). It now learns standardised
+    # values, mapped to the targets' units inside the model with the training split's moments.
+    from safetensors.torch import load_file
+
+    folder = shifted(values_folder(dots, tmp_path / "values"), 1000.0)
+    flags = [a for key, value in regression(folder).items() for a in ("--set", f"{key}={value}")]
+    result = cli("train", "digits-mlp", *flags, "--runs-dir", tmp_path / "runs")
+    run = Path(result.stdout.strip())
+    assert api.evaluate(run, device="cpu").document["r2"] > 0.5
+    assert "outputs scaled to the targets' units" in result.stderr
+    state, targets = load_file(run / "model.safetensors"), pd.read_csv(folder / "train" / "targets.csv")
+    assert state["target_mean"].tolist() == pytest.approx(targets[["red_x", "red_y"]].mean().tolist())
+    assert state["target_std"].tolist() == pytest.approx(targets[["red_x", "red_y"]].std(ddof=0).tolist())
+
+
+def test_fine_tuning_on_other_targets_scales_to_them(dots: Path, tmp_path: Path) -> None:
+    # The source's head is left out for other target names; its scale, fitted to its own
+    # targets, goes with it.
+    from safetensors.torch import load_file
+
+    one_epoch = {"train.epochs": 1, "train.tensorboard": False}
+    source = api.train(
+        "digits-mlp", overrides={**regression(values_folder(dots, tmp_path / "a")), **one_epoch}, runs_dir=tmp_path
+    ).run_dir
+    other = shifted(values_folder(dots, tmp_path / "b", "left,right"), 500.0)
+    tuned = api.train(
+        "digits-mlp",
+        overrides={**regression(other), **one_epoch, "model.init_from": str(source)},
+        runs_dir=tmp_path,
+    ).run_dir
+    means = pd.read_csv(other / "train" / "targets.csv")[["left", "right"]].mean().tolist()
+    assert load_file(tuned / "model.safetensors")["target_mean"].tolist() == pytest.approx(means)
+
+
+def test_target_moments_leave_missing_values_out_and_keep_a_unit_scale_without_spread() -> None:
+    from dltool.models.target_scale import target_moments
+
+    mean, std = target_moments(np.array([[1.0, 5.0, np.nan], [5.0, 5.0, np.nan], [np.nan, 5.0, np.nan]]))
+    assert (mean.tolist(), std.tolist()) == ([3.0, 5.0, 0.0], [2.0, 1.0, 1.0])
+
+
+def test_weights_saved_before_outputs_were_scaled_still_load(dots: Path, tmp_path: Path, cli) -> None:
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    overrides = {**regression(values_folder(dots, tmp_path / "values")), "train.epochs": 1}
+    run = api.train("digits-mlp", overrides=overrides, runs_dir=tmp_path / "runs").run_dir
+    weights = run / "model.safetensors"
+    with safe_open(str(weights), "pt") as stored:
+        tensors = {k: stored.get_tensor(k) for k in stored.keys() if not k.startswith("target_")}  # noqa: SIM118
+        metadata = stored.metadata()
+    save_file(tensors, str(weights), metadata)
+    line = json.loads(cli("predict", run, dots / "test" / "images" / "test-0001.png", "--format", "jsonl").stdout)
+    assert set(line["values"]) == {"red_x", "red_y"}  # the head's own outputs, unscaled
+
+
 def test_predict_writes_a_target_named_label_to_parquet_as_numbers(dots: Path, tmp_path: Path, cli) -> None:
     # Parquet's column types went by name: a target called "label" was made a text column,
     # and writing its numbers failed with a pyarrow traceback.

@@ -23,6 +23,7 @@ from dltool.engine.checkpoint import load_weights
 from dltool.errors import CheckpointError, ConfigError, DltoolError
 from dltool.models import ModelParams
 from dltool.models.freezing import in_head
+from dltool.models.target_scale import MEAN, STD
 from dltool.rundir import open_run_dir
 
 # Names of the new tensors shown in the log line; the rest are counted.
@@ -73,8 +74,9 @@ def load_init_weights(
     state = model.state_dict()
     matched = {k: v for k, v in tensors.items() if k in state and state[k].shape == v.shape}
     if classes is not None and _classes_of(source.weights) not in (None, classes):
-        head = getattr(model, "dltool_head", None)
-        matched = {k: v for k, v in matched.items() if not (head and in_head(k, head))}
+        # The target scale goes with the head: it maps that head's outputs to the source's targets.
+        parts = [p for p in (getattr(model, "dltool_head", None), MEAN, STD) if p]
+        matched = {k: v for k, v in matched.items() if not any(in_head(k, p) for p in parts)}
     if not matched:
         raise CheckpointError(
             f"init-from {source.label}: none of its {len(tensors)} tensors matches the model by name and shape "

@@ -39,6 +39,7 @@ from dltool.models.build import build_model
 from dltool.models.custom import source_record
 from dltool.models.freezing import Frozen, find_head, freeze, parameter_counts, unfreeze
 from dltool.models.summary import si_count, summarize
+from dltool.models.target_scale import fit_target_scale
 from dltool.optim import build_optimizer
 from dltool.optim.groups import parameter_groups
 from dltool.optim.schedules import build_scheduler
@@ -157,6 +158,8 @@ def _model(
     outputs = tasks.get(tasks.task_name(params)).out_features(data.classes)
     model = build_model(params, in_shape=data.in_shape, num_classes=outputs)
     notes = list(getattr(model, "dltool_notes", []))  # a zoo model: the pretrained weights it loaded
+    if fresh and (scaled := fit_target_scale(model, data.splits["train"].labels, data.classes)):
+        notes.append(scaled)  # before the weights source, whose head brings its own scale
     if record := source_record(params):  # your own model: where its class came from
         notes.append(f"model class {record.reference} from {record.file} (sha256 {(record.sha256 or '?')[:12]})")
     if source:

@@ -10,8 +10,10 @@ from typing import Literal
 import torch
 from torch import nn
 
+import dltool.tasks as tasks
 from dltool._memory import check_fits
 from dltool.models import ModelParams, models
+from dltool.models.target_scale import add_target_scale
 
 FanMode = Literal["fan_in", "fan_out"]
 
@@ -37,11 +39,14 @@ WEIGHTED_LAYERS = (
 
 def build_model(params: ModelParams, *, in_shape: tuple[int, ...], num_classes: int) -> nn.Module:
     """The network named by ``params``, for inputs of ``in_shape`` (C, H, W); refused when its
-    weights alone would not fit in memory."""
+    weights alone would not fit in memory. A task that ``scales_outputs`` gets its last step
+    (``dltool.models.target_scale``), unfitted."""
     needed = weight_bytes(params, in_shape, num_classes)
     check_fits(needed, f"model {params.name!r}", lambda: _size_settings(params, in_shape, num_classes, needed))
     model = models.build(params, in_shape=tuple(in_shape), num_classes=num_classes)
     initialise(model, params.init)
+    if tasks.info(tasks.task_name(params)).scales_outputs:
+        add_target_scale(model, num_classes)
     return model
 
 

@@ -36,6 +36,8 @@ the description):
 - ``ranks_labels``: its rows rank class labels, so ``dltool predict --top-k`` means something.
 - ``on_backbone``: the task is served by a linear head on any classification backbone,
   chosen with ``model.head: <task>``; its width is ``Task.out_features``.
+- ``scales_outputs``: the head learns standardised targets, which the model maps to the
+  targets' units in a last step fitted on the training split (``dltool.models.target_scale``).
 
 A model's task is its ``ModelParams.task`` (what the network outputs), unless its
 ``model.head`` puts another head on a classification backbone (``keypoints``, ``regression``):
@@ -79,6 +81,7 @@ class TaskParams(Params):
     class_sums: ClassVar[bool] = False
     # data.augment keys the task cannot use (ops that move the image but not its target).
     augment_off: ClassVar[tuple[str, ...]] = ()
+    scales_outputs: ClassVar[bool] = False
     # Classes the training data must hold: one class leaves nothing to tell apart (its loss is 0).
     min_classes: ClassVar[int] = 0
     # The next step when the training data holds fewer (``{least}``: min_classes).
@@ -168,6 +171,7 @@ class RegressionTask(TaskParams):
     rows = "dltool.tasks.rows:ValueRows"
     breakdown = ("per_target", "target")
     augment_off = ("mixup", "cutmix")
+    scales_outputs = True  # ages, prices: a head starting at 0 is far from them
 
 
 def names() -> list[str]:
