@@ -59,7 +59,7 @@ def _scale_line(names: list[str], mean: np.ndarray, std: np.ndarray) -> str:
     shown = [f"{name} {m:.4g} ± {s:.4g}" for name, m, s in zip(names, mean, std)]
     more = f" and {len(shown) - SHOWN_TARGETS} more" if len(shown) > SHOWN_TARGETS else ""
     listed = ", ".join(shown[:SHOWN_TARGETS]) + more
-    return f"outputs scaled to the targets' units (the head learns standardised values; mean ± sd in training: {listed})"
+    return f"outputs scaled to the targets' units (the head learns standardised values; mean ± sd: {listed})"
 
 
 def target_moments(targets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
