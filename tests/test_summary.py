@@ -101,3 +101,25 @@ def test_an_input_too_small_for_the_network_is_a_usage_error_naming_it(cli, tmp_
     assert "model 'timm:convnext_atto' cannot take a 1×8×8 input: " in result.stderr
     assert "raise data.image_size" in result.stderr and "torchinfo" not in result.stderr
     assert not list(tmp_path.glob("runs/*"))  # no run dir
+
+
+def test_summary_of_a_keypoint_config_has_the_trained_models_head(cli, tmp_path: Path) -> None:
+    # A config's summary sized the head by the point names (2 for 2 points): the run it
+    # trains has x and y of each, 4 outputs, as the run's own summary showed.
+    from pointdata import points_folder
+
+    folder = points_folder(tmp_path / "dots", {"train": 8, "val": 4, "test": 4})
+    config = tmp_path / "points.yaml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "data": {"name": str(folder), "image_size": 16},
+                "model": {"name": "mlp", "width": 8, "head": "keypoints"},
+                "loss": {"name": "mse"},
+            }
+        )
+    )
+    recipe = json.loads(cli("summary", config, "--json").stdout)
+    assert recipe["layers"][-1]["output_shape"] == [1, 4]
+    run = Path(cli("train", config, "--epochs", "1", "--runs-dir", tmp_path / "runs").stdout.strip())
+    assert json.loads(cli("summary", run, "--json").stdout)["layers"] == recipe["layers"]

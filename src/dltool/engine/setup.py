@@ -155,7 +155,7 @@ def _model(
         config = config.model_copy(update={"model": params})
     # A resumed run's checkpoint replaces the pretrained weights: they are not read again.
     params = config.model if fresh else config.model.without_weights()
-    outputs = tasks.get(tasks.task_name(params)).out_features(data.classes)
+    outputs = tasks.out_features(params, data.classes)
     model = build_model(params, in_shape=data.in_shape, num_classes=outputs)
     notes = list(getattr(model, "dltool_notes", []))  # a zoo model: the pretrained weights it loaded
     if fresh and (scaled := fit_target_scale(model, data.splits["train"].labels, data.classes)):

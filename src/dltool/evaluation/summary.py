@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import dltool.tasks as tasks
 from dltool.config import load_config
 from dltool.data.prepare import prepare_data
 from dltool.evaluation.trained import load_trained
@@ -27,6 +28,10 @@ def summarize_target(target: str, *, depth: int = 3) -> ModelSummary:
         config = load_config(target)
         data = prepare_data(config.data)
         in_shape = data.in_shape
-        network = build_model(config.model.without_weights(), in_shape=in_shape, num_classes=len(data.classes))
+        network = build_model(
+            config.model.without_weights(),
+            in_shape=in_shape,
+            num_classes=tasks.out_features(config.model, data.classes),
+        )
     freeze(network, config.model.freeze)
     return summarize(network, tuple(in_shape), name=config.model.name, depth=depth)

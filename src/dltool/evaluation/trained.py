@@ -210,7 +210,7 @@ def _rebuild(
 ) -> nn.Module:
     try:
         # The run's weights replace the pretrained ones: those are not needed (nor read) again.
-        outputs = tasks.get(tasks.task_name(config.model)).out_features(classes)
+        outputs = tasks.out_features(config.model, classes)
         model = build_model(config.model.without_weights(), in_shape=in_shape, num_classes=outputs)
         model.load_state_dict(state)
     except DltoolError:

@@ -195,6 +195,11 @@ def task_name(model: Any) -> str:
     return str(model.task) if head == "classifier" else str(head)
 
 
+def out_features(model: Any, classes: list[str]) -> int:
+    """The head's width for a model's params and its class (point, target) names (imports torch)."""
+    return get(task_name(model)).out_features(classes)
+
+
 @cache
 def get(name: str) -> Task:
     """The task ``name``'s behaviour (imports its module, and torch)."""
