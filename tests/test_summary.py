@@ -53,6 +53,24 @@ def test_macs_agree_with_torchs_flop_counter_and_frozen_weights_are_counted() ->
     assert frozen.to_dict()["frozen_params"] == frozen.frozen_params
 
 
+def test_a_containers_macs_are_those_of_the_layers_inside_it() -> None:
+    # torchinfo's own figure for a Sequential of convolutions was output channels × every
+    # weight inside (its rule for RNN weights): stages of a ResNet read 16-128× too many.
+    model = build_model(models.get("cnn").params(name="cnn", widths=[8, 16]), in_shape=IN_SHAPE, num_classes=10)
+    found = summarize(model, IN_SHAPE, name="cnn", depth=3)
+    rows = {row.name: row for row in found.layers}
+    top = [row for row in found.layers if row.depth == 1]
+    assert any(not row.name.count(".") and f"{row.name}.0" in rows for row in top)  # a container, listed
+    assert sum(row.macs for row in top) == found.macs
+    for row in top:
+        inside = [r for r in found.layers if r.name.startswith(row.name + ".") and not _has_children(r, rows)]
+        assert not inside or row.macs == sum(r.macs for r in inside)
+
+
+def _has_children(row, rows) -> bool:
+    return any(name.startswith(row.name + ".") for name in rows)
+
+
 def test_summary_of_a_recipe_a_config_and_a_run(cli, tmp_path: Path) -> None:
     recipe = json.loads(cli("summary", "digits-mlp", "--json").stdout)
     expected = 64 * 256 + 2 * 256 + 256 * 256 + 2 * 256 + 256 * 10 + 10  # two bias-free Linear+BN, the head
