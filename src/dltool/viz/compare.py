@@ -70,7 +70,7 @@ def visualize_runs(paths: list[Path], *, out: Path | None = None, fmt: str = "pn
     page.add("Plots", report.figures(plotter.plots))
     page.add("Not drawn", report.notes(notes))
     written.append(page.write(plotter.out / "report.html"))
-    return Visualization(plotter.out, written, notes)
+    return plotter.visualization(written, notes)
 
 
 def comparison_table(
