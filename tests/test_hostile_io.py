@@ -226,6 +226,19 @@ def test_a_runs_dir_inside_the_dataset_is_never_a_class(layout: str, tmp_path: P
     assert len(arrays.splits["train"]) == 4  # no plots/*.png among the images
 
 
+def test_the_plots_of_visualize_run_inside_the_dataset_are_never_a_class(cli, tmp_path: Path, monkeypatch) -> None:
+    # `cd photos && dltool visualize .` wrote plots/dataset/*.png there: the next run had a
+    # class "plots" of dltool's own figures, and predict labelled them.
+    root = image_folder(tmp_path / "ds", {"a": 4, "b": 4})
+    (root / "mine").mkdir()
+    monkeypatch.chdir(root)
+    cli("visualize", ".")
+    cli("visualize", ".", "--out", "mine")  # a folder that was there is the user's: not marked
+    assert (root / "plots" / "dataset" / "samples.png").is_file()
+    arrays = load_folder(root, cache_root=tmp_path)
+    assert arrays.classes == ["a", "b", "mine"] and len(arrays.splits["train"]) == 8 + 2
+
+
 # --- 16: environment values ------------------------------------------------------------------
 
 

@@ -23,6 +23,7 @@ from matplotlib.figure import Figure
 from dltool._io import atomic_write_bytes
 from dltool._text import first_few
 from dltool.errors import UsageError
+from dltool.rundir import make_plots_folder
 
 FORMATS = ("png", "svg", "pdf")
 # Pixels per inch of saved raster figures: a figure of W×H inches is (W·DPI)×(H·DPI) pixels.
@@ -110,8 +111,13 @@ class Plotter:
         check_format(self.fmt)
         self.out = Path(self.out)
 
+    def folder(self) -> Path:
+        """``out``, made (and marked as dltool's: ``rundir.make_plots_folder``) if missing."""
+        make_plots_folder(self.out)
+        return self.out
+
     def save(self, figure: Figure, name: str, caption: str) -> Path:
-        self.out.mkdir(parents=True, exist_ok=True)
+        self.folder()
         data = render(figure, self.fmt, self.missing_glyphs)
         path = self.out / f"{name}.{self.fmt}"
         atomic_write_bytes(path, data)
