@@ -50,6 +50,12 @@ def emit_line(text: str) -> None:
     sys.stdout.flush()
 
 
+def say(text: str) -> None:
+    """A line for people on stderr: one line however narrow stderr is (a pipe: rich would cut
+    it at 80 columns), taken as text (a path's [brackets] are no markup)."""
+    stderr.print(text, soft_wrap=True, markup=False)
+
+
 @dataclass
 class Tally:
     """What a command that reads many inputs made of them: rows written, inputs skipped (each
@@ -60,7 +66,7 @@ class Tally:
 
     def skip(self, path: str, reason: str) -> None:
         self.unreadable += 1
-        stderr.print(f"skipped {path}: {reason}", soft_wrap=True, markup=False)
+        say(f"skipped {path}: {reason}")
 
 
 T = TypeVar("T")

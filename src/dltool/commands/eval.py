@@ -10,7 +10,7 @@ from rich.table import Table
 
 from dltool.commands import _complete
 from dltool.commands._options import ScoreBatch, ScoredModel
-from dltool.commands._output import emit_json, stderr
+from dltool.commands._output import emit_json, say, stderr
 from dltool.errors import DltoolError, UsageError
 from dltool.evaluation import item_tables, scalars
 
@@ -83,7 +83,7 @@ def _write_outputs(result: EvalResult, per_class_out: Path | None, as_json: bool
 
 def _render(document: dict[str, Any]) -> None:
     # A line of its own: as the table's title, a folder's path was wrapped mid-name.
-    stderr.print(f"{document['dataset']} / {document['split']}", soft_wrap=True, markup=False)
+    say(f"{document['dataset']} / {document['split']}")
     summary = Table(show_header=False, box=None)
     for key, value in scalars(document):
         summary.add_row(key, _cell(value))
@@ -112,15 +112,15 @@ def _render(document: dict[str, Any]) -> None:
     if changed := document.get("data_changed"):
         from dltool.evaluation.evaluate import data_changed_line
 
-        stderr.print(f"warning: {data_changed_line(changed)}", soft_wrap=True, markup=False)
+        say(f"warning: {data_changed_line(changed)}")
     if document.get("includes_training_images"):
         from dltool.evaluation.evaluate import TRAINING_IMAGES
 
-        stderr.print(f"warning: {document['dataset']}: {TRAINING_IMAGES}", soft_wrap=True, markup=False)
+        say(f"warning: {document['dataset']}: {TRAINING_IMAGES}")
     if left_out := document.get("classes_left_out"):
         from dltool.evaluation.evaluate import left_out_line
 
-        stderr.print(f"note: {left_out_line(document['dataset'], left_out)}", soft_wrap=True, markup=False)
+        say(f"note: {left_out_line(document['dataset'], left_out)}")
 
 
 def _score(value: float | None) -> str:

@@ -9,7 +9,7 @@ from rich.table import Table
 
 from dltool.commands import _complete
 from dltool.commands._options import JsonDocument
-from dltool.commands._output import emit_json, stderr
+from dltool.commands._output import emit_json, say, stderr
 
 
 def stats(
@@ -88,7 +88,7 @@ def _show_dataset(report: dict[str, Any]) -> None:
     lines += [f"  {item['path']}: {item['reason']}" for item in report["unreadable"]]
     lines += [f"note: {note}" for note in report["notes"]]
     for line in lines:
-        stderr.print(line, soft_wrap=True, markup=False)
+        say(line)
 
 
 def _show_record(report: dict[str, Any]) -> None:

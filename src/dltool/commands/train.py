@@ -13,7 +13,7 @@ import dltool.tasks as tasks
 from dltool._text import counted
 from dltool.commands import _complete
 from dltool.commands._options import Quiet
-from dltool.commands._output import emit_line, stderr
+from dltool.commands._output import emit_line, say, stderr
 from dltool.commands._overrides import Overrides, with_override_flags
 from dltool.commands._signals import stop_on_signals
 from dltool.errors import UsageError
@@ -106,7 +106,7 @@ def _dry_run(config: Any, folds: int | None) -> None:
 
     first = [f"--folds {folds}: {folds} runs, each validating on one fold; the first is checked"] if folds else []
     for line in first + dry_run(_first_fold(config, folds) if folds else config).lines():
-        stderr.print(line, soft_wrap=True, markup=False)
+        say(line)
 
 
 def _first_fold(config: Any, folds: int) -> Any:
