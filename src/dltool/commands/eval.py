@@ -65,7 +65,7 @@ def eval_(
     )
     _render(result.document)
     if result.unsaved is None:
-        stderr.print(f"wrote {result.path}", soft_wrap=True)
+        say(f"wrote {result.path}")
     _write_outputs(result, per_class_out, as_json)
     if result.unsaved is not None:  # shown and printed first: the scores are not lost
         raise DltoolError(f"could not write {result.path} ({result.unsaved}); the scores are shown here only")
@@ -76,7 +76,7 @@ def _write_outputs(result: EvalResult, per_class_out: Path | None, as_json: bool
         from dltool.evaluation.tables import write_table
 
         write_table(result.per_class, per_class_out)
-        stderr.print(f"wrote {per_class_out}", soft_wrap=True)
+        say(f"wrote {per_class_out}")
     if as_json:
         emit_json(result.document)
 
@@ -96,11 +96,9 @@ def _render(document: dict[str, Any]) -> None:
                 table.add_row(name, *[_cell(row.get(column)) for column in columns])
             stderr.print(table)
     if document.get("absent_classes"):
-        stderr.print(
+        say(
             f"mIoU and mean Dice over the classes present; absent from truth and predictions "
-            f"(left out, as torchmetrics does): {', '.join(document['absent_classes'])}",
-            soft_wrap=True,
-            markup=False,
+            f"(left out, as torchmetrics does): {', '.join(document['absent_classes'])}"
         )
     if "per_class" in document and 0 < len(document["per_class"]) <= 30:
         rows = document["per_class"]

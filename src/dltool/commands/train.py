@@ -13,7 +13,7 @@ import dltool.tasks as tasks
 from dltool._text import counted
 from dltool.commands import _complete
 from dltool.commands._options import Quiet
-from dltool.commands._output import emit_line, say, stderr
+from dltool.commands._output import emit_line, say
 from dltool.commands._overrides import Overrides, with_override_flags
 from dltool.commands._signals import stop_on_signals
 from dltool.errors import UsageError
@@ -73,7 +73,7 @@ def _report(result: Any, signals: list[int], *, quiet: bool) -> None:
     if result.run_dir is not None:  # under torchrun only rank 0 has one
         emit_line(str(result.run_dir))
         if not quiet:
-            stderr.print(_closing_line(result), soft_wrap=True)
+            say(_closing_line(result))
     if result.status == "interrupted":
         raise typer.Exit(128 + (signals[0] if signals else signal.SIGINT))
 
