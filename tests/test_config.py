@@ -245,3 +245,14 @@ def test_model_freeze_takes_one_glob_alone_and_names_a_typo() -> None:
     assert str(raised.value) == (
         "model.freeze: none, backbone or a list of parameter-name globs; did you mean 'backbone'? (got 'backbon')"
     )
+
+
+def test_a_value_where_a_mapping_is_wanted_names_the_keys_it_takes() -> None:
+    # It said "should be a valid dictionary or instance of BlurConfig": a class of dltool's.
+    with pytest.raises(ConfigError) as raised:
+        load_config("digits-mlp", ["data.augment.blur=0.5"])
+    assert str(raised.value) == "data.augment.blur: should be a mapping of probability, sigma (got 0.5)"
+    with pytest.raises(
+        ConfigError, match=r"train.early_stopping: should be a mapping of patience, min_delta \(got 5\)"
+    ):
+        load_config("digits-mlp", ["train.early_stopping=5"])
