@@ -119,3 +119,16 @@ def test_an_input_too_small_for_the_network_is_a_usage_error_naming_it(cli, tmp_
     assert "model 'timm:convnext_atto' cannot take a 1×8×8 input: " in result.stderr
     assert "raise data.image_size" in result.stderr and "torchinfo" not in result.stderr
     assert not list(tmp_path.glob("runs/*"))  # no run dir
+
+
+def test_a_run_that_trained_past_unfreeze_epoch_is_summarised_with_every_weight_trainable(cli) -> None:
+    # model.freeze is the first epochs' only: "(650 trainable, 65,184 frozen)" described a
+    # run whose every weight had trained since epoch 2.
+    args = ["train", "digits-cnn", "--set", "model.freeze=backbone", "--set", "train.unfreeze_epoch=1"]
+    fast = ["--set", "train.limit_batches=1"]
+    unfrozen = Path(cli(*args, "--epochs", "2", *fast).stdout.strip())
+    found = json.loads(cli("summary", unfrozen, "--json").stdout)
+    assert found["frozen_params"] == 0 and found["trainable_params"] == found["total_params"]
+    still_frozen = Path(cli(*args, "--epochs", "1", *fast).stdout.strip())
+    head = json.loads(cli("summary", still_frozen, "--json").stdout)
+    assert 0 < head["trainable_params"] < head["total_params"] == found["total_params"]
