@@ -71,6 +71,11 @@ def test_a_loop_or_fifo_changes_nothing_else_in_the_dataset(tmp_path: Path) -> N
     hostile = load_folder(tmp_path / "ds", cache_root=tmp_path / "c2")
     assert hostile.classes == clean.classes
     np.testing.assert_array_equal(hostile.splits["train"].images, clean.splits["train"].images)
+    # "data ready in 0.1 s: decoded 5 images" counted the file it skipped as decoded.
+    assert hostile.load is not None and hostile.load.describe() == "decoded 4 images, cache written"
+    (tmp_path / "ds" / "b" / "empty.png").write_bytes(b"")
+    in_memory = load_folder(tmp_path / "ds")  # no cache root: decoded into memory only
+    assert in_memory.load is not None and in_memory.load.decoded == 4
 
 
 # --- 8: an IDX dataset that declares 0 images ---------------------------------------------------
