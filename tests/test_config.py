@@ -43,6 +43,27 @@ def test_set_values_are_yaml_typed() -> None:
         parse_set("lr")
 
 
+@pytest.mark.parametrize(
+    "given",
+    ["data.augment.grayscale=true", "data.augment.cutout=true", "train.epochs=true", "optimizer.lr=true"],
+)
+def test_true_where_a_number_is_wanted_is_refused_not_read_as_1(given: str) -> None:
+    # grayscale: true (written like flip: true) turned every training image grey.
+    with pytest.raises(ConfigError, match=rf"{given.split('=')[0]}: should be a number; true would be read as 1"):
+        load_config("digits-mlp", [given])
+
+
+def test_true_and_false_still_mean_what_they_say_where_the_key_takes_them() -> None:
+    config = load_config(
+        "digits-mlp",
+        ["data.augment.flip=true", "data.augment.blur=true", "data.augment.random_erasing=true"]
+        + ["data.augment.mixup=false", "train.channels_last=true", "model.batch_norm=false"],
+    )
+    augment = config.data.augment
+    assert augment.flip and augment.blur is not None and augment.random_erasing is not None
+    assert augment.mixup == 0 and config.train.channels_last is True
+
+
 def test_a_registry_section_set_to_a_name_picks_that_entry() -> None:
     # `--set scheduler=cosine` (Hydra's group override) was refused as not section.key=value.
     assert parse_set("scheduler=cosine") == {"scheduler": {"name": "cosine"}}
@@ -224,3 +245,14 @@ def test_model_freeze_takes_one_glob_alone_and_names_a_typo() -> None:
     assert str(raised.value) == (
         "model.freeze: none, backbone or a list of parameter-name globs; did you mean 'backbone'? (got 'backbon')"
     )
+
+
+def test_a_value_where_a_mapping_is_wanted_names_the_keys_it_takes() -> None:
+    # It said "should be a valid dictionary or instance of BlurConfig": a class of dltool's.
+    with pytest.raises(ConfigError) as raised:
+        load_config("digits-mlp", ["data.augment.blur=0.5"])
+    assert str(raised.value) == "data.augment.blur: should be a mapping of probability, sigma (got 0.5)"
+    with pytest.raises(
+        ConfigError, match=r"train.early_stopping: should be a mapping of patience, min_delta \(got 5\)"
+    ):
+        load_config("digits-mlp", ["train.early_stopping=5"])

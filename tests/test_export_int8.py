@@ -65,6 +65,9 @@ def test_an_int8_export_is_scored_on_the_runs_test_split_and_says_so(cli, run: P
     assert f"accuracy {check['int8']:.4g} on 359 test images against the model's" in int8_export.stderr
     assert "calibrated on 256 training images" in int8_export.stderr and "warn" not in int8_export.stderr.lower()
     assert check["speedup"] > 0 and f"{check['speedup']:.2g}× the float file's speed here" in int8_export.stderr
+    # One line each, however narrow stderr is (a pipe: 80 columns), so a log keeps it whole.
+    announced = "int8: after the float file's check, calibrating on up to 256 training images, then scoring"
+    assert any(line.startswith(announced) for line in int8_export.stderr.splitlines())
 
 
 def test_the_int8_file_holds_int8_weights_beside_the_float_export(run: Path, int8_export, float_export: Path) -> None:

@@ -71,6 +71,11 @@ def test_a_loop_or_fifo_changes_nothing_else_in_the_dataset(tmp_path: Path) -> N
     hostile = load_folder(tmp_path / "ds", cache_root=tmp_path / "c2")
     assert hostile.classes == clean.classes
     np.testing.assert_array_equal(hostile.splits["train"].images, clean.splits["train"].images)
+    # "data ready in 0.1 s: decoded 5 images" counted the file it skipped as decoded.
+    assert hostile.load is not None and hostile.load.describe() == "decoded 4 images, cache written"
+    (tmp_path / "ds" / "b" / "empty.png").write_bytes(b"")
+    in_memory = load_folder(tmp_path / "ds")  # no cache root: decoded into memory only
+    assert in_memory.load is not None and in_memory.load.decoded == 4
 
 
 # --- 8: an IDX dataset that declares 0 images ---------------------------------------------------
@@ -224,6 +229,19 @@ def test_a_runs_dir_inside_the_dataset_is_never_a_class(layout: str, tmp_path: P
     arrays = load_folder(root, cache_root=tmp_path)
     assert arrays.classes == ["a", "b"]
     assert len(arrays.splits["train"]) == 4  # no plots/*.png among the images
+
+
+def test_the_plots_of_visualize_run_inside_the_dataset_are_never_a_class(cli, tmp_path: Path, monkeypatch) -> None:
+    # `cd photos && dltool visualize .` wrote plots/dataset/*.png there: the next run had a
+    # class "plots" of dltool's own figures, and predict labelled them.
+    root = image_folder(tmp_path / "ds", {"a": 4, "b": 4})
+    (root / "mine").mkdir()
+    monkeypatch.chdir(root)
+    cli("visualize", ".")
+    cli("visualize", ".", "--out", "mine")  # a folder that was there is the user's: not marked
+    assert (root / "plots" / "dataset" / "samples.png").is_file()
+    arrays = load_folder(root, cache_root=tmp_path)
+    assert arrays.classes == ["a", "b", "mine"] and len(arrays.splits["train"]) == 8 + 2
 
 
 # --- 16: environment values ------------------------------------------------------------------

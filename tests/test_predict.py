@@ -440,3 +440,13 @@ def test_a_device_that_is_no_device_name_is_a_usage_error(cli, run: Path, images
     for command in (["predict", run, images / "part0"], ["eval", run]):
         result = cli(*command, "--device", device, code=2)
         assert expected in result.stderr and "internal error" not in result.stderr
+
+
+def test_the_terminal_table_keeps_its_columns_with_wide_class_names() -> None:
+    # The label was padded by characters, so "猫" or "oiseaux 🐦" (two cells each) pushed the
+    # score one column right of every other row's.
+    from dltool._text import cells
+
+    rows = [Prediction("a.png", [(label, 0.5)]) for label in ["cat", "猫", "oiseaux 🐦", "日本 猫"]]
+    starts = {cells(row.line().split("0.500")[0]) for row in rows}
+    assert starts == {14}  # 12 cells of label, a space, the score right-aligned in 6

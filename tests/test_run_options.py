@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from dltool.engine.checkpoint import load_checkpoint
 from dltool.rundir import open_run_dir
 
@@ -55,6 +57,40 @@ def test_train_dry_run_fails_as_the_run_would(cli, tmp_path: Path) -> None:
     # An error only building the model meets: LeNet-5 refuses inputs under 4×4.
     result = cli("train", "digits-mlp", "--model", "lenet5", "--set", "data.image_size=3", "--dry-run", code=2)
     assert "at least 4×4" in result.stderr and not (tmp_path / "runs").exists()
+
+
+def test_train_dry_run_of_folds_checks_the_first_folds_split(cli, tmp_path: Path) -> None:
+    # It dry-ran a plain run (val 143): the folds' usage errors passed unseen.
+    lines = cli("train", "digits-mlp", "--folds", "3", "--dry-run").stderr.splitlines()
+    assert lines[0] == "--folds 3: 3 runs, each validating on one fold; the first is checked"
+    assert "data: digits, 10 classes; train 958, val 480, test 359" in lines
+    result = cli("train", "digits-mlp", "--folds", "3", "--set", "data.cv_folds=3", "--dry-run", code=2)
+    assert "drop data.cv_folds=3" in result.stderr and not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        # Each of these ran the first flag's way and ignored the second without a word.
+        (["digits-mlp", "--find-lr", "--folds", "3"], "--folds and --find-lr cannot be combined"),
+        (["--resume", "runs/x", "--print-config"], "--resume and --print-config cannot be combined"),
+        (["digits-mlp", "--overfit-batches", "1", "--find-lr"], "--overfit-batches and --find-lr cannot be combined"),
+        (
+            ["digits-mlp", "--print-config", "--dry-run"],
+            "--dry-run checks a new run (or the first fold of --folds); drop --print-config",
+        ),
+        (["digits-mlp", "--json"], "--json goes with --overfit-batches or --find-lr; a run prints its dir"),
+        (["digits-mlp", "--find-lr", "--json", "--dry-run"], "drop --find-lr"),
+        (["--resume", "runs/x", "--name", "copy"], "--name names a training run's dir, which --resume does not start"),
+        (
+            ["digits-mlp", "--find-lr", "--name", "lr"],
+            "--name names a training run's dir, which --find-lr does not start",
+        ),
+    ],
+)
+def test_train_flags_that_would_be_ignored_are_usage_errors(cli, tmp_path: Path, args: list[str], message: str) -> None:
+    assert message in cli("train", *args, code=2).stderr
+    assert not (tmp_path / "runs").exists()
 
 
 def test_tune_dry_run_checks_a_sample_trial_and_creates_no_study(cli, tmp_path: Path) -> None:

@@ -53,6 +53,24 @@ def test_macs_agree_with_torchs_flop_counter_and_frozen_weights_are_counted() ->
     assert frozen.to_dict()["frozen_params"] == frozen.frozen_params
 
 
+def test_a_containers_macs_are_those_of_the_layers_inside_it() -> None:
+    # torchinfo's own figure for a Sequential of convolutions was output channels × every
+    # weight inside (its rule for RNN weights): stages of a ResNet read 16-128× too many.
+    model = build_model(models.get("cnn").params(name="cnn", widths=[8, 16]), in_shape=IN_SHAPE, num_classes=10)
+    found = summarize(model, IN_SHAPE, name="cnn", depth=3)
+    rows = {row.name: row for row in found.layers}
+    top = [row for row in found.layers if row.depth == 1]
+    assert any(not row.name.count(".") and f"{row.name}.0" in rows for row in top)  # a container, listed
+    assert sum(row.macs for row in top) == found.macs
+    for row in top:
+        inside = [r for r in found.layers if r.name.startswith(row.name + ".") and not _has_children(r, rows)]
+        assert not inside or row.macs == sum(r.macs for r in inside)
+
+
+def _has_children(row, rows) -> bool:
+    return any(name.startswith(row.name + ".") for name in rows)
+
+
 def test_summary_of_a_recipe_a_config_and_a_run(cli, tmp_path: Path) -> None:
     recipe = json.loads(cli("summary", "digits-mlp", "--json").stdout)
     expected = 64 * 256 + 2 * 256 + 256 * 256 + 2 * 256 + 256 * 10 + 10  # two bias-free Linear+BN, the head
@@ -123,3 +141,16 @@ def test_summary_of_a_keypoint_config_has_the_trained_models_head(cli, tmp_path:
     assert recipe["layers"][-1]["output_shape"] == [1, 4]
     run = Path(cli("train", config, "--epochs", "1", "--runs-dir", tmp_path / "runs").stdout.strip())
     assert json.loads(cli("summary", run, "--json").stdout)["layers"] == recipe["layers"]
+
+
+def test_a_run_that_trained_past_unfreeze_epoch_is_summarised_with_every_weight_trainable(cli) -> None:
+    # model.freeze is the first epochs' only: "(650 trainable, 65,184 frozen)" described a
+    # run whose every weight had trained since epoch 2.
+    args = ["train", "digits-cnn", "--set", "model.freeze=backbone", "--set", "train.unfreeze_epoch=1"]
+    fast = ["--set", "train.limit_batches=1"]
+    unfrozen = Path(cli(*args, "--epochs", "2", *fast).stdout.strip())
+    found = json.loads(cli("summary", unfrozen, "--json").stdout)
+    assert found["frozen_params"] == 0 and found["trainable_params"] == found["total_params"]
+    still_frozen = Path(cli(*args, "--epochs", "1", *fast).stdout.strip())
+    head = json.loads(cli("summary", still_frozen, "--json").stdout)
+    assert 0 < head["trainable_params"] < head["total_params"] == found["total_params"]

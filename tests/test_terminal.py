@@ -109,3 +109,21 @@ def test_counts_agree_with_their_nouns_in_the_lines_for_people() -> None:
     assert counted(2, "batch", "batches") == "2 batches" and counted(1, "batch", "batches") == "1 batch"
     info = {"run_dir": "runs/d-1", "device": "cpu", "amp": "off", "threads": 1, "epochs": 1, "batches": 1}
     assert start_line(info | {"resumed_at": None}).endswith("(amp off, 1 CPU thread): 1 epoch × 1 batch")
+
+
+def test_brackets_in_a_folder_or_class_name_are_shown_as_written(cli, tmp_path: Path) -> None:
+    # rich read them as styles: "[old] cats" showed as " cats" in every table, "dogs [b]x" as a
+    # bold "dogs x", and the run log named the folder "photos " (of "photos [2019]").
+    from PIL import Image
+
+    root = tmp_path / "photos [2019]"
+    for k, name in enumerate(["[old] cats", "dogs [b]x"]):
+        (root / name).mkdir(parents=True)
+        for i in range(6):
+            Image.new("RGB", (8, 8), (40 * k + 10 * i, 0, 0)).save(root / name / f"{i}.png")
+    stats = cli("stats", root).stderr
+    assert "[old] cats" in stats and "dogs [b]x" in stats and f"{root.name}: 2 classes" in stats
+    trained = cli("train", "digits-mlp", "--dataset", root, "--epochs", "1")
+    assert f"{root} has no test split" in trained.stderr
+    table = cli("eval", trained.stdout.strip()).stderr
+    assert "[old] cats" in table and "dogs [b]x" in table

@@ -20,6 +20,7 @@ import pytest
 from PIL import Image
 
 from browser import Chromium, file_url, find_chromium
+from conftest import run_dltool
 from dltool.config import load_config
 from dltool.engine import train
 from dltool.figures import eval_plots
@@ -350,6 +351,23 @@ def test_image_folder_dataset_without_test_split(cli, tmp_path: Path) -> None:
     texts = " ".join(ET.parse(tmp_path / "out" / "balance.svg").getroot().itertext())
     assert "train" in texts and "val" in texts and "test (3)" in texts  # held out, one per class
     assert "doubles as the test split" not in (tmp_path / "out" / "report.html").read_text()
+
+
+def test_a_class_name_no_font_can_draw_is_one_note_not_a_warning_per_figure(tmp_path: Path) -> None:
+    # A private-use character is in no font; "猫" is in few. matplotlib warned once per
+    # figure and character, with a line of dltool's source, on the user's stderr.
+    rng = np.random.default_rng(0)
+    for name in ["猫 \ue000", "dog"]:
+        (tmp_path / "pets" / name).mkdir(parents=True)
+        for k in range(4):
+            Image.fromarray(rng.integers(0, 255, (10, 10, 3), dtype=np.uint8)).save(
+                tmp_path / "pets" / name / f"{k}.png"
+            )
+    result = run_dltool("visualize", tmp_path / "pets", "--out", tmp_path / "out")
+    assert "Warning" not in result.stderr and "savefig" not in result.stderr
+    (note,) = [line for line in result.stderr.splitlines() if "drawn as boxes" in line]
+    assert note.startswith("note: no font here has ") and "\ue000" in note
+    assert "猫 \ue000" in (tmp_path / "out" / "report.html").read_text()
 
 
 @pytest.fixture(scope="module")

@@ -7,9 +7,9 @@ unknown key or a bad value is caught before anything is built.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any, ClassVar, get_args
 
-from pydantic import BaseModel, ConfigDict, field_validator
+from pydantic import BaseModel, ConfigDict, ValidationInfo, field_validator
 
 INT64_MAX = 2**63 - 1
 
@@ -23,12 +23,37 @@ def fits_int64(value: Any) -> Any:
     return value
 
 
+def no_true_for_numbers(cls: type[BaseModel], value: Any, info: ValidationInfo) -> Any:
+    """A field validator run before pydantic's: ``true`` where a number is wanted is refused,
+    as pydantic would read it as 1: ``grayscale: true`` (written like ``flip: true``) turned
+    every training image grey, ``cutout: true`` cut one pixel. ``false`` reads as 0, which is
+    "off" wherever a number can be 0."""
+    if value is True and info.field_name and _numbers_only(cls.model_fields[info.field_name].annotation):
+        raise ValueError("should be a number; true would be read as 1")
+    return value
+
+
+def _numbers_only(annotation: Any) -> bool:
+    """Whether ``annotation`` takes an int or a float, and neither a bool nor a section that reads
+    true as its defaults (``blur: true``)."""
+    kinds = set(_leaves(annotation))
+    return bool(kinds & {int, float}) and not any(
+        k is bool or isinstance(k, type) and issubclass(k, BaseModel) for k in kinds
+    )
+
+
+def _leaves(annotation: Any) -> list[Any]:
+    """The plain types inside ``annotation`` (``int | Literal["auto"]``, ``Annotated[float, ...]``)."""
+    return [leaf for arg in get_args(annotation) for leaf in _leaves(arg)] or [annotation]
+
+
 class Params(BaseModel):
     """Keyword arguments of one builder, plus the fields every entry of its kind shares."""
 
     # Every float parameter is finite: `weight_decay: .inf` or NaN betas are refused here.
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
     _fits_int64 = field_validator("*")(fits_int64)
+    _no_true_for_numbers = field_validator("*", mode="before")(no_true_for_numbers)
 
     name: str
     # Fields handled by dltool itself rather than passed to the builder.

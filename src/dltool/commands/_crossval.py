@@ -9,7 +9,7 @@ from typing import Any
 
 import typer
 
-from dltool.commands._output import emit_line, stderr
+from dltool.commands._output import emit_line, say
 from dltool.commands._signals import stop_on_signals
 
 
@@ -28,7 +28,7 @@ def run_folds(config: Any, recipe: str | None, folds: int, runs_dir: Path, name:
     emit_line(str(result.path))
     if not quiet:
         for line in summary_lines(result.document):
-            stderr.print(line, soft_wrap=True, markup=False)
+            say(line)
     if result.interrupted:
         raise typer.Exit(128 + (received[0] if received else signal.SIGINT))
 

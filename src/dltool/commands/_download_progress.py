@@ -15,7 +15,7 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
-from dltool.commands._output import stderr, stderr_observer
+from dltool.commands._output import say, stderr, stderr_observer
 from dltool.data.download import DownloadObserver
 
 
@@ -33,17 +33,17 @@ class PlainDownloadProgress(DownloadObserver):
 
     def on_transfer(self, file: str, url: str, done: int, total: int | None) -> None:
         resumed = f", resuming at {_size(done)}" if done else ""
-        stderr.print(f"downloading {url} ({_size(total)}{resumed})", soft_wrap=True)
+        say(f"downloading {url} ({_size(total)}{resumed})")
         self.last_line = time.monotonic()
 
     def on_bytes(self, file: str, done: int, total: int | None) -> None:
         if (now := time.monotonic()) - self.last_line >= self.EVERY_S:
             self.last_line = now
             share = f" ({100 * done / total:.0f}%)" if total else ""
-            stderr.print(f"{file}: {_size(done)}{share}", soft_wrap=True)
+            say(f"{file}: {_size(done)}{share}")
 
     def on_message(self, text: str) -> None:
-        stderr.print(text, soft_wrap=True)
+        say(text)
 
 
 class RichDownloadProgress(DownloadObserver):
@@ -69,7 +69,7 @@ class RichDownloadProgress(DownloadObserver):
         self.bar.update(self.tasks[file], completed=done, total=total)
 
     def on_message(self, text: str) -> None:
-        self.bar.console.print(text, soft_wrap=True)
+        say(text)  # the bar's console: printed above the bars
 
 
 def download_progress(quiet: bool) -> AbstractContextManager[DownloadObserver]:

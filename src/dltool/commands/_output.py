@@ -17,7 +17,9 @@ from dltool._io import json_safe
 
 # Progress, tables and logs. rich reads the colour conventions itself: NO_COLOR (no colour,
 # whatever else is set), FORCE_COLOR (colour into a pipe or a file, as CI logs want), TERM=dumb.
-stderr = Console(stderr=True, highlight=False)
+# No markup: what is printed holds users' names (a folder "Photos [2019]", a class "[old] cats"),
+# whose brackets rich took for styles and dropped; styles are given as rich Text.
+stderr = Console(stderr=True, highlight=False, markup=False)
 # Terminals that cannot move the cursor (Emacs shells, some CI runners) call themselves these.
 DUMB_TERMS = ("dumb", "unknown")
 
@@ -50,6 +52,12 @@ def emit_line(text: str) -> None:
     sys.stdout.flush()
 
 
+def say(text: str) -> None:
+    """A line for people on stderr, one line however narrow stderr is (a pipe: rich would cut
+    it at 80 columns)."""
+    stderr.print(text, soft_wrap=True)
+
+
 @dataclass
 class Tally:
     """What a command that reads many inputs made of them: rows written, inputs skipped (each
@@ -60,7 +68,7 @@ class Tally:
 
     def skip(self, path: str, reason: str) -> None:
         self.unreadable += 1
-        stderr.print(f"skipped {path}: {reason}", soft_wrap=True, markup=False)
+        say(f"skipped {path}: {reason}")
 
 
 T = TypeVar("T")

@@ -11,7 +11,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextC
 
 import dltool.tasks as tasks
 from dltool._text import counted
-from dltool.commands._output import stderr, stderr_observer
+from dltool.commands._output import say, stderr, stderr_observer
 from dltool.engine.observer import Observer
 
 
@@ -43,13 +43,13 @@ class PlainProgress(Observer):
 
     def on_start(self, info: dict[str, Any]) -> None:
         self.epochs = info["epochs"]
-        stderr.print(start_line(info), soft_wrap=True)
+        say(start_line(info))
 
     def on_epoch(self, record: dict[str, Any]) -> None:
-        stderr.print(epoch_line(record, self.epochs), soft_wrap=True)
+        say(epoch_line(record, self.epochs))
 
     def on_message(self, text: str) -> None:
-        stderr.print(text, soft_wrap=True)
+        say(text)
 
 
 class RichProgress(PlainProgress):

@@ -8,7 +8,7 @@ from typing import Any
 import typer
 
 from dltool._text import counted
-from dltool.commands._output import emit_json, emit_line, stderr
+from dltool.commands._output import emit_json, emit_line, say, stderr
 
 
 def run_sanity_check(config: Any, recipe: str | None, overfit: int | None, runs_dir: Path, as_json: bool) -> None:
@@ -53,10 +53,9 @@ def _find_lr(config: Any, recipe: str | None, runs_dir: Path, as_json: bool) -> 
     result = find_lr(config)
     curve = save_lr_curve(result, config, runs_dir, resolve_source(recipe or "").name)
     document = {"suggested_lr": result.suggested_lr, "curve": str(curve), "lrs": result.lrs, "losses": result.losses}
-    stderr.print(
+    say(
         f"LR range test over {len(result.lrs)} steps ({result.lrs[0]:.1e} → {result.lrs[-1]:.1e}): "
-        f"suggested lr {result.suggested_lr:.3g}; curve in {curve}",
-        soft_wrap=True,
+        f"suggested lr {result.suggested_lr:.3g}; curve in {curve}"
     )
     if as_json:
         emit_json(document)

@@ -10,7 +10,7 @@ from rich.live import Live
 from rich.table import Table
 
 from dltool._text import counted
-from dltool.commands._output import stderr, stderr_observer
+from dltool.commands._output import say, stderr, stderr_observer
 from dltool.tuning import StudyStart, TrialRow, TuneObserver
 
 SHOWN_ROWS = 15  # the running trials, the best, and the latest others
@@ -53,7 +53,7 @@ class PlainTuneProgress(TuneObserver):
         self.metric = start.metric
         self.step = "fold" if start.folds else "epoch"
         for line in start_lines(start):
-            stderr.print(line, soft_wrap=True)
+            say(line)
 
     def on_trials(self, rows: list[TrialRow]) -> None:
         if self.seen is None:  # trials of earlier sessions: the start line counted them
@@ -67,9 +67,9 @@ class PlainTuneProgress(TuneObserver):
                 continue  # (a trial is shown once its values are chosen)
             self.seen[row.number] = row.state
             if row.state == "RUNNING":
-                stderr.print(f"trial {row.number} started: {params_text(row.params)}", soft_wrap=True)
+                say(f"trial {row.number} started: {params_text(row.params)}")
             else:
-                stderr.print(self.end_line(row), soft_wrap=True)
+                say(self.end_line(row))
 
     def end_line(self, row: TrialRow) -> str:
         line = f"trial {row.number} {row.state}"
@@ -84,7 +84,7 @@ class PlainTuneProgress(TuneObserver):
         return line
 
     def on_message(self, text: str) -> None:
-        stderr.print(text, soft_wrap=True)
+        say(text)
 
 
 class RichTuneProgress(PlainTuneProgress):
@@ -105,7 +105,7 @@ class RichTuneProgress(PlainTuneProgress):
         self.live.update(self.table(rows), refresh=True)
 
     def on_message(self, text: str) -> None:
-        self.live.console.print(text, soft_wrap=True)
+        say(text)  # the live table's console: printed above the table
 
     def table(self, rows: list[TrialRow]) -> Table:
         complete = [r for r in rows if r.state == "COMPLETE" and r.value is not None]

@@ -10,7 +10,7 @@ from rich.table import Table
 
 from dltool.commands import _complete
 from dltool.commands._options import ScoreBatch, ScoredModel
-from dltool.commands._output import emit_json, stderr
+from dltool.commands._output import emit_json, say, stderr
 from dltool.errors import DltoolError, UsageError
 from dltool.evaluation import item_tables, scalars
 
@@ -65,7 +65,7 @@ def eval_(
     )
     _render(result.document)
     if result.unsaved is None:
-        stderr.print(f"wrote {result.path}", soft_wrap=True)
+        say(f"wrote {result.path}")
     _write_outputs(result, per_class_out, as_json)
     if result.unsaved is not None:  # shown and printed first: the scores are not lost
         raise DltoolError(f"could not write {result.path} ({result.unsaved}); the scores are shown here only")
@@ -76,14 +76,14 @@ def _write_outputs(result: EvalResult, per_class_out: Path | None, as_json: bool
         from dltool.evaluation.tables import write_table
 
         write_table(result.per_class, per_class_out)
-        stderr.print(f"wrote {per_class_out}", soft_wrap=True)
+        say(f"wrote {per_class_out}")
     if as_json:
         emit_json(result.document)
 
 
 def _render(document: dict[str, Any]) -> None:
     # A line of its own: as the table's title, a folder's path was wrapped mid-name.
-    stderr.print(f"{document['dataset']} / {document['split']}", soft_wrap=True, markup=False)
+    say(f"{document['dataset']} / {document['split']}")
     summary = Table(show_header=False, box=None)
     for key, value in scalars(document):
         summary.add_row(key, _cell(value))
@@ -96,11 +96,9 @@ def _render(document: dict[str, Any]) -> None:
                 table.add_row(name, *[_cell(row.get(column)) for column in columns])
             stderr.print(table)
     if document.get("absent_classes"):
-        stderr.print(
+        say(
             f"mIoU and mean Dice over the classes present; absent from truth and predictions "
-            f"(left out, as torchmetrics does): {', '.join(document['absent_classes'])}",
-            soft_wrap=True,
-            markup=False,
+            f"(left out, as torchmetrics does): {', '.join(document['absent_classes'])}"
         )
     if "per_class" in document and 0 < len(document["per_class"]) <= 30:
         rows = document["per_class"]
@@ -112,15 +110,15 @@ def _render(document: dict[str, Any]) -> None:
     if changed := document.get("data_changed"):
         from dltool.evaluation.evaluate import data_changed_line
 
-        stderr.print(f"warning: {data_changed_line(changed)}", soft_wrap=True, markup=False)
+        say(f"warning: {data_changed_line(changed)}")
     if document.get("includes_training_images"):
         from dltool.evaluation.evaluate import TRAINING_IMAGES
 
-        stderr.print(f"warning: {document['dataset']}: {TRAINING_IMAGES}", soft_wrap=True, markup=False)
+        say(f"warning: {document['dataset']}: {TRAINING_IMAGES}")
     if left_out := document.get("classes_left_out"):
         from dltool.evaluation.evaluate import left_out_line
 
-        stderr.print(f"note: {left_out_line(document['dataset'], left_out)}", soft_wrap=True, markup=False)
+        say(f"note: {left_out_line(document['dataset'], left_out)}")
 
 
 def _score(value: float | None) -> str:

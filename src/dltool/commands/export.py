@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from dltool.commands._options import ExportTo, LegacyFormat, TrainedModel, renamed
-from dltool.commands._output import emit_line, stderr
+from dltool.commands._output import emit_line, say, stderr
 from dltool.export.int8 import CALIBRATION_IMAGES, MAX_DROP, Int8, Int8Check
 
 if TYPE_CHECKING:
@@ -62,7 +62,7 @@ def export(
     )
     if result.int8 is not None:
         stderr.print(_int8_line(result.int8), soft_wrap=True)
-    stderr.print(f"wrote {result.path} and {result.sidecar.name}", soft_wrap=True, markup=False)
+    say(f"wrote {result.path} and {result.sidecar.name}")
     emit_line(str(result.path))
 
 
@@ -71,7 +71,7 @@ def _announce_int8(trained: Trained, format_name: str, opset: int | None, int8: 
     from dltool.export.export import checked_format
 
     checked_format(trained, format_name, opset, int8)
-    stderr.print(
+    say(
         f"int8: after the float file's check, calibrating on up to {int8.calibration} training images, "
         "then scoring both models on the test split"
     )

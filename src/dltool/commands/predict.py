@@ -15,7 +15,7 @@ import typer
 from dltool._openmp import wait_passively
 from dltool._text import counted
 from dltool.commands._options import InferenceAmp, PredictBatch, RowFormat
-from dltool.commands._output import Tally, stderr
+from dltool.commands._output import Tally, say, stderr
 
 Opt = typer.Option
 FORMATS = ("csv", "jsonl", "parquet", "table")
@@ -109,7 +109,7 @@ def _kept_if_any_read(tally: Tally, output: Path | None) -> Tally:
     """``tally``; exits 1 inside ``atomic_open`` (the file is not moved into place) when no input
     of an --output file could be read: a batch whose every file failed keeps the last results."""
     if output is not None and tally.unreadable and not tally.read:
-        stderr.print(f"{output} not written: no input could be read", soft_wrap=True, markup=False)
+        say(f"{output} not written: no input could be read")
         _report(tally, strict=False)
     return tally
 

@@ -6,10 +6,11 @@ from typing import Annotated, Any
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from dltool.commands import _complete
 from dltool.commands._options import JsonDocument
-from dltool.commands._output import emit_json, stderr
+from dltool.commands._output import emit_json, say, stderr
 
 
 def stats(
@@ -57,7 +58,8 @@ NAMES = ("class", "classes", "total")
 def _show_dataset(report: dict[str, Any]) -> None:
     shape = "×".join(map(str, report["image_shape"]))
     noun, nouns, total = NOUNS.get(report["targets"], NAMES)
-    stderr.print(f"[bold]{report['name']}[/]: {len(report['classes'])} {nouns}, images {shape}", soft_wrap=True)
+    heading = f": {len(report['classes'])} {nouns}, images {shape}"
+    stderr.print(Text.assemble((report["name"], "bold"), heading), soft_wrap=True)
     splits = report["splits"]
     table = Table(box=None, padding=(0, 2, 0, 0), title_justify="left")
     table.add_column(noun, no_wrap=True)
@@ -66,7 +68,7 @@ def _show_dataset(report: dict[str, Any]) -> None:
         table.add_column(header, justify="right", no_wrap=True)
     for cls in report["classes"]:
         table.add_row(cls, *(str(s["per_class"][cls]) if s["per_class"] else "-" for s in splits.values()))
-    table.add_row(f"[bold]{total}[/]", *(f"[bold]{s['n']}[/]" for s in splits.values()))
+    table.add_row(Text(total, "bold"), *(Text(str(s["n"]), "bold") for s in splits.values()))
     table.add_row("imbalance", *(_ratio(s["imbalance"]) for s in splits.values()))
     table.add_row("mean", *(_floats(s["mean"]) for s in splits.values()))
     table.add_row("std", *(_floats(s["std"]) for s in splits.values()))
@@ -88,7 +90,7 @@ def _show_dataset(report: dict[str, Any]) -> None:
     lines += [f"  {item['path']}: {item['reason']}" for item in report["unreadable"]]
     lines += [f"note: {note}" for note in report["notes"]]
     for line in lines:
-        stderr.print(line, soft_wrap=True, markup=False)
+        say(line)
 
 
 def _show_record(report: dict[str, Any]) -> None:

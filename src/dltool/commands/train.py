@@ -13,7 +13,7 @@ import dltool.tasks as tasks
 from dltool._text import counted
 from dltool.commands import _complete
 from dltool.commands._options import Quiet
-from dltool.commands._output import emit_line, stderr
+from dltool.commands._output import emit_line, say
 from dltool.commands._overrides import Overrides, with_override_flags
 from dltool.commands._signals import stop_on_signals
 from dltool.errors import UsageError
@@ -47,8 +47,11 @@ def train(
     Example: RUN=$(dltool train digits-mlp --lr 1e-3 --set model.depth=3)
     """
     flags, set_ = overrides.flags, overrides.sets
+    modes = {"--resume": resume, "--folds": folds, "--overfit-batches": overfit_batches, "--find-lr": find_lr}
+    mode = _one_mode(modes | {"--print-config": print_config})
+    _refuse_unused(mode, dry_run=dry_run, named=name is not None, as_json=as_json)
     if dry_run:
-        return _dry_run(recipe, flags, set_ or [], resume)
+        return _dry_run(_config(recipe, flags, set_ or []), folds)
     if resume is not None:
         outcome = _resume(resume, recipe, flags, set_ or [], quiet)
     elif folds is not None:
@@ -61,24 +64,57 @@ def train(
         return run_sanity_check(_config(recipe, flags, set_ or []), recipe, overfit_batches, runs_dir, as_json)
     else:
         outcome = _start(recipe, flags, set_ or [], name, runs_dir, print_config, quiet)
-    if outcome is None:
-        return
-    result, signals = outcome
+    if outcome is not None:
+        _report(*outcome, quiet=quiet)
+
+
+def _report(result: Any, signals: list[int], *, quiet: bool) -> None:
+    """The run dir on stdout, the closing line on stderr; an interrupted run's exit code."""
     if result.run_dir is not None:  # under torchrun only rank 0 has one
         emit_line(str(result.run_dir))
         if not quiet:
-            stderr.print(_closing_line(result), soft_wrap=True)
+            say(_closing_line(result))
     if result.status == "interrupted":
         raise typer.Exit(128 + (signals[0] if signals else signal.SIGINT))
 
 
-def _dry_run(recipe: str | None, flags: dict[str, Any], sets: list[str], resume: Path | None) -> None:
+def _one_mode(modes: dict[str, Any]) -> str | None:
+    """The one of ``modes`` given (a value other than None or False), if any: two are a
+    usage error, where one of them was ignored (``--find-lr --folds 5`` trained five runs,
+    ``--resume RUN --print-config`` resumed the run)."""
+    chosen = [flag for flag, value in modes.items() if value not in (None, False)]
+    if len(chosen) > 1:
+        raise UsageError(f"{chosen[0]} and {chosen[1]} cannot be combined: give one of them")
+    return chosen[0] if chosen else None
+
+
+def _refuse_unused(mode: str | None, *, dry_run: bool, named: bool, as_json: bool) -> None:
+    """``--dry-run``, ``--json`` and ``--name`` where ``mode`` would ignore them, as usage errors."""
+    if dry_run and mode not in (None, "--folds"):
+        raise UsageError(f"--dry-run checks a new run (or the first fold of --folds); drop {mode}")
+    if as_json and (dry_run or mode not in ("--overfit-batches", "--find-lr")):
+        raise UsageError(f"--json goes with --overfit-batches or --find-lr; {JSON_ELSEWHERE}")
+    if named and mode in ("--resume", "--overfit-batches", "--find-lr"):
+        raise UsageError(f"--name names a training run's dir, which {mode} does not start: drop it")
+
+
+JSON_ELSEWHERE = 'a run prints its dir, whose summary.json is its record: jq .test "$RUN/summary.json"'
+
+
+def _dry_run(config: Any, folds: int | None) -> None:
     from dltool.engine.dryrun import dry_run
 
-    if resume is not None:
-        raise UsageError("--dry-run checks a new run; drop --resume")
-    for line in dry_run(_config(recipe, flags, sets)).lines():
-        stderr.print(line, soft_wrap=True, markup=False)
+    first = [f"--folds {folds}: {folds} runs, each validating on one fold; the first is checked"] if folds else []
+    for line in first + dry_run(_first_fold(config, folds) if folds else config).lines():
+        say(line)
+
+
+def _first_fold(config: Any, folds: int) -> Any:
+    """The config of ``--folds``' first run, after the usage errors of ``--folds`` itself."""
+    from dltool.engine.crossval import check_folds, fold_config
+
+    check_folds(config, folds)
+    return fold_config(config, folds, 0)
 
 
 def _config(recipe: str | None, flags: dict[str, Any], sets: list[str]) -> Any:

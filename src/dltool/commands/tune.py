@@ -11,7 +11,7 @@ import typer
 
 from dltool.commands import _complete
 from dltool.commands._options import Quiet
-from dltool.commands._output import emit_json, emit_line, stderr
+from dltool.commands._output import emit_json, emit_line, say
 from dltool.commands._overrides import Overrides, with_override_flags
 from dltool.commands._signals import stop_on_signals
 from dltool.errors import DltoolError
@@ -144,7 +144,7 @@ def _dry_run(settings: TuneSettings, options: StudyOptions) -> None:
         *dry_run(config).lines(),
     ]
     for line in lines:
-        stderr.print(line, soft_wrap=True, markup=False)
+        say(line)
 
 
 def _dashboard_installed(wanted: bool) -> bool:
@@ -163,7 +163,7 @@ def _print_dashboard(settings: TuneSettings) -> None:
     from dltool.tuning.storage import dashboard_command
 
     emit_line(dashboard_command(settings.storage, settings.study_dir))
-    stderr.print(f"study {settings.study_name} in {settings.study_dir}: no trial run; it serves http://127.0.0.1:8080/")
+    say(f"study {settings.study_name} in {settings.study_dir}: no trial run; it serves http://127.0.0.1:8080/")
 
 
 def _run(settings: TuneSettings, workers: int, quiet: bool) -> tuple[StudyRecord, list[int]]:
@@ -190,7 +190,7 @@ def _report(study_dir: Path, record: StudyRecord, signals: list[int], *, as_json
         emit_line(str(study_dir))
     if not quiet:
         hint = _continue_hint(study_dir) if signals else ""
-        stderr.print(_closing_line(record) + hint, soft_wrap=True, markup=False)
+        say(_closing_line(record) + hint)
     if signals:
         raise typer.Exit(128 + signals[0])
     if record.best is None:

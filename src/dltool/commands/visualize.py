@@ -9,7 +9,7 @@ import typer
 
 from dltool.commands import _complete
 from dltool.commands._options import ImageFormat, LegacyFormat, ScoreBatch, renamed
-from dltool.commands._output import emit_line, stderr
+from dltool.commands._output import emit_line, say
 
 # Command modules open alike (imports, Opt, a list-of-names argument): one per subcommand.
 Opt = typer.Option
@@ -86,6 +86,6 @@ def visualize(
         image=image,
     )
     for note in result.notes:
-        stderr.print(f"note: {note}", soft_wrap=True, markup=False)
+        say(f"note: {note}")
     for path in result.written:
         emit_line(str(path))

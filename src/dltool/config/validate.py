@@ -155,6 +155,8 @@ def describe(error: Mapping[str, Any], section: str, schema: type[BaseModel]) ->
         return unknown_key(key, section, schema, error["loc"])
     if error["type"] == "missing":
         return f"{key}: required"
+    if error["type"] == "model_type":  # pydantic's words name our class: "instance of BlurConfig"
+        return f"{key}: should be a mapping of {', '.join(allowed_keys(schema, error['loc']))} (got {quote(error['input'])})"
     message = error["msg"].removeprefix("Value error, ").replace("Input should be", "should be")
     # A whole-section check (e.g. mean without std) has no single value to show.
     return f"{key}: {message}" + (f" (got {quote(error['input'])})" if error["loc"] else "")

@@ -170,6 +170,11 @@ class ImageArrays:
     source: SourceReport | None = None
     load: LoadReport | None = None
 
+    @property
+    def samples(self) -> int:
+        """How many samples the splits hold together."""
+        return sum(len(split) for split in self.splits.values())
+
 
 def label_counts(labels: np.ndarray, classes: int) -> np.ndarray:
     """Samples per class (labels (N,)), or of masks (N, H, W) pixels per class, ignored

@@ -77,12 +77,8 @@ def cached(path: Path, fingerprint: str, build: Callable[[], ImageArrays]) -> Im
         write_cache(path, fingerprint, arrays)
     except (OSError, DiskFullError):
         # a read-only or full data root still trains, it just decodes every time
-        return replace(arrays, load=LoadReport(_rows(arrays), "not written"))
-    return replace(arrays, load=LoadReport(_rows(arrays), "written"))
-
-
-def _rows(arrays: ImageArrays) -> int:
-    return sum(len(split) for split in arrays.splits.values())
+        return replace(arrays, load=LoadReport(arrays.samples, "not written"))
+    return replace(arrays, load=LoadReport(arrays.samples, "written"))
 
 
 def header_bytes(

@@ -114,7 +114,8 @@ class _Decode:
         kept, report = self._fill(memory, target)
         pixels = memory.finish(kept)
         splits = {split: Split(pixels[split], kept.labels[split]) for split in kept.rows}
-        return ImageArrays(self.index.classes, splits, report, LoadReport(len(self.rows), "not written"))
+        arrays = ImageArrays(self.index.classes, splits, report)
+        return replace(arrays, load=LoadReport(arrays.samples, "not written"))  # the files it could decode
 
     def _to_file(self, plan: Plan, target: _Target, path: Path, fingerprint: str) -> ImageArrays:
         with file_rows(path, plan, fingerprint, self.index.classes) as rows:
@@ -123,7 +124,7 @@ class _Decode:
         arrays = read_cache(path, fingerprint)
         if arrays is None:
             raise OSError(f"{path}: the cache just written does not read back")
-        return replace(arrays, load=LoadReport(len(self.rows), "written"))
+        return replace(arrays, load=LoadReport(arrays.samples, "written"))
 
     def _fill(self, sink: FileRows | MemoryRows, target: _Target) -> tuple[Kept, SourceReport]:
         """Decode every row into ``sink``; what to keep of it, and the source report."""

@@ -76,16 +76,20 @@ def train_folds(
     stop = stop or threading.Event()
     runs: list[RunResult] = []
     for fold in range(folds):
-        data = config.data.model_copy(update={"cv_folds": folds, "cv_fold": fold})
         run = create_run_dir(parent, "fold", f"fold-{fold + 1}")
         fold_observer = observer(fold) if observer else Observer()
         with run.discarded_if_unused():  # as a single run's start does (start_run)
-            runs.append(train(config.model_copy(update={"data": data}), run, observer=fold_observer, stop=stop))
+            runs.append(train(fold_config(config, folds, fold), run, observer=fold_observer, stop=stop))
         if runs[-1].status == "interrupted" or (go_on is not None and not go_on(fold, runs[-1])):
             break
     document = {"folds": folds, "runs": [str(r.run_dir) for r in runs], "metrics": fold_metrics(runs)}
     atomic_write_json(cv_record(parent), document)
     return CrossValidation(parent, runs, document)
+
+
+def fold_config(config: Config, folds: int, fold: int) -> Config:
+    """The config of fold ``fold``'s run (from 0): it validates on that fold of ``folds``."""
+    return config.model_copy(update={"data": config.data.model_copy(update={"cv_folds": folds, "cv_fold": fold})})
 
 
 def check_folds(config: Config, folds: int) -> None:

@@ -8,7 +8,9 @@ Saved files are byte-for-byte reproducible: no dates in SVG/PDF metadata, a fixe
 from __future__ import annotations
 
 import io
+import re
 import sys
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -19,7 +21,9 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from dltool._io import atomic_write_bytes
+from dltool._text import first_few
 from dltool.errors import UsageError
+from dltool.rundir import make_plots_folder
 
 FORMATS = ("png", "svg", "pdf")
 # Pixels per inch of saved raster figures: a figure of W×H inches is (W·DPI)×(H·DPI) pixels.
@@ -27,6 +31,9 @@ DPI = 100
 # Text stays text in SVG files (searchable, and readable back by tests), not glyph paths.
 RC: dict[str, Any] = {"svg.fonttype": "none", "svg.hashsalt": "dltool", "font.size": 9}
 NO_DATES = {"svg": {"Date": None}, "pdf": {"CreationDate": None, "ModDate": None}, "png": {}}
+# matplotlib's warning for a character its fonts lack, drawn as a box: "Glyph 128038
+# (\N{BIRD}) missing from font(s) DejaVu Sans." (a class named in Japanese or with an emoji).
+MISSING_GLYPH = r"Glyph (\d+) .*missing from font"
 
 
 def pyplot() -> ModuleType:
@@ -54,11 +61,25 @@ def pixels(figure: Figure) -> tuple[int, int]:
     return round(width * DPI), round(height * DPI)
 
 
-def render(figure: Figure, fmt: str) -> bytes:
+def render(figure: Figure, fmt: str, missing: set[str] | None = None) -> bytes:
+    """``figure`` as a file of ``fmt``. A character no font has is added to ``missing``
+    (the caller says so once) instead of a matplotlib warning per figure and character,
+    with a line of dltool's source, on the user's stderr."""
     buffer = io.BytesIO()
-    with matplotlib.rc_context(RC):  # type: ignore[arg-type]  # stubs list every key as a Literal
+    with matplotlib.rc_context(RC), warnings.catch_warnings(record=True) as caught:  # type: ignore[arg-type]  # stubs list every key as a Literal
+        warnings.filterwarnings("always", MISSING_GLYPH, UserWarning)
         figure.savefig(buffer, format=fmt, dpi=DPI, metadata=NO_DATES[fmt])
+    _sort_out(caught, set() if missing is None else missing)
     return buffer.getvalue()
+
+
+def _sort_out(caught: list[warnings.WarningMessage], missing: set[str]) -> None:
+    """The missing glyphs among ``caught`` into ``missing``; any other warning shown as it would have been."""
+    for warning in caught:
+        if found := re.match(MISSING_GLYPH, str(warning.message)):
+            missing.add(chr(int(found[1])))
+        else:
+            warnings.showwarning(warning.message, warning.category, warning.filename, warning.lineno)
 
 
 def check_format(fmt: str) -> str:
@@ -84,17 +105,23 @@ class Plotter:
     out: Path
     fmt: str = "png"
     plots: list[Plot] = field(default_factory=list)
+    missing_glyphs: set[str] = field(default_factory=set)
 
     def __post_init__(self) -> None:
         check_format(self.fmt)
         self.out = Path(self.out)
 
+    def folder(self) -> Path:
+        """``out``, made (and marked as dltool's: ``rundir.make_plots_folder``) if missing."""
+        make_plots_folder(self.out)
+        return self.out
+
     def save(self, figure: Figure, name: str, caption: str) -> Path:
-        self.out.mkdir(parents=True, exist_ok=True)
-        data = render(figure, self.fmt)
+        self.folder()
+        data = render(figure, self.fmt, self.missing_glyphs)
         path = self.out / f"{name}.{self.fmt}"
         atomic_write_bytes(path, data)
-        png = data if self.fmt == "png" else render(figure, "png")
+        png = data if self.fmt == "png" else render(figure, "png", self.missing_glyphs)
         self.plots.append(Plot(name, path, caption, png))
         if "matplotlib.pyplot" in sys.modules:  # figures made through pyplot (Optuna's) are kept there
             sys.modules["matplotlib.pyplot"].close(figure)
@@ -103,6 +130,15 @@ class Plotter:
     @property
     def paths(self) -> list[Path]:
         return [plot.path for plot in self.plots]
+
+    def visualization(self, written: list[Path], notes: list[str]) -> Visualization:
+        """What was drawn, with ``notes`` and a line for the characters no font had."""
+        return Visualization(self.out, written, notes + _glyph_notes(self.missing_glyphs))
+
+
+def _glyph_notes(missing: set[str]) -> list[str]:
+    chars = first_few(sorted(missing), 10)
+    return [f"no font here has {chars}: drawn as boxes in the plots (report.html's text shows them)"] if missing else []
 
 
 def hwc(image: np.ndarray) -> np.ndarray:

@@ -89,6 +89,14 @@ def _unfit(name: str, in_shape: tuple[int, ...], cause: BaseException) -> str:
     return f"model {name!r} cannot take a {'×'.join(map(str, in_shape))} input: {reason}{hint}"
 
 
+def _macs(info: Any) -> int:
+    """A layer's MACs; a container's, the sum of its leaf layers' (torchinfo's ``children``
+    are every layer below it), as the total sums them. torchinfo's own figure for a
+    container applies its rule for RNN weights to each weight inside (output channels ×
+    parameters): thousands of times too many for a ResNet stage."""
+    return int(info.macs if info.is_leaf_layer else sum(c.macs for c in info.children if c.is_leaf_layer))
+
+
 def _row(info: Any) -> LayerRow:
     names = []
     node = info
@@ -103,7 +111,7 @@ def _row(info: Any) -> LayerRow:
         output_shape=[int(n) for n in shape],
         params=int(info.num_params),
         trainable=int(info.trainable_params),
-        macs=int(info.macs),
+        macs=_macs(info),
     )
 
 

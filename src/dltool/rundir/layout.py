@@ -28,6 +28,7 @@ CONFIG, WEIGHTS, LAST = "config.yaml", "model.safetensors", "last.pt"
 LOCK = ".train.lock"  # held while training writes the run (see RunDir.training)
 STUDY = "study.json"  # the mark of a tune study dir (written by dltool.tuning.study)
 CV = "cv.json"  # the record of a cross-validation's parent folder
+PLOTS = ".dltool-plots"  # the mark of a folder that dltool visualize made for its figures
 
 
 @dataclass(frozen=True)
@@ -285,16 +286,33 @@ def holds_only_lock(folder: Path) -> bool:
 
 def is_dltool_output(folder: Path) -> bool:
     """Whether ``folder`` is one that dltool writes: a run dir (config.yaml beside
-    metrics.jsonl or summary.json, or a training lock), a tune study dir (study.json), or a
-    runs dir that holds only those. Image-folder datasets leave these out, so a runs dir
+    metrics.jsonl or summary.json, or a training lock), a tune study dir (study.json), a
+    folder of ``visualize``'s figures, or a folder (runs/, plots/) that holds only those. Image-folder datasets leave these out, so a runs dir
     kept inside a dataset never becomes a class (nor its plots training images)."""
-    if _is_run_or_study(folder):
+    if _is_own(folder):
         return True
     try:
         children = [folder / name for name in os.listdir(folder) if not name.startswith(".")]
     except OSError:
         return False
-    return bool(children) and all(child.is_dir() and _is_run_or_study(child) for child in children)
+    return bool(children) and all(child.is_dir() and _is_own(child) for child in children)
+
+
+def make_plots_folder(folder: Path) -> None:
+    """``folder`` for figures, marked as dltool's (``PLOTS``) if this makes it, so that image
+    folders and predict leave it out; one that was there (``--out photos/cat``) stays unmarked."""
+    try:
+        folder.mkdir(parents=True)
+    except FileExistsError:
+        return
+    (folder / PLOTS).touch()
+
+
+def _is_own(folder: Path) -> bool:
+    """A run or study dir, or a folder of figures that ``dltool visualize`` made (marked
+    ``PLOTS``): ``cd photos && dltool visualize .`` made ``plots/dataset/``, a class of the
+    next run whose images were dltool's own figures."""
+    return _is_run_or_study(folder) or (folder / PLOTS).is_file()
 
 
 def _is_run_or_study(folder: Path) -> bool:

@@ -16,6 +16,8 @@ from typing import Any
 
 import numpy as np
 
+from dltool._text import right_aligned
+
 
 @dataclass(frozen=True)
 class Inputs:
@@ -68,7 +70,7 @@ class Prediction:
 
     def line(self) -> str:
         others = "  ".join(f"{label} {s:.3f}" for label, s in self.top[1:])
-        return f"{self.label:>12} {self.score:6.3f}  {self.path}" + (f"   ({others})" if others else "")
+        return f"{right_aligned(self.label, 12)} {self.score:6.3f}  {self.path}" + (f"   ({others})" if others else "")
 
 
 class LabelRows(Rows):

@@ -40,7 +40,7 @@ def visualize_augmentations(target: str, *, out: Path | None = None, fmt: str = 
     if not draws.classified:
         notes.append("the images alone: their masks, points or values are not drawn")
     path = plotter.save(augmentations_figure(config, draws), NAME, CAPTION)
-    return Visualization(plotter.out, [path], [*notes, *draws.skipped])
+    return plotter.visualization([path], [*notes, *draws.skipped])
 
 
 def _augments(augment: Any) -> bool:

@@ -54,8 +54,7 @@ def visualize_runs(paths: list[Path], *, out: Path | None = None, fmt: str = "pn
                 caption = "learning rate of each run at the end of each epoch"
             written.append(plotter.save(curve_figure(curves, quantity), quantity.name, caption))
     header, rows = comparison_table(runs, labels, summaries)
-    plotter.out.mkdir(parents=True, exist_ok=True)
-    csv_path, md_path = plotter.out / "runs.csv", plotter.out / "runs.md"
+    csv_path, md_path = plotter.folder() / "runs.csv", plotter.out / "runs.md"
     atomic_write_text(csv_path, to_csv(header, rows))
     atomic_write_text(md_path, to_markdown(header, rows))
     written += [csv_path, md_path]
@@ -70,7 +69,7 @@ def visualize_runs(paths: list[Path], *, out: Path | None = None, fmt: str = "pn
     page.add("Plots", report.figures(plotter.plots))
     page.add("Not drawn", report.notes(notes))
     written.append(page.write(plotter.out / "report.html"))
-    return Visualization(plotter.out, written, notes)
+    return plotter.visualization(written, notes)
 
 
 def comparison_table(

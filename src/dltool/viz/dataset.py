@@ -62,7 +62,7 @@ def visualize_dataset(
         written.append(plotter.save(balance, "balance", f"{unit} per class in each split" + no_test))
     page = _dataset_report(name, data, counts, plotter, "point" if kind == "points" else "class", COUNTED[kind])
     written.append(page.write(plotter.out / "report.html"))
-    return Visualization(plotter.out, written, [])
+    return plotter.visualization(written, [])
 
 
 def _samples(kind: str, chosen: Split | FileSplit, classes: list[str], split: str) -> tuple[Figure, str, str]:

@@ -87,7 +87,7 @@ def visualize_feature_maps(
     plotter = Plotter(Path(out) if out is not None else RunDir(run).plots, fmt)
     figure = feature_maps_figure(activation, layer, type(modules[layer]).__name__, image.name)
     caption = f"the output of {layer} for {image.name}, each channel scaled to its own range"
-    return Visualization(plotter.out, [plotter.save(figure, f"feature-maps-{slug(layer, 'layer')}", caption)], [])
+    return plotter.visualization([plotter.save(figure, f"feature-maps-{slug(layer, 'layer')}", caption)], [])
 
 
 def _activation(trained: Any, module: nn.Module, image: Path) -> np.ndarray:

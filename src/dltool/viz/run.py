@@ -82,7 +82,7 @@ def visualize_run(
         written += _eval_plots(plotter, scored, split)
     page = _run_report(run, summary, scored, plotter, notes, split)
     written.append(page.write(plotter.out / "report.html"))
-    return Visualization(plotter.out, written, notes)
+    return plotter.visualization(written, notes)
 
 
 def score_run(run: RunDir, *, split: str, device: str = "auto", batch_size: int | None = None) -> Scored:

@@ -107,7 +107,7 @@ def visualize_study(path: Path, *, out: Path | None = None, fmt: str = "png") ->
         written.append(plotter.save(figure, name, caption))
     page = _study_report(study_dir, document, study, plotter, notes, metric)
     written.append(page.write(plotter.out / "report.html"))
-    return Visualization(plotter.out, written, notes)
+    return plotter.visualization(written, notes)
 
 
 def _plans(metric: str, n_params: int) -> list[tuple[str, Callable[..., Any], tuple[float, float], str, str]]:
