@@ -328,6 +328,27 @@ def test_eval_data_scores_every_image_of_a_few_shot_runs_other_folder(cli, tmp_p
     assert json.loads(cli("eval", run, "--data", tmp_path / "other", "--json").stdout)["n"] == 12
 
 
+def test_eval_data_names_the_files_it_could_not_read(cli, tmp_path: Path) -> None:
+    # A folder's unreadable files were left out without a word (n 12 of 14, "skipped": null);
+    # train names them, and so does eval now: on stderr and in the document, those of the
+    # scored split only.
+    pets(tmp_path / "photos")
+    config = load_config("digits-mlp", [f"data.name={tmp_path / 'photos'}", "train.epochs=1", "data.test_fraction=0.3"])
+    run = train(config, create_run_dir(tmp_path / "runs", "photos")).run_dir
+    other = pets(tmp_path / "other")
+    (other / "cat" / "corrupt.jpg").write_bytes(b"not a jpeg")
+    result = cli("eval", run, "--data", other, "--json")
+    document = json.loads(result.stdout)
+    assert document["n"] == 12 and [item["path"] for item in document["skipped"]] == [f"{other}/cat/corrupt.jpg"]
+    assert f"skipped {other}/cat/corrupt.jpg: " in result.stderr
+    split = tmp_path / "split"
+    pets(split / "train"), pets(split / "test")
+    (split / "train" / "dog" / "empty.png").write_bytes(b"")
+    (split / "test" / "dog" / "empty.png").write_bytes(b"")
+    document = json.loads(cli("eval", run, "--data", split, "--json").stdout)
+    assert [item["path"] for item in document["skipped"]] == [f"{split}/test/dog/empty.png"]
+
+
 def test_eval_data_of_the_runs_own_folder_warns_that_it_scores_training_images(cli, tmp_path: Path) -> None:
     # `dltool eval RUN --data photos/` on the folder the run trained on scored every image in
     # it, training images included, as though it were new data: an accuracy without a word.

@@ -115,6 +115,8 @@ def _render(document: dict[str, Any]) -> None:
         from dltool.evaluation.evaluate import TRAINING_IMAGES
 
         say(f"warning: {document['dataset']}: {TRAINING_IMAGES}")
+    for skipped in document.get("skipped", []):
+        say(f"skipped {skipped['path']}: {skipped['reason']}")
     if left_out := document.get("classes_left_out"):
         from dltool.evaluation.evaluate import left_out_line
 

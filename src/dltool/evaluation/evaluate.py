@@ -22,6 +22,7 @@ from dltool.data.stream import DecodePool, StreamLoader, resolve_workers
 from dltool.errors import CheckpointError, DatasetError, UnknownNameError, UsageError
 from dltool.evaluation.model import default_batch_size
 from dltool.evaluation.reports import run_report_path, save_report
+from dltool.evaluation.skipped import scored_samples, unreadable
 from dltool.evaluation.trained import Trained, load_trained
 from dltool.rundir import RunDir
 from dltool.tasks.pixels import IGNORE
@@ -141,10 +142,11 @@ def evaluate_split(
         document["classes_left_out"] = left_out
     if data is not None and _overlaps_training(trained, data):
         document["includes_training_images"] = True
+    document |= unreadable(prepared, split, data_config.name)
     with _closing(loader):
         task = tasks.get(trained.task)
         scored = task.evaluate(forward or trained.score, loader.batches(), trained.classes, prepared.std)
-        samples = _scored(samples, loader, document)
+        samples = scored_samples(samples, loader, document)
     return Evaluation(document | scored.document, samples, scored.outputs, prepared.mean, prepared.std)
 
 
@@ -257,18 +259,6 @@ def _loader(
         return BatchLoader(samples, batch_size=batch_size, mean=mean, std=std, device=device, read_once=True)
     pool = DecodePool([samples], resolve_workers(trained.config.data.workers), device, mean, std)
     return StreamLoader(pool, 0, batch_size=batch_size)
-
-
-def _scored(
-    samples: Split | FileSplit, loader: BatchLoader | StreamLoader, document: dict[str, Any]
-) -> Split | FileSplit:
-    """The samples the loader could decode: a streamed split's unreadable files are left
-    out, and listed in the document (``skipped``)."""
-    if not isinstance(loader, StreamLoader) or not isinstance(samples, FileSplit) or not loader.skipped:
-        return samples
-    skipped = sorted(loader.skipped)
-    document["skipped"] = [{"path": samples.path(i), "reason": loader.skipped[i]} for i in skipped]
-    return samples.take(np.setdiff1d(np.arange(len(samples)), np.array(skipped, dtype=np.int64)))
 
 
 def _known_only(
