@@ -150,7 +150,29 @@ def test_predict_output_gets_the_rows_of_the_masks_in_the_format_of_its_suffix(
         assert result.stdout == ""
     assert (tmp_path / "rows.csv").read_text().splitlines() == on_stdout
     table = pq.read_table(tmp_path / "rows.parquet").to_pylist()
-    assert [",".join(value or "" for value in row.values()) for row in table] == on_stdout[1:]  # null: no overlay
+    from_csv = pd.read_csv(tmp_path / "rows.csv", keep_default_na=False).to_dict("records")
+    for row in from_csv:
+        row["overlay"], row["classes"] = row["overlay"] or None, json.loads(row["classes"])  # null: no overlay
+    assert table == from_csv
+
+
+def test_mask_rows_keep_class_names_with_spaces_apart_in_every_format(cli, tmp_path: Path) -> None:
+    # The classes cell was the names joined by spaces: "open sky blue square" read as 4 names.
+    spaced = ["open sky", "red, disc", 'blue "square"']
+    shapes = shapes_dataset(tmp_path / "spaced", train=8, val=4, test=4)
+    (shapes / "classes.txt").write_text("\n".join(spaced) + "\n")
+    config = {**CONFIG, "data": {"name": str(shapes)}, "train": {"epochs": 1, "batch_size": 8}}
+    (tmp_path / "seg.yaml").write_text(yaml.safe_dump(config))
+    run = dltool.train(tmp_path / "seg.yaml", runs_dir=tmp_path / "runs").run_dir
+    images, out = shapes / "test" / "images", tmp_path / "masks"
+    shown = [row.classes for row in dltool.segment(run, images, out).rows]
+    assert shown and all(set(names) <= set(spaced) for names in shown)
+    jsonl = cli("predict", run, images, "--out", out, "--format", "jsonl").stdout.splitlines()
+    assert [json.loads(line)["classes"] for line in jsonl] == shown
+    cli("predict", run, images, "--out", out, "--output", tmp_path / "rows.csv")
+    assert [json.loads(cell) for cell in pd.read_csv(tmp_path / "rows.csv")["classes"]] == shown
+    cli("predict", run, images, "--out", out, "--output", tmp_path / "rows.parquet")
+    assert [list(cell) for cell in pd.read_parquet(tmp_path / "rows.parquet")["classes"]] == shown
 
 
 def test_binary_masks_saved_as_0_and_255_are_refused_with_the_reason(cli, tmp_path: Path) -> None:
