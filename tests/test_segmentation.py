@@ -175,6 +175,27 @@ def test_mask_rows_keep_class_names_with_spaces_apart_in_every_format(cli, tmp_p
     assert [list(cell) for cell in pd.read_parquet(tmp_path / "rows.parquet")["classes"]] == shown
 
 
+@pytest.mark.parametrize("loader", ["memory", "stream"])
+def test_augmentations_grid_draws_each_mask_moved_with_its_image(
+    cli, recipe: Path, loader: str, tmp_path: Path
+) -> None:
+    # The grid showed the augmented images alone: nothing showed the masks following them.
+    from dltool.config import load_config
+    from dltool.viz import augmentations
+
+    augment = "data.augment={flip: true, vflip: true, affine: {degrees: 30}}"
+    config = load_config(str(recipe), [augment, f"data.loader={loader}", "data.image_size=32"])
+    draws = augmentations.draw_rows(config, 4, 2)
+    for images, masks in zip(draws.rows, draws.targets, strict=True):
+        red = images[:, 0] > 150  # discs are (230, 60, 40), squares (40, 200, 230), the rest below 60
+        assert masks.shape == (4, 32, 32) and ((masks == 1) == red).mean() > 0.97
+    drawn = augmentations.augmentations_figure(config, draws)
+    assert all(len(ax.images) == 2 for ax in drawn.axes if ax.images)  # each image under its mask
+    (tmp_path / "aug.yaml").write_text(yaml.safe_dump({"base": str(recipe), "data": {"loader": loader}}))
+    result = cli("visualize", tmp_path / "aug.yaml", "--augmentations", "--out", tmp_path / "grid")
+    assert result.stdout.split() == [str(tmp_path / "grid" / "augmentations.png")] and "not drawn" not in result.stderr
+
+
 def test_binary_masks_saved_as_0_and_255_are_refused_with_the_reason(cli, tmp_path: Path) -> None:
     for folder in ("images", "masks"):
         (tmp_path / "binary" / folder).mkdir(parents=True)
