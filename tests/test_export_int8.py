@@ -164,13 +164,17 @@ def test_without_the_runs_data_an_int8_export_says_so_and_writes_nothing(cli, tm
     assert not (run / "export").exists()
 
 
-def test_a_reconstruction_int8_export_is_held_to_its_loss(tmp_path: Path) -> None:
+def test_a_reconstruction_int8_export_is_held_to_its_loss(cli, tmp_path: Path) -> None:
     config = load_config("digits-mlp", ["model.name=autoencoder", "loss.name=mse", "train.epochs=1"])
     run = train(config, create_run_dir(tmp_path, "ae")).run_dir
     result = export_trained(load_trained(run), "onnx", int8=Int8(calibration=64, max_drop=1.0))
     assert result.path == run / "export" / "model.int8.onnx"
     assert result.int8 is not None and result.int8.score == "loss" and not result.int8.higher_is_better
-    assert json.loads(sidecar_path(result.path).read_text())["quantization"]["calibration"]["images"] == 64
+    sidecar = json.loads(sidecar_path(result.path).read_text())
+    assert sidecar["quantization"]["calibration"]["images"] == 64
+    # It listed the digits' classes, which nothing an autoencoder outputs refers to.
+    assert "classes" not in sidecar and sidecar["postprocessing"].startswith("the reconstructed 8×8 image")
+    assert json.loads(cli("eval", result.path, "--json").stdout)["n"] == 359  # still its run's model
 
 
 def test_a_lower_is_better_score_drops_when_it_rises() -> None:
