@@ -19,6 +19,7 @@ import torch
 
 import dltool
 from conftest import Cli, write_digit_images
+from dltool.commands._output import error_message
 from dltool.config import load_config
 from dltool.engine import train
 from dltool.errors import ExportError, UsageError
@@ -142,10 +143,12 @@ def test_a_refusal_on_a_small_test_split_says_one_image_decides_it() -> None:
     # A photo folder's 7 test images: 1 answer of 7 changed is "33.3% worse", which read as
     # a broken quantization rather than a check too coarse to pass.
     check = Int8Check("test", "accuracy", 3 / 7, 2 / 7, True, images=7, calibration_images=55, max_drop=0.01)
-    message = refusal(check)
+    error = ExportError(refusal(check))
+    message = error_message(error)  # as the command says it
     assert message.startswith("int8 accuracy on the 7 images of the test split is 0.2857 against the float model's")
     assert "33.3% worse (allowed: 1.0%, --max-drop)" in message and message.endswith("nothing written")
     assert "one image is 14.3% of 7: a larger --max-drop or a larger test split" in message
+    assert "a larger max_drop or" in str(error)  # as dltool.export_model says it
     big = Int8Check("test", "accuracy", 0.9, 0.8, True, images=359, calibration_images=256, max_drop=0.01)
     assert "one image is" not in refusal(big)
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from dltool.config.schema import DataConfig
 from dltool.data.decoding import fitted_size
 from dltool.data.images import ImageDecodeError, ImageHeader, read_header
-from dltool.errors import ConfigError, DatasetError
+from dltool.errors import ConfigError, DatasetError, option
 
 GIB = 1024**3
 HEADER_SAMPLE = 64  # files whose headers stand for a folder without data.image_size
@@ -137,7 +137,7 @@ def stream_shape(config: DataConfig, headers: list[ImageHeader], files: int) -> 
             shown = ", ".join(f"{w}x{h}" for h, w in sizes[:5]) or "none readable"
             raise ConfigError(
                 f"data.loader=stream needs data.image_size for this folder: the {len(headers)} of its {files} "
-                f"images sampled have mixed or non-square sizes ({shown}); e.g. --set data.image_size=224"
+                f"images sampled have mixed or non-square sizes ({shown}); e.g. {option('overrides', 'data.image_size=224', python='data.image_size: 224')}"
             )
         notes.append(f"data.image_size not set: {shape.height} px, the size of every sampled image")
     return Shape(shape.channels, shape.height, shape.width, tuple(notes))

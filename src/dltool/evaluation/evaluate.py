@@ -19,7 +19,7 @@ from dltool.data.folders import SPLITS
 from dltool.data.loader import BatchLoader
 from dltool.data.prepare import PreparedData, files_fitted_to, prepare_data, require_run_folder
 from dltool.data.stream import DecodePool, StreamLoader, resolve_workers
-from dltool.errors import CheckpointError, DatasetError, UnknownNameError, UsageError
+from dltool.errors import CheckpointError, DatasetError, UnknownNameError, UsageError, option
 from dltool.evaluation.model import default_batch_size
 from dltool.evaluation.reports import run_report_path, save_report
 from dltool.evaluation.trained import Trained, load_trained
@@ -206,7 +206,10 @@ def data_changed_line(changed: dict[str, Any]) -> str:
 
 def _data_config(trained: Trained, data: str | None, root: str | None) -> DataConfig:
     if data is None:
-        require_run_folder(trained.config.data.name, "--data FOLDER scores a folder with the same classes")
+        require_run_folder(
+            trained.config.data.name,
+            f"{option('data', 'FOLDER', python='data=FOLDER')} scores a folder with the same classes",
+        )
     update: dict[str, Any] = {k: v for k, v in {"name": data, "root": root}.items() if v is not None}
     if data is not None:  # other data is shaped like the model's input, as predict does, and scored whole
         channels, height, width = trained.in_shape

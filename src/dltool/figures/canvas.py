@@ -19,7 +19,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from dltool._io import atomic_write_bytes
-from dltool.errors import UsageError
+from dltool.errors import UsageError, option
 
 FORMATS = ("png", "svg", "pdf")
 # Pixels per inch of saved raster figures: a figure of W×H inches is (W·DPI)×(H·DPI) pixels.
@@ -63,7 +63,9 @@ def render(figure: Figure, fmt: str) -> bytes:
 
 def check_format(fmt: str) -> str:
     if fmt not in FORMATS:
-        raise UsageError(f"--image-format {fmt!r}: expected one of {', '.join(FORMATS)}")
+        raise UsageError(
+            f"{option('image_format', repr(fmt), python=f'image_format={fmt!r}')}: expected one of {', '.join(FORMATS)}"
+        )
     return fmt
 
 
