@@ -224,3 +224,15 @@ def test_model_freeze_takes_one_glob_alone_and_names_a_typo() -> None:
     assert str(raised.value) == (
         "model.freeze: none, backbone or a list of parameter-name globs; did you mean 'backbone'? (got 'backbon')"
     )
+
+
+def test_a_layer_that_changes_the_model_s_task_brings_the_task_s_loss(tmp_path: Path) -> None:
+    # A classifier recipe's cross_entropy stood: --set model.head=regression needed --set loss=mse too.
+    assert load_config("digits-mlp", ["model.head=regression"]).loss.name == "mse"
+    assert load_config("digits-mlp", flags={"model.name": "autoencoder"}).loss.name == "mse"
+    assert load_config("digits-mlp", ["loss.name=l1", "model.head=keypoints"]).loss.name == "l1"  # it suits: kept
+    assert load_config("digits-mlp", ["model.head=keypoints", "loss.name=smooth_l1"]).loss.name == "smooth_l1"
+    (tmp_path / "mine.yaml").write_text("base: digits-mlp\nmodel: {head: regression}\n")
+    assert load_config(str(tmp_path / "mine.yaml")).loss.name == "mse"
+    with pytest.raises(ConfigError, match="'cross_entropy' does not suit the regression task; use one of: mse"):
+        load_config("digits-mlp", ["model.head=regression", "loss=cross_entropy"])  # named: the user's choice
