@@ -15,7 +15,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from dltool.errors import CheckpointError, StorageError, UsageError, option
+from dltool.errors import CheckpointError, StorageError, UsageError, option, quote
 from dltool.tuning._optuna import quiet_optuna
 from dltool.tuning.records import StudyRecord
 from dltool.tuning.settings import TuneSettings
@@ -105,6 +105,43 @@ def refuse_changed_space(settings: TuneSettings) -> None:
                 f"which this space cannot continue ({error}); keep that for {param.key}, or tune under "
                 f"another {option('name')} (or {option('restart_study', True)})"
             ) from None
+
+
+# The data keys that decide which images are val (what trials are scored on) and test.
+SPLIT_KEYS = ("val_fraction", "test_fraction", "split_seed", "split_by", "classes")
+
+
+def refuse_changed_splits(settings: TuneSettings) -> None:
+    """A config whose val and test splits are drawn otherwise than those the study's trials
+    were scored on is a usage error: their values would not compare (keys the space tunes
+    excepted: the user asked for that)."""
+    configs = [trial.user_attrs["config"] for trial in _stored_trials(settings) or [] if "config" in trial.user_attrs]
+    if not configs:
+        return
+    before, now = _splits(configs[-1].get("data", {})), _splits(settings.base["data"])
+    for key in SPLIT_KEYS:
+        if f"data.{key}" not in settings.space and before.get(key) != now.get(key):
+            raise UsageError(
+                f"data.{key}: study {settings.study_name!r} scored its trials on the val split of "
+                f"data.{key} {quote(before.get(key))}, and {quote(now.get(key))} may draw another, so new "
+                f"trials would not compare with them; keep data.{key}: {quote(before.get(key))}, or tune "
+                f"under another {option('name')} (or {option('restart_study', True)})"
+            )
+
+
+def _splits(data: Any) -> dict[str, Any]:
+    """The split keys of a trial's data section as a new run resolves them (unset
+    ``split_by`` is name); none of a section that no longer validates (an older dltool's)."""
+    from pydantic import ValidationError
+
+    from dltool.config.schema import DataConfig
+    from dltool.data.splits import for_new_run
+
+    try:
+        resolved = for_new_run(DataConfig.model_validate(data))
+    except ValidationError:
+        return {}
+    return {key: getattr(resolved, key) for key in SPLIT_KEYS}
 
 
 def _sampled_distributions(trials: list[Any]) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from dltool.tuning._optuna import quiet_optuna
 from dltool.tuning.continuation import (
     check_continuation,
     refuse_changed_space,
+    refuse_changed_splits,
     refuse_lost_trials,
     set_records_aside,
     stored_record,
@@ -64,7 +65,8 @@ def prepare_study(
     if settings.folds:
         _check_folds(config, search_space, settings.folds)
     if stored is not None and not options.restart:
-        refuse_changed_space(settings)  # --dry-run checks it too
+        refuse_changed_space(settings)  # --dry-run checks them too
+        refuse_changed_splits(settings)
     if options.dry_run:
         return settings
     opened = _open_study(settings, stored, options)
