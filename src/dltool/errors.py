@@ -154,5 +154,9 @@ class TrackingError(DltoolError):
     """A tracker could not record the run (an MLflow server or store that refuses it)."""
 
 
+class TrackerTimeout(TrackingError):
+    """A tracker whose server did not answer in time: the run goes on without it."""
+
+
 class StorageError(DltoolError):
     """A tuning study's storage that cannot be opened or read, or that lost trials its study dir records."""

@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from dltool.errors import TrackingError
+from dltool.errors import TrackerTimeout, TrackingError
 from dltool.tuning._optuna import quiet_optuna
 from dltool.tuning.pool import supervise
 from dltool.tuning.progress import StudyStart, TuneObserver
@@ -97,13 +97,19 @@ def _end_parent_run(run_id: str, record: StudyRecord, metric: str, interrupted: 
 
 def _with_parent_run(settings: TuneSettings) -> tuple[TuneSettings, str | None]:
     """With ``train.tracking: mlflow``, the study's parent MLflow run, set as every trial's
-    ``train.mlflow.parent_run`` (trials are its child runs)."""
+    ``train.mlflow.parent_run`` (trials are its child runs). A server that does not answer is
+    a warning, and the study and its trials go on without MLflow (one wait, not one a trial)."""
     train = settings.base["train"]
     if "mlflow" not in train["tracking"]:
         return settings, None
     from dltool.engine.mlflow_tracking import start_study_run
 
-    run_id = start_study_run(settings.study_dir, settings.study_name, settings.base)
+    try:
+        run_id = start_study_run(settings.study_dir, settings.study_name, settings.base)
+    except TrackerTimeout as error:
+        untracked = {**train, "tracking": [name for name in train["tracking"] if name != "mlflow"]}
+        note = f"warning: mlflow: {error}; the study goes on without it (the study dir keeps every record)"
+        return replace(settings, base={**settings.base, "train": untracked}, notes=(*settings.notes, note)), None
     mlflow = {**train["mlflow"], "parent_run": run_id}
     return replace(settings, base={**settings.base, "train": {**train, "mlflow": mlflow}}), run_id
 
