@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import pickle
 import shutil
 import warnings
@@ -193,6 +194,11 @@ def test_eval_val_split_and_last_checkpoint(cli, run: Path) -> None:
     assert epoch["checkpoint"] == str(run / "checkpoints" / "last.pt")
     assert json.loads((run / "eval-test.json").read_text())["checkpoint"] == str(run / "model.safetensors")
     assert "unknown split 'train2'; did you mean 'train'?" in cli("eval", run, "--split", "train2", code=2).stderr
+    # Evaluated from the runs folder as `dltool eval NAME`: the file said "NAME/model.safetensors",
+    # which read from the run dir (or anywhere but that folder) names no file.
+    os.chdir(run.parent)
+    cli("eval", run.name)
+    assert json.loads((run / "eval-test.json").read_text())["checkpoint"] == str(run / "model.safetensors")
 
 
 def test_scores_that_cannot_be_saved_are_still_printed_then_one_line(cli, run: Path, tmp_path: Path) -> None:

@@ -132,7 +132,7 @@ def evaluate_split(
     document: dict[str, Any] = {
         "split": split,
         "dataset": data_config.name,
-        "checkpoint": str(trained.source),
+        "checkpoint": str(Path(trained.source).absolute()),  # the file outlives the working directory
         "tta": trained.tta,
     }
     if data is None and (changed := _data_changes(trained, prepared)):

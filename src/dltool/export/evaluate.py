@@ -62,7 +62,7 @@ def evaluate_export(
     forward = on_torch(exported.run)
     evaluation = evaluate_split(trained, split=split, data=data, root=root, batch_size=batch_size, forward=forward)
     runtime = FORMATS[exported.sidecar.format].runtime
-    document = evaluation.document | {"checkpoint": str(exported.path), "runtime": runtime}
+    document = evaluation.document | {"checkpoint": str(exported.path.absolute()), "runtime": runtime}
     report = report_path(
         lambda stem: exported.path.with_name(f"{exported.path.name}.eval-{stem}.json"), document, data is None
     )
