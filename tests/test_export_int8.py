@@ -16,6 +16,7 @@ import onnx
 import onnx.numpy_helper
 import pytest
 import torch
+from PIL import Image
 
 import dltool
 from conftest import Cli, write_digit_images
@@ -178,6 +179,11 @@ def test_a_reconstruction_int8_export_is_held_to_its_loss(cli, tmp_path: Path) -
     # It listed the digits' classes, which nothing an autoencoder outputs refers to.
     assert "classes" not in sidecar and sidecar["postprocessing"].startswith("the reconstructed 8×8 image")
     assert json.loads(cli("eval", result.path, "--json").stdout)["n"] == 359  # still its run's model
+    image = tmp_path / "digit.png"
+    Image.new("L", (8, 8)).save(image)
+    with pytest.raises(UsageError, match=r"\(score it with dltool\.evaluate\(run\)\)$"):  # was "dltool eval"
+        dltool.predict(run, [image])
+    assert "(score it with dltool eval)" in cli("predict", run, image, code=2).stderr
 
 
 def test_a_lower_is_better_score_drops_when_it_rises() -> None:

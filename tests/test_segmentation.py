@@ -15,6 +15,7 @@ import yaml
 from PIL import Image
 
 import dltool
+from dltool.errors import UsageError
 from events import events, logs_every_epoch, scalars
 from shapes import CLASSES, shapes_dataset
 
@@ -118,6 +119,9 @@ def test_predict_writes_each_mask_at_its_image_s_size_with_overlays(
     cli("predict", run, tmp_path / "in", "--out", tmp_path / "out", "--strict", code=1)
     api = dltool.segment(run, [big], tmp_path / "api")
     assert [r.mask for r in api.rows] == [str(tmp_path / "api" / "big.png")] and not api.unreadable
+    # dltool.predict said "predict has no rows ... (score it with dltool eval)": no word of segment().
+    with pytest.raises(UsageError, match=r"predicts mask images, written by dltool\.segment\("):
+        dltool.predict(run, [big])
 
 
 def test_predict_replaces_its_own_masks_but_no_ground_truth_mask_or_input_without_force(

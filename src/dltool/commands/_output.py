@@ -35,8 +35,9 @@ def animates() -> bool:
     return on_terminal and os.environ.get("TERM", "").lower() not in DUMB_TERMS
 
 
-# Library keywords whose flag is not ``--keyword`` (underscores become dashes).
-FLAGS = {"overrides": "--set"}
+# Library keywords whose flag is not ``--keyword`` (underscores become dashes), and library
+# functions named as a next step, by the command that does the same.
+FLAGS = {"overrides": "--set", "evaluate": "dltool eval"}
 
 
 def flag_spelling(keyword: str, value: str, python: str) -> str:
