@@ -101,3 +101,17 @@ def test_an_input_too_small_for_the_network_is_a_usage_error_naming_it(cli, tmp_
     assert "model 'timm:convnext_atto' cannot take a 1×8×8 input: " in result.stderr
     assert "raise data.image_size" in result.stderr and "torchinfo" not in result.stderr
     assert not list(tmp_path.glob("runs/*"))  # no run dir
+
+
+@pytest.mark.parametrize("name", ["autoencoder", "cnn", "unet"])
+def test_a_container_s_macs_are_its_layers_sum(name: str, required_params) -> None:
+    # torchinfo's figure for a container multiplies the parameters below it by its own output
+    # size: an autoencoder's encoder read 868 K MACs where its layers do 87 K.
+    entry = models.get(name)
+    model = build_model(entry.params(name=name, **required_params(entry, IN_SHAPE)), in_shape=IN_SHAPE, num_classes=3)
+    found = summarize(model, IN_SHAPE, name=name, depth=9)
+    assert sum(row.macs for row in found.layers if row.depth == 1) == found.macs
+    for row in found.layers:
+        below = [r for r in found.layers if r.depth == row.depth + 1 and r.name.startswith(row.name + ".")]
+        if below:
+            assert row.macs == sum(r.macs for r in below), row.name

@@ -103,8 +103,18 @@ def _row(info: Any) -> LayerRow:
         output_shape=[int(n) for n in shape],
         params=int(info.num_params),
         trainable=int(info.trainable_params),
-        macs=int(info.macs),
+        macs=_macs(info),
     )
+
+
+def _macs(info: Any) -> int:
+    """A layer's MACs; a container's, the sum of the layers below it (torchinfo's ``children``
+    are all of them, not only the next level). torchinfo's own figure for a container
+    multiplies every parameter below it by the container's output size (its table shows it
+    as "--"): an autoencoder's encoder read 868 K MACs where its layers do 87 K."""
+    if info.is_leaf_layer:
+        return int(info.macs)
+    return sum(int(child.macs) for child in info.children if child.is_leaf_layer)
 
 
 def si_count(n: float) -> str:
