@@ -100,6 +100,16 @@ def test_errors_name_the_api_s_keywords_in_python_and_the_flags_on_the_command_l
     )
 
 
+def test_tune_trials_hold_list_choices_as_lists_as_best_does(isolated: Path) -> None:
+    # result.trials read trials.csv as it is: '[2, 4]', a string, where result.best had [2, 4].
+    space = {"scheduler.name": ["multistep"], "scheduler.milestones": [[2, 4], [3]]}
+    quick = {"train.epochs": 2, "train.limit_batches": 2}
+    result = tune("digits-mlp", space=space, sampler="grid", trials=2, overrides=quick)
+    assert result.trials["scheduler.milestones"].tolist() == [[2, 4], [3]]
+    assert result.best is not None and result.best["params"]["scheduler.milestones"] in ([2, 4], [3])
+    assert result.trials["state"].tolist() == ["COMPLETE", "COMPLETE"]
+
+
 def test_resume_continues_a_stopped_run_to_the_run_it_would_have_been(isolated: Path) -> None:
     whole = train("digits-mlp", overrides={**QUICK, "train.epochs": 3})
     stopped = train("digits-mlp", overrides={**QUICK, "train.epochs": 3}, stop=StopAfter(25))  # mid-epoch 2

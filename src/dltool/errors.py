@@ -16,11 +16,12 @@ _OPTION = re.compile(f"{_OPEN}([^{_SEP}]*){_SEP}([^{_SEP}]*){_SEP}([^{_CLOSE}]*)
 Spelling = Callable[[str, str, str], str]  # (keyword, value, python spelling) -> text
 
 
+# A setting the user passes, named in an error message by the library's own keyword (and
+# ``value``, if any): ``str(error)`` spells it for Python (``keyword=repr(value)``, or ``python``
+# where the keyword is no argument: ``dltool.resume(RUN)``), a command as its flag
+# (``DltoolError.spelled``), so the library never writes a flag.
 def option(keyword: str, value: Any = None, python: str = "") -> str:
-    """A setting the user passes, named in an error message by the library's own keyword (and
-    ``value``, if any): ``str(error)`` spells it for Python (``keyword=repr(value)``, or
-    ``python`` where the keyword is no argument: ``dltool.resume(RUN)``), a command as its
-    flag (``DltoolError.spelled``), so the library never writes a flag."""
+    """``keyword`` (and ``value``) marked in a message, for each reader to spell."""
     given = "" if value is None or value is True else str(value)  # a switch: the flag alone
     python = python or f"{keyword}={'...' if value is None else repr(value)}"
     return f"{_OPEN}{keyword}{_SEP}{given}{_SEP}{python}{_CLOSE}"

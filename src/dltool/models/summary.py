@@ -107,11 +107,10 @@ def _row(info: Any) -> LayerRow:
     )
 
 
+# torchinfo's own MACs of a container multiply every parameter below it by the container's
+# output size (its table shows "--"): an autoencoder's encoder read 868 K where its layers do 87 K.
 def _macs(info: Any) -> int:
-    """A layer's MACs; a container's, the sum of the layers below it (torchinfo's ``children``
-    are all of them, not only the next level). torchinfo's own figure for a container
-    multiplies every parameter below it by the container's output size (its table shows it
-    as "--"): an autoencoder's encoder read 868 K MACs where its layers do 87 K."""
+    """A layer's MACs; a container's, the sum of the layers below it (all its ``children``)."""
     if info.is_leaf_layer:
         return int(info.macs)
     return sum(int(child.macs) for child in info.children if child.is_leaf_layer)

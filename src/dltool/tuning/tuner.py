@@ -9,6 +9,8 @@ count, so running the same command again completes the study.
 
 from __future__ import annotations
 
+import contextlib
+import json
 import threading
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -49,7 +51,25 @@ class TuneResult:
         """``trials.csv`` as a DataFrame, one row per trial (number, state, params, value, ...)."""
         import pandas as pd
 
-        return pd.read_csv(self.study_dir / TRIALS_CSV)
+        return _decoded(pd.read_csv(self.study_dir / TRIALS_CSV))
+
+
+# A list or mapping (a param's choice, fold_values) is itself in ``TuneResult.trials``, as
+# ``best`` has it, not the JSON text that holds it in the csv.
+def _decoded(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with each column of JSON lists or mappings decoded."""
+    for column, decoded in [(column, frame[column].map(_json_cell).astype(object)) for column in frame.columns]:
+        if any(isinstance(cell, (list, dict)) for cell in decoded):
+            frame[column] = decoded
+    return frame
+
+
+def _json_cell(cell: Any) -> Any:
+    """A cell of JSON text holding a list or a mapping, decoded; any other cell as it is."""
+    with contextlib.suppress(ValueError):  # text that only starts like JSON stays text
+        if isinstance(cell, str) and cell[:1] in ("[", "{"):
+            return json.loads(cell)
+    return cell
 
 
 def tune(
