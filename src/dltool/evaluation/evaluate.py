@@ -131,7 +131,7 @@ def evaluate_split(
     loader = _loader(samples, prepared, trained, batch_size)
     document: dict[str, Any] = {
         "split": split,
-        "dataset": data_config.name,
+        "dataset": str(_folder_of(data_config.name) or data_config.name),  # a folder as an absolute path
         "checkpoint": str(Path(trained.source).absolute()),  # the file outlives the working directory
         "tta": trained.tta,
     }
