@@ -75,6 +75,41 @@ def test_train_options_name_runs_dir_and_a_none_value(isolated: Path) -> None:
     assert again.run_dir == Path("elsewhere/mine-1")  # named after the run it started from, as the command does
 
 
+def test_errors_name_the_api_s_keywords_in_python_and_the_flags_on_the_command_line(cli, isolated: Path) -> None:
+    # From Python they said "choose another --name or --resume it" and "fixed by --lr": flags
+    # that a script has not got.
+    quick = {"train.epochs": 1, "train.limit_batches": 2}
+    train("digits-mlp", overrides=quick, name="mine")
+    with pytest.raises(UsageError) as taken:
+        train("digits-mlp", overrides=quick, name="mine")
+    assert "choose another name=... or dltool.resume('runs/mine') to go on with it" in str(taken.value)
+    refused = cli("train", "digits-mlp", "--name", "mine", code=2).stderr
+    assert "choose another --name or --resume runs/mine to go on with it" in refused
+    space = {"optimizer.lr": [1.0e-3, 1.0e-2]}
+    with pytest.raises(UsageError) as overlap:
+        tune("digits-mlp", space=space, overrides={"optimizer.lr": 0.1, **quick})
+    assert "optimizer.lr: both fixed by overrides['optimizer.lr'] and tuned" in str(overlap.value)
+    with pytest.raises(UsageError, match=r"^workers=0: at least 1$"):
+        tune("digits-mlp", space=space, workers=0)
+    for error in (taken, overlap):
+        assert "--" not in str(error.value)
+    (isolated / "space.yaml").write_text(yaml.safe_dump(space))
+    assert (
+        "both fixed by --lr and tuned"
+        in cli("tune", "digits-mlp", "--space", "space.yaml", "--lr", "0.1", code=2).stderr
+    )
+
+
+def test_tune_trials_hold_list_choices_as_lists_as_best_does(isolated: Path) -> None:
+    # result.trials read trials.csv as it is: '[2, 4]', a string, where result.best had [2, 4].
+    space = {"scheduler.name": ["multistep"], "scheduler.milestones": [[2, 4], [3]]}
+    quick = {"train.epochs": 2, "train.limit_batches": 2}
+    result = tune("digits-mlp", space=space, sampler="grid", trials=2, overrides=quick)
+    assert result.trials["scheduler.milestones"].tolist() == [[2, 4], [3]]
+    assert result.best is not None and result.best["params"]["scheduler.milestones"] in ([2, 4], [3])
+    assert result.trials["state"].tolist() == ["COMPLETE", "COMPLETE"]
+
+
 def test_resume_continues_a_stopped_run_to_the_run_it_would_have_been(isolated: Path) -> None:
     whole = train("digits-mlp", overrides={**QUICK, "train.epochs": 3})
     stopped = train("digits-mlp", overrides={**QUICK, "train.epochs": 3}, stop=StopAfter(25))  # mid-epoch 2

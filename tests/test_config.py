@@ -256,3 +256,15 @@ def test_a_value_where_a_mapping_is_wanted_names_the_keys_it_takes() -> None:
         ConfigError, match=r"train.early_stopping: should be a mapping of patience, min_delta \(got 5\)"
     ):
         load_config("digits-mlp", ["train.early_stopping=5"])
+
+
+def test_a_layer_that_changes_the_model_s_task_brings_the_task_s_loss(tmp_path: Path) -> None:
+    # A classifier recipe's cross_entropy stood: --set model.head=regression needed --set loss=mse too.
+    assert load_config("digits-mlp", ["model.head=regression"]).loss.name == "mse"
+    assert load_config("digits-mlp", flags={"model.name": "autoencoder"}).loss.name == "mse"
+    assert load_config("digits-mlp", ["loss.name=l1", "model.head=keypoints"]).loss.name == "l1"  # it suits: kept
+    assert load_config("digits-mlp", ["model.head=keypoints", "loss.name=smooth_l1"]).loss.name == "smooth_l1"
+    (tmp_path / "mine.yaml").write_text("base: digits-mlp\nmodel: {head: regression}\n")
+    assert load_config(str(tmp_path / "mine.yaml")).loss.name == "mse"
+    with pytest.raises(ConfigError, match="'cross_entropy' does not suit the regression task; use one of: mse"):
+        load_config("digits-mlp", ["model.head=regression", "loss=cross_entropy"])  # named: the user's choice

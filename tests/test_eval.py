@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import pickle
 import shutil
 import warnings
@@ -193,6 +194,11 @@ def test_eval_val_split_and_last_checkpoint(cli, run: Path) -> None:
     assert epoch["checkpoint"] == str(run / "checkpoints" / "last.pt")
     assert json.loads((run / "eval-test.json").read_text())["checkpoint"] == str(run / "model.safetensors")
     assert "unknown split 'train2'; did you mean 'train'?" in cli("eval", run, "--split", "train2", code=2).stderr
+    # Evaluated from the runs folder as `dltool eval NAME`: the file said "NAME/model.safetensors",
+    # which read from the run dir (or anywhere but that folder) names no file.
+    os.chdir(run.parent)
+    cli("eval", run.name)
+    assert json.loads((run / "eval-test.json").read_text())["checkpoint"] == str(run / "model.safetensors")
 
 
 def test_scores_that_cannot_be_saved_are_still_printed_then_one_line(cli, run: Path, tmp_path: Path) -> None:
@@ -307,6 +313,14 @@ def test_eval_reports_of_two_folders_of_one_name_are_both_kept(cli, run: Path, t
     assert "eval-batch-all.json" in {report.name for report in reports} and len(reports) == 2
     assert {json.loads(report.read_text())["dataset"] for report in reports} == {str(folder) for folder in folders}
     assert documents[0] == documents[2]  # the first folder again: its own report, replaced
+    # The same folder named relatively from two working directories: "batch" and "2024/batch"
+    # were recorded as typed, so the second run took the first report for another folder's.
+    os.chdir(folders[0].parent)
+    cli("eval", run, "--data", "batch")
+    os.chdir(tmp_path)
+    cli("eval", run, "--data", "2024/batch")
+    assert len(sorted(run.glob("eval-batch*-all.json"))) == 2
+    assert json.loads((run / "eval-batch-all.json").read_text())["dataset"] == str(folders[0])
 
 
 def test_a_run_whose_image_folder_is_gone_says_so_and_how_to_score_another(cli, tmp_path: Path) -> None:
@@ -358,7 +372,7 @@ def test_eval_data_of_the_runs_own_folder_warns_that_it_scores_training_images(c
     for given in (str(folder), f"{folder}/../photos/"):  # however it is spelt
         result = cli("eval", run, "--data", given, "--json")
         assert json.loads(result.stdout)["includes_training_images"] is True
-        assert f"warning: {given}: the run trained on images of this folder" in result.stderr
+        assert f"warning: {folder}: the run trained on images of this folder" in result.stderr  # named whole
     shutil.copytree(folder, tmp_path / "copy")
     assert "includes_training_images" not in json.loads(cli("eval", run, "--data", tmp_path / "copy", "--json").stdout)
 

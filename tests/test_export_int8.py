@@ -16,9 +16,11 @@ import onnx
 import onnx.numpy_helper
 import pytest
 import torch
+from PIL import Image
 
 import dltool
 from conftest import Cli, write_digit_images
+from dltool.commands._output import error_message
 from dltool.config import load_config
 from dltool.engine import train
 from dltool.errors import ExportError, UsageError
@@ -145,10 +147,12 @@ def test_a_refusal_on_a_small_test_split_says_one_image_decides_it() -> None:
     # A photo folder's 7 test images: 1 answer of 7 changed is "33.3% worse", which read as
     # a broken quantization rather than a check too coarse to pass.
     check = Int8Check("test", "accuracy", 3 / 7, 2 / 7, True, images=7, calibration_images=55, max_drop=0.01)
-    message = refusal(check)
+    error = ExportError(refusal(check))
+    message = error_message(error)  # as the command says it
     assert message.startswith("int8 accuracy on the 7 images of the test split is 0.2857 against the float model's")
     assert "33.3% worse (allowed: 1.0%, --max-drop)" in message and message.endswith("nothing written")
     assert "one image is 14.3% of 7: a larger --max-drop or a larger test split" in message
+    assert "a larger max_drop or" in str(error)  # as dltool.export_model says it
     big = Int8Check("test", "accuracy", 0.9, 0.8, True, images=359, calibration_images=256, max_drop=0.01)
     assert "one image is" not in refusal(big)
 
@@ -167,13 +171,22 @@ def test_without_the_runs_data_an_int8_export_says_so_and_writes_nothing(cli, tm
     assert not (run / "export").exists()
 
 
-def test_a_reconstruction_int8_export_is_held_to_its_loss(tmp_path: Path) -> None:
+def test_a_reconstruction_int8_export_is_held_to_its_loss(cli, tmp_path: Path) -> None:
     config = load_config("digits-mlp", ["model.name=autoencoder", "loss.name=mse", "train.epochs=1"])
     run = train(config, create_run_dir(tmp_path, "ae")).run_dir
     result = export_trained(load_trained(run), "onnx", int8=Int8(calibration=64, max_drop=1.0))
     assert result.path == run / "export" / "model.int8.onnx"
     assert result.int8 is not None and result.int8.score == "loss" and not result.int8.higher_is_better
-    assert json.loads(sidecar_path(result.path).read_text())["quantization"]["calibration"]["images"] == 64
+    sidecar = json.loads(sidecar_path(result.path).read_text())
+    assert sidecar["quantization"]["calibration"]["images"] == 64
+    # It listed the digits' classes, which nothing an autoencoder outputs refers to.
+    assert "classes" not in sidecar and sidecar["postprocessing"].startswith("the reconstructed 8×8 image")
+    assert json.loads(cli("eval", result.path, "--json").stdout)["n"] == 359  # still its run's model
+    image = tmp_path / "digit.png"
+    Image.new("L", (8, 8)).save(image)
+    with pytest.raises(UsageError, match=r"\(score it with dltool\.evaluate\(run\)\)$"):  # was "dltool eval"
+        dltool.predict(run, [image])
+    assert "(score it with dltool eval)" in cli("predict", run, image, code=2).stderr
 
 
 def test_a_lower_is_better_score_drops_when_it_rises() -> None:

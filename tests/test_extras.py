@@ -41,7 +41,7 @@ def test_a_postgresql_storage_without_a_driver_names_the_extra(monkeypatch: pyte
     with pytest.raises(UsageError) as error:
         check_storage("postgresql://me:secret@db/studies", 1)
     assert str(error.value) == (
-        "--storage postgresql://me@db/studies: psycopg is not installed; pip install 'dltool[postgres]'"
+        "storage='postgresql://me@db/studies': psycopg is not installed; pip install 'dltool[postgres]'"
     )
 
 

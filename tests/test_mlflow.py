@@ -201,3 +201,34 @@ def test_a_store_that_refuses_the_run_is_one_line_and_leaves_no_run_dir(isolated
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith(f"error: MLflow at {store} refused the run: ") and "MLFLOW_ALLOW_FILE_STORE" in last
     assert not list((isolated / "runs").glob("*"))
+
+
+@pytest.fixture
+def hung_server() -> Iterator[str]:
+    """A server that takes connections and never answers: a bare socket listening on loopback."""
+    with socket.socket() as listening:
+        listening.bind(("127.0.0.1", 0))
+        listening.listen(16)
+        yield f"http://127.0.0.1:{listening.getsockname()[1]}"
+
+
+def test_a_server_that_never_answers_costs_one_timeout_then_the_run_goes_on(hung_server: str, isolated: Path) -> None:
+    # MLflow waits its request timeout once per retry (7 retries, with backoff: 4 minutes a call
+    # at a 1 s timeout, 20 at the default 120 s), and the run waited that for every call.
+    env = {"MLFLOW_TRACKING_URI": hung_server, "MLFLOW_HTTP_REQUEST_TIMEOUT": "1"}
+    started = time.monotonic()
+    result = run_dltool("train", "digits-mlp", *QUICK, "--set", "train.tracking=mlflow", "--name", "r", env=env,
+                        cwd=isolated)  # fmt: skip
+    assert time.monotonic() - started < 60, result.stderr
+    assert result.stdout == "runs/r\n"
+    (warning,) = [line for line in result.stderr.splitlines() if "mlflow" in line.lower()]
+    assert warning == (
+        f"warning: mlflow: MLflow at {hung_server} did not answer in 1 s (MLFLOW_HTTP_REQUEST_TIMEOUT); "
+        "the run goes on without it (the run dir keeps every record)"
+    )
+    assert json.loads((isolated / "runs" / "r" / "summary.json").read_text())["status"] == "completed"
+    write(isolated / "space.yaml", "optimizer.lr: [1.0e-3, 1.0e-2]\n")
+    tuned = run_dltool("tune", "digits-mlp", "--space", "space.yaml", "--sampler", "grid", *QUICK, "--set",
+                       "train.tracking=mlflow", env=env, cwd=isolated)  # fmt: skip
+    assert tuned.stderr.count("did not answer in 1 s") == 1 and "study goes on without it" in tuned.stderr
+    assert time.monotonic() - started < 120, tuned.stderr

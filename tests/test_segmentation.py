@@ -15,6 +15,7 @@ import yaml
 from PIL import Image
 
 import dltool
+from dltool.errors import UsageError
 from events import events, logs_every_epoch, scalars
 from shapes import CLASSES, shapes_dataset
 
@@ -118,6 +119,9 @@ def test_predict_writes_each_mask_at_its_image_s_size_with_overlays(
     cli("predict", run, tmp_path / "in", "--out", tmp_path / "out", "--strict", code=1)
     api = dltool.segment(run, [big], tmp_path / "api")
     assert [r.mask for r in api.rows] == [str(tmp_path / "api" / "big.png")] and not api.unreadable
+    # dltool.predict said "predict has no rows ... (score it with dltool eval)": no word of segment().
+    with pytest.raises(UsageError, match=r"predicts mask images, written by dltool\.segment\("):
+        dltool.predict(run, [big])
 
 
 def test_predict_replaces_its_own_masks_but_no_ground_truth_mask_or_input_without_force(
@@ -150,7 +154,50 @@ def test_predict_output_gets_the_rows_of_the_masks_in_the_format_of_its_suffix(
         assert result.stdout == ""
     assert (tmp_path / "rows.csv").read_text().splitlines() == on_stdout
     table = pq.read_table(tmp_path / "rows.parquet").to_pylist()
-    assert [",".join(value or "" for value in row.values()) for row in table] == on_stdout[1:]  # null: no overlay
+    from_csv = pd.read_csv(tmp_path / "rows.csv", keep_default_na=False).to_dict("records")
+    for row in from_csv:
+        row["overlay"], row["classes"] = row["overlay"] or None, json.loads(row["classes"])  # null: no overlay
+    assert table == from_csv
+
+
+def test_mask_rows_keep_class_names_with_spaces_apart_in_every_format(cli, tmp_path: Path) -> None:
+    # The classes cell was the names joined by spaces: "open sky blue square" read as 4 names.
+    spaced = ["open sky", "red, disc", 'blue "square"']
+    shapes = shapes_dataset(tmp_path / "spaced", train=8, val=4, test=4)
+    (shapes / "classes.txt").write_text("\n".join(spaced) + "\n")
+    config = {**CONFIG, "data": {"name": str(shapes)}, "train": {"epochs": 1, "batch_size": 8}}
+    (tmp_path / "seg.yaml").write_text(yaml.safe_dump(config))
+    run = dltool.train(tmp_path / "seg.yaml", runs_dir=tmp_path / "runs").run_dir
+    images, out = shapes / "test" / "images", tmp_path / "masks"
+    shown = [row.classes for row in dltool.segment(run, images, out).rows]
+    assert shown and all(set(names) <= set(spaced) for names in shown)
+    jsonl = cli("predict", run, images, "--out", out, "--format", "jsonl").stdout.splitlines()
+    assert [json.loads(line)["classes"] for line in jsonl] == shown
+    cli("predict", run, images, "--out", out, "--output", tmp_path / "rows.csv")
+    assert [json.loads(cell) for cell in pd.read_csv(tmp_path / "rows.csv")["classes"]] == shown
+    cli("predict", run, images, "--out", out, "--output", tmp_path / "rows.parquet")
+    assert [list(cell) for cell in pd.read_parquet(tmp_path / "rows.parquet")["classes"]] == shown
+
+
+@pytest.mark.parametrize("loader", ["memory", "stream"])
+def test_augmentations_grid_draws_each_mask_moved_with_its_image(
+    cli, recipe: Path, loader: str, tmp_path: Path
+) -> None:
+    # The grid showed the augmented images alone: nothing showed the masks following them.
+    from dltool.config import load_config
+    from dltool.viz import augmentations
+
+    augment = "data.augment={flip: true, vflip: true, affine: {degrees: 30}}"
+    config = load_config(str(recipe), [augment, f"data.loader={loader}", "data.image_size=32"])
+    draws = augmentations.draw_rows(config, 4, 2)
+    for images, masks in zip(draws.rows, draws.targets, strict=True):
+        red = images[:, 0] > 150  # discs are (230, 60, 40), squares (40, 200, 230), the rest below 60
+        assert masks.shape == (4, 32, 32) and ((masks == 1) == red).mean() > 0.97
+    drawn = augmentations.augmentations_figure(config, draws)
+    assert all(len(ax.images) == 2 for ax in drawn.axes if ax.images)  # each image under its mask
+    (tmp_path / "aug.yaml").write_text(yaml.safe_dump({"base": str(recipe), "data": {"loader": loader}}))
+    result = cli("visualize", tmp_path / "aug.yaml", "--augmentations", "--out", tmp_path / "grid")
+    assert result.stdout.split() == [str(tmp_path / "grid" / "augmentations.png")] and "not drawn" not in result.stderr
 
 
 def test_binary_masks_saved_as_0_and_255_are_refused_with_the_reason(cli, tmp_path: Path) -> None:

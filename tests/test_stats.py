@@ -164,3 +164,9 @@ def test_a_segmentation_folders_table_says_its_class_rows_count_pixels(cli, tmp_
     header = next(line for line in lines if line.startswith("class"))
     assert header.split()[:3] == ["class", "(pixels)", "train"]  # was "class": pixels read as images
     assert next(line for line in lines if line.startswith("images")).split() == ["images", "6", "3", "2"]
+    # Three splits of RGB means on an 80-column stderr were cut short: "0.1787 0.1665 0.16…".
+    assert "…" not in "\n".join(lines)
+    means = [line for line in lines if line.startswith("mean")][0].split()[1:]
+    assert means[:2] == [
+        f"{m:.4f}" for m in json.loads(cli("stats", root, "--json").stdout)["splits"]["train"]["mean"][:2]
+    ]

@@ -220,3 +220,19 @@ def test_balanced_class_weights_are_refused_for_streamed_masks(tmp_path: Path, s
     balanced = run_config(tmp_path, shapes, "data.loader=stream", "loss.class_weights=balanced")
     with pytest.raises(ConfigError, match=r"streamed masks \(data.loader stream\)"):  # their pixels are never counted
         train(balanced, create_run_dir(tmp_path / "runs", "balanced"))
+
+
+def test_the_loader_s_size_estimate_counts_the_pairs_that_will_train(tmp_path: Path, shapes: Path) -> None:
+    # It counted every paired file, an RGB mask and a mask of another size among them,
+    # though decoding drops those pairs: 22 images estimated, 20 decoded.
+    from dltool.data.mask_stream import streamed_masks
+
+    Image.new("RGB", (16, 16)).save(shapes / "train" / "images" / "rgb.png")
+    Image.new("RGB", (16, 16)).save(shapes / "train" / "masks" / "rgb.png")
+    Image.new("RGB", (16, 16)).save(shapes / "train" / "images" / "small.png")
+    Image.new("L", (8, 8)).save(shapes / "train" / "masks" / "small.png")
+    config = DataConfig.model_validate({"name": str(shapes), "loader": "auto"})
+    _, lines = streamed_masks(config, shapes)
+    assert "(20 images of 3x16x16 and their masks)" in lines[0]
+    held = prepared(shapes, "memory")
+    assert sum(len(split) for split in held.splits.values()) == 20

@@ -215,6 +215,23 @@ def test_continuing_with_a_space_that_changes_a_keys_kind_is_a_usage_error(cli, 
     assert [r["state"] for r in trials_csv(tmp_path / "runs" / "s")] == ["COMPLETE", "COMPLETE"]
 
 
+def test_continuing_with_other_val_splits_is_a_usage_error_naming_the_key(cli, tmp_path: Path) -> None:
+    # A study continued with data.split_seed (or split_by, val_fraction, ...) changed mixed
+    # trials scored on one val split with trials scored on another, and ranked them together.
+    space = write(tmp_path / "space.yaml", "optimizer.lr: [1.0e-3, 1.0e-2, 3.0e-2]\n")
+    args = ["tune", "digits-mlp", *QUICK, "--name", "s", "--space", space, "--sampler", "grid", "--pruner", "none"]
+    cli(*args, "--trials", "1")
+    before = trials_csv(tmp_path / "runs" / "s")
+    refused = cli(*args, "--trials", "2", "--set", "data.split_seed=1", code=2).stderr
+    assert "data.split_seed: study 's' scored its trials on the val split of data.split_seed 0, and 1 may" in refused
+    assert "keep data.split_seed: 0, or tune under another --name (or --restart-study)" in refused
+    assert trials_csv(tmp_path / "runs" / "s") == before
+    assert "data.val_fraction" in cli(*args, "--trials", "2", "--set", "data.val_fraction=0.2", code=2).stderr
+    cli(*args, "--trials", "2", "--set", "data.split_by=name")  # what an unset split_by means for a new run
+    cli(*args, "--trials", "1", "--set", "data.split_seed=1", "--restart-study")  # a new study: allowed
+    assert len(trials_csv(tmp_path / "runs" / "s")) == 1 and (tmp_path / "runs" / "s" / "restarted-1").is_dir()
+
+
 def test_a_study_dir_named_where_one_run_goes_is_a_usage_error_naming_its_best_trial(cli, tmp_path: Path) -> None:
     space = write(tmp_path / "space.yaml", "optimizer.lr: [1.0e-2]\n")
     cli("tune", "digits-mlp", "--space", space, *QUICK, "--name", "s", "--trials", "1")

@@ -65,6 +65,7 @@ def test_two_workers_share_the_journal_and_finish_8_trials(tmp_path: Path) -> No
     assert len(workers) == 2  # both worker processes ran trials
     logs = result.stderr + "".join(p.read_text() for p in (study / "workers").glob("*.log"))
     assert "lock" not in logs.lower() and "Traceback" not in logs and "error" not in logs.lower()
+    assert "Warning" not in logs  # runpy's RuntimeWarning opened every worker's log
 
 
 def postgres_url() -> str | None:

@@ -4,7 +4,7 @@ The handlers are installed whatever the process inherited: a command started in 
 background by a script inherits SIGINT as ignored, and ``kill -INT`` must still stop it.
 
 A foundation rather than a command helper: the commands use it, and so does the process of
-a tune worker (``dltool.tuning.worker``), which is library code.
+a tune worker (``dltool.tuning.worker_process``), which is library code.
 """
 
 from __future__ import annotations

@@ -32,7 +32,7 @@ from dltool.commands import summary as summary_command
 from dltool.commands import train as train_command
 from dltool.commands import tune as tune_command
 from dltool.commands import visualize as visualize_command
-from dltool.commands._output import report_error
+from dltool.commands._output import error_message, report_error
 from dltool.errors import DltoolError
 
 # Errors that input can still cause past validation (a size no memory can hold, a nest too
@@ -65,7 +65,7 @@ class DltoolGroup(TyperGroup):
             _stop_writing()
             raise typer.Exit(0) from None
         except EXPECTED as error:
-            _report(ctx, "error", str(error) or type(error).__name__)
+            _report(ctx, "error", error_message(error))
             raise typer.Exit(getattr(error, "exit_code", 1)) from None
         except Exception as error:
             _report(

@@ -3,16 +3,53 @@
 from __future__ import annotations
 
 import difflib
+import re
 import reprlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+# A setting named in a message (see ``option``): keyword, value and the Python spelling,
+# between control characters no path, value or name in a message holds.
+_OPEN, _SEP, _CLOSE = "\x02", "\x1f", "\x03"
+_OPTION = re.compile(f"{_OPEN}([^{_SEP}]*){_SEP}([^{_SEP}]*){_SEP}([^{_CLOSE}]*){_CLOSE}")
+Spelling = Callable[[str, str, str], str]  # (keyword, value, python spelling) -> text
+
+
+# A setting the user passes, named in an error message by the library's own keyword (and
+# ``value``, if any): ``str(error)`` spells it for Python (``keyword=repr(value)``, or ``python``
+# where the keyword is no argument: ``dltool.resume(RUN)``), a command as its flag
+# (``DltoolError.spelled``), so the library never writes a flag.
+def option(keyword: str, value: Any = None, python: str = "") -> str:
+    """``keyword`` (and ``value``) marked in a message, for each reader to spell."""
+    given = "" if value is None or value is True else str(value)  # a switch: the flag alone
+    python = python or f"{keyword}={'...' if value is None else repr(value)}"
+    return f"{_OPEN}{keyword}{_SEP}{given}{_SEP}{python}{_CLOSE}"
+
+
+def python_spelling(keyword: str, value: str, python: str) -> str:
+    """How the Python API names a setting: ``name='x'``, ``force=True``."""
+    return python
+
 
 class DltoolError(Exception):
-    """A failure the user can act on: reported as one line, exit code 1."""
+    """A failure the user can act on: reported as one line, exit code 1. Settings in its
+    message are ``option``s, spelled for Python by ``str`` and for a command by ``spelled``."""
 
     exit_code = 1
+
+    def __str__(self) -> str:
+        return self.spelled(python_spelling)
+
+    def spelled(self, spelling: Spelling) -> str:
+        """The message with each ``option`` spelled by ``spelling``."""
+        return _OPTION.sub(lambda match: spelling(*match.groups()), self.unspelled)
+
+    @property
+    def unspelled(self) -> str:
+        """The message with its ``option``s left for the reader's spelling: what another
+        error's message quotes it as (an f-string would spell them for Python)."""
+        return super().__str__()
 
 
 class UsageError(DltoolError):
@@ -116,6 +153,10 @@ def first_line(error: BaseException) -> str:
 
 class TrackingError(DltoolError):
     """A tracker could not record the run (an MLflow server or store that refuses it)."""
+
+
+class TrackerTimeout(TrackingError):
+    """A tracker whose server did not answer in time: the run goes on without it."""
 
 
 class StorageError(DltoolError):

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from dltool.errors import CheckpointError, UsageError
+from dltool.errors import CheckpointError, UsageError, option
 from dltool.rundir import RunDir, is_run_dir, open_run_dir, read_weights_header, refuse_parent_of_runs
 
 # State-dict entries that are buffers, not parameters (batch norm's running statistics).
@@ -42,7 +42,7 @@ def stats(
 
 def _no_split(split: str | None, what: str) -> None:
     if split is not None:
-        raise UsageError(f"--split applies to datasets, not to {what}")
+        raise UsageError(f"{option('split')} applies to datasets, not to {what}")
 
 
 def run_stats(path: Path) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.text import Text
 
 from dltool._io import json_safe
+from dltool.errors import DltoolError
 
 # Progress, tables and logs. rich reads the colour conventions itself: NO_COLOR (no colour,
 # whatever else is set), FORCE_COLOR (colour into a pipe or a file, as CI logs want), TERM=dumb.
@@ -34,6 +35,23 @@ def animates() -> bool:
     except ValueError:  # a closed stream
         on_terminal = False
     return on_terminal and os.environ.get("TERM", "").lower() not in DUMB_TERMS
+
+
+# Library keywords whose flag is not ``--keyword`` (underscores become dashes), and library
+# functions named as a next step, by the command that does the same.
+FLAGS = {"overrides": "--set", "evaluate": "dltool eval"}
+
+
+def flag_spelling(keyword: str, value: str, python: str) -> str:
+    """How the command line names a setting that an error's message names (``errors.option``)."""
+    flag = FLAGS.get(keyword, "--" + keyword.replace("_", "-"))
+    return f"{flag} {value}" if value else flag
+
+
+def error_message(error: BaseException) -> str:
+    """The one line an error is reported as, its settings spelled as flags."""
+    message = error.spelled(flag_spelling) if isinstance(error, DltoolError) else str(error)
+    return message or type(error).__name__
 
 
 def report_error(label: str, message: str) -> None:

@@ -10,6 +10,7 @@ from typing import Any
 from dltool.errors import UsageError
 
 COLUMNS = ("path", "mask", "overlay", "classes")
+LIST_COLUMNS = {"classes"}  # a list of names: a JSON array in csv, a list in jsonl and Parquet
 
 
 def check_options(model: Any, out: Path | None, overlay: bool, top_k: int | None) -> bool:
@@ -41,14 +42,15 @@ class MaskRow:
     classes: list[str]
 
     def values(self) -> list[Any]:
-        """The csv and Parquet cells: no overlay is an empty csv cell and a Parquet null."""
-        return [self.path, self.mask, self.overlay, " ".join(self.classes)]
+        """The csv and Parquet cells: no overlay is an empty csv cell and a Parquet null; the
+        classes a list (a class name may hold spaces, so no joined text could be split back)."""
+        return [self.path, self.mask, self.overlay, self.classes]
 
     def document(self) -> dict[str, Any]:
         return {"path": self.path, "mask": self.mask, "overlay": self.overlay, "classes": self.classes}
 
     def line(self) -> str:
-        return f"{self.mask}  {' '.join(self.classes)}  {self.path}"
+        return f"{self.mask}  {', '.join(self.classes)}  {self.path}"
 
 
 def mask_rows(

@@ -19,7 +19,8 @@ from dltool.commands._output import Tally, say, stderr
 
 Opt = typer.Option
 FORMATS = ("csv", "jsonl", "parquet", "table")
-Columns = tuple[list[str], set[str]]  # the rows' columns, and those of them that hold text
+# The rows' columns, those of them that hold text and those that hold lists of text.
+Columns = tuple[list[str], set[str], set[str]]
 Workers = Annotated[
     int | None,
     Opt(
@@ -65,7 +66,7 @@ def predict(
     Example: find imgs -name '*.png' | dltool predict runs/digits-mlp-1 - --format jsonl | jq -r .label
     """
     prepare_process(workers)
-    from dltool.commands._predict_masks import COLUMNS, check_options, mask_rows
+    from dltool.commands._predict_masks import COLUMNS, LIST_COLUMNS, check_options, mask_rows
     from dltool.evaluation.predict import predict as predict_images
     from dltool.evaluation.predict import prediction_columns, read_path_lines, text_columns
     from dltool.export.inference import load_inference_model
@@ -77,11 +78,12 @@ def predict(
     _check_output(output, target, paths, force)
     if masks:  # the rows say where each mask went; the same formats and --output as labels
         options = {"overlay": overlay, "batch_size": batch_size, "workers": workers, "force": force}
-        rows, columns, text = mask_rows(model, inputs, out, options), list(COLUMNS), set(COLUMNS)
+        rows = mask_rows(model, inputs, out, options)
+        columns: Columns = (list(COLUMNS), set(COLUMNS) - LIST_COLUMNS, LIST_COLUMNS)
     else:
         rows = predict_images(model, inputs, top_k=top_k or 3, batch_size=batch_size, workers=workers)
-        columns, text = prediction_columns(model, top_k or 3), text_columns(model, top_k or 3)
-    _report(_write_labels(rows, chosen, output, (columns, text)), strict)
+        columns = (prediction_columns(model, top_k or 3), text_columns(model, top_k or 3), set())
+    _report(_write_labels(rows, chosen, output, columns), strict)
 
 
 def prepare_process(workers: int | None) -> None:
@@ -92,17 +94,16 @@ def prepare_process(workers: int | None) -> None:
 
 
 def _write_labels(rows: Generator[Any, None, None], chosen: str, output: Path | None, columns: Columns) -> Tally:
-    """The rows in format ``chosen`` to ``output`` (else stdout); ``columns``: their names, and
-    those that hold text. ``rows`` is closed however writing ends (Ctrl-C, SIGTERM, a full
+    """The rows in format ``chosen`` to ``output`` (else stdout); ``columns``: their names,
+    those that hold text and those that hold lists. ``rows`` is closed however writing ends (Ctrl-C, SIGTERM, a full
     disk): its decoding workers stop now, not at the interpreter's exit, which could wait on
     them for ever."""
-    names, text = columns
     with closing(rows):
         if chosen == "parquet":
             assert output is not None  # _format asks for it
-            return _write_parquet(rows, output, names, text)
+            return _write_parquet(rows, output, columns)
         with _destination(output) as stream:
-            return _kept_if_any_read(_write_rows(rows, _WRITERS[chosen](stream, names), stream.flush), output)
+            return _kept_if_any_read(_write_rows(rows, _WRITERS[chosen](stream, columns[0]), stream.flush), output)
 
 
 def _kept_if_any_read(tally: Tally, output: Path | None) -> Tally:
@@ -139,10 +140,10 @@ def _format(output_format: str | None, output: Path | None, masks: bool = False)
     return chosen
 
 
-def _write_parquet(rows: Iterable[Any], output: Path, columns: list[str], text: set[str]) -> Tally:
+def _write_parquet(rows: Iterable[Any], output: Path, columns: Columns) -> Tally:
     from dltool.evaluation.tables import ParquetRows
 
-    with _open_output(output, "wb") as file, ParquetRows(file, columns, text) as table:
+    with _open_output(output, "wb") as file, ParquetRows(file, *columns) as table:
         return _kept_if_any_read(_write_rows(rows, table.write, lambda: None), output)
 
 
@@ -209,7 +210,15 @@ def _is_predictions(path: Path) -> bool:
 def _csv_writer(stream: TextIO, columns: list[str]) -> Any:
     writer = csv.writer(stream, lineterminator="\n")
     writer.writerow(columns)
-    return lambda row: writer.writerow([f"{v:.6f}" if isinstance(v, float) else v for v in row.values()])
+    return lambda row: writer.writerow([_csv_cell(v) for v in row.values()])
+
+
+def _csv_cell(value: Any) -> Any:
+    """Numbers to 6 decimals; a list (a mask's classes) as a JSON array, which reads back
+    whatever its items hold (spaces, commas, quotes)."""
+    if isinstance(value, float):
+        return f"{value:.6f}"
+    return json.dumps(value, ensure_ascii=False) if isinstance(value, list) else value
 
 
 def _jsonl_writer(stream: TextIO, columns: list[str]) -> Any:

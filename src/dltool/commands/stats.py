@@ -65,7 +65,7 @@ def _show_dataset(report: dict[str, Any]) -> None:
     table.add_column(noun, no_wrap=True)
     for name, split in splits.items():
         header = f"{name} (= {split['same_as']})" if "same_as" in split else name
-        table.add_column(header, justify="right", no_wrap=True)
+        table.add_column(header, justify="right", overflow="fold")  # a number cut short ("0.16…") misleads
     for cls in report["classes"]:
         table.add_row(cls, *(str(s["per_class"][cls]) if s["per_class"] else "-" for s in splits.values()))
     table.add_row(Text(total, "bold"), *(Text(str(s["n"]), "bold") for s in splits.values()))

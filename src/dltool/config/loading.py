@@ -5,7 +5,10 @@ schema defaults < recipe YAML (via ``base:``) < user YAML < ``--set key.path=val
 A YAML file may start from another recipe or file with a top-level ``base: NAME|PATH``.
 When a layer switches a registry section to another entry (``--model cnn``), the keys of
 lower layers that the new entry does not take are dropped: an MLP's ``depth`` says nothing
-about a CNN, while ``optimizer.lr`` carries over from adam to sgd.
+about a CNN, while ``optimizer.lr`` carries over from adam to sgd. Likewise a layer that
+gives the model another task (``model.head: regression``, ``--model autoencoder``) without
+naming a loss replaces a lower layer's loss that cannot train that task by the task's default
+(a classifier recipe's ``cross_entropy`` becomes ``mse``).
 """
 
 from __future__ import annotations
@@ -19,10 +22,11 @@ from typing import Any
 
 import yaml
 
+import dltool.tasks as tasks
 from dltool._io import YamlLimitError, YamlRepeatedKeyError, load_yaml
 from dltool.config.recipes import find_recipe, list_recipes
 from dltool.config.schema import Config
-from dltool.config.validate import DISPATCHED, sections_taking, validate_config
+from dltool.config.validate import DISPATCHED, loss_suits, raw_task, sections_taking, validate_config
 from dltool.errors import ConfigError, UnknownNameError, UsageError, quote
 from dltool.rundir import RunDir, is_run_dir, refuse_parent_of_runs
 
@@ -205,7 +209,21 @@ def merge(lower: Layer, upper: Layer) -> Layer:
             out[section] = _deep_merge(base, values)
         else:
             out[section] = values
-    return out
+    return _loss_for_new_task(lower, upper, out)
+
+
+def _loss_for_new_task(lower: Layer, upper: Layer, out: Layer) -> Layer:
+    """``out``, with the task's default loss where ``upper`` changed the model's task and named
+    no loss, and the loss of the lower layers cannot train the new task."""
+    named = isinstance(upper.get("loss"), Mapping) and "name" in upper["loss"] or isinstance(upper.get("loss"), str)
+    task = raw_task(out.get("model"))
+    if named or "model" not in upper or task is None or task == raw_task(lower.get("model")):
+        return out
+    loss = out.get("loss")
+    if not isinstance(loss, Mapping) or loss_suits(loss.get("name", DISPATCHED["loss"][1]), task):
+        return out
+    default = tasks.info(task).default_loss
+    return {**out, "loss": {**_keys_taken_by("loss", default, loss), "name": default}}
 
 
 def _keys_taken_by(section: str, name: Any, values: Mapping[str, Any]) -> Layer:

@@ -43,6 +43,27 @@ def _keys_of(section: str) -> set[str]:
     return {key for entry in DISPATCHED[section][0] for key in entry.params.model_fields}
 
 
+def raw_task(model: Any) -> str | None:
+    """The task of an unvalidated model section (its head's, else its entry's); None when it
+    names no known entry or head (validation will say so)."""
+    model = {"name": model} if isinstance(model, str) else model if isinstance(model, Mapping) else {}
+    name, head = str(model.get("name", DISPATCHED["model"][1])), model.get("head", "classifier")
+    if name not in models or (head != "classifier" and head not in tasks.tasks):
+        return None
+    return str(models.get(name).params.task) if head == "classifier" else str(head)
+
+
+def loss_suits(name: Any, task: str) -> bool:
+    """Whether loss ``name`` can train ``task`` (an unknown name: validation will say so)."""
+    if str(name) not in losses:
+        return True
+    try:
+        check_task(str(name), task)
+    except ConfigError:
+        return False
+    return True
+
+
 def validate_config(raw: Mapping[str, Any]) -> Config:
     """Validate a merged config mapping; raise ``ConfigError`` naming every bad key."""
     for section in raw:

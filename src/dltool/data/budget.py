@@ -13,11 +13,12 @@ import os
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from dltool.config.schema import DataConfig
 from dltool.data.decoding import fitted_size
 from dltool.data.images import ImageDecodeError, ImageHeader, read_header
-from dltool.errors import ConfigError, DatasetError
+from dltool.errors import ConfigError, DatasetError, option
 
 GIB = 1024**3
 HEADER_SAMPLE = 64  # files whose headers stand for a folder without data.image_size
@@ -80,12 +81,19 @@ def _cgroup_paths(membership: Path) -> list[str]:
 
 def sample_headers(root: str | Path, files: list[str], count: int = HEADER_SAMPLE) -> list[ImageHeader]:
     """The readable headers among ``count`` files spread evenly over ``files`` (relative to ``root``)."""
-    take = min(count, len(files))
-    rows = sorted({round(i * (len(files) - 1) / max(1, take - 1)) for i in range(take)})
-    return [header for row in rows if (header := _header_or_none(Path(root) / files[row])) is not None]
+    return [header for file in spread(files, count) if (header := header_or_none(Path(root) / file)) is not None]
 
 
-def _header_or_none(path: Path) -> ImageHeader | None:
+T = TypeVar("T")
+
+
+def spread(items: list[T], count: int) -> list[T]:
+    """Up to ``count`` of ``items``, spread evenly over them (all of them when they are fewer)."""
+    take = min(count, len(items))
+    return [items[row] for row in sorted({round(i * (len(items) - 1) / max(1, take - 1)) for i in range(take)})]
+
+
+def header_or_none(path: Path) -> ImageHeader | None:
     try:
         return read_header(path)
     except ImageDecodeError:  # decoding names the file later
@@ -137,7 +145,7 @@ def stream_shape(config: DataConfig, headers: list[ImageHeader], files: int) -> 
             shown = ", ".join(f"{w}x{h}" for h, w in sizes[:5]) or "none readable"
             raise ConfigError(
                 f"data.loader=stream needs data.image_size for this folder: the {len(headers)} of its {files} "
-                f"images sampled have mixed or non-square sizes ({shown}); e.g. --set data.image_size=224"
+                f"images sampled have mixed or non-square sizes ({shown}); e.g. {option('overrides', 'data.image_size=224', python='data.image_size: 224')}"
             )
         notes.append(f"data.image_size not set: {shape.height} px, the size of every sampled image")
     return Shape(shape.channels, shape.height, shape.width, tuple(notes))

@@ -22,6 +22,28 @@ from dltool.data.table_decode import POINT_ROWS
 from dltool.errors import ConfigError
 
 
+def augmented(
+    augmenter: Augmenter,
+    kind: str,
+    batch: tuple[torch.Tensor, torch.Tensor],
+    at: tuple[int, np.ndarray],
+    flip_order: torch.Tensor | None = None,
+    cropped: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """uint8 images and their targets of ``kind`` (``target_kind``) for (epoch, indices) ``at``,
+    as both loaders train on them: masks and points move with their images, labels and values
+    stay; ``cropped``: the random-resized crop was cut from the file (see ``move_points``)."""
+    (images, targets), (epoch, indices) = batch, at
+    if kind == "masks":
+        images, masks = augmenter.pair(images, targets, epoch, indices, cropped)
+        assert masks is not None
+        return images, masks
+    if kind == "points":
+        size = int(images.shape[-2]), int(images.shape[-1])
+        targets = moved_targets(augmenter, targets, epoch, indices, size, flip_order, cropped)
+    return augmenter(images, epoch, indices, cropped), targets
+
+
 def moved_targets(
     augmenter: Augmenter,
     targets: torch.Tensor,

@@ -19,7 +19,7 @@ import torch
 from dltool.config.augment import AugmentConfig
 from dltool.data.arrays import Split, target_kind
 from dltool.data.augment import Augmenter, to_device
-from dltool.data.keypoints import moved_targets
+from dltool.data.keypoints import augmented
 from dltool.data.normalise import Normalise
 from dltool.data.sampling import SAMPLERS
 
@@ -105,15 +105,11 @@ class BatchLoader:
                 yield images if self.normalised else self.normalise(images), labels.long() if self.masks else labels
                 continue
             indices = order[rows] if order is not None else np.arange(len(self.labels))[rows]
+            images, labels = augmented(self.augment, self.kind, (images, labels), (epoch, indices), self.flip_order)
+            images = self.normalise(images)
             if self.masks:
-                images, masks = self.augment.pair(images, labels, epoch, indices)
-                assert masks is not None
-                yield self.normalise(images), masks.long()
+                yield images, labels.long()
                 continue
-            if self.kind == "points":
-                height, width = images.shape[-2:]
-                labels = moved_targets(self.augment, labels, epoch, indices, (height, width), self.flip_order)
-            images = self.normalise(self.augment(images, epoch, indices))
             yield (
                 self.augment.mix(images, labels, epoch, b, self.num_classes)
                 if self.kind == "labels"

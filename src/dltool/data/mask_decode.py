@@ -142,6 +142,16 @@ def fit_pair(image: np.ndarray, mask: np.ndarray, size: Sequence[int], channels:
     return to_channels(fit_image(image, (height, width), None), channels), resize_mask(mask, size)
 
 
+def mask_fits(path: Path, size: tuple[int, int]) -> bool:
+    """Whether the header of mask file ``path`` says class indices of ``size`` (width, height)
+    as stored, which ``read_labels`` asks of it (no pixel is decoded)."""
+    try:
+        with open_regular(path) as file, open_image(file, path) as image:
+            return image.mode in MASK_MODES and image.size == size
+    except (OSError, SyntaxError, ValueError, EOFError, ImageDecodeError):  # unreadable: decoding names it
+        return False
+
+
 def read_mask(path: str | Path) -> np.ndarray:
     """The class indices of mask file ``path`` (H, W), int32; ``ImageDecodeError`` when it
     cannot be read or is not one channel of indices (an RGB mask, say)."""

@@ -19,11 +19,11 @@ import numpy as np
 
 from dltool.config.schema import DataConfig
 from dltool.data.arrays import ImageArrays, SourceReport
-from dltool.data.budget import HEADER_SAMPLE, choose_loader, decoded_shape, sample_headers, stream_shape
+from dltool.data.budget import HEADER_SAMPLE, choose_loader, decoded_shape, header_or_none, spread, stream_shape
 from dltool.data.decoding import parallel
 from dltool.data.files import mask_file_arrays
-from dltool.data.images import ImageDecodeError
-from dltool.data.mask_decode import mask_lut, numbered, read_mask, remembered_labels
+from dltool.data.images import ImageDecodeError, ImageHeader
+from dltool.data.mask_decode import mask_fits, mask_lut, numbered, read_mask, remembered_labels
 from dltool.data.mask_notes import IgnoreCounts, ignore_counts, ignore_note, unused_labels_note
 from dltool.data.masks import MaskIndex, index_masks
 from dltool.tasks.pixels import IGNORE
@@ -36,8 +36,8 @@ def streamed_masks(config: DataConfig, folder: Path) -> tuple[ImageArrays | None
     index = index_masks(folder)
     config = config.model_copy(update={"channels": config.channels or 3})
     images = [image for pairs in index.pairs.values() for image, _ in pairs]
-    headers = sample_headers(index.root, images)
-    choice = choose_loader(config, len(images), decoded_shape(config, headers), masks=True)
+    usable, headers = usable_pairs(index)
+    choice = choose_loader(config, usable, decoded_shape(config, headers), masks=True)
     lines = [choice.line] if choice.line else []
     if choice.kind == "memory":
         return None, lines
@@ -53,6 +53,23 @@ def streamed_masks(config: DataConfig, folder: Path) -> tuple[ImageArrays | None
     files = {split: [image for image, _ in pairs] for split, pairs in index.pairs.items()}
     report = SourceReport(files, index.skipped, {}, {}, _sampled_ignore(index))  # no sizes nor modes: none decoded
     return ImageArrays(arrays.classes, arrays.splits, report), [*lines, *index.notes, *shape.notes]
+
+
+def usable_pairs(index: MaskIndex, count: int = HEADER_SAMPLE) -> tuple[int, list[ImageHeader]]:
+    """How many of ``index``'s pairs will be trained on, and the image headers of those among
+    ``count`` pairs spread over them: pairs whose mask is of another size or holds no class
+    indices (an RGB mask) are dropped when decoded, so the share of the sample whose headers
+    fit stands for all of them (exact when every pair is sampled). No pixel is decoded."""
+    pairs = [pair for split in index.pairs.values() for pair in split]
+    sampled = spread(pairs, count)
+    headers = [header for pair in sampled if (header := _fitting_header(index.root, pair)) is not None]
+    return round(len(pairs) * len(headers) / max(1, len(sampled))), headers
+
+
+def _fitting_header(root: Path, pair: tuple[str, str]) -> ImageHeader | None:
+    """The image's header when its mask's header fits it (one channel of indices, its size)."""
+    image = header_or_none(root / pair[0])
+    return image if image is not None and mask_fits(root / pair[1], (image.width, image.height)) else None
 
 
 def _sampled_ignore(index: MaskIndex, count: int = HEADER_SAMPLE) -> list[str]:

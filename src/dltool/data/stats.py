@@ -17,7 +17,7 @@ from dltool.config.schema import DataConfig
 from dltool.data.arrays import ImageArrays, Split, label_counts, point_counts, target_kind
 from dltool.data.files import FileSplit
 from dltool.data.prepare import Counting, PreparedData, channel_stats, load_arrays, prepare_data
-from dltool.errors import UsageError
+from dltool.errors import UsageError, option
 
 SPLIT_ORDER = ("train", "val", "test")
 Phases = Callable[[str, int, int], None]  # (phase, done, total), for a progress display
@@ -43,7 +43,7 @@ def dataset_stats(config: DataConfig, split: str | None = None, progress: Phases
     data = prepare_data(config, arrays, lambda done, total: report("measuring", done, total))
     names = [s for s in SPLIT_ORDER if s in data.splits]
     if split is not None and split not in names:
-        raise UsageError(f"--split {split}: {config.name} has splits {', '.join(names)}")
+        raise UsageError(f"{option('split', split)}: {config.name} has splits {', '.join(names)}")
     measured = {"train": (data.mean, data.std)} if config.mean is None or config.std is None else {}
     splits = {
         name: _split_stats(data.splits[name], data.classes, measured.get(name))

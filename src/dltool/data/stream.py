@@ -42,7 +42,7 @@ from torch.utils.data import DataLoader, Dataset, get_worker_info
 from dltool.data.augment import Augmenter, to_device
 from dltool.data.files import FileSplit
 from dltool.data.images import ImageDecodeError
-from dltool.data.keypoints import moved_targets
+from dltool.data.keypoints import augmented
 from dltool.data.loader import batch_count, epoch_order, shard_size
 from dltool.data.normalise import Normalise
 from dltool.data.stream_samples import Sample, decode_sample
@@ -107,15 +107,8 @@ class BatchDecoder(Dataset[Decoded]):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """(images, targets) through ``augmenter``, whose random-resized crop the samples
         already had: masks and keypoints move with their images, as in the memory loader."""
-        images, targets = batch
-        if split.masks is not None:
-            images, masks = augmenter.pair(images, targets, epoch, keys, cropped=True)
-            assert masks is not None
-            return images, masks
-        if split.stored_points is not None:
-            size = split.image_shape[1], split.image_shape[2]
-            targets = moved_targets(augmenter, targets, epoch, keys, size, self.flip_order, cropped=True)
-        return augmenter(images, epoch, keys, cropped=True), targets
+        kind = "masks" if split.masks is not None else "points" if split.stored_points is not None else "other"
+        return augmented(augmenter, kind, batch, (epoch, keys), self.flip_order, cropped=True)
 
     def _decode(self, split_no: int, epoch: int, draws: np.ndarray) -> tuple[list[Sample], list[int], list[Skip]]:
         """The samples of ``draws`` that decode, their draw keys, and (index, reason) of the rest."""

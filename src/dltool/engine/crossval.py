@@ -24,7 +24,7 @@ from dltool.data.prepare import given_splits
 from dltool.engine.observer import Observer
 from dltool.engine.run import RunResult, train
 from dltool.engine.setup import check_runnable
-from dltool.errors import UsageError
+from dltool.errors import UsageError, option
 from dltool.rundir import create_run_dir, cv_record, open_run_dir
 
 
@@ -97,16 +97,16 @@ def check_folds(config: Config, folds: int) -> None:
     ``data.cv_folds`` of its own, and a dataset without a val split of its own (the folds are
     drawn from its train split). The dataset is loaded to see its splits, as a run loads it."""
     if folds < 2:
-        raise UsageError(f"--folds {folds}: at least 2 (each fold's run validates on one of the K folds)")
+        raise UsageError(f"{option('folds', folds)}: at least 2 (each fold's run validates on one of the K folds)")
     if config.data.cv_folds:
         raise UsageError(
-            f"--folds {folds} sets data.cv_folds and data.cv_fold for each fold's run; "
+            f"{option('folds', folds)} sets data.cv_folds and data.cv_fold for each fold's run; "
             f"drop data.cv_folds={config.data.cv_folds}"
         )
     if "val" in given_splits(config.data):
         raise UsageError(
-            f"--folds {folds}: {config.data.name} has a val split of its own, and k-fold cross-validation "
-            "draws its folds from the train split of a dataset without one: drop --folds, or use such a dataset"
+            f"{option('folds', folds)}: {config.data.name} has a val split of its own, and k-fold cross-validation "
+            f"draws its folds from the train split of a dataset without one: drop {option('folds')}, or use such a dataset"
         )
 
 

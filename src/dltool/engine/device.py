@@ -9,7 +9,7 @@ from typing import Any
 import torch
 
 from dltool.config.devices import device_name
-from dltool.errors import DeviceError
+from dltool.errors import DeviceError, option
 
 _AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -99,5 +99,5 @@ def resolve_precision(amp: str, device: torch.device) -> Precision:
             return Precision(None)
         return Precision(torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16)
     if amp == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
-        raise DeviceError("this GPU does not support bf16; use --amp fp16")
+        raise DeviceError(f"this GPU does not support bf16; use {option('amp', 'fp16', python='train.amp: fp16')}")
     return Precision(_AMP_DTYPES[amp])

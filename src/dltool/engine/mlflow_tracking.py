@@ -10,6 +10,11 @@ one MLflow run in ``train.mlflow.experiment`` (else ``$MLFLOW_EXPERIMENT_NAME``,
   ...), its status (FINISHED, KILLED when interrupted, FAILED), and the run dir's files as
   artifacts — less ``checkpoints/``, the training state that only ``--resume`` needs.
 
+A server that takes the connection and never answers would stall the run for MLflow's request
+timeout once per retry (``MLFLOW_HTTP_REQUEST_TIMEOUT``, 120 s, up to 7 retries with backoff:
+20 minutes a call, for every call): dltool waits one timeout for each call (``answered``),
+then goes on without MLflow, with a warning (``TrackerTimeout``), even when the run starts.
+
 The MLflow run's id is kept in ``RUN/mlflow.json``: a resumed run goes on in the same MLflow
 run (params are not logged again; an extended ``train.epochs`` would clash with MLflow's
 rule that a param never changes). ``tune`` makes a parent run for the study and each trial
@@ -22,15 +27,16 @@ import contextlib
 import io
 import math
 import os
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from dltool._io import atomic_write_json
 from dltool.config.loading import flatten
-from dltool.errors import TrackingError, UsageError
+from dltool.errors import TrackerTimeout, TrackingError, UsageError
 from dltool.rundir import RunDir, read_json_object
 
 if TYPE_CHECKING:
@@ -42,6 +48,8 @@ AXES = {"epoch", "step"}  # metrics.jsonl keys that place a record rather than m
 BATCH = 100  # params or metrics per request: MLflow's log_batch takes at most 100 params
 STATUS = {"completed": "FINISHED", "early_stopped": "FINISHED", "interrupted": "KILLED", "failed": "FAILED"}
 DEFAULT_EXPERIMENT = "dltool"
+UPLOAD_BYTES_PER_S = 1 << 20  # the slowest artifact upload waited for, beyond one request timeout
+T = TypeVar("T")
 
 
 def require_mlflow() -> None:
@@ -60,13 +68,21 @@ class MlflowRun:
 
     def log_epoch(self, record: dict[str, Any]) -> None:
         numbers = {k: v for k, v in record.items() if k not in AXES and _is_number(v)}
-        with refusals(f"failed to log epoch {record['epoch']}"):
-            self._log_metrics(numbers, record["epoch"])
+        answered(f"failed to log epoch {record['epoch']}", lambda: self._log_metrics(numbers, record["epoch"]))
 
     def log_end(self, summary: dict[str, Any], confusion: torch.Tensor | None) -> None:
         """The best and test scores, the run dir's files, and the MLflow run's end status."""
-        with refusals("failed to end the run"):
-            self._log_end(summary)
+        uploads = sum(path.stat().st_size for path in self._artifacts()) / UPLOAD_BYTES_PER_S
+        answered("failed to end the run", lambda: self._log_end(summary), uploads)
+
+    def _artifacts(self) -> list[Path]:
+        """The run dir's files MLflow keeps: all but ``checkpoints/`` and hidden files."""
+        root = self.run.path
+        return [
+            path
+            for path in sorted(root.rglob("*"))
+            if path.is_file() and path.relative_to(root).parts[0] != "checkpoints" and not path.name.startswith(".")
+        ]
 
     def _log_end(self, summary: dict[str, Any]) -> None:
         last = summary["epochs_run"]
@@ -75,11 +91,9 @@ class MlflowRun:
             self._log_metrics({f"best_{best['metric']}": best["value"]}, best["epoch"])
         self._log_metrics(scores, last)
         self.client.set_tag(self.run_id, "dltool_status", summary["status"])
-        for path in sorted(self.run.path.rglob("*")):
-            relative = path.relative_to(self.run.path)
-            if path.is_file() and relative.parts[0] != "checkpoints" and not path.name.startswith("."):
-                parent = relative.parent.as_posix()
-                self.client.log_artifact(self.run_id, str(path), None if parent == "." else parent)
+        for path in self._artifacts():
+            parent = path.relative_to(self.run.path).parent.as_posix()
+            self.client.log_artifact(self.run_id, str(path), None if parent == "." else parent)
         _terminate(self.client, self.run_id, STATUS.get(summary["status"], "FINISHED"))
 
     def _log_metrics(self, values: dict[str, float], step: int) -> None:
@@ -99,14 +113,49 @@ def open_mlflow(run: RunDir, parts: Components, history: list[dict[str, Any]]) -
     from mlflow import MlflowClient
 
     stored = read_json_object(run.mlflow)
-    with refusals("refused the run"):
-        client = MlflowClient()
-        if stored is not None and isinstance(stored.get("run_id"), str):
-            run_id = stored["run_id"]
-            client.update_run(run_id, status="RUNNING")
-        else:
-            run_id = _create_run(client, run, parts.config)
+    client = answered("refused the run", MlflowClient)  # a file store may refuse here
+    if stored is not None and isinstance(stored.get("run_id"), str):
+        run_id = stored["run_id"]
+        answered("refused the run", lambda: client.update_run(run_id, status="RUNNING"))
+    else:
+        run_id = answered("refused the run", lambda: _create_run(client, run, parts.config))
     yield MlflowRun(client, run_id, run)
+
+
+def answered(what: str, call: Callable[[], T], extra_s: float = 0.0) -> T:
+    """``call()``'s MLflow requests under ``refusals``, waited for one request timeout (plus
+    ``extra_s``), else a ``TrackerTimeout``: the call goes on in a daemon thread, which a
+    hung server keeps, and the run without MLflow. ``what`` is said of a refusal."""
+    from mlflow import get_tracking_uri
+    from mlflow.environment_variables import MLFLOW_HTTP_REQUEST_TIMEOUT
+
+    outcome: list[Any] = []
+    worker = threading.Thread(target=lambda: outcome.append(_outcome(call)), name="mlflow", daemon=True)
+    worker.start()
+    timeout: Callable[[], Any] = MLFLOW_HTTP_REQUEST_TIMEOUT.get  # MLflow's reader is untyped
+    limit = float(timeout()) + extra_s
+    worker.join(limit)
+    if not outcome:
+        raise TrackerTimeout(
+            f"MLflow at {get_tracking_uri()} did not answer in {limit:g} s ({MLFLOW_HTTP_REQUEST_TIMEOUT})"
+        )
+    with refusals(what):
+        result: T = _result(outcome[0])
+    return result
+
+
+def _outcome(call: Callable[[], Any]) -> tuple[bool, Any]:
+    try:
+        return True, call()
+    except Exception as error:  # re-raised in the caller's thread
+        return False, error
+
+
+def _result(outcome: tuple[bool, Any]) -> Any:
+    succeeded, value = outcome
+    if not succeeded:
+        raise value
+    return value
 
 
 @contextmanager
@@ -153,16 +202,20 @@ def start_study_run(study_dir: Path, study_name: str, config: dict[str, Any]) ->
     require_mlflow()
     from mlflow import MlflowClient
 
-    client = MlflowClient()
+    client = answered("refused the study's run", MlflowClient)
     record = study_dir / "mlflow.json"
     stored = read_json_object(record)
-    with refusals("refused the study's run"):
-        if stored is not None and isinstance(stored.get("run_id"), str):
-            client.update_run(stored["run_id"], status="RUNNING")
-            return str(stored["run_id"])
-        experiment_id = experiment(client, config["train"]["mlflow"]["experiment"])
-        tags = {"dltool_study_dir": str(study_dir.resolve())}
-        run_id = str(client.create_run(experiment_id, run_name=study_name, tags=tags).info.run_id)
+    if stored is not None and isinstance(stored.get("run_id"), str):
+        answered("refused the study's run", lambda: client.update_run(stored["run_id"], status="RUNNING"))
+        return str(stored["run_id"])
+    experiment_id = answered(
+        "refused the study's run", lambda: experiment(client, config["train"]["mlflow"]["experiment"])
+    )
+    tags = {"dltool_study_dir": str(study_dir.resolve())}
+    created = answered(
+        "refused the study's run", lambda: client.create_run(experiment_id, run_name=study_name, tags=tags)
+    )
+    run_id = str(created.info.run_id)
     atomic_write_json(record, {"run_id": run_id, "experiment_id": experiment_id})
     return run_id
 
@@ -171,11 +224,14 @@ def end_study_run(run_id: str, best: dict[str, Any] | None, metric: str, interru
     """The study's best value as ``best_<metric>``, and the parent run's end."""
     from mlflow import MlflowClient
 
-    client = MlflowClient()
-    with refusals("failed to end the study's run"):
+    client = answered("failed to end the study's run", MlflowClient)
+
+    def end() -> None:
         if best is not None and _is_number(best.get("value")):
             client.log_metric(run_id, f"best_{metric}", float(best["value"]), step=int(best["number"]))
         _terminate(client, run_id, "KILLED" if interrupted else "FINISHED")
+
+    answered("failed to end the study's run", end)
 
 
 def _terminate(client: Any, run_id: str, status: str) -> None:

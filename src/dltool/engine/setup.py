@@ -33,7 +33,7 @@ from dltool.engine.init_from import load_init_weights, resolve_init_source
 from dltool.engine.loop import Step
 from dltool.engine.threads import usable_cores
 from dltool.engine.trackers import require_trackers
-from dltool.errors import ConfigError, DatasetError
+from dltool.errors import ConfigError, DatasetError, option
 from dltool.losses import losses
 from dltool.models.build import build_model
 from dltool.models.custom import source_record
@@ -317,7 +317,10 @@ def _stream_notes(loader: Loader, setting: int | str) -> list[str]:
 def _wrap(model: nn.Module, device: torch.device, world: World, config: Config) -> nn.Module:
     if world.distributed and config.train.unfreeze_epoch is not None:
         # DDP registers the parameters that train when it wraps the model, and only those.
-        raise ConfigError("train.unfreeze_epoch is not supported under torchrun yet; train frozen, then --init-from")
+        raise ConfigError(
+            "train.unfreeze_epoch is not supported under torchrun yet; "
+            f"train frozen, then {option('init_from', python='model.init_from')} that run"
+        )
     if world.distributed:
         ids = [device.index] if device.type == "cuda" else None
         model = nn.parallel.DistributedDataParallel(model, device_ids=ids)

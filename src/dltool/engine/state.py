@@ -17,7 +17,7 @@ from dltool.data.prepare import require_run_folder
 from dltool.engine.checkpoint import capture_rng, load_checkpoint, restore_rng, save_checkpoint
 from dltool.engine.distributed import gather_to_main
 from dltool.engine.setup import Components
-from dltool.errors import CheckpointError, ConfigError, UsageError
+from dltool.errors import CheckpointError, ConfigError, UsageError, option
 
 CHECKPOINT_FORMAT = "dltool-checkpoint/1"
 
@@ -174,7 +174,7 @@ def check_epochs_left(config: Config, checkpoint: dict[str, Any]) -> None:
     if isinstance(done, int) and config.train.epochs < done:
         raise UsageError(
             f"train.epochs {config.train.epochs}: the run has trained {counted(done, 'epoch')} already; "
-            f"resume with --epochs {done} or more (more to train further)"
+            f"resume with {option('epochs', done)} or more (more to train further)"
         )
 
 

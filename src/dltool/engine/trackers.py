@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Protocol, get_args
 
 from dltool.config.schema import Config
 from dltool.config.tracking import Tracker
-from dltool.errors import TrackingError
+from dltool.errors import TrackerTimeout, TrackingError
 
 if TYPE_CHECKING:
     import torch
@@ -61,7 +61,12 @@ class Trackers:
                 call(tracker)
             except TrackingError as error:
                 del self.trackers[name]
-                self.report(f"warning: {name}: {error}; the run goes on without it (the run dir keeps every record)")
+                self.report(going_on_without(name, error))
+
+
+def going_on_without(name: str, error: TrackingError) -> str:
+    """The one warning line of a tracker given up on."""
+    return f"warning: {name}: {error}; the run goes on without it (the run dir keeps every record)"
 
 
 def tracker_names(config: Config) -> list[str]:
@@ -81,13 +86,18 @@ def open_trackers(
     run: RunDir | None, parts: Components, history: list[dict[str, Any]], report: Callable[[str], None]
 ) -> Iterator[Trackers | None]:
     """The config's trackers on ``run`` (None without a run, as on ranks other than 0, or
-    without trackers), closed however the run ends; ``report`` hears of one that fails midway."""
+    without trackers), closed however the run ends; ``report`` hears of one that fails midway,
+    or that does not answer as it starts (a ``TrackerTimeout``: the run goes on without it;
+    one that refuses the run stops it)."""
     names = tracker_names(parts.config) if run is not None else []
     with ExitStack() as stack:
-        opened: dict[str, AbstractContextManager[Tracking]] = {
-            n: _load(TRACKERS[n])(run, parts, history) for n in names
-        }
-        trackers = {name: stack.enter_context(tracker) for name, tracker in opened.items()}
+        trackers: dict[str, Tracking] = {}
+        for name in names:
+            opener: AbstractContextManager[Tracking] = _load(TRACKERS[name])(run, parts, history)
+            try:
+                trackers[name] = stack.enter_context(opener)
+            except TrackerTimeout as error:
+                report(going_on_without(name, error))
         yield Trackers(trackers, report) if names else None
 
 

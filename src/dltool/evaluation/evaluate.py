@@ -19,7 +19,7 @@ from dltool.data.folders import SPLITS
 from dltool.data.loader import BatchLoader
 from dltool.data.prepare import PreparedData, files_fitted_to, prepare_data, require_run_folder
 from dltool.data.stream import DecodePool, StreamLoader, resolve_workers
-from dltool.errors import CheckpointError, DatasetError, UnknownNameError, UsageError
+from dltool.errors import CheckpointError, DatasetError, UnknownNameError, UsageError, option
 from dltool.evaluation.model import default_batch_size
 from dltool.evaluation.reports import run_report_path, save_report
 from dltool.evaluation.skipped import scored_samples, unreadable
@@ -132,8 +132,8 @@ def evaluate_split(
     loader = _loader(samples, prepared, trained, batch_size)
     document: dict[str, Any] = {
         "split": split,
-        "dataset": data_config.name,
-        "checkpoint": str(trained.source),
+        "dataset": str(_folder_of(data_config.name) or data_config.name),  # a folder as an absolute path
+        "checkpoint": str(Path(trained.source).absolute()),  # the file outlives the working directory
         "tta": trained.tta,
     }
     if data is None and (changed := _data_changes(trained, prepared)):
@@ -208,7 +208,10 @@ def data_changed_line(changed: dict[str, Any]) -> str:
 
 def _data_config(trained: Trained, data: str | None, root: str | None) -> DataConfig:
     if data is None:
-        require_run_folder(trained.config.data.name, "--data FOLDER scores a folder with the same classes")
+        require_run_folder(
+            trained.config.data.name,
+            f"{option('data', 'FOLDER', python='data=FOLDER')} scores a folder with the same classes",
+        )
     update: dict[str, Any] = {k: v for k, v in {"name": data, "root": root}.items() if v is not None}
     if data is not None:  # other data is shaped like the model's input, as predict does, and scored whole
         channels, height, width = trained.in_shape

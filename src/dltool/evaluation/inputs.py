@@ -37,7 +37,7 @@ from dltool._openmp import waits_passively
 from dltool._signals import signals_deferred
 from dltool.data.images import ImageDecodeError, decode_image, fit_image, read_image, to_channels
 from dltool.data.walk import IMAGE_EXTENSIONS, image_entries, walked_folders
-from dltool.errors import DatasetError
+from dltool.errors import DatasetError, option
 from dltool.evaluation.model import InferenceModel
 
 T = TypeVar("T")
@@ -155,7 +155,9 @@ def _decoded_in_processes(decoder: Decoder, groups: Iterator[list[str | Unreadab
             yield future.result()
     except BrokenProcessPool:
         where = f" reading {current[0]} … {current[-1]}" if current else ""
-        raise DatasetError(f"a decoding process died{where}; run with --workers 0 to see which file fails") from None
+        raise DatasetError(
+            f"a decoding process died{where}; run with {option('workers', 0)} to see which file fails"
+        ) from None
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
 

@@ -19,7 +19,7 @@ import numpy as np
 
 import dltool.tasks as tasks
 from dltool.data.resize import fit_transform
-from dltool.errors import UsageError
+from dltool.errors import UsageError, option
 from dltool.evaluation.inputs import (
     Chunk,
     Decoder,
@@ -70,9 +70,13 @@ def text_columns(model: InferenceModel, top_k: int) -> set[str]:
 
 
 def _check_predicts(model: InferenceModel) -> None:
+    if tasks.info(model.task).masks_out:  # the command asks for --out first; Python callers meet this
+        segment = option("out", "DIR", python="dltool.segment(run, inputs, out)")
+        raise UsageError(f"model {model.name!r} is a {model.task} model: it predicts mask images, written by {segment}")
     if tasks.info(model.task).rows is None:
         what = tasks.tasks.get(model.task).description.lower().rstrip(".")
-        raise UsageError(f"predict has no rows for model {model.name!r}: {what} (score it with dltool eval)")
+        score = option("evaluate", python="dltool.evaluate(run)")
+        raise UsageError(f"predict has no rows for model {model.name!r}: {what} (score it with {score})")
 
 
 def _top(model: InferenceModel, top_k: int) -> int:

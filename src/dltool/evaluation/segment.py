@@ -26,7 +26,7 @@ import dltool.tasks as tasks
 from dltool._io import atomic_write
 from dltool.data.images import ImageDecodeError, read_image, read_size, to_channels
 from dltool.data.resize import resample
-from dltool.errors import UsageError
+from dltool.errors import UsageError, option
 from dltool.evaluation.inputs import Chunk, Decoder, Unreadable, decoded_chunks
 from dltool.evaluation.model import InferenceModel, default_batch_size
 from dltool.figures.palette import colours
@@ -62,7 +62,7 @@ def segment(
     (``<stem>-2.png`` and so on when stems repeat), overlays to ``out/overlays/``. A file
     there that this function did not write is a UsageError unless ``force``."""
     if not tasks.info(model.task).masks_out:
-        raise UsageError(f"--out writes segmentation masks; model {model.name!r} is a {model.task} model")
+        raise UsageError(f"{option('out')} writes segmentation masks; model {model.name!r} is a {model.task} model")
     (out / OVERLAYS if overlay else out).mkdir(parents=True, exist_ok=True)
     names: set[str] = set()
     for chunk in decoded_chunks(
@@ -97,7 +97,7 @@ class _Output:
             force=self.force,
             same_kind=is_marked,
             inputs=[Path(image)],
-            elsewhere="another --out folder",
+            elsewhere=f"another {option('out')} folder",
         )
 
 

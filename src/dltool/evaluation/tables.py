@@ -29,14 +29,14 @@ def predictions_frame(rows: Iterable[Any], columns: list[str]) -> pd.DataFrame:
 class ParquetRows:
     """Predictions streamed into a Parquet file (``file``: open for binary writing), a row group
     at a time; ``close`` writes the footer that makes the file readable. ``text``: the columns
-    that hold text, the others numbers."""
+    that hold text, ``lists`` those that hold lists of text, the others numbers."""
 
-    def __init__(self, file: IO[bytes], columns: list[str], text: Collection[str]) -> None:
+    def __init__(self, file: IO[bytes], columns: list[str], text: Collection[str], lists: Collection[str] = ()) -> None:
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        fields = [pa.field(name, pa.string() if name in text else pa.float64()) for name in columns]
-        self.schema = pa.schema(fields)
+        kinds = {**dict.fromkeys(text, pa.string()), **dict.fromkeys(lists, pa.list_(pa.string()))}
+        self.schema = pa.schema([pa.field(name, kinds.get(name, pa.float64())) for name in columns])
         self.writer = pq.ParquetWriter(file, self.schema)
         self.pending: list[list[Any]] = []
 

@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 import torch
 
+import dltool.tasks as tasks
 from dltool.errors import CheckpointError, UsageError
 from dltool.evaluation.evaluate import EvalResult, evaluate_run, evaluate_split
 from dltool.evaluation.reports import report_path, save_report
@@ -61,7 +62,7 @@ def evaluate_export(
     forward = on_torch(exported.run)
     evaluation = evaluate_split(trained, split=split, data=data, root=root, batch_size=batch_size, forward=forward)
     runtime = FORMATS[exported.sidecar.format].runtime
-    document = evaluation.document | {"checkpoint": str(exported.path), "runtime": runtime}
+    document = evaluation.document | {"checkpoint": str(exported.path.absolute()), "runtime": runtime}
     report = report_path(
         lambda stem: exported.path.with_name(f"{exported.path.name}.eval-{stem}.json"), document, data is None
     )
@@ -78,7 +79,8 @@ def exported_from(exported: Exported) -> Trained:
             f"exported from ({exported.sidecar.source or 'not recorded'}), which are gone"
         )
     trained = load_trained(source, tta=exported.sidecar.tta)
-    if (trained.classes, trained.in_shape) != (exported.classes, exported.in_shape):
+    classes = trained.classes if tasks.info(trained.task).names_outputs else []
+    if (classes, trained.in_shape) != (exported.classes, exported.in_shape):
         raise CheckpointError(f"{exported.path}: {source} is no longer the model it was exported from")
     return trained
 

@@ -169,7 +169,7 @@ def _sidecar_document(model: Trained, format: Format, data: bytes, output: Path)
         "sha256": hashlib.sha256(data).hexdigest(),
         "task": model.task,
         "model": model.name,
-        "classes": model.classes,
+        **({"classes": model.classes} if tasks.info(model.task).names_outputs else {}),
         "channels": channels,
         "image_size": [height, width],
         "mean": model.mean,

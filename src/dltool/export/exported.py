@@ -37,7 +37,7 @@ class Sidecar(BaseModel):
     sha256: str
     task: str  # a name of dltool.tasks
     model: str
-    classes: list[str]
+    classes: list[str] = []  # none where they name no output (an autoencoder's: Task.names_outputs)
     channels: int = Field(ge=1)
     image_size: tuple[int, int]
     mean: list[float]

@@ -32,7 +32,7 @@ import numpy as np
 
 import dltool.tasks as tasks
 from dltool.engine.probe import median_seconds
-from dltool.errors import ConfigError, DatasetError, ExportError, first_line
+from dltool.errors import ConfigError, DatasetError, ExportError, first_line, option
 from dltool.evaluation.evaluate import evaluate_split, split_batches
 from dltool.evaluation.model import InferenceModel, default_batch_size
 from dltool.evaluation.trained import Trained
@@ -60,16 +60,19 @@ def quantize_trained(trained: Trained, float_onnx: bytes, int8: Int8) -> tuple[b
     return data, replace(check, speedup=speedup(open_onnx(float_onnx, "cpu"), int8_run, trained))
 
 
+MAX_DROP_OPTION = option("max_drop", python="max_drop")  # --max-drop on the command line
+
+
 def refusal(check: Int8Check) -> str:
     """Why a quantized file is not kept; on so few test images that one of them is more than
     the drop allowed, saying that this, not the quantization, may be what fails."""
     line = (
         f"int8 {check.score} on the {check.images:,} images of the {check.split} split is {check.int8_score:.4g} "
         f"against the float model's {check.float_score:.4g}, {check.drop:.1%} worse "
-        f"(allowed: {check.max_drop:.1%}, --max-drop)"
+        f"(allowed: {check.max_drop:.1%}, {MAX_DROP_OPTION})"
     )
     if check.images and 1 / check.images > check.max_drop:
-        line += f"; one image is {1 / check.images:.1%} of {check.images}: a larger --max-drop or a larger test split"
+        line += f"; one image is {1 / check.images:.1%} of {check.images}: a larger {MAX_DROP_OPTION} or a larger test split"
     return line + "; nothing written"
 
 

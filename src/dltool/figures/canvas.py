@@ -22,7 +22,7 @@ from matplotlib.figure import Figure
 
 from dltool._io import atomic_write_bytes
 from dltool._text import first_few
-from dltool.errors import UsageError
+from dltool.errors import UsageError, option
 from dltool.rundir import make_plots_folder
 
 FORMATS = ("png", "svg", "pdf")
@@ -84,7 +84,9 @@ def _sort_out(caught: list[warnings.WarningMessage], missing: set[str]) -> None:
 
 def check_format(fmt: str) -> str:
     if fmt not in FORMATS:
-        raise UsageError(f"--image-format {fmt!r}: expected one of {', '.join(FORMATS)}")
+        raise UsageError(
+            f"{option('image_format', repr(fmt), python=f'image_format={fmt!r}')}: expected one of {', '.join(FORMATS)}"
+        )
     return fmt
 
 

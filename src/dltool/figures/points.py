@@ -32,7 +32,7 @@ def worst_points_figure(
         shown = ~np.isnan(true).any(1)
         for (tx, ty), (px, py) in zip(true[shown] - OFFSET, guess[shown] - OFFSET):
             ax.plot([tx, px], [ty, py], color="yellow", linewidth=0.6)
-        _circles(ax, true[shown])
+        circles(ax, true[shown])
         ax.scatter(*(guess[shown] - OFFSET).T, s=14, marker="x", color="red", linewidths=1.0)
     for ax in axes.flat[len(images) :]:
         ax.set_axis_off()
@@ -51,14 +51,14 @@ def points_samples_figure(samples: Any, points: int, split: str = "train") -> Fi
     axes = figure.subplots(rows, columns, squeeze=False)
     for ax, image, labels in zip(axes.flat, shown.images, np.asarray(shown.labels)):
         show_image(ax, image)
-        _circles(ax, labels[:points] * np.array(image.shape[:0:-1]))
+        circles(ax, labels[:points] * np.array(image.shape[:0:-1]))
     for ax in axes.flat[len(shown) :]:
         ax.set_axis_off()
     figure.suptitle(f"Samples of the {split} split ({len(samples)} images) and their points", fontsize=10)
     return figure
 
 
-def _circles(ax: Any, points: np.ndarray) -> None:
+def circles(ax: Any, points: np.ndarray) -> None:
     """Points (K, 2) in pixels as green circles; missing ones (NaN) left out."""
     present = points[~np.isnan(points).any(1)] - OFFSET
     ax.scatter(*present.T, s=14, facecolors="none", edgecolors="lime", linewidths=1.0)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
-from dltool.errors import UsageError
+from dltool.errors import UsageError, option
 from dltool.rundir.layout import LOCK, RunDir, holds_only_lock
 
 
@@ -29,7 +29,9 @@ def create_run_dir(runs_dir: Path, base_name: str, name: str | None = None) -> R
         try:
             (runs_dir / name).mkdir(parents=True)  # parents: a failing run may just have removed runs_dir
         except FileExistsError:
-            raise UsageError(f"{runs_dir / name} already exists; choose another --name or --resume it") from None
+            raise UsageError(
+                f"{runs_dir / name} already exists; choose another {option('name')} or {_resume(runs_dir / name)}"
+            ) from None
         return RunDir(runs_dir / name, made)
     n = 1 + max((_run_number(p.name, base_name) for p in runs_dir.iterdir()), default=0)
     while True:
@@ -96,9 +98,16 @@ def wait_until_made(folder: Path, lock_name: str, timeout_s: float) -> bool:
         return False
 
 
+def _resume(run: Path) -> str:
+    """Resuming ``run``, as the next step an error offers (in each interface's words)."""
+    return f"{option('resume', run, python=f'dltool.resume({str(run)!r})')} to go on with it"
+
+
 def _check_name(name: str) -> None:
     if not re.fullmatch(r"[\w.+-]+", name) or name in {".", ".."}:
-        raise UsageError(f"--name {name!r}: use letters, digits, '.', '_', '+' and '-' only")
+        raise UsageError(
+            f"{option('name', repr(name), python=f'name={name!r}')}: use letters, digits, '.', '_', '+' and '-' only"
+        )
 
 
 def _folders_to_make(runs_dir: Path) -> tuple[Path, ...]:

@@ -21,7 +21,7 @@ from filelock import FileLock, Timeout
 
 from dltool._io import append_line, atomic_write_json, atomic_write_text, dump_yaml, json_line, load_yaml, read_json
 from dltool._safetensors import Header, read_header
-from dltool.errors import CheckpointError, RunInUseError, UsageError
+from dltool.errors import CheckpointError, RunInUseError, UsageError, option
 from dltool.rundir.records import EpochRecord, Summary, checked_classes
 
 CONFIG, WEIGHTS, LAST = "config.yaml", "model.safetensors", "last.pt"
@@ -269,7 +269,7 @@ def open_run_dir(path: Path) -> RunDir:
         if holds_only_lock(run.path):
             raise CheckpointError(
                 f"{path}: its training was stopped during setup, before its first file: nothing to resume;"
-                f" train again with --name {run.path.name} (the folder is reused)"
+                f" train again with {option('name', run.path.name)} (the folder is reused)"
             )
         raise CheckpointError(f"{path}: not a dltool run directory (no config.yaml)")
     return run

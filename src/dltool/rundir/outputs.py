@@ -8,7 +8,7 @@ import stat
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from dltool.errors import UsageError
+from dltool.errors import UsageError, option
 from dltool.rundir.layout import run_dir_of
 
 
@@ -37,7 +37,9 @@ def check_output(
         raise UsageError(f"{path} is {owner}; write the output to {elsewhere}")
     if info.st_size and not force and not (same_kind is not None and same_kind(path)):
         unlike = f" (and is not a {kind} output)" if same_kind is not None else ""
-        raise UsageError(f"{path} already exists{unlike}; pass --force to replace it, or choose {elsewhere}")
+        raise UsageError(
+            f"{path} already exists{unlike}; pass {option('force', True)} to replace it, or choose {elsewhere}"
+        )
 
 
 def is_run_file(path: Path) -> bool:

@@ -34,6 +34,9 @@ the description):
 - ``breakdown``: the eval document's key that scores each class (point, target) apart, and
   what one is called: the report's table of it (``("per_class", "class")``).
 - ``ranks_labels``: its rows rank class labels, so ``dltool predict --top-k`` means something.
+- ``names_outputs``: its ``classes`` name the model's outputs (logits, points, targets); an
+  autoencoder's are its dataset's, which nothing it outputs refers to (an export's sidecar
+  then lists none).
 - ``on_backbone``: the task is served by a linear head on any classification backbone,
   chosen with ``model.head: <task>``; its width is ``Task.out_features``.
 - ``scales_outputs``: the head learns standardised targets, which the model maps to the
@@ -72,6 +75,7 @@ class TaskParams(Params):
     headline_higher_is_better: ClassVar[bool] = False
     tta: ClassVar[tuple[str, ...]] = ("none",)
     on_backbone: ClassVar[bool] = False
+    names_outputs: ClassVar[bool] = True
     rows: ClassVar[str | None] = None
     breakdown: ClassVar[tuple[str, str]] = ("per_class", "class")
     ranks_labels: ClassVar[bool] = False
@@ -113,6 +117,7 @@ class ReconstructionTask(TaskParams):
 
     target = "values"
     default_loss = "mse"
+    names_outputs = False
 
 
 @tasks.register("segmentation", "dltool.tasks.segmentation:Segmentation")

@@ -15,7 +15,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from dltool.errors import CheckpointError, StorageError, UsageError
+from dltool.errors import CheckpointError, StorageError, UsageError, option, quote
 from dltool.tuning._optuna import quiet_optuna
 from dltool.tuning.records import StudyRecord
 from dltool.tuning.settings import TuneSettings
@@ -41,15 +41,15 @@ def stored_record(study_dir: Path) -> StudyRecord:
         return read_study_record(study_dir)
     except CheckpointError as error:
         raise UsageError(
-            f"{study_dir} exists and is not a study to continue ({error}); choose another --name"
+            f"{study_dir} exists and is not a study to continue ({error}); choose another {option('name')}"
         ) from None
 
 
 def check_continuation(stored: StudyRecord, storage: str, study_name: str | None) -> None:
     if not same_storage(storage, stored.storage):
-        raise UsageError(f"--storage {public_url(storage)}: this study lives in {stored.storage}")
+        raise UsageError(f"{option('storage', public_url(storage))}: this study lives in {stored.storage}")
     if study_name is not None and study_name != stored.study_name:
-        raise UsageError(f"--study {study_name}: this study dir holds study {stored.study_name!r}")
+        raise UsageError(f"{option('study', study_name)}: this study dir holds study {stored.study_name!r}")
 
 
 def refuse_lost_trials(settings: TuneSettings, stored: StudyRecord) -> None:
@@ -101,10 +101,47 @@ def refuse_changed_space(settings: TuneSettings) -> None:
             check_distribution_compatibility(sampled[param.key], param.distribution(settings.grid))
         except ValueError as error:
             raise UsageError(
-                f"--space: {param.key}: study {settings.study_name!r} sampled it as {sampled[param.key]}, "
+                f"{option('space')}: {param.key}: study {settings.study_name!r} sampled it as {sampled[param.key]}, "
                 f"which this space cannot continue ({error}); keep that for {param.key}, or tune under "
-                "another --name (or --restart-study)"
+                f"another {option('name')} (or {option('restart_study', True)})"
             ) from None
+
+
+# The data keys that decide which images are val (what trials are scored on) and test.
+SPLIT_KEYS = ("val_fraction", "test_fraction", "split_seed", "split_by", "classes")
+
+
+def refuse_changed_splits(settings: TuneSettings) -> None:
+    """A config whose val and test splits are drawn otherwise than those the study's trials
+    were scored on is a usage error: their values would not compare (keys the space tunes
+    excepted: the user asked for that)."""
+    configs = [trial.user_attrs["config"] for trial in _stored_trials(settings) or [] if "config" in trial.user_attrs]
+    if not configs:
+        return
+    before, now = _splits(configs[-1].get("data", {})), _splits(settings.base["data"])
+    for key in SPLIT_KEYS:
+        if f"data.{key}" not in settings.space and before.get(key) != now.get(key):
+            raise UsageError(
+                f"data.{key}: study {settings.study_name!r} scored its trials on the val split of "
+                f"data.{key} {quote(before.get(key))}, and {quote(now.get(key))} may draw another, so new "
+                f"trials would not compare with them; keep data.{key}: {quote(before.get(key))}, or tune "
+                f"under another {option('name')} (or {option('restart_study', True)})"
+            )
+
+
+def _splits(data: Any) -> dict[str, Any]:
+    """The split keys of a trial's data section as a new run resolves them (unset
+    ``split_by`` is name); none of a section that no longer validates (an older dltool's)."""
+    from pydantic import ValidationError
+
+    from dltool.config.schema import DataConfig
+    from dltool.data.splits import for_new_run
+
+    try:
+        resolved = for_new_run(DataConfig.model_validate(data))
+    except ValidationError:
+        return {}
+    return {key: getattr(resolved, key) for key in SPLIT_KEYS}
 
 
 def _sampled_distributions(trials: list[Any]) -> dict[str, Any]:
@@ -137,8 +174,8 @@ def set_records_aside(settings: TuneSettings) -> Path:
     """
     if settings.storage != JOURNAL and _trials_in_storage(settings) is not None:
         raise UsageError(
-            f"--restart-study: study {settings.study_name!r} still exists in {public_url(settings.storage)}; "
-            "pass --study NEW to start afresh under another name"
+            f"{option('restart_study', True)}: study {settings.study_name!r} still exists in "
+            f"{public_url(settings.storage)}; pass {option('study', 'NEW')} to start afresh under another name"
         )
     study_dir = settings.study_dir
     aside = _new_folder(study_dir)

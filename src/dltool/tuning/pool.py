@@ -17,7 +17,7 @@ from dltool.tuning.settings import TuneSettings
 from dltool.tuning.study import trial_rows, write_outputs
 from dltool.tuning.worker import POLL_S, load_study
 
-WORKER_MODULE = "dltool.tuning.worker"
+WORKER_MODULE = "dltool.tuning.worker_process"
 STOPPED_CODES = (0, 128 + signal.SIGINT, 128 + signal.SIGTERM)
 
 

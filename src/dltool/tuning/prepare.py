@@ -10,12 +10,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, cast
 
 import dltool.tasks as tasks
-from dltool.errors import ConfigError, DltoolError, UnknownNameError, UsageError
+from dltool.errors import ConfigError, DltoolError, UnknownNameError, UsageError, option
 from dltool.tuning import pruners, samplers
 from dltool.tuning._optuna import quiet_optuna
 from dltool.tuning.continuation import (
     check_continuation,
     refuse_changed_space,
+    refuse_changed_splits,
     refuse_lost_trials,
     set_records_aside,
     stored_record,
@@ -64,7 +65,8 @@ def prepare_study(
     if settings.folds:
         _check_folds(config, search_space, settings.folds)
     if stored is not None and not options.restart:
-        refuse_changed_space(settings)  # --dry-run checks it too
+        refuse_changed_space(settings)  # --dry-run checks them too
+        refuse_changed_splits(settings)
     if options.dry_run:
         return settings
     opened = _open_study(settings, stored, options)
@@ -198,14 +200,14 @@ def _create_study(settings: TuneSettings) -> Any:
     if existing != settings.direction:
         raise UsageError(
             f"study {settings.study_name!r} in {public_url(settings.storage)} is set to "
-            f"{existing}; use --direction {existing} or another --study"
+            f"{existing}; use {option('direction', existing)} or another {option('study')}"
         )
     # A study without the attr is one from before --folds (one run a trial), unless it is new.
     folds = study.user_attrs.get("folds", 0 if study.get_trials(deepcopy=False) else settings.folds)
     if folds != settings.folds:
         raise UsageError(
             f"study {settings.study_name!r} in {public_url(settings.storage)} scores its trials with "
-            f"{_folds_text(folds)}, not {_folds_text(settings.folds)}; use --folds {folds} or another --study"
+            f"{_folds_text(folds)}, not {_folds_text(settings.folds)}; use {option('folds', folds)} or another {option('study')}"
         )
     if "folds" not in study.user_attrs:
         study.set_user_attr("folds", settings.folds)
@@ -217,19 +219,20 @@ def _create_study(settings: TuneSettings) -> Any:
 
 def _check_numbers(options: StudyOptions) -> None:
     if options.workers < 1:
-        raise UsageError("--workers: at least 1")
+        raise UsageError(f"{option('workers', options.workers)}: at least 1")
     if options.timeout is not None and options.timeout <= 0:
-        raise UsageError("--timeout: a number of seconds > 0")
+        raise UsageError(f"{option('timeout', options.timeout)}: a number of seconds > 0")
     if options.trials is not None and options.trials < 1:
-        raise UsageError("--trials: at least 1")
+        raise UsageError(f"{option('trials', options.trials)}: at least 1")
 
 
 def _refuse_overlap(space: SearchSpace, sets: Iterable[str], flags: Mapping[str, Any]) -> None:
     from dltool.config.loading import parse_set
 
-    fixed = {key: f"--{key.split('.')[-1].replace('_', '-')}" for key in flags}
+    # The command's flags (--lr) and the API's overrides arrive as ``flags``; --set as ``sets``.
+    fixed = {key: option(key.split(".")[-1], python=f"overrides[{key!r}]") for key in flags}
     for assignment in sets:
-        fixed.update({key: "--set" for key in _dotted(parse_set(assignment))})
+        fixed.update({key: option("overrides", python="overrides") for key in _dotted(parse_set(assignment))})
     for key in space.keys:
         if key in fixed:
             raise UsageError(f"{key}: both fixed by {fixed[key]} and tuned by the space; drop one of them")
@@ -245,19 +248,19 @@ def _dotted(layer: Mapping[str, Any], prefix: str = "") -> list[str]:
 
 def _objective(config: Any, metric: str | None, direction: str | None, stored: StudyRecord | None) -> tuple[str, str]:
     if stored is not None:
-        for flag, given, kept in (("--metric", metric, stored.metric), ("--direction", direction, stored.direction)):
+        for keyword, given, kept in (("metric", metric, stored.metric), ("direction", direction, stored.direction)):
             if given is not None and given != kept:
                 raise UsageError(
-                    f"{flag} {given}: this study tunes {stored.metric} ({stored.direction}); "
+                    f"{option(keyword, given)}: this study tunes {stored.metric} ({stored.direction}); "
                     f"start another study for {given}"
                 )
         return stored.metric, stored.direction
     task = tasks.task_name(config.model)
     metric = _choice("metric", metric or tasks.info(task).objective, tasks.record_metrics())
     try:
-        tasks.check_metric(metric, task, f"--metric {metric}")
+        tasks.check_metric(metric, task, option("metric", metric))
     except ConfigError as error:
-        raise UsageError(str(error)) from None
+        raise UsageError(error.unspelled) from None
     direction = _choice("direction", direction or ("maximize" if tasks.maximize(metric) else "minimize"), DIRECTIONS)
     return metric, direction
 
@@ -265,17 +268,17 @@ def _objective(config: Any, metric: str | None, direction: str | None, stored: S
 def _folds(folds: int | None, stored: StudyRecord | None) -> int:
     """``--folds``, else what a continued study recorded, else 0 (one run a trial)."""
     if folds is not None and folds < 2:
-        raise UsageError(f"--folds {folds}: at least 2 (each trial trains K runs, each validated on one fold)")
+        raise UsageError(f"{option('folds', folds)}: at least 2 (each trial trains K runs, each validated on one fold)")
     if stored is not None and folds is not None and folds != stored.folds:
         raise UsageError(
-            f"--folds {folds}: this study scores its trials with {_folds_text(stored.folds)}; "
+            f"{option('folds', folds)}: this study scores its trials with {_folds_text(stored.folds)}; "
             "start another study to score them otherwise"
         )
     return folds if folds is not None else (stored.folds if stored else 0)
 
 
 def _folds_text(folds: int) -> str:
-    return f"{folds}-fold cross-validation" if folds else "one run each (no --folds)"
+    return f"{folds}-fold cross-validation" if folds else "one run each (no cross-validation)"
 
 
 def _check_folds(config: Any, space: SearchSpace, folds: int) -> None:
@@ -284,7 +287,7 @@ def _check_folds(config: Any, space: SearchSpace, folds: int) -> None:
 
     tuned = [key for key in space.keys if key in ("data.cv_folds", "data.cv_fold")]
     if tuned:
-        raise UsageError(f"--folds {folds} sets {tuned[0]} for each fold's run: drop it from the space")
+        raise UsageError(f"{option('folds', folds)} sets {tuned[0]} for each fold's run: drop it from the space")
     check_folds(config, folds)
 
 

@@ -10,6 +10,7 @@ from typing import Any, ClassVar
 
 from dltool._extras import require
 from dltool._registry import Registry
+from dltool.errors import option
 from dltool.params import Params
 
 DEFAULT = "tpe"
@@ -84,7 +85,7 @@ def random(seed: int | None, parallel: bool) -> Any:
 def cmaes(seed: int | None, parallel: bool) -> Any:
     import optuna
 
-    require("cmaes", "cmaes", "--sampler cmaes")  # Optuna's CMA-ES sampler imports it late
+    require("cmaes", "cmaes", option("sampler", "cmaes"))  # Optuna's CMA-ES sampler imports it late
 
     # Categorical keys fall back to independent sampling by design: no warning per trial.
     return optuna.samplers.CmaEsSampler(seed=seed, warn_independent_sampling=False)

@@ -26,7 +26,7 @@ from typing import Any
 from dltool.config.loading import merge, nest, number_or_text, read_yaml
 from dltool.config.schema import Config
 from dltool.config.validate import DISPATCHED, validate_config
-from dltool.errors import ConfigError, did_you_mean, quote
+from dltool.errors import ConfigError, did_you_mean, option, quote
 
 FIELDS = ("type", "low", "high", "log", "step", "choices")
 TYPES = ("float", "int", "categorical")
@@ -136,12 +136,12 @@ class SearchSpace:
 def load_space(path: Path, base: Mapping[str, Any]) -> SearchSpace:
     """Read and validate a space file against ``base`` (a resolved config as a dict)."""
     if not Path(path).is_file():
-        raise ConfigError(f"--space {path}: no such file")
+        raise ConfigError(f"{option('space', str(path))}: no such file")
     raw = read_yaml(Path(path))
     try:
         return parse_space(raw, base)
     except ConfigError as error:
-        raise ConfigError(f"{path}: {error}") from None
+        raise ConfigError(f"{path}: {error.unspelled}") from None
 
 
 def parse_space(raw: Mapping[str, Any], base: Mapping[str, Any]) -> SearchSpace:
@@ -167,7 +167,7 @@ def _param(key: str, value: Any) -> Param:
         raise ConfigError(
             f"{key}: expected a list of values or a mapping such as "
             f"{{type: float, low: 1.0e-4, high: 1.0e-1, log: true}} (got {quote(value)}); "
-            f"to fix a value use --set {key}={value}"
+            f"to fix a value use {option('overrides', f'{key}={value}', python=f'overrides={{{key!r}: {value!r}}}')}"
         )
     for name in value:
         if name not in FIELDS:

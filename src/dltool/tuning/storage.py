@@ -21,14 +21,14 @@ from pathlib import Path
 from typing import Any
 
 from dltool._extras import install_line
-from dltool.errors import DltoolError, StorageError, UsageError, did_you_mean, first_line
+from dltool.errors import DltoolError, StorageError, UsageError, did_you_mean, first_line, option
 from dltool.tuning import liveness
 from dltool.tuning._optuna import quiet_optuna
 
 JOURNAL = "journal:study.journal"
 JOURNAL_FILE = "study.journal"
 OPEN_ATTEMPTS = 5
-RESTART_HINT = "or start the study afresh with --restart-study (its records are kept in a subfolder)"
+RESTART_HINT = f"or start the study afresh with {option('restart_study', True)} (its records are kept in a subfolder)"
 
 
 def check_storage(url: str | None, workers: int) -> str:
@@ -57,23 +57,23 @@ def _parsed(url: str) -> Any:
     try:
         parsed = make_url(url)
     except ArgumentError:
-        raise UsageError(f"--storage {url!r}: {EXPECTED}") from None
+        raise UsageError(f"{option('storage', url)}: {EXPECTED}") from None
     try:
         parsed.get_dialect()
     except NoSuchModuleError:
         kind = parsed.get_backend_name()
         hint = did_you_mean(kind, DATABASES) or f"; {EXPECTED}"
-        raise UsageError(f"--storage {public_url(url)}: unknown database {kind!r}{hint}") from None
+        raise UsageError(f"{option('storage', public_url(url))}: unknown database {kind!r}{hint}") from None
     return parsed
 
 
 def _sqlite_file(parsed: Any, workers: int) -> str:
     """A SQLite URL with its file's absolute path (it is relative to where tune started)."""
-    where = f"--storage {parsed.render_as_string()}"
+    where = option("storage", parsed.render_as_string())
     if workers > 1:
         raise UsageError(
-            "--storage sqlite: SQLite cannot take several workers writing at once; "
-            "drop --storage (a journal file) or use postgresql://"
+            f"{option('storage', 'sqlite')}: SQLite cannot take several workers writing at once; "
+            f"drop {option('storage')} (a journal file) or use postgresql://"
         )
     if parsed.host:  # sqlite://study.db
         path = "/".join(part for part in (parsed.host, parsed.database) if part)
@@ -98,7 +98,7 @@ def _with_driver(url: str) -> str:
         with contextlib.suppress(ImportError):
             importlib.import_module(module)
             return parsed.set(drivername=driver).render_as_string(hide_password=False)
-    raise UsageError(f"--storage {public_url(url)}: psycopg is not installed; {install_line('postgres')}")
+    raise UsageError(f"{option('storage', public_url(url))}: psycopg is not installed; {install_line('postgres')}")
 
 
 def public_url(storage: str) -> str:
@@ -177,10 +177,14 @@ def check_sqlite(storage: str) -> None:
     except sqlite3.DatabaseError as error:
         problems = [str(error)]
     if problems != ["ok"]:
-        raise StorageError(f"--storage {public_url(storage)}: damaged SQLite database ({problems[0]}); {SQLITE_ADVICE}")
+        raise StorageError(
+            f"{option('storage', public_url(storage))}: damaged SQLite database ({problems[0]}); {SQLITE_ADVICE}"
+        )
 
 
-SQLITE_ADVICE = "restore it from a copy (`sqlite3 FILE .recover` salvages what it can) or use another --storage"
+SQLITE_ADVICE = (
+    f"restore it from a copy (`sqlite3 FILE .recover` salvages what it can) or use another {option('storage')}"
+)
 
 
 def _open_database(storage: str) -> Any:
@@ -200,7 +204,7 @@ def _open_database(storage: str) -> Any:
                 raise
             time.sleep(0.2 * (attempt + 1))
         except (SQLAlchemyError, ImportError) as error:
-            raise DltoolError(f"--storage {public_url(storage)}: cannot open: {_reason(error)}") from None
+            raise DltoolError(f"{option('storage', public_url(storage))}: cannot open: {_reason(error)}") from None
     raise AssertionError("unreachable")
 
 
@@ -214,7 +218,7 @@ def storage_errors(storage: str, study_dir: Path) -> Iterator[None]:
     import optuna
     from sqlalchemy.exc import DatabaseError
 
-    where = study_dir / JOURNAL_FILE if storage == JOURNAL else f"--storage {public_url(storage)}"
+    where = study_dir / JOURNAL_FILE if storage == JOURNAL else option("storage", public_url(storage))
     try:
         yield
     except (optuna.exceptions.StorageInternalError, DatabaseError) as error:

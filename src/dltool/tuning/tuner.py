@@ -9,12 +9,14 @@ count, so running the same command again completes the study.
 
 from __future__ import annotations
 
+import contextlib
+import json
 import threading
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from dltool.errors import TrackingError
+from dltool.errors import TrackerTimeout, TrackingError
 from dltool.tuning._optuna import quiet_optuna
 from dltool.tuning.pool import supervise
 from dltool.tuning.progress import StudyStart, TuneObserver
@@ -49,7 +51,25 @@ class TuneResult:
         """``trials.csv`` as a DataFrame, one row per trial (number, state, params, value, ...)."""
         import pandas as pd
 
-        return pd.read_csv(self.study_dir / TRIALS_CSV)
+        return _decoded(pd.read_csv(self.study_dir / TRIALS_CSV))
+
+
+# A list or mapping (a param's choice, fold_values) is itself in ``TuneResult.trials``, as
+# ``best`` has it, not the JSON text that holds it in the csv.
+def _decoded(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with each column of JSON lists or mappings decoded."""
+    for column, decoded in [(column, frame[column].map(_json_cell).astype(object)) for column in frame.columns]:
+        if any(isinstance(cell, (list, dict)) for cell in decoded):
+            frame[column] = decoded
+    return frame
+
+
+def _json_cell(cell: Any) -> Any:
+    """A cell of JSON text holding a list or a mapping, decoded; any other cell as it is."""
+    with contextlib.suppress(ValueError):  # text that only starts like JSON stays text
+        if isinstance(cell, str) and cell[:1] in ("[", "{"):
+            return json.loads(cell)
+    return cell
 
 
 def tune(
@@ -97,13 +117,19 @@ def _end_parent_run(run_id: str, record: StudyRecord, metric: str, interrupted: 
 
 def _with_parent_run(settings: TuneSettings) -> tuple[TuneSettings, str | None]:
     """With ``train.tracking: mlflow``, the study's parent MLflow run, set as every trial's
-    ``train.mlflow.parent_run`` (trials are its child runs)."""
+    ``train.mlflow.parent_run`` (trials are its child runs). A server that does not answer is
+    a warning, and the study and its trials go on without MLflow (one wait, not one a trial)."""
     train = settings.base["train"]
     if "mlflow" not in train["tracking"]:
         return settings, None
     from dltool.engine.mlflow_tracking import start_study_run
 
-    run_id = start_study_run(settings.study_dir, settings.study_name, settings.base)
+    try:
+        run_id = start_study_run(settings.study_dir, settings.study_name, settings.base)
+    except TrackerTimeout as error:
+        untracked = {**train, "tracking": [name for name in train["tracking"] if name != "mlflow"]}
+        note = f"warning: mlflow: {error}; the study goes on without it (the study dir keeps every record)"
+        return replace(settings, base={**settings.base, "train": untracked}, notes=(*settings.notes, note)), None
     mlflow = {**train["mlflow"], "parent_run": run_id}
     return replace(settings, base={**settings.base, "train": {**train, "mlflow": mlflow}}), run_id
 

@@ -1,19 +1,14 @@
 """One worker of a study: claim a trial, run it, until the study has its trials.
 
 ``run_worker`` runs in the ``tune`` process itself (one worker), or in each of K processes
-started as ``python -m dltool.tuning.worker INDEX`` (``--workers K``, see ``tuning.pool``):
-such a process reads its ``TuneSettings`` as JSON on stdin (a database password never
-touches the disk), and exits like ``tune`` does: 0, 1 on an error (one line on stderr, which
-the supervisor keeps in ``workers/worker-INDEX.log``), 130/143 when stopped. It also stops,
-after marking its trial failed, when its supervisor is gone.
+started as ``python -m dltool.tuning.worker_process INDEX`` (``--workers K``, see
+``tuning.pool`` and ``tuning.worker_process``).
 """
 
 from __future__ import annotations
 
 import functools
 import json
-import os
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -193,43 +188,3 @@ def _encoded(point: Mapping[str, Any]) -> dict[str, Any]:
 
 def _point_id(point: Mapping[str, Any]) -> str:
     return json.dumps(point, sort_keys=True)
-
-
-# --- the worker process -----------------------------------------------------------------
-
-
-def main() -> None:
-    """``python -m dltool.tuning.worker INDEX``, started by ``tuning.pool``."""
-    from dltool._signals import stop_on_signals
-    from dltool.errors import DltoolError
-
-    index = int(sys.argv[1])
-    settings = TuneSettings.from_json(sys.stdin.read())
-    stop = threading.Event()
-    _stop_when_orphaned(stop)
-    try:
-        with stop_on_signals(stop) as received:
-            run_worker(settings, index=index, parallel=True, stop=stop, write=False)
-    except (DltoolError, OSError) as error:
-        # This process's stderr is its log file, which the supervisor quotes the last line of.
-        print(f"error: {error}", file=sys.stderr)
-        sys.exit(getattr(error, "exit_code", 1))
-    except KeyboardInterrupt:
-        sys.exit(130)
-    if received:
-        sys.exit(128 + received[0])
-
-
-def _stop_when_orphaned(stop: threading.Event) -> None:
-    parent = os.getppid()
-
-    def watch() -> None:
-        while not stop.wait(1.0):
-            if os.getppid() != parent:
-                stop.set()
-
-    threading.Thread(target=watch, name="orphan-watch", daemon=True).start()
-
-
-if __name__ == "__main__":
-    main()

@@ -12,7 +12,7 @@ from matplotlib.figure import Figure
 
 from dltool._io import slug
 from dltool.data.arrays import Split, label_counts
-from dltool.errors import UsageError
+from dltool.errors import UsageError, option
 from dltool.figures.canvas import Plotter, Visualization, grid_shape, new_figure, show_image
 from dltool.figures.classes import class_ticks, clip_name
 from dltool.figures.masks import mask_samples_figure
@@ -47,7 +47,7 @@ def visualize_dataset(
     data = prepare_data(for_new_run(DataConfig(name=name, root=root)))
     splits = [s for s in SPLIT_ORDER if s in data.splits and not (s == "test" and data.test_is_val)]
     if split not in data.splits:
-        raise UsageError(f"--split {split}: {name} has splits {', '.join(splits)}")
+        raise UsageError(f"{option('split', split)}: {name} has splits {', '.join(splits)}")
     chosen = data.splits[split]
     kind = target_kind(chosen.labels)
     if kind == "values":
