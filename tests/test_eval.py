@@ -16,6 +16,7 @@ import torch
 from safetensors.torch import load_file
 from sklearn import metrics as skm
 
+from conftest import make_autoencoder_run
 from dltool.config import load_config
 from dltool.data.prepare import prepare_data
 from dltool.engine import train
@@ -449,3 +450,13 @@ def test_per_class_scores_as_csv_and_parquet_tables(cli, run: Path, tmp_path: Pa
     error = cli("eval", run, "--per-class-out", tmp_path / "classes.txt", code=2).stderr
     assert "--per-class-out" in error and "must end in .csv or .parquet" in error
     assert not (tmp_path / "classes.txt").exists()
+
+
+def test_per_class_out_of_an_autoencoder_is_refused_before_anything_is_scored(cli, tmp_path: Path) -> None:
+    run = make_autoencoder_run(tmp_path / "ae", (1, 8, 8))  # digits are 1×8×8
+    (run / "classes.json").write_text(json.dumps([str(d) for d in range(10)]))
+    result = cli("eval", run, "--per-class-out", tmp_path / "scores.csv", code=2)
+    assert "model 'autoencoder' is a reconstruction model: its evaluation has no scores per class" in result.stderr
+    # It was scored first, its report written and its table shown, then refused.
+    assert "mse" not in result.stderr and not list(run.glob("eval-*.json")) and result.stdout == ""
+    assert not (tmp_path / "scores.csv").exists()

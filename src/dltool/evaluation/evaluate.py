@@ -78,14 +78,18 @@ def evaluate_run(
     batch_size: int | None = None,
     device: str = "auto",
     tta: str | None = None,
+    per_class: bool = False,
 ) -> EvalResult:
     """What ``dltool eval`` does: load the model at ``target`` (a run dir, its
     ``model.safetensors`` or a ``.pt`` checkpoint), score it (``evaluate_trained``; ``tta``:
     none or flip, by default the run's ``train.tta``) and write the document into the run dir
-    (``run_report_path``; one that cannot be written is ``unsaved``)."""
+    (``run_report_path``; one that cannot be written is ``unsaved``). ``per_class``: the caller
+    wants ``EvalResult.per_class``; a model without such scores is refused before scoring."""
     if checkpoint not in ("best", "last"):
         raise UsageError(f"checkpoint {checkpoint!r}: expected best or last")
     trained = load_trained(target, checkpoint=checkpoint, device=device, tta=tta)
+    if per_class:
+        tasks.require_breakdown(trained.task, trained.name)
     document = evaluate_trained(trained, split=split, data=data, root=root, batch_size=batch_size)
     path = run_report_path(trained, document, own_data=data is None)
     return EvalResult(document, path, save_report(path, document))
