@@ -130,3 +130,19 @@ def test_an_image_folder_given_as_the_recipe_says_to_use_dataset(cli, tmp_path: 
 def test_an_option_below_its_minimum_is_a_usage_error(cli, args: list[str], option: str) -> None:
     result = cli(*args, code=2)
     assert f"Invalid value for '{option}'" in result.stderr and "internal error" not in result.stderr
+
+
+def test_a_missing_path_on_the_command_line_is_a_usage_error_naming_a_similar_one(cli, tmp_path: Path) -> None:
+    """eval, predict, export and summary said "no such run dir or checkpoint" with exit 1, and
+    `train --resume` "not a dltool run directory" (exit 1) of a run dir that is not there."""
+    runs = tmp_path / "runs"
+    (runs / "digits-mlp-2").mkdir(parents=True)
+    typo = runs / "digits-mlp-3"
+    commands = [["eval", typo], ["predict", typo, "x.png"], ["export", typo], ["summary", typo], ["visualize", typo]]
+    for args in [*commands, ["train", "--resume", typo]]:
+        line = cli(*args, code=2).stderr
+        assert line.count("\n") == 1 and line.startswith(f"error: {typo}: no such"), args
+    assert f"did you mean '{runs / 'digits-mlp-2'}'?" in cli("train", "--resume", typo, code=2).stderr
+    assert f"did you mean '{runs / 'digits-mlp-2'}'?" in cli("eval", typo, code=2).stderr
+    for args in (["eval", "missing.pt"], ["summary", "missing.pt"], ["predict", "model.onnx", "x.png"]):
+        assert cli(*args, code=2).stderr.startswith(f"error: {args[1]}: no such"), args

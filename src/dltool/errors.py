@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import os
 import reprlib
 from collections.abc import Iterable
 from pathlib import Path
@@ -47,6 +48,27 @@ class DatasetError(DltoolError):
 
 class CheckpointError(DltoolError):
     """A run directory or checkpoint that is missing, corrupt or foreign."""
+
+
+class MissingPathError(UsageError, CheckpointError):
+    """A path named on the command line (or to the API) that does not exist: a usage error
+    (exit 2), with the entries beside it of a similar name. A ``CheckpointError`` as well:
+    that is what a missing run dir or weights file raised before."""
+
+    def __init__(self, path: str | Path, what: str):
+        self.path = Path(path)
+        super().__init__(f"{path}: no such {what}{similar_paths(self.path)}")
+
+
+def similar_paths(path: Path) -> str:
+    """'; did you mean 'runs/digits-mlp-2'?' for the entries of ``path``'s folder whose names
+    are closest to its name (a typo'd run name), or '' when none is close."""
+    try:
+        names = [n for n in os.listdir(path.parent) if not n.startswith(".") or path.name.startswith(".")]
+    except OSError:
+        return ""
+    close = difflib.get_close_matches(path.name, sorted(names), n=3, cutoff=0.6)
+    return "; did you mean " + " or ".join(repr(str(path.parent / c)) for c in close) + "?" if close else ""
 
 
 class DiskFullError(DltoolError):

@@ -21,7 +21,7 @@ from filelock import FileLock, Timeout
 
 from dltool._io import append_line, atomic_write_json, atomic_write_text, dump_yaml, json_line, load_yaml, read_json
 from dltool._safetensors import Header, read_header
-from dltool.errors import CheckpointError, RunInUseError, UsageError
+from dltool.errors import CheckpointError, MissingPathError, RunInUseError, UsageError
 from dltool.rundir.records import EpochRecord, Summary, checked_classes
 
 CONFIG, WEIGHTS, LAST = "config.yaml", "model.safetensors", "last.pt"
@@ -263,6 +263,8 @@ def _best_trial(study_dir: Path) -> str:
 def open_run_dir(path: Path) -> RunDir:
     """An existing run directory, checked to hold a config."""
     run = RunDir(Path(path))
+    if not run.path.exists():
+        raise MissingPathError(path, "run directory")
     if not run.config.is_file():
         refuse_parent_of_runs(run.path)
         if holds_only_lock(run.path):
