@@ -17,7 +17,7 @@ import torch
 import dltool.tasks as tasks
 from dltool.config.schema import Config
 from dltool.engine.autoset import pick_precision, pick_threads
-from dltool.engine.checkpoint import load_checkpoint, save_weights
+from dltool.engine.checkpoint import save_weights
 from dltool.engine.device import resolve_device, resolve_precision
 from dltool.engine.distributed import StopVote, any_across, process_group, world_from_env
 from dltool.engine.divergence import check_finite_loss
@@ -41,6 +41,7 @@ from dltool.engine.state import (
     Progress,
     check_epochs_left,
     data_changes,
+    load_resume_state,
     restore_state,
     resumed_config,
     split_sizes,
@@ -125,7 +126,7 @@ def resume(
 ) -> RunResult:
     """Continue ``run`` from ``checkpoints/last.pt``; ``overrides`` may raise ``train.epochs``
     or change ``train.device``, nothing else (a different config is a different run)."""
-    checkpoint = load_checkpoint(run.last_checkpoint, require=RESUME_ENTRIES)
+    checkpoint = load_resume_state(run, RESUME_ENTRIES)
     config = resumed_config(checkpoint["config"], overrides or {})
     check_epochs_left(config, checkpoint)
     return _execute(config, run, observer or Observer(), stop or threading.Event(), checkpoint)
