@@ -146,3 +146,31 @@ def test_a_missing_path_on_the_command_line_is_a_usage_error_naming_a_similar_on
     assert f"did you mean '{runs / 'digits-mlp-2'}'?" in cli("eval", typo, code=2).stderr
     for args in (["eval", "missing.pt"], ["summary", "missing.pt"], ["predict", "model.onnx", "x.png"]):
         assert cli(*args, code=2).stderr.startswith(f"error: {args[1]}: no such"), args
+
+
+def _foreign_options(command: str, line: str) -> list[str]:
+    """The options ``line`` names that ``dltool COMMAND`` does not have; another command's
+    whole command line (``dltool eval RUN --data FOLDER``) names that command's own."""
+    import re
+
+    import typer.main
+
+    own = {o for p in typer.main.get_command(app).commands[command].params for o in [*p.opts, *p.secondary_opts]}
+    line = re.sub(r"dltool (\w+)[^;,)]*", lambda m: m[0] if m[1] == command else "", line)
+    return [flag for flag in re.findall(r"(?<![\w-])--[a-z][a-z-]*", line) if flag not in own]
+
+
+def test_an_unknown_dataset_hint_names_only_options_the_command_has(cli, digits_run: Path) -> None:
+    """stats and eval suggested `--dataset PATH`, an option only train and tune have."""
+    cases = [
+        ["stats", "digitz"],
+        ["eval", digits_run, "--data", "digitz"],
+        ["visualize", "digitz"],
+        ["train", "digits-mlp", "--dataset", "digitz"],
+    ]
+    for args in cases:
+        line = cli(*args, code=2).stderr
+        assert line.startswith("error: ") and "did you mean 'digits'?" in line, args
+        assert _foreign_options(args[0], line) == [], (args, line)
+    assert "a folder of your own is named by its path" in cli("stats", "digitz", code=2).stderr
+    assert "--dataset PATH for a folder of your own" in cli("train", "digits-mlp", "--dataset", "digitz", code=2).stderr

@@ -316,8 +316,11 @@ def test_a_run_whose_image_folder_is_gone_says_so_and_how_to_score_another(cli, 
     run = train(config, create_run_dir(tmp_path / "runs", "photos")).run_dir
     folder.rename(tmp_path / "moved")
     gone = cli("eval", run, code=1)
-    assert f"{folder}: the run's image folder is gone (moved or deleted); --data FOLDER" in gone.stderr
+    assert f"{folder}: the run's image folder is gone (moved or deleted); dltool eval RUN --data FOLDER" in gone.stderr
     assert json.loads(cli("eval", run, "--data", tmp_path / "moved", "--json").stdout)["n"] == 12
+    # visualize scores the run too, and has no --data: it names eval's (it said "--data FOLDER").
+    note = cli("visualize", run, "--out", tmp_path / "plots").stderr
+    assert "no test scores or their plots" in note and "; dltool eval RUN --data FOLDER scores" in note
 
 
 def test_eval_data_scores_every_image_of_a_few_shot_runs_other_folder(cli, tmp_path: Path) -> None:

@@ -26,12 +26,16 @@ class UnknownNameError(UsageError):
     """A name that is not in a registry (or not an allowed key)."""
 
     def __init__(self, kind: str, name: str, known: Iterable[str], hint: str | None = None):
-        self.kind, self.name = kind, name
+        self.kind, self.name, self.known = kind, name, sorted(known)
         message = f"unknown {kind} {name!r}"
-        message += suggest(name, known)
+        message += suggest(name, self.known)
         if hint:
             message += f" (see: {hint})"
         super().__init__(message)
+
+    def with_hint(self, hint: str) -> UnknownNameError:
+        """The same error with another ``hint`` (from a command that has an option for it)."""
+        return UnknownNameError(self.kind, self.name, self.known, hint)
 
 
 class ConfigError(UsageError):

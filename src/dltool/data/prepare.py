@@ -264,7 +264,7 @@ def _folder(config: DataConfig) -> Path | None:
         "dataset",
         config.name,
         datasets.names(),
-        hint="dltool list datasets, or --dataset PATH for a folder of your own",
+        hint="dltool list datasets; a folder of your own is named by its path",  # no option: commands differ
     )
 
 

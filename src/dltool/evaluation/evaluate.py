@@ -210,7 +210,10 @@ def data_changed_line(changed: dict[str, Any]) -> str:
 
 def _data_config(trained: Trained, data: str | None, root: str | None) -> DataConfig:
     if data is None:
-        require_run_folder(trained.config.data.name, "--data FOLDER scores a folder with the same classes")
+        # A whole command line: visualize and export --int8 come here too, and have no --data.
+        require_run_folder(
+            trained.config.data.name, "dltool eval RUN --data FOLDER scores a folder with the same classes"
+        )
     update: dict[str, Any] = {k: v for k, v in {"name": data, "root": root}.items() if v is not None}
     if data is not None:  # other data is shaped like the model's input, as predict does, and scored whole
         channels, height, width = trained.in_shape
