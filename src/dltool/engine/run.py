@@ -22,7 +22,7 @@ from dltool.engine.device import resolve_device, resolve_precision
 from dltool.engine.distributed import StopVote, any_across, process_group, world_from_env
 from dltool.engine.divergence import check_finite_loss
 from dltool.engine.heap import reused_heap
-from dltool.engine.loop import EpochStats, train_one_epoch
+from dltool.engine.loop import EpochStats, EvaluationStopped, train_one_epoch
 from dltool.engine.observer import Observer
 from dltool.engine.record import (
     Clock,
@@ -240,8 +240,11 @@ def _fit_and_score(session: _Session, base: dict[str, Any]) -> tuple[str, Summar
         status, reason = _fit(session)
         extra, confusion = {}, None
         if status != "interrupted":
-            test, confusion = test_score(parts, run, progress)
-            extra["test"] = test
+            try:
+                test, confusion = test_score(parts, run, progress, _stop_check(session))
+                extra["test"] = test
+            except EvaluationStopped:  # last.pt and the best weights are whole: a resume scores it
+                status, reason = "interrupted", "signal"
     except KeyboardInterrupt:  # a second Ctrl-C: stop at once, last.pt is the previous one
         finish(run, board, summary_record("interrupted", "signal", progress, clock, base))
         raise
@@ -252,6 +255,11 @@ def _fit_and_score(session: _Session, base: dict[str, Any]) -> tuple[str, Summar
     summary = summary_record(status, reason, progress, clock, base, **extra)
     finish(run, board, summary, confusion)
     return status, summary
+
+
+def _stop_check(session: _Session) -> Callable[[], bool]:
+    """What the test pass asks before each batch: a signal's stop, in a world of one only."""
+    return (lambda: False) if session.parts.world.distributed else session.stop.is_set
 
 
 def _fit(session: _Session) -> tuple[str, str]:
