@@ -174,3 +174,10 @@ def test_an_unknown_dataset_hint_names_only_options_the_command_has(cli, digits_
         assert _foreign_options(args[0], line) == [], (args, line)
     assert "a folder of your own is named by its path" in cli("stats", "digitz", code=2).stderr
     assert "--dataset PATH for a folder of your own" in cli("train", "digits-mlp", "--dataset", "digitz", code=2).stderr
+
+
+def test_every_output_option_a_read_only_error_names_is_its_commands_own() -> None:
+    from dltool.cli import OUTPUT_OPTIONS
+
+    for command, option in OUTPUT_OPTIONS.items():
+        assert _foreign_options(command, option) == [], command

@@ -309,3 +309,30 @@ def test_download_stops_on_a_signal_even_when_sigint_was_inherited_ignored(signu
             process.kill()
     assert process.returncode == 128 + signum, stderr
     assert "interrupted: run the same command again to resume" in stderr and TRACEBACK not in stderr
+
+
+def test_a_read_only_run_dir_is_named_with_the_option_that_writes_elsewhere(cli, small_fs: Path) -> None:
+    """visualize, export, predict --output and train showed "[Errno 30] Read-only file system:
+    '.../.p.csv.mwvp929r.tmp'" (a temporary's name), and --resume the lock file's."""
+    run = Path(cli("train", "digits-mlp", "--epochs", "1", "--runs-dir", small_fs, "--name", "r", "-q").stdout.strip())
+    remounted = subprocess.run(["mount", "-o", "remount,ro", str(small_fs)], capture_output=True, text=True)
+    if remounted.returncode:
+        pytest.skip(f"cannot remount a tmpfs read-only: {remounted.stderr.strip()}")
+    image = small_fs.parent / "digit.png"
+    Image.fromarray(np.full((8, 8), 90, np.uint8)).save(image)
+    cases = {
+        (
+            "visualize",
+            run,
+        ): f"{run}: cannot write there (read-only file system); write to a folder you can write (--out DIR)",
+        ("export", run): "write to a folder you can write (--output FILE)",
+        ("predict", run, image, "--output", run / "p.csv"): f"{run}: cannot write there (read-only file system); "
+        "write to a folder you can write (--output FILE)",
+        ("train", "digits-mlp", "--runs-dir", small_fs / "more"): f"{small_fs}: cannot write there (read-only file "
+        "system); write to a folder you can write (--runs-dir DIR)",
+        ("train", "--resume", run, "--epochs", "2"): f"{run}: cannot write there (read-only file system); copy the "
+        "run dir to a folder you can write and resume the copy",
+    }
+    for args, expected in cases.items():
+        line = one_line(cli(*args, code=1).stderr)
+        assert expected in line and "Errno" not in line, args

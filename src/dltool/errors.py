@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import errno
 import os
 import reprlib
 from collections.abc import Iterable
@@ -73,6 +74,39 @@ def similar_paths(path: Path) -> str:
         return ""
     close = difflib.get_close_matches(path.name, sorted(names), n=3, cutoff=0.6)
     return "; did you mean " + " or ".join(repr(str(path.parent / c)) for c in close) + "?" if close else ""
+
+
+class ReadOnlyError(DltoolError):
+    """A write that a read-only filesystem refused (EROFS), naming the nearest folder of the
+    path refused (a temporary's name says nothing) and ``hint``, where to write instead."""
+
+    def __init__(self, error: OSError, hint: str = ""):
+        self.refused, self.hint = error, hint
+        folder = nearest_folder(Path(error.filename or "."))
+        super().__init__(f"{folder}: cannot write there (read-only file system)" + (f"; {hint}" if hint else ""))
+
+    @classmethod
+    def of(cls, error: BaseException, hint: str) -> ReadOnlyError:
+        """``error`` (for which ``caused`` holds) as one with ``hint``."""
+        refused = error.refused if isinstance(error, ReadOnlyError) else error
+        assert isinstance(refused, OSError)
+        return cls(refused, hint)
+
+    @staticmethod
+    def caused(error: BaseException) -> bool:
+        """Whether ``error`` is a write that a read-only filesystem refused, with its path
+        (or a ``ReadOnlyError`` of one that leaves the next step to the caller: no ``hint``)."""
+        if isinstance(error, ReadOnlyError):
+            return not error.hint
+
+        return isinstance(error, OSError) and error.errno == errno.EROFS and bool(error.filename)
+
+
+def nearest_folder(path: Path) -> Path:
+    """The nearest folder at or above ``path`` that exists."""
+    while not path.is_dir() and path != path.parent:
+        path = path.parent
+    return path
 
 
 class DiskFullError(DltoolError):

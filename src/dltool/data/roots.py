@@ -11,7 +11,7 @@ from pathlib import Path
 import platformdirs
 
 from dltool._io import raise_if_disk_full
-from dltool.errors import DatasetError
+from dltool.errors import DatasetError, nearest_folder
 
 # The errors of a folder that takes no writes: a read-only filesystem, or no permission.
 READ_ONLY = {errno.EROFS, errno.EACCES, errno.EPERM}
@@ -36,13 +36,6 @@ def writing_into(root: Path) -> Iterator[None]:
         if error.errno not in READ_ONLY:
             raise
         raise DatasetError(
-            f"{_folder_of(Path(error.filename or root))}: cannot write there ({os.strerror(error.errno).lower()}); "
+            f"{nearest_folder(Path(error.filename or root))}: cannot write there ({os.strerror(error.errno).lower()}); "
             "choose a data root you can write with --root DIR (or $DLTOOL_DATA)"
         ) from None
-
-
-def _folder_of(path: Path) -> Path:
-    """The nearest folder at or above ``path`` that exists: what refused the write."""
-    while not path.is_dir() and path != path.parent:
-        path = path.parent
-    return path

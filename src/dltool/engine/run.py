@@ -49,7 +49,7 @@ from dltool.engine.state import (
 from dltool.engine.threads import cpu_threads
 from dltool.engine.trackers import Trackers, open_trackers
 from dltool.models.custom import source_record
-from dltool.rundir import RunDir, Summary, create_run_dir
+from dltool.rundir import RunDir, Summary, create_run_dir, refuse_read_only
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -126,6 +126,7 @@ def resume(
 ) -> RunResult:
     """Continue ``run`` from ``checkpoints/last.pt``; ``overrides`` may raise ``train.epochs``
     or change ``train.device``, nothing else (a different config is a different run)."""
+    refuse_read_only(run.path, "copy the run dir to a folder you can write and resume the copy")
     checkpoint = load_resume_state(run, RESUME_ENTRIES)
     config = resumed_config(checkpoint["config"], overrides or {})
     check_epochs_left(config, checkpoint)

@@ -12,7 +12,7 @@ from dltool.rundir.layout import (
     refuse_parent_of_runs,
     run_dir_of,
 )
-from dltool.rundir.outputs import check_output, is_run_file
+from dltool.rundir.outputs import check_output, is_run_file, refuse_read_only
 from dltool.rundir.records import EpochRecord, Summary, WeightsMetadata
 
 __all__ = [
@@ -31,6 +31,7 @@ __all__ = [
     "read_json_object",
     "read_weights_header",
     "refuse_parent_of_runs",
+    "refuse_read_only",
     "run_dir_of",
     "wait_until_made",
 ]
