@@ -3,6 +3,7 @@ wrote them (tests/fixtures/runs/digits-mlp-0.1.0), and read back leniently."""
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -133,3 +134,18 @@ def test_a_folder_claimed_with_its_lock_appears_locked_and_whole(tmp_path: Path)
     assert sorted(p.name for p in runs.iterdir()) == ["s"]  # the losing claim's folder is gone
     claimed.discard()
     assert not (tmp_path / "new").exists()  # with the folders made for it
+
+
+def test_a_damaged_summary_says_how_to_write_it_again(cli, digits_run: Path, tmp_path: Path) -> None:
+    """stats and visualize stopped at "summary.json: not readable JSON" with no next step."""
+    run = Path(shutil.copytree(digits_run, tmp_path / "run"))
+    (run / "summary.json").write_text('{"status": "compl')  # a damaged disk, a hand edit
+    for args in (["stats", run], ["visualize", run, "--out", tmp_path / "plots"]):
+        line = cli(*args, code=1).stderr
+        assert line.startswith(f"error: {run / 'summary.json'}: not readable JSON (") and line.count("\n") == 1
+        assert line.rstrip().endswith(f"; dltool train --resume {run} writes it again"), line
+    cli("train", "--resume", run, "-q")  # nothing more to train: it scores and writes the summary
+    assert json.loads(cli("stats", run, "--json").stdout)["status"] == "completed"
+    (run / "checkpoints" / "last.pt").unlink()
+    (run / "summary.json").write_text("[")
+    assert cli("stats", run, code=1).stderr.rstrip().endswith("; remove it to read the run without it")

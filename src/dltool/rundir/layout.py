@@ -112,8 +112,12 @@ class RunDir:
 
     def read_summary(self) -> dict[str, Any] | None:
         """``summary.json`` as written (None: not written yet, the run is going or was killed);
-        ``Summary.from_dict`` types it."""
-        return read_json_object(self.summary)
+        ``Summary.from_dict`` types it. A damaged one is an error that says how to write it again."""
+        try:
+            return read_json_object(self.summary)
+        except CheckpointError as error:
+            again = f"dltool train --resume {self.path} writes it again" if self.last_checkpoint.is_file() else ""
+            raise CheckpointError(f"{error}; {again or 'remove it to read the run without it'}") from None
 
     def read_classes(self) -> list[str] | None:
         """The class names of ``classes.json`` (None when it is missing)."""
