@@ -260,13 +260,14 @@ def test_a_signal_inside_a_deferred_block_is_handled_when_it_ends() -> None:
         signal.signal(signal.SIGTERM, previous)
 
 
-def _slow_test_split(root: Path) -> Path:
-    """Two classes of random 32×32 photos: a few to train and validate on, 400 to test."""
+def _photos(root: Path, train: int = 4, val: int = 2, test: int = 200) -> Path:
+    """Two classes of random 32×32 photos, this many of each per split (by default a few to
+    train and validate on, 400 to test: seconds for a ResNet-56 on a CPU)."""
     import numpy as np
     from PIL import Image
 
     rng = np.random.default_rng(0)
-    for split, count in (("train", 4), ("val", 2), ("test", 200)):
+    for split, count in (("train", train), ("val", val), ("test", test)):
         for label in ("a", "b"):
             (root / split / label).mkdir(parents=True)
             for i in range(count):
@@ -278,7 +279,7 @@ def _slow_test_split(root: Path) -> Path:
 def test_ctrl_c_in_the_final_test_pass_stops_at_once_and_the_run_resumes_to_its_score(tmp_path: Path) -> None:
     """The test pass (a ResNet-56 on 400 photos: seconds on a CPU) did not heed the first
     Ctrl-C: the run went on to the end of the pass and called itself completed."""
-    photos = _slow_test_split(tmp_path / "photos")
+    photos = _photos(tmp_path / "photos")
     args = ["train", "cifar10-resnet", "--dataset", photos, "--epochs", 1, "--batch-size", 4, "--set", "model.depth=56"]
     process = subprocess.Popen(
         dltool_command(*args, "--runs-dir", tmp_path, "--name", "run"),
@@ -301,3 +302,28 @@ def test_ctrl_c_in_the_final_test_pass_stops_at_once_and_the_run_resumes_to_its_
     resumed = json.loads((run / "summary.json").read_text())
     assert resumed["status"] == "completed" and resumed["test"]["n"] == 400
     assert json.loads(run_dltool("eval", run, "--split", "val", "--json").stdout)["n"] == 4
+
+
+def test_ctrl_c_in_an_epochs_validation_stops_at_once_and_resumes_to_the_same_bytes(
+    tmp_path: Path, data_dir: Path
+) -> None:
+    """Validation (a ResNet-56 on 400 photos) did not heed the first Ctrl-C: the run stopped
+    only after it, at the next epoch's first step."""
+    photos = _photos(tmp_path / "photos", train=4, val=200, test=2)
+    sets = ["model.depth=56", "train.epochs=2", "train.batch_size=8"]  # an epoch: 1 step, then validation
+    config = load_config("cifar10-resnet", [f"data.name={photos}", *sets])
+    reference = train(config, create_run_dir(tmp_path / "reference", "ref")).run_dir
+    args = ["train", "cifar10-resnet", "--dataset", photos, *[a for s in sets for a in ("--set", s)], "-q"]
+    process = subprocess.Popen(dltool_command(*args, "--runs-dir", tmp_path, "--name", "run"), stdout=subprocess.PIPE)
+    run = tmp_path / "run"
+    while not (run / "metrics.jsonl").is_file() or not (run / "metrics.jsonl").read_text():
+        assert process.poll() is None
+        time.sleep(0.005)
+    time.sleep(1.0)  # epoch 2's one step is done (0.1 s), its validation (seconds) is on
+    process.send_signal(signal.SIGINT)
+    assert process.wait(timeout=120) == 130
+    progress = load_checkpoint(run / "checkpoints" / "last.pt")["progress"]
+    assert (progress["epoch"], progress["batch"]) == (1, 1)  # epoch 2 trained, not validated
+    run_dltool("train", "--resume", run, "-q")
+    assert (run / "model.safetensors").read_bytes() == (reference / "model.safetensors").read_bytes()
+    assert metrics_without_times(run) == metrics_without_times(reference)

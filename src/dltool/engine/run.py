@@ -259,7 +259,8 @@ def _fit_and_score(session: _Session, base: dict[str, Any]) -> tuple[str, Summar
 
 
 def _stop_check(session: _Session) -> Callable[[], bool]:
-    """What the test pass asks before each batch: a signal's stop, in a world of one only."""
+    """What validation and the test pass ask before each batch: a signal's stop, in a world
+    of one only (ranks stopped at different batches would wait on each other's sums)."""
     return (lambda: False) if session.parts.world.distributed else session.stop.is_set
 
 
@@ -287,10 +288,11 @@ def _fit(session: _Session) -> tuple[str, str]:
         epoch_batches = parts.train_batches.batches(progress.epoch, start=progress.batch)
         finished = train_one_epoch(step, epoch_batches, stats, should_stop=should_stop, on_step=after_step)
         if not finished and stop.is_set():
-            progress.partial = stats.state_dict()
-            save_progress(session.run, parts, progress, session.clock)
-            return "interrupted", "signal"
-        record = _end_epoch(session, stats)
+            return _stopped(session, stats)
+        try:
+            record = _end_epoch(session, stats)
+        except EvaluationStopped:  # trained, its validation cut short: a resume validates it
+            return _stopped(session, stats)
         reason = observer.on_epoch(record)  # e.g. a tuner's pruner: stop after this epoch
         if any_across(world, reason is not None) and progress.epoch < train_cfg.epochs:
             return "interrupted", reason or "observer"
@@ -299,13 +301,20 @@ def _fit(session: _Session) -> tuple[str, str]:
     return "completed", "epochs"
 
 
+def _stopped(session: _Session, stats: EpochStats) -> tuple[str, str]:
+    """A signal's stop within an epoch: last.pt holds the epoch so far, for --resume."""
+    session.progress.partial = stats.state_dict()
+    save_progress(session.run, session.parts, session.progress, session.clock)
+    return "interrupted", "signal"
+
+
 def _end_epoch(session: _Session, stats: EpochStats) -> dict[str, Any]:
     """Score the epoch that just ended, step the scheduler on it, keep the weights when they
     are the best so far, save last.pt and log the record; returns the record."""
     parts, run, progress = session.parts, session.run, session.progress
     check_finite_loss(parts, progress, stats)
     monitor, min_delta = parts.config.train.monitor, parts.config.train.early_stopping.min_delta
-    row = epoch_record(parts, progress, stats)
+    row = epoch_record(parts, progress, stats, _stop_check(session))
     record = row.to_dict()  # the dict the checkpoint's history, observers and TensorBoard take
     parts.step.scheduler.epoch_end(record[monitor.metric])
     progress.epoch, progress.batch, progress.partial = progress.epoch + 1, 0, None

@@ -22,11 +22,14 @@ from dltool.engine.tta import with_tta
 from dltool.rundir import EpochRecord, RunDir
 
 
-def epoch_record(parts: Components, progress: Progress, stats: EpochStats) -> EpochRecord:
-    """The metrics.jsonl line of the epoch that just ended (validation included)."""
+def epoch_record(
+    parts: Components, progress: Progress, stats: EpochStats, should_stop: Callable[[], bool] = lambda: False
+) -> EpochRecord:
+    """The metrics.jsonl line of the epoch that just ended (validation included; ``should_stop``
+    as for ``loop.evaluate``)."""
     step = parts.step
     val_started = time.perf_counter()
-    val, _ = evaluate_kept(parts, parts.val_batches)
+    val, _ = evaluate_kept(parts, parts.val_batches, should_stop=should_stop)
     task = tasks.get(step.task)
     # Training measures the loss and what ``Task.correct`` counts; the task's other sums are 0.
     measured: dict[str, torch.Tensor | int] = {"loss_sum": stats.loss_sum, "correct": stats.correct, "n": stats.samples}
