@@ -149,3 +149,23 @@ def test_a_damaged_summary_says_how_to_write_it_again(cli, digits_run: Path, tmp
     (run / "checkpoints" / "last.pt").unlink()
     (run / "summary.json").write_text("[")
     assert cli("stats", run, code=1).stderr.rstrip().endswith("; remove it to read the run without it")
+
+
+def test_resume_removes_other_commands_temporaries_that_no_live_writer_holds(
+    cli, digits_run: Path, tmp_path: Path
+) -> None:
+    """A SIGKILLed eval, visualize or export left its temporary in the run for good: resume
+    swept only training's own, as another command might be writing the others right now."""
+    import fcntl
+
+    run = Path(shutil.copytree(digits_run, tmp_path / "run"))
+    (run / "plots").mkdir()
+    dead = [run / ".eval-test.json.k1ll3d00.tmp", run / "plots" / ".loss.png.k1ll3d00.tmp"]
+    for path in dead:
+        path.write_bytes(b"half")
+    live = run / ".eval-val.json.l1vewr1t.tmp"  # an eval writing its report right now
+    live.write_bytes(b"half")
+    with open(live, "rb+") as writing:
+        fcntl.flock(writing, fcntl.LOCK_EX)
+        cli("train", "--resume", run, "-q")
+        assert live.exists() and not any(path.exists() for path in dead)

@@ -19,7 +19,16 @@ from typing import Any
 import yaml
 from filelock import FileLock, Timeout
 
-from dltool._io import append_line, atomic_write_json, atomic_write_text, dump_yaml, json_line, load_yaml, read_json
+from dltool._io import (
+    append_line,
+    atomic_write_json,
+    atomic_write_text,
+    dump_yaml,
+    json_line,
+    load_yaml,
+    read_json,
+    sweep_stale_temporaries,
+)
 from dltool._safetensors import Header, read_header
 from dltool.errors import CheckpointError, MissingPathError, RunInUseError, UsageError
 from dltool.rundir.records import EpochRecord, Summary, checked_classes
@@ -211,7 +220,10 @@ class RunDir:
                 return  # another run's dir is in it now, or it is gone
 
     def _sweep_partial_files(self) -> None:
-        # Only training's own files: eval or visualize may be writing theirs right now.
+        # Training's own, however named: under the lock no one else writes them. Other commands'
+        # (eval's reports, visualize's plots, export's files): those no live writer holds.
+        for folder in (self.path, self.plots, self.path / "export"):
+            sweep_stale_temporaries(folder)
         for final in (self.config, self.classes, self.metrics, self.summary, self.weights, self.last_checkpoint):
             for partial in final.parent.glob(f".{final.name}.*.tmp"):
                 partial.unlink(missing_ok=True)
