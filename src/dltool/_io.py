@@ -68,7 +68,10 @@ def _held_temporary(path: Path) -> tuple[int, str]:
     the name no longer leads to it, and another is made."""
     while True:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        except OSError:  # a filesystem without locks: a sweep cannot lock it either, so keeps it
+            return fd, tmp
         if _names(tmp, fd):
             return fd, tmp
         os.close(fd)
