@@ -181,3 +181,10 @@ def test_every_output_option_a_read_only_error_names_is_its_commands_own() -> No
 
     for command, option in OUTPUT_OPTIONS.items():
         assert _foreign_options(command, option) == [], command
+
+
+def test_a_dataset_folder_that_is_not_there_names_a_similar_one(cli, tmp_path: Path) -> None:
+    (tmp_path / "photos" / "cats").mkdir(parents=True)
+    for args in (["stats", "./photoss"], ["train", "digits-mlp", "--dataset", "./photoss"]):
+        line = cli(*args, code=2).stderr
+        assert line == "error: data.name: no such folder: ./photoss; did you mean 'photos'?\n", args
