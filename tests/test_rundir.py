@@ -136,16 +136,31 @@ def test_a_folder_claimed_with_its_lock_appears_locked_and_whole(tmp_path: Path)
     assert not (tmp_path / "new").exists()  # with the folders made for it
 
 
-def test_a_damaged_summary_says_how_to_write_it_again(cli, digits_run: Path, tmp_path: Path) -> None:
-    """stats and visualize stopped at "summary.json: not readable JSON" with no next step."""
+@pytest.mark.parametrize(
+    ("name", "damage", "fault", "readers"),
+    [
+        ("summary.json", '{"status": "compl', "not readable JSON (", ["stats", "visualize"]),
+        ("classes.json", "[1,", "not readable JSON (", ["stats"]),  # visualize reads the weights' classes
+        ("config.yaml", "data: [\n", "not a readable config (", ["stats", "visualize"]),
+    ],
+)
+def test_a_damaged_record_says_how_to_write_it_again(
+    cli, digits_run: Path, tmp_path: Path, name: str, damage: str, fault: str, readers: list[str]
+) -> None:
+    """stats and visualize stopped at "not readable JSON" (or config) with no next step."""
     run = Path(shutil.copytree(digits_run, tmp_path / "run"))
-    (run / "summary.json").write_text('{"status": "compl')  # a damaged disk, a hand edit
-    for args in (["stats", run], ["visualize", run, "--out", tmp_path / "plots"]):
+    (run / name).write_text(damage)  # a damaged disk, a hand edit
+    for command in readers:
+        args = [command, run] + (["--out", tmp_path / "plots"] if command == "visualize" else [])
         line = cli(*args, code=1).stderr
-        assert line.startswith(f"error: {run / 'summary.json'}: not readable JSON (") and line.count("\n") == 1
+        assert line.startswith(f"error: {run / name}: {fault}") and line.count("\n") == 1, line
         assert line.rstrip().endswith(f"; dltool train --resume {run} writes it again"), line
-    cli("train", "--resume", run, "-q")  # nothing more to train: it scores and writes the summary
+    cli("train", "--resume", run, "-q")  # nothing more to train: it writes its records again
     assert json.loads(cli("stats", run, "--json").stdout)["status"] == "completed"
+
+
+def test_a_damaged_summary_without_a_checkpoint_can_be_removed(cli, digits_run: Path, tmp_path: Path) -> None:
+    run = Path(shutil.copytree(digits_run, tmp_path / "run"))
     (run / "checkpoints" / "last.pt").unlink()
     (run / "summary.json").write_text("[")
     assert cli("stats", run, code=1).stderr.rstrip().endswith("; remove it to read the run without it")

@@ -114,9 +114,9 @@ class RunDir:
         try:
             document = load_yaml(self.config.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, yaml.YAMLError, RecursionError) as error:
-            raise CheckpointError(f"{self.config}: not a readable config ({error})".replace("\n", " ")) from None
+            raise self._damaged(f"{self.config}: not a readable config ({error})".replace("\n", " ")) from None
         if not isinstance(document, dict):
-            raise CheckpointError(f"{self.config}: not a dltool config")
+            raise self._damaged(f"{self.config}: not a dltool config")
         return document
 
     def read_summary(self) -> dict[str, Any] | None:
@@ -125,12 +125,19 @@ class RunDir:
         try:
             return read_json_object(self.summary)
         except CheckpointError as error:
-            again = f"dltool train --resume {self.path} writes it again" if self.last_checkpoint.is_file() else ""
-            raise CheckpointError(f"{error}; {again or 'remove it to read the run without it'}") from None
+            raise self._damaged(str(error), "remove it to read the run without it") from None
 
     def read_classes(self) -> list[str] | None:
         """The class names of ``classes.json`` (None when it is missing)."""
-        return checked_classes(self.classes, "classes", read_json(self.classes)) if self.classes.is_file() else None
+        try:
+            return checked_classes(self.classes, "classes", read_json(self.classes)) if self.classes.is_file() else None
+        except CheckpointError as error:
+            raise self._damaged(str(error)) from None
+
+    def _damaged(self, message: str, otherwise: str = "") -> CheckpointError:
+        """A damaged record's error, with the next step: a resume writes it again from last.pt."""
+        again = f"dltool train --resume {self.path} writes it again" if self.last_checkpoint.is_file() else otherwise
+        return CheckpointError(f"{message}; {again}" if again else message)
 
     def read_metrics(self) -> list[dict[str, Any]]:
         """The per-epoch records of ``metrics.jsonl`` (none when it is missing). A last line cut
