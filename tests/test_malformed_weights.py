@@ -260,3 +260,17 @@ def test_resume_from_a_damaged_last_checkpoint_says_what_to_do_instead(cli, tmp_
     assert step in result.stderr
     new = cli("train", run / "config.yaml", "--init-from", earlier, "--epochs", "1", "--runs-dir", tmp_path, "-q")
     assert json.loads((Path(new.stdout.strip()) / "summary.json").read_text())["status"] == "completed"
+
+
+def test_a_runs_damaged_best_weights_name_the_checkpoint_that_stands_in(cli, tmp_path: Path) -> None:
+    """eval, predict and export stopped at "not readable safetensors weights", no next step."""
+    run = Path(shutil.copytree(FIXTURE, tmp_path / "run"))
+    (run / "model.safetensors").write_bytes(WEIGHTS[:500])
+    last = run / "checkpoints" / "last.pt"
+    image = tmp_path / "digit.png"
+    Image.new("L", (8, 8), 90).save(image)
+    for args in (["eval", run], ["predict", run, image], ["export", run, "--output", tmp_path / "m.onnx"]):
+        result = cli(*args, code=1)
+        assert_one_line_error(result, run / "model.safetensors", "not readable safetensors weights")
+        assert result.stderr.rstrip().endswith(f"; the run's last epoch can stand in for its best: give {last} instead")
+    assert json.loads(cli("eval", last, "--json").stdout)["n"] > 0

@@ -170,8 +170,19 @@ def inference_precision(amp: str, device: torch.device) -> Precision:
 
 
 def _from_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], WeightsMetadata]:
-    state = load_weights(path)
-    return state, WeightsMetadata.from_metadata(path, read_weights_header(path).metadata)
+    try:
+        state = load_weights(path)
+        return state, WeightsMetadata.from_metadata(path, read_weights_header(path).metadata)
+    except CheckpointError as error:
+        raise CheckpointError(f"{error}{_stand_in(path)}") from None
+
+
+def _stand_in(weights: Path) -> str:
+    """For a run's unreadable best weights: the checkpoint that every command takes instead."""
+    run = run_dir_of(weights)
+    if run is None or weights.name != run.weights.name or not run.last_checkpoint.is_file():
+        return ""
+    return f"; the run's last epoch can stand in for its best: give {run.last_checkpoint} instead"
 
 
 def _from_checkpoint(path: Path) -> tuple[dict[str, torch.Tensor], WeightsMetadata]:
