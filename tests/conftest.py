@@ -204,3 +204,12 @@ def small_fs(tmp_path: Path):
         yield mount
     finally:
         subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+@pytest.fixture
+def read_only_fs(small_fs: Path) -> Path:
+    """``small_fs`` remounted read-only (EROFS for every write, root's included), or a skip."""
+    made = subprocess.run(["mount", "-o", "remount,ro", str(small_fs)], capture_output=True, text=True)
+    if made.returncode:
+        pytest.skip(f"cannot remount a tmpfs read-only: {made.stderr.strip() or made.returncode}")
+    return small_fs

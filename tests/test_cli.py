@@ -130,3 +130,61 @@ def test_an_image_folder_given_as_the_recipe_says_to_use_dataset(cli, tmp_path: 
 def test_an_option_below_its_minimum_is_a_usage_error(cli, args: list[str], option: str) -> None:
     result = cli(*args, code=2)
     assert f"Invalid value for '{option}'" in result.stderr and "internal error" not in result.stderr
+
+
+def test_a_missing_path_on_the_command_line_is_a_usage_error_naming_a_similar_one(cli, tmp_path: Path) -> None:
+    """eval, predict, export and summary said "no such run dir or checkpoint" with exit 1, and
+    `train --resume` "not a dltool run directory" (exit 1) of a run dir that is not there."""
+    runs = tmp_path / "runs"
+    (runs / "digits-mlp-2").mkdir(parents=True)
+    typo = runs / "digits-mlp-3"
+    commands = [["eval", typo], ["predict", typo, "x.png"], ["export", typo], ["summary", typo], ["visualize", typo]]
+    for args in [*commands, ["train", "--resume", typo]]:
+        line = cli(*args, code=2).stderr
+        assert line.count("\n") == 1 and line.startswith(f"error: {typo}: no such"), args
+    assert f"did you mean '{runs / 'digits-mlp-2'}'?" in cli("train", "--resume", typo, code=2).stderr
+    assert f"did you mean '{runs / 'digits-mlp-2'}'?" in cli("eval", typo, code=2).stderr
+    for args in (["eval", "missing.pt"], ["summary", "missing.pt"], ["predict", "model.onnx", "x.png"]):
+        assert cli(*args, code=2).stderr.startswith(f"error: {args[1]}: no such"), args
+
+
+def _foreign_options(command: str, line: str) -> list[str]:
+    """The options ``line`` names that ``dltool COMMAND`` does not have; another command's
+    whole command line (``dltool eval RUN --data FOLDER``) names that command's own."""
+    import re
+
+    import typer.main
+
+    own = {o for p in typer.main.get_command(app).commands[command].params for o in [*p.opts, *p.secondary_opts]}
+    line = re.sub(r"dltool (\w+)[^;,)]*", lambda m: m[0] if m[1] == command else "", line)
+    return [flag for flag in re.findall(r"(?<![\w-])--[a-z][a-z-]*", line) if flag not in own]
+
+
+def test_an_unknown_dataset_hint_names_only_options_the_command_has(cli, digits_run: Path) -> None:
+    """stats and eval suggested `--dataset PATH`, an option only train and tune have."""
+    cases = [
+        ["stats", "digitz"],
+        ["eval", digits_run, "--data", "digitz"],
+        ["visualize", "digitz"],
+        ["train", "digits-mlp", "--dataset", "digitz"],
+    ]
+    for args in cases:
+        line = cli(*args, code=2).stderr
+        assert line.startswith("error: ") and "did you mean 'digits'?" in line, args
+        assert _foreign_options(args[0], line) == [], (args, line)
+    assert "a folder of your own is named by its path" in cli("stats", "digitz", code=2).stderr
+    assert "--dataset PATH for a folder of your own" in cli("train", "digits-mlp", "--dataset", "digitz", code=2).stderr
+
+
+def test_every_output_option_a_read_only_error_names_is_its_commands_own() -> None:
+    from dltool.cli import OUTPUT_OPTIONS
+
+    for command, option in OUTPUT_OPTIONS.items():
+        assert _foreign_options(command, option) == [], command
+
+
+def test_a_dataset_folder_that_is_not_there_names_a_similar_one(cli, tmp_path: Path) -> None:
+    (tmp_path / "photos" / "cats").mkdir(parents=True)
+    for args in (["stats", "./photoss"], ["train", "digits-mlp", "--dataset", "./photoss"]):
+        line = cli(*args, code=2).stderr
+        assert line == "error: data.name: no such folder: ./photoss; did you mean 'photos'?\n", args

@@ -395,3 +395,21 @@ def test_backoff_doubles_with_jitter_and_never_undercuts_retry_after() -> None:
     assert policy.wait_s(0) == 0.0 and policy.wait_s(1, 30.0) == 30.0
     assert retry_after_s("120") == 120.0 and retry_after_s("soon") is None and retry_after_s(None) is None
     assert retry_after_s("Wed, 21 Oct 2015 07:28:00 GMT", now=1445412470.0) == 10.0
+
+
+@pytest.mark.parametrize("name", ["mnist", "shapes-seg"])  # fetched, and generated here
+def test_a_read_only_root_is_named_with_what_to_do(cli, read_only_fs: Path, name: str) -> None:
+    """It showed the raw "[Errno 30] Read-only file system: '.../shapes-seg.making'"."""
+    result = cli("download", name, "--root", read_only_fs, code=1)
+    assert result.stderr == (
+        f"error: {read_only_fs}: cannot write there (read-only file system); "
+        "choose a data root you can write with --root DIR (or $DLTOOL_DATA)\n"
+    )
+    assert result.stdout == "" and list(read_only_fs.iterdir()) == []
+
+
+def test_a_generated_dataset_that_fills_the_disk_leaves_nothing_half_made(cli, small_fs: Path) -> None:
+    """shapes-seg (9 MB) on a 4 MiB filesystem: its half-made folder stayed, taking the space."""
+    line = cli("download", "shapes-seg", "--root", small_fs, code=1).stderr
+    assert line.startswith("error: no space left on") and line.count("\n") == 1
+    assert list(small_fs.iterdir()) == []

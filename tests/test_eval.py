@@ -17,6 +17,7 @@ import torch
 from safetensors.torch import load_file
 from sklearn import metrics as skm
 
+from conftest import make_autoencoder_run
 from dltool.config import load_config
 from dltool.data.prepare import prepare_data
 from dltool.engine import train
@@ -262,7 +263,7 @@ def test_bad_weight_files_are_one_line_and_run_nothing(cli, run: Path, tmp_path:
         target.write_bytes(b"x")
     else:
         target = tmp_path / "nowhere"
-    result = cli("eval", target, code=1)
+    result = cli("eval", target, code=2 if case == "missing" else 1)  # a path that is not there: a usage error
     assert result.stderr.count("\n") == 1 and result.stderr.startswith("error: ")
     assert "Traceback" not in result.stderr and not marker.exists()
 
@@ -329,8 +330,11 @@ def test_a_run_whose_image_folder_is_gone_says_so_and_how_to_score_another(cli, 
     run = train(config, create_run_dir(tmp_path / "runs", "photos")).run_dir
     folder.rename(tmp_path / "moved")
     gone = cli("eval", run, code=1)
-    assert f"{folder}: the run's image folder is gone (moved or deleted); --data FOLDER" in gone.stderr
+    assert f"{folder}: the run's image folder is gone (moved or deleted); dltool eval RUN --data FOLDER" in gone.stderr
     assert json.loads(cli("eval", run, "--data", tmp_path / "moved", "--json").stdout)["n"] == 12
+    # visualize scores the run too, and has no --data: it names eval's (it said "--data FOLDER").
+    note = cli("visualize", run, "--out", tmp_path / "plots").stderr
+    assert "no test scores or their plots" in note and "; dltool eval RUN --data FOLDER scores" in note
 
 
 def test_eval_data_scores_every_image_of_a_few_shot_runs_other_folder(cli, tmp_path: Path) -> None:
@@ -484,3 +488,13 @@ def test_per_class_scores_as_csv_and_parquet_tables(cli, run: Path, tmp_path: Pa
     error = cli("eval", run, "--per-class-out", tmp_path / "classes.txt", code=2).stderr
     assert "--per-class-out" in error and "must end in .csv or .parquet" in error
     assert not (tmp_path / "classes.txt").exists()
+
+
+def test_per_class_out_of_an_autoencoder_is_refused_before_anything_is_scored(cli, tmp_path: Path) -> None:
+    run = make_autoencoder_run(tmp_path / "ae", (1, 8, 8))  # digits are 1×8×8
+    (run / "classes.json").write_text(json.dumps([str(d) for d in range(10)]))
+    result = cli("eval", run, "--per-class-out", tmp_path / "scores.csv", code=2)
+    assert "model 'autoencoder' is a reconstruction model: its evaluation has no scores per class" in result.stderr
+    # It was scored first, its report written and its table shown, then refused.
+    assert "mse" not in result.stderr and not list(run.glob("eval-*.json")) and result.stdout == ""
+    assert not (tmp_path / "scores.csv").exists()

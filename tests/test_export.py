@@ -159,6 +159,47 @@ def test_an_existing_export_is_replaced_only_with_force(cli, run: Path, tmp_path
     cli("export", run, "--format", "torchscript", "--output", path, "--force")
 
 
+# A Ctrl-C while torch's exporter traces the model, as it lands inside one of the exporter's
+# imports: the module is left half-made and its next use fails, wrapped in the exporter's error.
+CTRL_C_IN_THE_EXPORTER = """
+import os, signal, sys, time
+import torch
+from dltool.cli import main
+export, sent = torch.onnx.export, []
+def ctrl_c(*_):
+    if not sent:
+        sent.append(True)
+        try:
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(10)
+        finally:
+            raise AttributeError("partially initialized module 'torch._dynamo' has no attribute 'exc'")
+def exporting(model, *args, **kwargs):
+    [m for m in model.modules() if not list(m.children())][-1].register_forward_hook(ctrl_c)
+    return export(model, *args, **kwargs)
+torch.onnx.export = exporting
+sys.argv = ["dltool", *sys.argv[1:]]
+main()
+"""
+
+
+def test_ctrl_c_inside_torchs_onnx_exporter_stops_the_export(run: Path, tmp_path: Path) -> None:
+    """The exporter caught it: it tried another way and wrote the file (exit 0), or, when every
+    way failed, the run ended "torch's ONNX exporter failed" (exit 1)."""
+    import os
+    import subprocess
+
+    import dltool
+
+    env = {**os.environ, "PYTHONPATH": str(Path(dltool.__file__).parents[1])}  # this source, from any folder
+    output = tmp_path / "exports" / "model.onnx"
+    output.parent.mkdir()
+    command = [sys.executable, "-c", CTRL_C_IN_THE_EXPORTER, "export", run, "--output", output]
+    stopped = subprocess.run(list(map(str, command)), capture_output=True, text=True, env=env, timeout=240)
+    assert stopped.returncode == 130, stopped.stderr
+    assert "exporter failed" not in stopped.stderr and list(output.parent.iterdir()) == []
+
+
 def test_opset_is_written_as_asked_and_checked(cli, run: Path, tmp_path: Path) -> None:
     path = tmp_path / "digits.onnx"
     cli("export", run, "--opset", "18", "--output", path)

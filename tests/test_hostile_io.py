@@ -8,6 +8,7 @@ hang or a filled disk. Everything here is small: the whole file runs in seconds.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import signal
@@ -20,7 +21,7 @@ import pytest
 from PIL import Image
 
 from conftest import dltool_command
-from dltool._io import STALE_AFTER_S, atomic_write_bytes, sweep_stale_temporaries
+from dltool._io import TEMPORARY, atomic_write_bytes, sweep_stale_temporaries
 from dltool.data.download import download_dataset
 from dltool.data.folders import load_folder
 from dltool.data.sources import CHECKSUMS, SIZES
@@ -158,26 +159,66 @@ def test_a_full_disk_mid_training_is_one_line_and_the_last_checkpoint_survives(c
 # --- 10: temporaries of killed writers -------------------------------------------------------
 
 
-def test_stale_temporaries_are_swept_by_name_and_age_only(tmp_path: Path) -> None:
-    old = time.time() - STALE_AFTER_S - 60
+def test_stale_temporaries_are_swept_by_name_and_lock_only(tmp_path: Path) -> None:
     names = {
-        ".train-images-idx3-ubyte.k1ll3d00.tmp": (old, False),  # ours, from a killed unpack: removed
-        ".size-auto-channels-auto.safetensors.ab_cd123.tmp": (old, False),  # ours, from a cache write
-        ".model.safetensors.fresh000.tmp": (time.time(), True),  # ours but live (recent): kept
-        "notes.tmp": (old, True),  # someone else's
-        ".vimrc.swp.tmp": (old, True),  # not our pattern (no 8-character tag)
-        ".x.12345678.tmpx": (old, True),
+        ".train-images-idx3-ubyte.k1ll3d00.tmp": False,  # ours, from a killed unpack: removed
+        ".size-auto-channels-auto.safetensors.ab_cd123.tmp": False,  # ours, from a cache write
+        ".model.safetensors.live0000.tmp": True,  # ours but held by its (live) writer: kept
+        "notes.tmp": True,  # someone else's
+        ".vimrc.swp.tmp": True,  # not our pattern (no 8-character tag)
+        ".x.12345678.tmpx": True,
     }
-    for name, (mtime, _) in names.items():
+    for name in names:
         (tmp_path / name).write_bytes(b"x")
-        os.utime(tmp_path / name, (mtime, mtime))
-    removed = sweep_stale_temporaries(tmp_path)
-    assert sorted(p.name for p in removed) == sorted(n for n, (_, kept) in names.items() if not kept)
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(n for n, (_, kept) in names.items() if kept)
+    with open(tmp_path / ".model.safetensors.live0000.tmp", "rb+") as live:
+        fcntl.flock(live, fcntl.LOCK_EX)
+        removed = sweep_stale_temporaries(tmp_path)
+    assert sorted(p.name for p in removed) == sorted(n for n, kept in names.items() if not kept)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(n for n, kept in names.items() if kept)
+
+
+# A cache build that SIGKILLs itself while it decodes (its temporary reserved, rows half written).
+KILLED_BUILD = """
+import os, signal, sys
+from pathlib import Path
+from dltool.data.folders import load_folder
+load_folder(Path(sys.argv[1]), cache_root=sys.argv[2], progress=lambda done, total: os.kill(os.getpid(), signal.SIGKILL))
+"""
+# Another process writing a temporary (an atomic write in progress): holds its lock until killed.
+LIVE_WRITER = """
+import fcntl, sys, time
+file = open(sys.argv[1], "rb+")
+fcntl.flock(file, fcntl.LOCK_EX)
+print("held", flush=True)
+time.sleep(120)
+"""
+
+
+def test_a_killed_cache_build_leaves_a_temporary_the_next_build_removes_at_once(tmp_path: Path) -> None:
+    """It was kept an hour (a 37 MB one for 3,000 photos), however certainly its writer was gone."""
+    import sys
+
+    images = image_folder(tmp_path / "ds", {"a": 3, "b": 3})
+    killed = subprocess.run([sys.executable, "-c", KILLED_BUILD, images, tmp_path], capture_output=True, text=True)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    (cache,) = (tmp_path / "folders").iterdir()
+    (left,) = cache.iterdir()
+    final = TEMPORARY.fullmatch(left.name)["final"]  # type: ignore[index]
+    assert left.stat().st_size > 0
+    live = cache / f".{final}.l1vewr1t.tmp"
+    live.write_bytes(b"rows")
+    with subprocess.Popen([sys.executable, "-c", LIVE_WRITER, live], stdout=subprocess.PIPE, text=True) as writer:
+        try:
+            assert writer.stdout is not None and writer.stdout.readline() == "held\n"
+            load_folder(images, cache_root=tmp_path)  # the next build: its own temporary is renamed
+            assert sorted(p.name for p in cache.iterdir()) == sorted([live.name, final])
+        finally:
+            writer.kill()
+    load_folder(images, cache_root=tmp_path)  # that writer gone too: its temporary with it
+    assert [p.name for p in cache.iterdir()] == [final]
 
 
 def test_download_and_the_cache_sweep_their_folders(cli, monkeypatch, tmp_path: Path) -> None:
-    old = time.time() - STALE_AFTER_S - 60
     dataset = fake_idx("mnist")
     folder = tmp_path / "mnist"
     folder.mkdir()
@@ -186,7 +227,6 @@ def test_download_and_the_cache_sweep_their_folders(cli, monkeypatch, tmp_path: 
     monkeypatch.setitem(CHECKSUMS, "mnist", dataset.checksums())
     orphan = folder / ".t10k-images-idx3-ubyte.k1ll3d00.tmp"
     orphan.write_bytes(bytes(1000))
-    os.utime(orphan, (old, old))
     cli("download", "mnist", "--root", tmp_path)
     assert not orphan.exists()
     images = image_folder(tmp_path / "ds", {"a": 2, "b": 2})
@@ -194,7 +234,6 @@ def test_download_and_the_cache_sweep_their_folders(cli, monkeypatch, tmp_path: 
     (cache,) = (tmp_path / "folders").iterdir()
     orphan = cache / ".size-auto-channels-auto.safetensors.k1ll3d00.tmp"
     orphan.write_bytes(bytes(1000))
-    os.utime(orphan, (old, old))
     load_folder(images, cache_root=tmp_path)
     assert not orphan.exists()
 
@@ -288,3 +327,30 @@ def test_download_stops_on_a_signal_even_when_sigint_was_inherited_ignored(signu
             process.kill()
     assert process.returncode == 128 + signum, stderr
     assert "interrupted: run the same command again to resume" in stderr and TRACEBACK not in stderr
+
+
+def test_a_read_only_run_dir_is_named_with_the_option_that_writes_elsewhere(cli, small_fs: Path) -> None:
+    """visualize, export, predict --output and train showed "[Errno 30] Read-only file system:
+    '.../.p.csv.mwvp929r.tmp'" (a temporary's name), and --resume the lock file's."""
+    run = Path(cli("train", "digits-mlp", "--epochs", "1", "--runs-dir", small_fs, "--name", "r", "-q").stdout.strip())
+    remounted = subprocess.run(["mount", "-o", "remount,ro", str(small_fs)], capture_output=True, text=True)
+    if remounted.returncode:
+        pytest.skip(f"cannot remount a tmpfs read-only: {remounted.stderr.strip()}")
+    image = small_fs.parent / "digit.png"
+    Image.fromarray(np.full((8, 8), 90, np.uint8)).save(image)
+    cases = {
+        (
+            "visualize",
+            run,
+        ): f"{run}: cannot write there (read-only file system); write to a folder you can write (--out DIR)",
+        ("export", run): "write to a folder you can write (--output FILE)",
+        ("predict", run, image, "--output", run / "p.csv"): f"{run}: cannot write there (read-only file system); "
+        "write to a folder you can write (--output FILE)",
+        ("train", "digits-mlp", "--runs-dir", small_fs / "more"): f"{small_fs}: cannot write there (read-only file "
+        "system); write to a folder you can write (--runs-dir DIR)",
+        ("train", "--resume", run, "--epochs", "2"): f"{run}: cannot write there (read-only file system); copy the "
+        "run dir to a folder you can write and resume the copy",
+    }
+    for args, expected in cases.items():
+        line = one_line(cli(*args, code=1).stderr)
+        assert expected in line and "Errno" not in line, args

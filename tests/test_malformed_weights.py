@@ -239,3 +239,38 @@ def test_resume_from_a_malformed_checkpoint_is_one_line(cli, entries: dict, faul
     (run / "checkpoints" / "last.pt").write_bytes(checkpoint_with(**entries))
     result = cli("train", "--resume", run, "--epochs", "3", code=1)
     assert_one_line_error(result, run / "checkpoints" / "last.pt", fault)
+
+
+def test_resume_from_a_damaged_last_checkpoint_says_what_to_do_instead(cli, tmp_path: Path) -> None:
+    """It said only "not a readable dltool checkpoint": no next step."""
+    run = Path(shutil.copytree(FIXTURE, tmp_path / "run"))
+    last = run / "checkpoints" / "last.pt"
+    good = last.read_bytes()
+    last.write_bytes(good[: len(good) // 2])  # truncated
+    result = cli("train", "--resume", run, "--epochs", "3", code=1)
+    assert_one_line_error(result, last, "truncated or damaged")
+    assert "its best weights (model.safetensors) still serve eval, predict and export" in result.stderr
+    assert f"to train again, start a new run from its config: dltool train {run / 'config.yaml'}" in result.stderr
+    # Kept epochs: the latest is a hard link of last.pt (train.keep_checkpoints), damaged with it.
+    (run / "checkpoints" / "epoch-0001.pt").write_bytes(good)
+    os.link(last, run / "checkpoints" / "epoch-0002.pt")
+    result = cli("train", "--resume", run, "--epochs", "3", code=1)
+    earlier = run / "checkpoints" / "epoch-0001.pt"
+    step = f"start a new run from epoch 1's weights: dltool train {run / 'config.yaml'} --init-from {earlier}"
+    assert step in result.stderr
+    new = cli("train", run / "config.yaml", "--init-from", earlier, "--epochs", "1", "--runs-dir", tmp_path, "-q")
+    assert json.loads((Path(new.stdout.strip()) / "summary.json").read_text())["status"] == "completed"
+
+
+def test_a_runs_damaged_best_weights_name_the_checkpoint_that_stands_in(cli, tmp_path: Path) -> None:
+    """eval, predict and export stopped at "not readable safetensors weights", no next step."""
+    run = Path(shutil.copytree(FIXTURE, tmp_path / "run"))
+    (run / "model.safetensors").write_bytes(WEIGHTS[:500])
+    last = run / "checkpoints" / "last.pt"
+    image = tmp_path / "digit.png"
+    Image.new("L", (8, 8), 90).save(image)
+    for args in (["eval", run], ["predict", run, image], ["export", run, "--output", tmp_path / "m.onnx"]):
+        result = cli(*args, code=1)
+        assert_one_line_error(result, run / "model.safetensors", "not readable safetensors weights")
+        assert result.stderr.rstrip().endswith(f"; the run's last epoch can stand in for its best: give {last} instead")
+    assert json.loads(cli("eval", last, "--json").stdout)["n"] > 0

@@ -3,6 +3,7 @@ wrote them (tests/fixtures/runs/digits-mlp-0.1.0), and read back leniently."""
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -133,3 +134,53 @@ def test_a_folder_claimed_with_its_lock_appears_locked_and_whole(tmp_path: Path)
     assert sorted(p.name for p in runs.iterdir()) == ["s"]  # the losing claim's folder is gone
     claimed.discard()
     assert not (tmp_path / "new").exists()  # with the folders made for it
+
+
+@pytest.mark.parametrize(
+    ("name", "damage", "fault", "readers"),
+    [
+        ("summary.json", '{"status": "compl', "not readable JSON (", ["stats", "visualize"]),
+        ("classes.json", "[1,", "not readable JSON (", ["stats"]),  # visualize reads the weights' classes
+        ("config.yaml", "data: [\n", "not a readable config (", ["stats", "visualize"]),
+    ],
+)
+def test_a_damaged_record_says_how_to_write_it_again(
+    cli, digits_run: Path, tmp_path: Path, name: str, damage: str, fault: str, readers: list[str]
+) -> None:
+    """stats and visualize stopped at "not readable JSON" (or config) with no next step."""
+    run = Path(shutil.copytree(digits_run, tmp_path / "run"))
+    (run / name).write_text(damage)  # a damaged disk, a hand edit
+    for command in readers:
+        args = [command, run] + (["--out", tmp_path / "plots"] if command == "visualize" else [])
+        line = cli(*args, code=1).stderr
+        assert line.startswith(f"error: {run / name}: {fault}") and line.count("\n") == 1, line
+        assert line.rstrip().endswith(f"; dltool train --resume {run} writes it again"), line
+    cli("train", "--resume", run, "-q")  # nothing more to train: it writes its records again
+    assert json.loads(cli("stats", run, "--json").stdout)["status"] == "completed"
+
+
+def test_a_damaged_summary_without_a_checkpoint_can_be_removed(cli, digits_run: Path, tmp_path: Path) -> None:
+    run = Path(shutil.copytree(digits_run, tmp_path / "run"))
+    (run / "checkpoints" / "last.pt").unlink()
+    (run / "summary.json").write_text("[")
+    assert cli("stats", run, code=1).stderr.rstrip().endswith("; remove it to read the run without it")
+
+
+def test_resume_removes_other_commands_temporaries_that_no_live_writer_holds(
+    cli, digits_run: Path, tmp_path: Path
+) -> None:
+    """A SIGKILLed eval, visualize or export left its temporary in the run for good: resume
+    swept only training's own, as another command might be writing the others right now."""
+    import fcntl
+
+    run = Path(shutil.copytree(digits_run, tmp_path / "run"))
+    (run / "plots").mkdir()
+    dead = [run / ".eval-test.json.k1ll3d00.tmp", run / "plots" / ".loss.png.k1ll3d00.tmp"]
+    for path in dead:
+        path.write_bytes(b"half")
+    live = run / ".eval-val.json.l1vewr1t.tmp"  # an eval writing its report right now
+    live.write_bytes(b"half")
+    with open(live, "rb+") as writing:
+        fcntl.flock(writing, fcntl.LOCK_EX)
+        cli("train", "--resume", run, "-q")
+        assert live.exists() and not any(path.exists() for path in dead)

@@ -258,3 +258,72 @@ def test_a_signal_inside_a_deferred_block_is_handled_when_it_ends() -> None:
         assert signal.getsignal(signal.SIGTERM) is _signals._terminate  # the handler is back
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def _photos(root: Path, train: int = 4, val: int = 2, test: int = 200) -> Path:
+    """Two classes of random 32×32 photos, this many of each per split (by default a few to
+    train and validate on, 400 to test: seconds for a ResNet-56 on a CPU)."""
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for split, count in (("train", train), ("val", val), ("test", test)):
+        for label in ("a", "b"):
+            (root / split / label).mkdir(parents=True)
+            for i in range(count):
+                pixels = rng.integers(0, 255, (32, 32, 3), dtype=np.uint8)
+                Image.fromarray(pixels).save(root / split / label / f"{i}.png")
+    return root
+
+
+def test_ctrl_c_in_the_final_test_pass_stops_at_once_and_the_run_resumes_to_its_score(tmp_path: Path) -> None:
+    """The test pass (a ResNet-56 on 400 photos: seconds on a CPU) did not heed the first
+    Ctrl-C: the run went on to the end of the pass and called itself completed."""
+    photos = _photos(tmp_path / "photos")
+    args = ["train", "cifar10-resnet", "--dataset", photos, "--epochs", 1, "--batch-size", 4, "--set", "model.depth=56"]
+    process = subprocess.Popen(
+        dltool_command(*args, "--runs-dir", tmp_path, "--name", "run"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    run = tmp_path / "run"
+    while not (run / "metrics.jsonl").is_file() or not (run / "metrics.jsonl").read_text():  # its only epoch
+        assert process.poll() is None
+        time.sleep(0.005)
+    last = (run / "checkpoints" / "last.pt").read_bytes()
+    process.send_signal(signal.SIGINT)  # the test pass began as the epoch's line was written
+    stdout, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130 and stdout.strip() == str(run), stderr
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["status"] == "interrupted" and summary["epochs_run"] == 1 and summary.get("test") is None
+    assert (run / "checkpoints" / "last.pt").read_bytes() == last  # not written again with the best weights
+    run_dltool("train", "--resume", run, "-q")  # nothing left to train: it scores the test split
+    resumed = json.loads((run / "summary.json").read_text())
+    assert resumed["status"] == "completed" and resumed["test"]["n"] == 400
+    assert json.loads(run_dltool("eval", run, "--split", "val", "--json").stdout)["n"] == 4
+
+
+def test_ctrl_c_in_an_epochs_validation_stops_at_once_and_resumes_to_the_same_bytes(
+    tmp_path: Path, data_dir: Path
+) -> None:
+    """Validation (a ResNet-56 on 400 photos) did not heed the first Ctrl-C: the run stopped
+    only after it, at the next epoch's first step."""
+    photos = _photos(tmp_path / "photos", train=4, val=200, test=2)
+    sets = ["model.depth=56", "train.epochs=2", "train.batch_size=8"]  # an epoch: 1 step, then validation
+    config = load_config("cifar10-resnet", [f"data.name={photos}", *sets])
+    reference = train(config, create_run_dir(tmp_path / "reference", "ref")).run_dir
+    args = ["train", "cifar10-resnet", "--dataset", photos, *[a for s in sets for a in ("--set", s)], "-q"]
+    process = subprocess.Popen(dltool_command(*args, "--runs-dir", tmp_path, "--name", "run"), stdout=subprocess.PIPE)
+    run = tmp_path / "run"
+    while not (run / "metrics.jsonl").is_file() or not (run / "metrics.jsonl").read_text():
+        assert process.poll() is None
+        time.sleep(0.005)
+    time.sleep(1.0)  # epoch 2's one step is done (0.1 s), its validation (seconds) is on
+    process.send_signal(signal.SIGINT)
+    assert process.wait(timeout=120) == 130
+    progress = load_checkpoint(run / "checkpoints" / "last.pt")["progress"]
+    assert (progress["epoch"], progress["batch"]) == (1, 1)  # epoch 2 trained, not validated
+    run_dltool("train", "--resume", run, "-q")
+    assert (run / "model.safetensors").read_bytes() == (reference / "model.safetensors").read_bytes()
+    assert metrics_without_times(run) == metrics_without_times(reference)

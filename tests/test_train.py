@@ -148,7 +148,7 @@ def test_resume_a_finished_run_with_more_epochs(cli) -> None:
     assert summary["setup_time_s"] > first["setup_time_s"]  # both sessions' setups, summed
     assert len((Path(run) / "metrics.jsonl").read_text().splitlines()) == 4
     assert "cannot change optimizer.lr" in cli("train", "--resume", run, "--lr", "0.1", code=2).stderr
-    assert "not a dltool run directory" in cli("train", "--resume", "nowhere", code=1).stderr
+    assert "nowhere: no such run directory" in cli("train", "--resume", "nowhere", code=2).stderr
     # Fewer epochs than it has trained: nothing to train, and config.yaml said 3 of a 4-epoch run.
     config = (Path(run) / "config.yaml").read_text()
     fewer = cli("train", "--resume", run, "--epochs", "3", code=2)

@@ -2,8 +2,9 @@
 
 A crash or a kill at any moment leaves either the old file or the new one under the final
 name, never a half-written one. ``read_json`` is the matching reader of a JSON file. A kill
-does leave the temporary (``.NAME.XXXXXXXX.tmp``): ``sweep_stale_temporaries`` removes old
-ones when their folder is next used. A full disk is a ``DiskFullError`` naming the file and
+does leave the temporary (``.NAME.XXXXXXXX.tmp``): its writer holds an OS lock on it while it
+lives (the kernel drops it when the process dies, even by SIGKILL), so
+``sweep_stale_temporaries`` removes those no process holds when their folder is next used. A full disk is a ``DiskFullError`` naming the file and
 the filesystem, whatever layer (torch's zip writer included) the OS error surfaced through. ``open_regular`` is the one way dltool opens a
 file it reads by a user-given name: a FIFO or a device is refused before it can block.
 """
@@ -11,6 +12,7 @@ file it reads by a user-given name: a FIFO or a device is refused before it can 
 from __future__ import annotations
 
 import errno
+import fcntl
 import json
 import math
 import os
@@ -18,7 +20,6 @@ import re
 import shutil
 import stat
 import tempfile
-import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -36,9 +37,6 @@ os.umask(_UMASK)
 # What atomic_open names its temporaries: "." + final name + "." + mkstemp's 8 characters
 # (lowercase letters, digits, "_") + ".tmp". The sweep matches exactly this, nothing else.
 TEMPORARY = re.compile(r"\.(?P<final>.+)\.[a-z0-9_]{8}\.tmp")
-# A temporary untouched this long belongs to a killed writer (a live one writes, so its
-# mtime moves; an hour is far longer than any single dltool write waits between chunks).
-STALE_AFTER_S = 3600.0
 # The errors that mean "the filesystem has no room for these bytes".
 _DISK_FULL = {errno.ENOSPC, errno.EDQUOT}
 
@@ -48,7 +46,7 @@ def atomic_open(path: Path, mode: str = "wb") -> Iterator[IO[Any]]:
     """A temporary file beside ``path``; on a clean exit it is fsynced and renamed into place,
     on an exception removed. Lets long outputs stream to disk and still appear atomically."""
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = _held_temporary(path)
     try:
         os.fchmod(fd, 0o666 & ~_UMASK)
         text: dict[str, Any] = {} if "b" in mode else {"encoding": "utf-8", "newline": ""}
@@ -56,12 +54,35 @@ def atomic_open(path: Path, mode: str = "wb") -> Iterator[IO[Any]]:
             yield file
             file.flush()
             os.fsync(file.fileno())
-        os.replace(tmp, path)
+            os.replace(tmp, path)  # still held: no sweep can take it for a dead writer's
     except BaseException as error:
         Path(tmp).unlink(missing_ok=True)
         raise_if_disk_full(error, path)
         raise
     fsync_dir(path.parent)
+
+
+def _held_temporary(path: Path) -> tuple[int, str]:
+    """A new temporary beside ``path`` (``TEMPORARY``), under an exclusive lock for as long as it
+    is open. A sweep may find it in the moment before the lock and remove it as unheld: then
+    the name no longer leads to it, and another is made."""
+    while True:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        except OSError:  # a filesystem without locks: a sweep cannot lock it either, so keeps it
+            return fd, tmp
+        if _names(tmp, fd):
+            return fd, tmp
+        os.close(fd)
+
+
+def _names(path: str, fd: int) -> bool:
+    """Whether ``path`` leads to the file open as ``fd``."""
+    try:
+        return os.path.samestat(os.stat(path, follow_symlinks=False), os.fstat(fd))
+    except OSError:
+        return False
 
 
 def atomic_write(path: Path, write: Callable[[IO[bytes]], Any]) -> None:
@@ -255,26 +276,34 @@ def mount_point(path: Path) -> Path:
     return current
 
 
-def sweep_stale_temporaries(folder: Path, older_than_s: float = STALE_AFTER_S) -> list[Path]:
+def sweep_stale_temporaries(folder: Path) -> list[Path]:
     """Remove the temporaries of killed atomic writes in ``folder`` (not below it): files
-    named as ``atomic_open`` names them and untouched for ``older_than_s``. Anything else,
-    however it is named, is left alone. Returns what was removed."""
-    removed = []
-    cutoff = time.time() - older_than_s
+    named as ``atomic_open`` names them that no process holds (``_held_temporary``), however
+    recent. A live writer's, held, is left alone, and so is anything else, however it is
+    named. Returns what was removed."""
     try:
-        entries = list(os.scandir(folder))
+        entries = [entry.path for entry in os.scandir(folder) if TEMPORARY.fullmatch(entry.name)]
     except OSError:
         return []  # no folder yet (or unreadable): nothing of ours to sweep
-    for entry in entries:
-        if not TEMPORARY.fullmatch(entry.name):
-            continue
-        try:
-            if entry.is_file(follow_symlinks=False) and entry.stat(follow_symlinks=False).st_mtime < cutoff:
-                os.unlink(entry.path)
-                removed.append(Path(entry.path))
-        except OSError:
-            continue  # gone meanwhile, or not ours to remove
-    return removed
+    return [Path(path) for path in entries if _removed_if_unheld(path)]
+
+
+def _removed_if_unheld(path: str) -> bool:
+    """Remove the regular file ``path`` if no process holds its lock; whether it was."""
+    try:  # read-write: an exclusive lock on NFS needs it
+        fd = os.open(path, os.O_RDWR | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except OSError:
+        return False  # gone meanwhile, a link, or not ours to open
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # held by a live writer: BlockingIOError
+        if not (stat.S_ISREG(os.fstat(fd).st_mode) and _names(path, fd)):
+            return False
+        os.unlink(path)  # under the lock: its writer, if it only now locks, makes another
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
 
 
 class NotRegularFileError(OSError):

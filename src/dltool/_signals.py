@@ -94,3 +94,27 @@ def _handling(handle: Callable[[int, Any], None]) -> Iterator[None]:
     finally:
         for s, handler in previous.items():
             signal.signal(s, signal.SIG_DFL if handler is None else handler)
+
+
+@contextmanager
+def interrupts_kept() -> Iterator[None]:
+    """SIGINT and SIGTERM interrupt the block as usual, and still stop it where the code in it
+    catches what interrupted it (torch's ONNX exporter wraps a KeyboardInterrupt in an error
+    of its own, or tries another way past it): the signal is raised again as the block ends."""
+    received: list[int] = []
+    if threading.current_thread() is threading.main_thread():  # only there are handlers set
+        try:
+            with _handling(lambda signum, _frame: _interrupt(received, signum)):
+                yield
+        except Exception:
+            if not received:
+                raise
+    else:
+        yield
+    if received:
+        _interrupt([], received[0])
+
+
+def _interrupt(received: list[int], signum: int) -> None:
+    received.append(signum)
+    raise KeyboardInterrupt if signum == signal.SIGINT else Terminated

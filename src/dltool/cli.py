@@ -33,7 +33,7 @@ from dltool.commands import train as train_command
 from dltool.commands import tune as tune_command
 from dltool.commands import visualize as visualize_command
 from dltool.commands._output import error_message, report_error
-from dltool.errors import DltoolError
+from dltool.errors import DltoolError, ReadOnlyError
 
 # Errors that input can still cause past validation (a size no memory can hold, a nest too
 # deep for the recursion limit): one line like a DltoolError. Anything else is a bug.
@@ -65,6 +65,8 @@ class DltoolGroup(TyperGroup):
             _stop_writing()
             raise typer.Exit(0) from None
         except EXPECTED as error:
+            if ReadOnlyError.caused(error):  # not "[Errno 30] Read-only file system: '.x.tmp'"
+                error = ReadOnlyError.of(error, _elsewhere(ctx.invoked_subcommand))
             _report(ctx, "error", error_message(error))
             raise typer.Exit(getattr(error, "exit_code", 1)) from None
         except Exception as error:
@@ -74,6 +76,23 @@ class DltoolGroup(TyperGroup):
                 f"{type(error).__name__}: {_first_line(error)} (rerun with --debug for the traceback)",
             )
             raise typer.Exit(1) from None
+
+
+# The option that puts each command's outputs elsewhere, for a write a read-only filesystem refused.
+OUTPUT_OPTIONS = {
+    "train": "--runs-dir DIR",
+    "tune": "--runs-dir DIR",
+    "visualize": "--out DIR",
+    "export": "--output FILE",
+    "predict": "--output FILE",
+    "eval": "--per-class-out FILE",
+    "download": "--root DIR",
+}
+
+
+def _elsewhere(command: str | None) -> str:
+    option = OUTPUT_OPTIONS.get(command or "")
+    return f"write to a folder you can write ({option})" if option else "write to a folder you can write"
 
 
 def _stop_writing() -> None:

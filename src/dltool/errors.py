@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import difflib
+import errno
+import os
 import re
 import reprlib
 from collections.abc import Callable, Iterable
@@ -62,12 +64,16 @@ class UnknownNameError(UsageError):
     """A name that is not in a registry (or not an allowed key)."""
 
     def __init__(self, kind: str, name: str, known: Iterable[str], hint: str | None = None):
-        self.kind, self.name = kind, name
+        self.kind, self.name, self.known = kind, name, sorted(known)
         message = f"unknown {kind} {name!r}"
-        message += suggest(name, known)
+        message += suggest(name, self.known)
         if hint:
             message += f" (see: {hint})"
         super().__init__(message)
+
+    def with_hint(self, hint: str) -> UnknownNameError:
+        """The same error with another ``hint`` (from a command that has an option for it)."""
+        return UnknownNameError(self.kind, self.name, self.known, hint)
 
 
 class ConfigError(UsageError):
@@ -84,6 +90,60 @@ class DatasetError(DltoolError):
 
 class CheckpointError(DltoolError):
     """A run directory or checkpoint that is missing, corrupt or foreign."""
+
+
+class MissingPathError(UsageError, CheckpointError):
+    """A path named on the command line (or to the API) that does not exist: a usage error
+    (exit 2), with the entries beside it of a similar name. A ``CheckpointError`` as well:
+    that is what a missing run dir or weights file raised before."""
+
+    def __init__(self, path: str | Path, what: str):
+        self.path = Path(path)
+        super().__init__(f"{path}: no such {what}{similar_paths(self.path)}")
+
+
+def similar_paths(path: Path) -> str:
+    """'; did you mean 'runs/digits-mlp-2'?' for the entries of ``path``'s folder whose names
+    are closest to its name (a typo'd run name), or '' when none is close."""
+    try:
+        names = [n for n in os.listdir(path.parent) if not n.startswith(".") or path.name.startswith(".")]
+    except OSError:
+        return ""
+    close = difflib.get_close_matches(path.name, sorted(names), n=3, cutoff=0.6)
+    return "; did you mean " + " or ".join(repr(str(path.parent / c)) for c in close) + "?" if close else ""
+
+
+class ReadOnlyError(DltoolError):
+    """A write that a read-only filesystem refused (EROFS), naming the nearest folder of the
+    path refused (a temporary's name says nothing) and ``hint``, where to write instead."""
+
+    def __init__(self, error: OSError, hint: str = ""):
+        self.refused, self.hint = error, hint
+        folder = nearest_folder(Path(error.filename or "."))
+        super().__init__(f"{folder}: cannot write there (read-only file system)" + (f"; {hint}" if hint else ""))
+
+    @classmethod
+    def of(cls, error: BaseException, hint: str) -> ReadOnlyError:
+        """``error`` (for which ``caused`` holds) as one with ``hint``."""
+        refused = error.refused if isinstance(error, ReadOnlyError) else error
+        assert isinstance(refused, OSError)
+        return cls(refused, hint)
+
+    @staticmethod
+    def caused(error: BaseException) -> bool:
+        """Whether ``error`` is a write that a read-only filesystem refused, with its path
+        (or a ``ReadOnlyError`` of one that leaves the next step to the caller: no ``hint``)."""
+        if isinstance(error, ReadOnlyError):
+            return not error.hint
+
+        return isinstance(error, OSError) and error.errno == errno.EROFS and bool(error.filename)
+
+
+def nearest_folder(path: Path) -> Path:
+    """The nearest folder at or above ``path`` that exists."""
+    while not path.is_dir() and path != path.parent:
+        path = path.parent
+    return path
 
 
 class DiskFullError(DltoolError):

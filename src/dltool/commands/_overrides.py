@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import functools
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 import typer
 
 from dltool.commands import _complete
+from dltool.errors import UnknownNameError
 
 Opt = typer.Option
 
@@ -91,11 +93,26 @@ def with_override_flags(command: Callable[..., Any]) -> Callable[..., Any]:
         overrides = Overrides(
             sets=list(kwargs.pop("set_") or []), flags={k: v for k, v in flags.items() if v is not None}
         )
-        return command(*args, **kwargs, overrides=overrides)
+        with _dataset_path_hint():
+            return command(*args, **kwargs, overrides=overrides)
 
     wrapper.__signature__ = signature.replace(parameters=parameters)  # type: ignore[attr-defined]
     wrapper.__annotations__ = {p.name: p.annotation for p in parameters}
     return wrapper
+
+
+# An unknown dataset's hint where --dataset is a flag (the library's names no option).
+DATASET_HINT = "dltool list datasets, or --dataset PATH for a folder of your own"
+
+
+@contextmanager
+def _dataset_path_hint() -> Iterator[None]:
+    try:
+        yield
+    except UnknownNameError as error:
+        if error.kind != "dataset":
+            raise
+        raise error.with_hint(DATASET_HINT) from None
 
 
 def _flag_name(name: str, kind: Any) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import signal
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -50,7 +50,6 @@ def download(
     from dltool.commands._download_progress import download_progress
     from dltool.commands._signals import stop_on_signals
     from dltool.data import datasets
-    from dltool.data.download import download_dataset
     from dltool.data.sources import GENERATED, SOURCES
 
     for name in names:
@@ -61,8 +60,16 @@ def download(
                 observer.on_message(f"{name} is embedded: nothing to download")
                 continue
             try:
-                folder = download_dataset(name, root, mirrors=mirror or None, force=force, observer=observer)
+                folder = _download(name, root, mirror or None, force, observer)
             except KeyboardInterrupt:
                 stderr.print("interrupted: run the same command again to resume the download", soft_wrap=True)
                 raise typer.Exit(128 + (received[0] if received else signal.SIGINT)) from None
             emit_line(str(folder))
+
+
+def _download(name: str, root: Path | None, mirrors: list[str] | None, force: bool, observer: Any) -> Path:
+    from dltool.data.download import download_dataset
+    from dltool.data.roots import data_root, writing_into
+
+    with writing_into(data_root(root)):  # a read-only root: one line naming it, not [Errno 30]
+        return download_dataset(name, root, mirrors=mirrors, force=force, observer=observer)

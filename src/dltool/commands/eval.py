@@ -62,6 +62,7 @@ def eval_(
         batch_size=batch_size,
         device=device,
         tta=tta,
+        per_class=per_class_out is not None,  # refused before scoring for a model without them
     )
     _render(result.document)
     if result.unsaved is None:

@@ -27,7 +27,7 @@ from dltool._io import YamlLimitError, YamlRepeatedKeyError, load_yaml
 from dltool.config.recipes import find_recipe, list_recipes
 from dltool.config.schema import Config
 from dltool.config.validate import DISPATCHED, loss_suits, raw_task, sections_taking, validate_config
-from dltool.errors import ConfigError, UnknownNameError, UsageError, quote
+from dltool.errors import ConfigError, MissingPathError, UnknownNameError, UsageError, quote
 from dltool.rundir import RunDir, is_run_dir, refuse_parent_of_runs
 
 Layer = dict[str, Any]
@@ -61,7 +61,7 @@ def resolve_source(ref: str) -> Source:
             "(see: dltool list recipes)"
         )
     if path.suffix in {".yaml", ".yml"} or "/" in ref:
-        raise UsageError(f"config file not found: {ref}")
+        raise MissingPathError(ref, "config file or run dir")
     raise UnknownNameError("recipe", ref, [r.name for r in list_recipes()], hint="dltool list recipes")
 
 

@@ -27,7 +27,7 @@ from dltool.data.subsets import per_class, select_classes
 from dltool.data.table_decode import load_table
 from dltool.data.table_stream import streamed_table
 from dltool.data.tables import index_table, table_file
-from dltool.errors import ConfigError, DatasetError, UnknownNameError
+from dltool.errors import ConfigError, DatasetError, UnknownNameError, similar_paths
 
 # Unreadable files named one per line at the start of a run; the rest are counted.
 SKIPPED_SHOWN = 20
@@ -259,12 +259,12 @@ def _folder(config: DataConfig) -> Path | None:
     if folder.exists():
         raise ConfigError(f"data.name: {config.name} is a file; name a dataset or a folder of class sub-folders")
     if "/" in config.name or os.sep in config.name or config.name.startswith((".", "~")):
-        raise ConfigError(f"data.name: no such folder: {config.name}")
+        raise ConfigError(f"data.name: no such folder: {config.name}{similar_paths(folder)}")
     raise UnknownNameError(
         "dataset",
         config.name,
         datasets.names(),
-        hint="dltool list datasets, or --dataset PATH for a folder of your own",
+        hint="dltool list datasets; a folder of your own is named by its path",  # no option: commands differ
     )
 
 

@@ -69,7 +69,11 @@ def made_in_place(folder: Path, last: str, write: Callable[[Path], None], force:
     building = folder.with_name(folder.name + ".making")
     shutil.rmtree(building, ignore_errors=True)
     building.mkdir(parents=True)
-    write(building)
+    try:
+        write(building)
+    except BaseException:  # a full disk, Ctrl-C: nothing half-made is left beside the dataset
+        shutil.rmtree(building, ignore_errors=True)
+        raise
     os.sync()  # every file on disk before the folder takes its final name
     shutil.rmtree(folder, ignore_errors=True)
     os.replace(building, folder)

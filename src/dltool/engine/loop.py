@@ -222,11 +222,13 @@ def evaluate(
     task: str = CLASSIFICATION,
     channels_last: bool = False,
     confusion_classes: int = 0,
+    should_stop: Callable[[], bool] = lambda: False,
 ) -> dict[str, Any]:
     """Sums over ``batches`` of the task's ``batch_sums`` (always ``loss_sum``; a classifier's
     cross-entropy and ``correct`` predictions, a reconstruction's squared error per pixel),
     with the sample count ``n``. With ``confusion_classes`` (a classifier's class count), also
     ``confusion``: the counts of (true, predicted) pairs as a square int64 tensor, rows true.
+    ``should_stop`` is asked before each batch: True raises ``EvaluationStopped``.
 
     Sums rather than means, so shards evaluated on several ranks add up exactly.
     """
@@ -235,6 +237,8 @@ def evaluate(
     sums: dict[str, Any] = scorer.zero_sums(confusion_classes, device)  # every key, so all ranks' sums match
     samples = 0
     for images, labels in batches:
+        if should_stop():
+            raise EvaluationStopped
         with precision.autocast(device):
             output = model(to_memory_format(images, channels_last))
         for key, value in scorer.batch_sums(output, images, labels, confusion_classes).items():
@@ -242,6 +246,10 @@ def evaluate(
         samples += len(labels)
     sums["n"] = samples
     return sums
+
+
+class EvaluationStopped(Exception):
+    """An evaluation stopped before its last batch (a Ctrl-C): its sums are incomplete."""
 
 
 def mean_metrics(sums: dict[str, Any], task: str) -> dict[str, float]:

@@ -17,12 +17,12 @@ import torch
 import dltool.tasks as tasks
 from dltool.config.schema import Config
 from dltool.engine.autoset import pick_precision, pick_threads
-from dltool.engine.checkpoint import load_checkpoint, save_weights
+from dltool.engine.checkpoint import save_weights
 from dltool.engine.device import resolve_device, resolve_precision
 from dltool.engine.distributed import StopVote, any_across, process_group, world_from_env
 from dltool.engine.divergence import check_finite_loss
 from dltool.engine.heap import reused_heap
-from dltool.engine.loop import EpochStats, train_one_epoch
+from dltool.engine.loop import EpochStats, EvaluationStopped, train_one_epoch
 from dltool.engine.observer import Observer
 from dltool.engine.record import (
     Clock,
@@ -41,6 +41,7 @@ from dltool.engine.state import (
     Progress,
     check_epochs_left,
     data_changes,
+    load_resume_state,
     restore_state,
     resumed_config,
     split_sizes,
@@ -48,7 +49,7 @@ from dltool.engine.state import (
 from dltool.engine.threads import cpu_threads
 from dltool.engine.trackers import Trackers, open_trackers
 from dltool.models.custom import source_record
-from dltool.rundir import RunDir, Summary, create_run_dir
+from dltool.rundir import RunDir, Summary, create_run_dir, refuse_read_only
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -125,7 +126,8 @@ def resume(
 ) -> RunResult:
     """Continue ``run`` from ``checkpoints/last.pt``; ``overrides`` may raise ``train.epochs``
     or change ``train.device``, nothing else (a different config is a different run)."""
-    checkpoint = load_checkpoint(run.last_checkpoint, require=RESUME_ENTRIES)
+    refuse_read_only(run.path, "copy the run dir to a folder you can write and resume the copy")
+    checkpoint = load_resume_state(run, RESUME_ENTRIES)
     config = resumed_config(checkpoint["config"], overrides or {})
     check_epochs_left(config, checkpoint)
     return _execute(config, run, observer or Observer(), stop or threading.Event(), checkpoint)
@@ -239,8 +241,11 @@ def _fit_and_score(session: _Session, base: dict[str, Any]) -> tuple[str, Summar
         status, reason = _fit(session)
         extra, confusion = {}, None
         if status != "interrupted":
-            test, confusion = test_score(parts, run, progress)
-            extra["test"] = test
+            try:
+                test, confusion = test_score(parts, run, progress, _stop_check(session))
+                extra["test"] = test
+            except EvaluationStopped:  # last.pt and the best weights are whole: a resume scores it
+                status, reason = "interrupted", "signal"
     except KeyboardInterrupt:  # a second Ctrl-C: stop at once, last.pt is the previous one
         finish(run, board, summary_record("interrupted", "signal", progress, clock, base))
         raise
@@ -251,6 +256,12 @@ def _fit_and_score(session: _Session, base: dict[str, Any]) -> tuple[str, Summar
     summary = summary_record(status, reason, progress, clock, base, **extra)
     finish(run, board, summary, confusion)
     return status, summary
+
+
+def _stop_check(session: _Session) -> Callable[[], bool]:
+    """What validation and the test pass ask before each batch: a signal's stop, in a world
+    of one only (ranks stopped at different batches would wait on each other's sums)."""
+    return (lambda: False) if session.parts.world.distributed else session.stop.is_set
 
 
 def _fit(session: _Session) -> tuple[str, str]:
@@ -277,10 +288,11 @@ def _fit(session: _Session) -> tuple[str, str]:
         epoch_batches = parts.train_batches.batches(progress.epoch, start=progress.batch)
         finished = train_one_epoch(step, epoch_batches, stats, should_stop=should_stop, on_step=after_step)
         if not finished and stop.is_set():
-            progress.partial = stats.state_dict()
-            save_progress(session.run, parts, progress, session.clock)
-            return "interrupted", "signal"
-        record = _end_epoch(session, stats)
+            return _stopped(session, stats)
+        try:
+            record = _end_epoch(session, stats)
+        except EvaluationStopped:  # trained, its validation cut short: a resume validates it
+            return _stopped(session, stats)
         reason = observer.on_epoch(record)  # e.g. a tuner's pruner: stop after this epoch
         if any_across(world, reason is not None) and progress.epoch < train_cfg.epochs:
             return "interrupted", reason or "observer"
@@ -289,13 +301,20 @@ def _fit(session: _Session) -> tuple[str, str]:
     return "completed", "epochs"
 
 
+def _stopped(session: _Session, stats: EpochStats) -> tuple[str, str]:
+    """A signal's stop within an epoch: last.pt holds the epoch so far, for --resume."""
+    session.progress.partial = stats.state_dict()
+    save_progress(session.run, session.parts, session.progress, session.clock)
+    return "interrupted", "signal"
+
+
 def _end_epoch(session: _Session, stats: EpochStats) -> dict[str, Any]:
     """Score the epoch that just ended, step the scheduler on it, keep the weights when they
     are the best so far, save last.pt and log the record; returns the record."""
     parts, run, progress = session.parts, session.run, session.progress
     check_finite_loss(parts, progress, stats)
     monitor, min_delta = parts.config.train.monitor, parts.config.train.early_stopping.min_delta
-    row = epoch_record(parts, progress, stats)
+    row = epoch_record(parts, progress, stats, _stop_check(session))
     record = row.to_dict()  # the dict the checkpoint's history, observers and TensorBoard take
     parts.step.scheduler.epoch_end(record[monitor.metric])
     progress.epoch, progress.batch, progress.partial = progress.epoch + 1, 0, None

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -21,11 +22,14 @@ from dltool.engine.tta import with_tta
 from dltool.rundir import EpochRecord, RunDir
 
 
-def epoch_record(parts: Components, progress: Progress, stats: EpochStats) -> EpochRecord:
-    """The metrics.jsonl line of the epoch that just ended (validation included)."""
+def epoch_record(
+    parts: Components, progress: Progress, stats: EpochStats, should_stop: Callable[[], bool] = lambda: False
+) -> EpochRecord:
+    """The metrics.jsonl line of the epoch that just ended (validation included; ``should_stop``
+    as for ``loop.evaluate``)."""
     step = parts.step
     val_started = time.perf_counter()
-    val, _ = evaluate_kept(parts, parts.val_batches)
+    val, _ = evaluate_kept(parts, parts.val_batches, should_stop=should_stop)
     task = tasks.get(step.task)
     # Training measures the loss and what ``Task.correct`` counts; the task's other sums are 0.
     measured: dict[str, torch.Tensor | int] = {"loss_sum": stats.loss_sum, "correct": stats.correct, "n": stats.samples}
@@ -47,16 +51,16 @@ def epoch_record(parts: Components, progress: Progress, stats: EpochStats) -> Ep
 
 
 def evaluate_kept(
-    parts: Components, batches: Any, confusion: bool = False
+    parts: Components, batches: Any, confusion: bool = False, should_stop: Callable[[], bool] = lambda: False
 ) -> tuple[dict[str, float], torch.Tensor | None]:
     """Mean loss (and accuracy) of the kept weights, with the run's test-time augmentation,
     over every rank's shard of ``batches``; with ``confusion``, a classifier's confusion
-    matrix too (rows true), else None."""
+    matrix too (rows true), else None. ``should_stop``: as for ``loop.evaluate``."""
     step = parts.step
     model = with_tta(parts.eval_model, parts.config.train.tta)
     classes = len(parts.data.classes) if confusion or tasks.info(step.task).class_sums else 0
     sums = evaluate(
-        model, batches.batches(), step.precision, step.device, step.task, step.channels_last, confusion_classes=classes
+        model, batches.batches(), step.precision, step.device, step.task, step.channels_last, classes, should_stop
     )
     matrix = sums.pop("confusion", None)
     total = None if matrix is None else total_across(parts.world, matrix)
@@ -81,10 +85,12 @@ def improved(progress: Progress, record: dict[str, Any], monitor: MonitorConfig,
 
 
 def test_score(
-    parts: Components, run: RunDir | None, progress: Progress
+    parts: Components, run: RunDir | None, progress: Progress, should_stop: Callable[[], bool] = lambda: False
 ) -> tuple[dict[str, Any] | None, torch.Tensor | None]:
     """The best weights' loss (and accuracy) on the test split, with their confusion matrix
-    when the run logs to TensorBoard (a classifier); every rank takes part."""
+    when the run logs to TensorBoard (a classifier); every rank takes part. ``should_stop``
+    (a world of one only: ranks that stopped at different batches would wait on each other's
+    sums) ends it early with ``EvaluationStopped``."""
     if progress.best is None:  # no epoch with a finite metric: no best weights were kept
         return None, None
     if run is not None:
@@ -92,4 +98,5 @@ def test_score(
     if parts.world.distributed:  # the other ranks get rank 0's best weights
         for tensor in parts.eval_model.state_dict().values():
             torch.distributed.broadcast(tensor, src=0)
-    return evaluate_kept(parts, parts.test_batches, confusion="tensorboard" in tracker_names(parts.config))
+    confusion = "tensorboard" in tracker_names(parts.config)
+    return evaluate_kept(parts, parts.test_batches, confusion, should_stop)

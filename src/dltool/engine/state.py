@@ -18,6 +18,7 @@ from dltool.engine.checkpoint import capture_rng, load_checkpoint, restore_rng, 
 from dltool.engine.distributed import gather_to_main
 from dltool.engine.setup import Components
 from dltool.errors import CheckpointError, ConfigError, UsageError, option
+from dltool.rundir import RunDir
 
 CHECKPOINT_FORMAT = "dltool-checkpoint/1"
 
@@ -212,3 +213,40 @@ def resumed_config(saved: dict[str, Any], overrides: dict[str, Any]) -> Config:
         section, leaf = key.split(".")
         raw[section][leaf] = value
     return validate_config(raw)
+
+
+def load_resume_state(run: RunDir, require: tuple[str, ...]) -> dict[str, Any]:
+    """``run``'s last.pt with entries ``require``; unreadable, an error saying what is left."""
+    try:
+        return load_checkpoint(run.last_checkpoint, require=require)
+    except CheckpointError as error:
+        raise CheckpointError(f"{error}; {_unresumable_hint(run, require)}") from None
+
+
+def _unresumable_hint(run: RunDir, require: tuple[str, ...]) -> str:
+    """The next steps for a run whose last.pt is lost: its best weights, where there are
+    some, and a new run from its config, begun from its latest readable kept epoch."""
+    best = (
+        f"its best weights ({run.weights.name}) still serve eval, predict and export; " if run.weights.is_file() else ""
+    )
+    again = f"dltool train {run.config}"
+    kept = _latest_readable(run, require)
+    if kept is None:
+        return f"{best}to train again, start a new run from its config: {again}"
+    epoch, path = kept
+    return f"{best}to train on, start a new run from epoch {epoch}'s weights: {again} --init-from {path}"
+
+
+def _latest_readable(run: RunDir, require: tuple[str, ...]) -> tuple[int, Path] | None:
+    """The latest kept ``checkpoints/epoch-N.pt`` that loads (a damaged last.pt damages the
+    latest one with it when it is a hard link of it), with its epoch."""
+    kept = sorted(run.epoch_checkpoints().items(), reverse=True)
+    return next(((epoch, path) for epoch, path in kept if _loads(path, require)), None)
+
+
+def _loads(path: Path, require: tuple[str, ...]) -> bool:
+    try:
+        load_checkpoint(path, require=require)
+    except CheckpointError:
+        return False
+    return True

@@ -19,7 +19,7 @@ from dltool.data.folders import SPLITS
 from dltool.data.loader import BatchLoader
 from dltool.data.prepare import PreparedData, files_fitted_to, prepare_data, require_run_folder
 from dltool.data.stream import DecodePool, StreamLoader, resolve_workers
-from dltool.errors import CheckpointError, DatasetError, UnknownNameError, UsageError, option
+from dltool.errors import CheckpointError, DatasetError, UnknownNameError, UsageError
 from dltool.evaluation.model import default_batch_size
 from dltool.evaluation.reports import run_report_path, save_report
 from dltool.evaluation.skipped import scored_samples, unreadable
@@ -79,14 +79,18 @@ def evaluate_run(
     batch_size: int | None = None,
     device: str = "auto",
     tta: str | None = None,
+    per_class: bool = False,
 ) -> EvalResult:
     """What ``dltool eval`` does: load the model at ``target`` (a run dir, its
     ``model.safetensors`` or a ``.pt`` checkpoint), score it (``evaluate_trained``; ``tta``:
     none or flip, by default the run's ``train.tta``) and write the document into the run dir
-    (``run_report_path``; one that cannot be written is ``unsaved``)."""
+    (``run_report_path``; one that cannot be written is ``unsaved``). ``per_class``: the caller
+    wants ``EvalResult.per_class``; a model without such scores is refused before scoring."""
     if checkpoint not in ("best", "last"):
         raise UsageError(f"checkpoint {checkpoint!r}: expected best or last")
     trained = load_trained(target, checkpoint=checkpoint, device=device, tta=tta)
+    if per_class:
+        tasks.require_breakdown(trained.task, trained.name)
     document = evaluate_trained(trained, split=split, data=data, root=root, batch_size=batch_size)
     path = run_report_path(trained, document, own_data=data is None)
     return EvalResult(document, path, save_report(path, document))
@@ -208,9 +212,9 @@ def data_changed_line(changed: dict[str, Any]) -> str:
 
 def _data_config(trained: Trained, data: str | None, root: str | None) -> DataConfig:
     if data is None:
+        # A whole command line: visualize and export --int8 come here too, and have no --data.
         require_run_folder(
-            trained.config.data.name,
-            f"{option('data', 'FOLDER', python='data=FOLDER')} scores a folder with the same classes",
+            trained.config.data.name, "dltool eval RUN --data FOLDER scores a folder with the same classes"
         )
     update: dict[str, Any] = {k: v for k, v in {"name": data, "root": root}.items() if v is not None}
     if data is not None:  # other data is shaped like the model's input, as predict does, and scored whole

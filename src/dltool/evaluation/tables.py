@@ -87,7 +87,7 @@ def per_class_frame(document: dict[str, Any]) -> pd.DataFrame:
     a keypoint model's per point (index ``point``), a regression's per target (``target``)."""
     found = [(key, item) for key, item in tasks.breakdowns() if document.get(key)]
     if not found:
-        raise UsageError("this evaluation has no scores per class, point or target (an autoencoder's)")
+        raise UsageError(f"this evaluation: {tasks.NO_BREAKDOWN} (an autoencoder's)")
     (key, item), *_ = found
     frame = pd.DataFrame.from_dict(document[key], orient="index")
     frame.index.name = item

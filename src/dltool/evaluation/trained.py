@@ -25,7 +25,7 @@ from dltool.engine.device import Precision, channels_last_wanted, resolve_device
 from dltool.engine.loop import to_memory_format
 from dltool.engine.tta import MODES as TTA_MODES
 from dltool.engine.tta import with_tta
-from dltool.errors import CheckpointError, ConfigError, DltoolError, UsageError, first_line
+from dltool.errors import CheckpointError, ConfigError, DltoolError, MissingPathError, UsageError, first_line
 from dltool.models.build import build_model
 from dltool.rundir import RunDir, WeightsMetadata, read_weights_header, refuse_parent_of_runs, run_dir_of
 
@@ -129,6 +129,8 @@ def load_trained(
     augmentation ``tta`` (``none``, ``flip``; None: the run's ``train.tta``); its ``forward``
     under the autocast ``amp`` (``INFERENCE_AMP``)."""
     path = Path(path)
+    if not path.exists():
+        raise MissingPathError(path, "run dir or checkpoint")
     if path.is_dir():
         run = RunDir(path)
         path = run.weights if checkpoint == "best" else run.last_checkpoint
@@ -137,7 +139,7 @@ def load_trained(
             what = f"best weights ({path.name})" if checkpoint == "best" else str(path.relative_to(run.path))
             raise CheckpointError(f"{run.path}: no {what}; is it a dltool run dir that finished an epoch?")
     if not path.is_file():
-        raise CheckpointError(f"{path}: no such run dir or checkpoint")
+        raise CheckpointError(f"{path}: not a run dir nor a weights file")
     if path.suffix == ".safetensors":
         state, meta = _from_safetensors(path)
     elif path.suffix == ".pt":
@@ -168,8 +170,19 @@ def inference_precision(amp: str, device: torch.device) -> Precision:
 
 
 def _from_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], WeightsMetadata]:
-    state = load_weights(path)
-    return state, WeightsMetadata.from_metadata(path, read_weights_header(path).metadata)
+    try:
+        state = load_weights(path)
+        return state, WeightsMetadata.from_metadata(path, read_weights_header(path).metadata)
+    except CheckpointError as error:
+        raise CheckpointError(f"{error}{_stand_in(path)}") from None
+
+
+def _stand_in(weights: Path) -> str:
+    """For a run's unreadable best weights: the checkpoint that every command takes instead."""
+    run = run_dir_of(weights)
+    if run is None or weights.name != run.weights.name or not run.last_checkpoint.is_file():
+        return ""
+    return f"; the run's last epoch can stand in for its best: give {run.last_checkpoint} instead"
 
 
 def _from_checkpoint(path: Path) -> tuple[dict[str, torch.Tensor], WeightsMetadata]:

@@ -54,11 +54,15 @@ def evaluate_export(
     root: str | None = None,
     batch_size: int | None = None,
     device: str = "cpu",
+    per_class: bool = False,
 ) -> EvalResult:
     """What ``dltool eval FILE`` does for an export: score it on ``split`` of its run's data (or
-    of ``data``, a dataset or folder with the same classes) and write the document beside it."""
+    of ``data``, a dataset or folder with the same classes) and write the document beside it.
+    ``per_class``: as for ``evaluate_run``."""
     exported = load_exported(Path(path), device=device)
     trained = exported_from(exported)
+    if per_class:
+        tasks.require_breakdown(trained.task, trained.name)
     forward = on_torch(exported.run)
     evaluation = evaluate_split(trained, split=split, data=data, root=root, batch_size=batch_size, forward=forward)
     runtime = FORMATS[exported.sidecar.format].runtime

@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 import dltool.tasks as tasks
 from dltool.data.normalise import normalise
-from dltool.errors import CheckpointError
+from dltool.errors import CheckpointError, MissingPathError
 from dltool.export.formats import FORMATS, Forward
 
 EXPORT_SUFFIXES = frozenset(format.suffix for format in FORMATS.values())
@@ -117,8 +117,10 @@ def load_exported(path: Path, *, device: str = "cpu") -> Exported:
     ``device``: where it runs (cpu, cuda, cuda:N, mps). ONNX files run on onnxruntime's CPU
     provider, without importing torch."""
     path = Path(path)
+    if not path.exists():
+        raise MissingPathError(path, "file")
     if not path.is_file():
-        raise CheckpointError(f"{path}: no such file")
+        raise CheckpointError(f"{path}: not a file")
     sidecar = read_sidecar(path)
     data = path.read_bytes()
     if hashlib.sha256(data).hexdigest() != sidecar.sha256:

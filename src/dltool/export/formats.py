@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from dltool._extras import require as require_extra
+from dltool._signals import interrupts_kept
 from dltool.errors import CheckpointError, ExportError, UsageError, first_line
 
 if TYPE_CHECKING:
@@ -78,7 +79,8 @@ def write_onnx(model: nn.Module, example: torch.Tensor, opset: int | None, outpu
     if opset is not None:
         _check_opset(opset)
     try:
-        with quiet_loggers("torch.onnx", "torch.export", "torch._dynamo", "onnxscript", "onnx_ir"):
+        # A Ctrl-C in the exporter is a stop (exit 130), not "the exporter failed", nor lost.
+        with interrupts_kept(), quiet_loggers("torch.onnx", "torch.export", "torch._dynamo", "onnxscript", "onnx_ir"):
             program = torch.onnx.export(
                 model,
                 (example,),

@@ -1,19 +1,16 @@
 """The run directory (DESIGN.md, Run directory): its layout and its records, known only here."""
 
 from dltool.rundir.claims import claimed_with_lock, create_run_dir, wait_until_made
+from dltool.rundir.kinds import is_dltool_output, make_plots_folder, open_run_dir, refuse_parent_of_runs
 from dltool.rundir.layout import (
     RunDir,
     cv_record,
-    is_dltool_output,
     is_run_dir,
-    make_plots_folder,
-    open_run_dir,
     read_json_object,
     read_weights_header,
-    refuse_parent_of_runs,
     run_dir_of,
 )
-from dltool.rundir.outputs import check_output, is_run_file
+from dltool.rundir.outputs import check_output, is_run_file, refuse_read_only
 from dltool.rundir.records import EpochRecord, Summary, WeightsMetadata
 
 __all__ = [
@@ -33,6 +30,7 @@ __all__ = [
     "read_json_object",
     "read_weights_header",
     "refuse_parent_of_runs",
+    "refuse_read_only",
     "run_dir_of",
     "wait_until_made",
 ]

@@ -19,16 +19,24 @@ from typing import Any
 import yaml
 from filelock import FileLock, Timeout
 
-from dltool._io import append_line, atomic_write_json, atomic_write_text, dump_yaml, json_line, load_yaml, read_json
+from dltool._io import (
+    append_line,
+    atomic_write_json,
+    atomic_write_text,
+    dump_yaml,
+    json_line,
+    load_yaml,
+    read_json,
+    sweep_stale_temporaries,
+)
 from dltool._safetensors import Header, read_header
-from dltool.errors import CheckpointError, RunInUseError, UsageError, option
+from dltool.errors import CheckpointError, RunInUseError
 from dltool.rundir.records import EpochRecord, Summary, checked_classes
 
 CONFIG, WEIGHTS, LAST = "config.yaml", "model.safetensors", "last.pt"
 LOCK = ".train.lock"  # held while training writes the run (see RunDir.training)
 STUDY = "study.json"  # the mark of a tune study dir (written by dltool.tuning.study)
 CV = "cv.json"  # the record of a cross-validation's parent folder
-PLOTS = ".dltool-plots"  # the mark of a folder that dltool visualize made for its figures
 
 
 @dataclass(frozen=True)
@@ -106,19 +114,30 @@ class RunDir:
         try:
             document = load_yaml(self.config.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, yaml.YAMLError, RecursionError) as error:
-            raise CheckpointError(f"{self.config}: not a readable config ({error})".replace("\n", " ")) from None
+            raise self._damaged(f"{self.config}: not a readable config ({error})".replace("\n", " ")) from None
         if not isinstance(document, dict):
-            raise CheckpointError(f"{self.config}: not a dltool config")
+            raise self._damaged(f"{self.config}: not a dltool config")
         return document
 
     def read_summary(self) -> dict[str, Any] | None:
         """``summary.json`` as written (None: not written yet, the run is going or was killed);
-        ``Summary.from_dict`` types it."""
-        return read_json_object(self.summary)
+        ``Summary.from_dict`` types it. A damaged one is an error that says how to write it again."""
+        try:
+            return read_json_object(self.summary)
+        except CheckpointError as error:
+            raise self._damaged(str(error), "remove it to read the run without it") from None
 
     def read_classes(self) -> list[str] | None:
         """The class names of ``classes.json`` (None when it is missing)."""
-        return checked_classes(self.classes, "classes", read_json(self.classes)) if self.classes.is_file() else None
+        try:
+            return checked_classes(self.classes, "classes", read_json(self.classes)) if self.classes.is_file() else None
+        except CheckpointError as error:
+            raise self._damaged(str(error)) from None
+
+    def _damaged(self, message: str, otherwise: str = "") -> CheckpointError:
+        """A damaged record's error, with the next step: a resume writes it again from last.pt."""
+        again = f"dltool train --resume {self.path} writes it again" if self.last_checkpoint.is_file() else otherwise
+        return CheckpointError(f"{message}; {again}" if again else message)
 
     def read_metrics(self) -> list[dict[str, Any]]:
         """The per-epoch records of ``metrics.jsonl`` (none when it is missing). A last line cut
@@ -208,7 +227,10 @@ class RunDir:
                 return  # another run's dir is in it now, or it is gone
 
     def _sweep_partial_files(self) -> None:
-        # Only training's own files: eval or visualize may be writing theirs right now.
+        # Training's own, however named: under the lock no one else writes them. Other commands'
+        # (eval's reports, visualize's plots, export's files): those no live writer holds.
+        for folder in (self.path, self.plots, self.path / "export"):
+            sweep_stale_temporaries(folder)
         for final in (self.config, self.classes, self.metrics, self.summary, self.weights, self.last_checkpoint):
             for partial in final.parent.glob(f".{final.name}.*.tmp"):
                 partial.unlink(missing_ok=True)
@@ -234,47 +256,6 @@ def run_dir_of(file: Path) -> RunDir | None:
     return None
 
 
-def refuse_parent_of_runs(path: Path) -> None:
-    """A tune study dir, a cross-validation's parent folder or a runs dir, named where one run
-    goes, is a usage error naming a run inside it (it held no config.yaml: "no weights", "no images")."""
-    if (path / STUDY).is_file():
-        raise UsageError(
-            f"{path} is a tune study dir, not a run: name one of its trials, e.g. {path / _best_trial(path)}"
-        )
-    if (path / CV).is_file():
-        raise UsageError(
-            f"{path} holds the fold runs of a cross-validation, not one run: name one, e.g. {path / 'fold-1'}"
-        )
-    if not _is_run_or_study(path) and is_dltool_output(path):
-        runs = sorted(
-            (run for run in path.iterdir() if not run.name.startswith(".")),
-            key=lambda run: (RunDir(run).weights.is_file(), run.stat().st_mtime),  # a --find-lr dir has none
-        )
-        raise UsageError(f"{path} is a folder of runs, not one run: name one, e.g. {runs[-1]} (the newest)")
-
-
-def _best_trial(study_dir: Path) -> str:
-    try:
-        best = (read_json_object(study_dir / STUDY) or {}).get("best") or {}
-    except CheckpointError:
-        best = {}
-    return str(best.get("run_dir") or "trial-0000")
-
-
-def open_run_dir(path: Path) -> RunDir:
-    """An existing run directory, checked to hold a config."""
-    run = RunDir(Path(path))
-    if not run.config.is_file():
-        refuse_parent_of_runs(run.path)
-        if holds_only_lock(run.path):
-            raise CheckpointError(
-                f"{path}: its training was stopped during setup, before its first file: nothing to resume;"
-                f" train again with {option('name', run.path.name)} (the folder is reused)"
-            )
-        raise CheckpointError(f"{path}: not a dltool run directory (no config.yaml)")
-    return run
-
-
 def holds_only_lock(folder: Path) -> bool:
     """Whether ``folder`` holds nothing but a run's training lock: what a train stopped
     during its setup leaves when it cannot clean up (SIGKILL)."""
@@ -282,48 +263,6 @@ def holds_only_lock(folder: Path) -> bool:
         return os.listdir(folder) == [LOCK]
     except OSError:
         return False
-
-
-def is_dltool_output(folder: Path) -> bool:
-    """Whether ``folder`` is one that dltool writes: a run dir (config.yaml beside
-    metrics.jsonl or summary.json, or a training lock), a tune study dir (study.json), a
-    folder of ``visualize``'s figures, or a folder (runs/, plots/) that holds only those. Image-folder datasets leave these out, so a runs dir
-    kept inside a dataset never becomes a class (nor its plots training images)."""
-    if _is_own(folder):
-        return True
-    try:
-        children = [folder / name for name in os.listdir(folder) if not name.startswith(".")]
-    except OSError:
-        return False
-    return bool(children) and all(child.is_dir() and _is_own(child) for child in children)
-
-
-def make_plots_folder(folder: Path) -> None:
-    """``folder`` for figures, marked as dltool's (``PLOTS``) if this makes it, so that image
-    folders and predict leave it out; one that was there (``--out photos/cat``) stays unmarked."""
-    try:
-        folder.mkdir(parents=True)
-    except FileExistsError:
-        return
-    (folder / PLOTS).touch()
-
-
-def _is_own(folder: Path) -> bool:
-    """A run or study dir, or a folder of figures that ``dltool visualize`` made (marked
-    ``PLOTS``): ``cd photos && dltool visualize .`` made ``plots/dataset/``, a class of the
-    next run whose images were dltool's own figures."""
-    return _is_run_or_study(folder) or (folder / PLOTS).is_file()
-
-
-def _is_run_or_study(folder: Path) -> bool:
-    try:
-        names = set(os.listdir(folder))
-    except OSError:
-        return False
-    if names & {LOCK, STUDY, CV}:
-        return True
-    run = RunDir(folder)
-    return run.config.name in names and bool(names & {run.metrics.name, run.summary.name, run.lr_curve.name})
 
 
 def read_weights_header(path: Path) -> Header:

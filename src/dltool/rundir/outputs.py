@@ -3,12 +3,13 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from dltool.errors import UsageError, option
+from dltool.errors import ReadOnlyError, UsageError, nearest_folder, option
 from dltool.rundir.layout import run_dir_of
 
 
@@ -25,7 +26,9 @@ def check_output(
     an output: never over a symlink, device, FIFO or other non-regular file, one of the
     command's ``inputs`` or a run's own files; over another existing, non-empty file only
     when it is an earlier output of this ``kind`` (``same_kind``; None: none is replaced
-    without ``force``) or with ``force``. ``elsewhere``: what the user may choose instead."""
+    without ``force``) or with ``force``; nor on a read-only filesystem, found before any work.
+    ``elsewhere``: what the user may choose instead."""
+    refuse_read_only(Path(path).parent)
     try:
         info = os.lstat(path)
     except FileNotFoundError:
@@ -40,6 +43,13 @@ def check_output(
         raise UsageError(
             f"{path} already exists{unlike}; pass {option('force', True)} to replace it, or choose {elsewhere}"
         )
+
+
+def refuse_read_only(folder: Path, hint: str = "") -> None:
+    """A ``ReadOnlyError`` (with ``hint``; none: the command names its option) when ``folder``,
+    or the nearest folder above it that exists, lies on a read-only filesystem."""
+    if os.statvfs(nearest_folder(folder)).f_flag & os.ST_RDONLY:
+        raise ReadOnlyError(OSError(errno.EROFS, os.strerror(errno.EROFS), str(folder)), hint)
 
 
 def is_run_file(path: Path) -> bool:

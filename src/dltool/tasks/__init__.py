@@ -32,7 +32,8 @@ the description):
   ``dltool.tasks.rows.Rows`` (NumPy only: predicting with an export never imports torch);
   None: no rows.
 - ``breakdown``: the eval document's key that scores each class (point, target) apart, and
-  what one is called: the report's table of it (``("per_class", "class")``).
+  what one is called: the report's table of it (``("per_class", "class")``); None when it
+  has no such scores (a reconstruction's), so ``eval --per-class-out`` is refused up front.
 - ``ranks_labels``: its rows rank class labels, so ``dltool predict --top-k`` means something.
 - ``names_outputs``: its ``classes`` name the model's outputs (logits, points, targets); an
   autoencoder's are its dataset's, which nothing it outputs refers to (an export's sidecar
@@ -53,7 +54,7 @@ from functools import cache
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from dltool._registry import Registry, import_target
-from dltool.errors import ConfigError
+from dltool.errors import ConfigError, UsageError
 from dltool.params import Params
 
 if TYPE_CHECKING:
@@ -77,7 +78,7 @@ class TaskParams(Params):
     on_backbone: ClassVar[bool] = False
     names_outputs: ClassVar[bool] = True
     rows: ClassVar[str | None] = None
-    breakdown: ClassVar[tuple[str, str]] = ("per_class", "class")
+    breakdown: ClassVar[tuple[str, str] | None] = ("per_class", "class")
     ranks_labels: ClassVar[bool] = False
     # `dltool predict --out DIR` writes a mask PNG per image (dltool.evaluation.segment).
     masks_out: ClassVar[bool] = False
@@ -118,6 +119,7 @@ class ReconstructionTask(TaskParams):
     target = "values"
     default_loss = "mse"
     names_outputs = False
+    breakdown = None
 
 
 @tasks.register("segmentation", "dltool.tasks.segmentation:Segmentation")
@@ -242,7 +244,16 @@ def check_metric(metric: str, task: str, key: str) -> None:
 
 def breakdowns() -> list[tuple[str, str]]:
     """Every task's ``breakdown`` (eval document key, what one row is), each once."""
-    return list(dict.fromkeys(entry.params.breakdown for entry in tasks))
+    return list(dict.fromkeys(entry.params.breakdown for entry in tasks if entry.params.breakdown))
+
+
+def require_breakdown(task: str, model: str) -> None:
+    """A usage error when ``task`` (of model ``model``) scores nothing per class, point or target."""
+    if info(task).breakdown is None:
+        raise UsageError(f"model {model!r} is a {task} model: {NO_BREAKDOWN}")
+
+
+NO_BREAKDOWN = "its evaluation has no scores per class, point or target to write as a table"
 
 
 def headline_scores() -> list[str]:

@@ -177,8 +177,9 @@ def _run_report(
 
 def _add_breakdown(page: report.Report, scored: Scored, split: str) -> None:
     """The eval document's table per class, point or target (``TaskParams.breakdown``), if any."""
-    key, item = tasks.info(scored.trained.task).breakdown
-    if breakdown := scored.document.get(key):
+    kind = tasks.info(scored.trained.task).breakdown
+    if kind and (breakdown := scored.document.get(kind[0])):
+        item = kind[1]
         columns = list(next(iter(breakdown.values())))
         rows = [(name, *(r.get(column) for column in columns)) for name, r in breakdown.items()]
         page.add(f"Per {item} ({split})", report.table([item, *columns], rows))

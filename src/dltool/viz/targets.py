@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from dltool.errors import UsageError, suggest
+from dltool.errors import UsageError, similar_paths, suggest
 from dltool.figures.canvas import Visualization, check_format
 
 
@@ -109,8 +109,9 @@ def _check_dataset(target: str) -> None:
         return
     if Path(target).expanduser().exists():
         raise UsageError(f"{target}: a file; expected a run dir, a study dir, a dataset name or an image folder")
+    beside = similar_paths(Path(target).expanduser())  # a typo'd run name, before the dataset names
     raise UsageError(
         f"{target}: no such run dir, study dir, dataset or folder"
-        + suggest(target, datasets.names())
+        + (beside or suggest(target, datasets.names()))
         + " (see: dltool list datasets)"
     )
