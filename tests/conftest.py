@@ -169,7 +169,8 @@ def folder_with_val(root: Path) -> Path:
 
 
 class StopAfter:
-    """A ``stop`` for ``engine.train`` that fires after ``checks`` checks (one per optimizer step)."""
+    """A ``stop`` for ``engine.train`` that fires after ``checks`` checks (one per optimizer step
+    and one per validation batch)."""
 
     def __init__(self, checks: int) -> None:
         self.checks = checks

@@ -25,7 +25,7 @@ def test_keep_checkpoints_keeps_the_last_n_epochs_and_the_best(cli) -> None:
         assert load_checkpoint(path)["progress"]["epoch"] == epoch
     assert kept[5].read_bytes() == run.last_checkpoint.read_bytes()
     evaluated = json.loads(cli("eval", kept[best], "--json").stdout)
-    assert evaluated["n"] == 359 and evaluated["checkpoint"] == str(kept[best])
+    assert evaluated["n"] == 359 and evaluated["checkpoint"] == str(kept[best].resolve())
 
 
 def test_by_default_only_last_pt_is_kept(cli) -> None:

@@ -58,7 +58,7 @@ def test_a_reconstruction_run_logs_its_losses_and_no_confusion_matrix(cli) -> No
 def test_a_stopped_and_resumed_run_has_each_epoch_once(tmp_path: Path) -> None:
     config = load_config("digits-mlp", ["train.epochs=3", "train.limit_batches=5", "train.tensorboard=true"])
     run = create_run_dir(tmp_path, "cut")
-    stopped = train(config, run, stop=StopAfter(7))  # 5 steps an epoch: stops in epoch 2
+    stopped = train(config, run, stop=StopAfter(10))  # 5 steps, 3 val batches an epoch: stops in epoch 2
     assert stopped.status == "interrupted"
     assert logs_every_epoch(run.path) and len(epoch_series(run.path)["val_loss"]) == 1  # flushed on the way out
     accumulator = events(run.path)
