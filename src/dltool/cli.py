@@ -20,6 +20,7 @@ import click
 import typer
 from typer.core import TyperGroup
 
+from dltool._env import env_flag
 from dltool._signals import Terminated, heed_interrupts
 from dltool._version import __version__
 from dltool.commands import download as download_command
@@ -133,13 +134,14 @@ def _show_version(value: bool) -> None:
 @app.callback()
 def root(
     ctx: typer.Context,
-    debug: Annotated[bool, typer.Option("--debug", envvar="DLTOOL_DEBUG", help="Show tracebacks for errors.")] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks for errors (or $DLTOOL_DEBUG=1).")] = False,
     version: Annotated[
         bool,
         typer.Option("--version", callback=_show_version, is_eager=True, help="Print the version and exit."),
     ] = False,
 ) -> None:
-    ctx.obj = {"debug": debug}
+    ctx.obj = {"debug": debug}  # first: a malformed $DLTOOL_DEBUG is reported like any other error
+    ctx.obj["debug"] = debug or env_flag("DLTOOL_DEBUG")
 
 
 def _short_help(command: Callable[..., Any]) -> str:
