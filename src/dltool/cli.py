@@ -33,7 +33,7 @@ from dltool.commands import summary as summary_command
 from dltool.commands import train as train_command
 from dltool.commands import tune as tune_command
 from dltool.commands import visualize as visualize_command
-from dltool.commands._output import error_message, report_error
+from dltool.commands._output import data_in_utf8, error_message, report_error
 from dltool.errors import DltoolError, ReadOnlyError
 
 # Errors that input can still cause past validation (a size no memory can hold, a nest too
@@ -172,6 +172,7 @@ def main() -> None:
     # a folder of phone photos. Decoding reads only the orientation; an unreadable tag is
     # skipped either way.
     warnings.filterwarnings("ignore", category=UserWarning, module=r"PIL\.TiffImagePlugin")
+    data_in_utf8()
     try:
         heed_interrupts()  # a background job's `kill -INT` while the command starts is not lost
         # A fixed name: `python -m dltool` and torchrun would otherwise call it "python -m dltool",

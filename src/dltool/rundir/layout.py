@@ -24,7 +24,7 @@ from dltool._io import (
     atomic_write_json,
     atomic_write_text,
     dump_yaml,
-    json_line,
+    json_text,
     load_yaml,
     read_json,
     sweep_stale_temporaries,
@@ -166,10 +166,10 @@ class RunDir:
 
     def write_metrics(self, records: list[dict[str, Any]]) -> None:
         """Rewrite metrics.jsonl with ``records`` (on resume: exactly the checkpoint's history)."""
-        atomic_write_text(self.metrics, "".join(json_line(r) + "\n" for r in records))
+        atomic_write_text(self.metrics, "".join(json_text(r) + "\n" for r in records))
 
     def append_metrics(self, record: EpochRecord) -> None:
-        append_line(self.metrics, json_line(record.to_dict()))
+        append_line(self.metrics, json_text(record.to_dict()))
 
     def write_summary(self, summary: Summary) -> None:
         atomic_write_json(self.summary, summary.to_dict())
