@@ -1,8 +1,16 @@
 """The run directory (DESIGN.md, Run directory): its layout and its records, known only here."""
 
 from dltool.rundir.claims import claimed_with_lock, create_run_dir, wait_until_made
-from dltool.rundir.kinds import is_dltool_output, make_plots_folder, open_run_dir, refuse_parent_of_runs
+from dltool.rundir.kinds import (
+    is_dltool_output,
+    make_plots_folder,
+    open_run_dir,
+    refuse_parent_of_runs,
+    runs_named_after,
+)
 from dltool.rundir.layout import (
+    BEST,
+    STUDY,
     RunDir,
     cv_record,
     is_run_dir,
@@ -14,6 +22,8 @@ from dltool.rundir.outputs import check_output, is_run_file, refuse_read_only
 from dltool.rundir.records import EpochRecord, Summary, WeightsMetadata
 
 __all__ = [
+    "BEST",
+    "STUDY",
     "EpochRecord",
     "RunDir",
     "Summary",
@@ -32,5 +42,6 @@ __all__ = [
     "refuse_parent_of_runs",
     "refuse_read_only",
     "run_dir_of",
+    "runs_named_after",
     "wait_until_made",
 ]

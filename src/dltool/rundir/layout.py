@@ -36,6 +36,7 @@ from dltool.rundir.records import EpochRecord, Summary, checked_classes
 CONFIG, WEIGHTS, LAST = "config.yaml", "model.safetensors", "last.pt"
 LOCK = ".train.lock"  # held while training writes the run (see RunDir.training)
 STUDY = "study.json"  # the mark of a tune study dir (written by dltool.tuning.study)
+BEST = "best.yaml"  # a study's best trial's config, for `dltool train STUDY/best.yaml`
 CV = "cv.json"  # the record of a cross-validation's parent folder
 
 
