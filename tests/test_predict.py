@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import shutil
@@ -16,7 +17,7 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import dltool_command
+from conftest import REPO, dltool_command
 from dltool.config import load_config
 from dltool.data.normalise import Normalise, normalise
 from dltool.data.prepare import prepare_data
@@ -489,3 +490,15 @@ def test_eval_documents_hold_names_in_utf8(accented_run: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert '"chiens é"'.encode() in result.stdout
     assert '"chiens é"' in (accented_run / "eval-test.json").read_text(encoding="utf-8")
+
+
+def test_a_folder_takes_extensions_in_any_case_and_a_glob_as_written(cli, run: Path, tmp_path: Path) -> None:
+    # What README's predict inputs say: pass the folder, which finds a camera's IMG_0001.JPG.
+    (tmp_path / "sub").mkdir()
+    for name in ("sub/IMG_0001.JPG", "a.jpg"):
+        Image.new("L", (8, 8)).save(tmp_path / name, format="JPEG")
+    walked = [Path(row["path"]).name for row in csv.DictReader(cli("predict", run, tmp_path).stdout.splitlines())]
+    globbed = cli("predict", run, f"{tmp_path}/**/*.jpg").stdout.splitlines()[1:]
+    assert walked == ["a.jpg", "IMG_0001.JPG"] and [Path(line.split(",")[0]).name for line in globbed] == ["a.jpg"]
+    readme = " ".join((REPO / "README.md").read_text(encoding="utf-8").split())
+    assert "`'photos/**/*.jpg'` misses a camera's `IMG_0001.JPG`, which a folder's walk takes" in readme
