@@ -17,6 +17,7 @@ from dltool.rundir.layout import (
     read_json_object,
     read_weights_header,
     run_dir_of,
+    stand_in_named,
 )
 from dltool.rundir.outputs import check_output, is_run_file, refuse_read_only
 from dltool.rundir.records import EpochRecord, Summary, WeightsMetadata
@@ -43,5 +44,6 @@ __all__ = [
     "refuse_read_only",
     "run_dir_of",
     "runs_named_after",
+    "stand_in_named",
     "wait_until_made",
 ]

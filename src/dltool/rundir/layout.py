@@ -257,6 +257,20 @@ def run_dir_of(file: Path) -> RunDir | None:
     return None
 
 
+@contextmanager
+def stand_in_named(weights: Path) -> Iterator[None]:
+    """A ``CheckpointError`` raised in the block, for a run's best weights (``model.safetensors``),
+    names the checkpoint that every command takes instead, when the run has one."""
+    try:
+        yield
+    except CheckpointError as error:
+        run = run_dir_of(weights)
+        if run is None or weights.name != run.weights.name or not run.last_checkpoint.is_file():
+            raise
+        stand_in = f"the run's last epoch can stand in for its best: give {run.last_checkpoint} instead"
+        raise CheckpointError(f"{error}; {stand_in}") from None
+
+
 def holds_only_lock(folder: Path) -> bool:
     """Whether ``folder`` holds nothing but a run's training lock: what a train stopped
     during its setup leaves when it cannot clean up (SIGKILL)."""
