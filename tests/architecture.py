@@ -32,6 +32,7 @@ LAYERS: list[tuple[str, set[str]]] = [
             "_openmp",
             "_text",
             "_torch_load",
+            "_env",
         },
     ),
     ("run-dir layout", {"rundir"}),

@@ -269,7 +269,9 @@ def test_a_runs_damaged_best_weights_name_the_checkpoint_that_stands_in(cli, tmp
     last = run / "checkpoints" / "last.pt"
     image = tmp_path / "digit.png"
     Image.new("L", (8, 8), 90).save(image)
-    for args in (["eval", run], ["predict", run, image], ["export", run, "--output", tmp_path / "m.onnx"]):
+    commands = [["eval", run], ["predict", run, image], ["export", run, "--output", tmp_path / "m.onnx"]]
+    commands += [["stats", run], ["stats", run / "model.safetensors"]]  # stats too gave no next step
+    for args in commands:
         result = cli(*args, code=1)
         assert_one_line_error(result, run / "model.safetensors", "not readable safetensors weights")
         assert result.stderr.rstrip().endswith(f"; the run's last epoch can stand in for its best: give {last} instead")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import shutil
@@ -16,7 +17,7 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import dltool_command
+from conftest import REPO, dltool_command
 from dltool.config import load_config
 from dltool.data.normalise import Normalise, normalise
 from dltool.data.prepare import prepare_data
@@ -450,3 +451,54 @@ def test_the_terminal_table_keeps_its_columns_with_wide_class_names() -> None:
     rows = [Prediction("a.png", [(label, 0.5)]) for label in ["cat", "猫", "oiseaux 🐦", "日本 猫"]]
     starts = {cells(row.line().split("0.500")[0]) for row in rows}
     assert starts == {14}  # 12 cells of label, a space, the score right-aligned in 6
+
+
+@pytest.fixture(scope="module")
+def accented_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A run whose classes are "chiens é" and "chats", trained on the folder of their photos."""
+    photos = tmp_path_factory.mktemp("photos")
+    rng = np.random.default_rng(0)
+    for name in ("chiens é", "chats"):
+        (photos / name).mkdir()
+        for i in range(12):
+            Image.fromarray(rng.integers(0, 256, (16, 16, 3), dtype=np.uint8)).save(photos / name / f"{i}.png")
+    config = load_config("digits-mlp", [f"data.name={photos}", "train.epochs=1"])
+    return train(config, create_run_dir(tmp_path_factory.mktemp("r"), "accents")).run_dir
+
+
+# An ASCII locale without Python's UTF-8 mode, as a batch job's bare environment may give.
+ASCII_LOCALE = {"LC_ALL": "C", "PYTHONUTF8": "0", "PYTHONCOERCECLOCALE": "0", "PYTHONIOENCODING": ""}
+
+
+@pytest.mark.parametrize("format", ["jsonl", "csv"])
+def test_rows_hold_names_in_utf8_whatever_the_locale(accented_run: Path, format: str) -> None:
+    # jsonl wrote "chiens \u00e9", which grep 'chiens é' does not find; csv failed (exit 1).
+    photo = accented_run / "one.png"
+    Image.fromarray(np.zeros((16, 16, 3), dtype=np.uint8)).save(photo)
+    result = subprocess.run(
+        dltool_command("predict", accented_run, photo, "--format", format, "--top-k", "2"),
+        capture_output=True,
+        env={**os.environ, **ASCII_LOCALE},
+    )
+    assert result.returncode == 0, result.stderr
+    assert "chiens é".encode() in result.stdout and b"\\u00e9" not in result.stdout
+
+
+def test_eval_documents_hold_names_in_utf8(accented_run: Path) -> None:
+    # Not ASCII_LOCALE: there the folder's names are not decoded as the run recorded them.
+    result = subprocess.run(dltool_command("eval", accented_run, "--json"), capture_output=True, env={**os.environ})
+    assert result.returncode == 0, result.stderr
+    assert '"chiens é"'.encode() in result.stdout
+    assert '"chiens é"' in (accented_run / "eval-test.json").read_text(encoding="utf-8")
+
+
+def test_a_folder_takes_extensions_in_any_case_and_a_glob_as_written(cli, run: Path, tmp_path: Path) -> None:
+    # What README's predict inputs say: pass the folder, which finds a camera's IMG_0001.JPG.
+    (tmp_path / "sub").mkdir()
+    for name in ("sub/IMG_0001.JPG", "a.jpg"):
+        Image.new("L", (8, 8)).save(tmp_path / name, format="JPEG")
+    walked = [Path(row["path"]).name for row in csv.DictReader(cli("predict", run, tmp_path).stdout.splitlines())]
+    globbed = cli("predict", run, f"{tmp_path}/**/*.jpg").stdout.splitlines()[1:]
+    assert walked == ["a.jpg", "IMG_0001.JPG"] and [Path(line.split(",")[0]).name for line in globbed] == ["a.jpg"]
+    readme = " ".join((REPO / "README.md").read_text(encoding="utf-8").split())
+    assert "`'photos/**/*.jpg'` misses a camera's `IMG_0001.JPG`, which a folder's walk takes" in readme

@@ -12,7 +12,7 @@ from safetensors import safe_open
 
 from dltool._safetensors import canonical, read_header
 from dltool.errors import CheckpointError
-from dltool.rundir import EpochRecord, RunDir, Summary, WeightsMetadata, open_run_dir, run_dir_of
+from dltool.rundir import EpochRecord, RunDir, Summary, WeightsMetadata, open_run_dir, run_dir_of, runs_named_after
 
 FIXTURE = Path(__file__).parent / "fixtures" / "runs" / "digits-mlp-0.1.0"
 
@@ -184,3 +184,16 @@ def test_resume_removes_other_commands_temporaries_that_no_live_writer_holds(
         fcntl.flock(writing, fcntl.LOCK_EX)
         cli("train", "--resume", run, "-q")
         assert live.exists() and not any(path.exists() for path in dead)
+
+
+def test_runs_trained_from_a_study_or_a_run_are_named_after_it(tmp_path: Path) -> None:
+    # A study's best.yaml named its runs "best-<n>", whichever study it came from.
+    study = tmp_path / "runs" / "digits-mlp-tune-2"
+    run = tmp_path / "runs" / "digits-mlp-3"
+    for folder, names in ((study, ("study.json", "best.yaml")), (run, ("config.yaml",)), (tmp_path, ("best.yaml",))):
+        folder.mkdir(parents=True, exist_ok=True)
+        for name in names:
+            (folder / name).write_text("{}\n")
+    assert runs_named_after(study / "best.yaml") == "digits-mlp-tune-2-best"
+    assert runs_named_after(run / "config.yaml") == "digits-mlp"
+    assert runs_named_after(tmp_path / "best.yaml") == "best"  # a file of the user's own: its stem

@@ -68,6 +68,7 @@ def test_a_stopped_run_resumes_to_the_same_bytes(tmp_path: Path, reference: Path
     assert stopped.stdout.strip() == str(run)
     summary = json.loads((run / "summary.json").read_text())
     assert summary["status"] == "interrupted" and summary["epochs_run"] < EPOCHS
+    assert summary["stop_reason"] == "signal"
     assert "Traceback" not in stopped.stderr
 
     run_dltool("train", "--resume", run, "-q")

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 from dltool.config import load_config
 from dltool.errors import ConfigError
@@ -227,6 +228,14 @@ def test_continuing_with_other_val_splits_is_a_usage_error_naming_the_key(cli, t
     assert "keep data.split_seed: 0, or tune under another --name (or --restart-study)" in refused
     assert trials_csv(tmp_path / "runs" / "s") == before
     assert "data.val_fraction" in cli(*args, "--trials", "2", "--set", "data.val_fraction=0.2", code=2).stderr
+    photos = tmp_path / "photos"  # another dataset under the same study was scored and ranked with it
+    for label in ("a", "b"):
+        (photos / label).mkdir(parents=True)
+        for i in range(4):
+            Image.new("L", (8, 8), i * 60).save(photos / label / f"{i}.png")
+    other = cli(*args, "--trials", "2", "--dataset", photos, code=2).stderr
+    assert "data.name: study 's' scored its trials on the val split of data.name 'digits', and '" in other
+    assert "photos' may draw another" in other  # the folder's path, shortened
     cli(*args, "--trials", "2", "--set", "data.split_by=name")  # what an unset split_by means for a new run
     cli(*args, "--trials", "1", "--set", "data.split_seed=1", "--restart-study")  # a new study: allowed
     assert len(trials_csv(tmp_path / "runs" / "s")) == 1 and (tmp_path / "runs" / "s" / "restarted-1").is_dir()

@@ -27,6 +27,7 @@ def test_train_best_yaml_trains_the_best_configuration(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     run = tmp_path / result.stdout.strip()
     study = tmp_path / "runs" / "digits-mlp-tune-1"
+    assert run.name == "digits-mlp-tune-1-best-1"  # after the study, not "best-1"
     best = study_json(study)["best"]
     trial = study / best["run_dir"]
     import yaml

@@ -115,7 +115,7 @@ def atomic_write_text(path: Path, text: str) -> None:
 
 
 def atomic_write_json(path: Path, document: Any) -> None:
-    atomic_write_text(path, json.dumps(json_safe(document), indent=2, allow_nan=False) + "\n")
+    atomic_write_text(path, json_text(document, indent=2) + "\n")
 
 
 def file_stamp(path: Path) -> tuple[int, int]:
@@ -144,9 +144,11 @@ def slug(name: str, fallback: str, strip: str = "_") -> str:
     return re.sub(r"[^\w.-]+", "_", Path(name).name or name).strip(strip) or fallback
 
 
-def json_line(document: Any) -> str:
-    """One-line strict JSON (NaN and infinities become null, which every JSON reader takes)."""
-    return json.dumps(json_safe(document), allow_nan=False)
+def json_text(document: Any, indent: int | None = None) -> str:
+    """Strict JSON (NaN and infinities become null, which every JSON reader takes; one line
+    without ``indent``) as people and pipes read it: names as written (``"chiens é"``, which grep
+    finds, not ``"chiens \\u00e9"``), to be written as UTF-8."""
+    return json.dumps(json_safe(document), indent=indent, allow_nan=False, ensure_ascii=False)
 
 
 def json_safe(value: Any) -> Any:

@@ -28,6 +28,18 @@ class Terminated(BaseException):
     it was writing is discarded on the way out; the command line exits 143."""
 
 
+class Stop(threading.Event):
+    """A request to stop at the next safe point that knows whether a signal made it."""
+
+    signum: int | None = None  # set by ``stop_on_signals``; None where code set it
+
+
+def stop_reason(stop: threading.Event) -> str:
+    """summary.json's ``stop_reason`` of a run that ``stop`` ended: ``signal`` (SIGINT or
+    SIGTERM) or ``stopped`` (a caller set it: ``dltool.train(..., stop=event)``)."""
+    return "signal" if isinstance(stop, Stop) and stop.signum is not None else "stopped"
+
+
 def heed_interrupts() -> None:
     """SIGINT interrupts (KeyboardInterrupt) from a command's first line, also where the process
     inherited it as ignored: until ``stop_on_signals`` takes over, a ``kill -INT`` sent while
@@ -59,7 +71,7 @@ def signals_deferred() -> Iterator[None]:
 
 
 @contextmanager
-def stop_on_signals(stop: threading.Event | None) -> Iterator[list[int]]:
+def stop_on_signals(stop: Stop | None) -> Iterator[list[int]]:
     """Set ``stop`` on the first SIGINT/SIGTERM; another one more than ``REPEAT_WINDOW_S``
     later interrupts at once (a second Ctrl-C), one within that window is the same request.
     Without ``stop`` (work that is safe to interrupt anywhere, such as a resumable download)
@@ -75,6 +87,7 @@ def stop_on_signals(stop: threading.Event | None) -> Iterator[list[int]]:
         now = time.monotonic()
         if stop is not None and not stop.is_set():
             asked_at.append(now)
+            stop.signum = signum
             stop.set()
         elif stop is None or not asked_at or now - asked_at[0] > REPEAT_WINDOW_S:
             raise KeyboardInterrupt

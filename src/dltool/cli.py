@@ -20,6 +20,7 @@ import click
 import typer
 from typer.core import TyperGroup
 
+from dltool._env import env_flag
 from dltool._signals import Terminated, heed_interrupts
 from dltool._version import __version__
 from dltool.commands import download as download_command
@@ -32,7 +33,7 @@ from dltool.commands import summary as summary_command
 from dltool.commands import train as train_command
 from dltool.commands import tune as tune_command
 from dltool.commands import visualize as visualize_command
-from dltool.commands._output import error_message, report_error
+from dltool.commands._output import data_in_utf8, error_message, report_error
 from dltool.errors import DltoolError, ReadOnlyError
 
 # Errors that input can still cause past validation (a size no memory can hold, a nest too
@@ -133,13 +134,14 @@ def _show_version(value: bool) -> None:
 @app.callback()
 def root(
     ctx: typer.Context,
-    debug: Annotated[bool, typer.Option("--debug", envvar="DLTOOL_DEBUG", help="Show tracebacks for errors.")] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks for errors (or $DLTOOL_DEBUG=1).")] = False,
     version: Annotated[
         bool,
         typer.Option("--version", callback=_show_version, is_eager=True, help="Print the version and exit."),
     ] = False,
 ) -> None:
-    ctx.obj = {"debug": debug}
+    ctx.obj = {"debug": debug}  # first: a malformed $DLTOOL_DEBUG is reported like any other error
+    ctx.obj["debug"] = debug or env_flag("DLTOOL_DEBUG")
 
 
 def _short_help(command: Callable[..., Any]) -> str:
@@ -170,6 +172,7 @@ def main() -> None:
     # a folder of phone photos. Decoding reads only the orientation; an unreadable tag is
     # skipped either way.
     warnings.filterwarnings("ignore", category=UserWarning, module=r"PIL\.TiffImagePlugin")
+    data_in_utf8()
     try:
         heed_interrupts()  # a background job's `kill -INT` while the command starts is not lost
         # A fixed name: `python -m dltool` and torchrun would otherwise call it "python -m dltool",

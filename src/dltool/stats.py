@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from dltool.errors import CheckpointError, UsageError, option
-from dltool.rundir import RunDir, is_run_dir, open_run_dir, read_weights_header, refuse_parent_of_runs
+from dltool.rundir import RunDir, is_run_dir, open_run_dir, read_weights_header, refuse_parent_of_runs, stand_in_named
 
 # State-dict entries that are buffers, not parameters (batch norm's running statistics).
 BUFFER_SUFFIXES = ("running_mean", "running_var", "num_batches_tracked")
@@ -51,7 +51,8 @@ def run_stats(path: Path) -> dict[str, Any]:
     config = run.read_config()
     summary = run.read_summary() or {}
     epochs = len(run.read_metrics())
-    weights = run.weights_header().shapes if run.weights.is_file() else None
+    with stand_in_named(run.weights):
+        weights = run.weights_header().shapes if run.weights.is_file() else None
     return {
         "kind": "run",
         "path": str(path),
@@ -84,7 +85,8 @@ def checkpoint_stats(path: Path) -> dict[str, Any]:
         progress = state.get("progress", {})
         extra = {"epoch": progress.get("epoch"), "step": progress.get("step"), "versions": state.get("versions")}
     else:
-        header = read_weights_header(path)
+        with stand_in_named(path):
+            header = read_weights_header(path)
         shapes, metadata = header.shapes, header.metadata
         run = RunDir(path.parent)
         if not is_run_dir(run.path):

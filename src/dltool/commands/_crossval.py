@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import signal
-import threading
 from pathlib import Path
 from typing import Any
 
 import typer
 
 from dltool.commands._output import emit_line, say
-from dltool.commands._signals import stop_on_signals
+from dltool.commands._signals import Stop, stop_on_signals
 
 
 def run_folds(config: Any, recipe: str | None, folds: int, runs_dir: Path, name: str | None, quiet: bool) -> None:
@@ -19,7 +18,7 @@ def run_folds(config: Any, recipe: str | None, folds: int, runs_dir: Path, name:
     from dltool.config import resolve_source
     from dltool.engine.crossval import cross_validate
 
-    stop = threading.Event()
+    stop = Stop()
     source = resolve_source(recipe or "").name
     with stop_on_signals(stop) as received, training_progress(quiet) as observer:
         result = cross_validate(

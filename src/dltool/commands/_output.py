@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import json
+import io
 import os
 import sys
 from collections.abc import Callable, Iterator
@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 from rich.console import Console
 from rich.text import Text
 
-from dltool._io import json_safe
+from dltool._io import json_text
 from dltool.errors import DltoolError
 
 # Progress, tables and logs. rich reads the colour conventions itself: NO_COLOR (no colour,
@@ -59,9 +59,20 @@ def report_error(label: str, message: str) -> None:
     stderr.print(Text.assemble((label + ":", "bold red"), " ", message), soft_wrap=True)
 
 
+def data_in_utf8() -> None:
+    """stdout in UTF-8 whatever the locale: it carries data for files and pipes (names such as
+    "chiens é"), and an ASCII one (LC_ALL=C without Python's UTF-8 mode) failed on the first
+    such row; a name the locale could not decode goes back out as the bytes it came in as.
+    stderr, for people, shows what its encoding cannot as escapes."""
+    if isinstance(sys.stdout, io.TextIOWrapper):
+        sys.stdout.reconfigure(encoding="utf-8", errors="surrogateescape")
+    if isinstance(sys.stderr, io.TextIOWrapper):
+        sys.stderr.reconfigure(errors="backslashreplace")
+
+
 def emit_json(document: Any) -> None:
     """A JSON document on stdout (never through rich: no markup, no wrapping)."""
-    sys.stdout.write(json.dumps(json_safe(document), indent=2, allow_nan=False) + "\n")
+    sys.stdout.write(json_text(document, indent=2) + "\n")
     sys.stdout.flush()
 
 

@@ -12,6 +12,7 @@ from typing import Annotated, Any, TextIO, cast
 
 import typer
 
+from dltool._io import json_text
 from dltool._openmp import wait_passively
 from dltool._text import counted
 from dltool.commands._options import InferenceAmp, PredictBatch, RowFormat
@@ -218,11 +219,11 @@ def _csv_cell(value: Any) -> Any:
     whatever its items hold (spaces, commas, quotes)."""
     if isinstance(value, float):
         return f"{value:.6f}"
-    return json.dumps(value, ensure_ascii=False) if isinstance(value, list) else value
+    return json_text(value) if isinstance(value, list) else value
 
 
 def _jsonl_writer(stream: TextIO, columns: list[str]) -> Any:
-    return lambda row: stream.write(json.dumps(row.document()) + "\n")
+    return lambda row: stream.write(json_text(row.document()) + "\n")
 
 
 def _table_writer(stream: TextIO, columns: list[str]) -> Any:

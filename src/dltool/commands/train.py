@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import signal
-import threading
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -15,7 +14,7 @@ from dltool.commands import _complete
 from dltool.commands._options import Quiet
 from dltool.commands._output import emit_line, say
 from dltool.commands._overrides import Overrides, with_override_flags
-from dltool.commands._signals import stop_on_signals
+from dltool.commands._signals import Stop, stop_on_signals
 from dltool.errors import UsageError
 
 Opt = typer.Option
@@ -174,7 +173,7 @@ def _with_progress(start: Any, quiet: bool, live: bool = True) -> tuple[Any, lis
     Returns the run's result and the signals received."""
     from dltool.commands._progress import training_progress
 
-    stop = threading.Event()
+    stop = Stop()
     with stop_on_signals(stop) as received, training_progress(quiet, live) as observer:
         result = start(observer, stop)
     return result, received

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import signal
-import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -13,7 +12,7 @@ from dltool.commands import _complete
 from dltool.commands._options import Quiet
 from dltool.commands._output import emit_json, emit_line, say
 from dltool.commands._overrides import Overrides, with_override_flags
-from dltool.commands._signals import stop_on_signals
+from dltool.commands._signals import Stop, stop_on_signals
 from dltool.errors import DltoolError
 
 if TYPE_CHECKING:
@@ -171,7 +170,7 @@ def _run(settings: TuneSettings, workers: int, quiet: bool) -> tuple[StudyRecord
     from dltool.commands._tune_progress import tune_progress
     from dltool.tuning import tune as run_study
 
-    stop = threading.Event()
+    stop = Stop()
     try:
         with stop_on_signals(stop) as received, tune_progress(quiet) as observer:
             result = run_study(settings, workers=workers, observer=observer, stop=stop)

@@ -28,7 +28,7 @@ from dltool.config.recipes import find_recipe, list_recipes
 from dltool.config.schema import Config
 from dltool.config.validate import DISPATCHED, loss_suits, raw_task, sections_taking, validate_config
 from dltool.errors import ConfigError, MissingPathError, UnknownNameError, UsageError, quote
-from dltool.rundir import RunDir, is_run_dir, refuse_parent_of_runs
+from dltool.rundir import RunDir, is_run_dir, refuse_parent_of_runs, runs_named_after
 
 Layer = dict[str, Any]
 
@@ -49,10 +49,7 @@ def resolve_source(ref: str) -> Source:
     if is_run_dir(path):
         path = RunDir(path).config
     if path.is_file():
-        # A run's config.yaml names new runs after that run: runs/digits-mlp-3 → digits-mlp-<n>.
-        in_run = path.name == RunDir(path.parent).config.name
-        name = re.sub(r"-\d+$", "", path.resolve().parent.name) if in_run else path.stem
-        return Source(name, path)
+        return Source(runs_named_after(path), path)
     if path.is_dir():
         refuse_parent_of_runs(path)
         raise UsageError(

@@ -17,30 +17,23 @@ Only glibc has these knobs; elsewhere (macOS, musl) this does nothing.
 from __future__ import annotations
 
 import ctypes
-import os
 import platform
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import cache
 
-from dltool.errors import UsageError
+from dltool._env import env_flag
 
 # mallopt parameters and glibc's defaults (malloc/malloc.c).
 M_TRIM_THRESHOLD, M_MMAP_MAX = -1, -4
 DEFAULT_TRIM_THRESHOLD, DEFAULT_MMAP_MAX = 128 * 1024, 65536
 NEVER_TRIM = 2**31 - 1  # mallopt takes an int: only a free top over 2 GiB is handed back
 
-SWITCH = "DLTOOL_REUSE_HEAP"
-ON, OFF = ("", "1", "true", "yes", "on"), ("0", "false", "no", "off")
-
 
 def reuse_wanted() -> bool:
     """``$DLTOOL_REUSE_HEAP``: unset or 1/true/yes/on reuses the heap, 0/false/no/off keeps
-    glibc's defaults; anything else is a usage error (a mistyped "off" must not pass for on)."""
-    text = os.environ.get(SWITCH, "").strip().lower()
-    if text not in ON + OFF:
-        raise UsageError(f"${SWITCH}: {text[:40]!r} is not one of 1, true, yes, on (the default) or 0, false, no, off")
-    return text in ON
+    glibc's defaults; anything else is a usage error."""
+    return env_flag("DLTOOL_REUSE_HEAP", default=True)
 
 
 @contextmanager

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 import dltool.tasks as tasks
+from dltool._signals import stop_reason
 from dltool.config.schema import Config
 from dltool.engine.autoset import pick_precision, pick_threads
 from dltool.engine.checkpoint import save_weights
@@ -245,7 +246,7 @@ def _fit_and_score(session: _Session, base: dict[str, Any]) -> tuple[str, Summar
                 test, confusion = test_score(parts, run, progress, _stop_check(session))
                 extra["test"] = test
             except EvaluationStopped:  # last.pt and the best weights are whole: a resume scores it
-                status, reason = "interrupted", "signal"
+                status, reason = "interrupted", stop_reason(session.stop)
     except KeyboardInterrupt:  # a second Ctrl-C: stop at once, last.pt is the previous one
         finish(run, board, summary_record("interrupted", "signal", progress, clock, base))
         raise
@@ -302,10 +303,10 @@ def _fit(session: _Session) -> tuple[str, str]:
 
 
 def _stopped(session: _Session, stats: EpochStats) -> tuple[str, str]:
-    """A signal's stop within an epoch: last.pt holds the epoch so far, for --resume."""
+    """A stop within an epoch: last.pt holds the epoch so far, for --resume."""
     session.progress.partial = stats.state_dict()
     save_progress(session.run, session.parts, session.progress, session.clock)
-    return "interrupted", "signal"
+    return "interrupted", stop_reason(session.stop)
 
 
 def _end_epoch(session: _Session, stats: EpochStats) -> dict[str, Any]:

@@ -27,7 +27,14 @@ from dltool.engine.tta import MODES as TTA_MODES
 from dltool.engine.tta import with_tta
 from dltool.errors import CheckpointError, ConfigError, DltoolError, MissingPathError, UsageError, first_line
 from dltool.models.build import build_model
-from dltool.rundir import RunDir, WeightsMetadata, read_weights_header, refuse_parent_of_runs, run_dir_of
+from dltool.rundir import (
+    RunDir,
+    WeightsMetadata,
+    read_weights_header,
+    refuse_parent_of_runs,
+    run_dir_of,
+    stand_in_named,
+)
 
 # Inference precision: float32, or an autocast of the forward pass. bf16 runs about twice as fast
 # on CPUs with AVX-512 BF16 or AMX (ResNet-18 at 224 px, 2 cores: 102 against 50 images/s) and on
@@ -170,19 +177,9 @@ def inference_precision(amp: str, device: torch.device) -> Precision:
 
 
 def _from_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], WeightsMetadata]:
-    try:
+    with stand_in_named(path):
         state = load_weights(path)
         return state, WeightsMetadata.from_metadata(path, read_weights_header(path).metadata)
-    except CheckpointError as error:
-        raise CheckpointError(f"{error}{_stand_in(path)}") from None
-
-
-def _stand_in(weights: Path) -> str:
-    """For a run's unreadable best weights: the checkpoint that every command takes instead."""
-    run = run_dir_of(weights)
-    if run is None or weights.name != run.weights.name or not run.last_checkpoint.is_file():
-        return ""
-    return f"; the run's last epoch can stand in for its best: give {run.last_checkpoint} instead"
 
 
 def _from_checkpoint(path: Path) -> tuple[dict[str, torch.Tensor], WeightsMetadata]:

@@ -5,10 +5,11 @@ want one run refuse by name, and image folders and predict's walks leave out."""
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 from dltool.errors import CheckpointError, MissingPathError, UsageError, option
-from dltool.rundir.layout import CV, LOCK, STUDY, RunDir, holds_only_lock, read_json_object
+from dltool.rundir.layout import BEST, CV, LOCK, STUDY, RunDir, holds_only_lock, read_json_object
 
 PLOTS = ".dltool-plots"  # the mark of a folder that dltool visualize made for its figures
 
@@ -53,6 +54,16 @@ def _is_run_or_study(folder: Path) -> bool:
         return True
     run = RunDir(folder)
     return run.config.name in names and bool(names & {run.metrics.name, run.summary.name, run.lr_curve.name})
+
+
+def runs_named_after(config_file: Path) -> str:
+    """What runs trained from ``config_file`` are named after: a run's config.yaml, that run
+    (runs/digits-mlp-3 → digits-mlp-<n>); a study's best.yaml, the study
+    (runs/digits-mlp-tune-2 → digits-mlp-tune-2-best-<n>); any other file, its stem."""
+    folder = Path(config_file).resolve().parent
+    if config_file.name == RunDir(folder).config.name:
+        return re.sub(r"-\d+$", "", folder.name)
+    return f"{folder.name}-best" if config_file.name == BEST and (folder / STUDY).is_file() else config_file.stem
 
 
 def refuse_parent_of_runs(path: Path) -> None:

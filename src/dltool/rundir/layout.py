@@ -24,7 +24,7 @@ from dltool._io import (
     atomic_write_json,
     atomic_write_text,
     dump_yaml,
-    json_line,
+    json_text,
     load_yaml,
     read_json,
     sweep_stale_temporaries,
@@ -36,6 +36,7 @@ from dltool.rundir.records import EpochRecord, Summary, checked_classes
 CONFIG, WEIGHTS, LAST = "config.yaml", "model.safetensors", "last.pt"
 LOCK = ".train.lock"  # held while training writes the run (see RunDir.training)
 STUDY = "study.json"  # the mark of a tune study dir (written by dltool.tuning.study)
+BEST = "best.yaml"  # a study's best trial's config, for `dltool train STUDY/best.yaml`
 CV = "cv.json"  # the record of a cross-validation's parent folder
 
 
@@ -166,10 +167,10 @@ class RunDir:
 
     def write_metrics(self, records: list[dict[str, Any]]) -> None:
         """Rewrite metrics.jsonl with ``records`` (on resume: exactly the checkpoint's history)."""
-        atomic_write_text(self.metrics, "".join(json_line(r) + "\n" for r in records))
+        atomic_write_text(self.metrics, "".join(json_text(r) + "\n" for r in records))
 
     def append_metrics(self, record: EpochRecord) -> None:
-        append_line(self.metrics, json_line(record.to_dict()))
+        append_line(self.metrics, json_text(record.to_dict()))
 
     def write_summary(self, summary: Summary) -> None:
         atomic_write_json(self.summary, summary.to_dict())
@@ -254,6 +255,20 @@ def run_dir_of(file: Path) -> RunDir | None:
         if is_run_dir(candidate):
             return RunDir(candidate)
     return None
+
+
+@contextmanager
+def stand_in_named(weights: Path) -> Iterator[None]:
+    """A ``CheckpointError`` raised in the block, for a run's best weights (``model.safetensors``),
+    names the checkpoint that every command takes instead, when the run has one."""
+    try:
+        yield
+    except CheckpointError as error:
+        run = run_dir_of(weights)
+        if run is None or weights.name != run.weights.name or not run.last_checkpoint.is_file():
+            raise
+        stand_in = f"the run's last epoch can stand in for its best: give {run.last_checkpoint} instead"
+        raise CheckpointError(f"{error}; {stand_in}") from None
 
 
 def holds_only_lock(folder: Path) -> bool:

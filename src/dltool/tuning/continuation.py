@@ -107,8 +107,9 @@ def refuse_changed_space(settings: TuneSettings) -> None:
             ) from None
 
 
-# The data keys that decide which images are val (what trials are scored on) and test.
-SPLIT_KEYS = ("val_fraction", "test_fraction", "split_seed", "split_by", "classes")
+# The data keys that decide which images are val (what trials are scored on) and test:
+# first the dataset itself (another one under the same study compared nothing).
+SPLIT_KEYS = ("name", "val_fraction", "test_fraction", "split_seed", "split_by", "classes")
 
 
 def refuse_changed_splits(settings: TuneSettings) -> None:

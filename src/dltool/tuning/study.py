@@ -26,12 +26,13 @@ from typing import Any
 from dltool._io import atomic_write_json, atomic_write_text, dump_yaml
 from dltool._version import __version__
 from dltool.errors import CheckpointError
+from dltool.rundir import BEST, STUDY
 from dltool.tuning.records import STATES, BestTrial, StudyRecord
 from dltool.tuning.settings import TuneSettings
 from dltool.tuning.space import decode_value
 from dltool.tuning.storage import JOURNAL_FILE, dashboard_command, open_storage, public_url, storage_errors
 
-STUDY_JSON, TRIALS_CSV, BEST_YAML = "study.json", "trials.csv", "best.yaml"
+STUDY_JSON, TRIALS_CSV, BEST_YAML = STUDY, "trials.csv", BEST
 # Held while a new study dir is made (dltool.tuning.prepare) and while a trial is claimed
 # (dltool.tuning.worker).
 STUDY_LOCK = ".tune.lock"

@@ -21,12 +21,12 @@ from dltool.tuning.worker import run_worker
 
 def main() -> None:
     """Run worker ``INDEX`` (argv[1]) of the study that stdin's settings describe."""
-    from dltool._signals import stop_on_signals
+    from dltool._signals import Stop, stop_on_signals
     from dltool.errors import DltoolError
 
     index = int(sys.argv[1])
     settings = TuneSettings.from_json(sys.stdin.read())
-    stop = threading.Event()
+    stop = Stop()
     _stop_when_orphaned(stop)
     try:
         with stop_on_signals(stop) as received:

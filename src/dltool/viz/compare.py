@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import dltool.tasks as tasks
-from dltool._io import atomic_write_text
+from dltool._io import atomic_write_text, json_text
 from dltool._text import counted
 from dltool.config.loading import flatten
 from dltool.errors import UsageError
@@ -104,10 +104,7 @@ def to_csv(header: list[str], rows: list[list[Any]]) -> str:
     writer.writerow(header)
     for row in rows:
         writer.writerow(
-            [
-                "" if v is MISSING or v is None else json.dumps(v) if isinstance(v, (list, dict, bool)) else v
-                for v in row
-            ]
+            ["" if v is MISSING or v is None else json_text(v) if isinstance(v, (list, dict, bool)) else v for v in row]
         )
     return buffer.getvalue()
 

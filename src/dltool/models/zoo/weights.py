@@ -8,7 +8,6 @@ naming the tensors; a classifier head of another class count is re-initialised (
 
 from __future__ import annotations
 
-import os
 import shutil
 import socket
 import urllib.parse
@@ -22,6 +21,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file
 from torch import nn
 
+from dltool._env import env_flag
 from dltool._io import atomic_open
 from dltool._torch_load import safe_load
 from dltool.errors import CheckpointError, first_line
@@ -55,9 +55,7 @@ class WeightsSource:
 
 def offline() -> bool:
     """Whether the environment forbids the network ($DLTOOL_OFFLINE or $HF_HUB_OFFLINE)."""
-    return any(
-        os.environ.get(var, "").lower() in ("1", "true", "yes", "on") for var in ("DLTOOL_OFFLINE", "HF_HUB_OFFLINE")
-    )
+    return any([env_flag("DLTOOL_OFFLINE"), env_flag("HF_HUB_OFFLINE")])  # a list: both are checked
 
 
 def weights_file(source: WeightsSource) -> Path:

@@ -1,0 +1,19 @@
+"""Switches read from the environment, all spelled alike."""
+
+from __future__ import annotations
+
+import os
+
+from dltool.errors import UsageError
+
+TRUE, FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
+
+
+def env_flag(name: str, default: bool = False) -> bool:
+    """``$name`` as a switch: 1/true/yes/on or 0/false/no/off, in any case; unset or empty is
+    ``default``. Anything else is a usage error: a mistyped "off" must not pass for on, nor a
+    mistyped "on" for off."""
+    text = os.environ.get(name, "").strip().lower()
+    if text and text not in TRUE + FALSE:
+        raise UsageError(f"${name}: {text[:40]!r} is not one of 1, true, yes, on or 0, false, no, off (empty: unset)")
+    return text in TRUE if text else default
