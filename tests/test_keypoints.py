@@ -15,7 +15,7 @@ from dltool.config import load_config
 from dltool.data.images import decode_image
 from dltool.viz import augmentations
 from events import events, logs_every_epoch, scalars
-from pointdata import points_folder, read_points, values_folder
+from pointdata import age_and_weight_folder, points_folder, read_points, values_folder
 
 KEYPOINTS = {
     "model.head": "keypoints",
@@ -241,6 +241,19 @@ def test_a_regression_head_reaches_targets_far_from_zero(dots: Path, tmp_path: P
     state, targets = load_file(run / "model.safetensors"), pd.read_csv(folder / "train" / "targets.csv")
     assert state["target_mean"].tolist() == pytest.approx(targets[["red_x", "red_y"]].mean().tolist())
     assert state["target_std"].tolist() == pytest.approx(targets[["red_x", "red_y"]].std(ddof=0).tolist())
+
+
+def test_a_small_target_beside_a_large_one_trains_as_well(tmp_path: Path) -> None:
+    # The loss was measured in the targets' units: weights in grams (sd 5,800) outweighed ages
+    # in years (sd 11.5) 250,000 times, and the ages hardly trained (test R² 0.49 against the
+    # weights' 0.98). Each error is now measured in its target's standard deviations.
+    folder = age_and_weight_folder(tmp_path / "people", {"train": 96, "val": 32, "test": 32})
+    overrides = {"data.name": str(folder), "model.head": "regression", "train.epochs": 15, "train.device": "cpu"}
+    run = api.train("digits-mlp", overrides=overrides, runs_dir=tmp_path / "runs").run_dir
+    per_target = api.evaluate(run, device="cpu").document["per_target"]
+    assert per_target["age"]["r2"] > 0.9 and per_target["weight"]["r2"] > 0.9
+    first = json.loads((run / "metrics.jsonl").read_text().splitlines()[0])
+    assert first["train_loss"] < 10  # standard deviations squared, not grams squared
 
 
 def test_fine_tuning_on_other_targets_scales_to_them(dots: Path, tmp_path: Path) -> None:

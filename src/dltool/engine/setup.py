@@ -39,7 +39,7 @@ from dltool.models.build import build_model
 from dltool.models.custom import source_record
 from dltool.models.freezing import Frozen, find_head, freeze, parameter_counts, unfreeze
 from dltool.models.summary import si_count, summarize
-from dltool.models.target_scale import fit_target_scale
+from dltool.models.target_scale import fit_target_scale, standardise_errors
 from dltool.optim import build_optimizer
 from dltool.optim.groups import parameter_groups
 from dltool.optim.schedules import build_scheduler
@@ -101,8 +101,9 @@ def build_components(
     steps_per_epoch = -(-len(loaders[0]) // train_cfg.accumulate)
     step = Step(
         model=_wrap(model, device, world, config),
-        loss_fn=losses.build(
-            config.loss, task=task, num_classes=len(data.classes), class_counts=_class_counts(data)
+        loss_fn=standardise_errors(
+            losses.build(config.loss, task=task, num_classes=len(data.classes), class_counts=_class_counts(data)),
+            model,
         ).to(device),
         optimizer=optimizer,
         scheduler=build_scheduler(

@@ -6,7 +6,10 @@ reach them, and a small target beside a large one hardly trains. So a model whos
 ``scales_outputs`` maps its head's outputs ``z`` to ``z * std + mean`` in a last step, with
 each target's mean and standard deviation over the training split, fitted once when a run
 starts (``fit_target_scale``): the head learns standardised values, while every output the
-model gives — losses, scores, ``predict`` and exports — stays in the targets' units.
+model gives — ``val_loss``, scores, ``predict`` and exports — stays in the targets' units.
+The training loss measures each error in its target's standard deviations
+(``standardise_errors``): in the targets' units a target in grams outweighed one in years by
+their variances' ratio (the small one hardly trained), and SGD's steps grew with it.
 
 The step is a forward hook of the model (tracing, ``torch.export`` and DDP all run it; a
 child module would join an ``nn.Sequential``'s layers) reading two buffers of it, which
@@ -41,6 +44,16 @@ def _unscaled_weights(model: nn.Module, state: dict[str, Any], prefix: str, *arg
     # Weights saved before outputs were scaled hold no scale: their head gave the targets' units.
     for name in (MEAN, STD):
         state.setdefault(prefix + name, model.get_buffer(name))
+
+
+def standardise_errors(loss_fn: nn.Module, model: nn.Module) -> nn.Module:
+    """``loss_fn`` measuring ``model``'s errors in its targets' standard deviations, the units
+    its head learns, when the model scales its outputs (the buffer is read at every step, so
+    a resumed run's weights bring theirs)."""
+    in_units_of = getattr(loss_fn, "in_units_of", None)  # the distances' (mse, l1, smooth_l1)
+    if hasattr(model, STD) and callable(in_units_of):
+        in_units_of(model.get_buffer(STD))
+    return loss_fn
 
 
 def fit_target_scale(model: nn.Module, targets: np.ndarray, names: list[str]) -> str | None:
