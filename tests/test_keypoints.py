@@ -275,6 +275,20 @@ def test_fine_tuning_on_other_targets_scales_to_them(dots: Path, tmp_path: Path)
     assert load_file(tuned / "model.safetensors")["target_mean"].tolist() == pytest.approx(means)
 
 
+def test_fine_tuning_on_the_same_targets_names_the_scale_its_source_brought(tmp_path: Path, cli) -> None:
+    # The log named the moments of the new training split, which the source's head and scale
+    # then replaced: ages 140 ± 11 announced, 40 ± 11 used.
+    counts = {"train": 24, "val": 8, "test": 8}
+    flags = ["--set", "model.head=regression", "--set", "train.epochs=1", "--device", "cpu"]
+    source = cli("train", "digits-mlp", "--dataset", age_and_weight_folder(tmp_path / "a", counts), *flags)
+    older = shifted(age_and_weight_folder(tmp_path / "b", counts, seed=2), 100.0)
+    init = ["--set", f"model.init_from={source.stdout.strip()}"]
+    tuned = cli("train", "digits-mlp", "--dataset", older, *flags, *init).stderr
+    line = next(ln for ln in tuned.splitlines() if ln.startswith("outputs scaled"))
+    assert f"{Path(source.stdout.strip()).name}'s head learnt them (mean ± sd: age 4" in line
+    assert "this training split's: age 1" in line
+
+
 def test_target_moments_leave_missing_values_out_and_keep_a_unit_scale_without_spread() -> None:
     from dltool.models.target_scale import target_moments
 

@@ -39,7 +39,7 @@ from dltool.models.build import build_model
 from dltool.models.custom import source_record
 from dltool.models.freezing import Frozen, find_head, freeze, parameter_counts, unfreeze
 from dltool.models.summary import si_count, summarize
-from dltool.models.target_scale import fit_target_scale, standardise_errors
+from dltool.models.target_scale import fit_target_scale, inherited_scale_line, standardise_errors
 from dltool.optim import build_optimizer
 from dltool.optim.groups import parameter_groups
 from dltool.optim.schedules import build_scheduler
@@ -159,12 +159,14 @@ def _model(
     outputs = tasks.out_features(params, data.classes)
     model = build_model(params, in_shape=data.in_shape, num_classes=outputs)
     notes = list(getattr(model, "dltool_notes", []))  # a zoo model: the pretrained weights it loaded
-    if fresh and (scaled := fit_target_scale(model, data.splits["train"].labels, data.classes)):
-        notes.append(scaled)  # before the weights source, whose head brings its own scale
+    labels = data.splits["train"].labels
+    scaled = fit_target_scale(model, labels, data.classes) if fresh else None  # a source's head brings its own
     if record := source_record(params):  # your own model: where its class came from
         notes.append(f"model class {record.reference} from {record.file} (sha256 {(record.sha256 or '?')[:12]})")
     if source:
         notes.append(load_init_weights(model, source, config.model.must_load, data.classes))
+        scaled = scaled and (inherited_scale_line(model, labels, data.classes, source.label) or scaled)
+    notes += [scaled] if scaled else []
     model = model.to(device)
     if hasattr(model, "init_from_data"):  # before the optimizer: it may freeze what it fits
         model.init_from_data(init_images(data, device))  # type: ignore[operator]

@@ -68,11 +68,28 @@ def fit_target_scale(model: nn.Module, targets: np.ndarray, names: list[str]) ->
     return _scale_line(names, mean, std)
 
 
+def inherited_scale_line(model: nn.Module, targets: np.ndarray, names: list[str], source: str) -> str | None:
+    """The run log's line when the weights of ``source`` replaced the scale fitted to
+    ``targets`` (it came with their head), naming both; None when the fitted one stayed."""
+    fitted = target_moments(np.asarray(targets, np.float64))
+    kept = [model.get_buffer(name).cpu().numpy() for name in (MEAN, STD)]
+    if all(np.array_equal(a, b) for a, b in zip(kept, fitted)):
+        return None
+    return (
+        f"outputs scaled to the targets' units as {source}'s head learnt them (mean ± sd: "
+        f"{_moments(names, *kept)}); this training split's: {_moments(names, *fitted)}"
+    )
+
+
 def _scale_line(names: list[str], mean: np.ndarray, std: np.ndarray) -> str:
+    listed = _moments(names, mean, std)
+    return f"outputs scaled to the targets' units (the head learns standardised values; mean ± sd: {listed})"
+
+
+def _moments(names: list[str], mean: np.ndarray, std: np.ndarray) -> str:
     shown = [f"{name} {m:.4g} ± {s:.4g}" for name, m, s in zip(names, mean, std)]
     more = f" and {len(shown) - SHOWN_TARGETS} more" if len(shown) > SHOWN_TARGETS else ""
-    listed = ", ".join(shown[:SHOWN_TARGETS]) + more
-    return f"outputs scaled to the targets' units (the head learns standardised values; mean ± sd: {listed})"
+    return ", ".join(shown[:SHOWN_TARGETS]) + more
 
 
 def target_moments(targets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
