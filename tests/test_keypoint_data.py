@@ -198,7 +198,9 @@ def test_a_targets_folder_holds_named_values(tmp_path: Path) -> None:
 def test_a_task_trains_only_on_the_data_it_is_for(tmp_path: Path, cli) -> None:
     root = points_folder(tmp_path / "pts", {"train": 8, "val": 4}, size=16)
     result = cli("train", "digits-mlp", "--dataset", root, "--epochs", "1", code=2)
-    assert "has points; model 'mlp' is a classification model, trained on labels (see model.head" in result.stderr
+    # "see model.head" left the user to find which head: it is named with the flag that sets it.
+    trained_on = "trained on labels (--set model.head=keypoints trains it on points;"
+    assert f"has points; model 'mlp' is a classification model, {trained_on}" in result.stderr
     result = cli("train", "digits-mlp", "--set", "model.head=keypoints", "--set", "loss.name=mse", code=2)
     assert "data.name: digits has labels; model 'mlp' is a keypoints model, trained on points" in result.stderr
     keypoints = ["--set", "model.head=keypoints", "--set", "loss.name=mse", "--dataset", root]

@@ -133,7 +133,7 @@ def _task_of(config: Config, data: PreparedData) -> str:
     if held != wanted:
         raise ConfigError(
             f"data.name: {config.data.name} has {held}; model {config.model.name!r} is a {task} model, "
-            f"trained on {wanted} (see model.head; a segmentation folder holds images/ and masks/)"
+            f"trained on {wanted} ({_head_for(config, held)}; a segmentation folder holds images/ and masks/)"
         )
     least, classes = tasks.info(task).min_classes, data.classes
     if len(classes) < least:
@@ -142,6 +142,15 @@ def _task_of(config: Config, data: PreparedData) -> str:
             f"{least} or more to tell apart: {tasks.info(task).few_classes_hint.format(least=least)}"
         )
     return task
+
+
+def _head_for(config: Config, held: str) -> str:
+    """The ``model.head`` that trains this model on data of kind ``held``, when there is one."""
+    heads = [t for t in tasks.backbone_tasks() if tasks.info(t).data == held]
+    heads += ["classifier"] if held == tasks.info("classification").data else []
+    if not heads or not tasks.takes_heads(str(config.model.task)):
+        return "see model.head"
+    return f"{option('overrides', f'model.head={heads[0]}', python=f'model.head: {heads[0]}')} trains it on {held}"
 
 
 def _model(
