@@ -55,3 +55,21 @@ def values_folder(dots: Path, root: Path, names: str = "red_x,red_y") -> Path:
         rows = [f"{name},{p[0, 0]:g},{'' if i % 5 == 0 else p[0, 1]}" for i, (name, p) in enumerate(points.items())]
         (root / split / "targets.csv").write_text(f"file,{names}\n" + "\n".join(rows) + "\n")
     return root
+
+
+def age_and_weight_folder(root: Path, counts: dict[str, int], seed: int = 1) -> Path:
+    """``root/<split>/targets.csv`` with ``age`` (20..60, the red channel's level) and
+    ``weight`` (70,000..90,000, the blue channel's) of 16-px images whose green is noise."""
+    rng = np.random.default_rng(seed)
+    for split, count in counts.items():
+        (root / split / "images").mkdir(parents=True)
+        lines = ["file,age,weight"]
+        for i in range(count):
+            red, blue = rng.uniform(0, 1, 2)
+            image = np.zeros((16, 16, 3), np.uint8)
+            image[..., 0], image[..., 2] = int(red * 255), int(blue * 255)
+            image[..., 1] = rng.integers(0, 255, (16, 16))
+            Image.fromarray(image).save(root / split / "images" / f"{i:03d}.png")
+            lines.append(f"{i:03d}.png,{20 + 40 * red:.3f},{70000 + 20000 * blue:.1f}")
+        (root / split / "targets.csv").write_text("\n".join(lines) + "\n")
+    return root

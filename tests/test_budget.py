@@ -7,7 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from dltool.data.budget import GIB, binary_size, cgroup_memory_limit, memory_budget
+from dltool.config.schema import DataConfig
+from dltool.data.budget import GIB, binary_size, cgroup_memory_limit, memory_budget, stream_shape
+from dltool.data.images import ImageHeader
+from dltool.errors import ConfigError
 
 
 def cgroup_files(tmp_path: Path, files: dict[str, str], membership: str) -> tuple[Path, Path]:
@@ -61,3 +64,11 @@ def test_the_default_budget_is_half_of_what_this_process_may_use() -> None:
 def test_sizes_are_shown_in_the_unit_that_reads_best(nbytes: float, shown: str) -> None:
     # The auto loader's line named a folder of 60 small photos "≈ 0.000172 GiB".
     assert binary_size(nbytes) == shown
+
+
+def test_streaming_mixed_sizes_suggests_a_size_near_the_images() -> None:
+    # It suggested data.image_size=224 for images of 24 to 40 px: 50 times the pixels to decode.
+    headers = [ImageHeader(side, side, False) for side in (24, 32, 32, 40)]
+    shown = r"mixed or non-square sizes \(24x24, 32x32, 40x40\); e\.g\. .*image_size[=:] ?32$"
+    with pytest.raises(ConfigError, match=shown):
+        stream_shape(DataConfig(loader="stream"), headers, 4)

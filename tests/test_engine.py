@@ -17,6 +17,7 @@ from dltool.engine.observer import Observer
 from dltool.optim import AdamParams, build_optimizer, optimizers
 from dltool.optim.groups import parameter_groups
 from dltool.rundir import create_run_dir, open_run_dir
+from pointdata import age_and_weight_folder
 
 FEATURES = [
     "train.epochs=6",
@@ -116,6 +117,15 @@ def test_overfit_runs_with_mixup_and_cutmix_in_the_config(cli) -> None:
     result = cli("train", "digits-mlp", "--overfit-batches", "1", "--json", *mixing)
     document = json.loads(result.stdout)
     assert document["reached"] and document["batches"] == 1
+
+
+def test_overfit_of_a_regression_on_large_targets_is_measured_in_their_standard_deviations(cli, tmp_path: Path) -> None:
+    # Measured in the targets' units, weights near 80,000 g could never reach a loss of 0.01
+    # (g²): the check said FAILED, "look for a bug", of a model that had memorised the batch.
+    folder = age_and_weight_folder(tmp_path / "people", {"train": 16, "val": 4})
+    flags = ("--dataset", folder, "--set", "model.head=regression", "--device", "cpu")
+    document = json.loads(cli("train", "digits-mlp", *flags, "--overfit-batches", "1", "--json").stdout)
+    assert document["reached"] and 0.5 < document["initial_loss"] < 5
 
 
 def test_overfit_that_cannot_is_a_failure(cli) -> None:

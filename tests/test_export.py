@@ -234,6 +234,25 @@ def test_a_failed_verification_writes_nothing(format_name: str, tmp_path: Path) 
     assert not (tmp_path / "out").exists()
 
 
+class LargeOutputs(Drifting):
+    """Outputs near 100,000 (a regression's weights in grams) that drift by float32's last
+    digits of them at every call: the export, traced once, differs by those digits."""
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return super().forward(images) * 0.1 + 1e5
+
+
+@pytest.mark.parametrize("format_name", ["onnx", "torchscript"])
+def test_outputs_far_beyond_one_are_verified_to_their_own_precision(format_name: str, tmp_path: Path) -> None:
+    # A difference of 1e-4 is below float32's resolution at 100,000 (0.008): exporting a
+    # regression on such targets failed every time; the tolerance now grows with the outputs.
+    config = validate_config({"data": {"mean": [0.5], "std": [0.25]}})
+    trained = Trained(LargeOutputs(), config, list("0123456789"), (1, 8, 8), tmp_path / "model.safetensors", None)
+    result = export_trained(trained, format_name, tmp_path / f"model{SUFFIXES[format_name]}")
+    assert 0.01 < result.max_abs_diff <= result.tolerance == pytest.approx(1e-4 * 1e5, rel=1e-3)
+    assert json.loads(result.sidecar.read_text())["verification"]["tolerance"] == result.tolerance
+
+
 def test_a_file_without_its_own_sidecar_is_refused(cli, onnx_export, images: Path, tmp_path: Path) -> None:
     exported = Path(onnx_export.stdout.strip())
     path = tmp_path / "digits.onnx"

@@ -138,6 +138,18 @@ def test_bad_rows_are_named_and_skipped_and_nothing_usable_is_an_error(tmp_path:
         prepare_data(validate_config({"data": {"name": str(root)}}).data)
 
 
+def test_a_file_written_from_the_csvs_folder_is_named_with_what_the_column_takes(tmp_path: Path) -> None:
+    # "images/0001.png" (the path beside points.csv) was refused as "no image 'images/0001.png'
+    # in images/", which reads as if the image were not there.
+    root = points_folder(tmp_path / "pts", {"train": 4}, size=16)
+    csv = root / "train" / "points.csv"
+    header, *rows = csv.read_text().splitlines()
+    csv.write_text("\n".join([header, *(f"images/{row}" for row in rows)]) + "\n")
+    hint = "no image 'images/train-0000.png' in images/ (file is a path inside images/: 'train-0000.png')"
+    with pytest.raises(DatasetError, match=re.escape(hint)):
+        prepare_data(validate_config({"data": {"name": str(root)}}).data)
+
+
 def test_empty_or_negative_coordinates_are_missing_points(tmp_path: Path) -> None:
     root = points_folder(tmp_path / "pts", {"train": 4, "val": 2}, size=16)
     csv = root / "train" / "points.csv"
@@ -186,7 +198,9 @@ def test_a_targets_folder_holds_named_values(tmp_path: Path) -> None:
 def test_a_task_trains_only_on_the_data_it_is_for(tmp_path: Path, cli) -> None:
     root = points_folder(tmp_path / "pts", {"train": 8, "val": 4}, size=16)
     result = cli("train", "digits-mlp", "--dataset", root, "--epochs", "1", code=2)
-    assert "has points; model 'mlp' is a classification model, trained on labels (see model.head" in result.stderr
+    # "see model.head" left the user to find which head: it is named with the flag that sets it.
+    trained_on = "trained on labels (--set model.head=keypoints trains it on points;"
+    assert f"has points; model 'mlp' is a classification model, {trained_on}" in result.stderr
     result = cli("train", "digits-mlp", "--set", "model.head=keypoints", "--set", "loss.name=mse", code=2)
     assert "data.name: digits has labels; model 'mlp' is a keypoints model, trained on points" in result.stderr
     keypoints = ["--set", "model.head=keypoints", "--set", "loss.name=mse", "--dataset", root]

@@ -15,7 +15,7 @@ from dltool.config import load_config
 from dltool.data.images import decode_image
 from dltool.viz import augmentations
 from events import events, logs_every_epoch, scalars
-from pointdata import points_folder, read_points, values_folder
+from pointdata import age_and_weight_folder, points_folder, read_points, values_folder
 
 KEYPOINTS = {
     "model.head": "keypoints",
@@ -243,6 +243,19 @@ def test_a_regression_head_reaches_targets_far_from_zero(dots: Path, tmp_path: P
     assert state["target_std"].tolist() == pytest.approx(targets[["red_x", "red_y"]].std(ddof=0).tolist())
 
 
+def test_a_small_target_beside_a_large_one_trains_as_well(tmp_path: Path) -> None:
+    # The loss was measured in the targets' units: weights in grams (sd 5,800) outweighed ages
+    # in years (sd 11.5) 250,000 times, and the ages hardly trained (test R² 0.49 against the
+    # weights' 0.98). Each error is now measured in its target's standard deviations.
+    folder = age_and_weight_folder(tmp_path / "people", {"train": 96, "val": 32, "test": 32})
+    overrides = {"data.name": str(folder), "model.head": "regression", "train.epochs": 15, "train.device": "cpu"}
+    run = api.train("digits-mlp", overrides=overrides, runs_dir=tmp_path / "runs").run_dir
+    per_target = api.evaluate(run, device="cpu").document["per_target"]
+    assert per_target["age"]["r2"] > 0.9 and per_target["weight"]["r2"] > 0.9
+    first = json.loads((run / "metrics.jsonl").read_text().splitlines()[0])
+    assert first["train_loss"] < 10  # standard deviations squared, not grams squared
+
+
 def test_fine_tuning_on_other_targets_scales_to_them(dots: Path, tmp_path: Path) -> None:
     # The source's head is left out for other target names; its scale, fitted to its own
     # targets, goes with it.
@@ -260,6 +273,20 @@ def test_fine_tuning_on_other_targets_scales_to_them(dots: Path, tmp_path: Path)
     ).run_dir
     means = pd.read_csv(other / "train" / "targets.csv")[["left", "right"]].mean().tolist()
     assert load_file(tuned / "model.safetensors")["target_mean"].tolist() == pytest.approx(means)
+
+
+def test_fine_tuning_on_the_same_targets_names_the_scale_its_source_brought(tmp_path: Path, cli) -> None:
+    # The log named the moments of the new training split, which the source's head and scale
+    # then replaced: ages 140 ± 11 announced, 40 ± 11 used.
+    counts = {"train": 24, "val": 8, "test": 8}
+    flags = ["--set", "model.head=regression", "--set", "train.epochs=1", "--device", "cpu"]
+    source = cli("train", "digits-mlp", "--dataset", age_and_weight_folder(tmp_path / "a", counts), *flags)
+    older = shifted(age_and_weight_folder(tmp_path / "b", counts, seed=2), 100.0)
+    init = ["--set", f"model.init_from={source.stdout.strip()}"]
+    tuned = cli("train", "digits-mlp", "--dataset", older, *flags, *init).stderr
+    line = next(ln for ln in tuned.splitlines() if ln.startswith("outputs scaled"))
+    assert f"{Path(source.stdout.strip()).name}'s head learnt them (mean ± sd: age 4" in line
+    assert "this training split's: age 1" in line
 
 
 def test_target_moments_leave_missing_values_out_and_keep_a_unit_scale_without_spread() -> None:

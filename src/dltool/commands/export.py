@@ -57,13 +57,19 @@ def export(
     sizes = " and ".join(map(str, result.batch_sizes))
     stderr.print(
         f"verified with {result.runtime}: max abs diff from PyTorch {result.max_abs_diff:.2g} "
-        f"≤ {result.tolerance:g} at batch sizes {sizes}",
+        f"≤ {_allowed(result.tolerance)} at batch sizes {sizes}",
         soft_wrap=True,
     )
     if result.int8 is not None:
         stderr.print(_int8_line(result.int8), soft_wrap=True)
     say(f"wrote {result.path} and {result.sidecar.name}")
     emit_line(str(result.path))
+
+
+def _allowed(tolerance: float) -> str:
+    from dltool.export.export import TOLERANCE
+
+    return f"{tolerance:g}" + (f" ({TOLERANCE:g} of the largest output)" if tolerance > TOLERANCE else "")
 
 
 def _announce_int8(trained: Trained, format_name: str, opset: int | None, int8: Int8) -> None:

@@ -143,9 +143,11 @@ def stream_shape(config: DataConfig, headers: list[ImageHeader], files: int) -> 
         sizes = sorted({(h.height, h.width) for h in headers})
         if len(sizes) != 1 or sizes[0][0] != sizes[0][1]:
             shown = ", ".join(f"{w}x{h}" for h, w in sizes[:5]) or "none readable"
+            side = max(shape.height, shape.width) or 224  # the memory loader's size, made square
             raise ConfigError(
                 f"data.loader=stream needs data.image_size for this folder: the {len(headers)} of its {files} "
-                f"images sampled have mixed or non-square sizes ({shown}); e.g. {option('overrides', 'data.image_size=224', python='data.image_size: 224')}"
+                f"images sampled have mixed or non-square sizes ({shown}); e.g. "
+                f"{option('overrides', f'data.image_size={side}', python=f'data.image_size: {side}')}"
             )
         notes.append(f"data.image_size not set: {shape.height} px, the size of every sampled image")
     return Shape(shape.channels, shape.height, shape.width, tuple(notes))

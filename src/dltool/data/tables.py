@@ -190,8 +190,19 @@ def _row(line: list[str], width: int, kind: str, images: Path) -> tuple[tuple[st
     if Path(name).is_absolute() or ".." in Path(name).parts:
         return None, f"{name!r} is outside {images.name}/"
     if not name or not (images / name).is_file():
-        return None, f"no image {name!r} in {images.name}/"
+        return None, f"no image {name!r} in {images.name}/{_inside_hint(name, images)}"
     return (name, tuple(values)), ""
+
+
+def _inside_hint(name: str, images: Path) -> str:
+    """For a name written from the CSV's folder (``images/0001.jpg``): what the column takes."""
+    parts = Path(name).parts
+    inside = Path(*parts[1:]) if len(parts) > 1 and parts[0] == images.name else None
+    return (
+        f" (file is a path inside {images.name}/: {inside.as_posix()!r})"
+        if inside and (images / inside).is_file()
+        else ""
+    )
 
 
 def _drawn(pool: list[Row], draw: Draw) -> tuple[dict, list[str]]:

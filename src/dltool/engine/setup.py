@@ -39,7 +39,7 @@ from dltool.models.build import build_model
 from dltool.models.custom import source_record
 from dltool.models.freezing import Frozen, find_head, freeze, parameter_counts, unfreeze
 from dltool.models.summary import si_count, summarize
-from dltool.models.target_scale import fit_target_scale
+from dltool.models.target_scale import fit_target_scale, inherited_scale_line, standardise_errors
 from dltool.optim import build_optimizer
 from dltool.optim.groups import parameter_groups
 from dltool.optim.schedules import build_scheduler
@@ -101,8 +101,9 @@ def build_components(
     steps_per_epoch = -(-len(loaders[0]) // train_cfg.accumulate)
     step = Step(
         model=_wrap(model, device, world, config),
-        loss_fn=losses.build(
-            config.loss, task=task, num_classes=len(data.classes), class_counts=_class_counts(data)
+        loss_fn=standardise_errors(
+            losses.build(config.loss, task=task, num_classes=len(data.classes), class_counts=_class_counts(data)),
+            model,
         ).to(device),
         optimizer=optimizer,
         scheduler=build_scheduler(
@@ -132,7 +133,7 @@ def _task_of(config: Config, data: PreparedData) -> str:
     if held != wanted:
         raise ConfigError(
             f"data.name: {config.data.name} has {held}; model {config.model.name!r} is a {task} model, "
-            f"trained on {wanted} (see model.head; a segmentation folder holds images/ and masks/)"
+            f"trained on {wanted} ({_head_for(config, held)}; a segmentation folder holds images/ and masks/)"
         )
     least, classes = tasks.info(task).min_classes, data.classes
     if len(classes) < least:
@@ -141,6 +142,15 @@ def _task_of(config: Config, data: PreparedData) -> str:
             f"{least} or more to tell apart: {tasks.info(task).few_classes_hint.format(least=least)}"
         )
     return task
+
+
+def _head_for(config: Config, held: str) -> str:
+    """The ``model.head`` that trains this model on data of kind ``held``, when there is one."""
+    heads = [t for t in tasks.backbone_tasks() if tasks.info(t).data == held]
+    heads += ["classifier"] if held == tasks.info("classification").data else []
+    if not heads or not tasks.takes_heads(str(config.model.task)):
+        return "see model.head"
+    return f"{option('overrides', f'model.head={heads[0]}', python=f'model.head: {heads[0]}')} trains it on {held}"
 
 
 def _model(
@@ -158,12 +168,14 @@ def _model(
     outputs = tasks.out_features(params, data.classes)
     model = build_model(params, in_shape=data.in_shape, num_classes=outputs)
     notes = list(getattr(model, "dltool_notes", []))  # a zoo model: the pretrained weights it loaded
-    if fresh and (scaled := fit_target_scale(model, data.splits["train"].labels, data.classes)):
-        notes.append(scaled)  # before the weights source, whose head brings its own scale
+    labels = data.splits["train"].labels
+    scaled = fit_target_scale(model, labels, data.classes) if fresh else None  # a source's head brings its own
     if record := source_record(params):  # your own model: where its class came from
         notes.append(f"model class {record.reference} from {record.file} (sha256 {(record.sha256 or '?')[:12]})")
     if source:
         notes.append(load_init_weights(model, source, config.model.must_load, data.classes))
+        scaled = scaled and (inherited_scale_line(model, labels, data.classes, source.label) or scaled)
+    notes += [scaled] if scaled else []
     model = model.to(device)
     if hasattr(model, "init_from_data"):  # before the optimizer: it may freeze what it fits
         model.init_from_data(init_images(data, device))  # type: ignore[operator]

@@ -136,6 +136,8 @@ class KLDiv(_Smoothed):
 class _Distance(Loss):
     """An elementwise distance, averaged: image vs image, or softmax vs one-hot labels."""
 
+    unit: torch.Tensor | None = None  # per output column: the error's unit (``in_units_of``)
+
     def __init__(
         self, *, task: str = "classification", num_classes: int | None = None, class_counts: Sequence[int] | None = None
     ):
@@ -148,6 +150,8 @@ class _Distance(Loss):
         elif output.shape != target.shape:
             raise ValueError(f"{self.name}: output {tuple(output.shape)} and target {tuple(target.shape)} differ")
         target = target.to(output.dtype)
+        if self.unit is not None:
+            output, target = output / self.unit, target / self.unit
         if self.missing:  # the mean over the values present (0 when none is)
             present = ~target.isnan()
             output, target = torch.where(present, output, 0.0), torch.where(present, target, 0.0)
@@ -156,6 +160,11 @@ class _Distance(Loss):
 
     def distance(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
+
+    def in_units_of(self, unit: torch.Tensor) -> None:
+        """Measure each output column's errors in its ``unit`` (a regression's standard
+        deviations: a target in grams then weighs as much as one in years)."""
+        self.unit = unit
 
 
 class MSE(_Distance):

@@ -6,7 +6,10 @@ reach them, and a small target beside a large one hardly trains. So a model whos
 ``scales_outputs`` maps its head's outputs ``z`` to ``z * std + mean`` in a last step, with
 each target's mean and standard deviation over the training split, fitted once when a run
 starts (``fit_target_scale``): the head learns standardised values, while every output the
-model gives — losses, scores, ``predict`` and exports — stays in the targets' units.
+model gives — ``val_loss``, scores, ``predict`` and exports — stays in the targets' units.
+The training loss measures each error in its target's standard deviations
+(``standardise_errors``): in the targets' units a target in grams outweighed one in years by
+their variances' ratio (the small one hardly trained), and SGD's steps grew with it.
 
 The step is a forward hook of the model (tracing, ``torch.export`` and DDP all run it; a
 child module would join an ``nn.Sequential``'s layers) reading two buffers of it, which
@@ -43,6 +46,16 @@ def _unscaled_weights(model: nn.Module, state: dict[str, Any], prefix: str, *arg
         state.setdefault(prefix + name, model.get_buffer(name))
 
 
+def standardise_errors(loss_fn: nn.Module, model: nn.Module) -> nn.Module:
+    """``loss_fn`` measuring ``model``'s errors in its targets' standard deviations, the units
+    its head learns, when the model scales its outputs (the buffer is read at every step, so
+    a resumed run's weights bring theirs)."""
+    in_units_of = getattr(loss_fn, "in_units_of", None)  # the distances' (mse, l1, smooth_l1)
+    if hasattr(model, STD) and callable(in_units_of):
+        in_units_of(model.get_buffer(STD))
+    return loss_fn
+
+
 def fit_target_scale(model: nn.Module, targets: np.ndarray, names: list[str]) -> str | None:
     """Set ``model``'s scale to each target's mean and standard deviation over ``targets``
     (N, T), leaving missing values (NaN) out; the run log's line, None for a model without one.
@@ -55,11 +68,28 @@ def fit_target_scale(model: nn.Module, targets: np.ndarray, names: list[str]) ->
     return _scale_line(names, mean, std)
 
 
+def inherited_scale_line(model: nn.Module, targets: np.ndarray, names: list[str], source: str) -> str | None:
+    """The run log's line when the weights of ``source`` replaced the scale fitted to
+    ``targets`` (it came with their head), naming both; None when the fitted one stayed."""
+    fitted = target_moments(np.asarray(targets, np.float64))
+    kept = [model.get_buffer(name).cpu().numpy() for name in (MEAN, STD)]
+    if all(np.array_equal(a, b) for a, b in zip(kept, fitted)):
+        return None
+    return (
+        f"outputs scaled to the targets' units as {source}'s head learnt them (mean ± sd: "
+        f"{_moments(names, *kept)}); this training split's: {_moments(names, *fitted)}"
+    )
+
+
 def _scale_line(names: list[str], mean: np.ndarray, std: np.ndarray) -> str:
+    listed = _moments(names, mean, std)
+    return f"outputs scaled to the targets' units (the head learns standardised values; mean ± sd: {listed})"
+
+
+def _moments(names: list[str], mean: np.ndarray, std: np.ndarray) -> str:
     shown = [f"{name} {m:.4g} ± {s:.4g}" for name, m, s in zip(names, mean, std)]
     more = f" and {len(shown) - SHOWN_TARGETS} more" if len(shown) > SHOWN_TARGETS else ""
-    listed = ", ".join(shown[:SHOWN_TARGETS]) + more
-    return f"outputs scaled to the targets' units (the head learns standardised values; mean ± sd: {listed})"
+    return ", ".join(shown[:SHOWN_TARGETS]) + more
 
 
 def target_moments(targets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
