@@ -256,6 +256,24 @@ def test_a_small_target_beside_a_large_one_trains_as_well(tmp_path: Path) -> Non
     assert first["train_loss"] < 10  # standard deviations squared, not grams squared
 
 
+def test_a_regressions_val_test_and_eval_losses_are_in_standard_deviations_as_its_train_loss(tmp_path: Path) -> None:
+    # train_loss measured each error in its target's standard deviations, val_loss and the
+    # test and eval losses in the targets' own units: on grams, curves a million apart.
+    from safetensors.torch import load_file
+
+    folder = age_and_weight_folder(tmp_path / "people", {"train": 48, "val": 16, "test": 16})
+    overrides = {"data.name": str(folder), "model.head": "regression", "train.epochs": 2, "train.device": "cpu"}
+    run = api.train("digits-mlp", overrides=overrides, runs_dir=tmp_path / "runs").run_dir
+    units = load_file(run / "model.safetensors")["target_std"].tolist()
+    document = api.evaluate(run, device="cpu").document
+    rows = [document["per_target"][name] for name in ("age", "weight")]
+    squared = sum(row["rmse"] ** 2 * row["n"] / unit**2 for row, unit in zip(rows, units))
+    assert document["loss"] == pytest.approx(squared / sum(row["n"] for row in rows))
+    assert json.loads((run / "summary.json").read_text())["test"]["loss"] == pytest.approx(document["loss"])
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert all(record["val_loss"] < 10 and record["train_loss"] < 10 for record in records)
+
+
 def test_fine_tuning_on_other_targets_scales_to_them(dots: Path, tmp_path: Path) -> None:
     # The source's head is left out for other target names; its scale, fitted to its own
     # targets, goes with it.

@@ -19,6 +19,7 @@ from dltool.engine.setup import Components
 from dltool.engine.state import Progress
 from dltool.engine.trackers import tracker_names
 from dltool.engine.tta import with_tta
+from dltool.models.target_scale import target_units
 from dltool.rundir import EpochRecord, RunDir
 
 
@@ -64,7 +65,7 @@ def evaluate_kept(
     )
     matrix = sums.pop("confusion", None)
     total = None if matrix is None else total_across(parts.world, matrix)
-    summed = sum_across(parts.world, sums)
+    summed = sum_across(parts.world, sums) | target_units(parts.model)  # a regression's loss in sd
     metrics = mean_metrics(summed if total is None else summed | {"confusion": total}, step.task)
     return metrics, total if confusion else None
 

@@ -24,6 +24,7 @@ from dltool.evaluation.model import default_batch_size
 from dltool.evaluation.reports import run_report_path, save_report
 from dltool.evaluation.skipped import scored_samples, unreadable
 from dltool.evaluation.trained import Trained, load_trained
+from dltool.models.target_scale import target_units
 from dltool.rundir import RunDir
 from dltool.tasks.pixels import IGNORE
 from dltool.tasks.task import Batches, Forward
@@ -149,7 +150,8 @@ def evaluate_split(
     document |= unreadable(prepared, split, data_config.name)
     with _closing(loader):
         task = tasks.get(trained.task)
-        scored = task.evaluate(forward or trained.score, loader.batches(), trained.classes, prepared.std)
+        units = target_units(trained.model)  # a regression's loss in sd, as it trained (an export's too)
+        scored = task.evaluate(forward or trained.score, loader.batches(), trained.classes, prepared.std, **units)
         samples = scored_samples(samples, loader, document)
     return Evaluation(document | scored.document, samples, scored.outputs, prepared.mean, prepared.std)
 

@@ -56,6 +56,13 @@ def standardise_errors(loss_fn: nn.Module, model: nn.Module) -> nn.Module:
     return loss_fn
 
 
+def target_units(model: nn.Module) -> dict[str, list[float]]:
+    """``{"target_std": ...}``, the standard deviation of each target that ``model``'s errors
+    are measured in, for its scores' sums (``dltool.tasks.regression``); empty for a model
+    that does not scale its outputs."""
+    return {STD: model.get_buffer(STD).tolist()} if hasattr(model, STD) else {}
+
+
 def fit_target_scale(model: nn.Module, targets: np.ndarray, names: list[str]) -> str | None:
     """Set ``model``'s scale to each target's mean and standard deviation over ``targets``
     (N, T), leaving missing values (NaN) out; the run log's line, None for a model without one.

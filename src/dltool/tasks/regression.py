@@ -10,6 +10,7 @@ import torch
 from dltool.tasks.task import Batches, Drawable, Figures, Forward, Scored, Task
 
 SUMS = ("count", "absolute", "squared", "total", "total_squared")  # per target, over present values
+UNITS = "target_std"  # the errors' units, added to the sums by models.target_scale.target_units
 
 
 def scores(sums: dict[str, Any]) -> dict[str, Any]:
@@ -57,14 +58,22 @@ class Regression(Task):
 
     def means(self, sums: dict[str, Any]) -> dict[str, float]:
         measured = scores({k: torch.as_tensor(sums[k]).cpu().numpy() for k in SUMS})
-        return super().means(sums) | {k: measured[k] for k in ("mae", "rmse", "r2")}
+        return super().means(sums) | {k: measured[k] for k in ("mae", "rmse", "r2")} | _loss_in_units(sums)
 
     def record(self, train: dict[str, float], val: dict[str, float]) -> dict[str, float]:
         return {"val_mae": val["mae"], "val_rmse": val["rmse"], "val_r2": val["r2"]}
 
     @torch.inference_mode()
-    def evaluate(self, forward: Forward, batches: Batches, classes: list[str], std: list[float]) -> Scored:
-        """MAE, RMSE and R² over all targets and per target; ``outputs``: the predictions (N, T)."""
+    def evaluate(
+        self,
+        forward: Forward,
+        batches: Batches,
+        classes: list[str],
+        std: list[float],
+        target_std: list[float] | None = None,
+    ) -> Scored:
+        """MAE, RMSE and R² over all targets and per target; ``outputs``: the predictions (N, T).
+        With ``target_std`` (a model that scales its outputs), ``loss`` is in those units."""
         sums: dict[str, Any] = self.zero_sums(0, torch.device("cpu"))
         outputs, n = [], 0
         for images, labels in batches:
@@ -75,6 +84,7 @@ class Regression(Task):
             n += len(images)
         measured = scores({k: sums[k].numpy() for k in SUMS})
         document: dict[str, Any] = {"n": n, "loss": float(sums["loss_sum"]) / max(1, n)}
+        document |= _loss_in_units(sums | ({} if target_std is None else {UNITS: target_std}))
         document |= {k: measured[k] for k in ("mae", "rmse", "r2")}
         table = measured["per_target"]
         document["per_target"] = {
@@ -95,6 +105,17 @@ class Regression(Task):
         r2 = {name: row.get("r2") for name, row in scored.document.get("per_target", {}).items()}
         figure = predicted_figure(truth, scored.outputs, scored.classes, r2, scored.split)
         return [("predicted", figure, "each target's predicted against true values; the dashed line is y = x")]
+
+
+def _loss_in_units(sums: dict[str, Any]) -> dict[str, float]:
+    """``loss`` as the mean squared error over the present values, each in its target's
+    standard deviation (``UNITS`` in the sums: the unit the training loss measures errors in),
+    so that ``val_loss`` compares with ``train_loss``; nothing without units."""
+    if UNITS not in sums:
+        return {}
+    squared, count = (np.atleast_1d(torch.as_tensor(sums[k]).double().cpu().numpy()) for k in ("squared", "count"))
+    units = np.asarray(torch.as_tensor(sums[UNITS]).double().cpu().numpy())
+    return {"loss": float((squared / units**2).sum() / max(1.0, float(count.sum())))}
 
 
 def _number(values: np.ndarray, index: int) -> float | None:
