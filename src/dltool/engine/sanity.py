@@ -18,8 +18,9 @@ from dltool.config.validate import validate_config
 from dltool.engine.autoset import pick_precision
 from dltool.engine.device import resolve_device, resolve_precision
 from dltool.engine.distributed import World
-from dltool.engine.loop import Batch, evaluate, mean_metrics, to_memory_format
+from dltool.engine.loop import evaluate, mean_metrics, to_memory_format
 from dltool.engine.setup import Components, build_components
+from dltool.models.target_scale import target_units
 from dltool.rundir import create_run_dir
 
 OVERFIT_TARGET = 0.01
@@ -71,10 +72,9 @@ def overfit_batches(config: Config, batches: int) -> OverfitResult:
     fixed = list(itertools.islice(parts.train_batches.batches(0), batches))  # a streamed epoch: only these
 
     def measure() -> float:
-        if tasks.info(parts.step.task).scales_outputs:  # 0.01 g² is out of reach of weights near 70,000 g
-            return _standardised_loss(parts, fixed)
         sums = evaluate(parts.model, fixed, parts.step.precision, parts.step.device, parts.step.task)
-        return mean_metrics(sums, parts.step.task)["loss"]
+        # A regression's loss in standard deviations: 0.01 g² is out of reach of weights near 70,000 g.
+        return mean_metrics(sums | target_units(parts.model), parts.step.task)["loss"]
 
     initial = loss = measure()
     steps = 0
@@ -87,15 +87,6 @@ def overfit_batches(config: Config, batches: int) -> OverfitResult:
             steps += 1
         loss = measure()
     return OverfitResult(len(fixed), steps, initial, loss, OVERFIT_TARGET)
-
-
-@torch.inference_mode()
-def _standardised_loss(parts: Components, fixed: list[Batch]) -> float:
-    """The training loss of ``fixed``'s batches in eval mode, errors in each target's standard
-    deviations (``standardise_errors``), averaged over the samples."""
-    parts.model.eval()
-    total = sum(float(parts.step.forward(images, labels)[0]) * len(labels) for images, labels in fixed)
-    return total / max(1, sum(len(labels) for _, labels in fixed))
 
 
 @dataclass(frozen=True)

@@ -6,10 +6,11 @@ reach them, and a small target beside a large one hardly trains. So a model whos
 ``scales_outputs`` maps its head's outputs ``z`` to ``z * std + mean`` in a last step, with
 each target's mean and standard deviation over the training split, fitted once when a run
 starts (``fit_target_scale``): the head learns standardised values, while every output the
-model gives — ``val_loss``, scores, ``predict`` and exports — stays in the targets' units.
-The training loss measures each error in its target's standard deviations
-(``standardise_errors``): in the targets' units a target in grams outweighed one in years by
-their variances' ratio (the small one hardly trained), and SGD's steps grew with it.
+model gives — scores, ``predict`` and exports — stays in the targets' units. The losses
+measure each error in its target's standard deviations: training's (``standardise_errors``),
+and validation's, the test's and eval's (``target_units`` added to the task's sums). In the
+targets' units a target in grams outweighed one in years by their variances' ratio (the small
+one hardly trained), SGD's steps grew with it, and the loss curves stood a million apart.
 
 The step is a forward hook of the model (tracing, ``torch.export`` and DDP all run it; a
 child module would join an ``nn.Sequential``'s layers) reading two buffers of it, which
