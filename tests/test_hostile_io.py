@@ -304,16 +304,20 @@ def test_a_bad_torchrun_variable_is_one_usage_line(cli, monkeypatch, name: str, 
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
-def test_download_stops_on_a_signal_even_when_sigint_was_inherited_ignored(signum: int, tmp_path: Path) -> None:
+@pytest.mark.parametrize("command", ["download", "train"])  # train downloads a missing dataset first
+def test_download_stops_on_a_signal_even_when_sigint_was_inherited_ignored(
+    command: str, signum: int, tmp_path: Path
+) -> None:
+    args = ("download", "mnist") if command == "download" else ("train", "mnist-lenet", "--runs-dir", tmp_path / "runs")
     with FileServer() as server:
         server.files["train-images-idx3-ubyte.gz"] = bytes(100)
         server.faults["train-images-idx3-ubyte.gz"] = "stall"
         process = subprocess.Popen(
-            dltool_command("download", "mnist", "--root", tmp_path, "--mirror", server.url),
+            dltool_command(*args, "--root", tmp_path),
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
-            env={**os.environ, "DLTOOL_DOWNLOAD_TIMEOUT": "60"},
+            env={**os.environ, "DLTOOL_DOWNLOAD_TIMEOUT": "60", "DLTOOL_MIRROR": server.url, "DLTOOL_OFFLINE": "0"},
             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),  # what `cmd &` in a script does
         )
         try:
@@ -327,6 +331,7 @@ def test_download_stops_on_a_signal_even_when_sigint_was_inherited_ignored(signu
             process.kill()
     assert process.returncode == 128 + signum, stderr
     assert "interrupted: run the same command again to resume" in stderr and TRACEBACK not in stderr
+    assert not (tmp_path / "runs").exists()
 
 
 def test_a_read_only_run_dir_is_named_with_the_option_that_writes_elsewhere(cli, small_fs: Path) -> None:

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from dltool.commands import _complete
+from dltool.commands._fetch import with_dataset
 from dltool.commands._options import Quiet
 from dltool.commands._output import emit_json, emit_line, say
 from dltool.commands._overrides import Overrides, with_override_flags
@@ -103,7 +104,7 @@ def tune(
 
     --seed also seeds the sampler. Example: STUDY=$(dltool tune digits-mlp --space space.yaml --trials 20 --epochs 10)
     """
-    from dltool.tuning import StudyOptions, prepare_study
+    from dltool.tuning import StudyOptions
 
     options = StudyOptions(  # an intentional parallel of dltool.api.tune: the options are its keywords
         trials=trials,
@@ -121,10 +122,20 @@ def tune(
         dry_run=dry_run,
         folds=folds,
     )
-    settings = prepare_study(recipe, space, options, sets=overrides.sets, flags=overrides.flags)
+    settings = _prepare(recipe, space, options, overrides, quiet)
     if dry_run or dashboard:  # nothing run: what would be, or how to watch the study
         return _dry_run(settings, options) if dry_run else _print_dashboard(settings)
     _report(settings.study_dir, *_run(settings, workers, quiet), as_json=as_json, quiet=quiet)
+
+
+def _prepare(recipe: str, space: Path, options: StudyOptions, overrides: Overrides, quiet: bool) -> TuneSettings:
+    """The study's settings, once its dataset is here (downloaded first when missing: every
+    trial checks that it is)."""
+    from dltool.config import load_config
+    from dltool.tuning import prepare_study
+
+    with_dataset(load_config(recipe, overrides.sets, overrides.flags), quiet)
+    return prepare_study(recipe, space, options, sets=overrides.sets, flags=overrides.flags)
 
 
 def _dry_run(settings: TuneSettings, options: StudyOptions) -> None:
