@@ -344,6 +344,20 @@ def test_tune_downloads_a_missing_dataset_before_its_trials(cli, server, monkeyp
     assert f"mnist is not in {root} yet: downloading it" in result.stderr and "a sample trial" in result.stderr
 
 
+def test_stats_and_visualize_of_a_missing_dataset_download_it_first(cli, server, monkeypatch, tmp_path: Path) -> None:
+    serve(server, fake_idx("mnist"), monkeypatch)
+    monkeypatch.setenv("DLTOOL_OFFLINE", "0")
+    monkeypatch.setenv("DLTOOL_MIRROR", server.url)
+    monkeypatch.setenv("DLTOOL_DATA", str(tmp_path / "data"))
+    report = cli("stats", "mnist", "--json")
+    assert "mnist is not in" in report.stderr and json.loads(report.stdout)["splits"]["test"]["n"] == 10
+    requests = len(server.requests)
+    root = tmp_path / "other"
+    drawn = cli("visualize", "mnist", "--root", root, "--out", tmp_path / "plots")
+    assert f"mnist is not in {root} yet: downloading it" in drawn.stderr and len(server.requests) > requests
+    assert Path(drawn.stdout.splitlines()[0]).is_file()
+
+
 def test_the_python_api_downloads_a_missing_dataset_too(server, monkeypatch, tmp_path: Path) -> None:
     import dltool
 

@@ -32,9 +32,11 @@ def stats(
 
     Example: dltool stats ./pets --json | jq '.duplicates.across'
     """
+    from dltool.commands._fetch import fetch_dataset
     from dltool.commands._stats_progress import stats_progress
     from dltool.stats import stats as gather
 
+    fetch_dataset(target, None, quiet=False)  # a named dataset not downloaded yet (nothing for a path)
     with stats_progress() as progress:
         report = gather(target, split, progress)
     if as_json:
