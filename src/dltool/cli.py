@@ -34,7 +34,7 @@ from dltool.commands import train as train_command
 from dltool.commands import tune as tune_command
 from dltool.commands import visualize as visualize_command
 from dltool.commands._output import data_in_utf8, error_message, report_error
-from dltool.errors import DltoolError, ReadOnlyError
+from dltool.errors import DltoolError, ReadOnlyError, UnreadableError
 
 # Errors that input can still cause past validation (a size no memory can hold, a nest too
 # deep for the recursion limit): one line like a DltoolError. Anything else is a bug.
@@ -66,10 +66,9 @@ class DltoolGroup(TyperGroup):
             _stop_writing()
             raise typer.Exit(0) from None
         except EXPECTED as error:
-            if ReadOnlyError.caused(error):  # not "[Errno 30] Read-only file system: '.x.tmp'"
-                error = ReadOnlyError.of(error, _elsewhere(ctx.invoked_subcommand))
-            _report(ctx, "error", error_message(error))
-            raise typer.Exit(getattr(error, "exit_code", 1)) from None
+            told = _with_next_step(error, ctx.invoked_subcommand)
+            _report(ctx, "error", error_message(told))
+            raise typer.Exit(getattr(told, "exit_code", 1)) from None
         except Exception as error:
             _report(
                 ctx,
@@ -89,6 +88,17 @@ OUTPUT_OPTIONS = {
     "eval": "--per-class-out FILE",
     "download": "--root DIR",
 }
+
+
+def _with_next_step(error: BaseException, command: str | None) -> BaseException:
+    """A write or read refused as one that names its folder or file and what to do, not as
+    "[Errno 30] Read-only file system: '.x.tmp'" or "[Errno 13] Permission denied: ..."."""
+    if ReadOnlyError.caused(error):
+        return ReadOnlyError.of(error, _elsewhere(command))
+    if UnreadableError.caused(error):
+        assert isinstance(error, OSError)
+        return UnreadableError(error)
+    return error
 
 
 def _elsewhere(command: str | None) -> str:
