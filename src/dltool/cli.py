@@ -13,7 +13,8 @@ import signal
 import sys
 import traceback
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Annotated, Any
 
 import click
@@ -33,7 +34,7 @@ from dltool.commands import summary as summary_command
 from dltool.commands import train as train_command
 from dltool.commands import tune as tune_command
 from dltool.commands import visualize as visualize_command
-from dltool.commands._output import data_in_utf8, error_message, report_error
+from dltool.commands._output import animates, data_in_utf8, error_message, report_error, say
 from dltool.errors import DltoolError, ReadOnlyError, UnreadableError
 
 # Errors that input can still cause past validation (a size no memory can hold, a nest too
@@ -57,9 +58,14 @@ class DltoolGroup(TyperGroup):
     and its exit code: 2 for usage errors, 1 for failures; any other error into an "internal
     error" line. ``--debug`` adds the traceback."""
 
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        with _plain_usage_errors():  # `dltool --bogus`
+            return super().parse_args(ctx, args)
+
     def invoke(self, ctx: Any) -> Any:
         try:
-            return super().invoke(ctx)
+            with _plain_usage_errors():  # `dltool train --bogus`, `dltool tarin`
+                return super().invoke(ctx)
         except CLICK_EXITS:
             raise
         except BrokenPipeError:  # `predict RUN photos/ | head`: done, as the reader has its rows (exit 0, not 1)
@@ -76,6 +82,23 @@ class DltoolGroup(TyperGroup):
                 f"{type(error).__name__}: {_first_line(error)} (rerun with --debug for the traceback)",
             )
             raise typer.Exit(1) from None
+
+
+@contextmanager
+def _plain_usage_errors() -> Iterator[None]:
+    """click's usage errors (an unknown option, a missing argument) as plain lines where
+    stderr is no terminal (a pipe, a CI log), as dltool's own errors are: typer draws them in
+    a box. Help asked for by no arguments is already shown."""
+    try:
+        yield
+    except (typer.TyperException, click.exceptions.ClickException) as error:
+        if animates() or not hasattr(error, "show") or type(error).__name__ == "NoArgsIsHelpError":
+            raise
+        if (ctx := getattr(error, "ctx", None)) is not None:
+            say(ctx.get_usage())
+            say(f"Try '{ctx.command_path} {ctx.help_option_names[0]}' for help.")
+        report_error("error", error.format_message())
+        raise typer.Exit(getattr(error, "exit_code", 2)) from None
 
 
 # The option that puts each command's outputs elsewhere, for a write a read-only filesystem refused.
