@@ -382,3 +382,24 @@ def test_a_permission_refused_names_the_folder_or_file_and_what_to_do(cli, as_us
     result = subprocess.run([*as_user, *dltool_command("train", "--resume", run)], capture_output=True, text=True)
     copy = "copy the run dir to a folder you can write and resume the copy"
     assert one_line(result.stderr) == f"error: {run}: cannot write there (permission denied); {copy}"
+
+
+def test_a_killed_writers_temporary_in_an_output_folder_goes_at_the_next_write(
+    cli, digits_run: Path, tmp_path: Path
+) -> None:
+    """A SIGKILLed `export --output`, `predict --output FILE` or `eval --per-class-out` left its
+    `.FILE.XXXXXXXX.tmp` in the user's folder for good: only run dirs and data were swept."""
+    out, image = tmp_path / "out", tmp_path / "digit.png"
+    out.mkdir()
+    Image.fromarray(np.full((8, 8), 90, np.uint8)).save(image)
+    names = ("p.csv", "m.onnx", "m.onnx.json", "c.csv")
+    dead = [out / f".{name}.k1ll3d00.tmp" for name in names]
+    kept = [out / ".notes.txt.k1ll3d00.tmp", out / ".p.csv.l1vewr1t.tmp"]  # another file's; a live writer's
+    for path in dead + kept:
+        path.write_bytes(b"half")
+    with open(kept[1], "rb+") as writing:
+        fcntl.flock(writing, fcntl.LOCK_EX)
+        cli("predict", digits_run, image, "--output", out / "p.csv")
+        cli("export", digits_run, "--output", out / "m.onnx")
+        cli("eval", digits_run, "--per-class-out", out / "c.csv")
+        assert sorted(out.iterdir()) == sorted([*kept, *(out / name for name in names)])
