@@ -21,7 +21,7 @@ import click
 import typer
 from typer.core import TyperGroup
 
-from dltool._env import env_flag
+from dltool._env import check_switches, env_flag
 from dltool._signals import Terminated, heed_interrupts
 from dltool._version import __version__
 from dltool.commands import download as download_command
@@ -175,6 +175,7 @@ def root(
 ) -> None:
     ctx.obj = {"debug": debug}  # first: a malformed $DLTOOL_DEBUG is reported like any other error
     ctx.obj["debug"] = debug or env_flag("DLTOOL_DEBUG")
+    check_switches()
 
 
 def _short_help(command: Callable[..., Any]) -> str:
