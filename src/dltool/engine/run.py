@@ -229,7 +229,7 @@ def _fit_and_score(session: _Session, base: dict[str, Any]) -> tuple[str, Summar
         extra, confusion = {}, None
         if status != "interrupted":
             try:
-                test, confusion = test_score(parts, run, progress, _stop_check(session))
+                test, confusion = test_score(parts, run, progress, session.stop.is_set)
                 extra["test"] = test
             except EvaluationStopped:  # last.pt and the best weights are whole: a resume scores it
                 status, reason = "interrupted", stop_reason(session.stop)
@@ -243,12 +243,6 @@ def _fit_and_score(session: _Session, base: dict[str, Any]) -> tuple[str, Summar
     summary = summary_record(status, reason, progress, clock, base, **extra)
     finish(run, board, summary, confusion)
     return status, summary
-
-
-def _stop_check(session: _Session) -> Callable[[], bool]:
-    """What validation and the test pass ask before each batch: a signal's stop, in a world
-    of one only (ranks stopped at different batches would wait on each other's sums)."""
-    return (lambda: False) if session.parts.world.distributed else session.stop.is_set
 
 
 def _fit(session: _Session) -> tuple[str, str]:
@@ -301,7 +295,7 @@ def _end_epoch(session: _Session, stats: EpochStats) -> dict[str, Any]:
     parts, run, progress = session.parts, session.run, session.progress
     check_finite_loss(parts, progress, stats)
     monitor, min_delta = parts.config.train.monitor, parts.config.train.early_stopping.min_delta
-    row = epoch_record(parts, progress, stats, _stop_check(session))
+    row = epoch_record(parts, progress, stats, session.stop.is_set)
     record = row.to_dict()  # the dict the checkpoint's history, observers and TensorBoard take
     parts.step.scheduler.epoch_end(record[monitor.metric])
     progress.epoch, progress.batch, progress.partial = progress.epoch + 1, 0, None
