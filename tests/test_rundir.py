@@ -169,6 +169,8 @@ def test_resuming_an_ended_run_says_so_and_writes_nothing(cli, digits_run: Path,
     assert result.stderr.startswith(f"{run}: completed already; nothing to resume (more epochs train further)\n")
     assert result.stderr.splitlines()[1].startswith("completed after 1 epoch: ")
     assert {path: path.stat().st_mtime_ns for path in run.rglob("*")} == written
+    cli("train", "--resume", run, "--tensorboard", "-q")  # something new asked: its events written
+    assert (run / "tensorboard").is_dir()
 
 
 def test_a_damaged_summary_without_a_checkpoint_can_be_removed(cli, digits_run: Path, tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import dltool.tasks as tasks
 from dltool.config.schema import Config
+from dltool.config.validate import validate_config
 from dltool.errors import CheckpointError
 from dltool.rundir import RunDir
 
@@ -46,18 +47,29 @@ class RunResult:
 
 
 def ended_run(run: RunDir, config: Config, checkpoint: dict[str, Any]) -> RunResult | None:
-    """``run`` as it ended, when it ended (``ENDED``), ``config`` asks for no more epochs than
-    it had and its records are whole: a resume of it would only score its test split again.
-    None otherwise (a resume writes damaged records again)."""
+    """``run`` as it ended, when it ended (``ENDED``), ``config`` asks nothing new of it and
+    its records are whole: a resume of it would only score its test split again. None
+    otherwise (more epochs, TensorBoard turned on; a resume writes damaged records again)."""
     try:
         summary = run.read_summary() or {}
         whole = _records_whole(run, summary)
     except (CheckpointError, OSError, ValueError):
         return None
-    planned = checkpoint["config"].get("train", {}).get("epochs")
-    if summary.get("status") not in ENDED or config.train.epochs != planned or not whole:
+    if summary.get("status") not in ENDED or not whole or _asks_more(config, checkpoint["config"]):
         return None
     return RunResult(run.path, summary["status"], summary, tasks.task_name(config.model))
+
+
+# Resume overrides that leave an ended run nothing to do: where it runs, where its data is now.
+WHERE = (("train", "device"), ("data", "name"))
+
+
+def _asks_more(config: Config, saved: dict[str, Any]) -> bool:
+    """Whether ``config`` differs from the run's own ``saved`` config but for ``WHERE``."""
+    own, asked = validate_config(saved).to_dict(), config.to_dict()
+    for section, key in WHERE:
+        del own[section][key], asked[section][key]
+    return own != asked
 
 
 def _records_whole(run: RunDir, summary: dict[str, Any]) -> bool:
