@@ -208,6 +208,23 @@ def small_fs(tmp_path: Path):
 
 
 @pytest.fixture
+def as_user(tmp_path: Path) -> list[str]:
+    """A command prefix under which permission bits bite: none for a user who is not root;
+    for root (CI), setpriv dropping the capabilities that override them, or a skip."""
+    import shutil
+
+    if os.geteuid() != 0:
+        return []
+    prefix = ["setpriv", "--bounding-set=-dac_override,-dac_read_search", "--inh-caps=-dac_override,-dac_read_search"]
+    shut = tmp_path / "as-user-probe"
+    shut.mkdir(mode=0o555)
+    dropped = shutil.which("setpriv") and subprocess.run([*prefix, "touch", shut / "x"], capture_output=True).returncode
+    if not dropped:
+        pytest.skip("cannot drop root's permission override (no setpriv, or it is not allowed)")
+    return prefix
+
+
+@pytest.fixture
 def read_only_fs(small_fs: Path) -> Path:
     """``small_fs`` remounted read-only (EROFS for every write, root's included), or a skip."""
     made = subprocess.run(["mount", "-o", "remount,ro", str(small_fs)], capture_output=True, text=True)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import run_dltool
 from dltool import __version__
 from dltool.catalog import KINDS
 from dltool.cli import app
@@ -130,6 +131,23 @@ def test_an_image_folder_given_as_the_recipe_says_to_use_dataset(cli, tmp_path: 
 def test_an_option_below_its_minimum_is_a_usage_error(cli, args: list[str], option: str) -> None:
     result = cli(*args, code=2)
     assert f"Invalid value for '{option}'" in result.stderr and "internal error" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "usage", "error"),
+    [
+        (["train", "--bogus"], "dltool train [OPTIONS] [recipe]", "No such option: --bogus"),
+        (["predict"], "dltool predict [OPTIONS] {target} {paths}...", "Missing argument 'target'."),
+        (["--bogus"], "dltool [OPTIONS] COMMAND [ARGS]...", "No such option: --bogus"),
+        (["tarin"], "dltool [OPTIONS] COMMAND [ARGS]...", "No such command 'tarin'. Did you mean 'train'?"),
+    ],
+)
+def test_a_usage_error_in_a_pipe_is_plain_lines(args: list[str], usage: str, error: str) -> None:
+    """typer drew click's own usage errors in a box of rich panel lines, in CI logs too."""
+    result = run_dltool(*args, check=False)
+    assert result.returncode == 2 and result.stdout == ""
+    command = usage.split(" [")[0]
+    assert result.stderr == f"Usage: {usage}\nTry '{command} -h' for help.\nerror: {error}\n"
 
 
 def test_a_missing_path_on_the_command_line_is_a_usage_error_naming_a_similar_one(cli, tmp_path: Path) -> None:

@@ -20,7 +20,7 @@ import re
 import shutil
 import stat
 import tempfile
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
@@ -278,16 +278,17 @@ def mount_point(path: Path) -> Path:
     return current
 
 
-def sweep_stale_temporaries(folder: Path) -> list[Path]:
-    """Remove the temporaries of killed atomic writes in ``folder`` (not below it): files
-    named as ``atomic_open`` names them that no process holds (``_held_temporary``), however
-    recent. A live writer's, held, is left alone, and so is anything else, however it is
-    named. Returns what was removed."""
+def sweep_stale_temporaries(folder: Path, of: Collection[str] | None = None) -> list[Path]:
+    """Remove the temporaries of killed atomic writes in ``folder`` (not below it): files named
+    as ``atomic_open`` names them (``of``: those of these file names only, in a user's folder
+    where other programs may name theirs alike) that no process holds (``_held_temporary``),
+    however recent. A live writer's is left alone, and anything else. Returns what was removed."""
     try:
-        entries = [entry.path for entry in os.scandir(folder) if TEMPORARY.fullmatch(entry.name)]
+        names = [(entry.path, TEMPORARY.fullmatch(entry.name)) for entry in os.scandir(folder)]
     except OSError:
         return []  # no folder yet (or unreadable): nothing of ours to sweep
-    return [Path(path) for path in entries if _removed_if_unheld(path)]
+    ours = [path for path, match in names if match and (of is None or match["final"] in of)]
+    return [Path(path) for path in ours if _removed_if_unheld(path)]
 
 
 def _removed_if_unheld(path: str) -> bool:

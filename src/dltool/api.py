@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from dltool.engine.observer import Observer
-    from dltool.engine.run import RunResult
+    from dltool.engine.result import RunResult
     from dltool.evaluation.evaluate import EvalResult
     from dltool.evaluation.predict import Prediction, Unreadable
     from dltool.evaluation.segment import MaskWritten

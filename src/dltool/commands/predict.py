@@ -175,10 +175,12 @@ def _destination(output: Path | None) -> Iterator[TextIO]:
 
 
 def _open_output(output: Path, mode: str) -> Any:
-    """``atomic_open(output)``, its folder made first as ``dltool export --output`` makes its own."""
-    from dltool._io import atomic_open
+    """``atomic_open(output)``, its folder made first as ``dltool export --output`` makes its
+    own, and what a killed predict left of the file swept."""
+    from dltool._io import atomic_open, sweep_stale_temporaries
 
     output.parent.mkdir(parents=True, exist_ok=True)
+    sweep_stale_temporaries(output.parent, of=[output.name])
     return atomic_open(output, mode)
 
 

@@ -88,7 +88,7 @@ def _show_dataset(report: dict[str, Any]) -> None:
     for group, classes in zip(duplicates["examples"], duplicates["example_classes"], strict=True):
         filed = f" in classes {', '.join(classes)}" if len(classes) > 1 else ""
         lines.append(f"  same image{filed}: {', '.join(group)}")
-    lines.append(f"unreadable files: {len(report['unreadable'])}")
+    lines.append(f"skipped files: {len(report['unreadable'])}")  # unreadable, or an image whose mask is unusable
     lines += [f"  {item['path']}: {item['reason']}" for item in report["unreadable"]]
     lines += [f"note: {note}" for note in report["notes"]]
     for line in lines:

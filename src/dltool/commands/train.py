@@ -184,10 +184,8 @@ def _with_progress(start: Any, quiet: bool, live: bool = True) -> tuple[Any, lis
 
 def _closing_line(result: Any) -> str:
     summary, status = result.summary, result.status
-    parts = [
-        f"{status} after {counted(summary['epochs_run'], 'epoch')}: training {summary['wall_time_s']:.1f}s, "
-        f"setup {summary['setup_time_s']:.1f}s"
-    ]
+    setup = f", setup {summary['setup_time_s']:.1f}s" if "setup_time_s" in summary else ""  # none before 0.2
+    parts = [f"{status} after {counted(summary['epochs_run'], 'epoch')}: training {summary['wall_time_s']:.1f}s{setup}"]
     if best := summary.get("best"):
         parts.append(f"best {best['metric']} {best['value']:.4f} at epoch {best['epoch']}")
     if test := summary.get("test"):

@@ -11,7 +11,7 @@ from typing import IO, Any
 import pandas as pd
 
 import dltool.tasks as tasks
-from dltool._io import atomic_open
+from dltool._io import atomic_open, sweep_stale_temporaries
 from dltool.errors import UsageError
 
 TABLE_SUFFIXES = (".csv", ".parquet")
@@ -119,6 +119,7 @@ def write_table(frame: pd.DataFrame, path: Path) -> None:
     its folder is made if it is missing."""
     check_table_path(path, "table file")
     path.parent.mkdir(parents=True, exist_ok=True)
+    sweep_stale_temporaries(path.parent, of=[path.name])  # what a killed writer left of it
     with atomic_open(path, "wb") as file:
         if path.suffix.lower() == ".parquet":
             frame.to_parquet(file, engine="pyarrow")
