@@ -368,6 +368,23 @@ def test_the_cache_is_reused_then_rebuilt_when_a_file_changes(tmp_path: Path, mo
     assert len(calls) == 8 and folders.cache_path(root, None, 4, None).is_file()
 
 
+def test_a_folder_whose_names_are_not_utf8_trains_and_is_scored(cli, tmp_path: Path) -> None:
+    # Names of a Windows zip unpacked on Linux: Latin-1 bytes, which Python holds as surrogates.
+    # The split by file name, the cache's folder name, the eval document and the report failed on them.
+    root = tmp_path / os.fsdecode(b"r\xe9sum\xe9")
+    class_folder(root, "cat", 6)
+    class_folder(root, "dog", 6, seed=1)
+    noise(root / "cat" / os.fsdecode(b"caf\xe9.png"), 99)
+    cli("stats", root)
+    cli("visualize", root, "--out", tmp_path / "plots")
+    assert "r\\udce9sum\\udce9" in (tmp_path / "plots" / "report.html").read_text()
+    trained = cli("train", "digits-mlp", "--dataset", root, "--set", "data.image_size=16", "--epochs", "1")
+    run = Path(trained.stdout.strip())
+    cli("eval", run, "--data", root)
+    (document,) = run.glob("eval-*-all.json")
+    assert json.loads(document.read_text())["dataset"] == str(root)
+
+
 def test_bad_folder_names_are_usage_errors(cli, tmp_path: Path) -> None:
     result = cli("train", "digits-mlp", "--dataset", "./no/such/folder", code=2)
     assert "data.name: no such folder: ./no/such/folder" in result.stderr
