@@ -484,6 +484,20 @@ def test_rows_hold_names_in_utf8_whatever_the_locale(accented_run: Path, format:
     assert "chiens é".encode() in result.stdout and b"\\u00e9" not in result.stdout
 
 
+def test_a_file_name_that_is_not_utf8_is_written_to_every_output(run: Path, images: Path, tmp_path: Path) -> None:
+    # Latin-1 bytes (a Windows zip unpacked on Linux): stdout gave them back, but an --output
+    # csv file failed (internal error, UnicodeEncodeError) and so did Parquet.
+    photo = tmp_path / os.fsdecode(b"caf\xe9.png")
+    shutil.copy(next(images.glob("part0/*.png")), photo)
+    rows = {name: tmp_path / f"rows.{name}" for name in ("csv", "jsonl", "parquet")}
+    for output in rows.values():
+        subprocess.run(dltool_command("predict", run, photo, "--output", output), check=True)
+    printed = subprocess.run(dltool_command("predict", run, photo, "--format", "csv"), capture_output=True, check=True)
+    assert rows["csv"].read_bytes() == printed.stdout and os.fsencode(photo) in printed.stdout  # the bytes it came as
+    assert json.loads(rows["jsonl"].read_text())["path"] == str(photo)  # JSON's escape reads back as the name
+    assert pd.read_parquet(rows["parquet"])["path"].tolist() == [str(photo).replace("\udce9", "\\udce9")]
+
+
 def test_eval_documents_hold_names_in_utf8(accented_run: Path) -> None:
     # Not ASCII_LOCALE: there the folder's names are not decoded as the run recorded them.
     result = subprocess.run(dltool_command("eval", accented_run, "--json"), capture_output=True, env={**os.environ})

@@ -49,7 +49,8 @@ def atomic_open(path: Path, mode: str = "wb") -> Iterator[IO[Any]]:
     fd, tmp = _held_temporary(path)
     try:
         os.fchmod(fd, 0o666 & ~_UMASK)
-        text: dict[str, Any] = {} if "b" in mode else {"encoding": "utf-8", "newline": ""}
+        # A name of bytes that are not UTF-8 (held as surrogates) goes out as those bytes, as on stdout.
+        text: dict[str, Any] = {} if "b" in mode else {"encoding": "utf-8", "newline": "", "errors": "surrogateescape"}
         with os.fdopen(fd, mode, **text) as file:
             yield file
             file.flush()
