@@ -385,6 +385,18 @@ def test_a_folder_whose_names_are_not_utf8_trains_and_is_scored(cli, tmp_path: P
     assert json.loads(document.read_text())["dataset"] == str(root)
 
 
+def test_a_class_folder_whose_name_is_not_utf8_is_refused_before_a_run_dir(cli, tmp_path: Path) -> None:
+    # It trained, and per-class tables and figures then failed (internal errors); before JSON
+    # escaped such names it stopped at classes.json, leaving a run dir of a config.yaml alone.
+    root = tmp_path / "photos"
+    class_folder(root, "cat", 4)
+    class_folder(root, os.fsdecode(b"b\xe4r"), 4, seed=1)
+    result = cli("train", "digits-mlp", "--dataset", root, "--runs-dir", tmp_path / "r", code=1)
+    assert "class folder 'b\\udce4r': its name is not UTF-8 text" in result.stderr
+    assert f"convmv -f latin1 -t utf8 -r --notest {root}" in result.stderr
+    assert result.stdout == "" and not (tmp_path / "r").exists()
+
+
 def test_bad_folder_names_are_usage_errors(cli, tmp_path: Path) -> None:
     result = cli("train", "digits-mlp", "--dataset", "./no/such/folder", code=2)
     assert "data.name: no such folder: ./no/such/folder" in result.stderr

@@ -85,6 +85,7 @@ def index_folder(root: Path) -> FolderIndex:
         raise DatasetError(f"{root}: not a folder")
     layout = _split_folders(root)
     named = _classes(root, layout)
+    _refuse_undecodable(root, named)
     found = {
         split: {name: _image_files(root, folder / name) for name in named if (folder / name).is_dir()}
         for split, folder in layout.items()
@@ -135,6 +136,18 @@ def _classes(root: Path, layout: dict[str, Path]) -> list[str]:
                 f"{layout['train']} (classes: {', '.join(classes)})"
             )
     return classes
+
+
+def _refuse_undecodable(root: Path, classes: list[str]) -> None:
+    """A class folder's name is its label in classes.json, the rows and the exports, which are
+    text: one whose bytes are not UTF-8 (held as surrogates) cannot be written there."""
+    for name in classes:
+        shown = name.encode("utf-8", "backslashreplace").decode()
+        if shown != name:
+            raise DatasetError(
+                f"class folder '{shown}': its name is not UTF-8 text, and a class's name is its label in "
+                f"classes.json, predictions and exports; rename it (Latin-1: convmv -f latin1 -t utf8 -r --notest {root})"
+            )
 
 
 def _sub_folders(folder: Path) -> list[str]:
