@@ -222,6 +222,18 @@ def test_split_folders_and_the_classes_they_share(tmp_path: Path) -> None:
         load_folder(root)
 
 
+def test_a_split_folder_copied_through_a_mac_keeps_its_classes(tmp_path: Path) -> None:
+    # val/ spelled "Bären" decomposed (a, U+0308), as macOS and its zips do, train/ as typed:
+    # "class 'Bären' of the val split is not a class of train (classes: Bären, cat)".
+    root = tmp_path / "split"
+    for split, bear in (("train", "Bären"), ("val", "Ba\u0308ren"), ("test", "Ba\u0308ren")):
+        class_folder(root / split, bear, 3, seed=len(split))
+        class_folder(root / split, "cat", 3, seed=len(split) + 10)
+    arrays = load_folder(root)
+    assert arrays.classes == ["Bären", "cat"]
+    assert [split.labels.tolist() for split in arrays.splits.values()] == [[0, 0, 0, 1, 1, 1]] * 3
+
+
 def test_train_and_test_without_val_draws_val(tmp_path: Path) -> None:
     root = tmp_path / "tt"
     class_folder(root / "train", "a", 10, seed=1)
