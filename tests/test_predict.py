@@ -210,6 +210,18 @@ def test_stdin_paths_give_the_same_rows_as_the_folder(run: Path, images: Path) -
     assert piped.stdout == direct.stdout and piped.stdout.count("\n") == 1000 + 1  # readable pngs + header
 
 
+def test_stdin_paths_that_are_not_utf8_are_read(run: Path, images: Path, tmp_path: Path) -> None:
+    # A desktop's UTF-8 locale reads stdin strictly: `find` listing a Latin-1 "café.png" (a
+    # Windows zip unpacked on Linux) stopped predict with an internal UnicodeDecodeError.
+    photo = tmp_path / os.fsdecode(b"caf\xe9.png")
+    shutil.copy(next(images.glob("part0/*.png")), photo)
+    strict = {**os.environ, "PYTHONIOENCODING": "utf-8:strict"}  # as Python reads stdin in en_US.UTF-8
+    command = dltool_command("predict", run, "-", "--format", "csv")
+    piped = subprocess.run(command, input=os.fsencode(photo) + b"\n", capture_output=True, env=strict)
+    assert piped.returncode == 0, piped.stderr
+    assert piped.stdout.splitlines()[1].startswith(os.fsencode(photo) + b",")
+
+
 def test_photos_with_malformed_exif_tags_are_read_without_pillows_warnings(run: Path, tmp_path: Path) -> None:
     # Pillow's "Tag data larger than file. Skipping tag 270", with its source line, printed
     # again and again over a folder of such photos, naming none of them.
