@@ -222,6 +222,17 @@ def test_stdin_paths_that_are_not_utf8_are_read(run: Path, images: Path, tmp_pat
     assert piped.stdout.splitlines()[1].startswith(os.fsencode(photo) + b",")
 
 
+def test_a_stdin_list_saved_with_a_byte_order_mark_reads_its_first_path(run: Path, images: Path) -> None:
+    # Notepad's and PowerShell's UTF-8 starts with EF BB BF: the first photo was "skipped
+    # \ufeffphotos/a.png: cannot read (No such file or directory)", the mark unseen.
+    paths = sorted(images.glob("part0/*.png"))[:2]
+    listed = b"\xef\xbb\xbf" + b"".join(os.fsencode(path) + b"\r\n" for path in paths)
+    command = dltool_command("predict", run, "-", "--format", "csv")
+    piped = subprocess.run(command, input=listed, capture_output=True, env=os.environ)
+    assert piped.returncode == 0 and piped.stderr == b"", piped.stderr
+    assert [row.split(b",")[0] for row in piped.stdout.splitlines()[1:]] == [os.fsencode(p) for p in paths]
+
+
 def test_photos_with_malformed_exif_tags_are_read_without_pillows_warnings(run: Path, tmp_path: Path) -> None:
     # Pillow's "Tag data larger than file. Skipping tag 270", with its source line, printed
     # again and again over a folder of such photos, naming none of them.
