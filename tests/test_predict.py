@@ -119,6 +119,23 @@ def test_a_folder_is_walked_as_training_walks_one(cli, run: Path, images: Path, 
     assert "skipped" not in result.stderr
 
 
+def test_a_folder_linked_from_inside_the_tree_is_labelled_at_its_own_path(
+    cli, run: Path, images: Path, tmp_path: Path
+) -> None:
+    # "favourites" links to 2024/best: named first in the walk, it took best's photos, and
+    # 2024/best/b.png had no row of its own, only favourites/b.png.
+    folder = tmp_path / "photos"
+    (folder / "2024" / "best").mkdir(parents=True)
+    shutil.copy(images / "part0" / "img0000.png", folder / "2024" / "best" / "b.png")
+    (folder / "0-favourites").symlink_to(folder / "2024" / "best", target_is_directory=True)
+    elsewhere = tmp_path / "elsewhere"  # a link out of the tree is still followed
+    elsewhere.mkdir()
+    shutil.copy(images / "part0" / "img0003.png", elsewhere / "c.png")
+    (folder / "2024" / "from-phone").symlink_to(elsewhere, target_is_directory=True)
+    paths = [json.loads(line)["path"] for line in cli("predict", run, folder, "--format", "jsonl").stdout.splitlines()]
+    assert paths == [str(folder / "2024" / "best" / "b.png"), str(folder / "2024" / "from-phone" / "c.png")]
+
+
 @pytest.mark.parametrize("pattern", ["**", "**/*.png", "*", "s*/../**/*.png"])
 def test_a_glob_finds_each_image_once_through_a_link_loop_and_walks_the_folders_it_matches(
     cli, run: Path, images: Path, tmp_path: Path, pattern: str
