@@ -465,6 +465,21 @@ def test_a_run_whose_folder_moved_resumes_with_dataset_as_it_would_have_in_place
     assert yaml.safe_load((moved_run / "config.yaml").read_text())["data"]["name"] == str(tmp_path / "disk2")
 
 
+def test_a_run_resumes_on_a_copy_of_its_folder_made_through_a_mac(cli, tmp_path: Path) -> None:
+    # The copy spells "Bären" decomposed (a, U+0308): "the data no longer matches this run: it
+    # was checkpointed with 2 classes of 3x12x12 images, the data now has 2 classes of 3x12x12".
+    root = tmp_path / "pets"
+    class_folder(root, "Bären", 8, seed=1)
+    class_folder(root, "cat", 8, seed=2)
+    run = Path(cli("train", "digits-mlp", "--dataset", root, "--epochs", "1").stdout.strip())
+    copy = tmp_path / "from-mac"
+    shutil.copytree(root / "cat", copy / "cat")
+    shutil.copytree(root / "Bären", copy / "Ba\u0308ren")
+    shutil.rmtree(root)
+    resumed = cli("train", "--resume", run, "--epochs", "2", "--dataset", copy)
+    assert "completed after 2 epochs" in resumed.stderr
+
+
 def test_a_channel_with_one_value_in_every_training_image_is_divided_by_1(tmp_path: Path) -> None:
     # Blue is 90 everywhere: measured std 0, and every normalised input was NaN (the run
     # failed at its first step, blaming the learning rate).
