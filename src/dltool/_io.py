@@ -49,7 +49,8 @@ def atomic_open(path: Path, mode: str = "wb") -> Iterator[IO[Any]]:
     fd, tmp = _held_temporary(path)
     try:
         os.fchmod(fd, 0o666 & ~_UMASK)
-        text: dict[str, Any] = {} if "b" in mode else {"encoding": "utf-8", "newline": ""}
+        # A name of bytes that are not UTF-8 (held as surrogates) goes out as those bytes, as on stdout.
+        text: dict[str, Any] = {} if "b" in mode else {"encoding": "utf-8", "newline": "", "errors": "surrogateescape"}
         with os.fdopen(fd, mode, **text) as file:
             yield file
             file.flush()
@@ -111,7 +112,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
 
 
 def atomic_write_text(path: Path, text: str) -> None:
-    atomic_write_bytes(path, text.encode("utf-8"))
+    atomic_write_bytes(path, text.encode("utf-8", "backslashreplace"))  # non-UTF-8 names as escapes, as on stderr
 
 
 def atomic_write_json(path: Path, document: Any) -> None:
@@ -147,8 +148,10 @@ def slug(name: str, fallback: str, strip: str = "_") -> str:
 def json_text(document: Any, indent: int | None = None) -> str:
     """Strict JSON (NaN and infinities become null, which every JSON reader takes; one line
     without ``indent``) as people and pipes read it: names as written (``"chiens é"``, which grep
-    finds, not ``"chiens \\u00e9"``), to be written as UTF-8."""
-    return json.dumps(json_safe(document), indent=indent, allow_nan=False, ensure_ascii=False)
+    finds, not ``"chiens \\u00e9"``), to be written as UTF-8; a name of bytes that are not UTF-8
+    (held as surrogates) with JSON's escape (``"caf\\udce9"``), which reads back as the same name."""
+    text = json.dumps(json_safe(document), indent=indent, allow_nan=False, ensure_ascii=False)
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def json_safe(value: Any) -> Any:

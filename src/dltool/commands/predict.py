@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import sys
 from collections.abc import Callable, Generator, Iterable, Iterator
 from contextlib import closing, contextmanager
@@ -73,7 +74,8 @@ def predict(
     from dltool.export.inference import load_inference_model
 
     model = load_inference_model(target, device=device, amp=amp)
-    inputs = read_path_lines(sys.stdin) if paths == ["-"] else paths
+    # Paths are bytes: a Latin-1 name that `find` lists must not stop a UTF-8 locale's strict stdin.
+    inputs = read_path_lines(map(os.fsdecode, sys.stdin.buffer)) if paths == ["-"] else paths
     masks = check_options(model, out, overlay, top_k)
     chosen = _format(output_format, output, masks)
     _check_output(output, target, paths, force)

@@ -41,7 +41,7 @@ class ParquetRows:
         self.pending: list[list[Any]] = []
 
     def write(self, row: Any) -> None:
-        self.pending.append(row.values())
+        self.pending.append([_parquet_text(value) for value in row.values()])
         if len(self.pending) >= ROW_GROUP:
             self.flush()
 
@@ -68,6 +68,12 @@ class ParquetRows:
         # let go of it now; collected after the file is closed, it prints a traceback.
         with contextlib.suppress(OSError, ValueError):  # pyarrow's errors are both kinds
             self.writer.close()
+
+
+def _parquet_text(value: Any) -> Any:
+    """``value``, a file name whose bytes are not UTF-8 (held as surrogates) with escapes
+    (``caf\\udce9.jpg``): Parquet's text is UTF-8, and pyarrow refuses it otherwise."""
+    return value.encode("utf-8", "backslashreplace").decode("utf-8") if isinstance(value, str) else value
 
 
 def is_predictions_parquet(path: Path) -> bool:
