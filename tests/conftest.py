@@ -98,7 +98,8 @@ def make_autoencoder_run(
     """
     import torch
 
-    from dltool._io import atomic_write_text, dump_yaml
+    from dltool._io import atomic_write_text
+    from dltool._yaml import dump_yaml
     from dltool.config import validate_config
     from dltool.engine.checkpoint import save_weights
     from dltool.models.build import build_model

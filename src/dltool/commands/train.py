@@ -135,7 +135,7 @@ def _start(
     print_config: bool,
     quiet: bool,
 ) -> Any:
-    from dltool._io import dump_yaml
+    from dltool._yaml import dump_yaml
     from dltool.config import resolve_source
 
     config = _config(recipe, flags, sets)

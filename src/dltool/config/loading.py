@@ -23,7 +23,7 @@ from typing import Any
 import yaml
 
 import dltool.tasks as tasks
-from dltool._io import YamlLimitError, YamlRepeatedKeyError, load_yaml
+from dltool._yaml import YamlLimitError, YamlRepeatedKeyError, load_yaml
 from dltool.config.recipes import find_recipe, list_recipes
 from dltool.config.schema import Config
 from dltool.config.validate import DISPATCHED, loss_suits, raw_task, sections_taking, validate_config

@@ -19,17 +19,9 @@ from typing import Any
 import yaml
 from filelock import FileLock, Timeout
 
-from dltool._io import (
-    append_line,
-    atomic_write_json,
-    atomic_write_text,
-    dump_yaml,
-    json_text,
-    load_yaml,
-    read_json,
-    sweep_stale_temporaries,
-)
+from dltool._io import append_line, atomic_write_json, atomic_write_text, json_text, read_json, sweep_stale_temporaries
 from dltool._safetensors import Header, read_header
+from dltool._yaml import dump_yaml, load_yaml
 from dltool.errors import CheckpointError, RunInUseError
 from dltool.rundir.records import EpochRecord, Summary, checked_classes
 
