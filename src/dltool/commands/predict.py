@@ -26,8 +26,9 @@ Workers = Annotated[
     int | None,
     Opt(
         min=0,
-        help="Decoding processes (default: none while the model takes longer than decoding, as measured "
-        "on the first two batches, else one per CPU but one, at most 8; 0: in the main process).",
+        help="Decoding processes (default: one per CPU but one, at most 8; none for a single batch, or, "
+        "where you set OMP_WAIT_POLICY other than PASSIVE, while the model takes longer than decoding the "
+        "first two batches; 0: in the main process).",
     ),
 ]
 Strict = Annotated[bool, Opt("--strict", help="Exit 1 when any input could not be read (rows still written).")]
