@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+from rich.markup import escape
 
 from dltool.commands import _complete
 from dltool.commands._options import Quiet
@@ -47,7 +48,7 @@ Dashboard = Annotated[
         "--dashboard",
         callback=lambda wanted: _dashboard_installed(wanted),
         help="Make (or reopen) the study, print the optuna-dashboard command that shows it, run no trial "
-        "(pip install 'dltool[dashboard]').",
+        + escape("(pip install 'dltool[dashboard]')."),  # typer's help reads rich markup: [dashboard] is a tag
     ),
 ]
 Workers = Annotated[int, Opt(min=1, help="Local worker processes sharing the storage.")]
