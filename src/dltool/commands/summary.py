@@ -28,7 +28,7 @@ def summary(
     """Show the network's layers, output shapes, parameters (trainable, frozen) and
     multiply-accumulates for one input of the configured shape (measured by torchinfo).
 
-    Example: dltool summary cifar10-resnet --json | jq .macs
+    Example: dltool summary digits-cnn --json | jq .macs
     """
     from dltool.evaluation.summary import summarize_target
 
