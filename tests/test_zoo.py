@@ -278,3 +278,12 @@ def validate_error(model: str) -> str:
     with pytest.raises(ConfigError) as raised:
         validate_config({"model": {"name": model}})
     return str(raised.value)
+
+
+def test_list_zoo_takes_a_filter_without_the_models_kind(cli) -> None:
+    # `dltool list --zoo timm 'convnext*'` (--zoo lists models only) took the filter for the kind:
+    # "error: --zoo lists models, not convnext*".
+    shorter = cli("list", "--zoo", "torchvision", "resnet1*", "--json").stdout
+    assert shorter == cli("list", "models", "--zoo", "torchvision", "resnet1*", "--json").stdout
+    assert "torchvision:resnet18" in shorter
+    assert "--zoo lists models, not datasets" in cli("list", "datasets", "--zoo", "timm", code=2).stderr
