@@ -29,7 +29,14 @@ Trials = Annotated[int | None, Opt(help="Trials to finish in all (default 20; a 
 Timeout = Annotated[float | None, Opt(help="Start no new trial after this many seconds.")]
 Sampler = Annotated[str | None, Opt(help="tpe (default), random, grid or cmaes.")]
 Pruner = Annotated[str | None, Opt(help="median (default), hyperband or none.")]
-Metric = Annotated[str | None, Opt(help="val_acc (default for classifiers), val_loss, train_acc, train_loss.")]
+Metric = Annotated[
+    str | None,
+    Opt(
+        help="What a trial scores: val_loss, train_loss or a metric of the model's task (default: val_acc "
+        "for classifiers, val_loss for an autoencoder, val_miou for segmentation, val_pck for keypoints, "
+        "val_r2 for regression)."
+    ),
+]
 Direction = Annotated[str | None, Opt(help="maximize or minimize (default: by the metric).")]
 Storage = Annotated[
     str | None,
