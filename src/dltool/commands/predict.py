@@ -129,14 +129,14 @@ def _format(output_format: str | None, output: Path | None, masks: bool = False)
     """--format, else --output's suffix where it names a format, else a table on a terminal
     (csv for the rows of written ``masks``) and csv elsewhere. Parquet is a file format: it
     needs --output."""
-    from dltool.errors import UsageError
+    from dltool.errors import UsageError, did_you_mean
 
     suffix = output.suffix.lower().lstrip(".") if output is not None else ""
     table = output is None and sys.stdout.isatty() and not masks
     default = suffix if suffix in FORMATS else "table" if table else "csv"
     chosen = output_format or default
     if chosen not in FORMATS:
-        raise UsageError(f"--format {chosen!r}: expected one of {', '.join(FORMATS)}")
+        raise UsageError(f"--format {chosen!r}: expected one of {', '.join(FORMATS)}{did_you_mean(chosen, FORMATS)}")
     if chosen == "parquet" and output is None:
         raise UsageError("--format parquet writes a file: add --output FILE.parquet")
     return chosen
