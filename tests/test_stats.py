@@ -170,3 +170,13 @@ def test_a_segmentation_folders_table_says_its_class_rows_count_pixels(cli, tmp_
     assert means[:2] == [
         f"{m:.4f}" for m in json.loads(cli("stats", root, "--json").stdout)["splits"]["train"]["mean"][:2]
     ]
+
+
+def test_a_dataset_under_another_root(cli, tmp_path: Path) -> None:
+    # `dltool download mnist --root data` then `dltool stats mnist` could not reach data/:
+    # stats alone of the dataset commands had no --root.
+    root = tmp_path / "elsewhere"
+    report = json.loads(cli("stats", "digits", "--root", root, "--json").stdout)
+    assert report["image_shape"] == [1, 8, 8] and (root / "digits").is_dir()  # prepared there
+    run = Path(cli("train", "digits-mlp", "--epochs", "1", "-q").stdout.strip())
+    assert "--root applies to datasets, not to a run directory" in cli("stats", run, "--root", root, code=2).stderr
