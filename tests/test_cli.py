@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -66,6 +67,22 @@ def test_the_command_list_shows_each_first_paragraph_unbroken() -> None:
     for command in app.registered_commands:
         first = " ".join((command.callback.__doc__ or "").split("\n\n")[0].split())
         assert first in " ".join(rows[command.name].split()), command.name
+
+
+def test_no_option_help_loses_brackets_to_markup() -> None:
+    # typer renders help through rich, which took tune --dashboard's 'dltool[dashboard]' for a
+    # style tag and showed "pip install 'dltool'".
+    import typer.main
+
+    for name, command in typer.main.get_command(app).commands.items():  # type: ignore[attr-defined]
+        wide = subprocess.run(
+            [sys.executable, "-m", "dltool", name, "--help"],
+            capture_output=True,
+            text=True,
+            env=os.environ | {"COLUMNS": "1000"},
+        )
+        bracketed = [b.replace("\\", "") for o in command.params for b in re.findall(r"\w+\\?\[\w+\]", o.help or "")]
+        assert [b for b in bracketed if b not in wide.stdout] == [], name
 
 
 def test_only_switches_that_override_a_config_key_have_a_no_form() -> None:

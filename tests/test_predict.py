@@ -327,6 +327,9 @@ def test_table_format_and_unknown_format(cli, run: Path, images: Path) -> None:
     table = cli("predict", run, images / "part0" / "img0000.png", "--format", "table").stdout
     assert "img0000.png" in table and table.count("\n") == 1
     assert "expected one of csv, jsonl, parquet, table" in cli("predict", run, images, "--format", "xml", code=2).stderr
+    # `--format json` (eval's and list's --json) was told only the list, not the format it meant.
+    meant = cli("predict", run, images, "--format", "json", code=2).stderr
+    assert meant == "error: --format 'json': expected one of csv, jsonl, parquet, table; did you mean 'jsonl'?\n"
 
 
 def test_ctrl_c_while_writing_parquet_leaves_no_file_and_no_traceback(run: Path, images: Path, tmp_path: Path) -> None:

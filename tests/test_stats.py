@@ -186,3 +186,13 @@ def test_a_segmentation_folders_unusable_pairs_are_skipped_files_not_images(cli,
         f"  {root / 'train' / 'images' / masks[1].name}: mask train/masks/{masks[1].name} is 5x5, the image 32x32",
     ]
     assert not [line for line in lines if "unreadable" in line]
+
+
+def test_a_dataset_under_another_root(cli, tmp_path: Path) -> None:
+    # `dltool download mnist --root data` then `dltool stats mnist` could not reach data/:
+    # stats alone of the dataset commands had no --root.
+    root = tmp_path / "elsewhere"
+    report = json.loads(cli("stats", "digits", "--root", root, "--json").stdout)
+    assert report["image_shape"] == [1, 8, 8] and (root / "digits").is_dir()  # prepared there
+    run = Path(cli("train", "digits-mlp", "--epochs", "1", "-q").stdout.strip())
+    assert "--root applies to datasets, not to a run directory" in cli("stats", run, "--root", root, code=2).stderr

@@ -63,17 +63,18 @@ class UsageError(DltoolError):
 class UnknownNameError(UsageError):
     """A name that is not in a registry (or not an allowed key)."""
 
-    def __init__(self, kind: str, name: str, known: Iterable[str], hint: str | None = None):
-        self.kind, self.name, self.known = kind, name, sorted(known)
+    def __init__(self, kind: str, name: str, known: Iterable[str], hint: str | None = None, meant: Iterable[str] = ()):
+        """``meant``: names that ``name`` is another spelling of, suggested instead of the close ones."""
+        self.kind, self.name, self.known, self.meant = kind, name, sorted(known), sorted(meant)
         message = f"unknown {kind} {name!r}"
-        message += suggest(name, self.known)
+        message += _either(self.meant) or suggest(name, self.known)
         if hint:
             message += f" (see: {hint})"
         super().__init__(message)
 
     def with_hint(self, hint: str) -> UnknownNameError:
         """The same error with another ``hint`` (from a command that has an option for it)."""
-        return UnknownNameError(self.kind, self.name, self.known, hint)
+        return UnknownNameError(self.kind, self.name, self.known, hint, self.meant)
 
 
 class ConfigError(UsageError):
@@ -222,8 +223,11 @@ def quote(value: Any) -> str:
 
 def did_you_mean(name: str, known: Iterable[str]) -> str:
     """'; did you mean X?' for the names closest to ``name``, or '' when none is close."""
-    close = difflib.get_close_matches(name, sorted(known), n=3, cutoff=0.6)
-    return "; did you mean " + " or ".join(repr(c) for c in close) + "?" if close else ""
+    return _either(difflib.get_close_matches(name, sorted(known), n=3, cutoff=0.6))
+
+
+def _either(names: list[str]) -> str:
+    return "; did you mean " + " or ".join(repr(n) for n in names) + "?" if names else ""
 
 
 def suggest(name: str, known: Iterable[str]) -> str:

@@ -27,8 +27,9 @@ Workers = Annotated[
     int | None,
     Opt(
         min=0,
-        help="Decoding processes (default: none while the model takes longer than decoding, as measured "
-        "on the first two batches, else one per CPU but one, at most 8; 0: in the main process).",
+        help="Decoding processes (default: one per CPU but one, at most 8; none for a single batch, or, "
+        "where you set OMP_WAIT_POLICY other than PASSIVE, while the model takes longer than decoding the "
+        "first two batches; 0: in the main process).",
     ),
 ]
 Strict = Annotated[bool, Opt("--strict", help="Exit 1 when any input could not be read (rows still written).")]
@@ -130,14 +131,14 @@ def _format(output_format: str | None, output: Path | None, masks: bool = False)
     """--format, else --output's suffix where it names a format, else a table on a terminal
     (csv for the rows of written ``masks``) and csv elsewhere. Parquet is a file format: it
     needs --output."""
-    from dltool.errors import UsageError
+    from dltool.errors import UsageError, did_you_mean
 
     suffix = output.suffix.lower().lstrip(".") if output is not None else ""
     table = output is None and sys.stdout.isatty() and not masks
     default = suffix if suffix in FORMATS else "table" if table else "csv"
     chosen = output_format or default
     if chosen not in FORMATS:
-        raise UsageError(f"--format {chosen!r}: expected one of {', '.join(FORMATS)}")
+        raise UsageError(f"--format {chosen!r}: expected one of {', '.join(FORMATS)}{did_you_mean(chosen, FORMATS)}")
     if chosen == "parquet" and output is None:
         raise UsageError("--format parquet writes a file: add --output FILE.parquet")
     return chosen

@@ -22,6 +22,9 @@ def stats(
         ),
     ],
     split: Annotated[str | None, typer.Option(help="Only this split of a dataset (train, val, test).")] = None,
+    root: Annotated[
+        str | None, typer.Option(help="data.root of a dataset target (default: $DLTOOL_DATA, else the user cache).")
+    ] = None,
     as_json: JsonDocument = False,
 ) -> None:
     """Show what a dataset, a run or a checkpoint holds.
@@ -36,9 +39,9 @@ def stats(
     from dltool.commands._stats_progress import stats_progress
     from dltool.stats import stats as gather
 
-    fetch_dataset(target, None, quiet=False)  # a named dataset not downloaded yet (nothing for a path)
+    fetch_dataset(target, root, quiet=False)  # a named dataset not downloaded yet (nothing for a path)
     with stats_progress() as progress:
-        report = gather(target, split, progress)
+        report = gather(target, split, progress, root)
     if as_json:
         emit_json(report)
     elif report["kind"] == "dataset":

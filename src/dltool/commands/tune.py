@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+from rich.markup import escape
 
 from dltool.commands import _complete
 from dltool.commands._fetch import with_dataset
@@ -29,7 +30,14 @@ Trials = Annotated[int | None, Opt(help="Trials to finish in all (default 20; a 
 Timeout = Annotated[float | None, Opt(help="Start no new trial after this many seconds.")]
 Sampler = Annotated[str | None, Opt(help="tpe (default), random, grid or cmaes.")]
 Pruner = Annotated[str | None, Opt(help="median (default), hyperband or none.")]
-Metric = Annotated[str | None, Opt(help="val_acc (default for classifiers), val_loss, train_acc, train_loss.")]
+Metric = Annotated[
+    str | None,
+    Opt(
+        help="What a trial scores: val_loss, train_loss or a metric of the model's task (default: val_acc "
+        "for classifiers, val_loss for an autoencoder, val_miou for segmentation, val_pck for keypoints, "
+        "val_r2 for regression)."
+    ),
+]
 Direction = Annotated[str | None, Opt(help="maximize or minimize (default: by the metric).")]
 Storage = Annotated[
     str | None,
@@ -48,7 +56,7 @@ Dashboard = Annotated[
         "--dashboard",
         callback=lambda wanted: _dashboard_installed(wanted),
         help="Make (or reopen) the study, print the optuna-dashboard command that shows it, run no trial "
-        "(pip install 'dltool[dashboard]').",
+        + escape("(pip install 'dltool[dashboard]')."),  # typer's help reads rich markup: [dashboard] is a tag
     ),
 ]
 Workers = Annotated[int, Opt(min=1, help="Local worker processes sharing the storage.")]
