@@ -167,6 +167,21 @@ def test_a_usage_error_in_a_pipe_is_plain_lines(args: list[str], usage: str, err
     assert result.stderr == f"Usage: {usage}\nTry '{command} -h' for help.\nerror: {error}\n"
 
 
+@pytest.mark.parametrize(
+    ("args", "hint"),
+    [
+        (["model.depth=3", "epochs=5"], "dltool takes them as options: --set model.depth=3 --epochs 5"),  # Ultralytics
+        (["--model.depth", "3"], "config keys are set with --set: --set model.depth=VALUE"),  # Lightning CLI
+        (["--config", "my.yaml"], "a config file is given as the recipe: dltool COMMAND FILE.yaml"),  # timm
+    ],
+)
+def test_other_tools_ways_of_setting_config_keys_are_answered_with_dltools(cli, args: list[str], hint: str) -> None:
+    """`dltool train digits-mlp epochs=5` said only "Got unexpected extra argument(s)"."""
+    for command in (["train"], ["tune", "--space", "space.yaml"]):
+        line = cli(*command, "digits-mlp", *args, code=2).stderr.splitlines()[-1]
+        assert line.endswith(f"; {hint}") and "Possible options" not in line
+
+
 def test_a_missing_path_on_the_command_line_is_a_usage_error_naming_a_similar_one(cli, tmp_path: Path) -> None:
     """eval, predict, export and summary said "no such run dir or checkpoint" with exit 1, and
     `train --resume` "not a dltool run directory" (exit 1) of a run dir that is not there."""

@@ -35,6 +35,7 @@ from dltool.commands import train as train_command
 from dltool.commands import tune as tune_command
 from dltool.commands import visualize as visualize_command
 from dltool.commands._output import animates, data_in_utf8, error_message, report_error, say
+from dltool.commands._usage import add_hint
 from dltool.errors import DltoolError, ReadOnlyError, UnreadableError
 
 # Errors that input can still cause past validation (a size no memory can hold, a nest too
@@ -92,6 +93,7 @@ def _plain_usage_errors() -> Iterator[None]:
     try:
         yield
     except (typer.TyperException, click.exceptions.ClickException) as error:
+        add_hint(error)
         if animates() or not hasattr(error, "show") or type(error).__name__ == "NoArgsIsHelpError":
             raise
         if (ctx := getattr(error, "ctx", None)) is not None:
