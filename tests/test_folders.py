@@ -493,3 +493,21 @@ def test_a_channel_with_one_value_in_every_training_image_is_divided_by_1(tmp_pa
         "data.std: channel 2 holds one value in every training image (std 0); it is divided by 1 instead"
         in prepared.notes
     )
+
+
+def test_a_long_first_decode_is_told_in_the_run_log(cli, tmp_path: Path, monkeypatch) -> None:
+    """Decoding a photo library on its first use took minutes without a word on stderr."""
+    from dltool.data import progress_lines
+
+    for label in ("a", "b"):
+        for i in range(12):
+            noise(tmp_path / "photos" / label / f"{i}.png", seed=i + (label == "b") * 100)
+    args = ("train", "digits-mlp", "--dataset", tmp_path / "photos", "--epochs", 1, "--runs-dir", tmp_path / "runs")
+    monkeypatch.setattr(progress_lines, "AFTER_S", 0.0)  # as if every pass ran long
+    monkeypatch.setattr(progress_lines, "EVERY_S", 0.0)
+    lines = cli(*args, "--set", "data.image_size=8").stderr.splitlines()
+    decoded = [line for line in lines if line.startswith(f"decoding {tmp_path / 'photos'}: ")]
+    assert decoded and decoded[-1].endswith(" of 24 images")
+    monkeypatch.setattr(progress_lines, "AFTER_S", 3.0)  # a short pass says nothing
+    quiet = cli(*args, "--set", "data.image_size=6").stderr
+    assert "decoding " not in quiet and "measuring mean/std" not in quiet

@@ -78,18 +78,21 @@ class PreparedData:
 
 
 def prepare_data(
-    config: DataConfig, arrays: ImageArrays | None = None, progress: Counting | None = None
+    config: DataConfig,
+    arrays: ImageArrays | None = None,
+    progress: Counting | None = None,
+    decoding: Counting | None = None,
 ) -> PreparedData:
     """Load ``config.name`` (or take ``arrays``), draw the test and val splits it lacks
     (``draw_missing_splits``), resize, convert channels, measure mean/std on train. Without a test
     split and with no ``test_fraction``, the val split doubles as the test split. Splits drawn from others index their arrays (no copy). An
     image folder is held in memory or kept as file lists for the stream loader, as
     ``data.loader`` decides (``dltool.data.budget``). ``progress(done, total)`` follows the
-    mean/std pass over the training images."""
+    mean/std pass over the training images, ``decoding`` a folder's first decode into its cache."""
     started = time.perf_counter()
     chosen: list[str] = []
     if arrays is None:
-        arrays, chosen = _load(config)
+        arrays, chosen = _load(config, decoding)
     _refuse_class_picks(config, arrays)
     if config.classes is not None:
         arrays = select_classes(arrays, config.classes)
@@ -111,14 +114,7 @@ def prepare_data(
             f"{config.name} has no test split and data.test_fraction is 0: the val split doubles as the test "
             "split (test_is_val), so the test figure is optimistic — val chose the kept epoch"
         )
-    if config.mean is not None and config.std is not None:
-        mean, std = config.mean, config.std
-    else:
-        mean, std = train_stats(splits["train"], notes, progress)
-    if len(mean) != splits["train"].image_shape[0]:
-        raise DatasetError(
-            f"data.mean has {len(mean)} values; the images have {splits['train'].image_shape[0]} channels"
-        )
+    mean, std = _normalisation(config, splits["train"], notes, progress)
     skipped = (
         [(str(Path(config.name) / path), reason) for path, reason in arrays.source.skipped] if arrays.source else []
     )
@@ -126,7 +122,20 @@ def prepare_data(
     return PreparedData(arrays.classes, splits, mean, std, skipped, notes, test_is_val, ready_s, arrays.load)
 
 
-def _load(config: DataConfig) -> tuple[ImageArrays, list[str]]:
+def _normalisation(
+    config: DataConfig, train: Split | FileSplit, notes: list[str], progress: Counting | None
+) -> tuple[list[float], list[float]]:
+    """``data.mean``/``std`` where given, else measured on ``train``; as many as its channels."""
+    if config.mean is not None and config.std is not None:
+        mean, std = config.mean, config.std
+    else:
+        mean, std = train_stats(train, notes, progress)
+    if len(mean) != train.image_shape[0]:
+        raise DatasetError(f"data.mean has {len(mean)} values; the images have {train.image_shape[0]} channels")
+    return mean, std
+
+
+def _load(config: DataConfig, decoding: Counting | None = None) -> tuple[ImageArrays, list[str]]:
     """The dataset's splits as arrays, or for an image folder the stream loader reads, as
     file lists; with the loader choice's lines for the log."""
     folder = _folder(config)
@@ -136,20 +145,20 @@ def _load(config: DataConfig) -> tuple[ImageArrays, list[str]]:
                 f"data.loader=stream reads image folders; {config.name} is an array dataset, held in memory: "
                 "use data.loader=auto or memory"
             )
-        return load_arrays(config), []
+        return load_arrays(config, decoding), []
     if table_file(folder):
         streamed, lines = streamed_table(config, folder)
-        return streamed or load_arrays(config), lines
+        return streamed or load_arrays(config, decoding), lines
     if is_mask_folder(folder):
         streamed, lines = streamed_masks(config, folder)
-        return streamed or load_arrays(config), lines
+        return streamed or load_arrays(config, decoding), lines
     index = index_folder(folder)
     files = [path for rows in index.files.values() for path, _ in rows]
     headers = sample_headers(index.root, files)
     choice = choose_loader(config, len(files), decoded_shape(config, headers))
     lines = [choice.line] if choice.line else []
     if choice.kind == "memory":
-        return load_arrays(config), lines
+        return load_arrays(config, decoding), lines
     shape = stream_shape(config, headers, len(files))
     arrays = file_arrays(index, (shape.channels, shape.height, shape.width), config.crop_pct)
     return arrays, [*lines, *index.notes, *shape.notes]

@@ -24,6 +24,7 @@ from dltool.data.keypoints import flip_order
 from dltool.data.loader import BatchLoader
 from dltool.data.normalise import Normalise
 from dltool.data.prepare import PreparedData, prepare_data, require_data, with_crop_pct
+from dltool.data.progress_lines import data_progress
 from dltool.data.splits import for_new_run
 from dltool.data.stream import DecodePool, StreamLoader, resolve_workers
 from dltool.engine.device import Precision, channels_last_wanted, on_cuda_when_auto, resolve_device
@@ -88,7 +89,7 @@ def build_components(
     A ``fresh`` run reads its weights source (``model.init_from``) here; a resumed one does not.
     ``report`` receives what the stream loader meets while training (unreadable files)."""
     config = _resolved_data(absolute_paths(config), fresh)
-    data = data or prepare_data(config.data)
+    data = data or prepare_data(config.data, None, *data_progress(config.data.name, report))
     config = config.model_copy(update={"data": config.data.model_copy(update={"mean": data.mean, "std": data.std})})
     train_cfg = config.train
     task = _task_of(config, data)
