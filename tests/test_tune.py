@@ -333,7 +333,7 @@ def test_a_failing_trial_is_recorded_with_its_error_and_the_study_goes_on(cli, t
     assert complete["state"] == "COMPLETE" and study_json(study)["best"]["number"] == 1
     summary = json.loads((study / failed["run_dir"] / "summary.json").read_text())
     assert summary["status"] == "failed" and "nan" in summary["error"]
-    assert "trial 0 FAIL" in result.stderr
+    assert "trial 0 FAIL" in result.stderr and "trial 1 started: optimizer.lr=0.01\n" in result.stderr
 
 
 def test_a_study_where_no_trial_completes_exits_1(cli, tmp_path: Path) -> None:
@@ -344,6 +344,31 @@ def test_a_study_where_no_trial_completes_exits_1(cli, tmp_path: Path) -> None:
     assert result.stdout.strip().endswith("digits-mlp-tune-1")
     assert "no trial of" in result.stderr and "completed" in result.stderr
     assert not (Path(result.stdout.strip()) / "best.yaml").exists()
+
+
+def test_a_trial_is_shown_as_started_only_once_all_its_values_are_chosen(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A supervisor of --workers K reads the storage while a worker suggests values one by
+    # one: it printed "trial 5 started: optimizer.lr=0.001097 model.width=46", the rest missing.
+    import optuna
+
+    from dltool.commands._tune_progress import PlainTuneProgress
+    from dltool.tuning.study import trial_rows
+
+    with quiet_optuna():
+        study = optuna.create_study(storage=open_storage(JOURNAL, tmp_path), study_name="s")
+        trial = study.ask()
+    progress = PlainTuneProgress()
+    progress.on_trials([])
+    trial.suggest_float("optimizer.lr", 1e-4, 1e-1, log=True)
+    progress.on_trials(trial_rows(study, tmp_path))
+    assert "trial 0 started" not in capsys.readouterr().err  # model.width is not chosen yet
+    trial.suggest_int("model.width", 32, 128)
+    trial.set_user_attr("run_dir", str(tmp_path / "trial-0000"))  # as run_trial does once all are chosen
+    progress.on_trials(trial_rows(study, tmp_path))
+    (line,) = [line for line in capsys.readouterr().err.splitlines() if line.startswith("trial ")]
+    assert line.startswith("trial 0 started: optimizer.lr=") and " model.width=" in line
 
 
 # --- storage ---------------------------------------------------------------------------
