@@ -430,6 +430,27 @@ def test_database_storage_fails_trials_without_a_heartbeat(tmp_path: Path, monke
     assert [t.state.name for t in study.trials] == ["FAIL", "RUNNING"]
 
 
+def test_database_storage_fails_a_trial_whose_process_is_gone_from_this_host_at_once(tmp_path: Path) -> None:
+    # It waited for Optuna's heartbeat check (60 s), so a --workers supervisor whose workers
+    # were all killed ended with their trials RUNNING ("worker 0 was killed ...; its trial was
+    # marked FAIL", which it was not).
+    import optuna
+
+    study = optuna.create_study(storage=open_storage(f"sqlite:///{tmp_path / 's.db'}", tmp_path), study_name="s")
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    with quiet_optuna():
+        lost, alive = study.ask(), study.ask()
+    lost.set_user_attr("worker", {**worker_identity(), "pid": int(dead.stdout), "started": None})
+    alive.set_user_attr("worker", worker_identity())
+    with liveness.heartbeat(study, lost), liveness.heartbeat(study, alive):  # both beat: only the pid tells
+        assert sweep_stale_trials(study) == [lost.number]
+    assert [t.state.name for t in study.trials] == ["FAIL", "RUNNING"]
+    assert (
+        study.trials[0].user_attrs["stopped"]
+        == f"lost: worker process {dead.stdout.strip()} on {liveness.HOST} is gone"
+    )
+
+
 def test_the_password_of_a_database_is_never_recorded() -> None:
     from dltool.tuning.storage import check_storage, public_url
 

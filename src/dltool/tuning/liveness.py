@@ -1,11 +1,12 @@
 """Who runs a trial, and whether it still does: heartbeats, and the sweep that fails a
 RUNNING trial whose worker died.
 
+- Either storage: each trial records its worker (host, pid and the pid's start time); a
+  sweep fails a RUNNING trial whose process is gone from this host at once.
 - Database storage: Optuna's heartbeats; a trial whose heartbeat is ``GRACE_S`` old is
   failed by Optuna's own check.
-- The journal has no heartbeats of its own: each trial records its worker (host, pid and
-  the pid's start time) and a heartbeat it refreshes; a sweep fails RUNNING trials whose
-  process is gone from this host, or whose heartbeat from another host is ``GRACE_S`` old.
+- The journal has no heartbeats of its own: each trial refreshes a heartbeat attr; a sweep
+  fails RUNNING trials whose heartbeat from another host is ``GRACE_S`` old.
 """
 
 from __future__ import annotations
@@ -62,37 +63,44 @@ def _process_start(pid: int) -> str | None:
 def sweep_stale_trials(study: Any, now: float | None = None) -> list[int]:
     """Fail the RUNNING trials whose worker is gone; returns their numbers.
 
-    On database storage this is Optuna's heartbeat check. On the journal: a process gone
-    from this host, or no heartbeat from another host for ``GRACE_S`` seconds.
+    On either storage, a trial whose process is gone from this host. On a database, also
+    Optuna's heartbeat check; on the journal, no heartbeat from another host for ``GRACE_S``.
     """
     import optuna
     from optuna.trial import TrialState
 
-    if not isinstance(storage_of(study), optuna.storages.JournalStorage):
-        before = {t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))}
-        with quiet_optuna():
-            optuna.storages.fail_stale_trials(study)
-        # A worker sets `error` or `stopped` before it fails its own trial; the check sets neither.
-        return [
-            t.number
-            for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
-            if t.number in before and not {"error", "stopped"} & set(t.user_attrs)
-        ]
+    journal = isinstance(storage_of(study), optuna.storages.JournalStorage)
     now = time.time() if now is None else now
-    failed = []
-    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        reason = _lost(trial, now)
-        if reason and fail_trial_of_another(study, trial, reason):
-            failed.append(trial.number)
-    return failed
+    failed = [
+        trial.number
+        for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+        if (reason := _lost(trial, now, journal)) and fail_trial_of_another(study, trial, reason)
+    ]
+    return failed if journal else sorted(failed + _failed_by_heartbeat(study))
 
 
-def _lost(trial: Any, now: float) -> str | None:
+def _failed_by_heartbeat(study: Any) -> list[int]:
+    """Optuna's own check on a database: the trials it failed for want of a heartbeat."""
+    import optuna
+    from optuna.trial import TrialState
+
+    before = {t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))}
+    with quiet_optuna():
+        optuna.storages.fail_stale_trials(study)
+    # A worker sets `error` or `stopped` before it fails its own trial; the check sets neither.
+    return [
+        t.number
+        for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
+        if t.number in before and not {"error", "stopped"} & set(t.user_attrs)
+    ]
+
+
+def _lost(trial: Any, now: float, journal: bool) -> str | None:
     identity = trial.user_attrs.get("worker")
     beat = trial.user_attrs.get("heartbeat") or (trial.datetime_start.timestamp() if trial.datetime_start else now)
     if identity and process_gone(identity):
         return f"lost: worker process {identity['pid']} on {identity['host']} is gone"
-    if (not identity or identity.get("host") != HOST) and now - beat > GRACE_S:
+    if journal and (not identity or identity.get("host") != HOST) and now - beat > GRACE_S:
         where = f" on {identity['host']}" if identity else ""
         return f"lost: no heartbeat from its worker{where} for {now - beat:.0f}s"
     return None

@@ -130,8 +130,7 @@ def _claim(
         if deadline is not None and time.monotonic() > deadline:
             observer.on_message(f"--timeout {settings.timeout:g}s reached: no new trials")
             return None
-        for number in sweep_stale_trials(study):
-            observer.on_message(f"trial {number}: its worker is gone; marked FAIL")
+        sweep_lost_trials(study, observer)
         with lock:  # local workers claim one at a time; other machines are caught by _surplus
             trials = study.get_trials(deepcopy=False)
             done = sum(map(counts, trials))
@@ -148,6 +147,12 @@ def _claim(
             said_waiting = True
         stop.wait(POLL_S)
     return None
+
+
+def sweep_lost_trials(study: Any, observer: TuneObserver) -> None:
+    """Fail the RUNNING trials whose worker is gone, and say so."""
+    for number in sweep_stale_trials(study):
+        observer.on_message(f"trial {number}: its worker is gone; marked FAIL")
 
 
 def _ask(study: Any, settings: TuneSettings, space: SearchSpace, trials: list[Any]) -> Any | None:
