@@ -306,6 +306,31 @@ def test_study_plots_from_a_journal_study_dir(cli, tmp_path: Path) -> None:
     assert len(loaded.trials) == 6 and loaded.direction.name == "MAXIMIZE"
 
 
+def test_a_study_reports_trials_as_trials_csv_lists_them(cli, tmp_path: Path) -> None:
+    # The report showed Optuna's encoding of a list choice ("json:[16, 32]") and no reason for
+    # a failed trial ("lost: ...", a NaN loss): trials.csv had both right.
+    from dltool.tuning.space import encode_value
+    from dltool.tuning.trial import stop_trial
+
+    folder = make_study(tmp_path / "s", trials=5)
+    made = study.open_study(folder)
+    choices = [encode_value([8, 16]), encode_value([16, 32])]
+    trials = []
+    for widths in choices:
+        made.enqueue_trial({"model.widths": widths})
+        trials.append(made.ask())
+        trials[-1].suggest_float("optimizer.lr", 1e-4, 1e-1, log=True)
+        trials[-1].suggest_categorical("model.widths", choices)
+        trials[-1].suggest_int("model.width", 32, 256, step=32)
+    made.tell(trials[0], 0.5)
+    stop_trial(made, trials[1], "lost: worker process 7 on vm is gone")
+    cli("visualize", folder)
+    page = (folder / "plots" / "report.html").read_text()
+    assert "json:" not in page and "<td>[8, 16]</td>" in page
+    assert "<td>lost: worker process 7 on vm is gone</td>" in page
+    assert "<th>epochs</th><th>seconds</th><th>error</th>" in page
+
+
 def test_study_loader_takes_sqlite_urls_and_creates_nothing(cli, tmp_path: Path) -> None:
     folder = make_study(tmp_path / "sqlite-study", storage="sqlite:///study.db", trials=3)
     assert len(study.open_study(folder).trials) == 3  # relative to the study dir
