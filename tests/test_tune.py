@@ -277,6 +277,8 @@ def test_the_same_seed_samples_the_same_trials(cli, tmp_path: Path) -> None:
     assert [[r[k] for k in keys] for r in first] == [[r[k] for k in keys] for r in second]
     assert len({r["optimizer.lr"] for r in first}) == 3
     assert study_json(Path(studies[0]))["seed"] == 7
+    # Optuna's name for the value: optuna-dashboard showed "Objective 0", trials_dataframe() "value"
+    assert open_study(Path(studies[0])).metric_names == ["val_acc"]
 
 
 def test_pruning_stops_hopeless_trials_after_an_epoch(cli, tmp_path: Path) -> None:
