@@ -58,7 +58,7 @@ def _watch(
             for process in alive:
                 process.send_signal(signal.SIGINT)
             signalled = True
-        sweep_lost_trials(study, observer)
+        sweep_lost_trials(study, settings, observer)
         rows = trial_rows(study, settings.study_dir)
         observer.on_trials(rows)
         if (states := [(r.number, r.state) for r in rows]) != written:
