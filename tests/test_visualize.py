@@ -237,6 +237,12 @@ def test_several_runs_overlay_and_table_of_differences(cli, runs: list[Path], tm
         assert float(row["test_accuracy"]) == summary["test"]["accuracy"]
         assert float(row["test_loss"]) == summary["test"]["loss"]
         assert int(row["best_epoch"]) == summary["best"]["epoch"]
+        # beside status: a pruned tune trial read "interrupted" like one stopped by Ctrl-C
+        assert (
+            (row["status"], row["stop_reason"])
+            == (summary["status"], summary["stop_reason"])
+            == ("completed", "epochs")
+        )
     assert [float(r["optimizer.lr"]) for r in rows] == [1e-3, 3e-3]
     markdown = (out / "runs.md").read_text().splitlines()
     assert markdown[0].startswith("| run | model.width | optimizer.lr | train.epochs |") and len(markdown) == 4
