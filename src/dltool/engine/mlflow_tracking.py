@@ -6,7 +6,7 @@ one MLflow run in ``train.mlflow.experiment`` (else ``$MLFLOW_EXPERIMENT_NAME``,
 
 - the config flattened to dotted keys as params (values as text);
 - each number of every metrics.jsonl record at step = epoch, as it is written;
-- at the end, ``best_<monitored metric>`` and the test scores (``test_loss``, ``test_acc``,
+- at the end, ``best_<monitored metric>`` and the test scores (``test_loss``, ``test_accuracy``,
   ...), its status (FINISHED, KILLED when interrupted, FAILED), and the run dir's files as
   artifacts — less ``checkpoints/``, the training state that only ``--resume`` needs.
 
