@@ -281,6 +281,18 @@ def test_the_same_seed_samples_the_same_trials(cli, tmp_path: Path) -> None:
     assert open_study(Path(studies[0])).metric_names == ["val_acc"]
 
 
+def test_a_moved_study_dir_lists_its_own_trial_dirs(cli, tmp_path: Path) -> None:
+    # The storage records each trial's absolute run dir: a study dir moved (archived, another
+    # mount) and continued listed every earlier trial, and its best, at the old place.
+    space = write(tmp_path / "space.yaml", RANDOM_SPACE)
+    args = ["tune", "digits-mlp", "--space", space, *QUICK, "--name", "s", "-q"]
+    cli(*args, "--trials", "1")
+    (tmp_path / "runs" / "s").rename(tmp_path / "s")
+    cli(*args, "--trials", "2", "--runs-dir", tmp_path)
+    assert [r["run_dir"] for r in trials_csv(tmp_path / "s")] == ["trial-0000", "trial-0001"]
+    assert study_json(tmp_path / "s")["best"]["run_dir"] in ("trial-0000", "trial-0001")
+
+
 def test_pruning_stops_hopeless_trials_after_an_epoch(cli, tmp_path: Path) -> None:
     # Five useful rates first (the median pruner's startup trials), then three hopeless ones.
     space = write(
