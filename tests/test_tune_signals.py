@@ -79,6 +79,8 @@ def test_workers_killed_mid_trial_leave_their_trials_failed_when_the_pool_ends(t
     }
     assert study_json(study)["states"]["RUNNING"] == 0
     assert "trial 0: its worker is gone; marked FAIL" in stderr and "was killed by signal 9\n" in stderr
+    # how to go on, as after Ctrl-C: the study is 4 trials short
+    assert "study s: 2 fail; continue with the same dltool tune command and --name s\n" in stderr
 
 
 @pytest.mark.slow
