@@ -93,7 +93,8 @@ def test_a_run_logs_params_epochs_summary_and_files_and_resumes_in_place(
     summary = json.loads((run / "summary.json").read_text())
     assert found.data.metrics["test_loss"] == pytest.approx(summary["test"]["loss"])
     assert found.data.metrics[f"best_{summary['best']['metric']}"] == pytest.approx(summary["best"]["value"])
-    assert found.data.tags["dltool_status"] == "completed"
+    # KILLED is a Ctrl-C and a pruned tune trial alike (dltool_status interrupted): the reason tells
+    assert (found.data.tags["dltool_status"], found.data.tags["dltool_stop_reason"]) == ("completed", "epochs")
     artifacts = {a.path for a in client.list_artifacts(run_id)}
     assert {"config.yaml", "metrics.jsonl", "summary.json", "model.safetensors", "classes.json"} <= artifacts
     assert "checkpoints" not in artifacts

@@ -7,7 +7,8 @@ one MLflow run in ``train.mlflow.experiment`` (else ``$MLFLOW_EXPERIMENT_NAME``,
 - the config flattened to dotted keys as params (values as text);
 - each number of every metrics.jsonl record at step = epoch, as it is written;
 - at the end, ``best_<monitored metric>`` and the test scores (``test_loss``, ``test_accuracy``,
-  ...), its status (FINISHED, KILLED when interrupted, FAILED), and the run dir's files as
+  ...), its status (FINISHED, KILLED when interrupted, FAILED; tags ``dltool_status`` and
+  ``dltool_stop_reason`` from summary.json), and the run dir's files as
   artifacts — less ``checkpoints/``, the training state that only ``--resume`` needs.
 
 A server that takes the connection and never answers would stall the run for MLflow's request
@@ -92,6 +93,8 @@ class MlflowRun:
             self._log_metrics({f"best_{best['metric']}": best["value"]}, best["epoch"])
         self._log_metrics(scores, last)
         self.client.set_tag(self.run_id, "dltool_status", summary["status"])
+        # KILLED is a Ctrl-C and a pruned tune trial alike: the reason tells them apart
+        self.client.set_tag(self.run_id, "dltool_stop_reason", summary.get("stop_reason") or "")
         for path in self._artifacts():
             parent = path.relative_to(self.run.path).parent.as_posix()
             self.client.log_artifact(self.run_id, str(path), None if parent == "." else parent)
