@@ -398,6 +398,8 @@ def test_the_journal_sweep_fails_trials_whose_worker_is_gone(tmp_path: Path) -> 
         "dead": {**worker_identity(), "pid": int(dead.stdout), "started": None},
         "far, silent": {"host": "elsewhere", "pid": 1, "started": None},
         "far, beating": {"host": "elsewhere", "pid": 1, "started": None},
+        # another container with this host name: its pids are not ours to look at, its heartbeat tells
+        "contained, silent": {**worker_identity(), "pid": 1, "pid_ns": "pid:[1]"},
     }
     trials = {}
     for name, identity in identities.items():
@@ -405,11 +407,19 @@ def test_the_journal_sweep_fails_trials_whose_worker_is_gone(tmp_path: Path) -> 
         trials[name].set_user_attr("worker", identity)
     trials["far, beating"].set_user_attr("heartbeat", time.time())
     later = time.time() + liveness.GRACE_S / 2  # the silent one started long before that
-    storage_of(study).set_trial_user_attr(trial_id(trials["far, silent"]), "heartbeat", later - liveness.GRACE_S - 1)
+    for silent in ("far, silent", "contained, silent"):
+        storage_of(study).set_trial_user_attr(trial_id(trials[silent]), "heartbeat", later - liveness.GRACE_S - 1)
 
-    assert sweep_stale_trials(study, now=later) == [trials["dead"].number, trials["far, silent"].number]
+    swept = [trials[name].number for name in ("dead", "far, silent", "contained, silent")]
+    assert sweep_stale_trials(study, now=later) == swept
     states = {name: study.trials[t.number].state.name for name, t in trials.items()}
-    assert states == {"mine": "RUNNING", "dead": "FAIL", "far, silent": "FAIL", "far, beating": "RUNNING"}
+    assert states == {
+        "mine": "RUNNING",
+        "dead": "FAIL",
+        "far, silent": "FAIL",
+        "far, beating": "RUNNING",
+        "contained, silent": "FAIL",
+    }
     assert study.trials[trials["dead"].number].user_attrs["stopped"].startswith("lost: worker process")
 
 
@@ -453,12 +463,14 @@ def test_database_storage_fails_a_trial_whose_process_is_gone_from_this_host_at_
     study = optuna.create_study(storage=open_storage(f"sqlite:///{tmp_path / 's.db'}", tmp_path), study_name="s")
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     with quiet_optuna():
-        lost, alive = study.ask(), study.ask()
+        lost, alive, contained = study.ask(), study.ask(), study.ask()
     lost.set_user_attr("worker", {**worker_identity(), "pid": int(dead.stdout), "started": None})
     alive.set_user_attr("worker", worker_identity())
-    with liveness.heartbeat(study, lost), liveness.heartbeat(study, alive):  # both beat: only the pid tells
-        assert sweep_stale_trials(study) == [lost.number]
-    assert [t.state.name for t in study.trials] == ["FAIL", "RUNNING"]
+    # a container sharing this host name (docker's host network) sees pids of its own
+    contained.set_user_attr("worker", {**worker_identity(), "pid": int(dead.stdout), "pid_ns": "pid:[1]"})
+    with liveness.heartbeat(study, lost), liveness.heartbeat(study, alive), liveness.heartbeat(study, contained):
+        assert sweep_stale_trials(study) == [lost.number]  # all beat: only the pid tells
+    assert [t.state.name for t in study.trials] == ["FAIL", "RUNNING", "RUNNING"]
     assert (
         study.trials[0].user_attrs["stopped"]
         == f"lost: worker process {dead.stdout.strip()} on {liveness.HOST} is gone"

@@ -28,14 +28,31 @@ GRACE_S = 60  # a heartbeat this old means the trial's worker is gone
 HOST = socket.gethostname()
 
 
+def _pid_namespace() -> str | None:
+    """This process's pid namespace (Linux): containers that share a host name (docker's host
+    network) each see their own pids, so another one's live worker would look gone."""
+    try:
+        return os.readlink("/proc/self/ns/pid")
+    except OSError:
+        return None
+
+
+PID_NAMESPACE = _pid_namespace()
+
+
 def worker_identity() -> dict[str, Any]:
     """Recorded on each trial: enough to tell later whether its process still runs."""
-    return {"host": HOST, "pid": os.getpid(), "started": _process_start(os.getpid())}
+    return {"host": HOST, "pid": os.getpid(), "started": _process_start(os.getpid()), "pid_ns": PID_NAMESPACE}
+
+
+def seen_here(identity: dict[str, Any]) -> bool:
+    """Whether the worker ran on this host, among the pids this process sees."""
+    return identity.get("host") == HOST and identity.get("pid_ns", PID_NAMESPACE) == PID_NAMESPACE
 
 
 def process_gone(identity: dict[str, Any]) -> bool:
-    """True when the worker ran on this host and its process no longer exists (or is a zombie)."""
-    if identity.get("host") != HOST:
+    """True when the worker is ``seen_here`` and its process no longer exists (or is a zombie)."""
+    if not seen_here(identity):
         return False
     pid = int(identity["pid"])
     try:
@@ -100,7 +117,7 @@ def _lost(trial: Any, now: float, journal: bool) -> str | None:
     beat = trial.user_attrs.get("heartbeat") or (trial.datetime_start.timestamp() if trial.datetime_start else now)
     if identity and process_gone(identity):
         return f"lost: worker process {identity['pid']} on {identity['host']} is gone"
-    if journal and (not identity or identity.get("host") != HOST) and now - beat > GRACE_S:
+    if journal and not (identity and seen_here(identity)) and now - beat > GRACE_S:
         where = f" on {identity['host']}" if identity else ""
         return f"lost: no heartbeat from its worker{where} for {now - beat:.0f}s"
     return None
