@@ -93,7 +93,8 @@ def test_a_run_logs_params_epochs_summary_and_files_and_resumes_in_place(
     summary = json.loads((run / "summary.json").read_text())
     assert found.data.metrics["test_loss"] == pytest.approx(summary["test"]["loss"])
     assert found.data.metrics[f"best_{summary['best']['metric']}"] == pytest.approx(summary["best"]["value"])
-    assert found.data.tags["dltool_status"] == "completed"
+    # KILLED is a Ctrl-C and a pruned tune trial alike (dltool_status interrupted): the reason tells
+    assert (found.data.tags["dltool_status"], found.data.tags["dltool_stop_reason"]) == ("completed", "epochs")
     artifacts = {a.path for a in client.list_artifacts(run_id)}
     assert {"config.yaml", "metrics.jsonl", "summary.json", "model.safetensors", "classes.json"} <= artifacts
     assert "checkpoints" not in artifacts
@@ -178,6 +179,26 @@ def test_tune_trials_are_child_runs_of_the_study(cli, client, isolated: Path) ->
     # best.yaml trains the configuration as a run of its own, not as one more child of the study
     best = yaml.safe_load((Path(study) / "best.yaml").read_text())
     assert best["train"]["mlflow"] == {"experiment": "exp-tune", "run_name": None, "parent_run": None}
+
+
+def test_a_lost_trials_mlflow_run_ends_failed_when_the_study_goes_on(client, isolated: Path) -> None:
+    # A SIGKILLed trial was marked FAIL (lost) in the study, while its MLflow run stayed
+    # RUNNING for ever: nothing resumes a lost trial, so nothing ended it.
+    write(isolated / "space.yaml", "optimizer.lr: [1.0e-3, 1.0e-2]\n")
+    args = ["tune", "digits-mlp", "--space", "space.yaml", "--sampler", "grid", "--pruner", "none", "--name", "s"]
+    tracked = [*args, "--set", "train.tracking=mlflow", "--set", "train.limit_batches=2"]
+    process = subprocess.Popen(dltool_command(*tracked, "--epochs", "500"), cwd=isolated,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+    trial = isolated / "runs" / "s" / "trial-0000"
+    wait_for_epochs(trial / "metrics.jsonl", process)
+    process.kill()
+    process.wait()
+    run_id = json.loads((trial / "mlflow.json").read_text())["run_id"]
+    assert client.get_run(run_id).info.status == "RUNNING"  # as the kill left it
+    result = run_dltool(*tracked, "--epochs", "1", cwd=isolated)
+    assert "trial 0: its worker is gone; marked FAIL" in result.stderr and "warning" not in result.stderr
+    lost = client.get_run(run_id)
+    assert (lost.info.status, lost.data.tags["dltool_status"]) == ("FAILED", "lost")
 
 
 def test_without_mlflow_the_error_names_the_extra(cli, isolated: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -277,6 +277,20 @@ def test_the_same_seed_samples_the_same_trials(cli, tmp_path: Path) -> None:
     assert [[r[k] for k in keys] for r in first] == [[r[k] for k in keys] for r in second]
     assert len({r["optimizer.lr"] for r in first}) == 3
     assert study_json(Path(studies[0]))["seed"] == 7
+    # Optuna's name for the value: optuna-dashboard showed "Objective 0", trials_dataframe() "value"
+    assert open_study(Path(studies[0])).metric_names == ["val_acc"]
+
+
+def test_a_moved_study_dir_lists_its_own_trial_dirs(cli, tmp_path: Path) -> None:
+    # The storage records each trial's absolute run dir: a study dir moved (archived, another
+    # mount) and continued listed every earlier trial, and its best, at the old place.
+    space = write(tmp_path / "space.yaml", RANDOM_SPACE)
+    args = ["tune", "digits-mlp", "--space", space, *QUICK, "--name", "s", "-q"]
+    cli(*args, "--trials", "1")
+    (tmp_path / "runs" / "s").rename(tmp_path / "s")
+    cli(*args, "--trials", "2", "--runs-dir", tmp_path)
+    assert [r["run_dir"] for r in trials_csv(tmp_path / "s")] == ["trial-0000", "trial-0001"]
+    assert study_json(tmp_path / "s")["best"]["run_dir"] in ("trial-0000", "trial-0001")
 
 
 def test_pruning_stops_hopeless_trials_after_an_epoch(cli, tmp_path: Path) -> None:
@@ -333,7 +347,7 @@ def test_a_failing_trial_is_recorded_with_its_error_and_the_study_goes_on(cli, t
     assert complete["state"] == "COMPLETE" and study_json(study)["best"]["number"] == 1
     summary = json.loads((study / failed["run_dir"] / "summary.json").read_text())
     assert summary["status"] == "failed" and "nan" in summary["error"]
-    assert "trial 0 FAIL" in result.stderr
+    assert "trial 0 FAIL" in result.stderr and "trial 1 started: optimizer.lr=0.01\n" in result.stderr
 
 
 def test_a_study_where_no_trial_completes_exits_1(cli, tmp_path: Path) -> None:
@@ -344,6 +358,31 @@ def test_a_study_where_no_trial_completes_exits_1(cli, tmp_path: Path) -> None:
     assert result.stdout.strip().endswith("digits-mlp-tune-1")
     assert "no trial of" in result.stderr and "completed" in result.stderr
     assert not (Path(result.stdout.strip()) / "best.yaml").exists()
+
+
+def test_a_trial_is_shown_as_started_only_once_all_its_values_are_chosen(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A supervisor of --workers K reads the storage while a worker suggests values one by
+    # one: it printed "trial 5 started: optimizer.lr=0.001097 model.width=46", the rest missing.
+    import optuna
+
+    from dltool.commands._tune_progress import PlainTuneProgress
+    from dltool.tuning.study import trial_rows
+
+    with quiet_optuna():
+        study = optuna.create_study(storage=open_storage(JOURNAL, tmp_path), study_name="s")
+        trial = study.ask()
+    progress = PlainTuneProgress()
+    progress.on_trials([])
+    trial.suggest_float("optimizer.lr", 1e-4, 1e-1, log=True)
+    progress.on_trials(trial_rows(study, tmp_path))
+    assert "trial 0 started" not in capsys.readouterr().err  # model.width is not chosen yet
+    trial.suggest_int("model.width", 32, 128)
+    trial.set_user_attr("run_dir", str(tmp_path / "trial-0000"))  # as run_trial does once all are chosen
+    progress.on_trials(trial_rows(study, tmp_path))
+    (line,) = [line for line in capsys.readouterr().err.splitlines() if line.startswith("trial ")]
+    assert line.startswith("trial 0 started: optimizer.lr=") and " model.width=" in line
 
 
 # --- storage ---------------------------------------------------------------------------
@@ -359,6 +398,8 @@ def test_the_journal_sweep_fails_trials_whose_worker_is_gone(tmp_path: Path) -> 
         "dead": {**worker_identity(), "pid": int(dead.stdout), "started": None},
         "far, silent": {"host": "elsewhere", "pid": 1, "started": None},
         "far, beating": {"host": "elsewhere", "pid": 1, "started": None},
+        # another container with this host name: its pids are not ours to look at, its heartbeat tells
+        "contained, silent": {**worker_identity(), "pid": 1, "pid_ns": "pid:[1]"},
     }
     trials = {}
     for name, identity in identities.items():
@@ -366,11 +407,19 @@ def test_the_journal_sweep_fails_trials_whose_worker_is_gone(tmp_path: Path) -> 
         trials[name].set_user_attr("worker", identity)
     trials["far, beating"].set_user_attr("heartbeat", time.time())
     later = time.time() + liveness.GRACE_S / 2  # the silent one started long before that
-    storage_of(study).set_trial_user_attr(trial_id(trials["far, silent"]), "heartbeat", later - liveness.GRACE_S - 1)
+    for silent in ("far, silent", "contained, silent"):
+        storage_of(study).set_trial_user_attr(trial_id(trials[silent]), "heartbeat", later - liveness.GRACE_S - 1)
 
-    assert sweep_stale_trials(study, now=later) == [trials["dead"].number, trials["far, silent"].number]
+    swept = [trials[name].number for name in ("dead", "far, silent", "contained, silent")]
+    assert sweep_stale_trials(study, now=later) == swept
     states = {name: study.trials[t.number].state.name for name, t in trials.items()}
-    assert states == {"mine": "RUNNING", "dead": "FAIL", "far, silent": "FAIL", "far, beating": "RUNNING"}
+    assert states == {
+        "mine": "RUNNING",
+        "dead": "FAIL",
+        "far, silent": "FAIL",
+        "far, beating": "RUNNING",
+        "contained, silent": "FAIL",
+    }
     assert study.trials[trials["dead"].number].user_attrs["stopped"].startswith("lost: worker process")
 
 
@@ -403,6 +452,29 @@ def test_database_storage_fails_trials_without_a_heartbeat(tmp_path: Path, monke
     with liveness.heartbeat(study, alive):
         assert sweep_stale_trials(study) == [lost.number]
     assert [t.state.name for t in study.trials] == ["FAIL", "RUNNING"]
+
+
+def test_database_storage_fails_a_trial_whose_process_is_gone_from_this_host_at_once(tmp_path: Path) -> None:
+    # It waited for Optuna's heartbeat check (60 s), so a --workers supervisor whose workers
+    # were all killed ended with their trials RUNNING ("worker 0 was killed ...; its trial was
+    # marked FAIL", which it was not).
+    import optuna
+
+    study = optuna.create_study(storage=open_storage(f"sqlite:///{tmp_path / 's.db'}", tmp_path), study_name="s")
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    with quiet_optuna():
+        lost, alive, contained = study.ask(), study.ask(), study.ask()
+    lost.set_user_attr("worker", {**worker_identity(), "pid": int(dead.stdout), "started": None})
+    alive.set_user_attr("worker", worker_identity())
+    # a container sharing this host name (docker's host network) sees pids of its own
+    contained.set_user_attr("worker", {**worker_identity(), "pid": int(dead.stdout), "pid_ns": "pid:[1]"})
+    with liveness.heartbeat(study, lost), liveness.heartbeat(study, alive), liveness.heartbeat(study, contained):
+        assert sweep_stale_trials(study) == [lost.number]  # all beat: only the pid tells
+    assert [t.state.name for t in study.trials] == ["FAIL", "RUNNING", "RUNNING"]
+    assert (
+        study.trials[0].user_attrs["stopped"]
+        == f"lost: worker process {dead.stdout.strip()} on {liveness.HOST} is gone"
+    )
 
 
 def test_the_password_of_a_database_is_never_recorded() -> None:

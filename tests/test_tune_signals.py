@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
+import socket
 import subprocess
 from pathlib import Path
 
@@ -47,6 +49,38 @@ def test_a_worker_killed_mid_trial_leaves_it_failed_and_the_same_command_complet
     assert [r["state"] for r in rows] == ["COMPLETE", "FAIL", "COMPLETE", "COMPLETE"]
     assert rows[1]["error"].startswith(f"lost: worker process {process.pid} ")
     assert study_json(study)["states"] == {"COMPLETE": 3, "PRUNED": 0, "FAIL": 1, "RUNNING": 0, "WAITING": 0}
+
+
+@pytest.mark.slow
+def test_workers_killed_mid_trial_leave_their_trials_failed_when_the_pool_ends(tmp_path: Path) -> None:
+    # Only a worker's next claim swept lost trials: with every worker killed, none came, and the
+    # study ended with its trials RUNNING while stderr said "its trial was marked FAIL".
+    space = write(tmp_path / "space.yaml", RANDOM_SPACE)
+    args = ["tune", "digits-mlp", "--space", space, "--trials", "4", "--epochs", "500", "--limit-batches", "2"]
+    process = subprocess.Popen(
+        dltool_command(*args, "--pruner", "none", "--workers", "2", "--name", "s"),
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    study = tmp_path / "runs" / "s"
+    for number in (0, 1):
+        wait_for_epochs(study / f"trial-{number:04d}" / "metrics.jsonl", process)
+    workers = [t.user_attrs["worker"]["pid"] for t in open_study(study).trials]
+    for pid in workers:
+        os.kill(pid, signal.SIGKILL)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 1 and "Traceback" not in stderr, stderr
+    rows = trials_csv(study)
+    assert [r["state"] for r in rows] == ["FAIL", "FAIL"], rows
+    assert {r["error"] for r in rows} == {
+        f"lost: worker process {pid} on {socket.gethostname()} is gone" for pid in workers
+    }
+    assert study_json(study)["states"]["RUNNING"] == 0
+    assert "trial 0: its worker is gone; marked FAIL" in stderr and "was killed by signal 9\n" in stderr
+    # how to go on, as after Ctrl-C: the study is 4 trials short
+    assert "study s: 2 fail; continue with the same dltool tune command and --name s\n" in stderr
 
 
 @pytest.mark.slow

@@ -237,6 +237,12 @@ def test_several_runs_overlay_and_table_of_differences(cli, runs: list[Path], tm
         assert float(row["test_accuracy"]) == summary["test"]["accuracy"]
         assert float(row["test_loss"]) == summary["test"]["loss"]
         assert int(row["best_epoch"]) == summary["best"]["epoch"]
+        # beside status: a pruned tune trial read "interrupted" like one stopped by Ctrl-C
+        assert (
+            (row["status"], row["stop_reason"])
+            == (summary["status"], summary["stop_reason"])
+            == ("completed", "epochs")
+        )
     assert [float(r["optimizer.lr"]) for r in rows] == [1e-3, 3e-3]
     markdown = (out / "runs.md").read_text().splitlines()
     assert markdown[0].startswith("| run | model.width | optimizer.lr | train.epochs |") and len(markdown) == 4
@@ -304,6 +310,31 @@ def test_study_plots_from_a_journal_study_dir(cli, tmp_path: Path) -> None:
     assert "val_acc" in page and page.count("data:image/png;base64,") == 4
     loaded = study.open_study(folder)
     assert len(loaded.trials) == 6 and loaded.direction.name == "MAXIMIZE"
+
+
+def test_a_study_reports_trials_as_trials_csv_lists_them(cli, tmp_path: Path) -> None:
+    # The report showed Optuna's encoding of a list choice ("json:[16, 32]") and no reason for
+    # a failed trial ("lost: ...", a NaN loss): trials.csv had both right.
+    from dltool.tuning.space import encode_value
+    from dltool.tuning.trial import stop_trial
+
+    folder = make_study(tmp_path / "s", trials=5)
+    made = study.open_study(folder)
+    choices = [encode_value([8, 16]), encode_value([16, 32])]
+    trials = []
+    for widths in choices:
+        made.enqueue_trial({"model.widths": widths})
+        trials.append(made.ask())
+        trials[-1].suggest_float("optimizer.lr", 1e-4, 1e-1, log=True)
+        trials[-1].suggest_categorical("model.widths", choices)
+        trials[-1].suggest_int("model.width", 32, 256, step=32)
+    made.tell(trials[0], 0.5)
+    stop_trial(made, trials[1], "lost: worker process 7 on vm is gone")
+    cli("visualize", folder)
+    page = (folder / "plots" / "report.html").read_text()
+    assert "json:" not in page and "<td>[8, 16]</td>" in page
+    assert "<td>lost: worker process 7 on vm is gone</td>" in page
+    assert "<th>epochs</th><th>seconds</th><th>error</th>" in page
 
 
 def test_study_loader_takes_sqlite_urls_and_creates_nothing(cli, tmp_path: Path) -> None:

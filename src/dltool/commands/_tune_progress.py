@@ -62,9 +62,9 @@ class PlainTuneProgress(TuneObserver):
             if (
                 self.seen.get(row.number) == row.state
                 or row.state == "WAITING"
-                or (row.state == "RUNNING" and not row.params)
+                or (row.state == "RUNNING" and row.run_dir is None)
             ):
-                continue  # (a trial is shown once its values are chosen)
+                continue  # (a trial is shown once all its values are chosen: its run dir is set after them)
             self.seen[row.number] = row.state
             if row.state == "RUNNING":
                 say(f"trial {row.number} started: {params_text(row.params)}")

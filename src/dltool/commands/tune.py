@@ -184,8 +184,9 @@ def _print_dashboard(settings: TuneSettings) -> None:
     say(f"study {settings.study_name} in {settings.study_dir}: no trial run; it serves http://127.0.0.1:8080/")
 
 
-def _run(settings: TuneSettings, workers: int, quiet: bool) -> tuple[StudyRecord, list[int]]:
-    """The study's record at the end, and the signals that stopped it (none: it ran to the end)."""
+def _run(settings: TuneSettings, workers: int, quiet: bool) -> tuple[StudyRecord, list[int], bool]:
+    """The study's record at the end, the signals that stopped it (none: it ran to the end), and
+    whether it has fewer trials than it should (stopped, timed out, its workers killed)."""
     from dltool.commands._tune_progress import tune_progress
     from dltool.tuning import tune as run_study
 
@@ -196,18 +197,21 @@ def _run(settings: TuneSettings, workers: int, quiet: bool) -> tuple[StudyRecord
     except KeyboardInterrupt:  # a second Ctrl-C: the trial is marked failed, outputs written
         emit_line(str(settings.study_dir))
         raise typer.Exit(128 + signal.SIGINT) from None
-    return result.record, (received or [signal.SIGINT]) if result.interrupted else []
+    return result.record, (received or [signal.SIGINT]) if result.interrupted else [], result.short
 
 
-def _report(study_dir: Path, record: StudyRecord, signals: list[int], *, as_json: bool, quiet: bool) -> None:
-    """The study dir (or study.json with it) on stdout, the closing line on stderr; the exit
-    code of a study stopped by a signal, an error when no trial completed."""
+def _report(
+    study_dir: Path, record: StudyRecord, signals: list[int], short: bool, *, as_json: bool, quiet: bool
+) -> None:
+    """The study dir (or study.json with it) on stdout, the closing line on stderr (how to go
+    on when the study is short of trials); the exit code of a study stopped by a signal, an
+    error when no trial completed."""
     if as_json:
         emit_json({"study_dir": str(study_dir), **record.to_dict()})
     else:
         emit_line(str(study_dir))
     if not quiet:
-        hint = _continue_hint(study_dir) if signals else ""
+        hint = _continue_hint(study_dir) if signals or short else ""
         say(_closing_line(record) + hint)
     if signals:
         raise typer.Exit(128 + signals[0])

@@ -6,8 +6,9 @@ one MLflow run in ``train.mlflow.experiment`` (else ``$MLFLOW_EXPERIMENT_NAME``,
 
 - the config flattened to dotted keys as params (values as text);
 - each number of every metrics.jsonl record at step = epoch, as it is written;
-- at the end, ``best_<monitored metric>`` and the test scores (``test_loss``, ``test_acc``,
-  ...), its status (FINISHED, KILLED when interrupted, FAILED), and the run dir's files as
+- at the end, ``best_<monitored metric>`` and the test scores (``test_loss``, ``test_accuracy``,
+  ...), its status (FINISHED, KILLED when interrupted, FAILED; tags ``dltool_status`` and
+  ``dltool_stop_reason`` from summary.json), and the run dir's files as
   artifacts — less ``checkpoints/``, the training state that only ``--resume`` needs.
 
 A server that takes the connection and never answers would stall the run for MLflow's request
@@ -18,7 +19,8 @@ then goes on without MLflow, with a warning (``TrackerTimeout``), even when the 
 The MLflow run's id is kept in ``RUN/mlflow.json``: a resumed run goes on in the same MLflow
 run (params are not logged again; an extended ``train.epochs`` would clash with MLflow's
 rule that a param never changes). ``tune`` makes a parent run for the study and each trial
-a child run of it (``train.mlflow.parent_run``). Only this module imports MLflow.
+a child run of it (``train.mlflow.parent_run``); a trial lost with its worker is ended FAILED by
+the process that finds it lost (``end_lost_run``). Only this module imports MLflow.
 """
 
 from __future__ import annotations
@@ -91,6 +93,8 @@ class MlflowRun:
             self._log_metrics({f"best_{best['metric']}": best["value"]}, best["epoch"])
         self._log_metrics(scores, last)
         self.client.set_tag(self.run_id, "dltool_status", summary["status"])
+        # KILLED is a Ctrl-C and a pruned tune trial alike: the reason tells them apart
+        self.client.set_tag(self.run_id, "dltool_stop_reason", summary.get("stop_reason") or "")
         for path in self._artifacts():
             parent = path.relative_to(self.run.path).parent.as_posix()
             self.client.log_artifact(self.run_id, str(path), None if parent == "." else parent)
@@ -232,6 +236,24 @@ def end_study_run(run_id: str, best: dict[str, Any] | None, metric: str, interru
         _terminate(client, run_id, "KILLED" if interrupted else "FINISHED")
 
     answered("failed to end the study's run", end)
+
+
+def end_lost_run(run: RunDir) -> None:
+    """End the MLflow run of a run whose process is gone (a tune trial marked lost): FAILED,
+    tagged ``dltool_status: lost``, rather than RUNNING for ever. A run never tracked is left."""
+    stored = read_json_object(run.mlflow)
+    if stored is None or not isinstance(stored.get("run_id"), str):
+        return
+    require_mlflow()
+    from mlflow import MlflowClient
+
+    client, run_id = answered("failed to end a lost run", MlflowClient), stored["run_id"]
+
+    def end() -> None:
+        client.set_tag(run_id, "dltool_status", "lost")
+        _terminate(client, run_id, "FAILED")
+
+    answered("failed to end a lost run", end)
 
 
 def _terminate(client: Any, run_id: str, status: str) -> None:

@@ -1,11 +1,12 @@
 """Who runs a trial, and whether it still does: heartbeats, and the sweep that fails a
 RUNNING trial whose worker died.
 
+- Either storage: each trial records its worker (host, pid and the pid's start time); a
+  sweep fails a RUNNING trial whose process is gone from this host at once.
 - Database storage: Optuna's heartbeats; a trial whose heartbeat is ``GRACE_S`` old is
   failed by Optuna's own check.
-- The journal has no heartbeats of its own: each trial records its worker (host, pid and
-  the pid's start time) and a heartbeat it refreshes; a sweep fails RUNNING trials whose
-  process is gone from this host, or whose heartbeat from another host is ``GRACE_S`` old.
+- The journal has no heartbeats of its own: each trial refreshes a heartbeat attr; a sweep
+  fails RUNNING trials whose heartbeat from another host is ``GRACE_S`` old.
 """
 
 from __future__ import annotations
@@ -27,14 +28,31 @@ GRACE_S = 60  # a heartbeat this old means the trial's worker is gone
 HOST = socket.gethostname()
 
 
+def _pid_namespace() -> str | None:
+    """This process's pid namespace (Linux): containers that share a host name (docker's host
+    network) each see their own pids, so another one's live worker would look gone."""
+    try:
+        return os.readlink("/proc/self/ns/pid")
+    except OSError:
+        return None
+
+
+PID_NAMESPACE = _pid_namespace()
+
+
 def worker_identity() -> dict[str, Any]:
     """Recorded on each trial: enough to tell later whether its process still runs."""
-    return {"host": HOST, "pid": os.getpid(), "started": _process_start(os.getpid())}
+    return {"host": HOST, "pid": os.getpid(), "started": _process_start(os.getpid()), "pid_ns": PID_NAMESPACE}
+
+
+def seen_here(identity: dict[str, Any]) -> bool:
+    """Whether the worker ran on this host, among the pids this process sees."""
+    return identity.get("host") == HOST and identity.get("pid_ns", PID_NAMESPACE) == PID_NAMESPACE
 
 
 def process_gone(identity: dict[str, Any]) -> bool:
-    """True when the worker ran on this host and its process no longer exists (or is a zombie)."""
-    if identity.get("host") != HOST:
+    """True when the worker is ``seen_here`` and its process no longer exists (or is a zombie)."""
+    if not seen_here(identity):
         return False
     pid = int(identity["pid"])
     try:
@@ -62,37 +80,44 @@ def _process_start(pid: int) -> str | None:
 def sweep_stale_trials(study: Any, now: float | None = None) -> list[int]:
     """Fail the RUNNING trials whose worker is gone; returns their numbers.
 
-    On database storage this is Optuna's heartbeat check. On the journal: a process gone
-    from this host, or no heartbeat from another host for ``GRACE_S`` seconds.
+    On either storage, a trial whose process is gone from this host. On a database, also
+    Optuna's heartbeat check; on the journal, no heartbeat from another host for ``GRACE_S``.
     """
     import optuna
     from optuna.trial import TrialState
 
-    if not isinstance(storage_of(study), optuna.storages.JournalStorage):
-        before = {t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))}
-        with quiet_optuna():
-            optuna.storages.fail_stale_trials(study)
-        # A worker sets `error` or `stopped` before it fails its own trial; the check sets neither.
-        return [
-            t.number
-            for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
-            if t.number in before and not {"error", "stopped"} & set(t.user_attrs)
-        ]
+    journal = isinstance(storage_of(study), optuna.storages.JournalStorage)
     now = time.time() if now is None else now
-    failed = []
-    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        reason = _lost(trial, now)
-        if reason and fail_trial_of_another(study, trial, reason):
-            failed.append(trial.number)
-    return failed
+    failed = [
+        trial.number
+        for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+        if (reason := _lost(trial, now, journal)) and fail_trial_of_another(study, trial, reason)
+    ]
+    return failed if journal else sorted(failed + _failed_by_heartbeat(study))
 
 
-def _lost(trial: Any, now: float) -> str | None:
+def _failed_by_heartbeat(study: Any) -> list[int]:
+    """Optuna's own check on a database: the trials it failed for want of a heartbeat."""
+    import optuna
+    from optuna.trial import TrialState
+
+    before = {t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))}
+    with quiet_optuna():
+        optuna.storages.fail_stale_trials(study)
+    # A worker sets `error` or `stopped` before it fails its own trial; the check sets neither.
+    return [
+        t.number
+        for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
+        if t.number in before and not {"error", "stopped"} & set(t.user_attrs)
+    ]
+
+
+def _lost(trial: Any, now: float, journal: bool) -> str | None:
     identity = trial.user_attrs.get("worker")
     beat = trial.user_attrs.get("heartbeat") or (trial.datetime_start.timestamp() if trial.datetime_start else now)
     if identity and process_gone(identity):
         return f"lost: worker process {identity['pid']} on {identity['host']} is gone"
-    if (not identity or identity.get("host") != HOST) and now - beat > GRACE_S:
+    if journal and not (identity and seen_here(identity)) and now - beat > GRACE_S:
         where = f" on {identity['host']}" if identity else ""
         return f"lost: no heartbeat from its worker{where} for {now - beat:.0f}s"
     return None

@@ -15,7 +15,7 @@ from typing import Any
 from dltool.tuning.progress import TuneObserver
 from dltool.tuning.settings import TuneSettings
 from dltool.tuning.study import trial_rows, write_outputs
-from dltool.tuning.worker import POLL_S, load_study
+from dltool.tuning.worker import POLL_S, load_study, sweep_lost_trials
 
 WORKER_MODULE = "dltool.tuning.worker_process"
 STOPPED_CODES = (0, 128 + signal.SIGINT, 128 + signal.SIGTERM)
@@ -38,7 +38,7 @@ def supervise(settings: TuneSettings, workers: int, observer: TuneObserver, stop
     for index, process in enumerate(processes):
         code = process.returncode
         if code < 0:
-            observer.on_message(f"worker {index} was killed by signal {-code}; its trial was marked FAIL")
+            observer.on_message(f"worker {index} was killed by signal {-code}")
         elif code not in STOPPED_CODES:
             observer.on_message(f"worker {index} exited with code {code}: {_last_line(logs / f'worker-{index}.log')}")
 
@@ -46,7 +46,9 @@ def supervise(settings: TuneSettings, workers: int, observer: TuneObserver, stop
 def _watch(
     settings: TuneSettings, processes: list[subprocess.Popen], observer: TuneObserver, stop: threading.Event
 ) -> None:
-    """Until every worker has exited: show the trials, rewrite the files when a state changes."""
+    """Until every worker has exited: fail the trials of workers that died (the others would
+    only at their next claim, and none may come), show the trials, rewrite the files when a
+    state changes."""
     study = load_study(settings)
     written: Any = None
     signalled = False
@@ -56,6 +58,7 @@ def _watch(
             for process in alive:
                 process.send_signal(signal.SIGINT)
             signalled = True
+        sweep_lost_trials(study, settings, observer)
         rows = trial_rows(study, settings.study_dir)
         observer.on_trials(rows)
         if (states := [(r.number, r.state) for r in rows]) != written:

@@ -211,6 +211,8 @@ def _create_study(settings: TuneSettings) -> Any:
         )
     if "folds" not in study.user_attrs:
         study.set_user_attr("folds", settings.folds)
+    if study.metric_names is None:  # Optuna's name for the value, which optuna-dashboard and its plots show
+        study.set_metric_names([settings.metric])
     return study
 
 

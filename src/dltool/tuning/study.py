@@ -201,13 +201,16 @@ def open_study(study_dir: Path | str, storage: str | None = None) -> Any:
 
 
 def _relative(run_dir: str | None, study_dir: Path) -> str | None:
-    """``run_dir`` relative to the (resolved) study dir when inside it, else as recorded."""
+    """``run_dir`` relative to the (resolved) study dir when inside it, or when the study dir
+    holds it under its name (the dir was moved or copied since: the storage has the old path,
+    which the old place may no longer hold); else as recorded (another machine's study dir)."""
     if run_dir is None:
         return None
+    path = Path(run_dir)
     try:
-        return str(Path(run_dir).relative_to(study_dir))
+        return str(path.relative_to(study_dir))
     except ValueError:
-        return run_dir
+        return path.name if (study_dir / path.name).is_dir() else run_dir
 
 
 def _csv(rows: list[TrialRow], keys: list[str], folds: int) -> str:

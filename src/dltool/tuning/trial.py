@@ -109,7 +109,7 @@ def run_trial(
     """Sample ``trial``'s values, train them into ``study_dir/trial-NNNN`` (with ``folds``, its
     ``fold-1`` … runs), tell Optuna how it went.
 
-    ``on_progress`` is called once the values are chosen and after each epoch.
+    ``on_progress`` is called once the values are chosen and the run dir made, and after each epoch.
     """
     on_progress = on_progress or (lambda: None)
     from optuna.trial import TrialState
@@ -118,9 +118,10 @@ def run_trial(
         with heartbeat(study, trial):
             config = space.apply(base, space.suggest(trial, base, grid))
             trial.set_user_attr("config", config.to_dict())
-            on_progress()
             run = claim_trial_dir(study_dir, trial.number)
+            # Set once every value is chosen: watchers show a trial as started from then on.
             trial.set_user_attr("run_dir", str(run.path.resolve()))
+            on_progress()
             observer = TrialObserver(trial, metric, maximize, config.train.epochs, on_progress)
             if folds:
                 score = _score_folds(trial, config, run.path, folds, observer, stop)

@@ -35,6 +35,7 @@ class TuneResult:
     study_dir: Path
     record: StudyRecord  # study.json as written at the end
     interrupted: bool
+    short: bool = False  # fewer trials count than n_trials: stopped, timed out, or its workers died
 
     @property
     def study(self) -> dict[str, Any]:
@@ -99,9 +100,10 @@ def tune(
                 supervise(settings, workers, observer, stop)
         finally:
             record = write_outputs(study, settings)
+        short = sum(map(counts, study.get_trials(deepcopy=False))) < settings.n_trials
     if parent_run is not None:
         _end_parent_run(parent_run, record, settings.metric, stop.is_set(), observer)
-    return TuneResult(settings.study_dir, record, interrupted=stop.is_set())
+    return TuneResult(settings.study_dir, record, interrupted=stop.is_set(), short=short)
 
 
 def _end_parent_run(run_id: str, record: StudyRecord, metric: str, interrupted: bool, observer: TuneObserver) -> None:

@@ -12,6 +12,7 @@ import json
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
 from typing import Any
 
 from dltool.tuning._optuna import quiet_optuna
@@ -130,8 +131,7 @@ def _claim(
         if deadline is not None and time.monotonic() > deadline:
             observer.on_message(f"--timeout {settings.timeout:g}s reached: no new trials")
             return None
-        for number in sweep_stale_trials(study):
-            observer.on_message(f"trial {number}: its worker is gone; marked FAIL")
+        sweep_lost_trials(study, settings, observer)
         with lock:  # local workers claim one at a time; other machines are caught by _surplus
             trials = study.get_trials(deepcopy=False)
             done = sum(map(counts, trials))
@@ -148,6 +148,28 @@ def _claim(
             said_waiting = True
         stop.wait(POLL_S)
     return None
+
+
+def sweep_lost_trials(study: Any, settings: TuneSettings, observer: TuneObserver) -> None:
+    """Fail the RUNNING trials whose worker is gone, say so, and end their MLflow runs."""
+    for number in sweep_stale_trials(study):
+        observer.on_message(f"trial {number}: its worker is gone; marked FAIL")
+        if "mlflow" in settings.base["train"]["tracking"]:
+            _end_lost_mlflow_run(study.get_trials(deepcopy=False)[number], observer)
+
+
+def _end_lost_mlflow_run(trial: Any, observer: TuneObserver) -> None:
+    """A lost trial's MLflow run would stay RUNNING for ever: nothing else will end it. Its run
+    dir may be on another machine (a heartbeat lost there), where there is nothing to read."""
+    from dltool.engine.mlflow_tracking import end_lost_run
+    from dltool.errors import TrackingError
+    from dltool.rundir import RunDir
+
+    if run_dir := trial.user_attrs.get("run_dir"):
+        try:
+            end_lost_run(RunDir(Path(run_dir)))
+        except TrackingError as error:
+            observer.on_message(f"warning: mlflow: {error}; the study dir keeps every record")
 
 
 def _ask(study: Any, settings: TuneSettings, space: SearchSpace, trials: list[Any]) -> Any | None:

@@ -24,6 +24,7 @@ from dltool.viz.curves import QUANTITIES, Curve, curve_figure, has_quantity
 # Result columns of the table: (column, where in summary.json); then the test scores (``_scores``).
 RESULTS = (
     ("status", ("status",)),
+    ("stop_reason", ("stop_reason",)),  # why: a pruned tune trial's status is "interrupted"
     ("epochs_run", ("epochs_run",)),
     ("best_epoch", ("best", "epoch")),
     ("best_metric", ("best", "metric")),

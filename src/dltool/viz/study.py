@@ -19,8 +19,9 @@ import numpy as np
 
 from dltool.errors import CheckpointError, UsageError
 from dltool.figures.canvas import Plotter, Visualization, inches, pyplot
+from dltool.tuning.space import decode_value
 from dltool.tuning.storage import check_journal, check_sqlite, storage_errors
-from dltool.tuning.study import read_study_json
+from dltool.tuning.study import TrialRow, read_study_json, trial_rows
 from dltool.viz import report
 
 STUDY_FILE = "study.json"
@@ -177,8 +178,6 @@ def _optuna_figure(plot: Callable[..., Any], study: Any, metric: str, size: tupl
 def _study_report(
     study_dir: Path, document: dict[str, Any], study: Any, plotter: Plotter, notes: list[str], metric: str
 ) -> report.Report:
-    import optuna
-
     best = _best_trial(study)
     subtitle = (
         f"{document.get('direction', study.direction.name.lower())} {metric} · {len(study.trials)} trials"
@@ -193,32 +192,48 @@ def _study_report(
             ("study.json", report.key_values(document)),
             (
                 "Best trial (from the storage)",
-                report.key_values({"number": best.number, "value": best.value, "params": best.params}) if best else "",
+                report.key_values({"number": best.number, "value": best.value, "params": _decoded(best.params)})
+                if best
+                else "",
             ),
             ("best.yaml", report.pre(best_yaml.read_text(encoding="utf-8")) if best_yaml.is_file() else ""),
         ),
     )
     page.add("Plots", report.figures(plotter.plots))
     page.add("Not drawn", report.notes(notes))
-    trials = list(study.trials)
-    names = sorted({name for t in trials for name in t.params})
-    if len(trials) > TRIALS_SHOWN:
-        done = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
-        maximise = study.direction == optuna.study.StudyDirection.MAXIMIZE
-        trials = sorted(done, key=lambda t: -t.value if maximise else t.value)[:TRIALS_SHOWN]
-    rows = [
-        [
-            t.number,
-            t.state.name.lower(),
-            t.value,
-            *(t.params.get(n) for n in names),
-            t.duration.total_seconds() if t.duration else None,
-        ]
-        for t in trials
-    ]
-    heading = "Trials" if len(rows) == len(study.trials) else f"Best {len(rows)} of {len(study.trials)} trials"
-    page.add(heading, report.table(["trial", "state", metric, *names, "seconds"], rows))
+    page.add(*_trials_table(study_dir, study, metric, "folds" if document.get("folds") else "epochs"))
     return page
+
+
+def _trials_table(study_dir: Path, study: Any, metric: str, steps: str) -> tuple[str, str]:
+    """The heading and table of the trials as trials.csv lists them: values decoded (a list
+    choice, not Optuna's ``json:`` text), each failed trial's reason; the best ones first
+    beyond ``TRIALS_SHOWN``."""
+    rows = trial_rows(study, study_dir)
+    shown = rows if len(rows) <= TRIALS_SHOWN else _best_rows(rows, study)[:TRIALS_SHOWN]
+    names = sorted({name for row in rows for name in row.params})
+    table = report.table(
+        ["trial", "state", metric, *names, steps, "seconds", "error"],
+        [
+            [row.number, row.state.lower(), row.value if row.state in ("COMPLETE", "PRUNED") else None]
+            + [*(row.params.get(name) for name in names), row.epochs, row.duration_s, row.error]
+            for row in shown
+        ],
+    )
+    return ("Trials" if len(shown) == len(rows) else f"Best {len(shown)} of {len(rows)} trials"), table
+
+
+def _best_rows(rows: list[TrialRow], study: Any) -> list[TrialRow]:
+    import optuna
+
+    sign = -1 if study.direction == optuna.study.StudyDirection.MAXIMIZE else 1
+    return sorted(
+        (r for r in rows if r.state == "COMPLETE" and r.value is not None), key=lambda r: sign * (r.value or 0)
+    )
+
+
+def _decoded(params: dict[str, Any]) -> dict[str, Any]:
+    return {key: decode_value(value) for key, value in params.items()}
 
 
 def _best_trial(study: Any):
