@@ -120,6 +120,7 @@ def test_channels_and_size_on_request(tmp_path: Path) -> None:
     [
         (truncated_png, "truncated or corrupt (image file is truncated)"),
         (lambda p: (p.write_text("not a picture"), p)[1], "not an image"),
+        (lambda p: (p.write_bytes(b""), p)[1], "empty file (0 bytes)"),  # was "not an image"
     ],
 )
 def test_bad_files_raise_with_their_reason(tmp_path: Path, make, reason: str) -> None:

@@ -145,7 +145,7 @@ def _decoding(path: str | Path) -> Iterator[Image.Image]:
     except ImageDecodeError:
         raise
     except UnidentifiedImageError:
-        raise ImageDecodeError(path, "not an image (Pillow cannot identify the format)") from None
+        raise ImageDecodeError(path, _unidentified(path)) from None
     except Image.DecompressionBombError as error:
         raise ImageDecodeError(path, f"refused as a decompression bomb ({_bomb_reason(error)})") from None
     except OSError as error:
@@ -155,6 +155,12 @@ def _decoding(path: str | Path) -> Iterator[Image.Image]:
     except (SyntaxError, ValueError, EOFError, IndexError, KeyError, TypeError, ZeroDivisionError) as error:
         # Pillow's plugins report some malformed files with these.
         raise ImageDecodeError(path, f"corrupt ({type(error).__name__}: {error})") from None
+
+
+def _unidentified(path: str | Path) -> str:
+    """Why Pillow knew no format: an empty file (a copy cut short, a placeholder) says so."""
+    empty = Path(path).stat().st_size == 0
+    return "empty file (0 bytes)" if empty else "not an image (Pillow cannot identify the format)"
 
 
 def _oriented(image: Image.Image, size: Size | SizeFor | None, crop_pct: float | None) -> tuple[int, int]:
