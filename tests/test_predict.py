@@ -241,9 +241,10 @@ def test_stdin_paths_that_are_not_utf8_are_read(run: Path, images: Path, tmp_pat
 
 def test_a_stdin_list_saved_with_a_byte_order_mark_reads_its_first_path(run: Path, images: Path) -> None:
     # Notepad's and PowerShell's UTF-8 starts with EF BB BF: the first photo was "skipped
-    # \ufeffphotos/a.png: cannot read (No such file or directory)", the mark unseen.
+    # \ufeffphotos/a.png: cannot read (No such file or directory)", the mark unseen. A last
+    # line of blanks (an editor's) was "skipped   : cannot read".
     paths = sorted(images.glob("part0/*.png"))[:2]
-    listed = b"\xef\xbb\xbf" + b"".join(os.fsencode(path) + b"\r\n" for path in paths)
+    listed = b"\xef\xbb\xbf" + b"".join(os.fsencode(path) + b"\r\n" for path in paths) + b"  \t\r\n"
     command = dltool_command("predict", run, "-", "--format", "csv")
     piped = subprocess.run(command, input=listed, capture_output=True, env=os.environ)
     assert piped.returncode == 0 and piped.stderr == b"", piped.stderr
