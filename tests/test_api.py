@@ -257,3 +257,19 @@ def test_tune_runs_a_small_study_from_a_mapping(capfd, isolated: Path) -> None:
     best = yaml.safe_load((result.study_dir / "best.yaml").read_text())
     assert best["optimizer"]["lr"] == result.best["params"]["optimizer.lr"]
     assert (result.study_dir / result.best["run_dir"] / "model.safetensors").is_file()
+
+
+def test_a_user_s_mypy_sees_the_api_s_types(isolated: Path) -> None:
+    # Without the PEP 561 marker (py.typed) mypy skipped dltool as untyped: every result was
+    # Any, and --strict refused the import.
+    (isolated / "user.py").write_text("from dltool import train\nrun = train('digits-mlp')\nstatus: int = run.status\n")
+    # The heavy libraries skipped: only dltool's own annotations are in question.
+    skip = "torch.*,torchvision.*,pandas.*,numpy.*,optuna.*,PIL.*,pydantic.*,matplotlib.*"
+    (isolated / "mypy.ini").write_text(f"[mypy]\n[mypy-{skip}]\nfollow_imports = skip\n")
+    checked = subprocess.run(
+        [sys.executable, "-m", "mypy", "--config-file", "mypy.ini", "--cache-dir", "/dev/null", "user.py"],
+        capture_output=True,
+        text=True,
+    )
+    assert "py.typed" not in checked.stdout
+    assert 'expression has type "str", variable has type "int"' in checked.stdout
