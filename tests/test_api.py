@@ -273,3 +273,25 @@ def test_a_user_s_mypy_sees_the_api_s_types(isolated: Path) -> None:
     )
     assert "py.typed" not in checked.stdout
     assert 'expression has type "str", variable has type "int"' in checked.stdout
+
+
+def test_train_leaves_the_caller_s_random_generators_as_they_were(isolated: Path) -> None:
+    # A run seeds Python's, NumPy's and torch's generators with train.seed; they stayed so, and
+    # a script's own draws after dltool.train() were those of seed 0, whatever it had seeded.
+    import random
+
+    import torch
+
+    def draws() -> tuple[float, float, float]:
+        return random.random(), float(np.random.rand()), float(torch.rand(1))
+
+    def seed(value: int) -> None:
+        random.seed(value)
+        np.random.seed(value)
+        torch.manual_seed(value)
+
+    seed(123)
+    expected = draws()
+    seed(123)
+    train("digits-mlp", overrides={"train.epochs": 1, "train.limit_batches": 2, "train.seed": 0})
+    assert draws() == expected
