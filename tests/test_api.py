@@ -205,6 +205,34 @@ def test_predict_labels_images_written_by_the_test(cli, capfd, run: Path, tmp_pa
     assert [r.path for r in single.rows] == [str(folder / "0.png")] and len(single.rows[0].top) == 3
 
 
+def test_predict_takes_images_in_memory_as_their_files_give_them(run: Path, tmp_path: Path) -> None:
+    # predict took paths only: a PIL image, an array or a tensor was a TypeError ("'Image'
+    # object is not iterable", "expected str, bytes or os.PathLike object, not ndarray").
+    import torch
+
+    pixels = np.random.default_rng(0).integers(0, 256, (12, 20, 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(tmp_path / "a.png")
+    alone = predict(run, tmp_path / "a.png").rows[0].top
+    expected = [(label, pytest.approx(p, abs=1e-6)) for label, p in alone]  # a batch adds in another order
+    tensor = torch.from_numpy(pixels).permute(2, 0, 1)  # (C, H, W), as torchvision's
+    given = [Image.open(tmp_path / "a.png"), pixels, pixels / 255, tensor, tensor / 255, np.stack([pixels] * 2)]
+    result = predict(run, given)
+    assert [r.path for r in result.rows] == [f"<image {k}>" for k in range(7)]
+    assert all(r.top == expected for r in result.rows)
+    assert predict(run, torch.stack([tensor] * 2)).table["path"].tolist() == ["<image 0>", "<image 1>"]
+    mixed = predict(run, [pixels, tmp_path / "a.png", pixels[..., 0]])
+    assert [r.path for r in mixed.rows] == ["<image 0>", str(tmp_path / "a.png"), "<image 1>"]
+    for bad, message in [
+        ((tensor - 128.0) / 64, "inputs: image pixels from -2 to 1.98438; expected 0..255 .* not normalised"),
+        (np.stack([pixels[..., 0]] * 2), r"inputs: an image array of shape \(2, 12, 20\); .* images\[..., None\]"),
+        ([None], "inputs: NoneType None: expected an image file, folder or glob pattern"),
+    ]:
+        with pytest.raises(UsageError, match=message):
+            predict(run, bad)
+    with pytest.raises(UsageError, match="save images in memory to files first"):
+        dltool.segment(run, pixels, tmp_path / "masks")
+
+
 def test_predict_refuses_no_inputs_and_counts_the_command_refuses(run: Path, tmp_path: Path) -> None:
     image = tmp_path / "0.png"
     Image.fromarray(np.zeros((8, 8), np.uint8)).save(image)

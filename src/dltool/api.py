@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from dltool.engine.observer import Observer
     from dltool.engine.run import RunResult
     from dltool.evaluation.evaluate import EvalResult
+    from dltool.evaluation.pictures import ImageLike
     from dltool.evaluation.predict import Prediction, Unreadable
     from dltool.evaluation.segment import MaskWritten
     from dltool.export.export import ExportResult
@@ -151,7 +152,7 @@ class Predictions:
 
 def predict(
     run: StrPath,
-    inputs: StrPath | Iterable[StrPath],
+    inputs: ImageLike | Iterable[ImageLike],
     *,
     top_k: int = 3,
     batch_size: int | None = None,
@@ -162,18 +163,22 @@ def predict(
     """Label images with a trained model, as ``dltool predict`` does.
 
     ``run``: a run dir, its weights, a ``.pt`` checkpoint or a ``dltool export`` file (ONNX,
-    TorchScript). ``inputs``: image files, folders (walked recursively, sorted) and glob patterns. A
+    TorchScript). ``inputs``: image files, folders (walked recursively, sorted) and glob patterns,
+    and images in memory: PIL images, NumPy arrays (H, W) or (H, W, C), torch tensors (C, H, W),
+    or batches of them (N first), pixels as loaded (0..255, or floats in 0..1), not normalised;
+    their rows' ``path`` is ``<image K>``, the K-th image in memory (from 0). A
     classifier's row has ``path``, ``label``, ``score`` and ``top``, the ``top_k`` (label,
     probability) pairs; a keypoint model's ``path`` and ``points`` in the image's pixels.
     ``amp``: off (float32), bf16 or fp16, the autocast of a run's model (not an export's).
     ``batch_size``: images per forward pass (None: ``dltool.evaluation.model.default_batch_size``, 32 on a GPU and
     fewer on a CPU for large images). For more images than fit in a list, ``dltool.evaluation.predict.predict`` streams the rows.
     """
+    from dltool.evaluation.pictures import given_inputs
     from dltool.evaluation.predict import Unreadable, prediction_columns
     from dltool.evaluation.predict import predict as predict_images
     from dltool.export.inference import load_inference_model
 
-    names = _names(inputs)
+    names = given_inputs(inputs)
     _at_least(1, top_k=top_k, batch_size=batch_size)
     _at_least(0, workers=workers)
     model = load_inference_model(Path(run), device=device, amp=amp)
@@ -233,11 +238,12 @@ def segment(
     """Segment images with a trained segmentation model, as ``dltool predict --out DIR``
     does: a mask PNG per image in ``out``, at the image's size (class indices in a palette
     PNG); with ``overlay``, colour overlays in ``out/overlays``."""
+    from dltool.evaluation.pictures import given_inputs, only_paths
     from dltool.evaluation.predict import Unreadable
     from dltool.evaluation.segment import segment as segment_images
     from dltool.export.inference import load_inference_model
 
-    names = _names(inputs)
+    names = only_paths(given_inputs(inputs))
     _at_least(1, batch_size=batch_size)
     _at_least(0, workers=workers)
     model = load_inference_model(Path(run), device=device)
@@ -299,15 +305,6 @@ def tune(
 
 def _space(space: StrPath | Mapping[str, Any]) -> Path | Mapping[str, Any]:
     return space if isinstance(space, Mapping) else Path(space)
-
-
-def _names(inputs: StrPath | Iterable[StrPath]) -> list[str]:
-    """The input paths as text; none at all is a usage error, as the command's missing PATH is
-    (an empty list is likelier a filter that matched nothing than a request for no rows)."""
-    names = [os.fspath(inputs)] if isinstance(inputs, (str, os.PathLike)) else [os.fspath(p) for p in inputs]
-    if not names:
-        raise UsageError("inputs: no images given; pass image files, folders or glob patterns")
-    return names
 
 
 def _at_least(low: int, **counts: int | None) -> None:
