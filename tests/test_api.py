@@ -323,3 +323,31 @@ def test_train_leaves_the_caller_s_random_generators_as_they_were(isolated: Path
     seed(123)
     train("digits-mlp", overrides={"train.epochs": 1, "train.limit_batches": 2, "train.seed": 0})
     assert draws() == expected
+
+
+def test_stats_summary_and_visualize_from_python_return_what_the_commands_show(cli, capfd, run: Path) -> None:
+    # There was no Python stats, summary or visualize; dltool.viz.visualize("runs/x") read the
+    # run's name as a list of one-letter targets ("r: not a run dir"), and its errors named flags.
+    from dltool import stats_of, summary, visualize
+
+    drawn = visualize(run, out="plots")
+    assert drawn.written[-1] == Path("plots/report.html") and drawn.written[-1].is_file()
+    assert Path("svg/confusion.svg") in visualize([str(run)], out="svg", image_format="svg").written
+    assert summary(str(run), depth=1).to_dict() == json.loads(cli("summary", run, "--depth", 1, "--json").stdout)
+    assert stats_of(run) == json.loads(cli("stats", run, "--json").stdout)
+    assert stats_of("digits", split="val")["splits"]["val"]["n"] == 143
+    capfd.readouterr()
+    exported = export_model(run).path
+    for call, message in [
+        (lambda: visualize(run, root="x"), "root=... does not apply to a run"),
+        (lambda: visualize(run, feature_maps="1"), "feature_maps and image go together"),
+        (lambda: visualize(run, feature_maps="x", image="a.png"), "image='a.png': no such file"),
+        (lambda: visualize(run, augmentations=True, split="val"), "split=... does not apply to augmentations=True"),
+        (lambda: visualize(run, image_format="gif"), "image_format='gif': expected one of png, svg, pdf"),
+        (lambda: summary(exported), r"exported model; .*: dltool.summary\('.*model.safetensors'\), the weights"),
+        (lambda: summary(run, depth=0), "depth=0: expected a whole number from 1 to 10"),
+    ]:
+        with pytest.raises(UsageError, match=message) as error:
+            call()
+        assert "--" not in str(error.value)
+    assert capfd.readouterr() == ("", "")
