@@ -351,3 +351,20 @@ def test_stats_summary_and_visualize_from_python_return_what_the_commands_show(c
             call()
         assert "--" not in str(error.value)
     assert capfd.readouterr() == ("", "")
+
+
+def test_train_takes_a_config_loaded_and_changed_in_python(isolated: Path) -> None:
+    # A Config from load_config was a TypeError ("expected str, bytes or os.PathLike object,
+    # not Config"): a script that loaded, checked and changed one had to write it to YAML first.
+    from dltool.config import load_config
+
+    config = load_config("digits-mlp", flags={"train.epochs": 1, "train.limit_batches": 2})
+    wider = config.model_copy(update={"model": config.model.model_copy(update={"width": 32})})
+    result = train(wider, overrides={"train.seed": 7})
+    assert result.run_dir == Path("runs/config-1") and result.status == "completed"
+    written = yaml.safe_load((result.run_dir / "config.yaml").read_text())
+    assert written["model"] == wider.to_dict()["model"] and written["model"]["width"] == 32
+    assert written["train"] == {**wider.to_dict()["train"], "seed": 7}
+    assert load_config(wider).to_dict() == wider.to_dict()
+    with pytest.raises(ConfigError, match="train.epochs"):
+        train(config, overrides={"train.epochs": 0})

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 
     import pandas as pd
 
+    from dltool.config import Config
     from dltool.engine.observer import Observer
     from dltool.engine.run import RunResult
     from dltool.evaluation.evaluate import EvalResult
@@ -37,7 +38,7 @@ StrPath = str | os.PathLike[str]
 
 
 def train(
-    recipe: StrPath,
+    recipe: StrPath | Config,
     *,
     overrides: Mapping[str, Any] | None = None,
     name: str | None = None,
@@ -48,19 +49,21 @@ def train(
     """Train a new run, as ``dltool train`` does; the result's ``run_dir`` holds its files.
 
     ``recipe``: a recipe name (``dltool list recipes``), a YAML file or a run dir to start
-    from. ``overrides`` maps dotted config keys to values, above the recipe — what the
+    from, or a ``dltool.config.Config`` (``load_config``'s; its runs are ``config-<n>``, as a
+    config.yaml's are). ``overrides`` maps dotted config keys to values, above the recipe — what the
     command's flags and ``--set`` do: ``{"train.epochs": 5, "optimizer.lr": 3e-3}``. The run
     dir is ``runs_dir/name``, by default ``runs_dir/<recipe>-<n>``. ``observer`` (a
     ``dltool.engine.observer.Observer``) sees each step and epoch; setting ``stop`` ends
     training after the current step with a resumable checkpoint (status ``interrupted``).
     The result's ``metrics`` is ``metrics.jsonl`` as a pandas DataFrame, one row per epoch.
     """
-    from dltool.config import load_config, resolve_source
+    from dltool.config import Config, load_config, resolve_source
     from dltool.engine import start_run
 
-    ref = os.fspath(recipe)
+    ref = recipe if isinstance(recipe, Config) else os.fspath(recipe)
     config = load_config(ref, flags=overrides)
-    return start_run(config, resolve_source(ref).name, runs_dir=Path(runs_dir), name=name, observer=observer, stop=stop)
+    source = "config" if isinstance(ref, Config) else resolve_source(ref).name
+    return start_run(config, source, runs_dir=Path(runs_dir), name=name, observer=observer, stop=stop)
 
 
 def resume(
