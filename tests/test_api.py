@@ -368,3 +368,15 @@ def test_train_takes_a_config_loaded_and_changed_in_python(isolated: Path) -> No
     assert load_config(wider).to_dict() == wider.to_dict()
     with pytest.raises(ConfigError, match="train.epochs"):
         train(config, overrides={"train.epochs": 0})
+
+
+def test_overrides_that_are_no_mapping_of_dotted_keys_are_a_usage_error(isolated: Path) -> None:
+    # A list of --set strings was an AttributeError ("'list' object has no attribute 'items'"),
+    # a key that is no text another ("'int' object has no attribute 'split'").
+    expected = r"overrides .*: expected a mapping of dotted config keys to values"
+    for overrides in (["train.epochs=1"], {1: 2}):
+        with pytest.raises(UsageError, match=expected):
+            train("digits-mlp", overrides=overrides)
+        with pytest.raises(UsageError, match=expected):
+            tune("digits-mlp", space={"optimizer.lr": [0.1]}, overrides=overrides)
+    assert not Path("runs").exists()

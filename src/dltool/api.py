@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from dltool.errors import UsageError
+from dltool.errors import UsageError, quote
 from dltool.export.int8 import CALIBRATION_IMAGES, MAX_DROP
 
 if TYPE_CHECKING:
@@ -61,7 +61,7 @@ def train(
     from dltool.engine import start_run
 
     ref = recipe if isinstance(recipe, Config) else os.fspath(recipe)
-    config = load_config(ref, flags=overrides)
+    config = load_config(ref, flags=_overrides(overrides))
     source = "config" if isinstance(ref, Config) else resolve_source(ref).name
     return start_run(config, source, runs_dir=Path(runs_dir), name=name, observer=observer, stop=stop)
 
@@ -302,8 +302,17 @@ def tune(
         restart=restart_study,
         folds=folds,
     )
-    settings = prepare_study(os.fspath(recipe), _space(space), options, flags=overrides)
+    settings = prepare_study(os.fspath(recipe), _space(space), options, flags=_overrides(overrides))
     return run_study(settings, workers=workers, observer=observer, stop=stop)
+
+
+def _overrides(overrides: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
+    """``overrides`` if a mapping of dotted keys (a list of ``key=value`` strings, the command's
+    ``--set``, met ``.items()`` as an AttributeError)."""
+    if overrides is not None and (not isinstance(overrides, Mapping) or not all(isinstance(k, str) for k in overrides)):
+        example = "{'train.epochs': 5, 'optimizer.lr': 0.003}"
+        raise UsageError(f"overrides {quote(overrides)}: expected a mapping of dotted config keys to values, {example}")
+    return overrides
 
 
 def _space(space: StrPath | Mapping[str, Any]) -> Path | Mapping[str, Any]:
