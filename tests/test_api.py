@@ -290,7 +290,9 @@ def test_tune_runs_a_small_study_from_a_mapping(capfd, isolated: Path) -> None:
 def test_a_user_s_mypy_sees_the_api_s_types(isolated: Path) -> None:
     # Without the PEP 561 marker (py.typed) mypy skipped dltool as untyped: every result was
     # Any, and --strict refused the import.
-    (isolated / "user.py").write_text("from dltool import train\nrun = train('digits-mlp')\nstatus: int = run.status\n")
+    (isolated / "user.py").write_text(
+        "from dltool import evaluate, train\nrun = train('digits-mlp')\nstatus: int = run.status\nevaluate(run)\n"
+    )
     # The heavy libraries skipped: only dltool's own annotations are in question.
     skip = "torch.*,torchvision.*,pandas.*,numpy.*,optuna.*,PIL.*,pydantic.*,matplotlib.*"
     (isolated / "mypy.ini").write_text(f"[mypy]\n[mypy-{skip}]\nfollow_imports = skip\n")
@@ -301,6 +303,7 @@ def test_a_user_s_mypy_sees_the_api_s_types(isolated: Path) -> None:
     )
     assert "py.typed" not in checked.stdout
     assert 'expression has type "str", variable has type "int"' in checked.stdout
+    assert "Found 1 error" in checked.stdout  # evaluate(run): a result is a run, typed as such
 
 
 def test_train_leaves_the_caller_s_random_generators_as_they_were(isolated: Path) -> None:
@@ -380,3 +383,13 @@ def test_overrides_that_are_no_mapping_of_dotted_keys_are_a_usage_error(isolated
         with pytest.raises(UsageError, match=expected):
             tune("digits-mlp", space={"optimizer.lr": [0.1]}, overrides=overrides)
     assert not Path("runs").exists()
+
+
+def test_a_run_s_result_is_a_run_for_evaluate_predict_export_and_resume(isolated: Path) -> None:
+    # The README's evaluate(run.run_dir) failed a user's mypy (run_dir is Path | None: None on
+    # torchrun's other ranks); the result itself is now taken where a run is.
+    result = train("digits-mlp", overrides={"train.epochs": 1, "train.limit_batches": 2})
+    assert evaluate(result).path == result.run_dir / "eval-test.json"
+    assert predict(result, np.zeros((8, 8), np.uint8)).rows[0].path == "<image 0>"
+    assert export_model(result).path == result.run_dir / "export" / "model.onnx"
+    assert resume(result, epochs=2).summary["epochs_run"] == 2

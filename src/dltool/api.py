@@ -1,4 +1,5 @@
 """dltool from Python: ``train``, ``evaluate``, ``predict``, ``export_model`` and ``tune``, returning results.
+Where they take a run, ``train``'s result will do: ``evaluate(train("digits-mlp"))``.
 
 Each function does what its command does — the same config layers, run dir names and files
 written — through the same library calls, raises a ``dltool.errors.DltoolError`` subclass on
@@ -67,7 +68,7 @@ def train(
 
 
 def resume(
-    run: StrPath,
+    run: StrPath | RunResult,
     *,
     epochs: int | None = None,
     device: str | None = None,
@@ -91,14 +92,14 @@ def resume(
         "train.tensorboard": tensorboard,
     }
     overrides = {key: value for key, value in given.items() if value is not None}
-    return resume_run(open_run_dir(Path(run)), overrides=overrides, observer=observer, stop=stop)
+    return resume_run(open_run_dir(_run_path(run)), overrides=overrides, observer=observer, stop=stop)
 
 
 # The keywords mirror evaluation.evaluate.evaluate_run's, which export.evaluate.evaluate_model
 # passes on (typed for callers: StrPath, Literal): a parallel on purpose, the API being a typed
 # face of the same call.
 def evaluate(
-    run: StrPath,
+    run: StrPath | RunResult,
     *,
     split: str = "test",
     data: StrPath | None = None,
@@ -123,7 +124,7 @@ def evaluate(
 
     _at_least(1, batch_size=batch_size)
     return evaluate_model(
-        Path(run),
+        _run_path(run),
         split=split,
         data=_text(data),
         root=_text(root),
@@ -154,7 +155,7 @@ class Predictions:
 
 
 def predict(
-    run: StrPath,
+    run: StrPath | RunResult,
     inputs: ImageLike | Iterable[ImageLike],
     *,
     top_k: int = 3,
@@ -184,7 +185,7 @@ def predict(
     names = given_inputs(inputs)
     _at_least(1, top_k=top_k, batch_size=batch_size)
     _at_least(0, workers=workers)
-    model = load_inference_model(Path(run), device=device, amp=amp)
+    model = load_inference_model(_run_path(run), device=device, amp=amp)
     rows: list[Prediction] = []
     unreadable: list[Unreadable] = []
     for row in predict_images(model, names, top_k=top_k, batch_size=batch_size, workers=workers):
@@ -196,7 +197,7 @@ def predict(
 
 
 def export_model(
-    run: StrPath,
+    run: StrPath | RunResult,
     *,
     to: str = "onnx",
     output: StrPath | None = None,
@@ -216,7 +217,7 @@ def export_model(
 
     quantized = Int8(calibration, max_drop) if int8 else None
     target = None if output is None else Path(output)
-    return export_trained(load_trained(Path(run)), to, target, opset=opset, force=force, int8=quantized)
+    return export_trained(load_trained(_run_path(run)), to, target, opset=opset, force=force, int8=quantized)
 
 
 @dataclass(frozen=True)
@@ -229,7 +230,7 @@ class Masks:
 
 
 def segment(
-    run: StrPath,
+    run: StrPath | RunResult,
     inputs: StrPath | Iterable[StrPath],
     out: StrPath,
     *,
@@ -249,7 +250,7 @@ def segment(
     names = only_paths(given_inputs(inputs))
     _at_least(1, batch_size=batch_size)
     _at_least(0, workers=workers)
-    model = load_inference_model(Path(run), device=device)
+    model = load_inference_model(_run_path(run), device=device)
     rows = list(segment_images(model, names, Path(out), overlay=overlay, batch_size=batch_size, workers=workers))
     return Masks([r for r in rows if not isinstance(r, Unreadable)], [r for r in rows if isinstance(r, Unreadable)])
 
@@ -313,6 +314,17 @@ def _overrides(overrides: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
         example = "{'train.epochs': 5, 'optimizer.lr': 0.003}"
         raise UsageError(f"overrides {quote(overrides)}: expected a mapping of dotted config keys to values, {example}")
     return overrides
+
+
+def _run_path(run: StrPath | RunResult) -> Path:
+    """A run's path, or the run dir of what ``train`` or ``resume`` returned."""
+    if not isinstance(run, (str, os.PathLike)):
+        return run.run_dir or _no_run_dir()
+    return Path(run)
+
+
+def _no_run_dir() -> Path:
+    raise UsageError("run: this process wrote no run dir (a torchrun rank other than 0): rank 0's result has it")
 
 
 def _space(space: StrPath | Mapping[str, Any]) -> Path | Mapping[str, Any]:
