@@ -348,7 +348,8 @@ def test_stats_summary_and_visualize_from_python_return_what_the_commands_show(c
         (lambda: visualize(run, augmentations=True, split="val"), "split=... does not apply to augmentations=True"),
         (lambda: visualize(run, image_format="gif"), "image_format='gif': expected one of png, svg, pdf"),
         (lambda: summary(exported), r"exported model; .*: dltool.summary\('.*model.safetensors'\), the weights"),
-        (lambda: summary(run, depth=0), "depth=0: expected a whole number from 1 to 10"),
+        (lambda: summary(run, depth=0), "depth 0: expected a whole number of at least 1"),
+        (lambda: visualize(run, batch_size=-2), "batch_size -2: expected a whole number of at least 1"),
     ]:
         with pytest.raises(UsageError, match=message) as error:
             call()

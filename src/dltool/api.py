@@ -122,7 +122,7 @@ def evaluate(
     """
     from dltool.export.evaluate import evaluate_model
 
-    _at_least(1, batch_size=batch_size)
+    at_least(1, batch_size=batch_size)
     return evaluate_model(
         _run_path(run),
         split=split,
@@ -183,8 +183,8 @@ def predict(
     from dltool.export.inference import load_inference_model
 
     names = given_inputs(inputs)
-    _at_least(1, top_k=top_k, batch_size=batch_size)
-    _at_least(0, workers=workers)
+    at_least(1, top_k=top_k, batch_size=batch_size)
+    at_least(0, workers=workers)
     model = load_inference_model(_run_path(run), device=device, amp=amp)
     rows: list[Prediction] = []
     unreadable: list[Unreadable] = []
@@ -248,8 +248,8 @@ def segment(
     from dltool.export.inference import load_inference_model
 
     names = only_paths(given_inputs(inputs))
-    _at_least(1, batch_size=batch_size)
-    _at_least(0, workers=workers)
+    at_least(1, batch_size=batch_size)
+    at_least(0, workers=workers)
     model = load_inference_model(_run_path(run), device=device)
     rows = list(segment_images(model, names, Path(out), overlay=overlay, batch_size=batch_size, workers=workers))
     return Masks([r for r in rows if not isinstance(r, Unreadable)], [r for r in rows if isinstance(r, Unreadable)])
@@ -331,7 +331,7 @@ def _space(space: StrPath | Mapping[str, Any]) -> Path | Mapping[str, Any]:
     return space if isinstance(space, Mapping) else Path(space)
 
 
-def _at_least(low: int, **counts: int | None) -> None:
+def at_least(low: int, **counts: int | None) -> None:
     """Each of ``counts`` (None: the default) a whole number of at least ``low``, as the command's options are."""
     for name, value in counts.items():
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < low):

@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from dltool.api import at_least
 from dltool.errors import DltoolError, UsageError, option
 
 if TYPE_CHECKING:
@@ -43,8 +44,7 @@ def summary(target: StrPath, *, depth: int = 3) -> ModelSummary:
     document."""
     from dltool.evaluation.summary import summarize_target
 
-    if isinstance(depth, bool) or not isinstance(depth, int) or not 1 <= depth <= 10:
-        raise UsageError(f"{option('depth', depth)}: expected a whole number from 1 to 10")
+    at_least(1, depth=depth)
     refuse_export(Path(target))
     return summarize_target(os.fspath(target), depth=depth)
 
@@ -95,6 +95,7 @@ def visualize(
     ``written`` (``report.html`` last) and ``notes`` on what could not be drawn."""
     from dltool.viz import visualize as draw
 
+    at_least(1, batch_size=batch_size)
     return draw(
         [os.fspath(targets)] if isinstance(targets, (str, os.PathLike)) else [os.fspath(t) for t in targets],
         out=None if out is None else Path(out),
