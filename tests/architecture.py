@@ -24,6 +24,7 @@ LAYERS: list[tuple[str, set[str]]] = [
             "_version",
             "params",
             "_io",
+            "_yaml",
             "_safetensors",
             "_registry",
             "_signals",

@@ -98,7 +98,8 @@ def make_autoencoder_run(
     """
     import torch
 
-    from dltool._io import atomic_write_text, dump_yaml
+    from dltool._io import atomic_write_text
+    from dltool._yaml import dump_yaml
     from dltool.config import validate_config
     from dltool.engine.checkpoint import save_weights
     from dltool.models.build import build_model
@@ -205,6 +206,23 @@ def small_fs(tmp_path: Path):
         yield mount
     finally:
         subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+@pytest.fixture
+def as_user(tmp_path: Path) -> list[str]:
+    """A command prefix under which permission bits bite: none for a user who is not root;
+    for root (CI), setpriv dropping the capabilities that override them, or a skip."""
+    import shutil
+
+    if os.geteuid() != 0:
+        return []
+    prefix = ["setpriv", "--bounding-set=-dac_override,-dac_read_search", "--inh-caps=-dac_override,-dac_read_search"]
+    shut = tmp_path / "as-user-probe"
+    shut.mkdir(mode=0o555)
+    dropped = shutil.which("setpriv") and subprocess.run([*prefix, "touch", shut / "x"], capture_output=True).returncode
+    if not dropped:
+        pytest.skip("cannot drop root's permission override (no setpriv, or it is not allowed)")
+    return prefix
 
 
 @pytest.fixture

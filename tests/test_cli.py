@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from conftest import run_dltool
 from dltool import __version__
 from dltool.catalog import KINDS
 from dltool.cli import app
@@ -65,6 +67,22 @@ def test_the_command_list_shows_each_first_paragraph_unbroken() -> None:
     for command in app.registered_commands:
         first = " ".join((command.callback.__doc__ or "").split("\n\n")[0].split())
         assert first in " ".join(rows[command.name].split()), command.name
+
+
+def test_no_option_help_loses_brackets_to_markup() -> None:
+    # typer renders help through rich, which took tune --dashboard's 'dltool[dashboard]' for a
+    # style tag and showed "pip install 'dltool'".
+    import typer.main
+
+    for name, command in typer.main.get_command(app).commands.items():  # type: ignore[attr-defined]
+        wide = subprocess.run(
+            [sys.executable, "-m", "dltool", name, "--help"],
+            capture_output=True,
+            text=True,
+            env=os.environ | {"COLUMNS": "1000"},
+        )
+        bracketed = [b.replace("\\", "") for o in command.params for b in re.findall(r"\w+\\?\[\w+\]", o.help or "")]
+        assert [b for b in bracketed if b not in wide.stdout] == [], name
 
 
 def test_only_switches_that_override_a_config_key_have_a_no_form() -> None:
@@ -130,6 +148,38 @@ def test_an_image_folder_given_as_the_recipe_says_to_use_dataset(cli, tmp_path: 
 def test_an_option_below_its_minimum_is_a_usage_error(cli, args: list[str], option: str) -> None:
     result = cli(*args, code=2)
     assert f"Invalid value for '{option}'" in result.stderr and "internal error" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "usage", "error"),
+    [
+        (["train", "--bogus"], "dltool train [OPTIONS] [recipe]", "No such option: --bogus"),
+        (["predict"], "dltool predict [OPTIONS] {target} {paths}...", "Missing argument 'target'."),
+        (["--bogus"], "dltool [OPTIONS] COMMAND [ARGS]...", "No such option: --bogus"),
+        (["tarin"], "dltool [OPTIONS] COMMAND [ARGS]...", "No such command 'tarin'. Did you mean 'train'?"),
+    ],
+)
+def test_a_usage_error_in_a_pipe_is_plain_lines(args: list[str], usage: str, error: str) -> None:
+    """typer drew click's own usage errors in a box of rich panel lines, in CI logs too."""
+    result = run_dltool(*args, check=False)
+    assert result.returncode == 2 and result.stdout == ""
+    command = usage.split(" [")[0]
+    assert result.stderr == f"Usage: {usage}\nTry '{command} -h' for help.\nerror: {error}\n"
+
+
+@pytest.mark.parametrize(
+    ("args", "hint"),
+    [
+        (["model.depth=3", "epochs=5"], "dltool takes them as options: --set model.depth=3 --epochs 5"),  # Ultralytics
+        (["--model.depth", "3"], "config keys are set with --set: --set model.depth=VALUE"),  # Lightning CLI
+        (["--config", "my.yaml"], "a config file is given as the recipe: dltool COMMAND FILE.yaml"),  # timm
+    ],
+)
+def test_other_tools_ways_of_setting_config_keys_are_answered_with_dltools(cli, args: list[str], hint: str) -> None:
+    """`dltool train digits-mlp epochs=5` said only "Got unexpected extra argument(s)"."""
+    for command in (["train"], ["tune", "--space", "space.yaml"]):
+        line = cli(*command, "digits-mlp", *args, code=2).stderr.splitlines()[-1]
+        assert line.endswith(f"; {hint}") and "Possible options" not in line
 
 
 def test_a_missing_path_on_the_command_line_is_a_usage_error_naming_a_similar_one(cli, tmp_path: Path) -> None:

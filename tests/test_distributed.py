@@ -20,6 +20,7 @@ from dltool.engine import train
 from dltool.engine.checkpoint import load_checkpoint
 from dltool.rundir import create_run_dir
 from events import events, logs_every_epoch
+from fakedata import split_photos
 
 
 def test_torchrun_two_processes_train_one_run(tmp_path: Path) -> None:
@@ -128,11 +129,13 @@ def test_ranks_vote_on_stopping_every_fifth_of_a_second_and_stop_at_the_same_ste
     steps = every_step["steps"]
     assert steps == fewest["steps"] and min(steps) > 10
     # A vote at every step, or one an epoch (three in the first, which times a step), beside
-    # the epoch's own reductions: its train and val scores, the divergence check and the
-    # observer's stop (counted with the next epoch, as it comes after ``on_epoch``).
+    # the epoch's own reductions: its train and val scores, the divergence check, the
+    # observer's stop (counted with the next epoch, as it comes after ``on_epoch``) and
+    # validation's stop votes (the fewest batches a rank has, then a vote on each of its 3
+    # batches: the first three of a pass time a batch, whatever the interval).
     votes = [a - b for a, b in zip(every_step["reductions"], fewest["reductions"], strict=True)]
     assert votes == [steps[0] - 3, steps[1] - 1, steps[2] - 1]
-    assert fewest["reductions"] == [3 + 3, 1 + 3 + 1, 1 + 3 + 1]
+    assert fewest["reductions"] == [3 + 3 + 4, 1 + 3 + 1 + 4, 1 + 3 + 1 + 4]
 
 
 def torchrun(*args: object) -> list[str]:
@@ -193,3 +196,31 @@ def test_a_mid_epoch_checkpoint_resumes_only_with_its_own_number_of_processes(tm
     )
     assert extended.returncode == 0, extended.stderr
     assert json.loads((finished.run_dir / "summary.json").read_text())["epochs_run"] == 3
+
+
+@pytest.mark.slow
+def test_a_ctrl_c_in_the_test_pass_under_torchrun_stops_every_rank_at_one_batch(tmp_path: Path) -> None:
+    """Under torchrun validation and the closing test pass ran to their end whatever the
+    signal (a ResNet-56 on 400 photos: seconds), and the run then called itself completed."""
+    photos = split_photos(tmp_path / "photos")
+    args = ["train", "cifar10-resnet", "--dataset", photos, "--epochs", 1, "--batch-size", 4, "--set", "model.depth=56"]
+    process = subprocess.Popen(
+        torchrun(*args, "--device", "cpu", "-q", "--runs-dir", tmp_path, "--name", "run"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    run = tmp_path / "run"
+    while not (run / "metrics.jsonl").is_file() or not (run / "metrics.jsonl").read_text():  # its only epoch
+        assert process.poll() is None, process.communicate()
+        time.sleep(0.005)
+    last = (run / "checkpoints" / "last.pt").read_bytes()
+    process.send_signal(signal.SIGINT)  # the test pass began as the epoch's line was written
+    stdout, stderr = process.communicate(timeout=120)
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["status"] == "interrupted" and summary.get("test") is None, stderr
+    assert (run / "checkpoints" / "last.pt").read_bytes() == last and stdout.strip() == str(run)
+    resumed = subprocess.run(torchrun("train", "--resume", run, "-q"), capture_output=True, text=True, timeout=240)
+    assert resumed.returncode == 0, resumed.stderr
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["status"] == "completed" and summary["test"]["n"] == 400 and summary["world_size"] == 2

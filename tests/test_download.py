@@ -318,6 +318,66 @@ def test_a_missing_dataset_names_the_download_command(tmp_path: Path) -> None:
     assert f"dltool download cifar100 --root {tmp_path}" in str(error.value) and "--mirror" in str(error.value)
 
 
+def test_train_downloads_a_missing_dataset_first(cli, server, monkeypatch, tmp_path: Path) -> None:
+    dataset = fake_idx("mnist")
+    serve(server, dataset, monkeypatch)
+    monkeypatch.setenv("DLTOOL_OFFLINE", "0")
+    monkeypatch.setenv("DLTOOL_MIRROR", server.url)
+    root = tmp_path / "data"
+    result = cli("train", "mnist-lenet", "--root", root, "--epochs", 1, "--runs-dir", tmp_path / "runs")
+    assert f"mnist is not in {root} yet: downloading it (12 MB)" in result.stderr and "verified" in result.stderr
+    run = Path(result.stdout.strip())  # stdout: the run dir alone
+    assert run.parent == tmp_path / "runs" and json.loads((run / "summary.json").read_text())["test"]["n"] == 10
+    requests = len(server.requests)
+    cli("train", "mnist-lenet", "--root", root, "--epochs", 1, "--runs-dir", tmp_path / "runs", "--dry-run")
+    assert len(server.requests) == requests  # there now: nothing fetched again
+
+
+def test_tune_downloads_a_missing_dataset_before_its_trials(cli, server, monkeypatch, tmp_path: Path) -> None:
+    serve(server, fake_idx("mnist"), monkeypatch)
+    monkeypatch.setenv("DLTOOL_OFFLINE", "0")
+    monkeypatch.setenv("DLTOOL_MIRROR", server.url)
+    space = tmp_path / "space.yaml"
+    space.write_text("optimizer.lr: {type: float, low: 1.0e-4, high: 1.0e-2, log: true}\n")
+    root = tmp_path / "data"
+    result = cli("tune", "mnist-lenet", "--space", space, "--trials", 1, "--root", root, "--dry-run")
+    assert f"mnist is not in {root} yet: downloading it" in result.stderr and "a sample trial" in result.stderr
+
+
+def test_stats_and_visualize_of_a_missing_dataset_download_it_first(cli, server, monkeypatch, tmp_path: Path) -> None:
+    serve(server, fake_idx("mnist"), monkeypatch)
+    monkeypatch.setenv("DLTOOL_OFFLINE", "0")
+    monkeypatch.setenv("DLTOOL_MIRROR", server.url)
+    monkeypatch.setenv("DLTOOL_DATA", str(tmp_path / "data"))
+    report = cli("stats", "mnist", "--json")
+    assert "mnist is not in" in report.stderr and json.loads(report.stdout)["splits"]["test"]["n"] == 10
+    requests = len(server.requests)
+    root = tmp_path / "other"
+    drawn = cli("visualize", "mnist", "--root", root, "--out", tmp_path / "plots")
+    assert f"mnist is not in {root} yet: downloading it" in drawn.stderr and len(server.requests) > requests
+    assert Path(drawn.stdout.splitlines()[0]).is_file()
+
+
+def test_the_python_api_downloads_a_missing_dataset_too(server, monkeypatch, tmp_path: Path) -> None:
+    import dltool
+
+    serve(server, fake_idx("mnist"), monkeypatch)
+    monkeypatch.setenv("DLTOOL_OFFLINE", "0")
+    monkeypatch.setenv("DLTOOL_MIRROR", server.url)
+    overrides = {"data.root": str(tmp_path / "data"), "train.epochs": 1}
+    result = dltool.train("mnist-lenet", overrides=overrides, runs_dir=tmp_path / "runs")
+    assert result.status == "completed" and (tmp_path / "data" / "mnist" / "train-images-idx3-ubyte").is_file()
+
+
+def test_train_that_cannot_download_says_how_and_makes_no_run_dir(cli, monkeypatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("DLTOOL_OFFLINE", "0")
+    monkeypatch.setenv("DLTOOL_MIRROR", "http://127.0.0.1:9/")  # the discard port: nobody listens
+    root = tmp_path / "data"
+    result = cli("train", "digits-mlp", "--dataset", "kmnist", "--root", root, "--runs-dir", tmp_path / "runs", code=1)
+    assert "cannot connect" in result.stderr and f"dltool download kmnist --root {root} --mirror URL" in result.stderr
+    assert not (tmp_path / "runs").exists() and not result.stdout
+
+
 def test_training_on_a_dataset_not_downloaded_says_how_and_makes_no_run_dir(cli, tmp_path: Path) -> None:
     result = cli(
         "train",
@@ -331,6 +391,7 @@ def test_training_on_a_dataset_not_downloaded_says_how_and_makes_no_run_dir(cli,
         code=1,
     )
     assert f"dltool download kmnist --root {tmp_path / 'data'}" in result.stderr
+    assert "$DLTOOL_OFFLINE is set" in result.stderr  # the tests' setting: why it was not fetched
     assert not (tmp_path / "runs").exists()
 
 

@@ -46,3 +46,15 @@ def test_a_mistyped_switch_is_a_usage_error_naming_it_and_the_spellings(
     assert result.returncode == 2, result.stderr
     assert f"${variable}: 'banana' is not one of 1, true, yes, on or 0, false, no, off" in result.stderr
     assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize("variable", ["DLTOOL_DEBUG", "DLTOOL_OFFLINE", "HF_HUB_OFFLINE", "DLTOOL_REUSE_HEAP"])
+def test_every_command_refuses_a_mistyped_switch_whichever_it_reads(tmp_path: Path, variable: str) -> None:
+    """$DLTOOL_OFFLINE=banana was refused only by a command that came to a zoo download (and
+    $DLTOOL_REUSE_HEAP only by training): `dltool list` or `stats` went on without a word."""
+    result = _dltool(tmp_path, {"DLTOOL_OFFLINE": "", "HF_HUB_OFFLINE": "", variable: "banana"}, "list", "losses")
+    assert result.returncode == 2 and result.stdout == ""
+    assert (
+        result.stderr
+        == f"error: ${variable}: 'banana' is not one of 1, true, yes, on or 0, false, no, off (empty: unset)\n"
+    )

@@ -401,6 +401,32 @@ def test_eval_data_of_a_class_subset_run_leaves_out_the_other_classes_and_says_s
     assert f"note: {tmp_path / 'other'}: {note}" in result.stderr
 
 
+def test_eval_data_matches_classes_however_unicode_composes_their_names(cli, tmp_path: Path) -> None:
+    # A folder copied through a Mac names "Äpfel" decomposed (A, U+0308): "classes the model
+    # does not know: Äpfel (the model knows: Birnen, Äpfel)"; decomposed, it also sorts first.
+    import unicodedata
+
+    from PIL import Image
+
+    def folder(root: Path, form: str) -> Path:
+        for label, green in (("Birnen", 200), ("Äpfel", 0)):
+            (root / unicodedata.normalize(form, label)).mkdir(parents=True)
+            for i in range(6):
+                Image.new("RGB", (12, 12), (40 * i, green, 9)).save(
+                    root / unicodedata.normalize(form, label) / f"{i}.png"
+                )
+        return root
+
+    sets = [f"data.name={folder(tmp_path / 'typed', 'NFC')}", "train.epochs=2", "data.test_fraction=0.3"]
+    run = train(load_config("digits-mlp", sets), create_run_dir(tmp_path / "runs", "fruit")).run_dir
+    scores = [
+        json.loads(cli("eval", run, "--data", folder(tmp_path / f"{form}-copy", form), "--json").stdout)
+        for form in ("NFC", "NFD")
+    ]
+    assert scores[0]["per_class"] == scores[1]["per_class"] and scores[0]["n"] == scores[1]["n"] == 12
+    assert list(scores[1]["per_class"]) == ["Birnen", "Äpfel"]  # the run's names, in its order
+
+
 @pytest.mark.parametrize(
     ("split_by", "why"),
     [("shuffle", "may hold images the model trained on"), ("name", "so no file moved between splits")],

@@ -222,6 +222,18 @@ def test_split_folders_and_the_classes_they_share(tmp_path: Path) -> None:
         load_folder(root)
 
 
+def test_a_split_folder_copied_through_a_mac_keeps_its_classes(tmp_path: Path) -> None:
+    # val/ spelled "Bären" decomposed (a, U+0308), as macOS and its zips do, train/ as typed:
+    # "class 'Bären' of the val split is not a class of train (classes: Bären, cat)".
+    root = tmp_path / "split"
+    for split, bear in (("train", "Bären"), ("val", "Ba\u0308ren"), ("test", "Ba\u0308ren")):
+        class_folder(root / split, bear, 3, seed=len(split))
+        class_folder(root / split, "cat", 3, seed=len(split) + 10)
+    arrays = load_folder(root)
+    assert arrays.classes == ["Bären", "cat"]
+    assert [split.labels.tolist() for split in arrays.splits.values()] == [[0, 0, 0, 1, 1, 1]] * 3
+
+
 def test_train_and_test_without_val_draws_val(tmp_path: Path) -> None:
     root = tmp_path / "tt"
     class_folder(root / "train", "a", 10, seed=1)
@@ -368,6 +380,35 @@ def test_the_cache_is_reused_then_rebuilt_when_a_file_changes(tmp_path: Path, mo
     assert len(calls) == 8 and folders.cache_path(root, None, 4, None).is_file()
 
 
+def test_a_folder_whose_names_are_not_utf8_trains_and_is_scored(cli, tmp_path: Path) -> None:
+    # Names of a Windows zip unpacked on Linux: Latin-1 bytes, which Python holds as surrogates.
+    # The split by file name, the cache's folder name, the eval document and the report failed on them.
+    root = tmp_path / os.fsdecode(b"r\xe9sum\xe9")
+    class_folder(root, "cat", 6)
+    class_folder(root, "dog", 6, seed=1)
+    noise(root / "cat" / os.fsdecode(b"caf\xe9.png"), 99)
+    cli("stats", root)
+    cli("visualize", root, "--out", tmp_path / "plots")
+    assert "r\\udce9sum\\udce9" in (tmp_path / "plots" / "report.html").read_text()
+    trained = cli("train", "digits-mlp", "--dataset", root, "--set", "data.image_size=16", "--epochs", "1")
+    run = Path(trained.stdout.strip())
+    cli("eval", run, "--data", root)
+    (document,) = run.glob("eval-*-all.json")
+    assert json.loads(document.read_text())["dataset"] == str(root)
+
+
+def test_a_class_folder_whose_name_is_not_utf8_is_refused_before_a_run_dir(cli, tmp_path: Path) -> None:
+    # It trained, and per-class tables and figures then failed (internal errors); before JSON
+    # escaped such names it stopped at classes.json, leaving a run dir of a config.yaml alone.
+    root = tmp_path / "photos"
+    class_folder(root, "cat", 4)
+    class_folder(root, os.fsdecode(b"b\xe4r"), 4, seed=1)
+    result = cli("train", "digits-mlp", "--dataset", root, "--runs-dir", tmp_path / "r", code=1)
+    assert "class folder 'b\\udce4r': its name is not UTF-8 text" in result.stderr
+    assert f"convmv -f latin1 -t utf8 -r --notest {root}" in result.stderr
+    assert result.stdout == "" and not (tmp_path / "r").exists()
+
+
 def test_bad_folder_names_are_usage_errors(cli, tmp_path: Path) -> None:
     result = cli("train", "digits-mlp", "--dataset", "./no/such/folder", code=2)
     assert "data.name: no such folder: ./no/such/folder" in result.stderr
@@ -422,6 +463,21 @@ def test_a_run_whose_folder_moved_resumes_with_dataset_as_it_would_have_in_place
     moved, in_place = (load_file(r / "model.safetensors") for r in (moved_run, run))  # the metadata names the folder
     assert moved.keys() == in_place.keys() and all(np.array_equal(moved[k], in_place[k]) for k in moved)
     assert yaml.safe_load((moved_run / "config.yaml").read_text())["data"]["name"] == str(tmp_path / "disk2")
+
+
+def test_a_run_resumes_on_a_copy_of_its_folder_made_through_a_mac(cli, tmp_path: Path) -> None:
+    # The copy spells "Bären" decomposed (a, U+0308): "the data no longer matches this run: it
+    # was checkpointed with 2 classes of 3x12x12 images, the data now has 2 classes of 3x12x12".
+    root = tmp_path / "pets"
+    class_folder(root, "Bären", 8, seed=1)
+    class_folder(root, "cat", 8, seed=2)
+    run = Path(cli("train", "digits-mlp", "--dataset", root, "--epochs", "1").stdout.strip())
+    copy = tmp_path / "from-mac"
+    shutil.copytree(root / "cat", copy / "cat")
+    shutil.copytree(root / "Bären", copy / "Ba\u0308ren")
+    shutil.rmtree(root)
+    resumed = cli("train", "--resume", run, "--epochs", "2", "--dataset", copy)
+    assert "completed after 2 epochs" in resumed.stderr
 
 
 def test_a_channel_with_one_value_in_every_training_image_is_divided_by_1(tmp_path: Path) -> None:

@@ -304,16 +304,20 @@ def test_a_bad_torchrun_variable_is_one_usage_line(cli, monkeypatch, name: str, 
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
-def test_download_stops_on_a_signal_even_when_sigint_was_inherited_ignored(signum: int, tmp_path: Path) -> None:
+@pytest.mark.parametrize("command", ["download", "train"])  # train downloads a missing dataset first
+def test_download_stops_on_a_signal_even_when_sigint_was_inherited_ignored(
+    command: str, signum: int, tmp_path: Path
+) -> None:
+    args = ("download", "mnist") if command == "download" else ("train", "mnist-lenet", "--runs-dir", tmp_path / "runs")
     with FileServer() as server:
         server.files["train-images-idx3-ubyte.gz"] = bytes(100)
         server.faults["train-images-idx3-ubyte.gz"] = "stall"
         process = subprocess.Popen(
-            dltool_command("download", "mnist", "--root", tmp_path, "--mirror", server.url),
+            dltool_command(*args, "--root", tmp_path),
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
-            env={**os.environ, "DLTOOL_DOWNLOAD_TIMEOUT": "60"},
+            env={**os.environ, "DLTOOL_DOWNLOAD_TIMEOUT": "60", "DLTOOL_MIRROR": server.url, "DLTOOL_OFFLINE": "0"},
             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),  # what `cmd &` in a script does
         )
         try:
@@ -327,6 +331,7 @@ def test_download_stops_on_a_signal_even_when_sigint_was_inherited_ignored(signu
             process.kill()
     assert process.returncode == 128 + signum, stderr
     assert "interrupted: run the same command again to resume" in stderr and TRACEBACK not in stderr
+    assert not (tmp_path / "runs").exists()
 
 
 def test_a_read_only_run_dir_is_named_with_the_option_that_writes_elsewhere(cli, small_fs: Path) -> None:
@@ -354,3 +359,52 @@ def test_a_read_only_run_dir_is_named_with_the_option_that_writes_elsewhere(cli,
     for args, expected in cases.items():
         line = one_line(cli(*args, code=1).stderr)
         assert expected in line and "Errno" not in line, args
+
+
+def test_a_permission_refused_names_the_folder_or_file_and_what_to_do(cli, as_user: list[str], tmp_path: Path) -> None:
+    """A user who may not write a folder (or read a file) saw "[Errno 13] Permission denied:
+    '.../.p.csv.eg4palog.tmp'", and eval scored the whole split before finding it could not
+    write its --per-class-out."""
+    run = Path(cli("train", "digits-mlp", "--epochs", "1", "--runs-dir", tmp_path, "--name", "r", "-q").stdout.strip())
+    shut, config, image = tmp_path / "shut", tmp_path / "secret.yaml", tmp_path / "digit.png"
+    shut.mkdir(mode=0o555)
+    config.write_text((run / "config.yaml").read_text())
+    config.chmod(0)
+    Image.fromarray(np.full((8, 8), 90, np.uint8)).save(image)
+    denied = "cannot write there (permission denied); write to a folder you can write"
+    cases = {
+        ("train", "digits-mlp", "--runs-dir", shut): f"{shut}: {denied} (--runs-dir DIR)",
+        ("predict", run, image, "--output", shut / "p.csv"): f"{shut}: {denied} (--output FILE)",
+        ("eval", run, "--per-class-out", shut / "c.csv"): f"{shut}: {denied} (--per-class-out FILE)",
+        ("visualize", run, "--out", shut / "plots"): f"{shut}: {denied} (--out DIR)",
+        ("train", config): f"{config}: cannot read it (permission denied); give this user read access",
+    }
+    for args, expected in cases.items():
+        result = subprocess.run([*as_user, *dltool_command(*args)], capture_output=True, text=True)
+        assert result.returncode == 1 and result.stdout == "", (args, result.stderr)
+        assert one_line(result.stderr).startswith(f"error: {expected}"), args
+    run.chmod(0o555)
+    result = subprocess.run([*as_user, *dltool_command("train", "--resume", run)], capture_output=True, text=True)
+    copy = "copy the run dir to a folder you can write and resume the copy"
+    assert one_line(result.stderr) == f"error: {run}: cannot write there (permission denied); {copy}"
+
+
+def test_a_killed_writers_temporary_in_an_output_folder_goes_at_the_next_write(
+    cli, digits_run: Path, tmp_path: Path
+) -> None:
+    """A SIGKILLed `export --output`, `predict --output FILE` or `eval --per-class-out` left its
+    `.FILE.XXXXXXXX.tmp` in the user's folder for good: only run dirs and data were swept."""
+    out, image = tmp_path / "out", tmp_path / "digit.png"
+    out.mkdir()
+    Image.fromarray(np.full((8, 8), 90, np.uint8)).save(image)
+    names = ("p.csv", "m.onnx", "m.onnx.json", "c.csv")
+    dead = [out / f".{name}.k1ll3d00.tmp" for name in names]
+    kept = [out / ".notes.txt.k1ll3d00.tmp", out / ".p.csv.l1vewr1t.tmp"]  # another file's; a live writer's
+    for path in dead + kept:
+        path.write_bytes(b"half")
+    with open(kept[1], "rb+") as writing:
+        fcntl.flock(writing, fcntl.LOCK_EX)
+        cli("predict", digits_run, image, "--output", out / "p.csv")
+        cli("export", digits_run, "--output", out / "m.onnx")
+        cli("eval", digits_run, "--per-class-out", out / "c.csv")
+        assert sorted(out.iterdir()) == sorted([*kept, *(out / name for name in names)])

@@ -119,6 +119,23 @@ def test_a_folder_is_walked_as_training_walks_one(cli, run: Path, images: Path, 
     assert "skipped" not in result.stderr
 
 
+def test_a_folder_linked_from_inside_the_tree_is_labelled_at_its_own_path(
+    cli, run: Path, images: Path, tmp_path: Path
+) -> None:
+    # "favourites" links to 2024/best: named first in the walk, it took best's photos, and
+    # 2024/best/b.png had no row of its own, only favourites/b.png.
+    folder = tmp_path / "photos"
+    (folder / "2024" / "best").mkdir(parents=True)
+    shutil.copy(images / "part0" / "img0000.png", folder / "2024" / "best" / "b.png")
+    (folder / "0-favourites").symlink_to(folder / "2024" / "best", target_is_directory=True)
+    elsewhere = tmp_path / "elsewhere"  # a link out of the tree is still followed
+    elsewhere.mkdir()
+    shutil.copy(images / "part0" / "img0003.png", elsewhere / "c.png")
+    (folder / "2024" / "from-phone").symlink_to(elsewhere, target_is_directory=True)
+    paths = [json.loads(line)["path"] for line in cli("predict", run, folder, "--format", "jsonl").stdout.splitlines()]
+    assert paths == [str(folder / "2024" / "best" / "b.png"), str(folder / "2024" / "from-phone" / "c.png")]
+
+
 @pytest.mark.parametrize("pattern", ["**", "**/*.png", "*", "s*/../**/*.png"])
 def test_a_glob_finds_each_image_once_through_a_link_loop_and_walks_the_folders_it_matches(
     cli, run: Path, images: Path, tmp_path: Path, pattern: str
@@ -210,6 +227,29 @@ def test_stdin_paths_give_the_same_rows_as_the_folder(run: Path, images: Path) -
     assert piped.stdout == direct.stdout and piped.stdout.count("\n") == 1000 + 1  # readable pngs + header
 
 
+def test_stdin_paths_that_are_not_utf8_are_read(run: Path, images: Path, tmp_path: Path) -> None:
+    # A desktop's UTF-8 locale reads stdin strictly: `find` listing a Latin-1 "café.png" (a
+    # Windows zip unpacked on Linux) stopped predict with an internal UnicodeDecodeError.
+    photo = tmp_path / os.fsdecode(b"caf\xe9.png")
+    shutil.copy(next(images.glob("part0/*.png")), photo)
+    strict = {**os.environ, "PYTHONIOENCODING": "utf-8:strict"}  # as Python reads stdin in en_US.UTF-8
+    command = dltool_command("predict", run, "-", "--format", "csv")
+    piped = subprocess.run(command, input=os.fsencode(photo) + b"\n", capture_output=True, env=strict)
+    assert piped.returncode == 0, piped.stderr
+    assert piped.stdout.splitlines()[1].startswith(os.fsencode(photo) + b",")
+
+
+def test_a_stdin_list_saved_with_a_byte_order_mark_reads_its_first_path(run: Path, images: Path) -> None:
+    # Notepad's and PowerShell's UTF-8 starts with EF BB BF: the first photo was "skipped
+    # \ufeffphotos/a.png: cannot read (No such file or directory)", the mark unseen.
+    paths = sorted(images.glob("part0/*.png"))[:2]
+    listed = b"\xef\xbb\xbf" + b"".join(os.fsencode(path) + b"\r\n" for path in paths)
+    command = dltool_command("predict", run, "-", "--format", "csv")
+    piped = subprocess.run(command, input=listed, capture_output=True, env=os.environ)
+    assert piped.returncode == 0 and piped.stderr == b"", piped.stderr
+    assert [row.split(b",")[0] for row in piped.stdout.splitlines()[1:]] == [os.fsencode(p) for p in paths]
+
+
 def test_photos_with_malformed_exif_tags_are_read_without_pillows_warnings(run: Path, tmp_path: Path) -> None:
     # Pillow's "Tag data larger than file. Skipping tag 270", with its source line, printed
     # again and again over a folder of such photos, naming none of them.
@@ -287,6 +327,9 @@ def test_table_format_and_unknown_format(cli, run: Path, images: Path) -> None:
     table = cli("predict", run, images / "part0" / "img0000.png", "--format", "table").stdout
     assert "img0000.png" in table and table.count("\n") == 1
     assert "expected one of csv, jsonl, parquet, table" in cli("predict", run, images, "--format", "xml", code=2).stderr
+    # `--format json` (eval's and list's --json) was told only the list, not the format it meant.
+    meant = cli("predict", run, images, "--format", "json", code=2).stderr
+    assert meant == "error: --format 'json': expected one of csv, jsonl, parquet, table; did you mean 'jsonl'?\n"
 
 
 def test_ctrl_c_while_writing_parquet_leaves_no_file_and_no_traceback(run: Path, images: Path, tmp_path: Path) -> None:
@@ -482,6 +525,20 @@ def test_rows_hold_names_in_utf8_whatever_the_locale(accented_run: Path, format:
     )
     assert result.returncode == 0, result.stderr
     assert "chiens é".encode() in result.stdout and b"\\u00e9" not in result.stdout
+
+
+def test_a_file_name_that_is_not_utf8_is_written_to_every_output(run: Path, images: Path, tmp_path: Path) -> None:
+    # Latin-1 bytes (a Windows zip unpacked on Linux): stdout gave them back, but an --output
+    # csv file failed (internal error, UnicodeEncodeError) and so did Parquet.
+    photo = tmp_path / os.fsdecode(b"caf\xe9.png")
+    shutil.copy(next(images.glob("part0/*.png")), photo)
+    rows = {name: tmp_path / f"rows.{name}" for name in ("csv", "jsonl", "parquet")}
+    for output in rows.values():
+        subprocess.run(dltool_command("predict", run, photo, "--output", output), check=True)
+    printed = subprocess.run(dltool_command("predict", run, photo, "--format", "csv"), capture_output=True, check=True)
+    assert rows["csv"].read_bytes() == printed.stdout and os.fsencode(photo) in printed.stdout  # the bytes it came as
+    assert json.loads(rows["jsonl"].read_text())["path"] == str(photo)  # JSON's escape reads back as the name
+    assert pd.read_parquet(rows["parquet"])["path"].tolist() == [str(photo).replace("\udce9", "\\udce9")]
 
 
 def test_eval_documents_hold_names_in_utf8(accented_run: Path) -> None:

@@ -159,6 +159,20 @@ def test_a_damaged_record_says_how_to_write_it_again(
     assert json.loads(cli("stats", run, "--json").stdout)["status"] == "completed"
 
 
+def test_resuming_an_ended_run_says_so_and_writes_nothing(cli, digits_run: Path, tmp_path: Path) -> None:
+    """--resume of a completed run loaded its data, scored its test split again and wrote its
+    records and summary again, exit 0 as if it had resumed something."""
+    run = Path(shutil.copytree(digits_run, tmp_path / "run"))
+    written = {path: path.stat().st_mtime_ns for path in run.rglob("*")}
+    result = cli("train", "--resume", run)
+    assert result.stdout == f"{run}\n" and "data ready" not in result.stderr
+    assert result.stderr.startswith(f"{run}: completed already; nothing to resume (more epochs train further)\n")
+    assert result.stderr.splitlines()[1].startswith("completed after 1 epoch: ")
+    assert {path: path.stat().st_mtime_ns for path in run.rglob("*")} == written
+    cli("train", "--resume", run, "--tensorboard", "-q")  # something new asked: its events written
+    assert (run / "tensorboard").is_dir()
+
+
 def test_a_damaged_summary_without_a_checkpoint_can_be_removed(cli, digits_run: Path, tmp_path: Path) -> None:
     run = Path(shutil.copytree(digits_run, tmp_path / "run"))
     (run / "checkpoints" / "last.pt").unlink()

@@ -22,6 +22,7 @@ from dltool.engine.checkpoint import load_checkpoint
 from dltool.errors import UsageError
 from dltool.rundir import create_run_dir
 from events import epoch_series, events, hparams, logs_every_epoch
+from fakedata import split_photos
 
 EPOCHS, BATCH = 12, 16  # ~0.15 s an epoch: a signal after epoch 2 lands well before the end
 ARGS = ["train", "digits-mlp", "--epochs", EPOCHS, "--batch-size", BATCH, "-q"]
@@ -261,26 +262,10 @@ def test_a_signal_inside_a_deferred_block_is_handled_when_it_ends() -> None:
         signal.signal(signal.SIGTERM, previous)
 
 
-def _photos(root: Path, train: int = 4, val: int = 2, test: int = 200) -> Path:
-    """Two classes of random 32×32 photos, this many of each per split (by default a few to
-    train and validate on, 400 to test: seconds for a ResNet-56 on a CPU)."""
-    import numpy as np
-    from PIL import Image
-
-    rng = np.random.default_rng(0)
-    for split, count in (("train", train), ("val", val), ("test", test)):
-        for label in ("a", "b"):
-            (root / split / label).mkdir(parents=True)
-            for i in range(count):
-                pixels = rng.integers(0, 255, (32, 32, 3), dtype=np.uint8)
-                Image.fromarray(pixels).save(root / split / label / f"{i}.png")
-    return root
-
-
 def test_ctrl_c_in_the_final_test_pass_stops_at_once_and_the_run_resumes_to_its_score(tmp_path: Path) -> None:
     """The test pass (a ResNet-56 on 400 photos: seconds on a CPU) did not heed the first
     Ctrl-C: the run went on to the end of the pass and called itself completed."""
-    photos = _photos(tmp_path / "photos")
+    photos = split_photos(tmp_path / "photos")
     args = ["train", "cifar10-resnet", "--dataset", photos, "--epochs", 1, "--batch-size", 4, "--set", "model.depth=56"]
     process = subprocess.Popen(
         dltool_command(*args, "--runs-dir", tmp_path, "--name", "run"),
@@ -310,7 +295,7 @@ def test_ctrl_c_in_an_epochs_validation_stops_at_once_and_resumes_to_the_same_by
 ) -> None:
     """Validation (a ResNet-56 on 400 photos) did not heed the first Ctrl-C: the run stopped
     only after it, at the next epoch's first step."""
-    photos = _photos(tmp_path / "photos", train=4, val=200, test=2)
+    photos = split_photos(tmp_path / "photos", train=4, val=200, test=2)
     sets = ["model.depth=56", "train.epochs=2", "train.batch_size=8"]  # an epoch: 1 step, then validation
     config = load_config("cifar10-resnet", [f"data.name={photos}", *sets])
     reference = train(config, create_run_dir(tmp_path / "reference", "ref")).run_dir

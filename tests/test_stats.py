@@ -170,3 +170,29 @@ def test_a_segmentation_folders_table_says_its_class_rows_count_pixels(cli, tmp_
     assert means[:2] == [
         f"{m:.4f}" for m in json.loads(cli("stats", root, "--json").stdout)["splits"]["train"]["mean"][:2]
     ]
+
+
+def test_a_segmentation_folders_unusable_pairs_are_skipped_files_not_images(cli, tmp_path: Path) -> None:
+    """Images without a mask, or with one of another size, were listed as "unreadable files"."""
+    root = shapes_dataset(tmp_path / "shapes", train=6, val=3, test=2)
+    masks = sorted((root / "train" / "masks").iterdir())
+    masks[0].unlink()
+    Image.new("L", (5, 5)).save(masks[1])
+    lines = cli("stats", root).stderr.splitlines()
+    assert next(line for line in lines if line.startswith("images")).split() == ["images", "4", "3", "2"]
+    skipped = lines.index("skipped files: 2")
+    assert sorted(lines[skipped + 1 : skipped + 3]) == [
+        f"  {root / 'train' / 'images' / masks[0].name}: no mask {masks[0].stem}.* in masks/",
+        f"  {root / 'train' / 'images' / masks[1].name}: mask train/masks/{masks[1].name} is 5x5, the image 32x32",
+    ]
+    assert not [line for line in lines if "unreadable" in line]
+
+
+def test_a_dataset_under_another_root(cli, tmp_path: Path) -> None:
+    # `dltool download mnist --root data` then `dltool stats mnist` could not reach data/:
+    # stats alone of the dataset commands had no --root.
+    root = tmp_path / "elsewhere"
+    report = json.loads(cli("stats", "digits", "--root", root, "--json").stdout)
+    assert report["image_shape"] == [1, 8, 8] and (root / "digits").is_dir()  # prepared there
+    run = Path(cli("train", "digits-mlp", "--epochs", "1", "-q").stdout.strip())
+    assert "--root applies to datasets, not to a run directory" in cli("stats", run, "--root", root, code=2).stderr

@@ -74,3 +74,14 @@ def test_a_folder_dataset_keeps_the_named_classes(cli, tmp_path: Path) -> None:
     assert np.bincount(data.splits["train"].labels).tolist() == [4, 4] and len(data.splits["val"]) == 2
     typo = cli("train", "digits-mlp", "--dataset", tmp_path / "photos", "--set", "data.classes=[fox,dgo]", code=2)
     assert typo.stderr.rstrip().endswith("(its classes: cat, dog, fox); did you mean 'dog'?")
+
+
+def test_a_class_named_as_typed_picks_the_folder_a_mac_spelled_decomposed(tmp_path: Path) -> None:
+    # "Bären" typed (ä, composed) was "not a class of the dataset (its classes: Bären, cat)".
+    bear = "Ba\u0308ren"  # as macOS file systems and zips spell it
+    for name in (bear, "cat", "dog"):
+        (tmp_path / "photos" / name).mkdir(parents=True)
+        for i in range(6):
+            Image.new("RGB", (6, 6), (40 * i, len(name), 9)).save(tmp_path / "photos" / name / f"{i}.png")
+    data = prepare_data(DataConfig(name=str(tmp_path / "photos"), classes=["Bären", "cat"]))
+    assert data.classes == ["Bären", "cat"] and len(data.splits["train"]) + len(data.splits["val"]) == 12

@@ -150,3 +150,12 @@ def test_a_container_s_macs_are_its_layers_sum(name: str, required_params) -> No
         below = [r for r in found.layers if r.depth == row.depth + 1 and r.name.startswith(row.name + ".")]
         if below:
             assert row.macs == sum(r.macs for r in below), row.name
+
+
+def test_a_recipe_is_summarised_from_its_dataset_under_another_root(cli, tmp_path: Path, digits_run: Path) -> None:
+    # A dataset downloaded with `--root data` could not be summarised: summary had no --root.
+    root = tmp_path / "elsewhere"
+    found = json.loads(cli("summary", "digits-cnn", "--root", root, "--json").stdout)
+    assert found["total_params"] > 0 and (root / "digits").is_dir()  # prepared there
+    refused = cli("summary", digits_run, "--root", root, code=2).stderr
+    assert "--root applies to a recipe or config" in refused

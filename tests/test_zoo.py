@@ -260,3 +260,30 @@ def test_a_run_records_the_weights_preprocessing_and_says_what_it_loaded(cli, is
     assert saved.data.mean == [0.485, 0.456, 0.406] and saved.data.channels == 3 and saved.data.image_size == 16
     weights = load_file(run / "model.safetensors")
     assert weights["fc.weight"].shape == (10, 512)
+
+
+def test_a_bare_zoo_architecture_suggests_its_families(cli) -> None:
+    # timm's and torchvision's scripts take `--model resnet18`; dltool suggested only its own
+    # CIFAR 'resnet' (depth 6n+2), a different network, and never the zoo names that train it.
+    both = validate_error("resnet18")
+    assert "unknown model 'resnet18'; did you mean 'timm:resnet18' or 'torchvision:resnet18'?" in both
+    assert "did you mean 'timm:convnext_atto'?" in validate_error("convnext_atto")
+    assert "did you mean 'torchvision:deeplabv3_resnet50'?" in validate_error("deeplabv3_resnet50")
+    assert "did you mean 'resnet'?" in validate_error("resnt")  # no zoo has it: the close names as before
+    result = cli("train", "digits-mlp", "--model", "resnet18", code=2)
+    assert result.stderr.count("\n") == 1 and "'torchvision:resnet18'?" in result.stderr
+
+
+def validate_error(model: str) -> str:
+    with pytest.raises(ConfigError) as raised:
+        validate_config({"model": {"name": model}})
+    return str(raised.value)
+
+
+def test_list_zoo_takes_a_filter_without_the_models_kind(cli) -> None:
+    # `dltool list --zoo timm 'convnext*'` (--zoo lists models only) took the filter for the kind:
+    # "error: --zoo lists models, not convnext*".
+    shorter = cli("list", "--zoo", "torchvision", "resnet1*", "--json").stdout
+    assert shorter == cli("list", "models", "--zoo", "torchvision", "resnet1*", "--json").stdout
+    assert "torchvision:resnet18" in shorter
+    assert "--zoo lists models, not datasets" in cli("list", "datasets", "--zoo", "timm", code=2).stderr

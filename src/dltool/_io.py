@@ -20,12 +20,10 @@ import re
 import shutil
 import stat
 import tempfile
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
-
-import yaml
 
 from dltool.errors import CheckpointError, DiskFullError
 
@@ -49,7 +47,8 @@ def atomic_open(path: Path, mode: str = "wb") -> Iterator[IO[Any]]:
     fd, tmp = _held_temporary(path)
     try:
         os.fchmod(fd, 0o666 & ~_UMASK)
-        text: dict[str, Any] = {} if "b" in mode else {"encoding": "utf-8", "newline": ""}
+        # A name of bytes that are not UTF-8 (held as surrogates) goes out as those bytes, as on stdout.
+        text: dict[str, Any] = {} if "b" in mode else {"encoding": "utf-8", "newline": "", "errors": "surrogateescape"}
         with os.fdopen(fd, mode, **text) as file:
             yield file
             file.flush()
@@ -111,7 +110,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
 
 
 def atomic_write_text(path: Path, text: str) -> None:
-    atomic_write_bytes(path, text.encode("utf-8"))
+    atomic_write_bytes(path, text.encode("utf-8", "backslashreplace"))  # non-UTF-8 names as escapes, as on stderr
 
 
 def atomic_write_json(path: Path, document: Any) -> None:
@@ -147,8 +146,10 @@ def slug(name: str, fallback: str, strip: str = "_") -> str:
 def json_text(document: Any, indent: int | None = None) -> str:
     """Strict JSON (NaN and infinities become null, which every JSON reader takes; one line
     without ``indent``) as people and pipes read it: names as written (``"chiens é"``, which grep
-    finds, not ``"chiens \\u00e9"``), to be written as UTF-8."""
-    return json.dumps(json_safe(document), indent=indent, allow_nan=False, ensure_ascii=False)
+    finds, not ``"chiens \\u00e9"``), to be written as UTF-8; a name of bytes that are not UTF-8
+    (held as surrogates) with JSON's escape (``"caf\\udce9"``), which reads back as the same name."""
+    text = json.dumps(json_safe(document), indent=indent, allow_nan=False, ensure_ascii=False)
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def json_safe(value: Any) -> Any:
@@ -159,86 +160,6 @@ def json_safe(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [json_safe(v) for v in value]
     return value
-
-
-def dump_yaml(document: Mapping[str, Any]) -> str:
-    return yaml.safe_dump(dict(document), sort_keys=False, default_flow_style=None)
-
-
-# A config, a search space or a run's config.yaml holds a few hundred values and nests a few
-# levels; these budgets leave ample room and stop an alias bomb or a deep nest while loading.
-MAX_YAML_NODES = 10_000  # values as the aliases expand them
-MAX_YAML_DEPTH = 64
-
-
-class YamlLimitError(yaml.YAMLError):
-    """A YAML document larger or deeper than any dltool file needs."""
-
-
-class YamlRepeatedKeyError(yaml.YAMLError):
-    """A mapping that gives one key twice, of which YAML would keep the last without a word."""
-
-
-def load_yaml(text: str) -> Any:
-    """``yaml.safe_load`` within the budgets above: the one way dltool reads YAML."""
-    loader = _BoundedLoader(text)
-    try:
-        return loader.get_single_data()
-    finally:
-        loader.dispose()
-
-
-class _BoundedLoader(yaml.SafeLoader):
-    """Counts nodes as composed, an alias by the size of what it repeats, so that nine
-    aliases of nine aliases (billion laughs) are refused before anything expands them."""
-
-    def __init__(self, text: str) -> None:
-        super().__init__(text)
-        self._sizes: dict[int, int] = {}  # id(node) -> its size with aliases expanded
-        self._nodes = self._depth = 0
-
-    def compose_node(self, parent: Any, index: Any) -> Any:
-        if self.check_event(yaml.AliasEvent):
-            node = self.anchors.get(self.peek_event().anchor)
-            if node is not None:
-                if id(node) not in self._sizes:
-                    raise YamlLimitError("an alias refers to the value that holds it (a recursive value)")
-                self._count(self._sizes[id(node)])
-            return super().compose_node(parent, index)
-        self._depth += 1
-        if self._depth > MAX_YAML_DEPTH:
-            raise YamlLimitError(f"nested deeper than {MAX_YAML_DEPTH} levels")
-        node = super().compose_node(parent, index)
-        self._depth -= 1
-        children = [n for pair in node.value for n in pair] if isinstance(node, yaml.MappingNode) else node.value
-        children = children if isinstance(node, yaml.CollectionNode) else []
-        self._sizes[id(node)] = 1 + sum(self._sizes[id(child)] for child in children)
-        self._count(1)
-        return node
-
-    def construct_mapping(self, node: Any, deep: bool = False) -> Any:
-        _refuse_repeated_keys(node)
-        return super().construct_mapping(node, deep=deep)
-
-    def _count(self, nodes: int) -> None:
-        self._nodes += nodes
-        if self._nodes > MAX_YAML_NODES:
-            raise YamlLimitError(f"more than {MAX_YAML_NODES} values once its aliases expand (an alias bomb?)")
-
-
-def _refuse_repeated_keys(node: yaml.MappingNode) -> None:
-    """A key given twice in one mapping; merge keys (``<<``) may still be overridden."""
-    first_lines: dict[str, int] = {}
-    for key, _ in node.value:
-        if not isinstance(key, yaml.ScalarNode) or key.tag == "tag:yaml.org,2002:merge":
-            continue
-        line = key.start_mark.line + 1
-        if key.value in first_lines:
-            raise YamlRepeatedKeyError(
-                f"line {line}: {key.value!r} is given twice (first on line {first_lines[key.value]}); "
-                "YAML would keep only the last: remove one"
-            )
-        first_lines[key.value] = line
 
 
 def append_line(path: Path, line: str) -> None:
@@ -278,16 +199,17 @@ def mount_point(path: Path) -> Path:
     return current
 
 
-def sweep_stale_temporaries(folder: Path) -> list[Path]:
-    """Remove the temporaries of killed atomic writes in ``folder`` (not below it): files
-    named as ``atomic_open`` names them that no process holds (``_held_temporary``), however
-    recent. A live writer's, held, is left alone, and so is anything else, however it is
-    named. Returns what was removed."""
+def sweep_stale_temporaries(folder: Path, of: Collection[str] | None = None) -> list[Path]:
+    """Remove the temporaries of killed atomic writes in ``folder`` (not below it): files named
+    as ``atomic_open`` names them (``of``: those of these file names only, in a user's folder
+    where other programs may name theirs alike) that no process holds (``_held_temporary``),
+    however recent. A live writer's is left alone, and anything else. Returns what was removed."""
     try:
-        entries = [entry.path for entry in os.scandir(folder) if TEMPORARY.fullmatch(entry.name)]
+        names = [(entry.path, TEMPORARY.fullmatch(entry.name)) for entry in os.scandir(folder)]
     except OSError:
         return []  # no folder yet (or unreadable): nothing of ours to sweep
-    return [Path(path) for path in entries if _removed_if_unheld(path)]
+    ours = [path for path, match in names if match and (of is None or match["final"] in of)]
+    return [Path(path) for path in ours if _removed_if_unheld(path)]
 
 
 def _removed_if_unheld(path: str) -> bool:

@@ -63,10 +63,16 @@ class Registry(Generic[P]):
         self.see = see or f"dltool list {kind}"
         self._entries: dict[str, Entry[P]] = {}
         self._resolvers: list[Resolver[P]] = []
+        self._spellings: list[Callable[[str], list[str]]] = []
 
     def add_resolver(self, resolver: Resolver[P]) -> None:
         """Names outside the registered entries and families that ``resolver`` knows (asked last)."""
         self._resolvers.append(resolver)
+
+    def add_spelling(self, names_meant: Callable[[str], list[str]]) -> None:
+        """``names_meant(name)``: the entries an unknown ``name`` is another spelling of (a zoo
+        architecture without its family's prefix), which its error suggests first."""
+        self._spellings.append(names_meant)
 
     def register(self, name: str, target: str) -> Callable[[type[P]], type[P]]:
         """Class decorator: register ``params`` (a Params subclass) as entry ``name``.
@@ -112,7 +118,8 @@ class Registry(Generic[P]):
         for resolver in self._resolvers:
             if entry := resolver.entry(name):
                 return entry
-        raise UnknownNameError(self.kind.rstrip("s"), name, self.names(), hint=self.see)
+        meant = [meant for names_meant in self._spellings for meant in names_meant(name)]
+        raise UnknownNameError(self.kind.rstrip("s"), name, self.names(), hint=self.see, meant=meant)
 
     def build(self, spec: P, /, **context: Any) -> Any:
         """Call the builder named by ``spec.name`` with its keywords plus ``context``."""

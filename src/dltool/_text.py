@@ -26,3 +26,9 @@ def right_aligned(text: str, width: int) -> str:
 def cells(text: str) -> int:
     """The terminal cells ``text`` takes (East Asian Wide and Fullwidth characters: two)."""
     return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
+
+
+def composed(name: str) -> str:
+    """``name`` in Unicode's composed form (NFC), by which two spellings of one name compare
+    equal: macOS's file systems and zips store "Bären" decomposed (a, U+0308), Linux what was typed."""
+    return unicodedata.normalize("NFC", name)

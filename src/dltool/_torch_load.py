@@ -32,6 +32,8 @@ def safe_load(path: Path, what: str) -> Any:
         with warnings.catch_warnings():  # torch's note on TorchScript archives: the error says it
             warnings.simplefilter("ignore")
             return torch.load(path, map_location="cpu", weights_only=True)
+    except PermissionError:  # the file may be fine: the CLI names the permission missing
+        raise
     # The unpickler meets arbitrary bytes here and fails in many ways (KeyError, IndexError,
     # UnpicklingError, RuntimeError from the zip reader...): any failure is "not readable".
     except Exception as error:

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
     from dltool.config import Config
     from dltool.engine.observer import Observer
-    from dltool.engine.run import RunResult
+    from dltool.engine.result import RunResult
     from dltool.evaluation.evaluate import EvalResult
     from dltool.evaluation.pictures import ImageLike
     from dltool.evaluation.predict import Prediction, Unreadable

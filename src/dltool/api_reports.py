@@ -25,28 +25,29 @@ __all__ = ["stats_of", "summary", "visualize"]
 StrPath = str | os.PathLike[str]
 
 
-def stats_of(target: StrPath, *, split: str | None = None) -> dict[str, Any]:
+def stats_of(target: StrPath, *, split: str | None = None, root: StrPath | None = None) -> dict[str, Any]:
     """What a dataset (a name or an image folder), a run dir or a checkpoint holds, as
     ``dltool stats --json`` prints it: ``kind`` (``dataset``, ``run`` or ``checkpoint``) and its
     keys — a dataset's ``splits``, ``sizes``, ``mean`` and ``std``, ``imbalance``,
     ``duplicates``, ...; a run's ``status``, ``best``, ``test``, ...; a checkpoint's model,
-    parameters and classes. ``split``: only that split of a dataset."""
+    parameters and classes. ``split``: only that split of a dataset; ``root``: its data root
+    (``data.root``). A named dataset must be downloaded first (``dltool download``)."""
     from dltool.stats import stats as gather
 
-    return gather(os.fspath(target), split)
+    return gather(os.fspath(target), split, root=None if root is None else os.fspath(root))
 
 
-def summary(target: StrPath, *, depth: int = 3) -> ModelSummary:
+def summary(target: StrPath, *, depth: int = 3, root: StrPath | None = None) -> ModelSummary:
     """A model's layers, output shapes, parameters and multiply-accumulates, as ``dltool
     summary`` shows them: of a recipe, config file, run dir or weights (``model.safetensors``,
     ``last.pt``). ``layers`` goes ``depth`` levels deep (1: top level); ``total_params``,
     ``trainable_params`` and ``macs`` cover the whole network; ``to_dict()`` is ``--json``'s
-    document."""
+    document. ``root``: the data root of a recipe's or config's dataset (``data.root``)."""
     from dltool.evaluation.summary import summarize_target
 
     at_least(1, depth=depth)
     refuse_export(Path(target))
-    return summarize_target(os.fspath(target), depth=depth)
+    return summarize_target(os.fspath(target), depth=depth, root=None if root is None else os.fspath(root))
 
 
 def refuse_export(target: Path) -> None:

@@ -13,14 +13,15 @@ import signal
 import sys
 import traceback
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Annotated, Any
 
 import click
 import typer
 from typer.core import TyperGroup
 
-from dltool._env import env_flag
+from dltool._env import check_switches, env_flag
 from dltool._signals import Terminated, heed_interrupts
 from dltool._version import __version__
 from dltool.commands import download as download_command
@@ -33,8 +34,9 @@ from dltool.commands import summary as summary_command
 from dltool.commands import train as train_command
 from dltool.commands import tune as tune_command
 from dltool.commands import visualize as visualize_command
-from dltool.commands._output import data_in_utf8, error_message, report_error
-from dltool.errors import DltoolError, ReadOnlyError
+from dltool.commands._output import animates, data_in_utf8, error_message, report_error, say
+from dltool.commands._usage import add_hint
+from dltool.errors import DltoolError, ReadOnlyError, UnreadableError
 
 # Errors that input can still cause past validation (a size no memory can hold, a nest too
 # deep for the recursion limit): one line like a DltoolError. Anything else is a bug.
@@ -57,19 +59,23 @@ class DltoolGroup(TyperGroup):
     and its exit code: 2 for usage errors, 1 for failures; any other error into an "internal
     error" line. ``--debug`` adds the traceback."""
 
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        with _plain_usage_errors():  # `dltool --bogus`
+            return super().parse_args(ctx, args)
+
     def invoke(self, ctx: Any) -> Any:
         try:
-            return super().invoke(ctx)
+            with _plain_usage_errors():  # `dltool train --bogus`, `dltool tarin`
+                return super().invoke(ctx)
         except CLICK_EXITS:
             raise
         except BrokenPipeError:  # `predict RUN photos/ | head`: done, as the reader has its rows (exit 0, not 1)
             _stop_writing()
             raise typer.Exit(0) from None
         except EXPECTED as error:
-            if ReadOnlyError.caused(error):  # not "[Errno 30] Read-only file system: '.x.tmp'"
-                error = ReadOnlyError.of(error, _elsewhere(ctx.invoked_subcommand))
-            _report(ctx, "error", error_message(error))
-            raise typer.Exit(getattr(error, "exit_code", 1)) from None
+            told = _with_next_step(error, ctx.invoked_subcommand)
+            _report(ctx, "error", error_message(told))
+            raise typer.Exit(getattr(told, "exit_code", 1)) from None
         except Exception as error:
             _report(
                 ctx,
@@ -77,6 +83,24 @@ class DltoolGroup(TyperGroup):
                 f"{type(error).__name__}: {_first_line(error)} (rerun with --debug for the traceback)",
             )
             raise typer.Exit(1) from None
+
+
+@contextmanager
+def _plain_usage_errors() -> Iterator[None]:
+    """click's usage errors (an unknown option, a missing argument) as plain lines where
+    stderr is no terminal (a pipe, a CI log), as dltool's own errors are: typer draws them in
+    a box. Help asked for by no arguments is already shown."""
+    try:
+        yield
+    except (typer.TyperException, click.exceptions.ClickException) as error:
+        add_hint(error)
+        if animates() or not hasattr(error, "show") or type(error).__name__ == "NoArgsIsHelpError":
+            raise
+        if (ctx := getattr(error, "ctx", None)) is not None:
+            say(ctx.get_usage())
+            say(f"Try '{ctx.command_path} {ctx.help_option_names[0]}' for help.")
+        report_error("error", error.format_message())
+        raise typer.Exit(getattr(error, "exit_code", 2)) from None
 
 
 # The option that puts each command's outputs elsewhere, for a write a read-only filesystem refused.
@@ -89,6 +113,17 @@ OUTPUT_OPTIONS = {
     "eval": "--per-class-out FILE",
     "download": "--root DIR",
 }
+
+
+def _with_next_step(error: BaseException, command: str | None) -> BaseException:
+    """A write or read refused as one that names its folder or file and what to do, not as
+    "[Errno 30] Read-only file system: '.x.tmp'" or "[Errno 13] Permission denied: ..."."""
+    if ReadOnlyError.caused(error):
+        return ReadOnlyError.of(error, _elsewhere(command))
+    if UnreadableError.caused(error):
+        assert isinstance(error, OSError)
+        return UnreadableError(error)
+    return error
 
 
 def _elsewhere(command: str | None) -> str:
@@ -142,6 +177,7 @@ def root(
 ) -> None:
     ctx.obj = {"debug": debug}  # first: a malformed $DLTOOL_DEBUG is reported like any other error
     ctx.obj["debug"] = debug or env_flag("DLTOOL_DEBUG")
+    check_switches()
 
 
 def _short_help(command: Callable[..., Any]) -> str:

@@ -63,17 +63,18 @@ class UsageError(DltoolError):
 class UnknownNameError(UsageError):
     """A name that is not in a registry (or not an allowed key)."""
 
-    def __init__(self, kind: str, name: str, known: Iterable[str], hint: str | None = None):
-        self.kind, self.name, self.known = kind, name, sorted(known)
+    def __init__(self, kind: str, name: str, known: Iterable[str], hint: str | None = None, meant: Iterable[str] = ()):
+        """``meant``: names that ``name`` is another spelling of, suggested instead of the close ones."""
+        self.kind, self.name, self.known, self.meant = kind, name, sorted(known), sorted(meant)
         message = f"unknown {kind} {name!r}"
-        message += suggest(name, self.known)
+        message += _either(self.meant) or suggest(name, self.known)
         if hint:
             message += f" (see: {hint})"
         super().__init__(message)
 
     def with_hint(self, hint: str) -> UnknownNameError:
         """The same error with another ``hint`` (from a command that has an option for it)."""
-        return UnknownNameError(self.kind, self.name, self.known, hint)
+        return UnknownNameError(self.kind, self.name, self.known, hint, self.meant)
 
 
 class ConfigError(UsageError):
@@ -114,13 +115,14 @@ def similar_paths(path: Path) -> str:
 
 
 class ReadOnlyError(DltoolError):
-    """A write that a read-only filesystem refused (EROFS), naming the nearest folder of the
-    path refused (a temporary's name says nothing) and ``hint``, where to write instead."""
+    """A write refused by a read-only filesystem (EROFS) or for want of permission (EACCES,
+    EPERM), naming the nearest folder of the path refused (a temporary's name says nothing)
+    and ``hint``, where to write instead."""
 
     def __init__(self, error: OSError, hint: str = ""):
         self.refused, self.hint = error, hint
         folder = nearest_folder(Path(error.filename or "."))
-        super().__init__(f"{folder}: cannot write there (read-only file system)" + (f"; {hint}" if hint else ""))
+        super().__init__(f"{folder}: cannot write there ({os_reason(error)})" + (f"; {hint}" if hint else ""))
 
     @classmethod
     def of(cls, error: BaseException, hint: str) -> ReadOnlyError:
@@ -131,17 +133,50 @@ class ReadOnlyError(DltoolError):
 
     @staticmethod
     def caused(error: BaseException) -> bool:
-        """Whether ``error`` is a write that a read-only filesystem refused, with its path
-        (or a ``ReadOnlyError`` of one that leaves the next step to the caller: no ``hint``)."""
+        """Whether ``error`` is a write refused, with its path (or a ``ReadOnlyError`` of one
+        that leaves the next step to the caller: no ``hint``)."""
         if isinstance(error, ReadOnlyError):
             return not error.hint
+        if not isinstance(error, OSError) or not error.filename:
+            return False
+        return error.errno == errno.EROFS or (error.errno in DENIED and _refused_write(Path(error.filename)))
 
-        return isinstance(error, OSError) and error.errno == errno.EROFS and bool(error.filename)
+
+# A permission refused: to read, or to write (``ReadOnlyError``), told apart by the path.
+DENIED = (errno.EACCES, errno.EPERM)
+
+
+def _refused_write(path: Path) -> bool:
+    """Whether a permission error on ``path`` refused a write: to make it in a folder this
+    user can reach, or to change a file it can read."""
+    if os.path.lexists(path):
+        return os.access(path, os.R_OK) and not os.access(path, os.W_OK)
+    return os.access(nearest_folder(path), os.X_OK)
+
+
+class UnreadableError(DltoolError):
+    """A file or folder this user has no permission to read."""
+
+    def __init__(self, error: OSError):
+        super().__init__(
+            f"{error.filename}: cannot read it (permission denied); "
+            "give this user read access (chmod, chown) or copy it where it can read it"
+        )
+
+    @staticmethod
+    def caused(error: BaseException) -> bool:
+        """Whether ``error`` is a read refused for want of permission, with its path."""
+        return isinstance(error, OSError) and error.errno in DENIED and bool(error.filename)
+
+
+def os_reason(error: OSError) -> str:
+    """Why the OS refused, in a message's words: 'permission denied', 'read-only file system'."""
+    return os.strerror(error.errno).lower() if error.errno else str(error)
 
 
 def nearest_folder(path: Path) -> Path:
-    """The nearest folder at or above ``path`` that exists."""
-    while not path.is_dir() and path != path.parent:
+    """The nearest folder at or above ``path`` that exists (and that this user can see)."""
+    while not os.path.isdir(path) and path != path.parent:
         path = path.parent
     return path
 
@@ -188,8 +223,11 @@ def quote(value: Any) -> str:
 
 def did_you_mean(name: str, known: Iterable[str]) -> str:
     """'; did you mean X?' for the names closest to ``name``, or '' when none is close."""
-    close = difflib.get_close_matches(name, sorted(known), n=3, cutoff=0.6)
-    return "; did you mean " + " or ".join(repr(c) for c in close) + "?" if close else ""
+    return _either(difflib.get_close_matches(name, sorted(known), n=3, cutoff=0.6))
+
+
+def _either(names: list[str]) -> str:
+    return "; did you mean " + " or ".join(repr(n) for n in names) + "?" if names else ""
 
 
 def suggest(name: str, known: Iterable[str]) -> str:

@@ -15,17 +15,21 @@ BUFFER_SUFFIXES = ("running_mean", "running_var", "num_batches_tracked")
 
 
 def stats(
-    target: str, split: str | None = None, progress: Callable[[str, int, int], None] | None = None
+    target: str,
+    split: str | None = None,
+    progress: Callable[[str, int, int], None] | None = None,
+    root: str | None = None,
 ) -> dict[str, Any]:
     """Stats of ``target``: a checkpoint (``.pt``, ``.safetensors``), a run directory (it
-    holds ``config.yaml``), else a dataset name or folder. ``split`` and ``progress``
-    (phase, done, total: see ``dltool.data.stats.dataset_stats``) apply to datasets."""
+    holds ``config.yaml``), else a dataset name or folder. ``split``, ``root`` (the data
+    root, as ``data.root``) and ``progress`` (phase, done, total: see
+    ``dltool.data.stats.dataset_stats``) apply to datasets."""
     path = Path(target).expanduser()
     if path.is_file() and path.suffix in {".pt", ".safetensors"}:
-        _no_split(split, "a checkpoint")
+        _dataset_only(split, root, "a checkpoint")
         return checkpoint_stats(path)
     if is_run_dir(path):
-        _no_split(split, "a run directory")
+        _dataset_only(split, root, "a run directory")
         return run_stats(path)
     refuse_parent_of_runs(path)
     if path.is_file():
@@ -37,12 +41,13 @@ def stats(
     from dltool.data.stats import dataset_stats
 
     # The splits a new run would train, validate and test on.
-    return dataset_stats(for_new_run(DataConfig(name=target)), split, progress)
+    return dataset_stats(for_new_run(DataConfig(name=target, root=root)), split, progress)
 
 
-def _no_split(split: str | None, what: str) -> None:
-    if split is not None:
-        raise UsageError(f"{option('split')} applies to datasets, not to {what}")
+def _dataset_only(split: str | None, root: str | None, what: str) -> None:
+    for keyword, value in (("split", split), ("root", root)):
+        if value is not None:
+            raise UsageError(f"{option(keyword)} applies to datasets, not to {what}")
 
 
 def run_stats(path: Path) -> dict[str, Any]:

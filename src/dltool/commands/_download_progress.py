@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import signal
 import time
-from contextlib import AbstractContextManager
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
 
+import typer
 from rich.progress import (
     BarColumn,
     DownloadColumn,
@@ -75,3 +78,17 @@ class RichDownloadProgress(DownloadObserver):
 def download_progress(quiet: bool) -> AbstractContextManager[DownloadObserver]:
     """The observer that suits stderr: nothing, plain lines, or live bars."""
     return stderr_observer(quiet, DownloadObserver, PlainDownloadProgress, RichDownloadProgress)
+
+
+@contextmanager
+def downloading(quiet: bool) -> Iterator[DownloadObserver]:
+    """Download progress for the block, whose SIGINT or SIGTERM ends the command at once (exit
+    130/143) saying how to resume: a download is safe to cut anywhere, a rerun picks it up."""
+    from dltool.commands._signals import stop_on_signals
+
+    with stop_on_signals(None) as received, download_progress(quiet) as observer:
+        try:
+            yield observer
+        except KeyboardInterrupt:
+            stderr.print("interrupted: run the same command again to resume the download", soft_wrap=True)
+            raise typer.Exit(128 + (received[0] if received else signal.SIGINT)) from None

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import signal
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -10,7 +9,7 @@ import typer
 
 from dltool.commands import _complete
 from dltool.commands._options import Quiet
-from dltool.commands._output import emit_line, stderr
+from dltool.commands._output import emit_line
 
 # Command modules open alike (imports, Opt, a list-of-names argument): one per subcommand.
 Opt = typer.Option
@@ -47,24 +46,18 @@ def download(
 
     Example: dltool download mnist cifar10 --root data
     """
-    from dltool.commands._download_progress import download_progress
-    from dltool.commands._signals import stop_on_signals
+    from dltool.commands._download_progress import downloading
     from dltool.data import datasets
     from dltool.data.sources import GENERATED, SOURCES
 
     for name in names:
         datasets.get(name)  # an unknown name is a usage error before anything is fetched
-    with stop_on_signals(None) as received, download_progress(quiet) as observer:
+    with downloading(quiet) as observer:
         for name in names:
             if name not in SOURCES and name not in GENERATED:
                 observer.on_message(f"{name} is embedded: nothing to download")
                 continue
-            try:
-                folder = _download(name, root, mirror or None, force, observer)
-            except KeyboardInterrupt:
-                stderr.print("interrupted: run the same command again to resume the download", soft_wrap=True)
-                raise typer.Exit(128 + (received[0] if received else signal.SIGINT)) from None
-            emit_line(str(folder))
+            emit_line(str(_download(name, root, mirror or None, force, observer)))
 
 
 def _download(name: str, root: Path | None, mirrors: list[str] | None, force: bool, observer: Any) -> Path:

@@ -40,8 +40,10 @@ def list_(
 
     Example: dltool list models --zoo timm 'convnext*'
     """
-    from dltool.catalog import listing, zoo_listing
+    from dltool.catalog import KINDS, listing, zoo_listing
 
+    if zoo is not None and pattern is None and kind not in (None, *KINDS):
+        kind, pattern = "models", kind  # `dltool list --zoo timm 'convnext*'`: --zoo says models
     if zoo is None and pattern is not None:
         raise UsageError(f"FILTER {pattern!r} filters the architectures of a zoo family: add --zoo torchvision|timm")
     if zoo is not None and kind not in (None, "models"):

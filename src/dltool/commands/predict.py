@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import sys
 from collections.abc import Callable, Generator, Iterable, Iterator
 from contextlib import closing, contextmanager
@@ -26,8 +27,9 @@ Workers = Annotated[
     int | None,
     Opt(
         min=0,
-        help="Decoding processes (default: none while the model takes longer than decoding, as measured "
-        "on the first two batches, else one per CPU but one, at most 8; 0: in the main process).",
+        help="Decoding processes (default: one per CPU but one, at most 8; none for a single batch, or, "
+        "where you set OMP_WAIT_POLICY other than PASSIVE, while the model takes longer than decoding the "
+        "first two batches; 0: in the main process).",
     ),
 ]
 Strict = Annotated[bool, Opt("--strict", help="Exit 1 when any input could not be read (rows still written).")]
@@ -73,7 +75,8 @@ def predict(
     from dltool.export.inference import load_inference_model
 
     model = load_inference_model(target, device=device, amp=amp)
-    inputs = read_path_lines(sys.stdin) if paths == ["-"] else paths
+    # Paths are bytes: a Latin-1 name that `find` lists must not stop a UTF-8 locale's strict stdin.
+    inputs = read_path_lines(map(os.fsdecode, sys.stdin.buffer)) if paths == ["-"] else paths
     masks = check_options(model, out, overlay, top_k)
     chosen = _format(output_format, output, masks)
     _check_output(output, target, paths, force)
@@ -128,14 +131,14 @@ def _format(output_format: str | None, output: Path | None, masks: bool = False)
     """--format, else --output's suffix where it names a format, else a table on a terminal
     (csv for the rows of written ``masks``) and csv elsewhere. Parquet is a file format: it
     needs --output."""
-    from dltool.errors import UsageError
+    from dltool.errors import UsageError, did_you_mean
 
     suffix = output.suffix.lower().lstrip(".") if output is not None else ""
     table = output is None and sys.stdout.isatty() and not masks
     default = suffix if suffix in FORMATS else "table" if table else "csv"
     chosen = output_format or default
     if chosen not in FORMATS:
-        raise UsageError(f"--format {chosen!r}: expected one of {', '.join(FORMATS)}")
+        raise UsageError(f"--format {chosen!r}: expected one of {', '.join(FORMATS)}{did_you_mean(chosen, FORMATS)}")
     if chosen == "parquet" and output is None:
         raise UsageError("--format parquet writes a file: add --output FILE.parquet")
     return chosen
@@ -175,10 +178,12 @@ def _destination(output: Path | None) -> Iterator[TextIO]:
 
 
 def _open_output(output: Path, mode: str) -> Any:
-    """``atomic_open(output)``, its folder made first as ``dltool export --output`` makes its own."""
-    from dltool._io import atomic_open
+    """``atomic_open(output)``, its folder made first as ``dltool export --output`` makes its
+    own, and what a killed predict left of the file swept."""
+    from dltool._io import atomic_open, sweep_stale_temporaries
 
     output.parent.mkdir(parents=True, exist_ok=True)
+    sweep_stale_temporaries(output.parent, of=[output.name])
     return atomic_open(output, mode)
 
 

@@ -22,6 +22,9 @@ def stats(
         ),
     ],
     split: Annotated[str | None, typer.Option(help="Only this split of a dataset (train, val, test).")] = None,
+    root: Annotated[
+        str | None, typer.Option(help="data.root of a dataset target (default: $DLTOOL_DATA, else the user cache).")
+    ] = None,
     as_json: JsonDocument = False,
 ) -> None:
     """Show what a dataset, a run or a checkpoint holds.
@@ -32,11 +35,13 @@ def stats(
 
     Example: dltool stats ./pets --json | jq '.duplicates.across'
     """
+    from dltool.commands._fetch import fetch_dataset
     from dltool.commands._stats_progress import stats_progress
     from dltool.stats import stats as gather
 
+    fetch_dataset(target, root, quiet=False)  # a named dataset not downloaded yet (nothing for a path)
     with stats_progress() as progress:
-        report = gather(target, split, progress)
+        report = gather(target, split, progress, root)
     if as_json:
         emit_json(report)
     elif report["kind"] == "dataset":
@@ -86,7 +91,7 @@ def _show_dataset(report: dict[str, Any]) -> None:
     for group, classes in zip(duplicates["examples"], duplicates["example_classes"], strict=True):
         filed = f" in classes {', '.join(classes)}" if len(classes) > 1 else ""
         lines.append(f"  same image{filed}: {', '.join(group)}")
-    lines.append(f"unreadable files: {len(report['unreadable'])}")
+    lines.append(f"skipped files: {len(report['unreadable'])}")  # unreadable, or an image whose mask is unusable
     lines += [f"  {item['path']}: {item['reason']}" for item in report["unreadable"]]
     lines += [f"note: {note}" for note in report["notes"]]
     for line in lines:

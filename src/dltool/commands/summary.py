@@ -21,16 +21,17 @@ def summary(
         ),
     ],
     depth: Annotated[int, typer.Option(min=1, max=10, help="How deep nested layers are listed (1: top level).")] = 3,
+    root: Annotated[str | None, typer.Option(help="data.root of a recipe's or config's dataset.")] = None,
     as_json: JsonDocument = False,
 ) -> None:
     """Show the network's layers, output shapes, parameters (trainable, frozen) and
     multiply-accumulates for one input of the configured shape (measured by torchinfo).
 
-    Example: dltool summary cifar10-resnet --json | jq .macs
+    Example: dltool summary digits-cnn --json | jq .macs
     """
     from dltool.api_reports import summary as summarize
 
-    found = summarize(target, depth=depth)
+    found = summarize(target, depth=depth, root=root)
     if as_json:
         emit_json(found.to_dict())
     else:

@@ -11,6 +11,7 @@ import typer
 import dltool.tasks as tasks
 from dltool._text import counted
 from dltool.commands import _complete
+from dltool.commands._fetch import with_dataset
 from dltool.commands._options import Quiet
 from dltool.commands._output import emit_line, say
 from dltool.commands._overrides import Overrides, with_override_flags
@@ -50,17 +51,18 @@ def train(
     mode = _one_mode(modes | {"--print-config": print_config})
     _refuse_unused(mode, dry_run=dry_run, named=name is not None, as_json=as_json)
     if dry_run:
-        return _dry_run(_config(recipe, flags, set_ or []), folds)
+        return _dry_run(with_dataset(_config(recipe, flags, set_ or []), quiet), folds)
     if resume is not None:
         outcome = _resume(resume, recipe, flags, set_ or [], quiet)
     elif folds is not None:
         from dltool.commands._crossval import run_folds
 
-        return run_folds(_config(recipe, flags, set_ or []), recipe, folds, runs_dir, name, quiet)
+        return run_folds(with_dataset(_config(recipe, flags, set_ or []), quiet), recipe, folds, runs_dir, name, quiet)
     elif overfit_batches is not None or find_lr:
         from dltool.commands._sanity import run_sanity_check
 
-        return run_sanity_check(_config(recipe, flags, set_ or []), recipe, overfit_batches, runs_dir, as_json)
+        config = with_dataset(_config(recipe, flags, set_ or []), quiet)
+        return run_sanity_check(config, recipe, overfit_batches, runs_dir, as_json)
     else:
         outcome = _start(recipe, flags, set_ or [], name, runs_dir, print_config, quiet)
     if outcome is not None:
@@ -133,7 +135,7 @@ def _start(
     print_config: bool,
     quiet: bool,
 ) -> Any:
-    from dltool._io import dump_yaml
+    from dltool._yaml import dump_yaml
     from dltool.config import resolve_source
 
     config = _config(recipe, flags, sets)
@@ -143,6 +145,7 @@ def _start(
     from dltool.engine import start_run
     from dltool.engine.distributed import world_from_env
 
+    with_dataset(config, quiet)
     source = resolve_source(recipe or "").name
     return _with_progress(
         lambda observer, stop: start_run(config, source, runs_dir=runs_dir, name=name, observer=observer, stop=stop),
@@ -181,10 +184,8 @@ def _with_progress(start: Any, quiet: bool, live: bool = True) -> tuple[Any, lis
 
 def _closing_line(result: Any) -> str:
     summary, status = result.summary, result.status
-    parts = [
-        f"{status} after {counted(summary['epochs_run'], 'epoch')}: training {summary['wall_time_s']:.1f}s, "
-        f"setup {summary['setup_time_s']:.1f}s"
-    ]
+    setup = f", setup {summary['setup_time_s']:.1f}s" if "setup_time_s" in summary else ""  # none before 0.2
+    parts = [f"{status} after {counted(summary['epochs_run'], 'epoch')}: training {summary['wall_time_s']:.1f}s{setup}"]
     if best := summary.get("best"):
         parts.append(f"best {best['metric']} {best['value']:.4f} at epoch {best['epoch']}")
     if test := summary.get("test"):

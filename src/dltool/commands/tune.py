@@ -7,8 +7,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+from rich.markup import escape
 
 from dltool.commands import _complete
+from dltool.commands._fetch import with_dataset
 from dltool.commands._options import Quiet
 from dltool.commands._output import emit_json, emit_line, say
 from dltool.commands._overrides import Overrides, with_override_flags
@@ -28,7 +30,14 @@ Trials = Annotated[int | None, Opt(help="Trials to finish in all (default 20; a 
 Timeout = Annotated[float | None, Opt(help="Start no new trial after this many seconds.")]
 Sampler = Annotated[str | None, Opt(help="tpe (default), random, grid or cmaes.")]
 Pruner = Annotated[str | None, Opt(help="median (default), hyperband or none.")]
-Metric = Annotated[str | None, Opt(help="val_acc (default for classifiers), val_loss, train_acc, train_loss.")]
+Metric = Annotated[
+    str | None,
+    Opt(
+        help="What a trial scores: val_loss, train_loss or a metric of the model's task (default: val_acc "
+        "for classifiers, val_loss for an autoencoder, val_miou for segmentation, val_pck for keypoints, "
+        "val_r2 for regression)."
+    ),
+]
 Direction = Annotated[str | None, Opt(help="maximize or minimize (default: by the metric).")]
 Storage = Annotated[
     str | None,
@@ -47,7 +56,7 @@ Dashboard = Annotated[
         "--dashboard",
         callback=lambda wanted: _dashboard_installed(wanted),
         help="Make (or reopen) the study, print the optuna-dashboard command that shows it, run no trial "
-        "(pip install 'dltool[dashboard]').",
+        + escape("(pip install 'dltool[dashboard]')."),  # typer's help reads rich markup: [dashboard] is a tag
     ),
 ]
 Workers = Annotated[int, Opt(min=1, help="Local worker processes sharing the storage.")]
@@ -103,7 +112,7 @@ def tune(
 
     --seed also seeds the sampler. Example: STUDY=$(dltool tune digits-mlp --space space.yaml --trials 20 --epochs 10)
     """
-    from dltool.tuning import StudyOptions, prepare_study
+    from dltool.tuning import StudyOptions
 
     options = StudyOptions(  # an intentional parallel of dltool.api.tune: the options are its keywords
         trials=trials,
@@ -121,10 +130,20 @@ def tune(
         dry_run=dry_run,
         folds=folds,
     )
-    settings = prepare_study(recipe, space, options, sets=overrides.sets, flags=overrides.flags)
+    settings = _prepare(recipe, space, options, overrides, quiet)
     if dry_run or dashboard:  # nothing run: what would be, or how to watch the study
         return _dry_run(settings, options) if dry_run else _print_dashboard(settings)
     _report(settings.study_dir, *_run(settings, workers, quiet), as_json=as_json, quiet=quiet)
+
+
+def _prepare(recipe: str, space: Path, options: StudyOptions, overrides: Overrides, quiet: bool) -> TuneSettings:
+    """The study's settings, once its dataset is here (downloaded first when missing: every
+    trial checks that it is)."""
+    from dltool.config import load_config
+    from dltool.tuning import prepare_study
+
+    with_dataset(load_config(recipe, overrides.sets, overrides.flags), quiet)
+    return prepare_study(recipe, space, options, sets=overrides.sets, flags=overrides.flags)
 
 
 def _dry_run(settings: TuneSettings, options: StudyOptions) -> None:

@@ -71,8 +71,11 @@ def visualize(
 
     Example: dltool visualize runs/digits-mlp-1 --image-format svg
     """
+    from dltool.commands._fetch import fetch_dataset
     from dltool.viz import visualize as draw
 
+    for target in targets:  # a named dataset not downloaded yet (nothing for a run, study or folder)
+        fetch_dataset(target, root, quiet=False)
     result = draw(
         targets,
         out=out,

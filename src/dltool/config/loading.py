@@ -23,11 +23,20 @@ from typing import Any
 import yaml
 
 import dltool.tasks as tasks
-from dltool._io import YamlLimitError, YamlRepeatedKeyError, load_yaml
+from dltool._yaml import YamlLimitError, YamlRepeatedKeyError, load_yaml
 from dltool.config.recipes import find_recipe, list_recipes
 from dltool.config.schema import Config
 from dltool.config.validate import DISPATCHED, loss_suits, raw_task, sections_taking, validate_config
-from dltool.errors import ConfigError, MissingPathError, UnknownNameError, UsageError, quote
+from dltool.errors import (
+    ConfigError,
+    DltoolError,
+    MissingPathError,
+    UnknownNameError,
+    UnreadableError,
+    UsageError,
+    os_reason,
+    quote,
+)
 from dltool.rundir import RunDir, is_run_dir, refuse_parent_of_runs, runs_named_after
 
 Layer = dict[str, Any]
@@ -123,12 +132,18 @@ def read_yaml(path: Path) -> Layer:
     except UnicodeDecodeError:
         raise UsageError(f"{path}: not a YAML file (not UTF-8 text: a binary file?)") from None
     except OSError as error:
-        raise UsageError(f"{path}: cannot read: {error}") from None
+        raise _unreadable(path, error) from None
     if document is None:
         return {}
     if not isinstance(document, dict):
         raise ConfigError(f"{path}: expected a mapping of sections, got {type(document).__name__}")
     return document
+
+
+def _unreadable(path: Path, error: OSError) -> DltoolError:
+    if UnreadableError.caused(error):  # the file is fine: the user's permissions are not
+        return UnreadableError(error)
+    return UsageError(f"{path}: cannot read it ({os_reason(error)})")
 
 
 # Sections whose ``name`` picks a registry entry: ``--set scheduler=cosine`` is ``scheduler.name=cosine``.

@@ -41,7 +41,7 @@ def folder_cache_dir(root: Path, cache_root: str | Path | None) -> Path:
     """The data root's folder for what is cached of image folder ``root`` (by its absolute path)."""
     absolute = str(root.resolve())
     slug = re.sub(r"[^\w.-]+", "_", Path(absolute).name)[:40] or "root"
-    digest = hashlib.sha256(absolute.encode()).hexdigest()[:12]
+    digest = hashlib.sha256(absolute.encode("utf-8", "surrogateescape")).hexdigest()[:12]
     return data_root(cache_root) / "folders" / f"{slug}-{digest}"
 
 

@@ -187,8 +187,8 @@ def _ensure_file(
         part.unlink()  # a non-empty part stays, for the next run to resume
     raise DatasetError(
         f"could not download {name}/{file.name} ({'; '.join(failures)}): fetch it from a mirror "
-        f"with --mirror URL or $DLTOOL_MIRROR (as URL/{file.name}), or put the file in "
-        f"{target.parent} by hand and run the command again"
+        f"(`dltool download {name} --root {target.parent.parent} --mirror URL`, or $DLTOOL_MIRROR; "
+        f"as URL/{file.name}), or put the file in {target.parent} by hand and run the command again"
     )
 
 

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from dltool._io import sweep_stale_temporaries
+from dltool._text import composed
 from dltool.data.arrays import ImageArrays
 from dltool.data.cache import decoded_fingerprint, fit_cache_name, folder_cache_dir, read_cache
 from dltool.data.decoding import Progress
@@ -85,8 +86,9 @@ def index_folder(root: Path) -> FolderIndex:
         raise DatasetError(f"{root}: not a folder")
     layout = _split_folders(root)
     named = _classes(root, layout)
+    _refuse_undecodable(root, named)
     found = {
-        split: {name: _image_files(root, folder / name) for name in named if (folder / name).is_dir()}
+        split: {name: _image_files(root, path) for name, path in _class_folders(folder, named)}
         for split, folder in layout.items()
     }
     classes = [name for name in named if any(by_class.get(name) for by_class in found.values())]
@@ -127,14 +129,34 @@ def _classes(root: Path, layout: dict[str, Path]) -> list[str]:
     classes = _sub_folders(layout["train"])
     if not classes:
         raise DatasetError(f"{layout['train']}: no class folders")
+    known = {composed(name) for name in classes}
     for split, folder in layout.items():
-        unknown = [name for name in _sub_folders(folder) if name not in classes]
+        unknown = [name for name in _sub_folders(folder) if composed(name) not in known]
         if unknown:
             raise DatasetError(
                 f"{folder / unknown[0]}: class {unknown[0]!r} of the {split} split is not a class of "
                 f"{layout['train']} (classes: {', '.join(classes)})"
             )
     return classes
+
+
+def _refuse_undecodable(root: Path, classes: list[str]) -> None:
+    """A class folder's name is its label in classes.json, the rows and the exports, which are
+    text: one whose bytes are not UTF-8 (held as surrogates) cannot be written there."""
+    for name in classes:
+        shown = name.encode("utf-8", "backslashreplace").decode()
+        if shown != name:
+            raise DatasetError(
+                f"class folder '{shown}': its name is not UTF-8 text, and a class's name is its label in "
+                f"classes.json, predictions and exports; rename it (Latin-1: convmv -f latin1 -t utf8 -r --notest {root})"
+            )
+
+
+def _class_folders(folder: Path, classes: list[str]) -> list[tuple[str, Path]]:
+    """(class, its folder) of the ``classes`` that have one in ``folder``: matched in composed
+    form (``composed``), as a val/ copied through a Mac spells "Bären" otherwise than train/."""
+    by_name = {composed(name): folder / name for name in _sub_folders(folder)}
+    return [(name, by_name[composed(name)]) for name in classes if composed(name) in by_name]
 
 
 def _sub_folders(folder: Path) -> list[str]:

@@ -74,17 +74,20 @@ def _fitting_header(root: Path, pair: tuple[str, str]) -> ImageHeader | None:
 
 def _sampled_ignore(index: MaskIndex, count: int = HEADER_SAMPLE) -> list[str]:
     """``ignore_note`` of ``count`` training masks spread evenly over the split."""
-    masks = [mask for _, mask in index.pairs.get("train", [])]
-    picked = masks[:: max(1, len(masks) // count)][:count]
+    pairs = index.pairs.get("train", [])
+    picked = pairs[:: max(1, len(pairs) // count)][:count]
     lut = mask_lut(index)
-    counts = parallel(lambda mask: _ignore_counts(index.root / mask, lut), picked, None)
+    counts = parallel(lambda pair: _ignore_counts(index.root, pair, lut), picked, None)
     return ignore_note(sum(counts, IgnoreCounts()), "sampled training masks")
 
 
-def _ignore_counts(path: Path, lut: np.ndarray) -> IgnoreCounts:
-    """``ignore_counts`` of the mask at ``path`` through ``lut`` (none when it cannot be read: a worker names it)."""
+def _ignore_counts(root: Path, pair: tuple[str, str], lut: np.ndarray) -> IgnoreCounts:
+    """``ignore_counts`` of ``pair``'s mask through ``lut``; none for a pair left out of
+    training (unreadable, or a mask that does not fit its image: a worker names it)."""
     try:
-        raw = read_mask(path)
+        raw = read_mask(root / pair[1]) if _fitting_header(root, pair) else None
     except ImageDecodeError:
+        raw = None
+    if raw is None:
         return IgnoreCounts()
     return ignore_counts(np.maximum(lut[np.clip(raw, 0, IGNORE)], 0))  # -1, no label: a worker names it

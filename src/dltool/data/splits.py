@@ -70,7 +70,9 @@ def stratified_indices(labels: np.ndarray, fraction: float, seed: int) -> np.nda
 def name_draws(names: Sequence[str], seed: int, salt: str) -> np.ndarray:
     """A number in [0, 1) per file, fixed by its file name (not its folder: a photo moved to
     another class folder keeps its split), ``seed`` and ``salt`` (the split drawn)."""
-    keys = (f"{seed}/{salt}/{PurePosixPath(name).name}".encode() for name in names)
+    # A name the file system gave as bytes that are not UTF-8 (a Latin-1 "café.jpg" off an old
+    # share) hashes as those bytes: Python holds them as surrogates, which strict UTF-8 refuses.
+    keys = (f"{seed}/{salt}/{PurePosixPath(name).name}".encode("utf-8", "surrogateescape") for name in names)
     bits = (int.from_bytes(hashlib.blake2b(key, digest_size=8).digest(), "little") >> 11 for key in keys)
     return np.fromiter(bits, np.float64, len(names)) / float(1 << 53)
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from dltool._text import composed
 from dltool.data.arrays import AnySplit, ImageArrays
 from dltool.errors import ConfigError, did_you_mean
 
@@ -17,16 +18,17 @@ FEW_SHOT_STREAM = 1
 
 def select_classes(arrays: ImageArrays, names: list[str]) -> ImageArrays:
     """``arrays`` with only the classes ``names``, relabelled 0..len(names)-1 in that order."""
-    unknown = [name for name in names if name not in arrays.classes]
+    keys = [composed(name) for name in arrays.classes]  # "Bären" typed, and as a Mac's folder spells it
+    unknown = [name for name in names if composed(name) not in keys]
     if unknown:
         raise ConfigError(
             f"data.classes: {', '.join(map(repr, unknown))} not a class of the dataset "
             f"(its classes: {', '.join(arrays.classes)}){did_you_mean(unknown[0], arrays.classes)}"
         )
-    if len(set(names)) != len(names):
+    if len({composed(name) for name in names}) != len(names):
         raise ConfigError(f"data.classes: a class is named twice in {names}")
     new_label = np.full(len(arrays.classes), -1, dtype=np.int64)
-    new_label[[arrays.classes.index(name) for name in names]] = np.arange(len(names))
+    new_label[[keys.index(composed(name)) for name in names]] = np.arange(len(names))
     splits = {}
     for split_name, split in arrays.splits.items():
         labels = new_label[split.labels]

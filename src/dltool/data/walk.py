@@ -6,8 +6,9 @@ out (``._IMG_0001.jpg`` resource forks, ``.thumbnails/``), and so are the folder
 NAS boxes and systems keep beside photos (``SYSTEM_FOLDERS``: a Synology's ``@eaDir``
 thumbnails, recycle bins) and dltool's own run, study and runs dirs (a runs dir kept
 inside a photo folder holds no photos of it). Linked
-folders are followed, each real folder once, so a link loop ends. Each folder's files come
-in name order, then its sub-folders, each the same way.
+folders are followed, each real folder once, so a link loop ends, and after every folder
+found without a link, so a folder is found at its own path where it has one in the tree.
+Each folder's files come in name order, then its sub-folders, each the same way.
 
 A name with an image extension that is no readable file (a FIFO, a link loop) is found all
 the same: decoding names it as skipped. A sub-folder that cannot be listed is found as an
@@ -57,11 +58,16 @@ def walked_folders(folder: str | Path) -> Iterator[str]:
 
 
 def _walk(folder: str | Path) -> Iterator[tuple[str, list[os.DirEntry] | OSError]]:
-    """Each real folder under ``folder`` once, depth first in name order: (relative path, its
-    entries by name, or the error listing it). The folder itself must be listable."""
+    """Each real folder under ``folder`` once, depth first in name order, the folders reached
+    through a link after all others: (relative path, its entries by name, or the error listing
+    it). So a folder also linked from elsewhere in the tree is found at its own path (a
+    ``favourites`` link named before it took its photos). The folder itself must be listable."""
     seen: set[tuple[int, int]] = set()  # folders already walked
-    pending = [("", str(folder))]
-    while pending:
+    pending: list[tuple[str, str]] = [("", str(folder))]  # (relative path, path) of folders to walk
+    linked: list[tuple[str, str]] = []  # those reached through a link, walked once pending is empty
+    while pending or linked:
+        if not pending:  # every real folder walked: those that links lead to, in the order found
+            pending, linked = linked[::-1], []
         relative, directory = pending.pop()
         try:
             info = os.stat(directory)
@@ -76,7 +82,9 @@ def _walk(folder: str | Path) -> Iterator[tuple[str, list[os.DirEntry] | OSError
         seen.add((info.st_dev, info.st_ino))
         yield relative, entries
         folders = [entry for entry in entries if _is_folder(entry) and not is_dltool_output(Path(entry.path))]
-        pending.extend((f"{relative}/{e.name}" if relative else e.name, e.path) for e in reversed(folders))
+        named = [(f"{relative}/{e.name}" if relative else e.name, e.path, e.is_symlink()) for e in folders]
+        pending.extend((name, path) for name, path, link in reversed(named) if not link)
+        linked.extend((name, path) for name, path, link in named if link)
 
 
 def is_image_name(name: str) -> bool:

@@ -9,7 +9,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from dltool.engine.run import RunResult, resume, start_run, train
+    from dltool.engine.result import RunResult
+    from dltool.engine.run import resume, start_run, train
 
 __all__ = ["RunResult", "resume", "start_run", "train"]
 

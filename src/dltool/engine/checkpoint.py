@@ -103,6 +103,8 @@ def save_weights(path: Path, model: nn.Module, metadata: dict[str, str]) -> None
 def load_weights(path: Path) -> dict[str, torch.Tensor]:
     try:
         return load_safetensors(path.read_bytes())
+    except PermissionError:  # the file may be fine: the CLI names the permission missing
+        raise
     except (SafetensorError, OSError, ValueError) as error:
         raise CheckpointError(f"{path}: not readable safetensors weights ({error})") from None
 

@@ -22,7 +22,8 @@ from dltool._io import atomic_write_json
 from dltool.config.schema import Config
 from dltool.data.prepare import given_splits
 from dltool.engine.observer import Observer
-from dltool.engine.run import RunResult, train
+from dltool.engine.result import RunResult
+from dltool.engine.run import train
 from dltool.engine.setup import check_runnable
 from dltool.errors import UsageError, option
 from dltool.rundir import create_run_dir, cv_record, open_run_dir

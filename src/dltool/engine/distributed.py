@@ -166,6 +166,22 @@ class StopVote:
         return bool(stop)
 
 
+def batch_stop_vote(world: World, wish: Callable[[], bool], batches: int) -> Callable[[], bool]:
+    """``wish`` (a signal's stop), asked before each batch of an evaluation, agreed on by the
+    ranks as ``StopVote`` agrees on training steps. Their shards may differ by a batch: votes
+    fall only on the batches every rank has (the fewest, found in one all-reduce), past them a
+    stop waits for the pass's end. A world of one asks ``wish`` alone."""
+    if not world.distributed:
+        return wish
+    vote, common, asked = StopVote(world), -max_across(world, [-float(batches)])[0], [0]
+
+    def agreed() -> bool:
+        asked[0] += 1
+        return asked[0] <= common and vote(wish())
+
+    return agreed
+
+
 def _on_backend_device(tensor: torch.Tensor) -> torch.Tensor:
     if dist.get_backend() == "nccl":
         return tensor.to(torch.device("cuda", torch.cuda.current_device()))

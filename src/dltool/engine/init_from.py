@@ -1,7 +1,7 @@
 """``--init-from``: start a new run from another run's weights, or from a weights file.
 
 Every tensor whose name and shape match is copied; the rest keep their fresh
-initialisation (a new head when the class count differs). The source is read once, when
+initialisation (a new head when the classes differ). The source is read once, when
 training starts: the run's own ``model.safetensors`` holds every weight from then on, and
 ``--resume`` reads only the checkpoint.
 """

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from contextlib import ExitStack, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 
@@ -33,6 +33,7 @@ from dltool.engine.record import (
     weights_metadata,
     write_run_files,
 )
+from dltool.engine.result import RunResult, ended_run, nothing_to_resume
 from dltool.engine.sanity import preflight
 from dltool.engine.scores import epoch_record, improved, test_score
 from dltool.engine.setup import Components, build_components, check_runnable, unfreeze_if_due
@@ -49,36 +50,6 @@ from dltool.engine.threads import cpu_threads
 from dltool.engine.trackers import Trackers, open_trackers
 from dltool.models.custom import source_record
 from dltool.rundir import RunDir, Summary, create_run_dir, refuse_read_only
-
-if TYPE_CHECKING:
-    import pandas as pd
-
-
-@dataclass(frozen=True)
-class RunResult:
-    """What ``train`` returns: ``status`` as in summary.json (completed, early_stopped, interrupted)."""
-
-    run_dir: Path | None
-    status: str
-    summary: dict[str, Any]
-    task: str  # what the model was trained for (dltool.tasks): which scores are its headline
-
-    @property
-    def best(self) -> dict[str, Any] | None:
-        """The kept epoch: ``{epoch, metric, value}`` (None when no epoch had a finite metric)."""
-        return self.summary.get("best")
-
-    @property
-    def test(self) -> dict[str, Any] | None:
-        """The best weights' test score: ``{n, loss, accuracy}`` (None when interrupted)."""
-        return self.summary.get("test")
-
-    @property
-    def metrics(self) -> pd.DataFrame:
-        """``metrics.jsonl`` as a DataFrame, one row per epoch (empty without a run dir)."""
-        import pandas as pd
-
-        return pd.DataFrame(RunDir(self.run_dir).read_metrics() if self.run_dir else [])
 
 
 def start_run(
@@ -124,12 +95,27 @@ def resume(
     stop: threading.Event | None = None,
 ) -> RunResult:
     """Continue ``run`` from ``checkpoints/last.pt``; ``overrides`` may raise ``train.epochs``
-    or change ``train.device``, nothing else (a different config is a different run)."""
+    or change ``train.device``, nothing else (a different config is a different run). A run
+    that ended (completed or early stopped) at the epochs asked for is returned as it is."""
     refuse_read_only(run.path, "copy the run dir to a folder you can write and resume the copy")
     checkpoint = load_resume_state(run, RESUME_ENTRIES)
     config = resumed_config(checkpoint["config"], overrides or {})
     check_epochs_left(config, checkpoint)
-    return _execute(config, run, observer or Observer(), stop or threading.Event(), checkpoint)
+    observer = observer or Observer()
+    if ended := _already_ended(run, config, checkpoint, observer):  # it would only score its test split again
+        return ended
+    return _execute(config, run, observer, stop or threading.Event(), checkpoint)
+
+
+def _already_ended(run: RunDir, config: Config, checkpoint: dict[str, Any], observer: Observer) -> RunResult | None:
+    """``run`` as it ended, if it did (``ended_run``), its dead writers' temporaries swept;
+    refused while another process trains it."""
+    main = world_from_env().is_main
+    with run.training() if main else nullcontext():
+        ended = ended_run(run, config, checkpoint)
+    if ended and main:
+        observer.on_message(nothing_to_resume(ended))
+    return ended
 
 
 RESUME_ENTRIES = ("config", "classes", "in_shape", "optimizer", "scheduler", "scaler", "progress")  # and ranks (or rng)
@@ -240,7 +226,7 @@ def _fit_and_score(session: _Session, base: dict[str, Any]) -> tuple[str, Summar
         extra, confusion = {}, None
         if status != "interrupted":
             try:
-                test, confusion = test_score(parts, run, progress, _stop_check(session))
+                test, confusion = test_score(parts, run, progress, session.stop.is_set)
                 extra["test"] = test
             except EvaluationStopped:  # last.pt and the best weights are whole: a resume scores it
                 status, reason = "interrupted", stop_reason(session.stop)
@@ -254,12 +240,6 @@ def _fit_and_score(session: _Session, base: dict[str, Any]) -> tuple[str, Summar
     summary = summary_record(status, reason, progress, clock, base, **extra)
     finish(run, board, summary, confusion)
     return status, summary
-
-
-def _stop_check(session: _Session) -> Callable[[], bool]:
-    """What validation and the test pass ask before each batch: a signal's stop, in a world
-    of one only (ranks stopped at different batches would wait on each other's sums)."""
-    return (lambda: False) if session.parts.world.distributed else session.stop.is_set
 
 
 def _fit(session: _Session) -> tuple[str, str]:
@@ -312,7 +292,7 @@ def _end_epoch(session: _Session, stats: EpochStats) -> dict[str, Any]:
     parts, run, progress = session.parts, session.run, session.progress
     check_finite_loss(parts, progress, stats)
     monitor, min_delta = parts.config.train.monitor, parts.config.train.early_stopping.min_delta
-    row = epoch_record(parts, progress, stats, _stop_check(session))
+    row = epoch_record(parts, progress, stats, session.stop.is_set)
     record = row.to_dict()  # the dict the checkpoint's history, observers and TensorBoard take
     parts.step.scheduler.epoch_end(record[monitor.metric])
     progress.epoch, progress.batch, progress.partial = progress.epoch + 1, 0, None

@@ -12,7 +12,8 @@ import numpy as np
 import torch
 
 import dltool.tasks as tasks
-from dltool._io import atomic_write_json, atomic_write_text, dump_yaml
+from dltool._io import atomic_write_json, atomic_write_text
+from dltool._yaml import dump_yaml
 from dltool.config.schema import Config
 from dltool.config.validate import validate_config
 from dltool.engine.autoset import pick_precision

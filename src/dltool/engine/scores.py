@@ -13,7 +13,7 @@ import torch
 import dltool.tasks as tasks
 from dltool.config.schema import MonitorConfig
 from dltool.engine.checkpoint import load_weights
-from dltool.engine.distributed import sum_across, total_across
+from dltool.engine.distributed import batch_stop_vote, sum_across, total_across
 from dltool.engine.loop import EpochStats, evaluate, mean_metrics
 from dltool.engine.setup import Components
 from dltool.engine.state import Progress
@@ -56,10 +56,12 @@ def evaluate_kept(
 ) -> tuple[dict[str, float], torch.Tensor | None]:
     """Mean loss (and accuracy) of the kept weights, with the run's test-time augmentation,
     over every rank's shard of ``batches``; with ``confusion``, a classifier's confusion
-    matrix too (rows true), else None. ``should_stop``: as for ``loop.evaluate``."""
+    matrix too (rows true), else None. ``should_stop``: as for ``loop.evaluate``, agreed on by
+    every rank (``batch_stop_vote``)."""
     step = parts.step
     model = with_tta(parts.eval_model, parts.config.train.tta)
     classes = len(parts.data.classes) if confusion or tasks.info(step.task).class_sums else 0
+    should_stop = batch_stop_vote(parts.world, should_stop, len(batches))  # every rank stops at one batch
     sums = evaluate(
         model, batches.batches(), step.precision, step.device, step.task, step.channels_last, classes, should_stop
     )
@@ -90,8 +92,7 @@ def test_score(
 ) -> tuple[dict[str, Any] | None, torch.Tensor | None]:
     """The best weights' loss (and accuracy) on the test split, with their confusion matrix
     when the run logs to TensorBoard (a classifier); every rank takes part. ``should_stop``
-    (a world of one only: ranks that stopped at different batches would wait on each other's
-    sums) ends it early with ``EvaluationStopped``."""
+    (agreed on by the ranks, see ``evaluate_kept``) ends it early with ``EvaluationStopped``."""
     if progress.best is None:  # no epoch with a finite metric: no best weights were kept
         return None, None
     if run is not None:

@@ -18,12 +18,12 @@ from dltool.config.schema import Config
 from dltool.data import datasets
 from dltool.data.arrays import Split, label_counts, target_kind
 from dltool.data.augment import Augmenter
+from dltool.data.fetch import fetch_missing
 from dltool.data.files import FileSplit
 from dltool.data.keypoints import flip_order
 from dltool.data.loader import BatchLoader
 from dltool.data.normalise import Normalise
 from dltool.data.prepare import PreparedData, prepare_data, require_data, with_crop_pct
-from dltool.data.sources import require_downloaded
 from dltool.data.splits import for_new_run
 from dltool.data.stream import DecodePool, StreamLoader, resolve_workers
 from dltool.engine.device import Precision, channels_last_wanted, on_cuda_when_auto, resolve_device
@@ -213,10 +213,11 @@ def unfreeze_if_due(parts: Components, epoch: int) -> str | None:
 def check_runnable(config: Config) -> None:
     """Errors for what this machine lacks, raised before any dir is made: the device, the
     dataset's files, a zoo model's pretrained weights, the trackers the config asks for; and
-    a malformed ``$DLTOOL_REUSE_HEAP``."""
+    a malformed ``$DLTOOL_REUSE_HEAP``. A named dataset's files and the weights are fetched
+    when they are missing (the commands fetch the dataset before, showing progress)."""
     resolve_device(config.train.device)
     reuse_wanted()
-    require_downloaded(config.data.name, config.data.root)
+    fetch_missing(config.data.name, config.data.root)
     require_data(config.data)  # a photo recipe's placeholder name before its weights
     config.model.fetch_weights()
     require_trackers(config)

@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 
-from dltool._text import counted
+from dltool._text import composed, counted
 from dltool._version import __version__
 from dltool.config.schema import Config
 from dltool.config.validate import validate_config
@@ -140,7 +140,8 @@ def data_changes(parts: Components, checkpoint: dict[str, Any]) -> list[str]:
     """Refuse to resume on data the model cannot read (other classes or image shape); a note
     for each split whose size changed (files added to or removed from an image folder)."""
     saved_classes, saved_shape = checkpoint["classes"], checkpoint["in_shape"]
-    if saved_classes != parts.data.classes or saved_shape != list(parts.data.in_shape):
+    same_classes = list(map(composed, saved_classes)) == list(map(composed, parts.data.classes))  # a Mac's copy
+    if not same_classes or saved_shape != list(parts.data.in_shape):
         raise CheckpointError(
             f"the data no longer matches this run: it was checkpointed with {len(saved_classes)} classes of "
             f"{'x'.join(map(str, saved_shape))} images, the data now has {len(parts.data.classes)} classes of "

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, Literal, cast
 import numpy as np
 
 import dltool.tasks as tasks
+from dltool._text import composed
 from dltool.config.schema import DataConfig
 from dltool.data import datasets
 from dltool.data.arrays import Split
@@ -278,7 +279,7 @@ def _known_only(
     folder's classes keeps them, for ``_aligned`` to refuse."""
     if trained.config.data.classes is None or split.labels.ndim != 1:
         return split, {}
-    known = np.isin(np.array(prepared.classes), trained.classes)[split.labels]
+    known = np.isin(_composed(prepared.classes), _composed(trained.classes))[split.labels]
     counts = np.bincount(split.labels[~known], minlength=len(prepared.classes))
     return split.take(np.flatnonzero(known)), {c: int(n) for c, n in zip(prepared.classes, counts, strict=True) if n}
 
@@ -314,19 +315,24 @@ def _aligned(prepared: PreparedData, split: Split | FileSplit, classes: list[str
     if prepared.classes == classes:
         return split
     present = [prepared.classes[k] for k in np.unique(split.labels)] if split.labels.ndim == 1 else prepared.classes
-    unknown = sorted(set(present) - set(classes))
+    keys = _composed(classes)  # a folder copied through a Mac spells "Bären" otherwise
+    unknown = sorted(name for name in set(present) if composed(name) not in keys)
     if unknown:
         raise DatasetError(
             f"{name}: classes the model does not know: {', '.join(unknown[:10])}"
             f"{' ...' if len(unknown) > 10 else ''} (the model knows: {', '.join(classes[:10])})"
         )
     # A class of no image here (left out by _known_only) maps nowhere: no label points at it.
-    mapping = np.array([classes.index(c) if c in classes else -1 for c in prepared.classes], dtype=np.int64)
+    mapping = np.array([keys.index(k) if k in keys else -1 for k in _composed(prepared.classes)], dtype=np.int64)
     if split.labels.ndim > 1:  # masks: the ignored pixels (255) stay ignored
         mapping = np.concatenate([mapping, np.full(256 - len(mapping), IGNORE)]).astype(np.uint8)
     if isinstance(split, FileSplit) and split.masks is not None:  # read with their images: renumbered then
         return split.renumbered(mapping)
     return split.relabelled(mapping[split.labels])
+
+
+def _composed(names: list[str]) -> list[str]:
+    return [composed(name) for name in names]
 
 
 def _concatenate(*splits: Split | FileSplit) -> Split | FileSplit:

@@ -296,7 +296,8 @@ def _walk(folder: str) -> Generator[str | Unreadable, None, int]:
 
 
 def read_path_lines(lines: Iterable[str]) -> Iterator[str]:
-    """Paths from newline-separated text (``-`` on the command line), blank lines skipped."""
+    """Paths from newline-separated text (``-`` on the command line), blank lines skipped; the
+    byte-order mark that Notepad and PowerShell put before a UTF-8 list is no part of a path."""
     for line in lines:
-        if line := line.rstrip("\r\n"):
+        if line := line.rstrip("\r\n").lstrip("\ufeff"):
             yield line

@@ -8,7 +8,7 @@ import dltool.tasks as tasks
 from dltool.config import load_config
 from dltool.config.schema import Config
 from dltool.data.prepare import prepare_data
-from dltool.errors import CheckpointError
+from dltool.errors import CheckpointError, UsageError, option
 from dltool.evaluation.trained import load_trained
 from dltool.models.build import build_model
 from dltool.models.freezing import freeze
@@ -16,22 +16,25 @@ from dltool.models.summary import ModelSummary, summarize
 from dltool.rundir import RunDir
 
 
-def summarize_target(target: str, *, depth: int = 3) -> ModelSummary:
+def summarize_target(target: str, *, depth: int = 3, root: str | None = None) -> ModelSummary:
     """The summary of a trained run (a run dir with weights, ``*.safetensors``, ``*.pt``: the
     model and input shape it was trained with, read without its dataset) or of a recipe,
     config file or unfinished run dir (the model built as training would build it, without
     pretrained weights, for the shape of its prepared dataset). ``model.freeze`` applies (for
     a run, as it ended: none after ``train.unfreeze_epoch``).
-    ``depth``: how deep the listed layers go (the totals always cover the whole network)."""
+    ``depth``: how deep the listed layers go (the totals always cover the whole network);
+    ``root``: where a recipe's or config's dataset is prepared (``data.root``)."""
     path = Path(target)
     trained = path.suffix in (".safetensors", ".pt") or (path / "model.safetensors").is_file()
     freezing = None
     if trained:
+        if root is not None:
+            raise UsageError(f"{option('root')} applies to a recipe or config: {target} is summarised from its weights")
         model = load_trained(path)
         config, network, in_shape = model.config, model.model, model.in_shape
         freezing = _freeze_as_trained(config, model.run_dir)
     else:
-        config = load_config(target)
+        config = load_config(target, flags={"data.root": root} if root is not None else None)
         data = prepare_data(config.data)
         in_shape = data.in_shape
         network = build_model(

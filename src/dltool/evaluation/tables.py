@@ -11,7 +11,7 @@ from typing import IO, Any
 import pandas as pd
 
 import dltool.tasks as tasks
-from dltool._io import atomic_open
+from dltool._io import atomic_open, sweep_stale_temporaries
 from dltool.errors import UsageError
 
 TABLE_SUFFIXES = (".csv", ".parquet")
@@ -41,7 +41,7 @@ class ParquetRows:
         self.pending: list[list[Any]] = []
 
     def write(self, row: Any) -> None:
-        self.pending.append(row.values())
+        self.pending.append([_parquet_text(value) for value in row.values()])
         if len(self.pending) >= ROW_GROUP:
             self.flush()
 
@@ -68,6 +68,12 @@ class ParquetRows:
         # let go of it now; collected after the file is closed, it prints a traceback.
         with contextlib.suppress(OSError, ValueError):  # pyarrow's errors are both kinds
             self.writer.close()
+
+
+def _parquet_text(value: Any) -> Any:
+    """``value``, a file name whose bytes are not UTF-8 (held as surrogates) with escapes
+    (``caf\\udce9.jpg``): Parquet's text is UTF-8, and pyarrow refuses it otherwise."""
+    return value.encode("utf-8", "backslashreplace").decode("utf-8") if isinstance(value, str) else value
 
 
 def is_predictions_parquet(path: Path) -> bool:
@@ -119,6 +125,7 @@ def write_table(frame: pd.DataFrame, path: Path) -> None:
     its folder is made if it is missing."""
     check_table_path(path, "table file")
     path.parent.mkdir(parents=True, exist_ok=True)
+    sweep_stale_temporaries(path.parent, of=[path.name])  # what a killed writer left of it
     with atomic_open(path, "wb") as file:
         if path.suffix.lower() == ".parquet":
             frame.to_parquet(file, engine="pyarrow")

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 import dltool.tasks as tasks
-from dltool._io import atomic_write_bytes, atomic_write_json
+from dltool._io import atomic_write_bytes, atomic_write_json, sweep_stale_temporaries
 from dltool._text import counted
 from dltool._version import __version__
 from dltool.errors import ExportError, UnknownNameError, UsageError
@@ -99,6 +99,7 @@ def export_trained(
         document = _sidecar_document(trained, format, data, output)
     document |= _verification(format, diff, tolerance, check)
     output.parent.mkdir(parents=True, exist_ok=True)
+    sweep_stale_temporaries(output.parent, of=[output.name, sidecar_path(output).name])  # a killed export's
     atomic_write_json(sidecar_path(output), document)
     atomic_write_bytes(output, data)
     return ExportResult(

@@ -204,11 +204,18 @@ class UNetParams(ModelParams):
 
 
 # Zoo families last: their parameters subclass ModelParams above.
-from dltool.models.zoo import FAMILIES, TORCHVISION_SEGMENTATION, TorchvisionSegmentationParams, ZooParams  # noqa: E402
+from dltool.models.zoo import (  # noqa: E402
+    FAMILIES,
+    TORCHVISION_SEGMENTATION,
+    TorchvisionSegmentationParams,
+    ZooParams,
+    prefixed_names,
+)
 
 for _family in FAMILIES.values():
     _listing = f"{_family.description} (dltool list models --zoo {_family.prefix} [FILTER])"
     models.register_family(_family.prefix, "dltool.models.zoo.build:build_zoo", _listing)(ZooParams)
+models.add_spelling(prefixed_names)
 # torchvision's segmentation networks: one entry each, before their family's name.
 for _arch, _about in TORCHVISION_SEGMENTATION.items():
     _params = type(f"Torchvision_{_arch}", (TorchvisionSegmentationParams,), {"__doc__": _about})

@@ -19,17 +19,9 @@ from typing import Any
 import yaml
 from filelock import FileLock, Timeout
 
-from dltool._io import (
-    append_line,
-    atomic_write_json,
-    atomic_write_text,
-    dump_yaml,
-    json_text,
-    load_yaml,
-    read_json,
-    sweep_stale_temporaries,
-)
+from dltool._io import append_line, atomic_write_json, atomic_write_text, json_text, read_json, sweep_stale_temporaries
 from dltool._safetensors import Header, read_header
+from dltool._yaml import dump_yaml, load_yaml
 from dltool.errors import CheckpointError, RunInUseError
 from dltool.rundir.records import EpochRecord, Summary, checked_classes
 
@@ -245,8 +237,9 @@ def cv_record(parent: Path) -> Path:
 
 
 def is_run_dir(path: Path) -> bool:
-    """Whether ``path`` is a run directory (it holds a ``config.yaml``)."""
-    return (Path(path) / CONFIG).is_file()
+    """Whether ``path`` is a run directory (it holds a ``config.yaml``). A path this user may
+    not look into is none (``Path.is_file`` raises there before Python 3.12)."""
+    return os.path.isfile(Path(path) / CONFIG)
 
 
 def run_dir_of(file: Path) -> RunDir | None:
@@ -284,6 +277,8 @@ def read_weights_header(path: Path) -> Header:
     """The header of safetensors weights at ``path``; an unreadable one is a ``CheckpointError``."""
     try:
         return read_header(path)
+    except PermissionError:  # the file may be fine: the CLI names the permission missing
+        raise
     except (OSError, ValueError) as error:
         raise CheckpointError(f"{path}: not readable safetensors weights ({error})") from None
 

@@ -47,9 +47,17 @@ def check_output(
 
 def refuse_read_only(folder: Path, hint: str = "") -> None:
     """A ``ReadOnlyError`` (with ``hint``; none: the command names its option) when ``folder``,
-    or the nearest folder above it that exists, lies on a read-only filesystem."""
-    if os.statvfs(nearest_folder(folder)).f_flag & os.ST_RDONLY:
-        raise ReadOnlyError(OSError(errno.EROFS, os.strerror(errno.EROFS), str(folder)), hint)
+    or the nearest folder above it that exists, lies on a read-only filesystem or is one this
+    user may not write in."""
+    nearest = nearest_folder(folder)
+    if os.statvfs(nearest).f_flag & os.ST_RDONLY:
+        raise ReadOnlyError(_refusal(errno.EROFS, folder), hint)
+    if not os.access(nearest, os.W_OK | os.X_OK):
+        raise ReadOnlyError(_refusal(errno.EACCES, folder), hint)
+
+
+def _refusal(code: int, path: Path) -> OSError:
+    return OSError(code, os.strerror(code), str(path))
 
 
 def is_run_file(path: Path) -> bool:

@@ -23,8 +23,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from dltool._io import atomic_write_json, atomic_write_text, dump_yaml
+from dltool._io import atomic_write_json, atomic_write_text
 from dltool._version import __version__
+from dltool._yaml import dump_yaml
 from dltool.errors import CheckpointError
 from dltool.rundir import BEST, STUDY
 from dltool.tuning.records import STATES, BestTrial, StudyRecord

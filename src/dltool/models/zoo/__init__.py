@@ -86,6 +86,17 @@ def registered_architectures(prefix: str) -> list[str]:
     return [e.name.partition(":")[2] for e in models if not e.family and e.name.startswith(f"{prefix}:")]
 
 
+def prefixed_names(name: str) -> list[str]:
+    """``PREFIX:name`` for each family with an architecture ``name``: what a bare ``resnet18``
+    (as timm's and torchvision's own scripts name models) stands for. Imports the libraries:
+    for an unknown name's error only."""
+    if not name.isidentifier():  # a path, a class reference or a PREFIX:ARCH name: none is meant so
+        return []
+    return [
+        f"{p}:{name}" for p, f in FAMILIES.items() if name in {*f.impl().architectures(), *registered_architectures(p)}
+    ]
+
+
 def is_weights_file(pretrained: bool | str) -> bool:
     return isinstance(pretrained, str) and pretrained.lower().endswith(WEIGHT_SUFFIXES)
 
