@@ -43,7 +43,7 @@ LAYERS: list[tuple[str, set[str]]] = [
     ("engine", {"engine"}),
     ("uses of a run", {"evaluation", "stats", "catalog", "tuning"}),
     ("exports and plots", {"export", "viz"}),
-    ("Python API", {"api", "__init__"}),
+    ("Python API", {"api", "api_reports", "__init__"}),
     ("commands", {"commands"}),
     ("cli", {"cli", "__main__"}),
 ]

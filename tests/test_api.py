@@ -205,6 +205,34 @@ def test_predict_labels_images_written_by_the_test(cli, capfd, run: Path, tmp_pa
     assert [r.path for r in single.rows] == [str(folder / "0.png")] and len(single.rows[0].top) == 3
 
 
+def test_predict_takes_images_in_memory_as_their_files_give_them(run: Path, tmp_path: Path) -> None:
+    # predict took paths only: a PIL image, an array or a tensor was a TypeError ("'Image'
+    # object is not iterable", "expected str, bytes or os.PathLike object, not ndarray").
+    import torch
+
+    pixels = np.random.default_rng(0).integers(0, 256, (12, 20, 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(tmp_path / "a.png")
+    alone = predict(run, tmp_path / "a.png").rows[0].top
+    expected = [(label, pytest.approx(p, abs=1e-6)) for label, p in alone]  # a batch adds in another order
+    tensor = torch.from_numpy(pixels).permute(2, 0, 1)  # (C, H, W), as torchvision's
+    given = [Image.open(tmp_path / "a.png"), pixels, pixels / 255, tensor, tensor / 255, np.stack([pixels] * 2)]
+    result = predict(run, given)
+    assert [r.path for r in result.rows] == [f"<image {k}>" for k in range(7)]
+    assert all(r.top == expected for r in result.rows)
+    assert predict(run, torch.stack([tensor] * 2)).table["path"].tolist() == ["<image 0>", "<image 1>"]
+    mixed = predict(run, [pixels, tmp_path / "a.png", pixels[..., 0]])
+    assert [r.path for r in mixed.rows] == ["<image 0>", str(tmp_path / "a.png"), "<image 1>"]
+    for bad, message in [
+        ((tensor - 128.0) / 64, "inputs: image pixels from -2 to 1.98438; expected 0..255 .* not normalised"),
+        (np.stack([pixels[..., 0]] * 2), r"inputs: an image array of shape \(2, 12, 20\); .* images\[..., None\]"),
+        ([None], "inputs: NoneType None: expected an image file, folder or glob pattern"),
+    ]:
+        with pytest.raises(UsageError, match=message):
+            predict(run, bad)
+    with pytest.raises(UsageError, match="save images in memory to files first"):
+        dltool.segment(run, pixels, tmp_path / "masks")
+
+
 def test_predict_refuses_no_inputs_and_counts_the_command_refuses(run: Path, tmp_path: Path) -> None:
     image = tmp_path / "0.png"
     Image.fromarray(np.zeros((8, 8), np.uint8)).save(image)
@@ -257,3 +285,112 @@ def test_tune_runs_a_small_study_from_a_mapping(capfd, isolated: Path) -> None:
     best = yaml.safe_load((result.study_dir / "best.yaml").read_text())
     assert best["optimizer"]["lr"] == result.best["params"]["optimizer.lr"]
     assert (result.study_dir / result.best["run_dir"] / "model.safetensors").is_file()
+
+
+def test_a_user_s_mypy_sees_the_api_s_types(isolated: Path) -> None:
+    # Without the PEP 561 marker (py.typed) mypy skipped dltool as untyped: every result was
+    # Any, and --strict refused the import.
+    (isolated / "user.py").write_text(
+        "from dltool import evaluate, train\nrun = train('digits-mlp')\nstatus: int = run.status\nevaluate(run)\n"
+    )
+    # The heavy libraries skipped: only dltool's own annotations are in question.
+    skip = "torch.*,torchvision.*,pandas.*,numpy.*,optuna.*,PIL.*,pydantic.*,matplotlib.*"
+    (isolated / "mypy.ini").write_text(f"[mypy]\n[mypy-{skip}]\nfollow_imports = skip\n")
+    checked = subprocess.run(
+        [sys.executable, "-m", "mypy", "--config-file", "mypy.ini", "--cache-dir", "/dev/null", "user.py"],
+        capture_output=True,
+        text=True,
+    )
+    assert "py.typed" not in checked.stdout
+    assert 'expression has type "str", variable has type "int"' in checked.stdout
+    assert "Found 1 error" in checked.stdout  # evaluate(run): a result is a run, typed as such
+
+
+def test_train_leaves_the_caller_s_random_generators_as_they_were(isolated: Path) -> None:
+    # A run seeds Python's, NumPy's and torch's generators with train.seed; they stayed so, and
+    # a script's own draws after dltool.train() were those of seed 0, whatever it had seeded.
+    import random
+
+    import torch
+
+    def draws() -> tuple[float, float, float]:
+        return random.random(), float(np.random.rand()), float(torch.rand(1))
+
+    def seed(value: int) -> None:
+        random.seed(value)
+        np.random.seed(value)
+        torch.manual_seed(value)
+
+    seed(123)
+    expected = draws()
+    seed(123)
+    train("digits-mlp", overrides={"train.epochs": 1, "train.limit_batches": 2, "train.seed": 0})
+    assert draws() == expected
+
+
+def test_stats_summary_and_visualize_from_python_return_what_the_commands_show(cli, capfd, run: Path) -> None:
+    # There was no Python stats, summary or visualize; dltool.viz.visualize("runs/x") read the
+    # run's name as a list of one-letter targets ("r: not a run dir"), and its errors named flags.
+    from dltool import stats_of, summary, visualize
+
+    drawn = visualize(run, out="plots")
+    assert drawn.written[-1] == Path("plots/report.html") and drawn.written[-1].is_file()
+    assert Path("svg/confusion.svg") in visualize([str(run)], out="svg", image_format="svg").written
+    assert summary(str(run), depth=1).to_dict() == json.loads(cli("summary", run, "--depth", 1, "--json").stdout)
+    assert stats_of(run) == json.loads(cli("stats", run, "--json").stdout)
+    assert stats_of("digits", split="val")["splits"]["val"]["n"] == 143
+    capfd.readouterr()
+    exported = export_model(run).path
+    for call, message in [
+        (lambda: visualize(run, root="x"), "root=... does not apply to a run"),
+        (lambda: visualize(run, feature_maps="1"), "feature_maps and image go together"),
+        (lambda: visualize(run, feature_maps="x", image="a.png"), "image='a.png': no such file"),
+        (lambda: visualize(run, augmentations=True, split="val"), "split=... does not apply to augmentations=True"),
+        (lambda: visualize(run, image_format="gif"), "image_format='gif': expected one of png, svg, pdf"),
+        (lambda: summary(exported), r"exported model; .*: dltool.summary\('.*model.safetensors'\), the weights"),
+        (lambda: summary(run, depth=0), "depth 0: expected a whole number of at least 1"),
+        (lambda: visualize(run, batch_size=-2), "batch_size -2: expected a whole number of at least 1"),
+    ]:
+        with pytest.raises(UsageError, match=message) as error:
+            call()
+        assert "--" not in str(error.value)
+    assert capfd.readouterr() == ("", "")
+
+
+def test_train_takes_a_config_loaded_and_changed_in_python(isolated: Path) -> None:
+    # A Config from load_config was a TypeError ("expected str, bytes or os.PathLike object,
+    # not Config"): a script that loaded, checked and changed one had to write it to YAML first.
+    from dltool.config import load_config
+
+    config = load_config("digits-mlp", flags={"train.epochs": 1, "train.limit_batches": 2})
+    wider = config.model_copy(update={"model": config.model.model_copy(update={"width": 32})})
+    result = train(wider, overrides={"train.seed": 7})
+    assert result.run_dir == Path("runs/config-1") and result.status == "completed"
+    written = yaml.safe_load((result.run_dir / "config.yaml").read_text())
+    assert written["model"] == wider.to_dict()["model"] and written["model"]["width"] == 32
+    assert written["train"] == {**wider.to_dict()["train"], "seed": 7}
+    assert load_config(wider).to_dict() == wider.to_dict()
+    with pytest.raises(ConfigError, match="train.epochs"):
+        train(config, overrides={"train.epochs": 0})
+
+
+def test_overrides_that_are_no_mapping_of_dotted_keys_are_a_usage_error(isolated: Path) -> None:
+    # A list of --set strings was an AttributeError ("'list' object has no attribute 'items'"),
+    # a key that is no text another ("'int' object has no attribute 'split'").
+    expected = r"overrides .*: expected a mapping of dotted config keys to values"
+    for overrides in (["train.epochs=1"], {1: 2}):
+        with pytest.raises(UsageError, match=expected):
+            train("digits-mlp", overrides=overrides)
+        with pytest.raises(UsageError, match=expected):
+            tune("digits-mlp", space={"optimizer.lr": [0.1]}, overrides=overrides)
+    assert not Path("runs").exists()
+
+
+def test_a_run_s_result_is_a_run_for_evaluate_predict_export_and_resume(isolated: Path) -> None:
+    # The README's evaluate(run.run_dir) failed a user's mypy (run_dir is Path | None: None on
+    # torchrun's other ranks); the result itself is now taken where a run is.
+    result = train("digits-mlp", overrides={"train.epochs": 1, "train.limit_batches": 2})
+    assert evaluate(result).path == result.run_dir / "eval-test.json"
+    assert predict(result, np.zeros((8, 8), np.uint8)).rows[0].path == "<image 0>"
+    assert export_model(result).path == result.run_dir / "export" / "model.onnx"
+    assert resume(result, epochs=2).summary["epochs_run"] == 2

@@ -211,3 +211,17 @@ def test_runs_trained_from_a_study_or_a_run_are_named_after_it(tmp_path: Path) -
     assert runs_named_after(study / "best.yaml") == "digits-mlp-tune-2-best"
     assert runs_named_after(run / "config.yaml") == "digits-mlp"
     assert runs_named_after(tmp_path / "best.yaml") == "best"  # a file of the user's own: its stem
+
+
+def test_runs_dir_that_is_a_file_is_a_usage_error_naming_it(cli, tmp_path: Path) -> None:
+    # It was "error: [Errno 17] File exists: 'notes.txt'", exit 1, naming no setting.
+    from dltool import train
+    from dltool.errors import UsageError
+
+    (tmp_path / "notes.txt").write_text("mine")
+    for runs_dir in ("notes.txt", "notes.txt/runs"):
+        refused = cli("train", "digits-mlp", "--epochs", 1, "--runs-dir", runs_dir, code=2).stderr
+        assert refused == f"error: --runs-dir {runs_dir}: notes.txt is a file, not a folder\n"
+        with pytest.raises(UsageError, match=f"^runs_dir='{runs_dir}': notes.txt is a file, not a folder$"):
+            train("digits-mlp", runs_dir=runs_dir, overrides={"train.epochs": 1})
+    assert (tmp_path / "notes.txt").read_text() == "mine"

@@ -1,4 +1,5 @@
 """dltool from Python: ``train``, ``evaluate``, ``predict``, ``export_model`` and ``tune``, returning results.
+Where they take a run, ``train``'s result will do: ``evaluate(train("digits-mlp"))``.
 
 Each function does what its command does — the same config layers, run dir names and files
 written — through the same library calls, raises a ``dltool.errors.DltoolError`` subclass on
@@ -14,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from dltool.errors import UsageError
+from dltool.errors import UsageError, quote
 from dltool.export.int8 import CALIBRATION_IMAGES, MAX_DROP
 
 if TYPE_CHECKING:
@@ -22,9 +23,11 @@ if TYPE_CHECKING:
 
     import pandas as pd
 
+    from dltool.config import Config
     from dltool.engine.observer import Observer
     from dltool.engine.result import RunResult
     from dltool.evaluation.evaluate import EvalResult
+    from dltool.evaluation.pictures import ImageLike
     from dltool.evaluation.predict import Prediction, Unreadable
     from dltool.evaluation.segment import MaskWritten
     from dltool.export.export import ExportResult
@@ -36,7 +39,7 @@ StrPath = str | os.PathLike[str]
 
 
 def train(
-    recipe: StrPath,
+    recipe: StrPath | Config,
     *,
     overrides: Mapping[str, Any] | None = None,
     name: str | None = None,
@@ -47,23 +50,25 @@ def train(
     """Train a new run, as ``dltool train`` does; the result's ``run_dir`` holds its files.
 
     ``recipe``: a recipe name (``dltool list recipes``), a YAML file or a run dir to start
-    from. ``overrides`` maps dotted config keys to values, above the recipe — what the
+    from, or a ``dltool.config.Config`` (``load_config``'s; its runs are ``config-<n>``, as a
+    config.yaml's are). ``overrides`` maps dotted config keys to values, above the recipe — what the
     command's flags and ``--set`` do: ``{"train.epochs": 5, "optimizer.lr": 3e-3}``. The run
     dir is ``runs_dir/name``, by default ``runs_dir/<recipe>-<n>``. ``observer`` (a
     ``dltool.engine.observer.Observer``) sees each step and epoch; setting ``stop`` ends
     training after the current step with a resumable checkpoint (status ``interrupted``).
     The result's ``metrics`` is ``metrics.jsonl`` as a pandas DataFrame, one row per epoch.
     """
-    from dltool.config import load_config, resolve_source
+    from dltool.config import Config, load_config, resolve_source
     from dltool.engine import start_run
 
-    ref = os.fspath(recipe)
-    config = load_config(ref, flags=overrides)
-    return start_run(config, resolve_source(ref).name, runs_dir=Path(runs_dir), name=name, observer=observer, stop=stop)
+    ref = recipe if isinstance(recipe, Config) else os.fspath(recipe)
+    config = load_config(ref, flags=_overrides(overrides))
+    source = "config" if isinstance(ref, Config) else resolve_source(ref).name
+    return start_run(config, source, runs_dir=Path(runs_dir), name=name, observer=observer, stop=stop)
 
 
 def resume(
-    run: StrPath,
+    run: StrPath | RunResult,
     *,
     epochs: int | None = None,
     device: str | None = None,
@@ -87,14 +92,14 @@ def resume(
         "train.tensorboard": tensorboard,
     }
     overrides = {key: value for key, value in given.items() if value is not None}
-    return resume_run(open_run_dir(Path(run)), overrides=overrides, observer=observer, stop=stop)
+    return resume_run(open_run_dir(_run_path(run)), overrides=overrides, observer=observer, stop=stop)
 
 
 # The keywords mirror evaluation.evaluate.evaluate_run's, which export.evaluate.evaluate_model
 # passes on (typed for callers: StrPath, Literal): a parallel on purpose, the API being a typed
 # face of the same call.
 def evaluate(
-    run: StrPath,
+    run: StrPath | RunResult,
     *,
     split: str = "test",
     data: StrPath | None = None,
@@ -117,9 +122,9 @@ def evaluate(
     """
     from dltool.export.evaluate import evaluate_model
 
-    _at_least(1, batch_size=batch_size)
+    at_least(1, batch_size=batch_size)
     return evaluate_model(
-        Path(run),
+        _run_path(run),
         split=split,
         data=_text(data),
         root=_text(root),
@@ -150,8 +155,8 @@ class Predictions:
 
 
 def predict(
-    run: StrPath,
-    inputs: StrPath | Iterable[StrPath],
+    run: StrPath | RunResult,
+    inputs: ImageLike | Iterable[ImageLike],
     *,
     top_k: int = 3,
     batch_size: int | None = None,
@@ -162,21 +167,25 @@ def predict(
     """Label images with a trained model, as ``dltool predict`` does.
 
     ``run``: a run dir, its weights, a ``.pt`` checkpoint or a ``dltool export`` file (ONNX,
-    TorchScript). ``inputs``: image files, folders (walked recursively, sorted) and glob patterns. A
+    TorchScript). ``inputs``: image files, folders (walked recursively, sorted) and glob patterns,
+    and images in memory: PIL images, NumPy arrays (H, W) or (H, W, C), torch tensors (C, H, W),
+    or batches of them (N first), pixels as loaded (0..255, or floats in 0..1), not normalised;
+    their rows' ``path`` is ``<image K>``, the K-th image in memory (from 0). A
     classifier's row has ``path``, ``label``, ``score`` and ``top``, the ``top_k`` (label,
     probability) pairs; a keypoint model's ``path`` and ``points`` in the image's pixels.
     ``amp``: off (float32), bf16 or fp16, the autocast of a run's model (not an export's).
     ``batch_size``: images per forward pass (None: ``dltool.evaluation.model.default_batch_size``, 32 on a GPU and
     fewer on a CPU for large images). For more images than fit in a list, ``dltool.evaluation.predict.predict`` streams the rows.
     """
+    from dltool.evaluation.pictures import given_inputs
     from dltool.evaluation.predict import Unreadable, prediction_columns
     from dltool.evaluation.predict import predict as predict_images
     from dltool.export.inference import load_inference_model
 
-    names = _names(inputs)
-    _at_least(1, top_k=top_k, batch_size=batch_size)
-    _at_least(0, workers=workers)
-    model = load_inference_model(Path(run), device=device, amp=amp)
+    names = given_inputs(inputs)
+    at_least(1, top_k=top_k, batch_size=batch_size)
+    at_least(0, workers=workers)
+    model = load_inference_model(_run_path(run), device=device, amp=amp)
     rows: list[Prediction] = []
     unreadable: list[Unreadable] = []
     for row in predict_images(model, names, top_k=top_k, batch_size=batch_size, workers=workers):
@@ -188,7 +197,7 @@ def predict(
 
 
 def export_model(
-    run: StrPath,
+    run: StrPath | RunResult,
     *,
     to: str = "onnx",
     output: StrPath | None = None,
@@ -208,7 +217,7 @@ def export_model(
 
     quantized = Int8(calibration, max_drop) if int8 else None
     target = None if output is None else Path(output)
-    return export_trained(load_trained(Path(run)), to, target, opset=opset, force=force, int8=quantized)
+    return export_trained(load_trained(_run_path(run)), to, target, opset=opset, force=force, int8=quantized)
 
 
 @dataclass(frozen=True)
@@ -221,7 +230,7 @@ class Masks:
 
 
 def segment(
-    run: StrPath,
+    run: StrPath | RunResult,
     inputs: StrPath | Iterable[StrPath],
     out: StrPath,
     *,
@@ -233,14 +242,15 @@ def segment(
     """Segment images with a trained segmentation model, as ``dltool predict --out DIR``
     does: a mask PNG per image in ``out``, at the image's size (class indices in a palette
     PNG); with ``overlay``, colour overlays in ``out/overlays``."""
+    from dltool.evaluation.pictures import given_inputs, only_paths
     from dltool.evaluation.predict import Unreadable
     from dltool.evaluation.segment import segment as segment_images
     from dltool.export.inference import load_inference_model
 
-    names = _names(inputs)
-    _at_least(1, batch_size=batch_size)
-    _at_least(0, workers=workers)
-    model = load_inference_model(Path(run), device=device)
+    names = only_paths(given_inputs(inputs))
+    at_least(1, batch_size=batch_size)
+    at_least(0, workers=workers)
+    model = load_inference_model(_run_path(run), device=device)
     rows = list(segment_images(model, names, Path(out), overlay=overlay, batch_size=batch_size, workers=workers))
     return Masks([r for r in rows if not isinstance(r, Unreadable)], [r for r in rows if isinstance(r, Unreadable)])
 
@@ -293,24 +303,35 @@ def tune(
         restart=restart_study,
         folds=folds,
     )
-    settings = prepare_study(os.fspath(recipe), _space(space), options, flags=overrides)
+    settings = prepare_study(os.fspath(recipe), _space(space), options, flags=_overrides(overrides))
     return run_study(settings, workers=workers, observer=observer, stop=stop)
+
+
+def _overrides(overrides: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
+    """``overrides`` if a mapping of dotted keys (a list of ``key=value`` strings, the command's
+    ``--set``, met ``.items()`` as an AttributeError)."""
+    if overrides is not None and (not isinstance(overrides, Mapping) or not all(isinstance(k, str) for k in overrides)):
+        example = "{'train.epochs': 5, 'optimizer.lr': 0.003}"
+        raise UsageError(f"overrides {quote(overrides)}: expected a mapping of dotted config keys to values, {example}")
+    return overrides
+
+
+def _run_path(run: StrPath | RunResult) -> Path:
+    """A run's path, or the run dir of what ``train`` or ``resume`` returned."""
+    if not isinstance(run, (str, os.PathLike)):
+        return run.run_dir or _no_run_dir()
+    return Path(run)
+
+
+def _no_run_dir() -> Path:
+    raise UsageError("run: this process wrote no run dir (a torchrun rank other than 0): rank 0's result has it")
 
 
 def _space(space: StrPath | Mapping[str, Any]) -> Path | Mapping[str, Any]:
     return space if isinstance(space, Mapping) else Path(space)
 
 
-def _names(inputs: StrPath | Iterable[StrPath]) -> list[str]:
-    """The input paths as text; none at all is a usage error, as the command's missing PATH is
-    (an empty list is likelier a filter that matched nothing than a request for no rows)."""
-    names = [os.fspath(inputs)] if isinstance(inputs, (str, os.PathLike)) else [os.fspath(p) for p in inputs]
-    if not names:
-        raise UsageError("inputs: no images given; pass image files, folders or glob patterns")
-    return names
-
-
-def _at_least(low: int, **counts: int | None) -> None:
+def at_least(low: int, **counts: int | None) -> None:
     """Each of ``counts`` (None: the default) a whole number of at least ``low``, as the command's options are."""
     for name, value in counts.items():
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < low):

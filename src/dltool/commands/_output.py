@@ -39,7 +39,7 @@ def animates() -> bool:
 
 # Library keywords whose flag is not ``--keyword`` (underscores become dashes), and library
 # functions named as a next step, by the command that does the same.
-FLAGS = {"overrides": "--set", "evaluate": "dltool eval"}
+FLAGS = {"overrides": "--set", "evaluate": "dltool eval", "summary": "dltool summary"}
 
 
 def flag_spelling(keyword: str, value: str, python: str) -> str:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -11,7 +10,6 @@ from rich.table import Table
 from dltool.commands import _complete
 from dltool.commands._options import JsonDocument
 from dltool.commands._output import emit_json, stderr
-from dltool.errors import DltoolError, UsageError
 
 
 def summary(
@@ -31,37 +29,13 @@ def summary(
 
     Example: dltool summary digits-cnn --json | jq .macs
     """
-    from dltool.evaluation.summary import summarize_target
+    from dltool.api_reports import summary as summarize
 
-    refuse_export(target)
-    found = summarize_target(target, depth=depth, root=root)
+    found = summarize(target, depth=depth, root=root)
     if as_json:
         emit_json(found.to_dict())
     else:
         _show(found)
-
-
-def refuse_export(target: str) -> None:
-    """A usage error for an exported model (its graph has no layers to list), naming the
-    weights it was exported from, which summary takes."""
-    from dltool.export.exported import is_export, read_sidecar
-
-    if not is_export(Path(target)) or not Path(target).is_file():  # a missing file is named as such further on
-        return
-    source = _export_source(target, read_sidecar)
-    weights = f": dltool summary {source}, the weights it was exported from" if source else ""
-    raise UsageError(
-        f"{target} is an exported model; summary lists a recipe's, config's, run's or checkpoint's layers{weights}"
-    )
-
-
-def _export_source(target: str, read_sidecar: Any) -> str | None:
-    """The weights the sidecar names, where they still are."""
-    try:
-        source = read_sidecar(Path(target)).source
-    except DltoolError:
-        return None
-    return source if source and Path(source).is_file() else None
 
 
 def _show(found: Any) -> None:

@@ -72,17 +72,18 @@ def resolve_source(ref: str) -> Source:
 
 
 def load_config(
-    ref: str | None = None,
+    ref: str | Config | None = None,
     sets: Iterable[str] = (),
     flags: Mapping[str, Any] | None = None,
 ) -> Config:
-    """The validated config for recipe/file ``ref`` with ``--set`` strings and flag values.
+    """The validated config for recipe/file ``ref`` (or a ``Config`` already loaded) with
+    ``--set`` strings and flag values.
 
     ``flags`` maps dotted keys to values (``None`` is a value: ``train.early_stopping.patience``
     takes it), so leave out the flags that were not given; a path object is its text
     (``data.name``, ``model.init_from`` from Python).
     """
-    layers = read_layers(resolve_source(ref).path) if ref else []
+    layers = [ref.to_dict()] if isinstance(ref, Config) else read_layers(resolve_source(ref).path) if ref else []
     layers += [parse_set(s) for s in sets]
     layers.append(nest({key: os.fspath(v) if isinstance(v, os.PathLike) else v for key, v in (flags or {}).items()}))
     merged: Layer = {}

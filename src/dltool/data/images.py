@@ -76,6 +76,12 @@ def decode_image(
     return to_channels(image, channels) if channels is not None else image
 
 
+def image_pixels(image: Image.Image) -> np.ndarray:
+    """An opened or made Pillow image in its natural form, uint8 (1 or 3, H, W), as
+    ``read_image`` gives a file's: EXIF orientation, modes, alpha on black (steps 2 and 3)."""
+    return _natural(ImageOps.exif_transpose(image))
+
+
 def fit_image(image: np.ndarray, size: Size, crop_pct: float | None) -> np.ndarray:
     """uint8 (C, H, W) → (C, *size): the evaluation transform (``fit_images`` of one image)."""
     return fit_images(image[None], size, crop_pct)[0]

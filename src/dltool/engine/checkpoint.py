@@ -7,7 +7,8 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, cast
 
@@ -108,8 +109,9 @@ def load_weights(path: Path) -> dict[str, torch.Tensor]:
         raise CheckpointError(f"{path}: not readable safetensors weights ({error})") from None
 
 
-def capture_rng() -> dict[str, Any]:
-    """Every random number generator training may touch, as weights_only-loadable values."""
+def capture_rng(cuda: bool | None = None) -> dict[str, Any]:
+    """Every random number generator training may touch, as weights_only-loadable values
+    (``cuda``: the GPUs' too; None: where there are any)."""
     name, keys, pos, has_gauss, gauss = cast(tuple[str, np.ndarray, int, int, float], np.random.get_state())
     return {
         "python": random.getstate(),
@@ -121,8 +123,27 @@ def capture_rng() -> dict[str, Any]:
             "gauss": gauss,
         },
         "torch": torch.get_rng_state(),
-        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "cuda": torch.cuda.get_rng_state_all() if (torch.cuda.is_available() if cuda is None else cuda) else [],
     }
+
+
+@contextmanager
+def seeded(seed: int) -> Iterator[None]:
+    """Every generator seeded with ``seed`` for the block, then put back as it was: a script
+    that calls ``dltool.train`` goes on with its own random sequence afterwards (the GPUs'
+    only where it had started CUDA: reading theirs would start it)."""
+    kept = capture_rng(cuda=torch.cuda.is_initialized())  # type: ignore[no-untyped-call]
+    seed_everything(seed)
+    try:
+        yield
+    finally:
+        restore_rng(kept)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)  # numpy's global seed is 32-bit; train.seed goes to 2^63 - 1
+    torch.manual_seed(seed)
 
 
 def restore_rng(state: dict[str, Any]) -> None:

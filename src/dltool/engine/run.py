@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import random
 import threading
 import time
 from collections.abc import Callable
@@ -11,14 +10,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 import dltool.tasks as tasks
 from dltool._signals import stop_reason
 from dltool.config.schema import Config
 from dltool.engine.autoset import pick_precision, pick_threads
-from dltool.engine.checkpoint import save_weights
+from dltool.engine.checkpoint import save_weights, seeded
 from dltool.engine.device import resolve_device, resolve_precision
 from dltool.engine.distributed import StopVote, any_across, process_group, world_from_env
 from dltool.engine.divergence import check_finite_loss
@@ -135,8 +133,7 @@ def _execute(
     report = observer.on_message if world.is_main else _prefixed(observer.on_message, f"rank {world.rank}: ")
     observer = observer if world.is_main else Observer()
     claim = writer.training() if writer else nullcontext()
-    with claim, process_group(world, device), ExitStack() as scope:
-        _seed_everything(config.train.seed + 1000 * world.rank)
+    with claim, process_group(world, device), seeded(config.train.seed + 1000 * world.rank), ExitStack() as scope:
         parts = build_components(config, device, precision, world, fresh=checkpoint is None, report=report)
         scope.callback(parts.close)
         parts, amp = pick_precision(parts, checkpoint)
@@ -322,9 +319,3 @@ def _ended(parts: Components, progress: Progress, finished: bool, observer: Obse
         observer.on_message(f"early stopping: {train_cfg.monitor.metric} has not improved in {patience} epochs")
         return "early_stopped", "early_stopping"
     return None
-
-
-def _seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed % 2**32)  # numpy's global seed is 32-bit; train.seed goes to 2^63 - 1
-    torch.manual_seed(seed)

@@ -39,6 +39,7 @@ from dltool.data.images import ImageDecodeError, decode_image, fit_image, read_i
 from dltool.data.walk import IMAGE_EXTENSIONS, image_entries, walked_folders
 from dltool.errors import DatasetError, option
 from dltool.evaluation.model import InferenceModel
+from dltool.evaluation.pictures import InMemory, Input
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -71,7 +72,11 @@ class Decoder:
     def sized(self, path: str) -> tuple[np.ndarray, tuple[int, int]]:
         """``self(path)`` and the image's stored (width, height)."""
         image, _mode, stored = read_image(path, self.size, self.crop_pct)
-        return to_channels(fit_image(image, self.size, self.crop_pct), self.channels), stored
+        return self.fitted(image), stored
+
+    def fitted(self, image: np.ndarray) -> np.ndarray:
+        """An image in its natural form, uint8 (1 or 3, H, W), through the transform."""
+        return to_channels(fit_image(image, self.size, self.crop_pct), self.channels)
 
 
 @dataclass(frozen=True)
@@ -85,8 +90,9 @@ class Chunk:
     sizes: list[tuple[int, int]] = field(default_factory=list)  # each image's stored (width, height)
 
 
-def decode_chunk(decoder: Decoder, paths: list[str | Unreadable]) -> Chunk:
-    """The chunk's files decoded; an input already known to be unreadable is passed on."""
+def decode_chunk(decoder: Decoder, paths: list[Input | Unreadable]) -> Chunk:
+    """The chunk's files decoded (images in memory fitted); an input already known to be
+    unreadable is passed on."""
     good: list[str] = []
     images: list[np.ndarray] = []
     sizes: list[tuple[int, int]] = []
@@ -96,18 +102,25 @@ def decode_chunk(decoder: Decoder, paths: list[str | Unreadable]) -> Chunk:
             bad.append(path)
             continue
         try:
-            image, stored = decoder.sized(path)
+            image, stored = _decoded(decoder, path)
         except ImageDecodeError as error:
-            bad.append(Unreadable(path, error.reason))
+            bad.append(Unreadable(error.path, error.reason))
             continue
         images.append(image)
         sizes.append(stored)
-        good.append(path)
+        good.append(path.name if isinstance(path, InMemory) else path)
     stacked = np.stack(images) if images else np.empty((0, decoder.channels, *decoder.size), np.uint8)
     return Chunk(good, stacked, bad, sizes)
 
 
-def decoded_chunks(paths: Iterable[str], decoder: Decoder, *, chunk: int, workers: int | None) -> Iterator[Chunk]:
+def _decoded(decoder: Decoder, item: Input) -> tuple[np.ndarray, tuple[int, int]]:
+    """The input through ``decoder`` and its stored (width, height)."""
+    if isinstance(item, InMemory):
+        return decoder.fitted(item.pixels), (item.pixels.shape[2], item.pixels.shape[1])
+    return decoder.sized(item)
+
+
+def decoded_chunks(paths: Iterable[Input], decoder: Decoder, *, chunk: int, workers: int | None) -> Iterator[Chunk]:
     """``paths`` expanded and decoded, ``chunk`` files at a time, in input order; in
     ``workers`` processes (0, or a single chunk: in this one), with at most ``workers + 1``
     chunks in flight. None: ``default_workers()`` where OpenMP's threads sleep between
@@ -124,7 +137,7 @@ def decoded_chunks(paths: Iterable[str], decoder: Decoder, *, chunk: int, worker
     yield from _decoded_in_processes(decoder, groups, workers)
 
 
-def _measured_workers(decoder: Decoder, groups: Iterator[list[str | Unreadable]]) -> Generator[Chunk, None, int]:
+def _measured_workers(decoder: Decoder, groups: Iterator[list[Input | Unreadable]]) -> Generator[Chunk, None, int]:
     """Decode the first ``MEASURED`` chunks here, timing the decoding and what the caller does
     with each (the model's forward pass); then 0 (go on in this process) when the caller took
     the longer over the last, else ``default_workers()``.
@@ -146,7 +159,9 @@ def _measured_workers(decoder: Decoder, groups: Iterator[list[str | Unreadable]]
     return 0 if using > decoding else default_workers()
 
 
-def _decoded_in_processes(decoder: Decoder, groups: Iterator[list[str | Unreadable]], workers: int) -> Iterator[Chunk]:
+def _decoded_in_processes(
+    decoder: Decoder, groups: Iterator[list[Input | Unreadable]], workers: int
+) -> Iterator[Chunk]:
     pool = _Pool(workers, mp_context=_context(), initializer=_worker_setup)
     current: list[str] = []  # the files of the chunk awaited: named if its worker dies
     try:
@@ -209,13 +224,15 @@ def chunks(items: Iterable[T], size: int) -> Iterator[list[T]]:
         yield group
 
 
-def expand_paths(inputs: Iterable[str]) -> Iterator[str | Unreadable]:
-    """Files as given; folders walked recursively in sorted order as training walks a folder
-    (``_walk``); glob patterns expanded (``_matched``). A folder without an image file or a
-    pattern that matches nothing is an ``Unreadable`` row, saying so (a missing file is one
-    when it is read)."""
+def expand_paths(inputs: Iterable[Input]) -> Iterator[Input | Unreadable]:
+    """Files (and images in memory) as given; folders walked recursively in sorted order as
+    training walks a folder (``_walk``); glob patterns expanded (``_matched``). A folder without
+    an image file or a pattern that matches nothing is an ``Unreadable`` row, saying so (a
+    missing file is one when it is read)."""
     for item in inputs:
-        if os.path.isdir(item):
+        if isinstance(item, InMemory):
+            yield item
+        elif os.path.isdir(item):
             found = yield from _walk(item)
             if not found:
                 yield Unreadable(item, f"a folder without image files ({', '.join(sorted(IMAGE_EXTENSIONS))})")

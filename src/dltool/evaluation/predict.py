@@ -23,6 +23,7 @@ from dltool.errors import UsageError, option
 from dltool.evaluation.inputs import (
     Chunk,
     Decoder,
+    Input,
     Unreadable,
     decoded_chunks,
     expand_paths,
@@ -36,15 +37,15 @@ __all__ = ["Decoder", "Prediction", "Unreadable", "expand_paths", "predict", "re
 
 def predict(
     model: InferenceModel,
-    paths: Iterable[str],
+    paths: Iterable[Input],
     *,
     top_k: int = 3,
     batch_size: int | None = None,
     workers: int | None = None,
 ) -> Generator[Any, None, None]:
     """One row (a classifier's ``Prediction``, a keypoint model's points, ...: the task's
-    ``dltool.tasks.rows``) or Unreadable per path, in input order (a batch's unreadable files
-    come just before its rows).
+    ``dltool.tasks.rows``) or Unreadable per path or image in memory (``pictures.InMemory``),
+    in input order (a batch's unreadable files come just before its rows).
 
     ``model`` is a trained run's (``load_trained``) or an exported file's (``load_exported``):
     only the forward pass differs, so both give the same rows. ``workers``: decoding

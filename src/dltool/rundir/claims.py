@@ -22,6 +22,7 @@ def create_run_dir(runs_dir: Path, base_name: str, name: str | None = None) -> R
     """Claim ``runs_dir/name``, or the first free ``runs_dir/<base_name>-<n>`` (n from 1)."""
     if name is not None:
         _check_name(name)
+    _refuse_file(runs_dir)
     made = _folders_to_make(runs_dir)
     runs_dir.mkdir(parents=True, exist_ok=True)
     if name is not None:
@@ -40,6 +41,13 @@ def create_run_dir(runs_dir: Path, base_name: str, name: str | None = None) -> R
             return RunDir(runs_dir / f"{base_name}-{n}", made)
         except FileExistsError:
             n += 1
+
+
+def _refuse_file(runs_dir: Path) -> None:
+    """A usage error where ``runs_dir``, or a folder above it, is a file (mkdir's error named no setting)."""
+    existing = next((p for p in (runs_dir, *runs_dir.parents) if p.exists()), None)
+    if existing is not None and not existing.is_dir():
+        raise UsageError(f"{option('runs_dir', str(runs_dir))}: {existing} is a file, not a folder")
 
 
 @contextmanager

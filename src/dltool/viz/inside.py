@@ -14,7 +14,7 @@ from matplotlib.ticker import MaxNLocator
 from torch import nn
 
 from dltool._io import slug
-from dltool.errors import DatasetError, UsageError, suggest
+from dltool.errors import DatasetError, UsageError, option, suggest
 from dltool.figures.canvas import Plotter, Visualization, grid_shape, new_figure
 
 SHOWN = 64  # filters or channels drawn at most
@@ -79,9 +79,9 @@ def visualize_feature_maps(
     modules = dict(trained.model.named_modules())
     if layer not in modules or not layer:
         raise UsageError(
-            f"--feature-maps {layer!r}: no such layer in {trained.name}"
+            f"{option('feature_maps', layer)}: no such layer in {trained.name}"
             + suggest(layer, [n for n in modules if n])
-            + f" (see: dltool summary {run})"
+            + f" (see: {option('summary', str(run), python=f'dltool.summary({str(run)!r})')})"
         )
     activation = _activation(trained, modules[layer], image)
     plotter = Plotter(Path(out) if out is not None else RunDir(run).plots, fmt)
@@ -96,7 +96,7 @@ def _activation(trained: Any, module: nn.Module, image: Path) -> np.ndarray:
 
     chunk = next(iter(decoded_chunks([str(image)], Decoder.of(trained), chunk=1, workers=0)))
     if chunk.unreadable:
-        raise DatasetError(f"--image {image}: {chunk.unreadable[0].reason}")
+        raise DatasetError(f"{option('image', str(image))}: {chunk.unreadable[0].reason}")
     captured: list[torch.Tensor] = []
     hook = module.register_forward_hook(lambda _m, _i, output: captured.append(output))
     try:
@@ -108,7 +108,8 @@ def _activation(trained: Any, module: nn.Module, image: Path) -> np.ndarray:
     if not isinstance(output, torch.Tensor) or output.dim() not in (2, 4):
         shape = tuple(output.shape) if isinstance(output, torch.Tensor) else type(output).__name__
         raise UsageError(
-            f"--feature-maps: the layer's output is {shape}; expected channels (1, C, H, W) or features (1, F)"
+            f"{option('feature_maps', python='feature_maps')}: the layer's output is {shape}; "
+            "expected channels (1, C, H, W) or features (1, F)"
         )
     return output[0].float().cpu().numpy()
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from dltool.errors import UsageError, similar_paths, suggest
+from dltool.errors import UsageError, option, similar_paths, suggest
 from dltool.figures.canvas import Visualization, check_format
 
 
@@ -46,15 +46,15 @@ def visualize(
             if kind != "run":
                 what = "a study dir: visualize it on its own" if kind == "study" else "not a run dir (no config.yaml)"
                 raise UsageError(f"{target}: {what}; several targets must all be run dirs")
-        _only("--split", split, "several runs")
-        _only("--root", root, "several runs")
+        _only("split", split, "several runs")
+        _only("root", root, "several runs")
         return visualize_runs(paths, out=out, fmt=fmt)
     if kinds[0] == "study":
-        _only("--split", split, "a study")
-        _only("--root", root, "a study")
+        _only("split", split, "a study")
+        _only("root", root, "a study")
         return visualize_study(paths[0], out=out, fmt=fmt)
     if kinds[0] == "run":
-        _only("--root", root, "a run (its config names its data)")
+        _only("root", root, "a run (its config names its data)")
         return visualize_run(paths[0], out=out, fmt=fmt, split=split or "test", device=device, batch_size=batch_size)
     _check_dataset(targets[0])
     return visualize_dataset(targets[0], out=out, fmt=fmt, split=split or "train", root=root)
@@ -66,9 +66,9 @@ def _augmentations(
     from dltool.viz.augmentations import visualize_augmentations
 
     if len(targets) > 1:
-        raise UsageError("--augmentations draws one run dir or recipe at a time")
-    _only("--split", split, "--augmentations (it draws training images)")
-    _only("--root", root, "--augmentations (the run's or recipe's data.root is used)")
+        raise UsageError(f"{option('augmentations', True)} draws one run dir or recipe at a time")
+    _only("split", split, f"{option('augmentations', True)} (it draws training images)")
+    _only("root", root, f"{option('augmentations', True)} (the run's or recipe's data.root is used)")
     return visualize_augmentations(targets[0], out=out, fmt=fmt)
 
 
@@ -85,19 +85,23 @@ def _feature_maps(
     from dltool.viz.inside import visualize_feature_maps
 
     if layer is None or image is None:
-        raise UsageError("--feature-maps LAYER and --image FILE go together: the layer's output for that image")
+        together = f"{option('feature_maps', 'LAYER', 'feature_maps')} and {option('image', 'FILE', 'image')}"
+        raise UsageError(f"{together} go together: the layer's output for that image")
     if len(targets) > 1 or not is_run_dir(Path(targets[0]).expanduser()):
-        raise UsageError("--feature-maps draws one run dir's layer (give one run dir)")
-    _only("--split", unused[0], "--feature-maps (it draws the --image)")
-    _only("--root", unused[1], "--feature-maps (it draws the --image)")
+        raise UsageError(
+            f"{option('feature_maps', python='feature_maps')} draws one run dir's layer (give one run dir)"
+        )
+    drawn = f"{option('feature_maps', python='feature_maps')} (it draws the {option('image', python='image')})"
+    _only("split", unused[0], drawn)
+    _only("root", unused[1], drawn)
     if not Path(image).expanduser().is_file():  # a typo is the user's to mend: before the model loads
-        raise UsageError(f"--image {image}: no such file")
+        raise UsageError(f"{option('image', str(image))}: no such file")
     return visualize_feature_maps(Path(targets[0]).expanduser(), layer, Path(image), out=out, fmt=fmt, device=device)
 
 
-def _only(flag: str, value: object, what: str) -> None:
+def _only(keyword: str, value: object, what: str) -> None:
     if value is not None:
-        raise UsageError(f"{flag} does not apply to {what}")
+        raise UsageError(f"{option(keyword)} does not apply to {what}")
 
 
 def _check_dataset(target: str) -> None:
