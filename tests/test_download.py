@@ -367,6 +367,7 @@ def test_the_python_api_downloads_a_missing_dataset_too(server, monkeypatch, tmp
     overrides = {"data.root": str(tmp_path / "data"), "train.epochs": 1}
     result = dltool.train("mnist-lenet", overrides=overrides, runs_dir=tmp_path / "runs")
     assert result.status == "completed" and (tmp_path / "data" / "mnist" / "train-images-idx3-ubyte").is_file()
+    assert dltool.stats_of("mnist", root=tmp_path / "other")["splits"]["test"]["n"] == 10  # stats too
 
 
 def test_train_that_cannot_download_says_how_and_makes_no_run_dir(cli, monkeypatch, tmp_path: Path) -> None:

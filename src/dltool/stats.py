@@ -37,10 +37,12 @@ def stats(
             f"{target}: expected a dataset name or folder, a run directory, or a checkpoint (.pt, .safetensors)"
         )
     from dltool.config.schema import DataConfig
+    from dltool.data.fetch import fetch_missing
     from dltool.data.splits import for_new_run
     from dltool.data.stats import dataset_stats
 
     # The splits a new run would train, validate and test on.
+    fetch_missing(target, root)  # a named dataset not downloaded yet, as a run fetches it
     return dataset_stats(for_new_run(DataConfig(name=target, root=root)), split, progress)
 
 

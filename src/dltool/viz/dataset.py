@@ -41,9 +41,11 @@ def visualize_dataset(
     ``plots/<dataset name>`` in the working directory)."""
     from dltool.config.schema import DataConfig
     from dltool.data.arrays import target_kind
+    from dltool.data.fetch import fetch_missing
     from dltool.data.prepare import prepare_data
     from dltool.data.splits import for_new_run
 
+    fetch_missing(name, root)  # a named dataset not downloaded yet, as a run fetches it
     data = prepare_data(for_new_run(DataConfig(name=name, root=root)))
     splits = [s for s in SPLIT_ORDER if s in data.splits and not (s == "test" and data.test_is_val)]
     if split not in data.splits:
