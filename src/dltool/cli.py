@@ -73,9 +73,7 @@ class DltoolGroup(TyperGroup):
             _stop_writing()
             raise typer.Exit(0) from None
         except EXPECTED as error:
-            told = _with_next_step(error, ctx.invoked_subcommand)
-            _report(ctx, "error", error_message(told))
-            raise typer.Exit(getattr(told, "exit_code", 1)) from None
+            raise typer.Exit(_reported(ctx, error)) from None
         except Exception as error:
             _report(
                 ctx,
@@ -113,6 +111,17 @@ OUTPUT_OPTIONS = {
     "eval": "--per-class-out FILE",
     "download": "--root DIR",
 }
+
+
+def _reported(ctx: Any, error: BaseException) -> int:
+    """Report ``error`` with its next step; its exit code. A function of its own so that no
+    frame the exit's traceback keeps holds the error: one held in a local (as ``except ... as``
+    names are not) makes a cycle through its traceback that only the garbage collector breaks,
+    which dltool skips at exit, so a stream loader's worker processes stayed alive under the
+    dead frames and the interpreter's exit waited on them for ever."""
+    told = _with_next_step(error, ctx.invoked_subcommand)
+    _report(ctx, "error", error_message(told))
+    return int(getattr(told, "exit_code", 1))
 
 
 def _with_next_step(error: BaseException, command: str | None) -> BaseException:
