@@ -31,7 +31,8 @@ def stats_of(target: StrPath, *, split: str | None = None, root: StrPath | None 
     keys — a dataset's ``splits``, ``sizes``, ``mean`` and ``std``, ``imbalance``,
     ``duplicates``, ...; a run's ``status``, ``best``, ``test``, ...; a checkpoint's model,
     parameters and classes. ``split``: only that split of a dataset; ``root``: its data root
-    (``data.root``). A named dataset must be downloaded first (``dltool download``)."""
+    (``data.root``). A named dataset not downloaded yet is downloaded first (silently; not with
+    ``$DLTOOL_OFFLINE``)."""
     from dltool.stats import stats as gather
 
     return gather(os.fspath(target), split, root=None if root is None else os.fspath(root))
