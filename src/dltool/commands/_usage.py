@@ -18,10 +18,11 @@ def add_hint(error: Any) -> None:
     """Add to a usage error (click's, or typer's own copy of click's: duck-typed) how dltool
     spells what was typed, in place; nothing for other errors and commands without ``--set``."""
     ctx, message = getattr(error, "ctx", None), getattr(error, "message", None)
-    if ctx is None or not isinstance(message, str) or "--set" not in _options(ctx.command):
+    options = _options(ctx.command) if ctx is not None else set()
+    if not isinstance(message, str) or "--set" not in options:
         return
     option = getattr(error, "option_name", None)  # an unknown option
-    hint = _option_hint(option) if isinstance(option, str) else _arguments_hint(message, _options(ctx.command))
+    hint = _option_hint(option) if isinstance(option, str) else _arguments_hint(message, options)
     if hint:
         error.message = f"{message}; {hint}"
         error.possibilities = None  # "(Possible options: --model)" for --model.depth misleads

@@ -51,18 +51,17 @@ def train(
     mode = _one_mode(modes | {"--print-config": print_config})
     _refuse_unused(mode, dry_run=dry_run, named=name is not None, as_json=as_json)
     if dry_run:
-        return _dry_run(with_dataset(_config(recipe, flags, set_ or []), quiet), folds)
+        return _dry_run(_ready(recipe, flags, set_ or [], quiet), folds)
     if resume is not None:
         outcome = _resume(resume, recipe, flags, set_ or [], quiet)
     elif folds is not None:
         from dltool.commands._crossval import run_folds
 
-        return run_folds(with_dataset(_config(recipe, flags, set_ or []), quiet), recipe, folds, runs_dir, name, quiet)
+        return run_folds(_ready(recipe, flags, set_ or [], quiet), recipe, folds, runs_dir, name, quiet)
     elif overfit_batches is not None or find_lr:
         from dltool.commands._sanity import run_sanity_check
 
-        config = with_dataset(_config(recipe, flags, set_ or []), quiet)
-        return run_sanity_check(config, recipe, overfit_batches, runs_dir, as_json)
+        return run_sanity_check(_ready(recipe, flags, set_ or [], quiet), recipe, overfit_batches, runs_dir, as_json)
     else:
         outcome = _start(recipe, flags, set_ or [], name, runs_dir, print_config, quiet)
     if outcome is not None:
@@ -116,6 +115,11 @@ def _first_fold(config: Any, folds: int) -> Any:
 
     check_folds(config, folds)
     return fold_config(config, folds, 0)
+
+
+def _ready(recipe: str | None, flags: dict[str, Any], sets: list[str], quiet: bool) -> Any:
+    """The config of a run about to start, its named dataset downloaded first when missing."""
+    return with_dataset(_config(recipe, flags, sets), quiet)
 
 
 def _config(recipe: str | None, flags: dict[str, Any], sets: list[str]) -> Any:
